@@ -1,0 +1,42 @@
+package server
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/roomcast/roomcast/broker"
+)
+
+// brokerCollector exposes a broker's counters, read when scraped so the hot
+// path pays for nothing but its own atomic adds.
+type brokerCollector struct {
+	b                                            *broker.Memory
+	published, encoded, delivered, lagged, rooms *prometheus.Desc
+}
+
+func newBrokerCollector(b *broker.Memory) *brokerCollector {
+	return &brokerCollector{
+		b:         b,
+		published: prometheus.NewDesc("roomcast_messages_published_total", "Messages accepted by Publish.", nil, nil),
+		encoded:   prometheus.NewDesc("roomcast_messages_encoded_total", "Messages encoded: one per message published to a room with subscribers, whatever its size.", nil, nil),
+		delivered: prometheus.NewDesc("roomcast_messages_delivered_total", "Messages written to subscriber streams.", nil, nil),
+		lagged:    prometheus.NewDesc("roomcast_slow_consumers_total", "Subscriber streams ended for falling behind the backlog limit.", nil, nil),
+		rooms:     prometheus.NewDesc("roomcast_rooms", "Rooms in memory.", nil, nil),
+	}
+}
+
+func (c *brokerCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.published
+	ch <- c.encoded
+	ch <- c.delivered
+	ch <- c.lagged
+	ch <- c.rooms
+}
+
+func (c *brokerCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.b.Stats()
+	ch <- prometheus.MustNewConstMetric(c.published, prometheus.CounterValue, float64(st.Published))
+	ch <- prometheus.MustNewConstMetric(c.encoded, prometheus.CounterValue, float64(st.Encoded))
+	ch <- prometheus.MustNewConstMetric(c.delivered, prometheus.CounterValue, float64(st.Delivered))
+	ch <- prometheus.MustNewConstMetric(c.lagged, prometheus.CounterValue, float64(st.Lagged))
+	ch <- prometheus.MustNewConstMetric(c.rooms, prometheus.GaugeValue, float64(st.Rooms))
+}

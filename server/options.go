@@ -1,0 +1,113 @@
+package server
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+
+	"github.com/roomcast/roomcast/broker"
+)
+
+// Defaults for the options of New.
+const (
+	DefaultMaxMessageBytes     = 1 << 20
+	DefaultMaxRoomsPerSession  = 256
+	DefaultMaxBatchBytes       = 256 << 10
+	DefaultMaxConcurrentStream = 1000
+)
+
+// Option configures a Server.
+type Option func(*config)
+
+type config struct {
+	broker          *broker.Memory
+	brokerOpts      []broker.Option
+	maxMessageBytes int
+	maxRooms        int
+	maxBatchBytes   int
+	maxStreams      uint32
+	log             *slog.Logger
+	registry        prometheus.Registerer
+	grpcOpts        []grpc.ServerOption
+	keepaliveTime   time.Duration
+}
+
+// WithBroker makes the server use b, which it then owns and closes. The
+// default is a new in-memory broker made with the options of WithBrokerOptions.
+func WithBroker(b *broker.Memory) Option { return func(c *config) { c.broker = b } }
+
+// WithBrokerOptions passes opts to the in-memory broker the server makes when
+// WithBroker is not given. The default is none: the broker's own defaults.
+func WithBrokerOptions(opts ...broker.Option) Option {
+	return func(c *config) { c.brokerOpts = append(c.brokerOpts, opts...) }
+}
+
+// WithMaxMessageBytes limits a published message: payload, content type and
+// headers together. Larger ones are refused with RESOURCE_EXHAUSTED. The
+// default is DefaultMaxMessageBytes (1 MiB); it must not exceed the broker's
+// backlog in bytes, or every subscriber would lag on one message.
+func WithMaxMessageBytes(n int) Option { return func(c *config) { c.maxMessageBytes = n } }
+
+// WithMaxRoomsPerSession limits the rooms one Subscribe stream may be in; a
+// join past it gets a RESOURCE_EXHAUSTED reply. The default is
+// DefaultMaxRoomsPerSession (256).
+func WithMaxRoomsPerSession(n int) Option { return func(c *config) { c.maxRooms = n } }
+
+// WithMaxBatchBytes bounds the messages one streamed response carries (a
+// single larger message is still sent alone). The default is
+// DefaultMaxBatchBytes (256 KiB), far below the 4 MiB a stock gRPC client
+// accepts.
+func WithMaxBatchBytes(n int) Option { return func(c *config) { c.maxBatchBytes = n } }
+
+// WithMaxConcurrentStreams limits the streams one client connection may have
+// open at once. The default is DefaultMaxConcurrentStream (1000).
+func WithMaxConcurrentStreams(n uint32) Option { return func(c *config) { c.maxStreams = n } }
+
+// WithLogger sets the logger. The default is slog.Default().
+func WithLogger(l *slog.Logger) Option { return func(c *config) { c.log = l } }
+
+// WithMetrics registers the server's Prometheus metrics (gRPC calls by
+// method and code, and the broker's counters) with reg. The default is no
+// metrics.
+func WithMetrics(reg prometheus.Registerer) Option { return func(c *config) { c.registry = reg } }
+
+// WithGRPCOptions adds options to the underlying grpc.Server, after the
+// server's own (credentials, for example). The default is none.
+func WithGRPCOptions(opts ...grpc.ServerOption) Option {
+	return func(c *config) { c.grpcOpts = append(c.grpcOpts, opts...) }
+}
+
+// WithKeepaliveTime sets how long a connection may be idle before the server
+// pings it to check that the client is still there; a client that does not
+// answer within a third of that is disconnected. The default is 30 seconds.
+func WithKeepaliveTime(d time.Duration) Option { return func(c *config) { c.keepaliveTime = d } }
+
+func newConfig(opts []Option) (config, error) {
+	c := config{
+		maxMessageBytes: DefaultMaxMessageBytes,
+		maxRooms:        DefaultMaxRoomsPerSession,
+		maxBatchBytes:   DefaultMaxBatchBytes,
+		maxStreams:      DefaultMaxConcurrentStream,
+		log:             slog.Default(),
+		keepaliveTime:   30 * time.Second,
+	}
+	for _, o := range opts {
+		o(&c)
+	}
+	switch {
+	case c.maxMessageBytes < 1:
+		return c, fmt.Errorf("server: max message size must be positive, got %d", c.maxMessageBytes)
+	case c.maxRooms < 1:
+		return c, fmt.Errorf("server: rooms per session must be positive, got %d", c.maxRooms)
+	case c.maxBatchBytes < 1:
+		return c, fmt.Errorf("server: batch size must be positive, got %d", c.maxBatchBytes)
+	case c.maxStreams < 1:
+		return c, fmt.Errorf("server: streams per connection must be positive, got %d", c.maxStreams)
+	case c.keepaliveTime <= 0:
+		return c, fmt.Errorf("server: keepalive time must be positive, got %v", c.keepaliveTime)
+	}
+	return c, nil
+}

@@ -1,0 +1,57 @@
+package server
+
+import (
+	"context"
+	"errors"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
+	"github.com/roomcast/roomcast/broker"
+)
+
+// Publish implements BrokerService.Publish.
+func (s *Server) Publish(ctx context.Context, req *roomcastv1.PublishRequest) (*roomcastv1.PublishResponse, error) {
+	if s.isDraining() {
+		return nil, status.Error(codes.Unavailable, "server is shutting down; publish to another instance or retry")
+	}
+	if err := validatePublish(req); err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	if n := messageSize(req); n > s.cfg.maxMessageBytes {
+		return nil, status.Errorf(codes.ResourceExhausted, "message is %d bytes (payload, content type and headers); the limit is %d", n, s.cfg.maxMessageBytes)
+	}
+	msg := &roomcastv1.Message{
+		Room:             req.GetRoom(),
+		ContentType:      req.GetContentType(),
+		Headers:          req.GetHeaders(),
+		PublisherSession: req.GetSessionId(),
+	}
+	switch p := req.GetPayload().(type) {
+	case *roomcastv1.PublishRequest_Data:
+		msg.Payload = &roomcastv1.Message_Data{Data: p.Data}
+	case *roomcastv1.PublishRequest_Text:
+		msg.Payload = &roomcastv1.Message_Text{Text: p.Text}
+	}
+	off, err := s.broker.Publish(ctx, msg, req.GetExcludeSession())
+	if err != nil {
+		return nil, brokerStatus(err)
+	}
+	return &roomcastv1.PublishResponse{Offset: off}, nil
+}
+
+// brokerStatus maps a broker error to the status a client sees.
+func brokerStatus(err error) error {
+	switch {
+	case errors.Is(err, broker.ErrClosed):
+		return status.Error(codes.Unavailable, "server is shutting down; retry on another instance")
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return status.FromContextError(err).Err()
+	case errors.Is(err, broker.ErrAlreadyJoined):
+		return status.Error(codes.AlreadyExists, "room already joined on this stream")
+	case errors.Is(err, broker.ErrNotJoined):
+		return status.Error(codes.NotFound, "room not joined on this stream")
+	}
+	return status.Error(codes.Internal, err.Error())
+}

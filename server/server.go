@@ -1,0 +1,178 @@
+// Package server is roomcast's gRPC adapter: it serves roomcast.v1.BrokerService
+// over a broker, with health, reflection, keepalive enforcement, metrics and
+// a graceful shutdown that ends subscriber streams so their clients
+// reconnect elsewhere.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/reflection"
+
+	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
+	"github.com/roomcast/roomcast/broker"
+)
+
+// Server serves BrokerService. Its methods are safe for concurrent use.
+type Server struct {
+	roomcastv1.UnimplementedBrokerServiceServer
+
+	cfg    config
+	broker *broker.Memory
+	grpc   *grpc.Server
+	health *health.Server
+
+	mu       sync.Mutex
+	draining bool
+	drain    chan struct{}  // closed when Shutdown begins: sessions end with UNAVAILABLE
+	readers  sync.WaitGroup // stream reader goroutines
+}
+
+var _ roomcastv1.BrokerServiceServer = (*Server)(nil)
+
+// New returns a server that is ready to Serve.
+func New(opts ...Option) (*Server, error) {
+	cfg, err := newConfig(opts)
+	if err != nil {
+		return nil, err
+	}
+	b := cfg.broker
+	if b == nil {
+		if b, err = broker.New(cfg.brokerOpts...); err != nil {
+			return nil, err
+		}
+	}
+	if _, backlog := b.BacklogLimits(); cfg.maxMessageBytes+messageOverhead > backlog {
+		return nil, fmt.Errorf("server: max message size %d (plus %d bytes of envelope) exceeds the broker's backlog of %d bytes: every subscriber would lag on one message", cfg.maxMessageBytes, messageOverhead, backlog)
+	}
+	s := &Server{cfg: cfg, broker: b, health: health.NewServer(), drain: make(chan struct{})}
+
+	gopts := []grpc.ServerOption{
+		grpc.ForceServerCodecV2(newCodec()),
+		// Requests a little over the message limit still reach Publish, which
+		// says what the limit is; far larger ones are refused by gRPC itself.
+		grpc.MaxRecvMsgSize(cfg.maxMessageBytes + messageOverhead),
+		grpc.MaxConcurrentStreams(cfg.maxStreams),
+		grpc.WaitForHandlers(true), // Stop returns only once every handler has
+
+		grpc.KeepaliveParams(keepalive.ServerParameters{
+			Time:    cfg.keepaliveTime,     // ping a connection idle this long
+			Timeout: cfg.keepaliveTime / 3, // and close it if the ping is not answered
+		}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{
+			MinTime:             5 * time.Second, // clients may not ping more often
+			PermitWithoutStream: true,            // idle publishers may keep their connection warm
+		}),
+	}
+	var metrics *grpcprom.ServerMetrics
+	if cfg.registry != nil {
+		m := grpcprom.NewServerMetrics()
+		if err := cfg.registry.Register(m); err != nil {
+			return nil, fmt.Errorf("server: registering gRPC metrics: %w", err)
+		}
+		if err := cfg.registry.Register(newBrokerCollector(b)); err != nil {
+			return nil, fmt.Errorf("server: registering broker metrics: %w", err)
+		}
+		gopts = append(gopts, grpc.ChainUnaryInterceptor(m.UnaryServerInterceptor()), grpc.ChainStreamInterceptor(m.StreamServerInterceptor()))
+		metrics = m
+	}
+	s.grpc = grpc.NewServer(append(gopts, cfg.grpcOpts...)...)
+	roomcastv1.RegisterBrokerServiceServer(s.grpc, s)
+	healthpb.RegisterHealthServer(s.grpc, s.health)
+	reflection.Register(s.grpc)
+	if metrics != nil {
+		metrics.InitializeMetrics(s.grpc)
+	}
+	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	s.health.SetServingStatus(roomcastv1.BrokerService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
+	return s, nil
+}
+
+// messageOverhead bounds what the broker adds to a published message's
+// payload, content type and headers: room, offset, timestamps, session ids
+// and field tags.
+const messageOverhead = 1 << 10
+
+// Serve accepts connections on lis until Shutdown or Close; like
+// grpc.Server.Serve, it returns nil after those.
+func (s *Server) Serve(lis net.Listener) error {
+	if err := s.grpc.Serve(lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+		return err
+	}
+	return nil
+}
+
+// Broker returns the broker the server publishes to.
+func (s *Server) Broker() *broker.Memory { return s.broker }
+
+// Shutdown stops the server gracefully: health reports NOT_SERVING, new
+// publishes are refused, every Subscribe stream ends with UNAVAILABLE (so its
+// client reconnects, to another instance if there is one), and in-flight
+// calls may finish until ctx is done, when the remaining connections are
+// closed. It returns ctx's error if it had to force the stop. Calling it
+// again, or after Close, does nothing.
+func (s *Server) Shutdown(ctx context.Context) error {
+	if !s.beginStop() {
+		return nil
+	}
+	stopped := make(chan struct{})
+	go func() {
+		s.grpc.GracefulStop()
+		close(stopped)
+	}()
+	var err error
+	select {
+	case <-stopped:
+	case <-ctx.Done():
+		err = ctx.Err()
+		s.grpc.Stop()
+		<-stopped
+	}
+	s.finish()
+	return err
+}
+
+// Close stops the server at once, closing every connection. It is idempotent.
+func (s *Server) Close() error {
+	if s.beginStop() {
+		s.grpc.Stop()
+		s.finish()
+	}
+	return nil
+}
+
+func (s *Server) beginStop() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.draining {
+		return false
+	}
+	s.draining = true
+	s.health.Shutdown() // NOT_SERVING for every service, before streams end
+	close(s.drain)
+	return true
+}
+
+func (s *Server) finish() {
+	s.readers.Wait()
+	s.broker.Close()
+}
+
+func (s *Server) isDraining() bool {
+	select {
+	case <-s.drain:
+		return true
+	default:
+		return false
+	}
+}
