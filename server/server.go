@@ -19,8 +19,8 @@ import (
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
 
-	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
 	"github.com/roomcast/roomcast/broker"
+	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
 )
 
 // Server serves BrokerService. Its methods are safe for concurrent use.

@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"unicode/utf8"
 
-	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
 	"github.com/roomcast/roomcast/broker"
+	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
 )
 
 // Input limits that are part of the API, documented in the proto.
