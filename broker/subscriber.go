@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 
 	"google.golang.org/grpc/mem"
 )
@@ -17,14 +18,17 @@ var (
 )
 
 // Subscriber is one session's membership in rooms: a cursor per room and a
-// wake-up signal. Wake may be called from any goroutine; every other method
-// must be called by one goroutine at a time (the session's writer owns it).
+// wake-up signal. ID, Wake and Sent may be called from any goroutine; every
+// other method must be called by one goroutine at a time (the session's
+// writer owns it).
 type Subscriber struct {
 	b    *Memory
 	id   string
 	wake chan struct{}
+	next int // where the next Collect starts, for fairness between rooms
+
+	mu   sync.Mutex      // guards changes to subs and sent, for Sent
 	subs []*subscription // in join order
-	next int             // where the next Collect starts, for fairness between rooms
 }
 
 type subscription struct {
@@ -78,7 +82,9 @@ func (s *Subscriber) Join(ctx context.Context, room string) (uint64, error) {
 	r.subs++
 	x := &subscription{sub: s, room: r, cursor: r.head, sent: r.head}
 	r.mu.Unlock()
+	s.mu.Lock()
 	s.subs = append(s.subs, x)
+	s.mu.Unlock()
 	return x.cursor, nil
 }
 
@@ -90,7 +96,9 @@ func (s *Subscriber) Leave(room string) error {
 		return ErrNotJoined
 	}
 	s.drop(s.subs[i])
+	s.mu.Lock()
 	s.subs = slices.Delete(s.subs, i, i+1)
+	s.mu.Unlock()
 	return nil
 }
 
@@ -99,7 +107,9 @@ func (s *Subscriber) Close() {
 	for _, x := range s.subs {
 		s.drop(x)
 	}
+	s.mu.Lock()
 	s.subs = nil
+	s.mu.Unlock()
 }
 
 func (s *Subscriber) drop(x *subscription) {
@@ -132,7 +142,6 @@ func (s *Subscriber) Collect(maxBytes int) (mem.BufferSlice, error) {
 		msgs, bytes, lost := r.pending(x.cursor)
 		if lost || msgs > uint64(s.b.cfg.backlogMessages) || bytes > uint64(s.b.cfg.backlogBytes) {
 			r.mu.RUnlock()
-			s.b.stats.lagged.Add(1)
 			return nil, s.lagError(x)
 		}
 		if msgs > 0 && frame == nil {
@@ -161,9 +170,23 @@ func (s *Subscriber) Collect(maxBytes int) (mem.BufferSlice, error) {
 // Commit records that everything collected so far was sent: the offsets a
 // LagError reports.
 func (s *Subscriber) Commit() {
+	s.mu.Lock()
 	for _, x := range s.subs {
 		x.sent = x.cursor
 	}
+	s.mu.Unlock()
+}
+
+// Sent returns, for each room the subscriber is in, the last offset
+// committed as sent.
+func (s *Subscriber) Sent() map[string]uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sent := make(map[string]uint64, len(s.subs))
+	for _, x := range s.subs {
+		sent[x.room.name] = x.sent
+	}
+	return sent
 }
 
 // Park registers the subscriber for a wake-up from every room it is in and
@@ -197,23 +220,29 @@ type LagError struct {
 }
 
 func (e *LagError) Error() string {
-	rooms := make([]string, 0, len(e.Sent))
-	for r := range e.Sent {
+	return fmt.Sprintf("slow consumer: more than %d messages or %d bytes behind in room %q; %s", e.Messages, e.Bytes, e.Room, FormatSent(e.Sent))
+}
+
+// FormatSent renders the last offset sent per room, as status messages give it.
+func FormatSent(sent map[string]uint64) string {
+	rooms := make([]string, 0, len(sent))
+	for r := range sent {
 		rooms = append(rooms, r)
 	}
 	slices.Sort(rooms)
 	var b strings.Builder
-	fmt.Fprintf(&b, "slow consumer: more than %d messages or %d bytes behind in room %q; last offset sent per room:", e.Messages, e.Bytes, e.Room)
+	b.WriteString("last offset sent per room:")
 	for _, r := range rooms {
-		fmt.Fprintf(&b, " %s=%d", r, e.Sent[r])
+		fmt.Fprintf(&b, " %s=%d", r, sent[r])
 	}
 	return b.String()
 }
 
 func (s *Subscriber) lagError(at *subscription) *LagError {
-	e := &LagError{Room: at.room.name, Messages: s.b.cfg.backlogMessages, Bytes: s.b.cfg.backlogBytes, Sent: make(map[string]uint64, len(s.subs))}
-	for _, x := range s.subs {
-		e.Sent[x.room.name] = x.sent
-	}
-	return e
+	s.b.stats.lagged.Add(1)
+	return &LagError{Room: at.room.name, Messages: s.b.cfg.backlogMessages, Bytes: s.b.cfg.backlogBytes, Sent: s.Sent()}
 }
+
+// Stalled records that the caller cut the subscriber off for not taking
+// what it was sent, for Stats.
+func (s *Subscriber) Stalled() { s.b.stats.lagged.Add(1) }

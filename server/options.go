@@ -17,6 +17,7 @@ const (
 	DefaultMaxRoomsPerSession  = 256
 	DefaultMaxBatchBytes       = 256 << 10
 	DefaultMaxConcurrentStream = 1000
+	DefaultWriteTimeout        = 10 * time.Second
 )
 
 // Option configures a Server.
@@ -33,6 +34,7 @@ type config struct {
 	registry        prometheus.Registerer
 	grpcOpts        []grpc.ServerOption
 	keepaliveTime   time.Duration
+	writeTimeout    time.Duration
 }
 
 // WithBroker makes the server use b, which it then owns and closes. The
@@ -85,6 +87,13 @@ func WithGRPCOptions(opts ...grpc.ServerOption) Option {
 // answer within a third of that is disconnected. The default is 30 seconds.
 func WithKeepaliveTime(d time.Duration) Option { return func(c *config) { c.keepaliveTime = d } }
 
+// WithWriteTimeout bounds how long one write to a Subscribe stream may wait
+// for the client to take earlier ones (gRPC flow control blocks a write once
+// about 64 KiB of the stream are unread). A client that stalls longer is cut
+// off as a slow consumer with RESOURCE_EXHAUSTED, which names the last offset
+// sent in each room. The default is DefaultWriteTimeout (10 seconds).
+func WithWriteTimeout(d time.Duration) Option { return func(c *config) { c.writeTimeout = d } }
+
 func newConfig(opts []Option) (config, error) {
 	c := config{
 		maxMessageBytes: DefaultMaxMessageBytes,
@@ -93,6 +102,7 @@ func newConfig(opts []Option) (config, error) {
 		maxStreams:      DefaultMaxConcurrentStream,
 		log:             slog.Default(),
 		keepaliveTime:   30 * time.Second,
+		writeTimeout:    DefaultWriteTimeout,
 	}
 	for _, o := range opts {
 		o(&c)
@@ -106,6 +116,8 @@ func newConfig(opts []Option) (config, error) {
 		return c, fmt.Errorf("server: batch size must be positive, got %d", c.maxBatchBytes)
 	case c.maxStreams < 1:
 		return c, fmt.Errorf("server: streams per connection must be positive, got %d", c.maxStreams)
+	case c.writeTimeout <= 0:
+		return c, fmt.Errorf("server: write timeout must be positive, got %v", c.writeTimeout)
 	case c.keepaliveTime <= 0:
 		return c, fmt.Errorf("server: keepalive time must be positive, got %v", c.keepaliveTime)
 	}

@@ -32,10 +32,10 @@ type Server struct {
 	grpc   *grpc.Server
 	health *health.Server
 
-	mu       sync.Mutex
-	draining bool
-	drain    chan struct{}  // closed when Shutdown begins: sessions end with UNAVAILABLE
-	readers  sync.WaitGroup // stream reader goroutines
+	mu         sync.Mutex
+	draining   bool
+	drain      chan struct{}  // closed when Shutdown begins: sessions end with UNAVAILABLE
+	goroutines sync.WaitGroup // each stream's reader and writer
 }
 
 var _ roomcastv1.BrokerServiceServer = (*Server)(nil)
@@ -164,7 +164,7 @@ func (s *Server) beginStop() bool {
 }
 
 func (s *Server) finish() {
-	s.readers.Wait()
+	s.goroutines.Wait()
 	s.broker.Close()
 }
 

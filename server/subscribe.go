@@ -5,6 +5,8 @@ import (
 	"encoding/base32"
 	"errors"
 	"io"
+	"sync"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -20,17 +22,30 @@ type subscribeStream = grpc.BidiStreamingServer[roomcastv1.SubscribeRequest, roo
 // stream of commands cannot starve the stream's messages.
 const commandsPerWake = 16
 
-// session is one Subscribe stream. The handler goroutine owns it and is the
-// only one to call Send; a reader goroutine decodes commands and hands them
-// over, so a session is never blocked reading while it has messages to send.
+// session is one Subscribe stream, run by three goroutines. The writer owns
+// the subscriber: it runs commands, collects messages and is the only one to
+// call Send. The reader decodes commands and hands them to the writer. The
+// handler waits for the end and returns the status: it alone can end a
+// stream whose writer is blocked in Send because the client stopped reading,
+// since returning cancels the stream and so unblocks Send.
 type session struct {
-	srv    *Server
-	stream subscribeStream
-	sub    *broker.Subscriber
-	cmds   chan *roomcastv1.SubscribeRequest
-	recvd  chan error    // the reader's final error
-	done   chan struct{} // closed when the handler returns
+	srv     *Server
+	id      string
+	stream  subscribeStream
+	sub     *broker.Subscriber
+	cmds    chan *roomcastv1.SubscribeRequest
+	recvd   chan error    // the reader's final error
+	wrote   chan error    // the writer's final error
+	stalled chan struct{} // closed when one Send took longer than the write timeout
+	stall   *time.Timer
+	done    chan struct{} // closed when the handler returns
+
+	mu      sync.Mutex
+	stopped bool // the handler is returning: no more Sends
+	sending bool // the writer is in Send
 }
+
+var errStopped = errors.New("session stopped")
 
 // Subscribe implements BrokerService.Subscribe.
 func (s *Server) Subscribe(stream subscribeStream) error {
@@ -39,25 +54,55 @@ func (s *Server) Subscribe(stream subscribeStream) error {
 	}
 	id := newSessionID()
 	ss := &session{
-		srv:    s,
-		stream: stream,
-		sub:    s.broker.NewSubscriber(id),
-		cmds:   make(chan *roomcastv1.SubscribeRequest),
-		recvd:  make(chan error, 1),
-		done:   make(chan struct{}),
+		srv:     s,
+		id:      id,
+		stream:  stream,
+		sub:     s.broker.NewSubscriber(id),
+		cmds:    make(chan *roomcastv1.SubscribeRequest),
+		recvd:   make(chan error, 1),
+		wrote:   make(chan error, 1),
+		stalled: make(chan struct{}),
+		done:    make(chan struct{}),
 	}
-	defer ss.sub.Close()
+	var once sync.Once // the timer may fire again before the handler stops the writer
+	ss.stall = time.AfterFunc(time.Hour, func() { once.Do(func() { close(ss.stalled) }) })
+	ss.stall.Stop()
 	defer close(ss.done)
-	s.readers.Add(1)
+	s.goroutines.Add(2)
 	go ss.read()
-	return ss.run(id)
+	go ss.write()
+	return ss.wait()
 }
 
-// read hands each command to the handler until the stream ends. It returns
-// once the handler has, at the latest: returning cancels the stream, which
-// ends RecvMsg.
+// wait returns the status the stream ends with, once the writer is done or
+// blocked in a Send that returning will cancel.
+func (ss *session) wait() error {
+	var err error
+	select {
+	case err := <-ss.wrote:
+		return err
+	case <-ss.stalled:
+		ss.sub.Stalled()
+		err = status.Errorf(codes.ResourceExhausted, "slow consumer: one write took longer than %v; %s", ss.srv.cfg.writeTimeout, broker.FormatSent(ss.sub.Sent()))
+		ss.srv.cfg.log.Info("slow consumer cut off", "session", ss.id, "reason", "write timeout")
+	case <-ss.srv.drain:
+		err = status.Error(codes.Unavailable, "server is shutting down; reconnect and join again")
+	case <-ss.stream.Context().Done():
+		err = status.FromContextError(ss.stream.Context().Err()).Err()
+	}
+	ss.mu.Lock()
+	ss.stopped = true
+	blocked := ss.sending
+	ss.mu.Unlock()
+	if !blocked {
+		<-ss.wrote // it sees stopped before its next Send, or is idle and sees done
+	}
+	return err
+}
+
+// read hands each command to the writer until the stream ends.
 func (ss *session) read() {
-	defer ss.srv.readers.Done()
+	defer ss.srv.goroutines.Done()
 	for {
 		req := new(roomcastv1.SubscribeRequest)
 		if err := ss.stream.RecvMsg(req); err != nil {
@@ -72,13 +117,36 @@ func (ss *session) read() {
 	}
 }
 
-func (ss *session) run(id string) error {
-	if err := ss.stream.Send(&roomcastv1.SubscribeResponse{Event: &roomcastv1.SubscribeResponse_Session{
-		Session: &roomcastv1.SessionEvent{SessionId: id},
+// send is the only way the writer calls SendMsg.
+func (ss *session) send(m any) error {
+	ss.mu.Lock()
+	if ss.stopped {
+		ss.mu.Unlock()
+		return errStopped
+	}
+	ss.sending = true
+	ss.mu.Unlock()
+	ss.stall.Reset(ss.srv.cfg.writeTimeout)
+	err := ss.stream.SendMsg(m)
+	ss.stall.Stop()
+	ss.mu.Lock()
+	ss.sending = false
+	ss.mu.Unlock()
+	return err
+}
+
+func (ss *session) write() {
+	defer ss.srv.goroutines.Done()
+	defer ss.sub.Close()
+	ss.wrote <- ss.deliver()
+}
+
+func (ss *session) deliver() error {
+	if err := ss.send(&roomcastv1.SubscribeResponse{Event: &roomcastv1.SubscribeResponse_Session{
+		Session: &roomcastv1.SessionEvent{SessionId: ss.id},
 	}}); err != nil {
 		return err
 	}
-	ctx := ss.stream.Context()
 	recvd := ss.recvd
 	for {
 	commands:
@@ -94,13 +162,13 @@ func (ss *session) run(id string) error {
 		}
 		bufs, err := ss.sub.Collect(ss.srv.cfg.maxBatchBytes)
 		if lag := (*broker.LagError)(nil); errors.As(err, &lag) {
-			ss.srv.cfg.log.Info("slow consumer cut off", "session", id, "room", lag.Room)
+			ss.srv.cfg.log.Info("slow consumer cut off", "session", ss.id, "room", lag.Room)
 			return status.Error(codes.ResourceExhausted, lag.Error())
 		} else if err != nil {
 			return brokerStatus(err)
 		}
 		if bufs != nil {
-			if err := ss.stream.SendMsg(&frame{bufs}); err != nil {
+			if err := ss.send(&frame{bufs}); err != nil {
 				return err
 			}
 			ss.sub.Commit()
@@ -124,8 +192,8 @@ func (ss *session) run(id string) error {
 			recvd = nil
 		case <-ss.srv.drain:
 			return status.Error(codes.Unavailable, "server is shutting down; reconnect and join again")
-		case <-ctx.Done():
-			return status.FromContextError(ctx.Err()).Err()
+		case <-ss.done:
+			return errStopped
 		}
 	}
 }
@@ -139,7 +207,7 @@ func (ss *session) handle(req *roomcastv1.SubscribeRequest) error {
 		reply.Error = &roomcastv1.Error{Code: int32(st.Code()), Message: st.Message()}
 		reply.Result = nil
 	}
-	return ss.stream.Send(&roomcastv1.SubscribeResponse{Event: &roomcastv1.SubscribeResponse_Reply{Reply: reply}})
+	return ss.send(&roomcastv1.SubscribeResponse{Event: &roomcastv1.SubscribeResponse_Reply{Reply: reply}})
 }
 
 func (ss *session) execute(req *roomcastv1.SubscribeRequest, reply *roomcastv1.CommandReply) error {

@@ -1,0 +1,203 @@
+package broker_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+
+	"google.golang.org/grpc/mem"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/roomcast/roomcast/broker"
+	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
+)
+
+func newBroker(t testing.TB, opts ...broker.Option) *broker.Memory {
+	t.Helper()
+	b, err := broker.New(opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b
+}
+
+func publish(t testing.TB, b *broker.Memory, room, text, exclude string) uint64 {
+	t.Helper()
+	off, err := b.Publish(context.Background(), &roomcastv1.Message{Room: room, Payload: &roomcastv1.Message_Text{Text: text}}, exclude)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return off
+}
+
+// decode parses a collected frame the way any gRPC client would.
+func decode(t testing.TB, frame mem.BufferSlice) []*roomcastv1.Message {
+	t.Helper()
+	if frame == nil {
+		return nil
+	}
+	var resp roomcastv1.SubscribeResponse
+	if err := proto.Unmarshal(frame.Materialize(), &resp); err != nil {
+		t.Fatal(err)
+	}
+	return resp.GetBatch().GetMessages()
+}
+
+func collect(t testing.TB, s *broker.Subscriber, maxBytes int) []*roomcastv1.Message {
+	t.Helper()
+	frame, err := s.Collect(maxBytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Commit()
+	return decode(t, frame)
+}
+
+func texts(ms []*roomcastv1.Message) string {
+	var out []string
+	for _, m := range ms {
+		out = append(out, fmt.Sprintf("%s/%d:%s", m.GetRoom(), m.GetOffset(), m.GetText()))
+	}
+	return fmt.Sprint(out)
+}
+
+func TestCollectBatchesAcrossRoomsInOffsetOrder(t *testing.T) {
+	b := newBroker(t)
+	s := b.NewSubscriber("S1")
+	for _, r := range []string{"a", "b"} {
+		if off, err := s.Join(context.Background(), r); err != nil || off != 0 {
+			t.Fatalf("join %s: %d, %v", r, off, err)
+		}
+	}
+	publish(t, b, "a", "1", "")
+	publish(t, b, "b", "x", "")
+	publish(t, b, "a", "2", "")
+	publish(t, b, "a", "3", "S1") // excluded
+	got := collect(t, s, 1<<20)
+	if want := "[a/1:1 a/2:2 b/1:x]"; texts(got) != want {
+		t.Errorf("got %s, want %s", texts(got), want)
+	}
+	if got := collect(t, s, 1<<20); got != nil {
+		t.Errorf("second collect got %s", texts(got))
+	}
+	if !s.Park() {
+		t.Error("Park with nothing new said there is something")
+	}
+	publish(t, b, "b", "y", "")
+	select {
+	case <-s.Wake():
+	default:
+		t.Fatal("publish did not wake the parked subscriber")
+	}
+	if got := collect(t, s, 1<<20); texts(got) != "[b/2:y]" {
+		t.Errorf("after wake got %s", texts(got))
+	}
+	if st := b.Stats(); st.Encoded != 5 || st.Delivered != 4 {
+		t.Errorf("stats %+v", st)
+	}
+}
+
+func TestCollectRespectsMaxBytesButTakesAtLeastOne(t *testing.T) {
+	b := newBroker(t)
+	s := b.NewSubscriber("S1")
+	s.Join(context.Background(), "r")
+	for i := range 10 {
+		publish(t, b, "r", fmt.Sprint(i), "")
+	}
+	var all []*roomcastv1.Message
+	for {
+		got := collect(t, s, 1) // every message is larger than one byte
+		if got == nil {
+			break
+		}
+		if len(got) != 1 {
+			t.Fatalf("collected %d messages with a 1-byte budget", len(got))
+		}
+		all = append(all, got...)
+	}
+	if len(all) != 10 || all[9].GetOffset() != 10 {
+		t.Errorf("collected %s", texts(all))
+	}
+}
+
+func TestSubscriberBeyondBacklogLags(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		messages int
+		bytes    int
+		publish  int
+		wantLag  bool
+	}{
+		{"within message limit", 8, 1 << 20, 8, false},
+		{"past message limit", 8, 1 << 20, 9, true},
+		{"far past message limit", 8, 1 << 20, 100, true},
+		{"past byte limit", 1000, 200, 20, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := newBroker(t, broker.WithBacklog(tc.messages, tc.bytes))
+			s := b.NewSubscriber("S1")
+			s.Join(context.Background(), "r")
+			s.Join(context.Background(), "other")
+			publish(t, b, "r", "first", "")
+			collect(t, s, 1<<20)
+			for i := range tc.publish {
+				publish(t, b, "r", fmt.Sprint(i), "")
+			}
+			frame, err := s.Collect(1 << 20)
+			var lag *broker.LagError
+			if !tc.wantLag {
+				if err != nil || len(decode(t, frame)) != tc.publish {
+					t.Fatalf("got %d messages, %v", len(decode(t, frame)), err)
+				}
+				return
+			}
+			if !errors.As(err, &lag) || frame != nil {
+				t.Fatalf("got %v, frame %v; want a LagError and nothing else", err, frame)
+			}
+			if lag.Room != "r" || lag.Sent["r"] != 1 || lag.Sent["other"] != 0 {
+				t.Errorf("lag %+v", lag)
+			}
+			if b.Stats().Lagged != 1 {
+				t.Errorf("stats %+v", b.Stats())
+			}
+		})
+	}
+}
+
+func TestRoomsAreFreedWithTheirLastSubscriber(t *testing.T) {
+	b := newBroker(t)
+	s1, s2 := b.NewSubscriber("S1"), b.NewSubscriber("S2")
+	s1.Join(context.Background(), "r")
+	s2.Join(context.Background(), "r")
+	if _, err := s1.Join(context.Background(), "r"); !errors.Is(err, broker.ErrAlreadyJoined) {
+		t.Errorf("second join: %v", err)
+	}
+	publish(t, b, "r", "1", "")
+	if err := s1.Leave("r"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s1.Leave("r"); !errors.Is(err, broker.ErrNotJoined) {
+		t.Errorf("second leave: %v", err)
+	}
+	if b.Stats().Rooms != 1 {
+		t.Errorf("rooms %d with one subscriber left", b.Stats().Rooms)
+	}
+	s2.Close()
+	s2.Close()
+	if b.Stats().Rooms != 0 {
+		t.Errorf("rooms %d after the last subscriber left", b.Stats().Rooms)
+	}
+}
+
+func TestPublishAfterCloseFails(t *testing.T) {
+	b := newBroker(t)
+	b.Close()
+	if _, err := b.Publish(context.Background(), &roomcastv1.Message{Room: "r"}, ""); !errors.Is(err, broker.ErrClosed) {
+		t.Errorf("publish: %v", err)
+	}
+	if _, err := b.NewSubscriber("S").Join(context.Background(), "r"); !errors.Is(err, broker.ErrClosed) {
+		t.Errorf("join: %v", err)
+	}
+}
