@@ -20,14 +20,14 @@ func BenchmarkPublish(b *testing.B) {
 			br := newBroker(b)
 			for i := range size {
 				s := br.NewSubscriber(fmt.Sprint("S", i))
-				s.Join(context.Background(), "room")
+				s.Join(context.Background(), "room", broker.JoinOptions{})
 				s.Park()
 			}
 			ctx := context.Background()
 			b.ReportAllocs()
 			for b.Loop() {
 				msg := &roomcastv1.Message{Room: "room", Payload: &roomcastv1.Message_Data{Data: payload}}
-				if _, err := br.Publish(ctx, msg, ""); err != nil {
+				if _, _, err := br.Publish(ctx, msg, ""); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -45,13 +45,13 @@ func BenchmarkFanout(b *testing.B) {
 			subs := make([]*broker.Subscriber, size)
 			for i := range subs {
 				subs[i] = br.NewSubscriber(fmt.Sprint("S", i))
-				subs[i].Join(context.Background(), "room")
+				subs[i].Join(context.Background(), "room", broker.JoinOptions{})
 			}
 			ctx := context.Background()
 			b.ReportAllocs()
 			for b.Loop() {
 				msg := &roomcastv1.Message{Room: "room", Payload: &roomcastv1.Message_Data{Data: payload}}
-				if _, err := br.Publish(ctx, msg, ""); err != nil {
+				if _, _, err := br.Publish(ctx, msg, ""); err != nil {
 					b.Fatal(err)
 				}
 				for _, s := range subs {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/proto"
@@ -25,7 +26,7 @@ func newBroker(t testing.TB, opts ...broker.Option) *broker.Memory {
 
 func publish(t testing.TB, b *broker.Memory, room, text, exclude string) uint64 {
 	t.Helper()
-	off, err := b.Publish(context.Background(), &roomcastv1.Message{Room: room, Payload: &roomcastv1.Message_Text{Text: text}}, exclude)
+	off, _, err := b.Publish(context.Background(), &roomcastv1.Message{Room: room, Payload: &roomcastv1.Message_Text{Text: text}}, exclude)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,8 +68,8 @@ func TestCollectBatchesAcrossRoomsInOffsetOrder(t *testing.T) {
 	b := newBroker(t)
 	s := b.NewSubscriber("S1")
 	for _, r := range []string{"a", "b"} {
-		if off, err := s.Join(context.Background(), r); err != nil || off != 0 {
-			t.Fatalf("join %s: %d, %v", r, off, err)
+		if res, err := s.Join(context.Background(), r, broker.JoinOptions{}); err != nil || res.Offset != 0 {
+			t.Fatalf("join %s: %+v, %v", r, res, err)
 		}
 	}
 	publish(t, b, "a", "1", "")
@@ -102,7 +103,7 @@ func TestCollectBatchesAcrossRoomsInOffsetOrder(t *testing.T) {
 func TestCollectRespectsMaxBytesButTakesAtLeastOne(t *testing.T) {
 	b := newBroker(t)
 	s := b.NewSubscriber("S1")
-	s.Join(context.Background(), "r")
+	s.Join(context.Background(), "r", broker.JoinOptions{})
 	for i := range 10 {
 		publish(t, b, "r", fmt.Sprint(i), "")
 	}
@@ -138,8 +139,8 @@ func TestSubscriberBeyondBacklogLags(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			b := newBroker(t, broker.WithBacklog(tc.messages, tc.bytes))
 			s := b.NewSubscriber("S1")
-			s.Join(context.Background(), "r")
-			s.Join(context.Background(), "other")
+			s.Join(context.Background(), "r", broker.JoinOptions{})
+			s.Join(context.Background(), "other", broker.JoinOptions{})
 			publish(t, b, "r", "first", "")
 			collect(t, s, 1<<20)
 			for i := range tc.publish {
@@ -166,12 +167,12 @@ func TestSubscriberBeyondBacklogLags(t *testing.T) {
 	}
 }
 
-func TestRoomsAreFreedWithTheirLastSubscriber(t *testing.T) {
-	b := newBroker(t)
+func TestRoomsWithoutHistoryAreFreedWithTheirLastSubscriber(t *testing.T) {
+	b := newBroker(t, broker.WithHistory(0, 0))
 	s1, s2 := b.NewSubscriber("S1"), b.NewSubscriber("S2")
-	s1.Join(context.Background(), "r")
-	s2.Join(context.Background(), "r")
-	if _, err := s1.Join(context.Background(), "r"); !errors.Is(err, broker.ErrAlreadyJoined) {
+	s1.Join(context.Background(), "r", broker.JoinOptions{})
+	s2.Join(context.Background(), "r", broker.JoinOptions{})
+	if _, err := s1.Join(context.Background(), "r", broker.JoinOptions{}); !errors.Is(err, broker.ErrAlreadyJoined) {
 		t.Errorf("second join: %v", err)
 	}
 	publish(t, b, "r", "1", "")
@@ -189,15 +190,43 @@ func TestRoomsAreFreedWithTheirLastSubscriber(t *testing.T) {
 	if b.Stats().Rooms != 0 {
 		t.Errorf("rooms %d after the last subscriber left", b.Stats().Rooms)
 	}
+	// Nothing retained, nothing created.
+	if off := publish(t, b, "r", "2", ""); off != 1 || b.Stats().Rooms != 0 {
+		t.Errorf("publish to a room nobody is in: offset %d, %d rooms", off, b.Stats().Rooms)
+	}
+}
+
+func TestRoomsWithHistoryAreFreedWhenItExpires(t *testing.T) {
+	b := newBroker(t, broker.WithHistory(10, 30*time.Millisecond))
+	publish(t, b, "r", "1", "")
+	if b.Stats().Rooms != 1 {
+		t.Fatalf("rooms %d after a publish with history on", b.Stats().Rooms)
+	}
+	waitFor(t, func() bool { return b.Stats().Rooms == 0 })
+}
+
+// waitFor polls cond until it holds, failing the test after a deadline.
+func waitFor(t testing.TB, cond func() bool) {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		select {
+		case <-deadline:
+			t.Fatal("condition not met within 10s")
+		case <-tick.C:
+		}
+	}
 }
 
 func TestPublishAfterCloseFails(t *testing.T) {
 	b := newBroker(t)
 	b.Close()
-	if _, err := b.Publish(context.Background(), &roomcastv1.Message{Room: "r"}, ""); !errors.Is(err, broker.ErrClosed) {
+	if _, _, err := b.Publish(context.Background(), &roomcastv1.Message{Room: "r"}, ""); !errors.Is(err, broker.ErrClosed) {
 		t.Errorf("publish: %v", err)
 	}
-	if _, err := b.NewSubscriber("S").Join(context.Background(), "r"); !errors.Is(err, broker.ErrClosed) {
+	if _, err := b.NewSubscriber("S").Join(context.Background(), "r", broker.JoinOptions{}); !errors.Is(err, broker.ErrClosed) {
 		t.Errorf("join: %v", err)
 	}
 }

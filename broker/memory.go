@@ -5,13 +5,15 @@
 // Publishing appends to one ring and wakes only the subscribers that are
 // parked; a busy subscriber picks up everything new in one batch when its
 // previous write completes. No subscriber has a queue of its own: a room's
-// ring is its subscribers' shared backlog, bounded in messages and bytes, and
-// a subscriber whose cursor falls further behind than that bound is reported
-// as lagging rather than skipped.
+// ring is its subscribers' shared backlog and its history, bounded in
+// messages, bytes and age, and a subscriber whose cursor falls further
+// behind than the backlog bound is reported as lagging rather than skipped.
 package broker
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base32"
 	"errors"
 	"hash/maphash"
 	"math/bits"
@@ -30,15 +32,19 @@ var ErrClosed = errors.New("broker: closed")
 
 const shardCount = 64 // rooms are spread over shards so joins do not contend on one lock
 
-// Memory is the in-memory broker: one process, no persistence. It is safe for
-// concurrent use.
+// Memory is the in-memory broker: one process, no persistence, so every room
+// gets a new epoch when the process restarts. It is safe for concurrent use.
 type Memory struct {
 	cfg      config
-	maxSlots int
+	maxSlots int // ring slots: the larger of backlog and history, as a power of two
 	seed     maphash.Seed
 	shards   [shardCount]shard
 	closed   atomic.Bool
 	stats    counters
+
+	stop      chan struct{}
+	closeOnce sync.Once
+	janitor   sync.WaitGroup
 }
 
 type shard struct {
@@ -52,30 +58,37 @@ type counters struct {
 
 // Stats is a snapshot of a broker's counters since it started.
 type Stats struct {
-	Published uint64 // messages sequenced
-	Encoded   uint64 // messages encoded: equal to Published, whatever the room sizes
+	Published uint64 // messages accepted
+	Encoded   uint64 // messages encoded: one per message that reached a room, whatever its size
 	Delivered uint64 // messages handed to subscriber streams
-	Lagged    uint64 // subscribers reported as lagging
+	Lagged    uint64 // subscribers reported as lagging or stalled
 	Rooms     int    // rooms in memory now
 }
 
-// New returns an empty in-memory broker.
+// New returns an empty in-memory broker. Close stops its janitor.
 func New(opts ...Option) (*Memory, error) {
 	cfg, err := newConfig(opts)
 	if err != nil {
 		return nil, err
 	}
-	b := &Memory{cfg: cfg, seed: maphash.MakeSeed(), maxSlots: 1 << bits.Len(uint(cfg.backlogMessages-1))}
+	slots := max(cfg.backlogMessages, cfg.historyMessages)
+	b := &Memory{cfg: cfg, seed: maphash.MakeSeed(), maxSlots: 1 << bits.Len(uint(slots-1)), stop: make(chan struct{})}
 	for i := range b.shards {
 		b.shards[i].rooms = make(map[string]*room)
+	}
+	if cfg.historyMessages > 0 {
+		b.janitor.Add(1)
+		go b.sweep(min(max(cfg.historyTTL/4, 10*time.Millisecond), time.Second))
 	}
 	return b, nil
 }
 
-// Close makes later calls fail with ErrClosed. It is idempotent; subscribers
-// keep what they hold.
+// Close makes later calls fail with ErrClosed and stops the janitor. It is
+// idempotent; subscribers keep what they hold.
 func (b *Memory) Close() error {
 	b.closed.Store(true)
+	b.closeOnce.Do(func() { close(b.stop) })
+	b.janitor.Wait()
 	return nil
 }
 
@@ -95,6 +108,12 @@ func (b *Memory) Stats() Stats {
 		Lagged:    b.stats.lagged.Load(),
 		Rooms:     n,
 	}
+}
+
+// BacklogLimits returns how far a subscriber may fall behind in one room, in
+// messages and bytes, before it is reported as lagging.
+func (b *Memory) BacklogLimits() (messages, bytes int) {
+	return b.cfg.backlogMessages, b.cfg.backlogBytes
 }
 
 func (b *Memory) shard(name string) *shard {
@@ -124,55 +143,118 @@ func (b *Memory) lockRoom(name string, create bool) *room {
 	}
 }
 
-// release frees r if nothing needs it any more.
+// readRoom returns the live room called name locked for reading, or nil.
+func (b *Memory) readRoom(name string) *room {
+	sh := b.shard(name)
+	sh.mu.Lock()
+	r := sh.rooms[name]
+	sh.mu.Unlock()
+	if r == nil {
+		return nil
+	}
+	r.mu.RLock()
+	if r.dead { // freed meanwhile: it held nothing
+		r.mu.RUnlock()
+		return nil
+	}
+	return r
+}
+
+// retention is how many messages r keeps. Caller holds r.mu.
+func (b *Memory) retention(r *room) int {
+	if r.subs > 0 {
+		return b.maxSlots
+	}
+	return b.cfg.historyMessages
+}
+
+// release frees r if it has no subscriber and retains nothing.
 func (b *Memory) release(r *room) {
 	r.shard.mu.Lock()
 	r.mu.Lock()
 	if !r.dead && r.subs == 0 {
-		r.dead = true
-		delete(r.shard.rooms, r.name)
+		r.msgs.trim(b.cfg.historyMessages, b.cfg.backlogBytes)
+		if r.msgs.retained() == 0 {
+			r.dead = true
+			delete(r.shard.rooms, r.name)
+		}
 	}
 	r.mu.Unlock()
 	r.shard.mu.Unlock()
 }
 
+// sweep expires history and frees the rooms left empty, until Close.
+func (b *Memory) sweep(every time.Duration) {
+	defer b.janitor.Done()
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-b.stop:
+			return
+		case now := <-t.C:
+			before := now.Add(-b.cfg.historyTTL).UnixNano()
+			for i := range b.shards {
+				sh := &b.shards[i]
+				sh.mu.Lock()
+				for name, r := range sh.rooms {
+					r.mu.Lock()
+					r.msgs.expire(before)
+					if r.subs == 0 && r.msgs.retained() == 0 {
+						r.dead = true
+						delete(sh.rooms, name)
+					}
+					r.mu.Unlock()
+				}
+				sh.mu.Unlock()
+			}
+		}
+	}
+}
+
 // Publish sequences msg into its room: it sets msg's offset and publish time,
 // encodes it once and makes it visible to the room's subscribers, except the
-// session called exclude when that is not empty. It returns the offset.
+// session called exclude when that is not empty. It returns the offset and
+// the room's epoch.
 //
-// A room exists while it has subscribers; a room without any holds nothing,
-// so a message published to it reaches no one and is given offset 1. The
+// With history off, a room without subscribers holds nothing, so a message
+// published to it reaches no one: it is given offset 1 and no epoch. The
 // caller must not touch msg after the call.
-func (b *Memory) Publish(ctx context.Context, msg *roomcastv1.Message, exclude string) (uint64, error) {
+func (b *Memory) Publish(ctx context.Context, msg *roomcastv1.Message, exclude string) (offset uint64, epoch string, err error) {
 	if err := ctx.Err(); err != nil {
-		return 0, err
+		return 0, "", err
 	}
 	if b.closed.Load() {
-		return 0, ErrClosed
+		return 0, "", ErrClosed
 	}
 	b.stats.published.Add(1)
-	r := b.lockRoom(msg.GetRoom(), false)
+	r := b.lockRoom(msg.GetRoom(), b.cfg.historyMessages > 0)
 	if r == nil {
-		return 1, nil
+		return 1, "", nil
 	}
 	defer r.mu.Unlock()
 	// Encoding under the room's lock is what makes offsets and encoded order
 	// agree; it costs one encode per message, never one per subscriber.
-	msg.Offset = r.head + 1
-	msg.PublishTime = timestamppb.New(time.Now())
-	buf, err := encodeEntry(msg)
+	now := time.Now()
+	msg.Offset = r.msgs.head + 1
+	msg.PublishTime = timestamppb.New(now)
+	buf, err := encodeEntry(messageField, msg)
 	if err != nil {
-		return 0, err
+		return 0, "", err
 	}
 	b.stats.encoded.Add(1)
-	r.append(entry{offset: msg.Offset, buf: mem.SliceBuffer(buf), size: len(buf), exclude: exclude},
-		b.cfg.backlogMessages, b.cfg.backlogBytes, b.maxSlots)
+	r.msgs.append(entry{buf: mem.SliceBuffer(buf), size: len(buf), time: now.UnixNano(), exclude: exclude},
+		b.retention(r), b.cfg.backlogBytes, b.maxSlots)
 	r.wake()
-	return msg.Offset, nil
+	return msg.Offset, r.epoch, nil
 }
 
-// BacklogLimits returns how far a subscriber may fall behind in one room, in
-// messages and bytes, before it is reported as lagging.
-func (b *Memory) BacklogLimits() (messages, bytes int) {
-	return b.cfg.backlogMessages, b.cfg.backlogBytes
+var epochEncoding = base32.StdEncoding.WithPadding(base32.NoPadding)
+
+// newEpoch returns 64 random bits: a room that is freed and made again
+// cannot get its old epoch back.
+func newEpoch() string {
+	var b [8]byte
+	rand.Read(b[:]) // documented to always fill b
+	return epochEncoding.EncodeToString(b[:])
 }

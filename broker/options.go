@@ -1,11 +1,17 @@
 package broker
 
-import "fmt"
+import (
+	"fmt"
+	"time"
+)
 
 // Defaults for the options of New.
 const (
 	DefaultBacklogMessages = 1024
 	DefaultBacklogBytes    = 4 << 20
+	DefaultHistoryMessages = 1024
+	DefaultHistoryTTL      = 5 * time.Minute
+	DefaultPresenceMembers = 10_000
 )
 
 // Option configures a Memory broker.
@@ -14,13 +20,17 @@ type Option func(*config)
 type config struct {
 	backlogMessages int
 	backlogBytes    int
+	historyMessages int
+	historyTTL      time.Duration
+	presenceMembers int
 }
 
 // WithBacklog bounds how far a subscriber may fall behind in one room, in
 // messages and in bytes of encoded messages, before Collect reports it as a
-// *LagError. Each room retains that many of its newest messages, shared by
-// all its subscribers, so a subscriber's backlog costs no memory of its own.
-// The default is DefaultBacklogMessages and DefaultBacklogBytes.
+// *LagError. A room keeps that many of its newest messages while it has
+// subscribers, shared by all of them, so a subscriber's backlog costs no
+// memory of its own. The byte bound also caps each room's history. The
+// default is DefaultBacklogMessages (1024) and DefaultBacklogBytes (4 MiB).
 func WithBacklog(messages, bytes int) Option {
 	return func(c *config) {
 		c.backlogMessages = messages
@@ -28,13 +38,44 @@ func WithBacklog(messages, bytes int) Option {
 	}
 }
 
+// WithHistory sets how many of its newest messages a room keeps, and for how
+// long, for History and for joins that resume from a position. A room with
+// no subscriber is freed once its history has expired. Zero messages turns
+// history off: a room is then freed with its last subscriber. A resume
+// replays at most the smaller of the history and the backlog. The default is
+// DefaultHistoryMessages (1024) for DefaultHistoryTTL (5 minutes).
+func WithHistory(messages int, ttl time.Duration) Option {
+	return func(c *config) {
+		c.historyMessages = messages
+		c.historyTTL = ttl
+	}
+}
+
+// WithPresenceLimit bounds how many members a room's presence lists; a join
+// with presence past it fails with ErrPresenceFull. The default is
+// DefaultPresenceMembers (10,000).
+func WithPresenceLimit(members int) Option {
+	return func(c *config) { c.presenceMembers = members }
+}
+
 func newConfig(opts []Option) (config, error) {
-	c := config{backlogMessages: DefaultBacklogMessages, backlogBytes: DefaultBacklogBytes}
+	c := config{
+		backlogMessages: DefaultBacklogMessages,
+		backlogBytes:    DefaultBacklogBytes,
+		historyMessages: DefaultHistoryMessages,
+		historyTTL:      DefaultHistoryTTL,
+		presenceMembers: DefaultPresenceMembers,
+	}
 	for _, o := range opts {
 		o(&c)
 	}
-	if c.backlogMessages < 1 || c.backlogBytes < 1 {
+	switch {
+	case c.backlogMessages < 1 || c.backlogBytes < 1:
 		return c, fmt.Errorf("broker: backlog must allow at least 1 message and 1 byte, got %d messages and %d bytes", c.backlogMessages, c.backlogBytes)
+	case c.historyMessages < 0 || (c.historyMessages > 0 && c.historyTTL <= 0):
+		return c, fmt.Errorf("broker: history must be 0 messages, or some messages for a positive time, got %d for %v", c.historyMessages, c.historyTTL)
+	case c.presenceMembers < 0:
+		return c, fmt.Errorf("broker: presence limit must not be negative, got %d", c.presenceMembers)
 	}
 	return c, nil
 }

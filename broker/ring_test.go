@@ -19,7 +19,7 @@ func TestRingNeverSkipsSilently(t *testing.T) {
 			rng := rand.New(rand.NewPCG(seed, 1))
 			b := newBroker(t, broker.WithBacklog(1+rng.IntN(40), 64+rng.IntN(4096)))
 			s := b.NewSubscriber("S")
-			s.Join(context.Background(), "r")
+			s.Join(context.Background(), "r", broker.JoinOptions{})
 			var got uint64
 			for range 2000 {
 				if rng.IntN(3) > 0 {
@@ -33,7 +33,8 @@ func TestRingNeverSkipsSilently(t *testing.T) {
 					}
 					s.Close()
 					s = b.NewSubscriber("S")
-					got, _ = s.Join(context.Background(), "r")
+					res, _ := s.Join(context.Background(), "r", broker.JoinOptions{})
+					got = res.Offset
 					continue
 				} else if err != nil {
 					t.Fatal(err)

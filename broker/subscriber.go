@@ -7,8 +7,11 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"google.golang.org/grpc/mem"
+
+	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
 )
 
 // Errors from Join and Leave.
@@ -32,11 +35,36 @@ type Subscriber struct {
 }
 
 type subscription struct {
-	sub     *Subscriber
-	room    *room
-	cursor  uint64 // last offset collected
-	sent    uint64 // last offset committed as sent
-	waiting bool   // in room.waiters; guarded by room.mu
+	sub      *Subscriber
+	room     *room
+	cursor   uint64 // last offset collected
+	sent     uint64 // last offset committed as sent
+	events   bool   // wants presence events
+	evCursor uint64 // last event collected
+	visible  bool   // listed in the room's presence
+	waiting  bool   // in room.waiters; guarded by room.mu
+}
+
+// JoinOptions are the choices of a join.
+type JoinOptions struct {
+	Position *Position         // resume after it; nil to start after the newest message
+	Presence bool              // list the subscriber in the room's presence
+	Info     map[string]string // shown with it in presence; not modified afterwards
+	Events   bool              // receive the room's presence events
+}
+
+// Position is a place in a room's sequence of messages. An empty Epoch
+// matches the room's current one.
+type Position struct {
+	Offset uint64
+	Epoch  string
+}
+
+// JoinResult is what a join found.
+type JoinResult struct {
+	Offset    uint64 // the room's newest offset at the join
+	Epoch     string // the room's epoch
+	Recovered bool   // with a Position: every message after it will be collected
 }
 
 // NewSubscriber returns a subscriber in no room. id identifies its session:
@@ -66,26 +94,59 @@ func (s *Subscriber) find(room string) int {
 	return slices.IndexFunc(s.subs, func(x *subscription) bool { return x.room.name == room })
 }
 
-// Join adds the subscriber to room, at the room's newest offset: it receives
-// every message published after the join. It returns that offset.
-func (s *Subscriber) Join(ctx context.Context, room string) (uint64, error) {
+// Join adds the subscriber to room. It collects every message published
+// after the join; with a Position whose messages the room still retains
+// (same epoch, within history size and age, and within the backlog), every
+// message after that position first, and Recovered is true. Otherwise none
+// of them: it is never given part of a gap.
+func (s *Subscriber) Join(ctx context.Context, room string, opts JoinOptions) (JoinResult, error) {
 	if err := ctx.Err(); err != nil {
-		return 0, err
+		return JoinResult{}, err
 	}
 	if s.b.closed.Load() {
-		return 0, ErrClosed
+		return JoinResult{}, ErrClosed
 	}
 	if s.find(room) >= 0 {
-		return 0, ErrAlreadyJoined
+		return JoinResult{}, ErrAlreadyJoined
 	}
 	r := s.b.lockRoom(room, true)
+	res := JoinResult{Offset: r.msgs.head, Epoch: r.epoch}
+	cursor := r.msgs.head
+	if p := opts.Position; p != nil && (p.Epoch == "" || p.Epoch == r.epoch) {
+		switch {
+		case p.Offset > r.msgs.head:
+			r.mu.Unlock()
+			s.b.release(r)
+			return JoinResult{}, ErrFutureOffset
+		case p.Offset+1 >= s.b.historyStart(r, time.Now()) && r.msgs.head-p.Offset <= uint64(s.b.cfg.backlogMessages):
+			if _, bytes, lost := r.msgs.pending(p.Offset); !lost && bytes <= uint64(s.b.cfg.backlogBytes) {
+				cursor, res.Recovered = p.Offset, true
+			}
+		}
+	}
+	if opts.Presence {
+		if len(r.members) >= s.b.cfg.presenceMembers {
+			r.mu.Unlock()
+			s.b.release(r)
+			return JoinResult{}, ErrPresenceFull
+		}
+		if r.members == nil {
+			r.members = make(map[string]*member)
+		}
+		m := &member{info: opts.Info, joined: time.Now()}
+		r.members[s.id] = m
+		s.b.announce(r, roomcastv1.PresenceEventKind_PRESENCE_EVENT_KIND_JOIN, s.id, m)
+	}
+	x := &subscription{sub: s, room: r, cursor: cursor, sent: cursor, visible: opts.Presence, events: opts.Events, evCursor: r.events.head}
 	r.subs++
-	x := &subscription{sub: s, room: r, cursor: r.head, sent: r.head}
+	if opts.Events {
+		r.listeners++
+	}
 	r.mu.Unlock()
 	s.mu.Lock()
 	s.subs = append(s.subs, x)
 	s.mu.Unlock()
-	return x.cursor, nil
+	return res, nil
 }
 
 // Leave removes the subscriber from room. Nothing of the room is collected
@@ -117,6 +178,13 @@ func (s *Subscriber) drop(x *subscription) {
 	r.mu.Lock()
 	r.unpark(x)
 	r.subs--
+	if x.events {
+		r.listeners--
+	}
+	if m := r.members[s.id]; x.visible && m != nil {
+		delete(r.members, s.id)
+		s.b.announce(r, roomcastv1.PresenceEventKind_PRESENCE_EVENT_KIND_LEAVE, s.id, m)
+	}
 	empty := r.subs == 0
 	r.mu.Unlock()
 	if empty {
@@ -139,23 +207,18 @@ func (s *Subscriber) Collect(maxBytes int) (mem.BufferSlice, error) {
 		x := s.subs[(s.next+i)%n]
 		r := x.room
 		r.mu.RLock()
-		msgs, bytes, lost := r.pending(x.cursor)
-		if lost || msgs > uint64(s.b.cfg.backlogMessages) || bytes > uint64(s.b.cfg.backlogBytes) {
+		if x.events {
+			if !s.within(&r.events, x.evCursor) {
+				r.mu.RUnlock()
+				return nil, s.lagError(x)
+			}
+			frame, total = s.take(frame, total, maxBytes, &r.events, &x.evCursor)
+		}
+		if !s.within(&r.msgs, x.cursor) {
 			r.mu.RUnlock()
 			return nil, s.lagError(x)
 		}
-		if msgs > 0 && frame == nil {
-			frame = make(mem.BufferSlice, 1, 1+min(msgs, 64))
-		}
-		for x.cursor < r.head && total < maxBytes {
-			x.cursor++
-			e := r.at(x.cursor)
-			if e.exclude != "" && e.exclude == s.id {
-				continue
-			}
-			frame = append(frame, e.buf)
-			total += e.size
-		}
+		frame, total = s.take(frame, total, maxBytes, &r.msgs, &x.cursor)
 		r.mu.RUnlock()
 	}
 	s.next++
@@ -165,6 +228,30 @@ func (s *Subscriber) Collect(maxBytes int) (mem.BufferSlice, error) {
 	frame[0] = frameHeader(total)
 	s.b.stats.delivered.Add(uint64(len(frame) - 1))
 	return frame, nil
+}
+
+// within reports whether what lies past cursor in q is inside the backlog.
+func (s *Subscriber) within(q *ring, cursor uint64) bool {
+	n, bytes, lost := q.pending(cursor)
+	return !lost && n <= uint64(s.b.cfg.backlogMessages) && bytes <= uint64(s.b.cfg.backlogBytes)
+}
+
+// take appends q's entries past *cursor to frame, advancing the cursor,
+// until total reaches maxBytes. The frame's first slot is left for its header.
+func (s *Subscriber) take(frame mem.BufferSlice, total, maxBytes int, q *ring, cursor *uint64) (mem.BufferSlice, int) {
+	for *cursor < q.head && total < maxBytes {
+		*cursor++
+		e := q.at(*cursor)
+		if e.exclude != "" && e.exclude == s.id {
+			continue
+		}
+		if frame == nil {
+			frame = make(mem.BufferSlice, 1, 1+min(q.head-*cursor+1, 64))
+		}
+		frame = append(frame, e.buf)
+		total += e.size
+	}
+	return frame, total
 }
 
 // Commit records that everything collected so far was sent: the offsets a
@@ -196,7 +283,7 @@ func (s *Subscriber) Park() bool {
 	for _, x := range s.subs {
 		r := x.room
 		r.mu.Lock()
-		if r.head > x.cursor {
+		if r.msgs.head > x.cursor || (x.events && r.events.head > x.evCursor) {
 			r.mu.Unlock()
 			return false
 		}

@@ -34,11 +34,11 @@ func (s *Server) Publish(ctx context.Context, req *roomcastv1.PublishRequest) (*
 	case *roomcastv1.PublishRequest_Text:
 		msg.Payload = &roomcastv1.Message_Text{Text: p.Text}
 	}
-	off, err := s.broker.Publish(ctx, msg, req.GetExcludeSession())
+	off, epoch, err := s.broker.Publish(ctx, msg, req.GetExcludeSession())
 	if err != nil {
 		return nil, brokerStatus(err)
 	}
-	return &roomcastv1.PublishResponse{Offset: off}, nil
+	return &roomcastv1.PublishResponse{Offset: off, Epoch: epoch}, nil
 }
 
 // brokerStatus maps a broker error to the status a client sees.
@@ -52,6 +52,10 @@ func brokerStatus(err error) error {
 		return status.Error(codes.AlreadyExists, "room already joined on this stream")
 	case errors.Is(err, broker.ErrNotJoined):
 		return status.Error(codes.NotFound, "room not joined on this stream")
+	case errors.Is(err, broker.ErrFutureOffset):
+		return status.Error(codes.OutOfRange, "position offset is past the room's newest offset")
+	case errors.Is(err, broker.ErrPresenceFull):
+		return status.Error(codes.ResourceExhausted, "the room's presence is full; join without presence")
 	}
 	return status.Error(codes.Internal, err.Error())
 }

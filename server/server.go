@@ -87,7 +87,7 @@ func New(opts ...Option) (*Server, error) {
 		metrics = m
 	}
 	s.grpc = grpc.NewServer(append(gopts, cfg.grpcOpts...)...)
-	roomcastv1.RegisterBrokerServiceServer(s.grpc, s)
+	s.grpc.RegisterService(serviceDesc(), s)
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)
 	if metrics != nil {

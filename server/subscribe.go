@@ -222,14 +222,21 @@ func (ss *session) execute(req *roomcastv1.SubscribeRequest, reply *roomcastv1.C
 		if err := broker.ValidateRoom(room); err != nil {
 			return status.Error(codes.InvalidArgument, err.Error())
 		}
+		if err := validateInfo(cmd.Join.GetInfo()); err != nil {
+			return status.Error(codes.InvalidArgument, err.Error())
+		}
 		if ss.sub.Rooms() >= ss.srv.cfg.maxRooms {
 			return status.Errorf(codes.ResourceExhausted, "this stream is in %d rooms, the limit; leave one first", ss.sub.Rooms())
 		}
-		off, err := ss.sub.Join(ctx, room)
+		opts := broker.JoinOptions{Presence: cmd.Join.GetPresence(), Info: cmd.Join.GetInfo(), Events: cmd.Join.GetPresenceEvents()}
+		if p := cmd.Join.GetPosition(); p != nil {
+			opts.Position = &broker.Position{Offset: p.GetOffset(), Epoch: p.GetEpoch()}
+		}
+		res, err := ss.sub.Join(ctx, room, opts)
 		if err != nil {
 			return brokerStatus(err)
 		}
-		reply.Result = &roomcastv1.CommandReply_Join{Join: &roomcastv1.JoinResult{Room: room, Offset: off}}
+		reply.Result = &roomcastv1.CommandReply_Join{Join: &roomcastv1.JoinResult{Room: room, Offset: res.Offset, Epoch: res.Epoch, Recovered: res.Recovered}}
 	case *roomcastv1.SubscribeRequest_Leave:
 		room := cmd.Leave.GetRoom()
 		if err := broker.ValidateRoom(room); err != nil {

@@ -15,6 +15,8 @@ const (
 	maxContentTypeLen = 256
 	maxSessionIDLen   = 64
 	maxCommandIDLen   = 128
+	maxInfoEntries    = 16
+	maxInfoBytes      = 1 << 10
 )
 
 // messageSize is what a published message counts against the size limit.
@@ -70,6 +72,24 @@ func validateSessionID(field, id string) error {
 		if c := id[i]; !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
 			return fmt.Errorf("%s %q has a character that is not allowed at byte %d (allowed: A-Z a-z 0-9 - _)", field, clip(id), i)
 		}
+	}
+	return nil
+}
+
+// validateInfo checks a join's presence info: header-like keys, and small.
+func validateInfo(info map[string]string) error {
+	if len(info) > maxInfoEntries {
+		return fmt.Errorf("presence info has %d entries; the limit is %d", len(info), maxInfoEntries)
+	}
+	n := 0
+	for k, v := range info {
+		if err := validateHeaderKey(k); err != nil {
+			return fmt.Errorf("presence info: %w", err)
+		}
+		n += len(k) + len(v)
+	}
+	if n > maxInfoBytes {
+		return fmt.Errorf("presence info is %d bytes; the limit is %d", n, maxInfoBytes)
 	}
 	return nil
 }

@@ -22,6 +22,58 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// PresenceEventKind is what happened to a member.
+type PresenceEventKind int32
+
+const (
+	PresenceEventKind_PRESENCE_EVENT_KIND_UNSPECIFIED PresenceEventKind = 0
+	// The member joined the room.
+	PresenceEventKind_PRESENCE_EVENT_KIND_JOIN PresenceEventKind = 1
+	// The member left the room, or its stream ended.
+	PresenceEventKind_PRESENCE_EVENT_KIND_LEAVE PresenceEventKind = 2
+)
+
+// Enum value maps for PresenceEventKind.
+var (
+	PresenceEventKind_name = map[int32]string{
+		0: "PRESENCE_EVENT_KIND_UNSPECIFIED",
+		1: "PRESENCE_EVENT_KIND_JOIN",
+		2: "PRESENCE_EVENT_KIND_LEAVE",
+	}
+	PresenceEventKind_value = map[string]int32{
+		"PRESENCE_EVENT_KIND_UNSPECIFIED": 0,
+		"PRESENCE_EVENT_KIND_JOIN":        1,
+		"PRESENCE_EVENT_KIND_LEAVE":       2,
+	}
+)
+
+func (x PresenceEventKind) Enum() *PresenceEventKind {
+	p := new(PresenceEventKind)
+	*p = x
+	return p
+}
+
+func (x PresenceEventKind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (PresenceEventKind) Descriptor() protoreflect.EnumDescriptor {
+	return file_roomcast_v1_broker_proto_enumTypes[0].Descriptor()
+}
+
+func (PresenceEventKind) Type() protoreflect.EnumType {
+	return &file_roomcast_v1_broker_proto_enumTypes[0]
+}
+
+func (x PresenceEventKind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use PresenceEventKind.Descriptor instead.
+func (PresenceEventKind) EnumDescriptor() ([]byte, []int) {
+	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{0}
+}
+
 // PublishRequest is one message for one room.
 type PublishRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -164,7 +216,10 @@ type PublishResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The message's offset in its room: 1 for the first message, then one more
 	// for each message.
-	Offset        uint64 `protobuf:"varint,1,opt,name=offset,proto3" json:"offset,omitempty"`
+	Offset uint64 `protobuf:"varint,1,opt,name=offset,proto3" json:"offset,omitempty"`
+	// The room's epoch: with the offset, the position to resume from. Empty
+	// when the room retains nothing (no subscriber and history off).
+	Epoch         string `protobuf:"bytes,2,opt,name=epoch,proto3" json:"epoch,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -204,6 +259,13 @@ func (x *PublishResponse) GetOffset() uint64 {
 		return x.Offset
 	}
 	return 0
+}
+
+func (x *PublishResponse) GetEpoch() string {
+	if x != nil {
+		return x.Epoch
+	}
+	return ""
 }
 
 // SubscribeRequest is one command on a Subscribe stream.
@@ -301,13 +363,27 @@ func (*SubscribeRequest_Join) isSubscribeRequest_Command() {}
 func (*SubscribeRequest_Leave) isSubscribeRequest_Command() {}
 
 // JoinCommand adds a room to the session. Messages published to the room
-// after the join are delivered to the stream.
+// after the join are delivered to the stream; with a position, so is every
+// retained message after it.
 type JoinCommand struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The room to join.
-	Room          string `protobuf:"bytes,1,opt,name=room,proto3" json:"room,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Room string `protobuf:"bytes,1,opt,name=room,proto3" json:"room,omitempty"`
+	// Resume after this position: the server sends every message after it
+	// that the room retains, then live messages, with no gap and no duplicate,
+	// and says recovered: true. If the room no longer retains them all (they
+	// were evicted by size or age, or the epoch differs), it sends none of them,
+	// continues with live messages and says recovered: false.
+	Position *Position `protobuf:"bytes,2,opt,name=position,proto3" json:"position,omitempty"`
+	// Be listed in the room's presence, and announced to subscribers that asked
+	// for presence events.
+	Presence bool `protobuf:"varint,3,opt,name=presence,proto3" json:"presence,omitempty"`
+	// Shown with this session in presence: at most 16 entries and 1 KiB.
+	Info map[string]string `protobuf:"bytes,4,rep,name=info,proto3" json:"info,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// Receive the room's presence events: a member joining or leaving.
+	PresenceEvents bool `protobuf:"varint,5,opt,name=presence_events,json=presenceEvents,proto3" json:"presence_events,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *JoinCommand) Reset() {
@@ -347,6 +423,91 @@ func (x *JoinCommand) GetRoom() string {
 	return ""
 }
 
+func (x *JoinCommand) GetPosition() *Position {
+	if x != nil {
+		return x.Position
+	}
+	return nil
+}
+
+func (x *JoinCommand) GetPresence() bool {
+	if x != nil {
+		return x.Presence
+	}
+	return false
+}
+
+func (x *JoinCommand) GetInfo() map[string]string {
+	if x != nil {
+		return x.Info
+	}
+	return nil
+}
+
+func (x *JoinCommand) GetPresenceEvents() bool {
+	if x != nil {
+		return x.PresenceEvents
+	}
+	return false
+}
+
+// Position is a place in a room's sequence of messages.
+type Position struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The offset of the last message the client has.
+	Offset uint64 `protobuf:"varint,1,opt,name=offset,proto3" json:"offset,omitempty"`
+	// The room's epoch when the client got it. Offsets of another epoch mean
+	// nothing in this one. Empty matches the current epoch: use that only for
+	// offsets known to be current, such as ones typed by hand.
+	Epoch         string `protobuf:"bytes,2,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Position) Reset() {
+	*x = Position{}
+	mi := &file_roomcast_v1_broker_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Position) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Position) ProtoMessage() {}
+
+func (x *Position) ProtoReflect() protoreflect.Message {
+	mi := &file_roomcast_v1_broker_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Position.ProtoReflect.Descriptor instead.
+func (*Position) Descriptor() ([]byte, []int) {
+	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *Position) GetOffset() uint64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+func (x *Position) GetEpoch() string {
+	if x != nil {
+		return x.Epoch
+	}
+	return ""
+}
+
 // LeaveCommand removes a room from the session. No message of the room is
 // delivered after the reply.
 type LeaveCommand struct {
@@ -359,7 +520,7 @@ type LeaveCommand struct {
 
 func (x *LeaveCommand) Reset() {
 	*x = LeaveCommand{}
-	mi := &file_roomcast_v1_broker_proto_msgTypes[4]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -371,7 +532,7 @@ func (x *LeaveCommand) String() string {
 func (*LeaveCommand) ProtoMessage() {}
 
 func (x *LeaveCommand) ProtoReflect() protoreflect.Message {
-	mi := &file_roomcast_v1_broker_proto_msgTypes[4]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -384,7 +545,7 @@ func (x *LeaveCommand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaveCommand.ProtoReflect.Descriptor instead.
 func (*LeaveCommand) Descriptor() ([]byte, []int) {
-	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{4}
+	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *LeaveCommand) GetRoom() string {
@@ -409,7 +570,7 @@ type SubscribeResponse struct {
 
 func (x *SubscribeResponse) Reset() {
 	*x = SubscribeResponse{}
-	mi := &file_roomcast_v1_broker_proto_msgTypes[5]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -421,7 +582,7 @@ func (x *SubscribeResponse) String() string {
 func (*SubscribeResponse) ProtoMessage() {}
 
 func (x *SubscribeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_roomcast_v1_broker_proto_msgTypes[5]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -434,7 +595,7 @@ func (x *SubscribeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscribeResponse.ProtoReflect.Descriptor instead.
 func (*SubscribeResponse) Descriptor() ([]byte, []int) {
-	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{5}
+	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *SubscribeResponse) GetEvent() isSubscribeResponse_Event {
@@ -508,7 +669,7 @@ type SessionEvent struct {
 
 func (x *SessionEvent) Reset() {
 	*x = SessionEvent{}
-	mi := &file_roomcast_v1_broker_proto_msgTypes[6]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -520,7 +681,7 @@ func (x *SessionEvent) String() string {
 func (*SessionEvent) ProtoMessage() {}
 
 func (x *SessionEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_roomcast_v1_broker_proto_msgTypes[6]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -533,7 +694,7 @@ func (x *SessionEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionEvent.ProtoReflect.Descriptor instead.
 func (*SessionEvent) Descriptor() ([]byte, []int) {
-	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{6}
+	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *SessionEvent) GetSessionId() string {
@@ -561,7 +722,7 @@ type CommandReply struct {
 
 func (x *CommandReply) Reset() {
 	*x = CommandReply{}
-	mi := &file_roomcast_v1_broker_proto_msgTypes[7]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -573,7 +734,7 @@ func (x *CommandReply) String() string {
 func (*CommandReply) ProtoMessage() {}
 
 func (x *CommandReply) ProtoReflect() protoreflect.Message {
-	mi := &file_roomcast_v1_broker_proto_msgTypes[7]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -586,7 +747,7 @@ func (x *CommandReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommandReply.ProtoReflect.Descriptor instead.
 func (*CommandReply) Descriptor() ([]byte, []int) {
-	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{7}
+	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *CommandReply) GetId() string {
@@ -658,7 +819,7 @@ type Error struct {
 
 func (x *Error) Reset() {
 	*x = Error{}
-	mi := &file_roomcast_v1_broker_proto_msgTypes[8]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -670,7 +831,7 @@ func (x *Error) String() string {
 func (*Error) ProtoMessage() {}
 
 func (x *Error) ProtoReflect() protoreflect.Message {
-	mi := &file_roomcast_v1_broker_proto_msgTypes[8]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -683,7 +844,7 @@ func (x *Error) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Error.ProtoReflect.Descriptor instead.
 func (*Error) Descriptor() ([]byte, []int) {
-	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{8}
+	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Error) GetCode() int32 {
@@ -707,14 +868,20 @@ type JoinResult struct {
 	Room string `protobuf:"bytes,1,opt,name=room,proto3" json:"room,omitempty"`
 	// The room's offset at the join: the offset of the last message published
 	// before it, or 0 if there was none. Messages after it are delivered.
-	Offset        uint64 `protobuf:"varint,2,opt,name=offset,proto3" json:"offset,omitempty"`
+	Offset uint64 `protobuf:"varint,2,opt,name=offset,proto3" json:"offset,omitempty"`
+	// The room's epoch: an id of this incarnation of its history. It changes
+	// when the history may have been lost (a restart, or the room was freed).
+	Epoch string `protobuf:"bytes,3,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	// For a join with a position: whether every message after it is being
+	// delivered. False means a gap: resynchronize from your source of truth.
+	Recovered     bool `protobuf:"varint,4,opt,name=recovered,proto3" json:"recovered,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *JoinResult) Reset() {
 	*x = JoinResult{}
-	mi := &file_roomcast_v1_broker_proto_msgTypes[9]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -726,7 +893,7 @@ func (x *JoinResult) String() string {
 func (*JoinResult) ProtoMessage() {}
 
 func (x *JoinResult) ProtoReflect() protoreflect.Message {
-	mi := &file_roomcast_v1_broker_proto_msgTypes[9]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -739,7 +906,7 @@ func (x *JoinResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinResult.ProtoReflect.Descriptor instead.
 func (*JoinResult) Descriptor() ([]byte, []int) {
-	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{9}
+	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *JoinResult) GetRoom() string {
@@ -756,6 +923,20 @@ func (x *JoinResult) GetOffset() uint64 {
 	return 0
 }
 
+func (x *JoinResult) GetEpoch() string {
+	if x != nil {
+		return x.Epoch
+	}
+	return ""
+}
+
+func (x *JoinResult) GetRecovered() bool {
+	if x != nil {
+		return x.Recovered
+	}
+	return false
+}
+
 // LeaveResult is the reply to a successful leave.
 type LeaveResult struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -767,7 +948,7 @@ type LeaveResult struct {
 
 func (x *LeaveResult) Reset() {
 	*x = LeaveResult{}
-	mi := &file_roomcast_v1_broker_proto_msgTypes[10]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -779,7 +960,7 @@ func (x *LeaveResult) String() string {
 func (*LeaveResult) ProtoMessage() {}
 
 func (x *LeaveResult) ProtoReflect() protoreflect.Message {
-	mi := &file_roomcast_v1_broker_proto_msgTypes[10]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -792,7 +973,7 @@ func (x *LeaveResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaveResult.ProtoReflect.Descriptor instead.
 func (*LeaveResult) Descriptor() ([]byte, []int) {
-	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{10}
+	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *LeaveResult) GetRoom() string {
@@ -802,17 +983,19 @@ func (x *LeaveResult) GetRoom() string {
 	return ""
 }
 
-// MessageBatch carries room messages, in offset order within each room.
+// MessageBatch carries room messages, in offset order within each room, and
+// presence events for subscribers that asked for them.
 type MessageBatch struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Messages      []*Message             `protobuf:"bytes,1,rep,name=messages,proto3" json:"messages,omitempty"`
+	Presence      []*PresenceEvent       `protobuf:"bytes,2,rep,name=presence,proto3" json:"presence,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *MessageBatch) Reset() {
 	*x = MessageBatch{}
-	mi := &file_roomcast_v1_broker_proto_msgTypes[11]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -824,7 +1007,7 @@ func (x *MessageBatch) String() string {
 func (*MessageBatch) ProtoMessage() {}
 
 func (x *MessageBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_roomcast_v1_broker_proto_msgTypes[11]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -837,7 +1020,7 @@ func (x *MessageBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MessageBatch.ProtoReflect.Descriptor instead.
 func (*MessageBatch) Descriptor() ([]byte, []int) {
-	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{11}
+	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *MessageBatch) GetMessages() []*Message {
@@ -845,6 +1028,399 @@ func (x *MessageBatch) GetMessages() []*Message {
 		return x.Messages
 	}
 	return nil
+}
+
+func (x *MessageBatch) GetPresence() []*PresenceEvent {
+	if x != nil {
+		return x.Presence
+	}
+	return nil
+}
+
+// PresenceEvent says a member joined or left a room.
+type PresenceEvent struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The room.
+	Room string `protobuf:"bytes,1,opt,name=room,proto3" json:"room,omitempty"`
+	// What happened.
+	Kind PresenceEventKind `protobuf:"varint,2,opt,name=kind,proto3,enum=roomcast.v1.PresenceEventKind" json:"kind,omitempty"`
+	// Who.
+	Member *Member `protobuf:"bytes,3,opt,name=member,proto3" json:"member,omitempty"`
+	// The room's offset when it happened: it follows the message with this
+	// offset and precedes the next.
+	Offset        uint64 `protobuf:"varint,4,opt,name=offset,proto3" json:"offset,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PresenceEvent) Reset() {
+	*x = PresenceEvent{}
+	mi := &file_roomcast_v1_broker_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PresenceEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PresenceEvent) ProtoMessage() {}
+
+func (x *PresenceEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_roomcast_v1_broker_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PresenceEvent.ProtoReflect.Descriptor instead.
+func (*PresenceEvent) Descriptor() ([]byte, []int) {
+	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *PresenceEvent) GetRoom() string {
+	if x != nil {
+		return x.Room
+	}
+	return ""
+}
+
+func (x *PresenceEvent) GetKind() PresenceEventKind {
+	if x != nil {
+		return x.Kind
+	}
+	return PresenceEventKind_PRESENCE_EVENT_KIND_UNSPECIFIED
+}
+
+func (x *PresenceEvent) GetMember() *Member {
+	if x != nil {
+		return x.Member
+	}
+	return nil
+}
+
+func (x *PresenceEvent) GetOffset() uint64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+// Member is a session listed in a room's presence.
+type Member struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The member's session id.
+	SessionId string `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	// What it gave as JoinCommand.info.
+	Info map[string]string `protobuf:"bytes,2,rep,name=info,proto3" json:"info,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// When it joined.
+	JoinTime      *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=join_time,json=joinTime,proto3" json:"join_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Member) Reset() {
+	*x = Member{}
+	mi := &file_roomcast_v1_broker_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Member) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Member) ProtoMessage() {}
+
+func (x *Member) ProtoReflect() protoreflect.Message {
+	mi := &file_roomcast_v1_broker_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Member.ProtoReflect.Descriptor instead.
+func (*Member) Descriptor() ([]byte, []int) {
+	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *Member) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+func (x *Member) GetInfo() map[string]string {
+	if x != nil {
+		return x.Info
+	}
+	return nil
+}
+
+func (x *Member) GetJoinTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.JoinTime
+	}
+	return nil
+}
+
+// HistoryRequest asks for a room's retained messages.
+type HistoryRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The room.
+	Room string `protobuf:"bytes,1,opt,name=room,proto3" json:"room,omitempty"`
+	// Only messages with a larger offset; 0 for all retained.
+	After uint64 `protobuf:"varint,2,opt,name=after,proto3" json:"after,omitempty"`
+	// At most this many messages; 0 means 100. At most 1000.
+	Limit uint32 `protobuf:"varint,3,opt,name=limit,proto3" json:"limit,omitempty"`
+	// Return the newest messages first instead of the oldest.
+	NewestFirst   bool `protobuf:"varint,4,opt,name=newest_first,json=newestFirst,proto3" json:"newest_first,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HistoryRequest) Reset() {
+	*x = HistoryRequest{}
+	mi := &file_roomcast_v1_broker_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HistoryRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HistoryRequest) ProtoMessage() {}
+
+func (x *HistoryRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_roomcast_v1_broker_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HistoryRequest.ProtoReflect.Descriptor instead.
+func (*HistoryRequest) Descriptor() ([]byte, []int) {
+	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *HistoryRequest) GetRoom() string {
+	if x != nil {
+		return x.Room
+	}
+	return ""
+}
+
+func (x *HistoryRequest) GetAfter() uint64 {
+	if x != nil {
+		return x.After
+	}
+	return 0
+}
+
+func (x *HistoryRequest) GetLimit() uint32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+func (x *HistoryRequest) GetNewestFirst() bool {
+	if x != nil {
+		return x.NewestFirst
+	}
+	return false
+}
+
+// HistoryResponse holds a room's retained messages.
+type HistoryResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The messages, in the order asked for.
+	Messages []*Message `protobuf:"bytes,1,rep,name=messages,proto3" json:"messages,omitempty"`
+	// The room's newest offset; 0 if it has none.
+	Offset uint64 `protobuf:"varint,2,opt,name=offset,proto3" json:"offset,omitempty"`
+	// The room's epoch; empty if the room retains nothing.
+	Epoch         string `protobuf:"bytes,3,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HistoryResponse) Reset() {
+	*x = HistoryResponse{}
+	mi := &file_roomcast_v1_broker_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HistoryResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HistoryResponse) ProtoMessage() {}
+
+func (x *HistoryResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_roomcast_v1_broker_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HistoryResponse.ProtoReflect.Descriptor instead.
+func (*HistoryResponse) Descriptor() ([]byte, []int) {
+	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *HistoryResponse) GetMessages() []*Message {
+	if x != nil {
+		return x.Messages
+	}
+	return nil
+}
+
+func (x *HistoryResponse) GetOffset() uint64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+func (x *HistoryResponse) GetEpoch() string {
+	if x != nil {
+		return x.Epoch
+	}
+	return ""
+}
+
+// PresenceRequest asks who is in a room.
+type PresenceRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The room.
+	Room string `protobuf:"bytes,1,opt,name=room,proto3" json:"room,omitempty"`
+	// At most this many members, oldest joins first; 0 means 1000. At most
+	// 10000.
+	Limit         uint32 `protobuf:"varint,2,opt,name=limit,proto3" json:"limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PresenceRequest) Reset() {
+	*x = PresenceRequest{}
+	mi := &file_roomcast_v1_broker_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PresenceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PresenceRequest) ProtoMessage() {}
+
+func (x *PresenceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_roomcast_v1_broker_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PresenceRequest.ProtoReflect.Descriptor instead.
+func (*PresenceRequest) Descriptor() ([]byte, []int) {
+	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *PresenceRequest) GetRoom() string {
+	if x != nil {
+		return x.Room
+	}
+	return ""
+}
+
+func (x *PresenceRequest) GetLimit() uint32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+// PresenceResponse lists a room's visible members.
+type PresenceResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The members, oldest joins first.
+	Members []*Member `protobuf:"bytes,1,rep,name=members,proto3" json:"members,omitempty"`
+	// How many visible members the room has in all.
+	Total         uint32 `protobuf:"varint,2,opt,name=total,proto3" json:"total,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PresenceResponse) Reset() {
+	*x = PresenceResponse{}
+	mi := &file_roomcast_v1_broker_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PresenceResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PresenceResponse) ProtoMessage() {}
+
+func (x *PresenceResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_roomcast_v1_broker_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PresenceResponse.ProtoReflect.Descriptor instead.
+func (*PresenceResponse) Descriptor() ([]byte, []int) {
+	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *PresenceResponse) GetMembers() []*Member {
+	if x != nil {
+		return x.Members
+	}
+	return nil
+}
+
+func (x *PresenceResponse) GetTotal() uint32 {
+	if x != nil {
+		return x.Total
+	}
+	return 0
 }
 
 // Message is one published message as delivered to subscribers.
@@ -875,7 +1451,7 @@ type Message struct {
 
 func (x *Message) Reset() {
 	*x = Message{}
-	mi := &file_roomcast_v1_broker_proto_msgTypes[12]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -887,7 +1463,7 @@ func (x *Message) String() string {
 func (*Message) ProtoMessage() {}
 
 func (x *Message) ProtoReflect() protoreflect.Message {
-	mi := &file_roomcast_v1_broker_proto_msgTypes[12]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -900,7 +1476,7 @@ func (x *Message) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Message.ProtoReflect.Descriptor instead.
 func (*Message) Descriptor() ([]byte, []int) {
-	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{12}
+	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Message) GetRoom() string {
@@ -1003,16 +1579,27 @@ const file_roomcast_v1_broker_proto_rawDesc = "" +
 	"\fHeadersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\t\n" +
-	"\apayload\")\n" +
+	"\apayload\"?\n" +
 	"\x0fPublishResponse\x12\x16\n" +
-	"\x06offset\x18\x01 \x01(\x04R\x06offset\"\x90\x01\n" +
+	"\x06offset\x18\x01 \x01(\x04R\x06offset\x12\x14\n" +
+	"\x05epoch\x18\x02 \x01(\tR\x05epoch\"\x90\x01\n" +
 	"\x10SubscribeRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12.\n" +
 	"\x04join\x18\x02 \x01(\v2\x18.roomcast.v1.JoinCommandH\x00R\x04join\x121\n" +
 	"\x05leave\x18\x03 \x01(\v2\x19.roomcast.v1.LeaveCommandH\x00R\x05leaveB\t\n" +
-	"\acommand\"!\n" +
+	"\acommand\"\x8a\x02\n" +
 	"\vJoinCommand\x12\x12\n" +
-	"\x04room\x18\x01 \x01(\tR\x04room\"\"\n" +
+	"\x04room\x18\x01 \x01(\tR\x04room\x121\n" +
+	"\bposition\x18\x02 \x01(\v2\x15.roomcast.v1.PositionR\bposition\x12\x1a\n" +
+	"\bpresence\x18\x03 \x01(\bR\bpresence\x126\n" +
+	"\x04info\x18\x04 \x03(\v2\".roomcast.v1.JoinCommand.InfoEntryR\x04info\x12'\n" +
+	"\x0fpresence_events\x18\x05 \x01(\bR\x0epresenceEvents\x1a7\n" +
+	"\tInfoEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"8\n" +
+	"\bPosition\x12\x16\n" +
+	"\x06offset\x18\x01 \x01(\x04R\x06offset\x12\x14\n" +
+	"\x05epoch\x18\x02 \x01(\tR\x05epoch\"\"\n" +
 	"\fLeaveCommand\x12\x12\n" +
 	"\x04room\x18\x01 \x01(\tR\x04room\"\xb9\x01\n" +
 	"\x11SubscribeResponse\x125\n" +
@@ -1031,15 +1618,46 @@ const file_roomcast_v1_broker_proto_rawDesc = "" +
 	"\x06result\"5\n" +
 	"\x05Error\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\x05R\x04code\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessage\"8\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\"l\n" +
 	"\n" +
 	"JoinResult\x12\x12\n" +
 	"\x04room\x18\x01 \x01(\tR\x04room\x12\x16\n" +
-	"\x06offset\x18\x02 \x01(\x04R\x06offset\"!\n" +
+	"\x06offset\x18\x02 \x01(\x04R\x06offset\x12\x14\n" +
+	"\x05epoch\x18\x03 \x01(\tR\x05epoch\x12\x1c\n" +
+	"\trecovered\x18\x04 \x01(\bR\trecovered\"!\n" +
 	"\vLeaveResult\x12\x12\n" +
-	"\x04room\x18\x01 \x01(\tR\x04room\"@\n" +
+	"\x04room\x18\x01 \x01(\tR\x04room\"x\n" +
 	"\fMessageBatch\x120\n" +
-	"\bmessages\x18\x01 \x03(\v2\x14.roomcast.v1.MessageR\bmessages\"\xf4\x02\n" +
+	"\bmessages\x18\x01 \x03(\v2\x14.roomcast.v1.MessageR\bmessages\x126\n" +
+	"\bpresence\x18\x02 \x03(\v2\x1a.roomcast.v1.PresenceEventR\bpresence\"\x9c\x01\n" +
+	"\rPresenceEvent\x12\x12\n" +
+	"\x04room\x18\x01 \x01(\tR\x04room\x122\n" +
+	"\x04kind\x18\x02 \x01(\x0e2\x1e.roomcast.v1.PresenceEventKindR\x04kind\x12+\n" +
+	"\x06member\x18\x03 \x01(\v2\x13.roomcast.v1.MemberR\x06member\x12\x16\n" +
+	"\x06offset\x18\x04 \x01(\x04R\x06offset\"\xcc\x01\n" +
+	"\x06Member\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\x01 \x01(\tR\tsessionId\x121\n" +
+	"\x04info\x18\x02 \x03(\v2\x1d.roomcast.v1.Member.InfoEntryR\x04info\x127\n" +
+	"\tjoin_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\bjoinTime\x1a7\n" +
+	"\tInfoEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"s\n" +
+	"\x0eHistoryRequest\x12\x12\n" +
+	"\x04room\x18\x01 \x01(\tR\x04room\x12\x14\n" +
+	"\x05after\x18\x02 \x01(\x04R\x05after\x12\x14\n" +
+	"\x05limit\x18\x03 \x01(\rR\x05limit\x12!\n" +
+	"\fnewest_first\x18\x04 \x01(\bR\vnewestFirst\"q\n" +
+	"\x0fHistoryResponse\x120\n" +
+	"\bmessages\x18\x01 \x03(\v2\x14.roomcast.v1.MessageR\bmessages\x12\x16\n" +
+	"\x06offset\x18\x02 \x01(\x04R\x06offset\x12\x14\n" +
+	"\x05epoch\x18\x03 \x01(\tR\x05epoch\";\n" +
+	"\x0fPresenceRequest\x12\x12\n" +
+	"\x04room\x18\x01 \x01(\tR\x04room\x12\x14\n" +
+	"\x05limit\x18\x02 \x01(\rR\x05limit\"W\n" +
+	"\x10PresenceResponse\x12-\n" +
+	"\amembers\x18\x01 \x03(\v2\x13.roomcast.v1.MemberR\amembers\x12\x14\n" +
+	"\x05total\x18\x02 \x01(\rR\x05total\"\xf4\x02\n" +
 	"\aMessage\x12\x12\n" +
 	"\x04room\x18\x01 \x01(\tR\x04room\x12\x16\n" +
 	"\x06offset\x18\x02 \x01(\x04R\x06offset\x12\x14\n" +
@@ -1052,10 +1670,16 @@ const file_roomcast_v1_broker_proto_rawDesc = "" +
 	"\fHeadersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\t\n" +
-	"\apayload2\xa5\x01\n" +
+	"\apayload*u\n" +
+	"\x11PresenceEventKind\x12#\n" +
+	"\x1fPRESENCE_EVENT_KIND_UNSPECIFIED\x10\x00\x12\x1c\n" +
+	"\x18PRESENCE_EVENT_KIND_JOIN\x10\x01\x12\x1d\n" +
+	"\x19PRESENCE_EVENT_KIND_LEAVE\x10\x022\xb4\x02\n" +
 	"\rBrokerService\x12D\n" +
 	"\aPublish\x12\x1b.roomcast.v1.PublishRequest\x1a\x1c.roomcast.v1.PublishResponse\x12N\n" +
-	"\tSubscribe\x12\x1d.roomcast.v1.SubscribeRequest\x1a\x1e.roomcast.v1.SubscribeResponse(\x010\x01B9Z7github.com/roomcast/roomcast/gen/roomcast/v1;roomcastv1b\x06proto3"
+	"\tSubscribe\x12\x1d.roomcast.v1.SubscribeRequest\x1a\x1e.roomcast.v1.SubscribeResponse(\x010\x01\x12D\n" +
+	"\aHistory\x12\x1b.roomcast.v1.HistoryRequest\x1a\x1c.roomcast.v1.HistoryResponse\x12G\n" +
+	"\bPresence\x12\x1c.roomcast.v1.PresenceRequest\x1a\x1d.roomcast.v1.PresenceResponseB9Z7github.com/roomcast/roomcast/gen/roomcast/v1;roomcastv1b\x06proto3"
 
 var (
 	file_roomcast_v1_broker_proto_rawDescOnce sync.Once
@@ -1069,47 +1693,71 @@ func file_roomcast_v1_broker_proto_rawDescGZIP() []byte {
 	return file_roomcast_v1_broker_proto_rawDescData
 }
 
-var file_roomcast_v1_broker_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_roomcast_v1_broker_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_roomcast_v1_broker_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_roomcast_v1_broker_proto_goTypes = []any{
-	(*PublishRequest)(nil),        // 0: roomcast.v1.PublishRequest
-	(*PublishResponse)(nil),       // 1: roomcast.v1.PublishResponse
-	(*SubscribeRequest)(nil),      // 2: roomcast.v1.SubscribeRequest
-	(*JoinCommand)(nil),           // 3: roomcast.v1.JoinCommand
-	(*LeaveCommand)(nil),          // 4: roomcast.v1.LeaveCommand
-	(*SubscribeResponse)(nil),     // 5: roomcast.v1.SubscribeResponse
-	(*SessionEvent)(nil),          // 6: roomcast.v1.SessionEvent
-	(*CommandReply)(nil),          // 7: roomcast.v1.CommandReply
-	(*Error)(nil),                 // 8: roomcast.v1.Error
-	(*JoinResult)(nil),            // 9: roomcast.v1.JoinResult
-	(*LeaveResult)(nil),           // 10: roomcast.v1.LeaveResult
-	(*MessageBatch)(nil),          // 11: roomcast.v1.MessageBatch
-	(*Message)(nil),               // 12: roomcast.v1.Message
-	nil,                           // 13: roomcast.v1.PublishRequest.HeadersEntry
-	nil,                           // 14: roomcast.v1.Message.HeadersEntry
-	(*timestamppb.Timestamp)(nil), // 15: google.protobuf.Timestamp
+	(PresenceEventKind)(0),        // 0: roomcast.v1.PresenceEventKind
+	(*PublishRequest)(nil),        // 1: roomcast.v1.PublishRequest
+	(*PublishResponse)(nil),       // 2: roomcast.v1.PublishResponse
+	(*SubscribeRequest)(nil),      // 3: roomcast.v1.SubscribeRequest
+	(*JoinCommand)(nil),           // 4: roomcast.v1.JoinCommand
+	(*Position)(nil),              // 5: roomcast.v1.Position
+	(*LeaveCommand)(nil),          // 6: roomcast.v1.LeaveCommand
+	(*SubscribeResponse)(nil),     // 7: roomcast.v1.SubscribeResponse
+	(*SessionEvent)(nil),          // 8: roomcast.v1.SessionEvent
+	(*CommandReply)(nil),          // 9: roomcast.v1.CommandReply
+	(*Error)(nil),                 // 10: roomcast.v1.Error
+	(*JoinResult)(nil),            // 11: roomcast.v1.JoinResult
+	(*LeaveResult)(nil),           // 12: roomcast.v1.LeaveResult
+	(*MessageBatch)(nil),          // 13: roomcast.v1.MessageBatch
+	(*PresenceEvent)(nil),         // 14: roomcast.v1.PresenceEvent
+	(*Member)(nil),                // 15: roomcast.v1.Member
+	(*HistoryRequest)(nil),        // 16: roomcast.v1.HistoryRequest
+	(*HistoryResponse)(nil),       // 17: roomcast.v1.HistoryResponse
+	(*PresenceRequest)(nil),       // 18: roomcast.v1.PresenceRequest
+	(*PresenceResponse)(nil),      // 19: roomcast.v1.PresenceResponse
+	(*Message)(nil),               // 20: roomcast.v1.Message
+	nil,                           // 21: roomcast.v1.PublishRequest.HeadersEntry
+	nil,                           // 22: roomcast.v1.JoinCommand.InfoEntry
+	nil,                           // 23: roomcast.v1.Member.InfoEntry
+	nil,                           // 24: roomcast.v1.Message.HeadersEntry
+	(*timestamppb.Timestamp)(nil), // 25: google.protobuf.Timestamp
 }
 var file_roomcast_v1_broker_proto_depIdxs = []int32{
-	13, // 0: roomcast.v1.PublishRequest.headers:type_name -> roomcast.v1.PublishRequest.HeadersEntry
-	3,  // 1: roomcast.v1.SubscribeRequest.join:type_name -> roomcast.v1.JoinCommand
-	4,  // 2: roomcast.v1.SubscribeRequest.leave:type_name -> roomcast.v1.LeaveCommand
-	6,  // 3: roomcast.v1.SubscribeResponse.session:type_name -> roomcast.v1.SessionEvent
-	7,  // 4: roomcast.v1.SubscribeResponse.reply:type_name -> roomcast.v1.CommandReply
-	11, // 5: roomcast.v1.SubscribeResponse.batch:type_name -> roomcast.v1.MessageBatch
-	8,  // 6: roomcast.v1.CommandReply.error:type_name -> roomcast.v1.Error
-	9,  // 7: roomcast.v1.CommandReply.join:type_name -> roomcast.v1.JoinResult
-	10, // 8: roomcast.v1.CommandReply.leave:type_name -> roomcast.v1.LeaveResult
-	12, // 9: roomcast.v1.MessageBatch.messages:type_name -> roomcast.v1.Message
-	14, // 10: roomcast.v1.Message.headers:type_name -> roomcast.v1.Message.HeadersEntry
-	15, // 11: roomcast.v1.Message.publish_time:type_name -> google.protobuf.Timestamp
-	0,  // 12: roomcast.v1.BrokerService.Publish:input_type -> roomcast.v1.PublishRequest
-	2,  // 13: roomcast.v1.BrokerService.Subscribe:input_type -> roomcast.v1.SubscribeRequest
-	1,  // 14: roomcast.v1.BrokerService.Publish:output_type -> roomcast.v1.PublishResponse
-	5,  // 15: roomcast.v1.BrokerService.Subscribe:output_type -> roomcast.v1.SubscribeResponse
-	14, // [14:16] is the sub-list for method output_type
-	12, // [12:14] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	21, // 0: roomcast.v1.PublishRequest.headers:type_name -> roomcast.v1.PublishRequest.HeadersEntry
+	4,  // 1: roomcast.v1.SubscribeRequest.join:type_name -> roomcast.v1.JoinCommand
+	6,  // 2: roomcast.v1.SubscribeRequest.leave:type_name -> roomcast.v1.LeaveCommand
+	5,  // 3: roomcast.v1.JoinCommand.position:type_name -> roomcast.v1.Position
+	22, // 4: roomcast.v1.JoinCommand.info:type_name -> roomcast.v1.JoinCommand.InfoEntry
+	8,  // 5: roomcast.v1.SubscribeResponse.session:type_name -> roomcast.v1.SessionEvent
+	9,  // 6: roomcast.v1.SubscribeResponse.reply:type_name -> roomcast.v1.CommandReply
+	13, // 7: roomcast.v1.SubscribeResponse.batch:type_name -> roomcast.v1.MessageBatch
+	10, // 8: roomcast.v1.CommandReply.error:type_name -> roomcast.v1.Error
+	11, // 9: roomcast.v1.CommandReply.join:type_name -> roomcast.v1.JoinResult
+	12, // 10: roomcast.v1.CommandReply.leave:type_name -> roomcast.v1.LeaveResult
+	20, // 11: roomcast.v1.MessageBatch.messages:type_name -> roomcast.v1.Message
+	14, // 12: roomcast.v1.MessageBatch.presence:type_name -> roomcast.v1.PresenceEvent
+	0,  // 13: roomcast.v1.PresenceEvent.kind:type_name -> roomcast.v1.PresenceEventKind
+	15, // 14: roomcast.v1.PresenceEvent.member:type_name -> roomcast.v1.Member
+	23, // 15: roomcast.v1.Member.info:type_name -> roomcast.v1.Member.InfoEntry
+	25, // 16: roomcast.v1.Member.join_time:type_name -> google.protobuf.Timestamp
+	20, // 17: roomcast.v1.HistoryResponse.messages:type_name -> roomcast.v1.Message
+	15, // 18: roomcast.v1.PresenceResponse.members:type_name -> roomcast.v1.Member
+	24, // 19: roomcast.v1.Message.headers:type_name -> roomcast.v1.Message.HeadersEntry
+	25, // 20: roomcast.v1.Message.publish_time:type_name -> google.protobuf.Timestamp
+	1,  // 21: roomcast.v1.BrokerService.Publish:input_type -> roomcast.v1.PublishRequest
+	3,  // 22: roomcast.v1.BrokerService.Subscribe:input_type -> roomcast.v1.SubscribeRequest
+	16, // 23: roomcast.v1.BrokerService.History:input_type -> roomcast.v1.HistoryRequest
+	18, // 24: roomcast.v1.BrokerService.Presence:input_type -> roomcast.v1.PresenceRequest
+	2,  // 25: roomcast.v1.BrokerService.Publish:output_type -> roomcast.v1.PublishResponse
+	7,  // 26: roomcast.v1.BrokerService.Subscribe:output_type -> roomcast.v1.SubscribeResponse
+	17, // 27: roomcast.v1.BrokerService.History:output_type -> roomcast.v1.HistoryResponse
+	19, // 28: roomcast.v1.BrokerService.Presence:output_type -> roomcast.v1.PresenceResponse
+	25, // [25:29] is the sub-list for method output_type
+	21, // [21:25] is the sub-list for method input_type
+	21, // [21:21] is the sub-list for extension type_name
+	21, // [21:21] is the sub-list for extension extendee
+	0,  // [0:21] is the sub-list for field type_name
 }
 
 func init() { file_roomcast_v1_broker_proto_init() }
@@ -1125,16 +1773,16 @@ func file_roomcast_v1_broker_proto_init() {
 		(*SubscribeRequest_Join)(nil),
 		(*SubscribeRequest_Leave)(nil),
 	}
-	file_roomcast_v1_broker_proto_msgTypes[5].OneofWrappers = []any{
+	file_roomcast_v1_broker_proto_msgTypes[6].OneofWrappers = []any{
 		(*SubscribeResponse_Session)(nil),
 		(*SubscribeResponse_Reply)(nil),
 		(*SubscribeResponse_Batch)(nil),
 	}
-	file_roomcast_v1_broker_proto_msgTypes[7].OneofWrappers = []any{
+	file_roomcast_v1_broker_proto_msgTypes[8].OneofWrappers = []any{
 		(*CommandReply_Join)(nil),
 		(*CommandReply_Leave)(nil),
 	}
-	file_roomcast_v1_broker_proto_msgTypes[12].OneofWrappers = []any{
+	file_roomcast_v1_broker_proto_msgTypes[19].OneofWrappers = []any{
 		(*Message_Data)(nil),
 		(*Message_Text)(nil),
 	}
@@ -1143,13 +1791,14 @@ func file_roomcast_v1_broker_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_roomcast_v1_broker_proto_rawDesc), len(file_roomcast_v1_broker_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   15,
+			NumEnums:      1,
+			NumMessages:   24,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_roomcast_v1_broker_proto_goTypes,
 		DependencyIndexes: file_roomcast_v1_broker_proto_depIdxs,
+		EnumInfos:         file_roomcast_v1_broker_proto_enumTypes,
 		MessageInfos:      file_roomcast_v1_broker_proto_msgTypes,
 	}.Build()
 	File_roomcast_v1_broker_proto = out.File

@@ -21,6 +21,8 @@ const _ = grpc.SupportPackageIsVersion9
 const (
 	BrokerService_Publish_FullMethodName   = "/roomcast.v1.BrokerService/Publish"
 	BrokerService_Subscribe_FullMethodName = "/roomcast.v1.BrokerService/Subscribe"
+	BrokerService_History_FullMethodName   = "/roomcast.v1.BrokerService/History"
+	BrokerService_Presence_FullMethodName  = "/roomcast.v1.BrokerService/Presence"
 )
 
 // BrokerServiceClient is the client API for BrokerService service.
@@ -54,6 +56,16 @@ type BrokerServiceClient interface {
 	// the last offset sent in each room), and with UNAVAILABLE when the server
 	// shuts down; clients reconnect and join again in both cases.
 	Subscribe(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[SubscribeRequest, SubscribeResponse], error)
+	// History returns a room's retained messages after an offset, oldest or
+	// newest first, with the room's current offset and epoch. A room keeps its
+	// newest messages up to the server's history size and age.
+	//
+	// Errors: INVALID_ARGUMENT for a bad room name or limit.
+	History(ctx context.Context, in *HistoryRequest, opts ...grpc.CallOption) (*HistoryResponse, error)
+	// Presence lists the members of a room that joined with presence set.
+	//
+	// Errors: INVALID_ARGUMENT for a bad room name or limit.
+	Presence(ctx context.Context, in *PresenceRequest, opts ...grpc.CallOption) (*PresenceResponse, error)
 }
 
 type brokerServiceClient struct {
@@ -87,6 +99,26 @@ func (c *brokerServiceClient) Subscribe(ctx context.Context, opts ...grpc.CallOp
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type BrokerService_SubscribeClient = grpc.BidiStreamingClient[SubscribeRequest, SubscribeResponse]
 
+func (c *brokerServiceClient) History(ctx context.Context, in *HistoryRequest, opts ...grpc.CallOption) (*HistoryResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(HistoryResponse)
+	err := c.cc.Invoke(ctx, BrokerService_History_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *brokerServiceClient) Presence(ctx context.Context, in *PresenceRequest, opts ...grpc.CallOption) (*PresenceResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PresenceResponse)
+	err := c.cc.Invoke(ctx, BrokerService_Presence_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // BrokerServiceServer is the server API for BrokerService service.
 // All implementations must embed UnimplementedBrokerServiceServer
 // for forward compatibility.
@@ -118,6 +150,16 @@ type BrokerServiceServer interface {
 	// the last offset sent in each room), and with UNAVAILABLE when the server
 	// shuts down; clients reconnect and join again in both cases.
 	Subscribe(grpc.BidiStreamingServer[SubscribeRequest, SubscribeResponse]) error
+	// History returns a room's retained messages after an offset, oldest or
+	// newest first, with the room's current offset and epoch. A room keeps its
+	// newest messages up to the server's history size and age.
+	//
+	// Errors: INVALID_ARGUMENT for a bad room name or limit.
+	History(context.Context, *HistoryRequest) (*HistoryResponse, error)
+	// Presence lists the members of a room that joined with presence set.
+	//
+	// Errors: INVALID_ARGUMENT for a bad room name or limit.
+	Presence(context.Context, *PresenceRequest) (*PresenceResponse, error)
 	mustEmbedUnimplementedBrokerServiceServer()
 }
 
@@ -133,6 +175,12 @@ func (UnimplementedBrokerServiceServer) Publish(context.Context, *PublishRequest
 }
 func (UnimplementedBrokerServiceServer) Subscribe(grpc.BidiStreamingServer[SubscribeRequest, SubscribeResponse]) error {
 	return status.Error(codes.Unimplemented, "method Subscribe not implemented")
+}
+func (UnimplementedBrokerServiceServer) History(context.Context, *HistoryRequest) (*HistoryResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method History not implemented")
+}
+func (UnimplementedBrokerServiceServer) Presence(context.Context, *PresenceRequest) (*PresenceResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Presence not implemented")
 }
 func (UnimplementedBrokerServiceServer) mustEmbedUnimplementedBrokerServiceServer() {}
 func (UnimplementedBrokerServiceServer) testEmbeddedByValue()                       {}
@@ -180,6 +228,42 @@ func _BrokerService_Subscribe_Handler(srv interface{}, stream grpc.ServerStream)
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type BrokerService_SubscribeServer = grpc.BidiStreamingServer[SubscribeRequest, SubscribeResponse]
 
+func _BrokerService_History_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(HistoryRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BrokerServiceServer).History(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: BrokerService_History_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BrokerServiceServer).History(ctx, req.(*HistoryRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _BrokerService_Presence_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PresenceRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BrokerServiceServer).Presence(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: BrokerService_Presence_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BrokerServiceServer).Presence(ctx, req.(*PresenceRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // BrokerService_ServiceDesc is the grpc.ServiceDesc for BrokerService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -190,6 +274,14 @@ var BrokerService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Publish",
 			Handler:    _BrokerService_Publish_Handler,
+		},
+		{
+			MethodName: "History",
+			Handler:    _BrokerService_History_Handler,
+		},
+		{
+			MethodName: "Presence",
+			Handler:    _BrokerService_Presence_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -1,0 +1,99 @@
+package broker
+
+import "google.golang.org/grpc/mem"
+
+// entry is one encoded item of a room, shared by every subscriber.
+type entry struct {
+	seq     uint64
+	buf     mem.Buffer // boxed once at publish, so batching allocates nothing per item
+	size    int
+	cum     uint64 // ring.cum after this entry: backlog bytes are a subtraction
+	time    int64  // when it was appended, in Unix nanoseconds
+	exclude string // session id that must not receive it, or ""
+}
+
+// ring holds a sequence's newest entries. For messages the sequence number
+// is the room offset. The caller synchronizes.
+type ring struct {
+	entries []entry // power-of-two length; grows on demand up to maxSlots
+	first   uint64  // oldest retained; nothing is retained while first > head
+	head    uint64  // newest, 0 before the first
+	bytes   int     // bytes retained
+	cum     uint64  // bytes ever appended
+}
+
+func newRing(slots int) ring {
+	return ring{first: 1, entries: make([]entry, min(8, slots))}
+}
+
+func (r *ring) at(seq uint64) *entry { return &r.entries[seq&uint64(len(r.entries)-1)] }
+
+// retained is how many entries the ring holds.
+func (r *ring) retained() int { return int(r.head + 1 - r.first) }
+
+// append adds e as the next sequence number, then evicts the oldest entries
+// beyond the limits, always keeping the newest.
+func (r *ring) append(e entry, maxEntries, maxBytes, maxSlots int) {
+	if r.retained() == len(r.entries) {
+		if len(r.entries) < maxSlots {
+			r.grow()
+		} else {
+			r.evictOldest()
+		}
+	}
+	r.cum += uint64(e.size)
+	e.cum = r.cum
+	r.head++
+	e.seq = r.head
+	*r.at(e.seq) = e
+	r.bytes += e.size
+	r.trim(maxEntries, maxBytes)
+}
+
+// trim evicts the oldest entries beyond the limits, keeping the newest.
+func (r *ring) trim(maxEntries, maxBytes int) {
+	for r.retained() > maxEntries || (r.bytes > maxBytes && r.retained() > 1) {
+		r.evictOldest()
+	}
+}
+
+// expire evicts entries appended before the time limit.
+func (r *ring) expire(before int64) {
+	for r.first <= r.head && r.at(r.first).time < before {
+		r.evictOldest()
+	}
+}
+
+func (r *ring) evictOldest() {
+	old := r.at(r.first)
+	r.bytes -= old.size
+	*old = entry{}
+	r.first++
+}
+
+func (r *ring) grow() {
+	entries := make([]entry, 2*len(r.entries))
+	for seq := r.first; seq <= r.head; seq++ {
+		entries[seq&uint64(len(entries)-1)] = *r.at(seq)
+	}
+	r.entries = entries
+}
+
+// pending is what lies after cursor: entries and bytes, or lost when some of
+// it was already evicted.
+func (r *ring) pending(cursor uint64) (entries, bytes uint64, lost bool) {
+	switch {
+	case cursor >= r.head:
+		return 0, 0, false
+	case cursor+1 < r.first:
+		return r.head - cursor, 0, true
+	}
+	var before uint64 // r.cum when cursor was the head
+	if cursor >= r.first {
+		before = r.at(cursor).cum
+	} else {
+		e := r.at(r.first)
+		before = e.cum - uint64(e.size)
+	}
+	return r.head - cursor, r.cum - before, false
+}

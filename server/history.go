@@ -1,0 +1,104 @@
+package server
+
+import (
+	"context"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/roomcast/roomcast/broker"
+	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
+)
+
+// Limits of History and Presence, documented in the proto.
+const (
+	defaultHistoryLimit  = 100
+	maxHistoryLimit      = 1000
+	defaultPresenceLimit = 1000
+	maxPresenceLimit     = 10_000
+)
+
+// serviceDesc is the generated BrokerService description with History served
+// by historyHandler, which answers with the broker's encoded messages as
+// they are instead of decoding them into a HistoryResponse to encode again.
+func serviceDesc() *grpc.ServiceDesc {
+	desc := roomcastv1.BrokerService_ServiceDesc
+	desc.Methods = append([]grpc.MethodDesc(nil), desc.Methods...)
+	for i := range desc.Methods {
+		if desc.Methods[i].MethodName == "History" {
+			desc.Methods[i].Handler = historyHandler
+		}
+	}
+	return &desc
+}
+
+func historyHandler(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
+	req := new(roomcastv1.HistoryRequest)
+	if err := dec(req); err != nil {
+		return nil, err
+	}
+	handler := func(ctx context.Context, req any) (any, error) {
+		return srv.(*Server).history(ctx, req.(*roomcastv1.HistoryRequest))
+	}
+	if interceptor == nil {
+		return handler(ctx, req)
+	}
+	return interceptor(ctx, req, &grpc.UnaryServerInfo{Server: srv, FullMethod: roomcastv1.BrokerService_History_FullMethodName}, handler)
+}
+
+// history serves BrokerService.History as an encoded HistoryResponse.
+func (s *Server) history(ctx context.Context, req *roomcastv1.HistoryRequest) (*frame, error) {
+	if err := broker.ValidateRoom(req.GetRoom()); err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	limit, err := limitOf(req.GetLimit(), defaultHistoryLimit, maxHistoryLimit)
+	if err != nil {
+		return nil, err
+	}
+	bufs, err := s.broker.History(ctx, req.GetRoom(), req.GetAfter(), limit, req.GetNewestFirst())
+	if err != nil {
+		return nil, brokerStatus(err)
+	}
+	return &frame{bufs}, nil
+}
+
+// History implements BrokerService.History for callers in this process; the
+// gRPC service is served by historyHandler.
+func (s *Server) History(ctx context.Context, req *roomcastv1.HistoryRequest) (*roomcastv1.HistoryResponse, error) {
+	f, err := s.history(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	resp := new(roomcastv1.HistoryResponse)
+	if err := newCodec().Unmarshal(f.bufs, resp); err != nil {
+		return nil, status.Error(codes.Internal, err.Error())
+	}
+	return resp, nil
+}
+
+// Presence implements BrokerService.Presence.
+func (s *Server) Presence(ctx context.Context, req *roomcastv1.PresenceRequest) (*roomcastv1.PresenceResponse, error) {
+	if err := broker.ValidateRoom(req.GetRoom()); err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	limit, err := limitOf(req.GetLimit(), defaultPresenceLimit, maxPresenceLimit)
+	if err != nil {
+		return nil, err
+	}
+	members, total, err := s.broker.Presence(ctx, req.GetRoom(), limit)
+	if err != nil {
+		return nil, brokerStatus(err)
+	}
+	return &roomcastv1.PresenceResponse{Members: members, Total: uint32(total)}, nil
+}
+
+func limitOf(n uint32, def, most int) (int, error) {
+	switch {
+	case n == 0:
+		return def, nil
+	case int64(n) > int64(most):
+		return 0, status.Errorf(codes.InvalidArgument, "limit %d is over the maximum of %d", n, most)
+	}
+	return int(n), nil
+}
