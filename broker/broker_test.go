@@ -230,3 +230,22 @@ func TestPublishAfterCloseFails(t *testing.T) {
 		t.Errorf("join: %v", err)
 	}
 }
+
+// The benchmark variant really encodes per subscriber, so its figures mean
+// what they claim.
+func TestEncodePerSubscriberEncodesForEach(t *testing.T) {
+	b := newBroker(t, broker.WithEncodePerSubscriber(true))
+	subs := []*broker.Subscriber{b.NewSubscriber("A"), b.NewSubscriber("B"), b.NewSubscriber("C")}
+	for _, s := range subs {
+		s.Join(context.Background(), "r", broker.JoinOptions{})
+	}
+	publish(t, b, "r", "x", "")
+	for _, s := range subs {
+		if got := texts(collect(t, s, 1<<20)); got != "[r/1:x]" {
+			t.Errorf("got %s", got)
+		}
+	}
+	if st := b.Stats(); st.Encoded != 4 {
+		t.Errorf("%d encodes for one message to 3 subscribers, want 1 + 3", st.Encoded)
+	}
+}

@@ -243,8 +243,11 @@ func (b *Memory) Publish(ctx context.Context, msg *roomcastv1.Message, exclude s
 		return 0, "", err
 	}
 	b.stats.encoded.Add(1)
-	r.msgs.append(entry{buf: mem.SliceBuffer(buf), size: len(buf), time: now.UnixNano(), exclude: exclude},
-		b.retention(r), b.cfg.backlogBytes, b.maxSlots)
+	e := entry{buf: mem.SliceBuffer(buf), size: len(buf), time: now.UnixNano(), exclude: exclude}
+	if b.cfg.encodeEach {
+		e.msg = msg
+	}
+	r.msgs.append(e, b.retention(r), b.cfg.backlogBytes, b.maxSlots)
 	r.wake()
 	return msg.Offset, r.epoch, nil
 }

@@ -23,6 +23,7 @@ type config struct {
 	historyMessages int
 	historyTTL      time.Duration
 	presenceMembers int
+	encodeEach      bool
 }
 
 // WithBacklog bounds how far a subscriber may fall behind in one room, in
@@ -56,6 +57,14 @@ func WithHistory(messages int, ttl time.Duration) Option {
 // DefaultPresenceMembers (10,000).
 func WithPresenceLimit(members int) Option {
 	return func(c *config) { c.presenceMembers = members }
+}
+
+// WithEncodePerSubscriber makes every subscriber encode each message for
+// itself, as a per-subscriber send loop does: the pattern roomcast exists to
+// replace, kept only so benchmarks can measure the difference in one run.
+// The default is false: each message is encoded once.
+func WithEncodePerSubscriber(on bool) Option {
+	return func(c *config) { c.encodeEach = on }
 }
 
 func newConfig(opts []Option) (config, error) {

@@ -1,15 +1,19 @@
 package broker
 
-import "google.golang.org/grpc/mem"
+import (
+	"google.golang.org/grpc/mem"
+	"google.golang.org/protobuf/proto"
+)
 
 // entry is one encoded item of a room, shared by every subscriber.
 type entry struct {
 	seq     uint64
 	buf     mem.Buffer // boxed once at publish, so batching allocates nothing per item
 	size    int
-	cum     uint64 // ring.cum after this entry: backlog bytes are a subtraction
-	time    int64  // when it was appended, in Unix nanoseconds
-	exclude string // session id that must not receive it, or ""
+	cum     uint64        // ring.cum after this entry: backlog bytes are a subtraction
+	time    int64         // when it was appended, in Unix nanoseconds
+	exclude string        // session id that must not receive it, or ""
+	msg     proto.Message // kept only to encode it again per subscriber, for benchmarks
 }
 
 // ring holds a sequence's newest entries. For messages the sequence number
