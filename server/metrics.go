@@ -17,9 +17,9 @@ func newBrokerCollector(b *broker.Memory) *brokerCollector {
 	return &brokerCollector{
 		b:         b,
 		published: prometheus.NewDesc("roomcast_messages_published_total", "Messages accepted by Publish.", nil, nil),
-		encoded:   prometheus.NewDesc("roomcast_messages_encoded_total", "Messages encoded: one per message published to a room with subscribers, whatever its size.", nil, nil),
+		encoded:   prometheus.NewDesc("roomcast_messages_encoded_total", "Messages encoded: one per message sequenced into a room, whatever the number of subscribers.", nil, nil),
 		delivered: prometheus.NewDesc("roomcast_messages_delivered_total", "Messages written to subscriber streams.", nil, nil),
-		lagged:    prometheus.NewDesc("roomcast_slow_consumers_total", "Subscriber streams ended for falling behind the backlog limit.", nil, nil),
+		lagged:    prometheus.NewDesc("roomcast_slow_consumers_total", "Subscriber streams cut off as slow consumers: behind the backlog limit, or a write stalled past the write timeout.", nil, nil),
 		rooms:     prometheus.NewDesc("roomcast_rooms", "Rooms in memory.", nil, nil),
 	}
 }
