@@ -1,0 +1,33 @@
+// Package auth is roomcast's authentication and per-room permission layer.
+//
+// A caller presents a credential in the "authorization" gRPC metadata as
+// "Bearer <token>", where the token is either a JWT (verified by a
+// JWTVerifier) or a static API key (checked against an APIKeyStore). An
+// Authenticator turns that value into an Identity: a subject plus the Grants
+// that say which rooms it may publish to, subscribe to and see the presence
+// of. Interceptors put the Identity in each call's context, where handlers
+// read it with FromContext and check it with Authorize; a RateLimiter bounds
+// how often each identity may publish.
+//
+// # Room patterns
+//
+// Grants name rooms by Pattern: an exact room name ("chat.lobby"), or a
+// dotted pattern in which "*" stands for exactly one segment ("chat.*"
+// matches "chat.lobby" but not "chat.a.b") and a final ">" stands for one or
+// more segments ("chat.>" matches both; ">" alone matches every room).
+//
+// # Errors
+//
+// Every credential failure wraps one of the sentinel errors (ErrMissingCredentials,
+// ErrMalformedCredentials, ErrInvalidSignature, ErrExpired, ErrNotYetValid,
+// ErrWrongIssuer, ErrWrongAudience, ErrInvalidClaims, ErrInvalidAPIKey), so
+// callers can tell them apart with errors.Is. Their messages are valid UTF-8,
+// never contain a token or secret, and are meant to be shown to the client.
+//
+// # Concurrency
+//
+// Authenticator, JWTVerifier, APIKeyStore, Interceptors and RateLimiter are
+// safe for concurrent use once constructed. Pattern, Grants and Identity are
+// values that are never changed after construction by this package; callers
+// that share them must not modify them either.
+package auth

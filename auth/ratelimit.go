@@ -1,0 +1,177 @@
+package auth
+
+import (
+	"container/list"
+	"fmt"
+	"math"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
+)
+
+// DefaultMaxBuckets is how many identities a RateLimiter tracks at most by
+// default.
+const DefaultMaxBuckets = 100_000
+
+// RateLimiter is a token bucket per credential, for publishes: each identity
+// may publish perSecond times a second on average, in bursts of up to burst.
+// Identities are told apart by Method and Subject, so every anonymous caller
+// shares one bucket.
+//
+// Memory is bounded: a bucket unused for the idle time is dropped (by
+// default the time an empty bucket takes to fill up, after which a new
+// bucket is indistinguishable from it), and past the maximum number of
+// buckets the least recently used one is dropped.
+//
+// It is safe for concurrent use.
+type RateLimiter struct {
+	limit rate.Limit
+	burst int
+	idle  time.Duration
+	max   int
+	now   func() time.Time
+
+	mu      sync.Mutex
+	buckets map[string]*list.Element // of *bucket
+	lru     list.List                // most recently used first
+}
+
+type bucket struct {
+	key  string
+	lim  *rate.Limiter
+	used time.Time
+}
+
+// RateLimitOption configures NewRateLimiter.
+type RateLimitOption func(*rateConfig)
+
+type rateConfig struct {
+	idle time.Duration
+	max  int
+	now  func() time.Time
+}
+
+// WithMaxBuckets bounds the identities tracked at once; past it, the least
+// recently used bucket is dropped (its identity starts afresh with a full
+// bucket). The default is DefaultMaxBuckets (100,000).
+func WithMaxBuckets(n int) RateLimitOption { return func(c *rateConfig) { c.max = n } }
+
+// WithIdleEviction drops the bucket of an identity that has not published
+// for d. The default is the time an empty bucket takes to fill up
+// (burst/perSecond), but at least one second and at most 24 hours: dropping
+// a bucket that has filled up changes nothing.
+func WithIdleEviction(d time.Duration) RateLimitOption { return func(c *rateConfig) { c.idle = d } }
+
+// WithRateLimitClock sets the function that tells the limiter the current
+// time. The default is time.Now; tests pass a fake clock.
+func WithRateLimitClock(now func() time.Time) RateLimitOption {
+	return func(c *rateConfig) { c.now = now }
+}
+
+// NewRateLimiter returns a limiter allowing each identity perSecond
+// publishes a second (a positive, finite number), in bursts of up to burst
+// (at least 1).
+func NewRateLimiter(perSecond float64, burst int, opts ...RateLimitOption) (*RateLimiter, error) {
+	if !(perSecond > 0) || math.IsInf(perSecond, 0) {
+		return nil, fmt.Errorf("auth: rate limit must be a positive number per second, got %v", perSecond)
+	}
+	if burst < 1 {
+		return nil, fmt.Errorf("auth: rate limit burst must be at least 1, got %d", burst)
+	}
+	refill := 24 * time.Hour
+	if secs := float64(burst) / perSecond; secs < refill.Seconds() {
+		refill = max(time.Second, time.Duration(secs*float64(time.Second)))
+	}
+	c := rateConfig{idle: refill, max: DefaultMaxBuckets, now: time.Now}
+	for _, o := range opts {
+		o(&c)
+	}
+	switch {
+	case c.max < 1:
+		return nil, fmt.Errorf("auth: rate limiter max buckets must be at least 1, got %d", c.max)
+	case c.idle <= 0:
+		return nil, fmt.Errorf("auth: rate limiter idle eviction must be positive, got %v", c.idle)
+	case c.now == nil:
+		return nil, fmt.Errorf("auth: rate limiter clock is nil")
+	}
+	return &RateLimiter{
+		limit:   rate.Limit(perSecond),
+		burst:   burst,
+		idle:    c.idle,
+		max:     c.max,
+		now:     c.now,
+		buckets: make(map[string]*list.Element),
+	}, nil
+}
+
+// Allow takes one token from id's bucket. It reports whether there was one,
+// and if not, how long until there will be: the server should then refuse the
+// publish with RateLimitError(retryAfter). A nil id counts as anonymous.
+func (l *RateLimiter) Allow(id *Identity) (ok bool, retryAfter time.Duration) {
+	key := string(MethodAnonymous) + ":" + AnonymousSubject
+	if id != nil {
+		key = string(id.Method) + ":" + id.Subject
+	}
+	now := l.now()
+
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.evict(now)
+	var b *bucket
+	if e := l.buckets[key]; e != nil {
+		b = e.Value.(*bucket)
+		l.lru.MoveToFront(e)
+	} else {
+		b = &bucket{key: key, lim: rate.NewLimiter(l.limit, l.burst)}
+		l.buckets[key] = l.lru.PushFront(b)
+		for len(l.buckets) > l.max {
+			l.drop(l.lru.Back())
+		}
+	}
+	b.used = now
+	r := b.lim.ReserveN(now, 1)
+	if d := r.DelayFrom(now); d > 0 {
+		r.CancelAt(now)
+		return false, d
+	}
+	return true, 0
+}
+
+// evict drops the buckets idle since before now-idle, oldest first.
+func (l *RateLimiter) evict(now time.Time) {
+	for e := l.lru.Back(); e != nil; e = l.lru.Back() {
+		if now.Sub(e.Value.(*bucket).used) < l.idle {
+			return
+		}
+		l.drop(e)
+	}
+}
+
+func (l *RateLimiter) drop(e *list.Element) {
+	delete(l.buckets, e.Value.(*bucket).key)
+	l.lru.Remove(e)
+}
+
+// Len returns the number of buckets the limiter holds now.
+func (l *RateLimiter) Len() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.buckets)
+}
+
+// RateLimitError returns the RESOURCE_EXHAUSTED status for a publish refused
+// by a RateLimiter, with a google.rpc.RetryInfo detail whose retry_delay is
+// retryAfter, so that clients know when to try again.
+func RateLimitError(retryAfter time.Duration) error {
+	retryAfter = max(retryAfter, 0)
+	st := status.Newf(codes.ResourceExhausted, "publish rate limit exceeded for this credential; retry after %v", retryAfter.Round(time.Millisecond))
+	if detailed, err := st.WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(retryAfter)}); err == nil {
+		st = detailed
+	}
+	return st.Err()
+}

@@ -1,0 +1,186 @@
+package auth_test
+
+import (
+	"fmt"
+	"math"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/roomcast/roomcast/auth"
+)
+
+// fakeClock is a clock that moves only when told to.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+func user(name string) *auth.Identity { return &auth.Identity{Subject: name, Method: auth.MethodJWT} }
+
+func TestRateLimiter(t *testing.T) {
+	clk := &fakeClock{t: now}
+	l, err := auth.NewRateLimiter(2, 3, auth.WithRateLimitClock(clk.Now))
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice := user("alice")
+	for i := range 3 {
+		if ok, d := l.Allow(alice); !ok || d != 0 {
+			t.Fatalf("publish %d refused (%v)", i, d)
+		}
+	}
+	if ok, d := l.Allow(alice); ok || d != 500*time.Millisecond {
+		t.Fatalf("4th publish: %v, retry after %v; want refused, 500ms", ok, d)
+	}
+	// A refused publish takes no token: the wait does not grow.
+	clk.Advance(200 * time.Millisecond)
+	if ok, d := l.Allow(alice); ok || d != 300*time.Millisecond {
+		t.Fatalf("after 200ms: %v, %v", ok, d)
+	}
+	// Other identities have their own buckets; an API key with the same
+	// subject as a JWT is another credential.
+	if ok, _ := l.Allow(user("bob")); !ok {
+		t.Fatal("bob limited by alice")
+	}
+	if ok, _ := l.Allow(&auth.Identity{Subject: "alice", Method: auth.MethodAPIKey}); !ok {
+		t.Fatal("alice's API key limited by alice's JWT")
+	}
+	clk.Advance(300 * time.Millisecond)
+	if ok, _ := l.Allow(alice); !ok {
+		t.Fatal("refused once the token is back")
+	}
+	// nil and anonymous identities share one bucket.
+	anon := &auth.Identity{Subject: auth.AnonymousSubject, Method: auth.MethodAnonymous}
+	for range 3 {
+		l.Allow(nil)
+	}
+	if ok, _ := l.Allow(anon); ok {
+		t.Fatal("anonymous caller not limited with nil")
+	}
+}
+
+func TestRateLimiterEviction(t *testing.T) {
+	clk := &fakeClock{t: now}
+	// 1 per second, burst 5: an empty bucket fills up in 5s, the default
+	// idle eviction.
+	l, err := auth.NewRateLimiter(1, 5, auth.WithRateLimitClock(clk.Now), auth.WithMaxBuckets(3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		l.Allow(user(fmt.Sprint(i)))
+		clk.Advance(time.Second)
+	}
+	if l.Len() != 3 {
+		t.Fatalf("Len = %d", l.Len())
+	}
+	// A fourth identity pushes out the least recently used, 0.
+	l.Allow(user("0")) // now 0 is the most recent; 1 is the least
+	l.Allow(user("3"))
+	if l.Len() != 3 {
+		t.Fatalf("Len = %d after the cap", l.Len())
+	}
+	// 1 was dropped: it starts afresh with a full bucket.
+	for i := range 5 {
+		if ok, _ := l.Allow(user("1")); !ok {
+			t.Fatalf("publish %d of the dropped identity refused", i)
+		}
+	}
+	// Idle buckets go once they would be full again.
+	clk.Advance(5 * time.Second)
+	l.Allow(user("4"))
+	if l.Len() != 1 {
+		t.Fatalf("Len = %d after idling", l.Len())
+	}
+
+	l2, err := auth.NewRateLimiter(1, 1, auth.WithRateLimitClock(clk.Now), auth.WithIdleEviction(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l2.Allow(user("a"))
+	clk.Advance(59 * time.Minute)
+	l2.Allow(user("b"))
+	clk.Advance(time.Minute)
+	l2.Allow(user("b"))
+	if l2.Len() != 1 {
+		t.Fatalf("Len = %d with a one-hour idle eviction", l2.Len())
+	}
+}
+
+func TestRateLimiterConcurrent(t *testing.T) {
+	clk := &fakeClock{t: now}
+	l, err := auth.NewRateLimiter(1, 50, auth.WithRateLimitClock(clk.Now))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var allowed atomic.Int64
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 100 {
+				if ok, _ := l.Allow(user("shared")); ok {
+					allowed.Add(1)
+				}
+				l.Allow(user(fmt.Sprint(g, i)))
+			}
+		})
+	}
+	wg.Wait()
+	if allowed.Load() != 50 {
+		t.Fatalf("%d publishes allowed from a burst of 50", allowed.Load())
+	}
+}
+
+func TestNewRateLimiterErrors(t *testing.T) {
+	for _, tc := range []struct {
+		rate  float64
+		burst int
+		opts  []auth.RateLimitOption
+	}{
+		{0, 1, nil}, {-1, 1, nil}, {math.Inf(1), 1, nil}, {math.NaN(), 1, nil}, {1, 0, nil},
+		{1, 1, []auth.RateLimitOption{auth.WithMaxBuckets(0)}},
+		{1, 1, []auth.RateLimitOption{auth.WithIdleEviction(0)}},
+		{1, 1, []auth.RateLimitOption{auth.WithRateLimitClock(nil)}},
+	} {
+		if _, err := auth.NewRateLimiter(tc.rate, tc.burst, tc.opts...); err == nil {
+			t.Errorf("NewRateLimiter(%v, %d) accepted", tc.rate, tc.burst)
+		}
+	}
+	// A very slow rate is fine: the idle eviction is capped.
+	if _, err := auth.NewRateLimiter(1e-300, 1000); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestRateLimitError(t *testing.T) {
+	st := status.Convert(auth.RateLimitError(1500 * time.Millisecond))
+	if st.Code() != codes.ResourceExhausted || st.Message() != "publish rate limit exceeded for this credential; retry after 1.5s" {
+		t.Fatalf("status %v", st)
+	}
+	details := st.Details()
+	if len(details) != 1 {
+		t.Fatalf("details %v", details)
+	}
+	ri, ok := details[0].(*errdetails.RetryInfo)
+	if !ok || ri.GetRetryDelay().AsDuration() != 1500*time.Millisecond {
+		t.Fatalf("detail %v", details[0])
+	}
+}
