@@ -249,3 +249,16 @@ func TestEncodePerSubscriberEncodesForEach(t *testing.T) {
 		t.Errorf("%d encodes for one message to 3 subscribers, want 1 + 3", st.Encoded)
 	}
 }
+
+func TestRoomLimit(t *testing.T) {
+	b := newBroker(t, broker.WithMaxRooms(2))
+	publish(t, b, "a", "1", "")
+	publish(t, b, "b", "1", "")
+	if _, _, err := b.Publish(context.Background(), &roomcastv1.Message{Room: "c"}, ""); !errors.Is(err, broker.ErrTooManyRooms) {
+		t.Errorf("third room by publish: %v", err)
+	}
+	if _, err := b.NewSubscriber("S").Join(context.Background(), "c", broker.JoinOptions{}); !errors.Is(err, broker.ErrTooManyRooms) {
+		t.Errorf("third room by join: %v", err)
+	}
+	publish(t, b, "a", "2", "") // existing rooms still work
+}

@@ -27,8 +27,11 @@ import (
 	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
 )
 
-// ErrClosed is returned by calls on a closed broker.
-var ErrClosed = errors.New("broker: closed")
+// Errors of Publish and Join.
+var (
+	ErrClosed       = errors.New("broker: closed")
+	ErrTooManyRooms = errors.New("broker: too many rooms")
+)
 
 const shardCount = 64 // rooms are spread over shards so joins do not contend on one lock
 
@@ -41,6 +44,7 @@ type Memory struct {
 	shards   [shardCount]shard
 	closed   atomic.Bool
 	stats    counters
+	rooms    atomic.Int64 // rooms in memory
 
 	stop      chan struct{}
 	closeOnce sync.Once
@@ -94,19 +98,12 @@ func (b *Memory) Close() error {
 
 // Stats returns the broker's counters.
 func (b *Memory) Stats() Stats {
-	n := 0
-	for i := range b.shards {
-		sh := &b.shards[i]
-		sh.mu.Lock()
-		n += len(sh.rooms)
-		sh.mu.Unlock()
-	}
 	return Stats{
 		Published: b.stats.published.Load(),
 		Encoded:   b.stats.encoded.Load(),
 		Delivered: b.stats.delivered.Load(),
 		Lagged:    b.stats.lagged.Load(),
-		Rooms:     n,
+		Rooms:     int(b.rooms.Load()),
 	}
 }
 
@@ -122,25 +119,37 @@ func (b *Memory) shard(name string) *shard {
 
 // lockRoom returns the live room called name locked for writing, creating it
 // if create is set; nil if it does not exist and create is not set.
-func (b *Memory) lockRoom(name string, create bool) *room {
+func (b *Memory) lockRoom(name string, create bool) (*room, error) {
 	sh := b.shard(name)
 	for {
 		sh.mu.Lock()
 		r := sh.rooms[name]
 		if r == nil && create {
+			if b.rooms.Add(1) > int64(b.cfg.maxRooms) {
+				b.rooms.Add(-1)
+				sh.mu.Unlock()
+				return nil, ErrTooManyRooms
+			}
 			r = newRoom(name, sh, b.maxSlots)
 			sh.rooms[name] = r
 		}
 		sh.mu.Unlock()
 		if r == nil {
-			return nil
+			return nil, nil
 		}
 		r.mu.Lock()
 		if !r.dead {
-			return r
+			return r, nil
 		}
 		r.mu.Unlock() // freed after we found it: look again
 	}
+}
+
+// free removes r from its shard. Caller holds the shard's lock and r.mu.
+func (b *Memory) free(r *room) {
+	r.dead = true
+	delete(r.shard.rooms, r.name)
+	b.rooms.Add(-1)
 }
 
 // readRoom returns the live room called name locked for reading, or nil.
@@ -175,8 +184,7 @@ func (b *Memory) release(r *room) {
 	if !r.dead && r.subs == 0 {
 		r.msgs.trim(b.cfg.historyMessages, b.cfg.backlogBytes)
 		if r.msgs.retained() == 0 {
-			r.dead = true
-			delete(r.shard.rooms, r.name)
+			b.free(r)
 		}
 	}
 	r.mu.Unlock()
@@ -197,12 +205,11 @@ func (b *Memory) sweep(every time.Duration) {
 			for i := range b.shards {
 				sh := &b.shards[i]
 				sh.mu.Lock()
-				for name, r := range sh.rooms {
+				for _, r := range sh.rooms {
 					r.mu.Lock()
 					r.msgs.expire(before)
 					if r.subs == 0 && r.msgs.retained() == 0 {
-						r.dead = true
-						delete(sh.rooms, name)
+						b.free(r)
 					}
 					r.mu.Unlock()
 				}
@@ -228,9 +235,9 @@ func (b *Memory) Publish(ctx context.Context, msg *roomcastv1.Message, exclude s
 		return 0, "", ErrClosed
 	}
 	b.stats.published.Add(1)
-	r := b.lockRoom(msg.GetRoom(), b.cfg.historyMessages > 0)
+	r, err := b.lockRoom(msg.GetRoom(), b.cfg.historyMessages > 0)
 	if r == nil {
-		return 1, "", nil
+		return 1, "", err
 	}
 	defer r.mu.Unlock()
 	// Encoding under the room's lock is what makes offsets and encoded order

@@ -12,6 +12,7 @@ const (
 	DefaultHistoryMessages = 1024
 	DefaultHistoryTTL      = 5 * time.Minute
 	DefaultPresenceMembers = 10_000
+	DefaultMaxRooms        = 100_000
 )
 
 // Option configures a Memory broker.
@@ -24,6 +25,7 @@ type config struct {
 	historyTTL      time.Duration
 	presenceMembers int
 	encodeEach      bool
+	maxRooms        int
 }
 
 // WithBacklog bounds how far a subscriber may fall behind in one room, in
@@ -59,6 +61,12 @@ func WithPresenceLimit(members int) Option {
 	return func(c *config) { c.presenceMembers = members }
 }
 
+// WithMaxRooms bounds the rooms held in memory at once; a publish or join
+// that would make one more fails with ErrTooManyRooms. With the backlog's
+// byte bound it bounds the memory that messages can take: at most max rooms
+// times the backlog bytes. The default is DefaultMaxRooms (100,000).
+func WithMaxRooms(n int) Option { return func(c *config) { c.maxRooms = n } }
+
 // WithEncodePerSubscriber makes every subscriber encode each message for
 // itself, as a per-subscriber send loop does: the pattern roomcast exists to
 // replace, kept only so benchmarks can measure the difference in one run.
@@ -74,6 +82,7 @@ func newConfig(opts []Option) (config, error) {
 		historyMessages: DefaultHistoryMessages,
 		historyTTL:      DefaultHistoryTTL,
 		presenceMembers: DefaultPresenceMembers,
+		maxRooms:        DefaultMaxRooms,
 	}
 	for _, o := range opts {
 		o(&c)
@@ -83,6 +92,8 @@ func newConfig(opts []Option) (config, error) {
 		return c, fmt.Errorf("broker: backlog must allow at least 1 message and 1 byte, got %d messages and %d bytes", c.backlogMessages, c.backlogBytes)
 	case c.historyMessages < 0 || (c.historyMessages > 0 && c.historyTTL <= 0):
 		return c, fmt.Errorf("broker: history must be 0 messages, or some messages for a positive time, got %d for %v", c.historyMessages, c.historyTTL)
+	case c.maxRooms < 1:
+		return c, fmt.Errorf("broker: the room limit must be positive, got %d", c.maxRooms)
 	case c.presenceMembers < 0:
 		return c, fmt.Errorf("broker: presence limit must not be negative, got %d", c.presenceMembers)
 	}

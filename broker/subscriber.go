@@ -109,7 +109,10 @@ func (s *Subscriber) Join(ctx context.Context, room string, opts JoinOptions) (J
 	if s.find(room) >= 0 {
 		return JoinResult{}, ErrAlreadyJoined
 	}
-	r := s.b.lockRoom(room, true)
+	r, err := s.b.lockRoom(room, true)
+	if err != nil {
+		return JoinResult{}, err
+	}
 	res := JoinResult{Offset: r.msgs.head, Epoch: r.epoch}
 	cursor := r.msgs.head
 	if p := opts.Position; p != nil && (p.Epoch == "" || p.Epoch == r.epoch) {

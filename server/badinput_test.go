@@ -70,7 +70,7 @@ func TestBadCommandsGetErrorRepliesAndTheStreamStaysUp(t *testing.T) {
 		code codes.Code
 		says string
 	}{
-		{"no command", &roomcastv1.SubscribeRequest{Id: "1"}, codes.InvalidArgument, "set join or leave"},
+		{"no command", &roomcastv1.SubscribeRequest{Id: "1"}, codes.InvalidArgument, "set join, leave or refresh"},
 		{"empty room", join("2", ""), codes.InvalidArgument, "empty"},
 		{"bad room", join("3", "a\tb"), codes.InvalidArgument, "not allowed"},
 		{"duplicate join", join("4", "joined"), codes.AlreadyExists, "already joined"},
@@ -104,5 +104,12 @@ func TestBadCommandsGetErrorRepliesAndTheStreamStaysUp(t *testing.T) {
 	publishText(t, ctx, c, "joined", "still here")
 	if m := sub.next(); m.GetText() != "still here" {
 		t.Errorf("got %v", m)
+	}
+}
+
+// A configuration New refuses leaves nothing running (goleak checks).
+func TestNewRefusesAMessageLimitOverTheBacklog(t *testing.T) {
+	if _, err := server.New(server.WithMaxMessageBytes(8 << 20)); err == nil || !strings.Contains(err.Error(), "backlog") {
+		t.Errorf("New: %v", err)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/roomcast/roomcast/auth"
 	"github.com/roomcast/roomcast/broker"
 	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
 )
@@ -56,6 +57,9 @@ func (s *Server) history(ctx context.Context, req *roomcastv1.HistoryRequest) (*
 	if err != nil {
 		return nil, err
 	}
+	if err := s.access.allow(s.access.identity(ctx), auth.Subscribe, req.GetRoom()); err != nil {
+		return nil, err
+	}
 	bufs, err := s.broker.History(ctx, req.GetRoom(), req.GetAfter(), limit, req.GetNewestFirst())
 	if err != nil {
 		return nil, brokerStatus(err)
@@ -84,6 +88,9 @@ func (s *Server) Presence(ctx context.Context, req *roomcastv1.PresenceRequest) 
 	}
 	limit, err := limitOf(req.GetLimit(), defaultPresenceLimit, maxPresenceLimit)
 	if err != nil {
+		return nil, err
+	}
+	if err := s.access.allow(s.access.identity(ctx), auth.Presence, req.GetRoom()); err != nil {
 		return nil, err
 	}
 	members, total, err := s.broker.Presence(ctx, req.GetRoom(), limit)

@@ -45,12 +45,18 @@ func start(t testing.TB, opts ...server.Option) (*server.Server, string) {
 // dial returns a BrokerService client on a connection of its own.
 func dial(t testing.TB, addr string) roomcastv1.BrokerServiceClient {
 	t.Helper()
+	return roomcastv1.NewBrokerServiceClient(connect(t, addr))
+}
+
+// connect returns a plaintext connection to addr, closed with the test.
+func connect(t testing.TB, addr string) *grpc.ClientConn {
+	t.Helper()
 	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	return roomcastv1.NewBrokerServiceClient(conn)
+	return conn
 }
 
 // testCtx is the test's deadline for anything it waits on.

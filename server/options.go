@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 
+	"github.com/roomcast/roomcast/auth"
 	"github.com/roomcast/roomcast/broker"
 )
 
@@ -18,6 +19,9 @@ const (
 	DefaultMaxBatchBytes       = 256 << 10
 	DefaultMaxConcurrentStream = 1000
 	DefaultWriteTimeout        = 10 * time.Second
+	DefaultMaxStreams          = 100_000
+	DefaultCommandRate         = 1000
+	DefaultCommandBurst        = 1000
 )
 
 // Option configures a Server.
@@ -35,6 +39,12 @@ type config struct {
 	grpcOpts        []grpc.ServerOption
 	keepaliveTime   time.Duration
 	writeTimeout    time.Duration
+	authn           *auth.Authenticator
+	publishRate     float64
+	publishBurst    int
+	commandRate     float64
+	commandBurst    int
+	maxTotalStreams int
 }
 
 // WithBroker makes the server use b, which it then owns and closes. The
@@ -94,6 +104,35 @@ func WithKeepaliveTime(d time.Duration) Option { return func(c *config) { c.keep
 // sent in each room. The default is DefaultWriteTimeout (10 seconds).
 func WithWriteTimeout(d time.Duration) Option { return func(c *config) { c.writeTimeout = d } }
 
+// WithAuthenticator makes every call but health and reflection carry a
+// credential that a verifies (UNAUTHENTICATED otherwise), and checks each
+// room against the credential's grants (PERMISSION_DENIED otherwise). A
+// Subscribe stream ends with UNAUTHENTICATED when its credential expires,
+// unless the client sent a refresh command. The default is none: every
+// caller may do everything, which is meant for a server on loopback.
+func WithAuthenticator(a *auth.Authenticator) Option { return func(c *config) { c.authn = a } }
+
+// WithPublishRate limits each credential's publishes to perSecond, with
+// bursts of burst (a token bucket); past it, Publish fails with
+// RESOURCE_EXHAUSTED and a RetryInfo detail. Without an authenticator each
+// client address counts as a credential. The default is 0: no limit.
+func WithPublishRate(perSecond float64, burst int) Option {
+	return func(c *config) { c.publishRate, c.publishBurst = perSecond, burst }
+}
+
+// WithCommandRate limits each Subscribe stream's commands to perSecond, with
+// bursts of burst; a command past it gets a RESOURCE_EXHAUSTED reply. The
+// default is DefaultCommandRate (1000) per second with bursts of
+// DefaultCommandBurst (1000); 0 means no limit.
+func WithCommandRate(perSecond float64, burst int) Option {
+	return func(c *config) { c.commandRate, c.commandBurst = perSecond, burst }
+}
+
+// WithMaxStreams limits the Subscribe streams open on the server at once; a
+// stream past it ends at once with RESOURCE_EXHAUSTED. The default is
+// DefaultMaxStreams (100,000).
+func WithMaxStreams(n int) Option { return func(c *config) { c.maxTotalStreams = n } }
+
 func newConfig(opts []Option) (config, error) {
 	c := config{
 		maxMessageBytes: DefaultMaxMessageBytes,
@@ -103,6 +142,9 @@ func newConfig(opts []Option) (config, error) {
 		log:             slog.Default(),
 		keepaliveTime:   30 * time.Second,
 		writeTimeout:    DefaultWriteTimeout,
+		commandRate:     DefaultCommandRate,
+		commandBurst:    DefaultCommandBurst,
+		maxTotalStreams: DefaultMaxStreams,
 	}
 	for _, o := range opts {
 		o(&c)
@@ -116,6 +158,12 @@ func newConfig(opts []Option) (config, error) {
 		return c, fmt.Errorf("server: batch size must be positive, got %d", c.maxBatchBytes)
 	case c.maxStreams < 1:
 		return c, fmt.Errorf("server: streams per connection must be positive, got %d", c.maxStreams)
+	case c.maxTotalStreams < 1:
+		return c, fmt.Errorf("server: total streams must be positive, got %d", c.maxTotalStreams)
+	case c.publishRate < 0 || (c.publishRate > 0 && c.publishBurst < 1):
+		return c, fmt.Errorf("server: publish rate needs a positive burst, got %v/s burst %d", c.publishRate, c.publishBurst)
+	case c.commandRate < 0 || (c.commandRate > 0 && c.commandBurst < 1):
+		return c, fmt.Errorf("server: command rate needs a positive burst, got %v/s burst %d", c.commandRate, c.commandBurst)
 	case c.writeTimeout <= 0:
 		return c, fmt.Errorf("server: write timeout must be positive, got %v", c.writeTimeout)
 	case c.keepaliveTime <= 0:

@@ -7,6 +7,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/roomcast/roomcast/auth"
 	"github.com/roomcast/roomcast/broker"
 	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
 )
@@ -21,6 +22,16 @@ func (s *Server) Publish(ctx context.Context, req *roomcastv1.PublishRequest) (*
 	}
 	if n := messageSize(req); n > s.cfg.maxMessageBytes {
 		return nil, status.Errorf(codes.ResourceExhausted, "message is %d bytes (payload, content type and headers); the limit is %d", n, s.cfg.maxMessageBytes)
+	}
+	id := s.access.identity(ctx)
+	if err := s.access.allow(id, auth.Publish, req.GetRoom()); err != nil {
+		return nil, err
+	}
+	if err := s.access.ownSession(id, req.GetSessionId()); err != nil {
+		return nil, err
+	}
+	if err := s.access.allowPublish(id); err != nil {
+		return nil, err
 	}
 	msg := &roomcastv1.Message{
 		Room:             req.GetRoom(),
@@ -54,6 +65,8 @@ func brokerStatus(err error) error {
 		return status.Error(codes.NotFound, "room not joined on this stream")
 	case errors.Is(err, broker.ErrFutureOffset):
 		return status.Error(codes.OutOfRange, "position offset is past the room's newest offset")
+	case errors.Is(err, broker.ErrTooManyRooms):
+		return status.Error(codes.ResourceExhausted, "the server holds as many rooms as it may; retry later")
 	case errors.Is(err, broker.ErrPresenceFull):
 		return status.Error(codes.ResourceExhausted, "the room's presence is full; join without presence")
 	}

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
@@ -19,6 +20,7 @@ import (
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
 
+	"github.com/roomcast/roomcast/auth"
 	"github.com/roomcast/roomcast/broker"
 	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
 )
@@ -27,10 +29,12 @@ import (
 type Server struct {
 	roomcastv1.UnimplementedBrokerServiceServer
 
-	cfg    config
-	broker *broker.Memory
-	grpc   *grpc.Server
-	health *health.Server
+	cfg     config
+	broker  *broker.Memory
+	access  *access
+	grpc    *grpc.Server
+	health  *health.Server
+	streams atomic.Int64 // open Subscribe streams
 
 	mu         sync.Mutex
 	draining   bool
@@ -41,7 +45,7 @@ type Server struct {
 var _ roomcastv1.BrokerServiceServer = (*Server)(nil)
 
 // New returns a server that is ready to Serve.
-func New(opts ...Option) (*Server, error) {
+func New(opts ...Option) (_ *Server, err error) {
 	cfg, err := newConfig(opts)
 	if err != nil {
 		return nil, err
@@ -51,11 +55,20 @@ func New(opts ...Option) (*Server, error) {
 		if b, err = broker.New(cfg.brokerOpts...); err != nil {
 			return nil, err
 		}
+		defer func() {
+			if err != nil { // it is ours to close
+				b.Close()
+			}
+		}()
 	}
 	if _, backlog := b.BacklogLimits(); cfg.maxMessageBytes+messageOverhead > backlog {
 		return nil, fmt.Errorf("server: max message size %d (plus %d bytes of envelope) exceeds the broker's backlog of %d bytes: every subscriber would lag on one message", cfg.maxMessageBytes, messageOverhead, backlog)
 	}
-	s := &Server{cfg: cfg, broker: b, health: health.NewServer(), drain: make(chan struct{})}
+	acc, err := newAccess(&cfg)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, broker: b, access: acc, health: health.NewServer(), drain: make(chan struct{})}
 
 	gopts := []grpc.ServerOption{
 		grpc.ForceServerCodecV2(newCodec()),
@@ -85,6 +98,13 @@ func New(opts ...Option) (*Server, error) {
 		}
 		gopts = append(gopts, grpc.ChainUnaryInterceptor(m.UnaryServerInterceptor()), grpc.ChainStreamInterceptor(m.StreamServerInterceptor()))
 		metrics = m
+	}
+	if cfg.authn != nil { // after metrics, so refused calls are counted too
+		in, err := auth.NewInterceptors(cfg.authn)
+		if err != nil {
+			return nil, err
+		}
+		gopts = append(gopts, grpc.ChainUnaryInterceptor(in.UnaryServerInterceptor()), grpc.ChainStreamInterceptor(in.StreamServerInterceptor()))
 	}
 	s.grpc = grpc.NewServer(append(gopts, cfg.grpcOpts...)...)
 	s.grpc.RegisterService(serviceDesc(), s)

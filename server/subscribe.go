@@ -8,10 +8,13 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/time/rate"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/roomcast/roomcast/auth"
 	"github.com/roomcast/roomcast/broker"
 	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
 )
@@ -38,7 +41,14 @@ type session struct {
 	wrote   chan error    // the writer's final error
 	stalled chan struct{} // closed when one Send took longer than the write timeout
 	stall   *time.Timer
+	expired chan struct{} // closed when the stream's credential expires
+	expiry  *time.Timer
+	stop    chan struct{} // closed when the handler decides to end the stream
 	done    chan struct{} // closed when the handler returns
+
+	// Owned by the writer.
+	identity *auth.Identity
+	commands *rate.Limiter // nil: no limit
 
 	mu      sync.Mutex
 	stopped bool // the handler is returning: no more Sends
@@ -52,6 +62,11 @@ func (s *Server) Subscribe(stream subscribeStream) error {
 	if s.isDraining() {
 		return status.Error(codes.Unavailable, "server is shutting down; reconnect to another instance")
 	}
+	if n := s.streams.Add(1); n > int64(s.cfg.maxTotalStreams) {
+		s.streams.Add(-1)
+		return status.Errorf(codes.ResourceExhausted, "the server has %d subscriber streams, its limit; retry later or on another instance", s.cfg.maxTotalStreams)
+	}
+	defer s.streams.Add(-1)
 	id := newSessionID()
 	ss := &session{
 		srv:     s,
@@ -62,8 +77,18 @@ func (s *Server) Subscribe(stream subscribeStream) error {
 		recvd:   make(chan error, 1),
 		wrote:   make(chan error, 1),
 		stalled: make(chan struct{}),
+		expired: make(chan struct{}),
+		stop:    make(chan struct{}),
 		done:    make(chan struct{}),
+
+		identity: s.access.identity(stream.Context()),
+		commands: s.cfg.commandLimiter(),
 	}
+	s.access.sessions.Store(id, ss.identity.Subject)
+	defer s.access.sessions.Delete(id)
+	var expireOnce sync.Once
+	ss.expiry = expiryTimer(ss.identity, func() { expireOnce.Do(func() { close(ss.expired) }) })
+	defer ss.expiry.Stop()
 	var once sync.Once // the timer may fire again before the handler stops the writer
 	ss.stall = time.AfterFunc(time.Hour, func() { once.Do(func() { close(ss.stalled) }) })
 	ss.stall.Stop()
@@ -75,7 +100,9 @@ func (s *Server) Subscribe(stream subscribeStream) error {
 }
 
 // wait returns the status the stream ends with, once the writer is done or
-// blocked in a Send that returning will cancel.
+// blocked in a Send that returning will cancel. A drain is the writer's to
+// notice, once it has sent what it holds; the shutdown deadline cancels the
+// stream if it cannot.
 func (ss *session) wait() error {
 	var err error
 	select {
@@ -85,8 +112,8 @@ func (ss *session) wait() error {
 		ss.sub.Stalled()
 		err = status.Errorf(codes.ResourceExhausted, "slow consumer: one write took longer than %v; %s", ss.srv.cfg.writeTimeout, broker.FormatSent(ss.sub.Sent()))
 		ss.srv.cfg.log.Info("slow consumer cut off", "session", ss.id, "reason", "write timeout")
-	case <-ss.srv.drain:
-		err = status.Error(codes.Unavailable, "server is shutting down; reconnect and join again")
+	case <-ss.expired:
+		err = status.Error(codes.Unauthenticated, "the stream's credential expired; send a refresh command before it does, or reconnect with a new one")
 	case <-ss.stream.Context().Done():
 		err = status.FromContextError(ss.stream.Context().Err()).Err()
 	}
@@ -94,8 +121,9 @@ func (ss *session) wait() error {
 	ss.stopped = true
 	blocked := ss.sending
 	ss.mu.Unlock()
+	close(ss.stop)
 	if !blocked {
-		<-ss.wrote // it sees stopped before its next Send, or is idle and sees done
+		<-ss.wrote // it sees stopped before its next Send, or is idle and sees stop
 	}
 	return err
 }
@@ -191,8 +219,10 @@ func (ss *session) deliver() error {
 			// input ends) but still listens: keep delivering.
 			recvd = nil
 		case <-ss.srv.drain:
-			return status.Error(codes.Unavailable, "server is shutting down; reconnect and join again")
-		case <-ss.done:
+			// Only once idle: what was sequenced before the drain is sent
+			// first, so the offsets below are complete.
+			return status.Errorf(codes.Unavailable, "server is shutting down; reconnect and resume; %s", broker.FormatSent(ss.sub.Sent()))
+		case <-ss.stop:
 			return errStopped
 		}
 	}
@@ -215,6 +245,9 @@ func (ss *session) execute(req *roomcastv1.SubscribeRequest, reply *roomcastv1.C
 		reply.Id = ""
 		return status.Error(codes.InvalidArgument, err.Error())
 	}
+	if ss.commands != nil && !ss.commands.Allow() {
+		return status.Errorf(codes.ResourceExhausted, "more than %v commands per second on this stream; slow down", ss.commands.Limit())
+	}
 	ctx := ss.stream.Context()
 	switch cmd := req.GetCommand().(type) {
 	case *roomcastv1.SubscribeRequest_Join:
@@ -224,6 +257,14 @@ func (ss *session) execute(req *roomcastv1.SubscribeRequest, reply *roomcastv1.C
 		}
 		if err := validateInfo(cmd.Join.GetInfo()); err != nil {
 			return status.Error(codes.InvalidArgument, err.Error())
+		}
+		if err := ss.srv.access.allow(ss.identity, auth.Subscribe, room); err != nil {
+			return err
+		}
+		if cmd.Join.GetPresence() || cmd.Join.GetPresenceEvents() {
+			if err := ss.srv.access.allow(ss.identity, auth.Presence, room); err != nil {
+				return err
+			}
 		}
 		if ss.sub.Rooms() >= ss.srv.cfg.maxRooms {
 			return status.Errorf(codes.ResourceExhausted, "this stream is in %d rooms, the limit; leave one first", ss.sub.Rooms())
@@ -246,8 +287,21 @@ func (ss *session) execute(req *roomcastv1.SubscribeRequest, reply *roomcastv1.C
 			return brokerStatus(err)
 		}
 		reply.Result = &roomcastv1.CommandReply_Leave{Leave: &roomcastv1.LeaveResult{Room: room}}
+	case *roomcastv1.SubscribeRequest_Refresh:
+		id, err := ss.srv.access.refresh(ss.identity, cmd.Refresh.GetToken())
+		if err != nil {
+			return err
+		}
+		ss.identity = id
+		res := &roomcastv1.RefreshResult{}
+		ss.expiry.Stop() // if it already fired, the stream is ending anyway
+		if !id.Expiry.IsZero() {
+			ss.expiry.Reset(time.Until(id.Expiry))
+			res.ExpireTime = timestamppb.New(id.Expiry)
+		}
+		reply.Result = &roomcastv1.CommandReply_Refresh{Refresh: res}
 	default:
-		return status.Error(codes.InvalidArgument, "request has no command this server knows: set join or leave")
+		return status.Error(codes.InvalidArgument, "request has no command this server knows: set join, leave or refresh")
 	}
 	return nil
 }

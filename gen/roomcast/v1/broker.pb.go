@@ -279,6 +279,7 @@ type SubscribeRequest struct {
 	//
 	//	*SubscribeRequest_Join
 	//	*SubscribeRequest_Leave
+	//	*SubscribeRequest_Refresh
 	Command       isSubscribeRequest_Command `protobuf_oneof:"command"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -346,6 +347,15 @@ func (x *SubscribeRequest) GetLeave() *LeaveCommand {
 	return nil
 }
 
+func (x *SubscribeRequest) GetRefresh() *RefreshCommand {
+	if x != nil {
+		if x, ok := x.Command.(*SubscribeRequest_Refresh); ok {
+			return x.Refresh
+		}
+	}
+	return nil
+}
+
 type isSubscribeRequest_Command interface {
 	isSubscribeRequest_Command()
 }
@@ -358,9 +368,65 @@ type SubscribeRequest_Leave struct {
 	Leave *LeaveCommand `protobuf:"bytes,3,opt,name=leave,proto3,oneof"`
 }
 
+type SubscribeRequest_Refresh struct {
+	Refresh *RefreshCommand `protobuf:"bytes,4,opt,name=refresh,proto3,oneof"`
+}
+
 func (*SubscribeRequest_Join) isSubscribeRequest_Command() {}
 
 func (*SubscribeRequest_Leave) isSubscribeRequest_Command() {}
+
+func (*SubscribeRequest_Refresh) isSubscribeRequest_Command() {}
+
+// RefreshCommand replaces the stream's credential before it expires. A
+// stream whose credential expires without one ends with UNAUTHENTICATED. The
+// new credential must be for the same subject; its grants apply to the
+// commands that follow.
+type RefreshCommand struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The new credential, as it would follow "Bearer " in the authorization
+	// metadata.
+	Token         string `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RefreshCommand) Reset() {
+	*x = RefreshCommand{}
+	mi := &file_roomcast_v1_broker_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RefreshCommand) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RefreshCommand) ProtoMessage() {}
+
+func (x *RefreshCommand) ProtoReflect() protoreflect.Message {
+	mi := &file_roomcast_v1_broker_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RefreshCommand.ProtoReflect.Descriptor instead.
+func (*RefreshCommand) Descriptor() ([]byte, []int) {
+	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *RefreshCommand) GetToken() string {
+	if x != nil {
+		return x.Token
+	}
+	return ""
+}
 
 // JoinCommand adds a room to the session. Messages published to the room
 // after the join are delivered to the stream; with a position, so is every
@@ -376,11 +442,12 @@ type JoinCommand struct {
 	// continues with live messages and says recovered: false.
 	Position *Position `protobuf:"bytes,2,opt,name=position,proto3" json:"position,omitempty"`
 	// Be listed in the room's presence, and announced to subscribers that asked
-	// for presence events.
+	// for presence events. Needs the presence grant for the room.
 	Presence bool `protobuf:"varint,3,opt,name=presence,proto3" json:"presence,omitempty"`
 	// Shown with this session in presence: at most 16 entries and 1 KiB.
 	Info map[string]string `protobuf:"bytes,4,rep,name=info,proto3" json:"info,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	// Receive the room's presence events: a member joining or leaving.
+	// Receive the room's presence events: a member joining or leaving. Needs
+	// the presence grant for the room.
 	PresenceEvents bool `protobuf:"varint,5,opt,name=presence_events,json=presenceEvents,proto3" json:"presence_events,omitempty"`
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
@@ -388,7 +455,7 @@ type JoinCommand struct {
 
 func (x *JoinCommand) Reset() {
 	*x = JoinCommand{}
-	mi := &file_roomcast_v1_broker_proto_msgTypes[3]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -400,7 +467,7 @@ func (x *JoinCommand) String() string {
 func (*JoinCommand) ProtoMessage() {}
 
 func (x *JoinCommand) ProtoReflect() protoreflect.Message {
-	mi := &file_roomcast_v1_broker_proto_msgTypes[3]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -413,7 +480,7 @@ func (x *JoinCommand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinCommand.ProtoReflect.Descriptor instead.
 func (*JoinCommand) Descriptor() ([]byte, []int) {
-	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{3}
+	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *JoinCommand) GetRoom() string {
@@ -466,7 +533,7 @@ type Position struct {
 
 func (x *Position) Reset() {
 	*x = Position{}
-	mi := &file_roomcast_v1_broker_proto_msgTypes[4]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -478,7 +545,7 @@ func (x *Position) String() string {
 func (*Position) ProtoMessage() {}
 
 func (x *Position) ProtoReflect() protoreflect.Message {
-	mi := &file_roomcast_v1_broker_proto_msgTypes[4]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -491,7 +558,7 @@ func (x *Position) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Position.ProtoReflect.Descriptor instead.
 func (*Position) Descriptor() ([]byte, []int) {
-	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{4}
+	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Position) GetOffset() uint64 {
@@ -520,7 +587,7 @@ type LeaveCommand struct {
 
 func (x *LeaveCommand) Reset() {
 	*x = LeaveCommand{}
-	mi := &file_roomcast_v1_broker_proto_msgTypes[5]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -532,7 +599,7 @@ func (x *LeaveCommand) String() string {
 func (*LeaveCommand) ProtoMessage() {}
 
 func (x *LeaveCommand) ProtoReflect() protoreflect.Message {
-	mi := &file_roomcast_v1_broker_proto_msgTypes[5]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -545,7 +612,7 @@ func (x *LeaveCommand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaveCommand.ProtoReflect.Descriptor instead.
 func (*LeaveCommand) Descriptor() ([]byte, []int) {
-	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{5}
+	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *LeaveCommand) GetRoom() string {
@@ -570,7 +637,7 @@ type SubscribeResponse struct {
 
 func (x *SubscribeResponse) Reset() {
 	*x = SubscribeResponse{}
-	mi := &file_roomcast_v1_broker_proto_msgTypes[6]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -582,7 +649,7 @@ func (x *SubscribeResponse) String() string {
 func (*SubscribeResponse) ProtoMessage() {}
 
 func (x *SubscribeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_roomcast_v1_broker_proto_msgTypes[6]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -595,7 +662,7 @@ func (x *SubscribeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscribeResponse.ProtoReflect.Descriptor instead.
 func (*SubscribeResponse) Descriptor() ([]byte, []int) {
-	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{6}
+	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *SubscribeResponse) GetEvent() isSubscribeResponse_Event {
@@ -669,7 +736,7 @@ type SessionEvent struct {
 
 func (x *SessionEvent) Reset() {
 	*x = SessionEvent{}
-	mi := &file_roomcast_v1_broker_proto_msgTypes[7]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -681,7 +748,7 @@ func (x *SessionEvent) String() string {
 func (*SessionEvent) ProtoMessage() {}
 
 func (x *SessionEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_roomcast_v1_broker_proto_msgTypes[7]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -694,7 +761,7 @@ func (x *SessionEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionEvent.ProtoReflect.Descriptor instead.
 func (*SessionEvent) Descriptor() ([]byte, []int) {
-	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{7}
+	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *SessionEvent) GetSessionId() string {
@@ -715,6 +782,7 @@ type CommandReply struct {
 	//
 	//	*CommandReply_Join
 	//	*CommandReply_Leave
+	//	*CommandReply_Refresh
 	Result        isCommandReply_Result `protobuf_oneof:"result"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -722,7 +790,7 @@ type CommandReply struct {
 
 func (x *CommandReply) Reset() {
 	*x = CommandReply{}
-	mi := &file_roomcast_v1_broker_proto_msgTypes[8]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -734,7 +802,7 @@ func (x *CommandReply) String() string {
 func (*CommandReply) ProtoMessage() {}
 
 func (x *CommandReply) ProtoReflect() protoreflect.Message {
-	mi := &file_roomcast_v1_broker_proto_msgTypes[8]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -747,7 +815,7 @@ func (x *CommandReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommandReply.ProtoReflect.Descriptor instead.
 func (*CommandReply) Descriptor() ([]byte, []int) {
-	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{8}
+	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *CommandReply) GetId() string {
@@ -789,6 +857,15 @@ func (x *CommandReply) GetLeave() *LeaveResult {
 	return nil
 }
 
+func (x *CommandReply) GetRefresh() *RefreshResult {
+	if x != nil {
+		if x, ok := x.Result.(*CommandReply_Refresh); ok {
+			return x.Refresh
+		}
+	}
+	return nil
+}
+
 type isCommandReply_Result interface {
 	isCommandReply_Result()
 }
@@ -801,9 +878,15 @@ type CommandReply_Leave struct {
 	Leave *LeaveResult `protobuf:"bytes,4,opt,name=leave,proto3,oneof"`
 }
 
+type CommandReply_Refresh struct {
+	Refresh *RefreshResult `protobuf:"bytes,5,opt,name=refresh,proto3,oneof"`
+}
+
 func (*CommandReply_Join) isCommandReply_Result() {}
 
 func (*CommandReply_Leave) isCommandReply_Result() {}
+
+func (*CommandReply_Refresh) isCommandReply_Result() {}
 
 // Error describes a failed command.
 type Error struct {
@@ -819,7 +902,7 @@ type Error struct {
 
 func (x *Error) Reset() {
 	*x = Error{}
-	mi := &file_roomcast_v1_broker_proto_msgTypes[9]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -831,7 +914,7 @@ func (x *Error) String() string {
 func (*Error) ProtoMessage() {}
 
 func (x *Error) ProtoReflect() protoreflect.Message {
-	mi := &file_roomcast_v1_broker_proto_msgTypes[9]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -844,7 +927,7 @@ func (x *Error) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Error.ProtoReflect.Descriptor instead.
 func (*Error) Descriptor() ([]byte, []int) {
-	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{9}
+	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Error) GetCode() int32 {
@@ -881,7 +964,7 @@ type JoinResult struct {
 
 func (x *JoinResult) Reset() {
 	*x = JoinResult{}
-	mi := &file_roomcast_v1_broker_proto_msgTypes[10]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -893,7 +976,7 @@ func (x *JoinResult) String() string {
 func (*JoinResult) ProtoMessage() {}
 
 func (x *JoinResult) ProtoReflect() protoreflect.Message {
-	mi := &file_roomcast_v1_broker_proto_msgTypes[10]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -906,7 +989,7 @@ func (x *JoinResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinResult.ProtoReflect.Descriptor instead.
 func (*JoinResult) Descriptor() ([]byte, []int) {
-	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{10}
+	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *JoinResult) GetRoom() string {
@@ -937,6 +1020,52 @@ func (x *JoinResult) GetRecovered() bool {
 	return false
 }
 
+// RefreshResult is the reply to a successful refresh.
+type RefreshResult struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// When the new credential expires; unset if it does not.
+	ExpireTime    *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RefreshResult) Reset() {
+	*x = RefreshResult{}
+	mi := &file_roomcast_v1_broker_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RefreshResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RefreshResult) ProtoMessage() {}
+
+func (x *RefreshResult) ProtoReflect() protoreflect.Message {
+	mi := &file_roomcast_v1_broker_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RefreshResult.ProtoReflect.Descriptor instead.
+func (*RefreshResult) Descriptor() ([]byte, []int) {
+	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *RefreshResult) GetExpireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpireTime
+	}
+	return nil
+}
+
 // LeaveResult is the reply to a successful leave.
 type LeaveResult struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -948,7 +1077,7 @@ type LeaveResult struct {
 
 func (x *LeaveResult) Reset() {
 	*x = LeaveResult{}
-	mi := &file_roomcast_v1_broker_proto_msgTypes[11]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -960,7 +1089,7 @@ func (x *LeaveResult) String() string {
 func (*LeaveResult) ProtoMessage() {}
 
 func (x *LeaveResult) ProtoReflect() protoreflect.Message {
-	mi := &file_roomcast_v1_broker_proto_msgTypes[11]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -973,7 +1102,7 @@ func (x *LeaveResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaveResult.ProtoReflect.Descriptor instead.
 func (*LeaveResult) Descriptor() ([]byte, []int) {
-	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{11}
+	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *LeaveResult) GetRoom() string {
@@ -995,7 +1124,7 @@ type MessageBatch struct {
 
 func (x *MessageBatch) Reset() {
 	*x = MessageBatch{}
-	mi := &file_roomcast_v1_broker_proto_msgTypes[12]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1007,7 +1136,7 @@ func (x *MessageBatch) String() string {
 func (*MessageBatch) ProtoMessage() {}
 
 func (x *MessageBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_roomcast_v1_broker_proto_msgTypes[12]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1020,7 +1149,7 @@ func (x *MessageBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MessageBatch.ProtoReflect.Descriptor instead.
 func (*MessageBatch) Descriptor() ([]byte, []int) {
-	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{12}
+	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *MessageBatch) GetMessages() []*Message {
@@ -1055,7 +1184,7 @@ type PresenceEvent struct {
 
 func (x *PresenceEvent) Reset() {
 	*x = PresenceEvent{}
-	mi := &file_roomcast_v1_broker_proto_msgTypes[13]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1067,7 +1196,7 @@ func (x *PresenceEvent) String() string {
 func (*PresenceEvent) ProtoMessage() {}
 
 func (x *PresenceEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_roomcast_v1_broker_proto_msgTypes[13]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1080,7 +1209,7 @@ func (x *PresenceEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PresenceEvent.ProtoReflect.Descriptor instead.
 func (*PresenceEvent) Descriptor() ([]byte, []int) {
-	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{13}
+	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *PresenceEvent) GetRoom() string {
@@ -1126,7 +1255,7 @@ type Member struct {
 
 func (x *Member) Reset() {
 	*x = Member{}
-	mi := &file_roomcast_v1_broker_proto_msgTypes[14]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1138,7 +1267,7 @@ func (x *Member) String() string {
 func (*Member) ProtoMessage() {}
 
 func (x *Member) ProtoReflect() protoreflect.Message {
-	mi := &file_roomcast_v1_broker_proto_msgTypes[14]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1151,7 +1280,7 @@ func (x *Member) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Member.ProtoReflect.Descriptor instead.
 func (*Member) Descriptor() ([]byte, []int) {
-	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{14}
+	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Member) GetSessionId() string {
@@ -1192,7 +1321,7 @@ type HistoryRequest struct {
 
 func (x *HistoryRequest) Reset() {
 	*x = HistoryRequest{}
-	mi := &file_roomcast_v1_broker_proto_msgTypes[15]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1204,7 +1333,7 @@ func (x *HistoryRequest) String() string {
 func (*HistoryRequest) ProtoMessage() {}
 
 func (x *HistoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_roomcast_v1_broker_proto_msgTypes[15]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1217,7 +1346,7 @@ func (x *HistoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HistoryRequest.ProtoReflect.Descriptor instead.
 func (*HistoryRequest) Descriptor() ([]byte, []int) {
-	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{15}
+	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *HistoryRequest) GetRoom() string {
@@ -1263,7 +1392,7 @@ type HistoryResponse struct {
 
 func (x *HistoryResponse) Reset() {
 	*x = HistoryResponse{}
-	mi := &file_roomcast_v1_broker_proto_msgTypes[16]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1275,7 +1404,7 @@ func (x *HistoryResponse) String() string {
 func (*HistoryResponse) ProtoMessage() {}
 
 func (x *HistoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_roomcast_v1_broker_proto_msgTypes[16]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1288,7 +1417,7 @@ func (x *HistoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HistoryResponse.ProtoReflect.Descriptor instead.
 func (*HistoryResponse) Descriptor() ([]byte, []int) {
-	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{16}
+	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *HistoryResponse) GetMessages() []*Message {
@@ -1326,7 +1455,7 @@ type PresenceRequest struct {
 
 func (x *PresenceRequest) Reset() {
 	*x = PresenceRequest{}
-	mi := &file_roomcast_v1_broker_proto_msgTypes[17]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1338,7 +1467,7 @@ func (x *PresenceRequest) String() string {
 func (*PresenceRequest) ProtoMessage() {}
 
 func (x *PresenceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_roomcast_v1_broker_proto_msgTypes[17]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1351,7 +1480,7 @@ func (x *PresenceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PresenceRequest.ProtoReflect.Descriptor instead.
 func (*PresenceRequest) Descriptor() ([]byte, []int) {
-	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{17}
+	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *PresenceRequest) GetRoom() string {
@@ -1381,7 +1510,7 @@ type PresenceResponse struct {
 
 func (x *PresenceResponse) Reset() {
 	*x = PresenceResponse{}
-	mi := &file_roomcast_v1_broker_proto_msgTypes[18]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1393,7 +1522,7 @@ func (x *PresenceResponse) String() string {
 func (*PresenceResponse) ProtoMessage() {}
 
 func (x *PresenceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_roomcast_v1_broker_proto_msgTypes[18]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1406,7 +1535,7 @@ func (x *PresenceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PresenceResponse.ProtoReflect.Descriptor instead.
 func (*PresenceResponse) Descriptor() ([]byte, []int) {
-	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{18}
+	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *PresenceResponse) GetMembers() []*Member {
@@ -1451,7 +1580,7 @@ type Message struct {
 
 func (x *Message) Reset() {
 	*x = Message{}
-	mi := &file_roomcast_v1_broker_proto_msgTypes[19]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1463,7 +1592,7 @@ func (x *Message) String() string {
 func (*Message) ProtoMessage() {}
 
 func (x *Message) ProtoReflect() protoreflect.Message {
-	mi := &file_roomcast_v1_broker_proto_msgTypes[19]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1476,7 +1605,7 @@ func (x *Message) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Message.ProtoReflect.Descriptor instead.
 func (*Message) Descriptor() ([]byte, []int) {
-	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{19}
+	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Message) GetRoom() string {
@@ -1582,12 +1711,15 @@ const file_roomcast_v1_broker_proto_rawDesc = "" +
 	"\apayload\"?\n" +
 	"\x0fPublishResponse\x12\x16\n" +
 	"\x06offset\x18\x01 \x01(\x04R\x06offset\x12\x14\n" +
-	"\x05epoch\x18\x02 \x01(\tR\x05epoch\"\x90\x01\n" +
+	"\x05epoch\x18\x02 \x01(\tR\x05epoch\"\xc9\x01\n" +
 	"\x10SubscribeRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12.\n" +
 	"\x04join\x18\x02 \x01(\v2\x18.roomcast.v1.JoinCommandH\x00R\x04join\x121\n" +
-	"\x05leave\x18\x03 \x01(\v2\x19.roomcast.v1.LeaveCommandH\x00R\x05leaveB\t\n" +
-	"\acommand\"\x8a\x02\n" +
+	"\x05leave\x18\x03 \x01(\v2\x19.roomcast.v1.LeaveCommandH\x00R\x05leave\x127\n" +
+	"\arefresh\x18\x04 \x01(\v2\x1b.roomcast.v1.RefreshCommandH\x00R\arefreshB\t\n" +
+	"\acommand\"&\n" +
+	"\x0eRefreshCommand\x12\x14\n" +
+	"\x05token\x18\x01 \x01(\tR\x05token\"\x8a\x02\n" +
 	"\vJoinCommand\x12\x12\n" +
 	"\x04room\x18\x01 \x01(\tR\x04room\x121\n" +
 	"\bposition\x18\x02 \x01(\v2\x15.roomcast.v1.PositionR\bposition\x12\x1a\n" +
@@ -1609,12 +1741,13 @@ const file_roomcast_v1_broker_proto_rawDesc = "" +
 	"\x05event\"-\n" +
 	"\fSessionEvent\x12\x1d\n" +
 	"\n" +
-	"session_id\x18\x01 \x01(\tR\tsessionId\"\xb3\x01\n" +
+	"session_id\x18\x01 \x01(\tR\tsessionId\"\xeb\x01\n" +
 	"\fCommandReply\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12(\n" +
 	"\x05error\x18\x02 \x01(\v2\x12.roomcast.v1.ErrorR\x05error\x12-\n" +
 	"\x04join\x18\x03 \x01(\v2\x17.roomcast.v1.JoinResultH\x00R\x04join\x120\n" +
-	"\x05leave\x18\x04 \x01(\v2\x18.roomcast.v1.LeaveResultH\x00R\x05leaveB\b\n" +
+	"\x05leave\x18\x04 \x01(\v2\x18.roomcast.v1.LeaveResultH\x00R\x05leave\x126\n" +
+	"\arefresh\x18\x05 \x01(\v2\x1a.roomcast.v1.RefreshResultH\x00R\arefreshB\b\n" +
 	"\x06result\"5\n" +
 	"\x05Error\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\x05R\x04code\x12\x18\n" +
@@ -1624,7 +1757,10 @@ const file_roomcast_v1_broker_proto_rawDesc = "" +
 	"\x04room\x18\x01 \x01(\tR\x04room\x12\x16\n" +
 	"\x06offset\x18\x02 \x01(\x04R\x06offset\x12\x14\n" +
 	"\x05epoch\x18\x03 \x01(\tR\x05epoch\x12\x1c\n" +
-	"\trecovered\x18\x04 \x01(\bR\trecovered\"!\n" +
+	"\trecovered\x18\x04 \x01(\bR\trecovered\"L\n" +
+	"\rRefreshResult\x12;\n" +
+	"\vexpire_time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"expireTime\"!\n" +
 	"\vLeaveResult\x12\x12\n" +
 	"\x04room\x18\x01 \x01(\tR\x04room\"x\n" +
 	"\fMessageBatch\x120\n" +
@@ -1694,70 +1830,75 @@ func file_roomcast_v1_broker_proto_rawDescGZIP() []byte {
 }
 
 var file_roomcast_v1_broker_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_roomcast_v1_broker_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
+var file_roomcast_v1_broker_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_roomcast_v1_broker_proto_goTypes = []any{
 	(PresenceEventKind)(0),        // 0: roomcast.v1.PresenceEventKind
 	(*PublishRequest)(nil),        // 1: roomcast.v1.PublishRequest
 	(*PublishResponse)(nil),       // 2: roomcast.v1.PublishResponse
 	(*SubscribeRequest)(nil),      // 3: roomcast.v1.SubscribeRequest
-	(*JoinCommand)(nil),           // 4: roomcast.v1.JoinCommand
-	(*Position)(nil),              // 5: roomcast.v1.Position
-	(*LeaveCommand)(nil),          // 6: roomcast.v1.LeaveCommand
-	(*SubscribeResponse)(nil),     // 7: roomcast.v1.SubscribeResponse
-	(*SessionEvent)(nil),          // 8: roomcast.v1.SessionEvent
-	(*CommandReply)(nil),          // 9: roomcast.v1.CommandReply
-	(*Error)(nil),                 // 10: roomcast.v1.Error
-	(*JoinResult)(nil),            // 11: roomcast.v1.JoinResult
-	(*LeaveResult)(nil),           // 12: roomcast.v1.LeaveResult
-	(*MessageBatch)(nil),          // 13: roomcast.v1.MessageBatch
-	(*PresenceEvent)(nil),         // 14: roomcast.v1.PresenceEvent
-	(*Member)(nil),                // 15: roomcast.v1.Member
-	(*HistoryRequest)(nil),        // 16: roomcast.v1.HistoryRequest
-	(*HistoryResponse)(nil),       // 17: roomcast.v1.HistoryResponse
-	(*PresenceRequest)(nil),       // 18: roomcast.v1.PresenceRequest
-	(*PresenceResponse)(nil),      // 19: roomcast.v1.PresenceResponse
-	(*Message)(nil),               // 20: roomcast.v1.Message
-	nil,                           // 21: roomcast.v1.PublishRequest.HeadersEntry
-	nil,                           // 22: roomcast.v1.JoinCommand.InfoEntry
-	nil,                           // 23: roomcast.v1.Member.InfoEntry
-	nil,                           // 24: roomcast.v1.Message.HeadersEntry
-	(*timestamppb.Timestamp)(nil), // 25: google.protobuf.Timestamp
+	(*RefreshCommand)(nil),        // 4: roomcast.v1.RefreshCommand
+	(*JoinCommand)(nil),           // 5: roomcast.v1.JoinCommand
+	(*Position)(nil),              // 6: roomcast.v1.Position
+	(*LeaveCommand)(nil),          // 7: roomcast.v1.LeaveCommand
+	(*SubscribeResponse)(nil),     // 8: roomcast.v1.SubscribeResponse
+	(*SessionEvent)(nil),          // 9: roomcast.v1.SessionEvent
+	(*CommandReply)(nil),          // 10: roomcast.v1.CommandReply
+	(*Error)(nil),                 // 11: roomcast.v1.Error
+	(*JoinResult)(nil),            // 12: roomcast.v1.JoinResult
+	(*RefreshResult)(nil),         // 13: roomcast.v1.RefreshResult
+	(*LeaveResult)(nil),           // 14: roomcast.v1.LeaveResult
+	(*MessageBatch)(nil),          // 15: roomcast.v1.MessageBatch
+	(*PresenceEvent)(nil),         // 16: roomcast.v1.PresenceEvent
+	(*Member)(nil),                // 17: roomcast.v1.Member
+	(*HistoryRequest)(nil),        // 18: roomcast.v1.HistoryRequest
+	(*HistoryResponse)(nil),       // 19: roomcast.v1.HistoryResponse
+	(*PresenceRequest)(nil),       // 20: roomcast.v1.PresenceRequest
+	(*PresenceResponse)(nil),      // 21: roomcast.v1.PresenceResponse
+	(*Message)(nil),               // 22: roomcast.v1.Message
+	nil,                           // 23: roomcast.v1.PublishRequest.HeadersEntry
+	nil,                           // 24: roomcast.v1.JoinCommand.InfoEntry
+	nil,                           // 25: roomcast.v1.Member.InfoEntry
+	nil,                           // 26: roomcast.v1.Message.HeadersEntry
+	(*timestamppb.Timestamp)(nil), // 27: google.protobuf.Timestamp
 }
 var file_roomcast_v1_broker_proto_depIdxs = []int32{
-	21, // 0: roomcast.v1.PublishRequest.headers:type_name -> roomcast.v1.PublishRequest.HeadersEntry
-	4,  // 1: roomcast.v1.SubscribeRequest.join:type_name -> roomcast.v1.JoinCommand
-	6,  // 2: roomcast.v1.SubscribeRequest.leave:type_name -> roomcast.v1.LeaveCommand
-	5,  // 3: roomcast.v1.JoinCommand.position:type_name -> roomcast.v1.Position
-	22, // 4: roomcast.v1.JoinCommand.info:type_name -> roomcast.v1.JoinCommand.InfoEntry
-	8,  // 5: roomcast.v1.SubscribeResponse.session:type_name -> roomcast.v1.SessionEvent
-	9,  // 6: roomcast.v1.SubscribeResponse.reply:type_name -> roomcast.v1.CommandReply
-	13, // 7: roomcast.v1.SubscribeResponse.batch:type_name -> roomcast.v1.MessageBatch
-	10, // 8: roomcast.v1.CommandReply.error:type_name -> roomcast.v1.Error
-	11, // 9: roomcast.v1.CommandReply.join:type_name -> roomcast.v1.JoinResult
-	12, // 10: roomcast.v1.CommandReply.leave:type_name -> roomcast.v1.LeaveResult
-	20, // 11: roomcast.v1.MessageBatch.messages:type_name -> roomcast.v1.Message
-	14, // 12: roomcast.v1.MessageBatch.presence:type_name -> roomcast.v1.PresenceEvent
-	0,  // 13: roomcast.v1.PresenceEvent.kind:type_name -> roomcast.v1.PresenceEventKind
-	15, // 14: roomcast.v1.PresenceEvent.member:type_name -> roomcast.v1.Member
-	23, // 15: roomcast.v1.Member.info:type_name -> roomcast.v1.Member.InfoEntry
-	25, // 16: roomcast.v1.Member.join_time:type_name -> google.protobuf.Timestamp
-	20, // 17: roomcast.v1.HistoryResponse.messages:type_name -> roomcast.v1.Message
-	15, // 18: roomcast.v1.PresenceResponse.members:type_name -> roomcast.v1.Member
-	24, // 19: roomcast.v1.Message.headers:type_name -> roomcast.v1.Message.HeadersEntry
-	25, // 20: roomcast.v1.Message.publish_time:type_name -> google.protobuf.Timestamp
-	1,  // 21: roomcast.v1.BrokerService.Publish:input_type -> roomcast.v1.PublishRequest
-	3,  // 22: roomcast.v1.BrokerService.Subscribe:input_type -> roomcast.v1.SubscribeRequest
-	16, // 23: roomcast.v1.BrokerService.History:input_type -> roomcast.v1.HistoryRequest
-	18, // 24: roomcast.v1.BrokerService.Presence:input_type -> roomcast.v1.PresenceRequest
-	2,  // 25: roomcast.v1.BrokerService.Publish:output_type -> roomcast.v1.PublishResponse
-	7,  // 26: roomcast.v1.BrokerService.Subscribe:output_type -> roomcast.v1.SubscribeResponse
-	17, // 27: roomcast.v1.BrokerService.History:output_type -> roomcast.v1.HistoryResponse
-	19, // 28: roomcast.v1.BrokerService.Presence:output_type -> roomcast.v1.PresenceResponse
-	25, // [25:29] is the sub-list for method output_type
-	21, // [21:25] is the sub-list for method input_type
-	21, // [21:21] is the sub-list for extension type_name
-	21, // [21:21] is the sub-list for extension extendee
-	0,  // [0:21] is the sub-list for field type_name
+	23, // 0: roomcast.v1.PublishRequest.headers:type_name -> roomcast.v1.PublishRequest.HeadersEntry
+	5,  // 1: roomcast.v1.SubscribeRequest.join:type_name -> roomcast.v1.JoinCommand
+	7,  // 2: roomcast.v1.SubscribeRequest.leave:type_name -> roomcast.v1.LeaveCommand
+	4,  // 3: roomcast.v1.SubscribeRequest.refresh:type_name -> roomcast.v1.RefreshCommand
+	6,  // 4: roomcast.v1.JoinCommand.position:type_name -> roomcast.v1.Position
+	24, // 5: roomcast.v1.JoinCommand.info:type_name -> roomcast.v1.JoinCommand.InfoEntry
+	9,  // 6: roomcast.v1.SubscribeResponse.session:type_name -> roomcast.v1.SessionEvent
+	10, // 7: roomcast.v1.SubscribeResponse.reply:type_name -> roomcast.v1.CommandReply
+	15, // 8: roomcast.v1.SubscribeResponse.batch:type_name -> roomcast.v1.MessageBatch
+	11, // 9: roomcast.v1.CommandReply.error:type_name -> roomcast.v1.Error
+	12, // 10: roomcast.v1.CommandReply.join:type_name -> roomcast.v1.JoinResult
+	14, // 11: roomcast.v1.CommandReply.leave:type_name -> roomcast.v1.LeaveResult
+	13, // 12: roomcast.v1.CommandReply.refresh:type_name -> roomcast.v1.RefreshResult
+	27, // 13: roomcast.v1.RefreshResult.expire_time:type_name -> google.protobuf.Timestamp
+	22, // 14: roomcast.v1.MessageBatch.messages:type_name -> roomcast.v1.Message
+	16, // 15: roomcast.v1.MessageBatch.presence:type_name -> roomcast.v1.PresenceEvent
+	0,  // 16: roomcast.v1.PresenceEvent.kind:type_name -> roomcast.v1.PresenceEventKind
+	17, // 17: roomcast.v1.PresenceEvent.member:type_name -> roomcast.v1.Member
+	25, // 18: roomcast.v1.Member.info:type_name -> roomcast.v1.Member.InfoEntry
+	27, // 19: roomcast.v1.Member.join_time:type_name -> google.protobuf.Timestamp
+	22, // 20: roomcast.v1.HistoryResponse.messages:type_name -> roomcast.v1.Message
+	17, // 21: roomcast.v1.PresenceResponse.members:type_name -> roomcast.v1.Member
+	26, // 22: roomcast.v1.Message.headers:type_name -> roomcast.v1.Message.HeadersEntry
+	27, // 23: roomcast.v1.Message.publish_time:type_name -> google.protobuf.Timestamp
+	1,  // 24: roomcast.v1.BrokerService.Publish:input_type -> roomcast.v1.PublishRequest
+	3,  // 25: roomcast.v1.BrokerService.Subscribe:input_type -> roomcast.v1.SubscribeRequest
+	18, // 26: roomcast.v1.BrokerService.History:input_type -> roomcast.v1.HistoryRequest
+	20, // 27: roomcast.v1.BrokerService.Presence:input_type -> roomcast.v1.PresenceRequest
+	2,  // 28: roomcast.v1.BrokerService.Publish:output_type -> roomcast.v1.PublishResponse
+	8,  // 29: roomcast.v1.BrokerService.Subscribe:output_type -> roomcast.v1.SubscribeResponse
+	19, // 30: roomcast.v1.BrokerService.History:output_type -> roomcast.v1.HistoryResponse
+	21, // 31: roomcast.v1.BrokerService.Presence:output_type -> roomcast.v1.PresenceResponse
+	28, // [28:32] is the sub-list for method output_type
+	24, // [24:28] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_roomcast_v1_broker_proto_init() }
@@ -1772,17 +1913,19 @@ func file_roomcast_v1_broker_proto_init() {
 	file_roomcast_v1_broker_proto_msgTypes[2].OneofWrappers = []any{
 		(*SubscribeRequest_Join)(nil),
 		(*SubscribeRequest_Leave)(nil),
+		(*SubscribeRequest_Refresh)(nil),
 	}
-	file_roomcast_v1_broker_proto_msgTypes[6].OneofWrappers = []any{
+	file_roomcast_v1_broker_proto_msgTypes[7].OneofWrappers = []any{
 		(*SubscribeResponse_Session)(nil),
 		(*SubscribeResponse_Reply)(nil),
 		(*SubscribeResponse_Batch)(nil),
 	}
-	file_roomcast_v1_broker_proto_msgTypes[8].OneofWrappers = []any{
+	file_roomcast_v1_broker_proto_msgTypes[9].OneofWrappers = []any{
 		(*CommandReply_Join)(nil),
 		(*CommandReply_Leave)(nil),
+		(*CommandReply_Refresh)(nil),
 	}
-	file_roomcast_v1_broker_proto_msgTypes[19].OneofWrappers = []any{
+	file_roomcast_v1_broker_proto_msgTypes[21].OneofWrappers = []any{
 		(*Message_Data)(nil),
 		(*Message_Text)(nil),
 	}
@@ -1792,7 +1935,7 @@ func file_roomcast_v1_broker_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_roomcast_v1_broker_proto_rawDesc), len(file_roomcast_v1_broker_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   24,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -42,8 +42,12 @@ type BrokerServiceClient interface {
 	// asynchronous and never waits for a slow subscriber.
 	//
 	// Errors: INVALID_ARGUMENT for a bad room name, header or session id;
-	// RESOURCE_EXHAUSTED for a message over the server's size limit;
-	// UNAVAILABLE while the server shuts down.
+	// RESOURCE_EXHAUSTED for a message over the server's size limit, or past
+	// the caller's publish rate (with a RetryInfo detail); UNAUTHENTICATED
+	// without a valid credential when the server requires one;
+	// PERMISSION_DENIED for a room outside the caller's publish grants, or a
+	// session_id of another subject's session; UNAVAILABLE while the server
+	// shuts down.
 	Publish(ctx context.Context, in *PublishRequest, opts ...grpc.CallOption) (*PublishResponse, error)
 	// Subscribe opens a session. The client sends commands (join, leave), each
 	// with an id the server echoes in its reply. The server first sends a
@@ -51,20 +55,25 @@ type BrokerServiceClient interface {
 	// every room the session is in, in batches.
 	//
 	// A failed command gets a CommandReply with an error and the stream stays
-	// up. The stream ends with RESOURCE_EXHAUSTED when the subscriber falls
-	// further behind than the server's backlog limit (the status message names
-	// the last offset sent in each room), and with UNAVAILABLE when the server
-	// shuts down; clients reconnect and join again in both cases.
+	// up: PERMISSION_DENIED for a room outside the caller's grants,
+	// RESOURCE_EXHAUSTED past the command rate or room limit, and so on. The
+	// stream ends with RESOURCE_EXHAUSTED when the subscriber falls further
+	// behind than the server's backlog limit (the status message names the
+	// last offset sent in each room), with UNAVAILABLE when the server shuts
+	// down, and with UNAUTHENTICATED when its credential expires without a
+	// refresh; clients reconnect and join again.
 	Subscribe(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[SubscribeRequest, SubscribeResponse], error)
 	// History returns a room's retained messages after an offset, oldest or
 	// newest first, with the room's current offset and epoch. A room keeps its
 	// newest messages up to the server's history size and age.
 	//
-	// Errors: INVALID_ARGUMENT for a bad room name or limit.
+	// Errors: INVALID_ARGUMENT for a bad room name or limit;
+	// PERMISSION_DENIED for a room outside the caller's subscribe grants.
 	History(ctx context.Context, in *HistoryRequest, opts ...grpc.CallOption) (*HistoryResponse, error)
 	// Presence lists the members of a room that joined with presence set.
 	//
-	// Errors: INVALID_ARGUMENT for a bad room name or limit.
+	// Errors: INVALID_ARGUMENT for a bad room name or limit;
+	// PERMISSION_DENIED for a room outside the caller's presence grants.
 	Presence(ctx context.Context, in *PresenceRequest, opts ...grpc.CallOption) (*PresenceResponse, error)
 }
 
@@ -136,8 +145,12 @@ type BrokerServiceServer interface {
 	// asynchronous and never waits for a slow subscriber.
 	//
 	// Errors: INVALID_ARGUMENT for a bad room name, header or session id;
-	// RESOURCE_EXHAUSTED for a message over the server's size limit;
-	// UNAVAILABLE while the server shuts down.
+	// RESOURCE_EXHAUSTED for a message over the server's size limit, or past
+	// the caller's publish rate (with a RetryInfo detail); UNAUTHENTICATED
+	// without a valid credential when the server requires one;
+	// PERMISSION_DENIED for a room outside the caller's publish grants, or a
+	// session_id of another subject's session; UNAVAILABLE while the server
+	// shuts down.
 	Publish(context.Context, *PublishRequest) (*PublishResponse, error)
 	// Subscribe opens a session. The client sends commands (join, leave), each
 	// with an id the server echoes in its reply. The server first sends a
@@ -145,20 +158,25 @@ type BrokerServiceServer interface {
 	// every room the session is in, in batches.
 	//
 	// A failed command gets a CommandReply with an error and the stream stays
-	// up. The stream ends with RESOURCE_EXHAUSTED when the subscriber falls
-	// further behind than the server's backlog limit (the status message names
-	// the last offset sent in each room), and with UNAVAILABLE when the server
-	// shuts down; clients reconnect and join again in both cases.
+	// up: PERMISSION_DENIED for a room outside the caller's grants,
+	// RESOURCE_EXHAUSTED past the command rate or room limit, and so on. The
+	// stream ends with RESOURCE_EXHAUSTED when the subscriber falls further
+	// behind than the server's backlog limit (the status message names the
+	// last offset sent in each room), with UNAVAILABLE when the server shuts
+	// down, and with UNAUTHENTICATED when its credential expires without a
+	// refresh; clients reconnect and join again.
 	Subscribe(grpc.BidiStreamingServer[SubscribeRequest, SubscribeResponse]) error
 	// History returns a room's retained messages after an offset, oldest or
 	// newest first, with the room's current offset and epoch. A room keeps its
 	// newest messages up to the server's history size and age.
 	//
-	// Errors: INVALID_ARGUMENT for a bad room name or limit.
+	// Errors: INVALID_ARGUMENT for a bad room name or limit;
+	// PERMISSION_DENIED for a room outside the caller's subscribe grants.
 	History(context.Context, *HistoryRequest) (*HistoryResponse, error)
 	// Presence lists the members of a room that joined with presence set.
 	//
-	// Errors: INVALID_ARGUMENT for a bad room name or limit.
+	// Errors: INVALID_ARGUMENT for a bad room name or limit;
+	// PERMISSION_DENIED for a room outside the caller's presence grants.
 	Presence(context.Context, *PresenceRequest) (*PresenceResponse, error)
 	mustEmbedUnimplementedBrokerServiceServer()
 }

@@ -1,0 +1,89 @@
+package client_test
+
+import (
+	"context"
+	"net"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/roomcast/roomcast/client"
+	"github.com/roomcast/roomcast/server"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// start runs a server on a loopback port for the test's duration.
+func start(t testing.TB, opts ...server.Option) (*server.Server, string) {
+	t.Helper()
+	srv, err := server.New(opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(lis) }()
+	t.Cleanup(func() {
+		srv.Close()
+		if err := <-served; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	return srv, lis.Addr().String()
+}
+
+// dial returns a client closed at the end of the test.
+func dial(t testing.TB, addr string, opts ...client.Option) *client.Client {
+	t.Helper()
+	c, err := client.Dial(addr, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := c.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return c
+}
+
+// testCtx is the test's deadline for anything it waits on.
+func testCtx(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// subscribe opens a subscription closed at the end of the test.
+func subscribe(t testing.TB, ctx context.Context, c *client.Client, rooms ...string) *client.Subscription {
+	t.Helper()
+	sub, err := c.Subscribe(ctx, rooms...)
+	if err != nil {
+		t.Fatalf("Subscribe(%q): %v", rooms, err)
+	}
+	t.Cleanup(func() { sub.Close() })
+	return sub
+}
+
+// next returns the subscription's next message.
+func next(t testing.TB, ctx context.Context, sub *client.Subscription) *client.Message {
+	t.Helper()
+	m, err := sub.Next(ctx)
+	if err != nil {
+		t.Fatalf("Next: %v", err)
+	}
+	return m
+}
+
+func publishText(t testing.TB, ctx context.Context, c *client.Client, room, text string, opts ...client.PublishOption) uint64 {
+	t.Helper()
+	off, err := c.PublishText(ctx, room, text, opts...)
+	if err != nil {
+		t.Fatalf("PublishText to %s: %v", room, err)
+	}
+	return off
+}

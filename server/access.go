@@ -1,0 +1,114 @@
+package server
+
+import (
+	"context"
+	"net"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+
+	"github.com/roomcast/roomcast/auth"
+)
+
+// access decides who may do what: the caller's identity, its grants, and
+// its rate limits. With no authenticator every caller may do everything.
+type access struct {
+	authn    *auth.Authenticator
+	publish  *auth.RateLimiter // nil: no limit
+	sessions sync.Map          // session id → subject, to refuse a publisher borrowing another subject's session id
+}
+
+func newAccess(cfg *config) (*access, error) {
+	a := &access{authn: cfg.authn}
+	if cfg.publishRate > 0 {
+		l, err := auth.NewRateLimiter(cfg.publishRate, cfg.publishBurst)
+		if err != nil {
+			return nil, err
+		}
+		a.publish = l
+	}
+	return a, nil
+}
+
+// identity is the caller's identity: the authenticated one, or with no
+// authenticator an anonymous one per client address, for rate limits.
+func (a *access) identity(ctx context.Context) *auth.Identity {
+	if id, ok := auth.FromContext(ctx); ok {
+		return id
+	}
+	subject := auth.AnonymousSubject
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+		if host, _, err := net.SplitHostPort(p.Addr.String()); err == nil {
+			subject += "@" + host
+		}
+	}
+	return &auth.Identity{Subject: subject, Method: auth.MethodAnonymous}
+}
+
+// allow reports whether id may act on room with perm.
+func (a *access) allow(id *auth.Identity, perm auth.Permission, room string) error {
+	if a.authn == nil || id.Allows(perm, room) {
+		return nil
+	}
+	return status.Errorf(codes.PermissionDenied, "%s may not %s room %q", id.Subject, perm, room)
+}
+
+// allowPublish applies the publish rate of id's credential.
+func (a *access) allowPublish(id *auth.Identity) error {
+	if a.publish == nil {
+		return nil
+	}
+	if ok, wait := a.publish.Allow(id); !ok {
+		return auth.RateLimitError(wait)
+	}
+	return nil
+}
+
+// ownSession checks that a session id a publisher gives as its own is not
+// another subject's live session.
+func (a *access) ownSession(id *auth.Identity, session string) error {
+	if a.authn == nil || session == "" {
+		return nil
+	}
+	if subject, ok := a.sessions.Load(session); ok && subject != id.Subject {
+		return status.Error(codes.PermissionDenied, "session_id names a session of another subject")
+	}
+	return nil
+}
+
+// refresh authenticates token as the stream's new credential.
+func (a *access) refresh(current *auth.Identity, token string) (*auth.Identity, error) {
+	if a.authn == nil {
+		return nil, status.Error(codes.FailedPrecondition, "this server does not authenticate: there is nothing to refresh")
+	}
+	id, err := a.authn.AuthenticateToken(token)
+	if err != nil {
+		return nil, status.Error(codes.Unauthenticated, err.Error())
+	}
+	if id.Subject != current.Subject {
+		return nil, status.Errorf(codes.PermissionDenied, "a refresh must be for the stream's subject %q", current.Subject)
+	}
+	return id, nil
+}
+
+// commandLimiter limits one stream's commands; nil means no limit.
+func (cfg *config) commandLimiter() *rate.Limiter {
+	if cfg.commandRate <= 0 {
+		return nil
+	}
+	return rate.NewLimiter(rate.Limit(cfg.commandRate), cfg.commandBurst)
+}
+
+// expiryTimer closes a channel when id's credential expires, or never.
+func expiryTimer(id *auth.Identity, expired func()) *time.Timer {
+	t := time.AfterFunc(time.Hour, expired)
+	t.Stop()
+	if !id.Expiry.IsZero() {
+		t.Reset(time.Until(id.Expiry))
+	}
+	return t
+}
