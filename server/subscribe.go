@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/base32"
 	"errors"
@@ -232,7 +233,7 @@ func (ss *session) deliver() error {
 // error reply; only a failure to send ends the stream.
 func (ss *session) handle(req *roomcastv1.SubscribeRequest) error {
 	reply := &roomcastv1.CommandReply{Id: req.GetId()}
-	if err := ss.execute(req, reply); err != nil {
+	if err := ss.execute(ss.stream.Context(), req, reply); err != nil {
 		st := status.Convert(err)
 		reply.Error = &roomcastv1.Error{Code: int32(st.Code()), Message: st.Message()}
 		reply.Result = nil
@@ -240,7 +241,7 @@ func (ss *session) handle(req *roomcastv1.SubscribeRequest) error {
 	return ss.send(&roomcastv1.SubscribeResponse{Event: &roomcastv1.SubscribeResponse_Reply{Reply: reply}})
 }
 
-func (ss *session) execute(req *roomcastv1.SubscribeRequest, reply *roomcastv1.CommandReply) error {
+func (ss *session) execute(ctx context.Context, req *roomcastv1.SubscribeRequest, reply *roomcastv1.CommandReply) error {
 	if err := validateCommandID(req.GetId()); err != nil {
 		reply.Id = ""
 		return status.Error(codes.InvalidArgument, err.Error())
@@ -248,7 +249,6 @@ func (ss *session) execute(req *roomcastv1.SubscribeRequest, reply *roomcastv1.C
 	if ss.commands != nil && !ss.commands.Allow() {
 		return status.Errorf(codes.ResourceExhausted, "more than %v commands per second on this stream; slow down", ss.commands.Limit())
 	}
-	ctx := ss.stream.Context()
 	switch cmd := req.GetCommand().(type) {
 	case *roomcastv1.SubscribeRequest_Join:
 		room := cmd.Join.GetRoom()
