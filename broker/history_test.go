@@ -203,3 +203,35 @@ func TestPresence(t *testing.T) {
 		t.Errorf("%d members after alice left", total)
 	}
 }
+
+// A presence event wakes the listeners and leaves the other parked
+// subscribers parked.
+func TestPresenceEventsWakeOnlyListeners(t *testing.T) {
+	b := newBroker(t)
+	listener, other := b.NewSubscriber("L"), b.NewSubscriber("O")
+	t.Cleanup(listener.Close)
+	t.Cleanup(other.Close)
+	listener.Join(context.Background(), "r", broker.JoinOptions{Events: true})
+	other.Join(context.Background(), "r", broker.JoinOptions{})
+	listener.Park()
+	other.Park()
+	joiner := b.NewSubscriber("J")
+	t.Cleanup(joiner.Close)
+	joiner.Join(context.Background(), "r", broker.JoinOptions{Presence: true})
+	select {
+	case <-listener.Wake():
+	default:
+		t.Error("the listener was not woken by a join")
+	}
+	select {
+	case <-other.Wake():
+		t.Error("a subscriber that asked for no events was woken by one")
+	default:
+	}
+	publish(t, b, "r", "m", "")
+	select {
+	case <-other.Wake():
+	default:
+		t.Error("the other subscriber, still parked, was not woken by a message")
+	}
+}

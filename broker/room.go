@@ -42,6 +42,22 @@ func (r *room) wake() {
 	r.waiters = r.waiters[:0]
 }
 
+// wakeListeners notifies the parked subscribers that asked for presence
+// events, and leaves the others parked. Caller holds mu for writing.
+func (r *room) wakeListeners() {
+	kept := r.waiters[:0]
+	for _, s := range r.waiters {
+		if s.events {
+			s.waiting = false
+			s.sub.notify()
+		} else {
+			kept = append(kept, s)
+		}
+	}
+	clear(r.waiters[len(kept):])
+	r.waiters = kept
+}
+
 // unpark removes s from the waiters. Caller holds mu for writing.
 func (r *room) unpark(s *subscription) {
 	if !s.waiting {
