@@ -4,6 +4,7 @@
 //	roomcast serve [flags]
 //	roomcast publish [flags] ROOM MESSAGE
 //	roomcast subscribe [flags] ROOM...
+//	roomcast apikey new [flags]
 //	roomcast help [command]
 //
 // Run "roomcast help" for every command and flag.
@@ -90,7 +91,7 @@ type command struct {
 }
 
 // commands are the subcommands, in the order help lists them.
-var commands = []*command{serveCmd, publishCmd, subscribeCmd}
+var commands = []*command{serveCmd, publishCmd, subscribeCmd, apikeyCmd}
 
 func lookup(name string) *command {
 	for _, c := range commands {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"sync"
@@ -15,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"google.golang.org/grpc"
 
 	"github.com/roomcast/roomcast/broker"
 	"github.com/roomcast/roomcast/server"
@@ -25,6 +27,8 @@ const (
 	defaultListen        = "127.0.0.1:50051"
 	defaultMetricsListen = "127.0.0.1:9464"
 	defaultDrainTimeout  = 10 * time.Second
+	defaultPublishRate   = 10_000 // publishes per credential per second
+	defaultPublishBurst  = 1000
 )
 
 var serveCmd = &command{
@@ -32,9 +36,20 @@ var serveCmd = &command{
 	summary: "run a broker server",
 	detail: `
 Run a roomcast server: roomcast.v1.BrokerService, with gRPC health checking
-and reflection, over plaintext gRPC, so keep it on loopback or a trusted
-network. It logs the addresses it listens on (key "addr"; port 0 picks a free
-port), and serves Prometheus metrics at /metrics on --metrics-listen.
+and reflection. It logs the addresses it listens on (key "addr"; port 0 picks
+a free port), and serves Prometheus metrics at /metrics on --metrics-listen.
+
+Connections are plaintext unless --tls-cert and --tls-key are given;
+--tls-client-ca adds mutual TLS. Plaintext is served only on a loopback
+address (127.0.0.1, ::1, localhost) unless --insecure-plaintext says
+otherwise.
+
+Callers present a credential as "authorization: Bearer <token>" metadata: a
+JWT (--jwt-* flags) or an API key (--api-keys-file, keys made with "roomcast
+apikey new"); its grants say which rooms it may publish to, join and see the
+presence of. Without any credential flag the server is open: every caller
+may do everything, and it logs a warning saying so. Health checking and
+reflection need no credential.
 
 On SIGINT or SIGTERM it drains: health turns NOT_SERVING, publishes are
 refused, subscriber streams end with UNAVAILABLE so their clients reconnect,
@@ -47,7 +62,9 @@ it at once.`,
 		fs.StringVar(&cfg.listen, "listen", envOr("ROOMCAST_LISTEN", defaultListen),
 			"serve gRPC on `ADDR` (host:port); also set by $ROOMCAST_LISTEN")
 		fs.StringVar(&cfg.metricsListen, "metrics-listen", envOrUnset("ROOMCAST_METRICS_LISTEN", defaultMetricsListen),
-			"serve Prometheus metrics at /metrics on `ADDR`; \"\" disables them; also set by $ROOMCAST_METRICS_LISTEN")
+			"serve Prometheus metrics at /metrics on `ADDR`, in plain HTTP without credentials; \"\" disables them; also set by $ROOMCAST_METRICS_LISTEN")
+		cfg.transport.define(fs)
+		cfg.creds.define(fs)
 		fs.IntVar(&cfg.maxMessageBytes, "max-message-bytes", server.DefaultMaxMessageBytes,
 			"refuse published messages (payload, content type and headers) over `N` bytes; must leave --backlog-bytes room for about 1 KiB of envelope")
 		fs.IntVar(&cfg.backlogMessages, "backlog-messages", broker.DefaultBacklogMessages,
@@ -56,6 +73,26 @@ it at once.`,
 			"cut off a subscriber more than `N` bytes of messages behind in a room")
 		fs.IntVar(&cfg.maxRooms, "max-rooms-per-session", server.DefaultMaxRoomsPerSession,
 			"refuse joins past `N` rooms on one Subscribe stream")
+		fs.Float64Var(&cfg.publishRate, "publish-rate", defaultPublishRate,
+			"allow each credential (each client address when the server is open) `N` publishes a second on average; 0 for no limit")
+		fs.IntVar(&cfg.publishBurst, "publish-burst", defaultPublishBurst,
+			"allow each credential bursts of up to `N` publishes")
+		fs.Float64Var(&cfg.commandRate, "command-rate", server.DefaultCommandRate,
+			"allow each Subscribe stream `N` commands a second on average; 0 for no limit")
+		fs.IntVar(&cfg.commandBurst, "command-burst", server.DefaultCommandBurst,
+			"allow each Subscribe stream bursts of up to `N` commands")
+		fs.IntVar(&cfg.maxStreams, "max-streams", server.DefaultMaxStreams,
+			"end Subscribe streams past `N` open on the server at once")
+		fs.UintVar(&cfg.maxStreamsPerConn, "max-streams-per-connection", server.DefaultMaxConcurrentStream,
+			"allow one client connection `N` calls in flight at once")
+		fs.IntVar(&cfg.maxRoomsTotal, "max-rooms", broker.DefaultMaxRooms,
+			"refuse publishes and joins that would hold more than `N` rooms in memory")
+		fs.IntVar(&cfg.historyMessages, "history-messages", broker.DefaultHistoryMessages,
+			"keep each room's newest `N` messages for History and resuming joins; 0 turns history off")
+		fs.DurationVar(&cfg.historyTTL, "history-ttl", broker.DefaultHistoryTTL,
+			"keep a room's history for `DURATION`")
+		fs.DurationVar(&cfg.writeTimeout, "write-timeout", server.DefaultWriteTimeout,
+			"cut off a subscriber whose stream takes no write for `DURATION`")
 		fs.DurationVar(&cfg.drainTimeout, "drain-timeout", defaultDrainTimeout,
 			"on SIGINT or SIGTERM, give calls in flight up to `DURATION` to finish; 0 closes them at once")
 		fs.TextVar(&cfg.level, "log-level", slog.LevelInfo,
@@ -66,21 +103,51 @@ it at once.`,
 
 type serveConfig struct {
 	listen, metricsListen string
+	transport             transportFlags
+	creds                 credentialFlags
 	maxMessageBytes       int
 	backlogMessages       int
 	backlogBytes          int
 	maxRooms              int
+	publishRate           float64
+	publishBurst          int
+	commandRate           float64
+	commandBurst          int
+	maxStreams            int
+	maxStreamsPerConn     uint
+	maxRoomsTotal         int
+	historyMessages       int
+	historyTTL            time.Duration
+	writeTimeout          time.Duration
 	drainTimeout          time.Duration
 	level                 slog.Level
 }
 
+// validate checks the flags that the server and broker do not check
+// themselves. Its errors are usage errors.
+func (cfg *serveConfig) validate() error {
+	if err := cfg.transport.validate(cfg.listen); err != nil {
+		return err
+	}
+	if err := cfg.creds.validate(); err != nil {
+		return err
+	}
+	if cfg.maxStreamsPerConn < 1 || cfg.maxStreamsPerConn > math.MaxUint32 {
+		return fmt.Errorf("--max-streams-per-connection must be 1 to %d, got %d", uint32(math.MaxUint32), cfg.maxStreamsPerConn)
+	}
+	return nil
+}
+
 func (cfg *serveConfig) run(ctx context.Context, _ []string, _, stderr io.Writer) int {
+	if err := cfg.validate(); err != nil {
+		fmt.Fprintf(stderr, "roomcast serve: %v\n", err)
+		return exitUsage
+	}
 	log := newLogger(stderr, cfg.level)
-	opts := []server.Option{
-		server.WithLogger(log),
-		server.WithMaxMessageBytes(cfg.maxMessageBytes),
-		server.WithMaxRoomsPerSession(cfg.maxRooms),
-		server.WithBrokerOptions(broker.WithBacklog(cfg.backlogMessages, cfg.backlogBytes)),
+	opts, authAttrs, err := cfg.serverOptions(log)
+	if err != nil {
+		log.Error("cannot start", "err", err)
+		return exitFail
 	}
 	var reg *prometheus.Registry
 	if cfg.metricsListen != "" {
@@ -107,6 +174,10 @@ func (cfg *serveConfig) run(ctx context.Context, _ []string, _, stderr io.Writer
 	lis, err := net.Listen("tcp", cfg.listen)
 	if err != nil {
 		log.Error("cannot listen", "addr", cfg.listen, "err", err)
+		return exitFail
+	}
+	if !cfg.exposureChecks(log, lis.Addr(), authAttrs) {
+		lis.Close()
 		return exitFail
 	}
 	var metrics *http.Server
@@ -137,7 +208,7 @@ func (cfg *serveConfig) run(ctx context.Context, _ []string, _, stderr io.Writer
 			failed <- fmt.Errorf("gRPC server: %w", err)
 		}
 	})
-	log.Info("serving gRPC", "addr", lis.Addr().String())
+	log.Info("serving gRPC", "addr", lis.Addr().String(), "transport", cfg.transport.name())
 	if metrics != nil {
 		wg.Go(func() {
 			if err := metrics.Serve(mlis); !errors.Is(err, http.ErrServerClosed) {
@@ -168,4 +239,71 @@ func (cfg *serveConfig) run(ctx context.Context, _ []string, _, stderr io.Writer
 	wg.Wait()
 	log.Info("stopped")
 	return code
+}
+
+// serverOptions returns the server's options from the flags, loading the
+// TLS certificate and the credential files, and attributes that describe
+// the authentication for the log (nil when the server is open).
+func (cfg *serveConfig) serverOptions(log *slog.Logger) ([]server.Option, []any, error) {
+	opts := []server.Option{
+		server.WithLogger(log),
+		server.WithMaxMessageBytes(cfg.maxMessageBytes),
+		server.WithMaxRoomsPerSession(cfg.maxRooms),
+		server.WithPublishRate(cfg.publishRate, cfg.publishBurst),
+		server.WithCommandRate(cfg.commandRate, cfg.commandBurst),
+		server.WithMaxStreams(cfg.maxStreams),
+		server.WithMaxConcurrentStreams(uint32(cfg.maxStreamsPerConn)), // validate checked the range
+		server.WithWriteTimeout(cfg.writeTimeout),
+		server.WithBrokerOptions(
+			broker.WithBacklog(cfg.backlogMessages, cfg.backlogBytes),
+			broker.WithHistory(cfg.historyMessages, cfg.historyTTL),
+			broker.WithMaxRooms(cfg.maxRoomsTotal),
+		),
+	}
+	creds, err := cfg.transport.transportCredentials()
+	if err != nil {
+		return nil, nil, err
+	}
+	if creds != nil {
+		opts = append(opts, server.WithGRPCOptions(grpc.Creds(creds)))
+	}
+	authn, attrs, err := cfg.creds.authenticator()
+	if err != nil {
+		return nil, nil, err
+	}
+	if authn != nil {
+		opts = append(opts, server.WithAuthenticator(authn))
+	}
+	return opts, attrs, nil
+}
+
+// exposureChecks logs how callers are authenticated, and warns about what
+// the listener at addr exposes: plaintext beyond loopback, allowed by
+// --insecure-plaintext, and an open server. It reports false, having logged
+// why, when plaintext would be served beyond loopback without
+// --insecure-plaintext: when a name such as "localhost" resolved to an
+// address that is not loopback.
+func (cfg *serveConfig) exposureChecks(log *slog.Logger, addr net.Addr, authAttrs []any) bool {
+	loopback := isLoopbackAddr(addr)
+	if !loopback && !cfg.transport.tls() {
+		if !cfg.transport.insecurePlaintext {
+			log.Error("cannot serve", "err", plaintextRefusal(addr.String()))
+			return false
+		}
+		log.Error("INSECURE: serving plaintext gRPC beyond loopback (--insecure-plaintext): "+
+			"credentials and messages cross the network unencrypted, readable and forgeable by anyone on the path; "+
+			"use --tls-cert and --tls-key unless the network is trusted", "addr", addr.String())
+	}
+	switch {
+	case authAttrs != nil:
+		log.Info("authenticating callers", authAttrs...)
+	case loopback:
+		log.Warn("no credentials configured: the server is open, every caller may publish to, join and see the presence of every room; "+
+			"fine on loopback, but give --jwt-*, --api-keys-file or --allow-anonymous before serving beyond it", "addr", addr.String())
+	default:
+		log.Error("INSECURE: no credentials configured on an address beyond loopback: the server is open, "+
+			"anyone who can connect may publish to, join and see the presence of every room; "+
+			"give --jwt-*, --api-keys-file or --allow-anonymous", "addr", addr.String(), "transport", cfg.transport.name())
+	}
+	return true
 }

@@ -1,0 +1,209 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"testing"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/roomcast/roomcast/broker"
+	"github.com/roomcast/roomcast/server"
+)
+
+func TestCheckPlaintext(t *testing.T) {
+	for _, tc := range []struct {
+		listen   string
+		loopback bool
+	}{
+		{"127.0.0.1:50051", true},
+		{"127.1.2.3:0", true},
+		{"[::1]:50051", true},
+		{"[::ffff:127.0.0.1]:50051", true},
+		{"localhost:50051", true},
+		{"LocalHost.:50051", true},
+		{"0.0.0.0:50051", false},
+		{"[::]:50051", false},
+		{":50051", false},
+		{"192.168.1.10:50051", false},
+		{"10.0.0.7:0", false},
+		{"[fd00::1]:50051", false},
+		{"[fe80::1%eth0]:50051", false},
+		{"broker.internal:50051", false},
+		{"localhost.example:50051", false},
+		{"mylocalhost:50051", false},
+	} {
+		err := checkPlaintext(tc.listen, false)
+		if tc.loopback != (err == nil) {
+			t.Errorf("checkPlaintext(%q): %v; want allowed %v", tc.listen, err, tc.loopback)
+		}
+		if err != nil && (!strings.Contains(err.Error(), "--insecure-plaintext") || !strings.Contains(err.Error(), "--tls-cert")) {
+			t.Errorf("checkPlaintext(%q): %q does not say what to do", tc.listen, err)
+		}
+		if err := checkPlaintext(tc.listen, true); err != nil {
+			t.Errorf("checkPlaintext(%q) with --insecure-plaintext: %v", tc.listen, err)
+		}
+	}
+	if err := checkPlaintext("127.0.0.1", true); err == nil {
+		t.Error("checkPlaintext accepts an address without a port")
+	}
+}
+
+func TestServeRefusesPlaintextBeyondLoopback(t *testing.T) {
+	ctx := testCtx(t)
+	for _, listen := range []string{"0.0.0.0:0", "[::]:0", ":0", "192.0.2.1:0"} {
+		code, stdout, stderr := runCmd(ctx, "serve", "--listen", listen, "--metrics-listen", "")
+		if code != 2 || stdout != "" || !strings.Contains(stderr, "refusing to serve plaintext gRPC") ||
+			!strings.Contains(stderr, "--insecure-plaintext") || !strings.Contains(stderr, "Usage: roomcast serve") {
+			t.Errorf("serve --listen %s: exit %d, stdout %q, stderr:\n%s\nwant exit 2 and what to do", listen, code, stdout, stderr)
+		}
+	}
+}
+
+func TestServeExposureWarnings(t *testing.T) {
+	lan := &net.TCPAddr{IP: net.IPv4(192, 0, 2, 1), Port: 50051}
+	loop := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 50051}
+	log := func() (*slog.Logger, *bytes.Buffer) {
+		var buf bytes.Buffer
+		return slog.New(slog.NewTextHandler(&buf, nil)), &buf
+	}
+	for _, tc := range []struct {
+		name      string
+		transport transportFlags
+		addr      net.Addr
+		auth      []any
+		ok        bool
+		says      []string
+	}{
+		{"open on loopback", transportFlags{}, loop, nil, true, []string{"level=WARN", "server is open"}},
+		{"plaintext beyond loopback", transportFlags{}, lan, nil, false, []string{"level=ERROR", "refusing to serve plaintext"}},
+		{"insecure plaintext, open", transportFlags{insecurePlaintext: true}, lan, nil, true,
+			[]string{"INSECURE: serving plaintext gRPC beyond loopback", "INSECURE: no credentials configured"}},
+		{"insecure plaintext, authenticated", transportFlags{insecurePlaintext: true}, lan, []any{"api_keys", 1}, true,
+			[]string{"INSECURE: serving plaintext gRPC beyond loopback", "api_keys=1"}},
+		{"TLS, open", transportFlags{cert: "c", key: "k"}, lan, nil, true, []string{"level=ERROR", "INSECURE: no credentials configured", "transport=tls"}},
+		{"TLS, authenticated", transportFlags{cert: "c", key: "k"}, lan, []any{"api_keys", 1}, true, []string{"level=INFO", "api_keys=1"}},
+	} {
+		l, buf := log()
+		cfg := &serveConfig{transport: tc.transport}
+		if ok := cfg.exposureChecks(l, tc.addr, tc.auth); ok != tc.ok {
+			t.Errorf("%s: exposure checks passed %v, want %v", tc.name, ok, tc.ok)
+		}
+		for _, want := range tc.says {
+			if !strings.Contains(buf.String(), want) {
+				t.Errorf("%s: log lacks %q:\n%s", tc.name, want, buf)
+			}
+		}
+		if tc.auth != nil && strings.Contains(buf.String(), "no credentials") {
+			t.Errorf("%s: warns of no credentials:\n%s", tc.name, buf)
+		}
+	}
+}
+
+func TestServeSecurityFlagDefaults(t *testing.T) {
+	want := map[string]string{
+		"tls-cert":                   "",
+		"tls-key":                    "",
+		"tls-client-ca":              "",
+		"insecure-plaintext":         "false",
+		"jwt-hmac-secret-file":       "",
+		"jwt-public-key-file":        "",
+		"jwt-jwks-file":              "",
+		"jwt-issuer":                 "",
+		"jwt-audience":               "",
+		"api-keys-file":              "",
+		"allow-anonymous":            "false",
+		"anonymous-publish":          "",
+		"anonymous-subscribe":        "",
+		"anonymous-presence":         "",
+		"publish-rate":               "10000",
+		"publish-burst":              "1000",
+		"command-rate":               fmt.Sprint(server.DefaultCommandRate),
+		"command-burst":              fmt.Sprint(server.DefaultCommandBurst),
+		"max-streams":                fmt.Sprint(server.DefaultMaxStreams),
+		"max-streams-per-connection": fmt.Sprint(server.DefaultMaxConcurrentStream),
+		"max-rooms":                  fmt.Sprint(broker.DefaultMaxRooms),
+		"history-messages":           fmt.Sprint(broker.DefaultHistoryMessages),
+		"history-ttl":                broker.DefaultHistoryTTL.String(),
+		"write-timeout":              server.DefaultWriteTimeout.String(),
+	}
+	fs := serveCmd.flagSet(io.Discard)
+	serveCmd.setup(fs)
+	for name, def := range want {
+		if f := fs.Lookup(name); f == nil || f.DefValue != def {
+			t.Errorf("serve --%s: got %v, want default %q", name, f, def)
+		}
+	}
+}
+
+func TestServeFlagUsageErrors(t *testing.T) {
+	ctx := testCtx(t)
+	for _, tc := range []struct {
+		args []string
+		says string
+	}{
+		{[]string{"--tls-cert", "c.pem"}, "--tls-cert and --tls-key go together"},
+		{[]string{"--tls-key", "k.pem"}, "--tls-cert and --tls-key go together"},
+		{[]string{"--tls-client-ca", "ca.pem"}, "--tls-client-ca needs --tls-cert"},
+		{[]string{"--insecure-plaintext", "--tls-cert", "c.pem", "--tls-key", "k.pem"}, "contradicts"},
+		{[]string{"--jwt-hmac-secret-file", "s"}, "--jwt-issuer and --jwt-audience are required"},
+		{[]string{"--jwt-jwks-file", "j", "--jwt-issuer", "i"}, "--jwt-issuer and --jwt-audience are required"},
+		{[]string{"--jwt-public-key-file", "p", "--jwt-audience", " , "}, "--jwt-issuer and --jwt-audience are required"},
+		{[]string{"--jwt-issuer", "i", "--jwt-audience", "a"}, "need a JWT key"},
+		{[]string{"--jwt-public-key-file", ""}, "empty path"},
+		{[]string{"--anonymous-publish", "public.>"}, "--anonymous-publish needs --allow-anonymous"},
+		{[]string{"--allow-anonymous", "--anonymous-subscribe", "chat.>.x"}, "--anonymous-subscribe: invalid room pattern"},
+		{[]string{"--max-streams-per-connection", "0"}, "--max-streams-per-connection must be 1 to"},
+		{[]string{"--max-streams-per-connection", "4294967296"}, "--max-streams-per-connection must be 1 to"},
+		{[]string{"--publish-rate", "5", "--publish-burst", "0"}, "publish rate needs a positive burst"},
+		{[]string{"--command-rate", "-1"}, "command rate"},
+		{[]string{"--max-streams", "0"}, "total streams"},
+		{[]string{"--max-rooms", "0"}, "room limit"},
+		{[]string{"--history-messages", "10", "--history-ttl", "0s"}, "history"},
+		{[]string{"--write-timeout", "0s"}, "write timeout"},
+	} {
+		args := append([]string{"serve", "--listen", "127.0.0.1:0", "--metrics-listen", ""}, tc.args...)
+		code, stdout, stderr := runCmd(ctx, args...)
+		if code != 2 || stdout != "" || !strings.Contains(stderr, tc.says) || !strings.Contains(stderr, "Usage: roomcast serve") {
+			t.Errorf("%q: exit %d, stdout %q, stderr:\n%s\nwant exit 2 and %q", tc.args, code, stdout, stderr, tc.says)
+		}
+	}
+}
+
+// Limits set by flags reach the server.
+func TestServeLimitFlags(t *testing.T) {
+	ctx := testCtx(t)
+	rooms := dialPlaintext(t, startServe(t, "--max-rooms", "2").addr)
+	for _, room := range []string{"a", "b"} {
+		if _, err := publish(ctx, rooms, room, "x"); err != nil {
+			t.Fatalf("publish to %s: %v", room, err)
+		}
+	}
+	if _, err := publish(ctx, rooms, "c", "x"); status.Code(err) != codes.ResourceExhausted {
+		t.Errorf("publish to a third room with --max-rooms 2: %v, want ResourceExhausted", err)
+	}
+
+	rate := dialPlaintext(t, startServe(t, "--publish-rate", "0.001", "--publish-burst", "2").addr)
+	for range 2 {
+		if _, err := publish(ctx, rate, "a", "x"); err != nil {
+			t.Fatalf("publish within the burst: %v", err)
+		}
+	}
+	_, err := publish(ctx, rate, "a", "x")
+	if st := status.Convert(err); st.Code() != codes.ResourceExhausted || len(st.Details()) == 0 {
+		t.Errorf("publish past --publish-burst: %v, want ResourceExhausted with RetryInfo", err)
+	}
+
+	unlimited := dialPlaintext(t, startServe(t, "--publish-rate", "0", "--publish-burst", "0", "--command-rate", "0",
+		"--history-messages", "0", "--max-streams", "1", "--max-streams-per-connection", "1", "--write-timeout", "1s").addr)
+	for range 10 {
+		if _, err := publish(ctx, unlimited, "a", "x"); err != nil {
+			t.Fatalf("publish with --publish-rate 0: %v", err)
+		}
+	}
+}

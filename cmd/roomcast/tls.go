@@ -1,0 +1,148 @@
+package main
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"strings"
+
+	"google.golang.org/grpc/credentials"
+)
+
+// transportFlags are serve's transport security flags: TLS, mutual TLS, or
+// plaintext, which is allowed beyond loopback only when asked for by name.
+type transportFlags struct {
+	cert, key, clientCA string
+	insecurePlaintext   bool
+}
+
+// define adds the flags to fs.
+func (f *transportFlags) define(fs *flag.FlagSet) {
+	fs.StringVar(&f.cert, "tls-cert", "",
+		"serve TLS (1.2 or later) with the PEM certificate chain in `FILE`, server certificate first; needs --tls-key")
+	fs.StringVar(&f.key, "tls-key", "",
+		"the PEM private key of --tls-cert, in `FILE`")
+	fs.StringVar(&f.clientCA, "tls-client-ca", "",
+		"mutual TLS: require every client to present a certificate signed by a CA in the PEM `FILE`; needs --tls-cert")
+	fs.BoolVar(&f.insecurePlaintext, "insecure-plaintext", false,
+		"allow plaintext gRPC on an address that is not loopback, where anyone on the network can read and forge the traffic, credentials included")
+}
+
+// tls reports whether the flags ask for TLS.
+func (f *transportFlags) tls() bool { return f.cert != "" }
+
+// name says how connections are secured, for the log.
+func (f *transportFlags) name() string {
+	switch {
+	case f.clientCA != "":
+		return "mtls"
+	case f.tls():
+		return "tls"
+	}
+	return "plaintext"
+}
+
+// validate checks that the flags make sense together, and that plaintext is
+// not served beyond loopback unless --insecure-plaintext says so. Its errors
+// are usage errors.
+func (f *transportFlags) validate(listen string) error {
+	switch {
+	case (f.cert == "") != (f.key == ""):
+		return errors.New("--tls-cert and --tls-key go together: give both, or neither for plaintext")
+	case f.clientCA != "" && !f.tls():
+		return errors.New("--tls-client-ca needs --tls-cert and --tls-key: mutual TLS is TLS with client certificates")
+	case f.insecurePlaintext && f.tls():
+		return errors.New("--insecure-plaintext contradicts --tls-cert: give one or the other")
+	case f.tls():
+		return nil
+	}
+	return checkPlaintext(listen, f.insecurePlaintext)
+}
+
+// checkPlaintext decides whether plaintext gRPC may be served on listen
+// (host:port): always on a loopback address, elsewhere only with
+// --insecure-plaintext (insecure). Its error says what to do instead.
+func checkPlaintext(listen string, insecure bool) error {
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil {
+		return fmt.Errorf("--listen %q: %w", listen, err)
+	}
+	if insecure || isLoopbackHost(host) {
+		return nil
+	}
+	return plaintextRefusal(listen)
+}
+
+// plaintextRefusal is the error for plaintext on an address that is not
+// loopback.
+func plaintextRefusal(addr string) error {
+	return fmt.Errorf("refusing to serve plaintext gRPC on %s, which is not a loopback address: "+
+		"anyone on the network could read and forge its traffic, credentials included. "+
+		"Serve TLS with --tls-cert FILE --tls-key FILE, listen on loopback (--listen 127.0.0.1:50051), "+
+		"or, on a network you trust, add --insecure-plaintext", addr)
+}
+
+// isLoopbackHost reports whether the host part of a listen address can only
+// be a loopback address: "localhost", or an IP address in 127.0.0.0/8 or
+// ::1. An empty host (every interface), any other name and any other
+// address are not.
+func isLoopbackHost(host string) bool {
+	if strings.EqualFold(strings.TrimSuffix(host, "."), "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.Unmap().IsLoopback()
+}
+
+// isLoopbackAddr reports whether a listener's address is a loopback one. A
+// name such as "localhost" is resolved when listening, so serve checks the
+// address it got as well as the one it was given.
+func isLoopbackAddr(a net.Addr) bool {
+	tcp, ok := a.(*net.TCPAddr)
+	return ok && tcp.IP.IsLoopback()
+}
+
+// transportCredentials loads the certificate, key and client CA and returns the
+// transport credentials to serve with, or nil for plaintext.
+func (f *transportFlags) transportCredentials() (credentials.TransportCredentials, error) {
+	if !f.tls() {
+		return nil, nil
+	}
+	cfg, err := serverTLSConfig(f.cert, f.key, f.clientCA)
+	if err != nil {
+		return nil, err
+	}
+	return credentials.NewTLS(cfg), nil
+}
+
+// serverTLSConfig returns a TLS 1.2+ server configuration with the
+// certificate chain in certFile and its key in keyFile. With clientCAFile,
+// every client must present a certificate that a CA in that PEM file signed.
+func serverTLSConfig(certFile, keyFile, clientCAFile string) (*tls.Config, error) {
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("--tls-cert %s, --tls-key %s: %w", certFile, keyFile, err)
+	}
+	cfg := &tls.Config{
+		MinVersion:   tls.VersionTLS12,
+		Certificates: []tls.Certificate{cert},
+	}
+	if clientCAFile != "" {
+		pem, err := os.ReadFile(clientCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("--tls-client-ca: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--tls-client-ca %s: no PEM certificate in the file", clientCAFile)
+		}
+		cfg.ClientCAs = pool
+		cfg.ClientAuth = tls.RequireAndVerifyClientCert
+	}
+	return cfg, nil
+}
