@@ -1,10 +1,11 @@
 // Package client is the Go client of roomcast, the gRPC room broker: it
-// publishes messages to rooms and subscribes to them.
+// publishes messages to rooms and subscribes to them, and keeps
+// subscriptions going across lost connections and server restarts.
 //
 // A Client is one gRPC connection. Publish and PublishText send one message
-// each and return its offset in the room. Subscribe opens a session
-// (Subscription) that joins rooms and receives, in order, every message
-// published to them after the join:
+// each and return its offset in the room. Subscribe opens a Subscription
+// that joins rooms and delivers, in order, every message published to them
+// after the join, as Events:
 //
 //	c, err := client.Dial("127.0.0.1:50051")
 //	...
@@ -12,28 +13,56 @@
 //	sub, err := c.Subscribe(ctx, "chat.lobby")
 //	...
 //	defer sub.Close()
-//	for msg, err := range sub.Messages() {
+//	for ev, err := range sub.Events() {
 //		if err != nil {
-//			return err // the stream ended: sub.Err() says why
+//			return err // the subscription ended for good: sub.Err() says why
 //		}
-//		fmt.Println(msg.GetRoom(), msg.GetOffset(), msg.GetText())
+//		switch {
+//		case ev.Message != nil:
+//			fmt.Println(ev.Message.GetRoom(), ev.Message.GetOffset(), ev.Message.GetText())
+//		case ev.Gap != nil:
+//			// Messages were lost: resynchronize ev.Gap.Room from elsewhere.
+//		}
 //	}
 //
-// Errors from the server keep their gRPC status (status.Code(err)); a few
-// also match sentinel errors with errors.Is (ErrClosed, ErrAlreadyJoined,
-// ErrNotJoined).
+// # Reconnecting
 //
-// This version does not reconnect: when the server ends a subscription (it
-// does so when shutting down, with codes.Unavailable, and when the subscriber
-// falls too far behind, with codes.ResourceExhausted), Subscription.Err
-// reports why and the caller subscribes again.
+// When a subscription's stream ends for any reason but Close, the end of the
+// context given to Subscribe, or a permanent error (codes.Unauthenticated,
+// codes.PermissionDenied, codes.InvalidArgument), the subscription opens a
+// new stream, with exponential backoff and jitter (see Backoff), and joins
+// every room again from the position of the last message it received in
+// each. The server then replays what the subscription missed, so the
+// application sees every message exactly once and in order. When the server
+// can no longer replay them (the history window passed, or the server
+// restarted and the room's epoch changed), the subscription says so with a
+// Gap event for the room, and goes on from the room's current position. A
+// Disconnected event reports the lost stream and a Reconnected event the new
+// one, with the outcome for each room.
+//
+// # Errors
+//
+// Errors from the server keep their gRPC status (status.Code(err)); they
+// also match sentinel errors with errors.Is: ErrUnavailable,
+// ErrUnauthenticated, ErrPermissionDenied, ErrInvalidArgument,
+// ErrRateLimited (see RetryAfter), ErrTooLarge, ErrAlreadyJoined,
+// ErrNotJoined; and ErrClosed after Close.
+//
+// # Credentials
+//
+// WithTLS secures the connection; WithBearerToken and WithTokenSource send a
+// bearer credential (a JWT or an API key) with every call, and
+// WithTokenSource also refreshes live streams' credentials before they
+// expire.
 package client
 
 import (
 	"fmt"
 	"sync"
+	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 
 	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
 )
@@ -50,6 +79,7 @@ type Message = roomcastv1.Message
 type Client struct {
 	conn *grpc.ClientConn
 	rpc  roomcastv1.BrokerServiceClient
+	cfg  config
 
 	mu     sync.Mutex
 	closed bool
@@ -61,14 +91,33 @@ type Client struct {
 // grpc.NewClient, it does not connect: the connection is made by the first
 // call and remade as needed, so an unreachable server is reported by the
 // calls, with codes.Unavailable.
+//
+// The defaults: plaintext (WithTLS changes it), no credential
+// (WithBearerToken, WithTokenSource), reconnect backoff from 100ms to 10s
+// (WithReconnectBackoff).
 func Dial(target string, opts ...Option) (*Client, error) {
 	cfg := newConfig(opts)
-	dialOpts := append([]grpc.DialOption{grpc.WithTransportCredentials(cfg.creds)}, cfg.dialOpts...)
+	dialOpts := []grpc.DialOption{
+		grpc.WithTransportCredentials(cfg.creds),
+		grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff: backoff.Config{
+				BaseDelay:  cfg.backoff.Initial,
+				Multiplier: cfg.backoff.Factor,
+				Jitter:     0.2,
+				MaxDelay:   cfg.backoff.Max,
+			},
+			MinConnectTimeout: 20 * time.Second,
+		}),
+	}
+	if cfg.tokens != nil {
+		dialOpts = append(dialOpts, grpc.WithPerRPCCredentials(&tokenCredentials{source: cfg.tokens, plaintext: cfg.plaintext()}))
+	}
+	dialOpts = append(dialOpts, cfg.dialOpts...)
 	conn, err := grpc.NewClient(target, dialOpts...)
 	if err != nil {
 		return nil, fmt.Errorf("roomcast: dial %q: %w", target, err)
 	}
-	return &Client{conn: conn, rpc: roomcastv1.NewBrokerServiceClient(conn), subs: make(map[*Subscription]struct{})}, nil
+	return &Client{conn: conn, rpc: roomcastv1.NewBrokerServiceClient(conn), cfg: cfg, subs: make(map[*Subscription]struct{})}, nil
 }
 
 // Close closes every open Subscription of the client (their Err reports

@@ -2,6 +2,7 @@ package client_test
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"testing"
 	"time"
@@ -69,14 +70,39 @@ func subscribe(t testing.TB, ctx context.Context, c *client.Client, rooms ...str
 	return sub
 }
 
-// next returns the subscription's next message.
+// next returns the subscription's next event, which must be a message.
 func next(t testing.TB, ctx context.Context, sub *client.Subscription) *client.Message {
 	t.Helper()
-	m, err := sub.Next(ctx)
+	ev := nextEvent(t, ctx, sub)
+	if ev.Message == nil {
+		t.Fatalf("got event %s, want a message", describe(ev))
+	}
+	return ev.Message
+}
+
+// nextEvent returns the subscription's next event.
+func nextEvent(t testing.TB, ctx context.Context, sub *client.Subscription) *client.Event {
+	t.Helper()
+	ev, err := sub.Next(ctx)
 	if err != nil {
 		t.Fatalf("Next: %v", err)
 	}
-	return m
+	return ev
+}
+
+// describe formats an event for test messages.
+func describe(ev *client.Event) string {
+	switch {
+	case ev.Message != nil:
+		return fmt.Sprintf("message %s/%d %q", ev.Message.GetRoom(), ev.Message.GetOffset(), ev.Message.GetText())
+	case ev.Gap != nil:
+		return fmt.Sprintf("gap %+v", *ev.Gap)
+	case ev.Disconnected != nil:
+		return fmt.Sprintf("disconnected: %v", ev.Disconnected.Err)
+	case ev.Reconnected != nil:
+		return fmt.Sprintf("reconnected %+v", *ev.Reconnected)
+	}
+	return "empty event"
 }
 
 func publishText(t testing.TB, ctx context.Context, c *client.Client, room, text string, opts ...client.PublishOption) uint64 {

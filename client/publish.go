@@ -6,7 +6,6 @@ import (
 	"unicode/utf8"
 
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
 )
@@ -14,11 +13,22 @@ import (
 // Publish sends data as one message to room and returns the message's offset
 // in the room once the server has sequenced it; delivery to subscribers is
 // asynchronous. Subscribers receive the payload in Message.data (GetData).
+// It is safe for concurrent use.
 //
-// The server refuses a bad room name, header or session id with
-// codes.InvalidArgument and a message over its size limit with
-// codes.ResourceExhausted; status.Code(err) reports the code. After Close,
-// Publish returns ErrClosed.
+// Publish never publishes a message twice. It makes one attempt, which gRPC
+// retries transparently only when the request provably never reached the
+// server (the connection failed before the request went out, or the server
+// refused the stream without reading it). Every other failure is returned
+// as is, and Publish does not retry it, because the message may have been
+// sequenced: codes.Unavailable (ErrUnavailable) after the request was sent,
+// or codes.DeadlineExceeded, leaves the caller to decide (publish again and
+// accept a possible duplicate, or check History). These errors mean the
+// message was refused before it was sequenced, so it is safe to send again
+// once the cause is fixed: ErrInvalidArgument (a bad room name, header or
+// session id), ErrTooLarge (over the server's size limit), ErrRateLimited
+// (after RetryAfter(err)), ErrPermissionDenied and ErrUnauthenticated.
+// status.Code(err) reports the gRPC code in every case. After Close, Publish
+// returns ErrClosed.
 //
 // A message published to a room nobody is subscribed to reaches no one
 // (the server may keep it as the room's history, depending on its
@@ -30,10 +40,11 @@ func (c *Client) Publish(ctx context.Context, room string, data []byte, opts ...
 // PublishText is Publish for a UTF-8 text payload, such as JSON: subscribers
 // receive it in Message.text (GetText), which tools such as grpcurl show as
 // text. text must be valid UTF-8: PublishText refuses anything else with
-// codes.InvalidArgument without sending it (use Publish for such bytes).
+// codes.InvalidArgument (ErrInvalidArgument) without sending it (use Publish
+// for such bytes).
 func (c *Client) PublishText(ctx context.Context, room, text string, opts ...PublishOption) (uint64, error) {
 	if !utf8.ValidString(text) {
-		return 0, &opError{op: "publish to " + strconv.Quote(room), cause: status.Error(codes.InvalidArgument, "text is not valid UTF-8; publish it as data")}
+		return 0, localError("publish to "+strconv.Quote(room), codes.InvalidArgument, "text is not valid UTF-8; publish it as data", kindPublish)
 	}
 	return c.publish(ctx, &roomcastv1.PublishRequest{Room: room, Payload: &roomcastv1.PublishRequest_Text{Text: text}}, opts)
 }
@@ -53,7 +64,7 @@ func (c *Client) publish(ctx context.Context, req *roomcastv1.PublishRequest, op
 		if c.isClosed() {
 			return 0, ErrClosed
 		}
-		return 0, rpcError(ctx, "publish to "+strconv.Quote(req.GetRoom()), err)
+		return 0, rpcError(ctx, "publish to "+strconv.Quote(req.GetRoom()), err, kindPublish)
 	}
 	return resp.GetOffset(), nil
 }

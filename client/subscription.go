@@ -3,8 +3,8 @@ package client
 import (
 	"context"
 	"errors"
-	"io"
 	"iter"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -26,86 +26,105 @@ const (
 
 type subscribeStream = grpc.BidiStreamingClient[roomcastv1.SubscribeRequest, roomcastv1.SubscribeResponse]
 
-// Subscription is one Subscribe stream: a session on the server, in zero or
-// more rooms, receiving every message published to them after it joined.
+// Subscription is a session in zero or more rooms that outlives the streams
+// it runs on: it delivers every message published to its rooms after it
+// joined them, in order, exactly once, reconnecting and rejoining its rooms
+// whenever a stream is lost (see the package documentation).
 //
-// All its methods are safe for concurrent use. One goroutine of its own reads
-// the stream: it hands each command's reply to the Join or Leave waiting for
-// it (matched by command id) and queues messages in the order they arrive,
-// which is offset order within each room. Messages and Next take messages
-// from that queue, each message going to one caller, so read them from one
-// goroutine.
+// All its methods are safe for concurrent use. Two goroutines of its own
+// run it: one reads the current stream, handing each command's reply to the
+// Join or Leave waiting for it and queueing events in the order they arrive;
+// the other opens new streams, rejoins the rooms and refreshes the
+// credential. Events and Next take events from the queue, each event going
+// to one caller, so read them from one goroutine.
 //
 // The queue holds up to 256 messages or 4 MiB of payload. While it is full
 // the subscription stops reading, so a reader that falls behind holds the
-// server's writes up; the server ends such a stream with
-// codes.ResourceExhausted, as it does for any subscriber that falls further
-// behind than its backlog limit or does not take a write within its write
-// timeout. The reader still gets the messages received before the end, then
-// the error. Join and Leave get their reply even while the queue is full:
-// the subscription reads past it while a command waits.
+// server's writes up; the server cuts such a stream off
+// (codes.ResourceExhausted), and the subscription reconnects and resumes
+// after the last message it received, which succeeds while the server still
+// retains what it missed. Join and Leave get their reply even while the
+// queue is full: the subscription reads past it while a command waits.
 //
-// Close the subscription when done with it, or close its Client.
+// Close the subscription when done with it, or close its Client, or cancel
+// the context given to Subscribe: each ends both goroutines.
 type Subscription struct {
-	c       *Client
-	ctx     context.Context    // the caller's: when it is done, the stream ends
-	sctx    context.Context    // the stream's: done when ctx is or on Close
-	stop    context.CancelFunc // cancels sctx, ending the stream
-	stream  subscribeStream
-	session string
-	ids     atomic.Uint64 // the last command id used
-
-	sendMu sync.Mutex // serializes Send
+	c    *Client
+	ctx  context.Context    // the caller's: when it is done, the subscription ends
+	sctx context.Context    // done when ctx is or on Close
+	stop context.CancelFunc // cancels sctx
+	ids  atomic.Uint64      // the last command id used
 
 	mu      sync.Mutex
-	closed  bool                                     // Close was called
-	err     error                                    // why the stream ended; nil while it is up
-	pending map[string]chan *roomcastv1.CommandReply // commands waiting for their reply, by id
-	queue   []*Message                               // received, not yet taken
-	qbytes  int                                      // payload bytes in queue
+	closed  bool                  // Close was called
+	err     error                 // why the subscription ended; nil while it goes on
+	conn    *conn                 // the current stream; nil while reconnecting
+	session string                // the current stream's session id
+	rooms   map[string]*roomState // the rooms it is in or joining
+	order   []string              // the same rooms, in the order they were joined
+	queue   []*Event              // delivered to the reader, not yet taken
+	qbytes  int                   // payload bytes of the messages in queue
 
-	arrived chan struct{} // 1-buffered: messages were queued
+	arrived chan struct{} // 1-buffered: events were queued
 	space   chan struct{} // 1-buffered: the queue shrank or a command was sent
-	done    chan struct{} // closed once the receiving goroutine has set err and returned
+	done    chan struct{} // closed once the subscription has ended and its goroutines returned
+}
+
+// roomState is a room of the subscription. Guarded by Subscription.mu.
+type roomState struct {
+	name   string
+	joined bool             // a join succeeded: pos is where delivery stands
+	pos    Position         // the last message queued, or the position joined at
+	after  *Position        // until joined: the position to join from (nil: live)
+	waiter chan joinOutcome // the Join waiting for the first join, if any; 1-buffered
+}
+
+type joinOutcome struct {
+	res JoinResult
+	err error
 }
 
 // Subscribe opens a session and joins rooms, in order, waiting for each
-// join's reply. The subscription then receives every message published to
-// those rooms after its join.
+// join's reply; use Join with ResumeAfter to join from a position. The
+// subscription then delivers every message published to those rooms after
+// its join.
 //
 // ctx bounds the whole subscription, not just this call: when it is done the
-// stream ends and Err reports ctx's error. If a join fails, Subscribe closes
-// the stream and returns the error the server replied with: status.Code(err)
-// is its gRPC code (codes.InvalidArgument for a bad room name,
-// codes.ResourceExhausted past the server's rooms per session) and
-// status.FromError(err) its message. After Close of the client it returns
-// ErrClosed.
+// subscription ends and Err reports ctx's error. The first stream is not
+// retried: if it cannot be opened, Subscribe returns the error (with
+// codes.Unavailable for an unreachable server); streams lost later are
+// replaced. If a join fails, Subscribe closes the subscription and returns
+// the error the server replied with: status.Code(err) is its gRPC code
+// (codes.InvalidArgument for a bad room name, codes.PermissionDenied
+// outside the credential's grants, codes.ResourceExhausted past the server's
+// rooms per session) and status.FromError(err) its message. After Close of
+// the client it returns ErrClosed.
 func (c *Client) Subscribe(ctx context.Context, rooms ...string) (*Subscription, error) {
 	if c.isClosed() {
 		return nil, ErrClosed
 	}
 	sctx, stop := context.WithCancel(ctx)
-	stream, first, err := c.open(sctx)
-	if err != nil {
-		stop()
-		if c.isClosed() {
-			return nil, ErrClosed
-		}
-		return nil, rpcError(ctx, "subscribe", err)
-	}
 	s := &Subscription{
 		c:       c,
 		ctx:     ctx,
 		sctx:    sctx,
 		stop:    stop,
-		stream:  stream,
-		session: first.GetSessionId(),
-		pending: make(map[string]chan *roomcastv1.CommandReply),
+		rooms:   make(map[string]*roomState),
 		arrived: make(chan struct{}, 1),
 		space:   make(chan struct{}, 1),
 		done:    make(chan struct{}),
 	}
-	go s.receive()
+	first, err := s.connect()
+	if err != nil {
+		stop()
+		if c.isClosed() {
+			return nil, ErrClosed
+		}
+		return nil, rpcError(ctx, "subscribe", err, kindCall)
+	}
+	first.ready = true
+	s.conn, s.session = first, first.session
+	go s.run(first)
 	if !c.track(s) {
 		s.Close()
 		return nil, ErrClosed
@@ -136,108 +155,204 @@ func (c *Client) open(ctx context.Context) (subscribeStream, *roomcastv1.Session
 	return stream, session, nil
 }
 
-// SessionID returns the id the server gave this session. Pass it to
+// SessionID returns the id the server gave the current stream's session; it
+// changes when the subscription reconnects (Reconnected.Session). Pass it to
 // WithExcludeSession to publish to everyone but this subscription, or to
 // WithSession to name it as the publisher.
-func (s *Subscription) SessionID() string { return s.session }
+func (s *Subscription) SessionID() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.session
+}
 
-// Join adds room to the subscription and returns the room's offset at the
-// join: the offset of the last message published to it before, 0 if none.
-// Every message published after the join is delivered.
+// Rooms returns the rooms the subscription is in or joining, in the order
+// they were joined: the rooms it joins again when it reconnects.
+func (s *Subscription) Rooms() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.order)
+}
+
+// Join adds room to the subscription and returns the outcome: the room's
+// offset and epoch at the join, and with ResumeAfter whether every message
+// after that position is delivered. Every message published after the join
+// is delivered, and the room is joined again on every new stream.
 //
-// A failed join leaves the stream up; its error has the server's gRPC code
-// (status.Code) and matches ErrAlreadyJoined when the subscription is
-// already in room. If ctx is done first, Join returns an error matching
-// ctx's error, but the server may still carry the join out. After the stream
-// ends, Join returns Err(); after Close, ErrClosed.
-func (s *Subscription) Join(ctx context.Context, room string) (uint64, error) {
+// If the stream is lost before the join is answered, Join waits for the
+// subscription to reconnect and join the room on the new stream. A failed
+// join leaves the subscription up, without the room; its error has the
+// server's gRPC code (status.Code) and matches ErrAlreadyJoined when the
+// subscription is already in room, ErrPermissionDenied outside the
+// credential's grants, ErrInvalidArgument for a bad room name. If ctx is
+// done first, Join returns an error matching ctx's error but the join goes
+// on: the room stays in the subscription (Leave it to undo), and a gap it
+// finds is delivered as a Gap event. After the subscription ends, Join
+// returns Err(); after Close, ErrClosed.
+func (s *Subscription) Join(ctx context.Context, room string, opts ...JoinOption) (JoinResult, error) {
 	op := "join " + strconv.Quote(room)
-	r, err := s.command(ctx, op, room, &roomcastv1.SubscribeRequest{
-		Command: &roomcastv1.SubscribeRequest_Join{Join: &roomcastv1.JoinCommand{Room: room}},
-	})
-	if err != nil {
-		return 0, err
+	var jc joinConfig
+	for _, o := range opts {
+		o(&jc)
 	}
-	return r.GetJoin().GetOffset(), nil
-}
-
-// Leave removes room from the subscription: no message of the room is
-// received after Leave returns (messages already queued are still
-// delivered). Its errors are like Join's; it matches ErrNotJoined when the
-// subscription is not in room.
-func (s *Subscription) Leave(ctx context.Context, room string) error {
-	op := "leave " + strconv.Quote(room)
-	_, err := s.command(ctx, op, room, &roomcastv1.SubscribeRequest{
-		Command: &roomcastv1.SubscribeRequest_Leave{Leave: &roomcastv1.LeaveCommand{Room: room}},
-	})
-	return err
-}
-
-// command sends req with a fresh id and waits for the reply with that id.
-func (s *Subscription) command(ctx context.Context, op, room string, req *roomcastv1.SubscribeRequest) (*roomcastv1.CommandReply, error) {
 	if !utf8.ValidString(room) {
 		// It could not be marshaled, and a failed Send would end the stream.
-		return nil, &opError{op: op, cause: status.Error(codes.InvalidArgument, "room name is not valid UTF-8")}
+		return JoinResult{}, localError(op, codes.InvalidArgument, "room name is not valid UTF-8", kindCommand)
 	}
 	if ctx.Err() != nil {
-		return nil, contextError(ctx, op)
+		return JoinResult{}, contextError(ctx, op)
 	}
-	req.Id = strconv.FormatUint(s.ids.Add(1), 10)
-	reply := make(chan *roomcastv1.CommandReply, 1)
+	waiter := make(chan joinOutcome, 1)
+	st := &roomState{name: room, after: jc.after, waiter: waiter}
 	s.mu.Lock()
 	if err := s.stateErr(); err != nil {
 		s.mu.Unlock()
-		return nil, err
+		return JoinResult{}, err
 	}
-	s.pending[req.Id] = reply
-	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		delete(s.pending, req.Id)
+	if s.rooms[room] != nil {
 		s.mu.Unlock()
-	}()
-	notify(s.space) // the receiver reads past a full queue until the reply comes
-
-	s.sendMu.Lock()
-	err := s.stream.Send(req)
-	s.sendMu.Unlock()
-	if err != nil {
-		// The stream is gone; the receiver learns why from Recv.
-		select {
-		case <-s.done:
-			return nil, s.Err()
-		case <-ctx.Done():
-			return nil, contextError(ctx, op)
-		}
+		return JoinResult{}, localError(op, codes.AlreadyExists, "room already joined on this subscription", kindCommand)
+	}
+	s.rooms[room] = st
+	s.order = append(s.order, room)
+	// Without a stream, the next one joins it with the others.
+	c := s.conn
+	var req *roomcastv1.SubscribeRequest
+	if c != nil {
+		req = s.register(c, &pending{kind: cmdJoin, room: st}, joinCommand(st))
+	}
+	s.mu.Unlock()
+	if req != nil {
+		notify(s.space) // the receiver reads past a full queue until the reply comes
+		c.send(req)     // if the stream is gone, the next one joins the room
 	}
 
 	select {
-	case r := <-reply:
-		return replyResult(op, r)
+	case out := <-waiter:
+		return out.res, out.err
 	case <-s.done:
 		select {
-		case r := <-reply: // it came just before the end
-			return replyResult(op, r)
+		case out := <-waiter: // it came just before the end
+			return out.res, out.err
 		default:
-			return nil, s.Err()
+			return JoinResult{}, s.Err()
 		}
 	case <-ctx.Done():
-		return nil, contextError(ctx, op)
+		s.mu.Lock()
+		if st.waiter == waiter {
+			st.waiter = nil // a gap is now an event
+		}
+		s.mu.Unlock()
+		select {
+		case out := <-waiter:
+			return out.res, out.err
+		default:
+			return JoinResult{}, contextError(ctx, op)
+		}
 	}
 }
 
-func replyResult(op string, r *roomcastv1.CommandReply) (*roomcastv1.CommandReply, error) {
-	if e := r.GetError(); e != nil {
-		return nil, replyError(op, e)
+// joinCommand is the join of st on a new stream: from the position of the
+// last message received, or for a first join from the position asked for.
+// Caller holds mu.
+func joinCommand(st *roomState) *roomcastv1.SubscribeRequest {
+	join := &roomcastv1.JoinCommand{Room: st.name}
+	switch {
+	case st.joined:
+		join.Position = &roomcastv1.Position{Offset: st.pos.Offset, Epoch: st.pos.Epoch}
+	case st.after != nil:
+		join.Position = &roomcastv1.Position{Offset: st.after.Offset, Epoch: st.after.Epoch}
 	}
-	return r, nil
+	return &roomcastv1.SubscribeRequest{Command: &roomcastv1.SubscribeRequest_Join{Join: join}}
 }
 
-// Next returns the next message, waiting for one until ctx is done (it then
-// returns ctx's error and the subscription goes on). Once the stream has
-// ended and every message received before has been returned, it returns
+// Leave removes room from the subscription: no message of the room is
+// queued after Leave is called (messages already queued are still
+// delivered), and the room is not joined again on a new stream. A Join of
+// the room still waiting fails. The room is removed even if the server's
+// reply is an error, which Leave returns with its gRPC code. Leaving a room
+// the subscription is not in fails with an error matching ErrNotJoined (or
+// ErrInvalidArgument for a bad room name). After the subscription ends,
+// Leave returns Err(); after Close, ErrClosed.
+func (s *Subscription) Leave(ctx context.Context, room string) error {
+	op := "leave " + strconv.Quote(room)
+	if !utf8.ValidString(room) {
+		return localError(op, codes.InvalidArgument, "room name is not valid UTF-8", kindCommand)
+	}
+	if ctx.Err() != nil {
+		return contextError(ctx, op)
+	}
+	s.mu.Lock()
+	if err := s.stateErr(); err != nil {
+		s.mu.Unlock()
+		return err
+	}
+	c := s.conn
+	st := s.rooms[room]
+	if st != nil {
+		s.remove(st)
+		if st.waiter != nil {
+			st.waiter <- joinOutcome{err: localError("join "+strconv.Quote(room), codes.Aborted, "the room was left before the join completed", kindCommand)}
+			st.waiter = nil
+		}
+		if c == nil {
+			s.mu.Unlock()
+			return nil // no stream is in the room, and the next one will not join it
+		}
+	} else if c == nil {
+		s.mu.Unlock()
+		return localError(op, codes.NotFound, "room not joined on this subscription", kindCommand)
+	}
+	// If the subscription is not in the room, the server's reply says why:
+	// a bad name, or not joined.
+	p := &pending{kind: cmdLeave, reply: make(chan *roomcastv1.CommandReply, 1)}
+	req := s.register(c, p, &roomcastv1.SubscribeRequest{
+		Command: &roomcastv1.SubscribeRequest_Leave{Leave: &roomcastv1.LeaveCommand{Room: room}},
+	})
+	s.mu.Unlock()
+	notify(s.space)
+	gone := func() error { // the stream is gone, and the room with it
+		if st == nil {
+			return localError(op, codes.NotFound, "room not joined on this subscription", kindCommand)
+		}
+		return nil
+	}
+	if c.send(req) != nil {
+		return gone()
+	}
+	select {
+	case r := <-p.reply:
+		if e := r.GetError(); e != nil {
+			return replyError(op, e)
+		}
+		return nil
+	case <-c.done:
+		return gone()
+	case <-ctx.Done():
+		return contextError(ctx, op)
+	}
+}
+
+// remove takes st out of the subscription's rooms. Caller holds mu.
+func (s *Subscription) remove(st *roomState) {
+	delete(s.rooms, st.name)
+	if i := slices.Index(s.order, st.name); i >= 0 {
+		s.order = slices.Delete(s.order, i, i+1)
+	}
+}
+
+// register gives req a fresh id and records p as waiting for its reply on
+// c. Caller holds mu.
+func (s *Subscription) register(c *conn, p *pending, req *roomcastv1.SubscribeRequest) *roomcastv1.SubscribeRequest {
+	req.Id = strconv.FormatUint(s.ids.Add(1), 10)
+	c.pending[req.Id] = p
+	return req
+}
+
+// Next returns the next event, waiting for one until ctx is done (it then
+// returns ctx's error and the subscription goes on). Once the subscription
+// has ended and every event queued before has been returned, it returns
 // Err(); after Close, ErrClosed.
-func (s *Subscription) Next(ctx context.Context) (*Message, error) {
+func (s *Subscription) Next(ctx context.Context) (*Event, error) {
 	for {
 		s.mu.Lock()
 		if s.closed {
@@ -245,17 +360,19 @@ func (s *Subscription) Next(ctx context.Context) (*Message, error) {
 			return nil, ErrClosed
 		}
 		if len(s.queue) > 0 {
-			m := s.queue[0]
+			ev := s.queue[0]
 			s.queue[0] = nil
 			s.queue = s.queue[1:]
-			s.qbytes -= payloadSize(m)
+			if ev.Message != nil {
+				s.qbytes -= payloadSize(ev.Message)
+			}
 			more := len(s.queue) > 0
 			s.mu.Unlock()
 			notify(s.space)
 			if more {
 				notify(s.arrived) // for another waiting caller
 			}
-			return m, nil
+			return ev, nil
 		}
 		if s.err != nil {
 			err := s.err
@@ -267,57 +384,59 @@ func (s *Subscription) Next(ctx context.Context) (*Message, error) {
 		case <-s.arrived:
 		case <-s.done:
 		case <-ctx.Done():
-			return nil, contextError(ctx, "next message")
+			return nil, contextError(ctx, "next event")
 		}
 	}
 }
 
-// Messages returns an iterator over the subscription's messages, for use
-// with range:
+// Events returns an iterator over the subscription's events, for use with
+// range:
 //
-//	for msg, err := range sub.Messages() {
+//	for ev, err := range sub.Events() {
 //		if err != nil {
 //			return err
 //		}
 //		...
 //	}
 //
-// It yields (msg, nil) for each message, in the order Next returns them,
-// blocking until the next one arrives. When the stream ends it yields
+// It yields (ev, nil) for each event, in the order Next returns them,
+// blocking until the next one arrives. When the subscription ends it yields
 // (nil, err) once, err being Err(), and stops; after Close it stops without
 // an error. Breaking out of the loop leaves the subscription open, and a
-// later range goes on with the next message. To stop waiting, Close the
+// later range goes on with the next event. To stop waiting, Close the
 // subscription or cancel the ctx given to Subscribe.
-func (s *Subscription) Messages() iter.Seq2[*Message, error] {
-	return func(yield func(*Message, error) bool) {
+func (s *Subscription) Events() iter.Seq2[*Event, error] {
+	return func(yield func(*Event, error) bool) {
 		for {
-			m, err := s.Next(context.Background())
+			ev, err := s.Next(context.Background())
 			if errors.Is(err, ErrClosed) {
 				return
 			}
-			if !yield(m, err) || err != nil {
+			if !yield(ev, err) || err != nil {
 				return
 			}
 		}
 	}
 }
 
-// Err returns nil while the stream is up and, once it has ended, why:
-// ErrClosed if Close ended it; an error matching the error of the ctx given
-// to Subscribe (errors.Is(err, context.Canceled), say) if that ctx ended it;
-// otherwise the server's status, which status.Code(err) reports:
-// codes.Unavailable when the server shuts down, codes.ResourceExhausted when
-// the subscription fell further behind than the server's backlog limit.
+// Err returns nil while the subscription goes on (reconnecting included)
+// and, once it has ended, why: ErrClosed if Close ended it; an error
+// matching the error of the ctx given to Subscribe (errors.Is(err,
+// context.Canceled), say) if that ctx ended it; otherwise a permanent error
+// from the server, which matches ErrUnauthenticated (the credential expired
+// or was refused on a reconnect), ErrPermissionDenied (a room was refused on
+// a reconnect) or ErrInvalidArgument, and whose gRPC code status.Code(err)
+// reports.
 func (s *Subscription) Err() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.err
 }
 
-// Close ends the stream, leaving every room, and waits for the
-// subscription's goroutine to return. Waiting Join, Leave and Next calls
-// return ErrClosed, as do later ones; messages not yet taken are dropped.
-// Close is idempotent and returns nil.
+// Close ends the subscription, leaving every room, and waits for its
+// goroutines to return. Waiting Join, Leave and Next calls return
+// ErrClosed, as do later ones; events not yet taken are dropped. Close is
+// idempotent and returns nil.
 func (s *Subscription) Close() error {
 	s.mu.Lock()
 	already := s.closed
@@ -333,7 +452,7 @@ func (s *Subscription) Close() error {
 }
 
 // stateErr is why no command can be sent: ErrClosed after Close, the reason
-// the stream ended, or nil. Caller holds mu.
+// the subscription ended, or nil. Caller holds mu.
 func (s *Subscription) stateErr() error {
 	if s.closed {
 		return ErrClosed
@@ -341,75 +460,31 @@ func (s *Subscription) stateErr() error {
 	return s.err
 }
 
-// receive is the only reader of the stream. It runs until the stream ends.
-func (s *Subscription) receive() {
-	defer close(s.done)
-	for {
-		s.waitForSpace()
-		resp, err := s.stream.Recv()
-		if err != nil {
-			s.end(err)
-			return
-		}
-		switch ev := resp.GetEvent().(type) {
-		case *roomcastv1.SubscribeResponse_Reply:
-			s.mu.Lock()
-			reply := s.pending[ev.Reply.GetId()]
-			delete(s.pending, ev.Reply.GetId())
-			s.mu.Unlock()
-			if reply != nil { // nil when its caller gave up waiting
-				reply <- ev.Reply // 1-buffered and used once: never blocks
-			}
-		case *roomcastv1.SubscribeResponse_Batch:
-			if msgs := ev.Batch.GetMessages(); len(msgs) > 0 {
-				s.mu.Lock()
-				if !s.closed {
-					s.queue = append(s.queue, msgs...)
-					for _, m := range msgs {
-						s.qbytes += payloadSize(m)
-					}
-				}
-				s.mu.Unlock()
-				notify(s.arrived)
-			}
-		}
-		// Anything else (a repeated session event, an event a later server
-		// adds) is ignored.
+// push queues ev for the reader. Caller holds mu.
+func (s *Subscription) push(ev *Event) {
+	if s.closed {
+		return
+	}
+	s.queue = append(s.queue, ev)
+	if ev.Message != nil {
+		s.qbytes += payloadSize(ev.Message)
 	}
 }
 
-// waitForSpace returns once the queue has room for more messages, a command
-// waits for its reply, or the stream is ending.
-func (s *Subscription) waitForSpace() {
-	for {
-		s.mu.Lock()
-		ok := len(s.queue) < queueMessages && s.qbytes < queueBytes || len(s.pending) > 0
-		s.mu.Unlock()
-		if ok {
-			return
-		}
-		select {
-		case <-s.space:
-		case <-s.sctx.Done():
-			return
-		}
+// pushMessage queues m if it is the next message of a room the
+// subscription is in, and moves the room's position to it. Caller holds mu.
+func (s *Subscription) pushMessage(m *Message) {
+	st := s.rooms[m.GetRoom()]
+	if st == nil || !st.joined || m.GetOffset() <= st.pos.Offset {
+		return // left, or already delivered
 	}
+	st.pos.Offset = m.GetOffset()
+	s.push(&Event{Message: m})
 }
 
-// end records why the stream ended, given the error Recv returned.
-func (s *Subscription) end(recvErr error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	switch {
-	case s.closed:
-		s.err = ErrClosed
-	case s.ctx.Err() != nil:
-		s.err = contextError(s.ctx, "subscription ended")
-	case errors.Is(recvErr, io.EOF):
-		s.err = &opError{op: "subscription ended", cause: errors.New("the server ended the stream without an error")}
-	default:
-		s.err = &opError{op: "subscription ended", cause: recvErr}
-	}
+// hasSpace reports whether the queue may take more messages. Caller holds mu.
+func (s *Subscription) hasSpace() bool {
+	return len(s.queue) < queueMessages && s.qbytes < queueBytes
 }
 
 func payloadSize(m *Message) int { return len(m.GetData()) + len(m.GetText()) }

@@ -28,12 +28,12 @@ func TestJoinReturnsRoomOffset(t *testing.T) {
 	}
 
 	late := subscribe(t, ctx, c)
-	off, err := late.Join(ctx, "news")
+	res, err := late.Join(ctx, "news")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if off != 3 {
-		t.Errorf("Join returned offset %d, want 3", off)
+	if res.Offset != 3 || res.Room != "news" || res.Epoch == "" || res.Recovered {
+		t.Errorf("Join returned %+v, want offset 3 and an epoch", res)
 	}
 	publishText(t, ctx, c, "news", "after")
 	if m := next(t, ctx, late); m.GetOffset() != 4 || m.GetText() != "after" {
@@ -147,9 +147,13 @@ func TestMessagesInOrderAcrossBatches(t *testing.T) {
 
 	last := map[string]uint64{}
 	got := 0
-	for m, err := range sub.Messages() {
+	for ev, err := range sub.Events() {
 		if err != nil {
 			t.Fatal(err)
+		}
+		m := ev.Message
+		if m == nil {
+			t.Fatalf("got %s", describe(ev))
 		}
 		if m.GetOffset() != last[m.GetRoom()]+1 {
 			t.Fatalf("room %s: offset %d after %d", m.GetRoom(), m.GetOffset(), last[m.GetRoom()])
@@ -164,9 +168,9 @@ func TestMessagesInOrderAcrossBatches(t *testing.T) {
 	}
 	// Breaking out of the loop left the subscription open.
 	publishText(t, ctx, c, "x", "more")
-	for m, err := range sub.Messages() {
-		if err != nil || m.GetText() != "more" {
-			t.Errorf("after the loop: got %v, %v", m, err)
+	for ev, err := range sub.Events() {
+		if err != nil || ev.Message.GetText() != "more" {
+			t.Errorf("after the loop: got %v, %v", ev, err)
 		}
 		break
 	}
@@ -242,7 +246,9 @@ func TestConcurrentCommands(t *testing.T) {
 	}
 }
 
-func TestServerShutdownEndsSubscription(t *testing.T) {
+// A server that shuts down ends the stream; the subscription says so and
+// goes on trying to reconnect until it is closed.
+func TestServerShutdownDisconnects(t *testing.T) {
 	srv, addr := start(t)
 	ctx := testCtx(t)
 	c := dial(t, addr)
@@ -255,33 +261,37 @@ func TestServerShutdownEndsSubscription(t *testing.T) {
 	if err := srv.Shutdown(ctx); err != nil {
 		t.Fatal(err)
 	}
-	var end error
-	for m, err := range sub.Messages() {
-		if err == nil {
-			t.Errorf("message %v after shutdown", m)
-			continue
-		}
-		end = err
+	ev := nextEvent(t, ctx, sub)
+	if ev.Disconnected == nil {
+		t.Fatalf("got %s, want a disconnection", describe(ev))
 	}
-	if status.Code(end) != codes.Unavailable {
-		t.Fatalf("Messages ended with %v, want code Unavailable", end)
+	if err := ev.Disconnected.Err; status.Code(err) != codes.Unavailable || !errors.Is(err, client.ErrUnavailable) {
+		t.Errorf("disconnected with %v, want code Unavailable", err)
 	}
-	if err := sub.Err(); err != end {
-		t.Errorf("Err() = %v, want %v", err, end)
+	if err := sub.Err(); err != nil {
+		t.Errorf("Err() = %v while reconnecting", err)
 	}
-	if _, err := sub.Join(ctx, "other"); err != end {
-		t.Errorf("Join after the end: got %v, want %v", err, end)
+	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	if ev, err := sub.Next(short); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Next while the server is down: got %v, %v", ev, err)
 	}
-	if _, err := sub.Next(ctx); err != end {
-		t.Errorf("Next after the end: got %v, want %v", err, end)
+	if rooms := sub.Rooms(); len(rooms) != 1 || rooms[0] != "chat" {
+		t.Errorf("Rooms() = %q while reconnecting", rooms)
 	}
 	sub.Close()
-	if err := sub.Err(); err != end {
-		t.Errorf("Err() after Close = %v, want it unchanged (%v)", err, end)
+	if err := sub.Err(); !errors.Is(err, client.ErrClosed) {
+		t.Errorf("Err() after Close = %v, want ErrClosed", err)
+	}
+	if _, err := sub.Join(ctx, "other"); !errors.Is(err, client.ErrClosed) {
+		t.Errorf("Join after Close: got %v, want ErrClosed", err)
 	}
 }
 
-func TestSlowSubscriberIsCutOff(t *testing.T) {
+// A subscriber that stops reading is cut off by the server; it reconnects
+// and resumes after the last message it received, with no duplicate, or
+// reports the gap if the server no longer has them.
+func TestSlowSubscriberIsCutOffAndResumes(t *testing.T) {
 	srv, addr := start(t, server.WithWriteTimeout(50*time.Millisecond))
 	ctx := testCtx(t)
 	c := dial(t, addr, smallWindows)
@@ -301,21 +311,37 @@ func TestSlowSubscriberIsCutOff(t *testing.T) {
 		}
 		n++
 	}
-	// What was received before the cut-off is delivered, then the reason.
-	var got uint64
-	for m, err := range sub.Messages() {
-		if err != nil {
-			if status.Code(err) != codes.ResourceExhausted {
-				t.Fatalf("stream ended with %v, want code ResourceExhausted", err)
+	// What was received before the cut-off is delivered, then the
+	// disconnection, then the rest or a gap.
+	var last uint64
+	var disconnected, reconnected bool
+	for last < n || !reconnected {
+		ev := nextEvent(t, ctx, sub)
+		switch {
+		case ev.Message != nil:
+			if ev.Message.GetOffset() != last+1 {
+				t.Fatalf("got offset %d after %d", ev.Message.GetOffset(), last)
 			}
-			break
-		}
-		if got++; m.GetOffset() != got {
-			t.Fatalf("got offset %d, want %d", m.GetOffset(), got)
+			last++
+		case ev.Disconnected != nil:
+			if status.Code(ev.Disconnected.Err) != codes.ResourceExhausted {
+				t.Fatalf("disconnected with %v, want code ResourceExhausted", ev.Disconnected.Err)
+			}
+			disconnected = true
+		case ev.Reconnected != nil:
+			if !disconnected || len(ev.Reconnected.Rooms) != 1 || ev.Reconnected.Rooms[0].From.Offset != last {
+				t.Fatalf("reconnected %+v after offset %d", ev.Reconnected, last)
+			}
+			reconnected = true
+		case ev.Gap != nil:
+			if !reconnected || ev.Gap.LastDelivered.Offset != last || ev.Gap.Resumed.Offset < last {
+				t.Fatalf("gap %+v after offset %d", ev.Gap, last)
+			}
+			last = ev.Gap.Resumed.Offset
 		}
 	}
-	if got == 0 || got > n {
-		t.Errorf("%d of %d messages delivered before the cut-off", got, n)
+	if !reconnected || last != n {
+		t.Errorf("reconnected %v; last offset %d of %d", reconnected, last, n)
 	}
 }
 
@@ -325,7 +351,7 @@ func TestSubscribeContextEndsStream(t *testing.T) {
 	ctx, cancel := context.WithCancel(testCtx(t))
 	sub := subscribe(t, ctx, c, "chat")
 	cancel()
-	for m, err := range sub.Messages() {
+	for m, err := range sub.Events() {
 		if !errors.Is(err, context.Canceled) || status.Code(err) != codes.Canceled {
 			t.Errorf("got %v, %v; want context.Canceled with code Canceled", m, err)
 		}
@@ -388,7 +414,7 @@ func TestCloseEndsEverything(t *testing.T) {
 	if _, err := a.Join(ctx, "other"); !errors.Is(err, client.ErrClosed) {
 		t.Errorf("Join after Close: got %v, want ErrClosed", err)
 	}
-	for m, err := range a.Messages() {
+	for m, err := range a.Events() {
 		t.Errorf("Messages after Close yielded %v, %v", m, err)
 	}
 

@@ -2,12 +2,15 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"maps"
+	"os"
 	"slices"
 	"strings"
 
@@ -22,12 +25,15 @@ var publishCmd = &command{
 	summary: "publish one text message to a room",
 	detail: `
 Publish MESSAGE to ROOM as text (the message's text field) and print its
-offset in the room, a number on a line of its own.`,
+offset in the room, a number on a line of its own.
+
+It makes one attempt: if the outcome is unknown (the connection broke after
+the message was sent), it fails rather than risk publishing it twice.`,
 	minArgs: 2,
 	maxArgs: 2,
 	setup: func(fs *flag.FlagSet) runFunc {
 		cfg := &publishConfig{headers: headerFlag{}}
-		serverFlag(fs, &cfg.server)
+		cfg.conn.define(fs)
 		fs.StringVar(&cfg.contentType, "content-type", "", "describe the message with media type `TYPE`, such as application/json")
 		fs.Var(cfg.headers, "header", "add the application header `KEY=VALUE`; repeat for more")
 		fs.StringVar(&cfg.session, "session", "", "name session `ID` as the publisher (Message.publisher_session)")
@@ -36,23 +42,87 @@ offset in the room, a number on a line of its own.`,
 	},
 }
 
-// serverFlag defines the --server flag of the client commands.
-func serverFlag(fs *flag.FlagSet, p *string) {
-	fs.StringVar(p, "server", envOr("ROOMCAST_SERVER", defaultServer),
-		"connect to the server at `ADDR` (a gRPC target, such as host:port), in plaintext; also set by $ROOMCAST_SERVER")
+// clientFlags are the connection flags of the client commands.
+type clientFlags struct {
+	server, token, tlsCA, tlsServerName string
+}
+
+// define adds the flags to fs.
+func (f *clientFlags) define(fs *flag.FlagSet) {
+	fs.StringVar(&f.server, "server", envOr("ROOMCAST_SERVER", defaultServer),
+		"connect to the server at `ADDR` (a gRPC target, such as host:port); also set by $ROOMCAST_SERVER")
+	fs.StringVar(&f.token, "token", "",
+		"send `TOKEN` (a JWT or an API key) as the bearer credential; $ROOMCAST_TOKEN when not given. Over plaintext it travels in the clear: use --tls-ca beyond loopback")
+	fs.StringVar(&f.tlsCA, "tls-ca", "",
+		"connect with TLS, trusting the CA certificates in the PEM `FILE`; plaintext without it")
+	fs.StringVar(&f.tlsServerName, "tls-server-name", "",
+		"expect `NAME` in the server's certificate instead of the host of --server; needs --tls-ca")
+}
+
+// validate checks that the flags make sense together. Its errors are usage
+// errors.
+func (f *clientFlags) validate() error {
+	if f.tlsServerName != "" && f.tlsCA == "" {
+		return errors.New("--tls-server-name needs --tls-ca: without it the connection is plaintext")
+	}
+	return nil
+}
+
+// options returns the client options the flags ask for.
+func (f *clientFlags) options() ([]client.Option, error) {
+	var opts []client.Option
+	if f.tlsCA != "" {
+		pem, err := os.ReadFile(f.tlsCA)
+		if err != nil {
+			return nil, fmt.Errorf("--tls-ca: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--tls-ca: no PEM certificate in %s", f.tlsCA)
+		}
+		opts = append(opts, client.WithTLS(&tls.Config{RootCAs: pool, ServerName: f.tlsServerName, MinVersion: tls.VersionTLS12}))
+	}
+	token := f.token
+	if token == "" {
+		token = os.Getenv("ROOMCAST_TOKEN")
+	}
+	if token != "" {
+		opts = append(opts, client.WithBearerToken(token))
+	}
+	return opts, nil
+}
+
+// dial validates the flags and connects; on failure it reports why on log
+// and returns the exit code.
+func (f *clientFlags) dial(log *slog.Logger, stderr io.Writer, cmd string) (*client.Client, int) {
+	if err := f.validate(); err != nil {
+		fmt.Fprintf(stderr, "roomcast %s: %v\n", cmd, err)
+		return nil, exitUsage
+	}
+	opts, err := f.options()
+	if err != nil {
+		log.Error(cmd+" failed", "err", err)
+		return nil, exitFail
+	}
+	c, err := client.Dial(f.server, opts...)
+	if err != nil {
+		log.Error(cmd+" failed", "err", err)
+		return nil, exitFail
+	}
+	return c, exitOK
 }
 
 type publishConfig struct {
-	server, contentType, session, exclude string
-	headers                               headerFlag
+	conn                          clientFlags
+	contentType, session, exclude string
+	headers                       headerFlag
 }
 
 func (cfg *publishConfig) run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	log := newLogger(stderr, slog.LevelInfo)
-	c, err := client.Dial(cfg.server)
-	if err != nil {
-		log.Error("publish failed", "err", err)
-		return exitFail
+	c, code := cfg.conn.dial(log, stderr, "publish")
+	if c == nil {
+		return code
 	}
 	defer c.Close()
 	opts := []client.PublishOption{client.WithSession(cfg.session), client.WithExcludeSession(cfg.exclude)}

@@ -1,0 +1,304 @@
+package main
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+
+	"github.com/roomcast/roomcast/auth"
+	"github.com/roomcast/roomcast/broker"
+	"github.com/roomcast/roomcast/client"
+	"github.com/roomcast/roomcast/server"
+)
+
+// serverAt runs a server on addr (a port of its own with "127.0.0.1:0", or
+// the address of one just closed, to restart it there) until the end of
+// the test or its Close.
+func serverAt(t *testing.T, addr string, opts ...server.Option) (*server.Server, string) {
+	t.Helper()
+	srv, err := server.New(opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lis, err := net.Listen("tcp", addr)
+	if err != nil {
+		srv.Close()
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(lis) }()
+	t.Cleanup(func() {
+		srv.Close()
+		if err := <-served; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	return srv, lis.Addr().String()
+}
+
+// publishTexts publishes each text to room with the client library.
+func publishTexts(t *testing.T, ctx context.Context, addr, room string, texts ...string) {
+	t.Helper()
+	c, err := client.Dial(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for _, text := range texts {
+		if _, err := c.PublishText(ctx, room, text); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// keepRoom subscribes to room for the test's duration, so that the room
+// and its history outlive the commands' subscriptions.
+func keepRoom(t *testing.T, ctx context.Context, addr, room string) {
+	t.Helper()
+	c, err := client.Dial(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if _, err := c.Subscribe(ctx, room); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestSubscribeAfter(t *testing.T) {
+	_, addr := serverAt(t, "127.0.0.1:0", server.WithBrokerOptions(broker.WithHistory(3, time.Hour)))
+	ctx := testCtx(t)
+	keepRoom(t, ctx, addr, "news")
+	publishTexts(t, ctx, addr, "news", "one", "two", "three", "four", "five")
+
+	sub := startSubscribe(t, ctx, "--server", addr, "--after", "3", "news")
+	sub.stdout.waitFor(t, ctx, regexp.MustCompile(`^news\t4\tfour\nnews\t5\tfive\n$`))
+	publishTexts(t, ctx, addr, "news", "six")
+	sub.stdout.waitFor(t, ctx, regexp.MustCompile(`\nnews\t6\tsix\n$`))
+	if strings.Contains(sub.stderr.String(), "gap") {
+		t.Errorf("a resume within the history reported a gap:\n%s", sub.stderr)
+	}
+
+	// Offset 1 is older than the 3 messages the room keeps: a gap.
+	lost := startSubscribe(t, ctx, "--server", addr, "--after", "1", "news")
+	lost.stderr.waitFor(t, ctx, regexp.MustCompile(`msg="gap: messages lost" room=news last_delivered=1 last_epoch="" resumed_after=6 epoch=\S+`))
+	publishTexts(t, ctx, addr, "news", "seven")
+	lost.stdout.waitFor(t, ctx, regexp.MustCompile(`^news\t7\tseven\n$`))
+	for _, s := range []*runningSubscribe{sub, lost} {
+		if code := s.stop(); code != 0 {
+			t.Errorf("exit %d; stderr:\n%s", code, s.stderr)
+		}
+	}
+
+	for _, tc := range []struct {
+		args []string
+		code int
+		says string
+	}{
+		{[]string{"--after", "1", "a", "b"}, exitUsage, "--after resumes one room; 2 given"},
+		{[]string{"--after", "-1", "a"}, exitUsage, "want an offset"},
+		{[]string{"--after", "99", "news"}, exitFail, "OutOfRange"},
+	} {
+		code, stdout, stderr := runCmd(ctx, append([]string{"subscribe", "--server", addr}, tc.args...)...)
+		if code != tc.code || stdout != "" || !strings.Contains(stderr, tc.says) {
+			t.Errorf("%q: exit %d, stdout %q, stderr:\n%s\nwant %d and %q", tc.args, code, stdout, stderr, tc.code, tc.says)
+		}
+	}
+}
+
+func TestSubscribeJSON(t *testing.T) {
+	_, addr := serverAt(t, "127.0.0.1:0")
+	ctx := testCtx(t)
+	sub := startSubscribe(t, ctx, "--server", addr, "--json", "chat")
+	c, err := client.Dial(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.PublishText(ctx, "chat", `{"a":1}`, client.WithContentType("application/json"), client.WithHeaders(map[string]string{"k": "v"})); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Publish(ctx, "chat", []byte{0, 0xff}); err != nil {
+		t.Fatal(err)
+	}
+	out := sub.stdout.waitFor(t, ctx, regexp.MustCompile(`^(\{.*\})\n(\{.*\})\n$`))
+	var text, data map[string]any
+	if err := json.Unmarshal([]byte(out[1]), &text); err != nil {
+		t.Fatalf("%q: %v", out[1], err)
+	}
+	if err := json.Unmarshal([]byte(out[2]), &data); err != nil {
+		t.Fatalf("%q: %v", out[2], err)
+	}
+	if text["room"] != "chat" || text["offset"] != "1" || text["text"] != `{"a":1}` || text["content_type"] != "application/json" ||
+		text["headers"].(map[string]any)["k"] != "v" || text["publish_time"] == nil || text["gap"] != nil {
+		t.Errorf("text message as %s", out[1])
+	}
+	if data["offset"] != "2" || data["data"] != "AP8=" {
+		t.Errorf("data message as %s", out[2])
+	}
+	if code := sub.stop(); code != 0 {
+		t.Errorf("exit %d; stderr:\n%s", code, sub.stderr)
+	}
+}
+
+// subscribe keeps going across a server restart: it reconnects by itself,
+// says so on stderr, and reports the history the restart lost.
+func TestSubscribeSurvivesServerRestart(t *testing.T) {
+	srv, addr := serverAt(t, "127.0.0.1:0")
+	ctx := testCtx(t)
+	text := startSubscribe(t, ctx, "--server", addr, "chat")
+	asJSON := startSubscribe(t, ctx, "--server", addr, "--json", "chat")
+	publishTexts(t, ctx, addr, "chat", "before")
+	text.stdout.waitFor(t, ctx, regexp.MustCompile(`^chat\t1\tbefore\n$`))
+	asJSON.stdout.waitFor(t, ctx, regexp.MustCompile(`^\{.*"offset":"1".*\}\n$`))
+
+	srv.Close()
+	for _, s := range []*runningSubscribe{text, asJSON} {
+		s.stderr.waitFor(t, ctx, regexp.MustCompile(`level=WARN msg="disconnected; reconnecting" err=.*Unavailable`))
+	}
+	serverAt(t, addr)
+	for _, s := range []*runningSubscribe{text, asJSON} {
+		s.stderr.waitFor(t, ctx, regexp.MustCompile(`level=INFO msg=reconnected session=\S+ attempts=\d+ downtime=\S+\n.*msg=rejoined room=chat recovered=false after=0 epoch=\S+\n`))
+	}
+	text.stderr.waitFor(t, ctx, regexp.MustCompile(`level=WARN msg="gap: messages lost" room=chat last_delivered=1 last_epoch=\S+ resumed_after=0 epoch=\S+`))
+	gap := asJSON.stdout.waitFor(t, ctx, regexp.MustCompile(`\n(\{"gap":.*\})\n$`))[1]
+	var g struct {
+		Gap struct {
+			Room          string            `json:"room"`
+			LastDelivered map[string]string `json:"last_delivered"`
+			Resumed       map[string]string `json:"resumed"`
+		} `json:"gap"`
+	}
+	if err := json.Unmarshal([]byte(gap), &g); err != nil || g.Gap.Room != "chat" || g.Gap.LastDelivered["offset"] != "1" ||
+		g.Gap.Resumed["offset"] != "0" || g.Gap.Resumed["epoch"] == "" || g.Gap.Resumed["epoch"] == g.Gap.LastDelivered["epoch"] {
+		t.Errorf("gap as %s (%v): want offset 1 to 0 of a new epoch", gap, err)
+	}
+
+	publishTexts(t, ctx, addr, "chat", "after")
+	text.stdout.waitFor(t, ctx, regexp.MustCompile(`^chat\t1\tbefore\nchat\t1\tafter\n$`))
+	asJSON.stdout.waitFor(t, ctx, regexp.MustCompile(`\n\{.*"text":"after".*\}\n$`))
+	for _, s := range []*runningSubscribe{text, asJSON} {
+		if code := s.stop(); code != 0 {
+			t.Errorf("exit %d; stderr:\n%s", code, s.stderr)
+		}
+	}
+}
+
+var clientTestSecret = []byte("0123456789abcdef0123456789abcdef-cli-test")
+
+// clientToken mints an HS256 token for subject that may publish and
+// subscribe to every room.
+func clientToken(t *testing.T, subject string, exp time.Time) string {
+	t.Helper()
+	all, err := auth.ParsePatterns(">")
+	if err != nil {
+		t.Fatal(err)
+	}
+	claims := auth.Claims{
+		RegisteredClaims: jwt.RegisteredClaims{Issuer: "cli-test", Audience: jwt.ClaimStrings{"roomcast"}, Subject: subject, ExpiresAt: jwt.NewNumericDate(exp)},
+		Roomcast:         &auth.Grants{Publish: all, Subscribe: all},
+	}
+	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(clientTestSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// clientTLS returns a certificate for 127.0.0.1 and the name of a PEM file
+// with it, to trust as a CA.
+func clientTLS(t *testing.T) (tls.Certificate, string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		DNSNames:     []string{"roomcast.test"},
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(file, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, file
+}
+
+// publish and subscribe over TLS with a bearer token, from --token or
+// $ROOMCAST_TOKEN.
+func TestClientCommandsTLSAndToken(t *testing.T) {
+	v, err := auth.NewJWTVerifier(auth.WithHMACSecret(clientTestSecret, ""), auth.WithIssuer("cli-test"), auth.WithAudience("roomcast"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := auth.NewAuthenticator(auth.WithJWT(v))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, ca := clientTLS(t)
+	_, addr := serverAt(t, "127.0.0.1:0", server.WithAuthenticator(a), server.WithGRPCOptions(grpc.Creds(credentials.NewServerTLSFromCert(&cert))))
+	ctx := testCtx(t)
+	tok := clientToken(t, "cli", time.Now().Add(time.Hour))
+	_, port, _ := net.SplitHostPort(addr)
+
+	t.Setenv("ROOMCAST_TOKEN", tok)
+	sub := startSubscribe(t, ctx, "--server", addr, "--tls-ca", ca, "secure")
+	code, stdout, stderr := runCmd(ctx, "publish", "--server", "localhost:"+port, "--tls-ca", ca, "--tls-server-name", "roomcast.test", "--token", tok, "secure", "hi")
+	if code != 0 || stdout != "1\n" {
+		t.Fatalf("publish over TLS: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+	sub.stdout.waitFor(t, ctx, regexp.MustCompile(`^secure\t1\thi\n$`))
+	if code := sub.stop(); code != 0 {
+		t.Errorf("exit %d; stderr:\n%s", code, sub.stderr)
+	}
+
+	t.Setenv("ROOMCAST_TOKEN", "")
+	notPEM := filepath.Join(t.TempDir(), "not.pem")
+	if err := os.WriteFile(notPEM, []byte("not a certificate\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args []string
+		code int
+		says string
+	}{
+		{[]string{"publish", "--server", addr, "--tls-ca", ca, "secure", "x"}, exitFail, "Unauthenticated"},
+		{[]string{"publish", "--server", addr, "--token", tok, "secure", "x"}, exitFail, "Unavailable"}, // plaintext to a TLS server
+		{[]string{"publish", "--server", addr, "--tls-ca", ca, "--token", "not-a-token", "secure", "x"}, exitFail, "Unauthenticated"},
+		{[]string{"subscribe", "--server", addr, "--tls-ca", ca, "--token", clientToken(t, "cli", time.Now().Add(-time.Minute)), "secure"}, exitFail, "Unauthenticated"},
+		{[]string{"publish", "--server", addr, "--tls-server-name", "x", "secure", "x"}, exitUsage, "--tls-server-name needs --tls-ca"},
+		{[]string{"subscribe", "--server", addr, "--tls-ca", filepath.Join(t.TempDir(), "none.pem"), "secure"}, exitFail, "--tls-ca"},
+		{[]string{"publish", "--server", addr, "--tls-ca", notPEM, "secure", "x"}, exitFail, "no PEM certificate"},
+	} {
+		code, stdout, stderr := runCmd(ctx, tc.args...)
+		if code != tc.code || stdout != "" || !strings.Contains(stderr, tc.says) {
+			t.Errorf("%q: exit %d, stdout %q, stderr:\n%s\nwant %d and %q", tc.args, code, stdout, stderr, tc.code, tc.says)
+		}
+	}
+}
