@@ -3,13 +3,12 @@ package client_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"testing"
-	"time"
 
 	"go.uber.org/goleak"
 
 	"github.com/roomcast/roomcast/client"
+	"github.com/roomcast/roomcast/internal/servertest"
 	"github.com/roomcast/roomcast/server"
 )
 
@@ -18,23 +17,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // start runs a server on a loopback port for the test's duration.
 func start(t testing.TB, opts ...server.Option) (*server.Server, string) {
 	t.Helper()
-	srv, err := server.New(opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(lis) }()
-	t.Cleanup(func() {
-		srv.Close()
-		if err := <-served; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	})
-	return srv, lis.Addr().String()
+	return servertest.Start(t, opts...)
 }
 
 // dial returns a client closed at the end of the test.
@@ -53,11 +36,7 @@ func dial(t testing.TB, addr string, opts ...client.Option) *client.Client {
 }
 
 // testCtx is the test's deadline for anything it waits on.
-func testCtx(t testing.TB) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	t.Cleanup(cancel)
-	return ctx
-}
+func testCtx(t testing.TB) context.Context { return servertest.Context(t) }
 
 // subscribe opens a subscription closed at the end of the test.
 func subscribe(t testing.TB, ctx context.Context, c *client.Client, rooms ...string) *client.Subscription {

@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
-	"net"
 	"testing"
-	"time"
 
 	"go.uber.org/goleak"
 	"google.golang.org/grpc"
@@ -15,6 +13,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
+	"github.com/roomcast/roomcast/internal/servertest"
 	"github.com/roomcast/roomcast/server"
 )
 
@@ -23,23 +22,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // start runs a server on a loopback port for the test's duration.
 func start(t testing.TB, opts ...server.Option) (*server.Server, string) {
 	t.Helper()
-	srv, err := server.New(opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(lis) }()
-	t.Cleanup(func() {
-		srv.Close()
-		if err := <-served; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	})
-	return srv, lis.Addr().String()
+	return servertest.Start(t, opts...)
 }
 
 // dial returns a BrokerService client on a connection of its own.
@@ -60,11 +43,7 @@ func connect(t testing.TB, addr string) *grpc.ClientConn {
 }
 
 // testCtx is the test's deadline for anything it waits on.
-func testCtx(t testing.TB) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	t.Cleanup(cancel)
-	return ctx
-}
+func testCtx(t testing.TB) context.Context { return servertest.Context(t) }
 
 // subscriber is a test's side of a Subscribe stream.
 type subscriber struct {

@@ -5,26 +5,21 @@ import (
 	"context"
 	"flag"
 	"io"
-	"net"
 	"regexp"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"go.uber.org/goleak"
 
+	"github.com/roomcast/roomcast/internal/servertest"
 	"github.com/roomcast/roomcast/server"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // testCtx is the test's deadline for anything it waits on.
-func testCtx(t testing.TB) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	t.Cleanup(cancel)
-	return ctx
-}
+func testCtx(t testing.TB) context.Context { return servertest.Context(t) }
 
 // syncBuffer is an output that a test can wait on while a command writes it.
 type syncBuffer struct {
@@ -76,23 +71,7 @@ var (
 // startServer runs a server on a loopback port for the test's duration.
 func startServer(t testing.TB, opts ...server.Option) (*server.Server, string) {
 	t.Helper()
-	srv, err := server.New(opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(lis) }()
-	t.Cleanup(func() {
-		srv.Close()
-		if err := <-served; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	})
-	return srv, lis.Addr().String()
+	return servertest.Start(t, opts...)
 }
 
 // runCmd runs a command line to completion.

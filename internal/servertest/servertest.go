@@ -1,0 +1,45 @@
+// Package servertest runs roomcast servers for tests: on a loopback port,
+// closed when the test ends.
+package servertest
+
+import (
+	"context"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/roomcast/roomcast/server"
+)
+
+// Start runs a server with opts on 127.0.0.1 and a free port for the test's
+// duration, and returns it with its address. The server is closed, and its
+// Serve checked, in the test's cleanup.
+func Start(t testing.TB, opts ...server.Option) (*server.Server, string) {
+	t.Helper()
+	srv, err := server.New(opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		srv.Close()
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(lis) }()
+	t.Cleanup(func() {
+		srv.Close()
+		if err := <-served; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	return srv, lis.Addr().String()
+}
+
+// Context returns a context that ends with the test, or after 30 seconds:
+// the deadline for anything a test waits on.
+func Context(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
