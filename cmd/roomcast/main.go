@@ -5,6 +5,7 @@
 //	roomcast publish [flags] ROOM MESSAGE
 //	roomcast subscribe [flags] ROOM...
 //	roomcast apikey new [flags]
+//	roomcast bench [flags]
 //	roomcast help [command]
 //
 // Run "roomcast help" for every command and flag.
@@ -91,10 +92,10 @@ type command struct {
 }
 
 // commands are the subcommands, in the order help lists them.
-var commands = []*command{serveCmd, publishCmd, subscribeCmd, apikeyCmd}
+var commands = []*command{serveCmd, publishCmd, subscribeCmd, apikeyCmd, benchCmd}
 
 func lookup(name string) *command {
-	for _, c := range commands {
+	for _, c := range append(commands, hiddenCommands...) {
 		if c.name == name {
 			return c
 		}

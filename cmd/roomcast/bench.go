@@ -1,0 +1,181 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/roomcast/roomcast/internal/bench"
+)
+
+var benchCmd = &command{
+	name:    "bench",
+	summary: "measure fan-out throughput, server CPU, memory and latency against NATS",
+	detail: `
+Measure roomcast's fan-out side by side with the same server encoding each
+message once per subscriber (encode-each) and with NATS core (an embedded
+nats-server), on this machine with one harness.
+
+This process runs the server under test on loopback, so that its CPU time
+and memory are the server's; the publishers and subscribers run in a second
+process (this binary again). Subscribers are spread over --connections and
+--rooms; each checks that it gets every message of its room in order, and
+publishers stay at most --window messages ahead of a room's slowest
+subscriber, so a saturated server is measured without cutting anyone off.
+Any loss, reordering or cut-off fails the run (exit status 1).
+
+Each point (variant, room size) is measured at saturation (or at --rate) and,
+with --paced, at that many deliveries per second. It reports delivered
+messages/s and MB/s, publish-to-delivery latency (p50, p99, p99.9), server
+CPU per delivery, and server memory per connection and per subscriber stream
+(idle, after a GC, and peak while busy): medians of --reps repetitions on
+stdout, progress on stderr, and with --out, bench.json and a chart,
+bench.svg. --quick is a run of well under a minute, for CI.`,
+	maxArgs: 0,
+	setup: func(fs *flag.FlagSet) runFunc {
+		cfg := bench.DefaultConfig()
+		quick := false
+		benchFlags(fs, &cfg, &quick)
+		return func(ctx context.Context, _ []string, stdout, stderr io.Writer) int {
+			return runBench(ctx, resolveBenchConfig(fs, cfg, quick), stdout, stderr)
+		}
+	},
+}
+
+// benchWorkerCmd is the process bench starts to host publishers and
+// subscribers. It is not listed in help.
+var benchWorkerCmd = &command{
+	name:    "bench-worker",
+	summary: "the publishers and subscribers of bench (internal)",
+	detail: `
+Host the publishers and subscribers of "roomcast bench", driven by it over
+stdin and stdout. Not for use by hand.`,
+	maxArgs: 0,
+	setup: func(*flag.FlagSet) runFunc {
+		return func(ctx context.Context, _ []string, stdout, stderr io.Writer) int {
+			if err := bench.ServeWorker(ctx, os.Stdin, stdout); err != nil {
+				fmt.Fprintf(stderr, "roomcast bench-worker: %v\n", err)
+				return exitFail
+			}
+			return exitOK
+		}
+	},
+}
+
+// hiddenCommands run like commands but help does not list them.
+var hiddenCommands = []*command{benchWorkerCmd}
+
+// benchFlags defines bench's flags on fs, bound to cfg and quick.
+func benchFlags(fs *flag.FlagSet, cfg *bench.Config, quick *bool) {
+	fs.BoolVar(quick, "quick", false,
+		"a run of well under a minute, for CI: 100 subscribers over 10 connections, room sizes 10 and 100, 1s per trial, paced at 20000 deliveries/s; flags given as well override it")
+	fs.StringVar(&cfg.Server, "server", cfg.Server,
+		"measure the roomcast server at `ADDR` instead of in-process servers: only the roomcast variant, and no server CPU or memory")
+	fs.IntVar(&cfg.Subscribers, "subscribers", cfg.Subscribers, "`N` subscriber streams, when --sizes is not given")
+	fs.IntVar(&cfg.Connections, "connections", cfg.Connections, "spread the subscribers over `N` client connections")
+	fs.IntVar(&cfg.Rooms, "rooms", cfg.Rooms, "spread the subscribers over `N` rooms (one subject each for NATS)")
+	fs.IntVar(&cfg.Publishers, "publishers", cfg.Publishers, "`N` publishers, each on a connection of its own")
+	fs.IntVar(&cfg.Payload, "payload", cfg.Payload, "payload size in `BYTES` (at least 20)")
+	fs.Float64Var(&cfg.Rate, "rate", cfg.Rate, "publish `N` messages per second over all publishers; 0 publishes as fast as the subscribers keep up (saturation)")
+	fs.Float64Var(&cfg.Paced, "paced", cfg.Paced, "also measure every point paced at `N` deliveries per second (messages/s times room size), for latency; 0 for none")
+	fs.IntVar(&cfg.Window, "window", cfg.Window, "flow control: publishers stay at most `N` messages ahead of a room's slowest subscriber (less for large payloads)")
+	fs.DurationVar(&cfg.Warmup, "warmup", cfg.Warmup, "publish for `DURATION` before measuring")
+	fs.DurationVar(&cfg.Duration, "duration", cfg.Duration, "measure each trial for `DURATION`")
+	fs.IntVar(&cfg.Reps, "reps", cfg.Reps, "repeat every trial `N` times; the report gives medians")
+	fs.Var((*variantsFlag)(&cfg.Variants), "variants", "measure these `VARIANTS`, comma-separated: roomcast, encode-each, nats")
+	fs.Var((*sizesFlag)(&cfg.Sizes), "sizes", "sweep these room `SIZES` (subscribers per room, comma-separated; subscribers = size x rooms) instead of --subscribers")
+	fs.StringVar(&cfg.Out, "out", cfg.Out, "write bench.json and bench.svg in `DIR`")
+	fs.StringVar(&cfg.CPUProfile, "cpuprofile", cfg.CPUProfile,
+		"write a CPU profile of the server process to `FILE` (FILE-VARIANT with several variants), taken during the first trial at the largest room size")
+}
+
+// resolveBenchConfig returns the configuration bench's flags ask for: with
+// --quick, QuickConfig with the flags given applied to it.
+func resolveBenchConfig(fs *flag.FlagSet, cfg bench.Config, quick bool) bench.Config {
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if quick {
+		q := bench.QuickConfig()
+		again := flag.NewFlagSet("", flag.ContinueOnError)
+		again.SetOutput(io.Discard)
+		benchFlags(again, &q, new(bool))
+		fs.Visit(func(f *flag.Flag) { again.Set(f.Name, f.Value.String()) }) // parsed once already
+		cfg = q
+	}
+	if cfg.Server != "" && !set["variants"] {
+		cfg.Variants = []string{bench.VariantRoomcast}
+	}
+	return cfg
+}
+
+func runBench(ctx context.Context, cfg bench.Config, stdout, stderr io.Writer) int {
+	if err := cfg.Validate(); err != nil {
+		fmt.Fprintf(stderr, "roomcast bench: %v\nRun \"roomcast bench --help\" for usage.\n", err)
+		return exitUsage
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		fmt.Fprintf(stderr, "roomcast bench: finding this program to run its worker: %v\n", err)
+		return exitFail
+	}
+	cfg.WorkerCommand = []string{exe, benchWorkerCmd.name}
+	_, err = bench.Run(ctx, cfg, stdout, stderr)
+	switch {
+	case err == nil:
+		return exitOK
+	case ctx.Err() != nil:
+		fmt.Fprintln(stderr, "roomcast bench: stopped")
+		return exitOK
+	case errors.Is(err, bench.ErrFailed):
+		fmt.Fprintf(stderr, "roomcast bench: FAILED: %v\n", err)
+		return exitFail
+	}
+	fmt.Fprintf(stderr, "roomcast bench: %v\n", err)
+	return exitFail
+}
+
+// variantsFlag is a comma-separated list of variants.
+type variantsFlag []string
+
+func (v *variantsFlag) String() string { return strings.Join(*v, ",") }
+
+func (v *variantsFlag) Set(s string) error {
+	list, err := bench.ParseVariants(s)
+	if err != nil {
+		return err
+	}
+	*v = list
+	return nil
+}
+
+// sizesFlag is a comma-separated list of room sizes.
+type sizesFlag []int
+
+func (v *sizesFlag) String() string {
+	s := make([]string, len(*v))
+	for i, n := range *v {
+		s[i] = strconv.Itoa(n)
+	}
+	return strings.Join(s, ",")
+}
+
+func (v *sizesFlag) Set(s string) error {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		n, err := strconv.Atoi(f)
+		if err != nil || n < 1 {
+			return fmt.Errorf("room size %q is not a positive integer", f)
+		}
+		out = append(out, n)
+	}
+	*v = out
+	return nil
+}

@@ -1,0 +1,122 @@
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/roomcast/roomcast/internal/bench"
+)
+
+// TestBenchBinary runs bench as a user does: the built binary, its worker a
+// second process of the same binary, every variant at two tiny room sizes.
+func TestBenchBinary(t *testing.T) {
+	ctx := testCtx(t)
+	bin := buildBinary(t, ctx)
+	out := t.TempDir()
+	cmd := exec.CommandContext(ctx, bin, "bench", "--quick",
+		"--subscribers", "4", "--connections", "2", "--sizes", "2,4", "--paced", "400",
+		"--warmup", "100ms", "--duration", "400ms",
+		"--out", out, "--cpuprofile", filepath.Join(out, "cpu.pprof"))
+	stdout, stderr := newSyncBuffer(), newSyncBuffer()
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	cmd.WaitDelay = exitWithin
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("bench: %v\nstdout:\n%s\nstderr:\n%s", err, stdout, stderr)
+	}
+	if !strings.Contains(stdout.String(), "ok: every subscriber got every message in order") {
+		t.Errorf("stdout does not say the run passed:\n%s", stdout)
+	}
+	if !strings.Contains(stderr.String(), "bench: [12/12]") {
+		t.Errorf("no progress on stderr:\n%s", stderr)
+	}
+
+	b, err := os.ReadFile(filepath.Join(out, "bench.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep bench.Report
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatal(err)
+	}
+	if rep.Schema != bench.Schema || !rep.OK || !rep.Host.WorkerProcess || !rep.Host.ServerInProcess {
+		t.Errorf("report: schema %q, ok %v, host %+v", rep.Schema, rep.OK, rep.Host)
+	}
+	if rep.Config.DurationS != 0.4 || rep.Config.Subscribers != 4 || !slices.Equal(rep.Config.Sizes, []int{2, 4}) {
+		t.Errorf("flags given with --quick were not applied: %+v", rep.Config)
+	}
+	if len(rep.Trials) != 12 || len(rep.Points) != 12 {
+		t.Errorf("%d trials and %d points, want 12 each", len(rep.Trials), len(rep.Points))
+	}
+	for _, tr := range rep.Trials {
+		if !tr.OK || tr.Delivered == 0 || tr.Latency == nil || tr.Latency.Count == 0 || tr.Server == nil || tr.Server.NsPerDelivery <= 0 {
+			t.Errorf("trial %s %s %d: %+v", tr.Variant, tr.Kind, tr.RoomSize, tr)
+		}
+	}
+	for _, v := range bench.AllVariants {
+		if fi, err := os.Stat(filepath.Join(out, "cpu-"+v+".pprof")); err != nil || fi.Size() == 0 {
+			t.Errorf("no CPU profile for %s: %v", v, err)
+		}
+	}
+	if svg, err := os.ReadFile(filepath.Join(out, "bench.svg")); err != nil || !strings.Contains(string(svg), "</svg>") {
+		t.Errorf("bench.svg: %v", err)
+	}
+}
+
+func TestBenchFlags(t *testing.T) {
+	parse := func(args ...string) bench.Config {
+		t.Helper()
+		cfg, quick := bench.DefaultConfig(), false
+		fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+		fs.SetOutput(io.Discard)
+		benchFlags(fs, &cfg, &quick)
+		if err := fs.Parse(args); err != nil {
+			t.Fatalf("%q: %v", args, err)
+		}
+		return resolveBenchConfig(fs, cfg, quick)
+	}
+
+	if got, want := parse(), bench.DefaultConfig(); got.Subscribers != want.Subscribers || got.Duration != want.Duration || !slices.Equal(got.Variants, bench.AllVariants) {
+		t.Errorf("defaults: %+v", got)
+	}
+	q := parse("--quick", "--subscribers", "7", "--variants", "nats,roomcast")
+	if want := bench.QuickConfig(); q.Subscribers != 7 || q.Duration != want.Duration || q.Connections != want.Connections || !slices.Equal(q.Variants, []string{"nats", "roomcast"}) {
+		t.Errorf("--quick with overrides: %+v", q)
+	}
+	if s := parse("--sizes", "10, 100,1000", "--duration", "3s"); !slices.Equal(s.Sizes, []int{10, 100, 1000}) || s.Duration != 3*time.Second {
+		t.Errorf("--sizes: %+v", s)
+	}
+	if r := parse("--server", "127.0.0.1:1"); !slices.Equal(r.Variants, []string{bench.VariantRoomcast}) {
+		t.Errorf("--server measures %v, want roomcast alone", r.Variants)
+	}
+}
+
+func TestBenchUsageErrors(t *testing.T) {
+	ctx := testCtx(t)
+	for _, tc := range []struct {
+		args []string
+		says string
+	}{
+		{[]string{"bench", "--variants", "kafka"}, `unknown variant "kafka"`},
+		{[]string{"bench", "--sizes", "10,x"}, `room size "x"`},
+		{[]string{"bench", "--payload", "8"}, "payload must be"},
+		{[]string{"bench", "--rooms", "4", "--subscribers", "2"}, "every room needs a subscriber"},
+		{[]string{"bench", "--server", "127.0.0.1:1", "--variants", "nats"}, "needs an in-process server"},
+		{[]string{"bench", "extra"}, "wrong number of arguments"},
+	} {
+		code, stdout, stderr := runCmd(ctx, tc.args...)
+		if code != exitUsage || stdout != "" || !strings.Contains(stderr, tc.says) {
+			t.Errorf("%q: exit %d, stdout %q, stderr:\n%s\nwant exit 2 and %q", tc.args, code, stdout, stderr, tc.says)
+		}
+	}
+	if code, stdout, _ := runCmd(ctx, "help"); code != exitOK || strings.Contains(stdout, "bench-worker") || !strings.Contains(stdout, "Usage: roomcast bench") {
+		t.Errorf("help: exit %d; want bench listed and bench-worker not:\n%s", code, stdout)
+	}
+}

@@ -1,0 +1,205 @@
+// Package bench measures roomcast's fan-out against the same server encoding
+// each message once per subscriber and against NATS core, side by side on
+// one machine with one harness.
+//
+// The parent process (Run) hosts the server under test, so that its CPU time
+// (getrusage RUSAGE_SELF) and heap are the server's alone. A worker process
+// (ServeWorker, the same binary re-executed) hosts every publisher and
+// subscriber and talks to the parent over JSON lines on its stdin and
+// stdout. Each subscriber checks that it gets every message of its room, in
+// order; publishers keep at most a window of messages ahead of the slowest
+// subscriber of a room, so that a saturated server is measured without any
+// subscriber being cut off.
+package bench
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Variants the benchmark knows.
+const (
+	// VariantRoomcast is the roomcast server as built: each message encoded
+	// once and the same bytes written to every subscriber stream.
+	VariantRoomcast = "roomcast"
+	// VariantEncodeEach is the same server with
+	// broker.WithEncodePerSubscriber(true): each message encoded once per
+	// subscriber, as a per-subscriber send loop does.
+	VariantEncodeEach = "encode-each"
+	// VariantNATS is NATS core: an embedded nats-server, one subject per room.
+	VariantNATS = "nats"
+)
+
+// AllVariants are the variants a run measures by default, in report order.
+var AllVariants = []string{VariantRoomcast, VariantEncodeEach, VariantNATS}
+
+// Kinds of trial.
+const (
+	// KindSaturation publishes as fast as the flow-control window allows.
+	KindSaturation = "saturation"
+	// KindRate publishes Config.Rate messages per second.
+	KindRate = "rate"
+	// KindPaced publishes Config.Paced / room size messages per second, so
+	// that every room size is measured at the same deliveries per second.
+	KindPaced = "paced"
+)
+
+// minPayload is the smallest payload: the publish time, sequence number and
+// publisher id every message carries.
+const minPayload = 20
+
+// maxPayload keeps a message under the server's default message limit.
+const maxPayload = 512 << 10
+
+// Config is what one run measures. DefaultConfig and QuickConfig fill it in.
+type Config struct {
+	Server      string        // a roomcast server to target instead of in-process ones; "" to run them in-process
+	Subscribers int           // subscriber streams, when Sizes is empty
+	Connections int           // client connections the subscribers are spread over
+	Rooms       int           // rooms the subscribers are spread over
+	Publishers  int           // publishers, each on a connection of its own
+	Payload     int           // payload bytes per message
+	Rate        float64       // messages published per second, over all publishers; 0 for saturation
+	Paced       float64       // also run each point at this many deliveries per second; 0 for none
+	Window      int           // flow control: messages a room may be ahead of its slowest subscriber
+	Warmup      time.Duration // publishing before the measurement window
+	Duration    time.Duration // the measurement window
+	Reps        int           // repetitions of every trial
+	Variants    []string      // what to measure, from AllVariants
+	Sizes       []int         // subscribers per room to sweep; empty for Subscribers/Rooms
+	Out         string        // directory for bench.json and bench.svg; "" for none
+	CPUProfile  string        // write a CPU profile of the server per variant here; "" for none
+
+	// WorkerCommand starts the worker process: the program and its
+	// arguments, such as the roomcast binary and "bench-worker". Empty runs
+	// the worker in the parent process instead, which is only fit for
+	// tests: the server's CPU and memory then include the worker's.
+	WorkerCommand []string
+
+	hooks workerHooks // for tests: faults injected into an in-process worker
+}
+
+// DefaultConfig is a full run: 1000 subscribers of one room over 50
+// connections, 1 KiB messages, saturation and paced at 100,000 deliveries/s.
+func DefaultConfig() Config {
+	return Config{
+		Subscribers: 1000,
+		Connections: 50,
+		Rooms:       1,
+		Publishers:  1,
+		Payload:     1024,
+		Paced:       100_000,
+		Window:      256,
+		Warmup:      2 * time.Second,
+		Duration:    10 * time.Second,
+		Reps:        1,
+		Variants:    slices.Clone(AllVariants),
+	}
+}
+
+// QuickConfig is a run of well under a minute, for CI: small rooms and short
+// windows.
+func QuickConfig() Config {
+	c := DefaultConfig()
+	c.Subscribers = 100
+	c.Connections = 10
+	c.Sizes = []int{10, 100}
+	c.Paced = 20_000
+	c.Warmup = 250 * time.Millisecond
+	c.Duration = time.Second
+	return c
+}
+
+// Validate reports the first thing wrong with c.
+func (c Config) Validate() error {
+	switch {
+	case c.Rooms < 1:
+		return fmt.Errorf("rooms must be at least 1, got %d", c.Rooms)
+	case len(c.Sizes) == 0 && c.Subscribers < c.Rooms:
+		return fmt.Errorf("subscribers (%d) must be at least rooms (%d): every room needs a subscriber", c.Subscribers, c.Rooms)
+	case c.Connections < 1:
+		return fmt.Errorf("connections must be at least 1, got %d", c.Connections)
+	case c.Publishers < 1:
+		return fmt.Errorf("publishers must be at least 1, got %d", c.Publishers)
+	case c.Payload < minPayload || c.Payload > maxPayload:
+		return fmt.Errorf("payload must be %d to %d bytes, got %d", minPayload, maxPayload, c.Payload)
+	case c.Rate < 0 || c.Paced < 0:
+		return errors.New("rates must not be negative")
+	case c.Window < 1 || c.Window > 1000:
+		return fmt.Errorf("window must be 1 to 1000 messages (under the server's backlog of 1024), got %d", c.Window)
+	case c.Warmup < 0 || c.Duration <= 0:
+		return errors.New("warm-up must not be negative and duration must be positive")
+	case c.Reps < 1:
+		return fmt.Errorf("repetitions must be at least 1, got %d", c.Reps)
+	case len(c.Variants) == 0:
+		return errors.New("no variant to measure")
+	}
+	for _, v := range c.Variants {
+		if !slices.Contains(AllVariants, v) {
+			return fmt.Errorf("unknown variant %q: want some of %s", v, strings.Join(AllVariants, ","))
+		}
+		if c.Server != "" && v != VariantRoomcast {
+			return fmt.Errorf("variant %q needs an in-process server: with --server only %q can be measured", v, VariantRoomcast)
+		}
+	}
+	for _, s := range c.Sizes {
+		if s < 1 {
+			return fmt.Errorf("room sizes must be at least 1, got %d", s)
+		}
+	}
+	return nil
+}
+
+// sizes returns the room sizes to measure, smallest first.
+func (c Config) sizes() []int {
+	if len(c.Sizes) == 0 {
+		return []int{c.Subscribers / c.Rooms}
+	}
+	s := slices.Clone(c.Sizes)
+	slices.Sort(s)
+	return slices.Compact(s)
+}
+
+// kinds returns the kinds of trial each point is measured in.
+func (c Config) kinds() []string {
+	k := []string{KindSaturation}
+	if c.Rate > 0 {
+		k[0] = KindRate
+	}
+	if c.Paced > 0 {
+		k = append(k, KindPaced)
+	}
+	return k
+}
+
+// window is the flow-control window for a payload: the configured one, cut
+// so that a room's unacknowledged messages stay within half the server's
+// default backlog of 4 MiB.
+func (c Config) window() int {
+	const backlogBytes = 4 << 20
+	return max(1, min(c.Window, backlogBytes/2/(c.Payload+128)))
+}
+
+// ParseVariants parses a comma-separated list of variants.
+func ParseVariants(s string) ([]string, error) {
+	var out []string
+	for _, v := range strings.Split(s, ",") {
+		v = strings.TrimSpace(v)
+		if v == "" {
+			continue
+		}
+		if !slices.Contains(AllVariants, v) {
+			return nil, fmt.Errorf("unknown variant %q: want some of %s", v, strings.Join(AllVariants, ","))
+		}
+		if !slices.Contains(out, v) {
+			out = append(out, v)
+		}
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no variant given")
+	}
+	return out, nil
+}

@@ -1,0 +1,373 @@
+package bench
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
+	"strings"
+	"time"
+)
+
+// ErrFailed is returned by Run when a trial failed: a subscriber missed a
+// message or got one out of order, was cut off, or a step did not complete.
+var ErrFailed = errors.New("benchmark failed")
+
+// How long the parent waits for the worker's steps, beyond their own
+// timeouts, and how often it reports progress.
+const (
+	stepTimeout   = 90 * time.Second
+	snapTimeout   = 15 * time.Second
+	drainTimeout  = 30 * time.Second
+	progressEvery = 500 * time.Millisecond
+)
+
+// runner runs the trials of one Run.
+type runner struct {
+	cfg    Config
+	stderr io.Writer
+	total  int // trials
+	done   int
+}
+
+// Run runs the benchmark cfg describes. It reports progress on stderr, then
+// the medians and ratios on stdout, and writes bench.json and bench.svg in
+// cfg.Out if set. The error wraps ErrFailed when a trial failed; the report
+// is returned whenever the trials ran.
+func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) (*Report, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Out != "" {
+		if err := os.MkdirAll(cfg.Out, 0o755); err != nil {
+			return nil, err
+		}
+	}
+	r := &runner{cfg: cfg, stderr: stderr}
+	rep := newReport(cfg)
+	sizes, kinds := cfg.sizes(), cfg.kinds()
+	r.total = cfg.Reps * len(sizes) * len(kinds) * len(cfg.Variants)
+	// Interleaved, so that a noisy neighbour slows every variant alike.
+	for i := 1; i <= cfg.Reps; i++ {
+		for _, size := range sizes {
+			for _, kind := range kinds {
+				for _, v := range cfg.Variants {
+					profile := ""
+					if cfg.CPUProfile != "" && i == 1 && size == sizes[len(sizes)-1] && kind == kinds[0] {
+						profile = profilePath(cfg.CPUProfile, v, len(cfg.Variants))
+					}
+					tr := r.trial(ctx, v, kind, size, i, profile)
+					rep.Trials = append(rep.Trials, tr)
+					if err := ctx.Err(); err != nil {
+						return nil, err
+					}
+				}
+			}
+		}
+	}
+	rep.finish()
+	writeText(stdout, rep)
+	if cfg.Out != "" {
+		if err := rep.writeFiles(cfg.Out); err != nil {
+			return rep, err
+		}
+		fmt.Fprintf(stdout, "\nwrote %s and %s\n", filepath.Join(cfg.Out, "bench.json"), filepath.Join(cfg.Out, "bench.svg"))
+	}
+	if !rep.OK {
+		return rep, fmt.Errorf("%w: %s", ErrFailed, strings.Join(rep.Failures, "; "))
+	}
+	return rep, nil
+}
+
+// profilePath is where variant's CPU profile goes: path itself when one
+// variant is measured, else path with "-variant" before its extension.
+func profilePath(path, variant string, variants int) string {
+	if variants == 1 {
+		return path
+	}
+	ext := filepath.Ext(path)
+	return strings.TrimSuffix(path, ext) + "-" + variant + ext
+}
+
+func (r *runner) logf(format string, args ...any) {
+	fmt.Fprintf(r.stderr, "bench: "+format+"\n", args...)
+}
+
+// trial runs one variant at one room size and returns what it measured.
+func (r *runner) trial(ctx context.Context, variant, kind string, size, rep int, profile string) Trial {
+	cfg := r.cfg
+	r.done++
+	subs := size * cfg.Rooms
+	tr := Trial{
+		Variant: variant, Kind: kind, RoomSize: size, Rep: rep,
+		Subscribers: subs, Connections: min(cfg.Connections, subs), Rooms: cfg.Rooms, Publishers: cfg.Publishers,
+		PayloadBytes: cfg.Payload, Window: cfg.window(),
+	}
+	switch kind {
+	case KindRate:
+		tr.PublishRate = cfg.Rate
+	case KindPaced:
+		tr.PublishRate = cfg.Paced / float64(size)
+	}
+	name := fmt.Sprintf("[%d/%d] %s %s, %d subscribers per room, rep %d", r.done, r.total, variant, kind, size, rep)
+	r.logf("%s: starting", name)
+	tr.Failures = r.measure(ctx, &tr, name, profile)
+	tr.OK = len(tr.Failures) == 0
+	if tr.Seconds > 0 {
+		tr.DeliveredPerSec = float64(tr.Delivered) / tr.Seconds
+		tr.DeliveredMBPerSec = tr.DeliveredPerSec * float64(cfg.Payload) / 1e6
+	}
+	if want := tr.PublishRate * float64(size); want > 0 && tr.OK && tr.DeliveredPerSec < 0.9*want {
+		tr.Notes = append(tr.Notes, fmt.Sprintf("behind the pace: %.0f deliveries/s of %.0f; its latency includes queueing", tr.DeliveredPerSec, want))
+	}
+	if tr.OK {
+		r.logf("%s: %s", name, tr.summary())
+	} else {
+		r.logf("%s: FAILED: %s", name, strings.Join(tr.Failures, "; "))
+	}
+	return tr
+}
+
+// measure runs a trial's server and worker through every step and fills in
+// tr. It returns what went wrong, if anything.
+func (r *runner) measure(ctx context.Context, tr *Trial, name, profile string) (failures []string) {
+	cfg := r.cfg
+	fail := func(format string, args ...any) { failures = append(failures, fmt.Sprintf(format, args...)) }
+	tgt, err := startTarget(cfg, tr.Variant, (tr.Subscribers+tr.Connections-1)/tr.Connections)
+	if err != nil {
+		fail("starting the server: %v", err)
+		return failures
+	}
+	defer tgt.close()
+	p := &pass{runner: r, tr: tr, name: name, local: cfg.Server == "", writes: -1}
+	if p.local {
+		p.mem.EmptyBytes, _ = idleMemory()
+	}
+	cutBefore, _ := tgt.cutOff()
+
+	if p.w, err = startWorker(ctx, cfg, r.stderr); err != nil {
+		fail("%v", err)
+		return failures
+	}
+	defer func() {
+		if err := p.w.close(); err != nil {
+			fail("worker: %v", err)
+		}
+	}()
+	var prefix [6]byte
+	rand.Read(prefix[:])
+	sp := &spec{
+		Variant: tr.Variant, Addr: tgt.addr(), Prefix: "bench." + hex.EncodeToString(prefix[:]),
+		Subscribers: tr.Subscribers, Connections: tr.Connections, Rooms: tr.Rooms, Publishers: tr.Publishers,
+		Payload: tr.PayloadBytes, Rate: tr.PublishRate, Window: tr.Window, Drain: drainTimeout,
+	}
+	if err := p.start(ctx, sp); err != nil {
+		fail("%v", err)
+	} else if err := p.window(ctx, profile); err != nil {
+		fail("%v", err)
+	}
+
+	end, err := p.w.call(ctx, request{Op: opStop}, drainTimeout+stepTimeout)
+	if err != nil {
+		fail("%v", err)
+	}
+	failures = append(failures, end.Failures...)
+	if n := end.Failed - len(end.Failures); n > 0 {
+		fail("and %d more failures", n)
+	}
+	tr.Published = end.Published
+	tr.Latency = end.Latency
+	if cut, err := tgt.cutOff(); err == nil && cut > cutBefore {
+		fail("the server cut off %d subscribers as slow consumers", cut-cutBefore)
+	}
+	if t, ok := tgt.(*roomcastTarget); ok && len(failures) == 0 {
+		if st := t.srv.Broker().Stats(); st.Published != end.Published || st.Delivered != end.Delivered {
+			fail("the server counted %d messages published and %d delivered; the worker %d and %d", st.Published, st.Delivered, end.Published, end.Delivered)
+		}
+	}
+	if len(failures) == 0 && tr.Delivered == 0 {
+		fail("no message was delivered while measuring")
+	}
+	if p.local && p.cpuOK && tr.Delivered > 0 {
+		p.mem.PerStreamIdleStackBytes = float64(int64(p.subscribedStacks)-int64(p.connectedStacks)) / float64(tr.Subscribers)
+		tr.Server = newServerStats(p.cpu, tr.Delivered, p.mem, tr.Connections+tr.Publishers, tr.Subscribers)
+		if p.writes >= 0 {
+			w := float64(p.writes) / float64(tr.Delivered)
+			tr.Server.WriteSyscallsPerDelivery = &w
+		}
+	}
+	return failures
+}
+
+// pass is one trial in progress.
+type pass struct {
+	*runner
+	tr     *Trial
+	name   string
+	w      *workerConn
+	local  bool // the server is in this process: measure its CPU and memory
+	mem    MemoryStats
+	cpu    time.Duration // the server's CPU time over the measurement window
+	cpuOK  bool
+	writes int64 // the server's write system calls over the window; -1 if unknown
+
+	connectedStacks, subscribedStacks uint64 // goroutine stacks, idle
+}
+
+// start connects and joins every subscriber, measuring the server's memory
+// at each step, and starts publishing.
+func (p *pass) start(ctx context.Context, sp *spec) error {
+	if _, err := p.w.call(ctx, request{Op: opSetup, Spec: sp}, stepTimeout); err != nil {
+		return err
+	}
+	if p.local {
+		p.mem.ConnectedBytes, p.connectedStacks = idleMemory()
+	}
+	if _, err := p.w.call(ctx, request{Op: opSubscribe}, stepTimeout); err != nil {
+		return err
+	}
+	if p.local {
+		p.mem.SubscribedBytes, p.subscribedStacks = idleMemory()
+	}
+	_, err := p.w.call(ctx, request{Op: opStart}, stepTimeout)
+	return err
+}
+
+// window runs the warm-up, then the measurement window, profiled into
+// profile if it is set.
+func (p *pass) window(ctx context.Context, profile string) error {
+	if err := p.watch(ctx, p.w, p.name, "warm-up", p.cfg.Warmup, nil); err != nil {
+		return err
+	}
+	on, off := true, false
+	cpu0, ok0 := processCPU()
+	w0, wok0 := writeSyscalls()
+	t0 := time.Now()
+	s0, err := p.w.call(ctx, request{Op: opSnap, Measure: &on}, snapTimeout)
+	if err != nil {
+		return err
+	}
+	if profile != "" {
+		stop, err := startProfile(profile)
+		if err != nil {
+			return err
+		}
+		defer stop()
+		p.tr.Profile = profile
+	}
+	busy := func() {
+		total, _ := memInUse()
+		p.mem.BusyPeakBytes = max(p.mem.BusyPeakBytes, total)
+	}
+	if err := p.watch(ctx, p.w, p.name, "measurement", p.cfg.Duration, busy); err != nil {
+		return err
+	}
+	cpu1, ok1 := processCPU()
+	w1, wok1 := writeSyscalls()
+	p.tr.Seconds = time.Since(t0).Seconds()
+	s1, err := p.w.call(ctx, request{Op: opSnap, Measure: &off}, snapTimeout)
+	if err != nil {
+		return err
+	}
+	p.cpu, p.cpuOK = cpu1-cpu0, ok0 && ok1
+	if wok0 && wok1 {
+		p.writes = int64(w1 - w0)
+	}
+	p.tr.Delivered = s1.Delivered - s0.Delivered
+	if s0.CPUNanos >= 0 && s1.CPUNanos >= 0 && p.tr.Delivered > 0 {
+		p.tr.Worker = newWorkerStats(time.Duration(s1.CPUNanos-s0.CPUNanos), p.tr.Delivered, s1.Frames-s0.Frames)
+	}
+	return nil
+}
+
+// watch lets the trial run for d, asking the worker for its counters every
+// progressEvery to report progress and to stop early on a failure. onTick,
+// if set, runs at each.
+func (r *runner) watch(ctx context.Context, w *workerConn, name, phase string, d time.Duration, onTick func()) error {
+	end := time.NewTimer(d)
+	defer end.Stop()
+	tick := time.NewTicker(progressEvery)
+	defer tick.Stop()
+	start := time.Now()
+	var last uint64
+	var lastAt time.Time
+	for {
+		select {
+		case <-end.C:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		case now := <-tick.C:
+			s, err := w.call(ctx, request{Op: opSnap}, snapTimeout)
+			if err != nil {
+				return err
+			}
+			if s.Failed > 0 {
+				return fmt.Errorf("stopped during the %s, on the first failure", phase)
+			}
+			if onTick != nil {
+				onTick()
+			}
+			switch {
+			case lastAt.IsZero():
+				last, lastAt = s.Delivered, now
+			case now.Sub(lastAt) >= time.Second:
+				rate := float64(s.Delivered-last) / now.Sub(lastAt).Seconds()
+				r.logf("%s: %s %.0fs/%v: %.0f deliveries/s", name, phase, now.Sub(start).Seconds(), d, rate)
+				last, lastAt = s.Delivered, now
+			}
+		}
+	}
+}
+
+// startProfile starts a CPU profile of the process into path and returns
+// what stops it.
+func startProfile(path string) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
+}
+
+func newServerStats(cpu time.Duration, delivered uint64, mem MemoryStats, conns, streams int) *ServerStats {
+	// Differences may be negative: the garbage collector is no exact scale.
+	per := func(a, b uint64, n int) float64 { return float64(int64(a)-int64(b)) / float64(max(n, 1)) }
+	mem.PerConnectionBytes = per(mem.ConnectedBytes, mem.EmptyBytes, conns)
+	mem.PerStreamIdleBytes = per(mem.SubscribedBytes, mem.ConnectedBytes, streams)
+	mem.PerStreamBusyBytes = per(mem.BusyPeakBytes, mem.ConnectedBytes, streams)
+	return &ServerStats{
+		CPUSeconds:           cpu.Seconds(),
+		CPUSecondsPerMillion: cpu.Seconds() / (float64(delivered) / 1e6),
+		NsPerDelivery:        float64(cpu.Nanoseconds()) / float64(delivered),
+		Memory:               mem,
+	}
+}
+
+func newWorkerStats(cpu time.Duration, delivered, frames uint64) *WorkerStats {
+	return &WorkerStats{
+		CPUSeconds:       cpu.Seconds(),
+		NsPerDelivery:    float64(cpu.Nanoseconds()) / float64(delivered),
+		MessagesPerFrame: float64(delivered) / float64(max(frames, 1)),
+	}
+}
+
+func hostInfo(cfg Config) Host {
+	return Host{
+		GOOS: runtime.GOOS, GOARCH: runtime.GOARCH, CPUs: runtime.NumCPU(), GoVersion: runtime.Version(),
+		WorkerProcess: len(cfg.WorkerCommand) > 0, ServerInProcess: cfg.Server == "",
+	}
+}
