@@ -35,6 +35,8 @@ type Server struct {
 	grpc    *grpc.Server
 	health  *health.Server
 	streams atomic.Int64 // open Subscribe streams
+	live    sync.Map     // *session → struct{}: what the sweeper checks
+	tick    atomic.Int64 // the sweeper's clock, from 1
 
 	mu         sync.Mutex
 	draining   bool
@@ -113,6 +115,9 @@ func New(opts ...Option) (_ *Server, err error) {
 	if metrics != nil {
 		metrics.InitializeMetrics(s.grpc)
 	}
+	s.tick.Store(1)
+	s.goroutines.Add(1)
+	go s.sweep()
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	s.health.SetServingStatus(roomcastv1.BrokerService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
 	return s, nil
@@ -181,6 +186,31 @@ func (s *Server) beginStop() bool {
 	s.health.Shutdown() // NOT_SERVING for every service, before streams end
 	close(s.drain)
 	return true
+}
+
+// sweep cuts off the sessions whose current Send has lasted longer than the
+// write timeout, until the server stops. It ticks four times per timeout, so
+// a stalled Send is caught after between one and one and a half timeouts.
+func (s *Server) sweep() {
+	defer s.goroutines.Done()
+	const ticksPerTimeout = 4
+	t := time.NewTicker(max(s.cfg.writeTimeout/ticksPerTimeout, time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-s.drain:
+			return
+		case <-t.C:
+			now := s.tick.Add(1)
+			s.live.Range(func(k, _ any) bool {
+				ss := k.(*session)
+				if since := ss.sendSince.Load(); since != 0 && now-since > ticksPerTimeout {
+					ss.stall()
+				}
+				return true
+			})
+		}
+	}
 }
 
 func (s *Server) finish() {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -33,28 +34,35 @@ const commandsPerWake = 16
 // stream whose writer is blocked in Send because the client stopped reading,
 // since returning cancels the stream and so unblocks Send.
 type session struct {
-	srv     *Server
-	id      string
-	stream  subscribeStream
-	sub     *broker.Subscriber
-	cmds    chan *roomcastv1.SubscribeRequest
-	recvd   chan error    // the reader's final error
-	wrote   chan error    // the writer's final error
-	stalled chan struct{} // closed when one Send took longer than the write timeout
-	stall   *time.Timer
-	expired chan struct{} // closed when the stream's credential expires
-	expiry  *time.Timer
-	stop    chan struct{} // closed when the handler decides to end the stream
-	done    chan struct{} // closed when the handler returns
+	srv       *Server
+	id        string
+	stream    subscribeStream
+	sub       *broker.Subscriber
+	cmds      chan *roomcastv1.SubscribeRequest
+	recvd     chan error    // the reader's final error
+	wrote     chan error    // the writer's final error
+	stalled   chan struct{} // closed by the server's sweeper when one Send took longer than the write timeout
+	stallOnce sync.Once
+	expired   chan struct{} // closed when the stream's credential expires
+	expiry    *time.Timer
+	stop      chan struct{} // closed when the handler decides to end the stream
+	done      chan struct{} // closed when the handler returns
 
 	// Owned by the writer.
 	identity *auth.Identity
 	commands *rate.Limiter // nil: no limit
 
-	mu      sync.Mutex
-	stopped bool // the handler is returning: no more Sends
-	sending bool // the writer is in Send
+	state     atomic.Int32 // idle, sending or stopped
+	sendSince atomic.Int64 // the sweeper's tick when the current Send began; 0 when not sending
 }
+
+// Session states: the writer moves between idle and sending; the handler
+// moves it to stopped, after which the writer starts no Send.
+const (
+	idle int32 = iota
+	sending
+	stopped
+)
 
 var errStopped = errors.New("session stopped")
 
@@ -90,9 +98,8 @@ func (s *Server) Subscribe(stream subscribeStream) error {
 	var expireOnce sync.Once
 	ss.expiry = expiryTimer(ss.identity, func() { expireOnce.Do(func() { close(ss.expired) }) })
 	defer ss.expiry.Stop()
-	var once sync.Once // the timer may fire again before the handler stops the writer
-	ss.stall = time.AfterFunc(time.Hour, func() { once.Do(func() { close(ss.stalled) }) })
-	ss.stall.Stop()
+	s.live.Store(ss, struct{}{})
+	defer s.live.Delete(ss)
 	defer close(ss.done)
 	s.goroutines.Add(2)
 	go ss.read()
@@ -118,10 +125,7 @@ func (ss *session) wait() error {
 	case <-ss.stream.Context().Done():
 		err = status.FromContextError(ss.stream.Context().Err()).Err()
 	}
-	ss.mu.Lock()
-	ss.stopped = true
-	blocked := ss.sending
-	ss.mu.Unlock()
+	blocked := ss.state.Swap(stopped) == sending
 	close(ss.stop)
 	if !blocked {
 		<-ss.wrote // it sees stopped before its next Send, or is idle and sees stop
@@ -146,23 +150,24 @@ func (ss *session) read() {
 	}
 }
 
-// send is the only way the writer calls SendMsg.
+// send is the only way the writer calls SendMsg. It costs two atomic
+// stores and two compare-and-swaps: the write timeout is kept by the
+// server's sweeper, not by a timer per Send.
 func (ss *session) send(m any) error {
-	ss.mu.Lock()
-	if ss.stopped {
-		ss.mu.Unlock()
+	if !ss.state.CompareAndSwap(idle, sending) {
 		return errStopped
 	}
-	ss.sending = true
-	ss.mu.Unlock()
-	ss.stall.Reset(ss.srv.cfg.writeTimeout)
+	ss.sendSince.Store(ss.srv.tick.Load())
 	err := ss.stream.SendMsg(m)
-	ss.stall.Stop()
-	ss.mu.Lock()
-	ss.sending = false
-	ss.mu.Unlock()
+	ss.sendSince.Store(0)
+	if !ss.state.CompareAndSwap(sending, idle) && err == nil {
+		err = errStopped
+	}
 	return err
 }
+
+// stall ends the session as a slow consumer.
+func (ss *session) stall() { ss.stallOnce.Do(func() { close(ss.stalled) }) }
 
 func (ss *session) write() {
 	defer ss.srv.goroutines.Done()
