@@ -120,6 +120,5 @@ func (b *Memory) announce(r *room, kind roomcastv1.PresenceEventKind, id string,
 	}
 	r.events.append(entry{buf: mem.SliceBuffer(buf), size: len(buf), time: time.Now().UnixNano()},
 		b.cfg.backlogMessages, b.cfg.backlogBytes, b.maxSlots)
-	r.evHead.Store(r.events.head)
 	r.wakeListeners()
 }

@@ -239,6 +239,7 @@ func (b *Memory) Publish(ctx context.Context, msg *roomcastv1.Message, exclude s
 	if r == nil {
 		return 1, "", err
 	}
+	defer r.mu.Unlock()
 	// Encoding under the room's lock is what makes offsets and encoded order
 	// agree; it costs one encode per message, never one per subscriber.
 	now := time.Now()
@@ -246,7 +247,6 @@ func (b *Memory) Publish(ctx context.Context, msg *roomcastv1.Message, exclude s
 	msg.PublishTime = timestamppb.New(now)
 	buf, err := encodeEntry(messageField, msg)
 	if err != nil {
-		r.mu.Unlock()
 		return 0, "", err
 	}
 	b.stats.encoded.Add(1)
@@ -255,11 +255,8 @@ func (b *Memory) Publish(ctx context.Context, msg *roomcastv1.Message, exclude s
 		e.msg = msg
 	}
 	r.msgs.append(e, b.retention(r), b.cfg.backlogBytes, b.maxSlots)
-	r.msgHead.Store(r.msgs.head)
-	ep := r.epoch
-	r.mu.Unlock()
 	r.wake()
-	return msg.Offset, ep, nil
+	return msg.Offset, r.epoch, nil
 }
 
 var epochEncoding = base32.StdEncoding.WithPadding(base32.NoPadding)

@@ -2,14 +2,12 @@ package broker
 
 import (
 	"sync"
-	"sync/atomic"
 	"time"
 )
 
 // room is a room's two rings, messages and presence events, with its
 // subscribers' cursors pointing into them. Publishers append under mu;
-// subscribers copy out what lies past their cursors under the read lock, and
-// park under wmu.
+// subscribers copy out what lies past their cursors under the read lock.
 type room struct {
 	name  string
 	shard *shard
@@ -22,16 +20,7 @@ type room struct {
 	subs      int // subscriptions
 	listeners int // subscriptions that asked for presence events
 	members   map[string]*member
-
-	// Parking and waking do not take mu: with a thousand subscribers each
-	// parking after every message, the room's write lock would be the
-	// bottleneck. A publisher stores the new head before it takes wmu to
-	// wake; a subscriber loads the head after it takes wmu to park; so one
-	// of them always sees the other.
-	msgHead atomic.Uint64 // msgs.head
-	evHead  atomic.Uint64 // events.head
-	wmu     sync.Mutex
-	waiters []*subscription // guarded by wmu
+	waiters   []*subscription
 }
 
 type member struct {
@@ -43,10 +32,8 @@ func newRoom(name string, sh *shard, slots int) *room {
 	return &room{name: name, shard: sh, epoch: newEpoch(), msgs: newRing(slots), events: newRing(slots)}
 }
 
-// wake notifies every parked subscriber.
+// wake notifies every parked subscriber. Caller holds mu for writing.
 func (r *room) wake() {
-	r.wmu.Lock()
-	defer r.wmu.Unlock()
 	for i, s := range r.waiters {
 		s.waiting = false
 		s.sub.notify()
@@ -56,10 +43,8 @@ func (r *room) wake() {
 }
 
 // wakeListeners notifies the parked subscribers that asked for presence
-// events, and leaves the others parked.
+// events, and leaves the others parked. Caller holds mu for writing.
 func (r *room) wakeListeners() {
-	r.wmu.Lock()
-	defer r.wmu.Unlock()
 	kept := r.waiters[:0]
 	for _, s := range r.waiters {
 		if s.events {
@@ -73,10 +58,8 @@ func (r *room) wakeListeners() {
 	r.waiters = kept
 }
 
-// unpark removes s from the waiters.
+// unpark removes s from the waiters. Caller holds mu for writing.
 func (r *room) unpark(s *subscription) {
-	r.wmu.Lock()
-	defer r.wmu.Unlock()
 	if !s.waiting {
 		return
 	}

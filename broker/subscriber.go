@@ -42,7 +42,7 @@ type subscription struct {
 	events   bool   // wants presence events
 	evCursor uint64 // last event collected
 	visible  bool   // listed in the room's presence
-	waiting  bool   // in room.waiters; guarded by room.wmu
+	waiting  bool   // in room.waiters; guarded by room.mu
 }
 
 // JoinOptions are the choices of a join.
@@ -294,16 +294,16 @@ func (s *Subscriber) Sent() map[string]uint64 {
 func (s *Subscriber) Park() bool {
 	for _, x := range s.subs {
 		r := x.room
-		r.wmu.Lock()
-		if r.msgHead.Load() > x.cursor || (x.events && r.evHead.Load() > x.evCursor) {
-			r.wmu.Unlock()
+		r.mu.Lock()
+		if r.msgs.head > x.cursor || (x.events && r.events.head > x.evCursor) {
+			r.mu.Unlock()
 			return false
 		}
 		if !x.waiting {
 			x.waiting = true
 			r.waiters = append(r.waiters, x)
 		}
-		r.wmu.Unlock()
+		r.mu.Unlock()
 	}
 	return true
 }
