@@ -4,7 +4,9 @@ import (
 	"strings"
 	"testing"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/status"
 
 	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
@@ -111,5 +113,33 @@ func TestBadCommandsGetErrorRepliesAndTheStreamStaysUp(t *testing.T) {
 func TestNewRefusesAMessageLimitOverTheBacklog(t *testing.T) {
 	if _, err := server.New(server.WithMaxMessageBytes(8 << 20)); err == nil || !strings.Contains(err.Error(), "backlog") {
 		t.Errorf("New: %v", err)
+	}
+}
+
+// rawCodec sends a request's bytes as they are, to put on the wire what no
+// protobuf library would encode.
+type rawCodec struct{}
+
+func (rawCodec) Marshal(v any) (mem.BufferSlice, error) {
+	return mem.BufferSlice{mem.SliceBuffer(v.([]byte))}, nil
+}
+func (rawCodec) Unmarshal(mem.BufferSlice, any) error { return nil }
+func (rawCodec) Name() string                         { return "proto" }
+
+// grpc-go refuses a request it cannot decode, invalid UTF-8 in a string
+// field among them, with INTERNAL before any handler runs; the server goes
+// on serving. (Room names are ASCII, so nothing valid is lost.)
+func TestUndecodableRequestsAreRefusedByGRPC(t *testing.T) {
+	_, addr := start(t)
+	ctx := testCtx(t)
+	conn := connect(t, addr)
+	// PublishRequest{room: "caf\xff"}: field 1, length 4.
+	raw := []byte{0x0a, 0x04, 'c', 'a', 'f', 0xff}
+	err := conn.Invoke(ctx, roomcastv1.BrokerService_Publish_FullMethodName, raw, new([]byte), grpc.ForceCodecV2(rawCodec{}))
+	if st := status.Convert(err); st.Code() != codes.Internal || !strings.Contains(st.Message(), "UTF-8") {
+		t.Errorf("invalid UTF-8 in the room: %v", err)
+	}
+	if _, err := roomcastv1.NewBrokerServiceClient(conn).Publish(ctx, &roomcastv1.PublishRequest{Room: "r"}); err != nil {
+		t.Errorf("the server stopped serving: %v", err)
 	}
 }
