@@ -6,6 +6,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/roomcast/roomcast/internal/servertest"
 	"github.com/roomcast/roomcast/server"
 )
 
@@ -123,27 +124,8 @@ func (p *proxy) close() {
 	p.wg.Wait()
 }
 
-// startAt runs a server on addr (such as "127.0.0.1:0", or the address of a
-// server just closed, to restart it there) until the end of the test, or
-// until it is closed.
+// startAt runs a server on addr until the end of the test, or its Close.
 func startAt(t testing.TB, addr string, opts ...server.Option) (*server.Server, string) {
 	t.Helper()
-	srv, err := server.New(opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lis, err := net.Listen("tcp", addr)
-	if err != nil {
-		srv.Close()
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(lis) }()
-	t.Cleanup(func() {
-		srv.Close()
-		if err := <-served; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	})
-	return srv, lis.Addr().String()
+	return servertest.StartAt(t, addr, opts...)
 }

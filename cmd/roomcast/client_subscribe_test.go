@@ -25,32 +25,14 @@ import (
 	"github.com/roomcast/roomcast/auth"
 	"github.com/roomcast/roomcast/broker"
 	"github.com/roomcast/roomcast/client"
+	"github.com/roomcast/roomcast/internal/servertest"
 	"github.com/roomcast/roomcast/server"
 )
 
-// serverAt runs a server on addr (a port of its own with "127.0.0.1:0", or
-// the address of one just closed, to restart it there) until the end of
-// the test or its Close.
+// serverAt runs a server on addr until the end of the test or its Close.
 func serverAt(t *testing.T, addr string, opts ...server.Option) (*server.Server, string) {
 	t.Helper()
-	srv, err := server.New(opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lis, err := net.Listen("tcp", addr)
-	if err != nil {
-		srv.Close()
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(lis) }()
-	t.Cleanup(func() {
-		srv.Close()
-		if err := <-served; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	})
-	return srv, lis.Addr().String()
+	return servertest.StartAt(t, addr, opts...)
 }
 
 // publishTexts publishes each text to room with the client library.

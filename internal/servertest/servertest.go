@@ -16,11 +16,18 @@ import (
 // Serve checked, in the test's cleanup.
 func Start(t testing.TB, opts ...server.Option) (*server.Server, string) {
 	t.Helper()
+	return StartAt(t, "127.0.0.1:0", opts...)
+}
+
+// StartAt is Start on addr: the address of a server the test just closed,
+// say, to restart one in its place.
+func StartAt(t testing.TB, addr string, opts ...server.Option) (*server.Server, string) {
+	t.Helper()
 	srv, err := server.New(opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	lis, err := net.Listen("tcp", addr)
 	if err != nil {
 		srv.Close()
 		t.Fatal(err)
