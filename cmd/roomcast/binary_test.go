@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"io"
-	"net/http"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -150,21 +148,9 @@ func TestBinary(t *testing.T) {
 			t.Fatalf("publish: %q, %v", out, err)
 		}
 
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+maddr+"/metrics", nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp, err := (&http.Client{Transport: &http.Transport{DisableKeepAlives: true}}).Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, err := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if err != nil || resp.StatusCode != http.StatusOK {
-			t.Fatalf("GET /metrics: %v %v", resp.Status, err)
-		}
+		body := getMetrics(t, ctx, maddr)
 		for _, want := range []string{"roomcast_messages_published_total 1", "go_goroutines", "process_cpu_seconds_total"} {
-			if !strings.Contains(string(body), want) {
+			if !strings.Contains(body, want) {
 				t.Errorf("/metrics lacks %q", want)
 			}
 		}

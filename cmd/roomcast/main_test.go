@@ -5,6 +5,7 @@ import (
 	"context"
 	"flag"
 	"io"
+	"net/http"
 	"regexp"
 	"strings"
 	"sync"
@@ -188,4 +189,25 @@ func TestServeRefusesBadLimits(t *testing.T) {
 	if code != 2 || !strings.Contains(stderr, "rooms per session") || !strings.Contains(stderr, "Usage: roomcast serve") {
 		t.Errorf("exit %d, stderr %q; want 2 and the reason", code, stderr)
 	}
+}
+
+// getMetrics returns what the metrics endpoint at addr serves, failing the
+// test unless it answers 200.
+func getMetrics(t testing.TB, ctx context.Context, addr string) string {
+	t.Helper()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/metrics", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// No keep-alive, so that no connection outlives the test.
+	resp, err := (&http.Client{Transport: &http.Transport{DisableKeepAlives: true}}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /metrics: %v %v", resp.Status, err)
+	}
+	return string(body)
 }

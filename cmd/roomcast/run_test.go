@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"net"
-	"net/http"
 	"regexp"
 	"slices"
 	"strings"
@@ -164,22 +163,9 @@ func TestServeInProcessWithMetrics(t *testing.T) {
 	if code, stdout, errOut := runCmd(ctx, "publish", "--server", addr, "room", "x"); code != 0 || stdout != "1\n" {
 		t.Fatalf("publish: exit %d, stdout %q, stderr %q", code, stdout, errOut)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+maddr+"/metrics", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// No keep-alive, so that no connection outlives the test.
-	resp, err := (&http.Client{Transport: &http.Transport{DisableKeepAlives: true}}).Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET /metrics: %v %v", resp.Status, err)
-	}
+	body := getMetrics(t, ctx, maddr)
 	for _, want := range []string{"roomcast_messages_published_total 1", "grpc_server_handled_total", "go_goroutines"} {
-		if !strings.Contains(string(body), want) {
+		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %q", want)
 		}
 	}

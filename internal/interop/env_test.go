@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +17,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
+	"github.com/roomcast/roomcast/internal/servertest"
 	"github.com/roomcast/roomcast/server"
 )
 
@@ -146,27 +146,13 @@ var (
 	}}
 )
 
-// startServer runs a Go server on a loopback port for the test's duration.
+// startServer runs a quiet Go server on a loopback port for the test's
+// duration.
 func startServer(t *testing.T, opts ...server.Option) string {
 	t.Helper()
 	opts = append([]server.Option{server.WithLogger(slog.New(slog.DiscardHandler))}, opts...)
-	srv, err := server.New(opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(lis) }()
-	t.Cleanup(func() {
-		srv.Close()
-		if err := <-served; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	})
-	return lis.Addr().String()
+	_, addr := servertest.Start(t, opts...)
+	return addr
 }
 
 func dial(t *testing.T, addr string) roomcastv1.BrokerServiceClient {
