@@ -22,13 +22,14 @@ var (
 
 // Subscriber is one session's membership in rooms: a cursor per room and a
 // wake-up signal. ID, Wake and Sent may be called from any goroutine; every
-// other method must be called by one goroutine at a time (the session's
-// writer owns it).
+// other method must be called by one goroutine at a time (whoever delivers
+// the session's messages owns it).
 type Subscriber struct {
-	b    *Memory
-	id   string
-	wake chan struct{}
-	next int // where the next Collect starts, for fairness between rooms
+	b      *Memory
+	id     string
+	wake   chan struct{}
+	notify func() // called instead of signalling wake, when set
+	next   int    // where the next Collect starts, for fairness between rooms
 
 	mu   sync.Mutex      // guards changes to subs and sent, for Sent
 	subs []*subscription // in join order
@@ -70,17 +71,30 @@ type JoinResult struct {
 // NewSubscriber returns a subscriber in no room. id identifies its session:
 // messages published with that id as exclude are skipped.
 func (b *Memory) NewSubscriber(id string) *Subscriber {
-	return &Subscriber{b: b, id: id, wake: make(chan struct{}, 1)}
+	s := &Subscriber{b: b, id: id, wake: make(chan struct{}, 1)}
+	s.notify = s.signal
+	return s
+}
+
+// NewNotifiedSubscriber is NewSubscriber for callers that schedule many
+// subscribers on few goroutines: instead of signalling Wake, the broker calls
+// notify when a room the subscriber parked in has something new. notify runs
+// on the publisher's goroutine while it holds the room's lock, at most once
+// per room per Park; it must return quickly and must not call into the
+// broker.
+func (b *Memory) NewNotifiedSubscriber(id string, notify func()) *Subscriber {
+	return &Subscriber{b: b, id: id, notify: notify}
 }
 
 // ID returns the id the subscriber was created with.
 func (s *Subscriber) ID() string { return s.id }
 
 // Wake returns a channel that receives a value after Park when a room the
-// subscriber parked in has something new. Spurious wake-ups are possible.
+// subscriber parked in has something new; nil for a notified subscriber.
+// Spurious wake-ups are possible.
 func (s *Subscriber) Wake() <-chan struct{} { return s.wake }
 
-func (s *Subscriber) notify() {
+func (s *Subscriber) signal() {
 	select {
 	case s.wake <- struct{}{}:
 	default:

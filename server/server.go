@@ -36,12 +36,17 @@ type Server struct {
 	health  *health.Server
 	streams atomic.Int64 // open Subscribe streams
 	live    sync.Map     // *session → struct{}: what the sweeper checks
-	tick    atomic.Int64 // the sweeper's clock, from 1
+	tick    atomic.Int64 // the sweeper's clock for write timeouts, from 1
+	writers sync.Map     // *connWriter → struct{}: the running connection writers
+	beat    atomic.Int64 // the sweeper's clock for connection writers, from 1, every detachBeat
+
+	detached atomic.Uint64 // streams moved off a blocked connection writer
 
 	mu         sync.Mutex
 	draining   bool
 	drain      chan struct{}  // closed when Shutdown begins: sessions end with UNAVAILABLE
-	goroutines sync.WaitGroup // each stream's reader and writer
+	stopped    chan struct{}  // closed when the server has stopped: the sweeper exits
+	goroutines sync.WaitGroup // the sweeper, stream readers and connection writers
 }
 
 var _ roomcastv1.BrokerServiceServer = (*Server)(nil)
@@ -70,10 +75,11 @@ func New(opts ...Option) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, broker: b, access: acc, health: health.NewServer(), drain: make(chan struct{})}
+	s := &Server{cfg: cfg, broker: b, access: acc, health: health.NewServer(), drain: make(chan struct{}), stopped: make(chan struct{})}
 
 	gopts := []grpc.ServerOption{
 		grpc.ForceServerCodecV2(newCodec()),
+		grpc.StatsHandler(connTagger{s}), // one delivery writer per client connection
 		// Requests a little over the message limit still reach Publish, which
 		// says what the limit is; far larger ones are refused by gRPC itself.
 		grpc.MaxRecvMsgSize(cfg.maxMessageBytes + messageOverhead),
@@ -116,6 +122,7 @@ func New(opts ...Option) (_ *Server, err error) {
 		metrics.InitializeMetrics(s.grpc)
 	}
 	s.tick.Store(1)
+	s.beat.Store(1)
 	s.goroutines.Add(1)
 	go s.sweep()
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
@@ -185,22 +192,36 @@ func (s *Server) beginStop() bool {
 	s.draining = true
 	s.health.Shutdown() // NOT_SERVING for every service, before streams end
 	close(s.drain)
+	s.live.Range(func(k, _ any) bool { // each ends once it has sent what it holds
+		k.(*session).wake()
+		return true
+	})
 	return true
 }
 
 // sweep cuts off the sessions whose current Send has lasted longer than the
-// write timeout, until the server stops. It ticks four times per timeout, so
-// a stalled Send is caught after between one and one and a half timeouts.
+// write timeout, and moves a session whose Send blocks its connection's
+// writer to a goroutine of its own (see conn.go), until the server has
+// stopped. It checks write timeouts four times per timeout, so a stalled
+// Send is caught after between one and one and a half timeouts.
 func (s *Server) sweep() {
 	defer s.goroutines.Done()
 	const ticksPerTimeout = 4
-	t := time.NewTicker(max(s.cfg.writeTimeout/ticksPerTimeout, time.Millisecond))
-	defer t.Stop()
+	stall := time.NewTicker(max(s.cfg.writeTimeout/ticksPerTimeout, time.Millisecond))
+	defer stall.Stop()
+	beat := time.NewTicker(detachBeat)
+	defer beat.Stop()
 	for {
 		select {
-		case <-s.drain:
+		case <-s.stopped:
 			return
-		case <-t.C:
+		case <-beat.C:
+			now := s.beat.Add(1)
+			s.writers.Range(func(k, _ any) bool {
+				k.(*connWriter).check(now)
+				return true
+			})
+		case <-stall.C:
 			now := s.tick.Add(1)
 			s.live.Range(func(k, _ any) bool {
 				ss := k.(*session)
@@ -214,6 +235,7 @@ func (s *Server) sweep() {
 }
 
 func (s *Server) finish() {
+	close(s.stopped)
 	s.goroutines.Wait()
 	s.broker.Close()
 }

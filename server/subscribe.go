@@ -23,32 +23,43 @@ import (
 
 type subscribeStream = grpc.BidiStreamingServer[roomcastv1.SubscribeRequest, roomcastv1.SubscribeResponse]
 
-// commandsPerWake bounds the commands handled between two deliveries, so a
-// stream of commands cannot starve the stream's messages.
+// commandsPerWake bounds the commands handled in one turn, so a stream of
+// commands cannot starve the stream's messages or its connection's other
+// streams.
 const commandsPerWake = 16
 
-// session is one Subscribe stream, run by three goroutines. The writer owns
-// the subscriber: it runs commands, collects messages and is the only one to
-// call Send. The reader decodes commands and hands them to the writer. The
-// handler waits for the end and returns the status: it alone can end a
-// stream whose writer is blocked in Send because the client stopped reading,
-// since returning cancels the stream and so unblocks Send.
+// session is one Subscribe stream. Two goroutines of its own: the handler
+// waits for the end and returns the status, and the reader decodes commands.
+// Everything else (commands, collecting messages, every Send) happens in
+// turns on its connection's writer (see conn.go), which owns the subscriber
+// while it serves the session. The handler alone can end a stream whose Send
+// is blocked because the client stopped reading, since returning cancels
+// the stream and so unblocks Send.
 type session struct {
 	srv       *Server
 	id        string
 	stream    subscribeStream
+	conn      *outConn
 	sub       *broker.Subscriber
 	cmds      chan *roomcastv1.SubscribeRequest
 	recvd     chan error    // the reader's final error
-	wrote     chan error    // the writer's final error
+	ended     chan error    // the error a turn ended the session with
 	stalled   chan struct{} // closed by the server's sweeper when one Send took longer than the write timeout
 	stallOnce sync.Once
 	expired   chan struct{} // closed when the stream's credential expires
 	expiry    *time.Timer
-	stop      chan struct{} // closed when the handler decides to end the stream
 	done      chan struct{} // closed when the handler returns
 
-	// Owned by the writer.
+	// Scheduling, guarded by mu: a session is at most once in its
+	// connection's ready list, and served by at most one writer at a time.
+	mu      sync.Mutex
+	queued  bool // in the ready list
+	running bool // a writer is serving it
+	again   bool // woken while running: serve it again
+	closed  bool // ended: never served again; the subscriber is closed by whoever holds it
+
+	// Owned by the writer serving the session.
+	greeted  bool
 	identity *auth.Identity
 	commands *rate.Limiter // nil: no limit
 
@@ -56,8 +67,8 @@ type session struct {
 	sendSince atomic.Int64 // the sweeper's tick when the current Send began; 0 when not sending
 }
 
-// Session states: the writer moves between idle and sending; the handler
-// moves it to stopped, after which the writer starts no Send.
+// Session states: a writer moves the session between idle and sending; the
+// handler moves it to stopped, after which no Send starts.
 const (
 	idle int32 = iota
 	sending
@@ -81,18 +92,18 @@ func (s *Server) Subscribe(stream subscribeStream) error {
 		srv:     s,
 		id:      id,
 		stream:  stream,
-		sub:     s.broker.NewSubscriber(id),
-		cmds:    make(chan *roomcastv1.SubscribeRequest),
+		conn:    s.connOf(stream.Context()),
+		cmds:    make(chan *roomcastv1.SubscribeRequest, commandsPerWake),
 		recvd:   make(chan error, 1),
-		wrote:   make(chan error, 1),
+		ended:   make(chan error, 1),
 		stalled: make(chan struct{}),
 		expired: make(chan struct{}),
-		stop:    make(chan struct{}),
 		done:    make(chan struct{}),
 
 		identity: s.access.identity(stream.Context()),
 		commands: s.cfg.commandLimiter(),
 	}
+	ss.sub = s.broker.NewNotifiedSubscriber(id, ss.wake)
 	s.access.sessions.Store(id, ss.identity.Subject)
 	defer s.access.sessions.Delete(id)
 	var expireOnce sync.Once
@@ -101,39 +112,133 @@ func (s *Server) Subscribe(stream subscribeStream) error {
 	s.live.Store(ss, struct{}{})
 	defer s.live.Delete(ss)
 	defer close(ss.done)
-	s.goroutines.Add(2)
+	ss.conn.register()
+	s.goroutines.Add(1)
 	go ss.read()
-	go ss.write()
+	ss.wake() // its first turn greets the client
 	return ss.wait()
 }
 
-// wait returns the status the stream ends with, once the writer is done or
-// blocked in a Send that returning will cancel. A drain is the writer's to
-// notice, once it has sent what it holds; the shutdown deadline cancels the
-// stream if it cannot.
+// wait returns the status the stream ends with. A drain is a turn's to
+// notice, once the session has sent what it holds; the shutdown deadline
+// cancels the stream if it cannot.
 func (ss *session) wait() error {
 	var err error
-	select {
-	case err := <-ss.wrote:
-		return err
-	case <-ss.stalled:
-		ss.sub.Stalled()
-		err = status.Errorf(codes.ResourceExhausted, "slow consumer: one write took longer than %v; %s", ss.srv.cfg.writeTimeout, broker.FormatSent(ss.sub.Sent()))
-		ss.srv.cfg.log.Info("slow consumer cut off", "session", ss.id, "reason", "write timeout")
-	case <-ss.expired:
-		err = status.Error(codes.Unauthenticated, "the stream's credential expired; send a refresh command before it does, or reconnect with a new one")
-	case <-ss.stream.Context().Done():
-		err = status.FromContextError(ss.stream.Context().Err()).Err()
+	recvd := ss.recvd
+wait:
+	for {
+		select {
+		case err = <-ss.ended:
+			break wait
+		case <-ss.stalled:
+			ss.sub.Stalled()
+			err = status.Errorf(codes.ResourceExhausted, "slow consumer: one write took longer than %v; %s", ss.srv.cfg.writeTimeout, broker.FormatSent(ss.sub.Sent()))
+			ss.srv.cfg.log.Info("slow consumer cut off", "session", ss.id, "reason", "write timeout")
+			break wait
+		case <-ss.expired:
+			err = status.Error(codes.Unauthenticated, "the stream's credential expired; send a refresh command before it does, or reconnect with a new one")
+			break wait
+		case err = <-recvd:
+			if err != io.EOF {
+				break wait
+			}
+			// The client sent all its commands (grpcurl does so when its
+			// input ends) but still listens: keep delivering.
+			recvd = nil
+		case <-ss.stream.Context().Done():
+			err = status.FromContextError(ss.stream.Context().Err()).Err()
+			break wait
+		}
 	}
-	blocked := ss.state.Swap(stopped) == sending
-	close(ss.stop)
-	if !blocked {
-		<-ss.wrote // it sees stopped before its next Send, or is idle and sees stop
-	}
+	// A Send under way is cancelled by returning; none starts after this.
+	ss.state.Store(stopped)
+	ss.close()
 	return err
 }
 
-// read hands each command to the writer until the stream ends.
+// wake gives the session a turn on its connection's writer, or another one
+// if it is being served. It is the subscriber's notify function, so it runs
+// under a room's lock and must not block.
+func (ss *session) wake() {
+	ss.mu.Lock()
+	if ss.running {
+		ss.again = true
+		ss.mu.Unlock()
+		return
+	}
+	if ss.queued || ss.closed {
+		ss.mu.Unlock()
+		return
+	}
+	ss.queued = true
+	ss.mu.Unlock()
+	ss.conn.push(ss)
+}
+
+// claim makes the calling writer the session's server; false if it ended.
+func (ss *session) claim() bool {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	ss.queued = false
+	if ss.closed {
+		return false
+	}
+	ss.running, ss.again = true, false
+	return true
+}
+
+// release ends a turn that reported more and err. It reports whether the
+// writer should serve the session again at once, which only a retired writer
+// does; a shared one queues it behind the connection's other sessions.
+func (ss *session) release(more bool, err error, retired bool) bool {
+	if err != nil {
+		ss.ended <- err
+	}
+	ss.mu.Lock()
+	if err != nil || ss.closed {
+		ss.closed, ss.running = true, false
+		ss.mu.Unlock()
+		ss.finish()
+		return false
+	}
+	more = more || ss.again
+	ss.again = false
+	if more && retired {
+		ss.mu.Unlock()
+		return true
+	}
+	ss.running = false
+	ss.queued = more
+	ss.mu.Unlock()
+	if more {
+		ss.conn.push(ss)
+	}
+	return false
+}
+
+// close ends the session for the handler: nothing more is served, and the
+// subscriber is closed now unless a writer holds it, which then will.
+func (ss *session) close() {
+	ss.mu.Lock()
+	if ss.closed {
+		ss.mu.Unlock()
+		return
+	}
+	ss.closed = true
+	held := ss.running
+	ss.mu.Unlock()
+	if !held {
+		ss.finish()
+	}
+}
+
+// finish leaves the session's rooms and its connection, once.
+func (ss *session) finish() {
+	ss.sub.Close()
+	ss.conn.unregister()
+}
+
+// read hands each command to the session's turns until the stream ends.
 func (ss *session) read() {
 	defer ss.srv.goroutines.Done()
 	for {
@@ -144,21 +249,24 @@ func (ss *session) read() {
 		}
 		select {
 		case ss.cmds <- req:
+			ss.wake()
 		case <-ss.done:
 			return
 		}
 	}
 }
 
-// send is the only way the writer calls SendMsg. It costs two atomic
-// stores and two compare-and-swaps: the write timeout is kept by the
-// server's sweeper, not by a timer per Send.
-func (ss *session) send(m any) error {
+// send is the only way a turn calls SendMsg. It costs a few atomic
+// operations: the write timeout and the shared writer's watch are kept by
+// the server's sweeper, not by a timer per Send.
+func (ss *session) send(w *connWriter, m any) error {
 	if !ss.state.CompareAndSwap(idle, sending) {
 		return errStopped
 	}
 	ss.sendSince.Store(ss.srv.tick.Load())
+	w.since.Store(ss.srv.beat.Load())
 	err := ss.stream.SendMsg(m)
+	w.since.Store(0)
 	ss.sendSince.Store(0)
 	if !ss.state.CompareAndSwap(sending, idle) && err == nil {
 		err = errStopped
@@ -169,81 +277,62 @@ func (ss *session) send(m any) error {
 // stall ends the session as a slow consumer.
 func (ss *session) stall() { ss.stallOnce.Do(func() { close(ss.stalled) }) }
 
-func (ss *session) write() {
-	defer ss.srv.goroutines.Done()
-	defer ss.sub.Close()
-	ss.wrote <- ss.deliver()
-}
-
-func (ss *session) deliver() error {
-	if err := ss.send(&roomcastv1.SubscribeResponse{Event: &roomcastv1.SubscribeResponse_Session{
-		Session: &roomcastv1.SessionEvent{SessionId: ss.id},
-	}}); err != nil {
-		return err
+// turn runs the session's pending commands, then sends one batch of what its
+// rooms have for it. It reports whether the session has more to do at once;
+// if not, the subscriber is parked and wakes the session when it does. An
+// error ends the session with that status.
+func (ss *session) turn(w *connWriter) (more bool, err error) {
+	if !ss.greeted {
+		ss.greeted = true
+		if err := ss.send(w, &roomcastv1.SubscribeResponse{Event: &roomcastv1.SubscribeResponse_Session{
+			Session: &roomcastv1.SessionEvent{SessionId: ss.id},
+		}}); err != nil {
+			return false, err
+		}
 	}
-	recvd := ss.recvd
-	for {
-	commands:
-		for range commandsPerWake {
-			select {
-			case req := <-ss.cmds:
-				if err := ss.handle(req); err != nil {
-					return err
-				}
-			default:
-				break commands
-			}
-		}
-		bufs, err := ss.sub.Collect(ss.srv.cfg.maxBatchBytes)
-		if lag := (*broker.LagError)(nil); errors.As(err, &lag) {
-			ss.srv.cfg.log.Info("slow consumer cut off", "session", ss.id, "room", lag.Room)
-			return status.Error(codes.ResourceExhausted, lag.Error())
-		} else if err != nil {
-			return brokerStatus(err)
-		}
-		if bufs != nil {
-			if err := ss.send(&frame{bufs}); err != nil {
-				return err
-			}
-			ss.sub.Commit()
-			continue
-		}
-		if !ss.sub.Park() {
-			continue
-		}
+commands:
+	for range commandsPerWake {
 		select {
-		case <-ss.sub.Wake():
 		case req := <-ss.cmds:
-			if err := ss.handle(req); err != nil {
-				return err
+			if err := ss.handle(w, req); err != nil {
+				return false, err
 			}
-		case err := <-recvd:
-			if err != io.EOF {
-				return err
-			}
-			// The client sent all its commands (grpcurl does so when its
-			// input ends) but still listens: keep delivering.
-			recvd = nil
-		case <-ss.srv.drain:
-			// Only once idle: what was sequenced before the drain is sent
-			// first, so the offsets below are complete.
-			return status.Errorf(codes.Unavailable, "server is shutting down; reconnect and resume; %s", broker.FormatSent(ss.sub.Sent()))
-		case <-ss.stop:
-			return errStopped
+		default:
+			break commands
 		}
 	}
+	bufs, err := ss.sub.Collect(ss.srv.cfg.maxBatchBytes)
+	if lag := (*broker.LagError)(nil); errors.As(err, &lag) {
+		ss.srv.cfg.log.Info("slow consumer cut off", "session", ss.id, "room", lag.Room)
+		return false, status.Error(codes.ResourceExhausted, lag.Error())
+	} else if err != nil {
+		return false, brokerStatus(err)
+	}
+	if bufs != nil {
+		if err := ss.send(w, &frame{bufs}); err != nil {
+			return false, err
+		}
+		ss.sub.Commit()
+		return true, nil
+	}
+	if ss.srv.isDraining() {
+		// Only once idle: what was sequenced before the drain is sent
+		// first, so the offsets below are complete.
+		return false, status.Errorf(codes.Unavailable, "server is shutting down; reconnect and resume; %s", broker.FormatSent(ss.sub.Sent()))
+	}
+	return len(ss.cmds) > 0 || !ss.sub.Park(), nil
 }
 
 // handle runs one command and sends its reply. A command that fails gets an
 // error reply; only a failure to send ends the stream.
-func (ss *session) handle(req *roomcastv1.SubscribeRequest) error {
+func (ss *session) handle(w *connWriter, req *roomcastv1.SubscribeRequest) error {
 	reply := &roomcastv1.CommandReply{Id: req.GetId()}
 	if err := ss.execute(ss.stream.Context(), req, reply); err != nil {
 		st := status.Convert(err)
 		reply.Error = &roomcastv1.Error{Code: int32(st.Code()), Message: st.Message()}
 		reply.Result = nil
 	}
-	return ss.send(&roomcastv1.SubscribeResponse{Event: &roomcastv1.SubscribeResponse_Reply{Reply: reply}})
+	return ss.send(w, &roomcastv1.SubscribeResponse{Event: &roomcastv1.SubscribeResponse_Reply{Reply: reply}})
 }
 
 func (ss *session) execute(ctx context.Context, req *roomcastv1.SubscribeRequest, reply *roomcastv1.CommandReply) error {
