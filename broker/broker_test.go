@@ -100,6 +100,40 @@ func TestCollectBatchesAcrossRoomsInOffsetOrder(t *testing.T) {
 	}
 }
 
+// A notified subscriber is told once per room it parked in, and only after
+// parking.
+func TestNotifiedSubscriberIsCalledOncePerPark(t *testing.T) {
+	b := newBroker(t)
+	var calls int // publish calls notify on this goroutine
+	s := b.NewNotifiedSubscriber("S1", func() { calls++ })
+	if s.Wake() != nil {
+		t.Error("a notified subscriber has a Wake channel")
+	}
+	for _, r := range []string{"a", "b"} {
+		s.Join(context.Background(), r, broker.JoinOptions{})
+	}
+	publish(t, b, "a", "1", "")
+	if calls != 0 {
+		t.Fatalf("notified %d times before parking", calls)
+	}
+	collect(t, s, 1<<20)
+	if !s.Park() {
+		t.Fatal("Park with nothing new said there is something")
+	}
+	publish(t, b, "a", "2", "")
+	publish(t, b, "a", "3", "")
+	if calls != 1 {
+		t.Fatalf("two publishes to a parked room notified %d times, want 1", calls)
+	}
+	publish(t, b, "b", "1", "")
+	if calls != 2 {
+		t.Fatalf("a publish to the other parked room made %d notifications in all, want 2", calls)
+	}
+	if got := collect(t, s, 1<<20); texts(got) != "[b/1:1 a/2:2 a/3:3]" {
+		t.Errorf("after notify got %s", texts(got))
+	}
+}
+
 func TestCollectRespectsMaxBytesButTakesAtLeastOne(t *testing.T) {
 	b := newBroker(t)
 	s := b.NewSubscriber("S1")

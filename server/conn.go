@@ -190,9 +190,9 @@ func (t connTagger) TagConn(ctx context.Context, _ *stats.ConnTagInfo) context.C
 	return context.WithValue(ctx, connKey{}, newOutConn(t.srv))
 }
 
-func (connTagger) HandleConn(context.Context, stats.ConnStats)                   {}
+func (connTagger) HandleConn(context.Context, stats.ConnStats)                     {}
 func (connTagger) TagRPC(ctx context.Context, _ *stats.RPCTagInfo) context.Context { return ctx }
-func (connTagger) HandleRPC(context.Context, stats.RPCStats)                     {}
+func (connTagger) HandleRPC(context.Context, stats.RPCStats)                       {}
 
 // connOf returns the outConn of the connection ctx's stream arrived on.
 func (s *Server) connOf(ctx context.Context) *outConn {

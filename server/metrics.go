@@ -1,26 +1,32 @@
 package server
 
 import (
+	"sync/atomic"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/roomcast/roomcast/broker"
 )
 
-// brokerCollector exposes a broker's counters, read when scraped so the hot
-// path pays for nothing but its own atomic adds.
+// brokerCollector exposes a broker's counters and the server's own, read
+// when scraped so the hot path pays for nothing but its own atomic adds.
 type brokerCollector struct {
 	b                                            *broker.Memory
+	detachedCount                                *atomic.Uint64
 	published, encoded, delivered, lagged, rooms *prometheus.Desc
+	detached                                     *prometheus.Desc
 }
 
-func newBrokerCollector(b *broker.Memory) *brokerCollector {
+func newBrokerCollector(b *broker.Memory, detached *atomic.Uint64) *brokerCollector {
 	return &brokerCollector{
-		b:         b,
-		published: prometheus.NewDesc("roomcast_messages_published_total", "Messages accepted by Publish.", nil, nil),
-		encoded:   prometheus.NewDesc("roomcast_messages_encoded_total", "Messages encoded: one per message sequenced into a room, whatever the number of subscribers.", nil, nil),
-		delivered: prometheus.NewDesc("roomcast_messages_delivered_total", "Messages written to subscriber streams.", nil, nil),
-		lagged:    prometheus.NewDesc("roomcast_slow_consumers_total", "Subscriber streams cut off as slow consumers: behind the backlog limit, or a write stalled past the write timeout.", nil, nil),
-		rooms:     prometheus.NewDesc("roomcast_rooms", "Rooms in memory.", nil, nil),
+		b:             b,
+		detachedCount: detached,
+		detached:      prometheus.NewDesc("roomcast_stream_detaches_total", "Times a subscriber stream's write blocked its connection's shared writer for over 10 ms (its client was not reading) and the stream was moved to a goroutine of its own until it caught up.", nil, nil),
+		published:     prometheus.NewDesc("roomcast_messages_published_total", "Messages accepted by Publish.", nil, nil),
+		encoded:       prometheus.NewDesc("roomcast_messages_encoded_total", "Messages encoded: one per message sequenced into a room, whatever the number of subscribers.", nil, nil),
+		delivered:     prometheus.NewDesc("roomcast_messages_delivered_total", "Messages written to subscriber streams.", nil, nil),
+		lagged:        prometheus.NewDesc("roomcast_slow_consumers_total", "Subscriber streams cut off as slow consumers: behind the backlog limit, or a write stalled past the write timeout.", nil, nil),
+		rooms:         prometheus.NewDesc("roomcast_rooms", "Rooms in memory.", nil, nil),
 	}
 }
 
@@ -30,6 +36,7 @@ func (c *brokerCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.delivered
 	ch <- c.lagged
 	ch <- c.rooms
+	ch <- c.detached
 }
 
 func (c *brokerCollector) Collect(ch chan<- prometheus.Metric) {
@@ -39,4 +46,5 @@ func (c *brokerCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.delivered, prometheus.CounterValue, float64(st.Delivered))
 	ch <- prometheus.MustNewConstMetric(c.lagged, prometheus.CounterValue, float64(st.Lagged))
 	ch <- prometheus.MustNewConstMetric(c.rooms, prometheus.GaugeValue, float64(st.Rooms))
+	ch <- prometheus.MustNewConstMetric(c.detached, prometheus.CounterValue, float64(c.detachedCount.Load()))
 }

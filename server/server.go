@@ -101,7 +101,7 @@ func New(opts ...Option) (_ *Server, err error) {
 		if err := cfg.registry.Register(m); err != nil {
 			return nil, fmt.Errorf("server: registering gRPC metrics: %w", err)
 		}
-		if err := cfg.registry.Register(newBrokerCollector(b)); err != nil {
+		if err := cfg.registry.Register(newBrokerCollector(b, &s.detached)); err != nil {
 			return nil, fmt.Errorf("server: registering broker metrics: %w", err)
 		}
 		gopts = append(gopts, grpc.ChainUnaryInterceptor(m.UnaryServerInterceptor()), grpc.ChainStreamInterceptor(m.StreamServerInterceptor()))
