@@ -4,7 +4,6 @@ import (
 	"context"
 	"net"
 	"sync"
-	"time"
 
 	"golang.org/x/time/rate"
 	"google.golang.org/grpc/codes"
@@ -68,6 +67,20 @@ func (a *access) allowPublish(id *auth.Identity) error {
 	return nil
 }
 
+// addSession records a live session's subject, for ownSession; only when
+// there are subjects to tell apart.
+func (a *access) addSession(session string, id *auth.Identity) {
+	if a.authn != nil {
+		a.sessions.Store(session, id.Subject)
+	}
+}
+
+func (a *access) removeSession(session string) {
+	if a.authn != nil {
+		a.sessions.Delete(session)
+	}
+}
+
 // ownSession checks that a session id a publisher gives as its own is not
 // another subject's live session.
 func (a *access) ownSession(id *auth.Identity, session string) error {
@@ -101,14 +114,4 @@ func (cfg *config) commandLimiter() *rate.Limiter {
 		return nil
 	}
 	return rate.NewLimiter(rate.Limit(cfg.commandRate), cfg.commandBurst)
-}
-
-// expiryTimer closes a channel when id's credential expires, or never.
-func expiryTimer(id *auth.Identity, expired func()) *time.Timer {
-	t := time.AfterFunc(time.Hour, expired)
-	t.Stop()
-	if !id.Expiry.IsZero() {
-		t.Reset(time.Until(id.Expiry))
-	}
-	return t
 }

@@ -36,27 +36,24 @@ const commandsPerWake = 16
 // is blocked because the client stopped reading, since returning cancels
 // the stream and so unblocks Send.
 type session struct {
-	srv       *Server
-	id        string
-	stream    subscribeStream
-	conn      *outConn
-	sub       *broker.Subscriber
-	cmds      chan *roomcastv1.SubscribeRequest
-	recvd     chan error    // the reader's final error
-	ended     chan error    // the error a turn ended the session with
-	stalled   chan struct{} // closed by the server's sweeper when one Send took longer than the write timeout
-	stallOnce sync.Once
-	expired   chan struct{} // closed when the stream's credential expires
-	expiry    *time.Timer
-	done      chan struct{} // closed when the handler returns
+	srv     *Server
+	id      string
+	stream  subscribeStream
+	conn    *outConn
+	sub     *broker.Subscriber
+	cmds    chan *roomcastv1.SubscribeRequest
+	pending atomic.Int32 // commands in cmds, read without touching the channel
+	end     chan error   // the first reason to end the stream; see endWith
+	stalled atomic.Bool  // cut off by the sweeper for a write past the write timeout
 
 	// Scheduling, guarded by mu: a session is at most once in its
 	// connection's ready list, and served by at most one writer at a time.
 	mu      sync.Mutex
-	queued  bool // in the ready list
-	running bool // a writer is serving it
-	again   bool // woken while running: serve it again
-	closed  bool // ended: never served again; the subscriber is closed by whoever holds it
+	queued  bool        // in the ready list
+	running bool        // a writer is serving it
+	again   bool        // woken while running: serve it again
+	closed  bool        // ended: never served again; the subscriber is closed by whoever holds it
+	expiry  *time.Timer // ends the stream when its credential expires; nil while it does not
 
 	// Owned by the writer serving the session.
 	greeted  bool
@@ -90,29 +87,22 @@ func (s *Server) Subscribe(stream subscribeStream) error {
 	defer s.streams.Add(-1)
 	id := newSessionID()
 	ss := &session{
-		srv:     s,
-		id:      id,
-		stream:  stream,
-		conn:    s.connOf(stream.Context()),
-		cmds:    make(chan *roomcastv1.SubscribeRequest, commandsPerWake),
-		recvd:   make(chan error, 1),
-		ended:   make(chan error, 1),
-		stalled: make(chan struct{}),
-		expired: make(chan struct{}),
-		done:    make(chan struct{}),
+		srv:    s,
+		id:     id,
+		stream: stream,
+		conn:   s.connOf(stream.Context()),
+		cmds:   make(chan *roomcastv1.SubscribeRequest, commandsPerWake),
+		end:    make(chan error, 1),
 
 		identity: s.access.identity(stream.Context()),
 		commands: s.cfg.commandLimiter(),
 	}
 	ss.sub = s.broker.NewNotifiedSubscriber(id, ss.wake)
-	s.access.sessions.Store(id, ss.identity.Subject)
-	defer s.access.sessions.Delete(id)
-	var expireOnce sync.Once
-	ss.expiry = expiryTimer(ss.identity, func() { expireOnce.Do(func() { close(ss.expired) }) })
-	defer ss.expiry.Stop()
+	s.access.addSession(id, ss.identity)
+	defer s.access.removeSession(id)
+	ss.setExpiry(ss.identity.Expiry)
 	s.live.Store(ss, struct{}{})
 	defer s.live.Delete(ss)
-	defer close(ss.done)
 	ss.conn.register()
 	s.goroutines.Add(1)
 	go ss.read()
@@ -122,39 +112,48 @@ func (s *Server) Subscribe(stream subscribeStream) error {
 
 // wait returns the status the stream ends with. A drain is a turn's to
 // notice, once the session has sent what it holds; the shutdown deadline
-// cancels the stream if it cannot.
+// cancels the stream if it cannot. One channel and the stream's context are
+// all it waits on: an idle stream's memory is mostly its two goroutines.
 func (ss *session) wait() error {
 	var err error
-	recvd := ss.recvd
-wait:
-	for {
-		select {
-		case err = <-ss.ended:
-			break wait
-		case <-ss.stalled:
-			ss.sub.Stalled()
-			err = status.Errorf(codes.ResourceExhausted, "slow consumer: one write took longer than %v; %s", ss.srv.cfg.writeTimeout, broker.FormatSent(ss.sub.Sent()))
-			ss.srv.cfg.log.Info("slow consumer cut off", "session", ss.id, "reason", "write timeout")
-			break wait
-		case <-ss.expired:
-			err = status.Error(codes.Unauthenticated, "the stream's credential expired; send a refresh command before it does, or reconnect with a new one")
-			break wait
-		case err = <-recvd:
-			if err != io.EOF {
-				break wait
-			}
-			// The client sent all its commands (grpcurl does so when its
-			// input ends) but still listens: keep delivering.
-			recvd = nil
-		case <-ss.stream.Context().Done():
-			err = status.FromContextError(ss.stream.Context().Err()).Err()
-			break wait
-		}
+	select {
+	case err = <-ss.end:
+	case <-ss.stream.Context().Done():
+		err = status.FromContextError(ss.stream.Context().Err()).Err()
 	}
 	// A Send under way is cancelled by returning; none starts after this.
 	ss.state.Store(stopped)
 	ss.close()
 	return err
+}
+
+// endWith ends the stream with err, unless it is already ending. It may be
+// called from any goroutine.
+func (ss *session) endWith(err error) {
+	select {
+	case ss.end <- err:
+	default:
+	}
+}
+
+// setExpiry makes the stream end when its credential expires at t; the zero
+// t means never.
+func (ss *session) setExpiry(t time.Time) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if ss.expiry != nil {
+		ss.expiry.Stop() // if it already fired, the stream is ending anyway
+	}
+	if t.IsZero() || ss.closed {
+		return
+	}
+	if ss.expiry == nil {
+		ss.expiry = time.AfterFunc(time.Until(t), func() {
+			ss.endWith(status.Error(codes.Unauthenticated, "the stream's credential expired; send a refresh command before it does, or reconnect with a new one"))
+		})
+		return
+	}
+	ss.expiry.Reset(time.Until(t))
 }
 
 // wake gives the session a turn on its connection's writer, or another one
@@ -193,7 +192,7 @@ func (ss *session) claim() bool {
 // does; a shared one queues it behind the connection's other sessions.
 func (ss *session) release(more bool, err error, retired bool) bool {
 	if err != nil {
-		ss.ended <- err
+		ss.endWith(err)
 	}
 	ss.mu.Lock()
 	if err != nil || ss.closed {
@@ -227,6 +226,9 @@ func (ss *session) close() {
 	}
 	ss.closed = true
 	held := ss.running
+	if ss.expiry != nil {
+		ss.expiry.Stop()
+	}
 	ss.mu.Unlock()
 	if !held {
 		ss.finish()
@@ -245,13 +247,18 @@ func (ss *session) read() {
 	for {
 		req := new(roomcastv1.SubscribeRequest)
 		if err := ss.stream.RecvMsg(req); err != nil {
-			ss.recvd <- err
+			// At io.EOF the client sent all its commands (grpcurl does so
+			// when its input ends) but still listens: keep delivering.
+			if err != io.EOF {
+				ss.endWith(err)
+			}
 			return
 		}
 		select {
 		case ss.cmds <- req:
+			ss.pending.Add(1)
 			ss.wake()
-		case <-ss.done:
+		case <-ss.stream.Context().Done():
 			return
 		}
 	}
@@ -275,8 +282,16 @@ func (ss *session) send(w *connWriter, m any) error {
 	return err
 }
 
-// stall ends the session as a slow consumer.
-func (ss *session) stall() { ss.stallOnce.Do(func() { close(ss.stalled) }) }
+// stall ends the session as a slow consumer whose current Send has lasted
+// longer than the write timeout.
+func (ss *session) stall() {
+	if !ss.stalled.CompareAndSwap(false, true) {
+		return
+	}
+	ss.sub.Stalled()
+	ss.srv.cfg.log.Info("slow consumer cut off", "session", ss.id, "reason", "write timeout")
+	ss.endWith(status.Errorf(codes.ResourceExhausted, "slow consumer: one write took longer than %v; %s", ss.srv.cfg.writeTimeout, broker.FormatSent(ss.sub.Sent())))
+}
 
 // turn runs the session's pending commands, then sends one batch of what its
 // rooms have for it. It reports whether the session has more to do at once;
@@ -293,13 +308,13 @@ func (ss *session) turn(w *connWriter) (more bool, err error) {
 	}
 commands:
 	for range commandsPerWake {
-		select {
-		case req := <-ss.cmds:
-			if err := ss.handle(w, req); err != nil {
-				return false, err
-			}
-		default:
+		if ss.pending.Load() == 0 {
 			break commands
+		}
+		req := <-ss.cmds // the reader counts a command once it is in cmds
+		ss.pending.Add(-1)
+		if err := ss.handle(w, req); err != nil {
+			return false, err
 		}
 	}
 	bufs, err := ss.sub.Collect(ss.srv.cfg.maxBatchBytes)
@@ -319,14 +334,14 @@ commands:
 		ss.sub.Commit()
 		// Parking now rather than in a turn of its own saves a round
 		// through the ready list per batch when the rooms are quiet.
-		return len(ss.cmds) > 0 || ss.srv.isDraining() || !ss.sub.Park(), nil
+		return ss.pending.Load() > 0 || ss.srv.isDraining() || !ss.sub.Park(), nil
 	}
 	if ss.srv.isDraining() {
 		// Only once idle: what was sequenced before the drain is sent
 		// first, so the offsets below are complete.
 		return false, status.Errorf(codes.Unavailable, "server is shutting down; reconnect and resume; %s", broker.FormatSent(ss.sub.Sent()))
 	}
-	return len(ss.cmds) > 0 || !ss.sub.Park(), nil
+	return ss.pending.Load() > 0 || !ss.sub.Park(), nil
 }
 
 // handle runs one command and sends its reply. A command that fails gets an
@@ -394,9 +409,8 @@ func (ss *session) execute(ctx context.Context, req *roomcastv1.SubscribeRequest
 		}
 		ss.identity = id
 		res := &roomcastv1.RefreshResult{}
-		ss.expiry.Stop() // if it already fired, the stream is ending anyway
+		ss.setExpiry(id.Expiry)
 		if !id.Expiry.IsZero() {
-			ss.expiry.Reset(time.Until(id.Expiry))
 			res.ExpireTime = timestamppb.New(id.Expiry)
 		}
 		reply.Result = &roomcastv1.CommandReply_Refresh{Refresh: res}
