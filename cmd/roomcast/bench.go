@@ -84,6 +84,8 @@ func benchFlags(fs *flag.FlagSet, cfg *bench.Config, quick *bool) {
 	fs.Float64Var(&cfg.Rate, "rate", cfg.Rate, "publish `N` messages per second over all publishers; 0 publishes as fast as the subscribers keep up (saturation)")
 	fs.Float64Var(&cfg.Paced, "paced", cfg.Paced, "also measure every point paced at `N` deliveries per second (messages/s times room size), for latency; 0 for none")
 	fs.IntVar(&cfg.Window, "window", cfg.Window, "flow control: publishers stay at most `N` messages ahead of a room's slowest subscriber (less for large payloads)")
+	fs.IntVar(&cfg.StreamWindow, "stream-window", cfg.StreamWindow,
+		"give each roomcast subscriber stream a fixed HTTP/2 flow-control window of `BYTES` (16 times that per connection), which turns off grpc-go's bandwidth-estimation pings; 0 keeps grpc-go's dynamic window")
 	fs.DurationVar(&cfg.Warmup, "warmup", cfg.Warmup, "publish for `DURATION` before measuring")
 	fs.DurationVar(&cfg.Duration, "duration", cfg.Duration, "measure each trial for `DURATION`")
 	fs.IntVar(&cfg.Reps, "reps", cfg.Reps, "repeat every trial `N` times; the report gives medians")

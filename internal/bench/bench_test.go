@@ -140,3 +140,21 @@ func TestRunRemoteServer(t *testing.T) {
 		t.Error("NATS against a roomcast server was accepted")
 	}
 }
+
+func TestRunWithFixedStreamWindow(t *testing.T) {
+	cfg := tinyConfig(t)
+	cfg.Variants, cfg.Sizes, cfg.Paced = []string{VariantRoomcast}, []int{3}, 0
+	cfg.StreamWindow = 64 << 10
+	var stdout, stderr bytes.Buffer
+	rep, err := Run(testCtx(t), cfg, &stdout, &stderr)
+	if err != nil {
+		t.Fatalf("Run: %v\nstderr:\n%s", err, stderr.String())
+	}
+	if !rep.OK || rep.Config.StreamWindow != cfg.StreamWindow || len(rep.Trials) != 1 || rep.Trials[0].Delivered == 0 {
+		t.Errorf("report: ok %v, stream window %d, trials %+v", rep.OK, rep.Config.StreamWindow, rep.Trials)
+	}
+	cfg.StreamWindow = 1000
+	if _, err := Run(testCtx(t), cfg, &stdout, &stderr); err == nil || !strings.Contains(err.Error(), "stream window") {
+		t.Errorf("a 1000-byte stream window: %v, want it refused", err)
+	}
+}

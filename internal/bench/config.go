@@ -56,22 +56,27 @@ const maxPayload = 512 << 10
 
 // Config is what one run measures. DefaultConfig and QuickConfig fill it in.
 type Config struct {
-	Server      string        // a roomcast server to target instead of in-process ones; "" to run them in-process
-	Subscribers int           // subscriber streams, when Sizes is empty
-	Connections int           // client connections the subscribers are spread over
-	Rooms       int           // rooms the subscribers are spread over
-	Publishers  int           // publishers, each on a connection of its own
-	Payload     int           // payload bytes per message
-	Rate        float64       // messages published per second, over all publishers; 0 for saturation
-	Paced       float64       // also run each point at this many deliveries per second; 0 for none
-	Window      int           // flow control: messages a room may be ahead of its slowest subscriber
-	Warmup      time.Duration // publishing before the measurement window
-	Duration    time.Duration // the measurement window
-	Reps        int           // repetitions of every trial
-	Variants    []string      // what to measure, from AllVariants
-	Sizes       []int         // subscribers per room to sweep; empty for Subscribers/Rooms
-	Out         string        // directory for bench.json and bench.svg; "" for none
-	CPUProfile  string        // write a CPU profile of the server per variant here; "" for none
+	Server      string  // a roomcast server to target instead of in-process ones; "" to run them in-process
+	Subscribers int     // subscriber streams, when Sizes is empty
+	Connections int     // client connections the subscribers are spread over
+	Rooms       int     // rooms the subscribers are spread over
+	Publishers  int     // publishers, each on a connection of its own
+	Payload     int     // payload bytes per message
+	Rate        float64 // messages published per second, over all publishers; 0 for saturation
+	Paced       float64 // also run each point at this many deliveries per second; 0 for none
+	Window      int     // flow control: messages a room may be ahead of its slowest subscriber
+	// StreamWindow, when not 0, is a fixed HTTP/2 flow-control window in
+	// bytes for each roomcast subscriber stream (16 times that per
+	// connection), which turns off grpc-go's bandwidth-estimation pings; 0
+	// keeps grpc-go's dynamic window.
+	StreamWindow int
+	Warmup       time.Duration // publishing before the measurement window
+	Duration     time.Duration // the measurement window
+	Reps         int           // repetitions of every trial
+	Variants     []string      // what to measure, from AllVariants
+	Sizes        []int         // subscribers per room to sweep; empty for Subscribers/Rooms
+	Out          string        // directory for bench.json and bench.svg; "" for none
+	CPUProfile   string        // write a CPU profile of the server per variant here; "" for none
 
 	// WorkerCommand starts the worker process: the program and its
 	// arguments, such as the roomcast binary and "bench-worker". Empty runs
@@ -128,6 +133,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("payload must be %d to %d bytes, got %d", minPayload, maxPayload, c.Payload)
 	case c.Rate < 0 || c.Paced < 0:
 		return errors.New("rates must not be negative")
+	case c.StreamWindow != 0 && (c.StreamWindow < 64<<10 || c.StreamWindow > 16<<20):
+		return fmt.Errorf("stream window must be 0 (dynamic) or 64 KiB to 16 MiB, got %d bytes", c.StreamWindow)
 	case c.Window < 1 || c.Window > 1000:
 		return fmt.Errorf("window must be 1 to 1000 messages (under the server's backlog of 1024), got %d", c.Window)
 	case c.Warmup < 0 || c.Duration <= 0:

@@ -57,9 +57,14 @@ func newGRPCDriver(w *worker) *grpcDriver {
 }
 
 func (d *grpcDriver) dial(ctx context.Context) (*grpc.ClientConn, error) {
-	conn, err := grpc.NewClient(d.w.spec.Addr,
+	opts := []grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(grpc.ForceCodecV2(newWireCodec())))
+		grpc.WithDefaultCallOptions(grpc.ForceCodecV2(newWireCodec())),
+	}
+	if n := d.w.spec.StreamWindow; n > 0 {
+		opts = append(opts, grpc.WithInitialWindowSize(int32(n)), grpc.WithInitialConnWindowSize(int32(16*n)))
+	}
+	conn, err := grpc.NewClient(d.w.spec.Addr, opts...)
 	if err != nil {
 		return nil, err
 	}

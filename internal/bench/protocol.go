@@ -44,17 +44,19 @@ type request struct {
 
 // spec is one trial, as the worker runs it.
 type spec struct {
-	Variant     string        `json:"variant"`
-	Addr        string        `json:"addr"`   // the server: host:port, or a NATS URL
-	Prefix      string        `json:"prefix"` // room names start with it
-	Subscribers int           `json:"subscribers"`
-	Connections int           `json:"connections"`
-	Rooms       int           `json:"rooms"`
-	Publishers  int           `json:"publishers"`
-	Payload     int           `json:"payload"`
-	Rate        float64       `json:"rate"` // messages per second over all publishers; 0 for saturation
-	Window      int           `json:"window"`
-	Drain       time.Duration `json:"drain"` // how long stop waits for subscribers to get everything
+	Variant     string  `json:"variant"`
+	Addr        string  `json:"addr"`   // the server: host:port, or a NATS URL
+	Prefix      string  `json:"prefix"` // room names start with it
+	Subscribers int     `json:"subscribers"`
+	Connections int     `json:"connections"`
+	Rooms       int     `json:"rooms"`
+	Publishers  int     `json:"publishers"`
+	Payload     int     `json:"payload"`
+	Rate        float64 `json:"rate"` // messages per second over all publishers; 0 for saturation
+	Window      int     `json:"window"`
+	// StreamWindow is Config.StreamWindow.
+	StreamWindow int           `json:"stream_window,omitempty"`
+	Drain        time.Duration `json:"drain"` // how long stop waits for subscribers to get everything
 }
 
 // reply is one line the worker sends.

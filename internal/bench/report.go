@@ -50,6 +50,7 @@ type ReportConfig struct {
 	Rate         float64  `json:"rate"`  // messages/s; 0 for saturation
 	Paced        float64  `json:"paced"` // deliveries/s of the paced trials; 0 for none
 	Window       int      `json:"window"`
+	StreamWindow int      `json:"stream_window_bytes,omitempty"` // fixed HTTP/2 window per subscriber stream; absent: grpc-go's dynamic one
 	WarmupS      float64  `json:"warmup_s"`
 	DurationS    float64  `json:"duration_s"`
 	Reps         int      `json:"reps"`
@@ -177,7 +178,7 @@ func newReport(cfg Config) *Report {
 		Config: ReportConfig{
 			Server: cfg.Server, Subscribers: cfg.Subscribers, Connections: cfg.Connections, Rooms: cfg.Rooms,
 			Publishers: cfg.Publishers, PayloadBytes: cfg.Payload, Rate: cfg.Rate, Paced: cfg.Paced, Window: cfg.window(),
-			WarmupS: cfg.Warmup.Seconds(), DurationS: cfg.Duration.Seconds(), Reps: cfg.Reps,
+			StreamWindow: cfg.StreamWindow, WarmupS: cfg.Warmup.Seconds(), DurationS: cfg.Duration.Seconds(), Reps: cfg.Reps,
 			Variants: cfg.Variants, Sizes: cfg.sizes(),
 		},
 	}

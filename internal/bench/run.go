@@ -166,6 +166,7 @@ func (r *runner) measure(ctx context.Context, tr *Trial, name, profile string) (
 		Variant: tr.Variant, Addr: tgt.addr(), Prefix: "bench." + hex.EncodeToString(prefix[:]),
 		Subscribers: tr.Subscribers, Connections: tr.Connections, Rooms: tr.Rooms, Publishers: tr.Publishers,
 		Payload: tr.PayloadBytes, Rate: tr.PublishRate, Window: tr.Window, Drain: drainTimeout,
+		StreamWindow: r.cfg.StreamWindow,
 	}
 	if err := p.start(ctx, sp); err != nil {
 		fail("%v", err)
