@@ -6,7 +6,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"google.golang.org/grpc/stats"
+	"google.golang.org/grpc/peer"
 )
 
 // Subscribe streams are delivered per client connection, not per stream: the
@@ -34,6 +34,7 @@ const (
 // be served, and the goroutine serving them.
 type outConn struct {
 	srv *Server
+	key string // in srv.conns
 
 	mu       sync.Mutex
 	ready    []*session // waiting for a turn, served from head
@@ -51,12 +52,8 @@ type connWriter struct {
 	retired atomic.Bool  // replaced while blocked: finish the current session alone, then exit
 }
 
-func newOutConn(s *Server) *outConn {
-	return &outConn{srv: s, signal: make(chan struct{}, 1)}
-}
-
-// register counts ss among the connection's sessions, starting a writer if
-// none runs.
+// register counts one more session, starting a writer if none runs. Caller
+// holds srv.connsMu.
 func (c *outConn) register() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -66,10 +63,15 @@ func (c *outConn) register() {
 	}
 }
 
-// unregister is register's undo, once ss will never be served again.
+// unregister is register's undo, once a session will never be served again.
 func (c *outConn) unregister() {
+	c.srv.connsMu.Lock()
+	defer c.srv.connsMu.Unlock()
 	c.mu.Lock()
 	c.sessions--
+	if c.sessions == 0 && c.srv.conns[c.key] == c {
+		delete(c.srv.conns, c.key)
+	}
 	wake := c.sessions == 0 && c.idle
 	c.idle = c.idle && !wake
 	c.mu.Unlock()
@@ -178,26 +180,27 @@ func (w *connWriter) check(now int64) {
 	}
 }
 
-// connKey is the context key under which connTagger leaves a connection's
-// outConn for the streams of that connection.
-type connKey struct{}
-
-// connTagger is the stats.Handler that gives each client connection its
-// outConn. It does nothing per RPC.
-type connTagger struct{ srv *Server }
-
-func (t connTagger) TagConn(ctx context.Context, _ *stats.ConnTagInfo) context.Context {
-	return context.WithValue(ctx, connKey{}, newOutConn(t.srv))
-}
-
-func (connTagger) HandleConn(context.Context, stats.ConnStats)                     {}
-func (connTagger) TagRPC(ctx context.Context, _ *stats.RPCTagInfo) context.Context { return ctx }
-func (connTagger) HandleRPC(context.Context, stats.RPCStats)                       {}
-
-// connOf returns the outConn of the connection ctx's stream arrived on.
+// connOf returns the outConn of the connection ctx's stream arrived on,
+// registering one more session with it. Connections are told apart by
+// their addresses: grpc-go gives a handler nothing else that identifies its
+// connection but a stats handler, which would cost every Send a clock read
+// and an allocation. Two connections that cannot be told apart (in-memory
+// listeners, say) share a writer, which is correct, only less parallel.
 func (s *Server) connOf(ctx context.Context) *outConn {
-	if c, ok := ctx.Value(connKey{}).(*outConn); ok {
-		return c
+	key := ""
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+		key = p.Addr.String()
+		if p.LocalAddr != nil {
+			key += " " + p.LocalAddr.String()
+		}
 	}
-	return newOutConn(s) // not through our grpc.Server: a writer of its own
+	s.connsMu.Lock()
+	defer s.connsMu.Unlock()
+	c := s.conns[key]
+	if c == nil {
+		c = &outConn{srv: s, key: key, signal: make(chan struct{}, 1)}
+		s.conns[key] = c
+	}
+	c.register()
+	return c
 }

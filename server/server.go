@@ -38,7 +38,9 @@ type Server struct {
 	live    sync.Map     // *session → struct{}: what the sweeper checks
 	tick    atomic.Int64 // the sweeper's clock for write timeouts, from 1
 	writers sync.Map     // *connWriter → struct{}: the running connection writers
-	beat    atomic.Int64 // the sweeper's clock for connection writers, from 1, every detachBeat
+	connsMu sync.Mutex
+	conns   map[string]*outConn // by address: the connections with Subscribe streams
+	beat    atomic.Int64        // the sweeper's clock for connection writers, from 1, every detachBeat
 
 	detached atomic.Uint64 // streams moved off a blocked connection writer
 
@@ -75,11 +77,10 @@ func New(opts ...Option) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, broker: b, access: acc, health: health.NewServer(), drain: make(chan struct{}), stopped: make(chan struct{})}
+	s := &Server{cfg: cfg, broker: b, access: acc, health: health.NewServer(), drain: make(chan struct{}), stopped: make(chan struct{}), conns: make(map[string]*outConn)}
 
 	gopts := []grpc.ServerOption{
 		grpc.ForceServerCodecV2(newCodec()),
-		grpc.StatsHandler(connTagger{s}), // one delivery writer per client connection
 		// Requests a little over the message limit still reach Publish, which
 		// says what the limit is; far larger ones are refused by gRPC itself.
 		grpc.MaxRecvMsgSize(cfg.maxMessageBytes + messageOverhead),

@@ -103,7 +103,6 @@ func (s *Server) Subscribe(stream subscribeStream) error {
 	ss.setExpiry(ss.identity.Expiry)
 	s.live.Store(ss, struct{}{})
 	defer s.live.Delete(ss)
-	ss.conn.register()
 	s.goroutines.Add(1)
 	go ss.read()
 	ss.wake() // its first turn greets the client
