@@ -23,8 +23,9 @@ import (
 // streams. The retired goroutine, once its Send returns, goes on serving
 // that one stream alone until it has nothing left to send, then exits.
 
-// detachBeat is the watch's period; a Send blocked for between two and three
-// beats moves its stream off the shared writer.
+// detachBeat is the watch's period; a Send still blocked detachBeats beats
+// after the one it began in, so for 5 to 10 ms, moves its stream off the
+// shared writer.
 const (
 	detachBeat  = 5 * time.Millisecond
 	detachBeats = 2

@@ -21,7 +21,7 @@ func newBrokerCollector(b *broker.Memory, detached *atomic.Uint64) *brokerCollec
 	return &brokerCollector{
 		b:             b,
 		detachedCount: detached,
-		detached:      prometheus.NewDesc("roomcast_stream_detaches_total", "Times a subscriber stream's write blocked its connection's shared writer for over 10 ms (its client was not reading) and the stream was moved to a goroutine of its own until it caught up.", nil, nil),
+		detached:      prometheus.NewDesc("roomcast_stream_detaches_total", "Times a subscriber stream's write blocked its connection's shared writer for 5 to 10 ms (its client was not reading) and the stream was moved to a goroutine of its own until it caught up.", nil, nil),
 		published:     prometheus.NewDesc("roomcast_messages_published_total", "Messages accepted by Publish.", nil, nil),
 		encoded:       prometheus.NewDesc("roomcast_messages_encoded_total", "Messages encoded: one per message sequenced into a room, whatever the number of subscribers.", nil, nil),
 		delivered:     prometheus.NewDesc("roomcast_messages_delivered_total", "Messages written to subscriber streams.", nil, nil),
