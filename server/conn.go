@@ -15,13 +15,20 @@ import (
 // subscriber, and grpc-go flushes a connection's frames together instead of
 // one write system call per stream.
 //
+// A writer serves the sessions ready at once in three passes: it collects
+// every one's batch first, then sends them back to back (so grpc-go finds
+// most of the connection's frames queued when it flushes, and writes them
+// in one system call more often than not), then parks them. Sessions with a
+// greeting or commands to handle get a whole turn in the first pass.
+//
 // A shared writer must not be held up by one stream whose client stopped
 // reading: grpc-go's SendMsg blocks once about 64 KiB of that stream wait in
 // its queue. Nothing tells when they will drain, so the writer is watched
 // instead: when one Send has been blocked for detachBeats beats, the
 // sweeper retires that writer and starts another for the connection's other
-// streams. The retired goroutine, once its Send returns, goes on serving
-// that one stream alone until it has nothing left to send, then exits.
+// streams, which first finishes the retired one's passes. The retired
+// goroutine, once its Send returns, goes on serving that one stream alone
+// until it has nothing left to send, then exits.
 
 // detachBeat is the watch's period; a Send still blocked detachBeats beats
 // after the one it began in, so for 5 to 10 ms, moves its stream off the
@@ -40,7 +47,10 @@ type outConn struct {
 	mu       sync.Mutex
 	ready    []*session // waiting for a turn, served from head
 	head     int
-	sessions int // registered sessions
+	sendq    []*session // collected, waiting to be sent, from sendHead
+	sendHead int
+	parkq    []*session // sent, waiting to be parked and released
+	sessions int        // registered sessions
 	writer   *connWriter
 	idle     bool          // the writer waits for signal
 	signal   chan struct{} // capacity 1
@@ -50,7 +60,7 @@ type outConn struct {
 type connWriter struct {
 	c       *outConn
 	since   atomic.Int64 // the server's beat when the current Send began; 0 when not sending
-	retired atomic.Bool  // replaced while blocked: finish the current session alone, then exit
+	retired bool         // replaced while blocked: finish the current session alone, then exit; guarded by c.mu
 }
 
 // register counts one more session, starting a writer if none runs. Caller
@@ -109,53 +119,175 @@ func (c *outConn) poke() {
 	}
 }
 
-// next returns the session to serve next, waiting for one; nil when the
-// connection has no session left and w should exit.
-func (w *connWriter) next() *session {
+// wait waits until a session is ready to be served, and reports false when
+// the connection has no session left and w should exit.
+func (w *connWriter) wait() bool {
 	c := w.c
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	for c.head == len(c.ready) {
 		clear(c.ready)
 		c.ready, c.head = c.ready[:0], 0
 		if c.sessions == 0 {
 			c.writer = nil
-			c.mu.Unlock()
-			return nil
+			return false
 		}
 		c.idle = true
 		c.mu.Unlock()
 		<-c.signal
 		c.mu.Lock()
 	}
+	return true
+}
+
+// pop takes the next ready session; nil when there is none, or w is no
+// longer the connection's writer.
+func (w *connWriter) pop() *session {
+	c := w.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.writer != w || c.head == len(c.ready) {
+		return nil
+	}
 	ss := c.ready[c.head]
 	c.ready[c.head] = nil
 	c.head++
-	c.mu.Unlock()
 	return ss
 }
 
 func (w *connWriter) run() {
 	defer w.c.srv.goroutines.Done()
 	defer w.c.srv.writers.Delete(w)
-	for !w.retired.Load() {
-		ss := w.next()
-		if ss == nil {
+	for {
+		// A writer started for a retired one first finishes its passes.
+		if !w.sendAll() {
 			return
 		}
-		w.serve(ss)
+		w.parkAll()
+		if !w.wait() || !w.collectAll() {
+			return
+		}
 	}
 }
 
-// serve gives ss a turn, or as many as it needs if w is retired meanwhile.
-func (w *connWriter) serve(ss *session) {
-	if !ss.claim() {
-		return
-	}
-	for {
-		more, err := ss.turn(w)
-		if !ss.release(more, err, w.retired.Load()) {
-			return
+// collectAll is the first pass, over the ready sessions: each gets a whole
+// turn if it is busy, and otherwise has its batch collected for sendAll, or
+// is parked if it has none. Sessions stay in the ready list until their
+// turn, so if w is retired in a turn the connection's new writer takes them
+// over; collectAll then reports false.
+//
+// A pass covers the sessions ready when it starts, so one whose turn leaves
+// it ready again waits for the next, behind the batches collected.
+func (w *connWriter) collectAll() bool {
+	c := w.c
+	c.mu.Lock()
+	n := len(c.ready) - c.head
+	c.mu.Unlock()
+	for ; n > 0; n-- {
+		ss := w.pop()
+		if ss == nil {
+			break
 		}
+		if !ss.claim() {
+			continue
+		}
+		if ss.busy() {
+			more, err := ss.turn(w)
+			if w.isRetired() {
+				w.serveAlone(ss, more, err)
+				return false
+			}
+			ss.release(more, err, false)
+			continue
+		}
+		ready, err := ss.collect()
+		if err != nil || !ready {
+			more := false
+			if err == nil {
+				more, err = ss.idle()
+			}
+			ss.release(more, err, false)
+			continue
+		}
+		c.mu.Lock()
+		c.sendq = append(c.sendq, ss)
+		c.mu.Unlock()
+	}
+	return true
+}
+
+// sendAll is the second pass: it sends the collected batches, queueing each
+// session for parkAll. It reports false if w was retired during a Send; the
+// connection's new writer then sends the rest.
+func (w *connWriter) sendAll() bool {
+	c := w.c
+	for {
+		c.mu.Lock()
+		if c.writer != w || c.sendHead == len(c.sendq) {
+			current := c.writer == w
+			if current {
+				clear(c.sendq)
+				c.sendq, c.sendHead = c.sendq[:0], 0
+			}
+			c.mu.Unlock()
+			return current
+		}
+		ss := c.sendq[c.sendHead]
+		c.sendq[c.sendHead] = nil
+		c.sendHead++
+		c.mu.Unlock()
+		err := ss.sendCollected(w)
+		c.mu.Lock()
+		if w.retired {
+			c.mu.Unlock()
+			more := err == nil && ss.sent()
+			w.serveAlone(ss, more, err)
+			return false
+		}
+		if err == nil {
+			c.parkq = append(c.parkq, ss)
+		}
+		c.mu.Unlock()
+		if err != nil {
+			ss.release(false, err, false)
+		}
+	}
+}
+
+// isRetired reports whether w was retired during its last Send. It is read
+// under the lock check retires it under, after the Send cleared since, so
+// the two always agree on whether that Send was retired.
+func (w *connWriter) isRetired() bool {
+	w.c.mu.Lock()
+	defer w.c.mu.Unlock()
+	return w.retired
+}
+
+// parkAll is the third pass: it parks and releases the sessions sendAll
+// sent.
+func (w *connWriter) parkAll() {
+	c := w.c
+	c.mu.Lock()
+	q := c.parkq
+	c.parkq = nil
+	c.mu.Unlock()
+	for _, ss := range q {
+		ss.release(ss.sent(), nil, false)
+	}
+	clear(q)
+	c.mu.Lock()
+	if c.parkq == nil {
+		c.parkq = q[:0]
+	}
+	c.mu.Unlock()
+}
+
+// serveAlone goes on serving ss, which a retired w holds, until it has
+// nothing left to do at once, starting from the turn that ended with more
+// and err.
+func (w *connWriter) serveAlone(ss *session, more bool, err error) {
+	for ss.release(more, err, true) {
+		more, err = ss.turn(w)
 	}
 }
 
@@ -172,13 +304,9 @@ func (w *connWriter) check(now int64) {
 	if c.writer != w || w.since.Load() == 0 {
 		return
 	}
-	w.retired.Store(true)
+	w.retired = true
 	c.start()
 	c.srv.detached.Add(1)
-	if c.head < len(c.ready) {
-		c.idle = false
-		c.poke()
-	}
 }
 
 // connOf returns the outConn of the connection ctx's stream arrived on,

@@ -316,6 +316,26 @@ commands:
 			return false, err
 		}
 	}
+	ready, err := ss.collect()
+	if err != nil {
+		return false, err
+	}
+	if !ready {
+		return ss.idle()
+	}
+	if err := ss.sendCollected(w); err != nil {
+		return false, err
+	}
+	return ss.sent(), nil
+}
+
+// busy reports whether the session needs a whole turn: a greeting or
+// commands, whose replies are sent before its messages.
+func (ss *session) busy() bool { return !ss.greeted || ss.pending.Load() > 0 }
+
+// collect takes what the session's rooms have for it into ss.out and
+// reports whether there is anything to send; if not, idle ends the turn.
+func (ss *session) collect() (ready bool, err error) {
 	bufs, err := ss.sub.Collect(ss.srv.cfg.maxBatchBytes)
 	if lag := (*broker.LagError)(nil); errors.As(err, &lag) {
 		ss.srv.cfg.log.Info("slow consumer cut off", "session", ss.id, "room", lag.Room)
@@ -323,24 +343,35 @@ commands:
 	} else if err != nil {
 		return false, brokerStatus(err)
 	}
-	if bufs != nil {
-		ss.out.bufs = bufs
-		err := ss.send(w, &ss.out)
-		ss.out.bufs = nil
-		if err != nil {
-			return false, err
-		}
-		ss.sub.Commit()
-		// Parking now rather than in a turn of its own saves a round
-		// through the ready list per batch when the rooms are quiet.
-		return ss.pending.Load() > 0 || ss.srv.isDraining() || !ss.sub.Park(), nil
-	}
+	ss.out.bufs = bufs
+	return bufs != nil, nil
+}
+
+// idle ends a turn that collected nothing: it parks the session, reporting
+// whether it has more to do at once, or ends it in a drain. Only once idle:
+// what was sequenced before the drain is sent first, so the offsets the
+// status gives are complete.
+func (ss *session) idle() (more bool, err error) {
 	if ss.srv.isDraining() {
-		// Only once idle: what was sequenced before the drain is sent
-		// first, so the offsets below are complete.
 		return false, status.Errorf(codes.Unavailable, "server is shutting down; reconnect and resume; %s", broker.FormatSent(ss.sub.Sent()))
 	}
 	return ss.pending.Load() > 0 || !ss.sub.Park(), nil
+}
+
+// sendCollected sends what collect took.
+func (ss *session) sendCollected(w *connWriter) error {
+	err := ss.send(w, &ss.out)
+	ss.out.bufs = nil
+	if err == nil {
+		ss.sub.Commit()
+	}
+	return err
+}
+
+// sent ends a turn that sent a batch, parking the session now rather than in
+// a turn of its own, and reports whether it has more to do at once.
+func (ss *session) sent() (more bool) {
+	return ss.pending.Load() > 0 || ss.srv.isDraining() || !ss.sub.Park()
 }
 
 // handle runs one command and sends its reply. A command that fails gets an
