@@ -45,18 +45,51 @@ type outConn struct {
 	key string // in srv.conns
 
 	mu       sync.Mutex
-	ready    []*session // waiting for a turn, served from head
-	head     int
-	sendq    []*session // collected, waiting to be sent, from sendHead
-	sendHead int
-	parkq    []*session // sent, waiting to be parked and released
-	sessions int        // registered sessions
+	ready    queue // waiting for a turn
+	sendq    queue // collected, waiting to be sent
+	parkq    queue // sent, waiting to be parked and released
+	sessions int   // registered sessions
 	writer   *connWriter
 	idle     bool          // the writer waits for signal
 	signal   chan struct{} // capacity 1
 }
 
-// connWriter is one goroutine serving an outConn's ready sessions.
+// queue is a first-in first-out list of sessions, guarded by its outConn's
+// mu.
+type queue struct {
+	items []*session
+	head  int
+}
+
+func (q *queue) push(ss *session) { q.items = append(q.items, ss) }
+
+func (q *queue) len() int { return len(q.items) - q.head }
+
+// pop removes and returns the first session; nil if there is none. An
+// emptied queue keeps its array for the next round.
+func (q *queue) pop() *session {
+	if q.len() == 0 {
+		return nil
+	}
+	ss := q.items[q.head]
+	q.items[q.head] = nil
+	q.head++
+	if q.len() == 0 {
+		q.items, q.head = q.items[:0], 0
+	}
+	return ss
+}
+
+// pop takes the first session of q, one of c's queues.
+func (c *outConn) pop(q *queue) *session {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return q.pop()
+}
+
+// connWriter is one goroutine serving an outConn's ready sessions. Only the
+// connection's current writer runs the passes over its queues; a retired one
+// touches nothing but the one session it holds.
 type connWriter struct {
 	c       *outConn
 	since   atomic.Int64 // the server's beat when the current Send began; 0 when not sending
@@ -80,11 +113,13 @@ func (c *outConn) unregister() {
 	defer c.srv.connsMu.Unlock()
 	c.mu.Lock()
 	c.sessions--
-	if c.sessions == 0 && c.srv.conns[c.key] == c {
-		delete(c.srv.conns, c.key)
+	wake := false
+	if c.sessions == 0 {
+		if c.srv.conns[c.key] == c {
+			delete(c.srv.conns, c.key)
+		}
+		wake, c.idle = c.idle, false // so an idle writer exits
 	}
-	wake := c.sessions == 0 && c.idle
-	c.idle = c.idle && !wake
 	c.mu.Unlock()
 	if wake {
 		c.poke()
@@ -103,7 +138,7 @@ func (c *outConn) start() {
 // push queues ss for a turn.
 func (c *outConn) push(ss *session) {
 	c.mu.Lock()
-	c.ready = append(c.ready, ss)
+	c.ready.push(ss)
 	wake := c.idle
 	c.idle = false
 	c.mu.Unlock()
@@ -125,9 +160,7 @@ func (w *connWriter) wait() bool {
 	c := w.c
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for c.head == len(c.ready) {
-		clear(c.ready)
-		c.ready, c.head = c.ready[:0], 0
+	for c.ready.len() == 0 {
 		if c.sessions == 0 {
 			c.writer = nil
 			return false
@@ -138,21 +171,6 @@ func (w *connWriter) wait() bool {
 		c.mu.Lock()
 	}
 	return true
-}
-
-// pop takes the next ready session; nil when there is none, or w is no
-// longer the connection's writer.
-func (w *connWriter) pop() *session {
-	c := w.c
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.writer != w || c.head == len(c.ready) {
-		return nil
-	}
-	ss := c.ready[c.head]
-	c.ready[c.head] = nil
-	c.head++
-	return ss
 }
 
 func (w *connWriter) run() {
@@ -181,10 +199,10 @@ func (w *connWriter) run() {
 func (w *connWriter) collectAll() bool {
 	c := w.c
 	c.mu.Lock()
-	n := len(c.ready) - c.head
+	n := c.ready.len()
 	c.mu.Unlock()
 	for ; n > 0; n-- {
-		ss := w.pop()
+		ss := c.pop(&c.ready)
 		if ss == nil {
 			break
 		}
@@ -210,7 +228,7 @@ func (w *connWriter) collectAll() bool {
 			continue
 		}
 		c.mu.Lock()
-		c.sendq = append(c.sendq, ss)
+		c.sendq.push(ss)
 		c.mu.Unlock()
 	}
 	return true
@@ -221,21 +239,7 @@ func (w *connWriter) collectAll() bool {
 // connection's new writer then sends the rest.
 func (w *connWriter) sendAll() bool {
 	c := w.c
-	for {
-		c.mu.Lock()
-		if c.writer != w || c.sendHead == len(c.sendq) {
-			current := c.writer == w
-			if current {
-				clear(c.sendq)
-				c.sendq, c.sendHead = c.sendq[:0], 0
-			}
-			c.mu.Unlock()
-			return current
-		}
-		ss := c.sendq[c.sendHead]
-		c.sendq[c.sendHead] = nil
-		c.sendHead++
-		c.mu.Unlock()
+	for ss := c.pop(&c.sendq); ss != nil; ss = c.pop(&c.sendq) {
 		err := ss.sendCollected(w)
 		c.mu.Lock()
 		if w.retired {
@@ -245,13 +249,14 @@ func (w *connWriter) sendAll() bool {
 			return false
 		}
 		if err == nil {
-			c.parkq = append(c.parkq, ss)
+			c.parkq.push(ss)
 		}
 		c.mu.Unlock()
 		if err != nil {
 			ss.release(false, err, false)
 		}
 	}
+	return true
 }
 
 // isRetired reports whether w was retired during its last Send. It is read
@@ -267,19 +272,9 @@ func (w *connWriter) isRetired() bool {
 // sent.
 func (w *connWriter) parkAll() {
 	c := w.c
-	c.mu.Lock()
-	q := c.parkq
-	c.parkq = nil
-	c.mu.Unlock()
-	for _, ss := range q {
+	for ss := c.pop(&c.parkq); ss != nil; ss = c.pop(&c.parkq) {
 		ss.release(ss.sent(), nil, false)
 	}
-	clear(q)
-	c.mu.Lock()
-	if c.parkq == nil {
-		c.parkq = q[:0]
-	}
-	c.mu.Unlock()
 }
 
 // serveAlone goes on serving ss, which a retired w holds, until it has
