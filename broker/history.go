@@ -52,23 +52,37 @@ func (b *Memory) History(ctx context.Context, room string, after uint64, limit i
 		return historyFrame(nil, 0, ""), nil
 	}
 	defer r.mu.RUnlock()
-	from := max(b.historyStart(r, time.Now()), after+1)
-	to := r.msgs.head
-	if n := uint64(limit); to >= from && to-from+1 > n {
+	var bufs []mem.Buffer
+	if from, to, ok := historyRange(b.historyStart(r, time.Now()), r.msgs.head, after, limit, newestFirst); ok {
+		bufs = make([]mem.Buffer, 0, to-from+1)
+		for off := from; off <= to; off++ {
+			bufs = append(bufs, r.msgs.at(off).buf)
+		}
+	}
+	if newestFirst {
+		slices.Reverse(bufs)
+	}
+	return historyFrame(bufs, r.msgs.head, r.epoch), nil
+}
+
+// historyRange is the offsets [from, to] that a History call serves out of
+// the retained range [start, head]: those after after, at most limit of
+// them, the oldest or with newestFirst the newest. ok is false when there
+// are none. after is the client's, so any value must work: after+1 would
+// wrap at 2^64-1.
+func historyRange(start, head, after uint64, limit int, newestFirst bool) (from, to uint64, ok bool) {
+	if after >= head || start > head || limit < 1 {
+		return 0, 0, false
+	}
+	from, to = max(start, after+1), head
+	if n := uint64(limit); to-from+1 > n {
 		if newestFirst {
 			from = to - n + 1
 		} else {
 			to = from + n - 1
 		}
 	}
-	var bufs []mem.Buffer
-	for off := from; off <= to; off++ {
-		bufs = append(bufs, r.msgs.at(off).buf)
-	}
-	if newestFirst {
-		slices.Reverse(bufs)
-	}
-	return historyFrame(bufs, r.msgs.head, r.epoch), nil
+	return from, to, true
 }
 
 // Presence returns up to limit of the room's visible members, oldest joins
