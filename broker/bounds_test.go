@@ -19,7 +19,7 @@ func boundaryOffsets() []uint64 {
 	return []uint64{0, 1, boundsHead - 1, boundsHead, boundsHead + 1, 1 << 63, math.MaxUint64 - 1, math.MaxUint64}
 }
 
-func boundsBroker(t testing.TB) *broker.Memory {
+func boundsBroker(t testing.TB) *broker.Hub {
 	b := newBroker(t, broker.WithHistory(boundsKept, time.Hour))
 	for i := 1; i <= boundsHead; i++ {
 		publish(t, b, "r", fmt.Sprint(i), "")

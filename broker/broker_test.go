@@ -14,7 +14,7 @@ import (
 	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
 )
 
-func newBroker(t testing.TB, opts ...broker.Option) *broker.Memory {
+func newBroker(t testing.TB, opts ...broker.Option) *broker.Hub {
 	t.Helper()
 	b, err := broker.New(opts...)
 	if err != nil {
@@ -24,7 +24,7 @@ func newBroker(t testing.TB, opts ...broker.Option) *broker.Memory {
 	return b
 }
 
-func publish(t testing.TB, b *broker.Memory, room, text, exclude string) uint64 {
+func publish(t testing.TB, b *broker.Hub, room, text, exclude string) uint64 {
 	t.Helper()
 	off, _, err := b.Publish(context.Background(), &roomcastv1.Message{Room: room, Payload: &roomcastv1.Message_Text{Text: text}}, exclude)
 	if err != nil {

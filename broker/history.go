@@ -21,7 +21,7 @@ var (
 
 // historyStart is the oldest offset r serves as history at time now.
 // Caller holds r.mu.
-func (b *Memory) historyStart(r *room, now time.Time) uint64 {
+func (b *Hub) historyStart(r *room, now time.Time) uint64 {
 	if b.cfg.historyMessages == 0 {
 		return r.msgs.head + 1
 	}
@@ -40,7 +40,7 @@ func (b *Memory) historyStart(r *room, now time.Time) uint64 {
 // messages with offsets after after: the oldest limit of them, or with
 // newestFirst the newest limit, newest first. The buffers are shared and
 // read-only.
-func (b *Memory) History(ctx context.Context, room string, after uint64, limit int, newestFirst bool) (mem.BufferSlice, error) {
+func (b *Hub) History(ctx context.Context, room string, after uint64, limit int, newestFirst bool) (mem.BufferSlice, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -87,7 +87,7 @@ func historyRange(start, head, after uint64, limit int, newestFirst bool) (from,
 
 // Presence returns up to limit of the room's visible members, oldest joins
 // first, and how many there are in all.
-func (b *Memory) Presence(ctx context.Context, room string, limit int) ([]*roomcastv1.Member, int, error) {
+func (b *Hub) Presence(ctx context.Context, room string, limit int) ([]*roomcastv1.Member, int, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, 0, err
 	}
@@ -123,7 +123,7 @@ func (m *member) proto(id string) *roomcastv1.Member {
 
 // announce appends a presence event for session id to r's event ring.
 // Caller holds r.mu for writing.
-func (b *Memory) announce(r *room, kind roomcastv1.PresenceEventKind, id string, m *member) {
+func (b *Hub) announce(r *room, kind roomcastv1.PresenceEventKind, id string, m *member) {
 	if r.listeners == 0 {
 		return
 	}

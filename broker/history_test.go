@@ -13,7 +13,7 @@ import (
 	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
 )
 
-func history(t testing.TB, b *broker.Memory, room string, after uint64, limit int, newestFirst bool) *roomcastv1.HistoryResponse {
+func history(t testing.TB, b *broker.Hub, room string, after uint64, limit int, newestFirst bool) *roomcastv1.HistoryResponse {
 	t.Helper()
 	frame, err := b.History(context.Background(), room, after, limit, newestFirst)
 	if err != nil {
@@ -54,7 +54,7 @@ func TestHistory(t *testing.T) {
 	}
 }
 
-func joinAt(t testing.TB, b *broker.Memory, id, room string, pos *broker.Position) (*broker.Subscriber, broker.JoinResult) {
+func joinAt(t testing.TB, b *broker.Hub, id, room string, pos *broker.Position) (*broker.Subscriber, broker.JoinResult) {
 	t.Helper()
 	s := b.NewSubscriber(id)
 	res, err := s.Join(context.Background(), room, broker.JoinOptions{Position: pos})
@@ -98,21 +98,21 @@ func TestResumeThatCannotRecoverReplaysNothing(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
 		opts  []broker.Option
-		setup func(t *testing.T, b *broker.Memory) broker.Position
+		setup func(t *testing.T, b *broker.Hub) broker.Position
 	}{
-		{"evicted by size", []broker.Option{broker.WithHistory(3, time.Hour)}, func(t *testing.T, b *broker.Memory) broker.Position {
+		{"evicted by size", []broker.Option{broker.WithHistory(3, time.Hour)}, func(t *testing.T, b *broker.Hub) broker.Position {
 			for i := 1; i <= 10; i++ {
 				publish(t, b, "r", fmt.Sprint(i), "")
 			}
 			return broker.Position{Offset: 5}
 		}},
-		{"evicted by bytes", []broker.Option{broker.WithBacklog(100, 100)}, func(t *testing.T, b *broker.Memory) broker.Position {
+		{"evicted by bytes", []broker.Option{broker.WithBacklog(100, 100)}, func(t *testing.T, b *broker.Hub) broker.Position {
 			for i := 1; i <= 10; i++ {
 				publish(t, b, "r", fmt.Sprint(i), "")
 			}
 			return broker.Position{Offset: 1}
 		}},
-		{"evicted by age", []broker.Option{broker.WithHistory(100, 20*time.Millisecond)}, func(t *testing.T, b *broker.Memory) broker.Position {
+		{"evicted by age", []broker.Option{broker.WithHistory(100, 20*time.Millisecond)}, func(t *testing.T, b *broker.Hub) broker.Position {
 			keep := b.NewSubscriber("K") // keeps the room, so only age can lose the history
 			keep.Join(context.Background(), "r", broker.JoinOptions{})
 			t.Cleanup(keep.Close)
@@ -121,12 +121,12 @@ func TestResumeThatCannotRecoverReplaysNothing(t *testing.T) {
 			waitFor(t, func() bool { return len(history(t, b, "r", 0, 10, false).GetMessages()) == 0 })
 			return broker.Position{Offset: 1}
 		}},
-		{"other epoch", nil, func(t *testing.T, b *broker.Memory) broker.Position {
+		{"other epoch", nil, func(t *testing.T, b *broker.Hub) broker.Position {
 			publish(t, b, "r", "1", "")
 			publish(t, b, "r", "2", "")
 			return broker.Position{Offset: 1, Epoch: "SOMEOTHEREPOCH"}
 		}},
-		{"room freed", []broker.Option{broker.WithHistory(0, 0)}, func(t *testing.T, b *broker.Memory) broker.Position {
+		{"room freed", []broker.Option{broker.WithHistory(0, 0)}, func(t *testing.T, b *broker.Hub) broker.Position {
 			s, res := joinAt(t, b, "old", "r", nil)
 			publish(t, b, "r", "1", "")
 			s.Close() // frees the room: its offsets start again in a new epoch

@@ -15,7 +15,7 @@ const (
 	DefaultMaxRooms        = 100_000
 )
 
-// Option configures a Memory broker.
+// Option configures a Hub.
 type Option func(*config)
 
 type config struct {

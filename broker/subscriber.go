@@ -25,7 +25,7 @@ var (
 // other method must be called by one goroutine at a time (whoever delivers
 // the session's messages owns it).
 type Subscriber struct {
-	b      *Memory
+	b      *Hub
 	id     string
 	wake   chan struct{}
 	notify func() // called instead of signalling wake, when set
@@ -70,7 +70,7 @@ type JoinResult struct {
 
 // NewSubscriber returns a subscriber in no room. id identifies its session:
 // messages published with that id as exclude are skipped.
-func (b *Memory) NewSubscriber(id string) *Subscriber {
+func (b *Hub) NewSubscriber(id string) *Subscriber {
 	s := &Subscriber{b: b, id: id, wake: make(chan struct{}, 1)}
 	s.notify = s.signal
 	return s
@@ -82,7 +82,7 @@ func (b *Memory) NewSubscriber(id string) *Subscriber {
 // on the publisher's goroutine while it holds the room's lock, at most once
 // per room per Park; it must return quickly and must not call into the
 // broker.
-func (b *Memory) NewNotifiedSubscriber(id string, notify func()) *Subscriber {
+func (b *Hub) NewNotifiedSubscriber(id string, notify func()) *Subscriber {
 	return &Subscriber{b: b, id: id, notify: notify}
 }
 

@@ -11,13 +11,13 @@ import (
 // brokerCollector exposes a broker's counters and the server's own, read
 // when scraped so the hot path pays for nothing but its own atomic adds.
 type brokerCollector struct {
-	b                                            *broker.Memory
+	b                                            *broker.Hub
 	detachedCount                                *atomic.Uint64
 	published, encoded, delivered, lagged, rooms *prometheus.Desc
 	detached                                     *prometheus.Desc
 }
 
-func newBrokerCollector(b *broker.Memory, detached *atomic.Uint64) *brokerCollector {
+func newBrokerCollector(b *broker.Hub, detached *atomic.Uint64) *brokerCollector {
 	return &brokerCollector{
 		b:             b,
 		detachedCount: detached,

@@ -28,7 +28,7 @@ const (
 type Option func(*config)
 
 type config struct {
-	broker          *broker.Memory
+	broker          *broker.Hub
 	brokerOpts      []broker.Option
 	maxMessageBytes int
 	maxRooms        int
@@ -49,7 +49,7 @@ type config struct {
 
 // WithBroker makes the server use b, which it then owns and closes. The
 // default is a new in-memory broker made with the options of WithBrokerOptions.
-func WithBroker(b *broker.Memory) Option { return func(c *config) { c.broker = b } }
+func WithBroker(b *broker.Hub) Option { return func(c *config) { c.broker = b } }
 
 // WithBrokerOptions passes opts to the in-memory broker the server makes when
 // WithBroker is not given. The default is none: the broker's own defaults.

@@ -30,7 +30,7 @@ type Server struct {
 	roomcastv1.UnimplementedBrokerServiceServer
 
 	cfg     config
-	broker  *broker.Memory
+	broker  *broker.Hub
 	access  *access
 	grpc    *grpc.Server
 	health  *health.Server
@@ -146,7 +146,7 @@ func (s *Server) Serve(lis net.Listener) error {
 }
 
 // Broker returns the broker the server publishes to.
-func (s *Server) Broker() *broker.Memory { return s.broker }
+func (s *Server) Broker() *broker.Hub { return s.broker }
 
 // Shutdown stops the server gracefully: health reports NOT_SERVING, new
 // publishes are refused, every Subscribe stream ends with UNAVAILABLE (so its

@@ -35,9 +35,9 @@ var (
 
 const shardCount = 64 // rooms are spread over shards so joins do not contend on one lock
 
-// Memory is the in-memory broker: one process, no persistence, so every room
+// Hub is the node-local broker: one process, no persistence, so every room
 // gets a new epoch when the process restarts. It is safe for concurrent use.
-type Memory struct {
+type Hub struct {
 	cfg      config
 	maxSlots int // ring slots: the larger of backlog and history, as a power of two
 	seed     maphash.Seed
@@ -70,13 +70,13 @@ type Stats struct {
 }
 
 // New returns an empty in-memory broker. Close stops its janitor.
-func New(opts ...Option) (*Memory, error) {
+func New(opts ...Option) (*Hub, error) {
 	cfg, err := newConfig(opts)
 	if err != nil {
 		return nil, err
 	}
 	slots := max(cfg.backlogMessages, cfg.historyMessages)
-	b := &Memory{cfg: cfg, seed: maphash.MakeSeed(), maxSlots: 1 << bits.Len(uint(slots-1)), stop: make(chan struct{})}
+	b := &Hub{cfg: cfg, seed: maphash.MakeSeed(), maxSlots: 1 << bits.Len(uint(slots-1)), stop: make(chan struct{})}
 	for i := range b.shards {
 		b.shards[i].rooms = make(map[string]*room)
 	}
@@ -89,7 +89,7 @@ func New(opts ...Option) (*Memory, error) {
 
 // Close makes later calls fail with ErrClosed and stops the janitor. It is
 // idempotent; subscribers keep what they hold.
-func (b *Memory) Close() error {
+func (b *Hub) Close() error {
 	b.closed.Store(true)
 	b.closeOnce.Do(func() { close(b.stop) })
 	b.janitor.Wait()
@@ -97,7 +97,7 @@ func (b *Memory) Close() error {
 }
 
 // Stats returns the broker's counters.
-func (b *Memory) Stats() Stats {
+func (b *Hub) Stats() Stats {
 	return Stats{
 		Published: b.stats.published.Load(),
 		Encoded:   b.stats.encoded.Load(),
@@ -109,17 +109,17 @@ func (b *Memory) Stats() Stats {
 
 // BacklogLimits returns how far a subscriber may fall behind in one room, in
 // messages and bytes, before it is reported as lagging.
-func (b *Memory) BacklogLimits() (messages, bytes int) {
+func (b *Hub) BacklogLimits() (messages, bytes int) {
 	return b.cfg.backlogMessages, b.cfg.backlogBytes
 }
 
-func (b *Memory) shard(name string) *shard {
+func (b *Hub) shard(name string) *shard {
 	return &b.shards[maphash.String(b.seed, name)%shardCount]
 }
 
 // lockRoom returns the live room called name locked for writing, creating it
 // if create is set; nil if it does not exist and create is not set.
-func (b *Memory) lockRoom(name string, create bool) (*room, error) {
+func (b *Hub) lockRoom(name string, create bool) (*room, error) {
 	sh := b.shard(name)
 	for {
 		sh.mu.Lock()
@@ -146,14 +146,14 @@ func (b *Memory) lockRoom(name string, create bool) (*room, error) {
 }
 
 // free removes r from its shard. Caller holds the shard's lock and r.mu.
-func (b *Memory) free(r *room) {
+func (b *Hub) free(r *room) {
 	r.dead = true
 	delete(r.shard.rooms, r.name)
 	b.rooms.Add(-1)
 }
 
 // readRoom returns the live room called name locked for reading, or nil.
-func (b *Memory) readRoom(name string) *room {
+func (b *Hub) readRoom(name string) *room {
 	sh := b.shard(name)
 	sh.mu.Lock()
 	r := sh.rooms[name]
@@ -170,7 +170,7 @@ func (b *Memory) readRoom(name string) *room {
 }
 
 // retention is how many messages r keeps. Caller holds r.mu.
-func (b *Memory) retention(r *room) int {
+func (b *Hub) retention(r *room) int {
 	if r.subs > 0 {
 		return b.maxSlots
 	}
@@ -178,7 +178,7 @@ func (b *Memory) retention(r *room) int {
 }
 
 // release frees r if it has no subscriber and retains nothing.
-func (b *Memory) release(r *room) {
+func (b *Hub) release(r *room) {
 	r.shard.mu.Lock()
 	r.mu.Lock()
 	if !r.dead && r.subs == 0 {
@@ -192,7 +192,7 @@ func (b *Memory) release(r *room) {
 }
 
 // sweep expires history and frees the rooms left empty, until Close.
-func (b *Memory) sweep(every time.Duration) {
+func (b *Hub) sweep(every time.Duration) {
 	defer b.janitor.Done()
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -227,7 +227,7 @@ func (b *Memory) sweep(every time.Duration) {
 // With history off, a room without subscribers holds nothing, so a message
 // published to it reaches no one: it is given offset 1 and no epoch. The
 // caller must not touch msg after the call.
-func (b *Memory) Publish(ctx context.Context, msg *roomcastv1.Message, exclude string) (offset uint64, epoch string, err error) {
+func (b *Hub) Publish(ctx context.Context, msg *roomcastv1.Message, exclude string) (offset uint64, epoch string, err error) {
 	if err := ctx.Err(); err != nil {
 		return 0, "", err
 	}
