@@ -1,22 +1,13 @@
 package broker
 
 import (
-	"cmp"
 	"context"
-	"errors"
 	"slices"
 	"time"
 
 	"google.golang.org/grpc/mem"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
-	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
-)
-
-// Errors from Join.
-var (
-	ErrFutureOffset = errors.New("broker: position is past the room's newest offset")
-	ErrPresenceFull = errors.New("broker: room presence is full")
+	"github.com/roomcast/roomcast/internal/wire"
 )
 
 // historyStart is the oldest offset r serves as history at time now.
@@ -49,7 +40,7 @@ func (b *Hub) History(ctx context.Context, room string, after uint64, limit int,
 	}
 	r := b.readRoom(room)
 	if r == nil {
-		return historyFrame(nil, 0, ""), nil
+		return wire.History(nil, 0, ""), nil
 	}
 	defer r.mu.RUnlock()
 	var bufs []mem.Buffer
@@ -62,7 +53,7 @@ func (b *Hub) History(ctx context.Context, room string, after uint64, limit int,
 	if newestFirst {
 		slices.Reverse(bufs)
 	}
-	return historyFrame(bufs, r.msgs.head, r.epoch), nil
+	return wire.History(bufs, r.msgs.head, r.epoch), nil
 }
 
 // historyRange is the offsets [from, to] that a History call serves out of
@@ -83,56 +74,4 @@ func historyRange(start, head, after uint64, limit int, newestFirst bool) (from,
 		}
 	}
 	return from, to, true
-}
-
-// Presence returns up to limit of the room's visible members, oldest joins
-// first, and how many there are in all.
-func (b *Hub) Presence(ctx context.Context, room string, limit int) ([]*roomcastv1.Member, int, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, 0, err
-	}
-	if b.closed.Load() {
-		return nil, 0, ErrClosed
-	}
-	r := b.readRoom(room)
-	if r == nil {
-		return nil, 0, nil
-	}
-	type visible struct {
-		id string
-		m  *member
-	}
-	all := make([]visible, 0, len(r.members))
-	for id, m := range r.members {
-		all = append(all, visible{id, m})
-	}
-	r.mu.RUnlock()
-	slices.SortFunc(all, func(a, b visible) int {
-		return cmp.Or(a.m.joined.Compare(b.m.joined), cmp.Compare(a.id, b.id))
-	})
-	out := make([]*roomcastv1.Member, 0, min(limit, len(all)))
-	for _, v := range all[:min(limit, len(all))] {
-		out = append(out, v.m.proto(v.id))
-	}
-	return out, len(all), nil
-}
-
-func (m *member) proto(id string) *roomcastv1.Member {
-	return &roomcastv1.Member{SessionId: id, Info: m.info, JoinTime: timestamppb.New(m.joined)}
-}
-
-// announce appends a presence event for session id to r's event ring.
-// Caller holds r.mu for writing.
-func (b *Hub) announce(r *room, kind roomcastv1.PresenceEventKind, id string, m *member) {
-	if r.listeners == 0 {
-		return
-	}
-	ev := &roomcastv1.PresenceEvent{Room: r.name, Kind: kind, Member: m.proto(id), Offset: r.msgs.head}
-	buf, err := encodeEntry(presenceField, ev)
-	if err != nil {
-		return // cannot happen: the event is built from validated fields
-	}
-	r.events.append(entry{buf: mem.SliceBuffer(buf), size: len(buf), time: time.Now().UnixNano()},
-		b.cfg.backlogMessages, b.cfg.backlogBytes, b.maxSlots)
-	r.wakeListeners()
 }

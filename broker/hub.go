@@ -11,20 +11,12 @@
 package broker
 
 import (
-	"context"
-	"crypto/rand"
-	"encoding/base32"
 	"errors"
 	"hash/maphash"
 	"math/bits"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"google.golang.org/grpc/mem"
-	"google.golang.org/protobuf/types/known/timestamppb"
-
-	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
 )
 
 // Errors of Publish and Join.
@@ -131,6 +123,9 @@ func (b *Hub) lockRoom(name string, create bool) (*room, error) {
 				return nil, ErrTooManyRooms
 			}
 			r = newRoom(name, sh, b.maxSlots)
+			if b.cfg.encodeEach {
+				r.msgs.keepPlain()
+			}
 			sh.rooms[name] = r
 		}
 		sh.mu.Unlock()
@@ -217,54 +212,4 @@ func (b *Hub) sweep(every time.Duration) {
 			}
 		}
 	}
-}
-
-// Publish sequences msg into its room: it sets msg's offset and publish time,
-// encodes it once and makes it visible to the room's subscribers, except the
-// session called exclude when that is not empty. It returns the offset and
-// the room's epoch.
-//
-// With history off, a room without subscribers holds nothing, so a message
-// published to it reaches no one: it is given offset 1 and no epoch. The
-// caller must not touch msg after the call.
-func (b *Hub) Publish(ctx context.Context, msg *roomcastv1.Message, exclude string) (offset uint64, epoch string, err error) {
-	if err := ctx.Err(); err != nil {
-		return 0, "", err
-	}
-	if b.closed.Load() {
-		return 0, "", ErrClosed
-	}
-	b.stats.published.Add(1)
-	r, err := b.lockRoom(msg.GetRoom(), b.cfg.historyMessages > 0)
-	if r == nil {
-		return 1, "", err
-	}
-	defer r.mu.Unlock()
-	// Encoding under the room's lock is what makes offsets and encoded order
-	// agree; it costs one encode per message, never one per subscriber.
-	now := time.Now()
-	msg.Offset = r.msgs.head + 1
-	msg.PublishTime = timestamppb.New(now)
-	buf, err := encodeEntry(messageField, msg)
-	if err != nil {
-		return 0, "", err
-	}
-	b.stats.encoded.Add(1)
-	e := entry{buf: mem.SliceBuffer(buf), size: len(buf), time: now.UnixNano(), exclude: exclude}
-	if b.cfg.encodeEach {
-		e.msg = msg
-	}
-	r.msgs.append(e, b.retention(r), b.cfg.backlogBytes, b.maxSlots)
-	r.wake()
-	return msg.Offset, r.epoch, nil
-}
-
-var epochEncoding = base32.StdEncoding.WithPadding(base32.NoPadding)
-
-// newEpoch returns 64 random bits: a room that is freed and made again
-// cannot get its old epoch back.
-func newEpoch() string {
-	var b [8]byte
-	rand.Read(b[:]) // documented to always fill b
-	return epochEncoding.EncodeToString(b[:])
 }

@@ -2,7 +2,8 @@ package broker
 
 import (
 	"google.golang.org/grpc/mem"
-	"google.golang.org/protobuf/proto"
+
+	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
 )
 
 // entry is one encoded item of a room, shared by every subscriber.
@@ -10,10 +11,9 @@ type entry struct {
 	seq     uint64
 	buf     mem.Buffer // boxed once at publish, so batching allocates nothing per item
 	size    int
-	cum     uint64        // ring.cum after this entry: backlog bytes are a subtraction
-	time    int64         // when it was appended, in Unix nanoseconds
-	exclude string        // session id that must not receive it, or ""
-	msg     proto.Message // kept only to encode it again per subscriber, for benchmarks
+	cum     uint64 // ring.cum after this entry: backlog bytes are a subtraction
+	time    int64  // when it was appended, in Unix nanoseconds
+	exclude string // session id that must not receive it, or ""
 }
 
 // ring holds a sequence's newest entries. For messages the sequence number
@@ -24,11 +24,22 @@ type ring struct {
 	head    uint64  // newest, 0 before the first
 	bytes   int     // bytes retained
 	cum     uint64  // bytes ever appended
+
+	// plain holds each entry's message unencoded, beside entries, only for
+	// WithEncodePerSubscriber: nil otherwise, so that mode costs the
+	// production path no more than a nil check per append.
+	plain []*roomcastv1.Message
 }
 
 func newRing(slots int) ring {
 	return ring{first: 1, entries: make([]entry, min(8, slots))}
 }
+
+// keepPlain makes the ring keep each entry's unencoded message too.
+func (r *ring) keepPlain() { r.plain = make([]*roomcastv1.Message, len(r.entries)) }
+
+// plainAt is the unencoded message of seq; keepPlain must have been called.
+func (r *ring) plainAt(seq uint64) *roomcastv1.Message { return r.plain[seq&uint64(len(r.plain)-1)] }
 
 func (r *ring) at(seq uint64) *entry { return &r.entries[seq&uint64(len(r.entries)-1)] }
 
@@ -36,8 +47,9 @@ func (r *ring) at(seq uint64) *entry { return &r.entries[seq&uint64(len(r.entrie
 func (r *ring) retained() int { return int(r.head + 1 - r.first) }
 
 // append adds e as the next sequence number, then evicts the oldest entries
-// beyond the limits, always keeping the newest.
-func (r *ring) append(e entry, maxEntries, maxBytes, maxSlots int) {
+// beyond the limits, always keeping the newest. plain is e's unencoded
+// message for a ring that keeps them, and nil for the others.
+func (r *ring) append(e entry, plain *roomcastv1.Message, maxEntries, maxBytes, maxSlots int) {
 	if r.retained() == len(r.entries) {
 		if len(r.entries) < maxSlots {
 			r.grow()
@@ -50,6 +62,9 @@ func (r *ring) append(e entry, maxEntries, maxBytes, maxSlots int) {
 	r.head++
 	e.seq = r.head
 	*r.at(e.seq) = e
+	if r.plain != nil {
+		r.plain[e.seq&uint64(len(r.plain)-1)] = plain
+	}
 	r.bytes += e.size
 	r.trim(maxEntries, maxBytes)
 }
@@ -72,15 +87,25 @@ func (r *ring) evictOldest() {
 	old := r.at(r.first)
 	r.bytes -= old.size
 	*old = entry{}
+	if r.plain != nil {
+		r.plain[r.first&uint64(len(r.plain)-1)] = nil
+	}
 	r.first++
 }
 
 func (r *ring) grow() {
 	entries := make([]entry, 2*len(r.entries))
+	var plain []*roomcastv1.Message
+	if r.plain != nil {
+		plain = make([]*roomcastv1.Message, len(entries))
+	}
 	for seq := r.first; seq <= r.head; seq++ {
 		entries[seq&uint64(len(entries)-1)] = *r.at(seq)
+		if plain != nil {
+			plain[seq&uint64(len(plain)-1)] = r.plainAt(seq)
+		}
 	}
-	r.entries = entries
+	r.entries, r.plain = entries, plain
 }
 
 // pending is what lies after cursor: entries and bytes, or lost when some of

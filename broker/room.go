@@ -2,7 +2,6 @@ package broker
 
 import (
 	"sync"
-	"time"
 )
 
 // room is a room's two rings, messages and presence events, with its
@@ -21,11 +20,6 @@ type room struct {
 	listeners int // subscriptions that asked for presence events
 	members   map[string]*member
 	waiters   []*subscription
-}
-
-type member struct {
-	info   map[string]string
-	joined time.Time
 }
 
 func newRoom(name string, sh *shard, slots int) *room {

@@ -11,7 +11,7 @@ import (
 
 	"google.golang.org/grpc/mem"
 
-	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
+	"github.com/roomcast/roomcast/internal/wire"
 )
 
 // Errors from Join and Leave.
@@ -128,32 +128,16 @@ func (s *Subscriber) Join(ctx context.Context, room string, opts JoinOptions) (J
 		return JoinResult{}, err
 	}
 	res := JoinResult{Offset: r.msgs.head, Epoch: r.epoch}
-	cursor := r.msgs.head
-	if p := opts.Position; p != nil && (p.Epoch == "" || p.Epoch == r.epoch) {
-		switch {
-		case p.Offset > r.msgs.head:
-			r.mu.Unlock()
-			s.b.release(r)
-			return JoinResult{}, ErrFutureOffset
-		case p.Offset+1 >= s.b.historyStart(r, time.Now()) && r.msgs.head-p.Offset <= uint64(s.b.cfg.backlogMessages):
-			if _, bytes, lost := r.msgs.pending(p.Offset); !lost && bytes <= uint64(s.b.cfg.backlogBytes) {
-				cursor, res.Recovered = p.Offset, true
-			}
-		}
+	cursor, recovered, err := s.b.resume(r, opts.Position, time.Now())
+	if err == nil && opts.Presence {
+		err = s.b.addMember(r, s.id, opts.Info)
 	}
-	if opts.Presence {
-		if len(r.members) >= s.b.cfg.presenceMembers {
-			r.mu.Unlock()
-			s.b.release(r)
-			return JoinResult{}, ErrPresenceFull
-		}
-		if r.members == nil {
-			r.members = make(map[string]*member)
-		}
-		m := &member{info: opts.Info, joined: time.Now()}
-		r.members[s.id] = m
-		s.b.announce(r, roomcastv1.PresenceEventKind_PRESENCE_EVENT_KIND_JOIN, s.id, m)
+	if err != nil {
+		r.mu.Unlock()
+		s.b.release(r)
+		return JoinResult{}, err
 	}
+	res.Recovered = recovered
 	x := &subscription{sub: s, room: r, cursor: cursor, sent: cursor, visible: opts.Presence, events: opts.Events, evCursor: r.events.head}
 	r.subs++
 	if opts.Events {
@@ -198,9 +182,8 @@ func (s *Subscriber) drop(x *subscription) {
 	if x.events {
 		r.listeners--
 	}
-	if m := r.members[s.id]; x.visible && m != nil {
-		delete(r.members, s.id)
-		s.b.announce(r, roomcastv1.PresenceEventKind_PRESENCE_EVENT_KIND_LEAVE, s.id, m)
+	if x.visible {
+		s.b.removeMember(r, s.id)
 	}
 	empty := r.subs == 0
 	r.mu.Unlock()
@@ -219,6 +202,7 @@ func (s *Subscriber) drop(x *subscription) {
 func (s *Subscriber) Collect(maxBytes int) (mem.BufferSlice, error) {
 	var frame mem.BufferSlice
 	total := 0
+	each := s.b.cfg.encodeEach
 	n := len(s.subs)
 	for i := 0; i < n && total < maxBytes; i++ {
 		x := s.subs[(s.next+i)%n]
@@ -229,20 +213,20 @@ func (s *Subscriber) Collect(maxBytes int) (mem.BufferSlice, error) {
 				r.mu.RUnlock()
 				return nil, s.lagError(x)
 			}
-			frame, total = s.take(frame, total, maxBytes, &r.events, &x.evCursor)
+			frame, total = s.takeFrom(each, frame, total, maxBytes, &r.events, &x.evCursor)
 		}
 		if !s.within(&r.msgs, x.cursor) {
 			r.mu.RUnlock()
 			return nil, s.lagError(x)
 		}
-		frame, total = s.take(frame, total, maxBytes, &r.msgs, &x.cursor)
+		frame, total = s.takeFrom(each, frame, total, maxBytes, &r.msgs, &x.cursor)
 		r.mu.RUnlock()
 	}
 	s.next++
 	if total == 0 {
 		return nil, nil
 	}
-	frame[0] = frameHeader(total)
+	frame[0] = wire.BatchHeader(total)
 	s.b.stats.delivered.Add(uint64(len(frame) - 1))
 	return frame, nil
 }
@@ -253,8 +237,17 @@ func (s *Subscriber) within(q *ring, cursor uint64) bool {
 	return !lost && n <= uint64(s.b.cfg.backlogMessages) && bytes <= uint64(s.b.cfg.backlogBytes)
 }
 
+// takeFrom is take, or takeEncodingEach when each is set.
+func (s *Subscriber) takeFrom(each bool, frame mem.BufferSlice, total, maxBytes int, q *ring, cursor *uint64) (mem.BufferSlice, int) {
+	if each {
+		return s.takeEncodingEach(frame, total, maxBytes, q, cursor)
+	}
+	return s.take(frame, total, maxBytes, q, cursor)
+}
+
 // take appends q's entries past *cursor to frame, advancing the cursor,
 // until total reaches maxBytes. The frame's first slot is left for its header.
+// This is the fan-out's inner loop: a shared buffer appended per delivery.
 func (s *Subscriber) take(frame mem.BufferSlice, total, maxBytes int, q *ring, cursor *uint64) (mem.BufferSlice, int) {
 	for *cursor < q.head && total < maxBytes {
 		*cursor++
@@ -265,17 +258,36 @@ func (s *Subscriber) take(frame mem.BufferSlice, total, maxBytes int, q *ring, c
 		if frame == nil {
 			frame = make(mem.BufferSlice, 1, 1+min(q.head-*cursor+1, 64))
 		}
-		buf := e.buf
-		if e.msg != nil { // the per-subscriber encode that benchmarks compare against
-			b, err := encodeEntry(messageField, e.msg)
-			if err != nil {
-				continue
-			}
-			s.b.stats.encoded.Add(1)
-			buf = mem.SliceBuffer(b)
-		}
-		frame = append(frame, buf)
+		frame = append(frame, e.buf)
 		total += e.size
+	}
+	return frame, total
+}
+
+// takeEncodingEach is take for WithEncodePerSubscriber: each message encoded
+// again for this subscriber, as a per-subscriber send loop does, so that
+// benchmarks can measure what roomcast saves. Presence events, which that
+// mode does not keep unencoded, are shared as usual.
+func (s *Subscriber) takeEncodingEach(frame mem.BufferSlice, total, maxBytes int, q *ring, cursor *uint64) (mem.BufferSlice, int) {
+	if q.plain == nil {
+		return s.take(frame, total, maxBytes, q, cursor)
+	}
+	for *cursor < q.head && total < maxBytes {
+		*cursor++
+		e := q.at(*cursor)
+		if e.exclude != "" && e.exclude == s.id {
+			continue
+		}
+		b, err := wire.MessageEntry(q.plainAt(*cursor))
+		if err != nil {
+			continue
+		}
+		s.b.stats.encoded.Add(1)
+		if frame == nil {
+			frame = make(mem.BufferSlice, 1, 1+min(q.head-*cursor+1, 64))
+		}
+		frame = append(frame, mem.SliceBuffer(b))
+		total += len(b)
 	}
 	return frame, total
 }

@@ -1,0 +1,106 @@
+package broker
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"slices"
+	"time"
+
+	"google.golang.org/grpc/mem"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
+	"github.com/roomcast/roomcast/internal/wire"
+)
+
+// ErrPresenceFull is Join's error when the room lists as many members as
+// WithPresenceLimit allows.
+var ErrPresenceFull = errors.New("broker: room presence is full")
+
+// Presence is kept per room: the visible members (sessions that joined with
+// presence), and a ring of join and leave events encoded once for the
+// subscribers that asked for them. An event carries the room's newest
+// offset when it happened, so a client can place it among the messages.
+
+// member is one visible session of a room.
+type member struct {
+	info   map[string]string
+	joined time.Time
+}
+
+// addMember lists session id in r's presence, announcing the join.
+// Caller holds r.mu for writing.
+func (b *Hub) addMember(r *room, id string, info map[string]string) error {
+	if len(r.members) >= b.cfg.presenceMembers {
+		return ErrPresenceFull
+	}
+	if r.members == nil {
+		r.members = make(map[string]*member)
+	}
+	m := &member{info: info, joined: time.Now()}
+	r.members[id] = m
+	b.announce(r, roomcastv1.PresenceEventKind_PRESENCE_EVENT_KIND_JOIN, id, m)
+	return nil
+}
+
+// removeMember takes session id off r's presence, announcing the leave.
+// Caller holds r.mu for writing.
+func (b *Hub) removeMember(r *room, id string) {
+	if m := r.members[id]; m != nil {
+		delete(r.members, id)
+		b.announce(r, roomcastv1.PresenceEventKind_PRESENCE_EVENT_KIND_LEAVE, id, m)
+	}
+}
+
+// Presence returns up to limit of the room's visible members, oldest joins
+// first, and how many there are in all.
+func (b *Hub) Presence(ctx context.Context, room string, limit int) ([]*roomcastv1.Member, int, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, 0, err
+	}
+	if b.closed.Load() {
+		return nil, 0, ErrClosed
+	}
+	r := b.readRoom(room)
+	if r == nil {
+		return nil, 0, nil
+	}
+	type visible struct {
+		id string
+		m  *member
+	}
+	all := make([]visible, 0, len(r.members))
+	for id, m := range r.members {
+		all = append(all, visible{id, m})
+	}
+	r.mu.RUnlock()
+	slices.SortFunc(all, func(a, b visible) int {
+		return cmp.Or(a.m.joined.Compare(b.m.joined), cmp.Compare(a.id, b.id))
+	})
+	out := make([]*roomcastv1.Member, 0, min(limit, len(all)))
+	for _, v := range all[:min(limit, len(all))] {
+		out = append(out, v.m.proto(v.id))
+	}
+	return out, len(all), nil
+}
+
+func (m *member) proto(id string) *roomcastv1.Member {
+	return &roomcastv1.Member{SessionId: id, Info: m.info, JoinTime: timestamppb.New(m.joined)}
+}
+
+// announce appends a presence event for session id to r's event ring.
+// Caller holds r.mu for writing.
+func (b *Hub) announce(r *room, kind roomcastv1.PresenceEventKind, id string, m *member) {
+	if r.listeners == 0 {
+		return
+	}
+	ev := &roomcastv1.PresenceEvent{Room: r.name, Kind: kind, Member: m.proto(id), Offset: r.msgs.head}
+	buf, err := wire.PresenceEntry(ev)
+	if err != nil {
+		return // cannot happen: the event is built from validated fields
+	}
+	r.events.append(entry{buf: mem.SliceBuffer(buf), size: len(buf), time: time.Now().UnixNano()}, nil,
+		b.cfg.backlogMessages, b.cfg.backlogBytes, b.maxSlots)
+	r.wakeListeners()
+}

@@ -1,0 +1,101 @@
+// Package wire is the one place that knows how roomcast's responses are laid
+// out on the wire, so that a message encoded once, at publish, can be shared
+// by every frame that carries it.
+//
+// A SubscribeResponse whose batch field holds a MessageBatch is
+//
+//	tag(SubscribeResponse.batch) len(batch) entry entry ...
+//
+// where each entry is tag(MessageBatch.messages) len(msg) msg, or the same
+// for MessageBatch.presence. Protobuf encodes a repeated field as its
+// elements laid end to end, and decoders accept the fields in any order, so
+// an entry encoded once can be placed in every subscriber's frame; only the
+// few header bytes are written per frame. HistoryResponse.messages has
+// MessageBatch.messages's number and type, so a HistoryResponse is the same
+// entries followed by the room's offset and epoch.
+//
+// An entry's bytes are immutable once made: the hub, the server's codec and
+// gRPC's transport read them from many goroutines at once.
+package wire
+
+import (
+	"google.golang.org/grpc/mem"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+
+	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
+)
+
+// Field numbers of the layout, read from the generated descriptors so that
+// they cannot drift from the proto.
+var (
+	batchField    = (&roomcastv1.SubscribeResponse{}).ProtoReflect().Descriptor().Fields().ByName("batch").Number()
+	messageField  = (&roomcastv1.MessageBatch{}).ProtoReflect().Descriptor().Fields().ByName("messages").Number()
+	presenceField = (&roomcastv1.MessageBatch{}).ProtoReflect().Descriptor().Fields().ByName("presence").Number()
+	historyFields = (&roomcastv1.HistoryResponse{}).ProtoReflect().Descriptor().Fields()
+	historyOffset = historyFields.ByName("offset").Number()
+	historyEpoch  = historyFields.ByName("epoch").Number()
+	offsetField   = (&roomcastv1.Message{}).ProtoReflect().Descriptor().Fields().ByName("offset").Number()
+)
+
+// MessageEntry encodes m once as an element of MessageBatch.messages (and so
+// of HistoryResponse.messages).
+func MessageEntry(m *roomcastv1.Message) ([]byte, error) { return entry(messageField, m) }
+
+// PresenceEntry encodes ev once as an element of MessageBatch.presence.
+func PresenceEntry(ev *roomcastv1.PresenceEvent) ([]byte, error) { return entry(presenceField, ev) }
+
+func entry(field protowire.Number, m proto.Message) ([]byte, error) {
+	size := proto.Size(m)
+	b := make([]byte, 0, protowire.SizeTag(field)+protowire.SizeVarint(uint64(size))+size)
+	b = protowire.AppendTag(b, field, protowire.BytesType)
+	b = protowire.AppendVarint(b, uint64(size))
+	return proto.MarshalOptions{UseCachedSize: true}.MarshalAppend(b, m)
+}
+
+// MessageEntryAt makes a MessageBatch.messages element from body, a Message
+// encoded without its offset (by a node that did not know it yet), and the
+// offset the room's sequencer gave it. It appends a field rather than
+// encoding the message again: decoders accept fields in any order.
+func MessageEntryAt(body []byte, offset uint64) []byte {
+	var off []byte
+	if offset != 0 {
+		off = protowire.AppendTag(off, offsetField, protowire.VarintType)
+		off = protowire.AppendVarint(off, offset)
+	}
+	size := len(body) + len(off)
+	b := make([]byte, 0, protowire.SizeTag(messageField)+protowire.SizeVarint(uint64(size))+size)
+	b = protowire.AppendTag(b, messageField, protowire.BytesType)
+	b = protowire.AppendVarint(b, uint64(size))
+	b = append(b, body...)
+	return append(b, off...)
+}
+
+// BatchHeader is the start of a SubscribeResponse carrying a batch of n bytes
+// of entries: the one part of a frame written per subscriber.
+func BatchHeader(n int) mem.Buffer {
+	h := make([]byte, 0, protowire.SizeTag(batchField)+protowire.SizeVarint(uint64(n)))
+	h = protowire.AppendTag(h, batchField, protowire.BytesType)
+	h = protowire.AppendVarint(h, uint64(n))
+	return mem.SliceBuffer(h)
+}
+
+// History is a HistoryResponse: the shared message entries, then the room's
+// newest offset and its epoch.
+func History(entries []mem.Buffer, offset uint64, epoch string) mem.BufferSlice {
+	var t []byte
+	if offset != 0 {
+		t = protowire.AppendTag(t, historyOffset, protowire.VarintType)
+		t = protowire.AppendVarint(t, offset)
+	}
+	if epoch != "" {
+		t = protowire.AppendTag(t, historyEpoch, protowire.BytesType)
+		t = protowire.AppendString(t, epoch)
+	}
+	frame := make(mem.BufferSlice, 0, len(entries)+1)
+	frame = append(frame, entries...)
+	if len(t) > 0 {
+		frame = append(frame, mem.SliceBuffer(t))
+	}
+	return frame
+}

@@ -1,0 +1,74 @@
+package wire_test
+
+import (
+	"testing"
+
+	"google.golang.org/grpc/mem"
+	"google.golang.org/protobuf/proto"
+
+	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
+	"github.com/roomcast/roomcast/internal/wire"
+)
+
+func TestBatchOfSharedEntriesDecodesAsOneResponse(t *testing.T) {
+	msgs := []*roomcastv1.Message{
+		{Room: "a", Offset: 1, Payload: &roomcastv1.Message_Text{Text: "one"}},
+		{Room: "a", Offset: 2, Payload: &roomcastv1.Message_Data{Data: []byte{0, 1, 2}}, Headers: map[string]string{"k": "v"}},
+	}
+	ev := &roomcastv1.PresenceEvent{Room: "a", Kind: roomcastv1.PresenceEventKind_PRESENCE_EVENT_KIND_JOIN, Offset: 2}
+	var entries mem.BufferSlice
+	n := 0
+	for _, m := range msgs {
+		b, err := wire.MessageEntry(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		entries = append(entries, mem.SliceBuffer(b))
+		n += len(b)
+	}
+	b, err := wire.PresenceEntry(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries = append(entries, mem.SliceBuffer(b))
+	n += len(b)
+	frame := append(mem.BufferSlice{wire.BatchHeader(n)}, entries...)
+
+	var got roomcastv1.SubscribeResponse
+	if err := proto.Unmarshal(frame.Materialize(), &got); err != nil {
+		t.Fatal(err)
+	}
+	want := &roomcastv1.SubscribeResponse{Event: &roomcastv1.SubscribeResponse_Batch{Batch: &roomcastv1.MessageBatch{Messages: msgs, Presence: []*roomcastv1.PresenceEvent{ev}}}}
+	if !proto.Equal(want, &got) {
+		t.Errorf("got %v, want %v", &got, want)
+	}
+
+	var h roomcastv1.HistoryResponse
+	if err := proto.Unmarshal(wire.History(entries[:2], 2, "E").Materialize(), &h); err != nil {
+		t.Fatal(err)
+	}
+	wantH := &roomcastv1.HistoryResponse{Messages: msgs, Offset: 2, Epoch: "E"}
+	if !proto.Equal(wantH, &h) {
+		t.Errorf("got %v, want %v", &h, wantH)
+	}
+}
+
+func TestMessageEntryAtAddsTheOffsetWithoutEncodingAgain(t *testing.T) {
+	m := &roomcastv1.Message{Room: "r", PublisherSession: "S", Payload: &roomcastv1.Message_Text{Text: "hi"}}
+	body, err := proto.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, off := range []uint64{0, 1, 300, 1<<64 - 1} {
+		b := wire.MessageEntryAt(body, off)
+		var got roomcastv1.MessageBatch
+		if err := proto.Unmarshal(b, &got); err != nil {
+			t.Fatal(err)
+		}
+		want := proto.Clone(m).(*roomcastv1.Message)
+		want.Offset = off
+		if len(got.GetMessages()) != 1 || !proto.Equal(got.GetMessages()[0], want) {
+			t.Errorf("offset %d: got %v, want %v", off, got.GetMessages(), want)
+		}
+	}
+}
