@@ -49,13 +49,14 @@ type shard struct {
 }
 
 type counters struct {
-	published, encoded, delivered, lagged atomic.Uint64
+	published, encoded, received, delivered, lagged atomic.Uint64
 }
 
 // Stats is a snapshot of a broker's counters since it started.
 type Stats struct {
 	Published uint64 // messages accepted
 	Encoded   uint64 // messages encoded: one per message that reached a room, whatever its size
+	Received  uint64 // messages sequenced elsewhere and taken through Deliver, without an encode
 	Delivered uint64 // messages handed to subscriber streams
 	Lagged    uint64 // subscribers reported as lagging or stalled
 	Rooms     int    // rooms in memory now
@@ -93,6 +94,7 @@ func (b *Hub) Stats() Stats {
 	return Stats{
 		Published: b.stats.published.Load(),
 		Encoded:   b.stats.encoded.Load(),
+		Received:  b.stats.received.Load(),
 		Delivered: b.stats.delivered.Load(),
 		Lagged:    b.stats.lagged.Load(),
 		Rooms:     int(b.rooms.Load()),

@@ -11,6 +11,7 @@ type room struct {
 	name  string
 	shard *shard
 	epoch string
+	gen   uint64 // restarts of the sequence (see restart); a subscription of an older one is cut off
 
 	mu        sync.RWMutex
 	dead      bool // removed from its shard: look the room up again

@@ -44,6 +44,7 @@ type subscription struct {
 	evCursor uint64 // last event collected
 	visible  bool   // listed in the room's presence
 	waiting  bool   // in room.waiters; guarded by room.mu
+	gen      uint64 // room.gen at the join
 }
 
 // JoinOptions are the choices of a join.
@@ -138,7 +139,7 @@ func (s *Subscriber) Join(ctx context.Context, room string, opts JoinOptions) (J
 		return JoinResult{}, err
 	}
 	res.Recovered = recovered
-	x := &subscription{sub: s, room: r, cursor: cursor, sent: cursor, visible: opts.Presence, events: opts.Events, evCursor: r.events.head}
+	x := &subscription{sub: s, room: r, cursor: cursor, sent: cursor, visible: opts.Presence, events: opts.Events, evCursor: r.events.head, gen: r.gen}
 	r.subs++
 	if opts.Events {
 		r.listeners++
@@ -198,7 +199,8 @@ func (s *Subscriber) drop(x *subscription) {
 // buffers are shared and read-only: hand them to the transport as they are.
 //
 // It returns a *LagError, and nothing else, when the subscriber is further
-// behind in any room than the broker's backlog limit.
+// behind in any room than the broker's backlog limit, and a *GapError when a
+// room's sequence broke on this node (see Sink).
 func (s *Subscriber) Collect(maxBytes int) (mem.BufferSlice, error) {
 	var frame mem.BufferSlice
 	total := 0
@@ -208,6 +210,10 @@ func (s *Subscriber) Collect(maxBytes int) (mem.BufferSlice, error) {
 		x := s.subs[(s.next+i)%n]
 		r := x.room
 		r.mu.RLock()
+		if x.gen != r.gen {
+			r.mu.RUnlock()
+			return nil, s.gapError(x)
+		}
 		if x.events {
 			if !s.within(&r.events, x.evCursor) {
 				r.mu.RUnlock()
@@ -321,7 +327,7 @@ func (s *Subscriber) Park() bool {
 	for _, x := range s.subs {
 		r := x.room
 		r.mu.Lock()
-		if r.msgs.head > x.cursor || (x.events && r.events.head > x.evCursor) {
+		if r.msgs.head > x.cursor || x.gen != r.gen || (x.events && r.events.head > x.evCursor) {
 			r.mu.Unlock()
 			return false
 		}
@@ -366,6 +372,11 @@ func FormatSent(sent map[string]uint64) string {
 func (s *Subscriber) lagError(at *subscription) *LagError {
 	s.b.stats.lagged.Add(1)
 	return &LagError{Room: at.room.name, Messages: s.b.cfg.backlogMessages, Bytes: s.b.cfg.backlogBytes, Sent: s.Sent()}
+}
+
+func (s *Subscriber) gapError(at *subscription) *GapError {
+	s.b.stats.lagged.Add(1)
+	return &GapError{Room: at.room.name, Sent: s.Sent()}
 }
 
 // Stalled records that the caller cut the subscriber off for not taking
