@@ -1,23 +1,14 @@
 package broker
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"sync"
-	"time"
 
 	"google.golang.org/grpc/mem"
 
 	"github.com/roomcast/roomcast/internal/wire"
-)
-
-// Errors from Join and Leave.
-var (
-	ErrAlreadyJoined = errors.New("broker: room already joined")
-	ErrNotJoined     = errors.New("broker: room not joined")
 )
 
 // Subscriber is one session's membership in rooms: a cursor per room and a
@@ -31,8 +22,9 @@ type Subscriber struct {
 	notify func() // called instead of signalling wake, when set
 	next   int    // where the next Collect starts, for fairness between rooms
 
-	mu   sync.Mutex      // guards changes to subs and sent, for Sent
-	subs []*subscription // in join order
+	mu      sync.Mutex      // guards changes to subs and sent, for Sent
+	subs    []*subscription // in join order
+	pending []*PendingJoin  // begun and not finished, in begin order
 }
 
 type subscription struct {
@@ -102,58 +94,25 @@ func (s *Subscriber) signal() {
 	}
 }
 
-// Rooms is how many rooms the subscriber is in.
-func (s *Subscriber) Rooms() int { return len(s.subs) }
+// Rooms is how many rooms the subscriber is in or joining.
+func (s *Subscriber) Rooms() int { return len(s.subs) + len(s.pending) }
 
 func (s *Subscriber) find(room string) int {
 	return slices.IndexFunc(s.subs, func(x *subscription) bool { return x.room.name == room })
 }
 
-// Join adds the subscriber to room. It collects every message published
-// after the join; with a Position whose messages the room still retains
-// (same epoch, within history size and age, and within the backlog), every
-// message after that position first, and Recovered is true. Otherwise none
-// of them: it is never given part of a gap.
-func (s *Subscriber) Join(ctx context.Context, room string, opts JoinOptions) (JoinResult, error) {
-	if err := ctx.Err(); err != nil {
-		return JoinResult{}, err
-	}
-	if s.b.closed.Load() {
-		return JoinResult{}, ErrClosed
-	}
-	if s.find(room) >= 0 {
-		return JoinResult{}, ErrAlreadyJoined
-	}
-	r, err := s.b.lockRoom(room, true)
-	if err != nil {
-		return JoinResult{}, err
-	}
-	res := JoinResult{Offset: r.msgs.head, Epoch: r.epoch}
-	cursor, recovered, err := s.b.resume(r, opts.Position, time.Now())
-	if err == nil && opts.Presence {
-		err = s.b.addMember(r, s.id, opts.Info)
-	}
-	if err != nil {
-		r.mu.Unlock()
-		s.b.release(r)
-		return JoinResult{}, err
-	}
-	res.Recovered = recovered
-	x := &subscription{sub: s, room: r, cursor: cursor, sent: cursor, visible: opts.Presence, events: opts.Events, evCursor: r.events.head, gen: r.gen}
-	r.subs++
-	if opts.Events {
-		r.listeners++
-	}
-	r.mu.Unlock()
-	s.mu.Lock()
-	s.subs = append(s.subs, x)
-	s.mu.Unlock()
-	return res, nil
+func (s *Subscriber) findPending(room string) int {
+	return slices.IndexFunc(s.pending, func(p *PendingJoin) bool { return p.room.name == room })
 }
 
 // Leave removes the subscriber from room. Nothing of the room is collected
-// after it returns.
+// after it returns. A join of the room still pending is cancelled: its
+// FinishJoin reports ErrCancelled.
 func (s *Subscriber) Leave(room string) error {
+	if i := s.findPending(room); i >= 0 {
+		s.pending[i].cancel()
+		return nil
+	}
 	i := s.find(room)
 	if i < 0 {
 		return ErrNotJoined
@@ -165,8 +124,13 @@ func (s *Subscriber) Leave(room string) error {
 	return nil
 }
 
-// Close leaves every room. It is idempotent.
+// Close leaves every room and cancels every pending join. It is idempotent.
 func (s *Subscriber) Close() {
+	pending := s.pending
+	s.pending = nil
+	for _, p := range pending {
+		p.cancel()
+	}
 	for _, x := range s.subs {
 		s.drop(x)
 	}
