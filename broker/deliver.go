@@ -1,12 +1,6 @@
 package broker
 
-import (
-	"fmt"
-
-	"google.golang.org/grpc/mem"
-
-	"github.com/roomcast/roomcast/internal/wire"
-)
+import "fmt"
 
 // GapError reports a subscriber of a room whose sequence broke on this node:
 // messages were sequenced that the node will never hold (its engine lost
@@ -36,20 +30,14 @@ func (b *Hub) Deliver(room string, e Entry) {
 		return // no local subscriber: nothing to keep
 	}
 	defer r.mu.Unlock()
-	switch {
-	case e.Offset == 0: // not an offset any sequencer gives
+	if t := r.tracking; t != nil && !t.synced {
+		if len(t.early) == maxEarly {
+			t.early = append(t.early[:0], t.early[1:]...) // the gap shows when Track returns
+		}
+		t.early = append(t.early, e)
 		return
-	case e.Epoch != r.epoch:
-		r.restart(e.Epoch, e.Offset)
-	case e.Offset <= r.msgs.head:
-		return
-	case e.Offset > r.msgs.head+1:
-		r.restart(r.epoch, e.Offset)
 	}
-	buf := wire.MessageEntryAt(e.Body, e.Offset)
-	b.stats.received.Add(1)
-	r.msgs.append(entry{buf: mem.SliceBuffer(buf), size: len(buf), time: e.Time, exclude: e.Exclude}, nil, b.retention(r), b.cfg.backlogBytes, b.maxSlots)
-	r.wake()
+	b.deliverLocked(r, e)
 }
 
 // restart empties r's message ring so that its next offset is next, in

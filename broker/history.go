@@ -38,6 +38,9 @@ func (b *Hub) History(ctx context.Context, room string, after uint64, limit int,
 	if b.closed.Load() {
 		return nil, ErrClosed
 	}
+	if b.engine != nil {
+		return b.historyFromEngine(ctx, room, after, limit, newestFirst)
+	}
 	r := b.readRoom(room)
 	if r == nil {
 		return wire.History(nil, 0, ""), nil

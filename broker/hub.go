@@ -1,16 +1,7 @@
-// Package broker is roomcast's core: it sequences each room's messages,
-// encodes every message once, keeps the encoded bytes in a per-room ring and
-// lets subscribers copy out, by reference, whatever lies past their cursor.
-//
-// Publishing appends to one ring and wakes only the subscribers that are
-// parked; a busy subscriber picks up everything new in one batch when its
-// previous write completes. No subscriber has a queue of its own: a room's
-// ring is its subscribers' shared backlog and its history, bounded in
-// messages, bytes and age, and a subscriber whose cursor falls further
-// behind than the backlog bound is reported as lagging rather than skipped.
 package broker
 
 import (
+	"context"
 	"errors"
 	"hash/maphash"
 	"math/bits"
@@ -39,6 +30,10 @@ type Hub struct {
 	rooms    atomic.Int64 // rooms in memory
 
 	stop      chan struct{}
+	engine    Engine             // nil: the hub sequences and stores rooms itself
+	life      context.Context    // cancelled by Close: ends the work below
+	end       context.CancelFunc // cancels life
+	workers   sync.WaitGroup     // goroutines waiting on the engine for a join or a leave
 	closeOnce sync.Once
 	janitor   sync.WaitGroup
 }
@@ -62,7 +57,8 @@ type Stats struct {
 	Rooms     int    // rooms in memory now
 }
 
-// New returns an empty in-memory broker. Close stops its janitor.
+// New returns an empty hub: by default its own sequencer, in memory, and
+// with WithEngine the node-local side of an engine. Close stops it.
 func New(opts ...Option) (*Hub, error) {
 	cfg, err := newConfig(opts)
 	if err != nil {
@@ -70,8 +66,16 @@ func New(opts ...Option) (*Hub, error) {
 	}
 	slots := max(cfg.backlogMessages, cfg.historyMessages)
 	b := &Hub{cfg: cfg, seed: maphash.MakeSeed(), maxSlots: 1 << bits.Len(uint(slots-1)), stop: make(chan struct{})}
+	b.life, b.end = context.WithCancel(context.Background())
 	for i := range b.shards {
 		b.shards[i].rooms = make(map[string]*room)
+	}
+	if cfg.engine != nil {
+		if b.engine, err = cfg.engine(b); err != nil {
+			b.end()
+			return nil, err
+		}
+		return b, nil // history lives in the engine: nothing to expire here
 	}
 	if cfg.historyMessages > 0 {
 		b.janitor.Add(1)
@@ -80,13 +84,22 @@ func New(opts ...Option) (*Hub, error) {
 	return b, nil
 }
 
-// Close makes later calls fail with ErrClosed and stops the janitor. It is
-// idempotent; subscribers keep what they hold.
+// Close makes later calls fail with ErrClosed, stops the janitor and the
+// work waiting on the engine, and closes the engine. It is idempotent;
+// subscribers keep what they hold.
 func (b *Hub) Close() error {
 	b.closed.Store(true)
-	b.closeOnce.Do(func() { close(b.stop) })
-	b.janitor.Wait()
-	return nil
+	var err error
+	b.closeOnce.Do(func() {
+		close(b.stop)
+		b.end()
+		b.janitor.Wait()
+		b.workers.Wait()
+		if b.engine != nil {
+			err = b.engine.Close()
+		}
+	})
+	return err
 }
 
 // Stats returns the broker's counters.
@@ -127,6 +140,9 @@ func (b *Hub) lockRoom(name string, create bool) (*room, error) {
 			r = newRoom(name, sh, b.maxSlots)
 			if b.cfg.encodeEach {
 				r.msgs.keepPlain()
+			}
+			if b.engine != nil {
+				r.tracking = newTracking()
 			}
 			sh.rooms[name] = r
 		}
@@ -178,7 +194,10 @@ func (b *Hub) retention(r *room) int {
 func (b *Hub) release(r *room) {
 	r.shard.mu.Lock()
 	r.mu.Lock()
-	if !r.dead && r.subs == 0 {
+	if !r.dead && r.subs == 0 && b.engine != nil {
+		b.free(r) // its history is the engine's
+		b.engine.Untrack(r.name)
+	} else if !r.dead && r.subs == 0 {
 		r.msgs.trim(b.cfg.historyMessages, b.cfg.backlogBytes)
 		if r.msgs.retained() == 0 {
 			b.free(r)

@@ -94,6 +94,11 @@ func (s *Subscriber) BeginJoin(ctx context.Context, room string, opts JoinOption
 	r.mu.Unlock()
 	p := &PendingJoin{s: s, room: r, opts: opts}
 	s.pending = append(s.pending, p)
+	if s.b.engine != nil {
+		s.b.workers.Add(1)
+		go s.b.prepareJoin(ctx, p, ready)
+		return p, nil
+	}
 	p.ready.Store(true)
 	ready()
 	return p, nil
@@ -117,7 +122,7 @@ func (s *Subscriber) FinishJoin(p *PendingJoin) (JoinResult, error) {
 	if err == nil {
 		cursor, recovered, err = s.b.resume(r, p.opts.Position, time.Now())
 	}
-	if err == nil && p.opts.Presence {
+	if err == nil && p.opts.Presence && s.b.engine == nil { // an engine's join added it already
 		err = s.b.addMember(r, s.id, p.opts.Info)
 	}
 	if err != nil {

@@ -26,6 +26,7 @@ type config struct {
 	presenceMembers int
 	encodeEach      bool
 	maxRooms        int
+	engine          EngineFunc
 }
 
 // WithBacklog bounds how far a subscriber may fall behind in one room, in
@@ -74,6 +75,14 @@ func WithMaxRooms(n int) Option { return func(c *config) { c.maxRooms = n } }
 func WithEncodePerSubscriber(on bool) Option {
 	return func(c *config) { c.encodeEach = on }
 }
+
+// WithEngine makes the hub the node-local side of an engine that sequences
+// and stores rooms elsewhere (see Engine): newEngine is called once, by New,
+// with the hub as the engine's Sink, and the hub closes the engine. History
+// limits then apply to the engine's history too, and the hub holds a room
+// only while it has subscribers. WithEncodePerSubscriber has no effect. The
+// default is none: the hub sequences and keeps rooms itself, in memory.
+func WithEngine(newEngine EngineFunc) Option { return func(c *config) { c.engine = newEngine } }
 
 func newConfig(opts []Option) (config, error) {
 	c := config{

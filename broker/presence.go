@@ -62,6 +62,9 @@ func (b *Hub) Presence(ctx context.Context, room string, limit int) ([]*roomcast
 	if b.closed.Load() {
 		return nil, 0, ErrClosed
 	}
+	if b.engine != nil {
+		return b.engine.Members(ctx, room, limit)
+	}
 	r := b.readRoom(room)
 	if r == nil {
 		return nil, 0, nil

@@ -29,6 +29,9 @@ func (b *Hub) Publish(ctx context.Context, msg *roomcastv1.Message, exclude stri
 		return 0, "", ErrClosed
 	}
 	b.stats.published.Add(1)
+	if b.engine != nil {
+		return b.publishToEngine(ctx, msg, exclude)
+	}
 	r, err := b.lockRoom(msg.GetRoom(), b.cfg.historyMessages > 0)
 	if r == nil {
 		return 1, "", err

@@ -126,3 +126,31 @@ func (r *ring) pending(cursor uint64) (entries, bytes uint64, lost bool) {
 	}
 	return r.head - cursor, r.cum - before, false
 }
+
+// prepend adds e as the sequence number before the oldest, for a ring being
+// filled back from elsewhere, and reports false, adding nothing, when the
+// ring is at maxSlots entries or e would take it past maxBytes. Offsets and
+// byte counts stay what append would have made them: e.cum is counted back
+// from the entry after it (modulo 2^64, as every difference of cum is).
+func (r *ring) prepend(e entry, maxBytes, maxSlots int) bool {
+	if r.first <= 1 || r.bytes+e.size > maxBytes {
+		return false
+	}
+	if r.retained() == len(r.entries) {
+		if len(r.entries) >= maxSlots {
+			return false
+		}
+		r.grow()
+	}
+	if r.retained() == 0 {
+		e.cum = r.cum
+	} else {
+		next := r.at(r.first)
+		e.cum = next.cum - uint64(next.size)
+	}
+	r.first--
+	e.seq = r.first
+	*r.at(e.seq) = e
+	r.bytes += e.size
+	return true
+}

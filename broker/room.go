@@ -8,10 +8,11 @@ import (
 // subscribers' cursors pointing into them. Publishers append under mu;
 // subscribers copy out what lies past their cursors under the read lock.
 type room struct {
-	name  string
-	shard *shard
-	epoch string
-	gen   uint64 // restarts of the sequence (see restart); a subscription of an older one is cut off
+	name     string
+	shard    *shard
+	epoch    string
+	tracking *tracking // with an engine: the room's sync with it; nil without
+	gen      uint64    // restarts of the sequence (see restart); a subscription of an older one is cut off
 
 	mu        sync.RWMutex
 	dead      bool // removed from its shard: look the room up again

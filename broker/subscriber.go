@@ -147,7 +147,9 @@ func (s *Subscriber) drop(x *subscription) {
 	if x.events {
 		r.listeners--
 	}
-	if x.visible {
+	if x.visible && s.b.engine != nil {
+		s.b.removeMemberFromEngine(r.name, s.id)
+	} else if x.visible {
 		s.b.removeMember(r, s.id)
 	}
 	empty := r.subs == 0

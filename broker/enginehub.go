@@ -1,0 +1,215 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"google.golang.org/grpc/mem"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
+	"github.com/roomcast/roomcast/internal/wire"
+)
+
+// This file is the hub's side of an external engine (see Engine): what
+// Publish, joins, History and Presence do when rooms are sequenced
+// elsewhere. A room is then held on a node only while the node has
+// subscribers of it, and its ring is a cache of the tail of the engine's
+// order, filled by Deliver.
+//
+// A room's life on a node, with an engine:
+//
+//	created by the first BeginJoin ──▶ tracking: Track under way; Deliver
+//	   buffers in early, joins wait
+//	        │ Track returned the head and the backfill
+//	        ▼
+//	     in sync: the ring holds the backfill and what Deliver brings;
+//	        │      joins are ready at once unless they resume from further
+//	        │      back than the ring holds (then Read fills it in first)
+//	        │ the last subscriber leaves
+//	        ▼
+//	     freed, and Untrack (under the shard's lock, so a new incarnation's
+//	     Track always comes after it)
+
+// EngineFunc makes the engine a hub runs on, given the Sink (the hub) that
+// the engine delivers rooms' entries to.
+type EngineFunc func(Sink) (Engine, error)
+
+// ErrEngineUnsupported is the error of what an engine-backed hub cannot do
+// yet: presence events.
+var ErrEngineUnsupported = errors.New("broker: not supported with this engine yet")
+
+// tracking is a room's sync with its engine. Guarded by room.mu, but for
+// done, which is closed once and read by anyone.
+type tracking struct {
+	started bool          // a join called Track
+	synced  bool          // Track returned: Deliver appends
+	done    chan struct{} // closed when Track returned
+	err     error         // Track's error: the room cannot be joined
+	early   []Entry       // delivered before Track returned
+}
+
+func newTracking() *tracking { return &tracking{done: make(chan struct{})} }
+
+// removeMember takes a leaving subscriber off room's presence in the engine,
+// on a goroutine of the hub's, since whoever serves the subscriber must not
+// wait for it.
+func (b *Hub) removeMemberFromEngine(room, session string) {
+	b.workers.Add(1)
+	go func() {
+		defer b.workers.Done()
+		ctx, cancel := context.WithTimeout(b.life, 10*time.Second)
+		defer cancel()
+		b.engine.RemoveMember(ctx, room, session) // a failure leaves it to the engine's presence expiry
+	}()
+}
+
+// maxEarly bounds what a room buffers while Track is under way; past it the
+// oldest are dropped, and the room starts after a gap it reports as such.
+const maxEarly = 4096
+
+// publishToEngine is Publish with an engine: encode once, without the
+// offset, and let the engine sequence and spread it.
+func (b *Hub) publishToEngine(ctx context.Context, msg *roomcastv1.Message, exclude string) (uint64, string, error) {
+	msg.Offset = 0
+	msg.PublishTime = timestamppb.New(time.Now())
+	body, err := proto.Marshal(msg)
+	if err != nil {
+		return 0, "", err
+	}
+	b.stats.encoded.Add(1)
+	return b.engine.Publish(ctx, msg.GetRoom(), body, exclude)
+}
+
+// prepareJoin does, off the caller's goroutine, what p needs from the
+// engine, then marks it ready: the room tracked, and the ring filled back to
+// p's position if that is further back than the ring reaches.
+func (b *Hub) prepareJoin(ctx context.Context, p *PendingJoin, ready func()) {
+	defer b.workers.Done()
+	ctx, cancel := context.WithCancel(ctx)
+	defer context.AfterFunc(b.life, cancel)()
+	defer cancel()
+	switch {
+	case p.opts.Events:
+		p.err = ErrEngineUnsupported
+	default:
+		p.err = b.track(ctx, p.room, p.opts.Position)
+		if p.err == nil {
+			p.err = b.backfill(ctx, p.room, p.opts.Position)
+		}
+		if p.err == nil && p.opts.Presence {
+			p.err = b.engine.AddMember(ctx, p.room.name, p.s.id, p.opts.Info)
+		}
+	}
+	p.ready.Store(true)
+	ready()
+}
+
+// track makes sure r is tracked, calling Track if no one has yet, and
+// waiting for whoever did otherwise.
+func (b *Hub) track(ctx context.Context, r *room, from *Position) error {
+	r.mu.Lock()
+	t := r.tracking
+	first := !t.started
+	t.started = true
+	r.mu.Unlock()
+	if !first {
+		select {
+		case <-t.done:
+			return t.err
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	head, entries, err := b.engine.Track(ctx, r.name, from, b.cfg.backlogMessages)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	defer close(t.done)
+	t.synced = err == nil
+	if err != nil {
+		t.err = err
+		return err
+	}
+	r.epoch = head.Epoch
+	start := head.Offset + 1
+	if len(entries) > 0 && entries[0].Epoch == head.Epoch && entries[len(entries)-1].Offset == head.Offset {
+		start = entries[0].Offset
+	}
+	r.msgs.first, r.msgs.head = start, start-1
+	for _, e := range entries {
+		b.deliverLocked(r, e)
+	}
+	for _, e := range t.early {
+		b.deliverLocked(r, e)
+	}
+	t.early = nil
+	return nil
+}
+
+// backfill fills r's ring back to from when from is of the room's epoch and
+// further back than the ring reaches, so the resume rule can recover it.
+func (b *Hub) backfill(ctx context.Context, r *room, from *Position) error {
+	r.mu.RLock()
+	need := from != nil && (from.Epoch == "" || from.Epoch == r.epoch) && from.Offset+1 < r.msgs.first && from.Offset < r.msgs.head
+	first, epoch := r.msgs.first, r.epoch
+	r.mu.RUnlock()
+	if !need || first-1-from.Offset > uint64(b.cfg.backlogMessages) {
+		return nil // nothing to fill, or too far back to resume anyway
+	}
+	_, entries, err := b.engine.Read(ctx, r.name, from.Offset, int(first-1-from.Offset), false)
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.epoch != epoch {
+		return nil // the room restarted meanwhile: the resume rule will say so
+	}
+	for i := len(entries) - 1; i >= 0; i-- {
+		e := entries[i]
+		if e.Epoch != epoch || e.Offset+1 != r.msgs.first || !r.msgs.prepend(b.entryOf(e), b.cfg.backlogBytes, b.maxSlots) {
+			break
+		}
+	}
+	return nil
+}
+
+// deliverLocked is Deliver for a tracked room. Caller holds r.mu for
+// writing.
+func (b *Hub) deliverLocked(r *room, e Entry) {
+	switch {
+	case e.Offset == 0: // not an offset any sequencer gives
+		return
+	case e.Epoch != r.epoch:
+		r.restart(e.Epoch, e.Offset)
+	case e.Offset <= r.msgs.head:
+		return
+	case e.Offset > r.msgs.head+1:
+		r.restart(r.epoch, e.Offset)
+	}
+	b.stats.received.Add(1)
+	r.msgs.append(b.entryOf(e), nil, b.retention(r), b.cfg.backlogBytes, b.maxSlots)
+	r.wake()
+}
+
+// entryOf builds the shared entry of e: its body with the offset appended.
+func (b *Hub) entryOf(e Entry) entry {
+	buf := wire.MessageEntryAt(e.Body, e.Offset)
+	return entry{buf: mem.SliceBuffer(buf), size: len(buf), time: e.Time, exclude: e.Exclude}
+}
+
+// historyFromEngine is History with an engine: always read from the engine,
+// so a publish acknowledged by any node is seen at once.
+func (b *Hub) historyFromEngine(ctx context.Context, room string, after uint64, limit int, newestFirst bool) (mem.BufferSlice, error) {
+	head, entries, err := b.engine.Read(ctx, room, after, limit, newestFirst)
+	if err != nil {
+		return nil, err
+	}
+	bufs := make([]mem.Buffer, 0, len(entries))
+	for _, e := range entries {
+		bufs = append(bufs, mem.SliceBuffer(wire.MessageEntryAt(e.Body, e.Offset)))
+	}
+	return wire.History(bufs, head.Offset, head.Epoch), nil
+}
