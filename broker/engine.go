@@ -42,7 +42,9 @@ type Engine interface {
 	// entries after it (at most limit), so a join can resume from the past.
 	Track(ctx context.Context, room string, after *Position, limit int) (head Position, backfill []Entry, err error)
 
-	// Untrack ends Track: the node has no subscriber of room left.
+	// Untrack ends Track: the node has no subscriber of room left. The hub
+	// calls it under its room locks, so it must not block, nor wait for any
+	// lock the engine holds while it calls Sink.Deliver.
 	Untrack(room string)
 
 	// Read returns the retained entries of room after after: the oldest
