@@ -46,9 +46,7 @@ func (b *Hub) Deliver(room string, e Entry) {
 func (r *room) restart(epoch string, next uint64) {
 	r.gen++
 	r.epoch = epoch
-	for r.msgs.retained() > 0 {
-		r.msgs.evictOldest()
-	}
+	r.msgs.clear()
 	r.msgs.first, r.msgs.head = next, next-1
 	r.wake()
 }

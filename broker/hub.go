@@ -1,10 +1,12 @@
 package broker
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"hash/maphash"
 	"math/bits"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -14,6 +16,7 @@ import (
 var (
 	ErrClosed       = errors.New("broker: closed")
 	ErrTooManyRooms = errors.New("broker: too many rooms")
+	ErrOverBudget   = errors.New("broker: the messages retained by every room have reached the byte budget")
 )
 
 const shardCount = 64 // rooms are spread over shards so joins do not contend on one lock
@@ -28,6 +31,7 @@ type Hub struct {
 	closed   atomic.Bool
 	stats    counters
 	rooms    atomic.Int64 // rooms in memory
+	retained atomic.Int64 // bytes of entries in every room's rings
 
 	stop      chan struct{}
 	engine    Engine             // nil: the hub sequences and stores rooms itself
@@ -44,7 +48,7 @@ type shard struct {
 }
 
 type counters struct {
-	published, encoded, received, delivered, lagged atomic.Uint64
+	published, encoded, received, delivered, lagged, reclaimed atomic.Uint64
 }
 
 // Stats is a snapshot of a broker's counters since it started.
@@ -55,6 +59,8 @@ type Stats struct {
 	Delivered uint64 // messages handed to subscriber streams
 	Lagged    uint64 // subscribers reported as lagging or stalled
 	Rooms     int    // rooms in memory now
+	Retained  int64  // bytes of messages and presence events held by every room now
+	Reclaimed uint64 // idle rooms whose history was dropped to stay within WithMaxRetainedBytes
 }
 
 // New returns an empty hub: by default its own sequencer, in memory, and
@@ -111,6 +117,8 @@ func (b *Hub) Stats() Stats {
 		Delivered: b.stats.delivered.Load(),
 		Lagged:    b.stats.lagged.Load(),
 		Rooms:     int(b.rooms.Load()),
+		Retained:  b.retained.Load(),
+		Reclaimed: b.stats.reclaimed.Load(),
 	}
 }
 
@@ -137,7 +145,7 @@ func (b *Hub) lockRoom(name string, create bool) (*room, error) {
 				sh.mu.Unlock()
 				return nil, ErrTooManyRooms
 			}
-			r = newRoom(name, sh, b.maxSlots)
+			r = newRoom(name, sh, b.maxSlots, &b.retained)
 			if b.cfg.encodeEach {
 				r.msgs.keepPlain()
 			}
@@ -160,6 +168,8 @@ func (b *Hub) lockRoom(name string, create bool) (*room, error) {
 
 // free removes r from its shard. Caller holds the shard's lock and r.mu.
 func (b *Hub) free(r *room) {
+	r.msgs.clear()
+	r.events.clear()
 	r.dead = true
 	delete(r.shard.rooms, r.name)
 	b.rooms.Add(-1)
@@ -231,6 +241,48 @@ func (b *Hub) sweep(every time.Duration) {
 				}
 				sh.mu.Unlock()
 			}
+			if b.retained.Load() > b.cfg.maxRetained/10*9 {
+				b.reclaim(b.cfg.maxRetained / 4 * 3)
+			}
 		}
+	}
+}
+
+// reclaim drops the whole history of idle rooms (rooms without
+// subscribers), least recently published first, until every room together
+// retains at most goal bytes or no idle room is left. A client that resumes
+// into a dropped range is told recovered false, as for any expired history.
+func (b *Hub) reclaim(goal int64) {
+	type idle struct {
+		r      *room
+		newest int64
+	}
+	var rooms []idle
+	for i := range b.shards {
+		sh := &b.shards[i]
+		sh.mu.Lock()
+		for _, r := range sh.rooms {
+			r.mu.RLock()
+			if r.subs == 0 && r.msgs.retained() > 0 {
+				rooms = append(rooms, idle{r, r.msgs.at(r.msgs.head).time})
+			}
+			r.mu.RUnlock()
+		}
+		sh.mu.Unlock()
+	}
+	slices.SortFunc(rooms, func(a, b idle) int { return cmp.Compare(a.newest, b.newest) })
+	for _, x := range rooms {
+		if b.retained.Load() <= goal {
+			return
+		}
+		sh := x.r.shard
+		sh.mu.Lock()
+		x.r.mu.Lock()
+		if !x.r.dead && x.r.subs == 0 {
+			b.free(x.r)
+			b.stats.reclaimed.Add(1)
+		}
+		x.r.mu.Unlock()
+		sh.mu.Unlock()
 	}
 }

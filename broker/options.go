@@ -7,12 +7,13 @@ import (
 
 // Defaults for the options of New.
 const (
-	DefaultBacklogMessages = 1024
-	DefaultBacklogBytes    = 4 << 20
-	DefaultHistoryMessages = 1024
-	DefaultHistoryTTL      = 5 * time.Minute
-	DefaultPresenceMembers = 10_000
-	DefaultMaxRooms        = 100_000
+	DefaultBacklogMessages  = 1024
+	DefaultBacklogBytes     = 4 << 20
+	DefaultHistoryMessages  = 1024
+	DefaultHistoryTTL       = 5 * time.Minute
+	DefaultPresenceMembers  = 10_000
+	DefaultMaxRooms         = 100_000
+	DefaultMaxRetainedBytes = 1 << 30
 )
 
 // Option configures a Hub.
@@ -27,6 +28,7 @@ type config struct {
 	encodeEach      bool
 	maxRooms        int
 	engine          EngineFunc
+	maxRetained     int64
 }
 
 // WithBacklog bounds how far a subscriber may fall behind in one room, in
@@ -76,6 +78,16 @@ func WithEncodePerSubscriber(on bool) Option {
 	return func(c *config) { c.encodeEach = on }
 }
 
+// WithMaxRetainedBytes bounds the bytes of encoded messages and presence
+// events that every room together holds: the memory that an attacker could
+// otherwise fill with large messages to many rooms. Past it a Publish fails
+// with ErrOverBudget; and once nine tenths of it are used, the janitor drops
+// the history of idle rooms, least recently published first, down to three
+// quarters (a resume into what was dropped is not recovered). The default is
+// DefaultMaxRetainedBytes (1 GiB); roomcast serve derives its default from the
+// machine's memory.
+func WithMaxRetainedBytes(n int64) Option { return func(c *config) { c.maxRetained = n } }
+
 // WithEngine makes the hub the node-local side of an engine that sequences
 // and stores rooms elsewhere (see Engine): newEngine is called once, by New,
 // with the hub as the engine's Sink, and the hub closes the engine. History
@@ -92,6 +104,7 @@ func newConfig(opts []Option) (config, error) {
 		historyTTL:      DefaultHistoryTTL,
 		presenceMembers: DefaultPresenceMembers,
 		maxRooms:        DefaultMaxRooms,
+		maxRetained:     DefaultMaxRetainedBytes,
 	}
 	for _, o := range opts {
 		o(&c)
@@ -101,6 +114,8 @@ func newConfig(opts []Option) (config, error) {
 		return c, fmt.Errorf("broker: backlog must allow at least 1 message and 1 byte, got %d messages and %d bytes", c.backlogMessages, c.backlogBytes)
 	case c.historyMessages < 0 || (c.historyMessages > 0 && c.historyTTL <= 0):
 		return c, fmt.Errorf("broker: history must be 0 messages, or some messages for a positive time, got %d for %v", c.historyMessages, c.historyTTL)
+	case c.maxRetained < int64(c.backlogBytes):
+		return c, fmt.Errorf("broker: the retained byte budget (%d) must hold at least one room's backlog (%d bytes)", c.maxRetained, c.backlogBytes)
 	case c.maxRooms < 1:
 		return c, fmt.Errorf("broker: the room limit must be positive, got %d", c.maxRooms)
 	case c.presenceMembers < 0:

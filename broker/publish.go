@@ -46,6 +46,9 @@ func (b *Hub) Publish(ctx context.Context, msg *roomcastv1.Message, exclude stri
 	if err != nil {
 		return 0, "", err
 	}
+	if b.retained.Load()+int64(len(buf)) > b.cfg.maxRetained {
+		return 0, "", ErrOverBudget
+	}
 	b.stats.encoded.Add(1)
 	e := entry{buf: mem.SliceBuffer(buf), size: len(buf), time: now.UnixNano(), exclude: exclude}
 	var plain *roomcastv1.Message

@@ -1,6 +1,8 @@
 package broker
 
 import (
+	"sync/atomic"
+
 	"google.golang.org/grpc/mem"
 
 	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
@@ -19,11 +21,12 @@ type entry struct {
 // ring holds a sequence's newest entries. For messages the sequence number
 // is the room offset. The caller synchronizes.
 type ring struct {
-	entries []entry // power-of-two length; grows on demand up to maxSlots
-	first   uint64  // oldest retained; nothing is retained while first > head
-	head    uint64  // newest, 0 before the first
-	bytes   int     // bytes retained
-	cum     uint64  // bytes ever appended
+	entries []entry       // power-of-two length; grows on demand up to maxSlots
+	first   uint64        // oldest retained; nothing is retained while first > head
+	head    uint64        // newest, 0 before the first
+	bytes   int           // bytes retained
+	cum     uint64        // bytes ever appended
+	total   *atomic.Int64 // the hub's count of bytes retained by every ring
 
 	// plain holds each entry's message unencoded, beside entries, only for
 	// WithEncodePerSubscriber: nil otherwise, so that mode costs the
@@ -31,8 +34,8 @@ type ring struct {
 	plain []*roomcastv1.Message
 }
 
-func newRing(slots int) ring {
-	return ring{first: 1, entries: make([]entry, min(8, slots))}
+func newRing(slots int, total *atomic.Int64) ring {
+	return ring{first: 1, entries: make([]entry, min(8, slots)), total: total}
 }
 
 // keepPlain makes the ring keep each entry's unencoded message too.
@@ -66,12 +69,20 @@ func (r *ring) append(e entry, plain *roomcastv1.Message, maxEntries, maxBytes, 
 		r.plain[e.seq&uint64(len(r.plain)-1)] = plain
 	}
 	r.bytes += e.size
+	r.total.Add(int64(e.size))
 	r.trim(maxEntries, maxBytes)
 }
 
 // trim evicts the oldest entries beyond the limits, keeping the newest.
 func (r *ring) trim(maxEntries, maxBytes int) {
 	for r.retained() > maxEntries || (r.bytes > maxBytes && r.retained() > 1) {
+		r.evictOldest()
+	}
+}
+
+// clear evicts every entry.
+func (r *ring) clear() {
+	for r.retained() > 0 {
 		r.evictOldest()
 	}
 }
@@ -86,6 +97,7 @@ func (r *ring) expire(before int64) {
 func (r *ring) evictOldest() {
 	old := r.at(r.first)
 	r.bytes -= old.size
+	r.total.Add(-int64(old.size))
 	*old = entry{}
 	if r.plain != nil {
 		r.plain[r.first&uint64(len(r.plain)-1)] = nil
@@ -152,5 +164,6 @@ func (r *ring) prepend(e entry, maxBytes, maxSlots int) bool {
 	e.seq = r.first
 	*r.at(e.seq) = e
 	r.bytes += e.size
+	r.total.Add(int64(e.size))
 	return true
 }

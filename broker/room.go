@@ -2,6 +2,7 @@ package broker
 
 import (
 	"sync"
+	"sync/atomic"
 )
 
 // room is a room's two rings, messages and presence events, with its
@@ -24,8 +25,8 @@ type room struct {
 	waiters   []*subscription
 }
 
-func newRoom(name string, sh *shard, slots int) *room {
-	return &room{name: name, shard: sh, epoch: newEpoch(), msgs: newRing(slots), events: newRing(slots)}
+func newRoom(name string, sh *shard, slots int, retained *atomic.Int64) *room {
+	return &room{name: name, shard: sh, epoch: newEpoch(), msgs: newRing(slots, retained), events: newRing(slots, retained)}
 }
 
 // wake notifies every parked subscriber. Caller holds mu for writing.
