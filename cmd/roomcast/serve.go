@@ -87,6 +87,8 @@ it at once.`,
 			"allow one client connection `N` calls in flight at once")
 		fs.IntVar(&cfg.maxRoomsTotal, "max-rooms", broker.DefaultMaxRooms,
 			"refuse publishes and joins that would hold more than `N` rooms in memory")
+		fs.Int64Var(&cfg.maxRetainedBytes, "max-retained-bytes", defaultRetainedBytes(),
+			"hold at most `N` bytes of messages over all rooms: past nine tenths, idle rooms' history is dropped, least recently published first; past N, publishes are refused; the default is half the memory of the machine or of its cgroup")
 		fs.IntVar(&cfg.historyMessages, "history-messages", broker.DefaultHistoryMessages,
 			"keep each room's newest `N` messages for History and resuming joins; 0 turns history off")
 		fs.DurationVar(&cfg.historyTTL, "history-ttl", broker.DefaultHistoryTTL,
@@ -116,6 +118,7 @@ type serveConfig struct {
 	maxStreams            int
 	maxStreamsPerConn     uint
 	maxRoomsTotal         int
+	maxRetainedBytes      int64
 	historyMessages       int
 	historyTTL            time.Duration
 	writeTimeout          time.Duration
@@ -258,6 +261,7 @@ func (cfg *serveConfig) serverOptions(log *slog.Logger) ([]server.Option, []any,
 			broker.WithBacklog(cfg.backlogMessages, cfg.backlogBytes),
 			broker.WithHistory(cfg.historyMessages, cfg.historyTTL),
 			broker.WithMaxRooms(cfg.maxRoomsTotal),
+			broker.WithMaxRetainedBytes(cfg.maxRetainedBytes),
 		),
 	}
 	creds, err := cfg.transport.transportCredentials()
