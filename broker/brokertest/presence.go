@@ -41,7 +41,7 @@ func testPresenceMembers(t *testing.T, newHub Factory) {
 	bob := newReader(t, h, "BOB")
 	bob.join("r", broker.JoinOptions{Presence: true})
 	carol := newReader(t, h, "CAROL")
-	if res, err := carol.s.Join(t.Context(), "r", broker.JoinOptions{Presence: true}); !errors.Is(err, broker.ErrPresenceFull) {
+	if res, err := carol.tryJoin("r", broker.JoinOptions{Presence: true}); !errors.Is(err, broker.ErrPresenceFull) {
 		t.Errorf("a third member with a limit of 2: %+v, %v; want ErrPresenceFull", res, err)
 	}
 
@@ -62,9 +62,7 @@ func testPresenceMembers(t *testing.T, newHub Factory) {
 	alice.s.Close() // disconnecting is leaving
 	waitFor(t, "ALICE to leave the presence", func() bool { _, _, n := presence(t, h, "r", 10); return n == 1 })
 	carol.join("r", broker.JoinOptions{Presence: true}) // there is room again
-	if err := bob.s.Leave("r"); err != nil {
-		t.Fatal(err)
-	}
+	bob.leave("r")
 	waitFor(t, "BOB to leave the presence", func() bool {
 		_, ids, n := presence(t, h, "r", 10)
 		return n == 1 && slices.Equal(ids, []string{"CAROL"})
@@ -85,7 +83,7 @@ func testPresenceEvents(t *testing.T, newHub Factory) {
 	publish(t, h, "r", "hello", "")
 	bob := newReader(t, h, "BOB")
 	bob.join("r", broker.JoinOptions{Presence: true})
-	if _, err := newReader(t, h, "CAROL").s.Join(t.Context(), "r", broker.JoinOptions{Presence: true}); !errors.Is(err, broker.ErrPresenceFull) {
+	if _, err := newReader(t, h, "CAROL").tryJoin("r", broker.JoinOptions{Presence: true}); !errors.Is(err, broker.ErrPresenceFull) {
 		t.Fatalf("a third member with a limit of 2: %v; want ErrPresenceFull", err)
 	}
 	alice.s.Close()

@@ -61,12 +61,29 @@ func track(t testing.TB, s *broker.Subscriber, wake <-chan struct{}) *reader {
 // join joins room, failing the test if that fails.
 func (r *reader) join(room string, opts broker.JoinOptions) broker.JoinResult {
 	r.t.Helper()
-	res, err := r.s.Join(r.t.Context(), room, opts)
+	res, err := r.tryJoin(room, opts)
 	if err != nil {
 		r.t.Fatalf("%s joining %s: %v", r.s.ID(), room, err)
 	}
-	r.rooms[room] = true
 	return res
+}
+
+// tryJoin joins room and returns what Join returns.
+func (r *reader) tryJoin(room string, opts broker.JoinOptions) (broker.JoinResult, error) {
+	res, err := r.s.Join(r.t.Context(), room, opts)
+	if err == nil {
+		r.rooms[room] = true
+	}
+	return res, err
+}
+
+// leave leaves room, failing the test if that fails.
+func (r *reader) leave(room string) {
+	r.t.Helper()
+	if err := r.s.Leave(room); err != nil {
+		r.t.Fatalf("%s leaving %s: %v", r.s.ID(), room, err)
+	}
+	delete(r.rooms, room)
 }
 
 // fill waits until Collect gives a frame and keeps what it holds. It returns
