@@ -60,10 +60,11 @@ func testConcurrentPublishers(t *testing.T, newHub Factory, nRooms int) {
 	}
 	readers := slices.Clone(all)
 	for i, room := range rooms {
-		r := newReader(t, h, "only-"+room)
+		newR := newReader
 		if i%2 == 1 {
-			r = newNotifiedReader(t, h, "only-"+room)
+			newR = newNotifiedReader
 		}
+		r := newR(t, h, "only-"+room)
 		r.join(room, broker.JoinOptions{})
 		readers = append(readers, r)
 	}
