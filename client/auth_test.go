@@ -18,6 +18,7 @@ import (
 
 	"github.com/roomcast/roomcast/auth"
 	"github.com/roomcast/roomcast/client"
+	"github.com/roomcast/roomcast/internal/testsupport/faultproxy"
 	"github.com/roomcast/roomcast/server"
 )
 
@@ -144,7 +145,7 @@ func TestExpiredTokenEndsSubscription(t *testing.T) {
 // subscription with ErrPermissionDenied rather than dropping the room.
 func TestRejoinRefusedEndsSubscription(t *testing.T) {
 	addr := startAuthenticated(t)
-	p := newProxy(t, addr)
+	p := faultproxy.Start(t, addr)
 	ctx := testCtx(t)
 	var granted atomic.Bool
 	granted.Store(true)
@@ -155,9 +156,9 @@ func TestRejoinRefusedEndsSubscription(t *testing.T) {
 		}
 		return mint(t, "reader", time.Now().Add(time.Hour), "", rooms), nil
 	}
-	sub := subscribe(t, ctx, dial(t, p.addr(), client.WithTokenSource(src), fastBackoff), "s", "r")
+	sub := subscribe(t, ctx, dial(t, p.Addr(), client.WithTokenSource(src), fastBackoff), "s", "r")
 	granted.Store(false)
-	p.sever()
+	p.Sever()
 	if ev := nextEvent(t, ctx, sub); ev.Disconnected == nil {
 		t.Fatalf("got %s, want a disconnection", describe(ev))
 	}
