@@ -19,6 +19,7 @@ import (
 	"github.com/roomcast/roomcast/auth"
 	"github.com/roomcast/roomcast/client"
 	"github.com/roomcast/roomcast/internal/testsupport/faultproxy"
+	"github.com/roomcast/roomcast/internal/testsupport/testcert"
 	"github.com/roomcast/roomcast/server"
 )
 
@@ -198,7 +199,8 @@ func TestCredentialErrors(t *testing.T) {
 
 // Over TLS, the token goes with every call.
 func TestTokenOverTLS(t *testing.T) {
-	cert, pool := selfSigned(t)
+	ca := testcert.NewCA(t, "roomcast test CA")
+	cert, pool := ca.ServerCert(t), ca.Pool()
 	addr := startAuthenticated(t, server.WithGRPCOptions(grpc.Creds(credentials.NewServerTLSFromCert(&cert))))
 	ctx := testCtx(t)
 	tok := mint(t, "s", time.Now().Add(time.Hour), "r", "r")

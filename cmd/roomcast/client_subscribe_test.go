@@ -2,14 +2,7 @@ package main
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
-	"encoding/pem"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
@@ -26,6 +19,7 @@ import (
 	"github.com/roomcast/roomcast/broker"
 	"github.com/roomcast/roomcast/client"
 	"github.com/roomcast/roomcast/internal/servertest"
+	"github.com/roomcast/roomcast/internal/testsupport/testcert"
 	"github.com/roomcast/roomcast/server"
 )
 
@@ -204,34 +198,6 @@ func clientToken(t *testing.T, subject string, exp time.Time) string {
 	return s
 }
 
-// clientTLS returns a certificate for 127.0.0.1 and the name of a PEM file
-// with it, to trust as a CA.
-func clientTLS(t *testing.T) (tls.Certificate, string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		DNSNames:     []string{"roomcast.test"},
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	file := filepath.Join(t.TempDir(), "ca.pem")
-	if err := os.WriteFile(file, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, file
-}
-
 // publish and subscribe over TLS with a bearer token, from --token or
 // $ROOMCAST_TOKEN.
 func TestClientCommandsTLSAndToken(t *testing.T) {
@@ -243,7 +209,8 @@ func TestClientCommandsTLSAndToken(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cert, ca := clientTLS(t)
+	tlsCA := testcert.NewCA(t, "roomcast test CA")
+	cert, ca := tlsCA.ServerCert(t), tlsCA.File(t)
 	_, addr := serverAt(t, "127.0.0.1:0", server.WithAuthenticator(a), server.WithGRPCOptions(grpc.Creds(credentials.NewServerTLSFromCert(&cert))))
 	ctx := testCtx(t)
 	tok := clientToken(t, "cli", time.Now().Add(time.Hour))
@@ -251,7 +218,7 @@ func TestClientCommandsTLSAndToken(t *testing.T) {
 
 	t.Setenv("ROOMCAST_TOKEN", tok)
 	sub := startSubscribe(t, ctx, "--server", addr, "--tls-ca", ca, "secure")
-	code, stdout, stderr := runCmd(ctx, "publish", "--server", "localhost:"+port, "--tls-ca", ca, "--tls-server-name", "roomcast.test", "--token", tok, "secure", "hi")
+	code, stdout, stderr := runCmd(ctx, "publish", "--server", "localhost:"+port, "--tls-ca", ca, "--tls-server-name", testcert.ServerName, "--token", tok, "secure", "hi")
 	if code != 0 || stdout != "1\n" {
 		t.Fatalf("publish over TLS: exit %d, stdout %q, stderr %q", code, stdout, stderr)
 	}
