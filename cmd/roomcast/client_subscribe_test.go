@@ -11,15 +11,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/golang-jwt/jwt/v5"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 
-	"github.com/roomcast/roomcast/auth"
 	"github.com/roomcast/roomcast/broker"
 	"github.com/roomcast/roomcast/client"
 	"github.com/roomcast/roomcast/internal/servertest"
 	"github.com/roomcast/roomcast/internal/testsupport/testcert"
+	"github.com/roomcast/roomcast/internal/testsupport/testjwt"
 	"github.com/roomcast/roomcast/server"
 )
 
@@ -177,43 +176,15 @@ func TestSubscribeSurvivesServerRestart(t *testing.T) {
 	}
 }
 
-var clientTestSecret = []byte("0123456789abcdef0123456789abcdef-cli-test")
-
-// clientToken mints an HS256 token for subject that may publish and
-// subscribe to every room.
-func clientToken(t *testing.T, subject string, exp time.Time) string {
-	t.Helper()
-	all, err := auth.ParsePatterns(">")
-	if err != nil {
-		t.Fatal(err)
-	}
-	claims := auth.Claims{
-		RegisteredClaims: jwt.RegisteredClaims{Issuer: "cli-test", Audience: jwt.ClaimStrings{"roomcast"}, Subject: subject, ExpiresAt: jwt.NewNumericDate(exp)},
-		Roomcast:         &auth.Grants{Publish: all, Subscribe: all},
-	}
-	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(clientTestSecret)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
-
 // publish and subscribe over TLS with a bearer token, from --token or
 // $ROOMCAST_TOKEN.
 func TestClientCommandsTLSAndToken(t *testing.T) {
-	v, err := auth.NewJWTVerifier(auth.WithHMACSecret(clientTestSecret, ""), auth.WithIssuer("cli-test"), auth.WithAudience("roomcast"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := auth.NewAuthenticator(auth.WithJWT(v))
-	if err != nil {
-		t.Fatal(err)
-	}
 	tlsCA := testcert.NewCA(t, "roomcast test CA")
 	cert, ca := tlsCA.ServerCert(t), tlsCA.File(t)
-	_, addr := serverAt(t, "127.0.0.1:0", server.WithAuthenticator(a), server.WithGRPCOptions(grpc.Creds(credentials.NewServerTLSFromCert(&cert))))
+	addr := testjwt.StartServer(t, server.WithGRPCOptions(grpc.Creds(credentials.NewServerTLSFromCert(&cert))))
 	ctx := testCtx(t)
-	tok := clientToken(t, "cli", time.Now().Add(time.Hour))
+	all := testjwt.Grants(t, ">", ">", "")
+	tok := testjwt.Token(t, "cli", time.Now().Add(time.Hour), all)
 	_, port, _ := net.SplitHostPort(addr)
 
 	t.Setenv("ROOMCAST_TOKEN", tok)
@@ -240,7 +211,7 @@ func TestClientCommandsTLSAndToken(t *testing.T) {
 		{[]string{"publish", "--server", addr, "--tls-ca", ca, "secure", "x"}, exitFail, "Unauthenticated"},
 		{[]string{"publish", "--server", addr, "--token", tok, "secure", "x"}, exitFail, "Unavailable"}, // plaintext to a TLS server
 		{[]string{"publish", "--server", addr, "--tls-ca", ca, "--token", "not-a-token", "secure", "x"}, exitFail, "Unauthenticated"},
-		{[]string{"subscribe", "--server", addr, "--tls-ca", ca, "--token", clientToken(t, "cli", time.Now().Add(-time.Minute)), "secure"}, exitFail, "Unauthenticated"},
+		{[]string{"subscribe", "--server", addr, "--tls-ca", ca, "--token", testjwt.Token(t, "cli", time.Now().Add(-time.Minute), all), "secure"}, exitFail, "Unauthenticated"},
 		{[]string{"publish", "--server", addr, "--tls-server-name", "x", "secure", "x"}, exitUsage, "--tls-server-name needs --tls-ca"},
 		{[]string{"subscribe", "--server", addr, "--tls-ca", filepath.Join(t.TempDir(), "none.pem"), "secure"}, exitFail, "--tls-ca"},
 		{[]string{"publish", "--server", addr, "--tls-ca", notPEM, "secure", "x"}, exitFail, "no PEM certificate"},
