@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
+	"github.com/roomcast/roomcast/internal/servertest"
 	"github.com/roomcast/roomcast/internal/testsupport/testjwt"
 	"github.com/roomcast/roomcast/server"
 )
@@ -56,7 +57,7 @@ func TestCredentialsAreRequiredAndChecked(t *testing.T) {
 	if _, err := stream.Recv(); status.Code(err) != codes.Unauthenticated {
 		t.Errorf("subscribe without a credential: %v", err)
 	}
-	h, err := healthpb.NewHealthClient(connect(t, addr)).Check(ctx, &healthpb.HealthCheckRequest{})
+	h, err := healthpb.NewHealthClient(servertest.Dial(t, addr)).Check(ctx, &healthpb.HealthCheckRequest{})
 	if err != nil || h.GetStatus() != healthpb.HealthCheckResponse_SERVING {
 		t.Errorf("health without a credential: %v, %v", h, err)
 	}

@@ -9,10 +9,10 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 
 	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
+	"github.com/roomcast/roomcast/internal/servertest"
 )
 
 // runningServe is "roomcast serve" running in-process.
@@ -58,17 +58,13 @@ func startServe(t *testing.T, args ...string) *runningServe {
 // the test ends.
 func dialBroker(t *testing.T, addr string, creds credentials.TransportCredentials) roomcastv1.BrokerServiceClient {
 	t.Helper()
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(creds))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return roomcastv1.NewBrokerServiceClient(conn)
+	return roomcastv1.NewBrokerServiceClient(servertest.Dial(t, addr, grpc.WithTransportCredentials(creds)))
 }
 
 // dialPlaintext is dialBroker without TLS.
 func dialPlaintext(t *testing.T, addr string) roomcastv1.BrokerServiceClient {
-	return dialBroker(t, addr, insecure.NewCredentials())
+	t.Helper()
+	return roomcastv1.NewBrokerServiceClient(servertest.Dial(t, addr))
 }
 
 // publish publishes text to room.

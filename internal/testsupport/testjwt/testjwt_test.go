@@ -11,9 +11,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"go.uber.org/goleak"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
@@ -26,12 +24,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func TestServerTakesTokens(t *testing.T) {
 	addr := testjwt.StartServer(t)
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	c := roomcastv1.NewBrokerServiceClient(conn)
+	c := roomcastv1.NewBrokerServiceClient(servertest.Dial(t, addr))
 	ctx := servertest.Context(t)
 	hour := time.Now().Add(time.Hour)
 	g := testjwt.Grants(t, "a,b.*", "", "")
