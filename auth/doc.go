@@ -3,11 +3,26 @@
 // A caller presents a credential in the "authorization" gRPC metadata as
 // "Bearer <token>", where the token is either a JWT (verified by a
 // JWTVerifier) or a static API key (checked against an APIKeyStore). An
-// Authenticator turns that value into an Identity: a subject plus the Grants
+// Authenticator turns that value into an Identity: a subject, the Grants
 // that say which rooms it may publish to, subscribe to and see the presence
-// of. Interceptors put the Identity in each call's context, where handlers
-// read it with FromContext and check it with Authorize; a RateLimiter bounds
-// how often each identity may publish.
+// of, and when the credential expires.
+//
+// # How the server uses it
+//
+// roomcast's server (package server) installs Interceptors, which
+// authenticate every call but health checking and reflection and put the
+// Identity in the call's context. Its handlers read it with FromContext and
+// check each room with Identity.Allows, wording the PERMISSION_DENIED
+// status themselves. A Subscribe stream ends when the Identity's Expiry
+// passes, unless the client sends a refresh command, whose token the server
+// checks with Authenticator.AuthenticateToken. A RateLimiter bounds how
+// often each identity may publish, and RateLimitError is the status of a
+// publish past it.
+//
+// Authorize does what those handlers do in one call, FromContext then
+// Allows, for the handlers of services of your own; roomcast's server does
+// not use it, since without an authenticator it lets every call through,
+// where Authorize would refuse a call that carries no Identity.
 //
 // # Room patterns
 //

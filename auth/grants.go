@@ -46,8 +46,10 @@ func (p Permission) String() string {
 // so that a misspelt permission is reported rather than silently granting
 // nothing.
 //
-// Admin allows operations on other sessions (such as ending them). It does
-// not imply any room permission.
+// Admin is reserved for operations on other sessions, such as ending them,
+// which the server does not offer yet: today it allows nothing, and it
+// never implies a room permission. It is accepted in claims and key files
+// so that credentials can carry it before those operations exist.
 //
 // Grants is a value that this package never changes once built; callers
 // that share one must not modify its slices. It is then safe for concurrent
@@ -59,7 +61,8 @@ type Grants struct {
 	Subscribe []Pattern `json:"subscribe,omitempty"`
 	// Presence lists the rooms whose presence the identity may see.
 	Presence []Pattern `json:"presence,omitempty"`
-	// Admin allows operations on other sessions; it grants no room.
+	// Admin is reserved for operations on other sessions, which do not
+	// exist yet; it grants no room.
 	Admin bool `json:"admin,omitempty"`
 }
 

@@ -4,11 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/roomcast/roomcast/internal/roomname"
 )
 
 // MaxPatternLen is the longest room pattern accepted, in bytes. It equals
 // the longest room name the broker accepts.
-const MaxPatternLen = 200
+const MaxPatternLen = roomname.MaxLen
 
 // ErrInvalidPattern is wrapped by every error of ParsePattern.
 var ErrInvalidPattern = errors.New("invalid room pattern")
@@ -34,7 +36,7 @@ type Pattern struct {
 // ErrInvalidPattern and say what is wrong, for example
 // `invalid room pattern "chat.>.x": ">" may only be the last segment`.
 func ParsePattern(s string) (Pattern, error) {
-	if err := checkPattern(s); err != nil {
+	if err := roomname.CheckPattern(s); err != nil {
 		return Pattern{}, fmt.Errorf("%w %s: %s", ErrInvalidPattern, quote(s), err)
 	}
 	return Pattern{s: s}, nil
@@ -52,47 +54,6 @@ func ParsePatterns(ss ...string) ([]Pattern, error) {
 		ps = append(ps, p)
 	}
 	return ps, nil
-}
-
-// checkPattern says what is wrong with s, without naming s.
-func checkPattern(s string) error {
-	switch {
-	case s == "":
-		return errors.New("it is empty")
-	case len(s) > MaxPatternLen:
-		return fmt.Errorf("it is %d bytes long; the limit is %d", len(s), MaxPatternLen)
-	case s[0] == '.' || s[len(s)-1] == '.':
-		return errors.New("it starts or ends with a dot")
-	case strings.Contains(s, ".."):
-		return errors.New(`it has an empty segment ("..")`)
-	}
-	rest, n := s, 0
-	for {
-		seg, tail, more := strings.Cut(rest, ".")
-		n++
-		switch seg {
-		case "*":
-		case ">":
-			if more {
-				return fmt.Errorf(`">" may only be the last segment (segment %d of the pattern is ">")`, n)
-			}
-		default:
-			for i := 0; i < len(seg); i++ {
-				c := seg[i]
-				if roomChar(c) {
-					continue
-				}
-				if c == '*' || c == '>' {
-					return fmt.Errorf(`%q must be a whole segment, as in "chat.%c" (segment %d is %s)`, string(c), c, n, quote(seg))
-				}
-				return fmt.Errorf("segment %d has a character that is not allowed at byte %d (allowed: A-Z a-z 0-9 - _ : @ =, dots between segments, and * or > as a whole segment)", n, len(s)-len(rest)+i)
-			}
-		}
-		if !more {
-			return nil
-		}
-		rest = tail
-	}
 }
 
 // String returns the pattern as it was parsed.
@@ -120,7 +81,7 @@ func (p Pattern) IsExact() bool {
 // Match reports whether room is a valid room name that p selects. It does
 // not allocate.
 func (p Pattern) Match(room string) bool {
-	if p.s == "" || !validRoom(room) {
+	if p.s == "" || !roomname.Valid(room) {
 		return false
 	}
 	pat := p.s
@@ -157,36 +118,4 @@ func (p *Pattern) UnmarshalText(text []byte) error {
 	}
 	*p = q
 	return nil
-}
-
-// validRoom mirrors broker.ValidateRoom (the tests check that the two agree)
-// without building an error.
-func validRoom(name string) bool {
-	if name == "" || len(name) > MaxPatternLen || name[0] == '.' || name[len(name)-1] == '.' {
-		return false
-	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if c == '.' {
-			if name[i-1] == '.' {
-				return false
-			}
-			continue
-		}
-		if !roomChar(c) {
-			return false
-		}
-	}
-	return true
-}
-
-// roomChar reports whether c may appear in a room name segment.
-func roomChar(c byte) bool {
-	switch {
-	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		return true
-	case c == '-', c == '_', c == ':', c == '@', c == '=':
-		return true
-	}
-	return false
 }

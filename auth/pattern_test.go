@@ -8,7 +8,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/roomcast/roomcast/auth"
-	"github.com/roomcast/roomcast/broker"
+	"github.com/roomcast/roomcast/internal/roomname"
 )
 
 func TestParsePatternValid(t *testing.T) {
@@ -110,15 +110,15 @@ func TestPatternIsExact(t *testing.T) {
 	}
 }
 
-// TestRoomRulesAgree checks that patterns without wildcards follow the
-// broker's room-name rules exactly.
+// TestRoomRulesAgree checks that the patterns without wildcards are
+// exactly the room names.
 func TestRoomRulesAgree(t *testing.T) {
 	for _, s := range []string{"chat.lobby", "", ".", "a..b", "a.", "a b", "chat.*", "x>", "tenant:7", strings.Repeat("b", 200), strings.Repeat("b", 201), "\xff", "A-Z_a=z@0:9"} {
-		roomErr := broker.ValidateRoom(s)
+		roomErr := roomname.Validate(s)
 		p, err := auth.ParsePattern(s)
 		exact := err == nil && p.IsExact()
 		if (roomErr == nil) != exact {
-			t.Errorf("%q: broker.ValidateRoom = %v, but ParsePattern = %v (exact %v)", s, roomErr, err, exact)
+			t.Errorf("%q: roomname.Validate = %v, but ParsePattern = %v (exact %v)", s, roomErr, err, exact)
 		}
 	}
 }

@@ -10,68 +10,22 @@ import (
 	"testing"
 	"time"
 
-	"github.com/golang-jwt/jwt/v5"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
 
-	"github.com/roomcast/roomcast/auth"
 	"github.com/roomcast/roomcast/client"
+	"github.com/roomcast/roomcast/internal/testsupport/faultproxy"
+	"github.com/roomcast/roomcast/internal/testsupport/testcert"
+	"github.com/roomcast/roomcast/internal/testsupport/testjwt"
 	"github.com/roomcast/roomcast/server"
 )
-
-var testSecret = []byte("0123456789abcdef0123456789abcdef-client-test")
-
-// startAuthenticated runs a server that requires HS256 JWTs, with no
-// leeway, so that an expired token is refused at once.
-func startAuthenticated(t testing.TB, opts ...server.Option) string {
-	t.Helper()
-	v, err := auth.NewJWTVerifier(auth.WithHMACSecret(testSecret, ""), auth.WithIssuer("test-issuer"), auth.WithAudience("roomcast"), auth.WithLeeway(0))
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := auth.NewAuthenticator(auth.WithJWT(v))
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, addr := start(t, append([]server.Option{server.WithAuthenticator(a)}, opts...)...)
-	return addr
-}
-
-// mint returns a token for subject that expires at exp, with grants to
-// publish and subscribe to the comma-separated room patterns.
-func mint(t testing.TB, subject string, exp time.Time, publish, subscribe string) string {
-	t.Helper()
-	var g auth.Grants
-	for _, p := range []struct {
-		into *[]auth.Pattern
-		s    string
-	}{{&g.Publish, publish}, {&g.Subscribe, subscribe}} {
-		if p.s == "" {
-			continue
-		}
-		pats, err := auth.ParsePatterns(strings.Split(p.s, ",")...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		*p.into = pats
-	}
-	claims := auth.Claims{
-		RegisteredClaims: jwt.RegisteredClaims{Issuer: "test-issuer", Audience: jwt.ClaimStrings{"roomcast"}, Subject: subject, ExpiresAt: jwt.NewNumericDate(exp)},
-		Roomcast:         &g,
-	}
-	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(testSecret)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
 
 // A token source's short-lived tokens keep a stream alive past the first
 // one's expiry: the subscription refreshes the stream's credential.
 func TestTokenRefreshKeepsStreamAlive(t *testing.T) {
-	addr := startAuthenticated(t)
+	addr := testjwt.StartServer(t)
 	ctx := testCtx(t)
 	var (
 		mu       sync.Mutex
@@ -85,11 +39,11 @@ func TestTokenRefreshKeepsStreamAlive(t *testing.T) {
 			firstExp = exp
 		}
 		mu.Unlock()
-		return mint(t, "reader", exp, "", "live"), nil
+		return testjwt.Token(t, "reader", exp, testjwt.Grants(t, "", "live", "")), nil
 	}
 	sub := subscribe(t, ctx, dial(t, addr, client.WithTokenSource(src)), "live")
 	session := sub.SessionID()
-	pub := dial(t, addr, client.WithBearerToken(mint(t, "writer", time.Now().Add(time.Hour), "live", "")))
+	pub := dial(t, addr, client.WithBearerToken(testjwt.Token(t, "writer", time.Now().Add(time.Hour), testjwt.Grants(t, "live", "", ""))))
 
 	mu.Lock()
 	until := firstExp.Add(time.Second)
@@ -121,9 +75,9 @@ func TestTokenRefreshKeepsStreamAlive(t *testing.T) {
 // stream and the subscription ends with ErrUnauthenticated, without trying
 // to reconnect.
 func TestExpiredTokenEndsSubscription(t *testing.T) {
-	addr := startAuthenticated(t)
+	addr := testjwt.StartServer(t)
 	ctx := testCtx(t)
-	tok := mint(t, "reader", time.Now().Add(2*time.Second), "", "r")
+	tok := testjwt.Token(t, "reader", time.Now().Add(2*time.Second), testjwt.Grants(t, "", "r", ""))
 	sub := subscribe(t, ctx, dial(t, addr, client.WithBearerToken(tok)), "r")
 	var end error
 	for ev, err := range sub.Events() {
@@ -143,8 +97,8 @@ func TestExpiredTokenEndsSubscription(t *testing.T) {
 // A room refused on a reconnect (the credential lost its grant) ends the
 // subscription with ErrPermissionDenied rather than dropping the room.
 func TestRejoinRefusedEndsSubscription(t *testing.T) {
-	addr := startAuthenticated(t)
-	p := newProxy(t, addr)
+	addr := testjwt.StartServer(t)
+	p := faultproxy.Start(t, addr)
 	ctx := testCtx(t)
 	var granted atomic.Bool
 	granted.Store(true)
@@ -153,11 +107,11 @@ func TestRejoinRefusedEndsSubscription(t *testing.T) {
 		if granted.Load() {
 			rooms = "r,s"
 		}
-		return mint(t, "reader", time.Now().Add(time.Hour), "", rooms), nil
+		return testjwt.Token(t, "reader", time.Now().Add(time.Hour), testjwt.Grants(t, "", rooms, "")), nil
 	}
-	sub := subscribe(t, ctx, dial(t, p.addr(), client.WithTokenSource(src), fastBackoff), "s", "r")
+	sub := subscribe(t, ctx, dial(t, p.Addr(), client.WithTokenSource(src), fastBackoff), "s", "r")
 	granted.Store(false)
-	p.sever()
+	p.Sever()
 	if ev := nextEvent(t, ctx, sub); ev.Disconnected == nil {
 		t.Fatalf("got %s, want a disconnection", describe(ev))
 	}
@@ -170,7 +124,7 @@ func TestRejoinRefusedEndsSubscription(t *testing.T) {
 // A bad credential fails Subscribe and Publish with ErrUnauthenticated, a
 // room outside the grants with ErrPermissionDenied.
 func TestCredentialErrors(t *testing.T) {
-	addr := startAuthenticated(t)
+	addr := testjwt.StartServer(t)
 	ctx := testCtx(t)
 	none := dial(t, addr)
 	if _, err := none.Subscribe(ctx, "r"); !errors.Is(err, client.ErrUnauthenticated) || status.Code(err) != codes.Unauthenticated {
@@ -179,7 +133,7 @@ func TestCredentialErrors(t *testing.T) {
 	if _, err := none.PublishText(ctx, "r", "x"); !errors.Is(err, client.ErrUnauthenticated) {
 		t.Errorf("Publish without a credential: %v", err)
 	}
-	c := dial(t, addr, client.WithBearerToken(mint(t, "s", time.Now().Add(time.Hour), "r", "r")))
+	c := dial(t, addr, client.WithBearerToken(testjwt.Token(t, "s", time.Now().Add(time.Hour), testjwt.Grants(t, "r", "r", ""))))
 	if _, err := c.Subscribe(ctx, "r", "other"); !errors.Is(err, client.ErrPermissionDenied) || status.Code(err) != codes.PermissionDenied {
 		t.Errorf("Subscribe outside the grants: %v", err)
 	}
@@ -197,10 +151,11 @@ func TestCredentialErrors(t *testing.T) {
 
 // Over TLS, the token goes with every call.
 func TestTokenOverTLS(t *testing.T) {
-	cert, pool := selfSigned(t)
-	addr := startAuthenticated(t, server.WithGRPCOptions(grpc.Creds(credentials.NewServerTLSFromCert(&cert))))
+	ca := testcert.NewCA(t, "roomcast test CA")
+	cert, pool := ca.ServerCert(t), ca.Pool()
+	addr := testjwt.StartServer(t, server.WithGRPCOptions(grpc.Creds(credentials.NewServerTLSFromCert(&cert))))
 	ctx := testCtx(t)
-	tok := mint(t, "s", time.Now().Add(time.Hour), "r", "r")
+	tok := testjwt.Token(t, "s", time.Now().Add(time.Hour), testjwt.Grants(t, "r", "r", ""))
 	c := dial(t, addr, client.WithTLS(&tls.Config{RootCAs: pool}), client.WithBearerToken(tok))
 	sub := subscribe(t, ctx, c, "r")
 	publishText(t, ctx, c, "r", "secret")

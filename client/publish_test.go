@@ -2,19 +2,13 @@ package client_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"maps"
-	"math/big"
 	"net"
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -22,6 +16,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/roomcast/roomcast/client"
+	"github.com/roomcast/roomcast/internal/testsupport/testcert"
 	"github.com/roomcast/roomcast/server"
 )
 
@@ -159,7 +154,8 @@ func TestWithDialOptions(t *testing.T) {
 }
 
 func TestWithTransportCredentials(t *testing.T) {
-	cert, pool := selfSigned(t)
+	ca := testcert.NewCA(t, "roomcast test CA")
+	cert, pool := ca.ServerCert(t), ca.Pool()
 	_, addr := start(t, server.WithGRPCOptions(grpc.Creds(credentials.NewServerTLSFromCert(&cert))))
 	ctx := testCtx(t)
 
@@ -174,32 +170,4 @@ func TestWithTransportCredentials(t *testing.T) {
 	if _, err := plain.PublishText(ctx, "secure", "x"); status.Code(err) != codes.Unavailable {
 		t.Errorf("plaintext publish to a TLS server: got %v, want code Unavailable", err)
 	}
-}
-
-// selfSigned returns a certificate for 127.0.0.1 and a pool that trusts it.
-func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(leaf)
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool
 }

@@ -13,6 +13,8 @@ import (
 
 	"github.com/roomcast/roomcast/broker"
 	"github.com/roomcast/roomcast/client"
+	"github.com/roomcast/roomcast/internal/servertest"
+	"github.com/roomcast/roomcast/internal/testsupport/faultproxy"
 	"github.com/roomcast/roomcast/server"
 )
 
@@ -25,9 +27,9 @@ var fastBackoff = client.WithReconnectBackoff(client.Backoff{Initial: 5 * time.M
 func TestExactlyOnceAcrossRandomCuts(t *testing.T) {
 	const n = 3000
 	_, addr := start(t, server.WithBrokerOptions(broker.WithBacklog(4*n, 256<<20), broker.WithHistory(4*n, time.Hour)))
-	p := newProxy(t, addr)
+	p := faultproxy.Start(t, addr)
 	ctx := testCtx(t)
-	sub := subscribe(t, ctx, dial(t, p.addr(), fastBackoff), "a", "b")
+	sub := subscribe(t, ctx, dial(t, p.Addr(), fastBackoff), "a", "b")
 	pub := dial(t, addr)
 	// Keeps the rooms while the subscriber is cut off: the server frees a
 	// room with no subscriber and nothing retained, and one made again has
@@ -53,7 +55,7 @@ func TestExactlyOnceAcrossRandomCuts(t *testing.T) {
 			}
 			last[room] = off
 			if rng.IntN(200) == 0 {
-				p.sever()
+				p.Sever()
 			}
 		}
 		published <- last
@@ -95,16 +97,16 @@ func TestExactlyOnceAcrossRandomCuts(t *testing.T) {
 		t.Errorf("delivered up to %v, published up to %v", next, last)
 	}
 	if reconnects == 0 {
-		t.Errorf("no reconnect; the proxy forwarded %d connections", p.connections())
+		t.Errorf("no reconnect; the proxy accepted %d connections", p.Accepted())
 	}
-	t.Logf("%d reconnects, %d connections", reconnects, p.connections())
+	t.Logf("%d reconnects, %d connections", reconnects, p.Accepted())
 }
 
 // A server restarted on the same address has lost its history: the
 // subscription reconnects by itself and reports the gap, with the new
 // epoch, then goes on.
 func TestServerRestartReportsGap(t *testing.T) {
-	srv, addr := startAt(t, "127.0.0.1:0")
+	srv, addr := servertest.StartAt(t, "127.0.0.1:0")
 	ctx := testCtx(t)
 	c := dial(t, addr, fastBackoff)
 	sub := subscribe(t, ctx, c, "news", "sport")
@@ -127,7 +129,7 @@ func TestServerRestartReportsGap(t *testing.T) {
 	}
 
 	srv.Close()
-	startAt(t, addr)
+	servertest.StartAt(t, addr)
 
 	ev := nextEvent(t, ctx, sub)
 	if ev.Disconnected == nil || status.Code(ev.Disconnected.Err) != codes.Unavailable {
@@ -182,15 +184,15 @@ func TestServerRestartReportsGap(t *testing.T) {
 // done.
 func TestJoinAndLeaveWhileDisconnected(t *testing.T) {
 	_, addr := start(t)
-	p := newProxy(t, addr)
+	p := faultproxy.Start(t, addr)
 	ctx := testCtx(t)
-	c := dial(t, p.addr(), fastBackoff)
+	c := dial(t, p.Addr(), fastBackoff)
 	pub := dial(t, addr)
 	sub := subscribe(t, ctx, c, "a", "b")
 	subscribe(t, ctx, pub, "a", "b", "c") // keeps the rooms and their offsets
 
-	p.refuse(true)
-	p.sever()
+	p.Refuse()
+	p.Sever()
 	if ev := nextEvent(t, ctx, sub); ev.Disconnected == nil {
 		t.Fatalf("got %s, want a disconnection", describe(ev))
 	}
@@ -214,7 +216,7 @@ func TestJoinAndLeaveWhileDisconnected(t *testing.T) {
 	publishText(t, ctx, pub, "a", "a1")
 	publishText(t, ctx, pub, "b", "b1")
 	publishText(t, ctx, pub, "c", "c1") // before the join: not delivered
-	p.refuse(false)
+	p.Resume("")
 
 	if err := <-joined; err != nil {
 		t.Fatalf("Join while disconnected: %v", err)
@@ -278,13 +280,13 @@ func TestJoinResumeAfter(t *testing.T) {
 // and its goroutines (goleak checks).
 func TestCancelWhileReconnecting(t *testing.T) {
 	_, addr := start(t)
-	p := newProxy(t, addr)
-	c := dial(t, p.addr(), fastBackoff)
+	p := faultproxy.Start(t, addr)
+	c := dial(t, p.Addr(), fastBackoff)
 	ctx, cancel := context.WithCancel(testCtx(t))
 	defer cancel()
 	sub := subscribe(t, ctx, c, "r")
-	p.refuse(true)
-	p.sever()
+	p.Refuse()
+	p.Sever()
 	if ev := nextEvent(t, testCtx(t), sub); ev.Disconnected == nil {
 		t.Fatalf("got %s", describe(ev))
 	}

@@ -13,70 +13,22 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
-	"github.com/roomcast/roomcast/auth"
 	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
+	"github.com/roomcast/roomcast/internal/servertest"
+	"github.com/roomcast/roomcast/internal/testsupport/testjwt"
 	"github.com/roomcast/roomcast/server"
 )
-
-var testSecret = []byte("0123456789abcdef0123456789abcdef-test-only")
-
-// token mints an HS256 token for the test server's issuer and audience.
-func token(t testing.TB, subject, audience string, expires time.Time, g auth.Grants) string {
-	t.Helper()
-	claims := auth.Claims{
-		RegisteredClaims: jwt.RegisteredClaims{Issuer: "test-issuer", Audience: jwt.ClaimStrings{audience}, Subject: subject, ExpiresAt: jwt.NewNumericDate(expires)},
-		Roomcast:         &g,
-	}
-	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(testSecret)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
-
-func grants(t testing.TB, publish, subscribe, presence string) auth.Grants {
-	t.Helper()
-	var g auth.Grants
-	for _, p := range []struct {
-		into *[]auth.Pattern
-		s    string
-	}{{&g.Publish, publish}, {&g.Subscribe, subscribe}, {&g.Presence, presence}} {
-		if p.s == "" {
-			continue
-		}
-		pats, err := auth.ParsePatterns(strings.Split(p.s, ",")...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		*p.into = pats
-	}
-	return g
-}
-
-func startAuthenticated(t testing.TB, opts ...server.Option) string {
-	t.Helper()
-	v, err := auth.NewJWTVerifier(auth.WithHMACSecret(testSecret, ""), auth.WithIssuer("test-issuer"), auth.WithAudience("roomcast"), auth.WithLeeway(0))
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := auth.NewAuthenticator(auth.WithJWT(v))
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, addr := start(t, append([]server.Option{server.WithAuthenticator(a)}, opts...)...)
-	return addr
-}
 
 func bearer(ctx context.Context, tok string) context.Context {
 	return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+tok)
 }
 
 func TestCredentialsAreRequiredAndChecked(t *testing.T) {
-	addr := startAuthenticated(t)
+	addr := testjwt.StartServer(t)
 	ctx := testCtx(t)
 	c := dial(t, addr)
 	future := time.Now().Add(time.Hour)
-	good := token(t, "svc", "roomcast", future, grants(t, "chat.*", "chat.>", ""))
+	good := testjwt.Token(t, "svc", future, testjwt.Grants(t, "chat.*", "chat.>", ""))
 	for _, tc := range []struct {
 		name string
 		ctx  context.Context
@@ -85,8 +37,8 @@ func TestCredentialsAreRequiredAndChecked(t *testing.T) {
 	}{
 		{"no credential", ctx, "chat.a", codes.Unauthenticated},
 		{"malformed token", bearer(ctx, "not.a.token"), "chat.a", codes.Unauthenticated},
-		{"expired token", bearer(ctx, token(t, "svc", "roomcast", time.Now().Add(-time.Minute), grants(t, "chat.*", "", ""))), "chat.a", codes.Unauthenticated},
-		{"another audience", bearer(ctx, token(t, "svc", "elsewhere", future, grants(t, "chat.*", "", ""))), "chat.a", codes.Unauthenticated},
+		{"expired token", bearer(ctx, testjwt.Token(t, "svc", time.Now().Add(-time.Minute), testjwt.Grants(t, "chat.*", "", ""))), "chat.a", codes.Unauthenticated},
+		{"another audience", bearer(ctx, testjwt.Sign(t, jwt.SigningMethodHS256, testjwt.Secret, testjwt.Claims("svc", "elsewhere", future, testjwt.Grants(t, "chat.*", "", "")))), "chat.a", codes.Unauthenticated},
 		{"outside the grants", bearer(ctx, good), "billing.a", codes.PermissionDenied},
 		{"one segment too deep", bearer(ctx, good), "chat.a.b", codes.PermissionDenied},
 		{"granted", bearer(ctx, good), "chat.a", codes.OK},
@@ -105,17 +57,17 @@ func TestCredentialsAreRequiredAndChecked(t *testing.T) {
 	if _, err := stream.Recv(); status.Code(err) != codes.Unauthenticated {
 		t.Errorf("subscribe without a credential: %v", err)
 	}
-	h, err := healthpb.NewHealthClient(connect(t, addr)).Check(ctx, &healthpb.HealthCheckRequest{})
+	h, err := healthpb.NewHealthClient(servertest.Dial(t, addr)).Check(ctx, &healthpb.HealthCheckRequest{})
 	if err != nil || h.GetStatus() != healthpb.HealthCheckResponse_SERVING {
 		t.Errorf("health without a credential: %v, %v", h, err)
 	}
 }
 
 func TestGrantsApplyPerCommandAndTheStreamStaysUp(t *testing.T) {
-	addr := startAuthenticated(t)
+	addr := testjwt.StartServer(t)
 	ctx := testCtx(t)
 	c := dial(t, addr)
-	tok := token(t, "reader", "roomcast", time.Now().Add(time.Hour), grants(t, "", "news.>", "news.lobby"))
+	tok := testjwt.Token(t, "reader", time.Now().Add(time.Hour), testjwt.Grants(t, "", "news.>", "news.lobby"))
 	sub := subscribe(t, bearer(ctx, tok), c, "news.eu")
 	for _, tc := range []struct {
 		name string
@@ -140,7 +92,7 @@ func TestGrantsApplyPerCommandAndTheStreamStaysUp(t *testing.T) {
 	}
 	// The reader may not publish, and may not borrow its session id to
 	// another subject's publish either.
-	writer := token(t, "writer", "roomcast", time.Now().Add(time.Hour), grants(t, "news.>", "", ""))
+	writer := testjwt.Token(t, "writer", time.Now().Add(time.Hour), testjwt.Grants(t, "news.>", "", ""))
 	if _, err := c.Publish(bearer(ctx, tok), &roomcastv1.PublishRequest{Room: "news.eu"}); status.Code(err) != codes.PermissionDenied {
 		t.Errorf("publish without the grant: %v", err)
 	}
@@ -161,11 +113,11 @@ func publishTextCtx(t testing.TB, ctx context.Context, c roomcastv1.BrokerServic
 }
 
 func TestPublishRateIsPerCredentialWithRetryInfo(t *testing.T) {
-	addr := startAuthenticated(t, server.WithPublishRate(0.001, 3))
+	addr := testjwt.StartServer(t, server.WithPublishRate(0.001, 3))
 	ctx := testCtx(t)
 	c := dial(t, addr)
-	g := grants(t, "r", "", "")
-	a, b := bearer(ctx, token(t, "a", "roomcast", time.Now().Add(time.Hour), g)), bearer(ctx, token(t, "b", "roomcast", time.Now().Add(time.Hour), g))
+	g := testjwt.Grants(t, "r", "", "")
+	a, b := bearer(ctx, testjwt.Token(t, "a", time.Now().Add(time.Hour), g)), bearer(ctx, testjwt.Token(t, "b", time.Now().Add(time.Hour), g))
 	for range 3 {
 		publishTextCtx(t, a, c, "r", "x")
 	}
@@ -189,22 +141,22 @@ func TestPublishRateIsPerCredentialWithRetryInfo(t *testing.T) {
 // A token that expires ends its stream with UNAUTHENTICATED unless a
 // refresh for the same subject came first.
 func TestExpiringCredentialsEndStreamsUnlessRefreshed(t *testing.T) {
-	addr := startAuthenticated(t)
+	addr := testjwt.StartServer(t)
 	ctx := testCtx(t)
 	c := dial(t, addr)
-	g := grants(t, "r", "r", "")
+	g := testjwt.Grants(t, "r", "r", "")
 	soon := time.Now().Add(2 * time.Second).Truncate(time.Second).Add(time.Second)
 
-	lapsing := subscribe(t, bearer(ctx, token(t, "s", "roomcast", soon, g)), c, "r")
-	refreshed := subscribe(t, bearer(ctx, token(t, "s", "roomcast", soon, g)), c, "r")
+	lapsing := subscribe(t, bearer(ctx, testjwt.Token(t, "s", soon, g)), c, "r")
+	refreshed := subscribe(t, bearer(ctx, testjwt.Token(t, "s", soon, g)), c, "r")
 	rep := refreshed.command(&roomcastv1.SubscribeRequest{Id: "other", Command: &roomcastv1.SubscribeRequest_Refresh{Refresh: &roomcastv1.RefreshCommand{
-		Token: token(t, "someone-else", "roomcast", time.Now().Add(time.Hour), g)}}})
+		Token: testjwt.Token(t, "someone-else", time.Now().Add(time.Hour), g)}}})
 	if codes.Code(rep.GetError().GetCode()) != codes.PermissionDenied {
 		t.Errorf("refresh for another subject: %v", rep)
 	}
 	later := time.Now().Add(time.Hour).Truncate(time.Second)
 	rep = refreshed.command(&roomcastv1.SubscribeRequest{Id: "ok", Command: &roomcastv1.SubscribeRequest_Refresh{Refresh: &roomcastv1.RefreshCommand{
-		Token: token(t, "s", "roomcast", later, g)}}})
+		Token: testjwt.Token(t, "s", later, g)}}})
 	if rep.GetError() != nil || !rep.GetRefresh().GetExpireTime().AsTime().Equal(later) {
 		t.Fatalf("refresh: %v", rep)
 	}
@@ -216,7 +168,7 @@ func TestExpiringCredentialsEndStreamsUnlessRefreshed(t *testing.T) {
 	if time.Now().Before(soon) {
 		t.Errorf("stream ended before its credential expired")
 	}
-	publishTextCtx(t, bearer(ctx, token(t, "p", "roomcast", later, g)), c, "r", "after expiry")
+	publishTextCtx(t, bearer(ctx, testjwt.Token(t, "p", later, g)), c, "r", "after expiry")
 	if m := refreshed.next(); m.GetText() != "after expiry" {
 		t.Errorf("refreshed stream got %v", m)
 	}

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
+	"github.com/roomcast/roomcast/internal/servertest"
 	"github.com/roomcast/roomcast/server"
 )
 
@@ -132,7 +133,7 @@ func (rawCodec) Name() string                         { return "proto" }
 func TestUndecodableRequestsAreRefusedByGRPC(t *testing.T) {
 	_, addr := start(t)
 	ctx := testCtx(t)
-	conn := connect(t, addr)
+	conn := servertest.Dial(t, addr)
 	// PublishRequest{room: "caf\xff"}: field 1, length 4.
 	raw := []byte{0x0a, 0x04, 'c', 'a', 'f', 0xff}
 	err := conn.Invoke(ctx, roomcastv1.BrokerService_Publish_FullMethodName, raw, new([]byte), grpc.ForceCodecV2(rawCodec{}))

@@ -9,7 +9,6 @@ import (
 	"go.uber.org/goleak"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
 	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
@@ -28,18 +27,7 @@ func start(t testing.TB, opts ...server.Option) (*server.Server, string) {
 // dial returns a BrokerService client on a connection of its own.
 func dial(t testing.TB, addr string) roomcastv1.BrokerServiceClient {
 	t.Helper()
-	return roomcastv1.NewBrokerServiceClient(connect(t, addr))
-}
-
-// connect returns a plaintext connection to addr, closed with the test.
-func connect(t testing.TB, addr string) *grpc.ClientConn {
-	t.Helper()
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return conn
+	return roomcastv1.NewBrokerServiceClient(servertest.Dial(t, addr))
 }
 
 // testCtx is the test's deadline for anything it waits on.

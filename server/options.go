@@ -12,39 +12,42 @@ import (
 	"github.com/roomcast/roomcast/broker"
 )
 
-// Defaults for the options of New.
+// Defaults for the options of New. Each option is named after the flag of
+// "roomcast serve" that sets it, where there is one: WithMaxStreams and
+// DefaultMaxStreams for --max-streams, and so on.
 const (
-	DefaultMaxMessageBytes     = 1 << 20
-	DefaultMaxRoomsPerSession  = 256
-	DefaultMaxBatchBytes       = 256 << 10
-	DefaultMaxConcurrentStream = 1000
-	DefaultWriteTimeout        = 10 * time.Second
-	DefaultMaxStreams          = 100_000
-	DefaultCommandRate         = 1000
-	DefaultCommandBurst        = 1000
+	DefaultMaxMessageBytes         = 1 << 20
+	DefaultMaxRoomsPerSession      = 256
+	DefaultMaxBatchBytes           = 256 << 10
+	DefaultMaxStreamsPerConnection = 1000
+	DefaultKeepaliveTime           = 30 * time.Second
+	DefaultWriteTimeout            = 10 * time.Second
+	DefaultMaxStreams              = 100_000
+	DefaultCommandRate             = 1000
+	DefaultCommandBurst            = 1000
 )
 
 // Option configures a Server.
 type Option func(*config)
 
 type config struct {
-	broker          *broker.Hub
-	brokerOpts      []broker.Option
-	maxMessageBytes int
-	maxRooms        int
-	maxBatchBytes   int
-	maxStreams      uint32
-	log             *slog.Logger
-	registry        prometheus.Registerer
-	grpcOpts        []grpc.ServerOption
-	keepaliveTime   time.Duration
-	writeTimeout    time.Duration
-	authn           *auth.Authenticator
-	publishRate     float64
-	publishBurst    int
-	commandRate     float64
-	commandBurst    int
-	maxTotalStreams int
+	broker            *broker.Hub
+	brokerOpts        []broker.Option
+	maxMessageBytes   int
+	maxRooms          int
+	maxBatchBytes     int
+	maxStreamsPerConn uint32
+	log               *slog.Logger
+	registry          prometheus.Registerer
+	grpcOpts          []grpc.ServerOption
+	keepaliveTime     time.Duration
+	writeTimeout      time.Duration
+	authn             *auth.Authenticator
+	publishRate       float64
+	publishBurst      int
+	commandRate       float64
+	commandBurst      int
+	maxTotalStreams   int
 }
 
 // WithBroker makes the server use b, which it then owns and closes. The
@@ -74,9 +77,18 @@ func WithMaxRoomsPerSession(n int) Option { return func(c *config) { c.maxRooms 
 // accepts.
 func WithMaxBatchBytes(n int) Option { return func(c *config) { c.maxBatchBytes = n } }
 
-// WithMaxConcurrentStreams limits the streams one client connection may have
-// open at once. The default is DefaultMaxConcurrentStream (1000).
-func WithMaxConcurrentStreams(n uint32) Option { return func(c *config) { c.maxStreams = n } }
+// WithMaxStreams limits the Subscribe streams open on the server at once; a
+// stream past it ends at once with RESOURCE_EXHAUSTED. The default is
+// DefaultMaxStreams (100,000).
+func WithMaxStreams(n int) Option { return func(c *config) { c.maxTotalStreams = n } }
+
+// WithMaxStreamsPerConnection limits the calls one client connection may
+// have in flight at once (HTTP/2 streams: Subscribe streams and unary calls
+// alike); further calls wait for one to end. The default is
+// DefaultMaxStreamsPerConnection (1000).
+func WithMaxStreamsPerConnection(n uint32) Option {
+	return func(c *config) { c.maxStreamsPerConn = n }
+}
 
 // WithLogger sets the logger. The default is slog.Default().
 func WithLogger(l *slog.Logger) Option { return func(c *config) { c.log = l } }
@@ -94,7 +106,8 @@ func WithGRPCOptions(opts ...grpc.ServerOption) Option {
 
 // WithKeepaliveTime sets how long a connection may be idle before the server
 // pings it to check that the client is still there; a client that does not
-// answer within a third of that is disconnected. The default is 30 seconds.
+// answer within a third of that is disconnected. The default is
+// DefaultKeepaliveTime (30 seconds).
 func WithKeepaliveTime(d time.Duration) Option { return func(c *config) { c.keepaliveTime = d } }
 
 // WithWriteTimeout bounds how long one write to a Subscribe stream may wait
@@ -128,23 +141,18 @@ func WithCommandRate(perSecond float64, burst int) Option {
 	return func(c *config) { c.commandRate, c.commandBurst = perSecond, burst }
 }
 
-// WithMaxStreams limits the Subscribe streams open on the server at once; a
-// stream past it ends at once with RESOURCE_EXHAUSTED. The default is
-// DefaultMaxStreams (100,000).
-func WithMaxStreams(n int) Option { return func(c *config) { c.maxTotalStreams = n } }
-
 func newConfig(opts []Option) (config, error) {
 	c := config{
-		maxMessageBytes: DefaultMaxMessageBytes,
-		maxRooms:        DefaultMaxRoomsPerSession,
-		maxBatchBytes:   DefaultMaxBatchBytes,
-		maxStreams:      DefaultMaxConcurrentStream,
-		log:             slog.Default(),
-		keepaliveTime:   30 * time.Second,
-		writeTimeout:    DefaultWriteTimeout,
-		commandRate:     DefaultCommandRate,
-		commandBurst:    DefaultCommandBurst,
-		maxTotalStreams: DefaultMaxStreams,
+		maxMessageBytes:   DefaultMaxMessageBytes,
+		maxRooms:          DefaultMaxRoomsPerSession,
+		maxBatchBytes:     DefaultMaxBatchBytes,
+		maxStreamsPerConn: DefaultMaxStreamsPerConnection,
+		log:               slog.Default(),
+		keepaliveTime:     DefaultKeepaliveTime,
+		writeTimeout:      DefaultWriteTimeout,
+		commandRate:       DefaultCommandRate,
+		commandBurst:      DefaultCommandBurst,
+		maxTotalStreams:   DefaultMaxStreams,
 	}
 	for _, o := range opts {
 		o(&c)
@@ -156,8 +164,8 @@ func newConfig(opts []Option) (config, error) {
 		return c, fmt.Errorf("server: rooms per session must be positive, got %d", c.maxRooms)
 	case c.maxBatchBytes < 1:
 		return c, fmt.Errorf("server: batch size must be positive, got %d", c.maxBatchBytes)
-	case c.maxStreams < 1:
-		return c, fmt.Errorf("server: streams per connection must be positive, got %d", c.maxStreams)
+	case c.maxStreamsPerConn < 1:
+		return c, fmt.Errorf("server: streams per connection must be positive, got %d", c.maxStreamsPerConn)
 	case c.maxTotalStreams < 1:
 		return c, fmt.Errorf("server: total streams must be positive, got %d", c.maxTotalStreams)
 	case c.publishRate < 0 || (c.publishRate > 0 && c.publishBurst < 1):

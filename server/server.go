@@ -84,7 +84,7 @@ func New(opts ...Option) (_ *Server, err error) {
 		// Requests a little over the message limit still reach Publish, which
 		// says what the limit is; far larger ones are refused by gRPC itself.
 		grpc.MaxRecvMsgSize(cfg.maxMessageBytes + messageOverhead),
-		grpc.MaxConcurrentStreams(cfg.maxStreams),
+		grpc.MaxConcurrentStreams(cfg.maxStreamsPerConn),
 		grpc.WaitForHandlers(true), // Stop returns only once every handler has
 
 		grpc.KeepaliveParams(keepalive.ServerParameters{

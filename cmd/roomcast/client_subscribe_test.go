@@ -2,14 +2,7 @@ package main
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
-	"encoding/pem"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
@@ -18,14 +11,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/golang-jwt/jwt/v5"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 
-	"github.com/roomcast/roomcast/auth"
 	"github.com/roomcast/roomcast/broker"
 	"github.com/roomcast/roomcast/client"
 	"github.com/roomcast/roomcast/internal/servertest"
+	"github.com/roomcast/roomcast/internal/testsupport/testcert"
+	"github.com/roomcast/roomcast/internal/testsupport/testjwt"
 	"github.com/roomcast/roomcast/server"
 )
 
@@ -183,75 +176,20 @@ func TestSubscribeSurvivesServerRestart(t *testing.T) {
 	}
 }
 
-var clientTestSecret = []byte("0123456789abcdef0123456789abcdef-cli-test")
-
-// clientToken mints an HS256 token for subject that may publish and
-// subscribe to every room.
-func clientToken(t *testing.T, subject string, exp time.Time) string {
-	t.Helper()
-	all, err := auth.ParsePatterns(">")
-	if err != nil {
-		t.Fatal(err)
-	}
-	claims := auth.Claims{
-		RegisteredClaims: jwt.RegisteredClaims{Issuer: "cli-test", Audience: jwt.ClaimStrings{"roomcast"}, Subject: subject, ExpiresAt: jwt.NewNumericDate(exp)},
-		Roomcast:         &auth.Grants{Publish: all, Subscribe: all},
-	}
-	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(clientTestSecret)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
-
-// clientTLS returns a certificate for 127.0.0.1 and the name of a PEM file
-// with it, to trust as a CA.
-func clientTLS(t *testing.T) (tls.Certificate, string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		DNSNames:     []string{"roomcast.test"},
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	file := filepath.Join(t.TempDir(), "ca.pem")
-	if err := os.WriteFile(file, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, file
-}
-
 // publish and subscribe over TLS with a bearer token, from --token or
 // $ROOMCAST_TOKEN.
 func TestClientCommandsTLSAndToken(t *testing.T) {
-	v, err := auth.NewJWTVerifier(auth.WithHMACSecret(clientTestSecret, ""), auth.WithIssuer("cli-test"), auth.WithAudience("roomcast"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := auth.NewAuthenticator(auth.WithJWT(v))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, ca := clientTLS(t)
-	_, addr := serverAt(t, "127.0.0.1:0", server.WithAuthenticator(a), server.WithGRPCOptions(grpc.Creds(credentials.NewServerTLSFromCert(&cert))))
+	tlsCA := testcert.NewCA(t, "roomcast test CA")
+	cert, ca := tlsCA.ServerCert(t), tlsCA.File(t)
+	addr := testjwt.StartServer(t, server.WithGRPCOptions(grpc.Creds(credentials.NewServerTLSFromCert(&cert))))
 	ctx := testCtx(t)
-	tok := clientToken(t, "cli", time.Now().Add(time.Hour))
+	all := testjwt.Grants(t, ">", ">", "")
+	tok := testjwt.Token(t, "cli", time.Now().Add(time.Hour), all)
 	_, port, _ := net.SplitHostPort(addr)
 
 	t.Setenv("ROOMCAST_TOKEN", tok)
 	sub := startSubscribe(t, ctx, "--server", addr, "--tls-ca", ca, "secure")
-	code, stdout, stderr := runCmd(ctx, "publish", "--server", "localhost:"+port, "--tls-ca", ca, "--tls-server-name", "roomcast.test", "--token", tok, "secure", "hi")
+	code, stdout, stderr := runCmd(ctx, "publish", "--server", "localhost:"+port, "--tls-ca", ca, "--tls-server-name", testcert.ServerName, "--token", tok, "secure", "hi")
 	if code != 0 || stdout != "1\n" {
 		t.Fatalf("publish over TLS: exit %d, stdout %q, stderr %q", code, stdout, stderr)
 	}
@@ -273,7 +211,7 @@ func TestClientCommandsTLSAndToken(t *testing.T) {
 		{[]string{"publish", "--server", addr, "--tls-ca", ca, "secure", "x"}, exitFail, "Unauthenticated"},
 		{[]string{"publish", "--server", addr, "--token", tok, "secure", "x"}, exitFail, "Unavailable"}, // plaintext to a TLS server
 		{[]string{"publish", "--server", addr, "--tls-ca", ca, "--token", "not-a-token", "secure", "x"}, exitFail, "Unauthenticated"},
-		{[]string{"subscribe", "--server", addr, "--tls-ca", ca, "--token", clientToken(t, "cli", time.Now().Add(-time.Minute)), "secure"}, exitFail, "Unauthenticated"},
+		{[]string{"subscribe", "--server", addr, "--tls-ca", ca, "--token", testjwt.Token(t, "cli", time.Now().Add(-time.Minute), all), "secure"}, exitFail, "Unauthenticated"},
 		{[]string{"publish", "--server", addr, "--tls-server-name", "x", "secure", "x"}, exitUsage, "--tls-server-name needs --tls-ca"},
 		{[]string{"subscribe", "--server", addr, "--tls-ca", filepath.Join(t.TempDir(), "none.pem"), "secure"}, exitFail, "--tls-ca"},
 		{[]string{"publish", "--server", addr, "--tls-ca", notPEM, "secure", "x"}, exitFail, "no PEM certificate"},

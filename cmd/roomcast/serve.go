@@ -71,7 +71,7 @@ it at once.`,
 			"cut off a subscriber more than `N` messages behind in a room")
 		fs.IntVar(&cfg.backlogBytes, "backlog-bytes", broker.DefaultBacklogBytes,
 			"cut off a subscriber more than `N` bytes of messages behind in a room")
-		fs.IntVar(&cfg.maxRooms, "max-rooms-per-session", server.DefaultMaxRoomsPerSession,
+		fs.IntVar(&cfg.maxRoomsPerSession, "max-rooms-per-session", server.DefaultMaxRoomsPerSession,
 			"refuse joins past `N` rooms on one Subscribe stream")
 		fs.Float64Var(&cfg.publishRate, "publish-rate", defaultPublishRate,
 			"allow each credential (each client address when the server is open) `N` publishes a second on average; 0 for no limit")
@@ -83,9 +83,9 @@ it at once.`,
 			"allow each Subscribe stream bursts of up to `N` commands")
 		fs.IntVar(&cfg.maxStreams, "max-streams", server.DefaultMaxStreams,
 			"end Subscribe streams past `N` open on the server at once")
-		fs.UintVar(&cfg.maxStreamsPerConn, "max-streams-per-connection", server.DefaultMaxConcurrentStream,
+		fs.UintVar(&cfg.maxStreamsPerConnection, "max-streams-per-connection", server.DefaultMaxStreamsPerConnection,
 			"allow one client connection `N` calls in flight at once")
-		fs.IntVar(&cfg.maxRoomsTotal, "max-rooms", broker.DefaultMaxRooms,
+		fs.IntVar(&cfg.maxRooms, "max-rooms", broker.DefaultMaxRooms,
 			"refuse publishes and joins that would hold more than `N` rooms in memory")
 		fs.Int64Var(&cfg.maxRetainedBytes, "max-retained-bytes", defaultRetainedBytes(),
 			"hold at most `N` bytes of messages over all rooms: past nine tenths, idle rooms' history is dropped, least recently published first; past N, publishes are refused; the default is half the memory of the machine or of its cgroup")
@@ -104,26 +104,26 @@ it at once.`,
 }
 
 type serveConfig struct {
-	listen, metricsListen string
-	transport             transportFlags
-	creds                 credentialFlags
-	maxMessageBytes       int
-	backlogMessages       int
-	backlogBytes          int
-	maxRooms              int
-	publishRate           float64
-	publishBurst          int
-	commandRate           float64
-	commandBurst          int
-	maxStreams            int
-	maxStreamsPerConn     uint
-	maxRoomsTotal         int
-	maxRetainedBytes      int64
-	historyMessages       int
-	historyTTL            time.Duration
-	writeTimeout          time.Duration
-	drainTimeout          time.Duration
-	level                 slog.Level
+	listen, metricsListen   string
+	transport               transportFlags
+	creds                   credentialFlags
+	maxMessageBytes         int
+	backlogMessages         int
+	backlogBytes            int
+	maxRoomsPerSession      int
+	publishRate             float64
+	publishBurst            int
+	commandRate             float64
+	commandBurst            int
+	maxStreams              int
+	maxStreamsPerConnection uint
+	maxRooms                int
+	maxRetainedBytes        int64
+	historyMessages         int
+	historyTTL              time.Duration
+	writeTimeout            time.Duration
+	drainTimeout            time.Duration
+	level                   slog.Level
 }
 
 // validate checks the flags that the server and broker do not check
@@ -135,8 +135,8 @@ func (cfg *serveConfig) validate() error {
 	if err := cfg.creds.validate(); err != nil {
 		return err
 	}
-	if cfg.maxStreamsPerConn < 1 || cfg.maxStreamsPerConn > math.MaxUint32 {
-		return fmt.Errorf("--max-streams-per-connection must be 1 to %d, got %d", uint32(math.MaxUint32), cfg.maxStreamsPerConn)
+	if cfg.maxStreamsPerConnection < 1 || cfg.maxStreamsPerConnection > math.MaxUint32 {
+		return fmt.Errorf("--max-streams-per-connection must be 1 to %d, got %d", uint32(math.MaxUint32), cfg.maxStreamsPerConnection)
 	}
 	return nil
 }
@@ -251,16 +251,16 @@ func (cfg *serveConfig) serverOptions(log *slog.Logger) ([]server.Option, []any,
 	opts := []server.Option{
 		server.WithLogger(log),
 		server.WithMaxMessageBytes(cfg.maxMessageBytes),
-		server.WithMaxRoomsPerSession(cfg.maxRooms),
+		server.WithMaxRoomsPerSession(cfg.maxRoomsPerSession),
 		server.WithPublishRate(cfg.publishRate, cfg.publishBurst),
 		server.WithCommandRate(cfg.commandRate, cfg.commandBurst),
 		server.WithMaxStreams(cfg.maxStreams),
-		server.WithMaxConcurrentStreams(uint32(cfg.maxStreamsPerConn)), // validate checked the range
+		server.WithMaxStreamsPerConnection(uint32(cfg.maxStreamsPerConnection)), // validate checked the range
 		server.WithWriteTimeout(cfg.writeTimeout),
 		server.WithBrokerOptions(
 			broker.WithBacklog(cfg.backlogMessages, cfg.backlogBytes),
 			broker.WithHistory(cfg.historyMessages, cfg.historyTTL),
-			broker.WithMaxRooms(cfg.maxRoomsTotal),
+			broker.WithMaxRooms(cfg.maxRooms),
 			broker.WithMaxRetainedBytes(cfg.maxRetainedBytes),
 		),
 	}

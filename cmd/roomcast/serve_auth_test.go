@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
@@ -19,6 +18,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/roomcast/roomcast/auth"
+	"github.com/roomcast/roomcast/internal/testsupport/testjwt"
 )
 
 // newKey runs "roomcast apikey new --file file" with args and returns the
@@ -66,33 +66,6 @@ func TestServeAPIKeys(t *testing.T) {
 	}
 }
 
-// mint signs claims for the server's issuer and audience with key.
-func mint(t *testing.T, method jwt.SigningMethod, key any, subject, audience string, g auth.Grants) string {
-	t.Helper()
-	claims := auth.Claims{
-		RegisteredClaims: jwt.RegisteredClaims{
-			Issuer: "https://issuer.test", Audience: jwt.ClaimStrings{audience}, Subject: subject,
-			ExpiresAt: jwt.NewNumericDate(time.Now().Add(time.Hour)),
-		},
-		Roomcast: &g,
-	}
-	tok, err := jwt.NewWithClaims(method, claims).SignedString(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tok
-}
-
-// publicKeyPEM returns pub as a PEM "PUBLIC KEY" block.
-func publicKeyPEM(t *testing.T, pub crypto.PublicKey) []byte {
-	t.Helper()
-	der, err := x509.MarshalPKIXPublicKey(pub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
-}
-
 func TestServeJWT(t *testing.T) {
 	dir := t.TempDir()
 	hmacSecret := []byte("a secret of at least 32 bytes, for HS256 tokens")
@@ -107,30 +80,30 @@ func TestServeJWT(t *testing.T) {
 	}
 	s := startServe(t,
 		"--jwt-hmac-secret-file", writeFile(t, dir, "hmac", append(hmacSecret, '\n')),
-		"--jwt-public-key-file", writeFile(t, dir, "ec.pem", publicKeyPEM(t, &ecKey.PublicKey)),
-		"--jwt-public-key-file", writeFile(t, dir, "ed.pem", publicKeyPEM(t, edKey.Public())),
-		"--jwt-issuer", "https://issuer.test", "--jwt-audience", "roomcast, roomcast-eu")
+		"--jwt-public-key-file", writeFile(t, dir, "ec.pem", testjwt.PublicKeyPEM(t, &ecKey.PublicKey)),
+		"--jwt-public-key-file", writeFile(t, dir, "ed.pem", testjwt.PublicKeyPEM(t, edKey.Public())),
+		"--jwt-issuer", testjwt.Issuer, "--jwt-audience", "roomcast, roomcast-eu")
 	ctx := testCtx(t)
 	c := dialPlaintext(t, s.addr)
 
-	g, err := auth.ParsePatterns("chat.*")
-	if err != nil {
-		t.Fatal(err)
+	grants := testjwt.Grants(t, "chat.*", "", "")
+	// mint signs a token of svc's for audience with key.
+	mint := func(method jwt.SigningMethod, key any, audience string) string {
+		return testjwt.Sign(t, method, key, testjwt.Claims("svc", audience, time.Now().Add(time.Hour), grants))
 	}
-	grants := auth.Grants{Publish: g}
 	for _, tc := range []struct {
 		name  string
 		token string
 		room  string
 		code  codes.Code
 	}{
-		{"HS256", mint(t, jwt.SigningMethodHS256, hmacSecret, "svc", "roomcast", grants), "chat.a", codes.OK},
-		{"ES256", mint(t, jwt.SigningMethodES256, ecKey, "svc", "roomcast", grants), "chat.a", codes.OK},
-		{"EdDSA", mint(t, jwt.SigningMethodEdDSA, edKey, "svc", "roomcast", grants), "chat.a", codes.OK},
-		{"the second audience", mint(t, jwt.SigningMethodHS256, hmacSecret, "svc", "roomcast-eu", grants), "chat.a", codes.OK},
-		{"outside the grants", mint(t, jwt.SigningMethodHS256, hmacSecret, "svc", "roomcast", grants), "billing.a", codes.PermissionDenied},
-		{"another audience", mint(t, jwt.SigningMethodHS256, hmacSecret, "svc", "elsewhere", grants), "chat.a", codes.Unauthenticated},
-		{"an unknown key", mint(t, jwt.SigningMethodHS256, unknownSecret, "svc", "roomcast", grants), "chat.a", codes.Unauthenticated},
+		{"HS256", mint(jwt.SigningMethodHS256, hmacSecret, "roomcast"), "chat.a", codes.OK},
+		{"ES256", mint(jwt.SigningMethodES256, ecKey, "roomcast"), "chat.a", codes.OK},
+		{"EdDSA", mint(jwt.SigningMethodEdDSA, edKey, "roomcast"), "chat.a", codes.OK},
+		{"the second audience", mint(jwt.SigningMethodHS256, hmacSecret, "roomcast-eu"), "chat.a", codes.OK},
+		{"outside the grants", mint(jwt.SigningMethodHS256, hmacSecret, "roomcast"), "billing.a", codes.PermissionDenied},
+		{"another audience", mint(jwt.SigningMethodHS256, hmacSecret, "elsewhere"), "chat.a", codes.Unauthenticated},
+		{"an unknown key", mint(jwt.SigningMethodHS256, unknownSecret, "roomcast"), "chat.a", codes.Unauthenticated},
 		{"no credential", "", "chat.a", codes.Unauthenticated},
 	} {
 		callCtx := ctx

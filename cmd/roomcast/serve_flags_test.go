@@ -126,7 +126,7 @@ func TestServeSecurityFlagDefaults(t *testing.T) {
 		"command-rate":               fmt.Sprint(server.DefaultCommandRate),
 		"command-burst":              fmt.Sprint(server.DefaultCommandBurst),
 		"max-streams":                fmt.Sprint(server.DefaultMaxStreams),
-		"max-streams-per-connection": fmt.Sprint(server.DefaultMaxConcurrentStream),
+		"max-streams-per-connection": fmt.Sprint(server.DefaultMaxStreamsPerConnection),
 		"max-rooms":                  fmt.Sprint(broker.DefaultMaxRooms),
 		"history-messages":           fmt.Sprint(broker.DefaultHistoryMessages),
 		"history-ttl":                broker.DefaultHistoryTTL.String(),

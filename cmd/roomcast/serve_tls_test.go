@@ -9,26 +9,27 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
+
+	"github.com/roomcast/roomcast/internal/testsupport/testcert"
 )
 
 func TestServeTLS(t *testing.T) {
-	dir := t.TempDir()
-	ca := newTestCA(t, "roomcast test CA")
-	cert, key := ca.serverFiles(t, dir)
+	ca := testcert.NewCA(t, "roomcast test CA")
+	cert, key := ca.ServerFiles(t)
 	s := startServe(t, "--tls-cert", cert, "--tls-key", key)
 	ctx := testCtx(t)
 	if !strings.Contains(s.stderr.String(), "transport=tls") {
 		t.Errorf("serve does not log that it serves TLS:\n%s", s.stderr)
 	}
 
-	c := dialBroker(t, s.addr, credentials.NewTLS(&tls.Config{RootCAs: ca.pool(), MinVersion: tls.VersionTLS12}))
+	c := dialBroker(t, s.addr, credentials.NewTLS(&tls.Config{RootCAs: ca.Pool(), MinVersion: tls.VersionTLS12}))
 	if resp, err := publish(ctx, c, "room", "over TLS"); err != nil || resp.GetOffset() != 1 {
 		t.Fatalf("publish over TLS: %v, %v; want offset 1", resp, err)
 	}
 	for name, c := range map[string]credentials.TransportCredentials{
 		"plaintext":               nil,
-		"TLS trusting another CA": credentials.NewTLS(&tls.Config{RootCAs: newTestCA(t, "other CA").pool()}),
-		"TLS 1.1":                 credentials.NewTLS(&tls.Config{RootCAs: ca.pool(), MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS11}),
+		"TLS trusting another CA": credentials.NewTLS(&tls.Config{RootCAs: testcert.NewCA(t, "other CA").Pool()}),
+		"TLS 1.1":                 credentials.NewTLS(&tls.Config{RootCAs: ca.Pool(), MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS11}),
 	} {
 		client := dialPlaintext(t, s.addr)
 		if c != nil {
@@ -41,18 +42,16 @@ func TestServeTLS(t *testing.T) {
 }
 
 func TestServeMutualTLS(t *testing.T) {
-	dir := t.TempDir()
-	serverCA, clientCA := newTestCA(t, "server CA"), newTestCA(t, "client CA")
-	cert, key := serverCA.serverFiles(t, dir)
-	clientCAFile := writeFile(t, dir, "client-ca.crt", clientCA.pem)
-	s := startServe(t, "--tls-cert", cert, "--tls-key", key, "--tls-client-ca", clientCAFile)
+	serverCA, clientCA := testcert.NewCA(t, "server CA"), testcert.NewCA(t, "client CA")
+	cert, key := serverCA.ServerFiles(t)
+	s := startServe(t, "--tls-cert", cert, "--tls-key", key, "--tls-client-ca", clientCA.File(t))
 	ctx := testCtx(t)
 	if !strings.Contains(s.stderr.String(), "transport=mtls") {
 		t.Errorf("serve does not log that it serves mutual TLS:\n%s", s.stderr)
 	}
 
 	withCert := func(certs ...tls.Certificate) credentials.TransportCredentials {
-		return credentials.NewTLS(&tls.Config{RootCAs: serverCA.pool(), Certificates: certs, MinVersion: tls.VersionTLS12})
+		return credentials.NewTLS(&tls.Config{RootCAs: serverCA.Pool(), Certificates: certs, MinVersion: tls.VersionTLS12})
 	}
 	for _, tc := range []struct {
 		name  string
@@ -60,8 +59,8 @@ func TestServeMutualTLS(t *testing.T) {
 		code  codes.Code
 	}{
 		{"no client certificate", withCert(), codes.Unavailable},
-		{"a certificate of another CA", withCert(serverCA.clientCert(t, "stranger")), codes.Unavailable},
-		{"a certificate of the client CA", withCert(clientCA.clientCert(t, "friend")), codes.OK},
+		{"a certificate of another CA", withCert(serverCA.ClientCert(t, "stranger")), codes.Unavailable},
+		{"a certificate of the client CA", withCert(clientCA.ClientCert(t, "friend")), codes.OK},
 	} {
 		c := dialBroker(t, s.addr, tc.creds)
 		if _, err := publish(ctx, c, "room", "hello"); status.Code(err) != tc.code {
@@ -72,8 +71,8 @@ func TestServeMutualTLS(t *testing.T) {
 
 func TestServeTLSFileErrors(t *testing.T) {
 	dir := t.TempDir()
-	ca := newTestCA(t, "CA")
-	cert, key := ca.serverFiles(t, dir)
+	ca := testcert.NewCA(t, "CA")
+	cert, key := ca.ServerFiles(t)
 	notPEM := writeFile(t, dir, "not.pem", []byte("not a certificate\n"))
 	ctx := testCtx(t)
 	for _, tc := range []struct {
@@ -95,7 +94,7 @@ func TestServeTLSFileErrors(t *testing.T) {
 }
 
 // otherKey returns the PEM key of another certificate of ca.
-func otherKey(t *testing.T, ca *testCA) []byte {
-	_, key := ca.issue(t, "other", x509.ExtKeyUsageServerAuth)
+func otherKey(t *testing.T, ca *testcert.CA) []byte {
+	_, key := ca.Issue(t, "other", x509.ExtKeyUsageServerAuth)
 	return key
 }

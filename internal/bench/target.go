@@ -34,7 +34,7 @@ type roomcastTarget struct {
 func startRoomcast(encodeEach bool, streamsPerConn int) (*roomcastTarget, error) {
 	opts := []server.Option{
 		server.WithLogger(slog.New(slog.DiscardHandler)),
-		server.WithMaxConcurrentStreams(uint32(max(server.DefaultMaxConcurrentStream, streamsPerConn+1))),
+		server.WithMaxStreamsPerConnection(uint32(max(server.DefaultMaxStreamsPerConnection, streamsPerConn+1))),
 	}
 	if encodeEach {
 		opts = append(opts, server.WithBrokerOptions(broker.WithEncodePerSubscriber(true)))

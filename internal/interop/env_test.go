@@ -13,9 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-
 	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
 	"github.com/roomcast/roomcast/internal/servertest"
 	"github.com/roomcast/roomcast/server"
@@ -157,12 +154,7 @@ func startServer(t *testing.T, opts ...server.Option) string {
 
 func dial(t *testing.T, addr string) roomcastv1.BrokerServiceClient {
 	t.Helper()
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return roomcastv1.NewBrokerServiceClient(conn)
+	return roomcastv1.NewBrokerServiceClient(servertest.Dial(t, addr))
 }
 
 func testCtx(t *testing.T) context.Context {

@@ -22,6 +22,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
+	"github.com/roomcast/roomcast/internal/testsupport/faultproxy"
 )
 
 // TestPythonPublisherReachesGoAndNode and TestNodePublisherReachesPython:
@@ -223,9 +224,9 @@ func testResume(t *testing.T, l lang) {
 	// The server the subscriber moves to at the end, started now so that it
 	// outlives the subscriber.
 	addr2 := startServer(t)
-	px := startProxy(t, addr)
+	px := faultproxy.Start(t, addr)
 	const room = "interop.resume"
-	sub := startSubscriber(t, ctx, l, px.addr(), room)
+	sub := startSubscriber(t, ctx, l, px.Addr(), room)
 
 	payloads := map[uint64]string{}
 	publish := func(c roomcastv1.BrokerServiceClient, k int) (first, last uint64) {
@@ -278,12 +279,13 @@ func testResume(t *testing.T, l lang) {
 
 	// Cut the connection and hold new ones; publish while the subscriber is
 	// cut off; then let it reconnect.
-	px.cut()
+	px.Hold()
+	px.Sever()
 	if ev := sub.expect(ctx, "disconnected"); ev.Code == "OK" {
 		t.Errorf("%s: %s", sub.name, ev.line)
 	}
 	missedFirst, missedLast := publish(c, 10)
-	px.resume("")
+	px.Resume("")
 	join := expectRejoin()
 	if !join.Recovered || join.Offset != strconv.FormatUint(missedLast, 10) {
 		t.Fatalf("%s rejoined with %s, want recovered at offset %d", sub.name, join.line, missedLast)
@@ -291,7 +293,7 @@ func testResume(t *testing.T, l lang) {
 	expectMessages(missedFirst, missedLast) // exactly the missed ones: no duplicate of 1 to 5
 	first, last = publish(c, 3)
 	expectMessages(first, last)
-	if n := px.accepted(); n < 2 {
+	if n := px.Accepted(); n < 2 {
 		t.Errorf("the proxy accepted %d connections; the subscriber did not reconnect through it", n)
 	}
 
@@ -299,11 +301,12 @@ func testResume(t *testing.T, l lang) {
 	// recovered: false, and the subscriber goes on from the room's newest
 	// offset there.
 	oldEpoch := join.Epoch
-	px.cut()
+	px.Hold()
+	px.Sever()
 	sub.expect(ctx, "disconnected")
 	c2 := dial(t, addr2)
 	publish(c2, 2) // lost to the subscriber: it was not there
-	px.resume(addr2)
+	px.Resume(addr2)
 	join = expectRejoin()
 	if join.Recovered || join.Epoch == oldEpoch || join.Offset != "2" {
 		t.Fatalf("%s joined the new server with %s, want recovered false at offset 2 in a new epoch", sub.name, join.line)

@@ -1,5 +1,6 @@
-// Package servertest runs roomcast servers for tests: on a loopback port,
-// closed when the test ends.
+// Package servertest runs roomcast servers for tests, on a loopback port,
+// and connects to them; servers and connections are closed when the test
+// ends.
 package servertest
 
 import (
@@ -7,6 +8,9 @@ import (
 	"net"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/roomcast/roomcast/server"
 )
@@ -41,6 +45,20 @@ func StartAt(t testing.TB, addr string, opts ...server.Option) (*server.Server, 
 		}
 	})
 	return srv, lis.Addr().String()
+}
+
+// Dial returns a connection to the server at addr, closed in the test's
+// cleanup. It is plaintext unless opts give other transport credentials:
+// the last of the options that set the same thing wins.
+func Dial(t testing.TB, addr string, opts ...grpc.DialOption) *grpc.ClientConn {
+	t.Helper()
+	opts = append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, opts...)
+	conn, err := grpc.NewClient(addr, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
 }
 
 // Context returns a context that ends with the test, or after 30 seconds:

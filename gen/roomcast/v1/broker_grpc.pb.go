@@ -49,7 +49,8 @@ type BrokerServiceClient interface {
 	// session_id of another subject's session; UNAVAILABLE while the server
 	// shuts down.
 	Publish(ctx context.Context, in *PublishRequest, opts ...grpc.CallOption) (*PublishResponse, error)
-	// Subscribe opens a session. The client sends commands (join, leave), each
+	// Subscribe opens a session. The client sends commands (join, leave, and
+	// refresh to replace the stream's credential before it expires), each
 	// with an id the server echoes in its reply. The server first sends a
 	// SessionEvent, then one CommandReply per command, then every message of
 	// every room the session is in, in batches.
@@ -58,10 +59,12 @@ type BrokerServiceClient interface {
 	// up: PERMISSION_DENIED for a room outside the caller's grants,
 	// RESOURCE_EXHAUSTED past the command rate or room limit, and so on. The
 	// stream ends with RESOURCE_EXHAUSTED when the subscriber falls further
-	// behind than the server's backlog limit (the status message names the
-	// last offset sent in each room), with UNAVAILABLE when the server shuts
-	// down, and with UNAUTHENTICATED when its credential expires without a
-	// refresh; clients reconnect and join again.
+	// behind than the server's backlog limit or leaves a write untaken past
+	// the server's write timeout (the status message names the last offset
+	// sent in each room), or at once when the server already has as many
+	// streams as it allows; with UNAVAILABLE when the server shuts down; and
+	// with UNAUTHENTICATED when its credential expires without a refresh.
+	// Clients reconnect and join again.
 	Subscribe(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[SubscribeRequest, SubscribeResponse], error)
 	// History returns a room's retained messages after an offset, oldest or
 	// newest first, with the room's current offset and epoch. A room keeps its
@@ -152,7 +155,8 @@ type BrokerServiceServer interface {
 	// session_id of another subject's session; UNAVAILABLE while the server
 	// shuts down.
 	Publish(context.Context, *PublishRequest) (*PublishResponse, error)
-	// Subscribe opens a session. The client sends commands (join, leave), each
+	// Subscribe opens a session. The client sends commands (join, leave, and
+	// refresh to replace the stream's credential before it expires), each
 	// with an id the server echoes in its reply. The server first sends a
 	// SessionEvent, then one CommandReply per command, then every message of
 	// every room the session is in, in batches.
@@ -161,10 +165,12 @@ type BrokerServiceServer interface {
 	// up: PERMISSION_DENIED for a room outside the caller's grants,
 	// RESOURCE_EXHAUSTED past the command rate or room limit, and so on. The
 	// stream ends with RESOURCE_EXHAUSTED when the subscriber falls further
-	// behind than the server's backlog limit (the status message names the
-	// last offset sent in each room), with UNAVAILABLE when the server shuts
-	// down, and with UNAUTHENTICATED when its credential expires without a
-	// refresh; clients reconnect and join again.
+	// behind than the server's backlog limit or leaves a write untaken past
+	// the server's write timeout (the status message names the last offset
+	// sent in each room), or at once when the server already has as many
+	// streams as it allows; with UNAVAILABLE when the server shuts down; and
+	// with UNAUTHENTICATED when its credential expires without a refresh.
+	// Clients reconnect and join again.
 	Subscribe(grpc.BidiStreamingServer[SubscribeRequest, SubscribeResponse]) error
 	// History returns a room's retained messages after an offset, oldest or
 	// newest first, with the room's current offset and epoch. A room keeps its

@@ -908,7 +908,8 @@ export const BrokerService: GenService<{
     output: typeof PublishResponseSchema;
   },
   /**
-   * Subscribe opens a session. The client sends commands (join, leave), each
+   * Subscribe opens a session. The client sends commands (join, leave, and
+   * refresh to replace the stream's credential before it expires), each
    * with an id the server echoes in its reply. The server first sends a
    * SessionEvent, then one CommandReply per command, then every message of
    * every room the session is in, in batches.
@@ -917,10 +918,12 @@ export const BrokerService: GenService<{
    * up: PERMISSION_DENIED for a room outside the caller's grants,
    * RESOURCE_EXHAUSTED past the command rate or room limit, and so on. The
    * stream ends with RESOURCE_EXHAUSTED when the subscriber falls further
-   * behind than the server's backlog limit (the status message names the
-   * last offset sent in each room), with UNAVAILABLE when the server shuts
-   * down, and with UNAUTHENTICATED when its credential expires without a
-   * refresh; clients reconnect and join again.
+   * behind than the server's backlog limit or leaves a write untaken past
+   * the server's write timeout (the status message names the last offset
+   * sent in each room), or at once when the server already has as many
+   * streams as it allows; with UNAVAILABLE when the server shuts down; and
+   * with UNAUTHENTICATED when its credential expires without a refresh.
+   * Clients reconnect and join again.
    *
    * @generated from rpc roomcast.v1.BrokerService.Subscribe
    */
