@@ -25,7 +25,7 @@ func (e *GapError) Error() string {
 // epoch restarts the room's ring at the entry, and every subscription made
 // before it gets a *GapError from its next Collect.
 func (b *Hub) Deliver(room string, e Entry) {
-	r, _ := b.lockRoom(room, false)
+	r, _ := b.lockRoom(room, false, nil)
 	if r == nil {
 		return // no local subscriber: nothing to keep
 	}

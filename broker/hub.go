@@ -32,6 +32,7 @@ type Hub struct {
 	stats    counters
 	rooms    atomic.Int64 // rooms in memory
 	retained atomic.Int64 // bytes of entries in every room's rings
+	owners   owners       // tenants' use, for quotas
 
 	stop      chan struct{}
 	engine    Engine             // nil: the hub sequences and stores rooms itself
@@ -134,18 +135,26 @@ func (b *Hub) shard(name string) *shard {
 
 // lockRoom returns the live room called name locked for writing, creating it
 // if create is set; nil if it does not exist and create is not set.
-func (b *Hub) lockRoom(name string, create bool) (*room, error) {
+func (b *Hub) lockRoom(name string, create bool, by *owner) (*room, error) {
 	sh := b.shard(name)
 	for {
 		sh.mu.Lock()
 		r := sh.rooms[name]
 		if r == nil && create {
+			if by != nil && by.rooms.Load() >= int64(b.cfg.roomQuota) {
+				sh.mu.Unlock()
+				return nil, ErrRoomQuota
+			}
 			if b.rooms.Add(1) > int64(b.cfg.maxRooms) {
 				b.rooms.Add(-1)
 				sh.mu.Unlock()
 				return nil, ErrTooManyRooms
 			}
 			r = newRoom(name, sh, b.maxSlots, &b.retained)
+			if by != nil {
+				by.rooms.Add(1)
+				r.owner = by
+			}
 			if b.cfg.encodeEach {
 				r.msgs.keepPlain()
 			}
@@ -170,6 +179,9 @@ func (b *Hub) lockRoom(name string, create bool) (*room, error) {
 func (b *Hub) free(r *room) {
 	r.msgs.clear()
 	r.events.clear()
+	if r.owner != nil {
+		r.owner.rooms.Add(-1)
+	}
 	r.dead = true
 	delete(r.shard.rooms, r.name)
 	b.rooms.Add(-1)
@@ -241,6 +253,7 @@ func (b *Hub) sweep(every time.Duration) {
 				}
 				sh.mu.Unlock()
 			}
+			b.owners.prune()
 			if b.retained.Load() > b.cfg.maxRetained/10*9 {
 				b.reclaim(b.cfg.maxRetained / 4 * 3)
 			}

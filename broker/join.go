@@ -86,7 +86,7 @@ func (s *Subscriber) BeginJoin(ctx context.Context, room string, opts JoinOption
 	if s.find(room) >= 0 || s.findPending(room) >= 0 {
 		return nil, ErrAlreadyJoined
 	}
-	r, err := s.b.lockRoom(room, true)
+	r, err := s.b.lockRoom(room, true, s.b.owners.of(ctx))
 	if err != nil {
 		return nil, err
 	}

@@ -29,6 +29,8 @@ type config struct {
 	maxRooms        int
 	engine          EngineFunc
 	maxRetained     int64
+	roomQuota       int
+	bytesQuota      int64
 }
 
 // WithBacklog bounds how far a subscriber may fall behind in one room, in
@@ -88,6 +90,15 @@ func WithEncodePerSubscriber(on bool) Option {
 // machine's memory.
 func WithMaxRetainedBytes(n int64) Option { return func(c *config) { c.maxRetained = n } }
 
+// WithOwnerQuotas bounds what one owner (see WithOwner) may hold: rooms its
+// publishes and joins created, and bytes of its messages retained. Past
+// them, Publish and joins fail with ErrRoomQuota or ErrBytesQuota. Zero
+// means the default: a tenth of WithMaxRooms and a quarter of
+// WithMaxRetainedBytes, so that no one tenant can fill either.
+func WithOwnerQuotas(rooms int, bytes int64) Option {
+	return func(c *config) { c.roomQuota, c.bytesQuota = rooms, bytes }
+}
+
 // WithEngine makes the hub the node-local side of an engine that sequences
 // and stores rooms elsewhere (see Engine): newEngine is called once, by New,
 // with the hub as the engine's Sink, and the hub closes the engine. History
@@ -109,6 +120,12 @@ func newConfig(opts []Option) (config, error) {
 	for _, o := range opts {
 		o(&c)
 	}
+	if c.roomQuota == 0 {
+		c.roomQuota = max(c.maxRooms/10, 1)
+	}
+	if c.bytesQuota == 0 {
+		c.bytesQuota = c.maxRetained / 4
+	}
 	switch {
 	case c.backlogMessages < 1 || c.backlogBytes < 1:
 		return c, fmt.Errorf("broker: backlog must allow at least 1 message and 1 byte, got %d messages and %d bytes", c.backlogMessages, c.backlogBytes)
@@ -116,6 +133,8 @@ func newConfig(opts []Option) (config, error) {
 		return c, fmt.Errorf("broker: history must be 0 messages, or some messages for a positive time, got %d for %v", c.historyMessages, c.historyTTL)
 	case c.maxRetained < int64(c.backlogBytes):
 		return c, fmt.Errorf("broker: the retained byte budget (%d) must hold at least one room's backlog (%d bytes)", c.maxRetained, c.backlogBytes)
+	case c.roomQuota < 0 || c.bytesQuota < 0:
+		return c, fmt.Errorf("broker: owner quotas must not be negative, got %d rooms and %d bytes", c.roomQuota, c.bytesQuota)
 	case c.maxRooms < 1:
 		return c, fmt.Errorf("broker: the room limit must be positive, got %d", c.maxRooms)
 	case c.presenceMembers < 0:

@@ -32,7 +32,8 @@ func (b *Hub) Publish(ctx context.Context, msg *roomcastv1.Message, exclude stri
 	if b.engine != nil {
 		return b.publishToEngine(ctx, msg, exclude)
 	}
-	r, err := b.lockRoom(msg.GetRoom(), b.cfg.historyMessages > 0)
+	by := b.owners.of(ctx)
+	r, err := b.lockRoom(msg.GetRoom(), b.cfg.historyMessages > 0, by)
 	if r == nil {
 		return 1, "", err
 	}
@@ -49,8 +50,11 @@ func (b *Hub) Publish(ctx context.Context, msg *roomcastv1.Message, exclude stri
 	if b.retained.Load()+int64(len(buf)) > b.cfg.maxRetained {
 		return 0, "", ErrOverBudget
 	}
+	if by != nil && by.bytes.Load()+int64(len(buf)) > b.cfg.bytesQuota {
+		return 0, "", ErrBytesQuota
+	}
 	b.stats.encoded.Add(1)
-	e := entry{buf: mem.SliceBuffer(buf), size: len(buf), time: now.UnixNano(), exclude: exclude}
+	e := entry{buf: mem.SliceBuffer(buf), size: len(buf), time: now.UnixNano(), exclude: exclude, owner: by}
 	var plain *roomcastv1.Message
 	if b.cfg.encodeEach {
 		plain = msg

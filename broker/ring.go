@@ -16,6 +16,7 @@ type entry struct {
 	cum     uint64 // ring.cum after this entry: backlog bytes are a subtraction
 	time    int64  // when it was appended, in Unix nanoseconds
 	exclude string // session id that must not receive it, or ""
+	owner   *owner // charged for its bytes while it is retained; nil for none
 }
 
 // ring holds a sequence's newest entries. For messages the sequence number
@@ -70,6 +71,9 @@ func (r *ring) append(e entry, plain *roomcastv1.Message, maxEntries, maxBytes, 
 	}
 	r.bytes += e.size
 	r.total.Add(int64(e.size))
+	if e.owner != nil {
+		e.owner.bytes.Add(int64(e.size))
+	}
 	r.trim(maxEntries, maxBytes)
 }
 
@@ -98,6 +102,9 @@ func (r *ring) evictOldest() {
 	old := r.at(r.first)
 	r.bytes -= old.size
 	r.total.Add(-int64(old.size))
+	if old.owner != nil {
+		old.owner.bytes.Add(-int64(old.size))
+	}
 	*old = entry{}
 	if r.plain != nil {
 		r.plain[r.first&uint64(len(r.plain)-1)] = nil
@@ -165,5 +172,8 @@ func (r *ring) prepend(e entry, maxBytes, maxSlots int) bool {
 	*r.at(e.seq) = e
 	r.bytes += e.size
 	r.total.Add(int64(e.size))
+	if e.owner != nil {
+		e.owner.bytes.Add(int64(e.size))
+	}
 	return true
 }

@@ -12,6 +12,7 @@ type room struct {
 	name     string
 	shard    *shard
 	epoch    string
+	owner    *owner    // charged for the room while it lives; nil for none
 	tracking *tracking // with an engine: the room's sync with it; nil without
 	gen      uint64    // restarts of the sequence (see restart); a subscription of an older one is cut off
 
