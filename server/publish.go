@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"errors"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -45,30 +44,9 @@ func (s *Server) Publish(ctx context.Context, req *roomcastv1.PublishRequest) (*
 	case *roomcastv1.PublishRequest_Text:
 		msg.Payload = &roomcastv1.Message_Text{Text: p.Text}
 	}
-	off, epoch, err := s.broker.Publish(ctx, msg, req.GetExcludeSession())
+	off, epoch, err := s.broker.Publish(broker.WithOwner(ctx, id.Subject), msg, req.GetExcludeSession())
 	if err != nil {
 		return nil, brokerStatus(err)
 	}
 	return &roomcastv1.PublishResponse{Offset: off, Epoch: epoch}, nil
-}
-
-// brokerStatus maps a broker error to the status a client sees.
-func brokerStatus(err error) error {
-	switch {
-	case errors.Is(err, broker.ErrClosed):
-		return status.Error(codes.Unavailable, "server is shutting down; retry on another instance")
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		return status.FromContextError(err).Err()
-	case errors.Is(err, broker.ErrAlreadyJoined):
-		return status.Error(codes.AlreadyExists, "room already joined on this stream")
-	case errors.Is(err, broker.ErrNotJoined):
-		return status.Error(codes.NotFound, "room not joined on this stream")
-	case errors.Is(err, broker.ErrFutureOffset):
-		return status.Error(codes.OutOfRange, "position offset is past the room's newest offset")
-	case errors.Is(err, broker.ErrTooManyRooms):
-		return status.Error(codes.ResourceExhausted, "the server holds as many rooms as it may; retry later")
-	case errors.Is(err, broker.ErrPresenceFull):
-		return status.Error(codes.ResourceExhausted, "the room's presence is full; join without presence")
-	}
-	return status.Error(codes.Internal, err.Error())
 }
