@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/base32"
 	"errors"
@@ -19,7 +20,13 @@ import (
 	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
 )
 
-type subscribeStream = grpc.BidiStreamingServer[roomcastv1.SubscribeRequest, roomcastv1.SubscribeResponse]
+// subscribeStream is what a session needs of its Subscribe stream: less
+// than the generated stream type, so tests can run sessions on a fake one.
+type subscribeStream interface {
+	Context() context.Context
+	SendMsg(m any) error
+	RecvMsg(m any) error
+}
 
 // commandsPerWake bounds the commands handled in one turn, so a stream of
 // commands cannot starve the stream's messages or its connection's other
@@ -74,7 +81,11 @@ const (
 var errStopped = errors.New("session stopped")
 
 // Subscribe implements BrokerService.Subscribe.
-func (s *Server) Subscribe(stream subscribeStream) error {
+func (s *Server) Subscribe(stream grpc.BidiStreamingServer[roomcastv1.SubscribeRequest, roomcastv1.SubscribeResponse]) error {
+	return s.subscribe(stream)
+}
+
+func (s *Server) subscribe(stream subscribeStream) error {
 	if s.isDraining() {
 		return status.Error(codes.Unavailable, "server is shutting down; reconnect to another instance")
 	}
