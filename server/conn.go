@@ -23,8 +23,8 @@ type outConn struct {
 	signal   chan struct{} // capacity 1
 }
 
-// queue is a first-in first-out list of sessions, guarded by its outConn's
-// mu.
+// queue is a first-in first-out list of sessions. Caller holds its
+// outConn's mu for every method.
 type queue struct {
 	items []*session
 	head  int

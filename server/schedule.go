@@ -57,9 +57,10 @@ func (s schedState) String() string {
 }
 
 // wake gives the session a turn on its connection's writer, or another one
-// if it is being served. It is the subscriber's notify function, so it runs
-// under a room's lock and must not block; it releases session.mu before
-// taking outConn.mu, which it never holds with session.mu.
+// if it is being served. Callers may hold a broker room lock (wake is the
+// subscriber's notify func) or Server.mu (beginStop), so it must not block
+// nor call into the broker; it lets go of session.mu before it takes
+// outConn.mu.
 func (ss *session) wake() {
 	ss.mu.Lock()
 	switch ss.sched {

@@ -183,6 +183,8 @@ func (s *Server) Close() error {
 	return nil
 }
 
+// beginStop starts the drain, once: it reports false if a stop had begun.
+// It wakes every live session while it holds mu (see Lock order in doc.go).
 func (s *Server) beginStop() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
