@@ -79,11 +79,18 @@ func openFake(t testing.TB, srv *Server, conn int) *fakeStream {
 	return f
 }
 
+// panicInRecv is the id of a command on which RecvMsg panics, as a bug in
+// decoding it would.
+const panicInRecv = "panic-in-recv"
+
 func (f *fakeStream) Context() context.Context { return f.ctx }
 
 func (f *fakeStream) RecvMsg(m any) error {
 	select {
 	case req := <-f.reqs:
+		if req.GetId() == panicInRecv {
+			panic("test: RecvMsg panics")
+		}
 		proto.Merge(m.(proto.Message), req)
 		return nil
 	case <-f.ctx.Done():
@@ -196,15 +203,21 @@ func (f *fakeStream) response() *roomcastv1.SubscribeResponse {
 	}
 }
 
-// command sends req and returns its reply, keeping messages that arrive
-// before it.
-func (f *fakeStream) command(req *roomcastv1.SubscribeRequest) *roomcastv1.CommandReply {
+// send hands req to the session's reader, without waiting for a reply.
+func (f *fakeStream) send(req *roomcastv1.SubscribeRequest) {
 	f.t.Helper()
 	select {
 	case f.reqs <- req:
 	case <-time.After(10 * time.Second):
 		f.t.Fatalf("command %v not read within 10s", req)
 	}
+}
+
+// command sends req and returns its reply, keeping messages that arrive
+// before it.
+func (f *fakeStream) command(req *roomcastv1.SubscribeRequest) *roomcastv1.CommandReply {
+	f.t.Helper()
+	f.send(req)
 	for {
 		resp := f.response()
 		if rep := resp.GetReply(); rep != nil {

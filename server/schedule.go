@@ -21,6 +21,8 @@ package server
 //	held, woken    --close-->        closing  the writer still owns the subscriber,
 //	closing        --release-->      closed     so release finishes it
 //	held, woken    --release(err)--> closed   release finishes it
+//	held, woken,   --abort-->        closed   the writer panicked: its
+//	closing                                     recovery finishes it
 //
 // A closed session may still be in the ready list: claim then reports false
 // and the writer drops it. wake, the broker's notify func and the reader's
@@ -134,6 +136,23 @@ func (ss *session) close() {
 	}
 	ss.mu.Unlock()
 	if from == schedParked || from == schedQueued {
+		ss.finish()
+	}
+}
+
+// abort ends the session with INTERNAL after a panic in the writer that
+// held it, and finishes it in that writer's place, which will never release
+// it. A session the writer no longer held is left alone.
+func (ss *session) abort() {
+	ss.sendStartedAt.Store(0) // not to be cut off as stalled, on a Send that ended in the panic
+	ss.mu.Lock()
+	held := ss.sched == schedHeld || ss.sched == schedWoken || ss.sched == schedClosing
+	if held {
+		ss.sched = schedClosed
+	}
+	ss.mu.Unlock()
+	if held {
+		ss.endWith(ss.panicked())
 		ss.finish()
 	}
 }

@@ -42,6 +42,7 @@ type Server struct {
 	detachClock atomic.Int64 // counts detachPeriods
 
 	detached atomic.Uint64 // streams moved off a blocked connection writer
+	panics   atomic.Uint64 // panics recovered in stream readers and connection writers
 
 	mu         sync.Mutex
 	draining   bool
@@ -101,7 +102,7 @@ func New(opts ...Option) (_ *Server, err error) {
 		if err := cfg.registry.Register(m); err != nil {
 			return nil, fmt.Errorf("server: registering gRPC metrics: %w", err)
 		}
-		if err := cfg.registry.Register(newBrokerCollector(b, &s.detached)); err != nil {
+		if err := cfg.registry.Register(newBrokerCollector(b, &s.detached, &s.panics)); err != nil {
 			return nil, fmt.Errorf("server: registering broker metrics: %w", err)
 		}
 		gopts = append(gopts, grpc.ChainUnaryInterceptor(m.UnaryServerInterceptor()), grpc.ChainStreamInterceptor(m.StreamServerInterceptor()))

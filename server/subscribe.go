@@ -151,6 +151,7 @@ func (ss *session) setExpiry(t time.Time) {
 // read hands each command to the session's turns until the stream ends.
 func (ss *session) read() {
 	defer ss.srv.goroutines.Done()
+	defer ss.recoverReader()
 	for {
 		req := new(roomcastv1.SubscribeRequest)
 		if err := ss.stream.RecvMsg(req); err != nil {

@@ -62,6 +62,9 @@ func (ss *session) send(w *connWriter, m any) error {
 // if not, the subscriber is parked and wakes the session when it does. An
 // error ends the session with that status.
 func (ss *session) turn(w *connWriter) (more bool, err error) {
+	if hook := ss.srv.cfg.turnHook; hook != nil {
+		hook(ss.id)
+	}
 	if !ss.greeted {
 		ss.greeted = true
 		if err := ss.send(w, &roomcastv1.SubscribeResponse{Event: &roomcastv1.SubscribeResponse_Session{

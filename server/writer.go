@@ -33,8 +33,13 @@ import (
 // lists (outConn.ready, sendq and parkq):
 //
 //	start --> current --its Send blocked detachAfter periods--> retired --> exit
-//	             |                                                 (serves its one
-//	             +--no session left, while waiting--> exit          session alone)
+//	             |                                                (serves its one
+//	             +--no session left, while waiting--> exit         session alone)
+//	             +--panic--> exit, after starting a successor
+//
+// Retiring a writer and a panic in one both start a successor, which takes
+// over the connection's lists; a panicking writer's held session ends with
+// INTERNAL (see recover.go).
 //
 // A current writer goes round four phases, each but waiting working through
 // one of the connection's lists:
@@ -64,11 +69,13 @@ type connWriter struct {
 	c             *outConn
 	sendStartedAt atomic.Int64 // the server's detachClock when the current Send began; 0 when not sending
 	retired       bool         // guarded by c.mu: no longer the current writer
+	holding       *session     // the session w works on off every list, for recoverPanic; w's own
 }
 
 func (w *connWriter) run() {
 	defer w.c.srv.goroutines.Done()
 	defer w.c.srv.writers.Delete(w)
+	defer w.recoverPanic()
 	for {
 		// A writer started for a retired one first finishes its passes.
 		if !w.sendAll() {
@@ -121,6 +128,7 @@ func (w *connWriter) collectAll() bool {
 		if !ss.claim() {
 			continue
 		}
+		w.holding = ss
 		if ss.busy() {
 			more, err := ss.turn(w)
 			if w.isRetired() {
@@ -128,20 +136,18 @@ func (w *connWriter) collectAll() bool {
 				return false
 			}
 			ss.release(more, err, false)
-			continue
-		}
-		ready, err := ss.collect()
-		if err != nil || !ready {
+		} else if ready, err := ss.collect(); err == nil && ready {
+			c.mu.Lock()
+			c.sendq.push(ss)
+			c.mu.Unlock()
+		} else {
 			more := false
 			if err == nil {
 				more, err = ss.parkEmpty()
 			}
 			ss.release(more, err, false)
-			continue
 		}
-		c.mu.Lock()
-		c.sendq.push(ss)
-		c.mu.Unlock()
+		w.holding = nil
 	}
 	return true
 }
@@ -152,6 +158,7 @@ func (w *connWriter) collectAll() bool {
 func (w *connWriter) sendAll() bool {
 	c := w.c
 	for ss := c.pop(&c.sendq); ss != nil; ss = c.pop(&c.sendq) {
+		w.holding = ss
 		err := ss.sendCollected(w)
 		c.mu.Lock()
 		if w.retired {
@@ -167,6 +174,7 @@ func (w *connWriter) sendAll() bool {
 		if err != nil {
 			ss.release(false, err, false)
 		}
+		w.holding = nil
 	}
 	return true
 }
@@ -185,7 +193,9 @@ func (w *connWriter) isRetired() bool {
 func (w *connWriter) parkAll() {
 	c := w.c
 	for ss := c.pop(&c.parkq); ss != nil; ss = c.pop(&c.parkq) {
+		w.holding = ss
 		ss.release(ss.parkSent(), nil, false)
+		w.holding = nil
 	}
 }
 
@@ -197,6 +207,7 @@ func (w *connWriter) serveAlone(ss *session, more bool, err error) {
 	for ss.release(more, err, true) {
 		more, err = ss.turn(w)
 	}
+	w.holding = nil
 }
 
 // retireIfBlocked retires w if its current Send has been blocked since before
