@@ -14,15 +14,14 @@ package server
 //	                         queued   more, on the shared writer: behind the others
 //	                         held     more, on a retired writer: served again at once
 //
-// A session ends when the handler's close, or a turn's error, moves it to
-// closed; whichever does finishes it:
+// A session ends when the handler's close, a turn's error or its writer's
+// panic moves it to closed; whichever does finishes it:
 //
-//	parked, queued --close-->        closed   close finishes it at once
-//	held, woken    --close-->        closing  the writer still owns the subscriber,
-//	closing        --release-->      closed     so release finishes it
-//	held, woken    --release(err)--> closed   release finishes it
-//	held, woken,   --abort-->        closed   the writer panicked: its
-//	closing                                     recovery finishes it
+//	parked, queued       --close-->        closed   close finishes it at once
+//	held, woken          --close-->        closing  the writer still owns the subscriber,
+//	closing              --release-->      closed     so release finishes it
+//	held, woken          --release(err)--> closed   release finishes it
+//	held, woken, closing --abort-->        closed   its writer panicked: the recovery finishes it
 //
 // A closed session may still be in the ready list: claim then reports false
 // and the writer drops it. wake, the broker's notify func and the reader's

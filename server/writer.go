@@ -30,12 +30,14 @@ import (
 // # The writer's states
 //
 // A connection has at most one current writer, which alone touches its
-// lists (outConn.ready, sendq and parkq):
+// lists (outConn.ready, sendq and parkq). A writer starts current: for the
+// connection's first session, or as a successor:
 //
-//	start --> current --its Send blocked detachAfter periods--> retired --> exit
-//	             |                                                (serves its one
-//	             +--no session left, while waiting--> exit         session alone)
-//	             +--panic--> exit, after starting a successor
+//	current --its Send blocked detachAfter periods--> retired  a successor is started
+//	current --panic-->                                exit     a successor is started
+//	current --no session left, while waiting-->       exit
+//	retired --its session has nothing more to send--> exit     released parked: handed back
+//	retired --its session ended, or panic-->          exit
 //
 // Retiring a writer and a panic in one both start a successor, which takes
 // over the connection's lists; a panicking writer's held session ends with
@@ -77,7 +79,7 @@ func (w *connWriter) run() {
 	defer w.c.srv.writers.Delete(w)
 	defer w.recoverPanic()
 	for {
-		// A writer started for a retired one first finishes its passes.
+		// A successor first finishes its predecessor's passes.
 		if !w.sendAll() {
 			return
 		}
