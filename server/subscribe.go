@@ -69,6 +69,8 @@ func (s *Server) Subscribe(stream grpc.BidiStreamingServer[roomcastv1.SubscribeR
 	return s.subscribe(stream)
 }
 
+// subscribe serves one Subscribe stream until it ends; tests call it with
+// fake streams.
 func (s *Server) subscribe(stream subscribeStream) error {
 	if s.isDraining() {
 		return status.Error(codes.Unavailable, "server is shutting down; reconnect to another instance")
