@@ -12,15 +12,17 @@ import (
 // when scraped so the hot path pays for nothing but its own atomic adds.
 type brokerCollector struct {
 	b                                            *broker.Hub
-	detachedCount                                *atomic.Uint64
+	detachedCount, panicCount                    *atomic.Uint64
 	published, encoded, delivered, lagged, rooms *prometheus.Desc
-	detached                                     *prometheus.Desc
+	detached, panics                             *prometheus.Desc
 }
 
-func newBrokerCollector(b *broker.Hub, detached *atomic.Uint64) *brokerCollector {
+func newBrokerCollector(b *broker.Hub, detached, panics *atomic.Uint64) *brokerCollector {
 	return &brokerCollector{
 		b:             b,
 		detachedCount: detached,
+		panicCount:    panics,
+		panics:        prometheus.NewDesc("roomcast_panics_total", "Panics recovered in a subscriber stream's reader or connection writer; each ended only the stream it was serving, with INTERNAL, and is logged with its stack.", nil, nil),
 		detached:      prometheus.NewDesc("roomcast_stream_detaches_total", "Times a subscriber stream's write blocked its connection's shared writer for 5 to 10 ms (its client was not reading) and the stream was moved to a goroutine of its own until it caught up.", nil, nil),
 		published:     prometheus.NewDesc("roomcast_messages_published_total", "Messages accepted by Publish.", nil, nil),
 		encoded:       prometheus.NewDesc("roomcast_messages_encoded_total", "Messages encoded: one per message sequenced into a room, whatever the number of subscribers.", nil, nil),
@@ -37,6 +39,7 @@ func (c *brokerCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.lagged
 	ch <- c.rooms
 	ch <- c.detached
+	ch <- c.panics
 }
 
 func (c *brokerCollector) Collect(ch chan<- prometheus.Metric) {
@@ -47,4 +50,5 @@ func (c *brokerCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.lagged, prometheus.CounterValue, float64(st.Lagged))
 	ch <- prometheus.MustNewConstMetric(c.rooms, prometheus.GaugeValue, float64(st.Rooms))
 	ch <- prometheus.MustNewConstMetric(c.detached, prometheus.CounterValue, float64(c.detachedCount.Load()))
+	ch <- prometheus.MustNewConstMetric(c.panics, prometheus.CounterValue, float64(c.panicCount.Load()))
 }

@@ -48,6 +48,8 @@ type config struct {
 	commandRate       float64
 	commandBurst      int
 	maxTotalStreams   int
+
+	turnHook func(sessionID string) // tests only: called as each turn begins
 }
 
 // WithBroker makes the server use b, which it then owns and closes. The
@@ -179,3 +181,8 @@ func newConfig(opts []Option) (config, error) {
 	}
 	return c, nil
 }
+
+// withTurnHook makes every session's turn call f with the session's id as
+// it begins, on the writer serving it: tests make a turn panic, or wait,
+// with it. Only tests set it, through export_test.go.
+func withTurnHook(f func(sessionID string)) Option { return func(c *config) { c.turnHook = f } }

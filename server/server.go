@@ -1,7 +1,3 @@
-// Package server is roomcast's gRPC adapter: it serves roomcast.v1.BrokerService
-// over a broker, with health, reflection, keepalive enforcement, metrics and
-// a graceful shutdown that ends subscriber streams so their clients
-// reconnect elsewhere.
 package server
 
 import (
@@ -35,14 +31,18 @@ type Server struct {
 	grpc    *grpc.Server
 	health  *health.Server
 	streams atomic.Int64 // open Subscribe streams
-	live    sync.Map     // *session → struct{}: what the sweeper checks
-	tick    atomic.Int64 // the sweeper's clock for write timeouts, from 1
-	writers sync.Map     // *connWriter → struct{}: the running connection writers
+	live    sync.Map     // *session → struct{}: whose Sends the sweeper times
+	writers sync.Map     // *connWriter → struct{}: the running connection writers, which the sweeper watches
 	connsMu sync.Mutex
 	conns   map[string]*outConn // by address: the connections with Subscribe streams
-	beat    atomic.Int64        // the sweeper's clock for connection writers, from 1, every detachBeat
+
+	// The sweeper's two clocks, from 1: a Send notes their readings when it
+	// begins, so timing it costs an atomic load and store, not a clock read.
+	stallClock  atomic.Int64 // counts write-timeout checks, stallChecksPerTimeout per write timeout
+	detachClock atomic.Int64 // counts detachPeriods
 
 	detached atomic.Uint64 // streams moved off a blocked connection writer
+	panics   atomic.Uint64 // panics recovered in stream readers and connection writers
 
 	mu         sync.Mutex
 	draining   bool
@@ -102,7 +102,7 @@ func New(opts ...Option) (_ *Server, err error) {
 		if err := cfg.registry.Register(m); err != nil {
 			return nil, fmt.Errorf("server: registering gRPC metrics: %w", err)
 		}
-		if err := cfg.registry.Register(newBrokerCollector(b, &s.detached)); err != nil {
+		if err := cfg.registry.Register(newBrokerCollector(b, &s.detached, &s.panics)); err != nil {
 			return nil, fmt.Errorf("server: registering broker metrics: %w", err)
 		}
 		gopts = append(gopts, grpc.ChainUnaryInterceptor(m.UnaryServerInterceptor()), grpc.ChainStreamInterceptor(m.StreamServerInterceptor()))
@@ -122,8 +122,8 @@ func New(opts ...Option) (_ *Server, err error) {
 	if metrics != nil {
 		metrics.InitializeMetrics(s.grpc)
 	}
-	s.tick.Store(1)
-	s.beat.Store(1)
+	s.stallClock.Store(1)
+	s.detachClock.Store(1)
 	s.goroutines.Add(1)
 	go s.sweep()
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
@@ -184,6 +184,8 @@ func (s *Server) Close() error {
 	return nil
 }
 
+// beginStop starts the drain, once: it reports false if a stop had begun.
+// It wakes every live session while it holds mu (see Lock order in doc.go).
 func (s *Server) beginStop() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -202,31 +204,30 @@ func (s *Server) beginStop() bool {
 
 // sweep cuts off the sessions whose current Send has lasted longer than the
 // write timeout, and moves a session whose Send blocks its connection's
-// writer to a goroutine of its own (see conn.go), until the server has
-// stopped. It checks write timeouts four times per timeout, so a stalled
-// Send is caught after between one and one and a half timeouts.
+// writer to a goroutine of its own (see writer.go), until the server has
+// stopped. It checks write timeouts stallChecksPerTimeout times per timeout,
+// so a stalled Send is caught after between one and one and a half timeouts.
 func (s *Server) sweep() {
 	defer s.goroutines.Done()
-	const ticksPerTimeout = 4
-	stall := time.NewTicker(max(s.cfg.writeTimeout/ticksPerTimeout, time.Millisecond))
+	stall := time.NewTicker(max(s.cfg.writeTimeout/stallChecksPerTimeout, time.Millisecond))
 	defer stall.Stop()
-	beat := time.NewTicker(detachBeat)
-	defer beat.Stop()
+	detach := time.NewTicker(detachPeriod)
+	defer detach.Stop()
 	for {
 		select {
 		case <-s.stopped:
 			return
-		case <-beat.C:
-			now := s.beat.Add(1)
+		case <-detach.C:
+			now := s.detachClock.Add(1)
 			s.writers.Range(func(k, _ any) bool {
-				k.(*connWriter).check(now)
+				k.(*connWriter).retireIfBlocked(now)
 				return true
 			})
 		case <-stall.C:
-			now := s.tick.Add(1)
+			now := s.stallClock.Add(1)
 			s.live.Range(func(k, _ any) bool {
 				ss := k.(*session)
-				if since := ss.sendSince.Load(); since != 0 && now-since > ticksPerTimeout {
+				if began := ss.sendStartedAt.Load(); began != 0 && now-began > stallChecksPerTimeout {
 					ss.stall()
 				}
 				return true
@@ -234,6 +235,10 @@ func (s *Server) sweep() {
 		}
 	}
 }
+
+// stallChecksPerTimeout is how often per write timeout the sweeper looks for
+// stalled Sends.
+const stallChecksPerTimeout = 4
 
 func (s *Server) finish() {
 	close(s.stopped)

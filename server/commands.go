@@ -1,0 +1,89 @@
+package server
+
+import (
+	"context"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/roomcast/roomcast/auth"
+	"github.com/roomcast/roomcast/broker"
+	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
+)
+
+// handle runs one command and sends its reply. A command that fails gets an
+// error reply; only a failure to send ends the stream.
+func (ss *session) handle(w *connWriter, req *roomcastv1.SubscribeRequest) error {
+	reply := &roomcastv1.CommandReply{Id: req.GetId()}
+	if err := ss.execute(ss.stream.Context(), req, reply); err != nil {
+		st := status.Convert(err)
+		reply.Error = &roomcastv1.Error{Code: int32(st.Code()), Message: st.Message()}
+		reply.Result = nil
+	}
+	return ss.send(w, &roomcastv1.SubscribeResponse{Event: &roomcastv1.SubscribeResponse_Reply{Reply: reply}})
+}
+
+func (ss *session) execute(ctx context.Context, req *roomcastv1.SubscribeRequest, reply *roomcastv1.CommandReply) error {
+	if err := validateCommandID(req.GetId()); err != nil {
+		reply.Id = ""
+		return status.Error(codes.InvalidArgument, err.Error())
+	}
+	if ss.commands != nil && !ss.commands.Allow() {
+		return status.Errorf(codes.ResourceExhausted, "more than %v commands per second on this stream; slow down", ss.commands.Limit())
+	}
+	switch cmd := req.GetCommand().(type) {
+	case *roomcastv1.SubscribeRequest_Join:
+		room := cmd.Join.GetRoom()
+		if err := broker.ValidateRoom(room); err != nil {
+			return status.Error(codes.InvalidArgument, err.Error())
+		}
+		if err := validateInfo(cmd.Join.GetInfo()); err != nil {
+			return status.Error(codes.InvalidArgument, err.Error())
+		}
+		if err := ss.srv.access.allow(ss.identity, auth.Subscribe, room); err != nil {
+			return err
+		}
+		if cmd.Join.GetPresence() || cmd.Join.GetPresenceEvents() {
+			if err := ss.srv.access.allow(ss.identity, auth.Presence, room); err != nil {
+				return err
+			}
+		}
+		if ss.sub.Rooms() >= ss.srv.cfg.maxRooms {
+			return status.Errorf(codes.ResourceExhausted, "this stream is in %d rooms, the limit; leave one first", ss.sub.Rooms())
+		}
+		opts := broker.JoinOptions{Presence: cmd.Join.GetPresence(), Info: cmd.Join.GetInfo(), Events: cmd.Join.GetPresenceEvents()}
+		if p := cmd.Join.GetPosition(); p != nil {
+			opts.Position = &broker.Position{Offset: p.GetOffset(), Epoch: p.GetEpoch()}
+		}
+		res, err := ss.sub.Join(ctx, room, opts)
+		if err != nil {
+			return brokerStatus(err)
+		}
+		reply.Result = &roomcastv1.CommandReply_Join{Join: &roomcastv1.JoinResult{Room: room, Offset: res.Offset, Epoch: res.Epoch, Recovered: res.Recovered}}
+	case *roomcastv1.SubscribeRequest_Leave:
+		room := cmd.Leave.GetRoom()
+		if err := broker.ValidateRoom(room); err != nil {
+			return status.Error(codes.InvalidArgument, err.Error())
+		}
+		if err := ss.sub.Leave(room); err != nil {
+			return brokerStatus(err)
+		}
+		reply.Result = &roomcastv1.CommandReply_Leave{Leave: &roomcastv1.LeaveResult{Room: room}}
+	case *roomcastv1.SubscribeRequest_Refresh:
+		id, err := ss.srv.access.refresh(ss.identity, cmd.Refresh.GetToken())
+		if err != nil {
+			return err
+		}
+		ss.identity = id
+		res := &roomcastv1.RefreshResult{}
+		ss.setExpiry(id.Expiry)
+		if !id.Expiry.IsZero() {
+			res.ExpireTime = timestamppb.New(id.Expiry)
+		}
+		reply.Result = &roomcastv1.CommandReply_Refresh{Refresh: res}
+	default:
+		return status.Error(codes.InvalidArgument, "request has no command this server knows: set join, leave or refresh")
+	}
+	return nil
+}

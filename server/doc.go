@@ -1,0 +1,41 @@
+// Package server is roomcast's gRPC adapter: it serves roomcast.v1.BrokerService
+// over a broker, with health, reflection, keepalive enforcement, metrics and
+// a graceful shutdown that ends subscriber streams so their clients
+// reconnect elsewhere.
+//
+// # Delivery
+//
+// Each Subscribe stream is a session (subscribe.go). Its turns (commands,
+// then one batch of messages) run on its client connection's writer
+// goroutine (writer.go), which serves the connection's ready sessions
+// (conn.go); a session's scheduling between them is the small state machine
+// in schedule.go, and what one turn does is in turn.go.
+//
+// # Lock order
+//
+// A -> B means a goroutine may hold A and take B, never the reverse.
+//
+//	Server.mu         -> session.mu          beginStop wakes every live session
+//	Server.mu         -> outConn.mu          ... and wake queues it on its connection
+//	Server.mu         -> health server lock  beginStop turns health NOT_SERVING
+//	Server.connsMu    -> outConn.mu          connOf (register) and unregister
+//	broker shard lock -> broker room lock    inside the broker
+//	broker room lock  -> session.mu          the broker calls session.wake, a subscriber's
+//	                                         notify func, while it holds the room's lock
+//	broker room lock  -> outConn.mu          ... and wake queues the session
+//
+// What follows from it:
+//   - session.mu and outConn.mu are never held together: wake and release
+//     let go of session.mu before they queue a session with outConn.push.
+//   - No server lock is held across a call into the broker (a turn's
+//     Collect, Park, Commit, Join or Leave; finish's Close): the broker may
+//     call session.wake, for this session or another, from inside.
+//   - No lock at all is held across SendMsg or RecvMsg, a wait on
+//     outConn.signal or session.end, or a send on session.cmds. The channel
+//     sends that may run under a caller's lock never block: outConn.poke,
+//     which wake reaches under a room's lock, and session.endWith.
+//   - Taken last, with nothing after them: the broker Subscriber's own
+//     mutex, auth.RateLimiter's, the rate.Limiter of a stream's commands,
+//     the runtime's timer locks (session.expiry) and the sync.Maps (live,
+//     writers, access.sessions; the sweeper's Range may Store into writers).
+package server

@@ -1,0 +1,70 @@
+package server
+
+import (
+	"runtime/debug"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/roomcast/roomcast/broker"
+)
+
+// A panic in work a client triggered ends only the stream it was serving,
+// never the process: a stream's reader and the connection writers recover,
+// log the panic with its stack, count it in roomcast_panics_total, and end
+// that one stream with INTERNAL. A writer that panics hands its
+// connection's lists to a successor first (see connWriter.recoverPanic), so
+// the connection's other streams go on.
+
+// recovered logs and counts a panic recovered in where, while serving the
+// session called id ("" if none). It runs in the deferred function that
+// recovered, so the stack still shows where the panic began.
+func (s *Server) recovered(v any, where, id string) {
+	s.panics.Add(1)
+	s.cfg.log.Error("recovered from a panic; the stream it served ends with INTERNAL",
+		"in", where, "session", id, "panic", v, "stack", string(debug.Stack()))
+}
+
+// panicked is the status of a stream ended by a recovered panic. It names
+// the last offsets sent, as the other endings do, so the client can resume.
+func (ss *session) panicked() error {
+	return status.Errorf(codes.Internal, "the server failed while serving this stream; reconnect and resume; %s", broker.FormatSent(ss.sub.Sent()))
+}
+
+// recoverReader, deferred by read, ends the stream after a panic in it.
+func (ss *session) recoverReader() {
+	if v := recover(); v != nil {
+		ss.srv.recovered(v, "stream reader", ss.id)
+		ss.endWith(ss.panicked())
+	}
+}
+
+// recoverPanic, deferred by run, recovers a panic in w. If w was the
+// connection's current writer it is retired and a successor started, as
+// when a Send blocks: the successor finds the sessions w had collected,
+// sent or not yet served on the connection's lists. The one session w held
+// off the lists, if any, ends with INTERNAL and is finished here, as no
+// writer will release it.
+func (w *connWriter) recoverPanic() {
+	v := recover()
+	if v == nil {
+		return
+	}
+	ss := w.holding
+	id := ""
+	if ss != nil {
+		id = ss.id
+	}
+	w.c.srv.recovered(v, "connection writer", id)
+	w.sendStartedAt.Store(0) // it may have panicked in a Send: nothing to watch now
+	c := w.c
+	c.mu.Lock()
+	if c.writer == w {
+		w.retired = true
+		c.start()
+	}
+	c.mu.Unlock()
+	if ss != nil {
+		ss.abort()
+	}
+}

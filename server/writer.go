@@ -1,0 +1,231 @@
+package server
+
+import (
+	"sync/atomic"
+	"time"
+)
+
+// Subscribe streams are delivered per client connection, not per stream: the
+// streams of one connection take turns on one writer goroutine, so a publish
+// to a room wakes one goroutine per connection rather than one per
+// subscriber, and grpc-go flushes a connection's frames together instead of
+// one write system call per stream.
+//
+// A writer serves the sessions ready at once in three passes: it collects
+// every one's batch first, then sends them back to back (so grpc-go finds
+// most of the connection's frames queued when it flushes, and writes them
+// in one system call more often than not), then parks them. Sessions with a
+// greeting or commands to handle get a whole turn in the first pass.
+//
+// A shared writer must not be held up by one stream whose client stopped
+// reading: grpc-go's SendMsg blocks once about 64 KiB of that stream wait in
+// its queue. Nothing tells when they will drain, so the writer is watched
+// instead: when one Send has been blocked for detachAfter periods, the
+// sweeper retires that writer and starts another for the connection's other
+// streams, which first finishes the retired one's passes. The retired
+// goroutine, once its Send returns, goes on serving that one stream alone
+// until it has nothing left to send, then releases it and exits: the
+// stream's next wake queues it on the connection's current writer again.
+//
+// # The writer's states
+//
+// A connection has at most one current writer, which alone touches its
+// lists (outConn.ready, sendq and parkq). A writer starts current: for the
+// connection's first session, or as a successor:
+//
+//	current --its Send blocked detachAfter periods--> retired  a successor is started
+//	current --panic-->                                exit     a successor is started
+//	current --no session left, while waiting-->       exit
+//	retired --its session has nothing more to send--> exit     released parked: handed back
+//	retired --its session ended, or panic-->          exit
+//
+// Retiring a writer and a panic in one both start a successor, which takes
+// over the connection's lists; a panicking writer's held session ends with
+// INTERNAL (see recover.go).
+//
+// A current writer goes round four phases, each but waiting working through
+// one of the connection's lists:
+//
+//	+-> sending --> parking --> waiting --> collecting --+
+//	|   (sendq)     (parkq)     (signal)    (ready)      |
+//	+----------------------------------------------------+
+//
+// collecting claims each ready session and either gives it a whole turn (it
+// is busy) or collects its batch onto sendq, or parks it; sending sends each
+// batch and moves the session to parkq; parking parks and releases them. A
+// session stays on a list until its writer takes it off, so when a writer is
+// retired in any phase, its successor, starting at sending, finds the rest.
+
+// detachPeriod is the watch's period; a Send still blocked detachAfter
+// periods after the one it began in, so for 5 to 10 ms, moves its stream off
+// the shared writer.
+const (
+	detachPeriod = 5 * time.Millisecond
+	detachAfter  = 2
+)
+
+// connWriter is one goroutine serving an outConn's ready sessions. Only the
+// connection's current writer runs the passes over its lists; a retired one
+// touches nothing but the one session it holds.
+type connWriter struct {
+	c             *outConn
+	sendStartedAt atomic.Int64 // the server's detachClock when the current Send began; 0 when not sending
+	retired       bool         // guarded by c.mu: no longer the current writer
+	holding       *session     // the session w works on off every list, for recoverPanic; w's own
+}
+
+func (w *connWriter) run() {
+	defer w.c.srv.goroutines.Done()
+	defer w.c.srv.writers.Delete(w)
+	defer w.recoverPanic()
+	for {
+		// A successor first finishes its predecessor's passes.
+		if !w.sendAll() {
+			return
+		}
+		w.parkAll()
+		if !w.wait() || !w.collectAll() {
+			return
+		}
+	}
+}
+
+// wait waits until a session is ready to be served, and reports false when
+// the connection has no session left and w should exit.
+func (w *connWriter) wait() bool {
+	c := w.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for c.ready.len() == 0 {
+		if c.sessions == 0 {
+			c.writer = nil
+			return false
+		}
+		c.waiting = true
+		c.mu.Unlock()
+		<-c.signal
+		c.mu.Lock()
+	}
+	return true
+}
+
+// collectAll is the first pass, over the ready sessions: each gets a whole
+// turn if it is busy, and otherwise has its batch collected for sendAll, or
+// is parked if it has none. Sessions stay in the ready list until their
+// turn, so if w is retired in a turn the connection's new writer takes them
+// over; collectAll then reports false.
+//
+// A pass covers the sessions ready when it starts, so one whose turn leaves
+// it ready again waits for the next, behind the batches collected.
+func (w *connWriter) collectAll() bool {
+	c := w.c
+	c.mu.Lock()
+	n := c.ready.len()
+	c.mu.Unlock()
+	for ; n > 0; n-- {
+		ss := c.pop(&c.ready)
+		if ss == nil {
+			break
+		}
+		if !ss.claim() {
+			continue
+		}
+		w.holding = ss
+		if ss.busy() {
+			more, err := ss.turn(w)
+			if w.isRetired() {
+				w.serveAlone(ss, more, err)
+				return false
+			}
+			ss.release(more, err, false)
+		} else if ready, err := ss.collect(); err == nil && ready {
+			c.mu.Lock()
+			c.sendq.push(ss)
+			c.mu.Unlock()
+		} else {
+			more := false
+			if err == nil {
+				more, err = ss.parkEmpty()
+			}
+			ss.release(more, err, false)
+		}
+		w.holding = nil
+	}
+	return true
+}
+
+// sendAll is the second pass: it sends the collected batches, queueing each
+// session for parkAll. It reports false if w was retired during a Send; the
+// connection's new writer then sends the rest.
+func (w *connWriter) sendAll() bool {
+	c := w.c
+	for ss := c.pop(&c.sendq); ss != nil; ss = c.pop(&c.sendq) {
+		w.holding = ss
+		err := ss.sendCollected(w)
+		c.mu.Lock()
+		if w.retired {
+			c.mu.Unlock()
+			more := err == nil && ss.parkSent()
+			w.serveAlone(ss, more, err)
+			return false
+		}
+		if err == nil {
+			c.parkq.push(ss)
+		}
+		c.mu.Unlock()
+		if err != nil {
+			ss.release(false, err, false)
+		}
+		w.holding = nil
+	}
+	return true
+}
+
+// isRetired reports whether w was retired during its last Send. It is read
+// under the lock retireIfBlocked retires it under, after the Send cleared
+// sendStartedAt, so the two always agree on whether that Send was retired.
+func (w *connWriter) isRetired() bool {
+	w.c.mu.Lock()
+	defer w.c.mu.Unlock()
+	return w.retired
+}
+
+// parkAll is the third pass: it parks and releases the sessions sendAll
+// sent.
+func (w *connWriter) parkAll() {
+	c := w.c
+	for ss := c.pop(&c.parkq); ss != nil; ss = c.pop(&c.parkq) {
+		w.holding = ss
+		ss.release(ss.parkSent(), nil, false)
+		w.holding = nil
+	}
+}
+
+// serveAlone goes on serving ss, which a retired w holds, until it has
+// nothing left to do at once, starting from the turn that ended with more
+// and err. Releasing it parked hands it back: its next wake queues it on the
+// connection's current writer.
+func (w *connWriter) serveAlone(ss *session, more bool, err error) {
+	for ss.release(more, err, true) {
+		more, err = ss.turn(w)
+	}
+	w.holding = nil
+}
+
+// retireIfBlocked retires w if its current Send has been blocked since before
+// the detach clock read now-detachAfter, starting a new writer for the
+// connection's other sessions. The sweeper calls it every detachPeriod.
+func (w *connWriter) retireIfBlocked(now int64) {
+	if began := w.sendStartedAt.Load(); began == 0 || now-began < detachAfter {
+		return
+	}
+	c := w.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.writer != w || w.sendStartedAt.Load() == 0 {
+		return
+	}
+	w.retired = true
+	c.start()
+	c.srv.detached.Add(1)
+}
