@@ -1,7 +1,7 @@
 package server
 
 import (
-	"context"
+	"errors"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -12,19 +12,33 @@ import (
 	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
 )
 
-// handle runs one command and sends its reply. A command that fails gets an
-// error reply; only a failure to send ends the stream.
+// handle runs one command and sends its reply, unless a later turn will (see
+// joins.go). A command that fails gets an error reply; only a failure to
+// send ends the stream.
 func (ss *session) handle(w *connWriter, req *roomcastv1.SubscribeRequest) error {
 	reply := &roomcastv1.CommandReply{Id: req.GetId()}
-	if err := ss.execute(ss.stream.Context(), req, reply); err != nil {
+	err := ss.execute(w, req, reply)
+	if errors.Is(err, errReplyLater) {
+		return nil
+	}
+	ss.fail(reply, err)
+	return ss.sendReply(w, reply)
+}
+
+// fail makes reply an error reply if err is not nil.
+func (ss *session) fail(reply *roomcastv1.CommandReply, err error) {
+	if err != nil {
 		st := status.Convert(err)
 		reply.Error = &roomcastv1.Error{Code: int32(st.Code()), Message: st.Message()}
 		reply.Result = nil
 	}
+}
+
+func (ss *session) sendReply(w *connWriter, reply *roomcastv1.CommandReply) error {
 	return ss.send(w, &roomcastv1.SubscribeResponse{Event: &roomcastv1.SubscribeResponse_Reply{Reply: reply}})
 }
 
-func (ss *session) execute(ctx context.Context, req *roomcastv1.SubscribeRequest, reply *roomcastv1.CommandReply) error {
+func (ss *session) execute(w *connWriter, req *roomcastv1.SubscribeRequest, reply *roomcastv1.CommandReply) error {
 	if err := validateCommandID(req.GetId()); err != nil {
 		reply.Id = ""
 		return status.Error(codes.InvalidArgument, err.Error())
@@ -56,15 +70,14 @@ func (ss *session) execute(ctx context.Context, req *roomcastv1.SubscribeRequest
 		if p := cmd.Join.GetPosition(); p != nil {
 			opts.Position = &broker.Position{Offset: p.GetOffset(), Epoch: p.GetEpoch()}
 		}
-		res, err := ss.sub.Join(ctx, room, opts)
-		if err != nil {
-			return brokerStatus(err)
-		}
-		reply.Result = &roomcastv1.CommandReply_Join{Join: &roomcastv1.JoinResult{Room: room, Offset: res.Offset, Epoch: res.Epoch, Recovered: res.Recovered}}
+		return ss.beginJoin(req, room, opts, reply)
 	case *roomcastv1.SubscribeRequest_Leave:
 		room := cmd.Leave.GetRoom()
 		if err := broker.ValidateRoom(room); err != nil {
 			return status.Error(codes.InvalidArgument, err.Error())
+		}
+		if err := ss.cancelDeferredJoin(w, room); err != nil {
+			return err
 		}
 		if err := ss.sub.Leave(room); err != nil {
 			return brokerStatus(err)

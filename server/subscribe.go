@@ -54,7 +54,10 @@ type session struct {
 	sched  schedState  // guarded by mu; see schedule.go
 	expiry *time.Timer // guarded by mu: ends the stream when its credential expires; nil while it does not
 
+	joinReady atomic.Bool // a deferred join became ready: finish it in a turn (see joins.go)
+
 	// Owned by the writer holding the session.
+	joins    []*deferredJoin // join commands waiting for their join, in command order
 	greeted  bool
 	out      frame // the frame being sent: SendMsg does not keep it
 	identity *auth.Identity

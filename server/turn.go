@@ -73,6 +73,9 @@ func (ss *session) turn(w *connWriter) (more bool, err error) {
 			return false, err
 		}
 	}
+	if err := ss.finishReadyJoins(w); err != nil {
+		return false, err
+	}
 commands:
 	for range commandsPerWake {
 		if ss.pending.Load() == 0 {
@@ -99,16 +102,23 @@ commands:
 
 // busy reports whether the session needs a whole turn: a greeting or
 // commands, whose replies are sent before its messages.
-func (ss *session) busy() bool { return !ss.greeted || ss.pending.Load() > 0 }
+func (ss *session) busy() bool {
+	return !ss.greeted || ss.pending.Load() > 0 || ss.joinReady.Load()
+}
 
 // collect takes what the session's rooms have for it into ss.out and
 // reports whether there is anything to send; if not, parkEmpty ends the turn.
 func (ss *session) collect() (ready bool, err error) {
 	bufs, err := ss.sub.Collect(ss.srv.cfg.maxBatchBytes)
-	if lag := (*broker.LagError)(nil); errors.As(err, &lag) {
-		ss.srv.cfg.log.Info("slow consumer cut off", "session", ss.id, "room", lag.Room)
-		return false, status.Error(codes.ResourceExhausted, lag.Error())
-	} else if err != nil {
+	if err != nil {
+		var lag *broker.LagError
+		var gap *broker.GapError
+		switch {
+		case errors.As(err, &lag):
+			ss.srv.cfg.log.Info("slow consumer cut off", "session", ss.id, "room", lag.Room)
+		case errors.As(err, &gap):
+			ss.srv.cfg.log.Warn("stream cut off: its room lost messages on this node", "session", ss.id, "room", gap.Room)
+		}
 		return false, brokerStatus(err)
 	}
 	ss.out.bufs = bufs
@@ -123,7 +133,7 @@ func (ss *session) parkEmpty() (more bool, err error) {
 	if ss.srv.isDraining() {
 		return false, status.Errorf(codes.Unavailable, "server is shutting down; reconnect and resume; %s", broker.FormatSent(ss.sub.Sent()))
 	}
-	return ss.pending.Load() > 0 || !ss.sub.Park(), nil
+	return ss.pending.Load() > 0 || ss.joinReady.Load() || !ss.sub.Park(), nil
 }
 
 // sendCollected sends what collect took.
@@ -139,5 +149,5 @@ func (ss *session) sendCollected(w *connWriter) error {
 // parkSent ends a turn that sent a batch, parking the session now rather
 // than in a turn of its own, and reports whether it has more to do at once.
 func (ss *session) parkSent() (more bool) {
-	return ss.pending.Load() > 0 || ss.srv.isDraining() || !ss.sub.Park()
+	return ss.pending.Load() > 0 || ss.joinReady.Load() || ss.srv.isDraining() || !ss.sub.Park()
 }
