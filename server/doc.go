@@ -11,6 +11,19 @@
 // (conn.go); a session's scheduling between them is the small state machine
 // in schedule.go, and what one turn does is in turn.go.
 //
+// A message reaches a stream this way: Publish (publish.go) hands it to the
+// broker, which sequences it and encodes it once (see package broker); the
+// broker wakes the parked sessions of its room; each woken session's turn
+// collects, as one frame of buffers shared with every other subscriber, what
+// its rooms hold past its cursors, and its connection's writer sends that
+// frame with one SendMsg, which the codec (codec.go) passes to gRPC
+// untouched.
+//
+// Commands run in turns too (commands.go). A join that the broker can only
+// finish after an engine's round trip is answered in a later turn
+// (joins.go), so no command makes a writer wait on the network. Every broker
+// error reaches clients through one mapping to gRPC status (status.go).
+//
 // # Lock order
 //
 // A -> B means a goroutine may hold A and take B, never the reverse.
