@@ -105,6 +105,11 @@ func (a *access) refresh(current *auth.Identity, token string) (*auth.Identity, 
 	if id.Subject != current.Subject {
 		return nil, status.Errorf(codes.PermissionDenied, "a refresh must be for the stream's subject %q", current.Subject)
 	}
+	// Another kind would change what ends the stream: an API key never
+	// expires, and a JWT is not revoked with the key file.
+	if id.Method != current.Method {
+		return nil, status.Errorf(codes.PermissionDenied, "a refresh must use the kind of credential the stream was opened with (%s), not %s", current.Method, id.Method)
+	}
 	return id, nil
 }
 
