@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -73,5 +74,58 @@ func TestRefreshKeepsTheCredentialKind(t *testing.T) {
 				t.Errorf("refresh with the same kind: %v", rep)
 			}
 		})
+	}
+}
+
+// A refresh whose credential no longer allows some of the stream's rooms
+// leaves them, says which in the reply, and delivers nothing of them after.
+func TestRefreshLeavesRoomsTheNewCredentialDoesNotAllow(t *testing.T) {
+	addr := startAuthenticated(t)
+	ctx := testCtx(t)
+	c := dial(t, addr)
+	later := time.Now().Add(time.Hour)
+	wide := grants(t, "", "news.>,sport.>,kept.>,watched.>", "watched.>,kept.>")
+	sub := subscribe(t, bearer(ctx, token(t, "reader", "roomcast", later, wide)), c, "news.eu", "sport.eu")
+	for _, j := range []*roomcastv1.JoinCommand{
+		{Room: "watched.a", Presence: true},       // loses the presence grant
+		{Room: "watched.b", PresenceEvents: true}, // loses it too
+		{Room: "kept.a", Presence: true},          // keeps both grants
+	} {
+		if rep := sub.command(&roomcastv1.SubscribeRequest{Id: j.GetRoom(), Command: &roomcastv1.SubscribeRequest_Join{Join: j}}); rep.GetError() != nil {
+			t.Fatalf("join %s: %v", j.GetRoom(), rep)
+		}
+	}
+
+	narrow := grants(t, "", "news.>,watched.>,kept.>", "kept.>")
+	rep := sub.command(refreshReq("narrow", token(t, "reader", "roomcast", later, narrow)))
+	if rep.GetError() != nil {
+		t.Fatalf("refresh: %v", rep)
+	}
+	left := rep.GetRefresh().GetLeftRooms()
+	slices.Sort(left)
+	if want := []string{"sport.eu", "watched.a", "watched.b"}; !slices.Equal(left, want) {
+		t.Errorf("left_rooms %q, want %q", left, want)
+	}
+
+	// Nothing more of the rooms left: the next message is news.eu's.
+	writer := bearer(ctx, token(t, "writer", "roomcast", later, grants(t, ">", "", ">")))
+	for _, room := range []string{"sport.eu", "watched.a", "watched.b", "news.eu"} {
+		publishTextCtx(t, writer, c, room, "to "+room)
+	}
+	if m := sub.next(); m.GetRoom() != "news.eu" {
+		t.Errorf("after the refresh got %v, want news.eu's message", m)
+	}
+	// The room left with its presence no longer lists the stream.
+	p, err := c.Presence(writer, &roomcastv1.PresenceRequest{Room: "watched.a"})
+	if err != nil || p.GetTotal() != 0 {
+		t.Errorf("presence of a room left on refresh: %v, %v", p, err)
+	}
+	if p, err := c.Presence(writer, &roomcastv1.PresenceRequest{Room: "kept.a"}); err != nil || p.GetTotal() != 1 {
+		t.Errorf("presence of a room kept: %v, %v", p, err)
+	}
+	// A refresh that narrows nothing leaves nothing.
+	rep = sub.command(refreshReq("same", token(t, "reader", "roomcast", later, narrow)))
+	if rep.GetError() != nil || len(rep.GetRefresh().GetLeftRooms()) != 0 {
+		t.Errorf("second refresh: %v", rep)
 	}
 }
