@@ -107,7 +107,9 @@ func WithBearerToken(token string) Option {
 // refresh that fails is retried on the same schedule against the old
 // token's expiry; if the token expires all the same, the server ends the
 // stream and the subscription ends with ErrUnauthenticated. Tokens that are
-// not JWTs, or have no exp, are never refreshed.
+// not JWTs, or have no exp, are never refreshed. When a refreshed token no
+// longer grants a room the subscription is in, the server leaves the room
+// and the subscription drops it, with a Revoked event.
 func WithTokenSource(src TokenSource) Option {
 	return func(c *config) { c.tokens, c.refresh = src, src != nil }
 }
