@@ -199,15 +199,19 @@ func WithHeaders(headers map[string]string) PublishOption {
 }
 
 // WithSession names the publisher's own session (a Subscription.SessionID),
-// delivered as Message.publisher_session. The default is none ("").
+// delivered as Message.publisher_session. The server refuses, with
+// ErrPermissionDenied, an id that is not one of the caller's open sessions
+// (same credential kind and subject, or without a credential the same
+// client address): take it afresh from SessionID, since it changes when the
+// subscription reconnects. The default is none ("").
 func WithSession(sessionID string) PublishOption {
 	return func(p *publishConfig) { p.session = sessionID }
 }
 
 // WithExcludeSession delivers the message to every subscriber of the room
 // except the session sessionID; pass your own Subscription.SessionID to
-// broadcast to everyone but yourself. An id that names no live session
-// excludes nobody. The default is to exclude nobody.
+// broadcast to everyone but yourself. The id must name one of the caller's
+// open sessions, as for WithSession. The default is to exclude nobody.
 func WithExcludeSession(sessionID string) PublishOption {
 	return func(p *publishConfig) { p.exclude = sessionID }
 }

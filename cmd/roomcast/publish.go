@@ -36,8 +36,8 @@ the message was sent), it fails rather than risk publishing it twice.`,
 		cfg.conn.define(fs)
 		fs.StringVar(&cfg.contentType, "content-type", "", "describe the message with media type `TYPE`, such as application/json")
 		fs.Var(cfg.headers, "header", "add the application header `KEY=VALUE`; repeat for more")
-		fs.StringVar(&cfg.session, "session", "", "name session `ID` as the publisher (Message.publisher_session)")
-		fs.StringVar(&cfg.exclude, "exclude-session", "", "deliver to every subscriber but session `ID`")
+		fs.StringVar(&cfg.session, "session", "", "name session `ID`, one of your own open Subscribe sessions, as the publisher (Message.publisher_session)")
+		fs.StringVar(&cfg.exclude, "exclude-session", "", "deliver to every subscriber but session `ID`, one of your own open Subscribe sessions")
 		return cfg.run
 	},
 }

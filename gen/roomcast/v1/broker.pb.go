@@ -96,10 +96,17 @@ type PublishRequest struct {
 	Headers map[string]string `protobuf:"bytes,5,rep,name=headers,proto3" json:"headers,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// The publisher's own session id (from the SessionEvent of its Subscribe
 	// stream), if it has one. Delivered as Message.publisher_session.
+	//
+	// It must name an open session of the caller's own: one opened with the
+	// same kind of credential for the same subject, or for callers without a
+	// credential, from the same client IP address. Any other id, that of a
+	// session that has ended included, is refused with PERMISSION_DENIED. A
+	// credential with the admin grant may name any open session.
 	SessionId string `protobuf:"bytes,6,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
 	// Deliver to every subscriber of the room except this session. Set it to
-	// your own session id to broadcast to everyone but yourself. An id that
-	// names no live session excludes nobody.
+	// your own session id to broadcast to everyone but yourself. The same
+	// rule as for session_id applies: it must name an open session of the
+	// caller's own.
 	ExcludeSession string `protobuf:"bytes,7,opt,name=exclude_session,json=excludeSession,proto3" json:"exclude_session,omitempty"`
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache

@@ -46,8 +46,8 @@ type BrokerServiceClient interface {
 	// the caller's publish rate (with a RetryInfo detail); UNAUTHENTICATED
 	// without a valid credential when the server requires one;
 	// PERMISSION_DENIED for a room outside the caller's publish grants, or a
-	// session_id of another subject's session; UNAVAILABLE while the server
-	// shuts down.
+	// session_id or exclude_session that is not one of the caller's open
+	// sessions; UNAVAILABLE while the server shuts down.
 	Publish(ctx context.Context, in *PublishRequest, opts ...grpc.CallOption) (*PublishResponse, error)
 	// Subscribe opens a session. The client sends commands (join, leave), each
 	// with an id the server echoes in its reply. The server first sends a
@@ -149,8 +149,8 @@ type BrokerServiceServer interface {
 	// the caller's publish rate (with a RetryInfo detail); UNAUTHENTICATED
 	// without a valid credential when the server requires one;
 	// PERMISSION_DENIED for a room outside the caller's publish grants, or a
-	// session_id of another subject's session; UNAVAILABLE while the server
-	// shuts down.
+	// session_id or exclude_session that is not one of the caller's open
+	// sessions; UNAVAILABLE while the server shuts down.
 	Publish(context.Context, *PublishRequest) (*PublishResponse, error)
 	// Subscribe opens a session. The client sends commands (join, leave), each
 	// with an id the server echoes in its reply. The server first sends a

@@ -63,8 +63,8 @@ class BrokerServiceServicer(object):
         the caller's publish rate (with a RetryInfo detail); UNAUTHENTICATED
         without a valid credential when the server requires one;
         PERMISSION_DENIED for a room outside the caller's publish grants, or a
-        session_id of another subject's session; UNAVAILABLE while the server
-        shuts down.
+        session_id or exclude_session that is not one of the caller's open
+        sessions; UNAVAILABLE while the server shuts down.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

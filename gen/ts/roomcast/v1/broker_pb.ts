@@ -68,14 +68,21 @@ export type PublishRequest = Message$1<"roomcast.v1.PublishRequest"> & {
    * The publisher's own session id (from the SessionEvent of its Subscribe
    * stream), if it has one. Delivered as Message.publisher_session.
    *
+   * It must name an open session of the caller's own: one opened with the
+   * same kind of credential for the same subject, or for callers without a
+   * credential, from the same client IP address. Any other id, that of a
+   * session that has ended included, is refused with PERMISSION_DENIED. A
+   * credential with the admin grant may name any open session.
+   *
    * @generated from field: string session_id = 6;
    */
   sessionId: string;
 
   /**
    * Deliver to every subscriber of the room except this session. Set it to
-   * your own session id to broadcast to everyone but yourself. An id that
-   * names no live session excludes nobody.
+   * your own session id to broadcast to everyone but yourself. The same
+   * rule as for session_id applies: it must name an open session of the
+   * caller's own.
    *
    * @generated from field: string exclude_session = 7;
    */
@@ -912,8 +919,8 @@ export const BrokerService: GenService<{
    * the caller's publish rate (with a RetryInfo detail); UNAUTHENTICATED
    * without a valid credential when the server requires one;
    * PERMISSION_DENIED for a room outside the caller's publish grants, or a
-   * session_id of another subject's session; UNAVAILABLE while the server
-   * shuts down.
+   * session_id or exclude_session that is not one of the caller's open
+   * sessions; UNAVAILABLE while the server shuts down.
    *
    * @generated from rpc roomcast.v1.BrokerService.Publish
    */
