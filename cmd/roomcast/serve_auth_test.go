@@ -66,13 +66,20 @@ func TestServeAPIKeys(t *testing.T) {
 	}
 }
 
-// mint signs claims for the server's issuer and audience with key.
+// mint signs claims for the server's issuer and audience with key, expiring
+// in an hour.
 func mint(t *testing.T, method jwt.SigningMethod, key any, subject, audience string, g auth.Grants) string {
+	t.Helper()
+	return mintUntil(t, method, key, subject, audience, g, time.Now().Add(time.Hour))
+}
+
+// mintUntil is mint for a token that expires at exp.
+func mintUntil(t *testing.T, method jwt.SigningMethod, key any, subject, audience string, g auth.Grants, exp time.Time) string {
 	t.Helper()
 	claims := auth.Claims{
 		RegisteredClaims: jwt.RegisteredClaims{
 			Issuer: "https://issuer.test", Audience: jwt.ClaimStrings{audience}, Subject: subject,
-			ExpiresAt: jwt.NewNumericDate(time.Now().Add(time.Hour)),
+			ExpiresAt: jwt.NewNumericDate(exp),
 		},
 		Roomcast: &g,
 	}
@@ -140,6 +147,41 @@ func TestServeJWT(t *testing.T) {
 		if _, err := publish(callCtx, c, tc.room, "x"); status.Code(err) != tc.code {
 			t.Errorf("%s: publish to %s: %v, want %v", tc.name, tc.room, err, tc.code)
 		}
+	}
+}
+
+// serve refuses JWTs meant to live longer than --jwt-max-lifetime, 24
+// hours by default.
+func TestServeJWTMaxLifetime(t *testing.T) {
+	dir := t.TempDir()
+	secret := []byte("a secret of at least 32 bytes, for HS256 tokens")
+	file := writeFile(t, dir, "hmac", secret)
+	g, err := auth.ParsePatterns("r")
+	if err != nil {
+		t.Fatal(err)
+	}
+	grants := auth.Grants{Publish: g}
+	ctx := testCtx(t)
+	for _, tc := range []struct {
+		flags []string
+		life  time.Duration
+		code  codes.Code
+	}{
+		{nil, 23 * time.Hour, codes.OK},
+		{nil, 25 * time.Hour, codes.Unauthenticated},
+		{[]string{"--jwt-max-lifetime", "1h"}, 2 * time.Hour, codes.Unauthenticated},
+		{[]string{"--jwt-max-lifetime", "0"}, 1000 * time.Hour, codes.OK},
+	} {
+		s := startServe(t, append([]string{"--jwt-hmac-secret-file", file, "--jwt-issuer", "https://issuer.test", "--jwt-audience", "roomcast"}, tc.flags...)...)
+		tok := mintUntil(t, jwt.SigningMethodHS256, secret, "svc", "roomcast", grants, time.Now().Add(tc.life))
+		_, err := publish(withBearer(ctx, tok), dialPlaintext(t, s.addr), "r", "x")
+		if status.Code(err) != tc.code || (err != nil && !strings.Contains(err.Error(), "at most")) {
+			t.Errorf("%q, a token for %v: %v, want %v", tc.flags, tc.life, err, tc.code)
+		}
+	}
+	code, _, stderr := runCmd(ctx, "serve", "--jwt-hmac-secret-file", file, "--jwt-issuer", "i", "--jwt-audience", "a", "--jwt-max-lifetime", "-1s")
+	if code != exitUsage || !strings.Contains(stderr, "--jwt-max-lifetime") {
+		t.Errorf("a negative --jwt-max-lifetime: exit %d, stderr %q", code, stderr)
 	}
 }
 
