@@ -10,8 +10,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"strings"
+
+	"github.com/roomcast/roomcast/internal/keyfile"
 )
 
 // APIKeyPrefix starts every roomcast API key. A key is
@@ -121,9 +122,11 @@ func newAPIKey(e APIKeyEntry) (*apiKey, error) {
 }
 
 // LoadAPIKeys reads an API key file (see APIKeyEntry for its format) and
-// returns a store of its keys. Errors name the line at fault.
+// returns a store of its keys. Errors name the line at fault. A file that
+// its group or every user may write is refused: whoever can write it can add
+// a key of their own.
 func LoadAPIKeys(path string) (*APIKeyStore, error) {
-	f, err := os.Open(path)
+	f, err := keyfile.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("auth: %w", err)
 	}

@@ -7,12 +7,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/roomcast/roomcast/internal/keyfile"
 )
 
 // DefaultLeeway is the clock skew a JWTVerifier tolerates by default when
@@ -92,10 +93,11 @@ func WithHMACSecret(secret []byte, kid string) JWTOption {
 
 // WithHMACSecretFile is WithHMACSecret with the secret read from the file at
 // path when NewJWTVerifier runs. A trailing newline ("\n" or "\r\n") is not
-// part of the secret; any other byte is. There is no default key.
+// part of the secret; any other byte is. A file that its group or every user
+// may write is refused, as for every key file. There is no default key.
 func WithHMACSecretFile(path, kid string) JWTOption {
 	return addKeys(func() ([]verifyKey, error) {
-		b, err := os.ReadFile(path)
+		b, err := keyfile.Read(path)
 		if err != nil {
 			return nil, err
 		}
@@ -122,10 +124,11 @@ func WithPublicKey(pub crypto.PublicKey, kid string) JWTOption {
 // WithPublicKeyFile is WithPublicKey with the key read from the PEM file at
 // path when NewJWTVerifier runs. The file must hold exactly one "PUBLIC KEY"
 // (PKIX), "RSA PUBLIC KEY" (PKCS #1) or "CERTIFICATE" block; a private key is
-// refused. There is no default key.
+// refused, and so is a file that its group or every user may write. There
+// is no default key.
 func WithPublicKeyFile(path, kid string) JWTOption {
 	return addKeys(func() ([]verifyKey, error) {
-		b, err := os.ReadFile(path)
+		b, err := keyfile.Read(path)
 		if err != nil {
 			return nil, err
 		}
@@ -149,10 +152,11 @@ func WithJWKS(data []byte) JWTOption {
 }
 
 // WithJWKSFile is WithJWKS with the set read from the file at path when
-// NewJWTVerifier runs. There is no default key set.
+// NewJWTVerifier runs. A file that its group or every user may write is
+// refused. There is no default key set.
 func WithJWKSFile(path string) JWTOption {
 	return addKeys(func() ([]verifyKey, error) {
-		b, err := os.ReadFile(path)
+		b, err := keyfile.Read(path)
 		if err != nil {
 			return nil, err
 		}

@@ -39,6 +39,9 @@ Run a roomcast server: roomcast.v1.BrokerService, with gRPC health checking
 and reflection. It logs the addresses it listens on (key "addr"; port 0 picks
 a free port), and serves Prometheus metrics at /metrics on --metrics-listen.
 
+Key, secret and certificate files that their group or every user may
+write are refused: fix them with chmod go-w.
+
 Connections are plaintext unless --tls-cert and --tls-key are given;
 --tls-client-ca adds mutual TLS. Plaintext is served only on a loopback
 address (127.0.0.1, ::1, localhost) unless --insecure-plaintext says

@@ -8,10 +8,11 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
 	"strings"
 
 	"google.golang.org/grpc/credentials"
+
+	"github.com/roomcast/roomcast/internal/keyfile"
 )
 
 // transportFlags are serve's transport security flags: TLS, mutual TLS, or
@@ -123,17 +124,18 @@ func (f *transportFlags) transportCredentials() (credentials.TransportCredential
 // serverTLSConfig returns a TLS 1.2+ server configuration with the
 // certificate chain in certFile and its key in keyFile. With clientCAFile,
 // every client must present a certificate that a CA in that PEM file signed.
+// Files that their group or every user may write are refused.
 func serverTLSConfig(certFile, keyFile, clientCAFile string) (*tls.Config, error) {
-	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	cert, err := loadKeyPair(certFile, keyFile)
 	if err != nil {
-		return nil, fmt.Errorf("--tls-cert %s, --tls-key %s: %w", certFile, keyFile, err)
+		return nil, err
 	}
 	cfg := &tls.Config{
 		MinVersion:   tls.VersionTLS12,
 		Certificates: []tls.Certificate{cert},
 	}
 	if clientCAFile != "" {
-		pem, err := os.ReadFile(clientCAFile)
+		pem, err := keyfile.Read(clientCAFile)
 		if err != nil {
 			return nil, fmt.Errorf("--tls-client-ca: %w", err)
 		}
@@ -145,4 +147,22 @@ func serverTLSConfig(certFile, keyFile, clientCAFile string) (*tls.Config, error
 		cfg.ClientAuth = tls.RequireAndVerifyClientCert
 	}
 	return cfg, nil
+}
+
+// loadKeyPair is tls.LoadX509KeyPair for files that only their owner may
+// write.
+func loadKeyPair(certFile, keyFile string) (tls.Certificate, error) {
+	certPEM, err := keyfile.Read(certFile)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("--tls-cert: %w", err)
+	}
+	keyPEM, err := keyfile.Read(keyFile)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("--tls-key: %w", err)
+	}
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("--tls-cert %s, --tls-key %s: %w", certFile, keyFile, err)
+	}
+	return cert, nil
 }
