@@ -17,11 +17,12 @@ import (
 type Option func(*config)
 
 type config struct {
-	creds    credentials.TransportCredentials
-	dialOpts []grpc.DialOption
-	tokens   TokenSource // nil: no credential
-	refresh  bool        // tokens may change: refresh streams' credentials
-	backoff  Backoff
+	creds          credentials.TransportCredentials
+	dialOpts       []grpc.DialOption
+	tokens         TokenSource // nil: no credential
+	refresh        bool        // tokens may change: refresh streams' credentials
+	plaintextToken bool        // send tokens over plaintext beyond loopback
+	backoff        Backoff
 }
 
 func newConfig(opts []Option) config {
@@ -84,10 +85,11 @@ type TokenSource func(ctx context.Context) (string, error)
 // a JWT's expiry ends it with ErrUnauthenticated; use WithTokenSource for
 // tokens that expire. The default is no credential.
 //
-// Credentials require a secure transport (WithTLS or
-// WithTransportCredentials), except on plaintext connections (the default,
-// or insecure credentials given explicitly), where they are sent in the
-// clear: that is meant for a server on the loopback interface.
+// Over a plaintext connection (the default, or insecure credentials given
+// explicitly) a credential travels in the clear, so Dial refuses to send
+// one to a target that is not on this machine (localhost, 127.0.0.0/8, ::1,
+// a Unix socket) unless WithInsecurePlaintextToken says so. Use WithTLS
+// for any other server.
 func WithBearerToken(token string) Option {
 	return func(c *config) {
 		c.tokens = func(context.Context) (string, error) { return token, nil }
@@ -112,6 +114,17 @@ func WithBearerToken(token string) Option {
 // and the subscription drops it, with a Revoked event.
 func WithTokenSource(src TokenSource) Option {
 	return func(c *config) { c.tokens, c.refresh = src, src != nil }
+}
+
+// WithInsecurePlaintextToken lets the client send its bearer credential
+// (WithBearerToken, WithTokenSource) over a plaintext connection to a
+// target that is not on this machine, where anyone on the network path can
+// read the credential and call the server with it. It is meant for networks
+// trusted to keep traffic private, such as a sidecar's network namespace.
+// The default is to refuse: Dial fails for such a target unless the
+// connection is secured with WithTLS or WithTransportCredentials.
+func WithInsecurePlaintextToken() Option {
+	return func(c *config) { c.plaintextToken = true }
 }
 
 // Backoff is how long a Subscription waits before each attempt to

@@ -7,12 +7,11 @@ import (
 	"flag"
 	"fmt"
 	"net"
-	"net/netip"
-	"strings"
 
 	"google.golang.org/grpc/credentials"
 
 	"github.com/roomcast/roomcast/internal/keyfile"
+	"github.com/roomcast/roomcast/internal/loopback"
 )
 
 // transportFlags are serve's transport security flags: TLS, mutual TLS, or
@@ -73,7 +72,7 @@ func checkPlaintext(listen string, insecure bool) error {
 	if err != nil {
 		return fmt.Errorf("--listen %q: %w", listen, err)
 	}
-	if insecure || isLoopbackHost(host) {
+	if insecure || loopback.Host(host) {
 		return nil
 	}
 	return plaintextRefusal(listen)
@@ -86,18 +85,6 @@ func plaintextRefusal(addr string) error {
 		"anyone on the network could read and forge its traffic, credentials included. "+
 		"Serve TLS with --tls-cert FILE --tls-key FILE, listen on loopback (--listen 127.0.0.1:50051), "+
 		"or, on a network you trust, add --insecure-plaintext", addr)
-}
-
-// isLoopbackHost reports whether the host part of a listen address can only
-// be a loopback address: "localhost", or an IP address in 127.0.0.0/8 or
-// ::1. An empty host (every interface), any other name and any other
-// address are not.
-func isLoopbackHost(host string) bool {
-	if strings.EqualFold(strings.TrimSuffix(host, "."), "localhost") {
-		return true
-	}
-	ip, err := netip.ParseAddr(host)
-	return err == nil && ip.Unmap().IsLoopback()
 }
 
 // isLoopbackAddr reports whether a listener's address is a loopback one. A
