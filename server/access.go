@@ -16,13 +16,15 @@ import (
 // access decides who may do what: the caller's identity, its grants, and
 // its rate limits. With no authenticator every caller may do everything.
 type access struct {
-	authn    *auth.Authenticator
-	publish  *auth.RateLimiter // nil: no limit
-	sessions sync.Map          // session id → *liveSession: the open Subscribe streams; see sessions.go
+	authn      *auth.Authenticator
+	publish    *auth.RateLimiter // nil: no limit
+	log        *failureLog
+	sessions   sync.Map // session id → *liveSession: the open Subscribe streams; see sessions.go
+	byIdentity sync.Map // *auth.Identity → *liveSession: the same, by their current credential
 }
 
 func newAccess(cfg *config) (*access, error) {
-	a := &access{authn: cfg.authn}
+	a := &access{authn: cfg.authn, log: newFailureLog(cfg)}
 	if cfg.publishRate > 0 {
 		l, err := auth.NewRateLimiter(cfg.publishRate, cfg.publishBurst)
 		if err != nil {
@@ -48,12 +50,16 @@ func (a *access) identity(ctx context.Context) *auth.Identity {
 	return &auth.Identity{Subject: subject, Method: auth.MethodAnonymous}
 }
 
-// allow reports whether id may act on room with perm.
+// allow reports whether id may act on room with perm. A refusal of a
+// stream's command is logged here; a call's, by the interceptor that sees
+// its status.
 func (a *access) allow(id *auth.Identity, perm auth.Permission, room string) error {
 	if a.authn == nil || id.Allows(perm, room) {
 		return nil
 	}
-	return status.Errorf(codes.PermissionDenied, "%s may not %s room %q", id.Subject, perm, room)
+	err := status.Errorf(codes.PermissionDenied, "%s may not %s room %q", id.Subject, perm, room)
+	a.refusedCommand(id, "join", err) // the only command that asks for a room
+	return err
 }
 
 // allowPublish applies the publish rate of id's credential.
@@ -67,8 +73,19 @@ func (a *access) allowPublish(id *auth.Identity) error {
 	return nil
 }
 
-// refresh authenticates token as the stream's new credential.
-func (a *access) refresh(current *auth.Identity, token string) (*auth.Identity, error) {
+// refresh authenticates token as the new credential of session, whose
+// credential is current, and records it; a refusal is logged.
+func (a *access) refresh(session string, current *auth.Identity, token string) (*auth.Identity, error) {
+	id, err := a.checkRefresh(current, token)
+	if err != nil {
+		a.refusedCommand(current, "refresh", err)
+		return nil, err
+	}
+	a.setIdentity(session, id)
+	return id, nil
+}
+
+func (a *access) checkRefresh(current *auth.Identity, token string) (*auth.Identity, error) {
 	if a.authn == nil {
 		return nil, status.Error(codes.FailedPrecondition, "this server does not authenticate: there is nothing to refresh")
 	}

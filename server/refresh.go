@@ -11,7 +11,7 @@ import (
 // its expiry the stream's, and its grants the stream's, so the session
 // leaves every room they no longer allow and the reply names them.
 func (ss *session) refresh(cmd *roomcastv1.RefreshCommand, reply *roomcastv1.CommandReply) error {
-	id, err := ss.srv.access.refresh(ss.identity, cmd.GetToken())
+	id, err := ss.srv.access.refresh(ss.id, ss.identity, cmd.GetToken())
 	if err != nil {
 		return err
 	}
@@ -34,9 +34,9 @@ func (ss *session) refresh(cmd *roomcastv1.RefreshCommand, reply *roomcastv1.Com
 func (ss *session) leaveDisallowed() []string {
 	var left []string
 	for _, m := range ss.sub.Memberships() {
-		ok := ss.srv.access.allow(ss.identity, auth.Subscribe, m.Room) == nil
+		ok := ss.identity.Allows(auth.Subscribe, m.Room)
 		if ok && (m.Presence || m.Events) {
-			ok = ss.srv.access.allow(ss.identity, auth.Presence, m.Room) == nil
+			ok = ss.identity.Allows(auth.Presence, m.Room)
 		}
 		if !ok && ss.sub.Leave(m.Room) == nil {
 			left = append(left, m.Room)

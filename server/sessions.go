@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"net"
+	"sync"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/peer"
@@ -13,18 +14,65 @@ import (
 
 // liveSession is what access keeps of an open Subscribe stream.
 type liveSession struct {
+	id    string
 	owner string // who may name the session in a publish; see ownerOf
+	peer  string // the client's address, for the log
+
+	mu       sync.Mutex
+	identity *auth.Identity // the stream's credential, as refreshed
 }
 
 // addSession records an open session: the stream's context and identity
 // tell who owns it.
 func (a *access) addSession(ctx context.Context, session string, id *auth.Identity) {
-	a.sessions.Store(session, &liveSession{owner: ownerOf(ctx, id)})
+	ls := &liveSession{id: session, owner: ownerOf(ctx, id), peer: peerAddr(ctx), identity: id}
+	a.sessions.Store(session, ls)
+	a.byIdentity.Store(id, ls)
 }
 
 // removeSession forgets a session once its stream has ended: its id names
 // no live session any more.
-func (a *access) removeSession(session string) { a.sessions.Delete(session) }
+func (a *access) removeSession(session string) {
+	if v, ok := a.sessions.LoadAndDelete(session); ok {
+		ls := v.(*liveSession)
+		ls.mu.Lock()
+		a.byIdentity.Delete(ls.identity)
+		ls.mu.Unlock()
+	}
+}
+
+// session returns the live session whose current credential is id, if any.
+// The identity a handler holds tells a stream's command from a call.
+func (a *access) session(id *auth.Identity) (*liveSession, bool) {
+	v, ok := a.byIdentity.Load(id)
+	if !ok {
+		return nil, false
+	}
+	return v.(*liveSession), true
+}
+
+// setIdentity makes id the credential of session, after a refresh.
+func (a *access) setIdentity(session string, id *auth.Identity) {
+	v, ok := a.sessions.Load(session)
+	if !ok {
+		return
+	}
+	ls := v.(*liveSession)
+	ls.mu.Lock()
+	a.byIdentity.Delete(ls.identity)
+	ls.identity = id
+	a.byIdentity.Store(id, ls)
+	ls.mu.Unlock()
+}
+
+// refusedCommand logs err, the refusal of a stream's command, with the
+// stream's client address; id is the stream's credential, and a caller's
+// that is no stream's is not logged here.
+func (a *access) refusedCommand(id *auth.Identity, command string, err error) {
+	if ls, ok := a.session(id); ok {
+		a.log.refused(err, ls.peer, "command", command, "session", ls.id, "subject", id.Subject, "credential", string(id.Method))
+	}
+}
 
 // ownerOf is who owns the sessions a caller opens, and so who may name them
 // in a publish: a credential's kind and subject, or for anonymous callers

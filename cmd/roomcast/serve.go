@@ -96,6 +96,8 @@ it at once.`,
 			"keep a room's history for `DURATION`")
 		fs.DurationVar(&cfg.writeTimeout, "write-timeout", server.DefaultWriteTimeout,
 			"cut off a subscriber whose stream takes no write for `DURATION`")
+		fs.Float64Var(&cfg.authLogRate, "auth-failure-log-rate", server.DefaultAuthFailureLogRate,
+			"log calls and commands refused for their credential or permissions, with the client's address, at most `N` lines a second (the next line counts those left out); 0 logs none")
 		fs.DurationVar(&cfg.drainTimeout, "drain-timeout", defaultDrainTimeout,
 			"on SIGINT or SIGTERM, give calls in flight up to `DURATION` to finish; 0 closes them at once")
 		fs.TextVar(&cfg.level, "log-level", slog.LevelInfo,
@@ -122,6 +124,7 @@ type serveConfig struct {
 	historyMessages       int
 	historyTTL            time.Duration
 	writeTimeout          time.Duration
+	authLogRate           float64
 	drainTimeout          time.Duration
 	level                 slog.Level
 }
@@ -257,6 +260,7 @@ func (cfg *serveConfig) serverOptions(log *slog.Logger) ([]server.Option, []any,
 		server.WithMaxStreams(cfg.maxStreams),
 		server.WithMaxConcurrentStreams(uint32(cfg.maxStreamsPerConn)), // validate checked the range
 		server.WithWriteTimeout(cfg.writeTimeout),
+		server.WithAuthFailureLogRate(cfg.authLogRate),
 		server.WithBrokerOptions(
 			broker.WithBacklog(cfg.backlogMessages, cfg.backlogBytes),
 			broker.WithHistory(cfg.historyMessages, cfg.historyTTL),

@@ -10,6 +10,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -207,6 +208,18 @@ func TestServeAnonymous(t *testing.T) {
 			t.Errorf("%s: publish to %s: %v, want %v", tc.name, tc.room, err, tc.code)
 		}
 	}
+}
+
+// serve logs refused credentials with the client's address.
+func TestServeLogsRefusedCredentials(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "keys.jsonl")
+	key := newKey(t, file, "--subject", "svc", "--publish", "r")
+	s := startServe(t, "--api-keys-file", file)
+	ctx := testCtx(t)
+	if _, err := publish(withBearer(ctx, key+"0"), dialPlaintext(t, s.addr), "r", "x"); status.Code(err) != codes.Unauthenticated {
+		t.Fatalf("publish with a wrong key: %v", err)
+	}
+	s.stderr.waitFor(t, ctx, regexp.MustCompile(`level=WARN msg="authentication failed" peer=127\.0\.0\.1:\d+ rpc=/roomcast\.v1\.BrokerService/Publish err="invalid API key: the key is unknown or revoked"`))
 }
 
 func TestServeOpenWarns(t *testing.T) {
