@@ -71,7 +71,8 @@ func NewAPIKey() (secret string, entry APIKeyEntry, err error) {
 }
 
 // APIKeyStore checks API keys against a fixed set of entries. It is safe for
-// concurrent use. To change the keys, build a new store.
+// concurrent use. To change the keys, build a new store and give it to
+// Authenticator.Update.
 type APIKeyStore struct {
 	keys  map[string]*apiKey
 	dummy [sha256.Size]byte // compared against when the id is unknown
@@ -199,7 +200,13 @@ func (s *APIKeyStore) Verify(key string) (*Identity, error) {
 	if subtle.ConstantTimeCompare(sum[:], want[:]) != 1 || k == nil {
 		return nil, fmt.Errorf("%w: the key is unknown or revoked", ErrInvalidAPIKey)
 	}
-	return &Identity{Subject: k.subject, Method: MethodAPIKey, KeyID: k.id, Grants: k.grants}, nil
+	return k.identity(0), nil
+}
+
+// identity is the Identity of a caller with key k, accepted by an
+// Authenticator's set gen.
+func (k *apiKey) identity(gen uint64) *Identity {
+	return &Identity{Subject: k.subject, Method: MethodAPIKey, KeyID: k.id, Grants: k.grants, gen: gen, key: k}
 }
 
 // splitAPIKey returns the id of a key shaped "rck_<id>_<secret>".

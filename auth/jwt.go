@@ -203,7 +203,7 @@ func WithClock(now func() time.Time) JWTOption { return func(c *jwtConfig) { c.n
 
 // NewJWTVerifier returns a verifier for the keys, issuer and audience that
 // opts give. Key files are read now, once; to pick up a rotated key, build a
-// new verifier. At least one key, the issuer and an audience are required.
+// new verifier and give it to Authenticator.Update. At least one key, the issuer and an audience are required.
 func NewJWTVerifier(opts ...JWTOption) (*JWTVerifier, error) {
 	c := jwtConfig{leeway: DefaultLeeway, now: time.Now}
 	for _, o := range opts {

@@ -74,21 +74,33 @@ func (a *access) allowPublish(id *auth.Identity) error {
 }
 
 // refresh authenticates token as the new credential of session, whose
-// credential is current, and records it; a refusal is logged.
+// credential is current, and records it; a refusal is logged. It holds the
+// session's lock throughout, so that a recheck of the session's credential
+// (RecheckCredentials) sees the new one if this one authenticated the token
+// with keys that have since changed.
 func (a *access) refresh(session string, current *auth.Identity, token string) (*auth.Identity, error) {
+	if a.authn == nil {
+		return nil, status.Error(codes.FailedPrecondition, "this server does not authenticate: there is nothing to refresh")
+	}
+	v, ok := a.sessions.Load(session)
+	if !ok {
+		return nil, status.Error(codes.Internal, "the stream's session is not registered")
+	}
+	ls := v.(*liveSession)
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
 	id, err := a.checkRefresh(current, token)
 	if err != nil {
 		a.refusedCommand(current, "refresh", err)
 		return nil, err
 	}
-	a.setIdentity(session, id)
+	a.setIdentity(ls, id)
 	return id, nil
 }
 
+// checkRefresh authenticates token as a replacement for current: a valid
+// credential for the same subject, of the same kind.
 func (a *access) checkRefresh(current *auth.Identity, token string) (*auth.Identity, error) {
-	if a.authn == nil {
-		return nil, status.Error(codes.FailedPrecondition, "this server does not authenticate: there is nothing to refresh")
-	}
 	id, err := a.authn.AuthenticateToken(token)
 	if err != nil {
 		return nil, status.Error(codes.Unauthenticated, err.Error())

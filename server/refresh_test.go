@@ -24,9 +24,9 @@ func apiKey(t testing.TB, subject string, g auth.Grants) (string, auth.APIKeyEnt
 }
 
 // startWithKeys is startAuthenticated accepting the API keys of entries as
-// well as the test's JWTs. It returns the server's address and
+// well as the test's JWTs. It returns the server, its address and its
 // authenticator.
-func startWithKeys(t testing.TB, entries []auth.APIKeyEntry, opts ...server.Option) (string, *auth.Authenticator) {
+func startWithKeys(t testing.TB, entries []auth.APIKeyEntry, opts ...server.Option) (*server.Server, string, *auth.Authenticator) {
 	t.Helper()
 	v, err := auth.NewJWTVerifier(auth.WithHMACSecret(testSecret, ""), auth.WithIssuer("test-issuer"), auth.WithAudience("roomcast"), auth.WithLeeway(0))
 	if err != nil {
@@ -40,8 +40,8 @@ func startWithKeys(t testing.TB, entries []auth.APIKeyEntry, opts ...server.Opti
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, addr := start(t, append([]server.Option{server.WithAuthenticator(a)}, opts...)...)
-	return addr, a
+	srv, addr := start(t, append([]server.Option{server.WithAuthenticator(a)}, opts...)...)
+	return srv, addr, a
 }
 
 func refreshReq(id, token string) *roomcastv1.SubscribeRequest {
@@ -54,7 +54,7 @@ func refreshReq(id, token string) *roomcastv1.SubscribeRequest {
 func TestRefreshKeepsTheCredentialKind(t *testing.T) {
 	g := grants(t, "r", "r", "")
 	key, entry := apiKey(t, "svc", g)
-	addr, _ := startWithKeys(t, []auth.APIKeyEntry{entry})
+	_, addr, _ := startWithKeys(t, []auth.APIKeyEntry{entry})
 	ctx := testCtx(t)
 	c := dial(t, addr)
 	jwt := token(t, "svc", "roomcast", time.Now().Add(time.Hour), g)

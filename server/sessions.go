@@ -15,19 +15,26 @@ import (
 // liveSession is what access keeps of an open Subscribe stream.
 type liveSession struct {
 	id    string
-	owner string // who may name the session in a publish; see ownerOf
-	peer  string // the client's address, for the log
+	owner string          // who may name the session in a publish; see ownerOf
+	peer  string          // the client's address, for the log
+	end   func(err error) // ends the stream with err; safe from any goroutine
 
+	// Held while the credential is replaced or checked, so that a refresh
+	// and a recheck after the authenticator's keys changed see each other:
+	// see credentials.go.
 	mu       sync.Mutex
 	identity *auth.Identity // the stream's credential, as refreshed
 }
 
 // addSession records an open session: the stream's context and identity
-// tell who owns it.
-func (a *access) addSession(ctx context.Context, session string, id *auth.Identity) {
-	ls := &liveSession{id: session, owner: ownerOf(ctx, id), peer: peerAddr(ctx), identity: id}
+// tell who owns it, and end ends it. The credential is checked once more:
+// the keys may have changed since it was authenticated, before the session
+// was there for RecheckCredentials to find.
+func (a *access) addSession(ctx context.Context, session string, id *auth.Identity, end func(error)) {
+	ls := &liveSession{id: session, owner: ownerOf(ctx, id), peer: peerAddr(ctx), end: end, identity: id}
 	a.sessions.Store(session, ls)
 	a.byIdentity.Store(id, ls)
+	a.recheck(ls)
 }
 
 // removeSession forgets a session once its stream has ended: its id names
@@ -51,18 +58,12 @@ func (a *access) session(id *auth.Identity) (*liveSession, bool) {
 	return v.(*liveSession), true
 }
 
-// setIdentity makes id the credential of session, after a refresh.
-func (a *access) setIdentity(session string, id *auth.Identity) {
-	v, ok := a.sessions.Load(session)
-	if !ok {
-		return
-	}
-	ls := v.(*liveSession)
-	ls.mu.Lock()
+// setIdentity makes id the credential of ls, after a refresh. Caller holds
+// ls.mu.
+func (a *access) setIdentity(ls *liveSession, id *auth.Identity) {
 	a.byIdentity.Delete(ls.identity)
 	ls.identity = id
 	a.byIdentity.Store(id, ls)
-	ls.mu.Unlock()
 }
 
 // refusedCommand logs err, the refusal of a stream's command, with the
