@@ -39,8 +39,10 @@ be, and making its mode 0600: serve refuses a key file others may write) and
 prints the key on stdout, and nothing else there.
 Without --file, it prints the key on stdout and the entry, a line of JSON for
 the key file, on stderr. Either way the key is shown this once: the file
-holds only its SHA-256. The server reads the key file when it starts, so
-restart it to take a new key; to revoke a key, delete its line.`,
+holds only its SHA-256. The server reads the key file when it starts and
+again on SIGHUP: send it SIGHUP (or restart it) to take a new key, and to
+revoke a key, delete its line and send SIGHUP, which ends the key's open
+streams.`,
 		minArgs: 1,
 		maxArgs: -1,
 		setup:   setupAPIKey,
@@ -109,7 +111,7 @@ func (cfg *apikeyConfig) run(stdout, stderr io.Writer) int {
 		return exitFail
 	}
 	fmt.Fprintln(stdout, secret)
-	fmt.Fprintf(stderr, "roomcast apikey new: added key %s for subject %q to %s; restart the server to use it\n", entry.ID, entry.Subject, cfg.file)
+	fmt.Fprintf(stderr, "roomcast apikey new: added key %s for subject %q to %s; send the server SIGHUP (or restart it) to use it\n", entry.ID, entry.Subject, cfg.file)
 	return exitOK
 }
 

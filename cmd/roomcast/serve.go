@@ -10,7 +10,10 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"os"
+	"os/signal"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -18,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc"
 
+	"github.com/roomcast/roomcast/auth"
 	"github.com/roomcast/roomcast/broker"
 	"github.com/roomcast/roomcast/server"
 )
@@ -53,6 +57,13 @@ apikey new"); its grants say which rooms it may publish to, join and see the
 presence of. Without any credential flag the server is open: every caller
 may do everything, and it logs a warning saying so. Health checking and
 reflection need no credential.
+
+On SIGHUP it reads the API key file, the JWT key files and the TLS
+certificate, key and client CA again: streams of API keys no longer in the
+file end with UNAUTHENTICATED, and those of keys whose grants changed with
+UNAVAILABLE (to reconnect with them); new handshakes get the new
+certificate. A file that fails to load is logged and the one read before
+stays in use. JWT streams last until their token expires.
 
 On SIGINT or SIGTERM it drains: health turns NOT_SERVING, publishes are
 refused, subscriber streams end with UNAVAILABLE so their clients reconnect,
@@ -127,6 +138,8 @@ type serveConfig struct {
 	authLogRate           float64
 	drainTimeout          time.Duration
 	level                 slog.Level
+
+	authn *auth.Authenticator // made by serverOptions; nil when the server is open
 }
 
 // validate checks the flags that the server and broker do not check
@@ -149,6 +162,11 @@ func (cfg *serveConfig) run(ctx context.Context, _ []string, _, stderr io.Writer
 		fmt.Fprintf(stderr, "roomcast serve: %v\n", err)
 		return exitUsage
 	}
+	// From the start, so that a SIGHUP while starting does not kill the
+	// process (its default action): it is taken once serving.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	log := newLogger(stderr, cfg.level)
 	opts, authAttrs, err := cfg.serverOptions(log)
 	if err != nil {
@@ -225,12 +243,19 @@ func (cfg *serveConfig) run(ctx context.Context, _ []string, _, stderr io.Writer
 	}
 
 	code := exitOK
-	select {
-	case <-ctx.Done():
-		log.Info("shutting down", "drain_timeout", cfg.drainTimeout)
-	case err := <-failed:
-		log.Error("stopping", "err", err)
-		code = exitFail
+serving:
+	for {
+		select {
+		case <-ctx.Done():
+			log.Info("shutting down", "drain_timeout", cfg.drainTimeout)
+			break serving
+		case err := <-failed:
+			log.Error("stopping", "err", err)
+			code = exitFail
+			break serving
+		case <-hup:
+			cfg.reload(log, srv)
+		}
 	}
 	drain, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.drainTimeout)
 	defer cancel()
@@ -280,8 +305,36 @@ func (cfg *serveConfig) serverOptions(log *slog.Logger) ([]server.Option, []any,
 	}
 	if authn != nil {
 		opts = append(opts, server.WithAuthenticator(authn))
+		cfg.authn = authn
 	}
 	return opts, attrs, nil
+}
+
+// reload reads the credential and TLS files again, as SIGHUP asks: the
+// API key file and JWT keys go to the authenticator, after which the
+// streams of revoked keys end (see server.RecheckCredentials), and the TLS
+// certificate, key and client CAs to the handshakes that follow. A file that
+// cannot be read or parsed is logged, and what it held before is kept:
+// credentials and TLS apart, so that one bad file holds up only its own
+// half.
+func (cfg *serveConfig) reload(log *slog.Logger, srv *server.Server) {
+	if cfg.transport.tls() {
+		if err := cfg.transport.reloadTLS(); err != nil {
+			log.Error("reload failed: still serving the TLS certificate and client CAs read before", "err", err)
+		} else {
+			log.Info("reloaded the TLS certificate", "transport", cfg.transport.name())
+		}
+	}
+	if cfg.authn == nil {
+		return
+	}
+	attrs, err := cfg.creds.reload(cfg.authn)
+	if err != nil {
+		log.Error("reload failed: still accepting the credentials read before", "err", err)
+		return
+	}
+	revoked, changed := srv.RecheckCredentials()
+	log.Info("reloaded credentials", append(attrs, "streams_revoked", revoked, "streams_changed", changed)...)
 }
 
 // exposureChecks logs how callers are authenticated, and warns about what

@@ -111,6 +111,30 @@ func (f *credentialFlags) authenticator() (*auth.Authenticator, []any, error) {
 	if !f.configured() {
 		return nil, nil, nil
 	}
+	opts, attrs, err := f.options()
+	if err != nil {
+		return nil, nil, err
+	}
+	a, err := auth.NewAuthenticator(opts...)
+	if err != nil {
+		return nil, nil, err
+	}
+	return a, attrs, nil
+}
+
+// reload reads the key files again and gives what they hold now to a, the
+// authenticator that authenticator returned. On error a keeps what it had.
+func (f *credentialFlags) reload(a *auth.Authenticator) ([]any, error) {
+	opts, attrs, err := f.options()
+	if err != nil {
+		return nil, err
+	}
+	return attrs, a.Update(opts...)
+}
+
+// options reads the key files and returns the authenticator's options, and
+// attributes that describe them for the log.
+func (f *credentialFlags) options() ([]auth.Option, []any, error) {
 	var opts []auth.Option
 	var attrs []any
 	if f.jwtKeys() {
@@ -143,11 +167,7 @@ func (f *credentialFlags) authenticator() (*auth.Authenticator, []any, error) {
 		opts = append(opts, auth.WithAnonymous(f.anonGrants))
 		attrs = append(attrs, "anonymous_publish", f.anonPublish, "anonymous_subscribe", f.anonSubscribe, "anonymous_presence", f.anonPresence)
 	}
-	a, err := auth.NewAuthenticator(opts...)
-	if err != nil {
-		return nil, nil, err
-	}
-	return a, attrs, nil
+	return opts, attrs, nil
 }
 
 // splitList splits a comma-separated flag value, trimming spaces around

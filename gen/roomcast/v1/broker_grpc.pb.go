@@ -60,8 +60,10 @@ type BrokerServiceClient interface {
 	// stream ends with RESOURCE_EXHAUSTED when the subscriber falls further
 	// behind than the server's backlog limit (the status message names the
 	// last offset sent in each room), with UNAVAILABLE when the server shuts
-	// down, and with UNAUTHENTICATED when its credential expires without a
-	// refresh; clients reconnect and join again.
+	// down or when its API key's grants change on the server, and with
+	// UNAUTHENTICATED when its credential expires without a refresh or is
+	// revoked (its API key removed from the server); clients reconnect and
+	// join again.
 	Subscribe(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[SubscribeRequest, SubscribeResponse], error)
 	// History returns a room's retained messages after an offset, oldest or
 	// newest first, with the room's current offset and epoch. A room keeps its
@@ -163,8 +165,10 @@ type BrokerServiceServer interface {
 	// stream ends with RESOURCE_EXHAUSTED when the subscriber falls further
 	// behind than the server's backlog limit (the status message names the
 	// last offset sent in each room), with UNAVAILABLE when the server shuts
-	// down, and with UNAUTHENTICATED when its credential expires without a
-	// refresh; clients reconnect and join again.
+	// down or when its API key's grants change on the server, and with
+	// UNAUTHENTICATED when its credential expires without a refresh or is
+	// revoked (its API key removed from the server); clients reconnect and
+	// join again.
 	Subscribe(grpc.BidiStreamingServer[SubscribeRequest, SubscribeResponse]) error
 	// History returns a room's retained messages after an offset, oldest or
 	// newest first, with the room's current offset and epoch. A room keeps its

@@ -82,8 +82,10 @@ class BrokerServiceServicer(object):
         stream ends with RESOURCE_EXHAUSTED when the subscriber falls further
         behind than the server's backlog limit (the status message names the
         last offset sent in each room), with UNAVAILABLE when the server shuts
-        down, and with UNAUTHENTICATED when its credential expires without a
-        refresh; clients reconnect and join again.
+        down or when its API key's grants change on the server, and with
+        UNAUTHENTICATED when its credential expires without a refresh or is
+        revoked (its API key removed from the server); clients reconnect and
+        join again.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
