@@ -48,9 +48,9 @@ func (a *access) removeSession(session string) {
 	}
 }
 
-// session returns the live session whose current credential is id, if any.
+// sessionOf returns the live session whose current credential is id, if any.
 // The identity a handler holds tells a stream's command from a call.
-func (a *access) session(id *auth.Identity) (*liveSession, bool) {
+func (a *access) sessionOf(id *auth.Identity) (*liveSession, bool) {
 	v, ok := a.byIdentity.Load(id)
 	if !ok {
 		return nil, false
@@ -70,7 +70,7 @@ func (a *access) setIdentity(ls *liveSession, id *auth.Identity) {
 // stream's client address; id is the stream's credential, and a caller's
 // that is no stream's is not logged here.
 func (a *access) refusedCommand(id *auth.Identity, command string, err error) {
-	if ls, ok := a.session(id); ok {
+	if ls, ok := a.sessionOf(id); ok {
 		a.log.refused(err, ls.peer, "command", command, "session", ls.id, "subject", id.Subject, "credential", string(id.Method))
 	}
 }
