@@ -94,7 +94,8 @@ func WithMaxRetainedBytes(n int64) Option { return func(c *config) { c.maxRetain
 // publishes and joins created, and bytes of its messages retained. Past
 // them, Publish and joins fail with ErrRoomQuota or ErrBytesQuota. Zero
 // means the default: a tenth of WithMaxRooms and a quarter of
-// WithMaxRetainedBytes, so that no one tenant can fill either.
+// WithMaxRetainedBytes, so that no one tenant can fill either (but at least
+// 100 rooms and 64 MiB, or all of a smaller limit).
 func WithOwnerQuotas(rooms int, bytes int64) Option {
 	return func(c *config) { c.roomQuota, c.bytesQuota = rooms, bytes }
 }
@@ -120,11 +121,11 @@ func newConfig(opts []Option) (config, error) {
 	for _, o := range opts {
 		o(&c)
 	}
-	if c.roomQuota == 0 {
-		c.roomQuota = max(c.maxRooms/10, 1)
+	if c.roomQuota == 0 { // small limits are not worth sharing out
+		c.roomQuota = max(c.maxRooms/10, min(c.maxRooms, 100))
 	}
 	if c.bytesQuota == 0 {
-		c.bytesQuota = c.maxRetained / 4
+		c.bytesQuota = max(c.maxRetained/4, min(c.maxRetained, 64<<20))
 	}
 	switch {
 	case c.backlogMessages < 1 || c.backlogBytes < 1:

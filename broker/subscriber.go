@@ -286,6 +286,25 @@ func (s *Subscriber) Sent() map[string]uint64 {
 	return sent
 }
 
+// Membership is a room a subscriber is in, with the join's presence
+// choices.
+type Membership struct {
+	Room     string
+	Presence bool // listed in the room's presence
+	Events   bool // receives the room's presence events
+}
+
+// Memberships returns the rooms the subscriber is in, in join order, with
+// how each was joined: what a caller checks again when the session's
+// permissions change.
+func (s *Subscriber) Memberships() []Membership {
+	ms := make([]Membership, len(s.subs))
+	for i, x := range s.subs {
+		ms[i] = Membership{Room: x.room.name, Presence: x.visible, Events: x.events}
+	}
+	return ms
+}
+
 // Park registers the subscriber for a wake-up from every room it is in and
 // reports whether it may wait on Wake: false when a room already has
 // something new, and Collect should be called instead.

@@ -14,6 +14,7 @@ type brokerCollector struct {
 	b                                            *broker.Hub
 	detachedCount, panicCount                    *atomic.Uint64
 	published, encoded, delivered, lagged, rooms *prometheus.Desc
+	retained, reclaimed                          *prometheus.Desc
 	detached, panics                             *prometheus.Desc
 }
 
@@ -29,6 +30,8 @@ func newBrokerCollector(b *broker.Hub, detached, panics *atomic.Uint64) *brokerC
 		delivered:     prometheus.NewDesc("roomcast_messages_delivered_total", "Messages written to subscriber streams.", nil, nil),
 		lagged:        prometheus.NewDesc("roomcast_slow_consumers_total", "Subscriber streams cut off as slow consumers: behind the backlog limit, or a write stalled past the write timeout.", nil, nil),
 		rooms:         prometheus.NewDesc("roomcast_rooms", "Rooms in memory.", nil, nil),
+		retained:      prometheus.NewDesc("roomcast_retained_bytes", "Bytes of messages and presence events held by every room, bounded by the retained byte budget.", nil, nil),
+		reclaimed:     prometheus.NewDesc("roomcast_rooms_reclaimed_total", "Idle rooms whose history was dropped to stay within the retained byte budget.", nil, nil),
 	}
 }
 
@@ -38,6 +41,8 @@ func (c *brokerCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.delivered
 	ch <- c.lagged
 	ch <- c.rooms
+	ch <- c.retained
+	ch <- c.reclaimed
 	ch <- c.detached
 	ch <- c.panics
 }
@@ -49,6 +54,8 @@ func (c *brokerCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.delivered, prometheus.CounterValue, float64(st.Delivered))
 	ch <- prometheus.MustNewConstMetric(c.lagged, prometheus.CounterValue, float64(st.Lagged))
 	ch <- prometheus.MustNewConstMetric(c.rooms, prometheus.GaugeValue, float64(st.Rooms))
+	ch <- prometheus.MustNewConstMetric(c.retained, prometheus.GaugeValue, float64(st.Retained))
+	ch <- prometheus.MustNewConstMetric(c.reclaimed, prometheus.CounterValue, float64(st.Reclaimed))
 	ch <- prometheus.MustNewConstMetric(c.detached, prometheus.CounterValue, float64(c.detachedCount.Load()))
 	ch <- prometheus.MustNewConstMetric(c.panics, prometheus.CounterValue, float64(c.panicCount.Load()))
 }

@@ -3,6 +3,7 @@ package server
 import (
 	"fmt"
 	"log/slog"
+	"math"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -25,6 +26,7 @@ const (
 	DefaultMaxStreams              = 100_000
 	DefaultCommandRate             = 1000
 	DefaultCommandBurst            = 1000
+	DefaultAuthFailureLogRate      = 10
 )
 
 // Option configures a Server.
@@ -48,6 +50,7 @@ type config struct {
 	commandRate       float64
 	commandBurst      int
 	maxTotalStreams   int
+	authLogRate       float64
 
 	turnHook func(sessionID string) // tests only: called as each turn begins
 }
@@ -143,6 +146,17 @@ func WithCommandRate(perSecond float64, burst int) Option {
 	return func(c *config) { c.commandRate, c.commandBurst = perSecond, burst }
 }
 
+// WithAuthFailureLogRate logs calls and commands refused with
+// UNAUTHENTICATED or PERMISSION_DENIED (a credential missing, bad, expired
+// or revoked; a room, session or refresh outside the caller's rights), each
+// as a warning with the client's address, at most perSecond lines a second:
+// past it, lines are left out and the next one logged counts them
+// ("suppressed"). The default is DefaultAuthFailureLogRate (10) lines a
+// second; 0 logs none.
+func WithAuthFailureLogRate(perSecond float64) Option {
+	return func(c *config) { c.authLogRate = perSecond }
+}
+
 func newConfig(opts []Option) (config, error) {
 	c := config{
 		maxMessageBytes:   DefaultMaxMessageBytes,
@@ -155,6 +169,7 @@ func newConfig(opts []Option) (config, error) {
 		commandRate:       DefaultCommandRate,
 		commandBurst:      DefaultCommandBurst,
 		maxTotalStreams:   DefaultMaxStreams,
+		authLogRate:       DefaultAuthFailureLogRate,
 	}
 	for _, o := range opts {
 		o(&c)
@@ -176,6 +191,8 @@ func newConfig(opts []Option) (config, error) {
 		return c, fmt.Errorf("server: command rate needs a positive burst, got %v/s burst %d", c.commandRate, c.commandBurst)
 	case c.writeTimeout <= 0:
 		return c, fmt.Errorf("server: write timeout must be positive, got %v", c.writeTimeout)
+	case c.authLogRate < 0 || math.IsInf(c.authLogRate, 0) || math.IsNaN(c.authLogRate):
+		return c, fmt.Errorf("server: authentication failure log rate must be 0 or a positive number of lines a second, got %v", c.authLogRate)
 	case c.keepaliveTime <= 0:
 		return c, fmt.Errorf("server: keepalive time must be positive, got %v", c.keepaliveTime)
 	}

@@ -108,6 +108,8 @@ func New(opts ...Option) (_ *Server, err error) {
 		gopts = append(gopts, grpc.ChainUnaryInterceptor(m.UnaryServerInterceptor()), grpc.ChainStreamInterceptor(m.StreamServerInterceptor()))
 		metrics = m
 	}
+	// Around authentication, so that the calls it refuses are logged too.
+	gopts = append(gopts, grpc.ChainUnaryInterceptor(acc.log.unary), grpc.ChainStreamInterceptor(acc.log.stream))
 	if cfg.authn != nil { // after metrics, so refused calls are counted too
 		in, err := auth.NewInterceptors(cfg.authn)
 		if err != nil {

@@ -46,8 +46,8 @@ type BrokerServiceClient interface {
 	// the caller's publish rate (with a RetryInfo detail); UNAUTHENTICATED
 	// without a valid credential when the server requires one;
 	// PERMISSION_DENIED for a room outside the caller's publish grants, or a
-	// session_id of another subject's session; UNAVAILABLE while the server
-	// shuts down.
+	// session_id or exclude_session that is not one of the caller's open
+	// sessions; UNAVAILABLE while the server shuts down.
 	Publish(ctx context.Context, in *PublishRequest, opts ...grpc.CallOption) (*PublishResponse, error)
 	// Subscribe opens a session. The client sends commands (join, leave, and
 	// refresh to replace the stream's credential before it expires), each
@@ -62,8 +62,10 @@ type BrokerServiceClient interface {
 	// behind than the server's backlog limit or leaves a write untaken past
 	// the server's write timeout (the status message names the last offset
 	// sent in each room), or at once when the server already has as many
-	// streams as it allows; with UNAVAILABLE when the server shuts down; and
-	// with UNAUTHENTICATED when its credential expires without a refresh.
+	// streams as it allows; with UNAVAILABLE when the server shuts down, when
+	// a room lost messages on the server, or when its API key's grants change
+	// on the server; and with UNAUTHENTICATED when its credential expires
+	// without a refresh or is revoked (its API key removed from the server).
 	// Clients reconnect and join again.
 	Subscribe(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[SubscribeRequest, SubscribeResponse], error)
 	// History returns a room's retained messages after an offset, oldest or
@@ -152,8 +154,8 @@ type BrokerServiceServer interface {
 	// the caller's publish rate (with a RetryInfo detail); UNAUTHENTICATED
 	// without a valid credential when the server requires one;
 	// PERMISSION_DENIED for a room outside the caller's publish grants, or a
-	// session_id of another subject's session; UNAVAILABLE while the server
-	// shuts down.
+	// session_id or exclude_session that is not one of the caller's open
+	// sessions; UNAVAILABLE while the server shuts down.
 	Publish(context.Context, *PublishRequest) (*PublishResponse, error)
 	// Subscribe opens a session. The client sends commands (join, leave, and
 	// refresh to replace the stream's credential before it expires), each
@@ -168,8 +170,10 @@ type BrokerServiceServer interface {
 	// behind than the server's backlog limit or leaves a write untaken past
 	// the server's write timeout (the status message names the last offset
 	// sent in each room), or at once when the server already has as many
-	// streams as it allows; with UNAVAILABLE when the server shuts down; and
-	// with UNAUTHENTICATED when its credential expires without a refresh.
+	// streams as it allows; with UNAVAILABLE when the server shuts down, when
+	// a room lost messages on the server, or when its API key's grants change
+	// on the server; and with UNAUTHENTICATED when its credential expires
+	// without a refresh or is revoked (its API key removed from the server).
 	// Clients reconnect and join again.
 	Subscribe(grpc.BidiStreamingServer[SubscribeRequest, SubscribeResponse]) error
 	// History returns a room's retained messages after an offset, oldest or

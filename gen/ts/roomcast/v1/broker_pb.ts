@@ -12,7 +12,7 @@ import type { Message as Message$1 } from "@bufbuild/protobuf";
  * Describes the file roomcast/v1/broker.proto.
  */
 export const file_roomcast_v1_broker: GenFile = /*@__PURE__*/
-  fileDesc("Chhyb29tY2FzdC92MS9icm9rZXIucHJvdG8SC3Jvb21jYXN0LnYxIvcBCg5QdWJsaXNoUmVxdWVzdBIMCgRyb29tGAEgASgJEg4KBGRhdGEYAiABKAxIABIOCgR0ZXh0GAMgASgJSAASFAoMY29udGVudF90eXBlGAQgASgJEjkKB2hlYWRlcnMYBSADKAsyKC5yb29tY2FzdC52MS5QdWJsaXNoUmVxdWVzdC5IZWFkZXJzRW50cnkSEgoKc2Vzc2lvbl9pZBgGIAEoCRIXCg9leGNsdWRlX3Nlc3Npb24YByABKAkaLgoMSGVhZGVyc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCCQoHcGF5bG9hZCIwCg9QdWJsaXNoUmVzcG9uc2USDgoGb2Zmc2V0GAEgASgEEg0KBWVwb2NoGAIgASgJIq8BChBTdWJzY3JpYmVSZXF1ZXN0EgoKAmlkGAEgASgJEigKBGpvaW4YAiABKAsyGC5yb29tY2FzdC52MS5Kb2luQ29tbWFuZEgAEioKBWxlYXZlGAMgASgLMhkucm9vbWNhc3QudjEuTGVhdmVDb21tYW5kSAASLgoHcmVmcmVzaBgEIAEoCzIbLnJvb21jYXN0LnYxLlJlZnJlc2hDb21tYW5kSABCCQoHY29tbWFuZCIfCg5SZWZyZXNoQ29tbWFuZBINCgV0b2tlbhgBIAEoCSLOAQoLSm9pbkNvbW1hbmQSDAoEcm9vbRgBIAEoCRInCghwb3NpdGlvbhgCIAEoCzIVLnJvb21jYXN0LnYxLlBvc2l0aW9uEhAKCHByZXNlbmNlGAMgASgIEjAKBGluZm8YBCADKAsyIi5yb29tY2FzdC52MS5Kb2luQ29tbWFuZC5JbmZvRW50cnkSFwoPcHJlc2VuY2VfZXZlbnRzGAUgASgIGisKCUluZm9FbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIikKCFBvc2l0aW9uEg4KBm9mZnNldBgBIAEoBBINCgVlcG9jaBgCIAEoCSIcCgxMZWF2ZUNvbW1hbmQSDAoEcm9vbRgBIAEoCSKiAQoRU3Vic2NyaWJlUmVzcG9uc2USLAoHc2Vzc2lvbhgBIAEoCzIZLnJvb21jYXN0LnYxLlNlc3Npb25FdmVudEgAEioKBXJlcGx5GAIgASgLMhkucm9vbWNhc3QudjEuQ29tbWFuZFJlcGx5SAASKgoFYmF0Y2gYAyABKAsyGS5yb29tY2FzdC52MS5NZXNzYWdlQmF0Y2hIAEIHCgVldmVudCIiCgxTZXNzaW9uRXZlbnQSEgoKc2Vzc2lvbl9pZBgBIAEoCSLKAQoMQ29tbWFuZFJlcGx5EgoKAmlkGAEgASgJEiEKBWVycm9yGAIgASgLMhIucm9vbWNhc3QudjEuRXJyb3ISJwoEam9pbhgDIAEoCzIXLnJvb21jYXN0LnYxLkpvaW5SZXN1bHRIABIpCgVsZWF2ZRgEIAEoCzIYLnJvb21jYXN0LnYxLkxlYXZlUmVzdWx0SAASLQoHcmVmcmVzaBgFIAEoCzIaLnJvb21jYXN0LnYxLlJlZnJlc2hSZXN1bHRIAEIICgZyZXN1bHQiJgoFRXJyb3ISDAoEY29kZRgBIAEoBRIPCgdtZXNzYWdlGAIgASgJIkwKCkpvaW5SZXN1bHQSDAoEcm9vbRgBIAEoCRIOCgZvZmZzZXQYAiABKAQSDQoFZXBvY2gYAyABKAkSEQoJcmVjb3ZlcmVkGAQgASgIIkAKDVJlZnJlc2hSZXN1bHQSLwoLZXhwaXJlX3RpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIhsKC0xlYXZlUmVzdWx0EgwKBHJvb20YASABKAkiZAoMTWVzc2FnZUJhdGNoEiYKCG1lc3NhZ2VzGAEgAygLMhQucm9vbWNhc3QudjEuTWVzc2FnZRIsCghwcmVzZW5jZRgCIAMoCzIaLnJvb21jYXN0LnYxLlByZXNlbmNlRXZlbnQigAEKDVByZXNlbmNlRXZlbnQSDAoEcm9vbRgBIAEoCRIsCgRraW5kGAIgASgOMh4ucm9vbWNhc3QudjEuUHJlc2VuY2VFdmVudEtpbmQSIwoGbWVtYmVyGAMgASgLMhMucm9vbWNhc3QudjEuTWVtYmVyEg4KBm9mZnNldBgEIAEoBCKlAQoGTWVtYmVyEhIKCnNlc3Npb25faWQYASABKAkSKwoEaW5mbxgCIAMoCzIdLnJvb21jYXN0LnYxLk1lbWJlci5JbmZvRW50cnkSLQoJam9pbl90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBorCglJbmZvRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJSCg5IaXN0b3J5UmVxdWVzdBIMCgRyb29tGAEgASgJEg0KBWFmdGVyGAIgASgEEg0KBWxpbWl0GAMgASgNEhQKDG5ld2VzdF9maXJzdBgEIAEoCCJYCg9IaXN0b3J5UmVzcG9uc2USJgoIbWVzc2FnZXMYASADKAsyFC5yb29tY2FzdC52MS5NZXNzYWdlEg4KBm9mZnNldBgCIAEoBBINCgVlcG9jaBgDIAEoCSIuCg9QcmVzZW5jZVJlcXVlc3QSDAoEcm9vbRgBIAEoCRINCgVsaW1pdBgCIAEoDSJHChBQcmVzZW5jZVJlc3BvbnNlEiQKB21lbWJlcnMYASADKAsyEy5yb29tY2FzdC52MS5NZW1iZXISDQoFdG90YWwYAiABKA0imQIKB01lc3NhZ2USDAoEcm9vbRgBIAEoCRIOCgZvZmZzZXQYAiABKAQSDgoEZGF0YRgDIAEoDEgAEg4KBHRleHQYBCABKAlIABIUCgxjb250ZW50X3R5cGUYBSABKAkSMgoHaGVhZGVycxgGIAMoCzIhLnJvb21jYXN0LnYxLk1lc3NhZ2UuSGVhZGVyc0VudHJ5EjAKDHB1Ymxpc2hfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASGQoRcHVibGlzaGVyX3Nlc3Npb24YCCABKAkaLgoMSGVhZGVyc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCCQoHcGF5bG9hZCp1ChFQcmVzZW5jZUV2ZW50S2luZBIjCh9QUkVTRU5DRV9FVkVOVF9LSU5EX1VOU1BFQ0lGSUVEEAASHAoYUFJFU0VOQ0VfRVZFTlRfS0lORF9KT0lOEAESHQoZUFJFU0VOQ0VfRVZFTlRfS0lORF9MRUFWRRACMrQCCg1Ccm9rZXJTZXJ2aWNlEkQKB1B1Ymxpc2gSGy5yb29tY2FzdC52MS5QdWJsaXNoUmVxdWVzdBocLnJvb21jYXN0LnYxLlB1Ymxpc2hSZXNwb25zZRJOCglTdWJzY3JpYmUSHS5yb29tY2FzdC52MS5TdWJzY3JpYmVSZXF1ZXN0Gh4ucm9vbWNhc3QudjEuU3Vic2NyaWJlUmVzcG9uc2UoATABEkQKB0hpc3RvcnkSGy5yb29tY2FzdC52MS5IaXN0b3J5UmVxdWVzdBocLnJvb21jYXN0LnYxLkhpc3RvcnlSZXNwb25zZRJHCghQcmVzZW5jZRIcLnJvb21jYXN0LnYxLlByZXNlbmNlUmVxdWVzdBodLnJvb21jYXN0LnYxLlByZXNlbmNlUmVzcG9uc2VCOVo3Z2l0aHViLmNvbS9yb29tY2FzdC9yb29tY2FzdC9nZW4vcm9vbWNhc3QvdjE7cm9vbWNhc3R2MWIGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("Chhyb29tY2FzdC92MS9icm9rZXIucHJvdG8SC3Jvb21jYXN0LnYxIvcBCg5QdWJsaXNoUmVxdWVzdBIMCgRyb29tGAEgASgJEg4KBGRhdGEYAiABKAxIABIOCgR0ZXh0GAMgASgJSAASFAoMY29udGVudF90eXBlGAQgASgJEjkKB2hlYWRlcnMYBSADKAsyKC5yb29tY2FzdC52MS5QdWJsaXNoUmVxdWVzdC5IZWFkZXJzRW50cnkSEgoKc2Vzc2lvbl9pZBgGIAEoCRIXCg9leGNsdWRlX3Nlc3Npb24YByABKAkaLgoMSGVhZGVyc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCCQoHcGF5bG9hZCIwCg9QdWJsaXNoUmVzcG9uc2USDgoGb2Zmc2V0GAEgASgEEg0KBWVwb2NoGAIgASgJIq8BChBTdWJzY3JpYmVSZXF1ZXN0EgoKAmlkGAEgASgJEigKBGpvaW4YAiABKAsyGC5yb29tY2FzdC52MS5Kb2luQ29tbWFuZEgAEioKBWxlYXZlGAMgASgLMhkucm9vbWNhc3QudjEuTGVhdmVDb21tYW5kSAASLgoHcmVmcmVzaBgEIAEoCzIbLnJvb21jYXN0LnYxLlJlZnJlc2hDb21tYW5kSABCCQoHY29tbWFuZCIfCg5SZWZyZXNoQ29tbWFuZBINCgV0b2tlbhgBIAEoCSLOAQoLSm9pbkNvbW1hbmQSDAoEcm9vbRgBIAEoCRInCghwb3NpdGlvbhgCIAEoCzIVLnJvb21jYXN0LnYxLlBvc2l0aW9uEhAKCHByZXNlbmNlGAMgASgIEjAKBGluZm8YBCADKAsyIi5yb29tY2FzdC52MS5Kb2luQ29tbWFuZC5JbmZvRW50cnkSFwoPcHJlc2VuY2VfZXZlbnRzGAUgASgIGisKCUluZm9FbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIikKCFBvc2l0aW9uEg4KBm9mZnNldBgBIAEoBBINCgVlcG9jaBgCIAEoCSIcCgxMZWF2ZUNvbW1hbmQSDAoEcm9vbRgBIAEoCSKiAQoRU3Vic2NyaWJlUmVzcG9uc2USLAoHc2Vzc2lvbhgBIAEoCzIZLnJvb21jYXN0LnYxLlNlc3Npb25FdmVudEgAEioKBXJlcGx5GAIgASgLMhkucm9vbWNhc3QudjEuQ29tbWFuZFJlcGx5SAASKgoFYmF0Y2gYAyABKAsyGS5yb29tY2FzdC52MS5NZXNzYWdlQmF0Y2hIAEIHCgVldmVudCIiCgxTZXNzaW9uRXZlbnQSEgoKc2Vzc2lvbl9pZBgBIAEoCSLKAQoMQ29tbWFuZFJlcGx5EgoKAmlkGAEgASgJEiEKBWVycm9yGAIgASgLMhIucm9vbWNhc3QudjEuRXJyb3ISJwoEam9pbhgDIAEoCzIXLnJvb21jYXN0LnYxLkpvaW5SZXN1bHRIABIpCgVsZWF2ZRgEIAEoCzIYLnJvb21jYXN0LnYxLkxlYXZlUmVzdWx0SAASLQoHcmVmcmVzaBgFIAEoCzIaLnJvb21jYXN0LnYxLlJlZnJlc2hSZXN1bHRIAEIICgZyZXN1bHQiJgoFRXJyb3ISDAoEY29kZRgBIAEoBRIPCgdtZXNzYWdlGAIgASgJIkwKCkpvaW5SZXN1bHQSDAoEcm9vbRgBIAEoCRIOCgZvZmZzZXQYAiABKAQSDQoFZXBvY2gYAyABKAkSEQoJcmVjb3ZlcmVkGAQgASgIIlQKDVJlZnJlc2hSZXN1bHQSLwoLZXhwaXJlX3RpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCmxlZnRfcm9vbXMYAiADKAkiGwoLTGVhdmVSZXN1bHQSDAoEcm9vbRgBIAEoCSJkCgxNZXNzYWdlQmF0Y2gSJgoIbWVzc2FnZXMYASADKAsyFC5yb29tY2FzdC52MS5NZXNzYWdlEiwKCHByZXNlbmNlGAIgAygLMhoucm9vbWNhc3QudjEuUHJlc2VuY2VFdmVudCKAAQoNUHJlc2VuY2VFdmVudBIMCgRyb29tGAEgASgJEiwKBGtpbmQYAiABKA4yHi5yb29tY2FzdC52MS5QcmVzZW5jZUV2ZW50S2luZBIjCgZtZW1iZXIYAyABKAsyEy5yb29tY2FzdC52MS5NZW1iZXISDgoGb2Zmc2V0GAQgASgEIqUBCgZNZW1iZXISEgoKc2Vzc2lvbl9pZBgBIAEoCRIrCgRpbmZvGAIgAygLMh0ucm9vbWNhc3QudjEuTWVtYmVyLkluZm9FbnRyeRItCglqb2luX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wGisKCUluZm9FbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIlIKDkhpc3RvcnlSZXF1ZXN0EgwKBHJvb20YASABKAkSDQoFYWZ0ZXIYAiABKAQSDQoFbGltaXQYAyABKA0SFAoMbmV3ZXN0X2ZpcnN0GAQgASgIIlgKD0hpc3RvcnlSZXNwb25zZRImCghtZXNzYWdlcxgBIAMoCzIULnJvb21jYXN0LnYxLk1lc3NhZ2USDgoGb2Zmc2V0GAIgASgEEg0KBWVwb2NoGAMgASgJIi4KD1ByZXNlbmNlUmVxdWVzdBIMCgRyb29tGAEgASgJEg0KBWxpbWl0GAIgASgNIkcKEFByZXNlbmNlUmVzcG9uc2USJAoHbWVtYmVycxgBIAMoCzITLnJvb21jYXN0LnYxLk1lbWJlchINCgV0b3RhbBgCIAEoDSKZAgoHTWVzc2FnZRIMCgRyb29tGAEgASgJEg4KBm9mZnNldBgCIAEoBBIOCgRkYXRhGAMgASgMSAASDgoEdGV4dBgEIAEoCUgAEhQKDGNvbnRlbnRfdHlwZRgFIAEoCRIyCgdoZWFkZXJzGAYgAygLMiEucm9vbWNhc3QudjEuTWVzc2FnZS5IZWFkZXJzRW50cnkSMAoMcHVibGlzaF90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIZChFwdWJsaXNoZXJfc2Vzc2lvbhgIIAEoCRouCgxIZWFkZXJzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4AUIJCgdwYXlsb2FkKnUKEVByZXNlbmNlRXZlbnRLaW5kEiMKH1BSRVNFTkNFX0VWRU5UX0tJTkRfVU5TUEVDSUZJRUQQABIcChhQUkVTRU5DRV9FVkVOVF9LSU5EX0pPSU4QARIdChlQUkVTRU5DRV9FVkVOVF9LSU5EX0xFQVZFEAIytAIKDUJyb2tlclNlcnZpY2USRAoHUHVibGlzaBIbLnJvb21jYXN0LnYxLlB1Ymxpc2hSZXF1ZXN0Ghwucm9vbWNhc3QudjEuUHVibGlzaFJlc3BvbnNlEk4KCVN1YnNjcmliZRIdLnJvb21jYXN0LnYxLlN1YnNjcmliZVJlcXVlc3QaHi5yb29tY2FzdC52MS5TdWJzY3JpYmVSZXNwb25zZSgBMAESRAoHSGlzdG9yeRIbLnJvb21jYXN0LnYxLkhpc3RvcnlSZXF1ZXN0Ghwucm9vbWNhc3QudjEuSGlzdG9yeVJlc3BvbnNlEkcKCFByZXNlbmNlEhwucm9vbWNhc3QudjEuUHJlc2VuY2VSZXF1ZXN0Gh0ucm9vbWNhc3QudjEuUHJlc2VuY2VSZXNwb25zZUI5WjdnaXRodWIuY29tL3Jvb21jYXN0L3Jvb21jYXN0L2dlbi9yb29tY2FzdC92MTtyb29tY2FzdHYxYgZwcm90bzM", [file_google_protobuf_timestamp]);
 
 /**
  * PublishRequest is one message for one room.
@@ -68,14 +68,21 @@ export type PublishRequest = Message$1<"roomcast.v1.PublishRequest"> & {
    * The publisher's own session id (from the SessionEvent of its Subscribe
    * stream), if it has one. Delivered as Message.publisher_session.
    *
+   * It must name an open session of the caller's own: one opened with the
+   * same kind of credential for the same subject, or for callers without a
+   * credential, from the same client IP address. Any other id, that of a
+   * session that has ended included, is refused with PERMISSION_DENIED. A
+   * credential with the admin grant may name any open session.
+   *
    * @generated from field: string session_id = 6;
    */
   sessionId: string;
 
   /**
    * Deliver to every subscriber of the room except this session. Set it to
-   * your own session id to broadcast to everyone but yourself. An id that
-   * names no live session excludes nobody.
+   * your own session id to broadcast to everyone but yourself. The same
+   * rule as for session_id applies: it must name an open session of the
+   * caller's own.
    *
    * @generated from field: string exclude_session = 7;
    */
@@ -168,8 +175,11 @@ export const SubscribeRequestSchema: GenMessage<SubscribeRequest> = /*@__PURE__*
 /**
  * RefreshCommand replaces the stream's credential before it expires. A
  * stream whose credential expires without one ends with UNAUTHENTICATED. The
- * new credential must be for the same subject; its grants apply to the
- * commands that follow.
+ * new credential must be for the same subject and of the same kind (a JWT
+ * for a stream opened with a JWT, an API key for one opened with an API
+ * key), else the reply is PERMISSION_DENIED. Its grants apply to the
+ * commands that follow and to the rooms the stream is in: the stream leaves
+ * every room they no longer allow (see RefreshResult.left_rooms).
  *
  * @generated from message roomcast.v1.RefreshCommand
  */
@@ -501,6 +511,18 @@ export type RefreshResult = Message$1<"roomcast.v1.RefreshResult"> & {
    * @generated from field: google.protobuf.Timestamp expire_time = 1;
    */
   expireTime?: Timestamp | undefined;
+
+  /**
+   * The rooms the stream left because the new credential does not allow
+   * them: its subscribe grants no longer cover the room, or the room was
+   * joined with presence or presence_events and its presence grants no
+   * longer cover it (the room is left as a whole: join it again without
+   * presence to go on receiving its messages). Nothing of these rooms is
+   * delivered after this reply. Empty when every room is still allowed.
+   *
+   * @generated from field: repeated string left_rooms = 2;
+   */
+  leftRooms: string[];
 };
 
 /**
@@ -897,8 +919,8 @@ export const BrokerService: GenService<{
    * the caller's publish rate (with a RetryInfo detail); UNAUTHENTICATED
    * without a valid credential when the server requires one;
    * PERMISSION_DENIED for a room outside the caller's publish grants, or a
-   * session_id of another subject's session; UNAVAILABLE while the server
-   * shuts down.
+   * session_id or exclude_session that is not one of the caller's open
+   * sessions; UNAVAILABLE while the server shuts down.
    *
    * @generated from rpc roomcast.v1.BrokerService.Publish
    */
@@ -921,8 +943,10 @@ export const BrokerService: GenService<{
    * behind than the server's backlog limit or leaves a write untaken past
    * the server's write timeout (the status message names the last offset
    * sent in each room), or at once when the server already has as many
-   * streams as it allows; with UNAVAILABLE when the server shuts down; and
-   * with UNAUTHENTICATED when its credential expires without a refresh.
+   * streams as it allows; with UNAVAILABLE when the server shuts down, when
+   * a room lost messages on the server, or when its API key's grants change
+   * on the server; and with UNAUTHENTICATED when its credential expires
+   * without a refresh or is revoked (its API key removed from the server).
    * Clients reconnect and join again.
    *
    * @generated from rpc roomcast.v1.BrokerService.Subscribe
