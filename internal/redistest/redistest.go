@@ -41,7 +41,7 @@ type options struct {
 
 // WithSnapshot makes Restart keep the snapshot (dump.rdb) a test made with
 // SAVE, so the server comes back with the data it held then. Redis never
-// snapshots on its own here (--save ”); without this option Restart
+// snapshots on its own here (an empty --save); without this option Restart
 // deletes any snapshot, so a restart loses everything.
 func WithSnapshot() Option { return func(o *options) { o.snapshot = true } }
 
