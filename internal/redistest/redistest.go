@@ -238,6 +238,7 @@ func (s *Server) stop() {
 	if proc == nil {
 		return
 	}
+	proc.Signal(syscall.SIGCONT) // in case the test paused it
 	proc.Signal(syscall.SIGTERM)
 	select {
 	case <-exited:
@@ -303,4 +304,25 @@ func (s *Server) RunID(t testing.TB) string {
 	}
 	t.Fatalf("INFO server has no run_id:\n%s", info)
 	return ""
+}
+
+// Pause stops the server's process (SIGSTOP) without closing its
+// connections, as a hung server would: commands then wait for their
+// timeouts. Resume continues it (SIGCONT).
+func (s *Server) Pause(t testing.TB) { s.signal(t, syscall.SIGSTOP) }
+
+// Resume continues a server stopped by Pause.
+func (s *Server) Resume(t testing.TB) { s.signal(t, syscall.SIGCONT) }
+
+func (s *Server) signal(t testing.TB, sig syscall.Signal) {
+	t.Helper()
+	s.mu.Lock()
+	proc := s.proc
+	s.mu.Unlock()
+	if proc == nil {
+		t.Fatal("redistest: the server is not running")
+	}
+	if err := proc.Signal(sig); err != nil {
+		t.Fatal(err)
+	}
 }
