@@ -191,9 +191,12 @@ func (s *Server) Kill() { s.kill() }
 
 func (s *Server) kill() {
 	s.mu.Lock()
-	proc, exited := s.proc, s.exited
-	s.proc = nil
+	proc, exited, client := s.proc, s.exited, s.client
+	s.proc, s.client = nil, nil // its connections die with the process: Do makes a new one
 	s.mu.Unlock()
+	if client != nil {
+		client.Close()
+	}
 	if proc == nil {
 		return
 	}
@@ -250,7 +253,7 @@ func (s *Server) stop() {
 
 // Do sends one command to the server, as args (such as "SAVE", or "CLIENT",
 // "KILL", "TYPE", "pubsub"), on a client of the test's, and returns its
-// result. The client reconnects after a restart.
+// result. After Kill or Restart it is a new client, on a new connection.
 func (s *Server) Do(t testing.TB, args ...string) rueidis.RedisResult {
 	t.Helper()
 	c, err := s.Client()
