@@ -40,7 +40,9 @@ func TestPubSubDisconnectsAreHealedFromTheStream(t *testing.T) {
 		}
 		wg.Wait()
 		total += 40
-		waitFor(t, func() string { return fmt.Sprintf("round %d: %v", round, s.contiguous("r", head.Offset, head.Epoch, total)) },
+		waitFor(t, func() string {
+			return fmt.Sprintf("round %d: %v", round, s.contiguous("r", head.Offset, head.Epoch, total))
+		},
 			func() bool { return s.contiguous("r", head.Offset, head.Epoch, total) == nil })
 	}
 	st := node.Stats()

@@ -119,7 +119,9 @@ func TestTrackBackfillMeetsLiveEntriesWhilePublishing(t *testing.T) {
 			t.Fatalf("backfill of %d entries after %d, head %d", len(backfill), after, head.Offset)
 		}
 		target := head.Offset + 20
-		waitFor(t, func() string { return fmt.Sprintf("iteration %d: %v", i, s.contiguous("r", head.Offset, head.Epoch, target)) },
+		waitFor(t, func() string {
+			return fmt.Sprintf("iteration %d: %v", i, s.contiguous("r", head.Offset, head.Epoch, target))
+		},
 			func() bool { return s.contiguous("r", head.Offset, head.Epoch, target) == nil })
 		node.Close()
 	}

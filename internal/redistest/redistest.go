@@ -253,12 +253,13 @@ func (s *Server) stop() {
 
 // Do sends one command to the server, as args (such as "SAVE", or "CLIENT",
 // "KILL", "TYPE", "pubsub"), on a client of the test's, and returns its
-// result. After Kill or Restart it is a new client, on a new connection.
+// result, or the error of connecting to it. After Kill or Restart it is a
+// new client, on a new connection.
 func (s *Server) Do(t testing.TB, args ...string) rueidis.RedisResult {
 	t.Helper()
 	c, err := s.Client()
 	if err != nil {
-		t.Fatal(err)
+		return rueidis.NewErrorResult(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
