@@ -177,8 +177,10 @@ func (e *Engine) Read(ctx context.Context, room string, after uint64, limit int,
 	limit = max(min(limit, e.cfg.HistoryMessages), 0)
 	var out []broker.Entry
 	var head broker.Position
+	now := time.Now()
 	for {
-		snap, err := s.read(bctx, room, query{after: after, limit: limit - len(out), newest: newestFirst})
+		want := limit - len(out)
+		snap, err := s.read(bctx, room, query{after: after, limit: want, newest: newestFirst})
 		if err != nil {
 			return broker.Position{}, nil, e.unavailable(ctx, s, err)
 		}
@@ -186,11 +188,14 @@ func (e *Engine) Read(ctx context.Context, room string, after uint64, limit int,
 			out = out[:0] // a new epoch between two reads: start again in it
 		}
 		head = broker.Position{Offset: snap.head, Epoch: snap.epoch}
-		kept := e.retained(snap.entries, snap.head, time.Now())
-		out = append(out, kept...)
-		// Oldest first, a batch that was all too old may hide newer ones
-		// behind it: read on past it.
-		if newestFirst || len(kept) > 0 || len(snap.entries) == 0 || len(out) >= limit {
+		if len(out) == 0 {
+			out = append(out, e.retained(snap.entries, snap.head, now)...)
+		} else {
+			out = append(out, snap.entries...) // past the first retained entry, all are
+		}
+		// Oldest first, a batch that began with entries too old to serve
+		// may hide retained ones behind it: read on.
+		if newestFirst || len(snap.entries) < want || len(out) >= limit {
 			break
 		}
 		after = snap.entries[len(snap.entries)-1].Offset
