@@ -98,10 +98,11 @@ type Config struct {
 // concurrent use. Its goroutines (one PUB/SUB session per server, a
 // resync per room that lost frames, Untrack's timers) all end in Close.
 type Engine struct {
-	cfg    Config
-	sink   broker.Sink
-	shards []*shard
-	stats  counters
+	cfg     Config
+	sink    broker.Sink
+	shards  []*shard
+	stats   counters
+	members members
 
 	life context.Context // ends with Close
 	end  context.CancelFunc
@@ -115,14 +116,15 @@ type Engine struct {
 var _ broker.Engine = (*Engine)(nil)
 
 type counters struct {
-	bootstraps, sessions, frames, badFrames, dropped, healed, resets atomic.Uint64
+	bootstraps, sessions, frames, events, badFrames, dropped, healed, resets atomic.Uint64
 }
 
 // Stats is a snapshot of an engine's counters since New.
 type Stats struct {
 	Bootstraps uint64 // script loads: one per Redis process seen per shard, and after SCRIPT FLUSH
 	Sessions   uint64 // PUB/SUB sessions started: more than the shards means reconnects
-	Frames     uint64 // frames received over PUB/SUB
+	Frames     uint64 // message frames received over PUB/SUB
+	Events     uint64 // presence event frames received (the Sink has no method for them yet)
 	BadFrames  uint64 // frames that did not parse, dropped
 	Dropped    uint64 // frames dropped because a room had too many waiting; fetched from the stream instead
 	Healed     uint64 // entries fetched from the stream and delivered because their frames were missed
@@ -135,6 +137,7 @@ func (e *Engine) Stats() Stats {
 		Bootstraps: e.stats.bootstraps.Load(),
 		Sessions:   e.stats.sessions.Load(),
 		Frames:     e.stats.frames.Load(),
+		Events:     e.stats.events.Load(),
 		BadFrames:  e.stats.badFrames.Load(),
 		Dropped:    e.stats.dropped.Load(),
 		Healed:     e.stats.healed.Load(),
@@ -164,7 +167,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		cfg.PresenceTTL < time.Millisecond, cfg.PresenceMembers < 0:
 		return nil, fmt.Errorf("redisengine: invalid config: %+v", cfg)
 	}
-	e := &Engine{cfg: cfg, sink: cfg.Sink}
+	e := &Engine{cfg: cfg, sink: cfg.Sink, members: members{rooms: make(map[string]map[string]struct{})}}
 	if e.sink == nil {
 		e.sink = discard{}
 	}
@@ -199,6 +202,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	for _, s := range e.shards {
 		e.spawn(s.run)
 	}
+	e.spawn(e.heartbeat)
 	return e, nil
 }
 

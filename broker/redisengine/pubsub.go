@@ -2,6 +2,7 @@ package redisengine
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	"github.com/redis/rueidis"
@@ -140,6 +141,10 @@ func (s *shard) unsubscribe(sess *session) error {
 func (s *shard) onMessage(m rueidis.PubSubMessage) {
 	room, ok := s.e.roomOf(m.Channel)
 	if !ok {
+		return
+	}
+	if strings.HasPrefix(m.Message, "p:") {
+		s.e.stats.events.Add(1)
 		return
 	}
 	s.e.stats.frames.Add(1)
