@@ -111,6 +111,9 @@ type Engine struct {
 	closing bool
 	workers sync.WaitGroup
 	closed  sync.Once
+
+	sinkMu  sync.RWMutex // held for reading around each call of the Sink
+	stopped bool         // under sinkMu: Close has begun, the Sink is not called again
 }
 
 var _ broker.Engine = (*Engine)(nil)
@@ -207,13 +210,16 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 }
 
 // Close stops the engine's goroutines and closes its connections; later
-// calls fail with broker.ErrClosed. It is idempotent. Entries may reach the
-// Sink until it returns, none after.
+// calls fail with broker.ErrClosed. It is idempotent. The Sink is not
+// called once Close returns. Close must not be called from the Sink.
 func (e *Engine) Close() error {
 	e.closed.Do(func() {
 		e.mu.Lock()
 		e.closing = true
 		e.mu.Unlock()
+		e.sinkMu.Lock() // waits for the Sink's calls under way
+		e.stopped = true
+		e.sinkMu.Unlock()
 		e.end()
 		for _, s := range e.shards {
 			s.stopLingers()
@@ -224,6 +230,23 @@ func (e *Engine) Close() error {
 		}
 	})
 	return nil
+}
+
+// deliver and reset call the Sink, unless Close began.
+func (e *Engine) deliver(room string, en broker.Entry) {
+	e.sinkMu.RLock()
+	defer e.sinkMu.RUnlock()
+	if !e.stopped {
+		e.sink.Deliver(room, en)
+	}
+}
+
+func (e *Engine) reset(room string, head broker.Position) {
+	e.sinkMu.RLock()
+	defer e.sinkMu.RUnlock()
+	if !e.stopped {
+		e.sink.Reset(room, head)
+	}
 }
 
 // spawn runs fn on a goroutine that Close waits for, unless Close began.
@@ -254,6 +277,9 @@ func (e *Engine) bound(ctx context.Context) (context.Context, context.CancelFunc
 // caller's own context error if that ended, broker.ErrClosed if the engine
 // did, and otherwise err wrapped in broker.ErrUnavailable.
 func (e *Engine) unavailable(caller context.Context, s *shard, err error) error {
+	if d, ok := caller.Deadline(); ok && !time.Now().Before(d) {
+		return context.DeadlineExceeded // its timer may not have fired yet, but ours, set to it, did
+	}
 	switch {
 	case caller.Err() != nil:
 		return caller.Err()

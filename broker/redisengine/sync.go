@@ -77,7 +77,7 @@ func (t *track) deliver(off uint64, epoch string, time int64, exclude string, bo
 		t.s.e.stats.resets.Add(1)
 	}
 	t.epoch, t.head = epoch, off
-	t.s.e.sink.Deliver(t.room, broker.Entry{Offset: off, Epoch: epoch, Time: time, Exclude: exclude, Body: body})
+	t.s.e.deliver(t.room, broker.Entry{Offset: off, Epoch: epoch, Time: time, Exclude: exclude, Body: body})
 }
 
 // wantSync makes sure a sync runs after now. Caller holds mu.
@@ -195,7 +195,7 @@ func (t *track) apply(snap snapshot) {
 		// to show it with: say so, and go on from the room's head.
 		t.epoch, t.head = snap.epoch, snap.head
 		e.stats.resets.Add(1)
-		e.sink.Reset(t.room, broker.Position{Offset: snap.head, Epoch: snap.epoch})
+		e.reset(t.room, broker.Position{Offset: snap.head, Epoch: snap.epoch})
 	case snap.head > t.head && snap.epoch == t.epoch:
 		t.needSync = true // more than one batch behind
 	}
