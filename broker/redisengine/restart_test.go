@@ -3,15 +3,17 @@ package redisengine_test
 import (
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/roomcast/roomcast/broker/redisengine"
 	"github.com/roomcast/roomcast/internal/redistest"
 )
 
-// Redis kills the node's PUB/SUB connection while a publisher runs, again
-// and again: the Sink still gets every entry exactly once, in order, with
-// no break, the missed frames read from the stream.
+// Redis kills the node's PUB/SUB connection while a publisher runs flat
+// out, again and again: the Sink still gets every entry exactly once, in
+// order, with no break, the missed frames read from the stream.
 func TestPubSubDisconnectsAreHealedFromTheStream(t *testing.T) {
 	srv := redistest.Start(t)
 	s := newSink()
@@ -21,37 +23,49 @@ func TestPubSubDisconnectsAreHealedFromTheStream(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var total uint64
+	var last atomic.Uint64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				off, _, err := pub.Publish(testCtx(t), "r", body("r", i), "")
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				for prev := last.Load(); off > prev && !last.CompareAndSwap(prev, off); prev = last.Load() {
+				}
+			}
+		})
+	}
 	for round := 0; round < 20 && (round < 3 || node.Stats().Healed == 0); round++ {
+		sessions := node.Stats().Sessions
+		from := last.Load()
+		waitFor(t, func() string { return "publishes" }, func() bool { return last.Load() >= from+20 })
 		if n := srv.KillPubSubClients(t); n < 1 {
 			t.Fatalf("round %d: killed %d PUB/SUB connections", round, n)
 		}
-		// Publish at once, while the node reconnects: these frames are lost
-		// and must come from the stream.
-		var wg sync.WaitGroup
-		for range 4 {
-			wg.Go(func() {
-				for i := range 10 {
-					if _, _, err := pub.Publish(testCtx(t), "r", body("r", i), ""); err != nil {
-						t.Error(err)
-					}
-				}
-			})
-		}
-		wg.Wait()
-		total += 40
-		waitFor(t, func() string {
-			return fmt.Sprintf("round %d: %v", round, s.contiguous("r", head.Offset, head.Epoch, total))
-		},
-			func() bool { return s.contiguous("r", head.Offset, head.Epoch, total) == nil })
+		waitFor(t, func() string { return "a new session" }, func() bool { return node.Stats().Sessions > sessions })
 	}
+	close(stop)
+	wg.Wait()
+	total := last.Load()
+	waitFor(t, func() string { return s.contiguous("r", head.Offset, head.Epoch, total).Error() },
+		func() bool { return s.contiguous("r", head.Offset, head.Epoch, total) == nil })
 	st := node.Stats()
 	if st.Healed == 0 || st.Sessions < 4 || st.Resets != 0 {
 		t.Fatalf("stats %+v: want entries healed, a session per kill and no resets", st)
 	}
-	if err := s.contiguous("r", head.Offset, head.Epoch, total); err != nil || uint64(s.count("r")) != total {
-		t.Fatalf("%v, %d entries for %d publishes", err, s.count("r"), total)
+	if n := uint64(s.count("r")); n != total {
+		t.Fatalf("%d entries delivered for %d publishes", n, total)
 	}
+	t.Logf("%d publishes, stats %+v", total, st)
 }
 
 // Redis restarts empty: the next publish starts a new epoch at offset 1,
@@ -193,4 +207,30 @@ func TestAHashOfAnotherProcessGetsANewEpoch(t *testing.T) {
 	if err != nil || off != 1 || epoch == "FORGED" {
 		t.Fatalf("publish: %d/%s, %v; want 1 in a new epoch", off, epoch, err)
 	}
+}
+
+// A hung Redis is noticed on the PUB/SUB connection too (an unanswered
+// PING): the session is replaced once Redis answers again, and delivery
+// goes on where it was.
+func TestAHungRedisIsNoticedAndDeliveryGoesOn(t *testing.T) {
+	srv := redistest.Start(t)
+	s := newSink()
+	node := newEngine(t, redisengine.Config{Sink: s, Timeout: 300 * time.Millisecond}, srv)
+	head, _, err := node.Track(testCtx(t), "r", nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := node.Publish(testCtx(t), "r", []byte("1"), ""); err != nil {
+		t.Fatal(err)
+	}
+	sessions := node.Stats().Sessions
+	srv.Pause(t)
+	waitFor(t, func() string { return "a new PUB/SUB session" }, func() bool { return node.Stats().Sessions > sessions })
+	srv.Resume(t)
+	waitFor(t, func() string { return fmt.Sprint(err) }, func() bool {
+		_, _, err = node.Publish(testCtx(t), "r", []byte("2"), "")
+		return err == nil
+	})
+	waitFor(t, func() string { return s.contiguous("r", 0, head.Epoch, 2).Error() },
+		func() bool { return s.contiguous("r", 0, head.Epoch, 2) == nil })
 }
