@@ -23,19 +23,23 @@ type session struct {
 }
 
 // run keeps a PUB/SUB session up until the engine closes, on a goroutine
-// of the engine's; after a broken one it backs off from 50 ms to 2 s.
+// of the engine's. After a session that went live it reconnects at once
+// (frames are being lost meanwhile); after one that did not, it backs off
+// from 50 ms to 2 s.
 func (s *shard) run() {
 	e := s.e
-	backoff := 50 * time.Millisecond
+	var backoff time.Duration
 	for !e.isClosed() {
 		if live := s.session(); live {
-			backoff = 50 * time.Millisecond
+			backoff = 0
 		}
-		select {
-		case <-e.life.Done():
-		case <-time.After(backoff):
+		if backoff > 0 {
+			select {
+			case <-e.life.Done():
+			case <-time.After(backoff):
+			}
 		}
-		backoff = min(2*backoff, 2*time.Second)
+		backoff = min(max(2*backoff, 50*time.Millisecond), 2*time.Second)
 	}
 }
 
