@@ -185,6 +185,17 @@ func TestScriptFlushKeepsTheEpoch(t *testing.T) {
 	if got := e.Stats().Bootstraps; got != boots+1 {
 		t.Fatalf("%d bootstraps, want %d", got, boots+1)
 	}
+	// Reads run the head script inside MULTI: NOSCRIPT there too.
+	if err := srv.Do(t, "SCRIPT", "FLUSH").Error(); err != nil {
+		t.Fatal(err)
+	}
+	head, entries, err := e.Read(testCtx(t), "r", 0, 10, false)
+	if err != nil || head.Offset != 2 || head.Epoch != epoch || len(entries) != 2 {
+		t.Fatalf("Read after SCRIPT FLUSH: %+v, %d entries, %v", head, len(entries), err)
+	}
+	if got := e.Stats().Bootstraps; got != boots+2 {
+		t.Fatalf("%d bootstraps, want %d", got, boots+2)
+	}
 }
 
 // A room's hash stamped by another Redis process is not trusted, whatever

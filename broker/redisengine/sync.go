@@ -142,7 +142,7 @@ func (t *track) sync() {
 			return
 		}
 		t.needSync = false
-		from, epoch := t.head, t.epoch
+		from, epoch, before := t.head, t.epoch, len(t.waiting)
 		t.mu.Unlock()
 
 		snap, err := t.fetch(from, epoch)
@@ -159,7 +159,7 @@ func (t *track) sync() {
 		}
 		backoff = 10 * time.Millisecond
 		t.mu.Lock()
-		t.apply(snap)
+		t.apply(snap, before)
 		t.mu.Unlock()
 	}
 }
@@ -177,9 +177,23 @@ func (t *track) fetch(from uint64, epoch string) (snapshot, error) {
 }
 
 // apply delivers what a sync read, then the waiting frames that now follow.
-// Caller holds mu.
-func (t *track) apply(snap snapshot) {
+// The first before waiting frames came before the read began, so none of
+// them can lie past the head it read; one that does was not made by the
+// publish script, and is dropped rather than waited on forever. Caller
+// holds mu.
+func (t *track) apply(snap snapshot, before int) {
 	e := t.s.e
+	kept := t.waiting[:0]
+	for i, f := range t.waiting {
+		if i < before && f.epoch == snap.epoch && f.offset > snap.head {
+			e.stats.badFrames.Add(1)
+			continue
+		}
+		kept = append(kept, f)
+	}
+	clear(t.waiting[len(kept):])
+	t.waiting = kept
+
 	delivered := false
 	for _, en := range snap.entries {
 		if en.Epoch == t.epoch && en.Offset <= t.head {
@@ -190,14 +204,18 @@ func (t *track) apply(snap snapshot) {
 		delivered = true
 	}
 	switch {
-	case snap.epoch != t.epoch && !delivered, snap.epoch == t.epoch && snap.head > t.head && !delivered:
-		// Entries were lost (a new epoch, or expired) and there is none
-		// to show it with: say so, and go on from the room's head.
+	case delivered || len(snap.entries) > 0: // the latter: all delivered meanwhile
+		if snap.epoch == t.epoch && snap.head > t.head {
+			t.needSync = true // more than one batch behind
+		}
+	case snap.epoch != t.epoch || snap.head > t.head:
+		// The stream holds nothing after head, yet the room is past it
+		// or in a new epoch: entries were lost (Redis restarted, or they
+		// expired) and there is none to show it with. Say so, and go on
+		// from the room's head.
 		t.epoch, t.head = snap.epoch, snap.head
 		e.stats.resets.Add(1)
 		e.reset(t.room, broker.Position{Offset: snap.head, Epoch: snap.epoch})
-	case snap.head > t.head && snap.epoch == t.epoch:
-		t.needSync = true // more than one batch behind
 	}
 	t.drain()
 }
