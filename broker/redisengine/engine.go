@@ -165,10 +165,20 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	cfg.PresenceTTL = cmpOr(cfg.PresenceTTL, DefaultPresenceTTL)
 	cfg.PresenceMembers = cmpOr(cfg.PresenceMembers, broker.DefaultPresenceMembers)
 	cfg.Linger = cmpOr(cfg.Linger, DefaultLinger)
-	switch {
-	case cfg.Timeout < 0, cfg.HistoryMessages < 0, cfg.HistoryTTL < time.Millisecond, cfg.MetaTTL < time.Millisecond,
-		cfg.PresenceTTL < time.Millisecond, cfg.PresenceMembers < 0:
-		return nil, fmt.Errorf("redisengine: invalid config: %+v", cfg)
+	for _, c := range []struct {
+		name string
+		bad  bool
+	}{
+		{"Timeout", cfg.Timeout < 0},
+		{"HistoryMessages", cfg.HistoryMessages < 0},
+		{"HistoryTTL", cfg.HistoryTTL < time.Millisecond},
+		{"MetaTTL", cfg.MetaTTL < time.Millisecond},
+		{"PresenceTTL", cfg.PresenceTTL < time.Millisecond},
+		{"PresenceMembers", cfg.PresenceMembers < 0},
+	} {
+		if c.bad {
+			return nil, fmt.Errorf("redisengine: Config.%s is negative or under a millisecond", c.name)
+		}
 	}
 	e := &Engine{cfg: cfg, sink: cfg.Sink, members: members{rooms: make(map[string]map[string]struct{})}}
 	if e.sink == nil {
@@ -207,6 +217,20 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	}
 	e.spawn(e.heartbeat)
 	return e, nil
+}
+
+// Factory returns a function that makes an engine with cfg delivering to
+// the Sink it is given, for a hub that makes its engine with itself as the
+// Sink (broker.WithEngine). ctx bounds New's connecting.
+func Factory(ctx context.Context, cfg Config) func(broker.Sink) (broker.Engine, error) {
+	return func(s broker.Sink) (broker.Engine, error) {
+		cfg.Sink = s
+		e, err := New(ctx, cfg)
+		if err != nil {
+			return nil, err // a nil interface, not one holding a nil *Engine
+		}
+		return e, nil
+	}
 }
 
 // Close stops the engine's goroutines and closes its connections; later

@@ -98,3 +98,28 @@ func TestClose(t *testing.T) {
 	}
 	e.Untrack("r")
 }
+
+// Factory makes an engine that delivers to the Sink it is given, and
+// reports a failure with a nil engine.
+func TestFactory(t *testing.T) {
+	srv := redistest.Start(t)
+	s := newSink()
+	engine, err := redisengine.Factory(testCtx(t), redisengine.Config{Addrs: []string{srv.Addr}})(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer engine.Close()
+	head, _, err := engine.Track(testCtx(t), "r", nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := engine.Publish(testCtx(t), "r", []byte("x"), ""); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() string { return offsets(s.events("r")) }, func() bool { return s.contiguous("r", 0, head.Epoch, 1) == nil })
+
+	bad, err := redisengine.Factory(testCtx(t), redisengine.Config{Addrs: []string{srv.Addr}, HistoryTTL: -time.Second})(s)
+	if err == nil || bad != nil || !strings.Contains(err.Error(), "HistoryTTL") {
+		t.Fatalf("a bad config: %v, %v; want a nil engine and an error naming HistoryTTL", bad, err)
+	}
+}
