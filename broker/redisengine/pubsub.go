@@ -63,20 +63,20 @@ func (s *shard) session() (live bool) {
 		rooms = append(rooms, t)
 	}
 	s.mu.RUnlock()
-	ctx, cancel := e.bound(context.Background())
 	for i := 0; i < len(rooms); i += subscribeBatch {
 		batch := rooms[i:min(i+subscribeBatch, len(rooms))]
 		channels := make([]string, len(batch))
 		for j, t := range batch {
 			channels[j] = t.channel
 		}
-		if err := d.Do(ctx, d.B().Subscribe().Channel(channels...).Build()).Error(); err != nil {
-			cancel()
+		ctx, cancel := e.bound(context.Background()) // per batch: many rooms may take many timeouts' worth
+		err := d.Do(ctx, d.B().Subscribe().Channel(channels...).Build()).Error()
+		cancel()
+		if err != nil {
 			s.subMu.Unlock()
 			return false
 		}
 	}
-	cancel()
 	s.mu.Lock()
 	s.gen++
 	sess.gen = s.gen
@@ -129,11 +129,12 @@ func (s *shard) unsubscribe(sess *session) error {
 	}
 	s.unsubs = nil
 	s.mu.Unlock()
-	ctx, cancel := s.e.bound(context.Background())
-	defer cancel()
 	d := sess.client
 	for i := 0; i < len(channels); i += subscribeBatch {
-		if err := d.Do(ctx, d.B().Unsubscribe().Channel(channels[i:min(i+subscribeBatch, len(channels))]...).Build()).Error(); err != nil {
+		ctx, cancel := s.e.bound(context.Background())
+		err := d.Do(ctx, d.B().Unsubscribe().Channel(channels[i:min(i+subscribeBatch, len(channels))]...).Build()).Error()
+		cancel()
+		if err != nil {
 			return err
 		}
 	}
