@@ -194,7 +194,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 			DisableCache:      true, // keys change with every publish: nothing to cache
 			DisableRetry:      true, // a publish whose reply was lost must not run twice
 			AlwaysPipelining:  true,
-			Dialer:            net.Dialer{Timeout: cfg.Timeout, KeepAlive: 400 * time.Millisecond}, // keepalive: a dead peer shows in a few seconds
+			Dialer:            net.Dialer{Timeout: cfg.Timeout, KeepAlive: 400 * time.Millisecond}, // also rueidis's idle PING interval: a hung server shows within KeepAlive+Timeout
 			ConnWriteTimeout:  cfg.Timeout,
 		})
 		if err != nil {

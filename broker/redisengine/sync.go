@@ -71,8 +71,13 @@ func (t *track) receive(f frame) {
 	}
 }
 
-// deliver gives the Sink one entry, and moves head to it. Caller holds mu.
+// deliver gives the Sink one entry, and moves head to it; not once t is
+// untracked, so that a sync of t still under way cannot deliver beside a
+// new track of the same room. Caller holds mu.
 func (t *track) deliver(off uint64, epoch string, time int64, exclude string, body []byte) {
+	if t.gone.Load() {
+		return
+	}
 	if epoch != t.epoch || off != t.head+1 {
 		t.s.e.stats.resets.Add(1)
 	}
@@ -214,8 +219,10 @@ func (t *track) apply(snap snapshot, before int) {
 		// expired) and there is none to show it with. Say so, and go on
 		// from the room's head.
 		t.epoch, t.head = snap.epoch, snap.head
-		e.stats.resets.Add(1)
-		e.reset(t.room, broker.Position{Offset: snap.head, Epoch: snap.epoch})
+		if !t.gone.Load() {
+			e.stats.resets.Add(1)
+			e.reset(t.room, broker.Position{Offset: snap.head, Epoch: snap.epoch})
+		}
 	}
 	t.drain()
 }
