@@ -2,6 +2,7 @@ package redisengine
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"time"
 
@@ -44,9 +45,9 @@ func (s *shard) run() {
 }
 
 // session runs one PUB/SUB session: subscribe every tracked room, make the
-// session the one Track subscribes on, resync every room, then send
-// UNSUBSCRIBEs when asked until the connection breaks or the engine
-// closes. It reports whether the session went live.
+// session the one Track subscribes on, resync every room, then send the
+// SUBSCRIBEs and UNSUBSCRIBEs asked for until the connection breaks or the
+// engine closes. It reports whether the session went live.
 func (s *shard) session() (live bool) {
 	e := s.e
 	d, _ := s.client.Dedicate()
@@ -56,26 +57,14 @@ func (s *shard) session() (live bool) {
 	defer close(sess.down)
 	e.stats.sessions.Add(1)
 
-	s.subMu.Lock()
 	s.mu.RLock()
 	rooms := make([]*track, 0, len(s.rooms))
 	for _, t := range s.rooms {
 		rooms = append(rooms, t)
 	}
 	s.mu.RUnlock()
-	for i := 0; i < len(rooms); i += subscribeBatch {
-		batch := rooms[i:min(i+subscribeBatch, len(rooms))]
-		channels := make([]string, len(batch))
-		for j, t := range batch {
-			channels[j] = t.channel
-		}
-		ctx, cancel := e.bound(context.Background()) // per batch: many rooms may take many timeouts' worth
-		err := d.Do(ctx, d.B().Subscribe().Channel(channels...).Build()).Error()
-		cancel()
-		if err != nil {
-			s.subMu.Unlock()
-			return false
-		}
+	if err := sess.send(e, true, channelsOf(rooms)); err != nil {
+		return false
 	}
 	s.mu.Lock()
 	s.gen++
@@ -86,10 +75,13 @@ func (s *shard) session() (live bool) {
 	s.sess = sess
 	close(s.up)
 	s.mu.Unlock()
-	s.subMu.Unlock()
 	defer func() {
 		s.mu.Lock()
 		s.sess, s.up = nil, make(chan struct{})
+		for _, req := range s.subs {
+			req.done <- errors.New("the PUB/SUB connection broke")
+		}
+		s.subs = nil
 		s.mu.Unlock()
 	}()
 
@@ -107,38 +99,91 @@ func (s *shard) session() (live bool) {
 		case <-e.life.Done():
 			return true
 		case <-s.kick:
-			if err := s.unsubscribe(sess); err != nil {
+			if err := s.flush(sess); err != nil {
 				return true
 			}
 		}
 	}
 }
 
-// unsubscribe sends UNSUBSCRIBE for the rooms dropped since the last call
-// that have not been tracked again. Holding subMu, it cannot pass a Track's
-// SUBSCRIBE of the same room on the wire.
-func (s *shard) unsubscribe(sess *session) error {
-	s.subMu.Lock()
-	defer s.subMu.Unlock()
+// flush sends UNSUBSCRIBE for the rooms dropped and not tracked again, then
+// SUBSCRIBE for the rooms Tracks wait for, in batches. The decisions are
+// taken now, under mu, so that an UNSUBSCRIBE never passes the SUBSCRIBE of
+// a Track that came after it.
+func (s *shard) flush(sess *session) error {
 	s.mu.Lock()
-	var channels []string
+	var gone []string
 	for _, room := range s.unsubs {
 		if s.rooms[room] == nil {
-			channels = append(channels, s.e.channel(room))
+			gone = append(gone, s.e.channel(room))
 		}
 	}
 	s.unsubs = nil
 	s.mu.Unlock()
+	if err := sess.send(s.e, false, gone); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	reqs := s.subs
+	s.subs = nil
+	s.mu.Unlock()
+	for len(reqs) > 0 {
+		batch := reqs[:min(subscribeBatch, len(reqs))]
+		reqs = reqs[len(batch):]
+		rooms := make([]*track, len(batch))
+		for i, req := range batch {
+			rooms[i] = req.t
+		}
+		err := sess.send(s.e, true, channelsOf(rooms))
+		if err == nil {
+			s.mu.Lock()
+			for _, t := range rooms {
+				t.subGen = sess.gen
+			}
+			s.mu.Unlock()
+		}
+		for _, req := range batch {
+			req.done <- err
+		}
+		if err != nil {
+			for _, req := range reqs {
+				req.done <- err
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// send subscribes (or unsubscribes) channels, in batches, each with its
+// own timeout, so that many rooms cannot time the whole out.
+func (sess *session) send(e *Engine, subscribe bool, channels []string) error {
 	d := sess.client
-	for i := 0; i < len(channels); i += subscribeBatch {
-		ctx, cancel := s.e.bound(context.Background())
-		err := d.Do(ctx, d.B().Unsubscribe().Channel(channels[i:min(i+subscribeBatch, len(channels))]...).Build()).Error()
+	for len(channels) > 0 {
+		batch := channels[:min(subscribeBatch, len(channels))]
+		channels = channels[len(batch):]
+		var cmd rueidis.Completed
+		if subscribe {
+			cmd = d.B().Subscribe().Channel(batch...).Build()
+		} else {
+			cmd = d.B().Unsubscribe().Channel(batch...).Build()
+		}
+		ctx, cancel := e.bound(context.Background())
+		err := d.Do(ctx, cmd).Error()
 		cancel()
 		if err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+func channelsOf(rooms []*track) []string {
+	out := make([]string, len(rooms))
+	for i, t := range rooms {
+		out[i] = t.channel
+	}
+	return out
 }
 
 // onMessage takes a frame on the session's reader goroutine: it must not

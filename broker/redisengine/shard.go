@@ -13,9 +13,13 @@ import (
 // client (auto-pipelined), the scripts bound to the server's process, the
 // rooms tracked on it and the PUB/SUB session they are subscribed on.
 //
-// Lock order: subMu, then mu. A track's mu is never taken while mu is held,
-// nor mu while a track's mu is: the Sink is called under a track's mu, and
-// Untrack, which the hub may call under its own locks, takes mu only.
+// Only the session's goroutine sends SUBSCRIBE and UNSUBSCRIBE, so their
+// order on the wire is the order they were decided in, and the SUBSCRIBEs
+// of many Tracks at once go out in batches.
+//
+// Locks: a track's mu is never taken while mu is held, nor mu while a
+// track's mu is: the Sink is called under a track's mu, and Untrack, which
+// the hub may call under its own locks, takes mu only.
 type shard struct {
 	e      *Engine
 	addr   string
@@ -24,15 +28,20 @@ type shard struct {
 	bootMu  sync.Mutex                // one bootstrap at a time
 	scripts atomic.Pointer[scriptSet] // nil until the first bootstrap
 
-	subMu sync.Mutex // serialises SUBSCRIBE and UNSUBSCRIBE on the session, so their order on the wire is the order decided
-
 	mu     sync.RWMutex
 	rooms  map[string]*track // tracked (or lingering) rooms
 	sess   *session          // the live PUB/SUB session, nil while there is none
 	up     chan struct{}     // closed when a session goes live; replaced when it ends
 	gen    uint64            // sessions so far
+	subs   []subscription    // Tracks waiting for their rooms' SUBSCRIBE on sess
 	unsubs []string          // rooms untracked, to UNSUBSCRIBE
-	kick   chan struct{}     // wakes the session loop to send unsubs
+	kick   chan struct{}     // wakes the session's goroutine to send subs and unsubs
+}
+
+// subscription is a Track's request to subscribe its room on the session.
+type subscription struct {
+	t    *track
+	done chan error // gets one value: nil once Redis confirmed
 }
 
 func newShard(e *Engine, addr string, client rueidis.Client) *shard {

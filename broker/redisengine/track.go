@@ -95,12 +95,19 @@ func (s *shard) release(t *track, ok bool) {
 // SUBSCRIBE: every frame published after that reaches the session.
 func (s *shard) subscribe(ctx context.Context, t *track) error {
 	for {
-		s.mu.RLock()
-		sess, up, done := s.sess, s.up, t.subGen != 0 && s.sess != nil && t.subGen == s.sess.gen
-		s.mu.RUnlock()
-		if done {
+		s.mu.Lock()
+		sess, up := s.sess, s.up
+		if sess != nil && t.subGen == sess.gen {
+			s.mu.Unlock()
 			return nil
 		}
+		var req subscription
+		if sess != nil {
+			req = subscription{t: t, done: make(chan error, 1)}
+			s.subs = append(s.subs, req)
+			s.wake()
+		}
+		s.mu.Unlock()
 		if sess == nil {
 			select {
 			case <-up:
@@ -109,21 +116,18 @@ func (s *shard) subscribe(ctx context.Context, t *track) error {
 				return errors.New("no PUB/SUB connection: " + context.Cause(ctx).Error())
 			}
 		}
-		s.subMu.Lock()
-		err := sess.client.Do(ctx, sess.client.B().Subscribe().Channel(t.channel).Build()).Error()
-		if err == nil {
-			s.mu.Lock()
-			t.subGen = sess.gen
-			s.mu.Unlock()
-		}
-		s.subMu.Unlock()
-		if err == nil {
-			continue // confirmed on sess: done, unless sess ended meanwhile
-		}
 		select {
-		case <-sess.down: // it broke: the next session subscribes the room
+		case err := <-req.done:
+			if err == nil {
+				continue // confirmed on sess: done, unless sess ended meanwhile
+			}
+			select {
+			case <-sess.down: // it broke: the next session subscribes the room
+			case <-ctx.Done():
+				return err
+			}
 		case <-ctx.Done():
-			return err
+			return errors.New("SUBSCRIBE not confirmed: " + context.Cause(ctx).Error())
 		}
 	}
 }
@@ -184,6 +188,11 @@ func (s *shard) drop(t *track) {
 	delete(s.rooms, t.room)
 	t.gone.Store(true)
 	s.unsubs = append(s.unsubs, t.room)
+	s.wake()
+}
+
+// wake makes the session's goroutine look at subs and unsubs.
+func (s *shard) wake() {
 	select {
 	case s.kick <- struct{}{}:
 	default:

@@ -2,6 +2,8 @@ package redisengine_test
 
 import (
 	"fmt"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -184,4 +186,52 @@ func TestUntrackUnsubscribesAfterTheLinger(t *testing.T) {
 		}
 		waitFor(t, func() string { return "UNSUBSCRIBE after the linger" }, func() bool { return numsub("l") == 0 })
 	})
+}
+
+// Many rooms tracked at once (their SUBSCRIBEs go out in batches), some of
+// them twice: each is subscribed before its Track returns, and gets its
+// entries.
+func TestManyTracksAtOnce(t *testing.T) {
+	srv := redistest.Start(t)
+	s := newSink()
+	e := newEngine(t, redisengine.Config{Sink: s}, srv)
+	const rooms = 1200 // more than one batch of 512
+	heads := make([]broker.Position, rooms)
+	var wg sync.WaitGroup
+	for i := range rooms + rooms/4 {
+		wg.Go(func() {
+			head, _, err := e.Track(testCtx(t), fmt.Sprint("room", i%rooms), nil, 0)
+			if err != nil {
+				t.Error(err)
+			}
+			if i < rooms {
+				heads[i] = head
+			}
+		})
+	}
+	wg.Wait()
+	stats, err := srv.Do(t, "INFO", "commandstats").ToString()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, _ := strings.Cut(stats, "cmdstat_subscribe:calls=")
+	calls, _, _ := strings.Cut(rest, ",")
+	if n, err := strconv.Atoi(calls); err != nil || n >= rooms {
+		t.Errorf("%s SUBSCRIBE commands for %d rooms: want them batched", calls, rooms)
+	} else {
+		t.Logf("%d SUBSCRIBE commands for %d rooms", n, rooms)
+	}
+	channels, err := srv.Do(t, "PUBSUB", "CHANNELS", "rc:*").AsStrSlice()
+	if err != nil || len(channels) != rooms {
+		t.Fatalf("%d channels subscribed (%v), want %d", len(channels), err, rooms)
+	}
+	for i := range rooms {
+		if _, _, err := e.Publish(testCtx(t), fmt.Sprint("room", i), []byte("x"), ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range rooms {
+		room := fmt.Sprint("room", i)
+		waitFor(t, func() string { return room }, func() bool { return s.contiguous(room, 0, heads[i].Epoch, 1) == nil })
+	}
 }
