@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"errors"
 
 	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
 )
@@ -63,6 +64,12 @@ type Engine interface {
 	Close() error
 }
 
+// ErrUnavailable is wrapped by an engine's errors when its store cannot be
+// reached or did not answer in time. A Publish that fails with it may or may
+// not have been stored: the outcome is unknown, so it must not be retried
+// blindly. The server answers it with UNAVAILABLE.
+var ErrUnavailable = errors.New("broker: engine unavailable")
+
 // Sink is what an engine delivers a node's tracked rooms to: the hub.
 type Sink interface {
 	// Deliver hands over one entry of room in the order the engine saw it.
@@ -71,6 +78,15 @@ type Sink interface {
 	// fetch them again: the room's subscribers are then cut off with a
 	// *GapError, never silently skipped past the loss. It must not block.
 	Deliver(room string, e Entry)
+
+	// Reset tells that room's sequence broke with no entry to show it: the
+	// engine lost entries after the last it delivered and there is none to
+	// deliver after them (its store restarted and the room has a new epoch,
+	// or the missing entries expired), so head, the room's position in the
+	// store now, is where delivery goes on from. The room's subscribers are
+	// cut off as for a gap, unless the room is already at head. It must not
+	// block.
+	Reset(room string, head Position)
 }
 
 // Entry is one message of a room as an engine stores and spreads it.

@@ -48,7 +48,24 @@ type tracking struct {
 	synced  bool          // Track returned: Deliver appends
 	done    chan struct{} // closed when Track returned
 	err     error         // Track's error: the room cannot be joined
-	early   []Entry       // delivered before Track returned
+	early   []early       // delivered before Track returned
+}
+
+// early is what the engine delivered for a room whose Track had not
+// returned: an entry, or a reset.
+type early struct {
+	entry Entry
+	reset bool
+	head  Position // of a reset
+}
+
+// buffer keeps x until Track returns. Past maxEarly the oldest are dropped:
+// the gap then shows, as any gap does. Caller holds the room's lock.
+func (t *tracking) buffer(x early) {
+	if len(t.early) == maxEarly {
+		t.early = append(t.early[:0], t.early[1:]...)
+	}
+	t.early = append(t.early, x)
 }
 
 func newTracking() *tracking { return &tracking{done: make(chan struct{})} }
@@ -141,8 +158,12 @@ func (b *Hub) track(ctx context.Context, r *room, from *Position) error {
 	for _, e := range entries {
 		b.deliverLocked(r, e)
 	}
-	for _, e := range t.early {
-		b.deliverLocked(r, e)
+	for _, x := range t.early {
+		if x.reset {
+			b.resetLocked(r, x.head)
+		} else {
+			b.deliverLocked(r, x.entry)
+		}
 	}
 	t.early = nil
 	return nil
