@@ -46,4 +46,5 @@ func (r *room) restart(epoch string, next uint64) {
 	r.msgs.clear()
 	r.msgs.first, r.msgs.head = next, next-1
 	r.wake()
+	r.releaseCatchUps(true)
 }

@@ -87,6 +87,20 @@ type Sink interface {
 	// cut off as for a gap, unless the room is already at head. It must not
 	// block.
 	Reset(room string, head Position)
+
+	// DeliverEvent hands over one presence event of room, in the order of
+	// the room's event sequence. A break in that sequence cuts the room's
+	// event listeners off with a *GapError (they resync with Presence). It
+	// must not block.
+	DeliverEvent(room string, ev Event)
+}
+
+// Event is a presence event as an engine spreads it.
+type Event struct {
+	Seq    uint64 // the room's event sequence: 1 starts it (again), each next one is one more
+	Offset uint64 // the room's newest message offset when it happened
+	Leave  bool   // a leave; a join otherwise
+	Member []byte // the roomcast.v1.Member, encoded; not modified afterwards
 }
 
 // Entry is one message of a room as an engine stores and spreads it.

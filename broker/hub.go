@@ -78,7 +78,7 @@ func New(opts ...Option) (*Hub, error) {
 		b.shards[i].rooms = make(map[string]*room)
 	}
 	if cfg.engine != nil {
-		if b.engine, err = cfg.engine(b); err != nil {
+		if b.engine, err = cfg.engine(EngineConfig{Sink: b, HistoryMessages: cfg.historyMessages, HistoryTTL: cfg.historyTTL, PresenceMembers: cfg.presenceMembers}); err != nil {
 			b.end()
 			return nil, err
 		}

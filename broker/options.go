@@ -102,7 +102,8 @@ func WithOwnerQuotas(rooms int, bytes int64) Option {
 
 // WithEngine makes the hub the node-local side of an engine that sequences
 // and stores rooms elsewhere (see Engine): newEngine is called once, by New,
-// with the hub as the engine's Sink, and the hub closes the engine. History
+// with the hub as the engine's Sink and the hub's history limits, and the
+// hub closes the engine. History
 // limits then apply to the engine's history too, and the hub holds a room
 // only while it has subscribers. WithEncodePerSubscriber has no effect. The
 // default is none: the hub sequences and keeps rooms itself, in memory.

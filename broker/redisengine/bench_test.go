@@ -13,7 +13,9 @@ import (
 // counter is a Sink that only counts.
 type counter struct{ n atomic.Int64 }
 
-func (c *counter) Deliver(string, broker.Entry)  { c.n.Add(1) }
+func (c *counter) Deliver(string, broker.Entry)      { c.n.Add(1) }
+func (c *counter) DeliverEvent(string, broker.Event) {}
+
 func (c *counter) Reset(string, broker.Position) {}
 
 // BenchmarkPublish publishes 1 KiB messages into 16 rooms from parallel

@@ -219,12 +219,14 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	return e, nil
 }
 
-// Factory returns a function that makes an engine with cfg delivering to
-// the Sink it is given, for a hub that makes its engine with itself as the
-// Sink (broker.WithEngine). ctx bounds New's connecting.
-func Factory(ctx context.Context, cfg Config) func(broker.Sink) (broker.Engine, error) {
-	return func(s broker.Sink) (broker.Engine, error) {
-		cfg.Sink = s
+// Factory returns a function that makes an engine with cfg for a hub
+// (broker.WithEngine): it delivers to the hub, and keeps the hub's history
+// limits. ctx bounds New's connecting.
+func Factory(ctx context.Context, cfg Config) broker.EngineFunc {
+	return func(hub broker.EngineConfig) (broker.Engine, error) {
+		cfg.Sink = hub.Sink
+		cfg.HistoryMessages, cfg.HistoryTTL = hub.HistoryMessages, hub.HistoryTTL
+		cfg.PresenceMembers = hub.PresenceMembers
 		e, err := New(ctx, cfg)
 		if err != nil {
 			return nil, err // a nil interface, not one holding a nil *Engine
@@ -262,6 +264,14 @@ func (e *Engine) deliver(room string, en broker.Entry) {
 	defer e.sinkMu.RUnlock()
 	if !e.stopped {
 		e.sink.Deliver(room, en)
+	}
+}
+
+func (e *Engine) deliverEvent(room string, ev broker.Event) {
+	e.sinkMu.RLock()
+	defer e.sinkMu.RUnlock()
+	if !e.stopped {
+		e.sink.DeliverEvent(room, ev)
 	}
 }
 
@@ -323,5 +333,6 @@ func cmpOr[T comparable](v, def T) T {
 
 type discard struct{}
 
-func (discard) Deliver(string, broker.Entry)  {}
-func (discard) Reset(string, broker.Position) {}
+func (discard) Deliver(string, broker.Entry)      {}
+func (discard) Reset(string, broker.Position)     {}
+func (discard) DeliverEvent(string, broker.Event) {}

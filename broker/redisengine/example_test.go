@@ -13,7 +13,8 @@ import (
 // printSink prints what a node would append to its rooms.
 type printSink struct{}
 
-func (printSink) Deliver(room string, e broker.Entry) { fmt.Println(room, e.Offset, string(e.Body)) }
+func (printSink) Deliver(room string, e broker.Entry)       { fmt.Println(room, e.Offset, string(e.Body)) }
+func (printSink) DeliverEvent(room string, ev broker.Event) { fmt.Println(room, "presence", ev.Seq) }
 func (printSink) Reset(room string, head broker.Position) {
 	fmt.Println(room, "lost entries; goes on after", head.Offset, "in", head.Epoch)
 }

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+
+	"github.com/roomcast/roomcast/broker"
 )
 
 // A frame is what the publish script sends on a room's channel, built in
@@ -55,4 +57,40 @@ func parseFrame(s string) (frame, error) {
 	f.offset, f.epoch, f.time = off, fields[1], t
 	f.exclude, f.body = rest[:n], rest[n:]
 	return f, nil
+}
+
+// parseEvent parses a presence frame, as the presence scripts send it:
+//
+//	p:<seq>:<offset>:<J|L>:<encoded Member>
+func parseEvent(s string) (broker.Event, error) {
+	var ev broker.Event
+	rest, ok := strings.CutPrefix(s, "p:")
+	if !ok {
+		return ev, errFrame
+	}
+	var fields [3]string
+	for i := range fields {
+		var found bool
+		fields[i], rest, found = strings.Cut(rest, ":")
+		if !found {
+			return ev, errFrame
+		}
+	}
+	seq, err := strconv.ParseUint(fields[0], 10, 64)
+	if err != nil || seq == 0 {
+		return ev, errFrame
+	}
+	off, err := strconv.ParseUint(fields[1], 10, 64)
+	if err != nil {
+		return ev, errFrame
+	}
+	switch fields[2] {
+	case "J":
+	case "L":
+		ev.Leave = true
+	default:
+		return ev, errFrame
+	}
+	ev.Seq, ev.Offset, ev.Member = seq, off, []byte(rest)
+	return ev, nil
 }

@@ -104,7 +104,7 @@ func TestClose(t *testing.T) {
 func TestFactory(t *testing.T) {
 	srv := redistest.Start(t)
 	s := newSink()
-	engine, err := redisengine.Factory(testCtx(t), redisengine.Config{Addrs: []string{srv.Addr}})(s)
+	engine, err := redisengine.Factory(testCtx(t), redisengine.Config{Addrs: []string{srv.Addr}})(broker.EngineConfig{Sink: s})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,7 +118,7 @@ func TestFactory(t *testing.T) {
 	}
 	waitFor(t, func() string { return offsets(s.events("r")) }, func() bool { return s.contiguous("r", 0, head.Epoch, 1) == nil })
 
-	bad, err := redisengine.Factory(testCtx(t), redisengine.Config{Addrs: []string{srv.Addr}, HistoryTTL: -time.Second})(s)
+	bad, err := redisengine.Factory(testCtx(t), redisengine.Config{Addrs: []string{srv.Addr}})(broker.EngineConfig{Sink: s, HistoryTTL: -time.Second})
 	if err == nil || bad != nil || !strings.Contains(err.Error(), "HistoryTTL") {
 		t.Fatalf("a bad config: %v, %v; want a nil engine and an error naming HistoryTTL", bad, err)
 	}

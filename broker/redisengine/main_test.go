@@ -57,8 +57,9 @@ func newEngine(t testing.TB, cfg redisengine.Config, servers ...*redistest.Serve
 // sink is a node's Sink as the tests see it: everything delivered and
 // reset, per room, in order.
 type sink struct {
-	mu    sync.Mutex
-	rooms map[string][]event
+	mu       sync.Mutex
+	rooms    map[string][]event
+	presence map[string][]broker.Event
 }
 
 // event is one Deliver (an entry) or one Reset (reset set, entry's Offset
@@ -68,7 +69,9 @@ type event struct {
 	reset bool
 }
 
-func newSink() *sink { return &sink{rooms: make(map[string][]event)} }
+func newSink() *sink {
+	return &sink{rooms: make(map[string][]event), presence: make(map[string][]broker.Event)}
+}
 
 func (s *sink) Deliver(room string, e broker.Entry) {
 	s.mu.Lock()
@@ -80,6 +83,13 @@ func (s *sink) Reset(room string, p broker.Position) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.rooms[room] = append(s.rooms[room], event{Entry: broker.Entry{Offset: p.Offset, Epoch: p.Epoch}, reset: true})
+}
+
+// DeliverEvent keeps presence events apart from entries.
+func (s *sink) DeliverEvent(room string, ev broker.Event) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.presence[room] = append(s.presence[room], ev)
 }
 
 func (s *sink) events(room string) []event {

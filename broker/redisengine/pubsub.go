@@ -195,6 +195,17 @@ func (s *shard) onMessage(m rueidis.PubSubMessage) {
 	}
 	if strings.HasPrefix(m.Message, "p:") {
 		s.e.stats.events.Add(1)
+		ev, err := parseEvent(m.Message)
+		if err != nil {
+			s.e.stats.badFrames.Add(1)
+			return
+		}
+		s.mu.RLock()
+		tracked := s.rooms[room] != nil
+		s.mu.RUnlock()
+		if tracked {
+			s.e.deliverEvent(room, ev)
+		}
 		return
 	}
 	s.e.stats.frames.Add(1)
