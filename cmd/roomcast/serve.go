@@ -79,6 +79,7 @@ it at once.`,
 			"serve Prometheus metrics at /metrics on `ADDR`, in plain HTTP without credentials; \"\" disables them; also set by $ROOMCAST_METRICS_LISTEN")
 		cfg.transport.define(fs)
 		cfg.creds.define(fs)
+		cfg.engine.define(fs)
 		fs.IntVar(&cfg.maxMessageBytes, "max-message-bytes", server.DefaultMaxMessageBytes,
 			"refuse published messages (payload, content type and headers) over `N` bytes; must leave --backlog-bytes room for about 1 KiB of envelope")
 		fs.IntVar(&cfg.backlogMessages, "backlog-messages", broker.DefaultBacklogMessages,
@@ -127,6 +128,7 @@ type serveConfig struct {
 	listen, metricsListen   string
 	transport               transportFlags
 	creds                   credentialFlags
+	engine                  engineFlags
 	maxMessageBytes         int
 	backlogMessages         int
 	backlogBytes            int
@@ -161,6 +163,9 @@ func (cfg *serveConfig) validate() error {
 	if err := cfg.creds.validate(); err != nil {
 		return err
 	}
+	if err := cfg.engine.validate(cfg.transport.insecurePlaintext); err != nil {
+		return err
+	}
 	if cfg.maxStreamsPerConnection < 1 || cfg.maxStreamsPerConnection > math.MaxUint32 {
 		return fmt.Errorf("--max-streams-per-connection must be 1 to %d, got %d", uint32(math.MaxUint32), cfg.maxStreamsPerConnection)
 	}
@@ -178,7 +183,7 @@ func (cfg *serveConfig) run(ctx context.Context, _ []string, _, stderr io.Writer
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 	log := newLogger(stderr, cfg.level)
-	opts, authAttrs, err := cfg.serverOptions(log)
+	opts, authAttrs, err := cfg.serverOptions(ctx, log)
 	if err != nil {
 		log.Error("cannot start", "err", err)
 		return exitFail
@@ -198,8 +203,11 @@ func (cfg *serveConfig) run(ctx context.Context, _ []string, _, stderr io.Writer
 		opts = append(opts, server.WithMetrics(reg))
 	}
 	srv, err := server.New(opts...)
-	if err != nil {
-		// Every error of New is about its options, which come from flags.
+	if errors.Is(err, broker.ErrUnavailable) { // the engine's store did not answer
+		log.Error("cannot start: the engine's store is unreachable", "err", err)
+		return exitFail
+	} else if err != nil {
+		// Every other error of New is about its options, which come from flags.
 		fmt.Fprintf(stderr, "roomcast serve: %v\n", err)
 		return exitUsage
 	}
@@ -285,7 +293,12 @@ serving:
 // serverOptions returns the server's options from the flags, loading the
 // TLS certificate and the credential files, and attributes that describe
 // the authentication for the log (nil when the server is open).
-func (cfg *serveConfig) serverOptions(log *slog.Logger) ([]server.Option, []any, error) {
+func (cfg *serveConfig) serverOptions(ctx context.Context, log *slog.Logger) ([]server.Option, []any, error) {
+	engine, engineAttrs, err := cfg.engine.brokerOptions(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	log.Info("rooms are kept by an engine", engineAttrs...)
 	opts := []server.Option{
 		server.WithLogger(log),
 		server.WithMaxMessageBytes(cfg.maxMessageBytes),
@@ -303,6 +316,7 @@ func (cfg *serveConfig) serverOptions(log *slog.Logger) ([]server.Option, []any,
 			broker.WithMaxRetainedBytes(cfg.maxRetainedBytes),
 			broker.WithOwnerQuotas(cfg.maxRoomsPerCredential, cfg.maxRetainedBytesPerCredential),
 		),
+		server.WithBrokerOptions(engine...),
 	}
 	creds, err := cfg.transport.transportCredentials()
 	if err != nil {
