@@ -15,12 +15,16 @@ type brokerCollector struct {
 	detachedCount                                *atomic.Uint64
 	published, encoded, delivered, lagged, rooms *prometheus.Desc
 	detached                                     *prometheus.Desc
+	floodCount                                   *atomic.Uint64 // connections closed for rapid reset
+	floods                                       *prometheus.Desc
 }
 
-func newBrokerCollector(b *broker.Hub, detached *atomic.Uint64) *brokerCollector {
+func newBrokerCollector(b *broker.Hub, detached, floods *atomic.Uint64) *brokerCollector {
 	return &brokerCollector{
 		b:             b,
 		detachedCount: detached,
+		floodCount:    floods,
+		floods:        prometheus.NewDesc("roomcast_reset_flood_closes_total", "Client connections closed for resetting streams (RST_STREAM frames) faster than --stream-reset-rate and --stream-reset-burst allow: HTTP/2 rapid reset.", nil, nil),
 		detached:      prometheus.NewDesc("roomcast_stream_detaches_total", "Times a subscriber stream's write blocked its connection's shared writer for 5 to 10 ms (its client was not reading) and the stream was moved to a goroutine of its own until it caught up.", nil, nil),
 		published:     prometheus.NewDesc("roomcast_messages_published_total", "Messages accepted by Publish.", nil, nil),
 		encoded:       prometheus.NewDesc("roomcast_messages_encoded_total", "Messages encoded: one per message sequenced into a room, whatever the number of subscribers.", nil, nil),
@@ -37,6 +41,7 @@ func (c *brokerCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.lagged
 	ch <- c.rooms
 	ch <- c.detached
+	ch <- c.floods
 }
 
 func (c *brokerCollector) Collect(ch chan<- prometheus.Metric) {
@@ -47,4 +52,5 @@ func (c *brokerCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.lagged, prometheus.CounterValue, float64(st.Lagged))
 	ch <- prometheus.MustNewConstMetric(c.rooms, prometheus.GaugeValue, float64(st.Rooms))
 	ch <- prometheus.MustNewConstMetric(c.detached, prometheus.CounterValue, float64(c.detachedCount.Load()))
+	ch <- prometheus.MustNewConstMetric(c.floods, prometheus.CounterValue, float64(c.floodCount.Load()))
 }
