@@ -36,7 +36,8 @@ type Conn struct {
 type End struct {
 	PingAcked bool              // the server answered the Ping
 	GoAway    *http2.ErrCode    // the code of the server's GOAWAY, if it sent one
-	Frames    []http2.FrameType // every frame, in order
+	Frames    []http2.FrameType // the first 64 frames, in order
+	Count     int               // every frame
 	Err       error             // what ended the reads, unless the Ping's answer did
 }
 
@@ -79,7 +80,9 @@ func (c *Conn) read() {
 			c.mu.Unlock()
 			return
 		}
-		c.end.Frames = append(c.end.Frames, f.Header().Type)
+		if c.end.Count++; len(c.end.Frames) < 64 {
+			c.end.Frames = append(c.end.Frames, f.Header().Type)
+		}
 		switch f := f.(type) {
 		case *http2.GoAwayFrame:
 			code := f.ErrCode
@@ -187,6 +190,15 @@ func (c *Conn) Flush() error { return c.w.Flush() }
 // each at once, then sends a Ping. It stops at the first error, which it
 // returns (the server closed the connection), with the pairs it wrote.
 func (c *Conn) RapidReset(authority, method string, pairs int) (int, error) {
+	n, err := c.Pairs(authority, method, pairs)
+	if err != nil {
+		return n, err
+	}
+	return n, c.Ping()
+}
+
+// Pairs is RapidReset without the Ping: it flushes the pairs it wrote.
+func (c *Conn) Pairs(authority, method string, pairs int) (int, error) {
 	fields := GRPCHeaders(authority, method)
 	for i := range pairs {
 		id, err := c.Open(c.Encode(fields), false)
@@ -200,5 +212,5 @@ func (c *Conn) RapidReset(authority, method string, pairs int) (int, error) {
 			return i, err
 		}
 	}
-	return pairs, c.Ping()
+	return pairs, c.Flush()
 }
