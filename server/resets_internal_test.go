@@ -2,8 +2,10 @@ package server
 
 import (
 	"bytes"
+	"log/slog"
 	"math/rand/v2"
 	"net"
+	"strings"
 	"testing"
 
 	"golang.org/x/net/http2"
@@ -85,5 +87,27 @@ func TestResetBucketStartsNearlyEmpty(t *testing.T) {
 		if c.scan(frames[last:]) {
 			t.Fatalf("burst %v: reset %d was allowed", burst, allowed+1)
 		}
+	}
+}
+
+// Closures are logged once a second at most, with the address of the
+// client; the line after a quiet second counts the ones not logged.
+func TestResetClosuresAreLoggedOnceASecond(t *testing.T) {
+	var log bytes.Buffer
+	g := &resetGuard{rate: 1, burst: 1, log: slog.New(slog.NewTextHandler(&log, nil))}
+	peer := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 4242}
+	for range 100 {
+		g.closedConn(peer, 20)
+	}
+	if n := strings.Count(log.String(), "\n"); n != 1 || !strings.Contains(log.String(), "peer=127.0.0.1:4242 resets=20") {
+		t.Fatalf("100 closures at once logged %d lines: %q", n, log.String())
+	}
+	g.lastLog.Add(-int64(resetLogEvery)) // a second later
+	g.closedConn(peer, 30)
+	if lines := strings.Split(strings.TrimSpace(log.String()), "\n"); len(lines) != 2 || !strings.Contains(lines[1], "unlogged=99") {
+		t.Fatalf("the next line does not count the 99 closures not logged: %q", log.String())
+	}
+	if g.closed.Load() != 101 {
+		t.Errorf("counted %d closures, want 101", g.closed.Load())
 	}
 }
