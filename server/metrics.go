@@ -16,13 +16,17 @@ type brokerCollector struct {
 	published, encoded, delivered, lagged, rooms *prometheus.Desc
 	retained, reclaimed                          *prometheus.Desc
 	detached, panics                             *prometheus.Desc
+	floodCount                                   *atomic.Uint64 // connections closed for rapid reset
+	floods                                       *prometheus.Desc
 }
 
-func newBrokerCollector(b *broker.Hub, detached, panics *atomic.Uint64) *brokerCollector {
+func newBrokerCollector(b *broker.Hub, detached, panics, floods *atomic.Uint64) *brokerCollector {
 	return &brokerCollector{
 		b:             b,
 		detachedCount: detached,
 		panicCount:    panics,
+		floodCount:    floods,
+		floods:        prometheus.NewDesc("roomcast_reset_flood_closes_total", "Client connections closed for resetting streams (RST_STREAM frames) faster than --stream-reset-rate and --stream-reset-burst allow: HTTP/2 rapid reset.", nil, nil),
 		panics:        prometheus.NewDesc("roomcast_panics_total", "Panics recovered in a subscriber stream's reader or connection writer; each ended only the stream it was serving, with INTERNAL, and is logged with its stack.", nil, nil),
 		detached:      prometheus.NewDesc("roomcast_stream_detaches_total", "Times a subscriber stream's write blocked its connection's shared writer for 5 to 10 ms (its client was not reading) and the stream was moved to a goroutine of its own until it caught up.", nil, nil),
 		published:     prometheus.NewDesc("roomcast_messages_published_total", "Messages accepted by Publish.", nil, nil),
@@ -45,6 +49,7 @@ func (c *brokerCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.reclaimed
 	ch <- c.detached
 	ch <- c.panics
+	ch <- c.floods
 }
 
 func (c *brokerCollector) Collect(ch chan<- prometheus.Metric) {
@@ -58,4 +63,5 @@ func (c *brokerCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.reclaimed, prometheus.CounterValue, float64(st.Reclaimed))
 	ch <- prometheus.MustNewConstMetric(c.detached, prometheus.CounterValue, float64(c.detachedCount.Load()))
 	ch <- prometheus.MustNewConstMetric(c.panics, prometheus.CounterValue, float64(c.panicCount.Load()))
+	ch <- prometheus.MustNewConstMetric(c.floods, prometheus.CounterValue, float64(c.floodCount.Load()))
 }

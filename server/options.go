@@ -8,6 +8,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 
 	"github.com/roomcast/roomcast/auth"
 	"github.com/roomcast/roomcast/broker"
@@ -51,6 +52,9 @@ type config struct {
 	commandBurst      int
 	maxTotalStreams   int
 	authLogRate       float64
+	creds             credentials.TransportCredentials
+	resetRate         float64 // see resets.go
+	resetBurst        int
 
 	turnHook func(sessionID string) // tests only: called as each turn begins
 }
@@ -104,9 +108,18 @@ func WithLogger(l *slog.Logger) Option { return func(c *config) { c.log = l } }
 func WithMetrics(reg prometheus.Registerer) Option { return func(c *config) { c.registry = reg } }
 
 // WithGRPCOptions adds options to the underlying grpc.Server, after the
-// server's own (credentials, for example). The default is none.
+// server's own, which they override. The default is none. Give transport
+// credentials with WithTransportCredentials instead of grpc.Creds here:
+// credentials given here replace the server's own, and their connections
+// escape the limit of WithStreamResetRate.
 func WithGRPCOptions(opts ...grpc.ServerOption) Option {
 	return func(c *config) { c.grpcOpts = append(c.grpcOpts, opts...) }
+}
+
+// WithTransportCredentials serves connections secured by creds, such as
+// credentials.NewTLS. The default (and what nil means) is plaintext.
+func WithTransportCredentials(creds credentials.TransportCredentials) Option {
+	return func(c *config) { c.creds = creds }
 }
 
 // WithKeepaliveTime sets how long a connection may be idle before the server
@@ -170,6 +183,8 @@ func newConfig(opts []Option) (config, error) {
 		commandBurst:      DefaultCommandBurst,
 		maxTotalStreams:   DefaultMaxStreams,
 		authLogRate:       DefaultAuthFailureLogRate,
+		resetRate:         DefaultStreamResetRate,
+		resetBurst:        DefaultStreamResetBurst,
 	}
 	for _, o := range opts {
 		o(&c)
@@ -189,6 +204,8 @@ func newConfig(opts []Option) (config, error) {
 		return c, fmt.Errorf("server: publish rate needs a positive burst, got %v/s burst %d", c.publishRate, c.publishBurst)
 	case c.commandRate < 0 || (c.commandRate > 0 && c.commandBurst < 1):
 		return c, fmt.Errorf("server: command rate needs a positive burst, got %v/s burst %d", c.commandRate, c.commandBurst)
+	case c.resetRate < 0 || (c.resetRate > 0 && c.resetBurst < 1):
+		return c, fmt.Errorf("server: stream reset rate needs a positive burst, got %v/s burst %d", c.resetRate, c.resetBurst)
 	case c.writeTimeout <= 0:
 		return c, fmt.Errorf("server: write timeout must be positive, got %v", c.writeTimeout)
 	case c.authLogRate < 0 || math.IsInf(c.authLogRate, 0) || math.IsNaN(c.authLogRate):

@@ -19,7 +19,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"google.golang.org/grpc"
 
 	"github.com/roomcast/roomcast/auth"
 	"github.com/roomcast/roomcast/broker"
@@ -96,6 +95,10 @@ it at once.`,
 			"allow each Subscribe stream `N` commands a second on average; 0 for no limit")
 		fs.IntVar(&cfg.commandBurst, "command-burst", server.DefaultCommandBurst,
 			"allow each Subscribe stream bursts of up to `N` commands")
+		fs.Float64Var(&cfg.streamResetRate, "stream-reset-rate", server.DefaultStreamResetRate,
+			"close a client connection that resets streams (cancels calls) faster than `N` a second on average: the HTTP/2 rapid reset attack; 0 for no limit")
+		fs.IntVar(&cfg.streamResetBurst, "stream-reset-burst", server.DefaultStreamResetBurst,
+			"allow each client connection bursts of up to `N` stream resets, saved up at --stream-reset-rate from when it connects")
 		fs.IntVar(&cfg.maxStreams, "max-streams", server.DefaultMaxStreams,
 			"end Subscribe streams past `N` open on the server at once")
 		fs.UintVar(&cfg.maxStreamsPerConnection, "max-streams-per-connection", server.DefaultMaxStreamsPerConnection,
@@ -137,6 +140,8 @@ type serveConfig struct {
 	publishBurst            int
 	commandRate             float64
 	commandBurst            int
+	streamResetRate         float64
+	streamResetBurst        int
 	maxStreams              int
 	maxStreamsPerConnection uint
 	maxRooms                int
@@ -305,6 +310,7 @@ func (cfg *serveConfig) serverOptions(ctx context.Context, log *slog.Logger) ([]
 		server.WithMaxRoomsPerSession(cfg.maxRoomsPerSession),
 		server.WithPublishRate(cfg.publishRate, cfg.publishBurst),
 		server.WithCommandRate(cfg.commandRate, cfg.commandBurst),
+		server.WithStreamResetRate(cfg.streamResetRate, cfg.streamResetBurst),
 		server.WithMaxStreams(cfg.maxStreams),
 		server.WithMaxStreamsPerConnection(uint32(cfg.maxStreamsPerConnection)), // validate checked the range
 		server.WithWriteTimeout(cfg.writeTimeout),
@@ -323,7 +329,7 @@ func (cfg *serveConfig) serverOptions(ctx context.Context, log *slog.Logger) ([]
 		return nil, nil, err
 	}
 	if creds != nil {
-		opts = append(opts, server.WithGRPCOptions(grpc.Creds(creds)))
+		opts = append(opts, server.WithTransportCredentials(creds))
 	}
 	authn, attrs, err := cfg.creds.authenticator()
 	if err != nil {
