@@ -60,6 +60,11 @@ type Engine interface {
 	RemoveMember(ctx context.Context, room, session string) error
 	Members(ctx context.Context, room string, limit int) ([]*roomcastv1.Member, int, error)
 
+	// Ping reports whether the engine can serve at all: nil while its store
+	// (some part of it) answers, an error wrapping ErrUnavailable while
+	// none does. The server's health check is made of it.
+	Ping(ctx context.Context) error
+
 	// Close releases the engine's connections. It is idempotent.
 	Close() error
 }

@@ -109,6 +109,18 @@ func (b *Hub) Close() error {
 	return err
 }
 
+// Ping reports whether the hub can serve: with an engine, whether the
+// engine's store answers (see Engine.Ping); without, whether it is open.
+func (b *Hub) Ping(ctx context.Context) error {
+	if b.closed.Load() {
+		return ErrClosed
+	}
+	if b.engine == nil {
+		return nil
+	}
+	return b.engine.Ping(ctx)
+}
+
 // Stats returns the broker's counters.
 func (b *Hub) Stats() Stats {
 	return Stats{

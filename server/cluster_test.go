@@ -6,11 +6,15 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
+
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/roomcast/roomcast/broker"
 	"github.com/roomcast/roomcast/broker/redisengine"
 	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
 	"github.com/roomcast/roomcast/internal/redistest"
+	"github.com/roomcast/roomcast/internal/servertest"
 	"github.com/roomcast/roomcast/server"
 )
 
@@ -107,4 +111,36 @@ func TestClusterHistoryIsTheSameOnEveryNode(t *testing.T) {
 	if len(h.GetMessages()) != 3 || h.GetOffset() != 3 || h.GetMessages()[2].GetText() != "2" {
 		t.Errorf("history on the other node: %v", h)
 	}
+}
+
+// While Redis does not answer, BrokerService's health is NOT_SERVING; it is
+// SERVING again once Redis is back, with no restart of the node.
+func TestClusterHealthFollowsRedis(t *testing.T) {
+	redis := redistest.Start(t)
+	cfg := redisengine.Config{Addrs: []string{redis.Addr}, Prefix: "health", Timeout: 300 * time.Millisecond}
+	_, addr := start(t, server.WithBrokerOptions(broker.WithEngine(redisengine.Factory(context.Background(), cfg))))
+	ctx := testCtx(t)
+	health := healthpb.NewHealthClient(servertest.Dial(t, addr))
+	waitFor := func(want healthpb.HealthCheckResponse_ServingStatus) {
+		t.Helper()
+		for {
+			resp, err := health.Check(ctx, &healthpb.HealthCheckRequest{Service: roomcastv1.BrokerService_ServiceDesc.ServiceName})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.GetStatus() == want {
+				return
+			}
+			select {
+			case <-ctx.Done():
+				t.Fatalf("health never became %v", want)
+			case <-time.After(50 * time.Millisecond): // polling, with the test's deadline
+			}
+		}
+	}
+	waitFor(healthpb.HealthCheckResponse_SERVING)
+	redis.Pause(t)
+	waitFor(healthpb.HealthCheckResponse_NOT_SERVING)
+	redis.Resume(t)
+	waitFor(healthpb.HealthCheckResponse_SERVING)
 }

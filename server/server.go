@@ -134,8 +134,9 @@ func New(opts ...Option) (_ *Server, err error) {
 	}
 	s.stallClock.Store(1)
 	s.detachClock.Store(1)
-	s.goroutines.Add(1)
+	s.goroutines.Add(2)
 	go s.sweep()
+	go s.watchBroker()
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	s.health.SetServingStatus(roomcastv1.BrokerService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
 	return s, nil

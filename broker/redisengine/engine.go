@@ -336,3 +336,24 @@ type discard struct{}
 func (discard) Deliver(string, broker.Entry)      {}
 func (discard) Reset(string, broker.Position)     {}
 func (discard) DeliverEvent(string, broker.Event) {}
+
+// Ping reports whether the engine can serve: nil when at least one shard
+// answers a PING within the timeout (rooms on the others fail on their
+// own), and the last shard's error wrapped in broker.ErrUnavailable when
+// none does.
+func (e *Engine) Ping(ctx context.Context) error {
+	if e.isClosed() {
+		return broker.ErrClosed
+	}
+	var err error
+	for _, s := range e.shards {
+		bctx, cancel := e.bound(ctx)
+		err = s.client.Do(bctx, s.client.B().Ping().Build()).Error()
+		cancel()
+		if err == nil {
+			return nil
+		}
+		err = e.unavailable(ctx, s, err)
+	}
+	return err
+}
