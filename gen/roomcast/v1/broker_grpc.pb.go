@@ -70,9 +70,9 @@ type BrokerServiceClient interface {
 	// The stream as a whole ends with a status: UNAUTHENTICATED without a
 	// valid credential when the server requires one, or when the stream's
 	// credential expires (open a new stream with a fresh one); UNAVAILABLE
-	// when the server shuts down (it stops taking requests, and every
-	// publish it took off the stream was answered before the end, so the
-	// unanswered ones were not sequenced: send them again elsewhere). A
+	// when the server shuts down (it stops between two publishes, and every
+	// publish it sequenced was answered before the end, so the unanswered
+	// ones were not sequenced: send them again elsewhere). A
 	// stream that breaks (the connection is lost) leaves the unanswered
 	// publishes' fate unknown: send them again with the same idempotency_key
 	// to have each sequenced at most once. When the publisher closes its
@@ -218,9 +218,9 @@ type BrokerServiceServer interface {
 	// The stream as a whole ends with a status: UNAUTHENTICATED without a
 	// valid credential when the server requires one, or when the stream's
 	// credential expires (open a new stream with a fresh one); UNAVAILABLE
-	// when the server shuts down (it stops taking requests, and every
-	// publish it took off the stream was answered before the end, so the
-	// unanswered ones were not sequenced: send them again elsewhere). A
+	// when the server shuts down (it stops between two publishes, and every
+	// publish it sequenced was answered before the end, so the unanswered
+	// ones were not sequenced: send them again elsewhere). A
 	// stream that breaks (the connection is lost) leaves the unanswered
 	// publishes' fate unknown: send them again with the same idempotency_key
 	// to have each sequenced at most once. When the publisher closes its
