@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/roomcast/roomcast/broker"
 	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
+	"github.com/roomcast/roomcast/server"
 )
 
 // BenchmarkPublish measures publishing alone over loopback: 64-byte
@@ -77,9 +79,11 @@ func BenchmarkPublish(b *testing.B) {
 }
 
 // benchServer starts a server with one subscriber of room "bench", drained
-// until the benchmark ends, and returns a client of it.
+// until the benchmark ends, and returns a client of it. The backlog is large
+// enough that the subscriber is not cut off as a slow consumer by a burst
+// of up to 50,000 publishes.
 func benchServer(b *testing.B) (roomcastv1.BrokerServiceClient, context.Context) {
-	_, addr := start(b)
+	_, addr := start(b, server.WithBrokerOptions(broker.WithBacklog(1<<16, 64<<20), broker.WithMaxRetainedBytes(1<<30)))
 	ctx := testCtx(b)
 	subCtx, cancel := context.WithCancel(ctx)
 	sub := subscribe(b, subCtx, dial(b, addr), "bench")
