@@ -137,21 +137,106 @@ func (p *Publisher) Close() error {
 	return nil
 }
 
+// PublishCall is a message sent by PublishAsync, waiting for its answer.
+// Its methods are safe for concurrent use.
+type PublishCall struct {
+	p    *Publisher
+	req  *roomcastv1.PublishRequest
+	w    *waiter // nil when the send failed with err
+	err  error
+	once sync.Once
+	off  uint64
+	ep   string
+	res  error
+}
+
+// PublishAsync is Publish without the wait: it returns once the message is
+// sent on the stream (which waits for a stream, and for a place among the
+// DefaultMaxInFlight messages a Publisher keeps unanswered), and Wait on
+// the returned call gives its answer. Messages sent by successive calls from
+// one goroutine are sequenced in that order, since they travel on the same
+// stream in that order, while their answers are awaited together: this is
+// how to publish an ordered sequence at the stream's pace. Only a lost
+// stream can change that order: a message sent again with its key after a
+// reconnect (see Publisher) may then come after later ones. It is safe for
+// concurrent use.
+func (p *Publisher) PublishAsync(ctx context.Context, room string, data []byte, opts ...PublishOption) *PublishCall {
+	return p.start(ctx, newRequest(room, &roomcastv1.PublishRequest{Room: room, Payload: &roomcastv1.PublishRequest_Data{Data: data}}, opts))
+}
+
+// PublishTextAsync is PublishAsync for a UTF-8 text payload, as
+// PublishText.
+func (p *Publisher) PublishTextAsync(ctx context.Context, room, text string, opts ...PublishOption) *PublishCall {
+	req := newRequest(room, &roomcastv1.PublishRequest{Room: room, Payload: &roomcastv1.PublishRequest_Text{Text: text}}, opts)
+	if !utf8.ValidString(text) {
+		return &PublishCall{p: p, req: req, err: localError("publish to "+strconv.Quote(room), codes.InvalidArgument, "text is not valid UTF-8; publish it as data", kindPublish)}
+	}
+	return p.start(ctx, req)
+}
+
+// Wait waits for the call's answer and returns what Publish would have:
+// the offset and epoch, or the error. It sends the message again when
+// Publish would. Every call of Wait returns the result of the first; if
+// ctx ends first, that is ctx's error, and the message may still be
+// sequenced.
+func (c *PublishCall) Wait(ctx context.Context) (offset uint64, epoch string, err error) {
+	c.once.Do(func() { c.off, c.ep, c.res = c.p.complete(ctx, c.req, c.w, c.err) })
+	return c.off, c.ep, c.res
+}
+
 // publish sends req, again when it has a key and the stream was lost, and
 // returns its answer.
 func (p *Publisher) publish(ctx context.Context, req *roomcastv1.PublishRequest) (uint64, string, error) {
+	c := p.start(ctx, req)
+	return p.complete(ctx, req, c.w, c.err)
+}
+
+// start sends req once, on the open stream or the next one.
+func (p *Publisher) start(ctx context.Context, req *roomcastv1.PublishRequest) *PublishCall {
+	c := &PublishCall{p: p, req: req}
+	st, err := p.await(ctx)
+	if err != nil {
+		c.err = err
+		return c
+	}
+	select {
+	case p.window <- struct{}{}:
+	case <-ctx.Done():
+		c.err = ctx.Err()
+		return c
+	case <-st.done:
+		c.err = &lostError{cause: st.err}
+		return c
+	}
+	c.w, c.err = st.send(req, func() { <-p.window })
+	return c
+}
+
+// complete waits for the answer to req, sent as w, or for the failure
+// err to send it; and sends it again while it has a key, the stream was
+// lost, and attempts remain.
+func (p *Publisher) complete(ctx context.Context, req *roomcastv1.PublishRequest, w *waiter, err error) (uint64, string, error) {
 	op := "publish to " + strconv.Quote(req.GetRoom())
 	limit := 1
 	if req.GetIdempotencyKey() != "" {
 		limit = p.c.cfg.publishAttempts
 	}
 	for attempt := 1; ; attempt++ {
-		a, err := p.attempt(ctx, req)
 		if err == nil {
-			if a.err != nil {
+			select {
+			case <-w.done:
+				if w.lost != nil {
+					err = w.lost
+				}
+			case <-ctx.Done():
+				err = ctx.Err() // the answer still frees its place in the window
+			}
+		}
+		if err == nil {
+			if a := w.answer; a.err != nil {
 				return 0, "", answerError(op, a.err)
 			}
-			return a.offset, a.epoch, nil
+			return w.answer.offset, w.answer.epoch, nil
 		}
 		var lost *lostError
 		if !errors.As(err, &lost) {
@@ -171,35 +256,8 @@ func (p *Publisher) publish(ctx context.Context, req *roomcastv1.PublishRequest)
 		case attempt >= limit:
 			return 0, "", &opError{op: op, cause: lost.status().Err(), also: []error{ErrUnavailable}}
 		}
-	}
-}
-
-// attempt sends req once, on the open stream or the next one, and waits
-// for its answer. A *lostError says the stream was lost first.
-func (p *Publisher) attempt(ctx context.Context, req *roomcastv1.PublishRequest) (*pubAnswer, error) {
-	st, err := p.await(ctx)
-	if err != nil {
-		return nil, err
-	}
-	select {
-	case p.window <- struct{}{}:
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	case <-st.done:
-		return nil, &lostError{cause: st.err}
-	}
-	w, err := st.send(req, func() { <-p.window })
-	if err != nil {
-		return nil, err
-	}
-	select {
-	case <-w.done:
-		if w.lost != nil {
-			return nil, w.lost
-		}
-		return &w.answer, nil
-	case <-ctx.Done():
-		return nil, ctx.Err() // the answer still frees its place in the window
+		c := p.start(ctx, req)
+		w, err = c.w, c.err
 	}
 }
 

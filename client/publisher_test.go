@@ -305,3 +305,28 @@ func TestPublisherEnds(t *testing.T) {
 		t.Fatalf("NewPublisher after Close: %v", err)
 	}
 }
+
+// Messages sent with PublishAsync from one goroutine are sequenced in that
+// order, though their answers are awaited together.
+func TestPublishAsyncKeepsOrder(t *testing.T) {
+	_, addr := start(t)
+	ctx := testCtx(t)
+	p := newPublisher(t, ctx, dial(t, addr))
+	calls := make([]*client.PublishCall, 1000)
+	for i := range calls {
+		calls[i] = p.PublishTextAsync(ctx, "r", fmt.Sprint(i))
+	}
+	bad := p.PublishTextAsync(ctx, "r", "\xff")
+	for i, call := range calls {
+		off, _, err := call.Wait(ctx)
+		if err != nil || off != uint64(i+1) {
+			t.Fatalf("message %d: offset %d, %v; want %d", i, off, err, i+1)
+		}
+		if again, _, _ := call.Wait(ctx); again != off {
+			t.Fatalf("a second Wait: %d, want %d", again, off)
+		}
+	}
+	if _, _, err := bad.Wait(ctx); !errors.Is(err, client.ErrInvalidArgument) {
+		t.Fatalf("invalid UTF-8: %v", err)
+	}
+}
