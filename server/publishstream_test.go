@@ -276,7 +276,7 @@ func TestPublishStreamDrainAnswersWhatItSequenced(t *testing.T) {
 // first one's offset and epoch, on a stream as on a call; an engine that
 // cannot honour keys answers UNIMPLEMENTED.
 func TestPublishIdempotencyKey(t *testing.T) {
-	_, addr := start(t)
+	srv, addr := start(t)
 	ctx := testCtx(t)
 	c := dial(t, addr)
 	req := &roomcastv1.PublishRequest{Room: "r", Payload: &roomcastv1.PublishRequest_Text{Text: "once"}, IdempotencyKey: "k-1"}
@@ -299,6 +299,9 @@ func TestPublishIdempotencyKey(t *testing.T) {
 	}
 	if resp, err := stream.Recv(); err != nil || resp.GetOk().GetOffset() != first.GetOffset()+1 {
 		t.Fatalf("a new key: %v, %v; want offset %d", resp, err, first.GetOffset()+1)
+	}
+	if st := srv.Broker().Stats(); st.Deduplicated != 2 || st.Keys != 2 {
+		t.Fatalf("broker stats %+v, want 2 publishes deduplicated and 2 keys", st)
 	}
 
 	b, err := broker.New(broker.WithEngine(func(broker.Sink) (broker.Engine, error) { return publishOnlyEngine{}, nil }))
