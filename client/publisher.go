@@ -28,9 +28,9 @@ import (
 // # Connection loss
 //
 // When the stream ends for any reason but Close, the end of the context
-// given to NewPublisher, or a permanent error (codes.PermissionDenied,
-// codes.InvalidArgument, or codes.Unauthenticated when no new token could
-// help), the Publisher opens a new stream with the client's backoff (see
+// given to NewPublisher, or a permanent error (codes.Unauthenticated when
+// no new token could help: without WithTokenSource, or before any answer),
+// the Publisher opens a new stream with the client's backoff (see
 // Backoff), and later calls use it. A call whose message was sent and not
 // answered when the stream ended does not know whether it was sequenced:
 // without an idempotency key it fails with an error matching
@@ -66,7 +66,8 @@ const DefaultMaxInFlight = 256
 // closed, with ctx's error. It fails with an error matching ErrUnavailable
 // when the server cannot be reached, and with ErrClosed after the client's
 // Close. A credential the server refuses is reported by the first Publish,
-// which ends the Publisher with ErrUnauthenticated or ErrPermissionDenied.
+// which ends the Publisher with ErrUnauthenticated; grants are checked per
+// message, as for Client.Publish. It is safe for concurrent use.
 func (c *Client) NewPublisher(ctx context.Context) (*Publisher, error) {
 	if c.isClosed() {
 		return nil, ErrClosed
@@ -107,7 +108,7 @@ func (c *Client) NewPublisher(ctx context.Context) (*Publisher, error) {
 // ctx's error, and the message may still be sequenced. It is safe for
 // concurrent use.
 func (p *Publisher) Publish(ctx context.Context, room string, data []byte, opts ...PublishOption) (offset uint64, epoch string, err error) {
-	return p.publish(ctx, newRequest(room, &roomcastv1.PublishRequest{Room: room, Payload: &roomcastv1.PublishRequest_Data{Data: data}}, opts))
+	return p.publish(ctx, newRequest(&roomcastv1.PublishRequest{Room: room, Payload: &roomcastv1.PublishRequest_Data{Data: data}}, opts))
 }
 
 // PublishText is Publish for a UTF-8 text payload, as Client.PublishText.
@@ -115,7 +116,7 @@ func (p *Publisher) PublishText(ctx context.Context, room, text string, opts ...
 	if !utf8.ValidString(text) {
 		return 0, "", localError("publish to "+strconv.Quote(room), codes.InvalidArgument, "text is not valid UTF-8; publish it as data", kindPublish)
 	}
-	return p.publish(ctx, newRequest(room, &roomcastv1.PublishRequest{Room: room, Payload: &roomcastv1.PublishRequest_Text{Text: text}}, opts))
+	return p.publish(ctx, newRequest(&roomcastv1.PublishRequest{Room: room, Payload: &roomcastv1.PublishRequest_Text{Text: text}}, opts))
 }
 
 // Close ends the Publisher: calls under way and later ones fail with
@@ -161,13 +162,13 @@ type PublishCall struct {
 // reconnect (see Publisher) may then come after later ones. It is safe for
 // concurrent use.
 func (p *Publisher) PublishAsync(ctx context.Context, room string, data []byte, opts ...PublishOption) *PublishCall {
-	return p.start(ctx, newRequest(room, &roomcastv1.PublishRequest{Room: room, Payload: &roomcastv1.PublishRequest_Data{Data: data}}, opts))
+	return p.start(ctx, newRequest(&roomcastv1.PublishRequest{Room: room, Payload: &roomcastv1.PublishRequest_Data{Data: data}}, opts))
 }
 
 // PublishTextAsync is PublishAsync for a UTF-8 text payload, as
 // PublishText.
 func (p *Publisher) PublishTextAsync(ctx context.Context, room, text string, opts ...PublishOption) *PublishCall {
-	req := newRequest(room, &roomcastv1.PublishRequest{Room: room, Payload: &roomcastv1.PublishRequest_Text{Text: text}}, opts)
+	req := newRequest(&roomcastv1.PublishRequest{Room: room, Payload: &roomcastv1.PublishRequest_Text{Text: text}}, opts)
 	if !utf8.ValidString(text) {
 		return &PublishCall{p: p, req: req, err: localError("publish to "+strconv.Quote(room), codes.InvalidArgument, "text is not valid UTF-8; publish it as data", kindPublish)}
 	}
@@ -406,7 +407,7 @@ func pause(ctx context.Context, d time.Duration) bool {
 }
 
 // newRequest is req completed with opts.
-func newRequest(room string, req *roomcastv1.PublishRequest, opts []PublishOption) *roomcastv1.PublishRequest {
+func newRequest(req *roomcastv1.PublishRequest, opts []PublishOption) *roomcastv1.PublishRequest {
 	var c publishConfig
 	for _, o := range opts {
 		o(&c)
