@@ -10,8 +10,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"strings"
+
+	"github.com/roomcast/roomcast/internal/keyfile"
 )
 
 // APIKeyPrefix starts every roomcast API key. A key is
@@ -70,7 +71,8 @@ func NewAPIKey() (secret string, entry APIKeyEntry, err error) {
 }
 
 // APIKeyStore checks API keys against a fixed set of entries. It is safe for
-// concurrent use. To change the keys, build a new store.
+// concurrent use. To change the keys, build a new store and give it to
+// Authenticator.Update.
 type APIKeyStore struct {
 	keys  map[string]*apiKey
 	dummy [sha256.Size]byte // compared against when the id is unknown
@@ -121,9 +123,11 @@ func newAPIKey(e APIKeyEntry) (*apiKey, error) {
 }
 
 // LoadAPIKeys reads an API key file (see APIKeyEntry for its format) and
-// returns a store of its keys. Errors name the line at fault.
+// returns a store of its keys. Errors name the line at fault. A file that
+// its group or every user may write is refused: whoever can write it can add
+// a key of their own.
 func LoadAPIKeys(path string) (*APIKeyStore, error) {
-	f, err := os.Open(path)
+	f, err := keyfile.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("auth: %w", err)
 	}
@@ -196,7 +200,13 @@ func (s *APIKeyStore) Verify(key string) (*Identity, error) {
 	if subtle.ConstantTimeCompare(sum[:], want[:]) != 1 || k == nil {
 		return nil, fmt.Errorf("%w: the key is unknown or revoked", ErrInvalidAPIKey)
 	}
-	return &Identity{Subject: k.subject, Method: MethodAPIKey, KeyID: k.id, Grants: k.grants}, nil
+	return k.identity(0), nil
+}
+
+// identity is the Identity of a caller with key k, accepted by an
+// Authenticator's set gen.
+func (k *apiKey) identity(gen uint64) *Identity {
+	return &Identity{Subject: k.subject, Method: MethodAPIKey, KeyID: k.id, Grants: k.grants, gen: gen, key: k}
 }
 
 // splitAPIKey returns the id of a key shaped "rck_<id>_<secret>".

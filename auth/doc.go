@@ -35,14 +35,17 @@
 //
 // Every credential failure wraps one of the sentinel errors (ErrMissingCredentials,
 // ErrMalformedCredentials, ErrInvalidSignature, ErrExpired, ErrNotYetValid,
-// ErrWrongIssuer, ErrWrongAudience, ErrInvalidClaims, ErrInvalidAPIKey), so
-// callers can tell them apart with errors.Is. Their messages are valid UTF-8,
+// ErrWrongIssuer, ErrWrongAudience, ErrInvalidClaims, ErrInvalidAPIKey,
+// and ErrRevoked from Recheck), so callers can tell them apart with
+// errors.Is. Their messages are valid UTF-8,
 // never contain a token or secret, and are meant to be shown to the client.
 //
 // # Concurrency
 //
 // Authenticator, JWTVerifier, APIKeyStore, Interceptors and RateLimiter are
-// safe for concurrent use once constructed. Pattern, Grants and Identity are
+// safe for concurrent use once constructed. An Authenticator's keys can be
+// replaced while it serves (Authenticator.Update, after reloading key files
+// with LoadAPIKeys and NewJWTVerifier); the others never change. Pattern, Grants and Identity are
 // values that are never changed after construction by this package; callers
 // that share them must not modify them either.
 package auth

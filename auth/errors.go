@@ -37,6 +37,9 @@ var (
 	// ErrInvalidAPIKey: the API key's id is unknown or its secret is wrong
 	// (the two are deliberately indistinguishable).
 	ErrInvalidAPIKey = errors.New("invalid API key")
+	// ErrRevoked: a credential accepted earlier is no longer accepted since
+	// Authenticator.Update, as Authenticator.Recheck reports.
+	ErrRevoked = errors.New("credentials revoked")
 )
 
 // quote renders a client-supplied string for an error message: clipped to

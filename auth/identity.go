@@ -38,6 +38,9 @@ type Identity struct {
 	// the zero time for credentials that do not expire (API keys and
 	// anonymous access).
 	Expiry time.Time
+
+	gen uint64  // the Authenticator's set of credentials that accepted it; 0 if none did
+	key *apiKey // the API key entry that verified it
 }
 
 // Allows reports whether the identity may use perm in room. A nil Identity

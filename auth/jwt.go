@@ -7,12 +7,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/roomcast/roomcast/internal/keyfile"
 )
 
 // DefaultLeeway is the clock skew a JWTVerifier tolerates by default when
@@ -57,22 +58,25 @@ type tokenClaims struct {
 //
 // It is safe for concurrent use.
 type JWTVerifier struct {
-	keys     []verifyKey
-	algs     []string // accepted algorithms, sorted
-	issuer   string
-	audience []string
-	parser   *jwt.Parser
+	keys        []verifyKey
+	algs        []string // accepted algorithms, sorted
+	issuer      string
+	audience    []string
+	maxLifetime time.Duration // 0: no cap
+	now         func() time.Time
+	parser      *jwt.Parser
 }
 
 // JWTOption configures NewJWTVerifier.
 type JWTOption func(*jwtConfig)
 
 type jwtConfig struct {
-	sources  []func() ([]verifyKey, error)
-	issuer   string
-	audience []string
-	leeway   time.Duration
-	now      func() time.Time
+	sources     []func() ([]verifyKey, error)
+	issuer      string
+	audience    []string
+	leeway      time.Duration
+	maxLifetime time.Duration
+	now         func() time.Time
 }
 
 // WithHMACSecret trusts secret for HS256 tokens. It must be at least 32
@@ -89,10 +93,11 @@ func WithHMACSecret(secret []byte, kid string) JWTOption {
 
 // WithHMACSecretFile is WithHMACSecret with the secret read from the file at
 // path when NewJWTVerifier runs. A trailing newline ("\n" or "\r\n") is not
-// part of the secret; any other byte is. There is no default key.
+// part of the secret; any other byte is. A file that its group or every user
+// may write is refused, as for every key file. There is no default key.
 func WithHMACSecretFile(path, kid string) JWTOption {
 	return addKeys(func() ([]verifyKey, error) {
-		b, err := os.ReadFile(path)
+		b, err := keyfile.Read(path)
 		if err != nil {
 			return nil, err
 		}
@@ -119,10 +124,11 @@ func WithPublicKey(pub crypto.PublicKey, kid string) JWTOption {
 // WithPublicKeyFile is WithPublicKey with the key read from the PEM file at
 // path when NewJWTVerifier runs. The file must hold exactly one "PUBLIC KEY"
 // (PKIX), "RSA PUBLIC KEY" (PKCS #1) or "CERTIFICATE" block; a private key is
-// refused. There is no default key.
+// refused, and so is a file that its group or every user may write. There
+// is no default key.
 func WithPublicKeyFile(path, kid string) JWTOption {
 	return addKeys(func() ([]verifyKey, error) {
-		b, err := os.ReadFile(path)
+		b, err := keyfile.Read(path)
 		if err != nil {
 			return nil, err
 		}
@@ -146,10 +152,11 @@ func WithJWKS(data []byte) JWTOption {
 }
 
 // WithJWKSFile is WithJWKS with the set read from the file at path when
-// NewJWTVerifier runs. There is no default key set.
+// NewJWTVerifier runs. A file that its group or every user may write is
+// refused. There is no default key set.
 func WithJWKSFile(path string) JWTOption {
 	return addKeys(func() ([]verifyKey, error) {
-		b, err := os.ReadFile(path)
+		b, err := keyfile.Read(path)
 		if err != nil {
 			return nil, err
 		}
@@ -179,13 +186,24 @@ func WithAudience(aud ...string) JWTOption {
 // The default is DefaultLeeway (30 seconds).
 func WithLeeway(d time.Duration) JWTOption { return func(c *jwtConfig) { c.leeway = d } }
 
+// WithMaxLifetime refuses tokens meant to live longer than d: those whose
+// exp is more than d after their iat, or for a token without iat, more than
+// d from now. A stream authenticated with a JWT lives until the token
+// expires, and a token cannot be revoked before then (removing its signing
+// key stops new calls, not open streams), so the cap bounds how long a
+// leaked token stays useful. Such a token fails with ErrInvalidClaims. The
+// default is 0: no cap.
+func WithMaxLifetime(d time.Duration) JWTOption {
+	return func(c *jwtConfig) { c.maxLifetime = d }
+}
+
 // WithClock sets the function that tells the verifier the current time. The
 // default is time.Now; tests pass a fixed clock.
 func WithClock(now func() time.Time) JWTOption { return func(c *jwtConfig) { c.now = now } }
 
 // NewJWTVerifier returns a verifier for the keys, issuer and audience that
 // opts give. Key files are read now, once; to pick up a rotated key, build a
-// new verifier. At least one key, the issuer and an audience are required.
+// new verifier and give it to Authenticator.Update. At least one key, the issuer and an audience are required.
 func NewJWTVerifier(opts ...JWTOption) (*JWTVerifier, error) {
 	c := jwtConfig{leeway: DefaultLeeway, now: time.Now}
 	for _, o := range opts {
@@ -198,12 +216,14 @@ func NewJWTVerifier(opts ...JWTOption) (*JWTVerifier, error) {
 		return nil, errors.New("auth: JWT verifier needs one or more non-empty expected audiences (WithAudience)")
 	case c.leeway < 0:
 		return nil, fmt.Errorf("auth: JWT leeway must not be negative, got %v", c.leeway)
+	case c.maxLifetime < 0:
+		return nil, fmt.Errorf("auth: JWT maximum lifetime must not be negative, got %v", c.maxLifetime)
 	case c.now == nil:
 		return nil, errors.New("auth: JWT verifier clock is nil")
 	case len(c.sources) == 0:
 		return nil, errors.New("auth: JWT verifier needs at least one key (WithHMACSecretFile, WithPublicKeyFile, WithJWKSFile, ...)")
 	}
-	v := &JWTVerifier{issuer: c.issuer, audience: slices.Clone(c.audience)}
+	v := &JWTVerifier{issuer: c.issuer, audience: slices.Clone(c.audience), maxLifetime: c.maxLifetime, now: c.now}
 	kids := map[string]bool{}
 	for _, src := range c.sources {
 		keys, err := src()
@@ -341,6 +361,23 @@ func verifyError(err error, c *tokenClaims) error {
 	return fmt.Errorf("%w: token claims are not valid", ErrInvalidClaims)
 }
 
+// checkLifetime applies WithMaxLifetime to a token whose exp is set.
+func (v *JWTVerifier) checkLifetime(c *tokenClaims) error {
+	if v.maxLifetime == 0 {
+		return nil
+	}
+	if c.IssuedAt == nil {
+		if left := c.ExpiresAt.Sub(v.now()); left > v.maxLifetime {
+			return fmt.Errorf("%w: token expires in %v and has no iat claim; this server accepts tokens that live at most %v", ErrInvalidClaims, left.Round(time.Second), v.maxLifetime)
+		}
+		return nil
+	}
+	if life := c.ExpiresAt.Sub(c.IssuedAt.Time); life > v.maxLifetime {
+		return fmt.Errorf("%w: token lives %v from iat to exp; this server accepts tokens that live at most %v", ErrInvalidClaims, life, v.maxLifetime)
+	}
+	return nil
+}
+
 func claimTime(d *jwt.NumericDate) string {
 	if d == nil {
 		return "an unknown time"
@@ -362,6 +399,9 @@ func (v *JWTVerifier) identity(c *tokenClaims, kid string) (*Identity, error) {
 		return nil, fmt.Errorf("%w: token has no aud claim", ErrWrongAudience)
 	case !slices.ContainsFunc(c.Audience, func(a string) bool { return slices.Contains(v.audience, a) }):
 		return nil, fmt.Errorf("%w: token audience %s is not accepted", ErrWrongAudience, quote(strings.Join(c.Audience, ", ")))
+	}
+	if err := v.checkLifetime(c); err != nil {
+		return nil, err
 	}
 	id := &Identity{Subject: c.Subject, Method: MethodJWT, KeyID: kid, Expiry: c.ExpiresAt.Time}
 	if len(c.Roomcast) > 0 {

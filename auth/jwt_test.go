@@ -306,3 +306,41 @@ func TestNewJWTVerifierErrors(t *testing.T) {
 		})
 	}
 }
+
+// A lifetime cap refuses tokens meant to live longer: exp − iat, or for a
+// token without iat, exp − now.
+func TestJWTMaxLifetime(t *testing.T) {
+	k := keys(t)
+	v := verifier(t, auth.WithMaxLifetime(time.Hour))
+	uncapped := verifier(t)
+	for _, tc := range []struct {
+		name     string
+		iat, exp time.Duration // from now; iat 0 leaves it out
+		want     error
+		mention  string
+	}{
+		{"within", -time.Minute, 59 * time.Minute, nil, ""},
+		{"exactly the cap", -30 * time.Minute, 30 * time.Minute, nil, ""},
+		{"longer", -time.Minute, 2 * time.Hour, auth.ErrInvalidClaims, "lives 2h1m0s from iat to exp; this server accepts tokens that live at most 1h0m0s"},
+		{"no iat, expiring within the cap", 0, 30 * time.Minute, nil, ""},
+		{"no iat, expiring later", 0, 3 * time.Hour, auth.ErrInvalidClaims, "expires in 3h0m0s and has no iat claim"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := goodClaims(t)
+			c.IssuedAt = nil
+			if tc.iat != 0 {
+				c.IssuedAt = jwt.NewNumericDate(now.Add(tc.iat))
+			}
+			c.ExpiresAt = jwt.NewNumericDate(now.Add(tc.exp))
+			tok := sign(t, jwt.SigningMethodHS256, k.hmac, c, nil)
+			_, err := v.Verify(tok)
+			checkErr(t, err, tc.want, tc.mention)
+			if _, err := uncapped.Verify(tok); err != nil {
+				t.Errorf("without a cap: %v", err)
+			}
+		})
+	}
+	if _, err := auth.NewJWTVerifier(auth.WithHMACSecret(k.hmac, ""), auth.WithIssuer(testIssuer), auth.WithAudience(testAudience), auth.WithMaxLifetime(-time.Second)); err == nil || !strings.Contains(err.Error(), "lifetime") {
+		t.Errorf("a negative cap: %v", err)
+	}
+}

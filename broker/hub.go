@@ -82,7 +82,7 @@ func New(opts ...Option) (*Hub, error) {
 		b.shards[i].rooms = make(map[string]*room)
 	}
 	if cfg.engine != nil {
-		if b.engine, err = cfg.engine(b); err != nil {
+		if b.engine, err = cfg.engine(EngineConfig{Sink: b, HistoryMessages: cfg.historyMessages, HistoryTTL: cfg.historyTTL, PresenceMembers: cfg.presenceMembers}); err != nil {
 			b.end()
 			return nil, err
 		}
@@ -113,6 +113,18 @@ func (b *Hub) Close() error {
 		}
 	})
 	return err
+}
+
+// Ping reports whether the hub can serve: with an engine, whether the
+// engine's store answers (see Engine.Ping); without, whether it is open.
+func (b *Hub) Ping(ctx context.Context) error {
+	if b.closed.Load() {
+		return ErrClosed
+	}
+	if b.engine == nil {
+		return nil
+	}
+	return b.engine.Ping(ctx)
 }
 
 // Stats returns the broker's counters.

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync/atomic"
 	"time"
@@ -23,7 +24,7 @@ import (
 //
 // With an engine, the hub cannot keep the promise alone, since another node
 // may sequence the retry: PublishWith with a key fails with
-// ErrEngineUnsupported. An engine that supports keys stores each one beside
+// ErrKeysUnsupported. An engine that supports keys stores each one beside
 // the room in the engine (for Redis, a hash of key → offset next to the
 // room's stream, with the same epoch, pruned by age) and checks and sets it
 // in the same atomic step that sequences the message (for Redis, inside the
@@ -163,5 +164,6 @@ func keySize(key scopedKey) int { return len(key.owner) + len(key.key) + keyOver
 // MaxIdempotencyKeyBytes.
 var ErrKeyTooLong = fmt.Errorf("broker: idempotency key longer than %d bytes", MaxIdempotencyKeyBytes)
 
-// errKeysUnsupported is PublishWith's error for a key with an engine.
-var errKeysUnsupported = fmt.Errorf("%w: idempotency keys need the engine's support (a key stored beside the room and checked in the publish's atomic step), which it does not have", ErrEngineUnsupported)
+// ErrKeysUnsupported is PublishWith's error for an idempotency key on a
+// hub whose engine does not keep keys yet.
+var ErrKeysUnsupported = errors.New("broker: idempotency keys need the engine's support (a key stored beside the room and checked in the publish's atomic step), which this engine does not have yet")

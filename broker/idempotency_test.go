@@ -159,11 +159,11 @@ func TestIdempotencyKeyTooLong(t *testing.T) {
 // still publishes without one.
 func TestIdempotencyKeyUnsupportedWithEngine(t *testing.T) {
 	e := &publishOnlyEngine{}
-	b := newBroker(t, broker.WithEngine(func(broker.Sink) (broker.Engine, error) { return e, nil }))
+	b := newBroker(t, broker.WithEngine(func(broker.EngineConfig) (broker.Engine, error) { return e, nil }))
 	msg := &roomcastv1.Message{Room: "r", Payload: &roomcastv1.Message_Text{Text: "x"}}
 	_, _, err := b.PublishWith(context.Background(), msg, broker.PublishOptions{IdempotencyKey: "k"})
-	if !errors.Is(err, broker.ErrEngineUnsupported) {
-		t.Fatalf("err = %v, want ErrEngineUnsupported", err)
+	if !errors.Is(err, broker.ErrKeysUnsupported) {
+		t.Fatalf("err = %v, want ErrKeysUnsupported", err)
 	}
 	if e.published != 0 {
 		t.Fatal("the keyed publish reached the engine")
@@ -183,5 +183,7 @@ func (e *publishOnlyEngine) Publish(context.Context, string, []byte, string) (ui
 	e.published++
 	return e.published, "E", nil
 }
+
+func (e *publishOnlyEngine) Ping(context.Context) error { return nil }
 
 func (e *publishOnlyEngine) Close() error { return nil }

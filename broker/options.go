@@ -96,14 +96,16 @@ func WithMaxRetainedBytes(n int64) Option { return func(c *config) { c.maxRetain
 // publishes and joins created, and bytes of its messages retained. Past
 // them, Publish and joins fail with ErrRoomQuota or ErrBytesQuota. Zero
 // means the default: a tenth of WithMaxRooms and a quarter of
-// WithMaxRetainedBytes, so that no one tenant can fill either.
+// WithMaxRetainedBytes, so that no one tenant can fill either (but at least
+// 100 rooms and 64 MiB, or all of a smaller limit).
 func WithOwnerQuotas(rooms int, bytes int64) Option {
 	return func(c *config) { c.roomQuota, c.bytesQuota = rooms, bytes }
 }
 
 // WithEngine makes the hub the node-local side of an engine that sequences
 // and stores rooms elsewhere (see Engine): newEngine is called once, by New,
-// with the hub as the engine's Sink, and the hub closes the engine. History
+// with the hub as the engine's Sink and the hub's history limits, and the
+// hub closes the engine. History
 // limits then apply to the engine's history too, and the hub holds a room
 // only while it has subscribers. WithEncodePerSubscriber has no effect. The
 // default is none: the hub sequences and keeps rooms itself, in memory.
@@ -124,11 +126,11 @@ func newConfig(opts []Option) (config, error) {
 	for _, o := range opts {
 		o(&c)
 	}
-	if c.roomQuota == 0 {
-		c.roomQuota = max(c.maxRooms/10, 1)
+	if c.roomQuota == 0 { // small limits are not worth sharing out
+		c.roomQuota = max(c.maxRooms/10, min(c.maxRooms, 100))
 	}
 	if c.bytesQuota == 0 {
-		c.bytesQuota = c.maxRetained / 4
+		c.bytesQuota = max(c.maxRetained/4, min(c.maxRetained, 64<<20))
 	}
 	switch {
 	case c.backlogMessages < 1 || c.backlogBytes < 1:

@@ -37,6 +37,7 @@ type subscription struct {
 	visible  bool   // listed in the room's presence
 	waiting  bool   // in room.waiters; guarded by room.mu
 	gen      uint64 // room.gen at the join
+	evGen    uint64 // room.evGen at the join
 }
 
 // JoinOptions are the choices of a join.
@@ -176,7 +177,7 @@ func (s *Subscriber) Collect(maxBytes int) (mem.BufferSlice, error) {
 		x := s.subs[(s.next+i)%n]
 		r := x.room
 		r.mu.RLock()
-		if x.gen != r.gen {
+		if x.gen != r.gen || (x.events && x.evGen != r.evGen) {
 			r.mu.RUnlock()
 			return nil, s.gapError(x)
 		}
@@ -286,6 +287,25 @@ func (s *Subscriber) Sent() map[string]uint64 {
 	return sent
 }
 
+// Membership is a room a subscriber is in, with the join's presence
+// choices.
+type Membership struct {
+	Room     string
+	Presence bool // listed in the room's presence
+	Events   bool // receives the room's presence events
+}
+
+// Memberships returns the rooms the subscriber is in, in join order, with
+// how each was joined: what a caller checks again when the session's
+// permissions change.
+func (s *Subscriber) Memberships() []Membership {
+	ms := make([]Membership, len(s.subs))
+	for i, x := range s.subs {
+		ms[i] = Membership{Room: x.room.name, Presence: x.visible, Events: x.events}
+	}
+	return ms
+}
+
 // Park registers the subscriber for a wake-up from every room it is in and
 // reports whether it may wait on Wake: false when a room already has
 // something new, and Collect should be called instead.
@@ -293,7 +313,7 @@ func (s *Subscriber) Park() bool {
 	for _, x := range s.subs {
 		r := x.room
 		r.mu.Lock()
-		if r.msgs.head > x.cursor || x.gen != r.gen || (x.events && r.events.head > x.evCursor) {
+		if r.msgs.head > x.cursor || x.gen != r.gen || x.evGen != r.evGen || (x.events && r.events.head > x.evCursor) {
 			r.mu.Unlock()
 			return false
 		}

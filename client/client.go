@@ -56,7 +56,8 @@
 // WithTLS secures the connection; WithBearerToken and WithTokenSource send a
 // bearer credential (a JWT or an API key) with every call, and
 // WithTokenSource also refreshes live streams' credentials before they
-// expire.
+// expire. A credential goes over plaintext only to this machine, unless
+// WithInsecurePlaintextToken says otherwise.
 package client
 
 import (
@@ -68,6 +69,7 @@ import (
 	"google.golang.org/grpc/backoff"
 
 	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
+	"github.com/roomcast/roomcast/internal/loopback"
 )
 
 // Message is a message as delivered to subscribers: the generated
@@ -98,9 +100,14 @@ type Client struct {
 //
 // The defaults: plaintext (WithTLS changes it), no credential
 // (WithBearerToken, WithTokenSource), reconnect backoff from 100ms to 10s
-// (WithReconnectBackoff).
+// (WithReconnectBackoff). A credential over plaintext to a target that is not
+// on this machine is refused (see WithInsecurePlaintextToken).
 func Dial(target string, opts ...Option) (*Client, error) {
 	cfg := newConfig(opts)
+	if cfg.tokens != nil && cfg.plaintext() && !cfg.plaintextToken && !loopback.Target(target) {
+		return nil, fmt.Errorf("roomcast: dial %q: refusing to send a bearer token in plaintext to a target that is not a loopback address: "+
+			"anyone on the network could read it and call the server with it; connect with WithTLS, or on a network you trust add WithInsecurePlaintextToken", target)
+	}
 	dialOpts := []grpc.DialOption{
 		grpc.WithTransportCredentials(cfg.creds),
 		grpc.WithConnectParams(grpc.ConnectParams{

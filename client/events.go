@@ -45,6 +45,21 @@ type Event struct {
 	// every room again. It comes before any message received on the new
 	// stream, and before the Gap events of its rooms.
 	Reconnected *Reconnected
+	// Revoked says the server took the subscription out of rooms that its
+	// refreshed credential no longer allows. It comes after every message
+	// of those rooms.
+	Revoked *Revoked
+}
+
+// Revoked reports rooms the subscription is no longer in because the
+// credential it refreshed the stream with (see WithTokenSource) does not
+// allow them: the room is outside its subscribe grants, or was joined with
+// presence and is outside its presence grants. The rooms have left the
+// subscription (Rooms no longer lists them), so it does not join them again
+// when it reconnects; Join them again once a credential allows them.
+type Revoked struct {
+	// Rooms are the rooms left, in the order the server gave them.
+	Rooms []string
 }
 
 // Gap reports messages of a room that the subscription cannot deliver. The

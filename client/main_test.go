@@ -80,6 +80,8 @@ func describe(ev *client.Event) string {
 		return fmt.Sprintf("disconnected: %v", ev.Disconnected.Err)
 	case ev.Reconnected != nil:
 		return fmt.Sprintf("reconnected %+v", *ev.Reconnected)
+	case ev.Revoked != nil:
+		return fmt.Sprintf("revoked %q", ev.Revoked.Rooms)
 	}
 	return "empty event"
 }

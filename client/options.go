@@ -21,11 +21,12 @@ import (
 type Option func(*config)
 
 type config struct {
-	creds    credentials.TransportCredentials
-	dialOpts []grpc.DialOption
-	tokens   TokenSource // nil: no credential
-	refresh  bool        // tokens may change: refresh streams' credentials
-	backoff  Backoff
+	creds          credentials.TransportCredentials
+	dialOpts       []grpc.DialOption
+	tokens         TokenSource // nil: no credential
+	refresh        bool        // tokens may change: refresh streams' credentials
+	plaintextToken bool        // send tokens over plaintext beyond loopback
+	backoff        Backoff
 
 	publishAttempts int // sends of a publish with an idempotency key, at most
 }
@@ -93,10 +94,11 @@ type TokenSource func(ctx context.Context) (string, error)
 // a JWT's expiry ends it with ErrUnauthenticated; use WithTokenSource for
 // tokens that expire. The default is no credential.
 //
-// Credentials require a secure transport (WithTLS or
-// WithTransportCredentials), except on plaintext connections (the default,
-// or insecure credentials given explicitly), where they are sent in the
-// clear: that is meant for a server on the loopback interface.
+// Over a plaintext connection (the default, or insecure credentials given
+// explicitly) a credential travels in the clear, so Dial refuses to send
+// one to a target that is not on this machine (localhost, 127.0.0.0/8, ::1,
+// a Unix socket) unless WithInsecurePlaintextToken says so. Use WithTLS
+// for any other server.
 func WithBearerToken(token string) Option {
 	return func(c *config) {
 		c.tokens = func(context.Context) (string, error) { return token, nil }
@@ -116,9 +118,22 @@ func WithBearerToken(token string) Option {
 // refresh that fails is retried on the same schedule against the old
 // token's expiry; if the token expires all the same, the server ends the
 // stream and the subscription ends with ErrUnauthenticated. Tokens that are
-// not JWTs, or have no exp, are never refreshed.
+// not JWTs, or have no exp, are never refreshed. When a refreshed token no
+// longer grants a room the subscription is in, the server leaves the room
+// and the subscription drops it, with a Revoked event.
 func WithTokenSource(src TokenSource) Option {
 	return func(c *config) { c.tokens, c.refresh = src, src != nil }
+}
+
+// WithInsecurePlaintextToken lets the client send its bearer credential
+// (WithBearerToken, WithTokenSource) over a plaintext connection to a
+// target that is not on this machine, where anyone on the network path can
+// read the credential and call the server with it. It is meant for networks
+// trusted to keep traffic private, such as a sidecar's network namespace.
+// The default is to refuse: Dial fails for such a target unless the
+// connection is secured with WithTLS or WithTransportCredentials.
+func WithInsecurePlaintextToken() Option {
+	return func(c *config) { c.plaintextToken = true }
 }
 
 // Backoff is how long a Subscription waits before each attempt to
@@ -229,15 +244,19 @@ func WithHeaders(headers map[string]string) PublishOption {
 }
 
 // WithSession names the publisher's own session (a Subscription.SessionID),
-// delivered as Message.publisher_session. The default is none ("").
+// delivered as Message.publisher_session. The server refuses, with
+// ErrPermissionDenied, an id that is not one of the caller's open sessions
+// (same credential kind and subject, or without a credential the same
+// client address): take it afresh from SessionID, since it changes when the
+// subscription reconnects. The default is none ("").
 func WithSession(sessionID string) PublishOption {
 	return func(p *publishConfig) { p.session = sessionID }
 }
 
 // WithExcludeSession delivers the message to every subscriber of the room
 // except the session sessionID; pass your own Subscription.SessionID to
-// broadcast to everyone but yourself. An id that names no live session
-// excludes nobody. The default is to exclude nobody.
+// broadcast to everyone but yourself. The id must name one of the caller's
+// open sessions, as for WithSession. The default is to exclude nobody.
 func WithExcludeSession(sessionID string) PublishOption {
 	return func(p *publishConfig) { p.exclude = sessionID }
 }

@@ -139,10 +139,28 @@ func (s *Subscription) replied(c *conn, r *roomcastv1.CommandReply) {
 			}
 		}
 	default:
+		if p.kind == cmdRefresh {
+			s.revoke(r.GetRefresh().GetLeftRooms())
+		}
 		p.reply <- r // 1-buffered and used once: never blocks
 	}
 	s.mu.Unlock()
 	notify(s.arrived)
+}
+
+// revoke takes the rooms a refresh left out of the subscription, so that
+// they are not joined again, and tells the reader. Caller holds mu.
+func (s *Subscription) revoke(rooms []string) {
+	var gone []string
+	for _, room := range rooms {
+		if st := s.rooms[room]; st != nil && st.joined {
+			s.remove(st)
+			gone = append(gone, room)
+		}
+	}
+	if len(gone) > 0 {
+		s.push(&Event{Revoked: &Revoked{Rooms: gone}})
+	}
 }
 
 // joinReplied applies the reply to a join of st on c. Caller holds mu.

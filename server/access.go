@@ -16,13 +16,15 @@ import (
 // access decides who may do what: the caller's identity, its grants, and
 // its rate limits. With no authenticator every caller may do everything.
 type access struct {
-	authn    *auth.Authenticator
-	publish  *auth.RateLimiter // nil: no limit
-	sessions sync.Map          // session id → subject, to refuse a publisher borrowing another subject's session id
+	authn      *auth.Authenticator
+	publish    *auth.RateLimiter // nil: no limit
+	log        *failureLog
+	sessions   sync.Map // session id → *liveSession: the open Subscribe streams; see sessions.go
+	byIdentity sync.Map // *auth.Identity → *liveSession: the same, by their current credential
 }
 
 func newAccess(cfg *config) (*access, error) {
-	a := &access{authn: cfg.authn}
+	a := &access{authn: cfg.authn, log: newFailureLog(cfg)}
 	if cfg.publishRate > 0 {
 		l, err := auth.NewRateLimiter(cfg.publishRate, cfg.publishBurst)
 		if err != nil {
@@ -48,12 +50,16 @@ func (a *access) identity(ctx context.Context) *auth.Identity {
 	return &auth.Identity{Subject: subject, Method: auth.MethodAnonymous}
 }
 
-// allow reports whether id may act on room with perm.
+// allow reports whether id may act on room with perm. A refusal of a
+// stream's command is logged here; a call's, by the interceptor that sees
+// its status.
 func (a *access) allow(id *auth.Identity, perm auth.Permission, room string) error {
 	if a.authn == nil || id.Allows(perm, room) {
 		return nil
 	}
-	return status.Errorf(codes.PermissionDenied, "%s may not %s room %q", id.Subject, perm, room)
+	err := status.Errorf(codes.PermissionDenied, "%s may not %s room %q", id.Subject, perm, room)
+	a.refusedCommand(id, "join", err) // the only command that asks for a room
+	return err
 }
 
 // allowPublish applies the publish rate of id's credential.
@@ -67,43 +73,45 @@ func (a *access) allowPublish(id *auth.Identity) error {
 	return nil
 }
 
-// addSession records a live session's subject, for ownSession; only when
-// there are subjects to tell apart.
-func (a *access) addSession(session string, id *auth.Identity) {
-	if a.authn != nil {
-		a.sessions.Store(session, id.Subject)
-	}
-}
-
-func (a *access) removeSession(session string) {
-	if a.authn != nil {
-		a.sessions.Delete(session)
-	}
-}
-
-// ownSession checks that a session id a publisher gives as its own is not
-// another subject's live session.
-func (a *access) ownSession(id *auth.Identity, session string) error {
-	if a.authn == nil || session == "" {
-		return nil
-	}
-	if subject, ok := a.sessions.Load(session); ok && subject != id.Subject {
-		return status.Error(codes.PermissionDenied, "session_id names a session of another subject")
-	}
-	return nil
-}
-
-// refresh authenticates token as the stream's new credential.
-func (a *access) refresh(current *auth.Identity, token string) (*auth.Identity, error) {
+// refresh authenticates token as the new credential of session, whose
+// credential is current, and records it; a refusal is logged. It holds the
+// session's lock throughout, so that a recheck of the session's credential
+// (RecheckCredentials) sees the new one if this one authenticated the token
+// with keys that have since changed.
+func (a *access) refresh(session string, current *auth.Identity, token string) (*auth.Identity, error) {
 	if a.authn == nil {
 		return nil, status.Error(codes.FailedPrecondition, "this server does not authenticate: there is nothing to refresh")
 	}
+	v, ok := a.sessions.Load(session)
+	if !ok {
+		return nil, status.Error(codes.Internal, "the stream's session is not registered")
+	}
+	ls := v.(*liveSession)
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	id, err := a.checkRefresh(current, token)
+	if err != nil {
+		a.refusedCommand(current, "refresh", err)
+		return nil, err
+	}
+	a.setIdentity(ls, id)
+	return id, nil
+}
+
+// checkRefresh authenticates token as a replacement for current: a valid
+// credential for the same subject, of the same kind.
+func (a *access) checkRefresh(current *auth.Identity, token string) (*auth.Identity, error) {
 	id, err := a.authn.AuthenticateToken(token)
 	if err != nil {
 		return nil, status.Error(codes.Unauthenticated, err.Error())
 	}
 	if id.Subject != current.Subject {
 		return nil, status.Errorf(codes.PermissionDenied, "a refresh must be for the stream's subject %q", current.Subject)
+	}
+	// Another kind would change what ends the stream: an API key never
+	// expires, and a JWT is not revoked with the key file.
+	if id.Method != current.Method {
+		return nil, status.Errorf(codes.PermissionDenied, "a refresh must use the kind of credential the stream was opened with (%s), not %s", current.Method, id.Method)
 	}
 	return id, nil
 }

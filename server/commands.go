@@ -5,7 +5,6 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/roomcast/roomcast/auth"
 	"github.com/roomcast/roomcast/broker"
@@ -84,17 +83,7 @@ func (ss *session) execute(w *connWriter, req *roomcastv1.SubscribeRequest, repl
 		}
 		reply.Result = &roomcastv1.CommandReply_Leave{Leave: &roomcastv1.LeaveResult{Room: room}}
 	case *roomcastv1.SubscribeRequest_Refresh:
-		id, err := ss.srv.access.refresh(ss.identity, cmd.Refresh.GetToken())
-		if err != nil {
-			return err
-		}
-		ss.identity = id
-		res := &roomcastv1.RefreshResult{}
-		ss.setExpiry(id.Expiry)
-		if !id.Expiry.IsZero() {
-			res.ExpireTime = timestamppb.New(id.Expiry)
-		}
-		reply.Result = &roomcastv1.CommandReply_Refresh{Refresh: res}
+		return ss.refresh(cmd.Refresh, reply)
 	default:
 		return status.Error(codes.InvalidArgument, "request has no command this server knows: set join, leave or refresh")
 	}

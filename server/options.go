@@ -3,10 +3,12 @@ package server
 import (
 	"fmt"
 	"log/slog"
+	"math"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 
 	"github.com/roomcast/roomcast/auth"
 	"github.com/roomcast/roomcast/broker"
@@ -25,6 +27,7 @@ const (
 	DefaultMaxStreams              = 100_000
 	DefaultCommandRate             = 1000
 	DefaultCommandBurst            = 1000
+	DefaultAuthFailureLogRate      = 10
 )
 
 // Option configures a Server.
@@ -48,6 +51,10 @@ type config struct {
 	commandRate       float64
 	commandBurst      int
 	maxTotalStreams   int
+	authLogRate       float64
+	creds             credentials.TransportCredentials
+	resetRate         float64 // see resets.go
+	resetBurst        int
 
 	turnHook func(sessionID string) // tests only: called as each turn begins
 }
@@ -101,9 +108,18 @@ func WithLogger(l *slog.Logger) Option { return func(c *config) { c.log = l } }
 func WithMetrics(reg prometheus.Registerer) Option { return func(c *config) { c.registry = reg } }
 
 // WithGRPCOptions adds options to the underlying grpc.Server, after the
-// server's own (credentials, for example). The default is none.
+// server's own, which they override. The default is none. Give transport
+// credentials with WithTransportCredentials instead of grpc.Creds here:
+// credentials given here replace the server's own, and their connections
+// escape the limit of WithStreamResetRate.
 func WithGRPCOptions(opts ...grpc.ServerOption) Option {
 	return func(c *config) { c.grpcOpts = append(c.grpcOpts, opts...) }
+}
+
+// WithTransportCredentials serves connections secured by creds, such as
+// credentials.NewTLS. The default (and what nil means) is plaintext.
+func WithTransportCredentials(creds credentials.TransportCredentials) Option {
+	return func(c *config) { c.creds = creds }
 }
 
 // WithKeepaliveTime sets how long a connection may be idle before the server
@@ -143,6 +159,17 @@ func WithCommandRate(perSecond float64, burst int) Option {
 	return func(c *config) { c.commandRate, c.commandBurst = perSecond, burst }
 }
 
+// WithAuthFailureLogRate logs calls and commands refused with
+// UNAUTHENTICATED or PERMISSION_DENIED (a credential missing, bad, expired
+// or revoked; a room, session or refresh outside the caller's rights), each
+// as a warning with the client's address, at most perSecond lines a second:
+// past it, lines are left out and the next one logged counts them
+// ("suppressed"). The default is DefaultAuthFailureLogRate (10) lines a
+// second; 0 logs none.
+func WithAuthFailureLogRate(perSecond float64) Option {
+	return func(c *config) { c.authLogRate = perSecond }
+}
+
 func newConfig(opts []Option) (config, error) {
 	c := config{
 		maxMessageBytes:   DefaultMaxMessageBytes,
@@ -155,6 +182,9 @@ func newConfig(opts []Option) (config, error) {
 		commandRate:       DefaultCommandRate,
 		commandBurst:      DefaultCommandBurst,
 		maxTotalStreams:   DefaultMaxStreams,
+		authLogRate:       DefaultAuthFailureLogRate,
+		resetRate:         DefaultStreamResetRate,
+		resetBurst:        DefaultStreamResetBurst,
 	}
 	for _, o := range opts {
 		o(&c)
@@ -174,8 +204,12 @@ func newConfig(opts []Option) (config, error) {
 		return c, fmt.Errorf("server: publish rate needs a positive burst, got %v/s burst %d", c.publishRate, c.publishBurst)
 	case c.commandRate < 0 || (c.commandRate > 0 && c.commandBurst < 1):
 		return c, fmt.Errorf("server: command rate needs a positive burst, got %v/s burst %d", c.commandRate, c.commandBurst)
+	case c.resetRate < 0 || (c.resetRate > 0 && c.resetBurst < 1):
+		return c, fmt.Errorf("server: stream reset rate needs a positive burst, got %v/s burst %d", c.resetRate, c.resetBurst)
 	case c.writeTimeout <= 0:
 		return c, fmt.Errorf("server: write timeout must be positive, got %v", c.writeTimeout)
+	case c.authLogRate < 0 || math.IsInf(c.authLogRate, 0) || math.IsNaN(c.authLogRate):
+		return c, fmt.Errorf("server: authentication failure log rate must be 0 or a positive number of lines a second, got %v", c.authLogRate)
 	case c.keepaliveTime <= 0:
 		return c, fmt.Errorf("server: keepalive time must be positive, got %v", c.keepaliveTime)
 	}

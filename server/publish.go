@@ -34,7 +34,10 @@ func (s *Server) publish(ctx context.Context, id *auth.Identity, req *roomcastv1
 	if err := s.access.allow(id, auth.Publish, req.GetRoom()); err != nil {
 		return nil, err
 	}
-	if err := s.access.ownSession(id, req.GetSessionId()); err != nil {
+	if err := s.access.ownSession(ctx, id, "session_id", req.GetSessionId()); err != nil {
+		return nil, err
+	}
+	if err := s.access.ownSession(ctx, id, "exclude_session", req.GetExcludeSession()); err != nil {
 		return nil, err
 	}
 	if err := s.access.allowPublish(id); err != nil {

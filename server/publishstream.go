@@ -30,10 +30,11 @@ const publishWindow = 256
 // keeps the answers in order for free, while decoding the next request
 // overlaps with publishing this one.
 //
-// A drain, the credential's expiry or the end of the stream's context ends
-// the stream between two publishes: every publish that was sequenced has
-// been answered by then, and what the reader holds beyond it was not
-// sequenced. No lock is held anywhere here; the two goroutines share only
+// A drain, the credential's expiry or revocation (the authenticator took
+// new keys without the stream's API key: see RecheckCredentials) or the end
+// of the stream's context ends the stream between two publishes: every
+// publish that was sequenced has been answered by then, and what the reader
+// holds beyond it was not sequenced. No lock is held anywhere here; the two goroutines share only
 // the channels.
 
 // PublishStream implements BrokerService.PublishStream.
@@ -74,6 +75,9 @@ func (s *Server) PublishStream(stream grpc.BidiStreamingServer[roomcastv1.Publis
 		case req, ok := <-r.reqs:
 			if !ok {
 				return r.err
+			}
+			if id, err = s.access.stillAccepted(id); err != nil {
+				return err
 			}
 			if err := stream.Send(s.publishOne(ctx, id, req)); err != nil {
 				return err
@@ -161,4 +165,25 @@ func errorOf(err error) *roomcastv1.Error {
 		}
 	}
 	return e
+}
+
+// stillAccepted rechecks a publish stream's credential before each publish,
+// as RecheckCredentials does a Subscribe stream's: it returns id while the
+// authenticator accepts it as it is (one atomic load while its keys have not
+// changed), and the status that ends the stream otherwise: UNAUTHENTICATED
+// for a credential it no longer accepts, UNAVAILABLE for an API key that has
+// another subject or other grants now, so that the client reconnects with
+// them.
+func (a *access) stillAccepted(id *auth.Identity) (*auth.Identity, error) {
+	if a.authn == nil {
+		return id, nil
+	}
+	now, err := a.authn.Recheck(id)
+	switch {
+	case err != nil:
+		return nil, status.Errorf(codes.Unauthenticated, "%v; this stream ends: publish the unanswered messages on a new stream with a valid credential", err)
+	case now != id:
+		return nil, status.Error(codes.Unavailable, "this stream's API key has another subject or other grants on the server now: publish the unanswered messages on a new stream to use it as it is")
+	}
+	return id, nil
 }

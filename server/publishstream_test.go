@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/roomcast/roomcast/auth"
 	"github.com/roomcast/roomcast/broker"
 	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
 	"github.com/roomcast/roomcast/internal/testsupport/testjwt"
@@ -304,7 +305,7 @@ func TestPublishIdempotencyKey(t *testing.T) {
 		t.Fatalf("broker stats %+v, want 2 publishes deduplicated and 2 keys", st)
 	}
 
-	b, err := broker.New(broker.WithEngine(func(broker.Sink) (broker.Engine, error) { return publishOnlyEngine{}, nil }))
+	b, err := broker.New(broker.WithEngine(func(broker.EngineConfig) (broker.Engine, error) { return publishOnlyEngine{}, nil }))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -323,4 +324,50 @@ func (publishOnlyEngine) Publish(context.Context, string, []byte, string) (uint6
 	return 1, "E", nil
 }
 
+func (publishOnlyEngine) Ping(context.Context) error { return nil }
+
 func (publishOnlyEngine) Close() error { return nil }
+
+// A publish stream whose API key is removed from the server's keys ends
+// with UNAUTHENTICATED at its next publish, which is not sequenced; one
+// whose key got other grants ends with UNAVAILABLE; a kept key's goes on.
+func TestPublishStreamEndsWhenItsKeyIsRevoked(t *testing.T) {
+	g := testjwt.Grants(t, "r", "r", "")
+	keptKey, kept := apiKey(t, "kept", g)
+	goneKey, gone := apiKey(t, "gone", g)
+	regrantedKey, regranted := apiKey(t, "regranted", g)
+	srv, addr, a := startWithKeys(t, []auth.APIKeyEntry{kept, gone, regranted})
+	ctx := testCtx(t)
+	c := dial(t, addr)
+	streams := map[string]publishStream{}
+	for name, key := range map[string]string{"kept": keptKey, "gone": goneKey, "regranted": regrantedKey} {
+		streams[name] = openPublishStream(t, bearer(ctx, key), c)
+		if err := streams[name].Send(textReq("before", "r", "x")); err != nil {
+			t.Fatal(err)
+		}
+		if resp, err := streams[name].Recv(); err != nil || resp.GetOk() == nil {
+			t.Fatalf("%s before the change: %v, %v", name, resp, err)
+		}
+	}
+	regranted.Grants = testjwt.Grants(t, "r", "r,other", "")
+	keys, err := auth.NewAPIKeyStore(kept, regranted)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Update(auth.WithAPIKeys(keys)); err != nil {
+		t.Fatal(err)
+	}
+	before := srv.Broker().Stats().Published
+	for name, want := range map[string]codes.Code{"kept": codes.OK, "gone": codes.Unauthenticated, "regranted": codes.Unavailable} {
+		if err := streams[name].Send(textReq("after", "r", "x")); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := streams[name].Recv()
+		if status.Code(err) != want || (want == codes.OK && resp.GetOk() == nil) {
+			t.Fatalf("%s after the change: %v, %v; want %v", name, resp, err, want)
+		}
+	}
+	if got := srv.Broker().Stats().Published - before; got != 1 {
+		t.Fatalf("%d publishes sequenced after the change, want the kept key's 1", got)
+	}
+}

@@ -11,6 +11,7 @@ import (
 
 	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
@@ -43,6 +44,7 @@ type Server struct {
 
 	detached atomic.Uint64 // streams moved off a blocked connection writer
 	panics   atomic.Uint64 // panics recovered in stream readers and connection writers
+	resets   *resetGuard   // closes connections that reset streams too fast
 
 	mu         sync.Mutex
 	draining   bool
@@ -78,6 +80,11 @@ func New(opts ...Option) (_ *Server, err error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, broker: b, access: acc, health: health.NewServer(), drain: make(chan struct{}), stopped: make(chan struct{}), conns: make(map[string]*outConn)}
+	s.resets = &resetGuard{rate: cfg.resetRate, burst: float64(cfg.resetBurst), log: cfg.log}
+	creds := cfg.creds
+	if creds == nil {
+		creds = insecure.NewCredentials()
+	}
 
 	gopts := []grpc.ServerOption{
 		grpc.ForceServerCodecV2(newCodec()),
@@ -86,6 +93,7 @@ func New(opts ...Option) (_ *Server, err error) {
 		grpc.MaxRecvMsgSize(cfg.maxMessageBytes + messageOverhead),
 		grpc.MaxConcurrentStreams(cfg.maxStreamsPerConn),
 		grpc.WaitForHandlers(true), // Stop returns only once every handler has
+		grpc.Creds(s.resets.credentials(creds)),
 
 		grpc.KeepaliveParams(keepalive.ServerParameters{
 			Time:    cfg.keepaliveTime,     // ping a connection idle this long
@@ -102,12 +110,14 @@ func New(opts ...Option) (_ *Server, err error) {
 		if err := cfg.registry.Register(m); err != nil {
 			return nil, fmt.Errorf("server: registering gRPC metrics: %w", err)
 		}
-		if err := cfg.registry.Register(newBrokerCollector(b, &s.detached, &s.panics)); err != nil {
+		if err := cfg.registry.Register(newBrokerCollector(b, &s.detached, &s.panics, &s.resets.closed)); err != nil {
 			return nil, fmt.Errorf("server: registering broker metrics: %w", err)
 		}
 		gopts = append(gopts, grpc.ChainUnaryInterceptor(m.UnaryServerInterceptor()), grpc.ChainStreamInterceptor(m.StreamServerInterceptor()))
 		metrics = m
 	}
+	// Around authentication, so that the calls it refuses are logged too.
+	gopts = append(gopts, grpc.ChainUnaryInterceptor(acc.log.unary), grpc.ChainStreamInterceptor(acc.log.stream))
 	if cfg.authn != nil { // after metrics, so refused calls are counted too
 		in, err := auth.NewInterceptors(cfg.authn)
 		if err != nil {
@@ -124,8 +134,9 @@ func New(opts ...Option) (_ *Server, err error) {
 	}
 	s.stallClock.Store(1)
 	s.detachClock.Store(1)
-	s.goroutines.Add(1)
+	s.goroutines.Add(2)
 	go s.sweep()
+	go s.watchBroker()
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	s.health.SetServingStatus(roomcastv1.BrokerService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
 	return s, nil

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"unicode/utf8"
 
 	"github.com/roomcast/roomcast/auth"
@@ -33,12 +34,15 @@ with --api-keys-file, with the grants that --publish, --subscribe and
 
   roomcast apikey new --subject billing --publish 'billing.>' --file keys.jsonl
 
-With --file, it appends the key's entry to the key file (creating it, mode
-0600, if need be) and prints the key on stdout, and nothing else there.
+With --file, it appends the key's entry to the key file (creating it if need
+be, and making its mode 0600: serve refuses a key file others may write) and
+prints the key on stdout, and nothing else there.
 Without --file, it prints the key on stdout and the entry, a line of JSON for
 the key file, on stderr. Either way the key is shown this once: the file
-holds only its SHA-256. The server reads the key file when it starts, so
-restart it to take a new key; to revoke a key, delete its line.`,
+holds only its SHA-256. The server reads the key file when it starts and
+again on SIGHUP: send it SIGHUP (or restart it) to take a new key, and to
+revoke a key, delete its line and send SIGHUP, which ends the key's open
+streams.`,
 		minArgs: 1,
 		maxArgs: -1,
 		setup:   setupAPIKey,
@@ -54,7 +58,7 @@ func setupAPIKey(fs *flag.FlagSet) runFunc {
 	fs.StringVar(&cfg.subscribe, "subscribe", "", "let the key join the rooms of `PATTERNS` (comma-separated)")
 	fs.StringVar(&cfg.presence, "presence", "", "let the key see the presence of the rooms of `PATTERNS` (comma-separated)")
 	fs.StringVar(&cfg.note, "note", "", "keep `TEXT` with the entry, for the people who manage the key file")
-	fs.StringVar(&cfg.file, "file", "", "append the entry to the API key file `PATH` (created with mode 0600) instead of printing it")
+	fs.StringVar(&cfg.file, "file", "", "append the entry to the API key file `PATH` (created if need be; its mode made 0600) instead of printing it")
 	return func(_ context.Context, args []string, stdout, stderr io.Writer) int {
 		if args[0] != "new" {
 			fmt.Fprintf(stderr, "roomcast apikey: unknown subcommand %q: want new\n", args[0])
@@ -107,7 +111,7 @@ func (cfg *apikeyConfig) run(stdout, stderr io.Writer) int {
 		return exitFail
 	}
 	fmt.Fprintln(stdout, secret)
-	fmt.Fprintf(stderr, "roomcast apikey new: added key %s for subject %q to %s; restart the server to use it\n", entry.ID, entry.Subject, cfg.file)
+	fmt.Fprintf(stderr, "roomcast apikey new: added key %s for subject %q to %s; send the server SIGHUP (or restart it) to use it\n", entry.ID, entry.Subject, cfg.file)
 	return exitOK
 }
 
@@ -154,14 +158,19 @@ func entryLine(entry auth.APIKeyEntry) ([]byte, error) {
 }
 
 // appendKeyLine appends line, a key entry, to the API key file at path,
-// creating it with mode 0600. It leaves the file as it was when it is not an
-// API key file, or would not be one with the line added.
+// creating it with mode 0600, or making an existing file's mode 0600: the
+// server refuses a key file that others may write, and nobody else needs to
+// read it. It leaves the file as it was when it is not an API key file, or
+// would not be one with the line added.
 func appendKeyLine(path string, line []byte) error {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o600)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
+	if err := tighten(f); err != nil {
+		return err
+	}
 	content, err := io.ReadAll(f)
 	if err != nil {
 		return err
@@ -178,4 +187,20 @@ func appendKeyLine(path string, line []byte) error {
 		return err
 	}
 	return f.Close()
+}
+
+// tighten makes f readable and writable by its owner only, unless it is
+// already.
+func tighten(f *os.File) error {
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if fi.Mode().Perm() == 0o600 || runtime.GOOS == "windows" {
+		return nil
+	}
+	if err := f.Chmod(0o600); err != nil {
+		return fmt.Errorf("making %s readable and writable by its owner only: %w", f.Name(), err)
+	}
+	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -220,5 +221,35 @@ func TestClientCommandsTLSAndToken(t *testing.T) {
 		if code != tc.code || stdout != "" || !strings.Contains(stderr, tc.says) {
 			t.Errorf("%q: exit %d, stdout %q, stderr:\n%s\nwant %d and %q", tc.args, code, stdout, stderr, tc.code, tc.says)
 		}
+	}
+}
+
+// publish and subscribe send a token without TLS only to a loopback
+// --server, unless --insecure-plaintext-token says the network is trusted.
+func TestClientCommandsRefusePlaintextTokenBeyondLoopback(t *testing.T) {
+	_, addr := serverAt(t, "127.0.0.1:0", server.WithAuthenticator(testjwt.Authenticator(t)))
+	_, port, _ := net.SplitHostPort(addr)
+	beyond := "0.0.0.0:" + port // not a loopback address, though Linux connects it to this machine
+	ctx := testCtx(t)
+	tok := testjwt.Token(t, "cli", time.Now().Add(time.Hour), testjwt.Grants(t, ">", ">", ""))
+	for _, args := range [][]string{
+		{"publish", "--server", beyond, "--token", tok, "r", "x"},
+		{"subscribe", "--server", beyond, "--token", tok, "r"},
+	} {
+		code, stdout, stderr := runCmd(ctx, args...)
+		if code != exitUsage || stdout != "" || !strings.Contains(stderr, "refusing to send the token in plaintext") || !strings.Contains(stderr, "--insecure-plaintext-token") {
+			t.Errorf("%q: exit %d, stdout %q, stderr:\n%s\nwant a usage error saying what to do", args, code, stdout, stderr)
+		}
+	}
+	t.Setenv("ROOMCAST_TOKEN", tok)
+	if code, _, stderr := runCmd(ctx, "publish", "--server", beyond, "r", "x"); code != exitUsage {
+		t.Errorf("$ROOMCAST_TOKEN to %s: exit %d, stderr %q; want a usage error", beyond, code, stderr)
+	}
+	if code, stdout, stderr := runCmd(ctx, "publish", "--server", addr, "r", "x"); code != 0 || stdout != "1\n" {
+		t.Errorf("to loopback: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+	code, stdout, stderr := runCmd(ctx, "publish", "--server", beyond, "--insecure-plaintext-token", "r", "x")
+	if runtime.GOOS == "linux" && (code != 0 || stdout != "2\n") || code == exitUsage {
+		t.Errorf("with --insecure-plaintext-token: exit %d, stdout %q, stderr %q; want it sent", code, stdout, stderr)
 	}
 }

@@ -137,6 +137,8 @@ func TestFlagDefaults(t *testing.T) {
 			"backlog-bytes":         "4194304",
 			"max-rooms-per-session": "256",
 			"drain-timeout":         "10s",
+			"jwt-max-lifetime":      "24h0m0s",
+			"auth-failure-log-rate": "10",
 			"log-level":             "INFO",
 		},
 		"publish":   {"server": "127.0.0.1:50051"}, // empty means unset

@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	"github.com/roomcast/roomcast/client"
+	"github.com/roomcast/roomcast/internal/loopback"
 )
 
 const defaultServer = "127.0.0.1:50051"
@@ -49,8 +50,8 @@ had not.`,
 		cfg.conn.define(fs)
 		fs.StringVar(&cfg.contentType, "content-type", "", "describe the message with media type `TYPE`, such as application/json")
 		fs.Var(cfg.headers, "header", "add the application header `KEY=VALUE`; repeat for more")
-		fs.StringVar(&cfg.session, "session", "", "name session `ID` as the publisher (Message.publisher_session)")
-		fs.StringVar(&cfg.exclude, "exclude-session", "", "deliver to every subscriber but session `ID`")
+		fs.StringVar(&cfg.session, "session", "", "name session `ID`, one of your own open Subscribe sessions, as the publisher (Message.publisher_session)")
+		fs.StringVar(&cfg.exclude, "exclude-session", "", "deliver to every subscriber but session `ID`, one of your own open Subscribe sessions")
 		fs.StringVar(&cfg.key, "idempotency-key", "", "send the message with idempotency key `KEY` (with standard input, KEY-N for line N), so that it can be sent again safely")
 		return cfg.run
 	},
@@ -59,6 +60,7 @@ had not.`,
 // clientFlags are the connection flags of the client commands.
 type clientFlags struct {
 	server, token, tlsCA, tlsServerName string
+	insecurePlaintextToken              bool
 }
 
 // define adds the flags to fs.
@@ -66,18 +68,34 @@ func (f *clientFlags) define(fs *flag.FlagSet) {
 	fs.StringVar(&f.server, "server", envOr("ROOMCAST_SERVER", defaultServer),
 		"connect to the server at `ADDR` (a gRPC target, such as host:port); also set by $ROOMCAST_SERVER")
 	fs.StringVar(&f.token, "token", "",
-		"send `TOKEN` (a JWT or an API key) as the bearer credential; $ROOMCAST_TOKEN when not given. Over plaintext it travels in the clear: use --tls-ca beyond loopback")
+		"send `TOKEN` (a JWT or an API key) as the bearer credential; $ROOMCAST_TOKEN when not given. Without --tls-ca it is sent only to a loopback --server")
 	fs.StringVar(&f.tlsCA, "tls-ca", "",
 		"connect with TLS, trusting the CA certificates in the PEM `FILE`; plaintext without it")
 	fs.StringVar(&f.tlsServerName, "tls-server-name", "",
 		"expect `NAME` in the server's certificate instead of the host of --server; needs --tls-ca")
+	fs.BoolVar(&f.insecurePlaintextToken, "insecure-plaintext-token", false,
+		"send the token without TLS to a --server that is not loopback, where anyone on the network can read it and use it")
+}
+
+// bearerToken is the credential to send: --token, else $ROOMCAST_TOKEN.
+func (f *clientFlags) bearerToken() string {
+	if f.token != "" {
+		return f.token
+	}
+	return os.Getenv("ROOMCAST_TOKEN")
 }
 
 // validate checks that the flags make sense together. Its errors are usage
 // errors.
 func (f *clientFlags) validate() error {
-	if f.tlsServerName != "" && f.tlsCA == "" {
+	switch {
+	case f.tlsServerName != "" && f.tlsCA == "":
 		return errors.New("--tls-server-name needs --tls-ca: without it the connection is plaintext")
+	case f.bearerToken() != "" && f.tlsCA == "" && !f.insecurePlaintextToken && !loopback.Target(f.server):
+		return fmt.Errorf("refusing to send the token in plaintext to %s, which is not a loopback address: anyone on the network could read it and use it. "+
+			"Connect with TLS (--tls-ca FILE), or on a network you trust add --insecure-plaintext-token", f.server)
+	case f.insecurePlaintextToken && f.tlsCA != "":
+		return errors.New("--insecure-plaintext-token contradicts --tls-ca: give one or the other")
 	}
 	return nil
 }
@@ -96,12 +114,11 @@ func (f *clientFlags) options() ([]client.Option, error) {
 		}
 		opts = append(opts, client.WithTLS(&tls.Config{RootCAs: pool, ServerName: f.tlsServerName, MinVersion: tls.VersionTLS12}))
 	}
-	token := f.token
-	if token == "" {
-		token = os.Getenv("ROOMCAST_TOKEN")
-	}
-	if token != "" {
+	if token := f.bearerToken(); token != "" {
 		opts = append(opts, client.WithBearerToken(token))
+	}
+	if f.insecurePlaintextToken {
+		opts = append(opts, client.WithInsecurePlaintextToken())
 	}
 	return opts, nil
 }

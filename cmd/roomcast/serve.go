@@ -10,14 +10,17 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"os"
+	"os/signal"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"google.golang.org/grpc"
 
+	"github.com/roomcast/roomcast/auth"
 	"github.com/roomcast/roomcast/broker"
 	"github.com/roomcast/roomcast/server"
 )
@@ -39,6 +42,9 @@ Run a roomcast server: roomcast.v1.BrokerService, with gRPC health checking
 and reflection. It logs the addresses it listens on (key "addr"; port 0 picks
 a free port), and serves Prometheus metrics at /metrics on --metrics-listen.
 
+Key, secret and certificate files that their group or every user may
+write are refused: fix them with chmod go-w.
+
 Connections are plaintext unless --tls-cert and --tls-key are given;
 --tls-client-ca adds mutual TLS. Plaintext is served only on a loopback
 address (127.0.0.1, ::1, localhost) unless --insecure-plaintext says
@@ -50,6 +56,13 @@ apikey new"); its grants say which rooms it may publish to, join and see the
 presence of. Without any credential flag the server is open: every caller
 may do everything, and it logs a warning saying so. Health checking and
 reflection need no credential.
+
+On SIGHUP it reads the API key file, the JWT key files and the TLS
+certificate, key and client CA again: streams of API keys no longer in the
+file end with UNAUTHENTICATED, and those of keys whose grants changed with
+UNAVAILABLE (to reconnect with them); new handshakes get the new
+certificate. A file that fails to load is logged and the one read before
+stays in use. JWT streams last until their token expires.
 
 On SIGINT or SIGTERM it drains: health turns NOT_SERVING, publishes are
 refused, subscriber streams end with UNAVAILABLE so their clients reconnect,
@@ -65,6 +78,7 @@ it at once.`,
 			"serve Prometheus metrics at /metrics on `ADDR`, in plain HTTP without credentials; \"\" disables them; also set by $ROOMCAST_METRICS_LISTEN")
 		cfg.transport.define(fs)
 		cfg.creds.define(fs)
+		cfg.engine.define(fs)
 		fs.IntVar(&cfg.maxMessageBytes, "max-message-bytes", server.DefaultMaxMessageBytes,
 			"refuse published messages (payload, content type and headers) over `N` bytes; must leave --backlog-bytes room for about 1 KiB of envelope")
 		fs.IntVar(&cfg.backlogMessages, "backlog-messages", broker.DefaultBacklogMessages,
@@ -81,6 +95,10 @@ it at once.`,
 			"allow each Subscribe stream `N` commands a second on average; 0 for no limit")
 		fs.IntVar(&cfg.commandBurst, "command-burst", server.DefaultCommandBurst,
 			"allow each Subscribe stream bursts of up to `N` commands")
+		fs.Float64Var(&cfg.streamResetRate, "stream-reset-rate", server.DefaultStreamResetRate,
+			"close a client connection that resets streams (cancels calls) faster than `N` a second on average: the HTTP/2 rapid reset attack; 0 for no limit")
+		fs.IntVar(&cfg.streamResetBurst, "stream-reset-burst", server.DefaultStreamResetBurst,
+			"allow each client connection bursts of up to `N` stream resets, saved up at --stream-reset-rate from when it connects")
 		fs.IntVar(&cfg.maxStreams, "max-streams", server.DefaultMaxStreams,
 			"end Subscribe streams past `N` open on the server at once")
 		fs.UintVar(&cfg.maxStreamsPerConnection, "max-streams-per-connection", server.DefaultMaxStreamsPerConnection,
@@ -89,12 +107,18 @@ it at once.`,
 			"refuse publishes and joins that would hold more than `N` rooms in memory")
 		fs.Int64Var(&cfg.maxRetainedBytes, "max-retained-bytes", defaultRetainedBytes(),
 			"hold at most `N` bytes of messages over all rooms: past nine tenths, idle rooms' history is dropped, least recently published first; past N, publishes are refused; the default is half the memory of the machine or of its cgroup")
+		fs.IntVar(&cfg.maxRoomsPerCredential, "max-rooms-per-credential", 0,
+			"let one credential (one client address when anonymous) create at most `N` of the rooms held at once; 0 means a tenth of --max-rooms (at least 100)")
+		fs.Int64Var(&cfg.maxRetainedBytesPerCredential, "max-retained-bytes-per-credential", 0,
+			"let one credential's messages fill at most `N` bytes of --max-retained-bytes; 0 means a quarter of it (at least 64 MiB)")
 		fs.IntVar(&cfg.historyMessages, "history-messages", broker.DefaultHistoryMessages,
 			"keep each room's newest `N` messages for History and resuming joins; 0 turns history off")
 		fs.DurationVar(&cfg.historyTTL, "history-ttl", broker.DefaultHistoryTTL,
 			"keep a room's history for `DURATION`")
 		fs.DurationVar(&cfg.writeTimeout, "write-timeout", server.DefaultWriteTimeout,
 			"cut off a subscriber whose stream takes no write for `DURATION`")
+		fs.Float64Var(&cfg.authLogRate, "auth-failure-log-rate", server.DefaultAuthFailureLogRate,
+			"log calls and commands refused for their credential or permissions, with the client's address, at most `N` lines a second (the next line counts those left out); 0 logs none")
 		fs.DurationVar(&cfg.drainTimeout, "drain-timeout", defaultDrainTimeout,
 			"on SIGINT or SIGTERM, give calls in flight up to `DURATION` to finish; 0 closes them at once")
 		fs.TextVar(&cfg.level, "log-level", slog.LevelInfo,
@@ -107,6 +131,7 @@ type serveConfig struct {
 	listen, metricsListen   string
 	transport               transportFlags
 	creds                   credentialFlags
+	engine                  engineFlags
 	maxMessageBytes         int
 	backlogMessages         int
 	backlogBytes            int
@@ -115,15 +140,23 @@ type serveConfig struct {
 	publishBurst            int
 	commandRate             float64
 	commandBurst            int
+	streamResetRate         float64
+	streamResetBurst        int
 	maxStreams              int
 	maxStreamsPerConnection uint
 	maxRooms                int
 	maxRetainedBytes        int64
-	historyMessages         int
-	historyTTL              time.Duration
-	writeTimeout            time.Duration
-	drainTimeout            time.Duration
-	level                   slog.Level
+
+	maxRoomsPerCredential         int
+	maxRetainedBytesPerCredential int64
+	historyMessages               int
+	historyTTL                    time.Duration
+	writeTimeout                  time.Duration
+	authLogRate                   float64
+	drainTimeout                  time.Duration
+	level                         slog.Level
+
+	authn *auth.Authenticator // made by serverOptions; nil when the server is open
 }
 
 // validate checks the flags that the server and broker do not check
@@ -133,6 +166,9 @@ func (cfg *serveConfig) validate() error {
 		return err
 	}
 	if err := cfg.creds.validate(); err != nil {
+		return err
+	}
+	if err := cfg.engine.validate(cfg.transport.insecurePlaintext); err != nil {
 		return err
 	}
 	if cfg.maxStreamsPerConnection < 1 || cfg.maxStreamsPerConnection > math.MaxUint32 {
@@ -146,8 +182,13 @@ func (cfg *serveConfig) run(ctx context.Context, _ []string, _, stderr io.Writer
 		fmt.Fprintf(stderr, "roomcast serve: %v\n", err)
 		return exitUsage
 	}
+	// From the start, so that a SIGHUP while starting does not kill the
+	// process (its default action): it is taken once serving.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	log := newLogger(stderr, cfg.level)
-	opts, authAttrs, err := cfg.serverOptions(log)
+	opts, authAttrs, err := cfg.serverOptions(ctx, log)
 	if err != nil {
 		log.Error("cannot start", "err", err)
 		return exitFail
@@ -167,8 +208,11 @@ func (cfg *serveConfig) run(ctx context.Context, _ []string, _, stderr io.Writer
 		opts = append(opts, server.WithMetrics(reg))
 	}
 	srv, err := server.New(opts...)
-	if err != nil {
-		// Every error of New is about its options, which come from flags.
+	if errors.Is(err, broker.ErrUnavailable) { // the engine's store did not answer
+		log.Error("cannot start: the engine's store is unreachable", "err", err)
+		return exitFail
+	} else if err != nil {
+		// Every other error of New is about its options, which come from flags.
 		fmt.Fprintf(stderr, "roomcast serve: %v\n", err)
 		return exitUsage
 	}
@@ -222,12 +266,19 @@ func (cfg *serveConfig) run(ctx context.Context, _ []string, _, stderr io.Writer
 	}
 
 	code := exitOK
-	select {
-	case <-ctx.Done():
-		log.Info("shutting down", "drain_timeout", cfg.drainTimeout)
-	case err := <-failed:
-		log.Error("stopping", "err", err)
-		code = exitFail
+serving:
+	for {
+		select {
+		case <-ctx.Done():
+			log.Info("shutting down", "drain_timeout", cfg.drainTimeout)
+			break serving
+		case err := <-failed:
+			log.Error("stopping", "err", err)
+			code = exitFail
+			break serving
+		case <-hup:
+			cfg.reload(log, srv)
+		}
 	}
 	drain, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.drainTimeout)
 	defer cancel()
@@ -247,29 +298,38 @@ func (cfg *serveConfig) run(ctx context.Context, _ []string, _, stderr io.Writer
 // serverOptions returns the server's options from the flags, loading the
 // TLS certificate and the credential files, and attributes that describe
 // the authentication for the log (nil when the server is open).
-func (cfg *serveConfig) serverOptions(log *slog.Logger) ([]server.Option, []any, error) {
+func (cfg *serveConfig) serverOptions(ctx context.Context, log *slog.Logger) ([]server.Option, []any, error) {
+	engine, engineAttrs, err := cfg.engine.brokerOptions(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	log.Info("rooms are kept by an engine", engineAttrs...)
 	opts := []server.Option{
 		server.WithLogger(log),
 		server.WithMaxMessageBytes(cfg.maxMessageBytes),
 		server.WithMaxRoomsPerSession(cfg.maxRoomsPerSession),
 		server.WithPublishRate(cfg.publishRate, cfg.publishBurst),
 		server.WithCommandRate(cfg.commandRate, cfg.commandBurst),
+		server.WithStreamResetRate(cfg.streamResetRate, cfg.streamResetBurst),
 		server.WithMaxStreams(cfg.maxStreams),
 		server.WithMaxStreamsPerConnection(uint32(cfg.maxStreamsPerConnection)), // validate checked the range
 		server.WithWriteTimeout(cfg.writeTimeout),
+		server.WithAuthFailureLogRate(cfg.authLogRate),
 		server.WithBrokerOptions(
 			broker.WithBacklog(cfg.backlogMessages, cfg.backlogBytes),
 			broker.WithHistory(cfg.historyMessages, cfg.historyTTL),
 			broker.WithMaxRooms(cfg.maxRooms),
 			broker.WithMaxRetainedBytes(cfg.maxRetainedBytes),
+			broker.WithOwnerQuotas(cfg.maxRoomsPerCredential, cfg.maxRetainedBytesPerCredential),
 		),
+		server.WithBrokerOptions(engine...),
 	}
 	creds, err := cfg.transport.transportCredentials()
 	if err != nil {
 		return nil, nil, err
 	}
 	if creds != nil {
-		opts = append(opts, server.WithGRPCOptions(grpc.Creds(creds)))
+		opts = append(opts, server.WithTransportCredentials(creds))
 	}
 	authn, attrs, err := cfg.creds.authenticator()
 	if err != nil {
@@ -277,8 +337,36 @@ func (cfg *serveConfig) serverOptions(log *slog.Logger) ([]server.Option, []any,
 	}
 	if authn != nil {
 		opts = append(opts, server.WithAuthenticator(authn))
+		cfg.authn = authn
 	}
 	return opts, attrs, nil
+}
+
+// reload reads the credential and TLS files again, as SIGHUP asks: the
+// API key file and JWT keys go to the authenticator, after which the
+// streams of revoked keys end (see server.RecheckCredentials), and the TLS
+// certificate, key and client CAs to the handshakes that follow. A file that
+// cannot be read or parsed is logged, and what it held before is kept:
+// credentials and TLS apart, so that one bad file holds up only its own
+// half.
+func (cfg *serveConfig) reload(log *slog.Logger, srv *server.Server) {
+	if cfg.transport.tls() {
+		if err := cfg.transport.reloadTLS(); err != nil {
+			log.Error("reload failed: still serving the TLS certificate and client CAs read before", "err", err)
+		} else {
+			log.Info("reloaded the TLS certificate", "transport", cfg.transport.name())
+		}
+	}
+	if cfg.authn == nil {
+		return
+	}
+	attrs, err := cfg.creds.reload(cfg.authn)
+	if err != nil {
+		log.Error("reload failed: still accepting the credentials read before", "err", err)
+		return
+	}
+	revoked, changed := srv.RecheckCredentials()
+	log.Info("reloaded credentials", append(attrs, "streams_revoked", revoked, "streams_changed", changed)...)
 }
 
 // exposureChecks logs how callers are authenticated, and warns about what

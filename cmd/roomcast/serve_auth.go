@@ -5,9 +5,15 @@ import (
 	"flag"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/roomcast/roomcast/auth"
 )
+
+// defaultJWTMaxLifetime is --jwt-max-lifetime's default: long enough for
+// any access token, short enough that a leaked one, or one whose signing key
+// was withdrawn, is not good for days.
+const defaultJWTMaxLifetime = 24 * time.Hour
 
 // credentialFlags are serve's flags for who may call it and what they may
 // do: JWT keys, an API key file, and anonymous access. With none of them the
@@ -18,6 +24,7 @@ type credentialFlags struct {
 	jwksFile       string
 	issuer         string
 	audience       string
+	maxLifetime    time.Duration
 	apiKeysFile    string
 	allowAnonymous bool
 	anonPublish    string
@@ -39,6 +46,8 @@ func (f *credentialFlags) define(fs *flag.FlagSet) {
 		"require every JWT's iss claim to be `ISSUER`; required with a JWT key")
 	fs.StringVar(&f.audience, "jwt-audience", "",
 		"require every JWT's aud claim to name one of `AUDIENCES` (comma-separated); required with a JWT key")
+	fs.DurationVar(&f.maxLifetime, "jwt-max-lifetime", defaultJWTMaxLifetime,
+		"refuse JWTs meant to live longer than `DURATION`: exp more than that after iat (or, without iat, after now); 0 for no limit")
 	fs.StringVar(&f.apiKeysFile, "api-keys-file", "",
 		"accept the API keys of `FILE`, one JSON line each, as \"roomcast apikey new --file\" writes them")
 	fs.BoolVar(&f.allowAnonymous, "allow-anonymous", false,
@@ -69,6 +78,8 @@ func (f *credentialFlags) validate() error {
 		return errors.New("--jwt-issuer and --jwt-audience are required with a JWT key: every token's iss and aud are checked against them")
 	case !f.jwtKeys() && (f.issuer != "" || f.audience != ""):
 		return errors.New("--jwt-issuer and --jwt-audience need a JWT key: give --jwt-hmac-secret-file, --jwt-public-key-file or --jwt-jwks-file")
+	case f.maxLifetime < 0:
+		return fmt.Errorf("--jwt-max-lifetime must be 0 (no limit) or positive, got %v", f.maxLifetime)
 	}
 	for _, g := range []struct {
 		flag, value string
@@ -100,10 +111,34 @@ func (f *credentialFlags) authenticator() (*auth.Authenticator, []any, error) {
 	if !f.configured() {
 		return nil, nil, nil
 	}
+	opts, attrs, err := f.options()
+	if err != nil {
+		return nil, nil, err
+	}
+	a, err := auth.NewAuthenticator(opts...)
+	if err != nil {
+		return nil, nil, err
+	}
+	return a, attrs, nil
+}
+
+// reload reads the key files again and gives what they hold now to a, the
+// authenticator that authenticator returned. On error a keeps what it had.
+func (f *credentialFlags) reload(a *auth.Authenticator) ([]any, error) {
+	opts, attrs, err := f.options()
+	if err != nil {
+		return nil, err
+	}
+	return attrs, a.Update(opts...)
+}
+
+// options reads the key files and returns the authenticator's options, and
+// attributes that describe them for the log.
+func (f *credentialFlags) options() ([]auth.Option, []any, error) {
 	var opts []auth.Option
 	var attrs []any
 	if f.jwtKeys() {
-		jopts := []auth.JWTOption{auth.WithIssuer(f.issuer), auth.WithAudience(splitList(f.audience)...)}
+		jopts := []auth.JWTOption{auth.WithIssuer(f.issuer), auth.WithAudience(splitList(f.audience)...), auth.WithMaxLifetime(f.maxLifetime)}
 		if f.hmacSecretFile != "" {
 			jopts = append(jopts, auth.WithHMACSecretFile(f.hmacSecretFile, ""))
 		}
@@ -118,7 +153,7 @@ func (f *credentialFlags) authenticator() (*auth.Authenticator, []any, error) {
 			return nil, nil, fmt.Errorf("JWT keys: %w", err)
 		}
 		opts = append(opts, auth.WithJWT(v))
-		attrs = append(attrs, "jwt_issuer", f.issuer, "jwt_audience", f.audience)
+		attrs = append(attrs, "jwt_issuer", f.issuer, "jwt_audience", f.audience, "jwt_max_lifetime", f.maxLifetime)
 	}
 	if f.apiKeysFile != "" {
 		keys, err := auth.LoadAPIKeys(f.apiKeysFile)
@@ -132,11 +167,7 @@ func (f *credentialFlags) authenticator() (*auth.Authenticator, []any, error) {
 		opts = append(opts, auth.WithAnonymous(f.anonGrants))
 		attrs = append(attrs, "anonymous_publish", f.anonPublish, "anonymous_subscribe", f.anonSubscribe, "anonymous_presence", f.anonPresence)
 	}
-	a, err := auth.NewAuthenticator(opts...)
-	if err != nil {
-		return nil, nil, err
-	}
-	return a, attrs, nil
+	return opts, attrs, nil
 }
 
 // splitList splits a comma-separated flag value, trimming spaces around

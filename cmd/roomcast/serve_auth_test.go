@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -116,6 +117,41 @@ func TestServeJWT(t *testing.T) {
 	}
 }
 
+// serve refuses JWTs meant to live longer than --jwt-max-lifetime, 24
+// hours by default.
+func TestServeJWTMaxLifetime(t *testing.T) {
+	dir := t.TempDir()
+	secret := []byte("a secret of at least 32 bytes, for HS256 tokens")
+	file := writeFile(t, dir, "hmac", secret)
+	g, err := auth.ParsePatterns("r")
+	if err != nil {
+		t.Fatal(err)
+	}
+	grants := auth.Grants{Publish: g}
+	ctx := testCtx(t)
+	for _, tc := range []struct {
+		flags []string
+		life  time.Duration
+		code  codes.Code
+	}{
+		{nil, 23 * time.Hour, codes.OK},
+		{nil, 25 * time.Hour, codes.Unauthenticated},
+		{[]string{"--jwt-max-lifetime", "1h"}, 2 * time.Hour, codes.Unauthenticated},
+		{[]string{"--jwt-max-lifetime", "0"}, 1000 * time.Hour, codes.OK},
+	} {
+		s := startServe(t, append([]string{"--jwt-hmac-secret-file", file, "--jwt-issuer", testjwt.Issuer, "--jwt-audience", "roomcast"}, tc.flags...)...)
+		tok := testjwt.Sign(t, jwt.SigningMethodHS256, secret, testjwt.Claims("svc", "roomcast", time.Now().Add(tc.life), grants))
+		_, err := publish(withBearer(ctx, tok), dialPlaintext(t, s.addr), "r", "x")
+		if status.Code(err) != tc.code || (err != nil && !strings.Contains(err.Error(), "at most")) {
+			t.Errorf("%q, a token for %v: %v, want %v", tc.flags, tc.life, err, tc.code)
+		}
+	}
+	code, _, stderr := runCmd(ctx, "serve", "--jwt-hmac-secret-file", file, "--jwt-issuer", "i", "--jwt-audience", "a", "--jwt-max-lifetime", "-1s")
+	if code != exitUsage || !strings.Contains(stderr, "--jwt-max-lifetime") {
+		t.Errorf("a negative --jwt-max-lifetime: exit %d, stderr %q", code, stderr)
+	}
+}
+
 func TestServeAnonymous(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "keys.jsonl")
 	key := newKey(t, file, "--subject", "svc", "--publish", ">")
@@ -138,6 +174,18 @@ func TestServeAnonymous(t *testing.T) {
 			t.Errorf("%s: publish to %s: %v, want %v", tc.name, tc.room, err, tc.code)
 		}
 	}
+}
+
+// serve logs refused credentials with the client's address.
+func TestServeLogsRefusedCredentials(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "keys.jsonl")
+	key := newKey(t, file, "--subject", "svc", "--publish", "r")
+	s := startServe(t, "--api-keys-file", file)
+	ctx := testCtx(t)
+	if _, err := publish(withBearer(ctx, key+"0"), dialPlaintext(t, s.addr), "r", "x"); status.Code(err) != codes.Unauthenticated {
+		t.Fatalf("publish with a wrong key: %v", err)
+	}
+	s.stderr.waitFor(t, ctx, regexp.MustCompile(`level=WARN msg="authentication failed" peer=127\.0\.0\.1:\d+ rpc=/roomcast\.v1\.BrokerService/Publish err="invalid API key: the key is unknown or revoked"`))
 }
 
 func TestServeOpenWarns(t *testing.T) {

@@ -162,6 +162,7 @@ func TestServeFlagUsageErrors(t *testing.T) {
 		{[]string{"--max-streams-per-connection", "4294967296"}, "--max-streams-per-connection must be 1 to"},
 		{[]string{"--publish-rate", "5", "--publish-burst", "0"}, "publish rate needs a positive burst"},
 		{[]string{"--command-rate", "-1"}, "command rate"},
+		{[]string{"--stream-reset-rate", "5", "--stream-reset-burst", "0"}, "stream reset rate needs a positive burst"},
 		{[]string{"--max-streams", "0"}, "total streams"},
 		{[]string{"--max-rooms", "0"}, "room limit"},
 		{[]string{"--history-messages", "10", "--history-ttl", "0s"}, "history"},

@@ -7,11 +7,12 @@ import (
 	"flag"
 	"fmt"
 	"net"
-	"net/netip"
-	"os"
-	"strings"
+	"sync/atomic"
 
 	"google.golang.org/grpc/credentials"
+
+	"github.com/roomcast/roomcast/internal/keyfile"
+	"github.com/roomcast/roomcast/internal/loopback"
 )
 
 // transportFlags are serve's transport security flags: TLS, mutual TLS, or
@@ -19,6 +20,8 @@ import (
 type transportFlags struct {
 	cert, key, clientCA string
 	insecurePlaintext   bool
+
+	files *tlsFiles // what the files held when last read; see transportCredentials
 }
 
 // define adds the flags to fs.
@@ -72,7 +75,7 @@ func checkPlaintext(listen string, insecure bool) error {
 	if err != nil {
 		return fmt.Errorf("--listen %q: %w", listen, err)
 	}
-	if insecure || isLoopbackHost(host) {
+	if insecure || loopback.Host(host) {
 		return nil
 	}
 	return plaintextRefusal(listen)
@@ -87,18 +90,6 @@ func plaintextRefusal(addr string) error {
 		"or, on a network you trust, add --insecure-plaintext", addr)
 }
 
-// isLoopbackHost reports whether the host part of a listen address can only
-// be a loopback address: "localhost", or an IP address in 127.0.0.0/8 or
-// ::1. An empty host (every interface), any other name and any other
-// address are not.
-func isLoopbackHost(host string) bool {
-	if strings.EqualFold(strings.TrimSuffix(host, "."), "localhost") {
-		return true
-	}
-	ip, err := netip.ParseAddr(host)
-	return err == nil && ip.Unmap().IsLoopback()
-}
-
 // isLoopbackAddr reports whether a listener's address is a loopback one. A
 // name such as "localhost" is resolved when listening, so serve checks the
 // address it got as well as the one it was given.
@@ -108,41 +99,102 @@ func isLoopbackAddr(a net.Addr) bool {
 }
 
 // transportCredentials loads the certificate, key and client CA and returns the
-// transport credentials to serve with, or nil for plaintext.
+// transport credentials to serve with, or nil for plaintext. reloadTLS reads
+// the files again.
 func (f *transportFlags) transportCredentials() (credentials.TransportCredentials, error) {
 	if !f.tls() {
 		return nil, nil
 	}
-	cfg, err := serverTLSConfig(f.cert, f.key, f.clientCA)
-	if err != nil {
+	f.files = &tlsFiles{cert: f.cert, key: f.key, clientCA: f.clientCA}
+	if err := f.files.load(); err != nil {
 		return nil, err
 	}
-	return credentials.NewTLS(cfg), nil
+	return credentials.NewTLS(f.files.config()), nil
 }
 
-// serverTLSConfig returns a TLS 1.2+ server configuration with the
-// certificate chain in certFile and its key in keyFile. With clientCAFile,
-// every client must present a certificate that a CA in that PEM file signed.
-func serverTLSConfig(certFile, keyFile, clientCAFile string) (*tls.Config, error) {
-	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+// reloadTLS reads the certificate, key and client CA files again, for the
+// handshakes that follow; on error it keeps those in use. Without TLS it
+// does nothing.
+func (f *transportFlags) reloadTLS() error {
+	if f.files == nil {
+		return nil
+	}
+	return f.files.load()
+}
+
+// tlsFiles serves TLS 1.2 or later with the certificate chain and key of two
+// PEM files and, for mutual TLS, the client CAs of a third. Every handshake
+// takes what the files held when load last read them, so that they can be
+// replaced while the server runs (a renewed certificate, a new client CA)
+// without a restart; connections already open are not affected.
+type tlsFiles struct {
+	cert, key, clientCA string
+	state               atomic.Pointer[tlsState]
+}
+
+// tlsState is what the files held; never changed once loaded.
+type tlsState struct {
+	cert      *tls.Certificate
+	forClient *tls.Config // the configuration of a handshake, for mutual TLS
+}
+
+// load reads the files. Files that their group or every user may write are
+// refused. On error it keeps what it had.
+func (f *tlsFiles) load() error {
+	cert, err := loadKeyPair(f.cert, f.key)
 	if err != nil {
-		return nil, fmt.Errorf("--tls-cert %s, --tls-key %s: %w", certFile, keyFile, err)
+		return err
 	}
-	cfg := &tls.Config{
-		MinVersion:   tls.VersionTLS12,
-		Certificates: []tls.Certificate{cert},
-	}
-	if clientCAFile != "" {
-		pem, err := os.ReadFile(clientCAFile)
+	st := &tlsState{cert: &cert}
+	if f.clientCA != "" {
+		pem, err := keyfile.Read(f.clientCA)
 		if err != nil {
-			return nil, fmt.Errorf("--tls-client-ca: %w", err)
+			return fmt.Errorf("--tls-client-ca: %w", err)
 		}
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("--tls-client-ca %s: no PEM certificate in the file", clientCAFile)
+			return fmt.Errorf("--tls-client-ca %s: no PEM certificate in the file", f.clientCA)
 		}
-		cfg.ClientCAs = pool
-		cfg.ClientAuth = tls.RequireAndVerifyClientCert
+		st.forClient = &tls.Config{
+			MinVersion:     tls.VersionTLS12,
+			GetCertificate: f.certificate,
+			ClientCAs:      pool,
+			ClientAuth:     tls.RequireAndVerifyClientCert,
+		}
 	}
-	return cfg, nil
+	f.state.Store(st)
+	return nil
+}
+
+// config returns the server's TLS configuration, which reads the files'
+// current content at every handshake.
+func (f *tlsFiles) config() *tls.Config {
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: f.certificate}
+	if f.clientCA != "" {
+		cfg.ClientAuth = tls.RequireAndVerifyClientCert
+		cfg.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) { return f.state.Load().forClient, nil }
+	}
+	return cfg
+}
+
+func (f *tlsFiles) certificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+	return f.state.Load().cert, nil
+}
+
+// loadKeyPair is tls.LoadX509KeyPair for files that only their owner may
+// write.
+func loadKeyPair(certFile, keyFile string) (tls.Certificate, error) {
+	certPEM, err := keyfile.Read(certFile)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("--tls-cert: %w", err)
+	}
+	keyPEM, err := keyfile.Read(keyFile)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("--tls-key: %w", err)
+	}
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("--tls-cert %s, --tls-key %s: %w", certFile, keyFile, err)
+	}
+	return cert, nil
 }

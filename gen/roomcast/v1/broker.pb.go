@@ -97,10 +97,17 @@ type PublishRequest struct {
 	Headers map[string]string `protobuf:"bytes,5,rep,name=headers,proto3" json:"headers,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// The publisher's own session id (from the SessionEvent of its Subscribe
 	// stream), if it has one. Delivered as Message.publisher_session.
+	//
+	// It must name an open session of the caller's own: one opened with the
+	// same kind of credential for the same subject, or for callers without a
+	// credential, from the same client IP address. Any other id, that of a
+	// session that has ended included, is refused with PERMISSION_DENIED. A
+	// credential with the admin grant may name any open session.
 	SessionId string `protobuf:"bytes,6,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
 	// Deliver to every subscriber of the room except this session. Set it to
-	// your own session id to broadcast to everyone but yourself. An id that
-	// names no live session excludes nobody.
+	// your own session id to broadcast to everyone but yourself. The same
+	// rule as for session_id applies: it must name an open session of the
+	// caller's own.
 	ExcludeSession string `protobuf:"bytes,7,opt,name=exclude_session,json=excludeSession,proto3" json:"exclude_session,omitempty"`
 	// Makes the publish safe to retry. A publish with a key that the same
 	// publisher (the credential's subject; the client address without
@@ -566,8 +573,11 @@ func (*SubscribeRequest_Refresh) isSubscribeRequest_Command() {}
 
 // RefreshCommand replaces the stream's credential before it expires. A
 // stream whose credential expires without one ends with UNAUTHENTICATED. The
-// new credential must be for the same subject; its grants apply to the
-// commands that follow.
+// new credential must be for the same subject and of the same kind (a JWT
+// for a stream opened with a JWT, an API key for one opened with an API
+// key), else the reply is PERMISSION_DENIED. Its grants apply to the
+// commands that follow and to the rooms the stream is in: the stream leaves
+// every room they no longer allow (see RefreshResult.left_rooms).
 type RefreshCommand struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The new credential, as it would follow "Bearer " in the authorization
@@ -1222,7 +1232,14 @@ func (x *JoinResult) GetRecovered() bool {
 type RefreshResult struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// When the new credential expires; unset if it does not.
-	ExpireTime    *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
+	ExpireTime *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
+	// The rooms the stream left because the new credential does not allow
+	// them: its subscribe grants no longer cover the room, or the room was
+	// joined with presence or presence_events and its presence grants no
+	// longer cover it (the room is left as a whole: join it again without
+	// presence to go on receiving its messages). Nothing of these rooms is
+	// delivered after this reply. Empty when every room is still allowed.
+	LeftRooms     []string `protobuf:"bytes,2,rep,name=left_rooms,json=leftRooms,proto3" json:"left_rooms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1260,6 +1277,13 @@ func (*RefreshResult) Descriptor() ([]byte, []int) {
 func (x *RefreshResult) GetExpireTime() *timestamppb.Timestamp {
 	if x != nil {
 		return x.ExpireTime
+	}
+	return nil
+}
+
+func (x *RefreshResult) GetLeftRooms() []string {
+	if x != nil {
+		return x.LeftRooms
 	}
 	return nil
 }
@@ -1966,10 +1990,12 @@ const file_roomcast_v1_broker_proto_rawDesc = "" +
 	"\x04room\x18\x01 \x01(\tR\x04room\x12\x16\n" +
 	"\x06offset\x18\x02 \x01(\x04R\x06offset\x12\x14\n" +
 	"\x05epoch\x18\x03 \x01(\tR\x05epoch\x12\x1c\n" +
-	"\trecovered\x18\x04 \x01(\bR\trecovered\"L\n" +
+	"\trecovered\x18\x04 \x01(\bR\trecovered\"k\n" +
 	"\rRefreshResult\x12;\n" +
 	"\vexpire_time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"expireTime\"!\n" +
+	"expireTime\x12\x1d\n" +
+	"\n" +
+	"left_rooms\x18\x02 \x03(\tR\tleftRooms\"!\n" +
 	"\vLeaveResult\x12\x12\n" +
 	"\x04room\x18\x01 \x01(\tR\x04room\"x\n" +
 	"\fMessageBatch\x120\n" +

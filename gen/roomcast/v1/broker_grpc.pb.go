@@ -47,9 +47,10 @@ type BrokerServiceClient interface {
 	// the caller's publish rate (with a RetryInfo detail); UNAUTHENTICATED
 	// without a valid credential when the server requires one;
 	// PERMISSION_DENIED for a room outside the caller's publish grants, or a
-	// session_id of another subject's session; UNAVAILABLE while the server
-	// shuts down; UNIMPLEMENTED for an idempotency_key on a server whose
-	// external engine does not support keys yet.
+	// session_id or exclude_session that is not one of the caller's open
+	// sessions; UNAVAILABLE while the server shuts down; UNIMPLEMENTED for an
+	// idempotency_key on a server whose external engine does not support keys
+	// yet.
 	Publish(ctx context.Context, in *PublishRequest, opts ...grpc.CallOption) (*PublishResponse, error)
 	// PublishStream publishes many messages on one stream, pipelined. The
 	// publisher sends PublishStreamRequests, each with an id of its choosing,
@@ -92,8 +93,10 @@ type BrokerServiceClient interface {
 	// behind than the server's backlog limit or leaves a write untaken past
 	// the server's write timeout (the status message names the last offset
 	// sent in each room), or at once when the server already has as many
-	// streams as it allows; with UNAVAILABLE when the server shuts down; and
-	// with UNAUTHENTICATED when its credential expires without a refresh.
+	// streams as it allows; with UNAVAILABLE when the server shuts down, when
+	// a room lost messages on the server, or when its API key's grants change
+	// on the server; and with UNAUTHENTICATED when its credential expires
+	// without a refresh or is revoked (its API key removed from the server).
 	// Clients reconnect and join again.
 	Subscribe(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[SubscribeRequest, SubscribeResponse], error)
 	// History returns a room's retained messages after an offset, oldest or
@@ -195,9 +198,10 @@ type BrokerServiceServer interface {
 	// the caller's publish rate (with a RetryInfo detail); UNAUTHENTICATED
 	// without a valid credential when the server requires one;
 	// PERMISSION_DENIED for a room outside the caller's publish grants, or a
-	// session_id of another subject's session; UNAVAILABLE while the server
-	// shuts down; UNIMPLEMENTED for an idempotency_key on a server whose
-	// external engine does not support keys yet.
+	// session_id or exclude_session that is not one of the caller's open
+	// sessions; UNAVAILABLE while the server shuts down; UNIMPLEMENTED for an
+	// idempotency_key on a server whose external engine does not support keys
+	// yet.
 	Publish(context.Context, *PublishRequest) (*PublishResponse, error)
 	// PublishStream publishes many messages on one stream, pipelined. The
 	// publisher sends PublishStreamRequests, each with an id of its choosing,
@@ -240,8 +244,10 @@ type BrokerServiceServer interface {
 	// behind than the server's backlog limit or leaves a write untaken past
 	// the server's write timeout (the status message names the last offset
 	// sent in each room), or at once when the server already has as many
-	// streams as it allows; with UNAVAILABLE when the server shuts down; and
-	// with UNAUTHENTICATED when its credential expires without a refresh.
+	// streams as it allows; with UNAVAILABLE when the server shuts down, when
+	// a room lost messages on the server, or when its API key's grants change
+	// on the server; and with UNAUTHENTICATED when its credential expires
+	// without a refresh or is revoked (its API key removed from the server).
 	// Clients reconnect and join again.
 	Subscribe(grpc.BidiStreamingServer[SubscribeRequest, SubscribeResponse]) error
 	// History returns a room's retained messages after an offset, oldest or

@@ -250,10 +250,12 @@ class RefreshCommand(_message.Message):
     def __init__(self, token: _Optional[str] = ...) -> None: ...
 
 class RefreshResult(_message.Message):
-    __slots__ = ["expire_time"]
+    __slots__ = ["expire_time", "left_rooms"]
     EXPIRE_TIME_FIELD_NUMBER: _ClassVar[int]
+    LEFT_ROOMS_FIELD_NUMBER: _ClassVar[int]
     expire_time: _timestamp_pb2.Timestamp
-    def __init__(self, expire_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    left_rooms: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, expire_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., left_rooms: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class SessionEvent(_message.Message):
     __slots__ = ["session_id"]

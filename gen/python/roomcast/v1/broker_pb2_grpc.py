@@ -68,9 +68,10 @@ class BrokerServiceServicer(object):
         the caller's publish rate (with a RetryInfo detail); UNAUTHENTICATED
         without a valid credential when the server requires one;
         PERMISSION_DENIED for a room outside the caller's publish grants, or a
-        session_id of another subject's session; UNAVAILABLE while the server
-        shuts down; UNIMPLEMENTED for an idempotency_key on a server whose
-        external engine does not support keys yet.
+        session_id or exclude_session that is not one of the caller's open
+        sessions; UNAVAILABLE while the server shuts down; UNIMPLEMENTED for an
+        idempotency_key on a server whose external engine does not support keys
+        yet.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -123,8 +124,10 @@ class BrokerServiceServicer(object):
         behind than the server's backlog limit or leaves a write untaken past
         the server's write timeout (the status message names the last offset
         sent in each room), or at once when the server already has as many
-        streams as it allows; with UNAVAILABLE when the server shuts down; and
-        with UNAUTHENTICATED when its credential expires without a refresh.
+        streams as it allows; with UNAVAILABLE when the server shuts down, when
+        a room lost messages on the server, or when its API key's grants change
+        on the server; and with UNAUTHENTICATED when its credential expires
+        without a refresh or is revoked (its API key removed from the server).
         Clients reconnect and join again.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)

@@ -1,0 +1,89 @@
+package server
+
+import (
+	"context"
+	"log/slog"
+	"sync/atomic"
+
+	"golang.org/x/time/rate"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+)
+
+// failureLog logs refused credentials and permissions, with the client's
+// address, so that an operator sees who is knocking; at most a number of
+// lines a second, so that a flood of bad calls cannot flood the log. A line
+// says how many were left out before it ("suppressed").
+type failureLog struct {
+	log        *slog.Logger
+	lines      *rate.Limiter // nil: log none
+	suppressed atomic.Uint64 // lines left out since the last one logged
+}
+
+func newFailureLog(cfg *config) *failureLog {
+	l := &failureLog{log: cfg.log}
+	if cfg.authLogRate > 0 {
+		l.lines = rate.NewLimiter(rate.Limit(cfg.authLogRate), max(1, int(cfg.authLogRate)))
+	}
+	return l
+}
+
+// refused logs that a call or command of the client at peerAddr was refused
+// with err, when err is UNAUTHENTICATED or PERMISSION_DENIED; attrs say
+// which call or command, and by whom when known.
+func (l *failureLog) refused(err error, peerAddr string, attrs ...any) {
+	st, _ := status.FromError(err)
+	var msg string
+	switch st.Code() {
+	case codes.Unauthenticated:
+		msg = "authentication failed"
+	case codes.PermissionDenied:
+		msg = "permission denied"
+	default:
+		return
+	}
+	if l.lines == nil {
+		return
+	}
+	if !l.lines.Allow() {
+		l.suppressed.Add(1)
+		return
+	}
+	attrs = append([]any{"peer", peerAddr}, attrs...)
+	attrs = append(attrs, "err", st.Message())
+	if n := l.suppressed.Swap(0); n > 0 {
+		attrs = append(attrs, "suppressed", n)
+	}
+	l.log.Warn(msg, attrs...)
+}
+
+// unary logs the refusals of unary calls: by the authentication
+// interceptor, which it wraps, and by the handlers.
+func (l *failureLog) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	resp, err := handler(ctx, req)
+	if err != nil {
+		l.refused(err, peerAddr(ctx), "rpc", info.FullMethod)
+	}
+	return resp, err
+}
+
+// stream logs the refusals that end streams: by the authentication
+// interceptor, and the end of a stream whose credential expired or was
+// revoked. A stream's refused commands are logged where they are refused.
+func (l *failureLog) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	err := handler(srv, ss)
+	if err != nil {
+		l.refused(err, peerAddr(ss.Context()), "rpc", info.FullMethod)
+	}
+	return err
+}
+
+// peerAddr is the client's address, "" when unknown.
+func peerAddr(ctx context.Context) string {
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+		return p.Addr.String()
+	}
+	return ""
+}
