@@ -121,13 +121,16 @@ type PublishRequest struct {
 	// every publish is appended. At most 128 bytes of valid UTF-8; a random
 	// id such as a UUID per message works well. A room remembers at most
 	// 10,000 keys; past that its oldest are forgotten first, so keep the
-	// retry window short. A server whose rooms live in an external engine
-	// that does not support keys yet answers UNIMPLEMENTED.
+	// retry window short.
 	//
-	// With an external engine shared by several nodes (such as Redis), the
-	// promise is the same across nodes: the key is stored beside the room in
-	// the engine, and checked and set in the same atomic step that sequences
-	// the message, so a retry sent to another node finds it.
+	// A server whose rooms live in an external engine (roomcast serve
+	// --engine redis) answers a publish with a key UNIMPLEMENTED for now.
+	// When the engine supports keys, the promise will be the same across the
+	// nodes that share it: each key stored beside its room in the engine
+	// (for Redis, in a hash next to the room's messages, under the room's
+	// epoch, pruned by age), and checked and set inside the same atomic step
+	// that sequences the message (for Redis, the publish script), so that a
+	// retry sent to any node finds it.
 	IdempotencyKey string `protobuf:"bytes,8,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
