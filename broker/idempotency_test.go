@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -187,3 +188,64 @@ func (e *publishOnlyEngine) Publish(context.Context, string, []byte, string) (ui
 func (e *publishOnlyEngine) Ping(context.Context) error { return nil }
 
 func (e *publishOnlyEngine) Close() error { return nil }
+
+// FuzzIdempotencyKeys publishes a sequence of messages, each by one of two
+// owners to one of two rooms with one of a few keys or none, and checks
+// every offset against a model: a room appends a message unless the same
+// owner's key is among the room's last keysPerRoom keys, and then returns
+// the offset that key was first given.
+func FuzzIdempotencyKeys(f *testing.F) {
+	f.Add([]byte{0, 1, 2, 1, 9, 17, 1, 33, 2})
+	f.Add([]byte{1, 2, 3, 4, 5, 6, 1, 2, 3, 4, 5, 6})
+	// One hub for every input, each input in rooms of its own: a new hub
+	// per input would cost most of the time.
+	const keysPerRoom = 4
+	b := newBroker(f, broker.WithIdempotency(time.Hour, keysPerRoom), broker.WithMaxRooms(1<<22), broker.WithOwnerQuotas(1<<22, 0))
+	var inputs atomic.Uint64
+	f.Fuzz(func(t *testing.T, ops []byte) {
+		input := inputs.Add(1)
+		keysBefore := b.Stats().Keys
+		type scoped struct{ owner, key string }
+		type model struct {
+			head    uint64
+			offsets map[scoped]uint64
+			order   []scoped
+		}
+		rooms := map[string]*model{}
+		keys := 0
+		for _, op := range ops {
+			owner := fmt.Sprint("o", op&1)
+			room := fmt.Sprint("f", input, ".r", op>>1&1)
+			key := ""
+			if k := op >> 2 & 7; k > 0 {
+				key = fmt.Sprint("k", k)
+			}
+			m := rooms[room]
+			if m == nil {
+				m = &model{offsets: map[scoped]uint64{}}
+				rooms[room] = m
+			}
+			want, seen := m.offsets[scoped{owner, key}]
+			if key == "" || !seen {
+				m.head++
+				want = m.head
+				if key != "" {
+					if len(m.order) == keysPerRoom {
+						delete(m.offsets, m.order[0])
+						m.order = m.order[1:]
+						keys--
+					}
+					m.offsets[scoped{owner, key}] = want
+					m.order = append(m.order, scoped{owner, key})
+					keys++
+				}
+			}
+			if got, _ := publishKey(t, b, owner, room, "x", key); got != want {
+				t.Fatalf("%s's publish to %s with key %q: offset %d, want %d", owner, room, key, got, want)
+			}
+		}
+		if got := b.Stats().Keys - keysBefore; got != int64(keys) {
+			t.Fatalf("the input added %d keys, want %d", got, keys)
+		}
+	})
+}
