@@ -31,7 +31,8 @@ type Hub struct {
 	closed   atomic.Bool
 	stats    counters
 	rooms    atomic.Int64 // rooms in memory
-	retained atomic.Int64 // bytes of entries in every room's rings
+	retained atomic.Int64 // bytes of entries in every room's rings, and of their idempotency keys
+	keys     atomic.Int64 // idempotency keys remembered by every room
 	owners   owners       // tenants' use, for quotas
 
 	stop      chan struct{}
@@ -49,7 +50,7 @@ type shard struct {
 }
 
 type counters struct {
-	published, encoded, received, delivered, lagged, reclaimed atomic.Uint64
+	published, encoded, received, delivered, lagged, reclaimed, deduplicated atomic.Uint64
 }
 
 // Stats is a snapshot of a broker's counters since it started.
@@ -62,6 +63,9 @@ type Stats struct {
 	Rooms     int    // rooms in memory now
 	Retained  int64  // bytes of messages and presence events held by every room now
 	Reclaimed uint64 // idle rooms whose history was dropped to stay within WithMaxRetainedBytes
+
+	Deduplicated uint64 // publishes answered from an idempotency key, appending nothing
+	Keys         int64  // idempotency keys remembered by every room now (their bytes count in Retained)
 }
 
 // New returns an empty hub: by default its own sequencer, in memory, and
@@ -84,10 +88,12 @@ func New(opts ...Option) (*Hub, error) {
 		}
 		return b, nil // history lives in the engine: nothing to expire here
 	}
+	every := cfg.keyWindow // the janitor expires idempotency keys, and history if any
 	if cfg.historyMessages > 0 {
-		b.janitor.Add(1)
-		go b.sweep(min(max(cfg.historyTTL/4, 10*time.Millisecond), time.Second))
+		every = min(every, cfg.historyTTL)
 	}
+	b.janitor.Add(1)
+	go b.sweep(min(max(every/4, 10*time.Millisecond), time.Second))
 	return b, nil
 }
 
@@ -132,6 +138,9 @@ func (b *Hub) Stats() Stats {
 		Rooms:     int(b.rooms.Load()),
 		Retained:  b.retained.Load(),
 		Reclaimed: b.stats.reclaimed.Load(),
+
+		Deduplicated: b.stats.deduplicated.Load(),
+		Keys:         b.keys.Load(),
 	}
 }
 
@@ -163,6 +172,7 @@ func (b *Hub) lockRoom(name string, create bool, by *owner) (*room, error) {
 				return nil, ErrTooManyRooms
 			}
 			r = newRoom(name, sh, b.maxSlots, &b.retained)
+			r.keys.count = &b.keys
 			if by != nil {
 				by.rooms.Add(1)
 				r.owner = by
@@ -191,6 +201,7 @@ func (b *Hub) lockRoom(name string, create bool, by *owner) (*room, error) {
 func (b *Hub) free(r *room) {
 	r.msgs.clear()
 	r.events.clear()
+	r.keys.clear()
 	if r.owner != nil {
 		r.owner.rooms.Add(-1)
 	}
@@ -252,12 +263,16 @@ func (b *Hub) sweep(every time.Duration) {
 			return
 		case now := <-t.C:
 			before := now.Add(-b.cfg.historyTTL).UnixNano()
+			keysBefore := now.Add(-b.cfg.keyWindow).UnixNano()
 			for i := range b.shards {
 				sh := &b.shards[i]
 				sh.mu.Lock()
 				for _, r := range sh.rooms {
 					r.mu.Lock()
-					r.msgs.expire(before)
+					if b.cfg.historyMessages > 0 {
+						r.msgs.expire(before)
+					}
+					r.keys.expire(keysBefore)
 					if r.subs == 0 && r.msgs.retained() == 0 {
 						b.free(r)
 					}

@@ -22,6 +22,7 @@ type room struct {
 	mu        sync.RWMutex
 	dead      bool // removed from its shard: look the room up again
 	msgs      ring // seq is the offset
+	keys      keys // idempotency keys of recent publishes (idempotency.go)
 	events    ring
 	subs      int // subscriptions
 	listeners int // subscriptions that asked for presence events
@@ -30,7 +31,7 @@ type room struct {
 }
 
 func newRoom(name string, sh *shard, slots int, retained *atomic.Int64) *room {
-	return &room{name: name, shard: sh, epoch: newEpoch(), msgs: newRing(slots, retained), events: newRing(slots, retained)}
+	return &room{name: name, shard: sh, epoch: newEpoch(), msgs: newRing(slots, retained), events: newRing(slots, retained), keys: keys{total: retained}}
 }
 
 // wake notifies every parked subscriber. Caller holds mu for writing.

@@ -19,6 +19,13 @@
 // frame with one SendMsg, which the codec (codec.go) passes to gRPC
 // untouched.
 //
+// Publishing has two doors and one path: Publish and PublishStream
+// (publishstream.go) both check and sequence each message in
+// Server.publish (publish.go). A PublishStream's reader takes requests off
+// the stream only while fewer than its window are unanswered, and its
+// handler publishes and answers them in order; the two share channels, not
+// locks.
+//
 // Commands run in turns too (commands.go). A join that the broker can only
 // finish after an engine's round trip is answered in a later turn
 // (joins.go), so no command makes a writer wait on the network. Every broker

@@ -46,6 +46,10 @@ func brokerStatus(err error) error {
 		return status.Error(codes.ResourceExhausted, "this credential's messages fill as many bytes as one may hold; retry once some expire")
 	case errors.Is(err, broker.ErrPresenceFull):
 		return status.Error(codes.ResourceExhausted, "the room's presence is full; join without presence")
+	case errors.Is(err, broker.ErrKeyTooLong):
+		return status.Error(codes.InvalidArgument, err.Error())
+	case errors.Is(err, broker.ErrKeysUnsupported):
+		return status.Error(codes.Unimplemented, err.Error())
 	}
 	return status.Error(codes.Internal, err.Error())
 }

@@ -170,7 +170,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"serve", "extra"}, "Usage: roomcast serve", "wrong number of arguments"},
 		{[]string{"serve", "--log-level", "loud"}, "Usage: roomcast serve", "log-level"},
 		{[]string{"serve", "--backlog-messages", "many"}, "Usage: roomcast serve", "backlog-messages"},
-		{[]string{"publish", "room"}, "Usage: roomcast publish", "wrong number of arguments"},
+		{[]string{"publish"}, "Usage: roomcast publish", "wrong number of arguments"},
 		{[]string{"publish", "room", "a", "b"}, "Usage: roomcast publish", "wrong number of arguments"},
 		{[]string{"publish", "--header", "novalue", "room", "x"}, "Usage: roomcast publish", "KEY=VALUE"},
 		{[]string{"subscribe"}, "Usage: roomcast subscribe", "wrong number of arguments"},
