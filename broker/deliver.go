@@ -8,11 +8,15 @@ import "fmt"
 // last offset sent per room, from which the client rejoins; the rejoin then
 // says recovered false.
 type GapError struct {
-	Room string            // the room whose sequence broke
-	Sent map[string]uint64 // last offset committed as sent, per room
+	Room   string            // the room whose sequence broke
+	Sent   map[string]uint64 // last offset committed as sent, per room
+	Closed bool              // the room was closed (Hub.CloseRoom) rather than broken
 }
 
 func (e *GapError) Error() string {
+	if e.Closed {
+		return fmt.Sprintf("room %q was closed by an administrator: %s", e.Room, FormatSent(e.Sent))
+	}
 	return fmt.Sprintf("room %q lost messages on this node; rejoin it: %s", e.Room, FormatSent(e.Sent))
 }
 

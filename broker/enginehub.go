@@ -241,8 +241,8 @@ func (b *Hub) backfill(ctx context.Context, r *room, from *Position) error {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.epoch != epoch {
-		return nil // the room restarted meanwhile: the resume rule will say so
+	if r.dead || r.epoch != epoch {
+		return nil // the room restarted or was closed meanwhile: FinishJoin will say so
 	}
 	for i := len(entries) - 1; i >= 0; i-- {
 		e := entries[i]

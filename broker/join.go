@@ -119,6 +119,9 @@ func (s *Subscriber) FinishJoin(p *PendingJoin) (JoinResult, error) {
 	err := p.err
 	var cursor uint64
 	var recovered bool
+	if err == nil && r.dead { // closed by CloseRoom meanwhile
+		err = ErrRoomClosed
+	}
 	if err == nil {
 		cursor, recovered, err = s.b.resume(r, p.opts.Position, time.Now())
 	}

@@ -21,6 +21,7 @@ type room struct {
 
 	mu        sync.RWMutex
 	dead      bool // removed from its shard: look the room up again
+	closed    bool // dead by CloseRoom: its subscriptions learn so from their GapError
 	msgs      ring // seq is the offset
 	keys      keys // idempotency keys of recent publishes (idempotency.go)
 	events    ring

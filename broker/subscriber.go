@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"google.golang.org/grpc/mem"
 
@@ -21,6 +22,8 @@ type Subscriber struct {
 	wake   chan struct{}
 	notify func() // called instead of signalling wake, when set
 	next   int    // where the next Collect starts, for fairness between rooms
+
+	delivered atomic.Uint64 // messages and presence events Collect returned, for Delivered
 
 	mu      sync.Mutex      // guards changes to subs and sent, for Sent
 	subs    []*subscription // in join order
@@ -201,6 +204,7 @@ func (s *Subscriber) Collect(maxBytes int) (mem.BufferSlice, error) {
 	}
 	frame[0] = wire.BatchHeader(total)
 	s.b.stats.delivered.Add(uint64(len(frame) - 1))
+	s.delivered.Add(uint64(len(frame) - 1))
 	return frame, nil
 }
 
@@ -287,6 +291,23 @@ func (s *Subscriber) Sent() map[string]uint64 {
 	return sent
 }
 
+// Delivered returns how many messages and presence events Collect has
+// returned. It may be called from any goroutine.
+func (s *Subscriber) Delivered() uint64 { return s.delivered.Load() }
+
+// SentIn returns the last offset of room committed as sent, and whether the
+// subscriber is in room. It may be called from any goroutine.
+func (s *Subscriber) SentIn(room string) (uint64, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, x := range s.subs {
+		if x.room.name == room {
+			return x.sent, true
+		}
+	}
+	return 0, false
+}
+
 // Membership is a room a subscriber is in, with the join's presence
 // choices.
 type Membership struct {
@@ -361,8 +382,11 @@ func (s *Subscriber) lagError(at *subscription) *LagError {
 }
 
 func (s *Subscriber) gapError(at *subscription) *GapError {
-	s.b.stats.lagged.Add(1)
-	return &GapError{Room: at.room.name, Sent: s.Sent()}
+	closed := at.room.closed // set before the gen that sent us here changed
+	if !closed {
+		s.b.stats.lagged.Add(1)
+	}
+	return &GapError{Room: at.room.name, Sent: s.Sent(), Closed: closed}
 }
 
 // Stalled records that the caller cut the subscriber off for not taking
