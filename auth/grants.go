@@ -46,10 +46,11 @@ func (p Permission) String() string {
 // so that a misspelt permission is reported rather than silently granting
 // nothing.
 //
-// Admin is reserved for operations on other sessions, such as ending them,
-// which the server does not offer yet: today it allows nothing, and it
-// never implies a room permission. It is accepted in claims and key files
-// so that credentials can carry it before those operations exist.
+// Admin allows the server's roomcast.v1.AdminService (listing rooms and
+// sessions, ending sessions, closing rooms), and naming any open session in
+// a publish's session_id or exclude_session. It never implies a room
+// permission: an admin publishes and joins only where its room patterns
+// allow.
 //
 // Grants is a value that this package never changes once built; callers
 // that share one must not modify its slices. It is then safe for concurrent
@@ -61,8 +62,8 @@ type Grants struct {
 	Subscribe []Pattern `json:"subscribe,omitempty"`
 	// Presence lists the rooms whose presence the identity may see.
 	Presence []Pattern `json:"presence,omitempty"`
-	// Admin is reserved for operations on other sessions, which do not
-	// exist yet; it grants no room.
+	// Admin allows AdminService and naming any open session in a
+	// publish; it grants no room.
 	Admin bool `json:"admin,omitempty"`
 }
 

@@ -49,9 +49,8 @@ func (id *Identity) Allows(perm Permission, room string) bool {
 	return id != nil && id.Grants.Allows(perm, room)
 }
 
-// IsAdmin reports whether the identity's grants have Admin, which is
-// reserved for operations on other sessions that do not exist yet. A nil
-// Identity is not an admin.
+// IsAdmin reports whether the identity's grants have Admin, which allows
+// the server's AdminService. A nil Identity is not an admin.
 func (id *Identity) IsAdmin() bool { return id != nil && id.Grants.Admin }
 
 type identityKey struct{}

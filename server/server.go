@@ -15,7 +15,6 @@ import (
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
-	"google.golang.org/grpc/reflection"
 
 	"github.com/roomcast/roomcast/auth"
 	"github.com/roomcast/roomcast/broker"
@@ -27,6 +26,7 @@ type Server struct {
 	roomcastv1.UnimplementedBrokerServiceServer
 
 	cfg     config
+	started time.Time
 	broker  *broker.Hub
 	access  *access
 	grpc    *grpc.Server
@@ -79,7 +79,7 @@ func New(opts ...Option) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, broker: b, access: acc, health: health.NewServer(), drain: make(chan struct{}), stopped: make(chan struct{}), conns: make(map[string]*outConn)}
+	s := &Server{cfg: cfg, started: time.Now(), broker: b, access: acc, health: health.NewServer(), drain: make(chan struct{}), stopped: make(chan struct{}), conns: make(map[string]*outConn)}
 	s.resets = &resetGuard{rate: cfg.resetRate, burst: float64(cfg.resetBurst), log: cfg.log}
 	creds := cfg.creds
 	if creds == nil {
@@ -127,8 +127,11 @@ func New(opts ...Option) (_ *Server, err error) {
 	}
 	s.grpc = grpc.NewServer(append(gopts, cfg.grpcOpts...)...)
 	s.grpc.RegisterService(serviceDesc(), s)
+	roomcastv1.RegisterAdminServiceServer(s.grpc, &adminService{s: s})
 	healthpb.RegisterHealthServer(s.grpc, s.health)
-	reflection.Register(s.grpc)
+	if err := registerReflection(s.grpc); err != nil {
+		return nil, err
+	}
 	if metrics != nil {
 		metrics.InitializeMetrics(s.grpc)
 	}

@@ -4,12 +4,14 @@ import (
 	"context"
 	"net"
 	"sync"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
 	"github.com/roomcast/roomcast/auth"
+	"github.com/roomcast/roomcast/broker"
 )
 
 // liveSession is what access keeps of an open Subscribe stream.
@@ -18,6 +20,8 @@ type liveSession struct {
 	owner string          // who may name the session in a publish; see ownerOf
 	peer  string          // the client's address, for the log
 	end   func(err error) // ends the stream with err; safe from any goroutine
+	sub   *broker.Subscriber
+	began time.Time // when the stream opened
 
 	// Held while the credential is replaced or checked, so that a refresh
 	// and a recheck after the authenticator's keys changed see each other:
@@ -26,12 +30,13 @@ type liveSession struct {
 	identity *auth.Identity // the stream's credential, as refreshed
 }
 
-// addSession records an open session: the stream's context and identity
-// tell who owns it, and end ends it. The credential is checked once more:
+// addSession records an open session, sub's: the stream's context and
+// identity tell who owns it, and end ends it. The credential is checked once more:
 // the keys may have changed since it was authenticated, before the session
 // was there for RecheckCredentials to find.
-func (a *access) addSession(ctx context.Context, session string, id *auth.Identity, end func(error)) {
-	ls := &liveSession{id: session, owner: ownerOf(ctx, id), peer: peerAddr(ctx), end: end, identity: id}
+func (a *access) addSession(ctx context.Context, sub *broker.Subscriber, id *auth.Identity, end func(error)) {
+	session := sub.ID()
+	ls := &liveSession{id: session, owner: ownerOf(ctx, id), peer: peerAddr(ctx), end: end, identity: id, sub: sub, began: time.Now()}
 	a.sessions.Store(session, ls)
 	a.byIdentity.Store(id, ls)
 	a.recheck(ls)

@@ -28,6 +28,8 @@ func brokerStatus(err error) error {
 		return status.Error(codes.Unavailable, "the broker's store is unreachable; a publish may or may not have been stored")
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return status.FromContextError(err).Err()
+	case errors.Is(err, broker.ErrRoomClosed):
+		return status.Error(codes.Unavailable, "the room was closed by an administrator during the join; join it again to make a new one")
 	case errors.Is(err, broker.ErrAlreadyJoined):
 		return status.Error(codes.AlreadyExists, "room already joined on this stream")
 	case errors.Is(err, broker.ErrNotJoined):

@@ -96,7 +96,7 @@ func (s *Server) subscribe(stream subscribeStream) error {
 		commands: s.cfg.commandLimiter(),
 	}
 	ss.sub = s.broker.NewNotifiedSubscriber(id, ss.wake)
-	s.access.addSession(stream.Context(), id, ss.identity, ss.endWith)
+	s.access.addSession(stream.Context(), ss.sub, ss.identity, ss.endWith)
 	defer s.access.removeSession(id)
 	ss.setExpiry(ss.identity.Expiry)
 	s.live.Store(ss, struct{}{})

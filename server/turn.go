@@ -116,6 +116,8 @@ func (ss *session) collect() (ready bool, err error) {
 		switch {
 		case errors.As(err, &lag):
 			ss.srv.cfg.log.Info("slow consumer cut off", "session", ss.id, "room", lag.Room)
+		case errors.As(err, &gap) && gap.Closed:
+			ss.srv.cfg.log.Info("stream ended: its room was closed by an administrator", "session", ss.id, "room", gap.Room)
 		case errors.As(err, &gap):
 			ss.srv.cfg.log.Warn("stream cut off: its room lost messages on this node", "session", ss.id, "room", gap.Room)
 		}
