@@ -17,6 +17,7 @@ import (
 func (ss *session) handle(w *connWriter, req *roomcastv1.SubscribeRequest) error {
 	reply := &roomcastv1.CommandReply{Id: req.GetId()}
 	err := ss.execute(w, req, reply)
+	ss.logCommand(req, err)
 	if errors.Is(err, errReplyLater) {
 		return nil
 	}

@@ -66,6 +66,7 @@ func (ss *session) finishJoin(p *broker.PendingJoin, reply *roomcastv1.CommandRe
 		return brokerStatus(err)
 	}
 	reply.Result = &roomcastv1.CommandReply_Join{Join: &roomcastv1.JoinResult{Room: p.Room(), Offset: res.Offset, Epoch: res.Epoch, Recovered: res.Recovered}}
+	ss.record.room(p.Room())
 	return nil
 }
 

@@ -55,6 +55,8 @@ type config struct {
 	creds             credentials.TransportCredentials
 	resetRate         float64 // see resets.go
 	resetBurst        int
+	accessLog         bool       // see accesslog.go
+	accessLevel       slog.Level // of access lines
 
 	turnHook func(sessionID string) // tests only: called as each turn begins
 }
@@ -185,6 +187,8 @@ func newConfig(opts []Option) (config, error) {
 		authLogRate:       DefaultAuthFailureLogRate,
 		resetRate:         DefaultStreamResetRate,
 		resetBurst:        DefaultStreamResetBurst,
+		accessLog:         true,
+		accessLevel:       DefaultAccessLogLevel,
 	}
 	for _, o := range opts {
 		o(&c)

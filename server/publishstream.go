@@ -145,7 +145,9 @@ func (s *Server) publishOne(ctx context.Context, id *auth.Identity, req *roomcas
 		err = status.Error(codes.InvalidArgument, "request has no publish")
 	default:
 		var ok *roomcastv1.PublishResponse
-		if ok, err = s.publish(ctx, id, req.GetPublish()); err == nil {
+		ok, err = s.publish(ctx, id, req.GetPublish())
+		recordOf(ctx).publish(req.GetPublish().GetRoom(), err == nil)
+		if err == nil {
 			resp.Result = &roomcastv1.PublishStreamResponse_Ok{Ok: ok}
 			return resp
 		}

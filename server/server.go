@@ -116,6 +116,8 @@ func New(opts ...Option) (_ *Server, err error) {
 		gopts = append(gopts, grpc.ChainUnaryInterceptor(m.UnaryServerInterceptor()), grpc.ChainStreamInterceptor(m.StreamServerInterceptor()))
 		metrics = m
 	}
+	accessOuter, accessInner := s.accessLog() // see accesslog.go
+	gopts = append(gopts, accessOuter...)
 	// Around authentication, so that the calls it refuses are logged too.
 	gopts = append(gopts, grpc.ChainUnaryInterceptor(acc.log.unary), grpc.ChainStreamInterceptor(acc.log.stream))
 	if cfg.authn != nil { // after metrics, so refused calls are counted too
@@ -125,6 +127,7 @@ func New(opts ...Option) (_ *Server, err error) {
 		}
 		gopts = append(gopts, grpc.ChainUnaryInterceptor(in.UnaryServerInterceptor()), grpc.ChainStreamInterceptor(in.StreamServerInterceptor()))
 	}
+	gopts = append(gopts, accessInner...)
 	s.grpc = grpc.NewServer(append(gopts, cfg.grpcOpts...)...)
 	s.grpc.RegisterService(serviceDesc(), s)
 	roomcastv1.RegisterAdminServiceServer(s.grpc, &adminService{s: s})

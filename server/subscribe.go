@@ -62,6 +62,7 @@ type session struct {
 	out      frame // the frame being sent: SendMsg does not keep it
 	identity *auth.Identity
 	commands *rate.Limiter // nil: no limit
+	record   *callRecord   // the access log's; nil without one
 
 	gate          sendGate     // shut by the handler: no Send starts after it returns
 	sendStartedAt atomic.Int64 // the server's stallClock when the current Send began; 0 when not sending
@@ -96,6 +97,8 @@ func (s *Server) subscribe(stream subscribeStream) error {
 		commands: s.cfg.commandLimiter(),
 	}
 	ss.sub = s.broker.NewNotifiedSubscriber(id, ss.wake)
+	ss.record = recordOf(stream.Context())
+	ss.record.stream(id, ss.sub)
 	s.access.addSession(stream.Context(), ss.sub, ss.identity, ss.endWith)
 	defer s.access.removeSession(id)
 	ss.setExpiry(ss.identity.Expiry)

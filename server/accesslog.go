@@ -1,0 +1,316 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/roomcast/roomcast/broker"
+	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
+)
+
+// The access log is one line per finished call and per ended stream: a
+// unary call's by go-grpc-middleware's logging interceptor, which gives the
+// method, the client's address, the status code and error, and the
+// duration, and a stream's with the same keys by streamFields. A call
+// record (callRecord) carried in the call's context adds what only the
+// server knows: the caller's subject, and for streams their rooms and
+// messages. Two interceptors fill it: accessLog's own, around the logging
+// one, puts an empty record in the context; accessInner, after
+// authentication, records the subject and the room of a unary request, and
+// that the handler ran. Handlers add to it through recordOf.
+//
+// Calls refused with UNAUTHENTICATED or PERMISSION_DENIED are the refusal
+// log's (authlog.go), which bounds its lines a second: the access log
+// leaves them out, except a stream that ran and then ended so (its
+// credential expired or was revoked), whose line says what it did.
+// Health checks are left out too: load balancers make them every few
+// seconds.
+
+// DefaultAccessLogLevel is the level of access lines unless
+// WithAccessLog says otherwise.
+const DefaultAccessLogLevel = slog.LevelInfo
+
+// WithAccessLog logs one line per finished call and per ended stream at
+// level, on the server's logger (WithLogger): the method, the client's
+// address, the caller's subject, the status code and error, the duration,
+// and for streams the session, the rooms and the messages sent or
+// published. Calls refused with UNAUTHENTICATED or PERMISSION_DENIED are
+// left to the refusal log (WithAuthFailureLogRate), and health checks are
+// not logged. The default is on, at DefaultAccessLogLevel (info); lines
+// below the logger's level are dropped by it.
+func WithAccessLog(level slog.Level) Option {
+	return func(c *config) { c.accessLog, c.accessLevel = true, level }
+}
+
+// WithoutAccessLog logs no access lines. The default is WithAccessLog at
+// DefaultAccessLogLevel.
+func WithoutAccessLog() Option { return func(c *config) { c.accessLog = false } }
+
+// maxLoggedRooms bounds the rooms an access line names; past it the line
+// counts the rest.
+const maxLoggedRooms = 16
+
+// callRecord is what a call did, for its access line. Its methods are safe
+// for concurrent use, and on a nil record (no access log) do nothing.
+type callRecord struct {
+	subject string // set before the handler runs, read after it returned
+	ran     bool   // the handler ran: authentication let the call through
+
+	mu        sync.Mutex
+	session   string
+	sub       *broker.Subscriber // a Subscribe stream's, for the messages sent
+	rooms     []string           // distinct, at most maxLoggedRooms
+	moreRooms int
+	published int // a PublishStream's publishes sequenced
+	refused   int // and refused
+}
+
+type recordKey struct{}
+
+// recordOf returns the call record of the call ctx belongs to; nil without
+// an access log.
+func recordOf(ctx context.Context) *callRecord {
+	r, _ := ctx.Value(recordKey{}).(*callRecord)
+	return r
+}
+
+// room notes that the call used room.
+func (r *callRecord) room(room string) {
+	if r == nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.addRoom(room)
+}
+
+// addRoom is room with r.mu held.
+func (r *callRecord) addRoom(room string) {
+	for _, x := range r.rooms {
+		if x == room {
+			return
+		}
+	}
+	if len(r.rooms) < maxLoggedRooms {
+		r.rooms = append(r.rooms, room)
+	} else {
+		r.moreRooms++
+	}
+}
+
+// session notes a Subscribe stream's session and subscriber.
+func (r *callRecord) stream(id string, sub *broker.Subscriber) {
+	if r == nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.session, r.sub = id, sub
+}
+
+// publish notes one publish of a PublishStream to room, sequenced or not.
+func (r *callRecord) publish(room string, ok bool) {
+	if r == nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if ok {
+		r.published++
+		r.addRoom(room)
+	} else {
+		r.refused++
+	}
+}
+
+// fields are the record's attributes for the access line of a call to
+// method.
+func (r *callRecord) fields(method string) logging.Fields {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	f := logging.Fields{"subject", r.subject}
+	if r.session != "" {
+		f = append(f, "session", r.session)
+	}
+	if len(r.rooms) > 0 {
+		rooms := strings.Join(r.rooms, ",")
+		if r.moreRooms > 0 {
+			rooms += ",..."
+		}
+		f = append(f, "rooms", rooms)
+		if r.moreRooms > 0 {
+			f = append(f, "more_rooms", r.moreRooms)
+		}
+	}
+	if r.sub != nil {
+		f = append(f, "messages_sent", r.sub.Delivered())
+	}
+	if strings.HasSuffix(method, "/PublishStream") {
+		f = append(f, "published", r.published, "refused", r.refused)
+	}
+	return f
+}
+
+// accessLog returns the interceptors that log calls, for New: the record's
+// and the logging interceptor, to chain before authentication, and the
+// interceptors that fill the record, to chain after it. Both are nil
+// when the access log is off.
+func (s *Server) accessLog() (outer, inner []grpc.ServerOption) {
+	if !s.cfg.accessLog {
+		return nil, nil
+	}
+	log, level := s.cfg.log, s.cfg.accessLevel
+	logger := logging.LoggerFunc(func(ctx context.Context, _ logging.Level, msg string, fields ...any) {
+		if r := recordOf(ctx); r != nil && r.ran { // else a refusal: the refusal log's
+			log.Log(ctx, level, msg, fields...)
+		}
+	})
+	opts := []logging.Option{
+		logging.WithLogOnEvents(logging.FinishCall),
+		logging.WithDisableLoggingFields(logging.SystemTag[0], logging.ComponentFieldKey),
+		logging.WithDurationField(func(d time.Duration) logging.Fields { return logging.Fields{"duration", d} }),
+		logging.WithFieldsFromContextAndCallMeta(func(ctx context.Context, c interceptors.CallMeta) logging.Fields {
+			if r := recordOf(ctx); r != nil && r.ran {
+				return r.fields(c.FullMethod())
+			}
+			return nil
+		}),
+	}
+	unaryLog := logging.UnaryServerInterceptor(logger, opts...)
+	outer = []grpc.ServerOption{
+		grpc.ChainUnaryInterceptor(func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+			if !logged(info.FullMethod) {
+				return handler(ctx, req)
+			}
+			r := new(callRecord)
+			return unaryLog(context.WithValue(ctx, recordKey{}, r), req, info, r.dropRefusal(handler))
+		}),
+		grpc.ChainStreamInterceptor(func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+			if !logged(info.FullMethod) {
+				return handler(srv, ss)
+			}
+			r := new(callRecord)
+			began := time.Now()
+			err := handler(srv, &recordedStream{ServerStream: ss, ctx: context.WithValue(ss.Context(), recordKey{}, r)})
+			if r.ran {
+				log.Log(ss.Context(), level, "finished call", streamFields(ss.Context(), info, r, err, time.Since(began))...)
+			}
+			return err
+		}),
+	}
+	inner = []grpc.ServerOption{
+		grpc.ChainUnaryInterceptor(func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+			if r := recordOf(ctx); r != nil {
+				r.subject, r.ran = s.access.identity(ctx).Subject, true
+				if x, ok := req.(interface{ GetRoom() string }); ok && x.GetRoom() != "" {
+					r.room(x.GetRoom())
+				}
+			}
+			return handler(ctx, req)
+		}),
+		grpc.ChainStreamInterceptor(func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+			if r := recordOf(ss.Context()); r != nil {
+				r.subject, r.ran = s.access.identity(ss.Context()).Subject, true
+			}
+			return handler(srv, ss)
+		}),
+	}
+	return outer, inner
+}
+
+// streamFields are the attributes of a stream's access line: the keys the
+// logging interceptor gives a unary call's. Streams are not logged by that
+// interceptor, whose wrapper reads the clock around every message sent and
+// received: a Subscribe stream's hot path would pay for a line logged once.
+func streamFields(ctx context.Context, info *grpc.StreamServerInfo, r *callRecord, err error, d time.Duration) []any {
+	service, method, _ := strings.Cut(strings.TrimPrefix(info.FullMethod, "/"), "/")
+	typ := interceptors.BidiStream
+	switch {
+	case info.IsClientStream && !info.IsServerStream:
+		typ = interceptors.ClientStream
+	case !info.IsClientStream:
+		typ = interceptors.ServerStream
+	}
+	f := []any{logging.ServiceFieldKey, service, logging.MethodFieldKey, method, logging.MethodTypeFieldKey, string(typ), "peer.address", peerAddr(ctx)}
+	f = append(f, r.fields(info.FullMethod)...)
+	f = append(f, "grpc.code", status.Code(err).String())
+	if err != nil {
+		f = append(f, "grpc.error", err.Error())
+	}
+	return append(f, "duration", d)
+}
+
+// dropRefusal wraps a unary handler so that a refusal it returns leaves
+// the record unran: the refusal log has it.
+func (r *callRecord) dropRefusal(h grpc.UnaryHandler) grpc.UnaryHandler {
+	return func(ctx context.Context, req any) (any, error) {
+		resp, err := h(ctx, req)
+		if c := status.Code(err); c == codes.Unauthenticated || c == codes.PermissionDenied {
+			r.ran = false
+		}
+		return resp, err
+	}
+}
+
+// logged reports whether calls to fullMethod get access lines: all but
+// health checks.
+func logged(fullMethod string) bool {
+	return !strings.HasPrefix(fullMethod, "/grpc.health.v1.Health/")
+}
+
+// recordedStream is a stream whose context carries its call record.
+type recordedStream struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (s *recordedStream) Context() context.Context { return s.ctx }
+
+// logCommand logs a Subscribe stream's command and its outcome at debug
+// level (roomcast serve --log-level debug), for whoever follows a stream's
+// life: what the access line sums up.
+func (ss *session) logCommand(req *roomcastv1.SubscribeRequest, err error) {
+	log := ss.srv.cfg.log
+	ctx := ss.stream.Context()
+	if !log.Enabled(ctx, slog.LevelDebug) {
+		return
+	}
+	attrs := []any{"session", ss.id, "id", req.GetId()}
+	switch cmd := req.GetCommand().(type) {
+	case *roomcastv1.SubscribeRequest_Join:
+		j := cmd.Join
+		attrs = append(attrs, "command", "join", "room", j.GetRoom())
+		if p := j.GetPosition(); p != nil {
+			attrs = append(attrs, "position_offset", p.GetOffset(), "position_epoch", p.GetEpoch())
+		}
+		if j.GetPresence() || j.GetPresenceEvents() {
+			attrs = append(attrs, "presence", j.GetPresence(), "presence_events", j.GetPresenceEvents())
+		}
+	case *roomcastv1.SubscribeRequest_Leave:
+		attrs = append(attrs, "command", "leave", "room", cmd.Leave.GetRoom())
+	case *roomcastv1.SubscribeRequest_Refresh:
+		attrs = append(attrs, "command", "refresh") // never the token
+	default:
+		attrs = append(attrs, "command", "none")
+	}
+	switch {
+	case errors.Is(err, errReplyLater):
+		attrs = append(attrs, "code", "pending") // a join waiting on the engine
+	default:
+		attrs = append(attrs, "code", status.Code(err).String())
+		if err != nil {
+			attrs = append(attrs, "err", status.Convert(err).Message())
+		}
+	}
+	log.Log(ctx, slog.LevelDebug, "stream command", attrs...)
+}
