@@ -50,6 +50,14 @@ var recipeChecks = map[string]func(t *testing.T, rc recipeCase){
 	"history":      checkHistory,
 	"resume":       checkSubscribe,
 	"presence":     checkPresence,
+
+	// readme_admin_test.go
+	"admin-info":       checkAdminInfo,
+	"admin-rooms":      checkAdminRooms,
+	"admin-room":       checkAdminRoom,
+	"admin-sessions":   checkAdminSessions,
+	"admin-disconnect": checkAdminDisconnect,
+	"admin-close":      checkAdminClose,
 }
 
 func TestReadmeRecipes(t *testing.T) {
@@ -223,6 +231,9 @@ func checkDescribe(t *testing.T, rc recipeCase) {
 	for _, want := range []string{
 		"rpc Publish ( .roomcast.v1.PublishRequest ) returns ( .roomcast.v1.PublishResponse )",
 		"rpc Subscribe ( stream .roomcast.v1.SubscribeRequest ) returns ( stream .roomcast.v1.SubscribeResponse )",
+		// The proto's comments, which reflection serves from gen/descriptors.
+		"// BrokerService delivers messages published to named rooms to every",
+		"  // Publish sequences one message into a room and returns its offset.",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("describe printed\n%s\nwant it to contain %q", out, want)

@@ -39,8 +39,10 @@ var serveCmd = &command{
 	summary: "run a broker server",
 	detail: `
 Run a roomcast server: roomcast.v1.BrokerService, with gRPC health checking
-and reflection. It logs the addresses it listens on (key "addr"; port 0 picks
-a free port), and serves Prometheus metrics at /metrics on --metrics-listen.
+and reflection, and roomcast.v1.AdminService for its operator. It logs the
+addresses it listens on (key "addr"; port 0 picks a free port), one access
+line per call (--access-log-level), and serves Prometheus metrics at
+/metrics and a status page at /status on --metrics-listen.
 
 Key, secret and certificate files that their group or every user may
 write are refused: fix them with chmod go-w.
@@ -53,9 +55,10 @@ otherwise.
 Callers present a credential as "authorization: Bearer <token>" metadata: a
 JWT (--jwt-* flags) or an API key (--api-keys-file, keys made with "roomcast
 apikey new"); its grants say which rooms it may publish to, join and see the
-presence of. Without any credential flag the server is open: every caller
-may do everything, and it logs a warning saying so. Health checking and
-reflection need no credential.
+presence of, and "admin": true allows AdminService. Without any credential
+flag the server is open: every caller may do everything, and it logs a
+warning saying so; AdminService then answers only callers on loopback.
+Health checking and reflection need no credential.
 
 On SIGHUP it reads the API key file, the JWT key files and the TLS
 certificate, key and client CA again: streams of API keys no longer in the
@@ -79,6 +82,7 @@ it at once.`,
 		cfg.transport.define(fs)
 		cfg.creds.define(fs)
 		cfg.engine.define(fs)
+		cfg.operator.define(fs)
 		fs.IntVar(&cfg.maxMessageBytes, "max-message-bytes", server.DefaultMaxMessageBytes,
 			"refuse published messages (payload, content type and headers) over `N` bytes; must leave --backlog-bytes room for about 1 KiB of envelope")
 		fs.IntVar(&cfg.backlogMessages, "backlog-messages", broker.DefaultBacklogMessages,
@@ -132,6 +136,7 @@ type serveConfig struct {
 	transport               transportFlags
 	creds                   credentialFlags
 	engine                  engineFlags
+	operator                operatorFlags // serve_operator.go
 	maxMessageBytes         int
 	backlogMessages         int
 	backlogBytes            int
@@ -240,11 +245,13 @@ func (cfg *serveConfig) run(ctx context.Context, _ []string, _, stderr io.Writer
 			ErrorLog:      slog.NewLogLogger(log.Handler(), slog.LevelError),
 			ErrorHandling: promhttp.ContinueOnError,
 		}))
+		page := cfg.operator.statusPage(mux, srv, log)
 		metrics = &http.Server{
 			Handler:           mux,
 			ReadHeaderTimeout: 10 * time.Second,
 			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		}
+		metrics.RegisterOnShutdown(page.Close)
 	}
 
 	// Both servers run until shut down; an error before that is a failure.
@@ -262,7 +269,7 @@ func (cfg *serveConfig) run(ctx context.Context, _ []string, _, stderr io.Writer
 				failed <- fmt.Errorf("metrics server: %w", err)
 			}
 		})
-		log.Info("serving metrics", "addr", mlis.Addr().String(), "path", "/metrics")
+		log.Info("serving metrics", "addr", mlis.Addr().String(), "path", "/metrics", "status_page", "/status")
 	}
 
 	code := exitOK
@@ -324,6 +331,7 @@ func (cfg *serveConfig) serverOptions(ctx context.Context, log *slog.Logger) ([]
 		),
 		server.WithBrokerOptions(engine...),
 	}
+	opts = append(opts, cfg.operator.serverOptions()...)
 	creds, err := cfg.transport.transportCredentials()
 	if err != nil {
 		return nil, nil, err

@@ -505,7 +505,8 @@ type RoomInfo struct {
 	// fewer than it got in that time, the rate is taken over the time they
 	// span.
 	PublishRate float64 `protobuf:"fixed64,7,opt,name=publish_rate,json=publishRate,proto3" json:"publish_rate,omitempty"`
-	// Sessions listed in the room's presence.
+	// Sessions listed in the room's presence; 0 with an external engine,
+	// which keeps presence itself (BrokerService.Presence lists it).
 	PresenceMembers uint32 `protobuf:"varint,8,opt,name=presence_members,json=presenceMembers,proto3" json:"presence_members,omitempty"`
 	// When the room's newest retained message was published; unset when it
 	// retains none.

@@ -83,7 +83,8 @@ type AdminServiceClient interface {
 	// and other nodes' sessions are not affected.
 	//
 	// Errors: INVALID_ARGUMENT for a bad room name; NOT_FOUND for a room the
-	// server does not hold.
+	// server does not hold; UNAVAILABLE, with an external engine, while the
+	// room's first join on this node waits on the engine: retry.
 	CloseRoom(ctx context.Context, in *CloseRoomRequest, opts ...grpc.CallOption) (*CloseRoomResponse, error)
 }
 
@@ -211,7 +212,8 @@ type AdminServiceServer interface {
 	// and other nodes' sessions are not affected.
 	//
 	// Errors: INVALID_ARGUMENT for a bad room name; NOT_FOUND for a room the
-	// server does not hold.
+	// server does not hold; UNAVAILABLE, with an external engine, while the
+	// room's first join on this node waits on the engine: retry.
 	CloseRoom(context.Context, *CloseRoomRequest) (*CloseRoomResponse, error)
 	mustEmbedUnimplementedAdminServiceServer()
 }

@@ -139,7 +139,8 @@ class AdminServiceServicer(object):
         and other nodes' sessions are not affected.
 
         Errors: INVALID_ARGUMENT for a bad room name; NOT_FOUND for a room the
-        server does not hold.
+        server does not hold; UNAVAILABLE, with an external engine, while the
+        room's first join on this node waits on the engine: retry.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

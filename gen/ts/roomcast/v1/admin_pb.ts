@@ -376,7 +376,8 @@ export type RoomInfo = Message<"roomcast.v1.RoomInfo"> & {
   publishRate: number;
 
   /**
-   * Sessions listed in the room's presence.
+   * Sessions listed in the room's presence; 0 with an external engine,
+   * which keeps presence itself (BrokerService.Presence lists it).
    *
    * @generated from field: uint32 presence_members = 8;
    */
@@ -902,7 +903,8 @@ export const AdminService: GenService<{
    * and other nodes' sessions are not affected.
    *
    * Errors: INVALID_ARGUMENT for a bad room name; NOT_FOUND for a room the
-   * server does not hold.
+   * server does not hold; UNAVAILABLE, with an external engine, while the
+   * room's first join on this node waits on the engine: retry.
    *
    * @generated from rpc roomcast.v1.AdminService.CloseRoom
    */
