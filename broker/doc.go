@@ -31,7 +31,9 @@
 // (*[LagError]), and one whose room lost messages on this node as having a
 // gap (*[GapError]): never skipped in silence. Where a join with a position
 // resumes is decided in one place, the resume rule (resume.go); presence
-// lives in presence.go.
+// lives in presence.go. What an operator sees of the hub ([Hub.Rooms],
+// [Hub.Room]) and [Hub.CloseRoom], which cuts a room's subscribers off with
+// a GapError that says so, are in rooms.go.
 //
 // # Lock order
 //

@@ -31,6 +31,18 @@
 // (joins.go), so no command makes a writer wait on the network. Every broker
 // error reaches clients through one mapping to gRPC status (status.go).
 //
+// # The operator's side
+//
+// AdminService (admin.go) reads snapshots: the broker's rooms (each under
+// its read lock for the copy), and the open sessions that access keeps
+// (sessions.go), each liveSession's lock held only to read its identity.
+// It ends sessions through their end func, as a credential recheck does,
+// and closes rooms in the broker, whose subscribers then end their streams
+// in their own turns. The access log (accesslog.go) is a call record in
+// each call's context, filled by interceptors and by the handlers, and
+// logged when the call ends; reflection (reflect.go) serves the proto files
+// with their comments from gen/descriptors.
+//
 // # Lock order
 //
 // A -> B means a goroutine may hold A and take B, never the reverse.
