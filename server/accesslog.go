@@ -36,8 +36,8 @@ import (
 // Health checks are left out too: load balancers make them every few
 // seconds.
 
-// DefaultAccessLogLevel is the level of access lines unless
-// WithAccessLog says otherwise.
+// DefaultAccessLogLevel is the level of access lines that roomcast serve
+// logs unless --access-log-level says otherwise.
 const DefaultAccessLogLevel = slog.LevelInfo
 
 // WithAccessLog logs one line per finished call and per ended stream at
@@ -46,14 +46,15 @@ const DefaultAccessLogLevel = slog.LevelInfo
 // and for streams the session, the rooms and the messages sent or
 // published. Calls refused with UNAUTHENTICATED or PERMISSION_DENIED are
 // left to the refusal log (WithAuthFailureLogRate), and health checks are
-// not logged. The default is on, at DefaultAccessLogLevel (info); lines
-// below the logger's level are dropped by it.
+// not logged. Lines below the logger's level are dropped by it. The default
+// is no access log (roomcast serve turns it on, at DefaultAccessLogLevel
+// unless --access-log-level says otherwise).
 func WithAccessLog(level slog.Level) Option {
 	return func(c *config) { c.accessLog, c.accessLevel = true, level }
 }
 
-// WithoutAccessLog logs no access lines. The default is WithAccessLog at
-// DefaultAccessLogLevel.
+// WithoutAccessLog logs no access lines, undoing an earlier WithAccessLog.
+// It is the default.
 func WithoutAccessLog() Option { return func(c *config) { c.accessLog = false } }
 
 // maxLoggedRooms bounds the rooms an access line names; past it the line

@@ -132,7 +132,7 @@ func TestAccessLog(t *testing.T) {
 // them), while granted calls do.
 func TestAccessLogLeavesRefusalsToTheRefusalLog(t *testing.T) {
 	lines := newLogLines(slog.LevelInfo)
-	addr := testjwt.StartServer(t, server.WithLogger(slog.New(lines)))
+	addr := testjwt.StartServer(t, server.WithLogger(slog.New(lines)), server.WithAccessLog(slog.LevelInfo))
 	ctx := testCtx(t)
 	c := dial(t, addr)
 	tok := testjwt.Token(t, "svc", time.Now().Add(time.Hour), testjwt.Grants(t, "chat.*", "", ""))
@@ -151,13 +151,21 @@ func TestAccessLogLeavesRefusalsToTheRefusalLog(t *testing.T) {
 	wantFields(t, lines.next(t, "finished call"), map[string]string{"level": "INFO", "subject": "svc", "grpc.code": "OK", "rooms": "chat.a"})
 }
 
-// TestAccessLogOff checks that WithoutAccessLog logs no access line.
+// TestAccessLogOff checks that a server logs no access line by default,
+// nor after WithoutAccessLog.
 func TestAccessLogOff(t *testing.T) {
-	lines := newLogLines(slog.LevelDebug)
-	_, addr := start(t, server.WithLogger(slog.New(lines)), server.WithoutAccessLog())
-	ctx := testCtx(t)
-	c := dial(t, addr)
-	publishText(t, ctx, c, "chat.a", "x")
-	publishText(t, ctx, c, "chat.a", "y")
-	lines.none(t, "finished call")
+	for name, opts := range map[string][]server.Option{
+		"default":          nil,
+		"WithoutAccessLog": {server.WithAccessLog(slog.LevelInfo), server.WithoutAccessLog()},
+	} {
+		lines := newLogLines(slog.LevelDebug)
+		_, addr := start(t, append(opts, server.WithLogger(slog.New(lines)))...)
+		ctx := testCtx(t)
+		c := dial(t, addr)
+		publishText(t, ctx, c, "chat.a", "x")
+		sub := subscribe(t, ctx, c, "chat.a")
+		publishText(t, ctx, c, "chat.a", "y")
+		sub.next()
+		t.Run(name, func(t *testing.T) { lines.none(t, "finished call") })
+	}
 }

@@ -187,7 +187,6 @@ func newConfig(opts []Option) (config, error) {
 		authLogRate:       DefaultAuthFailureLogRate,
 		resetRate:         DefaultStreamResetRate,
 		resetBurst:        DefaultStreamResetBurst,
-		accessLog:         true,
 		accessLevel:       DefaultAccessLogLevel,
 	}
 	for _, o := range opts {

@@ -81,9 +81,9 @@ func BenchmarkPublish(b *testing.B) {
 // benchServer starts a server with one subscriber of room "bench", drained
 // until the benchmark ends, and returns a client of it. The backlog is large
 // enough that the subscriber is not cut off as a slow consumer by a burst
-// of up to 50,000 publishes.
-func benchServer(b *testing.B) (roomcastv1.BrokerServiceClient, context.Context) {
-	_, addr := start(b, server.WithBrokerOptions(broker.WithBacklog(1<<16, 64<<20), broker.WithMaxRetainedBytes(1<<30)))
+// of up to 50,000 publishes. opts are added to the server's.
+func benchServer(b *testing.B, opts ...server.Option) (roomcastv1.BrokerServiceClient, context.Context) {
+	_, addr := start(b, append([]server.Option{server.WithBrokerOptions(broker.WithBacklog(1<<16, 64<<20), broker.WithMaxRetainedBytes(1<<30))}, opts...)...)
 	ctx := testCtx(b)
 	subCtx, cancel := context.WithCancel(ctx)
 	sub := subscribe(b, subCtx, dial(b, addr), "bench")
