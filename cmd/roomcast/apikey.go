@@ -57,6 +57,7 @@ func setupAPIKey(fs *flag.FlagSet) runFunc {
 	fs.StringVar(&cfg.publish, "publish", "", "let the key publish to the rooms of `PATTERNS` (comma-separated, such as chat.*,news.>)")
 	fs.StringVar(&cfg.subscribe, "subscribe", "", "let the key join the rooms of `PATTERNS` (comma-separated)")
 	fs.StringVar(&cfg.presence, "presence", "", "let the key see the presence of the rooms of `PATTERNS` (comma-separated)")
+	fs.BoolVar(&cfg.admin, "admin", false, "let the key call AdminService (list rooms and sessions, disconnect sessions, close rooms) and name any session in a publish; it grants no room")
 	fs.StringVar(&cfg.note, "note", "", "keep `TEXT` with the entry, for the people who manage the key file")
 	fs.StringVar(&cfg.file, "file", "", "append the entry to the API key file `PATH` (created if need be; its mode made 0600) instead of printing it")
 	return func(_ context.Context, args []string, stdout, stderr io.Writer) int {
@@ -82,6 +83,7 @@ func setupAPIKey(fs *flag.FlagSet) runFunc {
 // apikeyConfig holds apikey new's flags.
 type apikeyConfig struct {
 	subject, publish, subscribe, presence, note, file string
+	admin                                             bool
 }
 
 func (cfg *apikeyConfig) run(stdout, stderr io.Writer) int {
@@ -139,8 +141,9 @@ func (cfg *apikeyConfig) entry() (auth.APIKeyEntry, error) {
 		}
 		*g.into = pats
 	}
+	e.Grants.Admin = cfg.admin
 	if e.Grants.IsZero() {
-		return e, errors.New("give --publish, --subscribe or --presence: a key without grants may do nothing")
+		return e, errors.New("give --publish, --subscribe, --presence or --admin: a key without grants may do nothing")
 	}
 	return e, nil
 }

@@ -125,7 +125,7 @@ func TestAPIKeyUsageErrors(t *testing.T) {
 		{[]string{"apikey"}, "wrong number of arguments"},
 		{[]string{"apikey", "rotate"}, `unknown subcommand "rotate"`},
 		{[]string{"apikey", "new", "--publish", ">"}, "--subject is required"},
-		{[]string{"apikey", "new", "--subject", "s"}, "give --publish, --subscribe or --presence"},
+		{[]string{"apikey", "new", "--subject", "s"}, "give --publish, --subscribe, --presence or --admin"},
 		{[]string{"apikey", "new", "--subject", "s", "--publish", "chat.>.x"}, "--publish: invalid room pattern"},
 		{[]string{"apikey", "new", "--subject", "s", "--presence", "a..b"}, "--presence: invalid room pattern"},
 		{[]string{"apikey", "new", "--subject", "s", "--publish", ">", "extra"}, "unexpected arguments"},

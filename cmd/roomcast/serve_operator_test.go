@@ -4,8 +4,15 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
+	"github.com/roomcast/roomcast/internal/servertest"
 )
 
 // TestServeAccessLogLevel checks that --access-log-level sets the level of
@@ -105,4 +112,34 @@ func httpGet(t *testing.T, ctx context.Context, url string) (int, string) {
 		t.Fatal(err)
 	}
 	return resp.StatusCode, string(b)
+}
+
+// TestServeAdminKey checks AdminService end to end: a key made with
+// "apikey new --admin" may call it on a server with --api-keys-file, and a
+// key with every room but no admin grant may not.
+func TestServeAdminKey(t *testing.T) {
+	ctx := testCtx(t)
+	file := filepath.Join(t.TempDir(), "keys.jsonl")
+	newKey := func(args ...string) string {
+		t.Helper()
+		code, stdout, stderr := runCmd(ctx, append([]string{"apikey", "new", "--file", file}, args...)...)
+		if code != 0 {
+			t.Fatalf("apikey new %q: exit %d, stderr %s", args, code, stderr)
+		}
+		return strings.TrimSpace(stdout)
+	}
+	admin := newKey("--subject", "ops", "--admin")
+	everyRoom := newKey("--subject", "svc", "--publish", ">", "--subscribe", ">", "--presence", ">")
+	s := startServe(t, "--api-keys-file", file)
+	a := roomcastv1.NewAdminServiceClient(servertest.Dial(t, s.addr))
+	info, err := a.GetServerInfo(withBearer(ctx, admin), &roomcastv1.GetServerInfoRequest{})
+	if err != nil || info.GetEngine() != "memory" {
+		t.Errorf("GetServerInfo with the admin key: %v, %v", info, err)
+	}
+	if _, err := a.GetServerInfo(withBearer(ctx, everyRoom), &roomcastv1.GetServerInfoRequest{}); status.Code(err) != codes.PermissionDenied {
+		t.Errorf("GetServerInfo with a key of every room but no admin grant: %v, want PERMISSION_DENIED", err)
+	}
+	if _, err := publish(withBearer(ctx, admin), dialPlaintext(t, s.addr), "room", "x"); status.Code(err) != codes.PermissionDenied {
+		t.Errorf("publish with the admin key: %v, want PERMISSION_DENIED: admin grants no room", err)
+	}
 }
