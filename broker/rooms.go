@@ -24,11 +24,14 @@ type RoomInfo struct {
 	Retained    int       // messages retained
 	Bytes       int       // bytes of those messages
 	Members     int       // sessions in the room's presence; 0 with an engine, which keeps presence
-	Rate        float64   // messages a second over the last RateWindow (see Rate)
+	Rate        float64   // messages a second over the last RateWindow, estimated (see RateWindow)
 	Newest      time.Time // when the newest retained message was published; zero if none is retained
 }
 
-// RateWindow is the span over which RoomInfo.Rate counts messages.
+// RateWindow is the span over which RoomInfo.Rate counts messages. The
+// count comes from the times of the messages the room retains: when it
+// retains fewer than it got in the window (its history and backlog bound
+// it), the rate is taken over the time they span, at least 100 ms.
 const RateWindow = 10 * time.Second
 
 // minRateSpan keeps a rate taken over a very short span (a ring of one or
