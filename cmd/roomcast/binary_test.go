@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"debug/buildinfo"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -86,6 +87,22 @@ func buildBinary(t *testing.T, ctx context.Context) string {
 func TestBinary(t *testing.T) {
 	ctx := testCtx(t)
 	bin := buildBinary(t, ctx)
+
+	// The benchmark's NATS is in cmd/roomcast-bench alone.
+	t.Run("no NATS", func(t *testing.T) {
+		info, err := buildinfo.ReadFile(bin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range info.Deps {
+			if strings.HasPrefix(m.Path, "github.com/nats-io/") {
+				t.Errorf("the binary links %s %s", m.Path, m.Version)
+			}
+		}
+		if len(info.Deps) == 0 {
+			t.Errorf("the binary lists no modules: %v", info)
+		}
+	})
 
 	t.Run("serve publish subscribe", func(t *testing.T) {
 		serve := startProcess(t, ctx, bin, "serve", "--listen", "127.0.0.1:0", "--metrics-listen", "")

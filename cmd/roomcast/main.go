@@ -5,7 +5,6 @@
 //	roomcast publish [flags] ROOM MESSAGE
 //	roomcast subscribe [flags] ROOM...
 //	roomcast apikey new [flags]
-//	roomcast bench [flags]
 //	roomcast help [command]
 //
 // Run "roomcast help" for every command and flag.
@@ -65,6 +64,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		writeUsage(stdout)
 		return exitOK
+	case "bench":
+		fmt.Fprintln(stderr, benchMoved)
+		return exitUsage
 	}
 	cmd := lookup(args[0])
 	if cmd == nil {
@@ -74,6 +76,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	return cmd.run(ctx, args[1:], stdout, stderr)
 }
+
+// benchMoved points from the old "roomcast bench" to its own command.
+const benchMoved = "roomcast bench is now a command of its own, so that roomcast builds without NATS: run `go run ./cmd/roomcast-bench [flags]` (its flags are bench's)"
 
 // runFunc runs a command with the arguments left after its flags and
 // returns the exit code; with exitUsage, the caller adds the usage.
@@ -92,10 +97,10 @@ type command struct {
 }
 
 // commands are the subcommands, in the order help lists them.
-var commands = []*command{serveCmd, publishCmd, subscribeCmd, apikeyCmd, benchCmd}
+var commands = []*command{serveCmd, publishCmd, subscribeCmd, apikeyCmd}
 
 func lookup(name string) *command {
-	for _, c := range append(commands, hiddenCommands...) {
+	for _, c := range commands {
 		if c.name == name {
 			return c
 		}

@@ -174,6 +174,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"publish", "room", "a", "b"}, "Usage: roomcast publish", "wrong number of arguments"},
 		{[]string{"publish", "--header", "novalue", "room", "x"}, "Usage: roomcast publish", "KEY=VALUE"},
 		{[]string{"subscribe"}, "Usage: roomcast subscribe", "wrong number of arguments"},
+		{[]string{"bench", "--quick"}, "go run ./cmd/roomcast-bench", "command of its own"},
 	} {
 		code, stdout, stderr := runCmd(ctx, tc.args...)
 		if code != 2 || stdout != "" || !strings.Contains(stderr, tc.usage) || !strings.Contains(stderr, tc.says) {

@@ -55,7 +55,7 @@ func chartSVG(r *Report) []byte {
 	fmt.Fprintf(&b, `<rect width="100%%" height="100%%" fill="white"/>`+"\n")
 	c := r.Config
 	fmt.Fprintf(&b, `<text x="%d" y="24" font-size="16" font-weight="bold">%s</text>`+"\n", 20,
-		esc(fmt.Sprintf("roomcast bench: %d-byte payloads, %d room(s), up to %d connections, %d publisher(s); medians of %d run(s)", c.PayloadBytes, c.Rooms, c.Connections, c.Publishers, c.Reps)))
+		esc(fmt.Sprintf("roomcast-bench: %d-byte payloads, %d room(s), up to %d connections, %d publisher(s); medians of %d run(s)", c.PayloadBytes, c.Rooms, c.Connections, c.Publishers, c.Reps)))
 	fmt.Fprintf(&b, `<text x="%d" y="42" fill="#555">%s</text>`+"\n", 20,
 		esc(fmt.Sprintf("%s, %d CPUs, %s; started %s", r.Host.GOOS+"/"+r.Host.GOARCH, r.Host.CPUs, r.Host.GoVersion, r.Started.Format("2006-01-02 15:04 UTC"))))
 	legend(&b, r.Config.Variants, 20, 66)

@@ -79,7 +79,7 @@ type Config struct {
 	CPUProfile   string        // write a CPU profile of the server per variant here; "" for none
 
 	// WorkerCommand starts the worker process: the program and its
-	// arguments, such as the roomcast binary and "bench-worker". Empty runs
+	// arguments, such as the roomcast-bench binary and "worker". Empty runs
 	// the worker in the parent process instead, which is only fit for
 	// tests: the server's CPU and memory then include the worker's.
 	WorkerCommand []string

@@ -332,7 +332,7 @@ func (r *Report) writeFiles(dir string) error {
 // writeText prints the medians and the ratios as tables.
 func writeText(w io.Writer, r *Report) {
 	c := r.Config
-	fmt.Fprintf(w, "roomcast bench: %d subscribers over %d connections and %d rooms per point (sizes %v), %d publishers, %d-byte payloads, window %d; medians of %d repetitions of %v after %v warm-up\n",
+	fmt.Fprintf(w, "roomcast-bench: %d subscribers over %d connections and %d rooms per point (sizes %v), %d publishers, %d-byte payloads, window %d; medians of %d repetitions of %v after %v warm-up\n",
 		c.Subscribers, c.Connections, c.Rooms, c.Sizes, c.Publishers, c.PayloadBytes, c.Window, c.Reps, time.Duration(c.DurationS*1e9), time.Duration(c.WarmupS*1e9))
 	if r.Host.ServerInProcess {
 		if r.Host.WorkerProcess {
