@@ -30,12 +30,12 @@ import (
 
 // The README's grpcurl recipes are fenced ```sh blocks, each right after a
 // line <!-- recipe: NAME -->. TestReadmeRecipes runs each one as written,
-// with sh, against a test server: "go tool grpcurl" becomes the binary that
+// with sh, against a test server: grpcurlCmd becomes the binary that
 // command would run and readmeAddr the test server's address.
 const (
 	readmePath = "../README.md"
 	readmeAddr = "127.0.0.1:50051"
-	grpcurlCmd = "go tool grpcurl"
+	grpcurlCmd = "go tool -modfile=tools/go.mod grpcurl"
 )
 
 // recipeChecks holds a check for every recipe the README has, by name.
@@ -158,20 +158,24 @@ func (r recipe) shell(t *testing.T, grpcurl, addr string) string {
 	return strings.ReplaceAll(strings.ReplaceAll(r.text, grpcurlCmd, quoted), readmeAddr, addr)
 }
 
-// grpcurlPath returns the binary "go tool grpcurl" runs, built (and cached)
-// by the go command from the version go.mod pins.
+// grpcurlPath returns the binary grpcurlCmd runs, built (and cached) by the
+// go command from the version tools/go.mod pins. It runs the command from
+// the repository's root, as a reader of the README does.
 var grpcurlPath = sync.OnceValues(func() (string, error) {
-	out, err := exec.Command("go", "tool", "-n", "grpcurl").Output()
+	args := strings.Fields(grpcurlCmd)
+	cmd := exec.Command(args[0], append([]string{args[1], "-n"}, args[2:]...)...) // go tool -n -modfile=... grpcurl
+	cmd.Dir = ".."
+	out, err := cmd.Output()
 	if err != nil {
 		var exit *exec.ExitError
 		if errors.As(err, &exit) {
 			err = fmt.Errorf("%w: %s", err, exit.Stderr)
 		}
-		return "", fmt.Errorf("go tool -n grpcurl: %w", err)
+		return "", fmt.Errorf("%q: %w", cmd.Args, err)
 	}
 	path := strings.TrimSpace(string(out))
 	if fi, err := os.Stat(path); err != nil || fi.Mode()&0o111 == 0 {
-		return "", fmt.Errorf("go tool -n grpcurl printed %q, which is not an executable file (%v)", path, err)
+		return "", fmt.Errorf("%q printed %q, which is not an executable file (%v)", cmd.Args, path, err)
 	}
 	return path, nil
 })
