@@ -73,10 +73,10 @@ it at once.`,
 	maxArgs: 0,
 	setup: func(fs *flag.FlagSet) runFunc {
 		cfg := &serveConfig{level: slog.LevelInfo}
-		fs.StringVar(&cfg.listen, "listen", envOr("ROOMCAST_LISTEN", defaultListen),
-			"serve gRPC on `ADDR` (host:port); also set by $ROOMCAST_LISTEN")
-		fs.StringVar(&cfg.metricsListen, "metrics-listen", envOrUnset("ROOMCAST_METRICS_LISTEN", defaultMetricsListen),
-			"serve Prometheus metrics at /metrics on `ADDR`, in plain HTTP without credentials; \"\" disables them; also set by $ROOMCAST_METRICS_LISTEN")
+		fs.StringVar(&cfg.listen, "listen", defaultListen,
+			"serve gRPC on `ADDR` (host:port)")
+		fs.StringVar(&cfg.metricsListen, "metrics-listen", defaultMetricsListen,
+			"serve Prometheus metrics at /metrics on `ADDR`, in plain HTTP without credentials; \"\" disables them, and so does $ROOMCAST_METRICS_LISTEN set empty")
 		cfg.transport.define(fs)
 		cfg.creds.define(fs)
 		fs.IntVar(&cfg.maxMessageBytes, "max-message-bytes", server.DefaultMaxMessageBytes,
@@ -121,6 +121,7 @@ it at once.`,
 			"log at `LEVEL`: debug, info, warn or error")
 		return cfg.run
 	},
+	configFile: true,
 }
 
 type serveConfig struct {

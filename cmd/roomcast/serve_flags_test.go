@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"strings"
@@ -59,7 +58,7 @@ func TestServeRefusesPlaintextBeyondLoopback(t *testing.T) {
 	for _, listen := range []string{"0.0.0.0:0", "[::]:0", ":0", "192.0.2.1:0"} {
 		code, stdout, stderr := runCmd(ctx, "serve", "--listen", listen, "--metrics-listen", "")
 		if code != 2 || stdout != "" || !strings.Contains(stderr, "refusing to serve plaintext gRPC") ||
-			!strings.Contains(stderr, "--insecure-plaintext") || !strings.Contains(stderr, "Usage: roomcast serve") {
+			!strings.Contains(stderr, "--insecure-plaintext") || !strings.Contains(stderr, serveCmd.helpPointer()) {
 			t.Errorf("serve --listen %s: exit %d, stdout %q, stderr:\n%s\nwant exit 2 and what to do", listen, code, stdout, stderr)
 		}
 	}
@@ -132,8 +131,7 @@ func TestServeSecurityFlagDefaults(t *testing.T) {
 		"history-ttl":                broker.DefaultHistoryTTL.String(),
 		"write-timeout":              server.DefaultWriteTimeout.String(),
 	}
-	fs := serveCmd.flagSet(io.Discard)
-	serveCmd.setup(fs)
+	fs, _ := serveCmd.flagSet()
 	for name, def := range want {
 		if f := fs.Lookup(name); f == nil || f.DefValue != def {
 			t.Errorf("serve --%s: got %v, want default %q", name, f, def)
@@ -169,7 +167,7 @@ func TestServeFlagUsageErrors(t *testing.T) {
 	} {
 		args := append([]string{"serve", "--listen", "127.0.0.1:0", "--metrics-listen", ""}, tc.args...)
 		code, stdout, stderr := runCmd(ctx, args...)
-		if code != 2 || stdout != "" || !strings.Contains(stderr, tc.says) || !strings.Contains(stderr, "Usage: roomcast serve") {
+		if code != 2 || stdout != "" || !strings.Contains(stderr, tc.says) || !strings.Contains(stderr, serveCmd.helpPointer()) {
 			t.Errorf("%q: exit %d, stdout %q, stderr:\n%s\nwant exit 2 and %q", tc.args, code, stdout, stderr, tc.says)
 		}
 	}
