@@ -133,7 +133,7 @@ func TestBinary(t *testing.T) {
 		if code := serve.exitCode(t); code != 0 {
 			t.Errorf("serve after SIGTERM: exit %d, want 0; stderr:\n%s", code, serve.stderr)
 		}
-		stayer.stderr.waitFor(t, ctx, regexp.MustCompile(`msg="disconnected; reconnecting" err=.*Unavailable`))
+		stayer.stderr.waitFor(t, ctx, regexp.MustCompile(`msg="disconnected; reconnecting" err="the server is unavailable: `))
 		restarted := startProcess(t, ctx, bin, "serve", "--listen", addr, "--metrics-listen", "")
 		restarted.stderr.waitFor(t, ctx, grpcAddr)
 		stayer.stderr.waitFor(t, ctx, regexp.MustCompile(`msg=reconnected .*\n.*msg=rejoined room=chat\.lobby recovered=false`))

@@ -14,10 +14,13 @@ import (
 	"github.com/roomcast/roomcast/internal/loopback"
 )
 
-// clientFlags are the connection flags of the client commands.
+// clientFlags are the connection flags of the client commands: publish,
+// subscribe, history and presence.
 type clientFlags struct {
-	server, token, tlsCA, tlsServerName string
-	insecurePlaintextToken              bool
+	server, token          string
+	tlsCA, tlsServerName   string
+	tlsCert, tlsKey        string // mutual TLS: the client's certificate
+	insecurePlaintextToken bool
 }
 
 // define adds the flags to fs.
@@ -30,6 +33,10 @@ func (f *clientFlags) define(fs *flag.FlagSet) {
 		"connect with TLS, trusting the CA certificates in the PEM `FILE`; plaintext without it")
 	fs.StringVar(&f.tlsServerName, "tls-server-name", "",
 		"expect `NAME` in the server's certificate instead of the host of --server; needs --tls-ca")
+	fs.StringVar(&f.tlsCert, "tls-cert", "",
+		"mutual TLS: present the client certificate chain in the PEM `FILE`, for a server run with --tls-client-ca; needs --tls-key and --tls-ca")
+	fs.StringVar(&f.tlsKey, "tls-key", "",
+		"the PEM private key of --tls-cert, in `FILE`")
 	fs.BoolVar(&f.insecurePlaintextToken, "insecure-plaintext-token", false,
 		"send the token without TLS to a --server that is not loopback, where anyone on the network can read it and use it")
 }
@@ -40,6 +47,10 @@ func (f *clientFlags) validate() error {
 	switch {
 	case f.tlsServerName != "" && f.tlsCA == "":
 		return errors.New("--tls-server-name needs --tls-ca: without it the connection is plaintext")
+	case (f.tlsCert == "") != (f.tlsKey == ""):
+		return errors.New("--tls-cert and --tls-key go together: a client certificate and its key")
+	case f.tlsCert != "" && f.tlsCA == "":
+		return errors.New("--tls-cert needs --tls-ca: a client certificate is presented over TLS, which --tls-ca turns on")
 	case f.token != "" && f.tlsCA == "" && !f.insecurePlaintextToken && !loopback.Target(f.server):
 		return fmt.Errorf("refusing to send the token in plaintext to %s, which is not a loopback address: anyone on the network could read it and use it. "+
 			"Connect with TLS (--tls-ca FILE), or on a network you trust add --insecure-plaintext-token", f.server)
@@ -61,7 +72,15 @@ func (f *clientFlags) options() ([]client.Option, error) {
 		if !pool.AppendCertsFromPEM(pem) {
 			return nil, fmt.Errorf("--tls-ca: no PEM certificate in %s", f.tlsCA)
 		}
-		opts = append(opts, client.WithTLS(&tls.Config{RootCAs: pool, ServerName: f.tlsServerName, MinVersion: tls.VersionTLS12}))
+		cfg := &tls.Config{RootCAs: pool, ServerName: f.tlsServerName, MinVersion: tls.VersionTLS12}
+		if f.tlsCert != "" {
+			cert, err := loadKeyPair(f.tlsCert, f.tlsKey)
+			if err != nil {
+				return nil, err
+			}
+			cfg.Certificates = []tls.Certificate{cert}
+		}
+		opts = append(opts, client.WithTLS(cfg))
 	}
 	if token := f.token; token != "" {
 		opts = append(opts, client.WithBearerToken(token))
@@ -72,22 +91,20 @@ func (f *clientFlags) options() ([]client.Option, error) {
 	return opts, nil
 }
 
-// dial validates the flags and connects; on failure it reports why on log
-// and returns the exit code.
-func (f *clientFlags) dial(log *slog.Logger, stderr io.Writer, cmd string) (*client.Client, int) {
+// dial validates the flags and makes the client; on failure it says why on
+// stderr and returns the exit code. (The connection itself is made by the
+// first call.)
+func (f *clientFlags) dial(_ *slog.Logger, stderr io.Writer, cmd string) (*client.Client, int) {
 	if err := f.validate(); err != nil {
-		fmt.Fprintf(stderr, "roomcast %s: %v\n", cmd, err)
-		return nil, exitUsage
+		return nil, usageFailure(stderr, cmd, err.Error())
 	}
 	opts, err := f.options()
 	if err != nil {
-		log.Error(cmd+" failed", "err", err)
-		return nil, exitFail
+		return nil, f.failed(stderr, cmd, err)
 	}
 	c, err := client.Dial(f.server, opts...)
 	if err != nil {
-		log.Error(cmd+" failed", "err", err)
-		return nil, exitFail
+		return nil, f.failed(stderr, cmd, err)
 	}
 	return c, exitOK
 }

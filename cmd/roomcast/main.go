@@ -4,7 +4,10 @@
 //	roomcast serve [flags]
 //	roomcast publish [flags] ROOM MESSAGE
 //	roomcast subscribe [flags] ROOM...
+//	roomcast history [flags] ROOM
+//	roomcast presence [flags] ROOM
 //	roomcast apikey new [flags]
+//	roomcast version
 //	roomcast help [command]
 //
 // Flags may also follow the arguments, and every flag can be set from the
@@ -101,7 +104,7 @@ type command struct {
 }
 
 // commands are the subcommands, in the order help lists them.
-var commands = []*command{serveCmd, publishCmd, subscribeCmd, apikeyCmd}
+var commands = []*command{serveCmd, publishCmd, subscribeCmd, historyCmd, presenceCmd, apikeyCmd, versionCmd}
 
 func lookup(name string) *command {
 	for _, c := range commands {

@@ -46,6 +46,9 @@ type publishConfig struct {
 }
 
 func (cfg *publishConfig) run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if code := checkRoomArgs(stderr, "publish", args[:1]); code != exitOK {
+		return code
+	}
 	log := newLogger(stderr, slog.LevelInfo)
 	c, code := cfg.conn.dial(log, stderr, "publish")
 	if c == nil {
@@ -61,8 +64,7 @@ func (cfg *publishConfig) run(ctx context.Context, args []string, stdout, stderr
 	}
 	offset, err := c.PublishText(ctx, args[0], args[1], opts...)
 	if err != nil {
-		log.Error("publish failed", "err", err)
-		return exitFail
+		return cfg.conn.failed(stderr, "publish", err)
 	}
 	if _, err := fmt.Fprintln(stdout, offset); err != nil {
 		log.Error("writing the offset", "err", err)
