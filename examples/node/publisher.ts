@@ -1,16 +1,19 @@
 // Publishes messages to a room on a roomcast server, in order, and prints
 // each one's offset and the room's epoch as a JSON line.
 //
-// usage: publisher.ts [--server HOST:PORT] [--content-type TYPE]
-//                     [--header KEY=VALUE]... [--base64] ROOM MESSAGE...
+// usage: publisher.ts [--server HOST:PORT] [--token TOKEN] [--tls-ca FILE]
+//                     [--content-type TYPE] [--header KEY=VALUE]... [--base64]
+//                     ROOM MESSAGE...
+//
+// Like `roomcast publish`, it makes one attempt per message: when the server
+// cannot be reached it says so and exits with status 1.
 
 import { parseArgs } from "node:util";
-import { ConnectError } from "@connectrpc/connect";
-import { brokerClient, defaultServer } from "./client.js";
-import { codeName } from "./resume.js";
+import { checkConnectArgs, clientOf, connectArgs, describeError } from "./client.js";
 
 const usage =
-  "usage: publisher.ts [--server HOST:PORT] [--content-type TYPE] [--header KEY=VALUE]... [--base64] ROOM MESSAGE...";
+  "usage: publisher.ts [--server HOST:PORT] [--token TOKEN] [--tls-ca FILE] [--tls-server-name NAME] [--insecure-plaintext-token] " +
+  "[--content-type TYPE] [--header KEY=VALUE]... [--base64] ROOM MESSAGE...";
 
 function fail(msg: string, status = 1): never {
   console.error(msg);
@@ -20,7 +23,7 @@ function fail(msg: string, status = 1): never {
 async function main(): Promise<void> {
   const { values, positionals } = parseArgs({
     options: {
-      server: { type: "string", default: defaultServer },
+      ...connectArgs,
       "content-type": { type: "string", default: "" },
       header: { type: "string", multiple: true, default: [] },
       base64: { type: "boolean", default: false },
@@ -40,7 +43,11 @@ async function main(): Promise<void> {
     headers[h.slice(0, eq)] = h.slice(eq + 1);
   }
 
-  const client = brokerClient(values.server);
+  const problem = checkConnectArgs(values);
+  if (problem !== undefined) {
+    fail(`publisher: ${problem}\n${usage}`, 2);
+  }
+  const client = clientOf(values);
   for (const msg of messages) {
     if (values.base64 && !/^[A-Za-z0-9+/]*={0,2}$/.test(msg)) {
       fail(`publisher: ${JSON.stringify(msg)} is not base64`, 2);
@@ -55,8 +62,7 @@ async function main(): Promise<void> {
       );
       process.stdout.write(JSON.stringify({ offset: resp.offset.toString(), epoch: resp.epoch }) + "\n");
     } catch (e) {
-      const err = ConnectError.from(e);
-      fail(`publisher: ${codeName(err.code)}: ${err.rawMessage}`);
+      fail(`publisher: ${describeError(e, values.server)}`);
     }
   }
 }

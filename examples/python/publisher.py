@@ -2,14 +2,17 @@
 """Publishes messages to a room on a roomcast server, in order, and prints
 each one's offset and the room's epoch as a JSON line.
 
-usage: publisher.py [--server HOST:PORT] [--content-type TYPE]
-                    [--header KEY=VALUE]... [--base64] ROOM MESSAGE...
+usage: publisher.py [--server HOST:PORT] [--token TOKEN] [--tls-ca FILE]
+                    [--content-type TYPE] [--header KEY=VALUE]... [--base64]
+                    ROOM MESSAGE...
+
+Like `roomcast publish`, it makes one attempt per message: when the server
+cannot be reached it says so and exits with status 1.
 """
 
 import argparse
 import base64
 import json
-import os
 import sys
 
 import _gen_path  # noqa: F401  (puts gen/python on sys.path)
@@ -17,6 +20,7 @@ import _gen_path  # noqa: F401  (puts gen/python on sys.path)
 import grpc
 
 from roomcast.v1 import broker_pb2, broker_pb2_grpc
+import roomcast_connect
 
 
 def header(s):
@@ -28,11 +32,7 @@ def header(s):
 
 def main():
     p = argparse.ArgumentParser(description="Publish messages to a roomcast room.")
-    p.add_argument(
-        "--server",
-        default=os.environ.get("ROOMCAST_SERVER", "127.0.0.1:50051"),
-        help="the server's address (default: $ROOMCAST_SERVER or 127.0.0.1:50051)",
-    )
+    roomcast_connect.add_arguments(p)
     p.add_argument("--content-type", default="", help="the messages' content type")
     p.add_argument(
         "--header", type=header, action="append", default=[], metavar="KEY=VALUE", help="a header (repeatable)"
@@ -45,8 +45,9 @@ def main():
     p.add_argument("room", metavar="ROOM")
     p.add_argument("messages", nargs="+", metavar="MESSAGE")
     args = p.parse_args()
+    roomcast_connect.check(p, args)
 
-    with grpc.insecure_channel(args.server) as channel:
+    with roomcast_connect.channel(args) as channel:
         stub = broker_pb2_grpc.BrokerServiceStub(channel)
         for msg in args.messages:
             req = broker_pb2.PublishRequest(
@@ -57,9 +58,9 @@ def main():
             else:
                 req.text = msg
             try:
-                resp = stub.Publish(req, timeout=10)
+                resp = stub.Publish(req, timeout=10, metadata=roomcast_connect.metadata(args))
             except grpc.RpcError as e:
-                sys.exit(f"publisher: {e.code().name}: {e.details()}")
+                sys.exit(f"publisher: {roomcast_connect.describe(e.code(), e.details() or '', args.server)}")
             print(json.dumps({"offset": str(resp.offset), "epoch": resp.epoch}, separators=(",", ":")), flush=True)
 
 
