@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 
 	"github.com/roomcast/roomcast/client"
@@ -94,7 +93,7 @@ func (f *clientFlags) options() ([]client.Option, error) {
 // dial validates the flags and makes the client; on failure it says why on
 // stderr and returns the exit code. (The connection itself is made by the
 // first call.)
-func (f *clientFlags) dial(_ *slog.Logger, stderr io.Writer, cmd string) (*client.Client, int) {
+func (f *clientFlags) dial(stderr io.Writer, cmd string) (*client.Client, int) {
 	if err := f.validate(); err != nil {
 		return nil, usageFailure(stderr, cmd, err.Error())
 	}

@@ -54,7 +54,7 @@ func (cfg *historyConfig) run(ctx context.Context, args []string, stdout, stderr
 		return usageFailure(stderr, "history", "--limit must not be negative")
 	}
 	log := newLogger(stderr, slog.LevelInfo)
-	c, code := cfg.conn.dial(log, stderr, "history")
+	c, code := cfg.conn.dial(stderr, "history")
 	if c == nil {
 		return code
 	}

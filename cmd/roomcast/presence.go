@@ -53,7 +53,7 @@ func (cfg *presenceConfig) run(ctx context.Context, args []string, stdout, stder
 		return usageFailure(stderr, "presence", "--limit must not be negative")
 	}
 	log := newLogger(stderr, slog.LevelInfo)
-	c, code := cfg.conn.dial(log, stderr, "presence")
+	c, code := cfg.conn.dial(stderr, "presence")
 	if c == nil {
 		return code
 	}

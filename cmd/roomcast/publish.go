@@ -50,7 +50,7 @@ func (cfg *publishConfig) run(ctx context.Context, args []string, stdout, stderr
 		return code
 	}
 	log := newLogger(stderr, slog.LevelInfo)
-	c, code := cfg.conn.dial(log, stderr, "publish")
+	c, code := cfg.conn.dial(stderr, "publish")
 	if c == nil {
 		return code
 	}

@@ -102,7 +102,7 @@ func (cfg *subscribeConfig) run(ctx context.Context, rooms []string, stdout, std
 	if code := checkRoomArgs(stderr, "subscribe", rooms); code != exitOK {
 		return code
 	}
-	c, code := cfg.conn.dial(log, stderr, "subscribe")
+	c, code := cfg.conn.dial(stderr, "subscribe")
 	if c == nil {
 		return code
 	}
