@@ -55,6 +55,7 @@ type config struct {
 	creds             credentials.TransportCredentials
 	resetRate         float64 // see resets.go
 	resetBurst        int
+	limits
 
 	turnHook func(sessionID string) // tests only: called as each turn begins
 }
@@ -185,9 +186,13 @@ func newConfig(opts []Option) (config, error) {
 		authLogRate:       DefaultAuthFailureLogRate,
 		resetRate:         DefaultStreamResetRate,
 		resetBurst:        DefaultStreamResetBurst,
+		limits:            defaultLimits(),
 	}
 	for _, o := range opts {
 		o(&c)
+	}
+	if err := c.limits.validate(); err != nil {
+		return c, err
 	}
 	switch {
 	case c.maxMessageBytes < 1:

@@ -92,6 +92,9 @@ func New(opts ...Option) (_ *Server, err error) {
 		// says what the limit is; far larger ones are refused by gRPC itself.
 		grpc.MaxRecvMsgSize(cfg.maxMessageBytes + messageOverhead),
 		grpc.MaxConcurrentStreams(cfg.maxStreamsPerConn),
+		// What a call's headers may cost before anything checks them; the
+		// range was validated.
+		grpc.MaxHeaderListSize(uint32(cfg.maxHeaderBytes)),
 		grpc.WaitForHandlers(true), // Stop returns only once every handler has
 		grpc.Creds(s.resets.credentials(creds)),
 

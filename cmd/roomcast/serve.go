@@ -103,6 +103,8 @@ it at once.`,
 			"end Subscribe streams past `N` open on the server at once")
 		fs.UintVar(&cfg.maxStreamsPerConnection, "max-streams-per-connection", server.DefaultMaxStreamsPerConnection,
 			"allow one client connection `N` calls in flight at once")
+		fs.IntVar(&cfg.maxHeaderBytes, "max-header-bytes", server.DefaultMaxHeaderBytes,
+			"refuse calls whose metadata and headers take more than `N` bytes (as HTTP/2 counts them: 32 more per entry); at least 1024")
 		fs.IntVar(&cfg.maxRooms, "max-rooms", broker.DefaultMaxRooms,
 			"refuse publishes and joins that would hold more than `N` rooms in memory")
 		fs.Int64Var(&cfg.maxRetainedBytes, "max-retained-bytes", defaultRetainedBytes(),
@@ -145,6 +147,7 @@ type serveConfig struct {
 	maxStreams              int
 	maxStreamsPerConnection uint
 	maxRooms                int
+	maxHeaderBytes          int
 	maxRetainedBytes        int64
 
 	maxRoomsPerCredential         int
@@ -315,6 +318,7 @@ func (cfg *serveConfig) serverOptions(ctx context.Context, log *slog.Logger) ([]
 		server.WithMaxStreamsPerConnection(uint32(cfg.maxStreamsPerConnection)), // validate checked the range
 		server.WithWriteTimeout(cfg.writeTimeout),
 		server.WithAuthFailureLogRate(cfg.authLogRate),
+		server.WithMaxHeaderBytes(cfg.maxHeaderBytes),
 		server.WithBrokerOptions(
 			broker.WithBacklog(cfg.backlogMessages, cfg.backlogBytes),
 			broker.WithHistory(cfg.historyMessages, cfg.historyTTL),

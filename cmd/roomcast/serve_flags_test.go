@@ -131,6 +131,7 @@ func TestServeSecurityFlagDefaults(t *testing.T) {
 		"history-messages":           fmt.Sprint(broker.DefaultHistoryMessages),
 		"history-ttl":                broker.DefaultHistoryTTL.String(),
 		"write-timeout":              server.DefaultWriteTimeout.String(),
+		"max-header-bytes":           fmt.Sprint(server.DefaultMaxHeaderBytes),
 	}
 	fs := serveCmd.flagSet(io.Discard)
 	serveCmd.setup(fs)
@@ -167,6 +168,7 @@ func TestServeFlagUsageErrors(t *testing.T) {
 		{[]string{"--max-rooms", "0"}, "room limit"},
 		{[]string{"--history-messages", "10", "--history-ttl", "0s"}, "history"},
 		{[]string{"--write-timeout", "0s"}, "write timeout"},
+		{[]string{"--max-header-bytes", "100"}, "max header bytes"},
 	} {
 		args := append([]string{"serve", "--listen", "127.0.0.1:0", "--metrics-listen", ""}, tc.args...)
 		code, stdout, stderr := runCmd(ctx, args...)
