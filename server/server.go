@@ -126,7 +126,8 @@ func New(opts ...Option) (_ *Server, err error) {
 		if err != nil {
 			return nil, err
 		}
-		gopts = append(gopts, grpc.ChainUnaryInterceptor(in.UnaryServerInterceptor()), grpc.ChainStreamInterceptor(in.StreamServerInterceptor()))
+		gopts = append(gopts, grpc.InTapHandle(authTap(in, s.access.log)), // credentials are checked before a request is read
+			grpc.ChainUnaryInterceptor(in.UnaryServerInterceptor()), grpc.ChainStreamInterceptor(in.StreamServerInterceptor()))
 	}
 	s.grpc = grpc.NewServer(append(gopts, cfg.grpcOpts...)...)
 	s.grpc.RegisterService(serviceDesc(), s)
