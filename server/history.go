@@ -22,7 +22,8 @@ const (
 
 // serviceDesc is the generated BrokerService description with History served
 // by historyHandler, which answers with the broker's encoded messages as
-// they are instead of decoding them into a HistoryResponse to encode again.
+// they are instead of decoding them into a HistoryResponse to encode again,
+// and every request checked before it is decoded (see decode.go).
 func serviceDesc() *grpc.ServiceDesc {
 	desc := roomcastv1.BrokerService_ServiceDesc
 	desc.Methods = append([]grpc.MethodDesc(nil), desc.Methods...)
@@ -31,6 +32,7 @@ func serviceDesc() *grpc.ServiceDesc {
 			desc.Methods[i].Handler = historyHandler
 		}
 	}
+	checkRequests(&desc)
 	return &desc
 }
 

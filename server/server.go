@@ -87,7 +87,7 @@ func New(opts ...Option) (_ *Server, err error) {
 	}
 
 	gopts := []grpc.ServerOption{
-		grpc.ForceServerCodecV2(newCodec()),
+		grpc.ForceServerCodecV2(newServerCodec(cfg.maxMessageBytes + messageOverhead)),
 		// Requests a little over the message limit still reach Publish, which
 		// says what the limit is; far larger ones are refused by gRPC itself.
 		grpc.MaxRecvMsgSize(cfg.maxMessageBytes + messageOverhead),
