@@ -12,6 +12,7 @@ import (
 
 	"github.com/roomcast/roomcast/auth"
 	"github.com/roomcast/roomcast/broker"
+	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
 )
 
 // Defaults for the options of New. Each option is named after the flag of
@@ -57,7 +58,8 @@ type config struct {
 	resetBurst        int
 	limits
 
-	turnHook func(sessionID string) // tests only: called as each turn begins
+	turnHook    func(sessionID string)               // tests only: called as each turn begins
+	publishHook func(req *roomcastv1.PublishRequest) // tests only: called as each Publish begins
 }
 
 // WithBroker makes the server use b, which it then owns and closes. The
@@ -225,3 +227,10 @@ func newConfig(opts []Option) (config, error) {
 // it begins, on the writer serving it: tests make a turn panic, or wait,
 // with it. Only tests set it, through export_test.go.
 func withTurnHook(f func(sessionID string)) Option { return func(c *config) { c.turnHook = f } }
+
+// withPublishHook makes Publish call f with each request before anything
+// else: tests make a handler panic with it. Only tests set it, through
+// export_test.go.
+func withPublishHook(f func(req *roomcastv1.PublishRequest)) Option {
+	return func(c *config) { c.publishHook = f }
+}

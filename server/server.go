@@ -43,7 +43,7 @@ type Server struct {
 	detachClock atomic.Int64 // counts detachPeriods
 
 	detached atomic.Uint64 // streams moved off a blocked connection writer
-	panics   atomic.Uint64 // panics recovered in stream readers and connection writers
+	panics   atomic.Uint64 // panics recovered in handlers, stream readers and connection writers
 	resets   *resetGuard   // closes connections that reset streams too fast
 
 	mu         sync.Mutex
@@ -121,6 +121,10 @@ func New(opts ...Option) (_ *Server, err error) {
 	}
 	// Around authentication, so that the calls it refuses are logged too.
 	gopts = append(gopts, grpc.ChainUnaryInterceptor(acc.log.unary), grpc.ChainStreamInterceptor(acc.log.stream))
+	// After metrics, so that a call ended by a panic is counted as INTERNAL;
+	// before the rest, so that a panic in any of them is recovered too.
+	unaryRecovery, streamRecovery := s.recoveryInterceptors()
+	gopts = append(gopts, grpc.ChainUnaryInterceptor(unaryRecovery), grpc.ChainStreamInterceptor(streamRecovery))
 	if cfg.authn != nil { // after metrics, so refused calls are counted too
 		in, err := auth.NewInterceptors(cfg.authn)
 		if err != nil {
