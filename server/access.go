@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"net"
 	"sync"
 
 	"golang.org/x/time/rate"
@@ -36,18 +35,23 @@ func newAccess(cfg *config) (*access, error) {
 }
 
 // identity is the caller's identity: the authenticated one, or with no
-// authenticator an anonymous one per client address, for rate limits.
+// authenticator an anonymous one. An anonymous caller's subject names its
+// client (see clientKey), whether the authenticator admitted it or there is
+// none, so that every limit kept per subject is kept per anonymous client:
+// one client's burst does not refuse all the others'.
 func (a *access) identity(ctx context.Context) *auth.Identity {
-	if id, ok := auth.FromContext(ctx); ok {
+	id, ok := auth.FromContext(ctx)
+	if ok && id.Method != auth.MethodAnonymous {
 		return id
 	}
-	subject := auth.AnonymousSubject
-	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
-		if host, _, err := net.SplitHostPort(p.Addr.String()); err == nil {
-			subject += "@" + host
-		}
+	anon := auth.Identity{Subject: auth.AnonymousSubject, Method: auth.MethodAnonymous}
+	if ok {
+		anon = *id // its grants
 	}
-	return &auth.Identity{Subject: subject, Method: auth.MethodAnonymous}
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+		anon.Subject = auth.AnonymousSubject + "@" + clientKey(p.Addr)
+	}
+	return &anon
 }
 
 // allow reports whether id may act on room with perm. A refusal of a

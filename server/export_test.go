@@ -5,3 +5,6 @@ var WithTurnHook = withTurnHook
 
 // WithPublishHook is withPublishHook for the black-box tests.
 var WithPublishHook = withPublishHook
+
+// ClientKey is clientKey, for tests of addresses no test can connect from.
+var ClientKey = clientKey

@@ -1,6 +1,10 @@
 package server
 
-import "fmt"
+import (
+	"fmt"
+	"net"
+	"net/netip"
+)
 
 // The limits that keep the server up under abuse: what one connection, one
 // call and one credential may cost before anything else is checked. Their
@@ -44,4 +48,20 @@ func (l *limits) validate() error {
 		return fmt.Errorf("server: max header bytes must be %d to %d, got %d", minHeaderBytes, int64(1<<32-1), l.maxHeaderBytes)
 	}
 	return nil
+}
+
+// clientKey is what anonymous callers are told apart by: their IPv4
+// address, or the /64 of their IPv6 address, since one site or host usually
+// has a whole /64 to pick addresses from. Other addresses (Unix sockets, in-
+// memory listeners) are their String.
+func clientKey(addr net.Addr) string {
+	ap, err := netip.ParseAddrPort(addr.String())
+	if err != nil {
+		return addr.String()
+	}
+	ip := ap.Addr().Unmap().WithZone("")
+	if ip.Is6() {
+		return netip.PrefixFrom(ip, 64).Masked().String()
+	}
+	return ip.String()
 }

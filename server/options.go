@@ -148,8 +148,9 @@ func WithAuthenticator(a *auth.Authenticator) Option { return func(c *config) { 
 
 // WithPublishRate limits each credential's publishes to perSecond, with
 // bursts of burst (a token bucket); past it, Publish fails with
-// RESOURCE_EXHAUSTED and a RetryInfo detail. Without an authenticator each
-// client address counts as a credential. The default is 0: no limit.
+// RESOURCE_EXHAUSTED and a RetryInfo detail. Anonymous callers (without an
+// authenticator, or admitted by auth.WithAnonymous) count as one credential
+// per client address, an IPv6 one by its /64. The default is 0: no limit.
 func WithPublishRate(perSecond float64, burst int) Option {
 	return func(c *config) { c.publishRate, c.publishBurst = perSecond, burst }
 }

@@ -88,7 +88,7 @@ it at once.`,
 		fs.IntVar(&cfg.maxRoomsPerSession, "max-rooms-per-session", server.DefaultMaxRoomsPerSession,
 			"refuse joins past `N` rooms on one Subscribe stream")
 		fs.Float64Var(&cfg.publishRate, "publish-rate", defaultPublishRate,
-			"allow each credential (each client address when the server is open) `N` publishes a second on average; 0 for no limit")
+			"allow each credential (anonymous callers: each client address, an IPv6 one by its /64) `N` publishes a second on average; 0 for no limit")
 		fs.IntVar(&cfg.publishBurst, "publish-burst", defaultPublishBurst,
 			"allow each credential bursts of up to `N` publishes")
 		fs.Float64Var(&cfg.commandRate, "command-rate", server.DefaultCommandRate,
