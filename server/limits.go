@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"time"
 )
 
 // The limits that keep the server up under abuse: what one connection, one
@@ -16,6 +17,14 @@ const (
 	// DefaultMaxHeaderBytes bounds a call's header list (metadata, as HTTP/2
 	// counts it): room for a JWT of auth.MaxTokenLen and the rest.
 	DefaultMaxHeaderBytes = 16 << 10
+	// DefaultMaxConnections bounds the client connections open at once.
+	DefaultMaxConnections = 10_000
+	// DefaultMaxConnectionIdle is how long a connection may have no call in
+	// flight before the server closes it.
+	DefaultMaxConnectionIdle = 5 * time.Minute
+	// DefaultAuthTimeout is how long a connection may go without an
+	// authenticated call, when the server authenticates.
+	DefaultAuthTimeout = 10 * time.Second
 )
 
 // minHeaderBytes is the smallest header list limit New accepts: a call's
@@ -31,14 +40,42 @@ const minHeaderBytes = 1 << 10
 // enough for a bearer token of auth.MaxTokenLen (8 KiB); at least 1 KiB.
 func WithMaxHeaderBytes(n int) Option { return func(c *config) { c.maxHeaderBytes = n } }
 
+// WithMaxConnections limits the client connections open at once, over all
+// the listeners the server serves; a connection past it is closed as soon
+// as it is accepted (its client sees UNAVAILABLE and retries later), and
+// the log says so at most once a minute. The default is
+// DefaultMaxConnections (10,000). Mind the process's limit on open files
+// too (ulimit -n).
+func WithMaxConnections(n int) Option { return func(c *config) { c.maxConns = n } }
+
+// WithMaxConnectionIdle closes a connection that has had no call in flight
+// for d, with a GOAWAY: a client reconnects when it next calls. Pings do not
+// count as calls. The default is DefaultMaxConnectionIdle (5 minutes); 0
+// keeps idle connections for good.
+func WithMaxConnectionIdle(d time.Duration) Option { return func(c *config) { c.maxConnIdle = d } }
+
+// WithAuthTimeout closes a connection that has made no authenticated call
+// within d of being accepted (a TLS handshake counts against it). Calls
+// that fail authentication, and calls to health and reflection, do not
+// count: a connection used only for health checks is closed too, and its
+// checker reconnects. It applies only with WithAuthenticator. The default is
+// DefaultAuthTimeout (10 seconds); 0 turns it off.
+func WithAuthTimeout(d time.Duration) Option { return func(c *config) { c.authTimeout = d } }
+
 // limits are the abuse limits' settings, part of config.
 type limits struct {
 	maxHeaderBytes int
+	maxConns       int
+	maxConnIdle    time.Duration
+	authTimeout    time.Duration
 }
 
 func defaultLimits() limits {
 	return limits{
 		maxHeaderBytes: DefaultMaxHeaderBytes,
+		maxConns:       DefaultMaxConnections,
+		maxConnIdle:    DefaultMaxConnectionIdle,
+		authTimeout:    DefaultAuthTimeout,
 	}
 }
 
@@ -46,6 +83,12 @@ func (l *limits) validate() error {
 	switch {
 	case l.maxHeaderBytes < minHeaderBytes || int64(l.maxHeaderBytes) > 1<<32-1:
 		return fmt.Errorf("server: max header bytes must be %d to %d, got %d", minHeaderBytes, int64(1<<32-1), l.maxHeaderBytes)
+	case l.maxConns < 1:
+		return fmt.Errorf("server: max connections must be positive, got %d", l.maxConns)
+	case l.maxConnIdle < 0:
+		return fmt.Errorf("server: max connection idle must not be negative, got %v", l.maxConnIdle)
+	case l.authTimeout < 0:
+		return fmt.Errorf("server: auth timeout must not be negative, got %v", l.authTimeout)
 	}
 	return nil
 }

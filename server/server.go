@@ -45,6 +45,7 @@ type Server struct {
 	detached atomic.Uint64 // streams moved off a blocked connection writer
 	panics   atomic.Uint64 // panics recovered in handlers, stream readers and connection writers
 	resets   *resetGuard   // closes connections that reset streams too fast
+	guard    *connGuard    // connection cap and auth timeout
 
 	mu         sync.Mutex
 	draining   bool
@@ -85,6 +86,7 @@ func New(opts ...Option) (_ *Server, err error) {
 	if creds == nil {
 		creds = insecure.NewCredentials()
 	}
+	s.guard = newConnGuard(&cfg)
 
 	gopts := []grpc.ServerOption{
 		grpc.ForceServerCodecV2(newServerCodec(cfg.maxMessageBytes + messageOverhead)),
@@ -99,8 +101,9 @@ func New(opts ...Option) (_ *Server, err error) {
 		grpc.Creds(s.resets.credentials(creds)),
 
 		grpc.KeepaliveParams(keepalive.ServerParameters{
-			Time:    cfg.keepaliveTime,     // ping a connection idle this long
-			Timeout: cfg.keepaliveTime / 3, // and close it if the ping is not answered
+			Time:              cfg.keepaliveTime,     // ping a connection idle this long
+			Timeout:           cfg.keepaliveTime / 3, // and close it if the ping is not answered
+			MaxConnectionIdle: cfg.maxConnIdle,       // close it after this long without a call in flight; 0: never
 		}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{
 			MinTime:             5 * time.Second, // clients may not ping more often
@@ -116,6 +119,9 @@ func New(opts ...Option) (_ *Server, err error) {
 		if err := cfg.registry.Register(newBrokerCollector(b, &s.detached, &s.panics, &s.resets.closed)); err != nil {
 			return nil, fmt.Errorf("server: registering broker metrics: %w", err)
 		}
+		if err := cfg.registry.Register(s.guard); err != nil {
+			return nil, fmt.Errorf("server: registering connection metrics: %w", err)
+		}
 		gopts = append(gopts, grpc.ChainUnaryInterceptor(m.UnaryServerInterceptor()), grpc.ChainStreamInterceptor(m.StreamServerInterceptor()))
 		metrics = m
 	}
@@ -130,7 +136,7 @@ func New(opts ...Option) (_ *Server, err error) {
 		if err != nil {
 			return nil, err
 		}
-		gopts = append(gopts, grpc.InTapHandle(authTap(in, s.access.log)), // credentials are checked before a request is read
+		gopts = append(gopts, grpc.InTapHandle(authTap(in, s.access.log, s.guard.authenticated)), // credentials are checked before a request is read
 			grpc.ChainUnaryInterceptor(in.UnaryServerInterceptor()), grpc.ChainStreamInterceptor(in.StreamServerInterceptor()))
 	}
 	s.grpc = grpc.NewServer(append(gopts, cfg.grpcOpts...)...)
@@ -156,9 +162,10 @@ func New(opts ...Option) (_ *Server, err error) {
 const messageOverhead = 1 << 10
 
 // Serve accepts connections on lis until Shutdown or Close; like
-// grpc.Server.Serve, it returns nil after those.
+// grpc.Server.Serve, it returns nil after those. Connections count against
+// the connection limit over all the listeners served.
 func (s *Server) Serve(lis net.Listener) error {
-	if err := s.grpc.Serve(lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+	if err := s.grpc.Serve(s.guard.listener(lis)); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
 		return err
 	}
 	return nil
@@ -260,6 +267,7 @@ func (s *Server) sweep() {
 const stallChecksPerTimeout = 4
 
 func (s *Server) finish() {
+	s.guard.stop()
 	close(s.stopped)
 	s.goroutines.Wait()
 	s.broker.Close()

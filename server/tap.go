@@ -20,7 +20,10 @@ import (
 // grpc-go runs it on the connection's reading goroutine, one call after
 // another: what it costs is a credential check (a hash for an API key, a
 // signature for a JWT), which the interceptors would have spent anyway.
-func authTap(in *auth.Interceptors, log *failureLog) tap.ServerInHandle {
+//
+// Each authenticated call is reported to authenticated, with its context,
+// which tells its connection (see connGuard).
+func authTap(in *auth.Interceptors, log *failureLog, authenticated func(context.Context)) tap.ServerInHandle {
 	authenticate := in.AuthFunc()
 	return func(ctx context.Context, info *tap.Info) (context.Context, error) {
 		if in.IsPublic(info.FullMethodName) {
@@ -31,6 +34,7 @@ func authTap(in *auth.Interceptors, log *failureLog) tap.ServerInHandle {
 			log.refused(err, peerAddr(ctx), "rpc", info.FullMethodName)
 			return nil, err
 		}
+		authenticated(ctx2)
 		return ctx2, nil
 	}
 }

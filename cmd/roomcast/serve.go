@@ -105,6 +105,12 @@ it at once.`,
 			"allow one client connection `N` calls in flight at once")
 		fs.IntVar(&cfg.maxHeaderBytes, "max-header-bytes", server.DefaultMaxHeaderBytes,
 			"refuse calls whose metadata and headers take more than `N` bytes (as HTTP/2 counts them: 32 more per entry); at least 1024")
+		fs.IntVar(&cfg.maxConns, "max-connections", server.DefaultMaxConnections,
+			"close connections past `N` open at once as soon as they are accepted (mind ulimit -n too)")
+		fs.DurationVar(&cfg.maxConnIdle, "max-connection-idle", server.DefaultMaxConnectionIdle,
+			"close a connection with no call in flight for `DURATION`, with a GOAWAY; 0 keeps idle connections")
+		fs.DurationVar(&cfg.authTimeout, "auth-timeout", server.DefaultAuthTimeout,
+			"with credentials, close a connection that has made no authenticated call within `DURATION` of connecting; 0 turns it off")
 		fs.IntVar(&cfg.maxRooms, "max-rooms", broker.DefaultMaxRooms,
 			"refuse publishes and joins that would hold more than `N` rooms in memory")
 		fs.Int64Var(&cfg.maxRetainedBytes, "max-retained-bytes", defaultRetainedBytes(),
@@ -148,6 +154,9 @@ type serveConfig struct {
 	maxStreamsPerConnection uint
 	maxRooms                int
 	maxHeaderBytes          int
+	maxConns                int
+	maxConnIdle             time.Duration
+	authTimeout             time.Duration
 	maxRetainedBytes        int64
 
 	maxRoomsPerCredential         int
@@ -319,6 +328,9 @@ func (cfg *serveConfig) serverOptions(ctx context.Context, log *slog.Logger) ([]
 		server.WithWriteTimeout(cfg.writeTimeout),
 		server.WithAuthFailureLogRate(cfg.authLogRate),
 		server.WithMaxHeaderBytes(cfg.maxHeaderBytes),
+		server.WithMaxConnections(cfg.maxConns),
+		server.WithMaxConnectionIdle(cfg.maxConnIdle),
+		server.WithAuthTimeout(cfg.authTimeout),
 		server.WithBrokerOptions(
 			broker.WithBacklog(cfg.backlogMessages, cfg.backlogBytes),
 			broker.WithHistory(cfg.historyMessages, cfg.historyTTL),

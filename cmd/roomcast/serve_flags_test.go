@@ -132,6 +132,9 @@ func TestServeSecurityFlagDefaults(t *testing.T) {
 		"history-ttl":                broker.DefaultHistoryTTL.String(),
 		"write-timeout":              server.DefaultWriteTimeout.String(),
 		"max-header-bytes":           fmt.Sprint(server.DefaultMaxHeaderBytes),
+		"max-connections":            fmt.Sprint(server.DefaultMaxConnections),
+		"max-connection-idle":        server.DefaultMaxConnectionIdle.String(),
+		"auth-timeout":               server.DefaultAuthTimeout.String(),
 	}
 	fs := serveCmd.flagSet(io.Discard)
 	serveCmd.setup(fs)
@@ -169,6 +172,9 @@ func TestServeFlagUsageErrors(t *testing.T) {
 		{[]string{"--history-messages", "10", "--history-ttl", "0s"}, "history"},
 		{[]string{"--write-timeout", "0s"}, "write timeout"},
 		{[]string{"--max-header-bytes", "100"}, "max header bytes"},
+		{[]string{"--max-connections", "0"}, "max connections"},
+		{[]string{"--max-connection-idle", "-1s"}, "max connection idle"},
+		{[]string{"--auth-timeout", "-1s"}, "auth timeout"},
 	} {
 		args := append([]string{"serve", "--listen", "127.0.0.1:0", "--metrics-listen", ""}, tc.args...)
 		code, stdout, stderr := runCmd(ctx, args...)
