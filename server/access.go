@@ -18,12 +18,13 @@ type access struct {
 	authn      *auth.Authenticator
 	publish    *auth.RateLimiter // nil: no limit
 	log        *failureLog
-	sessions   sync.Map // session id → *liveSession: the open Subscribe streams; see sessions.go
-	byIdentity sync.Map // *auth.Identity → *liveSession: the same, by their current credential
+	sessions   sync.Map      // session id → *liveSession: the open Subscribe streams; see sessions.go
+	byIdentity sync.Map      // *auth.Identity → *liveSession: the same, by their current credential
+	streams    *streamCounts // Subscribe streams open per credential
 }
 
 func newAccess(cfg *config) (*access, error) {
-	a := &access{authn: cfg.authn, log: newFailureLog(cfg)}
+	a := &access{authn: cfg.authn, log: newFailureLog(cfg), streams: &streamCounts{max: cfg.maxCredStreams, n: make(map[string]int)}}
 	if cfg.publishRate > 0 {
 		l, err := auth.NewRateLimiter(cfg.publishRate, cfg.publishBurst)
 		if err != nil {

@@ -25,6 +25,9 @@ const (
 	// DefaultAuthTimeout is how long a connection may go without an
 	// authenticated call, when the server authenticates.
 	DefaultAuthTimeout = 10 * time.Second
+	// DefaultMaxStreamsPerCredential bounds the Subscribe streams one
+	// credential may have open at once.
+	DefaultMaxStreamsPerCredential = 1000
 )
 
 // minHeaderBytes is the smallest header list limit New accepts: a call's
@@ -62,12 +65,19 @@ func WithMaxConnectionIdle(d time.Duration) Option { return func(c *config) { c.
 // DefaultAuthTimeout (10 seconds); 0 turns it off.
 func WithAuthTimeout(d time.Duration) Option { return func(c *config) { c.authTimeout = d } }
 
+// WithMaxStreamsPerCredential limits the Subscribe streams one credential
+// may have open at once, over all its connections; anonymous callers count
+// per client address. A stream past it ends at once with
+// RESOURCE_EXHAUSTED. The default is DefaultMaxStreamsPerCredential (1000).
+func WithMaxStreamsPerCredential(n int) Option { return func(c *config) { c.maxCredStreams = n } }
+
 // limits are the abuse limits' settings, part of config.
 type limits struct {
 	maxHeaderBytes int
 	maxConns       int
 	maxConnIdle    time.Duration
 	authTimeout    time.Duration
+	maxCredStreams int
 }
 
 func defaultLimits() limits {
@@ -76,6 +86,7 @@ func defaultLimits() limits {
 		maxConns:       DefaultMaxConnections,
 		maxConnIdle:    DefaultMaxConnectionIdle,
 		authTimeout:    DefaultAuthTimeout,
+		maxCredStreams: DefaultMaxStreamsPerCredential,
 	}
 }
 
@@ -89,6 +100,8 @@ func (l *limits) validate() error {
 		return fmt.Errorf("server: max connection idle must not be negative, got %v", l.maxConnIdle)
 	case l.authTimeout < 0:
 		return fmt.Errorf("server: auth timeout must not be negative, got %v", l.authTimeout)
+	case l.maxCredStreams < 1:
+		return fmt.Errorf("server: streams per credential must be positive, got %d", l.maxCredStreams)
 	}
 	return nil
 }

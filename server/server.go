@@ -139,6 +139,7 @@ func New(opts ...Option) (_ *Server, err error) {
 		gopts = append(gopts, grpc.InTapHandle(authTap(in, s.access.log, s.guard.authenticated)), // credentials are checked before a request is read
 			grpc.ChainUnaryInterceptor(in.UnaryServerInterceptor()), grpc.ChainStreamInterceptor(in.StreamServerInterceptor()))
 	}
+	gopts = append(gopts, grpc.ChainStreamInterceptor(s.limitStreams)) // after authentication: per credential
 	s.grpc = grpc.NewServer(append(gopts, cfg.grpcOpts...)...)
 	s.grpc.RegisterService(serviceDesc(), s)
 	healthpb.RegisterHealthServer(s.grpc, s.health)

@@ -101,6 +101,8 @@ it at once.`,
 			"allow each client connection bursts of up to `N` stream resets, saved up at --stream-reset-rate from when it connects")
 		fs.IntVar(&cfg.maxStreams, "max-streams", server.DefaultMaxStreams,
 			"end Subscribe streams past `N` open on the server at once")
+		fs.IntVar(&cfg.maxCredStreams, "max-streams-per-credential", server.DefaultMaxStreamsPerCredential,
+			"end Subscribe streams past `N` open at once with one credential (anonymous callers: per client address)")
 		fs.UintVar(&cfg.maxStreamsPerConnection, "max-streams-per-connection", server.DefaultMaxStreamsPerConnection,
 			"allow one client connection `N` calls in flight at once")
 		fs.IntVar(&cfg.maxHeaderBytes, "max-header-bytes", server.DefaultMaxHeaderBytes,
@@ -157,6 +159,7 @@ type serveConfig struct {
 	maxConns                int
 	maxConnIdle             time.Duration
 	authTimeout             time.Duration
+	maxCredStreams          int
 	maxRetainedBytes        int64
 
 	maxRoomsPerCredential         int
@@ -331,6 +334,7 @@ func (cfg *serveConfig) serverOptions(ctx context.Context, log *slog.Logger) ([]
 		server.WithMaxConnections(cfg.maxConns),
 		server.WithMaxConnectionIdle(cfg.maxConnIdle),
 		server.WithAuthTimeout(cfg.authTimeout),
+		server.WithMaxStreamsPerCredential(cfg.maxCredStreams),
 		server.WithBrokerOptions(
 			broker.WithBacklog(cfg.backlogMessages, cfg.backlogBytes),
 			broker.WithHistory(cfg.historyMessages, cfg.historyTTL),

@@ -135,6 +135,7 @@ func TestServeSecurityFlagDefaults(t *testing.T) {
 		"max-connections":            fmt.Sprint(server.DefaultMaxConnections),
 		"max-connection-idle":        server.DefaultMaxConnectionIdle.String(),
 		"auth-timeout":               server.DefaultAuthTimeout.String(),
+		"max-streams-per-credential": fmt.Sprint(server.DefaultMaxStreamsPerCredential),
 	}
 	fs := serveCmd.flagSet(io.Discard)
 	serveCmd.setup(fs)
@@ -175,6 +176,7 @@ func TestServeFlagUsageErrors(t *testing.T) {
 		{[]string{"--max-connections", "0"}, "max connections"},
 		{[]string{"--max-connection-idle", "-1s"}, "max connection idle"},
 		{[]string{"--auth-timeout", "-1s"}, "auth timeout"},
+		{[]string{"--max-streams-per-credential", "0"}, "streams per credential"},
 	} {
 		args := append([]string{"serve", "--listen", "127.0.0.1:0", "--metrics-listen", ""}, tc.args...)
 		code, stdout, stderr := runCmd(ctx, args...)
