@@ -18,9 +18,10 @@ type access struct {
 	authn      *auth.Authenticator
 	publish    *auth.RateLimiter // nil: no limit
 	log        *failureLog
-	sessions   sync.Map      // session id → *liveSession: the open Subscribe streams; see sessions.go
-	byIdentity sync.Map      // *auth.Identity → *liveSession: the same, by their current credential
-	streams    *streamCounts // Subscribe streams open per credential
+	sessions   sync.Map          // session id → *liveSession: the open Subscribe streams; see sessions.go
+	byIdentity sync.Map          // *auth.Identity → *liveSession: the same, by their current credential
+	streams    *streamCounts     // Subscribe streams open per credential
+	reads      *auth.RateLimiter // History and Presence calls; nil: no limit
 }
 
 func newAccess(cfg *config) (*access, error) {
@@ -31,6 +32,13 @@ func newAccess(cfg *config) (*access, error) {
 			return nil, err
 		}
 		a.publish = l
+	}
+	if cfg.readRate > 0 {
+		l, err := auth.NewRateLimiter(cfg.readRate, cfg.readBurst)
+		if err != nil {
+			return nil, err
+		}
+		a.reads = l
 	}
 	return a, nil
 }

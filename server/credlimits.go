@@ -2,10 +2,13 @@ package server
 
 import (
 	"sync"
+	"time"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/roomcast/roomcast/auth"
 	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
@@ -59,4 +62,21 @@ func (s *Server) limitStreams(srv any, ss grpc.ServerStream, info *grpc.StreamSe
 	}
 	defer release()
 	return handler(srv, ss)
+}
+
+// allowRead applies the read rate (History and Presence calls) of id's
+// credential.
+func (a *access) allowRead(id *auth.Identity) error {
+	if a.reads == nil {
+		return nil
+	}
+	ok, wait := a.reads.Allow(id)
+	if ok {
+		return nil
+	}
+	st := status.Newf(codes.ResourceExhausted, "History and Presence rate limit exceeded for this credential; retry after %v", wait.Round(time.Millisecond))
+	if detailed, err := st.WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(wait)}); err == nil {
+		st = detailed
+	}
+	return st.Err()
 }

@@ -5,9 +5,11 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
 	"github.com/roomcast/roomcast/internal/testsupport/testjwt"
 	"github.com/roomcast/roomcast/server"
 )
@@ -40,4 +42,44 @@ func TestSubscribeStreamsAreLimitedPerCredential(t *testing.T) {
 	}
 	second.expectEnd(codes.ResourceExhausted)
 	subscribe(t, a, dial(t, addr))
+}
+
+// History and Presence calls share a rate per credential, refused with
+// RetryInfo past it; another credential has its own.
+func TestReadsAreRateLimitedPerCredential(t *testing.T) {
+	addr := testjwt.StartServer(t, server.WithReadRate(0.001, 3))
+	ctx := testCtx(t)
+	c := dial(t, addr)
+	g := testjwt.Grants(t, "", ">", ">")
+	a := bearer(ctx, testjwt.Token(t, "a", time.Now().Add(time.Hour), g))
+	b := bearer(ctx, testjwt.Token(t, "b", time.Now().Add(time.Hour), g))
+	for i := range 3 {
+		var err error
+		if i%2 == 0 {
+			_, err = c.History(a, &roomcastv1.HistoryRequest{Room: "r"})
+		} else {
+			_, err = c.Presence(a, &roomcastv1.PresenceRequest{Room: "r"})
+		}
+		if err != nil {
+			t.Fatalf("read %d within the burst: %v", i, err)
+		}
+	}
+	for name, err := range map[string]error{
+		"history":  func() error { _, err := c.History(a, &roomcastv1.HistoryRequest{Room: "r"}); return err }(),
+		"presence": func() error { _, err := c.Presence(a, &roomcastv1.PresenceRequest{Room: "r"}); return err }(),
+	} {
+		st := status.Convert(err)
+		var retry *errdetails.RetryInfo
+		for _, d := range st.Details() {
+			if r, ok := d.(*errdetails.RetryInfo); ok {
+				retry = r
+			}
+		}
+		if st.Code() != codes.ResourceExhausted || !strings.Contains(st.Message(), "History and Presence") || retry.GetRetryDelay().AsDuration() <= 0 {
+			t.Errorf("%s past the burst: %v with details %v, want RESOURCE_EXHAUSTED with a RetryInfo", name, err, st.Details())
+		}
+	}
+	if _, err := c.History(b, &roomcastv1.HistoryRequest{Room: "r"}); err != nil {
+		t.Errorf("another credential's history: %v", err)
+	}
 }

@@ -59,7 +59,11 @@ func (s *Server) history(ctx context.Context, req *roomcastv1.HistoryRequest) (*
 	if err != nil {
 		return nil, err
 	}
-	if err := s.access.allow(s.access.identity(ctx), auth.Subscribe, req.GetRoom()); err != nil {
+	id := s.access.identity(ctx)
+	if err := s.access.allow(id, auth.Subscribe, req.GetRoom()); err != nil {
+		return nil, err
+	}
+	if err := s.access.allowRead(id); err != nil {
 		return nil, err
 	}
 	bufs, err := s.broker.History(ctx, req.GetRoom(), req.GetAfter(), limit, req.GetNewestFirst())
@@ -92,7 +96,11 @@ func (s *Server) Presence(ctx context.Context, req *roomcastv1.PresenceRequest) 
 	if err != nil {
 		return nil, err
 	}
-	if err := s.access.allow(s.access.identity(ctx), auth.Presence, req.GetRoom()); err != nil {
+	id := s.access.identity(ctx)
+	if err := s.access.allow(id, auth.Presence, req.GetRoom()); err != nil {
+		return nil, err
+	}
+	if err := s.access.allowRead(id); err != nil {
 		return nil, err
 	}
 	members, total, err := s.broker.Presence(ctx, req.GetRoom(), limit)

@@ -28,6 +28,11 @@ const (
 	// DefaultMaxStreamsPerCredential bounds the Subscribe streams one
 	// credential may have open at once.
 	DefaultMaxStreamsPerCredential = 1000
+	// DefaultReadRate and DefaultReadBurst bound the History and Presence
+	// calls of one credential: a second, and in a burst (a client
+	// resyncing every room it rejoins after a reconnect, say).
+	DefaultReadRate  = 100
+	DefaultReadBurst = 200
 )
 
 // minHeaderBytes is the smallest header list limit New accepts: a call's
@@ -71,6 +76,15 @@ func WithAuthTimeout(d time.Duration) Option { return func(c *config) { c.authTi
 // RESOURCE_EXHAUSTED. The default is DefaultMaxStreamsPerCredential (1000).
 func WithMaxStreamsPerCredential(n int) Option { return func(c *config) { c.maxCredStreams = n } }
 
+// WithReadRate limits each credential's History and Presence calls, taken
+// together, to perSecond, with bursts of burst (a token bucket); past it, a
+// call fails with RESOURCE_EXHAUSTED and a RetryInfo detail. Anonymous
+// callers count per client address. The default is DefaultReadRate (100) a
+// second with bursts of DefaultReadBurst (200); 0 means no limit.
+func WithReadRate(perSecond float64, burst int) Option {
+	return func(c *config) { c.readRate, c.readBurst = perSecond, burst }
+}
+
 // limits are the abuse limits' settings, part of config.
 type limits struct {
 	maxHeaderBytes int
@@ -78,6 +92,8 @@ type limits struct {
 	maxConnIdle    time.Duration
 	authTimeout    time.Duration
 	maxCredStreams int
+	readRate       float64
+	readBurst      int
 }
 
 func defaultLimits() limits {
@@ -87,6 +103,8 @@ func defaultLimits() limits {
 		maxConnIdle:    DefaultMaxConnectionIdle,
 		authTimeout:    DefaultAuthTimeout,
 		maxCredStreams: DefaultMaxStreamsPerCredential,
+		readRate:       DefaultReadRate,
+		readBurst:      DefaultReadBurst,
 	}
 }
 
@@ -102,6 +120,8 @@ func (l *limits) validate() error {
 		return fmt.Errorf("server: auth timeout must not be negative, got %v", l.authTimeout)
 	case l.maxCredStreams < 1:
 		return fmt.Errorf("server: streams per credential must be positive, got %d", l.maxCredStreams)
+	case l.readRate < 0 || (l.readRate > 0 && l.readBurst < 1):
+		return fmt.Errorf("server: read rate needs a positive burst, got %v/s burst %d", l.readRate, l.readBurst)
 	}
 	return nil
 }

@@ -91,6 +91,10 @@ it at once.`,
 			"allow each credential (anonymous callers: each client address, an IPv6 one by its /64) `N` publishes a second on average; 0 for no limit")
 		fs.IntVar(&cfg.publishBurst, "publish-burst", defaultPublishBurst,
 			"allow each credential bursts of up to `N` publishes")
+		fs.Float64Var(&cfg.readRate, "read-rate", server.DefaultReadRate,
+			"allow each credential (anonymous callers: each client address) `N` History and Presence calls a second on average, together; 0 for no limit")
+		fs.IntVar(&cfg.readBurst, "read-burst", server.DefaultReadBurst,
+			"allow each credential bursts of up to `N` History and Presence calls")
 		fs.Float64Var(&cfg.commandRate, "command-rate", server.DefaultCommandRate,
 			"allow each Subscribe stream `N` commands a second on average; 0 for no limit")
 		fs.IntVar(&cfg.commandBurst, "command-burst", server.DefaultCommandBurst,
@@ -160,6 +164,8 @@ type serveConfig struct {
 	maxConnIdle             time.Duration
 	authTimeout             time.Duration
 	maxCredStreams          int
+	readRate                float64
+	readBurst               int
 	maxRetainedBytes        int64
 
 	maxRoomsPerCredential         int
@@ -335,6 +341,7 @@ func (cfg *serveConfig) serverOptions(ctx context.Context, log *slog.Logger) ([]
 		server.WithMaxConnectionIdle(cfg.maxConnIdle),
 		server.WithAuthTimeout(cfg.authTimeout),
 		server.WithMaxStreamsPerCredential(cfg.maxCredStreams),
+		server.WithReadRate(cfg.readRate, cfg.readBurst),
 		server.WithBrokerOptions(
 			broker.WithBacklog(cfg.backlogMessages, cfg.backlogBytes),
 			broker.WithHistory(cfg.historyMessages, cfg.historyTTL),

@@ -136,6 +136,8 @@ func TestServeSecurityFlagDefaults(t *testing.T) {
 		"max-connection-idle":        server.DefaultMaxConnectionIdle.String(),
 		"auth-timeout":               server.DefaultAuthTimeout.String(),
 		"max-streams-per-credential": fmt.Sprint(server.DefaultMaxStreamsPerCredential),
+		"read-rate":                  fmt.Sprint(server.DefaultReadRate),
+		"read-burst":                 fmt.Sprint(server.DefaultReadBurst),
 	}
 	fs := serveCmd.flagSet(io.Discard)
 	serveCmd.setup(fs)
@@ -177,6 +179,7 @@ func TestServeFlagUsageErrors(t *testing.T) {
 		{[]string{"--max-connection-idle", "-1s"}, "max connection idle"},
 		{[]string{"--auth-timeout", "-1s"}, "auth timeout"},
 		{[]string{"--max-streams-per-credential", "0"}, "streams per credential"},
+		{[]string{"--read-rate", "5", "--read-burst", "0"}, "read rate needs a positive burst"},
 	} {
 		args := append([]string{"serve", "--listen", "127.0.0.1:0", "--metrics-listen", ""}, tc.args...)
 		code, stdout, stderr := runCmd(ctx, args...)
