@@ -282,7 +282,7 @@ func (b *Hub) entryOf(e Entry) entry {
 
 // historyFromEngine is History with an engine: always read from the engine,
 // so a publish acknowledged by any node is seen at once.
-func (b *Hub) historyFromEngine(ctx context.Context, room string, after uint64, limit int, newestFirst bool) (mem.BufferSlice, error) {
+func (b *Hub) historyFromEngine(ctx context.Context, room string, after uint64, limit, maxBytes int, newestFirst bool) (mem.BufferSlice, error) {
 	if b.cfg.historyMessages == 0 {
 		limit = 0 // history off: the engine keeps entries only to heal gaps
 	}
@@ -291,8 +291,13 @@ func (b *Hub) historyFromEngine(ctx context.Context, room string, after uint64, 
 		return nil, err
 	}
 	bufs := make([]mem.Buffer, 0, len(entries))
+	size := 0
 	for _, e := range entries {
-		bufs = append(bufs, mem.SliceBuffer(wire.MessageEntryAt(e.Body, e.Offset)))
+		buf := wire.MessageEntryAt(e.Body, e.Offset)
+		if size += len(buf); maxBytes > 0 && size > maxBytes && len(bufs) > 0 {
+			break
+		}
+		bufs = append(bufs, mem.SliceBuffer(buf))
 	}
 	return wire.History(bufs, head.Offset, head.Epoch), nil
 }
