@@ -3,11 +3,14 @@ package server
 import (
 	"context"
 	"sync"
+	"time"
 
 	"golang.org/x/time/rate"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/roomcast/roomcast/auth"
 )
@@ -22,6 +25,7 @@ type access struct {
 	byIdentity sync.Map          // *auth.Identity → *liveSession: the same, by their current credential
 	streams    *streamCounts     // Subscribe streams open per credential
 	reads      *auth.RateLimiter // History and Presence calls; nil: no limit
+	commands   *auth.RateLimiter // Subscribe commands over all a credential's streams; nil: no limit
 }
 
 func newAccess(cfg *config) (*access, error) {
@@ -39,6 +43,13 @@ func newAccess(cfg *config) (*access, error) {
 			return nil, err
 		}
 		a.reads = l
+	}
+	if cfg.credCommandRate > 0 {
+		l, err := auth.NewRateLimiter(cfg.credCommandRate, cfg.credCommandBurst)
+		if err != nil {
+			return nil, err
+		}
+		a.commands = l
 	}
 	return a, nil
 }
@@ -82,6 +93,36 @@ func (a *access) allowPublish(id *auth.Identity) error {
 	}
 	if ok, wait := a.publish.Allow(id); !ok {
 		return auth.RateLimitError(wait)
+	}
+	return nil
+}
+
+// allowRead applies the read rate (History and Presence calls) of id's
+// credential.
+func (a *access) allowRead(id *auth.Identity) error {
+	if a.reads == nil {
+		return nil
+	}
+	ok, wait := a.reads.Allow(id)
+	if ok {
+		return nil
+	}
+	st := status.Newf(codes.ResourceExhausted, "History and Presence rate limit exceeded for this credential; retry after %v", wait.Round(time.Millisecond))
+	if detailed, err := st.WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(wait)}); err == nil {
+		st = detailed
+	}
+	return st.Err()
+}
+
+// allowCommand applies the command rate of id's credential, over all its
+// streams. A command reply carries no details, so the message says when to
+// retry.
+func (a *access) allowCommand(id *auth.Identity) error {
+	if a.commands == nil {
+		return nil
+	}
+	if ok, wait := a.commands.Allow(id); !ok {
+		return status.Errorf(codes.ResourceExhausted, "more commands per second than this credential may send over all its streams; retry after %v", wait.Round(time.Millisecond))
 	}
 	return nil
 }

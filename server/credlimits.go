@@ -2,20 +2,17 @@ package server
 
 import (
 	"sync"
-	"time"
 
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/roomcast/roomcast/auth"
 	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
 )
 
-// Limits kept per credential, beside the publish rate of access.go: what
-// one credential may hold open, and how often it may read. A credential is
+// Limits kept per credential, beside the rates of access.go: what one
+// credential may hold open. A credential is
 // a subject (and how it was authenticated); anonymous callers are one per
 // client address (see access.identity).
 
@@ -62,21 +59,4 @@ func (s *Server) limitStreams(srv any, ss grpc.ServerStream, info *grpc.StreamSe
 	}
 	defer release()
 	return handler(srv, ss)
-}
-
-// allowRead applies the read rate (History and Presence calls) of id's
-// credential.
-func (a *access) allowRead(id *auth.Identity) error {
-	if a.reads == nil {
-		return nil
-	}
-	ok, wait := a.reads.Allow(id)
-	if ok {
-		return nil
-	}
-	st := status.Newf(codes.ResourceExhausted, "History and Presence rate limit exceeded for this credential; retry after %v", wait.Round(time.Millisecond))
-	if detailed, err := st.WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(wait)}); err == nil {
-		st = detailed
-	}
-	return st.Err()
 }

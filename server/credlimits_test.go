@@ -83,3 +83,24 @@ func TestReadsAreRateLimitedPerCredential(t *testing.T) {
 		t.Errorf("another credential's history: %v", err)
 	}
 }
+
+// Commands are limited per credential over all its streams, beside the
+// limit per stream: one credential's second stream does not get a rate of
+// its own. The stream stays up, and another credential has its own rate.
+func TestCommandsAreRateLimitedPerCredential(t *testing.T) {
+	addr := testjwt.StartServer(t, server.WithCommandRate(0, 0), server.WithCredentialCommandRate(0.001, 3))
+	ctx := testCtx(t)
+	g := testjwt.Grants(t, "", ">", "")
+	a := bearer(ctx, testjwt.Token(t, "a", time.Now().Add(time.Hour), g))
+	b := bearer(ctx, testjwt.Token(t, "b", time.Now().Add(time.Hour), g))
+	first := subscribe(t, a, dial(t, addr), "r1", "r2") // two commands
+	second := subscribe(t, a, dial(t, addr), "r3")      // the third
+	rep := second.command(joinReq("r4", "r4", nil))
+	if codes.Code(rep.GetError().GetCode()) != codes.ResourceExhausted || !strings.Contains(rep.GetError().GetMessage(), "over all its streams") {
+		t.Errorf("a fourth command of the credential, on another stream: %v, want RESOURCE_EXHAUSTED", rep)
+	}
+	if rep := first.command(joinReq("r5", "r5", nil)); codes.Code(rep.GetError().GetCode()) != codes.ResourceExhausted {
+		t.Errorf("a fifth command: %v, want RESOURCE_EXHAUSTED", rep)
+	}
+	subscribe(t, b, dial(t, addr), "r1", "r2", "r3")
+}

@@ -33,6 +33,12 @@ const (
 	// resyncing every room it rejoins after a reconnect, say).
 	DefaultReadRate  = 100
 	DefaultReadBurst = 200
+	// DefaultCredentialCommandRate and DefaultCredentialCommandBurst bound
+	// the Subscribe commands of one credential over all its streams: ten
+	// streams' worth of the per-stream rate, and 1000 streams each joining
+	// ten rooms at once.
+	DefaultCredentialCommandRate  = 10_000
+	DefaultCredentialCommandBurst = 10_000
 )
 
 // minHeaderBytes is the smallest header list limit New accepts: a call's
@@ -85,6 +91,18 @@ func WithReadRate(perSecond float64, burst int) Option {
 	return func(c *config) { c.readRate, c.readBurst = perSecond, burst }
 }
 
+// WithCredentialCommandRate limits each credential's Subscribe commands,
+// over all its streams, to perSecond, with bursts of burst; a command past
+// it gets a RESOURCE_EXHAUSTED reply saying when to retry, and the stream
+// stays up. Anonymous callers count per client address. It applies beside
+// WithCommandRate's limit per stream, which alone would give a credential
+// with n streams n times the rate. The default is
+// DefaultCredentialCommandRate (10,000) a second with bursts of
+// DefaultCredentialCommandBurst (10,000); 0 means no limit.
+func WithCredentialCommandRate(perSecond float64, burst int) Option {
+	return func(c *config) { c.credCommandRate, c.credCommandBurst = perSecond, burst }
+}
+
 // limits are the abuse limits' settings, part of config.
 type limits struct {
 	maxHeaderBytes int
@@ -94,6 +112,9 @@ type limits struct {
 	maxCredStreams int
 	readRate       float64
 	readBurst      int
+
+	credCommandRate  float64
+	credCommandBurst int
 }
 
 func defaultLimits() limits {
@@ -105,6 +126,9 @@ func defaultLimits() limits {
 		maxCredStreams: DefaultMaxStreamsPerCredential,
 		readRate:       DefaultReadRate,
 		readBurst:      DefaultReadBurst,
+
+		credCommandRate:  DefaultCredentialCommandRate,
+		credCommandBurst: DefaultCredentialCommandBurst,
 	}
 }
 
@@ -122,6 +146,8 @@ func (l *limits) validate() error {
 		return fmt.Errorf("server: streams per credential must be positive, got %d", l.maxCredStreams)
 	case l.readRate < 0 || (l.readRate > 0 && l.readBurst < 1):
 		return fmt.Errorf("server: read rate needs a positive burst, got %v/s burst %d", l.readRate, l.readBurst)
+	case l.credCommandRate < 0 || (l.credCommandRate > 0 && l.credCommandBurst < 1):
+		return fmt.Errorf("server: credential command rate needs a positive burst, got %v/s burst %d", l.credCommandRate, l.credCommandBurst)
 	}
 	return nil
 }

@@ -156,8 +156,9 @@ func WithPublishRate(perSecond float64, burst int) Option {
 }
 
 // WithCommandRate limits each Subscribe stream's commands to perSecond, with
-// bursts of burst; a command past it gets a RESOURCE_EXHAUSTED reply. The
-// default is DefaultCommandRate (1000) per second with bursts of
+// bursts of burst; a command past it gets a RESOURCE_EXHAUSTED reply. A
+// credential's streams together are limited by WithCredentialCommandRate.
+// The default is DefaultCommandRate (1000) per second with bursts of
 // DefaultCommandBurst (1000); 0 means no limit.
 func WithCommandRate(perSecond float64, burst int) Option {
 	return func(c *config) { c.commandRate, c.commandBurst = perSecond, burst }

@@ -103,6 +103,10 @@ it at once.`,
 			"close a client connection that resets streams (cancels calls) faster than `N` a second on average: the HTTP/2 rapid reset attack; 0 for no limit")
 		fs.IntVar(&cfg.streamResetBurst, "stream-reset-burst", server.DefaultStreamResetBurst,
 			"allow each client connection bursts of up to `N` stream resets, saved up at --stream-reset-rate from when it connects")
+		fs.Float64Var(&cfg.credCommandRate, "credential-command-rate", server.DefaultCredentialCommandRate,
+			"allow each credential (anonymous callers: each client address) `N` Subscribe commands a second on average over all its streams; 0 for no limit")
+		fs.IntVar(&cfg.credCommandBurst, "credential-command-burst", server.DefaultCredentialCommandBurst,
+			"allow each credential bursts of up to `N` Subscribe commands over all its streams")
 		fs.IntVar(&cfg.maxStreams, "max-streams", server.DefaultMaxStreams,
 			"end Subscribe streams past `N` open on the server at once")
 		fs.IntVar(&cfg.maxCredStreams, "max-streams-per-credential", server.DefaultMaxStreamsPerCredential,
@@ -166,6 +170,8 @@ type serveConfig struct {
 	maxCredStreams          int
 	readRate                float64
 	readBurst               int
+	credCommandRate         float64
+	credCommandBurst        int
 	maxRetainedBytes        int64
 
 	maxRoomsPerCredential         int
@@ -342,6 +348,7 @@ func (cfg *serveConfig) serverOptions(ctx context.Context, log *slog.Logger) ([]
 		server.WithAuthTimeout(cfg.authTimeout),
 		server.WithMaxStreamsPerCredential(cfg.maxCredStreams),
 		server.WithReadRate(cfg.readRate, cfg.readBurst),
+		server.WithCredentialCommandRate(cfg.credCommandRate, cfg.credCommandBurst),
 		server.WithBrokerOptions(
 			broker.WithBacklog(cfg.backlogMessages, cfg.backlogBytes),
 			broker.WithHistory(cfg.historyMessages, cfg.historyTTL),

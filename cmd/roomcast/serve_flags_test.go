@@ -138,6 +138,8 @@ func TestServeSecurityFlagDefaults(t *testing.T) {
 		"max-streams-per-credential": fmt.Sprint(server.DefaultMaxStreamsPerCredential),
 		"read-rate":                  fmt.Sprint(server.DefaultReadRate),
 		"read-burst":                 fmt.Sprint(server.DefaultReadBurst),
+		"credential-command-rate":    fmt.Sprint(server.DefaultCredentialCommandRate),
+		"credential-command-burst":   fmt.Sprint(server.DefaultCredentialCommandBurst),
 	}
 	fs := serveCmd.flagSet(io.Discard)
 	serveCmd.setup(fs)
@@ -180,6 +182,7 @@ func TestServeFlagUsageErrors(t *testing.T) {
 		{[]string{"--auth-timeout", "-1s"}, "auth timeout"},
 		{[]string{"--max-streams-per-credential", "0"}, "streams per credential"},
 		{[]string{"--read-rate", "5", "--read-burst", "0"}, "read rate needs a positive burst"},
+		{[]string{"--credential-command-rate", "5", "--credential-command-burst", "0"}, "credential command rate needs a positive burst"},
 	} {
 		args := append([]string{"serve", "--listen", "127.0.0.1:0", "--metrics-listen", ""}, tc.args...)
 		code, stdout, stderr := runCmd(ctx, args...)
