@@ -10,9 +10,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/net/http2/hpack"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/connectivity"
 	"google.golang.org/protobuf/proto"
 
 	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
+	"github.com/roomcast/roomcast/internal/rawh2"
+	"github.com/roomcast/roomcast/internal/servertest"
 	"github.com/roomcast/roomcast/internal/testsupport/testjwt"
 	"github.com/roomcast/roomcast/server"
 )
@@ -25,23 +28,23 @@ func within(t testing.TB, d time.Duration) context.Context {
 	return ctx
 }
 
-// rawPublish makes a Publish call to room on h, with the given metadata,
+// rawPublish makes a Publish call to room on c, with the given metadata,
 // and returns its grpc-status ("" if the call got none).
-func rawPublish(t testing.TB, ctx context.Context, h *h2client, room string, md []hpack.HeaderField) string {
+func rawPublish(t testing.TB, ctx context.Context, c *rawh2.Conn, room string, md []hpack.HeaderField) string {
 	t.Helper()
 	body, err := proto.Marshal(&roomcastv1.PublishRequest{Room: room})
 	if err != nil {
 		t.Fatal(err)
 	}
-	id, err := h.open(roomcastv1.BrokerService_Publish_FullMethodName, md, false)
+	id, err := rawCall(c, roomcastv1.BrokerService_Publish_FullMethodName, md, false)
 	if err == nil {
-		err = h.data(id, body)
+		err = rawRequest(c, id, body)
 	}
 	if err != nil {
 		return ""
 	}
-	end, _ := h.waitEnd(ctx, id)
-	return end.status
+	end, _ := c.WaitStream(ctx, id)
+	return end.Status
 }
 
 // closedWithin reports whether the server closes c within d: it reads what
@@ -63,8 +66,8 @@ func TestConnectionsPastTheCapAreRefused(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	_, addr := start(t, server.WithMaxConnections(2), server.WithMetrics(reg))
 	ctx := testCtx(t)
-	first := dialH2(t, addr)
-	dialH2(t, addr)
+	first := dialRaw(t, addr)
+	dialRaw(t, addr)
 	if status := rawPublish(t, ctx, first, "r", nil); status != "0" {
 		t.Fatalf("a call on a connection within the cap: status %q", status)
 	}
@@ -79,7 +82,7 @@ func TestConnectionsPastTheCapAreRefused(t *testing.T) {
 	if n := counter(t, reg, "roomcast_connections_refused_total"); n != 1 {
 		t.Errorf("roomcast_connections_refused_total is %v, want 1", n)
 	}
-	first.conn.Close()
+	first.Close()
 	// A gRPC client retries until the server has seen first go.
 	if _, err := dial(t, addr).Publish(ctx, &roomcastv1.PublishRequest{Room: "r"}, grpc.WaitForReady(true)); err != nil {
 		t.Errorf("publish once a place is free: %v", err)
@@ -98,26 +101,29 @@ func TestConnectionsMustAuthenticateInTime(t *testing.T) {
 	tok := testjwt.Token(t, "svc", time.Now().Add(time.Hour), testjwt.Grants(t, "r", "", ""))
 	authed := []hpack.HeaderField{{Name: "authorization", Value: "Bearer " + tok}}
 
-	good := dialH2(t, addr)
+	good := dialRaw(t, addr)
 	if status := rawPublish(t, ctx, good, "r", authed); status != "0" {
 		t.Fatalf("an authenticated call: status %q", status)
 	}
-	silent := dialH2(t, addr)
-	refused := dialH2(t, addr)
+	silent := dialRaw(t, addr)
+	refused := dialRaw(t, addr)
 	if status := rawPublish(t, ctx, refused, "r", []hpack.HeaderField{{Name: "authorization", Value: "Bearer nope"}}); status != "16" {
 		t.Fatalf("a call with a bad credential: status %q", status)
 	}
-	health := dialH2(t, addr)
-	id := health.call("/grpc.health.v1.Health/Check", nil, false)
-	if err := health.data(id, nil); err != nil {
+	health := dialRaw(t, addr)
+	id, err := rawCall(health, "/grpc.health.v1.Health/Check", nil, false)
+	if err == nil {
+		err = rawRequest(health, id, nil)
+	}
+	if err != nil {
 		t.Fatal(err)
 	}
-	if end, _ := health.waitEnd(ctx, id); end.status != "0" {
+	if end, _ := health.WaitStream(ctx, id); end.Status != "0" {
 		t.Fatalf("a health check: %+v", end)
 	}
 
-	for name, h := range map[string]*h2client{"silent": silent, "refused": refused, "health": health} {
-		if closed, _ := h.waitClosed(within(t, 10*timeout)); !closed {
+	for name, c := range map[string]*rawh2.Conn{"silent": silent, "refused": refused, "health": health} {
+		if closed, _ := closedBy(within(t, 10*timeout), c); !closed {
 			t.Errorf("the %s connection is open after the auth timeout", name)
 		}
 	}
@@ -131,14 +137,14 @@ func TestConnectionsMustAuthenticateInTime(t *testing.T) {
 }
 
 // A connection with no call in flight for the idle time is sent a GOAWAY
-// and closed.
+// and closed: its client leaves the READY state.
 func TestIdleConnectionsAreClosed(t *testing.T) {
 	_, addr := start(t, server.WithMaxConnectionIdle(300*time.Millisecond))
-	h := dialH2(t, addr)
-	if status := rawPublish(t, testCtx(t), h, "r", nil); status != "0" {
-		t.Fatalf("a call: status %q", status)
+	conn := servertest.Dial(t, addr)
+	if _, err := roomcastv1.NewBrokerServiceClient(conn).Publish(testCtx(t), &roomcastv1.PublishRequest{Room: "r"}); err != nil {
+		t.Fatal(err)
 	}
-	if closed, goaway := h.waitClosed(within(t, 5*time.Second)); !closed || !goaway {
-		t.Errorf("idle connection: closed %v, after a GOAWAY %v", closed, goaway)
+	if !conn.WaitForStateChange(within(t, 5*time.Second), connectivity.Ready) {
+		t.Errorf("an idle connection is still %v", conn.GetState())
 	}
 }

@@ -39,7 +39,7 @@ func liveHeap() uint64 {
 // once and keeps none of it.
 func TestHeaderBombIsRefusedAndNotKept(t *testing.T) {
 	_, addr := start(t)
-	h := dialH2(t, addr)
+	h := dialRaw(t, addr)
 	const streams, refs = 16, 1000
 	value := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{0xa5}, 3000)) // 4000 bytes: one table entry
 	bomb := make([]hpack.HeaderField, refs)
@@ -49,7 +49,10 @@ func TestHeaderBombIsRefusedAndNotKept(t *testing.T) {
 	before := liveHeap()
 	ids := make([]uint32, streams)
 	for i := range ids {
-		ids[i] = h.call(roomcastv1.BrokerService_Publish_FullMethodName, bomb, false)
+		var err error
+		if ids[i], err = rawCall(h, roomcastv1.BrokerService_Publish_FullMethodName, bomb, false); err != nil {
+			t.Fatal(err)
+		}
 	}
 	// A refusal comes at once; without one, give the server time to decode
 	// everything before weighing what it kept.
@@ -57,7 +60,7 @@ func TestHeaderBombIsRefusedAndNotKept(t *testing.T) {
 	defer cancel()
 	var unrefused []uint32
 	for _, id := range ids {
-		if end, ok := h.waitEnd(ctx, id); !ok || !end.reset || end.code != http2.ErrCodeFrameSize {
+		if end, err := h.WaitStream(ctx, id); err != nil || !end.Reset || end.Code != http2.ErrCodeFrameSize {
 			unrefused = append(unrefused, id)
 		}
 	}
@@ -87,13 +90,13 @@ func TestLargeMetadataIsRefused(t *testing.T) {
 	// client may not get to read): golang.org/x/net/http2 reads no more of a
 	// header block far past the limit, and the connection cannot go on
 	// without it, HPACK's table being the connection's.
-	h := dialH2(t, addr)
+	h := dialRaw(t, addr)
 	rawCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	id, _ := h.open(roomcastv1.BrokerService_Publish_FullMethodName, big, true) // the server may close before the last frame
-	end, ended := h.waitEnd(rawCtx, id)
-	if closed, _ := h.waitClosed(rawCtx); ended || !closed {
-		t.Errorf("64 KiB of headers: stream ended %v with %+v, connection closed %v; want the connection closed without a response", ended, end, closed)
+	id, _ := rawCall(h, roomcastv1.BrokerService_Publish_FullMethodName, big, true) // the server may close before the last frame
+	end, err := h.WaitStream(rawCtx, id)
+	if closed, _ := closedBy(rawCtx, h); err == nil || !closed {
+		t.Errorf("64 KiB of headers: stream ended with %+v (%v), connection closed %v; want the connection closed without a response", end, err, closed)
 	}
 
 	c := dial(t, addr)
@@ -101,7 +104,7 @@ func TestLargeMetadataIsRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	md := metadata.Pairs("x-large", strings.Repeat("v", 64<<10))
-	_, err := c.Publish(metadata.NewOutgoingContext(ctx, md), &roomcastv1.PublishRequest{Room: "r"})
+	_, err = c.Publish(metadata.NewOutgoingContext(ctx, md), &roomcastv1.PublishRequest{Room: "r"})
 	if st := status.Convert(err); st.Code() != codes.Internal || !strings.Contains(st.Message(), "header list size") {
 		t.Errorf("a call with 64 KiB of metadata: %v, want INTERNAL about the header list size", err)
 	}

@@ -27,7 +27,7 @@ func TestCredentialsAreCheckedBeforeTheRequestIsRead(t *testing.T) {
 	ctx := testCtx(t)
 
 	// Headers and no body: the answer comes without waiting for one.
-	h := dialH2(t, addr)
+	h := dialRaw(t, addr)
 	waitCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	for _, tc := range []struct {
@@ -39,10 +39,13 @@ func TestCredentialsAreCheckedBeforeTheRequestIsRead(t *testing.T) {
 		{"bad credential", []hpack.HeaderField{{Name: "authorization", Value: "Bearer not.a.token"}}, "token"},
 	} {
 		for _, method := range []string{roomcastv1.BrokerService_Publish_FullMethodName, roomcastv1.BrokerService_Subscribe_FullMethodName, roomcastv1.BrokerService_History_FullMethodName} {
-			id := h.call(method, tc.md, false)
-			end, ok := h.waitEnd(waitCtx, id)
-			if !ok || end.status != "16" || !strings.Contains(end.message, tc.says) {
-				t.Errorf("%s, %s, no body sent: ended %v with %+v, want UNAUTHENTICATED saying %q", tc.name, method, ok, end, tc.says)
+			id, err := rawCall(h, method, tc.md, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			end, err := h.WaitStream(waitCtx, id)
+			if err != nil || end.Status != "16" || !strings.Contains(end.Message, tc.says) {
+				t.Errorf("%s, %s, no body sent: ended with %+v (%v), want UNAUTHENTICATED saying %q", tc.name, method, end, err, tc.says)
 			}
 		}
 	}
