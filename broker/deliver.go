@@ -31,10 +31,7 @@ func (b *Hub) Deliver(room string, e Entry) {
 	}
 	defer r.mu.Unlock()
 	if t := r.tracking; t != nil && !t.synced {
-		if len(t.early) == maxEarly {
-			t.early = append(t.early[:0], t.early[1:]...) // the gap shows when Track returns
-		}
-		t.early = append(t.early, e)
+		t.buffer(early{entry: e})
 		return
 	}
 	b.deliverLocked(r, e)
@@ -49,4 +46,5 @@ func (r *room) restart(epoch string, next uint64) {
 	r.msgs.clear()
 	r.msgs.first, r.msgs.head = next, next-1
 	r.wake()
+	r.releaseCatchUps(true)
 }

@@ -22,6 +22,11 @@
 //     cursors. In roomcast that is the server's connection writer, which
 //     sends the frame on the subscriber's gRPC stream (see package server).
 //
+// A publish may carry an idempotency key ([PublishOptions]): a retry with
+// the same key, owner and room finds the key beside the room's ring and is
+// answered with the first publish's offset, appending nothing
+// (idempotency.go).
+//
 // A subscriber further behind than the backlog bound is reported as lagging
 // (*[LagError]), and one whose room lost messages on this node as having a
 // gap (*[GapError]): never skipped in silence. Where a join with a position

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"errors"
 
 	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
 )
@@ -59,9 +60,20 @@ type Engine interface {
 	RemoveMember(ctx context.Context, room, session string) error
 	Members(ctx context.Context, room string, limit int) ([]*roomcastv1.Member, int, error)
 
+	// Ping reports whether the engine can serve at all: nil while its store
+	// (some part of it) answers, an error wrapping ErrUnavailable while
+	// none does. The server's health check is made of it.
+	Ping(ctx context.Context) error
+
 	// Close releases the engine's connections. It is idempotent.
 	Close() error
 }
+
+// ErrUnavailable is wrapped by an engine's errors when its store cannot be
+// reached or did not answer in time. A Publish that fails with it may or may
+// not have been stored: the outcome is unknown, so it must not be retried
+// blindly. The server answers it with UNAVAILABLE.
+var ErrUnavailable = errors.New("broker: engine unavailable")
 
 // Sink is what an engine delivers a node's tracked rooms to: the hub.
 type Sink interface {
@@ -71,6 +83,29 @@ type Sink interface {
 	// fetch them again: the room's subscribers are then cut off with a
 	// *GapError, never silently skipped past the loss. It must not block.
 	Deliver(room string, e Entry)
+
+	// Reset tells that room's sequence broke with no entry to show it: the
+	// engine lost entries after the last it delivered and there is none to
+	// deliver after them (its store restarted and the room has a new epoch,
+	// or the missing entries expired), so head, the room's position in the
+	// store now, is where delivery goes on from. The room's subscribers are
+	// cut off as for a gap, unless the room is already at head. It must not
+	// block.
+	Reset(room string, head Position)
+
+	// DeliverEvent hands over one presence event of room, in the order of
+	// the room's event sequence. A break in that sequence cuts the room's
+	// event listeners off with a *GapError (they resync with Presence). It
+	// must not block.
+	DeliverEvent(room string, ev Event)
+}
+
+// Event is a presence event as an engine spreads it.
+type Event struct {
+	Seq    uint64 // the room's event sequence: 1 starts it (again), each next one is one more
+	Offset uint64 // the room's newest message offset when it happened
+	Leave  bool   // a leave; a join otherwise
+	Member []byte // the roomcast.v1.Member, encoded; not modified afterwards
 }
 
 // Entry is one message of a room as an engine stores and spreads it.

@@ -2,7 +2,7 @@ package broker
 
 import (
 	"context"
-	"errors"
+	"math"
 	"time"
 
 	"google.golang.org/grpc/mem"
@@ -33,13 +33,18 @@ import (
 //	     freed, and Untrack (under the shard's lock, so a new incarnation's
 //	     Track always comes after it)
 
-// EngineFunc makes the engine a hub runs on, given the Sink (the hub) that
-// the engine delivers rooms' entries to.
-type EngineFunc func(Sink) (Engine, error)
+// EngineFunc makes the engine a hub runs on, for New.
+type EngineFunc func(EngineConfig) (Engine, error)
 
-// ErrEngineUnsupported is the error of what an engine-backed hub cannot do
-// yet: presence events.
-var ErrEngineUnsupported = errors.New("broker: not supported with this engine yet")
+// EngineConfig is what a hub tells the engine it makes: where to deliver,
+// and the hub's history limits, which the engine's history must keep to, so
+// that a resume is recovered on every node alike.
+type EngineConfig struct {
+	Sink            Sink          // the hub
+	HistoryMessages int           // WithHistory's messages
+	HistoryTTL      time.Duration // WithHistory's age
+	PresenceMembers int           // WithPresenceLimit's
+}
 
 // tracking is a room's sync with its engine. Guarded by room.mu, but for
 // done, which is closed once and read by anyone.
@@ -48,7 +53,24 @@ type tracking struct {
 	synced  bool          // Track returned: Deliver appends
 	done    chan struct{} // closed when Track returned
 	err     error         // Track's error: the room cannot be joined
-	early   []Entry       // delivered before Track returned
+	early   []early       // delivered before Track returned
+}
+
+// early is what the engine delivered for a room whose Track had not
+// returned: an entry, or a reset.
+type early struct {
+	entry Entry
+	reset bool
+	head  Position // of a reset
+}
+
+// buffer keeps x until Track returns. Past maxEarly the oldest are dropped:
+// the gap then shows, as any gap does. Caller holds the room's lock.
+func (t *tracking) buffer(x early) {
+	if len(t.early) == maxEarly {
+		t.early = append(t.early[:0], t.early[1:]...)
+	}
+	t.early = append(t.early, x)
 }
 
 func newTracking() *tracking { return &tracking{done: make(chan struct{})} }
@@ -91,25 +113,24 @@ func (b *Hub) prepareJoin(ctx context.Context, p *PendingJoin, ready func()) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer context.AfterFunc(b.life, cancel)()
 	defer cancel()
-	switch {
-	case p.opts.Events:
-		p.err = ErrEngineUnsupported
-	default:
-		p.err = b.track(ctx, p.room, p.opts.Position)
-		if p.err == nil {
-			p.err = b.backfill(ctx, p.room, p.opts.Position)
-		}
-		if p.err == nil && p.opts.Presence {
-			p.err = b.engine.AddMember(ctx, p.room.name, p.s.id, p.opts.Info)
-		}
+	var cold bool
+	cold, p.err = b.track(ctx, p.room, p.opts.Position)
+	if p.err == nil && !cold {
+		p.err = b.catchUp(ctx, p.room)
+	}
+	if p.err == nil {
+		p.err = b.backfill(ctx, p.room, p.opts.Position)
+	}
+	if p.err == nil && p.opts.Presence {
+		p.err = b.engine.AddMember(ctx, p.room.name, p.s.id, p.opts.Info)
 	}
 	p.ready.Store(true)
 	ready()
 }
 
-// track makes sure r is tracked, calling Track if no one has yet, and
-// waiting for whoever did otherwise.
-func (b *Hub) track(ctx context.Context, r *room, from *Position) error {
+// track makes sure r is tracked, calling Track if no one has yet (cold is
+// then true), and waiting for whoever did otherwise.
+func (b *Hub) track(ctx context.Context, r *room, from *Position) (cold bool, err error) {
 	r.mu.Lock()
 	t := r.tracking
 	first := !t.started
@@ -118,11 +139,63 @@ func (b *Hub) track(ctx context.Context, r *room, from *Position) error {
 	if !first {
 		select {
 		case <-t.done:
-			return t.err
+			return false, t.err
 		case <-ctx.Done():
-			return ctx.Err()
+			return false, ctx.Err()
 		}
 	}
+	return true, b.startTracking(ctx, r, t, from)
+}
+
+// catchUp waits until r's ring holds every entry the engine had sequenced
+// when it is called, so that a join on a warm room starts after every
+// publish acknowledged before it, on any node, as one on a cold room does.
+// It costs a round trip.
+func (b *Hub) catchUp(ctx context.Context, r *room) error {
+	head, _, err := b.engine.Read(ctx, r.name, math.MaxUint64, 0, false)
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	if r.epoch != head.Epoch || r.msgs.head >= head.Offset {
+		r.mu.Unlock()
+		return nil // there, or a new epoch that the resume rule will see
+	}
+	reached := make(chan struct{})
+	r.catchUps = append(r.catchUps, catchUp{head.Offset, reached})
+	r.mu.Unlock()
+	select {
+	case <-reached:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// catchUp is a join waiting for its room's ring to reach offset.
+type catchUp struct {
+	offset  uint64
+	reached chan struct{}
+}
+
+// releaseCatchUps lets go the joins waiting for what r holds now, or for a
+// sequence that restarted. Caller holds r.mu for writing.
+func (r *room) releaseCatchUps(restarted bool) {
+	kept := r.catchUps[:0]
+	for _, c := range r.catchUps {
+		if restarted || c.offset <= r.msgs.head {
+			close(c.reached)
+		} else {
+			kept = append(kept, c)
+		}
+	}
+	clear(r.catchUps[len(kept):])
+	r.catchUps = kept
+}
+
+// startTracking calls Track for r and fills its ring from what it returns
+// and what was delivered meanwhile.
+func (b *Hub) startTracking(ctx context.Context, r *room, t *tracking, from *Position) error {
 	head, entries, err := b.engine.Track(ctx, r.name, from, b.cfg.backlogMessages)
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -141,8 +214,12 @@ func (b *Hub) track(ctx context.Context, r *room, from *Position) error {
 	for _, e := range entries {
 		b.deliverLocked(r, e)
 	}
-	for _, e := range t.early {
-		b.deliverLocked(r, e)
+	for _, x := range t.early {
+		if x.reset {
+			b.resetLocked(r, x.head)
+		} else {
+			b.deliverLocked(r, x.entry)
+		}
 	}
 	t.early = nil
 	return nil
@@ -192,6 +269,9 @@ func (b *Hub) deliverLocked(r *room, e Entry) {
 	b.stats.received.Add(1)
 	r.msgs.append(b.entryOf(e), nil, b.retention(r), b.cfg.backlogBytes, b.maxSlots)
 	r.wake()
+	if len(r.catchUps) > 0 {
+		r.releaseCatchUps(false)
+	}
 }
 
 // entryOf builds the shared entry of e: its body with the offset appended.
@@ -202,14 +282,22 @@ func (b *Hub) entryOf(e Entry) entry {
 
 // historyFromEngine is History with an engine: always read from the engine,
 // so a publish acknowledged by any node is seen at once.
-func (b *Hub) historyFromEngine(ctx context.Context, room string, after uint64, limit int, newestFirst bool) (mem.BufferSlice, error) {
+func (b *Hub) historyFromEngine(ctx context.Context, room string, after uint64, limit, maxBytes int, newestFirst bool) (mem.BufferSlice, error) {
+	if b.cfg.historyMessages == 0 {
+		limit = 0 // history off: the engine keeps entries only to heal gaps
+	}
 	head, entries, err := b.engine.Read(ctx, room, after, limit, newestFirst)
 	if err != nil {
 		return nil, err
 	}
 	bufs := make([]mem.Buffer, 0, len(entries))
+	size := 0
 	for _, e := range entries {
-		bufs = append(bufs, mem.SliceBuffer(wire.MessageEntryAt(e.Body, e.Offset)))
+		buf := wire.MessageEntryAt(e.Body, e.Offset)
+		if size += len(buf); maxBytes > 0 && size > maxBytes && len(bufs) > 0 {
+			break
+		}
+		bufs = append(bufs, mem.SliceBuffer(buf))
 	}
 	return wire.History(bufs, head.Offset, head.Epoch), nil
 }

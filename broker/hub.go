@@ -31,7 +31,8 @@ type Hub struct {
 	closed   atomic.Bool
 	stats    counters
 	rooms    atomic.Int64 // rooms in memory
-	retained atomic.Int64 // bytes of entries in every room's rings
+	retained atomic.Int64 // bytes of entries in every room's rings, and of their idempotency keys
+	keys     atomic.Int64 // idempotency keys remembered by every room
 	owners   owners       // tenants' use, for quotas
 
 	stop      chan struct{}
@@ -49,7 +50,7 @@ type shard struct {
 }
 
 type counters struct {
-	published, encoded, received, delivered, lagged, reclaimed atomic.Uint64
+	published, encoded, received, delivered, lagged, reclaimed, deduplicated atomic.Uint64
 }
 
 // Stats is a snapshot of a broker's counters since it started.
@@ -62,6 +63,9 @@ type Stats struct {
 	Rooms     int    // rooms in memory now
 	Retained  int64  // bytes of messages and presence events held by every room now
 	Reclaimed uint64 // idle rooms whose history was dropped to stay within WithMaxRetainedBytes
+
+	Deduplicated uint64 // publishes answered from an idempotency key, appending nothing
+	Keys         int64  // idempotency keys remembered by every room now (their bytes count in Retained)
 }
 
 // New returns an empty hub: by default its own sequencer, in memory, and
@@ -78,16 +82,18 @@ func New(opts ...Option) (*Hub, error) {
 		b.shards[i].rooms = make(map[string]*room)
 	}
 	if cfg.engine != nil {
-		if b.engine, err = cfg.engine(b); err != nil {
+		if b.engine, err = cfg.engine(EngineConfig{Sink: b, HistoryMessages: cfg.historyMessages, HistoryTTL: cfg.historyTTL, PresenceMembers: cfg.presenceMembers}); err != nil {
 			b.end()
 			return nil, err
 		}
 		return b, nil // history lives in the engine: nothing to expire here
 	}
+	every := cfg.keyWindow // the janitor expires idempotency keys, and history if any
 	if cfg.historyMessages > 0 {
-		b.janitor.Add(1)
-		go b.sweep(min(max(cfg.historyTTL/4, 10*time.Millisecond), time.Second))
+		every = min(every, cfg.historyTTL)
 	}
+	b.janitor.Add(1)
+	go b.sweep(min(max(every/4, 10*time.Millisecond), time.Second))
 	return b, nil
 }
 
@@ -109,6 +115,18 @@ func (b *Hub) Close() error {
 	return err
 }
 
+// Ping reports whether the hub can serve: with an engine, whether the
+// engine's store answers (see Engine.Ping); without, whether it is open.
+func (b *Hub) Ping(ctx context.Context) error {
+	if b.closed.Load() {
+		return ErrClosed
+	}
+	if b.engine == nil {
+		return nil
+	}
+	return b.engine.Ping(ctx)
+}
+
 // Stats returns the broker's counters.
 func (b *Hub) Stats() Stats {
 	return Stats{
@@ -120,6 +138,9 @@ func (b *Hub) Stats() Stats {
 		Rooms:     int(b.rooms.Load()),
 		Retained:  b.retained.Load(),
 		Reclaimed: b.stats.reclaimed.Load(),
+
+		Deduplicated: b.stats.deduplicated.Load(),
+		Keys:         b.keys.Load(),
 	}
 }
 
@@ -151,6 +172,7 @@ func (b *Hub) lockRoom(name string, create bool, by *owner) (*room, error) {
 				return nil, ErrTooManyRooms
 			}
 			r = newRoom(name, sh, b.maxSlots, &b.retained)
+			r.keys.count = &b.keys
 			if by != nil {
 				by.rooms.Add(1)
 				r.owner = by
@@ -179,6 +201,7 @@ func (b *Hub) lockRoom(name string, create bool, by *owner) (*room, error) {
 func (b *Hub) free(r *room) {
 	r.msgs.clear()
 	r.events.clear()
+	r.keys.clear()
 	if r.owner != nil {
 		r.owner.rooms.Add(-1)
 	}
@@ -240,12 +263,16 @@ func (b *Hub) sweep(every time.Duration) {
 			return
 		case now := <-t.C:
 			before := now.Add(-b.cfg.historyTTL).UnixNano()
+			keysBefore := now.Add(-b.cfg.keyWindow).UnixNano()
 			for i := range b.shards {
 				sh := &b.shards[i]
 				sh.mu.Lock()
 				for _, r := range sh.rooms {
 					r.mu.Lock()
-					r.msgs.expire(before)
+					if b.cfg.historyMessages > 0 {
+						r.msgs.expire(before)
+					}
+					r.keys.expire(keysBefore)
 					if r.subs == 0 && r.msgs.retained() == 0 {
 						b.free(r)
 					}

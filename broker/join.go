@@ -135,7 +135,7 @@ func (s *Subscriber) FinishJoin(p *PendingJoin) (JoinResult, error) {
 		return JoinResult{}, err
 	}
 	res := JoinResult{Offset: r.msgs.head, Epoch: r.epoch, Recovered: recovered}
-	x := &subscription{sub: s, room: r, cursor: cursor, sent: cursor, visible: p.opts.Presence, events: p.opts.Events, evCursor: r.events.head, gen: r.gen}
+	x := &subscription{sub: s, room: r, cursor: cursor, sent: cursor, visible: p.opts.Presence, events: p.opts.Events, evCursor: r.events.head, gen: r.gen, evGen: r.evGen}
 	if p.opts.Events {
 		r.listeners++
 	}

@@ -31,6 +31,8 @@ type config struct {
 	maxRetained     int64
 	roomQuota       int
 	bytesQuota      int64
+	keyWindow       time.Duration
+	keysPerRoom     int
 }
 
 // WithBacklog bounds how far a subscriber may fall behind in one room, in
@@ -102,7 +104,8 @@ func WithOwnerQuotas(rooms int, bytes int64) Option {
 
 // WithEngine makes the hub the node-local side of an engine that sequences
 // and stores rooms elsewhere (see Engine): newEngine is called once, by New,
-// with the hub as the engine's Sink, and the hub closes the engine. History
+// with the hub as the engine's Sink and the hub's history limits, and the
+// hub closes the engine. History
 // limits then apply to the engine's history too, and the hub holds a room
 // only while it has subscribers. WithEncodePerSubscriber has no effect. The
 // default is none: the hub sequences and keeps rooms itself, in memory.
@@ -117,6 +120,8 @@ func newConfig(opts []Option) (config, error) {
 		presenceMembers: DefaultPresenceMembers,
 		maxRooms:        DefaultMaxRooms,
 		maxRetained:     DefaultMaxRetainedBytes,
+		keyWindow:       DefaultIdempotencyWindow,
+		keysPerRoom:     DefaultIdempotencyKeys,
 	}
 	for _, o := range opts {
 		o(&c)
@@ -138,6 +143,8 @@ func newConfig(opts []Option) (config, error) {
 		return c, fmt.Errorf("broker: owner quotas must not be negative, got %d rooms and %d bytes", c.roomQuota, c.bytesQuota)
 	case c.maxRooms < 1:
 		return c, fmt.Errorf("broker: the room limit must be positive, got %d", c.maxRooms)
+	case c.keyWindow <= 0 || c.keysPerRoom < 1:
+		return c, fmt.Errorf("broker: idempotency keys must be remembered for a positive time and at least 1 per room, got %v and %d", c.keyWindow, c.keysPerRoom)
 	case c.presenceMembers < 0:
 		return c, fmt.Errorf("broker: presence limit must not be negative, got %d", c.presenceMembers)
 	}

@@ -107,3 +107,35 @@ func (b *Hub) announce(r *room, kind roomcastv1.PresenceEventKind, id string, m 
 		b.cfg.backlogMessages, b.cfg.backlogBytes, b.maxSlots)
 	r.wakeListeners()
 }
+
+// DeliverEvent implements Sink: it appends a presence event sequenced
+// elsewhere to its room's event ring, when this node has listeners of the
+// room, built from the engine's bytes without an encode. A break in the
+// room's event sequence cuts the listeners off.
+func (b *Hub) DeliverEvent(room string, ev Event) {
+	r, _ := b.lockRoom(room, false, nil)
+	if r == nil {
+		return
+	}
+	defer r.mu.Unlock()
+	switch {
+	case ev.Seq == 0:
+		return
+	case ev.Seq != 1 && r.eventSeq != 0 && ev.Seq <= r.eventSeq:
+		return // again
+	case ev.Seq != 1 && r.eventSeq != 0 && ev.Seq != r.eventSeq+1:
+		r.evGen++ // lost some: cut the listeners
+	}
+	r.eventSeq = ev.Seq
+	if r.listeners == 0 {
+		return
+	}
+	kind := roomcastv1.PresenceEventKind_PRESENCE_EVENT_KIND_JOIN
+	if ev.Leave {
+		kind = roomcastv1.PresenceEventKind_PRESENCE_EVENT_KIND_LEAVE
+	}
+	buf := wire.PresenceEntryFrom(room, kind, ev.Member, ev.Offset)
+	r.events.append(entry{buf: mem.SliceBuffer(buf), size: len(buf), time: time.Now().UnixNano()}, nil,
+		b.cfg.backlogMessages, b.cfg.backlogBytes, b.maxSlots)
+	r.wakeListeners()
+}

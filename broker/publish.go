@@ -13,53 +13,86 @@ import (
 	"github.com/roomcast/roomcast/internal/wire"
 )
 
-// Publish sequences msg into its room: it sets msg's offset and publish time,
-// encodes it once and makes it visible to the room's subscribers, except the
-// session called exclude when that is not empty. It returns the offset and
-// the room's epoch.
+// Publish is PublishWith(ctx, msg, PublishOptions{Exclude: exclude}).
+func (b *Hub) Publish(ctx context.Context, msg *roomcastv1.Message, exclude string) (offset uint64, epoch string, err error) {
+	return b.PublishWith(ctx, msg, PublishOptions{Exclude: exclude})
+}
+
+// PublishWith sequences msg into its room: it sets msg's offset and publish
+// time, encodes it once and makes it visible to the room's subscribers,
+// except the session opts.Exclude when that is not empty. It returns the
+// offset and the room's epoch. With opts.IdempotencyKey it may instead
+// return those of an earlier publish and append nothing (see
+// PublishOptions); with an engine, a key fails with ErrKeysUnsupported.
+// It is safe for concurrent use; publishes to one room are sequenced in the
+// order they take the room's lock.
 //
 // With history off, a room without subscribers holds nothing, so a message
-// published to it reaches no one: it is given offset 1 and no epoch. The
-// caller must not touch msg after the call.
-func (b *Hub) Publish(ctx context.Context, msg *roomcastv1.Message, exclude string) (offset uint64, epoch string, err error) {
+// published to it reaches no one: it is given offset 1 and no epoch (and its
+// key is not remembered). The caller must not touch msg after the call.
+func (b *Hub) PublishWith(ctx context.Context, msg *roomcastv1.Message, opts PublishOptions) (offset uint64, epoch string, err error) {
 	if err := ctx.Err(); err != nil {
 		return 0, "", err
 	}
 	if b.closed.Load() {
 		return 0, "", ErrClosed
 	}
-	b.stats.published.Add(1)
+	if len(opts.IdempotencyKey) > MaxIdempotencyKeyBytes {
+		return 0, "", ErrKeyTooLong
+	}
 	if b.engine != nil {
-		return b.publishToEngine(ctx, msg, exclude)
+		if opts.IdempotencyKey != "" {
+			return 0, "", ErrKeysUnsupported
+		}
+		b.stats.published.Add(1)
+		return b.publishToEngine(ctx, msg, opts.Exclude)
 	}
 	by := b.owners.of(ctx)
 	r, err := b.lockRoom(msg.GetRoom(), b.cfg.historyMessages > 0, by)
 	if r == nil {
+		b.stats.published.Add(1)
 		return 1, "", err
 	}
 	defer r.mu.Unlock()
+	now := time.Now()
+	var key scopedKey
+	if opts.IdempotencyKey != "" {
+		key = scopedKey{owner: ownerName(ctx), key: opts.IdempotencyKey}
+		r.keys.expire(now.Add(-b.cfg.keyWindow).UnixNano())
+		if off, ok := r.keys.lookup(key); ok {
+			b.stats.deduplicated.Add(1)
+			return off, r.epoch, nil
+		}
+	}
+	b.stats.published.Add(1)
 	// Encoding under the room's lock is what makes offsets and encoded order
 	// agree; it costs one encode per message, never one per subscriber.
-	now := time.Now()
 	msg.Offset = r.msgs.head + 1
 	msg.PublishTime = timestamppb.New(now)
 	buf, err := wire.MessageEntry(msg)
 	if err != nil {
 		return 0, "", err
 	}
-	if b.retained.Load()+int64(len(buf)) > b.cfg.maxRetained {
+	need := int64(len(buf))
+	if opts.IdempotencyKey != "" {
+		need += int64(keySize(key))
+	}
+	if b.retained.Load()+need > b.cfg.maxRetained {
 		return 0, "", ErrOverBudget
 	}
-	if by != nil && by.bytes.Load()+int64(len(buf)) > b.cfg.bytesQuota {
+	if by != nil && by.bytes.Load()+need > b.cfg.bytesQuota {
 		return 0, "", ErrBytesQuota
 	}
 	b.stats.encoded.Add(1)
-	e := entry{buf: mem.SliceBuffer(buf), size: len(buf), time: now.UnixNano(), exclude: exclude, owner: by}
+	e := entry{buf: mem.SliceBuffer(buf), size: len(buf), time: now.UnixNano(), exclude: opts.Exclude, owner: by}
 	var plain *roomcastv1.Message
 	if b.cfg.encodeEach {
 		plain = msg
 	}
 	r.msgs.append(e, plain, b.retention(r), b.cfg.backlogBytes, b.maxSlots)
+	if opts.IdempotencyKey != "" {
+		r.keys.remember(key, msg.Offset, now.UnixNano(), by, b.cfg.keysPerRoom)
+	}
 	r.wake()
 	return msg.Offset, r.epoch, nil
 }

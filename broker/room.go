@@ -13,12 +13,16 @@ type room struct {
 	shard    *shard
 	epoch    string
 	owner    *owner    // charged for the room while it lives; nil for none
+	catchUps []catchUp // with an engine: joins waiting for the ring to reach an offset
 	tracking *tracking // with an engine: the room's sync with it; nil without
 	gen      uint64    // restarts of the sequence (see restart); a subscription of an older one is cut off
+	eventSeq uint64    // with an engine: the last presence event's sequence number
+	evGen    uint64    // breaks in the event sequence; a listener of an older one is cut off
 
 	mu        sync.RWMutex
 	dead      bool // removed from its shard: look the room up again
 	msgs      ring // seq is the offset
+	keys      keys // idempotency keys of recent publishes (idempotency.go)
 	events    ring
 	subs      int // subscriptions
 	listeners int // subscriptions that asked for presence events
@@ -27,7 +31,7 @@ type room struct {
 }
 
 func newRoom(name string, sh *shard, slots int, retained *atomic.Int64) *room {
-	return &room{name: name, shard: sh, epoch: newEpoch(), msgs: newRing(slots, retained), events: newRing(slots, retained)}
+	return &room{name: name, shard: sh, epoch: newEpoch(), msgs: newRing(slots, retained), events: newRing(slots, retained), keys: keys{total: retained}}
 }
 
 // wake notifies every parked subscriber. Caller holds mu for writing.

@@ -37,6 +37,7 @@ type subscription struct {
 	visible  bool   // listed in the room's presence
 	waiting  bool   // in room.waiters; guarded by room.mu
 	gen      uint64 // room.gen at the join
+	evGen    uint64 // room.evGen at the join
 }
 
 // JoinOptions are the choices of a join.
@@ -176,7 +177,7 @@ func (s *Subscriber) Collect(maxBytes int) (mem.BufferSlice, error) {
 		x := s.subs[(s.next+i)%n]
 		r := x.room
 		r.mu.RLock()
-		if x.gen != r.gen {
+		if x.gen != r.gen || (x.events && x.evGen != r.evGen) {
 			r.mu.RUnlock()
 			return nil, s.gapError(x)
 		}
@@ -312,7 +313,7 @@ func (s *Subscriber) Park() bool {
 	for _, x := range s.subs {
 		r := x.room
 		r.mu.Lock()
-		if r.msgs.head > x.cursor || x.gen != r.gen || (x.events && r.events.head > x.evCursor) {
+		if r.msgs.head > x.cursor || x.gen != r.gen || x.evGen != r.evGen || (x.events && r.events.head > x.evCursor) {
 			r.mu.Unlock()
 			return false
 		}

@@ -3,7 +3,10 @@
 // subscriptions going across lost connections and server restarts.
 //
 // A Client is one gRPC connection. Publish and PublishText send one message
-// each and return its offset in the room. Subscribe opens a Subscription
+// each and return its offset in the room; a Publisher (NewPublisher) sends
+// many, from any number of goroutines, pipelined on one stream, and keeps
+// going across lost connections. WithIdempotencyKey makes a publish safe to
+// send again, which both then do by themselves when the connection breaks. Subscribe opens a Subscription
 // that joins rooms and delivers, in order, every message published to them
 // after the join, as Events:
 //
@@ -86,6 +89,7 @@ type Client struct {
 	mu     sync.Mutex
 	closed bool
 	subs   map[*Subscription]struct{} // open subscriptions, closed by Close
+	pubs   map[*Publisher]struct{}    // open publishers, closed by Close
 }
 
 // Dial returns a client of the server at target, a gRPC target such as
@@ -124,11 +128,12 @@ func Dial(target string, opts ...Option) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("roomcast: dial %q: %w", target, err)
 	}
-	return &Client{conn: conn, rpc: roomcastv1.NewBrokerServiceClient(conn), cfg: cfg, subs: make(map[*Subscription]struct{})}, nil
+	return &Client{conn: conn, rpc: roomcastv1.NewBrokerServiceClient(conn), cfg: cfg, subs: make(map[*Subscription]struct{}), pubs: make(map[*Publisher]struct{})}, nil
 }
 
 // Close closes every open Subscription of the client (their Err reports
-// ErrClosed), waits for their goroutines to end, then closes the connection.
+// ErrClosed) and every open Publisher, waits for their goroutines to end,
+// then closes the connection.
 // Calls after Close fail with ErrClosed. Close is idempotent: later calls
 // return nil.
 func (c *Client) Close() error {
@@ -142,9 +147,16 @@ func (c *Client) Close() error {
 	for s := range c.subs {
 		subs = append(subs, s)
 	}
+	pubs := make([]*Publisher, 0, len(c.pubs))
+	for p := range c.pubs {
+		pubs = append(pubs, p)
+	}
 	c.mu.Unlock()
 	for _, s := range subs {
 		s.Close()
+	}
+	for _, p := range pubs {
+		p.Close()
 	}
 	if err := c.conn.Close(); err != nil {
 		return fmt.Errorf("roomcast: close: %w", err)
@@ -174,4 +186,22 @@ func (c *Client) forget(s *Subscription) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	delete(c.subs, s)
+}
+
+// trackPublisher registers an open publisher so that Close closes it; false
+// if the client is already closed.
+func (c *Client) trackPublisher(p *Publisher) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return false
+	}
+	c.pubs[p] = struct{}{}
+	return true
+}
+
+func (c *Client) forgetPublisher(p *Publisher) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.pubs, p)
 }

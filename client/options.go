@@ -2,7 +2,9 @@ package client
 
 import (
 	"context"
+	crand "crypto/rand"
 	"crypto/tls"
+	"encoding/base32"
 	"maps"
 	"math"
 	"math/rand/v2"
@@ -11,6 +13,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
+
+	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
 )
 
 // Option configures a Client; pass options to Dial.
@@ -23,6 +27,8 @@ type config struct {
 	refresh        bool        // tokens may change: refresh streams' credentials
 	plaintextToken bool        // send tokens over plaintext beyond loopback
 	backoff        Backoff
+
+	publishAttempts int // sends of a publish with an idempotency key, at most
 }
 
 func newConfig(opts []Option) config {
@@ -34,6 +40,9 @@ func newConfig(opts []Option) config {
 		c.creds = insecure.NewCredentials()
 	}
 	c.backoff = c.backoff.withDefaults()
+	if c.publishAttempts < 1 {
+		c.publishAttempts = DefaultPublishAttempts
+	}
 	return c
 }
 
@@ -180,6 +189,22 @@ func WithReconnectBackoff(b Backoff) Option {
 	return func(c *config) { c.backoff = b }
 }
 
+// DefaultPublishAttempts is how many times a publish with an idempotency
+// key is sent at most, by default (see WithPublishAttempts).
+const DefaultPublishAttempts = 5
+
+// WithPublishAttempts sets how many times a publish with an idempotency key
+// (WithIdempotencyKey) is sent at most when the server cannot be reached or
+// the connection breaks before the answer: by Client.Publish after a
+// codes.Unavailable error, waiting the reconnect backoff (WithReconnectBackoff)
+// before each new attempt, and by a Publisher on each new stream. The server
+// sequences such a message at most once however often it is sent. Publishes
+// without a key are sent once. The default, and what n < 1 means, is
+// DefaultPublishAttempts (5); 1 turns the retries off.
+func WithPublishAttempts(n int) Option {
+	return func(c *config) { c.publishAttempts = n }
+}
+
 // PublishOption sets a field of a published message; pass options to
 // Client.Publish and Client.PublishText. Options are applied in order.
 type PublishOption func(*publishConfig)
@@ -189,6 +214,13 @@ type publishConfig struct {
 	headers     map[string]string
 	session     string
 	exclude     string
+	key         string
+}
+
+// apply sets req's fields from p.
+func (p *publishConfig) apply(req *roomcastv1.PublishRequest) {
+	req.ContentType, req.Headers, req.SessionId, req.ExcludeSession = p.contentType, p.headers, p.session, p.exclude
+	req.IdempotencyKey = p.key
 }
 
 // WithContentType sets the message's media type, such as
@@ -228,6 +260,28 @@ func WithSession(sessionID string) PublishOption {
 func WithExcludeSession(sessionID string) PublishOption {
 	return func(p *publishConfig) { p.exclude = sessionID }
 }
+
+// WithIdempotencyKey makes the publish safe to send again: the server
+// sequences at most one message per key, publisher (credential) and room
+// within 5 minutes, and answers a repeat with the first one's offset and
+// epoch. With a key, Client.Publish and a Publisher send the message again
+// by themselves when the connection is lost before the answer (see
+// WithPublishAttempts), and so may you, with the same key and the same
+// message. A key is at most 128 bytes of UTF-8; NewIdempotencyKey makes a
+// random one. The default is none: the message is sent once.
+func WithIdempotencyKey(key string) PublishOption {
+	return func(p *publishConfig) { p.key = key }
+}
+
+// NewIdempotencyKey returns a new random key for WithIdempotencyKey: 128
+// random bits, in 26 characters.
+func NewIdempotencyKey() string {
+	var b [16]byte
+	crand.Read(b[:]) // documented to always fill b
+	return keyEncoding.EncodeToString(b[:])
+}
+
+var keyEncoding = base32.StdEncoding.WithPadding(base32.NoPadding)
 
 // JoinOption changes a join; pass options to Subscription.Join.
 type JoinOption func(*joinConfig)

@@ -6,6 +6,7 @@ import (
 	"unicode/utf8"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
 )
@@ -15,14 +16,19 @@ import (
 // asynchronous. Subscribers receive the payload in Message.data (GetData).
 // It is safe for concurrent use.
 //
-// Publish never publishes a message twice. It makes one attempt, which gRPC
-// retries transparently only when the request provably never reached the
-// server (the connection failed before the request went out, or the server
-// refused the stream without reading it). Every other failure is returned
-// as is, and Publish does not retry it, because the message may have been
-// sequenced: codes.Unavailable (ErrUnavailable) after the request was sent,
-// or codes.DeadlineExceeded, leaves the caller to decide (publish again and
-// accept a possible duplicate, or check History). These errors mean the
+// Publish never publishes a message twice. Without an idempotency key it
+// makes one attempt, which gRPC retries transparently only when the request
+// provably never reached the server (the connection failed before the
+// request went out, or the server refused the stream without reading it).
+// Every other failure is returned as is, and Publish does not retry it,
+// because the message may have been sequenced: codes.Unavailable
+// (ErrUnavailable) after the request was sent, or codes.DeadlineExceeded,
+// leaves the caller to decide (publish again and accept a possible
+// duplicate, or check History). With a key (WithIdempotencyKey), which the
+// server uses to sequence the message at most once, Publish itself sends it
+// again after codes.Unavailable, with the reconnect backoff, up to the
+// client's publish attempts (WithPublishAttempts), and a retry that reaches
+// the server returns the first attempt's offset. These errors mean the
 // message was refused before it was sequenced, so it is safe to send again
 // once the cause is fixed: ErrInvalidArgument (a bad room name, header or
 // session id), ErrTooLarge (over the server's size limit), ErrRateLimited
@@ -58,13 +64,21 @@ func (c *Client) publish(ctx context.Context, req *roomcastv1.PublishRequest, op
 	for _, o := range opts {
 		o(&p)
 	}
-	req.ContentType, req.Headers, req.SessionId, req.ExcludeSession = p.contentType, p.headers, p.session, p.exclude
-	resp, err := c.rpc.Publish(ctx, req)
-	if err != nil {
+	p.apply(req)
+	attempts := 1
+	if req.GetIdempotencyKey() != "" {
+		attempts = c.cfg.publishAttempts
+	}
+	for n := 1; ; n++ {
+		resp, err := c.rpc.Publish(ctx, req)
+		if err == nil {
+			return resp.GetOffset(), nil
+		}
 		if c.isClosed() {
 			return 0, ErrClosed
 		}
-		return 0, rpcError(ctx, "publish to "+strconv.Quote(req.GetRoom()), err, kindPublish)
+		if n >= attempts || status.Code(err) != codes.Unavailable || !pause(ctx, c.cfg.backoff.delay(n)) {
+			return 0, rpcError(ctx, "publish to "+strconv.Quote(req.GetRoom()), err, kindPublish)
+		}
 	}
-	return resp.GetOffset(), nil
 }

@@ -19,10 +19,29 @@
 // frame with one SendMsg, which the codec (codec.go) passes to gRPC
 // untouched.
 //
+// Publishing has two doors and one path: Publish and PublishStream
+// (publishstream.go) both check and sequence each message in
+// Server.publish (publish.go). A PublishStream's reader takes requests off
+// the stream only while fewer than its window are unanswered, and its
+// handler publishes and answers them in order; the two share channels, not
+// locks.
+//
 // Commands run in turns too (commands.go). A join that the broker can only
 // finish after an engine's round trip is answered in a later turn
 // (joins.go), so no command makes a writer wait on the network. Every broker
 // error reaches clients through one mapping to gRPC status (status.go).
+//
+// # Abuse limits
+//
+// What a client may cost is bounded before the work it would cause, and
+// each limit is checked where that cost would arise (limits.go has their
+// options): connections by the listener (listener.go: the cap, and the
+// deadline to authenticate); a call's headers by grpc-go
+// (MaxHeaderListSize); its credential from those headers, before its body
+// is read (tap.go); its request's size and map entries on its bytes,
+// before it is decoded (decode.go); and what one credential may hold open
+// or do per second by the interceptors and access (credlimits.go,
+// access.go).
 //
 // # Lock order
 //
@@ -49,6 +68,7 @@
 //     which wake reaches under a room's lock, and session.endWith.
 //   - Taken last, with nothing after them: the broker Subscriber's own
 //     mutex, auth.RateLimiter's, the rate.Limiter of a stream's commands,
+//     connGuard.mu, streamCounts.mu,
 //     the runtime's timer locks (session.expiry) and the sync.Maps (live,
 //     writers, access.sessions; the sweeper's Range may Store into writers).
 package server

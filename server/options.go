@@ -8,9 +8,11 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 
 	"github.com/roomcast/roomcast/auth"
 	"github.com/roomcast/roomcast/broker"
+	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
 )
 
 // Defaults for the options of New. Each option is named after the flag of
@@ -51,8 +53,13 @@ type config struct {
 	commandBurst      int
 	maxTotalStreams   int
 	authLogRate       float64
+	creds             credentials.TransportCredentials
+	resetRate         float64 // see resets.go
+	resetBurst        int
+	limits
 
-	turnHook func(sessionID string) // tests only: called as each turn begins
+	turnHook    func(sessionID string)               // tests only: called as each turn begins
+	publishHook func(req *roomcastv1.PublishRequest) // tests only: called as each Publish begins
 }
 
 // WithBroker makes the server use b, which it then owns and closes. The
@@ -104,9 +111,18 @@ func WithLogger(l *slog.Logger) Option { return func(c *config) { c.log = l } }
 func WithMetrics(reg prometheus.Registerer) Option { return func(c *config) { c.registry = reg } }
 
 // WithGRPCOptions adds options to the underlying grpc.Server, after the
-// server's own (credentials, for example). The default is none.
+// server's own, which they override. The default is none. Give transport
+// credentials with WithTransportCredentials instead of grpc.Creds here:
+// credentials given here replace the server's own, and their connections
+// escape the limit of WithStreamResetRate.
 func WithGRPCOptions(opts ...grpc.ServerOption) Option {
 	return func(c *config) { c.grpcOpts = append(c.grpcOpts, opts...) }
+}
+
+// WithTransportCredentials serves connections secured by creds, such as
+// credentials.NewTLS. The default (and what nil means) is plaintext.
+func WithTransportCredentials(creds credentials.TransportCredentials) Option {
+	return func(c *config) { c.creds = creds }
 }
 
 // WithKeepaliveTime sets how long a connection may be idle before the server
@@ -132,15 +148,17 @@ func WithAuthenticator(a *auth.Authenticator) Option { return func(c *config) { 
 
 // WithPublishRate limits each credential's publishes to perSecond, with
 // bursts of burst (a token bucket); past it, Publish fails with
-// RESOURCE_EXHAUSTED and a RetryInfo detail. Without an authenticator each
-// client address counts as a credential. The default is 0: no limit.
+// RESOURCE_EXHAUSTED and a RetryInfo detail. Anonymous callers (without an
+// authenticator, or admitted by auth.WithAnonymous) count as one credential
+// per client address, an IPv6 one by its /64. The default is 0: no limit.
 func WithPublishRate(perSecond float64, burst int) Option {
 	return func(c *config) { c.publishRate, c.publishBurst = perSecond, burst }
 }
 
 // WithCommandRate limits each Subscribe stream's commands to perSecond, with
-// bursts of burst; a command past it gets a RESOURCE_EXHAUSTED reply. The
-// default is DefaultCommandRate (1000) per second with bursts of
+// bursts of burst; a command past it gets a RESOURCE_EXHAUSTED reply. A
+// credential's streams together are limited by WithCredentialCommandRate.
+// The default is DefaultCommandRate (1000) per second with bursts of
 // DefaultCommandBurst (1000); 0 means no limit.
 func WithCommandRate(perSecond float64, burst int) Option {
 	return func(c *config) { c.commandRate, c.commandBurst = perSecond, burst }
@@ -170,9 +188,15 @@ func newConfig(opts []Option) (config, error) {
 		commandBurst:      DefaultCommandBurst,
 		maxTotalStreams:   DefaultMaxStreams,
 		authLogRate:       DefaultAuthFailureLogRate,
+		resetRate:         DefaultStreamResetRate,
+		resetBurst:        DefaultStreamResetBurst,
+		limits:            defaultLimits(),
 	}
 	for _, o := range opts {
 		o(&c)
+	}
+	if err := c.limits.validate(); err != nil {
+		return c, err
 	}
 	switch {
 	case c.maxMessageBytes < 1:
@@ -189,6 +213,8 @@ func newConfig(opts []Option) (config, error) {
 		return c, fmt.Errorf("server: publish rate needs a positive burst, got %v/s burst %d", c.publishRate, c.publishBurst)
 	case c.commandRate < 0 || (c.commandRate > 0 && c.commandBurst < 1):
 		return c, fmt.Errorf("server: command rate needs a positive burst, got %v/s burst %d", c.commandRate, c.commandBurst)
+	case c.resetRate < 0 || (c.resetRate > 0 && c.resetBurst < 1):
+		return c, fmt.Errorf("server: stream reset rate needs a positive burst, got %v/s burst %d", c.resetRate, c.resetBurst)
 	case c.writeTimeout <= 0:
 		return c, fmt.Errorf("server: write timeout must be positive, got %v", c.writeTimeout)
 	case c.authLogRate < 0 || math.IsInf(c.authLogRate, 0) || math.IsNaN(c.authLogRate):
@@ -203,3 +229,10 @@ func newConfig(opts []Option) (config, error) {
 // it begins, on the writer serving it: tests make a turn panic, or wait,
 // with it. Only tests set it, through export_test.go.
 func withTurnHook(f func(sessionID string)) Option { return func(c *config) { c.turnHook = f } }
+
+// withPublishHook makes Publish call f with each request before anything
+// else: tests make a handler panic with it. Only tests set it, through
+// export_test.go.
+func withPublishHook(f func(req *roomcastv1.PublishRequest)) Option {
+	return func(c *config) { c.publishHook = f }
+}

@@ -13,16 +13,27 @@ import (
 
 // Publish implements BrokerService.Publish.
 func (s *Server) Publish(ctx context.Context, req *roomcastv1.PublishRequest) (*roomcastv1.PublishResponse, error) {
+	if hook := s.cfg.publishHook; hook != nil {
+		hook(req)
+	}
 	if s.isDraining() {
 		return nil, status.Error(codes.Unavailable, "server is shutting down; publish to another instance or retry")
 	}
+	return s.publish(ctx, s.access.identity(ctx), req)
+}
+
+// publish checks req as a publish by id and sequences it: validation, size
+// limit, grants, session ownership and publish rate, in that order, then
+// the broker. It is the one path of every publish, Publish's and
+// PublishStream's, so the two cannot drift apart. Its errors are gRPC
+// statuses.
+func (s *Server) publish(ctx context.Context, id *auth.Identity, req *roomcastv1.PublishRequest) (*roomcastv1.PublishResponse, error) {
 	if err := validatePublish(req); err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
 	if n := messageSize(req); n > s.cfg.maxMessageBytes {
 		return nil, status.Errorf(codes.ResourceExhausted, "message is %d bytes (payload, content type and headers); the limit is %d", n, s.cfg.maxMessageBytes)
 	}
-	id := s.access.identity(ctx)
 	if err := s.access.allow(id, auth.Publish, req.GetRoom()); err != nil {
 		return nil, err
 	}
@@ -47,7 +58,8 @@ func (s *Server) Publish(ctx context.Context, req *roomcastv1.PublishRequest) (*
 	case *roomcastv1.PublishRequest_Text:
 		msg.Payload = &roomcastv1.Message_Text{Text: p.Text}
 	}
-	off, epoch, err := s.broker.Publish(broker.WithOwner(ctx, id.Subject), msg, req.GetExcludeSession())
+	opts := broker.PublishOptions{Exclude: req.GetExcludeSession(), IdempotencyKey: req.GetIdempotencyKey()}
+	off, epoch, err := s.broker.PublishWith(broker.WithOwner(ctx, id.Subject), msg, opts)
 	if err != nil {
 		return nil, brokerStatus(err)
 	}

@@ -100,16 +100,24 @@ func TestHistoryAndPresenceRPCs(t *testing.T) {
 // first join on.
 func TestRandomDisconnectsNeverLoseOrRepeatAMessage(t *testing.T) {
 	for seed := range uint64(3) {
-		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) { resumeRun(t, seed) })
+		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {
+			_, addr := start(t, server.WithBrokerOptions(resumeRunLimits...))
+			resumeRun(t, seed, []roomcastv1.BrokerServiceClient{dial(t, addr)})
+		})
 	}
 }
 
-func resumeRun(t *testing.T, seed uint64) {
+// resumeRunLimits keep everything a resumeRun publishes.
+var resumeRunLimits = []broker.Option{broker.WithBacklog(4096, 16<<20), broker.WithHistory(4096, time.Hour)}
+
+// resumeRun publishes from several publishers while subscribers drop their
+// streams at random and resume, each time on one of nodes, and checks that
+// every subscriber got every message after its first join exactly once, in
+// order.
+func resumeRun(t *testing.T, seed uint64, nodes []roomcastv1.BrokerServiceClient) {
 	const publishers, perPublisher, subscribers = 3, 150, 6
 	rooms := []string{"r.0", "r.1", "r.2"}
-	_, addr := start(t, server.WithBrokerOptions(broker.WithBacklog(4096, 16<<20), broker.WithHistory(4096, time.Hour)))
 	ctx := testCtx(t)
-	c := dial(t, addr)
 
 	var mu sync.Mutex
 	published := map[string]map[uint64]string{} // room → offset → text
@@ -121,6 +129,7 @@ func resumeRun(t *testing.T, seed uint64) {
 	for p := range publishers {
 		pubs.Go(func() {
 			rng := rand.New(rand.NewPCG(seed, uint64(p)))
+			c := nodes[p%len(nodes)]
 			for i := range perPublisher {
 				room, text := rooms[rng.IntN(len(rooms))], fmt.Sprint(p, "/", i)
 				resp, err := c.Publish(ctx, &roomcastv1.PublishRequest{Room: room, Payload: &roomcastv1.PublishRequest_Text{Text: text}})
@@ -145,7 +154,7 @@ func resumeRun(t *testing.T, seed uint64) {
 			rng := rand.New(rand.NewPCG(seed, 100+uint64(s)))
 			mine := rooms[:1+rng.IntN(len(rooms))]
 			results[s], starts[s] = map[string][]*roomcastv1.Message{}, map[string]uint64{}
-			if err := resumingSubscriber(ctx, c, rng, mine, results[s], starts[s], final, heads); err != nil {
+			if err := resumingSubscriber(ctx, nodes, rng, mine, results[s], starts[s], final, heads); err != nil {
 				errs <- fmt.Errorf("subscriber %d: %w", s, err)
 			}
 		})
@@ -179,7 +188,7 @@ func resumeRun(t *testing.T, seed uint64) {
 // resumingSubscriber joins rooms, reads a random number of messages, drops
 // its stream and resumes, until final is closed and it has caught up with
 // the heads of its rooms.
-func resumingSubscriber(ctx context.Context, c roomcastv1.BrokerServiceClient, rng *rand.Rand, rooms []string, got map[string][]*roomcastv1.Message, starts map[string]uint64, final <-chan struct{}, heads map[string]uint64) error {
+func resumingSubscriber(ctx context.Context, nodes []roomcastv1.BrokerServiceClient, rng *rand.Rand, rooms []string, got map[string][]*roomcastv1.Message, starts map[string]uint64, final <-chan struct{}, heads map[string]uint64) error {
 	last := map[string]uint64{}
 	epochs := map[string]string{}
 	for {
@@ -205,6 +214,10 @@ func resumingSubscriber(ctx context.Context, c roomcastv1.BrokerServiceClient, r
 				case <-sctx.Done():
 				}
 			}()
+		}
+		c := nodes[0]
+		if len(nodes) > 1 {
+			c = nodes[rng.IntN(len(nodes))]
 		}
 		err := resumeOnce(sctx, c, rng, rooms, got, starts, last, epochs, target)
 		cancel()

@@ -23,6 +23,9 @@ func brokerStatus(err error) error {
 		return status.Error(codes.Unavailable, gap.Error())
 	case errors.Is(err, broker.ErrClosed):
 		return status.Error(codes.Unavailable, "server is shutting down; retry on another instance")
+	case errors.Is(err, broker.ErrUnavailable):
+		// The engine's own message names its servers: not for clients.
+		return status.Error(codes.Unavailable, "the broker's store is unreachable; a publish may or may not have been stored")
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return status.FromContextError(err).Err()
 	case errors.Is(err, broker.ErrAlreadyJoined):
@@ -43,7 +46,9 @@ func brokerStatus(err error) error {
 		return status.Error(codes.ResourceExhausted, "this credential's messages fill as many bytes as one may hold; retry once some expire")
 	case errors.Is(err, broker.ErrPresenceFull):
 		return status.Error(codes.ResourceExhausted, "the room's presence is full; join without presence")
-	case errors.Is(err, broker.ErrEngineUnsupported):
+	case errors.Is(err, broker.ErrKeyTooLong):
+		return status.Error(codes.InvalidArgument, err.Error())
+	case errors.Is(err, broker.ErrKeysUnsupported):
 		return status.Error(codes.Unimplemented, err.Error())
 	}
 	return status.Error(codes.Internal, err.Error())

@@ -47,7 +47,13 @@ func validatePublish(req *roomcastv1.PublishRequest) error {
 	if err := validateSessionID("session_id", req.GetSessionId()); err != nil {
 		return err
 	}
-	return validateSessionID("exclude_session", req.GetExcludeSession())
+	if err := validateSessionID("exclude_session", req.GetExcludeSession()); err != nil {
+		return err
+	}
+	if k := req.GetIdempotencyKey(); len(k) > broker.MaxIdempotencyKeyBytes || !utf8.ValidString(k) {
+		return fmt.Errorf("idempotency_key must be valid UTF-8 of at most %d bytes", broker.MaxIdempotencyKeyBytes)
+	}
+	return nil
 }
 
 func validateHeaderKey(k string) error {

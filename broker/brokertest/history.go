@@ -12,6 +12,7 @@ import (
 var historyCases = []testCase{
 	{"bounded by size", testHistorySize},
 	{"bounded by age", testHistoryAge},
+	{"a response bounded by bytes", testHistoryBytes},
 	{"after, limit and direction at boundary offsets", testHistoryBoundaries},
 	{"unknown room", testHistoryUnknownRoom},
 }
@@ -81,6 +82,24 @@ func testHistoryBoundaries(t *testing.T, newHub Factory) {
 			}
 		}
 	}
+}
+
+// FuzzHistory searches the History of hubs made by newHub for any after,
+// limit and direction that a client can send and that disagrees with the
+// model; the boundary offsets are its seeds. Call it from a fuzz target.
+func FuzzHistory(f *testing.F, newHub Factory) {
+	for _, after := range boundaryOffsets() {
+		f.Add(after, uint16(3), false)
+		f.Add(after, uint16(3), true)
+	}
+	h := boundsHub(f, newHub)
+	f.Fuzz(func(t *testing.T, after uint64, limit uint16, newestFirst bool) {
+		n := int(limit%1000) + 1 // the server passes 1 to 1000
+		got := msgTexts(history(t, h, "r", after, n, newestFirst).GetMessages())
+		if want := historyModel(boundsHead-boundsKept+1, boundsHead, after, n, newestFirst); !slices.Equal(got, want) {
+			t.Errorf("after %d limit %d newest first %v: %v, want %v", after, n, newestFirst, got, want)
+		}
+	})
 }
 
 // historyModel is what History of room "r" answers when it holds offsets

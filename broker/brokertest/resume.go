@@ -165,7 +165,7 @@ func boundaryOffsets() []uint64 {
 }
 
 // boundsHub returns a hub whose room "r" holds offsets 4 to 8 of 8.
-func boundsHub(t *testing.T, newHub Factory) *broker.Hub {
+func boundsHub(t testing.TB, newHub Factory) *broker.Hub {
 	h := newHub(t, broker.WithHistory(boundsKept, time.Hour))
 	for i := 1; i <= boundsHead; i++ {
 		publish(t, h, "r", fmt.Sprint(i), "")

@@ -2,7 +2,7 @@
 // subscribes to its rooms from the command line:
 //
 //	roomcast serve [flags]
-//	roomcast publish [flags] ROOM MESSAGE
+//	roomcast publish [flags] ROOM [MESSAGE | -]
 //	roomcast subscribe [flags] ROOM...
 //	roomcast history [flags] ROOM
 //	roomcast presence [flags] ROOM

@@ -19,7 +19,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"google.golang.org/grpc"
 
 	"github.com/roomcast/roomcast/auth"
 	"github.com/roomcast/roomcast/broker"
@@ -79,6 +78,7 @@ it at once.`,
 			"serve Prometheus metrics at /metrics on `ADDR`, in plain HTTP without credentials; \"\" disables them, and so does $ROOMCAST_METRICS_LISTEN set empty")
 		cfg.transport.define(fs)
 		cfg.creds.define(fs)
+		cfg.engine.define(fs)
 		fs.IntVar(&cfg.maxMessageBytes, "max-message-bytes", server.DefaultMaxMessageBytes,
 			"refuse published messages (payload, content type and headers) over `N` bytes; must leave --backlog-bytes room for about 1 KiB of envelope")
 		fs.IntVar(&cfg.backlogMessages, "backlog-messages", broker.DefaultBacklogMessages,
@@ -88,17 +88,39 @@ it at once.`,
 		fs.IntVar(&cfg.maxRoomsPerSession, "max-rooms-per-session", server.DefaultMaxRoomsPerSession,
 			"refuse joins past `N` rooms on one Subscribe stream")
 		fs.Float64Var(&cfg.publishRate, "publish-rate", defaultPublishRate,
-			"allow each credential (each client address when the server is open) `N` publishes a second on average; 0 for no limit")
+			"allow each credential (anonymous callers: each client address, an IPv6 one by its /64) `N` publishes a second on average; 0 for no limit")
 		fs.IntVar(&cfg.publishBurst, "publish-burst", defaultPublishBurst,
 			"allow each credential bursts of up to `N` publishes")
+		fs.Float64Var(&cfg.readRate, "read-rate", server.DefaultReadRate,
+			"allow each credential (anonymous callers: each client address) `N` History and Presence calls a second on average, together; 0 for no limit")
+		fs.IntVar(&cfg.readBurst, "read-burst", server.DefaultReadBurst,
+			"allow each credential bursts of up to `N` History and Presence calls")
 		fs.Float64Var(&cfg.commandRate, "command-rate", server.DefaultCommandRate,
 			"allow each Subscribe stream `N` commands a second on average; 0 for no limit")
 		fs.IntVar(&cfg.commandBurst, "command-burst", server.DefaultCommandBurst,
 			"allow each Subscribe stream bursts of up to `N` commands")
+		fs.Float64Var(&cfg.streamResetRate, "stream-reset-rate", server.DefaultStreamResetRate,
+			"close a client connection that resets streams (cancels calls) faster than `N` a second on average: the HTTP/2 rapid reset attack; 0 for no limit")
+		fs.IntVar(&cfg.streamResetBurst, "stream-reset-burst", server.DefaultStreamResetBurst,
+			"allow each client connection bursts of up to `N` stream resets, saved up at --stream-reset-rate from when it connects")
+		fs.Float64Var(&cfg.credCommandRate, "credential-command-rate", server.DefaultCredentialCommandRate,
+			"allow each credential (anonymous callers: each client address) `N` Subscribe commands a second on average over all its streams; 0 for no limit")
+		fs.IntVar(&cfg.credCommandBurst, "credential-command-burst", server.DefaultCredentialCommandBurst,
+			"allow each credential bursts of up to `N` Subscribe commands over all its streams")
 		fs.IntVar(&cfg.maxStreams, "max-streams", server.DefaultMaxStreams,
 			"end Subscribe streams past `N` open on the server at once")
+		fs.IntVar(&cfg.maxCredStreams, "max-streams-per-credential", server.DefaultMaxStreamsPerCredential,
+			"end Subscribe streams past `N` open at once with one credential (anonymous callers: per client address)")
 		fs.UintVar(&cfg.maxStreamsPerConnection, "max-streams-per-connection", server.DefaultMaxStreamsPerConnection,
 			"allow one client connection `N` calls in flight at once")
+		fs.IntVar(&cfg.maxHeaderBytes, "max-header-bytes", server.DefaultMaxHeaderBytes,
+			"refuse calls whose metadata and headers take more than `N` bytes (as HTTP/2 counts them: 32 more per entry); at least 1024")
+		fs.IntVar(&cfg.maxConns, "max-connections", server.DefaultMaxConnections,
+			"close connections past `N` open at once as soon as they are accepted (mind ulimit -n too)")
+		fs.DurationVar(&cfg.maxConnIdle, "max-connection-idle", server.DefaultMaxConnectionIdle,
+			"close a connection with no call in flight for `DURATION`, with a GOAWAY; 0 keeps idle connections")
+		fs.DurationVar(&cfg.authTimeout, "auth-timeout", server.DefaultAuthTimeout,
+			"with credentials, close a connection that has made no authenticated call within `DURATION` of connecting; 0 turns it off")
 		fs.IntVar(&cfg.maxRooms, "max-rooms", broker.DefaultMaxRooms,
 			"refuse publishes and joins that would hold more than `N` rooms in memory")
 		fs.Int64Var(&cfg.maxRetainedBytes, "max-retained-bytes", defaultRetainedBytes(),
@@ -128,6 +150,7 @@ type serveConfig struct {
 	listen, metricsListen   string
 	transport               transportFlags
 	creds                   credentialFlags
+	engine                  engineFlags
 	maxMessageBytes         int
 	backlogMessages         int
 	backlogBytes            int
@@ -136,9 +159,20 @@ type serveConfig struct {
 	publishBurst            int
 	commandRate             float64
 	commandBurst            int
+	streamResetRate         float64
+	streamResetBurst        int
 	maxStreams              int
 	maxStreamsPerConnection uint
 	maxRooms                int
+	maxHeaderBytes          int
+	maxConns                int
+	maxConnIdle             time.Duration
+	authTimeout             time.Duration
+	maxCredStreams          int
+	readRate                float64
+	readBurst               int
+	credCommandRate         float64
+	credCommandBurst        int
 	maxRetainedBytes        int64
 
 	maxRoomsPerCredential         int
@@ -162,6 +196,9 @@ func (cfg *serveConfig) validate() error {
 	if err := cfg.creds.validate(); err != nil {
 		return err
 	}
+	if err := cfg.engine.validate(cfg.transport.insecurePlaintext); err != nil {
+		return err
+	}
 	if cfg.maxStreamsPerConnection < 1 || cfg.maxStreamsPerConnection > math.MaxUint32 {
 		return fmt.Errorf("--max-streams-per-connection must be 1 to %d, got %d", uint32(math.MaxUint32), cfg.maxStreamsPerConnection)
 	}
@@ -179,7 +216,7 @@ func (cfg *serveConfig) run(ctx context.Context, _ []string, _, stderr io.Writer
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 	log := newLogger(stderr, cfg.level)
-	opts, authAttrs, err := cfg.serverOptions(log)
+	opts, authAttrs, err := cfg.serverOptions(ctx, log)
 	if err != nil {
 		log.Error("cannot start", "err", err)
 		return exitFail
@@ -199,8 +236,11 @@ func (cfg *serveConfig) run(ctx context.Context, _ []string, _, stderr io.Writer
 		opts = append(opts, server.WithMetrics(reg))
 	}
 	srv, err := server.New(opts...)
-	if err != nil {
-		// Every error of New is about its options, which come from flags.
+	if errors.Is(err, broker.ErrUnavailable) { // the engine's store did not answer
+		log.Error("cannot start: the engine's store is unreachable", "err", err)
+		return exitFail
+	} else if err != nil {
+		// Every other error of New is about its options, which come from flags.
 		fmt.Fprintf(stderr, "roomcast serve: %v\n", err)
 		return exitUsage
 	}
@@ -286,17 +326,30 @@ serving:
 // serverOptions returns the server's options from the flags, loading the
 // TLS certificate and the credential files, and attributes that describe
 // the authentication for the log (nil when the server is open).
-func (cfg *serveConfig) serverOptions(log *slog.Logger) ([]server.Option, []any, error) {
+func (cfg *serveConfig) serverOptions(ctx context.Context, log *slog.Logger) ([]server.Option, []any, error) {
+	engine, engineAttrs, err := cfg.engine.brokerOptions(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	log.Info("rooms are kept by an engine", engineAttrs...)
 	opts := []server.Option{
 		server.WithLogger(log),
 		server.WithMaxMessageBytes(cfg.maxMessageBytes),
 		server.WithMaxRoomsPerSession(cfg.maxRoomsPerSession),
 		server.WithPublishRate(cfg.publishRate, cfg.publishBurst),
 		server.WithCommandRate(cfg.commandRate, cfg.commandBurst),
+		server.WithStreamResetRate(cfg.streamResetRate, cfg.streamResetBurst),
 		server.WithMaxStreams(cfg.maxStreams),
 		server.WithMaxStreamsPerConnection(uint32(cfg.maxStreamsPerConnection)), // validate checked the range
 		server.WithWriteTimeout(cfg.writeTimeout),
 		server.WithAuthFailureLogRate(cfg.authLogRate),
+		server.WithMaxHeaderBytes(cfg.maxHeaderBytes),
+		server.WithMaxConnections(cfg.maxConns),
+		server.WithMaxConnectionIdle(cfg.maxConnIdle),
+		server.WithAuthTimeout(cfg.authTimeout),
+		server.WithMaxStreamsPerCredential(cfg.maxCredStreams),
+		server.WithReadRate(cfg.readRate, cfg.readBurst),
+		server.WithCredentialCommandRate(cfg.credCommandRate, cfg.credCommandBurst),
 		server.WithBrokerOptions(
 			broker.WithBacklog(cfg.backlogMessages, cfg.backlogBytes),
 			broker.WithHistory(cfg.historyMessages, cfg.historyTTL),
@@ -304,13 +357,14 @@ func (cfg *serveConfig) serverOptions(log *slog.Logger) ([]server.Option, []any,
 			broker.WithMaxRetainedBytes(cfg.maxRetainedBytes),
 			broker.WithOwnerQuotas(cfg.maxRoomsPerCredential, cfg.maxRetainedBytesPerCredential),
 		),
+		server.WithBrokerOptions(engine...),
 	}
 	creds, err := cfg.transport.transportCredentials()
 	if err != nil {
 		return nil, nil, err
 	}
 	if creds != nil {
-		opts = append(opts, server.WithGRPCOptions(grpc.Creds(creds)))
+		opts = append(opts, server.WithTransportCredentials(creds))
 	}
 	authn, attrs, err := cfg.creds.authenticator()
 	if err != nil {

@@ -130,6 +130,15 @@ func TestServeSecurityFlagDefaults(t *testing.T) {
 		"history-messages":           fmt.Sprint(broker.DefaultHistoryMessages),
 		"history-ttl":                broker.DefaultHistoryTTL.String(),
 		"write-timeout":              server.DefaultWriteTimeout.String(),
+		"max-header-bytes":           fmt.Sprint(server.DefaultMaxHeaderBytes),
+		"max-connections":            fmt.Sprint(server.DefaultMaxConnections),
+		"max-connection-idle":        server.DefaultMaxConnectionIdle.String(),
+		"auth-timeout":               server.DefaultAuthTimeout.String(),
+		"max-streams-per-credential": fmt.Sprint(server.DefaultMaxStreamsPerCredential),
+		"read-rate":                  fmt.Sprint(server.DefaultReadRate),
+		"read-burst":                 fmt.Sprint(server.DefaultReadBurst),
+		"credential-command-rate":    fmt.Sprint(server.DefaultCredentialCommandRate),
+		"credential-command-burst":   fmt.Sprint(server.DefaultCredentialCommandBurst),
 	}
 	fs, _ := serveCmd.flagSet()
 	for name, def := range want {
@@ -160,10 +169,18 @@ func TestServeFlagUsageErrors(t *testing.T) {
 		{[]string{"--max-streams-per-connection", "4294967296"}, "--max-streams-per-connection must be 1 to"},
 		{[]string{"--publish-rate", "5", "--publish-burst", "0"}, "publish rate needs a positive burst"},
 		{[]string{"--command-rate", "-1"}, "command rate"},
+		{[]string{"--stream-reset-rate", "5", "--stream-reset-burst", "0"}, "stream reset rate needs a positive burst"},
 		{[]string{"--max-streams", "0"}, "total streams"},
 		{[]string{"--max-rooms", "0"}, "room limit"},
 		{[]string{"--history-messages", "10", "--history-ttl", "0s"}, "history"},
 		{[]string{"--write-timeout", "0s"}, "write timeout"},
+		{[]string{"--max-header-bytes", "100"}, "max header bytes"},
+		{[]string{"--max-connections", "0"}, "max connections"},
+		{[]string{"--max-connection-idle", "-1s"}, "max connection idle"},
+		{[]string{"--auth-timeout", "-1s"}, "auth timeout"},
+		{[]string{"--max-streams-per-credential", "0"}, "streams per credential"},
+		{[]string{"--read-rate", "5", "--read-burst", "0"}, "read rate needs a positive burst"},
+		{[]string{"--credential-command-rate", "5", "--credential-command-burst", "0"}, "credential command rate needs a positive burst"},
 	} {
 		args := append([]string{"serve", "--listen", "127.0.0.1:0", "--metrics-listen", ""}, tc.args...)
 		code, stdout, stderr := runCmd(ctx, args...)

@@ -82,7 +82,9 @@ func testPublisher(t *testing.T, pub lang, subs ...lang) {
 
 	texts := []string{"hello, room", `{"user":"ada","says":"hi \"there\""}`, "line one\nline two\ttab", "unicode: ünïcödé, 中文, emoji 🎉, RTL עברית"}
 	textHeaders := map[string]string{"kind": "text"}
-	args = []string{"--server", addr, "--content-type", "application/json; charset=utf-8", "--header", "kind=text", room}
+	// The text goes on a PublishStream, so both ways of publishing reach
+	// the subscribers alike.
+	args = []string{"--server", addr, "--content-type", "application/json; charset=utf-8", "--header", "kind=text", "--stream", room}
 	args = append(args, texts...)
 	for _, s := range texts {
 		want = append(want, sent{text: &s, contentType: "application/json; charset=utf-8", headers: textHeaders})

@@ -36,6 +36,11 @@ var (
 	historyOffset = historyFields.ByName("offset").Number()
 	historyEpoch  = historyFields.ByName("epoch").Number()
 	offsetField   = (&roomcastv1.Message{}).ProtoReflect().Descriptor().Fields().ByName("offset").Number()
+	eventFields   = (&roomcastv1.PresenceEvent{}).ProtoReflect().Descriptor().Fields()
+	eventRoom     = eventFields.ByName("room").Number()
+	eventKind     = eventFields.ByName("kind").Number()
+	eventMember   = eventFields.ByName("member").Number()
+	eventOffset   = eventFields.ByName("offset").Number()
 )
 
 // MessageEntry encodes m once as an element of MessageBatch.messages (and so
@@ -69,6 +74,26 @@ func MessageEntryAt(body []byte, offset uint64) []byte {
 	b = protowire.AppendVarint(b, uint64(size))
 	b = append(b, body...)
 	return append(b, off...)
+}
+
+// PresenceEntryFrom makes a MessageBatch.presence element from the parts of a
+// PresenceEvent, member being an encoded Member, by appending fields rather
+// than encoding a message.
+func PresenceEntryFrom(room string, kind roomcastv1.PresenceEventKind, member []byte, offset uint64) []byte {
+	var ev []byte
+	ev = protowire.AppendTag(ev, eventRoom, protowire.BytesType)
+	ev = protowire.AppendString(ev, room)
+	ev = protowire.AppendTag(ev, eventKind, protowire.VarintType)
+	ev = protowire.AppendVarint(ev, uint64(kind))
+	ev = protowire.AppendTag(ev, eventMember, protowire.BytesType)
+	ev = protowire.AppendBytes(ev, member)
+	if offset != 0 {
+		ev = protowire.AppendTag(ev, eventOffset, protowire.VarintType)
+		ev = protowire.AppendVarint(ev, offset)
+	}
+	b := make([]byte, 0, protowire.SizeTag(presenceField)+protowire.SizeBytes(len(ev)))
+	b = protowire.AppendTag(b, presenceField, protowire.BytesType)
+	return protowire.AppendBytes(b, ev)
 }
 
 // BatchHeader is the start of a SubscribeResponse carrying a batch of n bytes

@@ -9,6 +9,7 @@ package roomcastv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -108,6 +109,29 @@ type PublishRequest struct {
 	// rule as for session_id applies: it must name an open session of the
 	// caller's own.
 	ExcludeSession string `protobuf:"bytes,7,opt,name=exclude_session,json=excludeSession,proto3" json:"exclude_session,omitempty"`
+	// Makes the publish safe to retry. A publish with a key that the same
+	// publisher (the credential's subject; the client address without
+	// authentication) already used for the same room within the last
+	// 5 minutes, while the room's epoch is unchanged, appends nothing: it
+	// returns the offset and epoch of the first publish with that key. So a
+	// publisher that lost the answer (UNAVAILABLE, a broken connection) can
+	// send the same message with the same key again, on any stream or call,
+	// and it is sequenced at most once. The retry must carry the same message;
+	// the server does not compare them. Empty (the default) means no key:
+	// every publish is appended. At most 128 bytes of valid UTF-8; a random
+	// id such as a UUID per message works well. A room remembers at most
+	// 10,000 keys; past that its oldest are forgotten first, so keep the
+	// retry window short.
+	//
+	// A server whose rooms live in an external engine (roomcast serve
+	// --engine redis) answers a publish with a key UNIMPLEMENTED for now.
+	// When the engine supports keys, the promise will be the same across the
+	// nodes that share it: each key stored beside its room in the engine
+	// (for Redis, in a hash next to the room's messages, under the room's
+	// epoch, pruned by age), and checked and set inside the same atomic step
+	// that sequences the message (for Redis, the publish script), so that a
+	// retry sent to any node finds it.
+	IdempotencyKey string `protobuf:"bytes,8,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
 }
@@ -202,6 +226,13 @@ func (x *PublishRequest) GetExcludeSession() string {
 	return ""
 }
 
+func (x *PublishRequest) GetIdempotencyKey() string {
+	if x != nil {
+		return x.IdempotencyKey
+	}
+	return ""
+}
+
 type isPublishRequest_Payload interface {
 	isPublishRequest_Payload()
 }
@@ -275,6 +306,164 @@ func (x *PublishResponse) GetEpoch() string {
 	return ""
 }
 
+// PublishStreamRequest is one publish on a PublishStream stream.
+type PublishStreamRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A publisher-chosen id, echoed in the answer to this publish: at most
+	// 128 bytes of valid UTF-8. Ids need not be unique: answers come in the
+	// order of the requests. A request with an invalid id is answered with
+	// INVALID_ARGUMENT and an empty id.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// The message, exactly as a Publish call takes it. A request without one
+	// is answered with INVALID_ARGUMENT.
+	Publish       *PublishRequest `protobuf:"bytes,2,opt,name=publish,proto3" json:"publish,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PublishStreamRequest) Reset() {
+	*x = PublishStreamRequest{}
+	mi := &file_roomcast_v1_broker_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PublishStreamRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PublishStreamRequest) ProtoMessage() {}
+
+func (x *PublishStreamRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_roomcast_v1_broker_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PublishStreamRequest.ProtoReflect.Descriptor instead.
+func (*PublishStreamRequest) Descriptor() ([]byte, []int) {
+	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *PublishStreamRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *PublishStreamRequest) GetPublish() *PublishRequest {
+	if x != nil {
+		return x.Publish
+	}
+	return nil
+}
+
+// PublishStreamResponse answers the PublishStreamRequest with the same id.
+type PublishStreamResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The id of the request.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// What became of the publish: exactly one is set.
+	//
+	// Types that are valid to be assigned to Result:
+	//
+	//	*PublishStreamResponse_Ok
+	//	*PublishStreamResponse_Error
+	Result        isPublishStreamResponse_Result `protobuf_oneof:"result"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PublishStreamResponse) Reset() {
+	*x = PublishStreamResponse{}
+	mi := &file_roomcast_v1_broker_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PublishStreamResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PublishStreamResponse) ProtoMessage() {}
+
+func (x *PublishStreamResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_roomcast_v1_broker_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PublishStreamResponse.ProtoReflect.Descriptor instead.
+func (*PublishStreamResponse) Descriptor() ([]byte, []int) {
+	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *PublishStreamResponse) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *PublishStreamResponse) GetResult() isPublishStreamResponse_Result {
+	if x != nil {
+		return x.Result
+	}
+	return nil
+}
+
+func (x *PublishStreamResponse) GetOk() *PublishResponse {
+	if x != nil {
+		if x, ok := x.Result.(*PublishStreamResponse_Ok); ok {
+			return x.Ok
+		}
+	}
+	return nil
+}
+
+func (x *PublishStreamResponse) GetError() *Error {
+	if x != nil {
+		if x, ok := x.Result.(*PublishStreamResponse_Error); ok {
+			return x.Error
+		}
+	}
+	return nil
+}
+
+type isPublishStreamResponse_Result interface {
+	isPublishStreamResponse_Result()
+}
+
+type PublishStreamResponse_Ok struct {
+	// The message was sequenced (or, for a repeated idempotency_key, had
+	// been): its offset and the room's epoch.
+	Ok *PublishResponse `protobuf:"bytes,2,opt,name=ok,proto3,oneof"`
+}
+
+type PublishStreamResponse_Error struct {
+	// The message was refused and not sequenced. The code is the one a
+	// Publish call would have returned (INVALID_ARGUMENT, RESOURCE_EXHAUSTED,
+	// PERMISSION_DENIED, ...); the stream stays up.
+	Error *Error `protobuf:"bytes,3,opt,name=error,proto3,oneof"`
+}
+
+func (*PublishStreamResponse_Ok) isPublishStreamResponse_Result() {}
+
+func (*PublishStreamResponse_Error) isPublishStreamResponse_Result() {}
+
 // SubscribeRequest is one command on a Subscribe stream.
 type SubscribeRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -294,7 +483,7 @@ type SubscribeRequest struct {
 
 func (x *SubscribeRequest) Reset() {
 	*x = SubscribeRequest{}
-	mi := &file_roomcast_v1_broker_proto_msgTypes[2]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -306,7 +495,7 @@ func (x *SubscribeRequest) String() string {
 func (*SubscribeRequest) ProtoMessage() {}
 
 func (x *SubscribeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_roomcast_v1_broker_proto_msgTypes[2]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -319,7 +508,7 @@ func (x *SubscribeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscribeRequest.ProtoReflect.Descriptor instead.
 func (*SubscribeRequest) Descriptor() ([]byte, []int) {
-	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{2}
+	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *SubscribeRequest) GetId() string {
@@ -403,7 +592,7 @@ type RefreshCommand struct {
 
 func (x *RefreshCommand) Reset() {
 	*x = RefreshCommand{}
-	mi := &file_roomcast_v1_broker_proto_msgTypes[3]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -415,7 +604,7 @@ func (x *RefreshCommand) String() string {
 func (*RefreshCommand) ProtoMessage() {}
 
 func (x *RefreshCommand) ProtoReflect() protoreflect.Message {
-	mi := &file_roomcast_v1_broker_proto_msgTypes[3]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -428,7 +617,7 @@ func (x *RefreshCommand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RefreshCommand.ProtoReflect.Descriptor instead.
 func (*RefreshCommand) Descriptor() ([]byte, []int) {
-	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{3}
+	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *RefreshCommand) GetToken() string {
@@ -465,7 +654,7 @@ type JoinCommand struct {
 
 func (x *JoinCommand) Reset() {
 	*x = JoinCommand{}
-	mi := &file_roomcast_v1_broker_proto_msgTypes[4]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -477,7 +666,7 @@ func (x *JoinCommand) String() string {
 func (*JoinCommand) ProtoMessage() {}
 
 func (x *JoinCommand) ProtoReflect() protoreflect.Message {
-	mi := &file_roomcast_v1_broker_proto_msgTypes[4]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -490,7 +679,7 @@ func (x *JoinCommand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinCommand.ProtoReflect.Descriptor instead.
 func (*JoinCommand) Descriptor() ([]byte, []int) {
-	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{4}
+	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *JoinCommand) GetRoom() string {
@@ -543,7 +732,7 @@ type Position struct {
 
 func (x *Position) Reset() {
 	*x = Position{}
-	mi := &file_roomcast_v1_broker_proto_msgTypes[5]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -555,7 +744,7 @@ func (x *Position) String() string {
 func (*Position) ProtoMessage() {}
 
 func (x *Position) ProtoReflect() protoreflect.Message {
-	mi := &file_roomcast_v1_broker_proto_msgTypes[5]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -568,7 +757,7 @@ func (x *Position) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Position.ProtoReflect.Descriptor instead.
 func (*Position) Descriptor() ([]byte, []int) {
-	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{5}
+	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Position) GetOffset() uint64 {
@@ -597,7 +786,7 @@ type LeaveCommand struct {
 
 func (x *LeaveCommand) Reset() {
 	*x = LeaveCommand{}
-	mi := &file_roomcast_v1_broker_proto_msgTypes[6]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -609,7 +798,7 @@ func (x *LeaveCommand) String() string {
 func (*LeaveCommand) ProtoMessage() {}
 
 func (x *LeaveCommand) ProtoReflect() protoreflect.Message {
-	mi := &file_roomcast_v1_broker_proto_msgTypes[6]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -622,7 +811,7 @@ func (x *LeaveCommand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaveCommand.ProtoReflect.Descriptor instead.
 func (*LeaveCommand) Descriptor() ([]byte, []int) {
-	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{6}
+	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *LeaveCommand) GetRoom() string {
@@ -647,7 +836,7 @@ type SubscribeResponse struct {
 
 func (x *SubscribeResponse) Reset() {
 	*x = SubscribeResponse{}
-	mi := &file_roomcast_v1_broker_proto_msgTypes[7]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -659,7 +848,7 @@ func (x *SubscribeResponse) String() string {
 func (*SubscribeResponse) ProtoMessage() {}
 
 func (x *SubscribeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_roomcast_v1_broker_proto_msgTypes[7]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -672,7 +861,7 @@ func (x *SubscribeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscribeResponse.ProtoReflect.Descriptor instead.
 func (*SubscribeResponse) Descriptor() ([]byte, []int) {
-	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{7}
+	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *SubscribeResponse) GetEvent() isSubscribeResponse_Event {
@@ -746,7 +935,7 @@ type SessionEvent struct {
 
 func (x *SessionEvent) Reset() {
 	*x = SessionEvent{}
-	mi := &file_roomcast_v1_broker_proto_msgTypes[8]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -758,7 +947,7 @@ func (x *SessionEvent) String() string {
 func (*SessionEvent) ProtoMessage() {}
 
 func (x *SessionEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_roomcast_v1_broker_proto_msgTypes[8]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -771,7 +960,7 @@ func (x *SessionEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionEvent.ProtoReflect.Descriptor instead.
 func (*SessionEvent) Descriptor() ([]byte, []int) {
-	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{8}
+	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *SessionEvent) GetSessionId() string {
@@ -800,7 +989,7 @@ type CommandReply struct {
 
 func (x *CommandReply) Reset() {
 	*x = CommandReply{}
-	mi := &file_roomcast_v1_broker_proto_msgTypes[9]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -812,7 +1001,7 @@ func (x *CommandReply) String() string {
 func (*CommandReply) ProtoMessage() {}
 
 func (x *CommandReply) ProtoReflect() protoreflect.Message {
-	mi := &file_roomcast_v1_broker_proto_msgTypes[9]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -825,7 +1014,7 @@ func (x *CommandReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommandReply.ProtoReflect.Descriptor instead.
 func (*CommandReply) Descriptor() ([]byte, []int) {
-	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{9}
+	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *CommandReply) GetId() string {
@@ -898,21 +1087,26 @@ func (*CommandReply_Leave) isCommandReply_Result() {}
 
 func (*CommandReply_Refresh) isCommandReply_Result() {}
 
-// Error describes a failed command.
+// Error describes a failed command or publish.
 type Error struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// A gRPC status code number (google.rpc.Code): 3 is INVALID_ARGUMENT,
 	// 8 is RESOURCE_EXHAUSTED, and so on.
 	Code int32 `protobuf:"varint,1,opt,name=code,proto3" json:"code,omitempty"`
 	// What went wrong, for a person to read.
-	Message       string `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	Message string `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	// Set when the request may be sent again after this delay and not
+	// before: a publish past the caller's publish rate (code 8,
+	// RESOURCE_EXHAUSTED). The same delay a Publish call's RetryInfo detail
+	// gives.
+	RetryAfter    *durationpb.Duration `protobuf:"bytes,3,opt,name=retry_after,json=retryAfter,proto3" json:"retry_after,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Error) Reset() {
 	*x = Error{}
-	mi := &file_roomcast_v1_broker_proto_msgTypes[10]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -924,7 +1118,7 @@ func (x *Error) String() string {
 func (*Error) ProtoMessage() {}
 
 func (x *Error) ProtoReflect() protoreflect.Message {
-	mi := &file_roomcast_v1_broker_proto_msgTypes[10]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -937,7 +1131,7 @@ func (x *Error) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Error.ProtoReflect.Descriptor instead.
 func (*Error) Descriptor() ([]byte, []int) {
-	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{10}
+	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Error) GetCode() int32 {
@@ -952,6 +1146,13 @@ func (x *Error) GetMessage() string {
 		return x.Message
 	}
 	return ""
+}
+
+func (x *Error) GetRetryAfter() *durationpb.Duration {
+	if x != nil {
+		return x.RetryAfter
+	}
+	return nil
 }
 
 // JoinResult is the reply to a successful join.
@@ -974,7 +1175,7 @@ type JoinResult struct {
 
 func (x *JoinResult) Reset() {
 	*x = JoinResult{}
-	mi := &file_roomcast_v1_broker_proto_msgTypes[11]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -986,7 +1187,7 @@ func (x *JoinResult) String() string {
 func (*JoinResult) ProtoMessage() {}
 
 func (x *JoinResult) ProtoReflect() protoreflect.Message {
-	mi := &file_roomcast_v1_broker_proto_msgTypes[11]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -999,7 +1200,7 @@ func (x *JoinResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinResult.ProtoReflect.Descriptor instead.
 func (*JoinResult) Descriptor() ([]byte, []int) {
-	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{11}
+	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *JoinResult) GetRoom() string {
@@ -1048,7 +1249,7 @@ type RefreshResult struct {
 
 func (x *RefreshResult) Reset() {
 	*x = RefreshResult{}
-	mi := &file_roomcast_v1_broker_proto_msgTypes[12]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1060,7 +1261,7 @@ func (x *RefreshResult) String() string {
 func (*RefreshResult) ProtoMessage() {}
 
 func (x *RefreshResult) ProtoReflect() protoreflect.Message {
-	mi := &file_roomcast_v1_broker_proto_msgTypes[12]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1073,7 +1274,7 @@ func (x *RefreshResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RefreshResult.ProtoReflect.Descriptor instead.
 func (*RefreshResult) Descriptor() ([]byte, []int) {
-	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{12}
+	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *RefreshResult) GetExpireTime() *timestamppb.Timestamp {
@@ -1101,7 +1302,7 @@ type LeaveResult struct {
 
 func (x *LeaveResult) Reset() {
 	*x = LeaveResult{}
-	mi := &file_roomcast_v1_broker_proto_msgTypes[13]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1113,7 +1314,7 @@ func (x *LeaveResult) String() string {
 func (*LeaveResult) ProtoMessage() {}
 
 func (x *LeaveResult) ProtoReflect() protoreflect.Message {
-	mi := &file_roomcast_v1_broker_proto_msgTypes[13]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1126,7 +1327,7 @@ func (x *LeaveResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaveResult.ProtoReflect.Descriptor instead.
 func (*LeaveResult) Descriptor() ([]byte, []int) {
-	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{13}
+	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *LeaveResult) GetRoom() string {
@@ -1148,7 +1349,7 @@ type MessageBatch struct {
 
 func (x *MessageBatch) Reset() {
 	*x = MessageBatch{}
-	mi := &file_roomcast_v1_broker_proto_msgTypes[14]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1160,7 +1361,7 @@ func (x *MessageBatch) String() string {
 func (*MessageBatch) ProtoMessage() {}
 
 func (x *MessageBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_roomcast_v1_broker_proto_msgTypes[14]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1173,7 +1374,7 @@ func (x *MessageBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MessageBatch.ProtoReflect.Descriptor instead.
 func (*MessageBatch) Descriptor() ([]byte, []int) {
-	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{14}
+	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *MessageBatch) GetMessages() []*Message {
@@ -1208,7 +1409,7 @@ type PresenceEvent struct {
 
 func (x *PresenceEvent) Reset() {
 	*x = PresenceEvent{}
-	mi := &file_roomcast_v1_broker_proto_msgTypes[15]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1220,7 +1421,7 @@ func (x *PresenceEvent) String() string {
 func (*PresenceEvent) ProtoMessage() {}
 
 func (x *PresenceEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_roomcast_v1_broker_proto_msgTypes[15]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1233,7 +1434,7 @@ func (x *PresenceEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PresenceEvent.ProtoReflect.Descriptor instead.
 func (*PresenceEvent) Descriptor() ([]byte, []int) {
-	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{15}
+	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *PresenceEvent) GetRoom() string {
@@ -1279,7 +1480,7 @@ type Member struct {
 
 func (x *Member) Reset() {
 	*x = Member{}
-	mi := &file_roomcast_v1_broker_proto_msgTypes[16]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1291,7 +1492,7 @@ func (x *Member) String() string {
 func (*Member) ProtoMessage() {}
 
 func (x *Member) ProtoReflect() protoreflect.Message {
-	mi := &file_roomcast_v1_broker_proto_msgTypes[16]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1304,7 +1505,7 @@ func (x *Member) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Member.ProtoReflect.Descriptor instead.
 func (*Member) Descriptor() ([]byte, []int) {
-	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{16}
+	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Member) GetSessionId() string {
@@ -1345,7 +1546,7 @@ type HistoryRequest struct {
 
 func (x *HistoryRequest) Reset() {
 	*x = HistoryRequest{}
-	mi := &file_roomcast_v1_broker_proto_msgTypes[17]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1357,7 +1558,7 @@ func (x *HistoryRequest) String() string {
 func (*HistoryRequest) ProtoMessage() {}
 
 func (x *HistoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_roomcast_v1_broker_proto_msgTypes[17]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1370,7 +1571,7 @@ func (x *HistoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HistoryRequest.ProtoReflect.Descriptor instead.
 func (*HistoryRequest) Descriptor() ([]byte, []int) {
-	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{17}
+	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *HistoryRequest) GetRoom() string {
@@ -1416,7 +1617,7 @@ type HistoryResponse struct {
 
 func (x *HistoryResponse) Reset() {
 	*x = HistoryResponse{}
-	mi := &file_roomcast_v1_broker_proto_msgTypes[18]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1428,7 +1629,7 @@ func (x *HistoryResponse) String() string {
 func (*HistoryResponse) ProtoMessage() {}
 
 func (x *HistoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_roomcast_v1_broker_proto_msgTypes[18]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1441,7 +1642,7 @@ func (x *HistoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HistoryResponse.ProtoReflect.Descriptor instead.
 func (*HistoryResponse) Descriptor() ([]byte, []int) {
-	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{18}
+	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *HistoryResponse) GetMessages() []*Message {
@@ -1479,7 +1680,7 @@ type PresenceRequest struct {
 
 func (x *PresenceRequest) Reset() {
 	*x = PresenceRequest{}
-	mi := &file_roomcast_v1_broker_proto_msgTypes[19]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1491,7 +1692,7 @@ func (x *PresenceRequest) String() string {
 func (*PresenceRequest) ProtoMessage() {}
 
 func (x *PresenceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_roomcast_v1_broker_proto_msgTypes[19]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1504,7 +1705,7 @@ func (x *PresenceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PresenceRequest.ProtoReflect.Descriptor instead.
 func (*PresenceRequest) Descriptor() ([]byte, []int) {
-	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{19}
+	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *PresenceRequest) GetRoom() string {
@@ -1534,7 +1735,7 @@ type PresenceResponse struct {
 
 func (x *PresenceResponse) Reset() {
 	*x = PresenceResponse{}
-	mi := &file_roomcast_v1_broker_proto_msgTypes[20]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1546,7 +1747,7 @@ func (x *PresenceResponse) String() string {
 func (*PresenceResponse) ProtoMessage() {}
 
 func (x *PresenceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_roomcast_v1_broker_proto_msgTypes[20]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1559,7 +1760,7 @@ func (x *PresenceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PresenceResponse.ProtoReflect.Descriptor instead.
 func (*PresenceResponse) Descriptor() ([]byte, []int) {
-	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{20}
+	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *PresenceResponse) GetMembers() []*Member {
@@ -1604,7 +1805,7 @@ type Message struct {
 
 func (x *Message) Reset() {
 	*x = Message{}
-	mi := &file_roomcast_v1_broker_proto_msgTypes[21]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1616,7 +1817,7 @@ func (x *Message) String() string {
 func (*Message) ProtoMessage() {}
 
 func (x *Message) ProtoReflect() protoreflect.Message {
-	mi := &file_roomcast_v1_broker_proto_msgTypes[21]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1629,7 +1830,7 @@ func (x *Message) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Message.ProtoReflect.Descriptor instead.
 func (*Message) Descriptor() ([]byte, []int) {
-	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{21}
+	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Message) GetRoom() string {
@@ -1719,7 +1920,7 @@ var File_roomcast_v1_broker_proto protoreflect.FileDescriptor
 
 const file_roomcast_v1_broker_proto_rawDesc = "" +
 	"\n" +
-	"\x18roomcast/v1/broker.proto\x12\vroomcast.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc6\x02\n" +
+	"\x18roomcast/v1/broker.proto\x12\vroomcast.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xef\x02\n" +
 	"\x0ePublishRequest\x12\x12\n" +
 	"\x04room\x18\x01 \x01(\tR\x04room\x12\x14\n" +
 	"\x04data\x18\x02 \x01(\fH\x00R\x04data\x12\x14\n" +
@@ -1728,14 +1929,23 @@ const file_roomcast_v1_broker_proto_rawDesc = "" +
 	"\aheaders\x18\x05 \x03(\v2(.roomcast.v1.PublishRequest.HeadersEntryR\aheaders\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x06 \x01(\tR\tsessionId\x12'\n" +
-	"\x0fexclude_session\x18\a \x01(\tR\x0eexcludeSession\x1a:\n" +
+	"\x0fexclude_session\x18\a \x01(\tR\x0eexcludeSession\x12'\n" +
+	"\x0fidempotency_key\x18\b \x01(\tR\x0eidempotencyKey\x1a:\n" +
 	"\fHeadersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\t\n" +
 	"\apayload\"?\n" +
 	"\x0fPublishResponse\x12\x16\n" +
 	"\x06offset\x18\x01 \x01(\x04R\x06offset\x12\x14\n" +
-	"\x05epoch\x18\x02 \x01(\tR\x05epoch\"\xc9\x01\n" +
+	"\x05epoch\x18\x02 \x01(\tR\x05epoch\"]\n" +
+	"\x14PublishStreamRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x125\n" +
+	"\apublish\x18\x02 \x01(\v2\x1b.roomcast.v1.PublishRequestR\apublish\"\x8d\x01\n" +
+	"\x15PublishStreamResponse\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12.\n" +
+	"\x02ok\x18\x02 \x01(\v2\x1c.roomcast.v1.PublishResponseH\x00R\x02ok\x12*\n" +
+	"\x05error\x18\x03 \x01(\v2\x12.roomcast.v1.ErrorH\x00R\x05errorB\b\n" +
+	"\x06result\"\xc9\x01\n" +
 	"\x10SubscribeRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12.\n" +
 	"\x04join\x18\x02 \x01(\v2\x18.roomcast.v1.JoinCommandH\x00R\x04join\x121\n" +
@@ -1772,10 +1982,12 @@ const file_roomcast_v1_broker_proto_rawDesc = "" +
 	"\x04join\x18\x03 \x01(\v2\x17.roomcast.v1.JoinResultH\x00R\x04join\x120\n" +
 	"\x05leave\x18\x04 \x01(\v2\x18.roomcast.v1.LeaveResultH\x00R\x05leave\x126\n" +
 	"\arefresh\x18\x05 \x01(\v2\x1a.roomcast.v1.RefreshResultH\x00R\arefreshB\b\n" +
-	"\x06result\"5\n" +
+	"\x06result\"q\n" +
 	"\x05Error\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\x05R\x04code\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessage\"l\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\x12:\n" +
+	"\vretry_after\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\n" +
+	"retryAfter\"l\n" +
 	"\n" +
 	"JoinResult\x12\x12\n" +
 	"\x04room\x18\x01 \x01(\tR\x04room\x12\x16\n" +
@@ -1836,9 +2048,10 @@ const file_roomcast_v1_broker_proto_rawDesc = "" +
 	"\x11PresenceEventKind\x12#\n" +
 	"\x1fPRESENCE_EVENT_KIND_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18PRESENCE_EVENT_KIND_JOIN\x10\x01\x12\x1d\n" +
-	"\x19PRESENCE_EVENT_KIND_LEAVE\x10\x022\xb4\x02\n" +
+	"\x19PRESENCE_EVENT_KIND_LEAVE\x10\x022\x90\x03\n" +
 	"\rBrokerService\x12D\n" +
-	"\aPublish\x12\x1b.roomcast.v1.PublishRequest\x1a\x1c.roomcast.v1.PublishResponse\x12N\n" +
+	"\aPublish\x12\x1b.roomcast.v1.PublishRequest\x1a\x1c.roomcast.v1.PublishResponse\x12Z\n" +
+	"\rPublishStream\x12!.roomcast.v1.PublishStreamRequest\x1a\".roomcast.v1.PublishStreamResponse(\x010\x01\x12N\n" +
 	"\tSubscribe\x12\x1d.roomcast.v1.SubscribeRequest\x1a\x1e.roomcast.v1.SubscribeResponse(\x010\x01\x12D\n" +
 	"\aHistory\x12\x1b.roomcast.v1.HistoryRequest\x1a\x1c.roomcast.v1.HistoryResponse\x12G\n" +
 	"\bPresence\x12\x1c.roomcast.v1.PresenceRequest\x1a\x1d.roomcast.v1.PresenceResponseB9Z7github.com/roomcast/roomcast/gen/roomcast/v1;roomcastv1b\x06proto3"
@@ -1856,75 +2069,84 @@ func file_roomcast_v1_broker_proto_rawDescGZIP() []byte {
 }
 
 var file_roomcast_v1_broker_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_roomcast_v1_broker_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
+var file_roomcast_v1_broker_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
 var file_roomcast_v1_broker_proto_goTypes = []any{
 	(PresenceEventKind)(0),        // 0: roomcast.v1.PresenceEventKind
 	(*PublishRequest)(nil),        // 1: roomcast.v1.PublishRequest
 	(*PublishResponse)(nil),       // 2: roomcast.v1.PublishResponse
-	(*SubscribeRequest)(nil),      // 3: roomcast.v1.SubscribeRequest
-	(*RefreshCommand)(nil),        // 4: roomcast.v1.RefreshCommand
-	(*JoinCommand)(nil),           // 5: roomcast.v1.JoinCommand
-	(*Position)(nil),              // 6: roomcast.v1.Position
-	(*LeaveCommand)(nil),          // 7: roomcast.v1.LeaveCommand
-	(*SubscribeResponse)(nil),     // 8: roomcast.v1.SubscribeResponse
-	(*SessionEvent)(nil),          // 9: roomcast.v1.SessionEvent
-	(*CommandReply)(nil),          // 10: roomcast.v1.CommandReply
-	(*Error)(nil),                 // 11: roomcast.v1.Error
-	(*JoinResult)(nil),            // 12: roomcast.v1.JoinResult
-	(*RefreshResult)(nil),         // 13: roomcast.v1.RefreshResult
-	(*LeaveResult)(nil),           // 14: roomcast.v1.LeaveResult
-	(*MessageBatch)(nil),          // 15: roomcast.v1.MessageBatch
-	(*PresenceEvent)(nil),         // 16: roomcast.v1.PresenceEvent
-	(*Member)(nil),                // 17: roomcast.v1.Member
-	(*HistoryRequest)(nil),        // 18: roomcast.v1.HistoryRequest
-	(*HistoryResponse)(nil),       // 19: roomcast.v1.HistoryResponse
-	(*PresenceRequest)(nil),       // 20: roomcast.v1.PresenceRequest
-	(*PresenceResponse)(nil),      // 21: roomcast.v1.PresenceResponse
-	(*Message)(nil),               // 22: roomcast.v1.Message
-	nil,                           // 23: roomcast.v1.PublishRequest.HeadersEntry
-	nil,                           // 24: roomcast.v1.JoinCommand.InfoEntry
-	nil,                           // 25: roomcast.v1.Member.InfoEntry
-	nil,                           // 26: roomcast.v1.Message.HeadersEntry
-	(*timestamppb.Timestamp)(nil), // 27: google.protobuf.Timestamp
+	(*PublishStreamRequest)(nil),  // 3: roomcast.v1.PublishStreamRequest
+	(*PublishStreamResponse)(nil), // 4: roomcast.v1.PublishStreamResponse
+	(*SubscribeRequest)(nil),      // 5: roomcast.v1.SubscribeRequest
+	(*RefreshCommand)(nil),        // 6: roomcast.v1.RefreshCommand
+	(*JoinCommand)(nil),           // 7: roomcast.v1.JoinCommand
+	(*Position)(nil),              // 8: roomcast.v1.Position
+	(*LeaveCommand)(nil),          // 9: roomcast.v1.LeaveCommand
+	(*SubscribeResponse)(nil),     // 10: roomcast.v1.SubscribeResponse
+	(*SessionEvent)(nil),          // 11: roomcast.v1.SessionEvent
+	(*CommandReply)(nil),          // 12: roomcast.v1.CommandReply
+	(*Error)(nil),                 // 13: roomcast.v1.Error
+	(*JoinResult)(nil),            // 14: roomcast.v1.JoinResult
+	(*RefreshResult)(nil),         // 15: roomcast.v1.RefreshResult
+	(*LeaveResult)(nil),           // 16: roomcast.v1.LeaveResult
+	(*MessageBatch)(nil),          // 17: roomcast.v1.MessageBatch
+	(*PresenceEvent)(nil),         // 18: roomcast.v1.PresenceEvent
+	(*Member)(nil),                // 19: roomcast.v1.Member
+	(*HistoryRequest)(nil),        // 20: roomcast.v1.HistoryRequest
+	(*HistoryResponse)(nil),       // 21: roomcast.v1.HistoryResponse
+	(*PresenceRequest)(nil),       // 22: roomcast.v1.PresenceRequest
+	(*PresenceResponse)(nil),      // 23: roomcast.v1.PresenceResponse
+	(*Message)(nil),               // 24: roomcast.v1.Message
+	nil,                           // 25: roomcast.v1.PublishRequest.HeadersEntry
+	nil,                           // 26: roomcast.v1.JoinCommand.InfoEntry
+	nil,                           // 27: roomcast.v1.Member.InfoEntry
+	nil,                           // 28: roomcast.v1.Message.HeadersEntry
+	(*durationpb.Duration)(nil),   // 29: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil), // 30: google.protobuf.Timestamp
 }
 var file_roomcast_v1_broker_proto_depIdxs = []int32{
-	23, // 0: roomcast.v1.PublishRequest.headers:type_name -> roomcast.v1.PublishRequest.HeadersEntry
-	5,  // 1: roomcast.v1.SubscribeRequest.join:type_name -> roomcast.v1.JoinCommand
-	7,  // 2: roomcast.v1.SubscribeRequest.leave:type_name -> roomcast.v1.LeaveCommand
-	4,  // 3: roomcast.v1.SubscribeRequest.refresh:type_name -> roomcast.v1.RefreshCommand
-	6,  // 4: roomcast.v1.JoinCommand.position:type_name -> roomcast.v1.Position
-	24, // 5: roomcast.v1.JoinCommand.info:type_name -> roomcast.v1.JoinCommand.InfoEntry
-	9,  // 6: roomcast.v1.SubscribeResponse.session:type_name -> roomcast.v1.SessionEvent
-	10, // 7: roomcast.v1.SubscribeResponse.reply:type_name -> roomcast.v1.CommandReply
-	15, // 8: roomcast.v1.SubscribeResponse.batch:type_name -> roomcast.v1.MessageBatch
-	11, // 9: roomcast.v1.CommandReply.error:type_name -> roomcast.v1.Error
-	12, // 10: roomcast.v1.CommandReply.join:type_name -> roomcast.v1.JoinResult
-	14, // 11: roomcast.v1.CommandReply.leave:type_name -> roomcast.v1.LeaveResult
-	13, // 12: roomcast.v1.CommandReply.refresh:type_name -> roomcast.v1.RefreshResult
-	27, // 13: roomcast.v1.RefreshResult.expire_time:type_name -> google.protobuf.Timestamp
-	22, // 14: roomcast.v1.MessageBatch.messages:type_name -> roomcast.v1.Message
-	16, // 15: roomcast.v1.MessageBatch.presence:type_name -> roomcast.v1.PresenceEvent
-	0,  // 16: roomcast.v1.PresenceEvent.kind:type_name -> roomcast.v1.PresenceEventKind
-	17, // 17: roomcast.v1.PresenceEvent.member:type_name -> roomcast.v1.Member
-	25, // 18: roomcast.v1.Member.info:type_name -> roomcast.v1.Member.InfoEntry
-	27, // 19: roomcast.v1.Member.join_time:type_name -> google.protobuf.Timestamp
-	22, // 20: roomcast.v1.HistoryResponse.messages:type_name -> roomcast.v1.Message
-	17, // 21: roomcast.v1.PresenceResponse.members:type_name -> roomcast.v1.Member
-	26, // 22: roomcast.v1.Message.headers:type_name -> roomcast.v1.Message.HeadersEntry
-	27, // 23: roomcast.v1.Message.publish_time:type_name -> google.protobuf.Timestamp
-	1,  // 24: roomcast.v1.BrokerService.Publish:input_type -> roomcast.v1.PublishRequest
-	3,  // 25: roomcast.v1.BrokerService.Subscribe:input_type -> roomcast.v1.SubscribeRequest
-	18, // 26: roomcast.v1.BrokerService.History:input_type -> roomcast.v1.HistoryRequest
-	20, // 27: roomcast.v1.BrokerService.Presence:input_type -> roomcast.v1.PresenceRequest
-	2,  // 28: roomcast.v1.BrokerService.Publish:output_type -> roomcast.v1.PublishResponse
-	8,  // 29: roomcast.v1.BrokerService.Subscribe:output_type -> roomcast.v1.SubscribeResponse
-	19, // 30: roomcast.v1.BrokerService.History:output_type -> roomcast.v1.HistoryResponse
-	21, // 31: roomcast.v1.BrokerService.Presence:output_type -> roomcast.v1.PresenceResponse
-	28, // [28:32] is the sub-list for method output_type
-	24, // [24:28] is the sub-list for method input_type
-	24, // [24:24] is the sub-list for extension type_name
-	24, // [24:24] is the sub-list for extension extendee
-	0,  // [0:24] is the sub-list for field type_name
+	25, // 0: roomcast.v1.PublishRequest.headers:type_name -> roomcast.v1.PublishRequest.HeadersEntry
+	1,  // 1: roomcast.v1.PublishStreamRequest.publish:type_name -> roomcast.v1.PublishRequest
+	2,  // 2: roomcast.v1.PublishStreamResponse.ok:type_name -> roomcast.v1.PublishResponse
+	13, // 3: roomcast.v1.PublishStreamResponse.error:type_name -> roomcast.v1.Error
+	7,  // 4: roomcast.v1.SubscribeRequest.join:type_name -> roomcast.v1.JoinCommand
+	9,  // 5: roomcast.v1.SubscribeRequest.leave:type_name -> roomcast.v1.LeaveCommand
+	6,  // 6: roomcast.v1.SubscribeRequest.refresh:type_name -> roomcast.v1.RefreshCommand
+	8,  // 7: roomcast.v1.JoinCommand.position:type_name -> roomcast.v1.Position
+	26, // 8: roomcast.v1.JoinCommand.info:type_name -> roomcast.v1.JoinCommand.InfoEntry
+	11, // 9: roomcast.v1.SubscribeResponse.session:type_name -> roomcast.v1.SessionEvent
+	12, // 10: roomcast.v1.SubscribeResponse.reply:type_name -> roomcast.v1.CommandReply
+	17, // 11: roomcast.v1.SubscribeResponse.batch:type_name -> roomcast.v1.MessageBatch
+	13, // 12: roomcast.v1.CommandReply.error:type_name -> roomcast.v1.Error
+	14, // 13: roomcast.v1.CommandReply.join:type_name -> roomcast.v1.JoinResult
+	16, // 14: roomcast.v1.CommandReply.leave:type_name -> roomcast.v1.LeaveResult
+	15, // 15: roomcast.v1.CommandReply.refresh:type_name -> roomcast.v1.RefreshResult
+	29, // 16: roomcast.v1.Error.retry_after:type_name -> google.protobuf.Duration
+	30, // 17: roomcast.v1.RefreshResult.expire_time:type_name -> google.protobuf.Timestamp
+	24, // 18: roomcast.v1.MessageBatch.messages:type_name -> roomcast.v1.Message
+	18, // 19: roomcast.v1.MessageBatch.presence:type_name -> roomcast.v1.PresenceEvent
+	0,  // 20: roomcast.v1.PresenceEvent.kind:type_name -> roomcast.v1.PresenceEventKind
+	19, // 21: roomcast.v1.PresenceEvent.member:type_name -> roomcast.v1.Member
+	27, // 22: roomcast.v1.Member.info:type_name -> roomcast.v1.Member.InfoEntry
+	30, // 23: roomcast.v1.Member.join_time:type_name -> google.protobuf.Timestamp
+	24, // 24: roomcast.v1.HistoryResponse.messages:type_name -> roomcast.v1.Message
+	19, // 25: roomcast.v1.PresenceResponse.members:type_name -> roomcast.v1.Member
+	28, // 26: roomcast.v1.Message.headers:type_name -> roomcast.v1.Message.HeadersEntry
+	30, // 27: roomcast.v1.Message.publish_time:type_name -> google.protobuf.Timestamp
+	1,  // 28: roomcast.v1.BrokerService.Publish:input_type -> roomcast.v1.PublishRequest
+	3,  // 29: roomcast.v1.BrokerService.PublishStream:input_type -> roomcast.v1.PublishStreamRequest
+	5,  // 30: roomcast.v1.BrokerService.Subscribe:input_type -> roomcast.v1.SubscribeRequest
+	20, // 31: roomcast.v1.BrokerService.History:input_type -> roomcast.v1.HistoryRequest
+	22, // 32: roomcast.v1.BrokerService.Presence:input_type -> roomcast.v1.PresenceRequest
+	2,  // 33: roomcast.v1.BrokerService.Publish:output_type -> roomcast.v1.PublishResponse
+	4,  // 34: roomcast.v1.BrokerService.PublishStream:output_type -> roomcast.v1.PublishStreamResponse
+	10, // 35: roomcast.v1.BrokerService.Subscribe:output_type -> roomcast.v1.SubscribeResponse
+	21, // 36: roomcast.v1.BrokerService.History:output_type -> roomcast.v1.HistoryResponse
+	23, // 37: roomcast.v1.BrokerService.Presence:output_type -> roomcast.v1.PresenceResponse
+	33, // [33:38] is the sub-list for method output_type
+	28, // [28:33] is the sub-list for method input_type
+	28, // [28:28] is the sub-list for extension type_name
+	28, // [28:28] is the sub-list for extension extendee
+	0,  // [0:28] is the sub-list for field type_name
 }
 
 func init() { file_roomcast_v1_broker_proto_init() }
@@ -1936,22 +2158,26 @@ func file_roomcast_v1_broker_proto_init() {
 		(*PublishRequest_Data)(nil),
 		(*PublishRequest_Text)(nil),
 	}
-	file_roomcast_v1_broker_proto_msgTypes[2].OneofWrappers = []any{
+	file_roomcast_v1_broker_proto_msgTypes[3].OneofWrappers = []any{
+		(*PublishStreamResponse_Ok)(nil),
+		(*PublishStreamResponse_Error)(nil),
+	}
+	file_roomcast_v1_broker_proto_msgTypes[4].OneofWrappers = []any{
 		(*SubscribeRequest_Join)(nil),
 		(*SubscribeRequest_Leave)(nil),
 		(*SubscribeRequest_Refresh)(nil),
 	}
-	file_roomcast_v1_broker_proto_msgTypes[7].OneofWrappers = []any{
+	file_roomcast_v1_broker_proto_msgTypes[9].OneofWrappers = []any{
 		(*SubscribeResponse_Session)(nil),
 		(*SubscribeResponse_Reply)(nil),
 		(*SubscribeResponse_Batch)(nil),
 	}
-	file_roomcast_v1_broker_proto_msgTypes[9].OneofWrappers = []any{
+	file_roomcast_v1_broker_proto_msgTypes[11].OneofWrappers = []any{
 		(*CommandReply_Join)(nil),
 		(*CommandReply_Leave)(nil),
 		(*CommandReply_Refresh)(nil),
 	}
-	file_roomcast_v1_broker_proto_msgTypes[21].OneofWrappers = []any{
+	file_roomcast_v1_broker_proto_msgTypes[23].OneofWrappers = []any{
 		(*Message_Data)(nil),
 		(*Message_Text)(nil),
 	}
@@ -1961,7 +2187,7 @@ func file_roomcast_v1_broker_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_roomcast_v1_broker_proto_rawDesc), len(file_roomcast_v1_broker_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   26,
+			NumMessages:   28,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,10 +19,11 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	BrokerService_Publish_FullMethodName   = "/roomcast.v1.BrokerService/Publish"
-	BrokerService_Subscribe_FullMethodName = "/roomcast.v1.BrokerService/Subscribe"
-	BrokerService_History_FullMethodName   = "/roomcast.v1.BrokerService/History"
-	BrokerService_Presence_FullMethodName  = "/roomcast.v1.BrokerService/Presence"
+	BrokerService_Publish_FullMethodName       = "/roomcast.v1.BrokerService/Publish"
+	BrokerService_PublishStream_FullMethodName = "/roomcast.v1.BrokerService/PublishStream"
+	BrokerService_Subscribe_FullMethodName     = "/roomcast.v1.BrokerService/Subscribe"
+	BrokerService_History_FullMethodName       = "/roomcast.v1.BrokerService/History"
+	BrokerService_Presence_FullMethodName      = "/roomcast.v1.BrokerService/Presence"
 )
 
 // BrokerServiceClient is the client API for BrokerService service.
@@ -47,8 +48,38 @@ type BrokerServiceClient interface {
 	// without a valid credential when the server requires one;
 	// PERMISSION_DENIED for a room outside the caller's publish grants, or a
 	// session_id or exclude_session that is not one of the caller's open
-	// sessions; UNAVAILABLE while the server shuts down.
+	// sessions; UNAVAILABLE while the server shuts down; UNIMPLEMENTED for an
+	// idempotency_key on a server whose external engine does not support keys
+	// yet.
 	Publish(ctx context.Context, in *PublishRequest, opts ...grpc.CallOption) (*PublishResponse, error)
+	// PublishStream publishes many messages on one stream, pipelined. The
+	// publisher sends PublishStreamRequests, each with an id of its choosing,
+	// without waiting for answers; the server answers each with a
+	// PublishStreamResponse carrying the same id, in the order the requests
+	// were sent: the message's offset and epoch, or its error. Each publish is
+	// checked exactly as a Publish call (validation, grants, publish rate,
+	// session ownership, size limit) and fails alone: a per-message error is
+	// an answer with an Error (its code is the one Publish would return) and
+	// the stream stays up.
+	//
+	// Flow control: the server takes the next request off the stream only
+	// while fewer than 256 of the stream's publishes are unanswered (not yet
+	// sent back to the publisher). Past that, gRPC's flow control makes the
+	// publisher's sends wait: a slow server or a publisher that does not read
+	// its answers slows the publisher down instead of queueing without bound.
+	//
+	// The stream as a whole ends with a status: UNAUTHENTICATED without a
+	// valid credential when the server requires one, or when the stream's
+	// credential expires (open a new stream with a fresh one); UNAVAILABLE
+	// when the server shuts down (it stops between two publishes, and every
+	// publish it sequenced was answered before the end, so the unanswered
+	// ones were not sequenced: send them again elsewhere). A
+	// stream that breaks (the connection is lost) leaves the unanswered
+	// publishes' fate unknown: send them again with the same idempotency_key
+	// to have each sequenced at most once. When the publisher closes its
+	// side, the server answers every request it read and ends the stream
+	// with OK.
+	PublishStream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[PublishStreamRequest, PublishStreamResponse], error)
 	// Subscribe opens a session. The client sends commands (join, leave, and
 	// refresh to replace the stream's credential before it expires), each
 	// with an id the server echoes in its reply. The server first sends a
@@ -100,9 +131,22 @@ func (c *brokerServiceClient) Publish(ctx context.Context, in *PublishRequest, o
 	return out, nil
 }
 
+func (c *brokerServiceClient) PublishStream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[PublishStreamRequest, PublishStreamResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &BrokerService_ServiceDesc.Streams[0], BrokerService_PublishStream_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[PublishStreamRequest, PublishStreamResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type BrokerService_PublishStreamClient = grpc.BidiStreamingClient[PublishStreamRequest, PublishStreamResponse]
+
 func (c *brokerServiceClient) Subscribe(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[SubscribeRequest, SubscribeResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	stream, err := c.cc.NewStream(ctx, &BrokerService_ServiceDesc.Streams[0], BrokerService_Subscribe_FullMethodName, cOpts...)
+	stream, err := c.cc.NewStream(ctx, &BrokerService_ServiceDesc.Streams[1], BrokerService_Subscribe_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -155,8 +199,38 @@ type BrokerServiceServer interface {
 	// without a valid credential when the server requires one;
 	// PERMISSION_DENIED for a room outside the caller's publish grants, or a
 	// session_id or exclude_session that is not one of the caller's open
-	// sessions; UNAVAILABLE while the server shuts down.
+	// sessions; UNAVAILABLE while the server shuts down; UNIMPLEMENTED for an
+	// idempotency_key on a server whose external engine does not support keys
+	// yet.
 	Publish(context.Context, *PublishRequest) (*PublishResponse, error)
+	// PublishStream publishes many messages on one stream, pipelined. The
+	// publisher sends PublishStreamRequests, each with an id of its choosing,
+	// without waiting for answers; the server answers each with a
+	// PublishStreamResponse carrying the same id, in the order the requests
+	// were sent: the message's offset and epoch, or its error. Each publish is
+	// checked exactly as a Publish call (validation, grants, publish rate,
+	// session ownership, size limit) and fails alone: a per-message error is
+	// an answer with an Error (its code is the one Publish would return) and
+	// the stream stays up.
+	//
+	// Flow control: the server takes the next request off the stream only
+	// while fewer than 256 of the stream's publishes are unanswered (not yet
+	// sent back to the publisher). Past that, gRPC's flow control makes the
+	// publisher's sends wait: a slow server or a publisher that does not read
+	// its answers slows the publisher down instead of queueing without bound.
+	//
+	// The stream as a whole ends with a status: UNAUTHENTICATED without a
+	// valid credential when the server requires one, or when the stream's
+	// credential expires (open a new stream with a fresh one); UNAVAILABLE
+	// when the server shuts down (it stops between two publishes, and every
+	// publish it sequenced was answered before the end, so the unanswered
+	// ones were not sequenced: send them again elsewhere). A
+	// stream that breaks (the connection is lost) leaves the unanswered
+	// publishes' fate unknown: send them again with the same idempotency_key
+	// to have each sequenced at most once. When the publisher closes its
+	// side, the server answers every request it read and ends the stream
+	// with OK.
+	PublishStream(grpc.BidiStreamingServer[PublishStreamRequest, PublishStreamResponse]) error
 	// Subscribe opens a session. The client sends commands (join, leave, and
 	// refresh to replace the stream's credential before it expires), each
 	// with an id the server echoes in its reply. The server first sends a
@@ -200,6 +274,9 @@ type UnimplementedBrokerServiceServer struct{}
 
 func (UnimplementedBrokerServiceServer) Publish(context.Context, *PublishRequest) (*PublishResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Publish not implemented")
+}
+func (UnimplementedBrokerServiceServer) PublishStream(grpc.BidiStreamingServer[PublishStreamRequest, PublishStreamResponse]) error {
+	return status.Error(codes.Unimplemented, "method PublishStream not implemented")
 }
 func (UnimplementedBrokerServiceServer) Subscribe(grpc.BidiStreamingServer[SubscribeRequest, SubscribeResponse]) error {
 	return status.Error(codes.Unimplemented, "method Subscribe not implemented")
@@ -248,6 +325,13 @@ func _BrokerService_Publish_Handler(srv interface{}, ctx context.Context, dec fu
 	}
 	return interceptor(ctx, in, info, handler)
 }
+
+func _BrokerService_PublishStream_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(BrokerServiceServer).PublishStream(&grpc.GenericServerStream[PublishStreamRequest, PublishStreamResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type BrokerService_PublishStreamServer = grpc.BidiStreamingServer[PublishStreamRequest, PublishStreamResponse]
 
 func _BrokerService_Subscribe_Handler(srv interface{}, stream grpc.ServerStream) error {
 	return srv.(BrokerServiceServer).Subscribe(&grpc.GenericServerStream[SubscribeRequest, SubscribeResponse]{ServerStream: stream})
@@ -313,6 +397,12 @@ var BrokerService_ServiceDesc = grpc.ServiceDesc{
 		},
 	},
 	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "PublishStream",
+			Handler:       _BrokerService_PublishStream_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
+		},
 		{
 			StreamName:    "Subscribe",
 			Handler:       _BrokerService_Subscribe_Handler,

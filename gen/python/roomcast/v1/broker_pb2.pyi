@@ -1,3 +1,4 @@
+from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
@@ -25,12 +26,14 @@ class CommandReply(_message.Message):
     def __init__(self, id: _Optional[str] = ..., error: _Optional[_Union[Error, _Mapping]] = ..., join: _Optional[_Union[JoinResult, _Mapping]] = ..., leave: _Optional[_Union[LeaveResult, _Mapping]] = ..., refresh: _Optional[_Union[RefreshResult, _Mapping]] = ...) -> None: ...
 
 class Error(_message.Message):
-    __slots__ = ["code", "message"]
+    __slots__ = ["code", "message", "retry_after"]
     CODE_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    RETRY_AFTER_FIELD_NUMBER: _ClassVar[int]
     code: int
     message: str
-    def __init__(self, code: _Optional[int] = ..., message: _Optional[str] = ...) -> None: ...
+    retry_after: _duration_pb2.Duration
+    def __init__(self, code: _Optional[int] = ..., message: _Optional[str] = ..., retry_after: _Optional[_Union[_duration_pb2.Duration, _Mapping]] = ...) -> None: ...
 
 class HistoryRequest(_message.Message):
     __slots__ = ["after", "limit", "newest_first", "room"]
@@ -188,7 +191,7 @@ class PresenceResponse(_message.Message):
     def __init__(self, members: _Optional[_Iterable[_Union[Member, _Mapping]]] = ..., total: _Optional[int] = ...) -> None: ...
 
 class PublishRequest(_message.Message):
-    __slots__ = ["content_type", "data", "exclude_session", "headers", "room", "session_id", "text"]
+    __slots__ = ["content_type", "data", "exclude_session", "headers", "idempotency_key", "room", "session_id", "text"]
     class HeadersEntry(_message.Message):
         __slots__ = ["key", "value"]
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -200,6 +203,7 @@ class PublishRequest(_message.Message):
     DATA_FIELD_NUMBER: _ClassVar[int]
     EXCLUDE_SESSION_FIELD_NUMBER: _ClassVar[int]
     HEADERS_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     ROOM_FIELD_NUMBER: _ClassVar[int]
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
@@ -207,10 +211,11 @@ class PublishRequest(_message.Message):
     data: bytes
     exclude_session: str
     headers: _containers.ScalarMap[str, str]
+    idempotency_key: str
     room: str
     session_id: str
     text: str
-    def __init__(self, room: _Optional[str] = ..., data: _Optional[bytes] = ..., text: _Optional[str] = ..., content_type: _Optional[str] = ..., headers: _Optional[_Mapping[str, str]] = ..., session_id: _Optional[str] = ..., exclude_session: _Optional[str] = ...) -> None: ...
+    def __init__(self, room: _Optional[str] = ..., data: _Optional[bytes] = ..., text: _Optional[str] = ..., content_type: _Optional[str] = ..., headers: _Optional[_Mapping[str, str]] = ..., session_id: _Optional[str] = ..., exclude_session: _Optional[str] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
 
 class PublishResponse(_message.Message):
     __slots__ = ["epoch", "offset"]
@@ -219,6 +224,24 @@ class PublishResponse(_message.Message):
     epoch: str
     offset: int
     def __init__(self, offset: _Optional[int] = ..., epoch: _Optional[str] = ...) -> None: ...
+
+class PublishStreamRequest(_message.Message):
+    __slots__ = ["id", "publish"]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    PUBLISH_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    publish: PublishRequest
+    def __init__(self, id: _Optional[str] = ..., publish: _Optional[_Union[PublishRequest, _Mapping]] = ...) -> None: ...
+
+class PublishStreamResponse(_message.Message):
+    __slots__ = ["error", "id", "ok"]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    OK_FIELD_NUMBER: _ClassVar[int]
+    error: Error
+    id: str
+    ok: PublishResponse
+    def __init__(self, id: _Optional[str] = ..., ok: _Optional[_Union[PublishResponse, _Mapping]] = ..., error: _Optional[_Union[Error, _Mapping]] = ...) -> None: ...
 
 class RefreshCommand(_message.Message):
     __slots__ = ["token"]

@@ -26,6 +26,11 @@ class BrokerServiceStub(object):
                 request_serializer=roomcast_dot_v1_dot_broker__pb2.PublishRequest.SerializeToString,
                 response_deserializer=roomcast_dot_v1_dot_broker__pb2.PublishResponse.FromString,
                 )
+        self.PublishStream = channel.stream_stream(
+                '/roomcast.v1.BrokerService/PublishStream',
+                request_serializer=roomcast_dot_v1_dot_broker__pb2.PublishStreamRequest.SerializeToString,
+                response_deserializer=roomcast_dot_v1_dot_broker__pb2.PublishStreamResponse.FromString,
+                )
         self.Subscribe = channel.stream_stream(
                 '/roomcast.v1.BrokerService/Subscribe',
                 request_serializer=roomcast_dot_v1_dot_broker__pb2.SubscribeRequest.SerializeToString,
@@ -64,7 +69,42 @@ class BrokerServiceServicer(object):
         without a valid credential when the server requires one;
         PERMISSION_DENIED for a room outside the caller's publish grants, or a
         session_id or exclude_session that is not one of the caller's open
-        sessions; UNAVAILABLE while the server shuts down.
+        sessions; UNAVAILABLE while the server shuts down; UNIMPLEMENTED for an
+        idempotency_key on a server whose external engine does not support keys
+        yet.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PublishStream(self, request_iterator, context):
+        """PublishStream publishes many messages on one stream, pipelined. The
+        publisher sends PublishStreamRequests, each with an id of its choosing,
+        without waiting for answers; the server answers each with a
+        PublishStreamResponse carrying the same id, in the order the requests
+        were sent: the message's offset and epoch, or its error. Each publish is
+        checked exactly as a Publish call (validation, grants, publish rate,
+        session ownership, size limit) and fails alone: a per-message error is
+        an answer with an Error (its code is the one Publish would return) and
+        the stream stays up.
+
+        Flow control: the server takes the next request off the stream only
+        while fewer than 256 of the stream's publishes are unanswered (not yet
+        sent back to the publisher). Past that, gRPC's flow control makes the
+        publisher's sends wait: a slow server or a publisher that does not read
+        its answers slows the publisher down instead of queueing without bound.
+
+        The stream as a whole ends with a status: UNAUTHENTICATED without a
+        valid credential when the server requires one, or when the stream's
+        credential expires (open a new stream with a fresh one); UNAVAILABLE
+        when the server shuts down (it stops between two publishes, and every
+        publish it sequenced was answered before the end, so the unanswered
+        ones were not sequenced: send them again elsewhere). A
+        stream that breaks (the connection is lost) leaves the unanswered
+        publishes' fate unknown: send them again with the same idempotency_key
+        to have each sequenced at most once. When the publisher closes its
+        side, the server answers every request it read and ends the stream
+        with OK.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -124,6 +164,11 @@ def add_BrokerServiceServicer_to_server(servicer, server):
                     request_deserializer=roomcast_dot_v1_dot_broker__pb2.PublishRequest.FromString,
                     response_serializer=roomcast_dot_v1_dot_broker__pb2.PublishResponse.SerializeToString,
             ),
+            'PublishStream': grpc.stream_stream_rpc_method_handler(
+                    servicer.PublishStream,
+                    request_deserializer=roomcast_dot_v1_dot_broker__pb2.PublishStreamRequest.FromString,
+                    response_serializer=roomcast_dot_v1_dot_broker__pb2.PublishStreamResponse.SerializeToString,
+            ),
             'Subscribe': grpc.stream_stream_rpc_method_handler(
                     servicer.Subscribe,
                     request_deserializer=roomcast_dot_v1_dot_broker__pb2.SubscribeRequest.FromString,
@@ -170,6 +215,23 @@ class BrokerService(object):
         return grpc.experimental.unary_unary(request, target, '/roomcast.v1.BrokerService/Publish',
             roomcast_dot_v1_dot_broker__pb2.PublishRequest.SerializeToString,
             roomcast_dot_v1_dot_broker__pb2.PublishResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def PublishStream(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(request_iterator, target, '/roomcast.v1.BrokerService/PublishStream',
+            roomcast_dot_v1_dot_broker__pb2.PublishStreamRequest.SerializeToString,
+            roomcast_dot_v1_dot_broker__pb2.PublishStreamResponse.FromString,
             options, channel_credentials,
             insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
 

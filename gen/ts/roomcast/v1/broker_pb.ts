@@ -4,15 +4,15 @@
 
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { Timestamp } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_duration, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Message as Message$1 } from "@bufbuild/protobuf";
 
 /**
  * Describes the file roomcast/v1/broker.proto.
  */
 export const file_roomcast_v1_broker: GenFile = /*@__PURE__*/
-  fileDesc("Chhyb29tY2FzdC92MS9icm9rZXIucHJvdG8SC3Jvb21jYXN0LnYxIvcBCg5QdWJsaXNoUmVxdWVzdBIMCgRyb29tGAEgASgJEg4KBGRhdGEYAiABKAxIABIOCgR0ZXh0GAMgASgJSAASFAoMY29udGVudF90eXBlGAQgASgJEjkKB2hlYWRlcnMYBSADKAsyKC5yb29tY2FzdC52MS5QdWJsaXNoUmVxdWVzdC5IZWFkZXJzRW50cnkSEgoKc2Vzc2lvbl9pZBgGIAEoCRIXCg9leGNsdWRlX3Nlc3Npb24YByABKAkaLgoMSGVhZGVyc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCCQoHcGF5bG9hZCIwCg9QdWJsaXNoUmVzcG9uc2USDgoGb2Zmc2V0GAEgASgEEg0KBWVwb2NoGAIgASgJIq8BChBTdWJzY3JpYmVSZXF1ZXN0EgoKAmlkGAEgASgJEigKBGpvaW4YAiABKAsyGC5yb29tY2FzdC52MS5Kb2luQ29tbWFuZEgAEioKBWxlYXZlGAMgASgLMhkucm9vbWNhc3QudjEuTGVhdmVDb21tYW5kSAASLgoHcmVmcmVzaBgEIAEoCzIbLnJvb21jYXN0LnYxLlJlZnJlc2hDb21tYW5kSABCCQoHY29tbWFuZCIfCg5SZWZyZXNoQ29tbWFuZBINCgV0b2tlbhgBIAEoCSLOAQoLSm9pbkNvbW1hbmQSDAoEcm9vbRgBIAEoCRInCghwb3NpdGlvbhgCIAEoCzIVLnJvb21jYXN0LnYxLlBvc2l0aW9uEhAKCHByZXNlbmNlGAMgASgIEjAKBGluZm8YBCADKAsyIi5yb29tY2FzdC52MS5Kb2luQ29tbWFuZC5JbmZvRW50cnkSFwoPcHJlc2VuY2VfZXZlbnRzGAUgASgIGisKCUluZm9FbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIikKCFBvc2l0aW9uEg4KBm9mZnNldBgBIAEoBBINCgVlcG9jaBgCIAEoCSIcCgxMZWF2ZUNvbW1hbmQSDAoEcm9vbRgBIAEoCSKiAQoRU3Vic2NyaWJlUmVzcG9uc2USLAoHc2Vzc2lvbhgBIAEoCzIZLnJvb21jYXN0LnYxLlNlc3Npb25FdmVudEgAEioKBXJlcGx5GAIgASgLMhkucm9vbWNhc3QudjEuQ29tbWFuZFJlcGx5SAASKgoFYmF0Y2gYAyABKAsyGS5yb29tY2FzdC52MS5NZXNzYWdlQmF0Y2hIAEIHCgVldmVudCIiCgxTZXNzaW9uRXZlbnQSEgoKc2Vzc2lvbl9pZBgBIAEoCSLKAQoMQ29tbWFuZFJlcGx5EgoKAmlkGAEgASgJEiEKBWVycm9yGAIgASgLMhIucm9vbWNhc3QudjEuRXJyb3ISJwoEam9pbhgDIAEoCzIXLnJvb21jYXN0LnYxLkpvaW5SZXN1bHRIABIpCgVsZWF2ZRgEIAEoCzIYLnJvb21jYXN0LnYxLkxlYXZlUmVzdWx0SAASLQoHcmVmcmVzaBgFIAEoCzIaLnJvb21jYXN0LnYxLlJlZnJlc2hSZXN1bHRIAEIICgZyZXN1bHQiJgoFRXJyb3ISDAoEY29kZRgBIAEoBRIPCgdtZXNzYWdlGAIgASgJIkwKCkpvaW5SZXN1bHQSDAoEcm9vbRgBIAEoCRIOCgZvZmZzZXQYAiABKAQSDQoFZXBvY2gYAyABKAkSEQoJcmVjb3ZlcmVkGAQgASgIIlQKDVJlZnJlc2hSZXN1bHQSLwoLZXhwaXJlX3RpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCmxlZnRfcm9vbXMYAiADKAkiGwoLTGVhdmVSZXN1bHQSDAoEcm9vbRgBIAEoCSJkCgxNZXNzYWdlQmF0Y2gSJgoIbWVzc2FnZXMYASADKAsyFC5yb29tY2FzdC52MS5NZXNzYWdlEiwKCHByZXNlbmNlGAIgAygLMhoucm9vbWNhc3QudjEuUHJlc2VuY2VFdmVudCKAAQoNUHJlc2VuY2VFdmVudBIMCgRyb29tGAEgASgJEiwKBGtpbmQYAiABKA4yHi5yb29tY2FzdC52MS5QcmVzZW5jZUV2ZW50S2luZBIjCgZtZW1iZXIYAyABKAsyEy5yb29tY2FzdC52MS5NZW1iZXISDgoGb2Zmc2V0GAQgASgEIqUBCgZNZW1iZXISEgoKc2Vzc2lvbl9pZBgBIAEoCRIrCgRpbmZvGAIgAygLMh0ucm9vbWNhc3QudjEuTWVtYmVyLkluZm9FbnRyeRItCglqb2luX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wGisKCUluZm9FbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIlIKDkhpc3RvcnlSZXF1ZXN0EgwKBHJvb20YASABKAkSDQoFYWZ0ZXIYAiABKAQSDQoFbGltaXQYAyABKA0SFAoMbmV3ZXN0X2ZpcnN0GAQgASgIIlgKD0hpc3RvcnlSZXNwb25zZRImCghtZXNzYWdlcxgBIAMoCzIULnJvb21jYXN0LnYxLk1lc3NhZ2USDgoGb2Zmc2V0GAIgASgEEg0KBWVwb2NoGAMgASgJIi4KD1ByZXNlbmNlUmVxdWVzdBIMCgRyb29tGAEgASgJEg0KBWxpbWl0GAIgASgNIkcKEFByZXNlbmNlUmVzcG9uc2USJAoHbWVtYmVycxgBIAMoCzITLnJvb21jYXN0LnYxLk1lbWJlchINCgV0b3RhbBgCIAEoDSKZAgoHTWVzc2FnZRIMCgRyb29tGAEgASgJEg4KBm9mZnNldBgCIAEoBBIOCgRkYXRhGAMgASgMSAASDgoEdGV4dBgEIAEoCUgAEhQKDGNvbnRlbnRfdHlwZRgFIAEoCRIyCgdoZWFkZXJzGAYgAygLMiEucm9vbWNhc3QudjEuTWVzc2FnZS5IZWFkZXJzRW50cnkSMAoMcHVibGlzaF90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIZChFwdWJsaXNoZXJfc2Vzc2lvbhgIIAEoCRouCgxIZWFkZXJzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4AUIJCgdwYXlsb2FkKnUKEVByZXNlbmNlRXZlbnRLaW5kEiMKH1BSRVNFTkNFX0VWRU5UX0tJTkRfVU5TUEVDSUZJRUQQABIcChhQUkVTRU5DRV9FVkVOVF9LSU5EX0pPSU4QARIdChlQUkVTRU5DRV9FVkVOVF9LSU5EX0xFQVZFEAIytAIKDUJyb2tlclNlcnZpY2USRAoHUHVibGlzaBIbLnJvb21jYXN0LnYxLlB1Ymxpc2hSZXF1ZXN0Ghwucm9vbWNhc3QudjEuUHVibGlzaFJlc3BvbnNlEk4KCVN1YnNjcmliZRIdLnJvb21jYXN0LnYxLlN1YnNjcmliZVJlcXVlc3QaHi5yb29tY2FzdC52MS5TdWJzY3JpYmVSZXNwb25zZSgBMAESRAoHSGlzdG9yeRIbLnJvb21jYXN0LnYxLkhpc3RvcnlSZXF1ZXN0Ghwucm9vbWNhc3QudjEuSGlzdG9yeVJlc3BvbnNlEkcKCFByZXNlbmNlEhwucm9vbWNhc3QudjEuUHJlc2VuY2VSZXF1ZXN0Gh0ucm9vbWNhc3QudjEuUHJlc2VuY2VSZXNwb25zZUI5WjdnaXRodWIuY29tL3Jvb21jYXN0L3Jvb21jYXN0L2dlbi9yb29tY2FzdC92MTtyb29tY2FzdHYxYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("Chhyb29tY2FzdC92MS9icm9rZXIucHJvdG8SC3Jvb21jYXN0LnYxIpACCg5QdWJsaXNoUmVxdWVzdBIMCgRyb29tGAEgASgJEg4KBGRhdGEYAiABKAxIABIOCgR0ZXh0GAMgASgJSAASFAoMY29udGVudF90eXBlGAQgASgJEjkKB2hlYWRlcnMYBSADKAsyKC5yb29tY2FzdC52MS5QdWJsaXNoUmVxdWVzdC5IZWFkZXJzRW50cnkSEgoKc2Vzc2lvbl9pZBgGIAEoCRIXCg9leGNsdWRlX3Nlc3Npb24YByABKAkSFwoPaWRlbXBvdGVuY3lfa2V5GAggASgJGi4KDEhlYWRlcnNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQgkKB3BheWxvYWQiMAoPUHVibGlzaFJlc3BvbnNlEg4KBm9mZnNldBgBIAEoBBINCgVlcG9jaBgCIAEoCSJQChRQdWJsaXNoU3RyZWFtUmVxdWVzdBIKCgJpZBgBIAEoCRIsCgdwdWJsaXNoGAIgASgLMhsucm9vbWNhc3QudjEuUHVibGlzaFJlcXVlc3QifgoVUHVibGlzaFN0cmVhbVJlc3BvbnNlEgoKAmlkGAEgASgJEioKAm9rGAIgASgLMhwucm9vbWNhc3QudjEuUHVibGlzaFJlc3BvbnNlSAASIwoFZXJyb3IYAyABKAsyEi5yb29tY2FzdC52MS5FcnJvckgAQggKBnJlc3VsdCKvAQoQU3Vic2NyaWJlUmVxdWVzdBIKCgJpZBgBIAEoCRIoCgRqb2luGAIgASgLMhgucm9vbWNhc3QudjEuSm9pbkNvbW1hbmRIABIqCgVsZWF2ZRgDIAEoCzIZLnJvb21jYXN0LnYxLkxlYXZlQ29tbWFuZEgAEi4KB3JlZnJlc2gYBCABKAsyGy5yb29tY2FzdC52MS5SZWZyZXNoQ29tbWFuZEgAQgkKB2NvbW1hbmQiHwoOUmVmcmVzaENvbW1hbmQSDQoFdG9rZW4YASABKAkizgEKC0pvaW5Db21tYW5kEgwKBHJvb20YASABKAkSJwoIcG9zaXRpb24YAiABKAsyFS5yb29tY2FzdC52MS5Qb3NpdGlvbhIQCghwcmVzZW5jZRgDIAEoCBIwCgRpbmZvGAQgAygLMiIucm9vbWNhc3QudjEuSm9pbkNvbW1hbmQuSW5mb0VudHJ5EhcKD3ByZXNlbmNlX2V2ZW50cxgFIAEoCBorCglJbmZvRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASIpCghQb3NpdGlvbhIOCgZvZmZzZXQYASABKAQSDQoFZXBvY2gYAiABKAkiHAoMTGVhdmVDb21tYW5kEgwKBHJvb20YASABKAkiogEKEVN1YnNjcmliZVJlc3BvbnNlEiwKB3Nlc3Npb24YASABKAsyGS5yb29tY2FzdC52MS5TZXNzaW9uRXZlbnRIABIqCgVyZXBseRgCIAEoCzIZLnJvb21jYXN0LnYxLkNvbW1hbmRSZXBseUgAEioKBWJhdGNoGAMgASgLMhkucm9vbWNhc3QudjEuTWVzc2FnZUJhdGNoSABCBwoFZXZlbnQiIgoMU2Vzc2lvbkV2ZW50EhIKCnNlc3Npb25faWQYASABKAkiygEKDENvbW1hbmRSZXBseRIKCgJpZBgBIAEoCRIhCgVlcnJvchgCIAEoCzISLnJvb21jYXN0LnYxLkVycm9yEicKBGpvaW4YAyABKAsyFy5yb29tY2FzdC52MS5Kb2luUmVzdWx0SAASKQoFbGVhdmUYBCABKAsyGC5yb29tY2FzdC52MS5MZWF2ZVJlc3VsdEgAEi0KB3JlZnJlc2gYBSABKAsyGi5yb29tY2FzdC52MS5SZWZyZXNoUmVzdWx0SABCCAoGcmVzdWx0IlYKBUVycm9yEgwKBGNvZGUYASABKAUSDwoHbWVzc2FnZRgCIAEoCRIuCgtyZXRyeV9hZnRlchgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiJMCgpKb2luUmVzdWx0EgwKBHJvb20YASABKAkSDgoGb2Zmc2V0GAIgASgEEg0KBWVwb2NoGAMgASgJEhEKCXJlY292ZXJlZBgEIAEoCCJUCg1SZWZyZXNoUmVzdWx0Ei8KC2V4cGlyZV90aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgpsZWZ0X3Jvb21zGAIgAygJIhsKC0xlYXZlUmVzdWx0EgwKBHJvb20YASABKAkiZAoMTWVzc2FnZUJhdGNoEiYKCG1lc3NhZ2VzGAEgAygLMhQucm9vbWNhc3QudjEuTWVzc2FnZRIsCghwcmVzZW5jZRgCIAMoCzIaLnJvb21jYXN0LnYxLlByZXNlbmNlRXZlbnQigAEKDVByZXNlbmNlRXZlbnQSDAoEcm9vbRgBIAEoCRIsCgRraW5kGAIgASgOMh4ucm9vbWNhc3QudjEuUHJlc2VuY2VFdmVudEtpbmQSIwoGbWVtYmVyGAMgASgLMhMucm9vbWNhc3QudjEuTWVtYmVyEg4KBm9mZnNldBgEIAEoBCKlAQoGTWVtYmVyEhIKCnNlc3Npb25faWQYASABKAkSKwoEaW5mbxgCIAMoCzIdLnJvb21jYXN0LnYxLk1lbWJlci5JbmZvRW50cnkSLQoJam9pbl90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBorCglJbmZvRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJSCg5IaXN0b3J5UmVxdWVzdBIMCgRyb29tGAEgASgJEg0KBWFmdGVyGAIgASgEEg0KBWxpbWl0GAMgASgNEhQKDG5ld2VzdF9maXJzdBgEIAEoCCJYCg9IaXN0b3J5UmVzcG9uc2USJgoIbWVzc2FnZXMYASADKAsyFC5yb29tY2FzdC52MS5NZXNzYWdlEg4KBm9mZnNldBgCIAEoBBINCgVlcG9jaBgDIAEoCSIuCg9QcmVzZW5jZVJlcXVlc3QSDAoEcm9vbRgBIAEoCRINCgVsaW1pdBgCIAEoDSJHChBQcmVzZW5jZVJlc3BvbnNlEiQKB21lbWJlcnMYASADKAsyEy5yb29tY2FzdC52MS5NZW1iZXISDQoFdG90YWwYAiABKA0imQIKB01lc3NhZ2USDAoEcm9vbRgBIAEoCRIOCgZvZmZzZXQYAiABKAQSDgoEZGF0YRgDIAEoDEgAEg4KBHRleHQYBCABKAlIABIUCgxjb250ZW50X3R5cGUYBSABKAkSMgoHaGVhZGVycxgGIAMoCzIhLnJvb21jYXN0LnYxLk1lc3NhZ2UuSGVhZGVyc0VudHJ5EjAKDHB1Ymxpc2hfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASGQoRcHVibGlzaGVyX3Nlc3Npb24YCCABKAkaLgoMSGVhZGVyc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCCQoHcGF5bG9hZCp1ChFQcmVzZW5jZUV2ZW50S2luZBIjCh9QUkVTRU5DRV9FVkVOVF9LSU5EX1VOU1BFQ0lGSUVEEAASHAoYUFJFU0VOQ0VfRVZFTlRfS0lORF9KT0lOEAESHQoZUFJFU0VOQ0VfRVZFTlRfS0lORF9MRUFWRRACMpADCg1Ccm9rZXJTZXJ2aWNlEkQKB1B1Ymxpc2gSGy5yb29tY2FzdC52MS5QdWJsaXNoUmVxdWVzdBocLnJvb21jYXN0LnYxLlB1Ymxpc2hSZXNwb25zZRJaCg1QdWJsaXNoU3RyZWFtEiEucm9vbWNhc3QudjEuUHVibGlzaFN0cmVhbVJlcXVlc3QaIi5yb29tY2FzdC52MS5QdWJsaXNoU3RyZWFtUmVzcG9uc2UoATABEk4KCVN1YnNjcmliZRIdLnJvb21jYXN0LnYxLlN1YnNjcmliZVJlcXVlc3QaHi5yb29tY2FzdC52MS5TdWJzY3JpYmVSZXNwb25zZSgBMAESRAoHSGlzdG9yeRIbLnJvb21jYXN0LnYxLkhpc3RvcnlSZXF1ZXN0Ghwucm9vbWNhc3QudjEuSGlzdG9yeVJlc3BvbnNlEkcKCFByZXNlbmNlEhwucm9vbWNhc3QudjEuUHJlc2VuY2VSZXF1ZXN0Gh0ucm9vbWNhc3QudjEuUHJlc2VuY2VSZXNwb25zZUI5WjdnaXRodWIuY29tL3Jvb21jYXN0L3Jvb21jYXN0L2dlbi9yb29tY2FzdC92MTtyb29tY2FzdHYxYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * PublishRequest is one message for one room.
@@ -87,6 +87,34 @@ export type PublishRequest = Message$1<"roomcast.v1.PublishRequest"> & {
    * @generated from field: string exclude_session = 7;
    */
   excludeSession: string;
+
+  /**
+   * Makes the publish safe to retry. A publish with a key that the same
+   * publisher (the credential's subject; the client address without
+   * authentication) already used for the same room within the last
+   * 5 minutes, while the room's epoch is unchanged, appends nothing: it
+   * returns the offset and epoch of the first publish with that key. So a
+   * publisher that lost the answer (UNAVAILABLE, a broken connection) can
+   * send the same message with the same key again, on any stream or call,
+   * and it is sequenced at most once. The retry must carry the same message;
+   * the server does not compare them. Empty (the default) means no key:
+   * every publish is appended. At most 128 bytes of valid UTF-8; a random
+   * id such as a UUID per message works well. A room remembers at most
+   * 10,000 keys; past that its oldest are forgotten first, so keep the
+   * retry window short.
+   *
+   * A server whose rooms live in an external engine (roomcast serve
+   * --engine redis) answers a publish with a key UNIMPLEMENTED for now.
+   * When the engine supports keys, the promise will be the same across the
+   * nodes that share it: each key stored beside its room in the engine
+   * (for Redis, in a hash next to the room's messages, under the room's
+   * epoch, pruned by age), and checked and set inside the same atomic step
+   * that sequences the message (for Redis, the publish script), so that a
+   * retry sent to any node finds it.
+   *
+   * @generated from field: string idempotency_key = 8;
+   */
+  idempotencyKey: string;
 };
 
 /**
@@ -125,6 +153,85 @@ export type PublishResponse = Message$1<"roomcast.v1.PublishResponse"> & {
  */
 export const PublishResponseSchema: GenMessage<PublishResponse> = /*@__PURE__*/
   messageDesc(file_roomcast_v1_broker, 1);
+
+/**
+ * PublishStreamRequest is one publish on a PublishStream stream.
+ *
+ * @generated from message roomcast.v1.PublishStreamRequest
+ */
+export type PublishStreamRequest = Message$1<"roomcast.v1.PublishStreamRequest"> & {
+  /**
+   * A publisher-chosen id, echoed in the answer to this publish: at most
+   * 128 bytes of valid UTF-8. Ids need not be unique: answers come in the
+   * order of the requests. A request with an invalid id is answered with
+   * INVALID_ARGUMENT and an empty id.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * The message, exactly as a Publish call takes it. A request without one
+   * is answered with INVALID_ARGUMENT.
+   *
+   * @generated from field: roomcast.v1.PublishRequest publish = 2;
+   */
+  publish?: PublishRequest | undefined;
+};
+
+/**
+ * Describes the message roomcast.v1.PublishStreamRequest.
+ * Use `create(PublishStreamRequestSchema)` to create a new message.
+ */
+export const PublishStreamRequestSchema: GenMessage<PublishStreamRequest> = /*@__PURE__*/
+  messageDesc(file_roomcast_v1_broker, 2);
+
+/**
+ * PublishStreamResponse answers the PublishStreamRequest with the same id.
+ *
+ * @generated from message roomcast.v1.PublishStreamResponse
+ */
+export type PublishStreamResponse = Message$1<"roomcast.v1.PublishStreamResponse"> & {
+  /**
+   * The id of the request.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * What became of the publish: exactly one is set.
+   *
+   * @generated from oneof roomcast.v1.PublishStreamResponse.result
+   */
+  result: {
+    /**
+     * The message was sequenced (or, for a repeated idempotency_key, had
+     * been): its offset and the room's epoch.
+     *
+     * @generated from field: roomcast.v1.PublishResponse ok = 2;
+     */
+    value: PublishResponse;
+    case: "ok";
+  } | {
+    /**
+     * The message was refused and not sequenced. The code is the one a
+     * Publish call would have returned (INVALID_ARGUMENT, RESOURCE_EXHAUSTED,
+     * PERMISSION_DENIED, ...); the stream stays up.
+     *
+     * @generated from field: roomcast.v1.Error error = 3;
+     */
+    value: Error;
+    case: "error";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message roomcast.v1.PublishStreamResponse.
+ * Use `create(PublishStreamResponseSchema)` to create a new message.
+ */
+export const PublishStreamResponseSchema: GenMessage<PublishStreamResponse> = /*@__PURE__*/
+  messageDesc(file_roomcast_v1_broker, 3);
 
 /**
  * SubscribeRequest is one command on a Subscribe stream.
@@ -170,7 +277,7 @@ export type SubscribeRequest = Message$1<"roomcast.v1.SubscribeRequest"> & {
  * Use `create(SubscribeRequestSchema)` to create a new message.
  */
 export const SubscribeRequestSchema: GenMessage<SubscribeRequest> = /*@__PURE__*/
-  messageDesc(file_roomcast_v1_broker, 2);
+  messageDesc(file_roomcast_v1_broker, 4);
 
 /**
  * RefreshCommand replaces the stream's credential before it expires. A
@@ -198,7 +305,7 @@ export type RefreshCommand = Message$1<"roomcast.v1.RefreshCommand"> & {
  * Use `create(RefreshCommandSchema)` to create a new message.
  */
 export const RefreshCommandSchema: GenMessage<RefreshCommand> = /*@__PURE__*/
-  messageDesc(file_roomcast_v1_broker, 3);
+  messageDesc(file_roomcast_v1_broker, 5);
 
 /**
  * JoinCommand adds a room to the session. Messages published to the room
@@ -255,7 +362,7 @@ export type JoinCommand = Message$1<"roomcast.v1.JoinCommand"> & {
  * Use `create(JoinCommandSchema)` to create a new message.
  */
 export const JoinCommandSchema: GenMessage<JoinCommand> = /*@__PURE__*/
-  messageDesc(file_roomcast_v1_broker, 4);
+  messageDesc(file_roomcast_v1_broker, 6);
 
 /**
  * Position is a place in a room's sequence of messages.
@@ -285,7 +392,7 @@ export type Position = Message$1<"roomcast.v1.Position"> & {
  * Use `create(PositionSchema)` to create a new message.
  */
 export const PositionSchema: GenMessage<Position> = /*@__PURE__*/
-  messageDesc(file_roomcast_v1_broker, 5);
+  messageDesc(file_roomcast_v1_broker, 7);
 
 /**
  * LeaveCommand removes a room from the session. No message of the room is
@@ -307,7 +414,7 @@ export type LeaveCommand = Message$1<"roomcast.v1.LeaveCommand"> & {
  * Use `create(LeaveCommandSchema)` to create a new message.
  */
 export const LeaveCommandSchema: GenMessage<LeaveCommand> = /*@__PURE__*/
-  messageDesc(file_roomcast_v1_broker, 6);
+  messageDesc(file_roomcast_v1_broker, 8);
 
 /**
  * SubscribeResponse is one event on a Subscribe stream.
@@ -350,7 +457,7 @@ export type SubscribeResponse = Message$1<"roomcast.v1.SubscribeResponse"> & {
  * Use `create(SubscribeResponseSchema)` to create a new message.
  */
 export const SubscribeResponseSchema: GenMessage<SubscribeResponse> = /*@__PURE__*/
-  messageDesc(file_roomcast_v1_broker, 7);
+  messageDesc(file_roomcast_v1_broker, 9);
 
 /**
  * SessionEvent opens a Subscribe stream.
@@ -372,7 +479,7 @@ export type SessionEvent = Message$1<"roomcast.v1.SessionEvent"> & {
  * Use `create(SessionEventSchema)` to create a new message.
  */
 export const SessionEventSchema: GenMessage<SessionEvent> = /*@__PURE__*/
-  messageDesc(file_roomcast_v1_broker, 8);
+  messageDesc(file_roomcast_v1_broker, 10);
 
 /**
  * CommandReply answers the command with the same id.
@@ -423,10 +530,10 @@ export type CommandReply = Message$1<"roomcast.v1.CommandReply"> & {
  * Use `create(CommandReplySchema)` to create a new message.
  */
 export const CommandReplySchema: GenMessage<CommandReply> = /*@__PURE__*/
-  messageDesc(file_roomcast_v1_broker, 9);
+  messageDesc(file_roomcast_v1_broker, 11);
 
 /**
- * Error describes a failed command.
+ * Error describes a failed command or publish.
  *
  * @generated from message roomcast.v1.Error
  */
@@ -445,6 +552,16 @@ export type Error = Message$1<"roomcast.v1.Error"> & {
    * @generated from field: string message = 2;
    */
   message: string;
+
+  /**
+   * Set when the request may be sent again after this delay and not
+   * before: a publish past the caller's publish rate (code 8,
+   * RESOURCE_EXHAUSTED). The same delay a Publish call's RetryInfo detail
+   * gives.
+   *
+   * @generated from field: google.protobuf.Duration retry_after = 3;
+   */
+  retryAfter?: Duration | undefined;
 };
 
 /**
@@ -452,7 +569,7 @@ export type Error = Message$1<"roomcast.v1.Error"> & {
  * Use `create(ErrorSchema)` to create a new message.
  */
 export const ErrorSchema: GenMessage<Error> = /*@__PURE__*/
-  messageDesc(file_roomcast_v1_broker, 10);
+  messageDesc(file_roomcast_v1_broker, 12);
 
 /**
  * JoinResult is the reply to a successful join.
@@ -497,7 +614,7 @@ export type JoinResult = Message$1<"roomcast.v1.JoinResult"> & {
  * Use `create(JoinResultSchema)` to create a new message.
  */
 export const JoinResultSchema: GenMessage<JoinResult> = /*@__PURE__*/
-  messageDesc(file_roomcast_v1_broker, 11);
+  messageDesc(file_roomcast_v1_broker, 13);
 
 /**
  * RefreshResult is the reply to a successful refresh.
@@ -530,7 +647,7 @@ export type RefreshResult = Message$1<"roomcast.v1.RefreshResult"> & {
  * Use `create(RefreshResultSchema)` to create a new message.
  */
 export const RefreshResultSchema: GenMessage<RefreshResult> = /*@__PURE__*/
-  messageDesc(file_roomcast_v1_broker, 12);
+  messageDesc(file_roomcast_v1_broker, 14);
 
 /**
  * LeaveResult is the reply to a successful leave.
@@ -551,7 +668,7 @@ export type LeaveResult = Message$1<"roomcast.v1.LeaveResult"> & {
  * Use `create(LeaveResultSchema)` to create a new message.
  */
 export const LeaveResultSchema: GenMessage<LeaveResult> = /*@__PURE__*/
-  messageDesc(file_roomcast_v1_broker, 13);
+  messageDesc(file_roomcast_v1_broker, 15);
 
 /**
  * MessageBatch carries room messages, in offset order within each room, and
@@ -576,7 +693,7 @@ export type MessageBatch = Message$1<"roomcast.v1.MessageBatch"> & {
  * Use `create(MessageBatchSchema)` to create a new message.
  */
 export const MessageBatchSchema: GenMessage<MessageBatch> = /*@__PURE__*/
-  messageDesc(file_roomcast_v1_broker, 14);
+  messageDesc(file_roomcast_v1_broker, 16);
 
 /**
  * PresenceEvent says a member joined or left a room.
@@ -619,7 +736,7 @@ export type PresenceEvent = Message$1<"roomcast.v1.PresenceEvent"> & {
  * Use `create(PresenceEventSchema)` to create a new message.
  */
 export const PresenceEventSchema: GenMessage<PresenceEvent> = /*@__PURE__*/
-  messageDesc(file_roomcast_v1_broker, 15);
+  messageDesc(file_roomcast_v1_broker, 17);
 
 /**
  * Member is a session listed in a room's presence.
@@ -654,7 +771,7 @@ export type Member = Message$1<"roomcast.v1.Member"> & {
  * Use `create(MemberSchema)` to create a new message.
  */
 export const MemberSchema: GenMessage<Member> = /*@__PURE__*/
-  messageDesc(file_roomcast_v1_broker, 16);
+  messageDesc(file_roomcast_v1_broker, 18);
 
 /**
  * HistoryRequest asks for a room's retained messages.
@@ -696,7 +813,7 @@ export type HistoryRequest = Message$1<"roomcast.v1.HistoryRequest"> & {
  * Use `create(HistoryRequestSchema)` to create a new message.
  */
 export const HistoryRequestSchema: GenMessage<HistoryRequest> = /*@__PURE__*/
-  messageDesc(file_roomcast_v1_broker, 17);
+  messageDesc(file_roomcast_v1_broker, 19);
 
 /**
  * HistoryResponse holds a room's retained messages.
@@ -731,7 +848,7 @@ export type HistoryResponse = Message$1<"roomcast.v1.HistoryResponse"> & {
  * Use `create(HistoryResponseSchema)` to create a new message.
  */
 export const HistoryResponseSchema: GenMessage<HistoryResponse> = /*@__PURE__*/
-  messageDesc(file_roomcast_v1_broker, 18);
+  messageDesc(file_roomcast_v1_broker, 20);
 
 /**
  * PresenceRequest asks who is in a room.
@@ -760,7 +877,7 @@ export type PresenceRequest = Message$1<"roomcast.v1.PresenceRequest"> & {
  * Use `create(PresenceRequestSchema)` to create a new message.
  */
 export const PresenceRequestSchema: GenMessage<PresenceRequest> = /*@__PURE__*/
-  messageDesc(file_roomcast_v1_broker, 19);
+  messageDesc(file_roomcast_v1_broker, 21);
 
 /**
  * PresenceResponse lists a room's visible members.
@@ -788,7 +905,7 @@ export type PresenceResponse = Message$1<"roomcast.v1.PresenceResponse"> & {
  * Use `create(PresenceResponseSchema)` to create a new message.
  */
 export const PresenceResponseSchema: GenMessage<PresenceResponse> = /*@__PURE__*/
-  messageDesc(file_roomcast_v1_broker, 20);
+  messageDesc(file_roomcast_v1_broker, 22);
 
 /**
  * Message is one published message as delivered to subscribers.
@@ -863,7 +980,7 @@ export type Message = Message$1<"roomcast.v1.Message"> & {
  * Use `create(MessageSchema)` to create a new message.
  */
 export const MessageSchema: GenMessage<Message> = /*@__PURE__*/
-  messageDesc(file_roomcast_v1_broker, 21);
+  messageDesc(file_roomcast_v1_broker, 23);
 
 /**
  * PresenceEventKind is what happened to a member.
@@ -920,7 +1037,9 @@ export const BrokerService: GenService<{
    * without a valid credential when the server requires one;
    * PERMISSION_DENIED for a room outside the caller's publish grants, or a
    * session_id or exclude_session that is not one of the caller's open
-   * sessions; UNAVAILABLE while the server shuts down.
+   * sessions; UNAVAILABLE while the server shuts down; UNIMPLEMENTED for an
+   * idempotency_key on a server whose external engine does not support keys
+   * yet.
    *
    * @generated from rpc roomcast.v1.BrokerService.Publish
    */
@@ -928,6 +1047,42 @@ export const BrokerService: GenService<{
     methodKind: "unary";
     input: typeof PublishRequestSchema;
     output: typeof PublishResponseSchema;
+  },
+  /**
+   * PublishStream publishes many messages on one stream, pipelined. The
+   * publisher sends PublishStreamRequests, each with an id of its choosing,
+   * without waiting for answers; the server answers each with a
+   * PublishStreamResponse carrying the same id, in the order the requests
+   * were sent: the message's offset and epoch, or its error. Each publish is
+   * checked exactly as a Publish call (validation, grants, publish rate,
+   * session ownership, size limit) and fails alone: a per-message error is
+   * an answer with an Error (its code is the one Publish would return) and
+   * the stream stays up.
+   *
+   * Flow control: the server takes the next request off the stream only
+   * while fewer than 256 of the stream's publishes are unanswered (not yet
+   * sent back to the publisher). Past that, gRPC's flow control makes the
+   * publisher's sends wait: a slow server or a publisher that does not read
+   * its answers slows the publisher down instead of queueing without bound.
+   *
+   * The stream as a whole ends with a status: UNAUTHENTICATED without a
+   * valid credential when the server requires one, or when the stream's
+   * credential expires (open a new stream with a fresh one); UNAVAILABLE
+   * when the server shuts down (it stops between two publishes, and every
+   * publish it sequenced was answered before the end, so the unanswered
+   * ones were not sequenced: send them again elsewhere). A
+   * stream that breaks (the connection is lost) leaves the unanswered
+   * publishes' fate unknown: send them again with the same idempotency_key
+   * to have each sequenced at most once. When the publisher closes its
+   * side, the server answers every request it read and ends the stream
+   * with OK.
+   *
+   * @generated from rpc roomcast.v1.BrokerService.PublishStream
+   */
+  publishStream: {
+    methodKind: "bidi_streaming";
+    input: typeof PublishStreamRequestSchema;
+    output: typeof PublishStreamResponseSchema;
   },
   /**
    * Subscribe opens a session. The client sends commands (join, leave, and

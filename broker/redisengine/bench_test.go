@@ -1,0 +1,55 @@
+package redisengine_test
+
+import (
+	"fmt"
+	"sync/atomic"
+	"testing"
+
+	"github.com/roomcast/roomcast/broker"
+	"github.com/roomcast/roomcast/broker/redisengine"
+	"github.com/roomcast/roomcast/internal/redistest"
+)
+
+// counter is a Sink that only counts.
+type counter struct{ n atomic.Int64 }
+
+func (c *counter) Deliver(string, broker.Entry)      { c.n.Add(1) }
+func (c *counter) DeliverEvent(string, broker.Event) {}
+
+func (c *counter) Reset(string, broker.Position) {}
+
+// BenchmarkPublish publishes 1 KiB messages into 16 rooms from parallel
+// goroutines, on one node, while another node tracks every room: one op is
+// one publish acknowledged and delivered to the other node's Sink.
+func BenchmarkPublish(b *testing.B) {
+	srv := redistest.Start(b)
+	sink := &counter{}
+	pub := newEngine(b, redisengine.Config{}, srv)
+	node := newEngine(b, redisengine.Config{Sink: sink}, srv)
+	const rooms = 16
+	for i := range rooms {
+		if _, _, err := node.Track(testCtx(b), fmt.Sprint("room", i), nil, 0); err != nil {
+			b.Fatal(err)
+		}
+	}
+	payload := make([]byte, 1024)
+	var next atomic.Int64
+	b.SetBytes(int64(len(payload)))
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(p *testing.PB) {
+		for p.Next() {
+			room := fmt.Sprint("room", next.Add(1)%rooms)
+			if _, _, err := pub.Publish(testCtx(b), room, payload, ""); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	waitFor(b, func() string { return fmt.Sprintf("%d of %d delivered", sink.n.Load(), b.N) },
+		func() bool { return sink.n.Load() >= int64(b.N) })
+	b.StopTimer()
+	if st := node.Stats(); st.Resets != 0 || sink.n.Load() != int64(b.N) {
+		b.Fatalf("stats %+v, %d delivered for %d publishes", st, sink.n.Load(), b.N)
+	}
+}

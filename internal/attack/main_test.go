@@ -1,0 +1,80 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+// TestMain is also the attacker: run re-executes the test binary for
+// each attack, with the attack in the environment.
+func TestMain(m *testing.M) {
+	if spec := os.Getenv(childEnv); spec != "" {
+		os.Exit(runChild(context.Background(), spec, os.Stdout))
+	}
+	goleak.VerifyTestMain(m)
+}
+
+// The harness builds roomcast, runs two cheap attacks in quick mode, and
+// prints a row for each with the bystander's latencies; the rapid reset
+// attacker is cut off by the server, over and over.
+func TestQuickRun(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds roomcast and runs servers")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	jsonOut := filepath.Join(t.TempDir(), "attack.json")
+	var stdout, stderr bytes.Buffer
+	if code := run(ctx, []string{"--quick", "--attacks", "rapid-reset,anon-burst", "--json", jsonOut}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d; stderr:\n%s", code, &stderr)
+	}
+	table := stdout.String()
+	t.Logf("\n%s", table)
+	for _, row := range []string{"(h) HTTP/2 rapid reset", "(i) anonymous publish burst"} {
+		m := regexp.MustCompile(`\| ` + regexp.QuoteMeta(row) + ` \| [0-9.]+ ms \| [0-9.]+ ms \| [0-9.]+ ms \| [0-9.]+ ms \| [0-9.]+× \|.*\|\n`).FindString(table)
+		if m == "" {
+			t.Errorf("no row with the bystander's latencies for %s", row)
+		}
+		if strings.Contains(m, "error:") {
+			t.Errorf("the row for %s has an error: %s", row, m)
+		}
+	}
+	if !regexp.MustCompile(`[1-9][0-9,]* closed by the server with GOAWAY`).MatchString(table) {
+		t.Errorf("the rapid reset attacker was never cut off")
+	}
+	if !strings.Contains(table, "(i) anonymous publish burst: serve also had --allow-anonymous") {
+		t.Errorf("the table does not say which flags the anonymous burst's server had")
+	}
+	var results []result
+	b, err := os.ReadFile(jsonOut)
+	if err == nil {
+		err = json.Unmarshal(b, &results)
+	}
+	if err != nil || len(results) != 2 || results[0].Attack.Delivered == 0 {
+		t.Errorf("--json wrote %d results (%v): %s", len(results), err, b)
+	}
+}
+
+// Every attack has a unique name, and --attacks refuses unknown ones.
+func TestFlags(t *testing.T) {
+	seen := map[string]bool{}
+	for _, a := range attacks {
+		if seen[a.name] || a.run == nil || a.label == "" {
+			t.Errorf("attack %q is a duplicate or incomplete", a.name)
+		}
+		seen[a.name] = true
+	}
+	var stderr bytes.Buffer
+	if code := run(context.Background(), []string{"--attacks", "nope"}, &stderr, &stderr); code != 2 || !strings.Contains(stderr.String(), "no attack") {
+		t.Errorf("--attacks nope: exit %d, %q", code, stderr.String())
+	}
+}

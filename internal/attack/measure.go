@@ -1,0 +1,170 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+)
+
+// result is one attack's row.
+type result struct {
+	Name      string   `json:"name"`
+	Label     string   `json:"label"`
+	ServeArgs []string `json:"serve_args,omitempty"` // beyond the defaults
+	Baseline  latency  `json:"baseline"`
+	Attack    latency  `json:"attack"`
+	// P99Ratio is the attack's p99 over the baseline's; 0 when either has
+	// no delivery.
+	P99Ratio float64 `json:"p99_ratio"`
+	// PeakRSS is the server's peak resident memory, in bytes (VmHWM: over
+	// its life, which began with this attack's baseline).
+	PeakRSS uint64 `json:"peak_rss_bytes"`
+	// CPUSeconds is the server's CPU time while the attack ran.
+	CPUSeconds float64 `json:"server_cpu_seconds"`
+	// Calls is the calls the server started while the attack ran
+	// (grpc_server_started_total), and ResetCloses the connections it
+	// closed for rapid reset (roomcast_reset_flood_closes_total).
+	Calls       float64  `json:"server_calls"`
+	ResetCloses float64  `json:"server_reset_closes"`
+	Attacker    string   `json:"attacker"`              // what the attacker saw
+	Bystander   []string `json:"bystander,omitempty"`   // what else the bystander saw
+	ServerDied  bool     `json:"server_died,omitempty"` // the server exited during the attack
+	Err         string   `json:"err,omitempty"`
+}
+
+// measure runs attack a against a fresh server, with the bystander
+// measuring before and during it.
+func measure(ctx context.Context, e *env, a *attack, cfg *config, logf func(string, ...any)) *result {
+	r := &result{Name: a.name, Label: a.label, ServeArgs: append(slices.Clip(a.serveArgs), cfg.serveArgs...)}
+	srv, err := e.startServe(ctx, r.ServeArgs)
+	if err != nil {
+		r.Err = err.Error()
+		return r
+	}
+	defer srv.stop()
+	by, err := startBystander(ctx, srv.addr, e.bystander, "bystander.room")
+	if err != nil {
+		r.Err = err.Error()
+		return r
+	}
+	finished := false
+	finish := func() {
+		if !finished {
+			finished = true
+			by.finish(5 * time.Second)
+		}
+	}
+	defer finish()
+
+	wait(ctx, cfg.baseline)
+	cpu0, _ := srv.cpu()
+	m0, _ := srv.scrape(ctx)
+	by.setPhase(phaseAttack)
+	done, err := startChild(ctx, childSpec{Attack: a.name, Addr: srv.addr, Key: e.attacker, Duration: cfg.duration})
+	if err != nil {
+		r.Err = err.Error()
+		return r
+	}
+	var child childResult
+	select {
+	case child = <-done:
+	case <-srv.exited:
+		child = <-done
+	}
+	cpu1, _ := srv.cpu()
+	r.PeakRSS, _ = srv.peakRSS()
+	if m1, err := srv.scrape(ctx); err == nil && m0 != nil {
+		r.Calls = m1["grpc_server_started_total"] - m0["grpc_server_started_total"]
+		r.ResetCloses = m1["roomcast_reset_flood_closes_total"]
+	}
+	r.ServerDied = !srv.alive()
+	finish()
+	r.CPUSeconds = (cpu1 - cpu0).Seconds()
+	r.Attacker, r.Err = child.Summary, child.Err
+	if r.ServerDied {
+		r.Err = strings.TrimSpace(r.Err + " the server exited: " + srv.logTail())
+	}
+	r.Baseline, r.Attack = by.stats(phaseBaseline), by.stats(phaseAttack)
+	r.Bystander = by.seen()
+	if r.Baseline.P99MS > 0 && r.Attack.Delivered > 0 {
+		r.P99Ratio = r.Attack.P99MS / r.Baseline.P99MS
+	}
+	return r
+}
+
+// wait waits for d or ctx.
+func wait(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
+
+// line is the result in one line, for the progress log.
+func (r *result) line() string {
+	if r.Err != "" && r.Attack.Delivered == 0 {
+		return "FAILED: " + r.Err
+	}
+	return fmt.Sprintf("p99 %.1f ms → %.1f ms, peak RSS %s, server CPU %.1f s; attacker: %s", r.Baseline.P99MS, r.Attack.P99MS, mib(r.PeakRSS), r.CPUSeconds, r.Attacker)
+}
+
+func mib(b uint64) string { return fmt.Sprintf("%.0f MiB", float64(b)/(1<<20)) }
+
+// writeTable prints the results as a Markdown table, with notes below.
+func writeTable(w io.Writer, results []*result, cfg *config) {
+	fmt.Fprintf(w, "\nEach attack ran %v against a fresh `roomcast serve`, after a %v baseline; latencies are the bystander's, publish to delivery, one message every %v.\n\n", cfg.duration, cfg.baseline, bystanderEvery)
+	fmt.Fprintln(w, "| Attack | Baseline p50 | Baseline p99 | Attack p50 | Attack p99 | p99 ratio | Bystander lost | Server peak RSS | Server CPU | Server calls | What the attacker saw |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|")
+	for _, r := range results {
+		ratio := "–"
+		if r.P99Ratio > 0 {
+			ratio = fmt.Sprintf("%.1f×", r.P99Ratio)
+		}
+		saw := r.Attacker
+		if r.Err != "" {
+			saw = strings.TrimSpace(saw + " (error: " + r.Err + ")")
+		}
+		if r.ResetCloses > 0 {
+			saw += fmt.Sprintf("; the server closed %s connections for rapid reset", commas(int(r.ResetCloses)))
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s | %.1f s | %s | %s |\n",
+			r.Label, ms(r.Baseline.P50MS, r.Baseline.Delivered), ms(r.Baseline.P99MS, r.Baseline.Delivered),
+			ms(r.Attack.P50MS, r.Attack.Delivered), ms(r.Attack.P99MS, r.Attack.Delivered), ratio,
+			lost(r), mib(r.PeakRSS), r.CPUSeconds, commas(int(r.Calls)), strings.ReplaceAll(saw, "|", "/"))
+	}
+	var notes []string
+	for _, r := range results {
+		if len(r.ServeArgs) > 0 {
+			notes = append(notes, fmt.Sprintf("%s: serve also had %s.", r.Label, strings.Join(r.ServeArgs, " ")))
+		}
+		if len(r.Bystander) > 0 {
+			notes = append(notes, fmt.Sprintf("%s: the bystander saw %s.", r.Label, strings.Join(r.Bystander, "; ")))
+		}
+	}
+	if len(notes) > 0 {
+		fmt.Fprintln(w)
+		for _, n := range notes {
+			fmt.Fprintln(w, "- "+n)
+		}
+	}
+}
+
+func ms(v float64, n int) string {
+	if n == 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.1f ms", v)
+}
+
+// lost is the bystander's publishes during the attack that failed or were
+// not delivered in time, of those it made.
+func lost(r *result) string {
+	a := r.Attack
+	n := a.Failed + max(0, a.Published-a.Delivered)
+	return fmt.Sprintf("%d of %d", n, a.Published+a.Failed)
+}

@@ -1,0 +1,237 @@
+package server
+
+import (
+	"bytes"
+	"errors"
+	"log/slog"
+	"net"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/net/http2"
+	"google.golang.org/grpc/credentials"
+)
+
+// Rapid reset (CVE-2023-44487): a client opens a stream with HEADERS and
+// cancels it at once with RST_STREAM, over and over. Each pair costs the
+// client two small frames and the server a stream, a handler goroutine and
+// its teardown, and since the stream is gone at once the limit on
+// concurrent streams never bites. grpc-go counts nothing of it, so the
+// server counts for itself: every connection's bytes pass through a
+// resetConn once its transport credentials' handshake is done (plaintext
+// too, through insecure credentials), which reads the 9-byte header of each
+// HTTP/2 frame the client sends, skips the payload, and takes a token from
+// the connection's bucket for each RST_STREAM. A connection that runs out
+// is sent GOAWAY (ENHANCE_YOUR_CALM) and closed.
+//
+// Only reads are watched: the server's writes, the hot path of fan-out, go
+// to the connection untouched.
+
+// Defaults of WithStreamResetRate. A gRPC client resets a stream when it
+// cancels a call, when a call's deadline passes, and when the server ends a
+// Subscribe stream before the client has closed its side. Measured on
+// loopback with the client package: one connection publishing flat out
+// (50,000 calls a second) that cancels one call in ten sends 5,000 resets a
+// second; held to serve's default publish rate (10,000 a second) it would
+// send 1,000. Closing every stream of a connection sends 1,000 in a few
+// milliseconds, and so does a client whose streams the server ends as it
+// drains. The burst lets a client that has been connected for 0.4 seconds
+// cancel every call it may have in flight (DefaultMaxStreamsPerConnection)
+// twice over at once. A flood of HEADERS and RST_STREAM pairs runs at
+// 60,000 a second on one connection and costs the server about 10 µs of CPU
+// a pair; held to the rate, it costs at most about 5% of a core per
+// connection. What the default cuts off: a client that opens and closes
+// streams in a tight loop (17,000 a second), which should keep one
+// Subscribe stream and join and leave rooms on it.
+const (
+	DefaultStreamResetRate  = 5000
+	DefaultStreamResetBurst = 2 * DefaultMaxStreamsPerConnection
+)
+
+// resetsAtOpen is what a new connection's bucket holds. It starts nearly
+// empty and fills at the rate, so that a client that is cut off gains
+// nothing by reconnecting: each connection may reset streams only as fast
+// as the rate since it opened.
+const resetsAtOpen = 10
+
+// WithStreamResetRate closes a client connection that resets streams (sends
+// RST_STREAM frames) faster than perSecond a second, with bursts of up to
+// burst: a token bucket per connection, which holds a few tokens when the
+// connection opens and fills at perSecond up to burst. The client is sent
+// GOAWAY with ENHANCE_YOUR_CALM first, and the closure is logged and
+// counted in roomcast_reset_flood_closes_total. This is the defence against
+// HTTP/2 rapid reset (CVE-2023-44487). It applies to plaintext and to the
+// credentials of WithTransportCredentials, but not to credentials given
+// with WithGRPCOptions. The default is DefaultStreamResetRate (5000) a
+// second with bursts of DefaultStreamResetBurst (2000); 0 means no limit.
+func WithStreamResetRate(perSecond float64, burst int) Option {
+	return func(c *config) { c.resetRate, c.resetBurst = perSecond, burst }
+}
+
+// errResetFlood ends the reads of a connection closed for its resets.
+var errResetFlood = errors.New("server: connection closed: it reset streams faster than the limit")
+
+// resetGuard watches the connections of one server.
+type resetGuard struct {
+	rate, burst float64 // tokens a second, and the bucket's size
+	log         *slog.Logger
+	closed      atomic.Uint64 // connections closed for their resets
+	lastLog     atomic.Int64  // when a closure was last logged, in Unix nanoseconds
+	unlogged    atomic.Uint64 // closures since then that were not logged
+}
+
+// resetLogEvery is how often a closure is logged at most; the closures in
+// between are counted in the next line.
+const resetLogEvery = time.Second
+
+// goAwayTimeout bounds the write of the GOAWAY frame sent before a
+// connection is closed, which a client that does not read could block.
+const goAwayTimeout = time.Second
+
+// credentials returns creds with every connection they hand to gRPC
+// watched, or creds itself when there is no limit.
+func (g *resetGuard) credentials(creds credentials.TransportCredentials) credentials.TransportCredentials {
+	if g.rate <= 0 {
+		return creds
+	}
+	return &resetCreds{TransportCredentials: creds, guard: g}
+}
+
+// resetCreds are transport credentials whose server handshake returns a
+// watched connection.
+type resetCreds struct {
+	credentials.TransportCredentials
+	guard *resetGuard
+}
+
+func (c *resetCreds) ServerHandshake(raw net.Conn) (net.Conn, credentials.AuthInfo, error) {
+	conn, info, err := c.TransportCredentials.ServerHandshake(raw)
+	if err != nil {
+		return conn, info, err // credentials.ErrConnDispatched leaves conn to someone else
+	}
+	return c.guard.watch(conn), info, nil
+}
+
+func (c *resetCreds) Clone() credentials.TransportCredentials {
+	return &resetCreds{TransportCredentials: c.TransportCredentials.Clone(), guard: c.guard}
+}
+
+// watch returns conn with its reads watched.
+func (g *resetGuard) watch(conn net.Conn) net.Conn {
+	rc := &resetConn{Conn: conn, guard: g, skip: len(http2.ClientPreface), tokens: min(g.burst, resetsAtOpen), last: time.Now()}
+	if tcp, ok := conn.(*net.TCPConn); ok {
+		return watchTCP(rc, tcp)
+	}
+	return rc
+}
+
+// closedConn counts and logs a connection closed for its resets.
+func (g *resetGuard) closedConn(peer net.Addr, resets uint64) {
+	g.closed.Add(1)
+	now := time.Now().UnixNano()
+	last := g.lastLog.Load()
+	if now-last < int64(resetLogEvery) || !g.lastLog.CompareAndSwap(last, now) {
+		g.unlogged.Add(1)
+		return
+	}
+	g.log.Warn("closed a connection that reset streams faster than the limit (rapid reset)",
+		"peer", peer.String(), "resets", resets, "rate", g.rate, "burst", g.burst,
+		"unlogged", g.unlogged.Swap(0))
+}
+
+// frameHeaderLen is the length of an HTTP/2 frame header: payload length
+// (3 bytes), type, flags, stream id (4 bytes).
+const frameHeaderLen = 9
+
+// resetConn is a connection whose reads are scanned for RST_STREAM frames.
+// Reads must not be concurrent (gRPC has one reader per connection); Write
+// and the other methods are the connection's own.
+type resetConn struct {
+	net.Conn
+	guard *resetGuard
+
+	// The scanner's state.
+	skip   int                  // bytes to skip: the rest of the preface or of a frame's payload
+	hdr    [frameHeaderLen]byte // a frame header split between reads
+	nhdr   int                  // bytes of it held
+	resets uint64               // RST_STREAM frames seen
+	stream uint32               // the highest stream a HEADERS frame was seen on
+	tokens float64              // the bucket
+	last   time.Time            // when tokens was last topped up
+	err    error                // set once the connection is closed for its resets
+}
+
+func (c *resetConn) Read(p []byte) (int, error) {
+	if c.err != nil {
+		return 0, c.err
+	}
+	n, err := c.Conn.Read(p)
+	if n > 0 && !c.scan(p[:n]) {
+		return 0, c.cut()
+	}
+	return n, err
+}
+
+// scan reads the frame headers in p, the next bytes from the client, and
+// reports whether the connection may go on.
+func (c *resetConn) scan(p []byte) bool {
+	for len(p) > 0 {
+		if c.skip > 0 {
+			k := min(c.skip, len(p))
+			c.skip -= k
+			p = p[k:]
+			continue
+		}
+		var h []byte
+		if c.nhdr == 0 && len(p) >= frameHeaderLen {
+			h, p = p[:frameHeaderLen], p[frameHeaderLen:]
+		} else {
+			k := copy(c.hdr[c.nhdr:], p)
+			c.nhdr += k
+			p = p[k:]
+			if c.nhdr < frameHeaderLen {
+				return true
+			}
+			c.nhdr = 0
+			h = c.hdr[:]
+		}
+		c.skip = int(h[0])<<16 | int(h[1])<<8 | int(h[2])
+		switch http2.FrameType(h[3]) {
+		case http2.FrameHeaders:
+			c.stream = max(c.stream, uint32(h[5]&0x7f)<<24|uint32(h[6])<<16|uint32(h[7])<<8|uint32(h[8]))
+		case http2.FrameRSTStream:
+			c.resets++
+			if !c.take() {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// take takes a token from the bucket, and reports whether there was one.
+func (c *resetConn) take() bool {
+	now := time.Now()
+	c.tokens = min(c.guard.burst, c.tokens+c.guard.rate*now.Sub(c.last).Seconds())
+	c.last = now
+	if c.tokens < 1 {
+		return false
+	}
+	c.tokens--
+	return true
+}
+
+// cut sends GOAWAY, closes the connection and returns the error its reads
+// end with. The GOAWAY may interleave with a frame gRPC is writing at the
+// same time; the client then sees a broken frame rather than the GOAWAY,
+// and the connection closes all the same.
+func (c *resetConn) cut() error {
+	c.err = errResetFlood
+	c.guard.closedConn(c.RemoteAddr(), c.resets)
+	var b bytes.Buffer
+	http2.NewFramer(&b, nil).WriteGoAway(c.stream, http2.ErrCodeEnhanceYourCalm, []byte("too many stream resets"))
+	c.Conn.SetWriteDeadline(time.Now().Add(goAwayTimeout))
+	c.Conn.Write(b.Bytes())
+	c.Conn.Close()
+	return c.err
+}
