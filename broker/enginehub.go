@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"time"
 
@@ -79,13 +80,27 @@ func newTracking() *tracking { return &tracking{done: make(chan struct{})} }
 // on a goroutine of the hub's, since whoever serves the subscriber must not
 // wait for it.
 func (b *Hub) removeMemberFromEngine(room, session string) {
-	b.workers.Add(1)
-	go func() {
-		defer b.workers.Done()
+	b.spawn(func() {
 		ctx, cancel := context.WithTimeout(b.life, 10*time.Second)
 		defer cancel()
 		b.engine.RemoveMember(ctx, room, session) // a failure leaves it to the engine's presence expiry
+	})
+}
+
+// spawn runs fn on a goroutine that Close waits for, and reports false,
+// running nothing, once Close has begun.
+func (b *Hub) spawn(fn func()) bool {
+	b.workersMu.Lock()
+	defer b.workersMu.Unlock()
+	if b.closing {
+		return false
+	}
+	b.workers.Add(1)
+	go func() {
+		defer b.workers.Done()
+		fn()
 	}()
+	return true
 }
 
 // maxEarly bounds what a room buffers while Track is under way; past it the
@@ -109,7 +124,14 @@ func (b *Hub) publishToEngine(ctx context.Context, msg *roomcastv1.Message, excl
 // engine, then marks it ready: the room tracked, and the ring filled back to
 // p's position if that is further back than the ring reaches.
 func (b *Hub) prepareJoin(ctx context.Context, p *PendingJoin, ready func()) {
-	defer b.workers.Done()
+	defer func() {
+		// A panic in work a client's join started fails that join only.
+		if v := recover(); v != nil {
+			p.err = fmt.Errorf("broker: preparing the join of %q failed: %v", p.room.name, v)
+			p.ready.Store(true)
+			ready()
+		}
+	}()
 	ctx, cancel := context.WithCancel(ctx)
 	defer context.AfterFunc(b.life, cancel)()
 	defer cancel()
