@@ -126,7 +126,7 @@ func (b *Hub) publishToEngine(ctx context.Context, msg *roomcastv1.Message, excl
 func (b *Hub) prepareJoin(ctx context.Context, p *PendingJoin, ready func()) {
 	defer func() {
 		// A panic in work a client's join started fails that join only.
-		if v := recover(); v != nil {
+		if v := recover(); v != nil && !p.ready.Load() {
 			p.err = fmt.Errorf("broker: preparing the join of %q failed: %v", p.room.name, v)
 			p.ready.Store(true)
 			ready()
