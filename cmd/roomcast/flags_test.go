@@ -271,22 +271,23 @@ func TestConfigLine(t *testing.T) {
 	}
 }
 
-// The README's example config file reads as it says.
+// The example config file of docs/operations.md reads as it says.
 func TestReadmeConfigExample(t *testing.T) {
-	readme, err := os.ReadFile("../../README.md")
+	const page = "docs/operations.md"
+	doc, err := os.ReadFile("../../" + page)
 	if err != nil {
 		t.Fatal(err)
 	}
-	const start = "```\n  # /etc/roomcast/serve.conf\n"
-	i := strings.Index(string(readme), start)
+	const start = "```\n# /etc/roomcast/serve.conf\n"
+	i := strings.Index(string(doc), start)
 	if i < 0 {
-		t.Fatalf("README.md has no block starting %q", start)
+		t.Fatalf("%s has no block starting %q", page, start)
 	}
-	block := string(readme[i+len("```\n"):])
+	block := string(doc[i+len("```\n"):])
 	block = block[:strings.Index(block, "```")]
 	fs, p, err := parseCmd(t, "serve", "--config", writeConfigFile(t, block))
 	if err != nil {
-		t.Fatalf("the README's config file: %v\n%s", err, block)
+		t.Fatalf("the config file of %s: %v\n%s", page, err, block)
 	}
 	for name, want := range map[string]string{"listen": "0.0.0.0:50051", "metrics-listen": "", "api-keys-file": "/etc/roomcast/keys.jsonl"} {
 		if got := value(t, fs, name); got != want || p.source(name) != fromFile {
