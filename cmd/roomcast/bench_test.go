@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/roomcast/roomcast/internal/bench"
-	"github.com/roomcast/roomcast/internal/redistest"
 )
 
 // TestBenchBinary runs bench as a user does: the built binary, its worker a
@@ -119,48 +118,5 @@ func TestBenchUsageErrors(t *testing.T) {
 	}
 	if code, stdout, _ := runCmd(ctx, "help"); code != exitOK || strings.Contains(stdout, "bench-worker") || !strings.Contains(stdout, "Usage: roomcast bench") {
 		t.Errorf("help: exit %d; want bench listed and bench-worker not:\n%s", code, stdout)
-	}
-}
-
-// TestBenchBinaryRedis runs --quick with --engine redis, so that it cannot
-// rot: in memory and on two nodes sharing a redis-server the run starts
-// and stops, interleaved. It skips without redis-server (fails when CI is
-// set).
-func TestBenchBinaryRedis(t *testing.T) {
-	redistest.Require(t)
-	ctx := testCtx(t)
-	bin := buildBinary(t, ctx)
-	out := t.TempDir()
-	cmd := exec.CommandContext(ctx, bin, "bench", "--quick", "--variants", "roomcast",
-		"--engine", "memory,redis", "--nodes", "2", "--subscribers", "4", "--connections", "2", "--sizes", "2", "--paced", "200",
-		"--warmup", "100ms", "--duration", "400ms", "--out", out)
-	stdout, stderr := newSyncBuffer(), newSyncBuffer()
-	cmd.Stdout, cmd.Stderr = stdout, stderr
-	cmd.WaitDelay = exitWithin
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("bench: %v\nstdout:\n%s\nstderr:\n%s", err, stdout, stderr)
-	}
-	b, err := os.ReadFile(filepath.Join(out, "bench.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rep bench.Report
-	if err := json.Unmarshal(b, &rep); err != nil {
-		t.Fatal(err)
-	}
-	if !rep.OK || rep.Redis == nil || !rep.Redis.Started || rep.Config.Nodes != 2 || len(rep.Trials) != 4 {
-		t.Fatalf("report: ok %v, redis %+v, config %+v, %d trials", rep.OK, rep.Redis, rep.Config, len(rep.Trials))
-	}
-	for _, tr := range rep.Trials {
-		c := tr.Cluster
-		if c == nil || tr.Server == nil || c.CoresPerNode <= 0 {
-			t.Fatalf("trial %+v", tr)
-		}
-		if tr.Engine == bench.EngineRedis && (c.Nodes != 2 || c.Redis == nil || c.Redis.CPUUSPerPublish <= 0 || c.CrossNode == nil || c.CrossNode.Count == 0) {
-			t.Errorf("redis trial: cluster %+v", c)
-		}
-	}
-	if !strings.Contains(stdout.String(), "nodes and Redis") {
-		t.Errorf("stdout has no table of the nodes and Redis:\n%s", stdout)
 	}
 }
