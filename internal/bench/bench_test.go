@@ -173,9 +173,12 @@ func redisConfig(t *testing.T) Config {
 	return cfg
 }
 
-// TestRunRedis measures the same point in memory and on two nodes on
-// Redis, in one run: per-node CPU, Redis's CPU, latency across nodes, and
-// the ratios of Redis to memory. The run's redis-server is gone after it.
+// TestRunRedis is the quick run with --engine memory,redis --nodes 2, so
+// that the Redis path cannot rot: the same point in memory and on two
+// nodes on a redis-server the run starts, with per-node CPU, Redis's CPU,
+// latency across nodes and the ratios of Redis to memory. The run's
+// redis-server is gone after it. Like every test here that needs Redis, it
+// skips without redis-server and fails instead when CI is set.
 func TestRunRedis(t *testing.T) {
 	cfg := redisConfig(t)
 	cfg.Engine = "redis, memory"
