@@ -138,6 +138,13 @@ func benchFlags(fs *flag.FlagSet, cfg *bench.Config, quick *bool) {
 	fs.IntVar(&cfg.Reps, "reps", cfg.Reps, "repeat every trial `N` times; the report gives medians")
 	fs.Var((*variantsFlag)(&cfg.Variants), "variants", "measure these `VARIANTS`, comma-separated: roomcast, encode-each, nats")
 	fs.Var((*sizesFlag)(&cfg.Sizes), "sizes", "sweep these room `SIZES` (subscribers per room, comma-separated; subscribers = size x rooms) instead of --subscribers")
+	fs.StringVar(&cfg.Engine, "engine", cfg.Engine,
+		"keep the roomcast variants' rooms in `ENGINES`: memory (one server), redis (--nodes servers sharing a Redis), or memory,redis to measure both in one run, interleaved, with redis's ratios to memory")
+	fs.IntVar(&cfg.Nodes, "nodes", cfg.Nodes, "with --engine redis, run `N` roomcast servers in this process, one broker; subscriber connection i goes to node i mod N")
+	fs.StringVar(&cfg.PublishNodes, "publish-nodes", cfg.PublishNodes, "with --nodes, publish to node `NODE` (an index), or all: publisher p to node p mod N")
+	fs.StringVar(&cfg.RedisAddr, "redis-addr", cfg.RedisAddr,
+		"with --engine redis, use the Redis at `HOST:PORT[,HOST:PORT...]` (one per shard) instead of starting redis-server; the run's keys are deleted at its end, and its CPU counts whatever else that Redis does")
+	fs.IntVar(&cfg.RedisShards, "redis-shards", cfg.RedisShards, "with --engine redis and no --redis-addr, start `N` redis-servers: rooms are spread over them by name")
 	fs.StringVar(&cfg.Out, "out", cfg.Out, "write bench.json and bench.svg in `DIR`")
 	fs.StringVar(&cfg.CPUProfile, "cpuprofile", cfg.CPUProfile,
 		"write a CPU profile of the server process to `FILE` (FILE-VARIANT with several variants), taken during the first trial at the largest room size")
