@@ -117,9 +117,14 @@ func (i *Interceptors) needsAuth(_ context.Context, c interceptors.CallMeta) boo
 // AuthFunc returns the go-grpc-middleware AuthFunc the interceptors use: it
 // reads the bearer token with auth.AuthFromMD, authenticates it and returns
 // a context carrying the Identity, or an UNAUTHENTICATED status. It applies
-// to every call; only the interceptors skip public services.
+// to every call; only the interceptors skip public services. A context that
+// already carries an Identity (the server authenticated the call from its
+// headers, before reading it) is returned as it is.
 func (i *Interceptors) AuthFunc() grpcauth.AuthFunc {
 	return func(ctx context.Context) (context.Context, error) {
+		if _, ok := FromContext(ctx); ok {
+			return ctx, nil
+		}
 		id, err := i.authenticate(ctx)
 		if err != nil {
 			return nil, status.Error(codes.Unauthenticated, strings.ToValidUTF8(err.Error(), "?"))

@@ -66,7 +66,7 @@ func texts(ms []*roomcastv1.Message) string {
 
 func history(t testing.TB, b *broker.Hub, room string, after uint64, limit int, newestFirst bool) *roomcastv1.HistoryResponse {
 	t.Helper()
-	frame, err := b.History(context.Background(), room, after, limit, newestFirst)
+	frame, err := b.History(context.Background(), room, after, limit, 0, newestFirst)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"time"
 
@@ -79,13 +80,27 @@ func newTracking() *tracking { return &tracking{done: make(chan struct{})} }
 // on a goroutine of the hub's, since whoever serves the subscriber must not
 // wait for it.
 func (b *Hub) removeMemberFromEngine(room, session string) {
-	b.workers.Add(1)
-	go func() {
-		defer b.workers.Done()
+	b.spawn(func() {
 		ctx, cancel := context.WithTimeout(b.life, 10*time.Second)
 		defer cancel()
 		b.engine.RemoveMember(ctx, room, session) // a failure leaves it to the engine's presence expiry
+	})
+}
+
+// spawn runs fn on a goroutine that Close waits for, and reports false,
+// running nothing, once Close has begun.
+func (b *Hub) spawn(fn func()) bool {
+	b.workersMu.Lock()
+	defer b.workersMu.Unlock()
+	if b.closing {
+		return false
+	}
+	b.workers.Add(1)
+	go func() {
+		defer b.workers.Done()
+		fn()
 	}()
+	return true
 }
 
 // maxEarly bounds what a room buffers while Track is under way; past it the
@@ -109,7 +124,14 @@ func (b *Hub) publishToEngine(ctx context.Context, msg *roomcastv1.Message, excl
 // engine, then marks it ready: the room tracked, and the ring filled back to
 // p's position if that is further back than the ring reaches.
 func (b *Hub) prepareJoin(ctx context.Context, p *PendingJoin, ready func()) {
-	defer b.workers.Done()
+	defer func() {
+		// A panic in work a client's join started fails that join only.
+		if v := recover(); v != nil && !p.ready.Load() {
+			p.err = fmt.Errorf("broker: preparing the join of %q failed: %v", p.room.name, v)
+			p.ready.Store(true)
+			ready()
+		}
+	}()
 	ctx, cancel := context.WithCancel(ctx)
 	defer context.AfterFunc(b.life, cancel)()
 	defer cancel()
@@ -282,7 +304,7 @@ func (b *Hub) entryOf(e Entry) entry {
 
 // historyFromEngine is History with an engine: always read from the engine,
 // so a publish acknowledged by any node is seen at once.
-func (b *Hub) historyFromEngine(ctx context.Context, room string, after uint64, limit int, newestFirst bool) (mem.BufferSlice, error) {
+func (b *Hub) historyFromEngine(ctx context.Context, room string, after uint64, limit, maxBytes int, newestFirst bool) (mem.BufferSlice, error) {
 	if b.cfg.historyMessages == 0 {
 		limit = 0 // history off: the engine keeps entries only to heal gaps
 	}
@@ -291,8 +313,13 @@ func (b *Hub) historyFromEngine(ctx context.Context, room string, after uint64, 
 		return nil, err
 	}
 	bufs := make([]mem.Buffer, 0, len(entries))
+	size := 0
 	for _, e := range entries {
-		bufs = append(bufs, mem.SliceBuffer(wire.MessageEntryAt(e.Body, e.Offset)))
+		buf := wire.MessageEntryAt(e.Body, e.Offset)
+		if size += len(buf); maxBytes > 0 && size > maxBytes && len(bufs) > 0 {
+			break
+		}
+		bufs = append(bufs, mem.SliceBuffer(buf))
 	}
 	return wire.History(bufs, head.Offset, head.Epoch), nil
 }

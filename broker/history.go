@@ -2,7 +2,6 @@ package broker
 
 import (
 	"context"
-	"slices"
 	"time"
 
 	"google.golang.org/grpc/mem"
@@ -29,9 +28,11 @@ func (b *Hub) historyStart(r *room, now time.Time) uint64 {
 
 // History returns, as an encoded HistoryResponse, the room's retained
 // messages with offsets after after: the oldest limit of them, or with
-// newestFirst the newest limit, newest first. The buffers are shared and
+// newestFirst the newest limit, newest first. It stops short of limit
+// before the messages take more than maxBytes encoded, but returns at
+// least one; maxBytes 0 means no such limit. The buffers are shared and
 // read-only.
-func (b *Hub) History(ctx context.Context, room string, after uint64, limit int, newestFirst bool) (mem.BufferSlice, error) {
+func (b *Hub) History(ctx context.Context, room string, after uint64, limit, maxBytes int, newestFirst bool) (mem.BufferSlice, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -39,7 +40,7 @@ func (b *Hub) History(ctx context.Context, room string, after uint64, limit int,
 		return nil, ErrClosed
 	}
 	if b.engine != nil {
-		return b.historyFromEngine(ctx, room, after, limit, newestFirst)
+		return b.historyFromEngine(ctx, room, after, limit, maxBytes, newestFirst)
 	}
 	r := b.readRoom(room)
 	if r == nil {
@@ -49,12 +50,18 @@ func (b *Hub) History(ctx context.Context, room string, after uint64, limit int,
 	var bufs []mem.Buffer
 	if from, to, ok := historyRange(b.historyStart(r, time.Now()), r.msgs.head, after, limit, newestFirst); ok {
 		bufs = make([]mem.Buffer, 0, to-from+1)
-		for off := from; off <= to; off++ {
-			bufs = append(bufs, r.msgs.at(off).buf)
+		off, step := from, uint64(1)
+		if newestFirst {
+			off, step = to, ^uint64(0) // to, then down to from (at least 1, so no wrap)
 		}
-	}
-	if newestFirst {
-		slices.Reverse(bufs)
+		size := 0
+		for ; off >= from && off <= to; off += step {
+			e := r.msgs.at(off)
+			if size += e.size; maxBytes > 0 && size > maxBytes && len(bufs) > 0 {
+				break
+			}
+			bufs = append(bufs, e.buf)
+		}
 	}
 	return wire.History(bufs, r.msgs.head, r.epoch), nil
 }

@@ -40,6 +40,8 @@ type Hub struct {
 	life      context.Context    // cancelled by Close: ends the work below
 	end       context.CancelFunc // cancels life
 	workers   sync.WaitGroup     // goroutines waiting on the engine for a join or a leave
+	workersMu sync.Mutex         // guards closing against workers.Add
+	closing   bool               // Close has begun: spawn starts nothing
 	closeOnce sync.Once
 	janitor   sync.WaitGroup
 }
@@ -104,6 +106,9 @@ func (b *Hub) Close() error {
 	b.closed.Store(true)
 	var err error
 	b.closeOnce.Do(func() {
+		b.workersMu.Lock()
+		b.closing = true
+		b.workersMu.Unlock()
 		close(b.stop)
 		b.end()
 		b.janitor.Wait()

@@ -95,8 +95,11 @@ func (s *Subscriber) BeginJoin(ctx context.Context, room string, opts JoinOption
 	p := &PendingJoin{s: s, room: r, opts: opts}
 	s.pending = append(s.pending, p)
 	if s.b.engine != nil {
-		s.b.workers.Add(1)
-		go s.b.prepareJoin(ctx, p, ready)
+		if !s.b.spawn(func() { s.b.prepareJoin(ctx, p, ready) }) {
+			p.err = ErrClosed
+			p.ready.Store(true)
+			ready()
+		}
 		return p, nil
 	}
 	p.ready.Store(true)

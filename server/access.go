@@ -2,13 +2,15 @@ package server
 
 import (
 	"context"
-	"net"
 	"sync"
+	"time"
 
 	"golang.org/x/time/rate"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/roomcast/roomcast/auth"
 )
@@ -19,12 +21,15 @@ type access struct {
 	authn      *auth.Authenticator
 	publish    *auth.RateLimiter // nil: no limit
 	log        *failureLog
-	sessions   sync.Map // session id → *liveSession: the open Subscribe streams; see sessions.go
-	byIdentity sync.Map // *auth.Identity → *liveSession: the same, by their current credential
+	sessions   sync.Map          // session id → *liveSession: the open Subscribe streams; see sessions.go
+	byIdentity sync.Map          // *auth.Identity → *liveSession: the same, by their current credential
+	streams    *streamCounts     // Subscribe streams open per credential
+	reads      *auth.RateLimiter // History and Presence calls; nil: no limit
+	commands   *auth.RateLimiter // Subscribe commands over all a credential's streams; nil: no limit
 }
 
 func newAccess(cfg *config) (*access, error) {
-	a := &access{authn: cfg.authn, log: newFailureLog(cfg)}
+	a := &access{authn: cfg.authn, log: newFailureLog(cfg), streams: &streamCounts{max: cfg.maxCredStreams, n: make(map[string]int)}}
 	if cfg.publishRate > 0 {
 		l, err := auth.NewRateLimiter(cfg.publishRate, cfg.publishBurst)
 		if err != nil {
@@ -32,22 +37,41 @@ func newAccess(cfg *config) (*access, error) {
 		}
 		a.publish = l
 	}
+	if cfg.readRate > 0 {
+		l, err := auth.NewRateLimiter(cfg.readRate, cfg.readBurst)
+		if err != nil {
+			return nil, err
+		}
+		a.reads = l
+	}
+	if cfg.credCommandRate > 0 {
+		l, err := auth.NewRateLimiter(cfg.credCommandRate, cfg.credCommandBurst)
+		if err != nil {
+			return nil, err
+		}
+		a.commands = l
+	}
 	return a, nil
 }
 
 // identity is the caller's identity: the authenticated one, or with no
-// authenticator an anonymous one per client address, for rate limits.
+// authenticator an anonymous one. An anonymous caller's subject names its
+// client (see clientKey), whether the authenticator admitted it or there is
+// none, so that every limit kept per subject is kept per anonymous client:
+// one client's burst does not refuse all the others'.
 func (a *access) identity(ctx context.Context) *auth.Identity {
-	if id, ok := auth.FromContext(ctx); ok {
+	id, ok := auth.FromContext(ctx)
+	if ok && id.Method != auth.MethodAnonymous {
 		return id
 	}
-	subject := auth.AnonymousSubject
-	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
-		if host, _, err := net.SplitHostPort(p.Addr.String()); err == nil {
-			subject += "@" + host
-		}
+	anon := auth.Identity{Subject: auth.AnonymousSubject, Method: auth.MethodAnonymous}
+	if ok {
+		anon = *id // its grants
 	}
-	return &auth.Identity{Subject: subject, Method: auth.MethodAnonymous}
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+		anon.Subject = auth.AnonymousSubject + "@" + clientKey(p.Addr)
+	}
+	return &anon
 }
 
 // allow reports whether id may act on room with perm. A refusal of a
@@ -69,6 +93,36 @@ func (a *access) allowPublish(id *auth.Identity) error {
 	}
 	if ok, wait := a.publish.Allow(id); !ok {
 		return auth.RateLimitError(wait)
+	}
+	return nil
+}
+
+// allowRead applies the read rate (History and Presence calls) of id's
+// credential.
+func (a *access) allowRead(id *auth.Identity) error {
+	if a.reads == nil {
+		return nil
+	}
+	ok, wait := a.reads.Allow(id)
+	if ok {
+		return nil
+	}
+	st := status.Newf(codes.ResourceExhausted, "History and Presence rate limit exceeded for this credential; retry after %v", wait.Round(time.Millisecond))
+	if detailed, err := st.WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(wait)}); err == nil {
+		st = detailed
+	}
+	return st.Err()
+}
+
+// allowCommand applies the command rate of id's credential, over all its
+// streams. A command reply carries no details, so the message says when to
+// retry.
+func (a *access) allowCommand(id *auth.Identity) error {
+	if a.commands == nil {
+		return nil
+	}
+	if ok, wait := a.commands.Allow(id); !ok {
+		return status.Errorf(codes.ResourceExhausted, "more commands per second than this credential may send over all its streams; retry after %v", wait.Round(time.Millisecond))
 	}
 	return nil
 }

@@ -3,12 +3,15 @@ package server_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
 
 	"github.com/roomcast/roomcast/broker"
 	"github.com/roomcast/roomcast/broker/redisengine"
@@ -143,4 +146,85 @@ func TestClusterHealthFollowsRedis(t *testing.T) {
 	waitFor(healthpb.HealthCheckResponse_NOT_SERVING)
 	redis.Resume(t)
 	waitFor(healthpb.HealthCheckResponse_SERVING)
+}
+
+// When Redis restarts without its data, a room's subscribers are told, never
+// moved past the loss in silence: their streams end with UNAVAILABLE naming
+// the last offset sent, a rejoin from it says recovered false, and the room
+// goes on in a new epoch.
+func TestClusterRedisRestartIsSignalled(t *testing.T) {
+	redis := redistest.Start(t)
+	_, nodes := startCluster(t, 2, redis)
+	ctx := testCtx(t)
+	sub := subscribe(t, ctx, nodes[1], "room")
+	first, err := nodes[0].Publish(ctx, &roomcastv1.PublishRequest{Room: "room", Payload: &roomcastv1.PublishRequest_Text{Text: "before"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := sub.next(); m.GetText() != "before" {
+		t.Fatalf("got %v", m)
+	}
+	redis.Restart(t) // no persistence: the room's history and epoch are gone
+	// The next publish to the room, on either node, shows the loss.
+	var after *roomcastv1.PublishResponse
+	for after == nil {
+		after, err = nodes[0].Publish(ctx, &roomcastv1.PublishRequest{Room: "room", Payload: &roomcastv1.PublishRequest_Text{Text: "after"}})
+		if status.Code(err) != codes.Unavailable && err != nil {
+			t.Fatal(err)
+		}
+		if err != nil { // while the node reconnects: poll, within the test's deadline
+			select {
+			case <-ctx.Done():
+				t.Fatal(ctx.Err())
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}
+	if after.GetEpoch() == first.GetEpoch() {
+		t.Fatalf("the room kept its epoch %q across a Redis restart without data", first.GetEpoch())
+	}
+	st := sub.expectEnd(codes.Unavailable)
+	if !strings.Contains(st.Message(), "room=1") {
+		t.Errorf("the stream's end does not name the last offset sent: %q", st.Message())
+	}
+	again := subscribe(t, ctx, nodes[0])
+	rep := again.command(joinReq("rejoin", "room", &roomcastv1.Position{Offset: 1, Epoch: first.GetEpoch()}))
+	if rep.GetError() != nil || rep.GetJoin().GetRecovered() || rep.GetJoin().GetEpoch() != after.GetEpoch() {
+		t.Errorf("rejoin from before the restart: %v, want recovered false in the new epoch %q", rep, after.GetEpoch())
+	}
+}
+
+// A node that dies takes nothing with it: its subscriber resumes on another
+// node from its last position, with nothing lost or repeated.
+func TestClusterNodeDeathLosesNothing(t *testing.T) {
+	srvs, nodes := startCluster(t, 2, redistest.Start(t))
+	ctx := testCtx(t)
+	sub := subscribe(t, ctx, nodes[0], "room")
+	var epoch string
+	for i := 1; i <= 5; i++ {
+		resp, err := nodes[1].Publish(ctx, &roomcastv1.PublishRequest{Room: "room", Payload: &roomcastv1.PublishRequest_Text{Text: fmt.Sprint(i)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		epoch = resp.GetEpoch()
+	}
+	for i := 1; i <= 3; i++ {
+		if m := sub.next(); m.GetOffset() != uint64(i) {
+			t.Fatalf("got %v, want offset %d", m, i)
+		}
+	}
+	srvs[0].Close() // abruptly: no drain
+	for i := 6; i <= 8; i++ {
+		publishText(t, ctx, nodes[1], "room", fmt.Sprint(i))
+	}
+	moved := subscribe(t, ctx, nodes[1])
+	rep := moved.command(joinReq("resume", "room", &roomcastv1.Position{Offset: 3, Epoch: epoch}))
+	if !rep.GetJoin().GetRecovered() {
+		t.Fatalf("resume on the other node: %v", rep)
+	}
+	for i := 4; i <= 8; i++ {
+		if m := moved.next(); m.GetOffset() != uint64(i) || m.GetText() != fmt.Sprint(i) {
+			t.Fatalf("after the move: got %d %q, want %d", m.GetOffset(), m.GetText(), i)
+		}
+	}
 }

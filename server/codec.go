@@ -1,9 +1,13 @@
 package server
 
 import (
+	"fmt"
+
 	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/encoding/proto"
 	"google.golang.org/grpc/mem"
+	protoapi "google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
 // frame is a SubscribeResponse already in wire form: the buffers the broker
@@ -17,9 +21,23 @@ type frame struct{ bufs mem.BufferSlice }
 // The frame's buffers are mem.SliceBuffers: Ref and Free are no-ops on them,
 // so the transport can read them while other streams do the same, and
 // nothing is returned to a pool twice.
-type codec struct{ proto encoding.CodecV2 }
+//
+// Requests wrapped in a *checked are checked on their bytes before they are
+// decoded (see decode.go).
+type codec struct {
+	proto      encoding.CodecV2
+	maxPublish int
+}
 
 func newCodec() codec { return codec{proto: encoding.GetCodecV2(proto.Name)} }
+
+// newServerCodec returns the codec the server decodes requests with,
+// refusing Publish requests over maxPublish bytes.
+func newServerCodec(maxPublish int) codec {
+	c := newCodec()
+	c.maxPublish = maxPublish
+	return c
+}
 
 func (c codec) Marshal(v any) (mem.BufferSlice, error) {
 	if f, ok := v.(*frame); ok {
@@ -28,7 +46,22 @@ func (c codec) Marshal(v any) (mem.BufferSlice, error) {
 	return c.proto.Marshal(v)
 }
 
-func (c codec) Unmarshal(data mem.BufferSlice, v any) error { return c.proto.Unmarshal(data, v) }
+func (c codec) Unmarshal(data mem.BufferSlice, v any) error {
+	req, ok := v.(*checked)
+	if !ok {
+		return c.proto.Unmarshal(data, v)
+	}
+	m, ok := req.msg.(protoreflect.ProtoMessage)
+	if !ok {
+		return fmt.Errorf("cannot decode into %T, which is not a protobuf message", req.msg)
+	}
+	buf := data.MaterializeToBuffer(mem.DefaultBufferPool())
+	defer buf.Free()
+	if req.err = precheck(buf.ReadOnlyData(), m, c.maxPublish); req.err != nil {
+		return nil // the handler returns req.err
+	}
+	return protoapi.Unmarshal(buf.ReadOnlyData(), m)
+}
 
 // Name is "proto": on the wire these are ordinary protobuf messages.
 func (codec) Name() string { return proto.Name }

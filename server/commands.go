@@ -46,6 +46,9 @@ func (ss *session) execute(w *connWriter, req *roomcastv1.SubscribeRequest, repl
 	if ss.commands != nil && !ss.commands.Allow() {
 		return status.Errorf(codes.ResourceExhausted, "more than %v commands per second on this stream; slow down", ss.commands.Limit())
 	}
+	if err := ss.srv.access.allowCommand(ss.identity); err != nil { // the credential's rate over all its streams
+		return err
+	}
 	switch cmd := req.GetCommand().(type) {
 	case *roomcastv1.SubscribeRequest_Join:
 		room := cmd.Join.GetRoom()

@@ -31,6 +31,18 @@
 // (joins.go), so no command makes a writer wait on the network. Every broker
 // error reaches clients through one mapping to gRPC status (status.go).
 //
+// # Abuse limits
+//
+// What a client may cost is bounded before the work it would cause, and
+// each limit is checked where that cost would arise (limits.go has their
+// options): connections by the listener (listener.go: the cap, and the
+// deadline to authenticate); a call's headers by grpc-go
+// (MaxHeaderListSize); its credential from those headers, before its body
+// is read (tap.go); its request's size and map entries on its bytes,
+// before it is decoded (decode.go); and what one credential may hold open
+// or do per second by the interceptors and access (credlimits.go,
+// access.go).
+//
 // # The operator's side
 //
 // AdminService (admin.go) reads snapshots: the broker's rooms (each under
@@ -68,6 +80,7 @@
 //     which wake reaches under a room's lock, and session.endWith.
 //   - Taken last, with nothing after them: the broker Subscriber's own
 //     mutex, auth.RateLimiter's, the rate.Limiter of a stream's commands,
+//     connGuard.mu, streamCounts.mu,
 //     the runtime's timer locks (session.expiry) and the sync.Maps (live,
 //     writers, access.sessions; the sweeper's Range may Store into writers).
 package server

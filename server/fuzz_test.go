@@ -31,7 +31,7 @@ func FuzzCommand(f *testing.F) {
 		}
 		f.Add(b, b)
 	}
-	srv, err := New(WithBrokerOptions(broker.WithHistory(0, 0)), WithMaxRoomsPerSession(2), WithCommandRate(0, 0))
+	srv, err := New(WithBrokerOptions(broker.WithHistory(0, 0)), WithMaxRoomsPerSession(2), WithCommandRate(0, 0), WithCredentialCommandRate(0, 0))
 	if err != nil {
 		f.Fatal(err)
 	}

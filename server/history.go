@@ -2,10 +2,13 @@ package server
 
 import (
 	"context"
+	"math"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/roomcast/roomcast/auth"
 	"github.com/roomcast/roomcast/broker"
@@ -20,9 +23,17 @@ const (
 	maxPresenceLimit     = 10_000
 )
 
+// maxReplyBytes bounds a History or Presence response, well under the 4 MiB
+// a stock gRPC client accepts: past it, a response holds fewer messages or
+// members than asked for (though at least one message). A client pages on
+// through History with after; Presence's total tells how many members it
+// left out.
+const maxReplyBytes = 1 << 20
+
 // serviceDesc is the generated BrokerService description with History served
 // by historyHandler, which answers with the broker's encoded messages as
-// they are instead of decoding them into a HistoryResponse to encode again.
+// they are instead of decoding them into a HistoryResponse to encode again,
+// and every request checked before it is decoded (see decode.go).
 func serviceDesc() *grpc.ServiceDesc {
 	desc := roomcastv1.BrokerService_ServiceDesc
 	desc.Methods = append([]grpc.MethodDesc(nil), desc.Methods...)
@@ -31,6 +42,7 @@ func serviceDesc() *grpc.ServiceDesc {
 			desc.Methods[i].Handler = historyHandler
 		}
 	}
+	checkRequests(&desc)
 	return &desc
 }
 
@@ -57,10 +69,14 @@ func (s *Server) history(ctx context.Context, req *roomcastv1.HistoryRequest) (*
 	if err != nil {
 		return nil, err
 	}
-	if err := s.access.allow(s.access.identity(ctx), auth.Subscribe, req.GetRoom()); err != nil {
+	id := s.access.identity(ctx)
+	if err := s.access.allow(id, auth.Subscribe, req.GetRoom()); err != nil {
 		return nil, err
 	}
-	bufs, err := s.broker.History(ctx, req.GetRoom(), req.GetAfter(), limit, req.GetNewestFirst())
+	if err := s.access.allowRead(id); err != nil {
+		return nil, err
+	}
+	bufs, err := s.broker.History(ctx, req.GetRoom(), req.GetAfter(), limit, maxReplyBytes-historyTrailerBytes, req.GetNewestFirst())
 	if err != nil {
 		return nil, brokerStatus(err)
 	}
@@ -90,14 +106,34 @@ func (s *Server) Presence(ctx context.Context, req *roomcastv1.PresenceRequest) 
 	if err != nil {
 		return nil, err
 	}
-	if err := s.access.allow(s.access.identity(ctx), auth.Presence, req.GetRoom()); err != nil {
+	id := s.access.identity(ctx)
+	if err := s.access.allow(id, auth.Presence, req.GetRoom()); err != nil {
+		return nil, err
+	}
+	if err := s.access.allowRead(id); err != nil {
 		return nil, err
 	}
 	members, total, err := s.broker.Presence(ctx, req.GetRoom(), limit)
 	if err != nil {
 		return nil, brokerStatus(err)
 	}
-	return &roomcastv1.PresenceResponse{Members: members, Total: uint32(total)}, nil
+	return &roomcastv1.PresenceResponse{Members: fitMembers(members), Total: uint32(total)}, nil
+}
+
+// historyTrailerBytes bounds what a HistoryResponse holds besides its
+// messages: the room's offset and epoch.
+const historyTrailerBytes = 64
+
+// fitMembers returns the first of members that fit in a PresenceResponse of
+// maxReplyBytes, with room for its total.
+func fitMembers(members []*roomcastv1.Member) []*roomcastv1.Member {
+	size := protowire.SizeTag(2) + protowire.SizeVarint(math.MaxUint32) // the total
+	for i, m := range members {
+		if size += protowire.SizeTag(1) + protowire.SizeBytes(proto.Size(m)); size > maxReplyBytes {
+			return members[:i]
+		}
+	}
+	return members
 }
 
 func limitOf(n uint32, def, most int) (int, error) {

@@ -28,7 +28,7 @@ func newBrokerCollector(b *broker.Hub, detached, panics, floods *atomic.Uint64) 
 		panicCount:    panics,
 		floodCount:    floods,
 		floods:        prometheus.NewDesc("roomcast_reset_flood_closes_total", "Client connections closed for resetting streams (RST_STREAM frames) faster than --stream-reset-rate and --stream-reset-burst allow: HTTP/2 rapid reset.", nil, nil),
-		panics:        prometheus.NewDesc("roomcast_panics_total", "Panics recovered in a subscriber stream's reader or connection writer; each ended only the stream it was serving, with INTERNAL, and is logged with its stack.", nil, nil),
+		panics:        prometheus.NewDesc("roomcast_panics_total", "Panics recovered in a call's handler, or in a subscriber stream's reader or connection writer; each ended only the call or stream it was serving, with INTERNAL, and is logged with its stack.", nil, nil),
 		detached:      prometheus.NewDesc("roomcast_stream_detaches_total", "Times a subscriber stream's write blocked its connection's shared writer for 5 to 10 ms (its client was not reading) and the stream was moved to a goroutine of its own until it caught up.", nil, nil),
 		published:     prometheus.NewDesc("roomcast_messages_published_total", "Messages accepted by Publish and PublishStream.", nil, nil),
 		encoded:       prometheus.NewDesc("roomcast_messages_encoded_total", "Messages encoded: one per message sequenced into a room, whatever the number of subscribers.", nil, nil),

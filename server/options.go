@@ -12,6 +12,7 @@ import (
 
 	"github.com/roomcast/roomcast/auth"
 	"github.com/roomcast/roomcast/broker"
+	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
 )
 
 // Defaults for the options of New. Each option is named after the flag of
@@ -57,8 +58,10 @@ type config struct {
 	resetBurst        int
 	accessLog         bool       // see accesslog.go
 	accessLevel       slog.Level // of access lines
+	limits
 
-	turnHook func(sessionID string) // tests only: called as each turn begins
+	turnHook    func(sessionID string)               // tests only: called as each turn begins
+	publishHook func(req *roomcastv1.PublishRequest) // tests only: called as each Publish begins
 }
 
 // WithBroker makes the server use b, which it then owns and closes. The
@@ -147,15 +150,17 @@ func WithAuthenticator(a *auth.Authenticator) Option { return func(c *config) { 
 
 // WithPublishRate limits each credential's publishes to perSecond, with
 // bursts of burst (a token bucket); past it, Publish fails with
-// RESOURCE_EXHAUSTED and a RetryInfo detail. Without an authenticator each
-// client address counts as a credential. The default is 0: no limit.
+// RESOURCE_EXHAUSTED and a RetryInfo detail. Anonymous callers (without an
+// authenticator, or admitted by auth.WithAnonymous) count as one credential
+// per client address, an IPv6 one by its /64. The default is 0: no limit.
 func WithPublishRate(perSecond float64, burst int) Option {
 	return func(c *config) { c.publishRate, c.publishBurst = perSecond, burst }
 }
 
 // WithCommandRate limits each Subscribe stream's commands to perSecond, with
-// bursts of burst; a command past it gets a RESOURCE_EXHAUSTED reply. The
-// default is DefaultCommandRate (1000) per second with bursts of
+// bursts of burst; a command past it gets a RESOURCE_EXHAUSTED reply. A
+// credential's streams together are limited by WithCredentialCommandRate.
+// The default is DefaultCommandRate (1000) per second with bursts of
 // DefaultCommandBurst (1000); 0 means no limit.
 func WithCommandRate(perSecond float64, burst int) Option {
 	return func(c *config) { c.commandRate, c.commandBurst = perSecond, burst }
@@ -188,9 +193,13 @@ func newConfig(opts []Option) (config, error) {
 		resetRate:         DefaultStreamResetRate,
 		resetBurst:        DefaultStreamResetBurst,
 		accessLevel:       DefaultAccessLogLevel,
+		limits:            defaultLimits(),
 	}
 	for _, o := range opts {
 		o(&c)
+	}
+	if err := c.limits.validate(); err != nil {
+		return c, err
 	}
 	switch {
 	case c.maxMessageBytes < 1:
@@ -223,3 +232,10 @@ func newConfig(opts []Option) (config, error) {
 // it begins, on the writer serving it: tests make a turn panic, or wait,
 // with it. Only tests set it, through export_test.go.
 func withTurnHook(f func(sessionID string)) Option { return func(c *config) { c.turnHook = f } }
+
+// withPublishHook makes Publish call f with each request before anything
+// else: tests make a handler panic with it. Only tests set it, through
+// export_test.go.
+func withPublishHook(f func(req *roomcastv1.PublishRequest)) Option {
+	return func(c *config) { c.publishHook = f }
+}

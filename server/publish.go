@@ -13,6 +13,9 @@ import (
 
 // Publish implements BrokerService.Publish.
 func (s *Server) Publish(ctx context.Context, req *roomcastv1.PublishRequest) (*roomcastv1.PublishResponse, error) {
+	if hook := s.cfg.publishHook; hook != nil {
+		hook(req)
+	}
 	if s.isDraining() {
 		return nil, status.Error(codes.Unavailable, "server is shutting down; publish to another instance or retry")
 	}

@@ -12,6 +12,7 @@ import (
 	"maps"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -28,17 +29,22 @@ import (
 	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
 )
 
-// The README's grpcurl recipes are fenced ```sh blocks, each right after a
-// line <!-- recipe: NAME -->. TestReadmeRecipes runs each one as written,
-// with sh, against a test server: "go tool grpcurl" becomes the binary that
-// command would run and readmeAddr the test server's address.
+// The grpcurl recipes of the README and the docs pages are fenced ```sh
+// blocks, each right after a line <!-- recipe: NAME -->. TestReadmeRecipes
+// runs each one as written, with sh, against a test server: grpcurlCmd
+// becomes the binary that command would run and readmeAddr the test
+// server's address.
 const (
-	readmePath = "../README.md"
 	readmeAddr = "127.0.0.1:50051"
-	grpcurlCmd = "go tool grpcurl"
+	grpcurlCmd = "go tool -modfile=tools/go.mod grpcurl"
 )
 
-// recipeChecks holds a check for every recipe the README has, by name.
+// recipePages are the files whose recipes TestReadmeRecipes runs, as globs
+// relative to the repository's root: the README and every docs page, so
+// that a page added to docs/ is checked without being listed here.
+var recipePages = []string{"README.md", "docs/*.md"}
+
+// recipeChecks holds a check for every recipe of recipePages, by name.
 var recipeChecks = map[string]func(t *testing.T, rc recipeCase){
 	"list":         checkList,
 	"describe":     checkDescribe,
@@ -61,11 +67,7 @@ var recipeChecks = map[string]func(t *testing.T, rc recipeCase){
 }
 
 func TestReadmeRecipes(t *testing.T) {
-	readme, err := os.ReadFile(readmePath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	recipes, err := parseRecipes(string(readme))
+	recipes, err := readRecipes("..", recipePages)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +80,7 @@ func TestReadmeRecipes(t *testing.T) {
 		seen[r.name] = true
 		check := recipeChecks[r.name]
 		if check == nil {
-			t.Errorf("README.md:%d: recipe %q has no check in recipeChecks", r.line, r.name)
+			t.Errorf("%s:%d: recipe %q has no check in recipeChecks", r.file, r.line, r.name)
 			continue
 		}
 		t.Run(r.name, func(t *testing.T) {
@@ -88,24 +90,67 @@ func TestReadmeRecipes(t *testing.T) {
 	}
 	for name := range recipeChecks {
 		if !seen[name] {
-			t.Errorf("README.md has no recipe %q, which recipeChecks checks", name)
+			t.Errorf("no page of %q has a recipe %q, which recipeChecks checks", recipePages, name)
 		}
 	}
 }
 
-// recipe is one shell block of the README.
+// recipe is one shell block of a page.
 type recipe struct {
 	name string
+	file string // the page, relative to the repository's root
 	line int    // of the block's first command
-	text string // the block's content, as in the README
+	text string // the block's content, as on the page
 }
 
 var recipeMarker = regexp.MustCompile(`^<!-- recipe: ([a-z0-9-]+) -->$`)
 
-// parseRecipes returns the README's recipes. It refuses a marker that is not
-// followed by a ```sh block, a name used twice, and a code block that runs
-// grpcurl without a marker (no test would check it).
-func parseRecipes(readme string) ([]recipe, error) {
+// readRecipes returns the recipes of the pages that match globs under root,
+// in the order of globs, then of file names. It refuses a glob that matches
+// no page, and a recipe name used twice, on one page or on two.
+func readRecipes(root string, globs []string) ([]recipe, error) {
+	var (
+		recipes []recipe
+		where   = make(map[string]string) // recipe name → page:line
+	)
+	for _, glob := range globs {
+		paths, err := filepath.Glob(filepath.Join(root, filepath.FromSlash(glob)))
+		if err != nil {
+			return nil, err
+		}
+		if len(paths) == 0 {
+			return nil, fmt.Errorf("no page matches %q", glob)
+		}
+		for _, path := range paths {
+			name, err := filepath.Rel(root, path)
+			if err != nil {
+				return nil, err
+			}
+			name = filepath.ToSlash(name)
+			text, err := os.ReadFile(path)
+			if err != nil {
+				return nil, err
+			}
+			rs, err := parseRecipes(name, string(text))
+			if err != nil {
+				return nil, err
+			}
+			for _, r := range rs {
+				if at, ok := where[r.name]; ok {
+					return nil, fmt.Errorf("%s:%d: recipe %q appears twice: first at %s", r.file, r.line, r.name, at)
+				}
+				where[r.name] = fmt.Sprintf("%s:%d", r.file, r.line)
+			}
+			recipes = append(recipes, rs...)
+		}
+	}
+	return recipes, nil
+}
+
+// parseRecipes returns the recipes of one page, file. It refuses a marker
+// that is not followed by a ```sh block, a name used twice, and a code block
+// that runs grpcurl without a marker (no test would check it).
+func parseRecipes(file, page string) ([]recipe, error) {
 	var (
 		recipes []recipe
 		names   = make(map[string]bool)
@@ -115,7 +160,7 @@ func parseRecipes(readme string) ([]recipe, error) {
 		block   recipe
 		body    []string
 	)
-	for i, line := range strings.Split(readme, "\n") {
+	for i, line := range strings.Split(page, "\n") {
 		n := i + 1
 		switch {
 		case inFence && strings.TrimSpace(line) == "```":
@@ -125,15 +170,15 @@ func parseRecipes(readme string) ([]recipe, error) {
 			case block.name != "":
 				recipes = append(recipes, block)
 			case strings.Contains(block.text, "grpcurl"):
-				return nil, fmt.Errorf("README.md:%d: a code block runs grpcurl but has no <!-- recipe: NAME --> line before it, so no test runs it", block.line-1)
+				return nil, fmt.Errorf("%s:%d: a code block runs grpcurl but has no <!-- recipe: NAME --> line before it, so no test runs it", file, block.line-1)
 			}
 		case inFence:
 			body = append(body, line)
 		case marker != "" && strings.TrimSpace(line) == "":
 		case marker != "" && line != "```sh":
-			return nil, fmt.Errorf("README.md:%d: recipe %q is not followed by a ```sh block", markAt, marker)
+			return nil, fmt.Errorf("%s:%d: recipe %q is not followed by a ```sh block", file, markAt, marker)
 		case strings.HasPrefix(line, "```"):
-			inFence, block, body = true, recipe{name: marker, line: n + 1}, nil
+			inFence, block, body = true, recipe{name: marker, file: file, line: n + 1}, nil
 			marker = ""
 		default:
 			m := recipeMarker.FindStringSubmatch(strings.TrimSpace(line))
@@ -141,7 +186,7 @@ func parseRecipes(readme string) ([]recipe, error) {
 				continue
 			}
 			if names[m[1]] {
-				return nil, fmt.Errorf("README.md:%d: recipe %q appears twice", n, m[1])
+				return nil, fmt.Errorf("%s:%d: recipe %q appears twice", file, n, m[1])
 			}
 			names[m[1]] = true
 			marker, markAt = m[1], n
@@ -149,9 +194,9 @@ func parseRecipes(readme string) ([]recipe, error) {
 	}
 	switch {
 	case inFence:
-		return nil, fmt.Errorf("README.md:%d: code block never closed", block.line-1)
+		return nil, fmt.Errorf("%s:%d: code block never closed", file, block.line-1)
 	case marker != "":
-		return nil, fmt.Errorf("README.md:%d: recipe %q is not followed by a ```sh block", markAt, marker)
+		return nil, fmt.Errorf("%s:%d: recipe %q is not followed by a ```sh block", file, markAt, marker)
 	}
 	return recipes, nil
 }
@@ -160,26 +205,30 @@ func parseRecipes(readme string) ([]recipe, error) {
 func (r recipe) shell(t *testing.T, grpcurl, addr string) string {
 	t.Helper()
 	if !strings.Contains(r.text, grpcurlCmd) || !strings.Contains(r.text, readmeAddr) {
-		t.Fatalf("README.md:%d: recipe %q must run %q against %s, so that the test can point it at a test server:\n%s", r.line, r.name, grpcurlCmd, readmeAddr, r.text)
+		t.Fatalf("%s:%d: recipe %q must run %q against %s, so that the test can point it at a test server:\n%s", r.file, r.line, r.name, grpcurlCmd, readmeAddr, r.text)
 	}
 	quoted := "'" + strings.ReplaceAll(grpcurl, "'", `'\''`) + "'"
 	return strings.ReplaceAll(strings.ReplaceAll(r.text, grpcurlCmd, quoted), readmeAddr, addr)
 }
 
-// grpcurlPath returns the binary "go tool grpcurl" runs, built (and cached)
-// by the go command from the version go.mod pins.
+// grpcurlPath returns the binary grpcurlCmd runs, built (and cached) by the
+// go command from the version tools/go.mod pins. It runs the command from
+// the repository's root, as a reader of the README does.
 var grpcurlPath = sync.OnceValues(func() (string, error) {
-	out, err := exec.Command("go", "tool", "-n", "grpcurl").Output()
+	args := strings.Fields(grpcurlCmd)
+	cmd := exec.Command(args[0], append([]string{args[1], "-n"}, args[2:]...)...) // go tool -n -modfile=... grpcurl
+	cmd.Dir = ".."
+	out, err := cmd.Output()
 	if err != nil {
 		var exit *exec.ExitError
 		if errors.As(err, &exit) {
 			err = fmt.Errorf("%w: %s", err, exit.Stderr)
 		}
-		return "", fmt.Errorf("go tool -n grpcurl: %w", err)
+		return "", fmt.Errorf("%q: %w", cmd.Args, err)
 	}
 	path := strings.TrimSpace(string(out))
 	if fi, err := os.Stat(path); err != nil || fi.Mode()&0o111 == 0 {
-		return "", fmt.Errorf("go tool -n grpcurl printed %q, which is not an executable file (%v)", path, err)
+		return "", fmt.Errorf("%q printed %q, which is not an executable file (%v)", cmd.Args, path, err)
 	}
 	return path, nil
 })
@@ -250,7 +299,7 @@ func checkHealth(t *testing.T, rc recipeCase) {
 }
 
 // requestData is a recipe's request, the -d argument or what it echoes to
-// grpcurl: single-quoted, so sh passes it exactly as it stands in the README.
+// grpcurl: single-quoted, so sh passes it exactly as it stands on its page.
 var requestData = regexp.MustCompile(`(?:-d|echo) '([^']*)'`)
 
 // request decodes the recipe's request into m.
@@ -258,10 +307,10 @@ func (rc recipeCase) request(t *testing.T, m proto.Message) {
 	t.Helper()
 	d := requestData.FindStringSubmatch(rc.text)
 	if d == nil {
-		t.Fatalf("README.md:%d: recipe %q has no -d '...' or echo '...' argument:\n%s", rc.line, rc.name, rc.text)
+		t.Fatalf("%s:%d: recipe %q has no -d '...' or echo '...' argument:\n%s", rc.file, rc.line, rc.name, rc.text)
 	}
 	if err := protojson.Unmarshal([]byte(d[1]), m); err != nil {
-		t.Fatalf("README.md:%d: recipe %q sends %s, not a %s: %v", rc.line, rc.name, d[1], m.ProtoReflect().Descriptor().FullName(), err)
+		t.Fatalf("%s:%d: recipe %q sends %s, not a %s: %v", rc.file, rc.line, rc.name, d[1], m.ProtoReflect().Descriptor().FullName(), err)
 	}
 }
 
@@ -287,14 +336,14 @@ func checkPublish(t *testing.T, rc recipeCase) {
 	case *roomcastv1.PublishRequest_Data:
 		want.Payload = &roomcastv1.Message_Data{Data: p.Data}
 	default:
-		t.Fatalf("README.md:%d: recipe %q publishes no payload", rc.line, rc.name)
+		t.Fatalf("%s:%d: recipe %q publishes no payload", rc.file, rc.line, rc.name)
 	}
 	msg.PublishTime = nil
 	if !proto.Equal(msg, want) {
 		t.Errorf("delivered %v, want %v", msg, want)
 	}
 	if req.GetContentType() == "application/json" && !json.Valid([]byte(req.GetText())) {
-		t.Errorf("README.md:%d: recipe %q publishes %q as application/json, which is not valid JSON", rc.line, rc.name, req.GetText())
+		t.Errorf("%s:%d: recipe %q publishes %q as application/json, which is not valid JSON", rc.file, rc.line, rc.name, req.GetText())
 	}
 }
 
@@ -371,7 +420,7 @@ func checkSubscribe(t *testing.T, rc recipeCase) {
 	rc.request(t, &req)
 	join := req.GetJoin()
 	if join == nil {
-		t.Fatalf("README.md:%d: recipe %q sends %v, want a join", rc.line, rc.name, &req)
+		t.Fatalf("%s:%d: recipe %q sends %v, want a join", rc.file, rc.line, rc.name, &req)
 	}
 	ctx, stop := context.WithCancel(testCtx(t))
 	defer stop()

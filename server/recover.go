@@ -1,8 +1,11 @@
 package server
 
 import (
+	"context"
 	"runtime/debug"
 
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -12,16 +15,18 @@ import (
 // A panic in work a client triggered ends only the stream it was serving,
 // never the process: a stream's reader and the connection writers recover,
 // log the panic with its stack, count it in roomcast_panics_total, and end
-// that one stream with INTERNAL. A writer that panics hands its
-// connection's lists to a successor first (see connWriter.recoverPanic), so
-// the connection's other streams go on.
+// that one stream with INTERNAL. A call's handler is recovered the same way,
+// by go-grpc-middleware's recovery interceptors (see recoveryInterceptors),
+// and ends that call. A writer that panics hands its connection's lists to
+// a successor first (see connWriter.recoverPanic), so the connection's
+// other streams go on.
 
 // recovered logs and counts a panic recovered in where, while serving the
 // session called id ("" if none). It runs in the deferred function that
 // recovered, so the stack still shows where the panic began.
 func (s *Server) recovered(v any, where, id string) {
 	s.panics.Add(1)
-	s.cfg.log.Error("recovered from a panic; the stream it served ends with INTERNAL",
+	s.cfg.log.Error("recovered from a panic; the call or stream it served ends with INTERNAL",
 		"in", where, "session", id, "panic", v, "stack", string(debug.Stack()))
 }
 
@@ -67,4 +72,16 @@ func (w *connWriter) recoverPanic() {
 	if ss != nil {
 		ss.abort()
 	}
+}
+
+// recoveryInterceptors return go-grpc-middleware's recovery interceptors:
+// a call whose handler (or a later interceptor) panics ends with INTERNAL,
+// after recovered. The client is told nothing of the panic.
+func (s *Server) recoveryInterceptors() (grpc.UnaryServerInterceptor, grpc.StreamServerInterceptor) {
+	handle := recovery.WithRecoveryHandlerContext(func(ctx context.Context, p any) error {
+		method, _ := grpc.Method(ctx)
+		s.recovered(p, method, "")
+		return status.Error(codes.Internal, "the server failed this call; it has been logged")
+	})
+	return recovery.UnaryServerInterceptor(handle), recovery.StreamServerInterceptor(handle)
 }

@@ -43,8 +43,9 @@ type Server struct {
 	detachClock atomic.Int64 // counts detachPeriods
 
 	detached atomic.Uint64 // streams moved off a blocked connection writer
-	panics   atomic.Uint64 // panics recovered in stream readers and connection writers
+	panics   atomic.Uint64 // panics recovered in handlers, stream readers and connection writers
 	resets   *resetGuard   // closes connections that reset streams too fast
+	guard    *connGuard    // connection cap and auth timeout
 
 	mu         sync.Mutex
 	draining   bool
@@ -85,19 +86,24 @@ func New(opts ...Option) (_ *Server, err error) {
 	if creds == nil {
 		creds = insecure.NewCredentials()
 	}
+	s.guard = newConnGuard(&cfg)
 
 	gopts := []grpc.ServerOption{
-		grpc.ForceServerCodecV2(newCodec()),
+		grpc.ForceServerCodecV2(newServerCodec(cfg.maxMessageBytes + messageOverhead)),
 		// Requests a little over the message limit still reach Publish, which
 		// says what the limit is; far larger ones are refused by gRPC itself.
 		grpc.MaxRecvMsgSize(cfg.maxMessageBytes + messageOverhead),
 		grpc.MaxConcurrentStreams(cfg.maxStreamsPerConn),
+		// What a call's headers may cost before anything checks them; the
+		// range was validated.
+		grpc.MaxHeaderListSize(uint32(cfg.maxHeaderBytes)),
 		grpc.WaitForHandlers(true), // Stop returns only once every handler has
 		grpc.Creds(s.resets.credentials(creds)),
 
 		grpc.KeepaliveParams(keepalive.ServerParameters{
-			Time:    cfg.keepaliveTime,     // ping a connection idle this long
-			Timeout: cfg.keepaliveTime / 3, // and close it if the ping is not answered
+			Time:              cfg.keepaliveTime,     // ping a connection idle this long
+			Timeout:           cfg.keepaliveTime / 3, // and close it if the ping is not answered
+			MaxConnectionIdle: cfg.maxConnIdle,       // close it after this long without a call in flight; 0: never
 		}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{
 			MinTime:             5 * time.Second, // clients may not ping more often
@@ -113,6 +119,9 @@ func New(opts ...Option) (_ *Server, err error) {
 		if err := cfg.registry.Register(newBrokerCollector(b, &s.detached, &s.panics, &s.resets.closed)); err != nil {
 			return nil, fmt.Errorf("server: registering broker metrics: %w", err)
 		}
+		if err := cfg.registry.Register(s.guard); err != nil {
+			return nil, fmt.Errorf("server: registering connection metrics: %w", err)
+		}
 		gopts = append(gopts, grpc.ChainUnaryInterceptor(m.UnaryServerInterceptor()), grpc.ChainStreamInterceptor(m.StreamServerInterceptor()))
 		metrics = m
 	}
@@ -120,13 +129,19 @@ func New(opts ...Option) (_ *Server, err error) {
 	gopts = append(gopts, accessOuter...)
 	// Around authentication, so that the calls it refuses are logged too.
 	gopts = append(gopts, grpc.ChainUnaryInterceptor(acc.log.unary), grpc.ChainStreamInterceptor(acc.log.stream))
+	// After metrics, so that a call ended by a panic is counted as INTERNAL;
+	// before the rest, so that a panic in any of them is recovered too.
+	unaryRecovery, streamRecovery := s.recoveryInterceptors()
+	gopts = append(gopts, grpc.ChainUnaryInterceptor(unaryRecovery), grpc.ChainStreamInterceptor(streamRecovery))
 	if cfg.authn != nil { // after metrics, so refused calls are counted too
 		in, err := auth.NewInterceptors(cfg.authn)
 		if err != nil {
 			return nil, err
 		}
-		gopts = append(gopts, grpc.ChainUnaryInterceptor(in.UnaryServerInterceptor()), grpc.ChainStreamInterceptor(in.StreamServerInterceptor()))
+		gopts = append(gopts, grpc.InTapHandle(authTap(in, s.access.log, s.guard.authenticated)), // credentials are checked before a request is read
+			grpc.ChainUnaryInterceptor(in.UnaryServerInterceptor()), grpc.ChainStreamInterceptor(in.StreamServerInterceptor()))
 	}
+	gopts = append(gopts, grpc.ChainStreamInterceptor(s.limitStreams)) // after authentication: per credential
 	gopts = append(gopts, accessInner...)
 	s.grpc = grpc.NewServer(append(gopts, cfg.grpcOpts...)...)
 	s.grpc.RegisterService(serviceDesc(), s)
@@ -154,9 +169,10 @@ func New(opts ...Option) (_ *Server, err error) {
 const messageOverhead = 1 << 10
 
 // Serve accepts connections on lis until Shutdown or Close; like
-// grpc.Server.Serve, it returns nil after those.
+// grpc.Server.Serve, it returns nil after those. Connections count against
+// the connection limit over all the listeners served.
 func (s *Server) Serve(lis net.Listener) error {
-	if err := s.grpc.Serve(lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+	if err := s.grpc.Serve(s.guard.listener(lis)); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
 		return err
 	}
 	return nil
@@ -258,6 +274,7 @@ func (s *Server) sweep() {
 const stallChecksPerTimeout = 4
 
 func (s *Server) finish() {
+	s.guard.stop()
 	close(s.stopped)
 	s.goroutines.Wait()
 	s.broker.Close()

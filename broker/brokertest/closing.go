@@ -104,7 +104,7 @@ func testHubClose(t *testing.T, newHub Factory) {
 	if _, err := h.NewSubscriber("T").Join(t.Context(), "r", broker.JoinOptions{}); !errors.Is(err, broker.ErrClosed) {
 		t.Errorf("join by a subscriber made after: %v, want ErrClosed", err)
 	}
-	if _, err := h.History(t.Context(), "r", 0, 10, false); !errors.Is(err, broker.ErrClosed) {
+	if _, err := h.History(t.Context(), "r", 0, 10, 0, false); !errors.Is(err, broker.ErrClosed) {
 		t.Errorf("history: %v, want ErrClosed", err)
 	}
 	if _, _, err := h.Presence(t.Context(), "r", 10); !errors.Is(err, broker.ErrClosed) {

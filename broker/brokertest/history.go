@@ -12,6 +12,7 @@ import (
 var historyCases = []testCase{
 	{"bounded by size", testHistorySize},
 	{"bounded by age", testHistoryAge},
+	{"a response bounded by bytes", testHistoryBytes},
 	{"after, limit and direction at boundary offsets", testHistoryBoundaries},
 	{"unknown room", testHistoryUnknownRoom},
 }

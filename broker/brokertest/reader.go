@@ -275,7 +275,7 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 // history calls Hub.History and decodes its answer.
 func history(t testing.TB, h *broker.Hub, room string, after uint64, limit int, newestFirst bool) *roomcastv1.HistoryResponse {
 	t.Helper()
-	frame, err := h.History(t.Context(), room, after, limit, newestFirst)
+	frame, err := h.History(t.Context(), room, after, limit, 0, newestFirst)
 	if err != nil {
 		t.Fatalf("history of %s: %v", room, err)
 	}

@@ -16,21 +16,15 @@ import (
 )
 
 // apikeyCmd is "roomcast apikey new".
-var apikeyCmd = newAPIKeyCommand()
-
-// newAPIKeyCommand returns the apikey command. It is a function, not only a
-// variable, so that the command can print its own usage when --help follows
-// "new".
-func newAPIKeyCommand() *command {
-	return &command{
-		name:    "apikey",
-		args:    "new",
-		summary: "make an API key for serve --api-keys-file",
-		detail: `
+var apikeyCmd = &command{
+	name:    "apikey",
+	args:    "new",
+	summary: "make an API key for serve --api-keys-file",
+	detail: `
 Make a new random API key, "rck_<id>_<secret>", for a caller of a server run
 with --api-keys-file, with the grants that --publish, --subscribe and
 --presence give (comma-separated room patterns: "*" is one segment, a final
-">" the rest). Flags may also follow "new":
+">" the rest):
 
   roomcast apikey new --subject billing --publish 'billing.>' --file keys.jsonl
 
@@ -43,14 +37,12 @@ holds only its SHA-256. The server reads the key file when it starts and
 again on SIGHUP: send it SIGHUP (or restart it) to take a new key, and to
 revoke a key, delete its line and send SIGHUP, which ends the key's open
 streams.`,
-		minArgs: 1,
-		maxArgs: -1,
-		setup:   setupAPIKey,
-	}
+	minArgs: 1,
+	maxArgs: 1,
+	setup:   setupAPIKey,
 }
 
-// setupAPIKey defines apikey's flags. Flags that follow "new" are parsed by
-// the command it returns, with the same flag set.
+// setupAPIKey defines apikey's flags.
 func setupAPIKey(fs *flag.FlagSet) runFunc {
 	cfg := &apikeyConfig{}
 	fs.StringVar(&cfg.subject, "subject", "", "name the key's holder `NAME`, as the server logs it and checks refreshes against (required)")
@@ -63,17 +55,6 @@ func setupAPIKey(fs *flag.FlagSet) runFunc {
 	return func(_ context.Context, args []string, stdout, stderr io.Writer) int {
 		if args[0] != "new" {
 			fmt.Fprintf(stderr, "roomcast apikey: unknown subcommand %q: want new\n", args[0])
-			return exitUsage
-		}
-		if err := fs.Parse(args[1:]); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				newAPIKeyCommand().writeUsage(stdout)
-				return exitOK
-			}
-			return exitUsage // flag printed the error
-		}
-		if fs.NArg() > 0 {
-			fmt.Fprintf(stderr, "roomcast apikey new: unexpected arguments %q\n", fs.Args())
 			return exitUsage
 		}
 		return cfg.run(stdout, stderr)

@@ -128,12 +128,13 @@ func TestAPIKeyUsageErrors(t *testing.T) {
 		{[]string{"apikey", "new", "--subject", "s"}, "give --publish, --subscribe, --presence or --admin"},
 		{[]string{"apikey", "new", "--subject", "s", "--publish", "chat.>.x"}, "--publish: invalid room pattern"},
 		{[]string{"apikey", "new", "--subject", "s", "--presence", "a..b"}, "--presence: invalid room pattern"},
-		{[]string{"apikey", "new", "--subject", "s", "--publish", ">", "extra"}, "unexpected arguments"},
+		{[]string{"apikey", "new", "--subject", "s", "--publish", ">", "extra"}, "wrong number of arguments"},
+		{[]string{"apikey", "--subject", "s", "--publish", "chat.>.x", "new"}, "--publish: invalid room pattern"}, // flags before "new" too
 		{[]string{"apikey", "new", "--no-such-flag"}, "no-such-flag"},
 		{[]string{"apikey", "--no-such-flag", "new"}, "no-such-flag"},
 	} {
 		code, stdout, stderr := runCmd(ctx, tc.args...)
-		if code != 2 || stdout != "" || !strings.Contains(stderr, tc.says) || !strings.Contains(stderr, "Usage: roomcast apikey") {
+		if code != 2 || stdout != "" || !strings.Contains(stderr, tc.says) || !strings.Contains(stderr, apikeyCmd.helpPointer()) {
 			t.Errorf("%q: exit %d, stdout %q, stderr:\n%s\nwant exit 2 and %q", tc.args, code, stdout, stderr, tc.says)
 		}
 	}

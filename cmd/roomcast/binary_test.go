@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"debug/buildinfo"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -87,6 +88,22 @@ func TestBinary(t *testing.T) {
 	ctx := testCtx(t)
 	bin := buildBinary(t, ctx)
 
+	// The benchmark's NATS is in cmd/roomcast-bench alone.
+	t.Run("no NATS", func(t *testing.T) {
+		info, err := buildinfo.ReadFile(bin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range info.Deps {
+			if strings.HasPrefix(m.Path, "github.com/nats-io/") {
+				t.Errorf("the binary links %s %s", m.Path, m.Version)
+			}
+		}
+		if len(info.Deps) == 0 {
+			t.Errorf("the binary lists no modules: %v", info)
+		}
+	})
+
 	t.Run("serve publish subscribe", func(t *testing.T) {
 		serve := startProcess(t, ctx, bin, "serve", "--listen", "127.0.0.1:0", "--metrics-listen", "")
 		addr := serve.stderr.waitFor(t, ctx, grpcAddr)[1]
@@ -116,7 +133,7 @@ func TestBinary(t *testing.T) {
 		if code := serve.exitCode(t); code != 0 {
 			t.Errorf("serve after SIGTERM: exit %d, want 0; stderr:\n%s", code, serve.stderr)
 		}
-		stayer.stderr.waitFor(t, ctx, regexp.MustCompile(`msg="disconnected; reconnecting" err=.*Unavailable`))
+		stayer.stderr.waitFor(t, ctx, regexp.MustCompile(`msg="disconnected; reconnecting" err="the server is unavailable: `))
 		restarted := startProcess(t, ctx, bin, "serve", "--listen", addr, "--metrics-listen", "")
 		restarted.stderr.waitFor(t, ctx, grpcAddr)
 		stayer.stderr.waitFor(t, ctx, regexp.MustCompile(`msg=reconnected .*\n.*msg=rejoined room=chat\.lobby recovered=false`))

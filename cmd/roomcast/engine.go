@@ -28,11 +28,11 @@ type engineFlags struct {
 }
 
 func (f *engineFlags) define(fs *flag.FlagSet) {
-	fs.StringVar(&f.engine, "engine", envOr("ROOMCAST_ENGINE", "memory"),
-		"sequence and keep rooms in `ENGINE`: memory (this process only) or redis (shared by every node on the same --redis-addr); also set by $ROOMCAST_ENGINE")
-	fs.StringVar(&f.redisAddrs, "redis-addr", envOr("ROOMCAST_REDIS_ADDR", ""),
-		"with --engine redis, the Redis servers as `HOST:PORT[,HOST:PORT...]`, one per shard: rooms are spread over them by name, in this order; also set by $ROOMCAST_REDIS_ADDR")
-	fs.StringVar(&f.redisPrefix, "redis-prefix", envOr("ROOMCAST_REDIS_PREFIX", redisengine.DefaultPrefix),
+	fs.StringVar(&f.engine, "engine", "memory",
+		"sequence and keep rooms in `ENGINE`: memory (this process only) or redis (shared by every node on the same --redis-addr)")
+	fs.StringVar(&f.redisAddrs, "redis-addr", "",
+		"with --engine redis, the Redis servers as `HOST:PORT[,HOST:PORT...]`, one per shard: rooms are spread over them by name, in this order")
+	fs.StringVar(&f.redisPrefix, "redis-prefix", redisengine.DefaultPrefix,
 		"start every Redis key and channel with `PREFIX`, so that several roomcast clusters can share a Redis")
 	fs.DurationVar(&f.redisTimeout, "redis-timeout", redisengine.DefaultTimeout,
 		"give up a Redis call after `DURATION`: a publish then fails with UNAVAILABLE, and may or may not have been stored")

@@ -4,11 +4,15 @@
 //	roomcast serve [flags]
 //	roomcast publish [flags] ROOM [MESSAGE | -]
 //	roomcast subscribe [flags] ROOM...
+//	roomcast history [flags] ROOM
+//	roomcast presence [flags] ROOM
 //	roomcast apikey new [flags]
-//	roomcast bench [flags]
+//	roomcast version
 //	roomcast help [command]
 //
-// Run "roomcast help" for every command and flag.
+// Flags may also follow the arguments, and every flag can be set from the
+// environment (ROOMCAST_<FLAG>); serve's also from a config file (see
+// flags.go). Run "roomcast help" for every command and flag.
 package main
 
 import (
@@ -48,7 +52,7 @@ const (
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprintf(stderr, "roomcast: no command given\n\n")
-		writeUsage(stderr)
+		writeSummary(stderr)
 		return exitUsage
 	}
 	switch args[0] {
@@ -56,8 +60,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		if len(args) > 1 {
 			cmd := lookup(args[1])
 			if cmd == nil {
-				fmt.Fprintf(stderr, "roomcast help: unknown command %q\n\n", args[1])
-				writeUsage(stderr)
+				fmt.Fprintf(stderr, "roomcast help: unknown command %q\nRun \"roomcast help\" for the commands.\n", args[1])
 				return exitUsage
 			}
 			cmd.writeUsage(stdout)
@@ -65,37 +68,46 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		writeUsage(stdout)
 		return exitOK
+	case "bench":
+		fmt.Fprintln(stderr, benchMoved)
+		return exitUsage
 	}
 	cmd := lookup(args[0])
 	if cmd == nil {
-		fmt.Fprintf(stderr, "roomcast: unknown command %q\n\n", args[0])
-		writeUsage(stderr)
+		fmt.Fprintf(stderr, "roomcast: unknown command %q\nRun \"roomcast help\" for the commands.\n", args[0])
 		return exitUsage
 	}
 	return cmd.run(ctx, args[1:], stdout, stderr)
 }
 
+// benchMoved points from the old "roomcast bench" to its own command.
+const benchMoved = "roomcast bench is now a command of its own, so that roomcast builds without NATS: run `go run ./cmd/roomcast-bench [flags]` (its flags are bench's)"
+
 // runFunc runs a command with the arguments left after its flags and
-// returns the exit code; with exitUsage, the caller adds the usage.
+// returns the exit code. With exitUsage it has said what is wrong, and the
+// caller adds where to find the command's usage.
 type runFunc func(ctx context.Context, args []string, stdout, stderr io.Writer) int
 
 // command is one subcommand.
 type command struct {
 	name    string
-	args    string // the arguments after the flags, for the usage line
+	args    string // the arguments, for the usage line
 	summary string // one line, for the list of commands
 	detail  string // what it does, for its own usage
 	minArgs int
 	maxArgs int // -1 for no limit
+	// configFile gives the command --config FILE, a file of flag
+	// settings, and --print-config.
+	configFile bool
 	// setup defines the command's flags on fs and returns what runs it.
 	setup func(fs *flag.FlagSet) runFunc
 }
 
 // commands are the subcommands, in the order help lists them.
-var commands = []*command{serveCmd, publishCmd, subscribeCmd, apikeyCmd, benchCmd}
+var commands = []*command{serveCmd, publishCmd, subscribeCmd, historyCmd, presenceCmd, apikeyCmd, versionCmd}
 
 func lookup(name string) *command {
-	for _, c := range append(commands, hiddenCommands...) {
+	for _, c := range commands {
 		if c.name == name {
 			return c
 		}
@@ -103,72 +115,88 @@ func lookup(name string) *command {
 	return nil
 }
 
-// flagSet returns a flag set for the command that reports errors to w. Its
-// Usage does nothing: run prints the usage where it belongs.
-func (c *command) flagSet(w io.Writer) *flag.FlagSet {
+// flagSet returns a flag set with the command's flags, and what runs the
+// command with them. It prints nothing: run reports errors.
+func (c *command) flagSet() (*flag.FlagSet, runFunc) {
 	fs := flag.NewFlagSet("roomcast "+c.name, flag.ContinueOnError)
-	fs.SetOutput(w)
+	fs.SetOutput(io.Discard)
 	fs.Usage = func() {}
-	return fs
+	if c.configFile {
+		fs.String(configFlag, "", "read flag settings from `FILE`: one a line, a flag's name and its value (\"name value\"; # starts a comment); flags and environment variables override it")
+		fs.Bool(printConfigFlag, false, "print the settings the command would run with, and where each came from, in the format of --config files, with secrets masked; then exit")
+	}
+	return fs, c.setup(fs)
 }
 
 func (c *command) run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := c.flagSet(stderr)
-	runCmd := c.setup(fs)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			c.writeUsage(stdout)
-			return exitOK
+	fs, runCmd := c.flagSet()
+	p, err := parseArgs(fs, args, func() *flag.FlagSet { fs, _ := c.flagSet(); return fs })
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		c.writeUsage(stdout)
+		return exitOK
+	case err != nil:
+		return c.usageError(stderr, "%v", err)
+	case len(p.args) < c.minArgs || c.maxArgs >= 0 && len(p.args) > c.maxArgs:
+		return c.usageError(stderr, "wrong number of arguments (%d): want %s", len(p.args), c.args)
+	}
+	if c.configFile && fs.Lookup(printConfigFlag).Value.String() == "true" {
+		if err := writeConfig(stdout, c.name, fs, p); err != nil {
+			fmt.Fprintf(stderr, "roomcast %s: %v\n", c.name, err)
+			return exitFail
 		}
-		fmt.Fprintln(stderr) // flag printed the error
-		c.writeUsage(stderr)
-		return exitUsage
+		return exitOK
 	}
-	if n := fs.NArg(); n < c.minArgs || c.maxArgs >= 0 && n > c.maxArgs {
-		fmt.Fprintf(stderr, "roomcast %s: wrong number of arguments (%d): want %s\n\n", c.name, n, c.args)
-		c.writeUsage(stderr)
-		return exitUsage
-	}
-	code := runCmd(ctx, fs.Args(), stdout, stderr)
+	code := runCmd(ctx, p.args, stdout, stderr)
 	if code == exitUsage { // it found its flags' values wrong together
-		fmt.Fprintln(stderr)
-		c.writeUsage(stderr)
+		fmt.Fprintln(stderr, c.helpPointer())
 	}
 	return code
 }
 
+// usageError reports a usage error, and where to find the usage, on w, and
+// returns exitUsage.
+func (c *command) usageError(w io.Writer, format string, args ...any) int {
+	fmt.Fprintf(w, "roomcast %s: %s\n%s\n", c.name, fmt.Sprintf(format, args...), c.helpPointer())
+	return exitUsage
+}
+
+// helpPointer says where the command's usage is.
+func (c *command) helpPointer() string {
+	return fmt.Sprintf("Run \"roomcast help %s\" for usage.", c.name)
+}
+
 // writeUsage describes the command and every one of its flags.
 func (c *command) writeUsage(w io.Writer) {
-	fs := c.flagSet(io.Discard)
-	c.setup(fs)
+	fs, _ := c.flagSet()
 	line := "roomcast " + c.name + " [flags]"
 	if c.args != "" {
 		line += " " + c.args
 	}
 	fmt.Fprintf(w, "Usage: %s\n\n%s\n", line, strings.TrimSpace(c.detail))
-	fmt.Fprintf(w, "\nFlags:\n")
+	fmt.Fprintf(w, "\nFlags (each also set by the environment variable named after it):\n")
 	fs.VisitAll(func(f *flag.Flag) {
 		placeholder, usage := flag.UnquoteUsage(f)
 		fmt.Fprintf(w, "  --%s", f.Name)
 		if placeholder != "" {
 			fmt.Fprintf(w, " %s", placeholder)
 		}
-		fmt.Fprintf(w, "\n        %s", usage)
+		fmt.Fprintf(w, "\n        %s (", usage)
 		if f.DefValue != "" {
-			fmt.Fprintf(w, " (default %s)", f.DefValue)
+			fmt.Fprintf(w, "default %s; ", f.DefValue)
 		}
-		fmt.Fprintln(w)
+		fmt.Fprintf(w, "$%s)\n", envVar(f.Name))
 	})
 	fmt.Fprintf(w, "  --help\n        show this help\n")
 }
 
-// writeUsage describes every command and every flag.
-func writeUsage(w io.Writer) {
+// writeSummary lists the commands.
+func writeSummary(w io.Writer) {
 	fmt.Fprint(w, `roomcast is a gRPC room broker: publishers send messages to named rooms, and
 every subscriber of a room receives them in order.
 
 Usage:
-  roomcast <command> [flags] [arguments]
+  roomcast <command> [arguments and flags]
   roomcast help [command]
 
 Commands:
@@ -177,31 +205,24 @@ Commands:
 		fmt.Fprintf(w, "  %-10s  %s\n", c.name, c.summary)
 	}
 	fmt.Fprint(w, `
-Flags go before arguments. Exit status: 0 on success or when stopped by
-SIGINT or SIGTERM, 1 when the command fails, 2 for a usage error.
+Flags may come before or after the arguments; after "--", everything is an
+argument (roomcast publish chat.lobby -- -1). Every flag can also be set
+from the environment, as ROOMCAST_ and its name in upper snake case
+(--max-rooms: ROOMCAST_MAX_ROOMS), and serve's from a --config file;
+flags win over the environment, which wins over the file.
+
+Exit status: 0 on success or when stopped by SIGINT or SIGTERM, 1 when the
+command fails, 2 for a usage error.
 `)
+}
+
+// writeUsage describes every command and every flag.
+func writeUsage(w io.Writer) {
+	writeSummary(w)
 	for _, c := range commands {
 		fmt.Fprintf(w, "\n")
 		c.writeUsage(w)
 	}
-}
-
-// envOr returns the value of the environment variable key, or def when it
-// is unset or empty.
-func envOr(key, def string) string {
-	if v := os.Getenv(key); v != "" {
-		return v
-	}
-	return def
-}
-
-// envOrUnset returns the value of the environment variable key, even if
-// empty, or def when it is unset.
-func envOrUnset(key, def string) string {
-	if v, ok := os.LookupEnv(key); ok {
-		return v
-	}
-	return def
 }
 
 // newLogger returns the commands' logger: text lines on w.

@@ -84,8 +84,7 @@ func runCmd(ctx context.Context, args ...string) (code int, stdout, stderr strin
 
 // flagNames returns the names of every flag of a command.
 func flagNames(c *command) []string {
-	fs := c.flagSet(io.Discard)
-	c.setup(fs)
+	fs, _ := c.flagSet()
 	var names []string
 	fs.VisitAll(func(f *flag.Flag) { names = append(names, f.Name) })
 	return names
@@ -124,14 +123,15 @@ func TestHelpDescribesEveryCommandAndFlag(t *testing.T) {
 	}
 }
 
+// The defaults are the built-in ones, whatever the environment holds: the
+// environment is a layer over them (see TestFlagLayers).
 func TestFlagDefaults(t *testing.T) {
 	t.Setenv("ROOMCAST_LISTEN", "127.0.0.1:7000")
-	t.Setenv("ROOMCAST_METRICS_LISTEN", "")
-	t.Setenv("ROOMCAST_SERVER", "")
+	t.Setenv("ROOMCAST_SERVER", "127.0.0.1:7001")
 	want := map[string]map[string]string{
 		"serve": {
-			"listen":                "127.0.0.1:7000", // from the environment
-			"metrics-listen":        "",               // set, though empty: disabled
+			"listen":                "127.0.0.1:50051",
+			"metrics-listen":        "127.0.0.1:9464",
 			"max-message-bytes":     "1048576",
 			"backlog-messages":      "1024",
 			"backlog-bytes":         "4194304",
@@ -140,14 +140,14 @@ func TestFlagDefaults(t *testing.T) {
 			"jwt-max-lifetime":      "24h0m0s",
 			"auth-failure-log-rate": "10",
 			"log-level":             "INFO",
+			"config":                "",
+			"print-config":          "false",
 		},
-		"publish":   {"server": "127.0.0.1:50051"}, // empty means unset
+		"publish":   {"server": "127.0.0.1:50051"},
 		"subscribe": {"server": "127.0.0.1:50051"},
 	}
 	for name, flags := range want {
-		c := lookup(name)
-		fs := c.flagSet(io.Discard)
-		c.setup(fs)
+		fs, _ := lookup(name).flagSet()
 		for f, def := range flags {
 			if got := fs.Lookup(f); got == nil || got.DefValue != def {
 				t.Errorf("%s --%s: got %v, want default %q", name, f, got, def)
@@ -156,29 +156,37 @@ func TestFlagDefaults(t *testing.T) {
 	}
 }
 
+// A usage error says what is wrong and where the usage is, not the whole
+// usage.
 func TestUsageErrors(t *testing.T) {
 	ctx := testCtx(t)
 	for _, tc := range []struct {
-		args  []string
-		usage string // the usage line stderr must show
-		says  string // and what it must say
+		args    []string
+		pointer string // where stderr must say the usage is
+		says    string // and what it must say
 	}{
-		{nil, "Usage:", "no command"},
-		{[]string{"frobnicate"}, "Usage:", `unknown command "frobnicate"`},
-		{[]string{"help", "frobnicate"}, "Usage:", `unknown command "frobnicate"`},
-		{[]string{"serve", "--no-such-flag"}, "Usage: roomcast serve", "no-such-flag"},
-		{[]string{"serve", "extra"}, "Usage: roomcast serve", "wrong number of arguments"},
-		{[]string{"serve", "--log-level", "loud"}, "Usage: roomcast serve", "log-level"},
-		{[]string{"serve", "--backlog-messages", "many"}, "Usage: roomcast serve", "backlog-messages"},
-		{[]string{"publish"}, "Usage: roomcast publish", "wrong number of arguments"},
-		{[]string{"publish", "room", "a", "b"}, "Usage: roomcast publish", "wrong number of arguments"},
-		{[]string{"publish", "--header", "novalue", "room", "x"}, "Usage: roomcast publish", "KEY=VALUE"},
-		{[]string{"subscribe"}, "Usage: roomcast subscribe", "wrong number of arguments"},
+		{[]string{"frobnicate"}, `Run "roomcast help" for the commands`, `unknown command "frobnicate"`},
+		{[]string{"help", "frobnicate"}, `Run "roomcast help" for the commands`, `unknown command "frobnicate"`},
+		{[]string{"serve", "--no-such-flag"}, serveCmd.helpPointer(), "flag provided but not defined: -no-such-flag"},
+		{[]string{"serve", "extra"}, serveCmd.helpPointer(), "wrong number of arguments (1)"},
+		{[]string{"serve", "--log-level", "loud"}, serveCmd.helpPointer(), "log-level"},
+		{[]string{"serve", "--backlog-messages", "many"}, serveCmd.helpPointer(), "backlog-messages"},
+		{[]string{"publish"}, publishCmd.helpPointer(), "wrong number of arguments (0)"},
+		{[]string{"publish", "room", "a", "b"}, publishCmd.helpPointer(), "wrong number of arguments"},
+		{[]string{"publish", "--header", "novalue", "room", "x"}, publishCmd.helpPointer(), "KEY=VALUE"},
+		{[]string{"publish", "room", "x", "--header"}, publishCmd.helpPointer(), "flag needs an argument: -header"},
+		{[]string{"subscribe"}, subscribeCmd.helpPointer(), "wrong number of arguments"},
+		{[]string{"bench", "--quick"}, "go run ./cmd/roomcast-bench", "command of its own"},
 	} {
 		code, stdout, stderr := runCmd(ctx, tc.args...)
-		if code != 2 || stdout != "" || !strings.Contains(stderr, tc.usage) || !strings.Contains(stderr, tc.says) {
-			t.Errorf("%q: exit %d, stdout %q, stderr:\n%s\nwant exit 2 and %q and %q on stderr", tc.args, code, stdout, stderr, tc.usage, tc.says)
+		if code != 2 || stdout != "" || !strings.Contains(stderr, tc.pointer) || !strings.Contains(stderr, tc.says) || strings.Contains(stderr, "Usage:") {
+			t.Errorf("%q: exit %d, stdout %q, stderr:\n%s\nwant exit 2, %q and %q on stderr, and not the usage", tc.args, code, stdout, stderr, tc.says, tc.pointer)
 		}
+	}
+	// Without a command, the commands are listed, without their flags.
+	code, stdout, stderr := runCmd(ctx)
+	if code != 2 || stdout != "" || !strings.Contains(stderr, "no command given") || !strings.Contains(stderr, "subscribe") || strings.Contains(stderr, "--listen") {
+		t.Errorf("no command: exit %d, stdout %q, stderr:\n%s", code, stdout, stderr)
 	}
 }
 
@@ -188,7 +196,7 @@ func TestServeRefusesBadLimits(t *testing.T) {
 	// for which New returns without closing the broker it made, whose janitor
 	// goroutine goleak would report.)
 	code, _, stderr := runCmd(ctx, "serve", "--listen", "127.0.0.1:0", "--metrics-listen", "", "--max-rooms-per-session", "0")
-	if code != 2 || !strings.Contains(stderr, "rooms per session") || !strings.Contains(stderr, "Usage: roomcast serve") {
+	if code != 2 || !strings.Contains(stderr, "rooms per session") || !strings.Contains(stderr, serveCmd.helpPointer()) {
 		t.Errorf("exit %d, stderr %q; want 2 and the reason", code, stderr)
 	}
 }

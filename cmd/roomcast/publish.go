@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -15,7 +13,6 @@ import (
 	"strings"
 
 	"github.com/roomcast/roomcast/client"
-	"github.com/roomcast/roomcast/internal/loopback"
 )
 
 const defaultServer = "127.0.0.1:50051"
@@ -57,92 +54,6 @@ had not.`,
 	},
 }
 
-// clientFlags are the connection flags of the client commands.
-type clientFlags struct {
-	server, token, tlsCA, tlsServerName string
-	insecurePlaintextToken              bool
-}
-
-// define adds the flags to fs.
-func (f *clientFlags) define(fs *flag.FlagSet) {
-	fs.StringVar(&f.server, "server", envOr("ROOMCAST_SERVER", defaultServer),
-		"connect to the server at `ADDR` (a gRPC target, such as host:port); also set by $ROOMCAST_SERVER")
-	fs.StringVar(&f.token, "token", "",
-		"send `TOKEN` (a JWT or an API key) as the bearer credential; $ROOMCAST_TOKEN when not given. Without --tls-ca it is sent only to a loopback --server")
-	fs.StringVar(&f.tlsCA, "tls-ca", "",
-		"connect with TLS, trusting the CA certificates in the PEM `FILE`; plaintext without it")
-	fs.StringVar(&f.tlsServerName, "tls-server-name", "",
-		"expect `NAME` in the server's certificate instead of the host of --server; needs --tls-ca")
-	fs.BoolVar(&f.insecurePlaintextToken, "insecure-plaintext-token", false,
-		"send the token without TLS to a --server that is not loopback, where anyone on the network can read it and use it")
-}
-
-// bearerToken is the credential to send: --token, else $ROOMCAST_TOKEN.
-func (f *clientFlags) bearerToken() string {
-	if f.token != "" {
-		return f.token
-	}
-	return os.Getenv("ROOMCAST_TOKEN")
-}
-
-// validate checks that the flags make sense together. Its errors are usage
-// errors.
-func (f *clientFlags) validate() error {
-	switch {
-	case f.tlsServerName != "" && f.tlsCA == "":
-		return errors.New("--tls-server-name needs --tls-ca: without it the connection is plaintext")
-	case f.bearerToken() != "" && f.tlsCA == "" && !f.insecurePlaintextToken && !loopback.Target(f.server):
-		return fmt.Errorf("refusing to send the token in plaintext to %s, which is not a loopback address: anyone on the network could read it and use it. "+
-			"Connect with TLS (--tls-ca FILE), or on a network you trust add --insecure-plaintext-token", f.server)
-	case f.insecurePlaintextToken && f.tlsCA != "":
-		return errors.New("--insecure-plaintext-token contradicts --tls-ca: give one or the other")
-	}
-	return nil
-}
-
-// options returns the client options the flags ask for.
-func (f *clientFlags) options() ([]client.Option, error) {
-	var opts []client.Option
-	if f.tlsCA != "" {
-		pem, err := os.ReadFile(f.tlsCA)
-		if err != nil {
-			return nil, fmt.Errorf("--tls-ca: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("--tls-ca: no PEM certificate in %s", f.tlsCA)
-		}
-		opts = append(opts, client.WithTLS(&tls.Config{RootCAs: pool, ServerName: f.tlsServerName, MinVersion: tls.VersionTLS12}))
-	}
-	if token := f.bearerToken(); token != "" {
-		opts = append(opts, client.WithBearerToken(token))
-	}
-	if f.insecurePlaintextToken {
-		opts = append(opts, client.WithInsecurePlaintextToken())
-	}
-	return opts, nil
-}
-
-// dial validates the flags and connects; on failure it reports why on log
-// and returns the exit code.
-func (f *clientFlags) dial(log *slog.Logger, stderr io.Writer, cmd string) (*client.Client, int) {
-	if err := f.validate(); err != nil {
-		fmt.Fprintf(stderr, "roomcast %s: %v\n", cmd, err)
-		return nil, exitUsage
-	}
-	opts, err := f.options()
-	if err != nil {
-		log.Error(cmd+" failed", "err", err)
-		return nil, exitFail
-	}
-	c, err := client.Dial(f.server, opts...)
-	if err != nil {
-		log.Error(cmd+" failed", "err", err)
-		return nil, exitFail
-	}
-	return c, exitOK
-}
-
 type publishConfig struct {
 	conn                               clientFlags
 	contentType, session, exclude, key string
@@ -150,13 +61,16 @@ type publishConfig struct {
 }
 
 func (cfg *publishConfig) run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if code := checkRoomArgs(stderr, "publish", args[:1]); code != exitOK {
+		return code
+	}
 	lines := len(args) == 1 || args[1] == "-"
 	if lines && len(cfg.key) > maxKeyPrefix {
 		fmt.Fprintf(stderr, "roomcast publish: --idempotency-key is %d bytes long; with standard input the limit is %d\n", len(cfg.key), maxKeyPrefix)
 		return exitUsage
 	}
 	log := newLogger(stderr, slog.LevelInfo)
-	c, code := cfg.conn.dial(log, stderr, "publish")
+	c, code := cfg.conn.dial(stderr, "publish")
 	if c == nil {
 		return code
 	}
@@ -176,8 +90,7 @@ func (cfg *publishConfig) run(ctx context.Context, args []string, stdout, stderr
 	}
 	offset, err := c.PublishText(ctx, args[0], args[1], opts...)
 	if err != nil {
-		log.Error("publish failed", "err", err)
-		return exitFail
+		return cfg.conn.failed(stderr, "publish", err)
 	}
 	if _, err := fmt.Fprintln(stdout, offset); err != nil {
 		log.Error("writing the offset", "err", err)

@@ -9,7 +9,12 @@ import (
 	"strings"
 	"testing"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+
 	"github.com/roomcast/roomcast/client"
+	"github.com/roomcast/roomcast/internal/testsupport/testcert"
+	"github.com/roomcast/roomcast/server"
 )
 
 // runningSubscribe is "roomcast subscribe" running in-process.
@@ -123,28 +128,79 @@ func TestPublishFlagsReachSubscribers(t *testing.T) {
 	}
 }
 
-func TestClientCommandFailures(t *testing.T) {
-	_, addr := startServer(t)
+// freeAddr returns a loopback address where nothing listens.
+func freeAddr(t *testing.T) string {
+	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	nowhere := lis.Addr().String()
+	addr := lis.Addr().String()
 	lis.Close()
+	return addr
+}
+
+// Errors read as a person wants them: what happened and what to do, not a
+// gRPC status with nested descriptions and escaped quotes.
+func TestClientCommandFailures(t *testing.T) {
+	_, addr := startServer(t)
+	nowhere := freeAddr(t)
 	ctx := testCtx(t)
+	refused := "cannot reach " + nowhere + ": connection refused — is `roomcast serve` running?\n"
 	for _, tc := range []struct {
 		args []string
+		code int
 		says string
 	}{
-		{[]string{"publish", "--server", addr, "bad room", "x"}, "InvalidArgument"},
-		{[]string{"publish", "--server", nowhere, "room", "x"}, "Unavailable"},
-		{[]string{"subscribe", "--server", addr, "ok", "bad room"}, "InvalidArgument"},
-		{[]string{"subscribe", "--server", nowhere, "room"}, "Unavailable"},
+		{[]string{"publish", "--server", nowhere, "room", "x"}, exitFail, "roomcast publish: " + refused},
+		{[]string{"history", "--server", nowhere, "room"}, exitFail, "roomcast history: " + refused},
+		{[]string{"presence", "--server", nowhere, "room"}, exitFail, "roomcast presence: " + refused},
+		{[]string{"publish", "--server", "no-such-host.invalid:50051", "room", "x"}, exitFail, "cannot reach no-such-host.invalid:50051: no such host"},
+		{[]string{"publish", "--server", addr, "bad room", "x"}, exitUsage, `room name "bad room" has a character that is not allowed`},
+		{[]string{"subscribe", "--server", addr, "ok", "bad room"}, exitUsage, `room name "bad room" has a character that is not allowed`},
+		{[]string{"subscribe", "--server", addr, "chat.*"}, exitUsage, `"chat.*" is a pattern: wildcards (* and >) are for grants`},
+		{[]string{"publish", "--server", addr, "chat.>", "x"}, exitUsage, `"chat.>" is a pattern`},
+		{[]string{"history", "--server", addr, "news.*"}, exitUsage, `"news.*" is a pattern`},
+		{[]string{"publish", "--server", addr, "--session", "nosuch", "room", "x"}, exitFail, "roomcast publish: "}, // the server refuses it
 	} {
 		code, stdout, stderr := runCmd(ctx, tc.args...)
-		if code != 1 || stdout != "" || !strings.Contains(stderr, tc.says) {
-			t.Errorf("%q: exit %d, stdout %q, stderr %q; want 1 and %s", tc.args, code, stdout, stderr, tc.says)
+		if code != tc.code || stdout != "" || !strings.Contains(stderr, tc.says) {
+			t.Errorf("%q: exit %d, stdout %q, stderr %q; want %d and %q", tc.args, code, stdout, stderr, tc.code, tc.says)
 		}
+		if strings.Contains(stderr, "rpc error") || strings.Contains(stderr, `\"`) || strings.Contains(stderr, "desc =") {
+			t.Errorf("%q: stderr %q is a gRPC status, not words", tc.args, stderr)
+		}
+	}
+}
+
+// subscribe started before the server waits for it, saying so, as it does
+// when the server goes away later.
+func TestSubscribeWaitsForTheServer(t *testing.T) {
+	ctx := testCtx(t)
+	addr := freeAddr(t)
+	out, errOut := newSyncBuffer(), newSyncBuffer()
+	subCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	exited := make(chan int, 1)
+	go func() { exited <- run(subCtx, []string{"subscribe", "--server", addr, "room"}, out, errOut) }()
+	waiting := regexp.MustCompile(`level=WARN msg="not subscribed yet; retrying" in=\S+ err="cannot reach ` + regexp.QuoteMeta(addr) + `: connection refused — is ` + "`roomcast serve`" + ` running\?"\n(?s:.*)retrying`)
+	errOut.waitFor(t, ctx, waiting) // twice
+	serverAt(t, addr)
+	errOut.waitFor(t, ctx, subscribed)
+	publishTexts(t, ctx, addr, "room", "at last")
+	out.waitFor(t, ctx, regexp.MustCompile(`^room\t1\tat last\n$`))
+	stop()
+	if code := <-exited; code != 0 {
+		t.Errorf("exit %d; stderr:\n%s", code, errOut)
+	}
+
+	// Without TLS towards a TLS server, waiting would not help.
+	tlsCA := testcert.NewCA(t, "roomcast test CA")
+	cert := tlsCA.ServerCert(t)
+	_, tlsAddr := serverAt(t, "127.0.0.1:0", server.WithGRPCOptions(grpc.Creds(credentials.NewServerTLSFromCert(&cert))))
+	code, _, stderr := runCmd(ctx, "subscribe", "--server", tlsAddr, "room")
+	if code != exitFail || !strings.Contains(stderr, "does the server require TLS?") {
+		t.Errorf("plaintext to a TLS server: exit %d, stderr %q; want 1 at once", code, stderr)
 	}
 }
 

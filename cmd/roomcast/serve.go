@@ -75,10 +75,10 @@ it at once.`,
 	maxArgs: 0,
 	setup: func(fs *flag.FlagSet) runFunc {
 		cfg := &serveConfig{level: slog.LevelInfo}
-		fs.StringVar(&cfg.listen, "listen", envOr("ROOMCAST_LISTEN", defaultListen),
-			"serve gRPC on `ADDR` (host:port); also set by $ROOMCAST_LISTEN")
-		fs.StringVar(&cfg.metricsListen, "metrics-listen", envOrUnset("ROOMCAST_METRICS_LISTEN", defaultMetricsListen),
-			"serve Prometheus metrics at /metrics on `ADDR`, in plain HTTP without credentials; \"\" disables them; also set by $ROOMCAST_METRICS_LISTEN")
+		fs.StringVar(&cfg.listen, "listen", defaultListen,
+			"serve gRPC on `ADDR` (host:port)")
+		fs.StringVar(&cfg.metricsListen, "metrics-listen", defaultMetricsListen,
+			"serve Prometheus metrics at /metrics on `ADDR`, in plain HTTP without credentials; \"\" disables them, and so does $ROOMCAST_METRICS_LISTEN set empty")
 		cfg.transport.define(fs)
 		cfg.creds.define(fs)
 		cfg.engine.define(fs)
@@ -92,9 +92,13 @@ it at once.`,
 		fs.IntVar(&cfg.maxRoomsPerSession, "max-rooms-per-session", server.DefaultMaxRoomsPerSession,
 			"refuse joins past `N` rooms on one Subscribe stream")
 		fs.Float64Var(&cfg.publishRate, "publish-rate", defaultPublishRate,
-			"allow each credential (each client address when the server is open) `N` publishes a second on average; 0 for no limit")
+			"allow each credential (anonymous callers: each client address, an IPv6 one by its /64) `N` publishes a second on average; 0 for no limit")
 		fs.IntVar(&cfg.publishBurst, "publish-burst", defaultPublishBurst,
 			"allow each credential bursts of up to `N` publishes")
+		fs.Float64Var(&cfg.readRate, "read-rate", server.DefaultReadRate,
+			"allow each credential (anonymous callers: each client address) `N` History and Presence calls a second on average, together; 0 for no limit")
+		fs.IntVar(&cfg.readBurst, "read-burst", server.DefaultReadBurst,
+			"allow each credential bursts of up to `N` History and Presence calls")
 		fs.Float64Var(&cfg.commandRate, "command-rate", server.DefaultCommandRate,
 			"allow each Subscribe stream `N` commands a second on average; 0 for no limit")
 		fs.IntVar(&cfg.commandBurst, "command-burst", server.DefaultCommandBurst,
@@ -103,10 +107,24 @@ it at once.`,
 			"close a client connection that resets streams (cancels calls) faster than `N` a second on average: the HTTP/2 rapid reset attack; 0 for no limit")
 		fs.IntVar(&cfg.streamResetBurst, "stream-reset-burst", server.DefaultStreamResetBurst,
 			"allow each client connection bursts of up to `N` stream resets, saved up at --stream-reset-rate from when it connects")
+		fs.Float64Var(&cfg.credCommandRate, "credential-command-rate", server.DefaultCredentialCommandRate,
+			"allow each credential (anonymous callers: each client address) `N` Subscribe commands a second on average over all its streams; 0 for no limit")
+		fs.IntVar(&cfg.credCommandBurst, "credential-command-burst", server.DefaultCredentialCommandBurst,
+			"allow each credential bursts of up to `N` Subscribe commands over all its streams")
 		fs.IntVar(&cfg.maxStreams, "max-streams", server.DefaultMaxStreams,
 			"end Subscribe streams past `N` open on the server at once")
+		fs.IntVar(&cfg.maxCredStreams, "max-streams-per-credential", server.DefaultMaxStreamsPerCredential,
+			"end Subscribe streams past `N` open at once with one credential (anonymous callers: per client address)")
 		fs.UintVar(&cfg.maxStreamsPerConnection, "max-streams-per-connection", server.DefaultMaxStreamsPerConnection,
 			"allow one client connection `N` calls in flight at once")
+		fs.IntVar(&cfg.maxHeaderBytes, "max-header-bytes", server.DefaultMaxHeaderBytes,
+			"refuse calls whose metadata and headers take more than `N` bytes (as HTTP/2 counts them: 32 more per entry); at least 1024")
+		fs.IntVar(&cfg.maxConns, "max-connections", server.DefaultMaxConnections,
+			"close connections past `N` open at once as soon as they are accepted (mind ulimit -n too)")
+		fs.DurationVar(&cfg.maxConnIdle, "max-connection-idle", server.DefaultMaxConnectionIdle,
+			"close a connection with no call in flight for `DURATION`, with a GOAWAY; 0 keeps idle connections")
+		fs.DurationVar(&cfg.authTimeout, "auth-timeout", server.DefaultAuthTimeout,
+			"with credentials, close a connection that has made no authenticated call within `DURATION` of connecting; 0 turns it off")
 		fs.IntVar(&cfg.maxRooms, "max-rooms", broker.DefaultMaxRooms,
 			"refuse publishes and joins that would hold more than `N` rooms in memory")
 		fs.Int64Var(&cfg.maxRetainedBytes, "max-retained-bytes", defaultRetainedBytes(),
@@ -129,6 +147,7 @@ it at once.`,
 			"log at `LEVEL`: debug, info, warn or error")
 		return cfg.run
 	},
+	configFile: true,
 }
 
 type serveConfig struct {
@@ -150,6 +169,15 @@ type serveConfig struct {
 	maxStreams              int
 	maxStreamsPerConnection uint
 	maxRooms                int
+	maxHeaderBytes          int
+	maxConns                int
+	maxConnIdle             time.Duration
+	authTimeout             time.Duration
+	maxCredStreams          int
+	readRate                float64
+	readBurst               int
+	credCommandRate         float64
+	credCommandBurst        int
 	maxRetainedBytes        int64
 
 	maxRoomsPerCredential         int
@@ -322,6 +350,13 @@ func (cfg *serveConfig) serverOptions(ctx context.Context, log *slog.Logger) ([]
 		server.WithMaxStreamsPerConnection(uint32(cfg.maxStreamsPerConnection)), // validate checked the range
 		server.WithWriteTimeout(cfg.writeTimeout),
 		server.WithAuthFailureLogRate(cfg.authLogRate),
+		server.WithMaxHeaderBytes(cfg.maxHeaderBytes),
+		server.WithMaxConnections(cfg.maxConns),
+		server.WithMaxConnectionIdle(cfg.maxConnIdle),
+		server.WithAuthTimeout(cfg.authTimeout),
+		server.WithMaxStreamsPerCredential(cfg.maxCredStreams),
+		server.WithReadRate(cfg.readRate, cfg.readBurst),
+		server.WithCredentialCommandRate(cfg.credCommandRate, cfg.credCommandBurst),
 		server.WithBrokerOptions(
 			broker.WithBacklog(cfg.backlogMessages, cfg.backlogBytes),
 			broker.WithHistory(cfg.historyMessages, cfg.historyTTL),

@@ -202,6 +202,10 @@ func (p *pathList) String() string {
 	return strings.Join(*p, ",")
 }
 
+// Values returns the paths, one for each time the flag was given, for
+// --print-config.
+func (p *pathList) Values() []string { return *p }
+
 // Set adds a path.
 func (p *pathList) Set(s string) error {
 	if s == "" {

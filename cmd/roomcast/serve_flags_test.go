@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"strings"
@@ -59,7 +58,7 @@ func TestServeRefusesPlaintextBeyondLoopback(t *testing.T) {
 	for _, listen := range []string{"0.0.0.0:0", "[::]:0", ":0", "192.0.2.1:0"} {
 		code, stdout, stderr := runCmd(ctx, "serve", "--listen", listen, "--metrics-listen", "")
 		if code != 2 || stdout != "" || !strings.Contains(stderr, "refusing to serve plaintext gRPC") ||
-			!strings.Contains(stderr, "--insecure-plaintext") || !strings.Contains(stderr, "Usage: roomcast serve") {
+			!strings.Contains(stderr, "--insecure-plaintext") || !strings.Contains(stderr, serveCmd.helpPointer()) {
 			t.Errorf("serve --listen %s: exit %d, stdout %q, stderr:\n%s\nwant exit 2 and what to do", listen, code, stdout, stderr)
 		}
 	}
@@ -131,9 +130,17 @@ func TestServeSecurityFlagDefaults(t *testing.T) {
 		"history-messages":           fmt.Sprint(broker.DefaultHistoryMessages),
 		"history-ttl":                broker.DefaultHistoryTTL.String(),
 		"write-timeout":              server.DefaultWriteTimeout.String(),
+		"max-header-bytes":           fmt.Sprint(server.DefaultMaxHeaderBytes),
+		"max-connections":            fmt.Sprint(server.DefaultMaxConnections),
+		"max-connection-idle":        server.DefaultMaxConnectionIdle.String(),
+		"auth-timeout":               server.DefaultAuthTimeout.String(),
+		"max-streams-per-credential": fmt.Sprint(server.DefaultMaxStreamsPerCredential),
+		"read-rate":                  fmt.Sprint(server.DefaultReadRate),
+		"read-burst":                 fmt.Sprint(server.DefaultReadBurst),
+		"credential-command-rate":    fmt.Sprint(server.DefaultCredentialCommandRate),
+		"credential-command-burst":   fmt.Sprint(server.DefaultCredentialCommandBurst),
 	}
-	fs := serveCmd.flagSet(io.Discard)
-	serveCmd.setup(fs)
+	fs, _ := serveCmd.flagSet()
 	for name, def := range want {
 		if f := fs.Lookup(name); f == nil || f.DefValue != def {
 			t.Errorf("serve --%s: got %v, want default %q", name, f, def)
@@ -167,10 +174,17 @@ func TestServeFlagUsageErrors(t *testing.T) {
 		{[]string{"--max-rooms", "0"}, "room limit"},
 		{[]string{"--history-messages", "10", "--history-ttl", "0s"}, "history"},
 		{[]string{"--write-timeout", "0s"}, "write timeout"},
+		{[]string{"--max-header-bytes", "100"}, "max header bytes"},
+		{[]string{"--max-connections", "0"}, "max connections"},
+		{[]string{"--max-connection-idle", "-1s"}, "max connection idle"},
+		{[]string{"--auth-timeout", "-1s"}, "auth timeout"},
+		{[]string{"--max-streams-per-credential", "0"}, "streams per credential"},
+		{[]string{"--read-rate", "5", "--read-burst", "0"}, "read rate needs a positive burst"},
+		{[]string{"--credential-command-rate", "5", "--credential-command-burst", "0"}, "credential command rate needs a positive burst"},
 	} {
 		args := append([]string{"serve", "--listen", "127.0.0.1:0", "--metrics-listen", ""}, tc.args...)
 		code, stdout, stderr := runCmd(ctx, args...)
-		if code != 2 || stdout != "" || !strings.Contains(stderr, tc.says) || !strings.Contains(stderr, "Usage: roomcast serve") {
+		if code != 2 || stdout != "" || !strings.Contains(stderr, tc.says) || !strings.Contains(stderr, serveCmd.helpPointer()) {
 			t.Errorf("%q: exit %d, stdout %q, stderr:\n%s\nwant exit 2 and %q", tc.args, code, stdout, stderr, tc.says)
 		}
 	}

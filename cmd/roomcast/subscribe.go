@@ -10,12 +10,16 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/roomcast/roomcast/client"
 )
@@ -93,26 +97,30 @@ func (f *offsetFlag) Set(s string) error {
 func (cfg *subscribeConfig) run(ctx context.Context, rooms []string, stdout, stderr io.Writer) int {
 	log := newLogger(stderr, slog.LevelInfo)
 	if cfg.after.set && len(rooms) != 1 {
-		fmt.Fprintf(stderr, "roomcast subscribe: --after resumes one room; %d given\n", len(rooms))
-		return exitUsage
+		return usageFailure(stderr, "subscribe", fmt.Sprintf("--after resumes one room; %d given", len(rooms)))
 	}
-	c, code := cfg.conn.dial(log, stderr, "subscribe")
+	if code := checkRoomArgs(stderr, "subscribe", rooms); code != exitOK {
+		return code
+	}
+	c, code := cfg.conn.dial(stderr, "subscribe")
 	if c == nil {
 		return code
 	}
 	defer c.Close()
-	sub, gap, err := cfg.subscribe(ctx, c, rooms)
+	sub, gap, err := cfg.subscribeWhenUp(ctx, c, rooms, log)
 	if err != nil {
-		if ctx.Err() != nil {
+		switch {
+		case ctx.Err() != nil:
 			return exitOK // stopped while joining
+		case cfg.after.set && status.Code(err) == codes.OutOfRange:
+			return cfg.pastHead(ctx, c, rooms[0], stderr, err)
 		}
-		log.Error("subscribe failed", "err", err)
-		return exitFail
+		return cfg.conn.failed(stderr, "subscribe", err)
 	}
 	defer sub.Close()
 	log.Info("subscribed", "session", sub.SessionID(), "rooms", strings.Join(rooms, ","))
 
-	p := &printer{out: bufio.NewWriter(stdout), log: log, json: cfg.json}
+	p := &printer{out: bufio.NewWriter(stdout), log: log, json: cfg.json, explain: cfg.conn.explain}
 	if gap != nil {
 		p.gap(gap)
 	}
@@ -125,8 +133,7 @@ func (cfg *subscribeConfig) run(ctx context.Context, rooms []string, stdout, std
 			if ctx.Err() != nil {
 				return exitOK // SIGINT or SIGTERM
 			}
-			log.Error("subscription ended", "err", err)
-			return exitFail
+			return cfg.conn.failed(stderr, "subscribe", err)
 		}
 		p.event(ev)
 		if err := p.out.Flush(); err != nil { // one line at a time, as it arrives
@@ -135,6 +142,47 @@ func (cfg *subscribeConfig) run(ctx context.Context, rooms []string, stdout, std
 		}
 	}
 	return exitOK
+}
+
+// Waits between attempts to reach the server at the start of subscribe.
+const (
+	firstRetry = 100 * time.Millisecond
+	maxRetry   = 5 * time.Second
+)
+
+// subscribeWhenUp is subscribe, tried again while nothing listens at the
+// server's address (it is not started yet, or restarting), with a line on
+// log for each attempt, as the subscription does once it is up.
+func (cfg *subscribeConfig) subscribeWhenUp(ctx context.Context, c *client.Client, rooms []string, log *slog.Logger) (*client.Subscription, *client.Gap, error) {
+	wait := firstRetry
+	for {
+		sub, gap, err := cfg.subscribe(ctx, c, rooms)
+		if err == nil || !cfg.conn.worthRetrying(err) || ctx.Err() != nil {
+			return sub, gap, err
+		}
+		in := wait/2 + rand.N(wait/2) // jitter, so that many subscribers do not come back at once
+		log.Warn("not subscribed yet; retrying", "in", in.Round(time.Millisecond), "err", cfg.conn.explain(err))
+		t := time.NewTimer(in)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, nil, ctx.Err()
+		case <-t.C:
+		}
+		wait = min(2*wait, maxRetry)
+	}
+}
+
+// pastHead reports the error of a join with --after past the room's newest
+// message, naming that message's offset, and returns exitFail.
+func (cfg *subscribeConfig) pastHead(ctx context.Context, c *client.Client, room string, stderr io.Writer, err error) int {
+	page, herr := c.History(ctx, room, client.HistoryQuery{NewestFirst: true, Limit: 1})
+	if herr != nil { // no history grant, say: the server's own words
+		return cfg.conn.failed(stderr, "subscribe", err)
+	}
+	fmt.Fprintf(stderr, "roomcast subscribe: --after: %s; give an offset up to %d, or no --after to start with the next message\n",
+		pastHead(room, cfg.after.offset, page.Head), page.Head.Offset)
+	return exitFail
 }
 
 // subscribe joins the rooms; with --after, the one room from that offset,
@@ -163,9 +211,10 @@ func (cfg *subscribeConfig) subscribe(ctx context.Context, c *client.Client, roo
 // printer writes a subscription's events: messages on out, the rest on log,
 // or with json gaps on out too.
 type printer struct {
-	out  *bufio.Writer
-	log  *slog.Logger
-	json bool
+	out     *bufio.Writer
+	log     *slog.Logger
+	json    bool
+	explain func(error) string // words an error for the log
 }
 
 func (p *printer) event(ev *client.Event) {
@@ -179,7 +228,7 @@ func (p *printer) event(ev *client.Event) {
 	case ev.Gap != nil:
 		p.gap(ev.Gap)
 	case ev.Disconnected != nil:
-		p.log.Warn("disconnected; reconnecting", "err", ev.Disconnected.Err)
+		p.log.Warn("disconnected; reconnecting", "err", p.explain(ev.Disconnected.Err))
 	case ev.Reconnected != nil:
 		rc := ev.Reconnected
 		p.log.Info("reconnected", "session", rc.Session, "attempts", rc.Attempts, "downtime", rc.Downtime.Round(time.Millisecond))
@@ -200,12 +249,15 @@ func (p *printer) gap(g *client.Gap) {
 }
 
 // jsonMessage writes msg as one line of JSON, with proto field names.
+func (p *printer) jsonMessage(msg *client.Message) { writeJSONLine(p.out, p.log, msg) }
+
+// writeJSONLine writes m as one line of JSON, with proto field names.
 // protojson varies its whitespace on purpose; compacting it makes the lines
 // stable.
-func (p *printer) jsonMessage(msg *client.Message) {
-	b, err := protojson.MarshalOptions{UseProtoNames: true}.Marshal(msg)
+func writeJSONLine(w *bufio.Writer, log *slog.Logger, m proto.Message) {
+	b, err := protojson.MarshalOptions{UseProtoNames: true}.Marshal(m)
 	if err != nil { // only for invalid UTF-8, which the server refuses
-		p.log.Error("encoding a message", "room", msg.GetRoom(), "offset", msg.GetOffset(), "err", err)
+		log.Error("encoding", "message", m.ProtoReflect().Descriptor().FullName(), "err", err)
 		return
 	}
 	var line bytes.Buffer
@@ -214,7 +266,7 @@ func (p *printer) jsonMessage(msg *client.Message) {
 		line.Write(b)
 	}
 	line.WriteByte('\n')
-	p.out.Write(line.Bytes())
+	w.Write(line.Bytes())
 }
 
 // jsonPosition is a position as --json prints it: offsets are strings, as

@@ -1,24 +1,27 @@
 // Publishes messages to a room on a roomcast server, in order, and prints
 // each one's offset and the room's epoch as a JSON line.
 //
+// usage: publisher.ts [--server HOST:PORT] [--token TOKEN] [--tls-ca FILE]
+//                     [--content-type TYPE] [--header KEY=VALUE]... [--base64]
+//                     [--stream] ROOM MESSAGE...
+//
+// Like `roomcast publish`, it makes one attempt per message: when the server
+// cannot be reached it says so and exits with status 1.
+//
 // With --stream, it sends them all on one PublishStream without waiting for
 // each answer, and prints the answers as they come, in the same order; a
 // message the server refuses gets a JSON line with its error, the others go
 // on, and the exit status is 1.
-//
-// usage: publisher.ts [--server HOST:PORT] [--content-type TYPE]
-//                     [--header KEY=VALUE]... [--base64] [--stream]
-//                     ROOM MESSAGE...
 
 import { parseArgs } from "node:util";
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import { ConnectError } from "@connectrpc/connect";
 import type { PublishRequestSchema } from "../../gen/ts/roomcast/v1/broker_pb.js";
-import { brokerClient, defaultServer } from "./client.js";
+import { checkConnectArgs, clientOf, connectArgs, describeError } from "./client.js";
 import { codeName } from "./resume.js";
 
 const usage =
-  "usage: publisher.ts [--server HOST:PORT] [--content-type TYPE] [--header KEY=VALUE]... [--base64] [--stream] ROOM MESSAGE...";
+  "usage: publisher.ts [--server HOST:PORT] [--token TOKEN] [--tls-ca FILE] [--tls-server-name NAME] [--insecure-plaintext-token] " +
+  "[--content-type TYPE] [--header KEY=VALUE]... [--base64] [--stream] ROOM MESSAGE...";
 
 type Publish = MessageInitShape<typeof PublishRequestSchema>;
 
@@ -31,7 +34,7 @@ function printPublished(offset: bigint, epoch: string): void {
  * the stream takes them while the answers are read), and prints each
  * answer. Returns how many messages were refused.
  */
-async function publishStream(client: ReturnType<typeof brokerClient>, reqs: Publish[]): Promise<number> {
+async function publishStream(client: ReturnType<typeof clientOf>, reqs: Publish[]): Promise<number> {
   async function* requests() {
     for (const [i, publish] of reqs.entries()) {
       yield { id: String(i), publish };
@@ -58,7 +61,7 @@ function fail(msg: string, status = 1): never {
 async function main(): Promise<void> {
   const { values, positionals } = parseArgs({
     options: {
-      server: { type: "string", default: defaultServer },
+      ...connectArgs,
       "content-type": { type: "string", default: "" },
       header: { type: "string", multiple: true, default: [] },
       base64: { type: "boolean", default: false },
@@ -79,6 +82,10 @@ async function main(): Promise<void> {
     headers[h.slice(0, eq)] = h.slice(eq + 1);
   }
 
+  const problem = checkConnectArgs(values);
+  if (problem !== undefined) {
+    fail(`publisher: ${problem}\n${usage}`, 2);
+  }
   const reqs: Publish[] = messages.map((msg) => {
     if (values.base64 && !/^[A-Za-z0-9+/]*={0,2}$/.test(msg)) {
       fail(`publisher: ${JSON.stringify(msg)} is not base64`, 2);
@@ -89,7 +96,7 @@ async function main(): Promise<void> {
     return { room, contentType: values["content-type"], headers, payload };
   });
 
-  const client = brokerClient(values.server);
+  const client = clientOf(values);
   try {
     if (values.stream) {
       process.exitCode = (await publishStream(client, reqs)) > 0 ? 1 : 0;
@@ -100,8 +107,7 @@ async function main(): Promise<void> {
       printPublished(resp.offset, resp.epoch);
     }
   } catch (e) {
-    const err = ConnectError.from(e);
-    fail(`publisher: ${codeName(err.code)}: ${err.rawMessage}`);
+    fail(`publisher: ${describeError(e, values.server)}`);
   }
 }
 

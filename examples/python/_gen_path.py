@@ -5,7 +5,7 @@ import pathlib
 import sys
 
 # Leave no __pycache__ in gen/python, which must stay exactly what
-# `go tool buf generate` makes (.ci/run checks it).
+# `go tool -modfile=tools/go.mod buf generate` makes (.ci/run checks it).
 sys.dont_write_bytecode = True
 
 GEN = pathlib.Path(__file__).resolve().parents[2] / "gen" / "python"

@@ -2,20 +2,22 @@
 """Publishes messages to a room on a roomcast server, in order, and prints
 each one's offset and the room's epoch as a JSON line.
 
+usage: publisher.py [--server HOST:PORT] [--token TOKEN] [--tls-ca FILE]
+                    [--content-type TYPE] [--header KEY=VALUE]... [--base64]
+                    [--stream] ROOM MESSAGE...
+
+Like `roomcast publish`, it makes one attempt per message: when the server
+cannot be reached it says so and exits with status 1.
+
 With --stream, it sends them all on one PublishStream without waiting for
 each answer, and prints the answers as they come, in the same order; a
 message the server refuses gets a JSON line with its error, the others go
 on, and the exit status is 1.
-
-usage: publisher.py [--server HOST:PORT] [--content-type TYPE]
-                    [--header KEY=VALUE]... [--base64] [--stream]
-                    ROOM MESSAGE...
 """
 
 import argparse
 import base64
 import json
-import os
 import sys
 
 import _gen_path  # noqa: F401  (puts gen/python on sys.path)
@@ -23,6 +25,7 @@ import _gen_path  # noqa: F401  (puts gen/python on sys.path)
 import grpc
 
 from roomcast.v1 import broker_pb2, broker_pb2_grpc
+import roomcast_connect
 
 
 def header(s):
@@ -40,7 +43,7 @@ def print_published(offset, epoch):
     print(json.dumps({"offset": str(offset), "epoch": epoch}, separators=(",", ":")), flush=True)
 
 
-def publish_stream(stub, reqs):
+def publish_stream(stub, reqs, metadata):
     """Sends reqs on one PublishStream, pipelined (grpcio sends from its own
     thread while this one reads the answers), and prints each answer.
     Returns how many messages were refused."""
@@ -50,7 +53,7 @@ def publish_stream(stub, reqs):
             yield broker_pb2.PublishStreamRequest(id=str(i), publish=req)
 
     refused = 0
-    for resp in stub.PublishStream(requests(), timeout=30):
+    for resp in stub.PublishStream(requests(), timeout=30, metadata=metadata):
         if resp.WhichOneof("result") == "ok":
             print_published(resp.ok.offset, resp.ok.epoch)
         else:
@@ -62,11 +65,7 @@ def publish_stream(stub, reqs):
 
 def main():
     p = argparse.ArgumentParser(description="Publish messages to a roomcast room.")
-    p.add_argument(
-        "--server",
-        default=os.environ.get("ROOMCAST_SERVER", "127.0.0.1:50051"),
-        help="the server's address (default: $ROOMCAST_SERVER or 127.0.0.1:50051)",
-    )
+    roomcast_connect.add_arguments(p)
     p.add_argument("--content-type", default="", help="the messages' content type")
     p.add_argument(
         "--header", type=header, action="append", default=[], metavar="KEY=VALUE", help="a header (repeatable)"
@@ -80,6 +79,7 @@ def main():
     p.add_argument("room", metavar="ROOM")
     p.add_argument("messages", nargs="+", metavar="MESSAGE")
     args = p.parse_args()
+    roomcast_connect.check(p, args)
 
     reqs = []
     for msg in args.messages:
@@ -90,19 +90,19 @@ def main():
             req.text = msg
         reqs.append(req)
 
-    with grpc.insecure_channel(args.server) as channel:
+    with roomcast_connect.channel(args) as channel:
         stub = broker_pb2_grpc.BrokerServiceStub(channel)
         if args.stream:
             try:
-                refused = publish_stream(stub, reqs)
+                refused = publish_stream(stub, reqs, roomcast_connect.metadata(args))
             except grpc.RpcError as e:
-                sys.exit(f"publisher: {e.code().name}: {e.details()}")
+                sys.exit(f"publisher: {roomcast_connect.describe(e.code(), e.details() or '', args.server)}")
             sys.exit(1 if refused else 0)
         for req in reqs:
             try:
-                resp = stub.Publish(req, timeout=10)
+                resp = stub.Publish(req, timeout=10, metadata=roomcast_connect.metadata(args))
             except grpc.RpcError as e:
-                sys.exit(f"publisher: {e.code().name}: {e.details()}")
+                sys.exit(f"publisher: {roomcast_connect.describe(e.code(), e.details() or '', args.server)}")
             print_published(resp.offset, resp.epoch)
 
 

@@ -116,7 +116,10 @@ class ResumingSubscription:
         """The subscription's events, until close()."""
         backoff = self.min_backoff
         while not self._closed.is_set():
-            call = self.stub.Subscribe(metadata=self.metadata, wait_for_ready=True)
+            # Not wait_for_ready: a server that is down fails the call, and
+            # the caller hears of it (a Disconnected event) at every attempt
+            # rather than waiting in silence.
+            call = self.stub.Subscribe(metadata=self.metadata)
             self._call = call
             try:
                 async for event in self._stream(call):

@@ -3,13 +3,15 @@
 JSON object a line, until interrupted. It reconnects and resumes after a
 disconnect (see roomcast_resume.py).
 
-usage: subscriber.py [--server HOST:PORT] ROOM...
+usage: subscriber.py [--server HOST:PORT] [--token TOKEN] [--tls-ca FILE] ROOM...
+
+Like `roomcast subscribe`, it waits for a server that is down, saying so on
+stderr at every attempt.
 """
 
 import argparse
 import asyncio
 import json
-import os
 import signal
 import sys
 
@@ -19,6 +21,7 @@ import grpc
 from google.protobuf import json_format
 
 from roomcast.v1 import broker_pb2_grpc
+import roomcast_connect
 from roomcast_resume import Disconnected, JoinError, Joined, ResumingSubscription
 
 
@@ -26,9 +29,11 @@ def emit(obj):
     print(json.dumps(obj, separators=(",", ":")), flush=True)
 
 
-async def run(server, rooms):
-    async with grpc.aio.insecure_channel(server) as channel:
-        sub = ResumingSubscription(broker_pb2_grpc.BrokerServiceStub(channel), rooms)
+async def run(args):
+    async with roomcast_connect.aio_channel(args) as channel:
+        sub = ResumingSubscription(
+            broker_pb2_grpc.BrokerServiceStub(channel), args.rooms, metadata=roomcast_connect.metadata(args)
+        )
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, sub.close)
@@ -52,6 +57,12 @@ async def run(server, rooms):
                         flush=True,
                     )
             elif isinstance(ev, Disconnected):
+                print(
+                    f"subscriber: {roomcast_connect.describe(ev.code, ev.details, args.server)}; "
+                    f"retrying in {ev.retry_in:.1f}s",
+                    file=sys.stderr,
+                    flush=True,
+                )
                 emit(
                     {
                         "event": "disconnected",
@@ -73,20 +84,17 @@ async def run(server, rooms):
 
 def main():
     p = argparse.ArgumentParser(description="Print the messages of roomcast rooms as JSON lines.")
-    p.add_argument(
-        "--server",
-        default=os.environ.get("ROOMCAST_SERVER", "127.0.0.1:50051"),
-        help="the server's address (default: $ROOMCAST_SERVER or 127.0.0.1:50051)",
-    )
+    roomcast_connect.add_arguments(p)
     p.add_argument("rooms", nargs="+", metavar="ROOM")
     args = p.parse_args()
+    roomcast_connect.check(p, args)
 
     try:
-        asyncio.run(run(args.server, args.rooms))
+        asyncio.run(run(args))
     except JoinError as e:
         sys.exit(f"subscriber: {e}")
     except grpc.aio.AioRpcError as e:
-        sys.exit(f"subscriber: {e.code().name}: {e.details()}")
+        sys.exit(f"subscriber: {roomcast_connect.describe(e.code(), e.details() or '', args.server)}")
 
 
 if __name__ == "__main__":

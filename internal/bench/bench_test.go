@@ -7,11 +7,15 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/roomcast/roomcast/internal/redisproc"
+	"github.com/roomcast/roomcast/internal/redistest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -116,13 +120,13 @@ func TestRunFailsOnLostMessage(t *testing.T) {
 // TestRunRemoteServer measures a server the run did not start: the clients'
 // figures only.
 func TestRunRemoteServer(t *testing.T) {
-	srv, err := startRoomcast(false, 1)
+	srv, err := startRoomcast(false, 1, nil, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer srv.close()
 	cfg := tinyConfig(t)
-	cfg.Server, cfg.Variants, cfg.Sizes, cfg.Out = srv.addr(), []string{VariantRoomcast}, []int{3}, ""
+	cfg.Server, cfg.Variants, cfg.Sizes, cfg.Out = srv.addrs()[0], []string{VariantRoomcast}, []int{3}, ""
 	var stdout, stderr bytes.Buffer
 	rep, err := Run(testCtx(t), cfg, &stdout, &stderr)
 	if err != nil {
@@ -156,5 +160,118 @@ func TestRunWithFixedStreamWindow(t *testing.T) {
 	cfg.StreamWindow = 1000
 	if _, err := Run(testCtx(t), cfg, &stdout, &stderr); err == nil || !strings.Contains(err.Error(), "stream window") {
 		t.Errorf("a 1000-byte stream window: %v, want it refused", err)
+	}
+}
+
+// redisConfig is tinyConfig on two nodes sharing a Redis of the run's own:
+// subscribers on both nodes, publishers on node 0.
+func redisConfig(t *testing.T) Config {
+	redistest.Require(t)
+	cfg := tinyConfig(t)
+	cfg.Variants, cfg.Sizes, cfg.Paced, cfg.Out = []string{VariantRoomcast}, []int{3}, 0, ""
+	cfg.Engine, cfg.Nodes = EngineRedis, 2
+	return cfg
+}
+
+// TestRunRedis is the quick run with --engine memory,redis --nodes 2, so
+// that the Redis path cannot rot: the same point in memory and on two
+// nodes on a redis-server the run starts, with per-node CPU, Redis's CPU,
+// latency across nodes and the ratios of Redis to memory. The run's
+// redis-server is gone after it. Like every test here that needs Redis, it
+// skips without redis-server and fails instead when CI is set.
+func TestRunRedis(t *testing.T) {
+	cfg := redisConfig(t)
+	cfg.Engine = "redis, memory"
+	var stdout, stderr bytes.Buffer
+	rep, err := Run(testCtx(t), cfg, &stdout, &stderr)
+	if err != nil {
+		t.Fatalf("Run: %v\nstderr:\n%s", err, stderr.String())
+	}
+	t.Logf("stdout:\n%s", stdout.String())
+	if rep.Redis == nil || !rep.Redis.Started || rep.Redis.Version == "" || len(rep.Redis.Addrs) != 1 || !strings.HasPrefix(rep.Redis.Prefix, "rcbench.") {
+		t.Fatalf("redis %+v", rep.Redis)
+	}
+	if redisproc.Ping(rep.Redis.Addrs[0]) == nil {
+		t.Error("the run's redis-server still answers after the run")
+	}
+	if !slices.Equal(rep.Config.Engines, []string{EngineMemory, EngineRedis}) || len(rep.Trials) != 2 {
+		t.Fatalf("engines %v, %d trials", rep.Config.Engines, len(rep.Trials))
+	}
+	for _, tr := range rep.Trials {
+		c := tr.Cluster
+		if !tr.OK || c == nil || c.CoresPerNode <= 0 || tr.PublishedPerSec <= 0 || c.PublishNode != "0" {
+			t.Fatalf("%s trial %+v, cluster %+v", tr.Engine, tr, c)
+		}
+		switch tr.Engine {
+		case EngineMemory:
+			if c.Nodes != 1 || c.Redis != nil || c.CrossNode != nil {
+				t.Errorf("memory: cluster %+v", c)
+			}
+		case EngineRedis:
+			if c.Nodes != 2 || c.Redis == nil || c.Redis.CPUSeconds <= 0 || c.Redis.CPUUSPerPublish <= 0 || len(c.Redis.ServerCPUSeconds) != 1 {
+				t.Errorf("redis: cluster %+v, redis %+v", c, c.Redis)
+			}
+			// Subscribers 0 and 2 are on node 0's connection, 1 on node 1's.
+			if c.CrossNode == nil || c.CrossNode.Count == 0 || c.SameNode == nil || c.SameNode.Count == 0 ||
+				c.CrossNode.Count+c.SameNode.Count != tr.Latency.Count {
+				t.Errorf("redis: latency %+v, cross-node %+v, same-node %+v", tr.Latency, c.CrossNode, c.SameNode)
+			}
+		default:
+			t.Errorf("engine %q", tr.Engine)
+		}
+	}
+	var engineRatio bool
+	for _, r := range rep.Ratios {
+		engineRatio = engineRatio || r.Of == "roomcast/redis" && r.Baseline == VariantRoomcast && r.Metric == "cpu_ns_per_delivery"
+	}
+	if !engineRatio {
+		t.Errorf("no ratio of redis to memory: %+v", rep.Ratios)
+	}
+	for _, want := range []string{"redis trials: 2 roomcast nodes", "publishers publish to node 0", "x-node p99", "roomcast/redis vs roomcast"} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("stdout lacks %q", want)
+		}
+	}
+}
+
+// TestRunRedisShardsAndAllNodes starts two redis-servers and spreads the
+// publishers over both nodes (subscriber i: room i mod 4, its publisher on
+// node i mod 2, its connection i mod 3 on node (i mod 3) mod 2).
+func TestRunRedisShardsAndAllNodes(t *testing.T) {
+	cfg := redisConfig(t)
+	cfg.RedisShards, cfg.PublishNodes, cfg.Rooms, cfg.Subscribers, cfg.Connections = 2, PublishAllNodes, 4, 12, 3
+	var stdout, stderr bytes.Buffer
+	rep, err := Run(testCtx(t), cfg, &stdout, &stderr)
+	if err != nil {
+		t.Fatalf("Run: %v\nstderr:\n%s", err, stderr.String())
+	}
+	if len(rep.Redis.Addrs) != 2 || rep.Config.RedisShards != 2 || len(rep.Trials) != 1 {
+		t.Fatalf("redis %+v, %d trials", rep.Redis, len(rep.Trials))
+	}
+	c := rep.Trials[0].Cluster
+	if c.PublishNode != PublishAllNodes || len(c.Redis.ServerCPUSeconds) != 2 || c.CrossNode.Count == 0 || c.SameNode.Count == 0 {
+		t.Errorf("cluster %+v, redis %+v", c, c.Redis)
+	}
+	if !strings.Contains(stdout.String(), "publisher p publishes to node p mod nodes") {
+		t.Errorf("stdout does not say where publishers publish:\n%s", stdout.String())
+	}
+}
+
+// TestRunRedisGiven runs on a Redis it did not start: it leaves it
+// running, without the run's keys.
+func TestRunRedisGiven(t *testing.T) {
+	redis := redistest.Start(t)
+	cfg := redisConfig(t)
+	cfg.RedisAddr = redis.Addr
+	var stdout, stderr bytes.Buffer
+	rep, err := Run(testCtx(t), cfg, &stdout, &stderr)
+	if err != nil {
+		t.Fatalf("Run: %v\nstderr:\n%s", err, stderr.String())
+	}
+	if rep.Redis.Started || !slices.Equal(rep.Redis.Addrs, []string{redis.Addr}) || !rep.OK {
+		t.Fatalf("redis %+v, ok %v", rep.Redis, rep.OK)
+	}
+	if n, err := redis.Do(t, "DBSIZE").AsInt64(); err != nil || n != 0 {
+		t.Errorf("DBSIZE %d after the run (%v), want its keys deleted", n, err)
 	}
 }

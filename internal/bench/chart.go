@@ -55,10 +55,10 @@ func chartSVG(r *Report) []byte {
 	fmt.Fprintf(&b, `<rect width="100%%" height="100%%" fill="white"/>`+"\n")
 	c := r.Config
 	fmt.Fprintf(&b, `<text x="%d" y="24" font-size="16" font-weight="bold">%s</text>`+"\n", 20,
-		esc(fmt.Sprintf("roomcast bench: %d-byte payloads, %d room(s), up to %d connections, %d publisher(s); medians of %d run(s)", c.PayloadBytes, c.Rooms, c.Connections, c.Publishers, c.Reps)))
+		esc(fmt.Sprintf("roomcast-bench: %d-byte payloads, %d room(s), up to %d connections, %d publisher(s); medians of %d run(s)", c.PayloadBytes, c.Rooms, c.Connections, c.Publishers, c.Reps)))
 	fmt.Fprintf(&b, `<text x="%d" y="42" fill="#555">%s</text>`+"\n", 20,
 		esc(fmt.Sprintf("%s, %d CPUs, %s; started %s", r.Host.GOOS+"/"+r.Host.GOARCH, r.Host.CPUs, r.Host.GoVersion, r.Started.Format("2006-01-02 15:04 UTC"))))
-	legend(&b, r.Config.Variants, 20, 66)
+	legend(&b, setupsOf(r.Config.Variants, r.Config.Engines), 20, 66)
 	for i, p := range panels {
 		drawPanel(&b, r, p, 10+i*chartPanelW)
 	}
@@ -66,10 +66,19 @@ func chartSVG(r *Report) []byte {
 	return b.Bytes()
 }
 
-func legend(b *bytes.Buffer, variants []string, x, y int) {
-	for _, v := range variants {
-		col := variantColors[v]
-		fmt.Fprintf(b, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="%s" stroke-width="3"/>`, x, y, x+24, y, col)
+// seriesDash is the stroke-dasharray attribute of a series' line: dashed
+// on Redis, so that a variant keeps its colour on either engine.
+func seriesDash(s setup) string {
+	if s.engine == EngineRedis {
+		return ` stroke-dasharray="6 3"`
+	}
+	return ""
+}
+
+func legend(b *bytes.Buffer, all []setup, x, y int) {
+	for _, s := range all {
+		col, v := variantColors[s.variant], series(s.variant, s.engine)
+		fmt.Fprintf(b, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="%s" stroke-width="3"%s/>`, x, y, x+24, y, col, seriesDash(s))
 		fmt.Fprintf(b, `<circle cx="%d" cy="%d" r="4" fill="%s"/>`, x+12, y, col)
 		fmt.Fprintf(b, `<text x="%d" y="%d">%s</text>`+"\n", x+30, y+4, esc(v))
 		x += 40 + 8*len(v) + 20
@@ -81,7 +90,7 @@ func drawPanel(b *bytes.Buffer, r *Report, p panel, x0 int) {
 	fmt.Fprintf(b, `<text x="%d" y="%d" font-weight="bold">%s</text>`+"\n", px, py-14, esc(p.title))
 
 	type pt struct{ x, y float64 }
-	series := map[string][]pt{}
+	lines := map[setup][]pt{}
 	var sizes []float64
 	ymax := 0.0
 	for _, pnt := range r.Points {
@@ -89,7 +98,8 @@ func drawPanel(b *bytes.Buffer, r *Report, p panel, x0 int) {
 		if pnt.Kind != p.kind || pnt.Runs == 0 || v == nil {
 			continue
 		}
-		series[pnt.Variant] = append(series[pnt.Variant], pt{float64(pnt.RoomSize), *v})
+		k := setup{pnt.Variant, pnt.Engine}
+		lines[k] = append(lines[k], pt{float64(pnt.RoomSize), *v})
 		sizes = append(sizes, float64(pnt.RoomSize))
 		ymax = max(ymax, *v)
 	}
@@ -129,14 +139,14 @@ func drawPanel(b *bytes.Buffer, r *Report, p panel, x0 int) {
 		xlabel += " (log scale)"
 	}
 	fmt.Fprintf(b, `<text x="%d" y="%d" text-anchor="middle" fill="#333">%s</text>`+"\n", px+chartPlotW/2, py+chartPlotH+40, xlabel)
-	// One line per variant, in legend order.
-	for _, v := range r.Config.Variants {
-		pts := series[v]
+	// One line per series, in legend order.
+	for _, su := range setupsOf(r.Config.Variants, r.Config.Engines) {
+		pts := lines[su]
 		if len(pts) == 0 {
 			continue
 		}
 		slices.SortFunc(pts, func(a, b pt) int { return int(math.Copysign(1, a.x-b.x)) })
-		col := variantColors[v]
+		col, v := variantColors[su.variant], series(su.variant, su.engine)
 		var path bytes.Buffer
 		for i, q := range pts {
 			cmd := "L"
@@ -145,7 +155,7 @@ func drawPanel(b *bytes.Buffer, r *Report, p panel, x0 int) {
 			}
 			fmt.Fprintf(&path, "%s%.1f %.1f ", cmd, xpos(q.x), ypos(q.y))
 		}
-		fmt.Fprintf(b, `<path d="%s" fill="none" stroke="%s" stroke-width="2"/>`+"\n", path.String(), col)
+		fmt.Fprintf(b, `<path d="%s" fill="none" stroke="%s" stroke-width="2"%s/>`+"\n", path.String(), col, seriesDash(su))
 		for _, q := range pts {
 			fmt.Fprintf(b, `<circle cx="%.1f" cy="%.1f" r="4" fill="%s"><title>%s, %s per room: %s</title></circle>`+"\n",
 				xpos(q.x), ypos(q.y), col, esc(v), siFormat(q.x), siFormat(q.y))

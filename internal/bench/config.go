@@ -15,7 +15,9 @@ package bench
 import (
 	"errors"
 	"fmt"
+	"net"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -35,6 +37,22 @@ const (
 
 // AllVariants are the variants a run measures by default, in report order.
 var AllVariants = []string{VariantRoomcast, VariantEncodeEach, VariantNATS}
+
+// Engines the roomcast variants can keep their rooms in.
+const (
+	// EngineMemory is the default: one server, rooms in its memory.
+	EngineMemory = "memory"
+	// EngineRedis is Config.Nodes servers in the parent process sharing
+	// rooms through Redis (broker/redisengine), as one broker.
+	EngineRedis = "redis"
+)
+
+// AllEngines are the engines there are, in report order.
+var AllEngines = []string{EngineMemory, EngineRedis}
+
+// PublishAllNodes is the Config.PublishNodes that spreads the publishers
+// over the nodes: publisher p publishes to node p modulo Config.Nodes.
+const PublishAllNodes = "all"
 
 // Kinds of trial.
 const (
@@ -78,8 +96,26 @@ type Config struct {
 	Out          string        // directory for bench.json and bench.svg; "" for none
 	CPUProfile   string        // write a CPU profile of the server per variant here; "" for none
 
+	// Engine is where the roomcast variants keep rooms: EngineMemory,
+	// EngineRedis, or both comma-separated, measured interleaved. NATS has
+	// no engine: it is measured once whatever this says.
+	Engine string
+	// Nodes is how many roomcast servers an EngineRedis trial runs in the
+	// parent process, sharing one Redis key space; subscriber connection
+	// i goes to node i modulo Nodes. EngineMemory trials have one.
+	Nodes int
+	// PublishNodes is the node every publisher publishes to, as an index
+	// ("0", the default), or PublishAllNodes.
+	PublishNodes string
+	// RedisAddr is the Redis of EngineRedis trials, HOST:PORT, or several
+	// comma-separated, one per shard; "" starts RedisShards redis-servers
+	// of the run's own on loopback and stops them at its end.
+	RedisAddr string
+	// RedisShards is how many redis-servers to start when RedisAddr is "".
+	RedisShards int
+
 	// WorkerCommand starts the worker process: the program and its
-	// arguments, such as the roomcast binary and "bench-worker". Empty runs
+	// arguments, such as the roomcast-bench binary and "worker". Empty runs
 	// the worker in the parent process instead, which is only fit for
 	// tests: the server's CPU and memory then include the worker's.
 	WorkerCommand []string
@@ -91,17 +127,21 @@ type Config struct {
 // connections, 1 KiB messages, saturation and paced at 100,000 deliveries/s.
 func DefaultConfig() Config {
 	return Config{
-		Subscribers: 1000,
-		Connections: 50,
-		Rooms:       1,
-		Publishers:  1,
-		Payload:     1024,
-		Paced:       100_000,
-		Window:      256,
-		Warmup:      2 * time.Second,
-		Duration:    10 * time.Second,
-		Reps:        1,
-		Variants:    slices.Clone(AllVariants),
+		Subscribers:  1000,
+		Connections:  50,
+		Rooms:        1,
+		Publishers:   1,
+		Payload:      1024,
+		Paced:        100_000,
+		Window:       256,
+		Warmup:       2 * time.Second,
+		Duration:     10 * time.Second,
+		Reps:         1,
+		Variants:     slices.Clone(AllVariants),
+		Engine:       EngineMemory,
+		Nodes:        1,
+		PublishNodes: "0",
+		RedisShards:  1,
 	}
 }
 
@@ -157,7 +197,93 @@ func (c Config) Validate() error {
 			return fmt.Errorf("room sizes must be at least 1, got %d", s)
 		}
 	}
+	return c.validateEngines()
+}
+
+// validateEngines reports the first thing wrong with the engine settings.
+func (c Config) validateEngines() error {
+	engines, err := ParseEngines(c.Engine)
+	if err != nil {
+		return err
+	}
+	redis := slices.Contains(engines, EngineRedis)
+	switch {
+	case c.Nodes < 1:
+		return fmt.Errorf("nodes must be at least 1, got %d", c.Nodes)
+	case c.Nodes > 1 && !redis:
+		return fmt.Errorf("%d nodes need --engine redis: in memory a server is alone", c.Nodes)
+	case c.Server != "" && redis:
+		return errors.New("--engine redis needs in-process servers: it cannot be measured with --server")
+	case c.RedisAddr != "" && !redis:
+		return errors.New("a Redis address needs --engine redis")
+	case c.RedisShards < 1:
+		return fmt.Errorf("redis shards must be at least 1, got %d", c.RedisShards)
+	case c.RedisShards > 1 && c.RedisAddr != "":
+		return errors.New("redis shards are started by the run: with a Redis address, give one per shard instead")
+	}
+	if c.PublishNodes != PublishAllNodes {
+		if n, err := strconv.Atoi(c.PublishNodes); err != nil || n < 0 || n >= c.Nodes {
+			return fmt.Errorf("publish nodes must be a node index under %d or %q, got %q", c.Nodes, PublishAllNodes, c.PublishNodes)
+		}
+	}
+	for _, a := range c.redisAddrs() {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			return fmt.Errorf("redis address %q: %v", a, err)
+		}
+	}
 	return nil
+}
+
+// ParseEngines parses a comma-separated list of engines into report order.
+func ParseEngines(s string) ([]string, error) {
+	var out []string
+	for _, e := range strings.Split(s, ",") {
+		e = strings.TrimSpace(e)
+		if e == "" {
+			continue
+		}
+		if !slices.Contains(AllEngines, e) {
+			return nil, fmt.Errorf("unknown engine %q: want some of %s", e, strings.Join(AllEngines, ","))
+		}
+		if !slices.Contains(out, e) {
+			out = append(out, e)
+		}
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no engine given")
+	}
+	slices.SortFunc(out, func(a, b string) int { return slices.Index(AllEngines, a) - slices.Index(AllEngines, b) })
+	return out, nil
+}
+
+// engines returns the engines to measure; call it only on a valid Config.
+func (c Config) engines() []string {
+	e, _ := ParseEngines(c.Engine)
+	return e
+}
+
+// redisAddrs returns the Redis servers RedisAddr names.
+func (c Config) redisAddrs() []string {
+	var out []string
+	for _, a := range strings.Split(c.RedisAddr, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// publishNode is spec.PublishNode for a trial on engine: the index of the
+// node every publisher publishes to, or -1 to spread them over the nodes.
+func (c Config) publishNode(engine string) int {
+	if engine != EngineRedis {
+		return 0
+	}
+	if c.PublishNodes == PublishAllNodes {
+		return -1
+	}
+	n, _ := strconv.Atoi(c.PublishNodes)
+	return n
 }
 
 // sizes returns the room sizes to measure, smallest first.

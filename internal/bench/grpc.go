@@ -56,7 +56,7 @@ func newGRPCDriver(w *worker) *grpcDriver {
 	return &grpcDriver{w: w, ctx: ctx, cancel: cancel}
 }
 
-func (d *grpcDriver) dial(ctx context.Context) (*grpc.ClientConn, error) {
+func (d *grpcDriver) dial(ctx context.Context, addr string) (*grpc.ClientConn, error) {
 	opts := []grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithDefaultCallOptions(grpc.ForceCodecV2(newWireCodec())),
@@ -64,7 +64,7 @@ func (d *grpcDriver) dial(ctx context.Context) (*grpc.ClientConn, error) {
 	if n := d.w.spec.StreamWindow; n > 0 {
 		opts = append(opts, grpc.WithInitialWindowSize(int32(n)), grpc.WithInitialConnWindowSize(int32(16*n)))
 	}
-	conn, err := grpc.NewClient(d.w.spec.Addr, opts...)
+	conn, err := grpc.NewClient(addr, opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -72,25 +72,30 @@ func (d *grpcDriver) dial(ctx context.Context) (*grpc.ClientConn, error) {
 	for s := conn.GetState(); s != connectivity.Ready; s = conn.GetState() {
 		if !conn.WaitForStateChange(ctx, s) {
 			conn.Close()
-			return nil, fmt.Errorf("connecting to %s: still %v: %w", d.w.spec.Addr, s, ctx.Err())
+			return nil, fmt.Errorf("connecting to %s: still %v: %w", addr, s, ctx.Err())
 		}
 	}
 	return conn, nil
 }
 
+// connect opens the subscribers' connections, spread over the nodes in
+// turn, and each publisher's, to its node.
 func (d *grpcDriver) connect(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, connectTimeout)
 	defer cancel()
-	for i := range d.w.spec.Connections + d.w.spec.Publishers {
-		conn, err := d.dial(ctx)
+	for i := range d.w.spec.Connections {
+		conn, err := d.dial(ctx, d.w.spec.Addrs[d.w.connNode(i)])
 		if err != nil {
 			return err
 		}
-		if i < d.w.spec.Connections {
-			d.conns = append(d.conns, conn)
-		} else {
-			d.pubConns = append(d.pubConns, conn)
+		d.conns = append(d.conns, conn)
+	}
+	for p := range d.w.spec.Publishers {
+		conn, err := d.dial(ctx, d.w.spec.Addrs[d.w.pubNodes[p]])
+		if err != nil {
+			return err
 		}
+		d.pubConns = append(d.pubConns, conn)
 	}
 	return nil
 }
@@ -124,7 +129,7 @@ func (d *grpcDriver) subscribe(ctx context.Context) error {
 
 // join opens s's stream, joins its room and starts receiving.
 func (d *grpcDriver) join(s *subscriber) error {
-	client := roomcastv1.NewBrokerServiceClient(d.conns[s.id%len(d.conns)])
+	client := roomcastv1.NewBrokerServiceClient(d.conns[d.w.subConn(s.id)])
 	stream, err := client.Subscribe(d.ctx)
 	if err != nil {
 		return err

@@ -29,7 +29,7 @@ func startNATS() (*natsTarget, error) {
 	return &natsTarget{ns: ns}, nil
 }
 
-func (t *natsTarget) addr() string { return t.ns.ClientURL() }
+func (t *natsTarget) addrs() []string { return []string{t.ns.ClientURL()} }
 
 // cutOff is how many clients the server disconnected as slow consumers.
 func (t *natsTarget) cutOff() (uint64, error) {
@@ -63,7 +63,7 @@ func (d *natsDriver) connect(ctx context.Context) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		nc, err := nats.Connect(d.w.spec.Addr,
+		nc, err := nats.Connect(d.w.spec.Addrs[0],
 			nats.Name(fmt.Sprintf("bench-%d", i)),
 			nats.Timeout(connectTimeout),
 			nats.NoReconnect(), // a lost connection fails the trial
@@ -71,7 +71,7 @@ func (d *natsDriver) connect(ctx context.Context) error {
 			nats.DisconnectErrHandler(d.disconnected),
 		)
 		if err != nil {
-			return fmt.Errorf("connecting to %s: %w", d.w.spec.Addr, err)
+			return fmt.Errorf("connecting to %s: %w", d.w.spec.Addrs[0], err)
 		}
 		if i < d.w.spec.Connections {
 			d.conns = append(d.conns, nc)

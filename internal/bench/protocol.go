@@ -44,8 +44,12 @@ type request struct {
 
 // spec is one trial, as the worker runs it.
 type spec struct {
-	Variant     string  `json:"variant"`
-	Addr        string  `json:"addr"`   // the server: host:port, or a NATS URL
+	Variant string   `json:"variant"`
+	Addrs   []string `json:"addrs"` // the server's nodes: host:port, or a NATS URL
+	// PublishNode is the index in Addrs of the node every publisher
+	// publishes to, or -1: publisher p to node p modulo len(Addrs).
+	// Subscriber connection i goes to node i modulo len(Addrs).
+	PublishNode int     `json:"publish_node"`
 	Prefix      string  `json:"prefix"` // room names start with it
 	Subscribers int     `json:"subscribers"`
 	Connections int     `json:"connections"`
@@ -70,6 +74,11 @@ type reply struct {
 	Frames    uint64        `json:"frames"`             // responses (roomcast) or messages (NATS) that carried them
 	CPUNanos  int64         `json:"cpu_ns"`             // the worker process's CPU time so far; -1 if unknown
 	Latency   *LatencyStats `json:"latency,omitempty"`  // for stop: over the measurement window
+	// CrossNode and SameNode split Latency, with several nodes: messages
+	// received on another node than the one they were published to, and
+	// on the same one.
+	CrossNode *LatencyStats `json:"cross_node,omitempty"`
+	SameNode  *LatencyStats `json:"same_node,omitempty"`
 }
 
 // workerConn is the parent's side of one worker.

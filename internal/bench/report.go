@@ -24,9 +24,13 @@ type Report struct {
 	Config   ReportConfig `json:"config"`
 	OK       bool         `json:"ok"` // every trial passed its checks
 	Failures []string     `json:"failures,omitempty"`
+	Redis    *RedisInfo   `json:"redis,omitempty"` // the Redis of the EngineRedis trials
 	Trials   []Trial      `json:"trials"`
-	Points   []Point      `json:"points"` // medians of the trials that passed, per variant, kind and room size
-	Ratios   []Ratio      `json:"ratios"` // roomcast's medians over the other variants'
+	Points   []Point      `json:"points"` // medians of the trials that passed, per variant, engine, kind and room size
+	// Ratios are roomcast's medians over the other variants' on the same
+	// engine (NATS: in memory), and each variant's on Redis over its own
+	// in memory.
+	Ratios []Ratio `json:"ratios"`
 }
 
 // Host is where the run happened.
@@ -56,12 +60,17 @@ type ReportConfig struct {
 	Reps         int      `json:"reps"`
 	Variants     []string `json:"variants"`
 	Sizes        []int    `json:"sizes"`
+	Engines      []string `json:"engines"`
+	Nodes        int      `json:"nodes"`         // servers of each redis trial
+	PublishNodes string   `json:"publish_nodes"` // the node publishers publish to: an index, or all (publisher p to node p mod nodes)
+	RedisShards  int      `json:"redis_shards,omitempty"`
 }
 
 // Trial is one variant measured once at one room size.
 type Trial struct {
 	Variant           string        `json:"variant"`
-	Kind              string        `json:"kind"` // saturation, rate or paced
+	Engine            string        `json:"engine,omitempty"` // memory or redis; absent for NATS
+	Kind              string        `json:"kind"`             // saturation, rate or paced
 	RoomSize          int           `json:"room_size"`
 	Rep               int           `json:"rep"`
 	Subscribers       int           `json:"subscribers"`
@@ -69,14 +78,16 @@ type Trial struct {
 	Rooms             int           `json:"rooms"`
 	Publishers        int           `json:"publishers"`
 	PayloadBytes      int           `json:"payload_bytes"`
-	PublishRate       float64       `json:"publish_rate"` // messages/s over all publishers; 0 for saturation
-	Window            int           `json:"window"`       // flow control: messages a room may run ahead of its slowest subscriber
-	Seconds           float64       `json:"seconds"`      // the measurement window
-	Published         uint64        `json:"published"`    // messages, in the whole trial
-	Delivered         uint64        `json:"delivered"`    // messages received by subscribers in the window
+	PublishRate       float64       `json:"publish_rate"`      // messages/s over all publishers; 0 for saturation
+	Window            int           `json:"window"`            // flow control: messages a room may run ahead of its slowest subscriber
+	Seconds           float64       `json:"seconds"`           // the measurement window
+	Published         uint64        `json:"published"`         // messages, in the whole trial
+	PublishedPerSec   float64       `json:"published_per_sec"` // messages published in the window, per second
+	Delivered         uint64        `json:"delivered"`         // messages received by subscribers in the window
 	DeliveredPerSec   float64       `json:"delivered_per_sec"`
 	DeliveredMBPerSec float64       `json:"delivered_mb_per_sec"` // payload bytes
 	Latency           *LatencyStats `json:"latency,omitempty"`    // publish to delivery, in the window
+	Cluster           *ClusterStats `json:"cluster,omitempty"`    // roomcast variants only: the nodes and their Redis
 	Server            *ServerStats  `json:"server,omitempty"`     // absent with --server
 	Worker            *WorkerStats  `json:"worker,omitempty"`     // the publishers' and subscribers' process
 	Profile           string        `json:"profile,omitempty"`    // CPU profile of the window
@@ -123,25 +134,28 @@ type MemoryStats struct {
 // Point is the medians of one variant's passing trials of one kind at one
 // room size. Server figures are absent when not measured.
 type Point struct {
-	Variant               string   `json:"variant"`
-	Kind                  string   `json:"kind"`
-	RoomSize              int      `json:"room_size"`
-	Runs                  int      `json:"runs"`   // passing trials
-	Failed                int      `json:"failed"` // failing trials, left out
-	PublishRate           float64  `json:"publish_rate"`
-	DeliveredPerSec       float64  `json:"delivered_per_sec"`
-	DeliveredMBPerSec     float64  `json:"delivered_mb_per_sec"`
-	LatencyP50US          float64  `json:"latency_p50_us"`
-	LatencyP99US          float64  `json:"latency_p99_us"`
-	LatencyP999US         float64  `json:"latency_p999_us"`
-	CPUNsPerDelivery      *float64 `json:"cpu_ns_per_delivery,omitempty"`
-	CPUSecondsPerMillion  *float64 `json:"cpu_seconds_per_million_deliveries,omitempty"`
-	MemPerConnectionBytes *float64 `json:"mem_per_connection_bytes,omitempty"`
-	MemPerStreamIdleBytes *float64 `json:"mem_per_stream_idle_bytes,omitempty"`
-	MemPerStreamBusyBytes *float64 `json:"mem_per_stream_busy_bytes,omitempty"`
-	WorkerNsPerDelivery   *float64 `json:"worker_cpu_ns_per_delivery,omitempty"`
-	MessagesPerFrame      *float64 `json:"messages_per_frame,omitempty"`
-	WritesPerDelivery     *float64 `json:"write_syscalls_per_delivery,omitempty"`
+	Variant               string        `json:"variant"`
+	Engine                string        `json:"engine,omitempty"`
+	Kind                  string        `json:"kind"`
+	RoomSize              int           `json:"room_size"`
+	Runs                  int           `json:"runs"`   // passing trials
+	Failed                int           `json:"failed"` // failing trials, left out
+	PublishRate           float64       `json:"publish_rate"`
+	PublishedPerSec       float64       `json:"published_per_sec"`
+	DeliveredPerSec       float64       `json:"delivered_per_sec"`
+	DeliveredMBPerSec     float64       `json:"delivered_mb_per_sec"`
+	LatencyP50US          float64       `json:"latency_p50_us"`
+	LatencyP99US          float64       `json:"latency_p99_us"`
+	LatencyP999US         float64       `json:"latency_p999_us"`
+	CPUNsPerDelivery      *float64      `json:"cpu_ns_per_delivery,omitempty"`
+	CPUSecondsPerMillion  *float64      `json:"cpu_seconds_per_million_deliveries,omitempty"`
+	MemPerConnectionBytes *float64      `json:"mem_per_connection_bytes,omitempty"`
+	MemPerStreamIdleBytes *float64      `json:"mem_per_stream_idle_bytes,omitempty"`
+	MemPerStreamBusyBytes *float64      `json:"mem_per_stream_busy_bytes,omitempty"`
+	WorkerNsPerDelivery   *float64      `json:"worker_cpu_ns_per_delivery,omitempty"`
+	MessagesPerFrame      *float64      `json:"messages_per_frame,omitempty"`
+	WritesPerDelivery     *float64      `json:"write_syscalls_per_delivery,omitempty"`
+	Cluster               *ClusterPoint `json:"cluster,omitempty"`
 }
 
 // Ratio is Of's median of Metric over Baseline's, of one kind at one room
@@ -153,6 +167,15 @@ type Ratio struct {
 	Of       string  `json:"of"`
 	Baseline string  `json:"baseline"`
 	Value    float64 `json:"value"`
+}
+
+// series names a variant on an engine: the variant alone in memory (and
+// for NATS), variant/redis on Redis.
+func series(variant, engine string) string {
+	if engine == EngineRedis {
+		return variant + "/" + engine
+	}
+	return variant
 }
 
 // summary is the trial's main figures, for progress lines.
@@ -180,6 +203,7 @@ func newReport(cfg Config) *Report {
 			Publishers: cfg.Publishers, PayloadBytes: cfg.Payload, Rate: cfg.Rate, Paced: cfg.Paced, Window: cfg.window(),
 			StreamWindow: cfg.StreamWindow, WarmupS: cfg.Warmup.Seconds(), DurationS: cfg.Duration.Seconds(), Reps: cfg.Reps,
 			Variants: cfg.Variants, Sizes: cfg.sizes(),
+			Engines: cfg.engines(), Nodes: cfg.Nodes, PublishNodes: cfg.PublishNodes,
 		},
 	}
 }
@@ -200,13 +224,13 @@ func (r *Report) finish() {
 
 func points(trials []Trial) []Point {
 	type key struct {
-		variant, kind string
-		size          int
+		variant, engine, kind string
+		size                  int
 	}
 	groups := map[key][]Trial{}
 	var order []key
 	for _, t := range trials {
-		k := key{t.Variant, t.Kind, t.RoomSize}
+		k := key{t.Variant, t.Engine, t.Kind, t.RoomSize}
 		if _, ok := groups[k]; !ok {
 			order = append(order, k)
 		}
@@ -214,7 +238,7 @@ func points(trials []Trial) []Point {
 	}
 	var out []Point
 	for _, k := range order {
-		p := Point{Variant: k.variant, Kind: k.kind, RoomSize: k.size}
+		p := Point{Variant: k.variant, Engine: k.engine, Kind: k.kind, RoomSize: k.size}
 		var ok []Trial
 		for _, t := range groups[k] {
 			if t.OK {
@@ -256,6 +280,8 @@ func points(trials []Trial) []Point {
 				batch := median(ok, func(t Trial) float64 { return t.Worker.MessagesPerFrame })
 				p.WorkerNsPerDelivery, p.MessagesPerFrame = &ns, &batch
 			}
+			p.PublishedPerSec = median(ok, func(t Trial) float64 { return t.PublishedPerSec })
+			p.Cluster = clusterPoint(ok)
 		}
 		out = append(out, p)
 	}
@@ -277,6 +303,11 @@ func median(trials []Trial, f func(Trial) float64) float64 {
 		}
 		v = append(v, f(t))
 	}
+	return medianOf(v)
+}
+
+// medianOf returns the median of v, which it sorts.
+func medianOf(v []float64) float64 {
 	slices.Sort(v)
 	n := len(v)
 	if n%2 == 1 {
@@ -299,11 +330,17 @@ var ratioMetrics = []struct {
 func ratios(points []Point) []Ratio {
 	var out []Ratio
 	for _, of := range points {
-		if of.Variant != VariantRoomcast || of.Runs == 0 {
+		if of.Runs == 0 {
 			continue
 		}
 		for _, base := range points {
-			if base.Variant == of.Variant || base.Kind != of.Kind || base.RoomSize != of.RoomSize || base.Runs == 0 {
+			if base.Kind != of.Kind || base.RoomSize != of.RoomSize || base.Runs == 0 {
+				continue
+			}
+			byVariant := of.Variant == VariantRoomcast && base.Variant != of.Variant &&
+				(base.Engine == of.Engine || base.Engine == "" && of.Engine == EngineMemory)
+			byEngine := of.Engine == EngineRedis && base.Engine == EngineMemory && base.Variant == of.Variant
+			if !byVariant && !byEngine {
 				continue
 			}
 			for _, m := range ratioMetrics {
@@ -311,7 +348,8 @@ func ratios(points []Point) []Ratio {
 				if a == nil || b == nil || *b == 0 {
 					continue
 				}
-				out = append(out, Ratio{Kind: of.Kind, RoomSize: of.RoomSize, Metric: m.name, Of: of.Variant, Baseline: base.Variant, Value: *a / *b})
+				out = append(out, Ratio{Kind: of.Kind, RoomSize: of.RoomSize, Metric: m.name,
+					Of: series(of.Variant, of.Engine), Baseline: series(base.Variant, base.Engine), Value: *a / *b})
 			}
 		}
 	}
@@ -332,7 +370,7 @@ func (r *Report) writeFiles(dir string) error {
 // writeText prints the medians and the ratios as tables.
 func writeText(w io.Writer, r *Report) {
 	c := r.Config
-	fmt.Fprintf(w, "roomcast bench: %d subscribers over %d connections and %d rooms per point (sizes %v), %d publishers, %d-byte payloads, window %d; medians of %d repetitions of %v after %v warm-up\n",
+	fmt.Fprintf(w, "roomcast-bench: %d subscribers over %d connections and %d rooms per point (sizes %v), %d publishers, %d-byte payloads, window %d; medians of %d repetitions of %v after %v warm-up\n",
 		c.Subscribers, c.Connections, c.Rooms, c.Sizes, c.Publishers, c.PayloadBytes, c.Window, c.Reps, time.Duration(c.DurationS*1e9), time.Duration(c.WarmupS*1e9))
 	if r.Host.ServerInProcess {
 		if r.Host.WorkerProcess {
@@ -341,6 +379,7 @@ func writeText(w io.Writer, r *Report) {
 			fmt.Fprintln(w, "server CPU and memory: the parent process, which also hosts the worker (in-process: not a measurement)")
 		}
 	}
+	writeClusterHeader(w, r)
 	fmt.Fprintln(w, "latency at saturation is mostly time queued in the flow-control window; paced latency is the one to compare")
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
@@ -361,18 +400,19 @@ func writeText(w io.Writer, r *Report) {
 			runs += fmt.Sprintf(" (%d failed)", p.Failed)
 		}
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%.0f\t%.1f\t%s\t%s\t%.0f\t%.0f\t%.0f\t%s\t%s\t%s\t%s\t%s\t%s\t\n",
-			p.Kind, p.RoomSize, p.Variant, runs, rate, p.DeliveredPerSec, p.DeliveredMBPerSec,
+			p.Kind, p.RoomSize, series(p.Variant, p.Engine), runs, rate, p.DeliveredPerSec, p.DeliveredMBPerSec,
 			opt(p.CPUNsPerDelivery, "%.0f"), opt(p.CPUSecondsPerMillion, "%.3f"),
 			p.LatencyP50US, p.LatencyP99US, p.LatencyP999US,
 			opt(p.MemPerStreamIdleBytes, "%.0f"), opt(p.MemPerStreamBusyBytes, "%.0f"), opt(p.MemPerConnectionBytes, "%.0f"),
 			opt(p.WritesPerDelivery, "%.3f"), opt(p.WorkerNsPerDelivery, "%.0f"), opt(p.MessagesPerFrame, "%.1f"))
 	}
 	tw.Flush()
+	writeClusterText(w, r)
 	if len(r.Ratios) > 0 {
-		fmt.Fprintln(w, "\nratios (roomcast / baseline; below 1 is less):")
+		fmt.Fprintln(w, "\nratios (of / baseline; below 1 is less):")
 		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 		for _, x := range r.Ratios {
-			fmt.Fprintf(tw, "  %s\t%d/room\t%s\tvs %s\t%.3f\n", x.Kind, x.RoomSize, x.Metric, x.Baseline, x.Value)
+			fmt.Fprintf(tw, "  %s\t%d/room\t%s\t%s vs %s\t%.3f\n", x.Kind, x.RoomSize, x.Metric, x.Of, x.Baseline, x.Value)
 		}
 		tw.Flush()
 	}

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
+	"slices"
 	"strings"
 	"time"
 )
@@ -32,37 +33,71 @@ const (
 type runner struct {
 	cfg    Config
 	stderr io.Writer
-	total  int // trials
+	redis  *redisCluster // for EngineRedis trials; nil if there are none
+	total  int           // trials
 	done   int
+}
+
+// setup is a variant on an engine ("" for NATS, which has none).
+type setup struct{ variant, engine string }
+
+// setupsOf returns what each point measures, in report order: each
+// roomcast variant on each engine, NATS once.
+func setupsOf(variants, engines []string) []setup {
+	var out []setup
+	for _, v := range variants {
+		if v == VariantNATS {
+			out = append(out, setup{v, ""})
+			continue
+		}
+		for _, e := range engines {
+			out = append(out, setup{v, e})
+		}
+	}
+	return out
 }
 
 // Run runs the benchmark cfg describes. It reports progress on stderr, then
 // the medians and ratios on stdout, and writes bench.json and bench.svg in
 // cfg.Out if set. The error wraps ErrFailed when a trial failed; the report
 // is returned whenever the trials ran.
-func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) (*Report, error) {
+func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) (_ *Report, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
+	}
+	setups := setupsOf(cfg.Variants, cfg.engines())
+	r := &runner{cfg: cfg, stderr: stderr}
+	rep := newReport(cfg)
+	if slices.Contains(cfg.engines(), EngineRedis) {
+		if r.redis, err = startRedis(cfg); err != nil {
+			return nil, err
+		}
+		defer func() {
+			if cerr := r.redis.close(); cerr != nil && err == nil {
+				err = cerr
+			}
+		}()
+		rep.Redis = &RedisInfo{Version: r.redis.version, Addrs: r.redis.addrs, Started: len(r.redis.procs) > 0, Prefix: r.redis.prefix}
+		rep.Config.RedisShards = len(r.redis.addrs)
 	}
 	if cfg.Out != "" {
 		if err := os.MkdirAll(cfg.Out, 0o755); err != nil {
 			return nil, err
 		}
 	}
-	r := &runner{cfg: cfg, stderr: stderr}
-	rep := newReport(cfg)
 	sizes, kinds := cfg.sizes(), cfg.kinds()
-	r.total = cfg.Reps * len(sizes) * len(kinds) * len(cfg.Variants)
+	r.total = cfg.Reps * len(sizes) * len(kinds) * len(setups)
 	// Interleaved, so that a noisy neighbour slows every variant alike.
 	for i := 1; i <= cfg.Reps; i++ {
 		for _, size := range sizes {
 			for _, kind := range kinds {
-				for _, v := range cfg.Variants {
+				for _, su := range setups {
 					profile := ""
 					if cfg.CPUProfile != "" && i == 1 && size == sizes[len(sizes)-1] && kind == kinds[0] {
-						profile = profilePath(cfg.CPUProfile, v, len(cfg.Variants))
+						name := strings.ReplaceAll(series(su.variant, su.engine), "/", "-")
+						profile = profilePath(cfg.CPUProfile, name, len(setups))
 					}
-					tr := r.trial(ctx, v, kind, size, i, profile)
+					tr := r.trial(ctx, su, kind, size, i, profile)
 					rep.Trials = append(rep.Trials, tr)
 					if err := ctx.Err(); err != nil {
 						return nil, err
@@ -99,13 +134,14 @@ func (r *runner) logf(format string, args ...any) {
 	fmt.Fprintf(r.stderr, "bench: "+format+"\n", args...)
 }
 
-// trial runs one variant at one room size and returns what it measured.
-func (r *runner) trial(ctx context.Context, variant, kind string, size, rep int, profile string) Trial {
+// trial runs one variant on one engine at one room size and returns what
+// it measured.
+func (r *runner) trial(ctx context.Context, su setup, kind string, size, rep int, profile string) Trial {
 	cfg := r.cfg
 	r.done++
 	subs := size * cfg.Rooms
 	tr := Trial{
-		Variant: variant, Kind: kind, RoomSize: size, Rep: rep,
+		Variant: su.variant, Engine: su.engine, Kind: kind, RoomSize: size, Rep: rep,
 		Subscribers: subs, Connections: min(cfg.Connections, subs), Rooms: cfg.Rooms, Publishers: cfg.Publishers,
 		PayloadBytes: cfg.Payload, Window: cfg.window(),
 	}
@@ -115,7 +151,16 @@ func (r *runner) trial(ctx context.Context, variant, kind string, size, rep int,
 	case KindPaced:
 		tr.PublishRate = cfg.Paced / float64(size)
 	}
-	name := fmt.Sprintf("[%d/%d] %s %s, %d subscribers per room, rep %d", r.done, r.total, variant, kind, size, rep)
+	if su.engine != "" && cfg.Server == "" {
+		tr.Cluster = &ClusterStats{Nodes: 1, PublishNode: "0"}
+		if su.engine == EngineRedis {
+			tr.Cluster.Nodes, tr.Cluster.PublishNode = cfg.Nodes, cfg.PublishNodes
+			if tr.Connections < cfg.Nodes {
+				tr.Notes = append(tr.Notes, fmt.Sprintf("%d subscriber connections for %d nodes: nodes %d and up have no subscriber", tr.Connections, cfg.Nodes, tr.Connections))
+			}
+		}
+	}
+	name := fmt.Sprintf("[%d/%d] %s %s, %d subscribers per room, rep %d", r.done, r.total, series(su.variant, su.engine), kind, size, rep)
 	r.logf("%s: starting", name)
 	tr.Failures = r.measure(ctx, &tr, name, profile)
 	tr.OK = len(tr.Failures) == 0
@@ -139,7 +184,7 @@ func (r *runner) trial(ctx context.Context, variant, kind string, size, rep int,
 func (r *runner) measure(ctx context.Context, tr *Trial, name, profile string) (failures []string) {
 	cfg := r.cfg
 	fail := func(format string, args ...any) { failures = append(failures, fmt.Sprintf(format, args...)) }
-	tgt, err := startTarget(cfg, tr.Variant, (tr.Subscribers+tr.Connections-1)/tr.Connections)
+	tgt, err := startTarget(cfg, tr.Variant, tr.Engine, (tr.Subscribers+tr.Connections-1)/tr.Connections, r.redis)
 	if err != nil {
 		fail("starting the server: %v", err)
 		return failures
@@ -163,7 +208,7 @@ func (r *runner) measure(ctx context.Context, tr *Trial, name, profile string) (
 	var prefix [6]byte
 	rand.Read(prefix[:])
 	sp := &spec{
-		Variant: tr.Variant, Addr: tgt.addr(), Prefix: "bench." + hex.EncodeToString(prefix[:]),
+		Variant: tr.Variant, Addrs: tgt.addrs(), PublishNode: cfg.publishNode(tr.Engine), Prefix: "bench." + hex.EncodeToString(prefix[:]),
 		Subscribers: tr.Subscribers, Connections: tr.Connections, Rooms: tr.Rooms, Publishers: tr.Publishers,
 		Payload: tr.PayloadBytes, Rate: tr.PublishRate, Window: tr.Window, Drain: drainTimeout,
 		StreamWindow: r.cfg.StreamWindow,
@@ -184,11 +229,14 @@ func (r *runner) measure(ctx context.Context, tr *Trial, name, profile string) (
 	}
 	tr.Published = end.Published
 	tr.Latency = end.Latency
+	if tr.Cluster != nil {
+		tr.Cluster.CrossNode, tr.Cluster.SameNode = end.CrossNode, end.SameNode
+	}
 	if cut, err := tgt.cutOff(); err == nil && cut > cutBefore {
 		fail("the server cut off %d subscribers as slow consumers", cut-cutBefore)
 	}
 	if t, ok := tgt.(*roomcastTarget); ok && len(failures) == 0 {
-		if st := t.srv.Broker().Stats(); st.Published != end.Published || st.Delivered != end.Delivered {
+		if st := t.stats(); st.Published != end.Published || st.Delivered != end.Delivered {
 			fail("the server counted %d messages published and %d delivered; the worker %d and %d", st.Published, st.Delivered, end.Published, end.Delivered)
 		}
 	}
@@ -202,6 +250,21 @@ func (r *runner) measure(ctx context.Context, tr *Trial, name, profile string) (
 			w := float64(p.writes) / float64(tr.Delivered)
 			tr.Server.WriteSyscallsPerDelivery = &w
 		}
+		if tr.Cluster != nil && tr.Seconds > 0 {
+			tr.Cluster.CoresPerNode = p.cpu.Seconds() / tr.Seconds / float64(tr.Cluster.Nodes)
+		}
+	}
+	if p.redisCPU != nil && tr.Cluster != nil && tr.Seconds > 0 {
+		rs := &RedisStats{}
+		for _, d := range p.redisCPU {
+			rs.ServerCPUSeconds = append(rs.ServerCPUSeconds, d.Seconds())
+			rs.CPUSeconds += d.Seconds()
+		}
+		rs.Cores = rs.CPUSeconds / tr.Seconds
+		if n := tr.PublishedPerSec * tr.Seconds; n > 0 {
+			rs.CPUUSPerPublish = rs.CPUSeconds * 1e6 / n
+		}
+		tr.Cluster.Redis = rs
 	}
 	return failures
 }
@@ -217,6 +280,9 @@ type pass struct {
 	cpu    time.Duration // the server's CPU time over the measurement window
 	cpuOK  bool
 	writes int64 // the server's write system calls over the window; -1 if unknown
+	// redisCPU is each Redis server's CPU time over the window; nil if the
+	// trial had no Redis or it could not be read.
+	redisCPU []time.Duration
 
 	connectedStacks, subscribedStacks uint64 // goroutine stacks, idle
 }
@@ -247,6 +313,17 @@ func (p *pass) window(ctx context.Context, profile string) error {
 		return err
 	}
 	on, off := true, false
+	redis := p.redis
+	if p.tr.Engine != EngineRedis {
+		redis = nil
+	}
+	var r0 []time.Duration
+	if redis != nil {
+		var err error
+		if r0, err = redis.cpu(); err != nil {
+			return err
+		}
+	}
 	cpu0, ok0 := processCPU()
 	w0, wok0 := writeSyscalls()
 	t0 := time.Now()
@@ -276,6 +353,16 @@ func (p *pass) window(ctx context.Context, profile string) error {
 	if err != nil {
 		return err
 	}
+	if redis != nil {
+		r1, err := redis.cpu()
+		if err != nil {
+			return err
+		}
+		for i := range r1 {
+			p.redisCPU = append(p.redisCPU, r1[i]-r0[i])
+		}
+	}
+	p.tr.PublishedPerSec = float64(s1.Published-s0.Published) / p.tr.Seconds
 	p.cpu, p.cpuOK = cpu1-cpu0, ok0 && ok1
 	if wok0 && wok1 {
 		p.writes = int64(w1 - w0)

@@ -7,81 +7,134 @@ import (
 	"net"
 	"runtime"
 	"runtime/metrics"
+	"sync"
 	"time"
 
 	"github.com/roomcast/roomcast/broker"
+	"github.com/roomcast/roomcast/broker/redisengine"
 	"github.com/roomcast/roomcast/server"
 )
 
 // target is the server a trial measures.
 type target interface {
-	addr() string
+	// addrs are its nodes' addresses: one, but for a cluster.
+	addrs() []string
 	// cutOff is how many subscribers the server cut off, so far.
 	cutOff() (uint64, error)
 	close()
 }
 
-// roomcastTarget is a roomcast server in the parent process.
+// roomcastTarget is one roomcast server in the parent process, or, on
+// Redis, several: the nodes of one broker.
 type roomcastTarget struct {
-	srv    *server.Server
-	lis    net.Listener
-	served chan error
+	nodes  []*server.Server
+	lis    []net.Listener
+	served chan error // one value per node once it stops serving
 }
 
-// startRoomcast serves roomcast as built, or encoding per subscriber, on a
-// loopback port. Only the limit on streams per connection is raised from
-// the defaults, when a trial puts more on one connection.
-func startRoomcast(encodeEach bool, streamsPerConn int) (*roomcastTarget, error) {
-	opts := []server.Option{
-		server.WithLogger(slog.New(slog.DiscardHandler)),
-		server.WithMaxStreamsPerConnection(uint32(max(server.DefaultMaxStreamsPerConnection, streamsPerConn+1))),
+// startRoomcast serves roomcast as built, or encoding per subscriber, on
+// loopback ports: one server in memory, or with redis, nodes servers
+// sharing rooms through it. Only the limit on streams per connection is
+// raised from the defaults, when a trial puts more on one connection.
+func startRoomcast(encodeEach bool, streamsPerConn int, redis *redisCluster, nodes int) (_ *roomcastTarget, err error) {
+	t := &roomcastTarget{served: make(chan error, nodes)}
+	defer func() {
+		if err != nil {
+			t.close()
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), redisCallTimeout) // bounds connecting to Redis
+	defer cancel()
+	for range nodes {
+		opts := []server.Option{
+			server.WithLogger(slog.New(slog.DiscardHandler)),
+			server.WithMaxStreamsPerConnection(uint32(max(server.DefaultMaxStreamsPerConnection, streamsPerConn+1))),
+		}
+		var bopts []broker.Option
+		if encodeEach {
+			bopts = append(bopts, broker.WithEncodePerSubscriber(true))
+		}
+		if redis != nil {
+			cfg := redisengine.Config{Addrs: redis.addrs, Prefix: redis.prefix}
+			bopts = append(bopts, broker.WithEngine(redisengine.Factory(ctx, cfg)))
+		}
+		if len(bopts) > 0 {
+			opts = append(opts, server.WithBrokerOptions(bopts...))
+		}
+		srv, err := server.New(opts...)
+		if err != nil {
+			return nil, err
+		}
+		lis, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			srv.Close()
+			return nil, err
+		}
+		t.nodes, t.lis = append(t.nodes, srv), append(t.lis, lis)
+		go func() { t.served <- srv.Serve(lis) }()
 	}
-	if encodeEach {
-		opts = append(opts, server.WithBrokerOptions(broker.WithEncodePerSubscriber(true)))
-	}
-	srv, err := server.New(opts...)
-	if err != nil {
-		return nil, err
-	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		srv.Close()
-		return nil, err
-	}
-	t := &roomcastTarget{srv: srv, lis: lis, served: make(chan error, 1)}
-	go func() { t.served <- srv.Serve(lis) }()
 	return t, nil
 }
 
-func (t *roomcastTarget) addr() string { return t.lis.Addr().String() }
+func (t *roomcastTarget) addrs() []string {
+	out := make([]string, len(t.lis))
+	for i, l := range t.lis {
+		out[i] = l.Addr().String()
+	}
+	return out
+}
 
-func (t *roomcastTarget) cutOff() (uint64, error) { return t.srv.Broker().Stats().Lagged, nil }
+func (t *roomcastTarget) cutOff() (uint64, error) { return t.stats().Lagged, nil }
 
+// stats sums the nodes' broker counters: each publish is counted by the
+// node it was made on, each delivery by the node of the subscriber.
+func (t *roomcastTarget) stats() broker.Stats {
+	var sum broker.Stats
+	for _, n := range t.nodes {
+		st := n.Broker().Stats()
+		sum.Published += st.Published
+		sum.Delivered += st.Delivered
+		sum.Lagged += st.Lagged
+	}
+	return sum
+}
+
+// close shuts every node down, at once, and waits for them.
 func (t *roomcastTarget) close() {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	t.srv.Shutdown(ctx)
-	<-t.served
+	var wg sync.WaitGroup
+	for _, n := range t.nodes {
+		wg.Go(func() { n.Shutdown(ctx) })
+	}
+	wg.Wait()
+	for range t.nodes {
+		<-t.served
+	}
 }
 
 // remoteTarget is a roomcast server of someone else's: nothing of it is
 // measured but what its clients see.
 type remoteTarget struct{ address string }
 
-func (t remoteTarget) addr() string            { return t.address }
+func (t remoteTarget) addrs() []string         { return []string{t.address} }
 func (t remoteTarget) cutOff() (uint64, error) { return 0, nil }
 func (t remoteTarget) close()                  {}
 
-func startTarget(cfg Config, variant string, streamsPerConn int) (target, error) {
+// startTarget starts what a trial of variant on engine measures; redis is
+// the run's Redis, for EngineRedis.
+func startTarget(cfg Config, variant, engine string, streamsPerConn int, redis *redisCluster) (target, error) {
 	switch {
 	case cfg.Server != "":
 		return remoteTarget{cfg.Server}, nil
 	case variant == VariantNATS:
 		return startNATS()
-	case variant == VariantRoomcast || variant == VariantEncodeEach:
-		return startRoomcast(variant == VariantEncodeEach, streamsPerConn)
+	case variant != VariantRoomcast && variant != VariantEncodeEach:
+		return nil, fmt.Errorf("unknown variant %q", variant)
+	case engine == EngineRedis:
+		return startRoomcast(variant == VariantEncodeEach, streamsPerConn, redis, cfg.Nodes)
 	}
-	return nil, fmt.Errorf("unknown variant %q", variant)
+	return startRoomcast(variant == VariantEncodeEach, streamsPerConn, nil, 1)
 }
 
 // memSamples are the runtime metrics whose sum is MemStats.HeapInuse plus

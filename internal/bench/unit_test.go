@@ -8,6 +8,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -203,5 +204,38 @@ func TestWorkerProtocolErrors(t *testing.T) {
 	}
 	if err := serveWorker(context.Background(), strings.NewReader("not json\n"), io.Discard, workerHooks{}); err == nil {
 		t.Error("a line that is not JSON was accepted")
+	}
+}
+
+func TestValidateEngines(t *testing.T) {
+	for _, tc := range []struct {
+		set  func(*Config)
+		says string // "" for valid
+	}{
+		{func(c *Config) {}, ""},
+		{func(c *Config) { c.Engine, c.Nodes, c.PublishNodes = "redis", 3, "2" }, ""},
+		{func(c *Config) { c.Engine, c.Nodes, c.PublishNodes = "memory,redis", 2, "all" }, ""},
+		{func(c *Config) { c.Engine, c.RedisAddr = "redis", "127.0.0.1:1,127.0.0.1:2" }, ""},
+		{func(c *Config) { c.Engine = "etcd" }, `unknown engine "etcd"`},
+		{func(c *Config) { c.Engine = " , " }, "no engine"},
+		{func(c *Config) { c.Nodes = 2 }, "need --engine redis"},
+		{func(c *Config) { c.Engine, c.Nodes = "redis", 0 }, "nodes must be at least 1"},
+		{func(c *Config) { c.Engine, c.Nodes, c.PublishNodes = "redis", 2, "2" }, "publish nodes"},
+		{func(c *Config) { c.Engine, c.PublishNodes = "redis", "some" }, "publish nodes"},
+		{func(c *Config) { c.RedisAddr = "127.0.0.1:1" }, "needs --engine redis"},
+		{func(c *Config) { c.Engine, c.RedisAddr = "redis", "nohost" }, `redis address "nohost"`},
+		{func(c *Config) { c.Engine, c.RedisShards = "redis", 0 }, "shards must be at least 1"},
+		{func(c *Config) { c.Engine, c.RedisShards, c.RedisAddr = "redis", 2, "127.0.0.1:1" }, "one per shard"},
+		{func(c *Config) { c.Engine, c.Server, c.Variants = "redis", "127.0.0.1:1", []string{VariantRoomcast} }, "cannot be measured with --server"},
+	} {
+		c := DefaultConfig()
+		tc.set(&c)
+		err := c.Validate()
+		if tc.says == "" && err != nil || tc.says != "" && (err == nil || !strings.Contains(err.Error(), tc.says)) {
+			t.Errorf("engine %q nodes %d publish %q redis %q shards %d: %v, want %q", c.Engine, c.Nodes, c.PublishNodes, c.RedisAddr, c.RedisShards, err, tc.says)
+		}
+	}
+	if e, _ := ParseEngines("redis,memory,redis"); !slices.Equal(e, []string{EngineMemory, EngineRedis}) {
+		t.Errorf("engines %v, want memory first, once each", e)
 	}
 }

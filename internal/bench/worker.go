@@ -47,10 +47,12 @@ type publishFunc func(ctx context.Context, r *room, payload []byte) error
 type subscriber struct {
 	id     int
 	room   *room
+	node   int    // the index of the node its connection is to
 	n      uint64 // messages received, dropped ones included
 	last   uint64 // roomcast: the highest offset received
 	seqs   []uint64
-	hist   histogram
+	hist   histogram     // latencies, of messages published on its node when there are several
+	cross  histogram     // latencies of messages published on another node
 	ack    atomic.Uint64 // messages of the room accounted for: offsets past the join, or publishers' sequence numbers
 	count  atomic.Uint64 // messages received and accepted
 	frames atomic.Uint64 // responses (or NATS messages) received
@@ -64,6 +66,7 @@ type worker struct {
 	rooms     []*room
 	subs      []*subscriber
 	drv       driver
+	pubNodes  []int // each publisher's node
 	measuring atomic.Bool
 	draining  atomic.Bool
 	progress  chan struct{} // 1-buffered: a subscriber moved while draining
@@ -116,7 +119,7 @@ func serveWorker(ctx context.Context, in io.Reader, out io.Writer, hooks workerH
 			w.stopPublishers()
 			err = w.drain(ctx)
 			w.shutdown() // every receiving goroutine ends: the histograms are settled
-			rep.Latency = w.latency()
+			rep.Latency, rep.SameNode, rep.CrossNode = w.latency()
 		default:
 			err = fmt.Errorf("unknown request %q", req.Op)
 		}
@@ -138,16 +141,24 @@ func serveWorker(ctx context.Context, in io.Reader, out io.Writer, hooks workerH
 }
 
 func newWorker(s spec, hooks workerHooks) (*worker, error) {
-	if s.Subscribers < s.Rooms || s.Rooms < 1 || s.Connections < 1 || s.Publishers < 1 || s.Payload < minPayload || s.Window < 1 {
+	if s.Subscribers < s.Rooms || s.Rooms < 1 || s.Connections < 1 || s.Publishers < 1 || s.Payload < minPayload || s.Window < 1 ||
+		len(s.Addrs) == 0 || s.PublishNode < -1 || s.PublishNode >= len(s.Addrs) {
 		return nil, fmt.Errorf("bad spec %+v", s)
 	}
 	w := &worker{spec: s, hooks: hooks, base: time.Now(), progress: make(chan struct{}, 1)}
+	for p := range s.Publishers {
+		n := s.PublishNode
+		if n < 0 {
+			n = p % len(s.Addrs)
+		}
+		w.pubNodes = append(w.pubNodes, n)
+	}
 	for i := range s.Rooms {
 		w.rooms = append(w.rooms, newRoom(i, fmt.Sprintf("%s.r%d", s.Prefix, i), s.Window))
 	}
 	for i := range s.Subscribers {
 		r := w.rooms[i%s.Rooms]
-		sub := &subscriber{id: i, room: r, seqs: make([]uint64, s.Publishers)}
+		sub := &subscriber{id: i, room: r, node: w.connNode(w.subConn(i)), seqs: make([]uint64, s.Publishers)}
 		r.subs = append(r.subs, sub)
 		w.subs = append(w.subs, sub)
 	}
@@ -161,6 +172,12 @@ func newWorker(s spec, hooks workerHooks) (*worker, error) {
 	}
 	return w, nil
 }
+
+// subConn is the index of subscriber i's connection.
+func (w *worker) subConn(i int) int { return i % w.spec.Connections }
+
+// connNode is the index of the node subscriber connection i is to.
+func (w *worker) connNode(i int) int { return i % len(w.spec.Addrs) }
 
 // now is the time on the worker's clock, for latencies.
 func (w *worker) now() int64 { return int64(time.Since(w.base)) }
@@ -261,7 +278,11 @@ func (w *worker) accept(s *subscriber, msgs []received, offsets bool, now int64)
 		}
 		accepted++
 		if measuring {
-			s.hist.record(now - m.ts)
+			if w.pubNodes[m.pub] == s.node {
+				s.hist.record(now - m.ts)
+			} else {
+				s.cross.record(now - m.ts)
+			}
 		}
 	}
 	s.count.Add(accepted)
@@ -397,14 +418,22 @@ func (w *worker) drain(ctx context.Context) error {
 	}
 }
 
-// latency merges the subscribers' latencies. Call it only once the
-// subscribers are closed.
-func (w *worker) latency() *LatencyStats {
-	var h histogram
+// latency merges the subscribers' latencies: all of them, and with several
+// nodes, those of messages received on the node they were published to
+// and on another. Call it only once the subscribers are closed.
+func (w *worker) latency() (all, sameNode, crossNode *LatencyStats) {
+	var same, cross histogram
 	for _, s := range w.subs {
-		h.merge(&s.hist)
+		same.merge(&s.hist)
+		cross.merge(&s.cross)
 	}
-	return h.stats()
+	if len(w.spec.Addrs) == 1 {
+		return same.stats(), nil, nil
+	}
+	var h histogram
+	h.merge(&same)
+	h.merge(&cross)
+	return h.stats(), same.stats(), cross.stats()
 }
 
 // shutdown stops the publishers, then closes every subscriber and

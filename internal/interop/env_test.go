@@ -33,13 +33,16 @@ func inCI() bool {
 	return v != "" && v != "false" && v != "0"
 }
 
+// skipOrFail skips the test, saying why and what to run, or under CI fails
+// it. go test prints "ok" for a package whose tests all skipped, and shows
+// why only with -v: the README says so beside its test command.
 func skipOrFail(t *testing.T, format string, args ...any) {
 	t.Helper()
 	msg := fmt.Sprintf(format, args...)
 	if inCI() {
 		t.Fatalf("%s (CI is set, so this fails instead of skipping)", msg)
 	}
-	t.Skip(msg)
+	t.Skip("SKIPPED, NOT RUN: " + msg)
 }
 
 // repoRoot is the directory holding go.mod.
@@ -95,11 +98,11 @@ func root(t *testing.T) string {
 // pythonMissing says what the Python examples lack, or "" if nothing.
 var pythonMissing = sync.OnceValue(func() string {
 	if _, err := os.Stat(python); err != nil {
-		return python + " is missing: apt-get install python3 python3-grpcio python3-protobuf"
+		return "the Python examples need " + python + ": apt-get install python3 python3-grpcio python3-protobuf"
 	}
 	out, err := exec.Command(python, "-c", "import grpc, google.protobuf").CombinedOutput()
 	if err != nil {
-		return fmt.Sprintf("%s cannot import grpc and google.protobuf (%v: %s): apt-get install python3-grpcio python3-protobuf",
+		return fmt.Sprintf("the Python examples need grpc and google.protobuf, which %s cannot import (%v: %s): apt-get install python3-grpcio python3-protobuf",
 			python, err, bytes.TrimSpace(out))
 	}
 	return ""
@@ -115,11 +118,11 @@ func requirePython(t *testing.T) {
 func requireNode(t *testing.T) {
 	t.Helper()
 	if _, err := exec.LookPath("node"); err != nil {
-		skipOrFail(t, "node is not on PATH: install Node 20 or later, then run `npm ci` at the repository's root")
+		skipOrFail(t, "the Node examples need node on PATH: install Node 20 or later, then run `npm ci --no-audit --no-fund` at the repository's root")
 	}
 	for _, pkg := range []string{"tsx", "typescript", "@connectrpc/connect-node", "@bufbuild/protobuf"} {
 		if _, err := os.Stat(filepath.Join(root(t), "node_modules", pkg, "package.json")); err != nil {
-			skipOrFail(t, "node_modules has no %s: run `npm ci` at the repository's root", pkg)
+			skipOrFail(t, "the Node examples need the npm packages of package-lock.json (node_modules has no %s): run `npm ci --no-audit --no-fund` at the repository's root, then go test ./internal/interop", pkg)
 		}
 	}
 }

@@ -57,14 +57,33 @@ type proc struct {
 }
 
 type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
+	mu      sync.Mutex
+	buf     bytes.Buffer
+	changed chan struct{} // 1-buffered, when made: something was written
 }
 
 func (b *lockedBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.changed != nil {
+		select {
+		case b.changed <- struct{}{}:
+		default:
+		}
+	}
 	return b.buf.Write(p)
+}
+
+// waitStderr waits until the program's stderr satisfies ok.
+func (p *proc) waitStderr(ctx context.Context, what string, ok func(string) bool) {
+	p.t.Helper()
+	for !ok(p.stderr.String()) {
+		select {
+		case <-p.stderr.changed:
+		case <-ctx.Done():
+			p.t.Fatalf("%s's stderr does not say %s within %v:\n%s", p.name, what, waitLimit, p.stderr.String())
+		}
+	}
 }
 
 func (b *lockedBuffer) String() string {
@@ -88,6 +107,7 @@ func startProc(t *testing.T, name string, env []string, argv ...string) *proc {
 	t.Helper()
 	cmd := command(t, env, argv...)
 	p := &proc{t: t, name: name, cmd: cmd, lines: make(chan event, 1<<14), exited: make(chan struct{})}
+	p.stderr.changed = make(chan struct{}, 1)
 	cmd.Stderr = &p.stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {

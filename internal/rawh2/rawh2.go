@@ -8,6 +8,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"io"
 	"net"
 	"sync"
 
@@ -18,7 +19,7 @@ import (
 // Conn is one HTTP/2 connection to a server. Its writing methods are not
 // safe to call concurrently; Flush sends what they wrote. A goroutine reads
 // what the server sends until the connection ends or the server answers
-// Ping; Wait reports what it saw.
+// Ping; Wait reports what it saw, and WaitStream how a stream ended.
 type Conn struct {
 	conn  net.Conn
 	w     *bufio.Writer
@@ -27,9 +28,21 @@ type Conn struct {
 	block bytes.Buffer
 	next  uint32 // the next stream id
 
-	done chan struct{} // closed when the reader ends
-	mu   sync.Mutex
-	end  End
+	done    chan struct{} // closed when the reader ends
+	mu      sync.Mutex
+	end     End
+	streams map[uint32]StreamEnd // how each stream the server ended ended, the first time
+	changed chan struct{}        // closed, and replaced, when streams gains one
+}
+
+// StreamEnd is how the server ended a stream: with RST_STREAM, or with
+// trailers (a whole response's, or a trailers-only one) carrying a gRPC
+// status.
+type StreamEnd struct {
+	Reset   bool          // the server reset the stream
+	Code    http2.ErrCode // with Reset: its code
+	Status  string        // else: the trailers' grpc-status, "0" for OK
+	Message string        // and their grpc-message, as sent (percent-encoded)
 }
 
 // End is what the server sent on a connection.
@@ -47,7 +60,8 @@ var pingData = [8]byte{'r', 'a', 'w', 'h', '2'}
 // New starts HTTP/2 on conn, a TCP connection or a TLS one that negotiated
 // "h2": it sends the client preface and empty SETTINGS, and starts reading.
 func New(conn net.Conn) (*Conn, error) {
-	c := &Conn{conn: conn, w: bufio.NewWriterSize(conn, 64<<10), next: 1, done: make(chan struct{})}
+	c := &Conn{conn: conn, w: bufio.NewWriterSize(conn, 64<<10), next: 1, done: make(chan struct{}),
+		streams: make(map[uint32]StreamEnd), changed: make(chan struct{})}
 	c.fr = http2.NewFramer(c.w, nil)
 	c.enc = hpack.NewEncoder(&c.block)
 	if _, err := c.w.WriteString(http2.ClientPreface); err != nil {
@@ -72,6 +86,7 @@ func (c *Conn) LocalAddr() net.Addr { return c.conn.LocalAddr() }
 func (c *Conn) read() {
 	defer close(c.done)
 	fr := http2.NewFramer(nil, c.conn)
+	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
 	for {
 		f, err := fr.ReadFrame()
 		c.mu.Lock()
@@ -93,8 +108,67 @@ func (c *Conn) read() {
 				c.mu.Unlock()
 				return
 			}
+		case *http2.RSTStreamFrame:
+			c.streamEnded(f.StreamID, StreamEnd{Reset: true, Code: f.ErrCode})
+		case *http2.MetaHeadersFrame:
+			if f.StreamEnded() {
+				var end StreamEnd
+				for _, hf := range f.RegularFields() {
+					switch hf.Name {
+					case "grpc-status":
+						end.Status = hf.Value
+					case "grpc-message":
+						end.Message = hf.Value
+					}
+				}
+				c.streamEnded(f.StreamID, end)
+			}
 		}
 		c.mu.Unlock()
+	}
+}
+
+// streamEnded records how stream id ended, unless it already has, and wakes
+// WaitStream. Caller holds c.mu.
+func (c *Conn) streamEnded(id uint32, end StreamEnd) {
+	if _, ok := c.streams[id]; ok {
+		return
+	}
+	c.streams[id] = end
+	close(c.changed)
+	c.changed = make(chan struct{})
+}
+
+// WaitStream waits until the server has ended stream id, and returns how;
+// or it returns the reader's error (or io.EOF) if the connection ended
+// first, or ctx's.
+func (c *Conn) WaitStream(ctx context.Context, id uint32) (StreamEnd, error) {
+	for {
+		c.mu.Lock()
+		end, ok := c.streams[id]
+		changed := c.changed
+		c.mu.Unlock()
+		if ok {
+			return end, nil
+		}
+		select {
+		case <-changed:
+			continue
+		case <-c.done:
+		case <-ctx.Done():
+			return StreamEnd{}, ctx.Err()
+		}
+		c.mu.Lock()
+		end, ok = c.streams[id]
+		err := c.end.Err
+		c.mu.Unlock()
+		if ok {
+			return end, nil
+		}
+		if err == nil {
+			err = io.EOF // the reader ended at the Ping's answer
+		}
+		return StreamEnd{}, err
 	}
 }
 

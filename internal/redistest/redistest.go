@@ -4,16 +4,14 @@
 //
 // A test that needs Redis skips when redis-server is not installed, and
 // fails instead when the CI environment variable is set, so that CI cannot
-// pass by skipping.
+// pass by skipping. The processes are internal/redisproc's, which the
+// benchmark harness uses too.
 package redistest
 
 import (
 	"context"
 	"errors"
-	"fmt"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -22,14 +20,9 @@ import (
 	"time"
 
 	"github.com/redis/rueidis"
+
+	"github.com/roomcast/roomcast/internal/redisproc"
 )
-
-// Bin is where Debian's redis-server package puts the server; PATH is
-// searched when it is not there.
-const Bin = "/usr/bin/redis-server"
-
-// readyWithin bounds how long a server may take to answer PING.
-const readyWithin = 5 * time.Second
 
 // Option configures Start.
 type Option func(*options)
@@ -57,11 +50,9 @@ type Server struct {
 	Dir  string // working directory: log, dump.rdb, AOF
 
 	opts options
-	bin  string
+	proc *redisproc.Process
 
 	mu     sync.Mutex
-	proc   *os.Process
-	exited chan struct{} // closed when proc has been waited for
 	client rueidis.Client
 }
 
@@ -71,137 +62,49 @@ type Server struct {
 // server is stopped, and its client closed, in the test's cleanup.
 func Start(t testing.TB, opts ...Option) *Server {
 	t.Helper()
-	bin := Bin
-	if _, err := os.Stat(bin); err != nil {
-		if bin, err = exec.LookPath("redis-server"); err != nil {
-			skipOrFail(t, "redis-server is not installed (looked for %s and on PATH): apt-get install redis-server", Bin)
-		}
-	}
-	s := &Server{Dir: t.TempDir(), bin: bin}
+	Require(t)
+	s := &Server{Dir: t.TempDir()}
 	for _, o := range opts {
 		o(&s.opts)
 	}
-	t.Cleanup(s.stop)
-	var err error
-	for range 10 {
-		s.Addr, err = freePort()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err = s.launch(); !errors.Is(err, errPortTaken) {
-			break
-		}
-	}
+	proc, err := redisproc.Start(s.Dir, redisproc.Options{AOF: s.opts.aof})
 	if err != nil {
 		t.Fatal(err)
 	}
+	s.proc, s.Addr = proc, proc.Addr
+	t.Cleanup(s.stop)
 	return s
 }
 
-func skipOrFail(t testing.TB, format string, args ...any) {
+// Require skips the test when redis-server is not installed, and fails it
+// instead when the CI environment variable is set, so that CI cannot pass
+// by skipping: for tests that start Redis by other means than Start, such
+// as the benchmark harness's own launcher.
+func Require(t testing.TB) {
 	t.Helper()
-	msg := fmt.Sprintf(format, args...)
-	if v := os.Getenv("CI"); v != "" && v != "false" && v != "0" {
-		t.Fatalf("%s (CI is set, so this fails instead of skipping)", msg)
-	}
-	t.Skip(msg)
-}
-
-// freePort returns a loopback address no one listens on at the moment.
-func freePort() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
-}
-
-var errPortTaken = errors.New("redistest: port taken")
-
-// launch starts the process on s.Addr and waits until it answers PING.
-func (s *Server) launch() error {
-	_, port, _ := net.SplitHostPort(s.Addr)
-	logFile := filepath.Join(s.Dir, "log")
-	os.Remove(logFile)
-	aof := "no"
-	if s.opts.aof {
-		aof = "yes"
-	}
-	cmd := exec.Command(s.bin,
-		"--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", aof,
-		"--dir", s.Dir, "--dbfilename", "dump.rdb", "--daemonize", "no", "--logfile", logFile)
-	if err := cmd.Start(); err != nil {
-		return err
-	}
-	exited := make(chan struct{})
-	go func() { // owned by the server: ends with the process, which stop ends
-		cmd.Wait()
-		close(exited)
-	}()
-	s.mu.Lock()
-	s.proc, s.exited = cmd.Process, exited
-	s.mu.Unlock()
-	deadline := time.Now().Add(readyWithin)
-	for {
-		if ping(s.Addr) == nil {
-			return nil
+	if _, err := redisproc.Find(); err != nil {
+		if v := os.Getenv("CI"); v != "" && v != "false" && v != "0" {
+			t.Fatalf("%v (CI is set, so this fails instead of skipping)", err)
 		}
-		select {
-		case <-exited:
-			log, _ := os.ReadFile(logFile)
-			if strings.Contains(string(log), "Address already in use") {
-				return errPortTaken
-			}
-			return fmt.Errorf("redistest: redis-server exited at start; its log:\n%s", log)
-		case <-time.After(5 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			s.kill()
-			return fmt.Errorf("redistest: redis-server on %s did not answer PING within %v", s.Addr, readyWithin)
-		}
+		t.Skip(err)
 	}
-}
-
-// ping sends PING on a new connection and expects +PONG.
-func ping(addr string) error {
-	c, err := net.DialTimeout("tcp", addr, time.Second)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(time.Second))
-	if _, err := c.Write([]byte("PING\r\n")); err != nil {
-		return err
-	}
-	buf := make([]byte, 7)
-	n, err := c.Read(buf)
-	if err != nil {
-		return err
-	}
-	if string(buf[:n]) != "+PONG\r\n" {
-		return fmt.Errorf("redistest: PING answered %q", buf[:n])
-	}
-	return nil
 }
 
 // Kill ends the server with SIGKILL, as a crash would, and waits for it to
 // exit. Nothing is saved. Calling it on a stopped server does nothing.
-func (s *Server) Kill() { s.kill() }
+func (s *Server) Kill() {
+	s.closeClient() // its connections die with the process: Do makes a new one
+	s.proc.Kill()
+}
 
-func (s *Server) kill() {
+func (s *Server) closeClient() {
 	s.mu.Lock()
-	proc, exited, client := s.proc, s.exited, s.client
-	s.proc, s.client = nil, nil // its connections die with the process: Do makes a new one
+	client := s.client
+	s.client = nil
 	s.mu.Unlock()
 	if client != nil {
 		client.Close()
 	}
-	if proc == nil {
-		return
-	}
-	proc.Signal(syscall.SIGKILL)
-	<-exited
 }
 
 // Restart kills the server if it runs and starts it again on the same port
@@ -209,46 +112,22 @@ func (s *Server) kill() {
 // otherwise empty. It is a new process, with a new run_id.
 func (s *Server) Restart(t testing.TB) {
 	t.Helper()
-	s.kill()
+	s.Kill()
 	if !s.opts.snapshot {
 		if err := os.Remove(filepath.Join(s.Dir, "dump.rdb")); err != nil && !errors.Is(err, os.ErrNotExist) {
 			t.Fatal(err)
 		}
 	}
-	// The port was ours a moment ago; another process may have taken it
-	// meanwhile, but rarely, and briefly: try a few times.
-	var err error
-	for range 10 {
-		if err = s.launch(); !errors.Is(err, errPortTaken) {
-			break
-		}
-	}
-	if err != nil {
+	if err := s.proc.Relaunch(); err != nil {
 		t.Fatal(err)
 	}
 }
 
-// stop ends the server for the test's cleanup: SIGTERM, SIGKILL after two
-// seconds; and closes the client of Do.
+// stop ends the server for the test's cleanup (SIGTERM, SIGKILL after two
+// seconds) and closes the client of Do.
 func (s *Server) stop() {
-	s.mu.Lock()
-	proc, exited, client := s.proc, s.exited, s.client
-	s.proc, s.client = nil, nil
-	s.mu.Unlock()
-	if client != nil {
-		client.Close()
-	}
-	if proc == nil {
-		return
-	}
-	proc.Signal(syscall.SIGCONT) // in case the test paused it
-	proc.Signal(syscall.SIGTERM)
-	select {
-	case <-exited:
-	case <-time.After(2 * time.Second):
-		proc.Signal(syscall.SIGKILL)
-		<-exited
-	}
+	s.closeClient()
+	s.proc.Stop()
 }
 
 // Do sends one command to the server, as args (such as "SAVE", or "CLIENT",
@@ -320,13 +199,7 @@ func (s *Server) Resume(t testing.TB) { s.signal(t, syscall.SIGCONT) }
 
 func (s *Server) signal(t testing.TB, sig syscall.Signal) {
 	t.Helper()
-	s.mu.Lock()
-	proc := s.proc
-	s.mu.Unlock()
-	if proc == nil {
-		t.Fatal("redistest: the server is not running")
-	}
-	if err := proc.Signal(sig); err != nil {
+	if err := s.proc.Signal(sig); err != nil {
 		t.Fatal(err)
 	}
 }

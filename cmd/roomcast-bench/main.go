@@ -1,3 +1,12 @@
+// Command roomcast-bench measures roomcast's fan-out side by side with the
+// same server encoding each message once per subscriber and with NATS core:
+//
+//	roomcast-bench [flags]
+//
+// Run "roomcast-bench --help" for every flag. It is a command of its own,
+// rather than a subcommand of roomcast, so that the roomcast binary (and the
+// first "go run ./cmd/roomcast serve") neither compiles nor links
+// nats-server and nats.go, which only the comparison needs.
 package main
 
 import (
@@ -7,16 +16,38 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/roomcast/roomcast/internal/bench"
 )
 
-var benchCmd = &command{
-	name:    "bench",
-	summary: "measure fan-out throughput, server CPU, memory and latency against NATS",
-	detail: `
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-ctx.Done()
+		stop() // a second signal kills the process
+	}()
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// Exit codes, as roomcast's.
+const (
+	exitOK    = 0
+	exitFail  = 1 // the run failed: an error, or a loss, reordering or cut-off
+	exitUsage = 2 // a bad flag or argument
+)
+
+// workerArg, as the only argument, makes the process the worker that hosts
+// a run's publishers and subscribers, driven by its parent over stdin and
+// stdout. It is not for use by hand.
+const workerArg = "worker"
+
+const detail = `
 Measure roomcast's fan-out side by side with the same server encoding each
 message once per subscriber (encode-each) and with NATS core (an embedded
 nats-server), on this machine with one harness.
@@ -35,42 +66,58 @@ messages/s and MB/s, publish-to-delivery latency (p50, p99, p99.9), server
 CPU per delivery, and server memory per connection and per subscriber stream
 (idle, after a GC, and peak while busy): medians of --reps repetitions on
 stdout, progress on stderr, and with --out, bench.json and a chart,
-bench.svg. --quick is a run of well under a minute, for CI.`,
-	maxArgs: 0,
-	setup: func(fs *flag.FlagSet) runFunc {
-		cfg := bench.DefaultConfig()
-		quick := false
-		benchFlags(fs, &cfg, &quick)
-		return func(ctx context.Context, _ []string, stdout, stderr io.Writer) int {
-			return runBench(ctx, resolveBenchConfig(fs, cfg, quick), stdout, stderr)
-		}
-	},
-}
+bench.svg. --quick is a run of well under a minute, for CI.`
 
-// benchWorkerCmd is the process bench starts to host publishers and
-// subscribers. It is not listed in help.
-var benchWorkerCmd = &command{
-	name:    "bench-worker",
-	summary: "the publishers and subscribers of bench (internal)",
-	detail: `
-Host the publishers and subscribers of "roomcast bench", driven by it over
-stdin and stdout. Not for use by hand.`,
-	maxArgs: 0,
-	setup: func(*flag.FlagSet) runFunc {
-		return func(ctx context.Context, _ []string, stdout, stderr io.Writer) int {
-			if err := bench.ServeWorker(ctx, os.Stdin, stdout); err != nil {
-				fmt.Fprintf(stderr, "roomcast bench-worker: %v\n", err)
-				return exitFail
-			}
+// run runs the command line args (without the program name) and returns the
+// exit code. ctx is done when the process is asked to stop; the run then
+// ends with exitOK.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 1 && args[0] == workerArg {
+		if err := bench.ServeWorker(ctx, os.Stdin, stdout); err != nil {
+			fmt.Fprintf(stderr, "roomcast-bench worker: %v\n", err)
+			return exitFail
+		}
+		return exitOK
+	}
+	fs := flag.NewFlagSet("roomcast-bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {}
+	cfg, quick := bench.DefaultConfig(), false
+	benchFlags(fs, &cfg, &quick)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			writeUsage(stdout, fs)
 			return exitOK
 		}
-	},
+		fmt.Fprintln(stderr, `Run "roomcast-bench --help" for usage.`) // flag printed the error
+		return exitUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "roomcast-bench: unexpected arguments %q: it takes flags only\nRun \"roomcast-bench --help\" for usage.\n", fs.Args())
+		return exitUsage
+	}
+	return runBench(ctx, resolveBenchConfig(fs, cfg, quick), stdout, stderr)
 }
 
-// hiddenCommands run like commands but help does not list them.
-var hiddenCommands = []*command{benchWorkerCmd}
+// writeUsage describes the command and every one of its flags.
+func writeUsage(w io.Writer, fs *flag.FlagSet) {
+	fmt.Fprintf(w, "Usage: roomcast-bench [flags]\n\n%s\n\nFlags:\n", strings.TrimSpace(detail))
+	fs.VisitAll(func(f *flag.Flag) {
+		placeholder, usage := flag.UnquoteUsage(f)
+		fmt.Fprintf(w, "  --%s", f.Name)
+		if placeholder != "" {
+			fmt.Fprintf(w, " %s", placeholder)
+		}
+		fmt.Fprintf(w, "\n        %s", usage)
+		if f.DefValue != "" {
+			fmt.Fprintf(w, " (default %s)", f.DefValue)
+		}
+		fmt.Fprintln(w)
+	})
+	fmt.Fprintf(w, "  --help\n        show this help\n")
+}
 
-// benchFlags defines bench's flags on fs, bound to cfg and quick.
+// benchFlags defines the flags on fs, bound to cfg and quick.
 func benchFlags(fs *flag.FlagSet, cfg *bench.Config, quick *bool) {
 	fs.BoolVar(quick, "quick", false,
 		"a run of well under a minute, for CI: 100 subscribers over 10 connections, room sizes 10 and 100, 1s per trial, paced at 20000 deliveries/s; flags given as well override it")
@@ -91,12 +138,19 @@ func benchFlags(fs *flag.FlagSet, cfg *bench.Config, quick *bool) {
 	fs.IntVar(&cfg.Reps, "reps", cfg.Reps, "repeat every trial `N` times; the report gives medians")
 	fs.Var((*variantsFlag)(&cfg.Variants), "variants", "measure these `VARIANTS`, comma-separated: roomcast, encode-each, nats")
 	fs.Var((*sizesFlag)(&cfg.Sizes), "sizes", "sweep these room `SIZES` (subscribers per room, comma-separated; subscribers = size x rooms) instead of --subscribers")
+	fs.StringVar(&cfg.Engine, "engine", cfg.Engine,
+		"keep the roomcast variants' rooms in `ENGINES`: memory (one server), redis (--nodes servers sharing a Redis), or memory,redis to measure both in one run, interleaved, with redis's ratios to memory")
+	fs.IntVar(&cfg.Nodes, "nodes", cfg.Nodes, "with --engine redis, run `N` roomcast servers in this process, one broker; subscriber connection i goes to node i mod N")
+	fs.StringVar(&cfg.PublishNodes, "publish-nodes", cfg.PublishNodes, "with --nodes, publish to node `NODE` (an index), or all: publisher p to node p mod N")
+	fs.StringVar(&cfg.RedisAddr, "redis-addr", cfg.RedisAddr,
+		"with --engine redis, use the Redis at `HOST:PORT[,HOST:PORT...]` (one per shard) instead of starting redis-server; the run's keys are deleted at its end, and its CPU counts whatever else that Redis does")
+	fs.IntVar(&cfg.RedisShards, "redis-shards", cfg.RedisShards, "with --engine redis and no --redis-addr, start `N` redis-servers: rooms are spread over them by name")
 	fs.StringVar(&cfg.Out, "out", cfg.Out, "write bench.json and bench.svg in `DIR`")
 	fs.StringVar(&cfg.CPUProfile, "cpuprofile", cfg.CPUProfile,
 		"write a CPU profile of the server process to `FILE` (FILE-VARIANT with several variants), taken during the first trial at the largest room size")
 }
 
-// resolveBenchConfig returns the configuration bench's flags ask for: with
+// resolveBenchConfig returns the configuration the flags ask for: with
 // --quick, QuickConfig with the flags given applied to it.
 func resolveBenchConfig(fs *flag.FlagSet, cfg bench.Config, quick bool) bench.Config {
 	set := map[string]bool{}
@@ -117,27 +171,27 @@ func resolveBenchConfig(fs *flag.FlagSet, cfg bench.Config, quick bool) bench.Co
 
 func runBench(ctx context.Context, cfg bench.Config, stdout, stderr io.Writer) int {
 	if err := cfg.Validate(); err != nil {
-		fmt.Fprintf(stderr, "roomcast bench: %v\nRun \"roomcast bench --help\" for usage.\n", err)
+		fmt.Fprintf(stderr, "roomcast-bench: %v\nRun \"roomcast-bench --help\" for usage.\n", err)
 		return exitUsage
 	}
 	exe, err := os.Executable()
 	if err != nil {
-		fmt.Fprintf(stderr, "roomcast bench: finding this program to run its worker: %v\n", err)
+		fmt.Fprintf(stderr, "roomcast-bench: finding this program to run its worker: %v\n", err)
 		return exitFail
 	}
-	cfg.WorkerCommand = []string{exe, benchWorkerCmd.name}
+	cfg.WorkerCommand = []string{exe, workerArg}
 	_, err = bench.Run(ctx, cfg, stdout, stderr)
 	switch {
 	case err == nil:
 		return exitOK
 	case ctx.Err() != nil:
-		fmt.Fprintln(stderr, "roomcast bench: stopped")
+		fmt.Fprintln(stderr, "roomcast-bench: stopped")
 		return exitOK
 	case errors.Is(err, bench.ErrFailed):
-		fmt.Fprintf(stderr, "roomcast bench: FAILED: %v\n", err)
+		fmt.Fprintf(stderr, "roomcast-bench: FAILED: %v\n", err)
 		return exitFail
 	}
-	fmt.Fprintf(stderr, "roomcast bench: %v\n", err)
+	fmt.Fprintf(stderr, "roomcast-bench: %v\n", err)
 	return exitFail
 }
 

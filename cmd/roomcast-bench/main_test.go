@@ -1,41 +1,58 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"flag"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/roomcast/roomcast/internal/bench"
+	"github.com/roomcast/roomcast/internal/servertest"
 )
 
-// TestBenchBinary runs bench as a user does: the built binary, its worker a
-// second process of the same binary, every variant at two tiny room sizes.
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// TestBenchBinary runs the command as a user does: the built binary, its
+// worker a second process of the same binary, every variant at two tiny room
+// sizes.
 func TestBenchBinary(t *testing.T) {
-	ctx := testCtx(t)
-	bin := buildBinary(t, ctx)
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	if runtime.GOOS == "windows" {
+		t.Skip("the worker is stopped with a signal")
+	}
+	ctx := servertest.Context(t)
+	bin := filepath.Join(t.TempDir(), "roomcast-bench")
+	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
 	out := t.TempDir()
-	cmd := exec.CommandContext(ctx, bin, "bench", "--quick",
+	cmd := exec.CommandContext(ctx, bin, "--quick",
 		"--subscribers", "4", "--connections", "2", "--sizes", "2,4", "--paced", "400",
 		"--warmup", "100ms", "--duration", "400ms",
 		"--out", out, "--cpuprofile", filepath.Join(out, "cpu.pprof"))
-	stdout, stderr := newSyncBuffer(), newSyncBuffer()
-	cmd.Stdout, cmd.Stderr = stdout, stderr
-	cmd.WaitDelay = exitWithin
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	cmd.WaitDelay = 15 * time.Second
 	if err := cmd.Run(); err != nil {
-		t.Fatalf("bench: %v\nstdout:\n%s\nstderr:\n%s", err, stdout, stderr)
+		t.Fatalf("roomcast-bench: %v\nstdout:\n%s\nstderr:\n%s", err, stdout.String(), stderr.String())
 	}
 	if !strings.Contains(stdout.String(), "ok: every subscriber got every message in order") {
-		t.Errorf("stdout does not say the run passed:\n%s", stdout)
+		t.Errorf("stdout does not say the run passed:\n%s", stdout.String())
 	}
 	if !strings.Contains(stderr.String(), "bench: [12/12]") {
-		t.Errorf("no progress on stderr:\n%s", stderr)
+		t.Errorf("no progress on stderr:\n%s", stderr.String())
 	}
 
 	b, err := os.ReadFile(filepath.Join(out, "bench.json"))
@@ -98,25 +115,42 @@ func TestBenchFlags(t *testing.T) {
 	}
 }
 
-func TestBenchUsageErrors(t *testing.T) {
-	ctx := testCtx(t)
+func TestBenchUsage(t *testing.T) {
+	ctx := servertest.Context(t)
+	runArgs := func(args ...string) (int, string, string) {
+		var stdout, stderr bytes.Buffer
+		code := run(ctx, args, &stdout, &stderr)
+		return code, stdout.String(), stderr.String()
+	}
 	for _, tc := range []struct {
 		args []string
 		says string
 	}{
-		{[]string{"bench", "--variants", "kafka"}, `unknown variant "kafka"`},
-		{[]string{"bench", "--sizes", "10,x"}, `room size "x"`},
-		{[]string{"bench", "--payload", "8"}, "payload must be"},
-		{[]string{"bench", "--rooms", "4", "--subscribers", "2"}, "every room needs a subscriber"},
-		{[]string{"bench", "--server", "127.0.0.1:1", "--variants", "nats"}, "needs an in-process server"},
-		{[]string{"bench", "extra"}, "wrong number of arguments"},
+		{[]string{"--variants", "kafka"}, `unknown variant "kafka"`},
+		{[]string{"--sizes", "10,x"}, `room size "x"`},
+		{[]string{"--payload", "8"}, "payload must be"},
+		{[]string{"--rooms", "4", "--subscribers", "2"}, "every room needs a subscriber"},
+		{[]string{"--server", "127.0.0.1:1", "--variants", "nats"}, "needs an in-process server"},
+		{[]string{"extra"}, `unexpected arguments ["extra"]`},
+		{[]string{"--no-such-flag"}, "no-such-flag"},
 	} {
-		code, stdout, stderr := runCmd(ctx, tc.args...)
-		if code != exitUsage || stdout != "" || !strings.Contains(stderr, tc.says) {
-			t.Errorf("%q: exit %d, stdout %q, stderr:\n%s\nwant exit 2 and %q", tc.args, code, stdout, stderr, tc.says)
+		code, stdout, stderr := runArgs(tc.args...)
+		if code != exitUsage || stdout != "" || !strings.Contains(stderr, tc.says) || !strings.Contains(stderr, `Run "roomcast-bench --help"`) {
+			t.Errorf("%q: exit %d, stdout %q, stderr:\n%s\nwant exit 2, %q and where to find help", tc.args, code, stdout, stderr, tc.says)
 		}
 	}
-	if code, stdout, _ := runCmd(ctx, "help"); code != exitOK || strings.Contains(stdout, "bench-worker") || !strings.Contains(stdout, "Usage: roomcast bench") {
-		t.Errorf("help: exit %d; want bench listed and bench-worker not:\n%s", code, stdout)
+	code, stdout, stderr := runArgs("--help")
+	if code != exitOK || stderr != "" || !strings.HasPrefix(stdout, "Usage: roomcast-bench [flags]") {
+		t.Errorf("--help: exit %d, stderr %q, stdout:\n%s", code, stderr, stdout)
+	}
+	fs := flag.NewFlagSet("", flag.ContinueOnError)
+	benchFlags(fs, new(bench.Config), new(bool))
+	fs.VisitAll(func(f *flag.Flag) {
+		if !strings.Contains(stdout, "--"+f.Name+" ") && !strings.Contains(stdout, "--"+f.Name+"\n") {
+			t.Errorf("--help does not describe --%s", f.Name)
+		}
+	})
+	if strings.Contains(stdout, workerArg) {
+		t.Errorf("--help mentions the worker:\n%s", stdout)
 	}
 }

@@ -1,0 +1,68 @@
+package server_test
+
+import (
+	"net"
+	"testing"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/roomcast/roomcast/auth"
+	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
+	"github.com/roomcast/roomcast/internal/testsupport/testjwt"
+	"github.com/roomcast/roomcast/server"
+)
+
+// Anonymous callers share no bucket: each client address has its own, on a
+// server without credentials and with --allow-anonymous alike, so one
+// anonymous client's burst does not refuse all the others.
+func TestAnonymousCallersAreLimitedPerClientAddress(t *testing.T) {
+	anon, err := auth.NewAuthenticator(auth.WithAnonymous(testjwt.Grants(t, ">", ">", ">")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		opts []server.Option
+	}{
+		{"open server", nil},
+		{"anonymous access", []server.Option{server.WithAuthenticator(anon)}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, addr := start(t, append(tc.opts, server.WithPublishRate(0.001, 1))...)
+			ctx := testCtx(t)
+			first, second := dialFrom(t, "127.0.0.1", addr), dialFrom(t, "127.0.0.2", addr)
+			publishText(t, ctx, first, "r", "the whole burst")
+			if _, err := first.Publish(ctx, &roomcastv1.PublishRequest{Room: "r"}); status.Code(err) != codes.ResourceExhausted {
+				t.Fatalf("a publish past the burst: %v, want RESOURCE_EXHAUSTED", err)
+			}
+			if _, err := second.Publish(ctx, &roomcastv1.PublishRequest{Room: "r"}); err != nil {
+				t.Errorf("another client's first publish: %v", err)
+			}
+		})
+	}
+}
+
+// An IPv6 client is known by its /64: it may pick any address in it.
+func TestClientKeys(t *testing.T) {
+	for _, tc := range []struct{ addr, key string }{
+		{"127.0.0.2:5000", "127.0.0.2"},
+		{"[::ffff:10.1.2.3]:5000", "10.1.2.3"},
+		{"[2001:db8:1:2:aaaa:bbbb:cccc:dddd]:5000", "2001:db8:1:2::/64"},
+		{"[2001:db8:1:2::1]:6000", "2001:db8:1:2::/64"},
+		{"[2001:db8:1:3::1]:6000", "2001:db8:1:3::/64"},
+		{"[fe80::1%eth0]:5000", "fe80::/64"},
+		{"[::1]:5000", "::/64"},
+	} {
+		addr, err := net.ResolveTCPAddr("tcp", tc.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := server.ClientKey(addr); got != tc.key {
+			t.Errorf("ClientKey(%s) = %q, want %q", tc.addr, got, tc.key)
+		}
+	}
+	if got := server.ClientKey(&net.UnixAddr{Name: "/run/roomcast.sock", Net: "unix"}); got != "/run/roomcast.sock" {
+		t.Errorf("ClientKey of a Unix socket: %q", got)
+	}
+}

@@ -1,0 +1,62 @@
+package server
+
+import (
+	"sync"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/roomcast/roomcast/auth"
+	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
+)
+
+// Limits kept per credential, beside the rates of access.go: what one
+// credential may hold open. A credential is
+// a subject (and how it was authenticated); anonymous callers are one per
+// client address (see access.identity).
+
+// credentialKey is what the limits of id are kept under.
+func credentialKey(id *auth.Identity) string { return string(id.Method) + ":" + id.Subject }
+
+// streamCounts counts the Subscribe streams each credential has open. It is
+// safe for concurrent use.
+type streamCounts struct {
+	max int
+	mu  sync.Mutex
+	n   map[string]int // only credentials with streams open
+}
+
+// open counts one more stream for id and returns its release, or an error
+// if id has its limit open already.
+func (c *streamCounts) open(id *auth.Identity) (release func(), err error) {
+	key := credentialKey(id)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n[key] >= c.max {
+		return nil, status.Errorf(codes.ResourceExhausted, "this credential has %d Subscribe streams open, its limit; close one, or subscribe to more rooms on one stream", c.max)
+	}
+	c.n[key]++
+	return func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if c.n[key]--; c.n[key] == 0 {
+			delete(c.n, key)
+		}
+	}, nil
+}
+
+// limitStreams is the stream interceptor that keeps each credential within
+// its Subscribe streams. It runs after authentication, so the identity is
+// known.
+func (s *Server) limitStreams(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	if info.FullMethod != roomcastv1.BrokerService_Subscribe_FullMethodName {
+		return handler(srv, ss)
+	}
+	release, err := s.access.streams.open(s.access.identity(ss.Context()))
+	if err != nil {
+		return err
+	}
+	defer release()
+	return handler(srv, ss)
+}

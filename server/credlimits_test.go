@@ -1,0 +1,106 @@
+package server_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
+	"github.com/roomcast/roomcast/internal/testsupport/testjwt"
+	"github.com/roomcast/roomcast/server"
+)
+
+// A credential may hold only so many Subscribe streams open, over all its
+// connections; another credential has its own count, and a stream that ends
+// gives its place back.
+func TestSubscribeStreamsAreLimitedPerCredential(t *testing.T) {
+	addr := testjwt.StartServer(t, server.WithMaxStreamsPerCredential(2))
+	ctx := testCtx(t)
+	g := testjwt.Grants(t, "", ">", "")
+	a := bearer(ctx, testjwt.Token(t, "a", time.Now().Add(time.Hour), g))
+	b := bearer(ctx, testjwt.Token(t, "b", time.Now().Add(time.Hour), g))
+	subscribe(t, a, dial(t, addr))
+	second := subscribe(t, a, dial(t, addr))
+
+	third, err := dial(t, addr).Subscribe(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := third.Recv(); status.Code(err) != codes.ResourceExhausted || !strings.Contains(err.Error(), "2 Subscribe streams open") {
+		t.Errorf("a third stream of two allowed: %v, want RESOURCE_EXHAUSTED", err)
+	}
+	subscribe(t, b, dial(t, addr))
+
+	// The server ends second (its command is over the size limit), and so
+	// has let its place go before the client hears of it.
+	if err := second.stream.Send(infoJoin("big", "r", map[string]string{"k": strings.Repeat("v", 20<<10)})); err != nil {
+		t.Fatal(err)
+	}
+	second.expectEnd(codes.ResourceExhausted)
+	subscribe(t, a, dial(t, addr))
+}
+
+// History and Presence calls share a rate per credential, refused with
+// RetryInfo past it; another credential has its own.
+func TestReadsAreRateLimitedPerCredential(t *testing.T) {
+	addr := testjwt.StartServer(t, server.WithReadRate(0.001, 3))
+	ctx := testCtx(t)
+	c := dial(t, addr)
+	g := testjwt.Grants(t, "", ">", ">")
+	a := bearer(ctx, testjwt.Token(t, "a", time.Now().Add(time.Hour), g))
+	b := bearer(ctx, testjwt.Token(t, "b", time.Now().Add(time.Hour), g))
+	for i := range 3 {
+		var err error
+		if i%2 == 0 {
+			_, err = c.History(a, &roomcastv1.HistoryRequest{Room: "r"})
+		} else {
+			_, err = c.Presence(a, &roomcastv1.PresenceRequest{Room: "r"})
+		}
+		if err != nil {
+			t.Fatalf("read %d within the burst: %v", i, err)
+		}
+	}
+	for name, err := range map[string]error{
+		"history":  func() error { _, err := c.History(a, &roomcastv1.HistoryRequest{Room: "r"}); return err }(),
+		"presence": func() error { _, err := c.Presence(a, &roomcastv1.PresenceRequest{Room: "r"}); return err }(),
+	} {
+		st := status.Convert(err)
+		var retry *errdetails.RetryInfo
+		for _, d := range st.Details() {
+			if r, ok := d.(*errdetails.RetryInfo); ok {
+				retry = r
+			}
+		}
+		if st.Code() != codes.ResourceExhausted || !strings.Contains(st.Message(), "History and Presence") || retry.GetRetryDelay().AsDuration() <= 0 {
+			t.Errorf("%s past the burst: %v with details %v, want RESOURCE_EXHAUSTED with a RetryInfo", name, err, st.Details())
+		}
+	}
+	if _, err := c.History(b, &roomcastv1.HistoryRequest{Room: "r"}); err != nil {
+		t.Errorf("another credential's history: %v", err)
+	}
+}
+
+// Commands are limited per credential over all its streams, beside the
+// limit per stream: one credential's second stream does not get a rate of
+// its own. The stream stays up, and another credential has its own rate.
+func TestCommandsAreRateLimitedPerCredential(t *testing.T) {
+	addr := testjwt.StartServer(t, server.WithCommandRate(0, 0), server.WithCredentialCommandRate(0.001, 3))
+	ctx := testCtx(t)
+	g := testjwt.Grants(t, "", ">", "")
+	a := bearer(ctx, testjwt.Token(t, "a", time.Now().Add(time.Hour), g))
+	b := bearer(ctx, testjwt.Token(t, "b", time.Now().Add(time.Hour), g))
+	first := subscribe(t, a, dial(t, addr), "r1", "r2") // two commands
+	second := subscribe(t, a, dial(t, addr), "r3")      // the third
+	rep := second.command(joinReq("r4", "r4", nil))
+	if codes.Code(rep.GetError().GetCode()) != codes.ResourceExhausted || !strings.Contains(rep.GetError().GetMessage(), "over all its streams") {
+		t.Errorf("a fourth command of the credential, on another stream: %v, want RESOURCE_EXHAUSTED", rep)
+	}
+	if rep := first.command(joinReq("r5", "r5", nil)); codes.Code(rep.GetError().GetCode()) != codes.ResourceExhausted {
+		t.Errorf("a fifth command: %v, want RESOURCE_EXHAUSTED", rep)
+	}
+	subscribe(t, b, dial(t, addr), "r1", "r2", "r3")
+}

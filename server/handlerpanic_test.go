@@ -1,0 +1,70 @@
+package server_test
+
+import (
+	"bytes"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
+	"github.com/roomcast/roomcast/server"
+)
+
+// lockedBuffer is a bytes.Buffer that a server's logger may write to while
+// the test reads it.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// A panic in a handler ends that call with INTERNAL, is logged with its
+// stack and counted, and the server goes on serving every other call.
+func TestAPanicInAHandlerEndsOnlyItsCall(t *testing.T) {
+	var logs lockedBuffer
+	reg := prometheus.NewRegistry()
+	_, addr := start(t, server.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))), server.WithMetrics(reg),
+		server.WithPublishHook(func(req *roomcastv1.PublishRequest) {
+			if req.GetRoom() == "boom" {
+				panic("the test hook panics")
+			}
+		}))
+	ctx := testCtx(t)
+	c := dial(t, addr)
+	sub := subscribe(t, ctx, c, "ok")
+	for range 2 {
+		_, err := c.Publish(ctx, &roomcastv1.PublishRequest{Room: "boom"})
+		if st := status.Convert(err); st.Code() != codes.Internal || strings.Contains(st.Message(), "test hook") {
+			t.Errorf("publish that panics: %v, want INTERNAL telling nothing of the panic", err)
+		}
+	}
+	publishText(t, ctx, c, "ok", "still serving")
+	if m := sub.next(); m.GetText() != "still serving" {
+		t.Errorf("subscriber got %v", m)
+	}
+	log := logs.String()
+	for _, want := range []string{"recovered from a panic", "in=/roomcast.v1.BrokerService/Publish", `panic="the test hook panics"`, "server.(*Server).Publish"} {
+		if !strings.Contains(log, want) {
+			t.Errorf("log lacks %q:\n%s", want, log)
+		}
+	}
+	if n := counter(t, reg, "roomcast_panics_total"); n != 2 {
+		t.Errorf("roomcast_panics_total is %v, want 2", n)
+	}
+}

@@ -1,0 +1,169 @@
+package server
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"time"
+)
+
+// The limits that keep the server up under abuse: what one connection, one
+// call and one credential may cost before anything else is checked. Their
+// options are here; the checks are where the cost would arise (listener.go,
+// tap.go, decode.go, access.go).
+
+// Defaults of the abuse limits.
+const (
+	// DefaultMaxHeaderBytes bounds a call's header list (metadata, as HTTP/2
+	// counts it): room for a JWT of auth.MaxTokenLen and the rest.
+	DefaultMaxHeaderBytes = 16 << 10
+	// DefaultMaxConnections bounds the client connections open at once.
+	DefaultMaxConnections = 10_000
+	// DefaultMaxConnectionIdle is how long a connection may have no call in
+	// flight before the server closes it.
+	DefaultMaxConnectionIdle = 5 * time.Minute
+	// DefaultAuthTimeout is how long a connection may go without an
+	// authenticated call, when the server authenticates.
+	DefaultAuthTimeout = 10 * time.Second
+	// DefaultMaxStreamsPerCredential bounds the Subscribe streams one
+	// credential may have open at once.
+	DefaultMaxStreamsPerCredential = 1000
+	// DefaultReadRate and DefaultReadBurst bound the History and Presence
+	// calls of one credential: a second, and in a burst (a client
+	// resyncing every room it rejoins after a reconnect, say).
+	DefaultReadRate  = 100
+	DefaultReadBurst = 200
+	// DefaultCredentialCommandRate and DefaultCredentialCommandBurst bound
+	// the Subscribe commands of one credential over all its streams: ten
+	// streams' worth of the per-stream rate, and 1000 streams each joining
+	// ten rooms at once.
+	DefaultCredentialCommandRate  = 10_000
+	DefaultCredentialCommandBurst = 10_000
+)
+
+// minHeaderBytes is the smallest header list limit New accepts: a call's
+// own headers (path, content type, user agent, deadline) need a few hundred
+// bytes.
+const minHeaderBytes = 1 << 10
+
+// WithMaxHeaderBytes limits the header list of a call: its metadata and
+// HTTP/2 headers, each counted as its name and value plus 32 bytes. A call
+// past it is refused before anything of it is kept: the stream is reset, and
+// a grpc-go client (which learns the limit when it connects) fails it with
+// INTERNAL before sending. The default is DefaultMaxHeaderBytes (16 KiB),
+// enough for a bearer token of auth.MaxTokenLen (8 KiB); at least 1 KiB.
+func WithMaxHeaderBytes(n int) Option { return func(c *config) { c.maxHeaderBytes = n } }
+
+// WithMaxConnections limits the client connections open at once, over all
+// the listeners the server serves; a connection past it is closed as soon
+// as it is accepted (its client sees UNAVAILABLE and retries later), and
+// the log says so at most once a minute. The default is
+// DefaultMaxConnections (10,000). Mind the process's limit on open files
+// too (ulimit -n).
+func WithMaxConnections(n int) Option { return func(c *config) { c.maxConns = n } }
+
+// WithMaxConnectionIdle closes a connection that has had no call in flight
+// for d, with a GOAWAY: a client reconnects when it next calls. Pings do not
+// count as calls. The default is DefaultMaxConnectionIdle (5 minutes); 0
+// keeps idle connections for good.
+func WithMaxConnectionIdle(d time.Duration) Option { return func(c *config) { c.maxConnIdle = d } }
+
+// WithAuthTimeout closes a connection that has made no authenticated call
+// within d of being accepted (a TLS handshake counts against it). Calls
+// that fail authentication, and calls to health and reflection, do not
+// count: a connection used only for health checks is closed too, and its
+// checker reconnects. It applies only with WithAuthenticator. The default is
+// DefaultAuthTimeout (10 seconds); 0 turns it off.
+func WithAuthTimeout(d time.Duration) Option { return func(c *config) { c.authTimeout = d } }
+
+// WithMaxStreamsPerCredential limits the Subscribe streams one credential
+// may have open at once, over all its connections; anonymous callers count
+// per client address. A stream past it ends at once with
+// RESOURCE_EXHAUSTED. The default is DefaultMaxStreamsPerCredential (1000).
+func WithMaxStreamsPerCredential(n int) Option { return func(c *config) { c.maxCredStreams = n } }
+
+// WithReadRate limits each credential's History and Presence calls, taken
+// together, to perSecond, with bursts of burst (a token bucket); past it, a
+// call fails with RESOURCE_EXHAUSTED and a RetryInfo detail. Anonymous
+// callers count per client address. The default is DefaultReadRate (100) a
+// second with bursts of DefaultReadBurst (200); 0 means no limit.
+func WithReadRate(perSecond float64, burst int) Option {
+	return func(c *config) { c.readRate, c.readBurst = perSecond, burst }
+}
+
+// WithCredentialCommandRate limits each credential's Subscribe commands,
+// over all its streams, to perSecond, with bursts of burst; a command past
+// it gets a RESOURCE_EXHAUSTED reply saying when to retry, and the stream
+// stays up. Anonymous callers count per client address. It applies beside
+// WithCommandRate's limit per stream, which alone would give a credential
+// with n streams n times the rate. The default is
+// DefaultCredentialCommandRate (10,000) a second with bursts of
+// DefaultCredentialCommandBurst (10,000); 0 means no limit.
+func WithCredentialCommandRate(perSecond float64, burst int) Option {
+	return func(c *config) { c.credCommandRate, c.credCommandBurst = perSecond, burst }
+}
+
+// limits are the abuse limits' settings, part of config.
+type limits struct {
+	maxHeaderBytes int
+	maxConns       int
+	maxConnIdle    time.Duration
+	authTimeout    time.Duration
+	maxCredStreams int
+	readRate       float64
+	readBurst      int
+
+	credCommandRate  float64
+	credCommandBurst int
+}
+
+func defaultLimits() limits {
+	return limits{
+		maxHeaderBytes: DefaultMaxHeaderBytes,
+		maxConns:       DefaultMaxConnections,
+		maxConnIdle:    DefaultMaxConnectionIdle,
+		authTimeout:    DefaultAuthTimeout,
+		maxCredStreams: DefaultMaxStreamsPerCredential,
+		readRate:       DefaultReadRate,
+		readBurst:      DefaultReadBurst,
+
+		credCommandRate:  DefaultCredentialCommandRate,
+		credCommandBurst: DefaultCredentialCommandBurst,
+	}
+}
+
+func (l *limits) validate() error {
+	switch {
+	case l.maxHeaderBytes < minHeaderBytes || int64(l.maxHeaderBytes) > 1<<32-1:
+		return fmt.Errorf("server: max header bytes must be %d to %d, got %d", minHeaderBytes, int64(1<<32-1), l.maxHeaderBytes)
+	case l.maxConns < 1:
+		return fmt.Errorf("server: max connections must be positive, got %d", l.maxConns)
+	case l.maxConnIdle < 0:
+		return fmt.Errorf("server: max connection idle must not be negative, got %v", l.maxConnIdle)
+	case l.authTimeout < 0:
+		return fmt.Errorf("server: auth timeout must not be negative, got %v", l.authTimeout)
+	case l.maxCredStreams < 1:
+		return fmt.Errorf("server: streams per credential must be positive, got %d", l.maxCredStreams)
+	case l.readRate < 0 || (l.readRate > 0 && l.readBurst < 1):
+		return fmt.Errorf("server: read rate needs a positive burst, got %v/s burst %d", l.readRate, l.readBurst)
+	case l.credCommandRate < 0 || (l.credCommandRate > 0 && l.credCommandBurst < 1):
+		return fmt.Errorf("server: credential command rate needs a positive burst, got %v/s burst %d", l.credCommandRate, l.credCommandBurst)
+	}
+	return nil
+}
+
+// clientKey is what anonymous callers are told apart by: their IPv4
+// address, or the /64 of their IPv6 address, since one site or host usually
+// has a whole /64 to pick addresses from. Other addresses (Unix sockets, in-
+// memory listeners) are their String.
+func clientKey(addr net.Addr) string {
+	ap, err := netip.ParseAddrPort(addr.String())
+	if err != nil {
+		return addr.String()
+	}
+	ip := ap.Addr().Unmap().WithZone("")
+	if ip.Is6() {
+		return netip.PrefixFrom(ip, 64).Masked().String()
+	}
+	return ip.String()
+}

@@ -1,0 +1,267 @@
+package server
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
+	"google.golang.org/grpc/peer"
+)
+
+// connGuard watches the server's connections from its listeners: it refuses
+// a connection past the cap (accepting and closing it at once, so that its
+// client fails fast and tries again later, rather than waiting in the
+// kernel's backlog), and with an authenticator, closes a connection that has
+// made no authenticated call within the auth timeout. A connection that
+// never authenticates would otherwise be held for good, at 17 to 20 KB and
+// three goroutines each.
+//
+// grpc-go is handed each connection as accepted, not wrapped: it reads a
+// *net.TCPConn only once data is there, without pinning a 32 KB buffer to
+// every idle connection, and sets its TCP user timeout, which it does for
+// no other type. So the guard does not see a connection close; it finds
+// the closed ones when it needs an exact count (at the cap, at most every
+// sweepEvery, and when the metrics are read) and as they pile up, by asking
+// each socket whether it is closed, which does no I/O. Only a connection
+// that is no syscall.Conn (a listener of another kind) is wrapped to tell
+// when it closes.
+//
+// Connections are marked authenticated by the tap (see tap.go), which knows
+// them by their addresses, as connOf does: a stats handler would tell them
+// apart directly, but grpc-go then reads the clock and allocates on every
+// send. Once no connection awaits authentication, marking costs one atomic
+// load per call.
+//
+// It is safe for concurrent use.
+type connGuard struct {
+	max         int
+	authTimeout time.Duration // 0: connections need not authenticate
+	log         *slog.Logger
+	warn        rate.Sometimes // the log line for refusals, at most once a minute
+
+	refused  atomic.Uint64
+	timedOut atomic.Uint64
+	pending  atomic.Int64 // len(unauth), read without the lock
+
+	mu        sync.Mutex
+	conns     map[*tracked]struct{} // accepted and, as of the last sweep, open
+	unauth    map[string]*tracked   // awaiting authentication, by connKey
+	lastSweep time.Time
+	sweepAt   int // sweep once conns has this many, so closed ones do not pile up
+}
+
+// sweepEvery is how often, at most, the guard looks for closed connections
+// when it is at the cap: a place that frees is seen within this long.
+const sweepEvery = 100 * time.Millisecond
+
+// minSweepAt is the fewest connections that the guard sweeps for as they
+// pile up.
+const minSweepAt = 1024
+
+// tracked is one accepted connection.
+type tracked struct {
+	conn   net.Conn
+	raw    syscall.RawConn // nil for a wrapped connection, which sets closed itself
+	closed atomic.Bool     // a wrapped connection was closed
+	key    string          // with an auth timeout
+	timer  *time.Timer     // with an auth timeout: runs expire
+}
+
+// isClosed reports whether the connection was closed, without reading or
+// writing it: the socket of a closed net.Conn refuses Control.
+func (t *tracked) isClosed() bool {
+	if t.raw == nil {
+		return t.closed.Load()
+	}
+	return t.raw.Control(func(uintptr) {}) != nil
+}
+
+func newConnGuard(cfg *config) *connGuard {
+	g := &connGuard{
+		max:     cfg.maxConns,
+		log:     cfg.log,
+		warn:    rate.Sometimes{First: 1, Interval: time.Minute},
+		conns:   make(map[*tracked]struct{}),
+		unauth:  make(map[string]*tracked),
+		sweepAt: minSweepAt,
+	}
+	if cfg.authn != nil {
+		g.authTimeout = cfg.authTimeout
+	}
+	return g
+}
+
+// connKey identifies a connection by its two ends, as grpc-go's peer has
+// them; it is the key of connOf too.
+func connKey(remote, local net.Addr) string {
+	key := remote.String()
+	if local != nil {
+		key += " " + local.String()
+	}
+	return key
+}
+
+// listener returns lis with its connections guarded.
+func (g *connGuard) listener(lis net.Listener) net.Listener { return &guardedListener{lis, g} }
+
+type guardedListener struct {
+	net.Listener
+	g *connGuard
+}
+
+// Accept returns the next connection within the cap, closing those past it.
+func (l *guardedListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		if c = l.g.admit(c); c != nil {
+			return c, nil
+		}
+	}
+}
+
+// admit returns c, tracked, or nil having closed it if the server has as
+// many connections as it may.
+func (g *connGuard) admit(c net.Conn) net.Conn {
+	t := &tracked{conn: c}
+	if sc, ok := c.(syscall.Conn); ok {
+		if raw, err := sc.SyscallConn(); err == nil {
+			t.raw = raw
+		}
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if now := time.Now(); len(g.conns) >= g.sweepAt || len(g.conns) >= g.max && now.Sub(g.lastSweep) >= sweepEvery {
+		g.sweep(now)
+	}
+	if len(g.conns) >= g.max {
+		g.refused.Add(1)
+		c.Close()
+		g.warn.Do(func() {
+			g.log.Warn("refusing connections: the server has as many as it may (--max-connections)", "max", g.max, "refused_so_far", g.refused.Load())
+		})
+		return nil
+	}
+	g.conns[t] = struct{}{}
+	if g.authTimeout > 0 {
+		t.key = connKey(c.RemoteAddr(), c.LocalAddr())
+		if old := g.unauth[t.key]; old != nil { // closed, not swept yet, and its ports reused
+			g.forget(old)
+		}
+		g.unauth[t.key] = t
+		g.pending.Add(1)
+		t.timer = time.AfterFunc(g.authTimeout, func() { g.expire(t) }) // under mu: expire finds t in unauth
+	}
+	if t.raw == nil {
+		return &guardedConn{Conn: c, t: t}
+	}
+	return c
+}
+
+// sweep forgets the connections that have closed. Caller holds g.mu.
+func (g *connGuard) sweep(now time.Time) {
+	for t := range g.conns {
+		if t.isClosed() {
+			delete(g.conns, t)
+			g.forget(t)
+		}
+	}
+	g.lastSweep = now
+	g.sweepAt = max(2*len(g.conns), minSweepAt)
+}
+
+// forget stops watching t for authentication, if it was. Caller holds g.mu.
+func (g *connGuard) forget(t *tracked) bool {
+	if t.timer == nil || g.unauth[t.key] != t {
+		return false
+	}
+	delete(g.unauth, t.key)
+	g.pending.Add(-1)
+	t.timer.Stop()
+	return true
+}
+
+// authenticated marks the connection of ctx's call as having made an
+// authenticated call, so that it is kept past the auth timeout.
+func (g *connGuard) authenticated(ctx context.Context) {
+	if g.pending.Load() == 0 {
+		return
+	}
+	p, ok := peer.FromContext(ctx)
+	if !ok || p.Addr == nil {
+		return
+	}
+	key := connKey(p.Addr, p.LocalAddr)
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if t := g.unauth[key]; t != nil {
+		g.forget(t)
+	}
+}
+
+// expire closes t's connection if it has not authenticated.
+func (g *connGuard) expire(t *tracked) {
+	g.mu.Lock()
+	expired := g.forget(t)
+	g.mu.Unlock()
+	if expired {
+		g.timedOut.Add(1)
+		t.conn.Close() // grpc-go's reader fails and the transport goes away
+	}
+}
+
+// stop stops every auth timer, once the server has stopped: the
+// connections are closed.
+func (g *connGuard) stop() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, t := range g.unauth {
+		g.forget(t)
+	}
+}
+
+// guardedConn is a connection the guard cannot ask whether it is closed,
+// which says so itself.
+type guardedConn struct {
+	net.Conn
+	t *tracked
+}
+
+// Close closes the connection and marks it closed.
+func (c *guardedConn) Close() error {
+	c.t.closed.Store(true)
+	return c.Conn.Close()
+}
+
+var (
+	connsDesc    = prometheus.NewDesc("roomcast_connections", "Client connections open.", nil, nil)
+	refusedDesc  = prometheus.NewDesc("roomcast_connections_refused_total", "Connections closed as soon as accepted: the server had as many as it may.", nil, nil)
+	timedOutDesc = prometheus.NewDesc("roomcast_connections_auth_timeouts_total", "Connections closed for making no authenticated call within the auth timeout.", nil, nil)
+)
+
+// Describe implements prometheus.Collector.
+func (g *connGuard) Describe(ch chan<- *prometheus.Desc) {
+	ch <- connsDesc
+	ch <- refusedDesc
+	ch <- timedOutDesc
+}
+
+// Collect implements prometheus.Collector. It sweeps first, so that the
+// count of connections is exact.
+func (g *connGuard) Collect(ch chan<- prometheus.Metric) {
+	g.mu.Lock()
+	g.sweep(time.Now())
+	open := len(g.conns)
+	g.mu.Unlock()
+	ch <- prometheus.MustNewConstMetric(connsDesc, prometheus.GaugeValue, float64(open))
+	ch <- prometheus.MustNewConstMetric(refusedDesc, prometheus.CounterValue, float64(g.refused.Load()))
+	ch <- prometheus.MustNewConstMetric(timedOutDesc, prometheus.CounterValue, float64(g.timedOut.Load()))
+}

@@ -1,0 +1,48 @@
+package server
+
+import (
+	"log/slog"
+	"net"
+	"testing"
+	"time"
+)
+
+// The guard hands grpc-go TCP connections as accepted: grpc-go reads a
+// *net.TCPConn without pinning a buffer to it while it is idle (32 KB per
+// idle connection otherwise), and sets its TCP user timeout on no other
+// type. It finds the closed ones itself.
+func TestGuardHandsOnTCPConnectionsUnwrapped(t *testing.T) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lis.Close()
+	g := newConnGuard(&config{log: slog.New(slog.DiscardHandler), limits: limits{maxConns: 1}})
+	guarded := g.listener(lis)
+	accept := func() net.Conn {
+		t.Helper()
+		client, err := net.DialTimeout("tcp", lis.Addr().String(), 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { client.Close() })
+		c, err := guarded.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	c := accept()
+	if _, ok := c.(*net.TCPConn); !ok {
+		t.Errorf("Accept returned a %T, want the *net.TCPConn as accepted", c)
+	}
+	c.Close() // as grpc-go does: the guard is not told
+	g.mu.Lock()
+	g.lastSweep = time.Time{} // the next Accept at the cap looks for closed connections
+	g.mu.Unlock()
+	if c := accept(); c == nil {
+		t.Error("a connection was refused while the only other one was closed")
+	} else {
+		c.Close()
+	}
+}
