@@ -26,9 +26,10 @@ import (
 //	   buffers in early, joins wait
 //	        │ Track returned the head and the backfill
 //	        ▼
-//	     in sync: the ring holds the backfill and what Deliver brings;
-//	        │      joins are ready at once unless they resume from further
-//	        │      back than the ring holds (then Read fills it in first)
+//	     in sync: the ring holds the backfill and what Deliver brings; a
+//	        │      join first waits for the ring to reach the engine's head
+//	        │      (one round trip: catchUp), and one resuming from further
+//	        │      back than the ring holds has Read fill it in (backfill)
 //	        │ the last subscriber leaves
 //	        ▼
 //	     freed, and Untrack (under the shard's lock, so a new incarnation's
