@@ -71,7 +71,12 @@ On SIGINT or SIGTERM it drains: health turns NOT_SERVING, publishes are
 refused, subscriber streams end with UNAVAILABLE so their clients reconnect,
 and calls in flight get up to --drain-timeout to finish before the remaining
 connections are closed. It then exits with status 0. A second signal kills
-it at once.`,
+it at once.
+
+--otel-traces otlp traces every call with OpenTelemetry, exporting spans to
+the collector that the standard OTEL_EXPORTER_OTLP_* environment variables
+name (stdout prints them instead); it is off by default, since it costs
+every message sent. Spans still buffered are flushed on shutdown.`,
 	maxArgs: 0,
 	setup: func(fs *flag.FlagSet) runFunc {
 		cfg := &serveConfig{level: slog.LevelInfo}
