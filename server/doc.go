@@ -19,6 +19,10 @@
 // frame with one SendMsg, which the codec (codec.go) passes to gRPC
 // untouched.
 //
+// No gRPC stats handler is installed unless WithTracing asks for one
+// (tracing.go): any handler makes grpc-go read the clock and allocate on
+// every SendMsg, which a fan-out pays once per subscriber stream.
+//
 // Publishing has two doors and one path: Publish and PublishStream
 // (publishstream.go) both check and sequence each message in
 // Server.publish (publish.go). A PublishStream's reader takes requests off

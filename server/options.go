@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 
@@ -56,8 +57,9 @@ type config struct {
 	creds             credentials.TransportCredentials
 	resetRate         float64 // see resets.go
 	resetBurst        int
-	accessLog         bool       // see accesslog.go
-	accessLevel       slog.Level // of access lines
+	accessLog         bool                 // see accesslog.go
+	accessLevel       slog.Level           // of access lines
+	tracer            trace.TracerProvider // see tracing.go; nil: no stats handler
 	limits
 
 	turnHook    func(sessionID string)               // tests only: called as each turn begins

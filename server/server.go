@@ -143,6 +143,7 @@ func New(opts ...Option) (_ *Server, err error) {
 	}
 	gopts = append(gopts, grpc.ChainStreamInterceptor(s.limitStreams)) // after authentication: per credential
 	gopts = append(gopts, accessInner...)
+	gopts = append(gopts, cfg.statsHandlers()...) // none unless tracing is on
 	s.grpc = grpc.NewServer(append(gopts, cfg.grpcOpts...)...)
 	s.grpc.RegisterService(serviceDesc(), s)
 	roomcastv1.RegisterAdminServiceServer(s.grpc, &adminService{s: s})

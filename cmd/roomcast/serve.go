@@ -71,7 +71,12 @@ On SIGINT or SIGTERM it drains: health turns NOT_SERVING, publishes are
 refused, subscriber streams end with UNAVAILABLE so their clients reconnect,
 and calls in flight get up to --drain-timeout to finish before the remaining
 connections are closed. It then exits with status 0. A second signal kills
-it at once.`,
+it at once.
+
+--otel-traces otlp traces every call with OpenTelemetry, exporting spans to
+the collector that the standard OTEL_EXPORTER_OTLP_* environment variables
+name (stdout prints them instead); it is off by default, since it costs
+every message sent. Spans still buffered are flushed on shutdown.`,
 	maxArgs: 0,
 	setup: func(fs *flag.FlagSet) runFunc {
 		cfg := &serveConfig{level: slog.LevelInfo}
@@ -83,6 +88,7 @@ it at once.`,
 		cfg.creds.define(fs)
 		cfg.engine.define(fs)
 		cfg.operator.define(fs)
+		cfg.tracing.define(fs)
 		fs.IntVar(&cfg.maxMessageBytes, "max-message-bytes", server.DefaultMaxMessageBytes,
 			"refuse published messages (payload, content type and headers) over `N` bytes; must leave --backlog-bytes room for about 1 KiB of envelope")
 		fs.IntVar(&cfg.backlogMessages, "backlog-messages", broker.DefaultBacklogMessages,
@@ -156,6 +162,7 @@ type serveConfig struct {
 	creds                   credentialFlags
 	engine                  engineFlags
 	operator                operatorFlags // serve_operator.go
+	tracing                 tracingFlags  // serve_tracing.go
 	maxMessageBytes         int
 	backlogMessages         int
 	backlogBytes            int
@@ -204,13 +211,16 @@ func (cfg *serveConfig) validate() error {
 	if err := cfg.engine.validate(cfg.transport.insecurePlaintext); err != nil {
 		return err
 	}
+	if err := cfg.tracing.validate(); err != nil {
+		return err
+	}
 	if cfg.maxStreamsPerConnection < 1 || cfg.maxStreamsPerConnection > math.MaxUint32 {
 		return fmt.Errorf("--max-streams-per-connection must be 1 to %d, got %d", uint32(math.MaxUint32), cfg.maxStreamsPerConnection)
 	}
 	return nil
 }
 
-func (cfg *serveConfig) run(ctx context.Context, _ []string, _, stderr io.Writer) int {
+func (cfg *serveConfig) run(ctx context.Context, _ []string, stdout, stderr io.Writer) int {
 	if err := cfg.validate(); err != nil {
 		fmt.Fprintf(stderr, "roomcast serve: %v\n", err)
 		return exitUsage
@@ -225,6 +235,26 @@ func (cfg *serveConfig) run(ctx context.Context, _ []string, _, stderr io.Writer
 	if err != nil {
 		log.Error("cannot start", "err", err)
 		return exitFail
+	}
+	tp, err := cfg.tracing.provider(ctx, stdout)
+	if err != nil {
+		log.Error("cannot start", "err", err)
+		return exitFail
+	}
+	stopTracing := func() {}
+	if tp != nil {
+		// Flushed once the server has stopped, so that its calls' spans are
+		// exported; on the paths that fail before, by the deferred call.
+		stopTracing = sync.OnceFunc(func() {
+			flush, cancel := context.WithTimeout(context.WithoutCancel(ctx), tracingFlushTimeout)
+			defer cancel()
+			if err := tp.Shutdown(flush); err != nil {
+				log.Warn("flushing traces failed: spans may be lost", "err", err)
+			}
+		})
+		defer stopTracing()
+		opts = append(opts, server.WithTracing(tp))
+		log.Info("tracing calls with OpenTelemetry", "exporter", cfg.tracing.exporter)
 	}
 	var reg *prometheus.Registry
 	if cfg.metricsListen != "" {
@@ -326,6 +356,7 @@ serving:
 		}
 	}
 	wg.Wait()
+	stopTracing()
 	log.Info("stopped")
 	return code
 }
