@@ -50,8 +50,10 @@ const (
 	// refused before they run (UNAUTHENTICATED, or RESOURCE_EXHAUSTED for the
 	// streams per credential or the read rate) within a second before the
 	// connection is closed. An honest client is refused a handful and backs
-	// off (grpc-go's retry policy waits, and the read rate's refusals say
-	// how long); a thousand a second is a loop that ignores every answer.
+	// off (the read rate's refusals say how long to wait); a client that
+	// resyncs every room it rejoins at once, past the read burst, is refused
+	// a few hundred; a thousand a second is a loop that ignores every
+	// answer.
 	DefaultMaxRefusedCalls = 1000
 )
 
