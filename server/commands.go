@@ -2,6 +2,7 @@ package server
 
 import (
 	"errors"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -13,13 +14,18 @@ import (
 
 // handle runs one command and sends its reply, unless a later turn will (see
 // joins.go). A command that fails gets an error reply; only a failure to
-// send ends the stream.
+// send ends the stream, or a flood of commands past the rate limits (see
+// rateLimit).
 func (ss *session) handle(w *connWriter, req *roomcastv1.SubscribeRequest) error {
 	reply := &roomcastv1.CommandReply{Id: req.GetId()}
 	err := ss.execute(w, req, reply)
 	ss.logCommand(req, err)
 	if errors.Is(err, errReplyLater) {
 		return nil
+	}
+	if errors.Is(err, errCommandFlood) {
+		ss.srv.commandFloods.Add(1)
+		return status.Errorf(codes.ResourceExhausted, "too many commands past the rate limit: more than %d refused in a second", ss.srv.cfg.maxRefusedCommands)
 	}
 	ss.fail(reply, err)
 	return ss.sendReply(w, reply)
@@ -43,10 +49,7 @@ func (ss *session) execute(w *connWriter, req *roomcastv1.SubscribeRequest, repl
 		reply.Id = ""
 		return status.Error(codes.InvalidArgument, err.Error())
 	}
-	if ss.commands != nil && !ss.commands.Allow() {
-		return status.Errorf(codes.ResourceExhausted, "more than %v commands per second on this stream; slow down", ss.commands.Limit())
-	}
-	if err := ss.srv.access.allowCommand(ss.identity); err != nil { // the credential's rate over all its streams
+	if err := ss.rateLimit(); err != nil {
 		return err
 	}
 	switch cmd := req.GetCommand().(type) {
@@ -92,4 +95,35 @@ func (ss *session) execute(w *connWriter, req *roomcastv1.SubscribeRequest, repl
 		return status.Error(codes.InvalidArgument, "request has no command this server knows: set join, leave or refresh")
 	}
 	return nil
+}
+
+// errCommandFlood ends a stream whose commands keep being refused by the
+// rate limits (see rateLimit).
+var errCommandFlood = errors.New("too many commands past the rate limit")
+
+// rateLimit applies the stream's command rate and its credential's. A
+// command past them gets an error reply, which costs the server about as
+// much as a command would: a client that keeps sending regardless, more
+// than maxRefusedCommands refused within a second, has its stream ended
+// with errCommandFlood instead, so that it cannot make the server answer
+// it forever. A client that reads its replies slows down long before that.
+func (ss *session) rateLimit() error {
+	err := ss.rateLimitErr()
+	if err == nil || ss.srv.cfg.maxRefusedCommands <= 0 {
+		return err
+	}
+	if now := time.Now(); now.Sub(ss.refusedSince) > time.Second {
+		ss.refusedSince, ss.refused = now, 0
+	}
+	if ss.refused++; ss.refused > ss.srv.cfg.maxRefusedCommands {
+		return errCommandFlood
+	}
+	return err
+}
+
+func (ss *session) rateLimitErr() error {
+	if ss.commands != nil && !ss.commands.Allow() {
+		return status.Errorf(codes.ResourceExhausted, "more than %v commands per second on this stream; slow down", ss.commands.Limit())
+	}
+	return ss.srv.access.allowCommand(ss.identity) // the credential's rate over all its streams
 }

@@ -55,6 +55,7 @@ func (s *Server) limitStreams(srv any, ss grpc.ServerStream, info *grpc.StreamSe
 	}
 	release, err := s.access.streams.open(s.access.identity(ss.Context()))
 	if err != nil {
+		s.guard.refusedCall(ss.Context())
 		return err
 	}
 	defer release()

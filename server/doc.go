@@ -45,7 +45,9 @@
 // is read (tap.go); its request's size and map entries on its bytes,
 // before it is decoded (decode.go); and what one credential may hold open
 // or do per second by the interceptors and access (credlimits.go,
-// access.go).
+// access.go). A refusal is cheap, but not free: a stream whose commands
+// keep being refused is ended (commands.go), and a connection whose calls
+// keep being refused before they run is closed (listener.go).
 //
 // # The operator's side
 //

@@ -74,6 +74,7 @@ func (s *Server) history(ctx context.Context, req *roomcastv1.HistoryRequest) (*
 		return nil, err
 	}
 	if err := s.access.allowRead(id); err != nil {
+		s.guard.refusedCall(ctx)
 		return nil, err
 	}
 	bufs, err := s.broker.History(ctx, req.GetRoom(), req.GetAfter(), limit, maxReplyBytes-historyTrailerBytes, req.GetNewestFirst())
@@ -111,6 +112,7 @@ func (s *Server) Presence(ctx context.Context, req *roomcastv1.PresenceRequest) 
 		return nil, err
 	}
 	if err := s.access.allowRead(id); err != nil {
+		s.guard.refusedCall(ctx)
 		return nil, err
 	}
 	members, total, err := s.broker.Presence(ctx, req.GetRoom(), limit)

@@ -39,6 +39,22 @@ const (
 	// ten rooms at once.
 	DefaultCredentialCommandRate  = 10_000
 	DefaultCredentialCommandBurst = 10_000
+	// DefaultMaxRefusedCommands is how many of a Subscribe stream's
+	// commands the rate limits may refuse within a second before the stream
+	// is ended: a stream's burst (DefaultCommandBurst). A client that reads
+	// its replies and slows down is refused a few; one refused this many in
+	// a second is sending regardless, and each refusal's reply costs the
+	// server as much as a command.
+	DefaultMaxRefusedCommands = 1000
+	// DefaultMaxRefusedCalls is how many calls on one connection may be
+	// refused before they run (UNAUTHENTICATED, or RESOURCE_EXHAUSTED for the
+	// streams per credential or the read rate) within a second before the
+	// connection is closed. An honest client is refused a handful and backs
+	// off (the read rate's refusals say how long to wait); a client that
+	// resyncs every room it rejoins at once, past the read burst, is refused
+	// a few hundred; a thousand a second is a loop that ignores every
+	// answer.
+	DefaultMaxRefusedCalls = 1000
 )
 
 // minHeaderBytes is the smallest header list limit New accepts: a call's
@@ -103,6 +119,24 @@ func WithCredentialCommandRate(perSecond float64, burst int) Option {
 	return func(c *config) { c.credCommandRate, c.credCommandBurst = perSecond, burst }
 }
 
+// WithMaxRefusedCommands ends a Subscribe stream with RESOURCE_EXHAUSTED
+// ("too many commands past the rate limit") once more than n of its
+// commands are refused by the rate limits (WithCommandRate,
+// WithCredentialCommandRate) within a second, rather than answering each
+// with an error reply; it is counted in roomcast_command_flood_ends_total.
+// Fewer refusals get their error replies. The default is
+// DefaultMaxRefusedCommands (1000); 0 never ends a stream for it.
+func WithMaxRefusedCommands(n int) Option { return func(c *config) { c.maxRefusedCommands = n } }
+
+// WithMaxRefusedCalls closes a client connection once more than n of its
+// calls are refused before they run within a second: UNAUTHENTICATED by
+// WithAuthenticator, RESOURCE_EXHAUSTED by WithMaxStreamsPerCredential or
+// WithReadRate. Its calls in flight fail with UNAVAILABLE; the closure is
+// logged with the client's address at most once a second and counted in
+// roomcast_connections_refusal_closes_total. The default is
+// DefaultMaxRefusedCalls (1000); 0 never closes a connection for it.
+func WithMaxRefusedCalls(n int) Option { return func(c *config) { c.maxRefusedCalls = n } }
+
 // limits are the abuse limits' settings, part of config.
 type limits struct {
 	maxHeaderBytes int
@@ -115,6 +149,9 @@ type limits struct {
 
 	credCommandRate  float64
 	credCommandBurst int
+
+	maxRefusedCommands int // per stream, within a second
+	maxRefusedCalls    int // per connection, within a second
 }
 
 func defaultLimits() limits {
@@ -129,6 +166,9 @@ func defaultLimits() limits {
 
 		credCommandRate:  DefaultCredentialCommandRate,
 		credCommandBurst: DefaultCredentialCommandBurst,
+
+		maxRefusedCommands: DefaultMaxRefusedCommands,
+		maxRefusedCalls:    DefaultMaxRefusedCalls,
 	}
 }
 
@@ -148,6 +188,10 @@ func (l *limits) validate() error {
 		return fmt.Errorf("server: read rate needs a positive burst, got %v/s burst %d", l.readRate, l.readBurst)
 	case l.credCommandRate < 0 || (l.credCommandRate > 0 && l.credCommandBurst < 1):
 		return fmt.Errorf("server: credential command rate needs a positive burst, got %v/s burst %d", l.credCommandRate, l.credCommandBurst)
+	case l.maxRefusedCommands < 0:
+		return fmt.Errorf("server: max refused commands must not be negative, got %d", l.maxRefusedCommands)
+	case l.maxRefusedCalls < 0:
+		return fmt.Errorf("server: max refused calls must not be negative, got %d", l.maxRefusedCalls)
 	}
 	return nil
 }

@@ -38,19 +38,27 @@ import (
 // send. Once no connection awaits authentication, marking costs one atomic
 // load per call.
 //
+// It also closes a connection on which calls keep being refused before
+// they run (see refusedCall): each refusal costs the server little, but a
+// client that ignores them can send them as fast as it can write.
+//
 // It is safe for concurrent use.
 type connGuard struct {
 	max         int
 	authTimeout time.Duration // 0: connections need not authenticate
+	maxRefused  int           // refused calls a connection may have within a second; 0: any number
 	log         *slog.Logger
 	warn        rate.Sometimes // the log line for refusals, at most once a minute
+	warnRefused rate.Sometimes // the log line for connections closed for their refused calls, at most once a second
 
-	refused  atomic.Uint64
-	timedOut atomic.Uint64
-	pending  atomic.Int64 // len(unauth), read without the lock
+	refused       atomic.Uint64
+	timedOut      atomic.Uint64
+	refusalCloses atomic.Uint64 // connections closed for their refused calls
+	pending       atomic.Int64  // len(unauth), read without the lock
 
 	mu        sync.Mutex
 	conns     map[*tracked]struct{} // accepted and, as of the last sweep, open
+	byKey     map[string]*tracked   // the same, by connKey
 	unauth    map[string]*tracked   // awaiting authentication, by connKey
 	lastSweep time.Time
 	sweepAt   int // sweep once conns has this many, so closed ones do not pile up
@@ -68,9 +76,13 @@ const minSweepAt = 1024
 type tracked struct {
 	conn   net.Conn
 	raw    syscall.RawConn // nil for a wrapped connection, which sets closed itself
-	closed atomic.Bool     // a wrapped connection was closed
-	key    string          // with an auth timeout
+	closed atomic.Bool     // a wrapped connection was closed, or refusedCall closed it
+	key    string          // its connKey
 	timer  *time.Timer     // with an auth timeout: runs expire
+
+	// Guarded by connGuard.mu: its calls refused since refusedSince.
+	refusedCalls int
+	refusedSince time.Time
 }
 
 // isClosed reports whether the connection was closed, without reading or
@@ -84,12 +96,15 @@ func (t *tracked) isClosed() bool {
 
 func newConnGuard(cfg *config) *connGuard {
 	g := &connGuard{
-		max:     cfg.maxConns,
-		log:     cfg.log,
-		warn:    rate.Sometimes{First: 1, Interval: time.Minute},
-		conns:   make(map[*tracked]struct{}),
-		unauth:  make(map[string]*tracked),
-		sweepAt: minSweepAt,
+		max:         cfg.maxConns,
+		maxRefused:  cfg.maxRefusedCalls,
+		log:         cfg.log,
+		warn:        rate.Sometimes{First: 1, Interval: time.Minute},
+		warnRefused: rate.Sometimes{First: 1, Interval: time.Second},
+		conns:       make(map[*tracked]struct{}),
+		byKey:       make(map[string]*tracked),
+		unauth:      make(map[string]*tracked),
+		sweepAt:     minSweepAt,
 	}
 	if cfg.authn != nil {
 		g.authTimeout = cfg.authTimeout
@@ -150,12 +165,13 @@ func (g *connGuard) admit(c net.Conn) net.Conn {
 		})
 		return nil
 	}
+	t.key = connKey(c.RemoteAddr(), c.LocalAddr())
+	if old := g.byKey[t.key]; old != nil { // closed, not swept yet, and its ports reused
+		g.drop(old)
+	}
 	g.conns[t] = struct{}{}
+	g.byKey[t.key] = t
 	if g.authTimeout > 0 {
-		t.key = connKey(c.RemoteAddr(), c.LocalAddr())
-		if old := g.unauth[t.key]; old != nil { // closed, not swept yet, and its ports reused
-			g.forget(old)
-		}
 		g.unauth[t.key] = t
 		g.pending.Add(1)
 		t.timer = time.AfterFunc(g.authTimeout, func() { g.expire(t) }) // under mu: expire finds t in unauth
@@ -170,12 +186,20 @@ func (g *connGuard) admit(c net.Conn) net.Conn {
 func (g *connGuard) sweep(now time.Time) {
 	for t := range g.conns {
 		if t.isClosed() {
-			delete(g.conns, t)
-			g.forget(t)
+			g.drop(t)
 		}
 	}
 	g.lastSweep = now
 	g.sweepAt = max(2*len(g.conns), minSweepAt)
+}
+
+// drop forgets t, closed. Caller holds g.mu.
+func (g *connGuard) drop(t *tracked) {
+	delete(g.conns, t)
+	if g.byKey[t.key] == t {
+		delete(g.byKey, t.key)
+	}
+	g.forget(t)
 }
 
 // forget stops watching t for authentication, if it was. Caller holds g.mu.
@@ -218,6 +242,47 @@ func (g *connGuard) expire(t *tracked) {
 	}
 }
 
+// refusedCall counts a call of ctx's connection that was refused before it
+// ran, and closes the connection once it has more than maxRefused within a
+// second. Its calls in flight fail with UNAVAILABLE. The connection is
+// closed rather than sent a GOAWAY: grpc-go sends one only to every
+// connection at once (GracefulStop), and one written beside its own frames
+// could interleave with them.
+func (g *connGuard) refusedCall(ctx context.Context) {
+	if g.maxRefused <= 0 {
+		return
+	}
+	p, ok := peer.FromContext(ctx)
+	if !ok || p.Addr == nil {
+		return
+	}
+	key := connKey(p.Addr, p.LocalAddr)
+	g.mu.Lock()
+	t := g.byKey[key]
+	if t == nil {
+		g.mu.Unlock()
+		return
+	}
+	if now := time.Now(); now.Sub(t.refusedSince) > time.Second {
+		t.refusedSince, t.refusedCalls = now, 0
+	}
+	t.refusedCalls++
+	cut := t.refusedCalls > g.maxRefused && !t.closed.Load() // once: later refusals are of calls already read
+	if cut {
+		t.closed.Store(true)
+	}
+	g.mu.Unlock()
+	if !cut {
+		return
+	}
+	g.refusalCloses.Add(1)
+	t.conn.Close() // grpc-go's reader fails and the transport goes away
+	g.warnRefused.Do(func() {
+		g.log.Warn("closed a connection whose calls kept being refused (unauthenticated or past a limit): more than --max-refused-calls within a second",
+			"peer", p.Addr.String(), "max", g.maxRefused, "closed_so_far", g.refusalCloses.Load())
+	})
+}
+
 // stop stops every auth timer, once the server has stopped: the
 // connections are closed.
 func (g *connGuard) stop() {
@@ -245,6 +310,7 @@ var (
 	connsDesc    = prometheus.NewDesc("roomcast_connections", "Client connections open.", nil, nil)
 	refusedDesc  = prometheus.NewDesc("roomcast_connections_refused_total", "Connections closed as soon as accepted: the server had as many as it may.", nil, nil)
 	timedOutDesc = prometheus.NewDesc("roomcast_connections_auth_timeouts_total", "Connections closed for making no authenticated call within the auth timeout.", nil, nil)
+	refusalDesc  = prometheus.NewDesc("roomcast_connections_refusal_closes_total", "Connections closed for having more than --max-refused-calls calls refused within a second before they ran: unauthenticated, or past the streams per credential or the read rate.", nil, nil)
 )
 
 // Describe implements prometheus.Collector.
@@ -252,6 +318,7 @@ func (g *connGuard) Describe(ch chan<- *prometheus.Desc) {
 	ch <- connsDesc
 	ch <- refusedDesc
 	ch <- timedOutDesc
+	ch <- refusalDesc
 }
 
 // Collect implements prometheus.Collector. It sweeps first, so that the
@@ -264,4 +331,5 @@ func (g *connGuard) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(connsDesc, prometheus.GaugeValue, float64(open))
 	ch <- prometheus.MustNewConstMetric(refusedDesc, prometheus.CounterValue, float64(g.refused.Load()))
 	ch <- prometheus.MustNewConstMetric(timedOutDesc, prometheus.CounterValue, float64(g.timedOut.Load()))
+	ch <- prometheus.MustNewConstMetric(refusalDesc, prometheus.CounterValue, float64(g.refusalCloses.Load()))
 }

@@ -19,26 +19,30 @@ type brokerCollector struct {
 	deduplicated, keys                           *prometheus.Desc
 	floodCount                                   *atomic.Uint64 // connections closed for rapid reset
 	floods                                       *prometheus.Desc
+	commandFloodCount                            *atomic.Uint64 // streams ended for commands past the rate limits
+	commandFloods                                *prometheus.Desc
 }
 
-func newBrokerCollector(b *broker.Hub, detached, panics, floods *atomic.Uint64) *brokerCollector {
+func newBrokerCollector(b *broker.Hub, detached, panics, floods, commandFloods *atomic.Uint64) *brokerCollector {
 	return &brokerCollector{
-		b:             b,
-		detachedCount: detached,
-		panicCount:    panics,
-		floodCount:    floods,
-		floods:        prometheus.NewDesc("roomcast_reset_flood_closes_total", "Client connections closed for resetting streams (RST_STREAM frames) faster than --stream-reset-rate and --stream-reset-burst allow: HTTP/2 rapid reset.", nil, nil),
-		panics:        prometheus.NewDesc("roomcast_panics_total", "Panics recovered in a call's handler, or in a subscriber stream's reader or connection writer; each ended only the call or stream it was serving, with INTERNAL, and is logged with its stack.", nil, nil),
-		detached:      prometheus.NewDesc("roomcast_stream_detaches_total", "Times a subscriber stream's write blocked its connection's shared writer for 5 to 10 ms (its client was not reading) and the stream was moved to a goroutine of its own until it caught up.", nil, nil),
-		published:     prometheus.NewDesc("roomcast_messages_published_total", "Messages accepted by Publish and PublishStream.", nil, nil),
-		encoded:       prometheus.NewDesc("roomcast_messages_encoded_total", "Messages encoded: one per message sequenced into a room, whatever the number of subscribers.", nil, nil),
-		delivered:     prometheus.NewDesc("roomcast_messages_delivered_total", "Messages written to subscriber streams.", nil, nil),
-		lagged:        prometheus.NewDesc("roomcast_slow_consumers_total", "Subscriber streams cut off as slow consumers: behind the backlog limit, or a write stalled past the write timeout.", nil, nil),
-		rooms:         prometheus.NewDesc("roomcast_rooms", "Rooms in memory.", nil, nil),
-		deduplicated:  prometheus.NewDesc("roomcast_publishes_deduplicated_total", "Publishes whose idempotency key was already used: answered with the first offset, appending nothing.", nil, nil),
-		keys:          prometheus.NewDesc("roomcast_idempotency_keys", "Idempotency keys the rooms remember.", nil, nil),
-		retained:      prometheus.NewDesc("roomcast_retained_bytes", "Bytes of messages and presence events held by every room, bounded by the retained byte budget.", nil, nil),
-		reclaimed:     prometheus.NewDesc("roomcast_rooms_reclaimed_total", "Idle rooms whose history was dropped to stay within the retained byte budget.", nil, nil),
+		commandFloodCount: commandFloods,
+		commandFloods:     prometheus.NewDesc("roomcast_command_flood_ends_total", "Subscribe streams ended with RESOURCE_EXHAUSTED for sending commands past the rate limits (--command-rate, --credential-command-rate) faster than they were refused: more than --max-refused-commands refused within a second.", nil, nil),
+		b:                 b,
+		detachedCount:     detached,
+		panicCount:        panics,
+		floodCount:        floods,
+		floods:            prometheus.NewDesc("roomcast_reset_flood_closes_total", "Client connections closed for resetting streams (RST_STREAM frames) faster than --stream-reset-rate and --stream-reset-burst allow: HTTP/2 rapid reset.", nil, nil),
+		panics:            prometheus.NewDesc("roomcast_panics_total", "Panics recovered in a call's handler, or in a subscriber stream's reader or connection writer; each ended only the call or stream it was serving, with INTERNAL, and is logged with its stack.", nil, nil),
+		detached:          prometheus.NewDesc("roomcast_stream_detaches_total", "Times a subscriber stream's write blocked its connection's shared writer for 5 to 10 ms (its client was not reading) and the stream was moved to a goroutine of its own until it caught up.", nil, nil),
+		published:         prometheus.NewDesc("roomcast_messages_published_total", "Messages accepted by Publish and PublishStream.", nil, nil),
+		encoded:           prometheus.NewDesc("roomcast_messages_encoded_total", "Messages encoded: one per message sequenced into a room, whatever the number of subscribers.", nil, nil),
+		delivered:         prometheus.NewDesc("roomcast_messages_delivered_total", "Messages written to subscriber streams.", nil, nil),
+		lagged:            prometheus.NewDesc("roomcast_slow_consumers_total", "Subscriber streams cut off as slow consumers: behind the backlog limit, or a write stalled past the write timeout.", nil, nil),
+		rooms:             prometheus.NewDesc("roomcast_rooms", "Rooms in memory.", nil, nil),
+		deduplicated:      prometheus.NewDesc("roomcast_publishes_deduplicated_total", "Publishes whose idempotency key was already used: answered with the first offset, appending nothing.", nil, nil),
+		keys:              prometheus.NewDesc("roomcast_idempotency_keys", "Idempotency keys the rooms remember.", nil, nil),
+		retained:          prometheus.NewDesc("roomcast_retained_bytes", "Bytes of messages and presence events held by every room, bounded by the retained byte budget.", nil, nil),
+		reclaimed:         prometheus.NewDesc("roomcast_rooms_reclaimed_total", "Idle rooms whose history was dropped to stay within the retained byte budget.", nil, nil),
 	}
 }
 
@@ -55,6 +59,7 @@ func (c *brokerCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.deduplicated
 	ch <- c.keys
 	ch <- c.floods
+	ch <- c.commandFloods
 }
 
 func (c *brokerCollector) Collect(ch chan<- prometheus.Metric) {
@@ -71,4 +76,5 @@ func (c *brokerCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.deduplicated, prometheus.CounterValue, float64(st.Deduplicated))
 	ch <- prometheus.MustNewConstMetric(c.keys, prometheus.GaugeValue, float64(st.Keys))
 	ch <- prometheus.MustNewConstMetric(c.floods, prometheus.CounterValue, float64(c.floodCount.Load()))
+	ch <- prometheus.MustNewConstMetric(c.commandFloods, prometheus.CounterValue, float64(c.commandFloodCount.Load()))
 }

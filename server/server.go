@@ -42,10 +42,11 @@ type Server struct {
 	stallClock  atomic.Int64 // counts write-timeout checks, stallChecksPerTimeout per write timeout
 	detachClock atomic.Int64 // counts detachPeriods
 
-	detached atomic.Uint64 // streams moved off a blocked connection writer
-	panics   atomic.Uint64 // panics recovered in handlers, stream readers and connection writers
-	resets   *resetGuard   // closes connections that reset streams too fast
-	guard    *connGuard    // connection cap and auth timeout
+	detached      atomic.Uint64 // streams moved off a blocked connection writer
+	panics        atomic.Uint64 // panics recovered in handlers, stream readers and connection writers
+	commandFloods atomic.Uint64 // streams ended for commands past the rate limits
+	resets        *resetGuard   // closes connections that reset streams too fast
+	guard         *connGuard    // connection cap and auth timeout
 
 	mu         sync.Mutex
 	draining   bool
@@ -116,7 +117,7 @@ func New(opts ...Option) (_ *Server, err error) {
 		if err := cfg.registry.Register(m); err != nil {
 			return nil, fmt.Errorf("server: registering gRPC metrics: %w", err)
 		}
-		if err := cfg.registry.Register(newBrokerCollector(b, &s.detached, &s.panics, &s.resets.closed)); err != nil {
+		if err := cfg.registry.Register(newBrokerCollector(b, &s.detached, &s.panics, &s.resets.closed, &s.commandFloods)); err != nil {
 			return nil, fmt.Errorf("server: registering broker metrics: %w", err)
 		}
 		if err := cfg.registry.Register(s.guard); err != nil {
@@ -138,7 +139,7 @@ func New(opts ...Option) (_ *Server, err error) {
 		if err != nil {
 			return nil, err
 		}
-		gopts = append(gopts, grpc.InTapHandle(authTap(in, s.access.log, s.guard.authenticated)), // credentials are checked before a request is read
+		gopts = append(gopts, grpc.InTapHandle(authTap(in, s.access.log, s.guard.authenticated, s.guard.refusedCall)), // credentials are checked before a request is read
 			grpc.ChainUnaryInterceptor(in.UnaryServerInterceptor()), grpc.ChainStreamInterceptor(in.StreamServerInterceptor()))
 	}
 	gopts = append(gopts, grpc.ChainStreamInterceptor(s.limitStreams)) // after authentication: per credential

@@ -57,12 +57,14 @@ type session struct {
 	joinReady atomic.Bool // a deferred join became ready: finish it in a turn (see joins.go)
 
 	// Owned by the writer holding the session.
-	joins    []*deferredJoin // join commands waiting for their join, in command order
-	greeted  bool
-	out      frame // the frame being sent: SendMsg does not keep it
-	identity *auth.Identity
-	commands *rate.Limiter // nil: no limit
-	record   *callRecord   // the access log's; nil without one
+	joins        []*deferredJoin // join commands waiting for their join, in command order
+	greeted      bool
+	out          frame // the frame being sent: SendMsg does not keep it
+	identity     *auth.Identity
+	commands     *rate.Limiter // nil: no limit
+	refused      int           // commands refused by a rate limit since refusedSince; see rateLimit
+	refusedSince time.Time
+	record       *callRecord // the access log's; nil without one
 
 	gate          sendGate     // shut by the handler: no Send starts after it returns
 	sendStartedAt atomic.Int64 // the server's stallClock when the current Send began; 0 when not sending

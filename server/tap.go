@@ -21,9 +21,10 @@ import (
 // another: what it costs is a credential check (a hash for an API key, a
 // signature for a JWT), which the interceptors would have spent anyway.
 //
-// Each authenticated call is reported to authenticated, with its context,
-// which tells its connection (see connGuard).
-func authTap(in *auth.Interceptors, log *failureLog, authenticated func(context.Context)) tap.ServerInHandle {
+// Each authenticated call is reported to authenticated, and each refused
+// one to refused, with its context, which tells its connection (see
+// connGuard).
+func authTap(in *auth.Interceptors, log *failureLog, authenticated, refused func(context.Context)) tap.ServerInHandle {
 	authenticate := in.AuthFunc()
 	return func(ctx context.Context, info *tap.Info) (context.Context, error) {
 		if in.IsPublic(info.FullMethodName) {
@@ -32,6 +33,7 @@ func authTap(in *auth.Interceptors, log *failureLog, authenticated func(context.
 		ctx2, err := authenticate(ctx) // the call's metadata is already in ctx
 		if err != nil {
 			log.refused(err, peerAddr(ctx), "rpc", info.FullMethodName)
+			refused(ctx)
 			return nil, err
 		}
 		authenticated(ctx2)

@@ -117,6 +117,10 @@ every message sent. Spans still buffered are flushed on shutdown.`,
 			"allow each credential (anonymous callers: each client address) `N` Subscribe commands a second on average over all its streams; 0 for no limit")
 		fs.IntVar(&cfg.credCommandBurst, "credential-command-burst", server.DefaultCredentialCommandBurst,
 			"allow each credential bursts of up to `N` Subscribe commands over all its streams")
+		fs.IntVar(&cfg.maxRefusedCommands, "max-refused-commands", server.DefaultMaxRefusedCommands,
+			"end a Subscribe stream with more than `N` commands refused by --command-rate or --credential-command-rate within a second; 0 never does")
+		fs.IntVar(&cfg.maxRefusedCalls, "max-refused-calls", server.DefaultMaxRefusedCalls,
+			"close a client connection with more than `N` calls refused before they run (unauthenticated, past --max-streams-per-credential or --read-rate) within a second; 0 never does")
 		fs.IntVar(&cfg.maxStreams, "max-streams", server.DefaultMaxStreams,
 			"end Subscribe streams past `N` open on the server at once")
 		fs.IntVar(&cfg.maxCredStreams, "max-streams-per-credential", server.DefaultMaxStreamsPerCredential,
@@ -185,6 +189,8 @@ type serveConfig struct {
 	readBurst               int
 	credCommandRate         float64
 	credCommandBurst        int
+	maxRefusedCommands      int
+	maxRefusedCalls         int
 	maxRetainedBytes        int64
 
 	maxRoomsPerCredential         int
@@ -388,6 +394,8 @@ func (cfg *serveConfig) serverOptions(ctx context.Context, log *slog.Logger) ([]
 		server.WithMaxStreamsPerCredential(cfg.maxCredStreams),
 		server.WithReadRate(cfg.readRate, cfg.readBurst),
 		server.WithCredentialCommandRate(cfg.credCommandRate, cfg.credCommandBurst),
+		server.WithMaxRefusedCommands(cfg.maxRefusedCommands),
+		server.WithMaxRefusedCalls(cfg.maxRefusedCalls),
 		server.WithBrokerOptions(
 			broker.WithBacklog(cfg.backlogMessages, cfg.backlogBytes),
 			broker.WithHistory(cfg.historyMessages, cfg.historyTTL),

@@ -139,6 +139,8 @@ func TestServeSecurityFlagDefaults(t *testing.T) {
 		"read-burst":                 fmt.Sprint(server.DefaultReadBurst),
 		"credential-command-rate":    fmt.Sprint(server.DefaultCredentialCommandRate),
 		"credential-command-burst":   fmt.Sprint(server.DefaultCredentialCommandBurst),
+		"max-refused-commands":       fmt.Sprint(server.DefaultMaxRefusedCommands),
+		"max-refused-calls":          fmt.Sprint(server.DefaultMaxRefusedCalls),
 	}
 	fs, _ := serveCmd.flagSet()
 	for name, def := range want {

@@ -1,0 +1,122 @@
+package server_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
+	"github.com/roomcast/roomcast/internal/testsupport/testjwt"
+	"github.com/roomcast/roomcast/server"
+)
+
+// A stream whose commands the rate limits refuse gets an error reply for
+// each at first, as a client that slows down would; one that keeps sending
+// regardless, more than the limit refused within a second, is ended with
+// RESOURCE_EXHAUSTED, whichever rate refused them, and counted.
+func TestAStreamThatKeepsSendingPastTheCommandRateIsEnded(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		rate server.Option
+	}{
+		{"per stream", server.WithCommandRate(0.001, 1)},
+		{"per credential", server.WithCredentialCommandRate(0.001, 1)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			reg := prometheus.NewRegistry()
+			_, addr := start(t, server.WithMetrics(reg), server.WithCommandRate(0, 0), tc.rate, server.WithMaxRefusedCommands(5))
+			s := subscribe(t, testCtx(t), dial(t, addr), "r0") // the burst
+			for i := range 5 {
+				rep := s.command(joinReq(fmt.Sprint("honest", i), "r", nil))
+				if codes.Code(rep.GetError().GetCode()) != codes.ResourceExhausted {
+					t.Fatalf("refused command %d: %v, want a RESOURCE_EXHAUSTED reply", i, rep)
+				}
+			}
+			if n := counter(t, reg, "roomcast_command_flood_ends_total"); n != 0 {
+				t.Errorf("%v streams ended before the flood, want 0", n)
+			}
+			for i := range 100 { // past the limit, however slowly the test runs
+				if err := s.stream.Send(joinReq(fmt.Sprint("flood", i), "r", nil)); err != nil {
+					break // the stream has ended
+				}
+			}
+			if st := s.expectEnd(codes.ResourceExhausted); !strings.Contains(st.Message(), "too many commands past the rate limit") {
+				t.Errorf("the stream ended with %q, want it to say why", st.Message())
+			}
+			if n := counter(t, reg, "roomcast_command_flood_ends_total"); n != 1 {
+				t.Errorf("roomcast_command_flood_ends_total is %v, want 1", n)
+			}
+		})
+	}
+}
+
+// A connection on which calls keep being refused before they run is
+// closed: its calls fail with UNAVAILABLE, and the closure is counted.
+// Another client's connection, and its streams, are not touched; nor is a
+// client refused fewer times.
+func TestAConnectionWhoseCallsKeepBeingRefusedIsClosed(t *testing.T) {
+	g := testjwt.Grants(t, ">", ">", ">")
+	for _, tc := range []struct {
+		name string
+		opts []server.Option
+		call func(ctx context.Context, c roomcastv1.BrokerServiceClient) error // refused
+	}{
+		{"unauthenticated", nil, func(ctx context.Context, c roomcastv1.BrokerServiceClient) error {
+			_, err := c.Publish(ctx, &roomcastv1.PublishRequest{Room: "r"})
+			return err
+		}},
+		{"past the read rate", []server.Option{server.WithReadRate(0.001, 1)}, func(ctx context.Context, c roomcastv1.BrokerServiceClient) error {
+			_, err := c.History(bearer(ctx, testjwt.Token(t, "flood", time.Now().Add(time.Hour), g)), &roomcastv1.HistoryRequest{Room: "r"})
+			return err
+		}},
+		{"past the streams per credential", []server.Option{server.WithMaxStreamsPerCredential(1)}, func(ctx context.Context, c roomcastv1.BrokerServiceClient) error {
+			stream, err := c.Subscribe(bearer(ctx, testjwt.Token(t, "honest", time.Now().Add(time.Hour), g)))
+			if err != nil {
+				return err
+			}
+			_, err = stream.Recv()
+			return err
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			reg := prometheus.NewRegistry()
+			addr := testjwt.StartServer(t, append(tc.opts, server.WithMetrics(reg), server.WithMaxRefusedCalls(20))...)
+			ctx := testCtx(t)
+			honest := bearer(ctx, testjwt.Token(t, "honest", time.Now().Add(time.Hour), g))
+			bystander := subscribe(t, honest, dial(t, addr), "r")
+
+			few := dial(t, addr)
+			tc.call(ctx, few) // takes a burst of one, if there is one
+			for range 5 {
+				if err := tc.call(ctx, few); status.Code(err) == codes.OK || status.Code(err) == codes.Unavailable {
+					t.Fatalf("a refused call: %v, want it refused", err)
+				}
+			}
+			flood := dial(t, addr)
+			for i := 0; ; i++ {
+				err := tc.call(ctx, flood)
+				if status.Code(err) == codes.Unavailable {
+					break
+				}
+				if status.Code(err) == codes.OK || i == 2000 {
+					t.Fatalf("call %d: %v, want it refused and the connection closed (%v closed)", i, err, counter(t, reg, "roomcast_connections_refusal_closes_total"))
+				}
+			}
+			if n := counter(t, reg, "roomcast_connections_refusal_closes_total"); n != 1 {
+				t.Errorf("roomcast_connections_refusal_closes_total is %v, want 1", n)
+			}
+			if rep := bystander.command(joinReq("j", "r2", nil)); rep.GetError() != nil {
+				t.Errorf("the bystander's join: %v", rep.GetError())
+			}
+			if err := tc.call(ctx, few); status.Code(err) == codes.OK || status.Code(err) == codes.Unavailable {
+				t.Errorf("a client refused a few times: %v, want it refused, its connection open", err)
+			}
+		})
+	}
+}
