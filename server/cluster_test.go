@@ -28,7 +28,16 @@ var clusters atomic.Int64
 // each.
 func startCluster(t *testing.T, n int, redis *redistest.Server, opts ...broker.Option) ([]*server.Server, []roomcastv1.BrokerServiceClient) {
 	t.Helper()
-	cfg := redisengine.Config{Addrs: []string{redis.Addr}, Prefix: fmt.Sprint("cluster", clusters.Add(1))}
+	return startShardedCluster(t, n, []*redistest.Server{redis}, opts...)
+}
+
+// startShardedCluster is startCluster on several Redis shards.
+func startShardedCluster(t *testing.T, n int, shards []*redistest.Server, opts ...broker.Option) ([]*server.Server, []roomcastv1.BrokerServiceClient) {
+	t.Helper()
+	cfg := redisengine.Config{Prefix: fmt.Sprint("cluster", clusters.Add(1))}
+	for _, r := range shards {
+		cfg.Addrs = append(cfg.Addrs, r.Addr)
+	}
 	var srvs []*server.Server
 	var clients []roomcastv1.BrokerServiceClient
 	for range n {
@@ -83,6 +92,52 @@ func TestClusterOneOrderEncodedOnce(t *testing.T) {
 	for n, srv := range srvs {
 		if st := srv.Broker().Stats(); st.Encoded != perNode || st.Received != 3*perNode {
 			t.Errorf("node %d: %d encodes and %d messages received, want %d and %d", n, st.Encoded, st.Received, perNode, 3*perNode)
+		}
+	}
+}
+
+// Three nodes on two Redis shards: rooms spread over both, and every
+// subscriber on every node still sees every message of its rooms once, in
+// offset order, from publishers on every node.
+func TestClusterOnTwoShards(t *testing.T) {
+	shards := []*redistest.Server{redistest.Start(t), redistest.Start(t)}
+	_, nodes := startShardedCluster(t, 3, shards)
+	ctx := testCtx(t)
+	rooms := []string{"r.a", "r.b", "r.c", "r.d", "r.e", "r.f"}
+	var subs []*subscriber
+	for _, c := range nodes {
+		subs = append(subs, subscribe(t, ctx, c, rooms...))
+	}
+	const perRoom = 10
+	var wg sync.WaitGroup
+	for i, c := range nodes {
+		wg.Go(func() {
+			for j := range perRoom {
+				for k, room := range rooms {
+					if k%len(nodes) == i { // each room from one node, so its order is known
+						if _, err := c.Publish(ctx, &roomcastv1.PublishRequest{Room: room, Payload: &roomcastv1.PublishRequest_Text{Text: fmt.Sprint(j + 1)}}); err != nil {
+							t.Error(err)
+							return
+						}
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for i, shard := range shards {
+		if keys, err := shard.Do(t, "DBSIZE").AsInt64(); err != nil || keys == 0 {
+			t.Errorf("shard %d holds %d keys (%v): the rooms were not spread over both", i, keys, err)
+		}
+	}
+	for n, s := range subs {
+		next := map[string]uint64{}
+		for range perRoom * len(rooms) {
+			m := s.next()
+			next[m.GetRoom()]++
+			if m.GetOffset() != next[m.GetRoom()] || m.GetText() != fmt.Sprint(next[m.GetRoom()]) {
+				t.Fatalf("subscriber on node %d: %s got %d %q, want %d", n, m.GetRoom(), m.GetOffset(), m.GetText(), next[m.GetRoom()])
+			}
 		}
 	}
 }
