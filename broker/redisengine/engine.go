@@ -112,8 +112,9 @@ type Engine struct {
 	workers sync.WaitGroup
 	closed  sync.Once
 
-	sinkMu  sync.RWMutex // held for reading around each call of the Sink
-	stopped bool         // under sinkMu: Close has begun, the Sink is not called again
+	reapFrom int          // where the heartbeat's next reap of tracked rooms starts; its goroutine's alone
+	sinkMu   sync.RWMutex // held for reading around each call of the Sink
+	stopped  bool         // under sinkMu: Close has begun, the Sink is not called again
 }
 
 var _ broker.Engine = (*Engine)(nil)

@@ -3,6 +3,7 @@ package redisengine
 import (
 	"context"
 	"errors"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -97,6 +98,21 @@ if n > 0 then
 end
 return out`)
 
+// presenceKeyTTL is how long a room's presence keys outlive the last
+// heartbeat or join: longer than a member's own expiry, so that a dead
+// node's members are reaped, with their leave events, before their keys
+// vanish without a word.
+func (e *Engine) presenceKeyTTL() time.Duration { return 3 * e.cfg.PresenceTTL }
+
+// reapScript reaps a room's expired members, each with a leave event.
+var reapScript = rueidis.NewLuaScript(presenceLib + `reap(1000)
+return 1`)
+
+// reapPerTick bounds the tracked rooms one heartbeat reaps, so that a node
+// tracking many rooms spreads the work over ticks: each room is reaped at
+// least every ceil(tracked/reapPerTick) ticks.
+const reapPerTick = 1000
+
 // members is the sessions an engine added and keeps alive, per room.
 type members struct {
 	mu    sync.Mutex
@@ -108,7 +124,7 @@ func (e *Engine) presenceKeys(room string) []string {
 }
 
 func (e *Engine) presenceArgs(room string, now time.Time, more ...string) []string {
-	return append([]string{ms(e.cfg.PresenceTTL), e.channel(room), strconv.FormatInt(now.UnixMilli(), 10)}, more...)
+	return append([]string{ms(e.presenceKeyTTL()), e.channel(room), strconv.FormatInt(now.UnixMilli(), 10)}, more...)
 }
 
 // AddMember implements broker.Engine: session is listed in room's presence
@@ -239,11 +255,41 @@ func (e *Engine) heartbeat() {
 			}
 			cmds := rueidis.Commands{z.Build()}
 			for _, k := range e.presenceKeys(room)[:4] {
-				cmds = append(cmds, c.B().Pexpire().Key(k).Milliseconds(e.cfg.PresenceTTL.Milliseconds()).Build())
+				cmds = append(cmds, c.B().Pexpire().Key(k).Milliseconds(e.presenceKeyTTL().Milliseconds()).Build())
 			}
 			ctx, cancel := e.bound(context.Background())
 			c.DoMulti(ctx, cmds...) // a failure is retried at the next tick
 			cancel()
 		}
+		e.reapTracked()
 	}
+}
+
+// reapTracked reaps, with leave events, the expired members of up to
+// reapPerTick of the rooms this node tracks, taking up where the last tick
+// left off: the members of a node that died leave the rooms that anyone
+// watches within the presence TTL and a few ticks, with no join or listing
+// needed to notice.
+func (e *Engine) reapTracked() {
+	var rooms []string
+	for _, s := range e.shards {
+		s.mu.RLock()
+		for room := range s.rooms {
+			rooms = append(rooms, room)
+		}
+		s.mu.RUnlock()
+	}
+	if len(rooms) == 0 {
+		return
+	}
+	slices.Sort(rooms)
+	start := e.reapFrom % len(rooms)
+	for i := range min(len(rooms), reapPerTick) {
+		room := rooms[(start+i)%len(rooms)]
+		s := e.shardOf(room)
+		ctx, cancel := e.bound(context.Background())
+		reapScript.Exec(ctx, s.client, e.presenceKeys(room), e.presenceArgs(room, time.Now())) // a failure is retried at a later tick
+		cancel()
+	}
+	e.reapFrom = start + min(len(rooms), reapPerTick)
 }

@@ -94,3 +94,37 @@ func TestPresenceExpiresWithItsNode(t *testing.T) {
 		return listed == "[live]" && time.Since(closed) > 3*cfg.PresenceTTL
 	})
 }
+
+// A node that tracks a room hears the leave of a member whose node died,
+// within a few presence TTLs, with no join or listing of the room to
+// notice it.
+func TestADeadNodesMembersLeaveTrackedRooms(t *testing.T) {
+	srv := redistest.Start(t)
+	ttl := 300 * time.Millisecond
+	sink := newSink()
+	viewer := newEngine(t, redisengine.Config{PresenceTTL: ttl, Sink: sink}, srv)
+	if _, _, err := viewer.Track(testCtx(t), "r", nil, 10); err != nil {
+		t.Fatal(err)
+	}
+	dead := newEngine(t, redisengine.Config{PresenceTTL: ttl}, srv)
+	if err := dead.AddMember(testCtx(t), "r", "dead", nil); err != nil {
+		t.Fatal(err)
+	}
+	closed := time.Now()
+	dead.Close()
+	leaves := func() int {
+		sink.mu.Lock()
+		defer sink.mu.Unlock()
+		n := 0
+		for _, ev := range sink.presence["r"] {
+			if ev.Leave {
+				n++
+			}
+		}
+		return n
+	}
+	waitFor(t, func() string { return "a leave event for the dead node's member" }, func() bool { return leaves() == 1 })
+	if waited := time.Since(closed); waited < ttl {
+		t.Errorf("the member left %v after its node closed, before the TTL of %v", waited, ttl)
+	}
+}
