@@ -35,6 +35,8 @@ type Hub struct {
 	keys     atomic.Int64 // idempotency keys remembered by every room
 	owners   owners       // tenants' use, for quotas
 
+	sweepHook func() // tests only: called by the janitor for each room, under its locks
+
 	stop      chan struct{}
 	engine    Engine             // nil: the hub sequences and stores rooms itself
 	life      context.Context    // cancelled by Close: ends the work below
@@ -52,7 +54,7 @@ type shard struct {
 }
 
 type counters struct {
-	published, encoded, received, delivered, lagged, reclaimed, deduplicated atomic.Uint64
+	published, encoded, received, delivered, lagged, reclaimed, deduplicated, panics atomic.Uint64
 }
 
 // Stats is a snapshot of a broker's counters since it started.
@@ -65,6 +67,7 @@ type Stats struct {
 	Rooms     int    // rooms in memory now
 	Retained  int64  // bytes of messages and presence events held by every room now
 	Reclaimed uint64 // idle rooms whose history was dropped to stay within WithMaxRetainedBytes
+	Panics    uint64 // panics recovered in the janitor, which went on
 
 	Deduplicated uint64 // publishes answered from an idempotency key, appending nothing
 	Keys         int64  // idempotency keys remembered by every room now (their bytes count in Retained)
@@ -143,6 +146,7 @@ func (b *Hub) Stats() Stats {
 		Rooms:     int(b.rooms.Load()),
 		Retained:  b.retained.Load(),
 		Reclaimed: b.stats.reclaimed.Load(),
+		Panics:    b.stats.panics.Load(),
 
 		Deduplicated: b.stats.deduplicated.Load(),
 		Keys:         b.keys.Load(),
@@ -267,29 +271,51 @@ func (b *Hub) sweep(every time.Duration) {
 		case <-b.stop:
 			return
 		case now := <-t.C:
-			before := now.Add(-b.cfg.historyTTL).UnixNano()
-			keysBefore := now.Add(-b.cfg.keyWindow).UnixNano()
-			for i := range b.shards {
-				sh := &b.shards[i]
-				sh.mu.Lock()
-				for _, r := range sh.rooms {
-					r.mu.Lock()
-					if b.cfg.historyMessages > 0 {
-						r.msgs.expire(before)
-					}
-					r.keys.expire(keysBefore)
-					if r.subs == 0 && r.msgs.retained() == 0 {
-						b.free(r)
-					}
-					r.mu.Unlock()
-				}
-				sh.mu.Unlock()
-			}
-			b.owners.prune()
-			if b.retained.Load() > b.cfg.maxRetained/10*9 {
-				b.reclaim(b.cfg.maxRetained / 4 * 3)
-			}
+			b.sweepOnce(now)
 		}
+	}
+}
+
+// sweepOnce is one round of the janitor. A panic in it is counted in
+// Stats.Panics and the janitor goes on: every lock it takes is released by
+// a deferred call, so nothing stays held.
+func (b *Hub) sweepOnce(now time.Time) {
+	defer func() {
+		if v := recover(); v != nil {
+			b.stats.panics.Add(1)
+		}
+	}()
+	before := now.Add(-b.cfg.historyTTL).UnixNano()
+	keysBefore := now.Add(-b.cfg.keyWindow).UnixNano()
+	for i := range b.shards {
+		b.sweepShard(&b.shards[i], before, keysBefore)
+	}
+	b.owners.prune()
+	if b.retained.Load() > b.cfg.maxRetained/10*9 {
+		b.reclaim(b.cfg.maxRetained / 4 * 3)
+	}
+}
+
+// sweepShard expires the history and keys of sh's rooms and frees the rooms
+// left empty.
+func (b *Hub) sweepShard(sh *shard, before, keysBefore int64) {
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	for _, r := range sh.rooms {
+		func() {
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			if b.sweepHook != nil {
+				b.sweepHook()
+			}
+			if b.cfg.historyMessages > 0 {
+				r.msgs.expire(before)
+			}
+			r.keys.expire(keysBefore)
+			if r.subs == 0 && r.msgs.retained() == 0 {
+				b.free(r)
+			}
+		}()
 	}
 }
 

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -29,9 +30,12 @@ func (s *Server) watchBroker() {
 			return
 		case <-t.C:
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), healthInterval)
-		err := s.broker.Ping(ctx)
-		cancel()
+		err := errors.New("the broker's health check panicked")
+		s.guarded("health watch", func() {
+			ctx, cancel := context.WithTimeout(context.Background(), healthInterval)
+			defer cancel()
+			err = s.broker.Ping(ctx)
+		})
 		if now := err == nil; now != serving && !s.isDraining() {
 			serving = now
 			status := healthpb.HealthCheckResponse_SERVING

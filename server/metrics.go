@@ -32,7 +32,7 @@ func newBrokerCollector(b *broker.Hub, detached, panics, floods, commandFloods *
 		panicCount:        panics,
 		floodCount:        floods,
 		floods:            prometheus.NewDesc("roomcast_reset_flood_closes_total", "Client connections closed for resetting streams (RST_STREAM frames) faster than --stream-reset-rate and --stream-reset-burst allow: HTTP/2 rapid reset.", nil, nil),
-		panics:            prometheus.NewDesc("roomcast_panics_total", "Panics recovered in a call's handler, or in a subscriber stream's reader or connection writer; each ended only the call or stream it was serving, with INTERNAL, and is logged with its stack.", nil, nil),
+		panics:            prometheus.NewDesc("roomcast_panics_total", "Panics recovered in a call's handler, a subscriber stream's reader or connection writer (each ended only the call or stream it was serving, with INTERNAL, and is logged with its stack), or in the server's sweeper, health watch or the broker's janitor (which went on).", nil, nil),
 		detached:          prometheus.NewDesc("roomcast_stream_detaches_total", "Times a subscriber stream's write blocked its connection's shared writer for 5 to 10 ms (its client was not reading) and the stream was moved to a goroutine of its own until it caught up.", nil, nil),
 		published:         prometheus.NewDesc("roomcast_messages_published_total", "Messages accepted by Publish and PublishStream.", nil, nil),
 		encoded:           prometheus.NewDesc("roomcast_messages_encoded_total", "Messages encoded: one per message sequenced into a room, whatever the number of subscribers.", nil, nil),
@@ -72,7 +72,7 @@ func (c *brokerCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.retained, prometheus.GaugeValue, float64(st.Retained))
 	ch <- prometheus.MustNewConstMetric(c.reclaimed, prometheus.CounterValue, float64(st.Reclaimed))
 	ch <- prometheus.MustNewConstMetric(c.detached, prometheus.CounterValue, float64(c.detachedCount.Load()))
-	ch <- prometheus.MustNewConstMetric(c.panics, prometheus.CounterValue, float64(c.panicCount.Load()))
+	ch <- prometheus.MustNewConstMetric(c.panics, prometheus.CounterValue, float64(c.panicCount.Load()+st.Panics))
 	ch <- prometheus.MustNewConstMetric(c.deduplicated, prometheus.CounterValue, float64(st.Deduplicated))
 	ch <- prometheus.MustNewConstMetric(c.keys, prometheus.GaugeValue, float64(st.Keys))
 	ch <- prometheus.MustNewConstMetric(c.floods, prometheus.CounterValue, float64(c.floodCount.Load()))

@@ -85,3 +85,16 @@ func (s *Server) recoveryInterceptors() (grpc.UnaryServerInterceptor, grpc.Strea
 	})
 	return recovery.UnaryServerInterceptor(handle), recovery.StreamServerInterceptor(handle)
 }
+
+// guarded runs one round of a goroutine of the server's own (the sweeper,
+// the health watch): a panic in it is logged and counted, and the goroutine
+// goes on with its next round. The round must release what it locks with
+// deferred calls.
+func (s *Server) guarded(where string, round func()) {
+	defer func() {
+		if v := recover(); v != nil {
+			s.recovered(v, where, "")
+		}
+	}()
+	round()
+}

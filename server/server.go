@@ -253,19 +253,23 @@ func (s *Server) sweep() {
 		case <-s.stopped:
 			return
 		case <-detach.C:
-			now := s.detachClock.Add(1)
-			s.writers.Range(func(k, _ any) bool {
-				k.(*connWriter).retireIfBlocked(now)
-				return true
+			s.guarded("sweeper", func() {
+				now := s.detachClock.Add(1)
+				s.writers.Range(func(k, _ any) bool {
+					k.(*connWriter).retireIfBlocked(now)
+					return true
+				})
 			})
 		case <-stall.C:
-			now := s.stallClock.Add(1)
-			s.live.Range(func(k, _ any) bool {
-				ss := k.(*session)
-				if began := ss.sendStartedAt.Load(); began != 0 && now-began > stallChecksPerTimeout {
-					ss.stall()
-				}
-				return true
+			s.guarded("sweeper", func() {
+				now := s.stallClock.Add(1)
+				s.live.Range(func(k, _ any) bool {
+					ss := k.(*session)
+					if began := ss.sendStartedAt.Load(); began != 0 && now-began > stallChecksPerTimeout {
+						ss.stall()
+					}
+					return true
+				})
 			})
 		}
 	}
