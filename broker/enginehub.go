@@ -66,11 +66,14 @@ type early struct {
 	head  Position // of a reset
 }
 
-// buffer keeps x until Track returns. Past maxEarly the oldest are dropped:
-// the gap then shows, as any gap does. Caller holds the room's lock.
+// buffer keeps x until Track returns. Past maxEarly what is buffered is
+// dropped at once, rather than one entry a delivery (a copy of the whole
+// buffer each time): the room then starts after a gap, which shows as any
+// gap does. Caller holds the room's lock.
 func (t *tracking) buffer(x early) {
 	if len(t.early) == maxEarly {
-		t.early = append(t.early[:0], t.early[1:]...)
+		clear(t.early)
+		t.early = t.early[:0]
 	}
 	t.early = append(t.early, x)
 }
@@ -105,7 +108,7 @@ func (b *Hub) spawn(fn func()) bool {
 }
 
 // maxEarly bounds what a room buffers while Track is under way; past it the
-// oldest are dropped, and the room starts after a gap it reports as such.
+// buffer is dropped, and the room starts after a gap it reports as such.
 const maxEarly = 4096
 
 // publishToEngine is Publish with an engine: encode once, without the
