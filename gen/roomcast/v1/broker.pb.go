@@ -923,6 +923,158 @@ func (*SubscribeResponse_Reply) isSubscribeResponse_Event() {}
 
 func (*SubscribeResponse_Batch) isSubscribeResponse_Event() {}
 
+// WatchRequest names the rooms a Watch call joins.
+type WatchRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The rooms, each as a Subscribe stream's join would name it: at least
+	// one, each room once.
+	Rooms         []*JoinCommand `protobuf:"bytes,1,rep,name=rooms,proto3" json:"rooms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchRequest) Reset() {
+	*x = WatchRequest{}
+	mi := &file_roomcast_v1_broker_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchRequest) ProtoMessage() {}
+
+func (x *WatchRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_roomcast_v1_broker_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchRequest.ProtoReflect.Descriptor instead.
+func (*WatchRequest) Descriptor() ([]byte, []int) {
+	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *WatchRequest) GetRooms() []*JoinCommand {
+	if x != nil {
+		return x.Rooms
+	}
+	return nil
+}
+
+// WatchResponse is one event on a Watch call. Its fields are those of
+// SubscribeResponse, with the same numbers, so that the server sends the
+// same bytes on both and a client may decode either with the other: keep
+// the two in step.
+type WatchResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Event:
+	//
+	//	*WatchResponse_Session
+	//	*WatchResponse_Reply
+	//	*WatchResponse_Batch
+	Event         isWatchResponse_Event `protobuf_oneof:"event"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchResponse) Reset() {
+	*x = WatchResponse{}
+	mi := &file_roomcast_v1_broker_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchResponse) ProtoMessage() {}
+
+func (x *WatchResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_roomcast_v1_broker_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchResponse.ProtoReflect.Descriptor instead.
+func (*WatchResponse) Descriptor() ([]byte, []int) {
+	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *WatchResponse) GetEvent() isWatchResponse_Event {
+	if x != nil {
+		return x.Event
+	}
+	return nil
+}
+
+func (x *WatchResponse) GetSession() *SessionEvent {
+	if x != nil {
+		if x, ok := x.Event.(*WatchResponse_Session); ok {
+			return x.Session
+		}
+	}
+	return nil
+}
+
+func (x *WatchResponse) GetReply() *CommandReply {
+	if x != nil {
+		if x, ok := x.Event.(*WatchResponse_Reply); ok {
+			return x.Reply
+		}
+	}
+	return nil
+}
+
+func (x *WatchResponse) GetBatch() *MessageBatch {
+	if x != nil {
+		if x, ok := x.Event.(*WatchResponse_Batch); ok {
+			return x.Batch
+		}
+	}
+	return nil
+}
+
+type isWatchResponse_Event interface {
+	isWatchResponse_Event()
+}
+
+type WatchResponse_Session struct {
+	// Sent once, first.
+	Session *SessionEvent `protobuf:"bytes,1,opt,name=session,proto3,oneof"`
+}
+
+type WatchResponse_Reply struct {
+	// The reply to one room of the request; its id is the room's name.
+	Reply *CommandReply `protobuf:"bytes,2,opt,name=reply,proto3,oneof"`
+}
+
+type WatchResponse_Batch struct {
+	// One or more room messages.
+	Batch *MessageBatch `protobuf:"bytes,3,opt,name=batch,proto3,oneof"`
+}
+
+func (*WatchResponse_Session) isWatchResponse_Event() {}
+
+func (*WatchResponse_Reply) isWatchResponse_Event() {}
+
+func (*WatchResponse_Batch) isWatchResponse_Event() {}
+
 // SessionEvent opens a Subscribe stream.
 type SessionEvent struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -935,7 +1087,7 @@ type SessionEvent struct {
 
 func (x *SessionEvent) Reset() {
 	*x = SessionEvent{}
-	mi := &file_roomcast_v1_broker_proto_msgTypes[10]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -947,7 +1099,7 @@ func (x *SessionEvent) String() string {
 func (*SessionEvent) ProtoMessage() {}
 
 func (x *SessionEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_roomcast_v1_broker_proto_msgTypes[10]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -960,7 +1112,7 @@ func (x *SessionEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionEvent.ProtoReflect.Descriptor instead.
 func (*SessionEvent) Descriptor() ([]byte, []int) {
-	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{10}
+	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *SessionEvent) GetSessionId() string {
@@ -989,7 +1141,7 @@ type CommandReply struct {
 
 func (x *CommandReply) Reset() {
 	*x = CommandReply{}
-	mi := &file_roomcast_v1_broker_proto_msgTypes[11]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1001,7 +1153,7 @@ func (x *CommandReply) String() string {
 func (*CommandReply) ProtoMessage() {}
 
 func (x *CommandReply) ProtoReflect() protoreflect.Message {
-	mi := &file_roomcast_v1_broker_proto_msgTypes[11]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1014,7 +1166,7 @@ func (x *CommandReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommandReply.ProtoReflect.Descriptor instead.
 func (*CommandReply) Descriptor() ([]byte, []int) {
-	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{11}
+	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *CommandReply) GetId() string {
@@ -1106,7 +1258,7 @@ type Error struct {
 
 func (x *Error) Reset() {
 	*x = Error{}
-	mi := &file_roomcast_v1_broker_proto_msgTypes[12]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1118,7 +1270,7 @@ func (x *Error) String() string {
 func (*Error) ProtoMessage() {}
 
 func (x *Error) ProtoReflect() protoreflect.Message {
-	mi := &file_roomcast_v1_broker_proto_msgTypes[12]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1131,7 +1283,7 @@ func (x *Error) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Error.ProtoReflect.Descriptor instead.
 func (*Error) Descriptor() ([]byte, []int) {
-	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{12}
+	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Error) GetCode() int32 {
@@ -1175,7 +1327,7 @@ type JoinResult struct {
 
 func (x *JoinResult) Reset() {
 	*x = JoinResult{}
-	mi := &file_roomcast_v1_broker_proto_msgTypes[13]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1187,7 +1339,7 @@ func (x *JoinResult) String() string {
 func (*JoinResult) ProtoMessage() {}
 
 func (x *JoinResult) ProtoReflect() protoreflect.Message {
-	mi := &file_roomcast_v1_broker_proto_msgTypes[13]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1200,7 +1352,7 @@ func (x *JoinResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinResult.ProtoReflect.Descriptor instead.
 func (*JoinResult) Descriptor() ([]byte, []int) {
-	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{13}
+	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *JoinResult) GetRoom() string {
@@ -1249,7 +1401,7 @@ type RefreshResult struct {
 
 func (x *RefreshResult) Reset() {
 	*x = RefreshResult{}
-	mi := &file_roomcast_v1_broker_proto_msgTypes[14]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1261,7 +1413,7 @@ func (x *RefreshResult) String() string {
 func (*RefreshResult) ProtoMessage() {}
 
 func (x *RefreshResult) ProtoReflect() protoreflect.Message {
-	mi := &file_roomcast_v1_broker_proto_msgTypes[14]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1274,7 +1426,7 @@ func (x *RefreshResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RefreshResult.ProtoReflect.Descriptor instead.
 func (*RefreshResult) Descriptor() ([]byte, []int) {
-	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{14}
+	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *RefreshResult) GetExpireTime() *timestamppb.Timestamp {
@@ -1302,7 +1454,7 @@ type LeaveResult struct {
 
 func (x *LeaveResult) Reset() {
 	*x = LeaveResult{}
-	mi := &file_roomcast_v1_broker_proto_msgTypes[15]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1314,7 +1466,7 @@ func (x *LeaveResult) String() string {
 func (*LeaveResult) ProtoMessage() {}
 
 func (x *LeaveResult) ProtoReflect() protoreflect.Message {
-	mi := &file_roomcast_v1_broker_proto_msgTypes[15]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1327,7 +1479,7 @@ func (x *LeaveResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaveResult.ProtoReflect.Descriptor instead.
 func (*LeaveResult) Descriptor() ([]byte, []int) {
-	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{15}
+	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *LeaveResult) GetRoom() string {
@@ -1349,7 +1501,7 @@ type MessageBatch struct {
 
 func (x *MessageBatch) Reset() {
 	*x = MessageBatch{}
-	mi := &file_roomcast_v1_broker_proto_msgTypes[16]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1361,7 +1513,7 @@ func (x *MessageBatch) String() string {
 func (*MessageBatch) ProtoMessage() {}
 
 func (x *MessageBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_roomcast_v1_broker_proto_msgTypes[16]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1374,7 +1526,7 @@ func (x *MessageBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MessageBatch.ProtoReflect.Descriptor instead.
 func (*MessageBatch) Descriptor() ([]byte, []int) {
-	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{16}
+	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *MessageBatch) GetMessages() []*Message {
@@ -1409,7 +1561,7 @@ type PresenceEvent struct {
 
 func (x *PresenceEvent) Reset() {
 	*x = PresenceEvent{}
-	mi := &file_roomcast_v1_broker_proto_msgTypes[17]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1421,7 +1573,7 @@ func (x *PresenceEvent) String() string {
 func (*PresenceEvent) ProtoMessage() {}
 
 func (x *PresenceEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_roomcast_v1_broker_proto_msgTypes[17]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1434,7 +1586,7 @@ func (x *PresenceEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PresenceEvent.ProtoReflect.Descriptor instead.
 func (*PresenceEvent) Descriptor() ([]byte, []int) {
-	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{17}
+	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *PresenceEvent) GetRoom() string {
@@ -1480,7 +1632,7 @@ type Member struct {
 
 func (x *Member) Reset() {
 	*x = Member{}
-	mi := &file_roomcast_v1_broker_proto_msgTypes[18]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1492,7 +1644,7 @@ func (x *Member) String() string {
 func (*Member) ProtoMessage() {}
 
 func (x *Member) ProtoReflect() protoreflect.Message {
-	mi := &file_roomcast_v1_broker_proto_msgTypes[18]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1505,7 +1657,7 @@ func (x *Member) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Member.ProtoReflect.Descriptor instead.
 func (*Member) Descriptor() ([]byte, []int) {
-	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{18}
+	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Member) GetSessionId() string {
@@ -1546,7 +1698,7 @@ type HistoryRequest struct {
 
 func (x *HistoryRequest) Reset() {
 	*x = HistoryRequest{}
-	mi := &file_roomcast_v1_broker_proto_msgTypes[19]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1558,7 +1710,7 @@ func (x *HistoryRequest) String() string {
 func (*HistoryRequest) ProtoMessage() {}
 
 func (x *HistoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_roomcast_v1_broker_proto_msgTypes[19]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1571,7 +1723,7 @@ func (x *HistoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HistoryRequest.ProtoReflect.Descriptor instead.
 func (*HistoryRequest) Descriptor() ([]byte, []int) {
-	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{19}
+	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *HistoryRequest) GetRoom() string {
@@ -1617,7 +1769,7 @@ type HistoryResponse struct {
 
 func (x *HistoryResponse) Reset() {
 	*x = HistoryResponse{}
-	mi := &file_roomcast_v1_broker_proto_msgTypes[20]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1629,7 +1781,7 @@ func (x *HistoryResponse) String() string {
 func (*HistoryResponse) ProtoMessage() {}
 
 func (x *HistoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_roomcast_v1_broker_proto_msgTypes[20]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1642,7 +1794,7 @@ func (x *HistoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HistoryResponse.ProtoReflect.Descriptor instead.
 func (*HistoryResponse) Descriptor() ([]byte, []int) {
-	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{20}
+	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *HistoryResponse) GetMessages() []*Message {
@@ -1680,7 +1832,7 @@ type PresenceRequest struct {
 
 func (x *PresenceRequest) Reset() {
 	*x = PresenceRequest{}
-	mi := &file_roomcast_v1_broker_proto_msgTypes[21]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1692,7 +1844,7 @@ func (x *PresenceRequest) String() string {
 func (*PresenceRequest) ProtoMessage() {}
 
 func (x *PresenceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_roomcast_v1_broker_proto_msgTypes[21]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1705,7 +1857,7 @@ func (x *PresenceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PresenceRequest.ProtoReflect.Descriptor instead.
 func (*PresenceRequest) Descriptor() ([]byte, []int) {
-	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{21}
+	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *PresenceRequest) GetRoom() string {
@@ -1735,7 +1887,7 @@ type PresenceResponse struct {
 
 func (x *PresenceResponse) Reset() {
 	*x = PresenceResponse{}
-	mi := &file_roomcast_v1_broker_proto_msgTypes[22]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1747,7 +1899,7 @@ func (x *PresenceResponse) String() string {
 func (*PresenceResponse) ProtoMessage() {}
 
 func (x *PresenceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_roomcast_v1_broker_proto_msgTypes[22]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1760,7 +1912,7 @@ func (x *PresenceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PresenceResponse.ProtoReflect.Descriptor instead.
 func (*PresenceResponse) Descriptor() ([]byte, []int) {
-	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{22}
+	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *PresenceResponse) GetMembers() []*Member {
@@ -1805,7 +1957,7 @@ type Message struct {
 
 func (x *Message) Reset() {
 	*x = Message{}
-	mi := &file_roomcast_v1_broker_proto_msgTypes[23]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1817,7 +1969,7 @@ func (x *Message) String() string {
 func (*Message) ProtoMessage() {}
 
 func (x *Message) ProtoReflect() protoreflect.Message {
-	mi := &file_roomcast_v1_broker_proto_msgTypes[23]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1830,7 +1982,7 @@ func (x *Message) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Message.ProtoReflect.Descriptor instead.
 func (*Message) Descriptor() ([]byte, []int) {
-	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{23}
+	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *Message) GetRoom() string {
@@ -1972,6 +2124,13 @@ const file_roomcast_v1_broker_proto_rawDesc = "" +
 	"\asession\x18\x01 \x01(\v2\x19.roomcast.v1.SessionEventH\x00R\asession\x121\n" +
 	"\x05reply\x18\x02 \x01(\v2\x19.roomcast.v1.CommandReplyH\x00R\x05reply\x121\n" +
 	"\x05batch\x18\x03 \x01(\v2\x19.roomcast.v1.MessageBatchH\x00R\x05batchB\a\n" +
+	"\x05event\">\n" +
+	"\fWatchRequest\x12.\n" +
+	"\x05rooms\x18\x01 \x03(\v2\x18.roomcast.v1.JoinCommandR\x05rooms\"\xb5\x01\n" +
+	"\rWatchResponse\x125\n" +
+	"\asession\x18\x01 \x01(\v2\x19.roomcast.v1.SessionEventH\x00R\asession\x121\n" +
+	"\x05reply\x18\x02 \x01(\v2\x19.roomcast.v1.CommandReplyH\x00R\x05reply\x121\n" +
+	"\x05batch\x18\x03 \x01(\v2\x19.roomcast.v1.MessageBatchH\x00R\x05batchB\a\n" +
 	"\x05event\"-\n" +
 	"\fSessionEvent\x12\x1d\n" +
 	"\n" +
@@ -2048,11 +2207,12 @@ const file_roomcast_v1_broker_proto_rawDesc = "" +
 	"\x11PresenceEventKind\x12#\n" +
 	"\x1fPRESENCE_EVENT_KIND_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18PRESENCE_EVENT_KIND_JOIN\x10\x01\x12\x1d\n" +
-	"\x19PRESENCE_EVENT_KIND_LEAVE\x10\x022\x90\x03\n" +
+	"\x19PRESENCE_EVENT_KIND_LEAVE\x10\x022\xd2\x03\n" +
 	"\rBrokerService\x12D\n" +
 	"\aPublish\x12\x1b.roomcast.v1.PublishRequest\x1a\x1c.roomcast.v1.PublishResponse\x12Z\n" +
 	"\rPublishStream\x12!.roomcast.v1.PublishStreamRequest\x1a\".roomcast.v1.PublishStreamResponse(\x010\x01\x12N\n" +
-	"\tSubscribe\x12\x1d.roomcast.v1.SubscribeRequest\x1a\x1e.roomcast.v1.SubscribeResponse(\x010\x01\x12D\n" +
+	"\tSubscribe\x12\x1d.roomcast.v1.SubscribeRequest\x1a\x1e.roomcast.v1.SubscribeResponse(\x010\x01\x12@\n" +
+	"\x05Watch\x12\x19.roomcast.v1.WatchRequest\x1a\x1a.roomcast.v1.WatchResponse0\x01\x12D\n" +
 	"\aHistory\x12\x1b.roomcast.v1.HistoryRequest\x1a\x1c.roomcast.v1.HistoryResponse\x12G\n" +
 	"\bPresence\x12\x1c.roomcast.v1.PresenceRequest\x1a\x1d.roomcast.v1.PresenceResponseB9Z7github.com/roomcast/roomcast/gen/roomcast/v1;roomcastv1b\x06proto3"
 
@@ -2069,7 +2229,7 @@ func file_roomcast_v1_broker_proto_rawDescGZIP() []byte {
 }
 
 var file_roomcast_v1_broker_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_roomcast_v1_broker_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
+var file_roomcast_v1_broker_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
 var file_roomcast_v1_broker_proto_goTypes = []any{
 	(PresenceEventKind)(0),        // 0: roomcast.v1.PresenceEventKind
 	(*PublishRequest)(nil),        // 1: roomcast.v1.PublishRequest
@@ -2082,71 +2242,79 @@ var file_roomcast_v1_broker_proto_goTypes = []any{
 	(*Position)(nil),              // 8: roomcast.v1.Position
 	(*LeaveCommand)(nil),          // 9: roomcast.v1.LeaveCommand
 	(*SubscribeResponse)(nil),     // 10: roomcast.v1.SubscribeResponse
-	(*SessionEvent)(nil),          // 11: roomcast.v1.SessionEvent
-	(*CommandReply)(nil),          // 12: roomcast.v1.CommandReply
-	(*Error)(nil),                 // 13: roomcast.v1.Error
-	(*JoinResult)(nil),            // 14: roomcast.v1.JoinResult
-	(*RefreshResult)(nil),         // 15: roomcast.v1.RefreshResult
-	(*LeaveResult)(nil),           // 16: roomcast.v1.LeaveResult
-	(*MessageBatch)(nil),          // 17: roomcast.v1.MessageBatch
-	(*PresenceEvent)(nil),         // 18: roomcast.v1.PresenceEvent
-	(*Member)(nil),                // 19: roomcast.v1.Member
-	(*HistoryRequest)(nil),        // 20: roomcast.v1.HistoryRequest
-	(*HistoryResponse)(nil),       // 21: roomcast.v1.HistoryResponse
-	(*PresenceRequest)(nil),       // 22: roomcast.v1.PresenceRequest
-	(*PresenceResponse)(nil),      // 23: roomcast.v1.PresenceResponse
-	(*Message)(nil),               // 24: roomcast.v1.Message
-	nil,                           // 25: roomcast.v1.PublishRequest.HeadersEntry
-	nil,                           // 26: roomcast.v1.JoinCommand.InfoEntry
-	nil,                           // 27: roomcast.v1.Member.InfoEntry
-	nil,                           // 28: roomcast.v1.Message.HeadersEntry
-	(*durationpb.Duration)(nil),   // 29: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil), // 30: google.protobuf.Timestamp
+	(*WatchRequest)(nil),          // 11: roomcast.v1.WatchRequest
+	(*WatchResponse)(nil),         // 12: roomcast.v1.WatchResponse
+	(*SessionEvent)(nil),          // 13: roomcast.v1.SessionEvent
+	(*CommandReply)(nil),          // 14: roomcast.v1.CommandReply
+	(*Error)(nil),                 // 15: roomcast.v1.Error
+	(*JoinResult)(nil),            // 16: roomcast.v1.JoinResult
+	(*RefreshResult)(nil),         // 17: roomcast.v1.RefreshResult
+	(*LeaveResult)(nil),           // 18: roomcast.v1.LeaveResult
+	(*MessageBatch)(nil),          // 19: roomcast.v1.MessageBatch
+	(*PresenceEvent)(nil),         // 20: roomcast.v1.PresenceEvent
+	(*Member)(nil),                // 21: roomcast.v1.Member
+	(*HistoryRequest)(nil),        // 22: roomcast.v1.HistoryRequest
+	(*HistoryResponse)(nil),       // 23: roomcast.v1.HistoryResponse
+	(*PresenceRequest)(nil),       // 24: roomcast.v1.PresenceRequest
+	(*PresenceResponse)(nil),      // 25: roomcast.v1.PresenceResponse
+	(*Message)(nil),               // 26: roomcast.v1.Message
+	nil,                           // 27: roomcast.v1.PublishRequest.HeadersEntry
+	nil,                           // 28: roomcast.v1.JoinCommand.InfoEntry
+	nil,                           // 29: roomcast.v1.Member.InfoEntry
+	nil,                           // 30: roomcast.v1.Message.HeadersEntry
+	(*durationpb.Duration)(nil),   // 31: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil), // 32: google.protobuf.Timestamp
 }
 var file_roomcast_v1_broker_proto_depIdxs = []int32{
-	25, // 0: roomcast.v1.PublishRequest.headers:type_name -> roomcast.v1.PublishRequest.HeadersEntry
+	27, // 0: roomcast.v1.PublishRequest.headers:type_name -> roomcast.v1.PublishRequest.HeadersEntry
 	1,  // 1: roomcast.v1.PublishStreamRequest.publish:type_name -> roomcast.v1.PublishRequest
 	2,  // 2: roomcast.v1.PublishStreamResponse.ok:type_name -> roomcast.v1.PublishResponse
-	13, // 3: roomcast.v1.PublishStreamResponse.error:type_name -> roomcast.v1.Error
+	15, // 3: roomcast.v1.PublishStreamResponse.error:type_name -> roomcast.v1.Error
 	7,  // 4: roomcast.v1.SubscribeRequest.join:type_name -> roomcast.v1.JoinCommand
 	9,  // 5: roomcast.v1.SubscribeRequest.leave:type_name -> roomcast.v1.LeaveCommand
 	6,  // 6: roomcast.v1.SubscribeRequest.refresh:type_name -> roomcast.v1.RefreshCommand
 	8,  // 7: roomcast.v1.JoinCommand.position:type_name -> roomcast.v1.Position
-	26, // 8: roomcast.v1.JoinCommand.info:type_name -> roomcast.v1.JoinCommand.InfoEntry
-	11, // 9: roomcast.v1.SubscribeResponse.session:type_name -> roomcast.v1.SessionEvent
-	12, // 10: roomcast.v1.SubscribeResponse.reply:type_name -> roomcast.v1.CommandReply
-	17, // 11: roomcast.v1.SubscribeResponse.batch:type_name -> roomcast.v1.MessageBatch
-	13, // 12: roomcast.v1.CommandReply.error:type_name -> roomcast.v1.Error
-	14, // 13: roomcast.v1.CommandReply.join:type_name -> roomcast.v1.JoinResult
-	16, // 14: roomcast.v1.CommandReply.leave:type_name -> roomcast.v1.LeaveResult
-	15, // 15: roomcast.v1.CommandReply.refresh:type_name -> roomcast.v1.RefreshResult
-	29, // 16: roomcast.v1.Error.retry_after:type_name -> google.protobuf.Duration
-	30, // 17: roomcast.v1.RefreshResult.expire_time:type_name -> google.protobuf.Timestamp
-	24, // 18: roomcast.v1.MessageBatch.messages:type_name -> roomcast.v1.Message
-	18, // 19: roomcast.v1.MessageBatch.presence:type_name -> roomcast.v1.PresenceEvent
-	0,  // 20: roomcast.v1.PresenceEvent.kind:type_name -> roomcast.v1.PresenceEventKind
-	19, // 21: roomcast.v1.PresenceEvent.member:type_name -> roomcast.v1.Member
-	27, // 22: roomcast.v1.Member.info:type_name -> roomcast.v1.Member.InfoEntry
-	30, // 23: roomcast.v1.Member.join_time:type_name -> google.protobuf.Timestamp
-	24, // 24: roomcast.v1.HistoryResponse.messages:type_name -> roomcast.v1.Message
-	19, // 25: roomcast.v1.PresenceResponse.members:type_name -> roomcast.v1.Member
-	28, // 26: roomcast.v1.Message.headers:type_name -> roomcast.v1.Message.HeadersEntry
-	30, // 27: roomcast.v1.Message.publish_time:type_name -> google.protobuf.Timestamp
-	1,  // 28: roomcast.v1.BrokerService.Publish:input_type -> roomcast.v1.PublishRequest
-	3,  // 29: roomcast.v1.BrokerService.PublishStream:input_type -> roomcast.v1.PublishStreamRequest
-	5,  // 30: roomcast.v1.BrokerService.Subscribe:input_type -> roomcast.v1.SubscribeRequest
-	20, // 31: roomcast.v1.BrokerService.History:input_type -> roomcast.v1.HistoryRequest
-	22, // 32: roomcast.v1.BrokerService.Presence:input_type -> roomcast.v1.PresenceRequest
-	2,  // 33: roomcast.v1.BrokerService.Publish:output_type -> roomcast.v1.PublishResponse
-	4,  // 34: roomcast.v1.BrokerService.PublishStream:output_type -> roomcast.v1.PublishStreamResponse
-	10, // 35: roomcast.v1.BrokerService.Subscribe:output_type -> roomcast.v1.SubscribeResponse
-	21, // 36: roomcast.v1.BrokerService.History:output_type -> roomcast.v1.HistoryResponse
-	23, // 37: roomcast.v1.BrokerService.Presence:output_type -> roomcast.v1.PresenceResponse
-	33, // [33:38] is the sub-list for method output_type
-	28, // [28:33] is the sub-list for method input_type
-	28, // [28:28] is the sub-list for extension type_name
-	28, // [28:28] is the sub-list for extension extendee
-	0,  // [0:28] is the sub-list for field type_name
+	28, // 8: roomcast.v1.JoinCommand.info:type_name -> roomcast.v1.JoinCommand.InfoEntry
+	13, // 9: roomcast.v1.SubscribeResponse.session:type_name -> roomcast.v1.SessionEvent
+	14, // 10: roomcast.v1.SubscribeResponse.reply:type_name -> roomcast.v1.CommandReply
+	19, // 11: roomcast.v1.SubscribeResponse.batch:type_name -> roomcast.v1.MessageBatch
+	7,  // 12: roomcast.v1.WatchRequest.rooms:type_name -> roomcast.v1.JoinCommand
+	13, // 13: roomcast.v1.WatchResponse.session:type_name -> roomcast.v1.SessionEvent
+	14, // 14: roomcast.v1.WatchResponse.reply:type_name -> roomcast.v1.CommandReply
+	19, // 15: roomcast.v1.WatchResponse.batch:type_name -> roomcast.v1.MessageBatch
+	15, // 16: roomcast.v1.CommandReply.error:type_name -> roomcast.v1.Error
+	16, // 17: roomcast.v1.CommandReply.join:type_name -> roomcast.v1.JoinResult
+	18, // 18: roomcast.v1.CommandReply.leave:type_name -> roomcast.v1.LeaveResult
+	17, // 19: roomcast.v1.CommandReply.refresh:type_name -> roomcast.v1.RefreshResult
+	31, // 20: roomcast.v1.Error.retry_after:type_name -> google.protobuf.Duration
+	32, // 21: roomcast.v1.RefreshResult.expire_time:type_name -> google.protobuf.Timestamp
+	26, // 22: roomcast.v1.MessageBatch.messages:type_name -> roomcast.v1.Message
+	20, // 23: roomcast.v1.MessageBatch.presence:type_name -> roomcast.v1.PresenceEvent
+	0,  // 24: roomcast.v1.PresenceEvent.kind:type_name -> roomcast.v1.PresenceEventKind
+	21, // 25: roomcast.v1.PresenceEvent.member:type_name -> roomcast.v1.Member
+	29, // 26: roomcast.v1.Member.info:type_name -> roomcast.v1.Member.InfoEntry
+	32, // 27: roomcast.v1.Member.join_time:type_name -> google.protobuf.Timestamp
+	26, // 28: roomcast.v1.HistoryResponse.messages:type_name -> roomcast.v1.Message
+	21, // 29: roomcast.v1.PresenceResponse.members:type_name -> roomcast.v1.Member
+	30, // 30: roomcast.v1.Message.headers:type_name -> roomcast.v1.Message.HeadersEntry
+	32, // 31: roomcast.v1.Message.publish_time:type_name -> google.protobuf.Timestamp
+	1,  // 32: roomcast.v1.BrokerService.Publish:input_type -> roomcast.v1.PublishRequest
+	3,  // 33: roomcast.v1.BrokerService.PublishStream:input_type -> roomcast.v1.PublishStreamRequest
+	5,  // 34: roomcast.v1.BrokerService.Subscribe:input_type -> roomcast.v1.SubscribeRequest
+	11, // 35: roomcast.v1.BrokerService.Watch:input_type -> roomcast.v1.WatchRequest
+	22, // 36: roomcast.v1.BrokerService.History:input_type -> roomcast.v1.HistoryRequest
+	24, // 37: roomcast.v1.BrokerService.Presence:input_type -> roomcast.v1.PresenceRequest
+	2,  // 38: roomcast.v1.BrokerService.Publish:output_type -> roomcast.v1.PublishResponse
+	4,  // 39: roomcast.v1.BrokerService.PublishStream:output_type -> roomcast.v1.PublishStreamResponse
+	10, // 40: roomcast.v1.BrokerService.Subscribe:output_type -> roomcast.v1.SubscribeResponse
+	12, // 41: roomcast.v1.BrokerService.Watch:output_type -> roomcast.v1.WatchResponse
+	23, // 42: roomcast.v1.BrokerService.History:output_type -> roomcast.v1.HistoryResponse
+	25, // 43: roomcast.v1.BrokerService.Presence:output_type -> roomcast.v1.PresenceResponse
+	38, // [38:44] is the sub-list for method output_type
+	32, // [32:38] is the sub-list for method input_type
+	32, // [32:32] is the sub-list for extension type_name
+	32, // [32:32] is the sub-list for extension extendee
+	0,  // [0:32] is the sub-list for field type_name
 }
 
 func init() { file_roomcast_v1_broker_proto_init() }
@@ -2173,11 +2341,16 @@ func file_roomcast_v1_broker_proto_init() {
 		(*SubscribeResponse_Batch)(nil),
 	}
 	file_roomcast_v1_broker_proto_msgTypes[11].OneofWrappers = []any{
+		(*WatchResponse_Session)(nil),
+		(*WatchResponse_Reply)(nil),
+		(*WatchResponse_Batch)(nil),
+	}
+	file_roomcast_v1_broker_proto_msgTypes[13].OneofWrappers = []any{
 		(*CommandReply_Join)(nil),
 		(*CommandReply_Leave)(nil),
 		(*CommandReply_Refresh)(nil),
 	}
-	file_roomcast_v1_broker_proto_msgTypes[23].OneofWrappers = []any{
+	file_roomcast_v1_broker_proto_msgTypes[25].OneofWrappers = []any{
 		(*Message_Data)(nil),
 		(*Message_Text)(nil),
 	}
@@ -2187,7 +2360,7 @@ func file_roomcast_v1_broker_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_roomcast_v1_broker_proto_rawDesc), len(file_roomcast_v1_broker_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   28,
+			NumMessages:   30,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

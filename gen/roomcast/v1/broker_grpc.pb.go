@@ -22,6 +22,7 @@ const (
 	BrokerService_Publish_FullMethodName       = "/roomcast.v1.BrokerService/Publish"
 	BrokerService_PublishStream_FullMethodName = "/roomcast.v1.BrokerService/PublishStream"
 	BrokerService_Subscribe_FullMethodName     = "/roomcast.v1.BrokerService/Subscribe"
+	BrokerService_Watch_FullMethodName         = "/roomcast.v1.BrokerService/Watch"
 	BrokerService_History_FullMethodName       = "/roomcast.v1.BrokerService/History"
 	BrokerService_Presence_FullMethodName      = "/roomcast.v1.BrokerService/Presence"
 )
@@ -99,6 +100,27 @@ type BrokerServiceClient interface {
 	// without a refresh or is revoked (its API key removed from the server).
 	// Clients reconnect and join again.
 	Subscribe(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[SubscribeRequest, SubscribeResponse], error)
+	// Watch is Subscribe for clients that cannot stream a request body, such
+	// as web browsers over the Connect protocol or gRPC-Web: the request names
+	// every room at once, each with its own optional position and presence
+	// options, and the call then behaves as a Subscribe stream that sent one
+	// join per room and nothing else. The server first sends a SessionEvent,
+	// then one CommandReply per room, in the request's order, whose id is the
+	// room's name (a room refused, say PERMISSION_DENIED, gets a reply with
+	// an error and the others go on), then every message of the joined rooms,
+	// in batches.
+	//
+	// To join or leave a room, open another call; to resume after the call
+	// ends, open a new one with the last position of each room. A credential
+	// cannot be refreshed on a Watch: before it expires, open a new call with
+	// a new credential and the last positions, then cancel the old one.
+	//
+	// The call fails with INVALID_ARGUMENT for no rooms, a room named twice,
+	// or more rooms than a stream may join. It ends as a Subscribe stream
+	// does: RESOURCE_EXHAUSTED for a subscriber that falls behind (naming the
+	// last offset sent in each room), UNAVAILABLE on shutdown or a room's
+	// loss, UNAUTHENTICATED when its credential expires or is revoked.
+	Watch(ctx context.Context, in *WatchRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchResponse], error)
 	// History returns a room's retained messages after an offset, oldest or
 	// newest first, with the room's current offset and epoch. A room keeps its
 	// newest messages up to the server's history size and age.
@@ -156,6 +178,25 @@ func (c *brokerServiceClient) Subscribe(ctx context.Context, opts ...grpc.CallOp
 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type BrokerService_SubscribeClient = grpc.BidiStreamingClient[SubscribeRequest, SubscribeResponse]
+
+func (c *brokerServiceClient) Watch(ctx context.Context, in *WatchRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &BrokerService_ServiceDesc.Streams[2], BrokerService_Watch_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[WatchRequest, WatchResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type BrokerService_WatchClient = grpc.ServerStreamingClient[WatchResponse]
 
 func (c *brokerServiceClient) History(ctx context.Context, in *HistoryRequest, opts ...grpc.CallOption) (*HistoryResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
@@ -250,6 +291,27 @@ type BrokerServiceServer interface {
 	// without a refresh or is revoked (its API key removed from the server).
 	// Clients reconnect and join again.
 	Subscribe(grpc.BidiStreamingServer[SubscribeRequest, SubscribeResponse]) error
+	// Watch is Subscribe for clients that cannot stream a request body, such
+	// as web browsers over the Connect protocol or gRPC-Web: the request names
+	// every room at once, each with its own optional position and presence
+	// options, and the call then behaves as a Subscribe stream that sent one
+	// join per room and nothing else. The server first sends a SessionEvent,
+	// then one CommandReply per room, in the request's order, whose id is the
+	// room's name (a room refused, say PERMISSION_DENIED, gets a reply with
+	// an error and the others go on), then every message of the joined rooms,
+	// in batches.
+	//
+	// To join or leave a room, open another call; to resume after the call
+	// ends, open a new one with the last position of each room. A credential
+	// cannot be refreshed on a Watch: before it expires, open a new call with
+	// a new credential and the last positions, then cancel the old one.
+	//
+	// The call fails with INVALID_ARGUMENT for no rooms, a room named twice,
+	// or more rooms than a stream may join. It ends as a Subscribe stream
+	// does: RESOURCE_EXHAUSTED for a subscriber that falls behind (naming the
+	// last offset sent in each room), UNAVAILABLE on shutdown or a room's
+	// loss, UNAUTHENTICATED when its credential expires or is revoked.
+	Watch(*WatchRequest, grpc.ServerStreamingServer[WatchResponse]) error
 	// History returns a room's retained messages after an offset, oldest or
 	// newest first, with the room's current offset and epoch. A room keeps its
 	// newest messages up to the server's history size and age.
@@ -280,6 +342,9 @@ func (UnimplementedBrokerServiceServer) PublishStream(grpc.BidiStreamingServer[P
 }
 func (UnimplementedBrokerServiceServer) Subscribe(grpc.BidiStreamingServer[SubscribeRequest, SubscribeResponse]) error {
 	return status.Error(codes.Unimplemented, "method Subscribe not implemented")
+}
+func (UnimplementedBrokerServiceServer) Watch(*WatchRequest, grpc.ServerStreamingServer[WatchResponse]) error {
+	return status.Error(codes.Unimplemented, "method Watch not implemented")
 }
 func (UnimplementedBrokerServiceServer) History(context.Context, *HistoryRequest) (*HistoryResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method History not implemented")
@@ -339,6 +404,17 @@ func _BrokerService_Subscribe_Handler(srv interface{}, stream grpc.ServerStream)
 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type BrokerService_SubscribeServer = grpc.BidiStreamingServer[SubscribeRequest, SubscribeResponse]
+
+func _BrokerService_Watch_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(BrokerServiceServer).Watch(m, &grpc.GenericServerStream[WatchRequest, WatchResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type BrokerService_WatchServer = grpc.ServerStreamingServer[WatchResponse]
 
 func _BrokerService_History_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(HistoryRequest)
@@ -408,6 +484,11 @@ var BrokerService_ServiceDesc = grpc.ServiceDesc{
 			Handler:       _BrokerService_Subscribe_Handler,
 			ServerStreams: true,
 			ClientStreams: true,
+		},
+		{
+			StreamName:    "Watch",
+			Handler:       _BrokerService_Watch_Handler,
+			ServerStreams: true,
 		},
 	},
 	Metadata: "roomcast/v1/broker.proto",

@@ -15,7 +15,7 @@ from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18roomcast/v1/broker.proto\x12\x0broomcast.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xef\x02\n\x0ePublishRequest\x12\x12\n\x04room\x18\x01 \x01(\tR\x04room\x12\x14\n\x04\x64\x61ta\x18\x02 \x01(\x0cH\x00R\x04\x64\x61ta\x12\x14\n\x04text\x18\x03 \x01(\tH\x00R\x04text\x12!\n\x0c\x63ontent_type\x18\x04 \x01(\tR\x0b\x63ontentType\x12\x42\n\x07headers\x18\x05 \x03(\x0b\x32(.roomcast.v1.PublishRequest.HeadersEntryR\x07headers\x12\x1d\n\nsession_id\x18\x06 \x01(\tR\tsessionId\x12\'\n\x0f\x65xclude_session\x18\x07 \x01(\tR\x0e\x65xcludeSession\x12\'\n\x0fidempotency_key\x18\x08 \x01(\tR\x0eidempotencyKey\x1a:\n\x0cHeadersEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\x42\t\n\x07payload\"?\n\x0fPublishResponse\x12\x16\n\x06offset\x18\x01 \x01(\x04R\x06offset\x12\x14\n\x05\x65poch\x18\x02 \x01(\tR\x05\x65poch\"]\n\x14PublishStreamRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x35\n\x07publish\x18\x02 \x01(\x0b\x32\x1b.roomcast.v1.PublishRequestR\x07publish\"\x8d\x01\n\x15PublishStreamResponse\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12.\n\x02ok\x18\x02 \x01(\x0b\x32\x1c.roomcast.v1.PublishResponseH\x00R\x02ok\x12*\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x12.roomcast.v1.ErrorH\x00R\x05\x65rrorB\x08\n\x06result\"\xc9\x01\n\x10SubscribeRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12.\n\x04join\x18\x02 \x01(\x0b\x32\x18.roomcast.v1.JoinCommandH\x00R\x04join\x12\x31\n\x05leave\x18\x03 \x01(\x0b\x32\x19.roomcast.v1.LeaveCommandH\x00R\x05leave\x12\x37\n\x07refresh\x18\x04 \x01(\x0b\x32\x1b.roomcast.v1.RefreshCommandH\x00R\x07refreshB\t\n\x07\x63ommand\"&\n\x0eRefreshCommand\x12\x14\n\x05token\x18\x01 \x01(\tR\x05token\"\x8a\x02\n\x0bJoinCommand\x12\x12\n\x04room\x18\x01 \x01(\tR\x04room\x12\x31\n\x08position\x18\x02 \x01(\x0b\x32\x15.roomcast.v1.PositionR\x08position\x12\x1a\n\x08presence\x18\x03 \x01(\x08R\x08presence\x12\x36\n\x04info\x18\x04 \x03(\x0b\x32\".roomcast.v1.JoinCommand.InfoEntryR\x04info\x12\'\n\x0fpresence_events\x18\x05 \x01(\x08R\x0epresenceEvents\x1a\x37\n\tInfoEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\"8\n\x08Position\x12\x16\n\x06offset\x18\x01 \x01(\x04R\x06offset\x12\x14\n\x05\x65poch\x18\x02 \x01(\tR\x05\x65poch\"\"\n\x0cLeaveCommand\x12\x12\n\x04room\x18\x01 \x01(\tR\x04room\"\xb9\x01\n\x11SubscribeResponse\x12\x35\n\x07session\x18\x01 \x01(\x0b\x32\x19.roomcast.v1.SessionEventH\x00R\x07session\x12\x31\n\x05reply\x18\x02 \x01(\x0b\x32\x19.roomcast.v1.CommandReplyH\x00R\x05reply\x12\x31\n\x05\x62\x61tch\x18\x03 \x01(\x0b\x32\x19.roomcast.v1.MessageBatchH\x00R\x05\x62\x61tchB\x07\n\x05\x65vent\"-\n\x0cSessionEvent\x12\x1d\n\nsession_id\x18\x01 \x01(\tR\tsessionId\"\xeb\x01\n\x0c\x43ommandReply\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12(\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x12.roomcast.v1.ErrorR\x05\x65rror\x12-\n\x04join\x18\x03 \x01(\x0b\x32\x17.roomcast.v1.JoinResultH\x00R\x04join\x12\x30\n\x05leave\x18\x04 \x01(\x0b\x32\x18.roomcast.v1.LeaveResultH\x00R\x05leave\x12\x36\n\x07refresh\x18\x05 \x01(\x0b\x32\x1a.roomcast.v1.RefreshResultH\x00R\x07refreshB\x08\n\x06result\"q\n\x05\x45rror\x12\x12\n\x04\x63ode\x18\x01 \x01(\x05R\x04\x63ode\x12\x18\n\x07message\x18\x02 \x01(\tR\x07message\x12:\n\x0bretry_after\x18\x03 \x01(\x0b\x32\x19.google.protobuf.DurationR\nretryAfter\"l\n\nJoinResult\x12\x12\n\x04room\x18\x01 \x01(\tR\x04room\x12\x16\n\x06offset\x18\x02 \x01(\x04R\x06offset\x12\x14\n\x05\x65poch\x18\x03 \x01(\tR\x05\x65poch\x12\x1c\n\trecovered\x18\x04 \x01(\x08R\trecovered\"k\n\rRefreshResult\x12;\n\x0b\x65xpire_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nexpireTime\x12\x1d\n\nleft_rooms\x18\x02 \x03(\tR\tleftRooms\"!\n\x0bLeaveResult\x12\x12\n\x04room\x18\x01 \x01(\tR\x04room\"x\n\x0cMessageBatch\x12\x30\n\x08messages\x18\x01 \x03(\x0b\x32\x14.roomcast.v1.MessageR\x08messages\x12\x36\n\x08presence\x18\x02 \x03(\x0b\x32\x1a.roomcast.v1.PresenceEventR\x08presence\"\x9c\x01\n\rPresenceEvent\x12\x12\n\x04room\x18\x01 \x01(\tR\x04room\x12\x32\n\x04kind\x18\x02 \x01(\x0e\x32\x1e.roomcast.v1.PresenceEventKindR\x04kind\x12+\n\x06member\x18\x03 \x01(\x0b\x32\x13.roomcast.v1.MemberR\x06member\x12\x16\n\x06offset\x18\x04 \x01(\x04R\x06offset\"\xcc\x01\n\x06Member\x12\x1d\n\nsession_id\x18\x01 \x01(\tR\tsessionId\x12\x31\n\x04info\x18\x02 \x03(\x0b\x32\x1d.roomcast.v1.Member.InfoEntryR\x04info\x12\x37\n\tjoin_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x08joinTime\x1a\x37\n\tInfoEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\"s\n\x0eHistoryRequest\x12\x12\n\x04room\x18\x01 \x01(\tR\x04room\x12\x14\n\x05\x61\x66ter\x18\x02 \x01(\x04R\x05\x61\x66ter\x12\x14\n\x05limit\x18\x03 \x01(\rR\x05limit\x12!\n\x0cnewest_first\x18\x04 \x01(\x08R\x0bnewestFirst\"q\n\x0fHistoryResponse\x12\x30\n\x08messages\x18\x01 \x03(\x0b\x32\x14.roomcast.v1.MessageR\x08messages\x12\x16\n\x06offset\x18\x02 \x01(\x04R\x06offset\x12\x14\n\x05\x65poch\x18\x03 \x01(\tR\x05\x65poch\";\n\x0fPresenceRequest\x12\x12\n\x04room\x18\x01 \x01(\tR\x04room\x12\x14\n\x05limit\x18\x02 \x01(\rR\x05limit\"W\n\x10PresenceResponse\x12-\n\x07members\x18\x01 \x03(\x0b\x32\x13.roomcast.v1.MemberR\x07members\x12\x14\n\x05total\x18\x02 \x01(\rR\x05total\"\xf4\x02\n\x07Message\x12\x12\n\x04room\x18\x01 \x01(\tR\x04room\x12\x16\n\x06offset\x18\x02 \x01(\x04R\x06offset\x12\x14\n\x04\x64\x61ta\x18\x03 \x01(\x0cH\x00R\x04\x64\x61ta\x12\x14\n\x04text\x18\x04 \x01(\tH\x00R\x04text\x12!\n\x0c\x63ontent_type\x18\x05 \x01(\tR\x0b\x63ontentType\x12;\n\x07headers\x18\x06 \x03(\x0b\x32!.roomcast.v1.Message.HeadersEntryR\x07headers\x12=\n\x0cpublish_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x0bpublishTime\x12+\n\x11publisher_session\x18\x08 \x01(\tR\x10publisherSession\x1a:\n\x0cHeadersEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\x42\t\n\x07payload*u\n\x11PresenceEventKind\x12#\n\x1fPRESENCE_EVENT_KIND_UNSPECIFIED\x10\x00\x12\x1c\n\x18PRESENCE_EVENT_KIND_JOIN\x10\x01\x12\x1d\n\x19PRESENCE_EVENT_KIND_LEAVE\x10\x02\x32\x90\x03\n\rBrokerService\x12\x44\n\x07Publish\x12\x1b.roomcast.v1.PublishRequest\x1a\x1c.roomcast.v1.PublishResponse\x12Z\n\rPublishStream\x12!.roomcast.v1.PublishStreamRequest\x1a\".roomcast.v1.PublishStreamResponse(\x01\x30\x01\x12N\n\tSubscribe\x12\x1d.roomcast.v1.SubscribeRequest\x1a\x1e.roomcast.v1.SubscribeResponse(\x01\x30\x01\x12\x44\n\x07History\x12\x1b.roomcast.v1.HistoryRequest\x1a\x1c.roomcast.v1.HistoryResponse\x12G\n\x08Presence\x12\x1c.roomcast.v1.PresenceRequest\x1a\x1d.roomcast.v1.PresenceResponseB9Z7github.com/roomcast/roomcast/gen/roomcast/v1;roomcastv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18roomcast/v1/broker.proto\x12\x0broomcast.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xef\x02\n\x0ePublishRequest\x12\x12\n\x04room\x18\x01 \x01(\tR\x04room\x12\x14\n\x04\x64\x61ta\x18\x02 \x01(\x0cH\x00R\x04\x64\x61ta\x12\x14\n\x04text\x18\x03 \x01(\tH\x00R\x04text\x12!\n\x0c\x63ontent_type\x18\x04 \x01(\tR\x0b\x63ontentType\x12\x42\n\x07headers\x18\x05 \x03(\x0b\x32(.roomcast.v1.PublishRequest.HeadersEntryR\x07headers\x12\x1d\n\nsession_id\x18\x06 \x01(\tR\tsessionId\x12\'\n\x0f\x65xclude_session\x18\x07 \x01(\tR\x0e\x65xcludeSession\x12\'\n\x0fidempotency_key\x18\x08 \x01(\tR\x0eidempotencyKey\x1a:\n\x0cHeadersEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\x42\t\n\x07payload\"?\n\x0fPublishResponse\x12\x16\n\x06offset\x18\x01 \x01(\x04R\x06offset\x12\x14\n\x05\x65poch\x18\x02 \x01(\tR\x05\x65poch\"]\n\x14PublishStreamRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x35\n\x07publish\x18\x02 \x01(\x0b\x32\x1b.roomcast.v1.PublishRequestR\x07publish\"\x8d\x01\n\x15PublishStreamResponse\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12.\n\x02ok\x18\x02 \x01(\x0b\x32\x1c.roomcast.v1.PublishResponseH\x00R\x02ok\x12*\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x12.roomcast.v1.ErrorH\x00R\x05\x65rrorB\x08\n\x06result\"\xc9\x01\n\x10SubscribeRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12.\n\x04join\x18\x02 \x01(\x0b\x32\x18.roomcast.v1.JoinCommandH\x00R\x04join\x12\x31\n\x05leave\x18\x03 \x01(\x0b\x32\x19.roomcast.v1.LeaveCommandH\x00R\x05leave\x12\x37\n\x07refresh\x18\x04 \x01(\x0b\x32\x1b.roomcast.v1.RefreshCommandH\x00R\x07refreshB\t\n\x07\x63ommand\"&\n\x0eRefreshCommand\x12\x14\n\x05token\x18\x01 \x01(\tR\x05token\"\x8a\x02\n\x0bJoinCommand\x12\x12\n\x04room\x18\x01 \x01(\tR\x04room\x12\x31\n\x08position\x18\x02 \x01(\x0b\x32\x15.roomcast.v1.PositionR\x08position\x12\x1a\n\x08presence\x18\x03 \x01(\x08R\x08presence\x12\x36\n\x04info\x18\x04 \x03(\x0b\x32\".roomcast.v1.JoinCommand.InfoEntryR\x04info\x12\'\n\x0fpresence_events\x18\x05 \x01(\x08R\x0epresenceEvents\x1a\x37\n\tInfoEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\"8\n\x08Position\x12\x16\n\x06offset\x18\x01 \x01(\x04R\x06offset\x12\x14\n\x05\x65poch\x18\x02 \x01(\tR\x05\x65poch\"\"\n\x0cLeaveCommand\x12\x12\n\x04room\x18\x01 \x01(\tR\x04room\"\xb9\x01\n\x11SubscribeResponse\x12\x35\n\x07session\x18\x01 \x01(\x0b\x32\x19.roomcast.v1.SessionEventH\x00R\x07session\x12\x31\n\x05reply\x18\x02 \x01(\x0b\x32\x19.roomcast.v1.CommandReplyH\x00R\x05reply\x12\x31\n\x05\x62\x61tch\x18\x03 \x01(\x0b\x32\x19.roomcast.v1.MessageBatchH\x00R\x05\x62\x61tchB\x07\n\x05\x65vent\">\n\x0cWatchRequest\x12.\n\x05rooms\x18\x01 \x03(\x0b\x32\x18.roomcast.v1.JoinCommandR\x05rooms\"\xb5\x01\n\rWatchResponse\x12\x35\n\x07session\x18\x01 \x01(\x0b\x32\x19.roomcast.v1.SessionEventH\x00R\x07session\x12\x31\n\x05reply\x18\x02 \x01(\x0b\x32\x19.roomcast.v1.CommandReplyH\x00R\x05reply\x12\x31\n\x05\x62\x61tch\x18\x03 \x01(\x0b\x32\x19.roomcast.v1.MessageBatchH\x00R\x05\x62\x61tchB\x07\n\x05\x65vent\"-\n\x0cSessionEvent\x12\x1d\n\nsession_id\x18\x01 \x01(\tR\tsessionId\"\xeb\x01\n\x0c\x43ommandReply\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12(\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x12.roomcast.v1.ErrorR\x05\x65rror\x12-\n\x04join\x18\x03 \x01(\x0b\x32\x17.roomcast.v1.JoinResultH\x00R\x04join\x12\x30\n\x05leave\x18\x04 \x01(\x0b\x32\x18.roomcast.v1.LeaveResultH\x00R\x05leave\x12\x36\n\x07refresh\x18\x05 \x01(\x0b\x32\x1a.roomcast.v1.RefreshResultH\x00R\x07refreshB\x08\n\x06result\"q\n\x05\x45rror\x12\x12\n\x04\x63ode\x18\x01 \x01(\x05R\x04\x63ode\x12\x18\n\x07message\x18\x02 \x01(\tR\x07message\x12:\n\x0bretry_after\x18\x03 \x01(\x0b\x32\x19.google.protobuf.DurationR\nretryAfter\"l\n\nJoinResult\x12\x12\n\x04room\x18\x01 \x01(\tR\x04room\x12\x16\n\x06offset\x18\x02 \x01(\x04R\x06offset\x12\x14\n\x05\x65poch\x18\x03 \x01(\tR\x05\x65poch\x12\x1c\n\trecovered\x18\x04 \x01(\x08R\trecovered\"k\n\rRefreshResult\x12;\n\x0b\x65xpire_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nexpireTime\x12\x1d\n\nleft_rooms\x18\x02 \x03(\tR\tleftRooms\"!\n\x0bLeaveResult\x12\x12\n\x04room\x18\x01 \x01(\tR\x04room\"x\n\x0cMessageBatch\x12\x30\n\x08messages\x18\x01 \x03(\x0b\x32\x14.roomcast.v1.MessageR\x08messages\x12\x36\n\x08presence\x18\x02 \x03(\x0b\x32\x1a.roomcast.v1.PresenceEventR\x08presence\"\x9c\x01\n\rPresenceEvent\x12\x12\n\x04room\x18\x01 \x01(\tR\x04room\x12\x32\n\x04kind\x18\x02 \x01(\x0e\x32\x1e.roomcast.v1.PresenceEventKindR\x04kind\x12+\n\x06member\x18\x03 \x01(\x0b\x32\x13.roomcast.v1.MemberR\x06member\x12\x16\n\x06offset\x18\x04 \x01(\x04R\x06offset\"\xcc\x01\n\x06Member\x12\x1d\n\nsession_id\x18\x01 \x01(\tR\tsessionId\x12\x31\n\x04info\x18\x02 \x03(\x0b\x32\x1d.roomcast.v1.Member.InfoEntryR\x04info\x12\x37\n\tjoin_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x08joinTime\x1a\x37\n\tInfoEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\"s\n\x0eHistoryRequest\x12\x12\n\x04room\x18\x01 \x01(\tR\x04room\x12\x14\n\x05\x61\x66ter\x18\x02 \x01(\x04R\x05\x61\x66ter\x12\x14\n\x05limit\x18\x03 \x01(\rR\x05limit\x12!\n\x0cnewest_first\x18\x04 \x01(\x08R\x0bnewestFirst\"q\n\x0fHistoryResponse\x12\x30\n\x08messages\x18\x01 \x03(\x0b\x32\x14.roomcast.v1.MessageR\x08messages\x12\x16\n\x06offset\x18\x02 \x01(\x04R\x06offset\x12\x14\n\x05\x65poch\x18\x03 \x01(\tR\x05\x65poch\";\n\x0fPresenceRequest\x12\x12\n\x04room\x18\x01 \x01(\tR\x04room\x12\x14\n\x05limit\x18\x02 \x01(\rR\x05limit\"W\n\x10PresenceResponse\x12-\n\x07members\x18\x01 \x03(\x0b\x32\x13.roomcast.v1.MemberR\x07members\x12\x14\n\x05total\x18\x02 \x01(\rR\x05total\"\xf4\x02\n\x07Message\x12\x12\n\x04room\x18\x01 \x01(\tR\x04room\x12\x16\n\x06offset\x18\x02 \x01(\x04R\x06offset\x12\x14\n\x04\x64\x61ta\x18\x03 \x01(\x0cH\x00R\x04\x64\x61ta\x12\x14\n\x04text\x18\x04 \x01(\tH\x00R\x04text\x12!\n\x0c\x63ontent_type\x18\x05 \x01(\tR\x0b\x63ontentType\x12;\n\x07headers\x18\x06 \x03(\x0b\x32!.roomcast.v1.Message.HeadersEntryR\x07headers\x12=\n\x0cpublish_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x0bpublishTime\x12+\n\x11publisher_session\x18\x08 \x01(\tR\x10publisherSession\x1a:\n\x0cHeadersEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\x42\t\n\x07payload*u\n\x11PresenceEventKind\x12#\n\x1fPRESENCE_EVENT_KIND_UNSPECIFIED\x10\x00\x12\x1c\n\x18PRESENCE_EVENT_KIND_JOIN\x10\x01\x12\x1d\n\x19PRESENCE_EVENT_KIND_LEAVE\x10\x02\x32\xd2\x03\n\rBrokerService\x12\x44\n\x07Publish\x12\x1b.roomcast.v1.PublishRequest\x1a\x1c.roomcast.v1.PublishResponse\x12Z\n\rPublishStream\x12!.roomcast.v1.PublishStreamRequest\x1a\".roomcast.v1.PublishStreamResponse(\x01\x30\x01\x12N\n\tSubscribe\x12\x1d.roomcast.v1.SubscribeRequest\x1a\x1e.roomcast.v1.SubscribeResponse(\x01\x30\x01\x12@\n\x05Watch\x12\x19.roomcast.v1.WatchRequest\x1a\x1a.roomcast.v1.WatchResponse0\x01\x12\x44\n\x07History\x12\x1b.roomcast.v1.HistoryRequest\x1a\x1c.roomcast.v1.HistoryResponse\x12G\n\x08Presence\x12\x1c.roomcast.v1.PresenceRequest\x1a\x1d.roomcast.v1.PresenceResponseB9Z7github.com/roomcast/roomcast/gen/roomcast/v1;roomcastv1b\x06proto3')
 
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, globals())
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'roomcast.v1.broker_pb2', globals())
@@ -31,8 +31,8 @@ if _descriptor._USE_C_DESCRIPTORS == False:
   _MEMBER_INFOENTRY._serialized_options = b'8\001'
   _MESSAGE_HEADERSENTRY._options = None
   _MESSAGE_HEADERSENTRY._serialized_options = b'8\001'
-  _PRESENCEEVENTKIND._serialized_start=3474
-  _PRESENCEEVENTKIND._serialized_end=3591
+  _PRESENCEEVENTKIND._serialized_start=3722
+  _PRESENCEEVENTKIND._serialized_end=3839
   _PUBLISHREQUEST._serialized_start=107
   _PUBLISHREQUEST._serialized_end=474
   _PUBLISHREQUEST_HEADERSENTRY._serialized_start=405
@@ -57,38 +57,42 @@ if _descriptor._USE_C_DESCRIPTORS == False:
   _LEAVECOMMAND._serialized_end=1385
   _SUBSCRIBERESPONSE._serialized_start=1388
   _SUBSCRIBERESPONSE._serialized_end=1573
-  _SESSIONEVENT._serialized_start=1575
-  _SESSIONEVENT._serialized_end=1620
-  _COMMANDREPLY._serialized_start=1623
-  _COMMANDREPLY._serialized_end=1858
-  _ERROR._serialized_start=1860
-  _ERROR._serialized_end=1973
-  _JOINRESULT._serialized_start=1975
-  _JOINRESULT._serialized_end=2083
-  _REFRESHRESULT._serialized_start=2085
-  _REFRESHRESULT._serialized_end=2192
-  _LEAVERESULT._serialized_start=2194
-  _LEAVERESULT._serialized_end=2227
-  _MESSAGEBATCH._serialized_start=2229
-  _MESSAGEBATCH._serialized_end=2349
-  _PRESENCEEVENT._serialized_start=2352
-  _PRESENCEEVENT._serialized_end=2508
-  _MEMBER._serialized_start=2511
-  _MEMBER._serialized_end=2715
+  _WATCHREQUEST._serialized_start=1575
+  _WATCHREQUEST._serialized_end=1637
+  _WATCHRESPONSE._serialized_start=1640
+  _WATCHRESPONSE._serialized_end=1821
+  _SESSIONEVENT._serialized_start=1823
+  _SESSIONEVENT._serialized_end=1868
+  _COMMANDREPLY._serialized_start=1871
+  _COMMANDREPLY._serialized_end=2106
+  _ERROR._serialized_start=2108
+  _ERROR._serialized_end=2221
+  _JOINRESULT._serialized_start=2223
+  _JOINRESULT._serialized_end=2331
+  _REFRESHRESULT._serialized_start=2333
+  _REFRESHRESULT._serialized_end=2440
+  _LEAVERESULT._serialized_start=2442
+  _LEAVERESULT._serialized_end=2475
+  _MESSAGEBATCH._serialized_start=2477
+  _MESSAGEBATCH._serialized_end=2597
+  _PRESENCEEVENT._serialized_start=2600
+  _PRESENCEEVENT._serialized_end=2756
+  _MEMBER._serialized_start=2759
+  _MEMBER._serialized_end=2963
   _MEMBER_INFOENTRY._serialized_start=1236
   _MEMBER_INFOENTRY._serialized_end=1291
-  _HISTORYREQUEST._serialized_start=2717
-  _HISTORYREQUEST._serialized_end=2832
-  _HISTORYRESPONSE._serialized_start=2834
-  _HISTORYRESPONSE._serialized_end=2947
-  _PRESENCEREQUEST._serialized_start=2949
-  _PRESENCEREQUEST._serialized_end=3008
-  _PRESENCERESPONSE._serialized_start=3010
-  _PRESENCERESPONSE._serialized_end=3097
-  _MESSAGE._serialized_start=3100
-  _MESSAGE._serialized_end=3472
+  _HISTORYREQUEST._serialized_start=2965
+  _HISTORYREQUEST._serialized_end=3080
+  _HISTORYRESPONSE._serialized_start=3082
+  _HISTORYRESPONSE._serialized_end=3195
+  _PRESENCEREQUEST._serialized_start=3197
+  _PRESENCEREQUEST._serialized_end=3256
+  _PRESENCERESPONSE._serialized_start=3258
+  _PRESENCERESPONSE._serialized_end=3345
+  _MESSAGE._serialized_start=3348
+  _MESSAGE._serialized_end=3720
   _MESSAGE_HEADERSENTRY._serialized_start=405
   _MESSAGE_HEADERSENTRY._serialized_end=463
-  _BROKERSERVICE._serialized_start=3594
-  _BROKERSERVICE._serialized_end=3994
+  _BROKERSERVICE._serialized_start=3842
+  _BROKERSERVICE._serialized_end=4308
 # @@protoc_insertion_point(module_scope)

@@ -285,5 +285,21 @@ class SubscribeResponse(_message.Message):
     session: SessionEvent
     def __init__(self, session: _Optional[_Union[SessionEvent, _Mapping]] = ..., reply: _Optional[_Union[CommandReply, _Mapping]] = ..., batch: _Optional[_Union[MessageBatch, _Mapping]] = ...) -> None: ...
 
+class WatchRequest(_message.Message):
+    __slots__ = ["rooms"]
+    ROOMS_FIELD_NUMBER: _ClassVar[int]
+    rooms: _containers.RepeatedCompositeFieldContainer[JoinCommand]
+    def __init__(self, rooms: _Optional[_Iterable[_Union[JoinCommand, _Mapping]]] = ...) -> None: ...
+
+class WatchResponse(_message.Message):
+    __slots__ = ["batch", "reply", "session"]
+    BATCH_FIELD_NUMBER: _ClassVar[int]
+    REPLY_FIELD_NUMBER: _ClassVar[int]
+    SESSION_FIELD_NUMBER: _ClassVar[int]
+    batch: MessageBatch
+    reply: CommandReply
+    session: SessionEvent
+    def __init__(self, session: _Optional[_Union[SessionEvent, _Mapping]] = ..., reply: _Optional[_Union[CommandReply, _Mapping]] = ..., batch: _Optional[_Union[MessageBatch, _Mapping]] = ...) -> None: ...
+
 class PresenceEventKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = []

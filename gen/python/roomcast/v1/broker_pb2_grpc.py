@@ -36,6 +36,11 @@ class BrokerServiceStub(object):
                 request_serializer=roomcast_dot_v1_dot_broker__pb2.SubscribeRequest.SerializeToString,
                 response_deserializer=roomcast_dot_v1_dot_broker__pb2.SubscribeResponse.FromString,
                 )
+        self.Watch = channel.unary_stream(
+                '/roomcast.v1.BrokerService/Watch',
+                request_serializer=roomcast_dot_v1_dot_broker__pb2.WatchRequest.SerializeToString,
+                response_deserializer=roomcast_dot_v1_dot_broker__pb2.WatchResponse.FromString,
+                )
         self.History = channel.unary_unary(
                 '/roomcast.v1.BrokerService/History',
                 request_serializer=roomcast_dot_v1_dot_broker__pb2.HistoryRequest.SerializeToString,
@@ -134,6 +139,32 @@ class BrokerServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Watch(self, request, context):
+        """Watch is Subscribe for clients that cannot stream a request body, such
+        as web browsers over the Connect protocol or gRPC-Web: the request names
+        every room at once, each with its own optional position and presence
+        options, and the call then behaves as a Subscribe stream that sent one
+        join per room and nothing else. The server first sends a SessionEvent,
+        then one CommandReply per room, in the request's order, whose id is the
+        room's name (a room refused, say PERMISSION_DENIED, gets a reply with
+        an error and the others go on), then every message of the joined rooms,
+        in batches.
+
+        To join or leave a room, open another call; to resume after the call
+        ends, open a new one with the last position of each room. A credential
+        cannot be refreshed on a Watch: before it expires, open a new call with
+        a new credential and the last positions, then cancel the old one.
+
+        The call fails with INVALID_ARGUMENT for no rooms, a room named twice,
+        or more rooms than a stream may join. It ends as a Subscribe stream
+        does: RESOURCE_EXHAUSTED for a subscriber that falls behind (naming the
+        last offset sent in each room), UNAVAILABLE on shutdown or a room's
+        loss, UNAUTHENTICATED when its credential expires or is revoked.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def History(self, request, context):
         """History returns a room's retained messages after an offset, oldest or
         newest first, with the room's current offset and epoch. A room keeps its
@@ -173,6 +204,11 @@ def add_BrokerServiceServicer_to_server(servicer, server):
                     servicer.Subscribe,
                     request_deserializer=roomcast_dot_v1_dot_broker__pb2.SubscribeRequest.FromString,
                     response_serializer=roomcast_dot_v1_dot_broker__pb2.SubscribeResponse.SerializeToString,
+            ),
+            'Watch': grpc.unary_stream_rpc_method_handler(
+                    servicer.Watch,
+                    request_deserializer=roomcast_dot_v1_dot_broker__pb2.WatchRequest.FromString,
+                    response_serializer=roomcast_dot_v1_dot_broker__pb2.WatchResponse.SerializeToString,
             ),
             'History': grpc.unary_unary_rpc_method_handler(
                     servicer.History,
@@ -249,6 +285,23 @@ class BrokerService(object):
         return grpc.experimental.stream_stream(request_iterator, target, '/roomcast.v1.BrokerService/Subscribe',
             roomcast_dot_v1_dot_broker__pb2.SubscribeRequest.SerializeToString,
             roomcast_dot_v1_dot_broker__pb2.SubscribeResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def Watch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(request, target, '/roomcast.v1.BrokerService/Watch',
+            roomcast_dot_v1_dot_broker__pb2.WatchRequest.SerializeToString,
+            roomcast_dot_v1_dot_broker__pb2.WatchResponse.FromString,
             options, channel_credentials,
             insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
 

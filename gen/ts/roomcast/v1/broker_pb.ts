@@ -12,7 +12,7 @@ import type { Message as Message$1 } from "@bufbuild/protobuf";
  * Describes the file roomcast/v1/broker.proto.
  */
 export const file_roomcast_v1_broker: GenFile = /*@__PURE__*/
-  fileDesc("Chhyb29tY2FzdC92MS9icm9rZXIucHJvdG8SC3Jvb21jYXN0LnYxIpACCg5QdWJsaXNoUmVxdWVzdBIMCgRyb29tGAEgASgJEg4KBGRhdGEYAiABKAxIABIOCgR0ZXh0GAMgASgJSAASFAoMY29udGVudF90eXBlGAQgASgJEjkKB2hlYWRlcnMYBSADKAsyKC5yb29tY2FzdC52MS5QdWJsaXNoUmVxdWVzdC5IZWFkZXJzRW50cnkSEgoKc2Vzc2lvbl9pZBgGIAEoCRIXCg9leGNsdWRlX3Nlc3Npb24YByABKAkSFwoPaWRlbXBvdGVuY3lfa2V5GAggASgJGi4KDEhlYWRlcnNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQgkKB3BheWxvYWQiMAoPUHVibGlzaFJlc3BvbnNlEg4KBm9mZnNldBgBIAEoBBINCgVlcG9jaBgCIAEoCSJQChRQdWJsaXNoU3RyZWFtUmVxdWVzdBIKCgJpZBgBIAEoCRIsCgdwdWJsaXNoGAIgASgLMhsucm9vbWNhc3QudjEuUHVibGlzaFJlcXVlc3QifgoVUHVibGlzaFN0cmVhbVJlc3BvbnNlEgoKAmlkGAEgASgJEioKAm9rGAIgASgLMhwucm9vbWNhc3QudjEuUHVibGlzaFJlc3BvbnNlSAASIwoFZXJyb3IYAyABKAsyEi5yb29tY2FzdC52MS5FcnJvckgAQggKBnJlc3VsdCKvAQoQU3Vic2NyaWJlUmVxdWVzdBIKCgJpZBgBIAEoCRIoCgRqb2luGAIgASgLMhgucm9vbWNhc3QudjEuSm9pbkNvbW1hbmRIABIqCgVsZWF2ZRgDIAEoCzIZLnJvb21jYXN0LnYxLkxlYXZlQ29tbWFuZEgAEi4KB3JlZnJlc2gYBCABKAsyGy5yb29tY2FzdC52MS5SZWZyZXNoQ29tbWFuZEgAQgkKB2NvbW1hbmQiHwoOUmVmcmVzaENvbW1hbmQSDQoFdG9rZW4YASABKAkizgEKC0pvaW5Db21tYW5kEgwKBHJvb20YASABKAkSJwoIcG9zaXRpb24YAiABKAsyFS5yb29tY2FzdC52MS5Qb3NpdGlvbhIQCghwcmVzZW5jZRgDIAEoCBIwCgRpbmZvGAQgAygLMiIucm9vbWNhc3QudjEuSm9pbkNvbW1hbmQuSW5mb0VudHJ5EhcKD3ByZXNlbmNlX2V2ZW50cxgFIAEoCBorCglJbmZvRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASIpCghQb3NpdGlvbhIOCgZvZmZzZXQYASABKAQSDQoFZXBvY2gYAiABKAkiHAoMTGVhdmVDb21tYW5kEgwKBHJvb20YASABKAkiogEKEVN1YnNjcmliZVJlc3BvbnNlEiwKB3Nlc3Npb24YASABKAsyGS5yb29tY2FzdC52MS5TZXNzaW9uRXZlbnRIABIqCgVyZXBseRgCIAEoCzIZLnJvb21jYXN0LnYxLkNvbW1hbmRSZXBseUgAEioKBWJhdGNoGAMgASgLMhkucm9vbWNhc3QudjEuTWVzc2FnZUJhdGNoSABCBwoFZXZlbnQiIgoMU2Vzc2lvbkV2ZW50EhIKCnNlc3Npb25faWQYASABKAkiygEKDENvbW1hbmRSZXBseRIKCgJpZBgBIAEoCRIhCgVlcnJvchgCIAEoCzISLnJvb21jYXN0LnYxLkVycm9yEicKBGpvaW4YAyABKAsyFy5yb29tY2FzdC52MS5Kb2luUmVzdWx0SAASKQoFbGVhdmUYBCABKAsyGC5yb29tY2FzdC52MS5MZWF2ZVJlc3VsdEgAEi0KB3JlZnJlc2gYBSABKAsyGi5yb29tY2FzdC52MS5SZWZyZXNoUmVzdWx0SABCCAoGcmVzdWx0IlYKBUVycm9yEgwKBGNvZGUYASABKAUSDwoHbWVzc2FnZRgCIAEoCRIuCgtyZXRyeV9hZnRlchgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiJMCgpKb2luUmVzdWx0EgwKBHJvb20YASABKAkSDgoGb2Zmc2V0GAIgASgEEg0KBWVwb2NoGAMgASgJEhEKCXJlY292ZXJlZBgEIAEoCCJUCg1SZWZyZXNoUmVzdWx0Ei8KC2V4cGlyZV90aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgpsZWZ0X3Jvb21zGAIgAygJIhsKC0xlYXZlUmVzdWx0EgwKBHJvb20YASABKAkiZAoMTWVzc2FnZUJhdGNoEiYKCG1lc3NhZ2VzGAEgAygLMhQucm9vbWNhc3QudjEuTWVzc2FnZRIsCghwcmVzZW5jZRgCIAMoCzIaLnJvb21jYXN0LnYxLlByZXNlbmNlRXZlbnQigAEKDVByZXNlbmNlRXZlbnQSDAoEcm9vbRgBIAEoCRIsCgRraW5kGAIgASgOMh4ucm9vbWNhc3QudjEuUHJlc2VuY2VFdmVudEtpbmQSIwoGbWVtYmVyGAMgASgLMhMucm9vbWNhc3QudjEuTWVtYmVyEg4KBm9mZnNldBgEIAEoBCKlAQoGTWVtYmVyEhIKCnNlc3Npb25faWQYASABKAkSKwoEaW5mbxgCIAMoCzIdLnJvb21jYXN0LnYxLk1lbWJlci5JbmZvRW50cnkSLQoJam9pbl90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBorCglJbmZvRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJSCg5IaXN0b3J5UmVxdWVzdBIMCgRyb29tGAEgASgJEg0KBWFmdGVyGAIgASgEEg0KBWxpbWl0GAMgASgNEhQKDG5ld2VzdF9maXJzdBgEIAEoCCJYCg9IaXN0b3J5UmVzcG9uc2USJgoIbWVzc2FnZXMYASADKAsyFC5yb29tY2FzdC52MS5NZXNzYWdlEg4KBm9mZnNldBgCIAEoBBINCgVlcG9jaBgDIAEoCSIuCg9QcmVzZW5jZVJlcXVlc3QSDAoEcm9vbRgBIAEoCRINCgVsaW1pdBgCIAEoDSJHChBQcmVzZW5jZVJlc3BvbnNlEiQKB21lbWJlcnMYASADKAsyEy5yb29tY2FzdC52MS5NZW1iZXISDQoFdG90YWwYAiABKA0imQIKB01lc3NhZ2USDAoEcm9vbRgBIAEoCRIOCgZvZmZzZXQYAiABKAQSDgoEZGF0YRgDIAEoDEgAEg4KBHRleHQYBCABKAlIABIUCgxjb250ZW50X3R5cGUYBSABKAkSMgoHaGVhZGVycxgGIAMoCzIhLnJvb21jYXN0LnYxLk1lc3NhZ2UuSGVhZGVyc0VudHJ5EjAKDHB1Ymxpc2hfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASGQoRcHVibGlzaGVyX3Nlc3Npb24YCCABKAkaLgoMSGVhZGVyc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCCQoHcGF5bG9hZCp1ChFQcmVzZW5jZUV2ZW50S2luZBIjCh9QUkVTRU5DRV9FVkVOVF9LSU5EX1VOU1BFQ0lGSUVEEAASHAoYUFJFU0VOQ0VfRVZFTlRfS0lORF9KT0lOEAESHQoZUFJFU0VOQ0VfRVZFTlRfS0lORF9MRUFWRRACMpADCg1Ccm9rZXJTZXJ2aWNlEkQKB1B1Ymxpc2gSGy5yb29tY2FzdC52MS5QdWJsaXNoUmVxdWVzdBocLnJvb21jYXN0LnYxLlB1Ymxpc2hSZXNwb25zZRJaCg1QdWJsaXNoU3RyZWFtEiEucm9vbWNhc3QudjEuUHVibGlzaFN0cmVhbVJlcXVlc3QaIi5yb29tY2FzdC52MS5QdWJsaXNoU3RyZWFtUmVzcG9uc2UoATABEk4KCVN1YnNjcmliZRIdLnJvb21jYXN0LnYxLlN1YnNjcmliZVJlcXVlc3QaHi5yb29tY2FzdC52MS5TdWJzY3JpYmVSZXNwb25zZSgBMAESRAoHSGlzdG9yeRIbLnJvb21jYXN0LnYxLkhpc3RvcnlSZXF1ZXN0Ghwucm9vbWNhc3QudjEuSGlzdG9yeVJlc3BvbnNlEkcKCFByZXNlbmNlEhwucm9vbWNhc3QudjEuUHJlc2VuY2VSZXF1ZXN0Gh0ucm9vbWNhc3QudjEuUHJlc2VuY2VSZXNwb25zZUI5WjdnaXRodWIuY29tL3Jvb21jYXN0L3Jvb21jYXN0L2dlbi9yb29tY2FzdC92MTtyb29tY2FzdHYxYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("Chhyb29tY2FzdC92MS9icm9rZXIucHJvdG8SC3Jvb21jYXN0LnYxIpACCg5QdWJsaXNoUmVxdWVzdBIMCgRyb29tGAEgASgJEg4KBGRhdGEYAiABKAxIABIOCgR0ZXh0GAMgASgJSAASFAoMY29udGVudF90eXBlGAQgASgJEjkKB2hlYWRlcnMYBSADKAsyKC5yb29tY2FzdC52MS5QdWJsaXNoUmVxdWVzdC5IZWFkZXJzRW50cnkSEgoKc2Vzc2lvbl9pZBgGIAEoCRIXCg9leGNsdWRlX3Nlc3Npb24YByABKAkSFwoPaWRlbXBvdGVuY3lfa2V5GAggASgJGi4KDEhlYWRlcnNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQgkKB3BheWxvYWQiMAoPUHVibGlzaFJlc3BvbnNlEg4KBm9mZnNldBgBIAEoBBINCgVlcG9jaBgCIAEoCSJQChRQdWJsaXNoU3RyZWFtUmVxdWVzdBIKCgJpZBgBIAEoCRIsCgdwdWJsaXNoGAIgASgLMhsucm9vbWNhc3QudjEuUHVibGlzaFJlcXVlc3QifgoVUHVibGlzaFN0cmVhbVJlc3BvbnNlEgoKAmlkGAEgASgJEioKAm9rGAIgASgLMhwucm9vbWNhc3QudjEuUHVibGlzaFJlc3BvbnNlSAASIwoFZXJyb3IYAyABKAsyEi5yb29tY2FzdC52MS5FcnJvckgAQggKBnJlc3VsdCKvAQoQU3Vic2NyaWJlUmVxdWVzdBIKCgJpZBgBIAEoCRIoCgRqb2luGAIgASgLMhgucm9vbWNhc3QudjEuSm9pbkNvbW1hbmRIABIqCgVsZWF2ZRgDIAEoCzIZLnJvb21jYXN0LnYxLkxlYXZlQ29tbWFuZEgAEi4KB3JlZnJlc2gYBCABKAsyGy5yb29tY2FzdC52MS5SZWZyZXNoQ29tbWFuZEgAQgkKB2NvbW1hbmQiHwoOUmVmcmVzaENvbW1hbmQSDQoFdG9rZW4YASABKAkizgEKC0pvaW5Db21tYW5kEgwKBHJvb20YASABKAkSJwoIcG9zaXRpb24YAiABKAsyFS5yb29tY2FzdC52MS5Qb3NpdGlvbhIQCghwcmVzZW5jZRgDIAEoCBIwCgRpbmZvGAQgAygLMiIucm9vbWNhc3QudjEuSm9pbkNvbW1hbmQuSW5mb0VudHJ5EhcKD3ByZXNlbmNlX2V2ZW50cxgFIAEoCBorCglJbmZvRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASIpCghQb3NpdGlvbhIOCgZvZmZzZXQYASABKAQSDQoFZXBvY2gYAiABKAkiHAoMTGVhdmVDb21tYW5kEgwKBHJvb20YASABKAkiogEKEVN1YnNjcmliZVJlc3BvbnNlEiwKB3Nlc3Npb24YASABKAsyGS5yb29tY2FzdC52MS5TZXNzaW9uRXZlbnRIABIqCgVyZXBseRgCIAEoCzIZLnJvb21jYXN0LnYxLkNvbW1hbmRSZXBseUgAEioKBWJhdGNoGAMgASgLMhkucm9vbWNhc3QudjEuTWVzc2FnZUJhdGNoSABCBwoFZXZlbnQiNwoMV2F0Y2hSZXF1ZXN0EicKBXJvb21zGAEgAygLMhgucm9vbWNhc3QudjEuSm9pbkNvbW1hbmQingEKDVdhdGNoUmVzcG9uc2USLAoHc2Vzc2lvbhgBIAEoCzIZLnJvb21jYXN0LnYxLlNlc3Npb25FdmVudEgAEioKBXJlcGx5GAIgASgLMhkucm9vbWNhc3QudjEuQ29tbWFuZFJlcGx5SAASKgoFYmF0Y2gYAyABKAsyGS5yb29tY2FzdC52MS5NZXNzYWdlQmF0Y2hIAEIHCgVldmVudCIiCgxTZXNzaW9uRXZlbnQSEgoKc2Vzc2lvbl9pZBgBIAEoCSLKAQoMQ29tbWFuZFJlcGx5EgoKAmlkGAEgASgJEiEKBWVycm9yGAIgASgLMhIucm9vbWNhc3QudjEuRXJyb3ISJwoEam9pbhgDIAEoCzIXLnJvb21jYXN0LnYxLkpvaW5SZXN1bHRIABIpCgVsZWF2ZRgEIAEoCzIYLnJvb21jYXN0LnYxLkxlYXZlUmVzdWx0SAASLQoHcmVmcmVzaBgFIAEoCzIaLnJvb21jYXN0LnYxLlJlZnJlc2hSZXN1bHRIAEIICgZyZXN1bHQiVgoFRXJyb3ISDAoEY29kZRgBIAEoBRIPCgdtZXNzYWdlGAIgASgJEi4KC3JldHJ5X2FmdGVyGAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIkwKCkpvaW5SZXN1bHQSDAoEcm9vbRgBIAEoCRIOCgZvZmZzZXQYAiABKAQSDQoFZXBvY2gYAyABKAkSEQoJcmVjb3ZlcmVkGAQgASgIIlQKDVJlZnJlc2hSZXN1bHQSLwoLZXhwaXJlX3RpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCmxlZnRfcm9vbXMYAiADKAkiGwoLTGVhdmVSZXN1bHQSDAoEcm9vbRgBIAEoCSJkCgxNZXNzYWdlQmF0Y2gSJgoIbWVzc2FnZXMYASADKAsyFC5yb29tY2FzdC52MS5NZXNzYWdlEiwKCHByZXNlbmNlGAIgAygLMhoucm9vbWNhc3QudjEuUHJlc2VuY2VFdmVudCKAAQoNUHJlc2VuY2VFdmVudBIMCgRyb29tGAEgASgJEiwKBGtpbmQYAiABKA4yHi5yb29tY2FzdC52MS5QcmVzZW5jZUV2ZW50S2luZBIjCgZtZW1iZXIYAyABKAsyEy5yb29tY2FzdC52MS5NZW1iZXISDgoGb2Zmc2V0GAQgASgEIqUBCgZNZW1iZXISEgoKc2Vzc2lvbl9pZBgBIAEoCRIrCgRpbmZvGAIgAygLMh0ucm9vbWNhc3QudjEuTWVtYmVyLkluZm9FbnRyeRItCglqb2luX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wGisKCUluZm9FbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIlIKDkhpc3RvcnlSZXF1ZXN0EgwKBHJvb20YASABKAkSDQoFYWZ0ZXIYAiABKAQSDQoFbGltaXQYAyABKA0SFAoMbmV3ZXN0X2ZpcnN0GAQgASgIIlgKD0hpc3RvcnlSZXNwb25zZRImCghtZXNzYWdlcxgBIAMoCzIULnJvb21jYXN0LnYxLk1lc3NhZ2USDgoGb2Zmc2V0GAIgASgEEg0KBWVwb2NoGAMgASgJIi4KD1ByZXNlbmNlUmVxdWVzdBIMCgRyb29tGAEgASgJEg0KBWxpbWl0GAIgASgNIkcKEFByZXNlbmNlUmVzcG9uc2USJAoHbWVtYmVycxgBIAMoCzITLnJvb21jYXN0LnYxLk1lbWJlchINCgV0b3RhbBgCIAEoDSKZAgoHTWVzc2FnZRIMCgRyb29tGAEgASgJEg4KBm9mZnNldBgCIAEoBBIOCgRkYXRhGAMgASgMSAASDgoEdGV4dBgEIAEoCUgAEhQKDGNvbnRlbnRfdHlwZRgFIAEoCRIyCgdoZWFkZXJzGAYgAygLMiEucm9vbWNhc3QudjEuTWVzc2FnZS5IZWFkZXJzRW50cnkSMAoMcHVibGlzaF90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIZChFwdWJsaXNoZXJfc2Vzc2lvbhgIIAEoCRouCgxIZWFkZXJzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4AUIJCgdwYXlsb2FkKnUKEVByZXNlbmNlRXZlbnRLaW5kEiMKH1BSRVNFTkNFX0VWRU5UX0tJTkRfVU5TUEVDSUZJRUQQABIcChhQUkVTRU5DRV9FVkVOVF9LSU5EX0pPSU4QARIdChlQUkVTRU5DRV9FVkVOVF9LSU5EX0xFQVZFEAIy0gMKDUJyb2tlclNlcnZpY2USRAoHUHVibGlzaBIbLnJvb21jYXN0LnYxLlB1Ymxpc2hSZXF1ZXN0Ghwucm9vbWNhc3QudjEuUHVibGlzaFJlc3BvbnNlEloKDVB1Ymxpc2hTdHJlYW0SIS5yb29tY2FzdC52MS5QdWJsaXNoU3RyZWFtUmVxdWVzdBoiLnJvb21jYXN0LnYxLlB1Ymxpc2hTdHJlYW1SZXNwb25zZSgBMAESTgoJU3Vic2NyaWJlEh0ucm9vbWNhc3QudjEuU3Vic2NyaWJlUmVxdWVzdBoeLnJvb21jYXN0LnYxLlN1YnNjcmliZVJlc3BvbnNlKAEwARJACgVXYXRjaBIZLnJvb21jYXN0LnYxLldhdGNoUmVxdWVzdBoaLnJvb21jYXN0LnYxLldhdGNoUmVzcG9uc2UwARJECgdIaXN0b3J5Ehsucm9vbWNhc3QudjEuSGlzdG9yeVJlcXVlc3QaHC5yb29tY2FzdC52MS5IaXN0b3J5UmVzcG9uc2USRwoIUHJlc2VuY2USHC5yb29tY2FzdC52MS5QcmVzZW5jZVJlcXVlc3QaHS5yb29tY2FzdC52MS5QcmVzZW5jZVJlc3BvbnNlQjlaN2dpdGh1Yi5jb20vcm9vbWNhc3Qvcm9vbWNhc3QvZ2VuL3Jvb21jYXN0L3YxO3Jvb21jYXN0djFiBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * PublishRequest is one message for one room.
@@ -460,6 +460,74 @@ export const SubscribeResponseSchema: GenMessage<SubscribeResponse> = /*@__PURE_
   messageDesc(file_roomcast_v1_broker, 9);
 
 /**
+ * WatchRequest names the rooms a Watch call joins.
+ *
+ * @generated from message roomcast.v1.WatchRequest
+ */
+export type WatchRequest = Message$1<"roomcast.v1.WatchRequest"> & {
+  /**
+   * The rooms, each as a Subscribe stream's join would name it: at least
+   * one, each room once.
+   *
+   * @generated from field: repeated roomcast.v1.JoinCommand rooms = 1;
+   */
+  rooms: JoinCommand[];
+};
+
+/**
+ * Describes the message roomcast.v1.WatchRequest.
+ * Use `create(WatchRequestSchema)` to create a new message.
+ */
+export const WatchRequestSchema: GenMessage<WatchRequest> = /*@__PURE__*/
+  messageDesc(file_roomcast_v1_broker, 10);
+
+/**
+ * WatchResponse is one event on a Watch call. Its fields are those of
+ * SubscribeResponse, with the same numbers, so that the server sends the
+ * same bytes on both and a client may decode either with the other: keep
+ * the two in step.
+ *
+ * @generated from message roomcast.v1.WatchResponse
+ */
+export type WatchResponse = Message$1<"roomcast.v1.WatchResponse"> & {
+  /**
+   * @generated from oneof roomcast.v1.WatchResponse.event
+   */
+  event: {
+    /**
+     * Sent once, first.
+     *
+     * @generated from field: roomcast.v1.SessionEvent session = 1;
+     */
+    value: SessionEvent;
+    case: "session";
+  } | {
+    /**
+     * The reply to one room of the request; its id is the room's name.
+     *
+     * @generated from field: roomcast.v1.CommandReply reply = 2;
+     */
+    value: CommandReply;
+    case: "reply";
+  } | {
+    /**
+     * One or more room messages.
+     *
+     * @generated from field: roomcast.v1.MessageBatch batch = 3;
+     */
+    value: MessageBatch;
+    case: "batch";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message roomcast.v1.WatchResponse.
+ * Use `create(WatchResponseSchema)` to create a new message.
+ */
+export const WatchResponseSchema: GenMessage<WatchResponse> = /*@__PURE__*/
+  messageDesc(file_roomcast_v1_broker, 11);
+
+/**
  * SessionEvent opens a Subscribe stream.
  *
  * @generated from message roomcast.v1.SessionEvent
@@ -479,7 +547,7 @@ export type SessionEvent = Message$1<"roomcast.v1.SessionEvent"> & {
  * Use `create(SessionEventSchema)` to create a new message.
  */
 export const SessionEventSchema: GenMessage<SessionEvent> = /*@__PURE__*/
-  messageDesc(file_roomcast_v1_broker, 10);
+  messageDesc(file_roomcast_v1_broker, 12);
 
 /**
  * CommandReply answers the command with the same id.
@@ -530,7 +598,7 @@ export type CommandReply = Message$1<"roomcast.v1.CommandReply"> & {
  * Use `create(CommandReplySchema)` to create a new message.
  */
 export const CommandReplySchema: GenMessage<CommandReply> = /*@__PURE__*/
-  messageDesc(file_roomcast_v1_broker, 11);
+  messageDesc(file_roomcast_v1_broker, 13);
 
 /**
  * Error describes a failed command or publish.
@@ -569,7 +637,7 @@ export type Error = Message$1<"roomcast.v1.Error"> & {
  * Use `create(ErrorSchema)` to create a new message.
  */
 export const ErrorSchema: GenMessage<Error> = /*@__PURE__*/
-  messageDesc(file_roomcast_v1_broker, 12);
+  messageDesc(file_roomcast_v1_broker, 14);
 
 /**
  * JoinResult is the reply to a successful join.
@@ -614,7 +682,7 @@ export type JoinResult = Message$1<"roomcast.v1.JoinResult"> & {
  * Use `create(JoinResultSchema)` to create a new message.
  */
 export const JoinResultSchema: GenMessage<JoinResult> = /*@__PURE__*/
-  messageDesc(file_roomcast_v1_broker, 13);
+  messageDesc(file_roomcast_v1_broker, 15);
 
 /**
  * RefreshResult is the reply to a successful refresh.
@@ -647,7 +715,7 @@ export type RefreshResult = Message$1<"roomcast.v1.RefreshResult"> & {
  * Use `create(RefreshResultSchema)` to create a new message.
  */
 export const RefreshResultSchema: GenMessage<RefreshResult> = /*@__PURE__*/
-  messageDesc(file_roomcast_v1_broker, 14);
+  messageDesc(file_roomcast_v1_broker, 16);
 
 /**
  * LeaveResult is the reply to a successful leave.
@@ -668,7 +736,7 @@ export type LeaveResult = Message$1<"roomcast.v1.LeaveResult"> & {
  * Use `create(LeaveResultSchema)` to create a new message.
  */
 export const LeaveResultSchema: GenMessage<LeaveResult> = /*@__PURE__*/
-  messageDesc(file_roomcast_v1_broker, 15);
+  messageDesc(file_roomcast_v1_broker, 17);
 
 /**
  * MessageBatch carries room messages, in offset order within each room, and
@@ -693,7 +761,7 @@ export type MessageBatch = Message$1<"roomcast.v1.MessageBatch"> & {
  * Use `create(MessageBatchSchema)` to create a new message.
  */
 export const MessageBatchSchema: GenMessage<MessageBatch> = /*@__PURE__*/
-  messageDesc(file_roomcast_v1_broker, 16);
+  messageDesc(file_roomcast_v1_broker, 18);
 
 /**
  * PresenceEvent says a member joined or left a room.
@@ -736,7 +804,7 @@ export type PresenceEvent = Message$1<"roomcast.v1.PresenceEvent"> & {
  * Use `create(PresenceEventSchema)` to create a new message.
  */
 export const PresenceEventSchema: GenMessage<PresenceEvent> = /*@__PURE__*/
-  messageDesc(file_roomcast_v1_broker, 17);
+  messageDesc(file_roomcast_v1_broker, 19);
 
 /**
  * Member is a session listed in a room's presence.
@@ -771,7 +839,7 @@ export type Member = Message$1<"roomcast.v1.Member"> & {
  * Use `create(MemberSchema)` to create a new message.
  */
 export const MemberSchema: GenMessage<Member> = /*@__PURE__*/
-  messageDesc(file_roomcast_v1_broker, 18);
+  messageDesc(file_roomcast_v1_broker, 20);
 
 /**
  * HistoryRequest asks for a room's retained messages.
@@ -813,7 +881,7 @@ export type HistoryRequest = Message$1<"roomcast.v1.HistoryRequest"> & {
  * Use `create(HistoryRequestSchema)` to create a new message.
  */
 export const HistoryRequestSchema: GenMessage<HistoryRequest> = /*@__PURE__*/
-  messageDesc(file_roomcast_v1_broker, 19);
+  messageDesc(file_roomcast_v1_broker, 21);
 
 /**
  * HistoryResponse holds a room's retained messages.
@@ -848,7 +916,7 @@ export type HistoryResponse = Message$1<"roomcast.v1.HistoryResponse"> & {
  * Use `create(HistoryResponseSchema)` to create a new message.
  */
 export const HistoryResponseSchema: GenMessage<HistoryResponse> = /*@__PURE__*/
-  messageDesc(file_roomcast_v1_broker, 20);
+  messageDesc(file_roomcast_v1_broker, 22);
 
 /**
  * PresenceRequest asks who is in a room.
@@ -877,7 +945,7 @@ export type PresenceRequest = Message$1<"roomcast.v1.PresenceRequest"> & {
  * Use `create(PresenceRequestSchema)` to create a new message.
  */
 export const PresenceRequestSchema: GenMessage<PresenceRequest> = /*@__PURE__*/
-  messageDesc(file_roomcast_v1_broker, 21);
+  messageDesc(file_roomcast_v1_broker, 23);
 
 /**
  * PresenceResponse lists a room's visible members.
@@ -905,7 +973,7 @@ export type PresenceResponse = Message$1<"roomcast.v1.PresenceResponse"> & {
  * Use `create(PresenceResponseSchema)` to create a new message.
  */
 export const PresenceResponseSchema: GenMessage<PresenceResponse> = /*@__PURE__*/
-  messageDesc(file_roomcast_v1_broker, 22);
+  messageDesc(file_roomcast_v1_broker, 24);
 
 /**
  * Message is one published message as delivered to subscribers.
@@ -980,7 +1048,7 @@ export type Message = Message$1<"roomcast.v1.Message"> & {
  * Use `create(MessageSchema)` to create a new message.
  */
 export const MessageSchema: GenMessage<Message> = /*@__PURE__*/
-  messageDesc(file_roomcast_v1_broker, 23);
+  messageDesc(file_roomcast_v1_broker, 25);
 
 /**
  * PresenceEventKind is what happened to a member.
@@ -1110,6 +1178,35 @@ export const BrokerService: GenService<{
     methodKind: "bidi_streaming";
     input: typeof SubscribeRequestSchema;
     output: typeof SubscribeResponseSchema;
+  },
+  /**
+   * Watch is Subscribe for clients that cannot stream a request body, such
+   * as web browsers over the Connect protocol or gRPC-Web: the request names
+   * every room at once, each with its own optional position and presence
+   * options, and the call then behaves as a Subscribe stream that sent one
+   * join per room and nothing else. The server first sends a SessionEvent,
+   * then one CommandReply per room, in the request's order, whose id is the
+   * room's name (a room refused, say PERMISSION_DENIED, gets a reply with
+   * an error and the others go on), then every message of the joined rooms,
+   * in batches.
+   *
+   * To join or leave a room, open another call; to resume after the call
+   * ends, open a new one with the last position of each room. A credential
+   * cannot be refreshed on a Watch: before it expires, open a new call with
+   * a new credential and the last positions, then cancel the old one.
+   *
+   * The call fails with INVALID_ARGUMENT for no rooms, a room named twice,
+   * or more rooms than a stream may join. It ends as a Subscribe stream
+   * does: RESOURCE_EXHAUSTED for a subscriber that falls behind (naming the
+   * last offset sent in each room), UNAVAILABLE on shutdown or a room's
+   * loss, UNAUTHENTICATED when its credential expires or is revoked.
+   *
+   * @generated from rpc roomcast.v1.BrokerService.Watch
+   */
+  watch: {
+    methodKind: "server_streaming";
+    input: typeof WatchRequestSchema;
+    output: typeof WatchResponseSchema;
   },
   /**
    * History returns a room's retained messages after an offset, oldest or
