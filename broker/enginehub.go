@@ -46,6 +46,8 @@ type EngineConfig struct {
 	HistoryMessages int           // WithHistory's messages
 	HistoryTTL      time.Duration // WithHistory's age
 	PresenceMembers int           // WithPresenceLimit's
+	KeyWindow       time.Duration // WithIdempotency's window: for a KeyedPublisher
+	KeysPerRoom     int           // WithIdempotency's keys per room: for a KeyedPublisher
 }
 
 // tracking is a room's sync with its engine. Guarded by room.mu, but for
@@ -114,14 +116,23 @@ const maxEarly = 4096
 // publishToEngine is Publish with an engine: encode once, without the
 // offset, and let the engine sequence and spread it.
 func (b *Hub) publishToEngine(ctx context.Context, msg *roomcastv1.Message, exclude string) (uint64, string, error) {
+	body, err := b.encodeForEngine(msg)
+	if err != nil {
+		return 0, "", err
+	}
+	return b.engine.Publish(ctx, msg.GetRoom(), body, exclude)
+}
+
+// encodeForEngine encodes msg once, without its offset, stamped now.
+func (b *Hub) encodeForEngine(msg *roomcastv1.Message) ([]byte, error) {
 	msg.Offset = 0
 	msg.PublishTime = timestamppb.New(time.Now())
 	body, err := proto.Marshal(msg)
 	if err != nil {
-		return 0, "", err
+		return nil, err
 	}
 	b.stats.encoded.Add(1)
-	return b.engine.Publish(ctx, msg.GetRoom(), body, exclude)
+	return body, nil
 }
 
 // prepareJoin does, off the caller's goroutine, what p needs from the

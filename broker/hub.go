@@ -87,7 +87,7 @@ func New(opts ...Option) (*Hub, error) {
 		b.shards[i].rooms = make(map[string]*room)
 	}
 	if cfg.engine != nil {
-		if b.engine, err = cfg.engine(EngineConfig{Sink: b, HistoryMessages: cfg.historyMessages, HistoryTTL: cfg.historyTTL, PresenceMembers: cfg.presenceMembers}); err != nil {
+		if b.engine, err = cfg.engine(EngineConfig{Sink: b, HistoryMessages: cfg.historyMessages, HistoryTTL: cfg.historyTTL, PresenceMembers: cfg.presenceMembers, KeyWindow: cfg.keyWindow, KeysPerRoom: cfg.keysPerRoom}); err != nil {
 			b.end()
 			return nil, err
 		}

@@ -23,7 +23,8 @@ func (b *Hub) Publish(ctx context.Context, msg *roomcastv1.Message, exclude stri
 // except the session opts.Exclude when that is not empty. It returns the
 // offset and the room's epoch. With opts.IdempotencyKey it may instead
 // return those of an earlier publish and append nothing (see
-// PublishOptions); with an engine, a key fails with ErrKeysUnsupported.
+// PublishOptions); with an engine, the engine keeps the key (see
+// KeyedPublisher), or a key fails with ErrKeysUnsupported.
 // It is safe for concurrent use; publishes to one room are sequenced in the
 // order they take the room's lock.
 //
@@ -42,7 +43,7 @@ func (b *Hub) PublishWith(ctx context.Context, msg *roomcastv1.Message, opts Pub
 	}
 	if b.engine != nil {
 		if opts.IdempotencyKey != "" {
-			return 0, "", ErrKeysUnsupported
+			return b.publishKeyedToEngine(ctx, msg, opts)
 		}
 		b.stats.published.Add(1)
 		return b.publishToEngine(ctx, msg, opts.Exclude)

@@ -53,6 +53,7 @@ func Run(t *testing.T, newHub Factory) {
 		{"history", historyCases},
 		{"presence", presenceCases},
 		{"limits", limitCases},
+		{"idempotency", idempotencyCases},
 		{"closing", closingCases},
 	} {
 		t.Run(g.name, func(t *testing.T) {

@@ -85,6 +85,14 @@ type Config struct {
 	PresenceTTL     time.Duration
 	PresenceMembers int
 
+	// KeyWindow is how long a publish's idempotency key is remembered,
+	// and KeysPerRoom how many one room remembers at most (the oldest are
+	// forgotten first), as broker.WithIdempotency. Zero means
+	// broker.DefaultIdempotencyWindow (5 minutes) and
+	// broker.DefaultIdempotencyKeys (10,000).
+	KeyWindow   time.Duration
+	KeysPerRoom int
+
 	// Linger is how long a room stays subscribed after Untrack, so that
 	// a subscriber that leaves and comes back costs nothing. Zero means
 	// DefaultLinger (1 s); a negative value unsubscribes at once.
@@ -117,7 +125,10 @@ type Engine struct {
 	stopped  bool         // under sinkMu: Close has begun, the Sink is not called again
 }
 
-var _ broker.Engine = (*Engine)(nil)
+var (
+	_ broker.Engine         = (*Engine)(nil)
+	_ broker.KeyedPublisher = (*Engine)(nil)
+)
 
 type counters struct {
 	bootstraps, sessions, frames, events, badFrames, dropped, healed, resets atomic.Uint64
@@ -166,6 +177,8 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	cfg.PresenceTTL = cmpOr(cfg.PresenceTTL, DefaultPresenceTTL)
 	cfg.PresenceMembers = cmpOr(cfg.PresenceMembers, broker.DefaultPresenceMembers)
 	cfg.Linger = cmpOr(cfg.Linger, DefaultLinger)
+	cfg.KeyWindow = cmpOr(cfg.KeyWindow, broker.DefaultIdempotencyWindow)
+	cfg.KeysPerRoom = cmpOr(cfg.KeysPerRoom, broker.DefaultIdempotencyKeys)
 	for _, c := range []struct {
 		name string
 		bad  bool
@@ -176,6 +189,8 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		{"MetaTTL", cfg.MetaTTL < time.Millisecond},
 		{"PresenceTTL", cfg.PresenceTTL < time.Millisecond},
 		{"PresenceMembers", cfg.PresenceMembers < 0},
+		{"KeyWindow", cfg.KeyWindow < time.Millisecond},
+		{"KeysPerRoom", cfg.KeysPerRoom < 0},
 	} {
 		if c.bad {
 			return nil, fmt.Errorf("redisengine: Config.%s is negative or under a millisecond", c.name)
@@ -228,6 +243,7 @@ func Factory(ctx context.Context, cfg Config) broker.EngineFunc {
 		cfg.Sink = hub.Sink
 		cfg.HistoryMessages, cfg.HistoryTTL = hub.HistoryMessages, hub.HistoryTTL
 		cfg.PresenceMembers = hub.PresenceMembers
+		cfg.KeyWindow, cfg.KeysPerRoom = hub.KeyWindow, hub.KeysPerRoom
 		e, err := New(ctx, cfg)
 		if err != nil {
 			return nil, err // a nil interface, not one holding a nil *Engine

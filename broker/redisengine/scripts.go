@@ -26,16 +26,27 @@ import (
 // Offsets and times are passed and formatted as strings: Lua 5.1 numbers
 // print in exponent form past 10^14.
 
-// publishSrc sequences one message. KEYS: meta hash, stream. ARGV: body,
-// exclude, time, history size, history TTL (ms), meta TTL (ms), an epoch to
-// use if the room needs a new one, channel. It returns {offset, epoch}.
+// publishSrc sequences one message. KEYS: meta hash, stream, keys hash,
+// keys sorted set. ARGV: body, exclude, time, history size, history TTL
+// (ms), meta TTL (ms), an epoch to use if the room needs a new one,
+// channel, idempotency key field (empty for none), key window (ms), keys per
+// room. It returns {offset, epoch}, or {offset, epoch, 1} for a key
+// remembered from an earlier publish, which appended nothing.
+//
+// The room's keys (see keys.go) are a hash field → "offset:epoch" and a
+// sorted set field → time remembered (ms, by Redis's clock, which every
+// node shares): a key is honoured while it is within the window and of the
+// room's current epoch. Each keyed publish forgets up to 100 expired keys
+// and, at the cap, the oldest; both keys expire a window after the last
+// keyed publish, and a new epoch deletes them.
 const publishSrc = `local RUN = '__RUN__'
-local meta, hist = KEYS[1], KEYS[2]
+local meta, hist, kh, kz = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local kf = ARGV[9]
 local m = redis.call('HMGET', meta, 'e', 'r')
 local epoch = m[1]
 local function renew()
   epoch = ARGV[7]
-  redis.call('DEL', hist)
+  redis.call('DEL', hist, kh, kz)
   redis.call('HSET', meta, 'e', epoch, 'r', RUN, 's', 0)
 end
 local function append()
@@ -51,6 +62,25 @@ end
 if not epoch or m[2] ~= RUN then
   renew()
 end
+local now
+if kf ~= '' then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local oldest = string.format('%d', now - tonumber(ARGV[10]))
+  local gone = redis.call('ZRANGEBYSCORE', kz, '-inf', '(' .. oldest, 'LIMIT', 0, 100)
+  if #gone > 0 then
+    redis.call('HDEL', kh, unpack(gone))
+    redis.call('ZREM', kz, unpack(gone))
+  end
+  local v = redis.call('HGET', kh, kf)
+  local at = redis.call('ZSCORE', kz, kf)
+  if v and at and tonumber(at) >= tonumber(oldest) then
+    local sep = string.find(v, ':', 1, true)
+    if sep and string.sub(v, sep + 1) == epoch then
+      return {string.sub(v, 1, sep - 1), epoch, 1}
+    end
+  end
+end
 local off, res = append()
 if type(res) == 'table' and res.err then
   -- the stream is ahead of the hash (evicted or edited): start again
@@ -63,6 +93,19 @@ end
 redis.call('PEXPIRE', meta, ARGV[6])
 redis.call('PEXPIRE', hist, ARGV[5])
 redis.call('PUBLISH', ARGV[8], 'm:' .. off .. ':' .. epoch .. ':' .. ARGV[3] .. ':' .. #ARGV[2] .. ':' .. ARGV[2] .. ARGV[1])
+if kf ~= '' then
+  local over = redis.call('ZCARD', kz) - tonumber(ARGV[11]) + 1
+  if over > 0 then
+    local popped = redis.call('ZPOPMIN', kz, over)
+    for i = 1, #popped, 2 do
+      redis.call('HDEL', kh, popped[i])
+    end
+  end
+  redis.call('HSET', kh, kf, off .. ':' .. epoch)
+  redis.call('ZADD', kz, now, kf)
+  redis.call('PEXPIRE', kh, ARGV[10])
+  redis.call('PEXPIRE', kz, ARGV[10])
+end
 return {off, epoch}`
 
 // headSrc reads a room's position. KEYS: meta hash, stream. ARGV: an epoch
