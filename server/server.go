@@ -81,6 +81,7 @@ func New(opts ...Option) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
+	acc.dir = b
 	s := &Server{cfg: cfg, started: time.Now(), broker: b, access: acc, health: health.NewServer(), drain: make(chan struct{}), stopped: make(chan struct{}), conns: make(map[string]*outConn)}
 	s.resets = &resetGuard{rate: cfg.resetRate, burst: float64(cfg.resetBurst), log: cfg.log}
 	creds := cfg.creds

@@ -39,6 +39,7 @@ func (a *access) addSession(ctx context.Context, sub *broker.Subscriber, id *aut
 	ls := &liveSession{id: session, owner: ownerOf(ctx, id), peer: peerAddr(ctx), end: end, identity: id, sub: sub, began: time.Now()}
 	a.sessions.Store(session, ls)
 	a.byIdentity.Store(id, ls)
+	a.register(ctx, ls)
 	a.recheck(ls)
 }
 
@@ -46,6 +47,9 @@ func (a *access) addSession(ctx context.Context, sub *broker.Subscriber, id *aut
 // no live session any more.
 func (a *access) removeSession(session string) {
 	if v, ok := a.sessions.LoadAndDelete(session); ok {
+		if a.dir != nil {
+			a.dir.EndSession(session)
+		}
 		ls := v.(*liveSession)
 		ls.mu.Lock()
 		a.byIdentity.Delete(ls.identity)
@@ -107,7 +111,9 @@ func peerHost(ctx context.Context) string {
 
 // ownSession checks that a session id a publisher gives (field is
 // session_id or exclude_session) names a live session of its own, or any
-// live session for an admin. An ended session's id, and another owner's,
+// live session for an admin, on this node or, with an engine that keeps
+// sessions, on any node of the cluster (one round trip, only for an id
+// that is not this node's). An ended session's id, and another owner's,
 // get the same PERMISSION_DENIED: telling them apart would let any caller
 // learn whether a session whose id it saw (every message carries its
 // publisher's) is still open.
@@ -115,8 +121,16 @@ func (a *access) ownSession(ctx context.Context, id *auth.Identity, field, sessi
 	if session == "" {
 		return nil
 	}
-	v, ok := a.sessions.Load(session)
-	if ok && (id.IsAdmin() || v.(*liveSession).owner == ownerOf(ctx, id)) {
+	var owner string
+	if v, ok := a.sessions.Load(session); ok {
+		owner = v.(*liveSession).owner
+	} else {
+		var err error
+		if owner, err = a.remoteOwner(ctx, session); err != nil {
+			return err
+		}
+	}
+	if owner != "" && (id.IsAdmin() || owner == ownerOf(ctx, id)) {
 		return nil
 	}
 	return status.Errorf(codes.PermissionDenied, "%s %q is not one of your open Subscribe sessions: name the session id of your own stream, which changes when it reconnects", field, session)

@@ -106,11 +106,12 @@ type Config struct {
 // concurrent use. Its goroutines (one PUB/SUB session per server, a
 // resync per room that lost frames, Untrack's timers) all end in Close.
 type Engine struct {
-	cfg     Config
-	sink    broker.Sink
-	shards  []*shard
-	stats   counters
-	members members
+	cfg      Config
+	sink     broker.Sink
+	shards   []*shard
+	stats    counters
+	members  members
+	sessions sessions
 
 	life context.Context // ends with Close
 	end  context.CancelFunc
@@ -126,8 +127,9 @@ type Engine struct {
 }
 
 var (
-	_ broker.Engine         = (*Engine)(nil)
-	_ broker.KeyedPublisher = (*Engine)(nil)
+	_ broker.Engine           = (*Engine)(nil)
+	_ broker.KeyedPublisher   = (*Engine)(nil)
+	_ broker.SessionDirectory = (*Engine)(nil)
 )
 
 type counters struct {

@@ -225,8 +225,9 @@ func (e *Engine) Members(ctx context.Context, room string, limit int) ([]*roomca
 	return out, int(total), nil
 }
 
-// heartbeat refreshes the expiry of the members this engine added, every
-// PresenceTTL/3 until Close, on a goroutine of the engine's. ZADD XX never
+// heartbeat refreshes the expiry of the members this engine added, and of
+// the sessions it registered (sessions.go), every PresenceTTL/3 until
+// Close, on a goroutine of the engine's. ZADD XX never
 // brings back a member reaped meanwhile (the engine stalled past the TTL).
 func (e *Engine) heartbeat() {
 	tick := time.NewTicker(e.cfg.PresenceTTL / 3)
@@ -261,6 +262,7 @@ func (e *Engine) heartbeat() {
 			c.DoMulti(ctx, cmds...) // a failure is retried at the next tick
 			cancel()
 		}
+		e.refreshSessions()
 		e.reapTracked()
 	}
 }
