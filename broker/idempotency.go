@@ -23,12 +23,13 @@ import (
 // would get a new epoch) forgets them.
 //
 // With an engine, the hub cannot keep the promise alone, since another node
-// may sequence the retry: PublishWith with a key fails with
-// ErrKeysUnsupported. An engine that supports keys stores each one beside
-// the room in the engine (for Redis, a hash of key → offset next to the
-// room's stream, with the same epoch, pruned by age) and checks and sets it
-// in the same atomic step that sequences the message (for Redis, inside the
-// publish script), so a retry sent to any node finds it.
+// may sequence the retry: the engine keeps the keys (KeyedPublisher),
+// stored beside the room with its epoch and checked and set in the same
+// atomic step that sequences the message, so a retry sent to any node
+// finds it (broker/redisengine: a hash and a sorted set by time next to the
+// room's stream, set inside the publish script). With an engine that does
+// not, PublishWith with a key fails with ErrKeysUnsupported. The engine's
+// keys count toward its store's memory, not the hub's budgets.
 
 // Defaults of WithIdempotency.
 const (
@@ -165,5 +166,5 @@ func keySize(key scopedKey) int { return len(key.owner) + len(key.key) + keyOver
 var ErrKeyTooLong = fmt.Errorf("broker: idempotency key longer than %d bytes", MaxIdempotencyKeyBytes)
 
 // ErrKeysUnsupported is PublishWith's error for an idempotency key on a
-// hub whose engine does not keep keys yet.
-var ErrKeysUnsupported = errors.New("broker: idempotency keys need the engine's support (a key stored beside the room and checked in the publish's atomic step), which this engine does not have yet")
+// hub whose engine does not keep keys (is no KeyedPublisher).
+var ErrKeysUnsupported = errors.New("broker: idempotency keys need the engine's support (a key stored beside the room and checked in the publish's atomic step), which this engine does not have")

@@ -18,9 +18,8 @@ import (
 // Memory is bounded per room by Config.KeysPerRoom (the oldest forgotten
 // first, in the script) and in time by the window: both keys expire a
 // window after the room's last keyed publish, and each keyed publish drops
-// up to 100 expired fields. A field costs about the key's and its owner's
-// bytes, the offset and epoch, and Redis's per-entry overhead in both
-// structures (roughly 100–150 bytes beyond the key at Redis 7's encodings).
+// up to 100 expired fields. A key costs its field twice and about 200
+// bytes of Redis's own (TestKeysMemoryAtTheCap measures it).
 
 // keyField is the field a key is remembered under: its owner's length
 // first, so that no owner and key pair can spell another's.

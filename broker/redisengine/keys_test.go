@@ -2,6 +2,7 @@ package redisengine_test
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -97,5 +98,33 @@ func TestKeysDieWithTheEpoch(t *testing.T) {
 	}
 	if n, err := srv.Do(t, "HLEN", "rc:{r}:k").AsInt64(); err != nil || n != 1 {
 		t.Errorf("the new epoch remembers %d keys (%v), want 1: the retry's", n, err)
+	}
+}
+
+// What a room at its cap of keys costs Redis, at the longest keys: logged
+// for docs/scaling.md, and held under twice the field plus 300 bytes a key.
+func TestKeysMemoryAtTheCap(t *testing.T) {
+	srv := redistest.Start(t)
+	e := newEngine(t, redisengine.Config{}, srv)
+	pad := strings.Repeat("x", broker.MaxIdempotencyKeyBytes-20)
+	for i := range broker.DefaultIdempotencyKeys {
+		k := broker.IdempotencyKey{Owner: "alice", Key: fmt.Sprintf("%020d", i) + pad}
+		if _, _, _, err := e.PublishKeyed(testCtx(t), "r", []byte("x"), "", k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var total int64
+	for _, key := range []string{"rc:{r}:k", "rc:{r}:kt"} {
+		n, err := srv.Do(t, "MEMORY", "USAGE", key, "SAMPLES", "0").AsInt64()
+		if err != nil {
+			t.Fatal(err)
+		}
+		total += n
+	}
+	field := len("5:alice") + broker.MaxIdempotencyKeyBytes
+	per := total / int64(broker.DefaultIdempotencyKeys)
+	t.Logf("%d keys of %d-byte fields: %d bytes in Redis, %d a key", broker.DefaultIdempotencyKeys, field, total, per)
+	if per > int64(2*field+300) {
+		t.Errorf("%d bytes a key, over twice the %d-byte field plus 300", per, field)
 	}
 }
