@@ -2,6 +2,7 @@ package redisengine_test
 
 import (
 	"fmt"
+	"strconv"
 	"sync/atomic"
 	"testing"
 
@@ -21,7 +22,14 @@ func (c *counter) Reset(string, broker.Position) {}
 // BenchmarkPublish publishes 1 KiB messages into 16 rooms from parallel
 // goroutines, on one node, while another node tracks every room: one op is
 // one publish acknowledged and delivered to the other node's Sink.
-func BenchmarkPublish(b *testing.B) {
+func BenchmarkPublish(b *testing.B) { benchPublish(b, false) }
+
+// BenchmarkPublishKeyed is BenchmarkPublish with a new idempotency key on
+// every publish: what checking and remembering keys costs, rooms at their
+// cap of keys included once b.N passes 16 × DefaultIdempotencyKeys.
+func BenchmarkPublishKeyed(b *testing.B) { benchPublish(b, true) }
+
+func benchPublish(b *testing.B, keyed bool) {
 	srv := redistest.Start(b)
 	sink := &counter{}
 	pub := newEngine(b, redisengine.Config{}, srv)
@@ -39,8 +47,15 @@ func BenchmarkPublish(b *testing.B) {
 	b.ResetTimer()
 	b.RunParallel(func(p *testing.PB) {
 		for p.Next() {
-			room := fmt.Sprint("room", next.Add(1)%rooms)
-			if _, _, err := pub.Publish(testCtx(b), room, payload, ""); err != nil {
+			n := next.Add(1)
+			room := fmt.Sprint("room", n%rooms)
+			var err error
+			if keyed {
+				_, _, _, err = pub.PublishKeyed(testCtx(b), room, payload, "", broker.IdempotencyKey{Owner: "bench", Key: strconv.FormatInt(n, 36) + "-0123456789abcdef"})
+			} else {
+				_, _, err = pub.Publish(testCtx(b), room, payload, "")
+			}
+			if err != nil {
 				b.Error(err)
 				return
 			}
