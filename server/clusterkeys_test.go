@@ -111,21 +111,19 @@ func TestClusterSessionsAcrossNodes(t *testing.T) {
 	// Refusals must not tell another owner's live session from no session.
 	const unknown = "no-such-session"
 	words := func(st *status.Status, id string) string { return strings.ReplaceAll(st.Message(), id, "ID") }
-	none := publishAs(bob, nodes[1], "x", unknown, "")
-	if none.Code() != codes.PermissionDenied {
-		t.Fatalf("naming an unknown session: %v", none)
-	}
-	for _, fields := range [][2]string{{mine.session, ""}, {"", mine.session}} {
-		st := publishAs(bob, nodes[1], "x", fields[0], fields[1])
-		if st.Code() != codes.PermissionDenied {
-			t.Fatalf("bob naming alice's session on the other node (%q, %q): %v", fields[0], fields[1], st)
+	for _, asOwn := range []bool{true, false} {
+		name := func(session string) *status.Status {
+			if asOwn {
+				return publishAs(bob, nodes[1], "x", session, "")
+			}
+			return publishAs(bob, nodes[1], "x", "", session)
 		}
-		other := publishAs(bob, nodes[1], "x", "", unknown)
-		if fields[0] != "" {
-			other = none
+		st, none := name(mine.session), name(unknown)
+		if st.Code() != codes.PermissionDenied || none.Code() != codes.PermissionDenied {
+			t.Fatalf("bob naming alice's session on the other node (as his own: %v): %v; an unknown one: %v", asOwn, st, none)
 		}
-		if words(st, mine.session) != words(other, unknown) {
-			t.Errorf("another owner's session is refused with %q, an unknown one with %q", st.Message(), other.Message())
+		if words(st, mine.session) != words(none, unknown) {
+			t.Errorf("another owner's session is refused with %q, an unknown one with %q", st.Message(), none.Message())
 		}
 	}
 
