@@ -26,7 +26,7 @@ type access struct {
 	streams    *streamCounts     // Subscribe streams open per credential
 	reads      *auth.RateLimiter // History and Presence calls; nil: no limit
 	commands   *auth.RateLimiter // Subscribe commands over all a credential's streams; nil: no limit
-	dir        sessionDirectory  // the sessions of the cluster's other nodes; see sessions.go
+	dir        sessionDirectory  // the sessions of the cluster's other nodes; see clustersessions.go
 }
 
 func newAccess(cfg *config) (*access, error) {
