@@ -14,7 +14,6 @@ import (
 	"encoding/base64"
 	"fmt"
 	"math/rand/v2"
-	"strconv"
 	"sync"
 	"syscall"
 	"testing"
@@ -227,74 +226,22 @@ func testResume(t *testing.T, l lang) {
 	// outlives the subscriber.
 	addr2 := startServer(t)
 	px := faultproxy.Start(t, addr)
-	const room = "interop.resume"
-	sub := startSubscriber(t, ctx, l, px.Addr(), room)
+	r := newResumer(t, ctx, startSubscriber(t, ctx, l, px.Addr(), resumeRoom))
 
-	payloads := map[uint64]string{}
-	publish := func(c roomcastv1.BrokerServiceClient, k int) (first, last uint64) {
-		t.Helper()
-		for range k {
-			text := fmt.Sprintf("message %d", rand.Uint64())
-			resp, err := c.Publish(ctx, &roomcastv1.PublishRequest{Room: room, Payload: &roomcastv1.PublishRequest_Text{Text: text}})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if first == 0 {
-				first = resp.GetOffset()
-			}
-			last = resp.GetOffset()
-			payloads[last] = text
-		}
-		return first, last
-	}
-	expectMessages := func(first, last uint64) {
-		t.Helper()
-		for i, ev := range sub.messages(ctx, int(last-first+1)) {
-			m := ev.msg(t)
-			if want := first + uint64(i); m.GetOffset() != want || m.GetText() != payloads[want] {
-				t.Fatalf("%s got offset %d %q, want offset %d %q", sub.name, m.GetOffset(), m.GetText(), want, payloads[want])
-			}
-		}
-	}
-	// expectRejoin skips the disconnects the subscriber reports and returns
-	// its join.
-	expectRejoin := func() event {
-		t.Helper()
-		for {
-			ev := sub.next(ctx)
-			switch ev.Event {
-			case "disconnected":
-				continue
-			case "joined":
-				if !ev.Resumed || ev.Room != room {
-					t.Fatalf("%s rejoined with %s, want a join with a position", sub.name, ev.line)
-				}
-				return ev
-			default:
-				t.Fatalf("%s printed %s, want its rejoin", sub.name, ev.line)
-			}
-		}
-	}
-
-	first, last := publish(c, 5)
-	expectMessages(first, last)
+	first, last := r.publish(c, 5)
+	r.expectMessages(first, last)
 
 	// Cut the connection and hold new ones; publish while the subscriber is
 	// cut off; then let it reconnect.
 	px.Hold()
 	px.Sever()
-	if ev := sub.expect(ctx, "disconnected"); ev.Code == "OK" {
-		t.Errorf("%s: %s", sub.name, ev.line)
-	}
-	missedFirst, missedLast := publish(c, 10)
+	r.expectDisconnected()
+	missedFirst, missedLast := r.publish(c, 10)
 	px.Resume("")
-	join := expectRejoin()
-	if !join.Recovered || join.Offset != strconv.FormatUint(missedLast, 10) {
-		t.Fatalf("%s rejoined with %s, want recovered at offset %d", sub.name, join.line, missedLast)
-	}
-	expectMessages(missedFirst, missedLast) // exactly the missed ones: no duplicate of 1 to 5
-	first, last = publish(c, 3)
-	expectMessages(first, last)
+	join := r.expectRecovered(missedLast)
+	r.expectMessages(missedFirst, missedLast) // exactly the missed ones: no duplicate of 1 to 5
+	first, last = r.publish(c, 3)
+	r.expectMessages(first, last)
 	if n := px.Accepted(); n < 2 {
 		t.Errorf("the proxy accepted %d connections; the subscriber did not reconnect through it", n)
 	}
@@ -305,14 +252,14 @@ func testResume(t *testing.T, l lang) {
 	oldEpoch := join.Epoch
 	px.Hold()
 	px.Sever()
-	sub.expect(ctx, "disconnected")
+	r.sub.expect(ctx, "disconnected")
 	c2 := dial(t, addr2)
-	publish(c2, 2) // lost to the subscriber: it was not there
+	r.publish(c2, 2) // lost to the subscriber: it was not there
 	px.Resume(addr2)
-	join = expectRejoin()
+	join = r.expectRejoin()
 	if join.Recovered || join.Epoch == oldEpoch || join.Offset != "2" {
-		t.Fatalf("%s joined the new server with %s, want recovered false at offset 2 in a new epoch", sub.name, join.line)
+		t.Fatalf("%s joined the new server with %s, want recovered false at offset 2 in a new epoch", r.sub.name, join.line)
 	}
-	first, last = publish(c2, 2)
-	expectMessages(first, last)
+	first, last = r.publish(c2, 2)
+	r.expectMessages(first, last)
 }
