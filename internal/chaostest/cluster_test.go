@@ -50,6 +50,8 @@ type cluster struct {
 	nodes     []*node
 	endpoints []*endpoint // every client's, in the order made
 	ledger    *Ledger
+	shardOf   map[string]int // room → the shard holding it
+	restarted map[int]bool   // the shards restarted in the current phase
 }
 
 // startCluster starts two Redis shards (see aofShard and snapshotShard) and
@@ -57,7 +59,7 @@ type cluster struct {
 func startCluster(t *testing.T, ctx context.Context, n int, prefix string) *cluster {
 	t.Helper()
 	c := &cluster{
-		t: t, ctx: ctx, ledger: NewLedger(),
+		t: t, ctx: ctx, ledger: NewLedger(), shardOf: make(map[string]int), restarted: make(map[int]bool),
 		shards: []*redistest.Server{redistest.Start(t, redistest.WithAOF()), redistest.Start(t, redistest.WithSnapshot())},
 	}
 	c.cfg = redisengine.Config{Prefix: prefix, Timeout: redisTimeout}
@@ -81,6 +83,30 @@ func (c *cluster) startNode() *node {
 	n := &node{id: len(c.nodes), srv: srv, addr: addr}
 	c.nodes = append(c.nodes, n)
 	return n
+}
+
+// mapRooms publishes a first message to each room through p and records
+// which shard holds it: each room's hash is on one shard only.
+func (c *cluster) mapRooms(p *publisher, rooms []string) {
+	c.t.Helper()
+	for _, room := range rooms {
+		if err := p.publish(c, room); err != nil {
+			c.t.Fatal(err)
+		}
+		c.shardOf[room] = -1
+		for i, s := range c.shards {
+			n, err := s.Do(c.t, "EXISTS", c.cfg.Prefix+":{"+room+"}:m").AsInt64()
+			if err != nil {
+				c.t.Fatal(err)
+			}
+			if n == 1 {
+				c.shardOf[room] = i
+			}
+		}
+		if c.shardOf[room] < 0 {
+			c.t.Fatalf("no shard holds %s", room)
+		}
+	}
 }
 
 // live returns the nodes no fault has closed.

@@ -143,10 +143,12 @@ func (c *cluster) do(a action) (string, error) {
 		shard.Resume(c.t)
 		return fmt.Sprintf("paused %s for %v", shard.Addr, pauseFor), c.ctx.Err()
 	case restartAOF:
+		c.restarted[aofShard] = true
 		c.shards[aofShard].Restart(c.t)
 		return fmt.Sprintf("restarted shard %d from its AOF", aofShard), nil
 	case restartEmpty:
 		shard := rng.IntN(len(c.shards))
+		c.restarted[shard] = true
 		s := c.shards[shard]
 		s.Kill()
 		// Whatever the shard persists goes: dump.rdb, and appendonlydir,
@@ -166,6 +168,7 @@ func (c *cluster) do(a action) (string, error) {
 			}
 			return fmt.Sprintf("saved shard %d", snapshotShard), nil
 		}
+		c.restarted[snapshotShard] = true
 		s.Restart(c.t)
 		return fmt.Sprintf("restarted shard %d from the older snapshot", snapshotShard), nil
 	}

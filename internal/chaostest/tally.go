@@ -110,6 +110,7 @@ func (g gap) covers(p Pos) bool {
 
 // roomTally is one room of a Tally.
 type roomTally struct {
+	joined    Pos            // where the join left off: nothing up to it is expected
 	last      Pos            // the last message delivered, or where the join or the last gap left off
 	epochs    []string       // the epochs delivered, in order
 	delivered map[Pos]string // position → payload
@@ -133,7 +134,7 @@ func NewTally() *Tally { return &Tally{rooms: make(map[string]*roomTally)} }
 func (t *Tally) Joined(room string, p Pos) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	r := &roomTally{last: p, delivered: make(map[Pos]string), payloads: make(map[string]struct{})}
+	r := &roomTally{joined: p, last: p, delivered: make(map[Pos]string), payloads: make(map[string]struct{})}
 	if p.Epoch != "" {
 		r.epochs = append(r.epochs, p.Epoch)
 	}
@@ -221,6 +222,13 @@ func (t *Tally) Counts() Counts {
 	return t.counts
 }
 
+// Gaps returns how many Gap events room had.
+func (t *Tally) Gaps(room string) int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.room(room).gaps)
+}
+
 // Last returns room's last position: that of the last message delivered,
 // or where the last join or gap left off.
 func (t *Tally) Last(room string) Pos {
@@ -229,9 +237,10 @@ func (t *Tally) Last(room string) Pos {
 	return t.room(room).last
 }
 
-// Check compares room with the publishes l acknowledged in it: missing are
-// the acknowledged positions neither delivered nor covered by a Gap, wrong
-// those delivered with another payload than the acknowledged one.
+// Check compares room with the publishes l acknowledged in it after the
+// join: missing are the acknowledged positions neither delivered nor
+// covered by a Gap, wrong those delivered with another payload than the
+// acknowledged one.
 func (t *Tally) Check(l *Ledger, room string) (missing, wrong []Pos) {
 	acked := l.entries(room)
 	t.mu.Lock()
@@ -240,6 +249,7 @@ func (t *Tally) Check(l *Ledger, room string) (missing, wrong []Pos) {
 	for p, payload := range acked {
 		got, ok := r.delivered[p]
 		switch {
+		case p.Epoch == r.joined.Epoch && p.Offset <= r.joined.Offset:
 		case ok && got != payload:
 			wrong = append(wrong, p)
 		case !ok && !slices.ContainsFunc(r.gaps, func(g gap) bool { return g.covers(p) }):

@@ -84,8 +84,7 @@ func TestTallyCheck(t *testing.T) {
 		t.Errorf("missing %v, wrong %v; want 3@b missing (the gap covers a's 3 to 5 and b's 1) and 2@a wrong", missing, wrong)
 	}
 	tl = NewTally()
-	tl.Joined("r", Pos{})
-	tl.Message("r", Pos{"a", 1}, "1@a")
+	tl.Joined("r", Pos{"a", 1}) // a's 1 came before: not expected
 	tl.Gap("r", Pos{"a", 1}, Pos{"a", 3})
 	tl.Message("r", Pos{"a", 4}, "4@a")
 	missing, _ = tl.Check(l, "r")
