@@ -2,7 +2,6 @@ package chaostest
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"maps"
 	"math/rand/v2"
@@ -188,17 +187,8 @@ func roomGaps(subs []*subscriber) map[subRoom]int {
 func (c *cluster) quiesce(phase int, last *publisher, subs []*subscriber) error {
 	c.t.Helper()
 	for _, room := range rooms {
-		for {
-			err := last.publish(c, room)
-			if err == nil {
-				break
-			}
-			if !errors.Is(err, errNotAcked) {
-				return err
-			}
-			if !c.pause(failedBackoff) {
-				return fmt.Errorf("phase %d: the last publish to %s never acknowledged: %v", phase, room, err)
-			}
+		if err := last.publishAcked(c, room); err != nil {
+			return fmt.Errorf("phase %d: the last publish to %s: %w", phase, room, err)
 		}
 	}
 	deadline := time.Now().Add(quiesceWithin)
