@@ -24,6 +24,7 @@ type Pos struct {
 	Offset uint64
 }
 
+// String formats p as offset@epoch.
 func (p Pos) String() string { return fmt.Sprintf("%d@%s", p.Offset, p.Epoch) }
 
 // Counts is what one subscriber saw, over all its rooms.
