@@ -45,7 +45,8 @@ type node struct {
 // reach them: one fault proxy per client, forwarding to a node.
 type cluster struct {
 	t         *testing.T
-	ctx       context.Context
+	ctx       context.Context    // the run's: publishes and waits end with it
+	cancel    context.CancelFunc // ends ctx
 	shards    []*redistest.Server
 	cfg       redisengine.Config
 	nodes     []*node
@@ -60,9 +61,11 @@ type cluster struct {
 func startCluster(t *testing.T, ctx context.Context, n int, prefix string) *cluster {
 	t.Helper()
 	c := &cluster{
-		t: t, ctx: ctx, ledger: NewLedger(), shardOf: make(map[string]int), restarted: make(map[int]bool),
+		t: t, ledger: NewLedger(), shardOf: make(map[string]int), restarted: make(map[int]bool),
 		shards: []*redistest.Server{redistest.Start(t, redistest.WithAOF()), redistest.Start(t, redistest.WithSnapshot())},
 	}
+	c.ctx, c.cancel = context.WithCancel(ctx)
+	t.Cleanup(c.cancel)
 	c.cfg = redisengine.Config{Prefix: prefix, Timeout: redisTimeout}
 	for _, s := range c.shards {
 		c.cfg.Addrs = append(c.cfg.Addrs, s.Addr)
