@@ -59,7 +59,8 @@ type phase struct {
 }
 
 // plan draws a run's phases: every fault once, in an order of the seed's,
-// each striking at publish counts of the seed's.
+// each striking at publish counts of the seed's, with a cut of clients'
+// connections at a count of its own, before or after it.
 func plan(rng *rand.Rand, publishers, perPublisher, rooms int) []phase {
 	total := int64(publishers * perPublisher)
 	at := func() int64 { return total/8 + rng.Int64N(total/2) } // early enough that publishes follow
@@ -79,6 +80,9 @@ func plan(rng *rand.Rand, publishers, perPublisher, rooms int) []phase {
 				action{at: save + 1 + rng.Int64N(total/4), fault: f, pick: rng.Uint64()})
 		default:
 			ph.actions = append(ph.actions, action{at: at(), fault: f, pick: rng.Uint64()})
+		}
+		if f != cutClients { // and clients that reconnect around the fault
+			ph.actions = append(ph.actions, action{at: at(), fault: cutClients, pick: rng.Uint64()})
 		}
 		slices.SortStableFunc(ph.actions, func(a, b action) int { return int(a.at - b.at) })
 		for range publishers {
