@@ -43,9 +43,10 @@ func startNodes(t *testing.T, n int, prefix string) ([]*server.Server, []string)
 // one Redis: each subscriber is on node A through a proxy; A dies while
 // node B goes on publishing; the subscriber rejoins on B from its last
 // position, recovered, and gets exactly what it missed; then its connection
-// to B is cut and it rejoins B again, recovered.
+// to B is cut and it rejoins B again, recovered. It does not run in
+// parallel with the other tests (its two languages do, with each other):
+// a Redis and two nodes on top of them slow every program's connects.
 func TestResumeOnAnotherNode(t *testing.T) {
-	t.Parallel()
 	for _, l := range []lang{pythonLang, nodeLang} {
 		t.Run(l.name, func(t *testing.T) {
 			t.Parallel()
