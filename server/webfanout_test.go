@@ -6,9 +6,11 @@ import (
 	"testing"
 	"time"
 
+	"connectrpc.com/connect"
 	"google.golang.org/grpc/codes"
 
 	"github.com/roomcast/roomcast/broker"
+	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
 	"github.com/roomcast/roomcast/server"
 )
 
@@ -134,5 +136,61 @@ func TestShutdownEndsWebWatchesWithUnavailable(t *testing.T) {
 	}
 	if err := <-done; err != nil {
 		t.Errorf("Shutdown: %v", err)
+	}
+}
+
+// A web Watch whose client stops reading is cut off once a write has lasted
+// past the write timeout: its connection's write is cut short (its last
+// message cannot be completed), the call ends, and the server's other
+// subscribers go on.
+func TestWatchStalledWriteIsCutShort(t *testing.T) {
+	for _, p := range []webProtocol{webProtocols[0], webProtocols[1]} {
+		t.Run(p.name, func(t *testing.T) {
+			srv, addr := start(t, server.WithMaxMessageBytes(64<<10), server.WithWriteTimeout(200*time.Millisecond))
+			web := startWeb(t, srv)
+			ctx := testCtx(t)
+			c := dial(t, addr)
+			w := watchWeb(t, ctx, p.client(t, web), "", rooms("firehose")...)
+			w.greeting("firehose")
+			fast := subscribe(t, ctx, dial(t, addr), "firehose")
+			payload := strings.Repeat("x", 60<<10)
+			for srv.Broker().Stats().Lagged == 0 {
+				off := publishText(t, ctx, c, "firehose", payload)
+				if m := fast.next(); m.GetOffset() != off {
+					t.Fatalf("fast subscriber got %d, want %d", m.GetOffset(), off)
+				}
+				if off > 100_000 {
+					t.Fatal("the stalled call was never cut off")
+				}
+			}
+			for {
+				if _, err := w.nextErr(); err != nil {
+					break // how it ends depends on where the write was cut
+				}
+			}
+			off := publishText(t, ctx, c, "firehose", "after")
+			if m := fast.next(); m.GetOffset() != off {
+				t.Errorf("fast subscriber got %d, want %d", m.GetOffset(), off)
+			}
+		})
+	}
+}
+
+// A panic in a web call's handler ends that call with INTERNAL; the server
+// goes on serving.
+func TestWebHandlerPanicEndsOnlyItsCall(t *testing.T) {
+	srv, _ := start(t, server.WithPublishHook(func(req *roomcastv1.PublishRequest) {
+		if req.GetRoom() == "boom" {
+			panic("boom")
+		}
+	}))
+	web := startWeb(t, srv)
+	ctx := testCtx(t)
+	c := webProtocols[0].client(t, web)
+	if _, err := c.Publish(ctx, connect.NewRequest(&roomcastv1.PublishRequest{Room: "boom"})); connect.CodeOf(err) != connect.CodeInternal {
+		t.Errorf("publish that panics: %v, want INTERNAL", err)
+	}
+	if _, err := c.Publish(ctx, connect.NewRequest(&roomcastv1.PublishRequest{Room: "fine"})); err != nil {
+		t.Errorf("publish after the panic: %v", err)
 	}
 }
