@@ -165,3 +165,21 @@ func TestWebCORSAllowsOnlyTheConfiguredOrigins(t *testing.T) {
 		t.Error("an origin with a path was accepted")
 	}
 }
+
+// A web Watch whose token expires ends with UNAUTHENTICATED, as a Subscribe
+// stream without a refresh does; a Watch has none: its client opens a new
+// call with a new token.
+func TestWebWatchEndsWhenItsCredentialExpires(t *testing.T) {
+	srv, _ := servertest.Start(t, server.WithAuthenticator(testjwt.Authenticator(t)))
+	web := startWeb(t, srv)
+	ctx := testCtx(t)
+	soon := time.Now().Add(2 * time.Second).Truncate(time.Second).Add(time.Second)
+	w := watchWeb(t, ctx, webProtocols[0].client(t, web), testjwt.Token(t, "s", soon, testjwt.Grants(t, "", "r", "")), rooms("r")...)
+	w.greeting("r")
+	if msg := w.expectEnd(codes.Unauthenticated); !strings.Contains(msg, "expired") {
+		t.Errorf("message %q", msg)
+	}
+	if time.Now().Before(soon) {
+		t.Error("the call ended before its credential expired")
+	}
+}

@@ -46,10 +46,7 @@ func (s *Server) ServeWeb(lis net.Listener, opts ...WebOption) error {
 		IdleTimeout:       s.cfg.maxConnIdle,
 		MaxHeaderBytes:    s.cfg.maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(s.cfg.log.Handler(), slog.LevelDebug),
-		HTTP2: &http.HTTP2Config{
-			MaxConcurrentStreams:          int(s.cfg.maxStreamsPerConn),
-			MaxReceiveBufferPerConnection: max(s.cfg.requestLimits().publish, 1<<20),
-		},
+		HTTP2:             &http.HTTP2Config{MaxConcurrentStreams: int(s.cfg.maxStreamsPerConn)},
 		Protocols: new(http.Protocols),
 	}
 	hs.Protocols.SetHTTP1(true)
