@@ -47,7 +47,7 @@ func (s *Server) ServeWeb(lis net.Listener, opts ...WebOption) error {
 		MaxHeaderBytes:    s.cfg.maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(s.cfg.log.Handler(), slog.LevelDebug),
 		HTTP2:             &http.HTTP2Config{MaxConcurrentStreams: int(s.cfg.maxStreamsPerConn)},
-		Protocols: new(http.Protocols),
+		Protocols:         new(http.Protocols),
 	}
 	hs.Protocols.SetHTTP1(true)
 	if cfg.tls != nil {
