@@ -52,7 +52,7 @@ func (s *Server) ServeWeb(lis net.Listener, opts ...WebOption) error {
 	hs.Protocols.SetHTTP1(true)
 	if cfg.tls != nil {
 		hs.Protocols.SetHTTP2(true)
-		hs.TLSConfig = cfg.tls.Clone()
+		hs.TLSConfig = webTLS(cfg.tls)
 	} else {
 		hs.Protocols.SetUnencryptedHTTP2(true)
 	}
@@ -73,6 +73,28 @@ func (s *Server) ServeWeb(lis net.Listener, opts ...WebOption) error {
 		return nil
 	}
 	return err
+}
+
+// webALPN are the protocols ServeWeb offers over TLS.
+var webALPN = []string{"h2", "http/1.1"}
+
+// webTLS is cfg for ServeWeb: net/http adds its ALPN protocols to cfg, but
+// not to the configurations a GetConfigForClient returns (as for mutual
+// TLS), whose handshakes would then fall back to HTTP/1.1, without gRPC.
+func webTLS(cfg *tls.Config) *tls.Config {
+	cfg = cfg.Clone()
+	if get := cfg.GetConfigForClient; get != nil {
+		cfg.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+			c, err := get(hello)
+			if c == nil || err != nil {
+				return c, err
+			}
+			c = c.Clone()
+			c.NextProtos = webALPN
+			return c, nil
+		}
+	}
+	return cfg
 }
 
 // shutdownWeb stops ServeWeb's servers once the drain has begun: each
