@@ -24,8 +24,9 @@ type webFlags struct {
 func (f *webFlags) define(fs *flag.FlagSet) {
 	fs.StringVar(&f.listen, "http-listen", defaultHTTPListen,
 		"serve Publish, Watch, History and Presence to browsers and other HTTP clients on `ADDR` (Connect, gRPC-Web and gRPC; HTTP/1.1 and HTTP/2), with the gRPC port's TLS, credentials and limits; \"\" disables it, and so does $ROOMCAST_HTTP_LISTEN set empty")
+	f.origins = originList{statusPage: true}
 	fs.Var(&f.origins, "http-allowed-origins",
-		"let pages from the comma-separated `ORIGINS` (such as https://app.example.com, or * for any) call --http-listen from a browser; \"\" for none. By default only the status page's own origin, when it is served")
+		"let pages from the comma-separated `ORIGINS` (such as https://app.example.com, or * for any) call --http-listen from a browser; "+statusPageOrigin+" stands for the status page's own origin, when it is served; \"\" for none")
 }
 
 // validate checks the web listener's address as --listen's is checked:
@@ -40,15 +41,14 @@ func (f *webFlags) validate(t *transportFlags) error {
 	return nil
 }
 
-// webOptions are ServeWeb's options. Unless --http-allowed-origins was
-// given, the status page's origin is allowed when it is served, at
-// statusAddr (nil when it is not): a page of the operator's own, on the
-// metrics listener, in plain HTTP.
+// webOptions are ServeWeb's options. The status page's origin, when
+// --http-allowed-origins names it (as it does by default), is that of the
+// metrics listener at statusAddr, in plain HTTP; nil when it is not served.
 func (f *webFlags) webOptions(t *transportFlags, statusAddr net.Addr, log *slog.Logger) []server.WebOption {
 	var opts []server.WebOption
 	origins := f.origins.list
-	if !f.origins.set && statusAddr != nil {
-		origins = statusOrigins(statusAddr)
+	if f.origins.statusPage && statusAddr != nil {
+		origins = append(statusOrigins(statusAddr), origins...)
 	}
 	if len(origins) > 0 {
 		opts = append(opts, server.WithAllowedOrigins(origins...))
@@ -75,20 +75,33 @@ func statusOrigins(addr net.Addr) []string {
 	return origins
 }
 
+// statusPageOrigin, in --http-allowed-origins, stands for the status
+// page's own origin.
+const statusPageOrigin = "status-page"
+
 // originList is --http-allowed-origins: comma-separated origins, and
-// whether it was set at all (set empty, it allows none).
+// statusPageOrigin for the status page's.
 type originList struct {
-	list []string
-	set  bool
+	list       []string
+	statusPage bool
 }
 
-func (o *originList) String() string { return strings.Join(o.list, ",") }
+func (o *originList) String() string {
+	var parts []string
+	if o.statusPage {
+		parts = append(parts, statusPageOrigin)
+	}
+	return strings.Join(append(parts, o.list...), ",")
+}
 
 func (o *originList) Set(s string) error {
-	o.set = true
-	o.list = nil
+	*o = originList{}
 	for _, part := range strings.Split(s, ",") {
-		if part = strings.TrimSpace(part); part != "" {
+		switch part = strings.TrimSpace(part); part {
+		case "":
+		case statusPageOrigin:
+			o.statusPage = true
+		default:
 			o.list = append(o.list, part)
 		}
 	}

@@ -50,6 +50,7 @@ func TestServeWebListener(t *testing.T) {
 		{"default", nil, []string{"status"}, []string{"https://app.example.com"}},
 		{"origins given", []string{"--http-allowed-origins", "https://app.example.com, https://other.example.com"}, []string{"https://app.example.com", "https://other.example.com"}, []string{"status", "https://evil.example.com"}},
 		{"none", []string{"--http-allowed-origins", ""}, nil, []string{"status", "https://app.example.com"}},
+		{"status page and more", []string{"--http-allowed-origins", "status-page,https://app.example.com"}, []string{"status", "https://app.example.com"}, []string{"https://evil.example.com"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := testCtx(t)
