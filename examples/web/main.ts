@@ -16,7 +16,7 @@ import { type Gap, type WatchEvent, Watcher } from "./watcher.js";
 
 const params = new URLSearchParams(location.search);
 const server = params.get("server") || location.origin;
-const rooms = params.getAll("room").filter((r) => r !== "");
+const rooms = [...new Set(params.getAll("room").filter((r) => r !== ""))];
 if (rooms.length === 0) {
   rooms.push("chat.lobby");
 }
@@ -105,13 +105,22 @@ function showGap(g: Gap): void {
   list.append(li);
 }
 
+// The rooms joined on the current call: the page is "connected" once every
+// room is, so that what is published from then on shows.
+const joined = new Set<string>();
+
 function render(ev: WatchEvent, watcher: Watcher): void {
   switch (ev.kind) {
     case "connected":
-      setStatus("connected", "connected");
+      joined.clear();
+      setStatus("connecting", "joining");
       break;
     case "joined":
+      joined.add(ev.room);
       statusEl.dataset.epoch = ev.epoch;
+      if (joined.size === rooms.length) {
+        setStatus("connected", "connected");
+      }
       break;
     case "gap":
       showGap(ev.gap);
