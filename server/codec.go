@@ -25,17 +25,17 @@ type frame struct{ bufs mem.BufferSlice }
 // Requests wrapped in a *checked are checked on their bytes before they are
 // decoded (see decode.go).
 type codec struct {
-	proto      encoding.CodecV2
-	maxPublish int
+	proto  encoding.CodecV2
+	limits requestLimits
 }
 
 func newCodec() codec { return codec{proto: encoding.GetCodecV2(proto.Name)} }
 
 // newServerCodec returns the codec the server decodes requests with,
-// refusing Publish requests over maxPublish bytes.
-func newServerCodec(maxPublish int) codec {
+// refusing requests past lim.
+func newServerCodec(lim requestLimits) codec {
 	c := newCodec()
-	c.maxPublish = maxPublish
+	c.limits = lim
 	return c
 }
 
@@ -57,7 +57,7 @@ func (c codec) Unmarshal(data mem.BufferSlice, v any) error {
 	}
 	buf := data.MaterializeToBuffer(mem.DefaultBufferPool())
 	defer buf.Free()
-	if req.err = precheck(buf.ReadOnlyData(), m, c.maxPublish); req.err != nil {
+	if req.err = precheck(buf.ReadOnlyData(), m, c.limits); req.err != nil {
 		return nil // the handler returns req.err
 	}
 	return protoapi.Unmarshal(buf.ReadOnlyData(), m)

@@ -45,7 +45,9 @@ func (ss *session) sendReply(w *connWriter, reply *roomcastv1.CommandReply) erro
 }
 
 func (ss *session) execute(w *connWriter, req *roomcastv1.SubscribeRequest, reply *roomcastv1.CommandReply) error {
-	if err := validateCommandID(req.GetId()); err != nil {
+	// A Watch's ids are its rooms' names, which validateWatch checked and
+	// which may be longer than a client's command id.
+	if err := validateCommandID(req.GetId()); err != nil && !ss.watch {
 		reply.Id = ""
 		return status.Error(codes.InvalidArgument, err.Error())
 	}

@@ -47,10 +47,10 @@ func (c *streamCounts) open(id *auth.Identity) (release func(), err error) {
 }
 
 // limitStreams is the stream interceptor that keeps each credential within
-// its Subscribe streams. It runs after authentication, so the identity is
-// known.
+// its Subscribe streams, Watch calls included. It runs after
+// authentication, so the identity is known.
 func (s *Server) limitStreams(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-	if info.FullMethod != roomcastv1.BrokerService_Subscribe_FullMethodName {
+	if info.FullMethod != roomcastv1.BrokerService_Subscribe_FullMethodName && info.FullMethod != roomcastv1.BrokerService_Watch_FullMethodName {
 		return handler(srv, ss)
 	}
 	release, err := s.access.streams.open(s.access.identity(ss.Context()))

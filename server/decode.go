@@ -42,6 +42,7 @@ var (
 	streamPublish  = fieldNumber(&roomcastv1.PublishStreamRequest{}, "publish")
 	subscribeJoin  = fieldNumber(&roomcastv1.SubscribeRequest{}, "join")
 	joinInfo       = fieldNumber(&roomcastv1.JoinCommand{}, "info")
+	watchRooms     = fieldNumber(&roomcastv1.WatchRequest{}, "rooms")
 )
 
 func fieldNumber(m protoreflect.ProtoMessage, name protoreflect.Name) protowire.Number {
@@ -55,9 +56,17 @@ type checked struct {
 	err error
 }
 
+// requestLimits are the size limits of the requests whose limit depends on
+// the server's options.
+type requestLimits struct {
+	publish int // a PublishRequest's: the message limit plus messageOverhead
+	watch   int // a WatchRequest's: maxWatchBytes
+}
+
 // precheck returns the status refusing request b, to be decoded into v, or
-// nil. maxPublish is the size limit of a PublishRequest.
-func precheck(b []byte, v any, maxPublish int) error {
+// nil.
+func precheck(b []byte, v any, lim requestLimits) error {
+	maxPublish := lim.publish
 	switch v.(type) {
 	case *roomcastv1.PublishRequest:
 		if len(b) > maxPublish {
@@ -79,6 +88,13 @@ func precheck(b []byte, v any, maxPublish int) error {
 		}
 		if n := countNested(b, subscribeJoin, joinInfo); n > maxInfoEntries {
 			return status.Errorf(codes.InvalidArgument, "a join's presence info has %d entries; the limit is %d", n, maxInfoEntries)
+		}
+	case *roomcastv1.WatchRequest:
+		if len(b) > lim.watch {
+			return status.Errorf(codes.ResourceExhausted, "a Watch request of %d bytes; the limit is %d", len(b), lim.watch)
+		}
+		if n := maxNested(b, watchRooms, joinInfo); n > maxInfoEntries {
+			return status.Errorf(codes.InvalidArgument, "a room's presence info has %d entries; the limit is %d", n, maxInfoEntries)
 		}
 	case *roomcastv1.HistoryRequest, *roomcastv1.PresenceRequest:
 		if len(b) > maxQueryBytes {
@@ -139,6 +155,34 @@ func countNested(b []byte, outer, inner protowire.Number) int {
 		b = b[l:]
 	}
 	return n
+}
+
+// maxNested is countNested's largest count in one occurrence of outer: each
+// room of a WatchRequest is a join of its own, with its own info.
+func maxNested(b []byte, outer, inner protowire.Number) int {
+	most := 0
+	for len(b) > 0 {
+		f, typ, l := protowire.ConsumeTag(b)
+		if l < 0 {
+			return most
+		}
+		b = b[l:]
+		if f == outer && typ == protowire.BytesType {
+			m, l := protowire.ConsumeBytes(b)
+			if l < 0 {
+				return most
+			}
+			most = max(most, countField(m, inner))
+			b = b[l:]
+			continue
+		}
+		l = protowire.ConsumeFieldValue(f, typ, b)
+		if l < 0 {
+			return most
+		}
+		b = b[l:]
+	}
+	return most
 }
 
 // checkRequests makes the handlers of desc, a copy of the generated

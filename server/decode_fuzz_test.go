@@ -27,9 +27,10 @@ func FuzzEntryCounts(f *testing.F) {
 		f.Add(append(b, b...)) // fields repeated: maps and messages merge
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		_ = precheck(b, new(roomcastv1.PublishRequest), len(b))
-		_ = precheck(b, new(roomcastv1.SubscribeRequest), len(b))
-		_ = precheck(b, new(roomcastv1.PublishStreamRequest), len(b))
+		_ = precheck(b, new(roomcastv1.PublishRequest), requestLimits{publish: len(b), watch: len(b)})
+		_ = precheck(b, new(roomcastv1.SubscribeRequest), requestLimits{publish: len(b), watch: len(b)})
+		_ = precheck(b, new(roomcastv1.PublishStreamRequest), requestLimits{publish: len(b), watch: len(b)})
+		_ = precheck(b, new(roomcastv1.WatchRequest), requestLimits{publish: len(b), watch: len(b)})
 		pub := new(roomcastv1.PublishRequest)
 		if proto.Unmarshal(b, pub) == nil {
 			if n := countField(b, publishHeaders); n < len(pub.GetHeaders()) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/tap"
 
 	"github.com/roomcast/roomcast/auth"
 	"github.com/roomcast/roomcast/broker"
@@ -42,11 +44,16 @@ type Server struct {
 	stallClock  atomic.Int64 // counts write-timeout checks, stallChecksPerTimeout per write timeout
 	detachClock atomic.Int64 // counts detachPeriods
 
-	detached      atomic.Uint64 // streams moved off a blocked connection writer
-	panics        atomic.Uint64 // panics recovered in handlers, stream readers and connection writers
-	commandFloods atomic.Uint64 // streams ended for commands past the rate limits
-	resets        *resetGuard   // closes connections that reset streams too fast
-	guard         *connGuard    // connection cap and auth timeout
+	detached      atomic.Uint64      // streams moved off a blocked connection writer
+	panics        atomic.Uint64      // panics recovered in handlers, stream readers and connection writers
+	commandFloods atomic.Uint64      // streams ended for commands past the rate limits
+	resets        *resetGuard        // closes connections that reset streams too fast
+	guard         *connGuard         // connection cap and auth timeout
+	tap           tap.ServerInHandle // authenticates a call from its headers; nil without an authenticator
+
+	jsonFragments *fragmentCache // Watch batches in JSON: each entry rendered once (see webcodec.go)
+	webCalls      sync.WaitGroup // web calls in flight; counted under mu (see enterWeb)
+	webServers    []*http.Server // ServeWeb's, guarded by mu
 
 	mu         sync.Mutex
 	draining   bool
@@ -82,6 +89,7 @@ func New(opts ...Option) (_ *Server, err error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, started: time.Now(), broker: b, access: acc, health: health.NewServer(), drain: make(chan struct{}), stopped: make(chan struct{}), conns: make(map[string]*outConn)}
+	s.jsonFragments = newFragmentCache(defaultFragmentCacheBytes)
 	s.resets = &resetGuard{rate: cfg.resetRate, burst: float64(cfg.resetBurst), log: cfg.log}
 	creds := cfg.creds
 	if creds == nil {
@@ -90,7 +98,7 @@ func New(opts ...Option) (_ *Server, err error) {
 	s.guard = newConnGuard(&cfg)
 
 	gopts := []grpc.ServerOption{
-		grpc.ForceServerCodecV2(newServerCodec(cfg.maxMessageBytes + messageOverhead)),
+		grpc.ForceServerCodecV2(newServerCodec(cfg.requestLimits())),
 		// Requests a little over the message limit still reach Publish, which
 		// says what the limit is; far larger ones are refused by gRPC itself.
 		grpc.MaxRecvMsgSize(cfg.maxMessageBytes + messageOverhead),
@@ -139,7 +147,8 @@ func New(opts ...Option) (_ *Server, err error) {
 		if err != nil {
 			return nil, err
 		}
-		gopts = append(gopts, grpc.InTapHandle(authTap(in, s.access.log, s.guard.authenticated, s.guard.refusedCall)), // credentials are checked before a request is read
+		s.tap = authTap(in, s.access.log, s.guard.authenticated, s.guard.refusedCall)
+		gopts = append(gopts, grpc.InTapHandle(s.tap), // credentials are checked before a request is read
 			grpc.ChainUnaryInterceptor(in.UnaryServerInterceptor()), grpc.ChainStreamInterceptor(in.StreamServerInterceptor()))
 	}
 	gopts = append(gopts, grpc.ChainStreamInterceptor(s.limitStreams)) // after authentication: per credential
@@ -165,6 +174,12 @@ func New(opts ...Option) (_ *Server, err error) {
 	return s, nil
 }
 
+// requestLimits are the size limits of the requests checked before they
+// are decoded (see decode.go).
+func (cfg *config) requestLimits() requestLimits {
+	return requestLimits{publish: cfg.maxMessageBytes + messageOverhead, watch: maxWatchBytes(cfg.maxRooms)}
+}
+
 // messageOverhead bounds what the broker adds to a published message's
 // payload, content type and headers: room, offset, timestamps, session ids
 // and field tags.
@@ -184,10 +199,10 @@ func (s *Server) Serve(lis net.Listener) error {
 func (s *Server) Broker() *broker.Hub { return s.broker }
 
 // Shutdown stops the server gracefully: health reports NOT_SERVING, new
-// publishes are refused, every Subscribe stream ends with UNAVAILABLE (so its
-// client reconnects, to another instance if there is one), and in-flight
-// calls may finish until ctx is done, when the remaining connections are
-// closed. It returns ctx's error if it had to force the stop. Calling it
+// publishes are refused, every Subscribe stream and Watch call ends with
+// UNAVAILABLE (so its client reconnects, to another instance if there is
+// one), and in-flight calls, gRPC and web (see ServeWeb), may finish until
+// ctx is done, when the remaining connections are closed. It returns ctx's error if it had to force the stop. Calling it
 // again, or after Close, does nothing.
 func (s *Server) Shutdown(ctx context.Context) error {
 	if !s.beginStop() {
@@ -198,6 +213,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.grpc.GracefulStop()
 		close(stopped)
 	}()
+	web := make(chan error, 1)
+	go func() { web <- s.shutdownWeb(ctx) }()
 	var err error
 	select {
 	case <-stopped:
@@ -205,6 +222,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		err = ctx.Err()
 		s.grpc.Stop()
 		<-stopped
+	}
+	if werr := <-web; err == nil {
+		err = werr
 	}
 	s.finish()
 	return err
@@ -214,6 +234,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 func (s *Server) Close() error {
 	if s.beginStop() {
 		s.grpc.Stop()
+		s.closeWeb()
 		s.finish()
 	}
 	return nil

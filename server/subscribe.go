@@ -49,6 +49,7 @@ type session struct {
 	pending atomic.Int32 // commands in cmds, read without touching the channel
 	end     chan error   // the first reason to end the stream; see endWith
 	stalled atomic.Bool  // cut off by the sweeper for a write past the write timeout
+	watch   bool         // a Watch call's: its commands' ids are room names (see watch.go)
 
 	mu     sync.Mutex
 	sched  schedState  // guarded by mu; see schedule.go
@@ -77,7 +78,11 @@ func (s *Server) Subscribe(stream grpc.BidiStreamingServer[roomcastv1.SubscribeR
 
 // subscribe serves one Subscribe stream until it ends; tests call it with
 // fake streams.
-func (s *Server) subscribe(stream subscribeStream) error {
+func (s *Server) subscribe(stream subscribeStream) error { return s.serve(stream, false) }
+
+// serve serves one session until it ends: a Subscribe stream's, or with
+// watch a Watch call's (see watch.go).
+func (s *Server) serve(stream subscribeStream, watch bool) error {
 	if s.isDraining() {
 		return status.Error(codes.Unavailable, "server is shutting down; reconnect to another instance")
 	}
@@ -94,6 +99,7 @@ func (s *Server) subscribe(stream subscribeStream) error {
 		conn:   s.connOf(stream.Context()),
 		cmds:   make(chan *roomcastv1.SubscribeRequest, commandsPerWake),
 		end:    make(chan error, 1),
+		watch:  watch,
 
 		identity: s.access.identity(stream.Context()),
 		commands: s.cfg.commandLimiter(),

@@ -1,0 +1,139 @@
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// WithWebTLS makes ServeWeb serve HTTPS with cfg (HTTP/2 and HTTP/1.1 by
+// ALPN) instead of plaintext HTTP/1.1 and h2c. The default is plaintext.
+// WebHandler ignores it: the server it is mounted on decides.
+func WithWebTLS(cfg *tls.Config) WebOption { return func(c *webConfig) { c.tls = cfg } }
+
+// webReadHeaderTimeout bounds how long a client may take to send a
+// request's headers.
+const webReadHeaderTimeout = 10 * time.Second
+
+// ServeWeb serves WebHandler(opts...) on lis until Shutdown or Close, which
+// stop it with the gRPC server: Watch calls end with UNAVAILABLE, other
+// calls may finish within Shutdown's deadline. It speaks HTTP/1.1 and
+// HTTP/2 (h2c in plaintext; by ALPN with WithWebTLS). Its connections count
+// against the server's connection limit, its auth timeout and its refused
+// calls per connection, as the gRPC port's do; its calls' headers are
+// bounded as theirs (WithMaxHeaderBytes), and an idle connection is closed
+// after WithMaxConnectionIdle. Like Serve, it returns nil after Shutdown or
+// Close, and at once if they have begun.
+func (s *Server) ServeWeb(lis net.Listener, opts ...WebOption) error {
+	var cfg webConfig
+	for _, o := range opts {
+		o(&cfg)
+	}
+	h, err := s.WebHandler(opts...)
+	if err != nil {
+		return err
+	}
+	hs := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: webReadHeaderTimeout,
+		IdleTimeout:       s.cfg.maxConnIdle,
+		MaxHeaderBytes:    s.cfg.maxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(s.cfg.log.Handler(), slog.LevelDebug),
+		HTTP2: &http.HTTP2Config{
+			MaxConcurrentStreams:          int(s.cfg.maxStreamsPerConn),
+			MaxReceiveBufferPerConnection: max(s.cfg.requestLimits().publish, 1<<20),
+		},
+		Protocols: new(http.Protocols),
+	}
+	hs.Protocols.SetHTTP1(true)
+	if cfg.tls != nil {
+		hs.Protocols.SetHTTP2(true)
+		hs.TLSConfig = cfg.tls.Clone()
+	} else {
+		hs.Protocols.SetUnencryptedHTTP2(true)
+	}
+	s.mu.Lock()
+	if s.draining {
+		s.mu.Unlock()
+		return nil
+	}
+	s.webServers = append(s.webServers, hs)
+	s.mu.Unlock()
+	lis = s.guard.listener(lis)
+	if cfg.tls != nil {
+		err = hs.ServeTLS(lis, "", "")
+	} else {
+		err = hs.Serve(lis)
+	}
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// shutdownWeb stops ServeWeb's servers once the drain has begun: each
+// refuses new connections and closes its idle ones, and its calls in
+// flight may finish until ctx is done, when their connections are closed.
+// Then it waits for the web calls in flight, on these servers and on
+// handlers mounted elsewhere, ending the sessions still live once ctx is
+// done so that none waits on a client.
+func (s *Server) shutdownWeb(ctx context.Context) error {
+	s.mu.Lock()
+	servers := s.webServers
+	s.mu.Unlock()
+	errs := make(chan error, len(servers))
+	for _, hs := range servers {
+		go func() {
+			err := hs.Shutdown(ctx)
+			if err != nil {
+				hs.Close()
+			}
+			errs <- err
+		}()
+	}
+	var err error
+	for range servers {
+		err = errors.Join(err, <-errs)
+	}
+	calls := make(chan struct{})
+	go func() {
+		s.webCalls.Wait()
+		close(calls)
+	}()
+	select {
+	case <-calls:
+	case <-ctx.Done():
+		s.endSessions()
+		<-calls
+	}
+	return err
+}
+
+// closeWeb is shutdownWeb at once, for Close.
+func (s *Server) closeWeb() {
+	s.mu.Lock()
+	servers := s.webServers
+	s.mu.Unlock()
+	for _, hs := range servers {
+		hs.Close()
+	}
+	s.endSessions()
+	s.webCalls.Wait()
+}
+
+// endSessions ends every live session with UNAVAILABLE, for a stop that
+// cannot wait for them to end in their turns.
+func (s *Server) endSessions() {
+	err := status.Error(codes.Unavailable, "server is shutting down; reconnect and resume")
+	s.live.Range(func(k, _ any) bool {
+		k.(*session).endWith(err)
+		return true
+	})
+}
