@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
@@ -70,6 +72,25 @@ func (p *page) waitFor(what, cond string) {
 		p.t.Fatalf("the page does not show %s within %v (%v); it shows status %q and:\n%s",
 			what, waitLimit, err, p.status(), p.dump())
 	}
+}
+
+// screenshot saves a PNG of the page as name in $ROOMCAST_SCREENSHOT_DIR,
+// when it is set, for a person to look at.
+func (p *page) screenshot(name string) {
+	p.t.Helper()
+	dir := os.Getenv("ROOMCAST_SCREENSHOT_DIR")
+	if dir == "" {
+		return
+	}
+	png, err := chromedp.Run(p.ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, png, 0o644); err != nil {
+		p.t.Fatal(err)
+	}
+	p.t.Logf("screenshot: %s", path)
 }
 
 // item is one <li> of the page's #messages: a message or a gap.

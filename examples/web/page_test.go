@@ -171,6 +171,7 @@ func TestGapAfterRestart(t *testing.T) {
 	for i, it := range its {
 		got[i] = it.String()
 	}
+	p.screenshot("roomcast-web-gap.png")
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("the page shows\n%q\nwant\n%q", got, want)
 	}
