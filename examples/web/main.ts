@@ -108,6 +108,8 @@ function showGap(g: Gap): void {
 // The rooms joined on the current call: the page is "connected" once every
 // room is, so that what is published from then on shows.
 const joined = new Set<string>();
+// The calls that ended since the page was last connected.
+let retries = 0;
 
 function render(ev: WatchEvent, watcher: Watcher): void {
   switch (ev.kind) {
@@ -119,6 +121,8 @@ function render(ev: WatchEvent, watcher: Watcher): void {
       joined.add(ev.room);
       statusEl.dataset.epoch = ev.epoch;
       if (joined.size === rooms.length) {
+        retries = 0;
+        statusEl.dataset.retries = "0";
         setStatus("connected", "connected");
       }
       break;
@@ -132,6 +136,7 @@ function render(ev: WatchEvent, watcher: Watcher): void {
       }
       break;
     case "disconnected":
+      statusEl.dataset.retries = String(++retries);
       setStatus("reconnecting", `reconnecting in ${(ev.retryInMs / 1000).toFixed(1)}s (${ev.message})`);
       break;
   }
