@@ -8,3 +8,7 @@ var WithPublishHook = withPublishHook
 
 // ClientKey is clientKey, for tests of addresses no test can connect from.
 var ClientKey = clientKey
+
+// JSONFragmentsRendered reports how many batch entries s rendered as JSON
+// for web Watch calls.
+func JSONFragmentsRendered(s *Server) uint64 { return s.jsonFragments.Encodes() }

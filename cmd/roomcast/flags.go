@@ -25,8 +25,9 @@ import (
 //
 // The variable of a flag is its name in upper snake case after "ROOMCAST_"
 // (--max-rooms: ROOMCAST_MAX_ROOMS). A variable set to the empty string
-// counts as unset, except ROOMCAST_METRICS_LISTEN, which turns metrics off
-// as --metrics-listen "" does.
+// counts as unset, except ROOMCAST_METRICS_LISTEN, ROOMCAST_HTTP_LISTEN and
+// ROOMCAST_HTTP_ALLOWED_ORIGINS, which turn metrics, the web listener and
+// cross-origin calls off as their flags set to "" do.
 
 // envPrefix starts the name of every flag's environment variable.
 const envPrefix = "ROOMCAST"
@@ -39,7 +40,7 @@ const (
 
 // emptyEnvSets names the flags whose variable, set to the empty string,
 // sets the flag to the empty string rather than counting as unset.
-var emptyEnvSets = map[string]bool{"metrics-listen": true}
+var emptyEnvSets = map[string]bool{"metrics-listen": true, "http-listen": true, "http-allowed-origins": true}
 
 // envVar returns the environment variable of the flag name.
 func envVar(name string) string {
@@ -118,7 +119,7 @@ func parseArgs(fs *flag.FlagSet, args []string, fresh func() *flag.FlagSet) (*pa
 		case set && v != "":
 			p.sources[f.Name] = fromEnv
 		case set && emptyEnvSets[f.Name]:
-			f.Value.Set("") // a string flag: it cannot fail
+			f.Value.Set("") // a string flag or a list: it cannot fail
 			p.sources[f.Name] = fromEnv
 		}
 	})

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"io"
 	"net/http"
+	"os"
 	"regexp"
 	"strings"
 	"sync"
@@ -17,7 +18,12 @@ import (
 	"github.com/roomcast/roomcast/server"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	// Tests of serve pick free ports; on the web listener's default port
+	// they would collide. Those that test it pass --http-listen, which wins.
+	os.Setenv("ROOMCAST_HTTP_LISTEN", "")
+	goleak.VerifyTestMain(m)
+}
 
 // testCtx is the test's deadline for anything it waits on.
 func testCtx(t testing.TB) context.Context { return servertest.Context(t) }

@@ -44,6 +44,11 @@ addresses it listens on (key "addr"; port 0 picks a free port), one access
 line per call (--access-log-level), and serves Prometheus metrics at
 /metrics and a status page at /status on --metrics-listen.
 
+Browsers and other HTTP clients reach Publish, Watch, History and Presence
+on --http-listen (Connect, gRPC-Web and gRPC, over HTTP/1.1 and HTTP/2),
+with the same TLS, credentials and limits; pages of other origins need
+--http-allowed-origins.
+
 Key, secret and certificate files that their group or every user may
 write are refused: fix them with chmod go-w.
 
@@ -84,6 +89,7 @@ every message sent. Spans still buffered are flushed on shutdown.`,
 			"serve gRPC on `ADDR` (host:port)")
 		fs.StringVar(&cfg.metricsListen, "metrics-listen", defaultMetricsListen,
 			"serve Prometheus metrics at /metrics on `ADDR`, in plain HTTP without credentials; \"\" disables them, and so does $ROOMCAST_METRICS_LISTEN set empty")
+		cfg.web.define(fs)
 		cfg.transport.define(fs)
 		cfg.creds.define(fs)
 		cfg.engine.define(fs)
@@ -163,6 +169,7 @@ every message sent. Spans still buffered are flushed on shutdown.`,
 type serveConfig struct {
 	listen, metricsListen   string
 	transport               transportFlags
+	web                     webFlags // serve_web.go
 	creds                   credentialFlags
 	engine                  engineFlags
 	operator                operatorFlags // serve_operator.go
@@ -209,6 +216,9 @@ type serveConfig struct {
 // themselves. Its errors are usage errors.
 func (cfg *serveConfig) validate() error {
 	if err := cfg.transport.validate(cfg.listen); err != nil {
+		return err
+	}
+	if err := cfg.web.validate(&cfg.transport); err != nil {
 		return err
 	}
 	if err := cfg.creds.validate(); err != nil {
@@ -318,8 +328,20 @@ func (cfg *serveConfig) run(ctx context.Context, _ []string, stdout, stderr io.W
 		metrics.RegisterOnShutdown(page.Close)
 	}
 
-	// Both servers run until shut down; an error before that is a failure.
-	failed := make(chan error, 2)
+	var wlis net.Listener
+	if cfg.web.listen != "" {
+		if wlis, err = net.Listen("tcp", cfg.web.listen); err != nil {
+			lis.Close()
+			if mlis != nil {
+				mlis.Close()
+			}
+			log.Error("cannot listen for web clients", "addr", cfg.web.listen, "err", err)
+			return exitFail
+		}
+	}
+
+	// The servers run until shut down; an error before that is a failure.
+	failed := make(chan error, 3)
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		if err := srv.Serve(lis); err != nil {
@@ -334,6 +356,20 @@ func (cfg *serveConfig) run(ctx context.Context, _ []string, stdout, stderr io.W
 			}
 		})
 		log.Info("serving metrics", "addr", mlis.Addr().String(), "path", "/metrics", "status_page", "/status")
+	}
+
+	if wlis != nil {
+		var statusAddr net.Addr
+		if mlis != nil {
+			statusAddr = mlis.Addr()
+		}
+		webOpts := cfg.web.webOptions(&cfg.transport, statusAddr, log)
+		wg.Go(func() {
+			if err := srv.ServeWeb(wlis, webOpts...); err != nil {
+				failed <- fmt.Errorf("web server: %w", err)
+			}
+		})
+		log.Info("serving web clients", "addr", wlis.Addr().String(), "transport", cfg.transport.name())
 	}
 
 	code := exitOK

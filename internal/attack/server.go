@@ -80,7 +80,7 @@ var (
 // startServe starts serve with its default flags, on free ports of
 // 127.0.0.1, with the key file and extra, and returns once it serves.
 func (e *env) startServe(ctx context.Context, extra []string) (*serveProc, error) {
-	args := append([]string{"serve", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--api-keys-file", e.keys}, extra...)
+	args := append([]string{"serve", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--http-listen", "", "--api-keys-file", e.keys}, extra...)
 	cmd := exec.Command(e.roomcast, args...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
