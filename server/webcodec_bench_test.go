@@ -47,6 +47,9 @@ func BenchmarkWatch(b *testing.B) {
 		deliveries := func(b *testing.B) {
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*batch), "ns/delivery")
 		}
+		sent := func(b *testing.B, out []byte) { // what one delivery puts on the wire
+			b.ReportMetric(float64(len(out))/float64(batch), "bytes/delivery")
+		}
 		b.Run(fmt.Sprintf("binary/batch=%d", batch), func(b *testing.B) {
 			var buf []byte
 			b.ReportAllocs()
@@ -58,6 +61,7 @@ func BenchmarkWatch(b *testing.B) {
 				buf = out
 			}
 			deliveries(b)
+			sent(b, buf)
 		})
 		b.Run(fmt.Sprintf("json/batch=%d", batch), func(b *testing.B) {
 			c := webJSONCodec{name: "json", cache: newFragmentCache(defaultFragmentCacheBytes)}
@@ -71,6 +75,7 @@ func BenchmarkWatch(b *testing.B) {
 				buf = out
 			}
 			deliveries(b)
+			sent(b, buf)
 		})
 		b.Run(fmt.Sprintf("json-render/batch=%d", batch), func(b *testing.B) {
 			b.ReportAllocs()
