@@ -108,27 +108,39 @@ function showGap(g: Gap): void {
 // The rooms joined on the current call: the page is "connected" once every
 // room is, so that what is published from then on shows.
 const joined = new Set<string>();
+// The rooms of the current call whose join said recovered: false.
+const gapped = new Set<string>();
 // The calls that ended since the page was last connected.
 let retries = 0;
+
+function showJoins(): void {
+  if (joined.size < rooms.length) {
+    setStatus("connecting", "joining");
+    return;
+  }
+  retries = 0;
+  statusEl.dataset.retries = "0";
+  const gaps = [...gapped].join(", ");
+  setStatus("connected", gaps === "" ? "connected" : `connected; gap in ${gaps}: recovered: false`);
+}
 
 function render(ev: WatchEvent, watcher: Watcher): void {
   switch (ev.kind) {
     case "connected":
       joined.clear();
-      setStatus("connecting", "joining");
+      gapped.clear();
+      showJoins();
       break;
     case "joined":
-      joined.add(ev.room);
       statusEl.dataset.epoch = ev.epoch;
-      if (joined.size === rooms.length) {
-        retries = 0;
-        statusEl.dataset.retries = "0";
-        setStatus("connected", "connected");
+      if (ev.resumed && !ev.recovered) {
+        gapped.add(ev.room); // before showJoins: the gap event follows
       }
+      joined.add(ev.room);
+      showJoins();
       break;
     case "gap":
       showGap(ev.gap);
-      setStatus("connected", `connected; gap in ${ev.gap.room}: recovered: false`);
       break;
     case "messages":
       for (const m of ev.messages) {
