@@ -96,13 +96,13 @@ func TestWatchCountsAgainstTheCredentialsStreams(t *testing.T) {
 // A request larger than its RPC's limit is refused with RESOURCE_EXHAUSTED
 // before it is decoded, as on gRPC.
 func TestWebRequestsAreHeldToTheirSizeLimits(t *testing.T) {
-	srv, _ := start(t, server.WithMaxMessageBytes(1<<10), server.WithMaxRoomsPerSession(2))
+	srv, addr := start(t, server.WithMaxMessageBytes(64<<10), server.WithMaxRoomsPerSession(2))
 	web := startWeb(t, srv)
 	ctx := testCtx(t)
 	c := webProtocols[0].client(t, web)
-	big := &roomcastv1.PublishRequest{Room: "a", Payload: &roomcastv1.PublishRequest_Data{Data: make([]byte, 4<<10)}}
+	big := &roomcastv1.PublishRequest{Room: "a", Payload: &roomcastv1.PublishRequest_Data{Data: make([]byte, 80<<10)}}
 	if _, err := c.Publish(ctx, connect.NewRequest(big)); connect.CodeOf(err) != connect.CodeResourceExhausted {
-		t.Errorf("publish of 4 KiB: %v, want RESOURCE_EXHAUSTED", err)
+		t.Errorf("publish of 80 KiB: %v, want RESOURCE_EXHAUSTED", err)
 	}
 	info := map[string]string{}
 	for i := range 16 {
@@ -112,7 +112,11 @@ func TestWebRequestsAreHeldToTheirSizeLimits(t *testing.T) {
 	for i := range huge {
 		huge[i] = &roomcastv1.JoinCommand{Room: strings.Repeat("r", 190) + string(rune('a'+i%26)) + string(rune('a'+i/26)), Info: info}
 	}
-	watchWeb(t, ctx, c, "", huge...).expectEnd(codes.ResourceExhausted)
+	for _, w := range []*webWatch{watchWeb(t, ctx, c, "", huge...), watchGRPC(t, ctx, dial(t, addr), huge...)} {
+		if msg := w.expectEnd(codes.ResourceExhausted); !strings.Contains(msg, "4096") {
+			t.Errorf("a Watch of %d rooms: %q", len(huge), msg)
+		}
+	}
 }
 
 // CORS: a preflight from an allowed origin is answered with the headers a
@@ -163,5 +167,23 @@ func TestWebCORSAllowsOnlyTheConfiguredOrigins(t *testing.T) {
 	srv, _ := start(t)
 	if _, err := srv.WebHandler(server.WithAllowedOrigins("https://app.example.com/path")); err == nil {
 		t.Error("an origin with a path was accepted")
+	}
+}
+
+// A web Watch whose token expires ends with UNAUTHENTICATED, as a Subscribe
+// stream without a refresh does; a Watch has none: its client opens a new
+// call with a new token.
+func TestWebWatchEndsWhenItsCredentialExpires(t *testing.T) {
+	srv, _ := servertest.Start(t, server.WithAuthenticator(testjwt.Authenticator(t)))
+	web := startWeb(t, srv)
+	ctx := testCtx(t)
+	soon := time.Now().Add(2 * time.Second).Truncate(time.Second).Add(time.Second)
+	w := watchWeb(t, ctx, webProtocols[0].client(t, web), testjwt.Token(t, "s", soon, testjwt.Grants(t, "", "r", "")), rooms("r")...)
+	w.greeting("r")
+	if msg := w.expectEnd(codes.Unauthenticated); !strings.Contains(msg, "expired") {
+		t.Errorf("message %q", msg)
+	}
+	if time.Now().Before(soon) {
+		t.Error("the call ended before its credential expired")
 	}
 }

@@ -1,7 +1,9 @@
 package server_test
 
 import (
+	"crypto/tls"
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +13,8 @@ import (
 
 	"github.com/roomcast/roomcast/broker"
 	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
+	"github.com/roomcast/roomcast/gen/roomcast/v1/roomcastv1connect"
+	"github.com/roomcast/roomcast/internal/testsupport/testcert"
 	"github.com/roomcast/roomcast/server"
 )
 
@@ -192,5 +196,54 @@ func TestWebHandlerPanicEndsOnlyItsCall(t *testing.T) {
 	}
 	if _, err := c.Publish(ctx, connect.NewRequest(&roomcastv1.PublishRequest{Room: "fine"})); err != nil {
 		t.Errorf("publish after the panic: %v", err)
+	}
+}
+
+// With WithWebTLS, ServeWeb serves HTTPS: HTTP/2 by ALPN, so gRPC too, and
+// HTTP/1.1, also when the configuration is made per handshake.
+func TestServeWebOverTLS(t *testing.T) {
+	ca := testcert.NewCA(t, "roomcast test CA")
+	srv, _ := start(t)
+	cert := ca.ServerCert(t)
+	// As roomcast serve's mutual TLS does, a configuration per handshake.
+	perClient := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	web := startWeb(t, srv, server.WithWebTLS(&tls.Config{MinVersion: tls.VersionTLS12, GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) { return perClient, nil }}))
+	base := "https://" + strings.TrimPrefix(web, "http://")
+	ctx := testCtx(t)
+	for _, tc := range []struct {
+		name  string
+		http2 bool
+		opts  []connect.ClientOption
+	}{
+		{"grpc-h2", true, []connect.ClientOption{connect.WithGRPC()}},
+		{"connect-http1", false, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool()}, Protocols: new(http.Protocols)}
+			tr.Protocols.SetHTTP1(!tc.http2)
+			tr.Protocols.SetHTTP2(tc.http2)
+			t.Cleanup(tr.CloseIdleConnections)
+			hc := &http.Client{Transport: tr}
+			if tc.http2 {
+				resp, err := hc.Get(base + "/")
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				if resp.ProtoMajor != 2 {
+					t.Errorf("%s negotiated, want HTTP/2", resp.Proto)
+				}
+			}
+			c := roomcastv1connect.NewBrokerServiceClient(hc, base, tc.opts...)
+			w := watchWeb(t, ctx, c, "", rooms("secure")...)
+			w.greeting("secure")
+			resp, err := c.Publish(ctx, connect.NewRequest(&roomcastv1.PublishRequest{Room: "secure", Payload: &roomcastv1.PublishRequest_Text{Text: "hi"}}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m := w.next(); m.GetOffset() != resp.Msg.GetOffset() {
+				t.Errorf("got %v", m)
+			}
+		})
 	}
 }

@@ -46,16 +46,13 @@ func (s *Server) ServeWeb(lis net.Listener, opts ...WebOption) error {
 		IdleTimeout:       s.cfg.maxConnIdle,
 		MaxHeaderBytes:    s.cfg.maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(s.cfg.log.Handler(), slog.LevelDebug),
-		HTTP2: &http.HTTP2Config{
-			MaxConcurrentStreams:          int(s.cfg.maxStreamsPerConn),
-			MaxReceiveBufferPerConnection: max(s.cfg.requestLimits().publish, 1<<20),
-		},
-		Protocols: new(http.Protocols),
+		HTTP2:             &http.HTTP2Config{MaxConcurrentStreams: int(s.cfg.maxStreamsPerConn)},
+		Protocols:         new(http.Protocols),
 	}
 	hs.Protocols.SetHTTP1(true)
 	if cfg.tls != nil {
 		hs.Protocols.SetHTTP2(true)
-		hs.TLSConfig = cfg.tls.Clone()
+		hs.TLSConfig = webTLS(cfg.tls)
 	} else {
 		hs.Protocols.SetUnencryptedHTTP2(true)
 	}
@@ -76,6 +73,28 @@ func (s *Server) ServeWeb(lis net.Listener, opts ...WebOption) error {
 		return nil
 	}
 	return err
+}
+
+// webALPN are the protocols ServeWeb offers over TLS.
+var webALPN = []string{"h2", "http/1.1"}
+
+// webTLS is cfg for ServeWeb: net/http adds its ALPN protocols to cfg, but
+// not to the configurations a GetConfigForClient returns (as for mutual
+// TLS), whose handshakes would then fall back to HTTP/1.1, without gRPC.
+func webTLS(cfg *tls.Config) *tls.Config {
+	cfg = cfg.Clone()
+	if get := cfg.GetConfigForClient; get != nil {
+		cfg.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+			c, err := get(hello)
+			if c == nil || err != nil {
+				return c, err
+			}
+			c = c.Clone()
+			c.NextProtos = webALPN
+			return c, nil
+		}
+	}
+	return cfg
 }
 
 // shutdownWeb stops ServeWeb's servers once the drain has begun: each

@@ -136,7 +136,7 @@ func benchFlags(fs *flag.FlagSet, cfg *bench.Config, quick *bool) {
 	fs.DurationVar(&cfg.Warmup, "warmup", cfg.Warmup, "publish for `DURATION` before measuring")
 	fs.DurationVar(&cfg.Duration, "duration", cfg.Duration, "measure each trial for `DURATION`")
 	fs.IntVar(&cfg.Reps, "reps", cfg.Reps, "repeat every trial `N` times; the report gives medians")
-	fs.Var((*variantsFlag)(&cfg.Variants), "variants", "measure these `VARIANTS`, comma-separated: roomcast, encode-each, nats")
+	fs.Var((*variantsFlag)(&cfg.Variants), "variants", "measure these `VARIANTS`, comma-separated: roomcast, encode-each, nats; and watch (roomcast with its subscribers on Connect over HTTP/2), measured only when named")
 	fs.Var((*sizesFlag)(&cfg.Sizes), "sizes", "sweep these room `SIZES` (subscribers per room, comma-separated; subscribers = size x rooms) instead of --subscribers")
 	fs.StringVar(&cfg.Engine, "engine", cfg.Engine,
 		"keep the roomcast variants' rooms in `ENGINES`: memory (one server), redis (--nodes servers sharing a Redis), or memory,redis to measure both in one run, interleaved, with redis's ratios to memory")

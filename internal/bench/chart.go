@@ -23,6 +23,7 @@ var variantColors = map[string]string{
 	VariantRoomcast:   "#0072B2",
 	VariantEncodeEach: "#E69F00",
 	VariantNATS:       "#009E73",
+	VariantWatch:      "#CC79A7",
 }
 
 // panel is one chart: a metric of the points of one kind against room size.

@@ -33,10 +33,26 @@ const (
 	VariantEncodeEach = "encode-each"
 	// VariantNATS is NATS core: an embedded nats-server, one subject per room.
 	VariantNATS = "nats"
+	// VariantWatch is VariantRoomcast with its subscribers on the web
+	// listener: Watch calls over the Connect protocol in binary (watch.go).
+	// In memory only.
+	VariantWatch = "watch"
 )
 
 // AllVariants are the variants a run measures by default, in report order.
 var AllVariants = []string{VariantRoomcast, VariantEncodeEach, VariantNATS}
+
+// OptInVariants are measured only when named (--variants roomcast,watch).
+var OptInVariants = []string{VariantWatch}
+
+// knownVariant reports whether v is a variant the benchmark can measure,
+// and if not, the error saying so.
+func knownVariant(v string) error {
+	if slices.Contains(AllVariants, v) || slices.Contains(OptInVariants, v) {
+		return nil
+	}
+	return fmt.Errorf("unknown variant %q: want some of %s", v, strings.Join(append(slices.Clone(AllVariants), OptInVariants...), ","))
+}
 
 // Engines the roomcast variants can keep their rooms in.
 const (
@@ -185,8 +201,8 @@ func (c Config) Validate() error {
 		return errors.New("no variant to measure")
 	}
 	for _, v := range c.Variants {
-		if !slices.Contains(AllVariants, v) {
-			return fmt.Errorf("unknown variant %q: want some of %s", v, strings.Join(AllVariants, ","))
+		if err := knownVariant(v); err != nil {
+			return err
 		}
 		if c.Server != "" && v != VariantRoomcast {
 			return fmt.Errorf("variant %q needs an in-process server: with --server only %q can be measured", v, VariantRoomcast)
@@ -324,8 +340,8 @@ func ParseVariants(s string) ([]string, error) {
 		if v == "" {
 			continue
 		}
-		if !slices.Contains(AllVariants, v) {
-			return nil, fmt.Errorf("unknown variant %q: want some of %s", v, strings.Join(AllVariants, ","))
+		if err := knownVariant(v); err != nil {
+			return nil, err
 		}
 		if !slices.Contains(out, v) {
 			out = append(out, v)

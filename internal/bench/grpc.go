@@ -2,6 +2,8 @@ package bench
 
 import (
 	"context"
+
+	"connectrpc.com/connect"
 	"errors"
 	"fmt"
 	"sync"
@@ -90,6 +92,13 @@ func (d *grpcDriver) connect(ctx context.Context) error {
 		}
 		d.conns = append(d.conns, conn)
 	}
+	return d.connectPublishers(ctx)
+}
+
+// connectPublishers dials each publisher's connection, to its node.
+func (d *grpcDriver) connectPublishers(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, connectTimeout)
+	defer cancel()
 	for p := range d.w.spec.Publishers {
 		conn, err := d.dial(ctx, d.w.spec.Addrs[d.w.pubNodes[p]])
 		if err != nil {
@@ -100,7 +109,10 @@ func (d *grpcDriver) connect(ctx context.Context) error {
 	return nil
 }
 
-func (d *grpcDriver) subscribe(ctx context.Context) error {
+func (d *grpcDriver) subscribe(ctx context.Context) error { return d.subscribeWith(ctx, d.join) }
+
+// subscribeWith runs join for every subscriber, a few at once.
+func (d *grpcDriver) subscribeWith(ctx context.Context, join func(*subscriber) error) error {
 	// A server that never answers must not hold the worker forever: the
 	// streams' context is cancelled if joining takes too long.
 	stop := context.AfterFunc(ctx, d.cancel)
@@ -116,7 +128,7 @@ func (d *grpcDriver) subscribe(ctx context.Context) error {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			if err := d.join(s); err != nil {
+			if err := join(s); err != nil {
 				mu.Lock()
 				errs = append(errs, fmt.Errorf("subscriber %d (%s): %w", s.id, s.room.name, err))
 				mu.Unlock()
@@ -135,17 +147,32 @@ func (d *grpcDriver) join(s *subscriber) error {
 		return err
 	}
 	f := &wireFrame{room: s.room.name}
-	if err := stream.RecvMsg(f); err != nil {
+	join := &roomcastv1.SubscribeRequest{Id: "join", Command: &roomcastv1.SubscribeRequest_Join{Join: &roomcastv1.JoinCommand{Room: s.room.name}}}
+	if err := d.greeted(s, func(m any) error {
+		if err := stream.RecvMsg(m); err != nil {
+			return err
+		}
+		if f.other.GetSession() != nil { // the join goes once the stream has greeted
+			return stream.Send(join)
+		}
+		return nil
+	}, f); err != nil {
+		return err
+	}
+	d.receivers.Go(func() { d.receive(s, stream.RecvMsg, f) })
+	return nil
+}
+
+// greeted reads, with recv into f, the session event and the reply to s's
+// join, which sets where s starts.
+func (d *grpcDriver) greeted(s *subscriber, recv func(any) error, f *wireFrame) error {
+	if err := recv(f); err != nil {
 		return err
 	}
 	if f.other.GetSession() == nil {
 		return errors.New("the stream did not start with a session event")
 	}
-	join := &roomcastv1.SubscribeRequest{Id: "join", Command: &roomcastv1.SubscribeRequest_Join{Join: &roomcastv1.JoinCommand{Room: s.room.name}}}
-	if err := stream.Send(join); err != nil {
-		return err
-	}
-	if err := stream.RecvMsg(f); err != nil {
+	if err := recv(f); err != nil {
 		return err
 	}
 	rep := f.other.GetReply()
@@ -156,16 +183,16 @@ func (d *grpcDriver) join(s *subscriber) error {
 		return fmt.Errorf("join refused: %s", e.GetMessage())
 	}
 	s.last = rep.GetJoin().GetOffset()
-	d.receivers.Go(func() { d.receive(s, stream, f) })
 	return nil
 }
 
-func (d *grpcDriver) receive(s *subscriber, stream grpc.ClientStream, f *wireFrame) {
+// receive takes s's frames with recv until its stream ends.
+func (d *grpcDriver) receive(s *subscriber, recv func(any) error, f *wireFrame) {
 	for {
-		if err := stream.RecvMsg(f); err != nil {
+		if err := recv(f); err != nil {
 			switch {
 			case d.closing.Load():
-			case status.Code(err) == codes.ResourceExhausted:
+			case status.Code(err) == codes.ResourceExhausted, connect.CodeOf(err) == connect.CodeResourceExhausted:
 				d.w.fail("subscriber %d (%s): cut off as a slow consumer: %v", s.id, s.room.name, err)
 			default:
 				d.w.fail("subscriber %d (%s): stream ended: %v", s.id, s.room.name, err)

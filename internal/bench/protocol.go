@@ -46,6 +46,8 @@ type request struct {
 type spec struct {
 	Variant string   `json:"variant"`
 	Addrs   []string `json:"addrs"` // the server's nodes: host:port, or a NATS URL
+	// WebAddrs are the nodes' web listeners, for VariantWatch's subscribers.
+	WebAddrs []string `json:"web_addrs,omitempty"`
 	// PublishNode is the index in Addrs of the node every publisher
 	// publishes to, or -1: publisher p to node p modulo len(Addrs).
 	// Subscriber connection i goes to node i modulo len(Addrs).

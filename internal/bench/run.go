@@ -50,6 +50,12 @@ func setupsOf(variants, engines []string) []setup {
 			out = append(out, setup{v, ""})
 			continue
 		}
+		if v == VariantWatch { // its server is in memory only
+			if slices.Contains(engines, EngineMemory) {
+				out = append(out, setup{v, EngineMemory})
+			}
+			continue
+		}
 		for _, e := range engines {
 			out = append(out, setup{v, e})
 		}
@@ -208,7 +214,7 @@ func (r *runner) measure(ctx context.Context, tr *Trial, name, profile string) (
 	var prefix [6]byte
 	rand.Read(prefix[:])
 	sp := &spec{
-		Variant: tr.Variant, Addrs: tgt.addrs(), PublishNode: cfg.publishNode(tr.Engine), Prefix: "bench." + hex.EncodeToString(prefix[:]),
+		Variant: tr.Variant, Addrs: tgt.addrs(), WebAddrs: webAddrsOf(tgt), PublishNode: cfg.publishNode(tr.Engine), Prefix: "bench." + hex.EncodeToString(prefix[:]),
 		Subscribers: tr.Subscribers, Connections: tr.Connections, Rooms: tr.Rooms, Publishers: tr.Publishers,
 		Payload: tr.PayloadBytes, Rate: tr.PublishRate, Window: tr.Window, Drain: drainTimeout,
 		StreamWindow: r.cfg.StreamWindow,

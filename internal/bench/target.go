@@ -129,6 +129,8 @@ func startTarget(cfg Config, variant, engine string, streamsPerConn int, redis *
 		return remoteTarget{cfg.Server}, nil
 	case variant == VariantNATS:
 		return startNATS()
+	case variant == VariantWatch && engine == EngineMemory:
+		return startWatch(streamsPerConn)
 	case variant != VariantRoomcast && variant != VariantEncodeEach:
 		return nil, fmt.Errorf("unknown variant %q", variant)
 	case engine == EngineRedis:

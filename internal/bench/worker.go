@@ -167,6 +167,8 @@ func newWorker(s spec, hooks workerHooks) (*worker, error) {
 		w.drv = newGRPCDriver(w)
 	case VariantNATS:
 		w.drv = newNATSDriver(w)
+	case VariantWatch:
+		w.drv = newWatchDriver(w)
 	default:
 		return nil, fmt.Errorf("unknown variant %q", s.Variant)
 	}
