@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -19,6 +20,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
 
 	"github.com/roomcast/roomcast/auth"
 	"github.com/roomcast/roomcast/broker"
@@ -33,7 +35,9 @@ import (
 // calls in flight on one connection. The server runs in a process of its
 // own (this test binary, started again as a server: see serveChild), so
 // that server-µs/publish is the server's CPU time alone, user and system,
-// per publish; ns/op and allocs/op are the client's.
+// per publish; ns/op and allocs/op are the client's. The server's CPU
+// profile is written to the file $ROOMCAST_BENCH_SERVER_CPUPROFILE names;
+// $ROOMCAST_BENCH_STREAM_WORKERS overrides its number of stream workers.
 //
 //	go test -run '^$' -bench BenchmarkPublishServe -benchmem -benchtime=20000x -count 6 ./server/
 func BenchmarkPublishServe(b *testing.B) {
@@ -81,6 +85,14 @@ func BenchmarkPublishServe(b *testing.B) {
 // serveChildEnv makes this test binary a server for BenchmarkPublishServe
 // instead of running tests: its value is the mode.
 const serveChildEnv = "ROOMCAST_BENCH_SERVE"
+
+// serveChildWorkersEnv, if set, overrides the server's number of grpc-go
+// stream workers (0: none, a goroutine per call), to compare.
+const serveChildWorkersEnv = "ROOMCAST_BENCH_STREAM_WORKERS"
+
+// serveChildProfileEnv names the file a server process writes its CPU
+// profile to, if set: what -cpuprofile would write of the server's side.
+const serveChildProfileEnv = "ROOMCAST_BENCH_SERVER_CPUPROFILE"
 
 // A test binary started with serveChildEnv serves, before any test or
 // TestMain runs.
@@ -160,6 +172,9 @@ func serveChildMain(mode string) error {
 		server.WithMetrics(prometheus.NewRegistry()),
 		server.WithBrokerOptions(broker.WithBacklog(1<<16, 64<<20), broker.WithMaxRetainedBytes(1<<30)),
 	}
+	if n, err := strconv.Atoi(os.Getenv(serveChildWorkersEnv)); err == nil {
+		opts = append(opts, server.WithGRPCOptions(grpc.NumStreamWorkers(uint32(n))))
+	}
 	var key string
 	switch mode {
 	case "open":
@@ -196,6 +211,17 @@ func serveChildMain(mode string) error {
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(lis) }()
+	if file := os.Getenv(serveChildProfileEnv); file != "" {
+		f, err := os.Create(file)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	fmt.Printf("%s %s\n", lis.Addr(), key)
 	in := bufio.NewScanner(os.Stdin)
 	for in.Scan() {

@@ -99,6 +99,14 @@ func New(opts ...Option) (_ *Server, err error) {
 		// range was validated.
 		grpc.MaxHeaderListSize(uint32(cfg.maxHeaderBytes)),
 		grpc.WaitForHandlers(true), // Stop returns only once every handler has
+		// Calls run on long-lived workers whose stacks have grown already,
+		// rather than each on a new goroutine, whose stack grpc-go's
+		// handling of a unary call grows several times over
+		// (BenchmarkPublishServe). A stream keeps its worker while it lasts,
+		// and a call that finds every worker busy gets a goroutine of its
+		// own, as without workers: there are enough for the unary calls of
+		// a few busy publishers.
+		grpc.NumStreamWorkers(streamWorkers),
 		grpc.Creds(s.resets.credentials(creds)),
 
 		grpc.KeepaliveParams(keepalive.ServerParameters{
@@ -128,20 +136,23 @@ func New(opts ...Option) (_ *Server, err error) {
 	}
 	accessOuter, accessInner := s.accessLog() // see accesslog.go
 	gopts = append(gopts, accessOuter...)
-	// Around authentication, so that the calls it refuses are logged too.
-	gopts = append(gopts, grpc.ChainUnaryInterceptor(acc.log.unary), grpc.ChainStreamInterceptor(acc.log.stream))
-	// After metrics, so that a call ended by a panic is counted as INTERNAL;
-	// before the rest, so that a panic in any of them is recovered too.
-	unaryRecovery, streamRecovery := s.recoveryInterceptors()
-	gopts = append(gopts, grpc.ChainUnaryInterceptor(unaryRecovery), grpc.ChainStreamInterceptor(streamRecovery))
+	// The refusal log goes around authentication, so that the calls it
+	// refuses are logged too; panic recovery after metrics, so that a call
+	// ended by a panic is counted as INTERNAL, and before the rest, so that a
+	// panic in any of them is recovered too. For unary calls both are one
+	// interceptor (see unary.go).
+	gopts = append(gopts, grpc.ChainStreamInterceptor(acc.log.stream, s.streamRecovery()))
+	var authUnary grpc.UnaryServerInterceptor
 	if cfg.authn != nil { // after metrics, so refused calls are counted too
 		in, err := auth.NewInterceptors(cfg.authn)
 		if err != nil {
 			return nil, err
 		}
 		gopts = append(gopts, grpc.InTapHandle(authTap(in, s.access.log, s.guard.authenticated, s.guard.refusedCall)), // credentials are checked before a request is read
-			grpc.ChainUnaryInterceptor(in.UnaryServerInterceptor()), grpc.ChainStreamInterceptor(in.StreamServerInterceptor()))
+			grpc.ChainStreamInterceptor(in.StreamServerInterceptor()))
+		authUnary = in.UnaryServerInterceptor()
 	}
+	gopts = append(gopts, grpc.ChainUnaryInterceptor(s.unaryInterceptors(authUnary)...))
 	gopts = append(gopts, grpc.ChainStreamInterceptor(s.limitStreams)) // after authentication: per credential
 	gopts = append(gopts, accessInner...)
 	gopts = append(gopts, cfg.statsHandlers()...) // none unless tracing is on
@@ -164,6 +175,10 @@ func New(opts ...Option) (_ *Server, err error) {
 	s.health.SetServingStatus(roomcastv1.BrokerService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
 	return s, nil
 }
+
+// streamWorkers is the number of grpc-go's stream workers: idle, each is a
+// parked goroutine, its stack grown by the calls it ran.
+const streamWorkers = 64
 
 // messageOverhead bounds what the broker adds to a published message's
 // payload, content type and headers: room, offset, timestamps, session ids
