@@ -3,6 +3,8 @@ package server
 import (
 	"context"
 	"log/slog"
+	"net"
+	"net/netip"
 	"sync/atomic"
 
 	"golang.org/x/time/rate"
@@ -82,8 +84,14 @@ func (l *failureLog) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServ
 
 // peerAddr is the client's address, "" when unknown.
 func peerAddr(ctx context.Context) string {
-	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
-		return p.Addr.String()
+	p, ok := peer.FromContext(ctx)
+	if !ok || p.Addr == nil {
+		return ""
 	}
-	return ""
+	if tcp, ok := p.Addr.(*net.TCPAddr); ok && tcp.Zone == "" {
+		// As String has it, in one allocation where String takes three.
+		ap := tcp.AddrPort()
+		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()).String()
+	}
+	return p.Addr.String()
 }

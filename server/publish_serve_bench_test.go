@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"runtime"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -35,8 +36,10 @@ import (
 // calls in flight on one connection. The server runs in a process of its
 // own (this test binary, started again as a server: see serveChild), so
 // that server-µs/publish is the server's CPU time alone, user and system,
-// per publish; ns/op and allocs/op are the client's. The server's CPU
-// profile is written to the file $ROOMCAST_BENCH_SERVER_CPUPROFILE names;
+// per publish, and server-allocs/publish its heap allocations; ns/op and
+// allocs/op are the client's. The server's CPU
+// profile is written to the file $ROOMCAST_BENCH_SERVER_CPUPROFILE names,
+// its allocation profile to $ROOMCAST_BENCH_SERVER_MEMPROFILE's;
 // $ROOMCAST_BENCH_STREAM_WORKERS overrides its number of stream workers.
 //
 //	go test -run '^$' -bench BenchmarkPublishServe -benchmem -benchtime=20000x -count 6 ./server/
@@ -64,7 +67,7 @@ func BenchmarkPublishServe(b *testing.B) {
 			defer func() { cancel(); <-drained }()
 			b.ReportAllocs()
 			b.SetParallelism(8) // with GOMAXPROCS 2: 16 calls in flight
-			before := child.cpu(b)
+			cpu0, mallocs0 := child.usage(b)
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {
 				req := &roomcastv1.PublishRequest{Room: "bench", Payload: payload}
@@ -76,7 +79,9 @@ func BenchmarkPublishServe(b *testing.B) {
 				}
 			})
 			b.StopTimer()
-			b.ReportMetric(float64((child.cpu(b)-before).Nanoseconds())/1e3/float64(b.N), "server-µs/publish")
+			cpu1, mallocs1 := child.usage(b)
+			b.ReportMetric(float64((cpu1-cpu0).Nanoseconds())/1e3/float64(b.N), "server-µs/publish")
+			b.ReportMetric(float64(mallocs1-mallocs0)/float64(b.N), "server-allocs/publish")
 			reportRate(b)
 		})
 	}
@@ -85,6 +90,10 @@ func BenchmarkPublishServe(b *testing.B) {
 // serveChildEnv makes this test binary a server for BenchmarkPublishServe
 // instead of running tests: its value is the mode.
 const serveChildEnv = "ROOMCAST_BENCH_SERVE"
+
+// serveChildMemProfileEnv names the file a server process writes its
+// allocation profile to, if set.
+const serveChildMemProfileEnv = "ROOMCAST_BENCH_SERVER_MEMPROFILE"
 
 // serveChildWorkersEnv, if set, overrides the server's number of grpc-go
 // stream workers (0: none, a goroutine per call), to compare.
@@ -146,8 +155,8 @@ func startServeChild(b *testing.B, mode string) *serveChild {
 	return c
 }
 
-// cpu is the child's CPU time so far.
-func (c *serveChild) cpu(b *testing.B) time.Duration {
+// usage is the child's CPU time and heap allocations so far.
+func (c *serveChild) usage(b *testing.B) (time.Duration, uint64) {
 	if _, err := io.WriteString(c.in, "cpu\n"); err != nil {
 		b.Fatal(err)
 	}
@@ -155,16 +164,17 @@ func (c *serveChild) cpu(b *testing.B) time.Duration {
 	if err != nil {
 		b.Fatal(err)
 	}
-	ns, err := strconv.ParseInt(strings.TrimSpace(line), 10, 64)
-	if err != nil {
-		b.Fatal(err)
+	var cpu time.Duration
+	var mallocs uint64
+	if _, err := fmt.Sscan(line, &cpu, &mallocs); err != nil {
+		b.Fatalf("server process said %q: %v", line, err)
 	}
-	return time.Duration(ns)
+	return cpu, mallocs
 }
 
 // serveChildMain runs the child's server: it prints its address and API
 // key, then answers each line "cpu" on stdin with its CPU time in
-// nanoseconds, until stdin closes.
+// nanoseconds and its heap allocations so far, until stdin closes.
 func serveChildMain(mode string) error {
 	opts := []server.Option{
 		server.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))),
@@ -222,6 +232,15 @@ func serveChildMain(mode string) error {
 		}
 		defer pprof.StopCPUProfile()
 	}
+	if file := os.Getenv(serveChildMemProfileEnv); file != "" {
+		runtime.MemProfileRate = 512
+		defer func() {
+			if f, err := os.Create(file); err == nil {
+				pprof.Lookup("allocs").WriteTo(f, 0)
+				f.Close()
+			}
+		}()
+	}
 	fmt.Printf("%s %s\n", lis.Addr(), key)
 	in := bufio.NewScanner(os.Stdin)
 	for in.Scan() {
@@ -229,7 +248,9 @@ func serveChildMain(mode string) error {
 		if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
 			return err
 		}
-		fmt.Println(ru.Utime.Nano() + ru.Stime.Nano())
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		fmt.Println(ru.Utime.Nano()+ru.Stime.Nano(), ms.Mallocs)
 	}
 	srv.Close()
 	return errors.Join(in.Err(), <-served)
