@@ -9,7 +9,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
@@ -119,9 +118,9 @@ func New(opts ...Option) (_ *Server, err error) {
 			PermitWithoutStream: true,            // idle publishers may keep their connection warm
 		}),
 	}
-	var metrics *grpcprom.ServerMetrics
+	var metrics *callMetrics
 	if cfg.registry != nil {
-		m := grpcprom.NewServerMetrics()
+		m := newCallMetrics()
 		if err := cfg.registry.Register(m); err != nil {
 			return nil, fmt.Errorf("server: registering gRPC metrics: %w", err)
 		}
@@ -131,7 +130,7 @@ func New(opts ...Option) (_ *Server, err error) {
 		if err := cfg.registry.Register(s.guard); err != nil {
 			return nil, fmt.Errorf("server: registering connection metrics: %w", err)
 		}
-		gopts = append(gopts, grpc.ChainUnaryInterceptor(m.UnaryServerInterceptor()), grpc.ChainStreamInterceptor(m.StreamServerInterceptor()))
+		gopts = append(gopts, grpc.ChainUnaryInterceptor(m.unary), grpc.ChainStreamInterceptor(m.stream))
 		metrics = m
 	}
 	accessOuter, accessInner := s.accessLog() // see accesslog.go
@@ -164,7 +163,7 @@ func New(opts ...Option) (_ *Server, err error) {
 		return nil, err
 	}
 	if metrics != nil {
-		metrics.InitializeMetrics(s.grpc)
+		metrics.init(s.grpc)
 	}
 	s.stallClock.Store(1)
 	s.detachClock.Store(1)
