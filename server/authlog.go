@@ -61,16 +61,6 @@ func (l *failureLog) refused(err error, peerAddr string, attrs ...any) {
 	l.log.Warn(msg, attrs...)
 }
 
-// unary logs the refusals of unary calls: by the authentication
-// interceptor, which it wraps, and by the handlers.
-func (l *failureLog) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-	resp, err := handler(ctx, req)
-	if err != nil {
-		l.refused(err, peerAddr(ctx), "rpc", info.FullMethod)
-	}
-	return resp, err
-}
-
 // stream logs the refusals that end streams: by the authentication
 // interceptor, and the end of a stream whose credential expired or was
 // revoked. A stream's refused commands are logged where they are refused.

@@ -16,8 +16,9 @@ import (
 // docs/operations.md), which dashboards rely on. Its interceptors look the
 // counters of a call's method up once, in a map made when the server
 // starts, where go-grpc-middleware's look up a counter by its labels for
-// every call and every message (hashing them under a lock): that was a
-// fifth of what its interceptors cost a unary Publish.
+// every call and every message (hashing them under a lock): in a CPU
+// profile of BenchmarkPublishServe, that was about a fifth of the time a
+// unary Publish spent in the server's interceptors.
 //
 // Its methods are safe for concurrent use once init has run.
 type callMetrics struct {
