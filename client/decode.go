@@ -21,10 +21,10 @@ import (
 // MessageBatch and its slice, and for each message the message, its
 // payload's oneof wrapper, its timestamp and a copy of every string. The
 // stream's codec (streamCodec) decodes a batch instead straight into
-// messages, each allocated with its wrapper and timestamp in one piece,
-// with the strings that repeat from message to message (room, content
-// type, publisher session) shared, and skips the presence events the
-// subscription does not deliver. Session events and replies, a few per
+// messages, each allocated with its event, wrapper, timestamp and (up to
+// 256 bytes) payload in one piece, with the strings that repeat from
+// message to message (room, content type, publisher session) shared, and
+// skips the presence events the subscription does not deliver. Session events and replies, a few per
 // stream, go through proto.Unmarshal.
 //
 // The messages equal what proto.Unmarshal would make of them, but for
@@ -165,12 +165,47 @@ type messageBox struct {
 	ts   timestamppb.Timestamp
 }
 
+// newBox returns a new box, and n bytes for its payload: in the same
+// allocation when n is small, as most payloads are, so that a message
+// costs one allocation. The bytes are the message's, capped to n.
+func newBox(n int) (*messageBox, []byte) {
+	switch {
+	case n <= 64:
+		b := new(struct {
+			messageBox
+			buf [64]byte
+		})
+		return &b.messageBox, b.buf[:n:n]
+	case n <= 256:
+		b := new(struct {
+			messageBox
+			buf [256]byte
+		})
+		return &b.messageBox, b.buf[:n:n]
+	}
+	return new(messageBox), make([]byte, n)
+}
+
+// payload kinds of a message being decoded.
+const (
+	noPayload = iota
+	dataPayload
+	textPayload
+)
+
 // decodeMessage decodes Message b into a new message, in its event. The
-// message owns its payload: nothing else refers to it.
+// message owns its payload: nothing else refers to it. The fields are read
+// first and the message allocated last, when its payload's size is known.
 func (r *response) decodeMessage(b []byte) (*Event, error) {
-	box := new(messageBox)
-	m := &box.m
-	box.ev.Message = m
+	var (
+		room, contentType, publisher, text string
+		offset                             uint64
+		payload                            = noPayload
+		data                               []byte // b's: copied into the message
+		headers                            map[string]string
+		ts                                 timestamppb.Timestamp // merged: copied field by field
+		hasTS                              bool
+	)
 	for len(b) > 0 {
 		num, typ, n := protowire.ConsumeTag(b)
 		if n < 0 {
@@ -196,35 +231,50 @@ func (r *response) decodeMessage(b []byte) (*Event, error) {
 		var err error
 		switch {
 		case typ == protowire.VarintType && num == msgOffset:
-			m.Offset = x
+			offset = x
 		case typ != protowire.BytesType:
 		case num == msgRoom:
-			m.Room, err = r.strs.get(v)
+			room, err = r.strs.get(v)
 		case num == msgData:
-			box.data.Data = append(make([]byte, 0, len(v)), v...)
-			m.Payload = &box.data
+			payload, data = dataPayload, v
 		case num == msgText:
 			if !utf8.Valid(v) {
 				return nil, errInvalidUTF8
 			}
-			box.text.Text = string(v)
-			m.Payload = &box.text
+			payload, text = textPayload, string(v)
 		case num == msgContentType:
-			m.ContentType, err = r.strs.get(v)
+			contentType, err = r.strs.get(v)
 		case num == msgHeaders:
-			if m.Headers == nil {
-				m.Headers = make(map[string]string, 1)
+			if headers == nil {
+				headers = make(map[string]string, 1)
 			}
-			err = decodeEntry(v, m.Headers)
+			err = decodeEntry(v, headers)
 		case num == msgPublishTime:
-			m.PublishTime = &box.ts
-			err = decodeTimestamp(v, &box.ts)
+			hasTS = true
+			err = decodeTimestamp(v, &ts)
 		case num == msgPublisherSession:
-			m.PublisherSession, err = r.strs.get(v)
+			publisher, err = r.strs.get(v)
 		}
 		if err != nil {
 			return nil, err
 		}
+	}
+	box, buf := newBox(len(data))
+	m := &box.m
+	box.ev.Message = m
+	m.Room, m.Offset, m.ContentType, m.Headers, m.PublisherSession = room, offset, contentType, headers, publisher
+	switch payload {
+	case dataPayload:
+		copy(buf, data)
+		box.data.Data = buf
+		m.Payload = &box.data
+	case textPayload:
+		box.text.Text = text
+		m.Payload = &box.text
+	}
+	if hasTS {
+		box.ts.Seconds, box.ts.Nanos = ts.Seconds, ts.Nanos
+		m.PublishTime = &box.ts
 	}
 	return &box.ev, nil
 }

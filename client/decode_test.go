@@ -177,6 +177,32 @@ func TestDecodedPayloadIsTheMessages(t *testing.T) {
 	}
 }
 
+// Payloads of every size are decoded whole, each in bytes of its own whose
+// capacity ends with it, so that appending to one cannot write over
+// another's.
+func TestDecodePayloadSizes(t *testing.T) {
+	batch := &roomcastv1.MessageBatch{}
+	for _, n := range []int{0, 1, 63, 64, 65, 255, 256, 257, 4096} {
+		data := bytes.Repeat([]byte{byte(n)}, n)
+		batch.Messages = append(batch.Messages, &roomcastv1.Message{Room: "r", Offset: uint64(n + 1), Payload: &roomcastv1.Message_Data{Data: data}})
+	}
+	b, err := proto.Marshal(&roomcastv1.SubscribeResponse{Event: &roomcastv1.SubscribeResponse_Batch{Batch: batch}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkDecode(t, b)
+	var r response
+	if err := r.decode(b); err != nil {
+		t.Fatal(err)
+	}
+	for i, ev := range r.msgs {
+		want := batch.Messages[i].GetData()
+		if got := ev.Message.GetData(); !bytes.Equal(got, want) || cap(got) != len(want) {
+			t.Errorf("a payload of %d bytes: got %d bytes, capacity %d", len(want), len(got), cap(got))
+		}
+	}
+}
+
 // Strings are checked for UTF-8, as proto3 requires, wherever they are.
 func TestDecodeRefusesInvalidUTF8(t *testing.T) {
 	bad := []byte("\xff")
