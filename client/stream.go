@@ -24,7 +24,7 @@ type conn struct {
 	pending   map[string]*pending // commands waiting for their reply, by id
 	ready     bool                // every room is joined: the stream works
 	rejoining int                 // rejoin replies still to come
-	staged    []*Message          // received while rejoining, queued once done
+	staged    []*Event            // messages received while rejoining, queued once done
 	rejoined  []rejoined          // outcomes of the rejoins so far
 	reconnect *Reconnected        // queued once rejoining is done
 	lostAt    time.Time           // when the last working stream ended
@@ -33,6 +33,7 @@ type conn struct {
 
 	done chan struct{} // closed when the receiver has returned
 	err  error         // what Recv returned; read after done
+	resp response      // the receiver's: the response being read
 }
 
 // cmdKind is what a pending command does.
@@ -71,18 +72,19 @@ func (c *conn) send(req *roomcastv1.SubscribeRequest) error {
 // receive is the only reader of c's stream. It runs until the stream ends.
 func (s *Subscription) receive(c *conn) {
 	defer close(c.done)
+	r := &c.resp
 	for {
 		s.waitForSpace(c)
-		resp, err := c.stream.Recv()
-		if err != nil {
+		r.reset()
+		if err := c.stream.RecvMsg(r); err != nil {
 			c.err = err
 			return
 		}
-		switch ev := resp.GetEvent().(type) {
-		case *roomcastv1.SubscribeResponse_Reply:
-			s.replied(c, ev.Reply)
-		case *roomcastv1.SubscribeResponse_Batch:
-			s.received(c, ev.Batch.GetMessages())
+		switch {
+		case r.reply != nil:
+			s.replied(c, r.reply)
+		case r.batch:
+			s.received(c, r.msgs)
 		}
 		// Anything else (a repeated session event, an event a later server
 		// adds) is ignored.
@@ -107,17 +109,18 @@ func (s *Subscription) waitForSpace(c *conn) {
 	}
 }
 
-// received queues messages, or stages them while the rooms are rejoined.
-func (s *Subscription) received(c *conn, msgs []*Message) {
+// received queues messages, each in its event, or stages them while the
+// rooms are rejoined.
+func (s *Subscription) received(c *conn, msgs []*Event) {
 	if len(msgs) == 0 {
 		return
 	}
 	s.mu.Lock()
-	for _, m := range msgs {
+	for _, ev := range msgs {
 		if c.rejoining > 0 {
-			c.staged = append(c.staged, m)
+			c.staged = append(c.staged, ev)
 		} else {
-			s.pushMessage(m)
+			s.pushMessage(ev)
 		}
 	}
 	s.mu.Unlock()
@@ -240,8 +243,8 @@ func (s *Subscription) rejoinedAll(c *conn) {
 	for _, ev := range gaps {
 		s.push(ev)
 	}
-	for _, m := range c.staged {
-		s.pushMessage(m)
+	for _, ev := range c.staged {
+		s.pushMessage(ev)
 	}
 	c.staged, c.rejoined, c.reconnect = nil, nil, nil
 }

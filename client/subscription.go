@@ -140,7 +140,7 @@ func (c *Client) Subscribe(ctx context.Context, rooms ...string) (*Subscription,
 
 // open starts a Subscribe stream and reads the session event it begins with.
 func (c *Client) open(ctx context.Context) (subscribeStream, *roomcastv1.SessionEvent, error) {
-	stream, err := c.rpc.Subscribe(ctx)
+	stream, err := c.rpc.Subscribe(ctx, grpc.ForceCodecV2(subscribeCodec))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -471,15 +471,17 @@ func (s *Subscription) push(ev *Event) {
 	}
 }
 
-// pushMessage queues m if it is the next message of a room the
-// subscription is in, and moves the room's position to it. Caller holds mu.
-func (s *Subscription) pushMessage(m *Message) {
+// pushMessage queues ev, an event of a message, if the message is the
+// next of a room the subscription is in, and moves the room's position to
+// it. Caller holds mu.
+func (s *Subscription) pushMessage(ev *Event) {
+	m := ev.Message
 	st := s.rooms[m.GetRoom()]
 	if st == nil || !st.joined || m.GetOffset() <= st.pos.Offset {
 		return // left, or already delivered
 	}
 	st.pos.Offset = m.GetOffset()
-	s.push(&Event{Message: m})
+	s.push(ev)
 }
 
 // hasSpace reports whether the queue may take more messages. Caller holds mu.

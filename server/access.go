@@ -70,7 +70,8 @@ func (a *access) identity(ctx context.Context) *auth.Identity {
 		anon = *id // its grants
 	}
 	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
-		anon.Subject = auth.AnonymousSubject + "@" + clientKey(p.Addr)
+		var buf [64]byte // the subject is built in one allocation
+		anon.Subject = string(appendClientKey(append(buf[:0], auth.AnonymousSubject+"@"...), p.Addr))
 	}
 	return &anon
 }

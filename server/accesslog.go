@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/roomcast/roomcast/auth"
 	"github.com/roomcast/roomcast/broker"
 	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
 )
@@ -70,19 +71,42 @@ const maxLoggedRooms = 16
 // callRecord is what a call did, for its access line. Its methods are safe
 // for concurrent use, and on a nil record (no access log) do nothing.
 type callRecord struct {
-	subject string // set before the handler runs, read after it returned
-	ran     bool   // the handler ran: authentication let the call through
+	subject string         // set before the handler runs, read after it returned
+	ran     bool           // the handler ran: authentication let the call through
+	caller  *auth.Identity // a unary call's, set with subject: its handler need not work it out again
 
 	mu        sync.Mutex
 	session   string
 	sub       *broker.Subscriber // a Subscribe stream's, for the messages sent
 	rooms     []string           // distinct, at most maxLoggedRooms
+	roomBuf   [1]string          // rooms' first array: a unary call names one room
 	moreRooms int
 	published int // a PublishStream's publishes sequenced
 	refused   int // and refused
 }
 
 type recordKey struct{}
+
+// recordContext is a context carrying a call record: the two in one
+// allocation, where context.WithValue and the record would take two.
+type recordContext struct {
+	context.Context
+	r callRecord
+}
+
+func (c *recordContext) Value(key any) any {
+	if key == (recordKey{}) {
+		return &c.r
+	}
+	return c.Context.Value(key)
+}
+
+// withRecord returns ctx carrying a new call record, and the record.
+func withRecord(ctx context.Context) (context.Context, *callRecord) {
+	rc := &recordContext{Context: ctx}
+	rc.r.rooms = rc.r.roomBuf[:0]
+	return rc, &rc.r
+}
 
 // recordOf returns the call record of the call ctx belongs to; nil without
 // an access log.
@@ -140,38 +164,38 @@ func (r *callRecord) publish(room string, ok bool) {
 	}
 }
 
-// fields are the record's attributes for the access line of a call to
-// method.
-func (r *callRecord) fields(method string) []any {
+// fields appends the record's attributes for the access line of a call
+// to method to f.
+func (r *callRecord) fields(f []slog.Attr, method string) []slog.Attr {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	f := []any{"subject", r.subject}
+	f = append(f, slog.String("subject", r.subject))
 	if r.session != "" {
-		f = append(f, "session", r.session)
+		f = append(f, slog.String("session", r.session))
 	}
 	if len(r.rooms) > 0 {
 		rooms := strings.Join(r.rooms, ",")
 		if r.moreRooms > 0 {
 			rooms += ",..."
 		}
-		f = append(f, "rooms", rooms)
+		f = append(f, slog.String("rooms", rooms))
 		if r.moreRooms > 0 {
-			f = append(f, "more_rooms", r.moreRooms)
+			f = append(f, slog.Int("more_rooms", r.moreRooms))
 		}
 	}
 	if r.sub != nil {
-		f = append(f, "messages_sent", r.sub.Delivered())
+		f = append(f, slog.Uint64("messages_sent", r.sub.Delivered()))
 	}
 	if strings.HasSuffix(method, "/PublishStream") {
-		f = append(f, "published", r.published, "refused", r.refused)
+		f = append(f, slog.Int("published", r.published), slog.Int("refused", r.refused))
 	}
 	return f
 }
 
 // accessLog returns the interceptors that log calls, for New: those that
 // make a call's record and log it, to chain before authentication, and
-// those that fill it, to chain after. Both are nil when the access log is
-// off.
+// the stream one that fills it, to chain after (a unary call's record is
+// filled by unaryInterceptors'). Both are nil when the access log is off.
 func (s *Server) accessLog() (outer, inner []grpc.ServerOption) {
 	if !s.cfg.accessLog {
 		return nil, nil
@@ -182,11 +206,14 @@ func (s *Server) accessLog() (outer, inner []grpc.ServerOption) {
 			if !logged(info.FullMethod) {
 				return handler(ctx, req)
 			}
-			r := new(callRecord)
+			rctx, r := withRecord(ctx)
 			began := time.Now()
-			resp, err := r.dropRefusal(handler)(context.WithValue(ctx, recordKey{}, r), req)
-			if r.ran {
-				log.Log(ctx, level, "finished call", callFields(ctx, info.FullMethod, interceptors.Unary, r, err, time.Since(began))...)
+			resp, err := handler(rctx, req)
+			if c := status.Code(err); c == codes.Unauthenticated || c == codes.PermissionDenied {
+				r.ran = false // the refusal log has it
+			}
+			if r.ran && log.Enabled(ctx, level) {
+				log.LogAttrs(ctx, level, "finished call", callFields(ctx, info.FullMethod, interceptors.Unary, r, err, time.Since(began))...)
 			}
 			return resp, err
 		}),
@@ -194,25 +221,16 @@ func (s *Server) accessLog() (outer, inner []grpc.ServerOption) {
 			if !logged(info.FullMethod) {
 				return handler(srv, ss)
 			}
-			r := new(callRecord)
+			rctx, r := withRecord(ss.Context())
 			began := time.Now()
-			err := handler(srv, &recordedStream{ServerStream: ss, ctx: context.WithValue(ss.Context(), recordKey{}, r)})
-			if r.ran {
-				log.Log(ss.Context(), level, "finished call", callFields(ss.Context(), info.FullMethod, streamType(info), r, err, time.Since(began))...)
+			err := handler(srv, &recordedStream{ServerStream: ss, ctx: rctx})
+			if r.ran && log.Enabled(ss.Context(), level) {
+				log.LogAttrs(ss.Context(), level, "finished call", callFields(ss.Context(), info.FullMethod, streamType(info), r, err, time.Since(began))...)
 			}
 			return err
 		}),
 	}
 	inner = []grpc.ServerOption{
-		grpc.ChainUnaryInterceptor(func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-			if r := recordOf(ctx); r != nil {
-				r.subject, r.ran = s.access.identity(ctx).Subject, true
-				if x, ok := req.(interface{ GetRoom() string }); ok && x.GetRoom() != "" {
-					r.room(x.GetRoom())
-				}
-			}
-			return handler(ctx, req)
-		}),
 		grpc.ChainStreamInterceptor(func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 			if r := recordOf(ss.Context()); r != nil {
 				r.subject, r.ran = s.access.identity(ss.Context()).Subject, true
@@ -224,16 +242,18 @@ func (s *Server) accessLog() (outer, inner []grpc.ServerOption) {
 }
 
 // callFields are the attributes of an access line: those of
-// go-grpc-middleware's logging interceptor, and the record's.
-func callFields(ctx context.Context, fullMethod string, typ interceptors.GRPCType, r *callRecord, err error, d time.Duration) []any {
+// go-grpc-middleware's logging interceptor, and the record's. They are
+// slog.Attrs, which hold strings and numbers without boxing them.
+func callFields(ctx context.Context, fullMethod string, typ interceptors.GRPCType, r *callRecord, err error, d time.Duration) []slog.Attr {
 	service, method, _ := strings.Cut(strings.TrimPrefix(fullMethod, "/"), "/")
-	f := []any{logging.ServiceFieldKey, service, logging.MethodFieldKey, method, logging.MethodTypeFieldKey, string(typ), "peer.address", peerAddr(ctx)}
-	f = append(f, r.fields(fullMethod)...)
-	f = append(f, "grpc.code", status.Code(err).String())
+	f := make([]slog.Attr, 0, 16)
+	f = append(f, slog.String(logging.ServiceFieldKey, service), slog.String(logging.MethodFieldKey, method), slog.String(logging.MethodTypeFieldKey, string(typ)), slog.String("peer.address", peerAddr(ctx)))
+	f = r.fields(f, fullMethod)
+	f = append(f, slog.String("grpc.code", status.Code(err).String()))
 	if err != nil {
-		f = append(f, "grpc.error", err.Error())
+		f = append(f, slog.String("grpc.error", err.Error()))
 	}
-	return append(f, "duration", d)
+	return append(f, slog.Duration("duration", d))
 }
 
 func streamType(info *grpc.StreamServerInfo) interceptors.GRPCType {
@@ -244,18 +264,6 @@ func streamType(info *grpc.StreamServerInfo) interceptors.GRPCType {
 		return interceptors.ServerStream
 	}
 	return interceptors.BidiStream
-}
-
-// dropRefusal wraps a unary handler so that a refusal it returns leaves
-// the record unran: the refusal log has it.
-func (r *callRecord) dropRefusal(h grpc.UnaryHandler) grpc.UnaryHandler {
-	return func(ctx context.Context, req any) (any, error) {
-		resp, err := h(ctx, req)
-		if c := status.Code(err); c == codes.Unauthenticated || c == codes.PermissionDenied {
-			r.ran = false
-		}
-		return resp, err
-	}
 }
 
 // logged reports whether calls to fullMethod get access lines: all but

@@ -1,10 +1,12 @@
 package server_test
 
 import (
+	"context"
 	"net"
 	"testing"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
 	"github.com/roomcast/roomcast/auth"
@@ -64,5 +66,19 @@ func TestClientKeys(t *testing.T) {
 	}
 	if got := server.ClientKey(&net.UnixAddr{Name: "/run/roomcast.sock", Net: "unix"}); got != "/run/roomcast.sock" {
 		t.Errorf("ClientKey of a Unix socket: %q", got)
+	}
+}
+
+// A client's address is logged as net.TCPAddr.String has it.
+func TestPeerAddrs(t *testing.T) {
+	for _, a := range []string{"127.0.0.1:5000", "[::ffff:10.1.2.3]:9", "[::1]:80", "[2001:db8::1]:443", "[fe80::1%eth0]:5000"} {
+		addr, err := net.ResolveTCPAddr("tcp", a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx := peer.NewContext(context.Background(), &peer.Peer{Addr: addr})
+		if got := server.PeerAddr(ctx); got != addr.String() {
+			t.Errorf("PeerAddr(%s) = %q, want %q", a, got, addr.String())
+		}
 	}
 }

@@ -12,3 +12,6 @@ var ClientKey = clientKey
 // JSONFragmentsRendered reports how many batch entries s rendered as JSON
 // for web Watch calls.
 func JSONFragmentsRendered(s *Server) uint64 { return s.jsonFragments.Encodes() }
+
+// PeerAddr is peerAddr.
+var PeerAddr = peerAddr

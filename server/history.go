@@ -69,7 +69,7 @@ func (s *Server) history(ctx context.Context, req *roomcastv1.HistoryRequest) (*
 	if err != nil {
 		return nil, err
 	}
-	id := s.access.identity(ctx)
+	id := s.caller(ctx)
 	if err := s.access.allow(id, auth.Subscribe, req.GetRoom()); err != nil {
 		return nil, err
 	}
@@ -107,7 +107,7 @@ func (s *Server) Presence(ctx context.Context, req *roomcastv1.PresenceRequest) 
 	if err != nil {
 		return nil, err
 	}
-	id := s.access.identity(ctx)
+	id := s.caller(ctx)
 	if err := s.access.allow(id, auth.Presence, req.GetRoom()); err != nil {
 		return nil, err
 	}

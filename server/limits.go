@@ -200,14 +200,26 @@ func (l *limits) validate() error {
 // address, or the /64 of their IPv6 address, since one site or host usually
 // has a whole /64 to pick addresses from. Other addresses (Unix sockets, in-
 // memory listeners) are their String.
-func clientKey(addr net.Addr) string {
-	ap, err := netip.ParseAddrPort(addr.String())
-	if err != nil {
-		return addr.String()
+func clientKey(addr net.Addr) string { return string(appendClientKey(nil, addr)) }
+
+// appendClientKey appends clientKey(addr) to b. A TCP address, what every
+// call over the network has, is read as it is, not printed and parsed.
+func appendClientKey(b []byte, addr net.Addr) []byte {
+	var ip netip.Addr
+	if tcp, ok := addr.(*net.TCPAddr); ok {
+		if ip, ok = netip.AddrFromSlice(tcp.IP); !ok {
+			return append(b, addr.String()...)
+		}
+	} else {
+		ap, err := netip.ParseAddrPort(addr.String())
+		if err != nil {
+			return append(b, addr.String()...)
+		}
+		ip = ap.Addr()
 	}
-	ip := ap.Addr().Unmap().WithZone("")
+	ip = ip.Unmap().WithZone("")
 	if ip.Is6() {
-		return netip.PrefixFrom(ip, 64).Masked().String()
+		return netip.PrefixFrom(ip, 64).Masked().AppendTo(b)
 	}
-	return ip.String()
+	return ip.AppendTo(b)
 }

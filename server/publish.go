@@ -19,7 +19,7 @@ func (s *Server) Publish(ctx context.Context, req *roomcastv1.PublishRequest) (*
 	if s.isDraining() {
 		return nil, status.Error(codes.Unavailable, "server is shutting down; publish to another instance or retry")
 	}
-	return s.publish(ctx, s.access.identity(ctx), req)
+	return s.publish(ctx, s.caller(ctx), req)
 }
 
 // publish checks req as a publish by id and sequences it: validation, size

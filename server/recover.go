@@ -16,8 +16,8 @@ import (
 // never the process: a stream's reader and the connection writers recover,
 // log the panic with its stack, count it in roomcast_panics_total, and end
 // that one stream with INTERNAL. A call's handler is recovered the same way,
-// by go-grpc-middleware's recovery interceptors (see recoveryInterceptors),
-// and ends that call. A writer that panics hands its connection's lists to
+// by unaryCalls for unary calls and go-grpc-middleware's recovery
+// interceptor for streams (see streamRecovery), and ends that call. A writer that panics hands its connection's lists to
 // a successor first (see connWriter.recoverPanic), so the connection's
 // other streams go on.
 
@@ -74,16 +74,20 @@ func (w *connWriter) recoverPanic() {
 	}
 }
 
-// recoveryInterceptors return go-grpc-middleware's recovery interceptors:
-// a call whose handler (or a later interceptor) panics ends with INTERNAL,
-// after recovered. The client is told nothing of the panic.
-func (s *Server) recoveryInterceptors() (grpc.UnaryServerInterceptor, grpc.StreamServerInterceptor) {
-	handle := recovery.WithRecoveryHandlerContext(func(ctx context.Context, p any) error {
-		method, _ := grpc.Method(ctx)
-		s.recovered(p, method, "")
-		return status.Error(codes.Internal, "the server failed this call; it has been logged")
-	})
-	return recovery.UnaryServerInterceptor(handle), recovery.StreamServerInterceptor(handle)
+// callPanicked logs and counts panic p of the call of ctx, and returns
+// the status that ends the call. The client is told nothing of the panic.
+func (s *Server) callPanicked(ctx context.Context, p any) error {
+	method, _ := grpc.Method(ctx)
+	s.recovered(p, method, "")
+	return status.Error(codes.Internal, "the server failed this call; it has been logged")
+}
+
+// streamRecovery returns go-grpc-middleware's recovery interceptor for
+// streams: a stream whose handler (or a later interceptor) panics ends
+// with INTERNAL, after callPanicked. Unary calls are recovered by
+// unaryCalls.
+func (s *Server) streamRecovery() grpc.StreamServerInterceptor {
+	return recovery.StreamServerInterceptor(recovery.WithRecoveryHandlerContext(s.callPanicked))
 }
 
 // guarded runs one round of a goroutine of the server's own (the sweeper,

@@ -10,7 +10,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
@@ -108,6 +107,14 @@ func New(opts ...Option) (_ *Server, err error) {
 		// range was validated.
 		grpc.MaxHeaderListSize(uint32(cfg.maxHeaderBytes)),
 		grpc.WaitForHandlers(true), // Stop returns only once every handler has
+		// Calls run on long-lived workers whose stacks have grown already,
+		// rather than each on a new goroutine, whose stack grpc-go's
+		// handling of a unary call grows several times over
+		// (BenchmarkPublishServe). A stream keeps its worker while it lasts,
+		// and a call that finds every worker busy gets a goroutine of its
+		// own, as without workers: there are enough for the unary calls of
+		// a few busy publishers.
+		grpc.NumStreamWorkers(streamWorkers),
 		grpc.Creds(s.resets.credentials(creds)),
 
 		grpc.KeepaliveParams(keepalive.ServerParameters{
@@ -120,9 +127,9 @@ func New(opts ...Option) (_ *Server, err error) {
 			PermitWithoutStream: true,            // idle publishers may keep their connection warm
 		}),
 	}
-	var metrics *grpcprom.ServerMetrics
+	var metrics *callMetrics
 	if cfg.registry != nil {
-		m := grpcprom.NewServerMetrics()
+		m := newCallMetrics()
 		if err := cfg.registry.Register(m); err != nil {
 			return nil, fmt.Errorf("server: registering gRPC metrics: %w", err)
 		}
@@ -132,17 +139,18 @@ func New(opts ...Option) (_ *Server, err error) {
 		if err := cfg.registry.Register(s.guard); err != nil {
 			return nil, fmt.Errorf("server: registering connection metrics: %w", err)
 		}
-		gopts = append(gopts, grpc.ChainUnaryInterceptor(m.UnaryServerInterceptor()), grpc.ChainStreamInterceptor(m.StreamServerInterceptor()))
+		gopts = append(gopts, grpc.ChainUnaryInterceptor(m.unary), grpc.ChainStreamInterceptor(m.stream))
 		metrics = m
 	}
 	accessOuter, accessInner := s.accessLog() // see accesslog.go
 	gopts = append(gopts, accessOuter...)
-	// Around authentication, so that the calls it refuses are logged too.
-	gopts = append(gopts, grpc.ChainUnaryInterceptor(acc.log.unary), grpc.ChainStreamInterceptor(acc.log.stream))
-	// After metrics, so that a call ended by a panic is counted as INTERNAL;
-	// before the rest, so that a panic in any of them is recovered too.
-	unaryRecovery, streamRecovery := s.recoveryInterceptors()
-	gopts = append(gopts, grpc.ChainUnaryInterceptor(unaryRecovery), grpc.ChainStreamInterceptor(streamRecovery))
+	// The refusal log goes around authentication, so that the calls it
+	// refuses are logged too; panic recovery after metrics, so that a call
+	// ended by a panic is counted as INTERNAL, and before the rest, so that a
+	// panic in any of them is recovered too. For unary calls both are one
+	// interceptor (see unary.go).
+	gopts = append(gopts, grpc.ChainStreamInterceptor(acc.log.stream, s.streamRecovery()))
+	var authUnary grpc.UnaryServerInterceptor
 	if cfg.authn != nil { // after metrics, so refused calls are counted too
 		in, err := auth.NewInterceptors(cfg.authn)
 		if err != nil {
@@ -150,8 +158,10 @@ func New(opts ...Option) (_ *Server, err error) {
 		}
 		s.tap = authTap(in, s.access.log, s.guard.authenticated, s.guard.refusedCall)
 		gopts = append(gopts, grpc.InTapHandle(s.tap), // credentials are checked before a request is read
-			grpc.ChainUnaryInterceptor(in.UnaryServerInterceptor()), grpc.ChainStreamInterceptor(in.StreamServerInterceptor()))
+			grpc.ChainStreamInterceptor(in.StreamServerInterceptor()))
+		authUnary = in.UnaryServerInterceptor()
 	}
+	gopts = append(gopts, grpc.ChainUnaryInterceptor(s.unaryInterceptors(authUnary)...))
 	gopts = append(gopts, grpc.ChainStreamInterceptor(s.limitStreams)) // after authentication: per credential
 	gopts = append(gopts, accessInner...)
 	gopts = append(gopts, cfg.statsHandlers()...) // none unless tracing is on
@@ -163,7 +173,7 @@ func New(opts ...Option) (_ *Server, err error) {
 		return nil, err
 	}
 	if metrics != nil {
-		metrics.InitializeMetrics(s.grpc)
+		metrics.init(s.grpc)
 	}
 	s.stallClock.Store(1)
 	s.detachClock.Store(1)
@@ -180,6 +190,10 @@ func New(opts ...Option) (_ *Server, err error) {
 func (cfg *config) requestLimits() requestLimits {
 	return requestLimits{publish: cfg.maxMessageBytes + messageOverhead, watch: maxWatchBytes(cfg.maxRooms)}
 }
+
+// streamWorkers is the number of grpc-go's stream workers: idle, each is a
+// parked goroutine, its stack grown by the calls it ran.
+const streamWorkers = 64
 
 // messageOverhead bounds what the broker adds to a published message's
 // payload, content type and headers: room, offset, timestamps, session ids

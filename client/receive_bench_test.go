@@ -1,0 +1,284 @@
+//go:build unix
+
+package client_test
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	natsserver "github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+
+	"github.com/roomcast/roomcast/broker"
+	"github.com/roomcast/roomcast/client"
+	"github.com/roomcast/roomcast/server"
+)
+
+// BenchmarkReceive measures what receiving costs a subscriber, per
+// delivery: one subscriber of one room, 64-byte messages published as
+// fast as the publisher can, through roomcast with the client package
+// (Subscription.Next) and, for comparison in the same run, through an
+// embedded NATS server with nats.go (a callback subscription, as nats.go's
+// users mostly receive). The subscriber runs in a process of its own (this
+// test binary, started again: see receiveChildMain), so that
+// sub-ns/delivery and sub-allocs/delivery are its CPU time and heap
+// allocations alone, from its subscription being ready to the last
+// message; ns/op is the wall time per delivery, publisher and server in
+// this process included. The subscriber's CPU profile is written to the
+// file $ROOMCAST_BENCH_SUBSCRIBER_CPUPROFILE names.
+//
+//	go test -run '^$' -bench BenchmarkReceive -benchtime=50000x -count 6 ./client/
+func BenchmarkReceive(b *testing.B) {
+	data := make([]byte, 64)
+	b.Run("roomcast", func(b *testing.B) {
+		// A backlog that holds a whole run, so that the subscriber is not cut
+		// off as a slow consumer while it catches up.
+		_, addr := start(b, server.WithBrokerOptions(broker.WithBacklog(1<<20, 1<<30), broker.WithMaxRetainedBytes(1<<31)))
+		ctx := testCtx(b)
+		p := newPublisher(b, ctx, dial(b, addr))
+		child := startReceiveChild(b, "roomcast", addr, b.N)
+		b.ResetTimer()
+		calls := make(chan *client.PublishCall, client.DefaultMaxInFlight)
+		waited := make(chan error, 1)
+		go func() {
+			var err error
+			for call := range calls {
+				if _, _, e := call.Wait(ctx); e != nil && err == nil {
+					err = e
+				}
+			}
+			waited <- err
+		}()
+		for range b.N {
+			calls <- p.PublishAsync(ctx, "bench", data)
+		}
+		close(calls)
+		if err := <-waited; err != nil {
+			b.Fatal(err)
+		}
+		child.report(b)
+	})
+	b.Run("nats", func(b *testing.B) {
+		ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
+		if err != nil {
+			b.Fatal(err)
+		}
+		go ns.Start()
+		b.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+		if !ns.ReadyForConnections(10 * time.Second) {
+			b.Fatal("nats-server did not start")
+		}
+		nc, err := nats.Connect(ns.ClientURL())
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(nc.Close)
+		child := startReceiveChild(b, "nats", ns.ClientURL(), b.N)
+		b.ResetTimer()
+		for range b.N {
+			if err := nc.Publish("bench", data); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := nc.Flush(); err != nil {
+			b.Fatal(err)
+		}
+		child.report(b)
+	})
+}
+
+// receiveChildEnv makes this test binary a subscriber for BenchmarkReceive
+// instead of running tests: its value is "system address count".
+const receiveChildEnv = "ROOMCAST_BENCH_RECEIVE"
+
+// receiveChildProfileEnv names the file a subscriber process writes its
+// CPU profile to, if set.
+const receiveChildProfileEnv = "ROOMCAST_BENCH_SUBSCRIBER_CPUPROFILE"
+
+// A test binary started with receiveChildEnv subscribes, before any test
+// or TestMain runs.
+func init() {
+	if spec := os.Getenv(receiveChildEnv); spec != "" {
+		if err := receiveChildMain(spec); err != nil {
+			fmt.Fprintln(os.Stderr, "subscriber process:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+}
+
+// receiveChild is a subscriber in a process of its own.
+type receiveChild struct {
+	cmd *exec.Cmd
+	out *bufio.Reader
+	n   int
+}
+
+// startReceiveChild starts this test binary again as a subscriber of room
+// (or subject) "bench" of the server of system at addr, expecting n
+// messages, and returns once it is subscribed.
+func startReceiveChild(b *testing.B, system, addr string, n int) *receiveChild {
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s %s %d", receiveChildEnv, system, addr, n))
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	c := &receiveChild{cmd: cmd, out: bufio.NewReader(out), n: n}
+	b.Cleanup(func() {
+		if c.cmd != nil {
+			c.cmd.Process.Kill()
+			c.cmd.Wait()
+		}
+	})
+	if line, err := c.out.ReadString('\n'); err != nil || line != "ready\n" {
+		b.Fatalf("subscriber process: %q, %v", line, err)
+	}
+	return c
+}
+
+// report waits for the child to receive every message, and reports what
+// it spent.
+func (c *receiveChild) report(b *testing.B) {
+	line, err := c.out.ReadString('\n')
+	if err != nil {
+		b.Fatalf("subscriber process: %v", err)
+	}
+	b.StopTimer()
+	var cpu time.Duration
+	var mallocs uint64
+	if _, err := fmt.Sscan(line, &cpu, &mallocs); err != nil {
+		b.Fatalf("subscriber process said %q: %v", line, err)
+	}
+	if err := c.cmd.Wait(); err != nil {
+		b.Fatalf("subscriber process: %v", err)
+	}
+	c.cmd = nil
+	b.ReportMetric(float64(cpu.Nanoseconds())/float64(c.n), "sub-ns/delivery")
+	b.ReportMetric(float64(mallocs)/float64(c.n), "sub-allocs/delivery")
+}
+
+// receiveChildMain subscribes as spec says, prints "ready", receives the
+// messages, and prints the CPU time (in nanoseconds) and the heap
+// allocations that took.
+func receiveChildMain(spec string) error {
+	f := strings.Fields(spec)
+	if len(f) != 3 {
+		return fmt.Errorf("bad spec %q", spec)
+	}
+	n, err := strconv.Atoi(f[2])
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	var receive func() error
+	switch f[0] {
+	case "roomcast":
+		c, err := client.Dial(f[1])
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		sub, err := c.Subscribe(ctx, "bench")
+		if err != nil {
+			return err
+		}
+		defer sub.Close()
+		receive = func() error {
+			for got := 0; got < n; {
+				ev, err := sub.Next(ctx)
+				if err != nil {
+					return err
+				}
+				if ev.Message == nil {
+					return fmt.Errorf("event %+v, want a message", ev)
+				}
+				if len(ev.Message.GetData()) != 64 {
+					return errors.New("a message without its payload")
+				}
+				got++
+			}
+			return nil
+		}
+	case "nats":
+		nc, err := nats.Connect(f[1])
+		if err != nil {
+			return err
+		}
+		defer nc.Close()
+		done := make(chan struct{})
+		var got atomic.Int64
+		sub, err := nc.Subscribe("bench", func(m *nats.Msg) {
+			if len(m.Data) != 64 {
+				panic("a message without its payload") // the child's own
+			}
+			if got.Add(1) == int64(n) {
+				close(done)
+			}
+		})
+		if err != nil {
+			return err
+		}
+		if err := sub.SetPendingLimits(-1, -1); err != nil { // a slow consumer drops nothing
+			return err
+		}
+		if err := nc.Flush(); err != nil {
+			return err
+		}
+		receive = func() error {
+			select {
+			case <-done:
+				return nil
+			case <-ctx.Done():
+				return fmt.Errorf("received %d of %d messages: %w", got.Load(), n, ctx.Err())
+			}
+		}
+	default:
+		return fmt.Errorf("unknown system %q", f[0])
+	}
+	if file := os.Getenv(receiveChildProfileEnv); file != "" {
+		f, err := os.Create(file)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	cpu0, mallocs0 := usage()
+	fmt.Println("ready")
+	if err := receive(); err != nil {
+		return err
+	}
+	cpu1, mallocs1 := usage()
+	fmt.Println(int64(cpu1-cpu0), mallocs1-mallocs0)
+	return nil
+}
+
+// usage is the process's CPU time and heap allocations so far.
+func usage() (time.Duration, uint64) {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), ms.Mallocs
+}

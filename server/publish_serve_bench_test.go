@@ -1,0 +1,257 @@
+//go:build unix
+
+package server_test
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"runtime"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+
+	"github.com/roomcast/roomcast/auth"
+	"github.com/roomcast/roomcast/broker"
+	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
+	"github.com/roomcast/roomcast/server"
+)
+
+// BenchmarkPublishServe measures a unary Publish as roomcast serve runs it
+// by default: metrics on, the access log on at info (written as text to a
+// discarding writer), with authentication off ("open") and on with an API
+// key ("apikey"); 64-byte messages to one room with one subscriber, 16
+// calls in flight on one connection. The server runs in a process of its
+// own (this test binary, started again as a server: see serveChild), so
+// that server-µs/publish is the server's CPU time alone, user and system,
+// per publish, and server-allocs/publish its heap allocations; ns/op and
+// allocs/op are the client's. The server's CPU
+// profile is written to the file $ROOMCAST_BENCH_SERVER_CPUPROFILE names,
+// its allocation profile to $ROOMCAST_BENCH_SERVER_MEMPROFILE's;
+// $ROOMCAST_BENCH_STREAM_WORKERS overrides its number of stream workers.
+//
+//	go test -run '^$' -bench BenchmarkPublishServe -benchmem -benchtime=20000x -count 6 ./server/
+func BenchmarkPublishServe(b *testing.B) {
+	payload := &roomcastv1.PublishRequest_Data{Data: make([]byte, 64)}
+	for _, mode := range []string{"open", "apikey"} {
+		b.Run(mode, func(b *testing.B) {
+			child := startServeChild(b, mode)
+			ctx := testCtx(b)
+			if child.key != "" {
+				ctx = bearer(ctx, child.key)
+			}
+			c := dial(b, child.addr)
+			subCtx, cancel := context.WithCancel(ctx)
+			sub := subscribe(b, subCtx, dial(b, child.addr), "bench")
+			drained := make(chan struct{})
+			go func() {
+				defer close(drained)
+				for {
+					if _, err := sub.stream.Recv(); err != nil {
+						return
+					}
+				}
+			}()
+			defer func() { cancel(); <-drained }()
+			b.ReportAllocs()
+			b.SetParallelism(8) // with GOMAXPROCS 2: 16 calls in flight
+			cpu0, mallocs0 := child.usage(b)
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				req := &roomcastv1.PublishRequest{Room: "bench", Payload: payload}
+				for pb.Next() {
+					if _, err := c.Publish(ctx, req); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			b.StopTimer()
+			cpu1, mallocs1 := child.usage(b)
+			b.ReportMetric(float64((cpu1-cpu0).Nanoseconds())/1e3/float64(b.N), "server-µs/publish")
+			b.ReportMetric(float64(mallocs1-mallocs0)/float64(b.N), "server-allocs/publish")
+			reportRate(b)
+		})
+	}
+}
+
+// serveChildEnv makes this test binary a server for BenchmarkPublishServe
+// instead of running tests: its value is the mode.
+const serveChildEnv = "ROOMCAST_BENCH_SERVE"
+
+// serveChildMemProfileEnv names the file a server process writes its
+// allocation profile to, if set.
+const serveChildMemProfileEnv = "ROOMCAST_BENCH_SERVER_MEMPROFILE"
+
+// serveChildWorkersEnv, if set, overrides the server's number of grpc-go
+// stream workers (0: none, a goroutine per call), to compare.
+const serveChildWorkersEnv = "ROOMCAST_BENCH_STREAM_WORKERS"
+
+// serveChildProfileEnv names the file a server process writes its CPU
+// profile to, if set: what -cpuprofile would write of the server's side.
+const serveChildProfileEnv = "ROOMCAST_BENCH_SERVER_CPUPROFILE"
+
+// A test binary started with serveChildEnv serves, before any test or
+// TestMain runs.
+func init() {
+	if mode := os.Getenv(serveChildEnv); mode != "" {
+		if err := serveChildMain(mode); err != nil {
+			fmt.Fprintln(os.Stderr, "server process:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+}
+
+// serveChild is a server in a process of its own.
+type serveChild struct {
+	addr string
+	key  string // an API key it accepts, if it authenticates
+	in   io.Writer
+	out  *bufio.Reader
+}
+
+// startServeChild starts this test binary again as a server in mode; it
+// stops when the benchmark ends.
+func startServeChild(b *testing.B, mode string) *serveChild {
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), serveChildEnv+"="+mode)
+	cmd.Stderr = os.Stderr
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		in.Close() // the child's cue to stop
+		if err := cmd.Wait(); err != nil {
+			b.Errorf("server process: %v", err)
+		}
+	})
+	c := &serveChild{in: in, out: bufio.NewReader(out)}
+	line, err := c.out.ReadString('\n')
+	if err != nil {
+		b.Fatalf("server process: %v", err)
+	}
+	c.addr, c.key, _ = strings.Cut(strings.TrimSpace(line), " ")
+	return c
+}
+
+// usage is the child's CPU time and heap allocations so far.
+func (c *serveChild) usage(b *testing.B) (time.Duration, uint64) {
+	if _, err := io.WriteString(c.in, "cpu\n"); err != nil {
+		b.Fatal(err)
+	}
+	line, err := c.out.ReadString('\n')
+	if err != nil {
+		b.Fatal(err)
+	}
+	var cpu time.Duration
+	var mallocs uint64
+	if _, err := fmt.Sscan(line, &cpu, &mallocs); err != nil {
+		b.Fatalf("server process said %q: %v", line, err)
+	}
+	return cpu, mallocs
+}
+
+// serveChildMain runs the child's server: it prints its address and API
+// key, then answers each line "cpu" on stdin with its CPU time in
+// nanoseconds and its heap allocations so far, until stdin closes.
+func serveChildMain(mode string) error {
+	opts := []server.Option{
+		server.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))),
+		server.WithAccessLog(slog.LevelInfo),
+		server.WithMetrics(prometheus.NewRegistry()),
+		server.WithBrokerOptions(broker.WithBacklog(1<<16, 64<<20), broker.WithMaxRetainedBytes(1<<30)),
+	}
+	if n, err := strconv.Atoi(os.Getenv(serveChildWorkersEnv)); err == nil {
+		opts = append(opts, server.WithGRPCOptions(grpc.NumStreamWorkers(uint32(n))))
+	}
+	var key string
+	switch mode {
+	case "open":
+	case "apikey":
+		secret, entry, err := auth.NewAPIKey()
+		if err != nil {
+			return err
+		}
+		every, err := auth.ParsePatterns(">")
+		if err != nil {
+			return err
+		}
+		entry.Subject, entry.Grants = "svc", auth.Grants{Publish: every, Subscribe: every}
+		keys, err := auth.NewAPIKeyStore(entry)
+		if err != nil {
+			return err
+		}
+		a, err := auth.NewAuthenticator(auth.WithAPIKeys(keys))
+		if err != nil {
+			return err
+		}
+		opts, key = append(opts, server.WithAuthenticator(a)), secret
+	default:
+		return fmt.Errorf("unknown mode %q", mode)
+	}
+	srv, err := server.New(opts...)
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(lis) }()
+	if file := os.Getenv(serveChildProfileEnv); file != "" {
+		f, err := os.Create(file)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	if file := os.Getenv(serveChildMemProfileEnv); file != "" {
+		runtime.MemProfileRate = 512
+		defer func() {
+			if f, err := os.Create(file); err == nil {
+				pprof.Lookup("allocs").WriteTo(f, 0)
+				f.Close()
+			}
+		}()
+	}
+	fmt.Printf("%s %s\n", lis.Addr(), key)
+	in := bufio.NewScanner(os.Stdin)
+	for in.Scan() {
+		var ru syscall.Rusage
+		if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+			return err
+		}
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		fmt.Println(ru.Utime.Nano()+ru.Stime.Nano(), ms.Mallocs)
+	}
+	srv.Close()
+	return errors.Join(in.Err(), <-served)
+}
