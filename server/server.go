@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
@@ -127,9 +128,9 @@ func New(opts ...Option) (_ *Server, err error) {
 			PermitWithoutStream: true,            // idle publishers may keep their connection warm
 		}),
 	}
-	var metrics *callMetrics
+	var metrics *grpcprom.ServerMetrics
 	if cfg.registry != nil {
-		m := newCallMetrics()
+		m := grpcprom.NewServerMetrics()
 		if err := cfg.registry.Register(m); err != nil {
 			return nil, fmt.Errorf("server: registering gRPC metrics: %w", err)
 		}
@@ -139,7 +140,7 @@ func New(opts ...Option) (_ *Server, err error) {
 		if err := cfg.registry.Register(s.guard); err != nil {
 			return nil, fmt.Errorf("server: registering connection metrics: %w", err)
 		}
-		gopts = append(gopts, grpc.ChainUnaryInterceptor(m.unary), grpc.ChainStreamInterceptor(m.stream))
+		gopts = append(gopts, grpc.ChainUnaryInterceptor(m.UnaryServerInterceptor()), grpc.ChainStreamInterceptor(m.StreamServerInterceptor()))
 		metrics = m
 	}
 	accessOuter, accessInner := s.accessLog() // see accesslog.go
@@ -173,7 +174,7 @@ func New(opts ...Option) (_ *Server, err error) {
 		return nil, err
 	}
 	if metrics != nil {
-		metrics.init(s.grpc)
+		metrics.InitializeMetrics(s.grpc)
 	}
 	s.stallClock.Store(1)
 	s.detachClock.Store(1)
