@@ -33,13 +33,15 @@ type pubStream struct {
 }
 
 // over reports whether the stream has ended.
+//
+// It reads ended rather than done: fail wakes the stream's waiters before it
+// closes done, and a waiter that retried on a stream it still saw as open
+// would be refused by send at once, again and again, each refusal costing
+// the publish an attempt, until done closed.
 func (st *pubStream) over() bool {
-	select {
-	case <-st.done:
-		return true
-	default:
-		return false
-	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.ended
 }
 
 // waiter is one message sent on a stream, waiting for its answer.
