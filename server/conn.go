@@ -18,7 +18,7 @@ type outConn struct {
 	sendq    queue         // held sessions whose batch was collected, waiting to be sent
 	parkq    queue         // held sessions that were sent, waiting to be parked and released
 	sessions int           // registered sessions
-	writer   *connWriter   // the current writer; nil when none runs
+	writer   *connWriter   // the current writer; nil when none runs (none left, or it exited idle)
 	waiting  bool          // the current writer waits on signal: whoever gives it work pokes it
 	signal   chan struct{} // capacity 1
 }
@@ -121,10 +121,16 @@ func (c *outConn) start() {
 	go w.run()
 }
 
-// push queues ss, which the caller moved to queued, for a turn.
+// push queues ss, which the caller moved to queued, for a turn, starting a
+// writer if the last one exited idle.
 func (c *outConn) push(ss *session) {
 	c.mu.Lock()
 	c.ready.push(ss)
+	if c.writer == nil {
+		c.start()
+		c.mu.Unlock()
+		return
+	}
 	wake := c.waiting
 	c.waiting = false
 	c.mu.Unlock()

@@ -8,3 +8,6 @@ var WithPublishHook = withPublishHook
 
 // ClientKey is clientKey, for tests of addresses no test can connect from.
 var ClientKey = clientKey
+
+// WithWriterIdlePeriod is withWriterIdlePeriod for the black-box tests.
+var WithWriterIdlePeriod = withWriterIdlePeriod

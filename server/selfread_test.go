@@ -2,9 +2,13 @@ package server_test
 
 import (
 	"runtime"
+	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc/codes"
+
+	"github.com/roomcast/roomcast/server"
 )
 
 // Each idle Subscribe stream costs the server one goroutine, its handler,
@@ -38,5 +42,41 @@ func TestAnIdleStreamHasOneServerGoroutine(t *testing.T) {
 	srv.Shutdown(ctx)
 	for _, s := range subs {
 		s.expectEnd(codes.Unavailable)
+	}
+}
+
+// A connection's writer exits once its streams have been idle for a while,
+// and the next message starts another.
+func TestAnIdleConnectionsWriterExitsAndComesBack(t *testing.T) {
+	_, addr := start(t, server.WithWriterIdlePeriod(20*time.Millisecond))
+	ctx := testCtx(t)
+	c := dial(t, addr)
+	sub := subscribe(t, ctx, c, "quiet")
+	waitForWriters(t, 0)
+	publishText(t, ctx, c, "quiet", "still there")
+	if m := sub.next(); m.GetText() != "still there" {
+		t.Fatalf("got %v, want the message published after the writer exited", m)
+	}
+	waitForWriters(t, 0) // the new writer exits too
+}
+
+// waitForWriters polls until n connection writers run, for up to the
+// test's deadline.
+func waitForWriters(t *testing.T, n int) {
+	t.Helper()
+	ctx := testCtx(t)
+	poll := time.NewTicker(10 * time.Millisecond)
+	defer poll.Stop()
+	buf := make([]byte, 1<<20)
+	for {
+		got := strings.Count(string(buf[:runtime.Stack(buf, true)]), "server.(*connWriter).run(")
+		if got == n {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("%d connection writers run, want %d", got, n)
+		case <-poll.C:
+		}
 	}
 }

@@ -36,6 +36,7 @@ import (
 //	current --its Send blocked detachAfter periods--> retired  a successor is started
 //	current --panic-->                                exit     a successor is started
 //	current --no session left, while waiting-->       exit
+//	current --no wake for a writerIdlePeriod-->       exit     the next wake starts a writer
 //	retired --its session has nothing more to send--> exit     released parked: handed back
 //	retired --its session ended, or panic-->          exit
 //
@@ -64,6 +65,12 @@ const (
 	detachAfter  = 2
 )
 
+// writerIdlePeriod is how long a connection's writer waits without work
+// before it exits: between one and two periods (withWriterIdlePeriod). The sweeper ends a period
+// every writerIdlePeriod by closing Server.writerIdle, so waiting writers
+// need no timer of their own.
+const writerIdlePeriod = time.Second
+
 // connWriter is one goroutine serving an outConn's ready sessions. Only the
 // connection's current writer runs the passes over its lists; a retired one
 // touches nothing but the one session it holds.
@@ -91,19 +98,28 @@ func (w *connWriter) run() {
 }
 
 // wait waits until a session is ready to be served, and reports false when
-// the connection has no session left and w should exit.
+// w should exit: the connection has no session left, or none woke it for a
+// whole writerIdlePeriod. An idle writer's stack is most of what an idle
+// connection costs beyond grpc-go's own; the next wake starts another (see
+// outConn.push).
 func (w *connWriter) wait() bool {
 	c := w.c
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	periods := 0 // idle periods that ended while w waited: the first may have begun before
 	for c.ready.len() == 0 {
-		if c.sessions == 0 {
-			c.writer = nil
+		if c.sessions == 0 || periods == 2 {
+			c.writer, c.waiting = nil, false
 			return false
 		}
 		c.waiting = true
+		idle := *c.srv.writerIdle.Load()
 		c.mu.Unlock()
-		<-c.signal
+		select {
+		case <-c.signal:
+		case <-idle:
+			periods++
+		}
 		c.mu.Lock()
 	}
 	return true

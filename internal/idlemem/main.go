@@ -7,10 +7,11 @@
 //	go run ./internal/idlemem -connections 10000 -streams 1
 //	go run ./internal/idlemem -connections 1000 -streams 100
 //
-// The server's memory is read three times, each after two garbage
-// collections and returning freed memory to the system: with no client,
-// with the connections open (each made one health check), and with every
-// stream open and joined to a room. It prints the resident set (VmRSS) and
+// The server's memory is read three times, each after garbage collections
+// (until goroutine stacks stop shrinking) and returning freed memory to the
+// system: with no client, with the connections open (each made one health
+// check), and with every stream open, joined to a room and left idle for
+// -settle. It prints the resident set (VmRSS) and
 // the Go heap in use plus goroutine stacks, per connection and per stream.
 package main
 
@@ -41,8 +42,9 @@ type options struct {
 	connections int
 	streams     int
 	rooms       int
-	client      string // the server's address: run as the client process
-	heapProfile string // where to write a heap profile once subscribed
+	client      string        // the server's address: run as the client process
+	heapProfile string        // where to write a heap profile once subscribed
+	settle      time.Duration // how long the streams stay idle before the last reading
 	serverOpts  []server.Option
 }
 
@@ -55,6 +57,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.rooms, "rooms", 100, "rooms the streams join, round robin")
 	fs.StringVar(&o.client, "client", "", "run as the client process of the server at `ADDR` (used by idlemem itself)")
 	fs.StringVar(&o.heapProfile, "heapprofile", "", "write the server's heap profile to `FILE` once every stream is open (go tool pprof -sample_index=inuse_space)")
+	fs.DurationVar(&o.settle, "settle", 3*time.Second, "how long every stream stays idle before the server's memory is read: what an idle server lets go of after a while (its connections' writers exit after one to two seconds) goes by then")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -164,6 +167,7 @@ func measure(o options, stdout io.Writer) error {
 	if err := expect("subscribed"); err != nil {
 		return err
 	}
+	time.Sleep(o.settle) // a measurement of the idle state, not a wait for a condition
 	subscribed := readMemory()
 	report(stdout, o, base, connected, subscribed)
 	if o.heapProfile != "" {
