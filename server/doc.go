@@ -83,8 +83,8 @@
 //     Collect, Park, Commit, Join or Leave; finish's Close): the broker may
 //     call session.wake, for this session or another, from inside.
 //   - No lock at all is held across SendMsg or RecvMsg, a wait on
-//     outConn.signal or session.end, or a send on session.cmds. The channel
-//     sends that may run under a caller's lock never block: outConn.poke,
+//     connWriter.signal or session.end, or a send on session.cmds. The channel
+//     sends that may run under a caller's lock never block: connWriter.poke,
 //     which wake reaches under a room's lock, and session.endWith, whose
 //     writing of the stream's status takes only grpc-go's transport locks.
 //   - Taken last, with nothing after them: the broker Subscriber's own

@@ -42,8 +42,6 @@ type Server struct {
 	stallClock  atomic.Int64 // counts write-timeout checks, stallChecksPerTimeout per write timeout
 	detachClock atomic.Int64 // counts detachPeriods
 
-	writerIdle atomic.Pointer[chan struct{}] // closed and replaced every writerIdlePeriod; see connWriter.wait
-
 	detached      atomic.Uint64 // streams moved off a blocked connection writer
 	panics        atomic.Uint64 // panics recovered in handlers, stream readers and connection writers
 	commandFloods atomic.Uint64 // streams ended for commands past the rate limits
@@ -159,8 +157,6 @@ func New(opts ...Option) (_ *Server, err error) {
 	}
 	s.stallClock.Store(1)
 	s.detachClock.Store(1)
-	idle := make(chan struct{})
-	s.writerIdle.Store(&idle)
 	s.goroutines.Add(2)
 	go s.sweep()
 	go s.watchBroker()
@@ -243,9 +239,9 @@ func (s *Server) beginStop() bool {
 
 // sweep cuts off the sessions whose current Send has lasted longer than the
 // write timeout, moves a session whose Send blocks its connection's writer
-// to a goroutine of its own, and ends the writers' idle periods (see
-// writer.go), until the server has stopped. It checks write timeouts stallChecksPerTimeout times per timeout,
-// so a stalled Send is caught after between one and one and a half timeouts.
+// to a goroutine of its own, and stops writers that have been idle (see
+// writer.go), until the server has stopped. It checks write timeouts
+// stallChecksPerTimeout times per timeout, so a stalled Send is caught after between one and one and a half timeouts.
 func (s *Server) sweep() {
 	defer s.goroutines.Done()
 	stall := time.NewTicker(max(s.cfg.writeTimeout/stallChecksPerTimeout, time.Millisecond))
@@ -259,8 +255,12 @@ func (s *Server) sweep() {
 		case <-s.stopped:
 			return
 		case <-idle.C:
-			next := make(chan struct{})
-			close(*s.writerIdle.Swap(&next))
+			s.guarded("sweeper", func() {
+				s.writers.Range(func(k, _ any) bool {
+					k.(*connWriter).stopIfIdle()
+					return true
+				})
+			})
 		case <-detach.C:
 			s.guarded("sweeper", func() {
 				now := s.detachClock.Add(1)
