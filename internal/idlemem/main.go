@@ -34,6 +34,10 @@ import (
 	"github.com/roomcast/roomcast/server"
 )
 
+// childEnv is set to 1 in the client process's environment, for a test
+// binary standing in for this program to know it is the child.
+const childEnv = "IDLEMEM_CHILD"
+
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
@@ -130,6 +134,7 @@ func measure(o options, stdout io.Writer) error {
 	cmd := exec.CommandContext(ctx, exe, "-client", lis.Addr().String(),
 		"-connections", fmt.Sprint(o.connections), "-streams", fmt.Sprint(o.streams), "-rooms", fmt.Sprint(o.rooms))
 	cmd.Stderr = os.Stderr
+	cmd.Env = append(os.Environ(), childEnv+"=1")
 	toClient, err := cmd.StdinPipe()
 	if err != nil {
 		return err
