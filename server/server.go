@@ -241,14 +241,15 @@ func (s *Server) beginStop() bool {
 // write timeout, moves a session whose Send blocks its connection's writer
 // to a goroutine of its own, and stops writers that have been idle (see
 // writer.go), until the server has stopped. It checks write timeouts
-// stallChecksPerTimeout times per timeout, so a stalled Send is caught after between one and one and a half timeouts.
+// stallChecksPerTimeout times per timeout, so a stalled Send is caught after
+// between one and one and a half timeouts.
 func (s *Server) sweep() {
 	defer s.goroutines.Done()
 	stall := time.NewTicker(max(s.cfg.writeTimeout/stallChecksPerTimeout, time.Millisecond))
 	defer stall.Stop()
 	detach := time.NewTicker(detachPeriod)
 	defer detach.Stop()
-	idle := time.NewTicker(s.cfg.writerIdle)
+	idle := time.NewTicker(max(s.cfg.writerIdle, time.Millisecond))
 	defer idle.Stop()
 	for {
 		select {

@@ -35,9 +35,9 @@ const commandsPerWake = 16
 // which reads the commands and returns the status (see selfread.go).
 // Everything else (commands, collecting messages, every Send) happens in
 // turns on its connection's writer (see writer.go), which owns the
-// subscriber while it holds the session (see schedule.go). The handler alone
-// can end a stream whose Send is blocked because the client stopped reading,
-// since returning cancels the stream and so unblocks Send.
+// subscriber while it holds the session (see schedule.go). A Send blocked
+// because the client stopped reading is unblocked only by grpc-go finishing
+// the stream: by endWith writing the status, or the handler returning.
 type session struct {
 	srv     *Server
 	id      string
