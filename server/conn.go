@@ -14,13 +14,12 @@ type outConn struct {
 	key string // in srv.conns
 
 	mu       sync.Mutex
-	ready    queue         // queued sessions, waiting for a turn
-	sendq    queue         // held sessions whose batch was collected, waiting to be sent
-	parkq    queue         // held sessions that were sent, waiting to be parked and released
-	sessions int           // registered sessions
-	writer   *connWriter   // the current writer; nil when none runs
-	waiting  bool          // the current writer waits on signal: whoever gives it work pokes it
-	signal   chan struct{} // capacity 1
+	ready    queue       // queued sessions, waiting for a turn
+	sendq    queue       // held sessions whose batch was collected, waiting to be sent
+	parkq    queue       // held sessions that were sent, waiting to be parked and released
+	sessions int         // registered sessions
+	writer   *connWriter // the current writer; nil when none runs (none left, or it exited idle)
+	waiting  bool        // the current writer waits on its signal: whoever gives it work pokes it
 }
 
 // queue is a first-in first-out list of sessions. Caller holds its
@@ -74,7 +73,7 @@ func (s *Server) connOf(ctx context.Context) *outConn {
 	defer s.connsMu.Unlock()
 	c := s.conns[key]
 	if c == nil {
-		c = &outConn{srv: s, key: key, signal: make(chan struct{}, 1)}
+		c = &outConn{srv: s, key: key}
 		s.conns[key] = c
 	}
 	c.register()
@@ -99,45 +98,62 @@ func (c *outConn) unregister() {
 	defer c.srv.connsMu.Unlock()
 	c.mu.Lock()
 	c.sessions--
-	wake := false
+	var wake *connWriter
 	if c.sessions == 0 {
 		if c.srv.conns[c.key] == c {
 			delete(c.srv.conns, c.key)
 		}
-		wake, c.waiting = c.waiting, false // so a waiting writer exits
+		wake = c.waiter() // so that it exits
 	}
 	c.mu.Unlock()
-	if wake {
-		c.poke()
-	}
+	wake.poke()
 }
 
 // start runs a new current writer for the connection. Caller holds mu.
 func (c *outConn) start() {
-	w := &connWriter{c: c}
+	w := &connWriter{c: c, signal: make(chan struct{}, 1)}
 	c.writer = w
 	c.srv.goroutines.Add(1)
 	c.srv.writers.Store(w, struct{}{})
 	go w.run()
 }
 
-// push queues ss, which the caller moved to queued, for a turn.
+// push queues ss, which the caller moved to queued, for a turn, starting a
+// writer if the last one exited idle.
 func (c *outConn) push(ss *session) {
 	c.mu.Lock()
 	c.ready.push(ss)
-	wake := c.waiting
-	c.waiting = false
-	c.mu.Unlock()
-	if wake {
-		c.poke()
+	if c.writer == nil {
+		c.start()
+		c.mu.Unlock()
+		return
 	}
+	wake := c.waiter()
+	c.mu.Unlock()
+	wake.poke()
 }
 
-// poke wakes the waiting writer. It never blocks: signal holds one poke,
-// and a writer that is not waiting looks at the lists before it waits again.
-func (c *outConn) poke() {
+// waiter returns the current writer if it waits, for the caller to poke
+// once it let go of mu, and counts it as no longer waiting; nil if none
+// waits. Caller holds mu.
+func (c *outConn) waiter() *connWriter {
+	if !c.waiting {
+		return nil
+	}
+	c.waiting = false
+	return c.writer
+}
+
+// poke wakes w, which waited; nil does nothing. It never blocks: w's
+// signal holds one poke, and a writer looks at its lists before it waits
+// again. Each writer has its own signal, so a poke meant for a writer that
+// was stopped idle cannot be taken by its successor.
+func (w *connWriter) poke() {
+	if w == nil {
+		return
+	}
 	select {
-	case c.signal <- struct{}{}:
+	case w.signal <- struct{}{}:
 	default:
 	}
 }

@@ -9,7 +9,9 @@
 // then one batch of messages) run on its client connection's writer
 // goroutine (writer.go), which serves the connection's ready sessions
 // (conn.go); a session's scheduling between them is the small state machine
-// in schedule.go, and what one turn does is in turn.go.
+// in schedule.go, and what one turn does is in turn.go. The stream's
+// handler goroutine reads its commands (selfread.go): it is the only
+// goroutine an idle stream has.
 //
 // A message reaches a stream this way: Publish (publish.go) hands it to the
 // broker, which sequences it and encodes it once (see package broker); the
@@ -81,9 +83,10 @@
 //     Collect, Park, Commit, Join or Leave; finish's Close): the broker may
 //     call session.wake, for this session or another, from inside.
 //   - No lock at all is held across SendMsg or RecvMsg, a wait on
-//     outConn.signal or session.end, or a send on session.cmds. The channel
-//     sends that may run under a caller's lock never block: outConn.poke,
-//     which wake reaches under a room's lock, and session.endWith.
+//     connWriter.signal or session.end, or a send on session.cmds. The channel
+//     sends that may run under a caller's lock never block: connWriter.poke,
+//     which wake reaches under a room's lock, and session.endWith, whose
+//     writing of the stream's status takes only grpc-go's transport locks.
 //   - Taken last, with nothing after them: the broker Subscriber's own
 //     mutex, auth.RateLimiter's, the rate.Limiter of a stream's commands,
 //     connGuard.mu, streamCounts.mu,

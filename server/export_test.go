@@ -15,3 +15,6 @@ func JSONFragmentsRendered(s *Server) uint64 { return s.jsonFragments.Encodes() 
 
 // PeerAddr is peerAddr.
 var PeerAddr = peerAddr
+
+// WithWriterIdlePeriod is withWriterIdlePeriod for the black-box tests.
+var WithWriterIdlePeriod = withWriterIdlePeriod

@@ -62,6 +62,7 @@ type config struct {
 	tracer            trace.TracerProvider // see tracing.go; nil: no stats handler
 	limits
 
+	writerIdle  time.Duration                        // writerIdlePeriod; tests shorten it
 	turnHook    func(sessionID string)               // tests only: called as each turn begins
 	publishHook func(req *roomcastv1.PublishRequest) // tests only: called as each Publish begins
 }
@@ -196,6 +197,7 @@ func newConfig(opts []Option) (config, error) {
 		resetBurst:        DefaultStreamResetBurst,
 		accessLevel:       DefaultAccessLogLevel,
 		limits:            defaultLimits(),
+		writerIdle:        writerIdlePeriod,
 	}
 	for _, o := range opts {
 		o(&c)
@@ -234,6 +236,11 @@ func newConfig(opts []Option) (config, error) {
 // it begins, on the writer serving it: tests make a turn panic, or wait,
 // with it. Only tests set it, through export_test.go.
 func withTurnHook(f func(sessionID string)) Option { return func(c *config) { c.turnHook = f } }
+
+// withWriterIdlePeriod sets how long a connection's writer waits without
+// work before it exits, writerIdlePeriod by default. Only tests set it,
+// through export_test.go.
+func withWriterIdlePeriod(d time.Duration) Option { return func(c *config) { c.writerIdle = d } }
 
 // withPublishHook makes Publish call f with each request before anything
 // else: tests make a handler panic with it. Only tests set it, through

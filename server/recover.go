@@ -36,7 +36,7 @@ func (ss *session) panicked() error {
 	return status.Errorf(codes.Internal, "the server failed while serving this stream; reconnect and resume; %s", broker.FormatSent(ss.sub.Sent()))
 }
 
-// recoverReader, deferred by read, ends the stream after a panic in it.
+// recoverReader, deferred by readGuarded, ends the stream after a panic in it.
 func (ss *session) recoverReader() {
 	if v := recover(); v != nil {
 		ss.srv.recovered(v, "stream reader", ss.id)

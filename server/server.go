@@ -275,20 +275,30 @@ func (s *Server) beginStop() bool {
 }
 
 // sweep cuts off the sessions whose current Send has lasted longer than the
-// write timeout, and moves a session whose Send blocks its connection's
-// writer to a goroutine of its own (see writer.go), until the server has
-// stopped. It checks write timeouts stallChecksPerTimeout times per timeout,
-// so a stalled Send is caught after between one and one and a half timeouts.
+// write timeout, moves a session whose Send blocks its connection's writer
+// to a goroutine of its own, and stops writers that have been idle (see
+// writer.go), until the server has stopped. It checks write timeouts
+// stallChecksPerTimeout times per timeout, so a stalled Send is caught after
+// between one and one and a half timeouts.
 func (s *Server) sweep() {
 	defer s.goroutines.Done()
 	stall := time.NewTicker(max(s.cfg.writeTimeout/stallChecksPerTimeout, time.Millisecond))
 	defer stall.Stop()
 	detach := time.NewTicker(detachPeriod)
 	defer detach.Stop()
+	idle := time.NewTicker(max(s.cfg.writerIdle, time.Millisecond))
+	defer idle.Stop()
 	for {
 		select {
 		case <-s.stopped:
 			return
+		case <-idle.C:
+			s.guarded("sweeper", func() {
+				s.writers.Range(func(k, _ any) bool {
+					k.(*connWriter).stopIfIdle()
+					return true
+				})
+			})
 		case <-detach.C:
 			s.guarded("sweeper", func() {
 				now := s.detachClock.Add(1)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base32"
-	"io"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -32,13 +31,13 @@ type subscribeStream interface {
 // streams.
 const commandsPerWake = 16
 
-// session is one Subscribe stream. Two goroutines of its own: the handler
-// waits for the end and returns the status, and the reader decodes commands.
+// session is one Subscribe stream. One goroutine of its own, the handler,
+// which reads the commands and returns the status (see selfread.go).
 // Everything else (commands, collecting messages, every Send) happens in
 // turns on its connection's writer (see writer.go), which owns the
-// subscriber while it holds the session (see schedule.go). The handler alone
-// can end a stream whose Send is blocked because the client stopped reading,
-// since returning cancels the stream and so unblocks Send.
+// subscriber while it holds the session (see schedule.go). A Send blocked
+// because the client stopped reading is unblocked only by grpc-go finishing
+// the stream: by endWith writing the status, or the handler returning.
 type session struct {
 	srv     *Server
 	id      string
@@ -50,6 +49,8 @@ type session struct {
 	end     chan error   // the first reason to end the stream; see endWith
 	stalled atomic.Bool  // cut off by the sweeper for a write past the write timeout
 	watch   bool         // a Watch call's: its commands' ids are room names (see watch.go)
+
+	writeStatus func(*status.Status) error // ends the stream at once (see selfread.go); nil: a goroutine reads
 
 	mu     sync.Mutex
 	sched  schedState  // guarded by mu; see schedule.go
@@ -101,6 +102,8 @@ func (s *Server) serve(stream subscribeStream, watch bool) error {
 		end:    make(chan error, 1),
 		watch:  watch,
 
+		writeStatus: statusWriterOf(stream.Context()),
+
 		identity: s.access.identity(stream.Context()),
 		commands: s.cfg.commandLimiter(),
 	}
@@ -112,22 +115,24 @@ func (s *Server) serve(stream subscribeStream, watch bool) error {
 	ss.setExpiry(ss.identity.Expiry)
 	s.live.Store(ss, struct{}{})
 	defer s.live.Delete(ss)
-	s.goroutines.Add(1)
-	go ss.read()
-	ss.wake() // its first turn greets the client
-	return ss.wait()
+	return ss.serve()
 }
 
 // wait returns the status the stream ends with. A drain is a turn's to
 // notice, once the session has sent what it holds; the shutdown deadline
 // cancels the stream if it cannot. One channel and the stream's context are
-// all it waits on: an idle stream's memory is mostly its two goroutines.
+// all it waits on. The reason in end comes first: when endWith ends the
+// stream at once, its context ends after the reason is there.
 func (ss *session) wait() error {
 	var err error
 	select {
 	case err = <-ss.end:
 	case <-ss.stream.Context().Done():
-		err = status.FromContextError(ss.stream.Context().Err()).Err()
+		select {
+		case err = <-ss.end:
+		default:
+			err = status.FromContextError(ss.stream.Context().Err()).Err()
+		}
 	}
 	// A Send under way is cancelled by returning; none starts after this.
 	ss.gate.shut()
@@ -140,6 +145,9 @@ func (ss *session) wait() error {
 func (ss *session) endWith(err error) {
 	select {
 	case ss.end <- err:
+		if ss.writeStatus != nil {
+			ss.writeStatus(status.Convert(err))
+		}
 	default:
 	}
 }
@@ -162,30 +170,6 @@ func (ss *session) setExpiry(t time.Time) {
 		return
 	}
 	ss.expiry.Reset(time.Until(t))
-}
-
-// read hands each command to the session's turns until the stream ends.
-func (ss *session) read() {
-	defer ss.srv.goroutines.Done()
-	defer ss.recoverReader()
-	for {
-		req := new(roomcastv1.SubscribeRequest)
-		if err := ss.stream.RecvMsg(req); err != nil {
-			// At io.EOF the client sent all its commands (grpcurl does so
-			// when its input ends) but still listens: keep delivering.
-			if err != io.EOF {
-				ss.endWith(err)
-			}
-			return
-		}
-		select {
-		case ss.cmds <- req:
-			ss.pending.Add(1)
-			ss.wake()
-		case <-ss.stream.Context().Done():
-			return
-		}
-	}
 }
 
 // stall ends the session as a slow consumer whose current Send has lasted

@@ -36,6 +36,7 @@ import (
 //	current --its Send blocked detachAfter periods--> retired  a successor is started
 //	current --panic-->                                exit     a successor is started
 //	current --no session left, while waiting-->       exit
+//	current --waited a whole writerIdlePeriod-->      exit     the next wake starts a writer
 //	retired --its session has nothing more to send--> exit     released parked: handed back
 //	retired --its session ended, or panic-->          exit
 //
@@ -64,14 +65,23 @@ const (
 	detachAfter  = 2
 )
 
+// writerIdlePeriod is how long a connection's writer waits without work
+// before the sweeper stops it: between one and two periods
+// (withWriterIdlePeriod). The sweeper keeps the time, so waiting costs a
+// writer no timer.
+const writerIdlePeriod = time.Second
+
 // connWriter is one goroutine serving an outConn's ready sessions. Only the
 // connection's current writer runs the passes over its lists; a retired one
 // touches nothing but the one session it holds.
 type connWriter struct {
 	c             *outConn
-	sendStartedAt atomic.Int64 // the server's detachClock when the current Send began; 0 when not sending
-	retired       bool         // guarded by c.mu: no longer the current writer
-	holding       *session     // the session w works on off every list, for recoverPanic; w's own
+	signal        chan struct{} // capacity 1: pokes w while it waits
+	sendStartedAt atomic.Int64  // the server's detachClock when the current Send began; 0 when not sending
+	retired       bool          // guarded by c.mu: no longer the current writer
+	holding       *session      // the session w works on off every list, for recoverPanic; w's own
+	idleSeen      bool          // guarded by c.mu: the sweeper found w waiting, and it has waited since
+	stopped       bool          // guarded by c.mu: stopped while it waited; see stopIfIdle
 }
 
 func (w *connWriter) run() {
@@ -91,22 +101,50 @@ func (w *connWriter) run() {
 }
 
 // wait waits until a session is ready to be served, and reports false when
-// the connection has no session left and w should exit.
+// w should exit: the connection has no session left, or the sweeper
+// stopped w for having waited a whole writerIdlePeriod. An idle writer's
+// stack is most of what an idle connection costs beyond grpc-go's own; the
+// next wake starts another (see outConn.push).
 func (w *connWriter) wait() bool {
 	c := w.c
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	w.idleSeen = false
 	for c.ready.len() == 0 {
 		if c.sessions == 0 {
-			c.writer = nil
+			c.writer, c.waiting = nil, false
 			return false
 		}
 		c.waiting = true
 		c.mu.Unlock()
-		<-c.signal
+		<-w.signal
 		c.mu.Lock()
+		if w.stopped {
+			return false
+		}
 	}
 	return true
+}
+
+// stopIfIdle stops w if it has waited since the sweeper's previous call,
+// a writerIdlePeriod ago, and otherwise notes whether it waits now. The
+// connection's next wake starts a new writer.
+func (w *connWriter) stopIfIdle() {
+	c := w.c
+	c.mu.Lock()
+	if c.writer != w || !c.waiting {
+		c.mu.Unlock()
+		return
+	}
+	if !w.idleSeen {
+		w.idleSeen = true
+		c.mu.Unlock()
+		return
+	}
+	w.stopped = true
+	c.writer, c.waiting = nil, false
+	c.mu.Unlock()
+	w.poke()
 }
 
 // collectAll is the first pass, over the ready sessions: each gets a whole

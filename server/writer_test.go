@@ -191,10 +191,11 @@ func expectFinished(t *testing.T, f *fakeStream, c *outConn, left int) {
 }
 
 // The scheduling transitions drawn in schedule.go, driven by hand on a
-// connection without a writer.
+// connection whose writer never runs: the test plays it.
 func TestSessionSchedulingFollowsTheDiagram(t *testing.T) {
 	srv := newTestServer(t)
-	c := &outConn{srv: srv, key: "test", signal: make(chan struct{}, 1)}
+	c := &outConn{srv: srv, key: "test"}
+	c.writer = &connWriter{c: c} // so that no wake starts one
 	newSession := func() *session {
 		ss := &session{srv: srv, id: "S", conn: c, end: make(chan error, 1)}
 		ss.sub = srv.broker.NewNotifiedSubscriber(ss.id, ss.wake)
