@@ -23,7 +23,7 @@ func (s *Server) Publish(ctx context.Context, req *roomcastv1.PublishRequest) (*
 }
 
 // publish checks req as a publish by id and sequences it: validation, size
-// limit, grants, session ownership and publish rate, in that order, then
+// limit, grants, publish rate and session ownership, in that order, then
 // the broker. It is the one path of every publish, Publish's and
 // PublishStream's, so the two cannot drift apart. Its errors are gRPC
 // statuses.
@@ -37,13 +37,16 @@ func (s *Server) publish(ctx context.Context, id *auth.Identity, req *roomcastv1
 	if err := s.access.allow(id, auth.Publish, req.GetRoom()); err != nil {
 		return nil, err
 	}
+	// The rate before the sessions: on a cluster, naming a session of
+	// another node costs a round trip to the engine, which the rate must
+	// bound.
+	if err := s.access.allowPublish(id); err != nil {
+		return nil, err
+	}
 	if err := s.access.ownSession(ctx, id, "session_id", req.GetSessionId()); err != nil {
 		return nil, err
 	}
 	if err := s.access.ownSession(ctx, id, "exclude_session", req.GetExcludeSession()); err != nil {
-		return nil, err
-	}
-	if err := s.access.allowPublish(id); err != nil {
 		return nil, err
 	}
 	msg := &roomcastv1.Message{
