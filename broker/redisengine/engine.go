@@ -19,6 +19,7 @@ package redisengine
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -52,6 +53,12 @@ type Config struct {
 	// Username and Password authenticate to every server; zero values
 	// send no AUTH.
 	Username, Password string
+
+	// TLS, when not nil, is the configuration every connection to every
+	// server speaks TLS with: commands and PUB/SUB alike (rueidis dials
+	// them all the same way). An empty ServerName is each address's host.
+	// Nil, the default, is plaintext. It must not be changed after New.
+	TLS *tls.Config
 
 	// Prefix starts every key and channel, so that several clusters can
 	// share a Redis. Zero means DefaultPrefix ("rc").
@@ -208,6 +215,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 			InitAddress:       []string{addr},
 			Username:          cfg.Username,
 			Password:          cfg.Password,
+			TLSConfig:         cfg.TLS,
 			ForceSingleClient: true,
 			DisableCache:      true, // keys change with every publish: nothing to cache
 			DisableRetry:      true, // a publish whose reply was lost must not run twice
@@ -217,7 +225,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		})
 		if err != nil {
 			e.Close()
-			return nil, fmt.Errorf("%w: redis %s: %v", broker.ErrUnavailable, addr, err)
+			return nil, fmt.Errorf("%w: redis %s: %v%s", broker.ErrUnavailable, addr, err, tlsHint(cfg.TLS, err))
 		}
 		e.shards = append(e.shards, newShard(e, addr, client))
 	}

@@ -5,6 +5,7 @@
 package redisproc
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -53,6 +54,36 @@ type Options struct {
 	// AOF turns the append-only file on (--appendonly yes, fsync every
 	// second), so that Relaunch replays it.
 	AOF bool
+
+	// TLS, when not nil, makes the server speak TLS alone on Addr
+	// (--port 0 --tls-port). The default is plaintext.
+	TLS *TLS
+}
+
+// TLS is a server's TLS set-up: its certificate and key, the CA that its
+// clients' certificates must be signed by, and the client configuration
+// Start checks that it answers with.
+type TLS struct {
+	CertFile, KeyFile, CAFile string
+	// AuthClients requires every client to present a certificate signed
+	// by CAFile (--tls-auth-clients yes); otherwise none is asked for.
+	AuthClients bool
+	// Client is what the readiness PING dials with: it must trust the
+	// server's certificate and, with AuthClients, present one.
+	Client *tls.Config
+}
+
+// args are redis-server's arguments to listen on port.
+func (t *TLS) args(port string) []string {
+	if t == nil {
+		return []string{"--port", port}
+	}
+	auth := "no"
+	if t.AuthClients {
+		auth = "yes"
+	}
+	return []string{"--port", "0", "--tls-port", port, "--tls-cert-file", t.CertFile, "--tls-key-file", t.KeyFile,
+		"--tls-ca-cert-file", t.CAFile, "--tls-auth-clients", auth}
 }
 
 // Process is one redis-server. Its methods are safe for concurrent use.
@@ -111,9 +142,10 @@ func (p *Process) launch() error {
 	if p.opts.AOF {
 		aof = "yes"
 	}
-	cmd := exec.Command(p.bin,
-		"--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", aof,
+	args := append(p.opts.TLS.args(port),
+		"--bind", "127.0.0.1", "--save", "", "--appendonly", aof,
 		"--dir", p.Dir, "--dbfilename", "dump.rdb", "--daemonize", "no", "--logfile", logFile)
+	cmd := exec.Command(p.bin, args...)
 	if err := cmd.Start(); err != nil {
 		return err
 	}
@@ -130,7 +162,7 @@ func (p *Process) launch() error {
 	retry := time.NewTicker(5 * time.Millisecond)
 	defer retry.Stop()
 	for {
-		if Ping(p.Addr) == nil {
+		if p.ping() == nil {
 			return nil
 		}
 		select {
@@ -155,6 +187,22 @@ func Ping(addr string) error {
 	if err != nil {
 		return err
 	}
+	return ping(c)
+}
+
+// ping is Ping over TLS when the server speaks it.
+func (p *Process) ping() error {
+	if p.opts.TLS == nil {
+		return Ping(p.Addr)
+	}
+	c, err := tls.DialWithDialer(&net.Dialer{Timeout: time.Second}, "tcp", p.Addr, p.opts.TLS.Client)
+	if err != nil {
+		return err
+	}
+	return ping(c)
+}
+
+func ping(c net.Conn) error {
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(time.Second))
 	if _, err := c.Write([]byte("PING\r\n")); err != nil {

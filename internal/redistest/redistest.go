@@ -28,9 +28,20 @@ import (
 type Option func(*options)
 
 type options struct {
-	snapshot bool
-	aof      bool
+	snapshot    bool
+	aof         bool
+	tls         bool
+	authClients bool
 }
+
+// WithTLS makes the server speak TLS alone, with a certificate for
+// 127.0.0.1 signed by a CA of the test's (Server.TLS). The default is
+// plaintext.
+func WithTLS() Option { return func(o *options) { o.tls = true } }
+
+// WithClientCerts is WithTLS with Redis's tls-auth-clients yes: every
+// client must present a certificate signed by the test's CA.
+func WithClientCerts() Option { return func(o *options) { o.tls, o.authClients = true, true } }
 
 // WithSnapshot makes Restart keep the snapshot (dump.rdb) a test made with
 // SAVE, so the server comes back with the data it held then. Redis never
@@ -48,6 +59,7 @@ func WithAOF() Option { return func(o *options) { o.aof = true } }
 type Server struct {
 	Addr string // 127.0.0.1:port, the same across restarts
 	Dir  string // working directory: log, dump.rdb, AOF
+	TLS  *TLS   // with WithTLS or WithClientCerts; nil for plaintext
 
 	opts options
 	proc *redisproc.Process
@@ -67,7 +79,12 @@ func Start(t testing.TB, opts ...Option) *Server {
 	for _, o := range opts {
 		o(&s.opts)
 	}
-	proc, err := redisproc.Start(s.Dir, redisproc.Options{AOF: s.opts.aof})
+	popts := redisproc.Options{AOF: s.opts.aof}
+	if s.opts.tls {
+		s.TLS = newTLS(t, s.opts.authClients)
+		popts.TLS = s.TLS.proc
+	}
+	proc, err := redisproc.Start(s.Dir, popts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,6 +170,7 @@ func (s *Server) Client() (rueidis.Client, error) {
 	if s.client == nil {
 		c, err := rueidis.NewClient(rueidis.ClientOption{
 			InitAddress: []string{s.Addr}, ForceSingleClient: true, DisableCache: true, DisableRetry: true,
+			TLSConfig: s.TLS.ClientConfig(),
 		})
 		if err != nil {
 			return nil, err
