@@ -184,17 +184,23 @@ func (f *tlsFiles) certificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 // loadKeyPair is tls.LoadX509KeyPair for files that only their owner may
 // write.
 func loadKeyPair(certFile, keyFile string) (tls.Certificate, error) {
+	return loadFlagKeyPair("tls-cert", certFile, "tls-key", keyFile)
+}
+
+// loadFlagKeyPair is loadKeyPair for the flags named certFlag and keyFlag,
+// which its errors name.
+func loadFlagKeyPair(certFlag, certFile, keyFlag, keyFile string) (tls.Certificate, error) {
 	certPEM, err := keyfile.Read(certFile)
 	if err != nil {
-		return tls.Certificate{}, fmt.Errorf("--tls-cert: %w", err)
+		return tls.Certificate{}, fmt.Errorf("--%s: %w", certFlag, err)
 	}
 	keyPEM, err := keyfile.Read(keyFile)
 	if err != nil {
-		return tls.Certificate{}, fmt.Errorf("--tls-key: %w", err)
+		return tls.Certificate{}, fmt.Errorf("--%s: %w", keyFlag, err)
 	}
 	cert, err := tls.X509KeyPair(certPEM, keyPEM)
 	if err != nil {
-		return tls.Certificate{}, fmt.Errorf("--tls-cert %s, --tls-key %s: %w", certFile, keyFile, err)
+		return tls.Certificate{}, fmt.Errorf("--%s %s, --%s %s: %w", certFlag, certFile, keyFlag, keyFile, err)
 	}
 	return cert, nil
 }
