@@ -3,6 +3,7 @@ package redisengine_test
 import (
 	"fmt"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -67,4 +68,55 @@ func benchPublish(b *testing.B, keyed bool) {
 	if st := node.Stats(); st.Resets != 0 || sink.n.Load() != int64(b.N) {
 		b.Fatalf("stats %+v, %d delivered for %d publishes", st, sink.n.Load(), b.N)
 	}
+}
+
+// BenchmarkRedisSaturation drives one Redis as hard as this machine can:
+// 64-byte publishes into 64 rooms from 256 goroutines on one engine, which
+// rueidis pipelines onto its connection, with no node tracking the rooms
+// (the publish script's PUBLISH then reaches no subscriber). It is the
+// publish path's Redis side alone, without gRPC or a hub, so that the
+// client spends less CPU per publish than Redis does and Redis is the
+// limit. It reports publishes per second and Redis's CPU per publish (the
+// change in used_cpu_sys + used_cpu_user of INFO cpu).
+func BenchmarkRedisSaturation(b *testing.B) {
+	srv := redistest.Start(b)
+	pub := newEngine(b, redisengine.Config{}, srv)
+	const rooms = 64
+	payload := make([]byte, 64)
+	var next atomic.Int64
+	cpu0 := redisCPU(b, srv)
+	b.SetParallelism(128) // × GOMAXPROCS goroutines
+	b.ResetTimer()
+	b.RunParallel(func(p *testing.PB) {
+		for p.Next() {
+			room := "room" + strconv.FormatInt(next.Add(1)%rooms, 10)
+			if _, _, err := pub.Publish(testCtx(b), room, payload, ""); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "publishes/s")
+	b.ReportMetric((redisCPU(b, srv)-cpu0)*1e6/float64(b.N), "redis-µs/publish")
+}
+
+// redisCPU is the CPU seconds srv's process has used.
+func redisCPU(b *testing.B, srv *redistest.Server) float64 {
+	info, err := srv.Do(b, "INFO", "cpu").ToString()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var total float64
+	for line := range strings.Lines(info) {
+		k, v, ok := strings.Cut(strings.TrimSpace(line), ":")
+		if ok && (k == "used_cpu_sys" || k == "used_cpu_user") {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				b.Fatal(err)
+			}
+			total += f
+		}
+	}
+	return total
 }
