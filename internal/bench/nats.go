@@ -109,6 +109,7 @@ func (d *natsDriver) subscribe(context.Context) error {
 			r.ts, r.seq, r.pub, ok = getHeader(m.Data)
 			r.size, r.badHdr = len(m.Data), !ok || m.Subject != s.room.name
 			d.w.accept(s, one[:], false, d.w.now())
+			s.frames.Add(1)
 		})
 		if err != nil {
 			return fmt.Errorf("subscriber %d (%s): %w", s.id, s.room.name, err)
