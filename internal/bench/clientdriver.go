@@ -37,12 +37,27 @@ func (d *clientDriver) connect(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, connectTimeout)
 	defer cancel()
 	opts := clientOptions(d.w.spec)
-	for i := range d.w.spec.Connections {
-		c, err := dialClient(ctx, d.w.spec.Addrs[d.w.connNode(i)], opts)
-		if err != nil {
-			return err
-		}
-		d.conns = append(d.conns, c)
+	d.conns = make([]*client.Client, d.w.spec.Connections)
+	var mu sync.Mutex
+	var first error
+	sem := make(chan struct{}, subscribeParallel)
+	var wg sync.WaitGroup
+	for i := range d.conns { // in parallel: there may be thousands
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			c, err := dialClient(ctx, d.w.spec.Addrs[d.w.connNode(i)], opts)
+			mu.Lock()
+			defer mu.Unlock()
+			d.conns[i] = c
+			if err != nil && first == nil {
+				first = err
+			}
+		})
+	}
+	wg.Wait()
+	if first != nil {
+		return first
 	}
 	return d.pubs.connect(ctx)
 }
@@ -108,7 +123,9 @@ func (d *clientDriver) close() {
 		d.cancel()
 		d.receivers.Wait()
 		for _, c := range d.conns {
-			c.Close()
+			if c != nil {
+				c.Close()
+			}
 		}
 		d.pubs.close()
 	})

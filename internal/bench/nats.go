@@ -127,8 +127,15 @@ func (d *natsDriver) subscribe(context.Context) error {
 
 func (d *natsDriver) publisher(p int) (publishFunc, int) {
 	nc := d.pubConns[p]
+	every, n := d.w.spec.FlushEvery, 0 // one lane: n is its own
 	return func(_ context.Context, r *room, payload []byte) error {
-		return nc.Publish(r.name, payload) // copies payload into its buffer
+		if err := nc.Publish(r.name, payload); err != nil { // copies payload into its buffer
+			return err
+		}
+		if n++; every > 0 && n%every == 0 {
+			return nc.FlushTimeout(publishTimeout) // a round trip: the server has them all
+		}
+		return nil
 	}, 1 // one lane: a connection's messages keep their order
 }
 

@@ -62,8 +62,11 @@ type spec struct {
 	StreamWindow int `json:"stream_window,omitempty"`
 	// Publish is how roomcast publishers publish: PublishUnary or
 	// PublishStream; "" for NATS.
-	Publish string        `json:"publish,omitempty"`
-	Drain   time.Duration `json:"drain"` // how long stop waits for subscribers to get everything
+	Publish string `json:"publish,omitempty"`
+	// FlushEvery, for NATS, is how many publishes a publisher makes
+	// between flushes (a round trip to the server); 0 for none.
+	FlushEvery int           `json:"flush_every,omitempty"`
+	Drain      time.Duration `json:"drain"` // how long stop waits for subscribers to get everything
 }
 
 // reply is one line the worker sends.

@@ -80,7 +80,11 @@ type Trial struct {
 	Publish string `json:"publish,omitempty"`
 	// PublishInFlight is how many messages one roomcast publisher has in
 	// flight at most.
-	PublishInFlight   int           `json:"publish_in_flight,omitempty"`
+	PublishInFlight int `json:"publish_in_flight,omitempty"`
+	// FlushEvery is how many messages a NATS publisher publishes between
+	// flushes, the round trip that confirms the server has them:
+	// natsFlushEvery in the publish-only scenario, else absent (no flush).
+	FlushEvery        int           `json:"flush_every,omitempty"`
 	Variant           string        `json:"variant"`
 	Engine            string        `json:"engine,omitempty"` // memory or redis; absent for NATS
 	Kind              string        `json:"kind"`             // saturation, rate or paced

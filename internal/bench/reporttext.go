@@ -17,6 +17,7 @@ func writeText(w io.Writer, r *Report) {
 		c.Sizes, c.Subscribers, c.Publish)
 	fmt.Fprintf(w, "roomcast subscribers use the client package (client.Subscription); publishers client.Client.Publish (unary, %d in flight) or a client.Publisher (stream, %d in flight)\n",
 		UnaryInFlight, publishLanes(PublishStream))
+	fmt.Fprintf(w, "NATS publishers call Publish; publish-only, with a Flush (a round trip) every %d\n", natsFlushEvery)
 	if len(r.ServerDiffers) > 0 {
 		fmt.Fprintln(w, "server under test: \"roomcast serve\" with its defaults (metrics on), except:")
 		for _, d := range r.ServerDiffers {

@@ -164,6 +164,9 @@ func (r *runner) trial(ctx context.Context, sh shape, su setup, kind string, rep
 	if su.publish != "" {
 		tr.PublishInFlight = publishLanes(su.publish)
 	}
+	if su.variant == VariantNATS && sh.scenario == ScenarioPublishOnly {
+		tr.FlushEvery = natsFlushEvery
+	}
 	switch kind {
 	case KindRate:
 		tr.PublishRate = cfg.Rate
@@ -230,7 +233,7 @@ func (r *runner) measure(ctx context.Context, tr *Trial, name, profile string) (
 		Variant: tr.Variant, Addrs: tgt.addrs(), PublishNode: cfg.publishNode(tr.Engine), Prefix: "bench." + hex.EncodeToString(prefix[:]),
 		Subscribers: tr.Subscribers, Connections: tr.Connections, Rooms: tr.Rooms, Publishers: tr.Publishers,
 		Payload: tr.PayloadBytes, Rate: tr.PublishRate, Window: tr.Window, Drain: drainTimeout,
-		StreamWindow: r.cfg.StreamWindow, Publish: tr.Publish,
+		StreamWindow: r.cfg.StreamWindow, Publish: tr.Publish, FlushEvery: tr.FlushEvery,
 	}
 	if err := p.start(ctx, sp); err != nil {
 		fail("%v", err)

@@ -33,6 +33,11 @@ const (
 // in flight at most, pipelined on its connection.
 const UnaryInFlight = 16
 
+// natsFlushEvery is how many messages a NATS publisher publishes between
+// flushes in ScenarioPublishOnly: as many as a client.Publisher keeps in
+// flight, so that NATS's publisher too learns the server has its messages.
+const natsFlushEvery = client.DefaultMaxInFlight
+
 // SmallRoomSize is the room size of ScenarioSmallRooms.
 const SmallRoomSize = 10
 
