@@ -89,7 +89,9 @@ func (d *clientDriver) receive(s *subscriber, sub *client.Subscription) {
 	for {
 		ev, err := sub.Next(d.ctx)
 		if err != nil {
-			if !d.closing.Load() {
+			// Once the driver cancelled them (closing, or joining failed:
+			// the subscribe step says why), their end is no news.
+			if d.ctx.Err() == nil {
 				d.w.fail("subscriber %d (%s): subscription ended: %v", s.id, s.room.name, err)
 			}
 			return

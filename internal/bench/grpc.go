@@ -25,9 +25,16 @@ import (
 // Timeouts of the worker's own steps; the parent gives up on it later.
 const (
 	connectTimeout   = 30 * time.Second
-	subscribeTimeout = 60 * time.Second
+	subscribeTimeout = 60 * time.Second // and joinTime per subscriber
 	publishTimeout   = 30 * time.Second
 )
+
+// joinTime is how long joining may take per subscriber, beyond
+// subscribeTimeout: 100,000 joins on a busy machine take minutes.
+const joinTime = 2 * time.Millisecond
+
+// joinTimeout is how long the worker gives n subscribers to join.
+func joinTimeout(n int) time.Duration { return subscribeTimeout + time.Duration(n)*joinTime }
 
 // subscribeParallel is how many subscribers open their streams at once.
 const subscribeParallel = 32

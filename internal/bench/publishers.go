@@ -104,12 +104,12 @@ func (p *clientPublishers) close() {
 
 // subscribeAll runs join for every subscriber, subscribeParallel at once,
 // and returns every error. cancel ends the subscribers' streams: it is
-// called when ctx ends or joining takes longer than subscribeTimeout, so
+// called when ctx ends or joining takes longer than joinTimeout, so
 // that a server that never answers does not hold the worker forever.
 func subscribeAll(ctx context.Context, subs []*subscriber, cancel context.CancelFunc, join func(*subscriber) error) error {
 	stop := context.AfterFunc(ctx, cancel)
 	defer stop()
-	timeout := time.AfterFunc(subscribeTimeout, cancel)
+	timeout := time.AfterFunc(joinTimeout(len(subs)), cancel)
 	defer timeout.Stop()
 
 	var mu sync.Mutex

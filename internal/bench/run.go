@@ -321,7 +321,7 @@ func (p *pass) start(ctx context.Context, sp *spec) error {
 	if p.local {
 		p.mem.ConnectedBytes, p.connectedStacks, p.mem.ConnectedRSSBytes = idleMemory()
 	}
-	if _, err := p.w.call(ctx, request{Op: opSubscribe}, stepTimeout); err != nil {
+	if _, err := p.w.call(ctx, request{Op: opSubscribe}, joinTimeout(sp.Subscribers)+stepTimeout); err != nil {
 		return err
 	}
 	if p.local {
