@@ -134,7 +134,7 @@ func benchFlags(fs *flag.FlagSet, cfg *bench.Config, quick *bool) {
 		"measure the roomcast server at `ADDR` instead of in-process servers: only the roomcast variant, and no server CPU or memory")
 	fs.IntVar(&cfg.Subscribers, "subscribers", cfg.Subscribers, "`N` subscriber streams, when --sizes is not given")
 	fs.IntVar(&cfg.Connections, "connections", cfg.Connections, "spread the subscribers over `N` client connections")
-	fs.IntVar(&cfg.Rooms, "rooms", cfg.Rooms, "spread the subscribers over `N` rooms (one subject each for NATS)")
+	fs.IntVar(&cfg.Rooms, "rooms", cfg.Rooms, "spread the subscribers over `N` rooms (one subject each for NATS), when --sizes is not given")
 	fs.IntVar(&cfg.Publishers, "publishers", cfg.Publishers, "`N` publishers, each on a connection of its own")
 	fs.IntVar(&cfg.Payload, "payload", cfg.Payload, "payload size in `BYTES` (at least 20)")
 	fs.Float64Var(&cfg.Rate, "rate", cfg.Rate, "publish `N` messages per second over all publishers; 0 publishes as fast as the subscribers keep up (saturation)")

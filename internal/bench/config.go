@@ -89,7 +89,7 @@ type Config struct {
 	Server      string  // a roomcast server to target instead of in-process ones; "" to run them in-process
 	Subscribers int     // subscriber streams, when Sizes is empty
 	Connections int     // client connections the subscribers are spread over
-	Rooms       int     // rooms the subscribers are spread over
+	Rooms       int     // rooms the subscribers are spread over, when Sizes is empty
 	Publishers  int     // publishers, each on a connection of its own
 	Payload     int     // payload bytes per message
 	Rate        float64 // messages published per second, over all publishers; 0 for saturation
