@@ -30,8 +30,8 @@ func tinyConfig(t *testing.T) Config {
 	cfg.Sizes = []int{1, 3}
 	cfg.SmallRooms, cfg.PublishOnly = false, false
 	cfg.Paced = 600
-	cfg.Warmup = 100 * time.Millisecond
-	cfg.Duration = 600 * time.Millisecond
+	cfg.Warmup = 50 * time.Millisecond
+	cfg.Duration = 400 * time.Millisecond
 	cfg.Out = t.TempDir()
 	return cfg
 }

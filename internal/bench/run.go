@@ -374,6 +374,7 @@ func (p *pass) window(ctx context.Context, profile string) error {
 	if err := p.watch(ctx, p.w, p.name, "measurement", p.cfg.Duration, busy); err != nil {
 		return err
 	}
+	busy() // at least once, however short the window
 	cpu1, ok1 := processCPU()
 	w1, wok1 := writeSyscalls()
 	p.tr.Seconds = time.Since(t0).Seconds()
