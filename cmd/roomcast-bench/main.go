@@ -74,8 +74,8 @@ publish-to-delivery latency (p50, p99, p99.9), server CPU per delivery and
 per publish, and server memory per connection and per subscriber stream,
 as heap + stacks and as RSS (idle, after a GC, and peak while busy):
 medians of --reps repetitions on stdout, progress on stderr, and with
---out, bench.json and a chart, bench.svg. --quick is a run of about a
-minute, for CI.`
+--out, bench.json and a chart, bench.svg. --quick is a run of well under
+a minute, for CI.`
 
 // run runs the command line args (without the program name) and returns the
 // exit code. ctx is done when the process is asked to stop; the run then
@@ -129,7 +129,7 @@ func writeUsage(w io.Writer, fs *flag.FlagSet) {
 // benchFlags defines the flags on fs, bound to cfg and quick.
 func benchFlags(fs *flag.FlagSet, cfg *bench.Config, quick *bool) {
 	fs.BoolVar(quick, "quick", false,
-		"a run of about a minute, for CI: 100 subscribers over 10 connections, room sizes 10 and 100, 1s per trial, paced at 20000 deliveries/s; flags given as well override it")
+		"a run of well under a minute, for CI: 100 subscribers over 10 connections, room sizes 10 and 100 (10 × 10 and 1 × 100), 1s per trial, paced at 20000 deliveries/s, then 10 × 10 with streaming publishes and publish-only; flags given as well override it")
 	fs.StringVar(&cfg.Server, "server", cfg.Server,
 		"measure the roomcast server at `ADDR` instead of in-process servers: only the roomcast variant, and no server CPU or memory")
 	fs.IntVar(&cfg.Subscribers, "subscribers", cfg.Subscribers, "`N` subscriber streams, when --sizes is not given")
