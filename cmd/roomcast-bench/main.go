@@ -60,13 +60,22 @@ publishers stay at most --window messages ahead of a room's slowest
 subscriber, so a saturated server is measured without cutting anyone off.
 Any loss, reordering or cut-off fails the run (exit status 1).
 
-Each point (variant, room size) is measured at saturation (or at --rate) and,
-with --paced, at that many deliveries per second. It reports delivered
-messages/s and MB/s, publish-to-delivery latency (p50, p99, p99.9), server
-CPU per delivery, and server memory per connection and per subscriber stream
-(idle, after a GC, and peak while busy): medians of --reps repetitions on
-stdout, progress on stderr, and with --out, bench.json and a chart,
-bench.svg. --quick is a run of well under a minute, for CI.`
+The server under test is built as "roomcast serve" builds it with its
+defaults (metrics and the access log on); the report lists what differs,
+such as --publish-rate 0. roomcast subscribers use the client package.
+
+The default matrix: the fanout (each room size of --sizes, or --subscribers
+over --rooms) at saturation (or at --rate) and, with --paced, at that many
+deliveries per second; rooms of 10 at saturation with streaming publishers
+(--small-rooms); publishing alone, unary and streaming (--publish-only);
+NATS beside each. Shapes are reported as run: rooms × subscribers per room
+over connections. It reports published and delivered messages/s, MB/s,
+publish-to-delivery latency (p50, p99, p99.9), server CPU per delivery and
+per publish, and server memory per connection and per subscriber stream,
+as heap + stacks and as RSS (idle, after a GC, and peak while busy):
+medians of --reps repetitions on stdout, progress on stderr, and with
+--out, bench.json and a chart, bench.svg. --quick is a run of well under
+a minute, for CI.`
 
 // run runs the command line args (without the program name) and returns the
 // exit code. ctx is done when the process is asked to stop; the run then
@@ -120,12 +129,12 @@ func writeUsage(w io.Writer, fs *flag.FlagSet) {
 // benchFlags defines the flags on fs, bound to cfg and quick.
 func benchFlags(fs *flag.FlagSet, cfg *bench.Config, quick *bool) {
 	fs.BoolVar(quick, "quick", false,
-		"a run of well under a minute, for CI: 100 subscribers over 10 connections, room sizes 10 and 100, 1s per trial, paced at 20000 deliveries/s; flags given as well override it")
+		"a run of well under a minute, for CI: 100 subscribers over 10 connections, room sizes 10 and 100 (10 × 10 and 1 × 100), 1s per trial, paced at 20000 deliveries/s, then 10 × 10 with streaming publishes and publish-only; flags given as well override it")
 	fs.StringVar(&cfg.Server, "server", cfg.Server,
 		"measure the roomcast server at `ADDR` instead of in-process servers: only the roomcast variant, and no server CPU or memory")
 	fs.IntVar(&cfg.Subscribers, "subscribers", cfg.Subscribers, "`N` subscriber streams, when --sizes is not given")
 	fs.IntVar(&cfg.Connections, "connections", cfg.Connections, "spread the subscribers over `N` client connections")
-	fs.IntVar(&cfg.Rooms, "rooms", cfg.Rooms, "spread the subscribers over `N` rooms (one subject each for NATS)")
+	fs.IntVar(&cfg.Rooms, "rooms", cfg.Rooms, "spread the subscribers over `N` rooms (one subject each for NATS), when --sizes is not given")
 	fs.IntVar(&cfg.Publishers, "publishers", cfg.Publishers, "`N` publishers, each on a connection of its own")
 	fs.IntVar(&cfg.Payload, "payload", cfg.Payload, "payload size in `BYTES` (at least 20)")
 	fs.Float64Var(&cfg.Rate, "rate", cfg.Rate, "publish `N` messages per second over all publishers; 0 publishes as fast as the subscribers keep up (saturation)")
@@ -136,8 +145,16 @@ func benchFlags(fs *flag.FlagSet, cfg *bench.Config, quick *bool) {
 	fs.DurationVar(&cfg.Warmup, "warmup", cfg.Warmup, "publish for `DURATION` before measuring")
 	fs.DurationVar(&cfg.Duration, "duration", cfg.Duration, "measure each trial for `DURATION`")
 	fs.IntVar(&cfg.Reps, "reps", cfg.Reps, "repeat every trial `N` times; the report gives medians")
-	fs.Var((*variantsFlag)(&cfg.Variants), "variants", "measure these `VARIANTS`, comma-separated: roomcast, encode-each, nats; and watch (roomcast with its subscribers on Connect over HTTP/2), measured only when named")
-	fs.Var((*sizesFlag)(&cfg.Sizes), "sizes", "sweep these room `SIZES` (subscribers per room, comma-separated; subscribers = size x rooms) instead of --subscribers")
+	fs.Var((*variantsFlag)(&cfg.Variants), "variants",
+		"measure these `VARIANTS`, comma-separated: roomcast, encode-each, nats; and, measured only when named, watch (roomcast with its subscribers on Connect over HTTP/2) and the extra roomcast-rawdecode (subscribers on the generated stubs with a hand-written decoder; no headline figure)")
+	fs.Var((*sizesFlag)(&cfg.Sizes), "sizes",
+		"sweep these room `SIZES` (subscribers per room, comma-separated): at each, --subscribers spread over subscribers/size rooms (one room when size is larger), over --connections; 10 with the defaults is 100 rooms × 10 over 50 connections")
+	fs.StringVar(&cfg.Publish, "publish", cfg.Publish,
+		"how the fanout's roomcast publishers publish: `MODE` unary (Client.Publish, 16 in flight) or stream (a client.Publisher on PublishStream, its window in flight)")
+	fs.BoolVar(&cfg.SmallRooms, "small-rooms", cfg.SmallRooms,
+		"also measure rooms of 10 (--subscribers/10 rooms over --connections) at saturation with streaming publishers, roomcast and NATS")
+	fs.BoolVar(&cfg.PublishOnly, "publish-only", cfg.PublishOnly,
+		"also measure publishing alone: one subscriber, 64-byte payloads, at saturation, roomcast unary and streaming, and NATS")
 	fs.StringVar(&cfg.Engine, "engine", cfg.Engine,
 		"keep the roomcast variants' rooms in `ENGINES`: memory (one server), redis (--nodes servers sharing a Redis), or memory,redis to measure both in one run, interleaved, with redis's ratios to memory")
 	fs.IntVar(&cfg.Nodes, "nodes", cfg.Nodes, "with --engine redis, run `N` roomcast servers in this process, one broker; subscriber connection i goes to node i mod N")

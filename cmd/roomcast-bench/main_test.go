@@ -23,8 +23,8 @@ import (
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // TestBenchBinary runs the command as a user does: the built binary, its
-// worker a second process of the same binary, every variant at two tiny room
-// sizes.
+// worker a second process of the same binary, the default variants at two
+// tiny room sizes, then the small rooms and publish-only scenarios.
 func TestBenchBinary(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary")
@@ -51,7 +51,7 @@ func TestBenchBinary(t *testing.T) {
 	if !strings.Contains(stdout.String(), "ok: every subscriber got every message in order") {
 		t.Errorf("stdout does not say the run passed:\n%s", stdout.String())
 	}
-	if !strings.Contains(stderr.String(), "bench: [12/12]") {
+	if !strings.Contains(stderr.String(), "bench: [17/17]") {
 		t.Errorf("no progress on stderr:\n%s", stderr.String())
 	}
 
@@ -69,15 +69,19 @@ func TestBenchBinary(t *testing.T) {
 	if rep.Config.DurationS != 0.4 || rep.Config.Subscribers != 4 || !slices.Equal(rep.Config.Sizes, []int{2, 4}) {
 		t.Errorf("flags given with --quick were not applied: %+v", rep.Config)
 	}
-	if len(rep.Trials) != 12 || len(rep.Points) != 12 {
-		t.Errorf("%d trials and %d points, want 12 each", len(rep.Trials), len(rep.Points))
+	// 3 variants × 2 sizes × 2 kinds, 2 of small rooms, 3 publish-only.
+	if len(rep.Trials) != 17 || len(rep.Points) != 17 {
+		t.Errorf("%d trials and %d points, want 17 each", len(rep.Trials), len(rep.Points))
+	}
+	if len(rep.ServerDiffers) == 0 || !strings.Contains(stdout.String(), "1 × 4 over 2 connections") {
+		t.Errorf("the report does not state the shapes as run or the server's differences from serve:\n%s", stdout.String())
 	}
 	for _, tr := range rep.Trials {
 		if !tr.OK || tr.Delivered == 0 || tr.Latency == nil || tr.Latency.Count == 0 || tr.Server == nil || tr.Server.NsPerDelivery <= 0 {
 			t.Errorf("trial %s %s %d: %+v", tr.Variant, tr.Kind, tr.RoomSize, tr)
 		}
 	}
-	for _, v := range bench.AllVariants {
+	for _, v := range bench.DefaultVariants {
 		if fi, err := os.Stat(filepath.Join(out, "cpu-"+v+".pprof")); err != nil || fi.Size() == 0 {
 			t.Errorf("no CPU profile for %s: %v", v, err)
 		}
@@ -100,7 +104,8 @@ func TestBenchFlags(t *testing.T) {
 		return resolveBenchConfig(fs, cfg, quick)
 	}
 
-	if got, want := parse(), bench.DefaultConfig(); got.Subscribers != want.Subscribers || got.Duration != want.Duration || !slices.Equal(got.Variants, bench.AllVariants) {
+	if got, want := parse(), bench.DefaultConfig(); got.Subscribers != want.Subscribers || got.Duration != want.Duration || !slices.Equal(got.Variants, bench.DefaultVariants) ||
+		got.Publish != bench.PublishUnary || !got.SmallRooms || !got.PublishOnly {
 		t.Errorf("defaults: %+v", got)
 	}
 	q := parse("--quick", "--subscribers", "7", "--variants", "nats,roomcast")
@@ -109,6 +114,9 @@ func TestBenchFlags(t *testing.T) {
 	}
 	if s := parse("--sizes", "10, 100,1000", "--duration", "3s"); !slices.Equal(s.Sizes, []int{10, 100, 1000}) || s.Duration != 3*time.Second {
 		t.Errorf("--sizes: %+v", s)
+	}
+	if p := parse("--publish", "stream", "--small-rooms=false", "--publish-only=false"); p.Publish != bench.PublishStream || p.SmallRooms || p.PublishOnly {
+		t.Errorf("--publish stream, no extra scenario: %+v", p)
 	}
 	if r := parse("--server", "127.0.0.1:1"); !slices.Equal(r.Variants, []string{bench.VariantRoomcast}) {
 		t.Errorf("--server measures %v, want roomcast alone", r.Variants)
@@ -128,6 +136,7 @@ func TestBenchUsage(t *testing.T) {
 	}{
 		{[]string{"--variants", "kafka"}, `unknown variant "kafka"`},
 		{[]string{"--sizes", "10,x"}, `room size "x"`},
+		{[]string{"--publish", "batch"}, `unknown publish mode "batch"`},
 		{[]string{"--payload", "8"}, "payload must be"},
 		{[]string{"--rooms", "4", "--subscribers", "2"}, "every room needs a subscriber"},
 		{[]string{"--server", "127.0.0.1:1", "--variants", "nats"}, "needs an in-process server"},

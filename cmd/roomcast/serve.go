@@ -17,11 +17,11 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/roomcast/roomcast/auth"
 	"github.com/roomcast/roomcast/broker"
+	"github.com/roomcast/roomcast/internal/serveconfig"
 	"github.com/roomcast/roomcast/server"
 )
 
@@ -30,8 +30,6 @@ const (
 	defaultListen        = "127.0.0.1:50051"
 	defaultMetricsListen = "127.0.0.1:9464"
 	defaultDrainTimeout  = 10 * time.Second
-	defaultPublishRate   = 10_000 // publishes per credential per second
-	defaultPublishBurst  = 1000
 )
 
 var serveCmd = &command{
@@ -85,6 +83,7 @@ every message sent. Spans still buffered are flushed on shutdown.`,
 	maxArgs: 0,
 	setup: func(fs *flag.FlagSet) runFunc {
 		cfg := &serveConfig{level: slog.LevelInfo}
+		d := serveconfig.Defaults()
 		fs.StringVar(&cfg.listen, "listen", defaultListen,
 			"serve gRPC on `ADDR` (host:port)")
 		fs.StringVar(&cfg.metricsListen, "metrics-listen", defaultMetricsListen,
@@ -95,67 +94,67 @@ every message sent. Spans still buffered are flushed on shutdown.`,
 		cfg.engine.define(fs)
 		cfg.operator.define(fs)
 		cfg.tracing.define(fs)
-		fs.IntVar(&cfg.maxMessageBytes, "max-message-bytes", server.DefaultMaxMessageBytes,
+		fs.IntVar(&cfg.limits.MaxMessageBytes, "max-message-bytes", d.MaxMessageBytes,
 			"refuse published messages (payload, content type and headers) over `N` bytes; must leave --backlog-bytes room for about 1 KiB of envelope")
-		fs.IntVar(&cfg.backlogMessages, "backlog-messages", broker.DefaultBacklogMessages,
+		fs.IntVar(&cfg.limits.BacklogMessages, "backlog-messages", d.BacklogMessages,
 			"cut off a subscriber more than `N` messages behind in a room")
-		fs.IntVar(&cfg.backlogBytes, "backlog-bytes", broker.DefaultBacklogBytes,
+		fs.IntVar(&cfg.limits.BacklogBytes, "backlog-bytes", d.BacklogBytes,
 			"cut off a subscriber more than `N` bytes of messages behind in a room")
-		fs.IntVar(&cfg.maxRoomsPerSession, "max-rooms-per-session", server.DefaultMaxRoomsPerSession,
+		fs.IntVar(&cfg.limits.MaxRoomsPerSession, "max-rooms-per-session", d.MaxRoomsPerSession,
 			"refuse joins past `N` rooms on one Subscribe stream")
-		fs.Float64Var(&cfg.publishRate, "publish-rate", defaultPublishRate,
+		fs.Float64Var(&cfg.limits.PublishRate, "publish-rate", d.PublishRate,
 			"allow each credential (anonymous callers: each client address, an IPv6 one by its /64) `N` publishes a second on average; 0 for no limit")
-		fs.IntVar(&cfg.publishBurst, "publish-burst", defaultPublishBurst,
+		fs.IntVar(&cfg.limits.PublishBurst, "publish-burst", d.PublishBurst,
 			"allow each credential bursts of up to `N` publishes")
-		fs.Float64Var(&cfg.readRate, "read-rate", server.DefaultReadRate,
+		fs.Float64Var(&cfg.limits.ReadRate, "read-rate", d.ReadRate,
 			"allow each credential (anonymous callers: each client address) `N` History and Presence calls a second on average, together; 0 for no limit")
-		fs.IntVar(&cfg.readBurst, "read-burst", server.DefaultReadBurst,
+		fs.IntVar(&cfg.limits.ReadBurst, "read-burst", d.ReadBurst,
 			"allow each credential bursts of up to `N` History and Presence calls")
-		fs.Float64Var(&cfg.commandRate, "command-rate", server.DefaultCommandRate,
+		fs.Float64Var(&cfg.limits.CommandRate, "command-rate", d.CommandRate,
 			"allow each Subscribe stream `N` commands a second on average; 0 for no limit")
-		fs.IntVar(&cfg.commandBurst, "command-burst", server.DefaultCommandBurst,
+		fs.IntVar(&cfg.limits.CommandBurst, "command-burst", d.CommandBurst,
 			"allow each Subscribe stream bursts of up to `N` commands")
-		fs.Float64Var(&cfg.streamResetRate, "stream-reset-rate", server.DefaultStreamResetRate,
+		fs.Float64Var(&cfg.limits.StreamResetRate, "stream-reset-rate", d.StreamResetRate,
 			"close a client connection that resets streams (cancels calls) faster than `N` a second on average: the HTTP/2 rapid reset attack; 0 for no limit")
-		fs.IntVar(&cfg.streamResetBurst, "stream-reset-burst", server.DefaultStreamResetBurst,
+		fs.IntVar(&cfg.limits.StreamResetBurst, "stream-reset-burst", d.StreamResetBurst,
 			"allow each client connection bursts of up to `N` stream resets, saved up at --stream-reset-rate from when it connects")
-		fs.Float64Var(&cfg.credCommandRate, "credential-command-rate", server.DefaultCredentialCommandRate,
+		fs.Float64Var(&cfg.limits.CredCommandRate, "credential-command-rate", d.CredCommandRate,
 			"allow each credential (anonymous callers: each client address) `N` Subscribe commands a second on average over all its streams; 0 for no limit")
-		fs.IntVar(&cfg.credCommandBurst, "credential-command-burst", server.DefaultCredentialCommandBurst,
+		fs.IntVar(&cfg.limits.CredCommandBurst, "credential-command-burst", d.CredCommandBurst,
 			"allow each credential bursts of up to `N` Subscribe commands over all its streams")
-		fs.IntVar(&cfg.maxRefusedCommands, "max-refused-commands", server.DefaultMaxRefusedCommands,
+		fs.IntVar(&cfg.limits.MaxRefusedCommands, "max-refused-commands", d.MaxRefusedCommands,
 			"end a Subscribe stream with more than `N` commands refused by --command-rate or --credential-command-rate within a second; 0 never does")
-		fs.IntVar(&cfg.maxRefusedCalls, "max-refused-calls", server.DefaultMaxRefusedCalls,
+		fs.IntVar(&cfg.limits.MaxRefusedCalls, "max-refused-calls", d.MaxRefusedCalls,
 			"close a client connection with more than `N` calls refused before they run (unauthenticated, past --max-streams-per-credential or --read-rate) within a second; 0 never does")
-		fs.IntVar(&cfg.maxStreams, "max-streams", server.DefaultMaxStreams,
+		fs.IntVar(&cfg.limits.MaxStreams, "max-streams", d.MaxStreams,
 			"end Subscribe streams past `N` open on the server at once")
-		fs.IntVar(&cfg.maxCredStreams, "max-streams-per-credential", server.DefaultMaxStreamsPerCredential,
+		fs.IntVar(&cfg.limits.MaxCredStreams, "max-streams-per-credential", d.MaxCredStreams,
 			"end Subscribe streams past `N` open at once with one credential (anonymous callers: per client address)")
-		fs.UintVar(&cfg.maxStreamsPerConnection, "max-streams-per-connection", server.DefaultMaxStreamsPerConnection,
+		fs.UintVar(&cfg.limits.MaxStreamsPerConnection, "max-streams-per-connection", d.MaxStreamsPerConnection,
 			"allow one client connection `N` calls in flight at once")
-		fs.IntVar(&cfg.maxHeaderBytes, "max-header-bytes", server.DefaultMaxHeaderBytes,
+		fs.IntVar(&cfg.limits.MaxHeaderBytes, "max-header-bytes", d.MaxHeaderBytes,
 			"refuse calls whose metadata and headers take more than `N` bytes (as HTTP/2 counts them: 32 more per entry); at least 1024")
-		fs.IntVar(&cfg.maxConns, "max-connections", server.DefaultMaxConnections,
+		fs.IntVar(&cfg.limits.MaxConns, "max-connections", d.MaxConns,
 			"close connections past `N` open at once as soon as they are accepted (mind ulimit -n too)")
-		fs.DurationVar(&cfg.maxConnIdle, "max-connection-idle", server.DefaultMaxConnectionIdle,
+		fs.DurationVar(&cfg.limits.MaxConnIdle, "max-connection-idle", d.MaxConnIdle,
 			"close a connection with no call in flight for `DURATION`, with a GOAWAY; 0 keeps idle connections")
-		fs.DurationVar(&cfg.authTimeout, "auth-timeout", server.DefaultAuthTimeout,
+		fs.DurationVar(&cfg.limits.AuthTimeout, "auth-timeout", d.AuthTimeout,
 			"with credentials, close a connection that has made no authenticated call within `DURATION` of connecting; 0 turns it off")
-		fs.IntVar(&cfg.maxRooms, "max-rooms", broker.DefaultMaxRooms,
+		fs.IntVar(&cfg.limits.MaxRooms, "max-rooms", d.MaxRooms,
 			"refuse publishes and joins that would hold more than `N` rooms in memory")
-		fs.Int64Var(&cfg.maxRetainedBytes, "max-retained-bytes", defaultRetainedBytes(),
+		fs.Int64Var(&cfg.limits.MaxRetainedBytes, "max-retained-bytes", d.MaxRetainedBytes,
 			"hold at most `N` bytes of messages over all rooms: past nine tenths, idle rooms' history is dropped, least recently published first; past N, publishes are refused; the default is half the memory of the machine or of its cgroup")
-		fs.IntVar(&cfg.maxRoomsPerCredential, "max-rooms-per-credential", 0,
+		fs.IntVar(&cfg.limits.MaxRoomsPerCredential, "max-rooms-per-credential", d.MaxRoomsPerCredential,
 			"let one credential (one client address when anonymous) create at most `N` of the rooms held at once; 0 means a tenth of --max-rooms (at least 100)")
-		fs.Int64Var(&cfg.maxRetainedBytesPerCredential, "max-retained-bytes-per-credential", 0,
+		fs.Int64Var(&cfg.limits.MaxRetainedBytesPerCredential, "max-retained-bytes-per-credential", d.MaxRetainedBytesPerCredential,
 			"let one credential's messages fill at most `N` bytes of --max-retained-bytes; 0 means a quarter of it (at least 64 MiB)")
-		fs.IntVar(&cfg.historyMessages, "history-messages", broker.DefaultHistoryMessages,
+		fs.IntVar(&cfg.limits.HistoryMessages, "history-messages", d.HistoryMessages,
 			"keep each room's newest `N` messages for History and resuming joins; 0 turns history off")
-		fs.DurationVar(&cfg.historyTTL, "history-ttl", broker.DefaultHistoryTTL,
+		fs.DurationVar(&cfg.limits.HistoryTTL, "history-ttl", d.HistoryTTL,
 			"keep a room's history for `DURATION`")
-		fs.DurationVar(&cfg.writeTimeout, "write-timeout", server.DefaultWriteTimeout,
+		fs.DurationVar(&cfg.limits.WriteTimeout, "write-timeout", d.WriteTimeout,
 			"cut off a subscriber whose stream takes no write for `DURATION`")
-		fs.Float64Var(&cfg.authLogRate, "auth-failure-log-rate", server.DefaultAuthFailureLogRate,
+		fs.Float64Var(&cfg.limits.AuthLogRate, "auth-failure-log-rate", d.AuthLogRate,
 			"log calls and commands refused for their credential or permissions, with the client's address, at most `N` lines a second (the next line counts those left out); 0 logs none")
 		fs.DurationVar(&cfg.drainTimeout, "drain-timeout", defaultDrainTimeout,
 			"on SIGINT or SIGTERM, give calls in flight up to `DURATION` to finish; 0 closes them at once")
@@ -167,47 +166,16 @@ every message sent. Spans still buffered are flushed on shutdown.`,
 }
 
 type serveConfig struct {
-	listen, metricsListen   string
-	transport               transportFlags
-	web                     webFlags // serve_web.go
-	creds                   credentialFlags
-	engine                  engineFlags
-	operator                operatorFlags // serve_operator.go
-	tracing                 tracingFlags  // serve_tracing.go
-	maxMessageBytes         int
-	backlogMessages         int
-	backlogBytes            int
-	maxRoomsPerSession      int
-	publishRate             float64
-	publishBurst            int
-	commandRate             float64
-	commandBurst            int
-	streamResetRate         float64
-	streamResetBurst        int
-	maxStreams              int
-	maxStreamsPerConnection uint
-	maxRooms                int
-	maxHeaderBytes          int
-	maxConns                int
-	maxConnIdle             time.Duration
-	authTimeout             time.Duration
-	maxCredStreams          int
-	readRate                float64
-	readBurst               int
-	credCommandRate         float64
-	credCommandBurst        int
-	maxRefusedCommands      int
-	maxRefusedCalls         int
-	maxRetainedBytes        int64
-
-	maxRoomsPerCredential         int
-	maxRetainedBytesPerCredential int64
-	historyMessages               int
-	historyTTL                    time.Duration
-	writeTimeout                  time.Duration
-	authLogRate                   float64
-	drainTimeout                  time.Duration
-	level                         slog.Level
+	listen, metricsListen string
+	transport             transportFlags
+	web                   webFlags // serve_web.go
+	creds                 credentialFlags
+	engine                engineFlags
+	operator              operatorFlags      // serve_operator.go
+	tracing               tracingFlags       // serve_tracing.go
+	limits                serveconfig.Limits // every limit, rate and retention flag
+	drainTimeout          time.Duration
+	level                 slog.Level
 
 	authn *auth.Authenticator // made by serverOptions; nil when the server is open
 }
@@ -230,8 +198,8 @@ func (cfg *serveConfig) validate() error {
 	if err := cfg.tracing.validate(); err != nil {
 		return err
 	}
-	if cfg.maxStreamsPerConnection < 1 || cfg.maxStreamsPerConnection > math.MaxUint32 {
-		return fmt.Errorf("--max-streams-per-connection must be 1 to %d, got %d", uint32(math.MaxUint32), cfg.maxStreamsPerConnection)
+	if cfg.limits.MaxStreamsPerConnection < 1 || cfg.limits.MaxStreamsPerConnection > math.MaxUint32 {
+		return fmt.Errorf("--max-streams-per-connection must be 1 to %d, got %d", uint32(math.MaxUint32), cfg.limits.MaxStreamsPerConnection)
 	}
 	return nil
 }
@@ -274,15 +242,9 @@ func (cfg *serveConfig) run(ctx context.Context, _ []string, stdout, stderr io.W
 	}
 	var reg *prometheus.Registry
 	if cfg.metricsListen != "" {
-		reg = prometheus.NewRegistry()
-		for _, c := range []prometheus.Collector{
-			collectors.NewGoCollector(),
-			collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		} {
-			if err := reg.Register(c); err != nil {
-				log.Error("registering metrics", "err", err)
-				return exitFail
-			}
+		if reg, err = serveconfig.NewRegistry(); err != nil {
+			log.Error("registering metrics", "err", err)
+			return exitFail
 		}
 		opts = append(opts, server.WithMetrics(reg))
 	}
@@ -412,35 +374,9 @@ func (cfg *serveConfig) serverOptions(ctx context.Context, log *slog.Logger) ([]
 		return nil, nil, err
 	}
 	log.Info("rooms are kept by an engine", engineAttrs...)
-	opts := []server.Option{
-		server.WithLogger(log),
-		server.WithMaxMessageBytes(cfg.maxMessageBytes),
-		server.WithMaxRoomsPerSession(cfg.maxRoomsPerSession),
-		server.WithPublishRate(cfg.publishRate, cfg.publishBurst),
-		server.WithCommandRate(cfg.commandRate, cfg.commandBurst),
-		server.WithStreamResetRate(cfg.streamResetRate, cfg.streamResetBurst),
-		server.WithMaxStreams(cfg.maxStreams),
-		server.WithMaxStreamsPerConnection(uint32(cfg.maxStreamsPerConnection)), // validate checked the range
-		server.WithWriteTimeout(cfg.writeTimeout),
-		server.WithAuthFailureLogRate(cfg.authLogRate),
-		server.WithMaxHeaderBytes(cfg.maxHeaderBytes),
-		server.WithMaxConnections(cfg.maxConns),
-		server.WithMaxConnectionIdle(cfg.maxConnIdle),
-		server.WithAuthTimeout(cfg.authTimeout),
-		server.WithMaxStreamsPerCredential(cfg.maxCredStreams),
-		server.WithReadRate(cfg.readRate, cfg.readBurst),
-		server.WithCredentialCommandRate(cfg.credCommandRate, cfg.credCommandBurst),
-		server.WithMaxRefusedCommands(cfg.maxRefusedCommands),
-		server.WithMaxRefusedCalls(cfg.maxRefusedCalls),
-		server.WithBrokerOptions(
-			broker.WithBacklog(cfg.backlogMessages, cfg.backlogBytes),
-			broker.WithHistory(cfg.historyMessages, cfg.historyTTL),
-			broker.WithMaxRooms(cfg.maxRooms),
-			broker.WithMaxRetainedBytes(cfg.maxRetainedBytes),
-			broker.WithOwnerQuotas(cfg.maxRoomsPerCredential, cfg.maxRetainedBytesPerCredential),
-		),
-		server.WithBrokerOptions(engine...),
-	}
+	// validate checked MaxStreamsPerConnection's range.
+	opts := append([]server.Option{server.WithLogger(log)}, cfg.limits.ServerOptions()...)
+	opts = append(opts, server.WithBrokerOptions(engine...))
 	opts = append(opts, cfg.operator.serverOptions()...)
 	creds, err := cfg.transport.transportCredentials()
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -20,15 +21,17 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// tinyConfig is a run of a few seconds: every variant at two tiny room
-// sizes, at saturation and paced, with the worker in-process.
+// tinyConfig is a run of a few seconds: the default variants at two tiny
+// room sizes (6 rooms of 1 and 2 rooms of 3 over 2 connections), at
+// saturation and paced, with the worker in-process; no extra scenario.
 func tinyConfig(t *testing.T) Config {
 	cfg := QuickConfig()
-	cfg.Subscribers, cfg.Connections, cfg.Rooms, cfg.Publishers = 6, 2, 2, 2
+	cfg.Subscribers, cfg.Connections, cfg.Rooms, cfg.Publishers = 6, 2, 1, 2
 	cfg.Sizes = []int{1, 3}
+	cfg.SmallRooms, cfg.PublishOnly = false, false
 	cfg.Paced = 600
-	cfg.Warmup = 100 * time.Millisecond
-	cfg.Duration = 600 * time.Millisecond
+	cfg.Warmup = 50 * time.Millisecond
+	cfg.Duration = 400 * time.Millisecond
 	cfg.Out = t.TempDir()
 	return cfg
 }
@@ -71,8 +74,12 @@ func TestRunTiny(t *testing.T) {
 		if tr.Server == nil || tr.Server.CPUSeconds <= 0 || tr.Server.NsPerDelivery <= 0 || tr.Server.Memory.EmptyBytes == 0 {
 			t.Errorf("%s %s %d: server %+v", tr.Variant, tr.Kind, tr.RoomSize, tr.Server)
 		}
-		if tr.Subscribers != tr.RoomSize*cfg.Rooms {
-			t.Errorf("%s: %d subscribers at room size %d", tr.Variant, tr.Subscribers, tr.RoomSize)
+		if tr.Subscribers != 6 || tr.Rooms != 6/tr.RoomSize || tr.Connections != 2 || tr.Scenario != ScenarioFanout ||
+			tr.Shape != fmt.Sprintf("%d × %d over 2 connections", 6/tr.RoomSize, tr.RoomSize) {
+			t.Errorf("%s: %d subscribers in %d rooms of %d over %d connections, labelled %s %q", tr.Variant, tr.Subscribers, tr.Rooms, tr.RoomSize, tr.Connections, tr.Scenario, tr.Shape)
+		}
+		if m := tr.Server.Memory; m.EmptyRSSBytes == 0 || m.SubscribedRSSBytes == 0 || m.BusyPeakRSSBytes == 0 {
+			t.Errorf("%s: no RSS: %+v", tr.Variant, m)
 		}
 	}
 	if len(got.Points) != 3*2*2 {
@@ -85,7 +92,7 @@ func TestRunTiny(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"<svg", "</svg>", VariantRoomcast, VariantEncodeEach, VariantNATS, "subscribers per room", "p99 latency"} {
+	for _, want := range []string{"<svg", "</svg>", VariantRoomcast, VariantEncodeEach, VariantNATS, "subscribers per room", "p99 latency", "6×1/2", "2×3/2"} {
 		if !bytes.Contains(svg, []byte(want)) {
 			t.Errorf("the chart lacks %q", want)
 		}
@@ -120,7 +127,7 @@ func TestRunFailsOnLostMessage(t *testing.T) {
 // TestRunRemoteServer measures a server the run did not start: the clients'
 // figures only.
 func TestRunRemoteServer(t *testing.T) {
-	srv, err := startRoomcast(false, 1, nil, 1)
+	srv, err := startRoomcast(false, 1, 1, 1, nil, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,6 +149,69 @@ func TestRunRemoteServer(t *testing.T) {
 	}
 	if cfg.Variants = []string{VariantNATS}; cfg.Validate() == nil {
 		t.Error("NATS against a roomcast server was accepted")
+	}
+}
+
+// TestRunExtraScenarios runs the small rooms and publish-only scenarios
+// beside a fanout, roomcast and NATS: each labelled as run, NATS beside
+// each, publish-only with unary and streaming publishers and its figures
+// per publish, and the server's differences from serve's defaults stated.
+func TestRunExtraScenarios(t *testing.T) {
+	cfg := tinyConfig(t)
+	cfg.Variants, cfg.Sizes, cfg.Paced = []string{VariantRoomcast, VariantNATS}, nil, 0
+	cfg.Subscribers, cfg.Connections, cfg.Publishers = 20, 4, 1
+	cfg.SmallRooms, cfg.PublishOnly = true, true
+	var stdout, stderr bytes.Buffer
+	rep, err := Run(testCtx(t), cfg, &stdout, &stderr)
+	if err != nil {
+		t.Fatalf("Run: %v\nstderr:\n%s", err, stderr.String())
+	}
+	t.Logf("stdout:\n%s", stdout.String())
+	type trial struct{ scenario, shape, variant, publish string }
+	var got []trial
+	for _, tr := range rep.Trials {
+		got = append(got, trial{tr.Scenario, tr.Shape, tr.Variant, tr.Publish})
+		if !tr.OK || tr.Server == nil || tr.Server.NsPerPublish <= 0 || tr.PublishedPerSec <= 0 {
+			t.Errorf("trial %+v, server %+v", tr, tr.Server)
+		}
+	}
+	want := []trial{
+		{ScenarioFanout, "1 × 20 over 4 connections", VariantRoomcast, PublishUnary},
+		{ScenarioFanout, "1 × 20 over 4 connections", VariantNATS, ""},
+		{ScenarioSmallRooms, "2 × 10 over 4 connections", VariantRoomcast, PublishStream},
+		{ScenarioSmallRooms, "2 × 10 over 4 connections", VariantNATS, ""},
+		{ScenarioPublishOnly, "1 × 1 over 1 connection", VariantRoomcast, PublishUnary},
+		{ScenarioPublishOnly, "1 × 1 over 1 connection", VariantRoomcast, PublishStream},
+		{ScenarioPublishOnly, "1 × 1 over 1 connection", VariantNATS, ""},
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("trials\n%v\nwant\n%v", got, want)
+	}
+	for _, tr := range rep.Trials {
+		if tr.Scenario == ScenarioPublishOnly && tr.PayloadBytes != PublishOnlyPayload {
+			t.Errorf("publish-only with %d-byte payloads", tr.PayloadBytes)
+		}
+	}
+	ratio := map[string]bool{}
+	for _, r := range rep.Ratios {
+		ratio[r.Scenario+" "+r.Metric+" "+r.Of+" vs "+r.Baseline] = true
+	}
+	for _, w := range []string{
+		"publish-only cpu_ns_per_publish roomcast (unary publish) vs nats",
+		"publish-only published_per_sec roomcast (stream publish) vs nats",
+		"small-rooms cpu_ns_per_delivery roomcast (stream publish) vs nats",
+	} {
+		if !ratio[w] {
+			t.Errorf("no ratio %q in %v", w, ratio)
+		}
+	}
+	if !slices.ContainsFunc(rep.ServerDiffers, func(s string) bool { return strings.HasPrefix(s, "--publish-rate 0") }) {
+		t.Errorf("the report does not say the publish rate differs: %q", rep.ServerDiffers)
+	}
+	for _, w := range []string{"2 × 10 over 4 connections", "roomcast (stream publish)", "--publish-rate 0", "RSS B/stream"} {
+		if !strings.Contains(stdout.String(), w) {
+			t.Errorf("stdout lacks %q", w)
+		}
 	}
 }
 
@@ -222,12 +292,12 @@ func TestRunRedis(t *testing.T) {
 	}
 	var engineRatio bool
 	for _, r := range rep.Ratios {
-		engineRatio = engineRatio || r.Of == "roomcast/redis" && r.Baseline == VariantRoomcast && r.Metric == "cpu_ns_per_delivery"
+		engineRatio = engineRatio || r.Of == "roomcast/redis (unary publish)" && r.Baseline == "roomcast (unary publish)" && r.Metric == "cpu_ns_per_delivery"
 	}
 	if !engineRatio {
 		t.Errorf("no ratio of redis to memory: %+v", rep.Ratios)
 	}
-	for _, want := range []string{"redis trials: 2 roomcast nodes", "publishers publish to node 0", "x-node p99", "roomcast/redis vs roomcast"} {
+	for _, want := range []string{"redis trials: 2 roomcast nodes", "publishers publish to node 0", "x-node p99", "roomcast/redis (unary publish) vs roomcast (unary publish)"} {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("stdout lacks %q", want)
 		}

@@ -56,10 +56,10 @@ func chartSVG(r *Report) []byte {
 	fmt.Fprintf(&b, `<rect width="100%%" height="100%%" fill="white"/>`+"\n")
 	c := r.Config
 	fmt.Fprintf(&b, `<text x="%d" y="24" font-size="16" font-weight="bold">%s</text>`+"\n", 20,
-		esc(fmt.Sprintf("roomcast-bench: %d-byte payloads, %d room(s), up to %d connections, %d publisher(s); medians of %d run(s)", c.PayloadBytes, c.Rooms, c.Connections, c.Publishers, c.Reps)))
+		esc(fmt.Sprintf("roomcast-bench: %d subscribers, %d-byte payloads, %d %s publisher(s); medians of %d run(s)", c.Subscribers, c.PayloadBytes, c.Publishers, c.Publish, c.Reps)))
 	fmt.Fprintf(&b, `<text x="%d" y="42" fill="#555">%s</text>`+"\n", 20,
-		esc(fmt.Sprintf("%s, %d CPUs, %s; started %s", r.Host.GOOS+"/"+r.Host.GOARCH, r.Host.CPUs, r.Host.GoVersion, r.Started.Format("2006-01-02 15:04 UTC"))))
-	legend(&b, setupsOf(r.Config.Variants, r.Config.Engines), 20, 66)
+		esc(fmt.Sprintf("%s, %d CPUs, %s; started %s; shapes under each size: rooms × per room / connections", r.Host.GOOS+"/"+r.Host.GOARCH, r.Host.CPUs, r.Host.GoVersion, r.Started.Format("2006-01-02 15:04 UTC"))))
+	legend(&b, chartSetups(r), 20, 66)
 	for i, p := range panels {
 		drawPanel(&b, r, p, 10+i*chartPanelW)
 	}
@@ -92,15 +92,17 @@ func drawPanel(b *bytes.Buffer, r *Report, p panel, x0 int) {
 
 	type pt struct{ x, y float64 }
 	lines := map[setup][]pt{}
+	shapes := map[int]string{} // room size: the shape it was run in
 	var sizes []float64
 	ymax := 0.0
 	for _, pnt := range r.Points {
 		v := p.get(pnt)
-		if pnt.Kind != p.kind || pnt.Runs == 0 || v == nil {
+		if pnt.Scenario != ScenarioFanout || pnt.Kind != p.kind || pnt.Runs == 0 || v == nil {
 			continue
 		}
-		k := setup{pnt.Variant, pnt.Engine}
+		k := setup{pnt.Variant, pnt.Engine, pnt.Publish}
 		lines[k] = append(lines[k], pt{float64(pnt.RoomSize), *v})
+		shapes[pnt.RoomSize] = fmt.Sprintf("%d×%d/%d", pnt.Rooms, pnt.RoomSize, pnt.Connections)
 		sizes = append(sizes, float64(pnt.RoomSize))
 		ymax = max(ymax, *v)
 	}
@@ -134,14 +136,15 @@ func drawPanel(b *bytes.Buffer, r *Report, p panel, x0 int) {
 		x := xpos(s)
 		fmt.Fprintf(b, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="#999"/>`, x, py+chartPlotH, x, py+chartPlotH+5)
 		fmt.Fprintf(b, `<text x="%.1f" y="%d" text-anchor="middle">%s</text>`+"\n", x, py+chartPlotH+19, siFormat(s))
+		fmt.Fprintf(b, `<text x="%.1f" y="%d" text-anchor="middle" font-size="9" fill="#555">%s</text>`+"\n", x, py+chartPlotH+31, esc(shapes[int(s)]))
 	}
 	xlabel := "subscribers per room"
 	if logX {
 		xlabel += " (log scale)"
 	}
-	fmt.Fprintf(b, `<text x="%d" y="%d" text-anchor="middle" fill="#333">%s</text>`+"\n", px+chartPlotW/2, py+chartPlotH+40, xlabel)
+	fmt.Fprintf(b, `<text x="%d" y="%d" text-anchor="middle" fill="#333">%s</text>`+"\n", px+chartPlotW/2, py+chartPlotH+50, xlabel)
 	// One line per series, in legend order.
-	for _, su := range setupsOf(r.Config.Variants, r.Config.Engines) {
+	for _, su := range chartSetups(r) {
 		pts := lines[su]
 		if len(pts) == 0 {
 			continue
@@ -162,6 +165,11 @@ func drawPanel(b *bytes.Buffer, r *Report, p panel, x0 int) {
 				xpos(q.x), ypos(q.y), col, esc(v), siFormat(q.x), siFormat(q.y))
 		}
 	}
+}
+
+// chartSetups are the fanout's series, in legend order.
+func chartSetups(r *Report) []setup {
+	return setupsOf(r.Config.Variants, r.Config.Engines, []string{r.Config.Publish})
 }
 
 // niceScale returns an axis top at or above v and a tick step: 1, 2 or 5

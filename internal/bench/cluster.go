@@ -140,7 +140,7 @@ func writeClusterText(w io.Writer, r *Report) {
 	}
 	fmt.Fprintln(w, "\nnodes and Redis (x-node: subscribers on another node than the publisher's):")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "kind\tsize\tvariant\tnodes\tpub node\tpublished/s\tdeliveries/s\tCPU ns/deliv\tnode cores\tx-node p50 µs\tx-node p99 µs\tsame-node p50 µs\tsame-node p99 µs\tredis cores\tredis µs/pub\t")
+	fmt.Fprintln(tw, "shape\tkind\tvariant\tnodes\tpub node\tpublished/s\tdeliveries/s\tCPU ns/deliv\tnode cores\tx-node p50 µs\tx-node p99 µs\tsame-node p50 µs\tsame-node p99 µs\tredis cores\tredis µs/pub\t")
 	opt := func(v *float64, format string) string {
 		if v == nil {
 			return "-"
@@ -152,8 +152,8 @@ func writeClusterText(w io.Writer, r *Report) {
 		if c == nil {
 			continue
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%s\t%.0f\t%.0f\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n",
-			p.Kind, p.RoomSize, series(p.Variant, p.Engine), c.Nodes, c.PublishNode, p.PublishedPerSec, p.DeliveredPerSec,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%.0f\t%.0f\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n",
+			p.Shape, p.Kind, pointSeries(p), c.Nodes, c.PublishNode, p.PublishedPerSec, p.DeliveredPerSec,
 			opt(p.CPUNsPerDelivery, "%.0f"), opt(c.CoresPerNode, "%.2f"),
 			opt(c.CrossNodeP50US, "%.0f"), opt(c.CrossNodeP99US, "%.0f"), opt(c.SameNodeP50US, "%.0f"), opt(c.SameNodeP99US, "%.0f"),
 			opt(c.RedisCores, "%.2f"), opt(c.RedisCPUUSPerPublish, "%.1f"))

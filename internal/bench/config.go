@@ -37,10 +37,22 @@ const (
 	// listener: Watch calls over the Connect protocol in binary (watch.go).
 	// In memory only.
 	VariantWatch = "watch"
+	// VariantRawDecode is the roomcast server as built, with subscribers on
+	// the generated stubs and a hand-written decoder that reads only what
+	// the checks need, allocating nothing per message: what the server can
+	// do for the leanest client. An extra: no headline figure uses it.
+	VariantRawDecode = "roomcast-rawdecode"
 )
 
-// AllVariants are the variants a run measures by default, in report order.
-var AllVariants = []string{VariantRoomcast, VariantEncodeEach, VariantNATS}
+// AllVariants are the variants there are, in report order.
+var AllVariants = []string{VariantRoomcast, VariantEncodeEach, VariantNATS, VariantRawDecode}
+
+// DefaultVariants are the variants a run measures by default: subscribers
+// on the client package (roomcast, encode-each) and on nats.go.
+var DefaultVariants = []string{VariantRoomcast, VariantEncodeEach, VariantNATS}
+
+// roomcastServer reports whether variant measures a roomcast server.
+func roomcastServer(variant string) bool { return variant != VariantNATS }
 
 // OptInVariants are measured only when named (--variants roomcast,watch).
 var OptInVariants = []string{VariantWatch}
@@ -93,7 +105,7 @@ type Config struct {
 	Server      string  // a roomcast server to target instead of in-process ones; "" to run them in-process
 	Subscribers int     // subscriber streams, when Sizes is empty
 	Connections int     // client connections the subscribers are spread over
-	Rooms       int     // rooms the subscribers are spread over
+	Rooms       int     // rooms the subscribers are spread over, when Sizes is empty
 	Publishers  int     // publishers, each on a connection of its own
 	Payload     int     // payload bytes per message
 	Rate        float64 // messages published per second, over all publishers; 0 for saturation
@@ -108,9 +120,18 @@ type Config struct {
 	Duration     time.Duration // the measurement window
 	Reps         int           // repetitions of every trial
 	Variants     []string      // what to measure, from AllVariants
-	Sizes        []int         // subscribers per room to sweep; empty for Subscribers/Rooms
-	Out          string        // directory for bench.json and bench.svg; "" for none
-	CPUProfile   string        // write a CPU profile of the server per variant here; "" for none
+	// Sizes are the room sizes to sweep: at each, Subscribers spread over
+	// Subscribers/size rooms (one room when size is larger); empty for
+	// Subscribers over Rooms.
+	Sizes []int
+	// Publish is how the fanout's roomcast publishers publish:
+	// PublishUnary or PublishStream.
+	Publish string
+	// SmallRooms adds ScenarioSmallRooms; PublishOnly adds
+	// ScenarioPublishOnly.
+	SmallRooms, PublishOnly bool
+	Out                     string // directory for bench.json and bench.svg; "" for none
+	CPUProfile              string // write a CPU profile of the server per variant here; "" for none
 
 	// Engine is where the roomcast variants keep rooms: EngineMemory,
 	// EngineRedis, or both comma-separated, measured interleaved. NATS has
@@ -140,7 +161,10 @@ type Config struct {
 }
 
 // DefaultConfig is a full run: 1000 subscribers of one room over 50
-// connections, 1 KiB messages, saturation and paced at 100,000 deliveries/s.
+// connections, 1 KiB messages, unary publishes, saturation and paced at
+// 100,000 deliveries/s; then 100 rooms of 10 over 50 connections at
+// saturation with streaming publishers; then publish-only, unary and
+// streaming.
 func DefaultConfig() Config {
 	return Config{
 		Subscribers:  1000,
@@ -153,7 +177,10 @@ func DefaultConfig() Config {
 		Warmup:       2 * time.Second,
 		Duration:     10 * time.Second,
 		Reps:         1,
-		Variants:     slices.Clone(AllVariants),
+		Variants:     slices.Clone(DefaultVariants),
+		Publish:      PublishUnary,
+		SmallRooms:   true,
+		PublishOnly:  true,
 		Engine:       EngineMemory,
 		Nodes:        1,
 		PublishNodes: "0",
@@ -200,12 +227,15 @@ func (c Config) Validate() error {
 	case len(c.Variants) == 0:
 		return errors.New("no variant to measure")
 	}
+	if _, err := ParsePublish(c.Publish); err != nil {
+		return err
+	}
 	for _, v := range c.Variants {
 		if err := knownVariant(v); err != nil {
 			return err
 		}
-		if c.Server != "" && v != VariantRoomcast {
-			return fmt.Errorf("variant %q needs an in-process server: with --server only %q can be measured", v, VariantRoomcast)
+		if c.Server != "" && v != VariantRoomcast && v != VariantRawDecode {
+			return fmt.Errorf("variant %q needs an in-process server: with --server only %q and %q can be measured", v, VariantRoomcast, VariantRawDecode)
 		}
 	}
 	for _, s := range c.Sizes {
@@ -324,12 +354,12 @@ func (c Config) kinds() []string {
 	return k
 }
 
-// window is the flow-control window for a payload: the configured one, cut
-// so that a room's unacknowledged messages stay within half the server's
-// default backlog of 4 MiB.
-func (c Config) window() int {
+// window is the flow-control window for payload bytes: the configured one,
+// cut so that a room's unacknowledged messages stay within half the
+// server's default backlog of 4 MiB.
+func (c Config) window(payload int) int {
 	const backlogBytes = 4 << 20
-	return max(1, min(c.Window, backlogBytes/2/(c.Payload+128)))
+	return max(1, min(c.Window, backlogBytes/2/(payload+128)))
 }
 
 // ParseVariants parses a comma-separated list of variants.

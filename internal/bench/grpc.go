@@ -27,24 +27,28 @@ import (
 // Timeouts of the worker's own steps; the parent gives up on it later.
 const (
 	connectTimeout   = 30 * time.Second
-	subscribeTimeout = 60 * time.Second
+	subscribeTimeout = 60 * time.Second // and joinTime per subscriber
 	publishTimeout   = 30 * time.Second
 )
 
-// publishLanes is how many Publish calls one roomcast publisher has in
-// flight at most: unary calls, pipelined on its connection.
-const publishLanes = 32
+// joinTime is how long joining may take per subscriber, beyond
+// subscribeTimeout: 100,000 joins on a busy machine take minutes.
+const joinTime = 2 * time.Millisecond
+
+// joinTimeout is how long the worker gives n subscribers to join.
+func joinTimeout(n int) time.Duration { return subscribeTimeout + time.Duration(n)*joinTime }
 
 // subscribeParallel is how many subscribers open their streams at once.
 const subscribeParallel = 32
 
-// grpcDriver runs roomcast publishers and subscribers on the generated
-// stubs, with no client library in between. Subscribers decode responses
-// with wireCodec, which reads only what the checks need.
+// grpcDriver runs VariantRawDecode's subscribers on the generated stubs,
+// with no client library in between, decoding responses with wireCodec,
+// which reads only what the checks need. Its publishers are the client
+// package's, as the other roomcast variants'.
 type grpcDriver struct {
-	w        *worker
-	conns    []*grpc.ClientConn // the subscribers'
-	pubConns []*grpc.ClientConn // one per publisher
+	w     *worker
+	pubs  clientPublishers
+	conns []*grpc.ClientConn // the subscribers'
 
 	ctx       context.Context // the streams'; cancelled by close
 	cancel    context.CancelFunc
@@ -55,7 +59,7 @@ type grpcDriver struct {
 
 func newGRPCDriver(w *worker) *grpcDriver {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &grpcDriver{w: w, ctx: ctx, cancel: cancel}
+	return &grpcDriver{w: w, pubs: clientPublishers{w: w}, ctx: ctx, cancel: cancel}
 }
 
 func (d *grpcDriver) dial(ctx context.Context, addr string) (*grpc.ClientConn, error) {
@@ -92,51 +96,11 @@ func (d *grpcDriver) connect(ctx context.Context) error {
 		}
 		d.conns = append(d.conns, conn)
 	}
-	return d.connectPublishers(ctx)
+	return d.pubs.connect(ctx)
 }
 
-// connectPublishers dials each publisher's connection, to its node.
-func (d *grpcDriver) connectPublishers(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, connectTimeout)
-	defer cancel()
-	for p := range d.w.spec.Publishers {
-		conn, err := d.dial(ctx, d.w.spec.Addrs[d.w.pubNodes[p]])
-		if err != nil {
-			return err
-		}
-		d.pubConns = append(d.pubConns, conn)
-	}
-	return nil
-}
-
-func (d *grpcDriver) subscribe(ctx context.Context) error { return d.subscribeWith(ctx, d.join) }
-
-// subscribeWith runs join for every subscriber, a few at once.
-func (d *grpcDriver) subscribeWith(ctx context.Context, join func(*subscriber) error) error {
-	// A server that never answers must not hold the worker forever: the
-	// streams' context is cancelled if joining takes too long.
-	stop := context.AfterFunc(ctx, d.cancel)
-	defer stop()
-	timeout := time.AfterFunc(subscribeTimeout, d.cancel)
-	defer timeout.Stop()
-
-	var mu sync.Mutex
-	var errs []error
-	sem := make(chan struct{}, subscribeParallel)
-	var wg sync.WaitGroup
-	for _, s := range d.w.subs {
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			if err := join(s); err != nil {
-				mu.Lock()
-				errs = append(errs, fmt.Errorf("subscriber %d (%s): %w", s.id, s.room.name, err))
-				mu.Unlock()
-			}
-		})
-	}
-	wg.Wait()
-	return errors.Join(errs...)
+func (d *grpcDriver) subscribe(ctx context.Context) error {
+	return subscribeAll(ctx, d.w.subs, d.cancel, d.join)
 }
 
 // join opens s's stream, joins its room and starts receiving.
@@ -201,28 +165,22 @@ func (d *grpcDriver) receive(s *subscriber, recv func(any) error, f *wireFrame) 
 		}
 		if len(f.msgs) > 0 {
 			d.w.accept(s, f.msgs, true, d.w.now())
+			s.frames.Add(1)
 		}
 	}
 }
 
-func (d *grpcDriver) publisher(p int) (publishFunc, int) {
-	client := roomcastv1.NewBrokerServiceClient(d.pubConns[p])
-	return func(ctx context.Context, r *room, payload []byte) error {
-		ctx, cancel := context.WithTimeout(ctx, publishTimeout)
-		defer cancel()
-		_, err := client.Publish(ctx, &roomcastv1.PublishRequest{Room: r.name, Payload: &roomcastv1.PublishRequest_Data{Data: payload}})
-		return err
-	}, publishLanes
-}
+func (d *grpcDriver) publisher(p int) (publishFunc, int) { return d.pubs.publisher(p) }
 
 func (d *grpcDriver) close() {
 	d.closeOnce.Do(func() {
 		d.closing.Store(true)
 		d.cancel()
 		d.receivers.Wait()
-		for _, c := range append(d.conns, d.pubConns...) {
+		for _, c := range d.conns {
 			c.Close()
 		}
+		d.pubs.close()
 	})
 }
 

@@ -109,6 +109,7 @@ func (d *natsDriver) subscribe(context.Context) error {
 			r.ts, r.seq, r.pub, ok = getHeader(m.Data)
 			r.size, r.badHdr = len(m.Data), !ok || m.Subject != s.room.name
 			d.w.accept(s, one[:], false, d.w.now())
+			s.frames.Add(1)
 		})
 		if err != nil {
 			return fmt.Errorf("subscriber %d (%s): %w", s.id, s.room.name, err)
@@ -126,8 +127,15 @@ func (d *natsDriver) subscribe(context.Context) error {
 
 func (d *natsDriver) publisher(p int) (publishFunc, int) {
 	nc := d.pubConns[p]
+	every, n := d.w.spec.FlushEvery, 0 // one lane: n is its own
 	return func(_ context.Context, r *room, payload []byte) error {
-		return nc.Publish(r.name, payload) // copies payload into its buffer
+		if err := nc.Publish(r.name, payload); err != nil { // copies payload into its buffer
+			return err
+		}
+		if n++; every > 0 && n%every == 0 {
+			return nc.FlushTimeout(publishTimeout) // a round trip: the server has them all
+		}
+		return nil
 	}, 1 // one lane: a connection's messages keep their order
 }
 

@@ -61,8 +61,14 @@ type spec struct {
 	Rate        float64 `json:"rate"` // messages per second over all publishers; 0 for saturation
 	Window      int     `json:"window"`
 	// StreamWindow is Config.StreamWindow.
-	StreamWindow int           `json:"stream_window,omitempty"`
-	Drain        time.Duration `json:"drain"` // how long stop waits for subscribers to get everything
+	StreamWindow int `json:"stream_window,omitempty"`
+	// Publish is how roomcast publishers publish: PublishUnary or
+	// PublishStream; "" for NATS.
+	Publish string `json:"publish,omitempty"`
+	// FlushEvery, for NATS, is how many publishes a publisher makes
+	// between flushes (a round trip to the server); 0 for none.
+	FlushEvery int           `json:"flush_every,omitempty"`
+	Drain      time.Duration `json:"drain"` // how long stop waits for subscribers to get everything
 }
 
 // reply is one line the worker sends.

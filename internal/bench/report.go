@@ -3,17 +3,15 @@ package bench
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
-	"text/tabwriter"
 	"time"
 )
 
 // Schema names the format of the JSON report.
-const Schema = "roomcast-bench/v1"
+const Schema = "roomcast-bench/v2"
 
 // Report is everything a run measured: bench.json.
 type Report struct {
@@ -25,8 +23,11 @@ type Report struct {
 	OK       bool         `json:"ok"` // every trial passed its checks
 	Failures []string     `json:"failures,omitempty"`
 	Redis    *RedisInfo   `json:"redis,omitempty"` // the Redis of the EngineRedis trials
-	Trials   []Trial      `json:"trials"`
-	Points   []Point      `json:"points"` // medians of the trials that passed, per variant, engine, kind and room size
+	// ServerDiffers is what the in-process roomcast servers do differently
+	// from "roomcast serve" with its defaults; absent with --server.
+	ServerDiffers []string `json:"server_differs_from_serve_defaults,omitempty"`
+	Trials        []Trial  `json:"trials"`
+	Points        []Point  `json:"points"` // medians of the trials that passed, per variant, engine, kind and room size
 	// Ratios are roomcast's medians over the other variants' on the same
 	// engine (NATS: in memory), and each variant's on Redis over its own
 	// in memory.
@@ -60,14 +61,30 @@ type ReportConfig struct {
 	Reps         int      `json:"reps"`
 	Variants     []string `json:"variants"`
 	Sizes        []int    `json:"sizes"`
+	Publish      string   `json:"publish"` // the fanout's roomcast publishers: unary or stream
+	SmallRooms   bool     `json:"small_rooms"`
+	PublishOnly  bool     `json:"publish_only"`
 	Engines      []string `json:"engines"`
 	Nodes        int      `json:"nodes"`         // servers of each redis trial
 	PublishNodes string   `json:"publish_nodes"` // the node publishers publish to: an index, or all (publisher p to node p mod nodes)
 	RedisShards  int      `json:"redis_shards,omitempty"`
 }
 
-// Trial is one variant measured once at one room size.
+// Trial is one variant measured once in one shape.
 type Trial struct {
+	Scenario string `json:"scenario"` // fanout, small-rooms or publish-only
+	Shape    string `json:"shape"`    // as run: rooms × subscribers per room over connections
+	// Publish is how the roomcast publishers publish, unary or stream;
+	// absent for NATS, whose publishers call Publish, in order, on one
+	// connection each.
+	Publish string `json:"publish,omitempty"`
+	// PublishInFlight is how many messages one roomcast publisher has in
+	// flight at most.
+	PublishInFlight int `json:"publish_in_flight,omitempty"`
+	// FlushEvery is how many messages a NATS publisher publishes between
+	// flushes, the round trip that confirms the server has them:
+	// natsFlushEvery in the publish-only scenario, else absent (no flush).
+	FlushEvery        int           `json:"flush_every,omitempty"`
 	Variant           string        `json:"variant"`
 	Engine            string        `json:"engine,omitempty"` // memory or redis; absent for NATS
 	Kind              string        `json:"kind"`             // saturation, rate or paced
@@ -101,6 +118,7 @@ type ServerStats struct {
 	CPUSeconds           float64 `json:"cpu_seconds"`
 	CPUSecondsPerMillion float64 `json:"cpu_seconds_per_million_deliveries"`
 	NsPerDelivery        float64 `json:"cpu_ns_per_delivery"`
+	NsPerPublish         float64 `json:"cpu_ns_per_publish"` // over the messages published in the window
 	// WriteSyscallsPerDelivery is write(2) calls per delivery (Linux only):
 	// how well writes to subscribers are coalesced.
 	WriteSyscallsPerDelivery *float64    `json:"write_syscalls_per_delivery,omitempty"`
@@ -110,14 +128,19 @@ type ServerStats struct {
 // WorkerStats is the cost of the publishers and subscribers over the
 // measurement window: what the server competes with for the machine's CPUs.
 type WorkerStats struct {
-	CPUSeconds       float64 `json:"cpu_seconds"`
-	NsPerDelivery    float64 `json:"cpu_ns_per_delivery"`
-	MessagesPerFrame float64 `json:"messages_per_frame"` // messages per response received (roomcast), 1 for NATS
+	CPUSeconds    float64 `json:"cpu_seconds"`
+	NsPerDelivery float64 `json:"cpu_ns_per_delivery"`
+	// MessagesPerFrame is messages per response received with the raw
+	// decoder, 1 for NATS; 0 (unknown) with the client package, which hands
+	// messages over one by one.
+	MessagesPerFrame float64 `json:"messages_per_frame,omitempty"`
 }
 
-// MemoryStats is the server's heap in use plus goroutine stacks: with no
-// client, with the connections open, with every subscriber joined (each
-// after a garbage collection), and the peak while measuring.
+// MemoryStats is the server's heap in use plus goroutine stacks, and its
+// resident set size (RSS, Linux): with no client, with the connections
+// open, with every subscriber joined (each after a garbage collection that
+// returns free memory to the system), and the peak while measuring. RSS
+// counts all the server process holds, runtime and binary included.
 type MemoryStats struct {
 	EmptyBytes         uint64  `json:"empty_bytes"`
 	ConnectedBytes     uint64  `json:"connected_bytes"`
@@ -129,38 +152,61 @@ type MemoryStats struct {
 	// goroutine stacks.
 	PerStreamIdleStackBytes float64 `json:"per_stream_idle_stack_bytes"`
 	PerStreamBusyBytes      float64 `json:"per_stream_busy_bytes"` // (busy peak - connected) / subscribers
+
+	EmptyRSSBytes         uint64  `json:"empty_rss_bytes,omitempty"`
+	ConnectedRSSBytes     uint64  `json:"connected_rss_bytes,omitempty"`
+	SubscribedRSSBytes    uint64  `json:"subscribed_rss_bytes,omitempty"`
+	BusyPeakRSSBytes      uint64  `json:"busy_peak_rss_bytes,omitempty"`
+	PerConnectionRSSBytes float64 `json:"per_connection_rss_bytes,omitempty"`  // (connected - empty) / connections
+	PerStreamIdleRSSBytes float64 `json:"per_stream_idle_rss_bytes,omitempty"` // (subscribed - connected) / subscribers
+	// PerConnOneStreamRSSBytes is (subscribed - empty) / connections: a
+	// connection with its streams, one each when there are as many
+	// connections as subscribers.
+	PerConnOneStreamRSSBytes float64 `json:"per_connection_with_streams_rss_bytes,omitempty"`
 }
 
 // Point is the medians of one variant's passing trials of one kind at one
 // room size. Server figures are absent when not measured.
 type Point struct {
-	Variant               string        `json:"variant"`
-	Engine                string        `json:"engine,omitempty"`
-	Kind                  string        `json:"kind"`
-	RoomSize              int           `json:"room_size"`
-	Runs                  int           `json:"runs"`   // passing trials
-	Failed                int           `json:"failed"` // failing trials, left out
-	PublishRate           float64       `json:"publish_rate"`
-	PublishedPerSec       float64       `json:"published_per_sec"`
-	DeliveredPerSec       float64       `json:"delivered_per_sec"`
-	DeliveredMBPerSec     float64       `json:"delivered_mb_per_sec"`
-	LatencyP50US          float64       `json:"latency_p50_us"`
-	LatencyP99US          float64       `json:"latency_p99_us"`
-	LatencyP999US         float64       `json:"latency_p999_us"`
-	CPUNsPerDelivery      *float64      `json:"cpu_ns_per_delivery,omitempty"`
-	CPUSecondsPerMillion  *float64      `json:"cpu_seconds_per_million_deliveries,omitempty"`
-	MemPerConnectionBytes *float64      `json:"mem_per_connection_bytes,omitempty"`
-	MemPerStreamIdleBytes *float64      `json:"mem_per_stream_idle_bytes,omitempty"`
-	MemPerStreamBusyBytes *float64      `json:"mem_per_stream_busy_bytes,omitempty"`
-	WorkerNsPerDelivery   *float64      `json:"worker_cpu_ns_per_delivery,omitempty"`
-	MessagesPerFrame      *float64      `json:"messages_per_frame,omitempty"`
-	WritesPerDelivery     *float64      `json:"write_syscalls_per_delivery,omitempty"`
-	Cluster               *ClusterPoint `json:"cluster,omitempty"`
+	Scenario                    string        `json:"scenario"`
+	Shape                       string        `json:"shape"`
+	Rooms                       int           `json:"rooms"`
+	Connections                 int           `json:"connections"`
+	PayloadBytes                int           `json:"payload_bytes"`
+	Publish                     string        `json:"publish,omitempty"`
+	Variant                     string        `json:"variant"`
+	Engine                      string        `json:"engine,omitempty"`
+	Kind                        string        `json:"kind"`
+	RoomSize                    int           `json:"room_size"`
+	Runs                        int           `json:"runs"`   // passing trials
+	Failed                      int           `json:"failed"` // failing trials, left out
+	PublishRate                 float64       `json:"publish_rate"`
+	PublishedPerSec             float64       `json:"published_per_sec"`
+	DeliveredPerSec             float64       `json:"delivered_per_sec"`
+	DeliveredMBPerSec           float64       `json:"delivered_mb_per_sec"`
+	LatencyP50US                float64       `json:"latency_p50_us"`
+	LatencyP99US                float64       `json:"latency_p99_us"`
+	LatencyP999US               float64       `json:"latency_p999_us"`
+	CPUNsPerDelivery            *float64      `json:"cpu_ns_per_delivery,omitempty"`
+	CPUSecondsPerMillion        *float64      `json:"cpu_seconds_per_million_deliveries,omitempty"`
+	CPUNsPerPublish             *float64      `json:"cpu_ns_per_publish,omitempty"`
+	MemPerConnRSSBytes          *float64      `json:"mem_per_connection_rss_bytes,omitempty"`
+	MemPerStreamRSSBytes        *float64      `json:"mem_per_stream_idle_rss_bytes,omitempty"`
+	MemPerConnOneStreamRSSBytes *float64      `json:"mem_per_connection_with_streams_rss_bytes,omitempty"`
+	MemPerConnectionBytes       *float64      `json:"mem_per_connection_bytes,omitempty"`
+	MemPerStreamIdleBytes       *float64      `json:"mem_per_stream_idle_bytes,omitempty"`
+	MemPerStreamBusyBytes       *float64      `json:"mem_per_stream_busy_bytes,omitempty"`
+	WorkerNsPerDelivery         *float64      `json:"worker_cpu_ns_per_delivery,omitempty"`
+	MessagesPerFrame            *float64      `json:"messages_per_frame,omitempty"`
+	WritesPerDelivery           *float64      `json:"write_syscalls_per_delivery,omitempty"`
+	Cluster                     *ClusterPoint `json:"cluster,omitempty"`
 }
 
-// Ratio is Of's median of Metric over Baseline's, of one kind at one room
-// size: below 1 means Of has less of it.
+// Ratio is Of's median of Metric over Baseline's, of one kind in one shape:
+// below 1 means Of has less of it.
 type Ratio struct {
+	Scenario string  `json:"scenario"`
+	Shape    string  `json:"shape"`
 	Kind     string  `json:"kind"`
 	RoomSize int     `json:"room_size"`
 	Metric   string  `json:"metric"`
@@ -178,11 +224,19 @@ func series(variant, engine string) string {
 	return variant
 }
 
+// seriesOf names a setup: its series, and the roomcast publishers' mode.
+func seriesOf(s setup) string {
+	if s.publish == "" {
+		return series(s.variant, s.engine)
+	}
+	return series(s.variant, s.engine) + " (" + s.publish + " publish)"
+}
+
 // summary is the trial's main figures, for progress lines.
 func (t Trial) summary() string {
-	s := fmt.Sprintf("%.0f deliveries/s", t.DeliveredPerSec)
+	s := fmt.Sprintf("%.0f publishes/s, %.0f deliveries/s", t.PublishedPerSec, t.DeliveredPerSec)
 	if t.Server != nil {
-		s += fmt.Sprintf(", server CPU %.0f ns per delivery", t.Server.NsPerDelivery)
+		s += fmt.Sprintf(", server CPU %.0f ns per delivery, %.0f ns per publish", t.Server.NsPerDelivery, t.Server.NsPerPublish)
 	}
 	if t.Latency != nil {
 		s += fmt.Sprintf(", p99 latency %.0f µs", t.Latency.P99US)
@@ -195,14 +249,15 @@ func (t Trial) summary() string {
 
 func newReport(cfg Config) *Report {
 	return &Report{
-		Schema:  Schema,
-		Started: time.Now().UTC().Truncate(time.Second),
-		Host:    hostInfo(cfg),
+		Schema:        Schema,
+		Started:       time.Now().UTC().Truncate(time.Second),
+		Host:          hostInfo(cfg),
+		ServerDiffers: serveDiffs(cfg),
 		Config: ReportConfig{
 			Server: cfg.Server, Subscribers: cfg.Subscribers, Connections: cfg.Connections, Rooms: cfg.Rooms,
-			Publishers: cfg.Publishers, PayloadBytes: cfg.Payload, Rate: cfg.Rate, Paced: cfg.Paced, Window: cfg.window(),
+			Publishers: cfg.Publishers, PayloadBytes: cfg.Payload, Rate: cfg.Rate, Paced: cfg.Paced, Window: cfg.window(cfg.Payload),
 			StreamWindow: cfg.StreamWindow, WarmupS: cfg.Warmup.Seconds(), DurationS: cfg.Duration.Seconds(), Reps: cfg.Reps,
-			Variants: cfg.Variants, Sizes: cfg.sizes(),
+			Variants: cfg.Variants, Sizes: cfg.sizes(), Publish: cfg.Publish, SmallRooms: cfg.SmallRooms, PublishOnly: cfg.PublishOnly,
 			Engines: cfg.engines(), Nodes: cfg.Nodes, PublishNodes: cfg.PublishNodes,
 		},
 	}
@@ -215,7 +270,7 @@ func (r *Report) finish() {
 	for _, t := range r.Trials {
 		if !t.OK {
 			r.OK = false
-			r.Failures = append(r.Failures, fmt.Sprintf("%s %s size %d rep %d: %s", t.Variant, t.Kind, t.RoomSize, t.Rep, strings.Join(t.Failures, "; ")))
+			r.Failures = append(r.Failures, fmt.Sprintf("%s %s, %s, %s rep %d: %s", t.Variant, t.Scenario, t.Shape, t.Kind, t.Rep, strings.Join(t.Failures, "; ")))
 		}
 	}
 	r.Points = points(r.Trials)
@@ -224,13 +279,12 @@ func (r *Report) finish() {
 
 func points(trials []Trial) []Point {
 	type key struct {
-		variant, engine, kind string
-		size                  int
+		scenario, shape, publish, variant, engine, kind string
 	}
 	groups := map[key][]Trial{}
 	var order []key
 	for _, t := range trials {
-		k := key{t.Variant, t.Engine, t.Kind, t.RoomSize}
+		k := key{t.Scenario, t.Shape, t.Publish, t.Variant, t.Engine, t.Kind}
 		if _, ok := groups[k]; !ok {
 			order = append(order, k)
 		}
@@ -238,9 +292,11 @@ func points(trials []Trial) []Point {
 	}
 	var out []Point
 	for _, k := range order {
-		p := Point{Variant: k.variant, Engine: k.engine, Kind: k.kind, RoomSize: k.size}
+		g := groups[k]
+		p := Point{Scenario: k.scenario, Shape: k.shape, Publish: k.publish, Variant: k.variant, Engine: k.engine, Kind: k.kind,
+			RoomSize: g[0].RoomSize, Rooms: g[0].Rooms, Connections: g[0].Connections, PayloadBytes: g[0].PayloadBytes}
 		var ok []Trial
-		for _, t := range groups[k] {
+		for _, t := range g {
 			if t.OK {
 				ok = append(ok, t)
 			} else {
@@ -265,6 +321,12 @@ func points(trials []Trial) []Point {
 				p.MemPerConnectionBytes = server(func(s *ServerStats) float64 { return s.Memory.PerConnectionBytes })
 				p.MemPerStreamIdleBytes = server(func(s *ServerStats) float64 { return s.Memory.PerStreamIdleBytes })
 				p.MemPerStreamBusyBytes = server(func(s *ServerStats) float64 { return s.Memory.PerStreamBusyBytes })
+				p.CPUNsPerPublish = server(func(s *ServerStats) float64 { return s.NsPerPublish })
+				if ok[0].Server.Memory.SubscribedRSSBytes > 0 {
+					p.MemPerConnRSSBytes = server(func(s *ServerStats) float64 { return s.Memory.PerConnectionRSSBytes })
+					p.MemPerStreamRSSBytes = server(func(s *ServerStats) float64 { return s.Memory.PerStreamIdleRSSBytes })
+					p.MemPerConnOneStreamRSSBytes = server(func(s *ServerStats) float64 { return s.Memory.PerConnOneStreamRSSBytes })
+				}
 			}
 			if ok[0].Server != nil && ok[0].Server.WriteSyscallsPerDelivery != nil {
 				v := median(ok, func(t Trial) float64 {
@@ -277,8 +339,11 @@ func points(trials []Trial) []Point {
 			}
 			if ok[0].Worker != nil {
 				ns := median(ok, func(t Trial) float64 { return t.Worker.NsPerDelivery })
-				batch := median(ok, func(t Trial) float64 { return t.Worker.MessagesPerFrame })
-				p.WorkerNsPerDelivery, p.MessagesPerFrame = &ns, &batch
+				p.WorkerNsPerDelivery = &ns
+				if ok[0].Worker.MessagesPerFrame > 0 {
+					batch := median(ok, func(t Trial) float64 { return t.Worker.MessagesPerFrame })
+					p.MessagesPerFrame = &batch
+				}
 			}
 			p.PublishedPerSec = median(ok, func(t Trial) float64 { return t.PublishedPerSec })
 			p.Cluster = clusterPoint(ok)
@@ -316,17 +381,25 @@ func medianOf(v []float64) float64 {
 	return (v[n/2-1] + v[n/2]) / 2
 }
 
-// ratioMetrics are the metrics ratios compare.
+// ratioMetrics are the metrics ratios compare; those with a scenario only
+// in it.
 var ratioMetrics = []struct {
-	name string
-	get  func(Point) *float64
+	name, scenario string
+	get            func(Point) *float64
 }{
-	{"delivered_per_sec", func(p Point) *float64 { return &p.DeliveredPerSec }},
-	{"cpu_ns_per_delivery", func(p Point) *float64 { return p.CPUNsPerDelivery }},
-	{"latency_p99_us", func(p Point) *float64 { return &p.LatencyP99US }},
-	{"mem_per_stream_idle_bytes", func(p Point) *float64 { return p.MemPerStreamIdleBytes }},
+	{"published_per_sec", ScenarioPublishOnly, func(p Point) *float64 { return &p.PublishedPerSec }},
+	{"cpu_ns_per_publish", ScenarioPublishOnly, func(p Point) *float64 { return p.CPUNsPerPublish }},
+	{"delivered_per_sec", "", func(p Point) *float64 { return &p.DeliveredPerSec }},
+	{"cpu_ns_per_delivery", "", func(p Point) *float64 { return p.CPUNsPerDelivery }},
+	{"latency_p99_us", "", func(p Point) *float64 { return &p.LatencyP99US }},
+	{"mem_per_stream_idle_bytes", ScenarioFanout, func(p Point) *float64 { return p.MemPerStreamIdleBytes }},
+	{"mem_per_stream_idle_rss_bytes", ScenarioFanout, func(p Point) *float64 { return p.MemPerStreamRSSBytes }},
 }
 
+// ratios compares, within each shape and kind, roomcast with each other
+// variant on the same engine (NATS: in memory) and the same publish mode
+// (NATS: whatever roomcast's), and each variant on Redis with itself in
+// memory.
 func ratios(points []Point) []Ratio {
 	var out []Ratio
 	for _, of := range points {
@@ -334,27 +407,34 @@ func ratios(points []Point) []Ratio {
 			continue
 		}
 		for _, base := range points {
-			if base.Kind != of.Kind || base.RoomSize != of.RoomSize || base.Runs == 0 {
+			if base.Scenario != of.Scenario || base.Shape != of.Shape || base.Kind != of.Kind || base.Runs == 0 {
 				continue
 			}
 			byVariant := of.Variant == VariantRoomcast && base.Variant != of.Variant &&
-				(base.Engine == of.Engine || base.Engine == "" && of.Engine == EngineMemory)
-			byEngine := of.Engine == EngineRedis && base.Engine == EngineMemory && base.Variant == of.Variant
+				(base.Engine == of.Engine || base.Engine == "" && of.Engine == EngineMemory) &&
+				(base.Publish == of.Publish || base.Variant == VariantNATS)
+			byEngine := of.Engine == EngineRedis && base.Engine == EngineMemory && base.Variant == of.Variant && base.Publish == of.Publish
 			if !byVariant && !byEngine {
 				continue
 			}
 			for _, m := range ratioMetrics {
+				if m.scenario != "" && m.scenario != of.Scenario {
+					continue
+				}
 				a, b := m.get(of), m.get(base)
 				if a == nil || b == nil || *b == 0 {
 					continue
 				}
-				out = append(out, Ratio{Kind: of.Kind, RoomSize: of.RoomSize, Metric: m.name,
-					Of: series(of.Variant, of.Engine), Baseline: series(base.Variant, base.Engine), Value: *a / *b})
+				out = append(out, Ratio{Scenario: of.Scenario, Shape: of.Shape, Kind: of.Kind, RoomSize: of.RoomSize, Metric: m.name,
+					Of: pointSeries(of), Baseline: pointSeries(base), Value: *a / *b})
 			}
 		}
 	}
 	return out
 }
+
+// pointSeries names a point's setup.
+func pointSeries(p Point) string { return seriesOf(setup{p.Variant, p.Engine, p.Publish}) }
 
 func (r *Report) writeFiles(dir string) error {
 	b, err := json.MarshalIndent(r, "", "  ")
@@ -365,69 +445,4 @@ func (r *Report) writeFiles(dir string) error {
 		return err
 	}
 	return os.WriteFile(filepath.Join(dir, "bench.svg"), chartSVG(r), 0o644)
-}
-
-// writeText prints the medians and the ratios as tables.
-func writeText(w io.Writer, r *Report) {
-	c := r.Config
-	fmt.Fprintf(w, "roomcast-bench: %d subscribers over %d connections and %d rooms per point (sizes %v), %d publishers, %d-byte payloads, window %d; medians of %d repetitions of %v after %v warm-up\n",
-		c.Subscribers, c.Connections, c.Rooms, c.Sizes, c.Publishers, c.PayloadBytes, c.Window, c.Reps, time.Duration(c.DurationS*1e9), time.Duration(c.WarmupS*1e9))
-	if r.Host.ServerInProcess {
-		if r.Host.WorkerProcess {
-			fmt.Fprintln(w, "server CPU and memory: the parent process, which hosts only the server")
-		} else {
-			fmt.Fprintln(w, "server CPU and memory: the parent process, which also hosts the worker (in-process: not a measurement)")
-		}
-	}
-	writeClusterHeader(w, r)
-	fmt.Fprintln(w, "latency at saturation is mostly time queued in the flow-control window; paced latency is the one to compare")
-	fmt.Fprintln(w)
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "kind\tsize\tvariant\truns\tpub/s\tdeliveries/s\tMB/s\tCPU ns/deliv\tCPU s/M\tp50 µs\tp99 µs\tp99.9 µs\tB/stream idle\tB/stream busy\tB/conn\twrites/deliv\tclient ns/deliv\tmsgs/frame\t")
-	opt := func(v *float64, format string) string {
-		if v == nil {
-			return "-"
-		}
-		return fmt.Sprintf(format, *v)
-	}
-	for _, p := range r.Points {
-		rate := "max"
-		if p.PublishRate > 0 {
-			rate = fmt.Sprintf("%.0f", p.PublishRate)
-		}
-		runs := fmt.Sprint(p.Runs)
-		if p.Failed > 0 {
-			runs += fmt.Sprintf(" (%d failed)", p.Failed)
-		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%.0f\t%.1f\t%s\t%s\t%.0f\t%.0f\t%.0f\t%s\t%s\t%s\t%s\t%s\t%s\t\n",
-			p.Kind, p.RoomSize, series(p.Variant, p.Engine), runs, rate, p.DeliveredPerSec, p.DeliveredMBPerSec,
-			opt(p.CPUNsPerDelivery, "%.0f"), opt(p.CPUSecondsPerMillion, "%.3f"),
-			p.LatencyP50US, p.LatencyP99US, p.LatencyP999US,
-			opt(p.MemPerStreamIdleBytes, "%.0f"), opt(p.MemPerStreamBusyBytes, "%.0f"), opt(p.MemPerConnectionBytes, "%.0f"),
-			opt(p.WritesPerDelivery, "%.3f"), opt(p.WorkerNsPerDelivery, "%.0f"), opt(p.MessagesPerFrame, "%.1f"))
-	}
-	tw.Flush()
-	writeClusterText(w, r)
-	if len(r.Ratios) > 0 {
-		fmt.Fprintln(w, "\nratios (of / baseline; below 1 is less):")
-		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		for _, x := range r.Ratios {
-			fmt.Fprintf(tw, "  %s\t%d/room\t%s\t%s vs %s\t%.3f\n", x.Kind, x.RoomSize, x.Metric, x.Of, x.Baseline, x.Value)
-		}
-		tw.Flush()
-	}
-	var notes []string
-	for _, t := range r.Trials {
-		for _, n := range t.Notes {
-			notes = append(notes, fmt.Sprintf("%s %s size %d rep %d: %s", t.Variant, t.Kind, t.RoomSize, t.Rep, n))
-		}
-	}
-	if len(notes) > 0 {
-		fmt.Fprintf(w, "\nnotes:\n  %s\n", strings.Join(notes, "\n  "))
-	}
-	if r.OK {
-		fmt.Fprintln(w, "\nok: every subscriber got every message in order; none was cut off")
-	} else {
-		fmt.Fprintf(w, "\nFAILED:\n  %s\n", strings.Join(r.Failures, "\n  "))
-	}
 }

@@ -38,26 +38,31 @@ type runner struct {
 	done   int
 }
 
-// setup is a variant on an engine ("" for NATS, which has none).
-type setup struct{ variant, engine string }
+// setup is a variant on an engine ("" for NATS, which has none) with its
+// publishers' mode ("" for NATS).
+type setup struct{ variant, engine, publish string }
 
 // setupsOf returns what each point measures, in report order: each
-// roomcast variant on each engine, NATS once.
-func setupsOf(variants, engines []string) []setup {
+// roomcast variant on each engine with each publish mode, NATS once.
+func setupsOf(variants, engines, publish []string) []setup {
 	var out []setup
 	for _, v := range variants {
 		if v == VariantNATS {
-			out = append(out, setup{v, ""})
+			out = append(out, setup{v, "", ""})
 			continue
 		}
 		if v == VariantWatch { // its server is in memory only
 			if slices.Contains(engines, EngineMemory) {
-				out = append(out, setup{v, EngineMemory})
+				for _, p := range publish {
+					out = append(out, setup{v, EngineMemory, p})
+				}
 			}
 			continue
 		}
 		for _, e := range engines {
-			out = append(out, setup{v, e})
+			for _, p := range publish {
+				out = append(out, setup{v, e, p})
+			}
 		}
 	}
 	return out
@@ -71,7 +76,6 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) (_ *Report, 
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	setups := setupsOf(cfg.Variants, cfg.engines())
 	r := &runner{cfg: cfg, stderr: stderr}
 	rep := newReport(cfg)
 	if slices.Contains(cfg.engines(), EngineRedis) {
@@ -91,19 +95,21 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) (_ *Report, 
 			return nil, err
 		}
 	}
-	sizes, kinds := cfg.sizes(), cfg.kinds()
-	r.total = cfg.Reps * len(sizes) * len(kinds) * len(setups)
+	shapes := cfg.shapes()
+	for _, sh := range shapes {
+		r.total += cfg.Reps * len(sh.kinds) * len(sh.setups)
+	}
 	// Interleaved, so that a noisy neighbour slows every variant alike.
 	for i := 1; i <= cfg.Reps; i++ {
-		for _, size := range sizes {
-			for _, kind := range kinds {
-				for _, su := range setups {
+		for si, sh := range shapes {
+			for _, kind := range sh.kinds {
+				for _, su := range sh.setups {
 					profile := ""
-					if cfg.CPUProfile != "" && i == 1 && size == sizes[len(sizes)-1] && kind == kinds[0] {
+					if cfg.CPUProfile != "" && i == 1 && si == lastFanout(shapes) && kind == sh.kinds[0] {
 						name := strings.ReplaceAll(series(su.variant, su.engine), "/", "-")
-						profile = profilePath(cfg.CPUProfile, name, len(setups))
+						profile = profilePath(cfg.CPUProfile, name, len(sh.setups))
 					}
-					tr := r.trial(ctx, su, kind, size, i, profile)
+					tr := r.trial(ctx, sh, su, kind, i, profile)
 					rep.Trials = append(rep.Trials, tr)
 					if err := ctx.Err(); err != nil {
 						return nil, err
@@ -126,6 +132,18 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) (_ *Report, 
 	return rep, nil
 }
 
+// lastFanout is the index of the last fanout shape: the largest room size,
+// which a CPU profile is taken at.
+func lastFanout(shapes []shape) int {
+	last := 0
+	for i, sh := range shapes {
+		if sh.scenario == ScenarioFanout {
+			last = i
+		}
+	}
+	return last
+}
+
 // profilePath is where variant's CPU profile goes: path itself when one
 // variant is measured, else path with "-variant" before its extension.
 func profilePath(path, variant string, variants int) string {
@@ -140,16 +158,22 @@ func (r *runner) logf(format string, args ...any) {
 	fmt.Fprintf(r.stderr, "bench: "+format+"\n", args...)
 }
 
-// trial runs one variant on one engine at one room size and returns what
-// it measured.
-func (r *runner) trial(ctx context.Context, su setup, kind string, size, rep int, profile string) Trial {
+// trial runs one setup in one shape and returns what it measured.
+func (r *runner) trial(ctx context.Context, sh shape, su setup, kind string, rep int, profile string) Trial {
 	cfg := r.cfg
 	r.done++
-	subs := size * cfg.Rooms
+	size := sh.perRoom
 	tr := Trial{
+		Scenario: sh.scenario, Shape: sh.label(), Publish: su.publish,
 		Variant: su.variant, Engine: su.engine, Kind: kind, RoomSize: size, Rep: rep,
-		Subscribers: subs, Connections: min(cfg.Connections, subs), Rooms: cfg.Rooms, Publishers: cfg.Publishers,
-		PayloadBytes: cfg.Payload, Window: cfg.window(),
+		Subscribers: sh.subscribers(), Connections: sh.conns, Rooms: sh.rooms, Publishers: cfg.Publishers,
+		PayloadBytes: sh.payload, Window: cfg.window(sh.payload),
+	}
+	if su.publish != "" {
+		tr.PublishInFlight = publishLanes(su.publish)
+	}
+	if su.variant == VariantNATS && sh.scenario == ScenarioPublishOnly {
+		tr.FlushEvery = natsFlushEvery
 	}
 	switch kind {
 	case KindRate:
@@ -166,13 +190,13 @@ func (r *runner) trial(ctx context.Context, su setup, kind string, size, rep int
 			}
 		}
 	}
-	name := fmt.Sprintf("[%d/%d] %s %s, %d subscribers per room, rep %d", r.done, r.total, series(su.variant, su.engine), kind, size, rep)
+	name := fmt.Sprintf("[%d/%d] %s %s, %s, %s, rep %d", r.done, r.total, seriesOf(su), sh.scenario, tr.Shape, kind, rep)
 	r.logf("%s: starting", name)
 	tr.Failures = r.measure(ctx, &tr, name, profile)
 	tr.OK = len(tr.Failures) == 0
 	if tr.Seconds > 0 {
 		tr.DeliveredPerSec = float64(tr.Delivered) / tr.Seconds
-		tr.DeliveredMBPerSec = tr.DeliveredPerSec * float64(cfg.Payload) / 1e6
+		tr.DeliveredMBPerSec = tr.DeliveredPerSec * float64(tr.PayloadBytes) / 1e6
 	}
 	if want := tr.PublishRate * float64(size); want > 0 && tr.OK && tr.DeliveredPerSec < 0.9*want {
 		tr.Notes = append(tr.Notes, fmt.Sprintf("behind the pace: %.0f deliveries/s of %.0f; its latency includes queueing", tr.DeliveredPerSec, want))
@@ -190,7 +214,7 @@ func (r *runner) trial(ctx context.Context, su setup, kind string, size, rep int
 func (r *runner) measure(ctx context.Context, tr *Trial, name, profile string) (failures []string) {
 	cfg := r.cfg
 	fail := func(format string, args ...any) { failures = append(failures, fmt.Sprintf(format, args...)) }
-	tgt, err := startTarget(cfg, tr.Variant, tr.Engine, (tr.Subscribers+tr.Connections-1)/tr.Connections, r.redis)
+	tgt, err := startTarget(cfg, tr.Variant, tr.Engine, tr.Subscribers, tr.Connections, (tr.Subscribers+tr.Connections-1)/tr.Connections, r.redis)
 	if err != nil {
 		fail("starting the server: %v", err)
 		return failures
@@ -198,7 +222,7 @@ func (r *runner) measure(ctx context.Context, tr *Trial, name, profile string) (
 	defer tgt.close()
 	p := &pass{runner: r, tr: tr, name: name, local: cfg.Server == "", writes: -1}
 	if p.local {
-		p.mem.EmptyBytes, _ = idleMemory()
+		p.mem.EmptyBytes, _, p.mem.EmptyRSSBytes = idleMemory()
 	}
 	cutBefore, _ := tgt.cutOff()
 
@@ -217,7 +241,7 @@ func (r *runner) measure(ctx context.Context, tr *Trial, name, profile string) (
 		Variant: tr.Variant, Addrs: tgt.addrs(), WebAddrs: webAddrsOf(tgt), PublishNode: cfg.publishNode(tr.Engine), Prefix: "bench." + hex.EncodeToString(prefix[:]),
 		Subscribers: tr.Subscribers, Connections: tr.Connections, Rooms: tr.Rooms, Publishers: tr.Publishers,
 		Payload: tr.PayloadBytes, Rate: tr.PublishRate, Window: tr.Window, Drain: drainTimeout,
-		StreamWindow: r.cfg.StreamWindow,
+		StreamWindow: r.cfg.StreamWindow, Publish: tr.Publish, FlushEvery: tr.FlushEvery,
 	}
 	if err := p.start(ctx, sp); err != nil {
 		fail("%v", err)
@@ -252,6 +276,9 @@ func (r *runner) measure(ctx context.Context, tr *Trial, name, profile string) (
 	if p.local && p.cpuOK && tr.Delivered > 0 {
 		p.mem.PerStreamIdleStackBytes = float64(int64(p.subscribedStacks)-int64(p.connectedStacks)) / float64(tr.Subscribers)
 		tr.Server = newServerStats(p.cpu, tr.Delivered, p.mem, tr.Connections+tr.Publishers, tr.Subscribers)
+		if n := tr.PublishedPerSec * tr.Seconds; n > 0 {
+			tr.Server.NsPerPublish = float64(p.cpu.Nanoseconds()) / n
+		}
 		if p.writes >= 0 {
 			w := float64(p.writes) / float64(tr.Delivered)
 			tr.Server.WriteSyscallsPerDelivery = &w
@@ -300,13 +327,13 @@ func (p *pass) start(ctx context.Context, sp *spec) error {
 		return err
 	}
 	if p.local {
-		p.mem.ConnectedBytes, p.connectedStacks = idleMemory()
+		p.mem.ConnectedBytes, p.connectedStacks, p.mem.ConnectedRSSBytes = idleMemory()
 	}
-	if _, err := p.w.call(ctx, request{Op: opSubscribe}, stepTimeout); err != nil {
+	if _, err := p.w.call(ctx, request{Op: opSubscribe}, joinTimeout(sp.Subscribers)+stepTimeout); err != nil {
 		return err
 	}
 	if p.local {
-		p.mem.SubscribedBytes, p.subscribedStacks = idleMemory()
+		p.mem.SubscribedBytes, p.subscribedStacks, p.mem.SubscribedRSSBytes = idleMemory()
 	}
 	_, err := p.w.call(ctx, request{Op: opStart}, stepTimeout)
 	return err
@@ -348,10 +375,14 @@ func (p *pass) window(ctx context.Context, profile string) error {
 	busy := func() {
 		total, _ := memInUse()
 		p.mem.BusyPeakBytes = max(p.mem.BusyPeakBytes, total)
+		if rss, ok := residentBytes(); ok {
+			p.mem.BusyPeakRSSBytes = max(p.mem.BusyPeakRSSBytes, rss)
+		}
 	}
 	if err := p.watch(ctx, p.w, p.name, "measurement", p.cfg.Duration, busy); err != nil {
 		return err
 	}
+	busy() // at least once, however short the window
 	cpu1, ok1 := processCPU()
 	w1, wok1 := writeSyscalls()
 	p.tr.Seconds = time.Since(t0).Seconds()
@@ -443,6 +474,11 @@ func newServerStats(cpu time.Duration, delivered uint64, mem MemoryStats, conns,
 	mem.PerConnectionBytes = per(mem.ConnectedBytes, mem.EmptyBytes, conns)
 	mem.PerStreamIdleBytes = per(mem.SubscribedBytes, mem.ConnectedBytes, streams)
 	mem.PerStreamBusyBytes = per(mem.BusyPeakBytes, mem.ConnectedBytes, streams)
+	if mem.EmptyRSSBytes > 0 && mem.ConnectedRSSBytes > 0 && mem.SubscribedRSSBytes > 0 {
+		mem.PerConnectionRSSBytes = per(mem.ConnectedRSSBytes, mem.EmptyRSSBytes, conns)
+		mem.PerStreamIdleRSSBytes = per(mem.SubscribedRSSBytes, mem.ConnectedRSSBytes, streams)
+		mem.PerConnOneStreamRSSBytes = per(mem.SubscribedRSSBytes, mem.EmptyRSSBytes, conns)
+	}
 	return &ServerStats{
 		CPUSeconds:           cpu.Seconds(),
 		CPUSecondsPerMillion: cpu.Seconds() / (float64(delivered) / 1e6),
@@ -451,12 +487,14 @@ func newServerStats(cpu time.Duration, delivered uint64, mem MemoryStats, conns,
 	}
 }
 
+// newWorkerStats is the worker's cost; frames is 0 when its subscribers
+// cannot count responses (the client package delivers messages one by one).
 func newWorkerStats(cpu time.Duration, delivered, frames uint64) *WorkerStats {
-	return &WorkerStats{
-		CPUSeconds:       cpu.Seconds(),
-		NsPerDelivery:    float64(cpu.Nanoseconds()) / float64(delivered),
-		MessagesPerFrame: float64(delivered) / float64(max(frames, 1)),
+	w := &WorkerStats{CPUSeconds: cpu.Seconds(), NsPerDelivery: float64(cpu.Nanoseconds()) / float64(delivered)}
+	if frames > 0 {
+		w.MessagesPerFrame = float64(delivered) / float64(frames)
 	}
+	return w
 }
 
 func hostInfo(cfg Config) Host {

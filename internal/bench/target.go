@@ -3,15 +3,17 @@ package bench
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"net"
 	"runtime"
+	"runtime/debug"
 	"runtime/metrics"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/roomcast/roomcast/broker"
 	"github.com/roomcast/roomcast/broker/redisengine"
+	"github.com/roomcast/roomcast/internal/serveconfig"
 	"github.com/roomcast/roomcast/server"
 )
 
@@ -32,11 +34,11 @@ type roomcastTarget struct {
 	served chan error // one value per node once it stops serving
 }
 
-// startRoomcast serves roomcast as built, or encoding per subscriber, on
-// loopback ports: one server in memory, or with redis, nodes servers
-// sharing rooms through it. Only the limit on streams per connection is
-// raised from the defaults, when a trial puts more on one connection.
-func startRoomcast(encodeEach bool, streamsPerConn int, redis *redisCluster, nodes int) (_ *roomcastTarget, err error) {
+// startRoomcast serves roomcast on loopback ports as "roomcast serve"
+// builds it by default (serveLimits, a registry of metrics, the access log
+// at its default level), as built or encoding per subscriber: one server in
+// memory, or with redis, nodes servers sharing rooms through it.
+func startRoomcast(encodeEach bool, subscribers, conns, streamsPerConn int, redis *redisCluster, nodes int) (_ *roomcastTarget, err error) {
 	t := &roomcastTarget{served: make(chan error, nodes)}
 	defer func() {
 		if err != nil {
@@ -46,10 +48,14 @@ func startRoomcast(encodeEach bool, streamsPerConn int, redis *redisCluster, nod
 	ctx, cancel := context.WithTimeout(context.Background(), redisCallTimeout) // bounds connecting to Redis
 	defer cancel()
 	for range nodes {
-		opts := []server.Option{
-			server.WithLogger(slog.New(slog.DiscardHandler)),
-			server.WithMaxStreamsPerConnection(uint32(max(server.DefaultMaxStreamsPerConnection, streamsPerConn+1))),
+		reg, err := serveconfig.NewRegistry()
+		if err != nil {
+			return nil, err
 		}
+		opts := []server.Option{server.WithLogger(serveLogger())}
+		limits, _ := serveLimits(subscribers, conns, streamsPerConn)
+		opts = append(opts, limits.ServerOptions()...)
+		opts = append(opts, server.WithAccessLog(server.DefaultAccessLogLevel), server.WithMetrics(reg))
 		var bopts []broker.Option
 		if encodeEach {
 			bopts = append(bopts, broker.WithEncodePerSubscriber(true))
@@ -121,22 +127,23 @@ func (t remoteTarget) addrs() []string         { return []string{t.address} }
 func (t remoteTarget) cutOff() (uint64, error) { return 0, nil }
 func (t remoteTarget) close()                  {}
 
-// startTarget starts what a trial of variant on engine measures; redis is
-// the run's Redis, for EngineRedis.
-func startTarget(cfg Config, variant, engine string, streamsPerConn int, redis *redisCluster) (target, error) {
+// startTarget starts what a trial of variant on engine measures, for
+// subscribers streams over conns connections, streamsPerConn on one at most; redis is the
+// run's Redis, for EngineRedis.
+func startTarget(cfg Config, variant, engine string, subscribers, conns, streamsPerConn int, redis *redisCluster) (target, error) {
 	switch {
 	case cfg.Server != "":
 		return remoteTarget{cfg.Server}, nil
 	case variant == VariantNATS:
 		return startNATS()
 	case variant == VariantWatch && engine == EngineMemory:
-		return startWatch(streamsPerConn)
-	case variant != VariantRoomcast && variant != VariantEncodeEach:
+		return startWatch(subscribers, conns, streamsPerConn)
+	case !slices.Contains(AllVariants, variant):
 		return nil, fmt.Errorf("unknown variant %q", variant)
 	case engine == EngineRedis:
-		return startRoomcast(variant == VariantEncodeEach, streamsPerConn, redis, cfg.Nodes)
+		return startRoomcast(variant == VariantEncodeEach, subscribers, conns, streamsPerConn, redis, cfg.Nodes)
 	}
-	return startRoomcast(variant == VariantEncodeEach, streamsPerConn, nil, 1)
+	return startRoomcast(variant == VariantEncodeEach, subscribers, conns, streamsPerConn, nil, 1)
 }
 
 // memSamples are the runtime metrics whose sum is MemStats.HeapInuse plus
@@ -164,9 +171,13 @@ func memInUse() (total, stacks uint64) {
 	return total, stacks
 }
 
-// idleMemory is memInUse once garbage is collected.
-func idleMemory() (total, stacks uint64) {
+// idleMemory is memInUse and the resident set size once garbage is
+// collected and the free heap returned to the system, so that the RSS of
+// the moment is what the process holds, not what an earlier trial left.
+func idleMemory() (total, stacks, rss uint64) {
 	runtime.GC()
-	runtime.GC()
-	return memInUse()
+	debug.FreeOSMemory()
+	total, stacks = memInUse()
+	rss, _ = residentBytes()
+	return total, stacks, rss
 }

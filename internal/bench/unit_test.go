@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"math/rand/v2"
+	"reflect"
 	"runtime"
 	"slices"
 	"strings"
@@ -17,6 +18,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
+	"github.com/roomcast/roomcast/internal/serveconfig"
 )
 
 func TestHistogramQuantiles(t *testing.T) {
@@ -149,7 +151,7 @@ func TestChartEdgeCases(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.Server, cfg.Variants, cfg.Paced = "127.0.0.1:1", []string{VariantRoomcast}, 0
 	r := newReport(cfg)
-	r.Trials = []Trial{{Variant: VariantRoomcast, Kind: KindSaturation, RoomSize: 1000, OK: true, DeliveredPerSec: 5e5, Latency: &LatencyStats{P99US: 900}, Notes: []string{"behind the pace"}}}
+	r.Trials = []Trial{{Scenario: ScenarioFanout, Publish: PublishUnary, Variant: VariantRoomcast, Kind: KindSaturation, RoomSize: 1000, OK: true, DeliveredPerSec: 5e5, Latency: &LatencyStats{P99US: 900}, Notes: []string{"behind the pace"}}}
 	r.finish()
 	svg := chartSVG(r)
 	if err := wellFormed(svg); err != nil {
@@ -237,5 +239,102 @@ func TestValidateEngines(t *testing.T) {
 	}
 	if e, _ := ParseEngines("redis,memory,redis"); !slices.Equal(e, []string{EngineMemory, EngineRedis}) {
 		t.Errorf("engines %v, want memory first, once each", e)
+	}
+}
+
+// TestShapes checks the default matrix and the sweep's shapes as they are
+// labelled: --sizes 10 with 1000 subscribers is 100 rooms of 10 over 50
+// connections, not one room of 10.
+func TestShapes(t *testing.T) {
+	type got struct {
+		scenario, label string
+		payload         int
+		kinds           []string
+		setups          []setup
+	}
+	list := func(c Config) []got {
+		var out []got
+		for _, sh := range c.shapes() {
+			out = append(out, got{sh.scenario, sh.label(), sh.payload, sh.kinds, sh.setups})
+		}
+		return out
+	}
+	mem, both := []string{KindSaturation, KindPaced}, []string{KindSaturation}
+	want := []got{
+		{ScenarioFanout, "1 × 1000 over 50 connections", 1024, mem, []setup{
+			{VariantRoomcast, EngineMemory, PublishUnary}, {VariantEncodeEach, EngineMemory, PublishUnary}, {VariantNATS, "", ""}}},
+		{ScenarioSmallRooms, "100 × 10 over 50 connections", 1024, both, []setup{
+			{VariantRoomcast, EngineMemory, PublishStream}, {VariantNATS, "", ""}}},
+		{ScenarioPublishOnly, "1 × 1 over 1 connection", 64, both, []setup{
+			{VariantRoomcast, EngineMemory, PublishUnary}, {VariantRoomcast, EngineMemory, PublishStream}, {VariantNATS, "", ""}}},
+	}
+	c := DefaultConfig()
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if g := list(c); !reflect.DeepEqual(g, want) {
+		t.Errorf("default matrix:\n%v\nwant\n%v", g, want)
+	}
+	c.Sizes, c.SmallRooms, c.PublishOnly, c.Publish = []int{10, 100, 1000, 5000}, false, false, PublishStream
+	var labels []string
+	for _, sh := range c.shapes() {
+		labels = append(labels, sh.label())
+		if sh.setups[0].publish != PublishStream {
+			t.Errorf("%s: setups %v", sh.label(), sh.setups)
+		}
+	}
+	if w := []string{"100 × 10 over 50 connections", "10 × 100 over 50 connections", "1 × 1000 over 50 connections", "1 × 5000 over 50 connections"}; !slices.Equal(labels, w) {
+		t.Errorf("sizes 10,100,1000,5000: %q, want %q", labels, w)
+	}
+	c.Variants = []string{VariantNATS, VariantEncodeEach}
+	c.SmallRooms, c.PublishOnly = true, true
+	if n := len(c.shapes()); n != 4 {
+		t.Errorf("without roomcast, %d shapes: the extra scenarios compare roomcast with NATS", n)
+	}
+	c.Publish = "batch"
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "publish mode") {
+		t.Errorf("publish mode batch: %v", err)
+	}
+	if v, err := ParseVariants("nats,roomcast-rawdecode"); err != nil || !slices.Equal(v, []string{VariantNATS, VariantRawDecode}) {
+		t.Errorf("variants %v, %v", v, err)
+	}
+	if slices.Contains(DefaultVariants, VariantRawDecode) || slices.Contains(DefaultConfig().Variants, VariantRawDecode) {
+		t.Error("the raw decoder is a default variant")
+	}
+}
+
+// TestServeLimits checks that the server under test is serve's defaults
+// but for what the report states.
+func TestServeLimits(t *testing.T) {
+	l, diffs := serveLimits(500, 50, 10)
+	want := serveconfig.Defaults()
+	want.PublishRate = 0
+	if l != want || len(diffs) != 1 || !strings.HasPrefix(diffs[0], "--publish-rate 0") {
+		t.Errorf("500 subscribers over 50 connections: %+v, %q", l, diffs)
+	}
+	l, diffs = serveLimits(100_000, 20_000, 100)
+	if l.MaxCredStreams != 120_064 || l.MaxStreams != 120_064 || l.MaxConns != 20_064 || l.CredCommandRate != 0 || len(diffs) != 5 {
+		t.Errorf("100,000 subscribers over 20,000 connections: %+v, %q", l, diffs)
+	}
+	c := DefaultConfig()
+	d := serveDiffs(c)
+	if len(d) != len(serveAlwaysDiffers)+2 || !strings.HasPrefix(d[len(d)-1], "--max-streams-per-credential 1114 instead of 1000") {
+		t.Errorf("default run: %q", d)
+	}
+	if c.Server = "127.0.0.1:1"; serveDiffs(c) != nil {
+		t.Error("a remote server's differences were stated")
+	}
+}
+
+func TestParseVmRSS(t *testing.T) {
+	status := "Name:\tx\nVmPeak:\t  999 kB\nVmRSS:\t   12345 kB\nThreads: 4\n"
+	if n, ok := parseVmRSS([]byte(status)); !ok || n != 12345<<10 {
+		t.Errorf("VmRSS: %d, %v", n, ok)
+	}
+	if _, ok := parseVmRSS([]byte("VmRSS: 12 MB\n")); ok {
+		t.Error("a VmRSS not in kB was read")
+	}
+	if n, ok := residentBytes(); runtime.GOOS == "linux" && (!ok || n == 0) {
+		t.Errorf("this process's RSS: %d, %v", n, ok)
 	}
 }

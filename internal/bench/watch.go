@@ -30,8 +30,8 @@ type watchTarget struct {
 	webServed chan error
 }
 
-func startWatch(streamsPerConn int) (_ *watchTarget, err error) {
-	rt, err := startRoomcast(false, streamsPerConn, nil, 1)
+func startWatch(subscribers, conns, streamsPerConn int) (_ *watchTarget, err error) {
+	rt, err := startRoomcast(false, subscribers, conns, streamsPerConn, nil, 1)
 	if err != nil {
 		return nil, err
 	}
@@ -89,7 +89,7 @@ func (d *watchDriver) connect(ctx context.Context) error {
 		d.clients = append(d.clients, connect.NewClient[roomcastv1.WatchRequest, roomcastv1.WatchResponse](
 			hc, base+roomcastv1connect.BrokerServiceWatchProcedure, connect.WithCodec(frameCodec{})))
 	}
-	return d.connectPublishers(ctx)
+	return d.pubs.connect(ctx)
 }
 
 // warm opens hc's connection to base with a request of no RPC, so that the
@@ -111,7 +111,9 @@ func warm(ctx context.Context, hc *http.Client, base string) error {
 	return err
 }
 
-func (d *watchDriver) subscribe(ctx context.Context) error { return d.subscribeWith(ctx, d.join) }
+func (d *watchDriver) subscribe(ctx context.Context) error {
+	return subscribeAll(ctx, d.w.subs, d.cancel, d.join)
+}
 
 // join opens s's Watch call of its room and starts receiving.
 func (d *watchDriver) join(s *subscriber) error {

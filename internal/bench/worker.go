@@ -55,7 +55,7 @@ type subscriber struct {
 	cross  histogram     // latencies of messages published on another node
 	ack    atomic.Uint64 // messages of the room accounted for: offsets past the join, or publishers' sequence numbers
 	count  atomic.Uint64 // messages received and accepted
-	frames atomic.Uint64 // responses (or NATS messages) received
+	frames atomic.Uint64 // responses (raw decoder) or NATS messages received; 0 on the client package
 }
 
 // worker hosts one trial's publishers and subscribers.
@@ -142,7 +142,8 @@ func serveWorker(ctx context.Context, in io.Reader, out io.Writer, hooks workerH
 
 func newWorker(s spec, hooks workerHooks) (*worker, error) {
 	if s.Subscribers < s.Rooms || s.Rooms < 1 || s.Connections < 1 || s.Publishers < 1 || s.Payload < minPayload || s.Window < 1 ||
-		len(s.Addrs) == 0 || s.PublishNode < -1 || s.PublishNode >= len(s.Addrs) {
+		len(s.Addrs) == 0 || s.PublishNode < -1 || s.PublishNode >= len(s.Addrs) ||
+		s.Variant != VariantNATS && s.Publish != PublishUnary && s.Publish != PublishStream {
 		return nil, fmt.Errorf("bad spec %+v", s)
 	}
 	w := &worker{spec: s, hooks: hooks, base: time.Now(), progress: make(chan struct{}, 1)}
@@ -164,6 +165,8 @@ func newWorker(s spec, hooks workerHooks) (*worker, error) {
 	}
 	switch s.Variant {
 	case VariantRoomcast, VariantEncodeEach:
+		w.drv = newClientDriver(w)
+	case VariantRawDecode:
 		w.drv = newGRPCDriver(w)
 	case VariantNATS:
 		w.drv = newNATSDriver(w)
@@ -288,7 +291,6 @@ func (w *worker) accept(s *subscriber, msgs []received, offsets bool, now int64)
 		}
 	}
 	s.count.Add(accepted)
-	s.frames.Add(1)
 	if ack != oldAck {
 		s.ack.Store(ack)
 		s.room.advance(oldAck, ack)

@@ -1,4 +1,4 @@
-package main
+package serveconfig
 
 import (
 	"bufio"
@@ -8,12 +8,12 @@ import (
 	"strings"
 )
 
-// defaultRetainedBytes is the default of --max-retained-bytes: half of the
+// DefaultRetainedBytes is the default of --max-retained-bytes: half of the
 // memory this process may use, so that retained messages cannot push the
 // server into the kernel's OOM killer however many rooms an attacker fills.
 // The limit is the cgroup's when there is one (a container's), else the
 // machine's.
-func defaultRetainedBytes() int64 {
+func DefaultRetainedBytes() int64 {
 	limit := machineMemory()
 	if c := cgroupMemory(); c > 0 && (limit == 0 || c < limit) {
 		limit = c

@@ -1,4 +1,4 @@
-package main
+package serveconfig
 
 import (
 	"bufio"
@@ -22,7 +22,7 @@ func TestMemoryLimitsAreRead(t *testing.T) {
 	if got := parseMemTotal(bufio.NewScanner(strings.NewReader(meminfo))); got != 24684084<<10 {
 		t.Errorf("MemTotal: %d", got)
 	}
-	if got := defaultRetainedBytes(); got <= 0 {
+	if got := DefaultRetainedBytes(); got <= 0 {
 		t.Errorf("default budget %d on this machine", got)
 	}
 }

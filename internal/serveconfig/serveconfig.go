@@ -1,0 +1,143 @@
+// Package serveconfig is what "roomcast serve" builds its server from, with
+// serve's defaults, so that roomcast-bench's server under test is built the
+// same way. The serve command binds its flags to a Limits that starts as
+// Defaults; the bench takes Defaults and states what it changes.
+package serveconfig
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/roomcast/roomcast/broker"
+	"github.com/roomcast/roomcast/server"
+)
+
+// Defaults of serve that have no constant in server or broker.
+const (
+	DefaultPublishRate  = 10_000 // publishes per credential per second
+	DefaultPublishBurst = 1000
+)
+
+// Limits are serve's limits, rates and retention: every server and broker
+// option it sets from a flag but the engine, transport, credentials,
+// logging and tracing. A Limits is a plain value, not safe for concurrent
+// mutation.
+type Limits struct {
+	MaxMessageBytes               int
+	BacklogMessages               int
+	BacklogBytes                  int
+	MaxRoomsPerSession            int
+	PublishRate                   float64
+	PublishBurst                  int
+	CommandRate                   float64
+	CommandBurst                  int
+	StreamResetRate               float64
+	StreamResetBurst              int
+	MaxStreams                    int
+	MaxStreamsPerConnection       uint
+	MaxRooms                      int
+	MaxHeaderBytes                int
+	MaxConns                      int
+	MaxConnIdle                   time.Duration
+	AuthTimeout                   time.Duration
+	MaxCredStreams                int
+	ReadRate                      float64
+	ReadBurst                     int
+	CredCommandRate               float64
+	CredCommandBurst              int
+	MaxRefusedCommands            int
+	MaxRefusedCalls               int
+	MaxRetainedBytes              int64
+	MaxRoomsPerCredential         int
+	MaxRetainedBytesPerCredential int64
+	HistoryMessages               int
+	HistoryTTL                    time.Duration
+	WriteTimeout                  time.Duration
+	AuthLogRate                   float64
+}
+
+// Defaults are serve's defaults. MaxRetainedBytes depends on the machine
+// (DefaultRetainedBytes).
+func Defaults() Limits {
+	return Limits{
+		MaxMessageBytes:         server.DefaultMaxMessageBytes,
+		BacklogMessages:         broker.DefaultBacklogMessages,
+		BacklogBytes:            broker.DefaultBacklogBytes,
+		MaxRoomsPerSession:      server.DefaultMaxRoomsPerSession,
+		PublishRate:             DefaultPublishRate,
+		PublishBurst:            DefaultPublishBurst,
+		CommandRate:             server.DefaultCommandRate,
+		CommandBurst:            server.DefaultCommandBurst,
+		StreamResetRate:         server.DefaultStreamResetRate,
+		StreamResetBurst:        server.DefaultStreamResetBurst,
+		MaxStreams:              server.DefaultMaxStreams,
+		MaxStreamsPerConnection: server.DefaultMaxStreamsPerConnection,
+		MaxRooms:                broker.DefaultMaxRooms,
+		MaxHeaderBytes:          server.DefaultMaxHeaderBytes,
+		MaxConns:                server.DefaultMaxConnections,
+		MaxConnIdle:             server.DefaultMaxConnectionIdle,
+		AuthTimeout:             server.DefaultAuthTimeout,
+		MaxCredStreams:          server.DefaultMaxStreamsPerCredential,
+		ReadRate:                server.DefaultReadRate,
+		ReadBurst:               server.DefaultReadBurst,
+		CredCommandRate:         server.DefaultCredentialCommandRate,
+		CredCommandBurst:        server.DefaultCredentialCommandBurst,
+		MaxRefusedCommands:      server.DefaultMaxRefusedCommands,
+		MaxRefusedCalls:         server.DefaultMaxRefusedCalls,
+		MaxRetainedBytes:        DefaultRetainedBytes(),
+		HistoryMessages:         broker.DefaultHistoryMessages,
+		HistoryTTL:              broker.DefaultHistoryTTL,
+		WriteTimeout:            server.DefaultWriteTimeout,
+		AuthLogRate:             server.DefaultAuthFailureLogRate,
+	}
+}
+
+// ServerOptions are l as server options. MaxStreamsPerConnection must be
+// 1 to math.MaxUint32: the caller checks it (serve as a usage error).
+func (l Limits) ServerOptions() []server.Option {
+	return []server.Option{
+		server.WithMaxMessageBytes(l.MaxMessageBytes),
+		server.WithMaxRoomsPerSession(l.MaxRoomsPerSession),
+		server.WithPublishRate(l.PublishRate, l.PublishBurst),
+		server.WithCommandRate(l.CommandRate, l.CommandBurst),
+		server.WithStreamResetRate(l.StreamResetRate, l.StreamResetBurst),
+		server.WithMaxStreams(l.MaxStreams),
+		server.WithMaxStreamsPerConnection(uint32(l.MaxStreamsPerConnection)),
+		server.WithWriteTimeout(l.WriteTimeout),
+		server.WithAuthFailureLogRate(l.AuthLogRate),
+		server.WithMaxHeaderBytes(l.MaxHeaderBytes),
+		server.WithMaxConnections(l.MaxConns),
+		server.WithMaxConnectionIdle(l.MaxConnIdle),
+		server.WithAuthTimeout(l.AuthTimeout),
+		server.WithMaxStreamsPerCredential(l.MaxCredStreams),
+		server.WithReadRate(l.ReadRate, l.ReadBurst),
+		server.WithCredentialCommandRate(l.CredCommandRate, l.CredCommandBurst),
+		server.WithMaxRefusedCommands(l.MaxRefusedCommands),
+		server.WithMaxRefusedCalls(l.MaxRefusedCalls),
+		server.WithBrokerOptions(
+			broker.WithBacklog(l.BacklogMessages, l.BacklogBytes),
+			broker.WithHistory(l.HistoryMessages, l.HistoryTTL),
+			broker.WithMaxRooms(l.MaxRooms),
+			broker.WithMaxRetainedBytes(l.MaxRetainedBytes),
+			broker.WithOwnerQuotas(l.MaxRoomsPerCredential, l.MaxRetainedBytesPerCredential),
+		),
+	}
+}
+
+// NewRegistry is the metrics registry serve exports when its metrics
+// listener is on (the default): the Go runtime's and the process's
+// collectors, to which server.WithMetrics adds the server's.
+func NewRegistry() (*prometheus.Registry, error) {
+	reg := prometheus.NewRegistry()
+	for _, c := range []prometheus.Collector{
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return reg, nil
+}
