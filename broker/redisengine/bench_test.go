@@ -70,39 +70,56 @@ func benchPublish(b *testing.B, keyed bool) {
 	}
 }
 
-// BenchmarkRedisSaturation drives one Redis as hard as this machine can:
+// BenchmarkRedisSaturation drives Redis as hard as this machine can:
 // 64-byte publishes into 64 rooms from 256 goroutines on one engine, which
-// rueidis pipelines onto its connection, with no node tracking the rooms
+// rueidis pipelines onto its connections, with no node tracking the rooms
 // (the publish script's PUBLISH then reaches no subscriber). It is the
 // publish path's Redis side alone, without gRPC or a hub, so that the
-// client spends less CPU per publish than Redis does and Redis is the
-// limit. It reports publishes per second and Redis's CPU per publish (the
-// change in used_cpu_sys + used_cpu_user of INFO cpu).
+// client spends as little CPU per publish as it can beside Redis's. It
+// runs on one Redis and on two shards, and reports publishes per second
+// and Redis's CPU per publish (the change in used_cpu_sys + used_cpu_user
+// of INFO cpu, summed over the shards).
 func BenchmarkRedisSaturation(b *testing.B) {
-	srv := redistest.Start(b)
-	pub := newEngine(b, redisengine.Config{}, srv)
-	const rooms = 64
-	payload := make([]byte, 64)
-	var next atomic.Int64
-	cpu0 := redisCPU(b, srv)
-	b.SetParallelism(128) // × GOMAXPROCS goroutines
-	b.ResetTimer()
-	b.RunParallel(func(p *testing.PB) {
-		for p.Next() {
-			room := "room" + strconv.FormatInt(next.Add(1)%rooms, 10)
-			if _, _, err := pub.Publish(testCtx(b), room, payload, ""); err != nil {
-				b.Error(err)
-				return
+	for _, shards := range []int{1, 2} {
+		b.Run(fmt.Sprintf("shards=%d", shards), func(b *testing.B) {
+			var srvs []*redistest.Server
+			for range shards {
+				srvs = append(srvs, redistest.Start(b))
 			}
-		}
-	})
-	b.StopTimer()
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "publishes/s")
-	b.ReportMetric((redisCPU(b, srv)-cpu0)*1e6/float64(b.N), "redis-µs/publish")
+			pub := newEngine(b, redisengine.Config{}, srvs...)
+			const rooms = 64
+			payload := make([]byte, 64)
+			var next atomic.Int64
+			cpu0 := redisCPU(b, srvs)
+			b.SetParallelism(128) // × GOMAXPROCS goroutines
+			b.ResetTimer()
+			b.RunParallel(func(p *testing.PB) {
+				for p.Next() {
+					room := "room" + strconv.FormatInt(next.Add(1)%rooms, 10)
+					if _, _, err := pub.Publish(testCtx(b), room, payload, ""); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			b.StopTimer()
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "publishes/s")
+			b.ReportMetric((redisCPU(b, srvs)-cpu0)*1e6/float64(b.N), "redis-µs/publish")
+		})
+	}
 }
 
-// redisCPU is the CPU seconds srv's process has used.
-func redisCPU(b *testing.B, srv *redistest.Server) float64 {
+// redisCPU is the CPU seconds srvs' processes have used.
+func redisCPU(b *testing.B, srvs []*redistest.Server) float64 {
+	var total float64
+	for _, srv := range srvs {
+		total += serverCPU(b, srv)
+	}
+	return total
+}
+
+// serverCPU is the CPU seconds srv's process has used.
+func serverCPU(b *testing.B, srv *redistest.Server) float64 {
 	info, err := srv.Do(b, "INFO", "cpu").ToString()
 	if err != nil {
 		b.Fatal(err)
