@@ -143,7 +143,7 @@ func New(opts ...Option) (_ *Server, err error) {
 		if err != nil {
 			return nil, err
 		}
-		gopts = append(gopts, grpc.InTapHandle(authTap(in, s.access.log, s.guard.authenticated, s.guard.refusedCall)), // credentials are checked before a request is read
+		gopts = append(gopts, grpc.InTapHandle(authTap(in, s.access.log, s.guard.authenticated, s.guard.refusedCall, s.fullStreams)), // credentials are checked before a request is read
 			grpc.ChainUnaryInterceptor(in.UnaryServerInterceptor()), grpc.ChainStreamInterceptor(in.StreamServerInterceptor()))
 	}
 	gopts = append(gopts, grpc.ChainStreamInterceptor(s.limitStreams)) // after authentication: per credential
