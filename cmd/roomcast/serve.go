@@ -128,7 +128,7 @@ every message sent. Spans still buffered are flushed on shutdown.`,
 		fs.UintVar(&cfg.maxStreamsPerConnection, "max-streams-per-connection", server.DefaultMaxStreamsPerConnection,
 			"allow one client connection `N` calls in flight at once")
 		fs.IntVar(&cfg.maxHeaderBytes, "max-header-bytes", server.DefaultMaxHeaderBytes,
-			"refuse calls whose metadata and headers take more than `N` bytes (as HTTP/2 counts them: 32 more per entry); at least 1024")
+			"refuse calls whose metadata and headers take more than `N` bytes (as HTTP/2 counts them: 32 more per entry), closing the connection of a client that sends one (a grpc-go client refuses it itself); at least 1024")
 		fs.IntVar(&cfg.maxConns, "max-connections", server.DefaultMaxConnections,
 			"close connections past `N` open at once as soon as they are accepted (mind ulimit -n too)")
 		fs.DurationVar(&cfg.maxConnIdle, "max-connection-idle", server.DefaultMaxConnectionIdle,
