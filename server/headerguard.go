@@ -71,7 +71,11 @@ func (m *headerMirror) field(f hpack.HeaderField) {
 	}
 	if size > m.max-*sum {
 		m.over = true
-		m.dec.SetEmitEnabled(false) // the rest of the fragment is only parsed
+		// Stop Write at the next field rather than parse the rest of the
+		// fragment: a bomb's fragment holds thousands more references.
+		// Every field of the table names has a longer name than this, and
+		// the mirror is not used after a block goes over.
+		m.dec.SetMaxStringLength(1)
 		return
 	}
 	*sum += size
