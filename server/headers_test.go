@@ -11,7 +11,6 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/prometheus/client_golang/prometheus"
-	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -30,49 +29,36 @@ import (
 // for its size, decoded all of it all the same, stream after stream, on a
 // connection it kept. The server now closes the connection at the first
 // list over the limit, with GOAWAY ENHANCE_YOUR_CALM, before grpc-go reads
-// it: the PING sent after the bomb is never answered. A client on another
-// connection goes on.
+// it, over plaintext and over TLS: the PING sent after the bomb is never
+// answered. A client on another connection goes on.
 func TestHeaderBombClosesTheConnection(t *testing.T) {
-	reg := prometheus.NewRegistry()
-	var log syncBuffer
-	_, addr := start(t, server.WithMetrics(reg), server.WithLogger(slog.New(slog.NewTextHandler(&log, nil))))
-	ctx := testCtx(t)
-	bystander := dial(t, addr)
-	sub := subscribe(t, ctx, bystander, "calm")
-	publishText(t, ctx, bystander, "calm", "before")
+	for _, tc := range rawTransports(t) {
+		t.Run(tc.name, func(t *testing.T) {
+			reg := prometheus.NewRegistry()
+			var log syncBuffer
+			_, addr := start(t, append(tc.opts, server.WithMetrics(reg), server.WithLogger(slog.New(slog.NewTextHandler(&log, nil))))...)
+			ctx := testCtx(t)
+			bystanderGoesOn := calmBystander(t, ctx, addr, tc.dial...)
 
-	h := dialRaw(t, addr)
-	value := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{0xa5}, 3000)) // 4000 bytes: one table entry
-	bomb := make([]hpack.HeaderField, 1000)
-	for i := range bomb {
-		bomb[i] = hpack.HeaderField{Name: "x-bomb-bin", Value: value}
-	}
-	if _, err := rawCall(h, roomcastv1.BrokerService_Publish_FullMethodName, bomb, false); err != nil {
-		t.Fatal(err)
-	}
-	h.Ping() // fails if the server has closed the connection already
-	end, err := h.Wait(ctx)
-	if err != nil {
-		t.Fatal("the server neither answered the PING nor closed the connection")
-	}
-	if end.PingAcked {
-		t.Fatalf("the connection is still open after a list of 4 MB of headers; the server sent %v", end.Frames)
-	}
-	if end.GoAway == nil || *end.GoAway != http2.ErrCodeEnhanceYourCalm {
-		t.Errorf("GOAWAY code %v, want %v", end.GoAway, http2.ErrCodeEnhanceYourCalm)
-	}
-	if got := counter(t, reg, "roomcast_header_flood_closes_total"); got != 1 {
-		t.Errorf("roomcast_header_flood_closes_total = %v, want 1", got)
-	}
-	if line := log.String(); !strings.Contains(line, "header list over the limit") || !strings.Contains(line, "peer="+h.LocalAddr().String()) {
-		t.Errorf("log %q does not say a header list from %s was cut off", line, h.LocalAddr())
-	}
-
-	publishText(t, ctx, bystander, "calm", "after")
-	for _, want := range []string{"before", "after"} {
-		if m := sub.next(); m.GetText() != want {
-			t.Fatalf("bystander got %v, want %q", m, want)
-		}
+			h := tc.connectRaw(t, addr)
+			value := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{0xa5}, 3000)) // 4000 bytes: one table entry
+			bomb := make([]hpack.HeaderField, 1000)
+			for i := range bomb {
+				bomb[i] = hpack.HeaderField{Name: "x-bomb-bin", Value: value}
+			}
+			if _, err := rawCall(h, roomcastv1.BrokerService_Publish_FullMethodName, bomb, false); err != nil {
+				t.Fatal(err)
+			}
+			h.Ping() // fails if the server has closed the connection already
+			expectCalmed(t, ctx, h, "a list of 4 MB of headers")
+			if got := counter(t, reg, "roomcast_header_flood_closes_total"); got != 1 {
+				t.Errorf("roomcast_header_flood_closes_total = %v, want 1", got)
+			}
+			if line := log.String(); !strings.Contains(line, "header list over the limit") || !strings.Contains(line, "peer="+h.LocalAddr().String()) {
+				t.Errorf("log %q does not say a header list from %s was cut off", line, h.LocalAddr())
+			}
+			bystanderGoesOn()
+		})
 	}
 }
 
