@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"sync"
 
 	"google.golang.org/grpc"
@@ -34,7 +35,7 @@ func (c *streamCounts) open(id *auth.Identity) (release func(), err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.n[key] >= c.max {
-		return nil, status.Errorf(codes.ResourceExhausted, "this credential has %d Subscribe streams open, its limit; close one, or subscribe to more rooms on one stream", c.max)
+		return nil, c.refusal()
 	}
 	c.n[key]++
 	return func() {
@@ -44,6 +45,33 @@ func (c *streamCounts) open(id *auth.Identity) (release func(), err error) {
 			delete(c.n, key)
 		}
 	}, nil
+}
+
+// full reports whether id has its limit of streams open, so that a new one
+// would be refused. The tap asks it first (see fullStreams), cheaply;
+// open, which a stream still passes, decides.
+func (c *streamCounts) full(id *auth.Identity) bool {
+	key := credentialKey(id)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n[key] >= c.max
+}
+
+func (c *streamCounts) refusal() error {
+	return status.Errorf(codes.ResourceExhausted, "this credential has %d Subscribe streams open, its limit; close one, or subscribe to more rooms on one stream", c.max)
+}
+
+// fullStreams refuses a Subscribe stream in the tap, before grpc-go starts
+// its handler, when its credential has its limit of streams open already:
+// a client that opens streams past its limit in a loop is refused each for
+// the cost of its headers, rather than of a handler goroutine and the
+// interceptors. It is refused as limitStreams would refuse it, which still
+// counts the streams that pass.
+func (s *Server) fullStreams(ctx context.Context, method string) error {
+	if method != roomcastv1.BrokerService_Subscribe_FullMethodName || !s.access.streams.full(s.access.identity(ctx)) {
+		return nil
+	}
+	return s.access.streams.refusal()
 }
 
 // limitStreams is the stream interceptor that keeps each credential within

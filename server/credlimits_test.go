@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -42,6 +44,49 @@ func TestSubscribeStreamsAreLimitedPerCredential(t *testing.T) {
 	}
 	second.expectEnd(codes.ResourceExhausted)
 	subscribe(t, a, dial(t, addr))
+}
+
+// A stream past the limit is refused in the tap, before a handler starts
+// for it: a client that opens streams in a loop costs the server their
+// headers only. The server does not count those streams as started.
+func TestStreamsPastTheLimitStartNoHandler(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	addr := testjwt.StartServer(t, server.WithMaxStreamsPerCredential(1), server.WithMetrics(reg))
+	ctx := testCtx(t)
+	a := bearer(ctx, testjwt.Token(t, "a", time.Now().Add(time.Hour), testjwt.Grants(t, "", ">", "")))
+	c := dial(t, addr)
+	subscribe(t, a, c)
+	started := startedCalls(t, reg)
+	for range 5 {
+		s, err := c.Subscribe(a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Recv(); status.Code(err) != codes.ResourceExhausted {
+			t.Fatalf("a stream past the limit: %v, want RESOURCE_EXHAUSTED", err)
+		}
+	}
+	if n := startedCalls(t, reg); n != started {
+		t.Errorf("the server started %v handlers for streams past the limit, want none", n-started)
+	}
+}
+
+// startedCalls is grpc_server_started_total over every method.
+func startedCalls(t testing.TB, reg *prometheus.Registry) float64 {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n float64
+	for _, f := range families {
+		if f.GetName() == "grpc_server_started_total" {
+			for _, m := range f.GetMetric() {
+				n += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return n
 }
 
 // History and Presence calls share a rate per credential, refused with

@@ -63,11 +63,16 @@ const (
 const minHeaderBytes = 1 << 10
 
 // WithMaxHeaderBytes limits the header list of a call: its metadata and
-// HTTP/2 headers, each counted as its name and value plus 32 bytes. A call
-// past it is refused before anything of it is kept: the stream is reset, and
-// a grpc-go client (which learns the limit when it connects) fails it with
-// INTERNAL before sending. The default is DefaultMaxHeaderBytes (16 KiB),
-// enough for a bearer token of auth.MaxTokenLen (8 KiB); at least 1 KiB.
+// HTTP/2 headers, each counted as its name and value plus 32 bytes. A grpc-go
+// client learns the limit when it connects and fails a call past it with
+// INTERNAL before sending it. A client that sends one anyway has its
+// connection sent GOAWAY (ENHANCE_YOUR_CALM) and closed before gRPC decodes
+// the list (see headerguard.go), logged with its address at most once a
+// second and counted in roomcast_header_flood_closes_total. The check
+// applies to plaintext and to the credentials of WithTransportCredentials,
+// but not to credentials given with WithGRPCOptions, where gRPC alone
+// refuses the stream. The default is DefaultMaxHeaderBytes (16 KiB), enough
+// for a bearer token of auth.MaxTokenLen (8 KiB); at least 1 KiB.
 func WithMaxHeaderBytes(n int) Option { return func(c *config) { c.maxHeaderBytes = n } }
 
 // WithMaxConnections limits the client connections open at once, over all

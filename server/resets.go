@@ -22,7 +22,8 @@ import (
 // too, through insecure credentials), which reads the 9-byte header of each
 // HTTP/2 frame the client sends, skips the payload, and takes a token from
 // the connection's bucket for each RST_STREAM. A connection that runs out
-// is sent GOAWAY (ENHANCE_YOUR_CALM) and closed.
+// is sent GOAWAY (ENHANCE_YOUR_CALM) and closed. The same scanner sizes
+// the header blocks the client sends (headerguard.go).
 //
 // Only reads are watched: the server's writes, the hot path of fan-out, go
 // to the connection untouched.
@@ -71,13 +72,16 @@ func WithStreamResetRate(perSecond float64, burst int) Option {
 // errResetFlood ends the reads of a connection closed for its resets.
 var errResetFlood = errors.New("server: connection closed: it reset streams faster than the limit")
 
-// resetGuard watches the connections of one server.
+// resetGuard watches the connections of one server: their resets, and
+// their header lists (headerguard.go).
 type resetGuard struct {
-	rate, burst float64 // tokens a second, and the bucket's size
-	log         *slog.Logger
-	closed      atomic.Uint64 // connections closed for their resets
-	lastLog     atomic.Int64  // when a closure was last logged, in Unix nanoseconds
-	unlogged    atomic.Uint64 // closures since then that were not logged
+	rate, burst    float64 // tokens a second, and the bucket's size; rate 0: no limit
+	maxHeaderBytes uint32  // the header list limit; 0: not checked
+	log            *slog.Logger
+	headers        headerCloses  // connections closed for their headers
+	closed         atomic.Uint64 // connections closed for their resets
+	lastLog        atomic.Int64  // when a closure was last logged, in Unix nanoseconds
+	unlogged       atomic.Uint64 // closures since then that were not logged
 }
 
 // resetLogEvery is how often a closure is logged at most; the closures in
@@ -89,9 +93,9 @@ const resetLogEvery = time.Second
 const goAwayTimeout = time.Second
 
 // credentials returns creds with every connection they hand to gRPC
-// watched, or creds itself when there is no limit.
+// watched, or creds itself when there is nothing to watch for.
 func (g *resetGuard) credentials(creds credentials.TransportCredentials) credentials.TransportCredentials {
-	if g.rate <= 0 {
+	if g.rate <= 0 && g.maxHeaderBytes == 0 {
 		return creds
 	}
 	return &resetCreds{TransportCredentials: creds, guard: g}
@@ -158,7 +162,12 @@ type resetConn struct {
 	stream uint32               // the highest stream a HEADERS frame was seen on
 	tokens float64              // the bucket
 	last   time.Time            // when tokens was last topped up
-	err    error                // set once the connection is closed for its resets
+	err    error                // set once the connection is closed
+
+	// The header scanner's state (headerguard.go).
+	mirror    *headerMirror // made at the first HEADERS frame
+	inHeaders bool          // reading the payload of a HEADERS or CONTINUATION frame
+	hf        headerFrame   // where in it
 }
 
 func (c *resetConn) Read(p []byte) (int, error) {
@@ -173,9 +182,18 @@ func (c *resetConn) Read(p []byte) (int, error) {
 }
 
 // scan reads the frame headers in p, the next bytes from the client, and
-// reports whether the connection may go on.
+// the header blocks, and reports whether the connection may go on; if not,
+// c.err says why.
 func (c *resetConn) scan(p []byte) bool {
+	ok := true
 	for len(p) > 0 {
+		if c.inHeaders {
+			if p, ok = c.scanHeaders(p); !ok {
+				c.err = errHeaderFlood
+				return false
+			}
+			continue
+		}
 		if c.skip > 0 {
 			k := min(c.skip, len(p))
 			c.skip -= k
@@ -195,15 +213,30 @@ func (c *resetConn) scan(p []byte) bool {
 			c.nhdr = 0
 			h = c.hdr[:]
 		}
-		c.skip = int(h[0])<<16 | int(h[1])<<8 | int(h[2])
-		switch http2.FrameType(h[3]) {
-		case http2.FrameHeaders:
-			c.stream = max(c.stream, uint32(h[5]&0x7f)<<24|uint32(h[6])<<16|uint32(h[7])<<8|uint32(h[8]))
-		case http2.FrameRSTStream:
-			c.resets++
-			if !c.take() {
+		n := int(h[0])<<16 | int(h[1])<<8 | int(h[2])
+		switch t := http2.FrameType(h[3]); t {
+		case http2.FrameHeaders, http2.FrameContinuation:
+			if t == http2.FrameHeaders {
+				c.stream = max(c.stream, uint32(h[5]&0x7f)<<24|uint32(h[6])<<16|uint32(h[7])<<8|uint32(h[8]))
+			}
+			if c.guard.maxHeaderBytes == 0 {
+				c.skip = n
+				continue
+			}
+			c.startHeaders(t, http2.Flags(h[4]), n)
+			if p, ok = c.scanHeaders(p); !ok { // an empty payload ends here
+				c.err = errHeaderFlood
 				return false
 			}
+		case http2.FrameRSTStream:
+			c.skip = n
+			c.resets++
+			if c.guard.rate > 0 && !c.take() {
+				c.err = errResetFlood
+				return false
+			}
+		default:
+			c.skip = n
 		}
 	}
 	return true
@@ -222,14 +255,19 @@ func (c *resetConn) take() bool {
 }
 
 // cut sends GOAWAY, closes the connection and returns the error its reads
-// end with. The GOAWAY may interleave with a frame gRPC is writing at the
-// same time; the client then sees a broken frame rather than the GOAWAY,
-// and the connection closes all the same.
+// end with, c.err, which scan set. The GOAWAY may interleave with a frame
+// gRPC is writing at the same time; the client then sees a broken frame
+// rather than the GOAWAY, and the connection closes all the same.
 func (c *resetConn) cut() error {
-	c.err = errResetFlood
-	c.guard.closedConn(c.RemoteAddr(), c.resets)
+	debug := "too many stream resets"
+	if c.err == errHeaderFlood {
+		debug = "header list over the limit, or malformed"
+		c.guard.headers.add(c.guard.log, c.RemoteAddr(), c.guard.maxHeaderBytes)
+	} else {
+		c.guard.closedConn(c.RemoteAddr(), c.resets)
+	}
 	var b bytes.Buffer
-	http2.NewFramer(&b, nil).WriteGoAway(c.stream, http2.ErrCodeEnhanceYourCalm, []byte("too many stream resets"))
+	http2.NewFramer(&b, nil).WriteGoAway(c.stream, http2.ErrCodeEnhanceYourCalm, []byte(debug))
 	c.Conn.SetWriteDeadline(time.Now().Add(goAwayTimeout))
 	c.Conn.Write(b.Bytes())
 	c.Conn.Close()

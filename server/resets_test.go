@@ -3,23 +3,17 @@ package server_test
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
+	"fmt"
 	"log/slog"
-	"net"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"golang.org/x/net/http2"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
 
 	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
-	"github.com/roomcast/roomcast/internal/rawh2"
 	"github.com/roomcast/roomcast/internal/servertest"
-	"github.com/roomcast/roomcast/internal/testsupport/testcert"
 	"github.com/roomcast/roomcast/server"
 )
 
@@ -30,27 +24,7 @@ import (
 // a server that let it through answers that PING instead of closing.
 func TestRapidResetClosesTheConnection(t *testing.T) {
 	const rate, burst, pairs = 100, 200, 20 * 200
-	ca := testcert.NewCA(t, "roomcast test CA")
-	cert := ca.ServerCert(t)
-	for _, tc := range []struct {
-		name    string
-		opts    []server.Option
-		dial    []grpc.DialOption
-		connect func(addr string) (net.Conn, error)
-	}{
-		{
-			name:    "plaintext",
-			connect: func(addr string) (net.Conn, error) { return net.Dial("tcp", addr) },
-		},
-		{
-			name: "tls",
-			opts: []server.Option{server.WithTransportCredentials(credentials.NewServerTLSFromCert(&cert))},
-			dial: []grpc.DialOption{grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{RootCAs: ca.Pool()}))},
-			connect: func(addr string) (net.Conn, error) {
-				return tls.Dial("tcp", addr, &tls.Config{RootCAs: ca.Pool(), NextProtos: []string{"h2"}})
-			},
-		},
-	} {
+	for _, tc := range rawTransports(t) {
 		t.Run(tc.name, func(t *testing.T) {
 			reg := prometheus.NewRegistry()
 			var log syncBuffer
@@ -60,46 +34,20 @@ func TestRapidResetClosesTheConnection(t *testing.T) {
 				server.WithStreamResetRate(rate, burst),
 			)...)
 			ctx := testCtx(t)
-			bystander := roomcastv1.NewBrokerServiceClient(servertest.Dial(t, addr, tc.dial...))
-			sub := subscribe(t, ctx, bystander, "calm")
-			publishText(t, ctx, bystander, "calm", "before")
+			bystanderGoesOn := calmBystander(t, ctx, addr, tc.dial...)
 
-			conn, err := tc.connect(addr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			h2, err := rawh2.New(conn)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer h2.Close()
+			h2 := tc.connectRaw(t, addr)
 			if sent, err := h2.RapidReset(addr, "/roomcast.v1.BrokerService/Publish", pairs); err != nil {
 				t.Logf("the flood stopped after %d pairs: %v", sent, err)
 			}
-			end, err := h2.Wait(ctx)
-			if err != nil {
-				t.Fatal("the server neither answered the PING nor closed the connection")
-			}
-			t.Logf("the server sent %v; reads ended with %v", end.Frames, end.Err)
-			if end.PingAcked {
-				t.Fatalf("the connection is still open after %d stream resets", pairs)
-			}
-			if end.GoAway == nil || *end.GoAway != http2.ErrCodeEnhanceYourCalm {
-				t.Errorf("GOAWAY code %v, want %v", end.GoAway, http2.ErrCodeEnhanceYourCalm)
-			}
+			expectCalmed(t, ctx, h2, fmt.Sprintf("%d stream resets", pairs))
 			if got := counter(t, reg, "roomcast_reset_flood_closes_total"); got != 1 {
 				t.Errorf("roomcast_reset_flood_closes_total = %v, want 1", got)
 			}
 			if line := log.String(); !strings.Contains(line, "rapid reset") || !strings.Contains(line, "peer="+h2.LocalAddr().String()) {
 				t.Errorf("log %q does not say a rapid reset from %s was cut off", line, h2.LocalAddr())
 			}
-
-			publishText(t, ctx, bystander, "calm", "after")
-			for _, want := range []string{"before", "after"} {
-				if m := sub.next(); m.GetText() != want {
-					t.Fatalf("bystander got %v, want %q", m, want)
-				}
-			}
+			bystanderGoesOn()
 		})
 	}
 }

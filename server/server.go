@@ -91,7 +91,7 @@ func New(opts ...Option) (_ *Server, err error) {
 	acc.dir = b
 	s := &Server{cfg: cfg, started: time.Now(), broker: b, access: acc, health: health.NewServer(), drain: make(chan struct{}), stopped: make(chan struct{}), conns: make(map[string]*outConn)}
 	s.jsonFragments = newFragmentCache(defaultFragmentCacheBytes)
-	s.resets = &resetGuard{rate: cfg.resetRate, burst: float64(cfg.resetBurst), log: cfg.log}
+	s.resets = &resetGuard{rate: cfg.resetRate, burst: float64(cfg.resetBurst), maxHeaderBytes: uint32(cfg.maxHeaderBytes), log: cfg.log}
 	creds := cfg.creds
 	if creds == nil {
 		creds = insecure.NewCredentials()
@@ -137,6 +137,9 @@ func New(opts ...Option) (_ *Server, err error) {
 		if err := cfg.registry.Register(newBrokerCollector(b, &s.detached, &s.panics, &s.resets.closed, &s.commandFloods)); err != nil {
 			return nil, fmt.Errorf("server: registering broker metrics: %w", err)
 		}
+		if err := cfg.registry.Register(s.resets); err != nil { // its header closures
+			return nil, fmt.Errorf("server: registering header metrics: %w", err)
+		}
 		if err := cfg.registry.Register(s.guard); err != nil {
 			return nil, fmt.Errorf("server: registering connection metrics: %w", err)
 		}
@@ -157,7 +160,7 @@ func New(opts ...Option) (_ *Server, err error) {
 		if err != nil {
 			return nil, err
 		}
-		s.tap = authTap(in, s.access.log, s.guard.authenticated, s.guard.refusedCall)
+		s.tap = authTap(in, s.access.log, s.guard.authenticated, s.guard.refusedCall, s.fullStreams)
 		gopts = append(gopts, grpc.InTapHandle(s.tap), // credentials are checked before a request is read
 			grpc.ChainStreamInterceptor(in.StreamServerInterceptor()))
 		authUnary = in.UnaryServerInterceptor()

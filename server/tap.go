@@ -23,8 +23,10 @@ import (
 //
 // Each authenticated call is reported to authenticated, and each refused
 // one to refused, with its context, which tells its connection (see
-// connGuard).
-func authTap(in *auth.Interceptors, log *failureLog, authenticated, refused func(context.Context)) tap.ServerInHandle {
+// connGuard). An authenticated call is then refused if limit, given its
+// context, says so: a refusal that needs only the caller's identity costs
+// no handler.
+func authTap(in *auth.Interceptors, log *failureLog, authenticated, refused func(context.Context), limit func(ctx context.Context, method string) error) tap.ServerInHandle {
 	authenticate := in.AuthFunc()
 	return func(ctx context.Context, info *tap.Info) (context.Context, error) {
 		if in.IsPublic(info.FullMethodName) {
@@ -37,6 +39,10 @@ func authTap(in *auth.Interceptors, log *failureLog, authenticated, refused func
 			return nil, err
 		}
 		authenticated(ctx2)
+		if err := limit(ctx2, info.FullMethodName); err != nil {
+			refused(ctx2)
+			return nil, err
+		}
 		return ctx2, nil
 	}
 }

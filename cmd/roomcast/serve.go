@@ -133,7 +133,7 @@ every message sent. Spans still buffered are flushed on shutdown.`,
 		fs.UintVar(&cfg.limits.MaxStreamsPerConnection, "max-streams-per-connection", d.MaxStreamsPerConnection,
 			"allow one client connection `N` calls in flight at once")
 		fs.IntVar(&cfg.limits.MaxHeaderBytes, "max-header-bytes", d.MaxHeaderBytes,
-			"refuse calls whose metadata and headers take more than `N` bytes (as HTTP/2 counts them: 32 more per entry); at least 1024")
+			"refuse calls whose metadata and headers take more than `N` bytes (as HTTP/2 counts them: 32 more per entry), closing the connection of a client that sends one (a grpc-go client refuses it itself); at least 1024")
 		fs.IntVar(&cfg.limits.MaxConns, "max-connections", d.MaxConns,
 			"close connections past `N` open at once as soon as they are accepted (mind ulimit -n too)")
 		fs.DurationVar(&cfg.limits.MaxConnIdle, "max-connection-idle", d.MaxConnIdle,

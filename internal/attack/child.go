@@ -36,9 +36,10 @@ type childResult struct {
 // before it is killed.
 const childGrace = 10 * time.Second
 
-// startChild runs spec's attack in a child process: this program again.
+// startChild runs spec's attack in a child process: this program again,
+// pinned as pin says.
 // The result arrives on the channel once the child has exited.
-func startChild(ctx context.Context, spec childSpec) (<-chan childResult, error) {
+func startChild(ctx context.Context, spec childSpec, pin pinning) (<-chan childResult, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
@@ -48,7 +49,8 @@ func startChild(ctx context.Context, spec childSpec) (<-chan childResult, error)
 		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, spec.Duration+childGrace)
-	cmd := exec.CommandContext(ctx, self)
+	name, args := pin.command(self)
+	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Env = append(os.Environ(), childEnv+"="+string(b))
 	var stderr strings.Builder
 	cmd.Stderr = &stderr

@@ -16,8 +16,9 @@
 // Every address it connects to is the server's, on 127.0.0.1.
 //
 // The attacker lives in another process so that its CPU and garbage do
-// not count against the bystander's latency; the server is another again,
-// whose CPU time and peak resident memory come from /proc.
+// not count against the bystander's latency, pinned to one core (see
+// pin.go) as if it were another machine; the server is another process
+// again, whose CPU time and peak resident memory come from /proc.
 package main
 
 import (
@@ -54,6 +55,7 @@ type config struct {
 	roomcast           string   // a built roomcast binary; "" to build one
 	serveArgs          []string // flags for every serve, after the attack's own
 	jsonOut            string   // where to write the results as JSON; "" for none
+	pin                pinning  // how the attacker's process is pinned
 }
 
 func parseFlags(args []string, stderr io.Writer) (*config, error) {
@@ -66,6 +68,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	names := fs.String("attacks", "", "run only these attacks (comma-separated `NAMES`: "+strings.Join(attackNames(), ",")+"); all by default")
 	fs.StringVar(&cfg.roomcast, "roomcast", "", "use the roomcast binary at `PATH` instead of building cmd/roomcast")
 	fs.StringVar(&cfg.jsonOut, "json", "", "also write the results as JSON to `FILE`")
+	pin := fs.Bool("pin-attacker", true, "run each attack's process pinned to one core (the last this process may use) with taskset, as if it were another machine; the server and the bystander are not pinned")
 	serveArgs := fs.String("serve-args", "", "give every serve these `FLAGS` too (space-separated), such as \"--stream-reset-rate 0\" to see an attack without a defence")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: go run ./internal/attack [flags]\n\nRuns the attacks of issue #13 against roomcast serve on 127.0.0.1 and prints a table.\n\n")
@@ -84,6 +87,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		return nil, errors.New("--duration and --baseline must be positive")
 	}
 	cfg.serveArgs = strings.Fields(*serveArgs)
+	cfg.pin = pinAttacker(*pin)
 	cfg.attacks = attacks
 	if *names != "" {
 		cfg.attacks = nil

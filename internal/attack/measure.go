@@ -25,14 +25,17 @@ type result struct {
 	// CPUSeconds is the server's CPU time while the attack ran.
 	CPUSeconds float64 `json:"server_cpu_seconds"`
 	// Calls is the calls the server started while the attack ran
-	// (grpc_server_started_total), and ResetCloses the connections it
-	// closed for rapid reset (roomcast_reset_flood_closes_total).
-	Calls       float64  `json:"server_calls"`
-	ResetCloses float64  `json:"server_reset_closes"`
-	Attacker    string   `json:"attacker"`              // what the attacker saw
-	Bystander   []string `json:"bystander,omitempty"`   // what else the bystander saw
-	ServerDied  bool     `json:"server_died,omitempty"` // the server exited during the attack
-	Err         string   `json:"err,omitempty"`
+	// (grpc_server_started_total), ResetCloses the connections it closed
+	// for rapid reset (roomcast_reset_flood_closes_total), and HeaderCloses
+	// those it closed for their header lists
+	// (roomcast_header_flood_closes_total).
+	Calls        float64  `json:"server_calls"`
+	ResetCloses  float64  `json:"server_reset_closes"`
+	HeaderCloses float64  `json:"server_header_closes"`
+	Attacker     string   `json:"attacker"`              // what the attacker saw
+	Bystander    []string `json:"bystander,omitempty"`   // what else the bystander saw
+	ServerDied   bool     `json:"server_died,omitempty"` // the server exited during the attack
+	Err          string   `json:"err,omitempty"`
 }
 
 // measure runs attack a against a fresh server, with the bystander
@@ -63,7 +66,7 @@ func measure(ctx context.Context, e *env, a *attack, cfg *config, logf func(stri
 	cpu0, _ := srv.cpu()
 	m0, _ := srv.scrape(ctx)
 	by.setPhase(phaseAttack)
-	done, err := startChild(ctx, childSpec{Attack: a.name, Addr: srv.addr, Key: e.attacker, Duration: cfg.duration})
+	done, err := startChild(ctx, childSpec{Attack: a.name, Addr: srv.addr, Key: e.attacker, Duration: cfg.duration}, cfg.pin)
 	if err != nil {
 		r.Err = err.Error()
 		return r
@@ -79,6 +82,7 @@ func measure(ctx context.Context, e *env, a *attack, cfg *config, logf func(stri
 	if m1, err := srv.scrape(ctx); err == nil && m0 != nil {
 		r.Calls = m1["grpc_server_started_total"] - m0["grpc_server_started_total"]
 		r.ResetCloses = m1["roomcast_reset_flood_closes_total"]
+		r.HeaderCloses = m1["roomcast_header_flood_closes_total"]
 	}
 	r.ServerDied = !srv.alive()
 	finish()
@@ -117,7 +121,7 @@ func mib(b uint64) string { return fmt.Sprintf("%.0f MiB", float64(b)/(1<<20)) }
 
 // writeTable prints the results as a Markdown table, with notes below.
 func writeTable(w io.Writer, results []*result, cfg *config) {
-	fmt.Fprintf(w, "\nEach attack ran %v against a fresh `roomcast serve`, after a %v baseline; latencies are the bystander's, publish to delivery, one message every %v.\n\n", cfg.duration, cfg.baseline, bystanderEvery)
+	fmt.Fprintf(w, "\nEach attack ran %v against a fresh `roomcast serve`, after a %v baseline; latencies are the bystander's, publish to delivery, one message every %v. %s\n\n", cfg.duration, cfg.baseline, bystanderEvery, cfg.pin)
 	fmt.Fprintln(w, "| Attack | Baseline p50 | Baseline p99 | Attack p50 | Attack p99 | p99 ratio | Bystander lost | Server peak RSS | Server CPU | Server calls | What the attacker saw |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, r := range results {
@@ -131,6 +135,9 @@ func writeTable(w io.Writer, results []*result, cfg *config) {
 		}
 		if r.ResetCloses > 0 {
 			saw += fmt.Sprintf("; the server closed %s connections for rapid reset", commas(int(r.ResetCloses)))
+		}
+		if r.HeaderCloses > 0 {
+			saw += fmt.Sprintf("; the server closed %s connections for their header lists", commas(int(r.HeaderCloses)))
 		}
 		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s | %.1f s | %s | %s |\n",
 			r.Label, ms(r.Baseline.P50MS, r.Baseline.Delivered), ms(r.Baseline.P99MS, r.Baseline.Delivered),

@@ -1,0 +1,200 @@
+package server
+
+import (
+	"errors"
+	"log/slog"
+	"net"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+)
+
+// The header bomb: a client inserts one large entry into the connection's
+// HPACK table and then sends header blocks that reference it thousands of
+// times, a byte each. grpc-go refuses each such stream (its header list is
+// over grpc.MaxHeaderListSize) but keeps the connection and decodes every
+// block in full to keep its HPACK state, so a few kilobytes on the wire cost
+// it milliseconds of CPU, stream after stream.
+//
+// The resetConn that watches a connection's reads (resets.go) also keeps a
+// mirror of the client's header compression state: it feeds each header
+// block fragment, in order, to an HPACK decoder of its own, sums the
+// decoded list as grpc-go does, and when a block goes over the server's
+// limit, sends GOAWAY (ENHANCE_YOUR_CALM) and closes the connection before
+// grpc-go has read that block. A client that sends one list over the limit
+// is either broken or attacking: a grpc-go client learns the limit from the
+// server's SETTINGS and fails such a call itself.
+
+// initialHeaderTableSize is the HPACK dynamic table size of a connection
+// (SETTINGS_HEADER_TABLE_SIZE): grpc-go's server never announces another,
+// so clients may use up to the protocol's initial 4096 bytes.
+const initialHeaderTableSize = 4096
+
+// errHeaderFlood ends the reads of a connection closed for its headers.
+var errHeaderFlood = errors.New("server: connection closed: it sent a header list over the limit, or a malformed header block")
+
+// headerMirror decodes a connection's header blocks as grpc-go will, to
+// size them first. It is made at the connection's first HEADERS frame and
+// used by its reader only.
+type headerMirror struct {
+	dec  *hpack.Decoder
+	max  uint32 // the header list limit
+	size uint32 // the block's fields so far, as counted against max
+	// trailerSize counts the values of "trailer" fields apart, as
+	// golang.org/x/net/http2 does, each with its own budget of max.
+	trailerSize uint32
+	over        bool // the block went over max
+}
+
+func newHeaderMirror(max uint32) *headerMirror {
+	m := &headerMirror{max: max}
+	m.dec = hpack.NewDecoder(initialHeaderTableSize, m.field)
+	// grpc-go's limit on one string is the list's; past it, its decoder
+	// fails the connection.
+	m.dec.SetMaxStringLength(int(max))
+	return m
+}
+
+// field counts one decoded field, with golang.org/x/net/http2's arithmetic
+// (readMetaFrame), so that a block is over here exactly when it is there.
+// It counts invalid fields too, which grpc-go stops counting at (and refuses
+// the stream for): such a block is cut only if it is over the limit anyway.
+func (m *headerMirror) field(f hpack.HeaderField) {
+	sum, size := &m.size, f.Size()
+	if f.Name == "trailer" {
+		n := uint32(strings.Count(f.Value, ",") + 1)
+		sum, size = &m.trailerSize, uint32(len(f.Value))-n+1+n*hpack.HeaderField{}.Size()
+	}
+	if size > m.max-*sum {
+		m.over = true
+		// Stop Write at the next field rather than parse the rest of the
+		// fragment: a bomb's fragment holds thousands more references.
+		// Every field of the table names has a longer name than this, and
+		// the mirror is not used after a block goes over.
+		m.dec.SetMaxStringLength(1)
+		return
+	}
+	*sum += size
+}
+
+// write feeds the next piece of a block fragment, and reports whether the
+// block is still within the limit and well formed. A block that is not ends
+// the connection (grpc-go's decoder would end it for a malformed one too,
+// with COMPRESSION_ERROR), so the mirror is not used after that.
+func (m *headerMirror) write(p []byte) bool {
+	_, err := m.dec.Write(p)
+	return err == nil && !m.over
+}
+
+// end ends a block (END_HEADERS), and reports whether it was well formed.
+func (m *headerMirror) end() bool {
+	m.size, m.trailerSize = 0, 0
+	return m.dec.Close() == nil
+}
+
+// headerFrame is where the scanner is within the payload of a HEADERS or
+// CONTINUATION frame, whose block fragment it feeds to the mirror.
+type headerFrame struct {
+	prefix    int  // bytes before the fragment still to read: pad length, priority
+	padLenNow bool // the next prefix byte is the pad length
+	padLen    int  // the frame's padding
+	rest      int  // the payload's bytes after the prefix
+	frag      int  // the fragment's bytes still to feed; -1 until the prefix is read
+	endBlock  bool // END_HEADERS: the block ends with this frame
+}
+
+// startHeaders sets up the scanner for the payload of a HEADERS or
+// CONTINUATION frame of n bytes with flags.
+func (c *resetConn) startHeaders(t http2.FrameType, flags http2.Flags, n int) {
+	if c.mirror == nil {
+		c.mirror = newHeaderMirror(c.guard.maxHeaderBytes)
+	}
+	f := headerFrame{rest: n, frag: -1, endBlock: flags.Has(http2.FlagHeadersEndHeaders)}
+	if t == http2.FrameHeaders {
+		if flags.Has(http2.FlagHeadersPadded) {
+			f.prefix, f.padLenNow = 1, true
+		}
+		if flags.Has(http2.FlagHeadersPriority) {
+			f.prefix += 5 // stream dependency and weight
+		}
+	}
+	c.hf = f
+	c.inHeaders = true
+}
+
+// scanHeaders consumes the next bytes of a header frame's payload from p,
+// and returns the rest of p and whether the connection may go on. It is
+// called only while c.inHeaders, and clears it at the payload's end.
+func (c *resetConn) scanHeaders(p []byte) ([]byte, bool) {
+	f := &c.hf
+	if f.prefix > f.rest {
+		return p, false // shorter than its own prefix: a connection error
+	}
+	for f.prefix > 0 && len(p) > 0 {
+		if f.padLenNow {
+			f.padLen, f.padLenNow = int(p[0]), false
+		}
+		f.prefix--
+		f.rest--
+		p = p[1:]
+	}
+	if f.prefix > 0 {
+		return p, true
+	}
+	if f.frag < 0 {
+		if f.frag = f.rest - f.padLen; f.frag < 0 {
+			return p, false // padding past the payload: the frame is refused
+		}
+	}
+	if k := min(f.frag, len(p)); k > 0 {
+		if !c.mirror.write(p[:k]) {
+			return p, false
+		}
+		f.frag -= k
+		f.rest -= k
+		p = p[k:]
+	}
+	if f.frag > 0 {
+		return p, true
+	}
+	c.inHeaders = false
+	c.skip = f.rest // the padding
+	if f.endBlock && !c.mirror.end() {
+		return p, false
+	}
+	return p, true
+}
+
+// headerCloses counts and logs the connections closed for their headers.
+type headerCloses struct {
+	closed   atomic.Uint64
+	lastLog  atomic.Int64 // when a closure was last logged, in Unix nanoseconds
+	unlogged atomic.Uint64
+}
+
+func (h *headerCloses) add(log *slog.Logger, peer net.Addr, limit uint32) {
+	h.closed.Add(1)
+	now := time.Now().UnixNano()
+	last := h.lastLog.Load()
+	if now-last < int64(resetLogEvery) || !h.lastLog.CompareAndSwap(last, now) {
+		h.unlogged.Add(1)
+		return
+	}
+	log.Warn("closed a connection that sent a header list over the limit (--max-header-bytes), or a malformed header block",
+		"peer", peer.String(), "limit", limit, "unlogged", h.unlogged.Swap(0))
+}
+
+var headerClosesDesc = prometheus.NewDesc("roomcast_header_flood_closes_total",
+	"Client connections closed for sending a header list over --max-header-bytes (a header bomb), or a header block that could not be decoded.", nil, nil)
+
+// Describe implements prometheus.Collector.
+func (g *resetGuard) Describe(ch chan<- *prometheus.Desc) { ch <- headerClosesDesc }
+
+// Collect implements prometheus.Collector.
+func (g *resetGuard) Collect(ch chan<- prometheus.Metric) {
+	ch <- prometheus.MustNewConstMetric(headerClosesDesc, prometheus.CounterValue, float64(g.headers.closed.Load()))
+}
