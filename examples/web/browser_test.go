@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/roomcast/roomcast/internal/testsupport/headless"
 )
 
 // page is the example page open in a headless Chromium of the test.
@@ -19,35 +20,9 @@ type page struct {
 	ctx context.Context // the tab's
 }
 
-// browser starts a headless Chromium for the test, with a fresh profile
-// and nothing that reaches beyond loopback, and returns its first tab. The
-// browser is stopped in the test's cleanup.
+// browser starts the test's headless Chromium (see headless.Browser).
 func browser(t *testing.T) context.Context {
-	t.Helper()
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(chromiumPath(t)),
-		chromedp.Flag("headless", true),
-		chromedp.Flag("no-sandbox", true),
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("no-first-run", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("no-default-browser-check", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1000, 800),
-	}
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancel := chromedp.NewContext(actx)
-	t.Cleanup(func() {
-		cancel()
-		cancelAlloc() // waits for the browser to exit
-	})
-	if err := chromedp.Do(ctx); err != nil { // starts the browser
-		t.Fatalf("starting %s: %v", chromiumPath(t), err)
-	}
-	return ctx
+	return headless.Browser(t, context.Background(), 1000, 800)
 }
 
 // openPage opens the page served at origin, with query, in a new tab of

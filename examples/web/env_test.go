@@ -2,32 +2,15 @@ package web_test
 
 import (
 	"errors"
-	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sync"
 	"testing"
+
+	"github.com/roomcast/roomcast/internal/testsupport/testenv"
 )
-
-// inCI reports whether the tests run under CI, where a missing tool is a
-// failure rather than a reason to skip.
-func inCI() bool {
-	v := os.Getenv("CI")
-	return v != "" && v != "false" && v != "0"
-}
-
-// skipOrFail skips the test loudly, saying what to install, or fails it
-// under CI.
-func skipOrFail(t *testing.T, format string, args ...any) {
-	t.Helper()
-	msg := fmt.Sprintf(format, args...)
-	if inCI() {
-		t.Fatalf("%s (CI is set, so this fails instead of skipping)", msg)
-	}
-	t.Skip("SKIPPED, NOT RUN: " + msg)
-}
 
 // repoRoot is the directory holding go.mod.
 var repoRoot = sync.OnceValues(func() (string, error) {
@@ -47,18 +30,6 @@ var repoRoot = sync.OnceValues(func() (string, error) {
 	}
 })
 
-// chromiumPath returns Debian's Chromium, or skips the test without it.
-func chromiumPath(t *testing.T) string {
-	t.Helper()
-	for _, name := range []string{"chromium", "chromium-browser"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	skipOrFail(t, "no chromium on PATH: install Debian's chromium package (apt-get install chromium) to run the web example in a headless browser")
-	return ""
-}
-
 // sources returns the repository's root once node and the npm packages of
 // package-lock.json the page is built with are there; without them it skips
 // the test (fails it under CI).
@@ -69,11 +40,11 @@ func sources(t *testing.T) string {
 		t.Fatal(err)
 	}
 	if _, err := exec.LookPath("node"); err != nil {
-		skipOrFail(t, "the web example is bundled with esbuild, which needs node on PATH: install Node 20 or later, then run `npm ci --no-audit --no-fund` at the repository's root")
+		testenv.SkipOrFail(t, "the web example is bundled with esbuild, which needs node on PATH: install Node 20 or later, then run `npm ci --no-audit --no-fund` at the repository's root")
 	}
 	for _, pkg := range []string{"esbuild", "typescript", "@connectrpc/connect-web", "@bufbuild/protobuf"} {
 		if _, err := os.Stat(filepath.Join(root, "node_modules", pkg, "package.json")); err != nil {
-			skipOrFail(t, "the web example needs the npm packages of package-lock.json (node_modules has no %s): run `npm ci --no-audit --no-fund` at the repository's root", pkg)
+			testenv.SkipOrFail(t, "the web example needs the npm packages of package-lock.json (node_modules has no %s): run `npm ci --no-audit --no-fund` at the repository's root", pkg)
 		}
 	}
 	// go test's cache knows only the files the test itself opens: open the

@@ -11,6 +11,7 @@ import (
 	"github.com/roomcast/roomcast/internal/redistest"
 	"github.com/roomcast/roomcast/internal/servertest"
 	"github.com/roomcast/roomcast/internal/testsupport/faultproxy"
+	"github.com/roomcast/roomcast/internal/testsupport/testenv"
 	"github.com/roomcast/roomcast/server"
 )
 
@@ -19,7 +20,7 @@ import (
 func requireRedis(t *testing.T) {
 	t.Helper()
 	if _, err := redisproc.Find(); err != nil {
-		skipOrFail(t, "the cluster tests need %v", err)
+		testenv.SkipOrFail(t, "the cluster tests need %v", err)
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 
 	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
 	"github.com/roomcast/roomcast/internal/servertest"
+	"github.com/roomcast/roomcast/internal/testsupport/testenv"
 	"github.com/roomcast/roomcast/server"
 )
 
@@ -25,25 +26,6 @@ const python = "/usr/bin/python3"
 
 // waitLimit bounds every wait of a test.
 const waitLimit = 60 * time.Second
-
-// inCI reports whether the tests run under CI, where a missing runtime is a
-// failure rather than a reason to skip.
-func inCI() bool {
-	v := os.Getenv("CI")
-	return v != "" && v != "false" && v != "0"
-}
-
-// skipOrFail skips the test, saying why and what to run, or under CI fails
-// it. go test prints "ok" for a package whose tests all skipped, and shows
-// why only with -v: the README says so beside its test command.
-func skipOrFail(t *testing.T, format string, args ...any) {
-	t.Helper()
-	msg := fmt.Sprintf(format, args...)
-	if inCI() {
-		t.Fatalf("%s (CI is set, so this fails instead of skipping)", msg)
-	}
-	t.Skip("SKIPPED, NOT RUN: " + msg)
-}
 
 // repoRoot is the directory holding go.mod.
 var repoRoot = sync.OnceValues(func() (string, error) {
@@ -111,18 +93,18 @@ var pythonMissing = sync.OnceValue(func() string {
 func requirePython(t *testing.T) {
 	t.Helper()
 	if msg := pythonMissing(); msg != "" {
-		skipOrFail(t, "%s", msg)
+		testenv.SkipOrFail(t, "%s", msg)
 	}
 }
 
 func requireNode(t *testing.T) {
 	t.Helper()
 	if _, err := exec.LookPath("node"); err != nil {
-		skipOrFail(t, "the Node examples need node on PATH: install Node 20 or later, then run `npm ci --no-audit --no-fund` at the repository's root")
+		testenv.SkipOrFail(t, "the Node examples need node on PATH: install Node 20 or later, then run `npm ci --no-audit --no-fund` at the repository's root")
 	}
 	for _, pkg := range []string{"tsx", "typescript", "@connectrpc/connect-node", "@bufbuild/protobuf"} {
 		if _, err := os.Stat(filepath.Join(root(t), "node_modules", pkg, "package.json")); err != nil {
-			skipOrFail(t, "the Node examples need the npm packages of package-lock.json (node_modules has no %s): run `npm ci --no-audit --no-fund` at the repository's root, then go test ./internal/interop", pkg)
+			testenv.SkipOrFail(t, "the Node examples need the npm packages of package-lock.json (node_modules has no %s): run `npm ci --no-audit --no-fund` at the repository's root, then go test ./internal/interop", pkg)
 		}
 	}
 }

@@ -3,7 +3,6 @@ package statuspage_test
 import (
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -13,54 +12,12 @@ import (
 
 	"github.com/roomcast/roomcast/internal/servertest"
 	"github.com/roomcast/roomcast/internal/statuspage"
+	"github.com/roomcast/roomcast/internal/testsupport/headless"
 )
 
-// chromiumPath returns Debian's Chromium, or skips the test without it,
-// except under CI (CI=true), where its absence is a failure: .ci/run
-// installs it.
-func chromiumPath(t *testing.T) string {
-	t.Helper()
-	for _, name := range []string{"chromium", "chromium-browser"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("no chromium on PATH: .ci/run installs Debian's chromium package")
-	}
-	t.Skip("no chromium on PATH: install Debian's chromium package (apt-get install chromium) to run the status page in a headless browser")
-	return ""
-}
-
-// browser starts a headless Chromium for the test, with a fresh profile and
-// nothing that reaches the network, and returns a context to run actions
-// in. The browser is stopped in the test's cleanup.
+// browser starts the test's headless Chromium (see headless.Browser).
 func browser(t *testing.T) context.Context {
-	t.Helper()
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(chromiumPath(t)),
-		chromedp.Flag("headless", true),
-		chromedp.Flag("no-sandbox", true),
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("no-first-run", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("no-default-browser-check", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1280, 900),
-	}
-	actx, cancelAlloc := chromedp.NewExecAllocator(servertest.Context(t), opts...)
-	ctx, cancel := chromedp.NewContext(actx)
-	t.Cleanup(func() {
-		cancel()
-		cancelAlloc() // waits for the browser to exit
-	})
-	if err := chromedp.Do(ctx); err != nil { // starts the browser
-		t.Fatalf("starting %s: %v", chromiumPath(t), err)
-	}
-	return ctx
+	return headless.Browser(t, servertest.Context(t), 1280, 900)
 }
 
 // waitFor polls the page until the JavaScript expression cond is true.
