@@ -80,3 +80,21 @@ func waitForWriters(t *testing.T, n int) {
 		}
 	}
 }
+
+// A writer that has only given turns (a greeting, a join's reply) exits as
+// soon as nothing is ready, without waiting the idle period: when many
+// streams open at once, those writers would otherwise exit together later,
+// each leaving a freed stack among the streams' handlers' (internal/idlemem
+// measures it). A writer that sent messages waits for more as before.
+func TestAWriterThatOnlyGreetedExitsAtOnce(t *testing.T) {
+	_, addr := start(t, server.WithWriterIdlePeriod(time.Hour))
+	ctx := testCtx(t)
+	c := dial(t, addr)
+	sub := subscribe(t, ctx, c, "greeted")
+	waitForWriters(t, 0)
+	publishText(t, ctx, c, "greeted", "after the greeting's writer exited")
+	if m := sub.next(); m.GetText() != "after the greeting's writer exited" {
+		t.Fatalf("got %v, want the message published after the writer exited", m)
+	}
+	waitForWriters(t, 1) // it sent a batch: it waits for the next
+}

@@ -37,6 +37,7 @@ import (
 //	current --panic-->                                exit     a successor is started
 //	current --no session left, while waiting-->       exit
 //	current --waited a whole writerIdlePeriod-->      exit     the next wake starts a writer
+//	current --nothing ready, no batch sent yet-->     exit     the next wake starts a writer
 //	retired --its session has nothing more to send--> exit     released parked: handed back
 //	retired --its session ended, or panic-->          exit
 //
@@ -69,6 +70,15 @@ const (
 // before the sweeper stops it: between one and two periods
 // (withWriterIdlePeriod). The sweeper keeps the time, so waiting costs a
 // writer no timer.
+//
+// Only a writer that has sent messages waits, as more are likely to
+// follow. One that has only given turns (greetings, replies to commands)
+// exits as soon as nothing is ready: it is what every new stream starts,
+// and when many streams open at once (clients connecting after a restart)
+// those writers would otherwise all exit a second later, after the
+// streams' handlers took their stacks, leaving a freed stack among theirs
+// that nothing reuses while the server is idle: about 8 KB per connection
+// with one stream (internal/idlemem).
 const writerIdlePeriod = time.Second
 
 // connWriter is one goroutine serving an outConn's ready sessions. Only the
@@ -82,6 +92,8 @@ type connWriter struct {
 	holding       *session      // the session w works on off every list, for recoverPanic; w's own
 	idleSeen      bool          // guarded by c.mu: the sweeper found w waiting, and it has waited since
 	stopped       bool          // guarded by c.mu: stopped while it waited; see stopIfIdle
+	served        bool          // w has served a round; w's own
+	delivered     bool          // w has sent a collected batch; w's own: until then it exits when idle
 }
 
 func (w *connWriter) run() {
@@ -97,11 +109,13 @@ func (w *connWriter) run() {
 		if !w.wait() || !w.collectAll() {
 			return
 		}
+		w.served = true
 	}
 }
 
 // wait waits until a session is ready to be served, and reports false when
-// w should exit: the connection has no session left, or the sweeper
+// w should exit: the connection has no session left, w has served a round
+// without sending a batch yet (see writerIdlePeriod), or the sweeper
 // stopped w for having waited a whole writerIdlePeriod. An idle writer's
 // stack is most of what an idle connection costs beyond grpc-go's own; the
 // next wake starts another (see outConn.push).
@@ -111,7 +125,7 @@ func (w *connWriter) wait() bool {
 	defer c.mu.Unlock()
 	w.idleSeen = false
 	for c.ready.len() == 0 {
-		if c.sessions == 0 {
+		if c.sessions == 0 || w.served && !w.delivered {
 			c.writer, c.waiting = nil, false
 			return false
 		}
@@ -199,6 +213,7 @@ func (w *connWriter) sendAll() bool {
 	c := w.c
 	for ss := c.pop(&c.sendq); ss != nil; ss = c.pop(&c.sendq) {
 		w.holding = ss
+		w.delivered = true
 		err := ss.sendCollected(w)
 		c.mu.Lock()
 		if w.retired {
