@@ -192,16 +192,16 @@ func (r *callRecord) fields(f []slog.Attr, method string) []slog.Attr {
 	return f
 }
 
-// accessLog returns the interceptors that log calls, for New: those that
-// make a call's record and log it, to chain before authentication, and
-// the stream one that fills it, to chain after (a unary call's record is
-// filled by unaryInterceptors'). Both are nil when the access log is off.
-func (s *Server) accessLog() (outer, inner []grpc.ServerOption) {
+// accessLog returns the unary interceptor that makes a call's record and
+// logs it, for New to chain before authentication (the record is filled
+// by unaryInterceptors'; a stream's are streamCalls' work); nil when the
+// access log is off.
+func (s *Server) accessLog() []grpc.ServerOption {
 	if !s.cfg.accessLog {
-		return nil, nil
+		return nil
 	}
 	log, level := s.cfg.log, s.cfg.accessLevel
-	outer = []grpc.ServerOption{
+	return []grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 			if !logged(info.FullMethod) {
 				return handler(ctx, req)
@@ -217,28 +217,7 @@ func (s *Server) accessLog() (outer, inner []grpc.ServerOption) {
 			}
 			return resp, err
 		}),
-		grpc.ChainStreamInterceptor(func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-			if !logged(info.FullMethod) {
-				return handler(srv, ss)
-			}
-			rctx, r := withRecord(ss.Context())
-			began := time.Now()
-			err := handler(srv, &recordedStream{ServerStream: ss, ctx: rctx})
-			if r.ran && log.Enabled(ss.Context(), level) {
-				log.LogAttrs(ss.Context(), level, "finished call", callFields(ss.Context(), info.FullMethod, streamType(info), r, err, time.Since(began))...)
-			}
-			return err
-		}),
 	}
-	inner = []grpc.ServerOption{
-		grpc.ChainStreamInterceptor(func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-			if r := recordOf(ss.Context()); r != nil {
-				r.subject, r.ran = s.access.identity(ss.Context()).Subject, true
-			}
-			return handler(srv, ss)
-		}),
-	}
-	return outer, inner
 }
 
 // callFields are the attributes of an access line: those of

@@ -8,7 +8,6 @@ import (
 	"sync/atomic"
 
 	"golang.org/x/time/rate"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
@@ -59,17 +58,6 @@ func (l *failureLog) refused(err error, peerAddr string, attrs ...any) {
 		attrs = append(attrs, "suppressed", n)
 	}
 	l.log.Warn(msg, attrs...)
-}
-
-// stream logs the refusals that end streams: by the authentication
-// interceptor, and the end of a stream whose credential expired or was
-// revoked. A stream's refused commands are logged where they are refused.
-func (l *failureLog) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-	err := handler(srv, ss)
-	if err != nil {
-		l.refused(err, peerAddr(ss.Context()), "rpc", info.FullMethod)
-	}
-	return err
 }
 
 // peerAddr is the client's address, "" when unknown.

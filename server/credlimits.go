@@ -4,7 +4,6 @@ import (
 	"context"
 	"sync"
 
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -65,7 +64,7 @@ func (c *streamCounts) refusal() error {
 // its handler, when its credential has its limit of streams open already:
 // a client that opens streams past its limit in a loop is refused each for
 // the cost of its headers, rather than of a handler goroutine and the
-// interceptors. It is refused as limitStreams would refuse it, which still
+// interceptors. It is refused as admitStream would refuse it, which still
 // counts the streams that pass.
 func (s *Server) fullStreams(ctx context.Context, method string) error {
 	if method != roomcastv1.BrokerService_Subscribe_FullMethodName || !s.access.streams.full(s.access.identity(ctx)) {
@@ -74,18 +73,21 @@ func (s *Server) fullStreams(ctx context.Context, method string) error {
 	return s.access.streams.refusal()
 }
 
-// limitStreams is the stream interceptor that keeps each credential within
-// its Subscribe streams, Watch calls included. It runs after
-// authentication, so the identity is known.
-func (s *Server) limitStreams(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-	if info.FullMethod != roomcastv1.BrokerService_Subscribe_FullMethodName && info.FullMethod != roomcastv1.BrokerService_Watch_FullMethodName {
-		return handler(srv, ss)
-	}
-	release, err := s.access.streams.open(s.access.identity(ss.Context()))
+// countsStreams reports whether calls to method count against their
+// credential's Subscribe streams: Subscribe streams and Watch calls.
+func countsStreams(method string) bool {
+	return method == roomcastv1.BrokerService_Subscribe_FullMethodName || method == roomcastv1.BrokerService_Watch_FullMethodName
+}
+
+// admitStream keeps each credential within its Subscribe streams, Watch
+// calls included: it counts one more open for id, the identity of ctx's
+// stream, and returns what counts it closed. It runs after authentication
+// (see streamcalls.go), so the identity is known.
+func (s *Server) admitStream(ctx context.Context, id *auth.Identity) (release func(), err error) {
+	release, err = s.access.streams.open(id)
 	if err != nil {
-		s.guard.refusedCall(ss.Context())
-		return err
+		s.guard.refusedCall(ctx)
+		return nil, err
 	}
-	defer release()
-	return handler(srv, ss)
+	return release, nil
 }

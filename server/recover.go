@@ -4,7 +4,6 @@ import (
 	"context"
 	"runtime/debug"
 
-	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -16,8 +15,8 @@ import (
 // never the process: a stream's reader and the connection writers recover,
 // log the panic with its stack, count it in roomcast_panics_total, and end
 // that one stream with INTERNAL. A call's handler is recovered the same way,
-// by unaryCalls for unary calls and go-grpc-middleware's recovery
-// interceptor for streams (see streamRecovery), and ends that call. A writer that panics hands its connection's lists to
+// by unaryCalls for unary calls and streamCalls for streams, and ends that
+// call. A writer that panics hands its connection's lists to
 // a successor first (see connWriter.recoverPanic), so the connection's
 // other streams go on.
 
@@ -80,14 +79,6 @@ func (s *Server) callPanicked(ctx context.Context, p any) error {
 	method, _ := grpc.Method(ctx)
 	s.recovered(p, method, "")
 	return status.Error(codes.Internal, "the server failed this call; it has been logged")
-}
-
-// streamRecovery returns go-grpc-middleware's recovery interceptor for
-// streams: a stream whose handler (or a later interceptor) panics ends
-// with INTERNAL, after callPanicked. Unary calls are recovered by
-// unaryCalls.
-func (s *Server) streamRecovery() grpc.StreamServerInterceptor {
-	return recovery.StreamServerInterceptor(recovery.WithRecoveryHandlerContext(s.callPanicked))
 }
 
 // guarded runs one round of a goroutine of the server's own (the sweeper,

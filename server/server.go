@@ -146,28 +146,26 @@ func New(opts ...Option) (_ *Server, err error) {
 		gopts = append(gopts, grpc.ChainUnaryInterceptor(m.UnaryServerInterceptor()), grpc.ChainStreamInterceptor(m.StreamServerInterceptor()))
 		metrics = m
 	}
-	accessOuter, accessInner := s.accessLog() // see accesslog.go
-	gopts = append(gopts, accessOuter...)
+	gopts = append(gopts, s.accessLog()...) // see accesslog.go
 	// The refusal log goes around authentication, so that the calls it
 	// refuses are logged too; panic recovery after metrics, so that a call
 	// ended by a panic is counted as INTERNAL, and before the rest, so that a
-	// panic in any of them is recovered too. For unary calls both are one
-	// interceptor (see unary.go).
-	gopts = append(gopts, grpc.ChainStreamInterceptor(acc.log.stream, s.streamRecovery()))
+	// panic in any of them is recovered too. Both, and the access log's
+	// record, are one interceptor (see unary.go and streamcalls.go).
 	var authUnary grpc.UnaryServerInterceptor
+	var authStream grpc.StreamServerInterceptor
 	if cfg.authn != nil { // after metrics, so refused calls are counted too
 		in, err := auth.NewInterceptors(cfg.authn)
 		if err != nil {
 			return nil, err
 		}
 		s.tap = authTap(in, s.access.log, s.guard.authenticated, s.guard.refusedCall, s.fullStreams)
-		gopts = append(gopts, grpc.InTapHandle(s.tap), // credentials are checked before a request is read
-			grpc.ChainStreamInterceptor(in.StreamServerInterceptor()))
-		authUnary = in.UnaryServerInterceptor()
+		gopts = append(gopts, grpc.InTapHandle(s.tap)) // credentials are checked before a request is read
+		authUnary, authStream = in.UnaryServerInterceptor(), in.StreamServerInterceptor()
 	}
 	gopts = append(gopts, grpc.ChainUnaryInterceptor(s.unaryInterceptors(authUnary)...))
-	gopts = append(gopts, grpc.ChainStreamInterceptor(s.limitStreams)) // after authentication: per credential
-	gopts = append(gopts, accessInner...)
+	// The per-credential stream limit goes after authentication.
+	gopts = append(gopts, grpc.ChainStreamInterceptor(s.streamInterceptors(authStream)...))
 	gopts = append(gopts, cfg.statsHandlers()...) // none unless tracing is on
 	s.grpc = grpc.NewServer(append(gopts, cfg.grpcOpts...)...)
 	s.grpc.RegisterService(serviceDesc(), s)

@@ -1,0 +1,104 @@
+package server
+
+import (
+	"time"
+
+	"google.golang.org/grpc"
+)
+
+// A stream's handler goroutine keeps every interceptor's frame on its
+// stack for as long as the stream lasts, and an idle Subscribe stream is
+// mostly that goroutine's stack; each level of a grpc-go chain also costs
+// a closure, kept as long. So, as for unary calls (unary.go), the server's
+// own stream interceptors run as one, streamCalls: the access log's
+// record and line, the refusal log, panic recovery and the per-credential
+// stream limit. Around authentication, when it is on, they are two:
+// streamCalls before it, admittedStreams after. The metrics interceptor
+// stays go-grpc-middleware's own, ahead of them all, so that what it
+// counts is what the library counts.
+
+// streamInterceptors returns the server's stream interceptors that follow
+// the metrics one, in order, for New: with authn, authentication's between
+// the two of the server's own.
+func (s *Server) streamInterceptors(authn grpc.StreamServerInterceptor) []grpc.StreamServerInterceptor {
+	if authn == nil {
+		return []grpc.StreamServerInterceptor{s.streamCalls(true)}
+	}
+	return []grpc.StreamServerInterceptor{s.streamCalls(false), authn, s.admittedStreams}
+}
+
+// streamCalls returns the interceptor that makes a stream's access record
+// and logs its line (with the access log on), logs the refusals of streams
+// (by authentication, which follows it, and by the handlers), and recovers
+// a panic of the handler or a later interceptor, ending the stream with
+// INTERNAL. With admit, it also does what admittedStreams does, which is
+// right only when no interceptor between it and the handler can refuse
+// the stream.
+func (s *Server) streamCalls(admit bool) grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+		if !s.cfg.accessLog || !logged(info.FullMethod) {
+			return s.refusedStream(srv, ss, info, handler, admit, nil)
+		}
+		ctx := ss.Context()
+		rctx, r := withRecord(ctx)
+		began := time.Now()
+		err := s.refusedStream(srv, &recordedStream{ServerStream: ss, ctx: rctx}, info, handler, admit, r)
+		if log, level := s.cfg.log, s.cfg.accessLevel; r.ran && log.Enabled(ctx, level) {
+			log.LogAttrs(ctx, level, "finished call", callFields(ctx, info.FullMethod, streamType(info), r, err, time.Since(began))...)
+		}
+		return err
+	}
+}
+
+// refusedStream is streamCalls' part inside the access log: it logs the
+// stream's refusal, if it ends with one.
+func (s *Server) refusedStream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler, admit bool, r *callRecord) error {
+	err := s.recoverStream(srv, ss, info, handler, admit, r)
+	if err != nil {
+		s.access.log.refused(err, peerAddr(ss.Context()), "rpc", info.FullMethod)
+	}
+	return err
+}
+
+// recoverStream runs the rest of the stream's interceptors and its handler,
+// turning a panic in them into INTERNAL after logging and counting it.
+func (s *Server) recoverStream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler, admit bool, r *callRecord) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = s.callPanicked(ss.Context(), p)
+		}
+	}()
+	if admit {
+		return s.admitted(srv, ss, info, handler, r)
+	}
+	return handler(srv, ss)
+}
+
+// admittedStreams is the interceptor that follows authentication: it
+// keeps each credential within its streams (admitStream) and records the
+// caller in the stream's access record.
+func (s *Server) admittedStreams(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	return s.admitted(srv, ss, info, handler, recordOf(ss.Context()))
+}
+
+// admitted runs handler once the stream is admitted, with the caller in r,
+// the stream's access record (nil for none).
+func (s *Server) admitted(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler, r *callRecord) error {
+	counted := countsStreams(info.FullMethod)
+	if !counted && r == nil {
+		return handler(srv, ss)
+	}
+	ctx := ss.Context()
+	id := s.access.identity(ctx)
+	if counted {
+		release, err := s.admitStream(ctx, id)
+		if err != nil {
+			return err
+		}
+		defer release()
+	}
+	if r != nil {
+		r.subject, r.ran = id.Subject, true
+	}
+	return handler(srv, ss)
+}
