@@ -33,8 +33,9 @@ import (
 // A call record (callRecord) in the call's context collects what the line
 // says beyond gRPC's own: the outer interceptor puts an empty one there and
 // logs it when the call ends; the inner one, after authentication, records
-// the subject, the room of a unary request, and that the handler ran.
-// Handlers add to it through recordOf.
+// the subject, the room of a unary request, and that the handler ran (for
+// streams both are parts of streamCalls, see streamcalls.go). Handlers add
+// to it through recordOf.
 //
 // Calls refused with UNAUTHENTICATED or PERMISSION_DENIED are the refusal
 // log's (authlog.go), which bounds its lines a second: the access log
