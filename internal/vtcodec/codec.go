@@ -48,11 +48,12 @@ func (Codec) Marshal(v any) (mem.BufferSlice, error) {
 	}
 	size := m.SizeVT()
 	if mem.IsBelowBufferPoolingThreshold(size) {
-		b := make([]byte, size)
-		if err := marshalSized(b, m); err != nil {
+		sm := &small{buf: make([]byte, size)}
+		if err := marshalSized(sm.buf, m); err != nil {
 			return nil, err
 		}
-		return mem.BufferSlice{mem.SliceBuffer(b)}, nil
+		sm.slice[0] = &sm.buf
+		return sm.slice[:], nil
 	}
 	pool := mem.DefaultBufferPool()
 	buf := pool.Get(size)
@@ -61,6 +62,15 @@ func (Codec) Marshal(v any) (mem.BufferSlice, error) {
 		return nil, err
 	}
 	return mem.BufferSlice{mem.NewBuffer(buf, pool)}, nil
+}
+
+// small holds a small message's encoding as grpc-go takes it: a
+// BufferSlice of one SliceBuffer. The slice's array and the buffer the
+// interface points at share one allocation, where the proto codec makes
+// two (the buffer, boxed, and the slice).
+type small struct {
+	slice [1]mem.Buffer
+	buf   mem.SliceBuffer
 }
 
 // Unmarshal decodes data into v, which must be a pointer to a message. It

@@ -22,12 +22,35 @@ const (
 	messageField                  // a message (or map entry) holding strings
 )
 
-// layout is what the walk needs of a message: for each field number, its
-// kind, and for messages, their layout.
+// layout is what the walk needs of a message: for each field number up to
+// the highest that matters, its kind, and for messages, their layout.
+// Slices rather than maps: the walk looks a field up per field it reads.
 type layout struct {
-	kinds map[protowire.Number]fieldKind
-	subs  map[protowire.Number]*layout
+	kinds []fieldKind
+	subs  []*layout
+	// unindexed: the message has fields past maxIndexed, which the
+	// walk leaves to proto.
+	unindexed bool
 }
+
+// kind returns the kind of field num.
+func (l *layout) kind(num protowire.Number) fieldKind {
+	if int(num) < len(l.kinds) {
+		return l.kinds[num]
+	}
+	return skipField
+}
+
+// set sets the kind of field num, and its layout if it is a message.
+func (l *layout) set(num protowire.Number, k fieldKind, sub *layout) {
+	for int(num) >= len(l.kinds) {
+		l.kinds, l.subs = append(l.kinds, skipField), append(l.subs, nil)
+	}
+	l.kinds[num], l.subs[num] = k, sub
+}
+
+// maxIndexed is the highest field number a layout indexes.
+const maxIndexed = 1 << 10
 
 // layouts caches the layouts by message descriptor.
 var layouts sync.Map // protoreflect.MessageDescriptor -> *layout
@@ -48,19 +71,24 @@ func buildLayout(md protoreflect.MessageDescriptor, seen map[protoreflect.FullNa
 	if l, ok := seen[md.FullName()]; ok {
 		return l
 	}
-	l := &layout{kinds: make(map[protowire.Number]fieldKind), subs: make(map[protowire.Number]*layout)}
+	l := new(layout)
 	seen[md.FullName()] = l
 	fields := md.Fields()
 	for i := range fields.Len() {
 		fd := fields.Get(i)
+		if fd.Number() > maxIndexed {
+			// Past what a slice should hold: proto decides for the
+			// messages that use such numbers.
+			l.unindexed = true
+			continue
+		}
 		switch fd.Kind() {
 		case protoreflect.StringKind:
 			if checksUTF8(fd) {
-				l.kinds[fd.Number()] = stringField
+				l.set(fd.Number(), stringField, nil)
 			}
 		case protoreflect.MessageKind:
-			sub := buildLayout(fd.Message(), seen)
-			l.kinds[fd.Number()], l.subs[fd.Number()] = messageField, sub
+			l.set(fd.Number(), messageField, buildLayout(fd.Message(), seen))
 		}
 	}
 	return l
@@ -88,6 +116,9 @@ func validUTF8(b []byte, md protoreflect.MessageDescriptor) bool {
 }
 
 func (l *layout) valid(b []byte) bool {
+	if l.unindexed {
+		return false
+	}
 	for len(b) > 0 {
 		num, typ, n := protowire.ConsumeTag(b)
 		if n < 0 || !num.IsValid() || n != protowire.SizeTag(num) {
@@ -110,7 +141,7 @@ func (l *layout) valid(b []byte) bool {
 			return false
 		}
 		b = b[n:]
-		switch l.kinds[num] {
+		switch l.kind(num) {
 		case stringField:
 			if !utf8.Valid(v) {
 				return false
