@@ -33,7 +33,8 @@ func WithOwner(ctx context.Context, owner string) context.Context {
 
 // ownerContext is a context naming an owner: one allocation, where
 // context.WithValue would take a second to box the string. Every publish
-// makes one.
+// makes one. Its value is itself, a pointer, which needs no boxing either:
+// ownerName reads the name from it.
 type ownerContext struct {
 	context.Context
 	owner string
@@ -41,7 +42,7 @@ type ownerContext struct {
 
 func (c *ownerContext) Value(key any) any {
 	if key == (ownerKey{}) {
-		return c.owner
+		return c
 	}
 	return c.Context.Value(key)
 }
@@ -61,7 +62,7 @@ type owners struct{ m sync.Map } // string → *owner
 // of returns ctx's owner, or nil when ctx names none. It takes no lock: it
 // is on every publish.
 func (o *owners) of(ctx context.Context) *owner {
-	key, _ := ctx.Value(ownerKey{}).(string)
+	key := ownerName(ctx)
 	if key == "" {
 		return nil
 	}
