@@ -21,7 +21,8 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
-// Message is a protobuf message with vtprotobuf's generated methods.
+// Message is a protobuf message with vtprotobuf's generated methods, as
+// gen/roomcast/v1's messages have them.
 type Message interface {
 	protoreflect.ProtoMessage
 	SizeVT() int
@@ -90,7 +91,8 @@ func (Codec) Name() string { return grpcproto.Name }
 
 // Unmarshal decodes b into m, replacing what m held, as proto.Unmarshal
 // does and with its result: the same message, or an error where proto
-// gives one. m holds no reference to b afterwards.
+// gives one. m holds no reference to b afterwards. Calls on different
+// messages may run at once.
 func Unmarshal(b []byte, m Message) error {
 	m.Reset()
 	if err := m.UnmarshalVT(b); err == nil && validUTF8(b, m.ProtoReflect().Descriptor()) {
@@ -102,7 +104,8 @@ func Unmarshal(b []byte, m Message) error {
 }
 
 // MarshalAppend appends m's encoding to b, failing where proto.Marshal
-// would: on a string field that is not valid UTF-8.
+// would: on a string field that is not valid UTF-8. m must not change
+// meanwhile; calls may run at once.
 func MarshalAppend(b []byte, m Message) ([]byte, error) {
 	n := len(b)
 	size := m.SizeVT()
