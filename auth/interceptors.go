@@ -34,9 +34,14 @@ func DefaultPublicServices() []string {
 // public services are not authenticated and carry no Identity.
 // Interceptors is safe for concurrent use.
 type Interceptors struct {
-	authn  *Authenticator
-	public map[string]bool // service names and full method names
+	authn    *Authenticator
+	services map[string]bool     // public services
+	methods  map[methodName]bool // public methods
 }
+
+// methodName is a method as go-grpc-middleware's CallMeta has it: a key
+// that needs no concatenation, which every call would pay for.
+type methodName struct{ service, method string }
 
 // InterceptorOption configures NewInterceptors.
 type InterceptorOption func(*interceptorConfig)
@@ -69,12 +74,16 @@ func NewInterceptors(a *Authenticator, opts ...InterceptorOption) (*Interceptors
 	if !c.publicSet {
 		c.public = DefaultPublicServices()
 	}
-	i := &Interceptors{authn: a, public: make(map[string]bool, len(c.public))}
+	i := &Interceptors{authn: a, services: make(map[string]bool), methods: make(map[methodName]bool)}
 	for _, name := range c.public {
 		if !validPublicName(name) {
 			return nil, fmt.Errorf(`auth: public name %s is neither a service ("pkg.Service") nor a method ("/pkg.Service/Method")`, quote(name))
 		}
-		i.public[name] = true
+		if svc, m, ok := strings.Cut(strings.TrimPrefix(name, "/"), "/"); ok {
+			i.methods[methodName{svc, m}] = true
+		} else {
+			i.services[name] = true
+		}
 	}
 	return i, nil
 }
@@ -106,12 +115,12 @@ func (i *Interceptors) StreamServerInterceptor() grpc.StreamServerInterceptor {
 // IsPublic reports whether calls to fullMethod ("/pkg.Service/Method") need
 // no credentials.
 func (i *Interceptors) IsPublic(fullMethod string) bool {
-	svc, _, _ := strings.Cut(strings.TrimPrefix(fullMethod, "/"), "/")
-	return i.public[svc] || i.public[fullMethod]
+	svc, m, _ := strings.Cut(strings.TrimPrefix(fullMethod, "/"), "/")
+	return i.services[svc] || i.methods[methodName{svc, m}]
 }
 
 func (i *Interceptors) needsAuth(_ context.Context, c interceptors.CallMeta) bool {
-	return !i.public[c.Service] && !i.public["/"+c.Service+"/"+c.Method]
+	return !i.services[c.Service] && !i.methods[methodName{c.Service, c.Method}]
 }
 
 // AuthFunc returns the go-grpc-middleware AuthFunc the interceptors use: it

@@ -154,8 +154,10 @@ func (k *keys) forgetOldest() {
 
 // ownerName is the owner ctx names (see WithOwner), or "".
 func ownerName(ctx context.Context) string {
-	name, _ := ctx.Value(ownerKey{}).(string)
-	return name
+	if c, ok := ctx.Value(ownerKey{}).(*ownerContext); ok {
+		return c.owner
+	}
+	return ""
 }
 
 // keySize is what a remembered key counts against the byte budgets.

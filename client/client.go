@@ -70,6 +70,7 @@ import (
 
 	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
 	"github.com/roomcast/roomcast/internal/loopback"
+	"github.com/roomcast/roomcast/internal/vtcodec"
 )
 
 // Message is a message as delivered to subscribers: the generated
@@ -119,6 +120,9 @@ func Dial(target string, opts ...Option) (*Client, error) {
 			},
 			MinConnectTimeout: 20 * time.Second,
 		}),
+		// Requests and unary responses through vtprotobuf's generated
+		// code rather than proto's reflection.
+		grpc.WithDefaultCallOptions(grpc.ForceCodecV2(vtcodec.Codec{})),
 	}
 	if cfg.tokens != nil {
 		dialOpts = append(dialOpts, grpc.WithPerRPCCredentials(&tokenCredentials{source: cfg.tokens, plaintext: cfg.plaintext()}))

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"unicode/utf8"
 
-	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/encoding/proto"
 	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/encoding/protowire"
@@ -13,6 +12,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
+	"github.com/roomcast/roomcast/internal/vtcodec"
 )
 
 // A Subscribe stream's responses are mostly batches of messages, each of
@@ -371,10 +371,10 @@ func (s *shared) get(b []byte) (string, error) {
 // streamCodec is the codec of a Subscribe stream: it decodes responses
 // received into a *response with response.decode, and everything else as
 // the proto codec does.
-type streamCodec struct{ proto encoding.CodecV2 }
+type streamCodec struct{ proto vtcodec.Codec }
 
 // subscribeCodec is the codec of every Subscribe stream.
-var subscribeCodec = streamCodec{proto: encoding.GetCodecV2(proto.Name)}
+var subscribeCodec = streamCodec{}
 
 func (c streamCodec) Marshal(v any) (mem.BufferSlice, error) { return c.proto.Marshal(v) }
 

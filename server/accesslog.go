@@ -49,12 +49,17 @@ import (
 const DefaultAccessLogLevel = slog.LevelInfo
 
 // WithAccessLog logs one line per finished call and per ended stream at
-// level, on the server's logger (WithLogger): the method, the client's
+// level (a successful unary Publish's at debug: see below), on the
+// server's logger (WithLogger): the method, the client's
 // address, the caller's subject, the status code and error, the duration,
 // and for streams the session, the rooms and the messages sent or
 // published. Calls refused with UNAUTHENTICATED or PERMISSION_DENIED are
 // left to the refusal log (WithAuthFailureLogRate), and health checks are
-// not logged. Lines below the logger's level are dropped by it. The default
+// not logged. A successful unary Publish is logged at slog.LevelDebug, or
+// level if that is lower: it is the one call a service makes thousands of
+// times a second; a failed one is logged at level. Streams, PublishStream
+// included, log their end at level. Lines below the logger's level are
+// dropped by it, at no allocation. The default
 // is no access log (roomcast serve turns it on, at DefaultAccessLogLevel
 // unless --access-log-level says otherwise).
 func WithAccessLog(level slog.Level) Option {
@@ -213,12 +218,29 @@ func (s *Server) accessLog() []grpc.ServerOption {
 			if c := status.Code(err); c == codes.Unauthenticated || c == codes.PermissionDenied {
 				r.ran = false // the refusal log has it
 			}
-			if r.ran && log.Enabled(ctx, level) {
-				log.LogAttrs(ctx, level, "finished call", callFields(ctx, info.FullMethod, interceptors.Unary, r, err, time.Since(began))...)
+			if !r.ran {
+				return resp, err
+			}
+			lvl := unaryLevel(level, info.FullMethod, err)
+			if log.Enabled(ctx, lvl) {
+				log.LogAttrs(ctx, lvl, "finished call", callFields(ctx, info.FullMethod, interceptors.Unary, r, err, time.Since(began))...)
 			}
 			return resp, err
 		}),
 	}
+}
+
+// unaryLevel is the level of the access line of a unary call to fullMethod
+// that returned err, for an access log at level: a successful Publish's is
+// debug (or level, if lower), since a busy service makes thousands a
+// second and their lines would cost more than the publishes (9% of a
+// unary Publish's CPU at info, BenchmarkPublishServe); the metrics count
+// them. Failures, and every other call, keep level.
+func unaryLevel(level slog.Level, fullMethod string, err error) slog.Level {
+	if err == nil && fullMethod == roomcastv1.BrokerService_Publish_FullMethodName {
+		return min(level, slog.LevelDebug)
+	}
+	return level
 }
 
 // callFields are the attributes of an access line: those of

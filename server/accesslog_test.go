@@ -90,8 +90,8 @@ func wantFields(t *testing.T, line map[string]string, want map[string]string) {
 }
 
 // TestAccessLog checks the access lines of a publish and of a Subscribe
-// stream, the level they are logged at, and that health checks are left
-// out.
+// stream, the level they are logged at (a successful Publish's at debug,
+// a stream's at the access log's), and that health checks are left out.
 func TestAccessLog(t *testing.T) {
 	lines := newLogLines(slog.LevelDebug)
 	_, addr := start(t, server.WithLogger(slog.New(lines)), server.WithAccessLog(slog.LevelWarn))
@@ -100,7 +100,7 @@ func TestAccessLog(t *testing.T) {
 
 	publishText(t, ctx, c, "chat.a", "before")
 	line := lines.next(t, "finished call")
-	wantFields(t, line, map[string]string{"level": "WARN", "grpc.service": "roomcast.v1.BrokerService", "grpc.method": "Publish", "grpc.code": "OK", "rooms": "chat.a"})
+	wantFields(t, line, map[string]string{"level": "DEBUG", "grpc.service": "roomcast.v1.BrokerService", "grpc.method": "Publish", "grpc.code": "OK", "rooms": "chat.a"})
 	if !strings.HasPrefix(line["subject"], "anonymous@127.0.0.1") || !strings.HasPrefix(line["peer.address"], "127.0.0.1:") || line["duration"] == "" {
 		t.Errorf("access line %v: want the anonymous subject of 127.0.0.1, its address and a duration", line)
 	}
@@ -124,14 +124,14 @@ func TestAccessLog(t *testing.T) {
 	for line["grpc.method"] == "Publish" {
 		line = lines.next(t, "finished call")
 	}
-	wantFields(t, line, map[string]string{"grpc.method": "Subscribe", "grpc.method_type": "bidi_stream", "grpc.code": "Canceled", "session": sub.session, "rooms": "chat.a,chat.b", "messages_sent": "2"})
+	wantFields(t, line, map[string]string{"level": "WARN", "grpc.method": "Subscribe", "grpc.method_type": "bidi_stream", "grpc.code": "Canceled", "session": sub.session, "rooms": "chat.a,chat.b", "messages_sent": "2"})
 }
 
 // TestAccessLogLeavesRefusalsToTheRefusalLog checks that calls refused for
 // their credential or grants get no access line (the refusal log has
 // them), while granted calls do.
 func TestAccessLogLeavesRefusalsToTheRefusalLog(t *testing.T) {
-	lines := newLogLines(slog.LevelInfo)
+	lines := newLogLines(slog.LevelDebug)
 	addr := testjwt.StartServer(t, server.WithLogger(slog.New(lines)), server.WithAccessLog(slog.LevelInfo))
 	ctx := testCtx(t)
 	c := dial(t, addr)
@@ -148,7 +148,30 @@ func TestAccessLogLeavesRefusalsToTheRefusalLog(t *testing.T) {
 	if _, err := c.Publish(bearer(ctx, tok), &roomcastv1.PublishRequest{Room: "chat.a"}); err != nil {
 		t.Fatal(err)
 	}
-	wantFields(t, lines.next(t, "finished call"), map[string]string{"level": "INFO", "subject": "svc", "grpc.code": "OK", "rooms": "chat.a"})
+	wantFields(t, lines.next(t, "finished call"), map[string]string{"level": "DEBUG", "subject": "svc", "grpc.code": "OK", "rooms": "chat.a"})
+}
+
+// TestAccessLogPublishLevel checks that a successful unary Publish is
+// logged at debug, below an info logger, while a failed one keeps the
+// access log's level.
+func TestAccessLogPublishLevel(t *testing.T) {
+	lines := newLogLines(slog.LevelInfo)
+	_, addr := start(t, server.WithLogger(slog.New(lines)), server.WithAccessLog(slog.LevelInfo))
+	ctx := testCtx(t)
+	c := dial(t, addr)
+	publishText(t, ctx, c, "chat.a", "ok")
+	if _, err := c.Publish(ctx, &roomcastv1.PublishRequest{Room: ""}); status.Code(err) != codes.InvalidArgument {
+		t.Fatalf("publish to no room: %v, want InvalidArgument", err)
+	}
+	// Lines are logged before the answer is sent, in order: the failed
+	// publish's is the first.
+	line := lines.next(t, "finished call")
+	wantFields(t, line, map[string]string{"level": "INFO", "grpc.method": "Publish", "grpc.code": "InvalidArgument"})
+
+	debug := newLogLines(slog.LevelDebug)
+	_, addr = start(t, server.WithLogger(slog.New(debug)), server.WithAccessLog(slog.LevelInfo))
+	publishText(t, ctx, dial(t, addr), "chat.a", "ok")
+	wantFields(t, debug.next(t, "finished call"), map[string]string{"level": "DEBUG", "grpc.method": "Publish", "grpc.code": "OK", "rooms": "chat.a"})
 }
 
 // TestAccessLogOff checks that a server logs no access line by default,

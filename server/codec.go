@@ -3,19 +3,21 @@ package server
 import (
 	"fmt"
 
-	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/encoding/proto"
 	"google.golang.org/grpc/mem"
 	protoapi "google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
+
+	"github.com/roomcast/roomcast/internal/vtcodec"
 )
 
 // frame is a SubscribeResponse already in wire form: the buffers the broker
 // encoded once at publish, shared with every other subscriber's frames.
 type frame struct{ bufs mem.BufferSlice }
 
-// codec passes frames through untouched and encodes everything else with the
-// standard proto codec. It is installed with grpc.ForceServerCodecV2, so it
+// codec passes frames through untouched and encodes everything else with
+// vtcodec: vtprotobuf's generated code for roomcast's messages, the
+// standard proto codec for the rest. It is installed with grpc.ForceServerCodecV2, so it
 // also serves health and reflection, which only ever see the proto path.
 //
 // The frame's buffers are mem.SliceBuffers: Ref and Free are no-ops on them,
@@ -25,11 +27,11 @@ type frame struct{ bufs mem.BufferSlice }
 // Requests wrapped in a *checked are checked on their bytes before they are
 // decoded (see decode.go).
 type codec struct {
-	proto  encoding.CodecV2
+	proto  vtcodec.Codec
 	limits requestLimits
 }
 
-func newCodec() codec { return codec{proto: encoding.GetCodecV2(proto.Name)} }
+func newCodec() codec { return codec{} }
 
 // newServerCodec returns the codec the server decodes requests with,
 // refusing requests past lim.
@@ -59,6 +61,9 @@ func (c codec) Unmarshal(data mem.BufferSlice, v any) error {
 	defer buf.Free()
 	if req.err = precheck(buf.ReadOnlyData(), m, c.limits); req.err != nil {
 		return nil // the handler returns req.err
+	}
+	if vm, ok := m.(vtcodec.Message); ok {
+		return vtcodec.Unmarshal(buf.ReadOnlyData(), vm)
 	}
 	return protoapi.Unmarshal(buf.ReadOnlyData(), m)
 }

@@ -21,7 +21,7 @@ type operatorFlags struct {
 func (f *operatorFlags) define(fs *flag.FlagSet) {
 	f.accessLog = accessLogLevel{level: server.DefaultAccessLogLevel}
 	fs.Var(&f.accessLog, "access-log-level",
-		"log one line per finished call and ended stream (method, peer, subject, code, duration; a stream's rooms and messages) at `LEVEL`: debug, info, warn or error, or off for none; lines below --log-level are dropped")
+		"log one line per finished call and ended stream (method, peer, subject, code, duration; a stream's rooms and messages) at `LEVEL`: debug, info, warn or error, or off for none; a successful unary Publish is logged at debug; lines below --log-level are dropped")
 	fs.BoolVar(&f.statusTail, "status-page-tail", false,
 		"let the status page (/status on --metrics-listen) show a live tail of any room's messages; that listener has no authentication, so whoever reaches it reads every room")
 }

@@ -21,9 +21,9 @@ package wire
 import (
 	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/encoding/protowire"
-	"google.golang.org/protobuf/proto"
 
 	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
+	"github.com/roomcast/roomcast/internal/vtcodec"
 )
 
 // Field numbers of the layout, read from the generated descriptors so that
@@ -50,12 +50,14 @@ func MessageEntry(m *roomcastv1.Message) ([]byte, error) { return entry(messageF
 // PresenceEntry encodes ev once as an element of MessageBatch.presence.
 func PresenceEntry(ev *roomcastv1.PresenceEvent) ([]byte, error) { return entry(presenceField, ev) }
 
-func entry(field protowire.Number, m proto.Message) ([]byte, error) {
-	size := proto.Size(m)
+// entry encodes m with vtprotobuf's generated code (vtcodec), which
+// encodes as proto does without its reflection.
+func entry(field protowire.Number, m vtcodec.Message) ([]byte, error) {
+	size := m.SizeVT()
 	b := make([]byte, 0, protowire.SizeTag(field)+protowire.SizeVarint(uint64(size))+size)
 	b = protowire.AppendTag(b, field, protowire.BytesType)
 	b = protowire.AppendVarint(b, uint64(size))
-	return proto.MarshalOptions{UseCachedSize: true}.MarshalAppend(b, m)
+	return vtcodec.MarshalAppend(b, m)
 }
 
 // MessageEntryAt makes a MessageBatch.messages element from body, a Message

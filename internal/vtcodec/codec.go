@@ -1,0 +1,132 @@
+// Package vtcodec is the gRPC codec of roomcast's server and Go client: it
+// encodes and decodes the messages that have vtprotobuf's generated
+// MarshalVT, SizeVT and UnmarshalVT (gen/roomcast/v1's) with those, which
+// need no reflection, and everything else with grpc-go's proto codec.
+//
+// What it accepts and what it makes is what the proto codec would: a string
+// field that is not valid UTF-8, which proto refuses and vtprotobuf does
+// not check, is caught by a walk over the bytes (utf8.go), and whatever
+// vtprotobuf's code refuses or the walk finds wrong is handed to proto
+// again, so that a bad message fails with proto's error and a message that
+// proto takes (a known field with an unexpected wire type, kept as an
+// unknown field) is still taken. Those are rare: the fast path is one pass
+// of the generated code and one of the walk.
+package vtcodec
+
+import (
+	"google.golang.org/grpc/encoding"
+	grpcproto "google.golang.org/grpc/encoding/proto"
+	"google.golang.org/grpc/mem"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+)
+
+// Message is a protobuf message with vtprotobuf's generated methods, as
+// gen/roomcast/v1's messages have them.
+type Message interface {
+	protoreflect.ProtoMessage
+	SizeVT() int
+	MarshalToSizedBufferVT(b []byte) (int, error)
+	UnmarshalVT(b []byte) error
+	Reset()
+}
+
+// Codec is the codec; its zero value is ready to use. It is safe for
+// concurrent use. Its Name is "proto": on the wire these are ordinary
+// protobuf messages.
+type Codec struct{}
+
+// fallback is grpc-go's proto codec, for the messages without vtprotobuf's
+// methods.
+var fallback = encoding.GetCodecV2(grpcproto.Name)
+
+// Marshal encodes v into buffers from mem.DefaultBufferPool, as the proto
+// codec does, unless it is small.
+func (Codec) Marshal(v any) (mem.BufferSlice, error) {
+	m, ok := v.(Message)
+	if !ok {
+		return fallback.Marshal(v)
+	}
+	size := m.SizeVT()
+	if mem.IsBelowBufferPoolingThreshold(size) {
+		sm := &small{buf: make([]byte, size)}
+		if err := marshalSized(sm.buf, m); err != nil {
+			return nil, err
+		}
+		sm.slice[0] = &sm.buf
+		return sm.slice[:], nil
+	}
+	pool := mem.DefaultBufferPool()
+	buf := pool.Get(size)
+	if err := marshalSized(*buf, m); err != nil {
+		pool.Put(buf)
+		return nil, err
+	}
+	return mem.BufferSlice{mem.NewBuffer(buf, pool)}, nil
+}
+
+// small holds a small message's encoding as grpc-go takes it: a
+// BufferSlice of one SliceBuffer. The slice's array and the buffer the
+// interface points at share one allocation, where the proto codec makes
+// two (the buffer, boxed, and the slice).
+type small struct {
+	slice [1]mem.Buffer
+	buf   mem.SliceBuffer
+}
+
+// Unmarshal decodes data into v, which must be a pointer to a message. It
+// does not keep data, which grpc-go reuses.
+func (Codec) Unmarshal(data mem.BufferSlice, v any) error {
+	m, ok := v.(Message)
+	if !ok {
+		return fallback.Unmarshal(data, v)
+	}
+	buf := data.MaterializeToBuffer(mem.DefaultBufferPool())
+	defer buf.Free()
+	return Unmarshal(buf.ReadOnlyData(), m)
+}
+
+// Name is "proto".
+func (Codec) Name() string { return grpcproto.Name }
+
+// Unmarshal decodes b into m, replacing what m held, as proto.Unmarshal
+// does and with its result: the same message, or an error where proto
+// gives one. m holds no reference to b afterwards. Calls on different
+// messages may run at once.
+func Unmarshal(b []byte, m Message) error {
+	m.Reset()
+	if err := m.UnmarshalVT(b); err == nil && validUTF8(b, m.ProtoReflect().Descriptor()) {
+		return nil
+	}
+	// Refused by the generated code or by the UTF-8 walk: proto says
+	// whether it is refused, and why.
+	return proto.Unmarshal(b, m)
+}
+
+// MarshalAppend appends m's encoding to b, failing where proto.Marshal
+// would: on a string field that is not valid UTF-8. m must not change
+// meanwhile; calls may run at once.
+func MarshalAppend(b []byte, m Message) ([]byte, error) {
+	n := len(b)
+	size := m.SizeVT()
+	b = append(b, make([]byte, size)...)
+	if err := marshalSized(b[n:], m); err != nil {
+		return b[:n], err
+	}
+	return b, nil
+}
+
+// marshalSized encodes m into b, which is m.SizeVT() bytes long.
+func marshalSized(b []byte, m Message) error {
+	if _, err := m.MarshalToSizedBufferVT(b); err != nil {
+		return err
+	}
+	if !validUTF8(b, m.ProtoReflect().Descriptor()) {
+		_, err := proto.Marshal(m) // its error, which says which field
+		if err == nil {
+			err = errInvalidUTF8
+		}
+		return err
+	}
+	return nil
+}

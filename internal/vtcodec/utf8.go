@@ -1,0 +1,156 @@
+package vtcodec
+
+import (
+	"errors"
+	"sync"
+	"unicode/utf8"
+
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/reflect/protoreflect"
+)
+
+// errInvalidUTF8 is Marshal's error if proto.Marshal, asked why, found
+// nothing wrong: it should not happen.
+var errInvalidUTF8 = errors.New("vtcodec: a string field is not valid UTF-8")
+
+// fieldKind is what the UTF-8 walk does with a field.
+type fieldKind uint8
+
+const (
+	skipField    fieldKind = iota // not a string, nor a message holding one
+	stringField                   // a string proto checks for UTF-8
+	messageField                  // a message (or map entry) holding strings
+)
+
+// layout is what the walk needs of a message: for each field number up to
+// the highest that matters, its kind, and for messages, their layout.
+// Slices rather than maps: the walk looks a field up per field it reads.
+type layout struct {
+	kinds []fieldKind
+	subs  []*layout
+	// unindexed: the message has fields past maxIndexed, which the
+	// walk leaves to proto.
+	unindexed bool
+}
+
+// kind returns the kind of field num.
+func (l *layout) kind(num protowire.Number) fieldKind {
+	if int(num) < len(l.kinds) {
+		return l.kinds[num]
+	}
+	return skipField
+}
+
+// set sets the kind of field num, and its layout if it is a message.
+func (l *layout) set(num protowire.Number, k fieldKind, sub *layout) {
+	for int(num) >= len(l.kinds) {
+		l.kinds, l.subs = append(l.kinds, skipField), append(l.subs, nil)
+	}
+	l.kinds[num], l.subs[num] = k, sub
+}
+
+// maxIndexed is the highest field number a layout indexes.
+const maxIndexed = 1 << 10
+
+// layouts caches the layouts by message descriptor.
+var layouts sync.Map // protoreflect.MessageDescriptor -> *layout
+
+// layoutOf returns md's layout.
+func layoutOf(md protoreflect.MessageDescriptor) *layout {
+	if l, ok := layouts.Load(md); ok {
+		return l.(*layout)
+	}
+	l := buildLayout(md, make(map[protoreflect.FullName]*layout))
+	actual, _ := layouts.LoadOrStore(md, l)
+	return actual.(*layout)
+}
+
+// buildLayout makes md's layout; seen holds those being made, for
+// recursive messages.
+func buildLayout(md protoreflect.MessageDescriptor, seen map[protoreflect.FullName]*layout) *layout {
+	if l, ok := seen[md.FullName()]; ok {
+		return l
+	}
+	l := new(layout)
+	seen[md.FullName()] = l
+	fields := md.Fields()
+	for i := range fields.Len() {
+		fd := fields.Get(i)
+		if fd.Number() > maxIndexed {
+			// Past what a slice should hold: proto decides for the
+			// messages that use such numbers.
+			l.unindexed = true
+			continue
+		}
+		switch fd.Kind() {
+		case protoreflect.StringKind:
+			if checksUTF8(fd) {
+				l.set(fd.Number(), stringField, nil)
+			}
+		case protoreflect.MessageKind:
+			l.set(fd.Number(), messageField, buildLayout(fd.Message(), seen))
+		}
+	}
+	return l
+}
+
+// checksUTF8 reports whether proto checks fd's values for UTF-8: proto3's
+// strings, and editions' unless they say otherwise.
+func checksUTF8(fd protoreflect.FieldDescriptor) bool {
+	switch fd.ParentFile().Syntax() {
+	case protoreflect.Proto2:
+		return false
+	case protoreflect.Proto3:
+		return true
+	}
+	// Editions: the option is not in protoreflect's API; check, as proto
+	// does by default.
+	return true
+}
+
+// validUTF8 reports whether the strings that proto checks in b, a message
+// of type md, are valid UTF-8. Bytes it cannot parse make it say false, so
+// that proto has the last word.
+func validUTF8(b []byte, md protoreflect.MessageDescriptor) bool {
+	return layoutOf(md).valid(b)
+}
+
+func (l *layout) valid(b []byte) bool {
+	if l.unindexed {
+		return false
+	}
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 || !num.IsValid() || n != protowire.SizeTag(num) {
+			// The generated code takes field numbers that proto refuses,
+			// and keeps an unknown field's tag as it came where proto
+			// encodes it again in fewest bytes.
+			return false
+		}
+		b = b[n:]
+		if typ != protowire.BytesType {
+			n = protowire.ConsumeFieldValue(num, typ, b)
+			if n < 0 {
+				return false
+			}
+			b = b[n:]
+			continue
+		}
+		v, n := protowire.ConsumeBytes(b)
+		if n < 0 {
+			return false
+		}
+		b = b[n:]
+		switch l.kind(num) {
+		case stringField:
+			if !utf8.Valid(v) {
+				return false
+			}
+		case messageField:
+			if !l.subs[num].valid(v) {
+				return false
+			}
+		}
+	}
+	return true
+}
