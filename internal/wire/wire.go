@@ -19,6 +19,8 @@
 package wire
 
 import (
+	"sync/atomic"
+
 	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/encoding/protowire"
 
@@ -99,8 +101,30 @@ func PresenceEntryFrom(room string, kind roomcastv1.PresenceEventKind, member []
 }
 
 // BatchHeader is the start of a SubscribeResponse carrying a batch of n bytes
-// of entries: the one part of a frame written per subscriber.
+// of entries: the one part of a frame written per subscriber. Headers of
+// batches under cachedHeaders bytes are made once and shared, like the
+// entries: in small rooms most batches hold one message, and a new header
+// costs two allocations a frame. Safe for concurrent use.
 func BatchHeader(n int) mem.Buffer {
+	if n < 0 || n >= cachedHeaders {
+		return batchHeader(n)
+	}
+	if h := headers[n].Load(); h != nil {
+		return *h
+	}
+	h := batchHeader(n) // racing callers make equal ones; either is kept
+	headers[n].Store(&h)
+	return h
+}
+
+// cachedHeaders bounds the batch sizes whose headers are kept: a few
+// messages of a KiB. The table costs 8 bytes of address space per size,
+// and memory only where it is used.
+const cachedHeaders = 8 << 10
+
+var headers [cachedHeaders]atomic.Pointer[mem.Buffer]
+
+func batchHeader(n int) mem.Buffer {
 	h := make([]byte, 0, protowire.SizeTag(batchField)+protowire.SizeVarint(uint64(n)))
 	h = protowire.AppendTag(h, batchField, protowire.BytesType)
 	h = protowire.AppendVarint(h, uint64(n))

@@ -1,9 +1,12 @@
 package wire_test
 
 import (
+	"bytes"
+	"sync"
 	"testing"
 
 	"google.golang.org/grpc/mem"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
 	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
@@ -71,4 +74,28 @@ func TestMessageEntryAtAddsTheOffsetWithoutEncodingAgain(t *testing.T) {
 			t.Errorf("offset %d: got %v, want %v", off, got.GetMessages(), want)
 		}
 	}
+}
+
+// A batch header is the same whether it is made or kept, on either side of
+// the sizes kept, and from goroutines asking at once.
+func TestBatchHeaderKeptIsTheSame(t *testing.T) {
+	want := func(n int) []byte {
+		field := (&roomcastv1.SubscribeResponse{}).ProtoReflect().Descriptor().Fields().ByName("batch").Number()
+		b := protowire.AppendTag(nil, field, protowire.BytesType)
+		return protowire.AppendVarint(b, uint64(n))
+	}
+	sizes := []int{0, 1, 127, 128, 1040, 8<<10 - 1, 8 << 10, 1 << 20}
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for range 2 { // made, then kept
+				for _, n := range sizes {
+					if got := wire.BatchHeader(n).ReadOnlyData(); !bytes.Equal(got, want(n)) {
+						t.Errorf("BatchHeader(%d) = %x, want %x", n, got, want(n))
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
 }
