@@ -3,11 +3,13 @@ package server
 import (
 	"context"
 	"io"
+	"strconv"
 	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
@@ -22,10 +24,24 @@ import (
 // proto.
 const publishWindow = 256
 
+// maxBatchItems is the most publishes one PublishStreamRequest may carry,
+// its own and its batch's: the window, so that the reader can always take
+// a slot for each of them. Documented in the proto.
+const maxBatchItems = publishWindow
+
+// The response headers that tell a publisher the server takes batches, and
+// their limits (see the proto's PublishStreamRequest.batch).
+const (
+	batchItemsHeader = "roomcast-publish-batch-items"
+	batchBytesHeader = "roomcast-publish-batch-bytes"
+)
+
 // A PublishStream is served by two goroutines. The reader decodes requests
-// while it holds one of the window's slots; the handler publishes each
-// through the same path as Publish (publish.go) and sends its answer, in
-// order, then frees the slot. The broker publishes in memory without
+// while it holds one of the window's slots, and takes one more for each
+// publish of a request's batch before it hands the request on; the handler
+// publishes each of a request's publishes through the same path as Publish
+// (publish.go), sends the request's answers, in order, in one response,
+// then frees the request's slots. The broker publishes in memory without
 // waiting on the network, so sequencing and answering on one goroutine
 // keeps the answers in order for free, while decoding the next request
 // overlaps with publishing this one.
@@ -44,6 +60,10 @@ func (s *Server) PublishStream(stream grpc.BidiStreamingServer[roomcastv1.Publis
 	}
 	ctx := stream.Context()
 	id := s.access.identity(ctx)
+	// Before the first answer, so that a publisher knows at once that it
+	// may batch. A failure means the stream is over, which Recv will tell.
+	_ = stream.SendHeader(metadata.Pairs(batchItemsHeader, strconv.Itoa(maxBatchItems), batchBytesHeader, strconv.Itoa(s.cfg.requestLimits().publish)))
+	rec := recordOf(ctx)
 	r := &publishReader{
 		stream: stream,
 		reqs:   make(chan *roomcastv1.PublishStreamRequest, publishWindow),
@@ -79,10 +99,12 @@ func (s *Server) PublishStream(stream grpc.BidiStreamingServer[roomcastv1.Publis
 			if id, err = s.access.stillAccepted(id); err != nil {
 				return err
 			}
-			if err := stream.Send(s.publishOne(ctx, id, req)); err != nil {
+			if err := stream.Send(s.publishRequest(ctx, id, rec, req)); err != nil {
 				return err
 			}
-			<-r.slots
+			for range 1 + len(req.GetBatch()) {
+				<-r.slots
+			}
 		case <-s.drain: // the first select returns
 		case <-expired:
 			return errStreamExpired
@@ -100,7 +122,7 @@ var errStreamExpired = status.Error(codes.Unauthenticated, "the stream's credent
 type publishReader struct {
 	stream grpc.BidiStreamingServer[roomcastv1.PublishStreamRequest, roomcastv1.PublishStreamResponse]
 	reqs   chan *roomcastv1.PublishStreamRequest // never full: it has a place for every slot
-	slots  chan struct{}                         // one token per request read and not yet answered
+	slots  chan struct{}                         // one token per publish read and not yet answered
 	err    error                                 // why the stream ended: nil at the publisher's io.EOF; read after reqs is closed
 }
 
@@ -128,32 +150,71 @@ func (r *publishReader) read(s *Server) {
 			}
 			return
 		}
+		for range len(req.GetBatch()) { // the window counts publishes
+			select {
+			case r.slots <- struct{}{}:
+			case <-ctx.Done():
+				r.err = status.FromContextError(ctx.Err()).Err()
+				return
+			}
+		}
 		r.reqs <- req
 	}
 }
 
-// publishOne publishes one request of a stream by id and returns its
-// answer: the offset, or the error Publish would have returned.
-func (s *Server) publishOne(ctx context.Context, id *auth.Identity, req *roomcastv1.PublishStreamRequest) *roomcastv1.PublishStreamResponse {
-	resp := &roomcastv1.PublishStreamResponse{Id: req.GetId()}
+// publishRequest publishes a request's publishes in order by id and
+// returns their answers in one response: each its offset, or the error
+// Publish would have returned.
+func (s *Server) publishRequest(ctx context.Context, id *auth.Identity, rec *callRecord, req *roomcastv1.PublishStreamRequest) *roomcastv1.PublishStreamResponse {
+	resp := &roomcastv1.PublishStreamResponse{}
+	var ok *roomcastv1.PublishResponse
+	var e *roomcastv1.Error
+	if resp.Id, ok, e = s.publishOne(ctx, id, rec, req.GetId(), req.GetPublish()); e != nil {
+		resp.Result = &roomcastv1.PublishStreamResponse_Error{Error: e}
+	} else {
+		resp.Result = &roomcastv1.PublishStreamResponse_Ok{Ok: ok}
+	}
+	batch := req.GetBatch()
+	if len(batch) == 0 {
+		return resp
+	}
+	// One allocation for the results and one for their oks, rather than
+	// two per item.
+	results := make([]roomcastv1.PublishStreamResult, len(batch))
+	oks := make([]roomcastv1.PublishStreamResult_Ok, len(batch))
+	resp.Batch = make([]*roomcastv1.PublishStreamResult, len(batch))
+	for i, item := range batch {
+		r := &results[i]
+		if r.Id, ok, e = s.publishOne(ctx, id, rec, item.GetId(), item.GetPublish()); e != nil {
+			r.Result = &roomcastv1.PublishStreamResult_Error{Error: e}
+		} else {
+			oks[i].Ok = ok
+			r.Result = &oks[i]
+		}
+		resp.Batch[i] = r
+	}
+	return resp
+}
+
+// publishOne publishes one publish of a stream by id and returns its
+// answer: the id to echo and the offset, or the error Publish would have
+// returned.
+func (s *Server) publishOne(ctx context.Context, id *auth.Identity, rec *callRecord, reqID string, pub *roomcastv1.PublishRequest) (string, *roomcastv1.PublishResponse, *roomcastv1.Error) {
 	var err error
 	switch {
-	case validateCommandID(req.GetId()) != nil:
-		resp.Id = ""
-		err = status.Errorf(codes.InvalidArgument, "request id must be valid UTF-8 of at most %d bytes", maxCommandIDLen)
-	case req.GetPublish() == nil:
+	case validateCommandID(reqID) != nil:
+		return "", nil, errorOf(status.Errorf(codes.InvalidArgument, "request id must be valid UTF-8 of at most %d bytes", maxCommandIDLen))
+	case pub == nil:
 		err = status.Error(codes.InvalidArgument, "request has no publish")
 	default:
 		var ok *roomcastv1.PublishResponse
-		ok, err = s.publish(ctx, id, req.GetPublish())
-		recordOf(ctx).publish(req.GetPublish().GetRoom(), err == nil)
+		ok, err = s.publish(ctx, id, pub)
+		rec.publish(pub.GetRoom(), err == nil)
 		if err == nil {
-			resp.Result = &roomcastv1.PublishStreamResponse_Ok{Ok: ok}
-			return resp
+			return reqID, ok, nil
 		}
 	}
-	resp.Result = &roomcastv1.PublishStreamResponse_Error{Error: errorOf(err)}
-	return resp
+	return reqID, nil, errorOf(err)
 }
 
 // errorOf is the Error a reply carries for err: its gRPC code and message,
@@ -169,7 +230,8 @@ func errorOf(err error) *roomcastv1.Error {
 	return e
 }
 
-// stillAccepted rechecks a publish stream's credential before each publish,
+// stillAccepted rechecks a publish stream's credential before each request
+// (once for a whole batch),
 // as RecheckCredentials does a Subscribe stream's: it returns id while the
 // authenticator accepts it as it is (one atomic load while its keys have not
 // changed), and the status that ends the stream otherwise: UNAUTHENTICATED
