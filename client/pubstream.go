@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"io"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -122,6 +123,11 @@ func (st *pubStream) sender() {
 		case <-st.ctx.Done():
 			return
 		}
+		// Let the goroutines that are ready to run queue their messages
+		// first: the answers to a batch wake many callers at once, and each
+		// would otherwise wake the sender for its message alone. With none
+		// ready, this returns at once: a lone message does not wait.
+		runtime.Gosched()
 		for {
 			req := st.take()
 			if req == nil {
