@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/roomcast/roomcast/auth"
+	"github.com/roomcast/roomcast/broker"
 	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
 )
 
@@ -64,6 +65,9 @@ func (s *Server) PublishStream(stream grpc.BidiStreamingServer[roomcastv1.Publis
 	// may batch. A failure means the stream is over, which Recv will tell.
 	_ = stream.SendHeader(metadata.Pairs(batchItemsHeader, strconv.Itoa(maxBatchItems), batchBytesHeader, strconv.Itoa(s.cfg.requestLimits().publish)))
 	rec := recordOf(ctx)
+	// The owner every publish is charged to, once for the stream: its
+	// identity's subject cannot change (stillAccepted ends the stream).
+	octx := broker.WithOwner(ctx, id.Subject)
 	r := &publishReader{
 		stream: stream,
 		reqs:   make(chan *roomcastv1.PublishStreamRequest, publishWindow),
@@ -99,7 +103,7 @@ func (s *Server) PublishStream(stream grpc.BidiStreamingServer[roomcastv1.Publis
 			if id, err = s.access.stillAccepted(id); err != nil {
 				return err
 			}
-			if err := stream.Send(s.publishRequest(ctx, id, rec, req)); err != nil {
+			if err := stream.Send(s.publishRequest(octx, id, rec, req)); err != nil {
 				return err
 			}
 			for range 1 + len(req.GetBatch()) {
@@ -164,57 +168,56 @@ func (r *publishReader) read(s *Server) {
 
 // publishRequest publishes a request's publishes in order by id and
 // returns their answers in one response: each its offset, or the error
-// Publish would have returned.
+// Publish would have returned. ctx names id's subject as the owner.
 func (s *Server) publishRequest(ctx context.Context, id *auth.Identity, rec *callRecord, req *roomcastv1.PublishStreamRequest) *roomcastv1.PublishStreamResponse {
+	batch := req.GetBatch()
+	// One allocation for each kind of value the answers hold, rather than
+	// one of each per publish.
+	oks := make([]roomcastv1.PublishResponse, 1+len(batch))
 	resp := &roomcastv1.PublishStreamResponse{}
-	var ok *roomcastv1.PublishResponse
 	var e *roomcastv1.Error
-	if resp.Id, ok, e = s.publishOne(ctx, id, rec, req.GetId(), req.GetPublish()); e != nil {
+	if resp.Id, e = s.publishOne(ctx, id, rec, req.GetId(), req.GetPublish(), &oks[0]); e != nil {
 		resp.Result = &roomcastv1.PublishStreamResponse_Error{Error: e}
 	} else {
-		resp.Result = &roomcastv1.PublishStreamResponse_Ok{Ok: ok}
+		resp.Result = &roomcastv1.PublishStreamResponse_Ok{Ok: &oks[0]}
 	}
-	batch := req.GetBatch()
 	if len(batch) == 0 {
 		return resp
 	}
-	// One allocation for the results and one for their oks, rather than
-	// two per item.
 	results := make([]roomcastv1.PublishStreamResult, len(batch))
-	oks := make([]roomcastv1.PublishStreamResult_Ok, len(batch))
+	okResults := make([]roomcastv1.PublishStreamResult_Ok, len(batch))
 	resp.Batch = make([]*roomcastv1.PublishStreamResult, len(batch))
 	for i, item := range batch {
-		r := &results[i]
-		if r.Id, ok, e = s.publishOne(ctx, id, rec, item.GetId(), item.GetPublish()); e != nil {
+		r, ok := &results[i], &oks[1+i]
+		if r.Id, e = s.publishOne(ctx, id, rec, item.GetId(), item.GetPublish(), ok); e != nil {
 			r.Result = &roomcastv1.PublishStreamResult_Error{Error: e}
 		} else {
-			oks[i].Ok = ok
-			r.Result = &oks[i]
+			okResults[i].Ok = ok
+			r.Result = &okResults[i]
 		}
 		resp.Batch[i] = r
 	}
 	return resp
 }
 
-// publishOne publishes one publish of a stream by id and returns its
-// answer: the id to echo and the offset, or the error Publish would have
-// returned.
-func (s *Server) publishOne(ctx context.Context, id *auth.Identity, rec *callRecord, reqID string, pub *roomcastv1.PublishRequest) (string, *roomcastv1.PublishResponse, *roomcastv1.Error) {
+// publishOne publishes one publish of a stream by id, and returns the id
+// its answer echoes and, if it was refused, the error Publish would have
+// returned; if not, its offset and epoch are in ok.
+func (s *Server) publishOne(ctx context.Context, id *auth.Identity, rec *callRecord, reqID string, pub *roomcastv1.PublishRequest, ok *roomcastv1.PublishResponse) (string, *roomcastv1.Error) {
 	var err error
 	switch {
 	case validateCommandID(reqID) != nil:
-		return "", nil, errorOf(status.Errorf(codes.InvalidArgument, "request id must be valid UTF-8 of at most %d bytes", maxCommandIDLen))
+		return "", errorOf(status.Errorf(codes.InvalidArgument, "request id must be valid UTF-8 of at most %d bytes", maxCommandIDLen))
 	case pub == nil:
 		err = status.Error(codes.InvalidArgument, "request has no publish")
 	default:
-		var ok *roomcastv1.PublishResponse
-		ok, err = s.publish(ctx, id, pub)
+		ok.Offset, ok.Epoch, err = s.publish(ctx, id, pub)
 		rec.publish(pub.GetRoom(), err == nil)
 		if err == nil {
-			return reqID, ok, nil
+			return reqID, nil
 		}
 	}
-	return reqID, nil, errorOf(err)
+	return reqID, errorOf(err)
 }
 
 // errorOf is the Error a reply carries for err: its gRPC code and message,
