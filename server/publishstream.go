@@ -49,7 +49,7 @@ const (
 //
 // A drain, the credential's expiry or revocation (the authenticator took
 // new keys without the stream's API key: see RecheckCredentials) or the end
-// of the stream's context ends the stream between two publishes: every
+// of the stream's context ends the stream between two requests: every
 // publish that was sequenced has been answered by then, and what the reader
 // holds beyond it was not sequenced. No lock is held anywhere here; the two goroutines share only
 // the channels.
@@ -234,13 +234,12 @@ func errorOf(err error) *roomcastv1.Error {
 }
 
 // stillAccepted rechecks a publish stream's credential before each request
-// (once for a whole batch),
-// as RecheckCredentials does a Subscribe stream's: it returns id while the
-// authenticator accepts it as it is (one atomic load while its keys have not
-// changed), and the status that ends the stream otherwise: UNAUTHENTICATED
-// for a credential it no longer accepts, UNAVAILABLE for an API key that has
-// another subject or other grants now, so that the client reconnects with
-// them.
+// (once for all of a batch), as RecheckCredentials does a Subscribe
+// stream's: it returns id while the authenticator accepts it as it is (one
+// atomic load while its keys have not changed), and the status that ends
+// the stream otherwise: UNAUTHENTICATED for a credential it no longer
+// accepts, UNAVAILABLE for an API key that has another subject or other
+// grants now, so that the client reconnects with them.
 func (a *access) stillAccepted(id *auth.Identity) (*auth.Identity, error) {
 	if a.authn == nil {
 		return id, nil

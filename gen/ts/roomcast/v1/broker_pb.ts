@@ -1250,7 +1250,7 @@ export const BrokerService: GenService<{
    * The stream as a whole ends with a status: UNAUTHENTICATED without a
    * valid credential when the server requires one, or when the stream's
    * credential expires (open a new stream with a fresh one); UNAVAILABLE
-   * when the server shuts down (it stops between two publishes, and every
+   * when the server shuts down (it stops between two requests, and every
    * publish it sequenced was answered before the end, so the unanswered
    * ones were not sequenced: send them again elsewhere). A
    * stream that breaks (the connection is lost) leaves the unanswered
