@@ -1,6 +1,7 @@
 package client_test
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"sync/atomic"
@@ -142,5 +143,48 @@ func TestPublisherBatchesConcurrentCalls(t *testing.T) {
 	t.Logf("%d messages in %d requests", answers, responses)
 	if answers != goroutines*each || responses >= answers {
 		t.Fatalf("%d messages in %d requests: want %d in fewer requests", answers, responses, goroutines*each)
+	}
+}
+
+// Refused messages in the middle of batches fail alone, each with its own
+// error, and the others are sequenced in the order published.
+func TestPublisherBatchedErrors(t *testing.T) {
+	var count answerCount
+	_, addr := start(t, count.option(), server.WithMaxMessageBytes(100))
+	ctx := testCtx(t)
+	p := newPublisher(t, ctx, dial(t, addr))
+	const n = 3000
+	calls := make([]*client.PublishCall, n)
+	for i := range n {
+		switch i % 7 {
+		case 3:
+			calls[i] = p.PublishTextAsync(ctx, "bad room", "x")
+		case 5:
+			calls[i] = p.PublishAsync(ctx, "r", make([]byte, 101))
+		default:
+			calls[i] = p.PublishTextAsync(ctx, "r", strconv.Itoa(i))
+		}
+	}
+	want := uint64(1)
+	for i, call := range calls {
+		off, _, err := call.Wait(ctx)
+		switch i % 7 {
+		case 3:
+			if !errors.Is(err, client.ErrInvalidArgument) {
+				t.Fatalf("message %d to a bad room: %v", i, err)
+			}
+		case 5:
+			if !errors.Is(err, client.ErrTooLarge) {
+				t.Fatalf("message %d, too large: %v", i, err)
+			}
+		default:
+			if err != nil || off != want {
+				t.Fatalf("message %d: offset %d, %v; want %d", i, off, err, want)
+			}
+			want++
+		}
+	}
+	if responses := count.responses.Load(); responses >= n {
+		t.Fatalf("%d messages in %d requests: want fewer requests", n, responses)
 	}
 }
