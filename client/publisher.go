@@ -216,7 +216,7 @@ func (p *Publisher) start(ctx context.Context, req *roomcastv1.PublishRequest) *
 		c.err = &lostError{cause: st.err}
 		return c
 	}
-	c.w, c.err = st.send(req, func() { <-p.window })
+	c.w, c.err = st.send(req, p.window)
 	return c
 }
 

@@ -75,11 +75,11 @@ func (st *pubStream) over() bool {
 
 // waiter is one message sent on a stream, waiting for its answer.
 type waiter struct {
-	id      string
-	done    chan struct{} // closed once answer or lost is set
-	answer  pubAnswer
-	lost    *lostError
-	release func() // frees the message's place in the Publisher's window
+	id     string
+	done   chan struct{} // closed once answer or lost is set
+	answer pubAnswer
+	lost   *lostError
+	window chan struct{} // the Publisher's: the message holds one of its places
 }
 
 // pubAnswer is the server's answer to one message.
@@ -89,19 +89,19 @@ type pubAnswer struct {
 	err    *roomcastv1.Error // the message was refused
 }
 
-// send queues req for the sender and returns its waiter, or a *lostError
-// if the stream has ended; release is called once, when the answer comes or
-// the stream ends.
-func (st *pubStream) send(req *roomcastv1.PublishRequest, release func()) (*waiter, error) {
+// send queues req, which holds a place in window, for the sender and
+// returns its waiter, or a *lostError if the stream has ended. The place is
+// freed once: when the answer comes or the stream ends.
+func (st *pubStream) send(req *roomcastv1.PublishRequest, window chan struct{}) (*waiter, error) {
 	st.mu.Lock()
 	if st.ended {
 		err := st.err
 		st.mu.Unlock()
-		release()
+		<-window
 		return nil, &lostError{cause: err}
 	}
 	st.next++
-	w := &waiter{id: strconv.FormatUint(st.next, 10), done: make(chan struct{}), release: release}
+	w := &waiter{id: strconv.FormatUint(st.next, 10), done: make(chan struct{}), window: window}
 	st.waiting = append(st.waiting, w)
 	st.queue = append(st.queue, queued{id: w.id, req: req})
 	st.mu.Unlock()
@@ -261,7 +261,7 @@ func (st *pubStream) deliver(id string, ok *roomcastv1.PublishResponse, e *roomc
 	} else {
 		w.answer.offset, w.answer.epoch = ok.GetOffset(), ok.GetEpoch()
 	}
-	w.release()
+	<-w.window
 	close(w.done)
 	return nil
 }
@@ -283,7 +283,7 @@ func (st *pubStream) fail(err error) {
 
 func (w *waiter) fail(err error) {
 	w.lost = &lostError{cause: err, sent: true}
-	w.release()
+	<-w.window
 	close(w.done)
 }
 
