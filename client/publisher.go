@@ -21,9 +21,15 @@ import (
 // stream. It is much cheaper per message than Client.Publish when messages
 // come faster than one round trip each. It is safe for concurrent use.
 //
+// Messages travel in batches: the Publisher's sender sends everything
+// queued as one request (up to the server's batch limits, which a server
+// announces on each stream; one per request to a server that announces
+// none), and a message queued while nothing else is goes out at once,
+// alone: batching adds no delay, only fewer requests under load.
+//
 // Messages sent by one goroutine, each after the previous one's Publish
 // returned, are sequenced in that order. Messages of concurrent calls are
-// sequenced in the order they were sent on the stream.
+// sequenced in the order they were queued on the stream.
 //
 // # Connection loss
 //
@@ -152,11 +158,12 @@ type PublishCall struct {
 }
 
 // PublishAsync is Publish without the wait: it returns once the message is
-// sent on the stream (which waits for a stream, and for a place among the
-// DefaultMaxInFlight messages a Publisher keeps unanswered), and Wait on
-// the returned call gives its answer. Messages sent by successive calls from
-// one goroutine are sequenced in that order, since they travel on the same
-// stream in that order, while their answers are awaited together: this is
+// queued on the stream for the Publisher's sender (which waits for a
+// stream, and for a place among the DefaultMaxInFlight messages a
+// Publisher keeps unanswered), and Wait on the returned call gives its
+// answer. Messages sent by successive calls from one goroutine are
+// sequenced in that order, since they travel on the same stream in that
+// order, while their answers are awaited together: this is
 // how to publish an ordered sequence at the stream's pace. Only a lost
 // stream can change that order: a message sent again with its key after a
 // reconnect (see Publisher) may then come after later ones. It is safe for
@@ -209,7 +216,7 @@ func (p *Publisher) start(ctx context.Context, req *roomcastv1.PublishRequest) *
 		c.err = &lostError{cause: st.err}
 		return c
 	}
-	c.w, c.err = st.send(req, func() { <-p.window })
+	c.w, c.err = st.send(req, p.window)
 	return c
 }
 
@@ -381,7 +388,7 @@ func (p *Publisher) signalLocked() {
 	p.changed = make(chan struct{})
 }
 
-// open opens a stream and starts its receiver.
+// open opens a stream and starts its sender and receiver.
 func (p *Publisher) open() (*pubStream, error) {
 	ctx, cancel := context.WithCancel(p.pctx)
 	stream, err := p.c.rpc.PublishStream(ctx)
@@ -389,7 +396,12 @@ func (p *Publisher) open() (*pubStream, error) {
 		cancel()
 		return nil, err
 	}
-	st := &pubStream{stream: stream, cancel: cancel, done: make(chan struct{})}
+	st := &pubStream{
+		stream: stream, ctx: ctx, cancel: cancel, done: make(chan struct{}),
+		wake: make(chan struct{}, 1), senderDone: make(chan struct{}),
+		maxItems: 1, maxBytes: maxBatchBytes,
+	}
+	go st.sender()
 	go st.receive()
 	return st, nil
 }

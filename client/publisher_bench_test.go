@@ -10,14 +10,22 @@ import (
 // to one room: publish waits for each answer before the next, from one
 // goroutine; parallel shares one Publisher among 64 goroutines; async sends
 // with PublishAsync from one goroutine and waits for the answers a window
-// later. Each reports publishes/s.
+// later. Each reports publishes/s, and publishes/request: how many
+// messages the Publisher's batches carried on average, counted on the
+// server.
 //
 //	go test -run '^$' -bench BenchmarkPublisher -benchmem -benchtime=2000x ./client/
 func BenchmarkPublisher(b *testing.B) {
 	data := make([]byte, 64)
+	var count *answerCount
 	setup := func(b *testing.B) *client.Publisher {
-		_, addr := start(b)
+		count = new(answerCount)
+		_, addr := start(b, count.option())
 		return newPublisher(b, testCtx(b), dial(b, addr))
+	}
+	report := func(b *testing.B) {
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "publishes/s")
+		b.ReportMetric(float64(count.answers.Load())/float64(max(count.responses.Load(), 1)), "publishes/request")
 	}
 	b.Run("publish", func(b *testing.B) {
 		p := setup(b)
@@ -28,7 +36,7 @@ func BenchmarkPublisher(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
-		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "publishes/s")
+		report(b)
 	})
 	b.Run("parallel", func(b *testing.B) {
 		p := setup(b)
@@ -43,7 +51,7 @@ func BenchmarkPublisher(b *testing.B) {
 				}
 			}
 		})
-		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "publishes/s")
+		report(b)
 	})
 	b.Run("async", func(b *testing.B) {
 		p := setup(b)
@@ -67,6 +75,6 @@ func BenchmarkPublisher(b *testing.B) {
 		if err := <-done; err != nil {
 			b.Fatal(err)
 		}
-		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "publishes/s")
+		report(b)
 	})
 }

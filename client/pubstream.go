@@ -3,13 +3,16 @@ package client
 import (
 	"context"
 	"io"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
 )
@@ -17,20 +20,46 @@ import (
 // pubStream is one PublishStream of a Publisher. The server answers in the
 // order of the requests, so the messages sent and not yet answered wait in
 // that order, and each answer belongs to the first of them.
+//
+// Calls queue their messages; the stream's sender sends everything queued,
+// in order, as one request whose batch carries all but the first (when the
+// server takes batches: see batchLimits), and goes back to waiting. A lone
+// message goes out as soon as the sender wakes; messages queued while it is
+// sending go out together next.
 type pubStream struct {
 	stream   pubStreamClient
+	ctx      context.Context    // the stream's: done when it ends
 	cancel   context.CancelFunc // ends the stream
-	done     chan struct{}      // closed when the stream ended, err set
+	done     chan struct{}      // closed when the stream ended, err set, and the sender has returned
 	err      error              // why it ended; set under mu before done is closed
 	answered atomic.Bool        // an answer came: the stream worked
 
-	sendMu sync.Mutex // one Send at a time, as gRPC requires; taken before mu
-	next   uint64     // the last request id; guarded by sendMu
+	wake       chan struct{} // a message was queued; capacity 1
+	senderDone chan struct{} // closed when the sender has returned
+
+	// The sender's own: the server's batch limits, learnt from its headers
+	// after the first request.
+	sentAny    bool
+	limitsRead bool
+	maxItems   int
+	maxBytes   int
 
 	mu      sync.Mutex
-	waiting []*waiter // sent, unanswered, in the order sent
+	next    uint64    // the last request id
+	waiting []*waiter // sent or queued, unanswered, in the order queued
+	queue   []queued  // not yet sent, in the order queued
 	ended   bool
 }
+
+// queued is a message waiting for the sender.
+type queued struct {
+	id  string
+	req *roomcastv1.PublishRequest
+}
+
+// maxBatchBytes bounds the requests a Publisher sends, below the server's
+// limit: larger ones would add copying, not fewer messages.
+const maxBatchBytes = 64 << 10
 
 // over reports whether the stream has ended.
 //
@@ -46,11 +75,11 @@ func (st *pubStream) over() bool {
 
 // waiter is one message sent on a stream, waiting for its answer.
 type waiter struct {
-	id      string
-	done    chan struct{} // closed once answer or lost is set
-	answer  pubAnswer
-	lost    *lostError
-	release func() // frees the message's place in the Publisher's window
+	id     string
+	done   chan struct{} // closed once answer or lost is set
+	answer pubAnswer
+	lost   *lostError
+	window chan struct{} // the Publisher's: the message holds one of its places
 }
 
 // pubAnswer is the server's answer to one message.
@@ -60,26 +89,127 @@ type pubAnswer struct {
 	err    *roomcastv1.Error // the message was refused
 }
 
-// send sends req and returns its waiter, or a *lostError if the stream has
-// ended; release is called once, when the answer comes or the stream ends.
-func (st *pubStream) send(req *roomcastv1.PublishRequest, release func()) (*waiter, error) {
-	st.sendMu.Lock()
-	defer st.sendMu.Unlock()
-	st.next++
-	w := &waiter{id: strconv.FormatUint(st.next, 10), done: make(chan struct{}), release: release}
+// send queues req, which holds a place in window, for the sender and
+// returns its waiter, or a *lostError if the stream has ended. The place is
+// freed once: when the answer comes or the stream ends.
+func (st *pubStream) send(req *roomcastv1.PublishRequest, window chan struct{}) (*waiter, error) {
 	st.mu.Lock()
 	if st.ended {
 		err := st.err
 		st.mu.Unlock()
-		release()
+		<-window
 		return nil, &lostError{cause: err}
 	}
+	st.next++
+	w := &waiter{id: strconv.FormatUint(st.next, 10), done: make(chan struct{}), window: window}
 	st.waiting = append(st.waiting, w)
+	st.queue = append(st.queue, queued{id: w.id, req: req})
 	st.mu.Unlock()
-	// A failed Send means the stream is over: the receiver learns why from
-	// Recv and fails w with the others.
-	_ = st.stream.Send(&roomcastv1.PublishStreamRequest{Id: w.id, Publish: req})
+	select {
+	case st.wake <- struct{}{}:
+	default: // the sender is awake already and will find it
+	}
 	return w, nil
+}
+
+// sender sends what is queued until the stream ends. A failed Send means
+// the stream is over: the receiver learns why from Recv and fails the
+// waiters.
+func (st *pubStream) sender() {
+	defer close(st.senderDone)
+	for {
+		select {
+		case <-st.wake:
+		case <-st.ctx.Done():
+			return
+		}
+		// Let the goroutines that are ready to run queue their messages
+		// first: the answers to a batch wake many callers at once, and each
+		// would otherwise wake the sender for its message alone. With none
+		// ready, this returns at once: a lone message does not wait.
+		runtime.Gosched()
+		for {
+			req := st.take()
+			if req == nil {
+				break
+			}
+			_ = st.stream.Send(req)
+			st.sentAny = true
+		}
+	}
+}
+
+// take returns the next request to send, holding as much of the queue as
+// the batch limits allow, or nil if nothing is queued.
+func (st *pubStream) take() *roomcastv1.PublishStreamRequest {
+	st.mu.Lock()
+	n := len(st.queue)
+	st.mu.Unlock()
+	if n == 0 {
+		return nil
+	}
+	if n > 1 && st.sentAny && !st.limitsRead {
+		st.readLimits()
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	q := st.queue
+	n, size := 1, proto.Size(q[0].req)+len(q[0].id)+itemOverhead
+	for n < len(q) && n < st.maxItems {
+		size += proto.Size(q[n].req) + len(q[n].id) + itemOverhead
+		if size > st.maxBytes {
+			break
+		}
+		n++
+	}
+	req := &roomcastv1.PublishStreamRequest{Id: q[0].id, Publish: q[0].req}
+	if n > 1 {
+		items := make([]roomcastv1.PublishStreamItem, n-1)
+		req.Batch = make([]*roomcastv1.PublishStreamItem, n-1)
+		for i := range items {
+			items[i].Id, items[i].Publish = q[i+1].id, q[i+1].req
+			req.Batch[i] = &items[i]
+		}
+	}
+	rest := copy(q, q[n:])
+	clear(q[rest:])
+	st.queue = q[:rest]
+	return req
+}
+
+// itemOverhead bounds the bytes a batch item adds to its publish and id:
+// field tags and lengths.
+const itemOverhead = 16
+
+// readLimits learns whether the server takes batches, and their limits,
+// from its response headers, which come at the latest with the answer to
+// the first request: a server without batches sends none, and gets one
+// message per request. It is called after the first request was sent,
+// only when a batch could be sent.
+func (st *pubStream) readLimits() {
+	st.limitsRead = true
+	md, err := st.stream.Header()
+	if err != nil {
+		return
+	}
+	items := headerInt(md, "roomcast-publish-batch-items")
+	bytes := headerInt(md, "roomcast-publish-batch-bytes")
+	if items > 1 && bytes > 0 {
+		st.maxItems, st.maxBytes = items, min(bytes, maxBatchBytes)
+	}
+}
+
+// headerInt is the positive integer of header key in md, or 0.
+func headerInt(md metadata.MD, key string) int {
+	v := md.Get(key)
+	if len(v) != 1 {
+		return 0
+	}
+	n, err := strconv.Atoi(v[0])
+	if err != nil || n < 0 {
+		return 0
+	}
+	return n
 }
 
 // receive hands each answer to the first waiter until the stream ends, then
@@ -94,31 +224,46 @@ func (st *pubStream) receive() {
 			st.fail(err)
 			return
 		}
-		st.mu.Lock()
-		var w *waiter
-		if len(st.waiting) > 0 {
-			w = st.waiting[0]
-			st.waiting[0] = nil
-			st.waiting = st.waiting[1:]
-		}
-		st.mu.Unlock()
-		if w == nil || resp.GetId() != w.id {
-			err := status.Errorf(codes.Internal, "the server answered request %q out of order", resp.GetId())
-			if w != nil {
-				w.fail(err)
-			}
+		if err := st.deliver(resp.GetId(), resp.GetOk(), resp.GetError()); err != nil {
 			st.fail(err)
 			return
 		}
-		st.answered.Store(true)
-		if e := resp.GetError(); e != nil {
-			w.answer.err = e
-		} else {
-			w.answer.offset, w.answer.epoch = resp.GetOk().GetOffset(), resp.GetOk().GetEpoch()
+		for _, r := range resp.GetBatch() {
+			if err := st.deliver(r.GetId(), r.GetOk(), r.GetError()); err != nil {
+				st.fail(err)
+				return
+			}
 		}
-		w.release()
-		close(w.done)
 	}
+}
+
+// deliver hands one answer, ok or e, to the first waiter, which must have
+// id.
+func (st *pubStream) deliver(id string, ok *roomcastv1.PublishResponse, e *roomcastv1.Error) error {
+	st.mu.Lock()
+	var w *waiter
+	if len(st.waiting) > 0 {
+		w = st.waiting[0]
+		st.waiting[0] = nil
+		st.waiting = st.waiting[1:]
+	}
+	st.mu.Unlock()
+	if w == nil || id != w.id {
+		err := status.Errorf(codes.Internal, "the server answered request %q out of order", id)
+		if w != nil {
+			w.fail(err)
+		}
+		return err
+	}
+	st.answered.Store(true)
+	if e != nil {
+		w.answer.err = e
+	} else {
+		w.answer.offset, w.answer.epoch = ok.GetOffset(), ok.GetEpoch()
+	}
+	<-w.window
+	close(w.done)
+	return nil
 }
 
 // fail ends the stream with err and fails every waiter.
@@ -126,9 +271,10 @@ func (st *pubStream) fail(err error) {
 	st.mu.Lock()
 	st.ended, st.err = true, err
 	waiting := st.waiting
-	st.waiting = nil
+	st.waiting, st.queue = nil, nil
 	st.mu.Unlock()
 	st.cancel()
+	<-st.senderDone
 	for _, w := range waiting {
 		w.fail(err)
 	}
@@ -137,7 +283,7 @@ func (st *pubStream) fail(err error) {
 
 func (w *waiter) fail(err error) {
 	w.lost = &lostError{cause: err, sent: true}
-	w.release()
+	<-w.window
 	close(w.done)
 }
 

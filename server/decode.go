@@ -33,6 +33,8 @@ const (
 	maxQueryBytes = 4 << 10
 	// streamEnvelope is what a PublishStreamRequest may add to the
 	// PublishRequest it carries: an id of up to 128 bytes and field tags.
+	// A batch's publishes share the request's limit, as the gRPC receive
+	// limit (the message limit plus messageOverhead) has them do anyway.
 	streamEnvelope = 256
 )
 
@@ -41,6 +43,8 @@ const (
 var (
 	publishHeaders = fieldNumber(&roomcastv1.PublishRequest{}, "headers")
 	streamPublish  = fieldNumber(&roomcastv1.PublishStreamRequest{}, "publish")
+	streamBatch    = fieldNumber(&roomcastv1.PublishStreamRequest{}, "batch")
+	itemPublish    = fieldNumber(&roomcastv1.PublishStreamItem{}, "publish")
 	subscribeJoin  = fieldNumber(&roomcastv1.SubscribeRequest{}, "join")
 	joinInfo       = fieldNumber(&roomcastv1.JoinCommand{}, "info")
 	watchRooms     = fieldNumber(&roomcastv1.WatchRequest{}, "rooms")
@@ -84,8 +88,12 @@ func precheck(b []byte, v any, lim requestLimits) error {
 		if len(b) > maxPublish+streamEnvelope {
 			return status.Errorf(codes.ResourceExhausted, "a publish of %d bytes; the limit is %d", len(b), maxPublish+streamEnvelope)
 		}
-		if n := countNested(b, streamPublish, publishHeaders); n > maxHeaders {
-			return status.Errorf(codes.InvalidArgument, "a publish with %d headers; the limit is %d", n, maxHeaders)
+		publishes, headers := publishCounts(b)
+		if publishes > maxBatchItems {
+			return status.Errorf(codes.InvalidArgument, "a request of %d publishes; the limit is %d, its own and its batch's", publishes, maxBatchItems)
+		}
+		if headers > maxHeaders {
+			return status.Errorf(codes.InvalidArgument, "a publish with %d headers; the limit is %d", headers, maxHeaders)
 		}
 	case *roomcastv1.SubscribeRequest:
 		if len(b) > maxCommandBytes {
@@ -138,27 +146,7 @@ func countField(b []byte, num protowire.Number) int {
 // maps add up.
 func countNested(b []byte, outer, inner protowire.Number) int {
 	n := 0
-	for len(b) > 0 {
-		f, typ, l := protowire.ConsumeTag(b)
-		if l < 0 {
-			return n
-		}
-		b = b[l:]
-		if f == outer && typ == protowire.BytesType {
-			m, l := protowire.ConsumeBytes(b)
-			if l < 0 {
-				return n
-			}
-			n += countField(m, inner)
-			b = b[l:]
-			continue
-		}
-		l = protowire.ConsumeFieldValue(f, typ, b)
-		if l < 0 {
-			return n
-		}
-		b = b[l:]
-	}
+	eachMessage(b, outer, func(m []byte) { n += countField(m, inner) })
 	return n
 }
 
@@ -166,28 +154,47 @@ func countNested(b []byte, outer, inner protowire.Number) int {
 // room of a WatchRequest is a join of its own, with its own info.
 func maxNested(b []byte, outer, inner protowire.Number) int {
 	most := 0
+	eachMessage(b, outer, func(m []byte) { most = max(most, countField(m, inner)) })
+	return most
+}
+
+// publishCounts returns how many publishes PublishStreamRequest b carries,
+// its own and its batch's, and the most headers of one of them.
+func publishCounts(b []byte) (publishes, mostHeaders int) {
+	publishes = 1
+	mostHeaders = countNested(b, streamPublish, publishHeaders)
+	eachMessage(b, streamBatch, func(m []byte) {
+		publishes++
+		mostHeaders = max(mostHeaders, countNested(m, itemPublish, publishHeaders))
+	})
+	return publishes, mostHeaders
+}
+
+// eachMessage calls fn with every occurrence of the message field outer of
+// message b. It stops at the first malformed field, leaving the decoder to
+// report it.
+func eachMessage(b []byte, outer protowire.Number, fn func(m []byte)) {
 	for len(b) > 0 {
 		f, typ, l := protowire.ConsumeTag(b)
 		if l < 0 {
-			return most
+			return
 		}
 		b = b[l:]
 		if f == outer && typ == protowire.BytesType {
 			m, l := protowire.ConsumeBytes(b)
 			if l < 0 {
-				return most
+				return
 			}
-			most = max(most, countField(m, inner))
+			fn(m)
 			b = b[l:]
 			continue
 		}
 		l = protowire.ConsumeFieldValue(f, typ, b)
 		if l < 0 {
-			return most
+			return
 		}
 		b = b[l:]
 	}
-	return most
 }
 
 // checkRequests makes the handlers of desc, a copy of the generated

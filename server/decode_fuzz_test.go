@@ -18,6 +18,11 @@ func FuzzEntryCounts(f *testing.F) {
 		&roomcastv1.SubscribeRequest{Id: "1", Command: &roomcastv1.SubscribeRequest_Join{Join: &roomcastv1.JoinCommand{Room: "r", Info: map[string]string{"k": "v", "l": "w"}}}},
 		&roomcastv1.SubscribeRequest{Id: "2", Command: &roomcastv1.SubscribeRequest_Leave{Leave: &roomcastv1.LeaveCommand{Room: "r"}}},
 		&roomcastv1.PublishStreamRequest{Id: "3", Publish: &roomcastv1.PublishRequest{Room: "r", Headers: map[string]string{"a": "1"}}},
+		&roomcastv1.PublishStreamRequest{Id: "4", Publish: &roomcastv1.PublishRequest{Room: "r"}, Batch: []*roomcastv1.PublishStreamItem{
+			{Id: "5", Publish: &roomcastv1.PublishRequest{Room: "r", Headers: map[string]string{"a": "1", "b": "2"}}},
+			{Id: "6"},
+			{Id: "7", Publish: &roomcastv1.PublishRequest{Room: "s", Headers: map[string]string{"c": "3"}, IdempotencyKey: "k"}},
+		}},
 	} {
 		b, err := proto.Marshal(m)
 		if err != nil {
@@ -41,6 +46,15 @@ func FuzzEntryCounts(f *testing.F) {
 		if proto.Unmarshal(b, ps) == nil {
 			if n := countNested(b, streamPublish, publishHeaders); n < len(ps.GetPublish().GetHeaders()) {
 				t.Fatalf("counted %d header entries in a stream's publish, decoded %d", n, len(ps.GetPublish().GetHeaders()))
+			}
+			publishes, most := publishCounts(b)
+			if publishes != 1+len(ps.GetBatch()) {
+				t.Fatalf("counted %d publishes, decoded %d", publishes, 1+len(ps.GetBatch()))
+			}
+			for _, it := range append([]*roomcastv1.PublishStreamItem{{Publish: ps.GetPublish()}}, ps.GetBatch()...) {
+				if n := len(it.GetPublish().GetHeaders()); n > most {
+					t.Fatalf("counted at most %d header entries in a publish, decoded one with %d", most, n)
+				}
 			}
 		}
 		sub := new(roomcastv1.SubscribeRequest)

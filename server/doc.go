@@ -28,9 +28,9 @@
 // Publishing has two doors and one path: Publish and PublishStream
 // (publishstream.go) both check and sequence each message in
 // Server.publish (publish.go). A PublishStream's reader takes requests off
-// the stream only while fewer than its window are unanswered, and its
-// handler publishes and answers them in order; the two share channels, not
-// locks.
+// the stream only while fewer than its window of publishes are unanswered,
+// and its handler publishes and answers them in order, a request's batch
+// in one response; the two share channels, not locks.
 //
 // Commands run in turns too (commands.go). A join that the broker can only
 // finish after an engine's round trip is answered in a later turn

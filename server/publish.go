@@ -19,52 +19,65 @@ func (s *Server) Publish(ctx context.Context, req *roomcastv1.PublishRequest) (*
 	if s.isDraining() {
 		return nil, status.Error(codes.Unavailable, "server is shutting down; publish to another instance or retry")
 	}
-	return s.publish(ctx, s.caller(ctx), req)
+	id := s.caller(ctx)
+	off, epoch, err := s.publish(broker.WithOwner(ctx, id.Subject), id, req)
+	if err != nil {
+		return nil, err
+	}
+	return &roomcastv1.PublishResponse{Offset: off, Epoch: epoch}, nil
 }
 
 // publish checks req as a publish by id and sequences it: validation, size
 // limit, grants, publish rate and session ownership, in that order, then
 // the broker. It is the one path of every publish, Publish's and
-// PublishStream's, so the two cannot drift apart. Its errors are gRPC
-// statuses.
-func (s *Server) publish(ctx context.Context, id *auth.Identity, req *roomcastv1.PublishRequest) (*roomcastv1.PublishResponse, error) {
+// PublishStream's, so the two cannot drift apart. ctx must name id's
+// subject as the owner (broker.WithOwner), once for all of a stream's
+// publishes. It returns the message's offset and the room's epoch; its
+// errors are gRPC statuses.
+func (s *Server) publish(ctx context.Context, id *auth.Identity, req *roomcastv1.PublishRequest) (uint64, string, error) {
 	if err := validatePublish(req); err != nil {
-		return nil, status.Error(codes.InvalidArgument, err.Error())
+		return 0, "", status.Error(codes.InvalidArgument, err.Error())
 	}
 	if n := messageSize(req); n > s.cfg.maxMessageBytes {
-		return nil, status.Errorf(codes.ResourceExhausted, "message is %d bytes (payload, content type and headers); the limit is %d", n, s.cfg.maxMessageBytes)
+		return 0, "", status.Errorf(codes.ResourceExhausted, "message is %d bytes (payload, content type and headers); the limit is %d", n, s.cfg.maxMessageBytes)
 	}
 	if err := s.access.allow(id, auth.Publish, req.GetRoom()); err != nil {
-		return nil, err
+		return 0, "", err
 	}
 	// The rate before the sessions: on a cluster, naming a session of
 	// another node costs a round trip to the engine, which the rate must
 	// bound.
 	if err := s.access.allowPublish(id); err != nil {
-		return nil, err
+		return 0, "", err
 	}
 	if err := s.access.ownSession(ctx, id, "session_id", req.GetSessionId()); err != nil {
-		return nil, err
+		return 0, "", err
 	}
 	if err := s.access.ownSession(ctx, id, "exclude_session", req.GetExcludeSession()); err != nil {
-		return nil, err
+		return 0, "", err
 	}
-	msg := &roomcastv1.Message{
-		Room:             req.GetRoom(),
-		ContentType:      req.GetContentType(),
-		Headers:          req.GetHeaders(),
-		PublisherSession: req.GetSessionId(),
-	}
+	m := new(outgoing) // the message and its payload in one allocation
+	msg := &m.msg
+	msg.Room, msg.ContentType, msg.Headers, msg.PublisherSession = req.GetRoom(), req.GetContentType(), req.GetHeaders(), req.GetSessionId()
 	switch p := req.GetPayload().(type) {
 	case *roomcastv1.PublishRequest_Data:
-		msg.Payload = &roomcastv1.Message_Data{Data: p.Data}
+		m.data.Data = p.Data
+		msg.Payload = &m.data
 	case *roomcastv1.PublishRequest_Text:
-		msg.Payload = &roomcastv1.Message_Text{Text: p.Text}
+		m.text.Text = p.Text
+		msg.Payload = &m.text
 	}
 	opts := broker.PublishOptions{Exclude: req.GetExcludeSession(), IdempotencyKey: req.GetIdempotencyKey()}
-	off, epoch, err := s.broker.PublishWith(broker.WithOwner(ctx, id.Subject), msg, opts)
+	off, epoch, err := s.broker.PublishWith(ctx, msg, opts)
 	if err != nil {
-		return nil, brokerStatus(err)
+		return 0, "", brokerStatus(err)
 	}
-	return &roomcastv1.PublishResponse{Offset: off, Epoch: epoch}, nil
+	return off, epoch, nil
+}
+
+// outgoing is a published message with room for either payload.
+type outgoing struct {
+	msg  roomcastv1.Message
+	data roomcastv1.Message_Data
+	text roomcastv1.Message_Text
 }

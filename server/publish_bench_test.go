@@ -14,7 +14,8 @@ import (
 // messages to one room with one subscriber, whose stream is drained on the
 // side. unary waits for each Publish before the next, as a simple publisher
 // does; unary-parallel keeps 32 Publish calls in flight; stream pipelines
-// every publish on one PublishStream. Each reports publishes/s.
+// every publish on one PublishStream, one a request; stream-batch sends
+// them 64 a request. Each reports publishes/s.
 //
 //	go test -run '^$' -bench BenchmarkPublish -benchmem -benchtime=2000x ./server/
 func BenchmarkPublish(b *testing.B) {
@@ -63,6 +64,43 @@ func BenchmarkPublish(b *testing.B) {
 			sent <- stream.CloseSend()
 		}()
 		for range b.N {
+			resp, err := stream.Recv()
+			if err != nil {
+				b.Fatal(err)
+			}
+			if resp.GetOk() == nil {
+				b.Fatal(resp)
+			}
+		}
+		if err := <-sent; err != nil {
+			b.Fatal(err)
+		}
+		reportRate(b)
+	})
+	b.Run("stream-batch", func(b *testing.B) {
+		const batch = 64 // publishes per request
+		c, ctx := benchServer(b)
+		stream, err := c.PublishStream(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		reqs := (b.N + batch - 1) / batch
+		b.ResetTimer()
+		sent := make(chan error, 1)
+		go func() {
+			for i := range reqs {
+				req := &roomcastv1.PublishStreamRequest{Id: fmt.Sprint(i), Publish: &roomcastv1.PublishRequest{Room: "bench", Payload: payload}}
+				for j := 1; j < min(batch, b.N-i*batch); j++ {
+					req.Batch = append(req.Batch, &roomcastv1.PublishStreamItem{Id: fmt.Sprint(i, ".", j), Publish: req.Publish})
+				}
+				if err := stream.Send(req); err != nil {
+					sent <- err
+					return
+				}
+			}
+			sent <- stream.CloseSend()
+		}()
+		for range reqs {
 			resp, err := stream.Recv()
 			if err != nil {
 				b.Fatal(err)

@@ -3,15 +3,18 @@ package server
 import (
 	"context"
 	"io"
+	"strconv"
 	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/roomcast/roomcast/auth"
+	"github.com/roomcast/roomcast/broker"
 	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
 )
 
@@ -22,17 +25,31 @@ import (
 // proto.
 const publishWindow = 256
 
+// maxBatchItems is the most publishes one PublishStreamRequest may carry,
+// its own and its batch's: the window, so that the reader can always take
+// a slot for each of them. Documented in the proto.
+const maxBatchItems = publishWindow
+
+// The response headers that tell a publisher the server takes batches, and
+// their limits (see the proto's PublishStreamRequest.batch).
+const (
+	batchItemsHeader = "roomcast-publish-batch-items"
+	batchBytesHeader = "roomcast-publish-batch-bytes"
+)
+
 // A PublishStream is served by two goroutines. The reader decodes requests
-// while it holds one of the window's slots; the handler publishes each
-// through the same path as Publish (publish.go) and sends its answer, in
-// order, then frees the slot. The broker publishes in memory without
+// while it holds one of the window's slots, and takes one more for each
+// publish of a request's batch before it hands the request on; the handler
+// publishes each of a request's publishes through the same path as Publish
+// (publish.go), sends the request's answers, in order, in one response,
+// then frees the request's slots. The broker publishes in memory without
 // waiting on the network, so sequencing and answering on one goroutine
 // keeps the answers in order for free, while decoding the next request
 // overlaps with publishing this one.
 //
 // A drain, the credential's expiry or revocation (the authenticator took
 // new keys without the stream's API key: see RecheckCredentials) or the end
-// of the stream's context ends the stream between two publishes: every
+// of the stream's context ends the stream between two requests: every
 // publish that was sequenced has been answered by then, and what the reader
 // holds beyond it was not sequenced. No lock is held anywhere here; the two goroutines share only
 // the channels.
@@ -44,6 +61,13 @@ func (s *Server) PublishStream(stream grpc.BidiStreamingServer[roomcastv1.Publis
 	}
 	ctx := stream.Context()
 	id := s.access.identity(ctx)
+	// Before the first answer, so that a publisher knows at once that it
+	// may batch. A failure means the stream is over, which Recv will tell.
+	_ = stream.SendHeader(metadata.Pairs(batchItemsHeader, strconv.Itoa(maxBatchItems), batchBytesHeader, strconv.Itoa(s.cfg.requestLimits().publish)))
+	rec := recordOf(ctx)
+	// The owner every publish is charged to, once for the stream: its
+	// identity's subject cannot change (stillAccepted ends the stream).
+	octx := broker.WithOwner(ctx, id.Subject)
 	r := &publishReader{
 		stream: stream,
 		reqs:   make(chan *roomcastv1.PublishStreamRequest, publishWindow),
@@ -79,10 +103,12 @@ func (s *Server) PublishStream(stream grpc.BidiStreamingServer[roomcastv1.Publis
 			if id, err = s.access.stillAccepted(id); err != nil {
 				return err
 			}
-			if err := stream.Send(s.publishOne(ctx, id, req)); err != nil {
+			if err := stream.Send(s.publishRequest(octx, id, rec, req)); err != nil {
 				return err
 			}
-			<-r.slots
+			for range 1 + len(req.GetBatch()) {
+				<-r.slots
+			}
 		case <-s.drain: // the first select returns
 		case <-expired:
 			return errStreamExpired
@@ -100,7 +126,7 @@ var errStreamExpired = status.Error(codes.Unauthenticated, "the stream's credent
 type publishReader struct {
 	stream grpc.BidiStreamingServer[roomcastv1.PublishStreamRequest, roomcastv1.PublishStreamResponse]
 	reqs   chan *roomcastv1.PublishStreamRequest // never full: it has a place for every slot
-	slots  chan struct{}                         // one token per request read and not yet answered
+	slots  chan struct{}                         // one token per publish read and not yet answered
 	err    error                                 // why the stream ended: nil at the publisher's io.EOF; read after reqs is closed
 }
 
@@ -128,32 +154,70 @@ func (r *publishReader) read(s *Server) {
 			}
 			return
 		}
+		for range len(req.GetBatch()) { // the window counts publishes
+			select {
+			case r.slots <- struct{}{}:
+			case <-ctx.Done():
+				r.err = status.FromContextError(ctx.Err()).Err()
+				return
+			}
+		}
 		r.reqs <- req
 	}
 }
 
-// publishOne publishes one request of a stream by id and returns its
-// answer: the offset, or the error Publish would have returned.
-func (s *Server) publishOne(ctx context.Context, id *auth.Identity, req *roomcastv1.PublishStreamRequest) *roomcastv1.PublishStreamResponse {
-	resp := &roomcastv1.PublishStreamResponse{Id: req.GetId()}
+// publishRequest publishes a request's publishes in order by id and
+// returns their answers in one response: each its offset, or the error
+// Publish would have returned. ctx names id's subject as the owner.
+func (s *Server) publishRequest(ctx context.Context, id *auth.Identity, rec *callRecord, req *roomcastv1.PublishStreamRequest) *roomcastv1.PublishStreamResponse {
+	batch := req.GetBatch()
+	// One allocation for each kind of value the answers hold, rather than
+	// one of each per publish.
+	oks := make([]roomcastv1.PublishResponse, 1+len(batch))
+	resp := &roomcastv1.PublishStreamResponse{}
+	var e *roomcastv1.Error
+	if resp.Id, e = s.publishOne(ctx, id, rec, req.GetId(), req.GetPublish(), &oks[0]); e != nil {
+		resp.Result = &roomcastv1.PublishStreamResponse_Error{Error: e}
+	} else {
+		resp.Result = &roomcastv1.PublishStreamResponse_Ok{Ok: &oks[0]}
+	}
+	if len(batch) == 0 {
+		return resp
+	}
+	results := make([]roomcastv1.PublishStreamResult, len(batch))
+	okResults := make([]roomcastv1.PublishStreamResult_Ok, len(batch))
+	resp.Batch = make([]*roomcastv1.PublishStreamResult, len(batch))
+	for i, item := range batch {
+		r, ok := &results[i], &oks[1+i]
+		if r.Id, e = s.publishOne(ctx, id, rec, item.GetId(), item.GetPublish(), ok); e != nil {
+			r.Result = &roomcastv1.PublishStreamResult_Error{Error: e}
+		} else {
+			okResults[i].Ok = ok
+			r.Result = &okResults[i]
+		}
+		resp.Batch[i] = r
+	}
+	return resp
+}
+
+// publishOne publishes one publish of a stream by id, and returns the id
+// its answer echoes and, if it was refused, the error Publish would have
+// returned; if not, its offset and epoch are in ok.
+func (s *Server) publishOne(ctx context.Context, id *auth.Identity, rec *callRecord, reqID string, pub *roomcastv1.PublishRequest, ok *roomcastv1.PublishResponse) (string, *roomcastv1.Error) {
 	var err error
 	switch {
-	case validateCommandID(req.GetId()) != nil:
-		resp.Id = ""
-		err = status.Errorf(codes.InvalidArgument, "request id must be valid UTF-8 of at most %d bytes", maxCommandIDLen)
-	case req.GetPublish() == nil:
+	case validateCommandID(reqID) != nil:
+		return "", errorOf(status.Errorf(codes.InvalidArgument, "request id must be valid UTF-8 of at most %d bytes", maxCommandIDLen))
+	case pub == nil:
 		err = status.Error(codes.InvalidArgument, "request has no publish")
 	default:
-		var ok *roomcastv1.PublishResponse
-		ok, err = s.publish(ctx, id, req.GetPublish())
-		recordOf(ctx).publish(req.GetPublish().GetRoom(), err == nil)
+		ok.Offset, ok.Epoch, err = s.publish(ctx, id, pub)
+		rec.publish(pub.GetRoom(), err == nil)
 		if err == nil {
-			resp.Result = &roomcastv1.PublishStreamResponse_Ok{Ok: ok}
-			return resp
+			return reqID, nil
 		}
 	}
-	resp.Result = &roomcastv1.PublishStreamResponse_Error{Error: errorOf(err)}
-	return resp
+	return reqID, errorOf(err)
 }
 
 // errorOf is the Error a reply carries for err: its gRPC code and message,
@@ -169,13 +233,13 @@ func errorOf(err error) *roomcastv1.Error {
 	return e
 }
 
-// stillAccepted rechecks a publish stream's credential before each publish,
-// as RecheckCredentials does a Subscribe stream's: it returns id while the
-// authenticator accepts it as it is (one atomic load while its keys have not
-// changed), and the status that ends the stream otherwise: UNAUTHENTICATED
-// for a credential it no longer accepts, UNAVAILABLE for an API key that has
-// another subject or other grants now, so that the client reconnects with
-// them.
+// stillAccepted rechecks a publish stream's credential before each request
+// (once for all of a batch), as RecheckCredentials does a Subscribe
+// stream's: it returns id while the authenticator accepts it as it is (one
+// atomic load while its keys have not changed), and the status that ends
+// the stream otherwise: UNAUTHENTICATED for a credential it no longer
+// accepts, UNAVAILABLE for an API key that has another subject or other
+// grants now, so that the client reconnects with them.
 func (a *access) stillAccepted(id *auth.Identity) (*auth.Identity, error) {
 	if a.authn == nil {
 		return id, nil

@@ -5,17 +5,38 @@ import (
 	"fmt"
 	"os/exec"
 	"strings"
+	"sync/atomic"
 	"testing"
+
+	"google.golang.org/grpc"
 
 	"github.com/roomcast/roomcast/client"
 	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
 	"github.com/roomcast/roomcast/server"
 )
 
+// responseCount counts the PublishStream responses a server sends: one
+// per request.
+type responseCount struct {
+	grpc.ServerStream
+	n *atomic.Int64
+}
+
+func (s responseCount) SendMsg(m any) error {
+	if _, ok := m.(*roomcastv1.PublishStreamResponse); ok {
+		s.n.Add(1)
+	}
+	return s.ServerStream.SendMsg(m)
+}
+
 // Lines are published in order, one answer line each, a refused line
-// failing alone; the same input with the same key publishes nothing again.
+// failing alone, and in batches: fewer requests than lines; the same input
+// with the same key publishes nothing again.
 func TestPublishLines(t *testing.T) {
-	srv, addr := startServer(t)
+	var requests atomic.Int64
+	srv, addr := startServer(t, server.WithGRPCOptions(grpc.ChainStreamInterceptor(func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+		return handler(srv, responseCount{ServerStream: ss, n: &requests})
+	})))
 	ctx := testCtx(t)
 	c, err := client.Dial(addr)
 	if err != nil {
@@ -48,6 +69,10 @@ func TestPublishLines(t *testing.T) {
 		if out.String() != want.String() {
 			t.Fatalf("run %d printed:\n%s\nwant:\n%s", run, out.String(), want.String())
 		}
+	}
+	t.Logf("%d requests for 1198 lines", requests.Load())
+	if n := requests.Load(); n >= 1198 {
+		t.Fatalf("%d requests for 1198 lines: the Publisher did not batch", n)
 	}
 	h, err := srv.History(ctx, &roomcastv1.HistoryRequest{Room: "r", Limit: 1, NewestFirst: true})
 	if err != nil || h.GetOffset() != 599 {

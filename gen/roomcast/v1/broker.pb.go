@@ -316,7 +316,28 @@ type PublishStreamRequest struct {
 	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	// The message, exactly as a Publish call takes it. A request without one
 	// is answered with INVALID_ARGUMENT.
-	Publish       *PublishRequest `protobuf:"bytes,2,opt,name=publish,proto3" json:"publish,omitempty"`
+	Publish *PublishRequest `protobuf:"bytes,2,opt,name=publish,proto3" json:"publish,omitempty"`
+	// More publishes after this one's, in order: a batch. The server takes
+	// the whole request off the stream at once and answers it with one
+	// PublishStreamResponse, whose batch answers these items in order, each
+	// exactly as if it had come in a request of its own: its own validation,
+	// grants, publish rate token, idempotency key and error (a refused item
+	// refuses neither the others nor the stream). Leave it empty to publish
+	// one message per request, as before batches.
+	//
+	// Limits, which the server also sends in the stream's response headers
+	// before its first answer: roomcast-publish-batch-items, the most
+	// publishes in one request counting this one's (256, the stream's window,
+	// which counts publishes, not requests: a request waits on the stream
+	// until the window has a place for each of its publishes), and
+	// roomcast-publish-batch-bytes, the most bytes the whole request may
+	// take (the server's max message size plus 1 KiB, as for one publish).
+	// A request over either ends the stream, after the answers to the
+	// requests before it: INVALID_ARGUMENT for too many publishes or a
+	// publish with too many headers, RESOURCE_EXHAUSTED for too many bytes.
+	// A server that predates batches sends neither header and ignores this
+	// field: publish one message per request to it.
+	Batch         []*PublishStreamItem `protobuf:"bytes,3,rep,name=batch,proto3" json:"batch,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -365,6 +386,70 @@ func (x *PublishStreamRequest) GetPublish() *PublishRequest {
 	return nil
 }
 
+func (x *PublishStreamRequest) GetBatch() []*PublishStreamItem {
+	if x != nil {
+		return x.Batch
+	}
+	return nil
+}
+
+// PublishStreamItem is one publish of a PublishStreamRequest's batch.
+type PublishStreamItem struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A publisher-chosen id, echoed in the answer to this publish, with the
+	// rules of PublishStreamRequest.id.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// The message, exactly as a Publish call takes it. An item without one
+	// is answered with INVALID_ARGUMENT.
+	Publish       *PublishRequest `protobuf:"bytes,2,opt,name=publish,proto3" json:"publish,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PublishStreamItem) Reset() {
+	*x = PublishStreamItem{}
+	mi := &file_roomcast_v1_broker_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PublishStreamItem) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PublishStreamItem) ProtoMessage() {}
+
+func (x *PublishStreamItem) ProtoReflect() protoreflect.Message {
+	mi := &file_roomcast_v1_broker_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PublishStreamItem.ProtoReflect.Descriptor instead.
+func (*PublishStreamItem) Descriptor() ([]byte, []int) {
+	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *PublishStreamItem) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *PublishStreamItem) GetPublish() *PublishRequest {
+	if x != nil {
+		return x.Publish
+	}
+	return nil
+}
+
 // PublishStreamResponse answers the PublishStreamRequest with the same id.
 type PublishStreamResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -376,14 +461,18 @@ type PublishStreamResponse struct {
 	//
 	//	*PublishStreamResponse_Ok
 	//	*PublishStreamResponse_Error
-	Result        isPublishStreamResponse_Result `protobuf_oneof:"result"`
+	Result isPublishStreamResponse_Result `protobuf_oneof:"result"`
+	// The answers to the request's batch, one per item, in the items' order.
+	// Set only in answer to a request with a batch: a publisher that never
+	// sends one never sees it.
+	Batch         []*PublishStreamResult `protobuf:"bytes,4,rep,name=batch,proto3" json:"batch,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *PublishStreamResponse) Reset() {
 	*x = PublishStreamResponse{}
-	mi := &file_roomcast_v1_broker_proto_msgTypes[3]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -395,7 +484,7 @@ func (x *PublishStreamResponse) String() string {
 func (*PublishStreamResponse) ProtoMessage() {}
 
 func (x *PublishStreamResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_roomcast_v1_broker_proto_msgTypes[3]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -408,7 +497,7 @@ func (x *PublishStreamResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishStreamResponse.ProtoReflect.Descriptor instead.
 func (*PublishStreamResponse) Descriptor() ([]byte, []int) {
-	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{3}
+	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *PublishStreamResponse) GetId() string {
@@ -443,6 +532,13 @@ func (x *PublishStreamResponse) GetError() *Error {
 	return nil
 }
 
+func (x *PublishStreamResponse) GetBatch() []*PublishStreamResult {
+	if x != nil {
+		return x.Batch
+	}
+	return nil
+}
+
 type isPublishStreamResponse_Result interface {
 	isPublishStreamResponse_Result()
 }
@@ -464,6 +560,105 @@ func (*PublishStreamResponse_Ok) isPublishStreamResponse_Result() {}
 
 func (*PublishStreamResponse_Error) isPublishStreamResponse_Result() {}
 
+// PublishStreamResult answers one PublishStreamItem of a batch, as a
+// PublishStreamResponse answers a request.
+type PublishStreamResult struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The id of the item (empty if the item's id was invalid).
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// What became of the publish: exactly one is set.
+	//
+	// Types that are valid to be assigned to Result:
+	//
+	//	*PublishStreamResult_Ok
+	//	*PublishStreamResult_Error
+	Result        isPublishStreamResult_Result `protobuf_oneof:"result"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PublishStreamResult) Reset() {
+	*x = PublishStreamResult{}
+	mi := &file_roomcast_v1_broker_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PublishStreamResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PublishStreamResult) ProtoMessage() {}
+
+func (x *PublishStreamResult) ProtoReflect() protoreflect.Message {
+	mi := &file_roomcast_v1_broker_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PublishStreamResult.ProtoReflect.Descriptor instead.
+func (*PublishStreamResult) Descriptor() ([]byte, []int) {
+	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *PublishStreamResult) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *PublishStreamResult) GetResult() isPublishStreamResult_Result {
+	if x != nil {
+		return x.Result
+	}
+	return nil
+}
+
+func (x *PublishStreamResult) GetOk() *PublishResponse {
+	if x != nil {
+		if x, ok := x.Result.(*PublishStreamResult_Ok); ok {
+			return x.Ok
+		}
+	}
+	return nil
+}
+
+func (x *PublishStreamResult) GetError() *Error {
+	if x != nil {
+		if x, ok := x.Result.(*PublishStreamResult_Error); ok {
+			return x.Error
+		}
+	}
+	return nil
+}
+
+type isPublishStreamResult_Result interface {
+	isPublishStreamResult_Result()
+}
+
+type PublishStreamResult_Ok struct {
+	// The message was sequenced (or, for a repeated idempotency_key, had
+	// been): its offset and the room's epoch.
+	Ok *PublishResponse `protobuf:"bytes,2,opt,name=ok,proto3,oneof"`
+}
+
+type PublishStreamResult_Error struct {
+	// The message was refused and not sequenced, with the code a Publish
+	// call would have returned.
+	Error *Error `protobuf:"bytes,3,opt,name=error,proto3,oneof"`
+}
+
+func (*PublishStreamResult_Ok) isPublishStreamResult_Result() {}
+
+func (*PublishStreamResult_Error) isPublishStreamResult_Result() {}
+
 // SubscribeRequest is one command on a Subscribe stream.
 type SubscribeRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -483,7 +678,7 @@ type SubscribeRequest struct {
 
 func (x *SubscribeRequest) Reset() {
 	*x = SubscribeRequest{}
-	mi := &file_roomcast_v1_broker_proto_msgTypes[4]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -495,7 +690,7 @@ func (x *SubscribeRequest) String() string {
 func (*SubscribeRequest) ProtoMessage() {}
 
 func (x *SubscribeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_roomcast_v1_broker_proto_msgTypes[4]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -508,7 +703,7 @@ func (x *SubscribeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscribeRequest.ProtoReflect.Descriptor instead.
 func (*SubscribeRequest) Descriptor() ([]byte, []int) {
-	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{4}
+	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *SubscribeRequest) GetId() string {
@@ -592,7 +787,7 @@ type RefreshCommand struct {
 
 func (x *RefreshCommand) Reset() {
 	*x = RefreshCommand{}
-	mi := &file_roomcast_v1_broker_proto_msgTypes[5]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -604,7 +799,7 @@ func (x *RefreshCommand) String() string {
 func (*RefreshCommand) ProtoMessage() {}
 
 func (x *RefreshCommand) ProtoReflect() protoreflect.Message {
-	mi := &file_roomcast_v1_broker_proto_msgTypes[5]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -617,7 +812,7 @@ func (x *RefreshCommand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RefreshCommand.ProtoReflect.Descriptor instead.
 func (*RefreshCommand) Descriptor() ([]byte, []int) {
-	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{5}
+	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *RefreshCommand) GetToken() string {
@@ -654,7 +849,7 @@ type JoinCommand struct {
 
 func (x *JoinCommand) Reset() {
 	*x = JoinCommand{}
-	mi := &file_roomcast_v1_broker_proto_msgTypes[6]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -666,7 +861,7 @@ func (x *JoinCommand) String() string {
 func (*JoinCommand) ProtoMessage() {}
 
 func (x *JoinCommand) ProtoReflect() protoreflect.Message {
-	mi := &file_roomcast_v1_broker_proto_msgTypes[6]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -679,7 +874,7 @@ func (x *JoinCommand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinCommand.ProtoReflect.Descriptor instead.
 func (*JoinCommand) Descriptor() ([]byte, []int) {
-	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{6}
+	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *JoinCommand) GetRoom() string {
@@ -732,7 +927,7 @@ type Position struct {
 
 func (x *Position) Reset() {
 	*x = Position{}
-	mi := &file_roomcast_v1_broker_proto_msgTypes[7]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -744,7 +939,7 @@ func (x *Position) String() string {
 func (*Position) ProtoMessage() {}
 
 func (x *Position) ProtoReflect() protoreflect.Message {
-	mi := &file_roomcast_v1_broker_proto_msgTypes[7]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -757,7 +952,7 @@ func (x *Position) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Position.ProtoReflect.Descriptor instead.
 func (*Position) Descriptor() ([]byte, []int) {
-	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{7}
+	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Position) GetOffset() uint64 {
@@ -786,7 +981,7 @@ type LeaveCommand struct {
 
 func (x *LeaveCommand) Reset() {
 	*x = LeaveCommand{}
-	mi := &file_roomcast_v1_broker_proto_msgTypes[8]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -798,7 +993,7 @@ func (x *LeaveCommand) String() string {
 func (*LeaveCommand) ProtoMessage() {}
 
 func (x *LeaveCommand) ProtoReflect() protoreflect.Message {
-	mi := &file_roomcast_v1_broker_proto_msgTypes[8]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -811,7 +1006,7 @@ func (x *LeaveCommand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaveCommand.ProtoReflect.Descriptor instead.
 func (*LeaveCommand) Descriptor() ([]byte, []int) {
-	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{8}
+	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *LeaveCommand) GetRoom() string {
@@ -836,7 +1031,7 @@ type SubscribeResponse struct {
 
 func (x *SubscribeResponse) Reset() {
 	*x = SubscribeResponse{}
-	mi := &file_roomcast_v1_broker_proto_msgTypes[9]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -848,7 +1043,7 @@ func (x *SubscribeResponse) String() string {
 func (*SubscribeResponse) ProtoMessage() {}
 
 func (x *SubscribeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_roomcast_v1_broker_proto_msgTypes[9]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -861,7 +1056,7 @@ func (x *SubscribeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscribeResponse.ProtoReflect.Descriptor instead.
 func (*SubscribeResponse) Descriptor() ([]byte, []int) {
-	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{9}
+	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *SubscribeResponse) GetEvent() isSubscribeResponse_Event {
@@ -935,7 +1130,7 @@ type WatchRequest struct {
 
 func (x *WatchRequest) Reset() {
 	*x = WatchRequest{}
-	mi := &file_roomcast_v1_broker_proto_msgTypes[10]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -947,7 +1142,7 @@ func (x *WatchRequest) String() string {
 func (*WatchRequest) ProtoMessage() {}
 
 func (x *WatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_roomcast_v1_broker_proto_msgTypes[10]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -960,7 +1155,7 @@ func (x *WatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRequest.ProtoReflect.Descriptor instead.
 func (*WatchRequest) Descriptor() ([]byte, []int) {
-	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{10}
+	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *WatchRequest) GetRooms() []*JoinCommand {
@@ -988,7 +1183,7 @@ type WatchResponse struct {
 
 func (x *WatchResponse) Reset() {
 	*x = WatchResponse{}
-	mi := &file_roomcast_v1_broker_proto_msgTypes[11]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1000,7 +1195,7 @@ func (x *WatchResponse) String() string {
 func (*WatchResponse) ProtoMessage() {}
 
 func (x *WatchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_roomcast_v1_broker_proto_msgTypes[11]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1013,7 +1208,7 @@ func (x *WatchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchResponse.ProtoReflect.Descriptor instead.
 func (*WatchResponse) Descriptor() ([]byte, []int) {
-	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{11}
+	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *WatchResponse) GetEvent() isWatchResponse_Event {
@@ -1087,7 +1282,7 @@ type SessionEvent struct {
 
 func (x *SessionEvent) Reset() {
 	*x = SessionEvent{}
-	mi := &file_roomcast_v1_broker_proto_msgTypes[12]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1099,7 +1294,7 @@ func (x *SessionEvent) String() string {
 func (*SessionEvent) ProtoMessage() {}
 
 func (x *SessionEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_roomcast_v1_broker_proto_msgTypes[12]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1112,7 +1307,7 @@ func (x *SessionEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionEvent.ProtoReflect.Descriptor instead.
 func (*SessionEvent) Descriptor() ([]byte, []int) {
-	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{12}
+	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *SessionEvent) GetSessionId() string {
@@ -1141,7 +1336,7 @@ type CommandReply struct {
 
 func (x *CommandReply) Reset() {
 	*x = CommandReply{}
-	mi := &file_roomcast_v1_broker_proto_msgTypes[13]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1153,7 +1348,7 @@ func (x *CommandReply) String() string {
 func (*CommandReply) ProtoMessage() {}
 
 func (x *CommandReply) ProtoReflect() protoreflect.Message {
-	mi := &file_roomcast_v1_broker_proto_msgTypes[13]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1166,7 +1361,7 @@ func (x *CommandReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommandReply.ProtoReflect.Descriptor instead.
 func (*CommandReply) Descriptor() ([]byte, []int) {
-	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{13}
+	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *CommandReply) GetId() string {
@@ -1258,7 +1453,7 @@ type Error struct {
 
 func (x *Error) Reset() {
 	*x = Error{}
-	mi := &file_roomcast_v1_broker_proto_msgTypes[14]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1270,7 +1465,7 @@ func (x *Error) String() string {
 func (*Error) ProtoMessage() {}
 
 func (x *Error) ProtoReflect() protoreflect.Message {
-	mi := &file_roomcast_v1_broker_proto_msgTypes[14]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1283,7 +1478,7 @@ func (x *Error) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Error.ProtoReflect.Descriptor instead.
 func (*Error) Descriptor() ([]byte, []int) {
-	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{14}
+	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Error) GetCode() int32 {
@@ -1327,7 +1522,7 @@ type JoinResult struct {
 
 func (x *JoinResult) Reset() {
 	*x = JoinResult{}
-	mi := &file_roomcast_v1_broker_proto_msgTypes[15]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1339,7 +1534,7 @@ func (x *JoinResult) String() string {
 func (*JoinResult) ProtoMessage() {}
 
 func (x *JoinResult) ProtoReflect() protoreflect.Message {
-	mi := &file_roomcast_v1_broker_proto_msgTypes[15]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1352,7 +1547,7 @@ func (x *JoinResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinResult.ProtoReflect.Descriptor instead.
 func (*JoinResult) Descriptor() ([]byte, []int) {
-	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{15}
+	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *JoinResult) GetRoom() string {
@@ -1401,7 +1596,7 @@ type RefreshResult struct {
 
 func (x *RefreshResult) Reset() {
 	*x = RefreshResult{}
-	mi := &file_roomcast_v1_broker_proto_msgTypes[16]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1413,7 +1608,7 @@ func (x *RefreshResult) String() string {
 func (*RefreshResult) ProtoMessage() {}
 
 func (x *RefreshResult) ProtoReflect() protoreflect.Message {
-	mi := &file_roomcast_v1_broker_proto_msgTypes[16]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1426,7 +1621,7 @@ func (x *RefreshResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RefreshResult.ProtoReflect.Descriptor instead.
 func (*RefreshResult) Descriptor() ([]byte, []int) {
-	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{16}
+	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *RefreshResult) GetExpireTime() *timestamppb.Timestamp {
@@ -1454,7 +1649,7 @@ type LeaveResult struct {
 
 func (x *LeaveResult) Reset() {
 	*x = LeaveResult{}
-	mi := &file_roomcast_v1_broker_proto_msgTypes[17]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1466,7 +1661,7 @@ func (x *LeaveResult) String() string {
 func (*LeaveResult) ProtoMessage() {}
 
 func (x *LeaveResult) ProtoReflect() protoreflect.Message {
-	mi := &file_roomcast_v1_broker_proto_msgTypes[17]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1479,7 +1674,7 @@ func (x *LeaveResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaveResult.ProtoReflect.Descriptor instead.
 func (*LeaveResult) Descriptor() ([]byte, []int) {
-	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{17}
+	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *LeaveResult) GetRoom() string {
@@ -1501,7 +1696,7 @@ type MessageBatch struct {
 
 func (x *MessageBatch) Reset() {
 	*x = MessageBatch{}
-	mi := &file_roomcast_v1_broker_proto_msgTypes[18]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1513,7 +1708,7 @@ func (x *MessageBatch) String() string {
 func (*MessageBatch) ProtoMessage() {}
 
 func (x *MessageBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_roomcast_v1_broker_proto_msgTypes[18]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1526,7 +1721,7 @@ func (x *MessageBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MessageBatch.ProtoReflect.Descriptor instead.
 func (*MessageBatch) Descriptor() ([]byte, []int) {
-	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{18}
+	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *MessageBatch) GetMessages() []*Message {
@@ -1561,7 +1756,7 @@ type PresenceEvent struct {
 
 func (x *PresenceEvent) Reset() {
 	*x = PresenceEvent{}
-	mi := &file_roomcast_v1_broker_proto_msgTypes[19]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1573,7 +1768,7 @@ func (x *PresenceEvent) String() string {
 func (*PresenceEvent) ProtoMessage() {}
 
 func (x *PresenceEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_roomcast_v1_broker_proto_msgTypes[19]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1586,7 +1781,7 @@ func (x *PresenceEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PresenceEvent.ProtoReflect.Descriptor instead.
 func (*PresenceEvent) Descriptor() ([]byte, []int) {
-	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{19}
+	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *PresenceEvent) GetRoom() string {
@@ -1632,7 +1827,7 @@ type Member struct {
 
 func (x *Member) Reset() {
 	*x = Member{}
-	mi := &file_roomcast_v1_broker_proto_msgTypes[20]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1644,7 +1839,7 @@ func (x *Member) String() string {
 func (*Member) ProtoMessage() {}
 
 func (x *Member) ProtoReflect() protoreflect.Message {
-	mi := &file_roomcast_v1_broker_proto_msgTypes[20]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1657,7 +1852,7 @@ func (x *Member) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Member.ProtoReflect.Descriptor instead.
 func (*Member) Descriptor() ([]byte, []int) {
-	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{20}
+	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Member) GetSessionId() string {
@@ -1698,7 +1893,7 @@ type HistoryRequest struct {
 
 func (x *HistoryRequest) Reset() {
 	*x = HistoryRequest{}
-	mi := &file_roomcast_v1_broker_proto_msgTypes[21]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1710,7 +1905,7 @@ func (x *HistoryRequest) String() string {
 func (*HistoryRequest) ProtoMessage() {}
 
 func (x *HistoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_roomcast_v1_broker_proto_msgTypes[21]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1723,7 +1918,7 @@ func (x *HistoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HistoryRequest.ProtoReflect.Descriptor instead.
 func (*HistoryRequest) Descriptor() ([]byte, []int) {
-	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{21}
+	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *HistoryRequest) GetRoom() string {
@@ -1769,7 +1964,7 @@ type HistoryResponse struct {
 
 func (x *HistoryResponse) Reset() {
 	*x = HistoryResponse{}
-	mi := &file_roomcast_v1_broker_proto_msgTypes[22]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1781,7 +1976,7 @@ func (x *HistoryResponse) String() string {
 func (*HistoryResponse) ProtoMessage() {}
 
 func (x *HistoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_roomcast_v1_broker_proto_msgTypes[22]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1794,7 +1989,7 @@ func (x *HistoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HistoryResponse.ProtoReflect.Descriptor instead.
 func (*HistoryResponse) Descriptor() ([]byte, []int) {
-	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{22}
+	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *HistoryResponse) GetMessages() []*Message {
@@ -1832,7 +2027,7 @@ type PresenceRequest struct {
 
 func (x *PresenceRequest) Reset() {
 	*x = PresenceRequest{}
-	mi := &file_roomcast_v1_broker_proto_msgTypes[23]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1844,7 +2039,7 @@ func (x *PresenceRequest) String() string {
 func (*PresenceRequest) ProtoMessage() {}
 
 func (x *PresenceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_roomcast_v1_broker_proto_msgTypes[23]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1857,7 +2052,7 @@ func (x *PresenceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PresenceRequest.ProtoReflect.Descriptor instead.
 func (*PresenceRequest) Descriptor() ([]byte, []int) {
-	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{23}
+	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *PresenceRequest) GetRoom() string {
@@ -1887,7 +2082,7 @@ type PresenceResponse struct {
 
 func (x *PresenceResponse) Reset() {
 	*x = PresenceResponse{}
-	mi := &file_roomcast_v1_broker_proto_msgTypes[24]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1899,7 +2094,7 @@ func (x *PresenceResponse) String() string {
 func (*PresenceResponse) ProtoMessage() {}
 
 func (x *PresenceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_roomcast_v1_broker_proto_msgTypes[24]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1912,7 +2107,7 @@ func (x *PresenceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PresenceResponse.ProtoReflect.Descriptor instead.
 func (*PresenceResponse) Descriptor() ([]byte, []int) {
-	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{24}
+	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *PresenceResponse) GetMembers() []*Member {
@@ -1957,7 +2152,7 @@ type Message struct {
 
 func (x *Message) Reset() {
 	*x = Message{}
-	mi := &file_roomcast_v1_broker_proto_msgTypes[25]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1969,7 +2164,7 @@ func (x *Message) String() string {
 func (*Message) ProtoMessage() {}
 
 func (x *Message) ProtoReflect() protoreflect.Message {
-	mi := &file_roomcast_v1_broker_proto_msgTypes[25]
+	mi := &file_roomcast_v1_broker_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1982,7 +2177,7 @@ func (x *Message) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Message.ProtoReflect.Descriptor instead.
 func (*Message) Descriptor() ([]byte, []int) {
-	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{25}
+	return file_roomcast_v1_broker_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *Message) GetRoom() string {
@@ -2089,11 +2284,21 @@ const file_roomcast_v1_broker_proto_rawDesc = "" +
 	"\apayload\"?\n" +
 	"\x0fPublishResponse\x12\x16\n" +
 	"\x06offset\x18\x01 \x01(\x04R\x06offset\x12\x14\n" +
-	"\x05epoch\x18\x02 \x01(\tR\x05epoch\"]\n" +
+	"\x05epoch\x18\x02 \x01(\tR\x05epoch\"\x93\x01\n" +
 	"\x14PublishStreamRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x125\n" +
-	"\apublish\x18\x02 \x01(\v2\x1b.roomcast.v1.PublishRequestR\apublish\"\x8d\x01\n" +
+	"\apublish\x18\x02 \x01(\v2\x1b.roomcast.v1.PublishRequestR\apublish\x124\n" +
+	"\x05batch\x18\x03 \x03(\v2\x1e.roomcast.v1.PublishStreamItemR\x05batch\"Z\n" +
+	"\x11PublishStreamItem\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x125\n" +
+	"\apublish\x18\x02 \x01(\v2\x1b.roomcast.v1.PublishRequestR\apublish\"\xc5\x01\n" +
 	"\x15PublishStreamResponse\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12.\n" +
+	"\x02ok\x18\x02 \x01(\v2\x1c.roomcast.v1.PublishResponseH\x00R\x02ok\x12*\n" +
+	"\x05error\x18\x03 \x01(\v2\x12.roomcast.v1.ErrorH\x00R\x05error\x126\n" +
+	"\x05batch\x18\x04 \x03(\v2 .roomcast.v1.PublishStreamResultR\x05batchB\b\n" +
+	"\x06result\"\x8b\x01\n" +
+	"\x13PublishStreamResult\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12.\n" +
 	"\x02ok\x18\x02 \x01(\v2\x1c.roomcast.v1.PublishResponseH\x00R\x02ok\x12*\n" +
 	"\x05error\x18\x03 \x01(\v2\x12.roomcast.v1.ErrorH\x00R\x05errorB\b\n" +
@@ -2229,92 +2434,99 @@ func file_roomcast_v1_broker_proto_rawDescGZIP() []byte {
 }
 
 var file_roomcast_v1_broker_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_roomcast_v1_broker_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
+var file_roomcast_v1_broker_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
 var file_roomcast_v1_broker_proto_goTypes = []any{
 	(PresenceEventKind)(0),        // 0: roomcast.v1.PresenceEventKind
 	(*PublishRequest)(nil),        // 1: roomcast.v1.PublishRequest
 	(*PublishResponse)(nil),       // 2: roomcast.v1.PublishResponse
 	(*PublishStreamRequest)(nil),  // 3: roomcast.v1.PublishStreamRequest
-	(*PublishStreamResponse)(nil), // 4: roomcast.v1.PublishStreamResponse
-	(*SubscribeRequest)(nil),      // 5: roomcast.v1.SubscribeRequest
-	(*RefreshCommand)(nil),        // 6: roomcast.v1.RefreshCommand
-	(*JoinCommand)(nil),           // 7: roomcast.v1.JoinCommand
-	(*Position)(nil),              // 8: roomcast.v1.Position
-	(*LeaveCommand)(nil),          // 9: roomcast.v1.LeaveCommand
-	(*SubscribeResponse)(nil),     // 10: roomcast.v1.SubscribeResponse
-	(*WatchRequest)(nil),          // 11: roomcast.v1.WatchRequest
-	(*WatchResponse)(nil),         // 12: roomcast.v1.WatchResponse
-	(*SessionEvent)(nil),          // 13: roomcast.v1.SessionEvent
-	(*CommandReply)(nil),          // 14: roomcast.v1.CommandReply
-	(*Error)(nil),                 // 15: roomcast.v1.Error
-	(*JoinResult)(nil),            // 16: roomcast.v1.JoinResult
-	(*RefreshResult)(nil),         // 17: roomcast.v1.RefreshResult
-	(*LeaveResult)(nil),           // 18: roomcast.v1.LeaveResult
-	(*MessageBatch)(nil),          // 19: roomcast.v1.MessageBatch
-	(*PresenceEvent)(nil),         // 20: roomcast.v1.PresenceEvent
-	(*Member)(nil),                // 21: roomcast.v1.Member
-	(*HistoryRequest)(nil),        // 22: roomcast.v1.HistoryRequest
-	(*HistoryResponse)(nil),       // 23: roomcast.v1.HistoryResponse
-	(*PresenceRequest)(nil),       // 24: roomcast.v1.PresenceRequest
-	(*PresenceResponse)(nil),      // 25: roomcast.v1.PresenceResponse
-	(*Message)(nil),               // 26: roomcast.v1.Message
-	nil,                           // 27: roomcast.v1.PublishRequest.HeadersEntry
-	nil,                           // 28: roomcast.v1.JoinCommand.InfoEntry
-	nil,                           // 29: roomcast.v1.Member.InfoEntry
-	nil,                           // 30: roomcast.v1.Message.HeadersEntry
-	(*durationpb.Duration)(nil),   // 31: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil), // 32: google.protobuf.Timestamp
+	(*PublishStreamItem)(nil),     // 4: roomcast.v1.PublishStreamItem
+	(*PublishStreamResponse)(nil), // 5: roomcast.v1.PublishStreamResponse
+	(*PublishStreamResult)(nil),   // 6: roomcast.v1.PublishStreamResult
+	(*SubscribeRequest)(nil),      // 7: roomcast.v1.SubscribeRequest
+	(*RefreshCommand)(nil),        // 8: roomcast.v1.RefreshCommand
+	(*JoinCommand)(nil),           // 9: roomcast.v1.JoinCommand
+	(*Position)(nil),              // 10: roomcast.v1.Position
+	(*LeaveCommand)(nil),          // 11: roomcast.v1.LeaveCommand
+	(*SubscribeResponse)(nil),     // 12: roomcast.v1.SubscribeResponse
+	(*WatchRequest)(nil),          // 13: roomcast.v1.WatchRequest
+	(*WatchResponse)(nil),         // 14: roomcast.v1.WatchResponse
+	(*SessionEvent)(nil),          // 15: roomcast.v1.SessionEvent
+	(*CommandReply)(nil),          // 16: roomcast.v1.CommandReply
+	(*Error)(nil),                 // 17: roomcast.v1.Error
+	(*JoinResult)(nil),            // 18: roomcast.v1.JoinResult
+	(*RefreshResult)(nil),         // 19: roomcast.v1.RefreshResult
+	(*LeaveResult)(nil),           // 20: roomcast.v1.LeaveResult
+	(*MessageBatch)(nil),          // 21: roomcast.v1.MessageBatch
+	(*PresenceEvent)(nil),         // 22: roomcast.v1.PresenceEvent
+	(*Member)(nil),                // 23: roomcast.v1.Member
+	(*HistoryRequest)(nil),        // 24: roomcast.v1.HistoryRequest
+	(*HistoryResponse)(nil),       // 25: roomcast.v1.HistoryResponse
+	(*PresenceRequest)(nil),       // 26: roomcast.v1.PresenceRequest
+	(*PresenceResponse)(nil),      // 27: roomcast.v1.PresenceResponse
+	(*Message)(nil),               // 28: roomcast.v1.Message
+	nil,                           // 29: roomcast.v1.PublishRequest.HeadersEntry
+	nil,                           // 30: roomcast.v1.JoinCommand.InfoEntry
+	nil,                           // 31: roomcast.v1.Member.InfoEntry
+	nil,                           // 32: roomcast.v1.Message.HeadersEntry
+	(*durationpb.Duration)(nil),   // 33: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil), // 34: google.protobuf.Timestamp
 }
 var file_roomcast_v1_broker_proto_depIdxs = []int32{
-	27, // 0: roomcast.v1.PublishRequest.headers:type_name -> roomcast.v1.PublishRequest.HeadersEntry
+	29, // 0: roomcast.v1.PublishRequest.headers:type_name -> roomcast.v1.PublishRequest.HeadersEntry
 	1,  // 1: roomcast.v1.PublishStreamRequest.publish:type_name -> roomcast.v1.PublishRequest
-	2,  // 2: roomcast.v1.PublishStreamResponse.ok:type_name -> roomcast.v1.PublishResponse
-	15, // 3: roomcast.v1.PublishStreamResponse.error:type_name -> roomcast.v1.Error
-	7,  // 4: roomcast.v1.SubscribeRequest.join:type_name -> roomcast.v1.JoinCommand
-	9,  // 5: roomcast.v1.SubscribeRequest.leave:type_name -> roomcast.v1.LeaveCommand
-	6,  // 6: roomcast.v1.SubscribeRequest.refresh:type_name -> roomcast.v1.RefreshCommand
-	8,  // 7: roomcast.v1.JoinCommand.position:type_name -> roomcast.v1.Position
-	28, // 8: roomcast.v1.JoinCommand.info:type_name -> roomcast.v1.JoinCommand.InfoEntry
-	13, // 9: roomcast.v1.SubscribeResponse.session:type_name -> roomcast.v1.SessionEvent
-	14, // 10: roomcast.v1.SubscribeResponse.reply:type_name -> roomcast.v1.CommandReply
-	19, // 11: roomcast.v1.SubscribeResponse.batch:type_name -> roomcast.v1.MessageBatch
-	7,  // 12: roomcast.v1.WatchRequest.rooms:type_name -> roomcast.v1.JoinCommand
-	13, // 13: roomcast.v1.WatchResponse.session:type_name -> roomcast.v1.SessionEvent
-	14, // 14: roomcast.v1.WatchResponse.reply:type_name -> roomcast.v1.CommandReply
-	19, // 15: roomcast.v1.WatchResponse.batch:type_name -> roomcast.v1.MessageBatch
-	15, // 16: roomcast.v1.CommandReply.error:type_name -> roomcast.v1.Error
-	16, // 17: roomcast.v1.CommandReply.join:type_name -> roomcast.v1.JoinResult
-	18, // 18: roomcast.v1.CommandReply.leave:type_name -> roomcast.v1.LeaveResult
-	17, // 19: roomcast.v1.CommandReply.refresh:type_name -> roomcast.v1.RefreshResult
-	31, // 20: roomcast.v1.Error.retry_after:type_name -> google.protobuf.Duration
-	32, // 21: roomcast.v1.RefreshResult.expire_time:type_name -> google.protobuf.Timestamp
-	26, // 22: roomcast.v1.MessageBatch.messages:type_name -> roomcast.v1.Message
-	20, // 23: roomcast.v1.MessageBatch.presence:type_name -> roomcast.v1.PresenceEvent
-	0,  // 24: roomcast.v1.PresenceEvent.kind:type_name -> roomcast.v1.PresenceEventKind
-	21, // 25: roomcast.v1.PresenceEvent.member:type_name -> roomcast.v1.Member
-	29, // 26: roomcast.v1.Member.info:type_name -> roomcast.v1.Member.InfoEntry
-	32, // 27: roomcast.v1.Member.join_time:type_name -> google.protobuf.Timestamp
-	26, // 28: roomcast.v1.HistoryResponse.messages:type_name -> roomcast.v1.Message
-	21, // 29: roomcast.v1.PresenceResponse.members:type_name -> roomcast.v1.Member
-	30, // 30: roomcast.v1.Message.headers:type_name -> roomcast.v1.Message.HeadersEntry
-	32, // 31: roomcast.v1.Message.publish_time:type_name -> google.protobuf.Timestamp
-	1,  // 32: roomcast.v1.BrokerService.Publish:input_type -> roomcast.v1.PublishRequest
-	3,  // 33: roomcast.v1.BrokerService.PublishStream:input_type -> roomcast.v1.PublishStreamRequest
-	5,  // 34: roomcast.v1.BrokerService.Subscribe:input_type -> roomcast.v1.SubscribeRequest
-	11, // 35: roomcast.v1.BrokerService.Watch:input_type -> roomcast.v1.WatchRequest
-	22, // 36: roomcast.v1.BrokerService.History:input_type -> roomcast.v1.HistoryRequest
-	24, // 37: roomcast.v1.BrokerService.Presence:input_type -> roomcast.v1.PresenceRequest
-	2,  // 38: roomcast.v1.BrokerService.Publish:output_type -> roomcast.v1.PublishResponse
-	4,  // 39: roomcast.v1.BrokerService.PublishStream:output_type -> roomcast.v1.PublishStreamResponse
-	10, // 40: roomcast.v1.BrokerService.Subscribe:output_type -> roomcast.v1.SubscribeResponse
-	12, // 41: roomcast.v1.BrokerService.Watch:output_type -> roomcast.v1.WatchResponse
-	23, // 42: roomcast.v1.BrokerService.History:output_type -> roomcast.v1.HistoryResponse
-	25, // 43: roomcast.v1.BrokerService.Presence:output_type -> roomcast.v1.PresenceResponse
-	38, // [38:44] is the sub-list for method output_type
-	32, // [32:38] is the sub-list for method input_type
-	32, // [32:32] is the sub-list for extension type_name
-	32, // [32:32] is the sub-list for extension extendee
-	0,  // [0:32] is the sub-list for field type_name
+	4,  // 2: roomcast.v1.PublishStreamRequest.batch:type_name -> roomcast.v1.PublishStreamItem
+	1,  // 3: roomcast.v1.PublishStreamItem.publish:type_name -> roomcast.v1.PublishRequest
+	2,  // 4: roomcast.v1.PublishStreamResponse.ok:type_name -> roomcast.v1.PublishResponse
+	17, // 5: roomcast.v1.PublishStreamResponse.error:type_name -> roomcast.v1.Error
+	6,  // 6: roomcast.v1.PublishStreamResponse.batch:type_name -> roomcast.v1.PublishStreamResult
+	2,  // 7: roomcast.v1.PublishStreamResult.ok:type_name -> roomcast.v1.PublishResponse
+	17, // 8: roomcast.v1.PublishStreamResult.error:type_name -> roomcast.v1.Error
+	9,  // 9: roomcast.v1.SubscribeRequest.join:type_name -> roomcast.v1.JoinCommand
+	11, // 10: roomcast.v1.SubscribeRequest.leave:type_name -> roomcast.v1.LeaveCommand
+	8,  // 11: roomcast.v1.SubscribeRequest.refresh:type_name -> roomcast.v1.RefreshCommand
+	10, // 12: roomcast.v1.JoinCommand.position:type_name -> roomcast.v1.Position
+	30, // 13: roomcast.v1.JoinCommand.info:type_name -> roomcast.v1.JoinCommand.InfoEntry
+	15, // 14: roomcast.v1.SubscribeResponse.session:type_name -> roomcast.v1.SessionEvent
+	16, // 15: roomcast.v1.SubscribeResponse.reply:type_name -> roomcast.v1.CommandReply
+	21, // 16: roomcast.v1.SubscribeResponse.batch:type_name -> roomcast.v1.MessageBatch
+	9,  // 17: roomcast.v1.WatchRequest.rooms:type_name -> roomcast.v1.JoinCommand
+	15, // 18: roomcast.v1.WatchResponse.session:type_name -> roomcast.v1.SessionEvent
+	16, // 19: roomcast.v1.WatchResponse.reply:type_name -> roomcast.v1.CommandReply
+	21, // 20: roomcast.v1.WatchResponse.batch:type_name -> roomcast.v1.MessageBatch
+	17, // 21: roomcast.v1.CommandReply.error:type_name -> roomcast.v1.Error
+	18, // 22: roomcast.v1.CommandReply.join:type_name -> roomcast.v1.JoinResult
+	20, // 23: roomcast.v1.CommandReply.leave:type_name -> roomcast.v1.LeaveResult
+	19, // 24: roomcast.v1.CommandReply.refresh:type_name -> roomcast.v1.RefreshResult
+	33, // 25: roomcast.v1.Error.retry_after:type_name -> google.protobuf.Duration
+	34, // 26: roomcast.v1.RefreshResult.expire_time:type_name -> google.protobuf.Timestamp
+	28, // 27: roomcast.v1.MessageBatch.messages:type_name -> roomcast.v1.Message
+	22, // 28: roomcast.v1.MessageBatch.presence:type_name -> roomcast.v1.PresenceEvent
+	0,  // 29: roomcast.v1.PresenceEvent.kind:type_name -> roomcast.v1.PresenceEventKind
+	23, // 30: roomcast.v1.PresenceEvent.member:type_name -> roomcast.v1.Member
+	31, // 31: roomcast.v1.Member.info:type_name -> roomcast.v1.Member.InfoEntry
+	34, // 32: roomcast.v1.Member.join_time:type_name -> google.protobuf.Timestamp
+	28, // 33: roomcast.v1.HistoryResponse.messages:type_name -> roomcast.v1.Message
+	23, // 34: roomcast.v1.PresenceResponse.members:type_name -> roomcast.v1.Member
+	32, // 35: roomcast.v1.Message.headers:type_name -> roomcast.v1.Message.HeadersEntry
+	34, // 36: roomcast.v1.Message.publish_time:type_name -> google.protobuf.Timestamp
+	1,  // 37: roomcast.v1.BrokerService.Publish:input_type -> roomcast.v1.PublishRequest
+	3,  // 38: roomcast.v1.BrokerService.PublishStream:input_type -> roomcast.v1.PublishStreamRequest
+	7,  // 39: roomcast.v1.BrokerService.Subscribe:input_type -> roomcast.v1.SubscribeRequest
+	13, // 40: roomcast.v1.BrokerService.Watch:input_type -> roomcast.v1.WatchRequest
+	24, // 41: roomcast.v1.BrokerService.History:input_type -> roomcast.v1.HistoryRequest
+	26, // 42: roomcast.v1.BrokerService.Presence:input_type -> roomcast.v1.PresenceRequest
+	2,  // 43: roomcast.v1.BrokerService.Publish:output_type -> roomcast.v1.PublishResponse
+	5,  // 44: roomcast.v1.BrokerService.PublishStream:output_type -> roomcast.v1.PublishStreamResponse
+	12, // 45: roomcast.v1.BrokerService.Subscribe:output_type -> roomcast.v1.SubscribeResponse
+	14, // 46: roomcast.v1.BrokerService.Watch:output_type -> roomcast.v1.WatchResponse
+	25, // 47: roomcast.v1.BrokerService.History:output_type -> roomcast.v1.HistoryResponse
+	27, // 48: roomcast.v1.BrokerService.Presence:output_type -> roomcast.v1.PresenceResponse
+	43, // [43:49] is the sub-list for method output_type
+	37, // [37:43] is the sub-list for method input_type
+	37, // [37:37] is the sub-list for extension type_name
+	37, // [37:37] is the sub-list for extension extendee
+	0,  // [0:37] is the sub-list for field type_name
 }
 
 func init() { file_roomcast_v1_broker_proto_init() }
@@ -2326,31 +2538,35 @@ func file_roomcast_v1_broker_proto_init() {
 		(*PublishRequest_Data)(nil),
 		(*PublishRequest_Text)(nil),
 	}
-	file_roomcast_v1_broker_proto_msgTypes[3].OneofWrappers = []any{
+	file_roomcast_v1_broker_proto_msgTypes[4].OneofWrappers = []any{
 		(*PublishStreamResponse_Ok)(nil),
 		(*PublishStreamResponse_Error)(nil),
 	}
-	file_roomcast_v1_broker_proto_msgTypes[4].OneofWrappers = []any{
+	file_roomcast_v1_broker_proto_msgTypes[5].OneofWrappers = []any{
+		(*PublishStreamResult_Ok)(nil),
+		(*PublishStreamResult_Error)(nil),
+	}
+	file_roomcast_v1_broker_proto_msgTypes[6].OneofWrappers = []any{
 		(*SubscribeRequest_Join)(nil),
 		(*SubscribeRequest_Leave)(nil),
 		(*SubscribeRequest_Refresh)(nil),
 	}
-	file_roomcast_v1_broker_proto_msgTypes[9].OneofWrappers = []any{
+	file_roomcast_v1_broker_proto_msgTypes[11].OneofWrappers = []any{
 		(*SubscribeResponse_Session)(nil),
 		(*SubscribeResponse_Reply)(nil),
 		(*SubscribeResponse_Batch)(nil),
 	}
-	file_roomcast_v1_broker_proto_msgTypes[11].OneofWrappers = []any{
+	file_roomcast_v1_broker_proto_msgTypes[13].OneofWrappers = []any{
 		(*WatchResponse_Session)(nil),
 		(*WatchResponse_Reply)(nil),
 		(*WatchResponse_Batch)(nil),
 	}
-	file_roomcast_v1_broker_proto_msgTypes[13].OneofWrappers = []any{
+	file_roomcast_v1_broker_proto_msgTypes[15].OneofWrappers = []any{
 		(*CommandReply_Join)(nil),
 		(*CommandReply_Leave)(nil),
 		(*CommandReply_Refresh)(nil),
 	}
-	file_roomcast_v1_broker_proto_msgTypes[25].OneofWrappers = []any{
+	file_roomcast_v1_broker_proto_msgTypes[27].OneofWrappers = []any{
 		(*Message_Data)(nil),
 		(*Message_Text)(nil),
 	}
@@ -2360,7 +2576,7 @@ func file_roomcast_v1_broker_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_roomcast_v1_broker_proto_rawDesc), len(file_roomcast_v1_broker_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   30,
+			NumMessages:   32,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

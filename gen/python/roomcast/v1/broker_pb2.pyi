@@ -225,7 +225,7 @@ class PublishResponse(_message.Message):
     offset: int
     def __init__(self, offset: _Optional[int] = ..., epoch: _Optional[str] = ...) -> None: ...
 
-class PublishStreamRequest(_message.Message):
+class PublishStreamItem(_message.Message):
     __slots__ = ["id", "publish"]
     ID_FIELD_NUMBER: _ClassVar[int]
     PUBLISH_FIELD_NUMBER: _ClassVar[int]
@@ -233,7 +233,29 @@ class PublishStreamRequest(_message.Message):
     publish: PublishRequest
     def __init__(self, id: _Optional[str] = ..., publish: _Optional[_Union[PublishRequest, _Mapping]] = ...) -> None: ...
 
+class PublishStreamRequest(_message.Message):
+    __slots__ = ["batch", "id", "publish"]
+    BATCH_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    PUBLISH_FIELD_NUMBER: _ClassVar[int]
+    batch: _containers.RepeatedCompositeFieldContainer[PublishStreamItem]
+    id: str
+    publish: PublishRequest
+    def __init__(self, id: _Optional[str] = ..., publish: _Optional[_Union[PublishRequest, _Mapping]] = ..., batch: _Optional[_Iterable[_Union[PublishStreamItem, _Mapping]]] = ...) -> None: ...
+
 class PublishStreamResponse(_message.Message):
+    __slots__ = ["batch", "error", "id", "ok"]
+    BATCH_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    OK_FIELD_NUMBER: _ClassVar[int]
+    batch: _containers.RepeatedCompositeFieldContainer[PublishStreamResult]
+    error: Error
+    id: str
+    ok: PublishResponse
+    def __init__(self, id: _Optional[str] = ..., ok: _Optional[_Union[PublishResponse, _Mapping]] = ..., error: _Optional[_Union[Error, _Mapping]] = ..., batch: _Optional[_Iterable[_Union[PublishStreamResult, _Mapping]]] = ...) -> None: ...
+
+class PublishStreamResult(_message.Message):
     __slots__ = ["error", "id", "ok"]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     ID_FIELD_NUMBER: _ClassVar[int]

@@ -91,18 +91,20 @@ class BrokerServiceServicer(object):
         checked exactly as a Publish call (validation, grants, publish rate,
         session ownership, size limit) and fails alone: a per-message error is
         an answer with an Error (its code is the one Publish would return) and
-        the stream stays up.
+        the stream stays up. A request may carry a batch of publishes, answered
+        in one response (see PublishStreamRequest.batch): the same publishes
+        with fewer messages each way.
 
         Flow control: the server takes the next request off the stream only
         while fewer than 256 of the stream's publishes are unanswered (not yet
-        sent back to the publisher). Past that, gRPC's flow control makes the
+        sent back to the publisher), counting each publish of a batch. Past that, gRPC's flow control makes the
         publisher's sends wait: a slow server or a publisher that does not read
         its answers slows the publisher down instead of queueing without bound.
 
         The stream as a whole ends with a status: UNAUTHENTICATED without a
         valid credential when the server requires one, or when the stream's
         credential expires (open a new stream with a fresh one); UNAVAILABLE
-        when the server shuts down (it stops between two publishes, and every
+        when the server shuts down (it stops between two requests, and every
         publish it sequenced was answered before the end, so the unanswered
         ones were not sequenced: send them again elsewhere). A
         stream that breaks (the connection is lost) leaves the unanswered

@@ -12,7 +12,7 @@ import type { Message as Message$1 } from "@bufbuild/protobuf";
  * Describes the file roomcast/v1/broker.proto.
  */
 export const file_roomcast_v1_broker: GenFile = /*@__PURE__*/
-  fileDesc("Chhyb29tY2FzdC92MS9icm9rZXIucHJvdG8SC3Jvb21jYXN0LnYxIpACCg5QdWJsaXNoUmVxdWVzdBIMCgRyb29tGAEgASgJEg4KBGRhdGEYAiABKAxIABIOCgR0ZXh0GAMgASgJSAASFAoMY29udGVudF90eXBlGAQgASgJEjkKB2hlYWRlcnMYBSADKAsyKC5yb29tY2FzdC52MS5QdWJsaXNoUmVxdWVzdC5IZWFkZXJzRW50cnkSEgoKc2Vzc2lvbl9pZBgGIAEoCRIXCg9leGNsdWRlX3Nlc3Npb24YByABKAkSFwoPaWRlbXBvdGVuY3lfa2V5GAggASgJGi4KDEhlYWRlcnNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQgkKB3BheWxvYWQiMAoPUHVibGlzaFJlc3BvbnNlEg4KBm9mZnNldBgBIAEoBBINCgVlcG9jaBgCIAEoCSJQChRQdWJsaXNoU3RyZWFtUmVxdWVzdBIKCgJpZBgBIAEoCRIsCgdwdWJsaXNoGAIgASgLMhsucm9vbWNhc3QudjEuUHVibGlzaFJlcXVlc3QifgoVUHVibGlzaFN0cmVhbVJlc3BvbnNlEgoKAmlkGAEgASgJEioKAm9rGAIgASgLMhwucm9vbWNhc3QudjEuUHVibGlzaFJlc3BvbnNlSAASIwoFZXJyb3IYAyABKAsyEi5yb29tY2FzdC52MS5FcnJvckgAQggKBnJlc3VsdCKvAQoQU3Vic2NyaWJlUmVxdWVzdBIKCgJpZBgBIAEoCRIoCgRqb2luGAIgASgLMhgucm9vbWNhc3QudjEuSm9pbkNvbW1hbmRIABIqCgVsZWF2ZRgDIAEoCzIZLnJvb21jYXN0LnYxLkxlYXZlQ29tbWFuZEgAEi4KB3JlZnJlc2gYBCABKAsyGy5yb29tY2FzdC52MS5SZWZyZXNoQ29tbWFuZEgAQgkKB2NvbW1hbmQiHwoOUmVmcmVzaENvbW1hbmQSDQoFdG9rZW4YASABKAkizgEKC0pvaW5Db21tYW5kEgwKBHJvb20YASABKAkSJwoIcG9zaXRpb24YAiABKAsyFS5yb29tY2FzdC52MS5Qb3NpdGlvbhIQCghwcmVzZW5jZRgDIAEoCBIwCgRpbmZvGAQgAygLMiIucm9vbWNhc3QudjEuSm9pbkNvbW1hbmQuSW5mb0VudHJ5EhcKD3ByZXNlbmNlX2V2ZW50cxgFIAEoCBorCglJbmZvRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASIpCghQb3NpdGlvbhIOCgZvZmZzZXQYASABKAQSDQoFZXBvY2gYAiABKAkiHAoMTGVhdmVDb21tYW5kEgwKBHJvb20YASABKAkiogEKEVN1YnNjcmliZVJlc3BvbnNlEiwKB3Nlc3Npb24YASABKAsyGS5yb29tY2FzdC52MS5TZXNzaW9uRXZlbnRIABIqCgVyZXBseRgCIAEoCzIZLnJvb21jYXN0LnYxLkNvbW1hbmRSZXBseUgAEioKBWJhdGNoGAMgASgLMhkucm9vbWNhc3QudjEuTWVzc2FnZUJhdGNoSABCBwoFZXZlbnQiNwoMV2F0Y2hSZXF1ZXN0EicKBXJvb21zGAEgAygLMhgucm9vbWNhc3QudjEuSm9pbkNvbW1hbmQingEKDVdhdGNoUmVzcG9uc2USLAoHc2Vzc2lvbhgBIAEoCzIZLnJvb21jYXN0LnYxLlNlc3Npb25FdmVudEgAEioKBXJlcGx5GAIgASgLMhkucm9vbWNhc3QudjEuQ29tbWFuZFJlcGx5SAASKgoFYmF0Y2gYAyABKAsyGS5yb29tY2FzdC52MS5NZXNzYWdlQmF0Y2hIAEIHCgVldmVudCIiCgxTZXNzaW9uRXZlbnQSEgoKc2Vzc2lvbl9pZBgBIAEoCSLKAQoMQ29tbWFuZFJlcGx5EgoKAmlkGAEgASgJEiEKBWVycm9yGAIgASgLMhIucm9vbWNhc3QudjEuRXJyb3ISJwoEam9pbhgDIAEoCzIXLnJvb21jYXN0LnYxLkpvaW5SZXN1bHRIABIpCgVsZWF2ZRgEIAEoCzIYLnJvb21jYXN0LnYxLkxlYXZlUmVzdWx0SAASLQoHcmVmcmVzaBgFIAEoCzIaLnJvb21jYXN0LnYxLlJlZnJlc2hSZXN1bHRIAEIICgZyZXN1bHQiVgoFRXJyb3ISDAoEY29kZRgBIAEoBRIPCgdtZXNzYWdlGAIgASgJEi4KC3JldHJ5X2FmdGVyGAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIkwKCkpvaW5SZXN1bHQSDAoEcm9vbRgBIAEoCRIOCgZvZmZzZXQYAiABKAQSDQoFZXBvY2gYAyABKAkSEQoJcmVjb3ZlcmVkGAQgASgIIlQKDVJlZnJlc2hSZXN1bHQSLwoLZXhwaXJlX3RpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCmxlZnRfcm9vbXMYAiADKAkiGwoLTGVhdmVSZXN1bHQSDAoEcm9vbRgBIAEoCSJkCgxNZXNzYWdlQmF0Y2gSJgoIbWVzc2FnZXMYASADKAsyFC5yb29tY2FzdC52MS5NZXNzYWdlEiwKCHByZXNlbmNlGAIgAygLMhoucm9vbWNhc3QudjEuUHJlc2VuY2VFdmVudCKAAQoNUHJlc2VuY2VFdmVudBIMCgRyb29tGAEgASgJEiwKBGtpbmQYAiABKA4yHi5yb29tY2FzdC52MS5QcmVzZW5jZUV2ZW50S2luZBIjCgZtZW1iZXIYAyABKAsyEy5yb29tY2FzdC52MS5NZW1iZXISDgoGb2Zmc2V0GAQgASgEIqUBCgZNZW1iZXISEgoKc2Vzc2lvbl9pZBgBIAEoCRIrCgRpbmZvGAIgAygLMh0ucm9vbWNhc3QudjEuTWVtYmVyLkluZm9FbnRyeRItCglqb2luX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wGisKCUluZm9FbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIlIKDkhpc3RvcnlSZXF1ZXN0EgwKBHJvb20YASABKAkSDQoFYWZ0ZXIYAiABKAQSDQoFbGltaXQYAyABKA0SFAoMbmV3ZXN0X2ZpcnN0GAQgASgIIlgKD0hpc3RvcnlSZXNwb25zZRImCghtZXNzYWdlcxgBIAMoCzIULnJvb21jYXN0LnYxLk1lc3NhZ2USDgoGb2Zmc2V0GAIgASgEEg0KBWVwb2NoGAMgASgJIi4KD1ByZXNlbmNlUmVxdWVzdBIMCgRyb29tGAEgASgJEg0KBWxpbWl0GAIgASgNIkcKEFByZXNlbmNlUmVzcG9uc2USJAoHbWVtYmVycxgBIAMoCzITLnJvb21jYXN0LnYxLk1lbWJlchINCgV0b3RhbBgCIAEoDSKZAgoHTWVzc2FnZRIMCgRyb29tGAEgASgJEg4KBm9mZnNldBgCIAEoBBIOCgRkYXRhGAMgASgMSAASDgoEdGV4dBgEIAEoCUgAEhQKDGNvbnRlbnRfdHlwZRgFIAEoCRIyCgdoZWFkZXJzGAYgAygLMiEucm9vbWNhc3QudjEuTWVzc2FnZS5IZWFkZXJzRW50cnkSMAoMcHVibGlzaF90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIZChFwdWJsaXNoZXJfc2Vzc2lvbhgIIAEoCRouCgxIZWFkZXJzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4AUIJCgdwYXlsb2FkKnUKEVByZXNlbmNlRXZlbnRLaW5kEiMKH1BSRVNFTkNFX0VWRU5UX0tJTkRfVU5TUEVDSUZJRUQQABIcChhQUkVTRU5DRV9FVkVOVF9LSU5EX0pPSU4QARIdChlQUkVTRU5DRV9FVkVOVF9LSU5EX0xFQVZFEAIy0gMKDUJyb2tlclNlcnZpY2USRAoHUHVibGlzaBIbLnJvb21jYXN0LnYxLlB1Ymxpc2hSZXF1ZXN0Ghwucm9vbWNhc3QudjEuUHVibGlzaFJlc3BvbnNlEloKDVB1Ymxpc2hTdHJlYW0SIS5yb29tY2FzdC52MS5QdWJsaXNoU3RyZWFtUmVxdWVzdBoiLnJvb21jYXN0LnYxLlB1Ymxpc2hTdHJlYW1SZXNwb25zZSgBMAESTgoJU3Vic2NyaWJlEh0ucm9vbWNhc3QudjEuU3Vic2NyaWJlUmVxdWVzdBoeLnJvb21jYXN0LnYxLlN1YnNjcmliZVJlc3BvbnNlKAEwARJACgVXYXRjaBIZLnJvb21jYXN0LnYxLldhdGNoUmVxdWVzdBoaLnJvb21jYXN0LnYxLldhdGNoUmVzcG9uc2UwARJECgdIaXN0b3J5Ehsucm9vbWNhc3QudjEuSGlzdG9yeVJlcXVlc3QaHC5yb29tY2FzdC52MS5IaXN0b3J5UmVzcG9uc2USRwoIUHJlc2VuY2USHC5yb29tY2FzdC52MS5QcmVzZW5jZVJlcXVlc3QaHS5yb29tY2FzdC52MS5QcmVzZW5jZVJlc3BvbnNlQjlaN2dpdGh1Yi5jb20vcm9vbWNhc3Qvcm9vbWNhc3QvZ2VuL3Jvb21jYXN0L3YxO3Jvb21jYXN0djFiBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("Chhyb29tY2FzdC92MS9icm9rZXIucHJvdG8SC3Jvb21jYXN0LnYxIpACCg5QdWJsaXNoUmVxdWVzdBIMCgRyb29tGAEgASgJEg4KBGRhdGEYAiABKAxIABIOCgR0ZXh0GAMgASgJSAASFAoMY29udGVudF90eXBlGAQgASgJEjkKB2hlYWRlcnMYBSADKAsyKC5yb29tY2FzdC52MS5QdWJsaXNoUmVxdWVzdC5IZWFkZXJzRW50cnkSEgoKc2Vzc2lvbl9pZBgGIAEoCRIXCg9leGNsdWRlX3Nlc3Npb24YByABKAkSFwoPaWRlbXBvdGVuY3lfa2V5GAggASgJGi4KDEhlYWRlcnNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQgkKB3BheWxvYWQiMAoPUHVibGlzaFJlc3BvbnNlEg4KBm9mZnNldBgBIAEoBBINCgVlcG9jaBgCIAEoCSJ/ChRQdWJsaXNoU3RyZWFtUmVxdWVzdBIKCgJpZBgBIAEoCRIsCgdwdWJsaXNoGAIgASgLMhsucm9vbWNhc3QudjEuUHVibGlzaFJlcXVlc3QSLQoFYmF0Y2gYAyADKAsyHi5yb29tY2FzdC52MS5QdWJsaXNoU3RyZWFtSXRlbSJNChFQdWJsaXNoU3RyZWFtSXRlbRIKCgJpZBgBIAEoCRIsCgdwdWJsaXNoGAIgASgLMhsucm9vbWNhc3QudjEuUHVibGlzaFJlcXVlc3QirwEKFVB1Ymxpc2hTdHJlYW1SZXNwb25zZRIKCgJpZBgBIAEoCRIqCgJvaxgCIAEoCzIcLnJvb21jYXN0LnYxLlB1Ymxpc2hSZXNwb25zZUgAEiMKBWVycm9yGAMgASgLMhIucm9vbWNhc3QudjEuRXJyb3JIABIvCgViYXRjaBgEIAMoCzIgLnJvb21jYXN0LnYxLlB1Ymxpc2hTdHJlYW1SZXN1bHRCCAoGcmVzdWx0InwKE1B1Ymxpc2hTdHJlYW1SZXN1bHQSCgoCaWQYASABKAkSKgoCb2sYAiABKAsyHC5yb29tY2FzdC52MS5QdWJsaXNoUmVzcG9uc2VIABIjCgVlcnJvchgDIAEoCzISLnJvb21jYXN0LnYxLkVycm9ySABCCAoGcmVzdWx0Iq8BChBTdWJzY3JpYmVSZXF1ZXN0EgoKAmlkGAEgASgJEigKBGpvaW4YAiABKAsyGC5yb29tY2FzdC52MS5Kb2luQ29tbWFuZEgAEioKBWxlYXZlGAMgASgLMhkucm9vbWNhc3QudjEuTGVhdmVDb21tYW5kSAASLgoHcmVmcmVzaBgEIAEoCzIbLnJvb21jYXN0LnYxLlJlZnJlc2hDb21tYW5kSABCCQoHY29tbWFuZCIfCg5SZWZyZXNoQ29tbWFuZBINCgV0b2tlbhgBIAEoCSLOAQoLSm9pbkNvbW1hbmQSDAoEcm9vbRgBIAEoCRInCghwb3NpdGlvbhgCIAEoCzIVLnJvb21jYXN0LnYxLlBvc2l0aW9uEhAKCHByZXNlbmNlGAMgASgIEjAKBGluZm8YBCADKAsyIi5yb29tY2FzdC52MS5Kb2luQ29tbWFuZC5JbmZvRW50cnkSFwoPcHJlc2VuY2VfZXZlbnRzGAUgASgIGisKCUluZm9FbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIikKCFBvc2l0aW9uEg4KBm9mZnNldBgBIAEoBBINCgVlcG9jaBgCIAEoCSIcCgxMZWF2ZUNvbW1hbmQSDAoEcm9vbRgBIAEoCSKiAQoRU3Vic2NyaWJlUmVzcG9uc2USLAoHc2Vzc2lvbhgBIAEoCzIZLnJvb21jYXN0LnYxLlNlc3Npb25FdmVudEgAEioKBXJlcGx5GAIgASgLMhkucm9vbWNhc3QudjEuQ29tbWFuZFJlcGx5SAASKgoFYmF0Y2gYAyABKAsyGS5yb29tY2FzdC52MS5NZXNzYWdlQmF0Y2hIAEIHCgVldmVudCI3CgxXYXRjaFJlcXVlc3QSJwoFcm9vbXMYASADKAsyGC5yb29tY2FzdC52MS5Kb2luQ29tbWFuZCKeAQoNV2F0Y2hSZXNwb25zZRIsCgdzZXNzaW9uGAEgASgLMhkucm9vbWNhc3QudjEuU2Vzc2lvbkV2ZW50SAASKgoFcmVwbHkYAiABKAsyGS5yb29tY2FzdC52MS5Db21tYW5kUmVwbHlIABIqCgViYXRjaBgDIAEoCzIZLnJvb21jYXN0LnYxLk1lc3NhZ2VCYXRjaEgAQgcKBWV2ZW50IiIKDFNlc3Npb25FdmVudBISCgpzZXNzaW9uX2lkGAEgASgJIsoBCgxDb21tYW5kUmVwbHkSCgoCaWQYASABKAkSIQoFZXJyb3IYAiABKAsyEi5yb29tY2FzdC52MS5FcnJvchInCgRqb2luGAMgASgLMhcucm9vbWNhc3QudjEuSm9pblJlc3VsdEgAEikKBWxlYXZlGAQgASgLMhgucm9vbWNhc3QudjEuTGVhdmVSZXN1bHRIABItCgdyZWZyZXNoGAUgASgLMhoucm9vbWNhc3QudjEuUmVmcmVzaFJlc3VsdEgAQggKBnJlc3VsdCJWCgVFcnJvchIMCgRjb2RlGAEgASgFEg8KB21lc3NhZ2UYAiABKAkSLgoLcmV0cnlfYWZ0ZXIYAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iTAoKSm9pblJlc3VsdBIMCgRyb29tGAEgASgJEg4KBm9mZnNldBgCIAEoBBINCgVlcG9jaBgDIAEoCRIRCglyZWNvdmVyZWQYBCABKAgiVAoNUmVmcmVzaFJlc3VsdBIvCgtleHBpcmVfdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKbGVmdF9yb29tcxgCIAMoCSIbCgtMZWF2ZVJlc3VsdBIMCgRyb29tGAEgASgJImQKDE1lc3NhZ2VCYXRjaBImCghtZXNzYWdlcxgBIAMoCzIULnJvb21jYXN0LnYxLk1lc3NhZ2USLAoIcHJlc2VuY2UYAiADKAsyGi5yb29tY2FzdC52MS5QcmVzZW5jZUV2ZW50IoABCg1QcmVzZW5jZUV2ZW50EgwKBHJvb20YASABKAkSLAoEa2luZBgCIAEoDjIeLnJvb21jYXN0LnYxLlByZXNlbmNlRXZlbnRLaW5kEiMKBm1lbWJlchgDIAEoCzITLnJvb21jYXN0LnYxLk1lbWJlchIOCgZvZmZzZXQYBCABKAQipQEKBk1lbWJlchISCgpzZXNzaW9uX2lkGAEgASgJEisKBGluZm8YAiADKAsyHS5yb29tY2FzdC52MS5NZW1iZXIuSW5mb0VudHJ5Ei0KCWpvaW5fdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAaKwoJSW5mb0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiUgoOSGlzdG9yeVJlcXVlc3QSDAoEcm9vbRgBIAEoCRINCgVhZnRlchgCIAEoBBINCgVsaW1pdBgDIAEoDRIUCgxuZXdlc3RfZmlyc3QYBCABKAgiWAoPSGlzdG9yeVJlc3BvbnNlEiYKCG1lc3NhZ2VzGAEgAygLMhQucm9vbWNhc3QudjEuTWVzc2FnZRIOCgZvZmZzZXQYAiABKAQSDQoFZXBvY2gYAyABKAkiLgoPUHJlc2VuY2VSZXF1ZXN0EgwKBHJvb20YASABKAkSDQoFbGltaXQYAiABKA0iRwoQUHJlc2VuY2VSZXNwb25zZRIkCgdtZW1iZXJzGAEgAygLMhMucm9vbWNhc3QudjEuTWVtYmVyEg0KBXRvdGFsGAIgASgNIpkCCgdNZXNzYWdlEgwKBHJvb20YASABKAkSDgoGb2Zmc2V0GAIgASgEEg4KBGRhdGEYAyABKAxIABIOCgR0ZXh0GAQgASgJSAASFAoMY29udGVudF90eXBlGAUgASgJEjIKB2hlYWRlcnMYBiADKAsyIS5yb29tY2FzdC52MS5NZXNzYWdlLkhlYWRlcnNFbnRyeRIwCgxwdWJsaXNoX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhkKEXB1Ymxpc2hlcl9zZXNzaW9uGAggASgJGi4KDEhlYWRlcnNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQgkKB3BheWxvYWQqdQoRUHJlc2VuY2VFdmVudEtpbmQSIwofUFJFU0VOQ0VfRVZFTlRfS0lORF9VTlNQRUNJRklFRBAAEhwKGFBSRVNFTkNFX0VWRU5UX0tJTkRfSk9JThABEh0KGVBSRVNFTkNFX0VWRU5UX0tJTkRfTEVBVkUQAjLSAwoNQnJva2VyU2VydmljZRJECgdQdWJsaXNoEhsucm9vbWNhc3QudjEuUHVibGlzaFJlcXVlc3QaHC5yb29tY2FzdC52MS5QdWJsaXNoUmVzcG9uc2USWgoNUHVibGlzaFN0cmVhbRIhLnJvb21jYXN0LnYxLlB1Ymxpc2hTdHJlYW1SZXF1ZXN0GiIucm9vbWNhc3QudjEuUHVibGlzaFN0cmVhbVJlc3BvbnNlKAEwARJOCglTdWJzY3JpYmUSHS5yb29tY2FzdC52MS5TdWJzY3JpYmVSZXF1ZXN0Gh4ucm9vbWNhc3QudjEuU3Vic2NyaWJlUmVzcG9uc2UoATABEkAKBVdhdGNoEhkucm9vbWNhc3QudjEuV2F0Y2hSZXF1ZXN0Ghoucm9vbWNhc3QudjEuV2F0Y2hSZXNwb25zZTABEkQKB0hpc3RvcnkSGy5yb29tY2FzdC52MS5IaXN0b3J5UmVxdWVzdBocLnJvb21jYXN0LnYxLkhpc3RvcnlSZXNwb25zZRJHCghQcmVzZW5jZRIcLnJvb21jYXN0LnYxLlByZXNlbmNlUmVxdWVzdBodLnJvb21jYXN0LnYxLlByZXNlbmNlUmVzcG9uc2VCOVo3Z2l0aHViLmNvbS9yb29tY2FzdC9yb29tY2FzdC9nZW4vcm9vbWNhc3QvdjE7cm9vbWNhc3R2MWIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * PublishRequest is one message for one room.
@@ -177,6 +177,32 @@ export type PublishStreamRequest = Message$1<"roomcast.v1.PublishStreamRequest">
    * @generated from field: roomcast.v1.PublishRequest publish = 2;
    */
   publish?: PublishRequest | undefined;
+
+  /**
+   * More publishes after this one's, in order: a batch. The server takes
+   * the whole request off the stream at once and answers it with one
+   * PublishStreamResponse, whose batch answers these items in order, each
+   * exactly as if it had come in a request of its own: its own validation,
+   * grants, publish rate token, idempotency key and error (a refused item
+   * refuses neither the others nor the stream). Leave it empty to publish
+   * one message per request, as before batches.
+   *
+   * Limits, which the server also sends in the stream's response headers
+   * before its first answer: roomcast-publish-batch-items, the most
+   * publishes in one request counting this one's (256, the stream's window,
+   * which counts publishes, not requests: a request waits on the stream
+   * until the window has a place for each of its publishes), and
+   * roomcast-publish-batch-bytes, the most bytes the whole request may
+   * take (the server's max message size plus 1 KiB, as for one publish).
+   * A request over either ends the stream, after the answers to the
+   * requests before it: INVALID_ARGUMENT for too many publishes or a
+   * publish with too many headers, RESOURCE_EXHAUSTED for too many bytes.
+   * A server that predates batches sends neither header and ignores this
+   * field: publish one message per request to it.
+   *
+   * @generated from field: repeated roomcast.v1.PublishStreamItem batch = 3;
+   */
+  batch: PublishStreamItem[];
 };
 
 /**
@@ -185,6 +211,36 @@ export type PublishStreamRequest = Message$1<"roomcast.v1.PublishStreamRequest">
  */
 export const PublishStreamRequestSchema: GenMessage<PublishStreamRequest> = /*@__PURE__*/
   messageDesc(file_roomcast_v1_broker, 2);
+
+/**
+ * PublishStreamItem is one publish of a PublishStreamRequest's batch.
+ *
+ * @generated from message roomcast.v1.PublishStreamItem
+ */
+export type PublishStreamItem = Message$1<"roomcast.v1.PublishStreamItem"> & {
+  /**
+   * A publisher-chosen id, echoed in the answer to this publish, with the
+   * rules of PublishStreamRequest.id.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * The message, exactly as a Publish call takes it. An item without one
+   * is answered with INVALID_ARGUMENT.
+   *
+   * @generated from field: roomcast.v1.PublishRequest publish = 2;
+   */
+  publish?: PublishRequest | undefined;
+};
+
+/**
+ * Describes the message roomcast.v1.PublishStreamItem.
+ * Use `create(PublishStreamItemSchema)` to create a new message.
+ */
+export const PublishStreamItemSchema: GenMessage<PublishStreamItem> = /*@__PURE__*/
+  messageDesc(file_roomcast_v1_broker, 3);
 
 /**
  * PublishStreamResponse answers the PublishStreamRequest with the same id.
@@ -224,6 +280,15 @@ export type PublishStreamResponse = Message$1<"roomcast.v1.PublishStreamResponse
     value: Error;
     case: "error";
   } | { case: undefined; value?: undefined };
+
+  /**
+   * The answers to the request's batch, one per item, in the items' order.
+   * Set only in answer to a request with a batch: a publisher that never
+   * sends one never sees it.
+   *
+   * @generated from field: repeated roomcast.v1.PublishStreamResult batch = 4;
+   */
+  batch: PublishStreamResult[];
 };
 
 /**
@@ -231,7 +296,54 @@ export type PublishStreamResponse = Message$1<"roomcast.v1.PublishStreamResponse
  * Use `create(PublishStreamResponseSchema)` to create a new message.
  */
 export const PublishStreamResponseSchema: GenMessage<PublishStreamResponse> = /*@__PURE__*/
-  messageDesc(file_roomcast_v1_broker, 3);
+  messageDesc(file_roomcast_v1_broker, 4);
+
+/**
+ * PublishStreamResult answers one PublishStreamItem of a batch, as a
+ * PublishStreamResponse answers a request.
+ *
+ * @generated from message roomcast.v1.PublishStreamResult
+ */
+export type PublishStreamResult = Message$1<"roomcast.v1.PublishStreamResult"> & {
+  /**
+   * The id of the item (empty if the item's id was invalid).
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * What became of the publish: exactly one is set.
+   *
+   * @generated from oneof roomcast.v1.PublishStreamResult.result
+   */
+  result: {
+    /**
+     * The message was sequenced (or, for a repeated idempotency_key, had
+     * been): its offset and the room's epoch.
+     *
+     * @generated from field: roomcast.v1.PublishResponse ok = 2;
+     */
+    value: PublishResponse;
+    case: "ok";
+  } | {
+    /**
+     * The message was refused and not sequenced, with the code a Publish
+     * call would have returned.
+     *
+     * @generated from field: roomcast.v1.Error error = 3;
+     */
+    value: Error;
+    case: "error";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message roomcast.v1.PublishStreamResult.
+ * Use `create(PublishStreamResultSchema)` to create a new message.
+ */
+export const PublishStreamResultSchema: GenMessage<PublishStreamResult> = /*@__PURE__*/
+  messageDesc(file_roomcast_v1_broker, 5);
 
 /**
  * SubscribeRequest is one command on a Subscribe stream.
@@ -277,7 +389,7 @@ export type SubscribeRequest = Message$1<"roomcast.v1.SubscribeRequest"> & {
  * Use `create(SubscribeRequestSchema)` to create a new message.
  */
 export const SubscribeRequestSchema: GenMessage<SubscribeRequest> = /*@__PURE__*/
-  messageDesc(file_roomcast_v1_broker, 4);
+  messageDesc(file_roomcast_v1_broker, 6);
 
 /**
  * RefreshCommand replaces the stream's credential before it expires. A
@@ -305,7 +417,7 @@ export type RefreshCommand = Message$1<"roomcast.v1.RefreshCommand"> & {
  * Use `create(RefreshCommandSchema)` to create a new message.
  */
 export const RefreshCommandSchema: GenMessage<RefreshCommand> = /*@__PURE__*/
-  messageDesc(file_roomcast_v1_broker, 5);
+  messageDesc(file_roomcast_v1_broker, 7);
 
 /**
  * JoinCommand adds a room to the session. Messages published to the room
@@ -362,7 +474,7 @@ export type JoinCommand = Message$1<"roomcast.v1.JoinCommand"> & {
  * Use `create(JoinCommandSchema)` to create a new message.
  */
 export const JoinCommandSchema: GenMessage<JoinCommand> = /*@__PURE__*/
-  messageDesc(file_roomcast_v1_broker, 6);
+  messageDesc(file_roomcast_v1_broker, 8);
 
 /**
  * Position is a place in a room's sequence of messages.
@@ -392,7 +504,7 @@ export type Position = Message$1<"roomcast.v1.Position"> & {
  * Use `create(PositionSchema)` to create a new message.
  */
 export const PositionSchema: GenMessage<Position> = /*@__PURE__*/
-  messageDesc(file_roomcast_v1_broker, 7);
+  messageDesc(file_roomcast_v1_broker, 9);
 
 /**
  * LeaveCommand removes a room from the session. No message of the room is
@@ -414,7 +526,7 @@ export type LeaveCommand = Message$1<"roomcast.v1.LeaveCommand"> & {
  * Use `create(LeaveCommandSchema)` to create a new message.
  */
 export const LeaveCommandSchema: GenMessage<LeaveCommand> = /*@__PURE__*/
-  messageDesc(file_roomcast_v1_broker, 8);
+  messageDesc(file_roomcast_v1_broker, 10);
 
 /**
  * SubscribeResponse is one event on a Subscribe stream.
@@ -457,7 +569,7 @@ export type SubscribeResponse = Message$1<"roomcast.v1.SubscribeResponse"> & {
  * Use `create(SubscribeResponseSchema)` to create a new message.
  */
 export const SubscribeResponseSchema: GenMessage<SubscribeResponse> = /*@__PURE__*/
-  messageDesc(file_roomcast_v1_broker, 9);
+  messageDesc(file_roomcast_v1_broker, 11);
 
 /**
  * WatchRequest names the rooms a Watch call joins.
@@ -479,7 +591,7 @@ export type WatchRequest = Message$1<"roomcast.v1.WatchRequest"> & {
  * Use `create(WatchRequestSchema)` to create a new message.
  */
 export const WatchRequestSchema: GenMessage<WatchRequest> = /*@__PURE__*/
-  messageDesc(file_roomcast_v1_broker, 10);
+  messageDesc(file_roomcast_v1_broker, 12);
 
 /**
  * WatchResponse is one event on a Watch call. Its fields are those of
@@ -525,7 +637,7 @@ export type WatchResponse = Message$1<"roomcast.v1.WatchResponse"> & {
  * Use `create(WatchResponseSchema)` to create a new message.
  */
 export const WatchResponseSchema: GenMessage<WatchResponse> = /*@__PURE__*/
-  messageDesc(file_roomcast_v1_broker, 11);
+  messageDesc(file_roomcast_v1_broker, 13);
 
 /**
  * SessionEvent opens a Subscribe stream.
@@ -547,7 +659,7 @@ export type SessionEvent = Message$1<"roomcast.v1.SessionEvent"> & {
  * Use `create(SessionEventSchema)` to create a new message.
  */
 export const SessionEventSchema: GenMessage<SessionEvent> = /*@__PURE__*/
-  messageDesc(file_roomcast_v1_broker, 12);
+  messageDesc(file_roomcast_v1_broker, 14);
 
 /**
  * CommandReply answers the command with the same id.
@@ -598,7 +710,7 @@ export type CommandReply = Message$1<"roomcast.v1.CommandReply"> & {
  * Use `create(CommandReplySchema)` to create a new message.
  */
 export const CommandReplySchema: GenMessage<CommandReply> = /*@__PURE__*/
-  messageDesc(file_roomcast_v1_broker, 13);
+  messageDesc(file_roomcast_v1_broker, 15);
 
 /**
  * Error describes a failed command or publish.
@@ -637,7 +749,7 @@ export type Error = Message$1<"roomcast.v1.Error"> & {
  * Use `create(ErrorSchema)` to create a new message.
  */
 export const ErrorSchema: GenMessage<Error> = /*@__PURE__*/
-  messageDesc(file_roomcast_v1_broker, 14);
+  messageDesc(file_roomcast_v1_broker, 16);
 
 /**
  * JoinResult is the reply to a successful join.
@@ -682,7 +794,7 @@ export type JoinResult = Message$1<"roomcast.v1.JoinResult"> & {
  * Use `create(JoinResultSchema)` to create a new message.
  */
 export const JoinResultSchema: GenMessage<JoinResult> = /*@__PURE__*/
-  messageDesc(file_roomcast_v1_broker, 15);
+  messageDesc(file_roomcast_v1_broker, 17);
 
 /**
  * RefreshResult is the reply to a successful refresh.
@@ -715,7 +827,7 @@ export type RefreshResult = Message$1<"roomcast.v1.RefreshResult"> & {
  * Use `create(RefreshResultSchema)` to create a new message.
  */
 export const RefreshResultSchema: GenMessage<RefreshResult> = /*@__PURE__*/
-  messageDesc(file_roomcast_v1_broker, 16);
+  messageDesc(file_roomcast_v1_broker, 18);
 
 /**
  * LeaveResult is the reply to a successful leave.
@@ -736,7 +848,7 @@ export type LeaveResult = Message$1<"roomcast.v1.LeaveResult"> & {
  * Use `create(LeaveResultSchema)` to create a new message.
  */
 export const LeaveResultSchema: GenMessage<LeaveResult> = /*@__PURE__*/
-  messageDesc(file_roomcast_v1_broker, 17);
+  messageDesc(file_roomcast_v1_broker, 19);
 
 /**
  * MessageBatch carries room messages, in offset order within each room, and
@@ -761,7 +873,7 @@ export type MessageBatch = Message$1<"roomcast.v1.MessageBatch"> & {
  * Use `create(MessageBatchSchema)` to create a new message.
  */
 export const MessageBatchSchema: GenMessage<MessageBatch> = /*@__PURE__*/
-  messageDesc(file_roomcast_v1_broker, 18);
+  messageDesc(file_roomcast_v1_broker, 20);
 
 /**
  * PresenceEvent says a member joined or left a room.
@@ -804,7 +916,7 @@ export type PresenceEvent = Message$1<"roomcast.v1.PresenceEvent"> & {
  * Use `create(PresenceEventSchema)` to create a new message.
  */
 export const PresenceEventSchema: GenMessage<PresenceEvent> = /*@__PURE__*/
-  messageDesc(file_roomcast_v1_broker, 19);
+  messageDesc(file_roomcast_v1_broker, 21);
 
 /**
  * Member is a session listed in a room's presence.
@@ -839,7 +951,7 @@ export type Member = Message$1<"roomcast.v1.Member"> & {
  * Use `create(MemberSchema)` to create a new message.
  */
 export const MemberSchema: GenMessage<Member> = /*@__PURE__*/
-  messageDesc(file_roomcast_v1_broker, 20);
+  messageDesc(file_roomcast_v1_broker, 22);
 
 /**
  * HistoryRequest asks for a room's retained messages.
@@ -881,7 +993,7 @@ export type HistoryRequest = Message$1<"roomcast.v1.HistoryRequest"> & {
  * Use `create(HistoryRequestSchema)` to create a new message.
  */
 export const HistoryRequestSchema: GenMessage<HistoryRequest> = /*@__PURE__*/
-  messageDesc(file_roomcast_v1_broker, 21);
+  messageDesc(file_roomcast_v1_broker, 23);
 
 /**
  * HistoryResponse holds a room's retained messages.
@@ -916,7 +1028,7 @@ export type HistoryResponse = Message$1<"roomcast.v1.HistoryResponse"> & {
  * Use `create(HistoryResponseSchema)` to create a new message.
  */
 export const HistoryResponseSchema: GenMessage<HistoryResponse> = /*@__PURE__*/
-  messageDesc(file_roomcast_v1_broker, 22);
+  messageDesc(file_roomcast_v1_broker, 24);
 
 /**
  * PresenceRequest asks who is in a room.
@@ -945,7 +1057,7 @@ export type PresenceRequest = Message$1<"roomcast.v1.PresenceRequest"> & {
  * Use `create(PresenceRequestSchema)` to create a new message.
  */
 export const PresenceRequestSchema: GenMessage<PresenceRequest> = /*@__PURE__*/
-  messageDesc(file_roomcast_v1_broker, 23);
+  messageDesc(file_roomcast_v1_broker, 25);
 
 /**
  * PresenceResponse lists a room's visible members.
@@ -973,7 +1085,7 @@ export type PresenceResponse = Message$1<"roomcast.v1.PresenceResponse"> & {
  * Use `create(PresenceResponseSchema)` to create a new message.
  */
 export const PresenceResponseSchema: GenMessage<PresenceResponse> = /*@__PURE__*/
-  messageDesc(file_roomcast_v1_broker, 24);
+  messageDesc(file_roomcast_v1_broker, 26);
 
 /**
  * Message is one published message as delivered to subscribers.
@@ -1048,7 +1160,7 @@ export type Message = Message$1<"roomcast.v1.Message"> & {
  * Use `create(MessageSchema)` to create a new message.
  */
 export const MessageSchema: GenMessage<Message> = /*@__PURE__*/
-  messageDesc(file_roomcast_v1_broker, 25);
+  messageDesc(file_roomcast_v1_broker, 27);
 
 /**
  * PresenceEventKind is what happened to a member.
@@ -1125,18 +1237,20 @@ export const BrokerService: GenService<{
    * checked exactly as a Publish call (validation, grants, publish rate,
    * session ownership, size limit) and fails alone: a per-message error is
    * an answer with an Error (its code is the one Publish would return) and
-   * the stream stays up.
+   * the stream stays up. A request may carry a batch of publishes, answered
+   * in one response (see PublishStreamRequest.batch): the same publishes
+   * with fewer messages each way.
    *
    * Flow control: the server takes the next request off the stream only
    * while fewer than 256 of the stream's publishes are unanswered (not yet
-   * sent back to the publisher). Past that, gRPC's flow control makes the
+   * sent back to the publisher), counting each publish of a batch. Past that, gRPC's flow control makes the
    * publisher's sends wait: a slow server or a publisher that does not read
    * its answers slows the publisher down instead of queueing without bound.
    *
    * The stream as a whole ends with a status: UNAUTHENTICATED without a
    * valid credential when the server requires one, or when the stream's
    * credential expires (open a new stream with a fresh one); UNAVAILABLE
-   * when the server shuts down (it stops between two publishes, and every
+   * when the server shuts down (it stops between two requests, and every
    * publish it sequenced was answered before the end, so the unanswered
    * ones were not sequenced: send them again elsewhere). A
    * stream that breaks (the connection is lost) leaves the unanswered

@@ -1,0 +1,190 @@
+package client_test
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"sync/atomic"
+	"testing"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+
+	"github.com/roomcast/roomcast/client"
+	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
+	"github.com/roomcast/roomcast/server"
+)
+
+// answerCount counts, on the server, the responses of PublishStreams and
+// the answers they carry. hideBatching makes the server look as one that
+// predates batches: it does not send the headers that announce them.
+type answerCount struct {
+	responses, answers atomic.Int64
+	hideBatching       bool
+}
+
+func (a *answerCount) option() server.Option {
+	return server.WithGRPCOptions(grpc.ChainStreamInterceptor(func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+		return handler(srv, &countingStream{ServerStream: ss, a: a})
+	}))
+}
+
+type countingStream struct {
+	grpc.ServerStream
+	a *answerCount
+}
+
+func (s *countingStream) SendMsg(m any) error {
+	if resp, ok := m.(*roomcastv1.PublishStreamResponse); ok {
+		s.a.responses.Add(1)
+		s.a.answers.Add(int64(1 + len(resp.GetBatch())))
+	}
+	return s.ServerStream.SendMsg(m)
+}
+
+func (s *countingStream) SendHeader(md metadata.MD) error {
+	if s.a.hideBatching {
+		return nil // the headers go with the first response, without these
+	}
+	return s.ServerStream.SendHeader(md)
+}
+
+// publishInOrder publishes n messages from one goroutine with PublishAsync
+// and checks that they were sequenced in that order.
+func publishInOrder(t *testing.T, p *client.Publisher, n int) {
+	t.Helper()
+	ctx := testCtx(t)
+	calls := make(chan *client.PublishCall, client.DefaultMaxInFlight)
+	go func() {
+		defer close(calls)
+		for i := range n {
+			calls <- p.PublishTextAsync(ctx, "r", strconv.Itoa(i))
+		}
+	}()
+	want := uint64(1)
+	for call := range calls {
+		off, _, err := call.Wait(ctx)
+		if err != nil || off != want {
+			t.Fatalf("message %d: offset %d, %v", want-1, off, err)
+		}
+		want++
+	}
+}
+
+// Under load, the Publisher sends what is queued as one request with a
+// batch: the server answers far fewer requests than messages, and the
+// messages are sequenced in the order published, across batches.
+func TestPublisherBatchesUnderLoad(t *testing.T) {
+	var count answerCount
+	_, addr := start(t, count.option())
+	ctx := testCtx(t)
+	p := newPublisher(t, ctx, dial(t, addr))
+	const n = 5000
+	publishInOrder(t, p, n)
+	responses, answers := count.responses.Load(), count.answers.Load()
+	t.Logf("%d messages in %d requests", answers, responses)
+	if answers != n || responses >= n {
+		t.Fatalf("%d messages in %d requests: want %d in fewer requests", answers, responses, n)
+	}
+	// A lone message goes out at once, alone.
+	before := count.responses.Load()
+	if off, _, err := p.PublishText(ctx, "r", "alone"); err != nil || off != n+1 {
+		t.Fatalf("a lone message: %d, %v", off, err)
+	}
+	if got := count.responses.Load() - before; got != 1 {
+		t.Fatalf("a lone message took %d requests", got)
+	}
+}
+
+// A server that does not announce batches gets one message per request.
+func TestPublisherWithoutBatchesOnTheServer(t *testing.T) {
+	count := answerCount{hideBatching: true}
+	_, addr := start(t, count.option())
+	p := newPublisher(t, testCtx(t), dial(t, addr))
+	const n = 2000
+	publishInOrder(t, p, n)
+	if responses, answers := count.responses.Load(), count.answers.Load(); responses != n || answers != n {
+		t.Fatalf("%d messages in %d requests, want %d in as many", answers, responses, n)
+	}
+}
+
+// The messages of many goroutines sharing a Publisher travel in batches,
+// and each goroutine's are sequenced in the order it published them.
+func TestPublisherBatchesConcurrentCalls(t *testing.T) {
+	var count answerCount
+	_, addr := start(t, count.option())
+	ctx := testCtx(t)
+	p := newPublisher(t, ctx, dial(t, addr))
+	const goroutines, each = 64, 50
+	errs := make(chan error, goroutines)
+	for g := range goroutines {
+		go func() {
+			var last uint64
+			for i := range each {
+				off, _, err := p.PublishText(ctx, "r", fmt.Sprint(g, "/", i))
+				if err == nil && off <= last {
+					err = fmt.Errorf("goroutine %d: offset %d after %d", g, off, last)
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+				last = off
+			}
+			errs <- nil
+		}()
+	}
+	for range goroutines {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	responses, answers := count.responses.Load(), count.answers.Load()
+	t.Logf("%d messages in %d requests", answers, responses)
+	if answers != goroutines*each || responses >= answers {
+		t.Fatalf("%d messages in %d requests: want %d in fewer requests", answers, responses, goroutines*each)
+	}
+}
+
+// Refused messages in the middle of batches fail alone, each with its own
+// error, and the others are sequenced in the order published.
+func TestPublisherBatchedErrors(t *testing.T) {
+	var count answerCount
+	_, addr := start(t, count.option(), server.WithMaxMessageBytes(100))
+	ctx := testCtx(t)
+	p := newPublisher(t, ctx, dial(t, addr))
+	const n = 3000
+	calls := make([]*client.PublishCall, n)
+	for i := range n {
+		switch i % 7 {
+		case 3:
+			calls[i] = p.PublishTextAsync(ctx, "bad room", "x")
+		case 5:
+			calls[i] = p.PublishAsync(ctx, "r", make([]byte, 101))
+		default:
+			calls[i] = p.PublishTextAsync(ctx, "r", strconv.Itoa(i))
+		}
+	}
+	want := uint64(1)
+	for i, call := range calls {
+		off, _, err := call.Wait(ctx)
+		switch i % 7 {
+		case 3:
+			if !errors.Is(err, client.ErrInvalidArgument) {
+				t.Fatalf("message %d to a bad room: %v", i, err)
+			}
+		case 5:
+			if !errors.Is(err, client.ErrTooLarge) {
+				t.Fatalf("message %d, too large: %v", i, err)
+			}
+		default:
+			if err != nil || off != want {
+				t.Fatalf("message %d: offset %d, %v; want %d", i, off, err, want)
+			}
+			want++
+		}
+	}
+	if responses := count.responses.Load(); responses >= n {
+		t.Fatalf("%d messages in %d requests: want fewer requests", n, responses)
+	}
+}
