@@ -25,6 +25,13 @@ func hot() []vtcodec.Message {
 		&roomcastv1.PublishResponse{Offset: 1 << 40, Epoch: "e1"},
 		&roomcastv1.PublishStreamRequest{Id: "7", Publish: &roomcastv1.PublishRequest{Room: "r", Payload: &roomcastv1.PublishRequest_Text{Text: "x"}}},
 		&roomcastv1.PublishStreamResponse{Id: "7"},
+		&roomcastv1.PublishStreamRequest{Id: "8", Publish: &roomcastv1.PublishRequest{Room: "r", Payload: &roomcastv1.PublishRequest_Text{Text: "x"}},
+			Batch: []*roomcastv1.PublishStreamItem{{Id: "9", Publish: &roomcastv1.PublishRequest{Room: "s", Payload: &roomcastv1.PublishRequest_Data{Data: []byte{1}}}}}},
+		&roomcastv1.PublishStreamResponse{Id: "8", Result: &roomcastv1.PublishStreamResponse_Ok{Ok: &roomcastv1.PublishResponse{Offset: 4, Epoch: "e"}},
+			Batch: []*roomcastv1.PublishStreamResult{
+				{Id: "9", Result: &roomcastv1.PublishStreamResult_Ok{Ok: &roomcastv1.PublishResponse{Offset: 5, Epoch: "e"}}},
+				{Id: "10", Result: &roomcastv1.PublishStreamResult_Error{Error: &roomcastv1.Error{Code: 3, Message: "bad room"}}},
+			}},
 		&roomcastv1.SubscribeRequest{Id: "1", Command: &roomcastv1.SubscribeRequest_Join{Join: &roomcastv1.JoinCommand{
 			Room: "r", Presence: true, Info: map[string]string{"name": "ann"}, Position: &roomcastv1.Position{Offset: 3, Epoch: "e"}}}},
 		&roomcastv1.SubscribeRequest{Id: "2", Command: &roomcastv1.SubscribeRequest_Leave{Leave: &roomcastv1.LeaveCommand{Room: "r"}}},
