@@ -18,3 +18,6 @@ var PeerAddr = peerAddr
 
 // WithWriterIdlePeriod is withWriterIdlePeriod for the black-box tests.
 var WithWriterIdlePeriod = withWriterIdlePeriod
+
+// WithReadPauseHook is withReadPauseHook for the black-box tests.
+var WithReadPauseHook = withReadPauseHook

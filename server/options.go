@@ -62,9 +62,10 @@ type config struct {
 	tracer            trace.TracerProvider // see tracing.go; nil: no stats handler
 	limits
 
-	writerIdle  time.Duration                        // writerIdlePeriod; tests shorten it
-	turnHook    func(sessionID string)               // tests only: called as each turn begins
-	publishHook func(req *roomcastv1.PublishRequest) // tests only: called as each Publish begins
+	writerIdle    time.Duration                           // writerIdlePeriod; tests shorten it
+	turnHook      func(sessionID string)                  // tests only: called as each turn begins
+	publishHook   func(req *roomcastv1.PublishRequest)    // tests only: called as each Publish begins
+	readPauseHook func(sessionID string, d time.Duration) // tests only: called as a reader pauses after a refused command
 }
 
 // WithBroker makes the server use b, which it then owns and closes. The
@@ -236,6 +237,14 @@ func newConfig(opts []Option) (config, error) {
 // it begins, on the writer serving it: tests make a turn panic, or wait,
 // with it. Only tests set it, through export_test.go.
 func withTurnHook(f func(sessionID string)) Option { return func(c *config) { c.turnHook = f } }
+
+// withReadPauseHook makes a stream's reader call f with the session's id
+// and the pause as it begins to pause after a refused command (see
+// cmdrate.go); the pause begins when f returns. Only tests set it, through
+// export_test.go.
+func withReadPauseHook(f func(sessionID string, d time.Duration)) Option {
+	return func(c *config) { c.readPauseHook = f }
+}
 
 // withWriterIdlePeriod sets how long a connection's writer waits without
 // work before it exits, writerIdlePeriod by default. Only tests set it,
