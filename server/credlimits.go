@@ -74,6 +74,16 @@ func (s *Server) fullStreams(ctx context.Context, method string) error {
 	return s.access.streams.refusal()
 }
 
+// tapLimits are the limits the tap applies to an authenticated call, from
+// its credential alone: the streams it has open, and the bytes it owes of
+// its publish rate.
+func (s *Server) tapLimits(ctx context.Context, method string) error {
+	if err := s.fullStreams(ctx, method); err != nil {
+		return err
+	}
+	return s.owingPublishes(ctx, method)
+}
+
 // limitStreams is the stream interceptor that keeps each credential within
 // its Subscribe streams, Watch calls included. It runs after
 // authentication, so the identity is known.
