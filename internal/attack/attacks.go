@@ -123,7 +123,8 @@ func headerBomb(ctx context.Context, s childSpec) (string, error) {
 }
 
 // (b) Rooms are made by their first publish; each holds its message for
-// the history TTL.
+// the history TTL. The attack stops early once the server has accepted
+// most bytes, not sent them: refused publishes go on until its end.
 func bigRooms(ctx context.Context, s childSpec) (string, error) {
 	const goroutines, most = 8, 2 << 30
 	conns, closeAll, err := dial(s.Addr, 2)
@@ -132,16 +133,19 @@ func bigRooms(ctx context.Context, s childSpec) (string, error) {
 	}
 	defer closeAll()
 	payload := make([]byte, 1<<20-2<<10) // with its envelope, just under --max-message-bytes
-	var sent atomic.Int64
+	var accepted atomic.Int64 // at most about most: refused publishes go on until the end
 	var t tally
 	var wg sync.WaitGroup
 	for g := range goroutines {
 		wg.Go(func() {
 			c := roomcastv1.NewBrokerServiceClient(conns[g%len(conns)])
-			for i := 0; !ended(ctx) && sent.Add(int64(len(payload))) <= most; i++ {
+			for i := 0; !ended(ctx) && accepted.Load() < most; i++ {
 				_, err := c.Publish(withKey(ctx, s.Key), &roomcastv1.PublishRequest{
 					Room: fmt.Sprintf("big.%d.%d", g, i), Payload: &roomcastv1.PublishRequest_Data{Data: payload},
 				})
+				if err == nil {
+					accepted.Add(int64(len(payload)))
+				}
 				t.code(ctx, err)
 			}
 		})
