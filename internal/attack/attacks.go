@@ -133,7 +133,7 @@ func bigRooms(ctx context.Context, s childSpec) (string, error) {
 	}
 	defer closeAll()
 	payload := make([]byte, 1<<20-2<<10) // with its envelope, just under --max-message-bytes
-	var accepted atomic.Int64 // at most about most: refused publishes go on until the end
+	var accepted atomic.Int64            // at most about most: refused publishes go on until the end
 	var t tally
 	var wg sync.WaitGroup
 	for g := range goroutines {
