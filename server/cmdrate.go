@@ -66,8 +66,14 @@ func (ss *session) rateLimitErr() error {
 }
 
 // refusalPause is how long the reader waits after the latest refusal.
-func (ss *session) refusalPause() time.Duration {
-	return min(firstRefusalPause<<min(max(ss.refused-1, 0), 20), maxRefusalPause)
+func (ss *session) refusalPause() time.Duration { return refusalPause(ss.refused) }
+
+// refusalPause is the pause after the nth refusal within a second:
+// firstRefusalPause doubled for each earlier one, at most maxRefusalPause.
+// A stream's reader pauses so after a refused command, and the tap so
+// after a call it refused (see tap.go).
+func refusalPause(n int) time.Duration {
+	return min(firstRefusalPause<<min(max(n-1, 0), 20), maxRefusalPause)
 }
 
 // pauseReading waits d before the reader reads on; false if the stream

@@ -21,3 +21,6 @@ var WithWriterIdlePeriod = withWriterIdlePeriod
 
 // WithReadPauseHook is withReadPauseHook for the black-box tests.
 var WithReadPauseHook = withReadPauseHook
+
+// WithTapPauseHook is withTapPauseHook for the black-box tests.
+var WithTapPauseHook = withTapPauseHook

@@ -169,3 +169,40 @@ func TestAStreamPastItsCommandRateIsReadAfterAPause(t *testing.T) {
 		release <- struct{}{}
 	}
 }
+
+// Past its first hundred calls refused within a second, a connection whose
+// calls the tap refuses is paused after each one, 1 ms doubled for each
+// further refusal, so that a client ignoring its refusals is read a hundred
+// times a second rather than as fast as it can write.
+func TestAConnectionWhoseCallsKeepBeingRefusedIsPaused(t *testing.T) {
+	pauses := make(chan time.Duration, 1000)
+	addr := testjwt.StartServer(t, server.WithMaxRefusedCalls(0), server.WithTapPauseHook(func(d time.Duration) { pauses <- d }))
+	ctx := testCtx(t)
+	c := dial(t, addr)
+	var first int // refused calls before the first pause
+	var seen []time.Duration
+	for i := 0; len(seen) < 3; i++ {
+		if _, err := c.Publish(ctx, &roomcastv1.PublishRequest{Room: "r"}); status.Code(err) != codes.Unauthenticated {
+			t.Fatalf("call %d: %v, want UNAUTHENTICATED", i, err)
+		}
+		select {
+		case d := <-pauses:
+			if len(seen) == 0 {
+				first = i
+			}
+			seen = append(seen, d)
+		default:
+			if i > 5000 {
+				t.Fatalf("%d calls refused, no pause", i)
+			}
+		}
+	}
+	if first < 100 {
+		t.Errorf("paused after %d refusals, want none for the first 100 within a second", first)
+	}
+	for i, d := range seen {
+		if d != time.Millisecond && (i == 0 || d != 2*seen[i-1]) { // a new second starts over
+			t.Errorf("pauses %v: want 1 ms, each doubling the last", seen)
+		}
+	}
+}

@@ -66,6 +66,7 @@ type config struct {
 	turnHook      func(sessionID string)                  // tests only: called as each turn begins
 	publishHook   func(req *roomcastv1.PublishRequest)    // tests only: called as each Publish begins
 	readPauseHook func(sessionID string, d time.Duration) // tests only: called as a reader pauses after a refused command
+	tapPauseHook  func(d time.Duration)                   // tests only: called as the tap pauses a connection after a refused call
 }
 
 // WithBroker makes the server use b, which it then owns and closes. The
@@ -245,6 +246,11 @@ func withTurnHook(f func(sessionID string)) Option { return func(c *config) { c.
 func withReadPauseHook(f func(sessionID string, d time.Duration)) Option {
 	return func(c *config) { c.readPauseHook = f }
 }
+
+// withTapPauseHook makes the tap call f with the pause as it begins to
+// pause a connection after a call it refused (see refusedInTap). Only
+// tests set it, through export_test.go.
+func withTapPauseHook(f func(d time.Duration)) Option { return func(c *config) { c.tapPauseHook = f } }
 
 // withWriterIdlePeriod sets how long a connection's writer waits without
 // work before it exits, writerIdlePeriod by default. Only tests set it,
