@@ -155,9 +155,9 @@ func WithMaxRefusedCalls(n int) Option { return func(c *config) { c.maxRefusedCa
 // perSecond, in bursts of burst. A publish is let through while its
 // credential owes nothing, and charged once accepted, so a message of any
 // size passes and the average is held; while the credential owes, its
-// Publish calls and PublishStream streams are refused from their headers,
-// before the request is read, and its publishes on an open PublishStream
-// are refused, all with RESOURCE_EXHAUSTED and a google.rpc.RetryInfo saying
+// Publish calls and PublishStream streams are refused (with
+// WithAuthenticator, from their headers, before the request is read), and
+// its publishes on an open PublishStream are refused, all with RESOURCE_EXHAUSTED and a google.rpc.RetryInfo saying
 // when it owes nothing. Anonymous callers count per client address. The
 // default is DefaultPublishByteRate (64 MiB) a second with bursts of
 // DefaultPublishByteBurst (64 MiB); 0 means no limit.
