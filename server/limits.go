@@ -42,9 +42,10 @@ const (
 	// DefaultMaxRefusedCommands is how many of a Subscribe stream's
 	// commands the rate limits may refuse within a second before the stream
 	// is ended: a stream's burst (DefaultCommandBurst). A client that reads
-	// its replies and slows down is refused a few; one refused this many in
-	// a second is sending regardless, and each refusal's reply costs the
-	// server as much as a command.
+	// its replies and slows down is refused a few. The pause after each
+	// refusal (see cmdrate.go) keeps any stream under a dozen refusals a
+	// second, so only a setting below that ends streams; the limit stays as
+	// a bound on what a refusal may cost should the pauses change.
 	DefaultMaxRefusedCommands = 1000
 	// DefaultMaxRefusedCalls is how many calls on one connection may be
 	// refused before they run (UNAUTHENTICATED, or RESOURCE_EXHAUSTED for the
