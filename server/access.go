@@ -18,15 +18,16 @@ import (
 // access decides who may do what: the caller's identity, its grants, and
 // its rate limits. With no authenticator every caller may do everything.
 type access struct {
-	authn      *auth.Authenticator
-	publish    *auth.RateLimiter // nil: no limit
-	log        *failureLog
-	sessions   sync.Map          // session id → *liveSession: the open Subscribe streams; see sessions.go
-	byIdentity sync.Map          // *auth.Identity → *liveSession: the same, by their current credential
-	streams    *streamCounts     // Subscribe streams open per credential
-	reads      *auth.RateLimiter // History and Presence calls; nil: no limit
-	commands   *auth.RateLimiter // Subscribe commands over all a credential's streams; nil: no limit
-	dir        sessionDirectory  // the sessions of the cluster's other nodes; see clustersessions.go
+	authn        *auth.Authenticator
+	publish      *auth.RateLimiter // nil: no limit
+	publishBytes *byteRate         // bytes published per credential; nil: no limit
+	log          *failureLog
+	sessions     sync.Map          // session id → *liveSession: the open Subscribe streams; see sessions.go
+	byIdentity   sync.Map          // *auth.Identity → *liveSession: the same, by their current credential
+	streams      *streamCounts     // Subscribe streams open per credential
+	reads        *auth.RateLimiter // History and Presence calls; nil: no limit
+	commands     *auth.RateLimiter // Subscribe commands over all a credential's streams; nil: no limit
+	dir          sessionDirectory  // the sessions of the cluster's other nodes; see clustersessions.go
 }
 
 func newAccess(cfg *config) (*access, error) {
@@ -37,6 +38,9 @@ func newAccess(cfg *config) (*access, error) {
 			return nil, err
 		}
 		a.publish = l
+	}
+	if cfg.publishByteRate > 0 {
+		a.publishBytes = newByteRate(cfg.publishByteRate, cfg.publishByteBurst)
 	}
 	if cfg.readRate > 0 {
 		l, err := auth.NewRateLimiter(cfg.readRate, cfg.readBurst)
@@ -109,7 +113,14 @@ func (a *access) allowRead(id *auth.Identity) error {
 	if ok {
 		return nil
 	}
-	st := status.Newf(codes.ResourceExhausted, "History and Presence rate limit exceeded for this credential; retry after %v", wait.Round(time.Millisecond))
+	return retryLater(wait, "History and Presence rate limit exceeded for this credential")
+}
+
+// retryLater is the RESOURCE_EXHAUSTED status of a call refused by a rate
+// for wait: its message, then when to retry, which a google.rpc.RetryInfo
+// detail also carries.
+func retryLater(wait time.Duration, msg string) error {
+	st := status.Newf(codes.ResourceExhausted, "%s; retry after %v", msg, wait.Round(time.Millisecond))
 	if detailed, err := st.WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(wait)}); err == nil {
 		st = detailed
 	}

@@ -2,7 +2,6 @@ package server
 
 import (
 	"errors"
-	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -16,9 +15,15 @@ import (
 // joins.go). A command that fails gets an error reply; only a failure to
 // send ends the stream, or a flood of commands past the rate limits (see
 // rateLimit).
-func (ss *session) handle(w *connWriter, req *roomcastv1.SubscribeRequest) error {
+func (ss *session) handle(w *connWriter, c command) error {
+	req := c.req
 	reply := &roomcastv1.CommandReply{Id: req.GetId()}
-	err := ss.execute(w, req, reply)
+	err := c.refused // the reader's rate limits (see cmdrate.go)
+	if err == nil {
+		err = ss.execute(w, req, reply)
+	} else if validateCommandID(req.GetId()) != nil && !ss.watch {
+		reply.Id = ""
+	}
 	ss.logCommand(req, err)
 	if errors.Is(err, errReplyLater) {
 		return nil
@@ -50,9 +55,6 @@ func (ss *session) execute(w *connWriter, req *roomcastv1.SubscribeRequest, repl
 	if err := validateCommandID(req.GetId()); err != nil && !ss.watch {
 		reply.Id = ""
 		return status.Error(codes.InvalidArgument, err.Error())
-	}
-	if err := ss.rateLimit(); err != nil {
-		return err
 	}
 	switch cmd := req.GetCommand().(type) {
 	case *roomcastv1.SubscribeRequest_Join:
@@ -97,35 +99,4 @@ func (ss *session) execute(w *connWriter, req *roomcastv1.SubscribeRequest, repl
 		return status.Error(codes.InvalidArgument, "request has no command this server knows: set join, leave or refresh")
 	}
 	return nil
-}
-
-// errCommandFlood ends a stream whose commands keep being refused by the
-// rate limits (see rateLimit).
-var errCommandFlood = errors.New("too many commands past the rate limit")
-
-// rateLimit applies the stream's command rate and its credential's. A
-// command past them gets an error reply, which costs the server about as
-// much as a command would: a client that keeps sending regardless, more
-// than maxRefusedCommands refused within a second, has its stream ended
-// with errCommandFlood instead, so that it cannot make the server answer
-// it forever. A client that reads its replies slows down long before that.
-func (ss *session) rateLimit() error {
-	err := ss.rateLimitErr()
-	if err == nil || ss.srv.cfg.maxRefusedCommands <= 0 {
-		return err
-	}
-	if now := time.Now(); now.Sub(ss.refusedSince) > time.Second {
-		ss.refusedSince, ss.refused = now, 0
-	}
-	if ss.refused++; ss.refused > ss.srv.cfg.maxRefusedCommands {
-		return errCommandFlood
-	}
-	return err
-}
-
-func (ss *session) rateLimitErr() error {
-	if ss.commands != nil && !ss.commands.Allow() {
-		return status.Errorf(codes.ResourceExhausted, "more than %v commands per second on this stream; slow down", ss.commands.Limit())
-	}
-	return ss.srv.access.allowCommand(ss.identity) // the credential's rate over all its streams
 }

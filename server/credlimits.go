@@ -91,3 +91,13 @@ func (s *Server) admitStream(ctx context.Context, id *auth.Identity) (release fu
 	}
 	return release, nil
 }
+
+// tapLimits are the limits the tap applies to an authenticated call, from
+// its credential alone: the streams it has open, and the bytes it owes of
+// its publish rate.
+func (s *Server) tapLimits(ctx context.Context, method string) error {
+	if err := s.fullStreams(ctx, method); err != nil {
+		return err
+	}
+	return s.owingPublishes(ctx, method)
+}

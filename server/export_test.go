@@ -18,3 +18,9 @@ var PeerAddr = peerAddr
 
 // WithWriterIdlePeriod is withWriterIdlePeriod for the black-box tests.
 var WithWriterIdlePeriod = withWriterIdlePeriod
+
+// WithReadPauseHook is withReadPauseHook for the black-box tests.
+var WithReadPauseHook = withReadPauseHook
+
+// WithTapPauseHook is withTapPauseHook for the black-box tests.
+var WithTapPauseHook = withTapPauseHook

@@ -120,3 +120,89 @@ func TestAConnectionWhoseCallsKeepBeingRefusedIsClosed(t *testing.T) {
 		})
 	}
 }
+
+// A command past the rate limits is refused by the stream's reader, which
+// then reads nothing more of the stream for a pause that doubles with each
+// refusal within a second: a flood is read a few times a second instead of
+// costing a reply for each of its commands. The hook holds the reader in
+// its pause, so each refusal's reply must come before the next command is
+// read.
+func TestAStreamPastItsCommandRateIsReadAfterAPause(t *testing.T) {
+	pauses, release, done := make(chan time.Duration), make(chan struct{}), make(chan struct{})
+	_, addr := start(t, server.WithCommandRate(0.001, 1), server.WithMaxRefusedCommands(0),
+		server.WithReadPauseHook(func(_ string, d time.Duration) {
+			select {
+			case pauses <- d:
+			case <-done:
+				return
+			}
+			select {
+			case <-release:
+			case <-done:
+			}
+		}))
+	t.Cleanup(func() { close(done) }) // before the server stops
+	ctx := testCtx(t)
+	s := subscribe(t, ctx, dial(t, addr), "r0") // the burst
+	const flood = 8
+	for i := range flood {
+		if err := s.stream.Send(joinReq(fmt.Sprint(i), fmt.Sprint("r", i+1), nil)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range flood {
+		select {
+		case d := <-pauses:
+			if want := time.Millisecond << i; d != want {
+				t.Errorf("pause after refusal %d: %v, want %v", i, d, want)
+			}
+		case <-ctx.Done():
+			t.Fatalf("the reader did not pause after refusal %d", i)
+		}
+		resp, err := s.stream.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep := resp.GetReply(); rep.GetId() != fmt.Sprint(i) || codes.Code(rep.GetError().GetCode()) != codes.ResourceExhausted {
+			t.Fatalf("response %d while the reader pauses: %v, want command %d refused with RESOURCE_EXHAUSTED", i, resp, i)
+		}
+		release <- struct{}{}
+	}
+}
+
+// Past its first hundred calls refused within a second, a connection whose
+// calls the tap refuses is paused after each one, 1 ms doubled for each
+// further refusal, so that a client ignoring its refusals is read a hundred
+// times a second rather than as fast as it can write.
+func TestAConnectionWhoseCallsKeepBeingRefusedIsPaused(t *testing.T) {
+	pauses := make(chan time.Duration, 1000)
+	addr := testjwt.StartServer(t, server.WithMaxRefusedCalls(0), server.WithTapPauseHook(func(d time.Duration) { pauses <- d }))
+	ctx := testCtx(t)
+	c := dial(t, addr)
+	var first int // refused calls before the first pause
+	var seen []time.Duration
+	for i := 0; len(seen) < 3; i++ {
+		if _, err := c.Publish(ctx, &roomcastv1.PublishRequest{Room: "r"}); status.Code(err) != codes.Unauthenticated {
+			t.Fatalf("call %d: %v, want UNAUTHENTICATED", i, err)
+		}
+		select {
+		case d := <-pauses:
+			if len(seen) == 0 {
+				first = i
+			}
+			seen = append(seen, d)
+		default:
+			if i > 5000 {
+				t.Fatalf("%d calls refused, no pause", i)
+			}
+		}
+	}
+	if first < 100 {
+		t.Errorf("paused after %d refusals, want none for the first 100 within a second", first)
+	}
+	for i, d := range seen {
+		if d != time.Millisecond && (i == 0 || d != 2*seen[i-1]) { // a new second starts over
+			t.Errorf("pauses %v: want 1 ms, each doubling the last", seen)
+		}
+	}
+}

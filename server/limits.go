@@ -42,9 +42,10 @@ const (
 	// DefaultMaxRefusedCommands is how many of a Subscribe stream's
 	// commands the rate limits may refuse within a second before the stream
 	// is ended: a stream's burst (DefaultCommandBurst). A client that reads
-	// its replies and slows down is refused a few; one refused this many in
-	// a second is sending regardless, and each refusal's reply costs the
-	// server as much as a command.
+	// its replies and slows down is refused a few. The pause after each
+	// refusal (see cmdrate.go) keeps any stream under a dozen refusals a
+	// second, so only a setting below that ends streams; the limit stays as
+	// a bound on what a refusal may cost should the pauses change.
 	DefaultMaxRefusedCommands = 1000
 	// DefaultMaxRefusedCalls is how many calls on one connection may be
 	// refused before they run (UNAUTHENTICATED, or RESOURCE_EXHAUSTED for the
@@ -55,6 +56,14 @@ const (
 	// a few hundred; a thousand a second is a loop that ignores every
 	// answer.
 	DefaultMaxRefusedCalls = 1000
+	// DefaultPublishByteRate and DefaultPublishByteBurst bound the bytes of
+	// messages one credential may publish: 64 MiB a second, in bursts of as
+	// much. That is 6,500 bytes a message at the default publish rate, and
+	// 64 messages a second at the default message limit: what a chatty
+	// backend needs, while one credential costs the server a fraction of a
+	// core (every accepted byte is read, copied and retained).
+	DefaultPublishByteRate  = 64 << 20
+	DefaultPublishByteBurst = 64 << 20
 )
 
 // minHeaderBytes is the smallest header list limit New accepts: a call's
@@ -135,12 +144,27 @@ func WithMaxRefusedCommands(n int) Option { return func(c *config) { c.maxRefuse
 
 // WithMaxRefusedCalls closes a client connection once more than n of its
 // calls are refused before they run within a second: UNAUTHENTICATED by
-// WithAuthenticator, RESOURCE_EXHAUSTED by WithMaxStreamsPerCredential or
-// WithReadRate. Its calls in flight fail with UNAVAILABLE; the closure is
+// WithAuthenticator, RESOURCE_EXHAUSTED by WithMaxStreamsPerCredential,
+// WithReadRate or WithPublishByteRate. Its calls in flight fail with UNAVAILABLE; the closure is
 // logged with the client's address at most once a second and counted in
 // roomcast_connections_refusal_closes_total. The default is
 // DefaultMaxRefusedCalls (1000); 0 never closes a connection for it.
 func WithMaxRefusedCalls(n int) Option { return func(c *config) { c.maxRefusedCalls = n } }
+
+// WithPublishByteRate limits the bytes of messages (as
+// WithMaxMessageBytes counts them) that each credential publishes to
+// perSecond, in bursts of burst. A publish is let through while its
+// credential owes nothing, and charged once accepted, so a message of any
+// size passes and the average is held; while the credential owes, its
+// Publish calls and PublishStream streams are refused (with
+// WithAuthenticator, from their headers, before the request is read), and
+// its publishes on an open PublishStream are refused, all with RESOURCE_EXHAUSTED and a google.rpc.RetryInfo saying
+// when it owes nothing. Anonymous callers count per client address. The
+// default is DefaultPublishByteRate (64 MiB) a second with bursts of
+// DefaultPublishByteBurst (64 MiB); 0 means no limit.
+func WithPublishByteRate(perSecond float64, burst int) Option {
+	return func(c *config) { c.publishByteRate, c.publishByteBurst = perSecond, burst }
+}
 
 // limits are the abuse limits' settings, part of config.
 type limits struct {
@@ -154,6 +178,9 @@ type limits struct {
 
 	credCommandRate  float64
 	credCommandBurst int
+
+	publishByteRate  float64
+	publishByteBurst int
 
 	maxRefusedCommands int // per stream, within a second
 	maxRefusedCalls    int // per connection, within a second
@@ -171,6 +198,9 @@ func defaultLimits() limits {
 
 		credCommandRate:  DefaultCredentialCommandRate,
 		credCommandBurst: DefaultCredentialCommandBurst,
+
+		publishByteRate:  DefaultPublishByteRate,
+		publishByteBurst: DefaultPublishByteBurst,
 
 		maxRefusedCommands: DefaultMaxRefusedCommands,
 		maxRefusedCalls:    DefaultMaxRefusedCalls,
@@ -193,6 +223,8 @@ func (l *limits) validate() error {
 		return fmt.Errorf("server: read rate needs a positive burst, got %v/s burst %d", l.readRate, l.readBurst)
 	case l.credCommandRate < 0 || (l.credCommandRate > 0 && l.credCommandBurst < 1):
 		return fmt.Errorf("server: credential command rate needs a positive burst, got %v/s burst %d", l.credCommandRate, l.credCommandBurst)
+	case l.publishByteRate < 0 || (l.publishByteRate > 0 && l.publishByteBurst < 1):
+		return fmt.Errorf("server: publish byte rate needs a positive burst, got %v/s burst %d", l.publishByteRate, l.publishByteBurst)
 	case l.maxRefusedCommands < 0:
 		return fmt.Errorf("server: max refused commands must not be negative, got %d", l.maxRefusedCommands)
 	case l.maxRefusedCalls < 0:

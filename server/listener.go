@@ -247,33 +247,37 @@ func (g *connGuard) expire(t *tracked) {
 // second. Its calls in flight fail with UNAVAILABLE. The connection is
 // closed rather than sent a GOAWAY: grpc-go sends one only to every
 // connection at once (GracefulStop), and one written beside its own frames
-// could interleave with them.
-func (g *connGuard) refusedCall(ctx context.Context) {
-	if g.maxRefused <= 0 {
-		return
-	}
+// could interleave with them. It returns how long the tap should pause the
+// connection's reading after this refusal: none for its first
+// freeRefusedCalls within the second, then refusalPause's; 0 for a
+// connection the guard does not track.
+func (g *connGuard) refusedCall(ctx context.Context) time.Duration {
 	p, ok := peer.FromContext(ctx)
 	if !ok || p.Addr == nil {
-		return
+		return 0
 	}
 	key := connKey(p.Addr, p.LocalAddr)
 	g.mu.Lock()
 	t := g.byKey[key]
 	if t == nil {
 		g.mu.Unlock()
-		return
+		return 0
 	}
 	if now := time.Now(); now.Sub(t.refusedSince) > time.Second {
 		t.refusedSince, t.refusedCalls = now, 0
 	}
 	t.refusedCalls++
-	cut := t.refusedCalls > g.maxRefused && !t.closed.Load() // once: later refusals are of calls already read
+	var pause time.Duration
+	if n := t.refusedCalls - freeRefusedCalls; n > 0 {
+		pause = refusalPause(n)
+	}
+	cut := g.maxRefused > 0 && t.refusedCalls > g.maxRefused && !t.closed.Load() // once: later refusals are of calls already read
 	if cut {
 		t.closed.Store(true)
 	}
 	g.mu.Unlock()
 	if !cut {
-		return
+		return pause
 	}
 	g.refusalCloses.Add(1)
 	t.conn.Close() // grpc-go's reader fails and the transport goes away
@@ -281,6 +285,7 @@ func (g *connGuard) refusedCall(ctx context.Context) {
 		g.log.Warn("closed a connection whose calls kept being refused (unauthenticated or past a limit): more than --max-refused-calls within a second",
 			"peer", p.Addr.String(), "max", g.maxRefused, "closed_so_far", g.refusalCloses.Load())
 	})
+	return 0
 }
 
 // stop stops every auth timer, once the server has stopped: the

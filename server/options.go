@@ -62,9 +62,11 @@ type config struct {
 	tracer            trace.TracerProvider // see tracing.go; nil: no stats handler
 	limits
 
-	writerIdle  time.Duration                        // writerIdlePeriod; tests shorten it
-	turnHook    func(sessionID string)               // tests only: called as each turn begins
-	publishHook func(req *roomcastv1.PublishRequest) // tests only: called as each Publish begins
+	writerIdle    time.Duration                           // writerIdlePeriod; tests shorten it
+	turnHook      func(sessionID string)                  // tests only: called as each turn begins
+	publishHook   func(req *roomcastv1.PublishRequest)    // tests only: called as each Publish begins
+	readPauseHook func(sessionID string, d time.Duration) // tests only: called as a reader pauses after a refused command
+	tapPauseHook  func(d time.Duration)                   // tests only: called as the tap pauses a connection after a refused call
 }
 
 // WithBroker makes the server use b, which it then owns and closes. The
@@ -236,6 +238,19 @@ func newConfig(opts []Option) (config, error) {
 // it begins, on the writer serving it: tests make a turn panic, or wait,
 // with it. Only tests set it, through export_test.go.
 func withTurnHook(f func(sessionID string)) Option { return func(c *config) { c.turnHook = f } }
+
+// withReadPauseHook makes a stream's reader call f with the session's id
+// and the pause as it begins to pause after a refused command (see
+// cmdrate.go); the pause begins when f returns. Only tests set it, through
+// export_test.go.
+func withReadPauseHook(f func(sessionID string, d time.Duration)) Option {
+	return func(c *config) { c.readPauseHook = f }
+}
+
+// withTapPauseHook makes the tap call f with the pause as it begins to
+// pause a connection after a call it refused (see refusedInTap). Only
+// tests set it, through export_test.go.
+func withTapPauseHook(f func(d time.Duration)) Option { return func(c *config) { c.tapPauseHook = f } }
 
 // withWriterIdlePeriod sets how long a connection's writer waits without
 // work before it exits, writerIdlePeriod by default. Only tests set it,

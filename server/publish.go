@@ -38,7 +38,8 @@ func (s *Server) publish(ctx context.Context, id *auth.Identity, req *roomcastv1
 	if err := validatePublish(req); err != nil {
 		return 0, "", status.Error(codes.InvalidArgument, err.Error())
 	}
-	if n := messageSize(req); n > s.cfg.maxMessageBytes {
+	n := messageSize(req)
+	if n > s.cfg.maxMessageBytes {
 		return 0, "", status.Errorf(codes.ResourceExhausted, "message is %d bytes (payload, content type and headers); the limit is %d", n, s.cfg.maxMessageBytes)
 	}
 	if err := s.access.allow(id, auth.Publish, req.GetRoom()); err != nil {
@@ -48,6 +49,9 @@ func (s *Server) publish(ctx context.Context, id *auth.Identity, req *roomcastv1
 	// another node costs a round trip to the engine, which the rate must
 	// bound.
 	if err := s.access.allowPublish(id); err != nil {
+		return 0, "", err
+	}
+	if err := s.access.allowPublishBytes(id); err != nil { // a PublishStream's publishes pass no tap
 		return 0, "", err
 	}
 	if err := s.access.ownSession(ctx, id, "session_id", req.GetSessionId()); err != nil {
@@ -72,6 +76,7 @@ func (s *Server) publish(ctx context.Context, id *auth.Identity, req *roomcastv1
 	if err != nil {
 		return 0, "", brokerStatus(err)
 	}
+	s.access.chargePublish(id, n)
 	return off, epoch, nil
 }
 

@@ -87,11 +87,15 @@ func (ss *session) readCommands() {
 			}
 			return
 		}
+		refused := ss.rateLimit()
 		select {
-		case ss.cmds <- req:
+		case ss.cmds <- command{req: req, refused: refused}:
 			ss.pending.Add(1)
 			ss.wake()
 		case <-ss.stream.Context().Done():
+			return
+		}
+		if refused != nil && !ss.pauseReading(ss.refusalPause()) {
 			return
 		}
 	}

@@ -159,7 +159,7 @@ func New(opts ...Option) (_ *Server, err error) {
 		if err != nil {
 			return nil, err
 		}
-		s.tap = authTap(in, s.access.log, s.guard.authenticated, s.guard.refusedCall, s.fullStreams)
+		s.tap = authTap(in, s.access.log, s.guard.authenticated, s.refusedInTap, s.tapLimits)
 		gopts = append(gopts, grpc.InTapHandle(s.tap)) // credentials are checked before a request is read
 		authUnary, authStream = in.UnaryServerInterceptor(), in.StreamServerInterceptor()
 	}

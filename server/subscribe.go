@@ -44,7 +44,7 @@ type session struct {
 	stream  subscribeStream
 	conn    *outConn
 	sub     *broker.Subscriber
-	cmds    chan *roomcastv1.SubscribeRequest
+	cmds    chan command
 	pending atomic.Int32 // commands in cmds, read without touching the channel
 	end     chan error   // the first reason to end the stream; see endWith
 	stalled atomic.Bool  // cut off by the sweeper for a write past the write timeout
@@ -59,14 +59,17 @@ type session struct {
 	joinReady atomic.Bool // a deferred join became ready: finish it in a turn (see joins.go)
 
 	// Owned by the writer holding the session.
-	joins        []*deferredJoin // join commands waiting for their join, in command order
-	greeted      bool
-	out          frame // the frame being sent: SendMsg does not keep it
-	identity     *auth.Identity
+	joins    []*deferredJoin // join commands waiting for their join, in command order
+	greeted  bool
+	out      frame // the frame being sent: SendMsg does not keep it
+	identity *auth.Identity
+	record   *callRecord // the access log's; nil without one
+
+	// Owned by the reader (see cmdrate.go).
 	commands     *rate.Limiter // nil: no limit
-	refused      int           // commands refused by a rate limit since refusedSince; see rateLimit
+	refused      int           // commands refused by a rate limit since refusedSince
 	refusedSince time.Time
-	record       *callRecord // the access log's; nil without one
+	credential   *auth.Identity // the credential's rate is kept under its subject and method, which a refresh keeps
 
 	gate          sendGate     // shut by the handler: no Send starts after it returns
 	sendStartedAt atomic.Int64 // the server's stallClock when the current Send began; 0 when not sending
@@ -98,7 +101,7 @@ func (s *Server) serve(stream subscribeStream, watch bool) error {
 		id:     id,
 		stream: stream,
 		conn:   s.connOf(stream.Context()),
-		cmds:   make(chan *roomcastv1.SubscribeRequest, commandsPerWake),
+		cmds:   make(chan command, commandsPerWake),
 		end:    make(chan error, 1),
 		watch:  watch,
 
@@ -107,6 +110,7 @@ func (s *Server) serve(stream subscribeStream, watch bool) error {
 		identity: s.access.identity(stream.Context()),
 		commands: s.cfg.commandLimiter(),
 	}
+	ss.credential = ss.identity
 	ss.sub = s.broker.NewNotifiedSubscriber(id, ss.wake)
 	ss.record = recordOf(stream.Context())
 	ss.record.stream(id, ss.sub)

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"time"
 
 	"google.golang.org/grpc/tap"
 
@@ -44,5 +45,36 @@ func authTap(in *auth.Interceptors, log *failureLog, authenticated, refused func
 			return nil, err
 		}
 		return ctx2, nil
+	}
+}
+
+// freeRefusedCalls is how many calls the tap may refuse on one connection
+// within a second before it pauses the connection: a proxy that carries
+// many clients' calls over one connection, some with lapsed credentials,
+// is not held up for them.
+const freeRefusedCalls = 100
+
+// refusedInTap tells the connection guard of a call the tap refused, then,
+// past freeRefusedCalls within a second, pauses the connection's reading,
+// on whose goroutine the tap runs: 1 ms, doubled for each further refusal
+// within the second, at most a second (see refusalPause). A client whose
+// calls keep being refused (unauthenticated, past its streams, owing bytes
+// of its publish rate) is then read about a hundred times a second rather
+// than as fast as it can write: a loop of refused Subscribe streams over 25
+// connections cost the server most of a core (issue #13 (d)). The pause
+// holds up only that connection.
+func (s *Server) refusedInTap(ctx context.Context) {
+	d := s.guard.refusedCall(ctx)
+	if d <= 0 {
+		return
+	}
+	if hook := s.cfg.tapPauseHook; hook != nil {
+		hook(d)
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done(): // the connection closed
 	}
 }

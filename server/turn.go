@@ -81,9 +81,9 @@ commands:
 		if ss.pending.Load() == 0 {
 			break commands
 		}
-		req := <-ss.cmds // the reader counts a command once it is in cmds
+		c := <-ss.cmds // the reader counts a command once it is in cmds
 		ss.pending.Add(-1)
-		if err := ss.handle(w, req); err != nil {
+		if err := ss.handle(w, c); err != nil {
 			return false, err
 		}
 	}

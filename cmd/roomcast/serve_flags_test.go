@@ -122,6 +122,8 @@ func TestServeSecurityFlagDefaults(t *testing.T) {
 		"anonymous-presence":         "",
 		"publish-rate":               "10000",
 		"publish-burst":              "1000",
+		"publish-byte-rate":          fmt.Sprint(server.DefaultPublishByteRate),
+		"publish-byte-burst":         fmt.Sprint(server.DefaultPublishByteBurst),
 		"command-rate":               fmt.Sprint(server.DefaultCommandRate),
 		"command-burst":              fmt.Sprint(server.DefaultCommandBurst),
 		"max-streams":                fmt.Sprint(server.DefaultMaxStreams),

@@ -123,7 +123,8 @@ func headerBomb(ctx context.Context, s childSpec) (string, error) {
 }
 
 // (b) Rooms are made by their first publish; each holds its message for
-// the history TTL.
+// the history TTL. The attack stops early once the server has accepted
+// most bytes, not sent them: refused publishes go on until its end.
 func bigRooms(ctx context.Context, s childSpec) (string, error) {
 	const goroutines, most = 8, 2 << 30
 	conns, closeAll, err := dial(s.Addr, 2)
@@ -132,16 +133,19 @@ func bigRooms(ctx context.Context, s childSpec) (string, error) {
 	}
 	defer closeAll()
 	payload := make([]byte, 1<<20-2<<10) // with its envelope, just under --max-message-bytes
-	var sent atomic.Int64
+	var accepted atomic.Int64            // at most about most: refused publishes go on until the end
 	var t tally
 	var wg sync.WaitGroup
 	for g := range goroutines {
 		wg.Go(func() {
 			c := roomcastv1.NewBrokerServiceClient(conns[g%len(conns)])
-			for i := 0; !ended(ctx) && sent.Add(int64(len(payload))) <= most; i++ {
+			for i := 0; !ended(ctx) && accepted.Load() < most; i++ {
 				_, err := c.Publish(withKey(ctx, s.Key), &roomcastv1.PublishRequest{
 					Room: fmt.Sprintf("big.%d.%d", g, i), Payload: &roomcastv1.PublishRequest_Data{Data: payload},
 				})
+				if err == nil {
+					accepted.Add(int64(len(payload)))
+				}
 				t.code(ctx, err)
 			}
 		})
@@ -224,7 +228,10 @@ func manyStreams(ctx context.Context, s childSpec) (string, error) {
 	return fmt.Sprintf("%s streams open at the end; refused: %s", commas(int(opened.Load())), t.String()), nil
 }
 
-// (e) Joins and leaves alternate, so every command does work.
+// (e) Joins and leaves alternate, so every command does work. A stream
+// the server ends is opened again, as a persistent attacker would, so that
+// the attack lasts its duration rather than until the server has ended
+// every stream once.
 func commandFlood(ctx context.Context, s childSpec) (string, error) {
 	const connections, streams = 5, 50
 	conns, closeAll, err := dial(s.Addr, connections)
@@ -233,48 +240,60 @@ func commandFlood(ctx context.Context, s childSpec) (string, error) {
 	}
 	defer closeAll()
 	var t tally
-	var sent atomic.Int64
+	var sent, opened atomic.Int64
 	var wg sync.WaitGroup
 	for i := range streams {
 		wg.Go(func() {
-			stream, err := roomcastv1.NewBrokerServiceClient(conns[i%len(conns)]).Subscribe(withKey(ctx, s.Key))
-			if err != nil {
-				t.code(ctx, err)
-				return
-			}
-			go func() {
-				for n := 0; !ended(ctx); n++ {
-					room := fmt.Sprintf("cmd.%d.%d", i, n/2%256)
-					req := &roomcastv1.SubscribeRequest{Id: fmt.Sprint(n), Command: &roomcastv1.SubscribeRequest_Join{Join: &roomcastv1.JoinCommand{Room: room}}}
-					if n%2 == 1 {
-						req.Command = &roomcastv1.SubscribeRequest_Leave{Leave: &roomcastv1.LeaveCommand{Room: room}}
-					}
-					if stream.Send(req) != nil {
-						return
-					}
-					sent.Add(1)
-				}
-			}()
-			for {
-				resp, err := stream.Recv()
-				if err != nil {
-					if !ended(ctx) {
-						t.add("stream ended: "+err.Error(), 1)
-					}
-					return
-				}
-				if rep := resp.GetReply(); rep != nil {
-					if e := rep.GetError(); e != nil {
-						t.add(fmt.Sprintf("code %d", e.GetCode()), 1)
-					} else {
-						t.add("OK", 1)
-					}
+			for !ended(ctx) {
+				if floodOneStream(ctx, roomcastv1.NewBrokerServiceClient(conns[i%len(conns)]), s.Key, i, &sent, &t) {
+					opened.Add(1)
 				}
 			}
 		})
 	}
 	wg.Wait()
-	return fmt.Sprintf("%s commands sent; replies: %s", commas(int(sent.Load())), t.String()), nil
+	return fmt.Sprintf("%s commands sent on %s streams; replies: %s", commas(int(sent.Load())), commas(int(opened.Load())), t.String()), nil
+}
+
+// floodOneStream sends join and leave commands on one new stream until it
+// ends, and reports whether it opened.
+func floodOneStream(ctx context.Context, c roomcastv1.BrokerServiceClient, key string, i int, sent *atomic.Int64, t *tally) bool {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel() // ends the sender
+	stream, err := c.Subscribe(withKey(ctx, key))
+	if err != nil {
+		t.code(ctx, err)
+		return false
+	}
+	go func() {
+		for n := 0; !ended(ctx); n++ {
+			room := fmt.Sprintf("cmd.%d.%d", i, n/2%256)
+			req := &roomcastv1.SubscribeRequest{Id: fmt.Sprint(n), Command: &roomcastv1.SubscribeRequest_Join{Join: &roomcastv1.JoinCommand{Room: room}}}
+			if n%2 == 1 {
+				req.Command = &roomcastv1.SubscribeRequest_Leave{Leave: &roomcastv1.LeaveCommand{Room: room}}
+			}
+			if stream.Send(req) != nil {
+				return
+			}
+			sent.Add(1)
+		}
+	}()
+	for {
+		resp, err := stream.Recv()
+		if err != nil {
+			if !ended(ctx) {
+				t.add("stream ended: "+err.Error(), 1)
+			}
+			return true
+		}
+		if rep := resp.GetReply(); rep != nil {
+			if e := rep.GetError(); e != nil {
+				t.add(fmt.Sprintf("code %d", e.GetCode()), 1)
+			} else {
+				t.add("OK", 1)
+			}
+		}
+	}
 }
 
 // (f) The room's ring holds its newest 1,024 messages or 4 MiB; its

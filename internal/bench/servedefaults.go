@@ -18,8 +18,8 @@ import (
 func serveLimits(subscribers, conns, streamsPerConn int) (serveconfig.Limits, []string) {
 	l := serveconfig.Defaults()
 	var diffs []string
-	l.PublishRate = 0
-	diffs = append(diffs, fmt.Sprintf("--publish-rate 0 (no limit) instead of %d publishes/s per credential: every publisher of the bench is the same anonymous loopback address", serveconfig.DefaultPublishRate))
+	l.PublishRate, l.PublishByteRate = 0, 0
+	diffs = append(diffs, fmt.Sprintf("--publish-rate 0 and --publish-byte-rate 0 (no limits) instead of %d publishes/s and %d MiB/s per credential: every publisher of the bench is the same anonymous loopback address", serveconfig.DefaultPublishRate, server.DefaultPublishByteRate>>20))
 	// Each connection's first stream, opened and closed to connect it, may
 	// still be counted when the subscribers join.
 	if need := subscribers + conns + maxPublishers; need > l.MaxCredStreams {

@@ -308,7 +308,7 @@ func TestShapes(t *testing.T) {
 func TestServeLimits(t *testing.T) {
 	l, diffs := serveLimits(500, 50, 10)
 	want := serveconfig.Defaults()
-	want.PublishRate = 0
+	want.PublishRate, want.PublishByteRate = 0, 0
 	if l != want || len(diffs) != 1 || !strings.HasPrefix(diffs[0], "--publish-rate 0") {
 		t.Errorf("500 subscribers over 50 connections: %+v, %q", l, diffs)
 	}

@@ -31,6 +31,8 @@ type Limits struct {
 	MaxRoomsPerSession            int
 	PublishRate                   float64
 	PublishBurst                  int
+	PublishByteRate               int
+	PublishByteBurst              int
 	CommandRate                   float64
 	CommandBurst                  int
 	StreamResetRate               float64
@@ -68,6 +70,8 @@ func Defaults() Limits {
 		MaxRoomsPerSession:      server.DefaultMaxRoomsPerSession,
 		PublishRate:             DefaultPublishRate,
 		PublishBurst:            DefaultPublishBurst,
+		PublishByteRate:         server.DefaultPublishByteRate,
+		PublishByteBurst:        server.DefaultPublishByteBurst,
 		CommandRate:             server.DefaultCommandRate,
 		CommandBurst:            server.DefaultCommandBurst,
 		StreamResetRate:         server.DefaultStreamResetRate,
@@ -101,6 +105,7 @@ func (l Limits) ServerOptions() []server.Option {
 		server.WithMaxMessageBytes(l.MaxMessageBytes),
 		server.WithMaxRoomsPerSession(l.MaxRoomsPerSession),
 		server.WithPublishRate(l.PublishRate, l.PublishBurst),
+		server.WithPublishByteRate(float64(l.PublishByteRate), l.PublishByteBurst),
 		server.WithCommandRate(l.CommandRate, l.CommandBurst),
 		server.WithStreamResetRate(l.StreamResetRate, l.StreamResetBurst),
 		server.WithMaxStreams(l.MaxStreams),

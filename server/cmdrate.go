@@ -1,0 +1,93 @@
+package server
+
+import (
+	"errors"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
+)
+
+// A stream's commands are held to the rate limits by its reader, as it
+// reads each one, rather than by the turn that runs it: a refused command
+// reaches the writer only for its error reply, never the broker. After a
+// refusal the reader pauses before it reads the stream's next command, for
+// firstRefusalPause doubled for each earlier refusal within the second, at
+// most maxRefusalPause. A client that slows down at its first refusals
+// loses a few milliseconds; one that keeps sending regardless is read about
+// ten times a second, its sends backing up in HTTP/2 flow control, where
+// answering each of its commands with a refusal cost the server as much as
+// running it, and a flood from 50 streams starved the other clients of
+// CPU (issue #13).
+const (
+	firstRefusalPause = time.Millisecond
+	maxRefusalPause   = time.Second
+)
+
+// command is what a stream's reader hands to its turns.
+type command struct {
+	req     *roomcastv1.SubscribeRequest
+	refused error // the rate limits refused it: its reply, or errCommandFlood
+}
+
+// errCommandFlood ends a stream whose commands keep being refused by the
+// rate limits (see rateLimit).
+var errCommandFlood = errors.New("too many commands past the rate limit")
+
+// rateLimit applies the stream's command rate and its credential's, on the
+// reader. A client that keeps sending past them, more than
+// maxRefusedCommands refused within a second, gets errCommandFlood, which
+// ends its stream: the pauses keep a stream under a dozen refusals a
+// second, so only a low maxRefusedCommands is ever reached.
+func (ss *session) rateLimit() error {
+	err := ss.rateLimitErr()
+	if err == nil {
+		return nil
+	}
+	if now := time.Now(); now.Sub(ss.refusedSince) > time.Second {
+		ss.refusedSince, ss.refused = now, 0
+	}
+	if ss.refused++; ss.srv.cfg.maxRefusedCommands > 0 && ss.refused > ss.srv.cfg.maxRefusedCommands {
+		return errCommandFlood
+	}
+	return err
+}
+
+// rateLimitErr asks the stream's own limiter first, so that a stream past
+// its own rate is refused without taking the credential limiter's lock,
+// which every stream of every credential shares.
+func (ss *session) rateLimitErr() error {
+	if ss.commands != nil && !ss.commands.Allow() {
+		return status.Errorf(codes.ResourceExhausted, "more than %v commands per second on this stream; slow down", ss.commands.Limit())
+	}
+	return ss.srv.access.allowCommand(ss.credential) // the credential's rate over all its streams
+}
+
+// refusalPause is how long the reader waits after the latest refusal.
+func (ss *session) refusalPause() time.Duration { return refusalPause(ss.refused) }
+
+// refusalPause is the pause after the nth refusal within a second:
+// firstRefusalPause doubled for each earlier one, at most maxRefusalPause.
+// A stream's reader pauses so after a refused command, and the tap so
+// after a call it refused (see tap.go).
+func refusalPause(n int) time.Duration {
+	return min(firstRefusalPause<<min(max(n-1, 0), 20), maxRefusalPause)
+}
+
+// pauseReading waits d before the reader reads on; false if the stream
+// ended meanwhile.
+func (ss *session) pauseReading(d time.Duration) bool {
+	if hook := ss.srv.cfg.readPauseHook; hook != nil {
+		hook(ss.id, d)
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ss.stream.Context().Done():
+		return false
+	}
+}

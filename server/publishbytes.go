@@ -1,0 +1,131 @@
+package server
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/roomcast/roomcast/auth"
+	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
+)
+
+// Each credential's publishes are held to a rate in bytes, beside the rate
+// in publishes of access.publish: at the default message limit, 10,000
+// publishes a second would be 10 GB a second, which the server cannot read,
+// copy and retain without starving every other client of CPU (1 MiB
+// messages from one credential cost the server most of a core, mostly
+// copying them into fresh memory, and the other clients' latency rose
+// tenfold: issue #13 (b)).
+//
+// The bucket may go into debt: a publish is let through while its
+// credential owes nothing, and its bytes are charged once it is accepted.
+// So a message of any size up to the limit passes, a credential's average
+// is held to the rate, and a publish is refused by its credential alone,
+// in the tap, before its request is read or decoded.
+
+// byteRate is a token bucket of bytes per credential that may go into
+// debt. It is safe for concurrent use.
+type byteRate struct {
+	rate  float64 // bytes a second
+	burst float64
+	now   func() time.Time
+
+	mu      sync.Mutex
+	buckets map[string]*byteBucket // only credentials that are not full
+	sweepAt int                    // sweep the full buckets out when len(buckets) reaches it
+}
+
+type byteBucket struct {
+	tokens float64 // may be negative: debt
+	at     time.Time
+}
+
+// minByteSweep is the bucket count below which no sweep is done.
+const minByteSweep = 1024
+
+func newByteRate(perSecond float64, burst int) *byteRate {
+	return &byteRate{rate: perSecond, burst: float64(burst), now: time.Now, buckets: make(map[string]*byteBucket), sweepAt: minByteSweep}
+}
+
+// refill brings b up to t; it reports whether b is full.
+func (r *byteRate) refill(b *byteBucket, t time.Time) bool {
+	b.tokens = min(r.burst, b.tokens+t.Sub(b.at).Seconds()*r.rate)
+	b.at = t
+	return b.tokens >= r.burst
+}
+
+// owing returns how long until key's credential owes nothing, or 0 if it
+// owes nothing now.
+func (r *byteRate) owing(key string) time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	b := r.buckets[key]
+	if b == nil {
+		return 0
+	}
+	if r.refill(b, r.now()) {
+		delete(r.buckets, key)
+	}
+	if b.tokens >= 0 {
+		return 0
+	}
+	return time.Duration(-b.tokens / r.rate * float64(time.Second))
+}
+
+// charge takes n bytes from key's bucket, into debt if need be.
+func (r *byteRate) charge(key string, n int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	t := r.now()
+	b := r.buckets[key]
+	if b == nil {
+		if len(r.buckets) >= r.sweepAt {
+			r.sweep(t)
+		}
+		b = &byteBucket{tokens: r.burst, at: t}
+		r.buckets[key] = b
+	}
+	r.refill(b, t)
+	b.tokens -= float64(n)
+}
+
+// sweep drops the buckets that have filled up, which a new bucket equals,
+// so that the map holds only credentials that published within the time a
+// bucket takes to fill.
+func (r *byteRate) sweep(t time.Time) {
+	for k, b := range r.buckets {
+		if r.refill(b, t) {
+			delete(r.buckets, k)
+		}
+	}
+	r.sweepAt = max(minByteSweep, 2*len(r.buckets))
+}
+
+// allowPublishBytes refuses a publish of id while its credential owes
+// bytes of its rate.
+func (a *access) allowPublishBytes(id *auth.Identity) error {
+	if a.publishBytes == nil {
+		return nil
+	}
+	if wait := a.publishBytes.owing(credentialKey(id)); wait > 0 {
+		return retryLater(wait, "this credential has published more bytes than its rate allows")
+	}
+	return nil
+}
+
+// chargePublish charges an accepted publish of n bytes to id's credential.
+func (a *access) chargePublish(id *auth.Identity, n int) {
+	if a.publishBytes != nil {
+		a.publishBytes.charge(credentialKey(id), n)
+	}
+}
+
+// owingPublishes refuses a Publish call, or a PublishStream, in the tap
+// while its credential owes bytes of its rate, so that the refusal costs
+// neither reading its request nor decoding it.
+func (s *Server) owingPublishes(ctx context.Context, method string) error {
+	if method != roomcastv1.BrokerService_Publish_FullMethodName && method != roomcastv1.BrokerService_PublishStream_FullMethodName {
+		return nil
+	}
+	return s.access.allowPublishBytes(s.access.identity(ctx))
+}
