@@ -24,3 +24,6 @@ var WithReadPauseHook = withReadPauseHook
 
 // WithTapPauseHook is withTapPauseHook for the black-box tests.
 var WithTapPauseHook = withTapPauseHook
+
+// WithPublishPauseHook is withPublishPauseHook for the black-box tests.
+var WithPublishPauseHook = withPublishPauseHook

@@ -67,6 +67,8 @@ type config struct {
 	publishHook   func(req *roomcastv1.PublishRequest)    // tests only: called as each Publish begins
 	readPauseHook func(sessionID string, d time.Duration) // tests only: called as a reader pauses after a refused command
 	tapPauseHook  func(d time.Duration)                   // tests only: called as the tap pauses a connection after a refused call
+
+	publishPauseHook func(d time.Duration) // tests only: called as a PublishStream's reader pauses after a refused publish
 }
 
 // WithBroker makes the server use b, which it then owns and closes. The
@@ -251,6 +253,13 @@ func withReadPauseHook(f func(sessionID string, d time.Duration)) Option {
 // pause a connection after a call it refused (see refusedInTap). Only
 // tests set it, through export_test.go.
 func withTapPauseHook(f func(d time.Duration)) Option { return func(c *config) { c.tapPauseHook = f } }
+
+// withPublishPauseHook makes a PublishStream's reader call f with the
+// pause as it begins to pause after a request answered with a refusal (see
+// publishrefusal.go). Only tests set it, through export_test.go.
+func withPublishPauseHook(f func(d time.Duration)) Option {
+	return func(c *config) { c.publishPauseHook = f }
+}
 
 // withWriterIdlePeriod sets how long a connection's writer waits without
 // work before it exits, writerIdlePeriod by default. Only tests set it,

@@ -52,7 +52,7 @@ const (
 // of the stream's context ends the stream between two requests: every
 // publish that was sequenced has been answered by then, and what the reader
 // holds beyond it was not sequenced. No lock is held anywhere here; the two goroutines share only
-// the channels.
+// the channels, and the pause after a refusal (see publishrefusal.go).
 
 // PublishStream implements BrokerService.PublishStream.
 func (s *Server) PublishStream(stream grpc.BidiStreamingServer[roomcastv1.PublishStreamRequest, roomcastv1.PublishStreamResponse]) (err error) {
@@ -103,7 +103,11 @@ func (s *Server) PublishStream(stream grpc.BidiStreamingServer[roomcastv1.Publis
 			if id, err = s.access.stillAccepted(id); err != nil {
 				return err
 			}
-			if err := stream.Send(s.publishRequest(octx, id, rec, req)); err != nil {
+			resp := s.publishRequest(octx, id, rec, req)
+			if hasRefusal(resp) {
+				r.refusals.refused() // the reader pauses before its next read
+			}
+			if err := stream.Send(resp); err != nil {
 				return err
 			}
 			for range 1 + len(req.GetBatch()) {
@@ -128,6 +132,8 @@ type publishReader struct {
 	reqs   chan *roomcastv1.PublishStreamRequest // never full: it has a place for every slot
 	slots  chan struct{}                         // one token per publish read and not yet answered
 	err    error                                 // why the stream ended: nil at the publisher's io.EOF; read after reqs is closed
+
+	refusals publishRefusals // the pause the handler's refusals earn the reader; see publishrefusal.go
 }
 
 func (r *publishReader) read(s *Server) {
@@ -141,6 +147,10 @@ func (r *publishReader) read(s *Server) {
 	}()
 	ctx := r.stream.Context()
 	for {
+		if !r.pauseReading(s) {
+			r.err = status.FromContextError(ctx.Err()).Err()
+			return
+		}
 		select {
 		case r.slots <- struct{}{}:
 		case <-ctx.Done():
@@ -187,10 +197,17 @@ func (s *Server) publishRequest(ctx context.Context, id *auth.Identity, rec *cal
 	results := make([]roomcastv1.PublishStreamResult, len(batch))
 	okResults := make([]roomcastv1.PublishStreamResult_Ok, len(batch))
 	resp.Batch = make([]*roomcastv1.PublishStreamResult, len(batch))
+	shared := sharedRefusal(resp.GetError()) // see publishrefusal.go
 	for i, item := range batch {
 		r, ok := &results[i], &oks[1+i]
-		if r.Id, e = s.publishOne(ctx, id, rec, item.GetId(), item.GetPublish(), ok); e != nil {
+		if shared != nil && validateCommandID(item.GetId()) == nil {
+			r.Id, r.Result = item.GetId(), shared
+			rec.publish("", false)
+		} else if r.Id, e = s.publishOne(ctx, id, rec, item.GetId(), item.GetPublish(), ok); e != nil {
 			r.Result = &roomcastv1.PublishStreamResult_Error{Error: e}
+			if shared == nil {
+				shared = sharedRefusal(e)
+			}
 		} else {
 			okResults[i].Ok = ok
 			r.Result = &okResults[i]
