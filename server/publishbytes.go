@@ -124,7 +124,7 @@ func (a *access) chargePublish(id *auth.Identity, n int) {
 // while its credential owes bytes of its rate, so that the refusal costs
 // neither reading its request nor decoding it.
 func (s *Server) owingPublishes(ctx context.Context, method string) error {
-	if method != roomcastv1.BrokerService_Publish_FullMethodName && method != roomcastv1.BrokerService_PublishStream_FullMethodName {
+	if s.access.publishBytes == nil || method != roomcastv1.BrokerService_Publish_FullMethodName && method != roomcastv1.BrokerService_PublishStream_FullMethodName {
 		return nil
 	}
 	return s.access.allowPublishBytes(s.access.identity(ctx))

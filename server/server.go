@@ -162,6 +162,9 @@ func New(opts ...Option) (_ *Server, err error) {
 		s.tap = authTap(in, s.access.log, s.guard.authenticated, s.refusedInTap, s.tapLimits)
 		gopts = append(gopts, grpc.InTapHandle(s.tap)) // credentials are checked before a request is read
 		authUnary, authStream = in.UnaryServerInterceptor(), in.StreamServerInterceptor()
+	} else {
+		s.tap = limitTap(s.refusedInTap, s.tapLimits)
+		gopts = append(gopts, grpc.InTapHandle(s.tap)) // anonymous callers' limits, before a request is read
 	}
 	gopts = append(gopts, grpc.ChainUnaryInterceptor(s.unaryInterceptors(authUnary)...))
 	// The per-credential stream limit goes after authentication.

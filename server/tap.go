@@ -48,6 +48,23 @@ func authTap(in *auth.Interceptors, log *failureLog, authenticated, refused func
 	}
 }
 
+// limitTap returns the grpc.InTapHandle of a server without an
+// authenticator: every caller is anonymous, keyed by its client address
+// (see access.identity), and limit refuses a call from that identity alone,
+// before its request is read, as authTap does an authenticated one's. Each
+// refused call is reported to refused, so that a connection whose calls
+// keep being refused is paused, then closed, as one whose credentials are.
+// It costs a call nothing unless limit has a limit for its method.
+func limitTap(refused func(context.Context), limit func(ctx context.Context, method string) error) tap.ServerInHandle {
+	return func(ctx context.Context, info *tap.Info) (context.Context, error) {
+		if err := limit(ctx, info.FullMethodName); err != nil {
+			refused(ctx)
+			return nil, err
+		}
+		return ctx, nil
+	}
+}
+
 // freeRefusedCalls is how many calls the tap may refuse on one connection
 // within a second before it pauses the connection: a proxy that carries
 // many clients' calls over one connection, some with lapsed credentials,

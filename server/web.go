@@ -220,7 +220,8 @@ func (s *Server) enterWeb() bool {
 // webAuth authenticates a web call of procedure from its headers with the
 // gRPC path's authTap, which reads the authorization metadata, logs a
 // refusal and tells the connection guard; the returned context carries the
-// identity. Without an authenticator every call passes as anonymous.
+// identity. Without an authenticator every call is anonymous, and the tap
+// applies only the limits of its client address (see limitTap).
 func (s *Server) webAuth(ctx context.Context, procedure string, h http.Header) (context.Context, error) {
 	if s.tap == nil {
 		return ctx, nil
