@@ -42,6 +42,7 @@ var attacks = []*attack{
 	{name: "rapid-reset", label: "(h) HTTP/2 rapid reset", about: "no credential: HEADERS and RST_STREAM pairs as fast as one connection takes them, reconnecting when cut off", run: rapidReset},
 	{name: "anon-burst", label: "(i) anonymous publish burst", about: "no credential, one address: small publishes flat out from 32 goroutines on 4 connections",
 		serveArgs: []string{"--allow-anonymous", "--anonymous-publish", "anon.>"}, run: anonBurst},
+	{name: "pubstream-flood", label: "(j) PublishStream flood", about: "one credential, 8 PublishStreams over 4 connections sending batches of 256 small publishes, past its publish rate, as fast as it can", run: pubstreamFlood},
 }
 
 func attackNames() []string {
