@@ -51,6 +51,10 @@ type connGuard struct {
 	warn        rate.Sometimes // the log line for refusals, at most once a minute
 	warnRefused rate.Sometimes // the log line for connections closed for their refused calls, at most once a second
 
+	pace      *rate.Limiter // accepts while paceAfter connections await authentication; nil: never paced
+	paceAfter int64
+	paced     atomic.Uint64 // accepts that waited for pace
+
 	refused       atomic.Uint64
 	timedOut      atomic.Uint64
 	refusalCloses atomic.Uint64 // connections closed for their refused calls
@@ -109,8 +113,30 @@ func newConnGuard(cfg *config) *connGuard {
 	if cfg.authn != nil {
 		g.authTimeout = cfg.authTimeout
 	}
+	if g.authTimeout > 0 {
+		g.pace, g.paceAfter = rate.NewLimiter(acceptPace, acceptPaceBurst), defaultAcceptPaceAfter
+		if cfg.acceptPaceAfter > 0 {
+			g.paceAfter = cfg.acceptPaceAfter
+		}
+	}
 	return g
 }
+
+// While more than acceptPaceAfter connections await authentication, the
+// guard accepts at most acceptPace new ones a second, in bursts of
+// acceptPaceBurst; the others wait in the kernel's backlog, where they
+// cost the server nothing. Each accepted connection costs grpc-go a burst
+// of work (three goroutines, its buffers, its first writes), and 5,000
+// connections accepted within half a second left every other goroutine of
+// the server waiting to run for up to 80 ms, behind hundreds of theirs and
+// four garbage collections (issue #13 (g)). Clients that authenticate on
+// their first call leave the count as they make it, so a server's usual
+// reconnections are not paced.
+const (
+	defaultAcceptPaceAfter = 500 // tests set config.acceptPaceAfter
+	acceptPace             = 1000
+	acceptPaceBurst        = 100
+)
 
 // connKey identifies a connection by its two ends, as grpc-go's peer has
 // them; it is the key of connOf too.
@@ -133,6 +159,7 @@ type guardedListener struct {
 // Accept returns the next connection within the cap, closing those past it.
 func (l *guardedListener) Accept() (net.Conn, error) {
 	for {
+		l.g.waitToAccept()
 		c, err := l.Listener.Accept()
 		if err != nil {
 			return nil, err
@@ -140,6 +167,21 @@ func (l *guardedListener) Accept() (net.Conn, error) {
 		if c = l.g.admit(c); c != nil {
 			return c, nil
 		}
+	}
+}
+
+// waitToAccept paces accepts while many connections await authentication.
+// Only the listeners' accept loops call it, one each, so each waits a
+// millisecond or two at most (1/acceptPace per listener).
+func (g *connGuard) waitToAccept() {
+	if g.pace == nil || g.pending.Load() <= g.paceAfter {
+		return
+	}
+	if d := g.pace.Reserve().Delay(); d > 0 {
+		g.paced.Add(1)
+		t := time.NewTimer(d)
+		defer t.Stop()
+		<-t.C
 	}
 }
 
@@ -315,6 +357,7 @@ var (
 	connsDesc    = prometheus.NewDesc("roomcast_connections", "Client connections open.", nil, nil)
 	refusedDesc  = prometheus.NewDesc("roomcast_connections_refused_total", "Connections closed as soon as accepted: the server had as many as it may.", nil, nil)
 	timedOutDesc = prometheus.NewDesc("roomcast_connections_auth_timeouts_total", "Connections closed for making no authenticated call within the auth timeout.", nil, nil)
+	pacedDesc    = prometheus.NewDesc("roomcast_connections_paced_accepts_total", "Connections accepted after a pause: more than 500 connections were awaiting authentication, so the server accepted at most 1000 a second.", nil, nil)
 	refusalDesc  = prometheus.NewDesc("roomcast_connections_refusal_closes_total", "Connections closed for having more than --max-refused-calls calls refused within a second before they ran: unauthenticated, or past the streams per credential or the read rate.", nil, nil)
 )
 
@@ -324,6 +367,7 @@ func (g *connGuard) Describe(ch chan<- *prometheus.Desc) {
 	ch <- refusedDesc
 	ch <- timedOutDesc
 	ch <- refusalDesc
+	ch <- pacedDesc
 }
 
 // Collect implements prometheus.Collector. It sweeps first, so that the
@@ -337,4 +381,5 @@ func (g *connGuard) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(refusedDesc, prometheus.CounterValue, float64(g.refused.Load()))
 	ch <- prometheus.MustNewConstMetric(timedOutDesc, prometheus.CounterValue, float64(g.timedOut.Load()))
 	ch <- prometheus.MustNewConstMetric(refusalDesc, prometheus.CounterValue, float64(g.refusalCloses.Load()))
+	ch <- prometheus.MustNewConstMetric(pacedDesc, prometheus.CounterValue, float64(g.paced.Load()))
 }

@@ -5,6 +5,10 @@ import (
 	"net"
 	"testing"
 	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/roomcast/roomcast/auth"
 )
 
 // The guard hands grpc-go TCP connections as accepted: grpc-go reads a
@@ -44,5 +48,51 @@ func TestGuardHandsOnTCPConnectionsUnwrapped(t *testing.T) {
 		t.Error("a connection was refused while the only other one was closed")
 	} else {
 		c.Close()
+	}
+}
+
+// While more connections than the threshold await authentication, the
+// guard paces accepts: past the pacer's burst, an accept waits for its turn
+// and is counted. Below the threshold, none waits. The pacer here allows
+// one accept a second, so that the second accept past the threshold always
+// finds it empty.
+func TestGuardPacesAcceptsWhileManyConnectionsAwaitAuthentication(t *testing.T) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lis.Close()
+	authn, err := auth.NewAuthenticator(auth.WithAnonymous(auth.Grants{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := newConnGuard(&config{log: slog.New(slog.DiscardHandler), authn: authn, acceptPaceAfter: 2,
+		limits: limits{maxConns: 1000, authTimeout: time.Hour}})
+	defer g.stop()
+	g.pace = rate.NewLimiter(1, 1)
+	guarded := g.listener(lis)
+	accept := func() {
+		t.Helper()
+		client, err := net.DialTimeout("tcp", lis.Addr().String(), 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { client.Close() })
+		c, err := guarded.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+	}
+	for range 3 { // the third finds 2 awaiting authentication, not more
+		accept()
+	}
+	if n := g.paced.Load(); n != 0 {
+		t.Fatalf("%d accepts paced with at most 2 connections awaiting authentication, want 0", n)
+	}
+	accept() // the pacer's one token
+	accept()
+	if n := g.paced.Load(); n != 1 {
+		t.Errorf("%d accepts paced past the pacer's burst with %d connections awaiting authentication, want 1", n, g.pending.Load())
 	}
 }

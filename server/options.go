@@ -69,6 +69,7 @@ type config struct {
 	tapPauseHook  func(d time.Duration)                   // tests only: called as the tap pauses a connection after a refused call
 
 	publishPauseHook func(d time.Duration) // tests only: called as a PublishStream's reader pauses after a refused publish
+	acceptPaceAfter  int64                 // tests only: connections awaiting authentication past which accepts are paced; 0: defaultAcceptPaceAfter
 }
 
 // WithBroker makes the server use b, which it then owns and closes. The
