@@ -117,10 +117,12 @@ func (l *RateLimiter) Allow(id *Identity) (ok bool, retryAfter time.Duration) {
 	if id != nil {
 		key = string(id.Method) + ":" + id.Subject
 	}
-	now := l.now()
-
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	// The clock is read under the lock: a time read before it could be
+	// older than the last caller's, and a limiter taken back in time
+	// credits the same interval's tokens twice.
+	now := l.now()
 	l.evict(now)
 	var b *bucket
 	if e := l.buckets[key]; e != nil {

@@ -149,6 +149,35 @@ func TestRateLimiterConcurrent(t *testing.T) {
 	}
 }
 
+// Callers that contend for the limiter on the real clock get no more than
+// the rate allows: a clock read before the limiter's lock could take it
+// back in time, crediting the same interval twice (about six times the
+// rate with 8 callers, before the fix).
+func TestRateLimiterContendedRealClock(t *testing.T) {
+	const perSecond, burst = 1000, 10
+	l, err := auth.NewRateLimiter(perSecond, burst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var allowed atomic.Int64
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for time.Since(start) < 300*time.Millisecond {
+				if ok, _ := l.Allow(user("shared")); ok {
+					allowed.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	limit := burst + int64(perSecond*time.Since(start).Seconds()) + 1
+	if n := allowed.Load(); n > limit {
+		t.Fatalf("%d publishes allowed, at most %d may be", n, limit)
+	}
+}
+
 func TestNewRateLimiterErrors(t *testing.T) {
 	for _, tc := range []struct {
 		rate  float64
