@@ -36,15 +36,23 @@ type subscribeStream = grpc.BidiStreamingClient[roomcastv1.SubscribeRequest, roo
 // Join or Leave waiting for it and queueing events in the order they arrive;
 // the other opens new streams, rejoins the rooms and refreshes the
 // credential. Events and Next take events from the queue, each event going
-// to one caller, so read them from one goroutine.
+// to one caller, so read them from one goroutine. A Next whose context ends
+// only with the subscription (the one given to Subscribe, or one never
+// done, as Events uses) reads the stream itself when the queue is empty,
+// which spares every message a hand-off between goroutines, and keeps it
+// until it is called again; the subscription's reader takes it back
+// whenever a command waits for its reply, the stream ends, or a Next with
+// another context waits.
 //
-// The queue holds up to 256 messages or 4 MiB of payload. While it is full
-// the subscription stops reading, so a reader that falls behind holds the
-// server's writes up; the server cuts such a stream off
-// (codes.ResourceExhausted), and the subscription reconnects and resumes
-// after the last message it received, which succeeds while the server still
-// retains what it missed. Join and Leave get their reply even while the
-// queue is full: the subscription reads past it while a command waits.
+// The queue holds up to 256 messages or 4 MiB of payload. While it is full,
+// or while nobody calls a Next that keeps the stream, the subscription stops
+// reading, so a reader that falls behind holds the server's writes up once
+// the stream's HTTP/2 window (1 MiB) is full; the server cuts such a stream
+// off (codes.ResourceExhausted), and the subscription reconnects and
+// resumes after the last message it received, which succeeds while the
+// server still retains what it missed. Join and Leave get their reply even
+// while the queue is full: the subscription reads past it while a command
+// waits.
 //
 // Close the subscription when done with it, or close its Client, or cancel
 // the context given to Subscribe: each ends both goroutines.
