@@ -47,12 +47,12 @@ type subscribeStream = grpc.BidiStreamingClient[roomcastv1.SubscribeRequest, roo
 // The queue holds up to 256 messages or 4 MiB of payload. While it is full,
 // or while nobody calls a Next that keeps the stream, the subscription stops
 // reading, so a reader that falls behind holds the server's writes up once
-// the stream's HTTP/2 window (1 MiB) is full; the server cuts such a stream
-// off (codes.ResourceExhausted), and the subscription reconnects and
-// resumes after the last message it received, which succeeds while the
-// server still retains what it missed. Join and Leave get their reply even
-// while the queue is full: the subscription reads past it while a command
-// waits.
+// the stream's HTTP/2 window (1 MiB unless WithDialOptions sets another)
+// is full; the server cuts such a stream off (codes.ResourceExhausted), and
+// the subscription reconnects and resumes after the last message it
+// received, which succeeds while the server still retains what it missed.
+// Join and Leave get their reply even while the queue is full: the
+// subscription reads past it while a command waits.
 //
 // Close the subscription when done with it, or close its Client, or cancel
 // the context given to Subscribe: each ends both goroutines.
