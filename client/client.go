@@ -101,7 +101,9 @@ type Client struct {
 //
 // The defaults: plaintext (WithTLS changes it), no credential
 // (WithBearerToken, WithTokenSource), reconnect backoff from 100ms to 10s
-// (WithReconnectBackoff). A credential over plaintext to a target that is not
+// (WithReconnectBackoff), fixed HTTP/2 receive windows of 1 MiB per stream
+// and 8 MiB per connection (WithDialOptions with grpc.WithInitialWindowSize
+// and grpc.WithInitialConnWindowSize changes them). A credential over plaintext to a target that is not
 // on this machine is refused (see WithInsecurePlaintextToken).
 func Dial(target string, opts ...Option) (*Client, error) {
 	cfg := newConfig(opts)
@@ -127,6 +129,7 @@ func Dial(target string, opts ...Option) (*Client, error) {
 	if cfg.tokens != nil {
 		dialOpts = append(dialOpts, grpc.WithPerRPCCredentials(&tokenCredentials{source: cfg.tokens, plaintext: cfg.plaintext()}))
 	}
+	dialOpts = append(dialOpts, flowControlOptions()...)
 	dialOpts = append(dialOpts, cfg.dialOpts...)
 	conn, err := grpc.NewClient(target, dialOpts...)
 	if err != nil {

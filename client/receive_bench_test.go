@@ -108,10 +108,15 @@ const receiveChildEnv = "ROOMCAST_BENCH_RECEIVE"
 const receiveChildProfileEnv = "ROOMCAST_BENCH_SUBSCRIBER_CPUPROFILE"
 
 // A test binary started with receiveChildEnv subscribes, before any test
-// or TestMain runs.
+// or TestMain runs. It receives on a goroutine of its own: package
+// initialization runs on the main goroutine locked to the main thread,
+// where every wake-up of a receiver blocked in Next or in a callback would
+// cost a switch of threads that no application pays.
 func init() {
 	if spec := os.Getenv(receiveChildEnv); spec != "" {
-		if err := receiveChildMain(spec); err != nil {
+		errc := make(chan error, 1)
+		go func() { errc <- receiveChildMain(spec) }()
+		if err := <-errc; err != nil {
 			fmt.Fprintln(os.Stderr, "subscriber process:", err)
 			os.Exit(1)
 		}

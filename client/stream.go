@@ -10,7 +10,8 @@ import (
 )
 
 // conn is one Subscribe stream of a Subscription. Its receiver goroutine
-// reads it until it ends; the subscription's run goroutine owns both.
+// reads it, or lets a Next call read it (see Subscription.Next), until it
+// ends; the subscription's run goroutine owns both.
 type conn struct {
 	ctx     context.Context
 	cancel  context.CancelFunc // ends the stream
@@ -31,9 +32,12 @@ type conn struct {
 	fatal     error               // a rejoin failed for good: the subscription ends
 	retry     error               // a rejoin failed: reconnect
 
+	turn  readerTurn // who reads the stream; guarded by Subscription.mu
+	ended bool       // RecvMsg failed: the stream is over; guarded by Subscription.mu
+
 	done chan struct{} // closed when the receiver has returned
-	err  error         // what Recv returned; read after done
-	resp response      // the receiver's: the response being read
+	err  error         // what RecvMsg returned; read after done
+	resp response      // the turn holder's: the response being read
 }
 
 // cmdKind is what a pending command does.
@@ -69,43 +73,116 @@ func (c *conn) send(req *roomcastv1.SubscribeRequest) error {
 	return c.stream.Send(req)
 }
 
-// receive is the only reader of c's stream. It runs until the stream ends.
+// Who reads a conn's stream: only the holder of the turn calls RecvMsg.
+type readerTurn int
+
+const (
+	turnFree   readerTurn = iota // nobody reads
+	turnLoop                     // the receiver goroutine reads
+	turnNext                     // a Next call reads
+	turnLeased                   // the last Next to read keeps the turn, reading no more until Next is called again
+)
+
+// receive reads c's stream whenever no Next call does, until the stream
+// ends; then it closes c.done.
 func (s *Subscription) receive(c *conn) {
 	defer close(c.done)
-	r := &c.resp
-	for {
-		s.waitForSpace(c)
-		r.reset()
-		if err := c.stream.RecvMsg(r); err != nil {
-			c.err = err
+	for s.takeTurn(c) {
+		err := s.read(c)
+		s.mu.Lock()
+		c.turn = turnFree
+		if err != nil {
+			c.err, c.ended = err, true
+		}
+		waiting := s.waiting > 0
+		s.mu.Unlock()
+		if err != nil {
 			return
 		}
-		switch {
-		case r.reply != nil:
-			s.replied(c, r.reply)
-		case r.batch:
-			s.received(c, r.msgs)
+		if waiting {
+			notify(s.arrived) // a Next may read now
 		}
-		// Anything else (a repeated session event, an event a later server
-		// adds) is ignored.
 	}
 }
 
-// waitForSpace returns once the queue has room for more messages, a command
-// waits for its reply, or the stream is ending.
-func (s *Subscription) waitForSpace(c *conn) {
+// takeTurn waits until the receiver should read c and gives it the turn,
+// or reports false once a Next call has seen the stream end. The receiver
+// reads while a command waits for its reply, while the stream is ending,
+// and otherwise while the queue has room and either no Next call waits to
+// read by itself or one waits for the receiver to read.
+func (s *Subscription) takeTurn(c *conn) bool {
 	for {
 		s.mu.Lock()
-		ok := s.hasSpace() || len(c.pending) > 0
+		if c.ended {
+			s.mu.Unlock()
+			return false
+		}
+		ending := c.ctx.Err() != nil
+		urgent := ending || len(c.pending) > 0
+		free := c.turn == turnFree || (c.turn == turnLeased && (urgent || s.others > 0))
+		if free && (urgent || (s.hasSpace() && (s.waiting == 0 || s.others > 0))) {
+			c.turn = turnLoop
+			s.mu.Unlock()
+			return true
+		}
 		s.mu.Unlock()
-		if ok {
-			return
+		if ending {
+			<-s.space // the Next reading returns soon, and says so
+			continue
 		}
 		select {
 		case <-s.space:
 		case <-c.ctx.Done():
-			return
 		}
+	}
+}
+
+// read reads one response from c's stream and hands it on. Only the holder
+// of c's turn calls it.
+func (s *Subscription) read(c *conn) error {
+	r := &c.resp
+	r.reset()
+	if err := c.stream.RecvMsg(r); err != nil {
+		return err
+	}
+	switch {
+	case r.reply != nil:
+		s.replied(c, r.reply)
+	case r.batch:
+		s.received(c, r.msgs)
+	}
+	// Anything else (a repeated session event, an event a later server
+	// adds) is ignored.
+	return nil
+}
+
+// readable reports whether a Next call may read c itself. Caller holds mu.
+func (s *Subscription) readable(c *conn) bool {
+	return c != nil && c.ready && !c.ended && len(c.pending) == 0 && c.ctx.Err() == nil &&
+		(c.turn == turnFree || c.turn == turnLeased)
+}
+
+// nextRead is a Next call's read of c, which readable allowed and whose
+// turn it took. It keeps the turn for the next call unless a command waits
+// for its reply or the stream ended: then it wakes the receiver.
+func (s *Subscription) nextRead(c *conn) {
+	err := s.read(c)
+	s.mu.Lock()
+	switch {
+	case err != nil:
+		c.err, c.ended, c.turn = err, true, turnFree
+	case len(c.pending) > 0:
+		c.turn = turnFree
+	default:
+		c.turn = turnLeased
+	}
+	leased, waiting := c.turn == turnLeased, s.waiting > 0
+	s.mu.Unlock()
+	if !leased {
+		notify(s.space)
+	}
+	if waiting {
+		notify(s.arrived) // another Next may read now
 	}
 }
 

@@ -36,15 +36,23 @@ type subscribeStream = grpc.BidiStreamingClient[roomcastv1.SubscribeRequest, roo
 // Join or Leave waiting for it and queueing events in the order they arrive;
 // the other opens new streams, rejoins the rooms and refreshes the
 // credential. Events and Next take events from the queue, each event going
-// to one caller, so read them from one goroutine.
+// to one caller, so read them from one goroutine. A Next whose context ends
+// only with the subscription (the one given to Subscribe, or one never
+// done, as Events uses) reads the stream itself when the queue is empty,
+// which spares every message a hand-off between goroutines, and keeps it
+// until it is called again; the subscription's reader takes it back
+// whenever a command waits for its reply, the stream ends, or a Next with
+// another context waits.
 //
-// The queue holds up to 256 messages or 4 MiB of payload. While it is full
-// the subscription stops reading, so a reader that falls behind holds the
-// server's writes up; the server cuts such a stream off
-// (codes.ResourceExhausted), and the subscription reconnects and resumes
-// after the last message it received, which succeeds while the server still
-// retains what it missed. Join and Leave get their reply even while the
-// queue is full: the subscription reads past it while a command waits.
+// The queue holds up to 256 messages or 4 MiB of payload. While it is full,
+// or while nobody calls a Next that keeps the stream, the subscription stops
+// reading, so a reader that falls behind holds the server's writes up once
+// the stream's HTTP/2 window (1 MiB unless WithDialOptions sets another)
+// is full; the server cuts such a stream off (codes.ResourceExhausted), and
+// the subscription reconnects and resumes after the last message it
+// received, which succeeds while the server still retains what it missed.
+// Join and Leave get their reply even while the queue is full: the
+// subscription reads past it while a command waits.
 //
 // Close the subscription when done with it, or close its Client, or cancel
 // the context given to Subscribe: each ends both goroutines.
@@ -64,6 +72,8 @@ type Subscription struct {
 	order   []string              // the same rooms, in the order they were joined
 	queue   []*Event              // delivered to the reader, not yet taken
 	qbytes  int                   // payload bytes of the messages in queue
+	waiting int                   // Next calls waiting to read the stream themselves
+	others  int                   // Next calls waiting for the receiver to read
 
 	arrived chan struct{} // 1-buffered: events were queued
 	space   chan struct{} // 1-buffered: the queue shrank or a command was sent
@@ -352,7 +362,16 @@ func (s *Subscription) register(c *conn, p *pending, req *roomcastv1.SubscribeRe
 // returns ctx's error and the subscription goes on). Once the subscription
 // has ended and every event queued before has been returned, it returns
 // Err(); after Close, ErrClosed.
+//
+// When ctx cannot end before the subscription does (ctx is the one given
+// to Subscribe, or one that is never done, as Events uses), Next reads the
+// stream itself while no command waits for its reply, instead of waiting
+// for the subscription's receiver to hand it what it read. It then keeps
+// the stream to itself until the next call, so that between calls the
+// messages wait in the stream's HTTP/2 window rather than in the queue.
 func (s *Subscription) Next(ctx context.Context) (*Event, error) {
+	done := ctx.Done()
+	own := done == nil || done == s.ctx.Done() // ctx ends only with the stream
 	for {
 		s.mu.Lock()
 		if s.closed {
@@ -360,6 +379,7 @@ func (s *Subscription) Next(ctx context.Context) (*Event, error) {
 			return nil, ErrClosed
 		}
 		if len(s.queue) > 0 {
+			full := !s.hasSpace()
 			ev := s.queue[0]
 			s.queue[0] = nil
 			s.queue = s.queue[1:]
@@ -368,7 +388,9 @@ func (s *Subscription) Next(ctx context.Context) (*Event, error) {
 			}
 			more := len(s.queue) > 0
 			s.mu.Unlock()
-			notify(s.space)
+			if full {
+				notify(s.space)
+			}
 			if more {
 				notify(s.arrived) // for another waiting caller
 			}
@@ -379,14 +401,48 @@ func (s *Subscription) Next(ctx context.Context) (*Event, error) {
 			s.mu.Unlock()
 			return nil, err
 		}
+		c := s.conn
+		if own && s.readable(c) {
+			c.turn = turnNext
+			s.mu.Unlock()
+			s.nextRead(c)
+			continue
+		}
+		if own {
+			s.waiting++ // the receiver leaves the stream to this call
+		} else {
+			s.others++ // the receiver reads for this call
+			if c != nil && c.turn == turnLeased {
+				c.turn = turnFree
+			}
+		}
 		s.mu.Unlock()
-		select {
-		case <-s.arrived:
-		case <-s.done:
-		case <-ctx.Done():
-			return nil, contextError(ctx, "next event")
+		if !own {
+			notify(s.space)
+		}
+		err := s.wait(ctx)
+		s.mu.Lock()
+		if own {
+			s.waiting--
+		} else {
+			s.others--
+		}
+		s.mu.Unlock()
+		if err != nil {
+			return nil, err
 		}
 	}
+}
+
+// wait waits for an event to be queued, the subscription to end, or ctx.
+func (s *Subscription) wait(ctx context.Context) error {
+	select {
+	case <-s.arrived:
+	case <-s.done:
+	case <-ctx.Done():
+		return contextError(ctx, "next event")
+	}
+	return nil
 }
 
 // Events returns an iterator over the subscription's events, for use with

@@ -1,0 +1,9 @@
+package client
+
+// Leased reports whether the last Next call to read s's stream itself
+// keeps it until the next call.
+func Leased(s *Subscription) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.conn != nil && s.conn.turn == turnLeased
+}
