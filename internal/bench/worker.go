@@ -343,15 +343,16 @@ type job struct {
 // flow-control window, then publishes, from lanes goroutines.
 func (w *worker) publish(ctx context.Context, p int, rooms []*room, pub publishFunc, lanes int) {
 	jobs := make(chan job, lanes)
+	// Not cancelled with the publishers: a reserved message must be
+	// published for the drain to end. The driver bounds a call.
+	pubCtx := context.WithoutCancel(ctx)
 	var wg sync.WaitGroup
 	for range lanes {
 		wg.Go(func() {
 			payload := make([]byte, w.spec.Payload)
 			for j := range jobs {
 				putHeader(payload, w.now(), j.seq, p)
-				// Not cancelled with the publishers: a reserved message must
-				// be published for the drain to end. The driver bounds a call.
-				if err := pub(context.WithoutCancel(ctx), j.room, payload); err != nil {
+				if err := pub(pubCtx, j.room, payload); err != nil {
 					w.fail("publisher %d (%s): %v", p, j.room.name, err)
 				}
 			}
