@@ -114,7 +114,7 @@ func (c *Client) NewPublisher(ctx context.Context) (*Publisher, error) {
 // ctx's error, and the message may still be sequenced. It is safe for
 // concurrent use.
 func (p *Publisher) Publish(ctx context.Context, room string, data []byte, opts ...PublishOption) (offset uint64, epoch string, err error) {
-	return p.publish(ctx, newRequest(&roomcastv1.PublishRequest{Room: room, Payload: &roomcastv1.PublishRequest_Data{Data: data}}, opts))
+	return p.publish(ctx, newDataRequest(room, data, opts))
 }
 
 // PublishText is Publish for a UTF-8 text payload, as Client.PublishText.
@@ -169,7 +169,7 @@ type PublishCall struct {
 // reconnect (see Publisher) may then come after later ones. It is safe for
 // concurrent use.
 func (p *Publisher) PublishAsync(ctx context.Context, room string, data []byte, opts ...PublishOption) *PublishCall {
-	return p.start(ctx, newRequest(&roomcastv1.PublishRequest{Room: room, Payload: &roomcastv1.PublishRequest_Data{Data: data}}, opts))
+	return p.start(ctx, newDataRequest(room, data, opts))
 }
 
 // PublishTextAsync is PublishAsync for a UTF-8 text payload, as
@@ -195,29 +195,32 @@ func (c *PublishCall) Wait(ctx context.Context) (offset uint64, epoch string, er
 // publish sends req, again when it has a key and the stream was lost, and
 // returns its answer.
 func (p *Publisher) publish(ctx context.Context, req *roomcastv1.PublishRequest) (uint64, string, error) {
-	c := p.start(ctx, req)
-	return p.complete(ctx, req, c.w, c.err)
+	w, err := p.send(ctx, req)
+	return p.complete(ctx, req, w, err)
 }
 
-// start sends req once, on the open stream or the next one.
+// start sends req once, on the open stream or the next one, as a call.
 func (p *Publisher) start(ctx context.Context, req *roomcastv1.PublishRequest) *PublishCall {
 	c := &PublishCall{p: p, req: req}
+	c.w, c.err = p.send(ctx, req)
+	return c
+}
+
+// send sends req once, on the open stream or the next one, and returns its
+// waiter, or why it was not sent.
+func (p *Publisher) send(ctx context.Context, req *roomcastv1.PublishRequest) (*waiter, error) {
 	st, err := p.await(ctx)
 	if err != nil {
-		c.err = err
-		return c
+		return nil, err
 	}
 	select {
 	case p.window <- struct{}{}:
 	case <-ctx.Done():
-		c.err = ctx.Err()
-		return c
+		return nil, ctx.Err()
 	case <-st.done:
-		c.err = &lostError{cause: st.err}
-		return c
+		return nil, &lostError{cause: st.err}
 	}
-	c.w, c.err = st.send(req, p.window)
-	return c
+	return st.send(req, p.window)
 }
 
 // complete waits for the answer to req, sent as w, or for the failure
@@ -241,10 +244,12 @@ func (p *Publisher) complete(ctx context.Context, req *roomcastv1.PublishRequest
 			}
 		}
 		if err == nil {
-			if a := w.answer; a.err != nil {
+			a := w.answer
+			w.release() // answered: nothing refers to it any more
+			if a.err != nil {
 				return 0, "", answerError(op, a.err)
 			}
-			return w.answer.offset, w.answer.epoch, nil
+			return a.offset, a.epoch, nil
 		}
 		var lost *lostError
 		if !errors.As(err, &lost) {
@@ -264,8 +269,7 @@ func (p *Publisher) complete(ctx context.Context, req *roomcastv1.PublishRequest
 		case attempt >= limit:
 			return 0, "", &opError{op: op, cause: lost.status().Err(), also: []error{ErrUnavailable}}
 		}
-		c := p.start(ctx, req)
-		w, err = c.w, c.err
+		w, err = p.send(ctx, req)
 	}
 }
 
@@ -416,6 +420,18 @@ func pause(ctx context.Context, d time.Duration) bool {
 	case <-ctx.Done():
 		return false
 	}
+}
+
+// newDataRequest is the request to publish data to room with opts: the
+// request and its payload in one allocation.
+func newDataRequest(room string, data []byte, opts []PublishOption) *roomcastv1.PublishRequest {
+	r := &struct {
+		req  roomcastv1.PublishRequest
+		data roomcastv1.PublishRequest_Data
+	}{}
+	r.req.Room, r.data.Data = room, data
+	r.req.Payload = &r.data
+	return newRequest(&r.req, opts)
 }
 
 // newRequest is req completed with opts.
