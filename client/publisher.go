@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -55,6 +56,10 @@ type Publisher struct {
 	window chan struct{}      // one token per message sent and not answered
 	done   chan struct{}      // closed when run has returned
 
+	// current is stream while the Publisher has not ended, nil otherwise:
+	// what calls use without taking mu. Stored under mu.
+	current atomic.Pointer[pubStream]
+
 	mu       sync.Mutex
 	stream   *pubStream    // the open stream; nil between streams
 	attempts int           // streams tried to open, counting the first
@@ -95,6 +100,7 @@ func (c *Client) NewPublisher(ctx context.Context) (*Publisher, error) {
 		return nil, rpcError(ctx, "open publish stream", err, kindCall)
 	}
 	p.stream = first
+	p.current.Store(first)
 	if !c.trackPublisher(p) {
 		stop()
 		<-first.done
@@ -135,6 +141,7 @@ func (p *Publisher) Close() error {
 	p.mu.Lock()
 	if p.end == nil {
 		p.end = ErrClosed
+		p.current.Store(nil)
 		p.signalLocked()
 	}
 	p.mu.Unlock()
@@ -214,11 +221,15 @@ func (p *Publisher) send(ctx context.Context, req *roomcastv1.PublishRequest) (*
 		return nil, err
 	}
 	select {
-	case p.window <- struct{}{}:
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	case <-st.done:
-		return nil, &lostError{cause: st.err}
+	case p.window <- struct{}{}: // a place free: the common case, without waiting
+	default:
+		select {
+		case p.window <- struct{}{}:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-st.done:
+			return nil, &lostError{cause: st.err}
+		}
 	}
 	return st.send(req, p.window)
 }
@@ -277,6 +288,9 @@ func (p *Publisher) complete(ctx context.Context, req *roomcastv1.PublishRequest
 // *lostError if an attempt to open one fails meanwhile, the Publisher's end
 // if it ends, or ctx's error.
 func (p *Publisher) await(ctx context.Context) (*pubStream, error) {
+	if st := p.current.Load(); st != nil && !st.over() {
+		return st, nil
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	first := p.attempts
@@ -335,6 +349,7 @@ func (p *Publisher) run(st *pubStream) {
 			ended := p.end != nil
 			if !ended {
 				p.stream = next
+				p.current.Store(next)
 			}
 			p.signalLocked()
 			p.mu.Unlock()
@@ -356,6 +371,7 @@ func (p *Publisher) settle(end, openErr error) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.stream = nil
+	p.current.Store(nil)
 	if openErr != nil {
 		p.attempts++
 		p.openErr = openErr

@@ -49,6 +49,8 @@ type pubStream struct {
 	queue   []queued  // not yet sent, in the order queued
 	ended   bool
 
+	endedFlag atomic.Bool // ended, for reading without mu
+
 	// The sender's: the ids of the batch it takes, formatted one after
 	// another, and where each ends, after a 0.
 	ids    []byte
@@ -72,9 +74,7 @@ const maxBatchBytes = 64 << 10
 // would be refused by send at once, again and again, each refusal costing
 // the publish an attempt, until done closed.
 func (st *pubStream) over() bool {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	return st.ended
+	return st.endedFlag.Load()
 }
 
 // waiter is one message sent on a stream, waiting for its answer. Waiters
@@ -322,6 +322,7 @@ func hasID(id string, seq uint64) bool {
 func (st *pubStream) fail(err error) {
 	st.mu.Lock()
 	st.ended, st.err = true, err
+	st.endedFlag.Store(true)
 	waiting := st.waiting
 	st.waiting, st.queue = nil, nil
 	st.mu.Unlock()
