@@ -411,7 +411,7 @@ func (p *Publisher) signalLocked() {
 // open opens a stream and starts its sender and receiver.
 func (p *Publisher) open() (*pubStream, error) {
 	ctx, cancel := context.WithCancel(p.pctx)
-	stream, err := p.c.rpc.PublishStream(ctx)
+	stream, err := p.c.rpc.PublishStream(ctx, grpc.ForceCodecV2(pubCodec{}))
 	if err != nil {
 		cancel()
 		return nil, err

@@ -256,9 +256,12 @@ func headerInt(md metadata.MD, key string) int {
 // receive hands each answer to the first waiter until the stream ends, then
 // fails the rest.
 func (st *pubStream) receive() {
-	var taken []*waiter // reused: the waiters of the response at hand
+	var (
+		resp  pubAnswers // reused: decoded into by the stream's codec
+		taken []*waiter  // reused: the waiters of the response at hand
+	)
 	for {
-		resp, err := st.stream.Recv()
+		err := st.stream.RecvMsg(&resp)
 		if err == io.EOF { // the server ends with OK only after our CloseSend, which we never send
 			err = status.Error(codes.Unavailable, "the server ended the publish stream")
 		}
@@ -266,7 +269,7 @@ func (st *pubStream) receive() {
 			st.fail(err)
 			return
 		}
-		if taken, err = st.deliver(resp, taken); err != nil {
+		if taken, err = st.deliver(resp.items, taken); err != nil {
 			st.fail(err)
 			return
 		}
@@ -276,46 +279,31 @@ func (st *pubStream) receive() {
 // deliver hands a response's answers, in order, to the first waiters,
 // which must have their ids, taking them off waiting together. taken is
 // reused for them, and returned cleared.
-func (st *pubStream) deliver(resp *roomcastv1.PublishStreamResponse, taken []*waiter) ([]*waiter, error) {
-	batch := resp.GetBatch()
+func (st *pubStream) deliver(items []pubItem, taken []*waiter) ([]*waiter, error) {
 	st.mu.Lock()
-	n := min(1+len(batch), len(st.waiting))
+	n := min(len(items), len(st.waiting))
 	taken = append(taken[:0], st.waiting[:n]...)
 	clear(st.waiting[:n])
 	st.waiting = st.waiting[n:]
 	st.mu.Unlock()
 	defer clear(taken)
-	for i := range 1 + len(batch) {
-		id, ok, e := resp.GetId(), resp.GetOk(), resp.GetError()
-		if i > 0 {
-			r := batch[i-1]
-			id, ok, e = r.GetId(), r.GetOk(), r.GetError()
-		}
-		if i >= len(taken) || !hasID(id, taken[i].seq) {
-			err := status.Errorf(codes.Internal, "the server answered request %q out of order", id)
+	for i := range items {
+		it := &items[i]
+		if i >= len(taken) || !it.answers(taken[i].seq) {
+			err := status.Errorf(codes.Internal, "the server answered request %q out of order", it.id())
 			for _, w := range taken[i:] { // off waiting already: fail will not see them
 				w.fail(err)
 			}
 			return taken[:0], err
 		}
-		w := taken[i]
 		if i == 0 {
 			st.answered.Store(true)
 		}
-		if e != nil {
-			w.answer.err = e
-		} else {
-			w.answer.offset, w.answer.epoch = ok.GetOffset(), ok.GetEpoch()
-		}
+		w := taken[i]
+		w.answer = it.answer
 		w.signal()
 	}
 	return taken[:0], nil
-}
-
-// hasID reports whether id is request seq's.
-func hasID(id string, seq uint64) bool {
-	n, err := strconv.ParseUint(id, 10, 64)
-	return err == nil && n == seq
 }
 
 // fail ends the stream with err and fails every waiter.
