@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc"
 
@@ -123,6 +124,57 @@ func TestPublisherAbandonedCallsKeepAnswersApart(t *testing.T) {
 	for range goroutines {
 		if err := <-errs; err != nil {
 			t.Fatal(err)
+		}
+	}
+}
+
+// heldAnswers makes the server hold every PublishStream response until
+// release is closed.
+func heldAnswers(release chan struct{}) server.Option {
+	return server.WithGRPCOptions(grpc.ChainStreamInterceptor(func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+		return handler(srv, &holdingStream{ServerStream: ss, release: release})
+	}))
+}
+
+type holdingStream struct {
+	grpc.ServerStream
+	release chan struct{}
+}
+
+func (s *holdingStream) SendMsg(m any) error {
+	if _, ok := m.(*roomcastv1.PublishStreamResponse); ok {
+		<-s.release
+	}
+	return s.ServerStream.SendMsg(m)
+}
+
+// A Publisher keeps at most DefaultMaxInFlight messages unanswered: the
+// next call waits for a place (here until its context ends), and the
+// answers free the places.
+func TestPublisherWindow(t *testing.T) {
+	release := make(chan struct{})
+	_, addr := start(t, heldAnswers(release))
+	ctx := testCtx(t)
+	p := newPublisher(t, ctx, dial(t, addr))
+	calls := make([]*client.PublishCall, client.DefaultMaxInFlight)
+	for i := range calls {
+		calls[i] = p.PublishTextAsync(ctx, "r", fmt.Sprint(i))
+	}
+	short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancel()
+	extra := p.PublishTextAsync(short, "r", "one too many")
+	if _, _, err := extra.Wait(short); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("a message past the window, none answered: %v, want it to wait until its context ends", err)
+	}
+	close(release)
+	for i, call := range calls {
+		if off, _, err := call.Wait(ctx); err != nil || off != uint64(i+1) {
+			t.Fatalf("message %d: offset %d, %v", i, off, err)
+		}
+	}
+	for i := range 2 * client.DefaultMaxInFlight { // every place was freed; the extra message was not sent
+		if off, _, err := p.PublishText(ctx, "r", "after"); err != nil || off != uint64(len(calls)+1+i) {
+			t.Fatalf("after the window: offset %d, %v; want %d", off, err, len(calls)+1+i)
 		}
 	}
 }
