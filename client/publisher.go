@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -55,6 +56,10 @@ type Publisher struct {
 	window chan struct{}      // one token per message sent and not answered
 	done   chan struct{}      // closed when run has returned
 
+	// current is stream while the Publisher has not ended, nil otherwise:
+	// what calls use without taking mu. Stored under mu.
+	current atomic.Pointer[pubStream]
+
 	mu       sync.Mutex
 	stream   *pubStream    // the open stream; nil between streams
 	attempts int           // streams tried to open, counting the first
@@ -95,6 +100,7 @@ func (c *Client) NewPublisher(ctx context.Context) (*Publisher, error) {
 		return nil, rpcError(ctx, "open publish stream", err, kindCall)
 	}
 	p.stream = first
+	p.current.Store(first)
 	if !c.trackPublisher(p) {
 		stop()
 		<-first.done
@@ -114,7 +120,7 @@ func (c *Client) NewPublisher(ctx context.Context) (*Publisher, error) {
 // ctx's error, and the message may still be sequenced. It is safe for
 // concurrent use.
 func (p *Publisher) Publish(ctx context.Context, room string, data []byte, opts ...PublishOption) (offset uint64, epoch string, err error) {
-	return p.publish(ctx, newRequest(&roomcastv1.PublishRequest{Room: room, Payload: &roomcastv1.PublishRequest_Data{Data: data}}, opts))
+	return p.publish(ctx, newDataRequest(room, data, opts))
 }
 
 // PublishText is Publish for a UTF-8 text payload, as Client.PublishText.
@@ -135,6 +141,7 @@ func (p *Publisher) Close() error {
 	p.mu.Lock()
 	if p.end == nil {
 		p.end = ErrClosed
+		p.current.Store(nil)
 		p.signalLocked()
 	}
 	p.mu.Unlock()
@@ -169,7 +176,7 @@ type PublishCall struct {
 // reconnect (see Publisher) may then come after later ones. It is safe for
 // concurrent use.
 func (p *Publisher) PublishAsync(ctx context.Context, room string, data []byte, opts ...PublishOption) *PublishCall {
-	return p.start(ctx, newRequest(&roomcastv1.PublishRequest{Room: room, Payload: &roomcastv1.PublishRequest_Data{Data: data}}, opts))
+	return p.start(ctx, newDataRequest(room, data, opts))
 }
 
 // PublishTextAsync is PublishAsync for a UTF-8 text payload, as
@@ -195,29 +202,36 @@ func (c *PublishCall) Wait(ctx context.Context) (offset uint64, epoch string, er
 // publish sends req, again when it has a key and the stream was lost, and
 // returns its answer.
 func (p *Publisher) publish(ctx context.Context, req *roomcastv1.PublishRequest) (uint64, string, error) {
-	c := p.start(ctx, req)
-	return p.complete(ctx, req, c.w, c.err)
+	w, err := p.send(ctx, req)
+	return p.complete(ctx, req, w, err)
 }
 
-// start sends req once, on the open stream or the next one.
+// start sends req once, on the open stream or the next one, as a call.
 func (p *Publisher) start(ctx context.Context, req *roomcastv1.PublishRequest) *PublishCall {
 	c := &PublishCall{p: p, req: req}
+	c.w, c.err = p.send(ctx, req)
+	return c
+}
+
+// send sends req once, on the open stream or the next one, and returns its
+// waiter, or why it was not sent.
+func (p *Publisher) send(ctx context.Context, req *roomcastv1.PublishRequest) (*waiter, error) {
 	st, err := p.await(ctx)
 	if err != nil {
-		c.err = err
-		return c
+		return nil, err
 	}
 	select {
-	case p.window <- struct{}{}:
-	case <-ctx.Done():
-		c.err = ctx.Err()
-		return c
-	case <-st.done:
-		c.err = &lostError{cause: st.err}
-		return c
+	case p.window <- struct{}{}: // a place free: the common case, without waiting
+	default:
+		select {
+		case p.window <- struct{}{}:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-st.done:
+			return nil, &lostError{cause: st.err}
+		}
 	}
-	c.w, c.err = st.send(req, p.window)
-	return c
+	return st.send(req, p.window)
 }
 
 // complete waits for the answer to req, sent as w, or for the failure
@@ -241,10 +255,12 @@ func (p *Publisher) complete(ctx context.Context, req *roomcastv1.PublishRequest
 			}
 		}
 		if err == nil {
-			if a := w.answer; a.err != nil {
+			a := w.answer
+			w.release() // answered: nothing refers to it any more
+			if a.err != nil {
 				return 0, "", answerError(op, a.err)
 			}
-			return w.answer.offset, w.answer.epoch, nil
+			return a.offset, a.epoch, nil
 		}
 		var lost *lostError
 		if !errors.As(err, &lost) {
@@ -264,8 +280,7 @@ func (p *Publisher) complete(ctx context.Context, req *roomcastv1.PublishRequest
 		case attempt >= limit:
 			return 0, "", &opError{op: op, cause: lost.status().Err(), also: []error{ErrUnavailable}}
 		}
-		c := p.start(ctx, req)
-		w, err = c.w, c.err
+		w, err = p.send(ctx, req)
 	}
 }
 
@@ -273,6 +288,9 @@ func (p *Publisher) complete(ctx context.Context, req *roomcastv1.PublishRequest
 // *lostError if an attempt to open one fails meanwhile, the Publisher's end
 // if it ends, or ctx's error.
 func (p *Publisher) await(ctx context.Context) (*pubStream, error) {
+	if st := p.current.Load(); st != nil && !st.over() {
+		return st, nil
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	first := p.attempts
@@ -331,6 +349,7 @@ func (p *Publisher) run(st *pubStream) {
 			ended := p.end != nil
 			if !ended {
 				p.stream = next
+				p.current.Store(next)
 			}
 			p.signalLocked()
 			p.mu.Unlock()
@@ -352,6 +371,7 @@ func (p *Publisher) settle(end, openErr error) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.stream = nil
+	p.current.Store(nil)
 	if openErr != nil {
 		p.attempts++
 		p.openErr = openErr
@@ -391,7 +411,7 @@ func (p *Publisher) signalLocked() {
 // open opens a stream and starts its sender and receiver.
 func (p *Publisher) open() (*pubStream, error) {
 	ctx, cancel := context.WithCancel(p.pctx)
-	stream, err := p.c.rpc.PublishStream(ctx)
+	stream, err := p.c.rpc.PublishStream(ctx, grpc.ForceCodecV2(pubCodec{}))
 	if err != nil {
 		cancel()
 		return nil, err
@@ -416,6 +436,18 @@ func pause(ctx context.Context, d time.Duration) bool {
 	case <-ctx.Done():
 		return false
 	}
+}
+
+// newDataRequest is the request to publish data to room with opts: the
+// request and its payload in one allocation.
+func newDataRequest(room string, data []byte, opts []PublishOption) *roomcastv1.PublishRequest {
+	r := &struct {
+		req  roomcastv1.PublishRequest
+		data roomcastv1.PublishRequest_Data
+	}{}
+	r.req.Room, r.data.Data = room, data
+	r.req.Payload = &r.data
+	return newRequest(&r.req, opts)
 }
 
 // newRequest is req completed with opts.

@@ -12,7 +12,6 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/proto"
 
 	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
 )
@@ -49,11 +48,18 @@ type pubStream struct {
 	waiting []*waiter // sent or queued, unanswered, in the order queued
 	queue   []queued  // not yet sent, in the order queued
 	ended   bool
+
+	endedFlag atomic.Bool // ended, for reading without mu
+
+	// The sender's: the ids of the batch it takes, formatted one after
+	// another, and where each ends, after a 0.
+	ids    []byte
+	idEnds []int
 }
 
 // queued is a message waiting for the sender.
 type queued struct {
-	id  string
+	seq uint64 // its request id
 	req *roomcastv1.PublishRequest
 }
 
@@ -68,18 +74,44 @@ const maxBatchBytes = 64 << 10
 // would be refused by send at once, again and again, each refusal costing
 // the publish an attempt, until done closed.
 func (st *pubStream) over() bool {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	return st.ended
+	return st.endedFlag.Load()
 }
 
-// waiter is one message sent on a stream, waiting for its answer.
+// waiter is one message sent on a stream, waiting for its answer. Waiters
+// are reused (see release): done carries one token, sent once answer or
+// lost is set, to the one goroutine that waits for it.
 type waiter struct {
-	id     string
-	done   chan struct{} // closed once answer or lost is set
+	seq    uint64        // its request id
+	done   chan struct{} // capacity 1
 	answer pubAnswer
 	lost   *lostError
 	window chan struct{} // the Publisher's: the message holds one of its places
+}
+
+// waiters holds answered waiters for reuse: a waiter and its channel are
+// two allocations per message otherwise.
+var waiters = sync.Pool{New: func() any { return &waiter{done: make(chan struct{}, 1)} }}
+
+// newWaiter returns a waiter for request seq, holding a place in window.
+func newWaiter(seq uint64, window chan struct{}) *waiter {
+	w := waiters.Get().(*waiter)
+	w.seq, w.window = seq, window
+	return w
+}
+
+// release gives w back for reuse. Only its waiting goroutine may call it,
+// once it took w's token and read its answer: the stream no longer refers
+// to w by then.
+func (w *waiter) release() {
+	*w = waiter{done: w.done}
+	waiters.Put(w)
+}
+
+// signal hands w's result to its waiting goroutine, after freeing w's
+// place in the window.
+func (w *waiter) signal() {
+	<-w.window
+	w.done <- struct{}{}
 }
 
 // pubAnswer is the server's answer to one message.
@@ -101,9 +133,9 @@ func (st *pubStream) send(req *roomcastv1.PublishRequest, window chan struct{}) 
 		return nil, &lostError{cause: err}
 	}
 	st.next++
-	w := &waiter{id: strconv.FormatUint(st.next, 10), done: make(chan struct{}), window: window}
+	w := newWaiter(st.next, window)
 	st.waiting = append(st.waiting, w)
-	st.queue = append(st.queue, queued{id: w.id, req: req})
+	st.queue = append(st.queue, queued{seq: st.next, req: req})
 	st.mu.Unlock()
 	select {
 	case st.wake <- struct{}{}:
@@ -154,20 +186,29 @@ func (st *pubStream) take() *roomcastv1.PublishStreamRequest {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	q := st.queue
-	n, size := 1, proto.Size(q[0].req)+len(q[0].id)+itemOverhead
+	// The ids of the batch are formatted into one string, which they share.
+	ids, ends := strconv.AppendUint(st.ids[:0], q[0].seq, 10), append(st.idEnds[:0], 0)
+	ends = append(ends, len(ids))
+	n, size := 1, q[0].req.SizeVT()+len(ids)+itemOverhead
 	for n < len(q) && n < st.maxItems {
-		size += proto.Size(q[n].req) + len(q[n].id) + itemOverhead
+		before := len(ids)
+		ids = strconv.AppendUint(ids, q[n].seq, 10)
+		size += q[n].req.SizeVT() + len(ids) - before + itemOverhead
 		if size > st.maxBytes {
+			ids = ids[:before]
 			break
 		}
+		ends = append(ends, len(ids))
 		n++
 	}
-	req := &roomcastv1.PublishStreamRequest{Id: q[0].id, Publish: q[0].req}
+	st.ids, st.idEnds = ids, ends
+	all := string(ids)
+	req := &roomcastv1.PublishStreamRequest{Id: all[:ends[1]], Publish: q[0].req}
 	if n > 1 {
 		items := make([]roomcastv1.PublishStreamItem, n-1)
 		req.Batch = make([]*roomcastv1.PublishStreamItem, n-1)
 		for i := range items {
-			items[i].Id, items[i].Publish = q[i+1].id, q[i+1].req
+			items[i].Id, items[i].Publish = all[ends[i+1]:ends[i+2]], q[i+1].req
 			req.Batch[i] = &items[i]
 		}
 	}
@@ -215,8 +256,12 @@ func headerInt(md metadata.MD, key string) int {
 // receive hands each answer to the first waiter until the stream ends, then
 // fails the rest.
 func (st *pubStream) receive() {
+	var (
+		resp  pubAnswers // reused: decoded into by the stream's codec
+		taken []*waiter  // reused: the waiters of the response at hand
+	)
 	for {
-		resp, err := st.stream.Recv()
+		err := st.stream.RecvMsg(&resp)
 		if err == io.EOF { // the server ends with OK only after our CloseSend, which we never send
 			err = status.Error(codes.Unavailable, "the server ended the publish stream")
 		}
@@ -224,52 +269,48 @@ func (st *pubStream) receive() {
 			st.fail(err)
 			return
 		}
-		if err := st.deliver(resp.GetId(), resp.GetOk(), resp.GetError()); err != nil {
+		if taken, err = st.deliver(resp.items, taken); err != nil {
 			st.fail(err)
 			return
-		}
-		for _, r := range resp.GetBatch() {
-			if err := st.deliver(r.GetId(), r.GetOk(), r.GetError()); err != nil {
-				st.fail(err)
-				return
-			}
 		}
 	}
 }
 
-// deliver hands one answer, ok or e, to the first waiter, which must have
-// id.
-func (st *pubStream) deliver(id string, ok *roomcastv1.PublishResponse, e *roomcastv1.Error) error {
+// deliver hands a response's answers, in order, to the first waiters,
+// which must have their ids, taking them off waiting together. taken is
+// reused for them, and returned cleared.
+func (st *pubStream) deliver(items []pubItem, taken []*waiter) ([]*waiter, error) {
 	st.mu.Lock()
-	var w *waiter
-	if len(st.waiting) > 0 {
-		w = st.waiting[0]
-		st.waiting[0] = nil
-		st.waiting = st.waiting[1:]
-	}
+	n := min(len(items), len(st.waiting))
+	taken = append(taken[:0], st.waiting[:n]...)
+	clear(st.waiting[:n])
+	st.waiting = st.waiting[n:]
 	st.mu.Unlock()
-	if w == nil || id != w.id {
-		err := status.Errorf(codes.Internal, "the server answered request %q out of order", id)
-		if w != nil {
-			w.fail(err)
+	defer clear(taken)
+	for i := range items {
+		it := &items[i]
+		if i >= len(taken) || !it.answers(taken[i].seq) {
+			err := status.Errorf(codes.Internal, "the server answered request %q out of order", it.id())
+			for _, w := range taken[i:] { // off waiting already: fail will not see them
+				w.fail(err)
+			}
+			return taken[:0], err
 		}
-		return err
+		if i == 0 {
+			st.answered.Store(true)
+		}
+		w := taken[i]
+		w.answer = it.answer
+		w.signal()
 	}
-	st.answered.Store(true)
-	if e != nil {
-		w.answer.err = e
-	} else {
-		w.answer.offset, w.answer.epoch = ok.GetOffset(), ok.GetEpoch()
-	}
-	<-w.window
-	close(w.done)
-	return nil
+	return taken[:0], nil
 }
 
 // fail ends the stream with err and fails every waiter.
 func (st *pubStream) fail(err error) {
 	st.mu.Lock()
 	st.ended, st.err = true, err
+	st.endedFlag.Store(true)
 	waiting := st.waiting
 	st.waiting, st.queue = nil, nil
 	st.mu.Unlock()
@@ -283,8 +324,7 @@ func (st *pubStream) fail(err error) {
 
 func (w *waiter) fail(err error) {
 	w.lost = &lostError{cause: err, sent: true}
-	<-w.window
-	close(w.done)
+	w.signal()
 }
 
 // lostError says a message got no answer because its stream was lost, or

@@ -165,6 +165,8 @@ func benchFlags(fs *flag.FlagSet, cfg *bench.Config, quick *bool) {
 	fs.StringVar(&cfg.Out, "out", cfg.Out, "write bench.json and bench.svg in `DIR`")
 	fs.StringVar(&cfg.CPUProfile, "cpuprofile", cfg.CPUProfile,
 		"write a CPU profile of the server process to `FILE` (FILE-VARIANT with several variants), taken during the first trial at the largest room size")
+	fs.StringVar(&cfg.WorkerCPUProfile, "client-cpuprofile", cfg.WorkerCPUProfile,
+		"write a CPU profile of the client process (the publishers and subscribers, whose CPU the report calls client CPU) to `FILE` (FILE-VARIANT with several variants), during the trials --cpuprofile profiles")
 }
 
 // resolveBenchConfig returns the configuration the flags ask for: with

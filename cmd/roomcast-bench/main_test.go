@@ -41,7 +41,7 @@ func TestBenchBinary(t *testing.T) {
 	cmd := exec.CommandContext(ctx, bin, "--quick",
 		"--subscribers", "4", "--connections", "2", "--sizes", "2,4", "--paced", "400",
 		"--warmup", "100ms", "--duration", "400ms",
-		"--out", out, "--cpuprofile", filepath.Join(out, "cpu.pprof"))
+		"--out", out, "--cpuprofile", filepath.Join(out, "cpu.pprof"), "--client-cpuprofile", filepath.Join(out, "client.pprof"))
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	cmd.WaitDelay = 15 * time.Second
@@ -84,6 +84,9 @@ func TestBenchBinary(t *testing.T) {
 	for _, v := range bench.DefaultVariants {
 		if fi, err := os.Stat(filepath.Join(out, "cpu-"+v+".pprof")); err != nil || fi.Size() == 0 {
 			t.Errorf("no CPU profile for %s: %v", v, err)
+		}
+		if fi, err := os.Stat(filepath.Join(out, "client-"+v+".pprof")); err != nil || fi.Size() == 0 {
+			t.Errorf("no client CPU profile for %s: %v", v, err)
 		}
 	}
 	if svg, err := os.ReadFile(filepath.Join(out, "bench.svg")); err != nil || !strings.Contains(string(svg), "</svg>") {

@@ -132,6 +132,10 @@ type Config struct {
 	SmallRooms, PublishOnly bool
 	Out                     string // directory for bench.json and bench.svg; "" for none
 	CPUProfile              string // write a CPU profile of the server per variant here; "" for none
+	// WorkerCPUProfile is CPUProfile for the worker process (the
+	// publishers and subscribers), during the same trials; "" for none.
+	// It needs a worker process (WorkerCommand).
+	WorkerCPUProfile string
 
 	// Engine is where the roomcast variants keep rooms: EngineMemory,
 	// EngineRedis, or both comma-separated, measured interleaved. NATS has

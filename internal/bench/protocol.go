@@ -40,6 +40,9 @@ type request struct {
 	Op      string `json:"op"`
 	Spec    *spec  `json:"spec,omitempty"`    // for setup
 	Measure *bool  `json:"measure,omitempty"` // for snap: start or stop recording latencies
+	// Profile, for a snap that starts recording, is a file to write a CPU
+	// profile of the worker process to until recording stops; "" for none.
+	Profile string `json:"profile,omitempty"`
 }
 
 // spec is one trial, as the worker runs it.

@@ -104,12 +104,17 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) (_ *Report, 
 		for si, sh := range shapes {
 			for _, kind := range sh.kinds {
 				for _, su := range sh.setups {
-					profile := ""
-					if cfg.CPUProfile != "" && i == 1 && si == lastFanout(shapes) && kind == sh.kinds[0] {
+					var prof profiles
+					if i == 1 && si == lastFanout(shapes) && kind == sh.kinds[0] {
 						name := strings.ReplaceAll(series(su.variant, su.engine), "/", "-")
-						profile = profilePath(cfg.CPUProfile, name, len(sh.setups))
+						if cfg.CPUProfile != "" {
+							prof.server = profilePath(cfg.CPUProfile, name, len(sh.setups))
+						}
+						if cfg.WorkerCPUProfile != "" && len(cfg.WorkerCommand) > 0 {
+							prof.worker = profilePath(cfg.WorkerCPUProfile, name, len(sh.setups))
+						}
 					}
-					tr := r.trial(ctx, sh, su, kind, i, profile)
+					tr := r.trial(ctx, sh, su, kind, i, prof)
 					rep.Trials = append(rep.Trials, tr)
 					if err := ctx.Err(); err != nil {
 						return nil, err
@@ -159,7 +164,7 @@ func (r *runner) logf(format string, args ...any) {
 }
 
 // trial runs one setup in one shape and returns what it measured.
-func (r *runner) trial(ctx context.Context, sh shape, su setup, kind string, rep int, profile string) Trial {
+func (r *runner) trial(ctx context.Context, sh shape, su setup, kind string, rep int, profile profiles) Trial {
 	cfg := r.cfg
 	r.done++
 	size := sh.perRoom
@@ -211,7 +216,7 @@ func (r *runner) trial(ctx context.Context, sh shape, su setup, kind string, rep
 
 // measure runs a trial's server and worker through every step and fills in
 // tr. It returns what went wrong, if anything.
-func (r *runner) measure(ctx context.Context, tr *Trial, name, profile string) (failures []string) {
+func (r *runner) measure(ctx context.Context, tr *Trial, name string, profile profiles) (failures []string) {
 	cfg := r.cfg
 	fail := func(format string, args ...any) { failures = append(failures, fmt.Sprintf(format, args...)) }
 	tgt, err := startTarget(cfg, tr.Variant, tr.Engine, tr.Subscribers, tr.Connections, (tr.Subscribers+tr.Connections-1)/tr.Connections, r.redis)
@@ -341,7 +346,7 @@ func (p *pass) start(ctx context.Context, sp *spec) error {
 
 // window runs the warm-up, then the measurement window, profiled into
 // profile if it is set.
-func (p *pass) window(ctx context.Context, profile string) error {
+func (p *pass) window(ctx context.Context, profile profiles) error {
 	if err := p.watch(ctx, p.w, p.name, "warm-up", p.cfg.Warmup, nil); err != nil {
 		return err
 	}
@@ -360,17 +365,17 @@ func (p *pass) window(ctx context.Context, profile string) error {
 	cpu0, ok0 := processCPU()
 	w0, wok0 := writeSyscalls()
 	t0 := time.Now()
-	s0, err := p.w.call(ctx, request{Op: opSnap, Measure: &on}, snapTimeout)
+	s0, err := p.w.call(ctx, request{Op: opSnap, Measure: &on, Profile: profile.worker}, snapTimeout)
 	if err != nil {
 		return err
 	}
-	if profile != "" {
-		stop, err := startProfile(profile)
+	if profile.server != "" {
+		stop, err := startProfile(profile.server)
 		if err != nil {
 			return err
 		}
 		defer stop()
-		p.tr.Profile = profile
+		p.tr.Profile = profile.server
 	}
 	busy := func() {
 		total, _ := memInUse()
@@ -449,6 +454,12 @@ func (r *runner) watch(ctx context.Context, w *workerConn, name, phase string, d
 			}
 		}
 	}
+}
+
+// profiles are where a trial writes CPU profiles of the server and of the
+// worker process during its measurement; "" for none.
+type profiles struct {
+	server, worker string
 }
 
 // startProfile starts a CPU profile of the process into path and returns

@@ -77,6 +77,7 @@ type worker struct {
 
 	pubCancel context.CancelFunc
 	pubs      sync.WaitGroup
+	stopProf  func() // stops the CPU profile a snap started; nil when none runs
 }
 
 // maxFailures is how many failure messages a worker keeps.
@@ -113,9 +114,11 @@ func serveWorker(ctx context.Context, in io.Reader, out io.Writer, hooks workerH
 		case req.Op == opSnap:
 			if req.Measure != nil {
 				w.measuring.Store(*req.Measure)
+				w.profile(*req.Measure, req.Profile)
 			}
 		case req.Op == opStop:
 			w.measuring.Store(false)
+			w.profile(false, "")
 			w.stopPublishers()
 			err = w.drain(ctx)
 			w.shutdown() // every receiving goroutine ends: the histograms are settled
@@ -340,15 +343,16 @@ type job struct {
 // flow-control window, then publishes, from lanes goroutines.
 func (w *worker) publish(ctx context.Context, p int, rooms []*room, pub publishFunc, lanes int) {
 	jobs := make(chan job, lanes)
+	// Not cancelled with the publishers: a reserved message must be
+	// published for the drain to end. The driver bounds a call.
+	pubCtx := context.WithoutCancel(ctx)
 	var wg sync.WaitGroup
 	for range lanes {
 		wg.Go(func() {
 			payload := make([]byte, w.spec.Payload)
 			for j := range jobs {
 				putHeader(payload, w.now(), j.seq, p)
-				// Not cancelled with the publishers: a reserved message must
-				// be published for the drain to end. The driver bounds a call.
-				if err := pub(context.WithoutCancel(ctx), j.room, payload); err != nil {
+				if err := pub(pubCtx, j.room, payload); err != nil {
 					w.fail("publisher %d (%s): %v", p, j.room.name, err)
 				}
 			}
@@ -383,6 +387,19 @@ func (w *worker) publish(ctx context.Context, p int, rooms []*room, pub publishF
 		}
 		seqs[k]++
 		jobs <- job{room: rooms[k], seq: seqs[k]}
+	}
+}
+
+// profile starts a CPU profile of the process into path when on and path
+// is not "", or stops the one running when not on. A profile that cannot
+// start is left out: the trial goes on without it.
+func (w *worker) profile(on bool, path string) {
+	if w.stopProf != nil {
+		w.stopProf()
+		w.stopProf = nil
+	}
+	if on && path != "" {
+		w.stopProf, _ = startProfile(path)
 	}
 }
 
@@ -443,6 +460,7 @@ func (w *worker) latency() (all, sameNode, crossNode *LatencyStats) {
 // shutdown stops the publishers, then closes every subscriber and
 // connection. It is idempotent.
 func (w *worker) shutdown() {
+	w.profile(false, "")
 	w.stopPublishers()
 	w.drv.close()
 }
