@@ -31,9 +31,6 @@ func (b *Hub) Publish(ctx context.Context, msg *roomcastv1.Message, exclude stri
 // With history off, a room without subscribers holds nothing, so a message
 // published to it reaches no one: it is given offset 1 and no epoch (and its
 // key is not remembered). The caller must not touch msg after the call.
-//
-// Under a context from WithWakes, the subscribers the publish wakes are
-// notified at that Wakes' Flush instead of before PublishWith returns.
 func (b *Hub) PublishWith(ctx context.Context, msg *roomcastv1.Message, opts PublishOptions) (offset uint64, epoch string, err error) {
 	if err := ctx.Err(); err != nil {
 		return 0, "", err
@@ -97,7 +94,7 @@ func (b *Hub) PublishWith(ctx context.Context, msg *roomcastv1.Message, opts Pub
 	if opts.IdempotencyKey != "" {
 		r.keys.remember(key, msg.Offset, now.UnixNano(), by, b.cfg.keysPerRoom)
 	}
-	r.wakeInto(wakesOf(ctx))
+	r.wake()
 	return msg.Offset, r.epoch, nil
 }
 

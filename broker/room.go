@@ -36,18 +36,10 @@ func newRoom(name string, sh *shard, slots int, retained *atomic.Int64) *room {
 }
 
 // wake notifies every parked subscriber. Caller holds mu for writing.
-func (r *room) wake() { r.wakeInto(nil) }
-
-// wakeInto unparks every parked subscriber, and notifies it now, or later
-// through held when that is not nil. Caller holds mu for writing.
-func (r *room) wakeInto(held *Wakes) {
+func (r *room) wake() {
 	for i, s := range r.waiters {
 		s.waiting = false
-		if held != nil {
-			held.hold(s.sub)
-		} else {
-			s.sub.notify()
-		}
+		s.sub.notify()
 		r.waiters[i] = nil
 	}
 	r.waiters = r.waiters[:0]

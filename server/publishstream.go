@@ -68,13 +68,6 @@ func (s *Server) PublishStream(stream grpc.BidiStreamingServer[roomcastv1.Publis
 	// The owner every publish is charged to, once for the stream: its
 	// identity's subject cannot change (stillAccepted ends the stream).
 	octx := broker.WithOwner(ctx, id.Subject)
-	// A batch's wake-ups are held back until it is published whole, so
-	// that each connection's writer is woken once for it and finds all its
-	// streams' messages ready (see writer.go); a single publish is woken
-	// at once, as Publish's.
-	var wakes broker.Wakes
-	bctx := broker.WithWakes(octx, &wakes)
-	defer wakes.Flush() // a panic must not leave subscribers parked
 	r := &publishReader{
 		stream: stream,
 		reqs:   make(chan *roomcastv1.PublishStreamRequest, publishWindow),
@@ -110,13 +103,7 @@ func (s *Server) PublishStream(stream grpc.BidiStreamingServer[roomcastv1.Publis
 			if id, err = s.access.stillAccepted(id); err != nil {
 				return err
 			}
-			pctx := octx
-			if len(req.GetBatch()) > 0 {
-				pctx = bctx
-			}
-			resp := s.publishRequest(pctx, id, rec, req)
-			wakes.Flush()
-			if err := stream.Send(resp); err != nil {
+			if err := stream.Send(s.publishRequest(octx, id, rec, req)); err != nil {
 				return err
 			}
 			for range 1 + len(req.GetBatch()) {
