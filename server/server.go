@@ -45,6 +45,7 @@ type Server struct {
 	detachClock atomic.Int64 // counts detachPeriods
 
 	detached      atomic.Uint64      // streams moved off a blocked connection writer
+	writes        writerCounts       // what the connection writers did, for tests and benchmarks of their coalescing
 	panics        atomic.Uint64      // panics recovered in handlers, stream readers and connection writers
 	commandFloods atomic.Uint64      // streams ended for commands past the rate limits
 	resets        *resetGuard        // closes connections that reset streams too fast

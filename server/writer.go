@@ -132,6 +132,7 @@ func (w *connWriter) wait() bool {
 		c.waiting = true
 		c.mu.Unlock()
 		<-w.signal
+		c.srv.writes.wakes.Add(1)
 		c.mu.Lock()
 		if w.stopped {
 			return false
@@ -174,6 +175,7 @@ func (w *connWriter) collectAll() bool {
 	c.mu.Lock()
 	n := c.ready.len()
 	c.mu.Unlock()
+	c.srv.writes.passes.Add(1)
 	for ; n > 0; n-- {
 		ss := c.pop(&c.ready)
 		if ss == nil {
@@ -211,9 +213,12 @@ func (w *connWriter) collectAll() bool {
 // connection's new writer then sends the rest.
 func (w *connWriter) sendAll() bool {
 	c := w.c
+	sent := uint64(0)
+	defer func() { c.srv.writes.sends.Add(sent) }() // once per pass, not per Send: writers share the counter
 	for ss := c.pop(&c.sendq); ss != nil; ss = c.pop(&c.sendq) {
 		w.holding = ss
 		w.delivered = true
+		sent++
 		err := ss.sendCollected(w)
 		c.mu.Lock()
 		if w.retired {

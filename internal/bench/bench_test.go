@@ -78,6 +78,9 @@ func TestRunTiny(t *testing.T) {
 			tr.Shape != fmt.Sprintf("%d × %d over 2 connections", 6/tr.RoomSize, tr.RoomSize) {
 			t.Errorf("%s: %d subscribers in %d rooms of %d over %d connections, labelled %s %q", tr.Variant, tr.Subscribers, tr.Rooms, tr.RoomSize, tr.Connections, tr.Scenario, tr.Shape)
 		}
+		if w := tr.Server.Writers; (w == nil || w.SendsPerDelivery <= 0 || w.PassesPerDelivery <= 0) != (tr.Variant == VariantNATS) {
+			t.Errorf("%s: writer counts %+v", tr.Variant, w)
+		}
 		if m := tr.Server.Memory; m.EmptyRSSBytes == 0 || m.SubscribedRSSBytes == 0 || m.BusyPeakRSSBytes == 0 {
 			t.Errorf("%s: no RSS: %+v", tr.Variant, m)
 		}

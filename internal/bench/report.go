@@ -121,8 +121,19 @@ type ServerStats struct {
 	NsPerPublish         float64 `json:"cpu_ns_per_publish"` // over the messages published in the window
 	// WriteSyscallsPerDelivery is write(2) calls per delivery (Linux only):
 	// how well writes to subscribers are coalesced.
-	WriteSyscallsPerDelivery *float64    `json:"write_syscalls_per_delivery,omitempty"`
-	Memory                   MemoryStats `json:"memory"`
+	WriteSyscallsPerDelivery *float64      `json:"write_syscalls_per_delivery,omitempty"`
+	Writers                  *WriterCounts `json:"writers,omitempty"` // roomcast's only
+	Memory                   MemoryStats   `json:"memory"`
+}
+
+// WriterCounts is what roomcast's connection writers did per delivery over
+// the window (server.WriterStats): wake-ups from waiting, passes over a
+// connection's ready streams, and Sends, whose inverse is messages per
+// response.
+type WriterCounts struct {
+	WakeupsPerDelivery float64 `json:"wakeups_per_delivery"`
+	PassesPerDelivery  float64 `json:"passes_per_delivery"`
+	SendsPerDelivery   float64 `json:"sends_per_delivery"`
 }
 
 // WorkerStats is the cost of the publishers and subscribers over the
@@ -237,6 +248,9 @@ func (t Trial) summary() string {
 	s := fmt.Sprintf("%.0f publishes/s, %.0f deliveries/s", t.PublishedPerSec, t.DeliveredPerSec)
 	if t.Server != nil {
 		s += fmt.Sprintf(", server CPU %.0f ns per delivery, %.0f ns per publish", t.Server.NsPerDelivery, t.Server.NsPerPublish)
+		if w := t.Server.Writers; w != nil {
+			s += fmt.Sprintf(", per delivery %.3f writer wake-ups, %.3f passes, %.3f Sends", w.WakeupsPerDelivery, w.PassesPerDelivery, w.SendsPerDelivery)
+		}
 	}
 	if t.Latency != nil {
 		s += fmt.Sprintf(", p99 latency %.0f µs", t.Latency.P99US)

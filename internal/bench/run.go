@@ -14,6 +14,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/roomcast/roomcast/server"
 )
 
 // ErrFailed is returned by Run when a trial failed: a subscriber missed a
@@ -226,6 +228,9 @@ func (r *runner) measure(ctx context.Context, tr *Trial, name string, profile pr
 	}
 	defer tgt.close()
 	p := &pass{runner: r, tr: tr, name: name, local: cfg.Server == "", writes: -1}
+	if t, ok := tgt.(*roomcastTarget); ok {
+		p.writerStats = t.writerStats
+	}
 	if p.local {
 		p.mem.EmptyBytes, _, p.mem.EmptyRSSBytes = idleMemory()
 	}
@@ -288,6 +293,14 @@ func (r *runner) measure(ctx context.Context, tr *Trial, name string, profile pr
 			w := float64(p.writes) / float64(tr.Delivered)
 			tr.Server.WriteSyscallsPerDelivery = &w
 		}
+		if p.writerStats != nil {
+			d := float64(tr.Delivered)
+			tr.Server.Writers = &WriterCounts{
+				WakeupsPerDelivery: float64(p.writers.Wakeups) / d,
+				PassesPerDelivery:  float64(p.writers.Passes) / d,
+				SendsPerDelivery:   float64(p.writers.Sends) / d,
+			}
+		}
 		if tr.Cluster != nil && tr.Seconds > 0 {
 			tr.Cluster.CoresPerNode = p.cpu.Seconds() / tr.Seconds / float64(tr.Cluster.Nodes)
 		}
@@ -318,6 +331,10 @@ type pass struct {
 	cpu    time.Duration // the server's CPU time over the measurement window
 	cpuOK  bool
 	writes int64 // the server's write system calls over the window; -1 if unknown
+	// writerStats reads a roomcast server's connection writers' counts; nil
+	// for other servers. writers is their change over the window.
+	writerStats func() server.WriterStats
+	writers     server.WriterStats
 	// redisCPU is each Redis server's CPU time over the window; nil if the
 	// trial had no Redis or it could not be read.
 	redisCPU []time.Duration
@@ -364,6 +381,10 @@ func (p *pass) window(ctx context.Context, profile profiles) error {
 	}
 	cpu0, ok0 := processCPU()
 	w0, wok0 := writeSyscalls()
+	var ws0 server.WriterStats
+	if p.writerStats != nil {
+		ws0 = p.writerStats()
+	}
 	t0 := time.Now()
 	s0, err := p.w.call(ctx, request{Op: opSnap, Measure: &on, Profile: profile.worker}, snapTimeout)
 	if err != nil {
@@ -390,6 +411,10 @@ func (p *pass) window(ctx context.Context, profile profiles) error {
 	busy() // at least once, however short the window
 	cpu1, ok1 := processCPU()
 	w1, wok1 := writeSyscalls()
+	if p.writerStats != nil {
+		ws1 := p.writerStats()
+		p.writers = server.WriterStats{Wakeups: ws1.Wakeups - ws0.Wakeups, Passes: ws1.Passes - ws0.Passes, Sends: ws1.Sends - ws0.Sends}
+	}
 	p.tr.Seconds = time.Since(t0).Seconds()
 	s1, err := p.w.call(ctx, request{Op: opSnap, Measure: &off}, snapTimeout)
 	if err != nil {

@@ -105,6 +105,18 @@ func (t *roomcastTarget) stats() broker.Stats {
 	return sum
 }
 
+// writerStats sums the nodes' connection writers' counts.
+func (t *roomcastTarget) writerStats() server.WriterStats {
+	var sum server.WriterStats
+	for _, n := range t.nodes {
+		st := n.WriterStats()
+		sum.Wakeups += st.Wakeups
+		sum.Passes += st.Passes
+		sum.Sends += st.Sends
+	}
+	return sum
+}
+
 // close shuts every node down, at once, and waits for them.
 func (t *roomcastTarget) close() {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -1,0 +1,28 @@
+package server
+
+import "sync/atomic"
+
+// WriterStats counts what a server's connection writers (writer.go) did
+// since it started: how often they were woken and how many Sends they made
+// for how many deliveries is what decides the cost of a delivery beyond
+// the broker's.
+type WriterStats struct {
+	Wakeups uint64 // a writer waiting for work was woken
+	Passes  uint64 // passes over a connection's ready streams
+	Sends   uint64 // batches of messages sent, one SendMsg each, by the connections' shared writers
+}
+
+// WriterStats returns what the server's connection writers did so far. It
+// is safe for concurrent use; the counts are read one at a time, so they
+// may disagree by a pass in flight.
+func (s *Server) WriterStats() WriterStats {
+	return WriterStats{Wakeups: s.writes.wakes.Load(), Passes: s.writes.passes.Load(), Sends: s.writes.sends.Load()}
+}
+
+// writerCounts is WriterStats as the writers count it: each adds once per
+// wake-up or pass, not per stream, as all of them share it.
+type writerCounts struct {
+	wakes  atomic.Uint64
+	passes atomic.Uint64
+	sends  atomic.Uint64
+}
