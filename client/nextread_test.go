@@ -148,3 +148,65 @@ func lease(t *testing.T, ctx context.Context, c *client.Client, sub *client.Subs
 	t.Fatal("no Next read the stream itself")
 	return 0
 }
+
+// A subscription ended while a Next reads the stream itself must close:
+// the Next may still get a message once the stream's context has ended,
+// and must then hand the stream back to the receiver, which waits to read
+// it to its end (Close hung forever when that Next kept the stream).
+func TestEndWhileNextReads(t *testing.T) {
+	_, addr := start(t)
+	ctx := testCtx(t)
+	c := dial(t, addr)
+	pub := dial(t, addr)
+	stopPub := make(chan struct{})
+	var pubs sync.WaitGroup
+	pubs.Go(func() {
+		for {
+			select {
+			case <-stopPub:
+				return
+			default:
+			}
+			if _, err := pub.Publish(ctx, "flow", []byte("m")); err != nil {
+				t.Errorf("publish: %v", err)
+				return
+			}
+		}
+	})
+	defer func() { close(stopPub); pubs.Wait() }()
+	for i := range 200 {
+		subCtx, cancel := context.WithCancel(ctx)
+		sub, err := c.Subscribe(subCtx, "flow")
+		if err != nil {
+			cancel()
+			t.Fatal(err)
+		}
+		for range 3 {
+			if _, err := sub.Next(subCtx); err != nil {
+				t.Fatalf("iteration %d: %v", i, err)
+			}
+		}
+		read, reading := make(chan struct{}), make(chan struct{})
+		go func() {
+			defer close(read)
+			for n := 0; ; n++ {
+				if n == 20 {
+					close(reading)
+				}
+				if _, err := sub.Next(subCtx); err != nil {
+					return
+				}
+			}
+		}()
+		<-reading // the Next calls read the stream as messages flow
+		cancel()
+		<-read
+		closed := make(chan struct{})
+		go func() { sub.Close(); close(closed) }()
+		select {
+		case <-closed:
+		case <-ctx.Done():
+			t.Fatalf("iteration %d: Close did not return", i)
+		}
+	}
+}

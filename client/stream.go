@@ -164,14 +164,17 @@ func (s *Subscription) readable(c *conn) bool {
 
 // nextRead is a Next call's read of c, which readable allowed and whose
 // turn it took. It keeps the turn for the next call unless a command waits
-// for its reply or the stream ended: then it wakes the receiver.
+// for its reply or the stream ends or ended: then it wakes the receiver.
 func (s *Subscription) nextRead(c *conn) {
 	err := s.read(c)
 	s.mu.Lock()
 	switch {
 	case err != nil:
 		c.err, c.ended, c.turn = err, true, turnFree
-	case len(c.pending) > 0:
+	case len(c.pending) > 0 || c.ctx.Err() != nil:
+		// A command waits for its reply, or the stream is ending and the
+		// receiver, which may already wait for this read, must read it to
+		// its end.
 		c.turn = turnFree
 	default:
 		c.turn = turnLeased
