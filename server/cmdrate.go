@@ -82,12 +82,18 @@ func (ss *session) pauseReading(d time.Duration) bool {
 	if hook := ss.srv.cfg.readPauseHook; hook != nil {
 		hook(ss.id, d)
 	}
+	return pause(ss.stream.Context().Done(), d)
+}
+
+// pause waits d, or until done is closed, and reports whether d passed:
+// the refusal pauses of streams and connections.
+func pause(done <-chan struct{}, d time.Duration) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-t.C:
 		return true
-	case <-ss.stream.Context().Done():
+	case <-done:
 		return false
 	}
 }

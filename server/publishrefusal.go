@@ -79,14 +79,7 @@ func (r *publishReader) pauseReading(s *Server) bool {
 	if hook := s.cfg.publishPauseHook; hook != nil {
 		hook(d)
 	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-r.stream.Context().Done():
-		return false
-	}
+	return pause(r.stream.Context().Done(), d)
 }
 
 // sharedRefusal returns the answer to give the rest of e's batch, shared,

@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"time"
 
 	"google.golang.org/grpc/tap"
 
@@ -88,10 +87,5 @@ func (s *Server) refusedInTap(ctx context.Context) {
 	if hook := s.cfg.tapPauseHook; hook != nil {
 		hook(d)
 	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-	case <-ctx.Done(): // the connection closed
-	}
+	pause(ctx.Done(), d) // until the connection closes, at most
 }
