@@ -198,7 +198,11 @@ func TestEndWhileNextReads(t *testing.T) {
 				}
 			}
 		}()
-		<-reading // the Next calls read the stream as messages flow
+		select { // the Next calls read the stream as messages flow
+		case <-reading:
+		case <-read:
+			t.Fatalf("iteration %d: Next failed before the subscription ended", i)
+		}
 		cancel()
 		<-read
 		closed := make(chan struct{})

@@ -171,7 +171,8 @@ type PublishCall struct {
 // answer. Messages sent by successive calls from one goroutine are
 // sequenced in that order, since they travel on the same stream in that
 // order, while their answers are awaited together: this is
-// how to publish an ordered sequence at the stream's pace. Only a lost
+// how to publish an ordered sequence at the stream's pace. data is sent as
+// it is, not copied: it must not change until Wait has returned. Only a lost
 // stream can change that order: a message sent again with its key after a
 // reconnect (see Publisher) may then come after later ones. It is safe for
 // concurrent use.
@@ -216,6 +217,9 @@ func (p *Publisher) start(ctx context.Context, req *roomcastv1.PublishRequest) *
 // send sends req once, on the open stream or the next one, and returns its
 // waiter, or why it was not sent.
 func (p *Publisher) send(ctx context.Context, req *roomcastv1.PublishRequest) (*waiter, error) {
+	if f := invalidUTF8(req); f != "" {
+		return nil, localError("publish to "+strconv.Quote(req.GetRoom()), codes.InvalidArgument, f+" is not valid UTF-8", kindPublish)
+	}
 	st, err := p.await(ctx)
 	if err != nil {
 		return nil, err
@@ -448,6 +452,33 @@ func newDataRequest(room string, data []byte, opts []PublishOption) *roomcastv1.
 	r.req.Room, r.data.Data = room, data
 	r.req.Payload = &r.data
 	return newRequest(&r.req, opts)
+}
+
+// invalidUTF8 names the first of req's strings that is not valid UTF-8, or
+// returns "". The encoding refuses such a request, and grpc-go then ends
+// the stream, failing every message sent with it: it is refused before it
+// is queued, alone.
+func invalidUTF8(req *roomcastv1.PublishRequest) string {
+	switch {
+	case !utf8.ValidString(req.GetRoom()):
+		return "the room name"
+	case !utf8.ValidString(req.GetText()):
+		return "the text"
+	case !utf8.ValidString(req.GetContentType()):
+		return "the content type"
+	case !utf8.ValidString(req.GetSessionId()):
+		return "the session id"
+	case !utf8.ValidString(req.GetExcludeSession()):
+		return "the excluded session"
+	case !utf8.ValidString(req.GetIdempotencyKey()):
+		return "the idempotency key"
+	}
+	for k, v := range req.GetHeaders() {
+		if !utf8.ValidString(k) || !utf8.ValidString(v) {
+			return "a header"
+		}
+	}
+	return ""
 }
 
 // newRequest is req completed with opts.

@@ -188,3 +188,41 @@ func TestPublisherBatchedErrors(t *testing.T) {
 		t.Fatalf("%d messages in %d requests: want fewer requests", n, responses)
 	}
 }
+
+// A message whose room, header or key is not valid UTF-8 cannot be
+// encoded: it fails alone with InvalidArgument, rather than ending the
+// stream and every message batched with it.
+func TestPublisherRefusesInvalidUTF8Alone(t *testing.T) {
+	_, addr := start(t)
+	ctx := testCtx(t)
+	p := newPublisher(t, ctx, dial(t, addr))
+	const n = 300
+	calls := make([]*client.PublishCall, n)
+	for i := range n {
+		switch i % 50 {
+		case 10:
+			calls[i] = p.PublishTextAsync(ctx, "r\xff", "x")
+		case 20:
+			calls[i] = p.PublishTextAsync(ctx, "r", "x", client.WithHeaders(map[string]string{"k": "\xff"}))
+		case 30:
+			calls[i] = p.PublishTextAsync(ctx, "r", "x", client.WithIdempotencyKey("\xff"))
+		default:
+			calls[i] = p.PublishTextAsync(ctx, "r", strconv.Itoa(i))
+		}
+	}
+	want := uint64(1)
+	for i, call := range calls {
+		off, _, err := call.Wait(ctx)
+		switch i % 50 {
+		case 10, 20, 30:
+			if !errors.Is(err, client.ErrInvalidArgument) {
+				t.Fatalf("message %d, not UTF-8: %v", i, err)
+			}
+		default:
+			if err != nil || off != want {
+				t.Fatalf("message %d: offset %d, %v; want %d", i, off, err, want)
+			}
+			want++
+		}
+	}
+}
