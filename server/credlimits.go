@@ -60,14 +60,14 @@ func (c *streamCounts) refusal() error {
 	return status.Errorf(codes.ResourceExhausted, "this credential has %d Subscribe streams open, its limit; close one, or subscribe to more rooms on one stream", c.max)
 }
 
-// fullStreams refuses a Subscribe stream in the tap, before grpc-go starts
+// fullStreams refuses a Subscribe stream or Watch call in the tap, before grpc-go starts
 // its handler, when its credential has its limit of streams open already:
 // a client that opens streams past its limit in a loop is refused each for
 // the cost of its headers, rather than of a handler goroutine and the
 // interceptors. It is refused as admitStream would refuse it, which still
 // counts the streams that pass.
 func (s *Server) fullStreams(ctx context.Context, method string) error {
-	if method != roomcastv1.BrokerService_Subscribe_FullMethodName || !s.access.streams.full(s.access.identity(ctx)) {
+	if !countsStreams(method) || !s.access.streams.full(s.access.identity(ctx)) {
 		return nil
 	}
 	return s.access.streams.refusal()

@@ -54,7 +54,10 @@ const (
 	// off (the read rate's refusals say how long to wait); a client that
 	// resyncs every room it rejoins at once, past the read burst, is refused
 	// a few hundred; a thousand a second is a loop that ignores every
-	// answer.
+	// answer. Past 100 within the second, the tap pauses a connection's
+	// reading after each call it refuses (see refusedInTap), which keeps
+	// those near 110 a second: the limit bounds the calls refused later,
+	// by a handler, which are not paused.
 	DefaultMaxRefusedCalls = 1000
 	// DefaultPublishByteRate and DefaultPublishByteBurst bound the bytes of
 	// messages one credential may publish: 64 MiB a second, in bursts of as

@@ -301,7 +301,7 @@ func (g *connGuard) refusedCall(ctx context.Context) time.Duration {
 	key := connKey(p.Addr, p.LocalAddr)
 	g.mu.Lock()
 	t := g.byKey[key]
-	if t == nil {
+	if t == nil || t.closed.Load() { // closed: what is left are calls read before
 		g.mu.Unlock()
 		return 0
 	}
@@ -313,7 +313,7 @@ func (g *connGuard) refusedCall(ctx context.Context) time.Duration {
 	if n := t.refusedCalls - freeRefusedCalls; n > 0 {
 		pause = refusalPause(n)
 	}
-	cut := g.maxRefused > 0 && t.refusedCalls > g.maxRefused && !t.closed.Load() // once: later refusals are of calls already read
+	cut := g.maxRefused > 0 && t.refusedCalls > g.maxRefused
 	if cut {
 		t.closed.Store(true)
 	}

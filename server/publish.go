@@ -45,13 +45,14 @@ func (s *Server) publish(ctx context.Context, id *auth.Identity, req *roomcastv1
 	if err := s.access.allow(id, auth.Publish, req.GetRoom()); err != nil {
 		return 0, "", err
 	}
-	// The rate before the sessions: on a cluster, naming a session of
-	// another node costs a round trip to the engine, which the rate must
-	// bound.
-	if err := s.access.allowPublish(id); err != nil {
+	// The byte rate first, as it only reads: a publish it refuses spends
+	// no token of the publish rate. The rates before the sessions: on a
+	// cluster, naming a session of another node costs a round trip to the
+	// engine, which the rates must bound.
+	if err := s.access.allowPublishBytes(id); err != nil { // a PublishStream's publishes pass no tap
 		return 0, "", err
 	}
-	if err := s.access.allowPublishBytes(id); err != nil { // a PublishStream's publishes pass no tap
+	if err := s.access.allowPublish(id); err != nil {
 		return 0, "", err
 	}
 	if err := s.access.ownSession(ctx, id, "session_id", req.GetSessionId()); err != nil {

@@ -87,5 +87,7 @@ func (s *Server) refusedInTap(ctx context.Context) {
 	if hook := s.cfg.tapPauseHook; hook != nil {
 		hook(d)
 	}
-	pause(ctx.Done(), d) // until the connection closes, at most
+	// Not until the call's context ends: its deadline is the client's
+	// grpc-timeout, which would let it skip the pause. A stop ends it.
+	pause(s.drain, d)
 }
