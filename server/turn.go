@@ -94,6 +94,8 @@ commands:
 	if !ready {
 		return ss.parkEmpty()
 	}
+	w.delivered = true
+	ss.srv.writes.sends.Add(1)
 	if err := ss.sendCollected(w); err != nil {
 		return false, err
 	}

@@ -132,11 +132,11 @@ func (w *connWriter) wait() bool {
 		c.waiting = true
 		c.mu.Unlock()
 		<-w.signal
-		c.srv.writes.wakes.Add(1)
 		c.mu.Lock()
 		if w.stopped {
 			return false
 		}
+		c.srv.writes.wakes.Add(1)
 	}
 	return true
 }
