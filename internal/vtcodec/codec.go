@@ -107,8 +107,13 @@ func Unmarshal(b []byte, m Message) error {
 // would: on a string field that is not valid UTF-8. m must not change
 // meanwhile; calls may run at once.
 func MarshalAppend(b []byte, m Message) ([]byte, error) {
+	return AppendSized(b, m, m.SizeVT())
+}
+
+// AppendSized is MarshalAppend for a caller that has m's size already:
+// size must be m.SizeVT().
+func AppendSized(b []byte, m Message, size int) ([]byte, error) {
 	n := len(b)
-	size := m.SizeVT()
 	b = append(b, make([]byte, size)...)
 	if err := marshalSized(b[n:], m); err != nil {
 		return b[:n], err
@@ -122,10 +127,9 @@ func marshalSized(b []byte, m Message) error {
 		return err
 	}
 	if !validUTF8(b, m.ProtoReflect().Descriptor()) {
-		_, err := proto.Marshal(m) // its error, which says which field
-		if err == nil {
-			err = errInvalidUTF8
-		}
+		// The walk refuses what it cannot check too (see validUTF8):
+		// proto decides, and its error says which field.
+		_, err := proto.Marshal(m)
 		return err
 	}
 	return nil

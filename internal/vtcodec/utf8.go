@@ -1,17 +1,12 @@
 package vtcodec
 
 import (
-	"errors"
 	"sync"
 	"unicode/utf8"
 
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/reflect/protoreflect"
 )
-
-// errInvalidUTF8 is Marshal's error if proto.Marshal, asked why, found
-// nothing wrong: it should not happen.
-var errInvalidUTF8 = errors.New("vtcodec: a string field is not valid UTF-8")
 
 // fieldKind is what the UTF-8 walk does with a field.
 type fieldKind uint8

@@ -59,7 +59,7 @@ func entry(field protowire.Number, m vtcodec.Message) ([]byte, error) {
 	b := make([]byte, 0, protowire.SizeTag(field)+protowire.SizeVarint(uint64(size))+size)
 	b = protowire.AppendTag(b, field, protowire.BytesType)
 	b = protowire.AppendVarint(b, uint64(size))
-	return vtcodec.MarshalAppend(b, m)
+	return vtcodec.AppendSized(b, m, size)
 }
 
 // MessageEntryAt makes a MessageBatch.messages element from body, a Message
