@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
+	"github.com/roomcast/roomcast/internal/wire"
 )
 
 // pubStream is one PublishStream of a Publisher. The server answers in the
@@ -233,8 +234,8 @@ func (st *pubStream) readLimits() {
 	if err != nil {
 		return
 	}
-	items := headerInt(md, "roomcast-publish-batch-items")
-	bytes := headerInt(md, "roomcast-publish-batch-bytes")
+	items := headerInt(md, wire.PublishBatchItemsHeader)
+	bytes := headerInt(md, wire.PublishBatchBytesHeader)
 	if items > 1 && bytes > 0 {
 		st.maxItems, st.maxBytes = items, min(bytes, maxBatchBytes)
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/roomcast/roomcast/auth"
 	"github.com/roomcast/roomcast/broker"
 	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
+	"github.com/roomcast/roomcast/internal/wire"
 )
 
 // publishWindow is how many of a PublishStream's publishes may be read and
@@ -29,13 +30,6 @@ const publishWindow = 256
 // its own and its batch's: the window, so that the reader can always take
 // a slot for each of them. Documented in the proto.
 const maxBatchItems = publishWindow
-
-// The response headers that tell a publisher the server takes batches, and
-// their limits (see the proto's PublishStreamRequest.batch).
-const (
-	batchItemsHeader = "roomcast-publish-batch-items"
-	batchBytesHeader = "roomcast-publish-batch-bytes"
-)
 
 // A PublishStream is served by two goroutines. The reader decodes requests
 // while it holds one of the window's slots, and takes one more for each
@@ -63,7 +57,7 @@ func (s *Server) PublishStream(stream grpc.BidiStreamingServer[roomcastv1.Publis
 	id := s.access.identity(ctx)
 	// Before the first answer, so that a publisher knows at once that it
 	// may batch. A failure means the stream is over, which Recv will tell.
-	_ = stream.SendHeader(metadata.Pairs(batchItemsHeader, strconv.Itoa(maxBatchItems), batchBytesHeader, strconv.Itoa(s.cfg.requestLimits().publish)))
+	_ = stream.SendHeader(metadata.Pairs(wire.PublishBatchItemsHeader, strconv.Itoa(maxBatchItems), wire.PublishBatchBytesHeader, strconv.Itoa(s.cfg.requestLimits().publish)))
 	rec := recordOf(ctx)
 	// The owner every publish is charged to, once for the stream: its
 	// identity's subject cannot change (stillAccepted ends the stream).

@@ -150,3 +150,11 @@ func History(entries []mem.Buffer, offset uint64, epoch string) mem.BufferSlice 
 	}
 	return frame
 }
+
+// The response headers of a PublishStream that tell a publisher the server
+// takes batches, and their limits: the most publishes one request may
+// carry, and the most bytes (see the proto's PublishStreamRequest.batch).
+const (
+	PublishBatchItemsHeader = "roomcast-publish-batch-items"
+	PublishBatchBytesHeader = "roomcast-publish-batch-bytes"
+)
