@@ -45,8 +45,9 @@ const maxBatchItems = publishWindow
 // new keys without the stream's API key: see RecheckCredentials) or the end
 // of the stream's context ends the stream between two requests: every
 // publish that was sequenced has been answered by then, and what the reader
-// holds beyond it was not sequenced. No lock is held anywhere here; the two goroutines share only
-// the channels, and the pause after a refusal (see publishrefusal.go).
+// holds beyond it was not sequenced. No lock is held anywhere here; the
+// two goroutines share only the channels, and the pause after a refusal
+// (see publishrefusal.go).
 
 // PublishStream implements BrokerService.PublishStream.
 func (s *Server) PublishStream(stream grpc.BidiStreamingServer[roomcastv1.PublishStreamRequest, roomcastv1.PublishStreamResponse]) (err error) {
