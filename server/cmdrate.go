@@ -46,10 +46,7 @@ func (ss *session) rateLimit() error {
 	if err == nil {
 		return nil
 	}
-	if now := time.Now(); now.Sub(ss.refusedSince) > time.Second {
-		ss.refusedSince, ss.refused = now, 0
-	}
-	if ss.refused++; ss.srv.cfg.maxRefusedCommands > 0 && ss.refused > ss.srv.cfg.maxRefusedCommands {
+	if n := ss.refused.add(time.Now()); ss.srv.cfg.maxRefusedCommands > 0 && n > ss.srv.cfg.maxRefusedCommands {
 		return errCommandFlood
 	}
 	return err
@@ -66,7 +63,25 @@ func (ss *session) rateLimitErr() error {
 }
 
 // refusalPause is how long the reader waits after the latest refusal.
-func (ss *session) refusalPause() time.Duration { return refusalPause(ss.refused) }
+func (ss *session) refusalPause() time.Duration { return refusalPause(ss.refused.n) }
+
+// refusals counts refusals within the current second: those of a stream's
+// commands, of a PublishStream's requests, or of a connection's calls. Its
+// owner serializes its calls.
+type refusals struct {
+	n     int
+	since time.Time
+}
+
+// add counts one more refusal, at now, and returns how many there were
+// within its second.
+func (r *refusals) add(now time.Time) int {
+	if now.Sub(r.since) > time.Second {
+		r.since, r.n = now, 0
+	}
+	r.n++
+	return r.n
+}
 
 // refusalPause is the pause after the nth refusal within a second:
 // firstRefusalPause doubled for each earlier one, at most maxRefusalPause.

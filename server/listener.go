@@ -84,9 +84,7 @@ type tracked struct {
 	key    string          // its connKey
 	timer  *time.Timer     // with an auth timeout: runs expire
 
-	// Guarded by connGuard.mu: its calls refused since refusedSince.
-	refusedCalls int
-	refusedSince time.Time
+	refusedCalls refusals // guarded by connGuard.mu
 }
 
 // isClosed reports whether the connection was closed, without reading or
@@ -305,21 +303,18 @@ func (g *connGuard) refusedCall(ctx context.Context) time.Duration {
 		g.mu.Unlock()
 		return 0
 	}
-	if now := time.Now(); now.Sub(t.refusedSince) > time.Second {
-		t.refusedSince, t.refusedCalls = now, 0
+	n := t.refusedCalls.add(time.Now())
+	var wait time.Duration
+	if n > freeRefusedCalls {
+		wait = refusalPause(n - freeRefusedCalls)
 	}
-	t.refusedCalls++
-	var pause time.Duration
-	if n := t.refusedCalls - freeRefusedCalls; n > 0 {
-		pause = refusalPause(n)
-	}
-	cut := g.maxRefused > 0 && t.refusedCalls > g.maxRefused
+	cut := g.maxRefused > 0 && n > g.maxRefused
 	if cut {
 		t.closed.Store(true)
 	}
 	g.mu.Unlock()
 	if !cut {
-		return pause
+		return wait
 	}
 	g.refusalCloses.Add(1)
 	t.conn.Close() // grpc-go's reader fails and the transport goes away

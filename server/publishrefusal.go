@@ -31,19 +31,13 @@ import (
 type publishRefusals struct {
 	pause atomic.Int64 // nanoseconds the reader pauses before its next read; 0: none
 
-	// The handler's own.
-	n     int
-	since time.Time
+	counted refusals // the handler's own
 }
 
 // refused counts one more request answered with a refusal and sets the
 // reader's pause for it.
 func (p *publishRefusals) refused() {
-	if now := time.Now(); now.Sub(p.since) > time.Second {
-		p.since, p.n = now, 0
-	}
-	p.n++
-	p.pause.Store(int64(refusalPause(p.n)))
+	p.pause.Store(int64(refusalPause(p.counted.add(time.Now()))))
 }
 
 // take returns the pause the reader owes before its next read, and clears

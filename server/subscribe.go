@@ -66,10 +66,9 @@ type session struct {
 	record   *callRecord // the access log's; nil without one
 
 	// Owned by the reader (see cmdrate.go).
-	commands     *rate.Limiter // nil: no limit
-	refused      int           // commands refused by a rate limit since refusedSince
-	refusedSince time.Time
-	credential   *auth.Identity // the credential's rate is kept under its subject and method, which a refresh keeps
+	commands   *rate.Limiter  // nil: no limit
+	refused    refusals       // commands refused by a rate limit, the reader's own
+	credential *auth.Identity // the credential's rate is kept under its subject and method, which a refresh keeps
 
 	gate          sendGate     // shut by the handler: no Send starts after it returns
 	sendStartedAt atomic.Int64 // the server's stallClock when the current Send began; 0 when not sending
