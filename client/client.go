@@ -130,6 +130,7 @@ func Dial(target string, opts ...Option) (*Client, error) {
 		dialOpts = append(dialOpts, grpc.WithPerRPCCredentials(&tokenCredentials{source: cfg.tokens, plaintext: cfg.plaintext()}))
 	}
 	dialOpts = append(dialOpts, flowControlOptions()...)
+	dialOpts = append(dialOpts, bufferPoolOptions()...)
 	dialOpts = append(dialOpts, cfg.dialOpts...)
 	conn, err := grpc.NewClient(target, dialOpts...)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"unicode/utf8"
+	"unsafe"
 
 	"google.golang.org/grpc/encoding/proto"
 	"google.golang.org/grpc/mem"
@@ -166,24 +167,37 @@ type messageBox struct {
 }
 
 // newBox returns a new box, and n bytes for its payload: in the same
-// allocation when n is small, as most payloads are, so that a message
-// costs one allocation. The bytes are the message's, capped to n.
+// allocation up to 4 KiB, as most payloads are, so that a message costs
+// one allocation. The payload's array is rounded up to a power of two (at
+// least 64 bytes), which bounds the memory a message holds to twice what
+// it needs. The bytes are the message's, capped to n.
 func newBox(n int) (*messageBox, []byte) {
 	switch {
 	case n <= 64:
-		b := new(struct {
-			messageBox
-			buf [64]byte
-		})
-		return &b.messageBox, b.buf[:n:n]
+		return boxWith[[64]byte](n)
 	case n <= 256:
-		b := new(struct {
-			messageBox
-			buf [256]byte
-		})
-		return &b.messageBox, b.buf[:n:n]
+		return boxWith[[256]byte](n)
+	case n <= 512:
+		return boxWith[[512]byte](n)
+	case n <= 1024:
+		return boxWith[[1024]byte](n)
+	case n <= 2048:
+		return boxWith[[2048]byte](n)
+	case n <= 4096:
+		return boxWith[[4096]byte](n)
 	}
 	return new(messageBox), make([]byte, n)
+}
+
+// boxWith allocates a box followed by its payload's array A, a byte array
+// of at least n bytes, and returns the box and the array's first n bytes.
+// The array holds no pointers, so the collector does not scan it.
+func boxWith[A any](n int) (*messageBox, []byte) {
+	b := new(struct {
+		messageBox
+		buf A
+	})
+	return &b.messageBox, unsafe.Slice((*byte)(unsafe.Pointer(&b.buf)), n)
 }
 
 // payload kinds of a message being decoded.
@@ -234,7 +248,7 @@ func (r *response) decodeMessage(b []byte) (*Event, error) {
 			offset = x
 		case typ != protowire.BytesType:
 		case num == msgRoom:
-			room, err = r.strs.get(v)
+			room, err = r.strs.get(sharedRoom, v)
 		case num == msgData:
 			payload, data = dataPayload, v
 		case num == msgText:
@@ -243,7 +257,7 @@ func (r *response) decodeMessage(b []byte) (*Event, error) {
 			}
 			payload, text = textPayload, string(v)
 		case num == msgContentType:
-			contentType, err = r.strs.get(v)
+			contentType, err = r.strs.get(sharedContentType, v)
 		case num == msgHeaders:
 			if headers == nil {
 				headers = make(map[string]string, 1)
@@ -253,7 +267,7 @@ func (r *response) decodeMessage(b []byte) (*Event, error) {
 			hasTS = true
 			err = decodeTimestamp(v, &ts)
 		case num == msgPublisherSession:
-			publisher, err = r.strs.get(v)
+			publisher, err = r.strs.get(sharedPublisher, v)
 		}
 		if err != nil {
 			return nil, err
@@ -346,25 +360,42 @@ func decodeTimestamp(b []byte, ts *timestamppb.Timestamp) error {
 // it, it forgets them all and starts again.
 const maxShared = 256
 
+// The fields whose values are shared, each with the last value seen.
+const (
+	sharedRoom = iota
+	sharedContentType
+	sharedPublisher
+	sharedFields
+)
+
 // shared are the strings shared between the messages of one stream: the
 // values of fields that repeat from message to message. Strings cannot
-// change, so messages may share them.
-type shared struct{ m map[string]string }
+// change, so messages may share them. Each field's last value is checked
+// before the map, since a stream's messages are mostly of one room, one
+// content type and one publisher at a time.
+type shared struct {
+	m    map[string]string
+	last [sharedFields]string
+}
 
-// get returns b as a string: a shared one if it was seen before. It checks
-// that b is valid UTF-8, as proto3 requires.
-func (s *shared) get(b []byte) (string, error) {
-	if str, ok := s.m[string(b)]; ok { // no allocation for the lookup
-		return str, nil
+// get returns b, a value of field, as a string: a shared one if it was
+// seen before. It checks that b is valid UTF-8, as proto3 requires.
+func (s *shared) get(field int, b []byte) (string, error) {
+	if last := s.last[field]; last == string(b) { // no allocation for either lookup
+		return last, nil
 	}
-	if !utf8.Valid(b) {
-		return "", errInvalidUTF8
+	str, ok := s.m[string(b)]
+	if !ok {
+		if !utf8.Valid(b) {
+			return "", errInvalidUTF8
+		}
+		if len(s.m) >= maxShared || s.m == nil {
+			s.m = make(map[string]string)
+		}
+		str = string(b)
+		s.m[str] = str
 	}
-	if len(s.m) >= maxShared || s.m == nil {
-		s.m = make(map[string]string)
-	}
-	str := string(b)
-	s.m[str] = str
+	s.last[field] = str
 	return str, nil
 }
 
@@ -383,7 +414,7 @@ func (c streamCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	if !ok {
 		return c.proto.Unmarshal(data, v)
 	}
-	buf := data.MaterializeToBuffer(mem.DefaultBufferPool())
+	buf := data.MaterializeToBuffer(receivePool) // copied only if the response spans frames
 	defer buf.Free()
 	if err := r.decode(buf.ReadOnlyData()); err != nil {
 		return fmt.Errorf("decoding a Subscribe response: %w", err)

@@ -7,3 +7,10 @@ func Leased(s *Subscription) bool {
 	defer s.mu.Unlock()
 	return s.conn != nil && s.conn.turn == turnLeased
 }
+
+// Queued is the number of events s holds for its reader.
+func Queued(s *Subscription) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.queue)
+}

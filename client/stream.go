@@ -88,7 +88,7 @@ const (
 func (s *Subscription) receive(c *conn) {
 	defer close(c.done)
 	for s.takeTurn(c) {
-		err := s.read(c)
+		err := s.read(c, false)
 		s.mu.Lock()
 		c.turn = turnFree
 		if err != nil {
@@ -138,8 +138,8 @@ func (s *Subscription) takeTurn(c *conn) bool {
 }
 
 // read reads one response from c's stream and hands it on. Only the holder
-// of c's turn calls it.
-func (s *Subscription) read(c *conn) error {
+// of c's turn calls it; byNext says it is a Next call.
+func (s *Subscription) read(c *conn, byNext bool) error {
 	r := &c.resp
 	r.reset()
 	if err := c.stream.RecvMsg(r); err != nil {
@@ -149,7 +149,7 @@ func (s *Subscription) read(c *conn) error {
 	case r.reply != nil:
 		s.replied(c, r.reply)
 	case r.batch:
-		s.received(c, r.msgs)
+		s.received(c, r.msgs, byNext)
 	}
 	// Anything else (a repeated session event, an event a later server
 	// adds) is ignored.
@@ -166,7 +166,7 @@ func (s *Subscription) readable(c *conn) bool {
 // turn it took. It keeps the turn for the next call unless a command waits
 // for its reply or the stream ends or ended: then it wakes the receiver.
 func (s *Subscription) nextRead(c *conn) {
-	err := s.read(c)
+	err := s.read(c, true)
 	s.mu.Lock()
 	switch {
 	case err != nil:
@@ -190,8 +190,10 @@ func (s *Subscription) nextRead(c *conn) {
 }
 
 // received queues messages, each in its event, or stages them while the
-// rooms are rejoined.
-func (s *Subscription) received(c *conn, msgs []*Event) {
+// rooms are rejoined, and wakes a Next waiting for them. A Next that read
+// them takes them itself, and nextRead wakes the Next calls that wait to
+// read: only those waiting for another context need a wake-up then.
+func (s *Subscription) received(c *conn, msgs []*Event, byNext bool) {
 	if len(msgs) == 0 {
 		return
 	}
@@ -203,8 +205,11 @@ func (s *Subscription) received(c *conn, msgs []*Event) {
 			s.pushMessage(ev)
 		}
 	}
+	wake := !byNext || s.others > 0
 	s.mu.Unlock()
-	notify(s.arrived)
+	if wake {
+		notify(s.arrived)
+	}
 }
 
 // replied hands a command's reply to whoever waits for it.

@@ -70,6 +70,7 @@ type Subscription struct {
 	session string                // the current stream's session id
 	rooms   map[string]*roomState // the rooms it is in or joining
 	order   []string              // the same rooms, in the order they were joined
+	last    *roomState            // the room of the last message queued while it is in rooms: most messages are of the room before
 	queue   []*Event              // delivered to the reader, not yet taken
 	qbytes  int                   // payload bytes of the messages in queue
 	waiting int                   // Next calls waiting to read the stream themselves
@@ -345,6 +346,9 @@ func (s *Subscription) Leave(ctx context.Context, room string) error {
 // remove takes st out of the subscription's rooms. Caller holds mu.
 func (s *Subscription) remove(st *roomState) {
 	delete(s.rooms, st.name)
+	if s.last == st {
+		s.last = nil
+	}
 	if i := slices.Index(s.order, st.name); i >= 0 {
 		s.order = slices.Delete(s.order, i, i+1)
 	}
@@ -532,7 +536,11 @@ func (s *Subscription) push(ev *Event) {
 // it. Caller holds mu.
 func (s *Subscription) pushMessage(ev *Event) {
 	m := ev.Message
-	st := s.rooms[m.GetRoom()]
+	st := s.last
+	if st == nil || st.name != m.GetRoom() {
+		st = s.rooms[m.GetRoom()]
+		s.last = st
+	}
 	if st == nil || !st.joined || m.GetOffset() <= st.pos.Offset {
 		return // left, or already delivered
 	}
