@@ -103,8 +103,11 @@ type Client struct {
 // (WithBearerToken, WithTokenSource), reconnect backoff from 100ms to 10s
 // (WithReconnectBackoff), fixed HTTP/2 receive windows of 1 MiB per stream
 // and 8 MiB per connection (WithDialOptions with grpc.WithInitialWindowSize
-// and grpc.WithInitialConnWindowSize changes them). A credential over plaintext to a target that is not
-// on this machine is refused (see WithInsecurePlaintextToken).
+// and grpc.WithInitialConnWindowSize changes them), frames read into
+// buffers of an unzeroed pool with a size class per power of two
+// (WithDialOptions with experimental.WithBufferPool changes it). A
+// credential over plaintext to a target that is not on this machine is
+// refused (see WithInsecurePlaintextToken).
 func Dial(target string, opts ...Option) (*Client, error) {
 	cfg := newConfig(opts)
 	if cfg.tokens != nil && cfg.plaintext() && !cfg.plaintextToken && !loopback.Target(target) {

@@ -12,5 +12,5 @@ func Leased(s *Subscription) bool {
 func Queued(s *Subscription) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return len(s.queue)
+	return s.queued()
 }

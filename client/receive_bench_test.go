@@ -18,7 +18,6 @@ import (
 	"testing"
 	"time"
 
-	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
 	"github.com/roomcast/roomcast/broker"
@@ -48,7 +47,7 @@ func BenchmarkReceive(b *testing.B) {
 		_, addr := start(b, server.WithBrokerOptions(broker.WithBacklog(1<<20, 1<<30), broker.WithMaxRetainedBytes(1<<31)))
 		ctx := testCtx(b)
 		p := newPublisher(b, ctx, dial(b, addr))
-		child := startReceiveChild(b, "roomcast", addr, b.N)
+		child := startReceiveChild(b, "roomcast", addr, b.N, len(data))
 		b.ResetTimer()
 		calls := make(chan *client.PublishCall, client.DefaultMaxInFlight)
 		waited := make(chan error, 1)
@@ -71,21 +70,8 @@ func BenchmarkReceive(b *testing.B) {
 		child.report(b)
 	})
 	b.Run("nats", func(b *testing.B) {
-		ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
-		if err != nil {
-			b.Fatal(err)
-		}
-		go ns.Start()
-		b.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
-		if !ns.ReadyForConnections(10 * time.Second) {
-			b.Fatal("nats-server did not start")
-		}
-		nc, err := nats.Connect(ns.ClientURL())
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(nc.Close)
-		child := startReceiveChild(b, "nats", ns.ClientURL(), b.N)
+		nc := startNATS(b)
+		child := startReceiveChild(b, "nats", nc.ConnectedUrl(), b.N, len(data))
 		b.ResetTimer()
 		for range b.N {
 			if err := nc.Publish("bench", data); err != nil {
@@ -100,12 +86,16 @@ func BenchmarkReceive(b *testing.B) {
 }
 
 // receiveChildEnv makes this test binary a subscriber for BenchmarkReceive
-// instead of running tests: its value is "system address count".
+// instead of running tests: its value is "system address count size".
 const receiveChildEnv = "ROOMCAST_BENCH_RECEIVE"
 
 // receiveChildProfileEnv names the file a subscriber process writes its
-// CPU profile to, if set.
-const receiveChildProfileEnv = "ROOMCAST_BENCH_SUBSCRIBER_CPUPROFILE"
+// CPU profile to, if set; receiveChildMemProfileEnv, its allocation
+// profile (every 512th byte sampled, of the whole process's life).
+const (
+	receiveChildProfileEnv    = "ROOMCAST_BENCH_SUBSCRIBER_CPUPROFILE"
+	receiveChildMemProfileEnv = "ROOMCAST_BENCH_SUBSCRIBER_MEMPROFILE"
+)
 
 // A test binary started with receiveChildEnv subscribes, before any test
 // or TestMain runs. It receives on a goroutine of its own: package
@@ -133,10 +123,10 @@ type receiveChild struct {
 
 // startReceiveChild starts this test binary again as a subscriber of room
 // (or subject) "bench" of the server of system at addr, expecting n
-// messages, and returns once it is subscribed.
-func startReceiveChild(b *testing.B, system, addr string, n int) *receiveChild {
+// messages of size bytes, and returns once it is subscribed.
+func startReceiveChild(b *testing.B, system, addr string, n, size int) *receiveChild {
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s %s %d", receiveChildEnv, system, addr, n))
+	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s %s %d %d", receiveChildEnv, system, addr, n, size))
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -167,8 +157,8 @@ func (c *receiveChild) report(b *testing.B) {
 	}
 	b.StopTimer()
 	var cpu time.Duration
-	var mallocs uint64
-	if _, err := fmt.Sscan(line, &cpu, &mallocs); err != nil {
+	var mallocs, bytes uint64
+	if _, err := fmt.Sscan(line, &cpu, &mallocs, &bytes); err != nil {
 		b.Fatalf("subscriber process said %q: %v", line, err)
 	}
 	if err := c.cmd.Wait(); err != nil {
@@ -177,17 +167,22 @@ func (c *receiveChild) report(b *testing.B) {
 	c.cmd = nil
 	b.ReportMetric(float64(cpu.Nanoseconds())/float64(c.n), "sub-ns/delivery")
 	b.ReportMetric(float64(mallocs)/float64(c.n), "sub-allocs/delivery")
+	b.ReportMetric(float64(bytes)/float64(c.n), "sub-B/delivery")
 }
 
 // receiveChildMain subscribes as spec says, prints "ready", receives the
-// messages, and prints the CPU time (in nanoseconds) and the heap
-// allocations that took.
+// messages, and prints the CPU time (in nanoseconds), the heap allocations
+// and the bytes they allocated.
 func receiveChildMain(spec string) error {
 	f := strings.Fields(spec)
-	if len(f) != 3 {
+	if len(f) != 4 {
 		return fmt.Errorf("bad spec %q", spec)
 	}
 	n, err := strconv.Atoi(f[2])
+	if err != nil {
+		return err
+	}
+	size, err := strconv.Atoi(f[3])
 	if err != nil {
 		return err
 	}
@@ -215,7 +210,7 @@ func receiveChildMain(spec string) error {
 				if ev.Message == nil {
 					return fmt.Errorf("event %+v, want a message", ev)
 				}
-				if len(ev.Message.GetData()) != 64 {
+				if len(ev.Message.GetData()) != size {
 					return errors.New("a message without its payload")
 				}
 				got++
@@ -231,7 +226,7 @@ func receiveChildMain(spec string) error {
 		done := make(chan struct{})
 		var got atomic.Int64
 		sub, err := nc.Subscribe("bench", func(m *nats.Msg) {
-			if len(m.Data) != 64 {
+			if len(m.Data) != size {
 				panic("a message without its payload") // the child's own
 			}
 			if got.Add(1) == int64(n) {
@@ -269,21 +264,43 @@ func receiveChildMain(spec string) error {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	cpu0, mallocs0 := usage()
+	if file := os.Getenv(receiveChildMemProfileEnv); file != "" {
+		runtime.MemProfileRate = 512
+		defer func() {
+			if err := writeHeapProfile(file); err != nil {
+				fmt.Fprintln(os.Stderr, "subscriber process:", err)
+			}
+		}()
+	}
+	cpu0, mallocs0, bytes0 := usage()
 	fmt.Println("ready")
 	if err := receive(); err != nil {
 		return err
 	}
-	cpu1, mallocs1 := usage()
-	fmt.Println(int64(cpu1-cpu0), mallocs1-mallocs0)
+	cpu1, mallocs1, bytes1 := usage()
+	fmt.Println(int64(cpu1-cpu0), mallocs1-mallocs0, bytes1-bytes0)
 	return nil
 }
 
-// usage is the process's CPU time and heap allocations so far.
-func usage() (time.Duration, uint64) {
+// usage is the process's CPU time, heap allocations and bytes allocated so
+// far.
+func usage() (time.Duration, uint64, uint64) {
 	var ru syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), ms.Mallocs
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), ms.Mallocs, ms.TotalAlloc
+}
+
+// writeHeapProfile writes the process's allocation profile to file.
+func writeHeapProfile(file string) error {
+	f, err := os.Create(file)
+	if err != nil {
+		return err
+	}
+	if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }

@@ -71,7 +71,8 @@ type Subscription struct {
 	rooms   map[string]*roomState // the rooms it is in or joining
 	order   []string              // the same rooms, in the order they were joined
 	last    *roomState            // the room of the last message queued while it is in rooms: most messages are of the room before
-	queue   []*Event              // delivered to the reader, not yet taken
+	queue   []*Event              // from qhead on: delivered to the reader, not yet taken
+	qhead   int                   // the first event of queue not yet taken
 	qbytes  int                   // payload bytes of the messages in queue
 	waiting int                   // Next calls waiting to read the stream themselves
 	others  int                   // Next calls waiting for the receiver to read
@@ -382,15 +383,10 @@ func (s *Subscription) Next(ctx context.Context) (*Event, error) {
 			s.mu.Unlock()
 			return nil, ErrClosed
 		}
-		if len(s.queue) > 0 {
+		if s.queued() > 0 {
 			full := !s.hasSpace()
-			ev := s.queue[0]
-			s.queue[0] = nil
-			s.queue = s.queue[1:]
-			if ev.Message != nil {
-				s.qbytes -= payloadSize(ev.Message)
-			}
-			more := len(s.queue) > 0
+			ev := s.pop()
+			more := s.queued() > 0
 			s.mu.Unlock()
 			if full {
 				notify(s.space)
@@ -501,7 +497,7 @@ func (s *Subscription) Close() error {
 	s.mu.Lock()
 	already := s.closed
 	s.closed = true
-	s.queue, s.qbytes = nil, 0
+	s.queue, s.qhead, s.qbytes = nil, 0, 0
 	s.mu.Unlock()
 	s.stop()
 	<-s.done
@@ -519,41 +515,6 @@ func (s *Subscription) stateErr() error {
 	}
 	return s.err
 }
-
-// push queues ev for the reader. Caller holds mu.
-func (s *Subscription) push(ev *Event) {
-	if s.closed {
-		return
-	}
-	s.queue = append(s.queue, ev)
-	if ev.Message != nil {
-		s.qbytes += payloadSize(ev.Message)
-	}
-}
-
-// pushMessage queues ev, an event of a message, if the message is the
-// next of a room the subscription is in, and moves the room's position to
-// it. Caller holds mu.
-func (s *Subscription) pushMessage(ev *Event) {
-	m := ev.Message
-	st := s.last
-	if st == nil || st.name != m.GetRoom() {
-		st = s.rooms[m.GetRoom()]
-		s.last = st
-	}
-	if st == nil || !st.joined || m.GetOffset() <= st.pos.Offset {
-		return // left, or already delivered
-	}
-	st.pos.Offset = m.GetOffset()
-	s.push(ev)
-}
-
-// hasSpace reports whether the queue may take more messages. Caller holds mu.
-func (s *Subscription) hasSpace() bool {
-	return len(s.queue) < queueMessages && s.qbytes < queueBytes
-}
-
-func payloadSize(m *Message) int { return len(m.GetData()) + len(m.GetText()) }
 
 // notify sends on a 1-buffered signal channel without blocking.
 func notify(ch chan struct{}) {

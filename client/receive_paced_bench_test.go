@@ -1,0 +1,69 @@
+//go:build unix
+
+package client_test
+
+import (
+	"testing"
+	"time"
+
+	natsserver "github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+)
+
+// BenchmarkReceiveOneByOne is BenchmarkReceive with 1 KiB messages
+// published one at a time, each waiting for the server's answer (roomcast)
+// or a round trip (nats.go's Flush), so that most reads of the subscriber
+// bring one message, as when a room is paced rather than saturated: it
+// measures what the subscriber pays per read, which batches hide.
+//
+//	go test -run '^$' -bench BenchmarkReceiveOneByOne -benchtime=20000x -count 6 ./client/
+func BenchmarkReceiveOneByOne(b *testing.B) {
+	data := make([]byte, 1024)
+	b.Run("roomcast", func(b *testing.B) {
+		_, addr := start(b)
+		ctx := testCtx(b)
+		p := newPublisher(b, ctx, dial(b, addr))
+		child := startReceiveChild(b, "roomcast", addr, b.N, len(data))
+		b.ResetTimer()
+		for range b.N {
+			if _, _, err := p.Publish(ctx, "bench", data); err != nil {
+				b.Fatal(err)
+			}
+		}
+		child.report(b)
+	})
+	b.Run("nats", func(b *testing.B) {
+		nc := startNATS(b)
+		child := startReceiveChild(b, "nats", nc.ConnectedUrl(), b.N, len(data))
+		b.ResetTimer()
+		for range b.N {
+			if err := nc.Publish("bench", data); err != nil {
+				b.Fatal(err)
+			}
+			if err := nc.Flush(); err != nil {
+				b.Fatal(err)
+			}
+		}
+		child.report(b)
+	})
+}
+
+// startNATS runs an embedded nats-server for the benchmark's duration and
+// returns a connection to it.
+func startNATS(b *testing.B) *nats.Conn {
+	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	go ns.Start()
+	b.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	if !ns.ReadyForConnections(10 * time.Second) {
+		b.Fatal("nats-server did not start")
+	}
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(nc.Close)
+	return nc
+}
