@@ -10,14 +10,14 @@ import (
 	"github.com/nats-io/nats.go"
 )
 
-// BenchmarkReceiveOneByOne is BenchmarkReceive with 1 KiB messages
+// BenchmarkPacedReceive is BenchmarkReceive with 1 KiB messages
 // published one at a time, each waiting for the server's answer (roomcast)
 // or a round trip (nats.go's Flush), so that most reads of the subscriber
 // bring one message, as when a room is paced rather than saturated: it
 // measures what the subscriber pays per read, which batches hide.
 //
-//	go test -run '^$' -bench BenchmarkReceiveOneByOne -benchtime=20000x -count 6 ./client/
-func BenchmarkReceiveOneByOne(b *testing.B) {
+//	go test -run '^$' -bench BenchmarkPacedReceive -benchtime=20000x -count 6 ./client/
+func BenchmarkPacedReceive(b *testing.B) {
 	data := make([]byte, 1024)
 	b.Run("roomcast", func(b *testing.B) {
 		_, addr := start(b)
