@@ -9,18 +9,19 @@ import (
 	"google.golang.org/grpc/mem"
 )
 
-// grpc-go reads each HTTP/2 DATA frame of 1 KiB or more into a buffer of
-// its pool, which the stream's codec decodes and then gives back. Its
-// default pool has tiers of 256 bytes, 4, 16 and 32 KiB and 1 MiB, and
-// zeroes each buffer it hands out: a subscriber receiving one message of
-// 1 KiB per frame clears 4 KiB per message. A Client's connection uses
-// bufferPool instead: a tier for every power of two from 256 bytes to
-// 1 MiB, not zeroed. Not zeroing is safe because every user of a buffer
-// writes the length it asked for before reading it (a frame is read in
-// full, a message is marshaled or copied in full), and the codec copies
-// out what it keeps, so a buffer's old content is never read.
+// grpc-go reads each HTTP/2 DATA frame of more than 1 KiB into a buffer of
+// its pool (smaller ones into bytes of their own), which the stream's codec
+// decodes and then gives back. Its default pool has tiers of 256 bytes, 4,
+// 16 and 32 KiB and 1 MiB, and zeroes each buffer it hands out: a
+// subscriber receiving one message of 1 KiB per frame clears 4 KiB per
+// message. A Client's connection uses bufferPool instead: a tier for every
+// power of two from 256 bytes to 1 MiB, not zeroed. Not zeroing is safe
+// because every user of a buffer writes the length it asked for before
+// reading it (a frame is read in full, a message is marshaled or copied in
+// full), and the codec copies out what it keeps, so a buffer's old content
+// is never read.
 const (
-	minPoolShift = 8  // 256 bytes: smaller frames grpc-go allocates without its pool
+	minPoolShift = 8  // 256 bytes: the smallest class, which smaller buffers take too
 	maxPoolShift = 20 // 1 MiB: larger buffers are allocated and left to the collector
 )
 
