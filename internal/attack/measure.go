@@ -29,20 +29,23 @@ type result struct {
 	// for rapid reset (roomcast_reset_flood_closes_total), and HeaderCloses
 	// those it closed for their header lists
 	// (roomcast_header_flood_closes_total).
-	Calls        float64  `json:"server_calls"`
-	ResetCloses  float64  `json:"server_reset_closes"`
-	HeaderCloses float64  `json:"server_header_closes"`
-	Attacker     string   `json:"attacker"`              // what the attacker saw
-	Bystander    []string `json:"bystander,omitempty"`   // what else the bystander saw
-	ServerDied   bool     `json:"server_died,omitempty"` // the server exited during the attack
-	Err          string   `json:"err,omitempty"`
+	Calls        float64 `json:"server_calls"`
+	ResetCloses  float64 `json:"server_reset_closes"`
+	HeaderCloses float64 `json:"server_header_closes"`
+	// GOMAXPROCS is the server's (go_sched_gomaxprocs_threads), which
+	// follows its affinity.
+	GOMAXPROCS int      `json:"server_gomaxprocs"`
+	Attacker   string   `json:"attacker"`              // what the attacker saw
+	Bystander  []string `json:"bystander,omitempty"`   // what else the bystander saw
+	ServerDied bool     `json:"server_died,omitempty"` // the server exited during the attack
+	Err        string   `json:"err,omitempty"`
 }
 
 // measure runs attack a against a fresh server, with the bystander
 // measuring before and during it.
 func measure(ctx context.Context, e *env, a *attack, cfg *config, logf func(string, ...any)) *result {
 	r := &result{Name: a.name, Label: a.label, ServeArgs: append(slices.Clip(a.serveArgs), cfg.serveArgs...)}
-	srv, err := e.startServe(ctx, r.ServeArgs)
+	srv, err := e.startServe(ctx, cfg.pin, r.ServeArgs)
 	if err != nil {
 		r.Err = err.Error()
 		return r
@@ -83,6 +86,7 @@ func measure(ctx context.Context, e *env, a *attack, cfg *config, logf func(stri
 		r.Calls = m1["grpc_server_started_total"] - m0["grpc_server_started_total"]
 		r.ResetCloses = m1["roomcast_reset_flood_closes_total"]
 		r.HeaderCloses = m1["roomcast_header_flood_closes_total"]
+		r.GOMAXPROCS = int(m1["go_sched_gomaxprocs_threads"])
 	}
 	r.ServerDied = !srv.alive()
 	finish()
@@ -121,7 +125,17 @@ func mib(b uint64) string { return fmt.Sprintf("%.0f MiB", float64(b)/(1<<20)) }
 
 // writeTable prints the results as a Markdown table, with notes below.
 func writeTable(w io.Writer, results []*result, cfg *config) {
-	fmt.Fprintf(w, "\nEach attack ran %v against a fresh `roomcast serve`, after a %v baseline; latencies are the bystander's, publish to delivery, one message every %v. %s\n\n", cfg.duration, cfg.baseline, bystanderEvery, cfg.pin)
+	var procs []string
+	for _, r := range results {
+		if p := fmt.Sprint(r.GOMAXPROCS); r.GOMAXPROCS > 0 && !slices.Contains(procs, p) {
+			procs = append(procs, p)
+		}
+	}
+	fmt.Fprintf(w, "\nEach attack ran %v against a fresh `roomcast serve`, after a %v baseline; latencies are the bystander's, publish to delivery, one message every %v. %s", cfg.duration, cfg.baseline, bystanderEvery, cfg.pin)
+	if len(procs) > 0 {
+		fmt.Fprintf(w, " The server's GOMAXPROCS was %s.", strings.Join(procs, " or "))
+	}
+	fmt.Fprint(w, "\n\n")
 	fmt.Fprintln(w, "| Attack | Baseline p50 | Baseline p99 | Attack p50 | Attack p99 | p99 ratio | Bystander lost | Server peak RSS | Server CPU | Server calls | What the attacker saw |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, r := range results {
