@@ -34,7 +34,16 @@ type result struct {
 	HeaderCloses float64 `json:"server_header_closes"`
 	// GOMAXPROCS is the server's (go_sched_gomaxprocs_threads), which
 	// follows its affinity.
-	GOMAXPROCS int      `json:"server_gomaxprocs"`
+	GOMAXPROCS int `json:"server_gomaxprocs"`
+	// RunqWait is how long the server's threads and the bystander's (this
+	// process's) waited, runnable, for a core (runqWait), in milliseconds
+	// a second, all their threads together; Load is the machine's load
+	// average as the attack began.
+	RunqWait struct {
+		Server    phaseRates `json:"server"`
+		Bystander phaseRates `json:"bystander"`
+	} `json:"runq_wait_ms_per_s"`
+	Load       string   `json:"load"`
 	Attacker   string   `json:"attacker"`              // what the attacker saw
 	Bystander  []string `json:"bystander,omitempty"`   // what else the bystander saw
 	ServerDied bool     `json:"server_died,omitempty"` // the server exited during the attack
@@ -65,9 +74,12 @@ func measure(ctx context.Context, e *env, a *attack, cfg *config, logf func(stri
 	}
 	defer finish()
 
+	waits := newWaits(srv.cmd.Process.Pid)
 	wait(ctx, cfg.baseline)
 	cpu0, _ := srv.cpu()
 	m0, _ := srv.scrape(ctx)
+	r.Load = loadAvg()
+	waits.mark()
 	by.setPhase(phaseAttack)
 	done, err := startChild(ctx, childSpec{Attack: a.name, Addr: srv.addr, Key: e.attacker, Duration: cfg.duration}, cfg.pin)
 	if err != nil {
@@ -81,6 +93,7 @@ func measure(ctx context.Context, e *env, a *attack, cfg *config, logf func(stri
 		child = <-done
 	}
 	cpu1, _ := srv.cpu()
+	r.RunqWait.Server, r.RunqWait.Bystander = waits.rates()
 	r.PeakRSS, _ = srv.peakRSS()
 	if m1, err := srv.scrape(ctx); err == nil && m0 != nil {
 		r.Calls = m1["grpc_server_started_total"] - m0["grpc_server_started_total"]
@@ -136,8 +149,8 @@ func writeTable(w io.Writer, results []*result, cfg *config) {
 		fmt.Fprintf(w, " The server's GOMAXPROCS was %s.", strings.Join(procs, " or "))
 	}
 	fmt.Fprint(w, "\n\n")
-	fmt.Fprintln(w, "| Attack | Baseline p50 | Baseline p99 | Attack p50 | Attack p99 | p99 ratio | Bystander lost | Server peak RSS | Server CPU | Server calls | What the attacker saw |")
-	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|")
+	fmt.Fprintln(w, "| Attack | Baseline p50 | Baseline p99 | Attack p50 | Attack p99 | p99 ratio | Bystander lost | Server peak RSS | Server CPU | Run-queue wait a second: server; bystander (load) | Server calls | What the attacker saw |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, r := range results {
 		ratio := "–"
 		if r.P99Ratio > 0 {
@@ -153,10 +166,11 @@ func writeTable(w io.Writer, results []*result, cfg *config) {
 		if r.HeaderCloses > 0 {
 			saw += fmt.Sprintf("; the server closed %s connections for their header lists", commas(int(r.HeaderCloses)))
 		}
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s | %.1f s | %s | %s |\n",
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s | %.1f s | %s; %s (%s) | %s | %s |\n",
 			r.Label, ms(r.Baseline.P50MS, r.Baseline.Delivered), ms(r.Baseline.P99MS, r.Baseline.Delivered),
 			ms(r.Attack.P50MS, r.Attack.Delivered), ms(r.Attack.P99MS, r.Attack.Delivered), ratio,
-			lost(r), mib(r.PeakRSS), r.CPUSeconds, commas(int(r.Calls)), strings.ReplaceAll(saw, "|", "/"))
+			lost(r), mib(r.PeakRSS), r.CPUSeconds, r.RunqWait.Server, r.RunqWait.Bystander, r.Load,
+			commas(int(r.Calls)), strings.ReplaceAll(saw, "|", "/"))
 	}
 	var notes []string
 	for _, r := range results {
