@@ -235,7 +235,7 @@ func (s *Subscriber) take(frame mem.BufferSlice, total, maxBytes int, q *ring, c
 		if frame == nil {
 			frame = make(mem.BufferSlice, 1, 1+min(q.head-*cursor+1, 64))
 		}
-		frame = append(frame, e.buf)
+		frame = e.appendTo(frame)
 		total += e.size
 	}
 	return frame, total
