@@ -17,9 +17,9 @@
 //
 // The attacker lives in another process so that its CPU and garbage do
 // not count against the bystander's latency, pinned to one core (see
-// pin.go) as if it were another machine, and by default the server and
-// the bystander to the other cores; the server is another process again,
-// whose CPU time and peak resident memory come from /proc.
+// pin.go) as if it were another machine, and with --layout isolated the
+// server and the bystander to the other cores; the server is another
+// process again, whose CPU time and peak resident memory come from /proc.
 package main
 
 import (
@@ -69,7 +69,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	names := fs.String("attacks", "", "run only these attacks (comma-separated `NAMES`: "+strings.Join(attackNames(), ",")+"); all by default")
 	fs.StringVar(&cfg.roomcast, "roomcast", "", "use the roomcast binary at `PATH` instead of building cmd/roomcast")
 	fs.StringVar(&cfg.jsonOut, "json", "", "also write the results as JSON to `FILE`")
-	layout := fs.String("layout", layoutIsolated, "where the processes run (`L`): isolated pins the attacker to the last core this process may use and the server and the bystander to the others; shared pins only the attacker; none pins nothing")
+	layout := fs.String("layout", layoutShared, "where the processes run (`L`): shared pins the attacker to the last core this process may use; isolated pins the server and the bystander to the others as well; none pins nothing")
 	serveArgs := fs.String("serve-args", "", "give every serve these `FLAGS` too (space-separated), such as \"--stream-reset-rate 0\" to see an attack without a defence")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: go run ./internal/attack [flags]\n\nRuns the attacks of issue #13 against roomcast serve on 127.0.0.1 and prints a table.\n\n")
