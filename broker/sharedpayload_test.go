@@ -56,8 +56,8 @@ func TestLargePayloadIsRetainedWithoutACopy(t *testing.T) {
 			}
 		}
 	}
-	if st := b.Stats(); st.Retained < n*size {
-		t.Errorf("%d bytes retained for %d messages of %d", st.Retained, n, size)
+	if st := b.Stats(); st.Retained < n*size || st.Delivered != n {
+		t.Errorf("%d bytes retained for %d messages of %d, %d delivered", st.Retained, n, size, st.Delivered)
 	}
 }
 
