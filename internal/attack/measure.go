@@ -32,6 +32,9 @@ type result struct {
 	Calls        float64 `json:"server_calls"`
 	ResetCloses  float64 `json:"server_reset_closes"`
 	HeaderCloses float64 `json:"server_header_closes"`
+	// GCs is the server's garbage collections while the attack ran
+	// (go_gc_duration_seconds_count).
+	GCs float64 `json:"server_gcs"`
 	// GOMAXPROCS is the server's (go_sched_gomaxprocs_threads), which
 	// follows its affinity.
 	GOMAXPROCS int `json:"server_gomaxprocs"`
@@ -97,6 +100,7 @@ func measure(ctx context.Context, e *env, a *attack, cfg *config, logf func(stri
 	r.PeakRSS, _ = srv.peakRSS()
 	if m1, err := srv.scrape(ctx); err == nil && m0 != nil {
 		r.Calls = m1["grpc_server_started_total"] - m0["grpc_server_started_total"]
+		r.GCs = m1["go_gc_duration_seconds_count"] - m0["go_gc_duration_seconds_count"]
 		r.ResetCloses = m1["roomcast_reset_flood_closes_total"]
 		r.HeaderCloses = m1["roomcast_header_flood_closes_total"]
 		r.GOMAXPROCS = int(m1["go_sched_gomaxprocs_threads"])
@@ -166,10 +170,10 @@ func writeTable(w io.Writer, results []*result, cfg *config) {
 		if r.HeaderCloses > 0 {
 			saw += fmt.Sprintf("; the server closed %s connections for their header lists", commas(int(r.HeaderCloses)))
 		}
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s | %.1f s | %s; %s (%s) | %s | %s |\n",
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s | %.1f s, %.0f GCs | %s; %s (%s) | %s | %s |\n",
 			r.Label, ms(r.Baseline.P50MS, r.Baseline.Delivered), ms(r.Baseline.P99MS, r.Baseline.Delivered),
 			ms(r.Attack.P50MS, r.Attack.Delivered), ms(r.Attack.P99MS, r.Attack.Delivered), ratio,
-			lost(r), mib(r.PeakRSS), r.CPUSeconds, r.RunqWait.Server, r.RunqWait.Bystander, r.Load,
+			lost(r), mib(r.PeakRSS), r.CPUSeconds, r.GCs, r.RunqWait.Server, r.RunqWait.Bystander, r.Load,
 			commas(int(r.Calls)), strings.ReplaceAll(saw, "|", "/"))
 	}
 	var notes []string
