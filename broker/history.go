@@ -60,7 +60,7 @@ func (b *Hub) History(ctx context.Context, room string, after uint64, limit, max
 			if size += e.size; maxBytes > 0 && size > maxBytes && len(bufs) > 0 {
 				break
 			}
-			bufs = append(bufs, e.buf)
+			bufs = e.appendTo(bufs)
 		}
 	}
 	return wire.History(bufs, r.msgs.head, r.epoch), nil

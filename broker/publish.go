@@ -30,7 +30,9 @@ func (b *Hub) Publish(ctx context.Context, msg *roomcastv1.Message, exclude stri
 //
 // With history off, a room without subscribers holds nothing, so a message
 // published to it reaches no one: it is given offset 1 and no epoch (and its
-// key is not remembered). The caller must not touch msg after the call.
+// key is not remembered). The caller must not touch msg after the call,
+// nor the bytes of its payload, which a large message's entry keeps rather
+// than copies (wire.MessageEntryParts).
 func (b *Hub) PublishWith(ctx context.Context, msg *roomcastv1.Message, opts PublishOptions) (offset uint64, epoch string, err error) {
 	if err := ctx.Err(); err != nil {
 		return 0, "", err
@@ -70,11 +72,12 @@ func (b *Hub) PublishWith(ctx context.Context, msg *roomcastv1.Message, opts Pub
 	// agree; it costs one encode per message, never one per subscriber.
 	msg.Offset = r.msgs.head + 1
 	msg.PublishTime = timestamppb.New(now)
-	buf, err := wire.MessageEntry(msg)
+	buf, payload, err := wire.MessageEntryParts(msg)
 	if err != nil {
 		return 0, "", err
 	}
-	need := int64(len(buf))
+	size := len(buf) + len(payload)
+	need := int64(size)
 	if opts.IdempotencyKey != "" {
 		need += int64(keySize(key))
 	}
@@ -85,7 +88,10 @@ func (b *Hub) PublishWith(ctx context.Context, msg *roomcastv1.Message, opts Pub
 		return 0, "", ErrBytesQuota
 	}
 	b.stats.encoded.Add(1)
-	e := entry{buf: mem.SliceBuffer(buf), size: len(buf), time: now.UnixNano(), exclude: opts.Exclude, owner: by}
+	e := entry{buf: mem.SliceBuffer(buf), size: size, time: now.UnixNano(), exclude: opts.Exclude, owner: by}
+	if payload != nil {
+		e.payload = mem.SliceBuffer(payload)
+	}
 	var plain *roomcastv1.Message
 	if b.cfg.encodeEach {
 		plain = msg

@@ -12,11 +12,20 @@ import (
 type entry struct {
 	seq     uint64
 	buf     mem.Buffer // boxed once at publish, so batching allocates nothing per item
-	size    int
-	cum     uint64 // ring.cum after this entry: backlog bytes are a subtraction
-	time    int64  // when it was appended, in Unix nanoseconds
-	exclude string // session id that must not receive it, or ""
-	owner   *owner // charged for its bytes while it is retained; nil for none
+	payload mem.Buffer // a large message's payload, shared with its request, after buf; nil when buf is all of it (wire.MessageEntryParts)
+	size    int        // of buf and payload
+	cum     uint64     // ring.cum after this entry: backlog bytes are a subtraction
+	time    int64      // when it was appended, in Unix nanoseconds
+	exclude string     // session id that must not receive it, or ""
+	owner   *owner     // charged for its bytes while it is retained; nil for none
+}
+
+// appendTo appends e's buffers to bufs.
+func (e *entry) appendTo(bufs []mem.Buffer) []mem.Buffer {
+	if e.payload != nil {
+		return append(bufs, e.buf, e.payload)
+	}
+	return append(bufs, e.buf)
 }
 
 // ring holds a sequence's newest entries. For messages the sequence number

@@ -173,7 +173,7 @@ func (s *Subscriber) drop(x *subscription) {
 // room's sequence broke on this node (see Sink).
 func (s *Subscriber) Collect(maxBytes int) (mem.BufferSlice, error) {
 	var frame mem.BufferSlice
-	total := 0
+	total, entries := 0, 0 // a frame may hold more buffers than entries (entry.appendTo)
 	each := s.b.cfg.encodeEach
 	n := len(s.subs)
 	for i := 0; i < n && total < maxBytes; i++ {
@@ -189,13 +189,13 @@ func (s *Subscriber) Collect(maxBytes int) (mem.BufferSlice, error) {
 				r.mu.RUnlock()
 				return nil, s.lagError(x)
 			}
-			frame, total = s.takeFrom(each, frame, total, maxBytes, &r.events, &x.evCursor)
+			frame, total = s.takeFrom(each, frame, total, maxBytes, &r.events, &x.evCursor, &entries)
 		}
 		if !s.within(&r.msgs, x.cursor) {
 			r.mu.RUnlock()
 			return nil, s.lagError(x)
 		}
-		frame, total = s.takeFrom(each, frame, total, maxBytes, &r.msgs, &x.cursor)
+		frame, total = s.takeFrom(each, frame, total, maxBytes, &r.msgs, &x.cursor, &entries)
 		r.mu.RUnlock()
 	}
 	s.next++
@@ -203,8 +203,8 @@ func (s *Subscriber) Collect(maxBytes int) (mem.BufferSlice, error) {
 		return nil, nil
 	}
 	frame[0] = wire.BatchHeader(total)
-	s.b.stats.delivered.Add(uint64(len(frame) - 1))
-	s.delivered.Add(uint64(len(frame) - 1))
+	s.b.stats.delivered.Add(uint64(entries))
+	s.delivered.Add(uint64(entries))
 	return frame, nil
 }
 
@@ -215,17 +215,18 @@ func (s *Subscriber) within(q *ring, cursor uint64) bool {
 }
 
 // takeFrom is take, or takeEncodingEach when each is set.
-func (s *Subscriber) takeFrom(each bool, frame mem.BufferSlice, total, maxBytes int, q *ring, cursor *uint64) (mem.BufferSlice, int) {
+func (s *Subscriber) takeFrom(each bool, frame mem.BufferSlice, total, maxBytes int, q *ring, cursor *uint64, entries *int) (mem.BufferSlice, int) {
 	if each {
-		return s.takeEncodingEach(frame, total, maxBytes, q, cursor)
+		return s.takeEncodingEach(frame, total, maxBytes, q, cursor, entries)
 	}
-	return s.take(frame, total, maxBytes, q, cursor)
+	return s.take(frame, total, maxBytes, q, cursor, entries)
 }
 
-// take appends q's entries past *cursor to frame, advancing the cursor,
-// until total reaches maxBytes. The frame's first slot is left for its header.
-// This is the fan-out's inner loop: a shared buffer appended per delivery.
-func (s *Subscriber) take(frame mem.BufferSlice, total, maxBytes int, q *ring, cursor *uint64) (mem.BufferSlice, int) {
+// take appends q's entries past *cursor to frame, advancing the cursor and
+// counting them in *entries, until total reaches maxBytes. The frame's
+// first slot is left for its header. This is the fan-out's inner loop: a
+// shared buffer appended per delivery.
+func (s *Subscriber) take(frame mem.BufferSlice, total, maxBytes int, q *ring, cursor *uint64, entries *int) (mem.BufferSlice, int) {
 	for *cursor < q.head && total < maxBytes {
 		*cursor++
 		e := q.at(*cursor)
@@ -235,8 +236,9 @@ func (s *Subscriber) take(frame mem.BufferSlice, total, maxBytes int, q *ring, c
 		if frame == nil {
 			frame = make(mem.BufferSlice, 1, 1+min(q.head-*cursor+1, 64))
 		}
-		frame = append(frame, e.buf)
+		frame = e.appendTo(frame)
 		total += e.size
+		*entries++
 	}
 	return frame, total
 }
@@ -245,9 +247,9 @@ func (s *Subscriber) take(frame mem.BufferSlice, total, maxBytes int, q *ring, c
 // again for this subscriber, as a per-subscriber send loop does, so that
 // benchmarks can measure what roomcast saves. Presence events, which that
 // mode does not keep unencoded, are shared as usual.
-func (s *Subscriber) takeEncodingEach(frame mem.BufferSlice, total, maxBytes int, q *ring, cursor *uint64) (mem.BufferSlice, int) {
+func (s *Subscriber) takeEncodingEach(frame mem.BufferSlice, total, maxBytes int, q *ring, cursor *uint64, entries *int) (mem.BufferSlice, int) {
 	if q.plain == nil {
-		return s.take(frame, total, maxBytes, q, cursor)
+		return s.take(frame, total, maxBytes, q, cursor, entries)
 	}
 	for *cursor < q.head && total < maxBytes {
 		*cursor++
@@ -265,6 +267,7 @@ func (s *Subscriber) takeEncodingEach(frame mem.BufferSlice, total, maxBytes int
 		}
 		frame = append(frame, mem.SliceBuffer(b))
 		total += len(b)
+		*entries++
 	}
 	return frame, total
 }

@@ -3,9 +3,11 @@ package server
 import (
 	"fmt"
 	"hash/maphash"
+	"math"
 	"sync"
 	"sync/atomic"
 
+	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
@@ -147,11 +149,26 @@ func (c *fragmentCache) appendBatch(b []byte, f *frame) ([]byte, error) {
 	}
 	frags := make([]fragment, 0, len(f.bufs)-1)
 	messages := 0
-	for _, buf := range f.bufs[1:] {
-		fr, err := c.fragment(buf.ReadOnlyData())
+	for bufs := f.bufs[1:]; len(bufs) > 0; {
+		head := bufs[0].ReadOnlyData()
+		size, err := entrySize(head)
 		if err != nil {
 			return nil, err
 		}
+		// A large message's entry is its head and then its payload
+		// (wire.MessageEntryParts): the buffers up to its size.
+		parts, have := 1, len(head)
+		for ; have < size && parts < len(bufs); parts++ {
+			have += bufs[parts].Len()
+		}
+		if have != size {
+			return nil, fmt.Errorf("a batch entry of %d bytes in buffers of %d", size, have)
+		}
+		fr, err := c.fragment(head, bufs[1:parts], size)
+		if err != nil {
+			return nil, err
+		}
+		bufs = bufs[parts:]
 		if !fr.presence {
 			messages++
 		}
@@ -187,8 +204,23 @@ func appendFragments(b []byte, frags []fragment, presence bool) []byte {
 	return b
 }
 
-// fragment returns entry e's fragment, rendering it if it is not cached.
-func (c *fragmentCache) fragment(e []byte) (fragment, error) {
+// entrySize is the size of the batch entry that head begins: its tag, its
+// length and the bytes that follow.
+func entrySize(head []byte) (int, error) {
+	_, _, n := protowire.ConsumeTag(head)
+	if n < 0 {
+		return 0, fmt.Errorf("a batch entry without a field tag")
+	}
+	v, m := protowire.ConsumeVarint(head[n:])
+	if m < 0 || v > uint64(math.MaxInt32) {
+		return 0, fmt.Errorf("a batch entry without a length")
+	}
+	return n + m + int(v), nil
+}
+
+// fragment returns the fragment of the entry of size bytes that is e and
+// then more, rendering it if it is not cached.
+func (c *fragmentCache) fragment(e []byte, more mem.BufferSlice, size int) (fragment, error) {
 	if len(e) == 0 {
 		return fragment{}, fmt.Errorf("an empty entry")
 	}
@@ -201,13 +233,20 @@ func (c *fragmentCache) fragment(e []byte) (fragment, error) {
 	}
 	fr, ok := sh.old[key]
 	if !ok {
+		whole := e
+		if len(more) > 0 { // joined only to render
+			whole = append(make([]byte, 0, size), e...)
+			for _, b := range more {
+				whole = append(whole, b.ReadOnlyData()...)
+			}
+		}
 		var err error
-		if fr, err = renderEntry(e); err != nil {
+		if fr, err = renderEntry(whole); err != nil {
 			return fragment{}, err
 		}
 		c.encodes.Add(1)
 	}
-	sh.put(key, fr, len(e))
+	sh.put(key, fr, size)
 	return fr, nil
 }
 

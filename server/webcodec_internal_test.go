@@ -30,6 +30,8 @@ func trickyBatch(t testing.TB) (*frame, *roomcastv1.WatchResponse) {
 		{Room: "r", Offset: 4, Payload: &roomcastv1.Message_Data{Data: []byte{}}},
 		{Room: "r", Offset: 5, Payload: &roomcastv1.Message_Text{Text: ""}, Headers: map[string]string{"k": "v\n\t\"", "empty": "", "u": "ü"}, PublisherSession: "S1"},
 		{Room: "r", Offset: 6, Payload: &roomcastv1.Message_Text{Text: strings.Repeat("long ", 20000)}},
+		// its entry in two buffers, the payload shared (wire.MessageEntryParts)
+		{Room: "r", Offset: 7, Payload: &roomcastv1.Message_Data{Data: []byte(strings.Repeat("large ", wire.MinSharedPayload/5))}, ContentType: "x/y"},
 	}
 	ev := &roomcastv1.PresenceEvent{Room: "r", Kind: roomcastv1.PresenceEventKind(1), Offset: 3,
 		Member: &roomcastv1.Member{SessionId: "S2", Info: map[string]string{"name": "Zoë \"Z\""}, JoinTime: at}}
@@ -57,11 +59,17 @@ func trickyBatch(t testing.TB) (*frame, *roomcastv1.WatchResponse) {
 			add(wire.MessageEntryAt(body, m.GetOffset()))
 			continue
 		}
-		b, err := wire.MessageEntry(m)
+		b, data, err := wire.MessageEntryParts(m)
 		if err != nil {
 			t.Fatal(err)
 		}
 		add(b)
+		if data != nil {
+			add(data)
+		}
+	}
+	if len(bufs) != len(msgs)+3 {
+		t.Fatalf("%d buffers for %d entries: no message's payload was shared", len(bufs)-1, len(msgs)+1)
 	}
 	bufs[0] = wire.BatchHeader(total)
 	want := &roomcastv1.WatchResponse{Event: &roomcastv1.WatchResponse_Batch{Batch: &roomcastv1.MessageBatch{
@@ -90,8 +98,8 @@ func TestWebCodecsRenderTheFrameTheyAreGiven(t *testing.T) {
 		t.Errorf("JSON decodes to\n%v\nwant\n%v", got, want)
 	}
 	rendered := cache.Encodes()
-	if rendered != uint64(len(f.bufs)-1) {
-		t.Errorf("%d entries rendered, want %d", rendered, len(f.bufs)-1)
+	if entries := len(want.GetBatch().GetMessages()) + len(want.GetBatch().GetPresence()); rendered != uint64(entries) {
+		t.Errorf("%d entries rendered, want %d", rendered, entries)
 	}
 	prefix := []byte("kept")
 	again, err := js.MarshalAppend(prefix, f)
@@ -145,7 +153,7 @@ func TestFragmentCacheIsBounded(t *testing.T) {
 			t.Fatal(err)
 		}
 		entries[i] = b
-		if _, err := cache.fragment(b); err != nil {
+		if _, err := cache.fragment(b, nil, len(b)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -158,12 +166,12 @@ func TestFragmentCacheIsBounded(t *testing.T) {
 		t.Errorf("the cache holds all %d entries", held)
 	}
 	before := cache.Encodes()
-	if _, err := cache.fragment(entries[0]); err != nil || cache.Encodes() != before+1 {
+	if _, err := cache.fragment(entries[0], nil, len(entries[0])); err != nil || cache.Encodes() != before+1 {
 		t.Errorf("an evicted entry was not rendered again: %v", err)
 	}
 	last := entries[len(entries)-1]
 	before = cache.Encodes()
-	if _, err := cache.fragment(last); err != nil || cache.Encodes() != before {
+	if _, err := cache.fragment(last, nil, len(last)); err != nil || cache.Encodes() != before {
 		t.Errorf("the newest entry was rendered again: %v", err)
 	}
 }

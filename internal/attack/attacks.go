@@ -43,6 +43,7 @@ var attacks = []*attack{
 	{name: "anon-burst", label: "(i) anonymous publish burst", about: "no credential, one address: small publishes flat out from 32 goroutines on 4 connections",
 		serveArgs: []string{"--allow-anonymous", "--anonymous-publish", "anon.>"}, run: anonBurst},
 	{name: "pubstream-flood", label: "(j) PublishStream flood", about: "one credential, 8 PublishStreams over 4 connections sending batches of 256 small publishes, past its publish rate, as fast as it can", run: pubstreamFlood},
+	{name: "cpu-burn", label: "(k) control: the attacker's CPU alone", about: "no calls: the attacker keeps its core busy, to show what sharing a core with it costs the bystander", run: cpuBurn},
 }
 
 func attackNames() []string {

@@ -17,8 +17,9 @@
 //
 // The attacker lives in another process so that its CPU and garbage do
 // not count against the bystander's latency, pinned to one core (see
-// pin.go) as if it were another machine; the server is another process
-// again, whose CPU time and peak resident memory come from /proc.
+// pin.go) as if it were another machine, and with --layout isolated the
+// server and the bystander to the other cores; the server is another
+// process again, whose CPU time and peak resident memory come from /proc.
 package main
 
 import (
@@ -55,7 +56,7 @@ type config struct {
 	roomcast           string   // a built roomcast binary; "" to build one
 	serveArgs          []string // flags for every serve, after the attack's own
 	jsonOut            string   // where to write the results as JSON; "" for none
-	pin                pinning  // how the attacker's process is pinned
+	pin                pinning  // where the attacker, the server and the bystander run
 }
 
 func parseFlags(args []string, stderr io.Writer) (*config, error) {
@@ -68,13 +69,14 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	names := fs.String("attacks", "", "run only these attacks (comma-separated `NAMES`: "+strings.Join(attackNames(), ",")+"); all by default")
 	fs.StringVar(&cfg.roomcast, "roomcast", "", "use the roomcast binary at `PATH` instead of building cmd/roomcast")
 	fs.StringVar(&cfg.jsonOut, "json", "", "also write the results as JSON to `FILE`")
-	pin := fs.Bool("pin-attacker", true, "run each attack's process pinned to one core (the last this process may use) with taskset, as if it were another machine; the server and the bystander are not pinned")
+	layout := fs.String("layout", layoutShared, "where the processes run (`L`): shared pins the attacker to the last core this process may use; isolated pins the server and the bystander to the others as well; none pins nothing")
 	serveArgs := fs.String("serve-args", "", "give every serve these `FLAGS` too (space-separated), such as \"--stream-reset-rate 0\" to see an attack without a defence")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: go run ./internal/attack [flags]\n\nRuns the attacks of issue #13 against roomcast serve on 127.0.0.1 and prints a table.\n\n")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	err := fs.Parse(args)
+	if err != nil {
 		return nil, err
 	}
 	if fs.NArg() > 0 {
@@ -87,7 +89,9 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		return nil, errors.New("--duration and --baseline must be positive")
 	}
 	cfg.serveArgs = strings.Fields(*serveArgs)
-	cfg.pin = pinAttacker(*pin)
+	if cfg.pin, err = newPinning(*layout); err != nil {
+		return nil, err
+	}
 	cfg.attacks = attacks
 	if *names != "" {
 		cfg.attacks = nil
@@ -119,6 +123,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	defer env.close()
+	unpin, err := cfg.pin.pinSelf() // after the build, which may use every core
+	if err != nil {
+		logf("%v", err)
+		return 1
+	}
+	defer unpin()
 
 	var results []*result
 	for _, a := range cfg.attacks {

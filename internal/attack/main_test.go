@@ -77,4 +77,8 @@ func TestFlags(t *testing.T) {
 	if code := run(context.Background(), []string{"--attacks", "nope"}, &stderr, &stderr); code != 2 || !strings.Contains(stderr.String(), "no attack") {
 		t.Errorf("--attacks nope: exit %d, %q", code, stderr.String())
 	}
+	stderr.Reset()
+	if code := run(context.Background(), []string{"--layout", "nope"}, &stderr, &stderr); code != 2 || !strings.Contains(stderr.String(), "no layout") {
+		t.Errorf("--layout nope: exit %d, %q", code, stderr.String())
+	}
 }

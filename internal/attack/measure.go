@@ -29,20 +29,35 @@ type result struct {
 	// for rapid reset (roomcast_reset_flood_closes_total), and HeaderCloses
 	// those it closed for their header lists
 	// (roomcast_header_flood_closes_total).
-	Calls        float64  `json:"server_calls"`
-	ResetCloses  float64  `json:"server_reset_closes"`
-	HeaderCloses float64  `json:"server_header_closes"`
-	Attacker     string   `json:"attacker"`              // what the attacker saw
-	Bystander    []string `json:"bystander,omitempty"`   // what else the bystander saw
-	ServerDied   bool     `json:"server_died,omitempty"` // the server exited during the attack
-	Err          string   `json:"err,omitempty"`
+	Calls        float64 `json:"server_calls"`
+	ResetCloses  float64 `json:"server_reset_closes"`
+	HeaderCloses float64 `json:"server_header_closes"`
+	// GCs is the server's garbage collections while the attack ran
+	// (go_gc_duration_seconds_count).
+	GCs float64 `json:"server_gcs"`
+	// GOMAXPROCS is the server's (go_sched_gomaxprocs_threads), which
+	// follows its affinity.
+	GOMAXPROCS int `json:"server_gomaxprocs"`
+	// RunqWait is how long the server's threads and the bystander's (this
+	// process's) waited, runnable, for a core (runqWait), in milliseconds
+	// a second, all their threads together; Load is the machine's load
+	// average as the attack began.
+	RunqWait struct {
+		Server    phaseRates `json:"server"`
+		Bystander phaseRates `json:"bystander"`
+	} `json:"runq_wait_ms_per_s"`
+	Load       string   `json:"load"`
+	Attacker   string   `json:"attacker"`              // what the attacker saw
+	Bystander  []string `json:"bystander,omitempty"`   // what else the bystander saw
+	ServerDied bool     `json:"server_died,omitempty"` // the server exited during the attack
+	Err        string   `json:"err,omitempty"`
 }
 
 // measure runs attack a against a fresh server, with the bystander
 // measuring before and during it.
 func measure(ctx context.Context, e *env, a *attack, cfg *config, logf func(string, ...any)) *result {
 	r := &result{Name: a.name, Label: a.label, ServeArgs: append(slices.Clip(a.serveArgs), cfg.serveArgs...)}
-	srv, err := e.startServe(ctx, r.ServeArgs)
+	srv, err := e.startServe(ctx, cfg.pin, r.ServeArgs)
 	if err != nil {
 		r.Err = err.Error()
 		return r
@@ -62,9 +77,12 @@ func measure(ctx context.Context, e *env, a *attack, cfg *config, logf func(stri
 	}
 	defer finish()
 
+	waits := newWaits(srv.cmd.Process.Pid)
 	wait(ctx, cfg.baseline)
 	cpu0, _ := srv.cpu()
 	m0, _ := srv.scrape(ctx)
+	r.Load = loadAvg()
+	waits.mark()
 	by.setPhase(phaseAttack)
 	done, err := startChild(ctx, childSpec{Attack: a.name, Addr: srv.addr, Key: e.attacker, Duration: cfg.duration}, cfg.pin)
 	if err != nil {
@@ -78,11 +96,14 @@ func measure(ctx context.Context, e *env, a *attack, cfg *config, logf func(stri
 		child = <-done
 	}
 	cpu1, _ := srv.cpu()
+	r.RunqWait.Server, r.RunqWait.Bystander = waits.rates()
 	r.PeakRSS, _ = srv.peakRSS()
 	if m1, err := srv.scrape(ctx); err == nil && m0 != nil {
 		r.Calls = m1["grpc_server_started_total"] - m0["grpc_server_started_total"]
+		r.GCs = m1["go_gc_duration_seconds_count"] - m0["go_gc_duration_seconds_count"]
 		r.ResetCloses = m1["roomcast_reset_flood_closes_total"]
 		r.HeaderCloses = m1["roomcast_header_flood_closes_total"]
+		r.GOMAXPROCS = int(m1["go_sched_gomaxprocs_threads"])
 	}
 	r.ServerDied = !srv.alive()
 	finish()
@@ -121,9 +142,19 @@ func mib(b uint64) string { return fmt.Sprintf("%.0f MiB", float64(b)/(1<<20)) }
 
 // writeTable prints the results as a Markdown table, with notes below.
 func writeTable(w io.Writer, results []*result, cfg *config) {
-	fmt.Fprintf(w, "\nEach attack ran %v against a fresh `roomcast serve`, after a %v baseline; latencies are the bystander's, publish to delivery, one message every %v. %s\n\n", cfg.duration, cfg.baseline, bystanderEvery, cfg.pin)
-	fmt.Fprintln(w, "| Attack | Baseline p50 | Baseline p99 | Attack p50 | Attack p99 | p99 ratio | Bystander lost | Server peak RSS | Server CPU | Server calls | What the attacker saw |")
-	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|")
+	var procs []string
+	for _, r := range results {
+		if p := fmt.Sprint(r.GOMAXPROCS); r.GOMAXPROCS > 0 && !slices.Contains(procs, p) {
+			procs = append(procs, p)
+		}
+	}
+	fmt.Fprintf(w, "\nEach attack ran %v against a fresh `roomcast serve`, after a %v baseline; latencies are the bystander's, publish to delivery, one message every %v. %s", cfg.duration, cfg.baseline, bystanderEvery, cfg.pin)
+	if len(procs) > 0 {
+		fmt.Fprintf(w, " The server's GOMAXPROCS was %s.", strings.Join(procs, " or "))
+	}
+	fmt.Fprint(w, "\n\n")
+	fmt.Fprintln(w, "| Attack | Baseline p50 | Baseline p99 | Attack p50 | Attack p99 | p99 ratio | Bystander lost | Server peak RSS | Server CPU | Run-queue wait a second: server; bystander (load) | Server calls | What the attacker saw |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, r := range results {
 		ratio := "–"
 		if r.P99Ratio > 0 {
@@ -139,10 +170,11 @@ func writeTable(w io.Writer, results []*result, cfg *config) {
 		if r.HeaderCloses > 0 {
 			saw += fmt.Sprintf("; the server closed %s connections for their header lists", commas(int(r.HeaderCloses)))
 		}
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s | %.1f s | %s | %s |\n",
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s | %.1f s, %.0f GCs | %s; %s (%s) | %s | %s |\n",
 			r.Label, ms(r.Baseline.P50MS, r.Baseline.Delivered), ms(r.Baseline.P99MS, r.Baseline.Delivered),
 			ms(r.Attack.P50MS, r.Attack.Delivered), ms(r.Attack.P99MS, r.Attack.Delivered), ratio,
-			lost(r), mib(r.PeakRSS), r.CPUSeconds, commas(int(r.Calls)), strings.ReplaceAll(saw, "|", "/"))
+			lost(r), mib(r.PeakRSS), r.CPUSeconds, r.GCs, r.RunqWait.Server, r.RunqWait.Bystander, r.Load,
+			commas(int(r.Calls)), strings.ReplaceAll(saw, "|", "/"))
 	}
 	var notes []string
 	for _, r := range results {

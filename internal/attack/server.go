@@ -79,9 +79,11 @@ var (
 
 // startServe starts serve with its default flags, on free ports of
 // 127.0.0.1, with the key file and extra, and returns once it serves.
-func (e *env) startServe(ctx context.Context, extra []string) (*serveProc, error) {
+// It runs where pin puts the server.
+func (e *env) startServe(ctx context.Context, pin pinning, extra []string) (*serveProc, error) {
 	args := append([]string{"serve", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--http-listen", "", "--api-keys-file", e.keys}, extra...)
-	cmd := exec.Command(e.roomcast, args...)
+	name, args := pin.serverCommand(e.roomcast, args)
+	cmd := exec.Command(name, args...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		return nil, err

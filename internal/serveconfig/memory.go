@@ -14,14 +14,32 @@ import (
 // The limit is the cgroup's when there is one (a container's), else the
 // machine's.
 func DefaultRetainedBytes() int64 {
-	limit := machineMemory()
-	if c := cgroupMemory(); c > 0 && (limit == 0 || c < limit) {
-		limit = c
-	}
+	limit := Memory()
 	if limit <= 0 {
 		return 1 << 30
 	}
 	return limit / 2
+}
+
+// DefaultMemoryLimit is the soft memory limit serve gives the Go runtime
+// when GOMEMLIMIT does not set one: nine tenths of Memory, or 0 (none)
+// when that is unknown. Retained messages are live data, up to
+// DefaultRetainedBytes, half of Memory; under GOGC's default of 100 the
+// heap may grow to twice its live bytes before the collector runs, which
+// is all the memory there is and more. With the limit, the collector runs
+// sooner as the heap nears it instead.
+func DefaultMemoryLimit() int64 {
+	return Memory() / 10 * 9
+}
+
+// Memory is the memory this process may use: its cgroup's limit when
+// there is one (a container's), else the machine's; 0 when unknown.
+func Memory() int64 {
+	limit := machineMemory()
+	if c := cgroupMemory(); c > 0 && (limit == 0 || c < limit) {
+		limit = c
+	}
+	return max(limit, 0)
 }
 
 // cgroupMemory is the memory limit of this process's cgroup (v2, then v1),

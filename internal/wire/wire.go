@@ -38,6 +38,7 @@ var (
 	historyOffset = historyFields.ByName("offset").Number()
 	historyEpoch  = historyFields.ByName("epoch").Number()
 	offsetField   = (&roomcastv1.Message{}).ProtoReflect().Descriptor().Fields().ByName("offset").Number()
+	dataField     = (&roomcastv1.Message{}).ProtoReflect().Descriptor().Fields().ByName("data").Number()
 	eventFields   = (&roomcastv1.PresenceEvent{}).ProtoReflect().Descriptor().Fields()
 	eventRoom     = eventFields.ByName("room").Number()
 	eventKind     = eventFields.ByName("kind").Number()
@@ -48,6 +49,41 @@ var (
 // MessageEntry encodes m once as an element of MessageBatch.messages (and so
 // of HistoryResponse.messages).
 func MessageEntry(m *roomcastv1.Message) ([]byte, error) { return entry(messageField, m) }
+
+// MinSharedPayload is the smallest bytes payload that MessageEntryParts
+// leaves where it is rather than copying into the entry: below it, one
+// buffer an entry is worth a copy.
+const MinSharedPayload = 32 << 10
+
+// MessageEntryParts is MessageEntry for a message that may be large: when
+// m's payload is bytes of at least MinSharedPayload, it returns the entry
+// in two parts, head and then data, m's payload itself, not copied, so a
+// 1 MiB publish allocates and copies its payload once (when its request is
+// decoded) rather than twice. Decoders accept fields in any order, so head
+// is the rest of the message with the payload's tag and length last. Below
+// MinSharedPayload, or for a text payload, data is nil and head is
+// MessageEntry's. The payload's bytes must not change afterwards, as an
+// entry's may not; m is as it was on return.
+func MessageEntryParts(m *roomcastv1.Message) (head, data []byte, err error) {
+	p, ok := m.GetPayload().(*roomcastv1.Message_Data)
+	if !ok || len(p.Data) < MinSharedPayload {
+		head, err = MessageEntry(m)
+		return head, nil, err
+	}
+	m.Payload = nil
+	defer func() { m.Payload = p }()
+	rest := m.SizeVT()
+	size := rest + protowire.SizeTag(dataField) + protowire.SizeBytes(len(p.Data))
+	head = make([]byte, 0, protowire.SizeTag(messageField)+protowire.SizeVarint(uint64(size))+size-len(p.Data))
+	head = protowire.AppendTag(head, messageField, protowire.BytesType)
+	head = protowire.AppendVarint(head, uint64(size))
+	if head, err = vtcodec.AppendSized(head, m, rest); err != nil {
+		return nil, nil, err
+	}
+	head = protowire.AppendTag(head, dataField, protowire.BytesType)
+	head = protowire.AppendVarint(head, uint64(len(p.Data)))
+	return head, p.Data, nil
+}
 
 // PresenceEntry encodes ev once as an element of MessageBatch.presence.
 func PresenceEntry(ev *roomcastv1.PresenceEvent) ([]byte, error) { return entry(presenceField, ev) }
