@@ -17,9 +17,11 @@ import (
 // message. A Client's connection uses bufferPool instead: a tier for every
 // power of two from 256 bytes to 1 MiB, not zeroed. Not zeroing is safe
 // because every user of a buffer writes the length it asked for before
-// reading it (a frame is read in full, a message is marshaled or copied in
-// full), and the codec copies out what it keeps, so a buffer's old content
-// is never read.
+// reading it, and the codec copies out what it keeps, so a buffer's old content
+// is never read. (On a client's connection its buffers hold frames as they
+// are read, messages spanning several frames copied into one, grpc-go's
+// receive buffer when it compacts, and decompressed messages: each written
+// in full, or exposed only as far as it was written.)
 const (
 	minPoolShift = 8  // 256 bytes: the smallest class, which smaller buffers take too
 	maxPoolShift = 20 // 1 MiB: larger buffers are allocated and left to the collector

@@ -8,8 +8,10 @@ func (s *Subscription) push(ev *Event) {
 	if s.closed {
 		return
 	}
-	if s.qhead > 0 && len(s.queue) == cap(s.queue) {
-		// Move what is left to the front rather than grow the array.
+	if s.qhead > 0 && len(s.queue) == cap(s.queue) && 2*s.qhead >= len(s.queue) {
+		// Move what is left to the front rather than grow the array, once
+		// half of it is taken: compacting a queue that stays near full on
+		// every push would copy it over and over.
 		n := copy(s.queue, s.queue[s.qhead:])
 		clear(s.queue[n:])
 		s.queue, s.qhead = s.queue[:n], 0

@@ -49,6 +49,13 @@ func TestPayloadsOfEverySizeArriveWhole(t *testing.T) {
 			got = append(got, data)
 		}
 	}
+	// Later frames have reused the pool's buffers by now: a payload that
+	// pointed into one would have changed.
+	for k, b := range got {
+		if want := payload(k, sizes[k%len(sizes)]); !bytes.Equal(b, want) {
+			t.Fatalf("payload %d changed after later messages arrived", k)
+		}
+	}
 	for _, b := range got {
 		for j := range b {
 			b[j] = 0xff // the application's to change
@@ -61,7 +68,7 @@ func TestPayloadsOfEverySizeArriveWhole(t *testing.T) {
 }
 
 // Once a room is left, the messages of it still in the stream are
-// dropped, even though it is the room of the last message queued: the
+// dropped, even though it is the room of the last message looked up: the
 // subscription must not keep delivering a room it left.
 func TestLeaveDropsTheRoomOfTheLastMessage(t *testing.T) {
 	const n = 1000 // well past the queue: most are still in the stream at the Leave

@@ -70,7 +70,7 @@ type Subscription struct {
 	session string                // the current stream's session id
 	rooms   map[string]*roomState // the rooms it is in or joining
 	order   []string              // the same rooms, in the order they were joined
-	last    *roomState            // the room of the last message queued while it is in rooms: most messages are of the room before
+	last    *roomState            // the room of the last message looked up while it is in rooms: most messages are of the room before
 	queue   []*Event              // from qhead on: delivered to the reader, not yet taken
 	qhead   int                   // the first event of queue not yet taken
 	qbytes  int                   // payload bytes of the messages in queue
