@@ -104,8 +104,8 @@ const fragmentShards = 16
 
 // fragmentCache holds the JSON fragment of each entry recently sent to a
 // JSON Watch. Entries are keyed by their first byte's address: an entry's
-// bytes are immutable and every frame shares them, and the key keeps them
-// alive, so an address cannot name another entry while it is cached. Each
+// bytes are immutable and every frame shares them, and the key keeps its
+// first buffer alive, so an address cannot name another entry while it is cached. Each
 // shard keeps two generations, and drops the older when the newer fills its
 // half of the bytes: a fragment in use stays, moved to the newer. An entry
 // is rendered under its shard's lock, so once however many calls ask for it
@@ -246,7 +246,7 @@ func (c *fragmentCache) fragment(e []byte, more mem.BufferSlice, size int) (frag
 		}
 		c.encodes.Add(1)
 	}
-	sh.put(key, fr, size)
+	sh.put(key, fr, len(e)) // the buffer its key keeps alive: a large payload apart is not
 	return fr, nil
 }
 

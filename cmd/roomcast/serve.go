@@ -219,7 +219,7 @@ func (cfg *serveConfig) run(ctx context.Context, _ []string, stdout, stderr io.W
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 	log := newLogger(stderr, cfg.level)
-	setMemoryLimit(log, os.Getenv, serveconfig.DefaultMemoryLimit())
+	setMemoryLimit(log, os.Getenv, serveconfig.DefaultMemoryLimit(), cfg.limits.MaxRetainedBytes)
 	opts, authAttrs, err := cfg.serverOptions(ctx, log)
 	if err != nil {
 		log.Error("cannot start", "err", err)

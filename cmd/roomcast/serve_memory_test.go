@@ -21,7 +21,7 @@ func TestServeSetsAMemoryLimit(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(&logs, nil))
 	noEnv := func(string) string { return "" }
 
-	setMemoryLimit(log, noEnv, 3<<30)
+	setMemoryLimit(log, noEnv, 3<<30, 1<<30)
 	if got := debug.SetMemoryLimit(-1); got != 3<<30 {
 		t.Errorf("memory limit %d, want %d", got, 3<<30)
 	}
@@ -35,15 +35,24 @@ func TestServeSetsAMemoryLimit(t *testing.T) {
 			return "1TiB"
 		}
 		return ""
-	}, 3<<30)
+	}, 3<<30, 1<<30)
 	if got := debug.SetMemoryLimit(-1); got != 1<<40 {
 		t.Errorf("with GOMEMLIMIT set, the limit became %d", got)
 	}
 
 	debug.SetMemoryLimit(before)
-	setMemoryLimit(log, noEnv, 0) // memory unknown: no limit
+	setMemoryLimit(log, noEnv, 0, 1<<30) // memory unknown: no limit
 	if got := debug.SetMemoryLimit(-1); got != before {
 		t.Errorf("with the memory unknown, the limit became %d", got)
+	}
+
+	if strings.Contains(logs.String(), "WARN") {
+		t.Errorf("warned with a quarter of the memory limit retained: %s", &logs)
+	}
+	logs.Reset()
+	setMemoryLimit(log, noEnv, 3<<30, 3<<30-1)
+	if !strings.Contains(logs.String(), "level=WARN") || !strings.Contains(logs.String(), "max_retained_bytes=3221225471") {
+		t.Errorf("no warning with nearly all of the memory limit retained: %s", &logs)
 	}
 
 	if m, l := serveconfig.Memory(), serveconfig.DefaultMemoryLimit(); m > 0 && (l <= serveconfig.DefaultRetainedBytes() || l >= m) {

@@ -73,11 +73,23 @@ func TestPinSelf(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	undone := false
+	t.Cleanup(func() {
+		if !undone {
+			undo()
+		}
+	})
 	if got := runtime.GOMAXPROCS(0); got != len(p.others) {
 		t.Errorf("GOMAXPROCS is %d while pinned to %v", got, p.others)
 	}
 	locked := make(chan struct{}) // a thread of its own, started after pinning
 	release := make(chan struct{})
+	released := false
+	defer func() {
+		if !released {
+			close(release)
+		}
+	}()
 	go func() {
 		runtime.LockOSThread()
 		defer runtime.UnlockOSThread()
@@ -87,7 +99,9 @@ func TestPinSelf(t *testing.T) {
 	<-locked
 	checkThreads(t, p.others)
 	close(release)
+	released = true
 	undo()
+	undone = true
 	checkThreads(t, all)
 }
 

@@ -4,6 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"os"
+	"path"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -42,15 +45,50 @@ func Memory() int64 {
 	return max(limit, 0)
 }
 
-// cgroupMemory is the memory limit of this process's cgroup (v2, then v1),
+// cgroupMemory is the memory limit of this process's cgroup (v2 and v1),
 // or 0 when there is none or it is unlimited.
 func cgroupMemory() int64 {
-	for _, path := range []string{"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"} {
-		if b, err := os.ReadFile(path); err == nil {
-			return parseCgroupLimit(b)
+	self, _ := os.ReadFile("/proc/self/cgroup")
+	return cgroupMemoryAt("/sys/fs/cgroup", self)
+}
+
+// cgroupMemoryAt is the smallest memory limit of the cgroups that self (the
+// content of /proc/self/cgroup) names under root, and of their parents: a
+// process is held to every limit above it, and its own cgroup is often a
+// nested one (a systemd unit, a container sharing the host's cgroup
+// namespace), whose limit the files at root do not show. It is 0 when no
+// limit is set.
+func cgroupMemoryAt(root string, self []byte) int64 {
+	v2, v1 := "/", "/"
+	for line := range strings.Lines(string(self)) {
+		parts := strings.SplitN(strings.TrimSpace(line), ":", 3)
+		if len(parts) != 3 {
+			continue
+		}
+		switch {
+		case parts[0] == "0" && parts[1] == "":
+			v2 = parts[2]
+		case slices.Contains(strings.Split(parts[1], ","), "memory"):
+			v1 = parts[2]
 		}
 	}
-	return 0
+	var limit int64
+	walk := func(dir, file, cg string) {
+		for p := path.Clean("/" + cg); ; p = path.Dir(p) {
+			if b, err := os.ReadFile(filepath.Join(root, dir, p, file)); err == nil {
+				if n := parseCgroupLimit(b); n > 0 && (limit == 0 || n < limit) {
+					limit = n
+				}
+			}
+			if p == "/" {
+				return
+			}
+		}
+	}
+	walk("", "memory.max", v2)
+	walk("unified", "memory.max", v2) // v2 beside v1 (hybrid)
+	walk("memory", "memory.limit_in_bytes", v1)
+	return limit
 }
 
 // parseCgroupLimit reads a cgroup memory limit file: a number of bytes, or
