@@ -56,6 +56,12 @@ type pubStream struct {
 	// another, and where each ends, after a 0.
 	ids    []byte
 	idEnds []int
+
+	// The sender's, reused for each request: Send encodes a request before
+	// it returns, and keeps nothing of it.
+	req   roomcastv1.PublishStreamRequest
+	items []roomcastv1.PublishStreamItem
+	batch []*roomcastv1.PublishStreamItem
 }
 
 // queued is a message waiting for the sender.
@@ -168,6 +174,7 @@ func (st *pubStream) sender() {
 			}
 			_ = st.stream.Send(req)
 			st.sentAny = true
+			st.forget()
 		}
 	}
 }
@@ -204,19 +211,32 @@ func (st *pubStream) take() *roomcastv1.PublishStreamRequest {
 	}
 	st.ids, st.idEnds = ids, ends
 	all := string(ids)
-	req := &roomcastv1.PublishStreamRequest{Id: all[:ends[1]], Publish: q[0].req}
+	req := &st.req
+	req.Id, req.Publish = all[:ends[1]], q[0].req
 	if n > 1 {
-		items := make([]roomcastv1.PublishStreamItem, n-1)
-		req.Batch = make([]*roomcastv1.PublishStreamItem, n-1)
-		for i := range items {
-			items[i].Id, items[i].Publish = all[ends[i+1]:ends[i+2]], q[i+1].req
-			req.Batch[i] = &items[i]
+		if cap(st.items) < n-1 { // made once, for the largest batch the server takes
+			st.items = make([]roomcastv1.PublishStreamItem, st.maxItems-1)
+			st.batch = make([]*roomcastv1.PublishStreamItem, st.maxItems-1)
 		}
+		items, batch := st.items[:n-1], st.batch[:n-1]
+		for i := range batch {
+			batch[i] = &items[i]
+			items[i].Id, items[i].Publish = all[ends[i+1]:ends[i+2]], q[i+1].req
+		}
+		req.Batch = batch
 	}
 	rest := copy(q, q[n:])
 	clear(q[rest:])
 	st.queue = q[:rest]
 	return req
+}
+
+// forget drops the sent request's references to its messages, which are
+// the callers' (their payloads most of all), so that they are not kept
+// until the next request.
+func (st *pubStream) forget() {
+	clear(st.items[:cap(st.items)])
+	st.req = roomcastv1.PublishStreamRequest{}
 }
 
 // itemOverhead bounds the bytes a batch item adds to its publish and id:
