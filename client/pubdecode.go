@@ -226,7 +226,15 @@ func decimal(b []byte) (uint64, bool) {
 // into a *pubAnswers, and everything else as the proto codec does.
 type pubCodec struct{ proto vtcodec.Codec }
 
-func (c pubCodec) Marshal(v any) (mem.BufferSlice, error) { return c.proto.Marshal(v) }
+// Marshal encodes a request without the UTF-8 walk of its strings: the
+// Publisher refuses a message with an invalid one before it is queued (see
+// invalidUTF8), and writes the ids itself, in decimal.
+func (c pubCodec) Marshal(v any) (mem.BufferSlice, error) {
+	if req, ok := v.(*roomcastv1.PublishStreamRequest); ok {
+		return vtcodec.MarshalChecked(req)
+	}
+	return c.proto.Marshal(v)
+}
 
 func (c pubCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	a, ok := v.(*pubAnswers)
