@@ -263,12 +263,16 @@ func (p *Publisher) complete(ctx context.Context, req *roomcastv1.PublishRequest
 	for attempt := 1; ; attempt++ {
 		if err == nil {
 			select {
-			case <-w.done:
-				if w.lost != nil {
-					err = w.lost
+			case <-w.done: // answered already: PublishAsync's calls often are
+			default:
+				select {
+				case <-w.done:
+				case <-ctx.Done():
+					err = ctx.Err() // the answer still frees its place in the window
 				}
-			case <-ctx.Done():
-				err = ctx.Err() // the answer still frees its place in the window
+			}
+			if err == nil && w.lost != nil {
+				err = w.lost
 			}
 		}
 		if err == nil {
