@@ -53,7 +53,7 @@ type Publisher struct {
 	ctx    context.Context    // NewPublisher's: its end ends the Publisher
 	pctx   context.Context    // the streams': cancelled by Close
 	stop   context.CancelFunc // cancels pctx
-	window chan struct{}      // one token per message sent and not answered
+	window *pubWindow         // a place per message sent and not answered
 	done   chan struct{}      // closed when run has returned
 
 	// current is stream while the Publisher has not ended, nil otherwise:
@@ -86,7 +86,7 @@ func (c *Client) NewPublisher(ctx context.Context) (*Publisher, error) {
 	pctx, stop := context.WithCancel(ctx)
 	p := &Publisher{
 		c: c, ctx: ctx, pctx: pctx, stop: stop,
-		window:   make(chan struct{}, DefaultMaxInFlight),
+		window:   newPubWindow(DefaultMaxInFlight),
 		done:     make(chan struct{}),
 		changed:  make(chan struct{}),
 		attempts: 1,
@@ -238,18 +238,13 @@ func (p *Publisher) send(ctx context.Context, req *roomcastv1.PublishRequest) (*
 	if err != nil {
 		return nil, err
 	}
-	select {
-	case p.window <- struct{}{}: // a place free: the common case, without waiting
-	default:
-		select {
-		case p.window <- struct{}{}:
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-st.done:
-			return nil, &lostError{cause: st.err}
-		}
+	switch err := p.window.acquire(ctx, st.done); {
+	case errors.Is(err, errWindowStopped):
+		return nil, &lostError{cause: st.err}
+	case err != nil:
+		return nil, err
 	}
-	return st.send(req, p.window)
+	return st.send(req)
 }
 
 // complete waits for the answer to req, sent as w, or for the failure
@@ -440,7 +435,7 @@ func (p *Publisher) open() (*pubStream, error) {
 	}
 	st := &pubStream{
 		stream: stream, ctx: ctx, cancel: cancel, done: make(chan struct{}),
-		wake: make(chan struct{}, 1), senderDone: make(chan struct{}),
+		wake: make(chan struct{}, 1), senderDone: make(chan struct{}), window: p.window,
 		maxItems: 1, maxBytes: maxBatchBytes,
 	}
 	go st.sender()

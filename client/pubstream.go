@@ -36,6 +36,7 @@ type pubStream struct {
 
 	wake       chan struct{} // a message was queued; capacity 1
 	senderDone chan struct{} // closed when the sender has returned
+	window     *pubWindow    // the Publisher's: each message sent holds a place until answered or failed
 
 	// The sender's own: the server's batch limits, learnt from its headers
 	// after the first request.
@@ -92,17 +93,16 @@ type waiter struct {
 	done   chan struct{} // capacity 1
 	answer pubAnswer
 	lost   *lostError
-	window chan struct{} // the Publisher's: the message holds one of its places
 }
 
 // waiters holds answered waiters for reuse: a waiter and its channel are
 // two allocations per message otherwise.
 var waiters = sync.Pool{New: func() any { return &waiter{done: make(chan struct{}, 1)} }}
 
-// newWaiter returns a waiter for request seq, holding a place in window.
-func newWaiter(seq uint64, window chan struct{}) *waiter {
+// newWaiter returns a waiter for request seq.
+func newWaiter(seq uint64) *waiter {
 	w := waiters.Get().(*waiter)
-	w.seq, w.window = seq, window
+	w.seq = seq
 	return w
 }
 
@@ -114,10 +114,9 @@ func (w *waiter) release() {
 	waiters.Put(w)
 }
 
-// signal hands w's result to its waiting goroutine, after freeing w's
-// place in the window.
+// signal hands w's result to its waiting goroutine. Its place in the
+// window is freed first, by its stream.
 func (w *waiter) signal() {
-	<-w.window
 	w.done <- struct{}{}
 }
 
@@ -128,25 +127,31 @@ type pubAnswer struct {
 	err    *roomcastv1.Error // the message was refused
 }
 
-// send queues req, which holds a place in window, for the sender and
+// send queues req, which holds a place in the window, for the sender and
 // returns its waiter, or a *lostError if the stream has ended. The place is
 // freed once: when the answer comes or the stream ends.
-func (st *pubStream) send(req *roomcastv1.PublishRequest, window chan struct{}) (*waiter, error) {
+func (st *pubStream) send(req *roomcastv1.PublishRequest) (*waiter, error) {
 	st.mu.Lock()
 	if st.ended {
 		err := st.err
 		st.mu.Unlock()
-		<-window
+		st.window.release(1)
 		return nil, &lostError{cause: err}
 	}
 	st.next++
-	w := newWaiter(st.next, window)
+	w := newWaiter(st.next)
 	st.waiting = append(st.waiting, w)
+	// Only the message that finds the queue empty wakes the sender: the
+	// sender takes until it finds the queue empty, so it has yet to take
+	// those that find it queued behind another.
+	first := len(st.queue) == 0
 	st.queue = append(st.queue, queued{seq: st.next, req: req})
 	st.mu.Unlock()
-	select {
-	case st.wake <- struct{}{}:
-	default: // the sender is awake already and will find it
+	if first {
+		select {
+		case st.wake <- struct{}{}:
+		default: // the sender is awake already and will find it
+		}
 	}
 	return w, nil
 }
@@ -308,6 +313,7 @@ func (st *pubStream) deliver(items []pubItem, taken []*waiter) ([]*waiter, error
 	st.waiting = st.waiting[n:]
 	st.mu.Unlock()
 	defer clear(taken)
+	st.window.release(n) // each taken is answered or failed below
 	for i := range items {
 		it := &items[i]
 		if i >= len(taken) || !it.answers(taken[i].seq) {
@@ -337,6 +343,7 @@ func (st *pubStream) fail(err error) {
 	st.mu.Unlock()
 	st.cancel()
 	<-st.senderDone
+	st.window.release(len(waiting))
 	for _, w := range waiting {
 		w.fail(err)
 	}
