@@ -5,6 +5,7 @@ import (
 	"io"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
@@ -230,6 +231,34 @@ func (s *Server) publishOne(ctx context.Context, id *auth.Identity, rec *callRec
 		}
 	}
 	return reqID, errorOf(err)
+}
+
+// offsetsOnly reports whether every answer of resp is an offset, none an
+// error, and its epochs are valid UTF-8. Its strings are then valid UTF-8
+// without the codec's walk over the encoding: each id is one that
+// validateCommandID took (publishOne answers any other with ""), and the
+// epochs, checked here, repeat but when a room is made again, so checking
+// each new one costs a comparison per answer. The codec leaves the walk
+// out for such a response; an error's message is the server's text around
+// a client's strings, and keeps it.
+func offsetsOnly(resp *roomcastv1.PublishStreamResponse) bool {
+	ok := resp.GetOk()
+	if ok == nil || !utf8.ValidString(ok.GetEpoch()) {
+		return false
+	}
+	epoch := ok.GetEpoch()
+	for _, r := range resp.GetBatch() {
+		ok := r.GetOk()
+		if ok == nil {
+			return false
+		}
+		if ok.GetEpoch() != epoch {
+			if epoch = ok.GetEpoch(); !utf8.ValidString(epoch) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // errorOf is the Error a reply carries for err: its gRPC code and message,
