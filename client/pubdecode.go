@@ -195,6 +195,9 @@ func (a *pubAnswers) decodeOk(b []byte, it *pubItem) error {
 // consumeTag is protowire.ConsumeTag, failing, as proto does, for field
 // numbers past the largest valid one, which ConsumeTag takes.
 func consumeTag(b []byte) (protowire.Number, protowire.Type, int) {
+	if len(b) > 0 && b[0] >= 1<<3 && b[0] < 0x80 { // a field below 16: every tag of an answer
+		return protowire.Number(b[0] >> 3), protowire.Type(b[0] & 7), 1
+	}
 	num, typ, n := protowire.ConsumeTag(b)
 	if num > protowire.MaxValidNumber {
 		return 0, 0, -1
