@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
+	"github.com/roomcast/roomcast/internal/window"
 )
 
 // Publisher publishes over one PublishStream, pipelined: many goroutines may
@@ -53,7 +54,7 @@ type Publisher struct {
 	ctx    context.Context    // NewPublisher's: its end ends the Publisher
 	pctx   context.Context    // the streams': cancelled by Close
 	stop   context.CancelFunc // cancels pctx
-	window *pubWindow         // a place per message sent and not answered
+	window *window.Places     // a place per message sent and not answered
 	done   chan struct{}      // closed when run has returned
 
 	// current is stream while the Publisher has not ended, nil otherwise:
@@ -86,7 +87,7 @@ func (c *Client) NewPublisher(ctx context.Context) (*Publisher, error) {
 	pctx, stop := context.WithCancel(ctx)
 	p := &Publisher{
 		c: c, ctx: ctx, pctx: pctx, stop: stop,
-		window:   newPubWindow(DefaultMaxInFlight),
+		window:   window.New(DefaultMaxInFlight),
 		done:     make(chan struct{}),
 		changed:  make(chan struct{}),
 		attempts: 1,
@@ -238,8 +239,8 @@ func (p *Publisher) send(ctx context.Context, req *roomcastv1.PublishRequest) (*
 	if err != nil {
 		return nil, err
 	}
-	switch err := p.window.acquire(ctx, st.done); {
-	case errors.Is(err, errWindowStopped):
+	switch err := p.window.Acquire(ctx, 1, st.done); {
+	case errors.Is(err, window.ErrStopped):
 		return nil, &lostError{cause: st.err}
 	case err != nil:
 		return nil, err

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
+	"github.com/roomcast/roomcast/internal/window"
 	"github.com/roomcast/roomcast/internal/wire"
 )
 
@@ -34,9 +35,9 @@ type pubStream struct {
 	err      error              // why it ended; set under mu before done is closed
 	answered atomic.Bool        // an answer came: the stream worked
 
-	wake       chan struct{} // a message was queued; capacity 1
-	senderDone chan struct{} // closed when the sender has returned
-	window     *pubWindow    // the Publisher's: each message sent holds a place until answered or failed
+	wake       chan struct{}  // a message was queued; capacity 1
+	senderDone chan struct{}  // closed when the sender has returned
+	window     *window.Places // the Publisher's: each message sent holds a place until answered or failed
 
 	// The sender's own: the server's batch limits, learnt from its headers
 	// after the first request.
@@ -135,7 +136,7 @@ func (st *pubStream) send(req *roomcastv1.PublishRequest) (*waiter, error) {
 	if st.ended {
 		err := st.err
 		st.mu.Unlock()
-		st.window.release(1)
+		st.window.Release(1)
 		return nil, &lostError{cause: err}
 	}
 	st.next++
@@ -313,7 +314,7 @@ func (st *pubStream) deliver(items []pubItem, taken []*waiter) ([]*waiter, error
 	st.waiting = st.waiting[n:]
 	st.mu.Unlock()
 	defer clear(taken)
-	st.window.release(n) // each taken is answered or failed below
+	st.window.Release(n) // each taken is answered or failed below
 	for i := range items {
 		it := &items[i]
 		if i >= len(taken) || !it.answers(taken[i].seq) {
@@ -343,7 +344,7 @@ func (st *pubStream) fail(err error) {
 	st.mu.Unlock()
 	st.cancel()
 	<-st.senderDone
-	st.window.release(len(waiting))
+	st.window.Release(len(waiting))
 	for _, w := range waiting {
 		w.fail(err)
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/roomcast/roomcast/auth"
 	"github.com/roomcast/roomcast/broker"
 	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
+	"github.com/roomcast/roomcast/internal/window"
 	"github.com/roomcast/roomcast/internal/wire"
 )
 
@@ -37,7 +38,8 @@ const maxBatchItems = publishWindow
 // publish of a request's batch before it hands the request on; the handler
 // publishes each of a request's publishes through the same path as Publish
 // (publish.go), sends the request's answers, in order, in one response,
-// then frees the request's slots. The broker publishes in memory without
+// then frees the request's slots, together (a count, internal/window,
+// rather than a channel operation per publish on each side). The broker publishes in memory without
 // waiting on the network, so sequencing and answering on one goroutine
 // keeps the answers in order for free, while decoding the next request
 // overlaps with publishing this one.
@@ -67,7 +69,7 @@ func (s *Server) PublishStream(stream grpc.BidiStreamingServer[roomcastv1.Publis
 	r := &publishReader{
 		stream: stream,
 		reqs:   make(chan *roomcastv1.PublishStreamRequest, publishWindow),
-		slots:  make(chan struct{}, publishWindow),
+		slots:  window.New(publishWindow),
 	}
 	s.goroutines.Add(1)
 	go r.read(s)
@@ -106,9 +108,7 @@ func (s *Server) PublishStream(stream grpc.BidiStreamingServer[roomcastv1.Publis
 			if err := stream.Send(resp); err != nil {
 				return err
 			}
-			for range 1 + len(req.GetBatch()) {
-				<-r.slots
-			}
+			r.slots.Release(1 + len(req.GetBatch()))
 		case <-s.drain: // the first select returns
 		case <-expired:
 			return errStreamExpired
@@ -126,7 +126,7 @@ var errStreamExpired = status.Error(codes.Unauthenticated, "the stream's credent
 type publishReader struct {
 	stream grpc.BidiStreamingServer[roomcastv1.PublishStreamRequest, roomcastv1.PublishStreamResponse]
 	reqs   chan *roomcastv1.PublishStreamRequest // never full: it has a place for every slot
-	slots  chan struct{}                         // one token per publish read and not yet answered
+	slots  *window.Places                        // one per publish read and not yet answered
 	err    error                                 // why the stream ended: nil at the publisher's io.EOF; read after reqs is closed
 
 	refusals publishRefusals // the pause the handler's refusals earn the reader; see publishrefusal.go
@@ -147,10 +147,8 @@ func (r *publishReader) read(s *Server) {
 			r.err = status.FromContextError(ctx.Err()).Err()
 			return
 		}
-		select {
-		case r.slots <- struct{}{}:
-		case <-ctx.Done():
-			r.err = status.FromContextError(ctx.Err()).Err()
+		if err := r.slots.Acquire(ctx, 1, nil); err != nil {
+			r.err = status.FromContextError(err).Err()
 			return
 		}
 		req := new(roomcastv1.PublishStreamRequest)
@@ -160,13 +158,10 @@ func (r *publishReader) read(s *Server) {
 			}
 			return
 		}
-		for range len(req.GetBatch()) { // the window counts publishes
-			select {
-			case r.slots <- struct{}{}:
-			case <-ctx.Done():
-				r.err = status.FromContextError(ctx.Err()).Err()
-				return
-			}
+		// The window counts publishes: the batch's are taken as they free.
+		if err := r.slots.Acquire(ctx, len(req.GetBatch()), nil); err != nil {
+			r.err = status.FromContextError(err).Err()
+			return
 		}
 		r.reqs <- req
 	}
