@@ -195,6 +195,9 @@ func (a *pubAnswers) decodeOk(b []byte, it *pubItem) error {
 // consumeTag is protowire.ConsumeTag, failing, as proto does, for field
 // numbers past the largest valid one, which ConsumeTag takes.
 func consumeTag(b []byte) (protowire.Number, protowire.Type, int) {
+	if len(b) > 0 && b[0] >= 1<<3 && b[0] < 0x80 { // a field below 16: every tag of an answer
+		return protowire.Number(b[0] >> 3), protowire.Type(b[0] & 7), 1
+	}
 	num, typ, n := protowire.ConsumeTag(b)
 	if num > protowire.MaxValidNumber {
 		return 0, 0, -1
@@ -226,7 +229,15 @@ func decimal(b []byte) (uint64, bool) {
 // into a *pubAnswers, and everything else as the proto codec does.
 type pubCodec struct{ proto vtcodec.Codec }
 
-func (c pubCodec) Marshal(v any) (mem.BufferSlice, error) { return c.proto.Marshal(v) }
+// Marshal encodes a request without the UTF-8 walk of its strings: the
+// Publisher refuses a message with an invalid one before it is queued (see
+// invalidUTF8), and writes the ids itself, in decimal.
+func (c pubCodec) Marshal(v any) (mem.BufferSlice, error) {
+	if req, ok := v.(*roomcastv1.PublishStreamRequest); ok {
+		return vtcodec.MarshalChecked(req)
+	}
+	return c.proto.Marshal(v)
+}
 
 func (c pubCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	a, ok := v.(*pubAnswers)

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
+	"github.com/roomcast/roomcast/internal/window"
 )
 
 // Publisher publishes over one PublishStream, pipelined: many goroutines may
@@ -53,7 +54,7 @@ type Publisher struct {
 	ctx    context.Context    // NewPublisher's: its end ends the Publisher
 	pctx   context.Context    // the streams': cancelled by Close
 	stop   context.CancelFunc // cancels pctx
-	window chan struct{}      // one token per message sent and not answered
+	window *window.Places     // a place per message sent and not answered
 	done   chan struct{}      // closed when run has returned
 
 	// current is stream while the Publisher has not ended, nil otherwise:
@@ -86,7 +87,7 @@ func (c *Client) NewPublisher(ctx context.Context) (*Publisher, error) {
 	pctx, stop := context.WithCancel(ctx)
 	p := &Publisher{
 		c: c, ctx: ctx, pctx: pctx, stop: stop,
-		window:   make(chan struct{}, DefaultMaxInFlight),
+		window:   window.New(DefaultMaxInFlight),
 		done:     make(chan struct{}),
 		changed:  make(chan struct{}),
 		attempts: 1,
@@ -126,7 +127,7 @@ func (p *Publisher) Publish(ctx context.Context, room string, data []byte, opts 
 // PublishText is Publish for a UTF-8 text payload, as Client.PublishText.
 func (p *Publisher) PublishText(ctx context.Context, room, text string, opts ...PublishOption) (offset uint64, epoch string, err error) {
 	if !utf8.ValidString(text) {
-		return 0, "", localError("publish to "+strconv.Quote(room), codes.InvalidArgument, "text is not valid UTF-8; publish it as data", kindPublish)
+		return 0, "", localError(publishOp(room), codes.InvalidArgument, "text is not valid UTF-8; publish it as data", kindPublish)
 	}
 	return p.publish(ctx, newRequest(&roomcastv1.PublishRequest{Room: room, Payload: &roomcastv1.PublishRequest_Text{Text: text}}, opts))
 }
@@ -177,7 +178,17 @@ type PublishCall struct {
 // reconnect (see Publisher) may then come after later ones. It is safe for
 // concurrent use.
 func (p *Publisher) PublishAsync(ctx context.Context, room string, data []byte, opts ...PublishOption) *PublishCall {
-	return p.start(ctx, newDataRequest(room, data, opts))
+	// The call, its request and the request's payload in one allocation.
+	r := &struct {
+		call PublishCall
+		req  roomcastv1.PublishRequest
+		data roomcastv1.PublishRequest_Data
+	}{}
+	r.req.Room, r.data.Data = room, data
+	r.req.Payload = &r.data
+	r.call.p, r.call.req = p, newRequest(&r.req, opts)
+	r.call.w, r.call.err = p.send(ctx, r.call.req)
+	return &r.call
 }
 
 // PublishTextAsync is PublishAsync for a UTF-8 text payload, as
@@ -185,7 +196,7 @@ func (p *Publisher) PublishAsync(ctx context.Context, room string, data []byte, 
 func (p *Publisher) PublishTextAsync(ctx context.Context, room, text string, opts ...PublishOption) *PublishCall {
 	req := newRequest(&roomcastv1.PublishRequest{Room: room, Payload: &roomcastv1.PublishRequest_Text{Text: text}}, opts)
 	if !utf8.ValidString(text) {
-		return &PublishCall{p: p, req: req, err: localError("publish to "+strconv.Quote(room), codes.InvalidArgument, "text is not valid UTF-8; publish it as data", kindPublish)}
+		return &PublishCall{p: p, req: req, err: localError(publishOp(room), codes.InvalidArgument, "text is not valid UTF-8; publish it as data", kindPublish)}
 	}
 	return p.start(ctx, req)
 }
@@ -214,35 +225,33 @@ func (p *Publisher) start(ctx context.Context, req *roomcastv1.PublishRequest) *
 	return c
 }
 
+// publishOp names a publish to room in its errors. It is formatted only
+// for an error: quoting the room on every publish is two allocations.
+func publishOp(room string) string { return "publish to " + strconv.Quote(room) }
+
 // send sends req once, on the open stream or the next one, and returns its
 // waiter, or why it was not sent.
 func (p *Publisher) send(ctx context.Context, req *roomcastv1.PublishRequest) (*waiter, error) {
 	if f := invalidUTF8(req); f != "" {
-		return nil, localError("publish to "+strconv.Quote(req.GetRoom()), codes.InvalidArgument, f+" is not valid UTF-8", kindPublish)
+		return nil, localError(publishOp(req.GetRoom()), codes.InvalidArgument, f+" is not valid UTF-8", kindPublish)
 	}
 	st, err := p.await(ctx)
 	if err != nil {
 		return nil, err
 	}
-	select {
-	case p.window <- struct{}{}: // a place free: the common case, without waiting
-	default:
-		select {
-		case p.window <- struct{}{}:
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-st.done:
-			return nil, &lostError{cause: st.err}
-		}
+	switch err := p.window.Acquire(ctx, 1, st.done); {
+	case errors.Is(err, window.ErrStopped):
+		return nil, &lostError{cause: st.err}
+	case err != nil:
+		return nil, err
 	}
-	return st.send(req, p.window)
+	return st.send(req)
 }
 
 // complete waits for the answer to req, sent as w, or for the failure
 // err to send it; and sends it again while it has a key, the stream was
 // lost, and attempts remain.
 func (p *Publisher) complete(ctx context.Context, req *roomcastv1.PublishRequest, w *waiter, err error) (uint64, string, error) {
-	op := "publish to " + strconv.Quote(req.GetRoom())
 	limit := 1
 	if req.GetIdempotencyKey() != "" {
 		limit = p.c.cfg.publishAttempts
@@ -250,22 +259,27 @@ func (p *Publisher) complete(ctx context.Context, req *roomcastv1.PublishRequest
 	for attempt := 1; ; attempt++ {
 		if err == nil {
 			select {
-			case <-w.done:
-				if w.lost != nil {
-					err = w.lost
+			case <-w.done: // answered already: PublishAsync's calls often are
+			default:
+				select {
+				case <-w.done:
+				case <-ctx.Done():
+					err = ctx.Err() // the answer still frees its place in the window
 				}
-			case <-ctx.Done():
-				err = ctx.Err() // the answer still frees its place in the window
+			}
+			if err == nil && w.lost != nil {
+				err = w.lost
 			}
 		}
 		if err == nil {
 			a := w.answer
 			w.release() // answered: nothing refers to it any more
 			if a.err != nil {
-				return 0, "", answerError(op, a.err)
+				return 0, "", answerError(publishOp(req.GetRoom()), a.err)
 			}
 			return a.offset, a.epoch, nil
 		}
+		op := publishOp(req.GetRoom())
 		var lost *lostError
 		if !errors.As(err, &lost) {
 			return 0, "", endError(ctx, op, err)
@@ -422,7 +436,7 @@ func (p *Publisher) open() (*pubStream, error) {
 	}
 	st := &pubStream{
 		stream: stream, ctx: ctx, cancel: cancel, done: make(chan struct{}),
-		wake: make(chan struct{}, 1), senderDone: make(chan struct{}),
+		wake: make(chan struct{}, 1), senderDone: make(chan struct{}), window: p.window,
 		maxItems: 1, maxBytes: maxBatchBytes,
 	}
 	go st.sender()
@@ -481,8 +495,12 @@ func invalidUTF8(req *roomcastv1.PublishRequest) string {
 	return ""
 }
 
-// newRequest is req completed with opts.
+// newRequest is req, which has none of the fields options set, completed
+// with opts.
 func newRequest(req *roomcastv1.PublishRequest, opts []PublishOption) *roomcastv1.PublishRequest {
+	if len(opts) == 0 {
+		return req // the options' config escapes: an allocation for nothing
+	}
 	var c publishConfig
 	for _, o := range opts {
 		o(&c)

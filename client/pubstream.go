@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
+	"github.com/roomcast/roomcast/internal/window"
 	"github.com/roomcast/roomcast/internal/wire"
 )
 
@@ -34,8 +35,9 @@ type pubStream struct {
 	err      error              // why it ended; set under mu before done is closed
 	answered atomic.Bool        // an answer came: the stream worked
 
-	wake       chan struct{} // a message was queued; capacity 1
-	senderDone chan struct{} // closed when the sender has returned
+	wake       chan struct{}  // a message was queued; capacity 1
+	senderDone chan struct{}  // closed when the sender has returned
+	window     *window.Places // the Publisher's: each message sent holds a place until answered or failed
 
 	// The sender's own: the server's batch limits, learnt from its headers
 	// after the first request.
@@ -56,6 +58,12 @@ type pubStream struct {
 	// another, and where each ends, after a 0.
 	ids    []byte
 	idEnds []int
+
+	// The sender's, reused for each request: Send encodes a request before
+	// it returns, and keeps nothing of it.
+	req   roomcastv1.PublishStreamRequest
+	items []roomcastv1.PublishStreamItem
+	batch []*roomcastv1.PublishStreamItem
 }
 
 // queued is a message waiting for the sender.
@@ -86,17 +94,16 @@ type waiter struct {
 	done   chan struct{} // capacity 1
 	answer pubAnswer
 	lost   *lostError
-	window chan struct{} // the Publisher's: the message holds one of its places
 }
 
 // waiters holds answered waiters for reuse: a waiter and its channel are
 // two allocations per message otherwise.
 var waiters = sync.Pool{New: func() any { return &waiter{done: make(chan struct{}, 1)} }}
 
-// newWaiter returns a waiter for request seq, holding a place in window.
-func newWaiter(seq uint64, window chan struct{}) *waiter {
+// newWaiter returns a waiter for request seq.
+func newWaiter(seq uint64) *waiter {
 	w := waiters.Get().(*waiter)
-	w.seq, w.window = seq, window
+	w.seq = seq
 	return w
 }
 
@@ -108,10 +115,9 @@ func (w *waiter) release() {
 	waiters.Put(w)
 }
 
-// signal hands w's result to its waiting goroutine, after freeing w's
-// place in the window.
+// signal hands w's result to its waiting goroutine. Its place in the
+// window is freed first, by its stream.
 func (w *waiter) signal() {
-	<-w.window
 	w.done <- struct{}{}
 }
 
@@ -122,25 +128,31 @@ type pubAnswer struct {
 	err    *roomcastv1.Error // the message was refused
 }
 
-// send queues req, which holds a place in window, for the sender and
+// send queues req, which holds a place in the window, for the sender and
 // returns its waiter, or a *lostError if the stream has ended. The place is
 // freed once: when the answer comes or the stream ends.
-func (st *pubStream) send(req *roomcastv1.PublishRequest, window chan struct{}) (*waiter, error) {
+func (st *pubStream) send(req *roomcastv1.PublishRequest) (*waiter, error) {
 	st.mu.Lock()
 	if st.ended {
 		err := st.err
 		st.mu.Unlock()
-		<-window
+		st.window.Release(1)
 		return nil, &lostError{cause: err}
 	}
 	st.next++
-	w := newWaiter(st.next, window)
+	w := newWaiter(st.next)
 	st.waiting = append(st.waiting, w)
+	// Only the message that finds the queue empty wakes the sender: the
+	// sender takes until it finds the queue empty, so it has yet to take
+	// those that find it queued behind another.
+	first := len(st.queue) == 0
 	st.queue = append(st.queue, queued{seq: st.next, req: req})
 	st.mu.Unlock()
-	select {
-	case st.wake <- struct{}{}:
-	default: // the sender is awake already and will find it
+	if first {
+		select {
+		case st.wake <- struct{}{}:
+		default: // the sender is awake already and will find it
+		}
 	}
 	return w, nil
 }
@@ -168,6 +180,7 @@ func (st *pubStream) sender() {
 			}
 			_ = st.stream.Send(req)
 			st.sentAny = true
+			st.forget()
 		}
 	}
 }
@@ -204,19 +217,32 @@ func (st *pubStream) take() *roomcastv1.PublishStreamRequest {
 	}
 	st.ids, st.idEnds = ids, ends
 	all := string(ids)
-	req := &roomcastv1.PublishStreamRequest{Id: all[:ends[1]], Publish: q[0].req}
+	req := &st.req
+	req.Id, req.Publish = all[:ends[1]], q[0].req
 	if n > 1 {
-		items := make([]roomcastv1.PublishStreamItem, n-1)
-		req.Batch = make([]*roomcastv1.PublishStreamItem, n-1)
-		for i := range items {
-			items[i].Id, items[i].Publish = all[ends[i+1]:ends[i+2]], q[i+1].req
-			req.Batch[i] = &items[i]
+		if cap(st.items) < n-1 { // made once, for the largest batch the server takes
+			st.items = make([]roomcastv1.PublishStreamItem, st.maxItems-1)
+			st.batch = make([]*roomcastv1.PublishStreamItem, st.maxItems-1)
 		}
+		items, batch := st.items[:n-1], st.batch[:n-1]
+		for i := range batch {
+			batch[i] = &items[i]
+			items[i].Id, items[i].Publish = all[ends[i+1]:ends[i+2]], q[i+1].req
+		}
+		req.Batch = batch
 	}
 	rest := copy(q, q[n:])
 	clear(q[rest:])
 	st.queue = q[:rest]
 	return req
+}
+
+// forget drops the sent request's references to its messages, which are
+// the callers' (their payloads most of all), so that they are not kept
+// until the next request.
+func (st *pubStream) forget() {
+	clear(st.items[:cap(st.items)])
+	st.req = roomcastv1.PublishStreamRequest{}
 }
 
 // itemOverhead bounds the bytes a batch item adds to its publish and id:
@@ -288,6 +314,7 @@ func (st *pubStream) deliver(items []pubItem, taken []*waiter) ([]*waiter, error
 	st.waiting = st.waiting[n:]
 	st.mu.Unlock()
 	defer clear(taken)
+	st.window.Release(n) // each taken is answered or failed below
 	for i := range items {
 		it := &items[i]
 		if i >= len(taken) || !it.answers(taken[i].seq) {
@@ -317,6 +344,7 @@ func (st *pubStream) fail(err error) {
 	st.mu.Unlock()
 	st.cancel()
 	<-st.senderDone
+	st.window.Release(len(waiting))
 	for _, w := range waiting {
 		w.fail(err)
 	}

@@ -8,6 +8,7 @@ import (
 	protoapi "google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
+	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
 	"github.com/roomcast/roomcast/internal/vtcodec"
 )
 
@@ -44,6 +45,9 @@ func newServerCodec(lim requestLimits) codec {
 func (c codec) Marshal(v any) (mem.BufferSlice, error) {
 	if f, ok := v.(*frame); ok {
 		return f.bufs, nil
+	}
+	if r, ok := v.(*roomcastv1.PublishStreamResponse); ok && offsetsOnly(r) {
+		return vtcodec.MarshalChecked(r) // see offsetsOnly
 	}
 	return c.proto.Marshal(v)
 }

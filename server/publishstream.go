@@ -5,6 +5,7 @@ import (
 	"io"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
@@ -16,6 +17,7 @@ import (
 	"github.com/roomcast/roomcast/auth"
 	"github.com/roomcast/roomcast/broker"
 	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
+	"github.com/roomcast/roomcast/internal/window"
 	"github.com/roomcast/roomcast/internal/wire"
 )
 
@@ -36,7 +38,8 @@ const maxBatchItems = publishWindow
 // publish of a request's batch before it hands the request on; the handler
 // publishes each of a request's publishes through the same path as Publish
 // (publish.go), sends the request's answers, in order, in one response,
-// then frees the request's slots. The broker publishes in memory without
+// then frees the request's slots, together (a count, internal/window,
+// rather than a channel operation per publish on each side). The broker publishes in memory without
 // waiting on the network, so sequencing and answering on one goroutine
 // keeps the answers in order for free, while decoding the next request
 // overlaps with publishing this one.
@@ -66,7 +69,7 @@ func (s *Server) PublishStream(stream grpc.BidiStreamingServer[roomcastv1.Publis
 	r := &publishReader{
 		stream: stream,
 		reqs:   make(chan *roomcastv1.PublishStreamRequest, publishWindow),
-		slots:  make(chan struct{}, publishWindow),
+		slots:  window.New(publishWindow),
 	}
 	s.goroutines.Add(1)
 	go r.read(s)
@@ -105,9 +108,7 @@ func (s *Server) PublishStream(stream grpc.BidiStreamingServer[roomcastv1.Publis
 			if err := stream.Send(resp); err != nil {
 				return err
 			}
-			for range 1 + len(req.GetBatch()) {
-				<-r.slots
-			}
+			r.slots.Release(1 + len(req.GetBatch()))
 		case <-s.drain: // the first select returns
 		case <-expired:
 			return errStreamExpired
@@ -125,7 +126,7 @@ var errStreamExpired = status.Error(codes.Unauthenticated, "the stream's credent
 type publishReader struct {
 	stream grpc.BidiStreamingServer[roomcastv1.PublishStreamRequest, roomcastv1.PublishStreamResponse]
 	reqs   chan *roomcastv1.PublishStreamRequest // never full: it has a place for every slot
-	slots  chan struct{}                         // one token per publish read and not yet answered
+	slots  *window.Places                        // one per publish read and not yet answered
 	err    error                                 // why the stream ended: nil at the publisher's io.EOF; read after reqs is closed
 
 	refusals publishRefusals // the pause the handler's refusals earn the reader; see publishrefusal.go
@@ -146,10 +147,8 @@ func (r *publishReader) read(s *Server) {
 			r.err = status.FromContextError(ctx.Err()).Err()
 			return
 		}
-		select {
-		case r.slots <- struct{}{}:
-		case <-ctx.Done():
-			r.err = status.FromContextError(ctx.Err()).Err()
+		if err := r.slots.Acquire(ctx, 1, nil); err != nil {
+			r.err = status.FromContextError(err).Err()
 			return
 		}
 		req := new(roomcastv1.PublishStreamRequest)
@@ -159,13 +158,10 @@ func (r *publishReader) read(s *Server) {
 			}
 			return
 		}
-		for range len(req.GetBatch()) { // the window counts publishes
-			select {
-			case r.slots <- struct{}{}:
-			case <-ctx.Done():
-				r.err = status.FromContextError(ctx.Err()).Err()
-				return
-			}
+		// The window counts publishes: the batch's are taken as they free.
+		if err := r.slots.Acquire(ctx, len(req.GetBatch()), nil); err != nil {
+			r.err = status.FromContextError(err).Err()
+			return
 		}
 		r.reqs <- req
 	}
@@ -230,6 +226,34 @@ func (s *Server) publishOne(ctx context.Context, id *auth.Identity, rec *callRec
 		}
 	}
 	return reqID, errorOf(err)
+}
+
+// offsetsOnly reports whether every answer of resp is an offset, none an
+// error, and its epochs are valid UTF-8. Its strings are then valid UTF-8
+// without the codec's walk over the encoding: each id is one that
+// validateCommandID took (publishOne answers any other with ""), and the
+// epochs, checked here, repeat but when a room is made again, so checking
+// each new one costs a comparison per answer. The codec leaves the walk
+// out for such a response; an error's message is the server's text around
+// a client's strings, and keeps it.
+func offsetsOnly(resp *roomcastv1.PublishStreamResponse) bool {
+	ok := resp.GetOk()
+	if ok == nil || !utf8.ValidString(ok.GetEpoch()) {
+		return false
+	}
+	epoch := ok.GetEpoch()
+	for _, r := range resp.GetBatch() {
+		ok := r.GetOk()
+		if ok == nil {
+			return false
+		}
+		if ok.GetEpoch() != epoch {
+			if epoch = ok.GetEpoch(); !utf8.ValidString(epoch) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // errorOf is the Error a reply carries for err: its gRPC code and message,

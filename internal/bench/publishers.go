@@ -15,12 +15,14 @@ import (
 // clientPublishers are a trial's roomcast publishers, on the client package:
 // a client.Client each, on a connection of its own to its node, publishing
 // with Client.Publish (PublishUnary) or on a client.Publisher
-// (PublishStream). Its methods are called by the worker's goroutine, but
-// for the publish functions, which are safe for concurrent use.
+// (PublishStream) with PublishAsync (see asyncPublisher). Its methods are
+// called by the worker's goroutine, but for the publish functions, which
+// are safe for concurrent use.
 type clientPublishers struct {
 	w       *worker
 	clients []*client.Client
 	streams []*client.Publisher // PublishStream only
+	async   []*asyncPublisher   // PublishStream only: streams', one each
 }
 
 // clientOptions are the options of every client.Client of a trial: a fixed
@@ -66,21 +68,17 @@ func (p *clientPublishers) connect(ctx context.Context) error {
 			return err
 		}
 		p.streams = append(p.streams, pub)
+		p.async = append(p.async, newAsyncPublisher(p.w, i, pub))
 	}
 	return nil
 }
 
 // publisher returns publisher i's publish function and how many calls of
-// it may be in flight at once.
+// it may be in flight at once: a streaming publisher's one lane queues its
+// messages, publishLanes(PublishStream) in flight.
 func (p *clientPublishers) publisher(i int) (publishFunc, int) {
 	if p.w.spec.Publish == PublishStream {
-		pub := p.streams[i]
-		return func(ctx context.Context, r *room, payload []byte) error {
-			ctx, cancel := context.WithTimeout(ctx, publishTimeout)
-			defer cancel()
-			_, _, err := pub.Publish(ctx, r.name, payload)
-			return err
-		}, publishLanes(PublishStream)
+		return p.async[i].publish, 1
 	}
 	c := p.clients[i]
 	return func(ctx context.Context, r *room, payload []byte) error {
@@ -93,13 +91,16 @@ func (p *clientPublishers) publisher(i int) (publishFunc, int) {
 
 // close closes every publisher and client.
 func (p *clientPublishers) close() {
+	for _, a := range p.async {
+		a.close()
+	}
 	for _, s := range p.streams {
 		s.Close()
 	}
 	for _, c := range p.clients {
 		c.Close()
 	}
-	p.streams, p.clients = nil, nil
+	p.async, p.streams, p.clients = nil, nil, nil
 }
 
 // subscribeAll runs join for every subscriber, subscribeParallel at once,

@@ -15,7 +15,7 @@ func writeText(w io.Writer, r *Report) {
 		c.Publishers, c.Window, c.Reps, time.Duration(c.DurationS*1e9), time.Duration(c.WarmupS*1e9))
 	fmt.Fprintf(w, "shapes as run: rooms × subscribers per room over connections; fanout sizes %v of %d subscribers (each size: subscribers/size rooms) with %s publishes\n",
 		c.Sizes, c.Subscribers, c.Publish)
-	fmt.Fprintf(w, "roomcast subscribers use the client package (client.Subscription); publishers client.Client.Publish (unary, %d in flight) or a client.Publisher (stream, %d in flight)\n",
+	fmt.Fprintf(w, "roomcast subscribers use the client package (client.Subscription); publishers client.Client.Publish (unary, %d in flight) or a client.Publisher (stream: PublishAsync, %d in flight)\n",
 		UnaryInFlight, publishLanes(PublishStream))
 	fmt.Fprintf(w, "NATS publishers call Publish; publish-only, with a Flush (a round trip) every %d\n", natsFlushEvery)
 	if len(r.ServerDiffers) > 0 {

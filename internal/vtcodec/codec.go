@@ -47,10 +47,27 @@ func (Codec) Marshal(v any) (mem.BufferSlice, error) {
 	if !ok {
 		return fallback.Marshal(v)
 	}
+	return marshal(m, marshalSized)
+}
+
+// MarshalChecked is Codec.Marshal for a message whose caller has checked
+// that every string field is valid UTF-8: it leaves out the walk that
+// checks them, and encodes such a message as Marshal does. Given an invalid
+// string, it encodes it, where Marshal fails. Calls may run at once.
+func MarshalChecked(m Message) (mem.BufferSlice, error) {
+	return marshal(m, func(b []byte, m Message) error {
+		_, err := m.MarshalToSizedBufferVT(b)
+		return err
+	})
+}
+
+// marshal encodes m with enc, which writes m into a slice of m.SizeVT()
+// bytes.
+func marshal(m Message, enc func([]byte, Message) error) (mem.BufferSlice, error) {
 	size := m.SizeVT()
 	if mem.IsBelowBufferPoolingThreshold(size) {
 		sm := &small{buf: make([]byte, size)}
-		if err := marshalSized(sm.buf, m); err != nil {
+		if err := enc(sm.buf, m); err != nil {
 			return nil, err
 		}
 		sm.slice[0] = &sm.buf
@@ -58,7 +75,7 @@ func (Codec) Marshal(v any) (mem.BufferSlice, error) {
 	}
 	pool := mem.DefaultBufferPool()
 	buf := pool.Get(size)
-	if err := marshalSized(*buf, m); err != nil {
+	if err := enc(*buf, m); err != nil {
 		pool.Put(buf)
 		return nil, err
 	}

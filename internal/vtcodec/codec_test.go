@@ -62,6 +62,13 @@ func TestMarshalMatchesProto(t *testing.T) {
 			t.Errorf("%T: Codec.Marshal = %x, proto.Marshal = %x", m, b, want)
 		}
 		bufs.Free()
+		if bufs, err = vtcodec.MarshalChecked(m); err != nil {
+			t.Fatalf("%T: %v", m, err)
+		}
+		if b := bufs.Materialize(); !bytes.Equal(b, want) {
+			t.Errorf("%T: MarshalChecked = %x, proto.Marshal = %x", m, b, want)
+		}
+		bufs.Free()
 	}
 }
 

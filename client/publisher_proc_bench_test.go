@@ -1,0 +1,167 @@
+//go:build unix
+
+package client_test
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/roomcast/roomcast/client"
+	"github.com/roomcast/roomcast/server"
+)
+
+// BenchmarkPublisherClient measures what publishing costs the process that
+// publishes, per publish: 64-byte messages to one room of a server in a
+// process of its own (this test binary, started again: see
+// serverChildMain), so that allocs/op and cli-ns/publish (this process's
+// CPU time) are the Publisher's, and its callers', alone. async publishes
+// with PublishAsync from one goroutine and waits for the answers in
+// another, as a program publishing at the stream's pace does; lanes shares
+// the Publisher among DefaultMaxInFlight goroutines, each calling Publish.
+//
+//	go test -run '^$' -bench BenchmarkPublisherClient -benchmem -benchtime=200000x -count 3 ./client/
+func BenchmarkPublisherClient(b *testing.B) {
+	data := make([]byte, 64)
+	b.Run("async", func(b *testing.B) {
+		ctx := testCtx(b)
+		p := newPublisher(b, ctx, dial(b, startServerChild(b)))
+		calls := make(chan *client.PublishCall, client.DefaultMaxInFlight)
+		waited := make(chan error, 1)
+		b.ReportAllocs()
+		cpu := cpuTime()
+		b.ResetTimer()
+		go func() {
+			var err error
+			for call := range calls {
+				if _, _, e := call.Wait(ctx); e != nil && err == nil {
+					err = e
+				}
+			}
+			waited <- err
+		}()
+		for range b.N {
+			calls <- p.PublishAsync(ctx, "bench", data)
+		}
+		close(calls)
+		if err := <-waited; err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		b.ReportMetric(float64(cpuTime()-cpu)/float64(b.N), "cli-ns/publish")
+	})
+	b.Run("lanes", func(b *testing.B) {
+		ctx := testCtx(b)
+		p := newPublisher(b, ctx, dial(b, startServerChild(b)))
+		work := make(chan struct{}, client.DefaultMaxInFlight)
+		var wg sync.WaitGroup
+		var failed sync.Once
+		b.ReportAllocs()
+		cpu := cpuTime()
+		b.ResetTimer()
+		for range client.DefaultMaxInFlight {
+			wg.Go(func() {
+				for range work {
+					if _, _, err := p.Publish(ctx, "bench", data); err != nil {
+						failed.Do(func() { b.Error(err) })
+					}
+				}
+			})
+		}
+		for range b.N {
+			work <- struct{}{}
+		}
+		close(work)
+		wg.Wait()
+		b.StopTimer()
+		b.ReportMetric(float64(cpuTime()-cpu)/float64(b.N), "cli-ns/publish")
+	})
+}
+
+// serverChildEnv makes this test binary a roomcast server on a loopback
+// port instead of running tests, until its standard input closes. Its
+// value is ignored.
+const serverChildEnv = "ROOMCAST_BENCH_SERVER"
+
+func init() {
+	if os.Getenv(serverChildEnv) != "" {
+		if err := serverChildMain(); err != nil {
+			fmt.Fprintln(os.Stderr, "server process:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+}
+
+// serverChildMain serves on a loopback port, prints the address, and
+// returns once standard input is closed.
+func serverChildMain() error {
+	srv, err := server.New()
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(lis) }()
+	fmt.Println(lis.Addr())
+	_, _ = bufio.NewReader(os.Stdin).ReadString('\n') // EOF when the parent is done
+	srv.Close()
+	return <-served
+}
+
+// startServerChild starts this test binary again as a server, stopped at
+// the end of the benchmark, and returns its address.
+func startServerChild(b *testing.B) string {
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), serverChildEnv+"=1")
+	cmd.Stderr = os.Stderr
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		in.Close()
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				b.Errorf("server process: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+			<-done
+			b.Error("server process did not stop")
+		}
+	})
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		b.Fatalf("server process: %q, %v", line, err)
+	}
+	return strings.TrimSpace(line)
+}
+
+// cpuTime is this process's CPU time so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}

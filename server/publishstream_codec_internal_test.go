@@ -1,0 +1,52 @@
+package server
+
+import (
+	"bytes"
+	"testing"
+
+	"google.golang.org/protobuf/proto"
+
+	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
+)
+
+// TestPublishStreamResponseCodec checks which responses the codec encodes
+// without its UTF-8 walk (offsetsOnly), and that it encodes every one as
+// proto does, or, for a string that is not UTF-8, fails as proto does.
+func TestPublishStreamResponseCodec(t *testing.T) {
+	ok := func(id, epoch string) *roomcastv1.PublishStreamResult {
+		return &roomcastv1.PublishStreamResult{Id: id, Result: &roomcastv1.PublishStreamResult_Ok{Ok: &roomcastv1.PublishResponse{Offset: 2, Epoch: epoch}}}
+	}
+	resp := func(epoch string, batch ...*roomcastv1.PublishStreamResult) *roomcastv1.PublishStreamResponse {
+		return &roomcastv1.PublishStreamResponse{Id: "1", Result: &roomcastv1.PublishStreamResponse_Ok{Ok: &roomcastv1.PublishResponse{Offset: 1, Epoch: epoch}}, Batch: batch}
+	}
+	refused := &roomcastv1.PublishStreamResult{Id: "3", Result: &roomcastv1.PublishStreamResult_Error{Error: &roomcastv1.Error{Code: 3, Message: "bad \xff"}}}
+	for _, c := range []struct {
+		name    string
+		resp    *roomcastv1.PublishStreamResponse
+		skipped bool // the walk left out
+	}{
+		{"one offset", resp("E1"), true},
+		{"a batch of offsets", resp("E1", ok("2", "E1"), ok("3", "E1")), true},
+		{"a new epoch in the batch", resp("E1", ok("2", "E2"), ok("3", "E2")), true},
+		{"a refusal", resp("E1", ok("2", "E1"), refused), false},
+		{"the first refused", &roomcastv1.PublishStreamResponse{Id: "1", Result: &roomcastv1.PublishStreamResponse_Error{Error: &roomcastv1.Error{Code: 3}}}, false},
+		{"an epoch not UTF-8", resp("E\xff"), false},
+		{"a batch's epoch not UTF-8", resp("E1", ok("2", "E1"), ok("3", "E\xff")), false},
+	} {
+		if got := offsetsOnly(c.resp); got != c.skipped {
+			t.Errorf("%s: offsetsOnly = %v, want %v", c.name, got, c.skipped)
+		}
+		want, werr := proto.MarshalOptions{Deterministic: true}.Marshal(c.resp)
+		bufs, err := newCodec().Marshal(c.resp)
+		if (err != nil) != (werr != nil) {
+			t.Errorf("%s: codec error %v, proto error %v", c.name, err, werr)
+			continue
+		}
+		if err == nil {
+			if b := bufs.Materialize(); !bytes.Equal(b, want) {
+				t.Errorf("%s: codec encodes %x, proto %x", c.name, b, want)
+			}
+			bufs.Free()
+		}
+	}
+}
