@@ -17,7 +17,13 @@ import (
 // client address (see access.identity).
 
 // credentialKey is what the limits of id are kept under.
-func credentialKey(id *auth.Identity) string { return string(id.Method) + ":" + id.Subject }
+func credentialKey(id *auth.Identity) string { return string(appendCredentialKey(nil, id)) }
+
+// appendCredentialKey appends credentialKey(id) to b: a key a map can be
+// searched by without building its string.
+func appendCredentialKey(b []byte, id *auth.Identity) []byte {
+	return append(append(append(b, id.Method...), ':'), id.Subject...)
+}
 
 // streamCounts counts the Subscribe streams each credential has open. It is
 // safe for concurrent use.
