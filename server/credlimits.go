@@ -73,7 +73,7 @@ func (c *streamCounts) refusal() error {
 // interceptors. It is refused as admitStream would refuse it, which still
 // counts the streams that pass.
 func (s *Server) fullStreams(ctx context.Context, method string) error {
-	if !countsStreams(method) || !s.access.streams.full(s.access.identity(ctx)) {
+	if !countsStreams(method) || !s.access.streams.full(s.access.callIdentity(ctx)) {
 		return nil
 	}
 	return s.access.streams.refusal()

@@ -130,5 +130,5 @@ func (s *Server) owingPublishes(ctx context.Context, method string) error {
 	if s.access.publishBytes == nil || method != roomcastv1.BrokerService_Publish_FullMethodName && method != roomcastv1.BrokerService_PublishStream_FullMethodName {
 		return nil
 	}
-	return s.access.allowPublishBytes(s.access.identity(ctx))
+	return s.access.allowPublishBytes(s.access.callIdentity(ctx))
 }

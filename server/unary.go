@@ -70,7 +70,7 @@ func (s *Server) recordCall(ctx context.Context, req any) {
 	if r == nil {
 		return
 	}
-	r.caller = s.access.identity(ctx)
+	r.caller = s.access.callIdentity(ctx)
 	r.subject, r.ran = r.caller.Subject, true
 	if x, ok := req.(interface{ GetRoom() string }); ok && x.GetRoom() != "" {
 		r.room(x.GetRoom())
@@ -83,5 +83,5 @@ func (s *Server) caller(ctx context.Context) *auth.Identity {
 	if r := recordOf(ctx); r != nil && r.caller != nil {
 		return r.caller
 	}
-	return s.access.identity(ctx)
+	return s.access.callIdentity(ctx)
 }
