@@ -34,7 +34,8 @@ import (
 // says beyond gRPC's own: the outer interceptor puts an empty one there and
 // logs it when the call ends; the inner one, after authentication, records
 // the subject, the room of a unary request, and that the handler ran (for
-// streams both are parts of streamCalls, see streamcalls.go). Handlers add
+// streams both are parts of streamCalls, see streamcalls.go; for unary
+// calls without authentication, of unaryCalls, see unary.go). Handlers add
 // to it through recordOf.
 //
 // Calls refused with UNAUTHENTICATED or PERMISSION_DENIED are the refusal
@@ -201,12 +202,13 @@ func (r *callRecord) fields(f []slog.Attr, method string) []slog.Attr {
 // accessLog returns the unary interceptor that makes a call's record and
 // logs it, for New to chain before authentication (the record is filled
 // by unaryInterceptors'; a stream's are streamCalls' work); nil when the
-// access log is off.
+// access log is off, or when the server does not authenticate: then
+// nothing stands between it and the server's own interceptor, which does
+// its work too (unaryCalls), one level of grpc-go's chain fewer.
 func (s *Server) accessLog() []grpc.ServerOption {
-	if !s.cfg.accessLog {
+	if !s.cfg.accessLog || s.cfg.authn == nil {
 		return nil
 	}
-	log, level := s.cfg.log, s.cfg.accessLevel
 	return []grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 			if !logged(info.FullMethod) {
@@ -215,18 +217,25 @@ func (s *Server) accessLog() []grpc.ServerOption {
 			rctx, r := withRecord(ctx)
 			began := time.Now()
 			resp, err := handler(rctx, req)
-			if c := status.Code(err); c == codes.Unauthenticated || c == codes.PermissionDenied {
-				r.ran = false // the refusal log has it
-			}
-			if !r.ran {
-				return resp, err
-			}
-			lvl := unaryLevel(level, info.FullMethod, err)
-			if log.Enabled(ctx, lvl) {
-				log.LogAttrs(ctx, lvl, "finished call", callFields(ctx, info.FullMethod, interceptors.Unary, r, err, time.Since(began))...)
-			}
+			s.logUnary(ctx, info.FullMethod, r, began, err)
 			return resp, err
 		}),
+	}
+}
+
+// logUnary logs the access line of a unary call to fullMethod that began
+// at began, with record r, and ended with err; not for calls the refusal
+// log has, nor for calls authentication refused.
+func (s *Server) logUnary(ctx context.Context, fullMethod string, r *callRecord, began time.Time, err error) {
+	if c := status.Code(err); c == codes.Unauthenticated || c == codes.PermissionDenied {
+		r.ran = false // the refusal log has it
+	}
+	if !r.ran {
+		return
+	}
+	log, lvl := s.cfg.log, unaryLevel(s.cfg.accessLevel, fullMethod, err)
+	if log.Enabled(ctx, lvl) {
+		log.LogAttrs(ctx, lvl, "finished call", callFields(ctx, fullMethod, interceptors.Unary, r, err, time.Since(began))...)
 	}
 }
 

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"time"
 
 	"google.golang.org/grpc"
 
@@ -12,16 +13,17 @@ import (
 // each level of a grpc-go chain costs a closure and a call. The server's
 // own interceptors that sit next to each other in the chain (the refusal
 // log, panic recovery and, without authentication between them, the access
-// log's record) run as one: unaryCalls. The metrics and authentication
-// interceptors, and the access log's outer one, which must run before
-// those, stay interceptors of their own, and are in the chain only when
-// they are on.
+// log's outer interceptor and its record) run as one: unaryCalls. The
+// metrics and authentication interceptors, and with authentication the
+// access log's outer one, which must run before it, stay interceptors of
+// their own, and are in the chain only when they are on.
 
 // unaryInterceptors returns the server's unary interceptors that follow the
-// access log's outer one, in order, for New: authn's, or none.
+// access log's outer one, if any (accessLog), in order, for New: authn's,
+// or none.
 func (s *Server) unaryInterceptors(authn grpc.UnaryServerInterceptor) []grpc.UnaryServerInterceptor {
 	if authn == nil {
-		return []grpc.UnaryServerInterceptor{s.unaryCalls(true)}
+		return []grpc.UnaryServerInterceptor{s.unaryCalls(s.cfg.accessLog)}
 	}
 	chain := []grpc.UnaryServerInterceptor{s.unaryCalls(false), authn}
 	if s.cfg.accessLog {
@@ -36,17 +38,25 @@ func (s *Server) unaryInterceptors(authn grpc.UnaryServerInterceptor) []grpc.Una
 // unaryCalls returns the interceptor that logs the refusals of unary calls
 // (by authentication, which follows it, and by the handlers) and recovers
 // a panic of the handler or a later interceptor, ending the call with
-// INTERNAL. With record, it also fills the call's access record before the
-// handler runs, which is right only when no interceptor between it and the
-// handler can refuse the call.
-func (s *Server) unaryCalls(record bool) grpc.UnaryServerInterceptor {
+// INTERNAL. With log, it is the access log's interceptor too: it makes the
+// call's record, fills it before the handler runs and logs it after, which
+// is right only when no interceptor between it and the handler can refuse
+// the call.
+func (s *Server) unaryCalls(log bool) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		if record {
+		var r *callRecord
+		var began time.Time
+		if log && logged(info.FullMethod) {
+			began = time.Now()
+			ctx, r = withRecord(ctx)
 			s.recordCall(ctx, req)
 		}
 		resp, err := s.recoverCall(ctx, req, handler)
 		if err != nil {
 			s.access.log.refused(err, peerAddr(ctx), "rpc", info.FullMethod)
+		}
+		if r != nil {
+			s.logUnary(ctx, info.FullMethod, r, began, err)
 		}
 		return resp, err
 	}
