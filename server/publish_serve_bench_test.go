@@ -26,6 +26,7 @@ import (
 	"github.com/roomcast/roomcast/auth"
 	"github.com/roomcast/roomcast/broker"
 	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
+	"github.com/roomcast/roomcast/internal/serveconfig"
 	"github.com/roomcast/roomcast/server"
 )
 
@@ -41,6 +42,9 @@ import (
 // profile is written to the file $ROOMCAST_BENCH_SERVER_CPUPROFILE names,
 // its allocation profile to $ROOMCAST_BENCH_SERVER_MEMPROFILE's;
 // $ROOMCAST_BENCH_STREAM_WORKERS overrides its number of stream workers.
+// Like serve, the server process tunes its garbage collector
+// (serveconfig.StartGCTuner), to $ROOMCAST_BENCH_GC_HEADROOM bytes if set;
+// GOGC=100 in the environment turns that off, to compare.
 //
 //	go test -run '^$' -bench BenchmarkPublishServe -benchmem -benchtime=20000x -count 6 ./server/
 func BenchmarkPublishServe(b *testing.B) {
@@ -102,6 +106,10 @@ const serveChildWorkersEnv = "ROOMCAST_BENCH_STREAM_WORKERS"
 // serveChildProfileEnv names the file a server process writes its CPU
 // profile to, if set: what -cpuprofile would write of the server's side.
 const serveChildProfileEnv = "ROOMCAST_BENCH_SERVER_CPUPROFILE"
+
+// serveChildHeadroomEnv, if set, overrides the server process's GC
+// headroom (serveconfig.DefaultGCHeadroom), to compare.
+const serveChildHeadroomEnv = "ROOMCAST_BENCH_GC_HEADROOM"
 
 // A test binary started with serveChildEnv serves, before any test or
 // TestMain runs.
@@ -210,6 +218,15 @@ func serveChildMain(mode string) error {
 	default:
 		return fmt.Errorf("unknown mode %q", mode)
 	}
+	headroom := int64(serveconfig.DefaultGCHeadroom)
+	if n, err := strconv.ParseInt(os.Getenv(serveChildHeadroomEnv), 10, 64); err == nil {
+		headroom = n
+	}
+	gc, err := serveconfig.StartGCTuner(headroom)
+	if err != nil {
+		return err
+	}
+	defer gc.Close()
 	srv, err := server.New(opts...)
 	if err != nil {
 		return err

@@ -252,6 +252,12 @@ func (cfg *serveConfig) run(ctx context.Context, _ []string, stdout, stderr io.W
 		}
 		opts = append(opts, server.WithMetrics(reg))
 	}
+	gc, err := serveconfig.StartGCTuner(serveconfig.DefaultGCHeadroom)
+	if err != nil {
+		log.Error("tuning the garbage collector", "err", err)
+		return exitFail
+	}
+	defer gc.Close()
 	srv, err := server.New(opts...)
 	if errors.Is(err, broker.ErrUnavailable) { // the engine's store did not answer
 		log.Error("cannot start: the engine's store is unreachable", "err", err)
