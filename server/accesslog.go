@@ -34,9 +34,10 @@ import (
 // says beyond gRPC's own: the outer interceptor puts an empty one there and
 // logs it when the call ends; the inner one, after authentication, records
 // the subject, the room of a unary request, and that the handler ran (for
-// streams both are parts of streamCalls, see streamcalls.go; for unary
-// calls without authentication, of unaryCalls, see unary.go). Handlers add
-// to it through recordOf.
+// streams both are parts of streamCalls, see streamcalls.go). Handlers add
+// to it through recordOf. A unary call on a server without authentication
+// has no record while it runs: unaryCalls (unary.go) makes one after the
+// call from its caller and request, only for a line it logs.
 //
 // Calls refused with UNAUTHENTICATED or PERMISSION_DENIED are the refusal
 // log's (authlog.go), which bounds its lines a second: the access log
@@ -227,16 +228,20 @@ func (s *Server) accessLog() []grpc.ServerOption {
 // at began, with record r, and ended with err; not for calls the refusal
 // log has, nor for calls authentication refused.
 func (s *Server) logUnary(ctx context.Context, fullMethod string, r *callRecord, began time.Time, err error) {
-	if c := status.Code(err); c == codes.Unauthenticated || c == codes.PermissionDenied {
-		r.ran = false // the refusal log has it
-	}
-	if !r.ran {
+	if refusedByAccess(err) || !r.ran {
 		return
 	}
 	log, lvl := s.cfg.log, unaryLevel(s.cfg.accessLevel, fullMethod, err)
 	if log.Enabled(ctx, lvl) {
 		log.LogAttrs(ctx, lvl, "finished call", callFields(ctx, fullMethod, interceptors.Unary, r, err, time.Since(began))...)
 	}
+}
+
+// refusedByAccess reports whether err refuses a call for its credential or
+// grants: the refusal log's, not the access log's.
+func refusedByAccess(err error) bool {
+	c := status.Code(err)
+	return c == codes.Unauthenticated || c == codes.PermissionDenied
 }
 
 // unaryLevel is the level of the access line of a unary call to fullMethod

@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors"
 	"google.golang.org/grpc"
 
 	"github.com/roomcast/roomcast/auth"
@@ -38,25 +39,28 @@ func (s *Server) unaryInterceptors(authn grpc.UnaryServerInterceptor) []grpc.Una
 // unaryCalls returns the interceptor that logs the refusals of unary calls
 // (by authentication, which follows it, and by the handlers) and recovers
 // a panic of the handler or a later interceptor, ending the call with
-// INTERNAL. With log, it is the access log's interceptor too: it makes the
-// call's record, fills it before the handler runs and logs it after, which
-// is right only when no interceptor between it and the handler can refuse
-// the call.
+// INTERNAL. With log, it is the access log's interceptor too, which is
+// right only when no interceptor between it and the handler can refuse the
+// call: its record is made after the call, only for a line that is logged
+// (a successful Publish's is not, at serve's levels), from the call's
+// caller and request, which are all a unary call's record holds.
 func (s *Server) unaryCalls(log bool) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		var r *callRecord
+		log := log && logged(info.FullMethod)
 		var began time.Time
-		if log && logged(info.FullMethod) {
+		if log {
 			began = time.Now()
-			ctx, r = withRecord(ctx)
-			s.recordCall(ctx, req)
 		}
 		resp, err := s.recoverCall(ctx, req, handler)
 		if err != nil {
 			s.access.log.refused(err, peerAddr(ctx), "rpc", info.FullMethod)
 		}
-		if r != nil {
-			s.logUnary(ctx, info.FullMethod, r, began, err)
+		if log && !refusedByAccess(err) {
+			if lvl := unaryLevel(s.cfg.accessLevel, info.FullMethod, err); s.cfg.log.Enabled(ctx, lvl) {
+				rctx, r := withRecord(ctx)
+				s.recordCall(rctx, req)
+				s.cfg.log.LogAttrs(ctx, lvl, "finished call", callFields(ctx, info.FullMethod, interceptors.Unary, r, err, time.Since(began))...)
+			}
 		}
 		return resp, err
 	}
