@@ -44,7 +44,8 @@ import (
 // $ROOMCAST_BENCH_STREAM_WORKERS overrides its number of stream workers.
 // Like serve, the server process tunes its garbage collector
 // (serveconfig.StartGCTuner), to $ROOMCAST_BENCH_GC_HEADROOM bytes if set;
-// GOGC=100 in the environment turns that off, to compare.
+// GOGC=100 in the environment turns that off, to compare. With
+// $ROOMCAST_BENCH_NO_SUBSCRIBER set, the room has no subscriber.
 //
 //	go test -run '^$' -bench BenchmarkPublishServe -benchmem -benchtime=20000x -count 6 ./server/
 func BenchmarkPublishServe(b *testing.B) {
@@ -57,18 +58,9 @@ func BenchmarkPublishServe(b *testing.B) {
 				ctx = bearer(ctx, child.key)
 			}
 			c := dial(b, child.addr)
-			subCtx, cancel := context.WithCancel(ctx)
-			sub := subscribe(b, subCtx, dial(b, child.addr), "bench")
-			drained := make(chan struct{})
-			go func() {
-				defer close(drained)
-				for {
-					if _, err := sub.stream.Recv(); err != nil {
-						return
-					}
-				}
-			}()
-			defer func() { cancel(); <-drained }()
+			if os.Getenv(noSubscriberEnv) == "" {
+				defer subscribeAndDrain(b, ctx, child.addr)()
+			}
 			b.ReportAllocs()
 			b.SetParallelism(8) // with GOMAXPROCS 2: 16 calls in flight
 			cpu0, mallocs0 := child.usage(b)
@@ -90,6 +82,27 @@ func BenchmarkPublishServe(b *testing.B) {
 		})
 	}
 }
+
+// subscribeAndDrain subscribes to the benchmark's room at addr and reads
+// every message, until the function it returns is called.
+func subscribeAndDrain(b *testing.B, ctx context.Context, addr string) (stop func()) {
+	subCtx, cancel := context.WithCancel(ctx)
+	sub := subscribe(b, subCtx, dial(b, addr), "bench")
+	drained := make(chan struct{})
+	go func() {
+		defer close(drained)
+		for {
+			if _, err := sub.stream.Recv(); err != nil {
+				return
+			}
+		}
+	}()
+	return func() { cancel(); <-drained }
+}
+
+// noSubscriberEnv, if set, leaves the room without a subscriber, so that
+// what delivering each message costs the server is the difference.
+const noSubscriberEnv = "ROOMCAST_BENCH_NO_SUBSCRIBER"
 
 // serveChildEnv makes this test binary a server for BenchmarkPublishServe
 // instead of running tests: its value is the mode.
