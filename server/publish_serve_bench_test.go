@@ -42,9 +42,8 @@ import (
 // profile is written to the file $ROOMCAST_BENCH_SERVER_CPUPROFILE names,
 // its allocation profile to $ROOMCAST_BENCH_SERVER_MEMPROFILE's;
 // $ROOMCAST_BENCH_STREAM_WORKERS overrides its number of stream workers.
-// Like serve, the server process tunes its garbage collector
-// (serveconfig.StartGCTuner), to $ROOMCAST_BENCH_GC_HEADROOM bytes if set;
-// GOGC=100 in the environment turns that off, to compare. With
+// With $ROOMCAST_BENCH_GC_HEADROOM set, the server process tunes its
+// garbage collector to that many bytes, as serve --gc-headroom does. With
 // $ROOMCAST_BENCH_NO_SUBSCRIBER set, the room has no subscriber.
 //
 //	go test -run '^$' -bench BenchmarkPublishServe -benchmem -benchtime=20000x -count 6 ./server/
@@ -120,8 +119,8 @@ const serveChildWorkersEnv = "ROOMCAST_BENCH_STREAM_WORKERS"
 // profile to, if set: what -cpuprofile would write of the server's side.
 const serveChildProfileEnv = "ROOMCAST_BENCH_SERVER_CPUPROFILE"
 
-// serveChildHeadroomEnv, if set, overrides the server process's GC
-// headroom (serveconfig.DefaultGCHeadroom), to compare.
+// serveChildHeadroomEnv, if set, is the server process's GC headroom in
+// bytes (serveconfig.StartGCTuner), to compare.
 const serveChildHeadroomEnv = "ROOMCAST_BENCH_GC_HEADROOM"
 
 // A test binary started with serveChildEnv serves, before any test or
@@ -231,15 +230,13 @@ func serveChildMain(mode string) error {
 	default:
 		return fmt.Errorf("unknown mode %q", mode)
 	}
-	headroom := int64(serveconfig.DefaultGCHeadroom)
 	if n, err := strconv.ParseInt(os.Getenv(serveChildHeadroomEnv), 10, 64); err == nil {
-		headroom = n
+		gc, err := serveconfig.StartGCTuner(n)
+		if err != nil {
+			return err
+		}
+		defer gc.Close()
 	}
-	gc, err := serveconfig.StartGCTuner(headroom)
-	if err != nil {
-		return err
-	}
-	defer gc.Close()
 	srv, err := server.New(opts...)
 	if err != nil {
 		return err

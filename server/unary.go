@@ -46,16 +46,16 @@ func (s *Server) unaryInterceptors(authn grpc.UnaryServerInterceptor) []grpc.Una
 // caller and request, which are all a unary call's record holds.
 func (s *Server) unaryCalls(log bool) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		log := log && logged(info.FullMethod)
+		line := log && logged(info.FullMethod) // an access line, if its level is on
 		var began time.Time
-		if log {
+		if line {
 			began = time.Now()
 		}
 		resp, err := s.recoverCall(ctx, req, handler)
 		if err != nil {
 			s.access.log.refused(err, peerAddr(ctx), "rpc", info.FullMethod)
 		}
-		if log && !refusedByAccess(err) {
+		if line && !refusedByAccess(err) {
 			if lvl := unaryLevel(s.cfg.accessLevel, info.FullMethod, err); s.cfg.log.Enabled(ctx, lvl) {
 				rctx, r := withRecord(ctx)
 				s.recordCall(rctx, req)

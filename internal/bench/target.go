@@ -31,8 +31,7 @@ type target interface {
 type roomcastTarget struct {
 	nodes  []*server.Server
 	lis    []net.Listener
-	served chan error           // one value per node once it stops serving
-	gc     *serveconfig.GCTuner // serve's, while the trial runs: NATS's trials run with Go's default
+	served chan error // one value per node once it stops serving
 }
 
 // startRoomcast serves roomcast on loopback ports as "roomcast serve"
@@ -46,9 +45,6 @@ func startRoomcast(encodeEach bool, subscribers, conns, streamsPerConn int, redi
 			t.close()
 		}
 	}()
-	if t.gc, err = serveconfig.StartGCTuner(serveconfig.DefaultGCHeadroom); err != nil {
-		return nil, err
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), redisCallTimeout) // bounds connecting to Redis
 	defer cancel()
 	for range nodes {
@@ -132,9 +128,6 @@ func (t *roomcastTarget) close() {
 	wg.Wait()
 	for range t.nodes {
 		<-t.served
-	}
-	if t.gc != nil {
-		t.gc.Close()
 	}
 }
 

@@ -14,15 +14,17 @@ import (
 // the live heap (100: double). A server whose live heap is a few MB, which
 // every server is until its rooms retain much, then collects every few MB
 // it allocates: tens of cycles a second under publishes, each costing a
-// fixed amount whatever the heap, which was a quarter of a unary Publish's
-// CPU (BenchmarkPublishServe, docs/operations.md). serve instead lets the
-// heap grow by at least a fixed headroom between cycles while it is busy;
-// once the live heap is larger than the headroom, the collector runs as it
-// would by default.
-
-// DefaultGCHeadroom is the least a busy serve lets its heap grow between
-// collections (GCTuner).
-const DefaultGCHeadroom = 32 << 20
+// fixed amount whatever the heap. serve --gc-headroom instead lets the
+// heap grow by at least a fixed headroom between cycles while it is busy
+// and its live heap holds steady: what it allocates is garbage, such as a
+// publish's. While the live heap grows (connections, streams and retained
+// messages being added), when it is larger than the headroom, and when the
+// server is idle, the collector runs as it would by default. It is not on
+// by default: 32 MiB cut a unary Publish's server CPU by a tenth to a
+// sixth (BenchmarkPublishServe), but left idle memory per stream a tenth
+// higher (roomcast-bench, 2000 streams over 200 connections): the
+// long-lived objects made while the heap had room are spread over more of
+// it.
 
 // gcIdleGap is the time between two collections past which the server
 // counts as idle: it allocates so little that the headroom saves nothing,
@@ -43,6 +45,7 @@ type GCTuner struct {
 	closed  bool
 	percent int       // what it last set
 	last    time.Time // when the last collection it saw ended
+	live    uint64    // the live heap that collection left
 	sample  []metrics.Sample
 }
 
@@ -55,7 +58,7 @@ type gcSentinel struct {
 }
 
 // StartGCTuner starts tuning the collector to headroom bytes (a positive
-// number; DefaultGCHeadroom is serve's), unless the environment sets GOGC
+// number: serve's --gc-headroom), unless the environment sets GOGC
 // or GOMEMLIMIT, in which case the tuner it returns does nothing
 // (Active reports false).
 func StartGCTuner(headroom int64) (*GCTuner, error) {
@@ -117,19 +120,20 @@ func (t *GCTuner) collected() {
 	if s := t.sample[0]; s.Value.Kind() == metrics.KindUint64 {
 		live = s.Value.Uint64()
 	}
-	if p := gcPercent(live, t.headroom, now.Sub(t.last)); p != t.percent {
+	if p := gcPercent(live, t.live, t.headroom, now.Sub(t.last)); p != t.percent {
 		debug.SetGCPercent(p)
 		t.percent = p
 	}
-	t.last = now
+	t.last, t.live = now, live
 	t.arm()
 }
 
 // gcPercent is the GOGC that lets a heap of live bytes grow by headroom
-// before the next collection, since the last one ended gap ago: never
-// below the default, and the default when the server is idle.
-func gcPercent(live, headroom uint64, gap time.Duration) int {
-	if gap > gcIdleGap || live >= headroom {
+// before the next collection, since the last one ended gap ago and left
+// prev live bytes: never below the default, and the default when the
+// server is idle or its live heap grew by more than a tenth.
+func gcPercent(live, prev, headroom uint64, gap time.Duration) int {
+	if gap > gcIdleGap || live >= headroom || live > prev+prev/10 {
 		return defaultGOGC
 	}
 	const most = 10_000 // a live heap of a few KB: no cycle is worth 100 times that
