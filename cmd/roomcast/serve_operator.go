@@ -28,7 +28,7 @@ func (f *operatorFlags) define(fs *flag.FlagSet) {
 	fs.BoolVar(&f.statusTail, "status-page-tail", false,
 		"let the status page (/status on --metrics-listen) show a live tail of any room's messages; that listener has no authentication, so whoever reaches it reads every room")
 	fs.Int64Var(&f.gcHeadroom, "gc-headroom", 0,
-		"while the server is busy and its live heap holds steady, let the heap grow by at least `N` bytes between garbage collections: less CPU per publish, more memory (see docs/operations.md); 0 keeps Go's default; GOGC or GOMEMLIMIT in the environment win over it")
+		"while the server is busy, let the heap grow by at least `N` bytes between garbage collections: less CPU per publish, more memory (see docs/operations.md); 0 keeps Go's default; GOGC or GOMEMLIMIT in the environment win over it")
 }
 
 // validate checks the flags that no option of the server's does.

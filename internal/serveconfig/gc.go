@@ -15,16 +15,15 @@ import (
 // every server is until its rooms retain much, then collects every few MB
 // it allocates: tens of cycles a second under publishes, each costing a
 // fixed amount whatever the heap. serve --gc-headroom instead lets the
-// heap grow by at least a fixed headroom between cycles while it is busy
-// and its live heap holds steady: what it allocates is garbage, such as a
-// publish's. While the live heap grows (connections, streams and retained
-// messages being added), when it is larger than the headroom, and when the
-// server is idle, the collector runs as it would by default. It is not on
-// by default: 32 MiB cut a unary Publish's server CPU by a tenth to a
-// sixth (BenchmarkPublishServe), but left idle memory per stream a tenth
-// higher (roomcast-bench, 2000 streams over 200 connections): the
-// long-lived objects made while the heap had room are spread over more of
-// it.
+// heap grow by at least a fixed headroom between cycles while it is busy;
+// when the live heap is larger than the headroom, and when the server is
+// idle, the collector runs as it would by default. It is not on by
+// default: 32 MiB cut a unary Publish's server CPU by a sixth
+// (BenchmarkPublishServe), but left idle memory per stream a tenth higher
+// (roomcast-bench, 2000 streams over 200 connections): the long-lived
+// objects made while the heap had room are spread over more of it. (Going
+// back to the default while the live heap grew did not help: a server
+// opens its streams within one headroom's allocations.)
 
 // gcIdleGap is the time between two collections past which the server
 // counts as idle: it allocates so little that the headroom saves nothing,
@@ -45,7 +44,6 @@ type GCTuner struct {
 	closed  bool
 	percent int       // what it last set
 	last    time.Time // when the last collection it saw ended
-	live    uint64    // the live heap that collection left
 	sample  []metrics.Sample
 }
 
@@ -120,20 +118,19 @@ func (t *GCTuner) collected() {
 	if s := t.sample[0]; s.Value.Kind() == metrics.KindUint64 {
 		live = s.Value.Uint64()
 	}
-	if p := gcPercent(live, t.live, t.headroom, now.Sub(t.last)); p != t.percent {
+	if p := gcPercent(live, t.headroom, now.Sub(t.last)); p != t.percent {
 		debug.SetGCPercent(p)
 		t.percent = p
 	}
-	t.last, t.live = now, live
+	t.last = now
 	t.arm()
 }
 
 // gcPercent is the GOGC that lets a heap of live bytes grow by headroom
-// before the next collection, since the last one ended gap ago and left
-// prev live bytes: never below the default, and the default when the
-// server is idle or its live heap grew by more than a tenth.
-func gcPercent(live, prev, headroom uint64, gap time.Duration) int {
-	if gap > gcIdleGap || live >= headroom || live > prev+prev/10 {
+// before the next collection, since the last one ended gap ago: never
+// below the default, and the default when the server is idle.
+func gcPercent(live, headroom uint64, gap time.Duration) int {
+	if gap > gcIdleGap || live >= headroom {
 		return defaultGOGC
 	}
 	const most = 10_000 // a live heap of a few KB: no cycle is worth 100 times that

@@ -10,20 +10,18 @@ import (
 func TestGCPercentKeepsTheHeadroom(t *testing.T) {
 	const mib = 1 << 20
 	for _, c := range []struct {
-		live, prev, headroom uint64
-		gap                  time.Duration
-		want                 int
+		live, headroom uint64
+		gap            time.Duration
+		want           int
 	}{
-		{4 * mib, 4 * mib, 32 * mib, time.Second, 800},             // the heap may grow by 32 MiB
-		{4 * mib, 5 * mib, 32 * mib, time.Second, 800},             // a live heap that shrank too
-		{32 * mib, 32 * mib, 32 * mib, time.Second, defaultGOGC},   // as large as the headroom: the default
-		{500 * mib, 500 * mib, 32 * mib, time.Second, defaultGOGC}, // never less than the default
-		{4 * mib, 4 * mib, 32 * mib, time.Minute, defaultGOGC},     // idle: the default, so memory goes back
-		{4 * mib, 3 * mib, 32 * mib, time.Second, defaultGOGC},     // growing: the default, which packs it
-		{0, 0, 32 * mib, time.Second, 10_000},                      // bounded
+		{4 * mib, 32 * mib, time.Second, 800},           // the heap may grow by 32 MiB
+		{32 * mib, 32 * mib, time.Second, defaultGOGC},  // as large as the headroom: the default
+		{500 * mib, 32 * mib, time.Second, defaultGOGC}, // never less than the default
+		{4 * mib, 32 * mib, time.Minute, defaultGOGC},   // idle: the default, so memory goes back
+		{0, 32 * mib, time.Second, 10_000},              // bounded
 	} {
-		if got := gcPercent(c.live, c.prev, c.headroom, c.gap); got != c.want {
-			t.Errorf("gcPercent(%d, %d, %d, %v) = %d, want %d", c.live, c.prev, c.headroom, c.gap, got, c.want)
+		if got := gcPercent(c.live, c.headroom, c.gap); got != c.want {
+			t.Errorf("gcPercent(%d, %d, %v) = %d, want %d", c.live, c.headroom, c.gap, got, c.want)
 		}
 	}
 }
