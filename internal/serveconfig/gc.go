@@ -18,8 +18,9 @@ import (
 // heap grow by at least a fixed headroom between cycles while it is busy;
 // when the live heap is larger than the headroom, and when the server is
 // idle, the collector runs as it would by default. It is not on by
-// default: 32 MiB cut a unary Publish's server CPU by a sixth
-// (BenchmarkPublishServe), but left idle memory per stream a tenth higher
+// default: 32 MiB cut a unary Publish's server CPU by 4 to 18% (three
+// alternated batches of BenchmarkPublishServe on a shared, noisy machine),
+// but left idle memory per stream a tenth higher
 // (roomcast-bench, 2000 streams over 200 connections): the long-lived
 // objects made while the heap had room are spread over more of it. (Going
 // back to the default while the live heap grew did not help: a server
