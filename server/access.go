@@ -28,6 +28,7 @@ type access struct {
 	reads        *auth.RateLimiter // History and Presence calls; nil: no limit
 	commands     *auth.RateLimiter // Subscribe commands over all a credential's streams; nil: no limit
 	dir          sessionDirectory  // the sessions of the cluster's other nodes; see clustersessions.go
+	callers      callerCache       // anonymous callers' identities, for calls (callIdentity)
 }
 
 func newAccess(cfg *config) (*access, error) {

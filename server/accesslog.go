@@ -35,7 +35,9 @@ import (
 // logs it when the call ends; the inner one, after authentication, records
 // the subject, the room of a unary request, and that the handler ran (for
 // streams both are parts of streamCalls, see streamcalls.go). Handlers add
-// to it through recordOf.
+// to it through recordOf. A unary call on a server without authentication
+// has no record while it runs: unaryCalls (unary.go) makes one after the
+// call from its caller and request, only for a line it logs.
 //
 // Calls refused with UNAUTHENTICATED or PERMISSION_DENIED are the refusal
 // log's (authlog.go), which bounds its lines a second: the access log
@@ -201,12 +203,13 @@ func (r *callRecord) fields(f []slog.Attr, method string) []slog.Attr {
 // accessLog returns the unary interceptor that makes a call's record and
 // logs it, for New to chain before authentication (the record is filled
 // by unaryInterceptors'; a stream's are streamCalls' work); nil when the
-// access log is off.
+// access log is off, or when the server does not authenticate: then
+// nothing stands between it and the server's own interceptor, which does
+// its work too (unaryCalls), one level of grpc-go's chain fewer.
 func (s *Server) accessLog() []grpc.ServerOption {
-	if !s.cfg.accessLog {
+	if !s.cfg.accessLog || s.cfg.authn == nil {
 		return nil
 	}
-	log, level := s.cfg.log, s.cfg.accessLevel
 	return []grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 			if !logged(info.FullMethod) {
@@ -215,19 +218,30 @@ func (s *Server) accessLog() []grpc.ServerOption {
 			rctx, r := withRecord(ctx)
 			began := time.Now()
 			resp, err := handler(rctx, req)
-			if c := status.Code(err); c == codes.Unauthenticated || c == codes.PermissionDenied {
-				r.ran = false // the refusal log has it
-			}
-			if !r.ran {
-				return resp, err
-			}
-			lvl := unaryLevel(level, info.FullMethod, err)
-			if log.Enabled(ctx, lvl) {
-				log.LogAttrs(ctx, lvl, "finished call", callFields(ctx, info.FullMethod, interceptors.Unary, r, err, time.Since(began))...)
-			}
+			s.logUnary(ctx, info.FullMethod, r, began, err)
 			return resp, err
 		}),
 	}
+}
+
+// logUnary logs the access line of a unary call to fullMethod that began
+// at began, with record r, and ended with err; not for calls the refusal
+// log has, nor for calls authentication refused.
+func (s *Server) logUnary(ctx context.Context, fullMethod string, r *callRecord, began time.Time, err error) {
+	if refusedByAccess(err) || !r.ran {
+		return
+	}
+	log, lvl := s.cfg.log, unaryLevel(s.cfg.accessLevel, fullMethod, err)
+	if log.Enabled(ctx, lvl) {
+		log.LogAttrs(ctx, lvl, "finished call", callFields(ctx, fullMethod, interceptors.Unary, r, err, time.Since(began))...)
+	}
+}
+
+// refusedByAccess reports whether err refuses a call for its credential or
+// grants: the refusal log's, not the access log's.
+func refusedByAccess(err error) bool {
+	c := status.Code(err)
+	return c == codes.Unauthenticated || c == codes.PermissionDenied
 }
 
 // unaryLevel is the level of the access line of a unary call to fullMethod

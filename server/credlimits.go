@@ -17,7 +17,13 @@ import (
 // client address (see access.identity).
 
 // credentialKey is what the limits of id are kept under.
-func credentialKey(id *auth.Identity) string { return string(id.Method) + ":" + id.Subject }
+func credentialKey(id *auth.Identity) string { return string(appendCredentialKey(nil, id)) }
+
+// appendCredentialKey appends credentialKey(id) to b: a key a map can be
+// searched by without building its string.
+func appendCredentialKey(b []byte, id *auth.Identity) []byte {
+	return append(append(append(b, id.Method...), ':'), id.Subject...)
+}
 
 // streamCounts counts the Subscribe streams each credential has open. It is
 // safe for concurrent use.
@@ -67,7 +73,7 @@ func (c *streamCounts) refusal() error {
 // interceptors. It is refused as admitStream would refuse it, which still
 // counts the streams that pass.
 func (s *Server) fullStreams(ctx context.Context, method string) error {
-	if !countsStreams(method) || !s.access.streams.full(s.access.identity(ctx)) {
+	if !countsStreams(method) || !s.access.streams.full(s.access.callIdentity(ctx)) {
 		return nil
 	}
 	return s.access.streams.refusal()

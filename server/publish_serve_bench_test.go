@@ -26,6 +26,7 @@ import (
 	"github.com/roomcast/roomcast/auth"
 	"github.com/roomcast/roomcast/broker"
 	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
+	"github.com/roomcast/roomcast/internal/serveconfig"
 	"github.com/roomcast/roomcast/server"
 )
 
@@ -41,6 +42,9 @@ import (
 // profile is written to the file $ROOMCAST_BENCH_SERVER_CPUPROFILE names,
 // its allocation profile to $ROOMCAST_BENCH_SERVER_MEMPROFILE's;
 // $ROOMCAST_BENCH_STREAM_WORKERS overrides its number of stream workers.
+// With $ROOMCAST_BENCH_GC_HEADROOM set, the server process tunes its
+// garbage collector to that many bytes, as serve --gc-headroom does. With
+// $ROOMCAST_BENCH_NO_SUBSCRIBER set, the room has no subscriber.
 //
 //	go test -run '^$' -bench BenchmarkPublishServe -benchmem -benchtime=20000x -count 6 ./server/
 func BenchmarkPublishServe(b *testing.B) {
@@ -53,18 +57,9 @@ func BenchmarkPublishServe(b *testing.B) {
 				ctx = bearer(ctx, child.key)
 			}
 			c := dial(b, child.addr)
-			subCtx, cancel := context.WithCancel(ctx)
-			sub := subscribe(b, subCtx, dial(b, child.addr), "bench")
-			drained := make(chan struct{})
-			go func() {
-				defer close(drained)
-				for {
-					if _, err := sub.stream.Recv(); err != nil {
-						return
-					}
-				}
-			}()
-			defer func() { cancel(); <-drained }()
+			if os.Getenv(noSubscriberEnv) == "" {
+				defer subscribeAndDrain(b, ctx, child.addr)()
+			}
 			b.ReportAllocs()
 			b.SetParallelism(8) // with GOMAXPROCS 2: 16 calls in flight
 			cpu0, mallocs0 := child.usage(b)
@@ -87,6 +82,27 @@ func BenchmarkPublishServe(b *testing.B) {
 	}
 }
 
+// subscribeAndDrain subscribes to the benchmark's room at addr and reads
+// every message, until the function it returns is called.
+func subscribeAndDrain(b *testing.B, ctx context.Context, addr string) (stop func()) {
+	subCtx, cancel := context.WithCancel(ctx)
+	sub := subscribe(b, subCtx, dial(b, addr), "bench")
+	drained := make(chan struct{})
+	go func() {
+		defer close(drained)
+		for {
+			if _, err := sub.stream.Recv(); err != nil {
+				return
+			}
+		}
+	}()
+	return func() { cancel(); <-drained }
+}
+
+// noSubscriberEnv, if set, leaves the room without a subscriber, so that
+// what delivering each message costs the server is the difference.
+const noSubscriberEnv = "ROOMCAST_BENCH_NO_SUBSCRIBER"
+
 // serveChildEnv makes this test binary a server for BenchmarkPublishServe
 // instead of running tests: its value is the mode.
 const serveChildEnv = "ROOMCAST_BENCH_SERVE"
@@ -102,6 +118,10 @@ const serveChildWorkersEnv = "ROOMCAST_BENCH_STREAM_WORKERS"
 // serveChildProfileEnv names the file a server process writes its CPU
 // profile to, if set: what -cpuprofile would write of the server's side.
 const serveChildProfileEnv = "ROOMCAST_BENCH_SERVER_CPUPROFILE"
+
+// serveChildHeadroomEnv, if set, is the server process's GC headroom in
+// bytes (serveconfig.StartGCTuner), to compare.
+const serveChildHeadroomEnv = "ROOMCAST_BENCH_GC_HEADROOM"
 
 // A test binary started with serveChildEnv serves, before any test or
 // TestMain runs.
@@ -209,6 +229,13 @@ func serveChildMain(mode string) error {
 		opts, key = append(opts, server.WithAuthenticator(a)), secret
 	default:
 		return fmt.Errorf("unknown mode %q", mode)
+	}
+	if n, err := strconv.ParseInt(os.Getenv(serveChildHeadroomEnv), 10, 64); err == nil {
+		gc, err := serveconfig.StartGCTuner(n)
+		if err != nil {
+			return err
+		}
+		defer gc.Close()
 	}
 	srv, err := server.New(opts...)
 	if err != nil {

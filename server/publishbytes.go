@@ -31,7 +31,7 @@ type byteRate struct {
 	now   func() time.Time
 
 	mu      sync.Mutex
-	buckets map[string]*byteBucket // only credentials that are not full
+	buckets map[string]*byteBucket // credentials that published since the last sweep, or are not full
 	sweepAt int                    // sweep the full buckets out when len(buckets) reaches it
 }
 
@@ -55,35 +55,38 @@ func (r *byteRate) refill(b *byteBucket, t time.Time) bool {
 }
 
 // owing returns how long until key's credential owes nothing, or 0 if it
-// owes nothing now.
-func (r *byteRate) owing(key string) time.Duration {
+// owes nothing now. A full bucket stays (sweep drops it), so that a
+// credential publishing steadily keeps its bucket and its key.
+func (r *byteRate) owing(id *auth.Identity) time.Duration {
+	var buf [64]byte
+	key := appendCredentialKey(buf[:0], id)
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	b := r.buckets[key]
+	b := r.buckets[string(key)] // a lookup by bytes, which copies nothing
 	if b == nil {
 		return 0
 	}
-	if r.refill(b, r.now()) {
-		delete(r.buckets, key)
-	}
+	r.refill(b, r.now())
 	if b.tokens >= 0 {
 		return 0
 	}
 	return time.Duration(-b.tokens / r.rate * float64(time.Second))
 }
 
-// charge takes n bytes from key's bucket, into debt if need be.
-func (r *byteRate) charge(key string, n int) {
+// charge takes n bytes from id's bucket, into debt if need be.
+func (r *byteRate) charge(id *auth.Identity, n int) {
+	var buf [64]byte
+	key := appendCredentialKey(buf[:0], id)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	t := r.now()
-	b := r.buckets[key]
+	b := r.buckets[string(key)]
 	if b == nil {
 		if len(r.buckets) >= r.sweepAt {
 			r.sweep(t)
 		}
 		b = &byteBucket{tokens: r.burst, at: t}
-		r.buckets[key] = b
+		r.buckets[string(key)] = b
 	}
 	r.refill(b, t)
 	b.tokens -= float64(n)
@@ -107,7 +110,7 @@ func (a *access) allowPublishBytes(id *auth.Identity) error {
 	if a.publishBytes == nil {
 		return nil
 	}
-	if wait := a.publishBytes.owing(credentialKey(id)); wait > 0 {
+	if wait := a.publishBytes.owing(id); wait > 0 {
 		return retryLater(wait, "this credential has published more bytes than its rate allows")
 	}
 	return nil
@@ -116,7 +119,7 @@ func (a *access) allowPublishBytes(id *auth.Identity) error {
 // chargePublish charges an accepted publish of n bytes to id's credential.
 func (a *access) chargePublish(id *auth.Identity, n int) {
 	if a.publishBytes != nil {
-		a.publishBytes.charge(credentialKey(id), n)
+		a.publishBytes.charge(id, n)
 	}
 }
 
@@ -127,5 +130,5 @@ func (s *Server) owingPublishes(ctx context.Context, method string) error {
 	if s.access.publishBytes == nil || method != roomcastv1.BrokerService_Publish_FullMethodName && method != roomcastv1.BrokerService_PublishStream_FullMethodName {
 		return nil
 	}
-	return s.access.allowPublishBytes(s.access.identity(ctx))
+	return s.access.allowPublishBytes(s.access.callIdentity(ctx))
 }

@@ -152,7 +152,8 @@ func New(opts ...Option) (_ *Server, err error) {
 	// refuses are logged too; panic recovery after metrics, so that a call
 	// ended by a panic is counted as INTERNAL, and before the rest, so that a
 	// panic in any of them is recovered too. Both, and the access log's
-	// record, are one interceptor (see unary.go and streamcalls.go).
+	// record (without authentication, the access log altogether), are one
+	// interceptor (see unary.go and streamcalls.go).
 	var authUnary grpc.UnaryServerInterceptor
 	var authStream grpc.StreamServerInterceptor
 	if cfg.authn != nil { // after metrics, so refused calls are counted too

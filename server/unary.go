@@ -2,7 +2,9 @@ package server
 
 import (
 	"context"
+	"time"
 
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors"
 	"google.golang.org/grpc"
 
 	"github.com/roomcast/roomcast/auth"
@@ -12,16 +14,17 @@ import (
 // each level of a grpc-go chain costs a closure and a call. The server's
 // own interceptors that sit next to each other in the chain (the refusal
 // log, panic recovery and, without authentication between them, the access
-// log's record) run as one: unaryCalls. The metrics and authentication
-// interceptors, and the access log's outer one, which must run before
-// those, stay interceptors of their own, and are in the chain only when
-// they are on.
+// log's outer interceptor and its record) run as one: unaryCalls. The
+// metrics and authentication interceptors, and with authentication the
+// access log's outer one, which must run before it, stay interceptors of
+// their own, and are in the chain only when they are on.
 
 // unaryInterceptors returns the server's unary interceptors that follow the
-// access log's outer one, in order, for New: authn's, or none.
+// access log's outer one, if any (accessLog), in order, for New: authn's,
+// or none.
 func (s *Server) unaryInterceptors(authn grpc.UnaryServerInterceptor) []grpc.UnaryServerInterceptor {
 	if authn == nil {
-		return []grpc.UnaryServerInterceptor{s.unaryCalls(true)}
+		return []grpc.UnaryServerInterceptor{s.unaryCalls(s.cfg.accessLog)}
 	}
 	chain := []grpc.UnaryServerInterceptor{s.unaryCalls(false), authn}
 	if s.cfg.accessLog {
@@ -36,17 +39,28 @@ func (s *Server) unaryInterceptors(authn grpc.UnaryServerInterceptor) []grpc.Una
 // unaryCalls returns the interceptor that logs the refusals of unary calls
 // (by authentication, which follows it, and by the handlers) and recovers
 // a panic of the handler or a later interceptor, ending the call with
-// INTERNAL. With record, it also fills the call's access record before the
-// handler runs, which is right only when no interceptor between it and the
-// handler can refuse the call.
-func (s *Server) unaryCalls(record bool) grpc.UnaryServerInterceptor {
+// INTERNAL. With log, it is the access log's interceptor too, which is
+// right only when no interceptor between it and the handler can refuse the
+// call: its record is made after the call, only for a line that is logged
+// (a successful Publish's is not, at serve's levels), from the call's
+// caller and request, which are all a unary call's record holds.
+func (s *Server) unaryCalls(log bool) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		if record {
-			s.recordCall(ctx, req)
+		line := log && logged(info.FullMethod) // an access line, if its level is on
+		var began time.Time
+		if line {
+			began = time.Now()
 		}
 		resp, err := s.recoverCall(ctx, req, handler)
 		if err != nil {
 			s.access.log.refused(err, peerAddr(ctx), "rpc", info.FullMethod)
+		}
+		if line && !refusedByAccess(err) {
+			if lvl := unaryLevel(s.cfg.accessLevel, info.FullMethod, err); s.cfg.log.Enabled(ctx, lvl) {
+				rctx, r := withRecord(ctx)
+				s.recordCall(rctx, req)
+				s.cfg.log.LogAttrs(ctx, lvl, "finished call", callFields(ctx, info.FullMethod, interceptors.Unary, r, err, time.Since(began))...)
+			}
 		}
 		return resp, err
 	}
@@ -70,7 +84,7 @@ func (s *Server) recordCall(ctx context.Context, req any) {
 	if r == nil {
 		return
 	}
-	r.caller = s.access.identity(ctx)
+	r.caller = s.access.callIdentity(ctx)
 	r.subject, r.ran = r.caller.Subject, true
 	if x, ok := req.(interface{ GetRoom() string }); ok && x.GetRoom() != "" {
 		r.room(x.GetRoom())
@@ -83,5 +97,5 @@ func (s *Server) caller(ctx context.Context) *auth.Identity {
 	if r := recordOf(ctx); r != nil && r.caller != nil {
 		return r.caller
 	}
-	return s.access.identity(ctx)
+	return s.access.callIdentity(ctx)
 }

@@ -202,6 +202,9 @@ func (cfg *serveConfig) validate() error {
 	if err := cfg.tracing.validate(); err != nil {
 		return err
 	}
+	if err := cfg.operator.validate(); err != nil {
+		return err
+	}
 	if cfg.limits.MaxStreamsPerConnection < 1 || cfg.limits.MaxStreamsPerConnection > math.MaxUint32 {
 		return fmt.Errorf("--max-streams-per-connection must be 1 to %d, got %d", uint32(math.MaxUint32), cfg.limits.MaxStreamsPerConnection)
 	}
@@ -252,6 +255,14 @@ func (cfg *serveConfig) run(ctx context.Context, _ []string, stdout, stderr io.W
 			return exitFail
 		}
 		opts = append(opts, server.WithMetrics(reg))
+	}
+	gc, err := cfg.operator.startGC(log)
+	if err != nil {
+		log.Error("tuning the garbage collector", "err", err)
+		return exitFail
+	}
+	if gc != nil {
+		defer gc.Close()
 	}
 	srv, err := server.New(opts...)
 	if errors.Is(err, broker.ErrUnavailable) { // the engine's store did not answer

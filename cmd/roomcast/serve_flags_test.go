@@ -185,6 +185,7 @@ func TestServeFlagUsageErrors(t *testing.T) {
 		{[]string{"--max-streams-per-credential", "0"}, "streams per credential"},
 		{[]string{"--read-rate", "5", "--read-burst", "0"}, "read rate needs a positive burst"},
 		{[]string{"--credential-command-rate", "5", "--credential-command-burst", "0"}, "credential command rate needs a positive burst"},
+		{[]string{"--gc-headroom", "-1"}, "--gc-headroom must not be negative"},
 	} {
 		args := append([]string{"serve", "--listen", "127.0.0.1:0", "--metrics-listen", ""}, tc.args...)
 		code, stdout, stderr := runCmd(ctx, args...)

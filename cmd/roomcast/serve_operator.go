@@ -7,15 +7,18 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/roomcast/roomcast/internal/serveconfig"
 	"github.com/roomcast/roomcast/internal/statuspage"
 	"github.com/roomcast/roomcast/server"
 )
 
 // operatorFlags are serve's flags for what the operator sees of the
-// server: the access log and the status page.
+// server and of its process: the access log, the status page and the
+// garbage collector's headroom.
 type operatorFlags struct {
 	accessLog  accessLogLevel
 	statusTail bool
+	gcHeadroom int64
 }
 
 func (f *operatorFlags) define(fs *flag.FlagSet) {
@@ -24,6 +27,32 @@ func (f *operatorFlags) define(fs *flag.FlagSet) {
 		"log one line per finished call and ended stream (method, peer, subject, code, duration; a stream's rooms and messages) at `LEVEL`: debug, info, warn or error, or off for none; a successful unary Publish is logged at debug; lines below --log-level are dropped")
 	fs.BoolVar(&f.statusTail, "status-page-tail", false,
 		"let the status page (/status on --metrics-listen) show a live tail of any room's messages; that listener has no authentication, so whoever reaches it reads every room")
+	fs.Int64Var(&f.gcHeadroom, "gc-headroom", 0,
+		"while the server is busy, let the heap grow by at least `N` bytes between garbage collections: less CPU per publish, more memory (see docs/operations.md); 0 keeps Go's default; GOGC or GOMEMLIMIT in the environment win over it")
+}
+
+// validate checks the flags that no option of the server's does.
+func (f *operatorFlags) validate() error {
+	if f.gcHeadroom < 0 {
+		return fmt.Errorf("--gc-headroom must not be negative, got %d", f.gcHeadroom)
+	}
+	return nil
+}
+
+// startGC starts tuning the garbage collector to --gc-headroom, logging
+// when the environment overrides it; nil when the flag is 0.
+func (f *operatorFlags) startGC(log *slog.Logger) (*serveconfig.GCTuner, error) {
+	if f.gcHeadroom == 0 {
+		return nil, nil
+	}
+	gc, err := serveconfig.StartGCTuner(f.gcHeadroom)
+	if err != nil {
+		return nil, err
+	}
+	if !gc.Active() {
+		log.Warn("--gc-headroom is ignored: GOGC or GOMEMLIMIT in the environment sets the garbage collector")
+	}
+	return gc, nil
 }
 
 // serverOptions are the server's options from the flags.

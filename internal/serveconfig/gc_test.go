@@ -1,0 +1,96 @@
+package serveconfig
+
+import (
+	"runtime"
+	"runtime/metrics"
+	"testing"
+	"time"
+)
+
+func TestGCPercentKeepsTheHeadroom(t *testing.T) {
+	const mib = 1 << 20
+	for _, c := range []struct {
+		live, headroom uint64
+		gap            time.Duration
+		want           int
+	}{
+		{4 * mib, 32 * mib, time.Second, 800},           // the heap may grow by 32 MiB
+		{32 * mib, 32 * mib, time.Second, defaultGOGC},  // as large as the headroom: the default
+		{500 * mib, 32 * mib, time.Second, defaultGOGC}, // never less than the default
+		{4 * mib, 32 * mib, time.Minute, defaultGOGC},   // idle: the default, so memory goes back
+		{0, 32 * mib, time.Second, 10_000},              // bounded
+	} {
+		if got := gcPercent(c.live, c.headroom, c.gap); got != c.want {
+			t.Errorf("gcPercent(%d, %d, %v) = %d, want %d", c.live, c.headroom, c.gap, got, c.want)
+		}
+	}
+}
+
+// gogc is the collector's GOGC as the runtime has it.
+func gogc() uint64 {
+	s := []metrics.Sample{{Name: "/gc/gogc:percent"}}
+	metrics.Read(s)
+	return s[0].Value.Uint64()
+}
+
+// The tuner raises GOGC after a collection of this test's small heap, and
+// Close gives the default back.
+func TestGCTunerRaisesGOGCUntilClosed(t *testing.T) {
+	t.Setenv("GOGC", "")
+	t.Setenv("GOMEMLIMIT", "")
+	tuner, err := StartGCTuner(1 << 30)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tuner.Close()
+	if !tuner.Active() {
+		t.Fatal("not active without GOGC or GOMEMLIMIT")
+	}
+	for deadline := time.Now().Add(10 * time.Second); gogc() <= defaultGOGC; {
+		if time.Now().After(deadline) {
+			t.Fatalf("GOGC still %d after collections", gogc())
+		}
+		runtime.GC() // the tuner's cleanup runs after it, on the runtime's goroutine
+		runtime.Gosched()
+	}
+	if err := tuner.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := gogc(); got != defaultGOGC {
+		t.Errorf("GOGC %d after Close, want %d", got, defaultGOGC)
+	}
+	tuner.Close() // idempotent
+	runtime.GC()
+	if got := gogc(); got != defaultGOGC {
+		t.Errorf("GOGC %d after a collection once closed, want %d", got, defaultGOGC)
+	}
+}
+
+// GOGC or GOMEMLIMIT in the environment is the operator's choice: the
+// tuner leaves the collector alone.
+func TestGCTunerDefersToTheEnvironment(t *testing.T) {
+	for env, value := range map[string]string{"GOGC": "200", "GOMEMLIMIT": "1GiB"} {
+		t.Run(env, func(t *testing.T) {
+			t.Setenv("GOGC", "")
+			t.Setenv("GOMEMLIMIT", "")
+			t.Setenv(env, value)
+			tuner, err := StartGCTuner(1 << 30)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer tuner.Close()
+			if tuner.Active() {
+				t.Errorf("active with %s set", env)
+			}
+			before := gogc()
+			runtime.GC()
+			runtime.GC()
+			if got := gogc(); got != before {
+				t.Errorf("GOGC went from %d to %d", before, got)
+			}
+		})
+	}
+	if _, err := StartGCTuner(0); err == nil {
+		t.Error("a headroom of 0 accepted")
+	}
+}
