@@ -181,12 +181,9 @@ func (p *Publisher) PublishAsync(ctx context.Context, room string, data []byte, 
 	// The call, its request and the request's payload in one allocation.
 	r := &struct {
 		call PublishCall
-		req  roomcastv1.PublishRequest
-		data roomcastv1.PublishRequest_Data
+		dataRequest
 	}{}
-	r.req.Room, r.data.Data = room, data
-	r.req.Payload = &r.data
-	r.call.p, r.call.req = p, newRequest(&r.req, opts)
+	r.call.p, r.call.req = p, r.dataRequest.init(room, data, opts)
 	r.call.w, r.call.err = p.send(ctx, r.call.req)
 	return &r.call
 }
@@ -459,10 +456,18 @@ func pause(ctx context.Context, d time.Duration) bool {
 // newDataRequest is the request to publish data to room with opts: the
 // request and its payload in one allocation.
 func newDataRequest(room string, data []byte, opts []PublishOption) *roomcastv1.PublishRequest {
-	r := &struct {
-		req  roomcastv1.PublishRequest
-		data roomcastv1.PublishRequest_Data
-	}{}
+	return new(dataRequest).init(room, data, opts)
+}
+
+// dataRequest is a request to publish data with its payload, to be
+// allocated as one.
+type dataRequest struct {
+	req  roomcastv1.PublishRequest
+	data roomcastv1.PublishRequest_Data
+}
+
+// init makes r the request to publish data to room with opts.
+func (r *dataRequest) init(room string, data []byte, opts []PublishOption) *roomcastv1.PublishRequest {
 	r.req.Room, r.data.Data = room, data
 	r.req.Payload = &r.data
 	return newRequest(&r.req, opts)

@@ -1,11 +1,13 @@
 package client
 
 import (
+	"slices"
 	"testing"
 
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
+	"github.com/roomcast/roomcast/internal/testsupport/protostrings"
 )
 
 // TestInvalidUTF8CoversEveryString checks that invalidUTF8 refuses a
@@ -47,5 +49,18 @@ func TestInvalidUTF8CoversEveryString(t *testing.T) {
 	}
 	if checked < 7 {
 		t.Errorf("checked %d string fields, want at least the 7 known ones", checked)
+	}
+}
+
+// A PublishStreamRequest's strings are its ids, which the Publisher
+// formats as decimals, and its publishes', which invalidUTF8 checks (above):
+// a string field added to the request or its items would go out unchecked.
+func TestStreamRequestStringsAreKnown(t *testing.T) {
+	got := protostrings.Fields((&roomcastv1.PublishStreamRequest{}).ProtoReflect().Descriptor(), func(md protoreflect.MessageDescriptor) bool {
+		return md.FullName() == "roomcast.v1.PublishRequest"
+	})
+	want := []string{"roomcast.v1.PublishStreamItem.id", "roomcast.v1.PublishStreamRequest.id"}
+	if !slices.Equal(got, want) {
+		t.Errorf("a PublishStreamRequest's strings outside its publishes are %q; the Publisher vouches for %q", got, want)
 	}
 }

@@ -200,6 +200,9 @@ func (st *pubStream) take() *roomcastv1.PublishStreamRequest {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	q := st.queue
+	if len(q) == 0 { // the stream ended while readLimits waited
+		return nil
+	}
 	// The ids of the batch are formatted into one string, which they share.
 	ids, ends := strconv.AppendUint(st.ids[:0], q[0].seq, 10), append(st.idEnds[:0], 0)
 	ends = append(ends, len(ids))
@@ -241,7 +244,7 @@ func (st *pubStream) take() *roomcastv1.PublishStreamRequest {
 // the callers' (their payloads most of all), so that they are not kept
 // until the next request.
 func (st *pubStream) forget() {
-	clear(st.items[:cap(st.items)])
+	clear(st.items[:len(st.req.Batch)])
 	st.req = roomcastv1.PublishStreamRequest{}
 }
 
@@ -263,7 +266,9 @@ func (st *pubStream) readLimits() {
 	items := headerInt(md, wire.PublishBatchItemsHeader)
 	bytes := headerInt(md, wire.PublishBatchBytesHeader)
 	if items > 1 && bytes > 0 {
-		st.maxItems, st.maxBytes = items, min(bytes, maxBatchBytes)
+		// No batch holds more than the window, whatever a server or a proxy
+		// announces: the sender's item arrays are made at this size.
+		st.maxItems, st.maxBytes = min(items, DefaultMaxInFlight), min(bytes, maxBatchBytes)
 	}
 }
 

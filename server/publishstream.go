@@ -48,9 +48,9 @@ const maxBatchItems = publishWindow
 // new keys without the stream's API key: see RecheckCredentials) or the end
 // of the stream's context ends the stream between two requests: every
 // publish that was sequenced has been answered by then, and what the reader
-// holds beyond it was not sequenced. No lock is held anywhere here; the
-// two goroutines share only the channels, and the pause after a refusal
-// (see publishrefusal.go).
+// holds beyond it was not sequenced. The two goroutines share the
+// channels, the window (a count under its own lock, held for no wait), and
+// the pause after a refusal (see publishrefusal.go).
 
 // PublishStream implements BrokerService.PublishStream.
 func (s *Server) PublishStream(stream grpc.BidiStreamingServer[roomcastv1.PublishStreamRequest, roomcastv1.PublishStreamResponse]) (err error) {
@@ -158,7 +158,8 @@ func (r *publishReader) read(s *Server) {
 			}
 			return
 		}
-		// The window counts publishes: the batch's are taken as they free.
+		// The window counts publishes: the batch's are taken at once, when
+		// that many are free together.
 		if err := r.slots.Acquire(ctx, len(req.GetBatch()), nil); err != nil {
 			r.err = status.FromContextError(err).Err()
 			return

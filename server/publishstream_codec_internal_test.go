@@ -2,11 +2,14 @@ package server
 
 import (
 	"bytes"
+	"slices"
 	"testing"
 
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
+	"github.com/roomcast/roomcast/internal/testsupport/protostrings"
 )
 
 // TestPublishStreamResponseCodec checks which responses the codec encodes
@@ -48,5 +51,22 @@ func TestPublishStreamResponseCodec(t *testing.T) {
 			}
 			bufs.Free()
 		}
+	}
+}
+
+// offsetsOnly vouches for a response's strings outside its errors: the ids
+// and the epochs. A string field added to a response, or to what it holds,
+// would go out unchecked: it must be added to offsetsOnly and here.
+func TestOffsetsOnlyKnowsEveryString(t *testing.T) {
+	got := protostrings.Fields((&roomcastv1.PublishStreamResponse{}).ProtoReflect().Descriptor(), func(md protoreflect.MessageDescriptor) bool {
+		return md.FullName() == "roomcast.v1.Error" // a response with an error keeps the walk
+	})
+	want := []string{
+		"roomcast.v1.PublishResponse.epoch",
+		"roomcast.v1.PublishStreamResponse.id",
+		"roomcast.v1.PublishStreamResult.id",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("a PublishStreamResponse's strings outside its errors are %q; offsetsOnly checks %q", got, want)
 	}
 }

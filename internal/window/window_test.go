@@ -3,9 +3,11 @@ package window
 import (
 	"context"
 	"errors"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 )
@@ -72,7 +74,81 @@ func TestPlaces(t *testing.T) {
 			t.Error(err)
 		}
 	}
-	if w.free != 0 || w.waiting != 0 {
-		t.Errorf("free %d, waiting %d after every place was taken again", w.free, w.waiting)
+	if w.free != 0 || len(w.line) != 0 {
+		t.Errorf("free %d, waiting %d after every place was taken again", w.free, len(w.line))
+	}
+}
+
+// Calls are served in the order they came: a batch waiting for its places
+// is not passed over by single places taken after it, however often places
+// free one at a time.
+func TestPlacesServeInOrder(t *testing.T) {
+	w := New(4)
+	if err := w.Acquire(context.Background(), 4, nil); err != nil {
+		t.Fatal(err)
+	}
+	batch := make(chan error, 1)
+	go func() { batch <- w.Acquire(context.Background(), 3, nil) }()
+	waitInLine(t, w, 1)
+	single := make(chan error, 1)
+	go func() { single <- w.Acquire(context.Background(), 1, nil) }()
+	waitInLine(t, w, 2)
+	w.Release(1)
+	w.Release(1)
+	select {
+	case <-single:
+		t.Fatal("a single place taken after a waiting batch was served before it")
+	case <-batch:
+		t.Fatal("a batch of 3 served with 2 places free")
+	default:
+	}
+	w.Release(1)
+	if err := <-batch; err != nil {
+		t.Fatal(err)
+	}
+	w.Release(1)
+	if err := <-single; err != nil {
+		t.Fatal(err)
+	}
+
+	// A call that gives up lets those behind it be served.
+	w = New(2)
+	if err := w.Acquire(context.Background(), 2, nil); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	big := make(chan error, 1)
+	go func() { big <- w.Acquire(ctx, 2, nil) }()
+	waitInLine(t, w, 1)
+	go func() { single <- w.Acquire(context.Background(), 1, nil) }()
+	waitInLine(t, w, 2)
+	w.Release(1)
+	cancel()
+	if err := <-big; !errors.Is(err, context.Canceled) {
+		t.Fatalf("the cancelled batch: %v", err)
+	}
+	if err := <-single; err != nil {
+		t.Fatal(err)
+	}
+	if w.free != 0 || len(w.line) != 0 {
+		t.Errorf("free %d, waiting %d", w.free, len(w.line))
+	}
+}
+
+// waitInLine polls until n calls wait in w's line.
+func waitInLine(t *testing.T, w *Places, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		w.mu.Lock()
+		got := len(w.line)
+		w.mu.Unlock()
+		if got == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d calls wait, want %d", got, n)
+		}
+		runtime.Gosched()
 	}
 }
