@@ -21,6 +21,13 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // waitLimit bounds every wait of a test.
 const waitLimit = 30 * time.Second
 
+// heartbeatTTL is the presence TTL of tests in which a live node's members
+// or sessions must outlive it. The heartbeat refreshes them every TTL/3, so
+// a node whose goroutines stall for two thirds of the TTL loses them, as the
+// engine means to: at 300 ms that is 200 ms, which a machine at a load of
+// 15 under the race detector can miss.
+const heartbeatTTL = 2 * time.Second
+
 func testCtx(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
 	t.Cleanup(cancel)

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/credentials"
 
 	"github.com/roomcast/roomcast/internal/servertest"
+	"github.com/roomcast/roomcast/internal/testsupport/faultproxy"
 	"github.com/roomcast/roomcast/internal/testsupport/testcert"
 	"github.com/roomcast/roomcast/internal/testsupport/testjwt"
 	"github.com/roomcast/roomcast/server"
@@ -143,4 +144,57 @@ func freeAddr(t *testing.T) string {
 	}
 	defer lis.Close()
 	return lis.Addr().String()
+}
+
+// TestPythonWaitsForASlowHandshake: the Python publisher waits for a
+// connection whose handshake takes a second, as a far server's TLS
+// handshake or a loaded machine's does, instead of giving up on it.
+// grpc-core's option grpc.min_reconnect_backoff_ms is also the shortest
+// time a connection attempt is given: set to 100 ms, every handshake
+// longer than that failed the call with UNAVAILABLE ("handshaker
+// shutdown").
+func TestPythonWaitsForASlowHandshake(t *testing.T) {
+	t.Parallel()
+	requirePython(t)
+	ctx := testCtx(t)
+	_, addr := servertest.Start(t, server.WithLogger(slog.New(slog.DiscardHandler)))
+	proxy := faultproxy.Start(t, addr)
+	proxy.Hold()
+
+	pub := command(t, nil, append(pythonLang.argv("publisher"), "--server", proxy.Addr(), "room", "after a slow handshake")...)
+	var stdout, stderr bytes.Buffer
+	pub.Stdout, pub.Stderr = &stdout, &stderr
+	if err := pub.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- pub.Wait() }()
+	for proxy.Accepted() == 0 {
+		select {
+		case err := <-done:
+			t.Fatalf("publisher exited (%v) before it connected; stderr:\n%s", err, stderr.String())
+		case <-ctx.Done():
+			t.Fatalf("publisher did not connect within %v", waitLimit)
+		case <-time.After(10 * time.Millisecond): // polling
+		}
+	}
+	// The fault itself: the handshake's first byte a second late.
+	slow := time.NewTimer(time.Second)
+	defer slow.Stop()
+	select {
+	case err := <-done:
+		t.Fatalf("publisher gave up on a handshake under way (%v); stderr:\n%s", err, stderr.String())
+	case <-slow.C:
+	}
+	proxy.Resume("")
+	select {
+	case err := <-done:
+		if err != nil || !strings.Contains(stdout.String(), `"offset":"`) {
+			t.Fatalf("publisher: %v, %q; stderr:\n%s", err, stdout.String(), stderr.String())
+		}
+	case <-ctx.Done():
+		pub.Process.Kill()
+		<-done
+		t.Fatalf("publisher did not finish within %v of the handshake; stderr:\n%s", waitLimit, stderr.String())
+	}
 }
