@@ -76,10 +76,14 @@ func (a *access) identity(ctx context.Context) *auth.Identity {
 	}
 	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
 		var buf [64]byte // the subject is built in one allocation
-		anon.Subject = string(appendClientKey(append(buf[:0], auth.AnonymousSubject+"@"...), p.Addr))
+		anon.Subject = string(appendClientKey(append(buf[:0], anonymousPrefix...), p.Addr))
 	}
 	return &anon
 }
+
+// anonymousPrefix begins the subject of an anonymous caller, which its
+// client key (appendClientKey) ends.
+const anonymousPrefix = auth.AnonymousSubject + "@"
 
 // allow reports whether id may act on room with perm. A refusal of a
 // stream's command is logged here; a call's, by the interceptor that sees

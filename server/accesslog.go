@@ -93,6 +93,10 @@ type callRecord struct {
 	refused   int // and refused
 }
 
+// init points r's rooms at its own first array, so that a call naming one
+// room allocates none for it.
+func (r *callRecord) init() { r.rooms = r.roomBuf[:0] }
+
 type recordKey struct{}
 
 // recordContext is a context carrying a call record: the two in one
@@ -112,7 +116,7 @@ func (c *recordContext) Value(key any) any {
 // withRecord returns ctx carrying a new call record, and the record.
 func withRecord(ctx context.Context) (context.Context, *callRecord) {
 	rc := &recordContext{Context: ctx}
-	rc.r.rooms = rc.r.roomBuf[:0]
+	rc.r.init()
 	return rc, &rc.r
 }
 
@@ -228,13 +232,28 @@ func (s *Server) accessLog() []grpc.ServerOption {
 // at began, with record r, and ended with err; not for calls the refusal
 // log has, nor for calls authentication refused.
 func (s *Server) logUnary(ctx context.Context, fullMethod string, r *callRecord, began time.Time, err error) {
-	if refusedByAccess(err) || !r.ran {
+	if !r.ran {
 		return
 	}
-	log, lvl := s.cfg.log, unaryLevel(s.cfg.accessLevel, fullMethod, err)
-	if log.Enabled(ctx, lvl) {
-		log.LogAttrs(ctx, lvl, "finished call", callFields(ctx, fullMethod, interceptors.Unary, r, err, time.Since(began))...)
+	if lvl, ok := s.unaryLine(ctx, fullMethod, err); ok {
+		s.logUnaryLine(ctx, lvl, fullMethod, r, began, err)
 	}
+}
+
+// unaryLine reports the level of the access line of a unary call to
+// fullMethod that ended with err, and whether it is logged: not for calls
+// the refusal log has, nor below the log's level.
+func (s *Server) unaryLine(ctx context.Context, fullMethod string, err error) (slog.Level, bool) {
+	if refusedByAccess(err) {
+		return 0, false
+	}
+	lvl := unaryLevel(s.cfg.accessLevel, fullMethod, err)
+	return lvl, s.cfg.log.Enabled(ctx, lvl)
+}
+
+// logUnaryLine logs the access line of a unary call at lvl.
+func (s *Server) logUnaryLine(ctx context.Context, lvl slog.Level, fullMethod string, r *callRecord, began time.Time, err error) {
+	s.cfg.log.LogAttrs(ctx, lvl, "finished call", callFields(ctx, fullMethod, interceptors.Unary, r, err, time.Since(began))...)
 }
 
 // refusedByAccess reports whether err refuses a call for its credential or

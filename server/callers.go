@@ -44,13 +44,12 @@ func (a *access) callIdentity(ctx context.Context) *auth.Identity {
 	if id != nil {
 		return id
 	}
-	const prefix = auth.AnonymousSubject + "@"
-	id = &auth.Identity{Subject: prefix + string(key), Method: auth.MethodAnonymous}
+	id = &auth.Identity{Subject: anonymousPrefix + string(key), Method: auth.MethodAnonymous}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if len(c.ids) >= maxCachedCallers || c.ids == nil {
 		c.ids = make(map[string]*auth.Identity)
 	}
-	c.ids[id.Subject[len(prefix):]] = id
+	c.ids[id.Subject[len(anonymousPrefix):]] = id
 	return id
 }

@@ -54,7 +54,7 @@ func (r *byteRate) refill(b *byteBucket, t time.Time) bool {
 	return b.tokens >= r.burst
 }
 
-// owing returns how long until key's credential owes nothing, or 0 if it
+// owing returns how long until id's credential owes nothing, or 0 if it
 // owes nothing now. A full bucket stays (sweep drops it), so that a
 // credential publishing steadily keeps its bucket and its key.
 func (r *byteRate) owing(id *auth.Identity) time.Duration {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"time"
 
-	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors"
 	"google.golang.org/grpc"
 
 	"github.com/roomcast/roomcast/auth"
@@ -55,11 +54,12 @@ func (s *Server) unaryCalls(log bool) grpc.UnaryServerInterceptor {
 		if err != nil {
 			s.access.log.refused(err, peerAddr(ctx), "rpc", info.FullMethod)
 		}
-		if line && !refusedByAccess(err) {
-			if lvl := unaryLevel(s.cfg.accessLevel, info.FullMethod, err); s.cfg.log.Enabled(ctx, lvl) {
-				rctx, r := withRecord(ctx)
-				s.recordCall(rctx, req)
-				s.cfg.log.LogAttrs(ctx, lvl, "finished call", callFields(ctx, info.FullMethod, interceptors.Unary, r, err, time.Since(began))...)
+		if line {
+			if lvl, ok := s.unaryLine(ctx, info.FullMethod, err); ok {
+				var r callRecord
+				r.init()
+				s.fillRecord(ctx, &r, req)
+				s.logUnaryLine(ctx, lvl, info.FullMethod, &r, began, err)
 			}
 		}
 		return resp, err
@@ -80,10 +80,14 @@ func (s *Server) recoverCall(ctx context.Context, req any, handler grpc.UnaryHan
 // recordCall fills the access record of the unary call of ctx, if it has
 // one: its caller, and the room its request names.
 func (s *Server) recordCall(ctx context.Context, req any) {
-	r := recordOf(ctx)
-	if r == nil {
-		return
+	if r := recordOf(ctx); r != nil {
+		s.fillRecord(ctx, r, req)
 	}
+}
+
+// fillRecord fills r, the access record of the unary call of ctx: its
+// caller, and the room its request names.
+func (s *Server) fillRecord(ctx context.Context, r *callRecord, req any) {
 	r.caller = s.access.callIdentity(ctx)
 	r.subject, r.ran = r.caller.Subject, true
 	if x, ok := req.(interface{ GetRoom() string }); ok && x.GetRoom() != "" {

@@ -26,11 +26,13 @@ import (
 // back to the default while the live heap grew did not help: a server
 // opens its streams within one headroom's allocations.)
 
-// gcIdleGap is the time between two collections past which the server
-// counts as idle: it allocates so little that the headroom saves nothing,
-// and the collector goes back to its default, which lets the runtime
-// return the headroom's memory to the system.
-const gcIdleGap = 10 * time.Second
+// gcIdlePeriod sets when the server counts as idle: when it allocates less
+// than the headroom in this time, the headroom saves it little, and the
+// collector goes back to its default, which lets the runtime return the
+// headroom's memory to the system. The rate is judged by the bytes
+// allocated between collections, not by the time between them, which the
+// headroom itself lengthens.
+const gcIdlePeriod = 10 * time.Second
 
 // GCTuner sets the collector's GOGC after each collection so that a busy
 // heap grows by at least a headroom between collections. It does nothing
@@ -45,6 +47,7 @@ type GCTuner struct {
 	closed  bool
 	percent int       // what it last set
 	last    time.Time // when the last collection it saw ended
+	allocs  uint64    // the bytes allocated in all, then
 	sample  []metrics.Sample
 }
 
@@ -64,7 +67,7 @@ func StartGCTuner(headroom int64) (*GCTuner, error) {
 	if headroom <= 0 {
 		return nil, fmt.Errorf("serveconfig: GC headroom must be positive, got %d", headroom)
 	}
-	t := &GCTuner{headroom: uint64(headroom), now: time.Now, percent: defaultGOGC, sample: []metrics.Sample{{Name: "/gc/heap/live:bytes"}}}
+	t := &GCTuner{headroom: uint64(headroom), now: time.Now, percent: defaultGOGC, sample: []metrics.Sample{{Name: "/gc/heap/live:bytes"}, {Name: "/gc/heap/allocs:bytes"}}}
 	if os.Getenv("GOGC") != "" || os.Getenv("GOMEMLIMIT") != "" {
 		t.closed = true
 		return t, nil
@@ -115,23 +118,31 @@ func (t *GCTuner) collected() {
 	}
 	now := t.now()
 	metrics.Read(t.sample)
-	var live uint64
-	if s := t.sample[0]; s.Value.Kind() == metrics.KindUint64 {
-		live = s.Value.Uint64()
-	}
-	if p := gcPercent(live, t.headroom, now.Sub(t.last)); p != t.percent {
+	live, allocs := sampled(t.sample[0]), sampled(t.sample[1])
+	if p := gcPercent(live, t.headroom, allocs-t.allocs, now.Sub(t.last)); p != t.percent {
 		debug.SetGCPercent(p)
 		t.percent = p
 	}
-	t.last = now
+	t.last, t.allocs = now, allocs
 	t.arm()
 }
 
+// sampled is s's value, or 0 if the runtime does not have it.
+func sampled(s metrics.Sample) uint64 {
+	if s.Value.Kind() != metrics.KindUint64 {
+		return 0
+	}
+	return s.Value.Uint64()
+}
+
 // gcPercent is the GOGC that lets a heap of live bytes grow by headroom
-// before the next collection, since the last one ended gap ago: never
-// below the default, and the default when the server is idle.
-func gcPercent(live, headroom uint64, gap time.Duration) int {
-	if gap > gcIdleGap || live >= headroom {
+// before the next collection, the server having allocated allocated bytes
+// in the gap since the last one ended: never below the default, and the
+// default when the server is idle (it allocates less than headroom per
+// gcIdlePeriod).
+func gcPercent(live, headroom, allocated uint64, gap time.Duration) int {
+	idle := float64(allocated)*float64(gcIdlePeriod) < float64(headroom)*float64(gap)
+	if idle || live >= headroom {
 		return defaultGOGC
 	}
 	const most = 10_000 // a live heap of a few KB: no cycle is worth 100 times that

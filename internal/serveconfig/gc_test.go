@@ -10,21 +10,27 @@ import (
 func TestGCPercentKeepsTheHeadroom(t *testing.T) {
 	const mib = 1 << 20
 	for _, c := range []struct {
-		live, headroom uint64
-		gap            time.Duration
-		want           int
+		live, headroom, allocated uint64
+		gap                       time.Duration
+		want                      int
 	}{
-		{4 * mib, 32 * mib, time.Second, 800},           // the heap may grow by 32 MiB
-		{32 * mib, 32 * mib, time.Second, defaultGOGC},  // as large as the headroom: the default
-		{500 * mib, 32 * mib, time.Second, defaultGOGC}, // never less than the default
-		{4 * mib, 32 * mib, time.Minute, defaultGOGC},   // idle: the default, so memory goes back
-		{0, 32 * mib, time.Second, 10_000},              // bounded
+		{4 * mib, 32 * mib, 8 * mib, time.Second, 800},           // the heap may grow by 32 MiB
+		{32 * mib, 32 * mib, 8 * mib, time.Second, defaultGOGC},  // as large as the headroom: the default
+		{500 * mib, 32 * mib, 8 * mib, time.Second, defaultGOGC}, // never less than the default
+		{4 * mib, 32 * mib, 8 * mib, time.Minute, defaultGOGC},   // idle: 8 MiB a minute, less than 32 in 10 s
+		{4 * mib, 32 * mib, 34 * mib, time.Minute, defaultGOGC},  // a cycle the headroom lengthened, slowly filled
+		{4 * mib, 32 * mib, 36 * mib, 10 * time.Second, 800},     // the same filled within 10 s: busy
+		{4 * mib, 32 * mib, 0, time.Second, defaultGOGC},         // nothing allocated
+		{0, 32 * mib, 8 * mib, time.Second, 10_000},              // bounded
 	} {
-		if got := gcPercent(c.live, c.headroom, c.gap); got != c.want {
-			t.Errorf("gcPercent(%d, %d, %v) = %d, want %d", c.live, c.headroom, c.gap, got, c.want)
+		if got := gcPercent(c.live, c.headroom, c.allocated, c.gap); got != c.want {
+			t.Errorf("gcPercent(%d, %d, %d, %v) = %d, want %d", c.live, c.headroom, c.allocated, c.gap, got, c.want)
 		}
 	}
 }
+
+// gcSink keeps a test's allocations from being optimized away.
+var gcSink []byte
 
 // gogc is the collector's GOGC as the runtime has it.
 func gogc() uint64 {
@@ -50,7 +56,8 @@ func TestGCTunerRaisesGOGCUntilClosed(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("GOGC still %d after collections", gogc())
 		}
-		runtime.GC() // the tuner's cleanup runs after it, on the runtime's goroutine
+		gcSink = make([]byte, 1<<20) // busy: allocating faster than the headroom per gcIdlePeriod
+		runtime.GC()                 // the tuner's cleanup runs after it, on the runtime's goroutine
 		runtime.Gosched()
 	}
 	if err := tuner.Close(); err != nil {
@@ -59,8 +66,8 @@ func TestGCTunerRaisesGOGCUntilClosed(t *testing.T) {
 	if got := gogc(); got != defaultGOGC {
 		t.Errorf("GOGC %d after Close, want %d", got, defaultGOGC)
 	}
-	tuner.Close() // idempotent
-	runtime.GC()
+	tuner.Close()     // idempotent
+	tuner.collected() // as a cleanup armed before Close would run
 	if got := gogc(); got != defaultGOGC {
 		t.Errorf("GOGC %d after a collection once closed, want %d", got, defaultGOGC)
 	}
