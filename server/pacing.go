@@ -75,12 +75,12 @@ func (s *Server) now() int64 {
 }
 
 // hold waits as long as c's pacer says before w's pass, unless a ready
-// session has a greeting or commands to answer, or the server drains or
-// stops meanwhile; then it notes that the pass begins.
+// session has a greeting or commands to answer, or the server drains (then
+// what is left goes at once); then it notes that the pass begins.
 func (w *connWriter) hold() {
 	c := w.c
 	now := c.srv.now()
-	if d := c.pacer.holdFor(now); d > 0 && !c.readyBusy() {
+	if d := c.pacer.holdFor(now); d > 0 && !c.srv.isDraining() && !c.readyBusy() {
 		c.srv.writes.holds.Add(1)
 		if hook := c.srv.cfg.holdHook; hook != nil {
 			hook(d)
