@@ -20,6 +20,8 @@ type outConn struct {
 	sessions int         // registered sessions
 	writer   *connWriter // the current writer; nil when none runs (none left, or it exited idle)
 	waiting  bool        // the current writer waits on its signal: whoever gives it work pokes it
+	pokedAt  int64       // when the waiting writer was last poked, on the server's clock
+	pacer    passPacer   // how long the current writer holds before a pass (pacing.go)
 }
 
 // queue is a first-in first-out list of sessions. Caller holds its
@@ -73,7 +75,7 @@ func (s *Server) connOf(ctx context.Context) *outConn {
 	defer s.connsMu.Unlock()
 	c := s.conns[key]
 	if c == nil {
-		c = &outConn{srv: s, key: key}
+		c = &outConn{srv: s, key: key, pacer: passPacer{max: int64(s.cfg.maxWriteHold)}}
 		s.conns[key] = c
 	}
 	c.register()
@@ -141,6 +143,7 @@ func (c *outConn) waiter() *connWriter {
 		return nil
 	}
 	c.waiting = false
+	c.pokedAt = c.srv.now()
 	return c.writer
 }
 

@@ -62,7 +62,10 @@ type config struct {
 	tracer            trace.TracerProvider // see tracing.go; nil: no stats handler
 	limits
 
+	maxWriteHold  time.Duration                           // see pacing.go
 	writerIdle    time.Duration                           // writerIdlePeriod; tests shorten it
+	clock         func() int64                            // tests only: the server's clock in ns (Server.now); nil: monotonic time
+	holdHook      func(d time.Duration)                   // tests only: called as a writer begins to hold before a pass
 	turnHook      func(sessionID string)                  // tests only: called as each turn begins
 	publishHook   func(req *roomcastv1.PublishRequest)    // tests only: called as each Publish begins
 	readPauseHook func(sessionID string, d time.Duration) // tests only: called as a reader pauses after a refused command
@@ -203,6 +206,7 @@ func newConfig(opts []Option) (config, error) {
 		accessLevel:       DefaultAccessLogLevel,
 		limits:            defaultLimits(),
 		writerIdle:        writerIdlePeriod,
+		maxWriteHold:      DefaultMaxWriteHold,
 	}
 	for _, o := range opts {
 		o(&c)
@@ -231,6 +235,8 @@ func newConfig(opts []Option) (config, error) {
 		return c, fmt.Errorf("server: write timeout must be positive, got %v", c.writeTimeout)
 	case c.authLogRate < 0 || math.IsInf(c.authLogRate, 0) || math.IsNaN(c.authLogRate):
 		return c, fmt.Errorf("server: authentication failure log rate must be 0 or a positive number of lines a second, got %v", c.authLogRate)
+	case c.maxWriteHold < 0:
+		return c, fmt.Errorf("server: max write hold must be 0 (off) or positive, got %v", c.maxWriteHold)
 	case c.keepaliveTime <= 0:
 		return c, fmt.Errorf("server: keepalive time must be positive, got %v", c.keepaliveTime)
 	}
@@ -273,3 +279,19 @@ func withWriterIdlePeriod(d time.Duration) Option { return func(c *config) { c.w
 func withPublishHook(f func(req *roomcastv1.PublishRequest)) Option {
 	return func(c *config) { c.publishHook = f }
 }
+
+// WithMaxWriteHold bounds how long a busy connection's writer lets
+// messages gather before it sends its streams their next responses, so
+// that each carries more of them (see pacing.go): it holds in proportion to
+// how late the machine lets it run, so not at all on an idle one, and never
+// delays a message by more than d beyond that. The default is
+// DefaultMaxWriteHold (50ms); 0 turns holding off.
+func WithMaxWriteHold(d time.Duration) Option { return func(c *config) { c.maxWriteHold = d } }
+
+// withClock makes the server read its clock (Server.now, in ns) from f.
+// Only tests set it.
+func withClock(f func() int64) Option { return func(c *config) { c.clock = f } }
+
+// withHoldHook makes a connection's writer call f with each hold as it
+// begins (pacing.go). Only tests set it.
+func withHoldHook(f func(d time.Duration)) Option { return func(c *config) { c.holdHook = f } }

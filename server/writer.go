@@ -45,18 +45,21 @@ import (
 // over the connection's lists; a panicking writer's held session ends with
 // INTERNAL (see recover.go).
 //
-// A current writer goes round four phases, each but waiting working through
-// one of the connection's lists:
+// A current writer goes round five phases, each but waiting and holding
+// working through one of the connection's lists:
 //
-//	+-> sending --> parking --> waiting --> collecting --+
-//	|   (sendq)     (parkq)     (signal)    (ready)      |
-//	+----------------------------------------------------+
+//	+-> sending --> parking --> waiting --> holding --> collecting --+
+//	|   (sendq)     (parkq)     (signal)    (timer)     (ready)      |
+//	+----------------------------------------------------------------+
 //
-// collecting claims each ready session and either gives it a whole turn (it
-// is busy) or collects its batch onto sendq, or parks it; sending sends each
-// batch and moves the session to parkq; parking parks and releases them. A
-// session stays on a list until its writer takes it off, so when a writer is
-// retired in any phase, its successor, starting at sending, finds the rest.
+// holding lets messages gather when the writer is busy (pacing.go), and
+// takes no time otherwise; collecting claims each ready session and either
+// gives it a whole turn (it is busy) or collects its batch onto sendq, or
+// parks it; sending sends each batch and moves the session to parkq; parking
+// parks and releases them. A session stays on a list until its writer takes
+// it off, so when a writer is retired in any phase, its successor, starting
+// at sending, finds the rest. Holding touches no list: sessions that become
+// ready meanwhile queue as they would while the writer collects.
 
 // detachPeriod is the watch's period; a Send still blocked detachAfter
 // periods after the one it began in, so for 5 to 10 ms, moves its stream off
@@ -94,6 +97,7 @@ type connWriter struct {
 	stopped       bool          // guarded by c.mu: stopped while it waited; see stopIfIdle
 	served        bool          // w has served a round; w's own
 	delivered     bool          // w has sent a collected batch; w's own: until then it exits when idle
+	timer         *time.Timer   // for holds (pacing.go); w's own, made at the first
 }
 
 func (w *connWriter) run() {
@@ -106,7 +110,11 @@ func (w *connWriter) run() {
 			return
 		}
 		w.parkAll()
-		if !w.wait() || !w.collectAll() {
+		if !w.wait() {
+			return
+		}
+		w.hold()
+		if !w.collectAll() {
 			return
 		}
 		w.served = true
@@ -137,6 +145,7 @@ func (w *connWriter) wait() bool {
 			return false
 		}
 		c.srv.writes.wakes.Add(1)
+		c.pacer.woke(c.srv.now() - c.pokedAt)
 	}
 	return true
 }

@@ -10,13 +10,14 @@ type WriterStats struct {
 	Wakeups uint64 // a writer waiting for work was woken
 	Passes  uint64 // passes over a connection's ready streams
 	Sends   uint64 // batches of messages sent, one SendMsg each, by the connections' shared writers
+	Holds   uint64 // passes a writer held back to let messages gather (pacing.go)
 }
 
 // WriterStats returns what the server's connection writers did so far. It
 // is safe for concurrent use; the counts are read one at a time, so they
 // may disagree by a pass in flight.
 func (s *Server) WriterStats() WriterStats {
-	return WriterStats{Wakeups: s.writes.wakes.Load(), Passes: s.writes.passes.Load(), Sends: s.writes.sends.Load()}
+	return WriterStats{Wakeups: s.writes.wakes.Load(), Passes: s.writes.passes.Load(), Sends: s.writes.sends.Load(), Holds: s.writes.holds.Load()}
 }
 
 // writerCounts is WriterStats as the writers count it: each adds once per
@@ -25,4 +26,5 @@ type writerCounts struct {
 	wakes  atomic.Uint64
 	passes atomic.Uint64
 	sends  atomic.Uint64
+	holds  atomic.Uint64
 }

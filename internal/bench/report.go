@@ -128,11 +128,12 @@ type ServerStats struct {
 
 // WriterCounts is what roomcast's connection writers did per delivery over
 // the window (server.WriterStats): wake-ups from waiting, passes over a
-// connection's ready streams, and Sends, whose inverse is messages per
-// response.
+// connection's ready streams, passes held back to let messages gather, and
+// Sends, whose inverse is messages per response.
 type WriterCounts struct {
 	WakeupsPerDelivery float64 `json:"wakeups_per_delivery"`
 	PassesPerDelivery  float64 `json:"passes_per_delivery"`
+	HoldsPerDelivery   float64 `json:"holds_per_delivery"`
 	SendsPerDelivery   float64 `json:"sends_per_delivery"`
 }
 
@@ -249,7 +250,7 @@ func (t Trial) summary() string {
 	if t.Server != nil {
 		s += fmt.Sprintf(", server CPU %.0f ns per delivery, %.0f ns per publish", t.Server.NsPerDelivery, t.Server.NsPerPublish)
 		if w := t.Server.Writers; w != nil {
-			s += fmt.Sprintf(", per delivery %.3f writer wake-ups, %.3f passes, %.3f Sends", w.WakeupsPerDelivery, w.PassesPerDelivery, w.SendsPerDelivery)
+			s += fmt.Sprintf(", per delivery %.3f writer wake-ups, %.3f passes, %.3f holds, %.3f Sends", w.WakeupsPerDelivery, w.PassesPerDelivery, w.HoldsPerDelivery, w.SendsPerDelivery)
 		}
 	}
 	if t.Latency != nil {

@@ -298,6 +298,7 @@ func (r *runner) measure(ctx context.Context, tr *Trial, name string, profile pr
 			tr.Server.Writers = &WriterCounts{
 				WakeupsPerDelivery: float64(p.writers.Wakeups) / d,
 				PassesPerDelivery:  float64(p.writers.Passes) / d,
+				HoldsPerDelivery:   float64(p.writers.Holds) / d,
 				SendsPerDelivery:   float64(p.writers.Sends) / d,
 			}
 		}
@@ -413,7 +414,7 @@ func (p *pass) window(ctx context.Context, profile profiles) error {
 	w1, wok1 := writeSyscalls()
 	if p.writerStats != nil {
 		ws1 := p.writerStats()
-		p.writers = server.WriterStats{Wakeups: ws1.Wakeups - ws0.Wakeups, Passes: ws1.Passes - ws0.Passes, Sends: ws1.Sends - ws0.Sends}
+		p.writers = server.WriterStats{Wakeups: ws1.Wakeups - ws0.Wakeups, Passes: ws1.Passes - ws0.Passes, Holds: ws1.Holds - ws0.Holds, Sends: ws1.Sends - ws0.Sends}
 	}
 	p.tr.Seconds = time.Since(t0).Seconds()
 	s1, err := p.w.call(ctx, request{Op: opSnap, Measure: &off}, snapTimeout)

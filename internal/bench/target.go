@@ -112,6 +112,7 @@ func (t *roomcastTarget) writerStats() server.WriterStats {
 		st := n.WriterStats()
 		sum.Wakeups += st.Wakeups
 		sum.Passes += st.Passes
+		sum.Holds += st.Holds
 		sum.Sends += st.Sends
 	}
 	return sum

@@ -1,0 +1,116 @@
+package server
+
+import "time"
+
+// A connection's writer sends each ready stream one response per pass, with
+// whatever the stream's rooms had for it. When messages arrive spread over
+// many rooms, each pass finds one or two per stream, and each response costs
+// both sides grpc-go's per-message work (SendMsg, its metrics wrapper and
+// the transport's frame on the server; the receive path on the client) for
+// a message or two.
+//
+// So a writer that is busy lets messages gather before its next pass: a
+// pass begins no sooner than a hold after the previous one began. The hold
+// follows the load, measured as how late the writer runs once poked (its
+// wake delay, averaged): holdPerDelay times that average, at most the
+// server's maxWriteHold. On an idle machine a writer runs within
+// microseconds of its poke, and its holds are shorter than the time between
+// passes: nothing waits. When the machine is short of CPU, wake-ups come
+// milliseconds late and holds reach their bound, so each response carries
+// several messages, which is what spends less CPU per delivery on both
+// sides.
+//
+// A message is never held for more than maxWriteHold beyond its writer's
+// wake delay: a pass waits for the hold measured from when the previous
+// pass began, so one after a quiet spell of maxWriteHold goes at once.
+// Streams with a greeting or a command reply to send are not held.
+
+// holdPerDelay is how many times its average wake delay a busy writer
+// lets messages gather. It is large because a hold below the time between
+// passes changes nothing: the few-ms wake delays of a saturated machine
+// must give holds of tens of ms to double the messages per response.
+const holdPerDelay = 32
+
+// wakeDelayWeight is the weight, as a power of two, of the average wake
+// delay against each new one: 8 wake-ups are 66% of it.
+const wakeDelayWeight = 3
+
+// DefaultMaxWriteHold is WithMaxWriteHold's default.
+const DefaultMaxWriteHold = 50 * time.Millisecond
+
+// passPacer decides how long a connection's writer holds before a pass. It
+// is the connection's, kept across writers; only its current writer uses
+// it, under the connection's mu for woke and unlocked for the rest (the
+// current writer alone runs passes).
+type passPacer struct {
+	max      int64 // the longest hold, in ns; 0: never hold
+	delay    int64 // average wake delay, in ns
+	lastPass int64 // when the last pass began, on the server's clock
+	passed   bool  // a pass began: lastPass is set
+}
+
+// woke records a wake-up that came delay ns after the writer's poke.
+func (p *passPacer) woke(delay int64) {
+	p.delay += (max(delay, 0) - p.delay) >> wakeDelayWeight
+}
+
+// holdFor returns how long a pass due at now should wait: until the hold
+// after the previous pass began has passed; 0 or less for no wait.
+func (p *passPacer) holdFor(now int64) time.Duration {
+	if !p.passed || p.max <= 0 {
+		return 0
+	}
+	return time.Duration(p.lastPass + min(p.max, holdPerDelay*p.delay) - now)
+}
+
+// begin records that a pass began at now.
+func (p *passPacer) begin(now int64) { p.lastPass, p.passed = now, true }
+
+// now reads the server's monotonic clock, in ns since it started.
+func (s *Server) now() int64 {
+	if s.cfg.clock != nil {
+		return s.cfg.clock()
+	}
+	return int64(time.Since(s.started))
+}
+
+// hold waits as long as c's pacer says before w's pass, unless a ready
+// session has a greeting or commands to answer, or the server drains (then
+// what is left goes at once); then it notes that the pass begins.
+func (w *connWriter) hold() {
+	c := w.c
+	now := c.srv.now()
+	if d := c.pacer.holdFor(now); d > 0 && !c.srv.isDraining() && !c.readyBusy() {
+		c.srv.writes.holds.Add(1)
+		if hook := c.srv.cfg.holdHook; hook != nil {
+			hook(d)
+		}
+		if w.timer == nil {
+			w.timer = time.NewTimer(d)
+		} else {
+			w.timer.Reset(d)
+		}
+		select {
+		case <-w.timer.C:
+		case <-c.srv.drain:
+			w.timer.Stop()
+		case <-c.srv.stopped:
+			w.timer.Stop()
+		}
+		now = c.srv.now()
+	}
+	c.pacer.begin(now)
+}
+
+// readyBusy reports whether a ready session needs a whole turn: its reply
+// is not to be held.
+func (c *outConn) readyBusy() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, ss := range c.ready.items[c.ready.head:] {
+		if ss.busy() {
+			return true
+		}
+	}
+	return false
+}
