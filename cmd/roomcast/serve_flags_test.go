@@ -132,6 +132,7 @@ func TestServeSecurityFlagDefaults(t *testing.T) {
 		"history-messages":           fmt.Sprint(broker.DefaultHistoryMessages),
 		"history-ttl":                broker.DefaultHistoryTTL.String(),
 		"write-timeout":              server.DefaultWriteTimeout.String(),
+		"max-write-hold":             server.DefaultMaxWriteHold.String(),
 		"max-header-bytes":           fmt.Sprint(server.DefaultMaxHeaderBytes),
 		"max-connections":            fmt.Sprint(server.DefaultMaxConnections),
 		"max-connection-idle":        server.DefaultMaxConnectionIdle.String(),

@@ -57,6 +57,7 @@ type Limits struct {
 	HistoryMessages               int
 	HistoryTTL                    time.Duration
 	WriteTimeout                  time.Duration
+	MaxWriteHold                  time.Duration
 	AuthLogRate                   float64
 }
 
@@ -94,6 +95,7 @@ func Defaults() Limits {
 		HistoryMessages:         broker.DefaultHistoryMessages,
 		HistoryTTL:              broker.DefaultHistoryTTL,
 		WriteTimeout:            server.DefaultWriteTimeout,
+		MaxWriteHold:            server.DefaultMaxWriteHold,
 		AuthLogRate:             server.DefaultAuthFailureLogRate,
 	}
 }
@@ -111,6 +113,7 @@ func (l Limits) ServerOptions() []server.Option {
 		server.WithMaxStreams(l.MaxStreams),
 		server.WithMaxStreamsPerConnection(uint32(l.MaxStreamsPerConnection)),
 		server.WithWriteTimeout(l.WriteTimeout),
+		server.WithMaxWriteHold(l.MaxWriteHold),
 		server.WithAuthFailureLogRate(l.AuthLogRate),
 		server.WithMaxHeaderBytes(l.MaxHeaderBytes),
 		server.WithMaxConnections(l.MaxConns),
