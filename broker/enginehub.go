@@ -8,7 +8,6 @@ import (
 
 	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
 	"github.com/roomcast/roomcast/internal/wire"
@@ -126,7 +125,7 @@ func (b *Hub) publishToEngine(ctx context.Context, msg *roomcastv1.Message, excl
 // encodeForEngine encodes msg once, without its offset, stamped now.
 func (b *Hub) encodeForEngine(msg *roomcastv1.Message) ([]byte, error) {
 	msg.Offset = 0
-	msg.PublishTime = timestamppb.New(time.Now())
+	stamp(msg, time.Now())
 	body, err := proto.Marshal(msg)
 	if err != nil {
 		return nil, err

@@ -5,6 +5,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/roomcast/roomcast/auth"
 	"github.com/roomcast/roomcast/broker"
@@ -63,6 +64,7 @@ func (s *Server) publish(ctx context.Context, id *auth.Identity, req *roomcastv1
 	}
 	m := new(outgoing) // the message and its payload in one allocation
 	msg := &m.msg
+	msg.PublishTime = &m.time // the broker stamps it in place
 	msg.Room, msg.ContentType, msg.Headers, msg.PublisherSession = req.GetRoom(), req.GetContentType(), req.GetHeaders(), req.GetSessionId()
 	switch p := req.GetPayload().(type) {
 	case *roomcastv1.PublishRequest_Data:
@@ -81,9 +83,11 @@ func (s *Server) publish(ctx context.Context, id *auth.Identity, req *roomcastv1
 	return off, epoch, nil
 }
 
-// outgoing is a published message with room for either payload.
+// outgoing is a published message with room for either payload and for
+// its publish time.
 type outgoing struct {
 	msg  roomcastv1.Message
 	data roomcastv1.Message_Data
 	text roomcastv1.Message_Text
+	time timestamppb.Timestamp
 }
