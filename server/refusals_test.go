@@ -144,3 +144,28 @@ func TestTapRefusalsAreCountedAndLogged(t *testing.T) {
 		t.Errorf("the stream refused for its credential's limit: logged %d lines, want 1", len(got))
 	}
 }
+
+// On a server without credentials the tap applies the limits of the
+// client's address: a publish refused for the bytes it owes is counted and
+// logged as an authenticated caller's would be.
+func TestAnonymousTapRefusalsAreCountedAndLogged(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	var logs logBuffer
+	_, addr := start(t, server.WithMetrics(reg), logTo(&logs), server.WithPublishByteRate(1, 1000))
+	ctx := testCtx(t)
+	c := dial(t, addr)
+	publish := roomcastv1.BrokerService_Publish_FullMethodName
+	big := &roomcastv1.PublishRequest{Room: "r", Payload: &roomcastv1.PublishRequest_Data{Data: make([]byte, 2000)}}
+	if _, err := c.Publish(ctx, big); err != nil {
+		t.Fatalf("a message over the burst, owing nothing: %v", err)
+	}
+	if _, err := c.Publish(ctx, big); status.Code(err) != codes.ResourceExhausted {
+		t.Fatalf("a publish while owing bytes: %v, want RESOURCE_EXHAUSTED", err)
+	}
+	if got := refusedCount(t, reg, publish, "publish_bytes_owed"); got != 1 {
+		t.Errorf("roomcast_requests_refused_total{reason=\"publish_bytes_owed\"} = %v, want 1", got)
+	}
+	if got := logs.lines(refusedLine(publish, "publish_bytes_owed")); len(got) != 1 {
+		t.Errorf("the publish refused for the bytes it owes: logged %d lines, want 1", len(got))
+	}
+}
