@@ -159,7 +159,7 @@ every message sent. Spans still buffered are flushed on shutdown.`,
 		fs.DurationVar(&cfg.limits.WriteTimeout, "write-timeout", d.WriteTimeout,
 			"cut off a subscriber whose stream takes no write for `DURATION`")
 		fs.Float64Var(&cfg.limits.AuthLogRate, "auth-failure-log-rate", d.AuthLogRate,
-			"log calls and commands refused for their credential or permissions, with the client's address, at most `N` lines a second (the next line counts those left out); 0 logs none")
+			"log calls and commands refused for their credential or permissions, or before their request was read or decoded, with the client's address, at most `N` lines a second (the next line counts those left out); 0 logs none")
 		fs.DurationVar(&cfg.drainTimeout, "drain-timeout", defaultDrainTimeout,
 			"on SIGINT or SIGTERM, give calls in flight up to `DURATION` to finish; 0 closes them at once")
 		fs.TextVar(&cfg.level, "log-level", slog.LevelInfo,
