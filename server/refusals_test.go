@@ -169,3 +169,18 @@ func TestAnonymousTapRefusalsAreCountedAndLogged(t *testing.T) {
 		t.Errorf("the publish refused for the bytes it owes: logged %d lines, want 1", len(got))
 	}
 }
+
+// A connection closed for making no authenticated call within the auth
+// timeout is logged with the client's address, as well as counted.
+func TestAuthTimeoutsAreLoggedWithThePeer(t *testing.T) {
+	var logs logBuffer
+	addr := testjwt.StartServer(t, server.WithAuthTimeout(100*time.Millisecond), logTo(&logs))
+	silent := dialRaw(t, addr)
+	if closed, _ := closedBy(within(t, 10*time.Second), silent); !closed {
+		t.Fatal("the silent connection is open after the auth timeout")
+	}
+	line := regexp.MustCompile(`level=WARN msg="closed a connection that made no authenticated call within the auth timeout \(--auth-timeout\)" peer=` + regexp.QuoteMeta(silent.LocalAddr().String()) + ` closed_so_far=1`)
+	if got := logs.lines(line); len(got) != 1 {
+		t.Errorf("the connection closed by the auth timeout: logged %d lines, want 1", len(got))
+	}
+}
