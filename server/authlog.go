@@ -17,7 +17,9 @@ import (
 // failureLog logs refused credentials and permissions, with the client's
 // address, so that an operator sees who is knocking; at most a number of
 // lines a second, so that a flood of bad calls cannot flood the log. A line
-// says how many were left out before it ("suppressed").
+// says how many were left out before it ("suppressed"). It also counts,
+// and logs through the same limit, the requests refused before any
+// interceptor saw them (see refusals.go). It is safe for concurrent use.
 type failureLog struct {
 	log        *slog.Logger
 	lines      *rate.Limiter          // nil: log none
