@@ -100,10 +100,16 @@ func (s *Server) admitStream(ctx context.Context, id *auth.Identity) (release fu
 
 // tapLimits are the limits the tap applies to an authenticated call, from
 // its credential alone: the streams it has open, and the bytes it owes of
-// its publish rate.
+// its publish rate. A refusal is counted and logged here, as no
+// interceptor sees it.
 func (s *Server) tapLimits(ctx context.Context, method string) error {
 	if err := s.fullStreams(ctx, method); err != nil {
+		s.access.log.early(ctx, method, reasonStreamLimit, err)
 		return err
 	}
-	return s.owingPublishes(ctx, method)
+	if err := s.owingPublishes(ctx, method); err != nil {
+		s.access.log.early(ctx, method, reasonPublishBytes, err)
+		return err
+	}
+	return nil
 }

@@ -73,9 +73,10 @@ type requestLimits struct {
 // escapes to it) and the function the generated handler decodes with,
 // bound once per pooled value rather than a closure made per call.
 type checkedCall struct {
-	c      checked
-	dec    func(any) error // the call's, grpc-go's
-	decode func(any) error // run, bound
+	c       checked
+	dec     func(any) error // the call's, grpc-go's
+	decode  func(any) error // run, bound
+	refused error           // why dec failed, if it did
 }
 
 // run decodes the call's request into v, unless it is over its limits.
@@ -86,6 +87,7 @@ func (cc *checkedCall) run(v any) error {
 		err = cc.c.err
 	}
 	cc.c = checked{}
+	cc.refused = err
 	return err
 }
 
@@ -224,17 +226,26 @@ func eachMessage(b []byte, outer protowire.Number, fn func(m []byte)) {
 
 // checkRequests makes the handlers of desc, a copy of the generated
 // description, hand their requests to the codec wrapped in a *checked, and
-// return its verdict.
+// return its verdict. A request refused before it is decoded is reported to
+// the *Server the call is for (refusedRequest): a unary call's refusal is
+// returned before any interceptor runs.
 func checkRequests(desc *grpc.ServiceDesc) {
 	desc.Methods = append([]grpc.MethodDesc(nil), desc.Methods...)
 	for i := range desc.Methods {
 		handler := desc.Methods[i].Handler
+		method := "/" + desc.ServiceName + "/" + desc.Methods[i].MethodName
 		desc.Methods[i].Handler = func(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
 			// A generated handler decodes before it returns, and keeps
 			// nothing of its decoding function: cc is free once it has.
 			cc := checkedCalls.Get().(*checkedCall)
 			cc.dec = dec
 			resp, err := handler(srv, ctx, cc.decode, interceptor)
+			if cc.refused != nil {
+				if s, ok := srv.(*Server); ok {
+					s.refusedRequest(ctx, method, cc.refused)
+				}
+				cc.refused = nil
+			}
 			cc.dec = nil
 			checkedCalls.Put(cc)
 			return resp, err
@@ -243,8 +254,10 @@ func checkRequests(desc *grpc.ServiceDesc) {
 	desc.Streams = append([]grpc.StreamDesc(nil), desc.Streams...)
 	for i := range desc.Streams {
 		handler := desc.Streams[i].Handler
+		method := "/" + desc.ServiceName + "/" + desc.Streams[i].StreamName
 		desc.Streams[i].Handler = func(srv any, stream grpc.ServerStream) error {
-			return handler(srv, &checkedStream{ServerStream: stream})
+			s, _ := srv.(*Server)
+			return handler(srv, &checkedStream{ServerStream: stream, srv: s, method: method})
 		}
 	}
 }
@@ -254,7 +267,9 @@ func checkRequests(desc *grpc.ServiceDesc) {
 // receive from two goroutines at once.
 type checkedStream struct {
 	grpc.ServerStream
-	c checked // reused: one request at a time
+	c      checked // reused: one request at a time
+	srv    *Server // told of refused requests; nil: none is
+	method string  // the stream's full method name
 }
 
 // RecvMsg receives the next request into m, unless it is over its limits.
@@ -265,5 +280,8 @@ func (s *checkedStream) RecvMsg(m any) error {
 		err = s.c.err
 	}
 	s.c = checked{}
+	if err != nil && s.srv != nil {
+		s.srv.refusedRequest(s.Context(), s.method, err)
+	}
 	return err
 }

@@ -50,6 +50,7 @@ type connGuard struct {
 	log         *slog.Logger
 	warn        rate.Sometimes // the log line for refusals, at most once a minute
 	warnRefused rate.Sometimes // the log line for connections closed for their refused calls, at most once a second
+	warnTimeout rate.Sometimes // the log line for connections closed by the auth timeout, at most once a second
 
 	pace      *rate.Limiter // accepts while paceAfter connections await authentication; nil: never paced
 	paceAfter int64
@@ -103,6 +104,7 @@ func newConnGuard(cfg *config) *connGuard {
 		log:         cfg.log,
 		warn:        rate.Sometimes{First: 1, Interval: time.Minute},
 		warnRefused: rate.Sometimes{First: 1, Interval: time.Second},
+		warnTimeout: rate.Sometimes{First: 1, Interval: time.Second},
 		conns:       make(map[*tracked]struct{}),
 		byKey:       make(map[string]*tracked),
 		unauth:      make(map[string]*tracked),
@@ -277,7 +279,11 @@ func (g *connGuard) expire(t *tracked) {
 	expired := g.forget(t)
 	g.mu.Unlock()
 	if expired {
-		g.timedOut.Add(1)
+		n := g.timedOut.Add(1)
+		g.warnTimeout.Do(func() {
+			g.log.Warn("closed a connection that made no authenticated call within the auth timeout (--auth-timeout)",
+				"peer", t.conn.RemoteAddr().String(), "closed_so_far", n)
+		})
 		t.conn.Close() // grpc-go's reader fails and the transport goes away
 	}
 }

@@ -179,8 +179,10 @@ func WithCommandRate(perSecond float64, burst int) Option {
 
 // WithAuthFailureLogRate logs calls and commands refused with
 // UNAUTHENTICATED or PERMISSION_DENIED (a credential missing, bad, expired
-// or revoked; a room, session or refresh outside the caller's rights), each
-// as a warning with the client's address, at most perSecond lines a second:
+// or revoked; a room, session or refresh outside the caller's rights), and
+// requests refused before any interceptor saw them (see
+// roomcast_requests_refused_total), each as a warning with the client's
+// address, at most perSecond lines a second:
 // past it, lines are left out and the next one logged counts them
 // ("suppressed"). The default is DefaultAuthFailureLogRate (10) lines a
 // second; 0 logs none.

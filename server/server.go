@@ -141,6 +141,9 @@ func New(opts ...Option) (_ *Server, err error) {
 		if err := cfg.registry.Register(s.resets); err != nil { // its header closures
 			return nil, fmt.Errorf("server: registering header metrics: %w", err)
 		}
+		if err := cfg.registry.Register(s.access.log.counts); err != nil {
+			return nil, fmt.Errorf("server: registering refusal metrics: %w", err)
+		}
 		if err := cfg.registry.Register(s.guard); err != nil {
 			return nil, fmt.Errorf("server: registering connection metrics: %w", err)
 		}

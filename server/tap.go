@@ -15,7 +15,8 @@ import (
 // interceptor runs). Calls to the public services, health and reflection,
 // pass as they do the interceptors. The authenticated call's context
 // carries its auth.Identity, which the interceptors then take as it is.
-// A refusal is logged to log, as the interceptors' would be.
+// A refusal is logged to log, as the interceptors' would be, and counted
+// there, as no interceptor sees it.
 //
 // grpc-go runs it on the connection's reading goroutine, one call after
 // another: what it costs is a credential check (a hash for an API key, a
@@ -35,6 +36,7 @@ func authTap(in *auth.Interceptors, log *failureLog, authenticated, refused func
 		ctx2, err := authenticate(ctx) // the call's metadata is already in ctx
 		if err != nil {
 			log.refused(err, peerAddr(ctx), "rpc", info.FullMethodName)
+			log.count(info.FullMethodName, reasonUnauthenticated)
 			refused(ctx)
 			return nil, err
 		}

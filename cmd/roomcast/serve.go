@@ -161,7 +161,7 @@ every message sent. Spans still buffered are flushed on shutdown.`,
 		fs.DurationVar(&cfg.limits.MaxWriteHold, "max-write-hold", d.MaxWriteHold,
 			"let a busy connection's writer hold its next write for at most `DURATION`, when its wake-ups come late, so that each response carries more messages; 0 writes at once")
 		fs.Float64Var(&cfg.limits.AuthLogRate, "auth-failure-log-rate", d.AuthLogRate,
-			"log calls and commands refused for their credential or permissions, with the client's address, at most `N` lines a second (the next line counts those left out); 0 logs none")
+			"log calls and commands refused for their credential or permissions, or before their request was read or decoded, with the client's address, at most `N` lines a second (the next line counts those left out); 0 logs none")
 		fs.DurationVar(&cfg.drainTimeout, "drain-timeout", defaultDrainTimeout,
 			"on SIGINT or SIGTERM, give calls in flight up to `DURATION` to finish; 0 closes them at once")
 		fs.TextVar(&cfg.level, "log-level", slog.LevelInfo,
