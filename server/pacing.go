@@ -24,12 +24,25 @@ import "time"
 // wake delay: a pass waits for the hold measured from when the previous
 // pass began, so one after a quiet spell of maxWriteHold goes at once.
 // Streams with a greeting or a command reply to send are not held.
+//
+// Nor is a writer whose last pass already sent large responses (at least
+// gatheredEnough buffers, about as many messages, per response on
+// average): a hold can only add latency there, and a publisher that waits
+// for its subscribers (a request and its reply over rooms) would wait for
+// it on every round trip.
 
 // holdPerDelay is how many times its average wake delay a busy writer
 // lets messages gather. It is large because a hold below the time between
 // passes changes nothing: the few-ms wake delays of a saturated machine
 // must give holds of tens of ms to double the messages per response.
 const holdPerDelay = 32
+
+// gatheredEnough is the buffers per response (a message's entry is one, a
+// large message's two, and each room's batch adds a header) from which a
+// pass has gathered enough: the next is not held. Holds give rooms of 10
+// about 7 messages per response; one busy stream gathers hundreds by
+// itself.
+const gatheredEnough = 32
 
 // wakeDelayWeight is the weight, as a power of two, of the average wake
 // delay against each new one: 8 wake-ups are 66% of it.
@@ -47,6 +60,7 @@ type passPacer struct {
 	delay    int64 // average wake delay, in ns
 	lastPass int64 // when the last pass began, on the server's clock
 	passed   bool  // a pass began: lastPass is set
+	gathered bool  // the last pass's responses were large: see gatheredEnough
 }
 
 // woke records a wake-up that came delay ns after the writer's poke.
@@ -57,7 +71,7 @@ func (p *passPacer) woke(delay int64) {
 // holdFor returns how long a pass due at now should wait: until the hold
 // after the previous pass began has passed; 0 or less for no wait.
 func (p *passPacer) holdFor(now int64) time.Duration {
-	if !p.passed || p.max <= 0 {
+	if !p.passed || p.max <= 0 || p.gathered {
 		return 0
 	}
 	return time.Duration(p.lastPass + min(p.max, holdPerDelay*p.delay) - now)
@@ -65,6 +79,12 @@ func (p *passPacer) holdFor(now int64) time.Duration {
 
 // begin records that a pass began at now.
 func (p *passPacer) begin(now int64) { p.lastPass, p.passed = now, true }
+
+// collected records what the pass collected: bufs buffers for responses
+// responses.
+func (p *passPacer) collected(responses, bufs int) {
+	p.gathered = responses > 0 && bufs >= gatheredEnough*responses
+}
 
 // now reads the server's monotonic clock, in ns since it started.
 func (s *Server) now() int64 {

@@ -212,3 +212,25 @@ func TestShutdownEndsAHold(t *testing.T) {
 	f.expectOffsets(second, second)
 	<-closed
 }
+
+// A pass whose responses were already large holds the next not at all,
+// however late wake-ups come; one of small responses holds it again.
+func TestPacerDoesNotHoldLargeResponses(t *testing.T) {
+	p := passPacer{max: int64(50 * time.Millisecond)}
+	for range 200 {
+		p.woke(int64(10 * time.Millisecond))
+	}
+	p.begin(0)
+	p.collected(3, 3*gatheredEnough)
+	if d := p.holdFor(0); d != 0 {
+		t.Errorf("after responses of %d buffers: held %v", gatheredEnough, d)
+	}
+	p.collected(3, 3*gatheredEnough-1)
+	if d := p.holdFor(0); d <= 0 {
+		t.Errorf("after smaller responses: held %v", d)
+	}
+	p.collected(0, 0)
+	if d := p.holdFor(0); d <= 0 {
+		t.Errorf("after a pass that sent nothing: held %v", d)
+	}
+}

@@ -185,6 +185,7 @@ func (w *connWriter) collectAll() bool {
 	n := c.ready.len()
 	c.mu.Unlock()
 	c.srv.writes.passes.Add(1)
+	responses, bufs := 0, 0
 	for ; n > 0; n-- {
 		ss := c.pop(&c.ready)
 		if ss == nil {
@@ -202,6 +203,7 @@ func (w *connWriter) collectAll() bool {
 			}
 			ss.release(more, err, false)
 		} else if ready, err := ss.collect(); err == nil && ready {
+			responses, bufs = responses+1, bufs+len(ss.out.bufs)
 			c.mu.Lock()
 			c.sendq.push(ss)
 			c.mu.Unlock()
@@ -214,6 +216,7 @@ func (w *connWriter) collectAll() bool {
 		}
 		w.holding = nil
 	}
+	c.pacer.collected(responses, bufs) // a retired writer returned above: the pacer is the new one's
 	return true
 }
 
