@@ -25,9 +25,10 @@ import "time"
 // pass began, so one after a quiet spell of maxWriteHold goes at once.
 // Streams with a greeting or a command reply to send are not held.
 //
-// Nor is a writer whose last pass already sent large responses (at least
-// gatheredEnough buffers, about as many messages, per response on
-// average): a hold can only add latency there, and a publisher that waits
+// Nor is a writer whose passes already send large responses (at least
+// gatheredEnough buffers, about as many messages, per response, averaged
+// over its recent passes, so that the short pass after a long one does
+// not count alone): a hold can only add latency there, and a publisher that waits
 // for its subscribers (a request and its reply over rooms) would wait for
 // it on every round trip.
 
@@ -60,7 +61,7 @@ type passPacer struct {
 	delay    int64 // average wake delay, in ns
 	lastPass int64 // when the last pass began, on the server's clock
 	passed   bool  // a pass began: lastPass is set
-	gathered bool  // the last pass's responses were large: see gatheredEnough
+	perResp  int   // buffers per response, averaged over passes that sent any
 }
 
 // woke records a wake-up that came delay ns after the writer's poke.
@@ -71,7 +72,7 @@ func (p *passPacer) woke(delay int64) {
 // holdFor returns how long a pass due at now should wait: until the hold
 // after the previous pass began has passed; 0 or less for no wait.
 func (p *passPacer) holdFor(now int64) time.Duration {
-	if !p.passed || p.max <= 0 || p.gathered {
+	if !p.passed || p.max <= 0 || p.perResp >= gatheredEnough {
 		return 0
 	}
 	return time.Duration(p.lastPass + min(p.max, holdPerDelay*p.delay) - now)
@@ -83,7 +84,9 @@ func (p *passPacer) begin(now int64) { p.lastPass, p.passed = now, true }
 // collected records what the pass collected: bufs buffers for responses
 // responses.
 func (p *passPacer) collected(responses, bufs int) {
-	p.gathered = responses > 0 && bufs >= gatheredEnough*responses
+	if responses > 0 {
+		p.perResp += (bufs/responses - p.perResp) >> wakeDelayWeight
+	}
 }
 
 // now reads the server's monotonic clock, in ns since it started.

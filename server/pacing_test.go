@@ -213,24 +213,30 @@ func TestShutdownEndsAHold(t *testing.T) {
 	<-closed
 }
 
-// A pass whose responses were already large holds the next not at all,
-// however late wake-ups come; one of small responses holds it again.
+// Passes whose responses are large hold the next not at all, however
+// late wake-ups come, even after one pass of small ones; passes of small
+// responses hold it again.
 func TestPacerDoesNotHoldLargeResponses(t *testing.T) {
 	p := passPacer{max: int64(50 * time.Millisecond)}
 	for range 200 {
 		p.woke(int64(10 * time.Millisecond))
 	}
 	p.begin(0)
-	p.collected(3, 3*gatheredEnough)
+	for range 100 {
+		p.collected(1, 200)
+	}
 	if d := p.holdFor(0); d != 0 {
-		t.Errorf("after responses of %d buffers: held %v", gatheredEnough, d)
+		t.Errorf("after responses of 200 buffers: held %v", d)
 	}
-	p.collected(3, 3*gatheredEnough-1)
-	if d := p.holdFor(0); d <= 0 {
-		t.Errorf("after smaller responses: held %v", d)
+	p.collected(1, 2)
+	p.collected(0, 0) // a pass that sent nothing changes nothing
+	if d := p.holdFor(0); d != 0 {
+		t.Errorf("after one small response among large ones: held %v", d)
 	}
-	p.collected(0, 0)
+	for range 100 {
+		p.collected(3, 6)
+	}
 	if d := p.holdFor(0); d <= 0 {
-		t.Errorf("after a pass that sent nothing: held %v", d)
+		t.Errorf("after small responses: held %v", d)
 	}
 }
