@@ -25,6 +25,12 @@ import "time"
 // pass began, so one after a quiet spell of maxWriteHold goes at once.
 // Streams with a greeting or a command reply to send are not held.
 //
+// Nor is a writer whose passes serve few streams (fewer than
+// holdFromResponses responses a pass, on average): the gain of a hold is
+// one pass and its wake-up shared by many streams' responses, and a
+// connection of one or two streams, such as a service's own subscriber,
+// would only wait.
+//
 // Nor is a writer whose passes already send large responses (at least
 // gatheredEnough buffers, about as many messages, per response, averaged
 // over its recent passes, so that the short pass after a long one does
@@ -45,6 +51,10 @@ const holdPerDelay = 32
 // itself.
 const gatheredEnough = 32
 
+// holdFromResponses is the responses a pass sends, on average, from which
+// its writer may hold the next.
+const holdFromResponses = 4
+
 // wakeDelayWeight is the weight, as a power of two, of the average wake
 // delay against each new one: 8 wake-ups are 66% of it.
 const wakeDelayWeight = 3
@@ -61,7 +71,8 @@ type passPacer struct {
 	delay    int64 // average wake delay, in ns
 	lastPass int64 // when the last pass began, on the server's clock
 	passed   bool  // a pass began: lastPass is set
-	perResp  int   // buffers per response, averaged over passes that sent any
+	perResp  int   // buffers per response, averaged over passes that sent any, in 1/256ths
+	perPass  int   // responses per pass, averaged over passes that sent any, in 1/256ths
 }
 
 // woke records a wake-up that came delay ns after the writer's poke.
@@ -72,7 +83,7 @@ func (p *passPacer) woke(delay int64) {
 // holdFor returns how long a pass due at now should wait: until the hold
 // after the previous pass began has passed; 0 or less for no wait.
 func (p *passPacer) holdFor(now int64) time.Duration {
-	if !p.passed || p.max <= 0 || p.perResp >= gatheredEnough {
+	if !p.passed || p.max <= 0 || p.perResp >= gatheredEnough<<8 || p.perPass < holdFromResponses<<8 {
 		return 0
 	}
 	return time.Duration(p.lastPass + min(p.max, holdPerDelay*p.delay) - now)
@@ -85,7 +96,8 @@ func (p *passPacer) begin(now int64) { p.lastPass, p.passed = now, true }
 // responses.
 func (p *passPacer) collected(responses, bufs int) {
 	if responses > 0 {
-		p.perResp += (bufs/responses - p.perResp) >> wakeDelayWeight
+		p.perResp += (bufs<<8/responses - p.perResp) >> wakeDelayWeight
+		p.perPass += (responses<<8 - p.perPass) >> wakeDelayWeight
 	}
 }
 

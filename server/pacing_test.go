@@ -15,7 +15,7 @@ func TestPacerNeverHoldsPastItsBound(t *testing.T) {
 	const bound = 20 * time.Millisecond
 	delays := []time.Duration{0, time.Microsecond, 100 * time.Microsecond, time.Millisecond, 50 * time.Millisecond, time.Hour}
 	for _, delay := range delays {
-		p := passPacer{max: int64(bound)}
+		p := passPacer{max: int64(bound), perPass: holdFromResponses << 8}
 		if d := p.holdFor(0); d > 0 {
 			t.Fatalf("delay %v: first pass held %v", delay, d)
 		}
@@ -41,7 +41,7 @@ func TestPacerNeverHoldsPastItsBound(t *testing.T) {
 // and none again once they are prompt again.
 func TestPacerHoldFollowsTheWakeDelay(t *testing.T) {
 	const bound = 50 * time.Millisecond
-	p := passPacer{max: int64(bound)}
+	p := passPacer{max: int64(bound), perPass: holdFromResponses << 8}
 	p.begin(0)
 	if d := p.holdFor(0); d != 0 {
 		t.Fatalf("prompt wake-ups: held %v", d)
@@ -109,6 +109,7 @@ func lateWakeUps(t *testing.T, c *outConn) {
 	})
 	c.mu.Lock()
 	c.pacer.delay = int64(time.Hour)
+	c.pacer.perPass = holdFromResponses << 8 // as if its passes served many streams
 	c.mu.Unlock()
 }
 
@@ -215,28 +216,35 @@ func TestShutdownEndsAHold(t *testing.T) {
 
 // Passes whose responses are large hold the next not at all, however
 // late wake-ups come, even after one pass of small ones; passes of small
-// responses hold it again.
-func TestPacerDoesNotHoldLargeResponses(t *testing.T) {
+// responses to several streams hold it again; passes serving one or two
+// streams, however small their responses, do not.
+func TestPacerHoldsOnlyManySmallResponses(t *testing.T) {
 	p := passPacer{max: int64(50 * time.Millisecond)}
 	for range 200 {
 		p.woke(int64(10 * time.Millisecond))
 	}
 	p.begin(0)
 	for range 100 {
-		p.collected(1, 200)
+		p.collected(8, 8*200)
 	}
 	if d := p.holdFor(0); d != 0 {
 		t.Errorf("after responses of 200 buffers: held %v", d)
 	}
-	p.collected(1, 2)
+	p.collected(8, 16)
 	p.collected(0, 0) // a pass that sent nothing changes nothing
 	if d := p.holdFor(0); d != 0 {
-		t.Errorf("after one small response among large ones: held %v", d)
+		t.Errorf("after one pass of small responses among large ones: held %v", d)
 	}
 	for range 100 {
-		p.collected(3, 6)
+		p.collected(8, 16)
 	}
 	if d := p.holdFor(0); d <= 0 {
-		t.Errorf("after small responses: held %v", d)
+		t.Errorf("after passes of 8 small responses: held %v", d)
+	}
+	for range 100 {
+		p.collected(1, 2)
+	}
+	if d := p.holdFor(0); d != 0 {
+		t.Errorf("after passes of one small response each: held %v", d)
 	}
 }
