@@ -4,6 +4,7 @@ package client_test
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"net"
 	"os"
@@ -33,25 +34,10 @@ func BenchmarkPublisherClient(b *testing.B) {
 	b.Run("async", func(b *testing.B) {
 		ctx := testCtx(b)
 		p := newPublisher(b, ctx, dial(b, startServerChild(b)))
-		calls := make(chan *client.PublishCall, client.DefaultMaxInFlight)
-		waited := make(chan error, 1)
 		b.ReportAllocs()
 		cpu := cpuTime()
 		b.ResetTimer()
-		go func() {
-			var err error
-			for call := range calls {
-				if _, _, e := call.Wait(ctx); e != nil && err == nil {
-					err = e
-				}
-			}
-			waited <- err
-		}()
-		for range b.N {
-			calls <- p.PublishAsync(ctx, "bench", data)
-		}
-		close(calls)
-		if err := <-waited; err != nil {
+		if err := publishAll(ctx, p, "bench", data, b.N); err != nil {
 			b.Fatal(err)
 		}
 		b.StopTimer()
@@ -118,6 +104,28 @@ func serverChildMain() error {
 	_, _ = bufio.NewReader(os.Stdin).ReadString('\n') // EOF when the parent is done
 	srv.Close()
 	return <-served
+}
+
+// publishAll publishes n messages of data to room with PublishAsync from
+// this goroutine, their answers awaited in order by another, as a program
+// publishing at the stream's pace does; it returns the first error.
+func publishAll(ctx context.Context, p *client.Publisher, room string, data []byte, n int) error {
+	calls := make(chan *client.PublishCall, client.DefaultMaxInFlight)
+	waited := make(chan error, 1)
+	go func() {
+		var err error
+		for call := range calls {
+			if _, _, e := call.Wait(ctx); e != nil && err == nil {
+				err = e
+			}
+		}
+		waited <- err
+	}()
+	for range n {
+		calls <- p.PublishAsync(ctx, room, data)
+	}
+	close(calls)
+	return <-waited
 }
 
 // startServerChild starts this test binary again as a server, stopped at

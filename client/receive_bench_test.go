@@ -42,29 +42,12 @@ import (
 func BenchmarkReceive(b *testing.B) {
 	data := make([]byte, 64)
 	b.Run("roomcast", func(b *testing.B) {
-		// A backlog that holds a whole run, so that the subscriber is not cut
-		// off as a slow consumer while it catches up.
-		_, addr := start(b, server.WithBrokerOptions(broker.WithBacklog(1<<20, 1<<30), broker.WithMaxRetainedBytes(1<<31)))
+		addr := startReceiveServer(b)
 		ctx := testCtx(b)
 		p := newPublisher(b, ctx, dial(b, addr))
 		child := startReceiveChild(b, "roomcast", addr, b.N, len(data))
 		b.ResetTimer()
-		calls := make(chan *client.PublishCall, client.DefaultMaxInFlight)
-		waited := make(chan error, 1)
-		go func() {
-			var err error
-			for call := range calls {
-				if _, _, e := call.Wait(ctx); e != nil && err == nil {
-					err = e
-				}
-			}
-			waited <- err
-		}()
-		for range b.N {
-			calls <- p.PublishAsync(ctx, "bench", data)
-		}
-		close(calls)
-		if err := <-waited; err != nil {
+		if err := publishAll(ctx, p, "bench", data, b.N); err != nil {
 			b.Fatal(err)
 		}
 		child.report(b)
@@ -83,6 +66,14 @@ func BenchmarkReceive(b *testing.B) {
 		}
 		child.report(b)
 	})
+}
+
+// startReceiveServer starts a server whose backlog holds a whole run, so
+// that the subscriber is not cut off as a slow consumer while it catches
+// up, and returns its address.
+func startReceiveServer(b *testing.B) string {
+	_, addr := start(b, server.WithBrokerOptions(broker.WithBacklog(1<<20, 1<<30), broker.WithMaxRetainedBytes(1<<31)))
+	return addr
 }
 
 // receiveChildEnv makes this test binary a subscriber for BenchmarkReceive

@@ -8,9 +8,6 @@ import (
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
-
-	"github.com/roomcast/roomcast/broker"
-	"github.com/roomcast/roomcast/server"
 )
 
 // BenchmarkPacedReceive is BenchmarkReceive with 1 KiB messages
@@ -23,8 +20,7 @@ import (
 func BenchmarkPacedReceive(b *testing.B) {
 	data := make([]byte, 1024)
 	b.Run("roomcast", func(b *testing.B) {
-		// A backlog that holds a whole run, as BenchmarkReceive's.
-		_, addr := start(b, server.WithBrokerOptions(broker.WithBacklog(1<<20, 1<<30), broker.WithMaxRetainedBytes(1<<31)))
+		addr := startReceiveServer(b)
 		ctx := testCtx(b)
 		p := newPublisher(b, ctx, dial(b, addr))
 		child := startReceiveChild(b, "roomcast", addr, b.N, len(data))

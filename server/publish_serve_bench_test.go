@@ -51,15 +51,7 @@ func BenchmarkPublishServe(b *testing.B) {
 	payload := &roomcastv1.PublishRequest_Data{Data: make([]byte, 64)}
 	for _, mode := range []string{"open", "apikey"} {
 		b.Run(mode, func(b *testing.B) {
-			child := startServeChild(b, mode)
-			ctx := testCtx(b)
-			if child.key != "" {
-				ctx = bearer(ctx, child.key)
-			}
-			c := dial(b, child.addr)
-			if os.Getenv(noSubscriberEnv) == "" {
-				defer subscribeAndDrain(b, ctx, child.addr)()
-			}
+			child, ctx, c := startServeTarget(b, mode)
 			b.ReportAllocs()
 			b.SetParallelism(8) // with GOMAXPROCS 2: 16 calls in flight
 			cpu0, mallocs0 := child.usage(b)
@@ -141,6 +133,23 @@ type serveChild struct {
 	key  string // an API key it accepts, if it authenticates
 	in   io.Writer
 	out  *bufio.Reader
+}
+
+// startServeTarget starts a server in mode in a process of its own (see
+// startServeChild) and returns it, a context carrying its credential, and
+// a client of it; unless $ROOMCAST_BENCH_NO_SUBSCRIBER is set, a
+// subscriber of the benchmark's room drains it until the benchmark ends.
+func startServeTarget(b *testing.B, mode string) (*serveChild, context.Context, roomcastv1.BrokerServiceClient) {
+	child := startServeChild(b, mode)
+	ctx := testCtx(b)
+	if child.key != "" {
+		ctx = bearer(ctx, child.key)
+	}
+	c := dial(b, child.addr)
+	if os.Getenv(noSubscriberEnv) == "" {
+		b.Cleanup(subscribeAndDrain(b, ctx, child.addr))
+	}
+	return child, ctx, c
 }
 
 // startServeChild starts this test binary again as a server in mode; it

@@ -3,7 +3,6 @@
 package server_test
 
 import (
-	"os"
 	"strconv"
 	"testing"
 
@@ -27,15 +26,7 @@ func BenchmarkPublishStreamServe(b *testing.B) {
 	payload := &roomcastv1.PublishRequest_Data{Data: make([]byte, 64)}
 	for _, mode := range []string{"open", "apikey"} {
 		b.Run(mode, func(b *testing.B) {
-			child := startServeChild(b, mode)
-			ctx := testCtx(b)
-			if child.key != "" {
-				ctx = bearer(ctx, child.key)
-			}
-			c := dial(b, child.addr)
-			if os.Getenv(noSubscriberEnv) == "" {
-				defer subscribeAndDrain(b, ctx, child.addr)()
-			}
+			child, ctx, c := startServeTarget(b, mode)
 			stream, err := c.PublishStream(ctx)
 			if err != nil {
 				b.Fatal(err)
