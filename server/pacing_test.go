@@ -191,29 +191,6 @@ func TestCommandReplyIsNotHeld(t *testing.T) {
 	}
 }
 
-// A writer holding when the server shuts down stops holding: the drain
-// does not wait out the bound.
-func TestShutdownEndsAHold(t *testing.T) {
-	const bound = 20 * time.Second // past the test's 10s deadline, and not so long that a failure hangs
-	p := newPacedServer(t, bound)
-	f := openFake(t, p.srv, 1)
-	f.join("r")
-	first := publish(t, p.srv, "r", "1")
-	f.expectOffsets(first, first)
-
-	lateWakeUps(t, f.ss.conn)
-	second := publish(t, p.srv, "r", "2")
-	p.nextHold(t)
-	p.proceed <- struct{}{}
-	closed := make(chan struct{})
-	go func() {
-		p.srv.Close()
-		close(closed)
-	}()
-	f.expectOffsets(second, second)
-	<-closed
-}
-
 // Passes whose responses are large hold the next not at all, however
 // late wake-ups come, even after one pass of small ones; passes of small
 // responses to several streams hold it again; passes serving one or two
