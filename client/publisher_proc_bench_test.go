@@ -8,14 +8,13 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/roomcast/roomcast/client"
+	"github.com/roomcast/roomcast/internal/testsupport/childproc"
 	"github.com/roomcast/roomcast/server"
 )
 
@@ -35,13 +34,13 @@ func BenchmarkPublisherClient(b *testing.B) {
 		ctx := testCtx(b)
 		p := newPublisher(b, ctx, dial(b, startServerChild(b)))
 		b.ReportAllocs()
-		cpu := cpuTime()
+		cpu := cpuTime(b)
 		b.ResetTimer()
 		if err := publishAll(ctx, p, "bench", data, b.N); err != nil {
 			b.Fatal(err)
 		}
 		b.StopTimer()
-		b.ReportMetric(float64(cpuTime()-cpu)/float64(b.N), "cli-ns/publish")
+		b.ReportMetric(float64(cpuTime(b)-cpu)/float64(b.N), "cli-ns/publish")
 	})
 	b.Run("lanes", func(b *testing.B) {
 		ctx := testCtx(b)
@@ -50,7 +49,7 @@ func BenchmarkPublisherClient(b *testing.B) {
 		var wg sync.WaitGroup
 		var failed sync.Once
 		b.ReportAllocs()
-		cpu := cpuTime()
+		cpu := cpuTime(b)
 		b.ResetTimer()
 		for range client.DefaultMaxInFlight {
 			wg.Go(func() {
@@ -67,24 +66,16 @@ func BenchmarkPublisherClient(b *testing.B) {
 		close(work)
 		wg.Wait()
 		b.StopTimer()
-		b.ReportMetric(float64(cpuTime()-cpu)/float64(b.N), "cli-ns/publish")
+		b.ReportMetric(float64(cpuTime(b)-cpu)/float64(b.N), "cli-ns/publish")
 	})
 }
 
-// serverChildEnv makes this test binary a roomcast server on a loopback
-// port instead of running tests, until its standard input closes. Its
+// serverChild makes this test binary a roomcast server on a loopback port
+// instead of running tests, until its standard input closes. Its variable's
 // value is ignored.
-const serverChildEnv = "ROOMCAST_BENCH_SERVER"
+var serverChild = childproc.Role{Name: "server process", Env: "ROOMCAST_BENCH_SERVER"}
 
-func init() {
-	if os.Getenv(serverChildEnv) != "" {
-		if err := serverChildMain(); err != nil {
-			fmt.Fprintln(os.Stderr, "server process:", err)
-			os.Exit(1)
-		}
-		os.Exit(0)
-	}
-}
+func init() { serverChild.RunIfSelected(func(string) error { return serverChildMain() }) }
 
 // serverChildMain serves on a loopback port, prints the address, and
 // returns once standard input is closed.
@@ -131,45 +122,18 @@ func publishAll(ctx context.Context, p *client.Publisher, room string, data []by
 // startServerChild starts this test binary again as a server, stopped at
 // the end of the benchmark, and returns its address.
 func startServerChild(b *testing.B) string {
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), serverChildEnv+"=1")
-	cmd.Stderr = os.Stderr
-	in, err := cmd.StdinPipe()
+	line, err := serverChild.Start(b, "1").ReadLine()
 	if err != nil {
 		b.Fatal(err)
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() {
-		in.Close()
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-		select {
-		case err := <-done:
-			if err != nil {
-				b.Errorf("server process: %v", err)
-			}
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			<-done
-			b.Error("server process did not stop")
-		}
-	})
-	line, err := bufio.NewReader(out).ReadString('\n')
-	if err != nil {
-		b.Fatalf("server process: %q, %v", line, err)
 	}
 	return strings.TrimSpace(line)
 }
 
 // cpuTime is this process's CPU time so far.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+func cpuTime(b *testing.B) time.Duration {
+	cpu, err := childproc.CPUTime()
+	if err != nil {
+		b.Fatal(err)
+	}
+	return cpu
 }

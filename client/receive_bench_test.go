@@ -3,18 +3,13 @@
 package client_test
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
-	"runtime"
-	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -22,6 +17,7 @@ import (
 
 	"github.com/roomcast/roomcast/broker"
 	"github.com/roomcast/roomcast/client"
+	"github.com/roomcast/roomcast/internal/testsupport/childproc"
 	"github.com/roomcast/roomcast/server"
 )
 
@@ -76,9 +72,10 @@ func startReceiveServer(b *testing.B) string {
 	return addr
 }
 
-// receiveChildEnv makes this test binary a subscriber for BenchmarkReceive
-// instead of running tests: its value is "system address count size".
-const receiveChildEnv = "ROOMCAST_BENCH_RECEIVE"
+// receiveChildRole makes this test binary a subscriber for
+// BenchmarkReceive instead of running tests: its variable's value is
+// "system address count size".
+var receiveChildRole = childproc.Role{Name: "subscriber process", Env: "ROOMCAST_BENCH_RECEIVE"}
 
 // receiveChildProfileEnv names the file a subscriber process writes its
 // CPU profile to, if set; receiveChildMemProfileEnv, its allocation
@@ -88,52 +85,22 @@ const (
 	receiveChildMemProfileEnv = "ROOMCAST_BENCH_SUBSCRIBER_MEMPROFILE"
 )
 
-// A test binary started with receiveChildEnv subscribes, before any test
-// or TestMain runs. It receives on a goroutine of its own: package
-// initialization runs on the main goroutine locked to the main thread,
-// where every wake-up of a receiver blocked in Next or in a callback would
-// cost a switch of threads that no application pays.
-func init() {
-	if spec := os.Getenv(receiveChildEnv); spec != "" {
-		errc := make(chan error, 1)
-		go func() { errc <- receiveChildMain(spec) }()
-		if err := <-errc; err != nil {
-			fmt.Fprintln(os.Stderr, "subscriber process:", err)
-			os.Exit(1)
-		}
-		os.Exit(0)
-	}
-}
+// A test binary started in receiveChildRole subscribes, before any test or
+// TestMain runs (on a goroutine of its own, as an application receives).
+func init() { receiveChildRole.RunIfSelected(receiveChildMain) }
 
 // receiveChild is a subscriber in a process of its own.
 type receiveChild struct {
-	cmd *exec.Cmd
-	out *bufio.Reader
-	n   int
+	*childproc.Child
+	n int
 }
 
 // startReceiveChild starts this test binary again as a subscriber of room
 // (or subject) "bench" of the server of system at addr, expecting n
 // messages of size bytes, and returns once it is subscribed.
 func startReceiveChild(b *testing.B, system, addr string, n, size int) *receiveChild {
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s %s %d %d", receiveChildEnv, system, addr, n, size))
-	cmd.Stderr = os.Stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	c := &receiveChild{cmd: cmd, out: bufio.NewReader(out), n: n}
-	b.Cleanup(func() {
-		if c.cmd != nil {
-			c.cmd.Process.Kill()
-			c.cmd.Wait()
-		}
-	})
-	if line, err := c.out.ReadString('\n'); err != nil || line != "ready\n" {
+	c := &receiveChild{Child: receiveChildRole.Start(b, fmt.Sprintf("%s %s %d %d", system, addr, n, size)), n: n}
+	if line, err := c.ReadLine(); err != nil || line != "ready" {
 		b.Fatalf("subscriber process: %q, %v", line, err)
 	}
 	return c
@@ -142,9 +109,9 @@ func startReceiveChild(b *testing.B, system, addr string, n, size int) *receiveC
 // report waits for the child to receive every message, and reports what
 // it spent.
 func (c *receiveChild) report(b *testing.B) {
-	line, err := c.out.ReadString('\n')
+	line, err := c.ReadLine()
 	if err != nil {
-		b.Fatalf("subscriber process: %v", err)
+		b.Fatal(err)
 	}
 	b.StopTimer()
 	var cpu time.Duration
@@ -152,10 +119,9 @@ func (c *receiveChild) report(b *testing.B) {
 	if _, err := fmt.Sscan(line, &cpu, &mallocs, &bytes); err != nil {
 		b.Fatalf("subscriber process said %q: %v", line, err)
 	}
-	if err := c.cmd.Wait(); err != nil {
+	if err := c.Wait(); err != nil {
 		b.Fatalf("subscriber process: %v", err)
 	}
-	c.cmd = nil
 	b.ReportMetric(float64(cpu.Nanoseconds())/float64(c.n), "sub-ns/delivery")
 	b.ReportMetric(float64(mallocs)/float64(c.n), "sub-allocs/delivery")
 	b.ReportMetric(float64(bytes)/float64(c.n), "sub-B/delivery")
@@ -244,54 +210,27 @@ func receiveChildMain(spec string) error {
 	default:
 		return fmt.Errorf("unknown system %q", f[0])
 	}
-	if file := os.Getenv(receiveChildProfileEnv); file != "" {
-		f, err := os.Create(file)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
+	stopProfiles, err := childproc.Profile(os.Getenv(receiveChildProfileEnv), os.Getenv(receiveChildMemProfileEnv))
+	if err != nil {
+		return err
 	}
-	if file := os.Getenv(receiveChildMemProfileEnv); file != "" {
-		runtime.MemProfileRate = 512
-		defer func() {
-			if err := writeHeapProfile(file); err != nil {
-				fmt.Fprintln(os.Stderr, "subscriber process:", err)
-			}
-		}()
+	defer func() {
+		if err := stopProfiles(); err != nil {
+			fmt.Fprintln(os.Stderr, "subscriber process:", err)
+		}
+	}()
+	spent0, err := childproc.Usage()
+	if err != nil {
+		return err
 	}
-	cpu0, mallocs0, bytes0 := usage()
 	fmt.Println("ready")
 	if err := receive(); err != nil {
 		return err
 	}
-	cpu1, mallocs1, bytes1 := usage()
-	fmt.Println(int64(cpu1-cpu0), mallocs1-mallocs0, bytes1-bytes0)
-	return nil
-}
-
-// usage is the process's CPU time, heap allocations and bytes allocated so
-// far.
-func usage() (time.Duration, uint64, uint64) {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), ms.Mallocs, ms.TotalAlloc
-}
-
-// writeHeapProfile writes the process's allocation profile to file.
-func writeHeapProfile(file string) error {
-	f, err := os.Create(file)
+	spent1, err := childproc.Usage()
 	if err != nil {
 		return err
 	}
-	if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
+	fmt.Println(int64(spent1.CPU-spent0.CPU), spent1.Mallocs-spent0.Mallocs, spent1.Bytes-spent0.Bytes)
+	return nil
 }

@@ -11,12 +11,8 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"os/exec"
-	"runtime"
-	"runtime/pprof"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -27,6 +23,7 @@ import (
 	"github.com/roomcast/roomcast/broker"
 	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
 	"github.com/roomcast/roomcast/internal/serveconfig"
+	"github.com/roomcast/roomcast/internal/testsupport/childproc"
 	"github.com/roomcast/roomcast/server"
 )
 
@@ -95,9 +92,9 @@ func subscribeAndDrain(b *testing.B, ctx context.Context, addr string) (stop fun
 // what delivering each message costs the server is the difference.
 const noSubscriberEnv = "ROOMCAST_BENCH_NO_SUBSCRIBER"
 
-// serveChildEnv makes this test binary a server for BenchmarkPublishServe
-// instead of running tests: its value is the mode.
-const serveChildEnv = "ROOMCAST_BENCH_SERVE"
+// serveChildRole makes this test binary a server for BenchmarkPublishServe
+// instead of running tests: its variable's value is the mode.
+var serveChildRole = childproc.Role{Name: "server process", Env: "ROOMCAST_BENCH_SERVE"}
 
 // serveChildMemProfileEnv names the file a server process writes its
 // allocation profile to, if set.
@@ -115,24 +112,15 @@ const serveChildProfileEnv = "ROOMCAST_BENCH_SERVER_CPUPROFILE"
 // bytes (serveconfig.StartGCTuner), to compare.
 const serveChildHeadroomEnv = "ROOMCAST_BENCH_GC_HEADROOM"
 
-// A test binary started with serveChildEnv serves, before any test or
+// A test binary started in serveChildRole serves, before any test or
 // TestMain runs.
-func init() {
-	if mode := os.Getenv(serveChildEnv); mode != "" {
-		if err := serveChildMain(mode); err != nil {
-			fmt.Fprintln(os.Stderr, "server process:", err)
-			os.Exit(1)
-		}
-		os.Exit(0)
-	}
-}
+func init() { serveChildRole.RunIfSelected(serveChildMain) }
 
 // serveChild is a server in a process of its own.
 type serveChild struct {
+	*childproc.Child
 	addr string
 	key  string // an API key it accepts, if it authenticates
-	in   io.Writer
-	out  *bufio.Reader
 }
 
 // startServeTarget starts a server in mode in a process of its own (see
@@ -155,30 +143,10 @@ func startServeTarget(b *testing.B, mode string) (*serveChild, context.Context, 
 // startServeChild starts this test binary again as a server in mode; it
 // stops when the benchmark ends.
 func startServeChild(b *testing.B, mode string) *serveChild {
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), serveChildEnv+"="+mode)
-	cmd.Stderr = os.Stderr
-	in, err := cmd.StdinPipe()
+	c := &serveChild{Child: serveChildRole.Start(b, mode)}
+	line, err := c.ReadLine()
 	if err != nil {
 		b.Fatal(err)
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() {
-		in.Close() // the child's cue to stop
-		if err := cmd.Wait(); err != nil {
-			b.Errorf("server process: %v", err)
-		}
-	})
-	c := &serveChild{in: in, out: bufio.NewReader(out)}
-	line, err := c.out.ReadString('\n')
-	if err != nil {
-		b.Fatalf("server process: %v", err)
 	}
 	c.addr, c.key, _ = strings.Cut(strings.TrimSpace(line), " ")
 	return c
@@ -186,10 +154,10 @@ func startServeChild(b *testing.B, mode string) *serveChild {
 
 // usage is the child's CPU time and heap allocations so far.
 func (c *serveChild) usage(b *testing.B) (time.Duration, uint64) {
-	if _, err := io.WriteString(c.in, "cpu\n"); err != nil {
+	if err := c.WriteLine("cpu"); err != nil {
 		b.Fatal(err)
 	}
-	line, err := c.out.ReadString('\n')
+	line, err := c.ReadLine()
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -257,36 +225,23 @@ func serveChildMain(mode string) error {
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(lis) }()
-	if file := os.Getenv(serveChildProfileEnv); file != "" {
-		f, err := os.Create(file)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
+	stopProfiles, err := childproc.Profile(os.Getenv(serveChildProfileEnv), os.Getenv(serveChildMemProfileEnv))
+	if err != nil {
+		return err
 	}
-	if file := os.Getenv(serveChildMemProfileEnv); file != "" {
-		runtime.MemProfileRate = 512
-		defer func() {
-			if f, err := os.Create(file); err == nil {
-				pprof.Lookup("allocs").WriteTo(f, 0)
-				f.Close()
-			}
-		}()
-	}
+	defer func() {
+		if err := stopProfiles(); err != nil {
+			fmt.Fprintln(os.Stderr, "server process:", err)
+		}
+	}()
 	fmt.Printf("%s %s\n", lis.Addr(), key)
 	in := bufio.NewScanner(os.Stdin)
 	for in.Scan() {
-		var ru syscall.Rusage
-		if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		spent, err := childproc.Usage()
+		if err != nil {
 			return err
 		}
-		var ms runtime.MemStats
-		runtime.ReadMemStats(&ms)
-		fmt.Println(ru.Utime.Nano()+ru.Stime.Nano(), ms.Mallocs)
+		fmt.Println(int64(spent.CPU), spent.Mallocs)
 	}
 	srv.Close()
 	return errors.Join(in.Err(), <-served)
