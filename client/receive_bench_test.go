@@ -36,14 +36,36 @@ import (
 //
 //	go test -run '^$' -bench BenchmarkReceive -benchtime=50000x -count 6 ./client/
 func BenchmarkReceive(b *testing.B) {
-	data := make([]byte, 64)
+	benchReceive(b, 64, func(ctx context.Context, p *client.Publisher, data []byte, n int) error {
+		return publishAll(ctx, p, "bench", data, n)
+	}, func(nc *nats.Conn, data []byte, n int) error {
+		for range n {
+			if err := nc.Publish("bench", data); err != nil {
+				return err
+			}
+		}
+		return nc.Flush()
+	})
+}
+
+// benchReceive runs a receive benchmark's two sub-benchmarks, each with a
+// subscriber process of its own expecting b.N messages of size bytes to
+// room (or subject) "bench": roomcast, whose messages viaRoomcast
+// publishes with p, and nats, whose messages viaNATS publishes with nc;
+// each returns once it has published n messages of data, or with the
+// first error.
+func benchReceive(b *testing.B, size int,
+	viaRoomcast func(ctx context.Context, p *client.Publisher, data []byte, n int) error,
+	viaNATS func(nc *nats.Conn, data []byte, n int) error,
+) {
+	data := make([]byte, size)
 	b.Run("roomcast", func(b *testing.B) {
 		addr := startReceiveServer(b)
 		ctx := testCtx(b)
 		p := newPublisher(b, ctx, dial(b, addr))
 		child := startReceiveChild(b, "roomcast", addr, b.N, len(data))
 		b.ResetTimer()
-		if err := publishAll(ctx, p, "bench", data, b.N); err != nil {
+		if err := viaRoomcast(ctx, p, data, b.N); err != nil {
 			b.Fatal(err)
 		}
 		child.report(b)
@@ -52,12 +74,7 @@ func BenchmarkReceive(b *testing.B) {
 		nc := startNATS(b)
 		child := startReceiveChild(b, "nats", nc.ConnectedUrl(), b.N, len(data))
 		b.ResetTimer()
-		for range b.N {
-			if err := nc.Publish("bench", data); err != nil {
-				b.Fatal(err)
-			}
-		}
-		if err := nc.Flush(); err != nil {
+		if err := viaNATS(nc, data, b.N); err != nil {
 			b.Fatal(err)
 		}
 		child.report(b)

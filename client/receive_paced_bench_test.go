@@ -3,11 +3,14 @@
 package client_test
 
 import (
+	"context"
 	"testing"
 	"time"
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+
+	"github.com/roomcast/roomcast/client"
 )
 
 // BenchmarkPacedReceive is BenchmarkReceive with 1 KiB messages
@@ -18,33 +21,23 @@ import (
 //
 //	go test -run '^$' -bench BenchmarkPacedReceive -benchtime=20000x -count 6 ./client/
 func BenchmarkPacedReceive(b *testing.B) {
-	data := make([]byte, 1024)
-	b.Run("roomcast", func(b *testing.B) {
-		addr := startReceiveServer(b)
-		ctx := testCtx(b)
-		p := newPublisher(b, ctx, dial(b, addr))
-		child := startReceiveChild(b, "roomcast", addr, b.N, len(data))
-		b.ResetTimer()
-		for range b.N {
+	benchReceive(b, 1024, func(ctx context.Context, p *client.Publisher, data []byte, n int) error {
+		for range n {
 			if _, _, err := p.Publish(ctx, "bench", data); err != nil {
-				b.Fatal(err)
+				return err
 			}
 		}
-		child.report(b)
-	})
-	b.Run("nats", func(b *testing.B) {
-		nc := startNATS(b)
-		child := startReceiveChild(b, "nats", nc.ConnectedUrl(), b.N, len(data))
-		b.ResetTimer()
-		for range b.N {
+		return nil
+	}, func(nc *nats.Conn, data []byte, n int) error {
+		for range n {
 			if err := nc.Publish("bench", data); err != nil {
-				b.Fatal(err)
+				return err
 			}
 			if err := nc.Flush(); err != nil {
-				b.Fatal(err)
+				return err
 			}
 		}
-		child.report(b)
+		return nil
 	})
 }
 
