@@ -1,6 +1,7 @@
 package client_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strconv"
@@ -146,6 +147,43 @@ func TestPublisherBatchesConcurrentCalls(t *testing.T) {
 	}
 }
 
+// A refusal is a message a Publisher must refuse alone.
+type refusal struct {
+	publish func(ctx context.Context, p *client.Publisher) *client.PublishCall
+	want    error  // what it fails with
+	what    string // what is wrong with it, for the failure message
+}
+
+// publishWithRefusals publishes n messages with PublishAsync, message i
+// being refusals[i%every] where there is one and otherwise a text message
+// to room "r", then checks, in order, that each refusal failed with its
+// error and that the others were sequenced in the order published.
+func publishWithRefusals(t *testing.T, ctx context.Context, p *client.Publisher, n, every int, refusals map[int]refusal) {
+	t.Helper()
+	calls := make([]*client.PublishCall, n)
+	for i := range n {
+		if r, ok := refusals[i%every]; ok {
+			calls[i] = r.publish(ctx, p)
+		} else {
+			calls[i] = p.PublishTextAsync(ctx, "r", strconv.Itoa(i))
+		}
+	}
+	want := uint64(1)
+	for i, call := range calls {
+		off, _, err := call.Wait(ctx)
+		if r, ok := refusals[i%every]; ok {
+			if !errors.Is(err, r.want) {
+				t.Fatalf("message %d%s: %v", i, r.what, err)
+			}
+			continue
+		}
+		if err != nil || off != want {
+			t.Fatalf("message %d: offset %d, %v; want %d", i, off, err, want)
+		}
+		want++
+	}
+}
+
 // Refused messages in the middle of batches fail alone, each with its own
 // error, and the others are sequenced in the order published.
 func TestPublisherBatchedErrors(t *testing.T) {
@@ -154,36 +192,14 @@ func TestPublisherBatchedErrors(t *testing.T) {
 	ctx := testCtx(t)
 	p := newPublisher(t, ctx, dial(t, addr))
 	const n = 3000
-	calls := make([]*client.PublishCall, n)
-	for i := range n {
-		switch i % 7 {
-		case 3:
-			calls[i] = p.PublishTextAsync(ctx, "bad room", "x")
-		case 5:
-			calls[i] = p.PublishAsync(ctx, "r", make([]byte, 101))
-		default:
-			calls[i] = p.PublishTextAsync(ctx, "r", strconv.Itoa(i))
-		}
-	}
-	want := uint64(1)
-	for i, call := range calls {
-		off, _, err := call.Wait(ctx)
-		switch i % 7 {
-		case 3:
-			if !errors.Is(err, client.ErrInvalidArgument) {
-				t.Fatalf("message %d to a bad room: %v", i, err)
-			}
-		case 5:
-			if !errors.Is(err, client.ErrTooLarge) {
-				t.Fatalf("message %d, too large: %v", i, err)
-			}
-		default:
-			if err != nil || off != want {
-				t.Fatalf("message %d: offset %d, %v; want %d", i, off, err, want)
-			}
-			want++
-		}
-	}
+	publishWithRefusals(t, ctx, p, n, 7, map[int]refusal{
+		3: {func(ctx context.Context, p *client.Publisher) *client.PublishCall {
+			return p.PublishTextAsync(ctx, "bad room", "x")
+		}, client.ErrInvalidArgument, " to a bad room"},
+		5: {func(ctx context.Context, p *client.Publisher) *client.PublishCall {
+			return p.PublishAsync(ctx, "r", make([]byte, 101))
+		}, client.ErrTooLarge, ", too large"},
+	})
 	if responses := count.responses.Load(); responses >= n {
 		t.Fatalf("%d messages in %d requests: want fewer requests", n, responses)
 	}
@@ -196,33 +212,18 @@ func TestPublisherRefusesInvalidUTF8Alone(t *testing.T) {
 	_, addr := start(t)
 	ctx := testCtx(t)
 	p := newPublisher(t, ctx, dial(t, addr))
-	const n = 300
-	calls := make([]*client.PublishCall, n)
-	for i := range n {
-		switch i % 50 {
-		case 10:
-			calls[i] = p.PublishTextAsync(ctx, "r\xff", "x")
-		case 20:
-			calls[i] = p.PublishTextAsync(ctx, "r", "x", client.WithHeaders(map[string]string{"k": "\xff"}))
-		case 30:
-			calls[i] = p.PublishTextAsync(ctx, "r", "x", client.WithIdempotencyKey("\xff"))
-		default:
-			calls[i] = p.PublishTextAsync(ctx, "r", strconv.Itoa(i))
-		}
+	notUTF8 := func(publish func(ctx context.Context, p *client.Publisher) *client.PublishCall) refusal {
+		return refusal{publish, client.ErrInvalidArgument, ", not UTF-8"}
 	}
-	want := uint64(1)
-	for i, call := range calls {
-		off, _, err := call.Wait(ctx)
-		switch i % 50 {
-		case 10, 20, 30:
-			if !errors.Is(err, client.ErrInvalidArgument) {
-				t.Fatalf("message %d, not UTF-8: %v", i, err)
-			}
-		default:
-			if err != nil || off != want {
-				t.Fatalf("message %d: offset %d, %v; want %d", i, off, err, want)
-			}
-			want++
-		}
-	}
+	publishWithRefusals(t, ctx, p, 300, 50, map[int]refusal{
+		10: notUTF8(func(ctx context.Context, p *client.Publisher) *client.PublishCall {
+			return p.PublishTextAsync(ctx, "r\xff", "x")
+		}),
+		20: notUTF8(func(ctx context.Context, p *client.Publisher) *client.PublishCall {
+			return p.PublishTextAsync(ctx, "r", "x", client.WithHeaders(map[string]string{"k": "\xff"}))
+		}),
+		30: notUTF8(func(ctx context.Context, p *client.Publisher) *client.PublishCall {
+			return p.PublishTextAsync(ctx, "r", "x", client.WithIdempotencyKey("\xff"))
+		}),
+	})
 }
