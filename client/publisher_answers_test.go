@@ -93,47 +93,27 @@ func TestPublisherAbandonedCallsKeepAnswersApart(t *testing.T) {
 	const goroutines, each = 32, 100
 	var mu sync.Mutex
 	seen := map[uint64]bool{}
-	errs := make(chan error, goroutines)
-	for g := range goroutines {
-		go func() {
-			var last uint64
-			for i := range each {
-				if i%3 == 0 { // abandoned: its answer still comes, to no one
-					gone, cancel := context.WithCancel(ctx)
-					call := p.PublishTextAsync(ctx, "r", "abandoned")
-					cancel()
-					if _, _, err := call.Wait(gone); err != nil && !errors.Is(err, context.Canceled) {
-						errs <- fmt.Errorf("abandoned call: %v", err)
-						return
-					}
-					continue
-				}
-				off, _, err := p.PublishText(ctx, "r", fmt.Sprint(g, "/", i))
-				if err == nil && off <= last {
-					err = fmt.Errorf("goroutine %d: offset %d after %d", g, off, last)
-				}
-				if err == nil {
-					mu.Lock()
-					if seen[off] {
-						err = fmt.Errorf("offset %d answered twice", off)
-					}
-					seen[off] = true
-					mu.Unlock()
-				}
-				if err != nil {
-					errs <- err
-					return
-				}
-				last = off
+	increasingOffsets(t, goroutines, each, func(g, i int) (uint64, bool, error) {
+		if i%3 == 0 { // abandoned: its answer still comes, to no one
+			gone, cancel := context.WithCancel(ctx)
+			call := p.PublishTextAsync(ctx, "r", "abandoned")
+			cancel()
+			if _, _, err := call.Wait(gone); err != nil && !errors.Is(err, context.Canceled) {
+				return 0, false, fmt.Errorf("abandoned call: %v", err)
 			}
-			errs <- nil
-		}()
-	}
-	for range goroutines {
-		if err := <-errs; err != nil {
-			t.Fatal(err)
+			return 0, false, nil
 		}
-	}
+		off, _, err := p.PublishText(ctx, "r", fmt.Sprint(g, "/", i))
+		if err == nil {
+			mu.Lock()
+			if seen[off] {
+				err = fmt.Errorf("offset %d answered twice", off)
+			}
+			seen[off] = true
+			mu.Unlock()
+		}
+		return off, true, err
+	})
 }
 
 // heldAnswers makes the server hold every PublishStream response until

@@ -117,29 +117,10 @@ func TestPublisherBatchesConcurrentCalls(t *testing.T) {
 	ctx := testCtx(t)
 	p := newPublisher(t, ctx, dial(t, addr))
 	const goroutines, each = 64, 50
-	errs := make(chan error, goroutines)
-	for g := range goroutines {
-		go func() {
-			var last uint64
-			for i := range each {
-				off, _, err := p.PublishText(ctx, "r", fmt.Sprint(g, "/", i))
-				if err == nil && off <= last {
-					err = fmt.Errorf("goroutine %d: offset %d after %d", g, off, last)
-				}
-				if err != nil {
-					errs <- err
-					return
-				}
-				last = off
-			}
-			errs <- nil
-		}()
-	}
-	for range goroutines {
-		if err := <-errs; err != nil {
-			t.Fatal(err)
-		}
-	}
+	increasingOffsets(t, goroutines, each, func(g, i int) (uint64, bool, error) {
+		off, _, err := p.PublishText(ctx, "r", fmt.Sprint(g, "/", i))
+		return off, true, err
+	})
 	responses, answers := count.responses.Load(), count.answers.Load()
 	t.Logf("%d messages in %d requests", answers, responses)
 	if answers != goroutines*each || responses >= answers {
@@ -181,6 +162,40 @@ func publishWithRefusals(t *testing.T, ctx context.Context, p *client.Publisher,
 			t.Fatalf("message %d: offset %d, %v; want %d", i, off, err, want)
 		}
 		want++
+	}
+}
+
+// increasingOffsets calls publish(g, i) for each i below each on
+// goroutines goroutines g, and fails t with the first error or the first
+// offset that is not above the last its goroutine was answered. publish
+// says whether its message has an offset to check (ok): one it abandoned
+// has none.
+func increasingOffsets(t *testing.T, goroutines, each int, publish func(g, i int) (off uint64, ok bool, err error)) {
+	t.Helper()
+	errs := make(chan error, goroutines)
+	for g := range goroutines {
+		go func() {
+			var last uint64
+			for i := range each {
+				off, ok, err := publish(g, i)
+				if err == nil && ok && off <= last {
+					err = fmt.Errorf("goroutine %d: offset %d after %d", g, off, last)
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+				if ok {
+					last = off
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range goroutines {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
