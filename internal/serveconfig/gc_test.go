@@ -2,9 +2,10 @@ package serveconfig
 
 import (
 	"runtime"
-	"runtime/metrics"
 	"testing"
 	"time"
+
+	"github.com/roomcast/roomcast/internal/testsupport/gctest"
 )
 
 func TestGCPercentKeepsTheHeadroom(t *testing.T) {
@@ -32,18 +33,10 @@ func TestGCPercentKeepsTheHeadroom(t *testing.T) {
 // gcSink keeps a test's allocations from being optimized away.
 var gcSink []byte
 
-// gogc is the collector's GOGC as the runtime has it.
-func gogc() uint64 {
-	s := []metrics.Sample{{Name: "/gc/gogc:percent"}}
-	metrics.Read(s)
-	return s[0].Value.Uint64()
-}
-
 // The tuner raises GOGC after a collection of this test's small heap, and
 // Close gives the default back.
 func TestGCTunerRaisesGOGCUntilClosed(t *testing.T) {
-	t.Setenv("GOGC", "")
-	t.Setenv("GOMEMLIMIT", "")
+	gctest.ClearEnv(t)
 	tuner, err := StartGCTuner(1 << 30)
 	if err != nil {
 		t.Fatal(err)
@@ -52,23 +45,19 @@ func TestGCTunerRaisesGOGCUntilClosed(t *testing.T) {
 	if !tuner.Active() {
 		t.Fatal("not active without GOGC or GOMEMLIMIT")
 	}
-	for deadline := time.Now().Add(10 * time.Second); gogc() <= defaultGOGC; {
-		if time.Now().After(deadline) {
-			t.Fatalf("GOGC still %d after collections", gogc())
-		}
+	gctest.AwaitGOGCAbove(t, defaultGOGC, "after collections", func() {
 		gcSink = make([]byte, 1<<20) // busy: allocating faster than the headroom per gcIdlePeriod
 		runtime.GC()                 // the tuner's cleanup runs after it, on the runtime's goroutine
-		runtime.Gosched()
-	}
+	})
 	if err := tuner.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if got := gogc(); got != defaultGOGC {
+	if got := gctest.GOGC(); got != defaultGOGC {
 		t.Errorf("GOGC %d after Close, want %d", got, defaultGOGC)
 	}
 	tuner.Close()     // idempotent
 	tuner.collected() // as a cleanup armed before Close would run
-	if got := gogc(); got != defaultGOGC {
+	if got := gctest.GOGC(); got != defaultGOGC {
 		t.Errorf("GOGC %d after a collection once closed, want %d", got, defaultGOGC)
 	}
 }
@@ -78,8 +67,7 @@ func TestGCTunerRaisesGOGCUntilClosed(t *testing.T) {
 func TestGCTunerDefersToTheEnvironment(t *testing.T) {
 	for env, value := range map[string]string{"GOGC": "200", "GOMEMLIMIT": "1GiB"} {
 		t.Run(env, func(t *testing.T) {
-			t.Setenv("GOGC", "")
-			t.Setenv("GOMEMLIMIT", "")
+			gctest.ClearEnv(t)
 			t.Setenv(env, value)
 			tuner, err := StartGCTuner(1 << 30)
 			if err != nil {
@@ -89,10 +77,10 @@ func TestGCTunerDefersToTheEnvironment(t *testing.T) {
 			if tuner.Active() {
 				t.Errorf("active with %s set", env)
 			}
-			before := gogc()
+			before := gctest.GOGC()
 			runtime.GC()
 			runtime.GC()
-			if got := gogc(); got != before {
+			if got := gctest.GOGC(); got != before {
 				t.Errorf("GOGC went from %d to %d", before, got)
 			}
 		})
