@@ -85,16 +85,11 @@ func serverChildMain() error {
 		return err
 	}
 	defer srv.Close()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return err
-	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(lis) }()
-	fmt.Println(lis.Addr())
-	_, _ = bufio.NewReader(os.Stdin).ReadString('\n') // EOF when the parent is done
-	srv.Close()
-	return <-served
+	return childproc.ServeLoopback(srv, func(addr net.Addr) error {
+		fmt.Println(addr)
+		_, _ = bufio.NewReader(os.Stdin).ReadString('\n') // EOF when the parent is done
+		return nil
+	})
 }
 
 // publishAll publishes n messages of data to room with PublishAsync from

@@ -227,15 +227,11 @@ func receiveChildMain(spec string) error {
 	default:
 		return fmt.Errorf("unknown system %q", f[0])
 	}
-	stopProfiles, err := childproc.Profile(os.Getenv(receiveChildProfileEnv), os.Getenv(receiveChildMemProfileEnv))
+	stopProfiles, err := receiveChildRole.Profile(os.Getenv(receiveChildProfileEnv), os.Getenv(receiveChildMemProfileEnv))
 	if err != nil {
 		return err
 	}
-	defer func() {
-		if err := stopProfiles(); err != nil {
-			fmt.Fprintln(os.Stderr, "subscriber process:", err)
-		}
-	}()
+	defer stopProfiles()
 	spent0, err := childproc.Usage()
 	if err != nil {
 		return err

@@ -5,7 +5,6 @@ package server_test
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -219,30 +218,21 @@ func serveChildMain(mode string) error {
 		return err
 	}
 	defer srv.Close()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	stopProfiles, err := serveChildRole.Profile(os.Getenv(serveChildProfileEnv), os.Getenv(serveChildMemProfileEnv))
 	if err != nil {
 		return err
 	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(lis) }()
-	stopProfiles, err := childproc.Profile(os.Getenv(serveChildProfileEnv), os.Getenv(serveChildMemProfileEnv))
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err := stopProfiles(); err != nil {
-			fmt.Fprintln(os.Stderr, "server process:", err)
+	defer stopProfiles()
+	return childproc.ServeLoopback(srv, func(addr net.Addr) error {
+		fmt.Printf("%s %s\n", addr, key)
+		in := bufio.NewScanner(os.Stdin)
+		for in.Scan() {
+			spent, err := childproc.Usage()
+			if err != nil {
+				return err
+			}
+			fmt.Println(int64(spent.CPU), spent.Mallocs)
 		}
-	}()
-	fmt.Printf("%s %s\n", lis.Addr(), key)
-	in := bufio.NewScanner(os.Stdin)
-	for in.Scan() {
-		spent, err := childproc.Usage()
-		if err != nil {
-			return err
-		}
-		fmt.Println(int64(spent.CPU), spent.Mallocs)
-	}
-	srv.Close()
-	return errors.Join(in.Err(), <-served)
+		return in.Err()
+	})
 }

@@ -4,6 +4,10 @@ package childproc_test
 
 import (
 	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,7 +27,7 @@ func init() {
 		if value == "fail" {
 			return errors.New("asked to fail")
 		}
-		stop, err := childproc.Profile(os.Getenv("CPU_FILE"), os.Getenv("MEM_FILE"))
+		stop, err := echo.Profile(os.Getenv("CPU_FILE"), os.Getenv("MEM_FILE"))
 		if err != nil {
 			return err
 		}
@@ -35,7 +39,8 @@ func init() {
 				os.Stdout.Write(buf[:n])
 			}
 			if err != nil {
-				return stop()
+				stop()
+				return nil
 			}
 		}
 	})
@@ -108,5 +113,29 @@ func TestUsage(t *testing.T) {
 	}
 	if after.Mallocs < before.Mallocs+100 || after.Bytes < before.Bytes+100<<10 || after.CPU < before.CPU {
 		t.Fatalf("from %+v to %+v after 100 allocations of 1 KiB", before, after)
+	}
+}
+
+// ServeLoopback serves while meanwhile runs, closes the server after it,
+// and returns both their errors.
+func TestServeLoopback(t *testing.T) {
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "served")
+	})}
+	stop := errors.New("meanwhile's error")
+	err := childproc.ServeLoopback(srv, func(addr net.Addr) error {
+		resp, err := http.Get("http://" + addr.String())
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		if body, err := io.ReadAll(resp.Body); err != nil || string(body) != "served" {
+			return fmt.Errorf("read %q, %v", body, err)
+		}
+		http.DefaultClient.CloseIdleConnections()
+		return stop
+	})
+	if !errors.Is(err, stop) || !errors.Is(err, http.ErrServerClosed) {
+		t.Fatalf("ServeLoopback: %v, want meanwhile's error and the server closed", err)
 	}
 }

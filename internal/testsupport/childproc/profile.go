@@ -2,17 +2,18 @@ package childproc
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"runtime"
 	"runtime/pprof"
 )
 
-// Profile starts this process's profiles: its CPU profile, written to
-// cpuFile, and its allocation profile (every 512th byte sampled, from now
-// on), written to memFile when stop is called; an empty name leaves that
-// profile off. stop ends them and returns why a profile could not be
-// written; call it once.
-func Profile(cpuFile, memFile string) (stop func() error, err error) {
+// Profile starts the profiles of this process, playing r: its CPU profile,
+// written to cpuFile, and its allocation profile (every 512th byte sampled,
+// from now on), written to memFile when stop is called; an empty name
+// leaves that profile off. stop ends them, saying on standard error why a
+// profile could not be written; call it once.
+func (r Role) Profile(cpuFile, memFile string) (stop func(), err error) {
 	var cpu *os.File
 	if cpuFile != "" {
 		if cpu, err = os.Create(cpuFile); err != nil {
@@ -26,7 +27,7 @@ func Profile(cpuFile, memFile string) (stop func() error, err error) {
 	if memFile != "" {
 		runtime.MemProfileRate = 512
 	}
-	return func() error {
+	return func() {
 		var errs []error
 		if memFile != "" {
 			errs = append(errs, writeAllocs(memFile))
@@ -35,7 +36,9 @@ func Profile(cpuFile, memFile string) (stop func() error, err error) {
 			pprof.StopCPUProfile()
 			errs = append(errs, cpu.Close())
 		}
-		return errors.Join(errs...)
+		if err := errors.Join(errs...); err != nil {
+			fmt.Fprintf(os.Stderr, "%s: %v\n", r.Name, err)
+		}
 	}, nil
 }
 
