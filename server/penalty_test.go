@@ -16,6 +16,7 @@ import (
 	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
 	"github.com/roomcast/roomcast/internal/rawh2"
 	"github.com/roomcast/roomcast/internal/servertest"
+	"github.com/roomcast/roomcast/internal/testsupport/testjwt"
 	"github.com/roomcast/roomcast/server"
 )
 
@@ -119,5 +120,39 @@ func TestAbusePenaltyZeroIsOff(t *testing.T) {
 	expectCalmed(t, ctx, h, "a rapid reset")
 	if _, err := dial(t, addr).Publish(ctx, &roomcastv1.PublishRequest{Room: "r"}); err != nil {
 		t.Errorf("a call on a new connection with penalties off: %v", err)
+	}
+}
+
+// A connection closed for its refused calls penalises its address too: the
+// calls of a client on a new connection from it are not served, not even
+// refused, while one connected before is still answered.
+func TestRefusedCallsClosePenalisesTheAddress(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	addr := testjwt.StartServer(t, server.WithMetrics(reg), server.WithMaxRefusedCalls(20))
+	ctx := testCtx(t)
+	publish := func(ctx context.Context, c roomcastv1.BrokerServiceClient) error {
+		_, err := c.Publish(ctx, &roomcastv1.PublishRequest{Room: "r"})
+		return err
+	}
+	before := dial(t, addr)
+	if err := publish(ctx, before); status.Code(err) != codes.Unauthenticated {
+		t.Fatalf("an unauthenticated call: %v, want UNAUTHENTICATED", err)
+	}
+	flood := dial(t, addr)
+	for i := 0; status.Code(publish(ctx, flood)) != codes.Unavailable; i++ {
+		if i == 2000 {
+			t.Fatal("the flood's connection is still open after 2000 refused calls")
+		}
+	}
+	if n := labelled(t, reg, "roomcast_abuse_penalties_total", "reason", "refused_calls"); n != 1 {
+		t.Errorf("roomcast_abuse_penalties_total{reason=\"refused_calls\"} = %v, want 1", n)
+	}
+	late, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	defer cancel()
+	if err := publish(late, dial(t, addr)); status.Code(err) != codes.Unavailable && status.Code(err) != codes.DeadlineExceeded {
+		t.Errorf("a call on a new connection from the penalised address: %v, want it not served", err)
+	}
+	if err := publish(ctx, before); status.Code(err) != codes.Unauthenticated {
+		t.Errorf("a call on a connection opened before the penalty: %v, want UNAUTHENTICATED", err)
 	}
 }
