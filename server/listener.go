@@ -40,7 +40,9 @@ import (
 //
 // It also closes a connection on which calls keep being refused before
 // they run (see refusedCall): each refusal costs the server little, but a
-// client that ignores them can send them as fast as it can write.
+// client that ignores them can send them as fast as it can write. Such a
+// closing penalises the client's address, and the guard serves no new
+// connection from a penalised address (see penalty.go).
 //
 // It is safe for concurrent use.
 type connGuard struct {
