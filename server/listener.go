@@ -332,8 +332,8 @@ func (g *connGuard) refusedCall(ctx context.Context) time.Duration {
 		return wait
 	}
 	g.refusalCloses.Add(1)
-	t.conn.Close() // grpc-go's reader fails and the transport goes away
-	g.penalties.penalise(p.Addr, abuseRefused)
+	g.penalties.penalise(p.Addr, abuseRefused) // first, so that the client's next dial finds it
+	t.conn.Close()                             // grpc-go's reader fails and the transport goes away
 	g.warnRefused.Do(func() {
 		g.log.Warn("closed a connection whose calls kept being refused (unauthenticated or past a limit): more than --max-refused-calls within a second",
 			"peer", p.Addr.String(), "max", g.maxRefused, "closed_so_far", g.refusalCloses.Load())
