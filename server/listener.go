@@ -40,7 +40,9 @@ import (
 //
 // It also closes a connection on which calls keep being refused before
 // they run (see refusedCall): each refusal costs the server little, but a
-// client that ignores them can send them as fast as it can write.
+// client that ignores them can send them as fast as it can write. Such a
+// closing penalises the client's address, and the guard serves no new
+// connection from a penalised address (see penalty.go).
 //
 // It is safe for concurrent use.
 type connGuard struct {
@@ -59,6 +61,7 @@ type connGuard struct {
 	refused       atomic.Uint64
 	timedOut      atomic.Uint64
 	refusalCloses atomic.Uint64 // connections closed for their refused calls
+	penalties     *penalties    // addresses whose new connections are not served (penalty.go); nil: none
 	pending       atomic.Int64  // len(unauth), read without the lock
 
 	mu        sync.Mutex
@@ -109,6 +112,7 @@ func newConnGuard(cfg *config) *connGuard {
 		byKey:       make(map[string]*tracked),
 		unauth:      make(map[string]*tracked),
 		sweepAt:     minSweepAt,
+		penalties:   newPenalties(cfg),
 	}
 	if cfg.authn != nil {
 		g.authTimeout = cfg.authTimeout
@@ -156,13 +160,18 @@ type guardedListener struct {
 	g *connGuard
 }
 
-// Accept returns the next connection within the cap, closing those past it.
+// Accept returns the next connection within the cap and from an address
+// that is not penalised, closing those past the cap and holding or closing
+// the penalised ones.
 func (l *guardedListener) Accept() (net.Conn, error) {
 	for {
 		l.g.waitToAccept()
 		c, err := l.Listener.Accept()
 		if err != nil {
 			return nil, err
+		}
+		if !l.g.penalties.admit(c) {
+			continue
 		}
 		if c = l.g.admit(c); c != nil {
 			return c, nil
@@ -323,7 +332,8 @@ func (g *connGuard) refusedCall(ctx context.Context) time.Duration {
 		return wait
 	}
 	g.refusalCloses.Add(1)
-	t.conn.Close() // grpc-go's reader fails and the transport goes away
+	g.penalties.penalise(p.Addr, abuseRefused) // first, so that the client's next dial finds it
+	t.conn.Close()                             // grpc-go's reader fails and the transport goes away
 	g.warnRefused.Do(func() {
 		g.log.Warn("closed a connection whose calls kept being refused (unauthenticated or past a limit): more than --max-refused-calls within a second",
 			"peer", p.Addr.String(), "max", g.maxRefused, "closed_so_far", g.refusalCloses.Load())
@@ -332,8 +342,9 @@ func (g *connGuard) refusedCall(ctx context.Context) time.Duration {
 }
 
 // stop stops every auth timer, once the server has stopped: the
-// connections are closed.
+// connections are closed; and closes the connections held for penalties.
 func (g *connGuard) stop() {
+	g.penalties.stop()
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	for _, t := range g.unauth {
@@ -369,6 +380,9 @@ func (g *connGuard) Describe(ch chan<- *prometheus.Desc) {
 	ch <- timedOutDesc
 	ch <- refusalDesc
 	ch <- pacedDesc
+	if g.penalties != nil {
+		g.penalties.describe(ch)
+	}
 }
 
 // Collect implements prometheus.Collector. It sweeps first, so that the
@@ -383,4 +397,7 @@ func (g *connGuard) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(timedOutDesc, prometheus.CounterValue, float64(g.timedOut.Load()))
 	ch <- prometheus.MustNewConstMetric(refusalDesc, prometheus.CounterValue, float64(g.refusalCloses.Load()))
 	ch <- prometheus.MustNewConstMetric(pacedDesc, prometheus.CounterValue, float64(g.paced.Load()))
+	if g.penalties != nil {
+		g.penalties.collect(ch)
+	}
 }

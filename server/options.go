@@ -61,6 +61,8 @@ type config struct {
 	accessLevel       slog.Level           // of access lines
 	tracer            trace.TracerProvider // see tracing.go; nil: no stats handler
 	limits
+	abusePenalty time.Duration    // see penalty.go
+	penaltyClock func() time.Time // tests only: the penalties' clock; nil: time.Now
 
 	maxWriteHold  time.Duration                           // see pacing.go
 	writerIdle    time.Duration                           // writerIdlePeriod; tests shorten it
@@ -209,6 +211,7 @@ func newConfig(opts []Option) (config, error) {
 		limits:            defaultLimits(),
 		writerIdle:        writerIdlePeriod,
 		maxWriteHold:      DefaultMaxWriteHold,
+		abusePenalty:      DefaultAbusePenalty,
 	}
 	for _, o := range opts {
 		o(&c)
@@ -237,6 +240,8 @@ func newConfig(opts []Option) (config, error) {
 		return c, fmt.Errorf("server: write timeout must be positive, got %v", c.writeTimeout)
 	case c.authLogRate < 0 || math.IsInf(c.authLogRate, 0) || math.IsNaN(c.authLogRate):
 		return c, fmt.Errorf("server: authentication failure log rate must be 0 or a positive number of lines a second, got %v", c.authLogRate)
+	case c.abusePenalty < 0:
+		return c, fmt.Errorf("server: abuse penalty must be 0 (off) or positive, got %v", c.abusePenalty)
 	case c.maxWriteHold < 0:
 		return c, fmt.Errorf("server: max write hold must be 0 (off) or positive, got %v", c.maxWriteHold)
 	case c.keepaliveTime <= 0:

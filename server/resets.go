@@ -75,8 +75,9 @@ var errResetFlood = errors.New("server: connection closed: it reset streams fast
 // resetGuard watches the connections of one server: their resets, and
 // their header lists (headerguard.go).
 type resetGuard struct {
-	rate, burst    float64 // tokens a second, and the bucket's size; rate 0: no limit
-	maxHeaderBytes uint32  // the header list limit; 0: not checked
+	rate, burst    float64    // tokens a second, and the bucket's size; rate 0: no limit
+	maxHeaderBytes uint32     // the header list limit; 0: not checked
+	penalties      *penalties // the addresses of closed connections are penalised; nil: none
 	log            *slog.Logger
 	headers        headerCloses  // connections closed for their headers
 	closed         atomic.Uint64 // connections closed for their resets
@@ -263,8 +264,10 @@ func (c *resetConn) cut() error {
 	if c.err == errHeaderFlood {
 		debug = "header list over the limit, or malformed"
 		c.guard.headers.add(c.guard.log, c.RemoteAddr(), c.guard.maxHeaderBytes)
+		c.guard.penalties.penalise(c.RemoteAddr(), abuseHeaders)
 	} else {
 		c.guard.closedConn(c.RemoteAddr(), c.resets)
+		c.guard.penalties.penalise(c.RemoteAddr(), abuseResets)
 	}
 	var b bytes.Buffer
 	http2.NewFramer(&b, nil).WriteGoAway(c.stream, http2.ErrCodeEnhanceYourCalm, []byte(debug))

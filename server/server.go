@@ -98,6 +98,7 @@ func New(opts ...Option) (_ *Server, err error) {
 		creds = insecure.NewCredentials()
 	}
 	s.guard = newConnGuard(&cfg)
+	s.resets.penalties = s.guard.penalties
 
 	gopts := []grpc.ServerOption{
 		grpc.ForceServerCodecV2(newServerCodec(cfg.requestLimits())),

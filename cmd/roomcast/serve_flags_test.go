@@ -144,6 +144,7 @@ func TestServeSecurityFlagDefaults(t *testing.T) {
 		"credential-command-burst":   fmt.Sprint(server.DefaultCredentialCommandBurst),
 		"max-refused-commands":       fmt.Sprint(server.DefaultMaxRefusedCommands),
 		"max-refused-calls":          fmt.Sprint(server.DefaultMaxRefusedCalls),
+		"abuse-penalty":              server.DefaultAbusePenalty.String(),
 	}
 	fs, _ := serveCmd.flagSet()
 	for name, def := range want {
@@ -183,6 +184,7 @@ func TestServeFlagUsageErrors(t *testing.T) {
 		{[]string{"--max-connections", "0"}, "max connections"},
 		{[]string{"--max-connection-idle", "-1s"}, "max connection idle"},
 		{[]string{"--auth-timeout", "-1s"}, "auth timeout"},
+		{[]string{"--abuse-penalty", "-1s"}, "abuse penalty"},
 		{[]string{"--max-streams-per-credential", "0"}, "streams per credential"},
 		{[]string{"--read-rate", "5", "--read-burst", "0"}, "read rate needs a positive burst"},
 		{[]string{"--credential-command-rate", "5", "--credential-command-burst", "0"}, "credential command rate needs a positive burst"},

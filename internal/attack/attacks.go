@@ -82,14 +82,15 @@ func rawConn(ctx context.Context, addr string) (*rawh2.Conn, error) {
 func headerBomb(ctx context.Context, s childSpec) (string, error) {
 	const conns, refs = 4, 3900
 	value := base64.RawStdEncoding.EncodeToString(make([]byte, 3000)) // 4,000 characters
-	var streams, cut atomic.Int64
+	var streams, cut, failed atomic.Int64
 	var wg sync.WaitGroup
 	for range conns {
 		wg.Go(func() {
 			for !ended(ctx) {
 				h2, err := rawConn(ctx, s.Addr)
-				if err != nil {
-					return
+				if err != nil { // refused, or closed as it opened: an attacker dials again
+					failed.Add(1)
+					continue
 				}
 				var fields []hpack.HeaderField
 				for _, f := range rawh2.GRPCHeaders(s.Addr, "/roomcast.v1.BrokerService/Publish") {
@@ -121,7 +122,7 @@ func headerBomb(ctx context.Context, s childSpec) (string, error) {
 		})
 	}
 	wg.Wait()
-	return fmt.Sprintf("%s streams of 16 MB of headers sent; %s connections closed by the server", commas(int(streams.Load())), commas(int(cut.Load()))), nil
+	return fmt.Sprintf("%s streams of 16 MB of headers sent; %s connections closed by the server; %s dials failed", commas(int(streams.Load())), commas(int(cut.Load())), commas(int(failed.Load()))), nil
 }
 
 // (b) Rooms are made by their first publish; each holds its message for
@@ -384,12 +385,13 @@ func idleConns(ctx context.Context, s childSpec) (string, error) {
 // (h) One connection at a time, as the issue measured; a connection the
 // server closes is replaced at once.
 func rapidReset(ctx context.Context, s childSpec) (string, error) {
-	var pairs, conns, goAways int
+	var pairs, conns, goAways, failed int
 	start := time.Now()
 	for !ended(ctx) {
 		h2, err := rawConn(ctx, s.Addr)
-		if err != nil {
-			break
+		if err != nil { // refused, or closed as it opened: an attacker dials again
+			failed++
+			continue
 		}
 		conns++
 		for !ended(ctx) {
@@ -410,7 +412,7 @@ func rapidReset(ctx context.Context, s childSpec) (string, error) {
 		}
 	}
 	secs := time.Since(start).Seconds()
-	return fmt.Sprintf("%s pairs written (%s a second) on %s connections; %s closed by the server with GOAWAY", commas(pairs), commas(int(float64(pairs)/secs)), commas(conns), commas(goAways)), nil
+	return fmt.Sprintf("%s pairs written (%s a second) on %s connections; %s closed by the server with GOAWAY; %s dials failed", commas(pairs), commas(int(float64(pairs)/secs)), commas(conns), commas(goAways), commas(failed)), nil
 }
 
 // (i) Without a credential every caller from one address shares the

@@ -28,10 +28,13 @@ type result struct {
 	// (grpc_server_started_total), ResetCloses the connections it closed
 	// for rapid reset (roomcast_reset_flood_closes_total), and HeaderCloses
 	// those it closed for their header lists
-	// (roomcast_header_flood_closes_total).
+	// (roomcast_header_flood_closes_total); Penalised the new connections
+	// from penalised addresses it did not serve
+	// (roomcast_penalised_connections_total).
 	Calls        float64 `json:"server_calls"`
 	ResetCloses  float64 `json:"server_reset_closes"`
 	HeaderCloses float64 `json:"server_header_closes"`
+	Penalised    float64 `json:"server_penalised_connections"`
 	// GCs is the server's garbage collections while the attack ran
 	// (go_gc_duration_seconds_count).
 	GCs float64 `json:"server_gcs"`
@@ -103,6 +106,7 @@ func measure(ctx context.Context, e *env, a *attack, cfg *config, logf func(stri
 		r.GCs = m1["go_gc_duration_seconds_count"] - m0["go_gc_duration_seconds_count"]
 		r.ResetCloses = m1["roomcast_reset_flood_closes_total"]
 		r.HeaderCloses = m1["roomcast_header_flood_closes_total"]
+		r.Penalised = m1["roomcast_penalised_connections_total"]
 		r.GOMAXPROCS = int(m1["go_sched_gomaxprocs_threads"])
 	}
 	r.ServerDied = !srv.alive()
@@ -169,6 +173,9 @@ func writeTable(w io.Writer, results []*result, cfg *config) {
 		}
 		if r.HeaderCloses > 0 {
 			saw += fmt.Sprintf("; the server closed %s connections for their header lists", commas(int(r.HeaderCloses)))
+		}
+		if r.Penalised > 0 {
+			saw += fmt.Sprintf("; %s new connections from the penalised address not served", commas(int(r.Penalised)))
 		}
 		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s | %.1f s, %.0f GCs | %s; %s (%s) | %s | %s |\n",
 			r.Label, ms(r.Baseline.P50MS, r.Baseline.Delivered), ms(r.Baseline.P99MS, r.Baseline.Delivered),

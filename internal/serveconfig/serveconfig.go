@@ -51,6 +51,7 @@ type Limits struct {
 	CredCommandBurst              int
 	MaxRefusedCommands            int
 	MaxRefusedCalls               int
+	AbusePenalty                  time.Duration
 	MaxRetainedBytes              int64
 	MaxRoomsPerCredential         int
 	MaxRetainedBytesPerCredential int64
@@ -91,6 +92,7 @@ func Defaults() Limits {
 		CredCommandBurst:        server.DefaultCredentialCommandBurst,
 		MaxRefusedCommands:      server.DefaultMaxRefusedCommands,
 		MaxRefusedCalls:         server.DefaultMaxRefusedCalls,
+		AbusePenalty:            server.DefaultAbusePenalty,
 		MaxRetainedBytes:        DefaultRetainedBytes(),
 		HistoryMessages:         broker.DefaultHistoryMessages,
 		HistoryTTL:              broker.DefaultHistoryTTL,
@@ -124,6 +126,7 @@ func (l Limits) ServerOptions() []server.Option {
 		server.WithCredentialCommandRate(l.CredCommandRate, l.CredCommandBurst),
 		server.WithMaxRefusedCommands(l.MaxRefusedCommands),
 		server.WithMaxRefusedCalls(l.MaxRefusedCalls),
+		server.WithAbusePenalty(l.AbusePenalty),
 		server.WithBrokerOptions(
 			broker.WithBacklog(l.BacklogMessages, l.BacklogBytes),
 			broker.WithHistory(l.HistoryMessages, l.HistoryTTL),
