@@ -27,3 +27,6 @@ var WithTapPauseHook = withTapPauseHook
 
 // WithPublishPauseHook is withPublishPauseHook for the black-box tests.
 var WithPublishPauseHook = withPublishPauseHook
+
+// WithPenaltyClock is withPenaltyClock for the black-box tests.
+var WithPenaltyClock = withPenaltyClock

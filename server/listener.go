@@ -165,14 +165,16 @@ type guardedListener struct {
 // the penalised ones.
 func (l *guardedListener) Accept() (net.Conn, error) {
 	for {
-		l.g.waitToAccept()
 		c, err := l.Listener.Accept()
 		if err != nil {
 			return nil, err
 		}
+		// Penalised connections first: redials from a penalised address,
+		// thousands a second, must not take the accept pace's budget.
 		if !l.g.penalties.admit(c) {
 			continue
 		}
+		l.g.waitToAccept()
 		if c = l.g.admit(c); c != nil {
 			return c, nil
 		}

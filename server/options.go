@@ -302,3 +302,9 @@ func withClock(f func() int64) Option { return func(c *config) { c.clock = f } }
 // withHoldHook makes a connection's writer call f with each hold as it
 // begins (pacing.go). Only tests set it.
 func withHoldHook(f func(d time.Duration)) Option { return func(c *config) { c.holdHook = f } }
+
+// withPenaltyClock makes the penalties (penalty.go) read now instead of
+// time.Now: tests freeze it so that a penalty cannot end mid-test.
+func withPenaltyClock(now func() time.Time) Option {
+	return func(c *config) { c.penaltyClock = now }
+}

@@ -80,7 +80,7 @@ type penalties struct {
 	// Bounds, constants but for tests.
 	maxAddrs, maxHeldPerAddr, maxHeld int
 
-	active atomic.Int64 // len(byKey): while 0, admit does no lookup
+	latest atomic.Int64 // the latest end of a penalty, in Unix ns: past it, admit does no lookup
 
 	given   [numAbuses]atomic.Uint64 // penalties begun, by reason
 	heldN   atomic.Uint64            // connections held unread
@@ -160,7 +160,9 @@ func (p *penalties) penalise(addr net.Addr, why abuse) {
 		p.order.MoveToBack(e.elem)
 	}
 	e.until, e.length = now.Add(length), length
-	p.active.Store(int64(len(p.byKey)))
+	if end := e.until.UnixNano(); end > p.latest.Load() { // under mu: no other writer
+		p.latest.Store(end)
+	}
 	p.mu.Unlock()
 
 	n := p.given[why].Add(1)
@@ -187,11 +189,14 @@ func (p *penalties) forgetOld(now time.Time) {
 // admit reports whether c may be served; if not, it has held c or closed
 // it.
 func (p *penalties) admit(c net.Conn) bool {
-	if p == nil || p.active.Load() == 0 {
+	if p == nil || p.latest.Load() == 0 {
+		return true
+	}
+	now := p.now()
+	if now.UnixNano() >= p.latest.Load() { // every penalty is over
 		return true
 	}
 	key := clientKey(c.RemoteAddr())
-	now := p.now()
 	p.mu.Lock()
 	e := p.byKey[key]
 	if e == nil || !now.Before(e.until) {

@@ -147,8 +147,8 @@ func TestPenaltiesTableIsBounded(t *testing.T) {
 	if n := len(p.byKey); n != 1 {
 		t.Errorf("%d addresses remembered after the others' penalties were over, want 1", n)
 	}
-	if p.active.Load() != 1 {
-		t.Errorf("active = %d, want 1", p.active.Load())
+	if want := clock.Now().Add(firstPenalty).UnixNano(); p.latest.Load() != want {
+		t.Errorf("latest = %d, want the new penalty's end %d", p.latest.Load(), want)
 	}
 }
 
@@ -217,6 +217,9 @@ func TestPenaltiesReleaseHeldConnections(t *testing.T) {
 	server, client := lb.conn("127.0.0.1")
 	if p.admit(server) {
 		t.Fatal("served during the penalty")
+	}
+	if held, closed := p.heldN.Load(), p.closedN.Load(); held != 1 || closed != 0 {
+		t.Fatalf("%d held and %d closed at once, want the connection held", held, closed)
 	}
 	if !closedByServer(client) {
 		t.Error("a held connection is still open after its penalty")

@@ -42,6 +42,13 @@ func labelled(t testing.TB, reg *prometheus.Registry, name, label, value string)
 	return 0
 }
 
+// frozenPenalties stops the penalties' clock, so that no penalty ends
+// while a slow test runs.
+func frozenPenalties() server.Option {
+	frozen := time.Now()
+	return server.WithPenaltyClock(func() time.Time { return frozen })
+}
+
 // fromAddress dials from the local IP ip, another address of loopback.
 func fromAddress(ip string) grpc.DialOption {
 	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
@@ -78,7 +85,7 @@ func TestAbuseClosePenalisesTheAddress(t *testing.T) {
 		for _, ab := range abuses {
 			t.Run(tc.name+"/"+ab.name, func(t *testing.T) {
 				reg := prometheus.NewRegistry()
-				_, addr := start(t, append(tc.opts, server.WithMetrics(reg), server.WithStreamResetRate(100, 200))...)
+				_, addr := start(t, append(tc.opts, server.WithMetrics(reg), server.WithStreamResetRate(100, 200), frozenPenalties())...)
 				ctx := testCtx(t)
 				bystanderGoesOn := calmBystander(t, ctx, addr, tc.dial...) // from 127.0.0.1 too, connected first
 
@@ -128,7 +135,7 @@ func TestAbusePenaltyZeroIsOff(t *testing.T) {
 // refused, while one connected before is still answered.
 func TestRefusedCallsClosePenalisesTheAddress(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	addr := testjwt.StartServer(t, server.WithMetrics(reg), server.WithMaxRefusedCalls(20))
+	addr := testjwt.StartServer(t, server.WithMetrics(reg), server.WithMaxRefusedCalls(20), frozenPenalties())
 	ctx := testCtx(t)
 	publish := func(ctx context.Context, c roomcastv1.BrokerServiceClient) error {
 		_, err := c.Publish(ctx, &roomcastv1.PublishRequest{Room: "r"})
