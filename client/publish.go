@@ -69,17 +69,12 @@ func (c *Client) publish(ctx context.Context, req *roomcastv1.PublishRequest, op
 	if req.GetIdempotencyKey() != "" {
 		attempts = c.cfg.publishAttempts
 	}
-	if err := ctx.Err(); err != nil { // as grpc-go would, without sending it
-		return 0, rpcError(ctx, "publish to "+strconv.Quote(req.GetRoom()), status.FromContextError(err).Err(), kindPublish)
-	}
-	call, end := callWithoutDeadline(ctx) // see deadline.go
-	defer end()
+	call := callContext(ctx) // see deadline.go
 	for n := 1; ; n++ {
 		resp, err := c.rpc.Publish(call, req)
 		if err == nil {
 			return resp.GetOffset(), nil
 		}
-		err = callError(ctx, err)
 		if c.isClosed() {
 			return 0, ErrClosed
 		}
