@@ -81,6 +81,9 @@ func BenchmarkPublishServe(b *testing.B) {
 	}
 }
 
+// noDeadlineEnv, if set, has the benchmark's calls carry no deadline.
+const noDeadlineEnv = "ROOMCAST_BENCH_NO_DEADLINE"
+
 // subscribeAndDrain subscribes to the benchmark's room at addr and reads
 // every message, until the function it returns is called.
 func subscribeAndDrain(b *testing.B, ctx context.Context, addr string) (stop func()) {
@@ -101,9 +104,6 @@ func subscribeAndDrain(b *testing.B, ctx context.Context, addr string) (stop fun
 // noSubscriberEnv, if set, leaves the room without a subscriber, so that
 // what delivering each message costs the server is the difference.
 const noSubscriberEnv = "ROOMCAST_BENCH_NO_SUBSCRIBER"
-
-// noDeadlineEnv, if set, has the benchmark's calls carry no deadline.
-const noDeadlineEnv = "ROOMCAST_BENCH_NO_DEADLINE"
 
 // serveChildEnv makes this test binary a server for BenchmarkPublishServe
 // instead of running tests: its value is the mode.
