@@ -36,6 +36,11 @@ import (
 // status.Code(err) reports the gRPC code in every case. After Close, Publish
 // returns ErrClosed.
 //
+// ctx's deadline bounds the call, which then fails with
+// codes.DeadlineExceeded, but is not sent to the server as grpc-timeout,
+// which costs the server two timers a call: the server learns that the call
+// ended when the client cancels it, which resets its stream.
+//
 // A message published to a room nobody is subscribed to reaches no one
 // (the server may keep it as the room's history, depending on its
 // configuration).
@@ -69,8 +74,9 @@ func (c *Client) publish(ctx context.Context, req *roomcastv1.PublishRequest, op
 	if req.GetIdempotencyKey() != "" {
 		attempts = c.cfg.publishAttempts
 	}
+	call := callContext(ctx) // see deadline.go
 	for n := 1; ; n++ {
-		resp, err := c.rpc.Publish(ctx, req)
+		resp, err := c.rpc.Publish(call, req)
 		if err == nil {
 			return resp.GetOffset(), nil
 		}

@@ -59,7 +59,7 @@ func TestAPanicInAHandlerEndsOnlyItsCall(t *testing.T) {
 		t.Errorf("subscriber got %v", m)
 	}
 	log := logs.String()
-	for _, want := range []string{"recovered from a panic", "in=/roomcast.v1.BrokerService/Publish", `panic="the test hook panics"`, "server.(*Server).Publish"} {
+	for _, want := range []string{"recovered from a panic", "in=/roomcast.v1.BrokerService/Publish", `panic="the test hook panics"`, "server.(*Server).publishUnary"} {
 		if !strings.Contains(log, want) {
 			t.Errorf("log lacks %q:\n%s", want, log)
 		}

@@ -33,13 +33,17 @@ const maxReplyBytes = 1 << 20
 // serviceDesc is the generated BrokerService description with History served
 // by historyHandler, which answers with the broker's encoded messages as
 // they are instead of decoding them into a HistoryResponse to encode again,
-// and every request checked before it is decoded (see decode.go).
+// Publish by publishMethod (see publishcall.go), and every request checked
+// before it is decoded (see decode.go).
 func serviceDesc() *grpc.ServiceDesc {
 	desc := roomcastv1.BrokerService_ServiceDesc
 	desc.Methods = append([]grpc.MethodDesc(nil), desc.Methods...)
 	for i := range desc.Methods {
-		if desc.Methods[i].MethodName == "History" {
+		switch desc.Methods[i].MethodName {
+		case "History":
 			desc.Methods[i].Handler = historyHandler
+		case "Publish":
+			desc.Methods[i].Handler = publishMethod // see publishcall.go
 		}
 	}
 	checkRequests(&desc)

@@ -13,19 +13,26 @@ import (
 )
 
 // Publish implements BrokerService.Publish.
+// The gRPC service serves it with publishMethod (see publishcall.go).
 func (s *Server) Publish(ctx context.Context, req *roomcastv1.PublishRequest) (*roomcastv1.PublishResponse, error) {
-	if hook := s.cfg.publishHook; hook != nil {
-		hook(req)
-	}
-	if s.isDraining() {
-		return nil, status.Error(codes.Unavailable, "server is shutting down; publish to another instance or retry")
-	}
-	id := s.caller(ctx)
-	off, epoch, err := s.publish(broker.WithOwner(ctx, id.Subject), id, req)
+	off, epoch, err := s.publishUnary(ctx, req)
 	if err != nil {
 		return nil, err
 	}
 	return &roomcastv1.PublishResponse{Offset: off, Epoch: epoch}, nil
+}
+
+// publishUnary serves a unary Publish of req by the caller of ctx,
+// returning the message's offset and its room's epoch.
+func (s *Server) publishUnary(ctx context.Context, req *roomcastv1.PublishRequest) (uint64, string, error) {
+	if hook := s.cfg.publishHook; hook != nil {
+		hook(req)
+	}
+	if s.isDraining() {
+		return 0, "", status.Error(codes.Unavailable, "server is shutting down; publish to another instance or retry")
+	}
+	id := s.caller(ctx)
+	return s.publish(broker.WithOwner(ctx, id.Subject), id, req)
 }
 
 // publish checks req as a publish by id and sequences it: validation, size

@@ -40,7 +40,10 @@ import (
 // $ROOMCAST_BENCH_STREAM_WORKERS overrides its number of stream workers.
 // With $ROOMCAST_BENCH_GC_HEADROOM set, the server process tunes its
 // garbage collector to that many bytes, as serve --gc-headroom does. With
-// $ROOMCAST_BENCH_NO_SUBSCRIBER set, the room has no subscriber.
+// $ROOMCAST_BENCH_NO_SUBSCRIBER set, the room has no subscriber. With
+// $ROOMCAST_BENCH_NO_DEADLINE set, the calls carry no deadline, so no
+// grpc-timeout, as the client package's Publish sends them (see
+// client/deadline.go).
 //
 //	go test -run '^$' -bench BenchmarkPublishServe -benchmem -benchtime=20000x -count 6 ./server/
 func BenchmarkPublishServe(b *testing.B) {
@@ -52,10 +55,14 @@ func BenchmarkPublishServe(b *testing.B) {
 			b.SetParallelism(8) // with GOMAXPROCS 2: 16 calls in flight
 			cpu0, mallocs0 := child.usage(b)
 			b.ResetTimer()
+			callCtx := ctx
+			if os.Getenv(noDeadlineEnv) != "" {
+				callCtx = context.WithoutCancel(ctx)
+			}
 			b.RunParallel(func(pb *testing.PB) {
 				req := &roomcastv1.PublishRequest{Room: "bench", Payload: payload}
 				for pb.Next() {
-					if _, err := c.Publish(ctx, req); err != nil {
+					if _, err := c.Publish(callCtx, req); err != nil {
 						b.Error(err)
 						return
 					}
@@ -69,6 +76,9 @@ func BenchmarkPublishServe(b *testing.B) {
 		})
 	}
 }
+
+// noDeadlineEnv, if set, has the benchmark's calls carry no deadline.
+const noDeadlineEnv = "ROOMCAST_BENCH_NO_DEADLINE"
 
 // subscribeAndDrain subscribes to the benchmark's room at addr and reads
 // every message, until the function it returns is called.

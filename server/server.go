@@ -51,6 +51,7 @@ type Server struct {
 	resets        *resetGuard        // closes connections that reset streams too fast
 	guard         *connGuard         // connection cap and auth timeout
 	tap           tap.ServerInHandle // authenticates a call from its headers; nil without an authenticator
+	publishCalls  publishCalls       // what a unary Publish hands the interceptors, made once (publishcall.go)
 
 	jsonFragments *fragmentCache // Watch batches in JSON: each entry rendered once (see webcodec.go)
 	webCalls      sync.WaitGroup // web calls in flight; counted under mu (see enterWeb)
@@ -177,6 +178,7 @@ func New(opts ...Option) (_ *Server, err error) {
 	gopts = append(gopts, grpc.ChainStreamInterceptor(s.streamInterceptors(authStream)...))
 	gopts = append(gopts, cfg.statsHandlers()...) // none unless tracing is on
 	s.grpc = grpc.NewServer(append(gopts, cfg.grpcOpts...)...)
+	s.initPublishCalls()
 	s.grpc.RegisterService(serviceDesc(), s)
 	roomcastv1.RegisterAdminServiceServer(s.grpc, &adminService{s: s})
 	healthpb.RegisterHealthServer(s.grpc, s.health)

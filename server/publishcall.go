@@ -1,0 +1,103 @@
+package server
+
+import (
+	"context"
+	"unicode/utf8"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/mem"
+	"google.golang.org/grpc/status"
+
+	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
+)
+
+// A unary Publish over gRPC is served by publishMethod rather than the
+// generated handler, which makes the call's UnaryServerInfo and a closure
+// over the service for every call: the Server makes both once
+// (publishCalls). Its answer leaves encoded (publishReply), in one
+// allocation where a PublishResponse and its encoding by the codec take
+// three. Publish stays the method for callers in this process and for the
+// web handler, and both run publishUnary, so the two cannot drift apart.
+
+// publishCalls is what publishMethod hands the interceptors of every call:
+// the call's information and its handler, bound to the Server once. Like
+// the generated handler's, info must not be changed by an interceptor.
+type publishCalls struct {
+	info    grpc.UnaryServerInfo
+	handler grpc.UnaryHandler
+}
+
+// initPublishCalls binds s's publishCalls; New calls it before serving.
+func (s *Server) initPublishCalls() {
+	s.publishCalls = publishCalls{
+		info:    grpc.UnaryServerInfo{Server: s, FullMethod: roomcastv1.BrokerService_Publish_FullMethodName},
+		handler: s.publishCall,
+	}
+}
+
+// publishMethod is BrokerService.Publish's grpc.MethodHandler: it decodes
+// the request as the generated handler does, then runs the interceptors
+// with the Server's publishCalls.
+func publishMethod(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
+	s, ok := srv.(*Server)
+	if !ok {
+		return nil, status.Errorf(codes.Internal, "Publish is served by %T, not a *server.Server", srv)
+	}
+	req := new(roomcastv1.PublishRequest)
+	if err := dec(req); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return s.publishCall(ctx, req)
+	}
+	return interceptor(ctx, req, &s.publishCalls.info, s.publishCalls.handler)
+}
+
+// publishCall is the grpc.UnaryHandler of a unary Publish: publishUnary,
+// answered with a publishReply.
+func (s *Server) publishCall(ctx context.Context, req any) (any, error) {
+	r, ok := req.(*roomcastv1.PublishRequest)
+	if !ok { // an interceptor replaced it
+		return nil, status.Errorf(codes.Internal, "a Publish request of type %T", req)
+	}
+	off, epoch, err := s.publishUnary(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	return newPublishReply(off, epoch), nil
+}
+
+// publishReply is a PublishResponse already encoded as a frame, which the
+// codec passes through: the frame, its buffer and the bytes in one
+// allocation.
+type publishReply struct {
+	frame
+	slice [1]mem.Buffer
+	buf   mem.SliceBuffer
+	bytes [publishReplyBytes]byte
+}
+
+// publishReplyBytes holds any offset and an epoch of up to 35 bytes; the
+// broker's are 13 (newEpoch).
+const publishReplyBytes = 48
+
+// newPublishReply returns the answer of a publish at offset off in epoch:
+// a *publishReply, or, for an epoch too long for one or not valid UTF-8
+// (which the codec's encoding then refuses as proto would), a
+// PublishResponse.
+func newPublishReply(off uint64, epoch string) any {
+	resp := roomcastv1.PublishResponse{Offset: off, Epoch: epoch}
+	n := resp.SizeVT()
+	if n > publishReplyBytes || !utf8.ValidString(epoch) {
+		return &roomcastv1.PublishResponse{Offset: off, Epoch: epoch}
+	}
+	r := new(publishReply)
+	if _, err := resp.MarshalToSizedBufferVT(r.bytes[:n]); err != nil {
+		return &roomcastv1.PublishResponse{Offset: off, Epoch: epoch} // for the codec to encode, or to fail as proto does
+	}
+	r.buf = r.bytes[:n]
+	r.slice[0] = &r.buf // a pointer: the buffer is boxed in place, not copied out
+	r.bufs = r.slice[:]
+	return &r.frame // what the codec passes through
+}
