@@ -213,3 +213,46 @@ func TestRateLimitError(t *testing.T) {
 		t.Fatalf("detail %v", details[0])
 	}
 }
+
+func TestRateLimiterWait(t *testing.T) {
+	clk := &fakeClock{t: now}
+	l, err := auth.NewRateLimiter(2, 2, auth.WithRateLimitClock(clk.Now))
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice := user("alice")
+	if d := l.Wait(alice); d != 0 || l.Len() != 0 {
+		t.Fatalf("without a bucket: wait %v, %d buckets; want 0, and no bucket made", d, l.Len())
+	}
+	for range 2 {
+		if ok, _ := l.Allow(alice); !ok {
+			t.Fatal("publish within the burst refused")
+		}
+	}
+	// Wait says what Allow would, and takes nothing: asking twice, then
+	// after the wait, finds the token there.
+	for range 2 {
+		if d := l.Wait(alice); d != 500*time.Millisecond {
+			t.Fatalf("empty bucket: wait %v, want 500ms", d)
+		}
+	}
+	if ok, d := l.Allow(alice); ok || d != 500*time.Millisecond {
+		t.Fatalf("Allow: %v, %v; want refused, 500ms", ok, d)
+	}
+	if d := l.Wait(user("bob")); d != 0 {
+		t.Fatalf("another credential waits %v", d)
+	}
+	clk.Advance(500 * time.Millisecond)
+	if d := l.Wait(alice); d != 0 {
+		t.Fatalf("after the wait: wait %v", d)
+	}
+	if ok, _ := l.Allow(alice); !ok {
+		t.Fatal("Allow refused once Wait said 0")
+	}
+	if d := l.Wait(nil); d != 0 {
+		t.Fatalf("anonymous without a bucket: wait %v", d)
+	}
+	if testing.AllocsPerRun(100, func() { l.Wait(alice) }) != 0 {
+		t.Error("Wait allocates")
+	}
+}

@@ -99,8 +99,8 @@ func (s *Server) admitStream(ctx context.Context, id *auth.Identity) (release fu
 }
 
 // tapLimits are the limits the tap applies to an authenticated call, from
-// its credential alone: the streams it has open, and the bytes it owes of
-// its publish rate. A refusal is counted and logged here, as no
+// its credential alone: the streams it has open, the bytes it owes of its
+// publish rate, and for a unary call the rate it would take a token of. A refusal is counted and logged here, as no
 // interceptor sees it.
 func (s *Server) tapLimits(ctx context.Context, method string) error {
 	if err := s.fullStreams(ctx, method); err != nil {
@@ -109,6 +109,10 @@ func (s *Server) tapLimits(ctx context.Context, method string) error {
 	}
 	if err := s.owingPublishes(ctx, method); err != nil {
 		s.access.log.early(ctx, method, reasonPublishBytes, err)
+		return err
+	}
+	if reason, err := s.pastRate(ctx, method); err != nil { // see taprates.go
+		s.access.log.early(ctx, method, reason, err)
 		return err
 	}
 	return nil
