@@ -144,32 +144,6 @@ func (l *RateLimiter) Allow(id *Identity) (ok bool, retryAfter time.Duration) {
 	return true, 0
 }
 
-// Wait reports how long until id's bucket holds a token, without taking
-// one: 0 if it holds one now, or if id has no bucket (a new one is full).
-// A server asks it before it reads a call, to refuse the call cheaply when
-// Allow would refuse it; Allow still decides. A nil id counts as
-// anonymous. It allocates nothing.
-func (l *RateLimiter) Wait(id *Identity) time.Duration {
-	var buf [64]byte
-	key := append(buf[:0], MethodAnonymous...)
-	key = append(key, ':')
-	key = append(key, AnonymousSubject...)
-	if id != nil {
-		key = append(append(append(buf[:0], id.Method...), ':'), id.Subject...)
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	e := l.buckets[string(key)] // a lookup by bytes, which copies nothing
-	if e == nil {
-		return 0
-	}
-	missing := 1 - e.Value.(*bucket).lim.TokensAt(l.now())
-	if missing <= 0 {
-		return 0
-	}
-	return time.Duration(missing / float64(l.limit) * float64(time.Second))
-}
-
 // evict drops the buckets idle since before now-idle, oldest first.
 func (l *RateLimiter) evict(now time.Time) {
 	for e := l.lru.Back(); e != nil; e = l.lru.Back() {
