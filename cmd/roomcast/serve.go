@@ -129,7 +129,7 @@ every message sent. Spans still buffered are flushed on shutdown.`,
 		fs.IntVar(&cfg.limits.MaxRefusedCommands, "max-refused-commands", d.MaxRefusedCommands,
 			"end a Subscribe stream with more than `N` commands refused by --command-rate or --credential-command-rate within a second; 0 never does")
 		fs.IntVar(&cfg.limits.MaxRefusedCalls, "max-refused-calls", d.MaxRefusedCalls,
-			"close a client connection with more than `N` calls refused before they run (unauthenticated, past --max-streams-per-credential or --read-rate) within a second; 0 never does")
+			"close a client connection with more than `N` calls refused before they run (unauthenticated, past --max-streams-per-credential, --publish-rate (unary Publish), --read-rate or --publish-byte-rate) within a second; 0 never does")
 		fs.IntVar(&cfg.limits.MaxStreams, "max-streams", d.MaxStreams,
 			"end Subscribe streams past `N` open on the server at once")
 		fs.IntVar(&cfg.limits.MaxCredStreams, "max-streams-per-credential", d.MaxCredStreams,
