@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -86,5 +87,40 @@ func TestReadsPastTheirRateAreRefusedInTheTap(t *testing.T) {
 	}
 	if _, err := c.History(b, &roomcastv1.HistoryRequest{Room: "r"}); err != nil {
 		t.Errorf("another credential's History: %v", err)
+	}
+}
+
+// Of many Publish calls in flight at once, only those within the burst
+// reach a handler: the tap takes each call's token, so the calls past the
+// rate are all refused there, however many found the bucket not yet
+// empty.
+func TestConcurrentPublishesPastTheRateReachNoHandler(t *testing.T) {
+	const burst, calls = 5, 64
+	var handled atomic.Int32
+	_, addr := start(t, server.WithPublishRate(0.001, burst),
+		server.WithPublishHook(func(*roomcastv1.PublishRequest) { handled.Add(1) }))
+	ctx := testCtx(t)
+	c := dial(t, addr)
+	var ok, refused atomic.Int32
+	var wg sync.WaitGroup
+	for range calls {
+		wg.Go(func() {
+			_, err := c.Publish(ctx, &roomcastv1.PublishRequest{Room: "r", Payload: &roomcastv1.PublishRequest_Text{Text: "x"}})
+			switch status.Code(err) {
+			case codes.OK:
+				ok.Add(1)
+			case codes.ResourceExhausted:
+				refused.Add(1)
+			default:
+				t.Errorf("a publish: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	if ok.Load() != burst || refused.Load() != calls-burst {
+		t.Errorf("%d publishes accepted and %d refused, want %d and %d", ok.Load(), refused.Load(), burst, calls-burst)
+	}
+	if n := handled.Load(); n != burst {
+		t.Errorf("%d Publish handlers ran, want %d: a publish past the rate must not reach one", n, burst)
 	}
 }
