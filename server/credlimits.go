@@ -99,17 +99,23 @@ func (s *Server) admitStream(ctx context.Context, id *auth.Identity) (release fu
 }
 
 // tapLimits are the limits the tap applies to an authenticated call, from
-// its credential alone: the streams it has open, and the bytes it owes of
-// its publish rate. A refusal is counted and logged here, as no
-// interceptor sees it.
-func (s *Server) tapLimits(ctx context.Context, method string) error {
+// its credential alone: the streams it has open, the bytes it owes of its
+// publish rate, and for a unary call the rate it takes a token of (see
+// taprates.go), whose context then says so. A refusal is counted and
+// logged here, as no interceptor sees it.
+func (s *Server) tapLimits(ctx context.Context, method string) (context.Context, error) {
 	if err := s.fullStreams(ctx, method); err != nil {
 		s.access.log.early(ctx, method, reasonStreamLimit, err)
-		return err
+		return nil, err
 	}
 	if err := s.owingPublishes(ctx, method); err != nil {
 		s.access.log.early(ctx, method, reasonPublishBytes, err)
-		return err
+		return nil, err
 	}
-	return nil
+	ctx, reason, err := s.takeRateToken(ctx, method)
+	if err != nil {
+		s.access.log.early(ctx, method, reason, err)
+		return nil, err
+	}
+	return ctx, nil
 }

@@ -77,7 +77,7 @@ func (s *Server) history(ctx context.Context, req *roomcastv1.HistoryRequest) (*
 	if err := s.access.allow(id, auth.Subscribe, req.GetRoom()); err != nil {
 		return nil, err
 	}
-	if err := s.access.allowRead(id); err != nil {
+	if err := s.readToken(ctx, id); err != nil { // unless the tap took it
 		s.guard.refusedCall(ctx)
 		return nil, err
 	}
@@ -115,7 +115,7 @@ func (s *Server) Presence(ctx context.Context, req *roomcastv1.PresenceRequest) 
 	if err := s.access.allow(id, auth.Presence, req.GetRoom()); err != nil {
 		return nil, err
 	}
-	if err := s.access.allowRead(id); err != nil {
+	if err := s.readToken(ctx, id); err != nil { // unless the tap took it
 		s.guard.refusedCall(ctx)
 		return nil, err
 	}

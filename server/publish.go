@@ -60,7 +60,7 @@ func (s *Server) publish(ctx context.Context, id *auth.Identity, req *roomcastv1
 	if err := s.access.allowPublishBytes(id); err != nil { // a PublishStream's publishes pass no tap
 		return 0, "", err
 	}
-	if err := s.access.allowPublish(id); err != nil {
+	if err := s.publishToken(ctx, id); err != nil { // unless the tap took it
 		return 0, "", err
 	}
 	if err := s.access.ownSession(ctx, id, "session_id", req.GetSessionId()); err != nil {

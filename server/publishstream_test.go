@@ -114,7 +114,7 @@ func TestPublishStreamAnswersInOrder(t *testing.T) {
 // code: validation, size, grants, session ownership and the publish rate,
 // whose delay comes as retry_after.
 func TestPublishStreamChecksAsPublishDoes(t *testing.T) {
-	addr := testjwt.StartServer(t, server.WithMaxMessageBytes(100), server.WithPublishRate(0.001, 8))
+	addr := testjwt.StartServer(t, server.WithMaxMessageBytes(100), server.WithPublishRate(0.001, 13))
 	ctx := testCtx(t)
 	c := dial(t, addr)
 	g := testjwt.Grants(t, "news.*", "news.*", "")
@@ -151,10 +151,12 @@ func TestPublishStreamChecksAsPublishDoes(t *testing.T) {
 		}
 		stream.CloseSend()
 	}
-	// Two granted publishes and two naming another subject's session spent
-	// four of the 8 of the burst (the rate is checked before the session,
-	// which may cost a round trip to the engine); the stream's share the
-	// unary calls' bucket.
+	// The 7 unary calls spent 7 of the 13 of the burst (the tap takes a
+	// call's token before its request is read), and the stream's granted
+	// publish and the one naming another subject's session 2 more (the rate
+	// is checked after validation and the grants, before the session, which
+	// may cost a round trip to the engine): the stream's share the unary
+	// calls' bucket, and 4 are left.
 	stream := openPublishStream(t, writer, c)
 	for i := range 5 {
 		if err := stream.Send(textReq(fmt.Sprint(i), "news.eu", "x")); err != nil {

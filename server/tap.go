@@ -26,8 +26,8 @@ import (
 // one to refused, with its context, which tells its connection (see
 // connGuard). An authenticated call is then refused if limit, given its
 // context, says so: a refusal that needs only the caller's identity costs
-// no handler.
-func authTap(in *auth.Interceptors, log *failureLog, authenticated, refused func(context.Context), limit func(ctx context.Context, method string) error) tap.ServerInHandle {
+// no handler. The call goes on with the context limit returns.
+func authTap(in *auth.Interceptors, log *failureLog, authenticated, refused func(context.Context), limit func(ctx context.Context, method string) (context.Context, error)) tap.ServerInHandle {
 	authenticate := in.AuthFunc()
 	return func(ctx context.Context, info *tap.Info) (context.Context, error) {
 		if in.IsPublic(info.FullMethodName) {
@@ -41,11 +41,12 @@ func authTap(in *auth.Interceptors, log *failureLog, authenticated, refused func
 			return nil, err
 		}
 		authenticated(ctx2)
-		if err := limit(ctx2, info.FullMethodName); err != nil {
+		ctx3, err := limit(ctx2, info.FullMethodName)
+		if err != nil {
 			refused(ctx2)
 			return nil, err
 		}
-		return ctx2, nil
+		return ctx3, nil
 	}
 }
 
@@ -56,13 +57,14 @@ func authTap(in *auth.Interceptors, log *failureLog, authenticated, refused func
 // refused call is reported to refused, so that a connection whose calls
 // keep being refused is paused, then closed, as one whose credentials are.
 // It costs a call nothing unless limit has a limit for its method.
-func limitTap(refused func(context.Context), limit func(ctx context.Context, method string) error) tap.ServerInHandle {
+func limitTap(refused func(context.Context), limit func(ctx context.Context, method string) (context.Context, error)) tap.ServerInHandle {
 	return func(ctx context.Context, info *tap.Info) (context.Context, error) {
-		if err := limit(ctx, info.FullMethodName); err != nil {
+		ctx2, err := limit(ctx, info.FullMethodName)
+		if err != nil {
 			refused(ctx)
 			return nil, err
 		}
-		return ctx, nil
+		return ctx2, nil
 	}
 }
 
