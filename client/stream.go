@@ -9,9 +9,9 @@ import (
 	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
 )
 
-// conn is one Subscribe stream of a Subscription. Its receiver goroutine
-// reads it, or lets a Next call read it (see Subscription.Next), until it
-// ends; the subscription's run goroutine owns both.
+// conn is one Subscribe stream of a Subscription. The subscription's run
+// goroutine reads it, or lets a Next call read it (see Subscription.Next),
+// until it ends.
 type conn struct {
 	ctx     context.Context
 	cancel  context.CancelFunc // ends the stream
@@ -19,7 +19,8 @@ type conn struct {
 	session string
 	expiry  time.Time // when the stream's credential expires; zero if unknown, or not refreshable
 
-	sendMu sync.Mutex // serializes Send
+	sendMu  sync.Mutex     // serializes Send
+	sending sync.WaitGroup // the goroutine sending the rejoins, while it runs
 
 	// Guarded by Subscription.mu.
 	pending   map[string]*pending // commands waiting for their reply, by id
@@ -35,7 +36,7 @@ type conn struct {
 	turn  readerTurn // who reads the stream; guarded by Subscription.mu
 	ended bool       // RecvMsg failed: the stream is over; guarded by Subscription.mu
 
-	done chan struct{} // closed when the receiver has returned
+	done chan struct{} // closed once run has stopped reading it: the stream has ended
 	err  error         // what RecvMsg returned; read after done
 	resp response      // the turn holder's: the response being read
 }
@@ -83,8 +84,8 @@ const (
 	turnLeased                   // the last Next to read keeps the turn, reading no more until Next is called again
 )
 
-// receive reads c's stream whenever no Next call does, until the stream
-// ends; then it closes c.done.
+// receive, on the run goroutine, reads c's stream whenever no Next call
+// does, until the stream ends; then it closes c.done.
 func (s *Subscription) receive(c *conn) {
 	defer close(c.done)
 	for s.takeTurn(c) {

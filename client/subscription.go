@@ -31,16 +31,18 @@ type subscribeStream = grpc.BidiStreamingClient[roomcastv1.SubscribeRequest, roo
 // joined them, in order, exactly once, reconnecting and rejoining its rooms
 // whenever a stream is lost (see the package documentation).
 //
-// All its methods are safe for concurrent use. Two goroutines of its own
-// run it: one reads the current stream, handing each command's reply to the
-// Join or Leave waiting for it and queueing events in the order they arrive;
-// the other opens new streams, rejoins the rooms and refreshes the
-// credential. Events and Next take events from the queue, each event going
-// to one caller, so read them from one goroutine. A Next whose context ends
-// only with the subscription (the one given to Subscribe, or one never
-// done, as Events uses) reads the stream itself when the queue is empty,
-// which spares every message a hand-off between goroutines, and keeps it
-// until it is called again; the subscription's reader takes it back
+// All its methods are safe for concurrent use. One goroutine of its own,
+// its receiver, runs it: it reads the current stream, handing each
+// command's reply to the Join or Leave waiting for it and queueing events
+// in the order they arrive, and once the stream ends it opens a new one
+// and rejoins the rooms. (grpc-go adds one per stream, which watches the
+// stream's context; a credential refresh runs on a goroutine of its own
+// only while it runs.) Events and Next take events from the queue, each
+// event going to one caller, so read them from one goroutine. A Next whose
+// context ends only with the subscription (the one given to Subscribe, or
+// one never done, as Events uses) reads the stream itself when the queue
+// is empty, which spares every message a hand-off between goroutines, and
+// keeps it until it is called again; the receiver takes it back
 // whenever a command waits for its reply, the stream ends, or a Next with
 // another context waits.
 //
@@ -55,7 +57,7 @@ type subscribeStream = grpc.BidiStreamingClient[roomcastv1.SubscribeRequest, roo
 // subscription reads past it while a command waits.
 //
 // Close the subscription when done with it, or close its Client, or cancel
-// the context given to Subscribe: each ends both goroutines.
+// the context given to Subscribe: each ends its goroutine.
 type Subscription struct {
 	c    *Client
 	ctx  context.Context    // the caller's: when it is done, the subscription ends
