@@ -35,27 +35,31 @@ func (s *Subscription) connect() (*conn, error) {
 		return nil, err
 	}
 	c.stream, c.session = stream, first.GetSessionId()
+	c.refresh = s.startRefresh(c)
+	c.stopWake = context.AfterFunc(ctx, s.wake) // a parked receiver reads the stream to its end
 	return c, nil
 }
 
-// run is the subscription's goroutine, which owns its streams, starting
-// with first: it reads the current stream whenever no Next call does (see
-// receive) until the stream ends, then opens another with backoff and
-// rejoins the rooms on it, until the subscription ends. It closes s.done
-// last. One goroutine does both, since a subscription reconnects only once
-// its stream has ended: the reconnect loop used to wait for the receiver
-// in a goroutine of its own, one more stack per subscription for the
-// scheduler to keep and the collector to scan.
-func (s *Subscription) run(first *conn) {
-	defer close(s.done)
+// run is the subscription's receiver, the goroutine that owns its
+// streams, from c on: it reads the current stream whenever no Next call
+// does (see receive) until the stream ends, then opens another with
+// backoff and rejoins the rooms on it, until the subscription ends; then it
+// closes s.done. When it has nothing to read it returns, parked, and wake
+// starts it again on the same stream (see takeTurn). One goroutine
+// reconnects and reads, since a subscription reconnects only once its
+// stream has ended, and none runs while a Next keeps the stream: each
+// goroutine is a stack for the scheduler to keep and the collector to scan.
+func (s *Subscription) run(c *conn) {
 	var (
-		c        = first
 		failures int       // streams opened since the last one that worked
 		lostAt   time.Time // when the last working stream ended
 		cause    error     // why it ended
 	)
 	for {
-		err := s.serve(c)
+		if !s.receive(c) {
+			return // parked: c is ready, so the state above starts again once it ends
+		}
+		err := s.ended(c)
 		s.mu.Lock()
 		s.conn = nil
 		s.mu.Unlock()
@@ -91,13 +95,12 @@ func (s *Subscription) run(first *conn) {
 	}
 }
 
-// serve reads c until it ends, refreshing its credential meanwhile, and
-// returns why it ended once nothing of c's runs any more.
-func (s *Subscription) serve(c *conn) error {
-	r := s.startRefresh(c)
-	s.receive(c)
+// ended returns why c ended, once c.done is closed and nothing of c's runs
+// any more.
+func (s *Subscription) ended(c *conn) error {
+	c.stopWake()
 	c.cancel()
-	refreshErr := r.stop()
+	refreshErr := c.refresh.stop()
 	c.sending.Wait() // the rejoins' sender, which the cancel ended
 	return streamErr(c, refreshErr)
 }
@@ -121,7 +124,8 @@ func (s *Subscription) endErr(err, fatal error) error {
 	return nil
 }
 
-// finish records why the subscription ended.
+// finish records why the subscription ended, and closes s.done: the
+// receiver's last act.
 func (s *Subscription) finish(err error) {
 	s.mu.Lock()
 	if s.err == nil {
@@ -129,6 +133,7 @@ func (s *Subscription) finish(err error) {
 	}
 	s.mu.Unlock()
 	notify(s.arrived)
+	close(s.done)
 }
 
 // pause waits for d, and reports false if the subscription ends first.
@@ -161,7 +166,6 @@ func (s *Subscription) rejoin(c *conn, cause error, attempts int, lostAt time.Ti
 		s.rejoinedAll(c)
 	}
 	s.mu.Unlock()
-	notify(s.space)
 	notify(s.arrived)
 	if len(reqs) == 0 {
 		return

@@ -84,7 +84,7 @@ func (s *Subscription) refresh(c *conn) (time.Duration, bool, error) {
 			Command: &roomcastv1.SubscribeRequest_Refresh{Refresh: &roomcastv1.RefreshCommand{Token: token}},
 		})
 		s.mu.Unlock()
-		notify(s.space)
+		s.wake()
 		if c.send(req) != nil {
 			return 0, false, nil // the stream is gone
 		}

@@ -78,6 +78,7 @@ type Subscription struct {
 	qbytes  int                   // payload bytes of the messages in queue
 	waiting int                   // Next calls waiting to read the stream themselves
 	others  int                   // Next calls waiting for the receiver to read
+	parked  *conn                 // the stream the receiver parked on, until wake starts it again
 
 	arrived chan struct{} // 1-buffered: events were queued
 	space   chan struct{} // 1-buffered: the queue shrank or a command was sent
@@ -236,8 +237,8 @@ func (s *Subscription) Join(ctx context.Context, room string, opts ...JoinOption
 	}
 	s.mu.Unlock()
 	if req != nil {
-		notify(s.space) // the receiver reads past a full queue until the reply comes
-		c.send(req)     // if the stream is gone, the next one joins the room
+		s.wake()    // the receiver reads past a full queue until the reply comes
+		c.send(req) // if the stream is gone, the next one joins the room
 	}
 
 	select {
@@ -323,7 +324,7 @@ func (s *Subscription) Leave(ctx context.Context, room string) error {
 		Command: &roomcastv1.SubscribeRequest_Leave{Leave: &roomcastv1.LeaveCommand{Room: room}},
 	})
 	s.mu.Unlock()
-	notify(s.space)
+	s.wake()
 	gone := func() error { // the stream is gone, and the room with it
 		if st == nil {
 			return localError(op, codes.NotFound, "room not joined on this subscription", kindCommand)
@@ -391,7 +392,7 @@ func (s *Subscription) Next(ctx context.Context) (*Event, error) {
 			more := s.queued() > 0
 			s.mu.Unlock()
 			if full {
-				notify(s.space)
+				s.wake()
 			}
 			if more {
 				notify(s.arrived) // for another waiting caller
@@ -420,7 +421,7 @@ func (s *Subscription) Next(ctx context.Context) (*Event, error) {
 		}
 		s.mu.Unlock()
 		if !own {
-			notify(s.space)
+			s.wake()
 		}
 		err := s.wait(ctx)
 		s.mu.Lock()
