@@ -35,9 +35,11 @@ type subscribeStream = grpc.BidiStreamingClient[roomcastv1.SubscribeRequest, roo
 // its receiver, runs it: it reads the current stream, handing each
 // command's reply to the Join or Leave waiting for it and queueing events
 // in the order they arrive, and once the stream ends it opens a new one
-// and rejoins the rooms. (grpc-go adds one per stream, which watches the
-// stream's context; a credential refresh runs on a goroutine of its own
-// only while it runs.) Events and Next take events from the queue, each
+// and rejoins the rooms. It runs only while it has something to do: while
+// a Next keeps the stream (see below), or the queue is full, no goroutine
+// of the subscription's runs. (grpc-go runs one per stream, which watches
+// the stream's context; a credential refresh runs on a goroutine of its
+// own only while it runs.) Events and Next take events from the queue, each
 // event going to one caller, so read them from one goroutine. A Next whose
 // context ends only with the subscription (the one given to Subscribe, or
 // one never done, as Events uses) reads the stream itself when the queue
