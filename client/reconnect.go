@@ -13,9 +13,9 @@ import (
 	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
 )
 
-// connect opens a stream and starts its receiver. When the credential may
-// be refreshed, it fetches the token itself, so as to know when the
-// stream's credential expires.
+// connect opens a stream, which the run goroutine then reads. When the
+// credential may be refreshed, it fetches the token itself, so as to know
+// when the stream's credential expires.
 func (s *Subscription) connect() (*conn, error) {
 	ctx, cancel := context.WithCancel(s.sctx)
 	c := &conn{cancel: cancel, pending: make(map[string]*pending), done: make(chan struct{})}
@@ -35,25 +35,31 @@ func (s *Subscription) connect() (*conn, error) {
 		return nil, err
 	}
 	c.stream, c.session = stream, first.GetSessionId()
-	go s.receive(c)
+	c.refresh = s.startRefresh(c)
+	c.stopWake = context.AfterFunc(ctx, s.wake) // a parked receiver reads the stream to its end
 	return c, nil
 }
 
-// run owns the subscription's streams, starting with first: it waits for
-// the current stream to end, refreshing its credential meanwhile, then
-// opens another with backoff and rejoins the rooms on it, until the
-// subscription ends. It closes s.done last.
-func (s *Subscription) run(first *conn) {
-	defer close(s.done)
+// run is the subscription's receiver, the goroutine that owns its
+// streams, from c on: it reads the current stream whenever no Next call
+// does (see receive) until the stream ends, then opens another with
+// backoff and rejoins the rooms on it, until the subscription ends; then it
+// closes s.done. When it has nothing to read it returns, parked, and wake
+// starts it again on the same stream (see takeTurn). One goroutine
+// reconnects and reads, since a subscription reconnects only once its
+// stream has ended, and none runs while a Next keeps the stream: each
+// goroutine is a stack for the scheduler to keep and the collector to scan.
+func (s *Subscription) run(c *conn) {
 	var (
-		c        = first
 		failures int       // streams opened since the last one that worked
 		lostAt   time.Time // when the last working stream ended
 		cause    error     // why it ended
 	)
 	for {
-		err := s.watch(c) // returns once c's receiver has
-		c.cancel()
+		if !s.receive(c) {
+			return // parked: c is ready, so the state above starts again once it ends
+		}
+		err := s.ended(c)
 		s.mu.Lock()
 		s.conn = nil
 		s.mu.Unlock()
@@ -89,6 +95,16 @@ func (s *Subscription) run(first *conn) {
 	}
 }
 
+// ended returns why c ended, once c.done is closed and nothing of c's runs
+// any more.
+func (s *Subscription) ended(c *conn) error {
+	c.stopWake()
+	c.cancel()
+	refreshErr := c.refresh.stop()
+	c.sending.Wait() // the rejoins' sender, which the cancel ended
+	return streamErr(c, refreshErr)
+}
+
 // endErr returns why the subscription must end after a stream ended with
 // err, or nil if it should reconnect. fatal is a rejoin's permanent error.
 func (s *Subscription) endErr(err, fatal error) error {
@@ -108,7 +124,8 @@ func (s *Subscription) endErr(err, fatal error) error {
 	return nil
 }
 
-// finish records why the subscription ended.
+// finish records why the subscription ended, and closes s.done: the
+// receiver's last act.
 func (s *Subscription) finish(err error) {
 	s.mu.Lock()
 	if s.err == nil {
@@ -116,6 +133,7 @@ func (s *Subscription) finish(err error) {
 	}
 	s.mu.Unlock()
 	notify(s.arrived)
+	close(s.done)
 }
 
 // pause waits for d, and reports false if the subscription ends first.
@@ -131,8 +149,8 @@ func (s *Subscription) pause(d time.Duration) bool {
 }
 
 // rejoin joins every room of the subscription on the new stream c, from
-// the position of the last message received in each. The receiver queues
-// the Reconnected event once every reply is in.
+// the position of the last message received in each. Whoever reads the
+// last reply queues the Reconnected event.
 func (s *Subscription) rejoin(c *conn, cause error, attempts int, lostAt time.Time) {
 	s.mu.Lock()
 	s.conn, s.session = c, c.session
@@ -148,43 +166,23 @@ func (s *Subscription) rejoin(c *conn, cause error, attempts int, lostAt time.Ti
 		s.rejoinedAll(c)
 	}
 	s.mu.Unlock()
-	notify(s.space)
 	notify(s.arrived)
-	for _, req := range reqs {
-		if c.send(req) != nil {
-			return // the receiver learns why
-		}
+	if len(reqs) == 0 {
+		return
 	}
-}
-
-// watch waits for c's receiver to return, refreshing the stream's
-// credential meanwhile, and returns why the stream ended.
-func (s *Subscription) watch(c *conn) error {
-	var (
-		timer      = time.NewTimer(time.Hour)
-		tick       <-chan time.Time
-		refreshErr error // of the last refresh, if it failed
-	)
-	timer.Stop()
-	defer timer.Stop()
-	if d, ok := refreshDelay(c.expiry); ok && s.c.cfg.refresh {
-		timer.Reset(d)
-		tick = timer.C
-	}
-	for {
-		select {
-		case <-c.done:
-			return streamErr(c, refreshErr)
-		case <-tick:
-			d, ok, err := s.refresh(c)
-			refreshErr = err
-			if ok {
-				timer.Reset(d)
-			} else {
-				tick = nil
+	// Sent by a goroutine of their own while run reads the replies: many
+	// joins could fill the stream's send window while the server waits for
+	// its replies and the messages they recover to be read. serve waits for
+	// it once the stream has ended.
+	c.sending.Add(1)
+	go func() {
+		defer c.sending.Done()
+		for _, req := range reqs {
+			if c.send(req) != nil {
+				return // the stream is gone; run learns why from reading it
 			}
 		}
-	}
+	}()
 }
 
 // streamErr is why c ended. Read after c.done.
@@ -200,44 +198,4 @@ func streamErr(c *conn, refreshErr error) error {
 		err = fmt.Errorf("%w (the last credential refresh failed: %v)", err, refreshErr)
 	}
 	return err
-}
-
-// refresh sends a new token on c and returns when to refresh next, false
-// for never, and the error if the refresh failed.
-func (s *Subscription) refresh(c *conn) (time.Duration, bool, error) {
-	const op = "refresh the credential"
-	token, err := s.c.cfg.tokens(c.ctx)
-	if err == nil {
-		p := &pending{kind: cmdRefresh, reply: make(chan *roomcastv1.CommandReply, 1)}
-		s.mu.Lock()
-		req := s.register(c, p, &roomcastv1.SubscribeRequest{
-			Command: &roomcastv1.SubscribeRequest_Refresh{Refresh: &roomcastv1.RefreshCommand{Token: token}},
-		})
-		s.mu.Unlock()
-		notify(s.space)
-		if c.send(req) != nil {
-			return 0, false, nil // the stream is gone
-		}
-		select {
-		case r := <-p.reply:
-			if e := r.GetError(); e == nil {
-				c.expiry = time.Time{} // unset: it does not expire
-				if t := r.GetRefresh().GetExpireTime(); t != nil {
-					c.expiry = t.AsTime()
-				}
-				d, ok := refreshDelay(c.expiry)
-				return d, ok, nil
-			}
-			err = replyError(op, r.GetError())
-			if status.Code(err) == codes.FailedPrecondition {
-				return 0, false, nil // the server does not authenticate
-			}
-		case <-c.done:
-			return 0, false, nil
-		}
-	} else {
-		err = &opError{op: op, cause: err}
-	}
-	d, ok := refreshDelay(c.expiry)
-	return d, ok, err
 }

@@ -9,9 +9,9 @@ import (
 	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
 )
 
-// conn is one Subscribe stream of a Subscription. Its receiver goroutine
-// reads it, or lets a Next call read it (see Subscription.Next), until it
-// ends; the subscription's run goroutine owns both.
+// conn is one Subscribe stream of a Subscription. The subscription's run
+// goroutine reads it, or lets a Next call read it (see Subscription.Next),
+// until it ends.
 type conn struct {
 	ctx     context.Context
 	cancel  context.CancelFunc // ends the stream
@@ -19,7 +19,10 @@ type conn struct {
 	session string
 	expiry  time.Time // when the stream's credential expires; zero if unknown, or not refreshable
 
-	sendMu sync.Mutex // serializes Send
+	sendMu   sync.Mutex     // serializes Send
+	sending  sync.WaitGroup // the goroutine sending the rejoins, while it runs
+	refresh  *refresher     // refreshes the stream's credential
+	stopWake func() bool    // stops the wake-up of a parked receiver when ctx is done
 
 	// Guarded by Subscription.mu.
 	pending   map[string]*pending // commands waiting for their reply, by id
@@ -35,7 +38,7 @@ type conn struct {
 	turn  readerTurn // who reads the stream; guarded by Subscription.mu
 	ended bool       // RecvMsg failed: the stream is over; guarded by Subscription.mu
 
-	done chan struct{} // closed when the receiver has returned
+	done chan struct{} // closed once run has stopped reading it: the stream has ended
 	err  error         // what RecvMsg returned; read after done
 	resp response      // the turn holder's: the response being read
 }
@@ -83,11 +86,19 @@ const (
 	turnLeased                   // the last Next to read keeps the turn, reading no more until Next is called again
 )
 
-// receive reads c's stream whenever no Next call does, until the stream
-// ends; then it closes c.done.
-func (s *Subscription) receive(c *conn) {
-	defer close(c.done)
-	for s.takeTurn(c) {
+// receive, on the receiver (run), reads c's stream whenever no Next call
+// does, until the stream ends; then it closes c.done and reports true. It
+// reports false if it parked instead (see takeTurn): the receiver returns,
+// and wake starts it again.
+func (s *Subscription) receive(c *conn) bool {
+	for {
+		switch s.takeTurn(c) {
+		case parked:
+			return false
+		case over:
+			close(c.done)
+			return true
+		}
 		err := s.read(c, false)
 		s.mu.Lock()
 		c.turn = turnFree
@@ -97,7 +108,8 @@ func (s *Subscription) receive(c *conn) {
 		waiting := s.waiting > 0
 		s.mu.Unlock()
 		if err != nil {
-			return
+			close(c.done)
+			return true
 		}
 		if waiting {
 			notify(s.arrived) // a Next may read now
@@ -105,17 +117,31 @@ func (s *Subscription) receive(c *conn) {
 	}
 }
 
-// takeTurn waits until the receiver should read c and gives it the turn,
-// or reports false once a Next call has seen the stream end. The receiver
-// reads while a command waits for its reply, while the stream is ending,
-// and otherwise while the queue has room and either no Next call waits to
-// read by itself or one waits for the receiver to read.
-func (s *Subscription) takeTurn(c *conn) bool {
+// What takeTurn tells the receiver to do.
+type turnTaken int
+
+const (
+	reading turnTaken = iota // it has the turn: read
+	parked                   // nothing to read for now: return, and let wake start it again
+	over                     // the stream has ended
+)
+
+// takeTurn gives the receiver the turn when it should read c, or parks it
+// until it should, or reports that a Next call has seen the stream end.
+// The receiver reads while a command waits for its reply, while the stream
+// is ending, and otherwise while the queue has room and either no Next
+// call waits to read by itself or one waits for the receiver to read.
+// Every change that may make it read is followed by wake (or is the end of
+// c.ctx, which calls wake), so rather than wait for one, a receiver with
+// nothing to read parks: records c in s.parked and returns, its goroutine
+// with it. A subscription whose reader keeps the stream by calling Next
+// thus runs no goroutine of its own.
+func (s *Subscription) takeTurn(c *conn) turnTaken {
 	for {
 		s.mu.Lock()
 		if c.ended {
 			s.mu.Unlock()
-			return false
+			return over
 		}
 		ending := c.ctx.Err() != nil
 		urgent := ending || len(c.pending) > 0
@@ -123,18 +149,32 @@ func (s *Subscription) takeTurn(c *conn) bool {
 		if free && (urgent || (s.hasSpace() && (s.waiting == 0 || s.others > 0))) {
 			c.turn = turnLoop
 			s.mu.Unlock()
-			return true
+			return reading
+		}
+		if !ending {
+			s.parked = c
+			s.mu.Unlock()
+			return parked
 		}
 		s.mu.Unlock()
-		if ending {
-			<-s.space // the Next reading returns soon, and says so
-			continue
-		}
-		select {
-		case <-s.space:
-		case <-c.ctx.Done():
-		}
+		<-s.space // the Next reading returns soon, and says so
 	}
+}
+
+// wake makes the receiver look again at whether it should read: it starts
+// the receiver again if it parked, and otherwise signals s.space, for a
+// receiver that waits for a Next call's read to end. Call it without mu,
+// after a change that may make the receiver read.
+func (s *Subscription) wake() {
+	s.mu.Lock()
+	c := s.parked
+	s.parked = nil
+	s.mu.Unlock()
+	if c != nil {
+		go s.run(c)
+		return
+	}
+	notify(s.space)
 }
 
 // read reads one response from c's stream and hands it on. Only the holder
@@ -182,7 +222,7 @@ func (s *Subscription) nextRead(c *conn) {
 	leased, waiting := c.turn == turnLeased, s.waiting > 0
 	s.mu.Unlock()
 	if !leased {
-		notify(s.space)
+		s.wake()
 	}
 	if waiting {
 		notify(s.arrived) // another Next may read now

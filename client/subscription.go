@@ -31,16 +31,20 @@ type subscribeStream = grpc.BidiStreamingClient[roomcastv1.SubscribeRequest, roo
 // joined them, in order, exactly once, reconnecting and rejoining its rooms
 // whenever a stream is lost (see the package documentation).
 //
-// All its methods are safe for concurrent use. Two goroutines of its own
-// run it: one reads the current stream, handing each command's reply to the
-// Join or Leave waiting for it and queueing events in the order they arrive;
-// the other opens new streams, rejoins the rooms and refreshes the
-// credential. Events and Next take events from the queue, each event going
-// to one caller, so read them from one goroutine. A Next whose context ends
-// only with the subscription (the one given to Subscribe, or one never
-// done, as Events uses) reads the stream itself when the queue is empty,
-// which spares every message a hand-off between goroutines, and keeps it
-// until it is called again; the subscription's reader takes it back
+// All its methods are safe for concurrent use. One goroutine of its own,
+// its receiver, runs it: it reads the current stream, handing each
+// command's reply to the Join or Leave waiting for it and queueing events
+// in the order they arrive, and once the stream ends it opens a new one
+// and rejoins the rooms. It runs only while it has something to do: while
+// a Next keeps the stream (see below), or the queue is full, no goroutine
+// of the subscription's runs. (grpc-go runs one per stream, which watches
+// the stream's context; a credential refresh runs on a goroutine of its
+// own only while it runs.) Events and Next take events from the queue, each
+// event going to one caller, so read them from one goroutine. A Next whose
+// context ends only with the subscription (the one given to Subscribe, or
+// one never done, as Events uses) reads the stream itself when the queue
+// is empty, which spares every message a hand-off between goroutines, and
+// keeps it until it is called again; the receiver takes it back
 // whenever a command waits for its reply, the stream ends, or a Next with
 // another context waits.
 //
@@ -55,7 +59,7 @@ type subscribeStream = grpc.BidiStreamingClient[roomcastv1.SubscribeRequest, roo
 // subscription reads past it while a command waits.
 //
 // Close the subscription when done with it, or close its Client, or cancel
-// the context given to Subscribe: each ends both goroutines.
+// the context given to Subscribe: each ends its goroutine.
 type Subscription struct {
 	c    *Client
 	ctx  context.Context    // the caller's: when it is done, the subscription ends
@@ -76,6 +80,7 @@ type Subscription struct {
 	qbytes  int                   // payload bytes of the messages in queue
 	waiting int                   // Next calls waiting to read the stream themselves
 	others  int                   // Next calls waiting for the receiver to read
+	parked  *conn                 // the stream the receiver parked on, until wake starts it again
 
 	arrived chan struct{} // 1-buffered: events were queued
 	space   chan struct{} // 1-buffered: the queue shrank or a command was sent
@@ -234,8 +239,8 @@ func (s *Subscription) Join(ctx context.Context, room string, opts ...JoinOption
 	}
 	s.mu.Unlock()
 	if req != nil {
-		notify(s.space) // the receiver reads past a full queue until the reply comes
-		c.send(req)     // if the stream is gone, the next one joins the room
+		s.wake()    // the receiver reads past a full queue until the reply comes
+		c.send(req) // if the stream is gone, the next one joins the room
 	}
 
 	select {
@@ -321,7 +326,7 @@ func (s *Subscription) Leave(ctx context.Context, room string) error {
 		Command: &roomcastv1.SubscribeRequest_Leave{Leave: &roomcastv1.LeaveCommand{Room: room}},
 	})
 	s.mu.Unlock()
-	notify(s.space)
+	s.wake()
 	gone := func() error { // the stream is gone, and the room with it
 		if st == nil {
 			return localError(op, codes.NotFound, "room not joined on this subscription", kindCommand)
@@ -389,7 +394,7 @@ func (s *Subscription) Next(ctx context.Context) (*Event, error) {
 			more := s.queued() > 0
 			s.mu.Unlock()
 			if full {
-				notify(s.space)
+				s.wake()
 			}
 			if more {
 				notify(s.arrived) // for another waiting caller
@@ -418,7 +423,7 @@ func (s *Subscription) Next(ctx context.Context) (*Event, error) {
 		}
 		s.mu.Unlock()
 		if !own {
-			notify(s.space)
+			s.wake()
 		}
 		err := s.wait(ctx)
 		s.mu.Lock()
