@@ -23,23 +23,7 @@ import (
 // labelled is the counter name{label=value} in reg, 0 if it has none.
 func labelled(t testing.TB, reg *prometheus.Registry, name, label, value string) float64 {
 	t.Helper()
-	families, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range families {
-		if f.GetName() != name {
-			continue
-		}
-		for _, m := range f.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == label && l.GetValue() == value {
-					return m.GetCounter().GetValue()
-				}
-			}
-		}
-	}
-	return 0
+	return counterOf(t, reg, name, map[string]string{label: value})
 }
 
 // frozenPenalties stops the penalties' clock, so that no penalty ends

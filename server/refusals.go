@@ -61,7 +61,7 @@ func methodLabel(fullMethod string) string {
 func newRefusalCounts() *prometheus.CounterVec {
 	return prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "roomcast_requests_refused_total",
-		Help: "Calls refused by the tap, before their request was read and before any interceptor ran (reason unauthenticated, stream_limit, publish_bytes_owed), and requests refused before they were decoded (too_large, too_many_entries, malformed): a unary call's before any interceptor ran, so not in grpc_server_handled_total; a stream's message, whose stream then ends. method is other for a method the server does not serve.",
+		Help: "Calls refused by the tap, before their request was read and before any interceptor ran (reason unauthenticated, stream_limit, publish_bytes_owed, publish_rate, read_rate), and requests refused before they were decoded (too_large, too_many_entries, malformed): a unary call's before any interceptor ran, so not in grpc_server_handled_total; a stream's message, whose stream then ends. method is other for a method the server does not serve.",
 	}, []string{"method", "reason"})
 }
 

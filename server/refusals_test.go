@@ -22,20 +22,29 @@ import (
 // reg, 0 if it has none.
 func refusedCount(t testing.TB, reg *prometheus.Registry, method, reason string) float64 {
 	t.Helper()
+	return counterOf(t, reg, "roomcast_requests_refused_total", map[string]string{"method": method, "reason": reason})
+}
+
+// counterOf is the value in reg of the counter name whose labels include
+// every one of labels, 0 if it has none.
+func counterOf(t testing.TB, reg *prometheus.Registry, name string, labels map[string]string) float64 {
+	t.Helper()
 	families, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, f := range families {
-		if f.GetName() != "roomcast_requests_refused_total" {
+		if f.GetName() != name {
 			continue
 		}
 		for _, m := range f.GetMetric() {
-			labels := map[string]string{}
+			matched := 0
 			for _, l := range m.GetLabel() {
-				labels[l.GetName()] = l.GetValue()
+				if v, ok := labels[l.GetName()]; ok && v == l.GetValue() {
+					matched++
+				}
 			}
-			if labels["method"] == method && labels["reason"] == reason {
+			if matched == len(labels) {
 				return m.GetCounter().GetValue()
 			}
 		}
