@@ -118,12 +118,6 @@ func (a *access) allowRead(id *auth.Identity) error {
 	if ok {
 		return nil
 	}
-	return readRateError(wait)
-}
-
-// readRateError is the refusal of a History or Presence call past its
-// credential's read rate, which may retry after wait.
-func readRateError(wait time.Duration) error {
 	return retryLater(wait, "History and Presence rate limit exceeded for this credential")
 }
 

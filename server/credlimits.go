@@ -102,20 +102,21 @@ func (s *Server) admitStream(ctx context.Context, id *auth.Identity) (release fu
 // its credential alone: the streams it has open, the bytes it owes of its
 // publish rate, and for a unary call the rate it takes a token of (see
 // taprates.go), whose context then says so. A refusal is counted and
-// logged here, as no interceptor sees it.
-func (s *Server) tapLimits(ctx context.Context, method string) (context.Context, error) {
+// logged here, as no interceptor sees it; one past the streams or owing
+// bytes is abusive (see tapLimit), one past a rate is not.
+func (s *Server) tapLimits(ctx context.Context, method string) (context.Context, bool, error) {
 	if err := s.fullStreams(ctx, method); err != nil {
 		s.access.log.early(ctx, method, reasonStreamLimit, err)
-		return nil, err
+		return nil, true, err
 	}
 	if err := s.owingPublishes(ctx, method); err != nil {
 		s.access.log.early(ctx, method, reasonPublishBytes, err)
-		return nil, err
+		return nil, true, err
 	}
 	ctx, reason, err := s.takeRateToken(ctx, method)
 	if err != nil {
 		s.access.log.early(ctx, method, reason, err)
-		return nil, err
+		return nil, false, err
 	}
-	return ctx, nil
+	return ctx, false, nil
 }

@@ -78,7 +78,6 @@ func (s *Server) history(ctx context.Context, req *roomcastv1.HistoryRequest) (*
 		return nil, err
 	}
 	if err := s.readToken(ctx, id); err != nil { // unless the tap took it
-		s.guard.refusedCall(ctx)
 		return nil, err
 	}
 	bufs, err := s.broker.History(ctx, req.GetRoom(), req.GetAfter(), limit, maxReplyBytes-historyTrailerBytes, req.GetNewestFirst())
@@ -116,7 +115,6 @@ func (s *Server) Presence(ctx context.Context, req *roomcastv1.PresenceRequest) 
 		return nil, err
 	}
 	if err := s.readToken(ctx, id); err != nil { // unless the tap took it
-		s.guard.refusedCall(ctx)
 		return nil, err
 	}
 	members, total, err := s.broker.Presence(ctx, req.GetRoom(), limit)

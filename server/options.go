@@ -129,7 +129,10 @@ func WithMetrics(reg prometheus.Registerer) Option { return func(c *config) { c.
 // server's own, which they override. The default is none. Give transport
 // credentials with WithTransportCredentials instead of grpc.Creds here:
 // credentials given here replace the server's own, and their connections
-// escape the limit of WithStreamResetRate.
+// escape the limit of WithStreamResetRate. Interceptors given here see the
+// replies of a unary Publish and of History already encoded, not as
+// *roomcastv1.PublishResponse or *roomcastv1.HistoryResponse (the server
+// encodes them once, itself).
 func WithGRPCOptions(opts ...grpc.ServerOption) Option {
 	return func(c *config) { c.grpcOpts = append(c.grpcOpts, opts...) }
 }

@@ -37,7 +37,8 @@ func (s *Server) publishUnary(ctx context.Context, req *roomcastv1.PublishReques
 
 // publish checks req as a publish by id and sequences it: validation, size
 // limit, grants, publish rate and session ownership, in that order, then
-// the broker. It is the one path of every publish, Publish's and
+// the broker (a unary gRPC Publish's rate token was taken by the tap,
+// before all of these: see taprates.go). It is the one path of every publish, Publish's and
 // PublishStream's, so the two cannot drift apart. ctx must name id's
 // subject as the owner (broker.WithOwner), once for all of a stream's
 // publishes. It returns the message's offset and the room's epoch; its
@@ -54,7 +55,8 @@ func (s *Server) publish(ctx context.Context, id *auth.Identity, req *roomcastv1
 		return 0, "", err
 	}
 	// The byte rate first, as it only reads: a publish it refuses spends
-	// no token of the publish rate. The rates before the sessions: on a
+	// no token of the publish rate (but for a unary gRPC Publish, whose
+	// token the tap took). The rates before the sessions: on a
 	// cluster, naming a session of another node costs a round trip to the
 	// engine, which the rates must bound.
 	if err := s.access.allowPublishBytes(id); err != nil { // a PublishStream's publishes pass no tap

@@ -21,8 +21,9 @@ import (
 // web handler, and both run publishUnary, so the two cannot drift apart.
 
 // publishCalls is what publishMethod hands the interceptors of every call:
-// the call's information and its handler, bound to the Server once. Like
-// the generated handler's, info must not be changed by an interceptor.
+// the call's information and its handler, bound to the Server once. Unlike
+// the generated handler's, info is shared by every call: an interceptor
+// must not change it.
 type publishCalls struct {
 	info    grpc.UnaryServerInfo
 	handler grpc.UnaryHandler
@@ -93,8 +94,8 @@ func newPublishReply(off uint64, epoch string) any {
 		return &roomcastv1.PublishResponse{Offset: off, Epoch: epoch}
 	}
 	r := new(publishReply)
-	if _, err := resp.MarshalToSizedBufferVT(r.bytes[:n]); err != nil {
-		return &roomcastv1.PublishResponse{Offset: off, Epoch: epoch} // for the codec to encode, or to fail as proto does
+	if _, err := resp.MarshalToSizedBufferVT(r.bytes[:n]); err != nil { // sized by SizeVT, no nested messages: cannot fail
+		return &roomcastv1.PublishResponse{Offset: off, Epoch: epoch}
 	}
 	r.buf = r.bytes[:n]
 	r.slice[0] = &r.buf // a pointer: the buffer is boxed in place, not copied out

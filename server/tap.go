@@ -27,7 +27,7 @@ import (
 // connGuard). An authenticated call is then refused if limit, given its
 // context, says so: a refusal that needs only the caller's identity costs
 // no handler. The call goes on with the context limit returns.
-func authTap(in *auth.Interceptors, log *failureLog, authenticated, refused func(context.Context), limit func(ctx context.Context, method string) (context.Context, error)) tap.ServerInHandle {
+func authTap(in *auth.Interceptors, log *failureLog, authenticated, refused func(context.Context), limit tapLimit) tap.ServerInHandle {
 	authenticate := in.AuthFunc()
 	return func(ctx context.Context, info *tap.Info) (context.Context, error) {
 		if in.IsPublic(info.FullMethodName) {
@@ -41,9 +41,11 @@ func authTap(in *auth.Interceptors, log *failureLog, authenticated, refused func
 			return nil, err
 		}
 		authenticated(ctx2)
-		ctx3, err := limit(ctx2, info.FullMethodName)
+		ctx3, abusive, err := limit(ctx2, info.FullMethodName)
 		if err != nil {
-			refused(ctx2)
+			if abusive {
+				refused(ctx2)
+			}
 			return nil, err
 		}
 		return ctx3, nil
@@ -57,16 +59,26 @@ func authTap(in *auth.Interceptors, log *failureLog, authenticated, refused func
 // refused call is reported to refused, so that a connection whose calls
 // keep being refused is paused, then closed, as one whose credentials are.
 // It costs a call nothing unless limit has a limit for its method.
-func limitTap(refused func(context.Context), limit func(ctx context.Context, method string) (context.Context, error)) tap.ServerInHandle {
+func limitTap(refused func(context.Context), limit tapLimit) tap.ServerInHandle {
 	return func(ctx context.Context, info *tap.Info) (context.Context, error) {
-		ctx2, err := limit(ctx, info.FullMethodName)
+		ctx2, abusive, err := limit(ctx, info.FullMethodName)
 		if err != nil {
-			refused(ctx)
+			if abusive {
+				refused(ctx)
+			}
 			return nil, err
 		}
 		return ctx2, nil
 	}
 }
+
+// tapLimit refuses a call, given its context and method, before its
+// request is read, or returns the context it goes on with. A refusal it
+// calls abusive counts as its connection's refused call (see
+// refusedInTap); one past a rate does not: a client that waits out each
+// RetryInfo is refused about once per call it makes, and pausing its
+// connection would hold up its other calls too.
+type tapLimit func(ctx context.Context, method string) (_ context.Context, abusive bool, _ error)
 
 // freeRefusedCalls is how many calls the tap may refuse on one connection
 // within a second before it pauses the connection: a proxy that carries
@@ -82,7 +94,8 @@ const freeRefusedCalls = 100
 // of its publish rate) is then read about a hundred times a second rather
 // than as fast as it can write: a loop of refused Subscribe streams over 25
 // connections cost the server most of a core (issue #13 (d)). The pause
-// holds up only that connection.
+// holds up only that connection, but all of it: grpc-go runs the tap under
+// the transport's lock, which its writer also takes as streams end.
 func (s *Server) refusedInTap(ctx context.Context) {
 	d := s.guard.refusedCall(ctx)
 	if d <= 0 {

@@ -15,9 +15,9 @@ import (
 // are past the rate (17,000 refused a second against 10,000 served in
 // attack (i) of issue #13), and an execution trace showed the handlers
 // dispatched for them making up most of the time goroutines waited to run.
-// Refused in the tap, they count as the connection's refused calls, so a
-// connection that keeps sending past its rate is paused (see
-// refusedInTap). The token is taken rather than only looked at: with
+// They do not count as the connection's refused calls (see tapLimit): an
+// honest client that waits out each RetryInfo is refused about once per
+// call it makes. The token is taken rather than only looked at: with
 // dozens of calls in flight, all those that found a token left would pass
 // the tap and all but one be refused by their handlers. A call whose
 // context says the tap took its token takes none in its handler; other

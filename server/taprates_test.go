@@ -124,3 +124,31 @@ func TestConcurrentPublishesPastTheRateReachNoHandler(t *testing.T) {
 		t.Errorf("%d Publish handlers ran, want %d: a publish past the rate must not reach one", n, burst)
 	}
 }
+
+// Calls past a rate do not count as the connection's refused calls: a
+// client that waits out each RetryInfo is refused about once per call, and
+// pausing its connection (as after freeRefusedCalls abusive refusals)
+// would hold up its other calls. Past the first 100 within a second,
+// refused calls of the abusive kinds pause the tap; these never do.
+func TestCallsPastTheRatesDoNotPauseTheConnection(t *testing.T) {
+	var pauses atomic.Int32
+	_, addr := start(t, server.WithPublishRate(0.001, 1), server.WithReadRate(0.001, 1),
+		server.WithTapPauseHook(func(time.Duration) { pauses.Add(1) }))
+	ctx := testCtx(t)
+	c := dial(t, addr)
+	req := &roomcastv1.PublishRequest{Room: "r", Payload: &roomcastv1.PublishRequest_Text{Text: "x"}}
+	if _, err := c.Publish(ctx, req); err != nil {
+		t.Fatalf("the publish within the burst: %v", err)
+	}
+	for i := range 150 {
+		if _, err := c.Publish(ctx, req); status.Code(err) != codes.ResourceExhausted {
+			t.Fatalf("publish %d past the rate: %v, want RESOURCE_EXHAUSTED", i, err)
+		}
+		if _, err := c.History(ctx, &roomcastv1.HistoryRequest{Room: "r"}); i > 0 && status.Code(err) != codes.ResourceExhausted {
+			t.Fatalf("History %d past the rate: %v, want RESOURCE_EXHAUSTED", i, err)
+		}
+	}
+	if n := pauses.Load(); n != 0 {
+		t.Errorf("the connection was paused %d times for calls past the rates, want none", n)
+	}
+}
