@@ -14,3 +14,6 @@ func Queued(s *Subscription) int {
 	defer s.mu.Unlock()
 	return s.queued()
 }
+
+// ReceiverStarts is how many times wake started s's receiver again.
+func ReceiverStarts(s *Subscription) uint64 { return s.starts.Load() }

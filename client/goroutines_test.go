@@ -1,6 +1,7 @@
 package client_test
 
 import (
+	"context"
 	"fmt"
 	"runtime"
 	"strings"
@@ -45,7 +46,7 @@ func TestGoroutinesPerIdleSubscription(t *testing.T) {
 			if (ours <= each*subs && streams == subs) || time.Now().After(deadline) {
 				break
 			}
-			runtime.Gosched()
+			time.Sleep(time.Millisecond) // runtime.Stack stops the world: not in a tight loop
 		}
 		t.Logf("%s: %d subscriptions run %d goroutines of the client package and %d of grpc-go's streams", when, subs, ours, streams)
 		if ours > each*subs {
@@ -143,4 +144,47 @@ func subscriberGoroutines() goroutineCounts {
 		}
 	}
 	return c
+}
+
+// A consumer catching up on a full queue starts the parked receiver again
+// once the queue is down to half, not at each Next: on the first version
+// of the parking receiver, a drain of a few thousand messages started one
+// for about every other response.
+func TestCatchingUpStartsFewReceivers(t *testing.T) {
+	const n = 2000
+	_, addr := start(t)
+	ctx := testCtx(t)
+	c := dial(t, addr)
+	sub := subscribe(t, ctx, c, "r")
+	p, err := c.NewPublisher(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if err := publishAll(ctx, p, "r", []byte("x"), n); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for client.Queued(sub) < 256 { // the receiver parks for room
+		if time.Now().After(deadline) {
+			t.Fatalf("%d events queued after 10s, want a full queue", client.Queued(sub))
+		}
+		time.Sleep(time.Millisecond) // polling the queue, with a deadline
+	}
+	reader, cancel := context.WithCancel(ctx) // not the subscription's: the receiver reads for Next
+	defer cancel()
+	before := client.ReceiverStarts(sub)
+	for got := 0; got < n; {
+		ev, err := sub.Next(reader)
+		if err != nil {
+			t.Fatalf("after %d messages: %v", got, err)
+		}
+		if ev.Message != nil {
+			got++
+		}
+		time.Sleep(50 * time.Microsecond) // a consumer slower than the receiver, which then parks
+	}
+	if starts := client.ReceiverStarts(sub) - before; starts > n/128+8 {
+		t.Errorf("draining %d messages started the receiver %d times, want at most %d", n, starts, n/128+8)
+	}
 }

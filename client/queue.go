@@ -63,4 +63,13 @@ func (s *Subscription) hasSpace() bool {
 	return s.queued() < queueMessages && s.qbytes < queueBytes
 }
 
+// lowWater reports whether the queue holds at most half of what it may.
+// A receiver that parked for want of space (hasSpace) is woken only once
+// Next brings the queue down to it, not at each pop: a consumer catching up
+// on a full queue would otherwise start a receiver for every response.
+// Caller holds mu.
+func (s *Subscription) lowWater() bool {
+	return s.queued() <= queueMessages/2 && s.qbytes <= queueBytes/2
+}
+
 func payloadSize(m *Message) int { return len(m.GetData()) + len(m.GetText()) }

@@ -172,7 +172,7 @@ func (s *Subscription) rejoin(c *conn, cause error, attempts int, lostAt time.Ti
 	}
 	// Sent by a goroutine of their own while run reads the replies: many
 	// joins could fill the stream's send window while the server waits for
-	// its replies and the messages they recover to be read. serve waits for
+	// its replies and the messages they recover to be read. ended waits for
 	// it once the stream has ended.
 	c.sending.Add(1)
 	go func() {

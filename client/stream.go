@@ -132,8 +132,10 @@ const (
 // is ending, and otherwise while the queue has room and either no Next
 // call waits to read by itself or one waits for the receiver to read.
 // Every change that may make it read is followed by wake (or is the end of
-// c.ctx, which calls wake), so rather than wait for one, a receiver with
-// nothing to read parks: records c in s.parked and returns, its goroutine
+// c.ctx, which calls wake), but for two that need no receiver: a Next that
+// stops waiting to read by itself, and a Next reading while others wait
+// (each waiting Next tries again as events arrive). So rather than wait
+// for one, a receiver with nothing to read parks: records c in s.parked and returns, its goroutine
 // with it. A subscription whose reader keeps the stream by calling Next
 // thus runs no goroutine of its own.
 func (s *Subscription) takeTurn(c *conn) turnTaken {
@@ -171,6 +173,7 @@ func (s *Subscription) wake() {
 	s.parked = nil
 	s.mu.Unlock()
 	if c != nil {
+		s.starts.Add(1)
 		go s.run(c)
 		return
 	}

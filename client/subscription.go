@@ -81,10 +81,11 @@ type Subscription struct {
 	waiting int                   // Next calls waiting to read the stream themselves
 	others  int                   // Next calls waiting for the receiver to read
 	parked  *conn                 // the stream the receiver parked on, until wake starts it again
+	starts  atomic.Uint64         // receivers wake started again (tests read it)
 
 	arrived chan struct{} // 1-buffered: events were queued
 	space   chan struct{} // 1-buffered: the queue shrank or a command was sent
-	done    chan struct{} // closed once the subscription has ended and its goroutines returned
+	done    chan struct{} // closed once the subscription has ended and its receiver returned (a wake-up of a stream's end may still be returning)
 }
 
 // roomState is a room of the subscription. Guarded by Subscription.mu.
@@ -389,11 +390,12 @@ func (s *Subscription) Next(ctx context.Context) (*Event, error) {
 			return nil, ErrClosed
 		}
 		if s.queued() > 0 {
-			full := !s.hasSpace()
+			high := !s.lowWater()
 			ev := s.pop()
+			drained := high && s.lowWater() // the receiver, parked for room, may read again
 			more := s.queued() > 0
 			s.mu.Unlock()
-			if full {
+			if drained {
 				s.wake()
 			}
 			if more {
