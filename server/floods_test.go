@@ -71,8 +71,8 @@ func TestAConnectionWhoseCallsKeepBeingRefusedIsClosed(t *testing.T) {
 			_, err := c.Publish(ctx, &roomcastv1.PublishRequest{Room: "r"})
 			return err
 		}},
-		{"past the read rate", []server.Option{server.WithReadRate(0.001, 1)}, func(ctx context.Context, c roomcastv1.BrokerServiceClient) error {
-			_, err := c.History(bearer(ctx, testjwt.Token(t, "flood", time.Now().Add(time.Hour), g)), &roomcastv1.HistoryRequest{Room: "r"})
+		{"owing bytes of the publish byte rate", []server.Option{server.WithPublishByteRate(0.001, 1)}, func(ctx context.Context, c roomcastv1.BrokerServiceClient) error {
+			_, err := c.Publish(bearer(ctx, testjwt.Token(t, "flood", time.Now().Add(time.Hour), g)), &roomcastv1.PublishRequest{Room: "r", Payload: &roomcastv1.PublishRequest_Text{Text: "xx"}})
 			return err
 		}},
 		{"past the streams per credential", []server.Option{server.WithMaxStreamsPerCredential(1)}, func(ctx context.Context, c roomcastv1.BrokerServiceClient) error {
