@@ -149,7 +149,7 @@ func New(opts ...Option) (_ *Server, err error) {
 		if err := cfg.registry.Register(s.guard); err != nil {
 			return nil, fmt.Errorf("server: registering connection metrics: %w", err)
 		}
-		gopts = append(gopts, grpc.ChainUnaryInterceptor(m.UnaryServerInterceptor()), grpc.ChainStreamInterceptor(m.StreamServerInterceptor()))
+		gopts = append(gopts, grpc.ChainUnaryInterceptor(m.UnaryServerInterceptor()), grpc.ChainStreamInterceptor(metricsStreams(m)))
 		metrics = m
 	}
 	gopts = append(gopts, s.accessLog()...) // see accesslog.go
