@@ -22,6 +22,9 @@ type Flow struct {
 	unanswered [][8]byte // the server's PINGs that AnswerPings has not answered yet
 }
 
+// maxUnanswered bounds the PINGs kept for AnswerPings.
+const maxUnanswered = 16
+
 // probeTag marks the PINGs of Probe; their last 6 bytes are the number.
 var probeTag = [2]byte{'p', 'r'}
 
@@ -30,7 +33,9 @@ var probeTag = [2]byte{'p', 'r'}
 func (c *Conn) flowPing(f *http2.PingFrame) {
 	if !f.IsAck() {
 		c.flow.Pings++
-		c.flow.unanswered = append(c.flow.unanswered, f.Data)
+		if len(c.flow.unanswered) < maxUnanswered { // a client that never answers keeps none
+			c.flow.unanswered = append(c.flow.unanswered, f.Data)
+		}
 		c.flowChanged()
 		return
 	}
