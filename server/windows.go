@@ -20,8 +20,8 @@ import (
 const (
 	// DefaultStreamWindow is each stream's receive window. A PublishStream
 	// publisher is held to a window a round trip: 256 KiB over 50 ms is
-	// 5.2 MB a second (BenchmarkPublishStreamRTT measured 3.6 MB a second of
-	// 1 KiB payloads, and 31,000 publishes a second of 64 bytes, more than
+	// 5.2 MB a second (BenchmarkPublishStreamRTT measured 3.8 MB a second of
+	// 1 KiB payloads, and 32,000 publishes a second of 64 bytes, more than
 	// serve's publish rate); a Subscribe stream that floods commands leaves
 	// at most this much of them unread. The flood's cost grows with it.
 	DefaultStreamWindow = 256 << 10
