@@ -187,6 +187,8 @@ type limits struct {
 
 	maxRefusedCommands int // per stream, within a second
 	maxRefusedCalls    int // per connection, within a second
+
+	streamWindow, connWindow int // HTTP/2 receive windows (windows.go); 0: dynamic
 }
 
 func defaultLimits() limits {
@@ -207,6 +209,9 @@ func defaultLimits() limits {
 
 		maxRefusedCommands: DefaultMaxRefusedCommands,
 		maxRefusedCalls:    DefaultMaxRefusedCalls,
+
+		streamWindow: DefaultStreamWindow,
+		connWindow:   DefaultConnWindow,
 	}
 }
 
@@ -233,7 +238,7 @@ func (l *limits) validate() error {
 	case l.maxRefusedCalls < 0:
 		return fmt.Errorf("server: max refused calls must not be negative, got %d", l.maxRefusedCalls)
 	}
-	return nil
+	return l.validateWindows()
 }
 
 // clientKey is what anonymous callers are told apart by: their IPv4

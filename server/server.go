@@ -131,6 +131,7 @@ func New(opts ...Option) (_ *Server, err error) {
 			PermitWithoutStream: true,            // idle publishers may keep their connection warm
 		}),
 	}
+	gopts = append(gopts, cfg.windowOptions()...) // fixed receive windows bound what a client pushes unread
 	var metrics *grpcprom.ServerMetrics
 	if cfg.registry != nil {
 		m := grpcprom.NewServerMetrics()

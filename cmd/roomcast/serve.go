@@ -140,6 +140,10 @@ every message sent. Spans still buffered are flushed on shutdown.`,
 			"allow one client connection `N` calls in flight at once")
 		fs.IntVar(&cfg.limits.MaxHeaderBytes, "max-header-bytes", d.MaxHeaderBytes,
 			"refuse calls whose metadata and headers take more than `N` bytes (as HTTP/2 counts them: 32 more per entry), closing the connection of a client that sends one (a grpc-go client refuses it itself); at least 1024")
+		fs.IntVar(&cfg.limits.StreamWindow, "stream-window", d.StreamWindow,
+			"let a client send at most `BYTES` on a stream that the server has not read (the HTTP/2 receive window; a PublishStream publisher gets at most this a round trip); 65536 to 2147483647, or 0 for grpc-go's dynamic windows (up to 16 MiB, with bandwidth-estimation pings), which ignores --conn-window")
+		fs.IntVar(&cfg.limits.ConnWindow, "conn-window", d.ConnWindow,
+			"let a client have at most `BYTES` in flight on a connection, over all its streams (the connection's HTTP/2 receive window); at least --stream-window")
 		fs.IntVar(&cfg.limits.MaxConns, "max-connections", d.MaxConns,
 			"close connections past `N` open at once as soon as they are accepted (mind ulimit -n too)")
 		fs.DurationVar(&cfg.limits.MaxConnIdle, "max-connection-idle", d.MaxConnIdle,

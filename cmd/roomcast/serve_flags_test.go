@@ -145,6 +145,8 @@ func TestServeSecurityFlagDefaults(t *testing.T) {
 		"max-refused-commands":       fmt.Sprint(server.DefaultMaxRefusedCommands),
 		"max-refused-calls":          fmt.Sprint(server.DefaultMaxRefusedCalls),
 		"abuse-penalty":              server.DefaultAbusePenalty.String(),
+		"stream-window":              fmt.Sprint(server.DefaultStreamWindow),
+		"conn-window":                fmt.Sprint(server.DefaultConnWindow),
 	}
 	fs, _ := serveCmd.flagSet()
 	for name, def := range want {
@@ -189,6 +191,8 @@ func TestServeFlagUsageErrors(t *testing.T) {
 		{[]string{"--read-rate", "5", "--read-burst", "0"}, "read rate needs a positive burst"},
 		{[]string{"--credential-command-rate", "5", "--credential-command-burst", "0"}, "credential command rate needs a positive burst"},
 		{[]string{"--gc-headroom", "-1"}, "--gc-headroom must not be negative"},
+		{[]string{"--stream-window", "1000"}, "stream window must be 0 (dynamic) or 65536 to"},
+		{[]string{"--stream-window", "1048576", "--conn-window", "65536"}, "connection window must be from the stream window (1048576)"},
 	} {
 		args := append([]string{"serve", "--listen", "127.0.0.1:0", "--metrics-listen", ""}, tc.args...)
 		code, stdout, stderr := runCmd(ctx, args...)

@@ -32,7 +32,8 @@ type Conn struct {
 	mu      sync.Mutex
 	end     End
 	streams map[uint32]StreamEnd // how each stream the server ended ended, the first time
-	changed chan struct{}        // closed, and replaced, when streams gains one
+	changed chan struct{}        // closed, and replaced, when streams or flow change
+	flow    Flow                 // see flow.go
 }
 
 // StreamEnd is how the server ended a stream: with RST_STREAM, or with
@@ -61,7 +62,8 @@ var pingData = [8]byte{'r', 'a', 'w', 'h', '2'}
 // "h2": it sends the client preface and empty SETTINGS, and starts reading.
 func New(conn net.Conn) (*Conn, error) {
 	c := &Conn{conn: conn, w: bufio.NewWriterSize(conn, 64<<10), next: 1, done: make(chan struct{}),
-		streams: make(map[uint32]StreamEnd), changed: make(chan struct{})}
+		streams: make(map[uint32]StreamEnd), changed: make(chan struct{}),
+		flow: Flow{Settings: make(map[http2.SettingID]uint32), Increments: make(map[uint32]int64)}}
 	c.fr = http2.NewFramer(c.w, nil)
 	c.enc = hpack.NewEncoder(&c.block)
 	if _, err := c.w.WriteString(http2.ClientPreface); err != nil {
@@ -108,6 +110,15 @@ func (c *Conn) read() {
 				c.mu.Unlock()
 				return
 			}
+			c.flowPing(f)
+		case *http2.SettingsFrame:
+			if !f.IsAck() {
+				f.ForeachSetting(func(s http2.Setting) error { c.flow.Settings[s.ID] = s.Val; return nil })
+				c.flowChanged()
+			}
+		case *http2.WindowUpdateFrame:
+			c.flow.Increments[f.StreamID] += int64(f.Increment)
+			c.flowChanged()
 		case *http2.RSTStreamFrame:
 			c.streamEnded(f.StreamID, StreamEnd{Reset: true, Code: f.ErrCode})
 		case *http2.MetaHeadersFrame:
@@ -135,8 +146,7 @@ func (c *Conn) streamEnded(id uint32, end StreamEnd) {
 		return
 	}
 	c.streams[id] = end
-	close(c.changed)
-	c.changed = make(chan struct{})
+	c.flowChanged()
 }
 
 // WaitStream waits until the server has ended stream id, and returns how;

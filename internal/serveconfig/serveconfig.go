@@ -60,6 +60,8 @@ type Limits struct {
 	WriteTimeout                  time.Duration
 	MaxWriteHold                  time.Duration
 	AuthLogRate                   float64
+	StreamWindow                  int // HTTP/2 receive windows; StreamWindow 0: grpc-go's dynamic ones
+	ConnWindow                    int
 }
 
 // Defaults are serve's defaults. MaxRetainedBytes depends on the machine
@@ -99,6 +101,8 @@ func Defaults() Limits {
 		WriteTimeout:            server.DefaultWriteTimeout,
 		MaxWriteHold:            server.DefaultMaxWriteHold,
 		AuthLogRate:             server.DefaultAuthFailureLogRate,
+		StreamWindow:            server.DefaultStreamWindow,
+		ConnWindow:              server.DefaultConnWindow,
 	}
 }
 
@@ -127,6 +131,7 @@ func (l Limits) ServerOptions() []server.Option {
 		server.WithMaxRefusedCommands(l.MaxRefusedCommands),
 		server.WithMaxRefusedCalls(l.MaxRefusedCalls),
 		server.WithAbusePenalty(l.AbusePenalty),
+		server.WithReceiveWindows(l.StreamWindow, l.ConnWindow),
 		server.WithBrokerOptions(
 			broker.WithBacklog(l.BacklogMessages, l.BacklogBytes),
 			broker.WithHistory(l.HistoryMessages, l.HistoryTTL),

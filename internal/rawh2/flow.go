@@ -1,0 +1,137 @@
+package rawh2
+
+import (
+	"context"
+	"encoding/binary"
+	"io"
+	"maps"
+	"slices"
+
+	"golang.org/x/net/http2"
+)
+
+// Flow is what the server said about flow control on a connection, for a
+// client that keeps to it: the settings it sent, the window increments it
+// granted, and its pings.
+type Flow struct {
+	Settings   map[http2.SettingID]uint32 // the latest value of each setting the server sent
+	Increments map[uint32]int64           // WINDOW_UPDATE increments by stream; 0 is the connection
+	Pings      int                        // PINGs the server sent (grpc-go's bandwidth estimation sends them with data)
+	Probed     uint64                     // the highest Probe the server answered
+
+	unanswered [][8]byte // the server's PINGs that AnswerPings has not answered yet
+}
+
+// maxUnanswered bounds the PINGs kept for AnswerPings.
+const maxUnanswered = 16
+
+// probeTag marks the PINGs of Probe; their last 6 bytes are the number.
+var probeTag = [2]byte{'p', 'r'}
+
+// flowPing records a PING the server sent, or its answer to a Probe.
+// Caller holds c.mu.
+func (c *Conn) flowPing(f *http2.PingFrame) {
+	if !f.IsAck() {
+		c.flow.Pings++
+		if len(c.flow.unanswered) < maxUnanswered { // a client that never answers keeps none
+			c.flow.unanswered = append(c.flow.unanswered, f.Data)
+		}
+		c.flowChanged()
+		return
+	}
+	if [2]byte(f.Data[:2]) == probeTag {
+		var n [8]byte
+		copy(n[2:], f.Data[2:])
+		c.flow.Probed = max(c.flow.Probed, binary.BigEndian.Uint64(n[:]))
+		c.flowChanged()
+	}
+}
+
+// flowChanged wakes WaitStream and WaitProbe. Caller holds c.mu.
+func (c *Conn) flowChanged() {
+	close(c.changed)
+	c.changed = make(chan struct{})
+}
+
+// Flow returns a copy of what the server has said about flow control so
+// far.
+func (c *Conn) Flow() Flow {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	f := c.flow
+	f.Settings = maps.Clone(f.Settings)
+	f.Increments = maps.Clone(f.Increments)
+	f.unanswered = nil
+	return f
+}
+
+// AnswerPings writes an acknowledgement of each PING the server sent that
+// it has not answered yet (it does not flush). The reader leaves answering
+// to the writer, whose methods are not safe for concurrent use.
+func (c *Conn) AnswerPings() error {
+	c.mu.Lock()
+	pings := slices.Clone(c.flow.unanswered)
+	c.flow.unanswered = c.flow.unanswered[:0]
+	c.mu.Unlock()
+	for _, d := range pings {
+		if err := c.fr.WritePing(true, d); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Probe sends PING number n (below 2^48) and flushes; the server answers
+// it once it has read everything sent before it, and WaitProbe waits for
+// that. Unlike Ping's, the answer does not end the reads.
+func (c *Conn) Probe(n uint64) error {
+	var d [8]byte
+	binary.BigEndian.PutUint64(d[:], n)
+	copy(d[:2], probeTag[:])
+	if err := c.fr.WritePing(false, d); err != nil {
+		return err
+	}
+	return c.Flush()
+}
+
+// WaitProbe waits until the server has answered Probe n (or a later one),
+// and returns what it had said about flow control by then; or the reader's
+// error (io.EOF at Ping's answer) if the connection ended first, or ctx's.
+func (c *Conn) WaitProbe(ctx context.Context, n uint64) (Flow, error) {
+	for {
+		c.mu.Lock()
+		probed, changed := c.flow.Probed, c.changed
+		c.mu.Unlock()
+		if probed >= n {
+			return c.Flow(), nil
+		}
+		select {
+		case <-changed:
+		case <-c.done:
+			c.mu.Lock()
+			err := c.end.Err
+			c.mu.Unlock()
+			if err == nil {
+				err = io.EOF
+			}
+			return Flow{}, err
+		case <-ctx.Done():
+			return Flow{}, ctx.Err()
+		}
+	}
+}
+
+// DataBytes sends p on stream id as it is, in DATA frames of at most 16 KiB
+// (the frame size HTTP/2 allows without a setting), without ending the
+// stream: p may hold gRPC messages, or parts of them, that other calls
+// send the rest of.
+func (c *Conn) DataBytes(id uint32, p []byte) error {
+	for len(p) > 0 {
+		n := min(len(p), 16<<10)
+		if err := c.fr.WriteData(id, false, p[:n]); err != nil {
+			return err
+		}
+		p = p[n:]
+	}
+	return nil
+}
