@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -56,7 +57,8 @@ func TestStreamsPastTheLimitStartNoHandler(t *testing.T) {
 		started.Add(1)
 		return handler(srv, ss)
 	})
-	addr := testjwt.StartServer(t, server.WithMaxStreamsPerCredential(1), server.WithGRPCOptions(count))
+	reg := prometheus.NewRegistry()
+	addr := testjwt.StartServer(t, server.WithMaxStreamsPerCredential(1), server.WithGRPCOptions(count), server.WithMetrics(reg))
 	ctx := testCtx(t)
 	a := bearer(ctx, testjwt.Token(t, "a", time.Now().Add(time.Hour), testjwt.Grants(t, "", ">", "")))
 	c := dial(t, addr)
@@ -77,6 +79,11 @@ func TestStreamsPastTheLimitStartNoHandler(t *testing.T) {
 	}
 	if n := started.Load(); n != before {
 		t.Errorf("the server started %v handlers for streams past the limit, want none", n-before)
+	}
+	// The test's interceptor runs after the server's own, whose second check
+	// of the limit would refuse these too: the tap must have refused them.
+	if n := refusedCount(t, reg, roomcastv1.BrokerService_Subscribe_FullMethodName, "stream_limit"); n != 5 {
+		t.Errorf("%v streams refused by the tap for the stream limit, want 5", n)
 	}
 }
 

@@ -27,7 +27,7 @@ import (
 // Subscribe's, chosen with the library's own selector. The library wraps a
 // stream to count each message it sends, which on Subscribe is a counter
 // lookup and two clock reads per response, on the fan-out's hottest path
-// (in a CPU profile of the paced fan-out, as much as grpc-go's own
+// (in a CPU profile of the paced fan-out, nearly as much as grpc-go's own
 // SendMsg). roomcast counts what Subscribe streams deliver itself
 // (roomcast_messages_delivered_total, roomcast_slow_consumers_total), and
 // the access log has each stream's end and code; the price is that

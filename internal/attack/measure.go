@@ -25,7 +25,7 @@ type result struct {
 	// CPUSeconds is the server's CPU time while the attack ran.
 	CPUSeconds float64 `json:"server_cpu_seconds"`
 	// Calls is the calls the server started while the attack ran
-	// (grpc_server_started_total), ResetCloses the connections it closed
+	// (grpc_server_started_total: Subscribe streams not included), ResetCloses the connections it closed
 	// for rapid reset (roomcast_reset_flood_closes_total), and HeaderCloses
 	// those it closed for their header lists
 	// (roomcast_header_flood_closes_total); Penalised the new connections

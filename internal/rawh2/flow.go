@@ -33,7 +33,7 @@ var probeTag = [2]byte{'p', 'r'}
 func (c *Conn) flowPing(f *http2.PingFrame) {
 	if !f.IsAck() {
 		c.flow.Pings++
-		if len(c.flow.unanswered) < maxUnanswered { // a client that never answers keeps none
+		if len(c.flow.unanswered) < maxUnanswered { // a client that never answers keeps maxUnanswered
 			c.flow.unanswered = append(c.flow.unanswered, f.Data)
 		}
 		c.flowChanged()
@@ -109,8 +109,11 @@ func (c *Conn) WaitProbe(ctx context.Context, n uint64) (Flow, error) {
 		case <-changed:
 		case <-c.done:
 			c.mu.Lock()
-			err := c.end.Err
+			err, probed := c.end.Err, c.flow.Probed
 			c.mu.Unlock()
+			if probed >= n { // answered, then the connection ended: both were ready
+				return c.Flow(), nil
+			}
 			if err == nil {
 				err = io.EOF
 			}

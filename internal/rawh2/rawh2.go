@@ -149,6 +149,14 @@ func (c *Conn) streamEnded(id uint32, end StreamEnd) {
 	c.flowChanged()
 }
 
+// Ended reports how the server ended stream id, if it has so far.
+func (c *Conn) Ended(id uint32) (StreamEnd, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	end, ok := c.streams[id]
+	return end, ok
+}
+
 // WaitStream waits until the server has ended stream id, and returns how;
 // or it returns the reader's error (or io.EOF) if the connection ended
 // first, or ctx's.
