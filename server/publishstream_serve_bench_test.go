@@ -45,17 +45,7 @@ func BenchmarkPublishStreamServe(b *testing.B) {
 				}
 				sent <- stream.CloseSend()
 			}()
-			answered := 0
-			for answered < b.N {
-				resp, err := stream.Recv()
-				if err != nil {
-					b.Fatalf("after %d answers: %v", answered, err)
-				}
-				if e := resp.GetError(); e != nil {
-					b.Fatalf("publish %s refused: %v", resp.GetId(), e)
-				}
-				answered += 1 + len(resp.GetBatch())
-			}
+			awaitAnswers(b, stream, b.N)
 			b.StopTimer()
 			if err := <-sent; err != nil {
 				b.Fatal(err)

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
+
 	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
 	"github.com/roomcast/roomcast/internal/servertest"
 	"github.com/roomcast/roomcast/server"
@@ -49,16 +51,7 @@ func BenchmarkPublishStreamRTT(b *testing.B) {
 					}
 					sent <- stream.CloseSend()
 				}()
-				for answered := 0; answered < b.N; {
-					resp, err := stream.Recv()
-					if err != nil {
-						b.Fatalf("after %d answers: %v", answered, err)
-					}
-					if e := resp.GetError(); e != nil {
-						b.Fatalf("publish %s refused: %v", resp.GetId(), e)
-					}
-					answered += 1 + len(resp.GetBatch())
-				}
+				awaitAnswers(b, stream, b.N)
 				b.StopTimer()
 				if err := <-sent; err != nil {
 					b.Fatal(err)
@@ -159,5 +152,20 @@ func delayLine(wg *sync.WaitGroup, dst, src net.Conn, delay time.Duration) {
 		if _, err := dst.Write(c.b); err != nil && !errors.Is(err, net.ErrClosed) {
 			return
 		}
+	}
+}
+
+// awaitAnswers reads a PublishStream's answers until n publishes are
+// answered, failing b at a refusal or the stream's end.
+func awaitAnswers(b *testing.B, stream grpc.BidiStreamingClient[roomcastv1.PublishStreamRequest, roomcastv1.PublishStreamResponse], n int) {
+	for answered := 0; answered < n; {
+		resp, err := stream.Recv()
+		if err != nil {
+			b.Fatalf("after %d answers: %v", answered, err)
+		}
+		if e := resp.GetError(); e != nil {
+			b.Fatalf("publish %s refused: %v", resp.GetId(), e)
+		}
+		answered += 1 + len(resp.GetBatch())
 	}
 }
