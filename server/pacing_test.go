@@ -125,6 +125,20 @@ func (p *pacedServer) nextHold(t *testing.T) time.Duration {
 	}
 }
 
+// pacedFake is a pacedServer with bound and one fake stream, joined to
+// room "r" and past its first message, whose writer finds its wake-ups
+// late enough to hold for the whole bound (lateWakeUps).
+func pacedFake(t *testing.T, bound time.Duration) (*pacedServer, *fakeStream) {
+	t.Helper()
+	p := newPacedServer(t, bound)
+	f := openFake(t, p.srv, 1)
+	f.join("r")
+	first := publish(t, p.srv, "r", "1")
+	f.expectOffsets(first, first)
+	lateWakeUps(t, f.ss.conn)
+	return p, f
+}
+
 // holdsSoFar returns the holds the server's writers made.
 func (p *pacedServer) holdsSoFar() uint64 { return p.srv.WriterStats().Holds }
 
@@ -132,13 +146,7 @@ func (p *pacedServer) holdsSoFar() uint64 { return p.srv.WriterStats().Holds }
 // meanwhile goes out in the same response as the message that woke it.
 func TestBusyWriterSendsWhatGatheredInOneResponse(t *testing.T) {
 	const bound = 5 * time.Millisecond
-	p := newPacedServer(t, bound)
-	f := openFake(t, p.srv, 1)
-	f.join("r")
-	first := publish(t, p.srv, "r", "1")
-	f.expectOffsets(first, first)
-
-	lateWakeUps(t, f.ss.conn)
+	p, f := pacedFake(t, bound)
 	second := publish(t, p.srv, "r", "2")
 	if d := p.nextHold(t); d != bound {
 		t.Errorf("held %v on the clock of the last pass, want the bound %v", d, bound)
@@ -157,13 +165,7 @@ func TestBusyWriterSendsWhatGatheredInOneResponse(t *testing.T) {
 // sent at once, however late the writer's wake-ups are.
 func TestLoneMessageIsNotHeld(t *testing.T) {
 	const bound = 50 * time.Millisecond
-	p := newPacedServer(t, bound)
-	f := openFake(t, p.srv, 1)
-	f.join("r")
-	first := publish(t, p.srv, "r", "1")
-	f.expectOffsets(first, first)
-
-	lateWakeUps(t, f.ss.conn)
+	p, f := pacedFake(t, bound)
 	p.clock.Add(int64(bound))
 	second := publish(t, p.srv, "r", "2")
 	f.expectOffsets(second, second)
@@ -176,13 +178,7 @@ func TestLoneMessageIsNotHeld(t *testing.T) {
 // messages.
 func TestCommandReplyIsNotHeld(t *testing.T) {
 	const bound = 50 * time.Millisecond
-	p := newPacedServer(t, bound)
-	f := openFake(t, p.srv, 1)
-	f.join("r")
-	first := publish(t, p.srv, "r", "1")
-	f.expectOffsets(first, first)
-
-	lateWakeUps(t, f.ss.conn)
+	p, f := pacedFake(t, bound)
 	if rep := f.command(&roomcastv1.SubscribeRequest{Id: "leave", Command: &roomcastv1.SubscribeRequest_Leave{Leave: &roomcastv1.LeaveCommand{Room: "r"}}}); rep.GetError() != nil {
 		t.Fatalf("leave: %v", rep.GetError())
 	}
