@@ -35,21 +35,7 @@ func BenchmarkPublishStreamServe(b *testing.B) {
 			b.ReportAllocs()
 			cpu0, mallocs0 := child.usage(b)
 			b.ResetTimer()
-			sent := make(chan error, 1)
-			go func() {
-				for _, req := range reqs {
-					if err := stream.Send(req); err != nil {
-						sent <- err
-						return
-					}
-				}
-				sent <- stream.CloseSend()
-			}()
-			awaitAnswers(b, stream, b.N)
-			b.StopTimer()
-			if err := <-sent; err != nil {
-				b.Fatal(err)
-			}
+			sendAndAwait(b, stream, reqs)
 			cpu1, mallocs1 := child.usage(b)
 			b.ReportMetric(float64((cpu1-cpu0).Nanoseconds())/1e3/float64(b.N), "server-µs/publish")
 			b.ReportMetric(float64(mallocs1-mallocs0)/float64(b.N), "server-allocs/publish")

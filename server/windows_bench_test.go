@@ -1,3 +1,5 @@
+//go:build unix
+
 package server_test
 
 import (
@@ -41,21 +43,7 @@ func BenchmarkPublishStreamRTT(b *testing.B) {
 				}
 				reqs := streamBenchRequests(b.N, &roomcastv1.PublishRequest_Data{Data: make([]byte, size)})
 				b.ResetTimer()
-				sent := make(chan error, 1)
-				go func() {
-					for _, req := range reqs {
-						if err := stream.Send(req); err != nil {
-							sent <- err
-							return
-						}
-					}
-					sent <- stream.CloseSend()
-				}()
-				awaitAnswers(b, stream, b.N)
-				b.StopTimer()
-				if err := <-sent; err != nil {
-					b.Fatal(err)
-				}
+				sendAndAwait(b, stream, reqs)
 				reportRate(b)
 				b.ReportMetric(float64(b.N*size)/b.Elapsed().Seconds()/1e6, "payload-MB/s")
 			})
@@ -152,6 +140,27 @@ func delayLine(wg *sync.WaitGroup, dst, src net.Conn, delay time.Duration) {
 		if _, err := dst.Write(c.b); err != nil && !errors.Is(err, net.ErrClosed) {
 			return
 		}
+	}
+}
+
+// sendAndAwait sends reqs on stream from a goroutine of its own while it
+// reads their answers, and stops b's timer once every publish of the b.N
+// is answered.
+func sendAndAwait(b *testing.B, stream grpc.BidiStreamingClient[roomcastv1.PublishStreamRequest, roomcastv1.PublishStreamResponse], reqs []*roomcastv1.PublishStreamRequest) {
+	sent := make(chan error, 1)
+	go func() {
+		for _, req := range reqs {
+			if err := stream.Send(req); err != nil {
+				sent <- err
+				return
+			}
+		}
+		sent <- stream.CloseSend()
+	}()
+	awaitAnswers(b, stream, b.N)
+	b.StopTimer()
+	if err := <-sent; err != nil {
+		b.Fatal(err)
 	}
 }
 
