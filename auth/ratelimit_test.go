@@ -13,30 +13,13 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/roomcast/roomcast/auth"
+	"github.com/roomcast/roomcast/internal/testsupport/fakeclock"
 )
-
-// fakeClock is a clock that moves only when told to.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 func user(name string) *auth.Identity { return &auth.Identity{Subject: name, Method: auth.MethodJWT} }
 
 func TestRateLimiter(t *testing.T) {
-	clk := &fakeClock{t: now}
+	clk := fakeclock.New(now)
 	l, err := auth.NewRateLimiter(2, 3, auth.WithRateLimitClock(clk.Now))
 	if err != nil {
 		t.Fatal(err)
@@ -78,7 +61,7 @@ func TestRateLimiter(t *testing.T) {
 }
 
 func TestRateLimiterEviction(t *testing.T) {
-	clk := &fakeClock{t: now}
+	clk := fakeclock.New(now)
 	// 1 per second, burst 5: an empty bucket fills up in 5s, the default
 	// idle eviction.
 	l, err := auth.NewRateLimiter(1, 5, auth.WithRateLimitClock(clk.Now), auth.WithMaxBuckets(3))
@@ -126,7 +109,7 @@ func TestRateLimiterEviction(t *testing.T) {
 }
 
 func TestRateLimiterConcurrent(t *testing.T) {
-	clk := &fakeClock{t: now}
+	clk := fakeclock.New(now)
 	l, err := auth.NewRateLimiter(1, 50, auth.WithRateLimitClock(clk.Now))
 	if err != nil {
 		t.Fatal(err)

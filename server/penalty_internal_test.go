@@ -4,32 +4,15 @@ import (
 	"errors"
 	"log/slog"
 	"net"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/roomcast/roomcast/internal/testsupport/fakeclock"
 )
 
-// fakeClock is a clock that moves only when told.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
-func testPenalties(t *testing.T, longest time.Duration) (*penalties, *fakeClock) {
+func testPenalties(t *testing.T, longest time.Duration) (*penalties, *fakeclock.Clock) {
 	t.Helper()
-	clock := &fakeClock{now: time.Unix(1_000_000, 0)}
+	clock := fakeclock.New(time.Unix(1_000_000, 0))
 	p := newPenalties(&config{abusePenalty: longest, log: slog.New(slog.DiscardHandler), penaltyClock: clock.Now})
 	t.Cleanup(p.stop)
 	return p, clock
@@ -97,7 +80,7 @@ func TestPenaltiesExpireAndDouble(t *testing.T) {
 		p.penalise(addr, abuseHeaders) // its other connections, cut too
 		n := time.Duration(0)
 		for ; !served(); n += 250 * time.Millisecond {
-			clock.advance(250 * time.Millisecond)
+			clock.Advance(250 * time.Millisecond)
 		}
 		lengths = append(lengths, n)
 	}
@@ -107,12 +90,12 @@ func TestPenaltiesExpireAndDouble(t *testing.T) {
 			t.Fatalf("penalties lasted %v, want %v", lengths, want)
 		}
 	}
-	clock.advance(4 * time.Second) // quiet for as long as the last penalty
+	clock.Advance(4 * time.Second) // quiet for as long as the last penalty
 	p.penalise(addr, abuseRefused)
 	if served() {
 		t.Fatal("served at once after a new offence")
 	}
-	clock.advance(time.Second)
+	clock.Advance(time.Second)
 	if !served() {
 		t.Error("not served a second after an offence following a quiet spell: the penalty did not start over")
 	}
@@ -142,7 +125,7 @@ func TestPenaltiesTableIsBounded(t *testing.T) {
 			t.Errorf("address %d remembered: %v, want %v", i, ok, i >= 6)
 		}
 	}
-	clock.advance(2 * time.Second) // past the penalties and as long again
+	clock.Advance(2 * time.Second) // past the penalties and as long again
 	p.penalise(addr(100), abuseResets)
 	if n := len(p.byKey); n != 1 {
 		t.Errorf("%d addresses remembered after the others' penalties were over, want 1", n)
@@ -213,7 +196,7 @@ func TestPenaltiesReleaseHeldConnections(t *testing.T) {
 	p, clock := testPenalties(t, time.Minute)
 	lb := newLoopback(t)
 	p.penalise(&net.TCPAddr{IP: net.ParseIP("127.0.0.1")}, abuseResets)
-	clock.advance(firstPenalty - 50*time.Millisecond) // the penalty ends 50 ms from now, in real time
+	clock.Advance(firstPenalty - 50*time.Millisecond) // the penalty ends 50 ms from now, in real time
 	server, client := lb.conn("127.0.0.1")
 	if p.admit(server) {
 		t.Fatal("served during the penalty")
