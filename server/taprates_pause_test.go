@@ -48,12 +48,12 @@ func (p *publishTally) publish(ctx context.Context, t *testing.T, c roomcastv1.B
 // given, is never paused, and is refused about once per publish that
 // succeeds: each goroutine that succeeds calls again at once and is refused
 // once, then comes back at the slot it was told, one token apart from the
-// others. Told the same wait, as before the limiter spread its advice, they
-// came back together, one of them got the token and the others were
-// refused again: 4.7 to 5.4 refusals per success in three runs under -race,
-// against 1.0 with the advice spread. (At 2000 a second, one token every
-// half millisecond, the calls' own latency spread them out more: 2.5
-// against 0.5 to 0.9.)
+// others. Told the same wait, they come back together, one of them gets the
+// token and the others are refused again: without the spread, 4.7 to 5.4
+// refusals per success in three runs under -race (the waits rounded up to
+// a whole millisecond, as the shared statuses say them), and 1.6 to 2.3 in
+// four runs of main before this change (told the exact wait to the next
+// token), against 0.99 to 1.01 in six runs with it.
 func TestHonestPublishersAreNotPaused(t *testing.T) {
 	const goroutines, perSecond = 64, 1000
 	var pauses atomic.Int32
@@ -93,8 +93,8 @@ func TestHonestPublishersAreNotPaused(t *testing.T) {
 	if ok < perSecond/2 {
 		t.Errorf("%d publishes succeeded in a second at %d a second", ok, perSecond)
 	}
-	if refused > 2*ok {
-		t.Errorf("%d publishes refused for %d that succeeded: want at most 2 per success", refused, ok)
+	if 10*refused > 13*ok {
+		t.Errorf("%d publishes refused for %d that succeeded: want at most 1.3 per success", refused, ok)
 	}
 }
 
