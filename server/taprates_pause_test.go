@@ -100,10 +100,16 @@ func TestHonestPublishersAreNotPaused(t *testing.T) {
 
 // A client that ignores its RetryInfo, calling again at once from a tight
 // loop, fills its rate's advice: its refusals are then crowded, and past
-// freeCrowdedRefusals within a second, the connection is paused.
+// freeCrowdedRefusals (1000) within a second, the connection is paused
+// after each, which holds its refusals near that many a second. They do
+// not count toward --max-refused-calls (1000 by default): the connection
+// stays open, every call answered RESOURCE_EXHAUSTED. On main, which
+// counted no refusal past a rate, the loop was never paused: 61,878
+// refusals in 20 s.
 func TestCallsIgnoringTheirAdviceArePaused(t *testing.T) {
+	const window = 1500 * time.Millisecond
 	pauses := make(chan time.Duration, 1)
-	_, addr := start(t, server.WithPublishRate(100, 1), server.WithMaxRefusedCalls(0),
+	_, addr := start(t, server.WithPublishRate(100, 1),
 		server.WithTapPauseHook(func(d time.Duration) {
 			select {
 			case pauses <- d:
@@ -122,14 +128,30 @@ func TestCallsIgnoringTheirAdviceArePaused(t *testing.T) {
 			}
 		})
 	}
+	defer wg.Wait()
+	defer cancel()
 	select {
 	case d := <-pauses:
 		if d != time.Millisecond {
 			t.Errorf("the first pause: %v, want 1ms", d)
 		}
 	case <-ctx.Done():
-		t.Errorf("not paused in 20 s: %d publishes refused, %d succeeded", tally.refused.Load(), tally.ok.Load())
+		t.Fatalf("not paused in 20 s: %d publishes refused, %d succeeded", tally.refused.Load(), tally.ok.Load())
 	}
-	cancel()
-	wg.Wait()
+	// The window spans the rest of the guard's second that paused (a dozen
+	// refusals at most, past the allowance), then at most two more, with
+	// about 1010 each at most; the loop unpaused made 4,600 in as long.
+	before := tally.refused.Load()
+	timer := time.NewTimer(window)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+	case <-ctx.Done():
+		t.Fatal("the test ran out of time")
+	}
+	n := tally.refused.Load() - before
+	t.Logf("%d publishes refused in the %v after the first pause", n, window)
+	if n > 2*(1000+20)+20 {
+		t.Errorf("%d publishes refused in the %v after the first pause, want them held near 1000 a second", n, window)
+	}
 }
