@@ -25,9 +25,10 @@ import (
 //
 // Each authenticated call is reported to authenticated, and each refused
 // one to refused, with its context, which tells its connection (see
-// connGuard), and how it counts. An authenticated call is then refused if limit, given its
-// context, says so: a refusal that needs only the caller's identity costs
-// no handler. The call goes on with the context limit returns.
+// connGuard), and how it counts. An authenticated call is then refused if
+// limit, given its context, says so: a refusal that needs only the
+// caller's identity costs no handler. The call goes on with the context
+// limit returns.
 func authTap(in *auth.Interceptors, log *failureLog, authenticated func(context.Context), refused func(context.Context, refusalKind), limit tapLimit) tap.ServerInHandle {
 	authenticate := in.AuthFunc()
 	return func(ctx context.Context, info *tap.Info) (context.Context, error) {
