@@ -23,6 +23,17 @@ const DefaultMaxBuckets = 100_000
 // Identities are told apart by Method and Subject, so every anonymous caller
 // shares one bucket.
 //
+// The wait it advises a refused caller spreads the callers out: each
+// refusal reserves the next free slot, one token's time (1/perSecond) after
+// the last one it advised, so that callers who each wait out their advice
+// come back one token apart rather than all at once, when one of them would
+// get the token and the rest be refused again. Only the advice is reserved,
+// never a token: a caller that does not come back costs no one anything,
+// and a caller that comes back early may take the token of one that waited.
+// The advice is at most the time an empty bucket takes to fill up (at least
+// a second, at most 24 hours; see MaxRetryAfter), or the time until the
+// next token if that is longer; a refusal told that bound is Crowded.
+//
 // Memory is bounded: a bucket unused for the idle time is dropped (by
 // default the time an empty bucket takes to fill up, after which a new
 // bucket is indistinguishable from it), and past the maximum number of
@@ -30,11 +41,13 @@ const DefaultMaxBuckets = 100_000
 //
 // It is safe for concurrent use.
 type RateLimiter struct {
-	limit rate.Limit
-	burst int
-	idle  time.Duration
-	max   int
-	now   func() time.Time
+	limit  rate.Limit
+	burst  int
+	idle   time.Duration
+	max    int
+	now    func() time.Time
+	spread time.Duration // the longest advice that spreads callers out
+	step   time.Duration // one token's time: the spacing of the slots
 
 	mu      sync.Mutex
 	buckets map[string]*list.Element // of *bucket
@@ -45,6 +58,7 @@ type bucket struct {
 	key  string
 	lim  *rate.Limiter
 	used time.Time
+	slot time.Time // the last slot advised to a refused caller; see Take
 }
 
 // RateLimitOption configures NewRateLimiter.
@@ -105,14 +119,41 @@ func NewRateLimiter(perSecond float64, burst int, opts ...RateLimitOption) (*Rat
 		idle:    c.idle,
 		max:     c.max,
 		now:     c.now,
+		spread:  refill,
+		step:    tokenTime(perSecond, refill),
 		buckets: make(map[string]*list.Element),
 	}, nil
 }
 
+// Decision is a RateLimiter's answer to one caller.
+type Decision struct {
+	// OK reports whether the caller had a token, which it took.
+	OK bool
+	// RetryAfter is how long a refused caller should wait before it tries
+	// again: the time of the slot reserved for it (see RateLimiter).
+	RetryAfter time.Duration
+	// Crowded reports that a refused caller was advised MaxRetryAfter, the
+	// longest wait, because the slots within it were all advised to callers
+	// before: more were refused within it than callers that each wait out
+	// their advice can be, unless more than rate × MaxRetryAfter of them
+	// wait at once. Callers that ignore their advice, calling again at once,
+	// make every refusal crowded once they have filled the slots.
+	Crowded bool
+}
+
 // Allow takes one token from id's bucket. It reports whether there was one,
-// and if not, how long until there will be: the server should then refuse the
-// publish with RateLimitError(retryAfter). A nil id counts as anonymous.
+// and if not, how long the caller should wait (see Take): the server should
+// then refuse the publish with RateLimitError(retryAfter). A nil id counts
+// as anonymous.
 func (l *RateLimiter) Allow(id *Identity) (ok bool, retryAfter time.Duration) {
+	d := l.Take(id)
+	return d.OK, d.RetryAfter
+}
+
+// Take takes one token from id's bucket, or, if it is empty, reserves the
+// next free slot for the caller and advises it to come back then (see
+// RateLimiter). A nil id counts as anonymous.
+func (l *RateLimiter) Take(id *Identity) Decision {
 	key := string(MethodAnonymous) + ":" + AnonymousSubject
 	if id != nil {
 		key = string(id.Method) + ":" + id.Subject
@@ -137,12 +178,43 @@ func (l *RateLimiter) Allow(id *Identity) (ok bool, retryAfter time.Duration) {
 	}
 	b.used = now
 	r := b.lim.ReserveN(now, 1)
-	if d := r.DelayFrom(now); d > 0 {
-		r.CancelAt(now)
-		return false, d
+	d := r.DelayFrom(now)
+	if d <= 0 {
+		return Decision{OK: true}
 	}
-	return true, 0
+	r.CancelAt(now)
+	// The first caller refused is told when the next token comes; each one
+	// after it, one token's time after the slot told the one before. A
+	// horizon in the past is where nobody waits: it starts over from now.
+	slot := now.Add(d)
+	if next := b.slot.Add(l.step); next.After(slot) {
+		slot = next
+	}
+	// Past the bound, the slots are spent by callers that do not wait
+	// (or by more waiters than the rate serves in that time): the advice
+	// stops growing, and the horizon with it, so that it recedes as soon
+	// as the refusals slow down.
+	if bound := max(d, l.spread); slot.Sub(now) > bound {
+		b.slot = now.Add(bound)
+		return Decision{RetryAfter: bound, Crowded: true}
+	}
+	b.slot = slot
+	return Decision{RetryAfter: slot.Sub(now)}
 }
+
+// tokenTime is how long a bucket takes to earn one token at perSecond, at
+// least a nanosecond and at most limit.
+func tokenTime(perSecond float64, limit time.Duration) time.Duration {
+	if secs := 1 / perSecond; secs < limit.Seconds() {
+		return max(time.Duration(secs*float64(time.Second)), 1)
+	}
+	return limit
+}
+
+// MaxRetryAfter is the longest wait the limiter advises to spread callers
+// out: the time an empty bucket takes to fill up, at least a second and at
+// most 24 hours. Only a wait for the next token can be longer.
+func (l *RateLimiter) MaxRetryAfter() time.Duration { return l.spread }
 
 // evict drops the buckets idle since before now-idle, oldest first.
 func (l *RateLimiter) evict(now time.Time) {

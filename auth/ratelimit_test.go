@@ -33,10 +33,12 @@ func TestRateLimiter(t *testing.T) {
 	if ok, d := l.Allow(alice); ok || d != 500*time.Millisecond {
 		t.Fatalf("4th publish: %v, retry after %v; want refused, 500ms", ok, d)
 	}
-	// A refused publish takes no token: the wait does not grow.
+	// A refused publish takes no token, but reserves its slot: the next
+	// refused caller is told one token's time later (see
+	// TestRateLimiterSpreadsItsAdvice).
 	clk.Advance(200 * time.Millisecond)
-	if ok, d := l.Allow(alice); ok || d != 300*time.Millisecond {
-		t.Fatalf("after 200ms: %v, %v", ok, d)
+	if ok, d := l.Allow(alice); ok || d != 800*time.Millisecond {
+		t.Fatalf("after 200ms: %v, %v; want refused, 800ms", ok, d)
 	}
 	// Other identities have their own buckets; an API key with the same
 	// subject as a JWT is another credential.

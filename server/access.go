@@ -29,10 +29,17 @@ type access struct {
 	commands     *auth.RateLimiter // Subscribe commands over all a credential's streams; nil: no limit
 	dir          sessionDirectory  // the sessions of the cluster's other nodes; see clustersessions.go
 	callers      callerCache       // anonymous callers' identities, for calls (callIdentity)
+
+	publishRefusals, readRefusals, bytesRefusals *retryStatuses // see retrystatus.go
 }
 
 func newAccess(cfg *config) (*access, error) {
-	a := &access{authn: cfg.authn, log: newFailureLog(cfg), streams: &streamCounts{max: cfg.maxCredStreams, n: make(map[string]int)}}
+	a := &access{
+		authn: cfg.authn, log: newFailureLog(cfg), streams: &streamCounts{max: cfg.maxCredStreams, n: make(map[string]int)},
+		publishRefusals: newRetryStatuses(auth.RateLimitError),
+		readRefusals:    newRetryStatuses(func(wait time.Duration) error { return retryLater(wait, readRateMessage) }),
+		bytesRefusals:   newRetryStatuses(func(wait time.Duration) error { return retryLater(wait, publishBytesMessage) }),
+	}
 	if cfg.publishRate > 0 {
 		l, err := auth.NewRateLimiter(cfg.publishRate, cfg.publishBurst)
 		if err != nil {
@@ -99,27 +106,48 @@ func (a *access) allow(id *auth.Identity, perm auth.Permission, room string) err
 
 // allowPublish applies the publish rate of id's credential.
 func (a *access) allowPublish(id *auth.Identity) error {
-	if a.publish == nil {
-		return nil
-	}
-	if ok, wait := a.publish.Allow(id); !ok {
-		return auth.RateLimitError(wait)
-	}
-	return nil
+	_, err := a.takePublish(id)
+	return err
+}
+
+// takePublish applies the publish rate of id's credential, and reports
+// whether a refusal was crowded (see auth.Decision).
+func (a *access) takePublish(id *auth.Identity) (crowded bool, err error) {
+	return takeToken(a.publish, a.publishRefusals, id)
 }
 
 // allowRead applies the read rate (History and Presence calls) of id's
 // credential.
 func (a *access) allowRead(id *auth.Identity) error {
-	if a.reads == nil {
-		return nil
-	}
-	ok, wait := a.reads.Allow(id)
-	if ok {
-		return nil
-	}
-	return retryLater(wait, "History and Presence rate limit exceeded for this credential")
+	_, err := a.takeRead(id)
+	return err
 }
+
+// takeRead applies the read rate of id's credential, and reports whether a
+// refusal was crowded (see auth.Decision).
+func (a *access) takeRead(id *auth.Identity) (crowded bool, err error) {
+	return takeToken(a.reads, a.readRefusals, id)
+}
+
+// takeToken takes a token of id's from l, if there is a limit, or returns
+// the refusal of refusals for the wait l advises, and whether it was
+// crowded.
+func takeToken(l *auth.RateLimiter, refusals *retryStatuses, id *auth.Identity) (crowded bool, err error) {
+	if l == nil {
+		return false, nil
+	}
+	d := l.Take(id)
+	if d.OK {
+		return false, nil
+	}
+	return d.Crowded, refusals.refusal(d.RetryAfter)
+}
+
+// The messages of the read rate's and the publish byte rate's refusals.
+const (
+	readRateMessage     = "History and Presence rate limit exceeded for this credential"
+	publishBytesMessage = "this credential has published more bytes than its rate allows"
+)
 
 // retryLater is the RESOURCE_EXHAUSTED status of a call refused by a rate
 // for wait: its message, then when to retry, which a google.rpc.RetryInfo

@@ -103,20 +103,20 @@ func (s *Server) admitStream(ctx context.Context, id *auth.Identity) (release fu
 // publish rate, and for a unary call the rate it takes a token of (see
 // taprates.go), whose context then says so. A refusal is counted and
 // logged here, as no interceptor sees it; one past the streams or owing
-// bytes is abusive (see tapLimit), one past a rate is not.
-func (s *Server) tapLimits(ctx context.Context, method string) (context.Context, bool, error) {
+// bytes is abusive (see tapLimit), one past a rate is crowded or uncounted.
+func (s *Server) tapLimits(ctx context.Context, method string) (context.Context, refusalKind, error) {
 	if err := s.fullStreams(ctx, method); err != nil {
 		s.access.log.early(ctx, method, reasonStreamLimit, err)
-		return nil, true, err
+		return nil, abusiveRefusal, err
 	}
 	if err := s.owingPublishes(ctx, method); err != nil {
 		s.access.log.early(ctx, method, reasonPublishBytes, err)
-		return nil, true, err
+		return nil, abusiveRefusal, err
 	}
-	ctx, reason, err := s.takeRateToken(ctx, method)
+	ctx, reason, kind, err := s.takeRateToken(ctx, method)
 	if err != nil {
 		s.access.log.early(ctx, method, reason, err)
-		return nil, false, err
+		return nil, kind, err
 	}
-	return ctx, false, nil
+	return ctx, uncounted, nil
 }

@@ -49,12 +49,10 @@ const (
 	DefaultMaxRefusedCommands = 1000
 	// DefaultMaxRefusedCalls is how many calls on one connection may be
 	// refused before they run (UNAUTHENTICATED, or RESOURCE_EXHAUSTED for the
-	// streams per credential or the read rate) within a second before the
+	// streams per credential or owing bytes of the publish byte rate; not
+	// past a rate, see crowdedRefusal) within a second before the
 	// connection is closed. An honest client is refused a handful and backs
-	// off (the read rate's refusals say how long to wait); a client that
-	// resyncs every room it rejoins at once, past the read burst, is refused
-	// a few hundred; a thousand a second is a loop that ignores every
-	// answer. Past 100 within the second, the tap pauses a connection's
+	// off; a thousand a second is a loop that ignores every answer. Past 100 within the second, the tap pauses a connection's
 	// reading after each call it refuses (see refusedInTap), which keeps
 	// those near 110 a second: the limit bounds the calls refused later,
 	// by a handler, which are not paused.
@@ -147,8 +145,10 @@ func WithMaxRefusedCommands(n int) Option { return func(c *config) { c.maxRefuse
 
 // WithMaxRefusedCalls closes a client connection once more than n of its
 // calls are refused before they run within a second: UNAUTHENTICATED by
-// WithAuthenticator, RESOURCE_EXHAUSTED by WithMaxStreamsPerCredential,
-// WithReadRate or WithPublishByteRate. Its calls in flight fail with UNAVAILABLE; the closure is
+// WithAuthenticator, RESOURCE_EXHAUSTED by WithMaxStreamsPerCredential or
+// WithPublishByteRate. Calls refused by WithPublishRate or WithReadRate do
+// not count: those that ignore their RetryInfo pause the connection instead
+// (see freeCrowdedRefusals). Its calls in flight fail with UNAVAILABLE; the closure is
 // logged with the client's address at most once a second and counted in
 // roomcast_connections_refusal_closes_total. The default is
 // DefaultMaxRefusedCalls (1000); 0 never closes a connection for it.

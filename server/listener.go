@@ -89,6 +89,7 @@ type tracked struct {
 	timer  *time.Timer     // with an auth timeout: runs expire
 
 	refusedCalls refusals // guarded by connGuard.mu
+	crowdedCalls refusals // guarded by connGuard.mu
 }
 
 // isClosed reports whether the connection was closed, without reading or
@@ -309,28 +310,16 @@ func (g *connGuard) expire(t *tracked) {
 // freeRefusedCalls within the second, then refusalPause's; 0 for a
 // connection the guard does not track.
 func (g *connGuard) refusedCall(ctx context.Context) time.Duration {
-	p, ok := peer.FromContext(ctx)
-	if !ok || p.Addr == nil {
+	n, t, p := g.countRefusal(ctx, func(t *tracked) *refusals { return &t.refusedCalls })
+	if t == nil {
 		return 0
 	}
-	key := connKey(p.Addr, p.LocalAddr)
-	g.mu.Lock()
-	t := g.byKey[key]
-	if t == nil || t.closed.Load() { // closed: what is left are calls read before
-		g.mu.Unlock()
-		return 0
-	}
-	n := t.refusedCalls.add(time.Now())
 	var wait time.Duration
 	if n > freeRefusedCalls {
 		wait = refusalPause(n - freeRefusedCalls)
 	}
-	cut := g.maxRefused > 0 && n > g.maxRefused
-	if cut {
-		t.closed.Store(true)
-	}
-	g.mu.Unlock()
-	if !cut {
+	// Of the refusals counted at once, only the first past the limit closes.
+	if g.maxRefused <= 0 || n <= g.maxRefused || !t.closed.CompareAndSwap(false, true) {
 		return wait
 	}
 	g.refusalCloses.Add(1)
@@ -341,6 +330,40 @@ func (g *connGuard) refusedCall(ctx context.Context) time.Duration {
 			"peer", p.Addr.String(), "max", g.maxRefused, "closed_so_far", g.refusalCloses.Load())
 	})
 	return 0
+}
+
+// crowdedCall counts a call of ctx's connection that the tap refused past a
+// rate whose advice was crowded (see crowdedRefusal), and returns how long
+// the tap should pause the connection's reading after it: none for its
+// first freeCrowdedRefusals within the second, then refusalPause's. It
+// never closes the connection: the pauses alone keep such refusals near
+// freeCrowdedRefusals and a dozen a second, and a closing would penalise
+// the client's address, and every client behind it.
+func (g *connGuard) crowdedCall(ctx context.Context) time.Duration {
+	n, t, _ := g.countRefusal(ctx, func(t *tracked) *refusals { return &t.crowdedCalls })
+	if t == nil || n <= freeCrowdedRefusals {
+		return 0
+	}
+	return refusalPause(n - freeCrowdedRefusals)
+}
+
+// countRefusal counts a refusal of ctx's connection in the counter that
+// which picks of it, and returns how many that counter holds within the
+// second, the connection and its peer; a nil connection for one the guard
+// does not track, or closed (what is left are calls read before).
+func (g *connGuard) countRefusal(ctx context.Context, which func(*tracked) *refusals) (int, *tracked, *peer.Peer) {
+	p, ok := peer.FromContext(ctx)
+	if !ok || p.Addr == nil {
+		return 0, nil, nil
+	}
+	key := connKey(p.Addr, p.LocalAddr)
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	t := g.byKey[key]
+	if t == nil || t.closed.Load() {
+		return 0, nil, nil
+	}
+	return which(t).add(time.Now()), t, p
 }
 
 // stop stops every auth timer, once the server has stopped: the
@@ -372,7 +395,7 @@ var (
 	refusedDesc  = prometheus.NewDesc("roomcast_connections_refused_total", "Connections closed as soon as accepted: the server had as many as it may.", nil, nil)
 	timedOutDesc = prometheus.NewDesc("roomcast_connections_auth_timeouts_total", "Connections closed for making no authenticated call within the auth timeout.", nil, nil)
 	pacedDesc    = prometheus.NewDesc("roomcast_connections_paced_accepts_total", "Connections accepted after a pause: more than 500 connections were awaiting authentication, so the server accepted at most 1000 a second.", nil, nil)
-	refusalDesc  = prometheus.NewDesc("roomcast_connections_refusal_closes_total", "Connections closed for having more than --max-refused-calls calls refused within a second before they ran: unauthenticated, or past the streams per credential or the read rate.", nil, nil)
+	refusalDesc  = prometheus.NewDesc("roomcast_connections_refusal_closes_total", "Connections closed for having more than --max-refused-calls calls refused within a second before they ran: unauthenticated, or past the streams per credential or owing bytes of the publish byte rate.", nil, nil)
 )
 
 // Describe implements prometheus.Collector.

@@ -111,7 +111,7 @@ func (a *access) allowPublishBytes(id *auth.Identity) error {
 		return nil
 	}
 	if wait := a.publishBytes.owing(id); wait > 0 {
-		return retryLater(wait, "this credential has published more bytes than its rate allows")
+		return a.bytesRefusals.refusal(wait)
 	}
 	return nil
 }

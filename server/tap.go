@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"time"
 
 	"google.golang.org/grpc/tap"
 
@@ -24,10 +25,11 @@ import (
 //
 // Each authenticated call is reported to authenticated, and each refused
 // one to refused, with its context, which tells its connection (see
-// connGuard). An authenticated call is then refused if limit, given its
-// context, says so: a refusal that needs only the caller's identity costs
-// no handler. The call goes on with the context limit returns.
-func authTap(in *auth.Interceptors, log *failureLog, authenticated, refused func(context.Context), limit tapLimit) tap.ServerInHandle {
+// connGuard), and how it counts. An authenticated call is then refused if
+// limit, given its context, says so: a refusal that needs only the
+// caller's identity costs no handler. The call goes on with the context
+// limit returns.
+func authTap(in *auth.Interceptors, log *failureLog, authenticated func(context.Context), refused func(context.Context, refusalKind), limit tapLimit) tap.ServerInHandle {
 	authenticate := in.AuthFunc()
 	return func(ctx context.Context, info *tap.Info) (context.Context, error) {
 		if in.IsPublic(info.FullMethodName) {
@@ -37,15 +39,13 @@ func authTap(in *auth.Interceptors, log *failureLog, authenticated, refused func
 		if err != nil {
 			log.refused(err, peerAddr(ctx), "rpc", info.FullMethodName)
 			log.count(info.FullMethodName, reasonUnauthenticated)
-			refused(ctx)
+			refused(ctx, abusiveRefusal)
 			return nil, err
 		}
 		authenticated(ctx2)
-		ctx3, abusive, err := limit(ctx2, info.FullMethodName)
+		ctx3, kind, err := limit(ctx2, info.FullMethodName)
 		if err != nil {
-			if abusive {
-				refused(ctx2)
-			}
+			refused(ctx2, kind)
 			return nil, err
 		}
 		return ctx3, nil
@@ -59,13 +59,11 @@ func authTap(in *auth.Interceptors, log *failureLog, authenticated, refused func
 // refused call is reported to refused, so that a connection whose calls
 // keep being refused is paused, then closed, as one whose credentials are.
 // It costs a call nothing unless limit has a limit for its method.
-func limitTap(refused func(context.Context), limit tapLimit) tap.ServerInHandle {
+func limitTap(refused func(context.Context, refusalKind), limit tapLimit) tap.ServerInHandle {
 	return func(ctx context.Context, info *tap.Info) (context.Context, error) {
-		ctx2, abusive, err := limit(ctx, info.FullMethodName)
+		ctx2, kind, err := limit(ctx, info.FullMethodName)
 		if err != nil {
-			if abusive {
-				refused(ctx)
-			}
+			refused(ctx, kind)
 			return nil, err
 		}
 		return ctx2, nil
@@ -73,12 +71,31 @@ func limitTap(refused func(context.Context), limit tapLimit) tap.ServerInHandle 
 }
 
 // tapLimit refuses a call, given its context and method, before its
-// request is read, or returns the context it goes on with. A refusal it
-// calls abusive counts as its connection's refused call (see
-// refusedInTap); one past a rate does not: a client that waits out each
-// RetryInfo is refused about once per call it makes, and pausing its
-// connection would hold up its other calls too.
-type tapLimit func(ctx context.Context, method string) (_ context.Context, abusive bool, _ error)
+// request is read, or returns the context it goes on with, and how the
+// refusal counts toward its connection's pause (see refusedInTap).
+type tapLimit func(ctx context.Context, method string) (_ context.Context, _ refusalKind, _ error)
+
+// refusalKind is how a call the tap refused counts toward its connection's
+// pause and closing.
+type refusalKind int
+
+const (
+	// uncounted: past a rate whose advice still had room (auth.Decision).
+	// A client that waits out each RetryInfo is refused about once per call
+	// it makes; pausing its connection would hold up its other calls too.
+	uncounted refusalKind = iota
+	// abusiveRefusal: unauthenticated, past the credential's streams, or
+	// owing bytes of its publish rate. It counts as the connection's refused
+	// call: past freeRefusedCalls within a second it pauses the connection,
+	// past --max-refused-calls it closes it.
+	abusiveRefusal
+	// crowdedRefusal: past a rate whose advice was crowded, so that its
+	// callers are not waiting out their advice (or more of them wait at once
+	// than the rate serves in its longest advice). Past freeCrowdedRefusals
+	// within a second it pauses the connection, as an abusive refusal does
+	// past freeRefusedCalls; it does not close it (see crowdedCall).
+	crowdedRefusal
+)
 
 // freeRefusedCalls is how many calls the tap may refuse on one connection
 // within a second before it pauses the connection: a proxy that carries
@@ -86,18 +103,38 @@ type tapLimit func(ctx context.Context, method string) (_ context.Context, abusi
 // is not held up for them.
 const freeRefusedCalls = 100
 
+// freeCrowdedRefusals is how many crowded refusals (past a rate, see
+// crowdedRefusal) one connection may have within a second before the tap
+// pauses it. Callers that wait out their advice have none until more of
+// them wait at once than the rate serves in its longest advice (64 callers
+// publishing past a rate of 1000 a second, in TestHonestPublishersAreNotPaused,
+// were told at most 64 ms, where a second's worth of slots would crowd
+// them). What reaches it is a client that
+// resyncs more rooms at once than its read burst and the next second's
+// reads (a thousand rooms at the default read rate make about 600), or a
+// loop that ignores its answers.
+const freeCrowdedRefusals = 1000
+
 // refusedInTap tells the connection guard of a call the tap refused, then,
-// past freeRefusedCalls within a second, pauses the connection's reading,
+// past freeRefusedCalls abusive refusals within a second (or
+// freeCrowdedRefusals crowded ones), pauses the connection's reading,
 // on whose goroutine the tap runs: 1 ms, doubled for each further refusal
 // within the second, at most a second (see refusalPause). A client whose
 // calls keep being refused (unauthenticated, past its streams, owing bytes
-// of its publish rate) is then read about a hundred times a second rather
+// of its publish rate, past a rate without waiting) is then read about a
+// dozen times a second past its allowance rather
 // than as fast as it can write: a loop of refused Subscribe streams over 25
 // connections cost the server most of a core (issue #13 (d)). The pause
 // holds up only that connection, but all of it: grpc-go runs the tap under
 // the transport's lock, which its writer also takes as streams end.
-func (s *Server) refusedInTap(ctx context.Context) {
-	d := s.guard.refusedCall(ctx)
+func (s *Server) refusedInTap(ctx context.Context, kind refusalKind) {
+	var d time.Duration
+	switch kind {
+	case abusiveRefusal:
+		d = s.guard.refusedCall(ctx)
+	case crowdedRefusal:
+		d = s.guard.crowdedCall(ctx)
+	}
 	if d <= 0 {
 		return
 	}

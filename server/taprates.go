@@ -15,9 +15,11 @@ import (
 // are past the rate (17,000 refused a second against 10,000 served in
 // attack (i) of issue #13), and an execution trace showed the handlers
 // dispatched for them making up most of the time goroutines waited to run.
-// They do not count as the connection's refused calls (see tapLimit): an
-// honest client that waits out each RetryInfo is refused about once per
-// call it makes. The token is taken rather than only looked at: with
+// A refusal counts toward its connection's pause only once its rate's
+// advice is crowded (see tapLimit): an honest client that waits out each
+// RetryInfo is refused about once per call it makes, but the limiter
+// spreads its waiters one token apart, and they never fill its slots. The
+// token is taken rather than only looked at: with
 // dozens of calls in flight, all those that found a token left would pass
 // the tap and all but one be refused by their handlers. A call whose
 // context says the tap took its token takes none in its handler; other
@@ -35,28 +37,36 @@ type tookToken struct{}
 
 // takeRateToken takes the token of a unary Publish, History or Presence
 // call from its credential's rate and returns the call's context saying
-// so, or the error the handler would have refused it with and the reason
-// to count it under. Other calls pass as they are.
-func (s *Server) takeRateToken(ctx context.Context, method string) (context.Context, string, error) {
+// so, or the error the handler would have refused it with, the reason to
+// count it under, and how it counts toward its connection's pause: a
+// refusal whose advice was crowded (see auth.Decision) does, as callers
+// that wait out their advice leave the slots free; another does not. Other
+// calls pass as they are.
+func (s *Server) takeRateToken(ctx context.Context, method string) (context.Context, string, refusalKind, error) {
+	var take func(*auth.Identity) (bool, error)
+	var reason string
 	switch method {
 	case roomcastv1.BrokerService_Publish_FullMethodName:
 		if s.access.publish == nil {
-			return ctx, "", nil
+			return ctx, "", uncounted, nil
 		}
-		if err := s.access.allowPublish(s.access.callIdentity(ctx)); err != nil {
-			return ctx, reasonPublishRate, err
-		}
+		take, reason = s.access.takePublish, reasonPublishRate
 	case roomcastv1.BrokerService_History_FullMethodName, roomcastv1.BrokerService_Presence_FullMethodName:
 		if s.access.reads == nil {
-			return ctx, "", nil
+			return ctx, "", uncounted, nil
 		}
-		if err := s.access.allowRead(s.access.callIdentity(ctx)); err != nil {
-			return ctx, reasonReadRate, err
-		}
+		take, reason = s.access.takeRead, reasonReadRate
 	default:
-		return ctx, "", nil
+		return ctx, "", uncounted, nil
 	}
-	return context.WithValue(ctx, tookToken{}, true), "", nil
+	if crowded, err := take(s.access.callIdentity(ctx)); err != nil {
+		kind := uncounted
+		if crowded {
+			kind = crowdedRefusal
+		}
+		return ctx, reason, kind, err
+	}
+	return context.WithValue(ctx, tookToken{}, true), "", uncounted, nil
 }
 
 // tapTookToken reports whether the tap took the token of ctx's call.
