@@ -21,9 +21,10 @@ import (
 // gRPC's own, the caller and the room, is known after the call, from the
 // call's context and request. The caller is in the context the
 // interceptors get whether authentication is on or off: the tap
-// (tap.go), which grpc-go runs for every call before any interceptor and
-// which no option can replace, put there the identity it authenticated;
-// the authentication interceptor only checks that it is there.
+// (tap.go), which grpc-go runs for every call before any interceptor (and
+// which WithGRPCOptions cannot replace: grpc-go refuses a second tap), put
+// there the identity it authenticated; the authentication interceptor only
+// checks that it is there.
 
 // unaryInterceptors returns the server's unary interceptors that follow the
 // metrics interceptor, if any, in order, for New: unaryCalls, then authn's
