@@ -125,6 +125,7 @@ func TestInterceptors(t *testing.T) {
 			{"garbage", []string{"Bearer garbage"}, "malformed credentials: token is not a well-formed JWT"},
 			{"not bearer", []string{"Basic dXNlcjpwYXNz"}, `malformed credentials: the authorization value must be "Bearer <token>"`},
 			{"scheme only", []string{"Bearer"}, "must be \"Bearer <token>\""},
+			{"empty value", []string{""}, "must be \"Bearer <token>\""},
 			{"expired", []string{"Bearer " + sign(t, jwt.SigningMethodRS256, k.rsa, expired(t), nil)}, "credentials expired: token expired at"},
 			{"bad signature", []string{"Bearer " + sign(t, jwt.SigningMethodRS256, k.otherRSA, goodClaims(t), nil)}, "invalid signature"},
 			{"wrong api key", []string{"Bearer " + secret[:len(secret)-4] + "beef"}, "invalid API key"},

@@ -14,7 +14,6 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/roomcast/roomcast/auth"
 	"github.com/roomcast/roomcast/broker"
 	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
 )
@@ -30,14 +29,13 @@ import (
 // and its stream wrapper reads the clock around every message a Subscribe
 // stream sends, to log one line at the end (BenchmarkPublishAccessLog).
 //
-// A call record (callRecord) in the call's context collects what the line
-// says beyond gRPC's own: the outer interceptor puts an empty one there and
-// logs it when the call ends; the inner one, after authentication, records
-// the subject, the room of a unary request, and that the handler ran (for
-// streams both are parts of streamCalls, see streamcalls.go). Handlers add
-// to it through recordOf. A unary call on a server without authentication
-// has no record while it runs: unaryCalls (unary.go) makes one after the
-// call from its caller and request, only for a line it logs.
+// A stream's call record (callRecord), in its context, collects what the
+// line says beyond gRPC's own: streamCalls (streamcalls.go) puts an empty
+// one there, records the subject and that the handler ran once
+// authentication let the stream through, and logs it when the stream ends;
+// handlers add to it through recordOf. A unary call has no record while it
+// runs: unaryCalls (unary.go) makes one after the call from its caller and
+// request, only for a line it logs.
 //
 // Calls refused with UNAUTHENTICATED or PERMISSION_DENIED are the refusal
 // log's (authlog.go), which bounds its lines a second: the access log
@@ -79,9 +77,8 @@ const maxLoggedRooms = 16
 // callRecord is what a call did, for its access line. Its methods are safe
 // for concurrent use, and on a nil record (no access log) do nothing.
 type callRecord struct {
-	subject string         // set before the handler runs, read after it returned
-	ran     bool           // the handler ran: authentication let the call through
-	caller  *auth.Identity // a unary call's, set with subject: its handler need not work it out again
+	subject string // a stream's set before the handler runs, read after it returned
+	ran     bool   // the handler ran: authentication let the call through
 
 	mu        sync.Mutex
 	session   string
@@ -202,42 +199,6 @@ func (r *callRecord) fields(f []slog.Attr, method string) []slog.Attr {
 		f = append(f, slog.Int("published", r.published), slog.Int("refused", r.refused))
 	}
 	return f
-}
-
-// accessLog returns the unary interceptor that makes a call's record and
-// logs it, for New to chain before authentication (the record is filled
-// by unaryInterceptors'; a stream's are streamCalls' work); nil when the
-// access log is off, or when the server does not authenticate: then
-// nothing stands between it and the server's own interceptor, which does
-// its work too (unaryCalls), one level of grpc-go's chain fewer.
-func (s *Server) accessLog() []grpc.ServerOption {
-	if !s.cfg.accessLog || s.cfg.authn == nil {
-		return nil
-	}
-	return []grpc.ServerOption{
-		grpc.ChainUnaryInterceptor(func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-			if !logged(info.FullMethod) {
-				return handler(ctx, req)
-			}
-			rctx, r := withRecord(ctx)
-			began := time.Now()
-			resp, err := handler(rctx, req)
-			s.logUnary(ctx, info.FullMethod, r, began, err)
-			return resp, err
-		}),
-	}
-}
-
-// logUnary logs the access line of a unary call to fullMethod that began
-// at began, with record r, and ended with err; not for calls the refusal
-// log has, nor for calls authentication refused.
-func (s *Server) logUnary(ctx context.Context, fullMethod string, r *callRecord, began time.Time, err error) {
-	if !r.ran {
-		return
-	}
-	if lvl, ok := s.unaryLine(ctx, fullMethod, err); ok {
-		s.logUnaryLine(ctx, lvl, fullMethod, r, began, err)
-	}
 }
 
 // unaryLine reports the level of the access line of a unary call to

@@ -151,6 +151,26 @@ func TestAccessLogLeavesRefusalsToTheRefusalLog(t *testing.T) {
 	wantFields(t, lines.next(t, "finished call"), map[string]string{"level": "DEBUG", "subject": "svc", "grpc.code": "OK", "rooms": "chat.a"})
 }
 
+// TestAccessLogNamesTheAuthenticatedCaller checks the access lines of
+// unary calls on a server that authenticates, which are made after the
+// call from the identity the tap put in its context: a successful and a
+// failed Publish name the token's subject, and the failed one is logged at
+// the access log's level with its code.
+func TestAccessLogNamesTheAuthenticatedCaller(t *testing.T) {
+	lines := newLogLines(slog.LevelDebug)
+	addr := testjwt.StartServer(t, server.WithLogger(slog.New(lines)), server.WithAccessLog(slog.LevelInfo))
+	ctx := bearer(testCtx(t), testjwt.Token(t, "svc", time.Now().Add(time.Hour), testjwt.Grants(t, "chat.*", "", "")))
+	c := dial(t, addr)
+	if _, err := c.Publish(ctx, &roomcastv1.PublishRequest{Room: "chat.a", Payload: &roomcastv1.PublishRequest_Text{Text: "ok"}}); err != nil {
+		t.Fatal(err)
+	}
+	wantFields(t, lines.next(t, "finished call"), map[string]string{"level": "DEBUG", "subject": "svc", "grpc.method": "Publish", "grpc.code": "OK", "rooms": "chat.a"})
+	if _, err := c.Publish(ctx, &roomcastv1.PublishRequest{Room: ""}); status.Code(err) != codes.InvalidArgument {
+		t.Fatalf("publish to no room: %v, want InvalidArgument", err)
+	}
+	wantFields(t, lines.next(t, "finished call"), map[string]string{"level": "INFO", "subject": "svc", "grpc.method": "Publish", "grpc.code": "InvalidArgument"})
+}
+
 // TestAccessLogPublishLevel checks that a successful unary Publish is
 // logged at debug, below an info logger, while a failed one keeps the
 // access log's level.

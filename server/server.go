@@ -153,13 +153,11 @@ func New(opts ...Option) (_ *Server, err error) {
 		gopts = append(gopts, grpc.ChainUnaryInterceptor(m.UnaryServerInterceptor()), grpc.ChainStreamInterceptor(metricsStreams(m)))
 		metrics = m
 	}
-	gopts = append(gopts, s.accessLog()...) // see accesslog.go
 	// The refusal log goes around authentication, so that the calls it
 	// refuses are logged too; panic recovery after metrics, so that a call
 	// ended by a panic is counted as INTERNAL (a Subscribe stream, in no grpc_server_* metric, in roomcast_panics_total only), and before the rest, so that a
-	// panic in any of them is recovered too. Both, and the access log's
-	// record (without authentication, the access log altogether), are one
-	// interceptor (see unary.go and streamcalls.go).
+	// panic in any of them is recovered too. Both, and the access log, are
+	// one interceptor (see unary.go and streamcalls.go).
 	var authUnary grpc.UnaryServerInterceptor
 	var authStream grpc.StreamServerInterceptor
 	if cfg.authn != nil { // after metrics, so refused calls are counted too

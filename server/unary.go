@@ -11,26 +11,28 @@ import (
 
 // A unary call passes through every interceptor of the server's chain, and
 // each level of a grpc-go chain costs a closure and a call. The server's
-// own interceptors that sit next to each other in the chain (the refusal
-// log, panic recovery and, without authentication between them, the access
-// log's outer interceptor and its record) run as one: unaryCalls. The
-// metrics and authentication interceptors, and with authentication the
-// access log's outer one, which must run before it, stay interceptors of
-// their own, and are in the chain only when they are on.
+// own interceptors run as one (unaryCalls): the refusal log, panic
+// recovery and the access log. The metrics interceptor goes before it and
+// the authentication interceptor after it, each in the chain only when it
+// is on: with both, a unary call passes three levels.
+//
+// The access log needs no record in the call's context while a unary call
+// runs: the handlers add nothing to it, and what its line says beyond
+// gRPC's own, the caller and the room, is known after the call, from the
+// call's context and request. The caller is in the context the
+// interceptors get whether authentication is on or off: the tap
+// (tap.go), which grpc-go runs for every call before any interceptor (and
+// which WithGRPCOptions cannot replace: grpc-go refuses a second tap), put
+// there the identity it authenticated; the authentication interceptor only
+// checks that it is there.
 
 // unaryInterceptors returns the server's unary interceptors that follow the
-// access log's outer one, if any (accessLog), in order, for New: authn's,
-// or none.
+// metrics interceptor, if any, in order, for New: unaryCalls, then authn's
+// if authn is not nil.
 func (s *Server) unaryInterceptors(authn grpc.UnaryServerInterceptor) []grpc.UnaryServerInterceptor {
-	if authn == nil {
-		return []grpc.UnaryServerInterceptor{s.unaryCalls(s.cfg.accessLog)}
-	}
-	chain := []grpc.UnaryServerInterceptor{s.unaryCalls(false), authn}
-	if s.cfg.accessLog {
-		chain = append(chain, func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-			s.recordCall(ctx, req)
-			return handler(ctx, req)
-		})
+	chain := []grpc.UnaryServerInterceptor{s.unaryCalls(s.cfg.accessLog)}
+	if authn != nil {
+		chain = append(chain, authn)
 	}
 	return chain
 }
@@ -38,11 +40,12 @@ func (s *Server) unaryInterceptors(authn grpc.UnaryServerInterceptor) []grpc.Una
 // unaryCalls returns the interceptor that logs the refusals of unary calls
 // (by authentication, which follows it, and by the handlers) and recovers
 // a panic of the handler or a later interceptor, ending the call with
-// INTERNAL. With log, it is the access log's interceptor too, which is
-// right only when no interceptor between it and the handler can refuse the
-// call: its record is made after the call, only for a line that is logged
-// (a successful Publish's is not, at serve's levels), from the call's
-// caller and request, which are all a unary call's record holds.
+// INTERNAL. With log, it is the access log's interceptor too: a call's
+// record is made after the call, only for a line that is logged (a
+// successful Publish's is not, at serve's levels), from the call's caller
+// and request, which are all a unary call's record holds. Authentication
+// between it and the handler refuses calls only with UNAUTHENTICATED,
+// which the access log leaves to the refusal log (refusedByAccess).
 func (s *Server) unaryCalls(log bool) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		line := log && logged(info.FullMethod) // an access line, if its level is on
@@ -77,29 +80,16 @@ func (s *Server) recoverCall(ctx context.Context, req any, handler grpc.UnaryHan
 	return handler(ctx, req)
 }
 
-// recordCall fills the access record of the unary call of ctx, if it has
-// one: its caller, and the room its request names.
-func (s *Server) recordCall(ctx context.Context, req any) {
-	if r := recordOf(ctx); r != nil {
-		s.fillRecord(ctx, r, req)
-	}
-}
-
 // fillRecord fills r, the access record of the unary call of ctx: its
 // caller, and the room its request names.
 func (s *Server) fillRecord(ctx context.Context, r *callRecord, req any) {
-	r.caller = s.access.callIdentity(ctx)
-	r.subject, r.ran = r.caller.Subject, true
+	r.subject, r.ran = s.access.callIdentity(ctx).Subject, true
 	if x, ok := req.(interface{ GetRoom() string }); ok && x.GetRoom() != "" {
 		r.room(x.GetRoom())
 	}
 }
 
-// caller is the identity of the unary call of ctx: as its access record
-// holds it, or worked out.
+// caller is the identity of the unary call of ctx.
 func (s *Server) caller(ctx context.Context) *auth.Identity {
-	if r := recordOf(ctx); r != nil && r.caller != nil {
-		return r.caller
-	}
 	return s.access.callIdentity(ctx)
 }
