@@ -20,6 +20,7 @@ import (
 type access struct {
 	authn        *auth.Authenticator
 	publish      *auth.RateLimiter // nil: no limit
+	anonPublish  *auth.RateLimiter // anonymous callers' publishes, with an authenticator; nil: publish's limit
 	publishBytes *byteRate         // bytes published per credential; nil: no limit
 	log          *failureLog
 	sessions     sync.Map          // session id → *liveSession: the open Subscribe streams; see sessions.go
@@ -30,7 +31,7 @@ type access struct {
 	dir          sessionDirectory  // the sessions of the cluster's other nodes; see clustersessions.go
 	callers      callerCache       // anonymous callers' identities, for calls (callIdentity)
 
-	publishRefusals, readRefusals, bytesRefusals *retryStatuses // see retrystatus.go
+	publishRefusals, readRefusals, bytesRefusals, anonRefusals *retryStatuses // see retrystatus.go
 }
 
 func newAccess(cfg *config) (*access, error) {
@@ -39,6 +40,7 @@ func newAccess(cfg *config) (*access, error) {
 		publishRefusals: newRetryStatuses(auth.RateLimitError),
 		readRefusals:    newRetryStatuses(func(wait time.Duration) error { return retryLater(wait, readRateMessage) }),
 		bytesRefusals:   newRetryStatuses(func(wait time.Duration) error { return retryLater(wait, publishBytesMessage) }),
+		anonRefusals:    newRetryStatuses(func(wait time.Duration) error { return retryLater(wait, anonPublishMessage) }),
 	}
 	if cfg.publishRate > 0 {
 		l, err := auth.NewRateLimiter(cfg.publishRate, cfg.publishBurst)
@@ -46,6 +48,13 @@ func newAccess(cfg *config) (*access, error) {
 			return nil, err
 		}
 		a.publish = l
+	}
+	if cfg.authn != nil && cfg.anonPublishRate > 0 {
+		l, err := auth.NewRateLimiter(cfg.anonPublishRate, cfg.anonPublishBurst)
+		if err != nil {
+			return nil, err
+		}
+		a.anonPublish = l
 	}
 	if cfg.publishByteRate > 0 {
 		a.publishBytes = newByteRate(cfg.publishByteRate, cfg.publishByteBurst)
@@ -110,11 +119,18 @@ func (a *access) allowPublish(id *auth.Identity) error {
 	return err
 }
 
-// takePublish applies the publish rate of id's credential, and reports
-// whether a refusal was crowded (see auth.Decision).
+// takePublish applies the publish rate of id's credential, or of an
+// anonymous caller's address when the server authenticates others, and
+// reports whether a refusal was crowded (see auth.Decision).
 func (a *access) takePublish(id *auth.Identity) (crowded bool, err error) {
+	if a.anonPublish != nil && (id == nil || id.Method == auth.MethodAnonymous) {
+		return takeToken(a.anonPublish, a.anonRefusals, id)
+	}
 	return takeToken(a.publish, a.publishRefusals, id)
 }
+
+// limitsPublishes reports whether some caller's publishes have a rate.
+func (a *access) limitsPublishes() bool { return a.publish != nil || a.anonPublish != nil }
 
 // allowRead applies the read rate (History and Presence calls) of id's
 // credential.
@@ -147,6 +163,7 @@ func takeToken(l *auth.RateLimiter, refusals *retryStatuses, id *auth.Identity) 
 const (
 	readRateMessage     = "History and Presence rate limit exceeded for this credential"
 	publishBytesMessage = "this credential has published more bytes than its rate allows"
+	anonPublishMessage  = "publish rate limit of anonymous callers exceeded for this client address"
 )
 
 // retryLater is the RESOURCE_EXHAUSTED status of a call refused by a rate

@@ -3,8 +3,11 @@ package server_test
 import (
 	"context"
 	"net"
+	"strings"
 	"testing"
+	"time"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
@@ -31,7 +34,7 @@ func TestAnonymousCallersAreLimitedPerClientAddress(t *testing.T) {
 		{"anonymous access", []server.Option{server.WithAuthenticator(anon)}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, addr := start(t, append(tc.opts, server.WithPublishRate(0.001, 1))...)
+			_, addr := start(t, append(tc.opts, server.WithPublishRate(0.001, 1), server.WithAnonymousPublishRate(0.001, 1))...)
 			ctx := testCtx(t)
 			first, second := dialFrom(t, "127.0.0.1", addr), dialFrom(t, "127.0.0.2", addr)
 			publishText(t, ctx, first, "r", "the whole burst")
@@ -81,4 +84,60 @@ func TestPeerAddrs(t *testing.T) {
 			t.Errorf("PeerAddr(%s) = %q, want %q", a, got, addr.String())
 		}
 	}
+}
+
+// Anonymous callers of a server that authenticates others have a publish
+// rate of their own (--anonymous-publish-rate), which leaves credentials'
+// publishes alone; on a server without credentials, where every caller is
+// anonymous, the publish rate applies to all.
+func TestAnonymousPublishRate(t *testing.T) {
+	v, err := auth.NewJWTVerifier(auth.WithHMACSecret(testjwt.Secret, ""), auth.WithIssuer(testjwt.Issuer), auth.WithAudience(testjwt.Audience))
+	if err != nil {
+		t.Fatal(err)
+	}
+	authn, err := auth.NewAuthenticator(auth.WithJWT(v), auth.WithAnonymous(testjwt.Grants(t, ">", ">", ">")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rates := []server.Option{server.WithPublishRate(1000, 1000), server.WithAnonymousPublishRate(0.001, 1)}
+	t.Run("with credentials", func(t *testing.T) {
+		_, addr := start(t, append(rates, server.WithAuthenticator(authn))...)
+		ctx := testCtx(t)
+		c := dial(t, addr)
+		publishText(t, ctx, c, "r", "the anonymous burst")
+		_, err := c.Publish(ctx, &roomcastv1.PublishRequest{Room: "r"})
+		if status.Code(err) != codes.ResourceExhausted || !strings.Contains(status.Convert(err).Message(), "anonymous") {
+			t.Fatalf("an anonymous publish past its burst: %v, want RESOURCE_EXHAUSTED naming anonymous callers", err)
+		}
+		if retryInfo(t, err) == nil {
+			t.Error("the refusal has no RetryInfo")
+		}
+		tok := bearer(ctx, testjwt.Token(t, "svc", time.Now().Add(time.Hour), testjwt.Grants(t, ">", "", "")))
+		for i := range 5 {
+			if _, err := c.Publish(tok, &roomcastv1.PublishRequest{Room: "r"}); err != nil {
+				t.Fatalf("a credential's publish %d: %v", i, err)
+			}
+		}
+	})
+	t.Run("open server", func(t *testing.T) {
+		_, addr := start(t, rates...)
+		ctx := testCtx(t)
+		c := dial(t, addr)
+		for i := range 5 {
+			if _, err := c.Publish(ctx, &roomcastv1.PublishRequest{Room: "r"}); err != nil {
+				t.Fatalf("publish %d on a server without credentials: %v", i, err)
+			}
+		}
+	})
+}
+
+// retryInfo is the RetryInfo detail of err's status, or nil.
+func retryInfo(t testing.TB, err error) *errdetails.RetryInfo {
+	t.Helper()
+	for _, d := range status.Convert(err).Details() {
+		if r, ok := d.(*errdetails.RetryInfo); ok {
+			return r
+		}
+	}
+	return nil
 }

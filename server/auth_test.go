@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
@@ -122,18 +121,11 @@ func TestPublishRateIsPerCredentialWithRetryInfo(t *testing.T) {
 		publishTextCtx(t, a, c, "r", "x")
 	}
 	_, err := c.Publish(a, &roomcastv1.PublishRequest{Room: "r"})
-	st := status.Convert(err)
-	if st.Code() != codes.ResourceExhausted {
+	if status.Code(err) != codes.ResourceExhausted {
 		t.Fatalf("fourth publish: %v", err)
 	}
-	var retry *errdetails.RetryInfo
-	for _, d := range st.Details() {
-		if r, ok := d.(*errdetails.RetryInfo); ok {
-			retry = r
-		}
-	}
-	if retry == nil || retry.GetRetryDelay().AsDuration() <= 0 {
-		t.Errorf("no retry delay in %v", st.Details())
+	if retry := retryInfo(t, err); retry == nil || retry.GetRetryDelay().AsDuration() <= 0 {
+		t.Errorf("no retry delay in %v", status.Convert(err).Details())
 	}
 	publishTextCtx(t, b, c, "r", "another credential has its own bucket")
 }

@@ -33,6 +33,13 @@ const (
 	// resyncing every room it rejoins after a reconnect, say).
 	DefaultReadRate  = 100
 	DefaultReadBurst = 200
+	// DefaultAnonymousPublishRate and DefaultAnonymousPublishBurst bound the
+	// publishes of each anonymous caller (client address) of a server that
+	// authenticates others: a tenth of serve's rate for a credential, which
+	// is plenty for people and keeps one address's flood of unary publishes
+	// (each a call of its own) to a small share of the server.
+	DefaultAnonymousPublishRate  = 1000
+	DefaultAnonymousPublishBurst = 1000
 	// DefaultCredentialCommandRate and DefaultCredentialCommandBurst bound
 	// the Subscribe commands of one credential over all its streams: ten
 	// streams' worth of the per-stream rate, and 1000 streams each joining
@@ -122,6 +129,19 @@ func WithReadRate(perSecond float64, burst int) Option {
 	return func(c *config) { c.readRate, c.readBurst = perSecond, burst }
 }
 
+// WithAnonymousPublishRate limits the publishes of each anonymous caller of
+// a server with an authenticator (admitted by auth.WithAnonymous), counted
+// per client address, an IPv6 one by its /64, to perSecond with bursts of
+// burst, instead of WithPublishRate's rate; past it, a publish fails with
+// RESOURCE_EXHAUSTED and a RetryInfo detail, as past that rate. On a server
+// without an authenticator every caller is anonymous and WithPublishRate
+// applies. The default is DefaultAnonymousPublishRate (1000) a second with
+// bursts of DefaultAnonymousPublishBurst (1000); 0 means WithPublishRate's
+// limit applies to them too.
+func WithAnonymousPublishRate(perSecond float64, burst int) Option {
+	return func(c *config) { c.anonPublishRate, c.anonPublishBurst = perSecond, burst }
+}
+
 // WithCredentialCommandRate limits each credential's Subscribe commands,
 // over all its streams, to perSecond, with bursts of burst; a command past
 // it gets a RESOURCE_EXHAUSTED reply saying when to retry, and the stream
@@ -179,6 +199,9 @@ type limits struct {
 	readRate       float64
 	readBurst      int
 
+	anonPublishRate  float64 // anonymous callers of a server with an authenticator
+	anonPublishBurst int
+
 	credCommandRate  float64
 	credCommandBurst int
 
@@ -200,6 +223,9 @@ func defaultLimits() limits {
 		maxCredStreams: DefaultMaxStreamsPerCredential,
 		readRate:       DefaultReadRate,
 		readBurst:      DefaultReadBurst,
+
+		anonPublishRate:  DefaultAnonymousPublishRate,
+		anonPublishBurst: DefaultAnonymousPublishBurst,
 
 		credCommandRate:  DefaultCredentialCommandRate,
 		credCommandBurst: DefaultCredentialCommandBurst,
@@ -229,6 +255,8 @@ func (l *limits) validate() error {
 		return fmt.Errorf("server: streams per credential must be positive, got %d", l.maxCredStreams)
 	case l.readRate < 0 || (l.readRate > 0 && l.readBurst < 1):
 		return fmt.Errorf("server: read rate needs a positive burst, got %v/s burst %d", l.readRate, l.readBurst)
+	case l.anonPublishRate < 0 || (l.anonPublishRate > 0 && l.anonPublishBurst < 1):
+		return fmt.Errorf("server: anonymous publish rate needs a positive burst, got %v/s burst %d", l.anonPublishRate, l.anonPublishBurst)
 	case l.credCommandRate < 0 || (l.credCommandRate > 0 && l.credCommandBurst < 1):
 		return fmt.Errorf("server: credential command rate needs a positive burst, got %v/s burst %d", l.credCommandRate, l.credCommandBurst)
 	case l.publishByteRate < 0 || (l.publishByteRate > 0 && l.publishByteBurst < 1):

@@ -47,7 +47,7 @@ func (s *Server) takeRateToken(ctx context.Context, method string) (context.Cont
 	var reason string
 	switch method {
 	case roomcastv1.BrokerService_Publish_FullMethodName:
-		if s.access.publish == nil {
+		if !s.access.limitsPublishes() {
 			return ctx, "", uncounted, nil
 		}
 		take, reason = s.access.takePublish, reasonPublishRate

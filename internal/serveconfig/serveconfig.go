@@ -47,6 +47,8 @@ type Limits struct {
 	MaxCredStreams                int
 	ReadRate                      float64
 	ReadBurst                     int
+	AnonPublishRate               float64
+	AnonPublishBurst              int
 	CredCommandRate               float64
 	CredCommandBurst              int
 	MaxRefusedCommands            int
@@ -90,6 +92,8 @@ func Defaults() Limits {
 		MaxCredStreams:          server.DefaultMaxStreamsPerCredential,
 		ReadRate:                server.DefaultReadRate,
 		ReadBurst:               server.DefaultReadBurst,
+		AnonPublishRate:         server.DefaultAnonymousPublishRate,
+		AnonPublishBurst:        server.DefaultAnonymousPublishBurst,
 		CredCommandRate:         server.DefaultCredentialCommandRate,
 		CredCommandBurst:        server.DefaultCredentialCommandBurst,
 		MaxRefusedCommands:      server.DefaultMaxRefusedCommands,
@@ -127,6 +131,7 @@ func (l Limits) ServerOptions() []server.Option {
 		server.WithAuthTimeout(l.AuthTimeout),
 		server.WithMaxStreamsPerCredential(l.MaxCredStreams),
 		server.WithReadRate(l.ReadRate, l.ReadBurst),
+		server.WithAnonymousPublishRate(l.AnonPublishRate, l.AnonPublishBurst),
 		server.WithCredentialCommandRate(l.CredCommandRate, l.CredCommandBurst),
 		server.WithMaxRefusedCommands(l.MaxRefusedCommands),
 		server.WithMaxRefusedCalls(l.MaxRefusedCalls),
