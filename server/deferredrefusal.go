@@ -1,0 +1,95 @@
+package server
+
+import (
+	"context"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/tap"
+)
+
+// grpc-go gives each call a context with its grpc-timeout's deadline, and
+// its timer, before it calls the tap; when the tap refuses the call, grpc-go
+// writes the refusal and never cancels that context (grpc-go v1.85.0,
+// http2Server.operateHeaders). Its parent, the connection's, derives from
+// context.Background(), so the context and its timer stay in the heap until
+// the deadline, however long (a grpc-timeout may be 99999999H) and even
+// after the connection closes: about 270 bytes of memory a client chooses
+// how long to hold, for each call it has refused (issue #13). A call the tap
+// lets through is cancelled as its stream ends. So a call the tap refuses
+// whose deadline is further away than maxTapRefusalDeadline is let through
+// with its refusal in its context instead, and refused by the server's own
+// code before anything else runs for it: before its request is read, any
+// interceptor runs or a handler starts its work (refuseDeferred). The tap
+// has logged, counted and (by refusedInTap) charged the call to its
+// connection already; the deferred refusal only answers it, with the same
+// status.
+
+// maxTapRefusalDeadline is the furthest deadline a call the tap refuses may
+// have and still be refused in the tap, where it is cheapest. What refused
+// calls then hold is at most the rate at which the server refuses them,
+// times this, times the bytes each holds: at 100,000 refusals a second,
+// more than two cores refuse, 27 MB. A call without a deadline holds no
+// timer and is always refused in the tap.
+const maxTapRefusalDeadline = time.Second
+
+// deferredRefusal is the context key of a call's refusal deferred by
+// deferLongRefusals.
+type deferredRefusal struct{}
+
+// deferLongRefusals returns the gRPC path's tap: t, except that a call t
+// refuses whose deadline is further away than maxTapRefusalDeadline is let
+// through with the refusal in its context, for refuseDeferred to answer.
+// Every refusal of t goes through it, whichever check made it. Only the
+// gRPC path's tap needs it: a web call's context is its HTTP request's,
+// which ends with it.
+func (s *Server) deferLongRefusals(t tap.ServerInHandle) tap.ServerInHandle {
+	return func(ctx context.Context, info *tap.Info) (context.Context, error) {
+		ctx2, err := t(ctx, info)
+		if err == nil {
+			return ctx2, nil
+		}
+		if d, ok := ctx.Deadline(); !ok || time.Until(d) <= maxTapRefusalDeadline {
+			return nil, err
+		}
+		s.deferred.Add(1)
+		return context.WithValue(ctx, deferredRefusal{}, err), nil
+	}
+}
+
+// refusalOf is the refusal the tap deferred for ctx's call, or nil.
+func refusalOf(ctx context.Context) error {
+	err, _ := ctx.Value(deferredRefusal{}).(error)
+	return err
+}
+
+// refuseDeferred makes each unary handler of desc, a copy of a service
+// description, answer a call whose refusal the tap deferred with that
+// refusal, before the handler reads and decodes its request (a generated
+// handler decodes before it calls the interceptors, which then see no
+// such call). Streams are refused by refuseDeferredStreams.
+func refuseDeferred(desc *grpc.ServiceDesc) {
+	desc.Methods = append([]grpc.MethodDesc(nil), desc.Methods...)
+	for i := range desc.Methods {
+		handler := desc.Methods[i].Handler
+		desc.Methods[i].Handler = func(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
+			if err := refusalOf(ctx); err != nil {
+				return nil, err
+			}
+			return handler(srv, ctx, dec, interceptor)
+		}
+	}
+}
+
+// refuseDeferredStreams returns first, the first of the server's stream
+// interceptors, answering a stream whose refusal the tap deferred with that
+// refusal instead: before any interceptor counts, logs or admits it, and
+// before its handler reads a request.
+func refuseDeferredStreams(first grpc.StreamServerInterceptor) grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+		if err := refusalOf(ss.Context()); err != nil {
+			return err
+		}
+		return first(srv, ss, info, handler)
+	}
+}
