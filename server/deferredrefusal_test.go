@@ -58,7 +58,7 @@ func TestCallsRefusedWithFarDeadlinesHoldNoMemory(t *testing.T) {
 	addr := testjwt.StartServer(t)
 	ctx := testCtx(t)
 	defer func(rate int) { runtime.MemProfileRate = rate }(runtime.MemProfileRate)
-	runtime.MemProfileRate = 1 // every allocation from here on is in the profile
+	runtime.MemProfileRate = 1   // every allocation from here on is in the profile
 	const conns, calls = 10, 100 // within what a connection may have refused a second without a pause
 	for range conns {
 		h := dialRaw(t, addr)
