@@ -64,7 +64,11 @@ func TestCallsRefusedWithFarDeadlinesHoldNoMemory(t *testing.T) {
 		h := dialRaw(t, addr)
 		ids := make([]uint32, calls)
 		for i := range ids {
-			id, err := rawCall(h, roomcastv1.BrokerService_Publish_FullMethodName, []hpack.HeaderField{grpcTimeout}, true)
+			method := roomcastv1.BrokerService_Publish_FullMethodName // a unary call and a stream, refused in different places
+			if i%2 == 1 {
+				method = roomcastv1.BrokerService_Subscribe_FullMethodName
+			}
+			id, err := rawCall(h, method, []hpack.HeaderField{grpcTimeout}, true)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -72,7 +76,7 @@ func TestCallsRefusedWithFarDeadlinesHoldNoMemory(t *testing.T) {
 		}
 		for _, id := range ids {
 			if end, err := h.WaitStream(ctx, id); err != nil || end.Status != "16" {
-				t.Fatalf("a Publish without a credential ended with %+v (%v), want UNAUTHENTICATED", end, err)
+				t.Fatalf("a call without a credential ended with %+v (%v), want UNAUTHENTICATED", end, err)
 			}
 		}
 		h.Close()
