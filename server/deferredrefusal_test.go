@@ -10,6 +10,7 @@ import (
 
 	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
 	"github.com/roomcast/roomcast/internal/testsupport/testjwt"
+	"github.com/roomcast/roomcast/server"
 )
 
 // grpcTimeout is the grpc-timeout of a call that gives itself 1000 hours.
@@ -93,5 +94,29 @@ func TestCallsRefusedWithFarDeadlinesHoldNoMemory(t *testing.T) {
 	}
 	if objects >= conns*calls/10 {
 		t.Errorf("%d refused calls with a 1000-hour grpc-timeout, their connections closed, still hold %d objects (%d bytes, %d a call) of their deadlines' contexts", conns*calls, objects, bytes, bytes/(conns*calls))
+	}
+}
+
+// A call to a method the server does not serve, refused in the tap with a
+// far deadline, is answered UNIMPLEMENTED by grpc-go, which cancels its
+// context; without a deadline it gets the tap's refusal.
+func TestUnknownMethodsRefusedWithFarDeadlines(t *testing.T) {
+	s, addr := start(t, server.WithAuthenticator(testjwt.Authenticator(t)))
+	ctx := testCtx(t)
+	h := dialRaw(t, addr)
+	for _, tc := range []struct {
+		extra  []hpack.HeaderField
+		status string
+	}{{nil, "16"}, {[]hpack.HeaderField{grpcTimeout}, "12"}} {
+		id, err := rawCall(h, "/roomcast.v1.BrokerService/Nope", tc.extra, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if end, err := h.WaitStream(ctx, id); err != nil || end.Status != tc.status {
+			t.Errorf("headers %v: ended with %+v (%v), want grpc-status %s", tc.extra, end, err, tc.status)
+		}
+	}
+	if n := server.DeferredRefusals(s); n != 1 {
+		t.Errorf("%d refusals deferred, want the one with a deadline", n)
 	}
 }
