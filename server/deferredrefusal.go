@@ -2,9 +2,13 @@ package server
 
 import (
 	"context"
+	"path"
+	"strings"
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/tap"
 )
 
@@ -23,11 +27,8 @@ import (
 // interceptor runs or a handler starts its work (refuseDeferred). The tap
 // has logged, counted and (by refusedInTap) charged the call to its
 // connection already; the deferred refusal only answers it, with the same
-// status. A call to a method the server does not serve is answered by
-// grpc-go, UNIMPLEMENTED, rather than with the tap's refusal: the server's
-// methods are no secret (reflection is public), and answering it with a
-// grpc.UnknownServiceHandler would take every unknown method through the
-// interceptors (and its name into the metrics' labels).
+// status. A call to a method the server does not serve gets there too: it
+// is served by unknownMethod, which answers as grpc-go would without it.
 
 // maxTapRefusalDeadline is the furthest deadline a call the tap refuses may
 // have and still be refused in the tap, where it is cheapest (17 µs of
@@ -92,12 +93,32 @@ func refuseDeferred(desc *grpc.ServiceDesc) {
 // refuseDeferredStreams returns first, the first of the server's stream
 // interceptors, answering a stream whose refusal the tap deferred with that
 // refusal instead: before any interceptor counts, logs or admits it, and
-// before its handler reads a request.
-func refuseDeferredStreams(first grpc.StreamServerInterceptor) grpc.StreamServerInterceptor {
+// before its handler reads a request. A call to a method the server does
+// not serve goes to unknownMethod straight away, past the interceptors, as
+// grpc-go would answer it without one: a client must not make up the
+// methods the metrics count.
+func (s *Server) refuseDeferredStreams(first grpc.StreamServerInterceptor) grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 		if err := refusalOf(ss.Context()); err != nil {
 			return err
 		}
+		if srv == nil { // grpc-go has no service for the call: unknownMethod's
+			return s.unknownMethod(srv, ss)
+		}
 		return first(srv, ss, info, handler)
 	}
+}
+
+// unknownMethod is the server's grpc.UnknownServiceHandler, so that a call
+// to a method it does not serve whose refusal the tap deferred comes to
+// refuseDeferredStreams; other such calls it answers UNIMPLEMENTED, as
+// grpc-go would without it.
+func (s *Server) unknownMethod(_ any, ss grpc.ServerStream) error {
+	full, _ := grpc.MethodFromServerStream(ss)
+	service, method := path.Split(strings.TrimPrefix(full, "/"))
+	service = strings.TrimSuffix(service, "/")
+	if _, ok := s.services[service]; !ok {
+		return status.Errorf(codes.Unimplemented, "unknown service %v", service)
+	}
+	return status.Errorf(codes.Unimplemented, "unknown method %v for service %v", method, service)
 }

@@ -6,9 +6,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/net/http2/hpack"
 
 	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
+	"github.com/roomcast/roomcast/internal/rawh2"
 	"github.com/roomcast/roomcast/internal/testsupport/testjwt"
 	"github.com/roomcast/roomcast/server"
 )
@@ -97,26 +99,41 @@ func TestCallsRefusedWithFarDeadlinesHoldNoMemory(t *testing.T) {
 	}
 }
 
-// A call to a method the server does not serve, refused in the tap with a
-// far deadline, is answered UNIMPLEMENTED by grpc-go, which cancels its
-// context; without a deadline it gets the tap's refusal.
-func TestUnknownMethodsRefusedWithFarDeadlines(t *testing.T) {
-	s, addr := start(t, server.WithAuthenticator(testjwt.Authenticator(t)))
+// A call to a method the server does not serve is refused as any other:
+// with a far deadline by the server's own code, with the tap's refusal and
+// its context cancelled. An authenticated one is answered UNIMPLEMENTED as
+// grpc-go answers it, and no interceptor counts it: a client must not make
+// up the metrics' method labels.
+func TestUnknownMethodsAreRefusedAsOthers(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	s, addr := start(t, server.WithAuthenticator(testjwt.Authenticator(t)), server.WithMetrics(reg))
 	ctx := testCtx(t)
 	h := dialRaw(t, addr)
+	tok := "Bearer " + testjwt.Token(t, "a", time.Now().Add(time.Hour), testjwt.Grants(t, ">", ">", ">"))
 	for _, tc := range []struct {
+		method string
 		extra  []hpack.HeaderField
-		status string
-	}{{nil, "16"}, {[]hpack.HeaderField{grpcTimeout}, "12"}} {
-		id, err := rawCall(h, "/roomcast.v1.BrokerService/Nope", tc.extra, true)
+		want   rawh2.StreamEnd
+	}{
+		{"/roomcast.v1.BrokerService/Nope", nil, rawh2.StreamEnd{Status: "16"}},
+		{"/roomcast.v1.BrokerService/Nope", []hpack.HeaderField{grpcTimeout}, rawh2.StreamEnd{Status: "16"}},
+		{"/made.Up/Nope", []hpack.HeaderField{grpcTimeout}, rawh2.StreamEnd{Status: "16"}},
+		{"/roomcast.v1.BrokerService/Nope", []hpack.HeaderField{grpcTimeout, {Name: "authorization", Value: tok}}, rawh2.StreamEnd{Status: "12", Message: "unknown method Nope for service roomcast.v1.BrokerService"}},
+		{"/made.Up/Nope", []hpack.HeaderField{{Name: "authorization", Value: tok}}, rawh2.StreamEnd{Status: "12", Message: "unknown service made.Up"}},
+	} {
+		id, err := rawCall(h, tc.method, tc.extra, true)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if end, err := h.WaitStream(ctx, id); err != nil || end.Status != tc.status {
-			t.Errorf("headers %v: ended with %+v (%v), want grpc-status %s", tc.extra, end, err, tc.status)
+		end, err := h.WaitStream(ctx, id)
+		if err != nil || end.Status != tc.want.Status || tc.want.Message != "" && end.Message != tc.want.Message {
+			t.Errorf("%s with %d extra headers: ended with %+v (%v), want %+v", tc.method, len(tc.extra), end, err, tc.want)
 		}
 	}
-	if n := server.DeferredRefusals(s); n != 1 {
-		t.Errorf("%d refusals deferred, want the one with a deadline", n)
+	if n := server.DeferredRefusals(s); n != 2 {
+		t.Errorf("%d refusals deferred, want the two with a deadline", n)
+	}
+	if n := counterOf(t, reg, "grpc_server_started_total", map[string]string{"grpc_method": "Nope"}); n != 0 {
+		t.Errorf("grpc_server_started_total{grpc_method=Nope} = %v, want none", n)
 	}
 }

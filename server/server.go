@@ -54,6 +54,8 @@ type Server struct {
 	tap           tap.ServerInHandle // authenticates a call from its headers; nil without an authenticator
 	publishCalls  publishCalls       // what a unary Publish hands the interceptors, made once (publishcall.go)
 
+	services map[string]grpc.ServiceInfo // the services served, by name, for unknownMethod; set in New
+
 	jsonFragments *fragmentCache // Watch batches in JSON: each entry rendered once (see webcodec.go)
 	webCalls      sync.WaitGroup // web calls in flight; counted under mu (see enterWeb)
 	webServers    []*http.Server // ServeWeb's, guarded by mu
@@ -151,7 +153,7 @@ func New(opts ...Option) (_ *Server, err error) {
 		if err := cfg.registry.Register(s.guard); err != nil {
 			return nil, fmt.Errorf("server: registering connection metrics: %w", err)
 		}
-		gopts = append(gopts, grpc.ChainUnaryInterceptor(m.UnaryServerInterceptor()), grpc.ChainStreamInterceptor(refuseDeferredStreams(metricsStreams(m))))
+		gopts = append(gopts, grpc.ChainUnaryInterceptor(m.UnaryServerInterceptor()), grpc.ChainStreamInterceptor(s.refuseDeferredStreams(metricsStreams(m))))
 		metrics = m
 	}
 	gopts = append(gopts, s.accessLog()...) // see accesslog.go
@@ -179,9 +181,9 @@ func New(opts ...Option) (_ *Server, err error) {
 	// The per-credential stream limit goes after authentication.
 	streams := s.streamInterceptors(authStream)
 	if metrics == nil { // else the metrics interceptor is the first, and refuses them
-		streams[0] = refuseDeferredStreams(streams[0])
+		streams[0] = s.refuseDeferredStreams(streams[0])
 	}
-	gopts = append(gopts, grpc.ChainStreamInterceptor(streams...))
+	gopts = append(gopts, grpc.ChainStreamInterceptor(streams...), grpc.UnknownServiceHandler(s.unknownMethod))
 	gopts = append(gopts, cfg.statsHandlers()...) // none unless tracing is on
 	s.grpc = grpc.NewServer(append(gopts, cfg.grpcOpts...)...)
 	s.initPublishCalls()
@@ -193,6 +195,7 @@ func New(opts ...Option) (_ *Server, err error) {
 	if err := registerReflection(s.grpc); err != nil {
 		return nil, err
 	}
+	s.services = s.grpc.GetServiceInfo() // for unknownMethod
 	if metrics != nil {
 		metrics.InitializeMetrics(s.grpc)
 	}
