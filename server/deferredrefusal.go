@@ -20,11 +20,12 @@ import (
 // the deadline, however long (a grpc-timeout may be 99999999H) and even
 // after the connection closes: 274 bytes (three objects) of memory a
 // client chooses how long to hold, for each call it has refused (issue
-// #13). A call the tap lets through is cancelled as its stream ends. So a call the tap refuses
-// whose deadline is further away than maxTapRefusalDeadline is let through
-// with its refusal in its context instead, and refused by the server's own
-// code before anything else runs for it: before its request is read, any
-// interceptor runs or a handler starts its work (refuseDeferred). The tap
+// #13). A call the tap lets through is cancelled as its stream ends. So a
+// call the tap refuses whose deadline is further away than
+// maxTapRefusalDeadline is let through with its refusal in its context
+// instead, and refused by the server's own code before anything else runs
+// for it: before its request is read, any interceptor runs or a handler
+// starts its work (refuseDeferred, refuseDeferredStreams). The tap
 // has logged, counted and (by refusedInTap) charged the call to its
 // connection already; the deferred refusal only answers it, with the same
 // status. A call to a method the server does not serve gets there too: it
