@@ -30,3 +30,7 @@ var WithPublishPauseHook = withPublishPauseHook
 
 // WithPenaltyClock is withPenaltyClock for the black-box tests.
 var WithPenaltyClock = withPenaltyClock
+
+// DeferredRefusals is how many calls the tap of s refused and let through,
+// for their far deadlines, to be refused by the server's own code.
+func DeferredRefusals(s *Server) uint64 { return s.deferred.Load() }

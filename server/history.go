@@ -33,8 +33,9 @@ const maxReplyBytes = 1 << 20
 // serviceDesc is the generated BrokerService description with History served
 // by historyHandler, which answers with the broker's encoded messages as
 // they are instead of decoding them into a HistoryResponse to encode again,
-// Publish by publishMethod (see publishcall.go), and every request checked
-// before it is decoded (see decode.go).
+// Publish by publishMethod (see publishcall.go), every request checked
+// before it is decoded (see decode.go), and a call whose refusal the tap
+// deferred refused first (see deferredrefusal.go).
 func serviceDesc() *grpc.ServiceDesc {
 	desc := roomcastv1.BrokerService_ServiceDesc
 	desc.Methods = append([]grpc.MethodDesc(nil), desc.Methods...)
@@ -47,6 +48,7 @@ func serviceDesc() *grpc.ServiceDesc {
 		}
 	}
 	checkRequests(&desc)
+	refuseDeferred(&desc) // first, before the checks
 	return &desc
 }
 

@@ -48,10 +48,13 @@ type Server struct {
 	writes        writerCounts       // what the connection writers did, for tests and benchmarks of their coalescing
 	panics        atomic.Uint64      // panics recovered in handlers, stream readers and connection writers
 	commandFloods atomic.Uint64      // streams ended for commands past the rate limits
+	deferred      atomic.Uint64      // calls the tap refused and let through for their deadline (deferLongRefusals)
 	resets        *resetGuard        // closes connections that reset streams too fast
 	guard         *connGuard         // connection cap and auth timeout
 	tap           tap.ServerInHandle // authenticates a call from its headers; nil without an authenticator
 	publishCalls  publishCalls       // what a unary Publish hands the interceptors, made once (publishcall.go)
+
+	services map[string]grpc.ServiceInfo // the services served, by name, for unknownMethod; set in New
 
 	jsonFragments *fragmentCache // Watch batches in JSON: each entry rendered once (see webcodec.go)
 	webCalls      sync.WaitGroup // web calls in flight; counted under mu (see enterWeb)
@@ -150,7 +153,7 @@ func New(opts ...Option) (_ *Server, err error) {
 		if err := cfg.registry.Register(s.guard); err != nil {
 			return nil, fmt.Errorf("server: registering connection metrics: %w", err)
 		}
-		gopts = append(gopts, grpc.ChainUnaryInterceptor(m.UnaryServerInterceptor()), grpc.ChainStreamInterceptor(metricsStreams(m)))
+		gopts = append(gopts, grpc.ChainUnaryInterceptor(m.UnaryServerInterceptor()), grpc.ChainStreamInterceptor(s.refuseDeferredStreams(metricsStreams(m))))
 		metrics = m
 	}
 	// The refusal log goes around authentication, so that the calls it
@@ -166,24 +169,31 @@ func New(opts ...Option) (_ *Server, err error) {
 			return nil, err
 		}
 		s.tap = authTap(in, s.access.log, s.guard.authenticated, s.refusedInTap, s.tapLimits)
-		gopts = append(gopts, grpc.InTapHandle(s.tap)) // credentials are checked before a request is read
+		gopts = append(gopts, grpc.InTapHandle(s.deferLongRefusals(s.tap))) // credentials are checked before a request is read
 		authUnary, authStream = in.UnaryServerInterceptor(), in.StreamServerInterceptor()
 	} else {
 		s.tap = limitTap(s.refusedInTap, s.tapLimits)
-		gopts = append(gopts, grpc.InTapHandle(s.tap)) // anonymous callers' limits, before a request is read
+		gopts = append(gopts, grpc.InTapHandle(s.deferLongRefusals(s.tap))) // anonymous callers' limits, before a request is read
 	}
 	gopts = append(gopts, grpc.ChainUnaryInterceptor(s.unaryInterceptors(authUnary)...))
 	// The per-credential stream limit goes after authentication.
-	gopts = append(gopts, grpc.ChainStreamInterceptor(s.streamInterceptors(authStream)...))
+	streams := s.streamInterceptors(authStream)
+	if metrics == nil { // else the metrics interceptor is the first, and refuses them
+		streams[0] = s.refuseDeferredStreams(streams[0])
+	}
+	gopts = append(gopts, grpc.ChainStreamInterceptor(streams...), grpc.UnknownServiceHandler(s.unknownMethod))
 	gopts = append(gopts, cfg.statsHandlers()...) // none unless tracing is on
 	s.grpc = grpc.NewServer(append(gopts, cfg.grpcOpts...)...)
 	s.initPublishCalls()
 	s.grpc.RegisterService(serviceDesc(), s)
-	roomcastv1.RegisterAdminServiceServer(s.grpc, &adminService{s: s})
+	admin := roomcastv1.AdminService_ServiceDesc
+	refuseDeferred(&admin)
+	s.grpc.RegisterService(&admin, &adminService{s: s})
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	if err := registerReflection(s.grpc); err != nil {
 		return nil, err
 	}
+	s.services = s.grpc.GetServiceInfo() // for unknownMethod
 	if metrics != nil {
 		metrics.InitializeMetrics(s.grpc)
 	}

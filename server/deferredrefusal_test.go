@@ -1,0 +1,139 @@
+package server_test
+
+import (
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/net/http2/hpack"
+
+	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
+	"github.com/roomcast/roomcast/internal/rawh2"
+	"github.com/roomcast/roomcast/internal/testsupport/testjwt"
+	"github.com/roomcast/roomcast/server"
+)
+
+// grpcTimeout is the grpc-timeout of a call that gives itself 1000 hours.
+var grpcTimeout = hpack.HeaderField{Name: "grpc-timeout", Value: "1000H"}
+
+// deadlineContexts is what the heap holds of the contexts grpc-go made with
+// a deadline for calls' grpc-timeouts (in operateHeaders): the objects, and
+// their bytes. The heap profile it reads is exact for what was allocated
+// while runtime.MemProfileRate was 1, as of the last collection.
+func deadlineContexts() (objects, bytes int64) {
+	var records []runtime.MemProfileRecord
+	for {
+		n, ok := runtime.MemProfile(records, true)
+		if ok {
+			records = records[:n]
+			break
+		}
+		records = make([]runtime.MemProfileRecord, n+64)
+	}
+	for _, r := range records {
+		var deadline, headers bool
+		frames := runtime.CallersFrames(r.Stack())
+		for {
+			f, more := frames.Next()
+			deadline = deadline || f.Function == "context.WithDeadlineCause"
+			headers = headers || strings.HasSuffix(f.Function, ").operateHeaders")
+			if !more {
+				break
+			}
+		}
+		if deadline && headers {
+			objects += r.InUseObjects()
+			bytes += r.InUseBytes()
+		}
+	}
+	return objects, bytes
+}
+
+// A call the tap refuses with a far deadline holds nothing once it is
+// refused, not even until its connection closes. grpc-go makes a call's
+// context, and its deadline's timer, before it calls the tap, and does not
+// cancel it when the tap refuses the call: refused in the tap, each of
+// these calls would hold its context and timer (about 270 bytes) for 1000
+// hours, however soon its connection closed.
+func TestCallsRefusedWithFarDeadlinesHoldNoMemory(t *testing.T) {
+	addr := testjwt.StartServer(t)
+	ctx := testCtx(t)
+	defer func(rate int) { runtime.MemProfileRate = rate }(runtime.MemProfileRate)
+	runtime.MemProfileRate = 1   // every allocation from here on is in the profile
+	const conns, calls = 10, 100 // within what a connection may have refused a second without a pause
+	for range conns {
+		h := dialRaw(t, addr)
+		ids := make([]uint32, calls)
+		for i := range ids {
+			method := roomcastv1.BrokerService_Publish_FullMethodName // a unary call and a stream, refused in different places
+			if i%2 == 1 {
+				method = roomcastv1.BrokerService_Subscribe_FullMethodName
+			}
+			id, err := rawCall(h, method, []hpack.HeaderField{grpcTimeout}, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids[i] = id
+		}
+		for _, id := range ids {
+			if end, err := h.WaitStream(ctx, id); err != nil || end.Status != "16" {
+				t.Fatalf("a call without a credential ended with %+v (%v), want UNAUTHENTICATED", end, err)
+			}
+		}
+		h.Close()
+	}
+	// The profile may be two collections old; a few more give the
+	// server's transports time to end, which here changes nothing.
+	var objects, bytes int64
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		runtime.GC()
+		objects, bytes = deadlineContexts()
+		if objects < conns*calls/10 || time.Now().After(deadline) {
+			break
+		}
+	}
+	if objects >= conns*calls/10 {
+		t.Errorf("%d refused calls with a 1000-hour grpc-timeout, their connections closed, still hold %d objects (%d bytes, %d a call) of their deadlines' contexts", conns*calls, objects, bytes, bytes/(conns*calls))
+	}
+}
+
+// A call to a method the server does not serve is refused as any other:
+// with a far deadline by the server's own code, with the tap's refusal and
+// its context cancelled. An authenticated one is answered UNIMPLEMENTED as
+// grpc-go answers it, and no interceptor counts it: a client must not make
+// up the metrics' method labels.
+func TestUnknownMethodsAreRefusedAsOthers(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	s, addr := start(t, server.WithAuthenticator(testjwt.Authenticator(t)), server.WithMetrics(reg))
+	ctx := testCtx(t)
+	h := dialRaw(t, addr)
+	tok := "Bearer " + testjwt.Token(t, "a", time.Now().Add(time.Hour), testjwt.Grants(t, ">", ">", ">"))
+	for _, tc := range []struct {
+		method string
+		extra  []hpack.HeaderField
+		want   rawh2.StreamEnd
+	}{
+		{"/roomcast.v1.BrokerService/Nope", nil, rawh2.StreamEnd{Status: "16"}},
+		{"/roomcast.v1.BrokerService/Nope", []hpack.HeaderField{grpcTimeout}, rawh2.StreamEnd{Status: "16"}},
+		{"/made.Up/Nope", []hpack.HeaderField{grpcTimeout}, rawh2.StreamEnd{Status: "16"}},
+		{"/roomcast.v1.BrokerService/Nope", []hpack.HeaderField{grpcTimeout, {Name: "authorization", Value: tok}}, rawh2.StreamEnd{Status: "12", Message: "unknown method Nope for service roomcast.v1.BrokerService"}},
+		{"/made.Up/Nope", []hpack.HeaderField{{Name: "authorization", Value: tok}}, rawh2.StreamEnd{Status: "12", Message: "unknown service made.Up"}},
+	} {
+		id, err := rawCall(h, tc.method, tc.extra, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		end, err := h.WaitStream(ctx, id)
+		if err != nil || end.Status != tc.want.Status || tc.want.Message != "" && end.Message != tc.want.Message {
+			t.Errorf("%s with %d extra headers: ended with %+v (%v), want %+v", tc.method, len(tc.extra), end, err, tc.want)
+		}
+	}
+	if n := server.DeferredRefusals(s); n != 2 {
+		t.Errorf("%d refusals deferred, want the two with a deadline", n)
+	}
+	if n := counterOf(t, reg, "grpc_server_started_total", map[string]string{"grpc_method": "Nope"}); n != 0 {
+		t.Errorf("grpc_server_started_total{grpc_method=Nope} = %v, want none", n)
+	}
+}
