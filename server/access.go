@@ -50,7 +50,11 @@ func newAccess(cfg *config) (*access, error) {
 		a.publish = l
 	}
 	if cfg.authn != nil && cfg.anonPublishRate > 0 {
-		l, err := auth.NewRateLimiter(cfg.anonPublishRate, cfg.anonPublishBurst)
+		rate, burst := cfg.anonPublishRate, cfg.anonPublishBurst
+		if cfg.publishRate > 0 { // strangers never get more than a credential
+			rate, burst = min(rate, cfg.publishRate), min(burst, cfg.publishBurst)
+		}
+		l, err := auth.NewRateLimiter(rate, burst)
 		if err != nil {
 			return nil, err
 		}

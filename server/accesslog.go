@@ -78,7 +78,7 @@ const maxLoggedRooms = 16
 // for concurrent use, and on a nil record (no access log) do nothing.
 type callRecord struct {
 	subject string // a stream's set before the handler runs, read after it returned
-	ran     bool   // the handler ran: authentication let the call through
+	ran     bool   // a stream's handler ran: authentication let it through
 
 	mu        sync.Mutex
 	session   string

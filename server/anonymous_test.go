@@ -119,6 +119,26 @@ func TestAnonymousPublishRate(t *testing.T) {
 			}
 		}
 	})
+	t.Run("on a PublishStream", func(t *testing.T) {
+		_, addr := start(t, append(rates, server.WithAuthenticator(authn))...)
+		ctx := testCtx(t)
+		stream := openPublishStream(t, ctx, dial(t, addr))
+		req := textReq("a", "r", "x")
+		req.Batch = []*roomcastv1.PublishStreamItem{{Id: "b", Publish: req.Publish}}
+		got := answers(sendRecv(t, stream, req))
+		if len(got) != 2 || got[0].ok == nil || got[1].code != codes.ResourceExhausted || !strings.Contains(got[1].err.GetMessage(), "anonymous") {
+			t.Fatalf("an anonymous batch of two with a burst of one: %+v, want the second refused as anonymous", got)
+		}
+	})
+	t.Run("never above the publish rate", func(t *testing.T) {
+		_, addr := start(t, server.WithAuthenticator(authn), server.WithPublishRate(0.001, 1), server.WithAnonymousPublishRate(1000, 1000))
+		ctx := testCtx(t)
+		c := dial(t, addr)
+		publishText(t, ctx, c, "r", "the burst")
+		if _, err := c.Publish(ctx, &roomcastv1.PublishRequest{Room: "r"}); status.Code(err) != codes.ResourceExhausted {
+			t.Fatalf("an anonymous publish past --publish-rate's burst: %v, want RESOURCE_EXHAUSTED", err)
+		}
+	})
 	t.Run("open server", func(t *testing.T) {
 		_, addr := start(t, rates...)
 		ctx := testCtx(t)

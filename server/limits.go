@@ -133,9 +133,9 @@ func WithReadRate(perSecond float64, burst int) Option {
 // a server with an authenticator (admitted by auth.WithAnonymous), counted
 // per client address, an IPv6 one by its /64, to perSecond with bursts of
 // burst, instead of WithPublishRate's rate; past it, a publish fails with
-// RESOURCE_EXHAUSTED and a RetryInfo detail, as past that rate. On a server
-// without an authenticator every caller is anonymous and WithPublishRate
-// applies. The default is DefaultAnonymousPublishRate (1000) a second with
+// RESOURCE_EXHAUSTED and a RetryInfo detail, as past that rate. It is never
+// more than WithPublishRate's rate and burst, each. On a server without an
+// authenticator every caller is anonymous and WithPublishRate applies. The default is DefaultAnonymousPublishRate (1000) a second with
 // bursts of DefaultAnonymousPublishBurst (1000); 0 means WithPublishRate's
 // limit applies to them too.
 func WithAnonymousPublishRate(perSecond float64, burst int) Option {

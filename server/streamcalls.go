@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
@@ -97,6 +98,20 @@ func (s *Server) recoverStream(srv any, ss grpc.ServerStream, info *grpc.StreamS
 	return handler(srv, ss)
 }
 
+// admissionKey keys a counted stream's release in its context: what gives
+// its place among its credential's streams back, once. The interceptor
+// gives it back when the handler returns, before grpc-go writes the
+// status; a session that ends its stream from outside, having grpc-go
+// write the status at once, gives it back first (see session.endWith), so
+// that a client told its stream ended may open another at once.
+type admissionKey struct{}
+
+// admissionOf returns the release of ctx's counted stream, or nil.
+func admissionOf(ctx context.Context) func() {
+	release, _ := ctx.Value(admissionKey{}).(func())
+	return release
+}
+
 // admittedStreams is the interceptor that follows authentication: it
 // keeps each credential within its streams (admitStream) and records the
 // caller in the stream's access record.
@@ -118,7 +133,9 @@ func (s *Server) admitted(srv any, ss grpc.ServerStream, info *grpc.StreamServer
 		if err != nil {
 			return err
 		}
+		release = sync.OnceFunc(release)
 		defer release()
+		ss = &recordedStream{ServerStream: ss, ctx: context.WithValue(ctx, admissionKey{}, release)}
 	}
 	if r != nil {
 		r.subject, r.ran = id.Subject, true

@@ -51,6 +51,7 @@ type session struct {
 	watch   bool         // a Watch call's: its commands' ids are room names (see watch.go)
 
 	writeStatus func(*status.Status) error // ends the stream at once (see selfread.go); nil: a goroutine reads
+	admission   func()                     // gives the stream's place among its credential's back (see admitted); nil: none
 
 	mu     sync.Mutex
 	sched  schedState  // guarded by mu; see schedule.go
@@ -105,6 +106,7 @@ func (s *Server) serve(stream subscribeStream, watch bool) error {
 		watch:  watch,
 
 		writeStatus: statusWriterOf(stream.Context()),
+		admission:   admissionOf(stream.Context()),
 
 		identity: s.access.identity(stream.Context()),
 		commands: s.cfg.commandLimiter(),
@@ -148,6 +150,9 @@ func (ss *session) wait() error {
 func (ss *session) endWith(err error) {
 	select {
 	case ss.end <- err:
+		if ss.admission != nil { // before the client hears, so that it may open another at once
+			ss.admission()
+		}
 		if ss.writeStatus != nil {
 			ss.writeStatus(status.Convert(err))
 		}

@@ -19,12 +19,12 @@ import (
 // The access log needs no record in the call's context while a unary call
 // runs: the handlers add nothing to it, and what its line says beyond
 // gRPC's own, the caller and the room, is known after the call, from the
-// call's context and request. The caller is in the context the
-// interceptors get whether authentication is on or off: the tap
-// (tap.go), which grpc-go runs for every call before any interceptor (and
-// which WithGRPCOptions cannot replace: grpc-go refuses a second tap), put
-// there the identity it authenticated; the authentication interceptor only
-// checks that it is there.
+// call's context and request: with authentication on, the tap (tap.go),
+// which grpc-go runs for every call before any interceptor (and which
+// WithGRPCOptions cannot replace: grpc-go refuses a second tap), put there
+// the identity it authenticated, which the authentication interceptor only
+// checks is there; with it off, callIdentity makes the anonymous caller's
+// from the client's address.
 
 // unaryInterceptors returns the server's unary interceptors that follow the
 // metrics interceptor, if any, in order, for New: unaryCalls, then authn's
@@ -83,7 +83,7 @@ func (s *Server) recoverCall(ctx context.Context, req any, handler grpc.UnaryHan
 // fillRecord fills r, the access record of the unary call of ctx: its
 // caller, and the room its request names.
 func (s *Server) fillRecord(ctx context.Context, r *callRecord, req any) {
-	r.subject, r.ran = s.access.callIdentity(ctx).Subject, true
+	r.subject = s.access.callIdentity(ctx).Subject
 	if x, ok := req.(interface{ GetRoom() string }); ok && x.GetRoom() != "" {
 		r.room(x.GetRoom())
 	}

@@ -217,6 +217,10 @@ func (cfg *serveConfig) validate() error {
 	if err := cfg.operator.validate(); err != nil {
 		return err
 	}
+	// Checked here, as the server sees it only with credentials.
+	if l := cfg.limits; l.AnonPublishRate < 0 || (l.AnonPublishRate > 0 && l.AnonPublishBurst < 1) {
+		return fmt.Errorf("--anonymous-publish-rate needs a positive --anonymous-publish-burst, got %v/s burst %d", l.AnonPublishRate, l.AnonPublishBurst)
+	}
 	if cfg.limits.MaxStreamsPerConnection < 1 || cfg.limits.MaxStreamsPerConnection > math.MaxUint32 {
 		return fmt.Errorf("--max-streams-per-connection must be 1 to %d, got %d", uint32(math.MaxUint32), cfg.limits.MaxStreamsPerConnection)
 	}
@@ -403,7 +407,11 @@ func (cfg *serveConfig) serverOptions(ctx context.Context, log *slog.Logger) ([]
 	}
 	log.Info("rooms are kept by an engine", engineAttrs...)
 	// validate checked MaxStreamsPerConnection's range.
-	opts := append([]server.Option{server.WithLogger(log)}, cfg.limits.ServerOptions()...)
+	limits := cfg.limits
+	if !cfg.creds.credentials() {
+		limits.AnonPublishRate = 0 // every caller is anonymous: --publish-rate is theirs
+	}
+	opts := append([]server.Option{server.WithLogger(log)}, limits.ServerOptions()...)
 	opts = append(opts, server.WithBrokerOptions(engine...))
 	opts = append(opts, cfg.operator.serverOptions()...)
 	creds, err := cfg.transport.transportCredentials()

@@ -67,7 +67,13 @@ func (f *credentialFlags) jwtKeys() bool {
 
 // configured reports whether the server authenticates callers at all.
 func (f *credentialFlags) configured() bool {
-	return f.jwtKeys() || f.apiKeysFile != "" || f.allowAnonymous
+	return f.credentials() || f.allowAnonymous
+}
+
+// credentials reports whether callers may present a credential: without
+// one, --allow-anonymous alone admits everyone as anonymous.
+func (f *credentialFlags) credentials() bool {
+	return f.jwtKeys() || f.apiKeysFile != ""
 }
 
 // validate checks that the flags make sense together and parses the

@@ -178,7 +178,7 @@ func TestServeFlagUsageErrors(t *testing.T) {
 		{[]string{"--max-streams-per-connection", "0"}, "--max-streams-per-connection must be 1 to"},
 		{[]string{"--max-streams-per-connection", "4294967296"}, "--max-streams-per-connection must be 1 to"},
 		{[]string{"--publish-rate", "5", "--publish-burst", "0"}, "publish rate needs a positive burst"},
-		{[]string{"--anonymous-publish-rate", "5", "--anonymous-publish-burst", "0"}, "anonymous publish rate needs a positive burst"},
+		{[]string{"--anonymous-publish-rate", "5", "--anonymous-publish-burst", "0"}, "--anonymous-publish-rate needs a positive --anonymous-publish-burst"},
 		{[]string{"--command-rate", "-1"}, "command rate"},
 		{[]string{"--stream-reset-rate", "5", "--stream-reset-burst", "0"}, "stream reset rate needs a positive burst"},
 		{[]string{"--max-streams", "0"}, "total streams"},
@@ -227,6 +227,15 @@ func TestServeLimitFlags(t *testing.T) {
 	_, err := publish(ctx, rate, "a", "x")
 	if st := status.Convert(err); st.Code() != codes.ResourceExhausted || len(st.Details()) == 0 {
 		t.Errorf("publish past --publish-burst: %v, want ResourceExhausted with RetryInfo", err)
+	}
+
+	// --allow-anonymous without credentials: every caller is anonymous, and
+	// --publish-rate, not --anonymous-publish-rate, is theirs.
+	open := dialPlaintext(t, startServe(t, "--allow-anonymous", "--anonymous-publish", ">", "--anonymous-publish-rate", "0.001", "--anonymous-publish-burst", "1").addr)
+	for range 3 {
+		if _, err := publish(ctx, open, "a", "x"); err != nil {
+			t.Fatalf("publish with --allow-anonymous alone: %v, want --publish-rate's limit", err)
+		}
 	}
 
 	unlimited := dialPlaintext(t, startServe(t, "--publish-rate", "0", "--publish-burst", "0", "--command-rate", "0",
