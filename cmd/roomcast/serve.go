@@ -107,7 +107,7 @@ every message sent. Spans still buffered are flushed on shutdown.`,
 		fs.IntVar(&cfg.limits.PublishBurst, "publish-burst", d.PublishBurst,
 			"allow each credential bursts of up to `N` publishes")
 		fs.Float64Var(&cfg.limits.AnonPublishRate, "anonymous-publish-rate", d.AnonPublishRate,
-			"with credentials and --allow-anonymous, allow each anonymous caller (each client address, an IPv6 one by its /64) `N` publishes a second on average instead of --publish-rate; 0: --publish-rate applies to them too")
+			"with credentials (--jwt-* or --api-keys-file) and --allow-anonymous, allow each anonymous caller (each client address, an IPv6 one by its /64) `N` publishes a second on average instead of --publish-rate, and never more than it; 0: --publish-rate applies to them too")
 		fs.IntVar(&cfg.limits.AnonPublishBurst, "anonymous-publish-burst", d.AnonPublishBurst,
 			"with credentials and --allow-anonymous, allow each anonymous caller bursts of up to `N` publishes")
 		fs.IntVar(&cfg.limits.PublishByteRate, "publish-byte-rate", d.PublishByteRate,
