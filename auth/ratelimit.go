@@ -202,11 +202,13 @@ func (l *RateLimiter) Take(id *Identity) Decision {
 	return Decision{RetryAfter: slot.Sub(now)}
 }
 
-// tokenTime is how long a bucket takes to earn one token at perSecond, at
-// least a nanosecond and at most limit.
+// tokenTime is how long a bucket takes to earn one token at perSecond,
+// rounded up to a whole nanosecond, at most limit. Rounded down, each slot
+// would come up to a nanosecond earlier than the one before it, and a
+// caller that came back punctually would find its token not yet earned.
 func tokenTime(perSecond float64, limit time.Duration) time.Duration {
 	if secs := 1 / perSecond; secs < limit.Seconds() {
-		return max(time.Duration(secs*float64(time.Second)), 1)
+		return max(time.Duration(math.Ceil(secs*float64(time.Second))), 1)
 	}
 	return limit
 }
