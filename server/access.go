@@ -37,43 +37,48 @@ type access struct {
 func newAccess(cfg *config) (*access, error) {
 	a := &access{
 		authn: cfg.authn, log: newFailureLog(cfg), streams: &streamCounts{max: cfg.maxCredStreams, n: make(map[string]int)},
-		publishRefusals: newRetryStatuses(auth.RateLimitError),
-		readRefusals:    newRetryStatuses(func(wait time.Duration) error { return retryLater(wait, readRateMessage) }),
-		bytesRefusals:   newRetryStatuses(func(wait time.Duration) error { return retryLater(wait, publishBytesMessage) }),
-		anonRefusals:    newRetryStatuses(func(wait time.Duration) error { return retryLater(wait, anonPublishMessage) }),
+		bytesRefusals: newRetryStatuses(func(wait time.Duration) error { return retryLater(wait, publishBytesMessage) }, 0),
 	}
-	if cfg.publishRate > 0 {
-		l, err := auth.NewRateLimiter(cfg.publishRate, cfg.publishBurst)
-		if err != nil {
+	var err error
+	if a.publish, err = newRateLimiter(cfg.publishRate, cfg.publishBurst); err != nil {
+		return nil, err
+	}
+	if cfg.authn != nil {
+		if a.anonPublish, err = newRateLimiter(cfg.anonPublishRate, cfg.anonPublishBurst); err != nil {
 			return nil, err
 		}
-		a.publish = l
 	}
-	if cfg.authn != nil && cfg.anonPublishRate > 0 {
-		l, err := auth.NewRateLimiter(cfg.anonPublishRate, cfg.anonPublishBurst)
-		if err != nil {
-			return nil, err
-		}
-		a.anonPublish = l
+	if a.reads, err = newRateLimiter(cfg.readRate, cfg.readBurst); err != nil {
+		return nil, err
+	}
+	if a.commands, err = newRateLimiter(cfg.credCommandRate, cfg.credCommandBurst); err != nil {
+		return nil, err
 	}
 	if cfg.publishByteRate > 0 {
 		a.publishBytes = newByteRate(cfg.publishByteRate, cfg.publishByteBurst)
 	}
-	if cfg.readRate > 0 {
-		l, err := auth.NewRateLimiter(cfg.readRate, cfg.readBurst)
-		if err != nil {
-			return nil, err
-		}
-		a.reads = l
-	}
-	if cfg.credCommandRate > 0 {
-		l, err := auth.NewRateLimiter(cfg.credCommandRate, cfg.credCommandBurst)
-		if err != nil {
-			return nil, err
-		}
-		a.commands = l
-	}
+	// Each rate's crowded refusals share the status of its longest advice.
+	a.publishRefusals = newRetryStatuses(auth.RateLimitError, maxRetryAfter(a.publish))
+	a.readRefusals = newRetryStatuses(func(wait time.Duration) error { return retryLater(wait, readRateMessage) }, maxRetryAfter(a.reads))
+	a.anonRefusals = newRetryStatuses(func(wait time.Duration) error { return retryLater(wait, anonPublishMessage) }, maxRetryAfter(a.anonPublish))
 	return a, nil
+}
+
+// newRateLimiter returns the limiter of perSecond in bursts of burst, or
+// nil (no limit) for a rate of 0.
+func newRateLimiter(perSecond float64, burst int) (*auth.RateLimiter, error) {
+	if perSecond <= 0 {
+		return nil, nil
+	}
+	return auth.NewRateLimiter(perSecond, burst)
+}
+
+// maxRetryAfter is l's longest advice, or 0 without a limit.
+func maxRetryAfter(l *auth.RateLimiter) time.Duration {
+	if l == nil {
+		return 0
+	}
+	return l.MaxRetryAfter()
 }
 
 // identity is the caller's identity: the authenticated one, or with no
