@@ -174,3 +174,18 @@ func TestRateLimiterAdviceIsNeverEarly(t *testing.T) {
 		}
 	}
 }
+
+// At the slowest rate, one a day, the wait for the next token is within
+// the longest advice: a crowded refusal is told MaxRetryAfter itself,
+// which the server's refusals share one status for.
+func TestRateLimiterCrowdedAtTheSlowestRate(t *testing.T) {
+	clk := fakeclock.New(now)
+	l := newSpreadLimiter(t, clk, auth.MinRate, 1)
+	alice := user("alice")
+	l.Allow(alice)
+	clk.Advance(time.Hour)
+	first, second := l.Take(alice), l.Take(alice)
+	if first.Crowded || first.RetryAfter > l.MaxRetryAfter() || !second.Crowded || second.RetryAfter != l.MaxRetryAfter() {
+		t.Errorf("refusals told %+v then %+v; want at most %v, then %[3]v crowded", first, second, l.MaxRetryAfter())
+	}
+}

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 
@@ -40,18 +41,18 @@ func newAccess(cfg *config) (*access, error) {
 		bytesRefusals: newRetryStatuses(func(wait time.Duration) error { return retryLater(wait, publishBytesMessage) }, 0),
 	}
 	var err error
-	if a.publish, err = newRateLimiter(cfg.publishRate, cfg.publishBurst); err != nil {
+	if a.publish, err = newRateLimiter("publish rate", cfg.publishRate, cfg.publishBurst); err != nil {
 		return nil, err
 	}
 	if cfg.authn != nil {
-		if a.anonPublish, err = newRateLimiter(cfg.anonPublishRate, cfg.anonPublishBurst); err != nil {
+		if a.anonPublish, err = newRateLimiter("anonymous publish rate", cfg.anonPublishRate, cfg.anonPublishBurst); err != nil {
 			return nil, err
 		}
 	}
-	if a.reads, err = newRateLimiter(cfg.readRate, cfg.readBurst); err != nil {
+	if a.reads, err = newRateLimiter("read rate", cfg.readRate, cfg.readBurst); err != nil {
 		return nil, err
 	}
-	if a.commands, err = newRateLimiter(cfg.credCommandRate, cfg.credCommandBurst); err != nil {
+	if a.commands, err = newRateLimiter("credential command rate", cfg.credCommandRate, cfg.credCommandBurst); err != nil {
 		return nil, err
 	}
 	if cfg.publishByteRate > 0 {
@@ -65,12 +66,16 @@ func newAccess(cfg *config) (*access, error) {
 }
 
 // newRateLimiter returns the limiter of perSecond in bursts of burst, or
-// nil (no limit) for a rate of 0.
-func newRateLimiter(perSecond float64, burst int) (*auth.RateLimiter, error) {
+// nil (no limit) for a rate of 0; an error names the rate.
+func newRateLimiter(name string, perSecond float64, burst int) (*auth.RateLimiter, error) {
 	if perSecond <= 0 {
 		return nil, nil
 	}
-	return auth.NewRateLimiter(perSecond, burst)
+	l, err := auth.NewRateLimiter(perSecond, burst)
+	if err != nil {
+		return nil, fmt.Errorf("server: %s: %w", name, err)
+	}
+	return l, nil
 }
 
 // maxRetryAfter is l's longest advice, or 0 without a limit.
