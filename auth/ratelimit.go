@@ -164,9 +164,13 @@ func (l *RateLimiter) Allow(id *Identity) (ok bool, retryAfter time.Duration) {
 // next free slot for the caller and advises it to come back then (see
 // RateLimiter). A nil id counts as anonymous.
 func (l *RateLimiter) Take(id *Identity) Decision {
-	key := string(MethodAnonymous) + ":" + AnonymousSubject
+	// The key is built on the stack and looked up without a copy: a string
+	// is made of it only for a new bucket, so that a refusal in a flood
+	// allocates nothing.
+	var buf [64]byte
+	key := append(append(append(buf[:0], MethodAnonymous...), ':'), AnonymousSubject...)
 	if id != nil {
-		key = string(id.Method) + ":" + id.Subject
+		key = append(append(append(buf[:0], id.Method...), ':'), id.Subject...)
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -176,12 +180,12 @@ func (l *RateLimiter) Take(id *Identity) Decision {
 	now := l.now()
 	l.evict(now)
 	var b *bucket
-	if e := l.buckets[key]; e != nil {
+	if e := l.buckets[string(key)]; e != nil {
 		b = e.Value.(*bucket)
 		l.lru.MoveToFront(e)
 	} else {
-		b = &bucket{key: key, lim: rate.NewLimiter(l.limit, l.burst)}
-		l.buckets[key] = l.lru.PushFront(b)
+		b = &bucket{key: string(key), lim: rate.NewLimiter(l.limit, l.burst)}
+		l.buckets[b.key] = l.lru.PushFront(b)
 		for len(l.buckets) > l.max {
 			l.drop(l.lru.Back())
 		}

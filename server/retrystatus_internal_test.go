@@ -86,8 +86,9 @@ func TestRetryStatusesTakeAnyWait(t *testing.T) {
 
 // A crowded refusal is told its rate's longest advice, which is past the
 // statuses shared by millisecond at a read rate of 10 a second in bursts of
-// 200 (20 s): it shares one status all the same, and allocates nothing, in
-// the flood the sharing is for.
+// 200 (20 s): it shares one status all the same, and the refusal, from
+// the limiter's decision to its status, allocates nothing, in the flood the
+// sharing is for.
 func TestCrowdedRefusalsShareTheirStatus(t *testing.T) {
 	cfg, err := newConfig([]Option{WithReadRate(10, 200)})
 	if err != nil {
@@ -114,7 +115,12 @@ func TestCrowdedRefusalsShareTheirStatus(t *testing.T) {
 	if _, again := a.takeRead(id); again != err {
 		t.Errorf("two crowded refusals built two statuses, want one shared")
 	}
-	if n := testing.AllocsPerRun(100, func() { _ = a.readRefusals.refusal(longest) }); n != 0 {
-		t.Errorf("a crowded refusal's status: %v allocations, want none", n)
+	n := testing.AllocsPerRun(100, func() {
+		if crowded, _ := a.takeRead(id); !crowded {
+			t.Fatal("a refusal in the flood not crowded")
+		}
+	})
+	if n != 0 {
+		t.Errorf("a crowded refusal: %v allocations, want none", n)
 	}
 }
