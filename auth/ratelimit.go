@@ -32,7 +32,8 @@ const DefaultMaxBuckets = 100_000
 // and a caller that comes back early may take the token of one that waited.
 // The advice is at most the time an empty bucket takes to fill up (at least
 // a second, at most 24 hours; see MaxRetryAfter), or the time until the
-// next token if that is longer; a refusal told that bound is Crowded.
+// next token if that is longer (at MinRate or faster it is not); a refusal
+// told that bound is Crowded.
 //
 // Memory is bounded: a bucket unused for the idle time is dropped (by
 // default the time an empty bucket takes to fill up, after which a new
@@ -87,12 +88,19 @@ func WithRateLimitClock(now func() time.Time) RateLimitOption {
 	return func(c *rateConfig) { c.now = now }
 }
 
+// MinRate is the slowest rate a RateLimiter takes: one a day, a second's
+// share of it. A slower one is no limit anyone means (0 is how a server
+// turns a rate off), and its wait for the next token would be longer than
+// the longest advice (MaxRetryAfter), which every crowded refusal is then
+// told.
+const MinRate = 1.0 / (24 * 60 * 60)
+
 // NewRateLimiter returns a limiter allowing each identity perSecond
-// publishes a second (a positive, finite number), in bursts of up to burst
-// (at least 1).
+// publishes a second (a finite number, at least MinRate), in bursts of up
+// to burst (at least 1).
 func NewRateLimiter(perSecond float64, burst int, opts ...RateLimitOption) (*RateLimiter, error) {
-	if !(perSecond > 0) || math.IsInf(perSecond, 0) {
-		return nil, fmt.Errorf("auth: rate limit must be a positive number per second, got %v", perSecond)
+	if !(perSecond >= MinRate) || math.IsInf(perSecond, 0) {
+		return nil, fmt.Errorf("auth: rate limit must be a finite number a second, at least one a day (%.4g), got %v", MinRate, perSecond)
 	}
 	if burst < 1 {
 		return nil, fmt.Errorf("auth: rate limit burst must be at least 1, got %d", burst)
@@ -132,12 +140,14 @@ type Decision struct {
 	// RetryAfter is how long a refused caller should wait before it tries
 	// again: the time of the slot reserved for it (see RateLimiter).
 	RetryAfter time.Duration
-	// Crowded reports that a refused caller was advised MaxRetryAfter, the
-	// longest wait, because the slots within it were all advised to callers
-	// before: more were refused within it than callers that each wait out
-	// their advice can be, unless more than rate × MaxRetryAfter of them
-	// wait at once. Callers that ignore their advice, calling again at once,
-	// make every refusal crowded once they have filled the slots.
+	// Crowded reports that a refused caller was advised the longest wait,
+	// the larger of MaxRetryAfter and the time until the next token (which
+	// is no larger at the rates NewRateLimiter takes), because the slots
+	// within it were all advised to callers before: more were refused
+	// within it than callers that each wait out their advice can be, unless
+	// more than rate × MaxRetryAfter of them wait at once. Callers that
+	// ignore their advice, calling again at once, make every refusal
+	// crowded once they have filled the slots.
 	Crowded bool
 }
 
@@ -154,9 +164,13 @@ func (l *RateLimiter) Allow(id *Identity) (ok bool, retryAfter time.Duration) {
 // next free slot for the caller and advises it to come back then (see
 // RateLimiter). A nil id counts as anonymous.
 func (l *RateLimiter) Take(id *Identity) Decision {
-	key := string(MethodAnonymous) + ":" + AnonymousSubject
+	// The key is built on the stack and looked up without a copy: a string
+	// is made of it only for a new bucket, so that a refusal in a flood
+	// allocates nothing.
+	var buf [64]byte
+	key := append(append(append(buf[:0], MethodAnonymous...), ':'), AnonymousSubject...)
 	if id != nil {
-		key = string(id.Method) + ":" + id.Subject
+		key = append(append(append(buf[:0], id.Method...), ':'), id.Subject...)
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -166,12 +180,12 @@ func (l *RateLimiter) Take(id *Identity) Decision {
 	now := l.now()
 	l.evict(now)
 	var b *bucket
-	if e := l.buckets[key]; e != nil {
+	if e := l.buckets[string(key)]; e != nil {
 		b = e.Value.(*bucket)
 		l.lru.MoveToFront(e)
 	} else {
-		b = &bucket{key: key, lim: rate.NewLimiter(l.limit, l.burst)}
-		l.buckets[key] = l.lru.PushFront(b)
+		b = &bucket{key: string(key), lim: rate.NewLimiter(l.limit, l.burst)}
+		l.buckets[b.key] = l.lru.PushFront(b)
 		for len(l.buckets) > l.max {
 			l.drop(l.lru.Back())
 		}
@@ -202,18 +216,21 @@ func (l *RateLimiter) Take(id *Identity) Decision {
 	return Decision{RetryAfter: slot.Sub(now)}
 }
 
-// tokenTime is how long a bucket takes to earn one token at perSecond, at
-// least a nanosecond and at most limit.
+// tokenTime is how long a bucket takes to earn one token at perSecond,
+// rounded up to a whole nanosecond, at most limit. Rounded down, each slot
+// would come up to a nanosecond earlier than the one before it, and a
+// caller that came back punctually would find its token not yet earned.
 func tokenTime(perSecond float64, limit time.Duration) time.Duration {
 	if secs := 1 / perSecond; secs < limit.Seconds() {
-		return max(time.Duration(secs*float64(time.Second)), 1)
+		return max(time.Duration(math.Ceil(secs*float64(time.Second))), 1)
 	}
 	return limit
 }
 
 // MaxRetryAfter is the longest wait the limiter advises to spread callers
 // out: the time an empty bucket takes to fill up, at least a second and at
-// most 24 hours. Only a wait for the next token can be longer.
+// most 24 hours. Only a wait for the next token could be longer, which at
+// MinRate or faster it is not.
 func (l *RateLimiter) MaxRetryAfter() time.Duration { return l.spread }
 
 // evict drops the buckets idle since before now-idle, oldest first.

@@ -144,3 +144,48 @@ func TestRateLimiterAdviceIsBounded(t *testing.T) {
 		t.Errorf("at 0.001/s: refusals told %+v then %+v, want 1000s, then 1000s crowded", first, second)
 	}
 }
+
+// At a rate whose token time is not a whole number of nanoseconds, callers
+// that each come back exactly when they were told find their token: the
+// slots are rounded up, never early. Truncated, each slot drifted up to a
+// nanosecond earlier than the one before, and the waiters came back before
+// their tokens.
+func TestRateLimiterAdviceIsNeverEarly(t *testing.T) {
+	for _, perSecond := range []float64{0.3, 3, 7, 13, 300, 999.7, 3333.3} {
+		clk := fakeclock.New(now)
+		l := newSpreadLimiter(t, clk, perSecond, 1)
+		alice := user("alice")
+		l.Allow(alice)
+		var waits []time.Duration
+		for {
+			d := l.Take(alice)
+			if d.Crowded {
+				break
+			}
+			waits = append(waits, d.RetryAfter)
+		}
+		var waited time.Duration
+		for i, d := range waits {
+			clk.Advance(d - waited)
+			waited = d
+			if ok, again := l.Allow(alice); !ok {
+				t.Fatalf("at %v a second, caller %d of %d came back after %v as told and was refused (told %v)", perSecond, i, len(waits), d, again)
+			}
+		}
+	}
+}
+
+// At the slowest rate, one a day, the wait for the next token is within
+// the longest advice: a crowded refusal is told MaxRetryAfter itself,
+// which the server's refusals share one status for.
+func TestRateLimiterCrowdedAtTheSlowestRate(t *testing.T) {
+	clk := fakeclock.New(now)
+	l := newSpreadLimiter(t, clk, auth.MinRate, 1)
+	alice := user("alice")
+	l.Allow(alice)
+	clk.Advance(time.Hour)
+	first, second := l.Take(alice), l.Take(alice)
+	if first.Crowded || first.RetryAfter > l.MaxRetryAfter() || !second.Crowded || second.RetryAfter != l.MaxRetryAfter() {
+		t.Errorf("refusals told %+v then %+v; want at most %v, then %[3]v crowded", first, second, l.MaxRetryAfter())
+	}
+}

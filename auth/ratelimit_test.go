@@ -170,6 +170,7 @@ func TestNewRateLimiterErrors(t *testing.T) {
 		opts  []auth.RateLimitOption
 	}{
 		{0, 1, nil}, {-1, 1, nil}, {math.Inf(1), 1, nil}, {math.NaN(), 1, nil}, {1, 0, nil},
+		{1e-10, 1, nil}, {math.Nextafter(auth.MinRate, 0), 1, nil}, {1e-300, 1000, nil},
 		{1, 1, []auth.RateLimitOption{auth.WithMaxBuckets(0)}},
 		{1, 1, []auth.RateLimitOption{auth.WithIdleEviction(0)}},
 		{1, 1, []auth.RateLimitOption{auth.WithRateLimitClock(nil)}},
@@ -178,9 +179,14 @@ func TestNewRateLimiterErrors(t *testing.T) {
 			t.Errorf("NewRateLimiter(%v, %d) accepted", tc.rate, tc.burst)
 		}
 	}
-	// A very slow rate is fine: the idle eviction is capped.
-	if _, err := auth.NewRateLimiter(1e-300, 1000); err != nil {
+	// One a day is fine, and its longest advice is the day it takes to
+	// earn a token: every crowded refusal is told that.
+	l, err := auth.NewRateLimiter(auth.MinRate, 1000)
+	if err != nil {
 		t.Fatal(err)
+	}
+	if got := l.MaxRetryAfter(); got != 24*time.Hour {
+		t.Errorf("MaxRetryAfter at one a day: %v, want 24h", got)
 	}
 }
 

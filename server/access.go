@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 
@@ -37,47 +38,56 @@ type access struct {
 func newAccess(cfg *config) (*access, error) {
 	a := &access{
 		authn: cfg.authn, log: newFailureLog(cfg), streams: &streamCounts{max: cfg.maxCredStreams, n: make(map[string]int)},
-		publishRefusals: newRetryStatuses(auth.RateLimitError),
-		readRefusals:    newRetryStatuses(func(wait time.Duration) error { return retryLater(wait, readRateMessage) }),
-		bytesRefusals:   newRetryStatuses(func(wait time.Duration) error { return retryLater(wait, publishBytesMessage) }),
-		anonRefusals:    newRetryStatuses(func(wait time.Duration) error { return retryLater(wait, anonPublishMessage) }),
+		bytesRefusals: newRetryStatuses(func(wait time.Duration) error { return retryLater(wait, publishBytesMessage) }, 0),
 	}
-	if cfg.publishRate > 0 {
-		l, err := auth.NewRateLimiter(cfg.publishRate, cfg.publishBurst)
-		if err != nil {
-			return nil, err
-		}
-		a.publish = l
+	var err error
+	if a.publish, err = newRateLimiter("publish rate", cfg.publishRate, cfg.publishBurst); err != nil {
+		return nil, err
 	}
-	if cfg.authn != nil && cfg.anonPublishRate > 0 {
+	if cfg.authn != nil {
 		rate, burst := cfg.anonPublishRate, cfg.anonPublishBurst
-		if cfg.publishRate > 0 { // strangers never get more than a credential
+		if rate > 0 && cfg.publishRate > 0 { // strangers never get more than a credential
 			rate, burst = min(rate, cfg.publishRate), min(burst, cfg.publishBurst)
 		}
-		l, err := auth.NewRateLimiter(rate, burst)
-		if err != nil {
+		if a.anonPublish, err = newRateLimiter("anonymous publish rate", rate, burst); err != nil {
 			return nil, err
 		}
-		a.anonPublish = l
+	}
+	if a.reads, err = newRateLimiter("read rate", cfg.readRate, cfg.readBurst); err != nil {
+		return nil, err
+	}
+	if a.commands, err = newRateLimiter("credential command rate", cfg.credCommandRate, cfg.credCommandBurst); err != nil {
+		return nil, err
 	}
 	if cfg.publishByteRate > 0 {
 		a.publishBytes = newByteRate(cfg.publishByteRate, cfg.publishByteBurst)
 	}
-	if cfg.readRate > 0 {
-		l, err := auth.NewRateLimiter(cfg.readRate, cfg.readBurst)
-		if err != nil {
-			return nil, err
-		}
-		a.reads = l
-	}
-	if cfg.credCommandRate > 0 {
-		l, err := auth.NewRateLimiter(cfg.credCommandRate, cfg.credCommandBurst)
-		if err != nil {
-			return nil, err
-		}
-		a.commands = l
-	}
+	// Each rate's crowded refusals share the status of its longest advice.
+	a.publishRefusals = newRetryStatuses(auth.RateLimitError, maxRetryAfter(a.publish))
+	a.readRefusals = newRetryStatuses(func(wait time.Duration) error { return retryLater(wait, readRateMessage) }, maxRetryAfter(a.reads))
+	a.anonRefusals = newRetryStatuses(func(wait time.Duration) error { return retryLater(wait, anonPublishMessage) }, maxRetryAfter(a.anonPublish))
 	return a, nil
+}
+
+// newRateLimiter returns the limiter of perSecond in bursts of burst, or
+// nil (no limit) for a rate of 0; an error names the rate.
+func newRateLimiter(name string, perSecond float64, burst int) (*auth.RateLimiter, error) {
+	if perSecond <= 0 {
+		return nil, nil
+	}
+	l, err := auth.NewRateLimiter(perSecond, burst)
+	if err != nil {
+		return nil, fmt.Errorf("server: %s: %w", name, err)
+	}
+	return l, nil
+}
+
+// maxRetryAfter is l's longest advice, or 0 without a limit.
+func maxRetryAfter(l *auth.RateLimiter) time.Duration {
+	if l == nil {
+		return 0
+	}
+	return l.MaxRetryAfter()
 }
 
 // identity is the caller's identity: the authenticated one, or with no

@@ -25,6 +25,9 @@ var WithReadPauseHook = withReadPauseHook
 // WithTapPauseHook is withTapPauseHook for the black-box tests.
 var WithTapPauseHook = withTapPauseHook
 
+// WithCrowdedAllowance is withCrowdedAllowance for the black-box tests.
+var WithCrowdedAllowance = withCrowdedAllowance
+
 // WithPublishPauseHook is withPublishPauseHook for the black-box tests.
 var WithPublishPauseHook = withPublishPauseHook
 

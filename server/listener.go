@@ -49,6 +49,7 @@ type connGuard struct {
 	max         int
 	authTimeout time.Duration // 0: connections need not authenticate
 	maxRefused  int           // refused calls a connection may have within a second; 0: any number
+	maxCrowded  int           // crowded refusals a connection may have within a second unpaused
 	log         *slog.Logger
 	warn        rate.Sometimes // the log line for refusals, at most once a minute
 	warnRefused rate.Sometimes // the log line for connections closed for their refused calls, at most once a second
@@ -105,6 +106,7 @@ func newConnGuard(cfg *config) *connGuard {
 	g := &connGuard{
 		max:         cfg.maxConns,
 		maxRefused:  cfg.maxRefusedCalls,
+		maxCrowded:  freeCrowdedRefusals,
 		log:         cfg.log,
 		warn:        rate.Sometimes{First: 1, Interval: time.Minute},
 		warnRefused: rate.Sometimes{First: 1, Interval: time.Second},
@@ -117,6 +119,9 @@ func newConnGuard(cfg *config) *connGuard {
 	}
 	if cfg.authn != nil {
 		g.authTimeout = cfg.authTimeout
+	}
+	if cfg.crowdedAllowance > 0 {
+		g.maxCrowded = cfg.crowdedAllowance
 	}
 	if g.authTimeout > 0 {
 		g.pace, g.paceAfter = rate.NewLimiter(acceptPace, acceptPaceBurst), defaultAcceptPaceAfter
@@ -335,16 +340,17 @@ func (g *connGuard) refusedCall(ctx context.Context) time.Duration {
 // crowdedCall counts a call of ctx's connection that the tap refused past a
 // rate whose advice was crowded (see crowdedRefusal), and returns how long
 // the tap should pause the connection's reading after it: none for its
-// first freeCrowdedRefusals within the second, then refusalPause's. It
+// first freeCrowdedRefusals within the second (tests may allow fewer),
+// then refusalPause's. It
 // never closes the connection: the pauses alone keep such refusals near
 // freeCrowdedRefusals and a dozen a second, and a closing would penalise
 // the client's address, and every client behind it.
 func (g *connGuard) crowdedCall(ctx context.Context) time.Duration {
 	n, t, _ := g.countRefusal(ctx, func(t *tracked) *refusals { return &t.crowdedCalls })
-	if t == nil || n <= freeCrowdedRefusals {
+	if t == nil || n <= g.maxCrowded {
 		return 0
 	}
-	return refusalPause(n - freeCrowdedRefusals)
+	return refusalPause(n - g.maxCrowded)
 }
 
 // countRefusal counts a refusal of ctx's connection in the counter that

@@ -75,6 +75,7 @@ type config struct {
 
 	publishPauseHook func(d time.Duration) // tests only: called as a PublishStream's reader pauses after a refused publish
 	acceptPaceAfter  int64                 // tests only: connections awaiting authentication past which accepts are paced; 0: defaultAcceptPaceAfter
+	crowdedAllowance int                   // tests only: crowded refusals a connection may have within a second unpaused; 0: freeCrowdedRefusals
 }
 
 // WithBroker makes the server use b, which it then owns and closes. The
@@ -270,6 +271,13 @@ func withReadPauseHook(f func(sessionID string, d time.Duration)) Option {
 // pause a connection after a call it refused (see refusedInTap). Only
 // tests set it, through export_test.go.
 func withTapPauseHook(f func(d time.Duration)) Option { return func(c *config) { c.tapPauseHook = f } }
+
+// withCrowdedAllowance sets how many crowded refusals (see crowdedRefusal)
+// a connection may have within a second before the tap pauses it,
+// freeCrowdedRefusals by default, so that a test need not make a thousand
+// within a second on a loaded machine. Only tests set it, through
+// export_test.go.
+func withCrowdedAllowance(n int) Option { return func(c *config) { c.crowdedAllowance = n } }
 
 // withPublishPauseHook makes a PublishStream's reader call f with the
 // pause as it begins to pause after a request answered with a refusal (see

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"math"
 	"sync"
 	"time"
 
@@ -70,7 +71,12 @@ func (r *byteRate) owing(id *auth.Identity) time.Duration {
 	if b.tokens >= 0 {
 		return 0
 	}
-	return time.Duration(-b.tokens / r.rate * float64(time.Second))
+	// A float past the longest Duration converts to what the platform
+	// makes of it (negative on amd64): a slow rate's debt would owe nothing.
+	if ns := -b.tokens / r.rate * float64(time.Second); ns < math.MaxInt64 {
+		return time.Duration(ns)
+	}
+	return math.MaxInt64
 }
 
 // charge takes n bytes from id's bucket, into debt if need be.

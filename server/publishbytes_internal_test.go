@@ -38,3 +38,17 @@ func TestByteRateSteadyPublishesAllocateNothing(t *testing.T) {
 		t.Errorf("%d buckets after a sweep of full ones", len(r.buckets))
 	}
 }
+
+// A debt that a slow byte rate takes longer than the longest Duration to
+// pay off still owes: converted as it was, its wait came out negative on
+// amd64, and the credential owed nothing.
+func TestByteRateSlowDebtOwes(t *testing.T) {
+	r := newByteRate(1e-10, 1)
+	clock := time.Unix(1, 0)
+	r.now = func() time.Time { return clock }
+	id := &auth.Identity{Subject: "alice", Method: auth.MethodAPIKey}
+	r.charge(id, 1000)
+	if wait := r.owing(id); wait <= 0 {
+		t.Errorf("a debt of 999 bytes at 1e-10 bytes a second: owing %v, want a wait", wait)
+	}
+}

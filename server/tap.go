@@ -57,7 +57,8 @@ func authTap(in *auth.Interceptors, log *failureLog, authenticated func(context.
 // (see access.identity), and limit refuses a call from that identity alone,
 // before its request is read, as authTap does an authenticated one's. Each
 // refused call is reported to refused, so that a connection whose calls
-// keep being refused is paused, then closed, as one whose credentials are.
+// keep being refused is paused, as one whose credentials are, and closed
+// if they are not crowded refusals past a rate (see refusalKind).
 // It costs a call nothing unless limit has a limit for its method.
 func limitTap(refused func(context.Context, refusalKind), limit tapLimit) tap.ServerInHandle {
 	return func(ctx context.Context, info *tap.Info) (context.Context, error) {
@@ -106,27 +107,28 @@ const freeRefusedCalls = 100
 // freeCrowdedRefusals is how many crowded refusals (past a rate, see
 // crowdedRefusal) one connection may have within a second before the tap
 // pauses it. Callers that wait out their advice have none until more of
-// them wait at once than the rate serves in its longest advice (64 callers
-// publishing past a rate of 1000 a second, in TestHonestPublishersAreNotPaused,
-// were told at most 64 ms, where a second's worth of slots would crowd
-// them). What reaches it is a client that
-// resyncs more rooms at once than its read burst and the next second's
-// reads (a thousand rooms at the default read rate make about 600), or a
-// loop that ignores its answers.
+// them wait at once than the rate serves in its longest advice (64
+// callers publishing past a rate of 1000 a second, in
+// TestHonestPublishersAreNotPaused, were told at most 64 ms, where a
+// second's worth of slots would crowd them). What reaches it is a client
+// that resyncs more rooms at once than its read burst and the next
+// second's reads (a thousand rooms at the default read rate make about
+// 600), or a loop that ignores its answers. It is counted per connection:
+// a client with many connections has as many allowances.
 const freeCrowdedRefusals = 1000
 
 // refusedInTap tells the connection guard of a call the tap refused, then,
 // past freeRefusedCalls abusive refusals within a second (or
-// freeCrowdedRefusals crowded ones), pauses the connection's reading,
-// on whose goroutine the tap runs: 1 ms, doubled for each further refusal
+// freeCrowdedRefusals crowded ones), pauses the connection's reading, on
+// whose goroutine the tap runs: 1 ms, doubled for each further refusal
 // within the second, at most a second (see refusalPause). A client whose
 // calls keep being refused (unauthenticated, past its streams, owing bytes
 // of its publish rate, past a rate without waiting) is then read about a
-// dozen times a second past its allowance rather
-// than as fast as it can write: a loop of refused Subscribe streams over 25
-// connections cost the server most of a core (issue #13 (d)). The pause
-// holds up only that connection, but all of it: grpc-go runs the tap under
-// the transport's lock, which its writer also takes as streams end.
+// dozen times a second past its allowance rather than as fast as it can
+// write: a loop of refused Subscribe streams over 25 connections cost the
+// server most of a core (issue #13 (d)). The pause holds up only that
+// connection, but all of it: grpc-go runs the tap under the transport's
+// lock, which its writer also takes as streams end.
 func (s *Server) refusedInTap(ctx context.Context, kind refusalKind) {
 	var d time.Duration
 	switch kind {

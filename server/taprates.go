@@ -18,10 +18,12 @@ import (
 // A refusal counts toward its connection's pause only once its rate's
 // advice is crowded (see tapLimit): an honest client that waits out each
 // RetryInfo is refused about once per call it makes, but the limiter
-// spreads its waiters one token apart, and they never fill its slots. The
-// token is taken rather than only looked at: with
-// dozens of calls in flight, all those that found a token left would pass
-// the tap and all but one be refused by their handlers. A call whose
+// spreads its waiters one token apart, and they fill its slots only when
+// more of them wait at once than the rate serves in its longest advice
+// (the larger of its burst and a second's tokens). The token is taken
+// rather than only looked at: with dozens of calls in flight, all those
+// that found a token left would pass the tap and all but one be refused by
+// their handlers. A call whose
 // context says the tap took its token takes none in its handler; other
 // calls (PublishStream's publishes, calls in this process) take theirs
 // there.

@@ -192,6 +192,7 @@ func TestServeFlagUsageErrors(t *testing.T) {
 		{[]string{"--abuse-penalty", "-1s"}, "abuse penalty"},
 		{[]string{"--max-streams-per-credential", "0"}, "streams per credential"},
 		{[]string{"--read-rate", "5", "--read-burst", "0"}, "read rate needs a positive burst"},
+		{[]string{"--publish-rate", "1e-10"}, "publish rate: auth: rate limit must be a finite number a second, at least one a day"},
 		{[]string{"--credential-command-rate", "5", "--credential-command-burst", "0"}, "credential command rate needs a positive burst"},
 		{[]string{"--gc-headroom", "-1"}, "--gc-headroom must not be negative"},
 		{[]string{"--stream-window", "1000"}, "stream window must be 0 (dynamic) or 65536 to"},
