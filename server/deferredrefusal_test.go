@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	otelcodes "go.opentelemetry.io/otel/codes"
 	"golang.org/x/net/http2/hpack"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -180,5 +181,44 @@ func checkRawEnds(t *testing.T, addr string, calls []rawEnd) {
 		if err != nil || end.Status != tc.want.Status || tc.want.Message != "" && end.Message != tc.want.Message {
 			t.Errorf("%s with %d extra headers: ended with %+v (%v), want %+v", tc.method, len(tc.extra), end, err, tc.want)
 		}
+	}
+}
+
+// A deferred refusal comes after grpc-go's own check of the request's
+// grpc-encoding, as docs/security.md says: a call with an encoding the
+// server does not support is refused in the tap without a deadline, and
+// told UNIMPLEMENTED with a far one.
+func TestDeferredRefusalsComeAfterTheEncodingCheck(t *testing.T) {
+	_, addr := start(t, server.WithAuthenticator(testjwt.Authenticator(t)))
+	bogus := hpack.HeaderField{Name: "grpc-encoding", Value: "bogus"}
+	checkRawEnds(t, addr, []rawEnd{
+		{roomcastv1.BrokerService_Publish_FullMethodName, []hpack.HeaderField{bogus}, rawh2.StreamEnd{Status: "16"}},
+		{roomcastv1.BrokerService_Publish_FullMethodName, []hpack.HeaderField{bogus, grpcTimeout}, rawh2.StreamEnd{Status: "12", Message: `grpc: Decompressor is not installed for grpc-encoding "bogus"`}},
+	})
+}
+
+// With tracing on, a deferred refusal makes a span, as does a call to a
+// method the server does not serve, as docs/security.md says, where a
+// refusal in the tap makes none: grpc-go starts the stats handlers only for
+// the calls the tap lets through.
+func TestDeferredRefusalsAreTraced(t *testing.T) {
+	_, addr, spans := tracedServer(t, server.WithAuthenticator(testjwt.Authenticator(t)))
+	ctx := testCtx(t)
+	checkRawEnds(t, addr, []rawEnd{
+		{roomcastv1.BrokerService_History_FullMethodName, nil, rawh2.StreamEnd{Status: "16"}},
+		{roomcastv1.BrokerService_Publish_FullMethodName, []hpack.HeaderField{grpcTimeout}, rawh2.StreamEnd{Status: "16"}},
+		{"/made.Up/Nope", []hpack.HeaderField{authorization(t)}, rawh2.StreamEnd{Status: "12"}},
+	})
+	type end struct {
+		code   string
+		status otelcodes.Code
+	}
+	want := map[string]end{"roomcast.v1.BrokerService/Publish": {"UNAUTHENTICATED", otelcodes.Unset}, "made.Up/Nope": {"UNIMPLEMENTED", otelcodes.Error}}
+	for range 2 { // in either order
+		s := spans.next(t, ctx)
+		checkSpan(t, s, s.Name(), want[s.Name()].code, want[s.Name()].status)
+	}
+	if len(spans) != 0 {
+		t.Errorf("%d more spans, want none of the call refused in the tap", len(spans))
 	}
 }
