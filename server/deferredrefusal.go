@@ -26,9 +26,9 @@ import (
 // own code gives it before anything else runs for it (deferLongRefusals).
 
 // maxTapRefusalDeadline is the furthest deadline a call the tap refuses may
-// have and still be refused in the tap, where it is cheapest (13 to 17 µs
-// of server CPU against 23 to 24 µs deferred: medians of two runs of
-// BenchmarkRefusedCall). What refused calls then hold is at most the
+// have and still be refused in the tap, where it is cheapest (13 to 16 µs
+// of server CPU against 18 to 21 µs deferred: medians of three runs of
+// BenchmarkRefusedCall, the command in its comment). What refused calls then hold is at most the
 // server's refusals a second, times this, times the 274 bytes each holds:
 // at 150,000 refusals a second, about what two cores manage doing nothing
 // else, 41 MB, freed as the deadlines pass. A call without a deadline holds
