@@ -28,13 +28,14 @@ import (
 // maxTapRefusalDeadline is the furthest deadline a call the tap refuses may
 // have and still be refused in the tap, where it is cheapest (13 to 16 µs
 // of server CPU against 18 to 21 µs deferred: medians of three runs of
-// BenchmarkRefusedCall, the command in its comment). What refused calls then hold is at most the
-// server's refusals a second, times this, times the 274 bytes each holds:
-// at 150,000 refusals a second, about what two cores manage doing nothing
-// else, 41 MB, freed as the deadlines pass. A call without a deadline holds
-// no timer and is always refused in the tap. A second keeps that memory to
-// tens of MB at the most refusals the machine can make, while the callers
-// with sub-second deadlines, the ones in a hurry, keep the cheaper refusal.
+// BenchmarkRefusedCall, the command in its comment). What refused calls
+// then hold is at most the server's refusals a second, times this, times
+// the 274 bytes each holds: at 150,000 refusals a second, about what two
+// cores manage doing nothing else, 41 MB, freed as the deadlines pass. A
+// call without a deadline holds no timer and is always refused in the tap.
+// A second keeps that memory to tens of MB at the most refusals the machine
+// can make, while the callers with sub-second deadlines, the ones in a
+// hurry, keep the cheaper refusal.
 const maxTapRefusalDeadline = time.Second
 
 // deferredRefusal is the context key of a call's refusal deferred by
