@@ -91,14 +91,7 @@ func TestPeerAddrs(t *testing.T) {
 // publishes alone; on a server without credentials, where every caller is
 // anonymous, the publish rate applies to all.
 func TestAnonymousPublishRate(t *testing.T) {
-	v, err := auth.NewJWTVerifier(auth.WithHMACSecret(testjwt.Secret, ""), auth.WithIssuer(testjwt.Issuer), auth.WithAudience(testjwt.Audience))
-	if err != nil {
-		t.Fatal(err)
-	}
-	authn, err := auth.NewAuthenticator(auth.WithJWT(v), auth.WithAnonymous(testjwt.Grants(t, ">", ">", ">")))
-	if err != nil {
-		t.Fatal(err)
-	}
+	authn := anonymousAuthenticator(t)
 	rates := []server.Option{server.WithPublishRate(1000, 1000), server.WithAnonymousPublishRate(0.001, 1)}
 	t.Run("with credentials", func(t *testing.T) {
 		_, addr := start(t, append(rates, server.WithAuthenticator(authn))...)
@@ -149,6 +142,21 @@ func TestAnonymousPublishRate(t *testing.T) {
 			}
 		}
 	})
+}
+
+// anonymousAuthenticator takes testjwt's tokens and admits callers
+// without one as anonymous, allowed everything.
+func anonymousAuthenticator(t *testing.T) *auth.Authenticator {
+	t.Helper()
+	v, err := auth.NewJWTVerifier(auth.WithHMACSecret(testjwt.Secret, ""), auth.WithIssuer(testjwt.Issuer), auth.WithAudience(testjwt.Audience))
+	if err != nil {
+		t.Fatal(err)
+	}
+	authn, err := auth.NewAuthenticator(auth.WithJWT(v), auth.WithAnonymous(testjwt.Grants(t, ">", ">", ">")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return authn
 }
 
 // retryInfo is the RetryInfo detail of err's status, or nil.

@@ -22,16 +22,20 @@ import (
 // client chooses how long to hold, for each call it has refused (issue
 // #13). A call the tap lets through is cancelled as its stream ends. So a
 // call the tap refuses whose deadline is further away than
+// maxTapRefusalDeadline is let through with its refusal, which the server's
+// own code gives it before anything else runs for it (deferLongRefusals).
+
 // maxTapRefusalDeadline is the furthest deadline a call the tap refuses may
-// have and still be refused in the tap, where it is cheapest (13 to 17 µs
-// of server CPU against 23 to 24 µs deferred: medians of two runs of
-// BenchmarkRefusedCall). What refused calls then hold is at most the
-// server's refusals a second, times this, times the 274 bytes each holds:
-// at 150,000 refusals a second, about what two cores manage doing nothing
-// else, 41 MB, freed as the deadlines pass. A call without a deadline holds
-// no timer and is always refused in the tap. A second keeps that memory to
-// tens of MB at the most refusals the machine can make, while the callers
-// with sub-second deadlines, the ones in a hurry, keep the cheaper refusal.
+// have and still be refused in the tap, where it is cheapest (13 to 16 µs
+// of server CPU against 18 to 21 µs deferred: medians of three runs of
+// BenchmarkRefusedCall, the command in its comment). What refused calls
+// then hold is at most the server's refusals a second, times this, times
+// the 274 bytes each holds: at 150,000 refusals a second, about what two
+// cores manage doing nothing else, 41 MB, freed as the deadlines pass. A
+// call without a deadline holds no timer and is always refused in the tap.
+// A second keeps that memory to tens of MB at the most refusals the machine
+// can make, while the callers with sub-second deadlines, the ones in a
+// hurry, keep the cheaper refusal.
 const maxTapRefusalDeadline = time.Second
 
 // deferredRefusal is the context key of a call's refusal deferred by
@@ -85,17 +89,18 @@ func refuseDeferred(desc *grpc.ServiceDesc) {
 // refuseDeferredStreams returns first, the first of the server's stream
 // interceptors, answering a stream whose refusal the tap deferred with that
 // refusal instead: before any interceptor counts, logs or admits it, and
-// before its handler reads a request. A call to a method the server does
-// not serve goes to unknownMethod straight away, past the interceptors, as
-// grpc-go would answer it without one: a client must not make up the
-// methods the metrics count.
+// before its handler reads a request. Any other call to a method the server
+// does not serve goes to handler, the grpc.UnknownServiceHandler in effect
+// (unknownMethod, unless WithGRPCOptions gave another), straight away, past
+// the interceptors, as grpc-go would answer it without one: a client must
+// not make up the methods the metrics count.
 func (s *Server) refuseDeferredStreams(first grpc.StreamServerInterceptor) grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 		if err := refusalOf(ss.Context()); err != nil {
 			return err
 		}
-		if srv == nil { // grpc-go has no service for the call: unknownMethod's
-			return s.unknownMethod(srv, ss)
+		if srv == nil { // grpc-go has no service for the call
+			return handler(srv, ss)
 		}
 		return first(srv, ss, info, handler)
 	}
@@ -103,8 +108,9 @@ func (s *Server) refuseDeferredStreams(first grpc.StreamServerInterceptor) grpc.
 
 // unknownMethod is the server's grpc.UnknownServiceHandler, so that a call
 // to a method it does not serve whose refusal the tap deferred comes to
-// refuseDeferredStreams; other such calls it answers UNIMPLEMENTED, as
-// grpc-go would without it.
+// refuseDeferredStreams (as it does with any handler WithGRPCOptions gives
+// instead); other such calls it answers UNIMPLEMENTED, as grpc-go would
+// without it.
 func (s *Server) unknownMethod(_ any, ss grpc.ServerStream) error {
 	full, _ := grpc.MethodFromServerStream(ss)
 	service, method := path.Split(strings.TrimPrefix(full, "/"))

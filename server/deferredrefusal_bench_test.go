@@ -25,7 +25,7 @@ import (
 // connection may have refused within a second before the tap pauses it,
 // so each call also carries a hundredth of a connection's set-up.
 //
-//	go test -run '^$' -bench BenchmarkRefusedCall -benchmem -benchtime=20000x -count 6 ./server/
+//	go test -run '^$' -bench BenchmarkRefusedCall -benchmem -benchtime=20000x -count 5 ./server/
 func BenchmarkRefusedCall(b *testing.B) {
 	for _, mode := range []struct {
 		name  string

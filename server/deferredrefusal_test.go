@@ -7,7 +7,11 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	otelcodes "go.opentelemetry.io/otel/codes"
 	"golang.org/x/net/http2/hpack"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
 	"github.com/roomcast/roomcast/internal/rawh2"
@@ -107,20 +111,68 @@ func TestCallsRefusedWithFarDeadlinesHoldNoMemory(t *testing.T) {
 func TestUnknownMethodsAreRefusedAsOthers(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	s, addr := start(t, server.WithAuthenticator(testjwt.Authenticator(t)), server.WithMetrics(reg))
-	ctx := testCtx(t)
-	h := dialRaw(t, addr)
-	tok := "Bearer " + testjwt.Token(t, "a", time.Now().Add(time.Hour), testjwt.Grants(t, ">", ">", ">"))
-	for _, tc := range []struct {
-		method string
-		extra  []hpack.HeaderField
-		want   rawh2.StreamEnd
-	}{
+	tok := authorization(t)
+	checkRawEnds(t, addr, []rawEnd{
 		{"/roomcast.v1.BrokerService/Nope", nil, rawh2.StreamEnd{Status: "16"}},
 		{"/roomcast.v1.BrokerService/Nope", []hpack.HeaderField{grpcTimeout}, rawh2.StreamEnd{Status: "16"}},
 		{"/made.Up/Nope", []hpack.HeaderField{grpcTimeout}, rawh2.StreamEnd{Status: "16"}},
-		{"/roomcast.v1.BrokerService/Nope", []hpack.HeaderField{grpcTimeout, {Name: "authorization", Value: tok}}, rawh2.StreamEnd{Status: "12", Message: "unknown method Nope for service roomcast.v1.BrokerService"}},
-		{"/made.Up/Nope", []hpack.HeaderField{{Name: "authorization", Value: tok}}, rawh2.StreamEnd{Status: "12", Message: "unknown service made.Up"}},
-	} {
+		{"/roomcast.v1.BrokerService/Nope", []hpack.HeaderField{grpcTimeout, tok}, rawh2.StreamEnd{Status: "12", Message: "unknown method Nope for service roomcast.v1.BrokerService"}},
+		{"/made.Up/Nope", []hpack.HeaderField{tok}, rawh2.StreamEnd{Status: "12", Message: "unknown service made.Up"}},
+	})
+	if n := server.DeferredRefusals(s); n != 2 {
+		t.Errorf("%d refusals deferred, want the two with a deadline", n)
+	}
+	if n := counterOf(t, reg, "grpc_server_started_total", map[string]string{"grpc_method": "Nope"}); n != 0 {
+		t.Errorf("grpc_server_started_total{grpc_method=Nope} = %v, want none", n)
+	}
+}
+
+// A grpc.UnknownServiceHandler given by WithGRPCOptions, which override the
+// server's own, answers the calls to methods the server does not serve,
+// but for those the tap refused with a far deadline, with metrics (whose
+// interceptor comes first) or without.
+func TestUnknownMethodsGoToTheHandlerGiven(t *testing.T) {
+	given := grpc.UnknownServiceHandler(func(any, grpc.ServerStream) error { return status.Error(codes.NotFound, "not here") })
+	tok := authorization(t)
+	for name, metrics := range map[string]prometheus.Registerer{"metrics": prometheus.NewRegistry(), "no metrics": nil} {
+		t.Run(name, func(t *testing.T) {
+			opts := []server.Option{server.WithAuthenticator(testjwt.Authenticator(t)), server.WithGRPCOptions(given)}
+			if metrics != nil {
+				opts = append(opts, server.WithMetrics(metrics))
+			}
+			s, addr := start(t, opts...)
+			checkRawEnds(t, addr, []rawEnd{
+				{"/made.Up/Nope", []hpack.HeaderField{grpcTimeout}, rawh2.StreamEnd{Status: "16"}},
+				{"/made.Up/Nope", []hpack.HeaderField{grpcTimeout, tok}, rawh2.StreamEnd{Status: "5", Message: "not here"}},
+				{"/roomcast.v1.BrokerService/Nope", []hpack.HeaderField{tok}, rawh2.StreamEnd{Status: "5", Message: "not here"}},
+			})
+			if n := server.DeferredRefusals(s); n != 1 {
+				t.Errorf("%d refusals deferred, want the unauthenticated one with a deadline", n)
+			}
+		})
+	}
+}
+
+// authorization is the header of a testjwt token allowed everything.
+func authorization(t *testing.T) hpack.HeaderField {
+	return hpack.HeaderField{Name: "authorization", Value: "Bearer " + testjwt.Token(t, "a", time.Now().Add(time.Hour), testjwt.Grants(t, ">", ">", ">"))}
+}
+
+// rawEnd is a call of a raw HTTP/2 connection: its method and extra header
+// fields, and how the server should end it (its message only if given).
+type rawEnd struct {
+	method string
+	extra  []hpack.HeaderField
+	want   rawh2.StreamEnd
+}
+
+// checkRawEnds makes each call on a raw connection to addr and fails t
+// unless the server ends it as the call wants.
+func checkRawEnds(t *testing.T, addr string, calls []rawEnd) {
+	t.Helper()
+	ctx := testCtx(t)
+	h := dialRaw(t, addr)
+	for _, tc := range calls {
 		id, err := rawCall(h, tc.method, tc.extra, true)
 		if err != nil {
 			t.Fatal(err)
@@ -130,10 +182,43 @@ func TestUnknownMethodsAreRefusedAsOthers(t *testing.T) {
 			t.Errorf("%s with %d extra headers: ended with %+v (%v), want %+v", tc.method, len(tc.extra), end, err, tc.want)
 		}
 	}
-	if n := server.DeferredRefusals(s); n != 2 {
-		t.Errorf("%d refusals deferred, want the two with a deadline", n)
+}
+
+// A deferred refusal comes after grpc-go's own check of the request's
+// grpc-encoding, as docs/security.md says: a call with an encoding the
+// server does not support is refused in the tap without a deadline, and
+// told UNIMPLEMENTED with a far one.
+func TestDeferredRefusalsComeAfterTheEncodingCheck(t *testing.T) {
+	_, addr := start(t, server.WithAuthenticator(testjwt.Authenticator(t)))
+	bogus := hpack.HeaderField{Name: "grpc-encoding", Value: "bogus"}
+	checkRawEnds(t, addr, []rawEnd{
+		{roomcastv1.BrokerService_Publish_FullMethodName, []hpack.HeaderField{bogus}, rawh2.StreamEnd{Status: "16"}},
+		{roomcastv1.BrokerService_Publish_FullMethodName, []hpack.HeaderField{bogus, grpcTimeout}, rawh2.StreamEnd{Status: "12", Message: `grpc: Decompressor is not installed for grpc-encoding "bogus"`}},
+	})
+}
+
+// With tracing on, a deferred refusal makes a span, as does a call to a
+// method the server does not serve, as docs/security.md says, where a
+// refusal in the tap makes none: grpc-go starts the stats handlers only for
+// the calls the tap lets through.
+func TestDeferredRefusalsAreTraced(t *testing.T) {
+	_, addr, spans := tracedServer(t, server.WithAuthenticator(testjwt.Authenticator(t)))
+	ctx := testCtx(t)
+	checkRawEnds(t, addr, []rawEnd{
+		{roomcastv1.BrokerService_History_FullMethodName, nil, rawh2.StreamEnd{Status: "16"}},
+		{roomcastv1.BrokerService_Publish_FullMethodName, []hpack.HeaderField{grpcTimeout}, rawh2.StreamEnd{Status: "16"}},
+		{"/made.Up/Nope", []hpack.HeaderField{authorization(t)}, rawh2.StreamEnd{Status: "12"}},
+	})
+	type end struct {
+		code   string
+		status otelcodes.Code
 	}
-	if n := counterOf(t, reg, "grpc_server_started_total", map[string]string{"grpc_method": "Nope"}); n != 0 {
-		t.Errorf("grpc_server_started_total{grpc_method=Nope} = %v, want none", n)
+	want := map[string]end{"roomcast.v1.BrokerService/Publish": {"UNAUTHENTICATED", otelcodes.Unset}, "made.Up/Nope": {"UNIMPLEMENTED", otelcodes.Error}}
+	for range 2 { // in either order
+		s := spans.next(t, ctx)
+		checkSpan(t, s, s.Name(), want[s.Name()].code, want[s.Name()].status)
+	}
+	if len(spans) != 0 {
+		t.Errorf("%d more spans, want none of the call refused in the tap", len(spans))
 	}
 }

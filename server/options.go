@@ -133,7 +133,11 @@ func WithMetrics(reg prometheus.Registerer) Option { return func(c *config) { c.
 // escape the limit of WithStreamResetRate. Interceptors given here see the
 // replies of a unary Publish and of History already encoded, not as
 // *roomcastv1.PublishResponse or *roomcastv1.HistoryResponse (the server
-// encodes them once, itself).
+// encodes them once, itself). A grpc.StreamInterceptor given here runs
+// before the server's own interceptors, so it also sees the streams the
+// server refuses after the tap (a refused call with a deadline more than a
+// second away, see docs/security.md), which the server's interceptors and
+// those of grpc.ChainStreamInterceptor never see.
 func WithGRPCOptions(opts ...grpc.ServerOption) Option {
 	return func(c *config) { c.grpcOpts = append(c.grpcOpts, opts...) }
 }

@@ -26,13 +26,14 @@ func (e endedSpans) OnEnd(s sdktrace.ReadOnlySpan)                   { e <- s }
 func (e endedSpans) Shutdown(context.Context) error                  { return nil }
 func (e endedSpans) ForceFlush(context.Context) error                { return nil }
 
-// tracedServer starts a server that records its spans in the returned channel.
-func tracedServer(t *testing.T) (*server.Server, string, endedSpans) {
+// tracedServer starts a server with opts that records its spans in the
+// returned channel.
+func tracedServer(t *testing.T, opts ...server.Option) (*server.Server, string, endedSpans) {
 	t.Helper()
 	spans := make(endedSpans, 64)
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(spans))
 	t.Cleanup(func() { tp.Shutdown(context.Background()) })
-	srv, addr := start(t, server.WithTracing(tp))
+	srv, addr := start(t, append(opts, server.WithTracing(tp))...)
 	return srv, addr, spans
 }
 
