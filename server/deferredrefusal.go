@@ -4,6 +4,7 @@ import (
 	"context"
 	"path"
 	"strings"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc"
@@ -20,31 +21,73 @@ import (
 // the deadline, however long (a grpc-timeout may be 99999999H) and even
 // after the connection closes: 274 bytes (three objects) of memory a
 // client chooses how long to hold, for each call it has refused (issue
-// #13). A call the tap lets through is cancelled as its stream ends. So a
-// call the tap refuses whose deadline is further away than
-// maxTapRefusalDeadline is let through with its refusal, which the server's
-// own code gives it before anything else runs for it (deferLongRefusals).
+// #13). A call the tap lets through is cancelled as its stream ends. So the
+// server counts the timers its tap's refusals leave (heldTimers), and a
+// call the tap refuses whose timer would take the count past its budget, or
+// whose deadline is a minute away or more, is let through with its
+// refusal, which the server's own code gives it before anything else runs
+// for it (deferLongRefusals). A refusal in the tap is the cheaper one: 13
+// to 16 µs of server CPU against 18 to 21 µs deferred (medians of three
+// runs of BenchmarkRefusedCall, the command in its comment), and a
+// deferred call's request may arrive, up to its stream's receive window,
+// and be buffered before its refusal: under attack (c) of issue #13, 1 MB
+// unauthenticated publishes with 5-second deadlines, deferring them all
+// made the server collect garbage 39 to 43 times in 5 s rather than 5.
 
-// maxTapRefusalDeadline is the furthest deadline a call the tap refuses may
-// have and still be refused in the tap, where it is cheapest (13 to 16 µs
-// of server CPU against 18 to 21 µs deferred: medians of three runs of
-// BenchmarkRefusedCall, the command in its comment). What refused calls
-// then hold is at most the server's refusals a second, times this, times
-// the 274 bytes each holds: at 150,000 refusals a second, about what two
-// cores manage doing nothing else, 41 MB, freed as the deadlines pass. A
-// call without a deadline holds no timer and is always refused in the tap.
-// A second keeps that memory to tens of MB at the most refusals the machine
-// can make, while the callers with sub-second deadlines, the ones in a
-// hurry, keep the cheaper refusal.
-const maxTapRefusalDeadline = time.Second
+// Bounds of the timers the tap's refusals may leave in the heap.
+const (
+	// defaultHeldTimers is how many at once: about 27 MB.
+	defaultHeldTimers = 100_000
+	// heldWindow is how far away, in seconds, a refused call's deadline
+	// may be for its timer to be counted; a further one is deferred.
+	heldWindow = 64
+)
+
+// heldTimers counts the calls refused in the tap whose deadline timers
+// grpc-go may still hold, by the second their deadline passes. It is safe
+// for concurrent use.
+type heldTimers struct {
+	max int // the budget
+
+	mu   sync.Mutex
+	n    int             // held, as of the last take
+	secs [heldWindow]int // held, by the second after their deadline, modulo heldWindow
+	from int64           // the first second secs may count; earlier ones have passed and are empty
+}
+
+// take reports whether a call refused at now with deadline may be refused
+// in the tap, and if so counts its timer until the deadline has passed.
+func (h *heldTimers) take(now, deadline time.Time) bool {
+	nowSec, end := now.Unix(), deadline.Unix()+1 // its timer has fired by the second after its deadline
+	if end-nowSec >= heldWindow {
+		return false
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if nowSec-h.from >= heldWindow { // every second counted has passed
+		h.n, h.secs, h.from = 0, [heldWindow]int{}, nowSec
+	}
+	for ; h.from < nowSec; h.from++ {
+		i := h.from % heldWindow
+		h.n -= h.secs[i]
+		h.secs[i] = 0
+	}
+	if h.n >= h.max {
+		return false
+	}
+	h.secs[max(end, nowSec)%heldWindow]++
+	h.n++
+	return true
+}
 
 // deferredRefusal is the context key of a call's refusal deferred by
 // deferLongRefusals.
 type deferredRefusal struct{}
 
 // deferLongRefusals returns the gRPC path's tap: t, except that a call t
-// refuses whose deadline is further away than maxTapRefusalDeadline is let
-// through with the refusal in its context, for refuseDeferred to answer.
+// refuses whose deadline timer the tap may not leave (see heldTimers) is
+// let through with the refusal in its context, for refuseDeferred to
+// answer.
 // Every refusal of t goes through it, whichever check made it. Only the
 // gRPC path's tap needs it: a web call's context is its HTTP request's,
 // which ends with it.
@@ -54,7 +97,7 @@ func (s *Server) deferLongRefusals(t tap.ServerInHandle) tap.ServerInHandle {
 		if err == nil {
 			return ctx2, nil
 		}
-		if d, ok := ctx.Deadline(); !ok || time.Until(d) <= maxTapRefusalDeadline {
+		if d, ok := ctx.Deadline(); !ok || s.held.take(time.Now(), d) {
 			return nil, err
 		}
 		s.deferred.Add(1)

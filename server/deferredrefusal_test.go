@@ -222,3 +222,22 @@ func TestDeferredRefusalsAreTraced(t *testing.T) {
 		t.Errorf("%d more spans, want none of the call refused in the tap", len(spans))
 	}
 }
+
+// Refused calls with near deadlines are refused in the tap while the timers
+// they leave fit the budget; past it, they are deferred too.
+func TestNearDeadlinesAreRefusedInTheTapWithinTheBudget(t *testing.T) {
+	s, addr := start(t, server.WithAuthenticator(testjwt.Authenticator(t)), server.WithHeldTimers(2))
+	near := hpack.HeaderField{Name: "grpc-timeout", Value: "30S"}
+	end := rawh2.StreamEnd{Status: "16"}
+	checkRawEnds(t, addr, []rawEnd{
+		{roomcastv1.BrokerService_Publish_FullMethodName, []hpack.HeaderField{near}, end},
+		{roomcastv1.BrokerService_Publish_FullMethodName, []hpack.HeaderField{near}, end},
+	})
+	if n := server.DeferredRefusals(s); n != 0 {
+		t.Fatalf("%d refusals with 30-second deadlines deferred within a budget of 2, want none", n)
+	}
+	checkRawEnds(t, addr, []rawEnd{{roomcastv1.BrokerService_Publish_FullMethodName, []hpack.HeaderField{near}, end}})
+	if n := server.DeferredRefusals(s); n != 1 {
+		t.Fatalf("%d refusals deferred past the budget, want the third", n)
+	}
+}

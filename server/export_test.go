@@ -28,6 +28,9 @@ var WithTapPauseHook = withTapPauseHook
 // WithCrowdedAllowance is withCrowdedAllowance for the black-box tests.
 var WithCrowdedAllowance = withCrowdedAllowance
 
+// WithHeldTimers is withHeldTimers for the black-box tests.
+var WithHeldTimers = withHeldTimers
+
 // WithPublishPauseHook is withPublishPauseHook for the black-box tests.
 var WithPublishPauseHook = withPublishPauseHook
 

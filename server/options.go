@@ -76,6 +76,7 @@ type config struct {
 	publishPauseHook func(d time.Duration) // tests only: called as a PublishStream's reader pauses after a refused publish
 	acceptPaceAfter  int64                 // tests only: connections awaiting authentication past which accepts are paced; 0: defaultAcceptPaceAfter
 	crowdedAllowance int                   // tests only: crowded refusals a connection may have within a second unpaused; 0: freeCrowdedRefusals
+	heldTimers       int                   // tests only: the deadline timers the tap's refusals may leave; 0: defaultHeldTimers
 }
 
 // WithBroker makes the server use b, which it then owns and closes. The
@@ -282,6 +283,12 @@ func withTapPauseHook(f func(d time.Duration)) Option { return func(c *config) {
 // within a second on a loaded machine. Only tests set it, through
 // export_test.go.
 func withCrowdedAllowance(n int) Option { return func(c *config) { c.crowdedAllowance = n } }
+
+// withHeldTimers sets how many deadline timers the tap's refusals may leave
+// in the heap at once (see heldTimers), defaultHeldTimers by default, so
+// that a test need not refuse a hundred thousand calls. Only tests set it,
+// through export_test.go.
+func withHeldTimers(n int) Option { return func(c *config) { c.heldTimers = n } }
 
 // withPublishPauseHook makes a PublishStream's reader call f with the
 // pause as it begins to pause after a request answered with a refusal (see

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -49,6 +50,7 @@ type Server struct {
 	panics        atomic.Uint64      // panics recovered in handlers, stream readers and connection writers
 	commandFloods atomic.Uint64      // streams ended for commands past the rate limits
 	deferred      atomic.Uint64      // calls the tap refused and let through for their deadline (deferLongRefusals)
+	held          heldTimers         // the deadline timers the tap's refusals leave (deferredrefusal.go)
 	resets        *resetGuard        // closes connections that reset streams too fast
 	guard         *connGuard         // connection cap and auth timeout
 	tap           tap.ServerInHandle // authenticates a call from its headers; nil without an authenticator
@@ -95,6 +97,7 @@ func New(opts ...Option) (_ *Server, err error) {
 	}
 	acc.dir = b
 	s := &Server{cfg: cfg, started: time.Now(), broker: b, access: acc, health: health.NewServer(), drain: make(chan struct{}), stopped: make(chan struct{}), conns: make(map[string]*outConn)}
+	s.held.max = cmp.Or(cfg.heldTimers, defaultHeldTimers)
 	s.jsonFragments = newFragmentCache(defaultFragmentCacheBytes)
 	s.resets = &resetGuard{rate: cfg.resetRate, burst: float64(cfg.resetBurst), maxHeaderBytes: uint32(cfg.maxHeaderBytes), log: cfg.log}
 	creds := cfg.creds
