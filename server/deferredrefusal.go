@@ -24,7 +24,7 @@ import (
 // #13). A call the tap lets through is cancelled as its stream ends. So the
 // server counts the timers its tap's refusals leave (heldTimers), and a
 // call the tap refuses whose timer would take the count past its budget, or
-// whose deadline is a minute away or more, is let through with its
+// whose deadline is 16 seconds away or more, is let through with its
 // refusal, which the server's own code gives it before anything else runs
 // for it (deferLongRefusals). A refusal in the tap is the cheaper one: 13
 // to 16 µs of server CPU against 18 to 21 µs deferred (medians of three
@@ -39,15 +39,23 @@ const (
 	// defaultHeldTimers is how many at once: about 27 MB.
 	defaultHeldTimers = 100_000
 	// heldWindow is how far away, in seconds, a refused call's deadline
-	// may be for its timer to be counted; a further one is deferred.
-	heldWindow = 64
+	// may be for its timer to be counted; a further one is deferred. The
+	// budget is the server's, all clients' together: keeping the window
+	// short makes filling it take many refusals a second (100,000 in 16 s,
+	// over 6,000 a second, about 60 connections at the pace the tap's
+	// pauses allow), while the deadlines clients usually give, seconds,
+	// keep the cheaper refusal.
+	heldWindow = 16
 )
 
 // heldTimers counts the calls refused in the tap whose deadline timers
-// grpc-go may still hold, by the second their deadline passes. It is safe
-// for concurrent use.
+// grpc-go may still hold, by the second their deadline passes, in seconds
+// since start: times with monotonic readings, as grpc-go's timers are, so
+// that a step of the wall clock changes nothing. It is safe for concurrent
+// use.
 type heldTimers struct {
-	max int // the budget
+	max   int       // the budget
+	start time.Time // of the server
 
 	mu   sync.Mutex
 	n    int             // held, as of the last take
@@ -58,12 +66,14 @@ type heldTimers struct {
 // take reports whether a call refused at now with deadline may be refused
 // in the tap, and if so counts its timer until the deadline has passed.
 func (h *heldTimers) take(now, deadline time.Time) bool {
-	nowSec, end := now.Unix(), deadline.Unix()+1 // its timer has fired by the second after its deadline
+	nowSec := int64(now.Sub(h.start) / time.Second)
+	end := int64(deadline.Sub(h.start)/time.Second) + 1 // its timer has fired by the second after its deadline
 	if end-nowSec >= heldWindow {
 		return false
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	nowSec = max(nowSec, h.from)     // read before the lock, it may be behind another caller's
 	if nowSec-h.from >= heldWindow { // every second counted has passed
 		h.n, h.secs, h.from = 0, [heldWindow]int{}, nowSec
 	}
@@ -75,7 +85,7 @@ func (h *heldTimers) take(now, deadline time.Time) bool {
 	if h.n >= h.max {
 		return false
 	}
-	h.secs[max(end, nowSec)%heldWindow]++
+	h.secs[max(end, nowSec)%heldWindow]++ // a deadline passed counts in this second
 	h.n++
 	return true
 }

@@ -227,14 +227,14 @@ func TestDeferredRefusalsAreTraced(t *testing.T) {
 // they leave fit the budget; past it, they are deferred too.
 func TestNearDeadlinesAreRefusedInTheTapWithinTheBudget(t *testing.T) {
 	s, addr := start(t, server.WithAuthenticator(testjwt.Authenticator(t)), server.WithHeldTimers(2))
-	near := hpack.HeaderField{Name: "grpc-timeout", Value: "30S"}
+	near := hpack.HeaderField{Name: "grpc-timeout", Value: "10S"}
 	end := rawh2.StreamEnd{Status: "16"}
 	checkRawEnds(t, addr, []rawEnd{
 		{roomcastv1.BrokerService_Publish_FullMethodName, []hpack.HeaderField{near}, end},
 		{roomcastv1.BrokerService_Publish_FullMethodName, []hpack.HeaderField{near}, end},
 	})
 	if n := server.DeferredRefusals(s); n != 0 {
-		t.Fatalf("%d refusals with 30-second deadlines deferred within a budget of 2, want none", n)
+		t.Fatalf("%d refusals with 10-second deadlines deferred within a budget of 2, want none", n)
 	}
 	checkRawEnds(t, addr, []rawEnd{{roomcastv1.BrokerService_Publish_FullMethodName, []hpack.HeaderField{near}, end}})
 	if n := server.DeferredRefusals(s); n != 1 {

@@ -6,11 +6,11 @@ import (
 )
 
 // The tap may leave at most its budget of deadline timers at once; a timer
-// stops counting once its deadline has passed, and a deadline a minute away
-// or more is never left.
+// stops counting once its deadline has passed, and a deadline heldWindow
+// seconds away or more is never left.
 func TestHeldTimers(t *testing.T) {
-	h := heldTimers{max: 3}
-	now := time.Unix(1_000_000, 0)
+	now := time.Now()
+	h := heldTimers{max: 3, start: now.Add(-time.Hour)}
 	for i := range 3 {
 		if !h.take(now, now.Add(5*time.Second)) {
 			t.Fatalf("refusal %d of a budget of 3 deferred", i)
@@ -27,18 +27,48 @@ func TestHeldTimers(t *testing.T) {
 		t.Fatal("a timer deferred once the others' deadlines had passed")
 	}
 	if h.take(later, later.Add(heldWindow*time.Second)) {
-		t.Fatal("a deadline a minute away held")
+		t.Fatal("a deadline heldWindow seconds away held")
 	}
 	if h.n != 1 {
 		t.Fatalf("%d held, want 1", h.n)
 	}
 	hours := later.Add(3 * time.Hour) // every second counted has long passed
 	for i := range 3 {
-		if !h.take(hours, hours.Add(59*time.Second)) {
+		if !h.take(hours, hours.Add(heldWindow*time.Second-2*time.Second)) {
 			t.Fatalf("refusal %d after a quiet spell deferred", i)
 		}
 	}
 	if h.take(hours, hours) {
 		t.Fatal("a fourth timer held after a quiet spell")
+	}
+}
+
+// Seconds that pass in steps that wrap the window free what they should,
+// and a caller whose time was read before another's (behind it) counts in
+// the current second.
+func TestHeldTimersWrap(t *testing.T) {
+	start := time.Now()
+	h := heldTimers{max: 2, start: start}
+	at := func(s int) time.Time { return start.Add(time.Duration(s) * time.Second) }
+	if !h.take(at(0), at(10)) || !h.take(at(0), at(3)) {
+		t.Fatal("two timers deferred within a budget of 2")
+	}
+	if h.take(at(2), at(5)) {
+		t.Fatal("a third timer held")
+	}
+	if !h.take(at(5), at(14)) { // the 3-second deadline passed
+		t.Fatal("a timer deferred after one deadline passed")
+	}
+	if !h.take(at(12), at(20)) { // the 10-second one too, 12 seconds later, past a wrap of the slots
+		t.Fatal("a timer deferred after a second deadline passed")
+	}
+	if h.take(at(11), at(12)) { // behind the last caller: counted now, and the budget is full
+		t.Fatal("a caller behind another took a place the budget has not")
+	}
+	if !h.take(at(22), at(23)) { // 14 and 20 passed, and the seconds after them
+		t.Fatal("a timer deferred after every deadline passed")
+	}
+	if h.n != 1 {
+		t.Fatalf("%d held, want 1", h.n)
 	}
 }

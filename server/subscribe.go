@@ -51,7 +51,7 @@ type session struct {
 	watch   bool         // a Watch call's: its commands' ids are room names (see watch.go)
 
 	writeStatus func(*status.Status) error // ends the stream at once (see selfread.go); nil: a goroutine reads
-	admission   func()                     // gives the stream's place among its credential's back (see admitted); nil: none
+	admission   func()                     // gives the stream's places, the server's and its credential's, back (see serve and admitted); once, however often called
 
 	mu     sync.Mutex
 	sched  schedState  // guarded by mu; see schedule.go
@@ -94,7 +94,12 @@ func (s *Server) serve(stream subscribeStream, watch bool) error {
 		s.streams.Add(-1)
 		return status.Errorf(codes.ResourceExhausted, "the server has %d subscriber streams, its limit; retry later or on another instance", s.cfg.maxTotalStreams)
 	}
-	defer s.streams.Add(-1)
+	// The stream's places, the server's and its credential's, are given
+	// back as the handler returns, or as the session ends the stream from
+	// outside, before the client hears of it (see endWith).
+	leave := sync.OnceFunc(func() { s.streams.Add(-1) })
+	defer leave()
+	admission := admissionOf(stream.Context())
 	id := newSessionID()
 	ss := &session{
 		srv:    s,
@@ -106,7 +111,12 @@ func (s *Server) serve(stream subscribeStream, watch bool) error {
 		watch:  watch,
 
 		writeStatus: statusWriterOf(stream.Context()),
-		admission:   admissionOf(stream.Context()),
+		admission: func() {
+			leave()
+			if admission != nil {
+				admission()
+			}
+		},
 
 		identity: s.access.identity(stream.Context()),
 		commands: s.cfg.commandLimiter(),
@@ -150,7 +160,7 @@ func (ss *session) wait() error {
 func (ss *session) endWith(err error) {
 	select {
 	case ss.end <- err:
-		if ss.admission != nil { // before the client hears, so that it may open another at once
+		if ss.admission != nil { // before the client hears, so that it may open another at once (nil only in tests of fake sessions)
 			ss.admission()
 		}
 		if ss.writeStatus != nil {
