@@ -6,6 +6,9 @@ var WithTurnHook = withTurnHook
 // WithPublishHook is withPublishHook for the black-box tests.
 var WithPublishHook = withPublishHook
 
+// WithTapHook is withTapHook for the black-box tests.
+var WithTapHook = withTapHook
+
 // ClientKey is clientKey, for tests of addresses no test can connect from.
 var ClientKey = clientKey
 

@@ -68,3 +68,32 @@ func TestAPanicInAHandlerEndsOnlyItsCall(t *testing.T) {
 		t.Errorf("roomcast_panics_total is %v, want 2", n)
 	}
 }
+
+// A panic in the tap, which grpc-go runs on the connection's reading
+// goroutine, ends that call with INTERNAL, is logged and counted, and the
+// connection and the server go on serving.
+func TestAPanicInTheTapEndsOnlyItsCall(t *testing.T) {
+	var logs lockedBuffer
+	reg := prometheus.NewRegistry()
+	var once sync.Once
+	_, addr := start(t, server.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))), server.WithMetrics(reg),
+		server.WithTapHook(func(method string) {
+			if method == roomcastv1.BrokerService_Publish_FullMethodName {
+				once.Do(func() { panic("the tap hook panics") })
+			}
+		}))
+	ctx := testCtx(t)
+	c := dial(t, addr)
+	_, err := c.Publish(ctx, &roomcastv1.PublishRequest{Room: "r"})
+	if st := status.Convert(err); st.Code() != codes.Internal || strings.Contains(st.Message(), "tap hook") {
+		t.Errorf("publish whose tap panics: %v, want INTERNAL telling nothing of the panic", err)
+	}
+	publishText(t, ctx, c, "r", "still serving, on the same connection")
+	if log := logs.String(); !strings.Contains(log, "recovered from a panic") || !strings.Contains(log, `panic="the tap hook panics"`) {
+		t.Errorf("log lacks the panic:\n%s", log)
+	}
+	if n := counter(t, reg, "roomcast_panics_total"); n != 1 {
+		t.Errorf("roomcast_panics_total is %v, want 1", n)
+	}
+}
+

@@ -70,6 +70,7 @@ type config struct {
 	holdHook      func(d time.Duration)                   // tests only: called as a writer begins to hold before a pass
 	turnHook      func(sessionID string)                  // tests only: called as each turn begins
 	publishHook   func(req *roomcastv1.PublishRequest)    // tests only: called as each Publish begins
+	tapHook       func(method string)                     // tests only: called as the tap begins each call
 	readPauseHook func(sessionID string, d time.Duration) // tests only: called as a reader pauses after a refused command
 	tapPauseHook  func(d time.Duration)                   // tests only: called as the tap pauses a connection after a refused call
 
@@ -301,6 +302,11 @@ func withPublishPauseHook(f func(d time.Duration)) Option {
 // work before it exits, writerIdlePeriod by default. Only tests set it,
 // through export_test.go.
 func withWriterIdlePeriod(d time.Duration) Option { return func(c *config) { c.writerIdle = d } }
+
+// withTapHook makes the tap call f with each call's method before anything
+// else, so that a test can make it panic. Only tests set it, through
+// export_test.go.
+func withTapHook(f func(method string)) Option { return func(c *config) { c.tapHook = f } }
 
 // withPublishHook makes Publish call f with each request before anything
 // else: tests make a handler panic with it. Only tests set it, through

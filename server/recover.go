@@ -7,6 +7,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/tap"
 
 	"github.com/roomcast/roomcast/broker"
 )
@@ -70,6 +71,25 @@ func (w *connWriter) recoverPanic() {
 	c.mu.Unlock()
 	if ss != nil {
 		ss.abort()
+	}
+}
+
+// recoverTap returns t with a panic in it recovered: logged with its stack
+// and counted, and the call refused with INTERNAL. grpc-go runs the tap on
+// a connection's reading goroutine, where a panic would end the process
+// (the web path's calls run it too).
+func (s *Server) recoverTap(t tap.ServerInHandle) tap.ServerInHandle {
+	return func(ctx context.Context, info *tap.Info) (_ context.Context, err error) {
+		defer func() {
+			if p := recover(); p != nil {
+				s.recovered(p, info.FullMethodName, "")
+				err = status.Error(codes.Internal, "the server failed this call; it has been logged")
+			}
+		}()
+		if hook := s.cfg.tapHook; hook != nil {
+			hook(info.FullMethodName)
+		}
+		return t(ctx, info)
 	}
 }
 

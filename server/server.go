@@ -171,11 +171,11 @@ func New(opts ...Option) (_ *Server, err error) {
 		if err != nil {
 			return nil, err
 		}
-		s.tap = authTap(in, s.access.log, s.guard.authenticated, s.refusedInTap, s.tapLimits)
+		s.tap = s.recoverTap(authTap(in, s.access.log, s.guard.authenticated, s.refusedInTap, s.tapLimits))
 		gopts = append(gopts, grpc.InTapHandle(s.deferLongRefusals(s.tap))) // credentials are checked before a request is read
 		authUnary, authStream = in.UnaryServerInterceptor(), in.StreamServerInterceptor()
 	} else {
-		s.tap = limitTap(s.refusedInTap, s.tapLimits)
+		s.tap = s.recoverTap(limitTap(s.refusedInTap, s.tapLimits))
 		gopts = append(gopts, grpc.InTapHandle(s.deferLongRefusals(s.tap))) // anonymous callers' limits, before a request is read
 	}
 	gopts = append(gopts, grpc.ChainUnaryInterceptor(s.unaryInterceptors(authUnary)...))
