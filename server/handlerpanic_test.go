@@ -96,4 +96,3 @@ func TestAPanicInTheTapEndsOnlyItsCall(t *testing.T) {
 		t.Errorf("roomcast_panics_total is %v, want 1", n)
 	}
 }
-
