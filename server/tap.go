@@ -136,7 +136,7 @@ const freeCrowdedRefusals = 1000
 // (publish, or History and Presence) a credential may have within a second,
 // over all its connections, before the tap pauses the connection of each
 // further one: a loop over 20 connections, each within freeCrowdedRefusals,
-// was otherwise refused 20,000 times a second unpaused. An anonymous
+// could otherwise be refused 20,000 times a second unpaused. An anonymous
 // caller's credential is its client address (see access.identity). It is
 // twice a connection's allowance because a credential is often shared,
 // by a fleet of backends holding one API key, or a user's tabs: two of its

@@ -14,7 +14,7 @@ import (
 // A credential's loop that ignores its advice over many connections, each
 // within the connection's crowded allowance, is paused once the
 // credential's crowded refusals within the second pass the credential's
-// allowance: counted per connection only, 20 connections made 20 times
+// allowance: counted per connection only, 20 connections could make 20 times
 // the refusals of one unpaused. The allowances are 25 a connection and 40
 // a credential; each of 8 connections makes at most 20 publishes, about
 // 160 in all, all but two of them crowded at a rate of one a second (the
