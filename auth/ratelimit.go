@@ -33,12 +33,16 @@ const DefaultMaxBuckets = 100_000
 // The advice is at most the time an empty bucket takes to fill up (at least
 // a second, at most 24 hours; see MaxRetryAfter), or the time until the
 // next token if that is longer (at MinRate or faster it is not); a refusal
-// told that bound is Crowded.
+// told that bound is Crowded, and each identity's crowded refusals are
+// counted by the second (Decision.CrowdedInSecond), so that a server can
+// hold back a credential that ignores its advice over many connections.
 //
 // Memory is bounded: a bucket unused for the idle time is dropped (by
 // default the time an empty bucket takes to fill up, after which a new
 // bucket is indistinguishable from it), and past the maximum number of
-// buckets the least recently used one is dropped.
+// buckets the least recently used one is dropped. A dropped bucket takes
+// its count of crowded refusals with it; an idle one had none within the
+// last second.
 //
 // It is safe for concurrent use.
 type RateLimiter struct {
@@ -60,6 +64,9 @@ type bucket struct {
 	lim  *rate.Limiter
 	used time.Time
 	slot time.Time // the last slot advised to a refused caller; see Take
+
+	crowdedSince time.Time // when the second of crowded refusals began
+	crowded      int       // crowded refusals since crowdedSince
 }
 
 // RateLimitOption configures NewRateLimiter.
@@ -149,6 +156,12 @@ type Decision struct {
 	// ignore their advice, calling again at once, make every refusal
 	// crowded once they have filled the slots.
 	Crowded bool
+	// CrowdedInSecond is, for a Crowded refusal, how many crowded refusals
+	// the identity has had within the current second, this one included;
+	// 0 otherwise. A second begins at the first crowded refusal more than a
+	// second after the one that began the last. It counts every caller of
+	// the identity, however many connections they use.
+	CrowdedInSecond int
 }
 
 // Allow takes one token from id's bucket. It reports whether there was one,
@@ -210,7 +223,11 @@ func (l *RateLimiter) Take(id *Identity) Decision {
 	// as the refusals slow down.
 	if bound := max(d, l.spread); slot.Sub(now) > bound {
 		b.slot = now.Add(bound)
-		return Decision{RetryAfter: bound, Crowded: true}
+		if now.Sub(b.crowdedSince) > time.Second {
+			b.crowdedSince, b.crowded = now, 0
+		}
+		b.crowded++
+		return Decision{RetryAfter: bound, Crowded: true, CrowdedInSecond: b.crowded}
 	}
 	b.slot = slot
 	return Decision{RetryAfter: slot.Sub(now)}

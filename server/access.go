@@ -135,8 +135,9 @@ func (a *access) allowPublish(id *auth.Identity) error {
 
 // takePublish applies the publish rate of id's credential, or of an
 // anonymous caller's address when the server authenticates others, and
-// reports whether a refusal was crowded (see auth.Decision).
-func (a *access) takePublish(id *auth.Identity) (crowded bool, err error) {
+// for a crowded refusal, how many the credential has had within the second
+// (see auth.Decision.CrowdedInSecond); 0 for another.
+func (a *access) takePublish(id *auth.Identity) (crowded int, err error) {
 	if a.anonPublish != nil && (id == nil || id.Method == auth.MethodAnonymous) {
 		return takeToken(a.anonPublish, a.anonRefusals, id)
 	}
@@ -153,24 +154,25 @@ func (a *access) allowRead(id *auth.Identity) error {
 	return err
 }
 
-// takeRead applies the read rate of id's credential, and reports whether a
-// refusal was crowded (see auth.Decision).
-func (a *access) takeRead(id *auth.Identity) (crowded bool, err error) {
+// takeRead applies the read rate of id's credential, and for a crowded
+// refusal, how many the credential has had within the second (see
+// auth.Decision.CrowdedInSecond); 0 for another.
+func (a *access) takeRead(id *auth.Identity) (crowded int, err error) {
 	return takeToken(a.reads, a.readRefusals, id)
 }
 
 // takeToken takes a token of id's from l, if there is a limit, or returns
-// the refusal of refusals for the wait l advises, and whether it was
-// crowded.
-func takeToken(l *auth.RateLimiter, refusals *retryStatuses, id *auth.Identity) (crowded bool, err error) {
+// the refusal of refusals for the wait l advises, and if it was crowded,
+// how many crowded refusals id has had from l within the second.
+func takeToken(l *auth.RateLimiter, refusals *retryStatuses, id *auth.Identity) (crowded int, err error) {
 	if l == nil {
-		return false, nil
+		return 0, nil
 	}
 	d := l.Take(id)
 	if d.OK {
-		return false, nil
+		return 0, nil
 	}
-	return d.Crowded, refusals.refusal(d.RetryAfter)
+	return d.CrowdedInSecond, refusals.refusal(d.RetryAfter)
 }
 
 // The messages of the read rate's and the publish byte rate's refusals.

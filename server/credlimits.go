@@ -104,19 +104,19 @@ func (s *Server) admitStream(ctx context.Context, id *auth.Identity) (release fu
 // taprates.go), whose context then says so. A refusal is counted and
 // logged here, as no interceptor sees it; one past the streams or owing
 // bytes is abusive (see tapLimit), one past a rate is crowded or uncounted.
-func (s *Server) tapLimits(ctx context.Context, method string) (context.Context, refusalKind, error) {
+func (s *Server) tapLimits(ctx context.Context, method string) (context.Context, refusal, error) {
 	if err := s.fullStreams(ctx, method); err != nil {
 		s.access.log.early(ctx, method, reasonStreamLimit, err)
-		return nil, abusiveRefusal, err
+		return nil, abusive, err
 	}
 	if err := s.owingPublishes(ctx, method); err != nil {
 		s.access.log.early(ctx, method, reasonPublishBytes, err)
-		return nil, abusiveRefusal, err
+		return nil, abusive, err
 	}
-	ctx, reason, kind, err := s.takeRateToken(ctx, method)
+	ctx, reason, r, err := s.takeRateToken(ctx, method)
 	if err != nil {
 		s.access.log.early(ctx, method, reason, err)
-		return nil, kind, err
+		return nil, r, err
 	}
-	return ctx, uncounted, nil
+	return ctx, refusal{}, nil
 }

@@ -46,14 +46,15 @@ import (
 //
 // It is safe for concurrent use.
 type connGuard struct {
-	max         int
-	authTimeout time.Duration // 0: connections need not authenticate
-	maxRefused  int           // refused calls a connection may have within a second; 0: any number
-	maxCrowded  int           // crowded refusals a connection may have within a second unpaused
-	log         *slog.Logger
-	warn        rate.Sometimes // the log line for refusals, at most once a minute
-	warnRefused rate.Sometimes // the log line for connections closed for their refused calls, at most once a second
-	warnTimeout rate.Sometimes // the log line for connections closed by the auth timeout, at most once a second
+	max            int
+	authTimeout    time.Duration // 0: connections need not authenticate
+	maxRefused     int           // refused calls a connection may have within a second; 0: any number
+	maxCrowded     int           // crowded refusals a connection may have within a second unpaused
+	maxCredCrowded int           // crowded refusals of one rate a credential may have within a second unpaused
+	log            *slog.Logger
+	warn           rate.Sometimes // the log line for refusals, at most once a minute
+	warnRefused    rate.Sometimes // the log line for connections closed for their refused calls, at most once a second
+	warnTimeout    rate.Sometimes // the log line for connections closed by the auth timeout, at most once a second
 
 	pace      *rate.Limiter // accepts while paceAfter connections await authentication; nil: never paced
 	paceAfter int64
@@ -104,24 +105,28 @@ func (t *tracked) isClosed() bool {
 
 func newConnGuard(cfg *config) *connGuard {
 	g := &connGuard{
-		max:         cfg.maxConns,
-		maxRefused:  cfg.maxRefusedCalls,
-		maxCrowded:  freeCrowdedRefusals,
-		log:         cfg.log,
-		warn:        rate.Sometimes{First: 1, Interval: time.Minute},
-		warnRefused: rate.Sometimes{First: 1, Interval: time.Second},
-		warnTimeout: rate.Sometimes{First: 1, Interval: time.Second},
-		conns:       make(map[*tracked]struct{}),
-		byKey:       make(map[string]*tracked),
-		unauth:      make(map[string]*tracked),
-		sweepAt:     minSweepAt,
-		penalties:   newPenalties(cfg),
+		max:            cfg.maxConns,
+		maxRefused:     cfg.maxRefusedCalls,
+		maxCrowded:     freeCrowdedRefusals,
+		maxCredCrowded: freeCredentialCrowdedRefusals,
+		log:            cfg.log,
+		warn:           rate.Sometimes{First: 1, Interval: time.Minute},
+		warnRefused:    rate.Sometimes{First: 1, Interval: time.Second},
+		warnTimeout:    rate.Sometimes{First: 1, Interval: time.Second},
+		conns:          make(map[*tracked]struct{}),
+		byKey:          make(map[string]*tracked),
+		unauth:         make(map[string]*tracked),
+		sweepAt:        minSweepAt,
+		penalties:      newPenalties(cfg),
 	}
 	if cfg.authn != nil {
 		g.authTimeout = cfg.authTimeout
 	}
 	if cfg.crowdedAllowance > 0 {
 		g.maxCrowded = cfg.crowdedAllowance
+	}
+	if cfg.credCrowdedAllowance > 0 {
+		g.maxCredCrowded = cfg.credCrowdedAllowance
 	}
 	if g.authTimeout > 0 {
 		g.pace, g.paceAfter = rate.NewLimiter(acceptPace, acceptPaceBurst), defaultAcceptPaceAfter
@@ -338,19 +343,26 @@ func (g *connGuard) refusedCall(ctx context.Context) time.Duration {
 }
 
 // crowdedCall counts a call of ctx's connection that the tap refused past a
-// rate whose advice was crowded (see crowdedRefusal), and returns how long
-// the tap should pause the connection's reading after it: none for its
-// first freeCrowdedRefusals within the second (tests may allow fewer),
-// then refusalPause's. It
-// never closes the connection: the pauses alone keep such refusals near
-// freeCrowdedRefusals and a dozen a second, and a closing would penalise
-// the client's address, and every client behind it.
-func (g *connGuard) crowdedCall(ctx context.Context) time.Duration {
+// rate whose advice was crowded (see crowdedRefusal), the credCrowded'th
+// of its credential within the second, and returns how long the tap should
+// pause the connection's reading after it: none within the connection's
+// first freeCrowdedRefusals and the credential's first
+// freeCredentialCrowdedRefusals (tests may allow fewer), then
+// refusalPause's, doubling with the refusals past whichever allowance
+// they are further past. It never closes the connection: the pauses alone
+// keep such refusals near the allowance and a dozen a second, on a
+// connection, or over a credential's connections (most pauses past its
+// allowance are then a second), and a closing would penalise the client's
+// address, and every client behind it.
+func (g *connGuard) crowdedCall(ctx context.Context, credCrowded int) time.Duration {
 	n, t, _ := g.countRefusal(ctx, func(t *tracked) *refusals { return &t.crowdedCalls })
-	if t == nil || n <= g.maxCrowded {
+	if t == nil {
 		return 0
 	}
-	return refusalPause(n - g.maxCrowded)
+	if past := max(n-g.maxCrowded, credCrowded-g.maxCredCrowded); past > 0 {
+		return refusalPause(past)
+	}
+	return 0
 }
 
 // countRefusal counts a refusal of ctx's connection in the counter that

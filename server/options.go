@@ -74,10 +74,11 @@ type config struct {
 	readPauseHook func(sessionID string, d time.Duration) // tests only: called as a reader pauses after a refused command
 	tapPauseHook  func(d time.Duration)                   // tests only: called as the tap pauses a connection after a refused call
 
-	publishPauseHook func(d time.Duration) // tests only: called as a PublishStream's reader pauses after a refused publish
-	acceptPaceAfter  int64                 // tests only: connections awaiting authentication past which accepts are paced; 0: defaultAcceptPaceAfter
-	crowdedAllowance int                   // tests only: crowded refusals a connection may have within a second unpaused; 0: freeCrowdedRefusals
-	heldTimers       int                   // tests only: the deadline timers the tap's refusals may leave; 0: defaultHeldTimers
+	publishPauseHook     func(d time.Duration) // tests only: called as a PublishStream's reader pauses after a refused publish
+	acceptPaceAfter      int64                 // tests only: connections awaiting authentication past which accepts are paced; 0: defaultAcceptPaceAfter
+	crowdedAllowance     int                   // tests only: crowded refusals a connection may have within a second unpaused; 0: freeCrowdedRefusals
+	credCrowdedAllowance int                   // tests only: the same of a credential's rate; 0: freeCredentialCrowdedRefusals
+	heldTimers           int                   // tests only: the deadline timers the tap's refusals may leave; 0: defaultHeldTimers
 }
 
 // WithBroker makes the server use b, which it then owns and closes. The
@@ -279,11 +280,15 @@ func withReadPauseHook(f func(sessionID string, d time.Duration)) Option {
 func withTapPauseHook(f func(d time.Duration)) Option { return func(c *config) { c.tapPauseHook = f } }
 
 // withCrowdedAllowance sets how many crowded refusals (see crowdedRefusal)
-// a connection may have within a second before the tap pauses it,
-// freeCrowdedRefusals by default, so that a test need not make a thousand
-// within a second on a loaded machine. Only tests set it, through
+// a connection may have within a second before the tap pauses it
+// (freeCrowdedRefusals by default), and how many of one rate a credential
+// may have over all its connections (freeCredentialCrowdedRefusals by
+// default), so that a test need not make thousands within a second on a
+// loaded machine. 0 keeps the default. Only tests set it, through
 // export_test.go.
-func withCrowdedAllowance(n int) Option { return func(c *config) { c.crowdedAllowance = n } }
+func withCrowdedAllowance(perConn, perCredential int) Option {
+	return func(c *config) { c.crowdedAllowance, c.credCrowdedAllowance = perConn, perCredential }
+}
 
 // withHeldTimers sets how many deadline timers the tap's refusals may leave
 // in the heap at once (see heldTimers), defaultHeldTimers by default, so

@@ -29,7 +29,7 @@ import (
 // limit, given its context, says so: a refusal that needs only the
 // caller's identity costs no handler. The call goes on with the context
 // limit returns.
-func authTap(in *auth.Interceptors, log *failureLog, authenticated func(context.Context), refused func(context.Context, refusalKind), limit tapLimit) tap.ServerInHandle {
+func authTap(in *auth.Interceptors, log *failureLog, authenticated func(context.Context), refused func(context.Context, refusal), limit tapLimit) tap.ServerInHandle {
 	authenticate := in.AuthFunc()
 	return func(ctx context.Context, info *tap.Info) (context.Context, error) {
 		if in.IsPublic(info.FullMethodName) {
@@ -39,13 +39,13 @@ func authTap(in *auth.Interceptors, log *failureLog, authenticated func(context.
 		if err != nil {
 			log.refused(err, peerAddr(ctx), "rpc", info.FullMethodName)
 			log.count(info.FullMethodName, reasonUnauthenticated)
-			refused(ctx, abusiveRefusal)
+			refused(ctx, abusive)
 			return nil, err
 		}
 		authenticated(ctx2)
-		ctx3, kind, err := limit(ctx2, info.FullMethodName)
+		ctx3, r, err := limit(ctx2, info.FullMethodName)
 		if err != nil {
-			refused(ctx2, kind)
+			refused(ctx2, r)
 			return nil, err
 		}
 		return ctx3, nil
@@ -60,11 +60,11 @@ func authTap(in *auth.Interceptors, log *failureLog, authenticated func(context.
 // keep being refused is paused, as one whose credentials are, and closed
 // if they are not crowded refusals past a rate (see refusalKind).
 // It costs a call nothing unless limit has a limit for its method.
-func limitTap(refused func(context.Context, refusalKind), limit tapLimit) tap.ServerInHandle {
+func limitTap(refused func(context.Context, refusal), limit tapLimit) tap.ServerInHandle {
 	return func(ctx context.Context, info *tap.Info) (context.Context, error) {
-		ctx2, kind, err := limit(ctx, info.FullMethodName)
+		ctx2, r, err := limit(ctx, info.FullMethodName)
 		if err != nil {
-			refused(ctx, kind)
+			refused(ctx, r)
 			return nil, err
 		}
 		return ctx2, nil
@@ -74,7 +74,20 @@ func limitTap(refused func(context.Context, refusalKind), limit tapLimit) tap.Se
 // tapLimit refuses a call, given its context and method, before its
 // request is read, or returns the context it goes on with, and how the
 // refusal counts toward its connection's pause (see refusedInTap).
-type tapLimit func(ctx context.Context, method string) (_ context.Context, _ refusalKind, _ error)
+type tapLimit func(ctx context.Context, method string) (_ context.Context, _ refusal, _ error)
+
+// refusal is how a call the tap refused counts toward its connection's
+// pause and closing; the zero refusal is uncounted.
+type refusal struct {
+	kind refusalKind
+	// credCrowded is, for a crowdedRefusal, how many crowded refusals of
+	// its rate its credential has had within the second, this one
+	// included, over all its connections (auth.Decision.CrowdedInSecond).
+	credCrowded int
+}
+
+// abusive is the refusal of an abusiveRefusal.
+var abusive = refusal{kind: abusiveRefusal}
 
 // refusalKind is how a call the tap refused counts toward its connection's
 // pause and closing.
@@ -93,8 +106,9 @@ const (
 	// crowdedRefusal: past a rate whose advice was crowded, so that its
 	// callers are not waiting out their advice (or more of them wait at once
 	// than the rate serves in its longest advice). Past freeCrowdedRefusals
-	// within a second it pauses the connection, as an abusive refusal does
-	// past freeRefusedCalls; it does not close it (see crowdedCall).
+	// on its connection within a second, or freeCredentialCrowdedRefusals
+	// of its credential's, it pauses the connection, as an abusive refusal
+	// does past freeRefusedCalls; it does not close it (see crowdedCall).
 	crowdedRefusal
 )
 
@@ -113,13 +127,30 @@ const freeRefusedCalls = 100
 // second's worth of slots would crowd them). What reaches it is a client
 // that resyncs more rooms at once than its read burst and the next
 // second's reads (a thousand rooms at the default read rate make about
-// 600), or a loop that ignores its answers. It is counted per connection:
-// a client with many connections has as many allowances.
+// 600), or a loop that ignores its answers. A client with many
+// connections has as many of these allowances, so a credential has one of
+// its own too (freeCredentialCrowdedRefusals).
 const freeCrowdedRefusals = 1000
+
+// freeCredentialCrowdedRefusals is how many crowded refusals of one rate
+// (publish, or History and Presence) a credential may have within a second,
+// over all its connections, before the tap pauses the connection of each
+// further one: a loop over 20 connections, each within freeCrowdedRefusals,
+// could otherwise be refused 20,000 times a second unpaused. An anonymous
+// caller's credential is its client address (see access.identity). It is
+// twice a connection's allowance because a credential is often shared,
+// by a fleet of backends holding one API key, or a user's tabs: two of its
+// clients resyncing a thousand rooms each at once stay within it (about
+// 600 each), while a credential's loop over any number of connections is
+// held near 2,000 a second rather than 1,000 for each. Only a connection
+// that made a crowded call is paused, which, even if its client shares the
+// credential with the loop, was advised to wait a second or more.
+const freeCredentialCrowdedRefusals = 2 * freeCrowdedRefusals
 
 // refusedInTap tells the connection guard of a call the tap refused, then,
 // past freeRefusedCalls abusive refusals within a second (or
-// freeCrowdedRefusals crowded ones), pauses the connection's reading, on
+// freeCrowdedRefusals crowded ones, or a crowded one past its credential's
+// freeCredentialCrowdedRefusals), pauses the connection's reading, on
 // whose goroutine the tap runs: 1 ms, doubled for each further refusal
 // within the second, at most a second (see refusalPause). A client whose
 // calls keep being refused (unauthenticated, past its streams, owing bytes
@@ -129,13 +160,13 @@ const freeCrowdedRefusals = 1000
 // server most of a core (issue #13 (d)). The pause holds up only that
 // connection, but all of it: grpc-go runs the tap under the transport's
 // lock, which its writer also takes as streams end.
-func (s *Server) refusedInTap(ctx context.Context, kind refusalKind) {
+func (s *Server) refusedInTap(ctx context.Context, r refusal) {
 	var d time.Duration
-	switch kind {
+	switch r.kind {
 	case abusiveRefusal:
 		d = s.guard.refusedCall(ctx)
 	case crowdedRefusal:
-		d = s.guard.crowdedCall(ctx)
+		d = s.guard.crowdedCall(ctx, r.credCrowded)
 	}
 	if d <= 0 {
 		return

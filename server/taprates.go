@@ -44,31 +44,31 @@ type tookToken struct{}
 // refusal whose advice was crowded (see auth.Decision) does, as callers
 // that wait out their advice leave the slots free; another does not. Other
 // calls pass as they are.
-func (s *Server) takeRateToken(ctx context.Context, method string) (context.Context, string, refusalKind, error) {
-	var take func(*auth.Identity) (bool, error)
+func (s *Server) takeRateToken(ctx context.Context, method string) (context.Context, string, refusal, error) {
+	var take func(*auth.Identity) (int, error)
 	var reason string
 	switch method {
 	case roomcastv1.BrokerService_Publish_FullMethodName:
 		if !s.access.limitsPublishes() {
-			return ctx, "", uncounted, nil
+			return ctx, "", refusal{}, nil
 		}
 		take, reason = s.access.takePublish, reasonPublishRate
 	case roomcastv1.BrokerService_History_FullMethodName, roomcastv1.BrokerService_Presence_FullMethodName:
 		if s.access.reads == nil {
-			return ctx, "", uncounted, nil
+			return ctx, "", refusal{}, nil
 		}
 		take, reason = s.access.takeRead, reasonReadRate
 	default:
-		return ctx, "", uncounted, nil
+		return ctx, "", refusal{}, nil
 	}
 	if crowded, err := take(s.access.callIdentity(ctx)); err != nil {
-		kind := uncounted
-		if crowded {
-			kind = crowdedRefusal
+		r := refusal{}
+		if crowded > 0 {
+			r = refusal{kind: crowdedRefusal, credCrowded: crowded}
 		}
-		return ctx, reason, kind, err
+		return ctx, reason, r, err
 	}
-	return context.WithValue(ctx, tookToken{}, true), "", uncounted, nil
+	return context.WithValue(ctx, tookToken{}, true), "", refusal{}, nil
 }
 
 // tapTookToken reports whether the tap took the token of ctx's call.

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -53,18 +54,33 @@ func (p *publishTally) publish(ctx context.Context, t *testing.T, c roomcastv1.B
 // refusals per success in three runs under -race (the waits rounded up to
 // a whole millisecond, as the shared statuses say them), and 1.6 to 2.3 in
 // four runs of main before this change (told the exact wait to the next
-// token), against 0.99 to 1.01 in six runs with it.
+// token), against 0.99 to 1.01 in six runs with it. Spread over several
+// connections, they are not paused either: never crowded, they count
+// toward neither the connection's crowded allowance nor the credential's,
+// both of which the test sets to one.
 func TestHonestPublishersAreNotPaused(t *testing.T) {
+	for _, conns := range []int{1, 8} {
+		t.Run(fmt.Sprintf("%d connections", conns), func(t *testing.T) { honestPublishers(t, conns) })
+	}
+}
+
+// honestPublishers is TestHonestPublishersAreNotPaused over conns
+// connections of one anonymous caller (one client address).
+func honestPublishers(t *testing.T, conns int) {
 	const goroutines, perSecond = 64, 1000
 	var pauses atomic.Int32
-	_, addr := start(t, server.WithPublishRate(perSecond, 50),
+	_, addr := start(t, server.WithPublishRate(perSecond, 50), server.WithCrowdedAllowance(1, 1),
 		server.WithTapPauseHook(func(time.Duration) { pauses.Add(1) }))
-	c := dial(t, addr)
+	clients := make([]roomcastv1.BrokerServiceClient, conns)
+	for i := range clients {
+		clients[i] = dial(t, addr)
+	}
 	ctx, cancel := context.WithTimeout(testCtx(t), time.Second)
 	defer cancel()
 	var tally publishTally
 	var wg sync.WaitGroup
-	for range goroutines {
+	for i := range goroutines {
+		c := clients[i%conns]
 		wg.Go(func() {
 			for ctx.Err() == nil {
 				wait := tally.publish(ctx, t, c)
@@ -111,7 +127,7 @@ func TestHonestPublishersAreNotPaused(t *testing.T) {
 func TestCallsIgnoringTheirAdviceArePaused(t *testing.T) {
 	const window, allowance = 1500 * time.Millisecond, 50
 	pauses := make(chan time.Duration, 1)
-	_, addr := start(t, server.WithPublishRate(1, 1), server.WithCrowdedAllowance(allowance),
+	_, addr := start(t, server.WithPublishRate(1, 1), server.WithCrowdedAllowance(allowance, 0),
 		server.WithTapPauseHook(func(d time.Duration) {
 			select {
 			case pauses <- d:

@@ -1,0 +1,78 @@
+package auth_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/roomcast/roomcast/internal/testsupport/fakeclock"
+)
+
+// A credential's crowded refusals are counted by the second, from the first
+// one: the count goes on within the second and starts again past it. A
+// refusal that is not crowded, and a token taken, count nothing; another
+// credential has a count of its own.
+func TestRateLimiterCountsCrowdedRefusalsBySecond(t *testing.T) {
+	clk := fakeclock.New(now)
+	l := newSpreadLimiter(t, clk, 0.1, 1) // a token every 10 s, which is the longest advice
+	alice, bob := user("alice"), user("bob")
+	if d := l.Take(alice); !d.OK || d.CrowdedInSecond != 0 {
+		t.Fatalf("the burst: %+v, want a token and no count", d)
+	}
+	if d := l.Take(alice); d.OK || d.Crowded || d.CrowdedInSecond != 0 {
+		t.Fatalf("the first refusal: %+v, want told the next token, uncrowded and uncounted", d)
+	}
+	want := 0
+	take := func(what string) {
+		t.Helper()
+		want++
+		if d := l.Take(alice); !d.Crowded || d.CrowdedInSecond != want {
+			t.Fatalf("%s: %+v, want crowded, %d within the second", what, d, want)
+		}
+	}
+	for range 3 {
+		take("a refusal told the longest advice")
+	}
+	clk.Advance(500 * time.Millisecond)
+	take("half a second on")
+	clk.Advance(500 * time.Millisecond)
+	take("a second after the first")
+	if d := l.Take(bob); !d.OK {
+		t.Fatalf("bob: %+v, want his own bucket's token", d)
+	}
+	l.Take(bob)
+	if d := l.Take(bob); !d.Crowded || d.CrowdedInSecond != 1 {
+		t.Fatalf("bob's first crowded refusal: %+v, want counted 1: alice's count is hers", d)
+	}
+	clk.Advance(time.Nanosecond)
+	want = 0
+	take("past the second")
+	take("the next second's second")
+}
+
+// Callers that wait out their advice are never crowded, so never counted,
+// however long they go on.
+func TestRateLimiterDoesNotCountCallersThatWait(t *testing.T) {
+	const callers, perSecond = 64, 1000
+	clk := fakeclock.New(now)
+	l := newSpreadLimiter(t, clk, perSecond, 50)
+	alice := user("alice")
+	back := make([]time.Duration, callers) // when each comes back, from now
+	for range 3 * perSecond {
+		i := 0 // the caller due first
+		for j := range back {
+			if back[j] < back[i] {
+				i = j
+			}
+		}
+		due := back[i]
+		clk.Advance(due)
+		for j := range back {
+			back[j] -= due
+		}
+		d := l.Take(alice)
+		if d.Crowded || d.CrowdedInSecond != 0 {
+			t.Fatalf("a caller that waited was crowded: %+v", d)
+		}
+		back[i] = d.RetryAfter // 0 after a token: it calls again at once
+	}
+}
