@@ -41,8 +41,8 @@ const DefaultMaxBuckets = 100_000
 // default the time an empty bucket takes to fill up, after which a new
 // bucket is indistinguishable from it), and past the maximum number of
 // buckets the least recently used one is dropped. A dropped bucket takes
-// its count of crowded refusals with it; an idle one had none within the
-// last second.
+// its count of crowded refusals with it; at the default idle time (at
+// least a second), an idle one had none within the last second.
 //
 // It is safe for concurrent use.
 type RateLimiter struct {

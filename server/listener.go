@@ -348,8 +348,8 @@ func (g *connGuard) refusedCall(ctx context.Context) time.Duration {
 // pause the connection's reading after it: none within the connection's
 // first freeCrowdedRefusals and the credential's first
 // freeCredentialCrowdedRefusals (tests may allow fewer), then
-// refusalPause's, doubling with the refusals past whichever allowance
-// they are further past. It never closes the connection: the pauses alone
+// refusalPause's, doubling with the connection's refusals past its
+// allowance, or past the credential's (but never more than its own). It never closes the connection: the pauses alone
 // keep such refusals near the allowance and a dozen a second, on a
 // connection, or over a credential's connections (most pauses past its
 // allowance are then a second), and a closing would penalise the client's
@@ -359,7 +359,11 @@ func (g *connGuard) crowdedCall(ctx context.Context, credCrowded int) time.Durat
 	if t == nil {
 		return 0
 	}
-	if past := max(n-g.maxCrowded, credCrowded-g.maxCredCrowded); past > 0 {
+	// Past the credential's allowance, a connection's pause grows with its
+	// own crowded calls, not the credential's: a connection that shares the
+	// credential (clients behind one address, a fleet on one key) and made
+	// one is paused a millisecond, not the second a loop elsewhere earns.
+	if past := max(n-g.maxCrowded, min(n, credCrowded-g.maxCredCrowded)); past > 0 {
 		return refusalPause(past)
 	}
 	return 0

@@ -141,10 +141,14 @@ const freeCrowdedRefusals = 1000
 // twice a connection's allowance because a credential is often shared,
 // by a fleet of backends holding one API key, or a user's tabs: two of its
 // clients resyncing a thousand rooms each at once stay within it (about
-// 600 each), while a credential's loop over any number of connections is
-// held near 2,000 a second rather than 1,000 for each. Only a connection
-// that made a crowded call is paused, which, even if its client shares the
-// credential with the loop, was advised to wait a second or more.
+// 600 each), while a credential's loop over many connections is held near
+// 2,000 a second plus about a dozen for each of its connections, rather
+// than 1,000 for each. Only a connection that made a crowded call is
+// paused, and by its own crowded calls: one that shares the credential
+// with a loop (clients behind one address, a fleet on one key) and made
+// one is paused a millisecond. A PublishStream's refused publishes count
+// toward the credential's crowded refusals too (they take their tokens
+// from the same bucket), though its stream is paused by its own rule.
 const freeCredentialCrowdedRefusals = 2 * freeCrowdedRefusals
 
 // refusedInTap tells the connection guard of a call the tap refused, then,
