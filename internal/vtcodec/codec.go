@@ -121,7 +121,10 @@ func Unmarshal(b []byte, m Message) error {
 }
 
 // MarshalAppend appends m's encoding to b, failing where proto.Marshal
-// would: on a string field that is not valid UTF-8. m must not change
+// would: on a string field that is not valid UTF-8. Unknown fields of the
+// well-known types' messages in m (a google.protobuf.Duration's, say) are
+// not encoded, as the generated code of those types drops them; proto
+// would keep them. Unmarshal keeps them, as proto does. m must not change
 // meanwhile; calls may run at once.
 func MarshalAppend(b []byte, m Message) ([]byte, error) {
 	return AppendSized(b, m, m.SizeVT())

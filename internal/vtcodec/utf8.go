@@ -28,6 +28,17 @@ type layout struct {
 	// unindexed: the message has fields past maxIndexed, which the
 	// walk leaves to proto.
 	unindexed bool
+	// declared: for a well-known type's message (google.protobuf.*), its
+	// field numbers; the walk leaves one with any other field to proto,
+	// which keeps unknown fields where the generated code's well-known
+	// types drop them. Nil for others, whose generated code keeps them.
+	declared []bool
+}
+
+// undeclared reports whether l is a well-known type's and has no field
+// num.
+func (l *layout) undeclared(num protowire.Number) bool {
+	return l.declared != nil && (int(num) >= len(l.declared) || !l.declared[num])
 }
 
 // kind returns the kind of field num.
@@ -108,6 +119,16 @@ func buildLayout(md protoreflect.MessageDescriptor, seen map[protoreflect.FullNa
 	l := new(layout)
 	seen[md.FullName()] = l
 	fields := md.Fields()
+	if md.FullName().Parent() == "google.protobuf" {
+		l.declared = []bool{}
+		for i := range fields.Len() {
+			num := int(fields.Get(i).Number())
+			for num >= len(l.declared) {
+				l.declared = append(l.declared, false)
+			}
+			l.declared[num] = true
+		}
+	}
 	for i := range fields.Len() {
 		fd := fields.Get(i)
 		if fd.Number() > maxIndexed {
@@ -162,7 +183,17 @@ func (l *layout) valid(b []byte) bool {
 			return false
 		}
 		b = b[n:]
+		if l.undeclared(num) {
+			return false
+		}
 		if typ != protowire.BytesType {
+			if l.kind(num) != skipField {
+				// A string or a message must come length-delimited:
+				// proto keeps one that does not as an unknown field,
+				// where the generated code reads a map entry's key and
+				// value whatever their wire type.
+				return false
+			}
 			n = protowire.ConsumeFieldValue(num, typ, b)
 			if n < 0 {
 				return false
