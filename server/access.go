@@ -175,7 +175,8 @@ func takeToken(l *auth.RateLimiter, refusals *retryStatuses, id *auth.Identity) 
 	return d.CrowdedInSecond, refusals.refusal(d.RetryAfter)
 }
 
-// The messages of the read rate's and the publish byte rate's refusals.
+// The messages of the refusals of the read rate, the publish byte rate and
+// the anonymous callers' publish rate.
 const (
 	readRateMessage     = "History and Presence rate limit exceeded for this credential"
 	publishBytesMessage = "this credential has published more bytes than its rate allows"

@@ -268,7 +268,8 @@ func logged(fullMethod string) bool {
 	return !strings.HasPrefix(fullMethod, "/grpc.health.v1.Health/")
 }
 
-// recordedStream is a stream whose context carries its call record.
+// recordedStream is a stream whose context carries more than grpc-go's:
+// its call record, or its admission (see admitted).
 type recordedStream struct {
 	grpc.ServerStream
 	ctx context.Context

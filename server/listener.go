@@ -349,11 +349,12 @@ func (g *connGuard) refusedCall(ctx context.Context) time.Duration {
 // first freeCrowdedRefusals and the credential's first
 // freeCredentialCrowdedRefusals (tests may allow fewer), then
 // refusalPause's, doubling with the connection's refusals past its
-// allowance, or past the credential's (but never more than its own). It never closes the connection: the pauses alone
-// keep such refusals near the allowance and a dozen a second, on a
-// connection, or over a credential's connections (most pauses past its
-// allowance are then a second), and a closing would penalise the client's
-// address, and every client behind it.
+// allowance, or past the credential's (but never more than its own). It
+// never closes the connection: the pauses alone keep such refusals near
+// the allowance and a dozen a second, on a connection, or over a
+// credential's connections (most pauses past its allowance are then a
+// second), and a closing would penalise the client's address, and every
+// client behind it.
 func (g *connGuard) crowdedCall(ctx context.Context, credCrowded int) time.Duration {
 	n, t, _ := g.countRefusal(ctx, func(t *tracked) *refusals { return &t.crowdedCalls })
 	if t == nil {
