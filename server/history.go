@@ -76,17 +76,30 @@ func (s *Server) history(ctx context.Context, req *roomcastv1.HistoryRequest) (*
 		return nil, err
 	}
 	id := s.caller(ctx)
-	if err := s.access.allow(id, auth.Subscribe, req.GetRoom()); err != nil {
-		return nil, err
-	}
-	if err := s.readToken(ctx, id); err != nil { // unless the tap took it
+	if err := s.allowRead(ctx, id, auth.Subscribe, req.GetRoom()); err != nil {
 		return nil, err
 	}
 	bufs, err := s.broker.History(ctx, req.GetRoom(), req.GetAfter(), limit, maxReplyBytes-historyTrailerBytes, req.GetNewestFirst())
 	if err != nil {
 		return nil, brokerStatus(err)
 	}
+	s.access.chargeRead(id, bufs.Len())
 	return &frame{bufs}, nil
+}
+
+// allowRead refuses a History or Presence call of id on room unless its
+// grants allow it perm there, its credential owes nothing of its read byte
+// rate (the tap checked before, but another call may have been charged
+// since, and calls of the web handler or in this process pass no tap), and
+// it has a token of its read rate, which the tap may have taken.
+func (s *Server) allowRead(ctx context.Context, id *auth.Identity, perm auth.Permission, room string) error {
+	if err := s.access.allow(id, perm, room); err != nil {
+		return err
+	}
+	if err := s.access.allowReadBytes(id); err != nil {
+		return err
+	}
+	return s.readToken(ctx, id) // unless the tap took it
 }
 
 // History implements BrokerService.History for callers in this process; the
@@ -113,17 +126,16 @@ func (s *Server) Presence(ctx context.Context, req *roomcastv1.PresenceRequest) 
 		return nil, err
 	}
 	id := s.caller(ctx)
-	if err := s.access.allow(id, auth.Presence, req.GetRoom()); err != nil {
-		return nil, err
-	}
-	if err := s.readToken(ctx, id); err != nil { // unless the tap took it
+	if err := s.allowRead(ctx, id, auth.Presence, req.GetRoom()); err != nil {
 		return nil, err
 	}
 	members, total, err := s.broker.Presence(ctx, req.GetRoom(), limit)
 	if err != nil {
 		return nil, brokerStatus(err)
 	}
-	return &roomcastv1.PresenceResponse{Members: fitMembers(members), Total: uint32(total)}, nil
+	members, size := fitMembers(members)
+	s.access.chargeRead(id, size)
+	return &roomcastv1.PresenceResponse{Members: members, Total: uint32(total)}, nil
 }
 
 // historyTrailerBytes bounds what a HistoryResponse holds besides its
@@ -131,15 +143,18 @@ func (s *Server) Presence(ctx context.Context, req *roomcastv1.PresenceRequest) 
 const historyTrailerBytes = 64
 
 // fitMembers returns the first of members that fit in a PresenceResponse of
-// maxReplyBytes, with room for its total.
-func fitMembers(members []*roomcastv1.Member) []*roomcastv1.Member {
+// maxReplyBytes, with room for its total, and the size of that response
+// (the total's counted at its largest).
+func fitMembers(members []*roomcastv1.Member) ([]*roomcastv1.Member, int) {
 	size := protowire.SizeTag(2) + protowire.SizeVarint(math.MaxUint32) // the total
 	for i, m := range members {
-		if size += protowire.SizeTag(1) + protowire.SizeBytes(proto.Size(m)); size > maxReplyBytes {
-			return members[:i]
+		n := protowire.SizeTag(1) + protowire.SizeBytes(proto.Size(m))
+		if size+n > maxReplyBytes {
+			return members[:i], size
 		}
+		size += n
 	}
-	return members
+	return members, size
 }
 
 func limitOf(n uint32, def, most int) (int, error) {
