@@ -23,10 +23,14 @@ var ErrPresenceFull = errors.New("broker: room presence is full")
 // subscribers that asked for them. An event carries the room's newest
 // offset when it happened, so a client can place it among the messages.
 
-// member is one visible session of a room.
+// member is one visible session of a room, with the Member it is listed
+// as, built once at its join: Presence answers with it as it is, rather
+// than building one for each member of each call (a room of 500 members
+// listed 500 Members and Timestamps per call, half the allocations of a
+// Presence call).
 type member struct {
-	info   map[string]string
 	joined time.Time
+	pb     *roomcastv1.Member // read-only
 }
 
 // addMember lists session id in r's presence, announcing the join.
@@ -38,9 +42,10 @@ func (b *Hub) addMember(r *room, id string, info map[string]string) error {
 	if r.members == nil {
 		r.members = make(map[string]*member)
 	}
-	m := &member{info: info, joined: time.Now()}
+	now := time.Now()
+	m := &member{joined: now, pb: &roomcastv1.Member{SessionId: id, Info: info, JoinTime: timestamppb.New(now)}}
 	r.members[id] = m
-	b.announce(r, roomcastv1.PresenceEventKind_PRESENCE_EVENT_KIND_JOIN, id, m)
+	b.announce(r, roomcastv1.PresenceEventKind_PRESENCE_EVENT_KIND_JOIN, m)
 	return nil
 }
 
@@ -49,12 +54,13 @@ func (b *Hub) addMember(r *room, id string, info map[string]string) error {
 func (b *Hub) removeMember(r *room, id string) {
 	if m := r.members[id]; m != nil {
 		delete(r.members, id)
-		b.announce(r, roomcastv1.PresenceEventKind_PRESENCE_EVENT_KIND_LEAVE, id, m)
+		b.announce(r, roomcastv1.PresenceEventKind_PRESENCE_EVENT_KIND_LEAVE, m)
 	}
 }
 
 // Presence returns up to limit of the room's visible members, oldest joins
-// first, and how many there are in all.
+// first, and how many there are in all. The Members are shared with other
+// calls and must not be modified.
 func (b *Hub) Presence(ctx context.Context, room string, limit int) ([]*roomcastv1.Member, int, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, 0, err
@@ -83,22 +89,18 @@ func (b *Hub) Presence(ctx context.Context, room string, limit int) ([]*roomcast
 	})
 	out := make([]*roomcastv1.Member, 0, min(limit, len(all)))
 	for _, v := range all[:min(limit, len(all))] {
-		out = append(out, v.m.proto(v.id))
+		out = append(out, v.m.pb)
 	}
 	return out, len(all), nil
 }
 
-func (m *member) proto(id string) *roomcastv1.Member {
-	return &roomcastv1.Member{SessionId: id, Info: m.info, JoinTime: timestamppb.New(m.joined)}
-}
-
-// announce appends a presence event for session id to r's event ring.
+// announce appends a presence event for member m to r's event ring.
 // Caller holds r.mu for writing.
-func (b *Hub) announce(r *room, kind roomcastv1.PresenceEventKind, id string, m *member) {
+func (b *Hub) announce(r *room, kind roomcastv1.PresenceEventKind, m *member) {
 	if r.listeners == 0 {
 		return
 	}
-	ev := &roomcastv1.PresenceEvent{Room: r.name, Kind: kind, Member: m.proto(id), Offset: r.msgs.head}
+	ev := &roomcastv1.PresenceEvent{Room: r.name, Kind: kind, Member: m.pb, Offset: r.msgs.head}
 	buf, err := wire.PresenceEntry(ev)
 	if err != nil {
 		return // cannot happen: the event is built from validated fields

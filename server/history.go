@@ -8,7 +8,6 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protowire"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/roomcast/roomcast/auth"
 	"github.com/roomcast/roomcast/broker"
@@ -148,7 +147,7 @@ const historyTrailerBytes = 64
 func fitMembers(members []*roomcastv1.Member) ([]*roomcastv1.Member, int) {
 	size := protowire.SizeTag(2) + protowire.SizeVarint(math.MaxUint32) // the total
 	for i, m := range members {
-		n := protowire.SizeTag(1) + protowire.SizeBytes(proto.Size(m))
+		n := protowire.SizeTag(1) + protowire.SizeBytes(m.SizeVT()) // not proto.Size, which reflects on each map entry
 		if size+n > maxReplyBytes {
 			return members[:i], size
 		}
