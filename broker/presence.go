@@ -85,7 +85,10 @@ func (b *Hub) Presence(ctx context.Context, room string, limit int) ([]*roomcast
 	}
 	r.mu.RUnlock()
 	slices.SortFunc(all, func(a, b visible) int {
-		return cmp.Or(a.m.joined.Compare(b.m.joined), cmp.Compare(a.id, b.id))
+		if c := a.m.joined.Compare(b.m.joined); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.id, b.id) // only on a tie: cmp.Or would compare every pair's ids
 	})
 	out := make([]*roomcastv1.Member, 0, min(limit, len(all)))
 	for _, v := range all[:min(limit, len(all))] {

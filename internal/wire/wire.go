@@ -168,7 +168,8 @@ func batchHeader(n int) mem.Buffer {
 }
 
 // History is a HistoryResponse: the shared message entries, then the room's
-// newest offset and its epoch.
+// newest offset and its epoch. It appends to entries, which the caller
+// gives up: with room for one more buffer, it makes no slice of its own.
 func History(entries []mem.Buffer, offset uint64, epoch string) mem.BufferSlice {
 	var t []byte
 	if offset != 0 {
@@ -179,8 +180,7 @@ func History(entries []mem.Buffer, offset uint64, epoch string) mem.BufferSlice 
 		t = protowire.AppendTag(t, historyEpoch, protowire.BytesType)
 		t = protowire.AppendString(t, epoch)
 	}
-	frame := make(mem.BufferSlice, 0, len(entries)+1)
-	frame = append(frame, entries...)
+	frame := mem.BufferSlice(entries)
 	if len(t) > 0 {
 		frame = append(frame, mem.SliceBuffer(t))
 	}
