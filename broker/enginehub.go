@@ -326,7 +326,7 @@ func (b *Hub) historyFromEngine(ctx context.Context, room string, after uint64, 
 	if err != nil {
 		return nil, err
 	}
-	bufs := make([]mem.Buffer, 0, len(entries))
+	bufs := make([]mem.Buffer, 0, len(entries)+1) // and wire.History's trailer
 	size := 0
 	for _, e := range entries {
 		buf := wire.MessageEntryAt(e.Body, e.Offset)

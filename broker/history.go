@@ -49,18 +49,25 @@ func (b *Hub) History(ctx context.Context, room string, after uint64, limit, max
 	defer r.mu.RUnlock()
 	var bufs []mem.Buffer
 	if from, to, ok := historyRange(b.historyStart(r, time.Now()), r.msgs.head, after, limit, newestFirst); ok {
-		bufs = make([]mem.Buffer, 0, to-from+1)
 		off, step := from, uint64(1)
 		if newestFirst {
 			off, step = to, ^uint64(0) // to, then down to from (at least 1, so no wrap)
 		}
-		size := 0
-		for ; off >= from && off <= to; off += step {
-			e := r.msgs.at(off)
-			if size += e.size; maxBytes > 0 && size > maxBytes && len(bufs) > 0 {
+		// Counted first, so that the answer's one slice is made to size,
+		// with room for wire.History's trailer: a page cut short by
+		// maxBytes, 260 of a thousand messages say, otherwise held a
+		// thousand's slice, then a copy.
+		n, end := 0, off
+		for size := 0; end >= from && end <= to; end += step {
+			e := r.msgs.at(end)
+			if size += e.size; maxBytes > 0 && size > maxBytes && n > 0 {
 				break
 			}
-			bufs = e.appendTo(bufs)
+			n += e.buffers()
+		}
+		bufs = make([]mem.Buffer, 0, n+1)
+		for ; off != end; off += step {
+			bufs = r.msgs.at(off).appendTo(bufs)
 		}
 	}
 	return wire.History(bufs, r.msgs.head, r.epoch), nil

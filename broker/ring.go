@@ -28,6 +28,14 @@ func (e *entry) appendTo(bufs []mem.Buffer) []mem.Buffer {
 	return append(bufs, e.buf)
 }
 
+// buffers is how many buffers appendTo appends.
+func (e *entry) buffers() int {
+	if e.payload != nil {
+		return 2
+	}
+	return 1
+}
+
 // ring holds a sequence's newest entries. For messages the sequence number
 // is the room offset. The caller synchronizes.
 type ring struct {

@@ -23,6 +23,7 @@ type access struct {
 	publish      *auth.RateLimiter // nil: no limit
 	anonPublish  *auth.RateLimiter // anonymous callers' publishes, with an authenticator; nil: publish's limit
 	publishBytes *byteRate         // bytes published per credential; nil: no limit
+	readBytes    *byteRate         // bytes of History and Presence answers per credential; nil: no limit
 	log          *failureLog
 	sessions     sync.Map          // session id → *liveSession: the open Subscribe streams; see sessions.go
 	byIdentity   sync.Map          // *auth.Identity → *liveSession: the same, by their current credential
@@ -33,12 +34,14 @@ type access struct {
 	callers      callerCache       // anonymous callers' identities, for calls (callIdentity)
 
 	publishRefusals, readRefusals, bytesRefusals, anonRefusals *retryStatuses // see retrystatus.go
+	readBytesRefusals                                          *retryStatuses
 }
 
 func newAccess(cfg *config) (*access, error) {
 	a := &access{
 		authn: cfg.authn, log: newFailureLog(cfg), streams: &streamCounts{max: cfg.maxCredStreams, n: make(map[string]int)},
-		bytesRefusals: newRetryStatuses(func(wait time.Duration) error { return retryLater(wait, publishBytesMessage) }, 0),
+		bytesRefusals:     newRetryStatuses(func(wait time.Duration) error { return retryLater(wait, publishBytesMessage) }, 0),
+		readBytesRefusals: newRetryStatuses(func(wait time.Duration) error { return retryLater(wait, readBytesMessage) }, 0),
 	}
 	var err error
 	if a.publish, err = newRateLimiter("publish rate", cfg.publishRate, cfg.publishBurst); err != nil {
@@ -61,6 +64,9 @@ func newAccess(cfg *config) (*access, error) {
 	}
 	if cfg.publishByteRate > 0 {
 		a.publishBytes = newByteRate(cfg.publishByteRate, cfg.publishByteBurst)
+	}
+	if cfg.readByteRate > 0 {
+		a.readBytes = newByteRate(cfg.readByteRate, cfg.readByteBurst)
 	}
 	// Each rate's crowded refusals share the status of its longest advice.
 	a.publishRefusals = newRetryStatuses(auth.RateLimitError, maxRetryAfter(a.publish))
@@ -175,11 +181,12 @@ func takeToken(l *auth.RateLimiter, refusals *retryStatuses, id *auth.Identity) 
 	return d.CrowdedInSecond, refusals.refusal(d.RetryAfter)
 }
 
-// The messages of the refusals of the read rate, the publish byte rate and
-// the anonymous callers' publish rate.
+// The messages of the refusals of the read rate, the publish and read byte
+// rates and the anonymous callers' publish rate.
 const (
 	readRateMessage     = "History and Presence rate limit exceeded for this credential"
 	publishBytesMessage = "this credential has published more bytes than its rate allows"
+	readBytesMessage    = "this credential has been sent more bytes of History and Presence than its rate allows"
 	anonPublishMessage  = "publish rate limit of anonymous callers exceeded for this client address"
 )
 

@@ -100,7 +100,7 @@ func (s *Server) admitStream(ctx context.Context, id *auth.Identity) (release fu
 
 // tapLimits are the limits the tap applies to an authenticated call, from
 // its credential alone: the streams it has open, the bytes it owes of its
-// publish rate, and for a unary call the rate it takes a token of (see
+// publish or read byte rate, and for a unary call the rate it takes a token of (see
 // taprates.go), whose context then says so. A refusal is counted and
 // logged here, as no interceptor sees it; one past the streams or owing
 // bytes is abusive (see tapLimit), one past a rate is crowded or uncounted.
@@ -111,6 +111,10 @@ func (s *Server) tapLimits(ctx context.Context, method string) (context.Context,
 	}
 	if err := s.owingPublishes(ctx, method); err != nil {
 		s.access.log.early(ctx, method, reasonPublishBytes, err)
+		return nil, abusive, err
+	}
+	if err := s.owingReads(ctx, method); err != nil {
+		s.access.log.early(ctx, method, reasonReadBytes, err)
 		return nil, abusive, err
 	}
 	ctx, reason, r, err := s.takeRateToken(ctx, method)

@@ -112,6 +112,15 @@ func deferredKinds() []deferredKind {
 		}
 		return a
 	}
+	readOwing := func(t *testing.T, ctx context.Context, conn *grpc.ClientConn) context.Context {
+		a := credential(t, ctx, "a")
+		c := roomcastv1.NewBrokerServiceClient(conn)
+		publishTextCtx(t, a, c, "r", "an answer of more than the burst")
+		if _, err := c.History(a, &roomcastv1.HistoryRequest{Room: "r"}); err != nil {
+			t.Fatalf("an answer over the burst, owing nothing: %v", err)
+		}
+		return a
+	}
 	subscribed := func(t *testing.T, ctx context.Context, conn *grpc.ClientConn) context.Context {
 		subscribeOn(t, ctx, roomcastv1.NewBrokerServiceClient(conn))
 		return ctx
@@ -171,6 +180,14 @@ func deferredKinds() []deferredKind {
 		{
 			name: "Presence past the read rate", opts: []server.Option{server.WithReadRate(0.001, 1)},
 			method: presence, reason: "read_rate", line: refusedLine(presence, "read_rate"), setup: read, call: rawUnary(presence),
+		},
+		{
+			name: "History owing bytes", opts: []server.Option{server.WithReadByteRate(1, 10)},
+			method: history, reason: "read_bytes_owed", line: refusedLine(history, "read_bytes_owed"), setup: readOwing, call: rawUnary(history),
+		},
+		{
+			name: "Presence owing bytes", opts: []server.Option{server.WithReadByteRate(1, 10)},
+			method: presence, reason: "read_bytes_owed", line: refusedLine(presence, "read_bytes_owed"), setup: readOwing, call: rawUnary(presence),
 		},
 	}
 }

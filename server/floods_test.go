@@ -75,6 +75,12 @@ func TestAConnectionWhoseCallsKeepBeingRefusedIsClosed(t *testing.T) {
 			_, err := c.Publish(bearer(ctx, testjwt.Token(t, "flood", time.Now().Add(time.Hour), g)), &roomcastv1.PublishRequest{Room: "r", Payload: &roomcastv1.PublishRequest_Text{Text: "xx"}})
 			return err
 		}},
+		{"owing bytes of the read byte rate", []server.Option{server.WithReadByteRate(0.001, 1)}, func(ctx context.Context, c roomcastv1.BrokerServiceClient) error {
+			// The room's epoch makes its answer a few bytes, which the
+			// first call owes for 1000 s each.
+			_, err := c.History(bearer(ctx, testjwt.Token(t, "flood", time.Now().Add(time.Hour), g)), &roomcastv1.HistoryRequest{Room: "r"})
+			return err
+		}},
 		{"past the streams per credential", []server.Option{server.WithMaxStreamsPerCredential(1)}, func(ctx context.Context, c roomcastv1.BrokerServiceClient) error {
 			stream, err := c.Subscribe(bearer(ctx, testjwt.Token(t, "honest", time.Now().Add(time.Hour), g)))
 			if err != nil {

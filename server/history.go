@@ -2,13 +2,11 @@ package server
 
 import (
 	"context"
-	"math"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/encoding/protowire"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/roomcast/roomcast/auth"
 	"github.com/roomcast/roomcast/broker"
@@ -30,19 +28,21 @@ const (
 // left out.
 const maxReplyBytes = 1 << 20
 
-// serviceDesc is the generated BrokerService description with History served
-// by historyHandler, which answers with the broker's encoded messages as
-// they are instead of decoding them into a HistoryResponse to encode again,
-// Publish by publishMethod (see publishcall.go), every request checked
-// before it is decoded (see decode.go), and a call whose refusal the tap
-// deferred refused first (see deferredrefusal.go).
+// serviceDesc is the generated BrokerService description with History and
+// Presence served by frameHandler, which answers with the broker's encoded
+// messages and members as they are instead of decoding them into a
+// response to encode again, Publish by publishMethod (see publishcall.go),
+// every request checked before it is decoded (see decode.go), and a call
+// whose refusal the tap deferred refused first (see deferredrefusal.go).
 func serviceDesc() *grpc.ServiceDesc {
 	desc := roomcastv1.BrokerService_ServiceDesc
 	desc.Methods = append([]grpc.MethodDesc(nil), desc.Methods...)
 	for i := range desc.Methods {
 		switch desc.Methods[i].MethodName {
 		case "History":
-			desc.Methods[i].Handler = historyHandler
+			desc.Methods[i].Handler = frameHandler(roomcastv1.BrokerService_History_FullMethodName, (*Server).history)
+		case "Presence":
+			desc.Methods[i].Handler = frameHandler(roomcastv1.BrokerService_Presence_FullMethodName, (*Server).presence)
 		case "Publish":
 			desc.Methods[i].Handler = publishMethod // see publishcall.go
 		}
@@ -52,95 +52,101 @@ func serviceDesc() *grpc.ServiceDesc {
 	return &desc
 }
 
-func historyHandler(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
-	req := new(roomcastv1.HistoryRequest)
-	if err := dec(req); err != nil {
-		return nil, err
+// frameHandler is the handler of the unary method fullMethod that serve
+// answers with a frame.
+func frameHandler[Req any](fullMethod string, serve func(*Server, context.Context, *Req) (*frame, error)) grpc.MethodHandler {
+	return func(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
+		req := new(Req)
+		if err := dec(req); err != nil {
+			return nil, err
+		}
+		handler := func(ctx context.Context, req any) (any, error) {
+			return serve(srv.(*Server), ctx, req.(*Req))
+		}
+		if interceptor == nil {
+			return handler(ctx, req)
+		}
+		return interceptor(ctx, req, &grpc.UnaryServerInfo{Server: srv, FullMethod: fullMethod}, handler)
 	}
-	handler := func(ctx context.Context, req any) (any, error) {
-		return srv.(*Server).history(ctx, req.(*roomcastv1.HistoryRequest))
-	}
-	if interceptor == nil {
-		return handler(ctx, req)
-	}
-	return interceptor(ctx, req, &grpc.UnaryServerInfo{Server: srv, FullMethod: roomcastv1.BrokerService_History_FullMethodName}, handler)
 }
 
 // history serves BrokerService.History as an encoded HistoryResponse.
 func (s *Server) history(ctx context.Context, req *roomcastv1.HistoryRequest) (*frame, error) {
-	if err := broker.ValidateRoom(req.GetRoom()); err != nil {
+	return s.read(ctx, read{room: req.GetRoom(), limit: req.GetLimit(), def: defaultHistoryLimit, most: maxHistoryLimit, perm: auth.Subscribe},
+		func(limit int) (mem.BufferSlice, error) {
+			return s.broker.History(ctx, req.GetRoom(), req.GetAfter(), limit, maxReplyBytes-historyTrailerBytes, req.GetNewestFirst())
+		})
+}
+
+// read is what a History or Presence call asks of the server: a room, how
+// many messages or members, with its method's default and maximum, and
+// the permission it needs.
+type read struct {
+	room      string
+	limit     uint32
+	def, most int
+	perm      auth.Permission
+}
+
+// read serves a History or Presence call, r, with what answer returns for
+// its limit, once the call is allowed, and charges the answer's bytes to
+// its credential.
+func (s *Server) read(ctx context.Context, r read, answer func(limit int) (mem.BufferSlice, error)) (*frame, error) {
+	if err := broker.ValidateRoom(r.room); err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
-	limit, err := limitOf(req.GetLimit(), defaultHistoryLimit, maxHistoryLimit)
+	limit, err := limitOf(r.limit, r.def, r.most)
 	if err != nil {
 		return nil, err
 	}
 	id := s.caller(ctx)
-	if err := s.access.allow(id, auth.Subscribe, req.GetRoom()); err != nil {
+	if err := s.allowRead(ctx, id, r.perm, r.room); err != nil {
 		return nil, err
 	}
-	if err := s.readToken(ctx, id); err != nil { // unless the tap took it
-		return nil, err
-	}
-	bufs, err := s.broker.History(ctx, req.GetRoom(), req.GetAfter(), limit, maxReplyBytes-historyTrailerBytes, req.GetNewestFirst())
+	bufs, err := answer(limit)
 	if err != nil {
 		return nil, brokerStatus(err)
 	}
+	s.access.chargeRead(id, bufs.Len())
 	return &frame{bufs}, nil
 }
 
-// History implements BrokerService.History for callers in this process; the
-// gRPC service is served by historyHandler.
+// allowRead refuses a History or Presence call of id on room unless its
+// grants allow it perm there, its credential owes nothing of its read byte
+// rate (the tap checked before, but another call may have been charged
+// since, and calls of the web handler or in this process pass no tap), and
+// it has a token of its read rate, which the tap may have taken.
+func (s *Server) allowRead(ctx context.Context, id *auth.Identity, perm auth.Permission, room string) error {
+	if err := s.access.allow(id, perm, room); err != nil {
+		return err
+	}
+	if err := s.access.allowReadBytes(id); err != nil {
+		return err
+	}
+	return s.readToken(ctx, id) // unless the tap took it
+}
+
+// History implements BrokerService.History for callers in this process and
+// the web handler; the gRPC service is served by frameHandler.
 func (s *Server) History(ctx context.Context, req *roomcastv1.HistoryRequest) (*roomcastv1.HistoryResponse, error) {
-	f, err := s.history(ctx, req)
+	return decoded[roomcastv1.HistoryResponse](s.history(ctx, req))
+}
+
+// decoded is the answer f, if there was no error, decoded.
+func decoded[Resp any](f *frame, err error) (*Resp, error) {
 	if err != nil {
 		return nil, err
 	}
-	resp := new(roomcastv1.HistoryResponse)
+	resp := new(Resp)
 	if err := newCodec().Unmarshal(f.bufs, resp); err != nil {
 		return nil, status.Error(codes.Internal, err.Error())
 	}
 	return resp, nil
 }
 
-// Presence implements BrokerService.Presence.
-func (s *Server) Presence(ctx context.Context, req *roomcastv1.PresenceRequest) (*roomcastv1.PresenceResponse, error) {
-	if err := broker.ValidateRoom(req.GetRoom()); err != nil {
-		return nil, status.Error(codes.InvalidArgument, err.Error())
-	}
-	limit, err := limitOf(req.GetLimit(), defaultPresenceLimit, maxPresenceLimit)
-	if err != nil {
-		return nil, err
-	}
-	id := s.caller(ctx)
-	if err := s.access.allow(id, auth.Presence, req.GetRoom()); err != nil {
-		return nil, err
-	}
-	if err := s.readToken(ctx, id); err != nil { // unless the tap took it
-		return nil, err
-	}
-	members, total, err := s.broker.Presence(ctx, req.GetRoom(), limit)
-	if err != nil {
-		return nil, brokerStatus(err)
-	}
-	return &roomcastv1.PresenceResponse{Members: fitMembers(members), Total: uint32(total)}, nil
-}
-
 // historyTrailerBytes bounds what a HistoryResponse holds besides its
 // messages: the room's offset and epoch.
 const historyTrailerBytes = 64
-
-// fitMembers returns the first of members that fit in a PresenceResponse of
-// maxReplyBytes, with room for its total.
-func fitMembers(members []*roomcastv1.Member) []*roomcastv1.Member {
-	size := protowire.SizeTag(2) + protowire.SizeVarint(math.MaxUint32) // the total
-	for i, m := range members {
-		if size += protowire.SizeTag(1) + protowire.SizeBytes(proto.Size(m)); size > maxReplyBytes {
-			return members[:i]
-		}
-	}
-	return members
-}
 
 func limitOf(n uint32, def, most int) (int, error) {
 	switch {

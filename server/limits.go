@@ -56,7 +56,8 @@ const (
 	DefaultMaxRefusedCommands = 1000
 	// DefaultMaxRefusedCalls is how many calls on one connection may be
 	// refused before they run (UNAUTHENTICATED, or RESOURCE_EXHAUSTED for the
-	// streams per credential or owing bytes of the publish byte rate; not
+	// streams per credential or owing bytes of the publish or read byte
+	// rate; not
 	// past a rate, see crowdedRefusal) within a second before the
 	// connection is closed. An honest client is refused a handful and backs
 	// off; a thousand a second is a loop that ignores every answer. Past 100 within the second, the tap pauses a connection's
@@ -72,6 +73,15 @@ const (
 	// core (every accepted byte is read, copied and retained).
 	DefaultPublishByteRate  = 64 << 20
 	DefaultPublishByteBurst = 64 << 20
+	// DefaultReadByteRate and DefaultReadByteBurst bound the bytes of the
+	// History and Presence answers one credential is sent: 4 MiB a second,
+	// in bursts of 16 MiB. That is four pages a second of 1000 messages of
+	// 1 KiB each, or sixteen of the largest answers (1 MiB) at once, for a
+	// client resyncing its rooms; a flood of the largest answers, which
+	// the read rate alone let through at about 100 MiB a second, is held
+	// to a few of them a second.
+	DefaultReadByteRate  = 4 << 20
+	DefaultReadByteBurst = 16 << 20
 )
 
 // minHeaderBytes is the smallest header list limit New accepts: a call's
@@ -165,8 +175,8 @@ func WithMaxRefusedCommands(n int) Option { return func(c *config) { c.maxRefuse
 
 // WithMaxRefusedCalls closes a client connection once more than n of its
 // calls are refused before they run within a second: UNAUTHENTICATED by
-// WithAuthenticator, RESOURCE_EXHAUSTED by WithMaxStreamsPerCredential or
-// WithPublishByteRate. Calls refused by WithPublishRate or WithReadRate do
+// WithAuthenticator, RESOURCE_EXHAUSTED by WithMaxStreamsPerCredential,
+// WithPublishByteRate or WithReadByteRate. Calls refused by WithPublishRate or WithReadRate do
 // not count: those that ignore their RetryInfo pause the connection instead
 // (see freeCrowdedRefusals). Its calls in flight fail with UNAVAILABLE; the closure is
 // logged with the client's address at most once a second and counted in
@@ -189,6 +199,20 @@ func WithPublishByteRate(perSecond float64, burst int) Option {
 	return func(c *config) { c.publishByteRate, c.publishByteBurst = perSecond, burst }
 }
 
+// WithReadByteRate limits the bytes of the History and Presence answers
+// (as encoded) that each credential is sent, taken together, to perSecond,
+// in bursts of burst. A call is let through while its credential owes
+// nothing, and the bytes of its answer charged once it is built, so an
+// answer of any size passes and the average is held; while the credential
+// owes, its History and Presence calls are refused (over gRPC from their
+// headers, before the request is read) with RESOURCE_EXHAUSTED and a
+// google.rpc.RetryInfo saying when it owes nothing. Anonymous callers
+// count per client address. The default is DefaultReadByteRate (4 MiB) a
+// second with bursts of DefaultReadByteBurst (16 MiB); 0 means no limit.
+func WithReadByteRate(perSecond float64, burst int) Option {
+	return func(c *config) { c.readByteRate, c.readByteBurst = perSecond, burst }
+}
+
 // limits are the abuse limits' settings, part of config.
 type limits struct {
 	maxHeaderBytes int
@@ -207,6 +231,9 @@ type limits struct {
 
 	publishByteRate  float64
 	publishByteBurst int
+
+	readByteRate  float64
+	readByteBurst int
 
 	maxRefusedCommands int // per stream, within a second
 	maxRefusedCalls    int // per connection, within a second
@@ -232,6 +259,9 @@ func defaultLimits() limits {
 
 		publishByteRate:  DefaultPublishByteRate,
 		publishByteBurst: DefaultPublishByteBurst,
+
+		readByteRate:  DefaultReadByteRate,
+		readByteBurst: DefaultReadByteBurst,
 
 		maxRefusedCommands: DefaultMaxRefusedCommands,
 		maxRefusedCalls:    DefaultMaxRefusedCalls,
@@ -261,6 +291,8 @@ func (l *limits) validate() error {
 		return fmt.Errorf("server: credential command rate needs a positive burst, got %v/s burst %d", l.credCommandRate, l.credCommandBurst)
 	case l.publishByteRate < 0 || (l.publishByteRate > 0 && l.publishByteBurst < 1):
 		return fmt.Errorf("server: publish byte rate needs a positive burst, got %v/s burst %d", l.publishByteRate, l.publishByteBurst)
+	case l.readByteRate < 0 || (l.readByteRate > 0 && l.readByteBurst < 1):
+		return fmt.Errorf("server: read byte rate needs a positive burst, got %v/s burst %d", l.readByteRate, l.readByteBurst)
 	case l.maxRefusedCommands < 0:
 		return fmt.Errorf("server: max refused commands must not be negative, got %d", l.maxRefusedCommands)
 	case l.maxRefusedCalls < 0:

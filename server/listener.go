@@ -418,7 +418,7 @@ var (
 	refusedDesc  = prometheus.NewDesc("roomcast_connections_refused_total", "Connections closed as soon as accepted: the server had as many as it may.", nil, nil)
 	timedOutDesc = prometheus.NewDesc("roomcast_connections_auth_timeouts_total", "Connections closed for making no authenticated call within the auth timeout.", nil, nil)
 	pacedDesc    = prometheus.NewDesc("roomcast_connections_paced_accepts_total", "Connections accepted after a pause: more than 500 connections were awaiting authentication, so the server accepted at most 1000 a second.", nil, nil)
-	refusalDesc  = prometheus.NewDesc("roomcast_connections_refusal_closes_total", "Connections closed for having more than --max-refused-calls calls refused within a second before they ran: unauthenticated, or past the streams per credential or owing bytes of the publish byte rate.", nil, nil)
+	refusalDesc  = prometheus.NewDesc("roomcast_connections_refusal_closes_total", "Connections closed for having more than --max-refused-calls calls refused within a second before they ran: unauthenticated, or past the streams per credential or owing bytes of the publish or read byte rate.", nil, nil)
 )
 
 // Describe implements prometheus.Collector.

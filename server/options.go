@@ -134,9 +134,9 @@ func WithMetrics(reg prometheus.Registerer) Option { return func(c *config) { c.
 // credentials with WithTransportCredentials instead of grpc.Creds here:
 // credentials given here replace the server's own, and their connections
 // escape the limit of WithStreamResetRate. Interceptors given here see the
-// replies of a unary Publish and of History already encoded, not as
-// *roomcastv1.PublishResponse or *roomcastv1.HistoryResponse (the server
-// encodes them once, itself). A grpc.StreamInterceptor given here runs
+// replies of a unary Publish, of History and of Presence already encoded,
+// not as *roomcastv1.PublishResponse, *roomcastv1.HistoryResponse or
+// *roomcastv1.PresenceResponse (the server encodes them once, itself). A grpc.StreamInterceptor given here runs
 // before the server's own interceptors, so it also sees the streams the
 // server refuses after the tap (a refused call with a deadline more than a
 // second away, see docs/security.md), which the server's interceptors and

@@ -27,6 +27,7 @@ const (
 	reasonUnauthenticated = "unauthenticated"    // a missing or bad credential, in the tap
 	reasonStreamLimit     = "stream_limit"       // the credential has its Subscribe streams open
 	reasonPublishBytes    = "publish_bytes_owed" // the credential owes bytes of its publish byte rate
+	reasonReadBytes       = "read_bytes_owed"    // the credential owes bytes of its read byte rate
 )
 
 // otherMethod is the method label of a call to a method the server does not

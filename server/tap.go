@@ -99,7 +99,7 @@ const (
 	// it makes; pausing its connection would hold up its other calls too.
 	uncounted refusalKind = iota
 	// abusiveRefusal: unauthenticated, past the credential's streams, or
-	// owing bytes of its publish rate. It counts as the connection's refused
+	// owing bytes of its publish or read byte rate. It counts as the connection's refused
 	// call: past freeRefusedCalls within a second it pauses the connection,
 	// past --max-refused-calls it closes it.
 	abusiveRefusal

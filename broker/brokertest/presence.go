@@ -5,6 +5,8 @@ import (
 	"slices"
 	"testing"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/roomcast/roomcast/broker"
 	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
 )
@@ -15,13 +17,32 @@ var presenceCases = []testCase{
 	{"unknown room", testPresenceUnknownRoom},
 }
 
-// presence calls Hub.Presence, failing the test if that fails, and returns
-// the members' session ids with the total.
+// presence calls Hub.Presence, failing the test if that fails or if
+// Hub.PresenceAnswer, decoded, answers otherwise while the presence stays
+// the same, and returns the members' session ids with the total.
 func presence(t testing.TB, h *broker.Hub, room string, limit int) ([]*roomcastv1.Member, []string, int) {
 	t.Helper()
 	members, total, err := h.Presence(t.Context(), room, limit)
 	if err != nil {
 		t.Fatalf("presence of %s: %v", room, err)
+	}
+	want := &roomcastv1.PresenceResponse{Members: members, Total: uint32(total)}
+	answer, err := h.PresenceAnswer(t.Context(), room, limit, 0)
+	if err != nil {
+		t.Fatalf("presence answer of %s: %v", room, err)
+	}
+	var got roomcastv1.PresenceResponse
+	if err := proto.Unmarshal(answer.Materialize(), &got); err != nil {
+		t.Fatalf("presence answer of %s: %v", room, err)
+	}
+	// A test may wait for a leave that an engine has yet to apply: the
+	// answers are compared when Presence answers the same after it.
+	again, n, err := h.Presence(t.Context(), room, limit)
+	if err != nil {
+		t.Fatalf("presence of %s: %v", room, err)
+	}
+	if proto.Equal(want, &roomcastv1.PresenceResponse{Members: again, Total: uint32(n)}) && !proto.Equal(&got, want) {
+		t.Errorf("presence answer of %s: %v, want %v as Presence answers", room, &got, want)
 	}
 	ids := make([]string, 0, len(members))
 	for _, m := range members {

@@ -118,6 +118,10 @@ every message sent. Spans still buffered are flushed on shutdown.`,
 			"allow each credential (anonymous callers: each client address) `N` History and Presence calls a second on average, together; 0 for no limit")
 		fs.IntVar(&cfg.limits.ReadBurst, "read-burst", d.ReadBurst,
 			"allow each credential bursts of up to `N` History and Presence calls")
+		fs.IntVar(&cfg.limits.ReadByteRate, "read-byte-rate", d.ReadByteRate,
+			"send each credential (anonymous callers: each client address) `N` bytes of History and Presence answers a second on average, together; a call passes while the credential owes nothing and its answer is charged once built; 0 for no limit")
+		fs.IntVar(&cfg.limits.ReadByteBurst, "read-byte-burst", d.ReadByteBurst,
+			"send each credential bursts of up to `N` bytes of History and Presence answers")
 		fs.Float64Var(&cfg.limits.CommandRate, "command-rate", d.CommandRate,
 			"allow each Subscribe stream `N` commands a second on average; 0 for no limit")
 		fs.IntVar(&cfg.limits.CommandBurst, "command-burst", d.CommandBurst,
@@ -133,7 +137,7 @@ every message sent. Spans still buffered are flushed on shutdown.`,
 		fs.IntVar(&cfg.limits.MaxRefusedCommands, "max-refused-commands", d.MaxRefusedCommands,
 			"end a Subscribe stream with more than `N` commands refused by --command-rate or --credential-command-rate within a second; 0 never does")
 		fs.IntVar(&cfg.limits.MaxRefusedCalls, "max-refused-calls", d.MaxRefusedCalls,
-			"close a client connection with more than `N` calls refused before they run (unauthenticated, past --max-streams-per-credential or owing bytes of --publish-byte-rate) within a second; 0 never does")
+			"close a client connection with more than `N` calls refused before they run (unauthenticated, past --max-streams-per-credential or owing bytes of --publish-byte-rate or --read-byte-rate) within a second; 0 never does")
 		fs.DurationVar(&cfg.limits.AbusePenalty, "abuse-penalty", d.AbusePenalty,
 			"after closing a connection for abuse (a header list past --max-header-bytes, resets past --stream-reset-rate, refused calls past --max-refused-calls), serve no new connection from its address (an IPv6 one by its /64) for a second, doubling up to `DURATION` while it keeps at it; 0 turns it off")
 		fs.IntVar(&cfg.limits.MaxStreams, "max-streams", d.MaxStreams,

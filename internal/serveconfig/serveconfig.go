@@ -47,6 +47,8 @@ type Limits struct {
 	MaxCredStreams                int
 	ReadRate                      float64
 	ReadBurst                     int
+	ReadByteRate                  int
+	ReadByteBurst                 int
 	AnonPublishRate               float64
 	AnonPublishBurst              int
 	CredCommandRate               float64
@@ -92,6 +94,8 @@ func Defaults() Limits {
 		MaxCredStreams:          server.DefaultMaxStreamsPerCredential,
 		ReadRate:                server.DefaultReadRate,
 		ReadBurst:               server.DefaultReadBurst,
+		ReadByteRate:            server.DefaultReadByteRate,
+		ReadByteBurst:           server.DefaultReadByteBurst,
 		AnonPublishRate:         server.DefaultAnonymousPublishRate,
 		AnonPublishBurst:        server.DefaultAnonymousPublishBurst,
 		CredCommandRate:         server.DefaultCredentialCommandRate,
@@ -131,6 +135,7 @@ func (l Limits) ServerOptions() []server.Option {
 		server.WithAuthTimeout(l.AuthTimeout),
 		server.WithMaxStreamsPerCredential(l.MaxCredStreams),
 		server.WithReadRate(l.ReadRate, l.ReadBurst),
+		server.WithReadByteRate(float64(l.ReadByteRate), l.ReadByteBurst),
 		server.WithAnonymousPublishRate(l.AnonPublishRate, l.AnonPublishBurst),
 		server.WithCredentialCommandRate(l.CredCommandRate, l.CredCommandBurst),
 		server.WithMaxRefusedCommands(l.MaxRefusedCommands),

@@ -44,6 +44,9 @@ var (
 	eventKind     = eventFields.ByName("kind").Number()
 	eventMember   = eventFields.ByName("member").Number()
 	eventOffset   = eventFields.ByName("offset").Number()
+	presenceResp  = (&roomcastv1.PresenceResponse{}).ProtoReflect().Descriptor().Fields()
+	presenceMemb  = presenceResp.ByName("members").Number()
+	presenceTotal = presenceResp.ByName("total").Number()
 )
 
 // MessageEntry encodes m once as an element of MessageBatch.messages (and so
@@ -87,6 +90,35 @@ func MessageEntryParts(m *roomcastv1.Message) (head, data []byte, err error) {
 
 // PresenceEntry encodes ev once as an element of MessageBatch.presence.
 func PresenceEntry(ev *roomcastv1.PresenceEvent) ([]byte, error) { return entry(presenceField, ev) }
+
+// MemberEntry encodes m once as an element of PresenceResponse.members,
+// so that a PresenceResponse is made of a room's members' entries, shared,
+// and its total (see Presence).
+func MemberEntry(m *roomcastv1.Member) ([]byte, error) { return entry(presenceMemb, m) }
+
+// Member is the Member encoded in e, an entry MemberEntry made: what a
+// PresenceEvent carries (see PresenceEntryFrom).
+func Member(e []byte) []byte {
+	_, _, n := protowire.ConsumeTag(e)
+	m, _ := protowire.ConsumeBytes(e[n:])
+	return m
+}
+
+// PresenceTrailerBytes bounds what a PresenceResponse holds besides its
+// members' entries: its total.
+const PresenceTrailerBytes = 1 + 5 // a tag of field 2, a uint32
+
+// Presence is a PresenceResponse: the shared member entries, then the
+// room's total of members. It appends to members, which the caller gives
+// up: with room for one more buffer, it makes no slice of its own.
+func Presence(members []mem.Buffer, total uint32) mem.BufferSlice {
+	frame := mem.BufferSlice(members)
+	if total != 0 {
+		t := protowire.AppendTag(make([]byte, 0, PresenceTrailerBytes), presenceTotal, protowire.VarintType)
+		frame = append(frame, mem.SliceBuffer(protowire.AppendVarint(t, uint64(total))))
+	}
+	return frame
+}
 
 // entry encodes m with vtprotobuf's generated code (vtcodec), which
 // encodes as proto does without its reflection.
@@ -168,7 +200,8 @@ func batchHeader(n int) mem.Buffer {
 }
 
 // History is a HistoryResponse: the shared message entries, then the room's
-// newest offset and its epoch.
+// newest offset and its epoch. It appends to entries, which the caller
+// gives up: with room for one more buffer, it makes no slice of its own.
 func History(entries []mem.Buffer, offset uint64, epoch string) mem.BufferSlice {
 	var t []byte
 	if offset != 0 {
@@ -179,8 +212,7 @@ func History(entries []mem.Buffer, offset uint64, epoch string) mem.BufferSlice 
 		t = protowire.AppendTag(t, historyEpoch, protowire.BytesType)
 		t = protowire.AppendString(t, epoch)
 	}
-	frame := make(mem.BufferSlice, 0, len(entries)+1)
-	frame = append(frame, entries...)
+	frame := mem.BufferSlice(entries)
 	if len(t) > 0 {
 		frame = append(frame, mem.SliceBuffer(t))
 	}

@@ -2,12 +2,14 @@ package wire_test
 
 import (
 	"bytes"
+	"slices"
 	"sync"
 	"testing"
 
 	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
 	"github.com/roomcast/roomcast/internal/wire"
@@ -98,4 +100,37 @@ func TestBatchHeaderKeptIsTheSame(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+// A PresenceResponse made of members' entries and a total decodes as one,
+// and an entry holds its Member as a PresenceEvent carries it.
+func TestPresenceOfSharedEntriesDecodesAsOneResponse(t *testing.T) {
+	members := []*roomcastv1.Member{
+		{SessionId: "A", Info: map[string]string{"name": "ann"}},
+		{SessionId: "B", JoinTime: &timestamppb.Timestamp{Seconds: 7}},
+	}
+	var entries []mem.Buffer
+	for _, m := range members {
+		b, err := wire.MemberEntry(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		entries = append(entries, mem.SliceBuffer(b))
+	}
+	for _, total := range []uint32{0, 2, 1<<32 - 1} {
+		var got roomcastv1.PresenceResponse
+		if err := proto.Unmarshal(wire.Presence(slices.Clone(entries), total).Materialize(), &got); err != nil {
+			t.Fatal(err)
+		}
+		if want := (&roomcastv1.PresenceResponse{Members: members, Total: total}); !proto.Equal(want, &got) {
+			t.Errorf("got %v, want %v", &got, want)
+		}
+	}
+	var batch roomcastv1.MessageBatch // of the one event
+	if err := proto.Unmarshal(wire.PresenceEntryFrom("r", roomcastv1.PresenceEventKind_PRESENCE_EVENT_KIND_JOIN, wire.Member(entries[0].ReadOnlyData()), 3), &batch); err != nil {
+		t.Fatal(err)
+	}
+	if ev := batch.GetPresence(); len(ev) != 1 || !proto.Equal(ev[0].GetMember(), members[0]) {
+		t.Errorf("the event: %v, want one of member %v", ev, members[0])
+	}
 }
