@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc/mem"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
@@ -64,8 +65,7 @@ func (b *Hub) removeMember(r *room, id string) {
 }
 
 // Presence returns up to limit of the room's visible members, oldest joins
-// first, and how many there are in all. The Members are shared with other
-// calls and must not be modified.
+// first, and how many there are in all. Each Member is the caller's own.
 func (b *Hub) Presence(ctx context.Context, room string, limit int) ([]*roomcastv1.Member, int, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, 0, err
@@ -79,7 +79,7 @@ func (b *Hub) Presence(ctx context.Context, room string, limit int) ([]*roomcast
 	all := b.visibleMembers(room)
 	out := make([]*roomcastv1.Member, 0, min(limit, len(all)))
 	for _, m := range all[:min(limit, len(all))] {
-		out = append(out, m.pb)
+		out = append(out, proto.Clone(m.pb).(*roomcastv1.Member)) // m.pb is shared by every answer
 	}
 	return out, len(all), nil
 }

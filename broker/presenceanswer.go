@@ -45,17 +45,16 @@ func (b *Hub) presenceFromEngine(ctx context.Context, room string, limit, maxByt
 	if err != nil {
 		return nil, err
 	}
-	entries := make([][]byte, 0, len(members))
-	for _, m := range members {
+	bufs := make([]mem.Buffer, 0, min(len(members), limit)+1) // and wire.Presence's trailer
+	size := 0
+	for _, m := range members[:min(len(members), limit)] {
 		e, err := wire.MemberEntry(m)
 		if err != nil {
 			return nil, err
 		}
-		entries = append(entries, e)
-	}
-	fit := fitEntries(len(entries), limit, maxBytes, func(i int) int { return len(entries[i]) })
-	bufs := make([]mem.Buffer, 0, fit+1)
-	for _, e := range entries[:fit] {
+		if size += len(e); maxBytes > 0 && size > maxBytes {
+			break // as fitEntries: the members that fit, no more encoded
+		}
 		bufs = append(bufs, mem.SliceBuffer(e))
 	}
 	return wire.Presence(bufs, total(n)), nil

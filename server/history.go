@@ -100,7 +100,7 @@ func (s *Server) read(ctx context.Context, r read, answer func(limit int) (mem.B
 		return nil, err
 	}
 	id := s.caller(ctx)
-	if err := s.allowRead(ctx, id, r.perm, r.room); err != nil {
+	if err := s.admitRead(ctx, id, r.perm, r.room); err != nil {
 		return nil, err
 	}
 	bufs, err := answer(limit)
@@ -111,19 +111,21 @@ func (s *Server) read(ctx context.Context, r read, answer func(limit int) (mem.B
 	return &frame{bufs}, nil
 }
 
-// allowRead refuses a History or Presence call of id on room unless its
-// grants allow it perm there, its credential owes nothing of its read byte
-// rate (the tap checked before, but another call may have been charged
-// since, and calls of the web handler or in this process pass no tap), and
-// it has a token of its read rate, which the tap may have taken.
-func (s *Server) allowRead(ctx context.Context, id *auth.Identity, perm auth.Permission, room string) error {
+// admitRead refuses a History or Presence call of id on room unless its
+// grants allow it perm there and, for a call the tap did not admit (one
+// made in this process), its credential owes nothing of its read byte rate
+// and it has a token of its read rate.
+func (s *Server) admitRead(ctx context.Context, id *auth.Identity, perm auth.Permission, room string) error {
 	if err := s.access.allow(id, perm, room); err != nil {
 		return err
+	}
+	if tapTookToken(ctx) {
+		return nil // the tap checked the debt before it took the token
 	}
 	if err := s.access.allowReadBytes(id); err != nil {
 		return err
 	}
-	return s.readToken(ctx, id) // unless the tap took it
+	return s.access.allowRead(id)
 }
 
 // History implements BrokerService.History for callers in this process and

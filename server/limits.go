@@ -57,10 +57,10 @@ const (
 	// DefaultMaxRefusedCalls is how many calls on one connection may be
 	// refused before they run (UNAUTHENTICATED, or RESOURCE_EXHAUSTED for the
 	// streams per credential or owing bytes of the publish or read byte
-	// rate; not
-	// past a rate, see crowdedRefusal) within a second before the
-	// connection is closed. An honest client is refused a handful and backs
-	// off; a thousand a second is a loop that ignores every answer. Past 100 within the second, the tap pauses a connection's
+	// rate; not past a rate, see crowdedRefusal) within a second before
+	// the connection is closed. An honest client is refused a handful and
+	// backs off; a thousand a second is a loop that ignores every answer.
+	// Past 100 within the second, the tap pauses a connection's
 	// reading after each call it refuses (see refusedInTap), which keeps
 	// those near 110 a second: the limit bounds the calls refused later,
 	// by a handler, which are not paused.

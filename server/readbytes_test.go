@@ -65,7 +65,7 @@ func TestReadBytesAreRateLimitedPerCredential(t *testing.T) {
 	}
 }
 
-// On the web handler, which no tap guards, the answers are charged too: a
+// On the web handler, whose tap is its own (webAuth), the answers are charged too: a
 // credential that reads there owes, and is refused over gRPC.
 func TestWebReadsAreChargedToTheReadByteRate(t *testing.T) {
 	srv, addr := servertest.Start(t, server.WithAuthenticator(testjwt.Authenticator(t)), server.WithReadByteRate(1, 1000))

@@ -158,7 +158,7 @@ const freeCredentialCrowdedRefusals = 2 * freeCrowdedRefusals
 // whose goroutine the tap runs: 1 ms, doubled for each further refusal
 // within the second, at most a second (see refusalPause). A client whose
 // calls keep being refused (unauthenticated, past its streams, owing bytes
-// of its publish rate, past a rate without waiting) is then read about a
+// of its publish or read byte rate, past a rate without waiting) is then read about a
 // dozen times a second past its allowance rather than as fast as it can
 // write: a loop of refused Subscribe streams over 25 connections cost the
 // server most of a core (issue #13 (d)). The pause holds up only that

@@ -85,12 +85,3 @@ func (s *Server) publishToken(ctx context.Context, id *auth.Identity) error {
 	}
 	return s.access.allowPublish(id)
 }
-
-// readToken applies id's read rate to ctx's History or Presence call,
-// unless the tap did so.
-func (s *Server) readToken(ctx context.Context, id *auth.Identity) error {
-	if tapTookToken(ctx) {
-		return nil
-	}
-	return s.access.allowRead(id)
-}
