@@ -146,6 +146,9 @@ type WorkerStats struct {
 	// decoder, 1 for NATS; 0 (unknown) with the client package, which hands
 	// messages over one by one.
 	MessagesPerFrame float64 `json:"messages_per_frame,omitempty"`
+	// Runtime is the worker's scheduling delays and garbage collection
+	// over the window.
+	Runtime *RuntimeStats `json:"runtime,omitempty"`
 }
 
 // MemoryStats is the server's heap in use plus goroutine stacks, and its
@@ -258,6 +261,9 @@ func (t Trial) summary() string {
 	}
 	if t.Worker != nil {
 		s += fmt.Sprintf(", client CPU %.0f ns per delivery", t.Worker.NsPerDelivery)
+		if rt := t.Worker.Runtime; rt != nil {
+			s += fmt.Sprintf(" (runnable-to-running p50 %.0f µs, p99 %.0f µs; %d GCs, %.0f%% of its CPU)", rt.SchedP50US, rt.SchedP99US, rt.GCCycles, 100*rt.GCCPUShare)
+		}
 	}
 	return s
 }

@@ -438,6 +438,7 @@ func (p *pass) window(ctx context.Context, profile profiles) error {
 	p.tr.Delivered = s1.Delivered - s0.Delivered
 	if s0.CPUNanos >= 0 && s1.CPUNanos >= 0 && p.tr.Delivered > 0 {
 		p.tr.Worker = newWorkerStats(time.Duration(s1.CPUNanos-s0.CPUNanos), p.tr.Delivered, s1.Frames-s0.Frames)
+		p.tr.Worker.Runtime = s1.Runtime
 	}
 	return nil
 }
