@@ -135,6 +135,9 @@ type WriterCounts struct {
 	PassesPerDelivery  float64 `json:"passes_per_delivery"`
 	HoldsPerDelivery   float64 `json:"holds_per_delivery"`
 	SendsPerDelivery   float64 `json:"sends_per_delivery"`
+	// HoldMS is how long a hold took, on average: how long, at most, the
+	// messages of a held pass waited for it beyond the writer's wake-up.
+	HoldMS float64 `json:"hold_ms"`
 }
 
 // WorkerStats is the cost of the publishers and subscribers over the
@@ -253,7 +256,7 @@ func (t Trial) summary() string {
 	if t.Server != nil {
 		s += fmt.Sprintf(", server CPU %.0f ns per delivery, %.0f ns per publish", t.Server.NsPerDelivery, t.Server.NsPerPublish)
 		if w := t.Server.Writers; w != nil {
-			s += fmt.Sprintf(", per delivery %.3f writer wake-ups, %.3f passes, %.3f holds, %.3f Sends", w.WakeupsPerDelivery, w.PassesPerDelivery, w.HoldsPerDelivery, w.SendsPerDelivery)
+			s += fmt.Sprintf(", per delivery %.3f writer wake-ups, %.3f passes, %.3f holds (of %.1f ms on average), %.3f Sends", w.WakeupsPerDelivery, w.PassesPerDelivery, w.HoldsPerDelivery, w.HoldMS, w.SendsPerDelivery)
 		}
 	}
 	if t.Latency != nil {

@@ -300,6 +300,7 @@ func (r *runner) measure(ctx context.Context, tr *Trial, name string, profile pr
 				PassesPerDelivery:  float64(p.writers.Passes) / d,
 				HoldsPerDelivery:   float64(p.writers.Holds) / d,
 				SendsPerDelivery:   float64(p.writers.Sends) / d,
+				HoldMS:             heldMS(p.writers),
 			}
 		}
 		if tr.Cluster != nil && tr.Seconds > 0 {
@@ -414,7 +415,7 @@ func (p *pass) window(ctx context.Context, profile profiles) error {
 	w1, wok1 := writeSyscalls()
 	if p.writerStats != nil {
 		ws1 := p.writerStats()
-		p.writers = server.WriterStats{Wakeups: ws1.Wakeups - ws0.Wakeups, Passes: ws1.Passes - ws0.Passes, Holds: ws1.Holds - ws0.Holds, Sends: ws1.Sends - ws0.Sends}
+		p.writers = server.WriterStats{Wakeups: ws1.Wakeups - ws0.Wakeups, Passes: ws1.Passes - ws0.Passes, Holds: ws1.Holds - ws0.Holds, Sends: ws1.Sends - ws0.Sends, Held: ws1.Held - ws0.Held}
 	}
 	p.tr.Seconds = time.Since(t0).Seconds()
 	s1, err := p.w.call(ctx, request{Op: opSnap, Measure: &off}, snapTimeout)
@@ -540,4 +541,12 @@ func hostInfo(cfg Config) Host {
 		GOOS: runtime.GOOS, GOARCH: runtime.GOARCH, CPUs: runtime.NumCPU(), GoVersion: runtime.Version(),
 		WorkerProcess: len(cfg.WorkerCommand) > 0, ServerInProcess: cfg.Server == "",
 	}
+}
+
+// heldMS is the average hold of ws, in ms; 0 without holds.
+func heldMS(ws server.WriterStats) float64 {
+	if ws.Holds == 0 {
+		return 0
+	}
+	return float64(ws.Held) / float64(ws.Holds) / 1e6
 }

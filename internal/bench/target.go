@@ -114,6 +114,7 @@ func (t *roomcastTarget) writerStats() server.WriterStats {
 		sum.Passes += st.Passes
 		sum.Holds += st.Holds
 		sum.Sends += st.Sends
+		sum.Held += st.Held
 	}
 	return sum
 }
