@@ -17,6 +17,10 @@ type WriterStats struct {
 	// Held is the time those holds took, in all: Held/Holds is how long a
 	// held pass's messages waited for it, at most, beyond the wake-up.
 	Held time.Duration
+	// Detaches is how often a Send blocked its connection's writer (HTTP/2
+	// flow control: the client read too slowly) long enough for the
+	// stream to be moved off it (writer.go).
+	Detaches uint64
 }
 
 // WriterStats returns what the server's connection writers did so far. It
@@ -24,7 +28,7 @@ type WriterStats struct {
 // may disagree by a pass in flight.
 func (s *Server) WriterStats() WriterStats {
 	return WriterStats{Wakeups: s.writes.wakes.Load(), Passes: s.writes.passes.Load(), Sends: s.writes.sends.Load(), Holds: s.writes.holds.Load(),
-		Held: time.Duration(s.writes.held.Load())}
+		Held: time.Duration(s.writes.held.Load()), Detaches: s.detached.Load()}
 }
 
 // writerCounts is WriterStats as the writers count it: each adds once per

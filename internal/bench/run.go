@@ -301,6 +301,7 @@ func (r *runner) measure(ctx context.Context, tr *Trial, name string, profile pr
 				HoldsPerDelivery:   float64(p.writers.Holds) / d,
 				SendsPerDelivery:   float64(p.writers.Sends) / d,
 				HoldMS:             heldMS(p.writers),
+				Detaches:           p.writers.Detaches,
 			}
 		}
 		if tr.Cluster != nil && tr.Seconds > 0 {
@@ -415,7 +416,7 @@ func (p *pass) window(ctx context.Context, profile profiles) error {
 	w1, wok1 := writeSyscalls()
 	if p.writerStats != nil {
 		ws1 := p.writerStats()
-		p.writers = server.WriterStats{Wakeups: ws1.Wakeups - ws0.Wakeups, Passes: ws1.Passes - ws0.Passes, Holds: ws1.Holds - ws0.Holds, Sends: ws1.Sends - ws0.Sends, Held: ws1.Held - ws0.Held}
+		p.writers = server.WriterStats{Wakeups: ws1.Wakeups - ws0.Wakeups, Passes: ws1.Passes - ws0.Passes, Holds: ws1.Holds - ws0.Holds, Sends: ws1.Sends - ws0.Sends, Held: ws1.Held - ws0.Held, Detaches: ws1.Detaches - ws0.Detaches}
 	}
 	p.tr.Seconds = time.Since(t0).Seconds()
 	s1, err := p.w.call(ctx, request{Op: opSnap, Measure: &off}, snapTimeout)

@@ -115,6 +115,7 @@ func (t *roomcastTarget) writerStats() server.WriterStats {
 		sum.Holds += st.Holds
 		sum.Sends += st.Sends
 		sum.Held += st.Held
+		sum.Detaches += st.Detaches
 	}
 	return sum
 }
