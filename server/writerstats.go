@@ -17,9 +17,10 @@ type WriterStats struct {
 	// Held is the time those holds took, in all: Held/Holds is how long a
 	// held pass's messages waited for it, at most, beyond the wake-up.
 	Held time.Duration
-	// Detaches is how often a Send blocked its connection's writer (HTTP/2
-	// flow control: the client read too slowly) long enough for the
-	// stream to be moved off it (writer.go).
+	// Detaches is how often a Send blocked its connection's writer long
+	// enough for the stream to be moved off it (writer.go): its client
+	// read too slowly, so that HTTP/2 flow control or the socket held
+	// grpc-go's writes up.
 	Detaches uint64
 }
 

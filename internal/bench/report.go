@@ -138,9 +138,9 @@ type WriterCounts struct {
 	// HoldMS is how long a hold took, on average: how long, at most, the
 	// messages of a held pass waited for it beyond the writer's wake-up.
 	HoldMS float64 `json:"hold_ms"`
-	// Detaches is how many times, in the window, a Send blocked by HTTP/2
-	// flow control (a subscriber reading too slowly) held its connection's
-	// writer long enough to move the stream off it.
+	// Detaches is how many times, in the window, a Send blocked because
+	// its subscriber read too slowly (HTTP/2 flow control, or the socket)
+	// held its connection's writer long enough to move the stream off it.
 	Detaches uint64 `json:"detaches"`
 }
 
@@ -261,7 +261,7 @@ func (t Trial) summary() string {
 		s += fmt.Sprintf(", server CPU %.0f ns per delivery, %.0f ns per publish", t.Server.NsPerDelivery, t.Server.NsPerPublish)
 		if w := t.Server.Writers; w != nil {
 			s += fmt.Sprintf(", per delivery %.3f writer wake-ups, %.3f passes, %.3f holds (of %.1f ms on average), %.3f Sends", w.WakeupsPerDelivery, w.PassesPerDelivery, w.HoldsPerDelivery, w.HoldMS, w.SendsPerDelivery)
-			s += fmt.Sprintf(", %d streams detached by flow control", w.Detaches)
+			s += fmt.Sprintf(", %d streams detached (a Send blocked: its subscriber read too slowly)", w.Detaches)
 		}
 	}
 	if t.Latency != nil {
