@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -29,7 +30,9 @@ import (
 // what a process of many subscriptions pays besides: its goroutines to
 // schedule and their stacks to scan. sub-ns/delivery is the subscribers'
 // process's CPU time per delivery; ns/op, the wall time per message
-// published (10 ms, the pace, unless the subscribers fall behind).
+// published (10 ms, the pace, unless the subscribers fall behind). The
+// subscribers' CPU and allocation profiles are written as
+// BenchmarkReceive's are.
 //
 //	go test -run '^$' -bench BenchmarkPacedFanout -benchtime=500x -count 5 ./client/
 func BenchmarkPacedFanout(b *testing.B) {
@@ -187,6 +190,11 @@ func fanoutChildMain(spec string) error {
 	default:
 		return fmt.Errorf("unknown system %q", f[0])
 	}
+	stopProfiles, err := fanoutChildRole.Profile(os.Getenv(receiveChildProfileEnv), os.Getenv(receiveChildMemProfileEnv))
+	if err != nil {
+		return err
+	}
+	defer stopProfiles()
 	spent0, err := childproc.Usage()
 	if err != nil {
 		return err

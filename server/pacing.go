@@ -132,7 +132,9 @@ func (w *connWriter) hold() {
 		case <-c.srv.stopped:
 			w.timer.Stop()
 		}
+		held := now
 		now = c.srv.now()
+		c.srv.writes.held.Add(now - held)
 	}
 	c.pacer.begin(now)
 }

@@ -153,11 +153,15 @@ func TestBusyWriterSendsWhatGatheredInOneResponse(t *testing.T) {
 	}
 	publish(t, p.srv, "r", "3")
 	last := publish(t, p.srv, "r", "4")
+	p.clock.Add(int64(bound)) // the hold lasts the bound on the server's clock
 	p.proceed <- struct{}{}
 	resp := f.response()
 	msgs := resp.GetBatch().GetMessages()
 	if len(msgs) != 3 || msgs[0].GetOffset() != second || msgs[2].GetOffset() != last {
 		t.Fatalf("after the hold got %v, want offsets %d to %d in one response", resp, second, last)
+	}
+	if st := p.srv.WriterStats(); st.Holds != 1 || st.Held != bound {
+		t.Errorf("WriterStats: %d holds, %v held, want 1 and %v", st.Holds, st.Held, bound)
 	}
 }
 

@@ -31,8 +31,8 @@ func TestBlockedSendRetiresTheWriterForTheOthers(t *testing.T) {
 	blocked.waitBlocked()
 	second := publish(t, srv, "r", "2")
 	other.expectOffsets(first, second)
-	if d := srv.detached.Load(); d < 1 {
-		t.Errorf("detached %d times, want at least once", d)
+	if d := srv.WriterStats().Detaches; d < 1 {
+		t.Errorf("WriterStats: detached %d times, want at least once", d)
 	}
 	if n := writers(srv); n < 2 {
 		t.Errorf("%d writers while a Send is blocked, want the retired one and its successor", n)

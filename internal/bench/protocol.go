@@ -85,6 +85,7 @@ type reply struct {
 	Frames    uint64        `json:"frames"`             // responses (roomcast) or messages (NATS) that carried them
 	CPUNanos  int64         `json:"cpu_ns"`             // the worker process's CPU time so far; -1 if unknown
 	Latency   *LatencyStats `json:"latency,omitempty"`  // for stop: over the measurement window
+	Runtime   *RuntimeStats `json:"runtime,omitempty"`  // for the snap that stops measuring: over the window
 	// CrossNode and SameNode split Latency, with several nodes: messages
 	// received on another node than the one they were published to, and
 	// on the same one.

@@ -135,6 +135,13 @@ type WriterCounts struct {
 	PassesPerDelivery  float64 `json:"passes_per_delivery"`
 	HoldsPerDelivery   float64 `json:"holds_per_delivery"`
 	SendsPerDelivery   float64 `json:"sends_per_delivery"`
+	// HoldMS is how long a hold took, on average: how long, at most, the
+	// messages of a held pass waited for it beyond the writer's wake-up.
+	HoldMS float64 `json:"hold_ms"`
+	// Detaches is how many times, in the window, a Send blocked because
+	// its subscriber read too slowly (HTTP/2 flow control, or the socket)
+	// held its connection's writer long enough to move the stream off it.
+	Detaches uint64 `json:"detaches"`
 }
 
 // WorkerStats is the cost of the publishers and subscribers over the
@@ -146,6 +153,9 @@ type WorkerStats struct {
 	// decoder, 1 for NATS; 0 (unknown) with the client package, which hands
 	// messages over one by one.
 	MessagesPerFrame float64 `json:"messages_per_frame,omitempty"`
+	// Runtime is the worker's scheduling delays and garbage collection
+	// over the window.
+	Runtime *RuntimeStats `json:"runtime,omitempty"`
 }
 
 // MemoryStats is the server's heap in use plus goroutine stacks, and its
@@ -250,7 +260,8 @@ func (t Trial) summary() string {
 	if t.Server != nil {
 		s += fmt.Sprintf(", server CPU %.0f ns per delivery, %.0f ns per publish", t.Server.NsPerDelivery, t.Server.NsPerPublish)
 		if w := t.Server.Writers; w != nil {
-			s += fmt.Sprintf(", per delivery %.3f writer wake-ups, %.3f passes, %.3f holds, %.3f Sends", w.WakeupsPerDelivery, w.PassesPerDelivery, w.HoldsPerDelivery, w.SendsPerDelivery)
+			s += fmt.Sprintf(", per delivery %.3f writer wake-ups, %.3f passes, %.3f holds (of %.1f ms on average), %.3f Sends", w.WakeupsPerDelivery, w.PassesPerDelivery, w.HoldsPerDelivery, w.HoldMS, w.SendsPerDelivery)
+			s += fmt.Sprintf(", %d streams detached (a Send blocked: its subscriber read too slowly)", w.Detaches)
 		}
 	}
 	if t.Latency != nil {
@@ -258,6 +269,9 @@ func (t Trial) summary() string {
 	}
 	if t.Worker != nil {
 		s += fmt.Sprintf(", client CPU %.0f ns per delivery", t.Worker.NsPerDelivery)
+		if rt := t.Worker.Runtime; rt != nil {
+			s += fmt.Sprintf(" (runnable-to-running p50 %.0f µs, p99 %.0f µs; %d GCs, %.0f%% of its CPU)", rt.SchedP50US, rt.SchedP99US, rt.GCCycles, 100*rt.GCCPUShare)
+		}
 	}
 	return s
 }

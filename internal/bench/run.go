@@ -300,6 +300,8 @@ func (r *runner) measure(ctx context.Context, tr *Trial, name string, profile pr
 				PassesPerDelivery:  float64(p.writers.Passes) / d,
 				HoldsPerDelivery:   float64(p.writers.Holds) / d,
 				SendsPerDelivery:   float64(p.writers.Sends) / d,
+				HoldMS:             heldMS(p.writers),
+				Detaches:           p.writers.Detaches,
 			}
 		}
 		if tr.Cluster != nil && tr.Seconds > 0 {
@@ -414,7 +416,7 @@ func (p *pass) window(ctx context.Context, profile profiles) error {
 	w1, wok1 := writeSyscalls()
 	if p.writerStats != nil {
 		ws1 := p.writerStats()
-		p.writers = server.WriterStats{Wakeups: ws1.Wakeups - ws0.Wakeups, Passes: ws1.Passes - ws0.Passes, Holds: ws1.Holds - ws0.Holds, Sends: ws1.Sends - ws0.Sends}
+		p.writers = server.WriterStats{Wakeups: ws1.Wakeups - ws0.Wakeups, Passes: ws1.Passes - ws0.Passes, Holds: ws1.Holds - ws0.Holds, Sends: ws1.Sends - ws0.Sends, Held: ws1.Held - ws0.Held, Detaches: ws1.Detaches - ws0.Detaches}
 	}
 	p.tr.Seconds = time.Since(t0).Seconds()
 	s1, err := p.w.call(ctx, request{Op: opSnap, Measure: &off}, snapTimeout)
@@ -438,6 +440,7 @@ func (p *pass) window(ctx context.Context, profile profiles) error {
 	p.tr.Delivered = s1.Delivered - s0.Delivered
 	if s0.CPUNanos >= 0 && s1.CPUNanos >= 0 && p.tr.Delivered > 0 {
 		p.tr.Worker = newWorkerStats(time.Duration(s1.CPUNanos-s0.CPUNanos), p.tr.Delivered, s1.Frames-s0.Frames)
+		p.tr.Worker.Runtime = s1.Runtime
 	}
 	return nil
 }
@@ -539,4 +542,12 @@ func hostInfo(cfg Config) Host {
 		GOOS: runtime.GOOS, GOARCH: runtime.GOARCH, CPUs: runtime.NumCPU(), GoVersion: runtime.Version(),
 		WorkerProcess: len(cfg.WorkerCommand) > 0, ServerInProcess: cfg.Server == "",
 	}
+}
+
+// heldMS is the average hold of ws, in ms; 0 without holds.
+func heldMS(ws server.WriterStats) float64 {
+	if ws.Holds == 0 {
+		return 0
+	}
+	return float64(ws.Held) / float64(ws.Holds) / 1e6
 }

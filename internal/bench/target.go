@@ -114,6 +114,8 @@ func (t *roomcastTarget) writerStats() server.WriterStats {
 		sum.Passes += st.Passes
 		sum.Holds += st.Holds
 		sum.Sends += st.Sends
+		sum.Held += st.Held
+		sum.Detaches += st.Detaches
 	}
 	return sum
 }

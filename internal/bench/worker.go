@@ -77,7 +77,8 @@ type worker struct {
 
 	pubCancel context.CancelFunc
 	pubs      sync.WaitGroup
-	stopProf  func() // stops the CPU profile a snap started; nil when none runs
+	stopProf  func()          // stops the CPU profile a snap started; nil when none runs
+	rt0       runtimeSnapshot // the runtime's counters when measuring began
 }
 
 // maxFailures is how many failure messages a worker keeps.
@@ -115,6 +116,11 @@ func serveWorker(ctx context.Context, in io.Reader, out io.Writer, hooks workerH
 			if req.Measure != nil {
 				w.measuring.Store(*req.Measure)
 				w.profile(*req.Measure, req.Profile)
+				if *req.Measure {
+					w.rt0 = readRuntime()
+				} else if w.rt0 != nil {
+					rep.Runtime, w.rt0 = readRuntime().since(w.rt0), nil
+				}
 			}
 		case req.Op == opStop:
 			w.measuring.Store(false)
