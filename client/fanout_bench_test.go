@@ -32,9 +32,11 @@ import (
 // process's CPU time per delivery; ns/op, the wall time per message
 // published (10 ms, the pace, unless the subscribers fall behind). The
 // subscribers' CPU and allocation profiles are written as
-// BenchmarkReceive's are.
+// BenchmarkReceive's are, by each child in turn to the same files, so that
+// they hold the last child's: profile one system at a time.
 //
 //	go test -run '^$' -bench BenchmarkPacedFanout -benchtime=500x -count 5 ./client/
+//	ROOMCAST_BENCH_SUBSCRIBER_CPUPROFILE=$PWD/sub.prof go test -run '^$' -bench 'BenchmarkPacedFanout/roomcast$' -benchtime=800x -count 1 ./client/
 func BenchmarkPacedFanout(b *testing.B) {
 	const (
 		subs  = 1000

@@ -132,9 +132,9 @@ func (w *connWriter) hold() {
 		case <-c.srv.stopped:
 			w.timer.Stop()
 		}
-		held := now
+		start := now
 		now = c.srv.now()
-		c.srv.writes.held.Add(now - held)
+		c.srv.writes.held.Add(now - start)
 	}
 	c.pacer.begin(now)
 }

@@ -24,6 +24,18 @@ type WriterStats struct {
 	Detaches uint64
 }
 
+// Plus returns the counts of s and o together, as of two servers.
+func (s WriterStats) Plus(o WriterStats) WriterStats {
+	return WriterStats{Wakeups: s.Wakeups + o.Wakeups, Passes: s.Passes + o.Passes, Sends: s.Sends + o.Sends,
+		Holds: s.Holds + o.Holds, Held: s.Held + o.Held, Detaches: s.Detaches + o.Detaches}
+}
+
+// Since returns what the writers did between s0, read earlier, and s.
+func (s WriterStats) Since(s0 WriterStats) WriterStats {
+	return WriterStats{Wakeups: s.Wakeups - s0.Wakeups, Passes: s.Passes - s0.Passes, Sends: s.Sends - s0.Sends,
+		Holds: s.Holds - s0.Holds, Held: s.Held - s0.Held, Detaches: s.Detaches - s0.Detaches}
+}
+
 // WriterStats returns what the server's connection writers did so far. It
 // is safe for concurrent use; the counts are read one at a time, so they
 // may disagree by a pass in flight.

@@ -307,6 +307,10 @@ func ParseEngines(s string) ([]string, error) {
 }
 
 // engines returns the engines to measure; call it only on a valid Config.
+// workerProcess reports whether the worker runs in a process of its own,
+// whose CPU and runtime are its alone.
+func (c Config) workerProcess() bool { return len(c.WorkerCommand) > 0 }
+
 func (c Config) engines() []string {
 	e, _ := ParseEngines(c.Engine)
 	return e

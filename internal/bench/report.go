@@ -270,7 +270,11 @@ func (t Trial) summary() string {
 	if t.Worker != nil {
 		s += fmt.Sprintf(", client CPU %.0f ns per delivery", t.Worker.NsPerDelivery)
 		if rt := t.Worker.Runtime; rt != nil {
-			s += fmt.Sprintf(" (runnable-to-running p50 %.0f µs, p99 %.0f µs; %d GCs, %.0f%% of its CPU)", rt.SchedP50US, rt.SchedP99US, rt.GCCycles, 100*rt.GCCPUShare)
+			gc := "its CPU share unknown"
+			if rt.GCCPUShare != nil {
+				gc = fmt.Sprintf("%.0f%% of its CPU", 100**rt.GCCPUShare)
+			}
+			s += fmt.Sprintf(" (runnable-to-running p50 %.0f µs, p99 %.0f µs; %d GCs, %s)", rt.SchedP50US, rt.SchedP99US, rt.GCCycles, gc)
 		}
 	}
 	return s

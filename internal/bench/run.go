@@ -112,7 +112,7 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) (_ *Report, 
 						if cfg.CPUProfile != "" {
 							prof.server = profilePath(cfg.CPUProfile, name, len(sh.setups))
 						}
-						if cfg.WorkerCPUProfile != "" && len(cfg.WorkerCommand) > 0 {
+						if cfg.WorkerCPUProfile != "" && cfg.workerProcess() {
 							prof.worker = profilePath(cfg.WorkerCPUProfile, name, len(sh.setups))
 						}
 					}
@@ -415,8 +415,7 @@ func (p *pass) window(ctx context.Context, profile profiles) error {
 	cpu1, ok1 := processCPU()
 	w1, wok1 := writeSyscalls()
 	if p.writerStats != nil {
-		ws1 := p.writerStats()
-		p.writers = server.WriterStats{Wakeups: ws1.Wakeups - ws0.Wakeups, Passes: ws1.Passes - ws0.Passes, Holds: ws1.Holds - ws0.Holds, Sends: ws1.Sends - ws0.Sends, Held: ws1.Held - ws0.Held, Detaches: ws1.Detaches - ws0.Detaches}
+		p.writers = p.writerStats().Since(ws0)
 	}
 	p.tr.Seconds = time.Since(t0).Seconds()
 	s1, err := p.w.call(ctx, request{Op: opSnap, Measure: &off}, snapTimeout)
@@ -440,7 +439,9 @@ func (p *pass) window(ctx context.Context, profile profiles) error {
 	p.tr.Delivered = s1.Delivered - s0.Delivered
 	if s0.CPUNanos >= 0 && s1.CPUNanos >= 0 && p.tr.Delivered > 0 {
 		p.tr.Worker = newWorkerStats(time.Duration(s1.CPUNanos-s0.CPUNanos), p.tr.Delivered, s1.Frames-s0.Frames)
-		p.tr.Worker.Runtime = s1.Runtime
+		if p.cfg.workerProcess() { // in process, the runtime is the server's too
+			p.tr.Worker.Runtime = s1.Runtime
+		}
 	}
 	return nil
 }
@@ -540,7 +541,7 @@ func newWorkerStats(cpu time.Duration, delivered, frames uint64) *WorkerStats {
 func hostInfo(cfg Config) Host {
 	return Host{
 		GOOS: runtime.GOOS, GOARCH: runtime.GOARCH, CPUs: runtime.NumCPU(), GoVersion: runtime.Version(),
-		WorkerProcess: len(cfg.WorkerCommand) > 0, ServerInProcess: cfg.Server == "",
+		WorkerProcess: cfg.workerProcess(), ServerInProcess: cfg.Server == "",
 	}
 }
 

@@ -1,15 +1,17 @@
 package bench
 
 import (
+	"math"
 	"runtime/metrics"
-	"time"
 )
 
 // What a paced trial's latency is made of on the worker's side: how late
 // its goroutines ran once runnable (the scheduler's queueing when one
 // publish wakes a thousand subscribers on two cores), and how much of its
 // CPU the garbage collector took. The worker reads the runtime's own
-// counters at the start and the end of the measurement window.
+// counters at the start and the end of the measurement window; the
+// collector's CPU counts are refreshed only as a collection ends, so its
+// share spans the last collections before each read.
 
 // RuntimeStats is what the worker's Go runtime reports over the
 // measurement window.
@@ -21,8 +23,11 @@ type RuntimeStats struct {
 	// GCCycles is the garbage collections completed in the window.
 	GCCycles uint64 `json:"gc_cycles"`
 	// GCCPUShare is the part of the worker's CPU time the collector took
-	// (/cpu/classes/gc/total over /cpu/classes/total, less idle).
-	GCCPUShare float64 `json:"gc_cpu_share"`
+	// (/cpu/classes/gc/total over /cpu/classes/total, less idle: the
+	// runtime's estimate), between the last collections before the
+	// window's start and its end; nil when no collection ended in the
+	// window, as the runtime then reports no change.
+	GCCPUShare *float64 `json:"gc_cpu_share,omitempty"`
 }
 
 var runtimeSampleNames = []string{
@@ -63,8 +68,9 @@ func (s runtimeSnapshot) since(s0 runtimeSnapshot) *RuntimeStats {
 		SchedP99US: histPercentile(counts, h1.Buckets, 0.99),
 		GCCycles:   s[1].Value.Uint64() - s0[1].Value.Uint64(),
 	}
-	if busy > 0 {
-		st.GCCPUShare = (s[2].Value.Float64() - s0[2].Value.Float64()) / busy
+	if busy > 0 && st.GCCycles > 0 {
+		share := (s[2].Value.Float64() - s0[2].Value.Float64()) / busy
+		st.GCCPUShare = &share
 	}
 	return st
 }
@@ -86,7 +92,7 @@ func histPercentile(counts []uint64, buckets []float64, q float64) float64 {
 		seen += c
 		if seen > rank {
 			upper := buckets[i+1]
-			if upper > float64(time.Hour/time.Second) { // the last bucket is unbounded
+			if math.IsInf(upper, 1) { // the last bucket is unbounded
 				upper = buckets[i]
 			}
 			return upper * 1e6

@@ -32,7 +32,10 @@ func TestRuntimeSince(t *testing.T) {
 	if st == nil {
 		t.Fatal("a runtime counter is missing")
 	}
-	if st.GCCycles < 1 || st.GCCPUShare < 0 || st.GCCPUShare > 1 || st.SchedP99US < st.SchedP50US {
+	if st.GCCycles < 1 || st.SchedP99US < st.SchedP50US {
 		t.Errorf("since a forced GC: %+v", *st)
+	}
+	if sh := st.GCCPUShare; sh != nil && (*sh < 0 || *sh > 1) {
+		t.Errorf("since a forced GC, the collector's share of the CPU: %v", *sh)
 	}
 }

@@ -109,13 +109,7 @@ func (t *roomcastTarget) stats() broker.Stats {
 func (t *roomcastTarget) writerStats() server.WriterStats {
 	var sum server.WriterStats
 	for _, n := range t.nodes {
-		st := n.WriterStats()
-		sum.Wakeups += st.Wakeups
-		sum.Passes += st.Passes
-		sum.Holds += st.Holds
-		sum.Sends += st.Sends
-		sum.Held += st.Held
-		sum.Detaches += st.Detaches
+		sum = sum.Plus(n.WriterStats())
 	}
 	return sum
 }

@@ -115,11 +115,12 @@ func serveWorker(ctx context.Context, in io.Reader, out io.Writer, hooks workerH
 		case req.Op == opSnap:
 			if req.Measure != nil {
 				w.measuring.Store(*req.Measure)
+				if !*req.Measure && w.rt0 != nil { // before the profile is written
+					rep.Runtime, w.rt0 = readRuntime().since(w.rt0), nil
+				}
 				w.profile(*req.Measure, req.Profile)
 				if *req.Measure {
 					w.rt0 = readRuntime()
-				} else if w.rt0 != nil {
-					rep.Runtime, w.rt0 = readRuntime().since(w.rt0), nil
 				}
 			}
 		case req.Op == opStop:
