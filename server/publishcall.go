@@ -27,6 +27,9 @@ import (
 type publishCalls struct {
 	info    grpc.UnaryServerInfo
 	handler grpc.UnaryHandler
+	// rest runs the server's interceptors after the first around handler,
+	// as unaryChain binds them; nil if unaryChain does not use it.
+	rest grpc.UnaryHandler
 }
 
 // initPublishCalls binds s's publishCalls; New calls it before serving.
