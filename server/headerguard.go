@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"errors"
 	"log/slog"
 	"net"
@@ -48,6 +49,15 @@ type headerMirror struct {
 	// golang.org/x/net/http2 does, each with its own budget of max.
 	trailerSize uint32
 	over        bool // the block went over max
+	// repeat is the last block the mirror decoded, if it came whole in one
+	// HEADERS frame, was within the limit and held only one-byte indexed
+	// fields, and the mirror has decoded nothing since (repeated). Such a
+	// block changes nothing in the HPACK table, so the same bytes again
+	// decode to the same list: a client's calls repeat their header block
+	// byte for byte once their fields are in the table, and the mirror
+	// compares them rather than decode them again.
+	repeat   []byte
+	repeated bool
 }
 
 func newHeaderMirror(max uint32) *headerMirror {
@@ -86,8 +96,37 @@ func (m *headerMirror) field(f hpack.HeaderField) {
 // the connection (grpc-go's decoder would end it for a malformed one too,
 // with COMPRESSION_ERROR), so the mirror is not used after that.
 func (m *headerMirror) write(p []byte) bool {
+	m.repeated = false
 	_, err := m.dec.Write(p)
 	return err == nil && !m.over
+}
+
+// block does what write then end do for b, a whole block that came in one
+// HEADERS frame: but for the repeat of the last such block, which it
+// passes as it passed that one, without decoding it.
+func (m *headerMirror) block(b []byte) bool {
+	if m.repeated && bytes.Equal(b, m.repeat) {
+		return true
+	}
+	if !m.write(b) || !m.end() {
+		return false
+	}
+	if indexedOnly(b) {
+		m.repeat, m.repeated = append(m.repeat[:0], b...), true
+	}
+	return true
+}
+
+// indexedOnly reports whether block holds only indexed fields of one byte
+// (RFC 7541, 6.1: the high bit set, an index from 1 to 126), which add
+// nothing to the table and resize nothing.
+func indexedOnly(block []byte) bool {
+	for _, c := range block {
+		if c <= 0x80 || c == 0xff {
+			return false
+		}
+	}
+	return true
 }
 
 // end ends a block (END_HEADERS), and reports whether it was well formed.
@@ -105,6 +144,7 @@ type headerFrame struct {
 	rest      int  // the payload's bytes after the prefix
 	frag      int  // the fragment's bytes still to feed; -1 until the prefix is read
 	endBlock  bool // END_HEADERS: the block ends with this frame
+	whole     bool // a HEADERS frame with END_HEADERS, none of whose fragment was fed yet
 }
 
 // startHeaders sets up the scanner for the payload of a HEADERS or
@@ -114,6 +154,7 @@ func (c *resetConn) startHeaders(t http2.FrameType, flags http2.Flags, n int) {
 		c.mirror = newHeaderMirror(c.guard.maxHeaderBytes)
 	}
 	f := headerFrame{rest: n, frag: -1, endBlock: flags.Has(http2.FlagHeadersEndHeaders)}
+	f.whole = t == http2.FrameHeaders && f.endBlock
 	if t == http2.FrameHeaders {
 		if flags.Has(http2.FlagHeadersPadded) {
 			f.prefix, f.padLenNow = 1, true
@@ -150,6 +191,17 @@ func (c *resetConn) scanHeaders(p []byte) ([]byte, bool) {
 			return p, false // padding past the payload: the frame is refused
 		}
 	}
+	if f.whole && f.frag <= len(p) { // the whole block, here: see block
+		if !c.mirror.block(p[:f.frag]) {
+			return p, false
+		}
+		f.rest -= f.frag
+		p = p[f.frag:]
+		c.inHeaders = false
+		c.skip = f.rest // the padding
+		return p, true
+	}
+	f.whole = false // its fragment split between reads: decoded as it comes
 	if k := min(f.frag, len(p)); k > 0 {
 		if !c.mirror.write(p[:k]) {
 			return p, false

@@ -174,6 +174,20 @@ func headerMirrorCases(t testing.TB) map[string][]byte {
 			fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: enc(fields...), EndHeaders: true})
 			fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 3, BlockFragment: enc(overLimit...), EndHeaders: true})
 		}),
+		// A block of indexed fields, repeated byte for byte after another
+		// block added two large entries to the table: its indexes now name
+		// them, and its list is over the limit.
+		"a repeated block after the table changed": h2Stream(t, func(fr *http2.Framer, enc func(...hpack.HeaderField) []byte) {
+			fields := requestHeaders(hpack.HeaderField{Name: "x-a", Value: "v"})
+			fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: enc(fields...), EndHeaders: true, EndStream: true})
+			indexed := enc(fields...)
+			fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 3, BlockFragment: indexed, EndHeaders: true, EndStream: true})
+			fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 5, BlockFragment: indexed, EndHeaders: true, EndStream: true})
+			big := strings.Repeat("b", 1000)
+			fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 7, BlockFragment: enc(requestHeaders(hpack.HeaderField{Name: "x-big1", Value: big})...), EndHeaders: true, EndStream: true})
+			fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 9, BlockFragment: enc(requestHeaders(hpack.HeaderField{Name: "x-big2", Value: big})...), EndHeaders: true, EndStream: true})
+			fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 11, BlockFragment: indexed, EndHeaders: true, EndStream: true})
+		}),
 		"malformed block": h2Stream(t, func(fr *http2.Framer, _ func(...hpack.HeaderField) []byte) {
 			fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f}, EndHeaders: true})
 		}),
@@ -229,25 +243,31 @@ func FuzzHeaderMirror(f *testing.F) {
 // BenchmarkHeaderScan is the scanner's cost per call on the connection of
 // a grpc-go client: a HEADERS frame as its encoder writes one (the fields
 // indexed once the first call has sent them, and a grpc-timeout that
-// changes with every call), then a small DATA frame; with the header
-// mirror and without (resets alone). The frames arrive 32 KiB a read, as
+// changes with every call, or none), then a small DATA frame; with the
+// header mirror and without (resets alone). The frames arrive 32 KiB a read, as
 // grpc-go reads them.
 func BenchmarkHeaderScan(b *testing.B) {
 	const callsPerChunk = 4096
 	for _, bc := range []struct {
-		name string
-		max  uint32
-	}{{"mirror", DefaultMaxHeaderBytes}, {"resets-only", 0}} {
+		name     string
+		max      uint32
+		deadline bool // the calls send grpc-timeout; the client package's Publish does not
+	}{{"mirror", DefaultMaxHeaderBytes, true}, {"mirror-no-deadline", DefaultMaxHeaderBytes, false}, {"resets-only", 0, true}} {
 		b.Run(bc.name, func(b *testing.B) {
 			var stream, block bytes.Buffer
 			fr := http2.NewFramer(&stream, nil)
 			enc := hpack.NewEncoder(&block)
-			fields := requestHeaders(hpack.HeaderField{Name: "authorization", Value: "Bearer rk_" + strings.Repeat("k", 40)}, hpack.HeaderField{Name: "grpc-timeout"})
+			fields := requestHeaders(hpack.HeaderField{Name: "authorization", Value: "Bearer rk_" + strings.Repeat("k", 40)})
+			if bc.deadline {
+				fields = append(fields, hpack.HeaderField{Name: "grpc-timeout"})
+			}
 			id := uint32(1)
 			calls := func(n int) []byte { // the next n calls, as the client's encoder writes them
 				stream.Reset()
 				for range n {
-					fields[len(fields)-1].Value = strconv.Itoa(int(id%10000)) + "m"
+					if bc.deadline {
+						fields[len(fields)-1].Value = strconv.Itoa(int(id%10000)) + "m"
+					}
 					block.Reset()
 					for _, f := range fields {
 						enc.WriteField(f)

@@ -15,16 +15,17 @@ import (
 // Publish implements BrokerService.Publish.
 // The gRPC service serves it with publishMethod (see publishcall.go).
 func (s *Server) Publish(ctx context.Context, req *roomcastv1.PublishRequest) (*roomcastv1.PublishResponse, error) {
-	off, epoch, err := s.publishUnary(ctx, req)
+	off, epoch, err := s.publishUnary(ctx, req, new(outgoing))
 	if err != nil {
 		return nil, err
 	}
 	return &roomcastv1.PublishResponse{Offset: off, Epoch: epoch}, nil
 }
 
-// publishUnary serves a unary Publish of req by the caller of ctx,
-// returning the message's offset and its room's epoch.
-func (s *Server) publishUnary(ctx context.Context, req *roomcastv1.PublishRequest) (uint64, string, error) {
+// publishUnary serves a unary Publish of req by the caller of ctx, with m
+// for its message (see publish), returning the message's offset and its
+// room's epoch.
+func (s *Server) publishUnary(ctx context.Context, req *roomcastv1.PublishRequest, m *outgoing) (uint64, string, error) {
 	if hook := s.cfg.publishHook; hook != nil {
 		hook(req)
 	}
@@ -32,7 +33,7 @@ func (s *Server) publishUnary(ctx context.Context, req *roomcastv1.PublishReques
 		return 0, "", status.Error(codes.Unavailable, "server is shutting down; publish to another instance or retry")
 	}
 	id := s.caller(ctx)
-	return s.publish(broker.WithOwner(ctx, id.Subject), id, req)
+	return s.publish(broker.WithOwner(ctx, id.Subject), id, req, m)
 }
 
 // publish checks req as a publish by id and sequences it: validation, size
@@ -41,9 +42,10 @@ func (s *Server) publishUnary(ctx context.Context, req *roomcastv1.PublishReques
 // before all of these: see taprates.go). It is the one path of every publish, Publish's and
 // PublishStream's, so the two cannot drift apart. ctx must name id's
 // subject as the owner (broker.WithOwner), once for all of a stream's
-// publishes. It returns the message's offset and the room's epoch; its
-// errors are gRPC statuses.
-func (s *Server) publish(ctx context.Context, id *auth.Identity, req *roomcastv1.PublishRequest) (uint64, string, error) {
+// publishes. m, zero, holds the message it hands the broker, and is not
+// to be used again: the broker may keep it. It returns the message's
+// offset and the room's epoch; its errors are gRPC statuses.
+func (s *Server) publish(ctx context.Context, id *auth.Identity, req *roomcastv1.PublishRequest, m *outgoing) (uint64, string, error) {
 	if err := validatePublish(req); err != nil {
 		return 0, "", status.Error(codes.InvalidArgument, err.Error())
 	}
@@ -71,8 +73,7 @@ func (s *Server) publish(ctx context.Context, id *auth.Identity, req *roomcastv1
 	if err := s.access.ownSession(ctx, id, "exclude_session", req.GetExcludeSession()); err != nil {
 		return 0, "", err
 	}
-	m := new(outgoing) // the message and its payload in one allocation
-	msg := &m.msg
+	msg := &m.msg             // m holds its payload and publish time too
 	msg.PublishTime = &m.time // the broker stamps it in place
 	msg.Room, msg.ContentType, msg.Headers, msg.PublisherSession = req.GetRoom(), req.GetContentType(), req.GetHeaders(), req.GetSessionId()
 	switch p := req.GetPayload().(type) {

@@ -27,6 +27,9 @@ import (
 type publishCalls struct {
 	info    grpc.UnaryServerInfo
 	handler grpc.UnaryHandler
+	// rest runs the server's interceptors after the first around handler,
+	// as unaryChain binds them; nil if unaryChain does not use it.
+	rest grpc.UnaryHandler
 }
 
 // initPublishCalls binds s's publishCalls; New calls it before serving.
@@ -56,17 +59,27 @@ func publishMethod(srv any, ctx context.Context, dec func(any) error, intercepto
 }
 
 // publishCall is the grpc.UnaryHandler of a unary Publish: publishUnary,
-// answered with a publishReply.
+// answered with a publishReply, both in one allocation (publishAnswer).
 func (s *Server) publishCall(ctx context.Context, req any) (any, error) {
 	r, ok := req.(*roomcastv1.PublishRequest)
 	if !ok { // an interceptor replaced it
 		return nil, status.Errorf(codes.Internal, "a Publish request of type %T", req)
 	}
-	off, epoch, err := s.publishUnary(ctx, r)
+	a := new(publishAnswer)
+	off, epoch, err := s.publishUnary(ctx, r, &a.msg)
 	if err != nil {
 		return nil, err
 	}
-	return newPublishReply(off, epoch), nil
+	return a.reply.answer(off, epoch), nil
+}
+
+// publishAnswer is what a unary Publish allocates: the message it hands
+// the broker and the reply it answers with. The reply's frame keeps the
+// message alive until grpc-go has written it, which costs less than a
+// second allocation.
+type publishAnswer struct {
+	msg   outgoing
+	reply publishReply
 }
 
 // publishReply is a PublishResponse already encoded as a frame, which the
@@ -83,17 +96,22 @@ type publishReply struct {
 // broker's are 13 (newEpoch).
 const publishReplyBytes = 48
 
-// newPublishReply returns the answer of a publish at offset off in epoch:
-// a *publishReply, or, for an epoch too long for one or not valid UTF-8
+// newPublishReply returns the answer of a publish at offset off in epoch,
+// as answer makes it in a new publishReply.
+func newPublishReply(off uint64, epoch string) any {
+	return new(publishReply).answer(off, epoch)
+}
+
+// answer returns the answer of a publish at offset off in epoch: r, made
+// into its frame, or, for an epoch too long for r or not valid UTF-8
 // (which the codec's encoding then refuses as proto would), a
 // PublishResponse.
-func newPublishReply(off uint64, epoch string) any {
+func (r *publishReply) answer(off uint64, epoch string) any {
 	resp := roomcastv1.PublishResponse{Offset: off, Epoch: epoch}
 	n := resp.SizeVT()
 	if n > publishReplyBytes || !utf8.ValidString(epoch) {
 		return &roomcastv1.PublishResponse{Offset: off, Epoch: epoch}
 	}
-	r := new(publishReply)
 	if _, err := resp.MarshalToSizedBufferVT(r.bytes[:n]); err != nil { // sized by SizeVT, no nested messages: cannot fail
 		return &roomcastv1.PublishResponse{Offset: off, Epoch: epoch}
 	}

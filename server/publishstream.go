@@ -220,7 +220,7 @@ func (s *Server) publishOne(ctx context.Context, id *auth.Identity, rec *callRec
 	case pub == nil:
 		err = status.Error(codes.InvalidArgument, "request has no publish")
 	default:
-		ok.Offset, ok.Epoch, err = s.publish(ctx, id, pub)
+		ok.Offset, ok.Epoch, err = s.publish(ctx, id, pub, new(outgoing))
 		rec.publish(pub.GetRoom(), err == nil)
 		if err == nil {
 			return reqID, nil

@@ -156,7 +156,7 @@ func New(opts ...Option) (_ *Server, err error) {
 		if err := cfg.registry.Register(s.guard); err != nil {
 			return nil, fmt.Errorf("server: registering connection metrics: %w", err)
 		}
-		gopts = append(gopts, grpc.ChainUnaryInterceptor(m.UnaryServerInterceptor()), grpc.ChainStreamInterceptor(s.refuseDeferredStreams(metricsStreams(m))))
+		gopts = append(gopts, grpc.ChainStreamInterceptor(s.refuseDeferredStreams(metricsStreams(m)))) // its unary interceptor heads unaryChain's
 		metrics = m
 	}
 	// The refusal log goes around authentication, so that the calls it
@@ -178,7 +178,12 @@ func New(opts ...Option) (_ *Server, err error) {
 		s.tap = s.recoverTap(limitTap(s.refusedInTap, s.tapLimits))
 		gopts = append(gopts, grpc.InTapHandle(s.deferLongRefusals(s.tap))) // anonymous callers' limits, before a request is read
 	}
-	gopts = append(gopts, grpc.ChainUnaryInterceptor(s.unaryInterceptors(authUnary)...))
+	var metricsUnary grpc.UnaryServerInterceptor
+	if metrics != nil {
+		metricsUnary = metrics.UnaryServerInterceptor()
+	}
+	s.initPublishCalls() // before unaryChain, which binds its handler
+	gopts = append(gopts, grpc.ChainUnaryInterceptor(s.unaryChain(metricsUnary, authUnary, len(cfg.grpcOpts) == 0)))
 	// The per-credential stream limit goes after authentication.
 	streams := s.streamInterceptors(authStream)
 	if metrics == nil { // else the metrics interceptor is the first, and refuses them
@@ -187,7 +192,6 @@ func New(opts ...Option) (_ *Server, err error) {
 	gopts = append(gopts, grpc.ChainStreamInterceptor(streams...), grpc.UnknownServiceHandler(s.unknownMethod))
 	gopts = append(gopts, cfg.statsHandlers()...) // none unless tracing is on
 	s.grpc = grpc.NewServer(append(gopts, cfg.grpcOpts...)...)
-	s.initPublishCalls()
 	s.grpc.RegisterService(serviceDesc(), s)
 	admin := roomcastv1.AdminService_ServiceDesc
 	refuseDeferred(&admin)

@@ -13,8 +13,11 @@ import (
 // each level of a grpc-go chain costs a closure and a call. The server's
 // own interceptors run as one (unaryCalls): the refusal log, panic
 // recovery and the access log. The metrics interceptor goes before it and
-// the authentication interceptor after it, each in the chain only when it
-// is on: with both, a unary call passes three levels.
+// the authentication interceptor after it, each only when it is on, and
+// the three are given to grpc-go as one interceptor (unaryChain), which
+// chains them as grpc-go would, but for a unary Publish binds all but the
+// first level to its handler once, when the server is made: a Publish
+// allocates no closure for its levels.
 //
 // The access log needs no record in the call's context while a unary call
 // runs: the handlers add nothing to it, and what its line says beyond
@@ -26,15 +29,47 @@ import (
 // checks is there; with it off, callIdentity makes the anonymous caller's
 // from the client's address.
 
-// unaryInterceptors returns the server's unary interceptors that follow the
-// metrics interceptor, if any, in order, for New: unaryCalls, then authn's
-// if authn is not nil.
-func (s *Server) unaryInterceptors(authn grpc.UnaryServerInterceptor) []grpc.UnaryServerInterceptor {
-	chain := []grpc.UnaryServerInterceptor{s.unaryCalls(s.cfg.accessLog)}
-	if authn != nil {
-		chain = append(chain, authn)
+// unaryChain returns the server's unary interceptors as the one grpc-go
+// runs, for New: metrics' if it is not nil, unaryCalls, then authn's if it
+// is not nil, in that order. With direct, no other interceptor follows it
+// in grpc-go's chain (none came with WithGRPCOptions), so that a Publish
+// that reaches it with publishCalls.info brings publishCalls.handler, which
+// the levels after the first were bound to (publishCalls.rest); else every
+// call is chained as grpc-go chains interceptors.
+func (s *Server) unaryChain(metrics, authn grpc.UnaryServerInterceptor, direct bool) grpc.UnaryServerInterceptor {
+	var levels []grpc.UnaryServerInterceptor
+	if metrics != nil {
+		levels = append(levels, metrics)
 	}
-	return chain
+	levels = append(levels, s.unaryCalls(s.cfg.accessLog))
+	if authn != nil {
+		levels = append(levels, authn)
+	}
+	if len(levels) == 1 { // grpc-go calls it with the handler itself
+		return levels[0]
+	}
+	first, rest := levels[0], levels[1:]
+	if direct {
+		s.publishCalls.rest = bindLevels(rest, &s.publishCalls.info, s.publishCalls.handler)
+	}
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		if direct && info == &s.publishCalls.info {
+			return first(ctx, req, info, s.publishCalls.rest)
+		}
+		return first(ctx, req, info, bindLevels(rest, info, handler))
+	}
+}
+
+// bindLevels returns the handler that runs levels, in order, with info,
+// around handler.
+func bindLevels(levels []grpc.UnaryServerInterceptor, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) grpc.UnaryHandler {
+	if len(levels) == 0 {
+		return handler
+	}
+	next := bindLevels(levels[1:], info, handler)
+	return func(ctx context.Context, req any) (any, error) {
+		return levels[0](ctx, req, info, next)
+	}
 }
 
 // unaryCalls returns the interceptor that logs the refusals of unary calls

@@ -98,6 +98,7 @@ type connWriter struct {
 	served        bool          // w has served a round; w's own
 	delivered     bool          // w has sent a collected batch; w's own: until then it exits when idle
 	timer         *time.Timer   // for holds (pacing.go); w's own, made at the first
+	wokeAt        int64         // the server's clock when wait last woke w, for hold; 0 if it did not wait. w's own
 }
 
 func (w *connWriter) run() {
@@ -132,6 +133,7 @@ func (w *connWriter) wait() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	w.idleSeen = false
+	w.wokeAt = 0
 	for c.ready.len() == 0 {
 		if c.sessions == 0 || w.served && !w.delivered {
 			c.writer, c.waiting = nil, false
@@ -145,7 +147,8 @@ func (w *connWriter) wait() bool {
 			return false
 		}
 		c.srv.writes.wakes.Add(1)
-		c.pacer.woke(c.srv.now() - c.pokedAt)
+		w.wokeAt = c.srv.now()
+		c.pacer.woke(w.wokeAt - c.pokedAt)
 	}
 	return true
 }
