@@ -196,8 +196,13 @@ type limits struct {
 	maxConnIdle    time.Duration
 	authTimeout    time.Duration
 	maxCredStreams int
-	readRate       float64
-	readBurst      int
+
+	acceptPaceAfter int // see acceptpace.go
+	acceptPace      float64
+	acceptPaceBurst int
+
+	readRate  float64
+	readBurst int
 
 	anonPublishRate  float64 // anonymous callers of a server with an authenticator
 	anonPublishBurst int
@@ -221,8 +226,13 @@ func defaultLimits() limits {
 		maxConnIdle:    DefaultMaxConnectionIdle,
 		authTimeout:    DefaultAuthTimeout,
 		maxCredStreams: DefaultMaxStreamsPerCredential,
-		readRate:       DefaultReadRate,
-		readBurst:      DefaultReadBurst,
+
+		acceptPaceAfter: DefaultAcceptPaceAfter,
+		acceptPace:      DefaultAcceptPace,
+		acceptPaceBurst: DefaultAcceptPaceBurst,
+
+		readRate:  DefaultReadRate,
+		readBurst: DefaultReadBurst,
 
 		anonPublishRate:  DefaultAnonymousPublishRate,
 		anonPublishBurst: DefaultAnonymousPublishBurst,
@@ -265,6 +275,9 @@ func (l *limits) validate() error {
 		return fmt.Errorf("server: max refused commands must not be negative, got %d", l.maxRefusedCommands)
 	case l.maxRefusedCalls < 0:
 		return fmt.Errorf("server: max refused calls must not be negative, got %d", l.maxRefusedCalls)
+	}
+	if err := l.validateAcceptPace(); err != nil {
+		return err
 	}
 	return l.validateWindows()
 }
