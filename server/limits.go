@@ -72,7 +72,7 @@ const (
 	// byte is read, copied and retained: under issue #13's attack (b), 1 MiB
 	// messages to new rooms from one credential, the previous 64 MiB a
 	// second in bursts of 64 MiB cost the server 1.1 to 1.8 s of CPU in 5 s
-	// and 440 to 540 MiB of memory, this 0.8 to 1.2 s and 210 to 240 MiB.
+	// and 440 to 550 MiB of memory, this 0.8 to 1.2 s and 200 to 240 MiB.
 	DefaultPublishByteRate  = 32 << 20
 	DefaultPublishByteBurst = 8 << 20
 )
