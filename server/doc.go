@@ -42,7 +42,8 @@
 // What a client may cost is bounded before the work it would cause, and
 // each limit is checked where that cost would arise (limits.go has their
 // options): connections by the listener (listener.go: the cap, and the
-// deadline to authenticate); a call's headers by grpc-go
+// deadline to authenticate; acceptpace.go: the pace of accepts while many
+// await authentication); a call's headers by grpc-go
 // (MaxHeaderListSize); its credential from those headers, before its body
 // is read (tap.go); its request's size and map entries on its bytes,
 // before it is decoded (decode.go); and what one credential may hold open

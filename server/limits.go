@@ -66,13 +66,16 @@ const (
 	// by a handler, which are not paused.
 	DefaultMaxRefusedCalls = 1000
 	// DefaultPublishByteRate and DefaultPublishByteBurst bound the bytes of
-	// messages one credential may publish: 64 MiB a second, in bursts of as
-	// much. That is 6,500 bytes a message at the default publish rate, and
-	// 64 messages a second at the default message limit: what a chatty
-	// backend needs, while one credential costs the server a fraction of a
-	// core (every accepted byte is read, copied and retained).
-	DefaultPublishByteRate  = 64 << 20
-	DefaultPublishByteBurst = 64 << 20
+	// messages one credential may publish: 32 MiB a second, in bursts of 8
+	// MiB. That is 3,300 bytes a message at the default publish rate, 32
+	// messages a second at the default message limit and 8 of them at once:
+	// what a chatty backend needs, or a fleet sharing a key. Every accepted
+	// byte is read, copied and retained: under issue #13's attack (b), 1 MiB
+	// messages to new rooms from one credential, the previous 64 MiB a
+	// second in bursts of 64 MiB cost the server 1.1 to 1.8 s of CPU in 5 s
+	// and 440 to 550 MiB of memory, this 0.8 to 1.2 s and 200 to 240 MiB.
+	DefaultPublishByteRate  = 32 << 20
+	DefaultPublishByteBurst = 8 << 20
 	// DefaultReadByteRate and DefaultReadByteBurst bound the bytes of the
 	// History and Presence answers one credential is sent: 4 MiB a second,
 	// in bursts of 16 MiB. That is four pages a second of 1000 messages of
@@ -193,8 +196,8 @@ func WithMaxRefusedCalls(n int) Option { return func(c *config) { c.maxRefusedCa
 // WithAuthenticator, from their headers, before the request is read), and
 // its publishes on an open PublishStream are refused, all with RESOURCE_EXHAUSTED and a google.rpc.RetryInfo saying
 // when it owes nothing. Anonymous callers count per client address. The
-// default is DefaultPublishByteRate (64 MiB) a second with bursts of
-// DefaultPublishByteBurst (64 MiB); 0 means no limit.
+// default is DefaultPublishByteRate (32 MiB) a second with bursts of
+// DefaultPublishByteBurst (8 MiB); 0 means no limit.
 func WithPublishByteRate(perSecond float64, burst int) Option {
 	return func(c *config) { c.publishByteRate, c.publishByteBurst = perSecond, burst }
 }
@@ -220,8 +223,13 @@ type limits struct {
 	maxConnIdle    time.Duration
 	authTimeout    time.Duration
 	maxCredStreams int
-	readRate       float64
-	readBurst      int
+
+	acceptPaceAfter int // see acceptpace.go
+	acceptPace      float64
+	acceptPaceBurst int
+
+	readRate  float64
+	readBurst int
 
 	anonPublishRate  float64 // anonymous callers of a server with an authenticator
 	anonPublishBurst int
@@ -248,8 +256,13 @@ func defaultLimits() limits {
 		maxConnIdle:    DefaultMaxConnectionIdle,
 		authTimeout:    DefaultAuthTimeout,
 		maxCredStreams: DefaultMaxStreamsPerCredential,
-		readRate:       DefaultReadRate,
-		readBurst:      DefaultReadBurst,
+
+		acceptPaceAfter: DefaultAcceptPaceAfter,
+		acceptPace:      DefaultAcceptPace,
+		acceptPaceBurst: DefaultAcceptPaceBurst,
+
+		readRate:  DefaultReadRate,
+		readBurst: DefaultReadBurst,
 
 		anonPublishRate:  DefaultAnonymousPublishRate,
 		anonPublishBurst: DefaultAnonymousPublishBurst,
@@ -297,6 +310,9 @@ func (l *limits) validate() error {
 		return fmt.Errorf("server: max refused commands must not be negative, got %d", l.maxRefusedCommands)
 	case l.maxRefusedCalls < 0:
 		return fmt.Errorf("server: max refused calls must not be negative, got %d", l.maxRefusedCalls)
+	}
+	if err := l.validateAcceptPace(); err != nil {
+		return err
 	}
 	return l.validateWindows()
 }

@@ -56,9 +56,7 @@ type connGuard struct {
 	warnRefused    rate.Sometimes // the log line for connections closed for their refused calls, at most once a second
 	warnTimeout    rate.Sometimes // the log line for connections closed by the auth timeout, at most once a second
 
-	pace      *rate.Limiter // accepts while paceAfter connections await authentication; nil: never paced
-	paceAfter int64
-	paced     atomic.Uint64 // accepts that waited for pace
+	pace *acceptPacer // nil: accepts are never paced (acceptpace.go)
 
 	refused       atomic.Uint64
 	timedOut      atomic.Uint64
@@ -128,30 +126,9 @@ func newConnGuard(cfg *config) *connGuard {
 	if cfg.credCrowdedAllowance > 0 {
 		g.maxCredCrowded = cfg.credCrowdedAllowance
 	}
-	if g.authTimeout > 0 {
-		g.pace, g.paceAfter = rate.NewLimiter(acceptPace, acceptPaceBurst), defaultAcceptPaceAfter
-		if cfg.acceptPaceAfter > 0 {
-			g.paceAfter = cfg.acceptPaceAfter
-		}
-	}
+	g.pace = newAcceptPacer(cfg)
 	return g
 }
-
-// While more than acceptPaceAfter connections await authentication, the
-// guard accepts at most acceptPace new ones a second, in bursts of
-// acceptPaceBurst; the others wait in the kernel's backlog, where they
-// cost the server nothing. Each accepted connection costs grpc-go a burst
-// of work (three goroutines, its buffers, its first writes), and 5,000
-// connections accepted within half a second left every other goroutine of
-// the server waiting to run for up to 80 ms, behind hundreds of theirs and
-// four garbage collections (issue #13 (g)). Clients that authenticate on
-// their first call leave the count as they make it, so a server's usual
-// reconnections are not paced.
-const (
-	defaultAcceptPaceAfter = 500 // tests set config.acceptPaceAfter
-	acceptPace             = 1000
-	acceptPaceBurst        = 100
-)
 
 // connKey identifies a connection by its two ends, as grpc-go's peer has
 // them; it is the key of connOf too.
@@ -164,11 +141,21 @@ func connKey(remote, local net.Addr) string {
 }
 
 // listener returns lis with its connections guarded.
-func (g *connGuard) listener(lis net.Listener) net.Listener { return &guardedListener{lis, g} }
+func (g *connGuard) listener(lis net.Listener) net.Listener {
+	return &guardedListener{Listener: lis, g: g, closed: make(chan struct{})}
+}
 
 type guardedListener struct {
 	net.Listener
-	g *connGuard
+	g         *connGuard
+	closed    chan struct{} // closed by Close: an accept waiting for the pace ends
+	closeOnce sync.Once
+}
+
+// Close closes the listener, and ends an accept waiting for the pace.
+func (l *guardedListener) Close() error {
+	l.closeOnce.Do(func() { close(l.closed) })
+	return l.Listener.Close()
 }
 
 // Accept returns the next connection within the cap and from an address
@@ -185,25 +172,13 @@ func (l *guardedListener) Accept() (net.Conn, error) {
 		if !l.g.penalties.admit(c) {
 			continue
 		}
-		l.g.waitToAccept()
+		if !l.g.pace.wait(l.closed, l.g.pending.Load) {
+			c.Close()
+			return nil, net.ErrClosed
+		}
 		if c = l.g.admit(c); c != nil {
 			return c, nil
 		}
-	}
-}
-
-// waitToAccept paces accepts while many connections await authentication.
-// Only the listeners' accept loops call it, one each, so each waits a
-// millisecond or two at most (1/acceptPace per listener).
-func (g *connGuard) waitToAccept() {
-	if g.pace == nil || g.pending.Load() <= g.paceAfter {
-		return
-	}
-	if d := g.pace.Reserve().Delay(); d > 0 {
-		g.paced.Add(1)
-		t := time.NewTimer(d)
-		defer t.Stop()
-		<-t.C
 	}
 }
 
@@ -272,7 +247,7 @@ func (g *connGuard) forget(t *tracked) bool {
 		return false
 	}
 	delete(g.unauth, t.key)
-	g.pending.Add(-1)
+	g.pace.authenticated(g.pending.Add(-1))
 	t.timer.Stop()
 	return true
 }
@@ -417,7 +392,7 @@ var (
 	connsDesc    = prometheus.NewDesc("roomcast_connections", "Client connections open.", nil, nil)
 	refusedDesc  = prometheus.NewDesc("roomcast_connections_refused_total", "Connections closed as soon as accepted: the server had as many as it may.", nil, nil)
 	timedOutDesc = prometheus.NewDesc("roomcast_connections_auth_timeouts_total", "Connections closed for making no authenticated call within the auth timeout.", nil, nil)
-	pacedDesc    = prometheus.NewDesc("roomcast_connections_paced_accepts_total", "Connections accepted after a pause: more than 500 connections were awaiting authentication, so the server accepted at most 1000 a second.", nil, nil)
+	pacedDesc    = prometheus.NewDesc("roomcast_connections_paced_accepts_total", "Connections accepted after a pause: more connections were awaiting authentication than --accept-pace-after, so the server accepted at most --accept-pace a second.", nil, nil)
 	refusalDesc  = prometheus.NewDesc("roomcast_connections_refusal_closes_total", "Connections closed for having more than --max-refused-calls calls refused within a second before they ran: unauthenticated, or past the streams per credential or owing bytes of the publish or read byte rate.", nil, nil)
 )
 
@@ -444,7 +419,7 @@ func (g *connGuard) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(refusedDesc, prometheus.CounterValue, float64(g.refused.Load()))
 	ch <- prometheus.MustNewConstMetric(timedOutDesc, prometheus.CounterValue, float64(g.timedOut.Load()))
 	ch <- prometheus.MustNewConstMetric(refusalDesc, prometheus.CounterValue, float64(g.refusalCloses.Load()))
-	ch <- prometheus.MustNewConstMetric(pacedDesc, prometheus.CounterValue, float64(g.paced.Load()))
+	ch <- prometheus.MustNewConstMetric(pacedDesc, prometheus.CounterValue, float64(g.pace.accepts()))
 	if g.penalties != nil {
 		g.penalties.collect(ch)
 	}

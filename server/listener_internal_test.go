@@ -6,8 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/time/rate"
-
 	"github.com/roomcast/roomcast/auth"
 )
 
@@ -66,10 +64,9 @@ func TestGuardPacesAcceptsWhileManyConnectionsAwaitAuthentication(t *testing.T) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := newConnGuard(&config{log: slog.New(slog.DiscardHandler), authn: authn, acceptPaceAfter: 2,
-		limits: limits{maxConns: 1000, authTimeout: time.Hour}})
+	g := newConnGuard(&config{log: slog.New(slog.DiscardHandler), authn: authn,
+		limits: limits{maxConns: 1000, authTimeout: time.Hour, acceptPaceAfter: 2, acceptPace: 1, acceptPaceBurst: 1}})
 	defer g.stop()
-	g.pace = rate.NewLimiter(1, 1)
 	guarded := g.listener(lis)
 	accept := func() {
 		t.Helper()
@@ -87,12 +84,12 @@ func TestGuardPacesAcceptsWhileManyConnectionsAwaitAuthentication(t *testing.T) 
 	for range 3 { // the third finds 2 awaiting authentication, not more
 		accept()
 	}
-	if n := g.paced.Load(); n != 0 {
+	if n := g.pace.accepts(); n != 0 {
 		t.Fatalf("%d accepts paced with at most 2 connections awaiting authentication, want 0", n)
 	}
 	accept() // the pacer's one token
 	accept()
-	if n := g.paced.Load(); n != 1 {
+	if n := g.pace.accepts(); n != 1 {
 		t.Errorf("%d accepts paced past the pacer's burst with %d connections awaiting authentication, want 1", n, g.pending.Load())
 	}
 }

@@ -75,7 +75,6 @@ type config struct {
 	tapPauseHook  func(d time.Duration)                   // tests only: called as the tap pauses a connection after a refused call
 
 	publishPauseHook     func(d time.Duration) // tests only: called as a PublishStream's reader pauses after a refused publish
-	acceptPaceAfter      int64                 // tests only: connections awaiting authentication past which accepts are paced; 0: defaultAcceptPaceAfter
 	crowdedAllowance     int                   // tests only: crowded refusals a connection may have within a second unpaused; 0: freeCrowdedRefusals
 	credCrowdedAllowance int                   // tests only: the same of a credential's rate; 0: freeCredentialCrowdedRefusals
 	heldTimers           int                   // tests only: the deadline timers the tap's refusals may leave; 0: defaultHeldTimers

@@ -158,6 +158,12 @@ every message sent. Spans still buffered are flushed on shutdown.`,
 			"close a connection with no call in flight for `DURATION`, with a GOAWAY; 0 keeps idle connections")
 		fs.DurationVar(&cfg.limits.AuthTimeout, "auth-timeout", d.AuthTimeout,
 			"with credentials, close a connection that has made no authenticated call within `DURATION` of connecting; 0 turns it off")
+		fs.IntVar(&cfg.limits.AcceptPaceAfter, "accept-pace-after", d.AcceptPaceAfter,
+			"with credentials and --auth-timeout, pace new connections (--accept-pace) while more than `N` await authentication")
+		fs.Float64Var(&cfg.limits.AcceptPace, "accept-pace", d.AcceptPace,
+			"past --accept-pace-after, accept at most `N` connections a second, leaving the rest in the kernel's backlog (each that authenticates lets one more in at once); 0 never paces")
+		fs.IntVar(&cfg.limits.AcceptPaceBurst, "accept-pace-burst", d.AcceptPaceBurst,
+			"past --accept-pace-after, accept bursts of up to `N` connections")
 		fs.IntVar(&cfg.limits.MaxRooms, "max-rooms", d.MaxRooms,
 			"refuse publishes and joins that would hold more than `N` rooms in memory")
 		fs.Int64Var(&cfg.limits.MaxRetainedBytes, "max-retained-bytes", d.MaxRetainedBytes,

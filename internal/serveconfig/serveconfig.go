@@ -44,6 +44,9 @@ type Limits struct {
 	MaxConns                      int
 	MaxConnIdle                   time.Duration
 	AuthTimeout                   time.Duration
+	AcceptPaceAfter               int
+	AcceptPace                    float64
+	AcceptPaceBurst               int
 	MaxCredStreams                int
 	ReadRate                      float64
 	ReadBurst                     int
@@ -91,6 +94,9 @@ func Defaults() Limits {
 		MaxConns:                server.DefaultMaxConnections,
 		MaxConnIdle:             server.DefaultMaxConnectionIdle,
 		AuthTimeout:             server.DefaultAuthTimeout,
+		AcceptPaceAfter:         server.DefaultAcceptPaceAfter,
+		AcceptPace:              server.DefaultAcceptPace,
+		AcceptPaceBurst:         server.DefaultAcceptPaceBurst,
 		MaxCredStreams:          server.DefaultMaxStreamsPerCredential,
 		ReadRate:                server.DefaultReadRate,
 		ReadBurst:               server.DefaultReadBurst,
@@ -133,6 +139,7 @@ func (l Limits) ServerOptions() []server.Option {
 		server.WithMaxConnections(l.MaxConns),
 		server.WithMaxConnectionIdle(l.MaxConnIdle),
 		server.WithAuthTimeout(l.AuthTimeout),
+		server.WithAcceptPace(l.AcceptPaceAfter, l.AcceptPace, l.AcceptPaceBurst),
 		server.WithMaxStreamsPerCredential(l.MaxCredStreams),
 		server.WithReadRate(l.ReadRate, l.ReadBurst),
 		server.WithReadByteRate(float64(l.ReadByteRate), l.ReadByteBurst),

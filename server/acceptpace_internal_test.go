@@ -1,0 +1,44 @@
+package server
+
+import (
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/roomcast/roomcast/auth"
+)
+
+// An accept that waits for the pace goes ahead as soon as an
+// authentication brings the count of connections awaiting it back to the
+// threshold, however slow the pace: a reconnection storm runs at the
+// speed of its own handshakes.
+func TestPacedAcceptGoesAheadWhenTheCountEases(t *testing.T) {
+	authn, err := auth.NewAuthenticator(auth.WithAnonymous(auth.Grants{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := newAcceptPacer(&config{authn: authn, limits: limits{authTimeout: time.Hour, acceptPaceAfter: 1, acceptPace: 1e-9, acceptPaceBurst: 1}})
+	var pending atomic.Int64
+	pending.Store(2)
+	p.wait(nil, pending.Load) // the burst's one token
+	if n := p.accepts(); n != 0 {
+		t.Fatalf("%d accepts waited within the burst, want 0", n)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		p.wait(nil, pending.Load)
+	}()
+	waitFor(t, "waiting for the pace", func() bool { return p.accepts() == 1 })
+	select {
+	case <-done:
+		t.Fatal("an accept past the burst went ahead with the count above the threshold")
+	default:
+	}
+	p.authenticated(pending.Add(-1))
+	select { // a pace of one token in 30 years would never let it in
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("a waiting accept did not go ahead once the count was back to the threshold")
+	}
+}
