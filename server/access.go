@@ -39,7 +39,7 @@ type access struct {
 
 func newAccess(cfg *config) (*access, error) {
 	a := &access{
-		authn: cfg.authn, log: newFailureLog(cfg), streams: &streamCounts{max: cfg.maxCredStreams, n: make(map[string]int)},
+		authn: cfg.authn, log: newFailureLog(cfg), streams: newStreamCounts(cfg.maxCredStreams),
 		bytesRefusals:     newRetryStatuses(func(wait time.Duration) error { return retryLater(wait, publishBytesMessage) }, 0),
 		readBytesRefusals: newRetryStatuses(func(wait time.Duration) error { return retryLater(wait, readBytesMessage) }, 0),
 	}

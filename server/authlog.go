@@ -40,13 +40,8 @@ func newFailureLog(cfg *config) *failureLog {
 // which call or command, and by whom when known.
 func (l *failureLog) refused(err error, peerAddr string, attrs ...any) {
 	st, _ := status.FromError(err)
-	var msg string
-	switch st.Code() {
-	case codes.Unauthenticated:
-		msg = "authentication failed"
-	case codes.PermissionDenied:
-		msg = "permission denied"
-	default:
+	msg, ok := refusalMessage(st.Code())
+	if !ok {
 		return
 	}
 	suppressed, ok := l.line()
@@ -59,6 +54,18 @@ func (l *failureLog) refused(err error, peerAddr string, attrs ...any) {
 		attrs = append(attrs, "suppressed", suppressed)
 	}
 	l.log.Warn(msg, attrs...)
+}
+
+// refusalMessage is the log message of a refusal with code, and whether
+// refused logs one: so that a caller may skip what only the line needs.
+func refusalMessage(code codes.Code) (string, bool) {
+	switch code {
+	case codes.Unauthenticated:
+		return "authentication failed", true
+	case codes.PermissionDenied:
+		return "permission denied", true
+	}
+	return "", false
 }
 
 // line reports whether a line may be logged now, and how many were left

@@ -64,19 +64,17 @@ func (c *outConn) pop(q *queue) *session {
 // and an allocation. Two connections that cannot be told apart (in-memory
 // listeners, say) share a writer, which is correct, only less parallel.
 func (s *Server) connOf(ctx context.Context) *outConn {
-	key := ""
+	var buf [128]byte
+	key := buf[:0]
 	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
-		key = p.Addr.String()
-		if p.LocalAddr != nil {
-			key += " " + p.LocalAddr.String()
-		}
+		key = appendConnKey(key, p.Addr, p.LocalAddr)
 	}
 	s.connsMu.Lock()
 	defer s.connsMu.Unlock()
-	c := s.conns[key]
-	if c == nil {
-		c = &outConn{srv: s, key: key, pacer: passPacer{max: int64(s.cfg.maxWriteHold)}}
-		s.conns[key] = c
+	c := s.conns[string(key)]
+	if c == nil { // the connection's first stream: only it builds the key
+		c = &outConn{srv: s, key: string(key), pacer: passPacer{max: int64(s.cfg.maxWriteHold)}}
+		s.conns[c.key] = c
 	}
 	c.register()
 	return c

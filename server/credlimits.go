@@ -16,11 +16,8 @@ import (
 // a subject (and how it was authenticated); anonymous callers are one per
 // client address (see access.identity).
 
-// credentialKey is what the limits of id are kept under.
-func credentialKey(id *auth.Identity) string { return string(appendCredentialKey(nil, id)) }
-
-// appendCredentialKey appends credentialKey(id) to b: a key a map can be
-// searched by without building its string.
+// appendCredentialKey appends the key the limits of id are kept under to
+// b: a key a map can be searched by without building its string.
 func appendCredentialKey(b []byte, id *auth.Identity) []byte {
 	return append(append(append(b, id.Method...), ':'), id.Subject...)
 }
@@ -28,21 +25,33 @@ func appendCredentialKey(b []byte, id *auth.Identity) []byte {
 // streamCounts counts the Subscribe streams each credential has open. It is
 // safe for concurrent use.
 type streamCounts struct {
-	max int
-	mu  sync.Mutex
-	n   map[string]int // only credentials with streams open
+	max     int
+	refused error // the refusal past max, built once: it is the same for every stream
+	mu      sync.Mutex
+	n       map[string]int // only credentials with streams open
+}
+
+func newStreamCounts(max int) *streamCounts {
+	return &streamCounts{
+		max:     max,
+		refused: status.Errorf(codes.ResourceExhausted, "this credential has %d Subscribe streams open, its limit; close one, or subscribe to more rooms on one stream", max),
+		n:       make(map[string]int),
+	}
 }
 
 // open counts one more stream for id and returns its release, or an error
 // if id has its limit open already.
 func (c *streamCounts) open(id *auth.Identity) (release func(), err error) {
-	key := credentialKey(id)
+	var buf [128]byte
+	b := appendCredentialKey(buf[:0], id)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.n[key] >= c.max {
-		return nil, c.refusal()
+	n := c.n[string(b)]
+	if n >= c.max {
+		return nil, c.refused
 	}
-	c.n[key]++
+	key := string(b) // kept by the release
+	c.n[key] = n + 1
 	return func() {
 		c.mu.Lock()
 		defer c.mu.Unlock()
@@ -56,15 +65,14 @@ func (c *streamCounts) open(id *auth.Identity) (release func(), err error) {
 // would be refused. The tap asks it first (see fullStreams), cheaply;
 // open, which a stream still passes, decides.
 func (c *streamCounts) full(id *auth.Identity) bool {
-	key := credentialKey(id)
+	var buf [128]byte
+	b := appendCredentialKey(buf[:0], id)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.n[key] >= c.max
+	return c.n[string(b)] >= c.max
 }
 
-func (c *streamCounts) refusal() error {
-	return status.Errorf(codes.ResourceExhausted, "this credential has %d Subscribe streams open, its limit; close one, or subscribe to more rooms on one stream", c.max)
-}
+func (c *streamCounts) refusal() error { return c.refused }
 
 // fullStreams refuses a Subscribe stream or Watch call in the tap, before grpc-go starts
 // its handler, when its credential has its limit of streams open already:

@@ -132,12 +132,28 @@ func newConnGuard(cfg *config) *connGuard {
 
 // connKey identifies a connection by its two ends, as grpc-go's peer has
 // them; it is the key of connOf too.
-func connKey(remote, local net.Addr) string {
-	key := remote.String()
+func connKey(remote, local net.Addr) string { return string(appendConnKey(nil, remote, local)) }
+
+// appendConnKey appends connKey(remote, local) to b, so that a map keyed by
+// it is searched without building the string (every Subscribe stream, and
+// every call the tap refuses, looks its connection up). TCP addresses, what
+// every connection over the network has, are appended as they are, where
+// String would build three strings each.
+func appendConnKey(b []byte, remote, local net.Addr) []byte {
+	b = appendAddr(b, remote)
 	if local != nil {
-		key += " " + local.String()
+		b = appendAddr(append(b, ' '), local)
 	}
-	return key
+	return b
+}
+
+// appendAddr appends a, as its String would, or for a TCP address as its
+// AddrPort does: one connection's addresses are always appended alike.
+func appendAddr(b []byte, a net.Addr) []byte {
+	if tcp, ok := a.(*net.TCPAddr); ok && tcp.Zone == "" {
+		return tcp.AddrPort().AppendTo(b)
+	}
+	return append(b, a.String()...)
 }
 
 // listener returns lis with its connections guarded.
@@ -262,10 +278,11 @@ func (g *connGuard) authenticated(ctx context.Context) {
 	if !ok || p.Addr == nil {
 		return
 	}
-	key := connKey(p.Addr, p.LocalAddr)
+	var buf [128]byte
+	key := appendConnKey(buf[:0], p.Addr, p.LocalAddr)
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if t := g.unauth[key]; t != nil {
+	if t := g.unauth[string(key)]; t != nil {
 		g.forget(t)
 	}
 }
@@ -354,10 +371,11 @@ func (g *connGuard) countRefusal(ctx context.Context, which func(*tracked) *refu
 	if !ok || p.Addr == nil {
 		return 0, nil, nil
 	}
-	key := connKey(p.Addr, p.LocalAddr)
+	var buf [128]byte
+	key := appendConnKey(buf[:0], p.Addr, p.LocalAddr)
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	t := g.byKey[key]
+	t := g.byKey[string(key)]
 	if t == nil || t.closed.Load() {
 		return 0, nil, nil
 	}

@@ -194,7 +194,7 @@ func serveChildMain(mode string) error {
 	var key string
 	switch mode {
 	case "open":
-	case "apikey":
+	case "apikey", "apikey-one-stream":
 		secret, entry, err := auth.NewAPIKey()
 		if err != nil {
 			return err
@@ -213,6 +213,9 @@ func serveChildMain(mode string) error {
 			return err
 		}
 		opts, key = append(opts, server.WithAuthenticator(a)), secret
+		if mode == "apikey-one-stream" { // every Subscribe stream past the first is refused in the tap
+			opts = append(opts, server.WithMaxStreamsPerCredential(1))
+		}
 	default:
 		return fmt.Errorf("unknown mode %q", mode)
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -34,6 +35,8 @@ type bystander struct {
 	published [phases]int         // publishes accepted, by phase
 	failed    [phases]int         // publishes refused or failed
 	latencies [phases][]int64     // nanoseconds, by phase
+	sentAt    [phases][]int64     // when each of latencies was published, since base
+	began     [phases]int64       // when each phase began, since base
 	events    map[string]struct{} // what else the subscription saw: disconnects, gaps
 	arrived   chan struct{}       // 1-buffered: a message arrived
 }
@@ -83,6 +86,7 @@ func startBystander(ctx context.Context, addr, key, room string) (*bystander, er
 func (b *bystander) setPhase(p int) {
 	b.mu.Lock()
 	b.phase = p
+	b.began[p] = int64(time.Since(b.base))
 	b.mu.Unlock()
 }
 
@@ -138,6 +142,7 @@ func (b *bystander) receive(ctx context.Context) {
 			if d := ev.Message.GetData(); len(d) == 9 && int(d[0]) < phases {
 				sent := time.Duration(binary.BigEndian.Uint64(d[1:]))
 				b.latencies[d[0]] = append(b.latencies[d[0]], int64(now-sent))
+				b.sentAt[d[0]] = append(b.sentAt[d[0]], int64(sent))
 			}
 			select {
 			case b.arrived <- struct{}{}:
@@ -198,6 +203,36 @@ func (b *bystander) stats(p int) latency {
 		l.P50MS, l.P99MS, l.MaxMS = q(0.50), q(0.99), float64(s[len(s)-1])/1e6
 	}
 	return l
+}
+
+// slowSample is one of a phase's slowest deliveries: when it was published,
+// in milliseconds since the phase began, and its latency.
+type slowSample struct {
+	AtMS      float64 `json:"at_ms"`
+	LatencyMS float64 `json:"latency_ms"`
+}
+
+// slowest returns phase p's slowest hundredth of deliveries (those at or
+// past its p99), in the order they were published: whether the tail comes
+// from one moment of the phase (an attack's start or end) or from all of it.
+func (b *bystander) slowest(p int) []slowSample {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	lat := b.latencies[p]
+	if len(lat) == 0 {
+		return nil
+	}
+	s := slices.Clone(lat)
+	slices.Sort(s)
+	p99 := s[max(0, int(math.Ceil(0.99*float64(len(s))))-1)]
+	var out []slowSample
+	for i, l := range lat {
+		if l >= p99 {
+			out = append(out, slowSample{AtMS: float64(b.sentAt[p][i]-b.began[p]) / 1e6, LatencyMS: float64(l) / 1e6})
+		}
+	}
+	slices.SortFunc(out, func(x, y slowSample) int { return cmp.Compare(x.AtMS, y.AtMS) })
+	return out
 }
 
 // seen lists what else the bystander saw, sorted.

@@ -49,11 +49,14 @@ type result struct {
 		Server    phaseRates `json:"server"`
 		Bystander phaseRates `json:"bystander"`
 	} `json:"runq_wait_ms_per_s"`
-	Load       string   `json:"load"`
-	Attacker   string   `json:"attacker"`              // what the attacker saw
-	Bystander  []string `json:"bystander,omitempty"`   // what else the bystander saw
-	ServerDied bool     `json:"server_died,omitempty"` // the server exited during the attack
-	Err        string   `json:"err,omitempty"`
+	Load      string   `json:"load"`
+	Attacker  string   `json:"attacker"`            // what the attacker saw
+	Bystander []string `json:"bystander,omitempty"` // what else the bystander saw
+	// Slowest are the bystander's deliveries at or past its p99 during the
+	// attack, each with when it was published since the attack began.
+	Slowest    []slowSample `json:"attack_slowest,omitempty"`
+	ServerDied bool         `json:"server_died,omitempty"` // the server exited during the attack
+	Err        string       `json:"err,omitempty"`
 }
 
 // measure runs attack a against a fresh server, with the bystander
@@ -118,6 +121,7 @@ func measure(ctx context.Context, e *env, a *attack, cfg *config, logf func(stri
 	}
 	r.Baseline, r.Attack = by.stats(phaseBaseline), by.stats(phaseAttack)
 	r.Bystander = by.seen()
+	r.Slowest = by.slowest(phaseAttack)
 	if r.Baseline.P99MS > 0 && r.Attack.Delivered > 0 {
 		r.P99Ratio = r.Attack.P99MS / r.Baseline.P99MS
 	}
