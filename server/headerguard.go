@@ -23,8 +23,11 @@ import (
 //
 // The resetConn that watches a connection's reads (resets.go) also keeps a
 // mirror of the client's header compression state: it feeds each header
-// block fragment, in order, to an HPACK decoder of its own, sums the
-// decoded list as grpc-go does, and when a block goes over the server's
+// block fragment, in order, to an HPACK decoder of its own (a block that
+// repeats, byte for byte, the last one decoded whole, when that one held
+// only one-byte indexed fields, is not decoded again: it changes nothing
+// in the table and decodes to the same list), sums the decoded list as
+// grpc-go does, and when a block goes over the server's
 // limit, sends GOAWAY (ENHANCE_YOUR_CALM) and closes the connection before
 // grpc-go has read that block. A client that sends one list over the limit
 // is either broken or attacking: a grpc-go client learns the limit from the

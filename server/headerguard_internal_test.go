@@ -188,6 +188,16 @@ func headerMirrorCases(t testing.TB) map[string][]byte {
 			fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 9, BlockFragment: enc(requestHeaders(hpack.HeaderField{Name: "x-big2", Value: big})...), EndHeaders: true, EndStream: true})
 			fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 11, BlockFragment: indexed, EndHeaders: true, EndStream: true})
 		}),
+		// A block that inserts into the table, repeated byte for byte: it is
+		// not of indexed fields only, so it is decoded again, and inserts
+		// again; the block of indexes after names both copies.
+		"a repeated block that inserts": h2Stream(t, func(fr *http2.Framer, enc func(...hpack.HeaderField) []byte) {
+			fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: enc(requestHeaders(hpack.HeaderField{Name: "x-a", Value: "v"})...), EndHeaders: true, EndStream: true})
+			ins := enc(requestHeaders(hpack.HeaderField{Name: "x-big", Value: strings.Repeat("b", 950)})...)
+			fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 3, BlockFragment: ins, EndHeaders: true, EndStream: true})
+			fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 5, BlockFragment: ins, EndHeaders: true, EndStream: true})
+			fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 7, BlockFragment: []byte{0x83, 0x86, 0xbe, 0xbf}, EndHeaders: true, EndStream: true})
+		}),
 		"malformed block": h2Stream(t, func(fr *http2.Framer, _ func(...hpack.HeaderField) []byte) {
 			fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f}, EndHeaders: true})
 		}),

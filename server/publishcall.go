@@ -59,27 +59,20 @@ func publishMethod(srv any, ctx context.Context, dec func(any) error, intercepto
 }
 
 // publishCall is the grpc.UnaryHandler of a unary Publish: publishUnary,
-// answered with a publishReply, both in one allocation (publishAnswer).
+// answered with a publishReply. The reply is an allocation of its own:
+// grpc-go holds it until the client's flow-control window lets it out,
+// which the client decides, and sharing an allocation with the message
+// would hold the request's payload as long.
 func (s *Server) publishCall(ctx context.Context, req any) (any, error) {
 	r, ok := req.(*roomcastv1.PublishRequest)
 	if !ok { // an interceptor replaced it
 		return nil, status.Errorf(codes.Internal, "a Publish request of type %T", req)
 	}
-	a := new(publishAnswer)
-	off, epoch, err := s.publishUnary(ctx, r, &a.msg)
+	off, epoch, err := s.publishUnary(ctx, r, new(outgoing))
 	if err != nil {
 		return nil, err
 	}
-	return a.reply.answer(off, epoch), nil
-}
-
-// publishAnswer is what a unary Publish allocates: the message it hands
-// the broker and the reply it answers with. The reply's frame keeps the
-// message alive until grpc-go has written it, which costs less than a
-// second allocation.
-type publishAnswer struct {
-	msg   outgoing
-	reply publishReply
+	return newPublishReply(off, epoch), nil
 }
 
 // publishReply is a PublishResponse already encoded as a frame, which the
