@@ -121,6 +121,10 @@ const serveChildProfileEnv = "ROOMCAST_BENCH_SERVER_CPUPROFILE"
 // bytes (serveconfig.StartGCTuner), to compare.
 const serveChildHeadroomEnv = "ROOMCAST_BENCH_GC_HEADROOM"
 
+// serveChildNoCommandRatesEnv, if set, lifts the server's command rates,
+// per stream and per credential, so that every command runs.
+const serveChildNoCommandRatesEnv = "ROOMCAST_BENCH_NO_COMMAND_RATES"
+
 // A test binary started in serveChildRole serves, before any test or
 // TestMain runs.
 func init() { serveChildRole.RunIfSelected(serveChildMain) }
@@ -190,6 +194,9 @@ func serveChildMain(mode string) error {
 	}
 	if n, err := strconv.Atoi(os.Getenv(serveChildWorkersEnv)); err == nil {
 		opts = append(opts, server.WithGRPCOptions(grpc.NumStreamWorkers(uint32(n))))
+	}
+	if os.Getenv(serveChildNoCommandRatesEnv) != "" {
+		opts = append(opts, server.WithCommandRate(0, 0), server.WithCredentialCommandRate(0, 0))
 	}
 	var key string
 	switch mode {
