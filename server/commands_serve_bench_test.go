@@ -3,8 +3,6 @@
 package server_test
 
 import (
-	"fmt"
-	"os"
 	"strconv"
 	"testing"
 
@@ -111,6 +109,3 @@ func sendAndAwaitReplies(b *testing.B, stream grpc.BidiStreamingClient[roomcastv
 		b.Fatal(err)
 	}
 }
-
-var _ = fmt.Sprint
-var _ = os.Getenv
