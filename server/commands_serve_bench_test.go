@@ -16,8 +16,8 @@ import (
 const benchCommandRooms = 256
 
 // BenchmarkCommandsServe is BenchmarkPublishServe's measure (the server in
-// a process of its own, authenticating API keys, server-µs/command and
-// server-allocs/command) for Subscribe commands: one stream sends joins and
+// a process of its own, authenticating API keys, server-µs/command,
+// server-allocs/command and server-B/command) for Subscribe commands: one stream sends joins and
 // leaves in turn, each leave of the room the join before it joined, over
 // benchCommandRooms rooms, while another goroutine reads the replies; an op
 // is one command. Under "new-rooms" no one else is in those rooms, so each
@@ -49,12 +49,13 @@ func BenchmarkCommandsServe(b *testing.B) {
 			}
 			reqs := commandBenchRequests(b.N)
 			b.ReportAllocs()
-			cpu0, mallocs0 := child.usage(b)
+			s0 := child.spent(b)
 			b.ResetTimer()
 			sendAndAwaitReplies(b, stream, reqs)
-			cpu1, mallocs1 := child.usage(b)
-			b.ReportMetric(float64((cpu1-cpu0).Nanoseconds())/1e3/float64(b.N), "server-µs/command")
-			b.ReportMetric(float64(mallocs1-mallocs0)/float64(b.N), "server-allocs/command")
+			s1 := child.spent(b)
+			b.ReportMetric(float64((s1.CPU-s0.CPU).Nanoseconds())/1e3/float64(b.N), "server-µs/command")
+			b.ReportMetric(float64(s1.Mallocs-s0.Mallocs)/float64(b.N), "server-allocs/command")
+			b.ReportMetric(float64(s1.Bytes-s0.Bytes)/float64(b.N), "server-B/command")
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "commands/s")
 		})
 	}

@@ -167,6 +167,12 @@ func startServeChild(b *testing.B, mode string) *serveChild {
 
 // usage is the child's CPU time and heap allocations so far.
 func (c *serveChild) usage(b *testing.B) (time.Duration, uint64) {
+	s := c.spent(b)
+	return s.CPU, s.Mallocs
+}
+
+// spent is what the child has used so far.
+func (c *serveChild) spent(b *testing.B) childproc.Spent {
 	if err := c.WriteLine("cpu"); err != nil {
 		b.Fatal(err)
 	}
@@ -174,17 +180,17 @@ func (c *serveChild) usage(b *testing.B) (time.Duration, uint64) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	var cpu time.Duration
-	var mallocs uint64
-	if _, err := fmt.Sscan(line, &cpu, &mallocs); err != nil {
+	var s childproc.Spent
+	if _, err := fmt.Sscan(line, &s.CPU, &s.Mallocs, &s.Bytes); err != nil {
 		b.Fatalf("server process said %q: %v", line, err)
 	}
-	return cpu, mallocs
+	return s
 }
 
 // serveChildMain runs the child's server: it prints its address and API
 // key, then answers each line "cpu" on stdin with its CPU time in
-// nanoseconds and its heap allocations so far, until stdin closes.
+// nanoseconds, its heap allocations and the bytes they took so far, until
+// stdin closes.
 func serveChildMain(mode string) error {
 	opts := []server.Option{
 		server.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))),
@@ -248,7 +254,7 @@ func serveChildMain(mode string) error {
 			if err != nil {
 				return err
 			}
-			fmt.Println(int64(spent.CPU), spent.Mallocs)
+			fmt.Println(int64(spent.CPU), spent.Mallocs, spent.Bytes)
 		}
 		return in.Err()
 	})
