@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"unicode/utf8"
 
 	"google.golang.org/grpc/status"
 
@@ -80,4 +81,23 @@ func (ss *session) joinContext() context.Context {
 		ss.joinCtx, ss.joinOwner = broker.WithOwner(ss.stream.Context(), ss.identity.Subject), ss.identity.Subject
 	}
 	return ss.joinCtx
+}
+
+// joinedOrLeft reports whether resp is the reply of a join or a leave that
+// succeeded, with every string valid UTF-8: checked here on each (a short
+// id, a room name, an epoch), which costs less than the codec's walk over
+// the encoding, so the codec leaves the walk out. Other replies keep it.
+func joinedOrLeft(resp *roomcastv1.SubscribeResponse) bool {
+	rep := resp.GetReply()
+	if rep == nil || rep.GetError() != nil || !utf8.ValidString(rep.GetId()) {
+		return false
+	}
+	switch res := rep.GetResult().(type) {
+	case *roomcastv1.CommandReply_Join:
+		j := res.Join
+		return j != nil && utf8.ValidString(j.GetRoom()) && utf8.ValidString(j.GetEpoch())
+	case *roomcastv1.CommandReply_Leave:
+		return res.Leave != nil && utf8.ValidString(res.Leave.GetRoom())
+	}
+	return false
 }
