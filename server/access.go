@@ -32,9 +32,10 @@ type access struct {
 	dir          sessionDirectory  // the sessions of the cluster's other nodes; see clustersessions.go
 	callers      callerCache       // anonymous callers' identities, for calls (callIdentity)
 
-	publishRefusals, readRefusals, bytesRefusals, anonRefusals, commandRefusals *retryStatuses // see retrystatus.go
+	commandRefusals      *retryStatuses // the credential command rate's (see retrystatus.go)
+	streamCommandRefusal error          // a stream's command past its own rate (WithCommandRate): one status for all
 
-	streamCommandRefusal error // a stream's command past its own rate (WithCommandRate): one status for all
+	publishRefusals, readRefusals, bytesRefusals, anonRefusals *retryStatuses // see retrystatus.go
 }
 
 func newAccess(cfg *config) (*access, error) {
