@@ -180,7 +180,7 @@ func (b *Hub) lockRoom(name string, create bool, by *owner) (*room, error) {
 				sh.mu.Unlock()
 				return nil, ErrTooManyRooms
 			}
-			r = newRoom(name, sh, b.maxSlots, &b.retained)
+			r = newRoom(name, sh, &b.retained)
 			r.keys.count = &b.keys
 			if by != nil {
 				by.rooms.Add(1)

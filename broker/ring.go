@@ -52,11 +52,20 @@ type ring struct {
 	plain []*roomcastv1.Message
 }
 
-func newRing(slots int, total *atomic.Int64) ring {
-	return ring{first: 1, entries: make([]entry, min(8, slots)), total: total}
+// newRing returns an empty ring that counts its bytes in total too. It
+// holds no slots until its first entry: a room that is joined and left
+// without a message (a client cycling through rooms, attack (e) of issue
+// #13) then costs no ring, where two rings of firstSlots were most of what
+// making a room allocated.
+func newRing(total *atomic.Int64) ring {
+	return ring{first: 1, total: total}
 }
 
-// keepPlain makes the ring keep each entry's unencoded message too.
+// firstSlots is how many slots a ring takes at its first entry.
+const firstSlots = 8
+
+// keepPlain makes the ring keep each entry's unencoded message too: plain
+// is non-nil from now on, if empty until the ring's first slots.
 func (r *ring) keepPlain() { r.plain = make([]*roomcastv1.Message, len(r.entries)) }
 
 // plainAt is the unencoded message of seq; keepPlain must have been called.
@@ -73,7 +82,7 @@ func (r *ring) retained() int { return int(r.head + 1 - r.first) }
 func (r *ring) append(e entry, plain *roomcastv1.Message, maxEntries, maxBytes, maxSlots int) {
 	if r.retained() == len(r.entries) {
 		if len(r.entries) < maxSlots {
-			r.grow()
+			r.grow(maxSlots)
 		} else {
 			r.evictOldest()
 		}
@@ -129,8 +138,13 @@ func (r *ring) evictOldest() {
 	r.first++
 }
 
-func (r *ring) grow() {
-	entries := make([]entry, 2*len(r.entries))
+// grow doubles the ring's slots, or gives an empty one its first.
+func (r *ring) grow(maxSlots int) {
+	n := 2 * len(r.entries)
+	if n == 0 {
+		n = min(firstSlots, maxSlots)
+	}
+	entries := make([]entry, n)
 	var plain []*roomcastv1.Message
 	if r.plain != nil {
 		plain = make([]*roomcastv1.Message, len(entries))
@@ -176,7 +190,7 @@ func (r *ring) prepend(e entry, maxBytes, maxSlots int) bool {
 		if len(r.entries) >= maxSlots {
 			return false
 		}
-		r.grow()
+		r.grow(maxSlots)
 	}
 	if r.retained() == 0 {
 		e.cum = r.cum

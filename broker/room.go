@@ -31,8 +31,8 @@ type room struct {
 	waiters   []*subscription
 }
 
-func newRoom(name string, sh *shard, slots int, retained *atomic.Int64) *room {
-	return &room{name: name, shard: sh, epoch: newEpoch(), msgs: newRing(slots, retained), events: newRing(slots, retained), keys: keys{total: retained}}
+func newRoom(name string, sh *shard, retained *atomic.Int64) *room {
+	return &room{name: name, shard: sh, epoch: newEpoch(), msgs: newRing(retained), events: newRing(retained), keys: keys{total: retained}}
 }
 
 // wake notifies every parked subscriber. Caller holds mu for writing.

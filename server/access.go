@@ -33,6 +33,9 @@ type access struct {
 	dir          sessionDirectory  // the sessions of the cluster's other nodes; see clustersessions.go
 	callers      callerCache       // anonymous callers' identities, for calls (callIdentity)
 
+	commandRefusals      *retryStatuses // the credential command rate's (see retrystatus.go)
+	streamCommandRefusal error          // a stream's command past its own rate (WithCommandRate): one status for all
+
 	publishRefusals, readRefusals, bytesRefusals, anonRefusals *retryStatuses // see retrystatus.go
 	readBytesRefusals                                          *retryStatuses
 }
@@ -72,6 +75,10 @@ func newAccess(cfg *config) (*access, error) {
 	a.publishRefusals = newRetryStatuses(auth.RateLimitError, maxRetryAfter(a.publish))
 	a.readRefusals = newRetryStatuses(func(wait time.Duration) error { return retryLater(wait, readRateMessage) }, maxRetryAfter(a.reads))
 	a.anonRefusals = newRetryStatuses(func(wait time.Duration) error { return retryLater(wait, anonPublishMessage) }, maxRetryAfter(a.anonPublish))
+	a.commandRefusals = newRetryStatuses(func(wait time.Duration) error {
+		return status.Errorf(codes.ResourceExhausted, "more commands per second than this credential may send over all its streams; retry after %v", wait.Round(time.Millisecond))
+	}, maxRetryAfter(a.commands))
+	a.streamCommandRefusal = status.Errorf(codes.ResourceExhausted, "more than %v commands per second on this stream; slow down", cfg.commandRate)
 	return a, nil
 }
 
@@ -203,13 +210,13 @@ func retryLater(wait time.Duration, msg string) error {
 
 // allowCommand applies the command rate of id's credential, over all its
 // streams. A command reply carries no details, so the message says when to
-// retry.
+// retry; the refusals share their statuses, as the calls' do.
 func (a *access) allowCommand(id *auth.Identity) error {
 	if a.commands == nil {
 		return nil
 	}
 	if ok, wait := a.commands.Allow(id); !ok {
-		return status.Errorf(codes.ResourceExhausted, "more commands per second than this credential may send over all its streams; retry after %v", wait.Round(time.Millisecond))
+		return a.commandRefusals.refusal(wait)
 	}
 	return nil
 }

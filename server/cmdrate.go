@@ -4,9 +4,6 @@ import (
 	"errors"
 	"time"
 
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
-
 	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
 )
 
@@ -57,7 +54,7 @@ func (ss *session) rateLimit() error {
 // which every stream of every credential shares.
 func (ss *session) rateLimitErr() error {
 	if ss.commands != nil && !ss.commands.Allow() {
-		return status.Errorf(codes.ResourceExhausted, "more than %v commands per second on this stream; slow down", ss.commands.Limit())
+		return ss.srv.access.streamCommandRefusal
 	}
 	return ss.srv.access.allowCommand(ss.credential) // the credential's rate over all its streams
 }

@@ -3,6 +3,9 @@ package server
 import (
 	"testing"
 	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 func TestRefusalPausesDoubleUpToTheirCap(t *testing.T) {
@@ -28,5 +31,33 @@ func TestRefusalsCountWithinTheSecond(t *testing.T) {
 		if got := r.add(t0.Add(tc.at)); got != tc.want {
 			t.Fatalf("refusal %d at %v: %d within the second, want %d", i, tc.at, got, tc.want)
 		}
+	}
+}
+
+// A command past the rates is refused with a status built once, not one a
+// refusal (issue #13, attack (e)): the stream's rate has one, and the
+// credential's share theirs by millisecond of their advice.
+func TestCommandRefusalsAllocateNothing(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		rate Option
+	}{
+		{"per stream", WithCommandRate(0.001, 1)},
+		{"per credential", WithCredentialCommandRate(0.001, 1)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := newTestServer(t, WithCommandRate(0, 0), WithCredentialCommandRate(0, 0), tc.rate)
+			ss := openFake(t, srv, 1).ss
+			if err := ss.rateLimitErr(); err != nil { // the burst
+				t.Fatalf("the first command was refused: %v", err)
+			}
+			first := ss.rateLimitErr()
+			if status.Code(first) != codes.ResourceExhausted {
+				t.Fatalf("past the rate: %v, want RESOURCE_EXHAUSTED", first)
+			}
+			if allocs := testing.AllocsPerRun(100, func() { _ = ss.rateLimitErr() }); allocs != 0 {
+				t.Errorf("a refusal took %v allocations, want 0", allocs)
+			}
+		})
 	}
 }

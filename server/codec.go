@@ -49,6 +49,9 @@ func (c codec) Marshal(v any) (mem.BufferSlice, error) {
 	if r, ok := v.(*roomcastv1.PublishStreamResponse); ok && offsetsOnly(r) {
 		return vtcodec.MarshalChecked(r) // see offsetsOnly
 	}
+	if r, ok := v.(*roomcastv1.SubscribeResponse); ok && joinedOrLeft(r) {
+		return vtcodec.MarshalChecked(r) // see joinedOrLeft
+	}
 	return c.proto.Marshal(v)
 }
 

@@ -17,7 +17,7 @@ import (
 // rateLimit).
 func (ss *session) handle(w *connWriter, c command) error {
 	req := c.req
-	reply := &roomcastv1.CommandReply{Id: req.GetId()}
+	reply := ss.newReply(req.GetId())
 	err := c.refused // the reader's rate limits (see cmdrate.go)
 	if err == nil {
 		err = ss.execute(w, req, reply)
@@ -34,19 +34,6 @@ func (ss *session) handle(w *connWriter, c command) error {
 	}
 	ss.fail(reply, err)
 	return ss.sendReply(w, reply)
-}
-
-// fail makes reply an error reply if err is not nil.
-func (ss *session) fail(reply *roomcastv1.CommandReply, err error) {
-	if err != nil {
-		st := status.Convert(err)
-		reply.Error = &roomcastv1.Error{Code: int32(st.Code()), Message: st.Message()}
-		reply.Result = nil
-	}
-}
-
-func (ss *session) sendReply(w *connWriter, reply *roomcastv1.CommandReply) error {
-	return ss.send(w, &roomcastv1.SubscribeResponse{Event: &roomcastv1.SubscribeResponse_Reply{Reply: reply}})
 }
 
 func (ss *session) execute(w *connWriter, req *roomcastv1.SubscribeRequest, reply *roomcastv1.CommandReply) error {
@@ -92,7 +79,7 @@ func (ss *session) execute(w *connWriter, req *roomcastv1.SubscribeRequest, repl
 		if err := ss.sub.Leave(room); err != nil {
 			return brokerStatus(err)
 		}
-		reply.Result = &roomcastv1.CommandReply_Leave{Leave: &roomcastv1.LeaveResult{Room: room}}
+		ss.left(reply, room)
 	case *roomcastv1.SubscribeRequest_Refresh:
 		return ss.refresh(cmd.Refresh, reply)
 	default:

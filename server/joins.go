@@ -29,9 +29,25 @@ const (
 
 // deferredJoin is a join command waiting for its join to be ready.
 type deferredJoin struct {
-	id    string // the command's id, for its reply
-	state atomic.Int32
-	p     *broker.PendingJoin
+	id      string // the command's id, for its reply
+	state   atomic.Int32
+	p       *broker.PendingJoin
+	ss      *session
+	onReady func() // its readiness callback, made once: a spare is reused
+}
+
+func newDeferredJoin(ss *session) *deferredJoin {
+	j := &deferredJoin{ss: ss}
+	j.onReady = j.ready
+	return j
+}
+
+// ready is the join's readiness callback.
+func (j *deferredJoin) ready() {
+	if !j.state.CompareAndSwap(joinBegun, joinReadyAtOnce) {
+		j.ss.joinReady.Store(true)
+		j.ss.wake()
+	}
 }
 
 // errReplyLater is execute's way of saying that the reply will be sent by a
@@ -40,15 +56,22 @@ var errReplyLater = errors.New("reply in a later turn")
 
 // beginJoin begins a join and finishes it at once if it is ready, filling
 // reply; otherwise it keeps it for a later turn and returns errReplyLater.
+//
+// A join that was ready at once, as every join of the in-memory hub is,
+// leaves its deferredJoin for the next: its callback has run, and was its
+// last use of it (BeginJoin calls it once), so joins cost no allocation of
+// their own here.
 func (ss *session) beginJoin(req *roomcastv1.SubscribeRequest, room string, opts broker.JoinOptions, reply *roomcastv1.CommandReply) error {
-	j := &deferredJoin{id: req.GetId()}
-	p, err := ss.sub.BeginJoin(broker.WithOwner(ss.stream.Context(), ss.identity.Subject), room, opts, func() {
-		if !j.state.CompareAndSwap(joinBegun, joinReadyAtOnce) {
-			ss.joinReady.Store(true)
-			ss.wake()
-		}
-	})
+	j := ss.spareJoin
+	if j == nil {
+		j = newDeferredJoin(ss)
+	}
+	ss.spareJoin = nil
+	j.id, j.p = req.GetId(), nil
+	j.state.Store(joinBegun)
+	p, err := ss.sub.BeginJoin(ss.joinContext(), room, opts, j.onReady)
 	if err != nil {
+		ss.spareJoin = j // BeginJoin keeps no callback it refused
 		return brokerStatus(err)
 	}
 	if j.state.CompareAndSwap(joinBegun, joinDeferred) {
@@ -56,6 +79,7 @@ func (ss *session) beginJoin(req *roomcastv1.SubscribeRequest, room string, opts
 		ss.joins = append(ss.joins, j)
 		return errReplyLater
 	}
+	ss.spareJoin = j
 	return ss.finishJoin(p, reply)
 }
 
@@ -65,7 +89,7 @@ func (ss *session) finishJoin(p *broker.PendingJoin, reply *roomcastv1.CommandRe
 	if err != nil {
 		return brokerStatus(err)
 	}
-	reply.Result = &roomcastv1.CommandReply_Join{Join: &roomcastv1.JoinResult{Room: p.Room(), Offset: res.Offset, Epoch: res.Epoch, Recovered: res.Recovered}}
+	ss.joined(reply, p.Room(), res)
 	ss.record.room(p.Room())
 	return nil
 }
@@ -82,7 +106,7 @@ func (ss *session) finishReadyJoins(w *connWriter) error {
 			kept = append(kept, j)
 			continue
 		}
-		reply := &roomcastv1.CommandReply{Id: j.id}
+		reply := ss.newReply(j.id)
 		ss.fail(reply, ss.finishJoin(j.p, reply))
 		if err := ss.sendReply(w, reply); err != nil {
 			ss.joins = append(kept, ss.joins[i+1:]...)
@@ -100,7 +124,7 @@ func (ss *session) cancelDeferredJoin(w *connWriter, room string) error {
 	for i, j := range ss.joins {
 		if j.p.Room() == room {
 			ss.joins = append(ss.joins[:i], ss.joins[i+1:]...)
-			reply := &roomcastv1.CommandReply{Id: j.id}
+			reply := ss.newReply(j.id)
 			ss.fail(reply, brokerStatus(broker.ErrCancelled))
 			return ss.sendReply(w, reply)
 		}

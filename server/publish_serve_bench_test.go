@@ -121,6 +121,10 @@ const serveChildProfileEnv = "ROOMCAST_BENCH_SERVER_CPUPROFILE"
 // bytes (serveconfig.StartGCTuner), to compare.
 const serveChildHeadroomEnv = "ROOMCAST_BENCH_GC_HEADROOM"
 
+// serveChildNoCommandRatesEnv, if set, lifts the server's command rates,
+// per stream and per credential, so that every command runs.
+const serveChildNoCommandRatesEnv = "ROOMCAST_BENCH_NO_COMMAND_RATES"
+
 // A test binary started in serveChildRole serves, before any test or
 // TestMain runs.
 func init() { serveChildRole.RunIfSelected(serveChildMain) }
@@ -163,6 +167,12 @@ func startServeChild(b *testing.B, mode string) *serveChild {
 
 // usage is the child's CPU time and heap allocations so far.
 func (c *serveChild) usage(b *testing.B) (time.Duration, uint64) {
+	s := c.spent(b)
+	return s.CPU, s.Mallocs
+}
+
+// spent is what the child has used so far.
+func (c *serveChild) spent(b *testing.B) childproc.Spent {
 	if err := c.WriteLine("cpu"); err != nil {
 		b.Fatal(err)
 	}
@@ -170,17 +180,17 @@ func (c *serveChild) usage(b *testing.B) (time.Duration, uint64) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	var cpu time.Duration
-	var mallocs uint64
-	if _, err := fmt.Sscan(line, &cpu, &mallocs); err != nil {
+	var s childproc.Spent
+	if _, err := fmt.Sscan(line, &s.CPU, &s.Mallocs, &s.Bytes); err != nil {
 		b.Fatalf("server process said %q: %v", line, err)
 	}
-	return cpu, mallocs
+	return s
 }
 
 // serveChildMain runs the child's server: it prints its address and API
 // key, then answers each line "cpu" on stdin with its CPU time in
-// nanoseconds and its heap allocations so far, until stdin closes.
+// nanoseconds, its heap allocations and the bytes they took so far, until
+// stdin closes.
 func serveChildMain(mode string) error {
 	opts := []server.Option{
 		server.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))),
@@ -190,6 +200,9 @@ func serveChildMain(mode string) error {
 	}
 	if n, err := strconv.Atoi(os.Getenv(serveChildWorkersEnv)); err == nil {
 		opts = append(opts, server.WithGRPCOptions(grpc.NumStreamWorkers(uint32(n))))
+	}
+	if os.Getenv(serveChildNoCommandRatesEnv) != "" {
+		opts = append(opts, server.WithCommandRate(0, 0), server.WithCredentialCommandRate(0, 0))
 	}
 	var key string
 	switch mode {
@@ -244,7 +257,7 @@ func serveChildMain(mode string) error {
 			if err != nil {
 				return err
 			}
-			fmt.Println(int64(spent.CPU), spent.Mallocs)
+			fmt.Println(int64(spent.CPU), spent.Mallocs, spent.Bytes)
 		}
 		return in.Err()
 	})

@@ -29,10 +29,12 @@ func methodHandler(t *testing.T, desc *grpc.ServiceDesc, method string) grpc.Met
 }
 
 // A unary Publish served by publishMethod, its answer encoded by the codec,
-// costs four allocations fewer than through the generated handler: the
+// costs three allocations fewer than through the generated handler: the
 // call's UnaryServerInfo and handler closure, which the Server makes once,
-// and the PublishResponse and the two of its encoding, which are one.
-func TestUnaryPublishAllocatesFourFewer(t *testing.T) {
+// and the PublishResponse, whose encoding is one allocation either way
+// (the codec's for a message of up to 64 bytes; it was two, and this four
+// fewer, before the codec's was one).
+func TestUnaryPublishAllocatesThreeFewer(t *testing.T) {
 	s, err := New(WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
 	if err != nil {
 		t.Fatal(err)
@@ -66,8 +68,8 @@ func TestUnaryPublishAllocatesFourFewer(t *testing.T) {
 	}
 	old := allocs(methodHandler(t, &generated, "Publish"))
 	got := allocs(methodHandler(t, serviceDesc(), "Publish"))
-	if got > old-4 {
-		t.Errorf("%v allocations per Publish and its encoding, %v through the generated handler: want at least 4 fewer", got, old)
+	if got > old-3 {
+		t.Errorf("%v allocations per Publish and its encoding, %v through the generated handler: want at least 3 fewer", got, old)
 	}
 	t.Logf("%v allocations per Publish and its encoding, %v through the generated handler", got, old)
 	if info := infos[0]; info.FullMethod != roomcastv1.BrokerService_Publish_FullMethodName || info.Server != s {

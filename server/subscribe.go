@@ -22,7 +22,7 @@ import (
 // than the generated stream type, so tests can run sessions on a fake one.
 type subscribeStream interface {
 	Context() context.Context
-	SendMsg(m any) error
+	SendMsg(m any) error // encodes m before it returns, and keeps none of it (see replies.go)
 	RecvMsg(m any) error
 }
 
@@ -60,11 +60,15 @@ type session struct {
 	joinReady atomic.Bool // a deferred join became ready: finish it in a turn (see joins.go)
 
 	// Owned by the writer holding the session.
-	joins    []*deferredJoin // join commands waiting for their join, in command order
-	greeted  bool
-	out      frame // the frame being sent: SendMsg does not keep it
-	identity *auth.Identity
-	record   *callRecord // the access log's; nil without one
+	joins     []*deferredJoin // join commands waiting for their join, in command order
+	spareJoin *deferredJoin   // one whose join was ready at once, for the next (see beginJoin)
+	replies   replyScratch    // the messages of each command reply (see replies.go)
+	joinCtx   context.Context // the joins' context, charging joinOwner (see joinContext)
+	joinOwner string
+	greeted   bool
+	out       frame // the frame being sent: SendMsg does not keep it
+	identity  *auth.Identity
+	record    *callRecord // the access log's; nil without one
 
 	// Owned by the reader (see cmdrate.go).
 	commands   *rate.Limiter  // nil: no limit

@@ -65,6 +65,15 @@ func MarshalChecked(m Message) (mem.BufferSlice, error) {
 // bytes.
 func marshal(m Message, enc func([]byte, Message) error) (mem.BufferSlice, error) {
 	size := m.SizeVT()
+	if size <= tinySize {
+		t := new(tiny)
+		t.buf = t.bytes[:size]
+		if err := enc(t.buf, m); err != nil {
+			return nil, err
+		}
+		t.slice[0] = &t.buf
+		return t.slice[:], nil
+	}
 	if mem.IsBelowBufferPoolingThreshold(size) {
 		sm := &small{buf: make([]byte, size)}
 		if err := enc(sm.buf, m); err != nil {
@@ -89,6 +98,19 @@ func marshal(m Message, enc func([]byte, Message) error) (mem.BufferSlice, error
 type small struct {
 	slice [1]mem.Buffer
 	buf   mem.SliceBuffer
+}
+
+// tinySize bounds the messages that tiny holds: a Subscribe command's
+// reply, a Publish's answer. A flood of commands makes hundreds of
+// thousands of replies a second (issue #13, attack (e)).
+const tinySize = 64
+
+// tiny is small with the bytes in it too: a tiny message's encoding is one
+// allocation.
+type tiny struct {
+	slice [1]mem.Buffer
+	buf   mem.SliceBuffer
+	bytes [tinySize]byte
 }
 
 // Unmarshal decodes data into v, which must be a pointer to a message. It

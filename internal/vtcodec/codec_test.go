@@ -207,3 +207,30 @@ func BenchmarkMarshal(b *testing.B) {
 		})
 	}
 }
+
+// TestTinyMessages checks the messages of up to 64 bytes, which are encoded
+// in one allocation, at the bound and past it.
+func TestTinyMessages(t *testing.T) {
+	for _, n := range []int{0, 63, 64, 65} {
+		m := &roomcastv1.PublishResponse{Epoch: strings.Repeat("e", max(n-2, 0))} // tag and length: 2 bytes
+		if n == 0 {
+			m.Epoch = ""
+		}
+		want, err := proto.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		bufs, err := vtcodec.Codec{}.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b := bufs.Materialize(); !bytes.Equal(b, want) || len(b) != n {
+			t.Errorf("%d bytes: Codec.Marshal = %x, proto.Marshal = %x", n, b, want)
+		}
+		bufs.Free()
+	}
+	m := &roomcastv1.PublishResponse{Offset: 1 << 40, Epoch: "0123456789abc"}
+	if allocs := testing.AllocsPerRun(100, func() { _, _ = vtcodec.Codec{}.Marshal(m) }); allocs != 1 {
+		t.Errorf("a %d-byte message took %v allocations to encode, want 1", m.SizeVT(), allocs)
+	}
+}
