@@ -3,8 +3,6 @@ package server
 import (
 	"context"
 	"log/slog"
-	"net"
-	"net/netip"
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -40,9 +38,14 @@ func newFailureLog(cfg *config) *failureLog {
 // which call or command, and by whom when known.
 func (l *failureLog) refused(err error, peerAddr string, attrs ...any) {
 	st, _ := status.FromError(err)
-	msg, ok := refusalMessage(st.Code())
-	if !ok {
-		return
+	var msg string
+	switch st.Code() {
+	case codes.Unauthenticated:
+		msg = "authentication failed"
+	case codes.PermissionDenied:
+		msg = "permission denied"
+	default:
+		return // see refusedByAccess
 	}
 	suppressed, ok := l.line()
 	if !ok {
@@ -54,18 +57,6 @@ func (l *failureLog) refused(err error, peerAddr string, attrs ...any) {
 		attrs = append(attrs, "suppressed", suppressed)
 	}
 	l.log.Warn(msg, attrs...)
-}
-
-// refusalMessage is the log message of a refusal with code, and whether
-// refused logs one: so that a caller may skip what only the line needs.
-func refusalMessage(code codes.Code) (string, bool) {
-	switch code {
-	case codes.Unauthenticated:
-		return "authentication failed", true
-	case codes.PermissionDenied:
-		return "permission denied", true
-	}
-	return "", false
 }
 
 // line reports whether a line may be logged now, and how many were left
@@ -87,10 +78,5 @@ func peerAddr(ctx context.Context) string {
 	if !ok || p.Addr == nil {
 		return ""
 	}
-	if tcp, ok := p.Addr.(*net.TCPAddr); ok && tcp.Zone == "" {
-		// As String has it, in one allocation where String takes three.
-		ap := tcp.AddrPort()
-		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()).String()
-	}
-	return p.Addr.String()
+	return string(appendAddr(nil, p.Addr))
 }

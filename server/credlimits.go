@@ -72,8 +72,6 @@ func (c *streamCounts) full(id *auth.Identity) bool {
 	return c.n[string(b)] >= c.max
 }
 
-func (c *streamCounts) refusal() error { return c.refused }
-
 // fullStreams refuses a Subscribe stream or Watch call in the tap, before grpc-go starts
 // its handler, when its credential has its limit of streams open already:
 // a client that opens streams past its limit in a loop is refused each for
@@ -84,7 +82,7 @@ func (s *Server) fullStreams(ctx context.Context, method string) error {
 	if !countsStreams(method) || !s.access.streams.full(s.access.callIdentity(ctx)) {
 		return nil
 	}
-	return s.access.streams.refusal()
+	return s.access.streams.refused
 }
 
 // countsStreams reports whether calls to method count against their

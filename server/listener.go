@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -147,11 +148,15 @@ func appendConnKey(b []byte, remote, local net.Addr) []byte {
 	return b
 }
 
-// appendAddr appends a, as its String would, or for a TCP address as its
-// AddrPort does: one connection's addresses are always appended alike.
+// appendAddr appends a as its String would: a TCP address as its AddrPort
+// with an IPv4-mapped IP unmapped (a dual-stack listener accepts IPv4
+// clients as ::ffff:a.b.c.d, which String, and the web handler's
+// RemoteAddr, print as a.b.c.d), without String's three allocations.
 func appendAddr(b []byte, a net.Addr) []byte {
 	if tcp, ok := a.(*net.TCPAddr); ok && tcp.Zone == "" {
-		return tcp.AddrPort().AppendTo(b)
+		if ap := tcp.AddrPort(); ap.Addr().IsValid() {
+			return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()).AppendTo(b)
+		}
 	}
 	return append(b, a.String()...)
 }

@@ -93,3 +93,22 @@ func TestGuardPacesAcceptsWhileManyConnectionsAwaitAuthentication(t *testing.T) 
 		t.Errorf("%d accepts paced past the pacer's burst with %d connections awaiting authentication, want 1", n, g.pending.Load())
 	}
 }
+
+// A connection's key is its addresses as String prints them, whichever
+// form the socket gave: a dual-stack listener's IPv4 clients come as
+// ::ffff:a.b.c.d, which the web handler's RemoteAddr prints as a.b.c.d;
+// keyed apart, an authenticated web connection was never found again.
+func TestAppendAddrIsString(t *testing.T) {
+	for _, a := range []net.Addr{
+		&net.TCPAddr{IP: net.IPv4(127, 0, 0, 1).To4(), Port: 5},
+		&net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 5}, // the 16-byte, mapped form
+		&net.TCPAddr{IP: net.ParseIP("2001:db8::1"), Port: 443},
+		&net.TCPAddr{IP: net.ParseIP("fe80::1"), Port: 443, Zone: "eth0"},
+		&net.TCPAddr{Port: 7},
+		&net.UnixAddr{Name: "/run/roomcast.sock", Net: "unix"},
+	} {
+		if got, want := string(appendAddr(nil, a)), a.String(); got != want {
+			t.Errorf("appendAddr(%#v) = %q, want %q as String has it", a, got, want)
+		}
+	}
+}

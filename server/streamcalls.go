@@ -7,7 +7,6 @@ import (
 
 	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/status"
 
 	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
 )
@@ -81,7 +80,7 @@ func (s *Server) streamCalls(admit bool) grpc.StreamServerInterceptor {
 // stream's refusal, if it ends with one.
 func (s *Server) refusedStream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler, admit bool, r *callRecord) error {
 	err := s.recoverStream(srv, ss, info, handler, admit, r)
-	if _, logged := refusalMessage(status.Code(err)); logged { // not every stream's end: its peer's address costs an allocation
+	if refusedByAccess(err) { // not every stream's end: its peer's address costs an allocation
 		s.access.log.refused(err, peerAddr(ss.Context()), "rpc", info.FullMethod)
 	}
 	return err

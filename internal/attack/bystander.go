@@ -199,10 +199,16 @@ func (b *bystander) stats(p int) latency {
 	slices.Sort(s)
 	l := latency{Published: b.published[p], Failed: b.failed[p], Delivered: len(s)}
 	if len(s) > 0 {
-		q := func(f float64) float64 { return float64(s[max(0, int(math.Ceil(f*float64(len(s))))-1)]) / 1e6 } // nearest rank
+		q := func(f float64) float64 { return float64(nearestRank(s, f)) / 1e6 }
 		l.P50MS, l.P99MS, l.MaxMS = q(0.50), q(0.99), float64(s[len(s)-1])/1e6
 	}
 	return l
+}
+
+// nearestRank is the quantile f of sorted, which is not empty, by the
+// nearest-rank method.
+func nearestRank(sorted []int64, f float64) int64 {
+	return sorted[max(0, int(math.Ceil(f*float64(len(sorted))))-1)]
 }
 
 // slowSample is one of a phase's slowest deliveries: when it was published,
@@ -224,7 +230,7 @@ func (b *bystander) slowest(p int) []slowSample {
 	}
 	s := slices.Clone(lat)
 	slices.Sort(s)
-	p99 := s[max(0, int(math.Ceil(0.99*float64(len(s))))-1)]
+	p99 := nearestRank(s, 0.99)
 	var out []slowSample
 	for i, l := range lat {
 		if l >= p99 {
