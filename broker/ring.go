@@ -39,7 +39,7 @@ func (e *entry) buffers() int {
 // ring holds a sequence's newest entries. For messages the sequence number
 // is the room offset. The caller synchronizes.
 type ring struct {
-	entries []entry       // power-of-two length; grows on demand up to maxSlots
+	entries []entry       // empty until the first entry, then a power-of-two length growing on demand up to maxSlots; at needs retained() > 0
 	first   uint64        // oldest retained; nothing is retained while first > head
 	head    uint64        // newest, 0 before the first
 	bytes   int           // bytes retained

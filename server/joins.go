@@ -124,7 +124,9 @@ func (ss *session) cancelDeferredJoin(w *connWriter, room string) error {
 	for i, j := range ss.joins {
 		if j.p.Room() == room {
 			ss.joins = append(ss.joins[:i], ss.joins[i+1:]...)
-			reply := ss.newReply(j.id)
+			// Not the session's reply (newReply), which the leave is
+			// being answered in: a rare path, it has one of its own.
+			reply := &roomcastv1.CommandReply{Id: j.id}
 			ss.fail(reply, brokerStatus(broker.ErrCancelled))
 			return ss.sendReply(w, reply)
 		}

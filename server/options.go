@@ -139,7 +139,9 @@ func WithMetrics(reg prometheus.Registerer) Option { return func(c *config) { c.
 // before the server's own interceptors, so it also sees the streams the
 // server refuses after the tap (a refused call with a deadline more than a
 // second away, see docs/security.md), which the server's interceptors and
-// those of grpc.ChainStreamInterceptor never see.
+// those of grpc.ChainStreamInterceptor never see. A stream interceptor or
+// stats handler given here must not keep a Subscribe stream's responses
+// past SendMsg: the server reuses their messages once they are sent.
 func WithGRPCOptions(opts ...grpc.ServerOption) Option {
 	return func(c *config) { c.grpcOpts = append(c.grpcOpts, opts...) }
 }

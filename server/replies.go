@@ -14,9 +14,12 @@ import (
 // reuses, where each reply took five or six new ones: under a flood of
 // commands (attack (e) of issue #13) the server made them by the hundred
 // thousand a second, and a bystander's tail paid for the collections. The
-// writer holding the session builds and sends one reply at a time, and a
-// subscribeStream's SendMsg encodes its message before it returns and
-// keeps none of it, so no reply outlives its send.
+// writer holding the session builds and sends one reply at a time, and
+// the server requires of a subscribeStream that its SendMsg encode its
+// message before it returns and keep none of it (grpc-go's does, and
+// interceptors and stats handlers given with WithGRPCOptions must not keep
+// one either), so no reply outlives its send. A reply sent while another
+// is being built (a leave's cancelling a deferred join) is made anew.
 
 // replyScratch is a session's reply messages, owned by the writer holding
 // the session.

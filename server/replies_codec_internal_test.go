@@ -83,4 +83,20 @@ func TestJoinedOrLeftKnowsEveryString(t *testing.T) {
 			t.Errorf("the strings of a %T are %q; joinedOrLeft checks %q", c.m, got, c.want)
 		}
 	}
+	// And of the messages that carry them, their own strings, the results
+	// above left out (and a reply's error, which is not a join's or a
+	// leave's).
+	for _, c := range []struct {
+		m    proto.Message
+		want []string
+	}{
+		{&roomcastv1.SubscribeResponse{}, nil},
+		{&roomcastv1.CommandReply{}, []string{"roomcast.v1.CommandReply.id"}},
+	} {
+		own := c.m.ProtoReflect().Descriptor()
+		others := func(md protoreflect.MessageDescriptor) bool { return md.FullName() != own.FullName() }
+		if got := protostrings.Fields(own, others); !slices.Equal(got, c.want) {
+			t.Errorf("the own strings of a %T are %q; joinedOrLeft checks %q", c.m, got, c.want)
+		}
+	}
 }

@@ -22,7 +22,7 @@ import (
 // than the generated stream type, so tests can run sessions on a fake one.
 type subscribeStream interface {
 	Context() context.Context
-	SendMsg(m any) error // encodes m before it returns, and keeps none of it (see replies.go)
+	SendMsg(m any) error // must encode m before it returns, and keep none of it (see replies.go)
 	RecvMsg(m any) error
 }
 
