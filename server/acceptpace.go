@@ -2,6 +2,8 @@ package server
 
 import (
 	"fmt"
+	"math"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -59,7 +61,9 @@ func (l *limits) validateAcceptPace() error {
 	switch {
 	case l.acceptPaceAfter < 0:
 		return fmt.Errorf("server: accept pace threshold must not be negative, got %d", l.acceptPaceAfter)
-	case l.acceptPace < 0 || (l.acceptPace > 0 && l.acceptPaceBurst < 1):
+	case !(l.acceptPace >= 0) || math.IsInf(l.acceptPace, 0):
+		return fmt.Errorf("server: accept pace must be a finite number of connections a second, 0 or more, got %v", l.acceptPace)
+	case l.acceptPace > 0 && l.acceptPaceBurst < 1:
 		return fmt.Errorf("server: accept pace needs a positive burst, got %v/s burst %d", l.acceptPace, l.acceptPaceBurst)
 	}
 	return nil
@@ -70,11 +74,13 @@ func (l *limits) validateAcceptPace() error {
 type acceptPacer struct {
 	after   int64
 	limiter *rate.Limiter
-	// eased has a value once an authentication brought the count back to
-	// after: a waiting accept goes ahead. It holds one, so that an
-	// authentication never blocks.
+	paced   atomic.Uint64 // accepts that waited, counted as they begin to
+
+	mu sync.Mutex
+	// eased is closed, and replaced, when an authentication brings the
+	// count back to after: every waiting accept, of each listener, looks
+	// at the count again.
 	eased chan struct{}
-	paced atomic.Uint64 // accepts that waited, counted as they begin to
 }
 
 // newAcceptPacer returns a pacer for cfg, or nil if accepts are not paced.
@@ -85,18 +91,24 @@ func newAcceptPacer(cfg *config) *acceptPacer {
 	return &acceptPacer{
 		after:   int64(cfg.acceptPaceAfter),
 		limiter: rate.NewLimiter(rate.Limit(cfg.acceptPace), cfg.acceptPaceBurst),
-		eased:   make(chan struct{}, 1),
+		eased:   make(chan struct{}),
 	}
 }
 
 // wait returns once the next connection may be accepted while pending
 // connections await authentication, reporting true, or once closed is,
-// reporting false. Only the listeners' accept loops call it.
+// reporting false. It asks pending again at least every sweepEvery, which
+// finds the connections that closed without authenticating. Only the
+// listeners' accept loops call it.
 func (p *acceptPacer) wait(closed <-chan struct{}, pending func() int64) bool {
 	if p == nil {
 		return true
 	}
-	for waited := false; pending() > p.after; {
+	for waited := false; ; {
+		eased := p.easedChan() // before the count, so that no easing is missed
+		if pending() <= p.after {
+			return true
+		}
 		r := p.limiter.Reserve()
 		d := r.Delay()
 		if d == 0 {
@@ -106,19 +118,28 @@ func (p *acceptPacer) wait(closed <-chan struct{}, pending func() int64) bool {
 			waited = true
 			p.paced.Add(1)
 		}
-		t := time.NewTimer(d)
+		t := time.NewTimer(min(d, sweepEvery))
 		select {
 		case <-t.C:
-			return true
-		case <-p.eased:
+			if d <= sweepEvery {
+				return true
+			}
+		case <-eased:
 			t.Stop()
-			r.Cancel() // the token goes back; the loop looks at the count again
 		case <-closed:
 			t.Stop()
+			r.Cancel()
 			return false
 		}
+		r.Cancel() // the token goes back; the loop looks at the count again
 	}
-	return true
+}
+
+// easedChan returns the channel the next easing closes.
+func (p *acceptPacer) easedChan() <-chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.eased
 }
 
 // accepts returns how many accepts waited.
@@ -135,8 +156,8 @@ func (p *acceptPacer) authenticated(pending int64) {
 	if p == nil || pending > p.after {
 		return
 	}
-	select {
-	case p.eased <- struct{}{}:
-	default:
-	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	close(p.eased)
+	p.eased = make(chan struct{})
 }

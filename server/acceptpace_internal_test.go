@@ -42,3 +42,32 @@ func TestPacedAcceptGoesAheadWhenTheCountEases(t *testing.T) {
 		t.Fatal("a waiting accept did not go ahead once the count was back to the threshold")
 	}
 }
+
+// One easing lets every waiting accept go ahead, those of both listeners
+// (gRPC and web), at once: not one of them, the others a sweep later.
+func TestAnEasingReachesEveryWaitingAccept(t *testing.T) {
+	authn, err := auth.NewAuthenticator(auth.WithAnonymous(auth.Grants{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := newAcceptPacer(&config{authn: authn, limits: limits{authTimeout: time.Hour, acceptPaceAfter: 1, acceptPace: 1e-9, acceptPaceBurst: 1}})
+	var pending atomic.Int64
+	pending.Store(2)
+	p.wait(nil, pending.Load) // the burst's one token
+	done := make(chan struct{}, 2)
+	for range 2 {
+		go func() {
+			p.wait(nil, pending.Load)
+			done <- struct{}{}
+		}()
+	}
+	waitFor(t, "both waiting for the pace", func() bool { return p.accepts() == 2 })
+	p.authenticated(pending.Add(-1))
+	for i := range 2 {
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%d of 2 waiting accepts went ahead once the count was back to the threshold", i)
+		}
+	}
+}

@@ -7,9 +7,12 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 
 	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
+	"github.com/roomcast/roomcast/internal/rawh2"
 	"github.com/roomcast/roomcast/internal/servertest"
 	"github.com/roomcast/roomcast/internal/testsupport/testjwt"
 	"github.com/roomcast/roomcast/server"
@@ -116,5 +119,31 @@ func TestAcceptPaceHoldsIdleConnections(t *testing.T) {
 	untilMetric(t, ctx, "roomcast_connections_paced_accepts_total", 1, func() float64 { return counter(t, reg, "roomcast_connections_paced_accepts_total") })
 	if n := gaugeValue(t, reg, "roomcast_connections"); n != after+2 {
 		t.Errorf("the server holds %v connections that never called, want %d (one past the threshold, and the pace's burst)", n, after+2)
+	}
+}
+
+// Connections that close before their first call leave the count within
+// the pace's sweep (100 ms), without a scrape of the metrics, which sweeps
+// too: a load balancer's health checks or a port scan, connecting and
+// closing, held the pace until their auth timeouts (10 s by default), and
+// every client past the threshold waited for the pace meanwhile.
+func TestClosedConnectionsStopPacingAccepts(t *testing.T) {
+	const after = 3
+	reg := prometheus.NewRegistry()
+	addr := testjwt.StartServer(t, server.WithAuthTimeout(time.Hour), server.WithAcceptPace(after, 1e-9, 1), server.WithMetrics(reg))
+	ctx := testCtx(t)
+	var idle []*rawh2.Conn
+	for range after + 3 { // the threshold, one past it with the burst's token, and one held
+		idle = append(idle, dialRaw(t, addr))
+	}
+	untilMetric(t, ctx, "roomcast_connections_paced_accepts_total", 1, func() float64 { return counter(t, reg, "roomcast_connections_paced_accepts_total") })
+	for _, c := range idle {
+		c.Close()
+	}
+	// No metric is read from here on: the pace alone must notice.
+	check, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, err := healthpb.NewHealthClient(servertest.Dial(t, addr)).Check(check, &healthpb.HealthCheckRequest{}, grpc.WaitForReady(true)); err != nil {
+		t.Fatalf("a new client once the idle connections closed: %v", err)
 	}
 }

@@ -71,6 +71,9 @@ type connGuard struct {
 	unauth    map[string]*tracked   // awaiting authentication, by connKey
 	lastSweep time.Time
 	sweepAt   int // sweep once conns has this many, so closed ones do not pile up
+	// lastUnauthSweep is when pendingNow last looked for closed
+	// connections among those awaiting authentication.
+	lastUnauthSweep time.Time
 }
 
 // sweepEvery is how often, at most, the guard looks for closed connections
@@ -193,7 +196,7 @@ func (l *guardedListener) Accept() (net.Conn, error) {
 		if !l.g.penalties.admit(c) {
 			continue
 		}
-		if !l.g.pace.wait(l.closed, l.g.pending.Load) {
+		if !l.g.pace.wait(l.closed, l.g.pendingNow) {
 			c.Close()
 			return nil, net.ErrClosed
 		}
@@ -201,6 +204,29 @@ func (l *guardedListener) Accept() (net.Conn, error) {
 			return c, nil
 		}
 	}
+}
+
+// pendingNow is how many connections await authentication, having first
+// forgotten those of them that closed, at most every sweepEvery, when the
+// count is past the accept pace's threshold: a connection closed before
+// its first call (a health check of a load balancer, a port scan) must not
+// hold the pace until its auth timeout.
+func (g *connGuard) pendingNow() int64 {
+	n := g.pending.Load()
+	if g.pace == nil || n <= g.pace.after {
+		return n
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if now := time.Now(); now.Sub(g.lastUnauthSweep) >= sweepEvery {
+		for _, t := range g.unauth {
+			if t.isClosed() {
+				g.drop(t)
+			}
+		}
+		g.lastUnauthSweep = now
+	}
+	return g.pending.Load()
 }
 
 // admit returns c, tracked, or nil having closed it if the server has as
@@ -415,7 +441,7 @@ var (
 	connsDesc    = prometheus.NewDesc("roomcast_connections", "Client connections open.", nil, nil)
 	refusedDesc  = prometheus.NewDesc("roomcast_connections_refused_total", "Connections closed as soon as accepted: the server had as many as it may.", nil, nil)
 	timedOutDesc = prometheus.NewDesc("roomcast_connections_auth_timeouts_total", "Connections closed for making no authenticated call within the auth timeout.", nil, nil)
-	pacedDesc    = prometheus.NewDesc("roomcast_connections_paced_accepts_total", "Connections accepted after a pause: more connections were awaiting authentication than --accept-pace-after, so the server accepted at most --accept-pace a second.", nil, nil)
+	pacedDesc    = prometheus.NewDesc("roomcast_connections_paced_accepts_total", "Accepts that waited for the pace: more connections were awaiting authentication than --accept-pace-after, so the server accepted at most --accept-pace a second.", nil, nil)
 	refusalDesc  = prometheus.NewDesc("roomcast_connections_refusal_closes_total", "Connections closed for having more than --max-refused-calls calls refused within a second before they ran: unauthenticated, or past the streams per credential or owing bytes of the publish or read byte rate.", nil, nil)
 )
 

@@ -189,6 +189,8 @@ func TestServeFlagUsageErrors(t *testing.T) {
 		{[]string{"--max-streams", "0"}, "total streams"},
 		{[]string{"--accept-pace", "5", "--accept-pace-burst", "0"}, "accept pace needs a positive burst"},
 		{[]string{"--accept-pace-after", "-1"}, "accept pace threshold"},
+		{[]string{"--accept-pace", "NaN"}, "accept pace must be a finite number"},
+		{[]string{"--accept-pace", "-1"}, "accept pace must be a finite number"},
 		{[]string{"--max-rooms", "0"}, "room limit"},
 		{[]string{"--history-messages", "10", "--history-ttl", "0s"}, "history"},
 		{[]string{"--write-timeout", "0s"}, "write timeout"},
