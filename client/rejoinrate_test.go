@@ -94,3 +94,40 @@ func TestRejoinsPastTheCommandRateAreSentAgainOnTheSameStream(t *testing.T) {
 		}
 	}
 }
+
+// A subscription closed, or whose stream ends, while refused rejoins wait
+// to be sent again stops their timer: Close returns, and no goroutine is
+// left (goleak, in TestMain).
+func TestRejoinsWaitingToBeSentAgainEndWithTheStream(t *testing.T) {
+	for _, end := range []string{"close", "cut"} {
+		t.Run(end, func(t *testing.T) {
+			const rooms = 8
+			// A token in 2 s: the refused rejoins wait seconds.
+			_, addr := start(t, server.WithCommandRate(0, 0), server.WithCredentialCommandRate(0.5, rooms))
+			p := faultproxy.Start(t, addr)
+			ctx := testCtx(t)
+			names := make([]string, rooms)
+			for i := range names {
+				names[i] = fmt.Sprint("r", i)
+			}
+			sub := subscribe(t, ctx, dial(t, p.Addr(), fastBackoff), names...)
+			p.Sever()
+			poll := time.NewTicker(time.Millisecond)
+			defer poll.Stop()
+			for client.RejoinsWaiting(sub) == 0 {
+				select {
+				case <-poll.C:
+				case <-ctx.Done():
+					t.Fatal("no refused rejoin waits to be sent again")
+				}
+			}
+			if end == "cut" {
+				p.Sever() // the next stream's rejoins are refused in turn
+				return    // and wait until the cleanup's Close
+			}
+			if err := sub.Close(); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
