@@ -18,10 +18,10 @@ import (
 // refusal advised): the server pauses a stream's reads after each refusal,
 // and a burst of resends would only be refused again. Meanwhile the
 // stream's messages are staged and the Reconnected event waits, as for
-// any rejoin; so the resends stop, and the stream is given up as before
-// (reconnecting after the backoff), once the rejoin has lasted
-// rejoinRetryFor or has staged stagedMessages messages or queueBytes of
-// payload.
+// any rejoin. So a refusal that comes once the rejoin has lasted
+// rejoinRetryFor, or has staged stagedMessages messages or queueBytes of
+// payload, stops the resends: the stream is given up as before, and the
+// subscription reconnects after its backoff.
 const (
 	rejoinRetryFor = 30 * time.Second
 	stagedMessages = 16 * queueMessages
@@ -30,13 +30,13 @@ const (
 // rateWait is a conn's rejoins waiting to be sent again. Guarded by
 // Subscription.mu.
 type rateWait struct {
-	rooms       []*roomState // refused, to be sent again in this order
-	timer       *time.Timer  // sends the first of rooms; nil when none is armed
-	inFlight    bool         // a resent rejoin waits for its reply
-	stopped     bool         // the stream has ended: send nothing more
-	giveUpAt    time.Time    // past it, a refusal makes the subscription reconnect
-	stagedBytes int          // payload of c.staged
-	wait        time.Duration
+	rooms       []*roomState  // refused, to be sent again in this order
+	timer       *time.Timer   // sends the first of rooms; nil when none is armed
+	inFlight    bool          // a resent rejoin waits for its reply
+	stopped     bool          // the stream has ended: send nothing more
+	giveUpAt    time.Time     // past it, a refusal makes the subscription reconnect
+	stagedBytes int           // payload of c.staged
+	wait        time.Duration // the longest delay advised since the timer was last armed
 }
 
 // retryLater queues the rejoin of st, refused with e, to be sent again, if
