@@ -17,3 +17,14 @@ func Queued(s *Subscription) int {
 
 // ReceiverStarts is how many times wake started s's receiver again.
 func ReceiverStarts(s *Subscription) uint64 { return s.starts.Load() }
+
+// RejoinsWaiting is how many of s's rejoins wait to be sent again after a
+// command rate refused them.
+func RejoinsWaiting(s *Subscription) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.conn == nil {
+		return 0
+	}
+	return len(s.conn.rateWait.rooms)
+}

@@ -101,7 +101,8 @@ func (s *Subscription) ended(c *conn) error {
 	c.stopWake()
 	c.cancel()
 	refreshErr := c.refresh.stop()
-	c.sending.Wait() // the rejoins' sender, which the cancel ended
+	s.stopResends(c)
+	c.sending.Wait() // the rejoins' senders, which the cancel ended
 	return streamErr(c, refreshErr)
 }
 
@@ -155,6 +156,7 @@ func (s *Subscription) rejoin(c *conn, cause error, attempts int, lostAt time.Ti
 	s.mu.Lock()
 	s.conn, s.session = c, c.session
 	c.lostAt = lostAt
+	c.rateWait.giveUpAt = time.Now().Add(rejoinRetryFor)
 	c.reconnect = &Reconnected{Session: c.session, Cause: cause, Attempts: attempts}
 	reqs := make([]*roomcastv1.SubscribeRequest, 0, len(s.order))
 	for _, name := range s.order {

@@ -34,6 +34,7 @@ type conn struct {
 	lostAt    time.Time           // when the last working stream ended
 	fatal     error               // a rejoin failed for good: the subscription ends
 	retry     error               // a rejoin failed: reconnect
+	rateWait  rateWait            // rejoins refused by a command rate, sent again one at a time
 
 	turn  readerTurn // who reads the stream; guarded by Subscription.mu
 	ended bool       // RecvMsg failed: the stream is over; guarded by Subscription.mu
@@ -57,6 +58,7 @@ type pending struct {
 	kind   cmdKind
 	room   *roomState                    // for a join
 	rejoin bool                          // a join the reconnect waits for
+	resent bool                          // a rejoin sent again after the rate refused it
 	reply  chan *roomcastv1.CommandReply // for leave and refresh; 1-buffered
 }
 
@@ -244,6 +246,7 @@ func (s *Subscription) received(c *conn, msgs []*Event, byNext bool) {
 	for _, ev := range msgs {
 		if c.rejoining > 0 {
 			c.staged = append(c.staged, ev)
+			c.rateWait.stagedBytes += payloadSize(ev.Message)
 		} else {
 			s.pushMessage(ev)
 		}
@@ -263,12 +266,14 @@ func (s *Subscription) replied(c *conn, r *roomcastv1.CommandReply) {
 	switch {
 	case p == nil: // not ours, or of a stream the subscription gave up on
 	case p.kind == cmdJoin:
-		s.joinReplied(c, p.room, r)
-		if p.rejoin {
-			if c.rejoining--; c.rejoining == 0 && c.fatal == nil && c.retry == nil {
-				s.rejoinedAll(c)
-			}
+		again := s.joinReplied(c, p.room, r)
+		if p.resent {
+			c.rateWait.inFlight = false
 		}
+		if p.rejoin && !again {
+			s.rejoinDone(c)
+		}
+		s.resendNext(c, again)
 	default:
 		if p.kind == cmdRefresh {
 			s.revoke(r.GetRefresh().GetLeftRooms())
@@ -294,10 +299,20 @@ func (s *Subscription) revoke(rooms []string) {
 	}
 }
 
-// joinReplied applies the reply to a join of st on c. Caller holds mu.
-func (s *Subscription) joinReplied(c *conn, st *roomState, r *roomcastv1.CommandReply) {
+// rejoinDone counts a room's rejoin as replied to, for good. Caller holds
+// mu.
+func (s *Subscription) rejoinDone(c *conn) {
+	if c.rejoining--; c.rejoining == 0 && c.fatal == nil && c.retry == nil {
+		s.rejoinedAll(c)
+	}
+}
+
+// joinReplied applies the reply to a join of st on c. It reports whether
+// the join, a rejoin the command rate refused, waits to be sent again (see
+// retryLater). Caller holds mu.
+func (s *Subscription) joinReplied(c *conn, st *roomState, r *roomcastv1.CommandReply) (again bool) {
 	if s.rooms[st.name] != st {
-		return // left since
+		return false // left since
 	}
 	op := "join " + strconv.Quote(st.name)
 	if e := r.GetError(); e != nil {
@@ -308,7 +323,10 @@ func (s *Subscription) joinReplied(c *conn, st *roomState, r *roomcastv1.Command
 				st.waiter <- joinOutcome{err: err}
 				st.waiter = nil
 			}
-			return
+			return false
+		}
+		if s.retryLater(c, st, e) {
+			return true
 		}
 		// A room the subscription was in cannot be joined again.
 		switch {
@@ -319,7 +337,7 @@ func (s *Subscription) joinReplied(c *conn, st *roomState, r *roomcastv1.Command
 			c.retry = err
 		}
 		c.cancel()
-		return
+		return false
 	}
 	j := r.GetJoin()
 	now := Position{Offset: j.GetOffset(), Epoch: j.GetEpoch()}
@@ -338,7 +356,7 @@ func (s *Subscription) joinReplied(c *conn, st *roomState, r *roomcastv1.Command
 			s.push(&Event{Gap: &Gap{Room: st.name, LastDelivered: *st.after, Resumed: now}})
 		}
 		st.after = nil
-		return
+		return false
 	}
 	// A rejoin: applied once every room is rejoined, so that a stream lost
 	// before then resumes from the same positions.
@@ -347,6 +365,7 @@ func (s *Subscription) joinReplied(c *conn, st *roomState, r *roomcastv1.Command
 		out.rejoin.Resumed, out.resumed = now, now
 	}
 	c.rejoined = append(c.rejoined, out)
+	return false
 }
 
 // rejoinedAll queues, once every room is joined on a new stream, the
@@ -374,5 +393,5 @@ func (s *Subscription) rejoinedAll(c *conn) {
 	for _, ev := range c.staged {
 		s.pushMessage(ev)
 	}
-	c.staged, c.rejoined, c.reconnect = nil, nil, nil
+	c.staged, c.rejoined, c.reconnect, c.rateWait.stagedBytes = nil, nil, nil, 0
 }

@@ -33,8 +33,8 @@ type access struct {
 	dir          sessionDirectory  // the sessions of the cluster's other nodes; see clustersessions.go
 	callers      callerCache       // anonymous callers' identities, for calls (callIdentity)
 
-	commandRefusals      *retryStatuses // the credential command rate's (see retrystatus.go)
-	streamCommandRefusal error          // a stream's command past its own rate (WithCommandRate): one status for all
+	commandRefusals       *retryStatuses // the credential command rate's (see retrystatus.go)
+	streamCommandRefusals *retryStatuses // a stream's command past its own rate (WithCommandRate)
 
 	publishRefusals, readRefusals, bytesRefusals, anonRefusals *retryStatuses // see retrystatus.go
 	readBytesRefusals                                          *retryStatuses
@@ -76,9 +76,13 @@ func newAccess(cfg *config) (*access, error) {
 	a.readRefusals = newRetryStatuses(func(wait time.Duration) error { return retryLater(wait, readRateMessage) }, maxRetryAfter(a.reads))
 	a.anonRefusals = newRetryStatuses(func(wait time.Duration) error { return retryLater(wait, anonPublishMessage) }, maxRetryAfter(a.anonPublish))
 	a.commandRefusals = newRetryStatuses(func(wait time.Duration) error {
-		return status.Errorf(codes.ResourceExhausted, "more commands per second than this credential may send over all its streams; retry after %v", wait.Round(time.Millisecond))
+		return retryCommand(wait, credCommandMessage)
 	}, maxRetryAfter(a.commands))
-	a.streamCommandRefusal = status.Errorf(codes.ResourceExhausted, "more than %v commands per second on this stream; slow down", cfg.commandRate)
+	streamMsg := fmt.Sprintf("more than %v commands per second on this stream", cfg.commandRate)
+	a.streamCommandRefusals = newRetryStatuses(func(wait time.Duration) error { return retryCommand(wait, streamMsg) }, 0)
+	if cfg.commandRate > 0 {
+		a.streamCommandRefusals.longest = oneToken(cfg.commandRate) // see tokenWait
+	}
 	return a, nil
 }
 
@@ -195,6 +199,7 @@ const (
 	publishBytesMessage = "this credential has published more bytes than its rate allows"
 	readBytesMessage    = "this credential has been sent more bytes of History and Presence than its rate allows"
 	anonPublishMessage  = "publish rate limit of anonymous callers exceeded for this client address"
+	credCommandMessage  = "more commands per second than this credential may send over all its streams"
 )
 
 // retryLater is the RESOURCE_EXHAUSTED status of a call refused by a rate
@@ -209,8 +214,9 @@ func retryLater(wait time.Duration, msg string) error {
 }
 
 // allowCommand applies the command rate of id's credential, over all its
-// streams. A command reply carries no details, so the message says when to
-// retry; the refusals share their statuses, as the calls' do.
+// streams. A command reply carries no details: the message says when to
+// retry, and so does the reply's Error.retry_after (see retryCommand); the
+// refusals share their statuses, as the calls' do.
 func (a *access) allowCommand(id *auth.Identity) error {
 	if a.commands == nil {
 		return nil

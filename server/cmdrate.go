@@ -4,6 +4,8 @@ import (
 	"errors"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
 )
 
@@ -53,10 +55,31 @@ func (ss *session) rateLimit() error {
 // its own rate is refused without taking the credential limiter's lock,
 // which every stream of every credential shares.
 func (ss *session) rateLimitErr() error {
-	if ss.commands != nil && !ss.commands.Allow() {
-		return ss.srv.access.streamCommandRefusal
+	if ss.commands != nil {
+		if now := time.Now(); !ss.commands.AllowN(now, 1) {
+			return ss.srv.access.streamCommandRefusals.refusal(tokenWait(ss.commands, now))
+		}
 	}
 	return ss.srv.access.allowCommand(ss.credential) // the credential's rate over all its streams
+}
+
+// tokenWait is how long l, which has just refused a command at now, takes
+// to hold the token of the next: what the refusal advises. A wait past
+// maxSharedWait, at a rate below a command in four seconds, is advised as
+// oneToken, the rate's longest, whose refusal status is shared: the exact
+// wait would need one of its own each time.
+func tokenWait(l *rate.Limiter, now time.Time) time.Duration {
+	perSecond := float64(l.Limit())
+	wait := time.Duration(max(1-l.TokensAt(now), 0) / perSecond * float64(time.Second))
+	if wait > maxSharedWait {
+		return oneToken(perSecond)
+	}
+	return wait
+}
+
+// oneToken is how long a rate of perSecond takes to make one token.
+func oneToken(perSecond float64) time.Duration {
+	return time.Duration(float64(time.Second) / perSecond)
 }
 
 // refusalPause is how long the reader waits after the latest refusal.

@@ -50,8 +50,9 @@ const (
 	// and a bystander's p99 rose past three times its baseline (a median of
 	// 3.1× in 12 runs against 1.8× at these, on 2 shared cores; see
 	// docs/security.md). A larger fleet of one key reconnecting at once is
-	// served more slowly than the rate (a Go client refused part way
-	// rejoins every room again): raise both for it.
+	// served at the rate past the burst (a Go client sends a refused rejoin
+	// again after the reply's retry_after): raise both for it to be served
+	// at once.
 	DefaultCredentialCommandRate  = 2000
 	DefaultCredentialCommandBurst = 2000
 	// DefaultMaxRefusedCommands is how many of a Subscribe stream's

@@ -50,6 +50,9 @@ func (ss *session) fail(reply *roomcastv1.CommandReply, err error) {
 	st, _ := status.FromError(err) // not a copy, for a status error
 	e := &ss.replies.err
 	e.Code, e.Message, e.RetryAfter = int32(st.Code()), st.Message(), nil
+	if re, ok := err.(*retryError); ok {
+		e.RetryAfter = re.after // shared, and never modified
+	}
 	reply.Error, reply.Result = e, nil
 }
 

@@ -3,6 +3,9 @@ package server
 import (
 	"sync/atomic"
 	"time"
+
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
 )
 
 // Under a flood past a rate, most calls are refused, and building each
@@ -67,3 +70,26 @@ func (r *retryStatuses) shared(p *atomic.Pointer[sharedStatus], wait time.Durati
 	p.Store(s)
 	return s.err
 }
+
+// retryError is a command refusal's status, with the RetryInfo detail's
+// delay kept beside it for the reply's Error.retry_after: a reply carries
+// no details, and unmarshalling the detail for each refusal would cost an
+// allocation or two. It is immutable, so refusals share it, Duration and
+// all: every reply that carries the Duration only reads it.
+type retryError struct {
+	st    *status.Status
+	msg   string
+	after *durationpb.Duration
+}
+
+// retryCommand is the RESOURCE_EXHAUSTED refusal of a command past a rate
+// for wait, as retryLater's for a call.
+func retryCommand(wait time.Duration, msg string) error {
+	err := retryLater(wait, msg)
+	return &retryError{st: status.Convert(err), msg: err.Error(), after: durationpb.New(wait)}
+}
+
+func (e *retryError) Error() string { return e.msg }
+
+// GRPCStatus makes e a status error: status.FromError returns its status.
+func (e *retryError) GRPCStatus() *status.Status { return e.st }

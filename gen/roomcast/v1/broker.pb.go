@@ -1444,8 +1444,10 @@ type Error struct {
 	Message string `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
 	// Set when the request may be sent again after this delay and not
 	// before: a publish past the caller's publish rate (code 8,
-	// RESOURCE_EXHAUSTED). The same delay a Publish call's RetryInfo detail
-	// gives.
+	// RESOURCE_EXHAUSTED), the same delay a Publish call's RetryInfo detail
+	// gives; and a Subscribe command refused past the stream's or the
+	// credential's command rate (code 8), which may be sent again on the
+	// same stream after it.
 	RetryAfter    *durationpb.Duration `protobuf:"bytes,3,opt,name=retry_after,json=retryAfter,proto3" json:"retry_after,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

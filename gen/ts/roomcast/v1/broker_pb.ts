@@ -736,8 +736,10 @@ export type Error = Message$1<"roomcast.v1.Error"> & {
   /**
    * Set when the request may be sent again after this delay and not
    * before: a publish past the caller's publish rate (code 8,
-   * RESOURCE_EXHAUSTED). The same delay a Publish call's RetryInfo detail
-   * gives.
+   * RESOURCE_EXHAUSTED), the same delay a Publish call's RetryInfo detail
+   * gives; and a Subscribe command refused past the stream's or the
+   * credential's command rate (code 8), which may be sent again on the
+   * same stream after it.
    *
    * @generated from field: google.protobuf.Duration retry_after = 3;
    */
