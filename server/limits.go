@@ -228,6 +228,8 @@ type limits struct {
 	acceptPace      float64
 	acceptPaceBurst int
 
+	maxPendingPerAddr int // see addrcap.go
+
 	readRate  float64
 	readBurst int
 
@@ -260,6 +262,8 @@ func defaultLimits() limits {
 		acceptPaceAfter: DefaultAcceptPaceAfter,
 		acceptPace:      DefaultAcceptPace,
 		acceptPaceBurst: DefaultAcceptPaceBurst,
+
+		maxPendingPerAddr: DefaultMaxPendingPerAddress,
 
 		readRate:  DefaultReadRate,
 		readBurst: DefaultReadBurst,
@@ -312,6 +316,9 @@ func (l *limits) validate() error {
 		return fmt.Errorf("server: max refused calls must not be negative, got %d", l.maxRefusedCalls)
 	}
 	if err := l.validateAcceptPace(); err != nil {
+		return err
+	}
+	if err := l.validatePendingPerAddress(); err != nil {
 		return err
 	}
 	return l.validateWindows()
