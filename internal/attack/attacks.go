@@ -358,6 +358,8 @@ func idleConns(ctx context.Context, s childSpec) (string, error) {
 	const most, goroutines = 5000, 16
 	var opened, failed, closed atomic.Int64
 	var wg sync.WaitGroup
+	newcomer := make(chan string, 1)
+	go func() { newcomer <- newcomers(ctx, s.Addr) }()
 	for range goroutines {
 		wg.Go(func() {
 			for !ended(ctx) && opened.Add(1) <= most {
@@ -380,7 +382,7 @@ func idleConns(ctx context.Context, s childSpec) (string, error) {
 	}
 	wg.Wait()
 	<-ctx.Done()
-	return fmt.Sprintf("%s connections opened; %d closed by the server; %d dials failed", commas(int(min(opened.Load(), most))), closed.Load(), failed.Load()), nil
+	return fmt.Sprintf("%s connections opened; %d closed by the server; %d dials failed; %s", commas(int(min(opened.Load(), most))), closed.Load(), failed.Load(), <-newcomer), nil
 }
 
 // (g), redialled: an attacker that is refused does not give up, as
@@ -391,6 +393,8 @@ func idleRedial(ctx context.Context, s childSpec) (string, error) {
 	slots := make(chan struct{}, most) // a value per connection open or being dialled
 	var dials, failed, closed, peak atomic.Int64
 	var wg sync.WaitGroup
+	newcomer := make(chan string, 1)
+	go func() { newcomer <- newcomers(ctx, s.Addr) }()
 	for range goroutines {
 		wg.Go(func() {
 			for {
@@ -420,8 +424,8 @@ func idleRedial(ctx context.Context, s childSpec) (string, error) {
 		})
 	}
 	wg.Wait()
-	return fmt.Sprintf("%s dials; about %s connections open at most; %s closed by the server; %s dials failed",
-		commas(int(dials.Load())), commas(int(peak.Load())), commas(int(closed.Load())), commas(int(failed.Load()))), nil
+	return fmt.Sprintf("%s dials; about %s connections open at most; %s closed by the server; %s dials failed; %s",
+		commas(int(dials.Load())), commas(int(peak.Load())), commas(int(closed.Load())), commas(int(failed.Load())), <-newcomer), nil
 }
 
 // (h) One connection at a time, as the issue measured; a connection the
