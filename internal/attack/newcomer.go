@@ -23,10 +23,11 @@ const (
 )
 
 // newcomers dials the server at addr from newcomerAddr every newcomerEvery
-// until ctx ends, as honest clients connecting during the attack would,
-// each waiting up to newcomerWait (past ctx's end too) to be served: its
-// dial and HTTP/2 preface answered by the server's transport (a PING's
-// answer). It returns what they saw once the last is done.
+// while at least newcomerWait of ctx is left, as honest clients connecting
+// during the attack would, each waiting up to newcomerWait to be served:
+// its dial and HTTP/2 preface answered by the server's transport (a PING's
+// answer). None waits past ctx's end, which would stretch the attack for
+// the bystander. It returns what they saw once the last is done.
 func newcomers(ctx context.Context, addr string) string {
 	var (
 		mu     sync.Mutex
@@ -43,8 +44,11 @@ func newcomers(ctx context.Context, addr string) string {
 			return newcomerSummary(took, failed)
 		case <-tick.C:
 		}
+		if end, ok := ctx.Deadline(); ok && time.Until(end) < newcomerWait {
+			continue
+		}
 		wg.Go(func() {
-			d, ok := newcomer(context.WithoutCancel(ctx), addr)
+			d, ok := newcomer(ctx, addr)
 			mu.Lock()
 			defer mu.Unlock()
 			if ok {
@@ -78,6 +82,9 @@ func newcomer(ctx context.Context, addr string) (time.Duration, bool) {
 }
 
 func newcomerSummary(took []time.Duration, failed int) string {
+	if len(took) == 0 && failed == 0 {
+		return fmt.Sprintf("no newcomers from %s: the attack is shorter than %v", newcomerAddr, newcomerWait)
+	}
 	if len(took) == 0 {
 		return fmt.Sprintf("newcomers from %s: none of %d served within %v", newcomerAddr, failed, newcomerWait)
 	}
