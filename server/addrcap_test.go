@@ -168,3 +168,23 @@ func TestNoPendingCapPerAddress(t *testing.T) {
 		}
 	}
 }
+
+// A connection that the auth timeout closes leaves its address's count.
+func TestAddressPendingCountFallsOnAuthTimeout(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	addr := testjwt.StartServer(t, server.WithAuthTimeout(500*time.Millisecond), server.WithMaxPendingPerAddress(1), server.WithMetrics(reg))
+	ctx := within(t, 10*time.Second)
+	idle := rawFrom(t, flooder, addr)
+	if !served(t, ctx, idle) {
+		t.Fatal("the first connection was not served")
+	}
+	if served(t, ctx, rawFrom(t, flooder, addr)) {
+		t.Fatal("a connection past the cap was served")
+	}
+	if _, err := idle.Wait(ctx); err != nil {
+		t.Fatalf("the auth timeout did not close the idle connection: %v", err)
+	}
+	if !served(t, ctx, rawFrom(t, flooder, addr)) {
+		t.Error("a connection was refused once the auth timeout closed the address's only one")
+	}
+}
