@@ -166,9 +166,10 @@ func (l *guardedListener) Close() error {
 	return l.Listener.Close()
 }
 
-// Accept returns the next connection within the cap and from an address
-// that is not penalised, closing those past the cap and holding or closing
-// the penalised ones.
+// Accept returns the next connection within the caps (of the server, and
+// of its address's connections awaiting authentication: addrcap.go) and
+// from an address that is not penalised, closing those past a cap and
+// holding or closing the penalised ones.
 func (l *guardedListener) Accept() (net.Conn, error) {
 	for {
 		c, err := l.Listener.Accept()
