@@ -35,7 +35,8 @@ const DefaultMaxPendingPerAddress = DefaultAcceptPaceAfter
 // roomcast_connections_address_refused_total and logged, with the address,
 // at most once a second. A connection leaves the count when it
 // authenticates, closes, or is closed by the auth timeout. It applies only
-// with WithAuthenticator and a WithAuthTimeout. The default is
+// with WithAuthenticator and a WithAuthTimeout. Clients behind one NAT or
+// a proxy that does not keep their addresses share one. The default is
 // DefaultMaxPendingPerAddress (100); 0 is no cap.
 func WithMaxPendingPerAddress(n int) Option {
 	return func(c *config) { c.maxPendingPerAddr = n }
