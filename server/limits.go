@@ -237,6 +237,8 @@ type limits struct {
 	acceptPace      float64
 	acceptPaceBurst int
 
+	maxPendingPerAddr int // see addrcap.go
+
 	readRate  float64
 	readBurst int
 
@@ -269,6 +271,8 @@ func defaultLimits() limits {
 		acceptPaceAfter: DefaultAcceptPaceAfter,
 		acceptPace:      DefaultAcceptPace,
 		acceptPaceBurst: DefaultAcceptPaceBurst,
+
+		maxPendingPerAddr: DefaultMaxPendingPerAddress,
 
 		readRate:  DefaultReadRate,
 		readBurst: DefaultReadBurst,
@@ -321,6 +325,9 @@ func (l *limits) validate() error {
 		return fmt.Errorf("server: max refused calls must not be negative, got %d", l.maxRefusedCalls)
 	}
 	if err := l.validateAcceptPace(); err != nil {
+		return err
+	}
+	if err := l.validatePendingPerAddress(); err != nil {
 		return err
 	}
 	return l.validateWindows()

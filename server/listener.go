@@ -56,21 +56,25 @@ type connGuard struct {
 	warn           rate.Sometimes // the log line for refusals, at most once a minute
 	warnRefused    rate.Sometimes // the log line for connections closed for their refused calls, at most once a second
 	warnTimeout    rate.Sometimes // the log line for connections closed by the auth timeout, at most once a second
+	warnAddr       rate.Sometimes // the log line for connections refused past maxPerAddr, at most once a second
+	maxPerAddr     int            // connections of one address awaiting authentication at once; 0: any number (addrcap.go)
 
 	pace *acceptPacer // nil: accepts are never paced (acceptpace.go)
 
 	refused       atomic.Uint64
 	timedOut      atomic.Uint64
 	refusalCloses atomic.Uint64 // connections closed for their refused calls
+	addrRefused   atomic.Uint64 // connections refused past maxPerAddr
 	penalties     *penalties    // addresses whose new connections are not served (penalty.go); nil: none
 	pending       atomic.Int64  // len(unauth), read without the lock
 
-	mu        sync.Mutex
-	conns     map[*tracked]struct{} // accepted and, as of the last sweep, open
-	byKey     map[string]*tracked   // the same, by connKey
-	unauth    map[string]*tracked   // awaiting authentication, by connKey
-	lastSweep time.Time
-	sweepAt   int // sweep once conns has this many, so closed ones do not pile up
+	mu            sync.Mutex
+	conns         map[*tracked]struct{}   // accepted and, as of the last sweep, open
+	byKey         map[string]*tracked     // the same, by connKey
+	unauth        map[string]*tracked     // awaiting authentication, by connKey
+	pendingByAddr map[string]*addrPending // the same, by clientKey; only with maxPerAddr
+	lastSweep     time.Time
+	sweepAt       int // sweep once conns has this many, so closed ones do not pile up
 	// lastUnauthSweep is when pendingNow last looked for closed
 	// connections among those awaiting authentication.
 	lastUnauthSweep time.Time
@@ -90,6 +94,7 @@ type tracked struct {
 	raw    syscall.RawConn // nil for a wrapped connection, which sets closed itself
 	closed atomic.Bool     // a wrapped connection was closed, or refusedCall closed it
 	key    string          // its connKey
+	addr   string          // its clientKey, while it awaits authentication under maxPerAddr
 	timer  *time.Timer     // with an auth timeout: runs expire
 
 	refusedCalls refusals // guarded by connGuard.mu
@@ -115,14 +120,17 @@ func newConnGuard(cfg *config) *connGuard {
 		warn:           rate.Sometimes{First: 1, Interval: time.Minute},
 		warnRefused:    rate.Sometimes{First: 1, Interval: time.Second},
 		warnTimeout:    rate.Sometimes{First: 1, Interval: time.Second},
+		warnAddr:       rate.Sometimes{First: 1, Interval: time.Second},
 		conns:          make(map[*tracked]struct{}),
 		byKey:          make(map[string]*tracked),
 		unauth:         make(map[string]*tracked),
+		pendingByAddr:  make(map[string]*addrPending),
 		sweepAt:        minSweepAt,
 		penalties:      newPenalties(cfg),
 	}
 	if cfg.authn != nil {
 		g.authTimeout = cfg.authTimeout
+		g.maxPerAddr = cfg.maxPendingPerAddr
 	}
 	if cfg.crowdedAllowance > 0 {
 		g.maxCrowded = cfg.crowdedAllowance
@@ -182,9 +190,10 @@ func (l *guardedListener) Close() error {
 	return l.Listener.Close()
 }
 
-// Accept returns the next connection within the cap and from an address
-// that is not penalised, closing those past the cap and holding or closing
-// the penalised ones.
+// Accept returns the next connection within the caps (of the server, and
+// of its address's connections awaiting authentication: addrcap.go) and
+// from an address that is not penalised, closing those past a cap and
+// holding or closing the penalised ones.
 func (l *guardedListener) Accept() (net.Conn, error) {
 	for {
 		c, err := l.Listener.Accept()
@@ -194,6 +203,10 @@ func (l *guardedListener) Accept() (net.Conn, error) {
 		// Penalised connections first: redials from a penalised address,
 		// thousands a second, must not take the accept pace's budget.
 		if !l.g.penalties.admit(c) {
+			continue
+		}
+		// Then an address's flood past its cap, for the same reason.
+		if !l.g.admitAddr(c) {
 			continue
 		}
 		if !l.g.pace.wait(l.closed, l.g.pendingNow) {
@@ -260,6 +273,7 @@ func (g *connGuard) admit(c net.Conn) net.Conn {
 	if g.authTimeout > 0 {
 		g.unauth[t.key] = t
 		g.pending.Add(1)
+		g.addPending(t)
 		t.timer = time.AfterFunc(g.authTimeout, func() { g.expire(t) }) // under mu: expire finds t in unauth
 	}
 	if t.raw == nil {
@@ -294,6 +308,7 @@ func (g *connGuard) forget(t *tracked) bool {
 		return false
 	}
 	delete(g.unauth, t.key)
+	g.removePending(t)
 	g.pace.authenticated(g.pending.Add(-1))
 	t.timer.Stop()
 	return true
@@ -452,6 +467,7 @@ func (g *connGuard) Describe(ch chan<- *prometheus.Desc) {
 	ch <- timedOutDesc
 	ch <- refusalDesc
 	ch <- pacedDesc
+	ch <- addrRefusedDesc
 	if g.penalties != nil {
 		g.penalties.describe(ch)
 	}
@@ -469,6 +485,7 @@ func (g *connGuard) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(timedOutDesc, prometheus.CounterValue, float64(g.timedOut.Load()))
 	ch <- prometheus.MustNewConstMetric(refusalDesc, prometheus.CounterValue, float64(g.refusalCloses.Load()))
 	ch <- prometheus.MustNewConstMetric(pacedDesc, prometheus.CounterValue, float64(g.pace.accepts()))
+	ch <- prometheus.MustNewConstMetric(addrRefusedDesc, prometheus.CounterValue, float64(g.addrRefused.Load()))
 	if g.penalties != nil {
 		g.penalties.collect(ch)
 	}

@@ -206,12 +206,7 @@ func (p *penalties) admit(c net.Conn) bool {
 	if p.stopped || e.held >= p.maxHeldPerAddr || len(p.held) >= p.maxHeld {
 		p.mu.Unlock()
 		p.closedN.Add(1)
-		if tcp, ok := c.(*net.TCPConn); ok {
-			// A reset rather than a FIN: a client dialling in a loop would
-			// otherwise leave the server a TIME_WAIT socket per dial.
-			tcp.SetLinger(0)
-		}
-		c.Close()
+		closeNow(c)
 		return false
 	}
 	h := &heldConn{conn: c, p: e}

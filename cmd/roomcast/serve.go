@@ -164,6 +164,8 @@ every message sent. Spans still buffered are flushed on shutdown.`,
 			"past --accept-pace-after, accept at most `N` connections a second, leaving the rest in the kernel's backlog (each that authenticates lets one more in at once); 0 never paces")
 		fs.IntVar(&cfg.limits.AcceptPaceBurst, "accept-pace-burst", d.AcceptPaceBurst,
 			"past --accept-pace-after, accept bursts of up to `N` connections")
+		fs.IntVar(&cfg.limits.MaxPendingPerAddress, "max-pending-per-address", d.MaxPendingPerAddress,
+			"with credentials and --auth-timeout, close a new connection as soon as accepted while its client address (an IPv6 one by its /64) has `N` awaiting authentication; 0 is no cap")
 		fs.IntVar(&cfg.limits.MaxRooms, "max-rooms", d.MaxRooms,
 			"refuse publishes and joins that would hold more than `N` rooms in memory")
 		fs.Int64Var(&cfg.limits.MaxRetainedBytes, "max-retained-bytes", d.MaxRetainedBytes,

@@ -39,6 +39,7 @@ var attacks = []*attack{
 	{name: "commands", label: "(e) commands flood", about: "one credential, 50 streams each sending join and leave commands as fast as it can", run: commandFlood},
 	{name: "reads", label: "(f) History/Presence flood", about: "one credential fills a room with 4 MB of history and 500 members, then floods History and Presence at their largest limits from 32 goroutines", run: readFlood},
 	{name: "idle-conns", label: "(g) connections that never authenticate", about: "5,000 HTTP/2 connections that send the preface and never make a call", run: idleConns},
+	{name: "idle-redial", label: "(g) idle connections, redialled", about: "HTTP/2 connections that send the preface and never make a call, 5,000 held open, each the server closes dialled again at once, never giving up", run: idleRedial},
 	{name: "rapid-reset", label: "(h) HTTP/2 rapid reset", about: "no credential: HEADERS and RST_STREAM pairs as fast as one connection takes them, reconnecting when cut off", run: rapidReset},
 	{name: "anon-burst", label: "(i) anonymous publish burst", about: "no credential, one address: small publishes flat out from 32 goroutines on 4 connections",
 		serveArgs: []string{"--allow-anonymous", "--anonymous-publish", "anon.>"}, run: anonBurst},
@@ -357,6 +358,8 @@ func idleConns(ctx context.Context, s childSpec) (string, error) {
 	const most, goroutines = 5000, 16
 	var opened, failed, closed atomic.Int64
 	var wg sync.WaitGroup
+	newcomer := make(chan string, 1)
+	go func() { newcomer <- newcomers(ctx, s.Addr) }()
 	for range goroutines {
 		wg.Go(func() {
 			for !ended(ctx) && opened.Add(1) <= most {
@@ -379,7 +382,50 @@ func idleConns(ctx context.Context, s childSpec) (string, error) {
 	}
 	wg.Wait()
 	<-ctx.Done()
-	return fmt.Sprintf("%s connections opened; %d closed by the server; %d dials failed", commas(int(min(opened.Load(), most))), closed.Load(), failed.Load()), nil
+	return fmt.Sprintf("%s connections opened; %d closed by the server; %d dials failed; %s", commas(int(min(opened.Load(), most))), closed.Load(), failed.Load(), <-newcomer), nil
+}
+
+// (g), redialled: an attacker that is refused does not give up, as
+// idleConns does after 100 failed dials; it keeps 5,000 connections open
+// and dials again, at once, for each the server closes or refuses.
+func idleRedial(ctx context.Context, s childSpec) (string, error) {
+	const most, goroutines = 5000, 16
+	slots := make(chan struct{}, most) // a value per connection open or being dialled
+	var dials, failed, closed, peak atomic.Int64
+	var wg sync.WaitGroup
+	newcomer := make(chan string, 1)
+	go func() { newcomer <- newcomers(ctx, s.Addr) }()
+	for range goroutines {
+		wg.Go(func() {
+			for {
+				select {
+				case slots <- struct{}{}:
+				case <-ctx.Done():
+					return
+				}
+				dials.Add(1)
+				h2, err := rawConn(ctx, s.Addr)
+				if err != nil {
+					failed.Add(1)
+					<-slots
+					continue
+				}
+				if n := int64(len(slots)); n > peak.Load() {
+					peak.Store(n) // roughly: dials under way count too
+				}
+				go func() {
+					<-h2.Done() // the server closed it, or the attack ended
+					if !ended(ctx) {
+						closed.Add(1)
+					}
+					<-slots
+				}()
+			}
+		})
+	}
+	wg.Wait()
+	return fmt.Sprintf("%s dials; about %s connections open at most; %s closed by the server; %s dials failed; %s",
+		commas(int(dials.Load())), commas(int(peak.Load())), commas(int(closed.Load())), commas(int(failed.Load())), <-newcomer), nil
 }
 
 // (h) One connection at a time, as the issue measured; a connection the

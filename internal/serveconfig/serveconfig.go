@@ -47,6 +47,7 @@ type Limits struct {
 	AcceptPaceAfter               int
 	AcceptPace                    float64
 	AcceptPaceBurst               int
+	MaxPendingPerAddress          int
 	MaxCredStreams                int
 	ReadRate                      float64
 	ReadBurst                     int
@@ -97,6 +98,7 @@ func Defaults() Limits {
 		AcceptPaceAfter:         server.DefaultAcceptPaceAfter,
 		AcceptPace:              server.DefaultAcceptPace,
 		AcceptPaceBurst:         server.DefaultAcceptPaceBurst,
+		MaxPendingPerAddress:    server.DefaultMaxPendingPerAddress,
 		MaxCredStreams:          server.DefaultMaxStreamsPerCredential,
 		ReadRate:                server.DefaultReadRate,
 		ReadBurst:               server.DefaultReadBurst,
@@ -140,6 +142,7 @@ func (l Limits) ServerOptions() []server.Option {
 		server.WithMaxConnectionIdle(l.MaxConnIdle),
 		server.WithAuthTimeout(l.AuthTimeout),
 		server.WithAcceptPace(l.AcceptPaceAfter, l.AcceptPace, l.AcceptPaceBurst),
+		server.WithMaxPendingPerAddress(l.MaxPendingPerAddress),
 		server.WithMaxStreamsPerCredential(l.MaxCredStreams),
 		server.WithReadRate(l.ReadRate, l.ReadBurst),
 		server.WithReadByteRate(float64(l.ReadByteRate), l.ReadByteBurst),
