@@ -18,22 +18,6 @@ import (
 	"github.com/roomcast/roomcast/server"
 )
 
-// gaugeValue returns the value of the gauge name in reg.
-func gaugeValue(t testing.TB, reg *prometheus.Registry, name string) float64 {
-	t.Helper()
-	families, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range families {
-		if f.GetName() == name && len(f.GetMetric()) == 1 {
-			return f.GetMetric()[0].GetGauge().GetValue()
-		}
-	}
-	t.Fatalf("no gauge %s", name)
-	return 0
-}
-
 // untilMetric polls the metric that value reads until it is want, failing
 // the test at ctx's end.
 func untilMetric(t testing.TB, ctx context.Context, name string, want float64, value func() float64) {

@@ -123,15 +123,32 @@ func smallWindowConn(t *testing.T, addr string) *grpc.ClientConn {
 // counter returns the value of the counter name in reg.
 func counter(t testing.TB, reg *prometheus.Registry, name string) float64 {
 	t.Helper()
+	return metricValue(t, reg, name, false)
+}
+
+// gaugeValue returns the value of the gauge name in reg.
+func gaugeValue(t testing.TB, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	return metricValue(t, reg, name, true)
+}
+
+// metricValue returns the value of the one series of the counter, or the
+// gauge, name in reg.
+func metricValue(t testing.TB, reg *prometheus.Registry, name string, gauge bool) float64 {
+	t.Helper()
 	families, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, f := range families {
 		if f.GetName() == name && len(f.GetMetric()) == 1 {
-			return f.GetMetric()[0].GetCounter().GetValue()
+			m := f.GetMetric()[0]
+			if gauge {
+				return m.GetGauge().GetValue()
+			}
+			return m.GetCounter().GetValue()
 		}
 	}
-	t.Fatalf("no counter %s", name)
+	t.Fatalf("no metric %s with one series", name)
 	return 0
 }

@@ -3,6 +3,7 @@
 package server_test
 
 import (
+	"context"
 	"net"
 	"testing"
 	"time"
@@ -41,36 +42,44 @@ func BenchmarkRefusedCall(b *testing.B) {
 			b.ReportAllocs()
 			cpu0, mallocs0 := child.usage(b)
 			b.ResetTimer()
-			for sent := 0; sent < b.N; {
-				conn, err := net.DialTimeout("tcp", child.addr, 5*time.Second)
-				if err != nil {
-					b.Fatal(err)
-				}
-				h, err := rawh2.New(conn)
-				if err != nil {
-					conn.Close()
-					b.Fatal(err)
-				}
-				var ids []uint32
-				for ; len(ids) < 100 && sent < b.N; sent++ {
-					id, err := rawCall(h, roomcastv1.BrokerService_Publish_FullMethodName, mode.extra, true)
-					if err != nil {
-						b.Fatal(err)
-					}
-					ids = append(ids, id)
-				}
-				for _, id := range ids {
-					if end, err := h.WaitStream(ctx, id); err != nil || end.Status != "16" {
-						b.Fatalf("ended with %+v (%v), want UNAUTHENTICATED", end, err)
-					}
-				}
-				h.Close()
-				<-h.Done()
-			}
+			refuseRaw(b, ctx, child.addr, roomcastv1.BrokerService_Publish_FullMethodName, mode.extra, true, "16")
 			b.StopTimer()
 			cpu1, mallocs1 := child.usage(b)
 			b.ReportMetric(float64((cpu1-cpu0).Nanoseconds())/1e3/float64(b.N), "server-µs/call")
 			b.ReportMetric(float64(mallocs1-mallocs0)/float64(b.N), "server-allocs/call")
 		})
+	}
+}
+
+// refuseRaw makes b.N calls of method with the extra header fields (their
+// headers ending the stream if endStream) on raw HTTP/2 connections of
+// 100 calls each, and fails b unless each ends with the gRPC status code
+// want (as its grpc-status says it).
+func refuseRaw(b *testing.B, ctx context.Context, addr, method string, extra []hpack.HeaderField, endStream bool, want string) {
+	for sent := 0; sent < b.N; {
+		conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		if err != nil {
+			b.Fatal(err)
+		}
+		h, err := rawh2.New(conn)
+		if err != nil {
+			conn.Close()
+			b.Fatal(err)
+		}
+		var ids []uint32
+		for ; len(ids) < 100 && sent < b.N; sent++ {
+			id, err := rawCall(h, method, extra, endStream)
+			if err != nil {
+				b.Fatal(err)
+			}
+			ids = append(ids, id)
+		}
+		for _, id := range ids {
+			if end, err := h.WaitStream(ctx, id); err != nil || end.Status != want {
+				b.Fatalf("ended with %+v (%v), want grpc-status %s", end, err, want)
+			}
+		}
+		h.Close()
+		<-h.Done()
 	}
 }

@@ -4,7 +4,6 @@ package server_test
 
 import (
 	"context"
-	"net"
 	"testing"
 	"time"
 
@@ -12,7 +11,6 @@ import (
 	"google.golang.org/grpc"
 
 	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
-	"github.com/roomcast/roomcast/internal/rawh2"
 	"github.com/roomcast/roomcast/internal/servertest"
 )
 
@@ -90,32 +88,7 @@ func benchmarkRefusedStreams(b *testing.B) {
 	b.ReportAllocs()
 	cpu0, mallocs0 := child.usage(b)
 	b.ResetTimer()
-	for sent := 0; sent < b.N; {
-		conn, err := net.DialTimeout("tcp", child.addr, 5*time.Second)
-		if err != nil {
-			b.Fatal(err)
-		}
-		h, err := rawh2.New(conn)
-		if err != nil {
-			conn.Close()
-			b.Fatal(err)
-		}
-		var ids []uint32
-		for ; len(ids) < 100 && sent < b.N; sent++ {
-			id, err := rawCall(h, roomcastv1.BrokerService_Subscribe_FullMethodName, auth, false)
-			if err != nil {
-				b.Fatal(err)
-			}
-			ids = append(ids, id)
-		}
-		for _, id := range ids {
-			if end, err := h.WaitStream(ctx, id); err != nil || end.Status != "8" {
-				b.Fatalf("ended with %+v (%v), want RESOURCE_EXHAUSTED", end, err)
-			}
-		}
-		h.Close()
-		<-h.Done()
-	}
+	refuseRaw(b, ctx, child.addr, roomcastv1.BrokerService_Subscribe_FullMethodName, auth, false, "8")
 	b.StopTimer()
 	cpu1, mallocs1 := child.usage(b)
 	reportPerStream(b, cpu1-cpu0, mallocs1-mallocs0)
