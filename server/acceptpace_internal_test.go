@@ -13,14 +13,7 @@ import (
 // threshold, however slow the pace: a reconnection storm runs at the
 // speed of its own handshakes.
 func TestPacedAcceptGoesAheadWhenTheCountEases(t *testing.T) {
-	authn, err := auth.NewAuthenticator(auth.WithAnonymous(auth.Grants{}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := newAcceptPacer(&config{authn: authn, limits: limits{authTimeout: time.Hour, acceptPaceAfter: 1, acceptPace: 1e-9, acceptPaceBurst: 1}})
-	var pending atomic.Int64
-	pending.Store(2)
-	p.wait(nil, pending.Load) // the burst's one token
+	p, pending := slowPacer(t)
 	if n := p.accepts(); n != 0 {
 		t.Fatalf("%d accepts waited within the burst, want 0", n)
 	}
@@ -46,14 +39,7 @@ func TestPacedAcceptGoesAheadWhenTheCountEases(t *testing.T) {
 // One easing lets every waiting accept go ahead, those of both listeners
 // (gRPC and web), at once: not one of them, the others a sweep later.
 func TestAnEasingReachesEveryWaitingAccept(t *testing.T) {
-	authn, err := auth.NewAuthenticator(auth.WithAnonymous(auth.Grants{}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := newAcceptPacer(&config{authn: authn, limits: limits{authTimeout: time.Hour, acceptPaceAfter: 1, acceptPace: 1e-9, acceptPaceBurst: 1}})
-	var pending atomic.Int64
-	pending.Store(2)
-	p.wait(nil, pending.Load) // the burst's one token
+	p, pending := slowPacer(t)
 	done := make(chan struct{}, 2)
 	for range 2 {
 		go func() {
@@ -70,4 +56,20 @@ func TestAnEasingReachesEveryWaitingAccept(t *testing.T) {
 			t.Fatalf("%d of 2 waiting accepts went ahead once the count was back to the threshold", i)
 		}
 	}
+}
+
+// slowPacer returns a pacer past its threshold of one, with two
+// connections awaiting authentication, whose burst is spent and whose pace
+// is one accept in 30 years: a waiting accept goes ahead only on an easing.
+func slowPacer(t *testing.T) (*acceptPacer, *atomic.Int64) {
+	t.Helper()
+	authn, err := auth.NewAuthenticator(auth.WithAnonymous(auth.Grants{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := newAcceptPacer(&config{authn: authn, limits: limits{authTimeout: time.Hour, acceptPaceAfter: 1, acceptPace: 1e-9, acceptPaceBurst: 1}})
+	pending := new(atomic.Int64)
+	pending.Store(2)
+	p.wait(nil, pending.Load) // the burst's one token
+	return p, pending
 }

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"bytes"
 	"slices"
 	"testing"
 
@@ -52,18 +51,7 @@ func TestCommandReplyCodec(t *testing.T) {
 		if got := joinedOrLeft(c.resp); got != c.skipped {
 			t.Errorf("%s: joinedOrLeft = %v, want %v", c.name, got, c.skipped)
 		}
-		want, werr := proto.MarshalOptions{Deterministic: true}.Marshal(c.resp)
-		bufs, err := newCodec().Marshal(c.resp)
-		if (err != nil) != (werr != nil) {
-			t.Errorf("%s: codec error %v, proto error %v", c.name, err, werr)
-			continue
-		}
-		if err == nil {
-			if b := bufs.Materialize(); !bytes.Equal(b, want) {
-				t.Errorf("%s: codec encodes %x, proto %x", c.name, b, want)
-			}
-			bufs.Free()
-		}
+		encodesAsProto(t, c.name, c.resp)
 	}
 }
 
