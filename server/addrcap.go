@@ -57,47 +57,60 @@ type addrPending struct {
 }
 
 // admitAddr reports whether c's address has fewer connections awaiting
-// authentication than the cap; if not, it has closed c. At the cap, it
-// first forgets those of the address that have closed, at most every
-// sweepEvery.
-func (g *connGuard) admitAddr(c net.Conn) bool {
+// authentication than the cap; if not, it has closed c. key is the
+// address's clientKey, "" when there is no cap. admit checks again, as
+// the guard's other listener may have filled the address since.
+func (g *connGuard) admitAddr(c net.Conn) (key string, ok bool) {
 	if g.maxPerAddr <= 0 || g.authTimeout <= 0 {
-		return true
+		return "", true
 	}
-	key := clientKey(c.RemoteAddr())
+	key = clientKey(c.RemoteAddr())
 	g.mu.Lock()
+	full := g.addrFull(key)
+	g.mu.Unlock()
+	if full {
+		g.refuseAddr(c, key)
+		return key, false
+	}
+	return key, true
+}
+
+// addrFull reports whether the address key has its cap of connections
+// awaiting authentication, having first forgotten those of them that
+// closed, at most every sweepEvery. Caller holds g.mu.
+func (g *connGuard) addrFull(key string) bool {
 	a := g.pendingByAddr[key]
-	if a != nil && len(a.conns) >= g.maxPerAddr {
-		if now := time.Now(); now.Sub(a.lastSweep) >= sweepEvery {
-			a.lastSweep = now
-			for t := range a.conns {
-				if t.isClosed() {
-					g.drop(t)
-				}
+	if a == nil || len(a.conns) < g.maxPerAddr {
+		return false
+	}
+	if now := time.Now(); now.Sub(a.lastSweep) >= sweepEvery {
+		a.lastSweep = now
+		for t := range a.conns {
+			if t.isClosed() {
+				g.drop(t)
 			}
 		}
 	}
-	full := a != nil && len(a.conns) >= g.maxPerAddr
-	g.mu.Unlock()
-	if !full {
-		return true
-	}
+	return len(a.conns) >= g.maxPerAddr
+}
+
+// refuseAddr closes c, past its address key's cap, and counts and logs it.
+func (g *connGuard) refuseAddr(c net.Conn, key string) {
 	n := g.addrRefused.Add(1)
 	closeNow(c)
 	g.warnAddr.Do(func() {
 		g.log.Warn("refusing connections: the address has as many awaiting authentication as it may (--max-pending-per-address)",
 			"address", key, "max", g.maxPerAddr, "refused_so_far", n)
 	})
-	return false
 }
 
-// addPending counts t, awaiting authentication, in its address's
-// connections. Caller holds g.mu.
-func (g *connGuard) addPending(t *tracked) {
-	if g.maxPerAddr <= 0 {
+// addPending counts t, awaiting authentication, in the connections of its
+// address, addr ("" without the cap). Caller holds g.mu.
+func (g *connGuard) addPending(t *tracked, addr string) {
+	if addr == "" {
 		return
 	}
-	t.addr = clientKey(t.conn.RemoteAddr())
+	t.addr = addr
 	a := g.pendingByAddr[t.addr]
 	if a == nil {
 		a = &addrPending{conns: make(map[*tracked]struct{})}

@@ -167,6 +167,13 @@ func TestNoPendingCapPerAddress(t *testing.T) {
 			t.Fatalf("connection %d was refused with no cap", i+1)
 		}
 	}
+	// Nor without an auth timeout, which the cap counts by.
+	addr = testjwt.StartServer(t, server.WithAuthTimeout(0), server.WithMaxPendingPerAddress(1), server.WithMetrics(prometheus.NewRegistry()))
+	for i := range 3 {
+		if !served(t, ctx, rawFrom(t, flooder, addr)) {
+			t.Fatalf("connection %d was refused with a cap of 1 and no auth timeout", i+1)
+		}
+	}
 }
 
 // A connection that the auth timeout closes leaves its address's count.

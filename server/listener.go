@@ -206,14 +206,15 @@ func (l *guardedListener) Accept() (net.Conn, error) {
 			continue
 		}
 		// Then an address's flood past its cap, for the same reason.
-		if !l.g.admitAddr(c) {
+		addr, ok := l.g.admitAddr(c)
+		if !ok {
 			continue
 		}
 		if !l.g.pace.wait(l.closed, l.g.pendingNow) {
 			c.Close()
 			return nil, net.ErrClosed
 		}
-		if c = l.g.admit(c); c != nil {
+		if c = l.g.admit(c, addr); c != nil {
 			return c, nil
 		}
 	}
@@ -243,8 +244,9 @@ func (g *connGuard) pendingNow() int64 {
 }
 
 // admit returns c, tracked, or nil having closed it if the server has as
-// many connections as it may.
-func (g *connGuard) admit(c net.Conn) net.Conn {
+// many connections as it may, or its address addr (admitAddr's key) as
+// many awaiting authentication.
+func (g *connGuard) admit(c net.Conn, addr string) net.Conn {
 	t := &tracked{conn: c}
 	if sc, ok := c.(syscall.Conn); ok {
 		if raw, err := sc.SyscallConn(); err == nil {
@@ -264,6 +266,10 @@ func (g *connGuard) admit(c net.Conn) net.Conn {
 		})
 		return nil
 	}
+	if addr != "" && g.addrFull(addr) { // filled through the guard's other listener since admitAddr: rare
+		g.refuseAddr(c, addr) // takes no lock
+		return nil
+	}
 	t.key = connKey(c.RemoteAddr(), c.LocalAddr())
 	if old := g.byKey[t.key]; old != nil { // closed, not swept yet, and its ports reused
 		g.drop(old)
@@ -273,7 +279,7 @@ func (g *connGuard) admit(c net.Conn) net.Conn {
 	if g.authTimeout > 0 {
 		g.unauth[t.key] = t
 		g.pending.Add(1)
-		g.addPending(t)
+		g.addPending(t, addr)
 		t.timer = time.AfterFunc(g.authTimeout, func() { g.expire(t) }) // under mu: expire finds t in unauth
 	}
 	if t.raw == nil {

@@ -73,7 +73,13 @@ func rawConn(ctx context.Context, addr string) (*rawh2.Conn, error) {
 		c.Close()
 		return nil, err
 	}
-	context.AfterFunc(ctx, func() { h2.Close() })
+	// Closed at the attack's end, or forgotten once it closes: a redialling
+	// attacker opens tens of thousands, each with its write buffer.
+	stop := context.AfterFunc(ctx, func() { h2.Close() })
+	go func() {
+		<-h2.Done()
+		stop()
+	}()
 	return h2, nil
 }
 
