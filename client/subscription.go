@@ -316,6 +316,11 @@ func (s *Subscription) Leave(ctx context.Context, room string) error {
 			s.mu.Unlock()
 			return nil // no stream is in the room, and the next one will not join it
 		}
+		if s.unqueue(c, st) {
+			s.mu.Unlock()
+			notify(s.arrived) // the rejoin may be done
+			return nil // its rejoin, refused for the rate, waited to be sent again
+		}
 	} else if c == nil {
 		s.mu.Unlock()
 		return localError(op, codes.NotFound, "room not joined on this subscription", kindCommand)
@@ -323,9 +328,12 @@ func (s *Subscription) Leave(ctx context.Context, room string) error {
 	// If the subscription is not in the room, the server's reply says why:
 	// a bad name, or not joined.
 	p := &pending{kind: cmdLeave, reply: make(chan *roomcastv1.CommandReply, 1)}
-	req := s.register(c, p, &roomcastv1.SubscribeRequest{
-		Command: &roomcastv1.SubscribeRequest_Leave{Leave: &roomcastv1.LeaveCommand{Room: room}},
-	})
+	var req *roomcastv1.SubscribeRequest
+	if j := c.joinPending(st); j != nil {
+		j.leave = p.reply // its reply undoes the join if it went through (see leftSince)
+	} else {
+		req = s.register(c, p, leaveCommand(room))
+	}
 	s.mu.Unlock()
 	s.wake()
 	gone := func() error { // the stream is gone, and the room with it
@@ -334,7 +342,7 @@ func (s *Subscription) Leave(ctx context.Context, room string) error {
 		}
 		return nil
 	}
-	if c.send(req) != nil {
+	if req != nil && c.send(req) != nil {
 		return gone()
 	}
 	select {
