@@ -28,16 +28,16 @@ type conn struct {
 	stopWake func() bool    // stops the wake-up of a parked receiver when ctx is done
 
 	// Guarded by Subscription.mu.
-	pending   map[string]*pending // commands waiting for their reply, by id
-	ready     bool                // every room is joined: the stream works
-	rejoining int                 // rejoin replies still to come
-	staged    []*Event            // messages received while rejoining, queued once done
+	pending   map[string]*pending     // commands waiting for their reply, by id
+	ready     bool                    // every room is joined: the stream works
+	rejoining int                     // rejoin replies still to come
+	staged    []*Event                // messages received while rejoining, queued once done
 	rejoined  map[*roomState]rejoined // outcomes of the rejoins so far
-	reconnect *Reconnected        // queued once rejoining is done
-	lostAt    time.Time           // when the last working stream ended
-	fatal     error               // a rejoin failed for good: the subscription ends
-	retry     error               // a rejoin failed: reconnect
-	rateWait  rateWait            // rejoins refused by a command rate, sent again one at a time
+	reconnect *Reconnected            // queued once rejoining is done
+	lostAt    time.Time               // when the last working stream ended
+	fatal     error                   // a rejoin failed for good: the subscription ends
+	retry     error                   // a rejoin failed: reconnect
+	rateWait  rateWait                // rejoins refused by a command rate, sent again one at a time
 
 	turn  readerTurn // who reads the stream; guarded by Subscription.mu
 	ended bool       // RecvMsg failed: the stream is over; guarded by Subscription.mu

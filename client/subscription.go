@@ -319,7 +319,7 @@ func (s *Subscription) Leave(ctx context.Context, room string) error {
 		if s.unqueue(c, st) {
 			s.mu.Unlock()
 			notify(s.arrived) // the rejoin may be done
-			return nil // its rejoin, refused for the rate, waited to be sent again
+			return nil        // its rejoin, refused for the rate, waited to be sent again
 		}
 	} else if c == nil {
 		s.mu.Unlock()
