@@ -32,13 +32,25 @@ func slowRejoin(t *testing.T, ctx context.Context) (sub *client.Subscription, ad
 // awaitRejoinWaiting polls until a rejoin of sub waits to be sent again.
 func awaitRejoinWaiting(t *testing.T, ctx context.Context, sub *client.Subscription) {
 	t.Helper()
+	until(t, ctx, 0, "no refused rejoin waits to be sent again", func() bool { return client.RejoinsWaiting(sub) > 0 })
+}
+
+// until polls cond every millisecond until it holds, failing with what
+// once ctx is done, or once within has passed if it is not 0.
+func until(t *testing.T, ctx context.Context, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	if within > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, within)
+		defer cancel()
+	}
 	poll := time.NewTicker(time.Millisecond)
 	defer poll.Stop()
-	for client.RejoinsWaiting(sub) == 0 {
+	for !cond() {
 		select {
 		case <-poll.C:
 		case <-ctx.Done():
-			t.Fatal("no refused rejoin waits to be sent again")
+			t.Fatal(what)
 		}
 	}
 }
@@ -75,17 +87,8 @@ func TestRejoinsWaitingForTheRateStageABoundedBacklog(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			deadline := time.NewTimer(5 * time.Second)
-			defer deadline.Stop()
-			poll := time.NewTicker(time.Millisecond)
-			defer poll.Stop()
-			for sub.SessionID() == session {
-				select {
-				case <-poll.C:
-				case <-deadline.C:
-					t.Fatal("the subscription still waits on a stream that staged 5 MiB")
-				}
-			}
+			until(t, ctx, 5*time.Second, "the subscription still waits on a stream that staged 5 MiB",
+				func() bool { return sub.SessionID() != session })
 		})
 	}
 }
