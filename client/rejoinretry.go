@@ -141,6 +141,7 @@ func (s *Subscription) resend(c *conn) {
 		notify(s.arrived) // the rejoin may be done
 		return
 	}
+	s.resent.Add(1)
 	s.wake()    // the receiver reads past a full queue until the reply comes
 	c.send(req) // if the stream is gone, run learns why from reading it
 }

@@ -82,6 +82,7 @@ type Subscription struct {
 	others  int                   // Next calls waiting for the receiver to read
 	parked  *conn                 // the stream the receiver parked on, until wake starts it again
 	starts  atomic.Uint64         // receivers wake started again (tests read it)
+	resent  atomic.Uint64         // rejoins sent again after a refusal for the rate (tests read it)
 
 	arrived chan struct{} // 1-buffered: events were queued
 	space   chan struct{} // 1-buffered: the queue shrank or a command was sent
