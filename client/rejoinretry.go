@@ -24,7 +24,10 @@ import (
 // messages or queueBytes of payload once a rejoin has been refused for the
 // rate (the receiver reads on while rejoins wait, lest the server cut the
 // stream off for a write it could not make): the stream is given up as
-// before, and the subscription reconnects after its backoff.
+// before, and the subscription reconnects after its backoff. A rejoin that
+// no rate refused waits for no delay, and stages unbounded as before: a
+// bound would make one whose rooms recover more than it reconnect again and
+// again.
 const (
 	rejoinRetryFor = 30 * time.Second
 	stagedMessages = 16 * queueMessages

@@ -241,7 +241,8 @@ func (s *Subscription) nextRead(c *conn) {
 }
 
 // received queues messages, each in its event, or stages them while the
-// rooms are rejoined, and wakes a Next waiting for them. A Next that read
+// rooms are rejoined (giving the stream up past what a rejoin waiting for
+// the rate may stage), and wakes a Next waiting for them. A Next that read
 // them takes them itself, and nextRead wakes the Next calls that wait to
 // read: only those waiting for another context need a wake-up then.
 func (s *Subscription) received(c *conn, msgs []*Event, byNext bool) {
@@ -331,7 +332,8 @@ func (s *Subscription) rejoinDone(c *conn) {
 	}
 }
 
-// joinReplied applies the reply to a join of st on c. It reports whether
+// joinReplied applies the reply to a join of st, still a room of the
+// subscription, on c. It reports whether
 // the join, a rejoin the command rate refused, waits to be sent again (see
 // retryLater). Caller holds mu.
 func (s *Subscription) joinReplied(c *conn, st *roomState, r *roomcastv1.CommandReply) (again bool) {

@@ -287,7 +287,9 @@ func joinCommand(st *roomState) *roomcastv1.SubscribeRequest {
 // Leave removes room from the subscription: no message of the room is
 // queued after Leave is called (messages already queued are still
 // delivered), and the room is not joined again on a new stream. A Join of
-// the room still waiting fails. The room is removed even if the server's
+// the room still waiting fails. While the room's join (or its rejoin on a
+// new stream) waits for its reply, Leave waits for it, and leaves the room
+// on the server if the join went through. The room is removed even if the server's
 // reply is an error, which Leave returns with its gRPC code. Leaving a room
 // the subscription is not in fails with an error matching ErrNotJoined (or
 // ErrInvalidArgument for a bad room name). After the subscription ends,
