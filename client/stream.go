@@ -333,9 +333,8 @@ func (s *Subscription) rejoinDone(c *conn) {
 }
 
 // joinReplied applies the reply to a join of st, still a room of the
-// subscription, on c. It reports whether
-// the join, a rejoin the command rate refused, waits to be sent again (see
-// retryLater). Caller holds mu.
+// subscription, on c. It reports whether the join, a rejoin the command
+// rate refused, waits to be sent again (see retryLater). Caller holds mu.
 func (s *Subscription) joinReplied(c *conn, st *roomState, r *roomcastv1.CommandReply) (again bool) {
 	op := "join " + strconv.Quote(st.name)
 	if e := r.GetError(); e != nil {
