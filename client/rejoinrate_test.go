@@ -98,28 +98,19 @@ func TestRejoinsPastTheCommandRateAreSentAgainOnTheSameStream(t *testing.T) {
 	}
 }
 
-// A subscription closed, or whose stream ends, while refused rejoins wait
-// to be sent again stops their timer: Close returns well before the delay
-// the refusals advised, and no goroutine is left (goleak, in TestMain).
+// A subscription closed, or whose stream ends, while a refused rejoin
+// waits to be sent again stops its timer: each returns well before the
+// delay the refusal advised, and no goroutine is left (goleak, in
+// TestMain).
 func TestRejoinsWaitingToBeSentAgainEndWithTheStream(t *testing.T) {
 	for _, end := range []string{"close", "cut"} {
 		t.Run(end, func(t *testing.T) {
-			const rooms = 8
-			// A token in 20 s: the refused rejoins wait that long.
-			_, addr := start(t, server.WithCommandRate(0, 0), server.WithCredentialCommandRate(0.05, rooms))
-			p := faultproxy.Start(t, addr)
 			ctx := testCtx(t)
-			names := make([]string, rooms)
-			for i := range names {
-				names[i] = fmt.Sprint("r", i)
-			}
-			sub := subscribe(t, ctx, dial(t, p.Addr(), fastBackoff), names...)
-			p.Sever()
-			awaitRejoinWaiting(t, ctx, sub)
+			sub, p, _ := slowRejoin(t, ctx) // advised about 20 s
 			if end == "cut" {
 				session := sub.SessionID()
 				p.Sever()
-				until(t, ctx, 5*time.Second, "the next stream waits for the rejoins' 20 s delay",
+				until(t, ctx, 5*time.Second, "the stream's end waits for the rejoin's delay",
 					func() bool { return sub.SessionID() != session })
 			}
 			closed := make(chan error, 1)
@@ -132,7 +123,7 @@ func TestRejoinsWaitingToBeSentAgainEndWithTheStream(t *testing.T) {
 					t.Fatal(err)
 				}
 			case <-deadline.C:
-				t.Fatal("Close waits for the rejoins' 20 s delay")
+				t.Fatal("Close waits for the rejoin's delay")
 			}
 		})
 	}

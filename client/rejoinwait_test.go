@@ -15,18 +15,20 @@ import (
 )
 
 // slowRejoin subscribes to r0 and r1 under a credential rate of a command
-// every 20 s, with a burst of 3, and cuts the stream: the new stream's
-// rejoin of r0 takes the last token, and that of r1 is refused and waits
-// about 20 s to be sent again. It returns once it waits, with the server's
-// address for publishing.
-func slowRejoin(t *testing.T, ctx context.Context) (sub *client.Subscription, addr string) {
+// every 20 s, with a burst of 3, through a proxy, and cuts the stream: the
+// new stream's rejoin of r0 takes the last token, and that of r1 is refused
+// and waits about 20 s to be sent again. It returns once it waits, with the
+// proxy and the server's address, for publishing. (The rate's advice to
+// each later refusal is a token's time later than the one before: a second
+// refused rejoin would be told 40 s, past what a rejoin may wait.)
+func slowRejoin(t *testing.T, ctx context.Context) (*client.Subscription, *faultproxy.Proxy, string) {
 	t.Helper()
-	_, addr = start(t, server.WithCommandRate(0, 0), server.WithCredentialCommandRate(0.05, 3))
+	_, addr := start(t, server.WithCommandRate(0, 0), server.WithCredentialCommandRate(0.05, 3))
 	p := faultproxy.Start(t, addr)
-	sub = subscribe(t, ctx, dial(t, p.Addr(), fastBackoff), "r0", "r1")
+	sub := subscribe(t, ctx, dial(t, p.Addr(), fastBackoff), "r0", "r1")
 	p.Sever()
 	awaitRejoinWaiting(t, ctx, sub)
-	return sub, addr
+	return sub, p, addr
 }
 
 // awaitRejoinWaiting polls until a rejoin of sub waits to be sent again.
@@ -66,7 +68,7 @@ func TestRejoinsWaitingForTheRateStageABoundedBacklog(t *testing.T) {
 	for _, reader := range []string{"none", "a Next of its own"} {
 		t.Run(reader, func(t *testing.T) {
 			ctx := testCtx(t)
-			sub, addr := slowRejoin(t, ctx)
+			sub, _, addr := slowRejoin(t, ctx)
 			if reader != "none" {
 				stopped := make(chan struct{})
 				defer func() { sub.Close(); <-stopped }()
@@ -98,7 +100,7 @@ func TestRejoinsWaitingForTheRateStageABoundedBacklog(t *testing.T) {
 // rooms.
 func TestLeavingARoomWhoseRejoinWaitsForTheRate(t *testing.T) {
 	ctx := testCtx(t)
-	sub, _ := slowRejoin(t, ctx)
+	sub, _, _ := slowRejoin(t, ctx)
 	if err := sub.Leave(ctx, "r1"); err != nil {
 		t.Fatalf("Leave of a room whose rejoin waits: %v", err)
 	}
