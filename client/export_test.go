@@ -28,3 +28,7 @@ func RejoinsWaiting(s *Subscription) int {
 	}
 	return len(s.conn.rateWait.rooms)
 }
+
+// RejoinsResent is how many rejoins s sent again after a command rate
+// refused them.
+func RejoinsResent(s *Subscription) uint64 { return s.resent.Load() }

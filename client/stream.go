@@ -6,6 +6,9 @@ import (
 	"sync"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
 )
 
@@ -20,21 +23,21 @@ type conn struct {
 	expiry  time.Time // when the stream's credential expires; zero if unknown, or not refreshable
 
 	sendMu   sync.Mutex     // serializes Send
-	sending  sync.WaitGroup // the goroutine sending the rejoins, while it runs
+	sending  sync.WaitGroup // what sends on the stream outside a caller: the rejoins' sender, the resend timer, a leave after a join
 	refresh  *refresher     // refreshes the stream's credential
 	stopWake func() bool    // stops the wake-up of a parked receiver when ctx is done
 
 	// Guarded by Subscription.mu.
-	pending   map[string]*pending // commands waiting for their reply, by id
-	ready     bool                // every room is joined: the stream works
-	rejoining int                 // rejoin replies still to come
-	staged    []*Event            // messages received while rejoining, queued once done
-	rejoined  []rejoined          // outcomes of the rejoins so far
-	reconnect *Reconnected        // queued once rejoining is done
-	lostAt    time.Time           // when the last working stream ended
-	fatal     error               // a rejoin failed for good: the subscription ends
-	retry     error               // a rejoin failed: reconnect
-	rateWait  rateWait            // rejoins refused by a command rate, sent again one at a time
+	pending   map[string]*pending     // commands waiting for their reply, by id
+	ready     bool                    // every room is joined: the stream works
+	rejoining int                     // rejoin replies still to come
+	staged    []*Event                // messages received while rejoining, queued once done
+	rejoined  map[*roomState]rejoined // outcomes of the rejoins so far
+	reconnect *Reconnected            // queued once rejoining is done
+	lostAt    time.Time               // when the last working stream ended
+	fatal     error                   // a rejoin failed for good: the subscription ends
+	retry     error                   // a rejoin failed: reconnect
+	rateWait  rateWait                // rejoins refused by a command rate, sent again one at a time
 
 	turn  readerTurn // who reads the stream; guarded by Subscription.mu
 	ended bool       // RecvMsg failed: the stream is over; guarded by Subscription.mu
@@ -60,12 +63,12 @@ type pending struct {
 	rejoin bool                          // a join the reconnect waits for
 	resent bool                          // a rejoin sent again after the rate refused it
 	reply  chan *roomcastv1.CommandReply // for leave and refresh; 1-buffered
+	leave  chan *roomcastv1.CommandReply // for a join: the Leave waiting for it to be undone, if any; 1-buffered
 }
 
 // rejoined is the outcome of a room's rejoin, applied once every room is
 // rejoined.
 type rejoined struct {
-	st      *roomState
 	rejoin  Rejoin
 	resumed Position
 }
@@ -148,7 +151,10 @@ func (s *Subscription) takeTurn(c *conn) turnTaken {
 			return over
 		}
 		ending := c.ctx.Err() != nil
-		urgent := ending || len(c.pending) > 0
+		// While rejoins are outstanding the server writes to the stream
+		// without the reader: reading on, the stream is not cut off for a
+		// write that could not be made, and received bounds what it stages.
+		urgent := ending || len(c.pending) > 0 || c.rejoining > 0
 		free := c.turn == turnFree || (c.turn == turnLeased && (urgent || s.others > 0))
 		if free && (urgent || (s.hasSpace() && (s.waiting == 0 || s.others > 0))) {
 			c.turn = turnLoop
@@ -235,7 +241,8 @@ func (s *Subscription) nextRead(c *conn) {
 }
 
 // received queues messages, each in its event, or stages them while the
-// rooms are rejoined, and wakes a Next waiting for them. A Next that read
+// rooms are rejoined (giving the stream up past what a rejoin waiting for
+// the rate may stage), and wakes a Next waiting for them. A Next that read
 // them takes them itself, and nextRead wakes the Next calls that wait to
 // read: only those waiting for another context need a wake-up then.
 func (s *Subscription) received(c *conn, msgs []*Event, byNext bool) {
@@ -251,6 +258,9 @@ func (s *Subscription) received(c *conn, msgs []*Event, byNext bool) {
 			s.pushMessage(ev)
 		}
 	}
+	if c.rejoining > 0 && c.fatal == nil && c.retry == nil && c.overStaged() {
+		c.giveUp(status.Errorf(codes.ResourceExhausted, "rejoining held %d messages, %d bytes of payload: too many to wait for the command rate", len(c.staged), c.rateWait.stagedBytes))
+	}
 	wake := !byNext || s.others > 0
 	s.mu.Unlock()
 	if wake {
@@ -260,20 +270,26 @@ func (s *Subscription) received(c *conn, msgs []*Event, byNext bool) {
 
 // replied hands a command's reply to whoever waits for it.
 func (s *Subscription) replied(c *conn, r *roomcastv1.CommandReply) {
+	var undo *roomcastv1.SubscribeRequest // a leave of a room joined after it was left
 	s.mu.Lock()
 	p := c.pending[r.GetId()]
 	delete(c.pending, r.GetId())
 	switch {
 	case p == nil: // not ours, or of a stream the subscription gave up on
 	case p.kind == cmdJoin:
-		again := s.joinReplied(c, p.room, r)
+		var again bool
+		if s.rooms[p.room.name] == p.room {
+			again = s.joinReplied(c, p.room, r)
+		} else {
+			undo = s.leftSince(c, p, r)
+		}
 		if p.resent {
 			c.rateWait.inFlight = false
 		}
 		if p.rejoin && !again {
 			s.rejoinDone(c)
 		}
-		s.resendNext(c, again)
+		s.resendNext(c, r.GetError())
 	default:
 		if p.kind == cmdRefresh {
 			s.revoke(r.GetRefresh().GetLeftRooms())
@@ -281,6 +297,15 @@ func (s *Subscription) replied(c *conn, r *roomcastv1.CommandReply) {
 		p.reply <- r // 1-buffered and used once: never blocks
 	}
 	s.mu.Unlock()
+	if undo != nil {
+		// Not sent by the reader, which the server may wait for to take
+		// its writes before it reads the command. ended waits for it.
+		c.sending.Add(1)
+		go func() {
+			defer c.sending.Done()
+			c.send(undo) // if the stream is gone, so is the room
+		}()
+	}
 	notify(s.arrived)
 }
 
@@ -307,13 +332,10 @@ func (s *Subscription) rejoinDone(c *conn) {
 	}
 }
 
-// joinReplied applies the reply to a join of st on c. It reports whether
-// the join, a rejoin the command rate refused, waits to be sent again (see
-// retryLater). Caller holds mu.
+// joinReplied applies the reply to a join of st, still a room of the
+// subscription, on c. It reports whether the join, a rejoin the command
+// rate refused, waits to be sent again (see retryLater). Caller holds mu.
 func (s *Subscription) joinReplied(c *conn, st *roomState, r *roomcastv1.CommandReply) (again bool) {
-	if s.rooms[st.name] != st {
-		return false // left since
-	}
 	op := "join " + strconv.Quote(st.name)
 	if e := r.GetError(); e != nil {
 		err := replyError(op, e)
@@ -329,14 +351,7 @@ func (s *Subscription) joinReplied(c *conn, st *roomState, r *roomcastv1.Command
 			return true
 		}
 		// A room the subscription was in cannot be joined again.
-		switch {
-		case c.fatal != nil: // the first one says why
-		case permanent(err):
-			c.fatal = err
-		case c.retry == nil:
-			c.retry = err
-		}
-		c.cancel()
+		c.giveUp(err)
 		return false
 	}
 	j := r.GetJoin()
@@ -360,11 +375,14 @@ func (s *Subscription) joinReplied(c *conn, st *roomState, r *roomcastv1.Command
 	}
 	// A rejoin: applied once every room is rejoined, so that a stream lost
 	// before then resumes from the same positions.
-	out := rejoined{st: st, rejoin: Rejoin{Room: st.name, Recovered: j.GetRecovered(), From: st.pos, Resumed: st.pos}, resumed: st.pos}
+	out := rejoined{rejoin: Rejoin{Room: st.name, Recovered: j.GetRecovered(), From: st.pos, Resumed: st.pos}, resumed: st.pos}
 	if !out.rejoin.Recovered {
 		out.rejoin.Resumed, out.resumed = now, now
 	}
-	c.rejoined = append(c.rejoined, out)
+	if c.rejoined == nil {
+		c.rejoined = make(map[*roomState]rejoined)
+	}
+	c.rejoined[st] = out
 	return false
 }
 
@@ -376,11 +394,13 @@ func (s *Subscription) rejoinedAll(c *conn) {
 	rc := c.reconnect
 	rc.Downtime = time.Since(c.lostAt)
 	var gaps []*Event
-	for _, out := range c.rejoined {
-		if s.rooms[out.st.name] != out.st {
-			continue // left since
+	for _, name := range s.order { // rooms left since are not in it
+		st := s.rooms[name]
+		out, ok := c.rejoined[st]
+		if !ok {
+			continue // joined since: its join applied itself
 		}
-		out.st.pos = out.resumed
+		st.pos = out.resumed
 		rc.Rooms = append(rc.Rooms, out.rejoin)
 		if !out.rejoin.Recovered {
 			gaps = append(gaps, &Event{Gap: &Gap{Room: out.rejoin.Room, LastDelivered: out.rejoin.From, Resumed: out.rejoin.Resumed}})

@@ -82,6 +82,7 @@ type Subscription struct {
 	others  int                   // Next calls waiting for the receiver to read
 	parked  *conn                 // the stream the receiver parked on, until wake starts it again
 	starts  atomic.Uint64         // receivers wake started again (tests read it)
+	resent  atomic.Uint64         // rejoins sent again after a refusal for the rate (tests read it)
 
 	arrived chan struct{} // 1-buffered: events were queued
 	space   chan struct{} // 1-buffered: the queue shrank or a command was sent
@@ -286,7 +287,9 @@ func joinCommand(st *roomState) *roomcastv1.SubscribeRequest {
 // Leave removes room from the subscription: no message of the room is
 // queued after Leave is called (messages already queued are still
 // delivered), and the room is not joined again on a new stream. A Join of
-// the room still waiting fails. The room is removed even if the server's
+// the room still waiting fails. While the room's join (or its rejoin on a
+// new stream) waits for its reply, Leave waits for it, and leaves the room
+// on the server if the join went through. The room is removed even if the server's
 // reply is an error, which Leave returns with its gRPC code. Leaving a room
 // the subscription is not in fails with an error matching ErrNotJoined (or
 // ErrInvalidArgument for a bad room name). After the subscription ends,
@@ -316,6 +319,11 @@ func (s *Subscription) Leave(ctx context.Context, room string) error {
 			s.mu.Unlock()
 			return nil // no stream is in the room, and the next one will not join it
 		}
+		if s.unqueue(c, st) {
+			s.mu.Unlock()
+			notify(s.arrived) // the rejoin may be done
+			return nil        // its rejoin, refused for the rate, waited to be sent again
+		}
 	} else if c == nil {
 		s.mu.Unlock()
 		return localError(op, codes.NotFound, "room not joined on this subscription", kindCommand)
@@ -323,9 +331,12 @@ func (s *Subscription) Leave(ctx context.Context, room string) error {
 	// If the subscription is not in the room, the server's reply says why:
 	// a bad name, or not joined.
 	p := &pending{kind: cmdLeave, reply: make(chan *roomcastv1.CommandReply, 1)}
-	req := s.register(c, p, &roomcastv1.SubscribeRequest{
-		Command: &roomcastv1.SubscribeRequest_Leave{Leave: &roomcastv1.LeaveCommand{Room: room}},
-	})
+	var req *roomcastv1.SubscribeRequest
+	if j := c.joinPending(st); j != nil {
+		j.leave = p.reply // its reply undoes the join if it went through (see leftSince)
+	} else {
+		req = s.register(c, p, leaveCommand(room))
+	}
 	s.mu.Unlock()
 	s.wake()
 	gone := func() error { // the stream is gone, and the room with it
@@ -334,7 +345,7 @@ func (s *Subscription) Leave(ctx context.Context, room string) error {
 		}
 		return nil
 	}
-	if c.send(req) != nil {
+	if req != nil && c.send(req) != nil {
 		return gone()
 	}
 	select {
