@@ -34,8 +34,9 @@ import (
 func TestAFleetOfOneKeyRejoinsAtTheDefaultCommandRates(t *testing.T) {
 	const rooms = server.DefaultMaxRoomsPerSession
 	clients := 6
-	measuring := os.Getenv("ROOMCAST_FLEET_CLIENTS") != ""
-	if v := os.Getenv("ROOMCAST_FLEET_CLIENTS"); measuring {
+	v := os.Getenv("ROOMCAST_FLEET_CLIENTS")
+	measuring := v != ""
+	if measuring {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 {
 			t.Fatalf("ROOMCAST_FLEET_CLIENTS=%q: want a positive number", v)

@@ -133,8 +133,8 @@ const (
 
 // takeTurn gives the receiver the turn when it should read c, or parks it
 // until it should, or reports that a Next call has seen the stream end.
-// The receiver reads while a command waits for its reply, while the stream
-// is ending, and otherwise while the queue has room and either no Next
+// The receiver reads while a command waits for its reply, while rejoins
+// are outstanding, while the stream is ending, and otherwise while the queue has room and either no Next
 // call waits to read by itself or one waits for the receiver to read.
 // Every change that may make it read is followed by wake (or is the end of
 // c.ctx, which calls wake), but for two that need no receiver: a Next that

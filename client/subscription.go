@@ -289,9 +289,13 @@ func joinCommand(st *roomState) *roomcastv1.SubscribeRequest {
 // delivered), and the room is not joined again on a new stream. A Join of
 // the room still waiting fails. While the room's join (or its rejoin on a
 // new stream) waits for its reply, Leave waits for it, and leaves the room
-// on the server if the join went through. The room is removed even if the server's
-// reply is an error, which Leave returns with its gRPC code. Leaving a room
-// the subscription is not in fails with an error matching ErrNotJoined (or
+// on the server if the join went through; a rejoin waiting to be sent
+// again for the command rate is not sent, and Leave returns at once. The
+// room is removed even if the server's reply is an error, which Leave
+// returns with its gRPC code: ResourceExhausted, past the command rate,
+// means the stream is still in the room on the server, and calling Leave
+// again (after the error's retry delay) leaves it there. Leaving a room the
+// subscription is not in fails with an error matching ErrNotJoined (or
 // ErrInvalidArgument for a bad room name). After the subscription ends,
 // Leave returns Err(); after Close, ErrClosed.
 func (s *Subscription) Leave(ctx context.Context, room string) error {
@@ -340,6 +344,12 @@ func (s *Subscription) Leave(ctx context.Context, room string) error {
 	s.mu.Unlock()
 	s.wake()
 	gone := func() error { // the stream is gone, and the room with it
+		s.mu.Lock()
+		err := s.stateErr() // Close, or the subscription's end, says so
+		s.mu.Unlock()
+		if err != nil {
+			return err
+		}
 		if st == nil {
 			return localError(op, codes.NotFound, "room not joined on this subscription", kindCommand)
 		}
