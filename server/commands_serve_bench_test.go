@@ -81,16 +81,7 @@ func commandBenchRequests(n int) []*roomcastv1.SubscribeRequest {
 // reads their replies, failing b at an error reply; the clock stops at the
 // last reply.
 func sendAndAwaitReplies(b *testing.B, stream grpc.BidiStreamingClient[roomcastv1.SubscribeRequest, roomcastv1.SubscribeResponse], reqs []*roomcastv1.SubscribeRequest) {
-	sent := make(chan error, 1)
-	go func() {
-		for _, req := range reqs {
-			if err := stream.Send(req); err != nil {
-				sent <- err
-				return
-			}
-		}
-		sent <- nil
-	}()
+	sent := sendAll(stream.Send, reqs, func() error { return nil })
 	for replied := 0; replied < len(reqs); {
 		resp, err := stream.Recv()
 		if err != nil {

@@ -147,16 +147,7 @@ func delayLine(wg *sync.WaitGroup, dst, src net.Conn, delay time.Duration) {
 // reads their answers, and stops b's timer once every publish of the b.N
 // is answered.
 func sendAndAwait(b *testing.B, stream grpc.BidiStreamingClient[roomcastv1.PublishStreamRequest, roomcastv1.PublishStreamResponse], reqs []*roomcastv1.PublishStreamRequest) {
-	sent := make(chan error, 1)
-	go func() {
-		for _, req := range reqs {
-			if err := stream.Send(req); err != nil {
-				sent <- err
-				return
-			}
-		}
-		sent <- stream.CloseSend()
-	}()
+	sent := sendAll(stream.Send, reqs, stream.CloseSend)
 	awaitAnswers(b, stream, b.N)
 	b.StopTimer()
 	if err := <-sent; err != nil {
@@ -177,4 +168,21 @@ func awaitAnswers(b *testing.B, stream grpc.BidiStreamingClient[roomcastv1.Publi
 		}
 		answered += 1 + len(resp.GetBatch())
 	}
+}
+
+// sendAll sends reqs with send from a goroutine of its own, then calls
+// done, and delivers the first error (or done's) on the channel it
+// returns: the reader of the answers stays the caller.
+func sendAll[Req any](send func(Req) error, reqs []Req, done func() error) <-chan error {
+	sent := make(chan error, 1)
+	go func() {
+		for _, req := range reqs {
+			if err := send(req); err != nil {
+				sent <- err
+				return
+			}
+		}
+		sent <- done()
+	}()
+	return sent
 }
