@@ -10,7 +10,7 @@ import (
 // seconds away or more is never left.
 func TestHeldTimers(t *testing.T) {
 	now := time.Now()
-	h := heldTimers{max: 3, start: now.Add(-time.Hour)}
+	h := heldTimers{max: 3, perSecond: 3, start: now.Add(-time.Hour)}
 	for i := range 3 {
 		if !h.take(now, now.Add(5*time.Second)) {
 			t.Fatalf("refusal %d of a budget of 3 deferred", i)
@@ -48,7 +48,7 @@ func TestHeldTimers(t *testing.T) {
 // the current second.
 func TestHeldTimersWrap(t *testing.T) {
 	start := time.Now()
-	h := heldTimers{max: 2, start: start}
+	h := heldTimers{max: 2, perSecond: 2, start: start}
 	at := func(s int) time.Time { return start.Add(time.Duration(s) * time.Second) }
 	if !h.take(at(0), at(10)) || !h.take(at(0), at(3)) {
 		t.Fatal("two timers deferred within a budget of 2")
@@ -70,5 +70,30 @@ func TestHeldTimersWrap(t *testing.T) {
 	}
 	if h.n != 1 {
 		t.Fatalf("%d held, want 1", h.n)
+	}
+}
+
+// Within the budget, at most perSecond timers are held whose deadlines pass
+// in one second, so that they cannot all fire at once; a deadline in
+// another second has its own, and a second's place comes back once its
+// deadlines have passed.
+func TestHeldTimersPerSecond(t *testing.T) {
+	start := time.Now()
+	h := heldTimers{max: 100, perSecond: 2, start: start}
+	at := func(ms int) time.Time { return start.Add(time.Duration(ms) * time.Millisecond) }
+	if !h.take(at(0), at(5_100)) || !h.take(at(10), at(5_900)) {
+		t.Fatal("two timers of one second deferred with 2 a second")
+	}
+	if h.take(at(20), at(5_500)) {
+		t.Fatal("a third timer held whose deadline passes in the same second")
+	}
+	if !h.take(at(30), at(6_000)) {
+		t.Fatal("a timer of the next second deferred")
+	}
+	if !h.take(at(7_000), at(12_500)) || !h.take(at(7_000), at(12_600)) {
+		t.Fatal("the places of a second whose deadlines passed were not given back")
+	}
+	if h.n != 3 {
+		t.Fatalf("%d held, want 3", h.n)
 	}
 }

@@ -98,6 +98,7 @@ func New(opts ...Option) (_ *Server, err error) {
 	acc.dir = b
 	s := &Server{cfg: cfg, started: time.Now(), broker: b, access: acc, health: health.NewServer(), drain: make(chan struct{}), stopped: make(chan struct{}), conns: make(map[string]*outConn)}
 	s.held.max, s.held.start = cmp.Or(cfg.heldTimers, defaultHeldTimers), s.started
+	s.held.perSecond = cmp.Or(cfg.heldPerSecond, defaultHeldPerSecond)
 	s.jsonFragments = newFragmentCache(defaultFragmentCacheBytes)
 	s.resets = &resetGuard{rate: cfg.resetRate, burst: float64(cfg.resetBurst), maxHeaderBytes: uint32(cfg.maxHeaderBytes), log: cfg.log}
 	creds := cfg.creds
