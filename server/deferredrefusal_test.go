@@ -247,7 +247,9 @@ func TestNearDeadlinesAreRefusedInTheTapWithinTheBudget(t *testing.T) {
 // instant, as those of attack (d) of issue #13 (all the attacker's), are
 // refused in the tap only up to the per-second budget of the timers it
 // leaves; the rest are deferred, and their contexts cancelled as they
-// end, so that the timers cannot all fire together at the deadline.
+// end, so that the timers cannot all fire together at the deadline. A
+// unary call's deferred refusal would read its request, and such calls
+// stay within the budget of all seconds only.
 func TestRefusalsWithOneDeadlineLeaveFewTimers(t *testing.T) {
 	const perSecond, refused = 3, 12
 	s, addr := start(t, server.WithAuthenticator(testjwt.Authenticator(t)), server.WithMaxStreamsPerCredential(1), server.WithHeldTimers(0, perSecond))
@@ -267,7 +269,22 @@ func TestRefusalsWithOneDeadlineLeaveFewTimers(t *testing.T) {
 	}
 	// The server's clock may pass a second between the calls' deadlines,
 	// which then fall in two seconds of perSecond each.
-	if n := server.DeferredRefusals(s); n < refused-2*perSecond || n > refused-perSecond {
-		t.Errorf("%d of %d refusals with one deadline deferred, want all but the %d (or, over a second's turn, %d) a second may leave", n, refused, perSecond, 2*perSecond)
+	deferred := server.DeferredRefusals(s)
+	if deferred < refused-2*perSecond || deferred > refused-perSecond {
+		t.Errorf("%d of %d refusals with one deadline deferred, want all but the %d (or, over a second's turn, %d) a second may leave", deferred, refused, perSecond, 2*perSecond)
+	}
+	h := dialRaw(t, addr)
+	near := hpack.HeaderField{Name: "grpc-timeout", Value: "10S"}
+	for range refused {
+		id, err := rawCall(h, roomcastv1.BrokerService_Publish_FullMethodName, []hpack.HeaderField{near}, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if end, err := h.WaitStream(ctx, id); err != nil || end.Status != "16" {
+			t.Fatalf("a publish without a credential ended with %+v (%v), want UNAUTHENTICATED", end, err)
+		}
+	}
+	if n := server.DeferredRefusals(s) - deferred; n != 0 {
+		t.Errorf("%d of %d unary calls refused with one deadline deferred, want none", n, refused)
 	}
 }
