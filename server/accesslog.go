@@ -214,7 +214,19 @@ func (s *Server) unaryLine(ctx context.Context, fullMethod string, err error) (s
 
 // logUnaryLine logs the access line of a unary call at lvl.
 func (s *Server) logUnaryLine(ctx context.Context, lvl slog.Level, fullMethod string, r *callRecord, began time.Time, err error) {
-	s.cfg.log.LogAttrs(ctx, lvl, "finished call", callFields(ctx, fullMethod, interceptors.Unary, r, err, time.Since(began))...)
+	s.logCall(ctx, lvl, fullMethod, interceptors.Unary, r, err, time.Since(began))
+}
+
+// logCall logs the access line of a call at lvl. Its attributes gather in
+// an array of its own frame, not in the heap: slog copies them. It is not
+// inlined, so that the array is on a stream's stack only while its line
+// is logged, not beneath its handler for its whole life (see
+// streamcalls.go).
+//
+//go:noinline
+func (s *Server) logCall(ctx context.Context, lvl slog.Level, fullMethod string, typ interceptors.GRPCType, r *callRecord, err error, d time.Duration) {
+	var buf [16]slog.Attr
+	s.cfg.log.LogAttrs(ctx, lvl, "finished call", callFields(ctx, buf[:0], fullMethod, typ, r, err, d)...)
 }
 
 // refusedByAccess reports whether err refuses a call for its credential or
@@ -237,12 +249,11 @@ func unaryLevel(level slog.Level, fullMethod string, err error) slog.Level {
 	return level
 }
 
-// callFields are the attributes of an access line: those of
+// callFields appends to f the attributes of an access line: those of
 // go-grpc-middleware's logging interceptor, and the record's. They are
 // slog.Attrs, which hold strings and numbers without boxing them.
-func callFields(ctx context.Context, fullMethod string, typ interceptors.GRPCType, r *callRecord, err error, d time.Duration) []slog.Attr {
+func callFields(ctx context.Context, f []slog.Attr, fullMethod string, typ interceptors.GRPCType, r *callRecord, err error, d time.Duration) []slog.Attr {
 	service, method, _ := strings.Cut(strings.TrimPrefix(fullMethod, "/"), "/")
-	f := make([]slog.Attr, 0, 16)
 	f = append(f, slog.String(logging.ServiceFieldKey, service), slog.String(logging.MethodFieldKey, method), slog.String(logging.MethodTypeFieldKey, string(typ)), slog.String("peer.address", peerAddr(ctx)))
 	f = r.fields(f, fullMethod)
 	f = append(f, slog.String("grpc.code", status.Code(err).String()))

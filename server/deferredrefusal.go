@@ -33,6 +33,20 @@ import (
 // and be buffered before its refusal: under attack (c) of issue #13, 1 MB
 // unauthenticated publishes with 5-second deadlines, deferring them all
 // made the server collect garbage 39 to 43 times in 5 s rather than 5.
+//
+// The timers a client's refusals leave fire at the deadlines it chose,
+// which may all be one instant: under attack (d) of issue #13 the
+// attacker's refused streams all had its own deadline, the attack's end,
+// and 14,000 timers fired together, each starting a goroutine of its own,
+// which went ahead of every other goroutine in the run queues: a
+// bystander's delivery 41 to 76 ms late. So the timers of streams (calls
+// to any method but a unary one the server serves) are also kept within a
+// budget per second of deadline (defaultHeldPerSecond), past which such a
+// refusal is deferred: its context is cancelled as its stream ends, at
+// once, and a stream's deferred refusal reads no request. A unary call's
+// would read its request, up to the method's size limit, so unary calls
+// keep only the budget of all seconds together: a client that aligns their
+// deadlines may still have up to that many fire at once.
 
 // Bounds of the timers the tap's refusals may leave in the heap.
 const (
@@ -46,6 +60,11 @@ const (
 	// pauses allow), while the deadlines clients usually give, seconds,
 	// keep the cheaper refusal.
 	heldWindow = 16
+	// defaultHeldPerSecond is how many of them may fire within one second:
+	// in the execution trace of a program that did nothing else, on 2
+	// cores other builds loaded, 1,000 timers firing at one instant kept
+	// another goroutine waiting to run for about 2 ms (14,000 for 77 ms).
+	defaultHeldPerSecond = 1000
 )
 
 // heldTimers counts the calls refused in the tap whose deadline timers
@@ -54,8 +73,9 @@ const (
 // that a step of the wall clock changes nothing. It is safe for concurrent
 // use.
 type heldTimers struct {
-	max   int       // the budget
-	start time.Time // of the server
+	max       int       // the budget
+	perSecond int       // the budget of each second of deadline, of the timers take caps
+	start     time.Time // of the server
 
 	mu   sync.Mutex
 	n    int             // held, as of the last take
@@ -65,7 +85,9 @@ type heldTimers struct {
 
 // take reports whether a call refused at now with deadline may be refused
 // in the tap, and if so counts its timer until the deadline has passed.
-func (h *heldTimers) take(now, deadline time.Time) bool {
+// With capped, the timers of its deadline's second must be within
+// perSecond as well.
+func (h *heldTimers) take(now, deadline time.Time, capped bool) bool {
 	nowSec := int64(now.Sub(h.start) / time.Second)
 	end := int64(deadline.Sub(h.start)/time.Second) + 1 // its timer has fired by the second after its deadline
 	if end-nowSec >= heldWindow {
@@ -82,10 +104,11 @@ func (h *heldTimers) take(now, deadline time.Time) bool {
 		h.n -= h.secs[i]
 		h.secs[i] = 0
 	}
-	if h.n >= h.max {
+	slot := max(end, nowSec) % heldWindow // a deadline passed counts in this second
+	if h.n >= h.max || capped && h.secs[slot] >= h.perSecond {
 		return false
 	}
-	h.secs[max(end, nowSec)%heldWindow]++ // a deadline passed counts in this second
+	h.secs[slot]++
 	h.n++
 	return true
 }
@@ -107,12 +130,26 @@ func (s *Server) deferLongRefusals(t tap.ServerInHandle) tap.ServerInHandle {
 		if err == nil {
 			return ctx2, nil
 		}
-		if d, ok := ctx.Deadline(); !ok || s.held.take(time.Now(), d) {
+		if d, ok := ctx.Deadline(); !ok || s.held.take(time.Now(), d, !s.unary[info.FullMethodName]) {
 			return nil, err
 		}
 		s.deferred.Add(1)
 		return context.WithValue(ctx, deferredRefusal{}, err), nil
 	}
+}
+
+// unaryMethods returns the full names ("/service/method") of the unary
+// methods of services.
+func unaryMethods(services map[string]grpc.ServiceInfo) map[string]bool {
+	unary := make(map[string]bool)
+	for name, info := range services {
+		for _, m := range info.Methods {
+			if !m.IsClientStream && !m.IsServerStream {
+				unary["/"+name+"/"+m.Name] = true
+			}
+		}
+	}
+	return unary
 }
 
 // refusalOf is the refusal the tap deferred for ctx's call, or nil.

@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"context"
 	"runtime"
 	"strings"
 	"testing"
@@ -226,7 +227,7 @@ func TestDeferredRefusalsAreTraced(t *testing.T) {
 // Refused calls with near deadlines are refused in the tap while the timers
 // they leave fit the budget; past it, they are deferred too.
 func TestNearDeadlinesAreRefusedInTheTapWithinTheBudget(t *testing.T) {
-	s, addr := start(t, server.WithAuthenticator(testjwt.Authenticator(t)), server.WithHeldTimers(2))
+	s, addr := start(t, server.WithAuthenticator(testjwt.Authenticator(t)), server.WithHeldTimers(2, 0))
 	near := hpack.HeaderField{Name: "grpc-timeout", Value: "10S"}
 	end := rawh2.StreamEnd{Status: "16"}
 	checkRawEnds(t, addr, []rawEnd{
@@ -239,5 +240,51 @@ func TestNearDeadlinesAreRefusedInTheTapWithinTheBudget(t *testing.T) {
 	checkRawEnds(t, addr, []rawEnd{{roomcastv1.BrokerService_Publish_FullMethodName, []hpack.HeaderField{near}, end}})
 	if n := server.DeferredRefusals(s); n != 1 {
 		t.Fatalf("%d refusals deferred past the budget, want the third", n)
+	}
+}
+
+// Streams refused past their credential's limit whose deadlines are one
+// instant, as those of attack (d) of issue #13 (all the attacker's), are
+// refused in the tap only up to the per-second budget of the timers it
+// leaves; the rest are deferred, and their contexts cancelled as they
+// end, so that the timers cannot all fire together at the deadline. A
+// unary call's deferred refusal would read its request, and such calls
+// stay within the budget of all seconds only.
+func TestRefusalsWithOneDeadlineLeaveFewTimers(t *testing.T) {
+	const perSecond, refused = 3, 12
+	s, addr := start(t, server.WithAuthenticator(testjwt.Authenticator(t)), server.WithMaxStreamsPerCredential(1), server.WithHeldTimers(0, perSecond))
+	ctx := bearer(testCtx(t), testjwt.Token(t, "a", time.Now().Add(time.Hour), testjwt.Grants(t, "", ">", "")))
+	c := dial(t, addr)
+	subscribe(t, ctx, c)
+	one, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	for range refused {
+		stream, err := c.Subscribe(one)
+		if err == nil {
+			_, err = stream.Recv()
+		}
+		if status.Code(err) != codes.ResourceExhausted {
+			t.Fatalf("a stream past the limit ended with %v, want RESOURCE_EXHAUSTED", err)
+		}
+	}
+	// The server's clock may pass a second between the calls' deadlines,
+	// which then fall in two seconds of perSecond each.
+	deferred := server.DeferredRefusals(s)
+	if deferred < refused-2*perSecond || deferred > refused-perSecond {
+		t.Errorf("%d of %d refusals with one deadline deferred, want all but the %d (or, over a second's turn, %d) a second may leave", deferred, refused, perSecond, 2*perSecond)
+	}
+	h := dialRaw(t, addr)
+	near := hpack.HeaderField{Name: "grpc-timeout", Value: "10S"}
+	for range refused {
+		id, err := rawCall(h, roomcastv1.BrokerService_Publish_FullMethodName, []hpack.HeaderField{near}, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if end, err := h.WaitStream(ctx, id); err != nil || end.Status != "16" {
+			t.Fatalf("a publish without a credential ended with %+v (%v), want UNAUTHENTICATED", end, err)
+		}
+	}
+	if n := server.DeferredRefusals(s) - deferred; n != 0 {
+		t.Errorf("%d of %d unary calls refused with one deadline deferred, want none", n, refused)
 	}
 }

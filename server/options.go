@@ -78,6 +78,7 @@ type config struct {
 	crowdedAllowance     int                   // tests only: crowded refusals a connection may have within a second unpaused; 0: freeCrowdedRefusals
 	credCrowdedAllowance int                   // tests only: the same of a credential's rate; 0: freeCredentialCrowdedRefusals
 	heldTimers           int                   // tests only: the deadline timers the tap's refusals may leave; 0: defaultHeldTimers
+	heldPerSecond        int                   // tests only: of them, those whose deadlines fall in one second; 0: defaultHeldPerSecond
 }
 
 // WithBroker makes the server use b, which it then owns and closes. The
@@ -292,10 +293,14 @@ func withCrowdedAllowance(perConn, perCredential int) Option {
 }
 
 // withHeldTimers sets how many deadline timers the tap's refusals may leave
-// in the heap at once (see heldTimers), defaultHeldTimers by default, so
-// that a test need not refuse a hundred thousand calls. Only tests set it,
+// in the heap at once (see heldTimers), defaultHeldTimers by default, and
+// how many of those whose deadlines fall in one second, perSecond,
+// defaultHeldPerSecond by default (0 keeps either default), so that a
+// test need not refuse a hundred thousand calls. Only tests set it,
 // through export_test.go.
-func withHeldTimers(n int) Option { return func(c *config) { c.heldTimers = n } }
+func withHeldTimers(n, perSecond int) Option {
+	return func(c *config) { c.heldTimers, c.heldPerSecond = n, perSecond }
+}
 
 // withPublishPauseHook makes a PublishStream's reader call f with the
 // pause as it begins to pause after a request answered with a refusal (see

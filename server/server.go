@@ -57,6 +57,7 @@ type Server struct {
 	publishCalls  publishCalls       // what a unary Publish hands the interceptors, made once (publishcall.go)
 
 	services map[string]grpc.ServiceInfo // the services served, by name, for unknownMethod; set in New
+	unary    map[string]bool             // the full names of the unary methods served, for deferLongRefusals; set in New
 
 	jsonFragments *fragmentCache // Watch batches in JSON: each entry rendered once (see webcodec.go)
 	webCalls      sync.WaitGroup // web calls in flight; counted under mu (see enterWeb)
@@ -98,6 +99,7 @@ func New(opts ...Option) (_ *Server, err error) {
 	acc.dir = b
 	s := &Server{cfg: cfg, started: time.Now(), broker: b, access: acc, health: health.NewServer(), drain: make(chan struct{}), stopped: make(chan struct{}), conns: make(map[string]*outConn)}
 	s.held.max, s.held.start = cmp.Or(cfg.heldTimers, defaultHeldTimers), s.started
+	s.held.perSecond = cmp.Or(cfg.heldPerSecond, defaultHeldPerSecond)
 	s.jsonFragments = newFragmentCache(defaultFragmentCacheBytes)
 	s.resets = &resetGuard{rate: cfg.resetRate, burst: float64(cfg.resetBurst), maxHeaderBytes: uint32(cfg.maxHeaderBytes), log: cfg.log}
 	creds := cfg.creds
@@ -201,6 +203,7 @@ func New(opts ...Option) (_ *Server, err error) {
 		return nil, err
 	}
 	s.services = s.grpc.GetServiceInfo() // for unknownMethod
+	s.unary = unaryMethods(s.services)
 	if metrics != nil {
 		metrics.InitializeMetrics(s.grpc)
 	}

@@ -70,7 +70,7 @@ func (s *Server) streamCalls(admit bool) grpc.StreamServerInterceptor {
 		began := time.Now()
 		err := s.refusedStream(srv, &recordedStream{ServerStream: ss, ctx: rctx}, info, handler, admit, r)
 		if log, level := s.cfg.log, s.cfg.accessLevel; r.ran && log.Enabled(ctx, level) {
-			log.LogAttrs(ctx, level, "finished call", callFields(ctx, info.FullMethod, streamType(info), r, err, time.Since(began))...)
+			s.logCall(ctx, level, info.FullMethod, streamType(info), r, err, time.Since(began))
 		}
 		return err
 	}

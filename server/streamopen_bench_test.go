@@ -25,7 +25,12 @@ import (
 //     its credential has its limit of streams open (one, here), sent 100
 //     to a raw HTTP/2 connection (as many as a connection may have
 //     refused within a second before the tap pauses it), so each also
-//     carries a hundredth of a connection's set-up.
+//     carries a hundredth of a connection's set-up;
+//   - "refused-deferred": the same with a far deadline (grpc-timeout
+//     1000H), refused by the server's first code past the tap rather than
+//     in it, as a stream refused past the tap's budget of deadline timers
+//     is (see deferredrefusal.go): the path most of attack (d)'s refusals
+//     take, their deadlines in one second.
 //
 // server-µs/stream is the server's CPU time per stream, server-allocs/stream
 // its heap allocations; ns/op and allocs/op are the client's. The server's
@@ -34,7 +39,8 @@ import (
 //	go test -run '^$' -bench BenchmarkSubscribeOpen -benchmem -benchtime=5000x -count 5 ./server/
 func BenchmarkSubscribeOpen(b *testing.B) {
 	b.Run("open", benchmarkOpenStreams)
-	b.Run("refused", benchmarkRefusedStreams)
+	b.Run("refused", func(b *testing.B) { benchmarkRefusedStreams(b, nil) })
+	b.Run("refused-deferred", func(b *testing.B) { benchmarkRefusedStreams(b, []hpack.HeaderField{grpcTimeout}) })
 }
 
 // openBatch is how many streams the "open" benchmark holds open at once,
@@ -79,12 +85,13 @@ func benchmarkOpenStreams(b *testing.B) {
 	reportPerStream(b, cpu1-cpu0, mallocs1-mallocs0)
 }
 
-func benchmarkRefusedStreams(b *testing.B) {
+// benchmarkRefusedStreams refuses streams with the extra header fields.
+func benchmarkRefusedStreams(b *testing.B, extra []hpack.HeaderField) {
 	child := startServeChild(b, "apikey-one-stream")
 	ctx := testCtx(b)
 	held := subscribe(b, bearer(ctx, child.key), dial(b, child.addr)) // the credential's one stream
 	b.Cleanup(func() { held.stream.CloseSend() })
-	auth := []hpack.HeaderField{{Name: "authorization", Value: "Bearer " + child.key}}
+	auth := append([]hpack.HeaderField{{Name: "authorization", Value: "Bearer " + child.key}}, extra...)
 	b.ReportAllocs()
 	cpu0, mallocs0 := child.usage(b)
 	b.ResetTimer()
