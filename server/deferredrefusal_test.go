@@ -247,9 +247,9 @@ func TestNearDeadlinesAreRefusedInTheTapWithinTheBudget(t *testing.T) {
 // instant, as those of attack (d) of issue #13 (all the attacker's), are
 // refused in the tap only up to the per-second budget of the timers it
 // leaves; the rest are deferred, and their contexts cancelled as they
-// end, so that the timers cannot all fire together at the deadline. A
-// unary call's deferred refusal would read its request, and such calls
-// stay within the budget of all seconds only.
+// end, so that the timers cannot all fire together at the deadline.
+// Unary calls, whose clients send their requests at once, to be buffered
+// until a deferred refusal, have a larger budget a second.
 func TestRefusalsWithOneDeadlineLeaveFewTimers(t *testing.T) {
 	const perSecond, refused = 3, 12
 	s, addr := start(t, server.WithAuthenticator(testjwt.Authenticator(t)), server.WithMaxStreamsPerCredential(1), server.WithHeldTimers(0, perSecond))
@@ -273,18 +273,29 @@ func TestRefusalsWithOneDeadlineLeaveFewTimers(t *testing.T) {
 	if deferred < refused-2*perSecond || deferred > refused-perSecond {
 		t.Errorf("%d of %d refusals with one deadline deferred, want all but the %d (or, over a second's turn, %d) a second may leave", deferred, refused, perSecond, 2*perSecond)
 	}
+	// Unary calls have server.UnaryPerSecondFactor times a second's budget:
+	// 2×perSecond more fit beside the streams' timers, which take at most
+	// 2×perSecond of the two seconds their deadlines may fall in, but
+	// 8×perSecond more do not.
 	h := dialRaw(t, addr)
 	near := hpack.HeaderField{Name: "grpc-timeout", Value: "10S"}
-	for range refused {
-		id, err := rawCall(h, roomcastv1.BrokerService_Publish_FullMethodName, []hpack.HeaderField{near}, true)
-		if err != nil {
-			t.Fatal(err)
+	publish := func(n int) int {
+		before := server.DeferredRefusals(s)
+		for range n {
+			id, err := rawCall(h, roomcastv1.BrokerService_Publish_FullMethodName, []hpack.HeaderField{near}, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if end, err := h.WaitStream(ctx, id); err != nil || end.Status != "16" {
+				t.Fatalf("a publish without a credential ended with %+v (%v), want UNAUTHENTICATED", end, err)
+			}
 		}
-		if end, err := h.WaitStream(ctx, id); err != nil || end.Status != "16" {
-			t.Fatalf("a publish without a credential ended with %+v (%v), want UNAUTHENTICATED", end, err)
-		}
+		return int(server.DeferredRefusals(s) - before)
 	}
-	if n := server.DeferredRefusals(s) - deferred; n != 0 {
-		t.Errorf("%d of %d unary calls refused with one deadline deferred, want none", n, refused)
+	if n := publish(2 * perSecond); n != 0 {
+		t.Errorf("%d of %d unary calls refused with one deadline deferred, want none", n, 2*perSecond)
+	}
+	if n := publish(8 * perSecond); n == 0 {
+		t.Errorf("none of %d more unary calls refused with one deadline deferred, past %d a second", 8*perSecond, server.UnaryPerSecondFactor*perSecond)
 	}
 }

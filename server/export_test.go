@@ -31,6 +31,9 @@ var WithTapPauseHook = withTapPauseHook
 // WithCrowdedAllowance is withCrowdedAllowance for the black-box tests.
 var WithCrowdedAllowance = withCrowdedAllowance
 
+// UnaryPerSecondFactor is unaryPerSecondFactor for the black-box tests.
+const UnaryPerSecondFactor = unaryPerSecondFactor
+
 // WithHeldTimers is withHeldTimers for the black-box tests.
 var WithHeldTimers = withHeldTimers
 
