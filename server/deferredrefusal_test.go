@@ -106,7 +106,7 @@ func TestCallsRefusedWithFarDeadlinesHoldNoMemory(t *testing.T) {
 
 // A call to a method the server does not serve is refused as any other:
 // with a far deadline by the server's own code, with the tap's refusal and
-// its context cancelled. An authenticated one is answered UNIMPLEMENTED as
+// its context cancelled (but for a malformed name, which the tap refuses). An authenticated one is answered UNIMPLEMENTED as
 // grpc-go answers it, and no interceptor counts it: a client must not make
 // up the metrics' method labels.
 func TestUnknownMethodsAreRefusedAsOthers(t *testing.T) {
@@ -117,6 +117,7 @@ func TestUnknownMethodsAreRefusedAsOthers(t *testing.T) {
 		{"/roomcast.v1.BrokerService/Nope", nil, rawh2.StreamEnd{Status: "16"}},
 		{"/roomcast.v1.BrokerService/Nope", []hpack.HeaderField{grpcTimeout}, rawh2.StreamEnd{Status: "16"}},
 		{"/made.Up/Nope", []hpack.HeaderField{grpcTimeout}, rawh2.StreamEnd{Status: "16"}},
+		{"made.Up/NoSlash", []hpack.HeaderField{grpcTimeout}, rawh2.StreamEnd{Status: "16"}}, // in the tap: deferred, grpc-go would call it malformed
 		{"/roomcast.v1.BrokerService/Nope", []hpack.HeaderField{grpcTimeout, tok}, rawh2.StreamEnd{Status: "12", Message: "unknown method Nope for service roomcast.v1.BrokerService"}},
 		{"/made.Up/Nope", []hpack.HeaderField{tok}, rawh2.StreamEnd{Status: "12", Message: "unknown service made.Up"}},
 	})
