@@ -60,6 +60,7 @@ type connGuard struct {
 	maxPerAddr     int            // connections of one address awaiting authentication at once; 0: any number (addrcap.go)
 
 	pace *acceptPacer // nil: accepts are never paced (acceptpace.go)
+	pit  *tarpit      // holds connections refused past maxPerAddr; nil: they are reset at once (tarpit.go)
 
 	refused       atomic.Uint64
 	timedOut      atomic.Uint64
@@ -131,6 +132,9 @@ func newConnGuard(cfg *config) *connGuard {
 	if cfg.authn != nil {
 		g.authTimeout = cfg.authTimeout
 		g.maxPerAddr = cfg.maxPendingPerAddr
+		if g.maxPerAddr > 0 && g.authTimeout > 0 {
+			g.pit = newTarpit(cfg)
+		}
 	}
 	if cfg.crowdedAllowance > 0 {
 		g.maxCrowded = cfg.crowdedAllowance
@@ -267,7 +271,7 @@ func (g *connGuard) admit(c net.Conn, addr string) net.Conn {
 		return nil
 	}
 	if addr != "" && g.addrFull(addr) { // filled through the guard's other listener since admitAddr: rare
-		g.refuseAddr(c, addr) // takes no lock
+		g.refuseAddr(c, addr) // takes only the tarpit's lock
 		return nil
 	}
 	t.key = connKey(c.RemoteAddr(), c.LocalAddr())
@@ -435,9 +439,11 @@ func (g *connGuard) countRefusal(ctx context.Context, which func(*tracked) *refu
 }
 
 // stop stops every auth timer, once the server has stopped: the
-// connections are closed; and closes the connections held for penalties.
+// connections are closed; and closes the connections held for penalties
+// and those held refused.
 func (g *connGuard) stop() {
 	g.penalties.stop()
+	g.pit.stop()
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	for _, t := range g.unauth {
@@ -474,6 +480,7 @@ func (g *connGuard) Describe(ch chan<- *prometheus.Desc) {
 	ch <- refusalDesc
 	ch <- pacedDesc
 	ch <- addrRefusedDesc
+	ch <- refusedHeldDesc
 	if g.penalties != nil {
 		g.penalties.describe(ch)
 	}
@@ -492,6 +499,7 @@ func (g *connGuard) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(refusalDesc, prometheus.CounterValue, float64(g.refusalCloses.Load()))
 	ch <- prometheus.MustNewConstMetric(pacedDesc, prometheus.CounterValue, float64(g.pace.accepts()))
 	ch <- prometheus.MustNewConstMetric(addrRefusedDesc, prometheus.CounterValue, float64(g.addrRefused.Load()))
+	ch <- prometheus.MustNewConstMetric(refusedHeldDesc, prometheus.GaugeValue, float64(g.pit.held()))
 	if g.penalties != nil {
 		g.penalties.collect(ch)
 	}
