@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -84,6 +85,11 @@ type connGuard struct {
 // sweepEvery is how often, at most, the guard looks for closed connections
 // when it is at the cap: a place that frees is seen within this long.
 const sweepEvery = 100 * time.Millisecond
+
+// yieldEvery is how many connections in a row the accept loop refuses,
+// and the tarpit resets, before they let other goroutines run: a few
+// hundred microseconds of system calls.
+const yieldEvery = 16
 
 // minSweepAt is the fewest connections that the guard sweeps for as they
 // pile up.
@@ -199,7 +205,13 @@ func (l *guardedListener) Close() error {
 // from an address that is not penalised, closing those past a cap and
 // holding or closing the penalised ones.
 func (l *guardedListener) Accept() (net.Conn, error) {
-	for {
+	for refused := 1; ; refused++ {
+		// A flood of refusals keeps this loop in system calls, which Go's
+		// scheduler lets hold a P for up to 10 ms at a time before it
+		// preempts it: every other goroutine queued on that P would wait.
+		if refused%yieldEvery == 0 {
+			runtime.Gosched()
+		}
 		c, err := l.Listener.Accept()
 		if err != nil {
 			return nil, err

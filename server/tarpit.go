@@ -3,6 +3,7 @@ package server
 import (
 	"fmt"
 	"net"
+	"runtime"
 	"sync"
 	"time"
 
@@ -169,6 +170,9 @@ func (p *tarpit) run() {
 		next, ok := p.front()
 		p.mu.Unlock()
 		for i, c := range due {
+			if i > 0 && i%yieldEvery == 0 {
+				runtime.Gosched() // a flood's resets come in bursts: see Accept
+			}
 			closeNow(c)
 			due[i] = nil
 		}
