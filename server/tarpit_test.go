@@ -71,7 +71,23 @@ func TestRefusedConnectionIsHeldThenReset(t *testing.T) {
 		t.Fatal("the connection within the cap was not served")
 	}
 	dialled := time.Now()
-	c := heldConn(t, ctx, reg, addr, 1)
+	c := rawFrom(t, flooder, addr)
+	if c == nil {
+		t.Fatal("a refused connection was reset as it was accepted, not held")
+	}
+	// Held, it shows in the gauge until its reset (which a stalled test
+	// may miss: the time it took is checked below).
+	for gaugeValue(t, reg, heldGauge) != 1 {
+		select {
+		case <-c.Done():
+			t.Logf("%s not seen at 1 before the reset", heldGauge)
+		case <-ctx.Done():
+			t.Fatalf("%s = %v, want 1", heldGauge, gaugeValue(t, reg, heldGauge))
+		case <-time.After(5 * time.Millisecond):
+			continue
+		}
+		break
+	}
 	wasReset(t, ctx, c)
 	// The server accepted it after the dial began, and may reset it up to
 	// tarpitSlack (10 ms) early.
