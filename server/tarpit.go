@@ -31,8 +31,11 @@ import (
 
 // DefaultRefusedHold is the default hold of WithRefusedHold. An honest
 // client refused for its address's cap waits that much longer before its
-// retry; an attacker that redials at once is slowed to its open
-// connections a second.
+// retry: about grpc-go's first reconnect backoff, and far within its
+// 20 s connect timeout. An attacker that redials at once may redial only
+// as fast as its held connections end. A hold of 2 s saved little more
+// of the server's CPU under such a flood (docs/security.md), for a second
+// more of every refused client's wait.
 const DefaultRefusedHold = time.Second
 
 // maxDefaultRefusedHeld bounds the default of how many connections are
