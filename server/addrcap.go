@@ -15,10 +15,10 @@ import (
 // client out with it. So the guard also caps the connections of one client
 // address (clientKey: an IPv4 address, or an IPv6 /64) that await
 // authentication at once; past it, a new connection from that address is
-// closed as soon as it is accepted, before the pace and before grpc-go
-// makes a transport for it. The accept loop then drains that address's
-// flood from the backlog at full speed, and the pace is spent on the
-// others.
+// refused as soon as it is accepted, before the pace and before grpc-go
+// makes a transport for it (held unread for a moment, then reset:
+// tarpit.go). The accept loop then drains that address's flood from the
+// backlog at full speed, and the pace is spent on the others.
 
 // DefaultMaxPendingPerAddress is the default of WithMaxPendingPerAddress:
 // the accept pace's threshold, so that one address alone never brings on
@@ -31,7 +31,8 @@ const DefaultMaxPendingPerAddress = DefaultAcceptPaceAfter
 // WithMaxPendingPerAddress caps the connections from one client address
 // (an IPv6 one by its /64) that await authentication (accepted, with no
 // authenticated call yet) at n: past it, a new connection from that
-// address is closed as soon as it is accepted, counted in
+// address is refused as soon as it is accepted, never served (held
+// unread, then reset: WithRefusedHold), counted in
 // roomcast_connections_address_refused_total and logged, with the address,
 // at most once a second. A connection leaves the count when it
 // authenticates, closes, or is closed by the auth timeout. It applies only
@@ -94,10 +95,11 @@ func (g *connGuard) addrFull(key string) bool {
 	return len(a.conns) >= g.maxPerAddr
 }
 
-// refuseAddr closes c, past its address key's cap, and counts and logs it.
+// refuseAddr holds c, past its address key's cap, in the tarpit or closes
+// it, and counts and logs it.
 func (g *connGuard) refuseAddr(c net.Conn, key string) {
 	n := g.addrRefused.Add(1)
-	closeNow(c)
+	g.pit.refuse(c)
 	g.warnAddr.Do(func() {
 		g.log.Warn("refusing connections: the address has as many awaiting authentication as it may (--max-pending-per-address)",
 			"address", key, "max", g.maxPerAddr, "refused_so_far", n)
@@ -143,4 +145,4 @@ func closeNow(c net.Conn) {
 }
 
 var addrRefusedDesc = prometheus.NewDesc("roomcast_connections_address_refused_total",
-	"Connections closed as soon as accepted: their client address (an IPv6 one by its /64) had --max-pending-per-address connections awaiting authentication.", nil, nil)
+	"Connections refused as soon as accepted (reset at once, or held unread for --refused-hold first): their client address (an IPv6 one by its /64) had --max-pending-per-address connections awaiting authentication.", nil, nil)

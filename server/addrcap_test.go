@@ -72,8 +72,9 @@ func served(t testing.TB, ctx context.Context, c *rawh2.Conn) bool {
 var addrRefusals = regexp.MustCompile(`max-pending-per-address`)
 
 // One address's connections past the cap on those awaiting authentication
-// are closed as soon as accepted, never handed to grpc-go, and ahead of a
-// pace that would otherwise hold every accept after them, another
+// are closed as soon as accepted (with no hold: tarpit_test.go holds
+// them), never handed to grpc-go, and ahead of a pace that would
+// otherwise hold every accept after them, another
 // address's connection among them: here one burst of one past the
 // threshold and then none for decades.
 func TestAddressPastItsPendingCapIsRefused(t *testing.T) {
@@ -81,7 +82,7 @@ func TestAddressPastItsPendingCapIsRefused(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	var logs logBuffer
 	addr := testjwt.StartServer(t, server.WithAuthTimeout(time.Hour), server.WithAcceptPace(maxPending, 1e-9, 1),
-		server.WithMaxPendingPerAddress(maxPending), server.WithMetrics(reg), logTo(&logs))
+		server.WithMaxPendingPerAddress(maxPending), server.WithRefusedHold(0, 0), server.WithMetrics(reg), logTo(&logs))
 	ctx := within(t, 10*time.Second)
 	for range maxPending {
 		if c := rawFrom(t, flooder, addr); !served(t, ctx, c) {
@@ -125,7 +126,8 @@ func TestAddressPastItsPendingCapIsRefused(t *testing.T) {
 func TestAddressPendingCountFallsOnAuthenticationAndClose(t *testing.T) {
 	const maxPending = 2
 	reg := prometheus.NewRegistry()
-	addr := testjwt.StartServer(t, server.WithAuthTimeout(time.Hour), server.WithMaxPendingPerAddress(maxPending), server.WithMetrics(reg))
+	addr := testjwt.StartServer(t, server.WithAuthTimeout(time.Hour), server.WithMaxPendingPerAddress(maxPending),
+		server.WithRefusedHold(0, 0), server.WithMetrics(reg))
 	ctx := within(t, 10*time.Second)
 
 	idle := rawFrom(t, flooder, addr)
@@ -179,7 +181,8 @@ func TestNoPendingCapPerAddress(t *testing.T) {
 // A connection that the auth timeout closes leaves its address's count.
 func TestAddressPendingCountFallsOnAuthTimeout(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	addr := testjwt.StartServer(t, server.WithAuthTimeout(500*time.Millisecond), server.WithMaxPendingPerAddress(1), server.WithMetrics(reg))
+	addr := testjwt.StartServer(t, server.WithAuthTimeout(500*time.Millisecond), server.WithMaxPendingPerAddress(1),
+		server.WithRefusedHold(0, 0), server.WithMetrics(reg))
 	ctx := within(t, 10*time.Second)
 	idle := rawFrom(t, flooder, addr)
 	if !served(t, ctx, idle) {

@@ -239,6 +239,9 @@ type limits struct {
 
 	maxPendingPerAddr int // see addrcap.go
 
+	refusedHold    time.Duration // see tarpit.go
+	refusedHeldMax int           // 0: from the open-file limit
+
 	readRate  float64
 	readBurst int
 
@@ -273,6 +276,8 @@ func defaultLimits() limits {
 		acceptPaceBurst: DefaultAcceptPaceBurst,
 
 		maxPendingPerAddr: DefaultMaxPendingPerAddress,
+
+		refusedHold: DefaultRefusedHold,
 
 		readRate:  DefaultReadRate,
 		readBurst: DefaultReadBurst,
@@ -328,6 +333,9 @@ func (l *limits) validate() error {
 		return err
 	}
 	if err := l.validatePendingPerAddress(); err != nil {
+		return err
+	}
+	if err := l.validateRefusedHold(); err != nil {
 		return err
 	}
 	return l.validateWindows()

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -60,6 +61,7 @@ type connGuard struct {
 	maxPerAddr     int            // connections of one address awaiting authentication at once; 0: any number (addrcap.go)
 
 	pace *acceptPacer // nil: accepts are never paced (acceptpace.go)
+	pit  *tarpit      // holds connections refused past maxPerAddr; nil: they are reset at once (tarpit.go)
 
 	refused       atomic.Uint64
 	timedOut      atomic.Uint64
@@ -83,6 +85,11 @@ type connGuard struct {
 // sweepEvery is how often, at most, the guard looks for closed connections
 // when it is at the cap: a place that frees is seen within this long.
 const sweepEvery = 100 * time.Millisecond
+
+// yieldEvery is how many connections in a row the accept loop refuses,
+// and the tarpit resets, before they let other goroutines run: a few
+// hundred microseconds of system calls.
+const yieldEvery = 16
 
 // minSweepAt is the fewest connections that the guard sweeps for as they
 // pile up.
@@ -131,6 +138,9 @@ func newConnGuard(cfg *config) *connGuard {
 	if cfg.authn != nil {
 		g.authTimeout = cfg.authTimeout
 		g.maxPerAddr = cfg.maxPendingPerAddr
+		if g.maxPerAddr > 0 && g.authTimeout > 0 {
+			g.pit = newTarpit(cfg)
+		}
 	}
 	if cfg.crowdedAllowance > 0 {
 		g.maxCrowded = cfg.crowdedAllowance
@@ -195,7 +205,13 @@ func (l *guardedListener) Close() error {
 // from an address that is not penalised, closing those past a cap and
 // holding or closing the penalised ones.
 func (l *guardedListener) Accept() (net.Conn, error) {
-	for {
+	for refused := 1; ; refused++ {
+		// A flood of refusals keeps this loop in system calls, which Go's
+		// scheduler lets hold a P for up to 10 ms at a time before it
+		// preempts it: every other goroutine queued on that P would wait.
+		if refused%yieldEvery == 0 {
+			runtime.Gosched()
+		}
 		c, err := l.Listener.Accept()
 		if err != nil {
 			return nil, err
@@ -267,7 +283,7 @@ func (g *connGuard) admit(c net.Conn, addr string) net.Conn {
 		return nil
 	}
 	if addr != "" && g.addrFull(addr) { // filled through the guard's other listener since admitAddr: rare
-		g.refuseAddr(c, addr) // takes no lock
+		g.refuseAddr(c, addr) // takes only the tarpit's lock
 		return nil
 	}
 	t.key = connKey(c.RemoteAddr(), c.LocalAddr())
@@ -435,9 +451,11 @@ func (g *connGuard) countRefusal(ctx context.Context, which func(*tracked) *refu
 }
 
 // stop stops every auth timer, once the server has stopped: the
-// connections are closed; and closes the connections held for penalties.
+// connections are closed; and closes the connections held for penalties
+// and those held refused.
 func (g *connGuard) stop() {
 	g.penalties.stop()
+	g.pit.stop()
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	for _, t := range g.unauth {
@@ -474,6 +492,7 @@ func (g *connGuard) Describe(ch chan<- *prometheus.Desc) {
 	ch <- refusalDesc
 	ch <- pacedDesc
 	ch <- addrRefusedDesc
+	ch <- refusedHeldDesc
 	if g.penalties != nil {
 		g.penalties.describe(ch)
 	}
@@ -492,6 +511,7 @@ func (g *connGuard) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(refusalDesc, prometheus.CounterValue, float64(g.refusalCloses.Load()))
 	ch <- prometheus.MustNewConstMetric(pacedDesc, prometheus.CounterValue, float64(g.pace.accepts()))
 	ch <- prometheus.MustNewConstMetric(addrRefusedDesc, prometheus.CounterValue, float64(g.addrRefused.Load()))
+	ch <- prometheus.MustNewConstMetric(refusedHeldDesc, prometheus.GaugeValue, float64(g.pit.held()))
 	if g.penalties != nil {
 		g.penalties.collect(ch)
 	}

@@ -255,6 +255,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if !s.beginStop() {
 		return nil
 	}
+	s.guard.pit.stop() // refused connections held are reset now, not after their hold
 	stopped := make(chan struct{})
 	go func() {
 		s.grpc.GracefulStop()

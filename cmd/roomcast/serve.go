@@ -165,7 +165,11 @@ every message sent. Spans still buffered are flushed on shutdown.`,
 		fs.IntVar(&cfg.limits.AcceptPaceBurst, "accept-pace-burst", d.AcceptPaceBurst,
 			"past --accept-pace-after, accept bursts of up to `N` connections")
 		fs.IntVar(&cfg.limits.MaxPendingPerAddress, "max-pending-per-address", d.MaxPendingPerAddress,
-			"with credentials and --auth-timeout, close a new connection as soon as accepted while its client address (an IPv6 one by its /64) has `N` awaiting authentication; 0 is no cap")
+			"with credentials and --auth-timeout, refuse a new connection as soon as accepted while its client address (an IPv6 one by its /64) has `N` awaiting authentication (held unread for --refused-hold, then reset); 0 is no cap")
+		fs.DurationVar(&cfg.limits.RefusedHold, "refused-hold", d.RefusedHold,
+			"hold a connection refused past --max-pending-per-address open and unread for `DURATION` before resetting it, so that a client that redials each refusal at once can redial only as fast as its held connections end; 0 resets at once")
+		fs.IntVar(&cfg.limits.RefusedHoldMax, "refused-hold-max", d.RefusedHoldMax,
+			"hold at most `N` refused connections at once over the server (each a file descriptor), resetting the rest at once; 0 means a quarter of the open-file limit (ulimit -n), at most 10000")
 		fs.IntVar(&cfg.limits.MaxRooms, "max-rooms", d.MaxRooms,
 			"refuse publishes and joins that would hold more than `N` rooms in memory")
 		fs.Int64Var(&cfg.limits.MaxRetainedBytes, "max-retained-bytes", d.MaxRetainedBytes,

@@ -48,6 +48,8 @@ type Limits struct {
 	AcceptPace                    float64
 	AcceptPaceBurst               int
 	MaxPendingPerAddress          int
+	RefusedHold                   time.Duration
+	RefusedHoldMax                int
 	MaxCredStreams                int
 	ReadRate                      float64
 	ReadBurst                     int
@@ -99,6 +101,7 @@ func Defaults() Limits {
 		AcceptPace:              server.DefaultAcceptPace,
 		AcceptPaceBurst:         server.DefaultAcceptPaceBurst,
 		MaxPendingPerAddress:    server.DefaultMaxPendingPerAddress,
+		RefusedHold:             server.DefaultRefusedHold,
 		MaxCredStreams:          server.DefaultMaxStreamsPerCredential,
 		ReadRate:                server.DefaultReadRate,
 		ReadBurst:               server.DefaultReadBurst,
@@ -143,6 +146,7 @@ func (l Limits) ServerOptions() []server.Option {
 		server.WithAuthTimeout(l.AuthTimeout),
 		server.WithAcceptPace(l.AcceptPaceAfter, l.AcceptPace, l.AcceptPaceBurst),
 		server.WithMaxPendingPerAddress(l.MaxPendingPerAddress),
+		server.WithRefusedHold(l.RefusedHold, l.RefusedHoldMax),
 		server.WithMaxStreamsPerCredential(l.MaxCredStreams),
 		server.WithReadRate(l.ReadRate, l.ReadBurst),
 		server.WithReadByteRate(float64(l.ReadByteRate), l.ReadByteBurst),
