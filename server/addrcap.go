@@ -58,7 +58,8 @@ type addrPending struct {
 }
 
 // admitAddr reports whether c's address has fewer connections awaiting
-// authentication than the cap; if not, it has closed c. key is the
+// authentication than the cap; if not, it has refused c (held in the
+// tarpit, or reset). key is the
 // address's clientKey, "" when there is no cap. admit checks again, as
 // the guard's other listener may have filled the address since.
 func (g *connGuard) admitAddr(c net.Conn) (key string, ok bool) {

@@ -202,8 +202,8 @@ func (l *guardedListener) Close() error {
 
 // Accept returns the next connection within the caps (of the server, and
 // of its address's connections awaiting authentication: addrcap.go) and
-// from an address that is not penalised, closing those past a cap and
-// holding or closing the penalised ones.
+// from an address that is not penalised, refusing those past a cap (held
+// in the tarpit, or reset) and holding or closing the penalised ones.
 func (l *guardedListener) Accept() (net.Conn, error) {
 	for refused := 1; ; refused++ {
 		// A flood of refusals keeps this loop in system calls, which Go's
@@ -259,9 +259,9 @@ func (g *connGuard) pendingNow() int64 {
 	return g.pending.Load()
 }
 
-// admit returns c, tracked, or nil having closed it if the server has as
-// many connections as it may, or its address addr (admitAddr's key) as
-// many awaiting authentication.
+// admit returns c, tracked, or nil if the server has as many connections
+// as it may (c closed), or its address addr (admitAddr's key) as many
+// awaiting authentication (c refused: held in the tarpit, or reset).
 func (g *connGuard) admit(c net.Conn, addr string) net.Conn {
 	t := &tracked{conn: c}
 	if sc, ok := c.(syscall.Conn); ok {

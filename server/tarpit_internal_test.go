@@ -1,10 +1,36 @@
 package server
 
 import (
+	"errors"
+	"io"
 	"net"
 	"testing"
 	"time"
 )
+
+// closedWithin fails the test unless other, the far end of a held
+// connection, sees it closed within d.
+func closedWithin(t *testing.T, other net.Conn, d time.Duration) {
+	t.Helper()
+	other.SetReadDeadline(time.Now().Add(d))
+	if _, err := other.Read(make([]byte, 1)); !errors.Is(err, io.EOF) {
+		t.Fatalf("a held connection's far end read %v, want EOF: it was not closed", err)
+	}
+}
+
+// The goroutine that waits on an empty ring is woken by the next refusal:
+// held connections keep being reset after the ring has emptied, again and
+// again.
+func TestTarpitWakesOnARefusalAfterEmptying(t *testing.T) {
+	p := newTarpit(&config{limits: limits{refusedHold: 20 * time.Millisecond, refusedHeldMax: 10}})
+	defer p.stop()
+	for range 3 {
+		c, other := net.Pipe()
+		p.refuse(c)
+		closedWithin(t, other, 5*time.Second)
+		other.Close()
+	}
+}
 
 // The ring keeps its connections in order as it wraps and grows, up to
 // the bound, and resets them as their holds end.
@@ -31,9 +57,7 @@ func TestTarpitRingWrapsAndGrows(t *testing.T) {
 		t.Fatalf("popped %d, want 10", len(due))
 	}
 	for i := 12; i < 50; i++ { // wraps, grows twice, and stops at the bound
-		if p.held() < 40 {
-			hold(i)
-		}
+		hold(i)
 	}
 	p.mu.Lock()
 	n, size := p.n, len(p.ring)
@@ -49,7 +73,8 @@ func TestTarpitRingWrapsAndGrows(t *testing.T) {
 	}
 }
 
-// stop ends the goroutine, which the first held connection started.
+// stop ends the goroutine, which the first held connection started, and
+// resets what it held; a connection refused after stop is reset at once.
 func TestTarpitStopEndsItsGoroutine(t *testing.T) {
 	p := newTarpit(&config{limits: limits{refusedHold: time.Hour, refusedHeldMax: 1}})
 	c, other := net.Pipe()
@@ -62,9 +87,11 @@ func TestTarpitStopEndsItsGoroutine(t *testing.T) {
 	default:
 		t.Fatal("stop returned before the tarpit's goroutine ended")
 	}
-	if _, err := c.Write([]byte{0}); err == nil {
-		t.Error("stop left a held connection open")
-	}
+	closedWithin(t, other, 5*time.Second)
+	c2, other2 := net.Pipe()
+	defer other2.Close()
+	p.refuse(c2) // after stop: reset at once, not held
+	closedWithin(t, other2, 5*time.Second)
 	if p.held() != 0 {
 		t.Errorf("held %d after stop, want 0", p.held())
 	}

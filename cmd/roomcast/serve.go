@@ -169,7 +169,7 @@ every message sent. Spans still buffered are flushed on shutdown.`,
 		fs.DurationVar(&cfg.limits.RefusedHold, "refused-hold", d.RefusedHold,
 			"hold a connection refused past --max-pending-per-address open and unread for `DURATION` before resetting it, so that a client that redials each refusal at once can redial only as fast as its held connections end; 0 resets at once")
 		fs.IntVar(&cfg.limits.RefusedHoldMax, "refused-hold-max", d.RefusedHoldMax,
-			"hold at most `N` refused connections at once over the server (each a file descriptor), resetting the rest at once; 0 means a quarter of the open-file limit (ulimit -n), at most 10000")
+			"hold at most `N` refused connections at once over the server (each a file descriptor), resetting the rest at once; 0 means a quarter of the open-file limit, at most 10000 (the hard limit, ulimit -Hn: Go raises the soft one to it)")
 		fs.IntVar(&cfg.limits.MaxRooms, "max-rooms", d.MaxRooms,
 			"refuse publishes and joins that would hold more than `N` rooms in memory")
 		fs.Int64Var(&cfg.limits.MaxRetainedBytes, "max-retained-bytes", d.MaxRetainedBytes,
