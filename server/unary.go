@@ -5,8 +5,6 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-
-	"github.com/roomcast/roomcast/auth"
 )
 
 // A unary call passes through every interceptor of the server's chain, and
@@ -122,9 +120,4 @@ func (s *Server) fillRecord(ctx context.Context, r *callRecord, req any) {
 	if x, ok := req.(interface{ GetRoom() string }); ok && x.GetRoom() != "" {
 		r.room(x.GetRoom())
 	}
-}
-
-// caller is the identity of the unary call of ctx.
-func (s *Server) caller(ctx context.Context) *auth.Identity {
-	return s.access.callIdentity(ctx)
 }
