@@ -33,7 +33,7 @@ func (s *Server) publishUnary(ctx context.Context, req *roomcastv1.PublishReques
 		return 0, "", status.Error(codes.Unavailable, "server is shutting down; publish to another instance or retry")
 	}
 	id, tapped := s.tappedCaller(ctx, s.access.checksPublishes())
-	return s.publishBy(broker.WithOwner(ctx, id.Subject), id, tapped, req, m)
+	return s.publishBy(ctx, id, tapped, id.Subject, req, m)
 }
 
 // publish checks req as a publish by id and sequences it: validation, size
@@ -46,12 +46,15 @@ func (s *Server) publishUnary(ctx context.Context, req *roomcastv1.PublishReques
 // to be used again: the broker may keep it. It returns the message's
 // offset and the room's epoch; its errors are gRPC statuses.
 func (s *Server) publish(ctx context.Context, id *auth.Identity, req *roomcastv1.PublishRequest, m *outgoing) (uint64, string, error) {
-	return s.publishBy(ctx, id, false, req, m)
+	return s.publishBy(ctx, id, false, "", req, m)
 }
 
 // publishBy is publish, for a call whose limits the tap applied if tapped
 // (see tappedCall): its byte rate and its rate are then not applied again.
-func (s *Server) publishBy(ctx context.Context, id *auth.Identity, tapped bool, req *roomcastv1.PublishRequest, m *outgoing) (uint64, string, error) {
+// A non-empty owner is the owner the broker charges it to, which ctx then
+// need not name (broker.PublishOptions.Owner): a unary call's context
+// would be made for its one publish.
+func (s *Server) publishBy(ctx context.Context, id *auth.Identity, tapped bool, owner string, req *roomcastv1.PublishRequest, m *outgoing) (uint64, string, error) {
 	if err := validatePublish(req); err != nil {
 		return 0, "", status.Error(codes.InvalidArgument, err.Error())
 	}
@@ -87,7 +90,7 @@ func (s *Server) publishBy(ctx context.Context, id *auth.Identity, tapped bool, 
 		m.text.Text = p.Text
 		msg.Payload = &m.text
 	}
-	opts := broker.PublishOptions{Exclude: req.GetExcludeSession(), IdempotencyKey: req.GetIdempotencyKey()}
+	opts := broker.PublishOptions{Exclude: req.GetExcludeSession(), IdempotencyKey: req.GetIdempotencyKey(), Owner: owner}
 	off, epoch, err := s.broker.PublishWith(ctx, msg, opts)
 	if err != nil {
 		return 0, "", brokerStatus(err)

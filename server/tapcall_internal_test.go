@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -13,6 +14,8 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/tap"
 
+	"github.com/roomcast/roomcast/auth"
+	"github.com/roomcast/roomcast/broker"
 	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
 )
 
@@ -86,5 +89,49 @@ func TestTapLeavesUnlimitedCallsAlone(t *testing.T) {
 		if err != nil || tctx != ctx {
 			t.Errorf("%s without limits: the tap returned %v, %v; want the call's own context", m, tctx, err)
 		}
+	}
+}
+
+// A unary publish is charged to its caller, which the broker is told in
+// the publish's options rather than by a context made for it: past its
+// owner quota a caller's publishes are refused and another's are not, and
+// an idempotency key is its caller's own.
+func TestUnaryPublishIsChargedToItsCaller(t *testing.T) {
+	s, err := New(WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))),
+		WithMaxMessageBytes(2<<10), WithBrokerOptions(broker.WithBacklog(100, 8<<10), broker.WithMaxRetainedBytes(1<<20), broker.WithOwnerQuotas(0, 4<<10), broker.WithHistory(100, time.Hour)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	as := func(subject string) context.Context {
+		ctx := peer.NewContext(context.Background(), &peer.Peer{Addr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 1}})
+		return auth.NewContext(ctx, &auth.Identity{Subject: subject, Method: auth.MethodAPIKey})
+	}
+	publish := func(ctx context.Context, room, key string) (*roomcastv1.PublishResponse, error) {
+		return s.Publish(ctx, &roomcastv1.PublishRequest{Room: room, IdempotencyKey: key, Payload: &roomcastv1.PublishRequest_Data{Data: make([]byte, 1000)}})
+	}
+	for i := 0; ; i++ {
+		if i == 10 {
+			t.Fatal("mallory published 10 KB past a quota of 4 KiB")
+		}
+		if _, err := publish(as("mallory"), fmt.Sprint("m", i), ""); err != nil {
+			if status.Code(err) != codes.ResourceExhausted {
+				t.Fatalf("past mallory's quota: %v, want RESOURCE_EXHAUSTED", err)
+			}
+			break
+		}
+	}
+	if _, err := publish(as("alice"), "a", ""); err != nil {
+		t.Errorf("alice, after mallory's quota is used up: %v", err)
+	}
+	first, err := publish(as("alice"), "k", "key")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again, err := publish(as("alice"), "k", "key"); err != nil || again.GetOffset() != first.GetOffset() {
+		t.Errorf("alice's key again: %v, %v; want offset %d", again, err, first.GetOffset())
+	}
+	if bob, err := publish(as("bob"), "k", "key"); err != nil || bob.GetOffset() == first.GetOffset() {
+		t.Errorf("bob's same key: %v, %v; want a new offset", bob, err)
 	}
 }
