@@ -43,8 +43,9 @@ func (s *Server) unaryChain(metrics, authn grpc.UnaryServerInterceptor, direct b
 	if authn != nil {
 		levels = append(levels, authn)
 	}
-	s.publishCalls.own = direct // only the server's interceptors see its requests
-	if len(levels) == 1 {       // grpc-go calls it with the handler itself
+	// With direct, only the server's interceptors see a Publish's request.
+	s.publishCalls.own = direct
+	if len(levels) == 1 { // grpc-go calls it with the handler itself
 		return levels[0]
 	}
 	first, rest := levels[0], levels[1:]
