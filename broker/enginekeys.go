@@ -41,7 +41,7 @@ func (b *Hub) publishKeyedToEngine(ctx context.Context, msg *roomcastv1.Message,
 	if err != nil {
 		return 0, "", err
 	}
-	off, epoch, dup, err := kp.PublishKeyed(ctx, msg.GetRoom(), body, opts.Exclude, IdempotencyKey{Owner: ownerName(ctx), Key: opts.IdempotencyKey})
+	off, epoch, dup, err := kp.PublishKeyed(ctx, msg.GetRoom(), body, opts.Exclude, IdempotencyKey{Owner: opts.ownerIn(ctx), Key: opts.IdempotencyKey})
 	if err != nil {
 		return 0, "", err
 	}

@@ -65,6 +65,20 @@ type PublishOptions struct {
 	// WithIdempotency, and the room has lived since (its epoch is the
 	// same). At most MaxIdempotencyKeyBytes.
 	IdempotencyKey string
+
+	// Owner, when not empty, names the tenant the publish is charged to,
+	// as WithOwner does, which saves a caller that publishes once per
+	// context making one; "" for the owner ctx names, if any.
+	Owner string
+}
+
+// ownerIn is the owner of a publish with o and ctx: o.Owner, else the one
+// ctx names.
+func (o *PublishOptions) ownerIn(ctx context.Context) string {
+	if o.Owner != "" {
+		return o.Owner
+	}
+	return ownerName(ctx)
 }
 
 // scopedKey is a key as a room remembers it: a key belongs to its owner.

@@ -52,7 +52,8 @@ func (b *Hub) PublishWith(ctx context.Context, msg *roomcastv1.Message, opts Pub
 		b.stats.published.Add(1)
 		return b.publishToEngine(ctx, msg, opts.Exclude)
 	}
-	by := b.owners.of(ctx)
+	name := opts.ownerIn(ctx)
+	by := b.owners.named(name)
 	r, err := b.lockRoom(msg.GetRoom(), b.cfg.historyMessages > 0, by)
 	if r == nil {
 		b.stats.published.Add(1)
@@ -62,7 +63,7 @@ func (b *Hub) PublishWith(ctx context.Context, msg *roomcastv1.Message, opts Pub
 	now := time.Now()
 	var key scopedKey
 	if opts.IdempotencyKey != "" {
-		key = scopedKey{owner: ownerName(ctx), key: opts.IdempotencyKey}
+		key = scopedKey{owner: name, key: opts.IdempotencyKey}
 		r.keys.expire(now.Add(-b.cfg.keyWindow).UnixNano())
 		if off, ok := r.keys.lookup(key); ok {
 			b.stats.deduplicated.Add(1)

@@ -59,10 +59,12 @@ type owner struct {
 // them, so a drop can at most let a tenant start over from zero once.
 type owners struct{ m sync.Map } // string → *owner
 
-// of returns ctx's owner, or nil when ctx names none. It takes no lock: it
+// of returns ctx's owner, or nil when ctx names none.
+func (o *owners) of(ctx context.Context) *owner { return o.named(ownerName(ctx)) }
+
+// named returns the owner named key, or nil for "". It takes no lock: it
 // is on every publish.
-func (o *owners) of(ctx context.Context) *owner {
-	key := ownerName(ctx)
+func (o *owners) named(key string) *owner {
 	if key == "" {
 		return nil
 	}

@@ -83,3 +83,37 @@ func TestBytesQuotaIsPerOwner(t *testing.T) {
 		t.Errorf("after alice's messages evicted mallory's: %v", err)
 	}
 }
+
+// PublishOptions.Owner charges a publish to its owner as WithOwner does:
+// its bytes count against that owner's quota, not the context's, and its
+// idempotency key is that owner's.
+func TestPublishOptionsOwner(t *testing.T) {
+	b := newBroker(t, broker.WithBacklog(100, 8<<10), broker.WithMaxRetainedBytes(1<<20), broker.WithOwnerQuotas(0, 4<<10), broker.WithHistory(100, time.Hour))
+	asAlice := broker.WithOwner(context.Background(), "alice")
+	publish := func(ctx context.Context, owner, room, key string) (uint64, error) {
+		msg := &roomcastv1.Message{Room: room, Payload: &roomcastv1.Message_Text{Text: strings.Repeat("x", 1000)}}
+		off, _, err := b.PublishWith(ctx, msg, broker.PublishOptions{Owner: owner, IdempotencyKey: key})
+		return off, err
+	}
+	var err error
+	n := 0
+	for ; n < 10 && err == nil; n++ {
+		_, err = publish(asAlice, "mallory", fmt.Sprint("m", n), "")
+	}
+	if !errors.Is(err, broker.ErrBytesQuota) {
+		t.Fatalf("mallory's 10 KB, named in the options: %v, want ErrBytesQuota", err)
+	}
+	if _, err := publish(asAlice, "", "a", ""); err != nil {
+		t.Errorf("alice's, named by the context, after mallory's quota is used up: %v", err)
+	}
+	first, err := publish(context.Background(), "bob", "k", "key")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := publish(broker.WithOwner(context.Background(), "bob"), "", "k", "key"); again != first {
+		t.Errorf("bob's key again, owner from the context: offset %d, want %d", again, first)
+	}
+	if other, _ := publish(asAlice, "", "k", "key"); other == first {
+		t.Errorf("alice's same key: offset %d, deduplicated as bob's", other)
+	}
+}

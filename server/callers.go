@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"net"
 	"sync"
 
 	"google.golang.org/grpc/peer"
@@ -20,6 +21,11 @@ import (
 type callerCache struct {
 	mu  sync.RWMutex
 	ids map[string]*auth.Identity // by client key (appendClientKey)
+	// byConn holds the same identities by their connections' TCP address,
+	// which grpc-go hands every call of a connection, the same pointer:
+	// a call of a connection seen before costs its pointer's lookup, not
+	// its address formatted and its key's.
+	byConn map[*net.TCPAddr]*auth.Identity
 }
 
 // maxCachedCallers bounds the cache: past it, it starts again empty.
@@ -35,21 +41,38 @@ func (a *access) callIdentity(ctx context.Context) *auth.Identity {
 	if !ok || p.Addr == nil {
 		return a.identity(ctx)
 	}
+	c := &a.callers
+	conn, _ := p.Addr.(*net.TCPAddr)
+	if conn != nil {
+		c.mu.RLock()
+		id := c.byConn[conn]
+		c.mu.RUnlock()
+		if id != nil {
+			return id
+		}
+	}
 	var buf [64]byte
 	key := appendClientKey(buf[:0], p.Addr)
-	c := &a.callers
 	c.mu.RLock()
 	id := c.ids[string(key)] // a lookup by bytes, which copies nothing
 	c.mu.RUnlock()
-	if id != nil {
+	if id != nil && conn == nil {
 		return id
 	}
-	id = &auth.Identity{Subject: anonymousPrefix + string(key), Method: auth.MethodAnonymous}
+	if id == nil {
+		id = &auth.Identity{Subject: anonymousPrefix + string(key), Method: auth.MethodAnonymous}
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if len(c.ids) >= maxCachedCallers || c.ids == nil {
 		c.ids = make(map[string]*auth.Identity)
 	}
+	if len(c.byConn) >= maxCachedCallers || c.byConn == nil {
+		c.byConn = make(map[*net.TCPAddr]*auth.Identity)
+	}
 	c.ids[id.Subject[len(anonymousPrefix):]] = id
+	if conn != nil {
+		c.byConn[conn] = id
+	}
 	return id
 }

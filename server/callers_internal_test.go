@@ -47,3 +47,35 @@ func TestCallIdentityIsSharedPerClient(t *testing.T) {
 		t.Errorf("%d callers cached, bound %d", n, maxCachedCallers)
 	}
 }
+
+// A connection's calls find their caller by the connection's address
+// alone, whatever the other connections of the same client: the identity
+// is the client's, shared, and costs no allocation.
+func TestCallIdentityByConnection(t *testing.T) {
+	a := &access{}
+	one, other := &net.TCPAddr{IP: net.ParseIP("10.0.0.1"), Port: 1000}, &net.TCPAddr{IP: net.ParseIP("10.0.0.1"), Port: 2000}
+	ctxOf := func(addr *net.TCPAddr) context.Context {
+		return peer.NewContext(context.Background(), &peer.Peer{Addr: addr})
+	}
+	id := a.callIdentity(ctxOf(one))
+	if a.callIdentity(ctxOf(other)) != id || a.callIdentity(ctxOf(one)) != id {
+		t.Fatal("one client's connections have identities of their own")
+	}
+	if a.callers.byConn[one] != id || a.callers.byConn[other] != id {
+		t.Error("a connection's identity is not kept by its address")
+	}
+	known := ctxOf(one)
+	if allocs := testing.AllocsPerRun(100, func() { a.callIdentity(known) }); allocs != 0 {
+		t.Errorf("%v allocations per call of a known connection, want 0", allocs)
+	}
+	unix := peer.NewContext(context.Background(), &peer.Peer{Addr: &net.UnixAddr{Name: "@sock", Net: "unix"}})
+	if u := a.callIdentity(unix); a.callIdentity(unix) != u {
+		t.Error("a Unix socket's calls have identities of their own")
+	}
+	for i := range maxCachedCallers + 1 { // past its bound, it starts again
+		a.callIdentity(ctxOf(&net.TCPAddr{IP: net.IPv4(10, 1, byte(i>>8), byte(i)), Port: 1}))
+	}
+	if n := len(a.callers.byConn); n > maxCachedCallers {
+		t.Errorf("%d connections cached, bound %d", n, maxCachedCallers)
+	}
+}

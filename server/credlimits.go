@@ -78,8 +78,8 @@ func (c *streamCounts) full(id *auth.Identity) bool {
 // the cost of its headers, rather than of a handler goroutine and the
 // interceptors. It is refused as admitStream would refuse it, which still
 // counts the streams that pass.
-func (s *Server) fullStreams(ctx context.Context, method string) error {
-	if !countsStreams(method) || !s.access.streams.full(s.access.callIdentity(ctx)) {
+func (s *Server) fullStreams(method string, id *auth.Identity) error {
+	if !countsStreams(method) || !s.access.streams.full(id) {
 		return nil
 	}
 	return s.access.streams.refused
@@ -107,26 +107,34 @@ func (s *Server) admitStream(ctx context.Context, id *auth.Identity) (release fu
 // tapLimits are the limits the tap applies to an authenticated call, from
 // its credential alone: the streams it has open, the bytes it owes of its
 // publish or read byte rate, and for a unary call the rate it takes a token of (see
-// taprates.go), whose context then says so. A refusal is counted and
+// taprates.go). The caller's identity is resolved once, and only for a call
+// that has a limit to check (tapChecks); a unary call that passes goes on
+// with a tappedCall, which tells its handler so (see tapcall.go). A refusal is counted and
 // logged here, as no interceptor sees it; one past the streams or owing
 // bytes is abusive (see tapLimit), one past a rate is crowded or uncounted.
 func (s *Server) tapLimits(ctx context.Context, method string) (context.Context, refusal, error) {
-	if err := s.fullStreams(ctx, method); err != nil {
+	if !s.tapChecks(method) {
+		return ctx, refusal{}, nil
+	}
+	id := s.access.callIdentity(ctx)
+	if err := s.fullStreams(method, id); err != nil {
 		s.access.log.early(ctx, method, reasonStreamLimit, err)
 		return nil, abusive, err
 	}
-	if err := s.owingPublishes(ctx, method); err != nil {
+	if err := s.owingPublishes(method, id); err != nil {
 		s.access.log.early(ctx, method, reasonPublishBytes, err)
 		return nil, abusive, err
 	}
-	if err := s.owingReads(ctx, method); err != nil {
+	if err := s.owingReads(method, id); err != nil {
 		s.access.log.early(ctx, method, reasonReadBytes, err)
 		return nil, abusive, err
 	}
-	ctx, reason, r, err := s.takeRateToken(ctx, method)
-	if err != nil {
+	if reason, r, err := s.takeRateToken(method, id); err != nil {
 		s.access.log.early(ctx, method, reason, err)
 		return nil, r, err
+	}
+	if tapsUnary(method) {
+		return &tappedCall{Context: ctx, id: id}, refusal{}, nil
 	}
 	return ctx, refusal{}, nil
 }

@@ -180,12 +180,23 @@ func refuseDeferred(desc *grpc.ServiceDesc) {
 	for i := range desc.Methods {
 		handler := desc.Methods[i].Handler
 		desc.Methods[i].Handler = func(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
-			if err := refusalOf(ctx); err != nil {
-				return nil, err
+			if mayBeDeferred(srv) {
+				if err := refusalOf(ctx); err != nil {
+					return nil, err
+				}
 			}
 			return handler(srv, ctx, dec, interceptor)
 		}
 	}
+}
+
+// mayBeDeferred reports whether a call to srv may carry a deferred
+// refusal: unless srv is a *Server whose tap has deferred none yet, which
+// spares every call of a server whose tap defers nothing a search of its
+// context, a dozen values deep, for one.
+func mayBeDeferred(srv any) bool {
+	s, ok := srv.(*Server)
+	return !ok || s.deferred.Load() > 0
 }
 
 // refuseDeferredStreams returns first, the first of the server's stream

@@ -99,8 +99,8 @@ func (s *Server) read(ctx context.Context, r read, answer func(limit int) (mem.B
 	if err != nil {
 		return nil, err
 	}
-	id := s.caller(ctx)
-	if err := s.admitRead(ctx, id, r.perm, r.room); err != nil {
+	id, tapped := s.tappedCaller(ctx, s.access.checksReads())
+	if err := s.admitRead(id, tapped, r.perm, r.room); err != nil {
 		return nil, err
 	}
 	bufs, err := answer(limit)
@@ -112,15 +112,15 @@ func (s *Server) read(ctx context.Context, r read, answer func(limit int) (mem.B
 }
 
 // admitRead refuses a History or Presence call of id on room unless its
-// grants allow it perm there and, for a call the tap did not admit (one
-// made in this process), its credential owes nothing of its read byte rate
-// and it has a token of its read rate.
-func (s *Server) admitRead(ctx context.Context, id *auth.Identity, perm auth.Permission, room string) error {
+// grants allow it perm there and, for a call whose limits the tap did not
+// check (tapped false: one made in this process), its credential owes
+// nothing of its read byte rate and it has a token of its read rate.
+func (s *Server) admitRead(id *auth.Identity, tapped bool, perm auth.Permission, room string) error {
 	if err := s.access.allow(id, perm, room); err != nil {
 		return err
 	}
-	if tapTookToken(ctx) {
-		return nil // the tap checked the debt before it took the token
+	if tapped {
+		return nil // the tap checked the debt and took the token (see tappedCall)
 	}
 	if err := s.access.allowReadBytes(id); err != nil {
 		return err

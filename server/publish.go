@@ -32,8 +32,8 @@ func (s *Server) publishUnary(ctx context.Context, req *roomcastv1.PublishReques
 	if s.isDraining() {
 		return 0, "", status.Error(codes.Unavailable, "server is shutting down; publish to another instance or retry")
 	}
-	id := s.caller(ctx)
-	return s.publish(broker.WithOwner(ctx, id.Subject), id, req, m)
+	id, tapped := s.tappedCaller(ctx, s.access.checksPublishes())
+	return s.publishBy(ctx, id, tapped, id.Subject, req, m)
 }
 
 // publish checks req as a publish by id and sequences it: validation, size
@@ -46,6 +46,15 @@ func (s *Server) publishUnary(ctx context.Context, req *roomcastv1.PublishReques
 // to be used again: the broker may keep it. It returns the message's
 // offset and the room's epoch; its errors are gRPC statuses.
 func (s *Server) publish(ctx context.Context, id *auth.Identity, req *roomcastv1.PublishRequest, m *outgoing) (uint64, string, error) {
+	return s.publishBy(ctx, id, false, "", req, m)
+}
+
+// publishBy is publish, for a call whose limits the tap applied if tapped
+// (see tappedCall): its byte rate and its rate are then not applied again.
+// A non-empty owner is the owner the broker charges it to, which ctx then
+// need not name (broker.PublishOptions.Owner): a unary call's context
+// would be made for its one publish.
+func (s *Server) publishBy(ctx context.Context, id *auth.Identity, tapped bool, owner string, req *roomcastv1.PublishRequest, m *outgoing) (uint64, string, error) {
 	if err := validatePublish(req); err != nil {
 		return 0, "", status.Error(codes.InvalidArgument, err.Error())
 	}
@@ -61,10 +70,7 @@ func (s *Server) publish(ctx context.Context, id *auth.Identity, req *roomcastv1
 	// token the tap took). The rates before the sessions: on a
 	// cluster, naming a session of another node costs a round trip to the
 	// engine, which the rates must bound.
-	if err := s.access.allowPublishBytes(id); err != nil { // a PublishStream's publishes pass no tap
-		return 0, "", err
-	}
-	if err := s.publishToken(ctx, id); err != nil { // unless the tap took it
+	if err := s.publishLimits(id, tapped); err != nil {
 		return 0, "", err
 	}
 	if err := s.access.ownSession(ctx, id, "session_id", req.GetSessionId()); err != nil {
@@ -84,7 +90,7 @@ func (s *Server) publish(ctx context.Context, id *auth.Identity, req *roomcastv1
 		m.text.Text = p.Text
 		msg.Payload = &m.text
 	}
-	opts := broker.PublishOptions{Exclude: req.GetExcludeSession(), IdempotencyKey: req.GetIdempotencyKey()}
+	opts := broker.PublishOptions{Exclude: req.GetExcludeSession(), IdempotencyKey: req.GetIdempotencyKey(), Owner: owner}
 	off, epoch, err := s.broker.PublishWith(ctx, msg, opts)
 	if err != nil {
 		return 0, "", brokerStatus(err)

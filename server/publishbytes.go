@@ -1,7 +1,6 @@
 package server
 
 import (
-	"context"
 	"math"
 	"sync"
 	"time"
@@ -129,12 +128,12 @@ func (a *access) chargePublish(id *auth.Identity, n int) {
 	}
 }
 
-// owingPublishes refuses a Publish call, or a PublishStream, in the tap
-// while its credential owes bytes of its rate, so that the refusal costs
-// neither reading its request nor decoding it.
-func (s *Server) owingPublishes(ctx context.Context, method string) error {
+// owingPublishes refuses a Publish call, or a PublishStream, of id in the
+// tap while its credential owes bytes of its rate, so that the refusal
+// costs neither reading its request nor decoding it.
+func (s *Server) owingPublishes(method string, id *auth.Identity) error {
 	if s.access.publishBytes == nil || method != roomcastv1.BrokerService_Publish_FullMethodName && method != roomcastv1.BrokerService_PublishStream_FullMethodName {
 		return nil
 	}
-	return s.access.allowPublishBytes(s.access.callIdentity(ctx))
+	return s.access.allowPublishBytes(id)
 }

@@ -17,7 +17,8 @@ import (
 // over the service for every call: the Server makes both once
 // (publishCalls). Its answer leaves encoded (publishReply), in one
 // allocation where a PublishResponse and its encoding by the codec take
-// three. Publish stays the method for callers in this process and for the
+// three, and that in the request's own (unaryPublish) when only the
+// server's interceptors see the request. Publish stays the method for callers in this process and for the
 // web handler, and both run publishUnary, so the two cannot drift apart.
 
 // publishCalls is what publishMethod hands the interceptors of every call:
@@ -30,6 +31,10 @@ type publishCalls struct {
 	// rest runs the server's interceptors after the first around handler,
 	// as unaryChain binds them; nil if unaryChain does not use it.
 	rest grpc.UnaryHandler
+	// own is whether the server's own interceptors are the only ones (none
+	// came with WithGRPCOptions), so that a call's request may be handed
+	// to them as a *unaryPublish.
+	own bool
 }
 
 // initPublishCalls binds s's publishCalls; New calls it before serving.
@@ -48,6 +53,15 @@ func publishMethod(srv any, ctx context.Context, dec func(any) error, intercepto
 	if !ok {
 		return nil, status.Errorf(codes.Internal, "Publish is served by %T, not a *server.Server", srv)
 	}
+	if interceptor != nil && s.publishCalls.own {
+		c := new(unaryPublish)
+		if err := dec(&c.PublishRequest); err != nil {
+			return nil, err
+		}
+		resp, err := interceptor(ctx, c, &s.publishCalls.info, s.publishCalls.handler)
+		c.PublishRequest.Reset() // the reply may be held a while: it holds none of the request
+		return resp, err
+	}
 	req := new(roomcastv1.PublishRequest)
 	if err := dec(req); err != nil {
 		return nil, err
@@ -58,21 +72,43 @@ func publishMethod(srv any, ctx context.Context, dec func(any) error, intercepto
 	return interceptor(ctx, req, &s.publishCalls.info, s.publishCalls.handler)
 }
 
+// unaryPublish is a unary Publish's request and the memory of its answer,
+// in one allocation where they took two. The server's own interceptors
+// (publishCalls.own) are handed it as the request: they ask it for no
+// more than its getters, which it has from the request it embeds. An
+// interceptor of WithGRPCOptions may expect a *PublishRequest, and is
+// given one. Once the interceptors have returned, the request is reset,
+// so that its answer, which grpc-go holds until the client's flow-control
+// window lets it out, holds nothing of it, its payload least of all.
+type unaryPublish struct {
+	roomcastv1.PublishRequest
+	reply publishReply
+}
+
 // publishCall is the grpc.UnaryHandler of a unary Publish: publishUnary,
-// answered with a publishReply. The reply is an allocation of its own:
-// grpc-go holds it until the client's flow-control window lets it out,
-// which the client decides, and sharing an allocation with the message
-// would hold the request's payload as long.
+// answered with a publishReply, the one of req if it is a *unaryPublish.
+// The reply never shares an allocation with the message: grpc-go holds it
+// until the client's flow-control window lets it out, which the client
+// decides, and the message's payload would be held as long.
 func (s *Server) publishCall(ctx context.Context, req any) (any, error) {
-	r, ok := req.(*roomcastv1.PublishRequest)
-	if !ok { // an interceptor replaced it
+	var r *roomcastv1.PublishRequest
+	var reply *publishReply
+	switch v := req.(type) {
+	case *unaryPublish:
+		r, reply = &v.PublishRequest, &v.reply
+	case *roomcastv1.PublishRequest:
+		r = v
+	default: // an interceptor replaced it
 		return nil, status.Errorf(codes.Internal, "a Publish request of type %T", req)
 	}
 	off, epoch, err := s.publishUnary(ctx, r, new(outgoing))
 	if err != nil {
 		return nil, err
 	}
-	return newPublishReply(off, epoch), nil
+	if reply == nil {
+		reply = new(publishReply)
+	}
+	return reply.answer(off, epoch), nil
 }
 
 // publishReply is a PublishResponse already encoded as a frame, which the

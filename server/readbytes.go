@@ -1,8 +1,6 @@
 package server
 
 import (
-	"context"
-
 	"github.com/roomcast/roomcast/auth"
 	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
 )
@@ -48,11 +46,11 @@ func (a *access) chargeRead(id *auth.Identity, n int) {
 // credential owes bytes of its read byte rate, before it takes a token of
 // the read rate: the refusal costs neither reading its request nor one of
 // the credential's calls.
-func (s *Server) owingReads(ctx context.Context, method string) error {
+func (s *Server) owingReads(method string, id *auth.Identity) error {
 	if s.access.readBytes == nil || !isRead(method) {
 		return nil
 	}
-	return s.access.allowReadBytes(s.access.callIdentity(ctx))
+	return s.access.allowReadBytes(id)
 }
 
 // isRead reports whether method is History or Presence, which share the

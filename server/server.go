@@ -180,12 +180,12 @@ func New(opts ...Option) (_ *Server, err error) {
 		s.tap = s.recoverTap(limitTap(s.refusedInTap, s.tapLimits))
 		gopts = append(gopts, grpc.InTapHandle(s.deferLongRefusals(s.tap))) // anonymous callers' limits, before a request is read
 	}
-	var metricsUnary grpc.UnaryServerInterceptor
+	var unaryMetrics grpc.UnaryServerInterceptor
 	if metrics != nil {
-		metricsUnary = metrics.UnaryServerInterceptor()
+		unaryMetrics = metricsUnary(metrics) // a unary Publish counted with its counters resolved once
 	}
 	s.initPublishCalls() // before unaryChain, which binds its handler
-	gopts = append(gopts, grpc.ChainUnaryInterceptor(s.unaryChain(metricsUnary, authUnary, len(cfg.grpcOpts) == 0)))
+	gopts = append(gopts, grpc.ChainUnaryInterceptor(s.unaryChain(unaryMetrics, authUnary, len(cfg.grpcOpts) == 0)))
 	// The per-credential stream limit goes after authentication.
 	streams := s.streamInterceptors(authStream)
 	if metrics == nil { // else the metrics interceptor is the first, and refuses them

@@ -1,8 +1,6 @@
 package server
 
 import (
-	"context"
-
 	"github.com/roomcast/roomcast/auth"
 	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
 )
@@ -24,9 +22,9 @@ import (
 // rather than only looked at: with dozens of calls in flight, all those
 // that found a token left would pass the tap and all but one be refused by
 // their handlers. A call whose
-// context says the tap took its token takes none in its handler; other
-// calls (PublishStream's publishes, calls in this process) take theirs
-// there.
+// context says the tap took its token (a tappedCall, see tapcall.go) takes
+// none in its handler; other calls (PublishStream's publishes, calls in
+// this process) take theirs there.
 
 // Reasons of the tap's rate refusals, as the reason label.
 const (
@@ -38,50 +36,49 @@ const (
 type tookToken struct{}
 
 // takeRateToken takes the token of a unary Publish, History or Presence
-// call from its credential's rate and returns the call's context saying
-// so, or the error the handler would have refused it with, the reason to
-// count it under, and how it counts toward its connection's pause: a
-// refusal whose advice was crowded (see auth.Decision) does, as callers
-// that wait out their advice leave the slots free; another does not. Other
-// calls pass as they are.
-func (s *Server) takeRateToken(ctx context.Context, method string) (context.Context, string, refusal, error) {
+// call of id from its credential's rate, or returns the error the handler
+// would have refused it with, the reason to count it under, and how it
+// counts toward its connection's pause: a refusal whose advice was crowded
+// (see auth.Decision) does, as callers that wait out their advice leave
+// the slots free; another does not. Other calls pass as they are. A call
+// that passes goes on with a tappedCall (see tapLimits), which tells its
+// handler the token is taken.
+func (s *Server) takeRateToken(method string, id *auth.Identity) (string, refusal, error) {
 	var take func(*auth.Identity) (int, error)
 	var reason string
 	switch method {
 	case roomcastv1.BrokerService_Publish_FullMethodName:
 		if !s.access.limitsPublishes() {
-			return ctx, "", refusal{}, nil
+			return "", refusal{}, nil
 		}
 		take, reason = s.access.takePublish, reasonPublishRate
 	case roomcastv1.BrokerService_History_FullMethodName, roomcastv1.BrokerService_Presence_FullMethodName:
 		if s.access.reads == nil {
-			return ctx, "", refusal{}, nil
+			return "", refusal{}, nil
 		}
 		take, reason = s.access.takeRead, reasonReadRate
 	default:
-		return ctx, "", refusal{}, nil
+		return "", refusal{}, nil
 	}
-	if crowded, err := take(s.access.callIdentity(ctx)); err != nil {
+	if crowded, err := take(id); err != nil {
 		r := refusal{}
 		if crowded > 0 {
 			r = refusal{kind: crowdedRefusal, credCrowded: crowded}
 		}
-		return ctx, reason, r, err
+		return reason, r, err
 	}
-	return context.WithValue(ctx, tookToken{}, true), "", refusal{}, nil
+	return "", refusal{}, nil
 }
 
-// tapTookToken reports whether the tap took the token of ctx's call.
-func tapTookToken(ctx context.Context) bool {
-	took, _ := ctx.Value(tookToken{}).(bool)
-	return took
-}
-
-// publishToken applies id's publish rate to a publish of ctx's call,
-// unless the tap did so.
-func (s *Server) publishToken(ctx context.Context, id *auth.Identity) error {
-	if tapTookToken(ctx) {
+// publishLimits applies id's publish byte rate, then its publish rate, to
+// a publish, unless the tap applied them to its call (tapped: see
+// tappedCall).
+func (s *Server) publishLimits(id *auth.Identity, tapped bool) error {
+	if tapped {
 		return nil
+	}
+	if err := s.access.allowPublishBytes(id); err != nil { // a PublishStream's publishes pass no tap
+		return err
 	}
 	return s.access.allowPublish(id)
 }

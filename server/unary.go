@@ -5,8 +5,6 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-
-	"github.com/roomcast/roomcast/auth"
 )
 
 // A unary call passes through every interceptor of the server's chain, and
@@ -45,6 +43,8 @@ func (s *Server) unaryChain(metrics, authn grpc.UnaryServerInterceptor, direct b
 	if authn != nil {
 		levels = append(levels, authn)
 	}
+	// With direct, only the server's interceptors see a Publish's request.
+	s.publishCalls.own = direct
 	if len(levels) == 1 { // grpc-go calls it with the handler itself
 		return levels[0]
 	}
@@ -122,9 +122,4 @@ func (s *Server) fillRecord(ctx context.Context, r *callRecord, req any) {
 	if x, ok := req.(interface{ GetRoom() string }); ok && x.GetRoom() != "" {
 		r.room(x.GetRoom())
 	}
-}
-
-// caller is the identity of the unary call of ctx.
-func (s *Server) caller(ctx context.Context) *auth.Identity {
-	return s.access.callIdentity(ctx)
 }
