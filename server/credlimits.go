@@ -134,7 +134,7 @@ func (s *Server) tapLimits(ctx context.Context, method string) (context.Context,
 		return nil, r, err
 	}
 	if tapsUnary(method) {
-		return &tappedCall{Context: ctx, id: id}, refusal{}, nil
+		return &tappedCall{Context: ctx, id: id, method: method}, refusal{}, nil
 	}
 	return ctx, refusal{}, nil
 }

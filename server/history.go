@@ -72,7 +72,7 @@ func frameHandler[Req any](fullMethod string, serve func(*Server, context.Contex
 
 // history serves BrokerService.History as an encoded HistoryResponse.
 func (s *Server) history(ctx context.Context, req *roomcastv1.HistoryRequest) (*frame, error) {
-	return s.read(ctx, read{room: req.GetRoom(), limit: req.GetLimit(), def: defaultHistoryLimit, most: maxHistoryLimit, perm: auth.Subscribe},
+	return s.read(ctx, read{method: roomcastv1.BrokerService_History_FullMethodName, room: req.GetRoom(), limit: req.GetLimit(), def: defaultHistoryLimit, most: maxHistoryLimit, perm: auth.Subscribe},
 		func(limit int) (mem.BufferSlice, error) {
 			return s.broker.History(ctx, req.GetRoom(), req.GetAfter(), limit, maxReplyBytes-historyTrailerBytes, req.GetNewestFirst())
 		})
@@ -82,6 +82,7 @@ func (s *Server) history(ctx context.Context, req *roomcastv1.HistoryRequest) (*
 // many messages or members, with its method's default and maximum, and
 // the permission it needs.
 type read struct {
+	method    string // the call's full name
 	room      string
 	limit     uint32
 	def, most int
@@ -99,7 +100,7 @@ func (s *Server) read(ctx context.Context, r read, answer func(limit int) (mem.B
 	if err != nil {
 		return nil, err
 	}
-	id, tapped := s.tappedCaller(ctx, s.access.checksReads())
+	id, tapped := s.tappedCaller(ctx, r.method, s.access.checksReads())
 	if err := s.admitRead(id, tapped, r.perm, r.room); err != nil {
 		return nil, err
 	}
@@ -112,18 +113,19 @@ func (s *Server) read(ctx context.Context, r read, answer func(limit int) (mem.B
 }
 
 // admitRead refuses a History or Presence call of id on room unless its
-// grants allow it perm there and, for a call whose limits the tap did not
-// check (tapped false: one made in this process), its credential owes
-// nothing of its read byte rate and it has a token of its read rate.
+// grants allow it perm there, its credential owes nothing of its read byte
+// rate (checked again after the tap: other calls' answers may have been
+// charged since), and, for a call whose token the tap did not take (tapped
+// false: one made in this process), it has a token of its read rate.
 func (s *Server) admitRead(id *auth.Identity, tapped bool, perm auth.Permission, room string) error {
 	if err := s.access.allow(id, perm, room); err != nil {
 		return err
 	}
-	if tapped {
-		return nil // the tap checked the debt and took the token (see tappedCall)
-	}
 	if err := s.access.allowReadBytes(id); err != nil {
 		return err
+	}
+	if tapped {
+		return nil // the tap took the token (see tappedCall)
 	}
 	return s.access.allowRead(id)
 }

@@ -14,7 +14,7 @@ import (
 // the members' entries the broker encoded at their joins, shared by every
 // answer, and the total.
 func (s *Server) presence(ctx context.Context, req *roomcastv1.PresenceRequest) (*frame, error) {
-	return s.read(ctx, read{room: req.GetRoom(), limit: req.GetLimit(), def: defaultPresenceLimit, most: maxPresenceLimit, perm: auth.Presence},
+	return s.read(ctx, read{method: roomcastv1.BrokerService_Presence_FullMethodName, room: req.GetRoom(), limit: req.GetLimit(), def: defaultPresenceLimit, most: maxPresenceLimit, perm: auth.Presence},
 		func(limit int) (mem.BufferSlice, error) {
 			return s.broker.PresenceAnswer(ctx, req.GetRoom(), limit, maxReplyBytes-wire.PresenceTrailerBytes)
 		})

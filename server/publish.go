@@ -32,7 +32,7 @@ func (s *Server) publishUnary(ctx context.Context, req *roomcastv1.PublishReques
 	if s.isDraining() {
 		return 0, "", status.Error(codes.Unavailable, "server is shutting down; publish to another instance or retry")
 	}
-	id, tapped := s.tappedCaller(ctx, s.access.checksPublishes())
+	id, tapped := s.tappedCaller(ctx, roomcastv1.BrokerService_Publish_FullMethodName, s.access.checksPublishes())
 	return s.publishBy(ctx, id, tapped, id.Subject, req, m)
 }
 

@@ -125,12 +125,6 @@ type publishReply struct {
 // broker's are 13 (newEpoch).
 const publishReplyBytes = 48
 
-// newPublishReply returns the answer of a publish at offset off in epoch,
-// as answer makes it in a new publishReply.
-func newPublishReply(off uint64, epoch string) any {
-	return new(publishReply).answer(off, epoch)
-}
-
 // answer returns the answer of a publish at offset off in epoch: r, made
 // into its frame, or, for an epoch too long for r or not valid UTF-8
 // (which the codec's encoding then refuses as proto would), a

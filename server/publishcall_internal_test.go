@@ -184,3 +184,9 @@ func TestUnaryPublishAnswersInItsRequestsAllocation(t *testing.T) {
 		t.Errorf("%v allocations per Publish, %v with its request and answer apart: want one fewer", shared, apart)
 	}
 }
+
+// newPublishReply returns the answer of a publish at offset off in epoch,
+// as answer makes it in a new publishReply.
+func newPublishReply(off uint64, epoch string) any {
+	return new(publishReply).answer(off, epoch)
+}

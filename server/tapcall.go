@@ -9,26 +9,30 @@ import (
 
 // The tap checks a unary Publish's, History's or Presence's limits from its
 // caller's identity alone (credlimits.go, taprates.go), and its handler
-// needs that identity again and would check the same byte debt again: a
-// client address formatted and looked up (callerCache), and a bucket
-// locked, looked up and its clock read, twice a call. So the tap hands the
-// call on with a context that says its limits passed and holds the
-// identity it checked them for (tappedCall); the handler takes both as
-// they are. What the handler alone can check (the message's size, the
-// grants for its room, the sessions it names) it still checks, after the
-// tap's, as before; its publish's bytes are still charged once accepted.
+// needs that identity again: a client address formatted and looked up
+// (callerCache). So the tap hands the call on with a context that holds
+// the identity it checked them for and says it took the call's token of
+// its rate (tappedCall); the handler takes both as they are. The byte
+// debt the handler checks again, once the request is read: the tap saw
+// only the headers, and a client may send many calls' headers before any
+// body, all passing the tap before the first is charged. What the handler
+// alone can check (the message's size, the grants for its room, the
+// sessions it names) it checks, as before; a publish's bytes are charged
+// once accepted.
 
 // tappedKey keys a call's *tappedCall.
 type tappedKey struct{}
 
 // tappedCall is the context of a unary call whose limits the tap checked
 // and passed: its credential owed no bytes of its byte rate and the tap
-// took its token of its rate (each if the server has that rate). It is one
+// took its token of its rate (each if the server has that rate), for
+// method alone. It is one
 // allocation, where context.WithValue would box what it holds in a second;
 // it replaces none of the call's other values.
 type tappedCall struct {
 	context.Context
-	id *auth.Identity // the caller, as callIdentity resolved it for the tap
+	id     *auth.Identity // the caller, as callIdentity resolved it for the tap
+	method string         // the call's, which the tap checked it for
 }
 
 // Value returns c itself for tappedKey, else what its parent holds.
@@ -79,13 +83,14 @@ func (a *access) checksPublishes() bool { return a.publishBytes != nil || a.limi
 // its credential's to be checked before it is read: a byte rate or a rate.
 func (a *access) checksReads() bool { return a.readBytes != nil || a.reads != nil }
 
-// tappedCaller returns the identity of the unary call of ctx and whether
-// the tap checked and passed its limits, with checks saying whether the
-// server's tap checks calls of its method: the tap's identity if it did,
-// else callIdentity's.
-func (s *Server) tappedCaller(ctx context.Context, checks bool) (*auth.Identity, bool) {
+// tappedCaller returns the identity of the unary call of ctx to method
+// and whether the tap checked and passed its limits, with checks saying
+// whether the server's tap checks calls of that method: the tap's identity
+// if it did, else callIdentity's. A tappedCall of another method's (a
+// context reused for a call in this process) does not count.
+func (s *Server) tappedCaller(ctx context.Context, method string, checks bool) (*auth.Identity, bool) {
 	if checks {
-		if c := tappedOf(ctx); c != nil {
+		if c := tappedOf(ctx); c != nil && c.method == method {
 			return c.id, true
 		}
 	}

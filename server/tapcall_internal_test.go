@@ -19,10 +19,11 @@ import (
 	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
 )
 
-// A unary Publish that passed the tap's byte rate and publish rate is not
-// checked against them again by its handler: the byte rate's clock is read
-// twice a publish (the tap's check, the charge once accepted) where it was
-// read three times. A publish the tap did not see (one made in this
+// A unary Publish that passed the tap's publish rate takes no token again
+// in its handler, which checks only the byte rate's debt again, as other
+// calls' bytes may have been charged since the tap's check: the byte
+// rate's clock is read at most twice in the handler (the check, the charge
+// once accepted). A publish the tap did not see (one made in this
 // process, or one of a PublishStream, whose tap leaves no tappedCall) is
 // still checked by its handler.
 func TestTappedPublishIsCheckedOnce(t *testing.T) {
@@ -55,8 +56,8 @@ func TestTappedPublishIsCheckedOnce(t *testing.T) {
 		if _, err := s.publishCall(tctx, req); err != nil {
 			t.Fatalf("publish %d within the rates: %v", i, err)
 		}
-		if reads != 1 {
-			t.Errorf("publish %d: its handler read the byte rate's clock %d times, want 1 (its charge)", i, reads)
+		if reads < 1 || reads > 2 { // the check reads none while the credential has no bucket
+			t.Errorf("publish %d: its handler read the byte rate's clock %d times, want at most 2 (its check, its charge)", i, reads)
 		}
 	}
 	if _, err := s.tap(ctx, &tap.Info{FullMethodName: roomcastv1.BrokerService_Publish_FullMethodName}); status.Code(err) != codes.ResourceExhausted {

@@ -32,9 +32,6 @@ const (
 	reasonReadRate    = "read_rate"    // the credential's History and Presence bucket is empty
 )
 
-// tookToken marks the context of a call whose token the tap took.
-type tookToken struct{}
-
 // takeRateToken takes the token of a unary Publish, History or Presence
 // call of id from its credential's rate, or returns the error the handler
 // would have refused it with, the reason to count it under, and how it
@@ -71,14 +68,16 @@ func (s *Server) takeRateToken(method string, id *auth.Identity) (string, refusa
 }
 
 // publishLimits applies id's publish byte rate, then its publish rate, to
-// a publish, unless the tap applied them to its call (tapped: see
-// tappedCall).
+// a publish; the rate not if the tap took its call's token (tapped: see
+// tappedCall). The byte rate always: the tap checked the debt before the
+// call's body was read, and other calls' bytes may have been charged
+// since.
 func (s *Server) publishLimits(id *auth.Identity, tapped bool) error {
+	if err := s.access.allowPublishBytes(id); err != nil {
+		return err
+	}
 	if tapped {
 		return nil
 	}
-	if err := s.access.allowPublishBytes(id); err != nil { // a PublishStream's publishes pass no tap
-		return err
-	}
-	return s.access.allowPublish(id)
+	return s.access.allowPublish(id) // a PublishStream's publishes and calls in this process pass no tap
 }

@@ -141,13 +141,29 @@ type webWriterKey struct{}
 func webContext(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
-		p := &peer.Peer{Addr: httpAddr(r.RemoteAddr)}
+		addr, ok := ctx.Value(webConnKey{}).(net.Addr)
+		if !ok {
+			addr = httpAddr(r.RemoteAddr)
+		}
+		p := &peer.Peer{Addr: addr}
 		if la, ok := ctx.Value(http.LocalAddrContextKey).(net.Addr); ok {
 			p.LocalAddr = la
 		}
 		ctx = context.WithValue(peer.NewContext(ctx, p), webWriterKey{}, w)
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})
+}
+
+// webConnKey keys the remote address of a web request's connection.
+type webConnKey struct{}
+
+// webConnContext is the web server's http.Server.ConnContext: each of a
+// connection's requests has its one remote address, the connection's,
+// rather than one parsed from its RemoteAddr, so that the anonymous
+// callers' cache finds the connection's identity by it (callers.go), as
+// for a gRPC connection, rather than adding an address a request.
+func webConnContext(ctx context.Context, c net.Conn) context.Context {
+	return context.WithValue(ctx, webConnKey{}, c.RemoteAddr())
 }
 
 // httpAddr is a Request.RemoteAddr as the net.Addr a connection would give.

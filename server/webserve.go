@@ -48,6 +48,7 @@ func (s *Server) ServeWeb(lis net.Listener, opts ...WebOption) error {
 		ErrorLog:          slog.NewLogLogger(s.cfg.log.Handler(), slog.LevelDebug),
 		HTTP2:             &http.HTTP2Config{MaxConcurrentStreams: int(s.cfg.maxStreamsPerConn)},
 		Protocols:         new(http.Protocols),
+		ConnContext:       webConnContext,
 	}
 	hs.Protocols.SetHTTP1(true)
 	if cfg.tls != nil {
