@@ -108,14 +108,21 @@ func (s *Server) admitStream(ctx context.Context, id *auth.Identity) (release fu
 // its credential alone: the streams it has open, the bytes it owes of its
 // publish or read byte rate, and for a unary call the rate it takes a token of (see
 // taprates.go), whose context then says so. A refusal is counted and
-// logged here, as no interceptor sees it; one past the streams or owing
-// bytes is abusive (see tapLimit), one past a rate is crowded or uncounted.
+// logged here, as no interceptor sees it; one past the streams, or a
+// PublishStream or a History or Presence call owing bytes, is abusive (see
+// tapLimit), one past a rate is crowded or uncounted, and a unary Publish
+// owing bytes is a crowdedBodyRefusal or uncounted (publishadvice.go).
 func (s *Server) tapLimits(ctx context.Context, method string) (context.Context, refusal, error) {
 	if err := s.fullStreams(ctx, method); err != nil {
 		s.access.log.early(ctx, method, reasonStreamLimit, err)
 		return nil, abusive, err
 	}
-	if err := s.owingPublishes(ctx, method); err != nil {
+	if method == roomcastv1.BrokerService_Publish_FullMethodName {
+		if r, err := s.owingUnaryPublish(ctx); err != nil {
+			s.access.log.early(ctx, method, reasonPublishBytes, err)
+			return nil, r, err
+		}
+	} else if err := s.owingPublishes(ctx, method); err != nil {
 		s.access.log.early(ctx, method, reasonPublishBytes, err)
 		return nil, abusive, err
 	}

@@ -31,6 +31,10 @@ var WithTapPauseHook = withTapPauseHook
 // WithCrowdedAllowance is withCrowdedAllowance for the black-box tests.
 var WithCrowdedAllowance = withCrowdedAllowance
 
+// WithCrowdedBodyAllowance is withCrowdedBodyAllowance for the black-box
+// tests.
+var WithCrowdedBodyAllowance = withCrowdedBodyAllowance
+
 // WithHeldTimers is withHeldTimers for the black-box tests.
 var WithHeldTimers = withHeldTimers
 

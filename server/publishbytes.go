@@ -27,9 +27,10 @@ import (
 // byteRate is a token bucket of bytes per credential that may go into
 // debt. It is safe for concurrent use.
 type byteRate struct {
-	rate  float64 // bytes a second
-	burst float64
-	now   func() time.Time
+	rate   float64 // bytes a second
+	burst  float64
+	spread time.Duration // the longest advice that spreads publishers out (publishadvice.go)
+	now    func() time.Time
 
 	mu      sync.Mutex
 	buckets map[string]*byteBucket // credentials that published since the last sweep, or are not full
@@ -39,13 +40,20 @@ type byteRate struct {
 type byteBucket struct {
 	tokens float64 // may be negative: debt
 	at     time.Time
+
+	// Of the advice to refused publishes (publishadvice.go).
+	largest      int       // the largest charge since the bucket was last full
+	slot         time.Time // the last slot advised to a refused publish
+	crowdedSince time.Time // when the second of crowded refusals began
+	crowded      int       // crowded refusals since crowdedSince
+	crowdedBytes int       // their bodies' bytes
 }
 
 // minByteSweep is the bucket count below which no sweep is done.
 const minByteSweep = 1024
 
 func newByteRate(perSecond float64, burst int) *byteRate {
-	return &byteRate{rate: perSecond, burst: float64(burst), now: time.Now, buckets: make(map[string]*byteBucket), sweepAt: minByteSweep}
+	return &byteRate{rate: perSecond, burst: float64(burst), spread: byteSpread(perSecond, burst), now: time.Now, buckets: make(map[string]*byteBucket), sweepAt: minByteSweep}
 }
 
 // refill brings b up to t; it reports whether b is full.
@@ -71,9 +79,14 @@ func (r *byteRate) owing(id *auth.Identity) time.Duration {
 	if b.tokens >= 0 {
 		return 0
 	}
+	return r.timeFor(-b.tokens)
+}
+
+// timeFor is how long the rate takes to earn n bytes.
+func (r *byteRate) timeFor(n float64) time.Duration {
 	// A float past the longest Duration converts to what the platform
 	// makes of it (negative on amd64): a slow rate's debt would owe nothing.
-	if ns := -b.tokens / r.rate * float64(time.Second); ns < math.MaxInt64 {
+	if ns := n / r.rate * float64(time.Second); ns < math.MaxInt64 {
 		return time.Duration(ns)
 	}
 	return math.MaxInt64
@@ -94,7 +107,10 @@ func (r *byteRate) charge(id *auth.Identity, n int) {
 		b = &byteBucket{tokens: r.burst, at: t}
 		r.buckets[string(key)] = b
 	}
-	r.refill(b, t)
+	if r.refill(b, t) {
+		b.largest = 0
+	}
+	b.largest = max(b.largest, n)
 	b.tokens -= float64(n)
 }
 
@@ -129,9 +145,10 @@ func (a *access) chargePublish(id *auth.Identity, n int) {
 	}
 }
 
-// owingPublishes refuses a Publish call, or a PublishStream, in the tap
-// while its credential owes bytes of its rate, so that the refusal costs
-// neither reading its request nor decoding it.
+// owingPublishes refuses a PublishStream in the tap while its credential
+// owes bytes of its rate, so that the refusal costs neither reading its
+// requests nor decoding them. (A unary Publish is refused with spread
+// advice: owingUnaryPublish.)
 func (s *Server) owingPublishes(ctx context.Context, method string) error {
 	if s.access.publishBytes == nil || method != roomcastv1.BrokerService_Publish_FullMethodName && method != roomcastv1.BrokerService_PublishStream_FullMethodName {
 		return nil
