@@ -117,10 +117,14 @@ func (s *Server) tapLimits(ctx context.Context, method string) (context.Context,
 		s.access.log.early(ctx, method, reasonStreamLimit, err)
 		return nil, abusive, err
 	}
+	var checks tapChecks
 	if method == roomcastv1.BrokerService_Publish_FullMethodName {
 		if r, err := s.owingUnaryPublish(ctx); err != nil {
 			s.access.log.early(ctx, method, reasonPublishBytes, err)
 			return nil, r, err
+		}
+		if s.access.publishBytes != nil {
+			checks = bytesChecked
 		}
 	} else if err := s.owingPublishes(ctx, method); err != nil {
 		s.access.log.early(ctx, method, reasonPublishBytes, err)
@@ -130,7 +134,7 @@ func (s *Server) tapLimits(ctx context.Context, method string) (context.Context,
 		s.access.log.early(ctx, method, reasonReadBytes, err)
 		return nil, abusive, err
 	}
-	ctx, reason, r, err := s.takeRateToken(ctx, method)
+	ctx, reason, r, err := s.takeRateToken(ctx, method, checks)
 	if err != nil {
 		s.access.log.early(ctx, method, reason, err)
 		return nil, r, err

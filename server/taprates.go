@@ -34,48 +34,64 @@ const (
 	reasonReadRate    = "read_rate"    // the credential's History and Presence bucket is empty
 )
 
-// tookToken marks the context of a call whose token the tap took.
+// tookToken marks the context of a call whose token the tap took, or whose
+// byte rate it applied: its value is the tapChecks.
 type tookToken struct{}
+
+// tapChecks are the checks of a publish the tap made, which its handler
+// then skips.
+type tapChecks uint8
+
+const (
+	tokenTaken   tapChecks = 1 << iota // its token of the publish or read rate
+	bytesChecked                       // its credential owed no bytes of its publish byte rate
+)
 
 // takeRateToken takes the token of a unary Publish, History or Presence
 // call from its credential's rate and returns the call's context saying
-// so, or the error the handler would have refused it with, the reason to
+// so, and the checks already made, or the error the handler would have refused it with, the reason to
 // count it under, and how it counts toward its connection's pause: a
 // refusal whose advice was crowded (see auth.Decision) does, as callers
 // that wait out their advice leave the slots free; another does not. Other
 // calls pass as they are.
-func (s *Server) takeRateToken(ctx context.Context, method string) (context.Context, string, refusal, error) {
+func (s *Server) takeRateToken(ctx context.Context, method string, checks tapChecks) (context.Context, string, refusal, error) {
 	var take func(*auth.Identity) (int, error)
 	var reason string
 	switch method {
 	case roomcastv1.BrokerService_Publish_FullMethodName:
-		if !s.access.limitsPublishes() {
-			return ctx, "", refusal{}, nil
+		if s.access.limitsPublishes() {
+			take, reason = s.access.takePublish, reasonPublishRate
 		}
-		take, reason = s.access.takePublish, reasonPublishRate
 	case roomcastv1.BrokerService_History_FullMethodName, roomcastv1.BrokerService_Presence_FullMethodName:
-		if s.access.reads == nil {
-			return ctx, "", refusal{}, nil
+		if s.access.reads != nil {
+			take, reason = s.access.takeRead, reasonReadRate
 		}
-		take, reason = s.access.takeRead, reasonReadRate
-	default:
+	}
+	if take != nil {
+		crowded, err := take(s.access.callIdentity(ctx))
+		if err != nil {
+			r := refusal{}
+			if crowded > 0 {
+				r = refusal{kind: crowdedRefusal, credCrowded: crowded}
+			}
+			return ctx, reason, r, err
+		}
+		checks |= tokenTaken
+	}
+	if checks == 0 {
 		return ctx, "", refusal{}, nil
 	}
-	if crowded, err := take(s.access.callIdentity(ctx)); err != nil {
-		r := refusal{}
-		if crowded > 0 {
-			r = refusal{kind: crowdedRefusal, credCrowded: crowded}
-		}
-		return ctx, reason, r, err
-	}
-	return context.WithValue(ctx, tookToken{}, true), "", refusal{}, nil
+	return context.WithValue(ctx, tookToken{}, checks), "", refusal{}, nil
+}
+
+// tapMade returns the checks the tap made of ctx's call.
+func tapMade(ctx context.Context) tapChecks {
+	c, _ := ctx.Value(tookToken{}).(tapChecks)
+	return c
 }
 
 // tapTookToken reports whether the tap took the token of ctx's call.
-func tapTookToken(ctx context.Context) bool {
-	took, _ := ctx.Value(tookToken{}).(bool)
-	return took
-}
+func tapTookToken(ctx context.Context) bool { return tapMade(ctx)&tokenTaken != 0 }
 
 // publishToken applies id's publish rate to a publish of ctx's call,
 // unless the tap did so.
