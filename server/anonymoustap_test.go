@@ -16,13 +16,14 @@ import (
 // On a server without credentials, an anonymous client that owes bytes of
 // its publish rate is refused from its call's headers, as a credential is,
 // before its request is read or decoded: no Publish handler starts. A
-// client whose calls keep being refused has its connection paused, as the
-// tap pauses one whose credentials are refused. Another client address
-// owes nothing.
+// client whose calls keep being refused, ignoring their advice, has its
+// connection paused past the crowded allowance (50 here, for a loaded
+// machine), as the tap pauses a credential's. Another client address owes
+// nothing.
 func TestAnAnonymousClientOwingBytesIsRefusedBeforeItsRequestIsRead(t *testing.T) {
 	var handled atomic.Int32
 	pauses := make(chan time.Duration, 1)
-	_, addr := start(t, server.WithPublishByteRate(1, 1000), server.WithMaxRefusedCalls(0),
+	_, addr := start(t, server.WithPublishByteRate(1, 1000), server.WithMaxRefusedCalls(0), server.WithCrowdedAllowance(50, 0),
 		server.WithPublishHook(func(*roomcastv1.PublishRequest) { handled.Add(1) }),
 		server.WithTapPauseHook(func(d time.Duration) {
 			select {

@@ -95,11 +95,15 @@ type refusals struct {
 
 // add counts one more refusal, at now, and returns how many there were
 // within its second.
-func (r *refusals) add(now time.Time) int {
+func (r *refusals) add(now time.Time) int { return r.addN(now, 1) }
+
+// addN counts n more, at now (bytes, for the bodies of crowdedBodyCall),
+// and returns how many there were within its second.
+func (r *refusals) addN(now time.Time, n int) int {
 	if now.Sub(r.since) > time.Second {
 		r.since, r.n = now, 0
 	}
-	r.n++
+	r.n += n
 	return r.n
 }
 

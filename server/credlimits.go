@@ -109,9 +109,12 @@ func (s *Server) admitStream(ctx context.Context, id *auth.Identity) (release fu
 // publish or read byte rate, and for a unary call the rate it takes a token of (see
 // taprates.go). The caller's identity is resolved once, and only for a call
 // that has a limit to check (tapChecks); a unary call that passes goes on
-// with a tappedCall, which tells its handler so (see tapcall.go). A refusal is counted and
-// logged here, as no interceptor sees it; one past the streams or owing
-// bytes is abusive (see tapLimit), one past a rate is crowded or uncounted.
+// with a tappedCall, which tells its handler so (see tapcall.go). A refusal
+// is counted and logged here, as no interceptor sees it; one past the
+// streams, or a PublishStream or a History or Presence call owing bytes, is
+// abusive (see tapLimit), one past a rate is crowded or uncounted, and a
+// unary Publish owing bytes is a crowdedBodyRefusal or uncounted
+// (publishadvice.go).
 func (s *Server) tapLimits(ctx context.Context, method string) (context.Context, refusal, error) {
 	if !s.tapChecks(method) {
 		return ctx, refusal{}, nil
@@ -121,7 +124,12 @@ func (s *Server) tapLimits(ctx context.Context, method string) (context.Context,
 		s.access.log.early(ctx, method, reasonStreamLimit, err)
 		return nil, abusive, err
 	}
-	if err := s.owingPublishes(method, id); err != nil {
+	if method == roomcastv1.BrokerService_Publish_FullMethodName {
+		if r, err := s.owingUnaryPublish(id); err != nil {
+			s.access.log.early(ctx, method, reasonPublishBytes, err)
+			return nil, r, err
+		}
+	} else if err := s.owingPublishes(method, id); err != nil {
 		s.access.log.early(ctx, method, reasonPublishBytes, err)
 		return nil, abusive, err
 	}

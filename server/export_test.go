@@ -34,6 +34,10 @@ var WithCrowdedAllowance = withCrowdedAllowance
 // UnaryPerSecondFactor is unaryPerSecondFactor for the black-box tests.
 const UnaryPerSecondFactor = unaryPerSecondFactor
 
+// WithCrowdedBodyAllowance is withCrowdedBodyAllowance for the black-box
+// tests.
+var WithCrowdedBodyAllowance = withCrowdedBodyAllowance
+
 // WithHeldTimers is withHeldTimers for the black-box tests.
 var WithHeldTimers = withHeldTimers
 

@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -71,9 +72,27 @@ func TestAConnectionWhoseCallsKeepBeingRefusedIsClosed(t *testing.T) {
 			_, err := c.Publish(ctx, &roomcastv1.PublishRequest{Room: "r"})
 			return err
 		}},
-		{"owing bytes of the publish byte rate", []server.Option{server.WithPublishByteRate(0.001, 1)}, func(ctx context.Context, c roomcastv1.BrokerServiceClient) error {
-			_, err := c.Publish(bearer(ctx, testjwt.Token(t, "flood", time.Now().Add(time.Hour), g)), &roomcastv1.PublishRequest{Room: "r", Payload: &roomcastv1.PublishRequest_Text{Text: "xx"}})
-			return err
+		// A unary Publish owing bytes is refused with spread advice, and
+		// paused rather than closed once crowded (publishadvice_test.go).
+		{"a PublishStream owing bytes of the publish byte rate", []server.Option{server.WithPublishByteRate(0.001, 1)}, func(ctx context.Context, c roomcastv1.BrokerServiceClient) error {
+			stream, err := c.PublishStream(bearer(ctx, testjwt.Token(t, "flood", time.Now().Add(time.Hour), g)))
+			if err != nil {
+				return err
+			}
+			// The first stream's publish makes the debt, 2 bytes owed for
+			// 2000 s; the later streams are refused before it is read.
+			if err := stream.Send(&roomcastv1.PublishStreamRequest{Publish: &roomcastv1.PublishRequest{Room: "r", Payload: &roomcastv1.PublishRequest_Text{Text: "xx"}}}); err != nil && err != io.EOF {
+				return err
+			}
+			resp, err := stream.Recv()
+			if err != nil {
+				return err
+			}
+			stream.CloseSend()
+			if e := resp.GetError(); e != nil {
+				return status.Error(codes.Code(e.GetCode()), e.GetMessage())
+			}
+			return nil
 		}},
 		{"owing bytes of the read byte rate", []server.Option{server.WithReadByteRate(0.001, 1)}, func(ctx context.Context, c roomcastv1.BrokerServiceClient) error {
 			// The room's epoch makes its answer a few bytes, which the

@@ -53,12 +53,15 @@ type connGuard struct {
 	maxRefused     int           // refused calls a connection may have within a second; 0: any number
 	maxCrowded     int           // crowded refusals a connection may have within a second unpaused
 	maxCredCrowded int           // crowded refusals of one rate a credential may have within a second unpaused
-	log            *slog.Logger
-	warn           rate.Sometimes // the log line for refusals, at most once a minute
-	warnRefused    rate.Sometimes // the log line for connections closed for their refused calls, at most once a second
-	warnTimeout    rate.Sometimes // the log line for connections closed by the auth timeout, at most once a second
-	warnAddr       rate.Sometimes // the log line for connections refused past maxPerAddr, at most once a second
-	maxPerAddr     int            // connections of one address awaiting authentication at once; 0: any number (addrcap.go)
+	// Bytes of crowded refusals' bodies a connection, and a credential,
+	// may have within a second unpaused (publishadvice.go).
+	maxCrowdedBodies, maxCredCrowdedBodies int
+	log                                    *slog.Logger
+	warn                                   rate.Sometimes // the log line for refusals, at most once a minute
+	warnRefused                            rate.Sometimes // the log line for connections closed for their refused calls, at most once a second
+	warnTimeout                            rate.Sometimes // the log line for connections closed by the auth timeout, at most once a second
+	warnAddr                               rate.Sometimes // the log line for connections refused past maxPerAddr, at most once a second
+	maxPerAddr                             int            // connections of one address awaiting authentication at once; 0: any number (addrcap.go)
 
 	pace *acceptPacer // nil: accepts are never paced (acceptpace.go)
 	pit  *tarpit      // holds connections refused past maxPerAddr; nil: they are reset at once (tarpit.go)
@@ -106,6 +109,9 @@ type tracked struct {
 
 	refusedCalls refusals // guarded by connGuard.mu
 	crowdedCalls refusals // guarded by connGuard.mu
+	// crowdedBodies counts bytes: the bodies of crowded refusals of the
+	// publish byte rate (publishadvice.go). Guarded by connGuard.mu.
+	crowdedBodies refusals
 }
 
 // isClosed reports whether the connection was closed, without reading or
@@ -119,21 +125,23 @@ func (t *tracked) isClosed() bool {
 
 func newConnGuard(cfg *config) *connGuard {
 	g := &connGuard{
-		max:            cfg.maxConns,
-		maxRefused:     cfg.maxRefusedCalls,
-		maxCrowded:     freeCrowdedRefusals,
-		maxCredCrowded: freeCredentialCrowdedRefusals,
-		log:            cfg.log,
-		warn:           rate.Sometimes{First: 1, Interval: time.Minute},
-		warnRefused:    rate.Sometimes{First: 1, Interval: time.Second},
-		warnTimeout:    rate.Sometimes{First: 1, Interval: time.Second},
-		warnAddr:       rate.Sometimes{First: 1, Interval: time.Second},
-		conns:          make(map[*tracked]struct{}),
-		byKey:          make(map[string]*tracked),
-		unauth:         make(map[string]*tracked),
-		pendingByAddr:  make(map[string]*addrPending),
-		sweepAt:        minSweepAt,
-		penalties:      newPenalties(cfg),
+		max:                  cfg.maxConns,
+		maxRefused:           cfg.maxRefusedCalls,
+		maxCrowded:           freeCrowdedRefusals,
+		maxCredCrowded:       freeCredentialCrowdedRefusals,
+		maxCrowdedBodies:     freeCrowdedBodies,
+		maxCredCrowdedBodies: freeCredentialCrowdedBodies,
+		log:                  cfg.log,
+		warn:                 rate.Sometimes{First: 1, Interval: time.Minute},
+		warnRefused:          rate.Sometimes{First: 1, Interval: time.Second},
+		warnTimeout:          rate.Sometimes{First: 1, Interval: time.Second},
+		warnAddr:             rate.Sometimes{First: 1, Interval: time.Second},
+		conns:                make(map[*tracked]struct{}),
+		byKey:                make(map[string]*tracked),
+		unauth:               make(map[string]*tracked),
+		pendingByAddr:        make(map[string]*addrPending),
+		sweepAt:              minSweepAt,
+		penalties:            newPenalties(cfg),
 	}
 	if cfg.authn != nil {
 		g.authTimeout = cfg.authTimeout
@@ -147,6 +155,12 @@ func newConnGuard(cfg *config) *connGuard {
 	}
 	if cfg.credCrowdedAllowance > 0 {
 		g.maxCredCrowded = cfg.credCrowdedAllowance
+	}
+	if cfg.crowdedBodyAllowance > 0 {
+		g.maxCrowdedBodies = cfg.crowdedBodyAllowance
+	}
+	if cfg.credCrowdedBodyAllowance > 0 {
+		g.maxCredCrowdedBodies = cfg.credCrowdedBodyAllowance
 	}
 	g.pace = newAcceptPacer(cfg)
 	return g
@@ -380,7 +394,7 @@ func (g *connGuard) expire(t *tracked) {
 // freeRefusedCalls within the second, then refusalPause's; 0 for a
 // connection the guard does not track.
 func (g *connGuard) refusedCall(ctx context.Context) time.Duration {
-	n, t, p := g.countRefusal(ctx, func(t *tracked) *refusals { return &t.refusedCalls })
+	n, t, p := g.countRefusal(ctx, func(t *tracked) *refusals { return &t.refusedCalls }, 1)
 	if t == nil {
 		return 0
 	}
@@ -416,7 +430,7 @@ func (g *connGuard) refusedCall(ctx context.Context) time.Duration {
 // second), and a closing would penalise the client's address, and every
 // client behind it.
 func (g *connGuard) crowdedCall(ctx context.Context, credCrowded int) time.Duration {
-	n, t, _ := g.countRefusal(ctx, func(t *tracked) *refusals { return &t.crowdedCalls })
+	n, t, _ := g.countRefusal(ctx, func(t *tracked) *refusals { return &t.crowdedCalls }, 1)
 	if t == nil {
 		return 0
 	}
@@ -430,11 +444,11 @@ func (g *connGuard) crowdedCall(ctx context.Context, credCrowded int) time.Durat
 	return 0
 }
 
-// countRefusal counts a refusal of ctx's connection in the counter that
-// which picks of it, and returns how many that counter holds within the
+// countRefusal counts a refusal of ctx's connection, of weight n, in the
+// counter that which picks of it, and returns how many that counter holds within the
 // second, the connection and its peer; a nil connection for one the guard
 // does not track, or closed (what is left are calls read before).
-func (g *connGuard) countRefusal(ctx context.Context, which func(*tracked) *refusals) (int, *tracked, *peer.Peer) {
+func (g *connGuard) countRefusal(ctx context.Context, which func(*tracked) *refusals, n int) (int, *tracked, *peer.Peer) {
 	p, ok := peer.FromContext(ctx)
 	if !ok || p.Addr == nil {
 		return 0, nil, nil
@@ -447,7 +461,7 @@ func (g *connGuard) countRefusal(ctx context.Context, which func(*tracked) *refu
 	if t == nil || t.closed.Load() {
 		return 0, nil, nil
 	}
-	return which(t).add(time.Now()), t, p
+	return which(t).addN(time.Now(), n), t, p
 }
 
 // stop stops every auth timer, once the server has stopped: the

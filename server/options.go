@@ -79,6 +79,10 @@ type config struct {
 	credCrowdedAllowance int                   // tests only: the same of a credential's rate; 0: freeCredentialCrowdedRefusals
 	heldTimers           int                   // tests only: the deadline timers the tap's refusals may leave; 0: defaultHeldTimers
 	heldPerSecond        int                   // tests only: of them, those whose deadlines fall in one second; 0: defaultHeldPerSecond
+	// Tests only: the bytes of crowded refusals' bodies a connection, and
+	// a credential, may have within a second unpaused; 0: freeCrowdedBodies
+	// and freeCredentialCrowdedBodies.
+	crowdedBodyAllowance, credCrowdedBodyAllowance int
 }
 
 // WithBroker makes the server use b, which it then owns and closes. The
@@ -290,6 +294,15 @@ func withTapPauseHook(f func(d time.Duration)) Option { return func(c *config) {
 // export_test.go.
 func withCrowdedAllowance(perConn, perCredential int) Option {
 	return func(c *config) { c.crowdedAllowance, c.credCrowdedAllowance = perConn, perCredential }
+}
+
+// withCrowdedBodyAllowance sets how many bytes of crowded refusals' bodies
+// (see crowdedBodyCall) a connection may have within a second before the
+// tap pauses it (freeCrowdedBodies by default), and a credential over all
+// its connections (freeCredentialCrowdedBodies by default). 0 keeps the
+// default. Only tests set it, through export_test.go.
+func withCrowdedBodyAllowance(perConn, perCredential int) Option {
+	return func(c *config) { c.crowdedBodyAllowance, c.credCrowdedBodyAllowance = perConn, perCredential }
 }
 
 // withHeldTimers sets how many deadline timers the tap's refusals may leave

@@ -84,6 +84,10 @@ type refusal struct {
 	// its rate its credential has had within the second, this one
 	// included, over all its connections (auth.Decision.CrowdedInSecond).
 	credCrowded int
+	// body and credBodies are, for a crowdedBodyRefusal, the bytes its body
+	// may have sent, and its credential's crowded refusals' within the
+	// second.
+	body, credBodies int
 }
 
 // abusive is the refusal of an abusiveRefusal.
@@ -99,7 +103,8 @@ const (
 	// it makes; pausing its connection would hold up its other calls too.
 	uncounted refusalKind = iota
 	// abusiveRefusal: unauthenticated, past the credential's streams, or
-	// owing bytes of its publish or read byte rate. It counts as the connection's refused
+	// owing bytes of its publish or read byte rate (a PublishStream, or a
+	// History or Presence call). It counts as the connection's refused
 	// call: past freeRefusedCalls within a second it pauses the connection,
 	// past --max-refused-calls it closes it.
 	abusiveRefusal
@@ -110,6 +115,13 @@ const (
 	// of its credential's, it pauses the connection, as an abusive refusal
 	// does past freeRefusedCalls; it does not close it (see crowdedCall).
 	crowdedRefusal
+	// crowdedBodyRefusal: a unary Publish past its credential's byte
+	// rate whose advice was crowded (see publishadvice.go). It counts as a
+	// crowdedRefusal, and by the bytes its body may have sent, which the
+	// server reads and throws away: past freeCrowdedBodies on its
+	// connection within a second, or freeCredentialCrowdedBodies of its
+	// credential's, it pauses the connection too; it never closes it.
+	crowdedBodyRefusal
 )
 
 // freeRefusedCalls is how many calls the tap may refuse on one connection
@@ -171,6 +183,8 @@ func (s *Server) refusedInTap(ctx context.Context, r refusal) {
 		d = s.guard.refusedCall(ctx)
 	case crowdedRefusal:
 		d = s.guard.crowdedCall(ctx, r.credCrowded)
+	case crowdedBodyRefusal:
+		d = s.guard.crowdedBodyCall(ctx, r.body, r.credCrowded, r.credBodies)
 	}
 	if d <= 0 {
 		return

@@ -68,16 +68,16 @@ func (s *Server) takeRateToken(method string, id *auth.Identity) (string, refusa
 }
 
 // publishLimits applies id's publish byte rate, then its publish rate, to
-// a publish; the rate not if the tap took its call's token (tapped: see
-// tappedCall). The byte rate always: the tap checked the debt before the
-// call's body was read, and other calls' bytes may have been charged
-// since.
+// a publish. To one the tap let through (tapped: see tappedCall), the byte
+// rate past a burst of debt only (allowTappedPublishBytes: others' bytes
+// may have been charged since the tap's check) and the rate not at all, as
+// the tap took its token.
 func (s *Server) publishLimits(id *auth.Identity, tapped bool) error {
+	if tapped {
+		return s.access.allowTappedPublishBytes(id)
+	}
 	if err := s.access.allowPublishBytes(id); err != nil {
 		return err
-	}
-	if tapped {
-		return nil
 	}
 	return s.access.allowPublish(id) // a PublishStream's publishes and calls in this process pass no tap
 }

@@ -24,6 +24,10 @@ type result struct {
 	PeakRSS uint64 `json:"peak_rss_bytes"`
 	// CPUSeconds is the server's CPU time while the attack ran.
 	CPUSeconds float64 `json:"server_cpu_seconds"`
+	// ReadBytes is what the server read through read system calls while
+	// the attack ran, its clients' requests and what grpc-go discards of
+	// refused calls alike (rchar of /proc/PID/io); 0 if unknown.
+	ReadBytes uint64 `json:"server_read_bytes"`
 	// Calls is the calls the server started while the attack ran
 	// (grpc_server_started_total: Subscribe streams not included), ResetCloses the connections it closed
 	// for rapid reset (roomcast_reset_flood_closes_total), and HeaderCloses
@@ -86,6 +90,7 @@ func measure(ctx context.Context, e *env, a *attack, cfg *config, logf func(stri
 	waits := newWaits(srv.cmd.Process.Pid)
 	wait(ctx, cfg.baseline)
 	cpu0, _ := srv.cpu()
+	read0, err0 := srv.readBytes()
 	m0, _ := srv.scrape(ctx)
 	r.Load = loadAvg()
 	waits.mark()
@@ -102,6 +107,9 @@ func measure(ctx context.Context, e *env, a *attack, cfg *config, logf func(stri
 		child = <-done
 	}
 	cpu1, _ := srv.cpu()
+	if read1, err1 := srv.readBytes(); err0 == nil && err1 == nil {
+		r.ReadBytes = read1 - read0
+	}
 	r.RunqWait.Server, r.RunqWait.Bystander = waits.rates()
 	r.PeakRSS, _ = srv.peakRSS()
 	if m1, err := srv.scrape(ctx); err == nil && m0 != nil {
@@ -181,10 +189,10 @@ func writeTable(w io.Writer, results []*result, cfg *config) {
 		if r.Penalised > 0 {
 			saw += fmt.Sprintf("; %s new connections from the penalised address not served", commas(int(r.Penalised)))
 		}
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s | %.1f s, %.0f GCs | %s; %s (%s) | %s | %s |\n",
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s | %.1f s, %.0f GCs%s | %s; %s (%s) | %s | %s |\n",
 			r.Label, ms(r.Baseline.P50MS, r.Baseline.Delivered), ms(r.Baseline.P99MS, r.Baseline.Delivered),
 			ms(r.Attack.P50MS, r.Attack.Delivered), ms(r.Attack.P99MS, r.Attack.Delivered), ratio,
-			lost(r), mib(r.PeakRSS), r.CPUSeconds, r.GCs, r.RunqWait.Server, r.RunqWait.Bystander, r.Load,
+			lost(r), mib(r.PeakRSS), r.CPUSeconds, r.GCs, readCell(r.ReadBytes), r.RunqWait.Server, r.RunqWait.Bystander, r.Load,
 			commas(int(r.Calls)), strings.ReplaceAll(saw, "|", "/"))
 	}
 	var notes []string
@@ -202,6 +210,14 @@ func writeTable(w io.Writer, results []*result, cfg *config) {
 			fmt.Fprintln(w, "- "+n)
 		}
 	}
+}
+
+// readCell is the server's bytes read, after its CPU and collections.
+func readCell(b uint64) string {
+	if b == 0 {
+		return ""
+	}
+	return ", " + mib(b) + " read"
 }
 
 func ms(v float64, n int) string {

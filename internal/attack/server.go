@@ -226,6 +226,21 @@ func (p *serveProc) cpu() (time.Duration, error) {
 	return time.Duration(utime+stime) * time.Second / ticksPerSecond, nil
 }
 
+// readBytes is the bytes the process has read so far through read system
+// calls, its sockets' included (rchar of /proc/PID/io).
+func (p *serveProc) readBytes() (uint64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", p.cmd.Process.Pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "rchar:"); ok {
+			return strconv.ParseUint(strings.TrimSpace(v), 10, 64)
+		}
+	}
+	return 0, errors.New("no rchar in /proc/PID/io")
+}
+
 // peakRSS is the process's peak resident set size so far (VmHWM), in bytes.
 func (p *serveProc) peakRSS() (uint64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
