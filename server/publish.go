@@ -50,7 +50,8 @@ func (s *Server) publish(ctx context.Context, id *auth.Identity, req *roomcastv1
 }
 
 // publishBy is publish, for a call whose limits the tap applied if tapped
-// (see tappedCall): its byte rate and its rate are then not applied again.
+// (see tappedCall): its rate is then not applied again, and its byte rate
+// only past a burst of debt (see reservePublishBytes).
 // A non-empty owner is the owner the broker charges it to, which ctx then
 // need not name (broker.PublishOptions.Owner): a unary call's context
 // would be made for its one publish.
@@ -65,12 +66,25 @@ func (s *Server) publishBy(ctx context.Context, id *auth.Identity, tapped bool, 
 	if err := s.access.allow(id, auth.Publish, req.GetRoom()); err != nil {
 		return 0, "", err
 	}
-	// The byte rate first, as it only reads: a publish it refuses spends
-	// no token of the publish rate (but for a unary gRPC Publish, whose
-	// token the tap took). The rates before the sessions: on a
-	// cluster, naming a session of another node costs a round trip to the
-	// engine, which the rates must bound.
-	if err := s.publishLimits(id, tapped); err != nil {
+	// The byte rate first: a publish it refuses spends no token of the
+	// publish rate (but for a unary gRPC Publish, whose token the tap
+	// took); its bytes are taken now and given back if the publish is then
+	// refused. The rates before the sessions: on a cluster, naming a
+	// session of another node costs a round trip to the engine, which the
+	// rates must bound.
+	if err := s.access.reservePublishBytes(id, n, tapped); err != nil {
+		return 0, "", err
+	}
+	off, epoch, err := s.publishReserved(ctx, id, tapped, owner, req, m)
+	if err != nil {
+		s.access.refundPublishBytes(id, n)
+	}
+	return off, epoch, err
+}
+
+// publishReserved is publishBy once the publish's bytes are reserved.
+func (s *Server) publishReserved(ctx context.Context, id *auth.Identity, tapped bool, owner string, req *roomcastv1.PublishRequest, m *outgoing) (uint64, string, error) {
+	if err := s.publishToken(id, tapped); err != nil {
 		return 0, "", err
 	}
 	if err := s.access.ownSession(ctx, id, "session_id", req.GetSessionId()); err != nil {
@@ -95,7 +109,6 @@ func (s *Server) publishBy(ctx context.Context, id *auth.Identity, tapped bool, 
 	if err != nil {
 		return 0, "", brokerStatus(err)
 	}
-	s.access.chargePublish(id, n)
 	return off, epoch, nil
 }
 

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"math"
 	"time"
 
 	"github.com/roomcast/roomcast/auth"
@@ -23,11 +24,12 @@ import (
 // the one before paid, rather than all at once, when one would pass and
 // the rest be refused again (with the same advice, 8 goroutines of 64 KiB
 // publishes were refused about seven times per success, and each refusal
-// cost its body). The advice stops growing at byteSpread; a refusal told
-// that is crowded: its callers are not waiting out their advice (or more
-// of them wait at once than the rate serves in that time). It counts as a
-// crowded refusal of a rate does (crowdedCall), and its body's bytes, as
-// many as the stream window lets the client send, count toward its
+// cost its body). The advice stops growing at byteSpread past the time the
+// debt takes to be paid; a refusal told that is crowded: its callers are
+// not waiting out their advice (or more of them wait at once than the rate
+// serves in that time). It counts as a crowded refusal of a rate does
+// (crowdedCall), and its body's bytes, as many as the stream window lets
+// the client send (whatever it sent), count toward its
 // connection's crowded bodies and its credential's: past
 // freeCrowdedBodies within a second on the connection, or
 // freeCredentialCrowdedBodies of the credential's, the tap pauses the
@@ -68,9 +70,14 @@ type byteAdvice struct {
 }
 
 // advise returns id's advice: none while its credential owes nothing,
-// else the next free slot (see above). window bounds what a refused body
-// may have sent (0: no bound).
-func (r *byteRate) advise(id *auth.Identity, window int) byteAdvice {
+// else the next free slot (see above). body is what a refused call's body
+// may have sent: the stream window, or the largest message if less. It is
+// counted for each crowded refusal, whatever the credential's accepted
+// messages were: a client that keeps those small and sends large bodies
+// only while it owes (its RetryInfo tells it when) would otherwise have
+// its crowded refusals counted light. (Its slots are still its accepted
+// messages' time apart: see docs/attacks.md, what is left.)
+func (r *byteRate) advise(id *auth.Identity, body int) byteAdvice {
 	var buf [64]byte
 	key := appendCredentialKey(buf[:0], id)
 	r.mu.Lock()
@@ -89,14 +96,15 @@ func (r *byteRate) advise(id *auth.Identity, window int) byteAdvice {
 	if next := b.slot.Add(r.timeFor(float64(max(b.largest, 1)))); next.After(slot) {
 		slot = next
 	}
-	if bound := max(owed, r.spread); slot.Sub(now) > bound {
+	bound := owed + r.spread // the horizon, from when the debt is paid
+	if bound < owed {
+		bound = math.MaxInt64
+	}
+	if slot.Sub(now) > bound {
 		// As the publish rate's: the horizon stops at the bound, so that
 		// it recedes as soon as the refusals slow down.
 		b.slot = now.Add(bound)
-		body := b.largest
-		if window > 0 {
-			body = min(body, window)
-		}
+		body = max(body, 1)
 		if now.Sub(b.crowdedSince) > time.Second {
 			b.crowdedSince, b.crowded, b.crowdedBytes = now, 0, 0
 		}
@@ -117,7 +125,11 @@ func (s *Server) owingUnaryPublish(id *auth.Identity) (refusal, error) {
 	if a.publishBytes == nil {
 		return refusal{}, nil
 	}
-	adv := a.publishBytes.advise(id, s.cfg.streamWindow)
+	body := s.cfg.maxMessageBytes
+	if w := s.cfg.streamWindow; w > 0 {
+		body = min(body, w)
+	}
+	adv := a.publishBytes.advise(id, body)
 	if adv.wait <= 0 {
 		return refusal{}, nil
 	}

@@ -186,6 +186,13 @@ func TestAPublishLetThroughIsNotRefusedOnceRead(t *testing.T) {
 				<-release
 			}
 		}))
+	t.Cleanup(func() { // on a failure, leave no handler waiting
+		select {
+		case <-release:
+		default:
+			close(release)
+		}
+	})
 	c := dial(t, addr)
 	ctx := testCtx(t)
 	payload := make([]byte, size)
@@ -194,7 +201,11 @@ func TestAPublishLetThroughIsNotRefusedOnceRead(t *testing.T) {
 		_, err := c.Publish(ctx, &roomcastv1.PublishRequest{Room: "held", Payload: &roomcastv1.PublishRequest_Data{Data: payload}})
 		done <- err
 	}()
-	<-held // its handler began, past the tap
+	select { // its handler began, past the tap
+	case <-held:
+	case err := <-done:
+		t.Fatalf("the first publish ended before its handler: %v", err)
+	}
 	if _, err := c.Publish(ctx, &roomcastv1.PublishRequest{Room: "other", Payload: &roomcastv1.PublishRequest_Data{Data: payload}}); err != nil {
 		t.Fatalf("a publish owing nothing: %v", err)
 	}
@@ -209,8 +220,8 @@ func TestAPublishLetThroughIsNotRefusedOnceRead(t *testing.T) {
 
 // Publishes whose headers all pass the tap before the first is charged (a
 // client may send many calls' headers before any body) are accepted once
-// read only while their credential owes at most a burst: not as many
-// messages as the client has calls in flight.
+// read only while their credential owes at most a burst, however their
+// handlers race: not as many messages as the client has calls in flight.
 func TestPublishesLetThroughTogetherKeepTheByteRate(t *testing.T) {
 	const size, calls = 64 << 10, 6
 	arrived := make(chan chan struct{}, calls)
@@ -231,6 +242,15 @@ func TestPublishesLetThroughTogetherKeepTheByteRate(t *testing.T) {
 		}()
 	}
 	var releases []chan struct{}
+	t.Cleanup(func() { // on a failure, leave no handler waiting
+		for _, r := range releases {
+			select {
+			case <-r:
+			default:
+				close(r)
+			}
+		}
+	})
 	for range calls { // every call is past the tap, its body read
 		select {
 		case r := <-arrived:
@@ -239,9 +259,11 @@ func TestPublishesLetThroughTogetherKeepTheByteRate(t *testing.T) {
 			t.Fatalf("%d of %d publishes reached their handlers", len(releases), calls)
 		}
 	}
-	accepted := 0
-	for _, release := range releases { // one at a time, each charged before the next is checked
+	for _, release := range releases { // all at once: their checks and charges race
 		close(release)
+	}
+	accepted := 0
+	for range calls {
 		switch err := <-results; status.Code(err) {
 		case codes.OK:
 			accepted++

@@ -65,10 +65,7 @@ func (r *byteRate) refill(b *byteBucket, t time.Time) bool {
 // owing returns how long until id's credential owes nothing, or 0 if it
 // owes nothing now. A full bucket stays (sweep drops it), so that a
 // credential publishing steadily keeps its bucket and its key.
-func (r *byteRate) owing(id *auth.Identity) time.Duration { return r.owingPast(id, 0) }
-
-// owingPast is owing, but 0 while the credential owes at most slack bytes.
-func (r *byteRate) owingPast(id *auth.Identity, slack float64) time.Duration {
+func (r *byteRate) owing(id *auth.Identity) time.Duration {
 	var buf [64]byte
 	key := appendCredentialKey(buf[:0], id)
 	r.mu.Lock()
@@ -78,7 +75,7 @@ func (r *byteRate) owingPast(id *auth.Identity, slack float64) time.Duration {
 		return 0
 	}
 	r.refill(b, r.now())
-	if b.tokens >= -slack {
+	if b.tokens >= 0 {
 		return 0
 	}
 	return r.timeFor(-b.tokens)
@@ -94,8 +91,12 @@ func (r *byteRate) timeFor(n float64) time.Duration {
 	return math.MaxInt64
 }
 
-// charge takes n bytes from id's bucket, into debt if need be.
-func (r *byteRate) charge(id *auth.Identity, n int) {
+// reserve takes n bytes from id's bucket, into debt if need be, unless
+// its credential owes more than slack bytes: then it takes nothing and
+// returns how long until the credential owes nothing. Checking and taking
+// in one step holds publishes in flight together (each checked before it
+// is published and charged after, all would pass) to slack past the rate.
+func (r *byteRate) reserve(id *auth.Identity, n int, slack float64) time.Duration {
 	var buf [64]byte
 	key := appendCredentialKey(buf[:0], id)
 	r.mu.Lock()
@@ -109,11 +110,32 @@ func (r *byteRate) charge(id *auth.Identity, n int) {
 		b = &byteBucket{tokens: r.burst, at: t}
 		r.buckets[string(key)] = b
 	}
-	if r.refill(b, t) {
+	full := r.refill(b, t)
+	if b.tokens < -slack {
+		return r.timeFor(-b.tokens)
+	}
+	if full {
 		b.largest = 0
 	}
 	b.largest = max(b.largest, n)
 	b.tokens -= float64(n)
+	return 0
+}
+
+// charge takes n bytes from id's bucket, into debt if need be.
+func (r *byteRate) charge(id *auth.Identity, n int) { r.reserve(id, n, math.Inf(1)) }
+
+// refund gives back to id's bucket n bytes reserved for a publish that was
+// then refused.
+func (r *byteRate) refund(id *auth.Identity, n int) {
+	var buf [64]byte
+	key := appendCredentialKey(buf[:0], id)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if b := r.buckets[string(key)]; b != nil {
+		r.refill(b, r.now())
+		b.tokens = min(r.burst, b.tokens+float64(n))
+	}
 }
 
 // sweep drops the buckets that have filled up, which a new bucket equals,
@@ -140,29 +162,38 @@ func (a *access) allowPublishBytes(id *auth.Identity) error {
 	return nil
 }
 
-// allowTappedPublishBytes refuses a unary Publish of id that the tap let
-// through, owing nothing, once its request is read, only if its
-// credential now owes more than a burst: publishes let through together
-// are accepted, and their debt paid before the credential's next passes the
-// tap (refusing them once read would throw away bodies the server has
-// read and decoded: about 120 of 1 MiB in 5 s under attack (b) of issue
-// #13), but a client that sends many calls' headers before any body, all
-// passing the tap before the first is charged, is held to about a burst
-// past the rate, not to as many messages as it has calls in flight.
-func (a *access) allowTappedPublishBytes(id *auth.Identity) error {
-	if a.publishBytes == nil {
+// reservePublishBytes takes a publish of n bytes by id from its
+// credential's byte rate before it is published (refundPublishBytes gives
+// them back if it is then refused), or refuses it while the credential
+// owes: anything, or, for a unary Publish the tap let through owing
+// nothing (tapped), more than a burst. Publishes let through together are
+// so accepted once read, not read and decoded for nothing (about 120
+// bodies of 1 MiB in 5 s under attack (b) of issue #13, when each was
+// refused once others had been charged), and their debt is paid before
+// the credential's next passes the tap; while a client that sends many
+// calls' headers before any body, all passing the tap before the first is
+// charged, is held to about a burst past the rate, not to as many
+// messages as it has calls in flight.
+func (a *access) reservePublishBytes(id *auth.Identity, n int, tapped bool) error {
+	r := a.publishBytes
+	if r == nil {
 		return nil
 	}
-	if wait := a.publishBytes.owingPast(id, a.publishBytes.burst); wait > 0 {
+	slack := 0.0
+	if tapped {
+		slack = r.burst
+	}
+	if wait := r.reserve(id, n, slack); wait > 0 {
 		return a.bytesRefusals.refusal(wait)
 	}
 	return nil
 }
 
-// chargePublish charges an accepted publish of n bytes to id's credential.
-func (a *access) chargePublish(id *auth.Identity, n int) {
+// refundPublishBytes gives back the n bytes reservePublishBytes took for a
+// publish by id that was then refused.
+func (a *access) refundPublishBytes(id *auth.Identity, n int) {
 	if a.publishBytes != nil {
-		a.publishBytes.charge(id, n)
+		a.publishBytes.refund(id, n)
 	}
 }
 

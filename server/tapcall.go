@@ -15,10 +15,12 @@ import (
 // its rate (tappedCall); the handler takes both as they are. The byte
 // debt the handler checks again, once the request is read: the tap saw
 // only the headers, and a client may send many calls' headers before any
-// body, all passing the tap before the first is charged. What the handler
-// alone can check (the message's size, the grants for its room, the
-// sessions it names) it checks, as before; a publish's bytes are charged
-// once accepted.
+// body, all passing the tap before the first is charged (a Publish is then
+// refused only past a burst of debt, a History or Presence call past none;
+// see reservePublishBytes). What the handler alone can check (the
+// message's size, the grants for its room, the sessions it names) it
+// checks, as before; a publish's bytes are reserved before it is published
+// and given back if it is refused.
 
 // tappedKey keys a call's *tappedCall.
 type tappedKey struct{}

@@ -67,17 +67,11 @@ func (s *Server) takeRateToken(method string, id *auth.Identity) (string, refusa
 	return "", refusal{}, nil
 }
 
-// publishLimits applies id's publish byte rate, then its publish rate, to
-// a publish. To one the tap let through (tapped: see tappedCall), the byte
-// rate past a burst of debt only (allowTappedPublishBytes: others' bytes
-// may have been charged since the tap's check) and the rate not at all, as
-// the tap took its token.
-func (s *Server) publishLimits(id *auth.Identity, tapped bool) error {
+// publishToken applies id's publish rate to a publish, but for one the tap
+// let through (tapped: see tappedCall), whose token the tap took.
+func (s *Server) publishToken(id *auth.Identity, tapped bool) error {
 	if tapped {
-		return s.access.allowTappedPublishBytes(id)
-	}
-	if err := s.access.allowPublishBytes(id); err != nil {
-		return err
+		return nil
 	}
 	return s.access.allowPublish(id) // a PublishStream's publishes and calls in this process pass no tap
 }
