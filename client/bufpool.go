@@ -18,3 +18,23 @@ var receivePool = new(bufpool.Pool)
 func bufferPoolOptions() []grpc.DialOption {
 	return []grpc.DialOption{experimental.WithBufferPool(receivePool)}
 }
+
+// ioBufferBytes is the most grpc-go reads from a Client's connection in one
+// system call, and gathers to write in one. grpc-go's default, 32 KiB,
+// took a subscriber connection several reads for each of the server's
+// writes in rooms of 10 at saturation (the server writes up to 256 KiB at
+// once), and a Publisher's full batch of 1 KiB payloads eight writes. Both
+// buffers are taken from pools while a read or a write needs them (grpc-go
+// keeps no read buffer while nothing is buffered, and the write buffer is
+// shared), so an idle connection holds neither.
+const ioBufferBytes = 256 << 10
+
+// ioBufferOptions are the dial options of the read and write buffers;
+// WithDialOptions may override them.
+func ioBufferOptions() []grpc.DialOption {
+	return []grpc.DialOption{
+		grpc.WithReadBufferSize(ioBufferBytes),
+		grpc.WithWriteBufferSize(ioBufferBytes),
+		grpc.WithSharedWriteBuffer(true),
+	}
+}
