@@ -1,6 +1,8 @@
 package client
 
 import (
+	"runtime"
+
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/experimental"
 
@@ -24,17 +26,22 @@ func bufferPoolOptions() []grpc.DialOption {
 // took a subscriber connection several reads for each of the server's
 // writes in rooms of 10 at saturation (the server writes up to 256 KiB at
 // once), and a Publisher's full batch of 1 KiB payloads eight writes. Both
-// buffers are taken from pools while a read or a write needs them (grpc-go
-// keeps no read buffer while nothing is buffered, and the write buffer is
-// shared), so an idle connection holds neither.
+// buffers are taken from pools while a read or a write needs them, so an
+// idle connection holds neither: the write buffer is shared, and grpc-go
+// keeps no read buffer while nothing is buffered on Linux. Elsewhere it
+// keeps one per connection for good, so the read size stays grpc-go's
+// there.
 const ioBufferBytes = 256 << 10
 
 // ioBufferOptions are the dial options of the read and write buffers;
 // WithDialOptions may override them.
 func ioBufferOptions() []grpc.DialOption {
-	return []grpc.DialOption{
-		grpc.WithReadBufferSize(ioBufferBytes),
+	opts := []grpc.DialOption{
 		grpc.WithWriteBufferSize(ioBufferBytes),
 		grpc.WithSharedWriteBuffer(true),
 	}
+	if runtime.GOOS == "linux" {
+		opts = append(opts, grpc.WithReadBufferSize(ioBufferBytes))
+	}
+	return opts
 }

@@ -106,8 +106,8 @@ type Client struct {
 // and grpc.WithInitialConnWindowSize changes them), frames read into
 // buffers of an unzeroed pool with a size class per power of two
 // (WithDialOptions with experimental.WithBufferPool changes it), reads of
-// up to 256 KiB a system call and writes gathered up to 256 KiB in a
-// shared buffer (grpc.WithReadBufferSize, grpc.WithWriteBufferSize and
+// up to 256 KiB a system call (on Linux) and writes gathered up to 256 KiB
+// in a shared buffer (grpc.WithReadBufferSize, grpc.WithWriteBufferSize and
 // grpc.WithSharedWriteBuffer change them). A
 // credential over plaintext to a target that is not on this machine is
 // refused (see WithInsecurePlaintextToken).
