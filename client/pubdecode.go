@@ -244,7 +244,7 @@ func (c pubCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	if !ok {
 		return c.proto.Unmarshal(data, v)
 	}
-	buf := data.MaterializeToBuffer(mem.DefaultBufferPool())
+	buf := data.MaterializeToBuffer(receivePool) // copied only if the response spans frames
 	defer buf.Free()
 	if err := a.decode(buf.ReadOnlyData()); err != nil {
 		return fmt.Errorf("decoding a PublishStream response: %w", err)

@@ -64,7 +64,7 @@ func (c codec) Unmarshal(data mem.BufferSlice, v any) error {
 	if !ok {
 		return fmt.Errorf("cannot decode into %T, which is not a protobuf message", req.msg)
 	}
-	buf := data.MaterializeToBuffer(mem.DefaultBufferPool())
+	buf := data.MaterializeToBuffer(requestPool) // copied only if the request spans frames
 	defer buf.Free()
 	if req.err = precheck(buf.ReadOnlyData(), m, c.limits); req.err != nil {
 		return nil // the handler returns req.err

@@ -140,6 +140,8 @@ func New(opts ...Option) (_ *Server, err error) {
 		}),
 	}
 	gopts = append(gopts, cfg.windowOptions()...) // fixed receive windows bound what a client pushes unread
+	gopts = append(gopts, writeBatchOptions()...)
+	gopts = append(gopts, bufferPoolOptions()...)
 	var metrics *grpcprom.ServerMetrics
 	if cfg.registry != nil {
 		m := grpcprom.NewServerMetrics()

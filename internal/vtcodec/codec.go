@@ -19,6 +19,8 @@ import (
 	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
+
+	"github.com/roomcast/roomcast/internal/bufpool"
 )
 
 // Message is a protobuf message with vtprotobuf's generated methods, as
@@ -40,8 +42,16 @@ type Codec struct{}
 // methods.
 var fallback = encoding.GetCodecV2(grpcproto.Name)
 
-// Marshal encodes v into buffers from mem.DefaultBufferPool, as the proto
-// codec does, unless it is small.
+// pool holds the buffers of encodings and of messages copied together from
+// several frames. Unlike mem.DefaultBufferPool, which the proto codec uses,
+// it does not zero them: the generated code writes every byte of an
+// encoding's buffer, and a copy every byte of its own, before anything
+// reads them. (The default pool cleared a whole tier per message: 1 MiB for
+// a Publisher's batch of 256 KiB.)
+var pool = new(bufpool.Pool)
+
+// Marshal encodes v into pooled buffers, as the proto codec does, unless it
+// is small.
 func (Codec) Marshal(v any) (mem.BufferSlice, error) {
 	m, ok := v.(Message)
 	if !ok {
@@ -82,7 +92,6 @@ func marshal(m Message, enc func([]byte, Message) error) (mem.BufferSlice, error
 		sm.slice[0] = &sm.buf
 		return sm.slice[:], nil
 	}
-	pool := mem.DefaultBufferPool()
 	buf := pool.Get(size)
 	if err := enc(*buf, m); err != nil {
 		pool.Put(buf)
@@ -120,7 +129,7 @@ func (Codec) Unmarshal(data mem.BufferSlice, v any) error {
 	if !ok {
 		return fallback.Unmarshal(data, v)
 	}
-	buf := data.MaterializeToBuffer(mem.DefaultBufferPool())
+	buf := data.MaterializeToBuffer(pool)
 	defer buf.Free()
 	return Unmarshal(buf.ReadOnlyData(), m)
 }

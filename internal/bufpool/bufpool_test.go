@@ -1,4 +1,4 @@
-package client
+package bufpool
 
 import "testing"
 
@@ -6,7 +6,7 @@ import "testing"
 // are powers of two it takes back, and allocates the rest without keeping
 // them.
 func TestBufferPoolSizes(t *testing.T) {
-	p := new(bufferPool)
+	p := new(Pool)
 	for _, tc := range []struct{ n, cap int }{
 		{0, 256}, {1, 256}, {256, 256}, {257, 512}, {1024, 1024}, {1060, 2048},
 		{16 << 10, 16 << 10}, {1 << 20, 1 << 20}, {1<<20 + 1, 1<<20 + 1},
