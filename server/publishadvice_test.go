@@ -3,12 +3,10 @@ package server_test
 import (
 	"context"
 	"fmt"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -16,29 +14,10 @@ import (
 	"github.com/roomcast/roomcast/server"
 )
 
-// bigPublish makes one publish of payload on c and counts it in p; for a
-// refusal it returns the RetryInfo delay, or -1 without one. Another
-// answer fails t.
+// bigPublish makes one publish of payload on c and counts it, as publish
+// does.
 func (p *publishTally) bigPublish(ctx context.Context, t *testing.T, c roomcastv1.BrokerServiceClient, payload []byte) time.Duration {
-	_, err := c.Publish(ctx, &roomcastv1.PublishRequest{Room: "big", Payload: &roomcastv1.PublishRequest_Data{Data: payload}})
-	st := status.Convert(err)
-	switch st.Code() {
-	case codes.OK:
-		p.ok.Add(1)
-		return 0
-	case codes.ResourceExhausted:
-		p.refused.Add(1)
-		for _, d := range st.Details() {
-			if r, ok := d.(*errdetails.RetryInfo); ok {
-				return r.GetRetryDelay().AsDuration()
-			}
-		}
-		return -1
-	}
-	if c := st.Code(); ctx.Err() == nil && c != codes.DeadlineExceeded && c != codes.Canceled {
-		t.Errorf("a publish: %v", err)
-	}
-	return 0
+	return p.send(ctx, t, c, &roomcastv1.PublishRequest{Room: "big", Payload: &roomcastv1.PublishRequest_Data{Data: payload}})
 }
 
 // TestHonestPublishersAreNotPaused's counterpart for the byte rate:
@@ -72,29 +51,9 @@ func honestLargePublishers(t *testing.T, conns int) {
 	ctx, cancel := context.WithTimeout(testCtx(t), 30*time.Second)
 	defer cancel()
 	var tally publishTally
-	var wg sync.WaitGroup
-	for i := range goroutines {
-		c := clients[i%conns]
-		wg.Go(func() {
-			for ctx.Err() == nil && tally.ok.Load() < want {
-				wait := tally.bigPublish(ctx, t, c, payload)
-				if wait < 0 {
-					t.Error("a refusal past the byte rate without a RetryInfo")
-					return
-				}
-				if wait == 0 {
-					continue
-				}
-				timer := time.NewTimer(wait) // waiting out the advice is what is tested
-				select {
-				case <-timer.C:
-				case <-ctx.Done():
-					timer.Stop()
-				}
-			}
-		})
-	}
-	wg.Wait()
+	waitingOutAdvice(ctx, t, clients, goroutines, want, &tally, func(ctx context.Context, c roomcastv1.BrokerServiceClient) time.Duration {
+		return tally.bigPublish(ctx, t, c, payload)
+	})
 	ok, refused := tally.ok.Load(), tally.refused.Load()
 	t.Logf("%d publishes succeeded, %d refused: %.2f refusals per success", ok, refused, float64(refused)/float64(max(ok, 1)))
 	if n := pauses.Load(); n != 0 {
@@ -132,38 +91,11 @@ func TestLargePublishesIgnoringTheirAdviceArePaused(t *testing.T) {
 	ctx, cancel := context.WithTimeout(testCtx(t), 20*time.Second)
 	defer cancel()
 	var tally publishTally
-	var wg sync.WaitGroup
-	for range 8 {
-		wg.Go(func() {
-			for ctx.Err() == nil {
-				tally.bigPublish(ctx, t, c, payload)
-			}
-		})
-	}
-	defer wg.Wait()
-	defer cancel()
-	select {
-	case d := <-pauses:
-		if d != time.Millisecond {
-			t.Errorf("the first pause: %v, want 1ms", d)
-		}
-	case <-ctx.Done():
-		t.Fatalf("not paused in 20 s: %d publishes refused, %d succeeded", tally.refused.Load(), tally.ok.Load())
-	}
 	// The window spans the rest of the guard's second that paused (a dozen
 	// refusals at most past the allowance), then at most one more: in
 	// each, the advice's slots (4 a second), the allowance's bodies (4) and
 	// a dozen.
-	before := tally.refused.Load()
-	timer := time.NewTimer(window)
-	defer timer.Stop()
-	select {
-	case <-timer.C:
-	case <-ctx.Done():
-		t.Fatal("the test ran out of time")
-	}
-	n := tally.refused.Load() - before
-	t.Logf("%d publishes refused in the %v after the first pause", n, window)
+	n := refusedAfterFirstPause(t, ctx, pauses, &tally, window, func(ctx context.Context) { tally.bigPublish(ctx, t, c, payload) })
 	const slots, bodies = perSecond / size, allowance / size
 	if n > 2*(slots+bodies+12)+12 {
 		t.Errorf("%d publishes refused in the %v after the first pause, want them held near %d a second", n, window, slots+bodies)

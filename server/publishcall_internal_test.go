@@ -35,18 +35,8 @@ func methodHandler(t *testing.T, desc *grpc.ServiceDesc, method string) grpc.Met
 // (the codec's for a message of up to 64 bytes; it was two, and this four
 // fewer, before the codec's was one).
 func TestUnaryPublishAllocatesThreeFewer(t *testing.T) {
-	s, err := New(WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	ctx := peer.NewContext(context.Background(), &peer.Peer{Addr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 1}})
-	payload := &roomcastv1.PublishRequest_Data{Data: make([]byte, 64)}
-	dec := func(v any) error { // as the codec decodes into the checked wrapper's message
-		req := v.(*checked).msg.(*roomcastv1.PublishRequest)
-		req.Room, req.Payload = "r", payload
-		return nil
-	}
+	s := quietServer(t)
+	ctx, dec := loopbackPublish()
 	var infos []*grpc.UnaryServerInfo
 	pass := func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		infos = append(infos[:0], info)
@@ -132,18 +122,8 @@ func TestPublishReplyEncodesAsPublishResponse(t *testing.T) {
 // empty, so that its answer, which grpc-go may hold for as long as the
 // client leaves its flow-control window shut, holds none of its payload.
 func TestUnaryPublishAnswersInItsRequestsAllocation(t *testing.T) {
-	s, err := New(WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	ctx := peer.NewContext(context.Background(), &peer.Peer{Addr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 1}})
-	payload := &roomcastv1.PublishRequest_Data{Data: make([]byte, 64)}
-	dec := func(v any) error {
-		req := v.(*checked).msg.(*roomcastv1.PublishRequest)
-		req.Room, req.Payload = "r", payload
-		return nil
-	}
+	s := quietServer(t)
+	ctx, dec := loopbackPublish()
 	var seen any
 	pass := func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		seen = req
@@ -189,4 +169,29 @@ func TestUnaryPublishAnswersInItsRequestsAllocation(t *testing.T) {
 // as answer makes it in a new publishReply.
 func newPublishReply(off uint64, epoch string) any {
 	return new(publishReply).answer(off, epoch)
+}
+
+// quietServer returns a Server of the package's defaults that logs
+// nothing, closed as t ends.
+func quietServer(t *testing.T) *Server {
+	t.Helper()
+	s, err := New(WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// loopbackPublish returns the context of a call from a loopback peer, and
+// a decoder that makes its request a publish of 64 bytes to room "r", as
+// the codec decodes into the checked wrapper's message.
+func loopbackPublish() (context.Context, func(any) error) {
+	ctx := peer.NewContext(context.Background(), &peer.Peer{Addr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 1}})
+	payload := &roomcastv1.PublishRequest_Data{Data: make([]byte, 64)}
+	return ctx, func(v any) error {
+		req := v.(*checked).msg.(*roomcastv1.PublishRequest)
+		req.Room, req.Payload = "r", payload
+		return nil
+	}
 }

@@ -4,9 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
-	"net"
 	"sort"
 	"strings"
 	"testing"
@@ -15,7 +12,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
 	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
@@ -103,19 +99,9 @@ func TestPublishCountsAsTheLibrary(t *testing.T) {
 // off: its counters are not looked up, nor a reporter made for it (two
 // allocations per call through the library's interceptor).
 func TestPublishMetricsAllocateNothing(t *testing.T) {
-	s, err := New(WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := quietServer(t)
 	allocs := func(metrics grpc.UnaryServerInterceptor) float64 {
-		ctx := peer.NewContext(context.Background(), &peer.Peer{Addr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 1}})
-		payload := &roomcastv1.PublishRequest_Data{Data: make([]byte, 64)}
-		dec := func(v any) error {
-			req := v.(*checked).msg.(*roomcastv1.PublishRequest)
-			req.Room, req.Payload = "r", payload
-			return nil
-		}
+		ctx, dec := loopbackPublish()
 		chain := s.unaryChain(metrics, nil, true) // as New makes it
 		h := methodHandler(t, serviceDesc(), "Publish")
 		return testing.AllocsPerRun(200, func() {

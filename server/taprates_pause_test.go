@@ -23,7 +23,12 @@ type publishTally struct{ ok, refused atomic.Int64 }
 // rate it returns the RetryInfo delay, or -1 without one. Another answer
 // fails t.
 func (p *publishTally) publish(ctx context.Context, t *testing.T, c roomcastv1.BrokerServiceClient) time.Duration {
-	_, err := c.Publish(ctx, &roomcastv1.PublishRequest{Room: "r", Payload: &roomcastv1.PublishRequest_Text{Text: "x"}})
+	return p.send(ctx, t, c, &roomcastv1.PublishRequest{Room: "r", Payload: &roomcastv1.PublishRequest_Text{Text: "x"}})
+}
+
+// send makes the publish req on c and counts it, as publish does.
+func (p *publishTally) send(ctx context.Context, t *testing.T, c roomcastv1.BrokerServiceClient, req *roomcastv1.PublishRequest) time.Duration {
+	_, err := c.Publish(ctx, req)
 	st := status.Convert(err)
 	switch st.Code() {
 	case codes.OK:
@@ -81,29 +86,9 @@ func honestPublishers(t *testing.T, conns int) {
 	ctx, cancel := context.WithTimeout(testCtx(t), 30*time.Second)
 	defer cancel()
 	var tally publishTally
-	var wg sync.WaitGroup
-	for i := range goroutines {
-		c := clients[i%conns]
-		wg.Go(func() {
-			for ctx.Err() == nil && tally.ok.Load() < want {
-				wait := tally.publish(ctx, t, c)
-				if wait < 0 {
-					t.Error("a refusal past the rate without a RetryInfo")
-					return
-				}
-				if wait == 0 {
-					continue
-				}
-				timer := time.NewTimer(wait) // waiting out the advice is what is tested
-				select {
-				case <-timer.C:
-				case <-ctx.Done():
-					timer.Stop()
-				}
-			}
-		})
-	}
-	wg.Wait()
+	waitingOutAdvice(ctx, t, clients, goroutines, want, &tally, func(ctx context.Context, c roomcastv1.BrokerServiceClient) time.Duration {
+		return tally.publish(ctx, t, c)
+	})
 	ok, refused := tally.ok.Load(), tally.refused.Load()
 	t.Logf("%d publishes succeeded, %d refused: %.2f refusals per success", ok, refused, float64(refused)/float64(max(ok, 1)))
 	if n := pauses.Load(); n != 0 {
@@ -141,11 +126,28 @@ func TestCallsIgnoringTheirAdviceArePaused(t *testing.T) {
 	ctx, cancel := context.WithTimeout(testCtx(t), 20*time.Second)
 	defer cancel()
 	var tally publishTally
+	// The window spans the rest of the guard's second that paused (a dozen
+	// refusals at most, past the allowance), then at most two more, with
+	// the allowance and a dozen each at most; the loop unpaused made 4,600
+	// in as long.
+	n := refusedAfterFirstPause(t, ctx, pauses, &tally, window, func(ctx context.Context) { tally.publish(ctx, t, c) })
+	if n > 2*(allowance+20)+20 {
+		t.Errorf("%d publishes refused in the %v after the first pause, want them held near %d a second", n, window, allowance)
+	}
+}
+
+// refusedAfterFirstPause runs 8 goroutines calling publish until it
+// returns, waits for their connection's first pause, which must be of 1
+// ms, and returns how many publishes tally counted refused in the window
+// after it.
+func refusedAfterFirstPause(t *testing.T, ctx context.Context, pauses <-chan time.Duration, tally *publishTally, window time.Duration, publish func(context.Context)) int64 {
+	t.Helper()
+	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	for range 8 {
 		wg.Go(func() {
 			for ctx.Err() == nil {
-				tally.publish(ctx, t, c)
+				publish(ctx)
 			}
 		})
 	}
@@ -157,12 +159,8 @@ func TestCallsIgnoringTheirAdviceArePaused(t *testing.T) {
 			t.Errorf("the first pause: %v, want 1ms", d)
 		}
 	case <-ctx.Done():
-		t.Fatalf("not paused in 20 s: %d publishes refused, %d succeeded", tally.refused.Load(), tally.ok.Load())
+		t.Fatalf("not paused in time: %d publishes refused, %d succeeded", tally.refused.Load(), tally.ok.Load())
 	}
-	// The window spans the rest of the guard's second that paused (a dozen
-	// refusals at most, past the allowance), then at most two more, with
-	// the allowance and a dozen each at most; the loop unpaused made 4,600
-	// in as long.
 	before := tally.refused.Load()
 	timer := time.NewTimer(window)
 	defer timer.Stop()
@@ -173,7 +171,36 @@ func TestCallsIgnoringTheirAdviceArePaused(t *testing.T) {
 	}
 	n := tally.refused.Load() - before
 	t.Logf("%d publishes refused in the %v after the first pause", n, window)
-	if n > 2*(allowance+20)+20 {
-		t.Errorf("%d publishes refused in the %v after the first pause, want them held near %d a second", n, window, allowance)
+	return n
+}
+
+// waitingOutAdvice runs goroutines that publish with publish over clients
+// in turn until want publishes succeeded or ctx ends, each waiting out
+// the RetryInfo of its refusals (publish returns its delay, 0 for none, or
+// a negative one for a refusal without it), as an honest client does.
+func waitingOutAdvice(ctx context.Context, t *testing.T, clients []roomcastv1.BrokerServiceClient, goroutines int, want int64, tally *publishTally, publish func(context.Context, roomcastv1.BrokerServiceClient) time.Duration) {
+	t.Helper()
+	var wg sync.WaitGroup
+	for i := range goroutines {
+		c := clients[i%len(clients)]
+		wg.Go(func() {
+			for ctx.Err() == nil && tally.ok.Load() < want {
+				wait := publish(ctx, c)
+				if wait < 0 {
+					t.Error("a refusal past a rate without a RetryInfo")
+					return
+				}
+				if wait == 0 {
+					continue
+				}
+				timer := time.NewTimer(wait) // waiting out the advice is what is tested
+				select {
+				case <-timer.C:
+				case <-ctx.Done():
+					timer.Stop()
+				}
+			}
+		})
 	}
+	wg.Wait()
 }
