@@ -28,19 +28,21 @@ func bufferPoolOptions() []grpc.DialOption {
 // once), and a Publisher's full batch of 1 KiB payloads eight writes. Both
 // buffers are taken from pools while a read or a write needs them, so an
 // idle connection holds neither: the write buffer is shared, and grpc-go
-// keeps no read buffer while nothing is buffered on Linux. Elsewhere it
-// keeps one per connection for good, so the read size stays grpc-go's
+// keeps no read buffer while nothing is buffered, but only on Linux and
+// for a plaintext TCP connection (grpc-go v1.85's non-blocking reader).
+// Otherwise (TLS, whose reads return a record of at most 16 KiB anyway)
+// it keeps one per connection for good, so the read size stays grpc-go's
 // there.
 const ioBufferBytes = 256 << 10
 
-// ioBufferOptions are the dial options of the read and write buffers;
-// WithDialOptions may override them.
-func ioBufferOptions() []grpc.DialOption {
+// ioBufferOptions are the dial options of the read and write buffers, for
+// a plaintext connection or not; WithDialOptions may override them.
+func ioBufferOptions(plaintext bool) []grpc.DialOption {
 	opts := []grpc.DialOption{
 		grpc.WithWriteBufferSize(ioBufferBytes),
 		grpc.WithSharedWriteBuffer(true),
 	}
-	if runtime.GOOS == "linux" {
+	if runtime.GOOS == "linux" && plaintext {
 		opts = append(opts, grpc.WithReadBufferSize(ioBufferBytes))
 	}
 	return opts

@@ -106,7 +106,7 @@ type Client struct {
 // and grpc.WithInitialConnWindowSize changes them), frames read into
 // buffers of an unzeroed pool with a size class per power of two
 // (WithDialOptions with experimental.WithBufferPool changes it), reads of
-// up to 256 KiB a system call (on Linux) and writes gathered up to 256 KiB
+// up to 256 KiB a system call (on Linux, in plaintext) and writes gathered up to 256 KiB
 // in a shared buffer (grpc.WithReadBufferSize, grpc.WithWriteBufferSize and
 // grpc.WithSharedWriteBuffer change them). A
 // credential over plaintext to a target that is not on this machine is
@@ -137,7 +137,7 @@ func Dial(target string, opts ...Option) (*Client, error) {
 	}
 	dialOpts = append(dialOpts, flowControlOptions()...)
 	dialOpts = append(dialOpts, bufferPoolOptions()...)
-	dialOpts = append(dialOpts, ioBufferOptions()...)
+	dialOpts = append(dialOpts, ioBufferOptions(cfg.plaintext())...)
 	dialOpts = append(dialOpts, cfg.dialOpts...)
 	conn, err := grpc.NewClient(target, dialOpts...)
 	if err != nil {

@@ -1,5 +1,6 @@
-// Package bufpool is a buffer pool for grpc-go's receive path that does not
-// zero the buffers it hands out.
+// Package bufpool is a buffer pool for grpc-go's receive path, and for the
+// encodings of internal/vtcodec, that does not zero the buffers it hands
+// out.
 //
 // grpc-go reads each HTTP/2 DATA frame of more than 1 KiB into a buffer of
 // its pool (smaller ones into bytes of their own), which the stream's codec

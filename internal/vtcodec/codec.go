@@ -14,6 +14,7 @@
 package vtcodec
 
 import (
+	"fmt"
 	"google.golang.org/grpc/encoding"
 	grpcproto "google.golang.org/grpc/encoding/proto"
 	"google.golang.org/grpc/mem"
@@ -65,10 +66,20 @@ func (Codec) Marshal(v any) (mem.BufferSlice, error) {
 // checks them, and encodes such a message as Marshal does. Given an invalid
 // string, it encodes it, where Marshal fails. Calls may run at once.
 func MarshalChecked(m Message) (mem.BufferSlice, error) {
-	return marshal(m, func(b []byte, m Message) error {
-		_, err := m.MarshalToSizedBufferVT(b)
-		return err
-	})
+	return marshal(m, marshalFilling)
+}
+
+// marshalFilling encodes m into b, which is m.SizeVT() bytes long, and
+// fails unless the encoding fills it: b may be a used buffer of the
+// unzeroed pool, whose unwritten start would carry an earlier message's
+// bytes (the encoding is written from b's end; a message changed while it
+// is encoded could come out shorter than its size).
+func marshalFilling(b []byte, m Message) error {
+	n, err := m.MarshalToSizedBufferVT(b)
+	if err == nil && n != len(b) {
+		err = fmt.Errorf("vtcodec: a %T encoded in %d bytes, not its size of %d: was it changed while it was sent?", m, n, len(b))
+	}
+	return err
 }
 
 // marshal encodes m with enc, which writes m into a slice of m.SizeVT()
@@ -174,7 +185,7 @@ func AppendSized(b []byte, m Message, size int) ([]byte, error) {
 
 // marshalSized encodes m into b, which is m.SizeVT() bytes long.
 func marshalSized(b []byte, m Message) error {
-	if _, err := m.MarshalToSizedBufferVT(b); err != nil {
+	if err := marshalFilling(b, m); err != nil {
 		return err
 	}
 	if !validUTF8(b, m.ProtoReflect().Descriptor()) {

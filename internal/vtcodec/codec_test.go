@@ -97,7 +97,7 @@ func TestMarshalLarge(t *testing.T) {
 // class, and one decoded from pieces copied into a used buffer.
 func TestMarshalReusesBuffersWhole(t *testing.T) {
 	for i := range 20 {
-		size := 48<<10 - i*1000 // the same 64 KiB class, each smaller
+		size := 48<<10 - i*500 // the same 64 KiB class, each smaller
 		m := &roomcastv1.PublishRequest{Room: strings.Repeat("r", i+1), Payload: &roomcastv1.PublishRequest_Data{Data: bytes.Repeat([]byte{byte(i)}, size)}}
 		want, err := proto.Marshal(m)
 		if err != nil {
