@@ -30,13 +30,14 @@ import (
 // the order they were held, so a FIFO ring and one timer do.
 
 // DefaultRefusedHold is the default hold of WithRefusedHold. An honest
-// client refused for its address's cap waits that much longer before its
-// retry: about grpc-go's first reconnect backoff, and far within its
-// 20 s connect timeout. An attacker that redials at once may redial only
-// as fast as its held connections end. A hold of 2 s saved little more
-// of the server's CPU under such a flood (docs/security.md), for a second
-// more of every refused client's wait.
-const DefaultRefusedHold = time.Second
+// client refused for its address's cap (one of more than 100 behind one
+// address awaiting authentication at once) waits that much longer before
+// its retry, as long as a lost SYN's first retransmission, and far within
+// grpc-go's 20 s connect timeout. An attacker that redials at once may
+// redial only as fast as its held connections end: under the harness's
+// redialler (docs/attacks.md), 3 s rather than 1 s halved the server's
+// CPU (0.8 s against 1.5 and 1.6 s in two alternated pairs).
+const DefaultRefusedHold = 3 * time.Second
 
 // maxDefaultRefusedHeld bounds the default of how many connections are
 // held at once: the server's default WithMaxConnections again, so that the
@@ -61,7 +62,7 @@ const tarpitSlack = 10 * time.Millisecond
 // authentication, and are reset at once when the server stops; they are
 // counted in roomcast_connections_address_refused_total as before and,
 // while held, in the gauge roomcast_connections_refused_held. The default
-// is DefaultRefusedHold (1 s); d 0 resets at once. most 0 (the default) is
+// is DefaultRefusedHold (3 s); d 0 resets at once. most 0 (the default) is
 // a quarter of the process's open-file limit, at most 10,000 (the default
 // WithMaxConnections), or 1024 where the limit cannot be read.
 func WithRefusedHold(d time.Duration, most int) Option {
