@@ -121,7 +121,7 @@ func (ss *session) pauseReading(d time.Duration) bool {
 	if hook := ss.srv.cfg.readPauseHook; hook != nil {
 		hook(ss.id, d)
 	}
-	return pause(ss.stream.Context().Done(), d)
+	return ss.pause.wait(ss.stream.Context().Done(), d)
 }
 
 // pause waits d, or until done is closed, and reports whether d passed:

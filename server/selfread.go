@@ -6,8 +6,6 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/status"
-
-	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
 )
 
 // An idle Subscribe stream's memory is mostly its goroutines' stacks, and
@@ -78,7 +76,7 @@ func (ss *session) readGuarded() {
 // ends, or the client has sent all its commands.
 func (ss *session) readCommands() {
 	for {
-		req := new(roomcastv1.SubscribeRequest)
+		req := ss.spares.get()
 		if err := ss.stream.RecvMsg(req); err != nil {
 			// At io.EOF the client sent all its commands (grpcurl does so
 			// when its input ends) but still listens: keep delivering.

@@ -74,6 +74,9 @@ type session struct {
 	commands   *rate.Limiter  // nil: no limit
 	refused    refusals       // commands refused by a rate limit, the reader's own
 	credential *auth.Identity // the credential's rate is kept under its subject and method, which a refresh keeps
+	pause      readPause      // the pause after a refusal
+
+	spares requestSpares // handled requests, handed back by the turns for the reader to decode into
 
 	gate          sendGate     // shut by the handler: no Send starts after it returns
 	sendStartedAt atomic.Int64 // the server's stallClock when the current Send began; 0 when not sending

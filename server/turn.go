@@ -83,7 +83,9 @@ commands:
 		}
 		c := <-ss.cmds // the reader counts a command once it is in cmds
 		ss.pending.Add(-1)
-		if err := ss.handle(w, c); err != nil {
+		err := ss.handle(w, c)
+		ss.spares.put(c.req)
+		if err != nil {
 			return false, err
 		}
 	}

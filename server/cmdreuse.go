@@ -1,0 +1,74 @@
+package server
+
+import (
+	"sync"
+	"time"
+
+	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
+)
+
+// Under a flood of commands (attack (e) of issue #13) the reader decoded
+// each into a request of its own and paused after each refusal on a timer
+// of its own: garbage by the hundred thousand a second, which the
+// collections a bystander's tail paid for cleared. A session's turns hand
+// the requests they have handled back to its reader, and its reader pauses
+// on one timer.
+
+// requestSpares holds requests a session's turns have handled, for its
+// reader to decode the next commands into. Nothing of a handled request is
+// kept by its turn but its strings and byte slices, which a decoding does
+// not reuse (it makes new ones). Its zero value is empty and ready; it is
+// safe for concurrent use.
+type requestSpares struct {
+	mu   sync.Mutex
+	n    int
+	reqs [commandsPerWake]*roomcastv1.SubscribeRequest
+}
+
+// get returns a spare request, or a new one if there is none.
+func (s *requestSpares) get() *roomcastv1.SubscribeRequest {
+	s.mu.Lock()
+	if s.n == 0 {
+		s.mu.Unlock()
+		return new(roomcastv1.SubscribeRequest)
+	}
+	s.n--
+	r := s.reqs[s.n]
+	s.reqs[s.n] = nil
+	s.mu.Unlock()
+	return r
+}
+
+// put keeps r, which its turn has handled and no one uses any longer,
+// emptied so that a spare holds no command's bytes; past commandsPerWake
+// spares it is dropped.
+func (s *requestSpares) put(r *roomcastv1.SubscribeRequest) {
+	r.Reset()
+	s.mu.Lock()
+	if s.n < len(s.reqs) {
+		s.reqs[s.n] = r
+		s.n++
+	}
+	s.mu.Unlock()
+}
+
+// readPause is the reader's refusal pause, on one timer made at its first
+// pause (timers since Go 1.23 deliver no stale tick after Reset or Stop).
+// Its owner, the reader, serializes its calls.
+type readPause struct{ t *time.Timer }
+
+// wait waits d, or until done is closed, and reports whether d passed.
+func (p *readPause) wait(done <-chan struct{}, d time.Duration) bool {
+	if p.t == nil {
+		p.t = time.NewTimer(d)
+	} else {
+		p.t.Reset(d)
+	}
+	select {
+	case <-p.t.C:
+		return true
+	case <-done:
+		p.t.Stop()
+		return false
+	}
+}
