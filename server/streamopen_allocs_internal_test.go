@@ -2,11 +2,15 @@ package server
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net"
 	"testing"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
 
 	"github.com/roomcast/roomcast/auth"
 	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
@@ -72,5 +76,26 @@ func TestPeerAddrAllocations(t *testing.T) {
 	}
 	if addr != "[2001:db8::1234:5678]:54321" {
 		t.Errorf("peerAddr = %q", addr)
+	}
+}
+
+// A status error's text on the access line is err.Error()'s, built in one
+// allocation; other errors' are theirs.
+func TestErrorTextAllocations(t *testing.T) {
+	wrapped := fmt.Errorf("wrapped: %w", status.Error(codes.Canceled, "gone"))
+	for _, err := range []error{
+		status.Error(codes.Canceled, "context canceled"),
+		status.Error(codes.ResourceExhausted, "this credential has 1 Subscribe streams open"),
+		status.Error(codes.Code(99), "an unknown code"),
+		wrapped,
+		errors.New("plain"),
+	} {
+		if got, want := errorText(err), err.Error(); got != want {
+			t.Errorf("errorText = %q, want %q", got, want)
+		}
+	}
+	err := status.Error(codes.Canceled, "context canceled")
+	if n := testing.AllocsPerRun(200, func() { _ = errorText(err) }); n > 1 {
+		t.Errorf("errorText of a status error: %v allocations, want 1", n)
 	}
 }
