@@ -78,5 +78,6 @@ func peerAddr(ctx context.Context) string {
 	if !ok || p.Addr == nil {
 		return ""
 	}
-	return string(appendAddr(nil, p.Addr))
+	var buf [64]byte // an address's text, built without growing: one allocation, the string
+	return string(appendAddr(buf[:0], p.Addr))
 }

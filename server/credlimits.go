@@ -28,37 +28,61 @@ type streamCounts struct {
 	max     int
 	refused error // the refusal past max, built once: it is the same for every stream
 	mu      sync.Mutex
-	n       map[string]int // only credentials with streams open
+	n       map[string]*credStreams // only credentials with streams open
+}
+
+// credStreams is one credential's count. Its key and release are made
+// with it, as its first stream opens, so that the credential's further
+// streams allocate nothing here (attack (d) opens a thousand at once).
+type credStreams struct {
+	key     string
+	n       int // guarded by streamCounts.mu
+	release func()
 }
 
 func newStreamCounts(max int) *streamCounts {
 	return &streamCounts{
 		max:     max,
 		refused: status.Errorf(codes.ResourceExhausted, "this credential has %d Subscribe streams open, its limit; close one, or subscribe to more rooms on one stream", max),
-		n:       make(map[string]int),
+		n:       make(map[string]*credStreams),
 	}
 }
 
-// open counts one more stream for id and returns its release, or an error
-// if id has its limit open already.
+// open counts one more stream for id and returns its release, to be called
+// once, or an error if id has its limit open already.
 func (c *streamCounts) open(id *auth.Identity) (release func(), err error) {
 	var buf [128]byte
 	b := appendCredentialKey(buf[:0], id)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	n := c.n[string(b)]
-	if n >= c.max {
+	e := c.n[string(b)]
+	if e.count() >= c.max {
 		return nil, c.refused
 	}
-	key := string(b) // kept by the release
-	c.n[key] = n + 1
-	return func() {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		if c.n[key]--; c.n[key] == 0 {
-			delete(c.n, key)
-		}
-	}, nil
+	if e == nil {
+		e = &credStreams{key: string(b)}
+		e.release = func() { c.closed(e) }
+		c.n[e.key] = e
+	}
+	e.n++
+	return e.release, nil
+}
+
+// closed counts one of e's streams closed, forgetting e with its last.
+func (c *streamCounts) closed(e *credStreams) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e.n--; e.n == 0 {
+		delete(c.n, e.key)
+	}
+}
+
+// count is e's streams open, 0 for none (nil). Caller holds the mu.
+func (e *credStreams) count() int {
+	if e == nil {
+		return 0
+	}
+	return e.n
 }
 
 // full reports whether id has its limit of streams open, so that a new one
@@ -69,7 +93,7 @@ func (c *streamCounts) full(id *auth.Identity) bool {
 	b := appendCredentialKey(buf[:0], id)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.n[string(b)] >= c.max
+	return c.n[string(b)].count() >= c.max
 }
 
 // fullStreams refuses a Subscribe stream or Watch call in the tap, before grpc-go starts

@@ -36,9 +36,9 @@ type statusWriter interface {
 
 // statusWriterOf returns what writes the status of ctx's stream, nil if
 // its transport cannot.
-func statusWriterOf(ctx context.Context) func(*status.Status) error {
+func statusWriterOf(ctx context.Context) statusWriter {
 	if w, ok := grpc.ServerTransportStreamFromContext(ctx).(statusWriter); ok {
-		return w.WriteStatus
+		return w // not its method value, which would be an allocation
 	}
 	return nil
 }

@@ -2,7 +2,7 @@ package server
 
 import (
 	"context"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
@@ -108,10 +108,34 @@ func (s *Server) recoverStream(srv any, ss grpc.ServerStream, info *grpc.StreamS
 // that a client told its stream ended may open another at once.
 type admissionKey struct{}
 
-// admissionOf returns the release of ctx's counted stream, or nil.
-func admissionOf(ctx context.Context) func() {
-	release, _ := ctx.Value(admissionKey{}).(func())
-	return release
+// admission is a counted stream's place among its credential's streams.
+type admission struct {
+	given   atomic.Bool
+	release func()
+}
+
+// giveBack gives the place back, once however often called (by the
+// interceptor and the session, on their goroutines); nil gives nothing.
+func (a *admission) giveBack() {
+	if a != nil && a.given.CompareAndSwap(false, true) {
+		a.release()
+	}
+}
+
+// admittedStream is a counted stream: its admission is a part of it, one
+// allocation rather than a closure's several.
+type admittedStream struct {
+	grpc.ServerStream
+	ctx context.Context
+	adm admission
+}
+
+func (s *admittedStream) Context() context.Context { return s.ctx }
+
+// admissionOf returns the admission of ctx's counted stream, or nil.
+func admissionOf(ctx context.Context) *admission {
+	a, _ := ctx.Value(admissionKey{}).(*admission)
+	return a
 }
 
 // admittedStreams is the interceptor that follows authentication: it
@@ -135,9 +159,10 @@ func (s *Server) admitted(srv any, ss grpc.ServerStream, info *grpc.StreamServer
 		if err != nil {
 			return err
 		}
-		release = sync.OnceFunc(release)
-		defer release()
-		ss = &recordedStream{ServerStream: ss, ctx: context.WithValue(ctx, admissionKey{}, release)}
+		as := &admittedStream{ServerStream: ss, adm: admission{release: release}}
+		as.ctx = context.WithValue(ctx, admissionKey{}, &as.adm)
+		defer as.adm.giveBack()
+		ss = as
 	}
 	if r != nil {
 		r.subject, r.ran = id.Subject, true

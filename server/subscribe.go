@@ -50,8 +50,9 @@ type session struct {
 	stalled atomic.Bool  // cut off by the sweeper for a write past the write timeout
 	watch   bool         // a Watch call's: its commands' ids are room names (see watch.go)
 
-	writeStatus func(*status.Status) error // ends the stream at once (see selfread.go); nil: a goroutine reads
-	admission   func()                     // gives the stream's places, the server's and its credential's, back (see serve and admitted); once, however often called
+	writeStatus statusWriter // ends the stream at once (see selfread.go); nil: a goroutine reads
+	credPlace   *admission   // the credential's place, given back once however often (see admitted); nil: none
+	placed      atomic.Bool  // holds a place in srv.streams (see serve and leave)
 
 	mu     sync.Mutex
 	sched  schedState  // guarded by mu; see schedule.go
@@ -104,30 +105,26 @@ func (s *Server) serve(stream subscribeStream, watch bool) error {
 	// The stream's places, the server's and its credential's, are given
 	// back as the handler returns, or as the session ends the stream from
 	// outside, before the client hears of it (see endWith).
-	leave := sync.OnceFunc(func() { s.streams.Add(-1) })
-	defer leave()
-	admission := admissionOf(stream.Context())
+	// A session's fields, not closures, keep them: each closure was an
+	// allocation per stream, and attack (d) opens a thousand at once.
 	id := newSessionID()
 	ss := &session{
 		srv:    s,
 		id:     id,
 		stream: stream,
-		conn:   s.connOf(stream.Context()),
 		cmds:   make(chan command, commandsPerWake),
 		end:    make(chan error, 1),
 		watch:  watch,
 
 		writeStatus: statusWriterOf(stream.Context()),
-		admission: func() {
-			leave()
-			if admission != nil {
-				admission()
-			}
-		},
+		credPlace:   admissionOf(stream.Context()),
 
 		identity: s.access.identity(stream.Context()),
 		commands: s.cfg.commandLimiter(),
 	}
+	ss.placed.Store(true)
+	defer ss.leave()
+	ss.conn = s.connOf(stream.Context())
 	ss.credential = ss.identity
 	ss.sub = s.broker.NewNotifiedSubscriber(id, ss.wake)
 	ss.record = recordOf(stream.Context())
@@ -167,13 +164,21 @@ func (ss *session) wait() error {
 func (ss *session) endWith(err error) {
 	select {
 	case ss.end <- err:
-		if ss.admission != nil { // before the client hears, so that it may open another at once (nil only in tests of fake sessions)
-			ss.admission()
-		}
+		// Before the client hears, so that it may open another at once.
+		ss.leave()
+		ss.credPlace.giveBack()
 		if ss.writeStatus != nil {
-			ss.writeStatus(status.Convert(err))
+			ss.writeStatus.WriteStatus(status.Convert(err))
 		}
 	default:
+	}
+}
+
+// leave gives the stream's place among the server's back, once however
+// often called; a session that serve did not start (a test's) holds none.
+func (ss *session) leave() {
+	if ss.placed.CompareAndSwap(true, false) {
+		ss.srv.streams.Add(-1)
 	}
 }
 
