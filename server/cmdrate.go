@@ -125,7 +125,8 @@ func (ss *session) pauseReading(d time.Duration) bool {
 }
 
 // pause waits d, or until done is closed, and reports whether d passed:
-// the refusal pauses of streams and connections.
+// the refusal pauses of PublishStream streams and of connections (a
+// Subscribe stream's reader pauses on its readPause).
 func pause(done <-chan struct{}, d time.Duration) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()

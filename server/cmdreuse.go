@@ -15,15 +15,25 @@ import (
 // on one timer.
 
 // requestSpares holds requests a session's turns have handled, for its
-// reader to decode the next commands into. Nothing of a handled request is
-// kept by its turn but its strings and byte slices, which a decoding does
-// not reuse (it makes new ones). Its zero value is empty and ready; it is
-// safe for concurrent use.
+// reader to decode the next commands into. What a turn keeps of a handled
+// request (its strings, and its command's sub-messages, such as a join's
+// Info map, which the broker keeps) stays whole, because put empties a
+// request with Reset, which drops its sub-messages rather than emptying
+// them, and a decoding makes new ones: a put that emptied them in place
+// (vtprotobuf's ResetVT with pooling) or a merging decode would overwrite
+// what the broker keeps. Its zero value is empty and ready; it is safe for
+// concurrent use.
 type requestSpares struct {
 	mu   sync.Mutex
 	n    int
-	reqs [commandsPerWake]*roomcastv1.SubscribeRequest
+	reqs [maxSpareRequests]*roomcastv1.SubscribeRequest
 }
+
+// maxSpareRequests bounds a session's spares: every session carries their
+// array, and keeps the requests for its life, so an idle stream holds
+// little (issue #14's idle memory); a reader that refuses a command pauses,
+// so few requests are in flight at once.
+const maxSpareRequests = 8
 
 // get returns a spare request, or a new one if there is none.
 func (s *requestSpares) get() *roomcastv1.SubscribeRequest {
@@ -40,7 +50,7 @@ func (s *requestSpares) get() *roomcastv1.SubscribeRequest {
 }
 
 // put keeps r, which its turn has handled and no one uses any longer,
-// emptied so that a spare holds no command's bytes; past commandsPerWake
+// emptied so that a spare holds no command's bytes; past maxSpareRequests
 // spares it is dropped.
 func (s *requestSpares) put(r *roomcastv1.SubscribeRequest) {
 	r.Reset()

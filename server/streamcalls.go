@@ -100,8 +100,8 @@ func (s *Server) recoverStream(srv any, ss grpc.ServerStream, info *grpc.StreamS
 	return handler(srv, ss)
 }
 
-// admissionKey keys a counted stream's release in its context: what gives
-// its place among its credential's streams back, once. The interceptor
+// admissionKey keys a counted stream's *admission in its context: what
+// gives its place among its credential's streams back, once. The interceptor
 // gives it back when the handler returns, before grpc-go writes the
 // status; a session that ends its stream from outside, having grpc-go
 // write the status at once, gives it back first (see session.endWith), so

@@ -107,23 +107,17 @@ func (s *Server) serve(stream subscribeStream, watch bool) error {
 	// outside, before the client hears of it (see endWith).
 	// A session's fields, not closures, keep them: each closure was an
 	// allocation per stream, and attack (d) opens a thousand at once.
-	id := newSessionID()
-	ss := &session{
-		srv:    s,
-		id:     id,
-		stream: stream,
-		cmds:   make(chan command, commandsPerWake),
-		end:    make(chan error, 1),
-		watch:  watch,
-
-		writeStatus: statusWriterOf(stream.Context()),
-		credPlace:   admissionOf(stream.Context()),
-
-		identity: s.access.identity(stream.Context()),
-		commands: s.cfg.commandLimiter(),
-	}
+	// The server's place is the session's before anything else can fail.
+	ss := &session{srv: s}
 	ss.placed.Store(true)
 	defer ss.leave()
+	id := newSessionID()
+	ss.id, ss.stream, ss.watch = id, stream, watch
+	ss.cmds, ss.end = make(chan command, commandsPerWake), make(chan error, 1)
+	ss.writeStatus = statusWriterOf(stream.Context())
+	ss.credPlace = admissionOf(stream.Context())
+	ss.identity = s.access.identity(stream.Context())
+	ss.commands = s.cfg.commandLimiter()
 	ss.conn = s.connOf(stream.Context())
 	ss.credential = ss.identity
 	ss.sub = s.broker.NewNotifiedSubscriber(id, ss.wake)
