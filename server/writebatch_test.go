@@ -58,14 +58,7 @@ func TestFanoutWritesGatherPastGRPCDefaultBuffer(t *testing.T) {
 		t.Fatal(err)
 	}
 	lis := &writeSizes{Listener: inner}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(lis) }()
-	t.Cleanup(func() {
-		srv.Close()
-		if err := <-served; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	})
+	servertest.ServeOn(t, srv, lis)
 	ctx := testCtx(t)
 	c := roomcastv1.NewBrokerServiceClient(servertest.Dial(t, inner.Addr().String()))
 	subs := make([]*subscriber, streams)

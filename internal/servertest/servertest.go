@@ -36,6 +36,15 @@ func StartAt(t testing.TB, addr string, opts ...server.Option) (*server.Server, 
 		srv.Close()
 		t.Fatal(err)
 	}
+	ServeOn(t, srv, lis)
+	return srv, lis.Addr().String()
+}
+
+// ServeOn serves srv on lis until the test ends, then closes srv, with
+// Serve checked, in the test's cleanup: for a test whose listener is its
+// own (one that wraps its connections, say).
+func ServeOn(t testing.TB, srv *server.Server, lis net.Listener) {
+	t.Helper()
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(lis) }()
 	t.Cleanup(func() {
@@ -44,7 +53,6 @@ func StartAt(t testing.TB, addr string, opts ...server.Option) (*server.Server, 
 			t.Errorf("Serve: %v", err)
 		}
 	})
-	return srv, lis.Addr().String()
 }
 
 // Dial returns a connection to the server at addr, closed in the test's
