@@ -199,7 +199,7 @@ func WithMaxRefusedCalls(n int) Option { return func(c *config) { c.maxRefusedCa
 // WithPublishByteRate limits the bytes of messages (as
 // WithMaxMessageBytes counts them) that each credential publishes to
 // perSecond, in bursts of burst. A publish is let through while its
-// credential owes nothing, and charged once accepted, so a message of any
+// credential owes nothing, and charged as it is published, so a message of any
 // size passes and the average is held; while the credential owes, its
 // Publish calls and PublishStream streams are refused (with
 // WithAuthenticator, from their headers, before the request is read), and

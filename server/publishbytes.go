@@ -18,7 +18,8 @@ import (
 // tenfold: issue #13 (b)).
 //
 // The bucket may go into debt: a publish is let through while its
-// credential owes nothing, and its bytes are charged once it is accepted.
+// credential owes nothing, and its bytes are taken as it is published
+// (given back if it is then refused: reserve).
 // So a message of any size up to the limit passes, a credential's average
 // is held to the rate, and a publish is refused by its credential alone,
 // in the tap, before its request is read or decoded.
