@@ -31,6 +31,22 @@ import "time"
 // connection of one or two streams, such as a service's own subscriber,
 // would only wait.
 //
+// Nor is a writer whose holds would gather little: holding pays only when
+// each held response carries clearly more than the one message that woke
+// its stream. A load signal from wake delays cannot tell that: one publish
+// to a large room pokes every connection's writer at once, so on a machine
+// of two cores the last ones wake milliseconds late although it is mostly
+// idle, and a stream that gets a message every 10 ms would have each one
+// held for nothing. So the pacer also estimates how fast messages come to
+// the streams it serves (the messages per response its passes collect over
+// the time between their beginnings, both averaged), and holds only when a
+// hold is long enough to gather holdGathers messages per response at that
+// rate. The rate is measured on every pass, held or not, so a writer that
+// stopped holding sees within a few passes when messages come faster
+// again, with no probe holds to delay a paced stream's messages; before its
+// first measured pass a writer holds, so a burst of load holds from its
+// first passes.
+//
 // Nor is a writer whose passes already send large responses (at least
 // gatheredEnough buffers, about as many messages, per response, averaged
 // over its recent passes, so that the short pass after a long one does
@@ -50,6 +66,20 @@ const holdPerDelay = 32
 // about 7 messages per response; one busy stream gathers hundreds by
 // itself.
 const gatheredEnough = 32
+
+// holdGathers is the messages per response a hold must be expected to
+// gather for the writer to hold: two, the message that woke the stream and
+// at least one more, so that a held response carries at least twice what an
+// unheld one would; below that a hold adds latency for a saving of less
+// than half the per-response work. Held passes of rooms of 10 gather about
+// 8, of one room of 1000 at saturation about 25; a paced stream with a
+// message every 10 ms would need holds of 20 ms.
+const holdGathers = 2
+
+// gatherWeight is the weight, as a power of two, of the averages of
+// messages per response and time between passes against each new pass.
+// They start at the first pass measured; before it, the writer holds.
+const gatherWeight = 3
 
 // holdFromResponses is the responses a pass sends, on average, from which
 // its writer may hold the next.
@@ -73,6 +103,9 @@ type passPacer struct {
 	passed   bool  // a pass began: lastPass is set
 	perResp  int   // buffers per response, averaged over passes that sent any, in 1/256ths
 	perPass  int   // responses per pass, averaged over passes that sent any, in 1/256ths
+	span     int64 // ns from the previous pass's beginning to the current one's; 0 if unknown or the bound or more
+	gap      int64 // ns between passes, averaged over passes that sent any and had a span; 0 before the first
+	perMsg   int64 // messages per response over the same passes, in 1/256ths
 }
 
 // woke records a wake-up that came delay ns after the writer's poke.
@@ -86,19 +119,52 @@ func (p *passPacer) holdFor(now int64) time.Duration {
 	if !p.passed || p.max <= 0 || p.perResp >= gatheredEnough<<8 || p.perPass < holdFromResponses<<8 {
 		return 0
 	}
-	return time.Duration(p.lastPass + min(p.max, holdPerDelay*p.delay) - now)
+	hold := min(p.max, holdPerDelay*p.delay)
+	if !p.gathers(hold) {
+		return 0
+	}
+	return time.Duration(p.lastPass + hold - now)
+}
+
+// gathers reports whether a pass hold ns after the previous one began is
+// expected to collect holdGathers messages per response: at the averaged
+// rate, perMsg messages per gap ns. perMsg is below gatheredEnough<<8 or
+// near it and hold at most the bound, so the product fits for bounds of
+// days.
+func (p *passPacer) gathers(hold int64) bool {
+	return p.gap == 0 || p.perMsg*hold >= holdGathers<<8*p.gap
 }
 
 // begin records that a pass began at now.
-func (p *passPacer) begin(now int64) { p.lastPass, p.passed = now, true }
+func (p *passPacer) begin(now int64) {
+	p.span = 0
+	if since := now - p.lastPass; p.passed && since > 0 && since < p.max {
+		p.span = since // after a quiet spell of the bound, the pass says nothing of how fast messages come
+	}
+	p.lastPass, p.passed = now, true
+}
 
 // collected records what the pass collected: bufs buffers for responses
-// responses.
+// responses. A response's buffers are its batch header and one per message
+// (two for a large one, which counts twice: large messages gather enough
+// anyway).
 func (p *passPacer) collected(responses, bufs int) {
-	if responses > 0 {
-		p.perResp += (bufs<<8/responses - p.perResp) >> wakeDelayWeight
-		p.perPass += (responses<<8 - p.perPass) >> wakeDelayWeight
+	if responses <= 0 {
+		return
 	}
+	p.perResp += (bufs<<8/responses - p.perResp) >> wakeDelayWeight
+	p.perPass += (responses<<8 - p.perPass) >> wakeDelayWeight
+	if p.span == 0 {
+		return
+	}
+	msgs := int64(bufs-responses) << 8 / int64(responses)
+	if p.gap == 0 {
+		p.gap, p.perMsg = p.span, msgs
+	} else {
+		p.gap += (p.span - p.gap) >> gatherWeight // p.span > 0: never back to 0
+		p.perMsg += (msgs - p.perMsg) >> gatherWeight
+	}
+	p.span = 0
 }
 
 // now reads the server's monotonic clock, in ns since it started.
