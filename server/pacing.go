@@ -128,9 +128,8 @@ func (p *passPacer) holdFor(now int64) time.Duration {
 
 // gathers reports whether a pass hold ns after the previous one began is
 // expected to collect holdGathers messages per response: at the averaged
-// rate, perMsg messages per gap ns. perMsg is below gatheredEnough<<8 or
-// near it and hold at most the bound, so the product fits for bounds of
-// days.
+// rate, perMsg messages per gap ns. perMsg is at most gatheredEnough<<8
+// and hold at most the bound, so the product fits for bounds of days.
 func (p *passPacer) gathers(hold int64) bool {
 	return p.gap == 0 || p.perMsg*hold >= holdGathers<<8*p.gap
 }
@@ -157,7 +156,9 @@ func (p *passPacer) collected(responses, bufs int) {
 	if p.span == 0 {
 		return
 	}
-	msgs := int64(bufs-responses) << 8 / int64(responses)
+	// Responses of gatheredEnough messages gather enough: counting more
+	// would only risk overflow in gathers.
+	msgs := min(int64(bufs-responses)<<8/int64(responses), gatheredEnough<<8)
 	if p.gap == 0 {
 		p.gap, p.perMsg = p.span, msgs
 	} else {
