@@ -39,13 +39,14 @@ import "time"
 // idle, and a stream that gets a message every 10 ms would have each one
 // held for nothing. So the pacer also estimates how fast messages come to
 // the streams it serves (the messages per response its passes collect over
-// the time between their beginnings, both averaged), and holds only when a
-// hold is long enough to gather holdGathers messages per response at that
-// rate. The rate is measured on every pass, held or not, so a writer that
-// stopped holding sees within a few passes when messages come faster
-// again, with no probe holds to delay a paced stream's messages; before its
-// first measured pass a writer holds, so a burst of load holds from its
-// first passes.
+// the time between their beginnings, both averaged), and holds only when
+// the hold is long enough to gather holdGathers messages per response at
+// that rate, and a third of the bound would be too (gatherWithin). The
+// rate is measured on every pass, held or not, so a writer that stopped
+// holding sees within a few passes when messages come faster again, with
+// no probe holds to delay a paced stream's messages; before its first
+// measured pass a writer holds, so a burst of load holds from its first
+// passes.
 //
 // Nor is a writer whose passes already send large responses (at least
 // gatheredEnough buffers, about as many messages, per response, averaged
@@ -72,9 +73,19 @@ const gatheredEnough = 32
 // at least one more, so that a held response carries at least twice what an
 // unheld one would; below that a hold adds latency for a saving of less
 // than half the per-response work. Held passes of rooms of 10 gather about
-// 8, of one room of 1000 at saturation about 25; a paced stream with a
-// message every 10 ms would need holds of 20 ms.
+// 8, of one room of 1000 at saturation about 25.
 const holdGathers = 2
+
+// gatherWithin is the fraction of the bound, as its inverse, within which
+// a hold must be expected to gather holdGathers messages, however late
+// wake-ups come. Without it a stream with a message every 10 ms is held
+// whenever the wake delay says 20 ms: that gathers two messages, but
+// doubles the latency of every message of a machine mostly idle, and the
+// wake delays of fan-out bursts say 20 ms often. With a third, of the
+// default bound of 50 ms, holds need 120 messages a second per stream:
+// streams of rooms of 10 and of one room at saturation get five to ten
+// times that.
+const gatherWithin = 3
 
 // gatherWeight is the weight, as a power of two, of the averages of
 // messages per response and time between passes against each new pass.
@@ -127,11 +138,16 @@ func (p *passPacer) holdFor(now int64) time.Duration {
 }
 
 // gathers reports whether a pass hold ns after the previous one began is
-// expected to collect holdGathers messages per response: at the averaged
-// rate, perMsg messages per gap ns. perMsg is at most gatheredEnough<<8
-// and hold at most the bound, so the product fits for bounds of days.
+// expected to collect holdGathers messages per response, and one held
+// gatherWithin times less than the bound would too: at the averaged rate,
+// perMsg messages per gap ns. perMsg is at most gatheredEnough<<8 and hold
+// at most the bound, so the products fit for bounds of days.
 func (p *passPacer) gathers(hold int64) bool {
-	return p.gap == 0 || p.perMsg*hold >= holdGathers<<8*p.gap
+	if p.gap == 0 {
+		return true
+	}
+	need := holdGathers << 8 * p.gap
+	return p.perMsg*hold >= need && p.perMsg*p.max >= gatherWithin*need
 }
 
 // begin records that a pass began at now.
