@@ -38,10 +38,10 @@ import "time"
 // of two cores the last ones wake milliseconds late although it is mostly
 // idle, and a stream that gets a message every 10 ms would have each one
 // held for nothing. So the pacer also estimates how fast messages come to
-// the streams it serves (the messages per response its passes collect over
-// the time between their beginnings, both averaged), and holds only when
-// the hold is long enough to gather holdGathers messages per response at
-// that rate, and a third of the bound would be too (gatherWithin). The
+// the streams it serves (its responses' messages over the time each
+// stream had to gather them, both averaged over passes), and holds only
+// when the hold is long enough to gather holdGathers messages per response
+// at that rate, and a third of the bound would be too (gatherWithin). The
 // rate is measured on every pass, held or not, so a writer that stopped
 // holding sees within a few passes when messages come faster again, with
 // no probe holds to delay a paced stream's messages; before its first
@@ -114,9 +114,13 @@ type passPacer struct {
 	passed   bool  // a pass began: lastPass is set
 	perResp  int   // buffers per response, averaged over passes that sent any, in 1/256ths
 	perPass  int   // responses per pass, averaged over passes that sent any, in 1/256ths
-	span     int64 // ns from the previous pass's beginning to the current one's; 0 if unknown or the bound or more
-	gap      int64 // ns between passes, averaged over passes that sent any and had a span; 0 before the first
-	perMsg   int64 // messages per response over the same passes, in 1/256ths
+	// The arrival rate: over the responses of streams served within the
+	// bound before, their messages and the time they had to gather (see
+	// served), summed over a pass and averaged over passes; streamNs is 0
+	// before the first measured. passMsgs and passNs are the current pass's
+	// sums.
+	msgs, streamNs   float64
+	passMsgs, passNs int64
 }
 
 // woke records a wake-up that came delay ns after the writer's poke.
@@ -139,49 +143,55 @@ func (p *passPacer) holdFor(now int64) time.Duration {
 
 // gathers reports whether a pass hold ns after the previous one began is
 // expected to collect holdGathers messages per response, and one held
-// gatherWithin times less than the bound would too: at the averaged rate,
-// perMsg messages per gap ns. perMsg is at most gatheredEnough<<8 and hold
-// at most the bound, so the products fit for bounds of days.
+// gatherWithin times less than the bound would too, at the averaged rate.
 func (p *passPacer) gathers(hold int64) bool {
-	if p.gap == 0 {
+	if p.streamNs == 0 {
 		return true
 	}
-	need := holdGathers << 8 * p.gap
-	return p.perMsg*hold >= need && p.perMsg*p.max >= gatherWithin*need
+	perStreamNs := p.msgs / p.streamNs
+	return perStreamNs*float64(hold) >= holdGathers && perStreamNs*float64(p.max) >= gatherWithin*holdGathers
 }
 
 // begin records that a pass began at now.
-func (p *passPacer) begin(now int64) {
-	p.span = 0
-	if since := now - p.lastPass; p.passed && since > 0 && since < p.max {
-		p.span = since // after a quiet spell of the bound, the pass says nothing of how fast messages come
+func (p *passPacer) begin(now int64) { p.lastPass, p.passed = now, true }
+
+// served records a response of bufs buffers (its batch header and one per
+// message, two for a large one, which counts twice: large messages gather
+// enough anyway) to a stream the pass that began last serves, whose
+// previous response's pass began at *at, and sets *at to this pass. Its
+// messages gathered since then: a span measured per stream, as a pass's
+// own would count a stream that it did not serve and the previous pass
+// did, such as one that the fan-out of a publish readied just after the
+// pass began, as gathering in a moment what took the time between
+// publishes. A stream not served within the bound says nothing of the
+// rate: it was quiet.
+func (p *passPacer) served(at *int64, bufs int) {
+	if since := p.lastPass - *at; *at != 0 && since > 0 && since < p.max {
+		p.passMsgs += int64(bufs - 1)
+		p.passNs += since
 	}
-	p.lastPass, p.passed = now, true
+	*at = p.lastPass
 }
 
 // collected records what the pass collected: bufs buffers for responses
-// responses. A response's buffers are its batch header and one per message
-// (two for a large one, which counts twice: large messages gather enough
-// anyway).
+// responses, and the rate its served calls measured.
 func (p *passPacer) collected(responses, bufs int) {
 	if responses <= 0 {
 		return
 	}
 	p.perResp += (bufs<<8/responses - p.perResp) >> wakeDelayWeight
 	p.perPass += (responses<<8 - p.perPass) >> wakeDelayWeight
-	if p.span == 0 {
+	if p.passNs == 0 {
 		return
 	}
-	// Responses of gatheredEnough messages gather enough: counting more
-	// would only risk overflow in gathers.
-	msgs := min(int64(bufs-responses)<<8/int64(responses), gatheredEnough<<8)
-	if p.gap == 0 {
-		p.gap, p.perMsg = p.span, msgs
-	} else {
-		p.gap += (p.span - p.gap) >> gatherWeight // p.span > 0: never back to 0
-		p.perMsg += (msgs - p.perMsg) >> gatherWeight
+	msgs, streamNs := float64(p.passMsgs), float64(p.passNs)
+	p.passMsgs, p.passNs = 0, 0
+	if p.streamNs == 0 {
+		p.msgs, p.streamNs = msgs, streamNs
+		return
 	}
-	p.span = 0
+	p.msgs += (msgs - p.msgs) / (1 << gatherWeight)
+	p.streamNs += (streamNs - p.streamNs) / (1 << gatherWeight) // both > 0: never back to 0
 }
 
 // now reads the server's monotonic clock, in ns since it started.

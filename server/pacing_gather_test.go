@@ -19,24 +19,49 @@ type simPass struct {
 // holds as p says, and collects at once everything that came before its
 // pass began; its passes take no time.
 func simulate(p *passPacer, arrivals []int64, delay int64, streams int) []simPass {
+	each := make([][]int64, streams)
+	for i := range each {
+		each[i] = arrivals
+	}
+	return simulateStreams(p, each, delay)
+}
+
+// simulateStreams is simulate with each stream's own arrivals.
+func simulateStreams(p *passPacer, arrivals [][]int64, delay int64) []simPass {
 	var passes []simPass
-	for i := 0; i < len(arrivals); {
-		now := arrivals[i] + delay
+	next := make([]int, len(arrivals))       // each stream's first message not collected
+	servedAt := make([]int64, len(arrivals)) // each stream's, for p.served
+	for {
+		first := int64(-1)
+		for s, a := range arrivals {
+			if next[s] < len(a) && (first < 0 || a[next[s]] < first) {
+				first = a[next[s]]
+			}
+		}
+		if first < 0 {
+			return passes
+		}
+		now := first + delay
 		p.woke(delay)
 		d := p.holdFor(now)
 		if d > 0 {
 			now += int64(d)
 		}
 		p.begin(now)
-		j := i
-		for j < len(arrivals) && arrivals[j] <= now {
-			j++
+		responses, msgs := 0, 0
+		for s, a := range arrivals {
+			n := next[s]
+			for next[s] < len(a) && a[next[s]] <= now {
+				next[s]++
+			}
+			if next[s] > n {
+				responses, msgs = responses+1, msgs+next[s]-n
+				p.served(&servedAt[s], 1+next[s]-n)
+			}
 		}
-		p.collected(streams, streams*(1+j-i))
-		passes = append(passes, simPass{held: d > 0, msgs: j - i})
-		i = j
+		p.collected(responses, responses+msgs)
+		passes = append(passes, simPass{held: d > 0, msgs: msgs / responses})
 	}
-	return passes
 }
 
 // warmPacer returns a pacer with bound whose wake-ups have come delay
@@ -87,6 +112,28 @@ func TestPacerDoesNotHoldWhatGathersNothing(t *testing.T) {
 		if held, _ := holdsIn(passes[learning:]); held != 0 {
 			t.Errorf("wake-ups %v late, a message every 10 ms: %d of %d passes after the first %d held, want none", delay, held, len(passes)-learning, learning)
 		}
+	}
+}
+
+// A publish's fan-out readies some of a connection's streams just after
+// its writer's pass began, so the next pass serves them after a short
+// span: that is no burst of messages, and is not held.
+func TestPacerDoesNotHoldForStreamsReadiedLate(t *testing.T) {
+	const bound = 50 * time.Millisecond
+	const delay = 500 * time.Microsecond
+	arrivals := make([][]int64, 20)
+	for i := range arrivals {
+		late := int64(0)
+		if i < 3 {
+			late = int64(2 * delay) // readied after the pass the others woke began
+		}
+		arrivals[i] = every(int64(time.Second)+late, int64(10*time.Millisecond), 500)
+	}
+	p := warmPacer(bound, delay)
+	passes := simulateStreams(&p, arrivals, int64(delay))
+	const learning = 32
+	if held, _ := holdsIn(passes[learning:]); held != 0 {
+		t.Errorf("%d of %d passes after the first %d held, want none", held, len(passes)-learning, learning)
 	}
 }
 
