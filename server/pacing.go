@@ -80,16 +80,16 @@ const holdGathers = 2
 // a hold must be expected to gather holdGathers messages, however late
 // wake-ups come. Without it a stream with a message every 10 ms is held
 // whenever the wake delay says 20 ms: that gathers two messages, but
-// doubles the latency of every message of a machine mostly idle, and the
-// wake delays of fan-out bursts say 20 ms often. With a third, of the
-// default bound of 50 ms, holds need 120 messages a second per stream:
-// streams of rooms of 10 and of one room at saturation get five to ten
-// times that.
+// doubles the latency of every message on a machine mostly idle, and the
+// wake delays of fan-out bursts say 20 ms often. A third: with the default
+// bound of 50 ms, a stream must get 120 messages a second to be held;
+// those of rooms of 10 and of one room of 1000 at saturation get five to
+// ten times that.
 const gatherWithin = 3
 
-// gatherWeight is the weight, as a power of two, of the averages of
-// messages per response and time between passes against each new pass.
-// They start at the first pass measured; before it, the writer holds.
+// gatherWeight is the weight, as a power of two, of the averages of the
+// arrival rate's messages and time against each new pass's. They start at
+// the first pass measured; before it, the writer holds.
 const gatherWeight = 3
 
 // holdFromResponses is the responses a pass sends, on average, from which
@@ -153,7 +153,10 @@ func (p *passPacer) gathers(hold int64) bool {
 }
 
 // begin records that a pass began at now.
-func (p *passPacer) begin(now int64) { p.lastPass, p.passed = now, true }
+func (p *passPacer) begin(now int64) {
+	p.lastPass, p.passed = now, true
+	p.passMsgs, p.passNs = 0, 0 // what a retired writer's pass measured went unsent
+}
 
 // served records a response of bufs buffers (its batch header and one per
 // message, two for a large one, which counts twice: large messages gather
