@@ -62,7 +62,7 @@ import "time"
 const holdPerDelay = 32
 
 // gatheredEnough is the buffers per response (a message's entry is one, a
-// large message's two, and each room's batch adds a header) from which a
+// large message's two, and each response's batch one header) from which a
 // pass has gathered enough: the next is not held. Holds give rooms of 10
 // about 7 messages per response; one busy stream gathers hundreds by
 // itself.
