@@ -31,6 +31,23 @@ import "time"
 // connection of one or two streams, such as a service's own subscriber,
 // would only wait.
 //
+// Nor is a writer whose holds would gather little: holding pays only when
+// each held response carries clearly more than the one message that woke
+// its stream. A load signal from wake delays cannot tell that: one publish
+// to a large room pokes every connection's writer at once, so on a machine
+// of two cores the last ones wake milliseconds late although it is mostly
+// idle, and a stream that gets a message every 10 ms would have each one
+// held for nothing. So the pacer also estimates how fast messages come to
+// the streams it serves (its responses' messages over the time each
+// stream had to gather them, both averaged over passes), and holds only
+// when the hold is long enough to gather holdGathers messages per response
+// at that rate, and a third of the bound would be too (gatherWithin). The
+// rate is measured on every pass, held or not, so a writer that stopped
+// holding sees within a few passes when messages come faster again, with
+// no probe holds to delay a paced stream's messages; before its first
+// measured pass a writer holds, so a burst of load holds from its first
+// passes.
+//
 // Nor is a writer whose passes already send large responses (at least
 // gatheredEnough buffers, about as many messages, per response, averaged
 // over its recent passes, so that the short pass after a long one does
@@ -45,11 +62,35 @@ import "time"
 const holdPerDelay = 32
 
 // gatheredEnough is the buffers per response (a message's entry is one, a
-// large message's two, and each room's batch adds a header) from which a
+// large message's two, and each response's batch one header) from which a
 // pass has gathered enough: the next is not held. Holds give rooms of 10
 // about 7 messages per response; one busy stream gathers hundreds by
 // itself.
 const gatheredEnough = 32
+
+// holdGathers is the messages per response a hold must be expected to
+// gather for the writer to hold: two, the message that woke the stream and
+// at least one more, so that a held response carries at least twice what an
+// unheld one would; below that a hold adds latency for a saving of less
+// than half the per-response work. Held passes of rooms of 10 gather about
+// 8, of one room of 1000 at saturation about 25.
+const holdGathers = 2
+
+// gatherWithin is the fraction of the bound, as its inverse, within which
+// a hold must be expected to gather holdGathers messages, however late
+// wake-ups come. Without it a stream with a message every 10 ms is held
+// whenever the wake delay says 20 ms: that gathers two messages, but
+// doubles the latency of every message on a machine mostly idle, and the
+// wake delays of fan-out bursts say 20 ms often. A third: with the default
+// bound of 50 ms, a stream must get 120 messages a second to be held;
+// those of rooms of 10 and of one room of 1000 at saturation get five to
+// ten times that.
+const gatherWithin = 3
+
+// gatherWeight is the weight, as a power of two, of the averages of the
+// arrival rate's messages and time against each new pass's. They start at
+// the first pass measured; before it, the writer holds.
+const gatherWeight = 3
 
 // holdFromResponses is the responses a pass sends, on average, from which
 // its writer may hold the next.
@@ -73,6 +114,13 @@ type passPacer struct {
 	passed   bool  // a pass began: lastPass is set
 	perResp  int   // buffers per response, averaged over passes that sent any, in 1/256ths
 	perPass  int   // responses per pass, averaged over passes that sent any, in 1/256ths
+	// The arrival rate: over the responses of streams served within the
+	// bound before, their messages and the time they had to gather (see
+	// served), summed over a pass and averaged over passes; streamNs is 0
+	// before the first measured. passMsgs and passNs are the current pass's
+	// sums.
+	msgs, streamNs   float64
+	passMsgs, passNs int64
 }
 
 // woke records a wake-up that came delay ns after the writer's poke.
@@ -86,19 +134,67 @@ func (p *passPacer) holdFor(now int64) time.Duration {
 	if !p.passed || p.max <= 0 || p.perResp >= gatheredEnough<<8 || p.perPass < holdFromResponses<<8 {
 		return 0
 	}
-	return time.Duration(p.lastPass + min(p.max, holdPerDelay*p.delay) - now)
+	hold := min(p.max, holdPerDelay*p.delay)
+	if !p.gathers(hold) {
+		return 0
+	}
+	return time.Duration(p.lastPass + hold - now)
+}
+
+// gathers reports whether a pass hold ns after the previous one began is
+// expected to collect holdGathers messages per response, and one held
+// gatherWithin times less than the bound would too, at the averaged rate.
+func (p *passPacer) gathers(hold int64) bool {
+	if p.streamNs == 0 {
+		return true
+	}
+	perStreamNs := p.msgs / p.streamNs
+	return perStreamNs*float64(hold) >= holdGathers && perStreamNs*float64(p.max) >= gatherWithin*holdGathers
 }
 
 // begin records that a pass began at now.
-func (p *passPacer) begin(now int64) { p.lastPass, p.passed = now, true }
+func (p *passPacer) begin(now int64) {
+	p.lastPass, p.passed = now, true
+	p.passMsgs, p.passNs = 0, 0 // what a retired writer's pass measured went unsent
+}
+
+// served records a response of bufs buffers (its batch header and one per
+// message, two for a large one, which counts twice: large messages gather
+// enough anyway) to a stream the pass that began last serves, whose
+// previous response's pass began at *at, and sets *at to this pass. Its
+// messages gathered since then: a span measured per stream, as a pass's
+// own would count a stream that it did not serve and the previous pass
+// did, such as one that the fan-out of a publish readied just after the
+// pass began, as gathering in a moment what took the time between
+// publishes. A stream not served within the bound says nothing of the
+// rate: it was quiet.
+func (p *passPacer) served(at *int64, bufs int) {
+	if since := p.lastPass - *at; *at != 0 && since > 0 && since < p.max {
+		p.passMsgs += int64(bufs - 1)
+		p.passNs += since
+	}
+	*at = p.lastPass
+}
 
 // collected records what the pass collected: bufs buffers for responses
-// responses.
+// responses, and the rate its served calls measured.
 func (p *passPacer) collected(responses, bufs int) {
-	if responses > 0 {
-		p.perResp += (bufs<<8/responses - p.perResp) >> wakeDelayWeight
-		p.perPass += (responses<<8 - p.perPass) >> wakeDelayWeight
+	if responses <= 0 {
+		return
 	}
+	p.perResp += (bufs<<8/responses - p.perResp) >> wakeDelayWeight
+	p.perPass += (responses<<8 - p.perPass) >> wakeDelayWeight
+	if p.passNs == 0 {
+		return
+	}
+	msgs, streamNs := float64(p.passMsgs), float64(p.passNs)
+	p.passMsgs, p.passNs = 0, 0
+	if p.streamNs == 0 {
+		p.msgs, p.streamNs = msgs, streamNs
+		return
+	}
+	p.msgs += (msgs - p.msgs) / (1 << gatherWeight)
+	p.streamNs += (streamNs - p.streamNs) / (1 << gatherWeight) // both > 0: never back to 0
 }
 
 // now reads the server's monotonic clock, in ns since it started.

@@ -68,6 +68,7 @@ type session struct {
 	joinOwner string
 	greeted   bool
 	out       frame // the frame being sent: SendMsg does not keep it
+	servedAt  int64 // the server's clock when the pass that last sent the session a batch began; 0 before (see passPacer.served)
 	identity  *auth.Identity
 	record    *callRecord // the access log's; nil without one
 

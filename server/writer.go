@@ -207,6 +207,7 @@ func (w *connWriter) collectAll() bool {
 			ss.release(more, err, false)
 		} else if ready, err := ss.collect(); err == nil && ready {
 			responses, bufs = responses+1, bufs+len(ss.out.bufs)
+			c.pacer.served(&ss.servedAt, len(ss.out.bufs))
 			c.mu.Lock()
 			c.sendq.push(ss)
 			c.mu.Unlock()
