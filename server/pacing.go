@@ -64,7 +64,7 @@ const holdPerDelay = 32
 // gatheredEnough is the buffers per response (a message's entry is one, a
 // large message's two, and each response's batch one header) from which a
 // pass has gathered enough: the next is not held. Holds give rooms of 10
-// about 7 messages per response; one busy stream gathers hundreds by
+// about 8 messages per response; one busy stream gathers hundreds by
 // itself.
 const gatheredEnough = 32
 
@@ -166,10 +166,13 @@ func (p *passPacer) begin(now int64) {
 // own would count a stream that it did not serve and the previous pass
 // did, such as one that the fan-out of a publish readied just after the
 // pass began, as gathering in a moment what took the time between
-// publishes. A stream not served within the bound says nothing of the
-// rate: it was quiet.
+// publishes. A stream not served within two bounds says nothing of the
+// rate: it was quiet. (Within one would not do: a pass held for the whole
+// bound begins a bound or more after the last, so none of its streams
+// would count, and the rate measured before holds reached the bound would
+// keep them there however slowly messages came.)
 func (p *passPacer) served(at *int64, bufs int) {
-	if since := p.lastPass - *at; *at != 0 && since > 0 && since < p.max {
+	if since := p.lastPass - *at; *at != 0 && since > 0 && since/2 < p.max {
 		p.passMsgs += int64(bufs - 1)
 		p.passNs += since
 	}

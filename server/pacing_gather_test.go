@@ -185,6 +185,23 @@ func TestPacerHoldsAgainWhenMessagesComeFaster(t *testing.T) {
 	}
 }
 
+// A writer whose holds reached the bound while messages came fast stops
+// holding once they come slowly: passes held for the whole bound still
+// measure the rate.
+func TestPacerStopsHoldingWhenMessagesComeSlower(t *testing.T) {
+	const bound = 50 * time.Millisecond
+	const delay = int64(2 * time.Millisecond) // holds of 64 ms: the bound
+	p := warmPacer(bound, time.Duration(delay))
+	fast := simulate(&p, every(int64(time.Second), int64(2*time.Millisecond), 3000), delay, 20)
+	if held, _ := holdsIn(fast[len(fast)-100:]); held < 90 {
+		t.Fatalf("a message every 2 ms: %d of the last 100 passes held, want nearly all", held)
+	}
+	paced := simulate(&p, every(int64(100*time.Second), int64(10*time.Millisecond), 500), delay, 20)
+	if held, _ := holdsIn(paced[len(paced)-100:]); held != 0 {
+		t.Errorf("a message every 10 ms after fast ones: %d of the last 100 passes held, want none", held)
+	}
+}
+
 // firstHeld returns the index of the first held pass of passes, -1 if none.
 func firstHeld(passes []simPass) int {
 	for i, ps := range passes {
