@@ -13,13 +13,13 @@ import (
 // reads each one, rather than by the turn that runs it: a refused command
 // reaches the writer only for its error reply, never the broker. After a
 // refusal the reader pauses before it reads the stream's next command, for
-// firstRefusalPause doubled for each earlier refusal within the second, at
-// most maxRefusalPause. A client that slows down at its first refusals
-// loses a few milliseconds; one that keeps sending regardless is read about
-// ten times a second, its sends backing up in HTTP/2 flow control, where
-// answering each of its commands with a refusal cost the server as much as
-// running it, and a flood from 50 streams starved the other clients of
-// CPU (issue #13).
+// firstRefusalPause doubled for each earlier refusal of its run (see
+// refusalStreak), at most maxRefusalPause. A client that slows down at its
+// first refusals loses a few milliseconds; one that keeps sending
+// regardless is read about once a second, its sends backing up in HTTP/2
+// flow control, where answering each of its commands with a refusal cost
+// the server as much as running it, and a flood from 50 streams starved
+// the other clients of CPU (issue #13).
 const (
 	firstRefusalPause = time.Millisecond
 	maxRefusalPause   = time.Second
@@ -45,7 +45,9 @@ func (ss *session) rateLimit() error {
 	if err == nil {
 		return nil
 	}
-	if n := ss.refused.add(time.Now()); ss.srv.cfg.maxRefusedCommands > 0 && n > ss.srv.cfg.maxRefusedCommands {
+	now := time.Now()
+	ss.streak.add(now)
+	if n := ss.refused.add(now); ss.srv.cfg.maxRefusedCommands > 0 && n > ss.srv.cfg.maxRefusedCommands {
 		return errCommandFlood
 	}
 	return err
@@ -61,6 +63,33 @@ func (ss *session) rateLimitErr() error {
 		}
 	}
 	return ss.srv.access.allowCommand(ss.credential) // the credential's rate over all its streams
+}
+
+// streakQuiet ends a stream's run of refusals: a refusal this long after
+// the one before starts a new run, at the shortest pause. It is longer than
+// the longest pause, so that a stream refused again after each pause keeps
+// the longest: counted within each second instead, the pauses began again
+// at a millisecond every second, and a credential's thousand streams
+// flooding commands were each read and refused about ten times a second
+// for as long as they flooded (10,000 refusals a second, about 0.4 of the
+// server's cores).
+const streakQuiet = 2 * maxRefusalPause
+
+// refusalStreak counts a stream's refusals in a run: those less than
+// streakQuiet apart. Its reader alone uses it.
+type refusalStreak struct {
+	n    int
+	last time.Time
+}
+
+// add counts a refusal at now and returns how many its run has had.
+func (s *refusalStreak) add(now time.Time) int {
+	if now.Sub(s.last) > streakQuiet {
+		s.n = 0
+	}
+	s.last = now
+	s.n++
+	return s.n
 }
 
 // tokenWait is how long l, which has just refused a command at now, takes
@@ -83,7 +112,7 @@ func oneToken(perSecond float64) time.Duration {
 }
 
 // refusalPause is how long the reader waits after the latest refusal.
-func (ss *session) refusalPause() time.Duration { return refusalPause(ss.refused.n) }
+func (ss *session) refusalPause() time.Duration { return refusalPause(ss.streak.n) }
 
 // refusals counts refusals within the current second: those of a stream's
 // commands, of a PublishStream's requests, or of a connection's calls. Its

@@ -14,7 +14,7 @@ func TestRefusalPausesDoubleUpToTheirCap(t *testing.T) {
 		refused int
 		want    time.Duration
 	}{{0, time.Millisecond}, {1, time.Millisecond}, {2, 2 * time.Millisecond}, {10, 512 * time.Millisecond}, {11, time.Second}, {1000, time.Second}} {
-		ss.refused.n = tc.refused
+		ss.streak.n = tc.refused
 		if got := ss.refusalPause(); got != tc.want {
 			t.Errorf("after %d refusals: %v, want %v", tc.refused, got, tc.want)
 		}
@@ -31,6 +31,32 @@ func TestRefusalsCountWithinTheSecond(t *testing.T) {
 		if got := r.add(t0.Add(tc.at)); got != tc.want {
 			t.Fatalf("refusal %d at %v: %d within the second, want %d", i, tc.at, got, tc.want)
 		}
+	}
+}
+
+// A run of refusals lasts while they come less than streakQuiet apart, so
+// a stream refused after each of its longest pauses keeps them long; one
+// that has been quiet for longer starts again at the shortest.
+func TestRefusalStreakOutlastsTheSecond(t *testing.T) {
+	var s refusalStreak
+	at := time.Unix(1000, 0)
+	for i := 1; i <= 11; i++ { // the pauses of a stream that keeps sending
+		if got := s.add(at); got != i {
+			t.Fatalf("refusal %d: the run has %d", i, got)
+		}
+		at = at.Add(refusalPause(i))
+	}
+	for i := 12; i <= 15; i++ { // a second apart: the longest pause, again and again
+		if got := s.add(at); got != i {
+			t.Fatalf("refusal %d, %v after the one before: the run has %d, want %d", i, maxRefusalPause, got, i)
+		}
+		if d := refusalPause(s.n); d != maxRefusalPause {
+			t.Fatalf("refusal %d: pause %v, want %v", i, d, maxRefusalPause)
+		}
+		at = at.Add(maxRefusalPause)
+	}
+	if got := s.add(at.Add(streakQuiet)); got != 1 {
+		t.Errorf("a refusal after a quiet %v: the run has %d, want a new one", streakQuiet, got)
 	}
 }
 

@@ -195,6 +195,50 @@ func TestAStreamPastItsCommandRateIsReadAfterAPause(t *testing.T) {
 	}
 }
 
+// A stream that keeps sending past its rate is refused after each pause
+// and keeps the longest pause once it reaches it, past the second its
+// refusals began in: counted within each second, its pauses began again at
+// a millisecond every second, so that a flood was read and refused about
+// ten times a second for as long as it lasted. (It takes about 3 s: the
+// pauses are real.)
+func TestAFloodingStreamKeepsItsLongestPause(t *testing.T) {
+	pauses := make(chan time.Duration, 64)
+	_, addr := start(t, server.WithCommandRate(0.001, 1), server.WithMaxRefusedCommands(0),
+		server.WithReadPauseHook(func(_ string, d time.Duration) {
+			select {
+			case pauses <- d:
+			default:
+			}
+		}))
+	ctx := testCtx(t)
+	s := subscribe(t, ctx, dial(t, addr), "r0") // the burst
+	go func() {
+		for i := 0; ; i++ { // ends with the stream, when the test does
+			if s.stream.Send(joinReq(fmt.Sprint(i), fmt.Sprint("r", i+1), nil)) != nil {
+				return
+			}
+		}
+	}()
+	go func() {
+		for { // the refusals' replies, so that the server's writes never block
+			if _, err := s.stream.Recv(); err != nil {
+				return
+			}
+		}
+	}()
+	const longest = 11 // 1 ms doubled ten times passes a second
+	for i := 1; i <= longest+2; i++ {
+		select {
+		case d := <-pauses:
+			if i >= longest && d != time.Second {
+				t.Fatalf("pause %d: %v, want the longest, 1s, for as long as the stream floods", i, d)
+			}
+		case <-ctx.Done():
+			t.Fatalf("pause %d: the reader did not pause", i)
+		}
+	}
+}
+
 // Past its first hundred calls refused within a second, a connection whose
 // calls the tap refuses is paused after each one, 1 ms doubled for each
 // further refusal, so that a client ignoring its refusals is read a hundred

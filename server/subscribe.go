@@ -74,7 +74,8 @@ type session struct {
 
 	// Owned by the reader (see cmdrate.go).
 	commands   *rate.Limiter  // nil: no limit
-	refused    refusals       // commands refused by a rate limit, the reader's own
+	refused    refusals       // commands refused by a rate limit within the second, the reader's own
+	streak     refusalStreak  // the run of refusals that sets the reader's pauses, the reader's own
 	credential *auth.Identity // the credential's rate is kept under its subject and method, which a refresh keeps
 	pause      readPause      // the pause after a refusal
 
