@@ -46,14 +46,15 @@ func TestRefusalStreakOutlastsTheSecond(t *testing.T) {
 		}
 		at = at.Add(refusalPause(i))
 	}
-	for i := 12; i <= 15; i++ { // a second apart: the longest pause, again and again
+	const gap = maxRefusalPause + 10*time.Millisecond // the longest pause, and the read after it
+	for i := 12; i <= 15; i++ {
 		if got := s.add(at); got != i {
-			t.Fatalf("refusal %d, %v after the one before: the run has %d, want %d", i, maxRefusalPause, got, i)
+			t.Fatalf("refusal %d, %v after the one before: the run has %d, want %d", i, gap, got, i)
 		}
 		if d := refusalPause(s.n); d != maxRefusalPause {
 			t.Fatalf("refusal %d: pause %v, want %v", i, d, maxRefusalPause)
 		}
-		at = at.Add(maxRefusalPause)
+		at = at.Add(gap)
 	}
 	if got := s.add(at.Add(streakQuiet)); got != 1 {
 		t.Errorf("a refusal after a quiet %v: the run has %d, want a new one", streakQuiet, got)

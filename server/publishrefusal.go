@@ -17,7 +17,10 @@ import (
 // wait in HTTP/2 flow control, where they cost the server nothing, rather
 // than being read, decoded and answered as fast as it sends them: a
 // publisher past its rate, flooding one stream with batches, is read about
-// ten times a second (issue #13).
+// ten times a second (issue #13). Unlike a Subscribe stream's, the count
+// begins again each second rather than running on while refusals come (see
+// streakQuiet): a bulk publisher held at its rate is refused now and then
+// for as long as it publishes, and would be read once a second.
 //
 // The handler, which knows the answers, sets the pause; the reader, which
 // may be blocked in RecvMsg meanwhile, takes it before its next read. The
