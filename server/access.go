@@ -19,19 +19,20 @@ import (
 // access decides who may do what: the caller's identity, its grants, and
 // its rate limits. With no authenticator every caller may do everything.
 type access struct {
-	authn        *auth.Authenticator
-	publish      *auth.RateLimiter // nil: no limit
-	anonPublish  *auth.RateLimiter // anonymous callers' publishes, with an authenticator; nil: publish's limit
-	publishBytes *byteRate         // bytes published per credential; nil: no limit
-	readBytes    *byteRate         // bytes of History and Presence answers per credential; nil: no limit
-	log          *failureLog
-	sessions     sync.Map          // session id → *liveSession: the open Subscribe streams; see sessions.go
-	byIdentity   sync.Map          // *auth.Identity → *liveSession: the same, by their current credential
-	streams      *streamCounts     // Subscribe streams open per credential
-	reads        *auth.RateLimiter // History and Presence calls; nil: no limit
-	commands     *auth.RateLimiter // Subscribe commands over all a credential's streams; nil: no limit
-	dir          sessionDirectory  // the sessions of the cluster's other nodes; see clustersessions.go
-	callers      callerCache       // anonymous callers' identities, for calls (callIdentity)
+	authn          *auth.Authenticator
+	publish        *auth.RateLimiter // nil: no limit
+	anonPublish    *auth.RateLimiter // anonymous callers' publishes, with an authenticator; nil: publish's limit
+	publishBytes   *byteRate         // bytes published per credential; nil: no limit
+	readBytes      *byteRate         // bytes of History and Presence answers per credential; nil: no limit
+	log            *failureLog
+	sessions       sync.Map          // session id → *liveSession: the open Subscribe streams; see sessions.go
+	byIdentity     sync.Map          // *auth.Identity → *liveSession: the same, by their current credential
+	streams        *streamCounts     // Subscribe streams open per credential
+	publishStreams *streamCounts     // PublishStream streams open per credential
+	reads          *auth.RateLimiter // History and Presence calls; nil: no limit
+	commands       *auth.RateLimiter // Subscribe commands over all a credential's streams; nil: no limit
+	dir            sessionDirectory  // the sessions of the cluster's other nodes; see clustersessions.go
+	callers        callerCache       // anonymous callers' identities, for calls (callIdentity)
 
 	commandRefusals       *retryStatuses // the credential command rate's (see retrystatus.go)
 	streamCommandRefusals *retryStatuses // a stream's command past its own rate (WithCommandRate)
@@ -42,7 +43,8 @@ type access struct {
 
 func newAccess(cfg *config) (*access, error) {
 	a := &access{
-		authn: cfg.authn, log: newFailureLog(cfg), streams: newStreamCounts(cfg.maxCredStreams),
+		authn: cfg.authn, log: newFailureLog(cfg), streams: newSubscribeCounts(cfg.maxCredStreams),
+		publishStreams:    newPublishStreamCounts(cfg.maxCredPublishStreams),
 		bytesRefusals:     newRetryStatuses(func(wait time.Duration) error { return retryLater(wait, publishBytesMessage) }, 0),
 		readBytesRefusals: newRetryStatuses(func(wait time.Duration) error { return retryLater(wait, readBytesMessage) }, 0),
 	}

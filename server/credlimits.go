@@ -22,7 +22,8 @@ func appendCredentialKey(b []byte, id *auth.Identity) []byte {
 	return append(append(append(b, id.Method...), ':'), id.Subject...)
 }
 
-// streamCounts counts the Subscribe streams each credential has open. It is
+// streamCounts counts the streams of one kind each credential has open:
+// Subscribe streams (Watch calls included), or PublishStream streams. It is
 // safe for concurrent use.
 type streamCounts struct {
 	max     int
@@ -40,12 +41,20 @@ type credStreams struct {
 	release func()
 }
 
-func newStreamCounts(max int) *streamCounts {
-	return &streamCounts{
-		max:     max,
-		refused: status.Errorf(codes.ResourceExhausted, "this credential has %d Subscribe streams open, its limit; close one, or subscribe to more rooms on one stream", max),
-		n:       make(map[string]*credStreams),
-	}
+// newStreamCounts counts streams against max, refusing past it with
+// refused.
+func newStreamCounts(max int, refused error) *streamCounts {
+	return &streamCounts{max: max, refused: refused, n: make(map[string]*credStreams)}
+}
+
+// newSubscribeCounts counts Subscribe streams and Watch calls.
+func newSubscribeCounts(max int) *streamCounts {
+	return newStreamCounts(max, status.Errorf(codes.ResourceExhausted, "this credential has %d Subscribe streams open, its limit; close one, or subscribe to more rooms on one stream", max))
+}
+
+// newPublishStreamCounts counts PublishStream streams.
+func newPublishStreamCounts(max int) *streamCounts {
+	return newStreamCounts(max, status.Errorf(codes.ResourceExhausted, "this credential has %d PublishStream streams open, its limit; close one, or publish more on one stream", max))
 }
 
 // open counts one more stream for id and returns its release, to be called
@@ -96,31 +105,41 @@ func (c *streamCounts) full(id *auth.Identity) bool {
 	return c.n[string(b)].count() >= c.max
 }
 
-// fullStreams refuses a Subscribe stream or Watch call in the tap, before grpc-go starts
-// its handler, when its credential has its limit of streams open already:
-// a client that opens streams past its limit in a loop is refused each for
-// the cost of its headers, rather than of a handler goroutine and the
-// interceptors. It is refused as admitStream would refuse it, which still
-// counts the streams that pass.
+// fullStreams refuses a Subscribe stream, Watch call or PublishStream in
+// the tap, before grpc-go starts its handler, when its credential has its
+// limit of such streams open already: a client that opens streams past its
+// limit in a loop is refused each for the cost of its headers, rather than
+// of a handler goroutine and the interceptors. It is refused as
+// admitStream would refuse it, which still counts the streams that pass.
 func (s *Server) fullStreams(method string, id *auth.Identity) error {
-	if !countsStreams(method) || !s.access.streams.full(id) {
+	c := s.access.countsOf(method)
+	if c == nil || !c.full(id) {
 		return nil
 	}
-	return s.access.streams.refused
+	return c.refused
 }
 
-// countsStreams reports whether calls to method count against their
-// credential's Subscribe streams: Subscribe streams and Watch calls.
-func countsStreams(method string) bool {
-	return method == roomcastv1.BrokerService_Subscribe_FullMethodName || method == roomcastv1.BrokerService_Watch_FullMethodName
+// countsOf returns the counts that calls to method count against: their
+// credential's Subscribe streams (Subscribe streams and Watch calls) or its
+// PublishStream streams; nil for other methods. Each open stream may hold a
+// receive window of requests the server has not read yet (see
+// WithReceiveWindows), so both are bounded.
+func (a *access) countsOf(method string) *streamCounts {
+	switch method {
+	case roomcastv1.BrokerService_Subscribe_FullMethodName, roomcastv1.BrokerService_Watch_FullMethodName:
+		return a.streams
+	case roomcastv1.BrokerService_PublishStream_FullMethodName:
+		return a.publishStreams
+	}
+	return nil
 }
 
-// admitStream keeps each credential within its Subscribe streams, Watch
-// calls included: it counts one more open for id, the identity of ctx's
-// stream, and returns what counts it closed. It runs after authentication
-// (see streamcalls.go), so the identity is known.
-func (s *Server) admitStream(ctx context.Context, id *auth.Identity) (release func(), err error) {
-	release, err = s.access.streams.open(id)
+// admitStream keeps each credential within its streams of c's kind: it
+// counts one more open for id, the identity of ctx's stream, and returns
+// what counts it closed. It runs after authentication (see
+// streamcalls.go), so the identity is known.
+func (s *Server) admitStream(ctx context.Context, c *streamCounts, id *auth.Identity) (release func(), err error) {
+	release, err = c.open(id)
 	if err != nil {
 		s.guard.refusedCall(ctx)
 		return nil, err

@@ -1,6 +1,8 @@
 package server_test
 
 import (
+	"context"
+	"io"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -146,4 +148,54 @@ func TestCommandsAreRateLimitedPerCredential(t *testing.T) {
 		t.Errorf("a fifth command: %v, want RESOURCE_EXHAUSTED", rep)
 	}
 	subscribe(t, b, dial(t, addr), "r1", "r2", "r3")
+}
+
+// A credential may hold only so many PublishStream streams open too: each
+// may hold a receive window of publishes the server has not read, so the
+// count bounds that memory. Another credential has its own count, and a
+// stream that ends gives its place back.
+func TestPublishStreamsAreLimitedPerCredential(t *testing.T) {
+	addr := testjwt.StartServer(t, server.WithMaxPublishStreamsPerCredential(2))
+	ctx := testCtx(t)
+	g := testjwt.Grants(t, ">", "", "")
+	a := bearer(ctx, testjwt.Token(t, "a", time.Now().Add(time.Hour), g))
+	b := bearer(ctx, testjwt.Token(t, "b", time.Now().Add(time.Hour), g))
+	open := func(ctx context.Context) (roomcastv1.BrokerService_PublishStreamClient, error) {
+		stream, err := dial(t, addr).PublishStream(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := stream.Send(textReq("1", "r", "x")); err != nil && err != io.EOF {
+			t.Fatal(err)
+		}
+		resp, err := stream.Recv()
+		if err == nil && resp.GetOk() == nil {
+			t.Fatalf("a publish on an admitted stream: %v, want it accepted", resp)
+		}
+		return stream, err
+	}
+	firstCtx, closeFirst := context.WithCancel(a)
+	defer closeFirst()
+	if _, err := open(firstCtx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := open(a); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := open(a); status.Code(err) != codes.ResourceExhausted || !strings.Contains(err.Error(), "2 PublishStream streams open") {
+		t.Errorf("a third stream of two allowed: %v, want RESOURCE_EXHAUSTED", err)
+	}
+	if _, err := open(b); err != nil {
+		t.Errorf("another credential's stream: %v", err)
+	}
+	closeFirst()
+	for deadline := time.Now().Add(10 * time.Second); ; { // the handler gives the place back as it returns
+		_, err := open(a)
+		if err == nil {
+			break
+		}
+		if status.Code(err) != codes.ResourceExhausted || time.Now().After(deadline) {
+			t.Fatalf("a stream after one of two ended: %v", err)
+		}
+	}
 }

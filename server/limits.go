@@ -28,6 +28,13 @@ const (
 	// DefaultMaxStreamsPerCredential bounds the Subscribe streams one
 	// credential may have open at once.
 	DefaultMaxStreamsPerCredential = 1000
+	// DefaultMaxPublishStreamsPerCredential bounds the PublishStream
+	// streams one credential may have open at once: a publisher needs one,
+	// a fleet of a hundred publishing instances of one key one each. Each
+	// may hold a receive window of publishes the server has not read
+	// (paused after refusals), so the bound is also one on that memory:
+	// 100 × 256 KiB by default.
+	DefaultMaxPublishStreamsPerCredential = 100
 	// DefaultReadRate and DefaultReadBurst bound the History and Presence
 	// calls of one credential: a second, and in a burst (a client
 	// resyncing every room it rejoins after a reconnect, say).
@@ -142,6 +149,15 @@ func WithAuthTimeout(d time.Duration) Option { return func(c *config) { c.authTi
 // RESOURCE_EXHAUSTED. The default is DefaultMaxStreamsPerCredential (1000).
 func WithMaxStreamsPerCredential(n int) Option { return func(c *config) { c.maxCredStreams = n } }
 
+// WithMaxPublishStreamsPerCredential limits the PublishStream streams one
+// credential may have open at once, over all its connections; anonymous
+// callers count per client address. A stream past it is refused from its
+// headers with RESOURCE_EXHAUSTED. The default is
+// DefaultMaxPublishStreamsPerCredential (100).
+func WithMaxPublishStreamsPerCredential(n int) Option {
+	return func(c *config) { c.maxCredPublishStreams = n }
+}
+
 // WithReadRate limits each credential's History and Presence calls, taken
 // together, to perSecond, with bursts of burst (a token bucket); past it, a
 // call fails with RESOURCE_EXHAUSTED and a RetryInfo detail. Anonymous
@@ -227,11 +243,12 @@ func WithReadByteRate(perSecond float64, burst int) Option {
 
 // limits are the abuse limits' settings, part of config.
 type limits struct {
-	maxHeaderBytes int
-	maxConns       int
-	maxConnIdle    time.Duration
-	authTimeout    time.Duration
-	maxCredStreams int
+	maxHeaderBytes        int
+	maxConns              int
+	maxConnIdle           time.Duration
+	authTimeout           time.Duration
+	maxCredStreams        int
+	maxCredPublishStreams int
 
 	acceptPaceAfter int // see acceptpace.go
 	acceptPace      float64
@@ -265,11 +282,12 @@ type limits struct {
 
 func defaultLimits() limits {
 	return limits{
-		maxHeaderBytes: DefaultMaxHeaderBytes,
-		maxConns:       DefaultMaxConnections,
-		maxConnIdle:    DefaultMaxConnectionIdle,
-		authTimeout:    DefaultAuthTimeout,
-		maxCredStreams: DefaultMaxStreamsPerCredential,
+		maxHeaderBytes:        DefaultMaxHeaderBytes,
+		maxConns:              DefaultMaxConnections,
+		maxConnIdle:           DefaultMaxConnectionIdle,
+		authTimeout:           DefaultAuthTimeout,
+		maxCredStreams:        DefaultMaxStreamsPerCredential,
+		maxCredPublishStreams: DefaultMaxPublishStreamsPerCredential,
 
 		acceptPaceAfter: DefaultAcceptPaceAfter,
 		acceptPace:      DefaultAcceptPace,
@@ -314,6 +332,8 @@ func (l *limits) validate() error {
 		return fmt.Errorf("server: auth timeout must not be negative, got %v", l.authTimeout)
 	case l.maxCredStreams < 1:
 		return fmt.Errorf("server: streams per credential must be positive, got %d", l.maxCredStreams)
+	case l.maxCredPublishStreams < 1:
+		return fmt.Errorf("server: publish streams per credential must be positive, got %d", l.maxCredPublishStreams)
 	case l.readRate < 0 || (l.readRate > 0 && l.readBurst < 1):
 		return fmt.Errorf("server: read rate needs a positive burst, got %v/s burst %d", l.readRate, l.readBurst)
 	case l.anonPublishRate < 0 || (l.anonPublishRate > 0 && l.anonPublishBurst < 1):

@@ -148,14 +148,14 @@ func (s *Server) admittedStreams(srv any, ss grpc.ServerStream, info *grpc.Strea
 // admitted runs handler once the stream is admitted, with the caller in r,
 // the stream's access record (nil for none).
 func (s *Server) admitted(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler, r *callRecord) error {
-	counted := countsStreams(info.FullMethod)
-	if !counted && r == nil {
+	counts := s.access.countsOf(info.FullMethod)
+	if counts == nil && r == nil {
 		return handler(srv, ss)
 	}
 	ctx := ss.Context()
 	id := s.access.identity(ctx)
-	if counted {
-		release, err := s.admitStream(ctx, id)
+	if counts != nil {
+		release, err := s.admitStream(ctx, counts, id)
 		if err != nil {
 			return err
 		}

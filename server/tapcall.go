@@ -64,7 +64,7 @@ func (s *Server) tapChecks(method string) bool {
 	case roomcastv1.BrokerService_Publish_FullMethodName:
 		return s.access.checksPublishes()
 	case roomcastv1.BrokerService_PublishStream_FullMethodName:
-		return s.access.publishBytes != nil
+		return true // its credential's PublishStream streams, and bytes owed
 	case roomcastv1.BrokerService_History_FullMethodName, roomcastv1.BrokerService_Presence_FullMethodName:
 		return s.access.checksReads()
 	}

@@ -144,6 +144,8 @@ every message sent. Spans still buffered are flushed on shutdown.`,
 			"end Subscribe streams past `N` open on the server at once")
 		fs.IntVar(&cfg.limits.MaxCredStreams, "max-streams-per-credential", d.MaxCredStreams,
 			"end Subscribe streams past `N` open at once with one credential (anonymous callers: per client address)")
+		fs.IntVar(&cfg.limits.MaxCredPublishStreams, "max-publish-streams-per-credential", d.MaxCredPublishStreams,
+			"refuse PublishStream streams past `N` open at once with one credential (anonymous callers: per client address)")
 		fs.UintVar(&cfg.limits.MaxStreamsPerConnection, "max-streams-per-connection", d.MaxStreamsPerConnection,
 			"allow one client connection `N` calls in flight at once")
 		fs.IntVar(&cfg.limits.MaxHeaderBytes, "max-header-bytes", d.MaxHeaderBytes,

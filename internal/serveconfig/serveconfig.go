@@ -51,6 +51,7 @@ type Limits struct {
 	RefusedHold                   time.Duration
 	RefusedHoldMax                int
 	MaxCredStreams                int
+	MaxCredPublishStreams         int
 	ReadRate                      float64
 	ReadBurst                     int
 	ReadByteRate                  int
@@ -103,6 +104,7 @@ func Defaults() Limits {
 		MaxPendingPerAddress:    server.DefaultMaxPendingPerAddress,
 		RefusedHold:             server.DefaultRefusedHold,
 		MaxCredStreams:          server.DefaultMaxStreamsPerCredential,
+		MaxCredPublishStreams:   server.DefaultMaxPublishStreamsPerCredential,
 		ReadRate:                server.DefaultReadRate,
 		ReadBurst:               server.DefaultReadBurst,
 		ReadByteRate:            server.DefaultReadByteRate,
@@ -148,6 +150,7 @@ func (l Limits) ServerOptions() []server.Option {
 		server.WithMaxPendingPerAddress(l.MaxPendingPerAddress),
 		server.WithRefusedHold(l.RefusedHold, l.RefusedHoldMax),
 		server.WithMaxStreamsPerCredential(l.MaxCredStreams),
+		server.WithMaxPublishStreamsPerCredential(l.MaxCredPublishStreams),
 		server.WithReadRate(l.ReadRate, l.ReadBurst),
 		server.WithReadByteRate(float64(l.ReadByteRate), l.ReadByteBurst),
 		server.WithAnonymousPublishRate(l.AnonPublishRate, l.AnonPublishBurst),
