@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/roomcast/roomcast/auth"
 	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
 	"github.com/roomcast/roomcast/internal/testsupport/testjwt"
 	"github.com/roomcast/roomcast/server"
@@ -24,10 +25,7 @@ import (
 // gives its place back.
 func TestSubscribeStreamsAreLimitedPerCredential(t *testing.T) {
 	addr := testjwt.StartServer(t, server.WithMaxStreamsPerCredential(2))
-	ctx := testCtx(t)
-	g := testjwt.Grants(t, "", ">", "")
-	a := bearer(ctx, testjwt.Token(t, "a", time.Now().Add(time.Hour), g))
-	b := bearer(ctx, testjwt.Token(t, "b", time.Now().Add(time.Hour), g))
+	a, b := twoCredentials(t, testjwt.Grants(t, "", ">", ""))
 	subscribe(t, a, dial(t, addr))
 	second := subscribe(t, a, dial(t, addr))
 
@@ -156,10 +154,7 @@ func TestCommandsAreRateLimitedPerCredential(t *testing.T) {
 // stream that ends gives its place back.
 func TestPublishStreamsAreLimitedPerCredential(t *testing.T) {
 	addr := testjwt.StartServer(t, server.WithMaxPublishStreamsPerCredential(2))
-	ctx := testCtx(t)
-	g := testjwt.Grants(t, ">", "", "")
-	a := bearer(ctx, testjwt.Token(t, "a", time.Now().Add(time.Hour), g))
-	b := bearer(ctx, testjwt.Token(t, "b", time.Now().Add(time.Hour), g))
+	a, b := twoCredentials(t, testjwt.Grants(t, ">", "", ""))
 	open := func(ctx context.Context) (roomcastv1.BrokerService_PublishStreamClient, error) {
 		stream, err := dial(t, addr).PublishStream(ctx)
 		if err != nil {
@@ -198,4 +193,13 @@ func TestPublishStreamsAreLimitedPerCredential(t *testing.T) {
 			t.Fatalf("a stream after one of two ended: %v", err)
 		}
 	}
+}
+
+// twoCredentials returns the contexts of two credentials, subjects a and b,
+// with grants g, for the test's lifetime.
+func twoCredentials(t *testing.T, g auth.Grants) (a, b context.Context) {
+	ctx := testCtx(t)
+	a = bearer(ctx, testjwt.Token(t, "a", time.Now().Add(time.Hour), g))
+	b = bearer(ctx, testjwt.Token(t, "b", time.Now().Add(time.Hour), g))
+	return a, b
 }
