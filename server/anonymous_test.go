@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"io"
 	"net"
 	"strings"
 	"testing"
@@ -168,4 +169,45 @@ func retryInfo(t testing.TB, err error) *errdetails.RetryInfo {
 		}
 	}
 	return nil
+}
+
+// Anonymous callers' PublishStream streams are counted per client address
+// too, in an open server and with anonymous access alike.
+func TestAnonymousPublishStreamsAreLimitedPerClientAddress(t *testing.T) {
+	anon, err := auth.NewAuthenticator(auth.WithAnonymous(testjwt.Grants(t, ">", ">", ">")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		opts []server.Option
+	}{
+		{"open server", nil},
+		{"anonymous access", []server.Option{server.WithAuthenticator(anon)}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, addr := start(t, append(tc.opts, server.WithMaxPublishStreamsPerCredential(1))...)
+			ctx := testCtx(t)
+			open := func(c roomcastv1.BrokerServiceClient) error {
+				stream, err := c.PublishStream(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := stream.Send(textReq("1", "r", "x")); err != nil && err != io.EOF {
+					t.Fatal(err)
+				}
+				_, err = stream.Recv()
+				return err
+			}
+			if err := open(dialFrom(t, "127.0.0.1", addr)); err != nil {
+				t.Fatal(err)
+			}
+			if err := open(dialFrom(t, "127.0.0.1", addr)); status.Code(err) != codes.ResourceExhausted {
+				t.Errorf("a second stream from the address: %v, want RESOURCE_EXHAUSTED", err)
+			}
+			if err := open(dialFrom(t, "127.0.0.2", addr)); err != nil {
+				t.Errorf("another address's stream: %v", err)
+			}
+		})
+	}
 }

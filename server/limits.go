@@ -31,9 +31,10 @@ const (
 	// DefaultMaxPublishStreamsPerCredential bounds the PublishStream
 	// streams one credential may have open at once: a publisher needs one,
 	// a fleet of a hundred publishing instances of one key one each. Each
-	// may hold a receive window of publishes the server has not read
-	// (paused after refusals), so the bound is also one on that memory:
-	// 100 × 256 KiB by default.
+	// may hold a receive window of publishes the server has not read, and
+	// its reader up to publishReadAhead bytes of requests read and not yet
+	// answered, so the bound is also one on that memory: about 100 × 2.3
+	// MiB by default.
 	DefaultMaxPublishStreamsPerCredential = 100
 	// DefaultReadRate and DefaultReadBurst bound the History and Presence
 	// calls of one credential: a second, and in a burst (a client

@@ -28,6 +28,15 @@ import (
 // proto.
 const publishWindow = 256
 
+// publishReadAhead is how many bytes of a PublishStream's requests its
+// reader may hold decoded and not yet answered, beside publishWindow's
+// count: a publisher that stops reading its answers blocks the handler in
+// Send, and the reader read on up to the window, 256 requests of up to
+// --max-message-bytes each (a review held 130 MiB with one stream so). At
+// least one request always fits (see publishReader.budget). A request of
+// 256 publishes of 1 KiB is 260 KiB: four are read ahead.
+const publishReadAhead = 1 << 20
+
 // maxBatchItems is the most publishes one PublishStreamRequest may carry,
 // its own and its batch's: the window, so that the reader can always take
 // a slot for each of them. Documented in the proto.
@@ -66,10 +75,13 @@ func (s *Server) PublishStream(stream grpc.BidiStreamingServer[roomcastv1.Publis
 	// The owner every publish is charged to, once for the stream: its
 	// identity's subject cannot change (stillAccepted ends the stream).
 	octx := broker.WithOwner(ctx, id.Subject)
+	budget := max(publishReadAhead, s.cfg.requestLimits().publish)
 	r := &publishReader{
 		stream: stream,
-		reqs:   make(chan *roomcastv1.PublishStreamRequest, publishWindow),
+		reqs:   make(chan readRequest, publishWindow),
 		slots:  window.New(publishWindow),
+		bytes:  window.New(budget),
+		budget: budget,
 	}
 	s.goroutines.Add(1)
 	go r.read(s)
@@ -94,10 +106,11 @@ func (s *Server) PublishStream(stream grpc.BidiStreamingServer[roomcastv1.Publis
 		default:
 		}
 		select {
-		case req, ok := <-r.reqs:
+		case read, ok := <-r.reqs:
 			if !ok {
 				return r.err
 			}
+			req := read.req
 			if id, err = s.access.stillAccepted(id); err != nil {
 				return err
 			}
@@ -109,6 +122,7 @@ func (s *Server) PublishStream(stream grpc.BidiStreamingServer[roomcastv1.Publis
 				return err
 			}
 			r.slots.Release(1 + len(req.GetBatch()))
+			r.bytes.Release(read.size)
 		case <-s.drain: // the first select returns
 		case <-expired:
 			return errStreamExpired
@@ -125,9 +139,11 @@ var errStreamExpired = status.Error(codes.Unauthenticated, "the stream's credent
 // ends, after setting err.
 type publishReader struct {
 	stream grpc.BidiStreamingServer[roomcastv1.PublishStreamRequest, roomcastv1.PublishStreamResponse]
-	reqs   chan *roomcastv1.PublishStreamRequest // never full: it has a place for every slot
-	slots  *window.Places                        // one per publish read and not yet answered
-	err    error                                 // why the stream ended: nil at the publisher's io.EOF; read after reqs is closed
+	reqs   chan readRequest // never full: it has a place for every slot
+	slots  *window.Places   // one per publish read and not yet answered
+	bytes  *window.Places   // one per byte of the requests read and not yet answered
+	budget int              // bytes' size: at least the largest request allowed
+	err    error            // why the stream ended: nil at the publisher's io.EOF; read after reqs is closed
 
 	refusals publishRefusals // the pause the handler's refusals earn the reader; see publishrefusal.go
 }
@@ -164,8 +180,22 @@ func (r *publishReader) read(s *Server) {
 			r.err = status.FromContextError(err).Err()
 			return
 		}
-		r.reqs <- req
+		// And its bytes: past the budget, the reader waits with this one
+		// request in hand, and the rest wait in flow control.
+		size := min(req.SizeVT(), r.budget)
+		if err := r.bytes.Acquire(ctx, size, nil); err != nil {
+			r.err = status.FromContextError(err).Err()
+			return
+		}
+		r.reqs <- readRequest{req: req, size: size}
 	}
+}
+
+// readRequest is a request the reader handed on, with the bytes of the
+// budget it took.
+type readRequest struct {
+	req  *roomcastv1.PublishStreamRequest
+	size int
 }
 
 // publishRequest publishes a request's publishes in order by id and

@@ -25,7 +25,7 @@ const (
 	reasonTooManyEntries  = "too_many_entries"   // over a map's entry or a batch's item limit
 	reasonMalformed       = "malformed"          // not a decodable request (invalid UTF-8 among them)
 	reasonUnauthenticated = "unauthenticated"    // a missing or bad credential, in the tap
-	reasonStreamLimit     = "stream_limit"       // the credential has its Subscribe streams open
+	reasonStreamLimit     = "stream_limit"       // the credential has its Subscribe or PublishStream streams open
 	reasonPublishBytes    = "publish_bytes_owed" // the credential owes bytes of its publish byte rate
 	reasonReadBytes       = "read_bytes_owed"    // the credential owes bytes of its read byte rate
 )

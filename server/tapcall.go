@@ -53,10 +53,11 @@ func tappedOf(ctx context.Context) *tappedCall {
 }
 
 // tapChecks reports whether the tap checks any limit of a call to method,
-// and so needs its caller's identity: the stream limit of Subscribe
-// streams and Watch calls, the publish byte rate of publishes, and the
-// read rates of History and Presence calls, each only if the server has
-// it. Other calls pass the tap untouched.
+// and so needs its caller's identity: the stream limits of Subscribe
+// streams and Watch calls and of PublishStream streams (always), the
+// publish byte rate of publishes, and the read rates of History and
+// Presence calls, each only if the server has it. Other calls pass the tap
+// untouched.
 func (s *Server) tapChecks(method string) bool {
 	switch method {
 	case roomcastv1.BrokerService_Subscribe_FullMethodName, roomcastv1.BrokerService_Watch_FullMethodName:
