@@ -23,17 +23,7 @@ import (
 // server without credentials and with --allow-anonymous alike, so one
 // anonymous client's burst does not refuse all the others.
 func TestAnonymousCallersAreLimitedPerClientAddress(t *testing.T) {
-	anon, err := auth.NewAuthenticator(auth.WithAnonymous(testjwt.Grants(t, ">", ">", ">")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, tc := range []struct {
-		name string
-		opts []server.Option
-	}{
-		{"open server", nil},
-		{"anonymous access", []server.Option{server.WithAuthenticator(anon)}},
-	} {
+	for _, tc := range anonymousModes(t) {
 		t.Run(tc.name, func(t *testing.T) {
 			_, addr := start(t, append(tc.opts, server.WithPublishRate(0.001, 1), server.WithAnonymousPublishRate(0.001, 1))...)
 			ctx := testCtx(t)
@@ -174,17 +164,7 @@ func retryInfo(t testing.TB, err error) *errdetails.RetryInfo {
 // Anonymous callers' PublishStream streams are counted per client address
 // too, in an open server and with anonymous access alike.
 func TestAnonymousPublishStreamsAreLimitedPerClientAddress(t *testing.T) {
-	anon, err := auth.NewAuthenticator(auth.WithAnonymous(testjwt.Grants(t, ">", ">", ">")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, tc := range []struct {
-		name string
-		opts []server.Option
-	}{
-		{"open server", nil},
-		{"anonymous access", []server.Option{server.WithAuthenticator(anon)}},
-	} {
+	for _, tc := range anonymousModes(t) {
 		t.Run(tc.name, func(t *testing.T) {
 			_, addr := start(t, append(tc.opts, server.WithMaxPublishStreamsPerCredential(1))...)
 			ctx := testCtx(t)
@@ -209,5 +189,24 @@ func TestAnonymousPublishStreamsAreLimitedPerClientAddress(t *testing.T) {
 				t.Errorf("another address's stream: %v", err)
 			}
 		})
+	}
+}
+
+// anonymousMode is a server's options for anonymous callers.
+type anonymousMode struct {
+	name string
+	opts []server.Option
+}
+
+// anonymousModes are the two ways a server serves anonymous callers: open
+// (no authenticator), and anonymous access beside credentials.
+func anonymousModes(t *testing.T) []anonymousMode {
+	anon, err := auth.NewAuthenticator(auth.WithAnonymous(testjwt.Grants(t, ">", ">", ">")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return []anonymousMode{
+		{"open server", nil},
+		{"anonymous access", []server.Option{server.WithAuthenticator(anon)}},
 	}
 }
