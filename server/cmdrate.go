@@ -154,12 +154,12 @@ func (ss *session) pauseReading(d time.Duration) bool {
 	if hook := ss.srv.cfg.readPauseHook; hook != nil {
 		hook(ss.id, d)
 	}
-	return ss.pause.wait(ss.stream.Context().Done(), d)
+	return ss.pause.wait(d, ss.stream.Context().Done(), nil)
 }
 
 // pause waits d, or until done is closed, and reports whether d passed:
 // the refusal pauses of PublishStream streams and of connections (a
-// Subscribe stream's reader pauses on its readPause).
+// Subscribe stream's reader pauses on its pauseTimer).
 func pause(done <-chan struct{}, d time.Duration) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()

@@ -62,13 +62,15 @@ func (s *requestSpares) put(r *roomcastv1.SubscribeRequest) {
 	s.mu.Unlock()
 }
 
-// readPause is the reader's refusal pause, on one timer made at its first
-// pause (timers since Go 1.23 deliver no stale tick after Reset or Stop).
-// Its owner, the reader, serializes its calls.
-type readPause struct{ t *time.Timer }
+// pauseTimer is a goroutine's repeated pause, on one timer made at its
+// first (timers since Go 1.23 deliver no stale tick after Reset or Stop):
+// a stream reader's refusal pauses, a connection writer's holds. Its owner
+// serializes its calls.
+type pauseTimer struct{ t *time.Timer }
 
-// wait waits d, or until done is closed, and reports whether d passed.
-func (p *readPause) wait(done <-chan struct{}, d time.Duration) bool {
+// wait waits d, or until done or stop is closed (a nil one never is), and
+// reports whether d passed.
+func (p *pauseTimer) wait(d time.Duration, done, stop <-chan struct{}) bool {
 	if p.t == nil {
 		p.t = time.NewTimer(d)
 	} else {
@@ -78,7 +80,8 @@ func (p *readPause) wait(done <-chan struct{}, d time.Duration) bool {
 	case <-p.t.C:
 		return true
 	case <-done:
-		p.t.Stop()
-		return false
+	case <-stop:
 	}
+	p.t.Stop()
+	return false
 }

@@ -225,18 +225,7 @@ func (w *connWriter) hold() {
 		if hook := c.srv.cfg.holdHook; hook != nil {
 			hook(d)
 		}
-		if w.timer == nil {
-			w.timer = time.NewTimer(d)
-		} else {
-			w.timer.Reset(d)
-		}
-		select {
-		case <-w.timer.C:
-		case <-c.srv.drain:
-			w.timer.Stop()
-		case <-c.srv.stopped:
-			w.timer.Stop()
-		}
+		w.holdTimer.wait(d, c.srv.drain, c.srv.stopped)
 		start := now
 		now = c.srv.now()
 		c.srv.writes.held.Add(now - start)

@@ -97,7 +97,7 @@ type connWriter struct {
 	stopped       bool          // guarded by c.mu: stopped while it waited; see stopIfIdle
 	served        bool          // w has served a round; w's own
 	delivered     bool          // w has sent a collected batch; w's own: until then it exits when idle
-	timer         *time.Timer   // for holds (pacing.go); w's own, made at the first
+	holdTimer     pauseTimer    // for holds (pacing.go); w's own
 	wokeAt        int64         // the server's clock when wait last woke w, for hold; 0 if it did not wait. w's own
 }
 
