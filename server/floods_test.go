@@ -153,20 +153,9 @@ func TestAConnectionWhoseCallsKeepBeingRefusedIsClosed(t *testing.T) {
 // its pause, so each refusal's reply must come before the next command is
 // read.
 func TestAStreamPastItsCommandRateIsReadAfterAPause(t *testing.T) {
-	pauses, release, done := make(chan time.Duration), make(chan struct{}), make(chan struct{})
-	_, addr := start(t, server.WithCommandRate(0.001, 1), server.WithMaxRefusedCommands(0),
-		server.WithReadPauseHook(func(_ string, d time.Duration) {
-			select {
-			case pauses <- d:
-			case <-done:
-				return
-			}
-			select {
-			case <-release:
-			case <-done:
-			}
-		}))
-	t.Cleanup(func() { close(done) }) // before the server stops
+	held := newHeldPauses()
+	_, addr := start(t, server.WithCommandRate(0.001, 1), server.WithMaxRefusedCommands(0), held.option())
+	t.Cleanup(held.stop) // before the server stops
 	ctx := testCtx(t)
 	s := subscribe(t, ctx, dial(t, addr), "r0") // the burst
 	const flood = 8
@@ -177,9 +166,9 @@ func TestAStreamPastItsCommandRateIsReadAfterAPause(t *testing.T) {
 	}
 	for i := range flood {
 		select {
-		case d := <-pauses:
-			if want := time.Millisecond << i; d != want {
-				t.Errorf("pause after refusal %d: %v, want %v", i, d, want)
+		case p := <-held.pauses:
+			if want := time.Millisecond << i; p.d != want {
+				t.Errorf("pause after refusal %d: %v, want %v", i, p.d, want)
 			}
 		case <-ctx.Done():
 			t.Fatalf("the reader did not pause after refusal %d", i)
@@ -191,7 +180,7 @@ func TestAStreamPastItsCommandRateIsReadAfterAPause(t *testing.T) {
 		if rep := resp.GetReply(); rep.GetId() != fmt.Sprint(i) || codes.Code(rep.GetError().GetCode()) != codes.ResourceExhausted {
 			t.Fatalf("response %d while the reader pauses: %v, want command %d refused with RESOURCE_EXHAUSTED", i, resp, i)
 		}
-		release <- struct{}{}
+		held.release <- struct{}{}
 	}
 }
 

@@ -36,6 +36,17 @@ const (
 	// answered, so the bound is also one on that memory: about 100 × 2.3
 	// MiB by default.
 	DefaultMaxPublishStreamsPerCredential = 100
+	// DefaultMaxPausedStreams and DefaultMaxPausedStreamsPerCredential
+	// bound the Subscribe streams whose readers pause after a refused
+	// command at once, over the server and per credential (see
+	// pausedreaders.go). Each may hold a receive window of commands unread,
+	// about twice the window's bytes in grpc-go for tiny commands: with the
+	// default 256 KiB windows, 512 MiB over the server and 32 MiB for one
+	// credential, where a credential's thousand streams held 0.5 GB. Only
+	// streams that keep sending past the command rates stay paused; 64 is
+	// a fleet of 64 clients of one key refused at once.
+	DefaultMaxPausedStreams              = 1024
+	DefaultMaxPausedStreamsPerCredential = 64
 	// DefaultReadRate and DefaultReadBurst bound the History and Presence
 	// calls of one credential: a second, and in a burst (a client
 	// resyncing every room it rejoins after a reconnect, say).
@@ -242,6 +253,18 @@ func WithReadByteRate(perSecond float64, burst int) Option {
 	return func(c *config) { c.readByteRate, c.readByteBurst = perSecond, burst }
 }
 
+// WithMaxPausedStreams limits the Subscribe streams whose readers pause
+// after a refused command at once, over the server (maxServer) and per
+// credential (perCredential; anonymous callers per client address). A
+// stream's command refused past either ends the stream with
+// RESOURCE_EXHAUSTED rather than pausing its reader, which would leave up
+// to a receive window of its commands unread (see WithReceiveWindows). The
+// defaults are DefaultMaxPausedStreams (1024) and
+// DefaultMaxPausedStreamsPerCredential (64).
+func WithMaxPausedStreams(maxServer, perCredential int) Option {
+	return func(c *config) { c.maxPaused, c.maxCredPaused = maxServer, perCredential }
+}
+
 // limits are the abuse limits' settings, part of config.
 type limits struct {
 	maxHeaderBytes        int
@@ -250,6 +273,8 @@ type limits struct {
 	authTimeout           time.Duration
 	maxCredStreams        int
 	maxCredPublishStreams int
+	maxPaused             int // see pausedreaders.go
+	maxCredPaused         int
 
 	acceptPaceAfter int // see acceptpace.go
 	acceptPace      float64
@@ -289,6 +314,8 @@ func defaultLimits() limits {
 		authTimeout:           DefaultAuthTimeout,
 		maxCredStreams:        DefaultMaxStreamsPerCredential,
 		maxCredPublishStreams: DefaultMaxPublishStreamsPerCredential,
+		maxPaused:             DefaultMaxPausedStreams,
+		maxCredPaused:         DefaultMaxPausedStreamsPerCredential,
 
 		acceptPaceAfter: DefaultAcceptPaceAfter,
 		acceptPace:      DefaultAcceptPace,
@@ -335,6 +362,8 @@ func (l *limits) validate() error {
 		return fmt.Errorf("server: streams per credential must be positive, got %d", l.maxCredStreams)
 	case l.maxCredPublishStreams < 1:
 		return fmt.Errorf("server: publish streams per credential must be positive, got %d", l.maxCredPublishStreams)
+	case l.maxPaused < 1 || l.maxCredPaused < 1:
+		return fmt.Errorf("server: paused streams must be positive, got %d over the server and %d per credential", l.maxPaused, l.maxCredPaused)
 	case l.readRate < 0 || (l.readRate > 0 && l.readBurst < 1):
 		return fmt.Errorf("server: read rate needs a positive burst, got %v/s burst %d", l.readRate, l.readBurst)
 	case l.anonPublishRate < 0 || (l.anonPublishRate > 0 && l.anonPublishBurst < 1):

@@ -21,10 +21,14 @@ type brokerCollector struct {
 	floods                                       *prometheus.Desc
 	commandFloodCount                            *atomic.Uint64 // streams ended for commands past the rate limits
 	commandFloods                                *prometheus.Desc
+	pausedEndCount                               *atomic.Uint64 // streams ended past the paused readers' limits
+	pausedEnds                                   *prometheus.Desc
 }
 
-func newBrokerCollector(b *broker.Hub, detached, panics, floods, commandFloods *atomic.Uint64) *brokerCollector {
+func newBrokerCollector(b *broker.Hub, detached, panics, floods, commandFloods, pausedEnds *atomic.Uint64) *brokerCollector {
 	return &brokerCollector{
+		pausedEndCount:    pausedEnds,
+		pausedEnds:        prometheus.NewDesc("roomcast_paused_stream_ends_total", "Subscribe streams ended with RESOURCE_EXHAUSTED for a command refused by the rate limits while the server had --max-paused-streams, or the stream's credential --max-paused-streams-per-credential, streams paused after refused commands already.", nil, nil),
 		commandFloodCount: commandFloods,
 		commandFloods:     prometheus.NewDesc("roomcast_command_flood_ends_total", "Subscribe streams ended with RESOURCE_EXHAUSTED for sending commands past the rate limits (--command-rate, --credential-command-rate) faster than they were refused: more than --max-refused-commands refused within a second.", nil, nil),
 		b:                 b,
@@ -60,6 +64,7 @@ func (c *brokerCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.keys
 	ch <- c.floods
 	ch <- c.commandFloods
+	ch <- c.pausedEnds
 }
 
 func (c *brokerCollector) Collect(ch chan<- prometheus.Metric) {
@@ -77,4 +82,5 @@ func (c *brokerCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.keys, prometheus.GaugeValue, float64(st.Keys))
 	ch <- prometheus.MustNewConstMetric(c.floods, prometheus.CounterValue, float64(c.floodCount.Load()))
 	ch <- prometheus.MustNewConstMetric(c.commandFloods, prometheus.CounterValue, float64(c.commandFloodCount.Load()))
+	ch <- prometheus.MustNewConstMetric(c.pausedEnds, prometheus.CounterValue, float64(c.pausedEndCount.Load()))
 }

@@ -93,7 +93,7 @@ func (ss *session) readCommands() {
 		case <-ss.stream.Context().Done():
 			return
 		}
-		if refused != nil && !ss.pauseReading(ss.refusalPause()) {
+		if refused != nil && !ss.pauseAfterRefusal() {
 			return
 		}
 	}

@@ -49,6 +49,8 @@ type Server struct {
 	writes        writerCounts       // what the connection writers did, for tests and benchmarks of their coalescing
 	panics        atomic.Uint64      // panics recovered in handlers, stream readers and connection writers
 	commandFloods atomic.Uint64      // streams ended for commands past the rate limits
+	paused        *pausedReaders     // Subscribe streams whose readers pause after refused commands
+	pausedEnds    atomic.Uint64      // streams ended past paused's limits
 	deferred      atomic.Uint64      // calls the tap refused and let through for their deadline (deferLongRefusals)
 	held          heldTimers         // the deadline timers the tap's refusals leave (deferredrefusal.go)
 	resets        *resetGuard        // closes connections that reset streams too fast
@@ -107,6 +109,7 @@ func New(opts ...Option) (_ *Server, err error) {
 		creds = insecure.NewCredentials()
 	}
 	s.guard = newConnGuard(&cfg)
+	s.paused = newPausedReaders(cfg.maxPaused, cfg.maxCredPaused)
 	s.resets.penalties = s.guard.penalties
 
 	gopts := []grpc.ServerOption{
@@ -148,7 +151,7 @@ func New(opts ...Option) (_ *Server, err error) {
 		if err := cfg.registry.Register(m); err != nil {
 			return nil, fmt.Errorf("server: registering gRPC metrics: %w", err)
 		}
-		if err := cfg.registry.Register(newBrokerCollector(b, &s.detached, &s.panics, &s.resets.closed, &s.commandFloods)); err != nil {
+		if err := cfg.registry.Register(newBrokerCollector(b, &s.detached, &s.panics, &s.resets.closed, &s.commandFloods, &s.pausedEnds)); err != nil {
 			return nil, fmt.Errorf("server: registering broker metrics: %w", err)
 		}
 		if err := cfg.registry.Register(s.resets); err != nil { // its header closures

@@ -52,6 +52,8 @@ type Limits struct {
 	RefusedHoldMax                int
 	MaxCredStreams                int
 	MaxCredPublishStreams         int
+	MaxPaused                     int
+	MaxCredPaused                 int
 	ReadRate                      float64
 	ReadBurst                     int
 	ReadByteRate                  int
@@ -105,6 +107,8 @@ func Defaults() Limits {
 		RefusedHold:             server.DefaultRefusedHold,
 		MaxCredStreams:          server.DefaultMaxStreamsPerCredential,
 		MaxCredPublishStreams:   server.DefaultMaxPublishStreamsPerCredential,
+		MaxPaused:               server.DefaultMaxPausedStreams,
+		MaxCredPaused:           server.DefaultMaxPausedStreamsPerCredential,
 		ReadRate:                server.DefaultReadRate,
 		ReadBurst:               server.DefaultReadBurst,
 		ReadByteRate:            server.DefaultReadByteRate,
@@ -151,6 +155,7 @@ func (l Limits) ServerOptions() []server.Option {
 		server.WithRefusedHold(l.RefusedHold, l.RefusedHoldMax),
 		server.WithMaxStreamsPerCredential(l.MaxCredStreams),
 		server.WithMaxPublishStreamsPerCredential(l.MaxCredPublishStreams),
+		server.WithMaxPausedStreams(l.MaxPaused, l.MaxCredPaused),
 		server.WithReadRate(l.ReadRate, l.ReadBurst),
 		server.WithReadByteRate(float64(l.ReadByteRate), l.ReadByteBurst),
 		server.WithAnonymousPublishRate(l.AnonPublishRate, l.AnonPublishBurst),

@@ -1,0 +1,89 @@
+package server
+
+import (
+	"sync/atomic"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/roomcast/roomcast/auth"
+)
+
+// A Subscribe stream's reader that pauses after a refused command (see
+// cmdrate.go) leaves the stream's commands unread, and grpc-go holds what
+// the client sends meanwhile, up to the stream's receive window: a full
+// window of tiny commands takes about twice its bytes of heap (grpc-go
+// 1.85 keeps each small frame in an allocation of its own until a run of
+// them is merged). So the streams that may pause at once are counted, over
+// the server and per credential: past either count a stream refused again
+// ends with RESOURCE_EXHAUSTED instead of pausing, and what it held is
+// freed. Paused readers then hold at most maxPaused windows in all and
+// maxPausedPerCredential of one credential, where before a credential's
+// thousand flooding streams held a window each (0.5 GB), and a server's
+// hundred thousand streams fifty times that.
+//
+// A stream that slows down at its refusals pauses a few milliseconds and
+// gives its place back; only streams that keep being refused stay paused,
+// a second at a time, so the places go to floods, and a flood of more
+// streams than the places ends the rest. An honest fleet of one key whose
+// rejoins the credential's command rate refuses pauses too: a fleet of more
+// than maxPausedPerCredential clients refused at once has the rest of its
+// streams ended, to reconnect and rejoin where they were.
+
+// pausedReaders counts the Subscribe streams whose readers pause after a
+// refused command. It is safe for concurrent use.
+type pausedReaders struct {
+	max     int64
+	n       atomic.Int64
+	full    error         // the status past max, built once
+	perCred *streamCounts // per credential, with its own status
+}
+
+// newPausedReaders counts paused readers against max over the server and
+// perCred per credential.
+func newPausedReaders(max, perCred int) *pausedReaders {
+	return &pausedReaders{
+		max:     int64(max),
+		full:    status.Errorf(codes.ResourceExhausted, "the server has %d streams waiting out refused commands, its limit, and this stream's command was refused too; wait for its reply's retry_after before sending more", max),
+		perCred: newStreamCounts(perCred, status.Errorf(codes.ResourceExhausted, "this credential has %d streams waiting out refused commands, its limit, and this stream's command was refused too; wait for a reply's retry_after before sending more, or use fewer streams", perCred)),
+	}
+}
+
+// hold counts one more paused reader of id and returns the release of its
+// credential's count, to be passed to unhold once the pause is over, or
+// the status that ends the stream when the server or id has its limit
+// paused already.
+func (p *pausedReaders) hold(id *auth.Identity) (release func(), err error) {
+	if p.n.Add(1) > p.max {
+		p.n.Add(-1)
+		return nil, p.full
+	}
+	release, err = p.perCred.open(id)
+	if err != nil {
+		p.n.Add(-1)
+		return nil, err
+	}
+	return release, nil
+}
+
+// unhold counts a paused reader that hold counted as reading again.
+func (p *pausedReaders) unhold(release func()) {
+	release()
+	p.n.Add(-1)
+}
+
+// pauseAfterRefusal pauses the stream's reader after a refused command, if
+// the server and the credential may have one more reader paused; if not,
+// it ends the stream (see pausedReaders). It reports whether the reader
+// reads on.
+func (ss *session) pauseAfterRefusal() bool {
+	release, err := ss.srv.paused.hold(ss.credential)
+	if err != nil {
+		ss.srv.pausedEnds.Add(1)
+		ss.srv.guard.refusedCall(ss.stream.Context())
+		ss.endWith(err)
+		return false
+	}
+	defer ss.srv.paused.unhold(release)
+	return ss.pauseReading(ss.refusalPause())
+}
