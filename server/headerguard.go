@@ -61,6 +61,10 @@ type headerMirror struct {
 	// compares them rather than decode them again.
 	repeat   []byte
 	repeated bool
+	// path is the :path of the block decoded last ("" for none), which a
+	// repeat of it has too; open says a block is being decoded.
+	path string
+	open bool
 }
 
 func newHeaderMirror(max uint32) *headerMirror {
@@ -77,6 +81,9 @@ func newHeaderMirror(max uint32) *headerMirror {
 // It counts invalid fields too, which grpc-go stops counting at (and refuses
 // the stream for): such a block is cut only if it is over the limit anyway.
 func (m *headerMirror) field(f hpack.HeaderField) {
+	if f.Name == ":path" {
+		m.path = f.Value
+	}
 	sum, size := &m.size, f.Size()
 	if f.Name == "trailer" {
 		n := uint32(strings.Count(f.Value, ",") + 1)
@@ -100,6 +107,9 @@ func (m *headerMirror) field(f hpack.HeaderField) {
 // with COMPRESSION_ERROR), so the mirror is not used after that.
 func (m *headerMirror) write(p []byte) bool {
 	m.repeated = false
+	if !m.open {
+		m.open, m.path = true, ""
+	}
 	_, err := m.dec.Write(p)
 	return err == nil && !m.over
 }
@@ -134,7 +144,7 @@ func indexedOnly(block []byte) bool {
 
 // end ends a block (END_HEADERS), and reports whether it was well formed.
 func (m *headerMirror) end() bool {
-	m.size, m.trailerSize = 0, 0
+	m.size, m.trailerSize, m.open = 0, 0, false
 	return m.dec.Close() == nil
 }
 
@@ -198,6 +208,10 @@ func (c *resetConn) scanHeaders(p []byte) ([]byte, bool) {
 		if !c.mirror.block(p[:f.frag]) {
 			return p, false
 		}
+		if !c.blockEnded(c.hdrStream, c.hdrEndStream, c.mirror.path) {
+			c.err = errMessageFlood
+			return p, false
+		}
 		f.rest -= f.frag
 		p = p[f.frag:]
 		c.inHeaders = false
@@ -218,38 +232,60 @@ func (c *resetConn) scanHeaders(p []byte) ([]byte, bool) {
 	}
 	c.inHeaders = false
 	c.skip = f.rest // the padding
-	if f.endBlock && !c.mirror.end() {
-		return p, false
+	if f.endBlock {
+		if !c.mirror.end() {
+			return p, false
+		}
+		if !c.blockEnded(c.hdrStream, c.hdrEndStream, c.mirror.path) {
+			c.err = errMessageFlood
+			return p, false
+		}
 	}
 	return p, true
 }
 
-// headerCloses counts and logs the connections closed for their headers.
-type headerCloses struct {
+// closeCounter counts the connections closed for one kind of abuse, and
+// rations their log lines.
+type closeCounter struct {
 	closed   atomic.Uint64
 	lastLog  atomic.Int64 // when a closure was last logged, in Unix nanoseconds
 	unlogged atomic.Uint64
 }
 
-func (h *headerCloses) add(log *slog.Logger, peer net.Addr, limit uint32) {
-	h.closed.Add(1)
+// add counts a closure and reports whether to log it, at most once every
+// resetLogEvery, with the closures not logged since the last line.
+func (c *closeCounter) add() (logIt bool, unlogged uint64) {
+	c.closed.Add(1)
 	now := time.Now().UnixNano()
-	last := h.lastLog.Load()
-	if now-last < int64(resetLogEvery) || !h.lastLog.CompareAndSwap(last, now) {
-		h.unlogged.Add(1)
-		return
+	last := c.lastLog.Load()
+	if now-last < int64(resetLogEvery) || !c.lastLog.CompareAndSwap(last, now) {
+		c.unlogged.Add(1)
+		return false, 0
 	}
-	log.Warn("closed a connection that sent a header list over the limit (--max-header-bytes), or a malformed header block",
-		"peer", peer.String(), "limit", limit, "unlogged", h.unlogged.Swap(0))
+	return true, c.unlogged.Swap(0)
+}
+
+// headerCloses counts and logs the connections closed for their headers.
+type headerCloses struct{ closeCounter }
+
+func (h *headerCloses) add(log *slog.Logger, peer net.Addr, limit uint32) {
+	if logIt, unlogged := h.closeCounter.add(); logIt {
+		log.Warn("closed a connection that sent a header list over the limit (--max-header-bytes), or a malformed header block",
+			"peer", peer.String(), "limit", limit, "unlogged", unlogged)
+	}
 }
 
 var headerClosesDesc = prometheus.NewDesc("roomcast_header_flood_closes_total",
 	"Client connections closed for sending a header list over --max-header-bytes (a header bomb), or a header block that could not be decoded.", nil, nil)
 
 // Describe implements prometheus.Collector.
-func (g *resetGuard) Describe(ch chan<- *prometheus.Desc) { ch <- headerClosesDesc }
+func (g *resetGuard) Describe(ch chan<- *prometheus.Desc) {
+	ch <- headerClosesDesc
+	ch <- messageClosesDesc
+}
 
 // Collect implements prometheus.Collector.
 func (g *resetGuard) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(headerClosesDesc, prometheus.CounterValue, float64(g.headers.closed.Load()))
+	ch <- prometheus.MustNewConstMetric(messageClosesDesc, prometheus.CounterValue, float64(g.messages.closed.Load()))
 }

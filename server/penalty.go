@@ -46,7 +46,8 @@ const (
 // WithAbusePenalty makes the server remember, for up to d, the address of a
 // client whose connection it closed for abuse (a header list over
 // WithMaxHeaderBytes, resets past WithStreamResetRate, refused calls past
-// WithMaxRefusedCalls): new connections from that address (an IPv6 one by
+// WithMaxRefusedCalls, a request announced far over its method's limit:
+// see messageguard.go): new connections from that address (an IPv6 one by
 // its /64) are then held unread or closed at once, never served, until the
 // penalty ends. A penalty lasts a second at first and doubles, up to d,
 // while the address keeps at it. Connections the address already had are
@@ -61,13 +62,14 @@ func WithAbusePenalty(d time.Duration) Option { return func(c *config) { c.abuse
 type abuse int
 
 const (
-	abuseHeaders abuse = iota // a header list over the limit, or a malformed block
-	abuseResets               // rapid reset
-	abuseRefused              // calls refused past --max-refused-calls
+	abuseHeaders  abuse = iota // a header list over the limit, or a malformed block
+	abuseResets                // rapid reset
+	abuseRefused               // calls refused past --max-refused-calls
+	abuseMessages              // a message announced over its method's limit (messageguard.go)
 	numAbuses
 )
 
-var abuseLabels = [numAbuses]string{"header_list", "rapid_reset", "refused_calls"}
+var abuseLabels = [numAbuses]string{"header_list", "rapid_reset", "refused_calls", "message_size"}
 
 // penalties are the addresses penalised for abuse. A nil *penalties
 // penalises nothing. It is safe for concurrent use.

@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"log/slog"
 	"net"
@@ -80,9 +81,15 @@ type resetGuard struct {
 	penalties      *penalties // the addresses of closed connections are penalised; nil: none
 	log            *slog.Logger
 	headers        headerCloses  // connections closed for their headers
-	closed         atomic.Uint64 // connections closed for their resets
-	lastLog        atomic.Int64  // when a closure was last logged, in Unix nanoseconds
-	unlogged       atomic.Uint64 // closures since then that were not logged
+	messages       messageCloses // connections closed for their announced messages
+	// messageLimits are the largest messages of the methods with a limit,
+	// and maxLimitedStreams how many open streams of theirs a connection's
+	// scanner follows (messageguard.go).
+	messageLimits     map[string]uint32
+	maxLimitedStreams int
+	closed            atomic.Uint64 // connections closed for their resets
+	lastLog           atomic.Int64  // when a closure was last logged, in Unix nanoseconds
+	unlogged          atomic.Uint64 // closures since then that were not logged
 }
 
 // resetLogEvery is how often a closure is logged at most; the closures in
@@ -166,9 +173,16 @@ type resetConn struct {
 	err    error                // set once the connection is closed
 
 	// The header scanner's state (headerguard.go).
-	mirror    *headerMirror // made at the first HEADERS frame
-	inHeaders bool          // reading the payload of a HEADERS or CONTINUATION frame
-	hf        headerFrame   // where in it
+	mirror       *headerMirror // made at the first HEADERS frame
+	inHeaders    bool          // reading the payload of a HEADERS or CONTINUATION frame
+	hf           headerFrame   // where in it
+	hdrStream    uint32        // the stream of the block being read
+	hdrEndStream bool          // its HEADERS frame ended the stream
+
+	// The message scanner's state (messageguard.go).
+	limited map[uint32]*limitedStream // the open streams of methods with a limit; nil until one opens
+	inData  bool                      // reading the payload of a followed stream's DATA frame
+	data    dataScan                  // where in it
 }
 
 func (c *resetConn) Read(p []byte) (int, error) {
@@ -190,7 +204,14 @@ func (c *resetConn) scan(p []byte) bool {
 	for len(p) > 0 {
 		if c.inHeaders {
 			if p, ok = c.scanHeaders(p); !ok {
-				c.err = errHeaderFlood
+				c.err = cmp.Or(c.err, errHeaderFlood)
+				return false
+			}
+			continue
+		}
+		if c.inData {
+			if p, ok = c.scanData(p); !ok {
+				c.err = errMessageFlood
 				return false
 			}
 			continue
@@ -215,10 +236,14 @@ func (c *resetConn) scan(p []byte) bool {
 			h = c.hdr[:]
 		}
 		n := int(h[0])<<16 | int(h[1])<<8 | int(h[2])
+		id := uint32(h[5]&0x7f)<<24 | uint32(h[6])<<16 | uint32(h[7])<<8 | uint32(h[8])
 		switch t := http2.FrameType(h[3]); t {
+		case http2.FrameData:
+			c.dataFrame(id, http2.Flags(h[4]), n)
 		case http2.FrameHeaders, http2.FrameContinuation:
 			if t == http2.FrameHeaders {
-				c.stream = max(c.stream, uint32(h[5]&0x7f)<<24|uint32(h[6])<<16|uint32(h[7])<<8|uint32(h[8]))
+				c.stream = max(c.stream, id)
+				c.hdrStream, c.hdrEndStream = id, http2.Flags(h[4]).Has(http2.FlagHeadersEndStream)
 			}
 			if c.guard.maxHeaderBytes == 0 {
 				c.skip = n
@@ -226,11 +251,12 @@ func (c *resetConn) scan(p []byte) bool {
 			}
 			c.startHeaders(t, http2.Flags(h[4]), n)
 			if p, ok = c.scanHeaders(p); !ok { // an empty payload ends here
-				c.err = errHeaderFlood
+				c.err = cmp.Or(c.err, errHeaderFlood)
 				return false
 			}
 		case http2.FrameRSTStream:
 			c.skip = n
+			delete(c.limited, id)
 			c.resets++
 			if c.guard.rate > 0 && !c.take() {
 				c.err = errResetFlood
@@ -261,7 +287,11 @@ func (c *resetConn) take() bool {
 // rather than the GOAWAY, and the connection closes all the same.
 func (c *resetConn) cut() error {
 	debug := "too many stream resets"
-	if c.err == errHeaderFlood {
+	if c.err == errMessageFlood {
+		debug = "a message announced over its method's limit, or too many streams left open"
+		c.guard.messages.add(c.guard.log, c.RemoteAddr())
+		c.guard.penalties.penalise(c.RemoteAddr(), abuseMessages)
+	} else if c.err == errHeaderFlood {
 		debug = "header list over the limit, or malformed"
 		c.guard.headers.add(c.guard.log, c.RemoteAddr(), c.guard.maxHeaderBytes)
 		c.guard.penalties.penalise(c.RemoteAddr(), abuseHeaders)

@@ -103,7 +103,8 @@ func New(opts ...Option) (_ *Server, err error) {
 	s.held.max, s.held.start = cmp.Or(cfg.heldTimers, defaultHeldTimers), s.started
 	s.held.perSecond = cmp.Or(cfg.heldPerSecond, defaultHeldPerSecond)
 	s.jsonFragments = newFragmentCache(defaultFragmentCacheBytes)
-	s.resets = &resetGuard{rate: cfg.resetRate, burst: float64(cfg.resetBurst), maxHeaderBytes: uint32(cfg.maxHeaderBytes), log: cfg.log}
+	s.resets = &resetGuard{rate: cfg.resetRate, burst: float64(cfg.resetBurst), maxHeaderBytes: uint32(cfg.maxHeaderBytes), log: cfg.log,
+		messageLimits: messageLimits(cfg.requestLimits()), maxLimitedStreams: maxLimitedStreamsPerConn * int(cfg.maxStreamsPerConn)}
 	creds := cfg.creds
 	if creds == nil {
 		creds = insecure.NewCredentials()

@@ -78,8 +78,10 @@ func TestWatchSlowConsumerIsCutOffWithTheLastOffsetSent(t *testing.T) {
 		t.Run(p.name, func(t *testing.T) {
 			// The write timeout is long: the call is cut off for its
 			// backlog once its client reads again, not for a stalled write,
-			// which would leave its last message incomplete.
-			srv, addr := start(t, server.WithBrokerOptions(broker.WithBacklog(8, 1<<20)), server.WithMaxMessageBytes(64<<10), server.WithWriteTimeout(time.Minute))
+			// which would leave its last message incomplete. No byte rate:
+			// how much the stalled call's connection buffers before its
+			// writes block is the kernel's, and may pass a burst.
+			srv, addr := start(t, server.WithBrokerOptions(broker.WithBacklog(8, 1<<20)), server.WithMaxMessageBytes(64<<10), server.WithWriteTimeout(time.Minute), server.WithPublishByteRate(0, 0))
 			web := startWeb(t, srv)
 			ctx := testCtx(t)
 			c := dial(t, addr)
@@ -150,7 +152,8 @@ func TestShutdownEndsWebWatchesWithUnavailable(t *testing.T) {
 func TestWatchStalledWriteIsCutShort(t *testing.T) {
 	for _, p := range []webProtocol{webProtocols[0], webProtocols[1]} {
 		t.Run(p.name, func(t *testing.T) {
-			srv, addr := start(t, server.WithMaxMessageBytes(64<<10), server.WithWriteTimeout(200*time.Millisecond))
+			// No byte rate, as above.
+			srv, addr := start(t, server.WithMaxMessageBytes(64<<10), server.WithWriteTimeout(200*time.Millisecond), server.WithPublishByteRate(0, 0))
 			web := startWeb(t, srv)
 			ctx := testCtx(t)
 			c := dial(t, addr)

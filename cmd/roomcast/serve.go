@@ -139,7 +139,7 @@ every message sent. Spans still buffered are flushed on shutdown.`,
 		fs.IntVar(&cfg.limits.MaxRefusedCalls, "max-refused-calls", d.MaxRefusedCalls,
 			"close a client connection with more than `N` calls refused before they run (unauthenticated, past --max-streams-per-credential or owing bytes of --publish-byte-rate or --read-byte-rate) within a second; 0 never does")
 		fs.DurationVar(&cfg.limits.AbusePenalty, "abuse-penalty", d.AbusePenalty,
-			"after closing a connection for abuse (a header list past --max-header-bytes, resets past --stream-reset-rate, refused calls past --max-refused-calls), serve no new connection from its address (an IPv6 one by its /64) for a second, doubling up to `DURATION` while it keeps at it; 0 turns it off")
+			"after closing a connection for abuse (a header list past --max-header-bytes, resets past --stream-reset-rate, refused calls past --max-refused-calls, a request announced far over its method's limit), serve no new connection from its address (an IPv6 one by its /64) for a second, doubling up to `DURATION` while it keeps at it; 0 turns it off")
 		fs.IntVar(&cfg.limits.MaxStreams, "max-streams", d.MaxStreams,
 			"end Subscribe streams past `N` open on the server at once")
 		fs.IntVar(&cfg.limits.MaxCredStreams, "max-streams-per-credential", d.MaxCredStreams,
