@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
+	"time"
 
 	"golang.org/x/net/http2/hpack"
 	"google.golang.org/grpc/codes"
@@ -29,7 +31,13 @@ func announce(ctx context.Context, s childSpec) (string, error) {
 	// --max-streams-per-connection); a message of --max-message-bytes,
 	// under grpc-go's receive limit (1 KiB more).
 	sh := announceShape{conns: 5, perConn: 200, length: 1 << 20}
-	return sh.run(ctx, s.Addr, s.Key, new(announceCounts)), nil
+	summary := sh.run(ctx, s.Addr, s.Key, new(announceCounts))
+	var ru syscall.Rusage // the attacker's CPU: this child's
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
+		cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+		summary += fmt.Sprintf("; the attacker used %.2f s of CPU", cpu.Seconds())
+	}
+	return summary, nil
 }
 
 // announceShape is how many streams announce a message, and how long.
