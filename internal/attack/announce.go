@@ -49,7 +49,7 @@ type announceShape struct {
 // announceCounts are what the attacker saw; safe for concurrent use.
 type announceCounts struct {
 	opened, full, bytes       atomic.Int64 // streams opened; those sent all but the last byte; DATA bytes sent
-	closed, goAways, failures atomic.Int64 // connections the server closed; of those, with GOAWAY; dials or writes that failed
+	closed, goAways, failures atomic.Int64 // connections the server closed (their reads or writes ended); with GOAWAY; dials that failed
 	ends                      tally        // streams the server ended, by how
 }
 
@@ -65,11 +65,12 @@ func (sh announceShape) run(ctx context.Context, addr, key string, n *announceCo
 		wg.Go(func() { sh.conn(ctx, addr, key, msg, n) })
 	}
 	wg.Wait()
+	<-ctx.Done() // the server may have closed every connection: the attack lasts its duration all the same
 	ends := commas(n.ends.total())
 	if n.ends.total() > 0 {
 		ends += " (" + n.ends.String() + ")"
 	}
-	return fmt.Sprintf("%s Subscribe streams opened over %d connections, announcing %s-byte messages; %s sent all but the last byte (%s MiB in all); the server ended %s streams and closed %s connections (%s with GOAWAY); %s dials or writes failed",
+	return fmt.Sprintf("%s Subscribe streams opened over %d connections, announcing %s-byte messages; %s sent all but the last byte (%s MiB in all); the server ended %s streams and closed %s connections (%s with GOAWAY); %s dials failed",
 		commas(int(n.opened.Load())), sh.conns, commas(sh.length), commas(int(n.full.Load())), commas(int(n.bytes.Load()>>20)),
 		ends, commas(int(n.closed.Load())), commas(int(n.goAways.Load())), commas(int(n.failures.Load())))
 }
@@ -124,8 +125,8 @@ func (sh announceShape) conn(ctx context.Context, addr, key string, msg []byte, 
 	for {
 		changed := h2.Changed()
 		if err := sh.send(h2, sent, msg, n); err != nil {
-			if !ended(ctx) {
-				n.failures.Add(1)
+			if !ended(ctx) { // on loopback, a write fails when the server has closed the connection
+				n.closed.Add(1)
 			}
 			return
 		}
