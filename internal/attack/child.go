@@ -160,6 +160,17 @@ func (t *tally) code(ctx context.Context, err error) {
 	}
 }
 
+// total is every count together.
+func (t *tally) total() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	n := 0
+	for _, v := range t.n {
+		n += v
+	}
+	return n
+}
+
 func (t *tally) get(what string) int {
 	t.mu.Lock()
 	defer t.mu.Unlock()

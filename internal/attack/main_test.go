@@ -12,6 +12,9 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/roomcast/roomcast/internal/servertest"
+	"github.com/roomcast/roomcast/server"
 )
 
 // TestMain is also the attacker: run re-executes the test binary for
@@ -80,5 +83,38 @@ func TestFlags(t *testing.T) {
 	stderr.Reset()
 	if code := run(context.Background(), []string{"--layout", "nope"}, &stderr, &stderr); code != 2 || !strings.Contains(stderr.String(), "no layout") {
 		t.Errorf("--layout nope: exit %d, %q", code, stderr.String())
+	}
+}
+
+// Each stream of the announce attack announces a message longer than the
+// server's stream window and sends all of it but its last byte, as flow
+// control lets it: the server grants the whole message once its reader
+// asks for it, and holds the streams open without ending any.
+func TestAnnounceSendsAllButTheLastByte(t *testing.T) {
+	const length = 2 * server.DefaultStreamWindow // more than the window, which the server must grant
+	_, addr := servertest.Start(t)
+	ctx, cancel := context.WithCancel(servertest.Context(t))
+	defer cancel()
+	sh := announceShape{conns: 2, perConn: 3, length: length}
+	var n announceCounts
+	summary := make(chan string, 1)
+	go func() { summary <- sh.run(ctx, addr, "", &n) }()
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for n.full.Load() < 6 {
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			t.Fatalf("%d of 6 streams sent their message but its last byte (%d bytes in all), %d failures", n.full.Load(), n.bytes.Load(), n.failures.Load())
+		}
+	}
+	cancel()
+	got := <-summary
+	t.Log(got)
+	if b := n.bytes.Load(); b != 6*(5+length-1) || n.opened.Load() != 6 {
+		t.Errorf("%d streams opened, %d bytes sent; want 6 and %d", n.opened.Load(), b, 6*(5+length-1))
+	}
+	if n.ends.total() != 0 || n.closed.Load() != 0 || n.failures.Load() != 0 {
+		t.Errorf("the server ended streams or connections: %s", got)
 	}
 }

@@ -134,7 +134,48 @@ func (c *Conn) DataBytes(id uint32, p []byte) error {
 		if err := c.fr.WriteData(id, false, p[:n]); err != nil {
 			return err
 		}
+		c.countSent(id, n)
 		p = p[n:]
 	}
 	return nil
+}
+
+// initialWindow is HTTP/2's initial window, of every stream and of the
+// connection, until the server's SETTINGS and WINDOW_UPDATEs change it.
+const initialWindow = 65_535
+
+// countSent counts n bytes of DATA sent on stream id, for Credit.
+func (c *Conn) countSent(id uint32, n int) {
+	c.sent[id] += int64(n)
+	c.connSent += int64(n)
+}
+
+// Credit is how many more bytes of DATA flow control lets the client send
+// on stream id now: the smaller of what is left of the stream's window and
+// of the connection's, as the server's SETTINGS and WINDOW_UPDATEs set
+// them, after what Data and DataBytes sent. Until the server's SETTINGS
+// arrive (WaitProbe makes sure they have), a stream's window is HTTP/2's
+// initial 65,535 bytes. Like the writing methods, it is not safe to call
+// concurrently with them.
+func (c *Conn) Credit(id uint32) int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	window := int64(initialWindow)
+	if w, ok := c.flow.Settings[http2.SettingInitialWindowSize]; ok {
+		window = int64(w)
+	}
+	stream := window + c.flow.Increments[id] - c.sent[id]
+	conn := initialWindow + c.flow.Increments[0] - c.connSent
+	return min(stream, conn)
+}
+
+// Changed returns a channel that is closed at the next change of what Flow,
+// Credit or Ended report: a setting, a window update, a PING of the server,
+// a stream's end. It is not closed when the connection ends; Done is. Take
+// it before looking at them, so that no change in between goes unseen. It
+// is safe for concurrent use.
+func (c *Conn) Changed() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.changed
 }

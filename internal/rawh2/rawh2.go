@@ -34,6 +34,11 @@ type Conn struct {
 	streams map[uint32]StreamEnd // how each stream the server ended ended, the first time
 	changed chan struct{}        // closed, and replaced, when streams or flow change
 	flow    Flow                 // see flow.go
+
+	// DATA bytes Data and DataBytes sent, by stream and in all; the
+	// writer's alone, like the framer.
+	sent     map[uint32]int64
+	connSent int64
 }
 
 // StreamEnd is how the server ended a stream: with RST_STREAM, or with
@@ -62,7 +67,7 @@ var pingData = [8]byte{'r', 'a', 'w', 'h', '2'}
 // "h2": it sends the client preface and empty SETTINGS, and starts reading.
 func New(conn net.Conn) (*Conn, error) {
 	c := &Conn{conn: conn, w: bufio.NewWriterSize(conn, 64<<10), next: 1, done: make(chan struct{}),
-		streams: make(map[uint32]StreamEnd), changed: make(chan struct{}),
+		streams: make(map[uint32]StreamEnd), changed: make(chan struct{}), sent: make(map[uint32]int64),
 		flow: Flow{Settings: make(map[http2.SettingID]uint32), Increments: make(map[uint32]int64)}}
 	c.fr = http2.NewFramer(c.w, nil)
 	c.enc = hpack.NewEncoder(&c.block)
@@ -261,6 +266,7 @@ func (c *Conn) Data(id uint32, msg []byte, endStream bool) error {
 		if err := c.fr.WriteData(id, endStream && n == len(frame), frame[:n]); err != nil {
 			return err
 		}
+		c.countSent(id, n)
 		frame = frame[n:]
 	}
 	return nil
