@@ -86,35 +86,53 @@ func TestFlags(t *testing.T) {
 	}
 }
 
-// Each stream of the announce attack announces a message longer than the
-// server's stream window and sends all of it but its last byte, as flow
-// control lets it: the server grants the whole message once its reader
-// asks for it, and holds the streams open without ending any.
+// Each stream of the announce attack announces a message and sends all of
+// it but its last byte, as flow control lets it, and the server holds the
+// streams open: here a message within what the server lets a Subscribe
+// stream announce.
 func TestAnnounceSendsAllButTheLastByte(t *testing.T) {
-	const length = 2 * server.DefaultStreamWindow // more than the window, which the server must grant
-	_, addr := servertest.Start(t)
-	ctx, cancel := context.WithCancel(servertest.Context(t))
-	defer cancel()
-	sh := announceShape{conns: 2, perConn: 3, length: length}
-	var n announceCounts
-	summary := make(chan string, 1)
-	go func() { summary <- sh.run(ctx, addr, "", &n) }()
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for n.full.Load() < 6 {
-		select {
-		case <-tick.C:
-		case <-ctx.Done():
-			t.Fatalf("%d of 6 streams sent their message but its last byte (%d bytes in all), %d failures", n.full.Load(), n.bytes.Load(), n.failures.Load())
-		}
-	}
-	cancel()
-	got := <-summary
-	t.Log(got)
+	const length = 60 << 10
+	n, got := runAnnounce(t, length, func(n *announceCounts) bool { return n.full.Load() == 6 })
 	if b := n.bytes.Load(); b != 6*(5+length-1) || n.opened.Load() != 6 {
 		t.Errorf("%d streams opened, %d bytes sent; want 6 and %d", n.opened.Load(), b, 6*(5+length-1))
 	}
 	if n.ends.total() != 0 || n.closed.Load() != 0 || n.failures.Load() != 0 {
 		t.Errorf("the server ended streams or connections: %s", got)
 	}
+}
+
+// A message announced far over a Subscribe command's limit, and over the
+// stream's window (which grpc-go would have granted), has the server close
+// the connection, which the attack counts.
+func TestAnnounceOverTheLimitIsCutOff(t *testing.T) {
+	n, got := runAnnounce(t, 2*server.DefaultStreamWindow, func(n *announceCounts) bool { return n.closed.Load() == 2 })
+	if n.full.Load() != 0 {
+		t.Errorf("%d streams sent all but the last byte: %s", n.full.Load(), got)
+	}
+}
+
+// runAnnounce runs the announce attack of 2 connections of 3 streams each,
+// announcing length bytes, against a server of its own until done says so,
+// and returns its counts and summary.
+func runAnnounce(t *testing.T, length int, done func(*announceCounts) bool) (*announceCounts, string) {
+	_, addr := servertest.Start(t)
+	ctx, cancel := context.WithCancel(servertest.Context(t))
+	defer cancel()
+	sh := announceShape{conns: 2, perConn: 3, length: length}
+	n := new(announceCounts)
+	summary := make(chan string, 1)
+	go func() { summary <- sh.run(ctx, addr, "", n) }()
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for !done(n) {
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			t.Fatalf("%d of 6 streams sent their message but its last byte (%d bytes in all), %d connections closed, %d failures", n.full.Load(), n.bytes.Load(), n.closed.Load(), n.failures.Load())
+		}
+	}
+	cancel()
+	got := <-summary
+	t.Log(got)
+	return n, got
 }
