@@ -68,14 +68,21 @@ func (s *requestSpares) put(r *roomcastv1.SubscribeRequest) {
 // serializes its calls.
 type pauseTimer struct{ t *time.Timer }
 
-// wait waits d, or until done or stop is closed (a nil one never is), and
-// reports whether d passed.
-func (p *pauseTimer) wait(d time.Duration, done, stop <-chan struct{}) bool {
+// timer returns the timer, set to fire after d, for a wait of the owner's
+// own (which stops it if it returns before).
+func (p *pauseTimer) timer(d time.Duration) *time.Timer {
 	if p.t == nil {
 		p.t = time.NewTimer(d)
 	} else {
 		p.t.Reset(d)
 	}
+	return p.t
+}
+
+// wait waits d, or until done or stop is closed (a nil one never is), and
+// reports whether d passed.
+func (p *pauseTimer) wait(d time.Duration, done, stop <-chan struct{}) bool {
+	p.timer(d)
 	select {
 	case <-p.t.C:
 		return true

@@ -37,9 +37,9 @@ const (
 	// MiB by default.
 	DefaultMaxPublishStreamsPerCredential = 100
 	// DefaultMaxPausedStreams and DefaultMaxPausedStreamsPerCredential
-	// bound the Subscribe streams whose readers pause after a refused
-	// command at once, over the server and per credential (see
-	// pausedreaders.go). Each may hold a receive window of commands unread,
+	// bound the Subscribe streams whose readers are paused at once, after a
+	// refused command or behind replies their client does not read, over
+	// the server and per credential (see pausedreaders.go). Each may hold a receive window of commands unread,
 	// about twice the window's bytes in grpc-go for tiny commands: with the
 	// default 256 KiB windows, 512 MiB over the server and 32 MiB for one
 	// credential, where a credential's thousand streams held 0.5 GB. Only
@@ -253,12 +253,13 @@ func WithReadByteRate(perSecond float64, burst int) Option {
 	return func(c *config) { c.readByteRate, c.readByteBurst = perSecond, burst }
 }
 
-// WithMaxPausedStreams limits the Subscribe streams whose readers pause
-// after a refused command at once, over the server (maxServer) and per
-// credential (perCredential; anonymous callers per client address). A
-// stream's command refused past either ends the stream with
-// RESOURCE_EXHAUSTED rather than pausing its reader, which would leave up
-// to a receive window of its commands unread (see WithReceiveWindows). The
+// WithMaxPausedStreams limits the Subscribe streams whose readers are
+// paused at once, after a refused command or behind replies their client
+// does not read, over the server (maxServer) and per credential
+// (perCredential; anonymous callers per client address). A stream that
+// would pause past either ends with RESOURCE_EXHAUSTED instead, which frees
+// the receive window of commands a paused reader leaves unread (see
+// WithReceiveWindows). The
 // defaults are DefaultMaxPausedStreams (1024) and
 // DefaultMaxPausedStreamsPerCredential (64).
 func WithMaxPausedStreams(maxServer, perCredential int) Option {

@@ -23,12 +23,16 @@ type brokerCollector struct {
 	commandFloods                                *prometheus.Desc
 	pausedEndCount                               *atomic.Uint64 // streams ended past the paused readers' limits
 	pausedEnds                                   *prometheus.Desc
+	pausedCount                                  *atomic.Int64 // readers paused now
+	paused                                       *prometheus.Desc
 }
 
-func newBrokerCollector(b *broker.Hub, detached, panics, floods, commandFloods, pausedEnds *atomic.Uint64) *brokerCollector {
+func newBrokerCollector(b *broker.Hub, detached, panics, floods, commandFloods, pausedEnds *atomic.Uint64, paused *atomic.Int64) *brokerCollector {
 	return &brokerCollector{
+		pausedCount:       paused,
+		paused:            prometheus.NewDesc("roomcast_paused_streams", "Subscribe streams whose readers are paused now, their commands left unread: after a refused command, or waiting behind replies their clients do not read (at most --max-paused-streams).", nil, nil),
 		pausedEndCount:    pausedEnds,
-		pausedEnds:        prometheus.NewDesc("roomcast_paused_stream_ends_total", "Subscribe streams ended with RESOURCE_EXHAUSTED for a command refused by the rate limits while the server had --max-paused-streams, or the stream's credential --max-paused-streams-per-credential, streams paused after refused commands already.", nil, nil),
+		pausedEnds:        prometheus.NewDesc("roomcast_paused_stream_ends_total", "Subscribe streams ended with RESOURCE_EXHAUSTED for a command refused by the rate limits, or waiting behind replies their clients did not read, while the server had --max-paused-streams, or the stream's credential --max-paused-streams-per-credential, streams paused so already.", nil, nil),
 		commandFloodCount: commandFloods,
 		commandFloods:     prometheus.NewDesc("roomcast_command_flood_ends_total", "Subscribe streams ended with RESOURCE_EXHAUSTED for sending commands past the rate limits (--command-rate, --credential-command-rate) faster than they were refused: more than --max-refused-commands refused within a second.", nil, nil),
 		b:                 b,
@@ -65,6 +69,7 @@ func (c *brokerCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.floods
 	ch <- c.commandFloods
 	ch <- c.pausedEnds
+	ch <- c.paused
 }
 
 func (c *brokerCollector) Collect(ch chan<- prometheus.Metric) {
@@ -83,4 +88,5 @@ func (c *brokerCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.floods, prometheus.CounterValue, float64(c.floodCount.Load()))
 	ch <- prometheus.MustNewConstMetric(c.commandFloods, prometheus.CounterValue, float64(c.commandFloodCount.Load()))
 	ch <- prometheus.MustNewConstMetric(c.pausedEnds, prometheus.CounterValue, float64(c.pausedEndCount.Load()))
+	ch <- prometheus.MustNewConstMetric(c.paused, prometheus.GaugeValue, float64(c.pausedCount.Load()))
 }

@@ -6,8 +6,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/roomcast/roomcast/internal/servertest"
 
 	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
 	"github.com/roomcast/roomcast/server"
@@ -25,8 +29,8 @@ func TestPausedStreamsAreLimited(t *testing.T) {
 		server, perCred   int
 		wantEndingMessage string
 	}{
-		{"per credential", 100, 2, "this credential has 2 streams waiting out refused commands"},
-		{"over the server", 2, 100, "the server has 2 streams waiting out refused commands"},
+		{"per credential", 100, 2, "this credential has 2 streams whose commands wait unread"},
+		{"over the server", 2, 100, "the server has 2 streams whose commands wait unread"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			held := newHeldPauses()
@@ -84,11 +88,70 @@ func TestPausedStreamsAreLimited(t *testing.T) {
 			}
 
 			// A pause over gives its place back: the first stream, refused
-			// again, pauses again, where the third could not.
+			// again, pauses again, where the third could not. (Both are let
+			// go: which waiting hook a release reaches is the runtime's.)
+			held.release <- struct{}{}
 			held.release <- struct{}{}
 			refuse(streams[0], "b")
 			awaitPause(streams[0])
 		})
+	}
+}
+
+// A reader whose turns are behind, because its client reads none of the
+// stream's messages and replies, leaves what the client sends unread too:
+// once it has waited a while for them, it counts as paused, and past the
+// credential's count the next such stream ends instead.
+func TestReadersBehindUnreadRepliesCountAsPaused(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	_, addr := start(t, server.WithMaxPausedStreams(100, 1), server.WithWriteTimeout(time.Minute), server.WithMetrics(reg))
+	ctx := testCtx(t)
+	pub := dial(t, addr)
+	stalled := func() *subscriber {
+		// A fixed window, so that the server's writes wait once it is full.
+		c := roomcastv1.NewBrokerServiceClient(servertest.Dial(t, addr, grpc.WithInitialWindowSize(64<<10), grpc.WithInitialConnWindowSize(64<<10)))
+		return subscribe(t, ctx, c, "busy")
+	}
+	first, second := stalled(), stalled()
+	payload := strings.Repeat("x", 32<<10)
+	for range 20 { // 640 KiB that neither subscriber reads
+		publishText(t, ctx, pub, "busy", payload)
+	}
+	fill := func(s *subscriber) {
+		for i := range 2 * 16 { // past the turns' queue
+			if err := s.stream.Send(joinReq(fmt.Sprint(i), fmt.Sprint("room", i), nil)); err != nil {
+				return // the stream ended
+			}
+		}
+	}
+	await := func(what string, done func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for !done() {
+			if time.Now().After(deadline) {
+				t.Fatal(what)
+			}
+			time.Sleep(5 * time.Millisecond) // polling a metric, with a deadline
+		}
+	}
+	fill(first)
+	await("the first stream's reader, behind its unread replies, never counted as paused", func() bool {
+		return gaugeValue(t, reg, "roomcast_paused_streams") == 1
+	})
+	fill(second)
+	// Reading the stream would let its turns go on: the end comes first.
+	await("the second stream, behind its replies with the first paused, was not ended", func() bool {
+		return counter(t, reg, "roomcast_paused_stream_ends_total") == 1
+	})
+	var err error
+	for err == nil {
+		_, err = second.stream.Recv() // its messages, then how it ended
+	}
+	if status.Code(err) != codes.ResourceExhausted || !strings.Contains(status.Convert(err).Message(), "this credential has 1 streams whose commands wait unread") {
+		t.Fatalf("the second stream behind its replies, with the first paused: %v, want it ended with RESOURCE_EXHAUSTED", err)
+	}
+	if n := gaugeValue(t, reg, "roomcast_paused_streams"); n != 1 {
+		t.Errorf("roomcast_paused_streams = %v, want the first still paused", n)
 	}
 }
 

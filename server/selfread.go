@@ -86,11 +86,7 @@ func (ss *session) readCommands() {
 			return
 		}
 		refused := ss.rateLimit()
-		select {
-		case ss.cmds <- command{req: req, refused: refused}:
-			ss.pending.Add(1)
-			ss.wake()
-		case <-ss.stream.Context().Done():
+		if !ss.handOn(command{req: req, refused: refused}) {
 			return
 		}
 		if refused != nil && !ss.pauseAfterRefusal() {

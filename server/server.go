@@ -152,7 +152,7 @@ func New(opts ...Option) (_ *Server, err error) {
 		if err := cfg.registry.Register(m); err != nil {
 			return nil, fmt.Errorf("server: registering gRPC metrics: %w", err)
 		}
-		if err := cfg.registry.Register(newBrokerCollector(b, &s.detached, &s.panics, &s.resets.closed, &s.commandFloods, &s.pausedEnds)); err != nil {
+		if err := cfg.registry.Register(newBrokerCollector(b, &s.detached, &s.panics, &s.resets.closed, &s.commandFloods, &s.pausedEnds, &s.paused.n)); err != nil {
 			return nil, fmt.Errorf("server: registering broker metrics: %w", err)
 		}
 		if err := cfg.registry.Register(s.resets); err != nil { // its header closures

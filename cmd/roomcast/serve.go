@@ -147,9 +147,9 @@ every message sent. Spans still buffered are flushed on shutdown.`,
 		fs.IntVar(&cfg.limits.MaxCredPublishStreams, "max-publish-streams-per-credential", d.MaxCredPublishStreams,
 			"refuse PublishStream streams past `N` open at once with one credential (anonymous callers: per client address)")
 		fs.IntVar(&cfg.limits.MaxPaused, "max-paused-streams", d.MaxPaused,
-			"let at most `N` Subscribe streams pause reading after a refused command at once (each may hold a --stream-window of commands unread, about twice its bytes): past it, a stream's refused command ends the stream with RESOURCE_EXHAUSTED")
+			"let at most `N` Subscribe streams pause reading at once, after a refused command or behind replies their client does not read (each may hold a --stream-window of commands unread, about twice its bytes): past it, a stream that would pause ends with RESOURCE_EXHAUSTED")
 		fs.IntVar(&cfg.limits.MaxCredPaused, "max-paused-streams-per-credential", d.MaxCredPaused,
-			"let at most `N` Subscribe streams of one credential (anonymous callers: of one client address) pause reading after a refused command at once, as --max-paused-streams does over the server")
+			"let at most `N` Subscribe streams of one credential (anonymous callers: of one client address) pause reading at once, as --max-paused-streams does over the server")
 		fs.UintVar(&cfg.limits.MaxStreamsPerConnection, "max-streams-per-connection", d.MaxStreamsPerConnection,
 			"allow one client connection `N` calls in flight at once")
 		fs.IntVar(&cfg.limits.MaxHeaderBytes, "max-header-bytes", d.MaxHeaderBytes,
