@@ -288,7 +288,11 @@ func BenchmarkHeaderScan(b *testing.B) {
 				}
 				return stream.Bytes()
 			}
-			c := &resetConn{guard: &resetGuard{maxHeaderBytes: bc.max}, skip: len(http2.ClientPreface)}
+			g := &resetGuard{maxHeaderBytes: bc.max}
+			if bc.max > 0 { // the server's scanner: following messages too (messageguard.go)
+				g.messageLimits, g.maxKeptStreams = messageLimits(requestLimits{watch: 1 << 20}), 4000
+			}
+			c := &resetConn{guard: g, skip: len(http2.ClientPreface)}
 			scan := func(p []byte) {
 				for len(p) > 0 {
 					n := min(32<<10, len(p))

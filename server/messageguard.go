@@ -24,12 +24,12 @@ import (
 //
 // The scanner that watches a connection's reads (resets.go) knows each
 // stream's method from its header block (headerguard.go decodes it), so
-// for the methods whose requests are small it also reads the prefix of
-// every message the client sends on them: a message announced far over its
-// method's limit (messageLimits) closes the connection, with GOAWAY
-// (ENHANCE_YOUR_CALM), before grpc-go has read the prefix. A gRPC client
-// never sends such a message unless it is broken: the server would refuse
-// it whole anyway.
+// for the methods whose requests are small, every method but the
+// publishes, it also reads the prefix of every message the client sends
+// on them: a message announced far over its method's limit closes the
+// connection, with GOAWAY (ENHANCE_YOUR_CALM), before grpc-go has read the
+// prefix. A gRPC client never sends such a message unless it is broken:
+// the server would refuse it whole anyway.
 
 // errMessageFlood ends the reads of a connection closed for a message
 // announced over its method's limit.
@@ -39,43 +39,61 @@ var errMessageFlood = errors.New("server: connection closed: it announced a mess
 // flag and a 4-byte big-endian length.
 const grpcPrefixLen = 5
 
+// Which streams the scanner follows, and what it keeps of each. Every
+// method's requests but the publishes' are small, so every stream is
+// followed at announceSlack unless its header block named a method with a
+// limit of its own: Publish and PublishStream, whose messages may be the
+// receive limit, are not followed, and Watch is followed at its limit. The
+// scanner keeps an entry only for a stream of those methods, from its
+// headers until the client ends or resets it, and for a stream whose
+// message goes on past the DATA frame it began in; a stream of the other
+// methods whose messages each come whole in a frame (a gRPC client sends
+// a message of up to 16 KiB in one) costs nothing kept. So a stream the
+// server ended, which a client other than grpc-go's may neither end nor
+// reset (the gRPC C core's clients leave them, as HTTP/2 lets them after
+// the server's RST_STREAM), leaves an entry only if it was a publisher, a
+// Watch refused before its request, or cut off within a message.
+
 // messageLimits are the largest message a client may announce on a stream
-// of each method whose requests are small, by the method's :path: the
-// codec's limit (decode.go), but at least announceSlack, so that a request
-// a little over its limit is still refused alone, with RESOURCE_EXHAUSTED
-// once read, as before; only one far over it closes the connection. Other
-// methods' messages are left to grpc-go's receive limit.
+// of the methods named, by their :path: 0 for the publishes, which are not
+// followed; the streams of every other method are followed at
+// announceSlack. A request over the codec's limit (decode.go) but within
+// it is still refused alone, with RESOURCE_EXHAUSTED once read, as before;
+// only one far over it closes the connection.
 func messageLimits(lim requestLimits) map[string]uint32 {
 	return map[string]uint32{
-		roomcastv1.BrokerService_Subscribe_FullMethodName: max(maxCommandBytes, announceSlack),
-		roomcastv1.BrokerService_History_FullMethodName:   max(maxQueryBytes, announceSlack),
-		roomcastv1.BrokerService_Presence_FullMethodName:  max(maxQueryBytes, announceSlack),
-		roomcastv1.BrokerService_Watch_FullMethodName:     uint32(max(lim.watch, announceSlack)),
+		roomcastv1.BrokerService_Publish_FullMethodName:       0,
+		roomcastv1.BrokerService_PublishStream_FullMethodName: 0,
+		roomcastv1.BrokerService_Watch_FullMethodName:         uint32(max(lim.watch, announceSlack)),
 	}
 }
 
-// announceSlack is the least a message may be announced at before its
-// connection is closed: four Subscribe commands' limit. A client's stream
-// of such a method then holds at most this of an unfinished message (and
-// its frames' overhead in grpc-go), where it could hold the receive limit.
+// announceSlack is the most a message of most methods may be announced at
+// before its connection is closed: four Subscribe commands' limit, sixteen
+// History or Presence requests', and far over any health check's or
+// reflection request's. A stream of those methods then holds at most this
+// of an unfinished message (and its frames' overhead in grpc-go), where it
+// could hold the receive limit.
 const announceSlack = 64 << 10
 
-// limitedStream is where the scanner is within the messages of a stream
-// whose method has a limit.
-type limitedStream struct {
+// streamState is what the scanner keeps of a stream: how far it is within
+// its messages, and their limit (0: not followed).
+type streamState struct {
 	limit uint32
 	need  uint32              // bytes of the current message still to come
 	nhdr  uint8               // bytes of the next prefix held in hdr
 	hdr   [grpcPrefixLen]byte // a prefix split between frames or reads
 }
 
-// maxLimitedStreamsPerConn bounds the streams a connection's scanner
-// follows, times the calls a connection may have in flight: a stream is
-// forgotten when the client ends or resets it, which a gRPC client does
-// to each stream the server ends first, so only a client that leaves
-// thousands of finished streams neither ended nor reset reaches it. It is
-// closed as one that announced too much, rather than let its scanner grow.
-const maxLimitedStreamsPerConn = 4
+// idle reports whether the stream is between messages.
+func (st *streamState) idle() bool { return st.need == 0 && st.nhdr == 0 }
+
+// maxKeptStreamsPerConn bounds the streams a connection's scanner keeps an
+// entry for, times the calls a connection may have in flight: past it the
+// connection is closed as one that announced too much, rather than let its
+// scanner grow. Only a client that leaves thousands of the streams above
+// neither ended nor reset on one connection reaches it.
+const maxKeptStreamsPerConn = 4
 
 // messageCloses counts and logs the connections closed for their
 // announced messages.
@@ -89,29 +107,33 @@ func (m *messageCloses) add(log *slog.Logger, peer net.Addr) {
 }
 
 var messageClosesDesc = prometheus.NewDesc("roomcast_message_size_closes_total",
-	"Client connections closed for announcing a request over its method's limit (a Subscribe command over 16 KiB, a History or Presence request over 4 KiB, a Watch request over its limit) before sending it, or for leaving thousands of finished streams neither ended nor reset.", nil, nil)
+	"Client connections closed for announcing a request far over its method's limit before sending it (past 64 KiB for every method but Publish, PublishStream and Watch, a Watch request past its limit), or for leaving thousands of streams unfinished or neither ended nor reset.", nil, nil)
 
 // blockEnded is called at the end of each header block the client sends,
 // on stream id, opening it (a request's headers) or ending it (trailers),
-// with the block's :path: it starts following a new stream of a method with
-// a limit, and forgets one the client ends. It reports whether the
-// connection may go on.
+// with the block's :path. It reports whether the connection may go on.
 func (c *resetConn) blockEnded(id uint32, endStream bool, path string) bool {
-	if _, ok := c.limited[id]; ok || endStream {
-		delete(c.limited, id)
+	if _, ok := c.kept[id]; ok || endStream {
+		delete(c.kept, id)
 		return true
 	}
 	limit, ok := c.guard.messageLimits[path]
 	if !ok {
-		return true
+		return true // followed at announceSlack, with nothing kept
 	}
-	if len(c.limited) >= c.guard.maxLimitedStreams {
+	return c.keep(id, streamState{limit: limit})
+}
+
+// keep keeps st as stream id's, and reports whether the connection may
+// go on: false past maxKeptStreams.
+func (c *resetConn) keep(id uint32, st streamState) bool {
+	if _, ok := c.kept[id]; !ok && len(c.kept) >= c.guard.maxKeptStreams {
 		return false
 	}
-	if c.limited == nil {
-		c.limited = make(map[uint32]*limitedStream)
+	if c.kept == nil {
+		c.kept = make(map[uint32]streamState)
 	}
-	c.limited[id] = &limitedStream{limit: limit}
+	c.kept[id] = st
 	return true
 }
 
@@ -119,26 +141,33 @@ func (c *resetConn) blockEnded(id uint32, endStream bool, path string) bool {
 // stream id: its payload is read through scanData if the stream is
 // followed, skipped otherwise.
 func (c *resetConn) dataFrame(id uint32, flags http2.Flags, n int) {
-	s := c.limited[id]
+	if c.guard.messageLimits == nil {
+		c.skip = n // not following messages
+		return
+	}
+	st, kept := c.kept[id]
+	if !kept {
+		st = streamState{limit: announceSlack}
+	}
 	ending := flags.Has(http2.FlagDataEndStream)
 	padded := flags.Has(http2.FlagDataPadded)
-	if s == nil || n == 0 || padded && n == 1 {
+	if st.limit == 0 || n == 0 || padded && n == 1 {
 		c.skip = n // nothing to read (a padded frame of one byte is all pad length)
-		if s != nil && ending {
-			delete(c.limited, id)
+		if kept && ending {
+			delete(c.kept, id)
 		}
 		return
 	}
-	c.data = dataScan{stream: id, s: s, rest: n, padLenNow: padded, ending: ending}
+	c.data = dataScan{stream: id, st: st, rest: n, padLenNow: padded, ending: ending}
 	c.inData = true
 }
 
 // dataScan is where the scanner is within a followed stream's DATA frame.
 type dataScan struct {
 	stream    uint32
-	s         *limitedStream
-	rest      int  // the payload's bytes still to read
-	padLenNow bool // the next byte is the pad length
+	st        streamState // the stream's, kept again at the frame's end if need be
+	rest      int         // the payload's bytes still to read
+	padLenNow bool        // the next byte is the pad length
 	padLen    int
 	ending    bool // the frame ends the stream
 }
@@ -157,7 +186,7 @@ func (c *resetConn) scanData(p []byte) ([]byte, bool) {
 		}
 	}
 	k := min(len(p), d.rest-d.padLen)
-	if !d.s.read(p[:k]) {
+	if !d.st.read(p[:k]) {
 		return p, false
 	}
 	d.rest -= k
@@ -167,15 +196,20 @@ func (c *resetConn) scanData(p []byte) ([]byte, bool) {
 	}
 	c.inData = false
 	c.skip = d.rest // the padding
-	if d.ending {
-		delete(c.limited, d.stream)
+	switch {
+	case d.ending:
+		delete(c.kept, d.stream)
+	case d.st.idle() && d.st.limit == announceSlack:
+		delete(c.kept, d.stream) // nothing to keep
+	default:
+		return p, c.keep(d.stream, d.st)
 	}
 	return p, true
 }
 
 // read follows a stream's messages through b, the next bytes of its DATA,
 // and reports whether every prefix in it was within the limit.
-func (s *limitedStream) read(b []byte) bool {
+func (s *streamState) read(b []byte) bool {
 	for len(b) > 0 {
 		if s.need > 0 {
 			k := uint32(min(uint64(s.need), uint64(len(b))))

@@ -20,7 +20,7 @@ import (
 // maxStreams streams, and returns the error the scanner cut the
 // connection with, or nil.
 func messageScan(stream []byte, maxStreams int, seed uint64) error {
-	g := &resetGuard{maxHeaderBytes: DefaultMaxHeaderBytes, messageLimits: messageLimits(requestLimits{watch: 1 << 20}), maxLimitedStreams: maxStreams}
+	g := &resetGuard{maxHeaderBytes: DefaultMaxHeaderBytes, messageLimits: messageLimits(requestLimits{watch: 1 << 20}), maxKeptStreams: maxStreams}
 	c := &resetConn{guard: g, skip: len(http2.ClientPreface)}
 	r := rand.New(rand.NewPCG(seed, 1))
 	for off := 0; off < len(stream); {
@@ -60,6 +60,15 @@ func TestMessageGuardCutsWhatIsAnnouncedOverTheLimit(t *testing.T) {
 	}
 	open := func(t *testing.T, fr *http2.Framer, enc func(...hpack.HeaderField) []byte, id uint32, method string) {
 		if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: enc(headersOf(method)...), EndHeaders: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	openSplit := func(t *testing.T, fr *http2.Framer, enc func(...hpack.HeaderField) []byte, id uint32, method string) {
+		block := enc(headersOf(method)...)
+		if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: block[:1]}); err != nil {
+			t.Fatal(err)
+		}
+		if err := fr.WriteContinuation(id, true, block[1:]); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -108,9 +117,9 @@ func TestMessageGuardCutsWhatIsAnnouncedOverTheLimit(t *testing.T) {
 			open(t, fr, enc, 1, roomcastv1.BrokerService_Watch_FullMethodName)
 			write(t, fr, 1, message(1<<20, nil), false)
 		}, false},
-		{"streams ended and reset are forgotten", func(t *testing.T, fr *http2.Framer, enc func(...hpack.HeaderField) []byte) {
+		{"publishers ended and reset are forgotten", func(t *testing.T, fr *http2.Framer, enc func(...hpack.HeaderField) []byte) {
 			for id := uint32(1); id < 20; id += 2 {
-				open(t, fr, enc, id, subscribe)
+				open(t, fr, enc, id, roomcastv1.BrokerService_PublishStream_FullMethodName)
 				if id%4 == 1 {
 					write(t, fr, id, message(1, []byte("x")), true)
 				} else if err := fr.WriteRSTStream(id, http2.ErrCodeCancel); err != nil {
@@ -118,10 +127,41 @@ func TestMessageGuardCutsWhatIsAnnouncedOverTheLimit(t *testing.T) {
 				}
 			}
 		}, false},
-		{"too many streams left open", func(t *testing.T, fr *http2.Framer, enc func(...hpack.HeaderField) []byte) {
+		{"too many publishers left open", func(t *testing.T, fr *http2.Framer, enc func(...hpack.HeaderField) []byte) {
+			for id := uint32(1); id < 8; id += 2 {
+				open(t, fr, enc, id, roomcastv1.BrokerService_PublishStream_FullMethodName)
+			}
+		}, true},
+		{"Subscribe streams left open keep nothing", func(t *testing.T, fr *http2.Framer, enc func(...hpack.HeaderField) []byte) {
+			for id := uint32(1); id < 20; id += 2 {
+				open(t, fr, enc, id, subscribe)
+				m := message(100, make([]byte, 100))
+				write(t, fr, id, m[:50], false) // a message over two frames
+				write(t, fr, id, m[50:], false)
+			}
+		}, false},
+		{"too many messages left unfinished", func(t *testing.T, fr *http2.Framer, enc func(...hpack.HeaderField) []byte) {
 			for id := uint32(1); id < 8; id += 2 {
 				open(t, fr, enc, id, subscribe)
+				write(t, fr, id, message(100, make([]byte, 50)), false)
 			}
+		}, true},
+		{"a health check over the slack", func(t *testing.T, fr *http2.Framer, enc func(...hpack.HeaderField) []byte) {
+			open(t, fr, enc, 1, "/grpc.health.v1.Health/Check")
+			write(t, fr, 1, message(over, nil), false)
+		}, true},
+		{"a reflection request over the slack", func(t *testing.T, fr *http2.Framer, enc func(...hpack.HeaderField) []byte) {
+			open(t, fr, enc, 1, "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo")
+			write(t, fr, 1, message(over, nil), false)
+		}, true},
+		{"a publisher's block over CONTINUATION", func(t *testing.T, fr *http2.Framer, enc func(...hpack.HeaderField) []byte) {
+			openSplit(t, fr, enc, 1, roomcastv1.BrokerService_PublishStream_FullMethodName)
+			write(t, fr, 1, message(1<<20, make([]byte, 100)), false) // not followed
+		}, false},
+		{"a Subscribe block over CONTINUATION", func(t *testing.T, fr *http2.Framer, enc func(...hpack.HeaderField) []byte) {
+			openSplit(t, fr, enc, 1, roomcastv1.BrokerService_PublishStream_FullMethodName)
+			openSplit(t, fr, enc, 3, subscribe)
+			write(t, fr, 3, message(over, nil), false)
 		}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -157,7 +197,7 @@ func FuzzMessageGuard(f *testing.F) {
 // writeSeed writes frames as a seed of FuzzMessageGuard in dir.
 func writeSeed(t *testing.T, dir, name string, frames []byte) {
 	body := fmt.Sprintf("go test fuzz v1\n[]byte(%q)\nuint64(0)\n", frames)
-	if err := os.WriteFile(filepath.Join(dir, strings.ReplaceAll(name, " ", "-")), []byte(body), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, strings.NewReplacer(" ", "-", "'", "").Replace(name)), []byte(body), 0o644); err != nil {
 		t.Fatal(err)
 	}
 }

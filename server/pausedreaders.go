@@ -101,8 +101,10 @@ func (ss *session) pauseAfterRefusal() bool {
 
 // behindGrace is how long a reader waits for a place in its turns' queue
 // before it counts as paused: a turn handles a queue of commands in far
-// less, unless its writes are blocked.
-const behindGrace = 100 * time.Millisecond
+// less, unless its writes are blocked, and a client that reads them waits
+// for its window to come back for a round trip, not a second. A stream
+// whose client reads nothing waits out the write timeout (10 s).
+const behindGrace = time.Second
 
 // handOn puts c in the turns' queue and wakes them, and reports whether the
 // reader reads on: false if the stream ended meanwhile, or if the reader

@@ -124,24 +124,12 @@ func TestReadersBehindUnreadRepliesCountAsPaused(t *testing.T) {
 			}
 		}
 	}
-	await := func(what string, done func() bool) {
-		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
-		for !done() {
-			if time.Now().After(deadline) {
-				t.Fatal(what)
-			}
-			time.Sleep(5 * time.Millisecond) // polling a metric, with a deadline
-		}
-	}
 	fill(first)
-	await("the first stream's reader, behind its unread replies, never counted as paused", func() bool {
-		return gaugeValue(t, reg, "roomcast_paused_streams") == 1
-	})
+	waitGauge(t, ctx, reg, "roomcast_paused_streams", 1) // the first, behind its unread replies
 	fill(second)
-	// Reading the stream would let its turns go on: the end comes first.
-	await("the second stream, behind its replies with the first paused, was not ended", func() bool {
-		return counter(t, reg, "roomcast_paused_stream_ends_total") == 1
+	// Reading the stream would let its turns go on: its end comes first.
+	untilMetric(t, ctx, "roomcast_paused_stream_ends_total", 1, func() float64 {
+		return counter(t, reg, "roomcast_paused_stream_ends_total")
 	})
 	var err error
 	for err == nil {

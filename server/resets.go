@@ -82,14 +82,14 @@ type resetGuard struct {
 	log            *slog.Logger
 	headers        headerCloses  // connections closed for their headers
 	messages       messageCloses // connections closed for their announced messages
-	// messageLimits are the largest messages of the methods with a limit,
-	// and maxLimitedStreams how many open streams of theirs a connection's
-	// scanner follows (messageguard.go).
-	messageLimits     map[string]uint32
-	maxLimitedStreams int
-	closed            atomic.Uint64 // connections closed for their resets
-	lastLog           atomic.Int64  // when a closure was last logged, in Unix nanoseconds
-	unlogged          atomic.Uint64 // closures since then that were not logged
+	// messageLimits are the largest messages of the methods with a limit of
+	// their own, and maxKeptStreams how many streams a connection's scanner
+	// keeps an entry for (messageguard.go).
+	messageLimits  map[string]uint32
+	maxKeptStreams int
+	closed         atomic.Uint64 // connections closed for their resets
+	lastLog        atomic.Int64  // when a closure was last logged, in Unix nanoseconds
+	unlogged       atomic.Uint64 // closures since then that were not logged
 }
 
 // resetLogEvery is how often a closure is logged at most; the closures in
@@ -180,9 +180,9 @@ type resetConn struct {
 	hdrEndStream bool          // its HEADERS frame ended the stream
 
 	// The message scanner's state (messageguard.go).
-	limited map[uint32]*limitedStream // the open streams of methods with a limit; nil until one opens
-	inData  bool                      // reading the payload of a followed stream's DATA frame
-	data    dataScan                  // where in it
+	kept   map[uint32]streamState // the streams it keeps an entry for; nil until one
+	inData bool                   // reading the payload of a followed stream's DATA frame
+	data   dataScan               // where in it
 }
 
 func (c *resetConn) Read(p []byte) (int, error) {
@@ -256,7 +256,7 @@ func (c *resetConn) scan(p []byte) bool {
 			}
 		case http2.FrameRSTStream:
 			c.skip = n
-			delete(c.limited, id)
+			delete(c.kept, id)
 			c.resets++
 			if c.guard.rate > 0 && !c.take() {
 				c.err = errResetFlood
