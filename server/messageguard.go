@@ -46,13 +46,16 @@ const grpcPrefixLen = 5
 // receive limit, are not followed, and Watch is followed at its limit. The
 // scanner keeps an entry only for a stream of those methods, from its
 // headers until the client ends or resets it, and for a stream whose
-// message goes on past the DATA frame it began in; a stream of the other
-// methods whose messages each come whole in a frame (a gRPC client sends
-// a message of up to 16 KiB in one) costs nothing kept. So a stream the
-// server ended, which a client other than grpc-go's may neither end nor
-// reset (the gRPC C core's clients leave them, as HTTP/2 lets them after
-// the server's RST_STREAM), leaves an entry only if it was a publisher, a
-// Watch refused before its request, or cut off within a message.
+// message goes on past the DATA frame it ended in (until one ends at a
+// frame's end); a stream of the other methods between messages costs
+// nothing kept. So a stream the server ended, which a client other than
+// grpc-go's may neither end nor reset (the gRPC C core's clients and
+// grpc-js leave them, as HTTP/2 lets them after the server's RST_STREAM),
+// leaves an entry only if it was a publisher, a Watch refused before its
+// request, or cut off within a message. Past maxKeptStreams entries the
+// oldest publisher's is forgotten (its stream, if it still lives, is then
+// followed at announceSlack); with none to forget, the connection is
+// closed.
 
 // messageLimits are the largest message a client may announce on a stream
 // of the methods named, by their :path: 0 for the publishes, which are not
@@ -125,9 +128,10 @@ func (c *resetConn) blockEnded(id uint32, endStream bool, path string) bool {
 }
 
 // keep keeps st as stream id's, and reports whether the connection may
-// go on: false past maxKeptStreams.
+// go on: false past maxKeptStreams, when no publisher's entry can be
+// forgotten for it.
 func (c *resetConn) keep(id uint32, st streamState) bool {
-	if _, ok := c.kept[id]; !ok && len(c.kept) >= c.guard.maxKeptStreams {
+	if _, ok := c.kept[id]; !ok && len(c.kept) >= c.guard.maxKeptStreams && !c.forgetOldestPublisher() {
 		return false
 	}
 	if c.kept == nil {
@@ -137,12 +141,26 @@ func (c *resetConn) keep(id uint32, st streamState) bool {
 	return true
 }
 
+// forgetOldestPublisher forgets the publisher's stream of the lowest id,
+// most likely one the server ended and its client left (see above), and
+// reports whether there was one.
+func (c *resetConn) forgetOldestPublisher() bool {
+	oldest, found := uint32(0), false
+	for id, st := range c.kept {
+		if st.limit == 0 && (!found || id < oldest) {
+			oldest, found = id, true
+		}
+	}
+	delete(c.kept, oldest)
+	return found
+}
+
 // dataFrame sets the scanner up for a DATA frame of n bytes with flags on
 // stream id: its payload is read through scanData if the stream is
 // followed, skipped otherwise.
 func (c *resetConn) dataFrame(id uint32, flags http2.Flags, n int) {
-	if c.guard.messageLimits == nil {
-		c.skip = n // not following messages
+	if c.guard.messageLimits == nil || c.guard.maxHeaderBytes == 0 {
+		c.skip = n // not following messages: without the header blocks, no method is known
 		return
 	}
 	st, kept := c.kept[id]

@@ -127,9 +127,24 @@ func TestMessageGuardCutsWhatIsAnnouncedOverTheLimit(t *testing.T) {
 				}
 			}
 		}, false},
-		{"too many publishers left open", func(t *testing.T, fr *http2.Framer, enc func(...hpack.HeaderField) []byte) {
-			for id := uint32(1); id < 8; id += 2 {
+		{"publishers left open past the cap are forgotten, oldest first", func(t *testing.T, fr *http2.Framer, enc func(...hpack.HeaderField) []byte) {
+			for id := uint32(1); id < 12; id += 2 {
 				open(t, fr, enc, id, roomcastv1.BrokerService_PublishStream_FullMethodName)
+			}
+			write(t, fr, 11, message(1<<20, make([]byte, 100)), false) // the newest: still not followed
+			write(t, fr, 1, message(over, nil), false)                 // the oldest: followed again
+		}, true},
+		{"publishers left open past the cap", func(t *testing.T, fr *http2.Framer, enc func(...hpack.HeaderField) []byte) {
+			for id := uint32(1); id < 12; id += 2 {
+				open(t, fr, enc, id, roomcastv1.BrokerService_PublishStream_FullMethodName)
+			}
+			write(t, fr, 11, message(1<<20, make([]byte, 100)), false)
+		}, false},
+		{"messages left unfinished past the cap", func(t *testing.T, fr *http2.Framer, enc func(...hpack.HeaderField) []byte) {
+			open(t, fr, enc, 1, roomcastv1.BrokerService_PublishStream_FullMethodName)
+			for id := uint32(3); id < 10; id += 2 {
+				open(t, fr, enc, id, subscribe)
+				write(t, fr, id, message(100, make([]byte, 50)), false)
 			}
 		}, true},
 		{"Subscribe streams left open keep nothing", func(t *testing.T, fr *http2.Framer, enc func(...hpack.HeaderField) []byte) {

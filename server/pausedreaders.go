@@ -18,9 +18,10 @@ import (
 // them is merged). So the streams that may pause at once are counted, over
 // the server and per credential: past either count a stream that would
 // pause ends with RESOURCE_EXHAUSTED instead, and what it held is freed.
-// Paused readers then hold at most max windows in all and perCred of
-// one credential (a reader in the grace below, a window more), where before a credential's
-// thousand flooding streams held a window each (0.5 GB), and a server's
+// Paused readers then hold at most max windows in all and perCred of one
+// credential (and readers within behindGrace, below, a window each), where
+// before a credential's thousand flooding streams held a window each (0.5
+// GB), and a server's
 // hundred thousand streams fifty times that. Past the server's count,
 // other credentials' streams are ended at their next refused command too:
 // the count bounds memory, not one tenant's share of it.

@@ -88,8 +88,8 @@ func TestPausedStreamsAreLimited(t *testing.T) {
 			}
 
 			// A pause over gives its place back: the first stream, refused
-			// again, pauses again, where the third could not. (Both are let
-			// go: which waiting hook a release reaches is the runtime's.)
+			// again, pauses again. (Both paused streams are let go, as which
+			// waiting hook a release reaches is the runtime's.)
 			held.release <- struct{}{}
 			held.release <- struct{}{}
 			refuse(streams[0], "b")

@@ -24,7 +24,8 @@ import (
 // HTTP/2 frame the client sends, skips the payload, and takes a token from
 // the connection's bucket for each RST_STREAM. A connection that runs out
 // is sent GOAWAY (ENHANCE_YOUR_CALM) and closed. The same scanner sizes
-// the header blocks the client sends (headerguard.go).
+// the header blocks the client sends (headerguard.go), and reads the
+// prefixes of the messages in their DATA (messageguard.go).
 //
 // Only reads are watched: the server's writes, the hot path of fan-out, go
 // to the connection untouched.
@@ -155,7 +156,8 @@ func (g *resetGuard) closedConn(peer net.Addr, resets uint64) {
 // (3 bytes), type, flags, stream id (4 bytes).
 const frameHeaderLen = 9
 
-// resetConn is a connection whose reads are scanned for RST_STREAM frames.
+// resetConn is a connection whose reads are scanned: for RST_STREAM frames,
+// header lists over the limit and messages announced over theirs.
 // Reads must not be concurrent (gRPC has one reader per connection); Write
 // and the other methods are the connection's own.
 type resetConn struct {

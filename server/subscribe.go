@@ -77,7 +77,7 @@ type session struct {
 	refused    refusals       // commands refused by a rate limit within the second, the reader's own
 	streak     refusalStreak  // the run of refusals that sets the reader's pauses, the reader's own
 	credential *auth.Identity // the credential's rate is kept under its subject and method, which a refresh keeps
-	pause      pauseTimer     // the pause after a refusal
+	pause      pauseTimer     // the reader's: its pause after a refusal, its wait behind the turns
 
 	spares requestSpares // handled requests, handed back by the turns for the reader to decode into
 
