@@ -49,10 +49,10 @@ const grpcPrefixLen = 5
 // message goes on past the DATA frame it ended in (until one ends at a
 // frame's end); a stream of the other methods between messages costs
 // nothing kept. So a stream the server ended, which a client other than
-// grpc-go's may neither end nor reset (the gRPC C core's clients and
-// grpc-js leave them, as HTTP/2 lets them after the server's RST_STREAM),
-// leaves an entry only if it was a publisher, a Watch refused before its
-// request, or cut off within a message. Past maxKeptStreams entries the
+// grpc-go's may neither end nor reset (Python's grpcio, on the gRPC C
+// core, was seen to leave them, as HTTP/2 lets it after the server's
+// RST_STREAM), leaves an entry only if it was a publisher, a Watch refused
+// before its request, or cut off within a message. Past maxKeptStreams entries the
 // oldest publisher's is forgotten (its stream, if it still lives, is then
 // followed at announceSlack); with none to forget, the connection is
 // closed.
