@@ -52,10 +52,10 @@ const grpcPrefixLen = 5
 // grpc-go's may neither end nor reset (Python's grpcio, on the gRPC C
 // core, was seen to leave them, as HTTP/2 lets it after the server's
 // RST_STREAM), leaves an entry only if it was a publisher, a Watch refused
-// before its request, or cut off within a message. Past maxKeptStreams entries the
-// oldest publisher's is forgotten (its stream, if it still lives, is then
-// followed at announceSlack); with none to forget, the connection is
-// closed.
+// before its request, or cut off within a message. Past maxKeptStreams
+// entries the oldest publisher's is forgotten (its stream, if it still
+// lives, is then followed at announceSlack); with none to forget, the
+// connection is closed.
 
 // messageLimits are the largest message a client may announce on a stream
 // of the methods named, by their :path: 0 for the publishes, which are not
@@ -92,10 +92,11 @@ type streamState struct {
 func (st *streamState) idle() bool { return st.need == 0 && st.nhdr == 0 }
 
 // maxKeptStreamsPerConn bounds the streams a connection's scanner keeps an
-// entry for, times the calls a connection may have in flight: past it the
-// connection is closed as one that announced too much, rather than let its
-// scanner grow. Only a client that leaves thousands of the streams above
-// neither ended nor reset on one connection reaches it.
+// entry for, times the calls a connection may have in flight, so that its
+// scanner cannot grow: past it a publisher's entry is forgotten, and with
+// none to forget the connection is closed as one that announced too much.
+// Only a client that leaves thousands of the streams above neither ended
+// nor reset on one connection reaches it.
 const maxKeptStreamsPerConn = 4
 
 // messageCloses counts and logs the connections closed for their
@@ -151,7 +152,9 @@ func (c *resetConn) forgetOldestPublisher() bool {
 			oldest, found = id, true
 		}
 	}
-	delete(c.kept, oldest)
+	if found {
+		delete(c.kept, oldest)
+	}
 	return found
 }
 

@@ -21,10 +21,10 @@ import (
 // Paused readers then hold at most max windows in all and perCred of one
 // credential (and readers within behindGrace, below, a window each), where
 // before a credential's thousand flooding streams held a window each (0.5
-// GB), and a server's
-// hundred thousand streams fifty times that. Past the server's count,
-// other credentials' streams are ended at their next refused command too:
-// the count bounds memory, not one tenant's share of it.
+// GB), and a server's hundred thousand streams fifty times that. Past the
+// server's count, other credentials' streams are ended at their next
+// refused command too: the count bounds memory, not one tenant's share of
+// it.
 //
 // A reader also stops reading while its turns are behind: it hands each
 // command on to them in a queue of commandsPerWake, and a turn that cannot
@@ -38,8 +38,8 @@ import (
 // a second at a time, so the places go to floods, and a flood of more
 // streams than the places ends the rest. An honest fleet of one key whose
 // rejoins the credential's command rate refuses pauses too: a fleet of more
-// than perCred clients refused at once has the rest of its
-// streams ended, to reconnect and rejoin where they were.
+// than perCred clients refused at once has the rest of its streams ended,
+// to reconnect and rejoin where they were.
 
 // pausedReaders counts the Subscribe streams whose readers are paused:
 // after a refused command, or behind their turns. It is safe for
