@@ -168,6 +168,7 @@ func (c *resetConn) startHeaders(t http2.FrameType, flags http2.Flags, n int) {
 	}
 	f := headerFrame{rest: n, frag: -1, endBlock: flags.Has(http2.FlagHeadersEndHeaders)}
 	f.whole = t == http2.FrameHeaders && f.endBlock
+	c.inBlock = !f.endBlock
 	if t == http2.FrameHeaders {
 		if flags.Has(http2.FlagHeadersPadded) {
 			f.prefix, f.padLenNow = 1, true
@@ -282,10 +283,16 @@ var headerClosesDesc = prometheus.NewDesc("roomcast_header_flood_closes_total",
 func (g *resetGuard) Describe(ch chan<- *prometheus.Desc) {
 	ch <- headerClosesDesc
 	ch <- messageClosesDesc
+	if g.unfinished != nil {
+		g.unfinished.describe(ch)
+	}
 }
 
 // Collect implements prometheus.Collector.
 func (g *resetGuard) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(headerClosesDesc, prometheus.CounterValue, float64(g.headers.closed.Load()))
 	ch <- prometheus.MustNewConstMetric(messageClosesDesc, prometheus.CounterValue, float64(g.messages.closed.Load()))
+	if g.unfinished != nil {
+		g.unfinished.collect(ch)
+	}
 }

@@ -69,7 +69,7 @@ func TestResetScannerFindsFramesAcrossReads(t *testing.T) {
 func TestResetBucketStartsNearlyEmpty(t *testing.T) {
 	for _, burst := range []float64{3, 50} {
 		g := &resetGuard{rate: 1e-9, burst: burst}
-		c := g.watch(&net.TCPConn{}).(*resetConn) // its SyscallConn fails: read through Read
+		c := g.watch(&net.TCPConn{}, nil).(*resetConn) // its SyscallConn fails: read through Read
 		allowed := int(min(burst, resetsAtOpen))
 		var b bytes.Buffer
 		b.WriteString(http2.ClientPreface)

@@ -1,0 +1,282 @@
+package server
+
+import (
+	"errors"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Unfinished requests: a publish's message may be as large as the receive
+// limit (1 MiB by default), so the scanner cannot refuse a publish by what
+// it announces, as it does the other methods' (messageguard.go). grpc-go
+// holds what has come of a message until the message is whole, and grants
+// a waiting reader the whole message past the stream's window; so a client
+// that announces a 1 MiB publish on each of a thousand streams and sends
+// all but the last byte of each has the server hold a gigabyte for as long
+// as it likes.
+//
+// The scanner counts, per connection, the bytes of every unfinished
+// message it follows (held), and the server sums them (unfinishedBudget).
+// Past the server's budget, the connection of the client address holding
+// the most is closed, its largest first, until the sum is within the
+// budget again: an address that held more than its share
+// (perAddr) is penalised (penalty.go), so that an attacker's redials are
+// not served, while an address within its share is not. Nothing else is
+// refused: an honest client may hold a great deal while nobody else needs
+// the room (a grpc-go client round-robins its streams' frames, so 64
+// concurrent 1 MiB publishes on one connection are all half-arrived at
+// once), and only when the budget is short does the largest holder give
+// way.
+//
+// Lock order: unfinishedBudget.mu, then a budgetShare's mu, then the
+// penalties' own.
+
+// Defaults of WithMaxUnfinishedBytes.
+const (
+	DefaultMaxUnfinishedBytes           = 256 << 20
+	DefaultMaxUnfinishedBytesPerAddress = 32 << 20
+)
+
+// WithMaxUnfinishedBytes bounds the bytes of unfinished request messages
+// the server holds, over all its connections, at maxServer: past it, the
+// connection of the client address holding the most is closed (its largest
+// connection first, until the sum is within maxServer again), logged at
+// most once a second and counted in
+// roomcast_unfinished_request_closes_total. An address that held more than
+// perAddress then is penalised (WithAbusePenalty, reason
+// unfinished_requests). The sum is roomcast_unfinished_request_bytes. The
+// bound applies to plaintext and to the credentials of
+// WithTransportCredentials, but not to credentials given with
+// WithGRPCOptions. The defaults are DefaultMaxUnfinishedBytes (256 MiB)
+// and DefaultMaxUnfinishedBytesPerAddress (32 MiB); perAddress must be at
+// least a request's receive limit (WithMaxMessageBytes and its envelope)
+// and maxServer at least perAddress; maxServer 0 turns the bound off.
+func WithMaxUnfinishedBytes(maxServer, perAddress int64) Option {
+	return func(c *config) { c.maxUnfinished, c.maxUnfinishedPerAddr = maxServer, perAddress }
+}
+
+// errUnfinished ends the reads of a connection closed by its own reader for
+// holding the most of the server's unfinished requests.
+var errUnfinished = errors.New("server: connection closed: the server's budget of unfinished requests ran out, and this client address held the most")
+
+// unfinishedBudget sums the unfinished request bytes of a server's
+// connections, and closes the largest holders' past max.
+type unfinishedBudget struct {
+	max, perAddr int64
+	penalties    *penalties // nil: none
+	log          *slog.Logger
+	total        atomic.Int64
+	closes       closeCounter
+
+	mu    sync.Mutex
+	addrs map[string]*addrShare // the addresses of connections holding something, by clientKey
+}
+
+// addrShare is what one client address holds.
+type addrShare struct {
+	key   string
+	held  int64 // summed afresh by largest, under its budget's mu
+	conns map[*budgetShare]struct{}
+}
+
+// budgetShare is what one connection holds, as the budget counts it.
+type budgetShare struct {
+	mu   sync.Mutex
+	held int64
+	gone bool // released: the connection is closed or closing
+	addr *addrShare
+	conn *resetConn
+}
+
+// share returns c's share, joining the budget at its first use; a closed
+// connection's is gone.
+func (b *unfinishedBudget) share(c *resetConn) *budgetShare {
+	if c.share != nil {
+		return c.share
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s := &budgetShare{conn: c, gone: c.budgetClosed}
+	c.share = s
+	if s.gone {
+		return s
+	}
+	key := clientKey(c.RemoteAddr())
+	a := b.addrs[key]
+	if a == nil {
+		a = &addrShare{key: key, conns: make(map[*budgetShare]struct{})}
+		if b.addrs == nil {
+			b.addrs = make(map[string]*addrShare)
+		}
+		b.addrs[key] = a
+	}
+	a.conns[s] = struct{}{}
+	s.addr = a
+	return s
+}
+
+// add counts delta more bytes held by c, and reports whether c may go on:
+// false if it was the one closed to bring the sum within the budget.
+// Called by c's reader.
+func (b *unfinishedBudget) add(c *resetConn, delta int64) bool {
+	s := b.share(c)
+	s.mu.Lock()
+	if s.gone { // being closed: its reads end at once anyway
+		s.mu.Unlock()
+		return true
+	}
+	s.held += delta
+	s.mu.Unlock()
+	if b.total.Add(delta) <= b.max || delta <= 0 {
+		return true
+	}
+	return b.evict(c)
+}
+
+// evict closes the largest holders until the sum is within the budget,
+// and reports whether self was spared.
+func (b *unfinishedBudget) evict(self *resetConn) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	spared := true
+	for b.total.Load() > b.max { // read again each time: others release too
+		a, v := b.largest()
+		if v == nil {
+			break
+		}
+		held := a.held
+		over := held > b.perAddr
+		b.release(v)
+		if logIt, unlogged := b.closes.add(); logIt {
+			b.log.Warn("closed a connection: the server's unfinished requests went over --max-unfinished-bytes, and its client address held the most",
+				"peer", v.conn.RemoteAddr().String(), "address_held", held, "penalised", over, "unlogged", unlogged)
+		}
+		if over {
+			b.penalties.penalise(v.conn.RemoteAddr(), abuseUnfinished)
+		}
+		if v.conn == self {
+			spared = false // its reader closes it, with GOAWAY
+			continue
+		}
+		v.conn.closeNow()
+	}
+	return spared
+}
+
+// largest returns the address holding the most and its connection holding
+// the most, nil if none holds anything. Called under b.mu.
+func (b *unfinishedBudget) largest() (*addrShare, *budgetShare) {
+	var top *addrShare
+	for _, a := range b.addrs {
+		a.held = 0
+		for s := range a.conns {
+			s.mu.Lock()
+			a.held += s.held
+			s.mu.Unlock()
+		}
+		if a.held > 0 && (top == nil || a.held > top.held) {
+			top = a
+		}
+	}
+	if top == nil {
+		return nil, nil
+	}
+	var v *budgetShare
+	var most int64
+	for s := range top.conns {
+		s.mu.Lock()
+		if s.held > most {
+			v, most = s, s.held
+		}
+		s.mu.Unlock()
+	}
+	return top, v
+}
+
+// release takes s out of the budget for good. Called under b.mu.
+func (b *unfinishedBudget) release(s *budgetShare) {
+	s.mu.Lock()
+	if s.gone {
+		s.mu.Unlock()
+		return
+	}
+	held := s.held
+	s.held, s.gone = 0, true
+	s.mu.Unlock()
+	b.total.Add(-held)
+	if a := s.addr; a != nil {
+		a.held -= held
+		delete(a.conns, s)
+		if len(a.conns) == 0 {
+			delete(b.addrs, a.key)
+		}
+	}
+}
+
+// leave releases c's share, if it has one, and keeps c from joining after:
+// c is closing.
+func (b *unfinishedBudget) leave(c *resetConn) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	c.budgetClosed = true
+	if c.share != nil {
+		b.release(c.share)
+	}
+}
+
+// settle brings the budget up to date with c.held, and reports whether c
+// may go on. Called by c's reader at the end of each read's scan.
+func (c *resetConn) settle() bool {
+	b := c.guard.unfinished
+	if b == nil || c.held == c.reported {
+		return true
+	}
+	delta := c.held - c.reported
+	c.reported = c.held
+	if !b.add(c, delta) {
+		c.err = errUnfinished
+		return false
+	}
+	return true
+}
+
+// Close closes the connection, out of the budget first. Safe to call more
+// than once, and concurrently with a read.
+func (c *resetConn) Close() error {
+	if b := c.guard.unfinished; b != nil {
+		b.leave(c)
+	}
+	return c.Conn.Close()
+}
+
+// closeNow closes the connection beneath any TLS at once: a TLS
+// connection's Close would first try, for up to 5 seconds, to tell a
+// client that may not read. Its reader and writer then fail, and grpc-go
+// ends its streams.
+func (c *resetConn) closeNow() {
+	if c.raw != nil {
+		c.raw.Close()
+		return
+	}
+	c.Conn.Close()
+}
+
+var (
+	unfinishedBytesDesc = prometheus.NewDesc("roomcast_unfinished_request_bytes",
+		"Bytes of request messages the server holds unfinished (their rest not yet come), over all connections; bounded by --max-unfinished-bytes.", nil, nil)
+	unfinishedClosesDesc = prometheus.NewDesc("roomcast_unfinished_request_closes_total",
+		"Client connections closed because the server's unfinished request bytes went over --max-unfinished-bytes and their address held the most.", nil, nil)
+)
+
+func (b *unfinishedBudget) describe(ch chan<- *prometheus.Desc) {
+	ch <- unfinishedBytesDesc
+	ch <- unfinishedClosesDesc
+}
+
+func (b *unfinishedBudget) collect(ch chan<- prometheus.Metric) {
+	ch <- prometheus.MustNewConstMetric(unfinishedBytesDesc, prometheus.GaugeValue, float64(b.total.Load()))
+	ch <- prometheus.MustNewConstMetric(unfinishedClosesDesc, prometheus.CounterValue, float64(b.closes.closed.Load()))
+}

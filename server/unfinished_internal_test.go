@@ -1,0 +1,290 @@
+package server
+
+import (
+	"bytes"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+
+	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
+)
+
+// heldByEntries is what c's entries say it holds: what c.held must be
+// after every read.
+func heldByEntries(c *resetConn) int64 {
+	var n int64
+	for id, st := range c.kept {
+		if !(c.inData && c.data.stream == id) { // the frame's copy is the newer
+			n += int64(st.got)
+		}
+	}
+	if c.inData {
+		n += int64(c.data.st.got)
+	}
+	return n
+}
+
+// scanPlay drives one connection's scanner through a conversation: the
+// client's bytes and the server's, each written with a framer of its own
+// and scanned in pieces of 1 to 64 bytes at random.
+type scanPlay struct {
+	t       *testing.T
+	c       *resetConn
+	r       *rand.Rand
+	in, out bytes.Buffer // the client's bytes not yet scanned, and the server's
+	client  *http2.Framer
+	server  *http2.Framer
+	block   bytes.Buffer
+	enc     *hpack.Encoder
+}
+
+func newScanPlay(t *testing.T, seed uint64) *scanPlay {
+	g := &resetGuard{maxHeaderBytes: DefaultMaxHeaderBytes, messageLimits: messageLimits(requestLimits{watch: 1 << 20}), maxKeptStreams: 100}
+	p := &scanPlay{t: t, c: &resetConn{guard: g, skip: len(http2.ClientPreface)}, r: rand.New(rand.NewPCG(seed, 2))}
+	p.client, p.server = http2.NewFramer(&p.in, nil), http2.NewFramer(&p.out, nil)
+	p.enc = hpack.NewEncoder(&p.block)
+	p.in.WriteString(http2.ClientPreface)
+	return p
+}
+
+func (p *scanPlay) open(id uint32, method string) {
+	p.block.Reset()
+	for _, f := range headersOf(method) {
+		p.enc.WriteField(f)
+	}
+	if err := p.client.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: p.block.Bytes(), EndHeaders: true}); err != nil {
+		p.t.Fatal(err)
+	}
+}
+
+func (p *scanPlay) data(id uint32, b []byte, end bool) {
+	if err := p.client.WriteData(id, end, b); err != nil {
+		p.t.Fatal(err)
+	}
+}
+
+// serverEnds has the server end stream id, by RST_STREAM or by trailers,
+// among DATA frames of its own.
+func (p *scanPlay) serverEnds(id uint32, byReset bool) {
+	p.server.WriteData(id+100, false, make([]byte, 40))
+	if byReset {
+		p.server.WriteRSTStream(id, http2.ErrCodeNo)
+	} else {
+		p.server.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: []byte{0x88}, EndHeaders: true, EndStream: true})
+	}
+	p.server.WriteData(id+102, false, make([]byte, 20))
+	for b := p.out.Bytes(); len(b) > 0; {
+		k := min(1+p.r.IntN(64), len(b))
+		p.c.scanWrite(b[:k])
+		b = b[k:]
+	}
+	p.out.Reset()
+}
+
+// scan scans the client's bytes written since the last scan, the first n
+// of them if n >= 0, and checks that the scanner then holds want.
+func (p *scanPlay) scan(n int, want int64) {
+	p.t.Helper()
+	b := p.in.Bytes()
+	if n >= 0 {
+		b = b[:n]
+	}
+	p.in.Next(len(b))
+	for len(b) > 0 {
+		k := min(1+p.r.IntN(64), len(b))
+		if !p.c.scan(b[:k]) {
+			p.t.Fatalf("the scanner cut the connection: %v", p.c.err)
+		}
+		b = b[k:]
+	}
+	if p.c.held != want || heldByEntries(p.c) != want {
+		p.t.Fatalf("the scanner holds %d (its entries %d), want %d", p.c.held, heldByEntries(p.c), want)
+	}
+}
+
+// The scanner counts the bytes of the messages each stream has begun and
+// not finished, the prefix too, until the message is whole, or the client
+// or the server ends the stream; what comes on a stream the server ended
+// is skipped, not read as messages. It counts the same however the
+// client's and the server's bytes are split.
+func TestScannerCountsWhatUnfinishedMessagesHold(t *testing.T) {
+	const publish, subscribe = roomcastv1.BrokerService_Publish_FullMethodName, roomcastv1.BrokerService_Subscribe_FullMethodName
+	for seed := range uint64(20) {
+		p := newScanPlay(t, seed)
+		p.client.WriteSettings()
+		p.open(1, publish)
+		p.scan(-1, 0)
+		p.data(1, message(1000, make([]byte, 300)), false)
+		p.scan(-1, 305)
+		p.open(3, publish)
+		p.data(3, message(100, make([]byte, 100)), false) // whole
+		p.scan(-1, 305)
+		p.data(1, append(make([]byte, 700), message(2000, make([]byte, 50))...), false)
+		p.scan(-1, 55)
+		p.client.WriteDataPadded(3, false, message(5000, make([]byte, 1000)), make([]byte, 30))
+		p.scan(-1, 55+1005)
+		p.client.WriteRSTStream(3, http2.ErrCodeCancel)
+		p.scan(-1, 55)
+		p.open(5, subscribe) // every followed stream counts
+		p.data(5, message(100, make([]byte, 50)), false)
+		p.scan(-1, 55+55)
+		p.serverEnds(1, seed%2 == 0)
+		p.data(1, message(1<<30, make([]byte, 2000)), false) // skipped: not a prefix over the limit
+		p.scan(-1, 55)
+		p.data(1, nil, true)
+		p.scan(-1, 55)
+		if _, ok := p.c.kept[1]; ok {
+			t.Fatal("stream 1's entry is kept after the client ended it")
+		}
+		p.data(5, make([]byte, 50), false)
+		p.scan(-1, 0)
+		// The server ends a stream while the scanner is within its frame.
+		p.open(7, publish)
+		p.scan(-1, 0)
+		p.data(7, message(20000, make([]byte, 10000)), false)
+		p.scan(5000, 5000-frameHeaderLen)
+		p.serverEnds(7, seed%2 == 1)
+		p.scan(-1, 0)
+		p.data(7, make([]byte, 300), false)
+		p.scan(-1, 0)
+		if st := p.c.kept[7]; !st.ended {
+			t.Fatalf("stream 7's entry is %+v, want ended", st)
+		}
+	}
+}
+
+// addrConn is a connection from a remote address of the test's choosing,
+// which records its closing.
+type addrConn struct {
+	net.Conn
+	remote net.Addr
+	closed atomic.Bool
+}
+
+func (c *addrConn) RemoteAddr() net.Addr { return c.remote }
+func (c *addrConn) Close() error         { c.closed.Store(true); return nil }
+
+// The budget sums what connections hold; past it, it closes the largest
+// connection of the address holding the most, until the sum is within it
+// again, and penalises that address only if it held more than its share.
+// A connection that closes leaves it, and adds nothing after.
+func TestUnfinishedBudget(t *testing.T) {
+	cfg := config{abusePenalty: time.Minute, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	pen := newPenalties(&cfg)
+	b := &unfinishedBudget{max: 1000, perAddr: 400, penalties: pen, log: cfg.log}
+	g := &resetGuard{unfinished: b}
+	conn := func(ip string) (*resetConn, *addrConn) {
+		a := &addrConn{remote: &net.TCPAddr{IP: net.ParseIP(ip), Port: 1}}
+		return &resetConn{Conn: a, guard: g}, a
+	}
+	hold := func(c *resetConn, n int64) bool {
+		t.Helper()
+		c.held += n
+		ok := c.settle()
+		if ok != (c.err == nil) {
+			t.Fatalf("settle reported %v with err %v", ok, c.err)
+		}
+		return ok
+	}
+	given := func() uint64 { return pen.given[abuseUnfinished].Load() }
+
+	a, aConn := conn("10.0.0.1")
+	b1, b1Conn := conn("10.0.0.2")
+	b2, b2Conn := conn("10.0.0.2")
+	c, cConn := conn("10.0.0.3")
+	hold(a, 300)
+	hold(b1, 350)
+	hold(b2, 200) // 10.0.0.2 holds 550, over its share, but the budget lasts
+	hold(c, 100)
+	if got := b.total.Load(); got != 950 || b.closes.closed.Load() != 0 {
+		t.Fatalf("total %d, %d closed; want 950, none", got, b.closes.closed.Load())
+	}
+	if !hold(a, 100) { // 1050: 10.0.0.2 holds the most, b1 the most of it
+		t.Fatal("a was closed, not the largest holder")
+	}
+	if !b1Conn.closed.Load() || b2Conn.closed.Load() || aConn.closed.Load() || given() != 1 {
+		t.Fatalf("closed: b1 %v, b2 %v, a %v; %d penalties; want b1 alone, and one penalty", b1Conn.closed.Load(), b2Conn.closed.Load(), aConn.closed.Load(), given())
+	}
+	if got := b.total.Load(); got != 700 {
+		t.Fatalf("total %d after the eviction, want 700", got)
+	}
+	hold(b1, 500) // closed: counts nothing
+	if got := b.total.Load(); got != 700 {
+		t.Fatalf("total %d after a closed connection's read, want 700", got)
+	}
+	if hold(c, 301) { // 1001: 10.0.0.1 and 10.0.0.3 hold 400 and 401: c, itself
+		t.Fatal("c went on past the budget, holding the most")
+	}
+	if given() != 2 || cConn.closed.Load() { // its reader closes it, with GOAWAY
+		t.Fatalf("%d penalties, c closed by the budget %v; want 2, false", given(), cConn.closed.Load())
+	}
+	// Within its share, the largest holder is closed without a penalty.
+	d, dConn := conn("10.0.0.4")
+	hold(d, 390)
+	hold(b2, 200) // 400 + 390 + 400 = 1190: 10.0.0.1 (400, not over its share)
+	if !aConn.closed.Load() || given() != 2 {
+		t.Fatalf("a closed %v, %d penalties; want a closed, still 2", aConn.closed.Load(), given())
+	}
+	b2.Close()
+	if got := b.total.Load(); got != 390 || dConn.closed.Load() {
+		t.Fatalf("total %d after b2 closed, d closed %v; want 390, false", got, dConn.closed.Load())
+	}
+	d.Close()
+	d.held = 0
+	hold(d, 10) // after its close: joins nothing
+	if got, addrs := b.total.Load(), len(b.addrs); got != 0 || addrs != 0 {
+		t.Fatalf("total %d over %d addresses once all closed, want none", got, addrs)
+	}
+	if n := b.closes.closed.Load(); n != 3 {
+		t.Fatalf("%d closes counted, want 3", n)
+	}
+}
+
+// BenchmarkScanWrite measures the skim of the server's writes: the frame
+// headers of what grpc-go writes, a message's frames as fan-out writes
+// them, and a call's end.
+func BenchmarkScanWrite(b *testing.B) {
+	for _, bc := range []struct {
+		name   string
+		frames func(fr *http2.Framer)
+	}{
+		{"messages", func(fr *http2.Framer) {
+			for id := uint32(1); id < 64; id += 2 {
+				fr.WriteData(id, false, make([]byte, 200))
+			}
+		}},
+		{"call ends", func(fr *http2.Framer) {
+			for id := uint32(1); id < 64; id += 2 {
+				fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: make([]byte, 10), EndHeaders: true})
+				fr.WriteData(id, false, make([]byte, 30))
+				fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: make([]byte, 20), EndHeaders: true, EndStream: true})
+			}
+		}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			var out bytes.Buffer
+			fr := http2.NewFramer(&out, nil)
+			bc.frames(fr)
+			frames := 0
+			for p := out.Bytes(); len(p) > 0; frames++ {
+				p = p[frameHeaderLen+(int(p[0])<<16|int(p[1])<<8|int(p[2])):]
+			}
+			c := &resetConn{}
+			b.ReportAllocs()
+			for b.Loop() {
+				c.scanWrite(out.Bytes())
+				if c.ends.n.Load() > 0 {
+					c.takeServerEnds()
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*frames), "ns/frame")
+		})
+	}
+}
