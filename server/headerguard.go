@@ -257,6 +257,12 @@ type closeCounter struct {
 // resetLogEvery, with the closures not logged since the last line.
 func (c *closeCounter) add() (logIt bool, unlogged uint64) {
 	c.closed.Add(1)
+	return c.logNow()
+}
+
+// logNow reports whether to log closures counted already: at most once
+// every resetLogEvery, with the times not logged since the last line.
+func (c *closeCounter) logNow() (logIt bool, unlogged uint64) {
 	now := time.Now().UnixNano()
 	last := c.lastLog.Load()
 	if now-last < int64(resetLogEvery) || !c.lastLog.CompareAndSwap(last, now) {

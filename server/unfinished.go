@@ -20,12 +20,12 @@ import (
 //
 // The scanner counts, per connection, the bytes of every unfinished
 // message it follows (held), and the server sums them (unfinishedBudget).
-// Past the server's budget, the connection of the client address holding
-// the most is closed, its largest first, until the sum is within the
-// budget again: an address that held more than its share
-// (perAddr) is penalised (penalty.go), so that an attacker's redials are
-// not served, while an address within its share is not. Nothing else is
-// refused: an honest client may hold a great deal while nobody else needs
+// Past the server's budget, the client address holding the most gives
+// way, until the sum is within the budget again: if it held more than its
+// share (perAddr), every connection of its that holds something is closed
+// and the address is penalised (penalty.go), so that an attacker's
+// redials are not served; if not, only its largest connection is closed,
+// without a penalty. Nothing else is refused: an honest client may hold a great deal while nobody else needs
 // the room (a grpc-go client round-robins its streams' frames, so 64
 // concurrent 1 MiB publishes on one connection are all half-arrived at
 // once), and only when the budget is short does the largest holder give
@@ -42,12 +42,12 @@ const (
 
 // WithMaxUnfinishedBytes bounds the bytes of unfinished request messages
 // the server holds, over all its connections, at maxServer: past it, the
-// connection of the client address holding the most is closed (its largest
-// connection first, until the sum is within maxServer again), logged at
-// most once a second and counted in
-// roomcast_unfinished_request_closes_total. An address that held more than
-// perAddress then is penalised (WithAbusePenalty, reason
-// unfinished_requests). The sum is roomcast_unfinished_request_bytes. The
+// client address holding the most gives way, until the sum is within
+// maxServer again. If it held more than perAddress, every connection of
+// its that holds an unfinished message is closed and the address is
+// penalised (WithAbusePenalty, reason unfinished_requests); if not, only
+// its largest connection is closed. Closures are logged at most once a
+// second and counted in roomcast_unfinished_request_closes_total. The sum is roomcast_unfinished_request_bytes. The
 // bound applies to plaintext and to the credentials of
 // WithTransportCredentials, but not to credentials given with
 // WithGRPCOptions. The defaults are DefaultMaxUnfinishedBytes (256 MiB)
@@ -149,21 +149,38 @@ func (b *unfinishedBudget) evict(self *resetConn) bool {
 		}
 		held := a.held
 		over := held > b.perAddr
-		b.release(v)
-		if logIt, unlogged := b.closes.add(); logIt {
-			b.log.Warn("closed a connection: the server's unfinished requests went over --max-unfinished-bytes, and its client address held the most",
-				"peer", v.conn.RemoteAddr().String(), "address_held", held, "penalised", over, "unlogged", unlogged)
+		victims := []*budgetShare{v}
+		if over { // past its share: every connection of its that holds something
+			for s := range a.conns {
+				if s != v && s.heldNow() > 0 {
+					victims = append(victims, s)
+				}
+			}
+		}
+		for _, s := range victims {
+			b.release(s)
+			b.closes.closed.Add(1)
+			if s.conn == self {
+				spared = false // its reader closes it, with GOAWAY
+				continue
+			}
+			s.conn.closeNow()
+		}
+		if logIt, unlogged := b.closes.logNow(); logIt {
+			b.log.Warn("closed connections: the server's unfinished requests went over --max-unfinished-bytes, and their client address held the most",
+				"address", a.key, "address_held", held, "closed", len(victims), "penalised", over, "unlogged", unlogged)
 		}
 		if over {
 			b.penalties.penalise(v.conn.RemoteAddr(), abuseUnfinished)
 		}
-		if v.conn == self {
-			spared = false // its reader closes it, with GOAWAY
-			continue
-		}
-		v.conn.closeNow()
 	}
 	return spared
+}
+
+func (s *budgetShare) heldNow() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.held
 }
 
 // largest returns the address holding the most and its connection holding
@@ -268,7 +285,7 @@ var (
 	unfinishedBytesDesc = prometheus.NewDesc("roomcast_unfinished_request_bytes",
 		"Bytes of request messages the server holds unfinished (their rest not yet come), over all connections; bounded by --max-unfinished-bytes.", nil, nil)
 	unfinishedClosesDesc = prometheus.NewDesc("roomcast_unfinished_request_closes_total",
-		"Client connections closed because the server's unfinished request bytes went over --max-unfinished-bytes and their address held the most.", nil, nil)
+		"Client connections closed because the server's unfinished request bytes went over --max-unfinished-bytes and their address held the most: all of its connections holding any if it held more than --max-unfinished-bytes-per-address, else its largest.", nil, nil)
 )
 
 func (b *unfinishedBudget) describe(ch chan<- *prometheus.Desc) {

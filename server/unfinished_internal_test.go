@@ -171,10 +171,11 @@ type addrConn struct {
 func (c *addrConn) RemoteAddr() net.Addr { return c.remote }
 func (c *addrConn) Close() error         { c.closed.Store(true); return nil }
 
-// The budget sums what connections hold; past it, it closes the largest
-// connection of the address holding the most, until the sum is within it
-// again, and penalises that address only if it held more than its share.
-// A connection that closes leaves it, and adds nothing after.
+// The budget sums what connections hold; past it, the address holding the
+// most gives way, until the sum is within it again: every connection of
+// its that holds something, and a penalty, if it held more than its
+// share; its largest connection alone, and no penalty, if not. A
+// connection that closes leaves the budget, and adds nothing after.
 func TestUnfinishedBudget(t *testing.T) {
 	cfg := config{abusePenalty: time.Minute, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	pen := newPenalties(&cfg)
@@ -194,56 +195,61 @@ func TestUnfinishedBudget(t *testing.T) {
 		return ok
 	}
 	given := func() uint64 { return pen.given[abuseUnfinished].Load() }
+	want := func(total int64, closes, penalties uint64) {
+		t.Helper()
+		if got := b.total.Load(); got != total || b.closes.closed.Load() != closes || given() != penalties {
+			t.Fatalf("total %d, %d closed, %d penalties; want %d, %d, %d", got, b.closes.closed.Load(), given(), total, closes, penalties)
+		}
+	}
 
 	a, aConn := conn("10.0.0.1")
 	b1, b1Conn := conn("10.0.0.2")
 	b2, b2Conn := conn("10.0.0.2")
+	b3, b3Conn := conn("10.0.0.2") // holds nothing
 	c, cConn := conn("10.0.0.3")
 	hold(a, 300)
 	hold(b1, 350)
 	hold(b2, 200) // 10.0.0.2 holds 550, over its share, but the budget lasts
+	hold(b3, 10)
+	hold(b3, -10)
 	hold(c, 100)
-	if got := b.total.Load(); got != 950 || b.closes.closed.Load() != 0 {
-		t.Fatalf("total %d, %d closed; want 950, none", got, b.closes.closed.Load())
-	}
-	if !hold(a, 100) { // 1050: 10.0.0.2 holds the most, b1 the most of it
+	want(950, 0, 0)
+	if !hold(a, 100) { // 1050: 10.0.0.2 holds the most, over its share
 		t.Fatal("a was closed, not the largest holder")
 	}
-	if !b1Conn.closed.Load() || b2Conn.closed.Load() || aConn.closed.Load() || given() != 1 {
-		t.Fatalf("closed: b1 %v, b2 %v, a %v; %d penalties; want b1 alone, and one penalty", b1Conn.closed.Load(), b2Conn.closed.Load(), aConn.closed.Load(), given())
+	if !b1Conn.closed.Load() || !b2Conn.closed.Load() || b3Conn.closed.Load() || aConn.closed.Load() {
+		t.Fatalf("closed: b1 %v, b2 %v, b3 %v, a %v; want b1 and b2", b1Conn.closed.Load(), b2Conn.closed.Load(), b3Conn.closed.Load(), aConn.closed.Load())
 	}
-	if got := b.total.Load(); got != 700 {
-		t.Fatalf("total %d after the eviction, want 700", got)
-	}
+	want(500, 2, 1)
 	hold(b1, 500) // closed: counts nothing
-	if got := b.total.Load(); got != 700 {
-		t.Fatalf("total %d after a closed connection's read, want 700", got)
-	}
-	if hold(c, 301) { // 1001: 10.0.0.1 and 10.0.0.3 hold 400 and 401: c, itself
+	want(500, 2, 1)
+	if hold(c, 510) { // 1010: 10.0.0.3 holds 610, the most: c, itself
 		t.Fatal("c went on past the budget, holding the most")
 	}
-	if given() != 2 || cConn.closed.Load() { // its reader closes it, with GOAWAY
-		t.Fatalf("%d penalties, c closed by the budget %v; want 2, false", given(), cConn.closed.Load())
+	if cConn.closed.Load() { // its reader closes it, with GOAWAY
+		t.Fatal("the budget closed c under its own reader")
 	}
-	// Within its share, the largest holder is closed without a penalty.
+	want(400, 3, 2)
+	// Within its share, the largest holder's largest connection is closed
+	// without a penalty.
 	d, dConn := conn("10.0.0.4")
+	e, _ := conn("10.0.0.5")
 	hold(d, 390)
-	hold(b2, 200) // 400 + 390 + 400 = 1190: 10.0.0.1 (400, not over its share)
-	if !aConn.closed.Load() || given() != 2 {
-		t.Fatalf("a closed %v, %d penalties; want a closed, still 2", aConn.closed.Load(), given())
+	hold(e, 300) // 400 + 390 + 300: 10.0.0.1, at its share and not over
+	if !aConn.closed.Load() || dConn.closed.Load() {
+		t.Fatalf("a closed %v, d closed %v; want a alone", aConn.closed.Load(), dConn.closed.Load())
 	}
-	b2.Close()
-	if got := b.total.Load(); got != 390 || dConn.closed.Load() {
-		t.Fatalf("total %d after b2 closed, d closed %v; want 390, false", got, dConn.closed.Load())
-	}
+	want(690, 4, 2)
 	d.Close()
-	d.held = 0
-	hold(d, 10) // after its close: joins nothing
+	want(300, 4, 2)
+	e.Close()
+	hold(d, 10) // after its close: counts nothing
+	f, _ := conn("10.0.0.6")
+	f.Close()
+	hold(f, 10) // closed before it held anything: joins nothing
+	b3.Close()
 	if got, addrs := b.total.Load(), len(b.addrs); got != 0 || addrs != 0 {
 		t.Fatalf("total %d over %d addresses once all closed, want none", got, addrs)
-	}
-	if n := b.closes.closed.Load(); n != 3 {
-		t.Fatalf("%d closes counted, want 3", n)
 	}
 }
 

@@ -157,9 +157,9 @@ every message sent. Spans still buffered are flushed on shutdown.`,
 		fs.IntVar(&cfg.limits.StreamWindow, "stream-window", d.StreamWindow,
 			"let a client send at most `BYTES` on a stream that the server has not read (the HTTP/2 receive window; a PublishStream publisher gets at most this a round trip); 65536 to 2147483647, or 0 for grpc-go's dynamic windows (up to 16 MiB, with bandwidth-estimation pings), which ignores --conn-window")
 		fs.Int64Var(&cfg.limits.MaxUnfinishedBytes, "max-unfinished-bytes", d.MaxUnfinishedBytes,
-			"hold at most `BYTES` of request messages that clients have begun and not finished, over the server: past it, close the connection of the client address holding the most (its largest first), penalising the address (--abuse-penalty) if it held more than --max-unfinished-bytes-per-address; 0 turns the bound off")
+			"hold at most `BYTES` of request messages that clients have begun and not finished, over the server: past it, the client address holding the most gives way, losing all its connections that hold any and penalised (--abuse-penalty) if it held more than --max-unfinished-bytes-per-address, its largest connection if not; 0 turns the bound off")
 		fs.Int64Var(&cfg.limits.MaxUnfinishedBytesPerAddress, "max-unfinished-bytes-per-address", d.MaxUnfinishedBytesPerAddress,
-			"a client address's share of --max-unfinished-bytes: one closed for holding the most is penalised only if it held more than `BYTES`; at least a request's receive limit (--max-message-bytes and 1 KiB)")
+			"a client address's share of --max-unfinished-bytes: one that must give way for holding the most loses all its connections that hold any, and is penalised, only if it held more than `BYTES`; at least a request's receive limit (--max-message-bytes and 1 KiB)")
 		fs.IntVar(&cfg.limits.ConnWindow, "conn-window", d.ConnWindow,
 			"let a client have at most `BYTES` in flight on a connection, over all its streams (the connection's HTTP/2 receive window); at least --stream-window")
 		fs.IntVar(&cfg.limits.MaxConns, "max-connections", d.MaxConns,
