@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"math"
+	"math/bits"
 	"net"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -92,7 +93,7 @@ const announceSlack = 64 << 10
 type streamState struct {
 	limit uint32
 	need  uint32              // bytes of the current message still to come
-	got   uint64              // bytes of the current message come, its prefix too; 0 between messages
+	got   uint64              // what the current message holds in grpc-go (frameCost); 0 between messages
 	nhdr  uint8               // bytes of the next prefix held in hdr
 	hdr   [grpcPrefixLen]byte // a prefix split between frames or reads
 	ended bool                // the server ended the stream: what comes on it is skipped
@@ -106,8 +107,8 @@ func (st *streamState) idle() bool { return st.need == 0 && st.nhdr == 0 }
 // scanner cannot grow: past it an ended stream's entry, or a publisher's
 // between messages, is forgotten, and with none to forget the connection
 // is closed as one that announced too much. Only a client that leaves
-// thousands of streams neither ended nor reset on one connection reaches
-// it.
+// thousands of streams within a message, or between messages of methods
+// other than the publishes, on one connection reaches it.
 const maxKeptStreamsPerConn = 4
 
 // messageCloses counts and logs the connections closed for their
@@ -122,7 +123,7 @@ func (m *messageCloses) add(log *slog.Logger, peer net.Addr) {
 }
 
 var messageClosesDesc = prometheus.NewDesc("roomcast_message_size_closes_total",
-	"Client connections closed for announcing a request far over its method's limit before sending it (past 64 KiB for every method but Publish, PublishStream and Watch, a Watch request past its limit), or for leaving thousands of streams unfinished or neither ended nor reset.", nil, nil)
+	"Client connections closed for announcing a request far over its method's limit before sending it (past 64 KiB for every method but Publish, PublishStream and Watch, a Watch request past its limit), or for leaving thousands of streams within a message, or of methods other than the publishes open between messages.", nil, nil)
 
 // blockEnded is called at the end of each header block the client sends,
 // on stream id, opening it (a request's headers) or ending it (trailers),
@@ -202,7 +203,7 @@ func (c *resetConn) dataFrame(id uint32, flags http2.Flags, n int) {
 		}
 		return
 	}
-	c.data = dataScan{stream: id, st: st, rest: n, padLenNow: padded, ending: ending}
+	c.data = dataScan{stream: id, st: st, rest: n, cost: frameCost(n), padLenNow: padded, ending: ending}
 	c.inData = true
 }
 
@@ -213,7 +214,28 @@ type dataScan struct {
 	rest      int         // the payload's bytes still to read
 	padLenNow bool        // the next byte is the pad length
 	padLen    int
-	ending    bool // the frame ends the stream
+	ending    bool   // the frame ends the stream
+	cost      uint64 // what grpc-go holds of the frame: frameCost
+	completed bool   // a message ended within the frame
+}
+
+// What grpc-go holds of a DATA frame of n bytes (its padding too): a
+// buffer of its own for the payload, from its pool (power-of-two classes
+// from 256 bytes) past mem's pooling threshold of 1 KiB, made to measure
+// below it, and the frame's bookkeeping on the stream's receive queue.
+// A message counts the frames it arrived in at their cost, not its bytes,
+// so that one sent a byte a frame, padded, is not a hundred times cheaper
+// to hold than it is (readDataFrame and handleData in grpc-go 1.85).
+const (
+	poolingThreshold = 1 << 10
+	frameBookkeeping = 64
+)
+
+func frameCost(n int) uint64 {
+	if n > poolingThreshold {
+		n = 1 << bits.Len(uint(n-1))
+	}
+	return uint64(n) + frameBookkeeping
 }
 
 // scanData consumes the next bytes of a followed DATA frame's payload from
@@ -239,12 +261,11 @@ func (c *resetConn) scanData(p []byte) ([]byte, bool) {
 		return p, c.keep(d.stream, d.st)
 	}
 	k := min(len(p), d.rest-d.padLen)
-	got := d.st.got
-	ok := d.st.read(p[:k])
-	c.held += int64(d.st.got) - int64(got)
+	completed, ok := d.st.read(p[:k])
 	if !ok {
 		return p, false
 	}
+	d.completed = d.completed || completed
 	d.rest -= k
 	p = p[k:]
 	if d.rest > d.padLen {
@@ -252,6 +273,18 @@ func (c *resetConn) scanData(p []byte) ([]byte, bool) {
 	}
 	c.inData = false
 	c.skip = d.rest // the padding
+	// The frame is read: the message it ends in holds it, and the frames
+	// before it unless one ended within it.
+	got := d.st.got
+	switch {
+	case d.st.idle():
+		d.st.got = 0
+	case d.completed:
+		d.st.got = d.cost
+	default:
+		d.st.got += d.cost
+	}
+	c.held += int64(d.st.got) - int64(got)
 	switch {
 	case d.ending:
 		c.held -= int64(d.st.got)
@@ -266,33 +299,28 @@ func (c *resetConn) scanData(p []byte) ([]byte, bool) {
 }
 
 // read follows a stream's messages through b, the next bytes of its DATA,
-// and reports whether every prefix in it was within the limit.
-func (s *streamState) read(b []byte) bool {
+// and reports whether a message ended in it, and whether every prefix in
+// it was within the limit.
+func (s *streamState) read(b []byte) (completed, ok bool) {
 	for len(b) > 0 {
 		if s.need > 0 {
 			k := uint32(min(uint64(s.need), uint64(len(b))))
 			s.need -= k
-			s.got += uint64(k)
 			b = b[k:]
-			if s.need == 0 {
-				s.got = 0 // the message is whole: grpc-go hands it on
-			}
+			completed = completed || s.need == 0
 			continue
 		}
 		k := copy(s.hdr[s.nhdr:], b)
 		s.nhdr += uint8(k)
-		s.got += uint64(k)
 		b = b[k:]
 		if s.nhdr < grpcPrefixLen {
-			return true
+			return completed, true
 		}
 		s.nhdr = 0
 		if s.need = binary.BigEndian.Uint32(s.hdr[1:]); s.need > s.limit {
-			return false
+			return completed, false
 		}
-		if s.need == 0 {
-			s.got = 0
-		}
+		completed = completed || s.need == 0
 	}
-	return true
+	return completed, true
 }

@@ -194,11 +194,13 @@ type resetConn struct {
 	data   dataScan               // where in it
 
 	// What it holds of unfinished messages (unfinished.go): the sum of the
-	// got of kept entries and of data.st, and what the budget last heard
-	// of it.
+	// got of kept entries (but the stream of the DATA frame being read,
+	// whose entry is a stale copy) and of data.st, and what the budget last
+	// heard of it.
 	held, reported int64
 	share          *budgetShare // the budget's; set under its mu, read there or by the reader
-	budgetClosed   bool         // under the budget's mu: the connection closed
+	joined         atomic.Bool  // share was called
+	budgetClosed   atomic.Bool  // the connection closed: it joins nothing after
 
 	// The write scanner's state (serverends.go).
 	w    writeScan

@@ -3,6 +3,7 @@ package server
 import (
 	"errors"
 	"log/slog"
+	"net"
 	"sync"
 	"sync/atomic"
 
@@ -31,13 +32,13 @@ import (
 // once), and only when the budget is short does the largest holder give
 // way.
 //
-// Lock order: unfinishedBudget.mu, then a budgetShare's mu, then the
-// penalties' own.
+// Lock order: unfinishedBudget.mu, then a budgetShare's mu. The penalties
+// and the log are called with neither held.
 
 // Defaults of WithMaxUnfinishedBytes.
 const (
 	DefaultMaxUnfinishedBytes           = 256 << 20
-	DefaultMaxUnfinishedBytesPerAddress = 32 << 20
+	DefaultMaxUnfinishedBytesPerAddress = DefaultMaxUnfinishedBytes / 2
 )
 
 // WithMaxUnfinishedBytes bounds the bytes of unfinished request messages
@@ -51,7 +52,7 @@ const (
 // bound applies to plaintext and to the credentials of
 // WithTransportCredentials, but not to credentials given with
 // WithGRPCOptions. The defaults are DefaultMaxUnfinishedBytes (256 MiB)
-// and DefaultMaxUnfinishedBytesPerAddress (32 MiB); perAddress must be at
+// and DefaultMaxUnfinishedBytesPerAddress (128 MiB); perAddress must be at
 // least a request's receive limit (WithMaxMessageBytes and its envelope)
 // and maxServer at least perAddress; maxServer 0 turns the bound off.
 func WithMaxUnfinishedBytes(maxServer, perAddress int64) Option {
@@ -97,9 +98,10 @@ func (b *unfinishedBudget) share(c *resetConn) *budgetShare {
 	if c.share != nil {
 		return c.share
 	}
+	c.joined.Store(true) // before closed is looked at: see leave
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	s := &budgetShare{conn: c, gone: c.budgetClosed}
+	s := &budgetShare{conn: c, gone: c.budgetClosed.Load()}
 	c.share = s
 	if s.gone {
 		return s
@@ -129,8 +131,9 @@ func (b *unfinishedBudget) add(c *resetConn, delta int64) bool {
 		return true
 	}
 	s.held += delta
+	total := b.total.Add(delta) // under s.mu, so that release takes it whole
 	s.mu.Unlock()
-	if b.total.Add(delta) <= b.max || delta <= 0 {
+	if total <= b.max || delta <= 0 {
 		return true
 	}
 	return b.evict(c)
@@ -139,6 +142,25 @@ func (b *unfinishedBudget) add(c *resetConn, delta int64) bool {
 // evict closes the largest holders until the sum is within the budget,
 // and reports whether self was spared.
 func (b *unfinishedBudget) evict(self *resetConn) bool {
+	type eviction struct {
+		key      string
+		peer     net.Addr
+		held     int64
+		closed   int
+		penalise bool
+	}
+	var done []eviction
+	defer func() { // logged and penalised once b.mu is released
+		for _, e := range done {
+			if logIt, unlogged := b.closes.logNow(); logIt {
+				b.log.Warn("closed connections: the server's unfinished requests went over --max-unfinished-bytes, and their client address held the most",
+					"address", e.key, "address_held", e.held, "closed", e.closed, "penalised", e.penalise, "unlogged", unlogged)
+			}
+			if e.penalise {
+				b.penalties.penalise(e.peer, abuseUnfinished)
+			}
+		}
+	}()
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	spared := true
@@ -166,17 +188,12 @@ func (b *unfinishedBudget) evict(self *resetConn) bool {
 			}
 			s.conn.closeNow()
 		}
-		if logIt, unlogged := b.closes.logNow(); logIt {
-			b.log.Warn("closed connections: the server's unfinished requests went over --max-unfinished-bytes, and their client address held the most",
-				"address", a.key, "address_held", held, "closed", len(victims), "penalised", over, "unlogged", unlogged)
-		}
-		if over {
-			b.penalties.penalise(v.conn.RemoteAddr(), abuseUnfinished)
-		}
+		done = append(done, eviction{key: a.key, peer: v.conn.RemoteAddr(), held: held, closed: len(victims), penalise: over})
 	}
 	return spared
 }
 
+// heldNow is what s holds.
 func (s *budgetShare) heldNow() int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -222,8 +239,8 @@ func (b *unfinishedBudget) release(s *budgetShare) {
 	}
 	held := s.held
 	s.held, s.gone = 0, true
-	s.mu.Unlock()
 	b.total.Add(-held)
+	s.mu.Unlock()
 	if a := s.addr; a != nil {
 		a.held -= held
 		delete(a.conns, s)
@@ -234,11 +251,17 @@ func (b *unfinishedBudget) release(s *budgetShare) {
 }
 
 // leave releases c's share, if it has one, and keeps c from joining after:
-// c is closing.
+// c is closing. A connection that never held anything leaves without the
+// lock: share marks it joined before it looks at budgetClosed, and leave
+// marks it closed before it looks at joined, so one of them sees the
+// other.
 func (b *unfinishedBudget) leave(c *resetConn) {
+	c.budgetClosed.Store(true)
+	if !c.joined.Load() {
+		return
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	c.budgetClosed = true
 	if c.share != nil {
 		b.release(c.share)
 	}

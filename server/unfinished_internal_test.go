@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -109,47 +110,60 @@ func (p *scanPlay) scan(n int, want int64) {
 	}
 }
 
-// The scanner counts the bytes of the messages each stream has begun and
-// not finished, the prefix too, until the message is whole, or the client
-// or the server ends the stream; what comes on a stream the server ended
-// is skipped, not read as messages. It counts the same however the
-// client's and the server's bytes are split.
+// The scanner counts what the messages each stream has begun and not
+// finished hold in grpc-go: the frames they arrived in, at their cost,
+// until the message is whole, or the client or the server ends the stream;
+// what comes on a stream the server ended is skipped, not read as
+// messages. It counts the same however the client's and the server's
+// bytes are split.
 func TestScannerCountsWhatUnfinishedMessagesHold(t *testing.T) {
 	const publish, subscribe = roomcastv1.BrokerService_Publish_FullMethodName, roomcastv1.BrokerService_Subscribe_FullMethodName
+	cost := func(n int) int64 { return int64(frameCost(n)) }
+	if cost(1) != 65 || cost(1024) != 1088 || cost(1025) != 2048+64 || cost(16<<10) != 16<<10+64 {
+		t.Fatalf("frame costs: %d, %d, %d, %d", cost(1), cost(1024), cost(1025), cost(16<<10))
+	}
 	for seed := range uint64(20) {
 		p := newScanPlay(t, seed)
 		p.client.WriteSettings()
 		p.open(1, publish)
 		p.scan(-1, 0)
 		p.data(1, message(1000, make([]byte, 300)), false)
-		p.scan(-1, 305)
+		p.scan(-1, cost(305))
+		p.data(1, make([]byte, 300), false)
+		p.scan(-1, cost(305)+cost(300))
 		p.open(3, publish)
 		p.data(3, message(100, make([]byte, 100)), false) // whole
-		p.scan(-1, 305)
-		p.data(1, append(make([]byte, 700), message(2000, make([]byte, 50))...), false)
-		p.scan(-1, 55)
+		p.scan(-1, cost(305)+cost(300))
+		p.data(1, append(make([]byte, 400), message(2000, make([]byte, 50))...), false) // one ends, the next begins
+		p.scan(-1, cost(455))
 		p.client.WriteDataPadded(3, false, message(5000, make([]byte, 1000)), make([]byte, 30))
-		p.scan(-1, 55+1005)
+		p.scan(-1, cost(455)+cost(1036))
 		p.client.WriteRSTStream(3, http2.ErrCodeCancel)
-		p.scan(-1, 55)
+		p.scan(-1, cost(455))
 		p.open(5, subscribe) // every followed stream counts
 		p.data(5, message(100, make([]byte, 50)), false)
-		p.scan(-1, 55+55)
+		p.scan(-1, cost(455)+cost(55))
+		for range 3 { // a byte a frame: each frame costs its bookkeeping
+			p.data(5, []byte{0}, false)
+		}
+		p.scan(-1, cost(455)+cost(55)+3*cost(1))
 		p.serverEnds(1, seed%2 == 0)
 		p.data(1, message(1<<30, make([]byte, 2000)), false) // skipped: not a prefix over the limit
-		p.scan(-1, 55)
+		p.scan(-1, cost(55)+3*cost(1))
 		p.data(1, nil, true)
-		p.scan(-1, 55)
+		p.scan(-1, cost(55)+3*cost(1))
 		if _, ok := p.c.kept[1]; ok {
 			t.Fatal("stream 1's entry is kept after the client ended it")
 		}
-		p.data(5, make([]byte, 50), false)
+		p.data(5, make([]byte, 47), false)
 		p.scan(-1, 0)
 		// The server ends a stream while the scanner is within its frame.
 		p.open(7, publish)
 		p.scan(-1, 0)
-		p.data(7, message(20000, make([]byte, 10000)), false)
-		p.scan(5000, 5000-frameHeaderLen)
+		p.data(7, message(30000, make([]byte, 10000)), false)
+		p.scan(-1, cost(10005))
+		p.data(7, make([]byte, 10000), false)
+		p.scan(5000, cost(10005))
 		p.serverEnds(7, seed%2 == 1)
 		p.scan(-1, 0)
 		p.data(7, make([]byte, 300), false)
@@ -248,6 +262,37 @@ func TestUnfinishedBudget(t *testing.T) {
 	f.Close()
 	hold(f, 10) // closed before it held anything: joins nothing
 	b3.Close()
+	if got, addrs := b.total.Load(), len(b.addrs); got != 0 || addrs != 0 {
+		t.Fatalf("total %d over %d addresses once all closed, want none", got, addrs)
+	}
+}
+
+// Readers adding and taking away, evictions and closes, all at once, leave
+// the budget empty once every connection is closed.
+func TestUnfinishedBudgetUnderConcurrency(t *testing.T) {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	cfg := config{abusePenalty: time.Minute, log: log}
+	b := &unfinishedBudget{max: 5000, perAddr: 2000, penalties: newPenalties(&cfg), log: log}
+	g := &resetGuard{unfinished: b}
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Go(func() {
+			r := rand.New(rand.NewPCG(uint64(w), 4))
+			for range 300 {
+				c := &resetConn{Conn: &addrConn{remote: &net.TCPAddr{IP: net.IPv4(10, 0, 0, byte(r.IntN(4))), Port: 1}}, guard: g}
+				var closing sync.WaitGroup
+				for i := range 6 {
+					if i == 3 {
+						closing.Go(func() { c.Close() })
+					}
+					c.held = max(0, c.held+int64(r.IntN(900))-300)
+					c.settle()
+				}
+				closing.Wait()
+			}
+		})
+	}
+	wg.Wait()
 	if got, addrs := b.total.Load(), len(b.addrs); got != 0 || addrs != 0 {
 		t.Fatalf("total %d over %d addresses once all closed, want none", got, addrs)
 	}
