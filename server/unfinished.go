@@ -37,7 +37,7 @@ import (
 
 // Defaults of WithMaxUnfinishedBytes.
 const (
-	DefaultMaxUnfinishedBytes           = 256 << 20
+	DefaultMaxUnfinishedBytes           = 64 << 20
 	DefaultMaxUnfinishedBytesPerAddress = DefaultMaxUnfinishedBytes / 2
 )
 
@@ -51,8 +51,8 @@ const (
 // second and counted in roomcast_unfinished_request_closes_total. The sum is roomcast_unfinished_request_bytes. The
 // bound applies to plaintext and to the credentials of
 // WithTransportCredentials, but not to credentials given with
-// WithGRPCOptions. The defaults are DefaultMaxUnfinishedBytes (256 MiB)
-// and DefaultMaxUnfinishedBytesPerAddress (128 MiB); perAddress must be at
+// WithGRPCOptions. The defaults are DefaultMaxUnfinishedBytes (64 MiB)
+// and DefaultMaxUnfinishedBytesPerAddress (32 MiB); perAddress must be at
 // least a request's receive limit (WithMaxMessageBytes and its envelope)
 // and maxServer at least perAddress; maxServer 0 turns the bound off.
 func WithMaxUnfinishedBytes(maxServer, perAddress int64) Option {
