@@ -19,18 +19,18 @@ import (
 // all but the last byte of each has the server hold a gigabyte for as long
 // as it likes.
 //
-// The scanner counts, per connection, the bytes of every unfinished
-// message it follows (held), and the server sums them (unfinishedBudget).
-// Past the server's budget, the client address holding the most gives
-// way, until the sum is within the budget again: if it held more than its
-// share (perAddr), every connection of its that holds something is closed
-// and the address is penalised (penalty.go), so that an attacker's
-// redials are not served; if not, only its largest connection is closed,
-// without a penalty. Nothing else is refused: an honest client may hold a great deal while nobody else needs
-// the room (a grpc-go client round-robins its streams' frames, so 64
-// concurrent 1 MiB publishes on one connection are all half-arrived at
-// once), and only when the budget is short does the largest holder give
-// way.
+// The scanner counts, per connection, what every unfinished message it
+// follows holds (held: its frames, at frameCost), and the server sums
+// them (unfinishedBudget). Past the server's budget, the client address
+// holding the most gives way, until the sum is within the budget again:
+// if it held more than its share (perAddr), every connection of its that
+// holds something is closed and the address is penalised (penalty.go), so
+// that an attacker's redials are not served; if not, only its largest
+// connection is closed, without a penalty. Nothing else is refused: an
+// honest client may hold a great deal while nobody else needs the room (a
+// grpc-go client round-robins its streams' frames, so 64 concurrent 1 MiB
+// publishes on one connection are all half-arrived at once), and only
+// when the budget is short does the largest holder give way.
 //
 // Lock order: unfinishedBudget.mu, then a budgetShare's mu. The penalties
 // and the log are called with neither held.
@@ -41,17 +41,18 @@ const (
 	DefaultMaxUnfinishedBytesPerAddress = DefaultMaxUnfinishedBytes / 2
 )
 
-// WithMaxUnfinishedBytes bounds the bytes of unfinished request messages
-// the server holds, over all its connections, at maxServer: past it, the
-// client address holding the most gives way, until the sum is within
-// maxServer again. If it held more than perAddress, every connection of
-// its that holds an unfinished message is closed and the address is
-// penalised (WithAbusePenalty, reason unfinished_requests); if not, only
-// its largest connection is closed. Closures are logged at most once a
-// second and counted in roomcast_unfinished_request_closes_total. The sum is roomcast_unfinished_request_bytes. The
-// bound applies to plaintext and to the credentials of
-// WithTransportCredentials, but not to credentials given with
-// WithGRPCOptions. The defaults are DefaultMaxUnfinishedBytes (64 MiB)
+// WithMaxUnfinishedBytes bounds what unfinished request messages hold in
+// the server (the DATA frames they came in, at what grpc-go allocates for
+// them), over all its connections, at maxServer: past it, the client
+// address holding the most gives way, until the sum is within maxServer
+// again. If it held more than perAddress, every connection of its that
+// holds an unfinished message is closed and the address is penalised
+// (WithAbusePenalty, reason unfinished_requests); if not, only its largest
+// connection is closed. Closures are logged at most once a second and
+// counted in roomcast_unfinished_request_closes_total; the sum is
+// roomcast_unfinished_request_bytes. The bound applies to plaintext and to
+// the credentials of WithTransportCredentials, but not to credentials
+// given with WithGRPCOptions. The defaults are DefaultMaxUnfinishedBytes (64 MiB)
 // and DefaultMaxUnfinishedBytesPerAddress (32 MiB); perAddress must be at
 // least a request's receive limit (WithMaxMessageBytes and its envelope)
 // and maxServer at least perAddress; maxServer 0 turns the bound off.
