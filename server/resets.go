@@ -159,6 +159,28 @@ func (g *resetGuard) closedConn(peer net.Addr, resets uint64) {
 // (3 bytes), type, flags, stream id (4 bytes).
 const frameHeaderLen = 9
 
+// frameHeader gathers a frame header that may come split between reads
+// or writes.
+type frameHeader struct {
+	buf [frameHeaderLen]byte
+	n   int // bytes of it held
+}
+
+// next returns the frame header at the start of p, and the rest of p; or
+// nil and an empty rest if p ends within the header, which it keeps.
+func (f *frameHeader) next(p []byte) (h, rest []byte) {
+	if f.n == 0 && len(p) >= frameHeaderLen {
+		return p[:frameHeaderLen], p[frameHeaderLen:]
+	}
+	k := copy(f.buf[f.n:], p)
+	f.n += k
+	if f.n < frameHeaderLen {
+		return nil, nil
+	}
+	f.n = 0
+	return f.buf[:], p[k:]
+}
+
 // resetConn is a connection whose reads are scanned: for RST_STREAM frames,
 // header lists over the limit and messages announced over theirs, and the
 // bytes of unfinished messages; and whose writes are skimmed for the
@@ -171,14 +193,13 @@ type resetConn struct {
 	guard *resetGuard
 
 	// The scanner's state.
-	skip   int                  // bytes to skip: the rest of the preface or of a frame's payload
-	hdr    [frameHeaderLen]byte // a frame header split between reads
-	nhdr   int                  // bytes of it held
-	resets uint64               // RST_STREAM frames seen
-	stream uint32               // the highest stream a HEADERS frame was seen on
-	tokens float64              // the bucket
-	last   time.Time            // when tokens was last topped up
-	err    error                // set once the connection is closed
+	skip   int         // bytes to skip: the rest of the preface or of a frame's payload
+	fh     frameHeader // a frame header split between reads
+	resets uint64      // RST_STREAM frames seen
+	stream uint32      // the highest stream a HEADERS frame was seen on
+	tokens float64     // the bucket
+	last   time.Time   // when tokens was last topped up
+	err    error       // set once the connection is closed
 
 	// The header scanner's state (headerguard.go).
 	mirror       *headerMirror // made at the first HEADERS frame
@@ -265,17 +286,8 @@ func (c *resetConn) scanFrames(p []byte) bool {
 			continue
 		}
 		var h []byte
-		if c.nhdr == 0 && len(p) >= frameHeaderLen {
-			h, p = p[:frameHeaderLen], p[frameHeaderLen:]
-		} else {
-			k := copy(c.hdr[c.nhdr:], p)
-			c.nhdr += k
-			p = p[k:]
-			if c.nhdr < frameHeaderLen {
-				return true
-			}
-			c.nhdr = 0
-			h = c.hdr[:]
+		if h, p = c.fh.next(p); h == nil {
+			return true
 		}
 		n := int(h[0])<<16 | int(h[1])<<8 | int(h[2])
 		id := uint32(h[5]&0x7f)<<24 | uint32(h[6])<<16 | uint32(h[7])<<8 | uint32(h[8])

@@ -50,8 +50,8 @@ func TestResetScannerFindsFramesAcrossReads(t *testing.T) {
 			}
 			p = p[n:]
 		}
-		if c.resets != 3 || c.stream != 7 || c.nhdr != 0 || c.skip != 0 {
-			t.Fatalf("resets %d, highest stream %d, %d header bytes held, %d to skip; want 3, 7, 0, 0", c.resets, c.stream, c.nhdr, c.skip)
+		if c.resets != 3 || c.stream != 7 || c.fh.n != 0 || c.skip != 0 {
+			t.Fatalf("resets %d, highest stream %d, %d header bytes held, %d to skip; want 3, 7, 0, 0", c.resets, c.stream, c.fh.n, c.skip)
 		}
 	}
 	for n := 1; n <= 2*frameHeaderLen+1; n++ {

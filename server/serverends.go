@@ -31,9 +31,8 @@ import (
 
 // writeScan is where the write scanner is within the server's frames.
 type writeScan struct {
-	skip int                  // the rest of a frame's payload
-	hdr  [frameHeaderLen]byte // a frame header split between writes
-	nhdr int
+	skip int // the rest of a frame's payload
+	fh   frameHeader
 }
 
 // serverEnds are the streams the server ended that the reader has not yet
@@ -57,17 +56,8 @@ func (c *resetConn) scanWrite(p []byte) {
 			continue
 		}
 		var h []byte
-		if w.nhdr == 0 && len(p) >= frameHeaderLen {
-			h, p = p[:frameHeaderLen], p[frameHeaderLen:]
-		} else {
-			k := copy(w.hdr[w.nhdr:], p)
-			w.nhdr += k
-			p = p[k:]
-			if w.nhdr < frameHeaderLen {
-				return
-			}
-			w.nhdr = 0
-			h = w.hdr[:]
+		if h, p = w.fh.next(p); h == nil {
+			return
 		}
 		w.skip = int(h[0])<<16 | int(h[1])<<8 | int(h[2])
 		t, flags := http2.FrameType(h[3]), http2.Flags(h[4])

@@ -57,21 +57,32 @@ func heldBy(n int) float64 {
 	return float64(held)
 }
 
+// sendPublishes opens n Publish calls on c and sends each of them part,
+// then flushes. It stops at the first error, the server's closing the
+// connection, and returns the calls opened.
+func sendPublishes(c *rawh2.Conn, n int, part []byte) ([]uint32, error) {
+	var ids []uint32
+	for range n {
+		id, err := rawCall(c, roomcastv1.BrokerService_Publish_FullMethodName, nil, false)
+		if err != nil {
+			return ids, err
+		}
+		ids = append(ids, id)
+		if err := c.DataBytes(id, part); err != nil {
+			return ids, err
+		}
+	}
+	return ids, c.Flush()
+}
+
 // holdPublishes opens n Publish calls on c and sends each of them msg but
 // for its last keep bytes, then waits until the server has read it all.
 // It returns the streams.
 func holdPublishes(t *testing.T, c *rawh2.Conn, n int, msg []byte, keep int) []uint32 {
 	t.Helper()
-	ids := make([]uint32, n)
-	for i := range ids {
-		id, err := rawCall(c, roomcastv1.BrokerService_Publish_FullMethodName, nil, false)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ids[i] = id
-		if err := c.DataBytes(id, msg[:len(msg)-keep]); err != nil {
-			t.Fatal(err)
-		}
+	ids, err := sendPublishes(c, n, msg[:len(msg)-keep])
+	if err != nil {
+		t.Fatal(err)
 	}
 	if err := c.Probe(1); err != nil {
 		t.Fatal(err)
@@ -116,15 +127,7 @@ func TestUnfinishedPublishesPastTheServersBudgetCloseTheLargest(t *testing.T) {
 			}
 
 			attacker := tr.from("127.0.0.3").connectRaw(t, addr)
-			for range 20 { // 1.3 MB, all but a byte of each message
-				id, err := rawCall(attacker, roomcastv1.BrokerService_Publish_FullMethodName, nil, false)
-				if err != nil {
-					break // closed already
-				}
-				if attacker.DataBytes(id, msg[:len(msg)-1]) != nil || attacker.Flush() != nil {
-					break
-				}
-			}
+			sendPublishes(attacker, 20, msg[:len(msg)-1]) // 1.3 MB, all but a byte of each message; it fails once the server closes it
 			end, err := attacker.Wait(ctx)
 			if err != nil || end.GoAway == nil || *end.GoAway != http2.ErrCodeEnhanceYourCalm {
 				t.Fatalf("the attacker's connection: %+v, %v; want it closed with GOAWAY (ENHANCE_YOUR_CALM)", end, err)
@@ -166,18 +169,8 @@ func TestAQuietHolderIsClosedByAnotherAddresssRead(t *testing.T) {
 			quiet := tr.from("127.0.0.3").connectRaw(t, addr)
 			holdPublishes(t, quiet, 13, msg, 1) // 855 KB, over its share
 			other := tr.from("127.0.0.4").connectRaw(t, addr)
-			kept := make([]uint32, 4)
-			for i := range kept { // 263 KB more: over the budget
-				id, err := rawCall(other, roomcastv1.BrokerService_Publish_FullMethodName, nil, false)
-				if err != nil {
-					t.Fatal(err)
-				}
-				kept[i] = id
-				if err := other.DataBytes(id, msg[:len(msg)-1]); err != nil {
-					t.Fatal(err)
-				}
-			}
-			if err := other.Flush(); err != nil {
+			kept, err := sendPublishes(other, 4, msg[:len(msg)-1]) // 263 KB more: over the budget
+			if err != nil {
 				t.Fatal(err)
 			}
 			end, err := quiet.Wait(ctx)
