@@ -50,3 +50,6 @@ var WithPenaltyClock = withPenaltyClock
 // DeferredRefusals is how many calls the tap of s refused and let through,
 // for their far deadlines, to be refused by the server's own code.
 func DeferredRefusals(s *Server) uint64 { return s.deferred.Load() }
+
+// FrameCost is frameCost: what the scanner counts a DATA frame as holding.
+var FrameCost = frameCost

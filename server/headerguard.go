@@ -168,6 +168,7 @@ func (c *resetConn) startHeaders(t http2.FrameType, flags http2.Flags, n int) {
 	}
 	f := headerFrame{rest: n, frag: -1, endBlock: flags.Has(http2.FlagHeadersEndHeaders)}
 	f.whole = t == http2.FrameHeaders && f.endBlock
+	c.inBlock = !f.endBlock
 	if t == http2.FrameHeaders {
 		if flags.Has(http2.FlagHeadersPadded) {
 			f.prefix, f.padLenNow = 1, true
@@ -256,6 +257,12 @@ type closeCounter struct {
 // resetLogEvery, with the closures not logged since the last line.
 func (c *closeCounter) add() (logIt bool, unlogged uint64) {
 	c.closed.Add(1)
+	return c.logNow()
+}
+
+// logNow reports whether to log closures counted already: at most once
+// every resetLogEvery, with the times not logged since the last line.
+func (c *closeCounter) logNow() (logIt bool, unlogged uint64) {
 	now := time.Now().UnixNano()
 	last := c.lastLog.Load()
 	if now-last < int64(resetLogEvery) || !c.lastLog.CompareAndSwap(last, now) {
@@ -282,10 +289,16 @@ var headerClosesDesc = prometheus.NewDesc("roomcast_header_flood_closes_total",
 func (g *resetGuard) Describe(ch chan<- *prometheus.Desc) {
 	ch <- headerClosesDesc
 	ch <- messageClosesDesc
+	if g.unfinished != nil {
+		g.unfinished.describe(ch)
+	}
 }
 
 // Collect implements prometheus.Collector.
 func (g *resetGuard) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(headerClosesDesc, prometheus.CounterValue, float64(g.headers.closed.Load()))
 	ch <- prometheus.MustNewConstMetric(messageClosesDesc, prometheus.CounterValue, float64(g.messages.closed.Load()))
+	if g.unfinished != nil {
+		g.unfinished.collect(ch)
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"io"
 	"math/rand/v2"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -317,6 +318,57 @@ func BenchmarkHeaderScan(b *testing.B) {
 					b.StartTimer()
 				}
 				scan(p)
+			}
+		})
+	}
+}
+
+// A header block's frames come one after the other (RFC 9113, 6.10): a
+// frame that breaks into a block, or a CONTINUATION with no block open,
+// closes the connection, however the reads are split. Before, the mirror
+// went on decoding such a block where grpc-go would not, and whether it
+// cut depended on the split.
+func TestAHeaderBlockBrokenIntoClosesTheConnection(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		frames func(fr *http2.Framer, block []byte)
+		cut    bool
+	}{
+		{"a block over CONTINUATION", func(fr *http2.Framer, block []byte) {
+			fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: block[:3]})
+			fr.WriteContinuation(1, true, block[3:])
+		}, false},
+		{"a block interrupted by another frame", func(fr *http2.Framer, block []byte) {
+			fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: block[:3]})
+			fr.WriteData(3, false, []byte("x"))
+			fr.WriteContinuation(1, true, block[3:])
+		}, true},
+		{"a block continued on another stream", func(fr *http2.Framer, block []byte) {
+			fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: block[:3]})
+			fr.WriteContinuation(3, true, block[3:])
+		}, true},
+		{"a block on stream 0 interrupted", func(fr *http2.Framer, block []byte) {
+			fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 0, BlockFragment: block[:3]})
+			fr.WritePing(false, [8]byte{})
+		}, true},
+		{"a stray CONTINUATION", func(fr *http2.Framer, block []byte) {
+			fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: block, EndHeaders: true})
+			fr.WriteContinuation(1, true, block)
+		}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			stream := h2Stream(t, func(f *http2.Framer, enc func(...hpack.HeaderField) []byte) {
+				f.AllowIllegalWrites = true
+				tc.frames(f, enc(requestHeaders()...))
+			})
+			if dir := os.Getenv("ROOMCAST_WRITE_FUZZ_SEEDS"); dir != "" { // refreshes FuzzMessageGuard's seeds
+				writeSeed(t, dir, tc.name, stream[len(http2.ClientPreface):])
+			}
+			for seed := range uint64(20) {
+				err := messageScan(stream, 3, seed)
+				if cut := err != nil; cut != tc.cut || cut && err != errHeaderFlood {
+					t.Fatalf("seed %d: the scanner ended with %v, want cut %v", seed, err, tc.cut)
+				}
 			}
 		})
 	}

@@ -305,6 +305,8 @@ type limits struct {
 	maxRefusedCalls    int // per connection, within a second
 
 	streamWindow, connWindow int // HTTP/2 receive windows (windows.go); 0: dynamic
+
+	maxUnfinished, maxUnfinishedPerAddr int64 // see unfinished.go; 0: not bounded
 }
 
 func defaultLimits() limits {
@@ -346,6 +348,9 @@ func defaultLimits() limits {
 
 		streamWindow: DefaultStreamWindow,
 		connWindow:   DefaultConnWindow,
+
+		maxUnfinished:        DefaultMaxUnfinishedBytes,
+		maxUnfinishedPerAddr: DefaultMaxUnfinishedBytesPerAddress,
 	}
 }
 

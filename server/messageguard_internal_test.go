@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
@@ -31,6 +32,41 @@ func messageScan(stream []byte, maxStreams int, seed uint64) error {
 		off += n
 	}
 	return nil
+}
+
+// messageScanEnding is messageScan with the server ending streams the
+// client opened, between reads, at random (seeded); after each read, what
+// the scanner counts as held must be what its entries hold.
+func messageScanEnding(t *testing.T, stream []byte, seed uint64) {
+	g := &resetGuard{maxHeaderBytes: DefaultMaxHeaderBytes, messageLimits: messageLimits(requestLimits{watch: 1 << 20}), maxKeptStreams: 3}
+	c := &resetConn{guard: g, skip: len(http2.ClientPreface)}
+	r := rand.New(rand.NewPCG(seed, 3))
+	var out bytes.Buffer
+	fr := http2.NewFramer(&out, nil)
+	for off := 0; off < len(stream); {
+		if c.stream > 0 && r.IntN(4) == 0 {
+			id := 1 + uint32(r.IntN(int(min(c.stream, 1<<20))))
+			if r.IntN(2) == 0 {
+				fr.WriteRSTStream(id, http2.ErrCodeNo)
+			} else {
+				fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: []byte{0x88}, EndHeaders: true, EndStream: true})
+			}
+			b := out.Bytes()
+			k := r.IntN(len(b) + 1) // a frame split between writes
+			c.scanWrite(b[:k])
+			c.scanWrite(b[k:])
+			out.Reset()
+		}
+		n := min(1+r.IntN(64), len(stream)-off)
+		ok := c.scan(stream[off : off+n])
+		if held := heldByEntries(c); c.held != held || held < 0 {
+			t.Fatalf("at byte %d the scanner holds %d, its entries %d", off+n, c.held, held)
+		}
+		if !ok {
+			return
+		}
+		off += n
+	}
 }
 
 // message is a gRPC message's prefix announcing n bytes, then body.
@@ -197,6 +233,8 @@ func TestMessageGuardCutsWhatIsAnnouncedOverTheLimit(t *testing.T) {
 // FuzzMessageGuard scans any bytes a client might send after its preface,
 // split between reads two ways at random: the scanner must not panic, and
 // must cut the connection at the same frame however its reads were split.
+// Scanned a third time, with the server ending streams between reads, it
+// must count what its entries hold.
 // Its seeds in testdata are TestMessageGuardCutsWhatIsAnnouncedOverTheLimit's
 // streams.
 func FuzzMessageGuard(f *testing.F) {
@@ -206,6 +244,7 @@ func FuzzMessageGuard(f *testing.F) {
 		if a != b {
 			t.Fatalf("split one way the scanner ended with %v, the other %v", a, b)
 		}
+		messageScanEnding(t, stream, seed)
 	})
 }
 

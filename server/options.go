@@ -257,6 +257,9 @@ func newConfig(opts []Option) (config, error) {
 		return c, fmt.Errorf("server: write timeout must be positive, got %v", c.writeTimeout)
 	case c.authLogRate < 0 || math.IsInf(c.authLogRate, 0) || math.IsNaN(c.authLogRate):
 		return c, fmt.Errorf("server: authentication failure log rate must be 0 or a positive number of lines a second, got %v", c.authLogRate)
+	case c.maxUnfinished < 0 || c.maxUnfinished > 0 && (c.maxUnfinishedPerAddr < int64(c.maxMessageBytes+messageOverhead) || c.maxUnfinished < c.maxUnfinishedPerAddr):
+		return c, fmt.Errorf("server: max unfinished bytes must be 0 (off), or at least the bytes per address, which must be at least a request's receive limit (%d); got %d and %d per address",
+			c.maxMessageBytes+messageOverhead, c.maxUnfinished, c.maxUnfinishedPerAddr)
 	case c.abusePenalty < 0:
 		return c, fmt.Errorf("server: abuse penalty must be 0 (off) or positive, got %v", c.abusePenalty)
 	case c.maxWriteHold < 0:

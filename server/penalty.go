@@ -62,14 +62,15 @@ func WithAbusePenalty(d time.Duration) Option { return func(c *config) { c.abuse
 type abuse int
 
 const (
-	abuseHeaders  abuse = iota // a header list over the limit, or a malformed block
-	abuseResets                // rapid reset
-	abuseRefused               // calls refused past --max-refused-calls
-	abuseMessages              // a message announced over its method's limit (messageguard.go)
+	abuseHeaders    abuse = iota // a header list over the limit, or a malformed block
+	abuseResets                  // rapid reset
+	abuseRefused                 // calls refused past --max-refused-calls
+	abuseMessages                // a message announced over its method's limit (messageguard.go)
+	abuseUnfinished              // the most unfinished requests, past the server's budget and the address's share (unfinished.go)
 	numAbuses
 )
 
-var abuseLabels = [numAbuses]string{"header_list", "rapid_reset", "refused_calls", "message_size"}
+var abuseLabels = [numAbuses]string{"header_list", "rapid_reset", "refused_calls", "message_size", "unfinished_requests"}
 
 // penalties are the addresses penalised for abuse. A nil *penalties
 // penalises nothing. It is safe for concurrent use.
@@ -253,7 +254,7 @@ func (p *penalties) stop() {
 
 var (
 	penaltiesDesc = prometheus.NewDesc("roomcast_abuse_penalties_total",
-		"Client addresses penalised (--abuse-penalty) after a connection of theirs was closed for abuse, by reason: header_list, rapid_reset, refused_calls.", []string{"reason"}, nil)
+		"Client addresses penalised (--abuse-penalty) after a connection of theirs was closed for abuse, by reason: header_list, rapid_reset, refused_calls, message_size, unfinished_requests.", []string{"reason"}, nil)
 	penalisedDesc = prometheus.NewDesc("roomcast_penalised_connections_total",
 		"New connections from penalised addresses, not served: held unread until the penalty ended, or closed at once.", []string{"outcome"}, nil)
 )

@@ -26,6 +26,20 @@ type rawTransport struct {
 	opts    []server.Option
 	dial    []grpc.DialOption
 	connect func(addr string) (net.Conn, error)
+	wrap    func(net.Conn) net.Conn // the client's side of the transport credentials; nil in plaintext
+}
+
+// from is tr connecting from the local IP ip, another address of loopback.
+func (tr rawTransport) from(ip string) rawTransport {
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}, Timeout: 5 * time.Second}
+	tr.connect = func(addr string) (net.Conn, error) {
+		c, err := d.Dial("tcp", addr)
+		if err != nil || tr.wrap == nil {
+			return c, err
+		}
+		return tr.wrap(c), nil
+	}
+	return tr
 }
 
 // rawTransports are plaintext, and TLS with a CA of the test's own.
@@ -43,6 +57,9 @@ func rawTransports(t testing.TB) []rawTransport {
 			dial: []grpc.DialOption{grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{RootCAs: ca.Pool()}))},
 			connect: func(addr string) (net.Conn, error) {
 				return tls.Dial("tcp", addr, &tls.Config{RootCAs: ca.Pool(), NextProtos: []string{"h2"}})
+			},
+			wrap: func(c net.Conn) net.Conn {
+				return tls.Client(c, &tls.Config{RootCAs: ca.Pool(), NextProtos: []string{"h2"}, ServerName: "127.0.0.1"})
 			},
 		},
 	}

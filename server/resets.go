@@ -27,8 +27,9 @@ import (
 // the header blocks the client sends (headerguard.go), and reads the
 // prefixes of the messages in their DATA (messageguard.go).
 //
-// Only reads are watched: the server's writes, the hot path of fan-out, go
-// to the connection untouched.
+// The server's writes, the hot path of fan-out, go to the connection
+// uncopied: only their frame headers are read, for the streams the server
+// ends (serverends.go).
 
 // Defaults of WithStreamResetRate. A gRPC client resets a stream when it
 // cancels a call, when a call's deadline passes, and when the server ends a
@@ -88,9 +89,10 @@ type resetGuard struct {
 	// keeps an entry for (messageguard.go).
 	messageLimits  map[string]uint32
 	maxKeptStreams int
-	closed         atomic.Uint64 // connections closed for their resets
-	lastLog        atomic.Int64  // when a closure was last logged, in Unix nanoseconds
-	unlogged       atomic.Uint64 // closures since then that were not logged
+	unfinished     *unfinishedBudget // sums the connections' unfinished messages; nil: not bounded
+	closed         atomic.Uint64     // connections closed for their resets
+	lastLog        atomic.Int64      // when a closure was last logged, in Unix nanoseconds
+	unlogged       atomic.Uint64     // closures since then that were not logged
 }
 
 // resetLogEvery is how often a closure is logged at most; the closures in
@@ -122,16 +124,17 @@ func (c *resetCreds) ServerHandshake(raw net.Conn) (net.Conn, credentials.AuthIn
 	if err != nil {
 		return conn, info, err // credentials.ErrConnDispatched leaves conn to someone else
 	}
-	return c.guard.watch(conn), info, nil
+	return c.guard.watch(conn, raw), info, nil
 }
 
 func (c *resetCreds) Clone() credentials.TransportCredentials {
 	return &resetCreds{TransportCredentials: c.TransportCredentials.Clone(), guard: c.guard}
 }
 
-// watch returns conn with its reads watched.
-func (g *resetGuard) watch(conn net.Conn) net.Conn {
-	rc := &resetConn{Conn: conn, guard: g, skip: len(http2.ClientPreface), tokens: min(g.burst, resetsAtOpen), last: time.Now()}
+// watch returns conn, made by transport credentials from raw, with its
+// reads watched.
+func (g *resetGuard) watch(conn, raw net.Conn) net.Conn {
+	rc := &resetConn{Conn: conn, raw: raw, guard: g, skip: len(http2.ClientPreface), tokens: min(g.burst, resetsAtOpen), last: time.Now()}
 	if tcp, ok := conn.(*net.TCPConn); ok {
 		return watchTCP(rc, tcp)
 	}
@@ -156,23 +159,47 @@ func (g *resetGuard) closedConn(peer net.Addr, resets uint64) {
 // (3 bytes), type, flags, stream id (4 bytes).
 const frameHeaderLen = 9
 
+// frameHeader gathers a frame header that may come split between reads
+// or writes.
+type frameHeader struct {
+	buf [frameHeaderLen]byte
+	n   int // bytes of it held
+}
+
+// next returns the frame header at the start of p, and the rest of p; or
+// nil and an empty rest if p ends within the header, which it keeps.
+func (f *frameHeader) next(p []byte) (h, rest []byte) {
+	if f.n == 0 && len(p) >= frameHeaderLen {
+		return p[:frameHeaderLen], p[frameHeaderLen:]
+	}
+	k := copy(f.buf[f.n:], p)
+	f.n += k
+	if f.n < frameHeaderLen {
+		return nil, nil
+	}
+	f.n = 0
+	return f.buf[:], p[k:]
+}
+
 // resetConn is a connection whose reads are scanned: for RST_STREAM frames,
-// header lists over the limit and messages announced over theirs.
-// Reads must not be concurrent (gRPC has one reader per connection); Write
-// and the other methods are the connection's own.
+// header lists over the limit and messages announced over theirs, and the
+// bytes of unfinished messages; and whose writes are skimmed for the
+// streams the server ends. Reads must not be concurrent, nor writes
+// (grpc-go has one reader and one writer per connection); Close may come
+// from anywhere, at any time, more than once.
 type resetConn struct {
 	net.Conn
+	raw   net.Conn // beneath the transport credentials: Conn itself in plaintext
 	guard *resetGuard
 
 	// The scanner's state.
-	skip   int                  // bytes to skip: the rest of the preface or of a frame's payload
-	hdr    [frameHeaderLen]byte // a frame header split between reads
-	nhdr   int                  // bytes of it held
-	resets uint64               // RST_STREAM frames seen
-	stream uint32               // the highest stream a HEADERS frame was seen on
-	tokens float64              // the bucket
-	last   time.Time            // when tokens was last topped up
-	err    error                // set once the connection is closed
+	skip   int         // bytes to skip: the rest of the preface or of a frame's payload
+	fh     frameHeader // a frame header split between reads
+	resets uint64      // RST_STREAM frames seen
+	stream uint32      // the highest stream a HEADERS frame was seen on
+	tokens float64     // the bucket
+	last   time.Time   // when tokens was last topped up
+	err    error       // set once the connection is closed
 
 	// The header scanner's state (headerguard.go).
 	mirror       *headerMirror // made at the first HEADERS frame
@@ -180,11 +207,39 @@ type resetConn struct {
 	hf           headerFrame   // where in it
 	hdrStream    uint32        // the stream of the block being read
 	hdrEndStream bool          // its HEADERS frame ended the stream
+	inBlock      bool          // a header block is open: only its CONTINUATION may come next
 
 	// The message scanner's state (messageguard.go).
 	kept   map[uint32]streamState // the streams it keeps an entry for; nil until one
 	inData bool                   // reading the payload of a followed stream's DATA frame
 	data   dataScan               // where in it
+
+	// What it holds of unfinished messages (unfinished.go): the sum of the
+	// got of kept entries (but the stream of the DATA frame being read,
+	// whose entry is a stale copy) and of data.st, and what the budget last
+	// heard of it.
+	held, reported int64
+	share          *budgetShare // the budget's; set under its mu, read there or by the reader
+	joined         atomic.Bool  // share was called
+	budgetClosed   atomic.Bool  // the connection closed: it joins nothing after
+
+	// The write scanner's state (serverends.go).
+	w    writeScan
+	ends serverEnds
+}
+
+// Write writes p, noting the streams whose end it holds.
+func (c *resetConn) Write(p []byte) (int, error) {
+	if c.guard.followsMessages() {
+		c.scanWrite(p)
+	}
+	return c.Conn.Write(p)
+}
+
+// followsMessages reports whether the scanner follows messages: it needs
+// the methods, which the header blocks name.
+func (g *resetGuard) followsMessages() bool {
+	return g.messageLimits != nil && g.maxHeaderBytes != 0
 }
 
 func (c *resetConn) Read(p []byte) (int, error) {
@@ -198,10 +253,16 @@ func (c *resetConn) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// scan reads the frame headers in p, the next bytes from the client, and
-// the header blocks, and reports whether the connection may go on; if not,
-// c.err says why.
+// scan reads the frame headers in p, the next bytes from the client, the
+// header blocks and the followed messages, and reports whether the
+// connection may go on; if not, c.err says why.
 func (c *resetConn) scan(p []byte) bool {
+	c.takeServerEnds()
+	return c.scanFrames(p) && c.settle()
+}
+
+// scanFrames is scan but for what the other goroutines share.
+func (c *resetConn) scanFrames(p []byte) bool {
 	ok := true
 	for len(p) > 0 {
 		if c.inHeaders {
@@ -225,21 +286,21 @@ func (c *resetConn) scan(p []byte) bool {
 			continue
 		}
 		var h []byte
-		if c.nhdr == 0 && len(p) >= frameHeaderLen {
-			h, p = p[:frameHeaderLen], p[frameHeaderLen:]
-		} else {
-			k := copy(c.hdr[c.nhdr:], p)
-			c.nhdr += k
-			p = p[k:]
-			if c.nhdr < frameHeaderLen {
-				return true
-			}
-			c.nhdr = 0
-			h = c.hdr[:]
+		if h, p = c.fh.next(p); h == nil {
+			return true
 		}
 		n := int(h[0])<<16 | int(h[1])<<8 | int(h[2])
 		id := uint32(h[5]&0x7f)<<24 | uint32(h[6])<<16 | uint32(h[7])<<8 | uint32(h[8])
-		switch t := http2.FrameType(h[3]); t {
+		t := http2.FrameType(h[3])
+		// RFC 9113, 6.10: a header block's frames come one after the other.
+		// A frame that breaks into one, or a stray CONTINUATION, is a
+		// connection error; it must not reach the mirror, where it would
+		// follow a block that grpc-go never decodes.
+		if c.guard.maxHeaderBytes != 0 && (c.inBlock != (t == http2.FrameContinuation) || c.inBlock && id != c.hdrStream) {
+			c.err = errHeaderFlood
+			return false
+		}
+		switch t {
 		case http2.FrameData:
 			c.dataFrame(id, http2.Flags(h[4]), n)
 		case http2.FrameHeaders, http2.FrameContinuation:
@@ -258,7 +319,7 @@ func (c *resetConn) scan(p []byte) bool {
 			}
 		case http2.FrameRSTStream:
 			c.skip = n
-			delete(c.kept, id)
+			c.drop(id)
 			c.resets++
 			if c.guard.rate > 0 && !c.take() {
 				c.err = errResetFlood
@@ -289,7 +350,9 @@ func (c *resetConn) take() bool {
 // rather than the GOAWAY, and the connection closes all the same.
 func (c *resetConn) cut() error {
 	debug := "too many stream resets"
-	if c.err == errMessageFlood {
+	if c.err == errUnfinished { // counted, logged and penalised by the budget
+		debug = "the server's budget of unfinished requests ran out, and this address held the most"
+	} else if c.err == errMessageFlood {
 		debug = "a message announced over its method's limit, or too many streams left open"
 		c.guard.messages.add(c.guard.log, c.RemoteAddr())
 		c.guard.penalties.penalise(c.RemoteAddr(), abuseMessages)
@@ -305,6 +368,6 @@ func (c *resetConn) cut() error {
 	http2.NewFramer(&b, nil).WriteGoAway(c.stream, http2.ErrCodeEnhanceYourCalm, []byte(debug))
 	c.Conn.SetWriteDeadline(time.Now().Add(goAwayTimeout))
 	c.Conn.Write(b.Bytes())
-	c.Conn.Close()
+	c.Close()
 	return c.err
 }

@@ -50,8 +50,8 @@ func TestResetScannerFindsFramesAcrossReads(t *testing.T) {
 			}
 			p = p[n:]
 		}
-		if c.resets != 3 || c.stream != 7 || c.nhdr != 0 || c.skip != 0 {
-			t.Fatalf("resets %d, highest stream %d, %d header bytes held, %d to skip; want 3, 7, 0, 0", c.resets, c.stream, c.nhdr, c.skip)
+		if c.resets != 3 || c.stream != 7 || c.fh.n != 0 || c.skip != 0 {
+			t.Fatalf("resets %d, highest stream %d, %d header bytes held, %d to skip; want 3, 7, 0, 0", c.resets, c.stream, c.fh.n, c.skip)
 		}
 	}
 	for n := 1; n <= 2*frameHeaderLen+1; n++ {
@@ -69,7 +69,7 @@ func TestResetScannerFindsFramesAcrossReads(t *testing.T) {
 func TestResetBucketStartsNearlyEmpty(t *testing.T) {
 	for _, burst := range []float64{3, 50} {
 		g := &resetGuard{rate: 1e-9, burst: burst}
-		c := g.watch(&net.TCPConn{}).(*resetConn) // its SyscallConn fails: read through Read
+		c := g.watch(&net.TCPConn{}, nil).(*resetConn) // its SyscallConn fails: read through Read
 		allowed := int(min(burst, resetsAtOpen))
 		var b bytes.Buffer
 		b.WriteString(http2.ClientPreface)

@@ -112,6 +112,9 @@ func New(opts ...Option) (_ *Server, err error) {
 	s.guard = newConnGuard(&cfg)
 	s.paused = newPausedReaders(cfg.maxPaused, cfg.maxCredPaused)
 	s.resets.penalties = s.guard.penalties
+	if cfg.maxUnfinished > 0 {
+		s.resets.unfinished = &unfinishedBudget{max: cfg.maxUnfinished, perAddr: cfg.maxUnfinishedPerAddr, penalties: s.guard.penalties, log: cfg.log}
+	}
 
 	gopts := []grpc.ServerOption{
 		grpc.ForceServerCodecV2(newServerCodec(cfg.requestLimits())),

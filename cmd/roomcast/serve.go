@@ -139,7 +139,7 @@ every message sent. Spans still buffered are flushed on shutdown.`,
 		fs.IntVar(&cfg.limits.MaxRefusedCalls, "max-refused-calls", d.MaxRefusedCalls,
 			"close a client connection with more than `N` calls refused before they run (unauthenticated, past --max-streams-per-credential or owing bytes of --publish-byte-rate or --read-byte-rate) within a second; 0 never does")
 		fs.DurationVar(&cfg.limits.AbusePenalty, "abuse-penalty", d.AbusePenalty,
-			"after closing a connection for abuse (a header list past --max-header-bytes, resets past --stream-reset-rate, refused calls past --max-refused-calls, a request announced far over its method's limit), serve no new connection from its address (an IPv6 one by its /64) for a second, doubling up to `DURATION` while it keeps at it; 0 turns it off")
+			"after closing a connection for abuse (a header list past --max-header-bytes, resets past --stream-reset-rate, refused calls past --max-refused-calls, a request announced far over its method's limit, the most unfinished requests past --max-unfinished-bytes), serve no new connection from its address (an IPv6 one by its /64) for a second, doubling up to `DURATION` while it keeps at it; 0 turns it off")
 		fs.IntVar(&cfg.limits.MaxStreams, "max-streams", d.MaxStreams,
 			"end Subscribe streams past `N` open on the server at once")
 		fs.IntVar(&cfg.limits.MaxCredStreams, "max-streams-per-credential", d.MaxCredStreams,
@@ -156,6 +156,10 @@ every message sent. Spans still buffered are flushed on shutdown.`,
 			"refuse calls whose metadata and headers take more than `N` bytes (as HTTP/2 counts them: 32 more per entry), closing the connection of a client that sends one (a grpc-go client refuses it itself); at least 1024")
 		fs.IntVar(&cfg.limits.StreamWindow, "stream-window", d.StreamWindow,
 			"let a client send at most `BYTES` on a stream that the server has not read (the HTTP/2 receive window; a PublishStream publisher gets at most this a round trip); 65536 to 2147483647, or 0 for grpc-go's dynamic windows (up to 16 MiB, with bandwidth-estimation pings), which ignores --conn-window")
+		fs.Int64Var(&cfg.limits.MaxUnfinishedBytes, "max-unfinished-bytes", d.MaxUnfinishedBytes,
+			"hold at most `BYTES` of request messages that clients have begun and not finished, over the server: past it, the client address holding the most gives way, losing all its connections that hold any and penalised (--abuse-penalty) if it held more than --max-unfinished-bytes-per-address, its largest connection if not; 0 turns the bound off")
+		fs.Int64Var(&cfg.limits.MaxUnfinishedBytesPerAddress, "max-unfinished-bytes-per-address", d.MaxUnfinishedBytesPerAddress,
+			"a client address's share of --max-unfinished-bytes: one that must give way for holding the most loses all its connections that hold any, and is penalised, only if it held more than `BYTES`; at least a request's receive limit (--max-message-bytes and 1 KiB)")
 		fs.IntVar(&cfg.limits.ConnWindow, "conn-window", d.ConnWindow,
 			"let a client have at most `BYTES` in flight on a connection, over all its streams (the connection's HTTP/2 receive window); at least --stream-window")
 		fs.IntVar(&cfg.limits.MaxConns, "max-connections", d.MaxConns,

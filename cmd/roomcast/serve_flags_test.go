@@ -160,6 +160,8 @@ func TestServeSecurityFlagDefaults(t *testing.T) {
 		"abuse-penalty":                      server.DefaultAbusePenalty.String(),
 		"stream-window":                      fmt.Sprint(server.DefaultStreamWindow),
 		"conn-window":                        fmt.Sprint(server.DefaultConnWindow),
+		"max-unfinished-bytes":               fmt.Sprint(server.DefaultMaxUnfinishedBytes),
+		"max-unfinished-bytes-per-address":   fmt.Sprint(server.DefaultMaxUnfinishedBytesPerAddress),
 	}
 	fs, _ := serveCmd.flagSet()
 	for name, def := range want {
@@ -208,6 +210,9 @@ func TestServeFlagUsageErrors(t *testing.T) {
 		{[]string{"--max-connection-idle", "-1s"}, "max connection idle"},
 		{[]string{"--auth-timeout", "-1s"}, "auth timeout"},
 		{[]string{"--abuse-penalty", "-1s"}, "abuse penalty"},
+		{[]string{"--max-unfinished-bytes-per-address", "1000"}, "max unfinished bytes"},
+		{[]string{"--max-unfinished-bytes", "1000000"}, "max unfinished bytes"},
+		{[]string{"--max-unfinished-bytes", "-1"}, "max unfinished bytes"},
 		{[]string{"--max-streams-per-credential", "0"}, "streams per credential"},
 		{[]string{"--max-publish-streams-per-credential", "0"}, "publish streams per credential"},
 		{[]string{"--max-paused-streams", "0"}, "paused streams must be positive"},

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -30,27 +31,52 @@ func announce(ctx context.Context, s childSpec) (string, error) {
 	// 200 streams a connection, well under grpc-go's 1,000 (and serve's
 	// --max-streams-per-connection); a message of --max-message-bytes,
 	// under grpc-go's receive limit (1 KiB more).
-	sh := announceShape{conns: 5, perConn: 200, length: 1 << 20}
-	summary := sh.run(ctx, s.Addr, s.Key, new(announceCounts))
-	var ru syscall.Rusage // the attacker's CPU: this child's
-	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
-		cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-		summary += fmt.Sprintf("; the attacker used %.2f s of CPU", cpu.Seconds())
-	}
-	return summary, nil
+	sh := announceShape{conns: 5, perConn: 200, length: 1 << 20, method: roomcastv1.BrokerService_Subscribe_FullMethodName}
+	return sh.run(ctx, s.Addr, s.Key, new(announceCounts)) + attackerCPU(), nil
 }
 
-// announceShape is how many streams announce a message, and how long.
+// (m) Attack (l) on Publish, whose message may rightly be 1 MiB: the
+// server cannot refuse the prefix, so it counts the bytes of unfinished
+// requests and, past its budget, closes the connection of the address
+// that holds most and penalises it. A persistent attacker dials again, at
+// once, for each connection the server closes, and opens its streams
+// again.
+func announcePublish(ctx context.Context, s childSpec) (string, error) {
+	sh := announceShape{conns: 5, perConn: 200, length: 1 << 20, method: roomcastv1.BrokerService_Publish_FullMethodName, redial: true}
+	return sh.run(ctx, s.Addr, s.Key, new(announceCounts)) + attackerCPU(), nil
+}
+
+// attackerCPU is the CPU time this process (the attacker's child) has used
+// so far, for a summary: "; the attacker used 1.23 s of CPU", or "".
+func attackerCPU() string {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return ""
+	}
+	cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	return fmt.Sprintf("; the attacker used %.2f s of CPU", cpu.Seconds())
+}
+
+// redialPause is how long a redialling attacker waits after a dial that
+// failed or went unserved, so that a penalised address, whose connections
+// the server refuses at once, does not have it spin a core.
+const redialPause = 50 * time.Millisecond
+
+// announceShape is how many streams announce a message, how long, and on
+// which method.
 type announceShape struct {
 	conns, perConn int
-	length         int // the message's announced length; all but one byte is sent
+	length         int    // the message's announced length; all but one byte is sent
+	method         string // the streams' full method name, such as roomcastv1.BrokerService_Subscribe_FullMethodName
+	redial         bool   // keep conns connections: dial again for each that ends, until the attack does
 }
 
 // announceCounts are what the attacker saw; safe for concurrent use.
 type announceCounts struct {
-	opened, full, bytes       atomic.Int64 // streams opened; those sent all but the last byte; DATA bytes sent
-	closed, goAways, failures atomic.Int64 // connections the server closed (their reads or writes ended); with GOAWAY; dials that failed
-	ends                      tally        // streams the server ended, by how
+	opened, full, bytes atomic.Int64 // streams opened; those sent all but the last byte; DATA bytes sent
+	closed, goAways     atomic.Int64 // connections the server closed (their reads or writes ended); with GOAWAY
+	dials, failures     atomic.Int64 // dials made; those that failed, or that the server closed before serving
+	ends                tally        // streams the server ended, by how
 }
 
 // run attacks addr with key ("" for none) until ctx is done, and
@@ -62,7 +88,17 @@ func (sh announceShape) run(ctx context.Context, addr, key string, n *announceCo
 	binary.BigEndian.PutUint32(msg[1:5], uint32(sh.length))
 	var wg sync.WaitGroup
 	for range sh.conns {
-		wg.Go(func() { sh.conn(ctx, addr, key, msg, n) })
+		wg.Go(func() {
+			for {
+				served := sh.conn(ctx, addr, key, msg, n)
+				if !sh.redial || ended(ctx) {
+					return
+				}
+				if !served {
+					wait(ctx, redialPause)
+				}
+			}
+		})
 	}
 	wg.Wait()
 	<-ctx.Done() // the server may have closed every connection: the attack lasts its duration all the same
@@ -70,33 +106,58 @@ func (sh announceShape) run(ctx context.Context, addr, key string, n *announceCo
 	if n.ends.total() > 0 {
 		ends += " (" + n.ends.String() + ")"
 	}
-	return fmt.Sprintf("%s Subscribe streams opened over %d connections, announcing %s-byte messages; %s sent all but the last byte (%s MiB in all); the server ended %s streams and closed %s connections (%s with GOAWAY); %s dials failed",
-		commas(int(n.opened.Load())), sh.conns, commas(sh.length), commas(int(n.full.Load())), commas(int(n.bytes.Load()>>20)),
-		ends, commas(int(n.closed.Load())), commas(int(n.goAways.Load())), commas(int(n.failures.Load())))
+	method := sh.method[strings.LastIndexByte(sh.method, '/')+1:]
+	conns := fmt.Sprintf("%d connections", sh.conns)
+	dials := fmt.Sprintf("%s dials failed", commas(int(n.failures.Load())))
+	if sh.redial {
+		conns += " at a time"
+		dials = fmt.Sprintf("%s dials made, %s of them failed or went unserved", commas(int(n.dials.Load())), commas(int(n.failures.Load())))
+	}
+	return fmt.Sprintf("%s %s streams opened over %s, announcing %s-byte messages; %s sent all but the last byte (%s MiB in all); the server ended %s streams and closed %s connections (%s with GOAWAY); %s",
+		commas(int(n.opened.Load())), method, conns, commas(sh.length), commas(int(n.full.Load())), commas(int(n.bytes.Load()>>20)),
+		ends, commas(int(n.closed.Load())), commas(int(n.goAways.Load())), dials)
 }
 
-// conn opens perConn streams on a connection of its own and sends each
-// msg as flow control lets it, then holds them, answering the server's
-// PINGs as a gRPC client does, until ctx is done or the server closes the
-// connection. It waits on the connection between sends, so that the
-// attacker spends its CPU on sending alone.
-func (sh announceShape) conn(ctx context.Context, addr, key string, msg []byte, n *announceCounts) {
+// conn dials a connection of its own and holds its streams on it until ctx
+// is done or the server closes it, and counts how it ended. It reports
+// whether the server served the connection: not if the dial failed, nor
+// if the server closed it before sending a frame, as it does a penalised
+// address's (at once, or once held unread until the penalty ends).
+func (sh announceShape) conn(ctx context.Context, addr, key string, msg []byte, n *announceCounts) bool {
+	n.dials.Add(1)
 	h2, err := rawConn(ctx, addr)
 	if err != nil {
 		n.failures.Add(1)
-		return
+		return false
 	}
-	defer func() {
-		h2.Close()
-		if end, err := h2.Wait(context.Background()); err == nil && end.GoAway != nil {
-			n.goAways.Add(1)
-		}
-	}()
+	cut := sh.hold(ctx, h2, addr, key, msg, n)
+	h2.Close()
+	end, err := h2.Wait(context.Background()) // the reader ends once the connection is closed
+	if err == nil && end.GoAway != nil {
+		n.goAways.Add(1)
+	}
+	switch {
+	case !cut || ended(ctx):
+	case end.Count == 0: // not even SETTINGS: refused unserved
+		n.failures.Add(1)
+		return false
+	default:
+		n.closed.Add(1)
+	}
+	return true
+}
+
+// hold opens perConn streams on h2 and sends each msg as flow control lets
+// it, then holds them, answering the server's PINGs as a gRPC client does,
+// until ctx is done or the server closes the connection, and reports
+// whether the server did. It waits on the connection between sends, so
+// that the attacker spends its CPU on sending alone.
+func (sh announceShape) hold(ctx context.Context, h2 *rawh2.Conn, addr, key string, msg []byte, n *announceCounts) bool {
 	var auth []hpack.HeaderField
 	if key != "" {
 		auth = append(auth, hpack.HeaderField{Name: "authorization", Value: "Bearer " + key})
 	}
-	fields := rawh2.GRPCHeaders(addr, roomcastv1.BrokerService_Subscribe_FullMethodName, auth...)
+	fields := rawh2.GRPCHeaders(addr, sh.method, auth...)
 	sent := make(map[uint32]int, sh.perConn) // the streams still sending, and what each has sent
 	for range sh.perConn {
 		id, err := h2.Open(h2.Encode(fields), false)
@@ -125,20 +186,14 @@ func (sh announceShape) conn(ctx context.Context, addr, key string, msg []byte, 
 	for {
 		changed := h2.Changed()
 		if err := sh.send(h2, sent, msg, n); err != nil {
-			if !ended(ctx) { // on loopback, a write fails when the server has closed the connection
-				n.closed.Add(1)
-			}
-			return
+			return true // on loopback, a write fails when the server has closed the connection
 		}
 		select {
 		case <-changed:
 		case <-h2.Done(): // the server closed the connection
-			if !ended(ctx) {
-				n.closed.Add(1)
-			}
-			return
+			return true
 		case <-ctx.Done():
-			return
+			return false
 		}
 	}
 }

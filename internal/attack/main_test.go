@@ -13,6 +13,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
 	"github.com/roomcast/roomcast/internal/servertest"
 	"github.com/roomcast/roomcast/server"
 )
@@ -91,13 +92,35 @@ func TestFlags(t *testing.T) {
 // streams open: here a message within what the server lets a Subscribe
 // stream announce.
 func TestAnnounceSendsAllButTheLastByte(t *testing.T) {
+	testAnnounceSends(t, roomcastv1.BrokerService_Subscribe_FullMethodName, false)
+}
+
+// The announce-publish attack does the same on Publish, whose messages
+// may rightly be 1 MiB; it redials, so it counts its dials. Its server
+// must not have ended any stream or connection here.
+func TestAnnouncePublishSendsAllButTheLastByte(t *testing.T) {
+	testAnnounceSends(t, roomcastv1.BrokerService_Publish_FullMethodName, true)
+}
+
+// testAnnounceSends runs the announce attack on method, with a message
+// well within every limit, until its 6 streams have sent all of it but its
+// last byte, and checks that the server ended nothing.
+func testAnnounceSends(t *testing.T, method string, redial bool) {
 	const length = 60 << 10
-	n, got := runAnnounce(t, length, func(n *announceCounts) bool { return n.full.Load() == 6 })
+	sh := announceShape{conns: 2, perConn: 3, length: length, method: method, redial: redial}
+	n, got := runAnnounce(t, sh, func(n *announceCounts) bool { return n.full.Load() == 6 })
 	if b := n.bytes.Load(); b != 6*(5+length-1) || n.opened.Load() != 6 {
 		t.Errorf("%d streams opened, %d bytes sent; want 6 and %d", n.opened.Load(), b, 6*(5+length-1))
 	}
-	if n.ends.total() != 0 || n.closed.Load() != 0 || n.failures.Load() != 0 {
-		t.Errorf("the server ended streams or connections: %s", got)
+	if n.ends.total() != 0 || n.closed.Load() != 0 || n.failures.Load() != 0 || n.dials.Load() != 2 {
+		t.Errorf("the server ended streams or connections, or the attacker redialled: %s", got)
+	}
+	name := method[strings.LastIndexByte(method, '/')+1:]
+	if !strings.HasPrefix(got, "6 "+name+" streams opened over 2 connections") {
+		t.Errorf("the summary does not name %s: %s", name, got)
+	}
+	if strings.Contains(got, "dials made") != redial {
+		t.Errorf("the summary counts dials made only with redial (%v): %s", redial, got)
 	}
 }
 
@@ -105,20 +128,20 @@ func TestAnnounceSendsAllButTheLastByte(t *testing.T) {
 // stream's window (which grpc-go would have granted), has the server close
 // the connection, which the attack counts.
 func TestAnnounceOverTheLimitIsCutOff(t *testing.T) {
-	n, got := runAnnounce(t, 2*server.DefaultStreamWindow, func(n *announceCounts) bool { return n.closed.Load() == 2 })
+	sh := announceShape{conns: 2, perConn: 3, length: 2 * server.DefaultStreamWindow, method: roomcastv1.BrokerService_Subscribe_FullMethodName}
+	n, got := runAnnounce(t, sh, func(n *announceCounts) bool { return n.closed.Load() == 2 })
 	if n.full.Load() != 0 {
 		t.Errorf("%d streams sent all but the last byte: %s", n.full.Load(), got)
 	}
 }
 
-// runAnnounce runs the announce attack of 2 connections of 3 streams each,
-// announcing length bytes, against a server of its own until done says so,
-// and returns its counts and summary.
-func runAnnounce(t *testing.T, length int, done func(*announceCounts) bool) (*announceCounts, string) {
+// runAnnounce runs the announce attack of shape sh (2 connections of 3
+// streams), against a server of its own until done says so, and returns
+// its counts and summary.
+func runAnnounce(t *testing.T, sh announceShape, done func(*announceCounts) bool) (*announceCounts, string) {
 	_, addr := servertest.Start(t)
 	ctx, cancel := context.WithCancel(servertest.Context(t))
 	defer cancel()
-	sh := announceShape{conns: 2, perConn: 3, length: length}
 	n := new(announceCounts)
 	summary := make(chan string, 1)
 	go func() { summary <- sh.run(ctx, addr, "", n) }()

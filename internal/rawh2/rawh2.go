@@ -272,6 +272,10 @@ func (c *Conn) Data(id uint32, msg []byte, endStream bool) error {
 	return nil
 }
 
+// EndStream ends stream id with an empty DATA frame, as a client ends its
+// side of a call after DataBytes sent its messages.
+func (c *Conn) EndStream(id uint32) error { return c.fr.WriteData(id, true, nil) }
+
 // Ping sends a PING and flushes: once the server has read everything sent
 // before it, it answers, unless it closed the connection first.
 func (c *Conn) Ping() error {
