@@ -46,7 +46,7 @@ const grpcPrefixLen = 5
 // followed at announceSlack unless its header block named a method with a
 // limit of its own: Publish and PublishStream, whose messages may be the
 // receive limit, are followed with no limit on what they announce, only so
-// that the bytes of their unfinished messages are counted (unfinished.go),
+// that what their unfinished messages hold is counted (unfinished.go),
 // and Watch is followed at its limit. The scanner keeps an entry only for
 // a stream of those methods, from its headers until the client ends or
 // resets it, and for a stream whose message goes on past the DATA frame it

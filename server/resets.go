@@ -261,7 +261,8 @@ func (c *resetConn) scan(p []byte) bool {
 	return c.scanFrames(p) && c.settle()
 }
 
-// scanFrames is scan but for what the other goroutines share.
+// scanFrames is scan without the state it shares with other goroutines:
+// the server's ends, and the budget.
 func (c *resetConn) scanFrames(p []byte) bool {
 	ok := true
 	for len(p) > 0 {
