@@ -94,6 +94,7 @@ every message sent. Spans still buffered are flushed on shutdown.`,
 		cfg.engine.define(fs)
 		cfg.operator.define(fs)
 		cfg.tracing.define(fs)
+		cfg.profile.define(fs)
 		fs.IntVar(&cfg.limits.MaxMessageBytes, "max-message-bytes", d.MaxMessageBytes,
 			"refuse published messages (payload, content type and headers) over `N` bytes; must leave --backlog-bytes room for about 1 KiB of envelope")
 		fs.IntVar(&cfg.limits.BacklogMessages, "backlog-messages", d.BacklogMessages,
@@ -215,6 +216,7 @@ type serveConfig struct {
 	engine                engineFlags
 	operator              operatorFlags      // serve_operator.go
 	tracing               tracingFlags       // serve_tracing.go
+	profile               profileFlags       // serve_profile.go
 	limits                serveconfig.Limits // every limit, rate and retention flag
 	drainTimeout          time.Duration
 	level                 slog.Level
@@ -264,6 +266,16 @@ func (cfg *serveConfig) run(ctx context.Context, _ []string, stdout, stderr io.W
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 	log := newLogger(stderr, cfg.level)
+	stopProfile, err := cfg.profile.start()
+	if err != nil {
+		log.Error("cannot start", "err", err)
+		return exitFail
+	}
+	defer func() {
+		if err := stopProfile(); err != nil {
+			log.Error("writing the profile", "err", err)
+		}
+	}()
 	setMemoryLimit(log, os.Getenv, serveconfig.DefaultMemoryLimit(), cfg.limits.MaxRetainedBytes)
 	opts, authAttrs, err := cfg.serverOptions(ctx, log)
 	if err != nil {

@@ -86,3 +86,22 @@ func writeFile(t *testing.T, dir, name string, data []byte) string {
 	}
 	return path
 }
+
+// serve --cpuprofile writes a CPU profile of the whole run, which it
+// completes as it shuts down.
+func TestServeWritesACPUProfile(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "cpu.pprof")
+	t.Run("serve", func(t *testing.T) {
+		s := startServe(t, "--cpuprofile", file)
+		if _, err := publish(testCtx(t), dialPlaintext(t, s.addr), "r", "x"); err != nil {
+			t.Fatal(err)
+		}
+	})
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b) < 2 || b[0] != 0x1f || b[1] != 0x8b { // a profile is gzipped protobuf
+		t.Fatalf("the profile is %d bytes, not gzipped: % x", len(b), b[:min(len(b), 8)])
+	}
+}
