@@ -307,6 +307,7 @@ type limits struct {
 	streamWindow, connWindow int // HTTP/2 receive windows (windows.go); 0: dynamic
 
 	maxUnfinished, maxUnfinishedPerAddr int64 // see unfinished.go; 0: not bounded
+	unfinishedReadRate                  int64 // see unfinishedpace.go; 0: not paced
 }
 
 func defaultLimits() limits {
@@ -351,6 +352,7 @@ func defaultLimits() limits {
 
 		maxUnfinished:        DefaultMaxUnfinishedBytes,
 		maxUnfinishedPerAddr: DefaultMaxUnfinishedBytesPerAddress,
+		unfinishedReadRate:   DefaultUnfinishedReadRate,
 	}
 }
 

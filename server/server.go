@@ -113,7 +113,7 @@ func New(opts ...Option) (_ *Server, err error) {
 	s.paused = newPausedReaders(cfg.maxPaused, cfg.maxCredPaused)
 	s.resets.penalties = s.guard.penalties
 	if cfg.maxUnfinished > 0 {
-		s.resets.unfinished = &unfinishedBudget{max: cfg.maxUnfinished, perAddr: cfg.maxUnfinishedPerAddr, penalties: s.guard.penalties, log: cfg.log}
+		s.resets.unfinished = &unfinishedBudget{max: cfg.maxUnfinished, perAddr: cfg.maxUnfinishedPerAddr, paceRate: cfg.unfinishedReadRate, penalties: s.guard.penalties, log: cfg.log}
 	}
 
 	gopts := []grpc.ServerOption{

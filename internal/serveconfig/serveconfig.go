@@ -77,6 +77,7 @@ type Limits struct {
 	ConnWindow                    int
 	MaxUnfinishedBytes            int64 // over the server; 0: not bounded
 	MaxUnfinishedBytesPerAddress  int64
+	UnfinishedReadRate            int64 // bytes a second; 0: not paced
 }
 
 // Defaults are serve's defaults. MaxRetainedBytes depends on the machine
@@ -132,6 +133,7 @@ func Defaults() Limits {
 		ConnWindow:                   server.DefaultConnWindow,
 		MaxUnfinishedBytes:           server.DefaultMaxUnfinishedBytes,
 		MaxUnfinishedBytesPerAddress: server.DefaultMaxUnfinishedBytesPerAddress,
+		UnfinishedReadRate:           server.DefaultUnfinishedReadRate,
 	}
 }
 
@@ -169,6 +171,7 @@ func (l Limits) ServerOptions() []server.Option {
 		server.WithAbusePenalty(l.AbusePenalty),
 		server.WithReceiveWindows(l.StreamWindow, l.ConnWindow),
 		server.WithMaxUnfinishedBytes(l.MaxUnfinishedBytes, l.MaxUnfinishedBytesPerAddress),
+		server.WithUnfinishedReadRate(l.UnfinishedReadRate),
 		server.WithBrokerOptions(
 			broker.WithBacklog(l.BacklogMessages, l.BacklogBytes),
 			broker.WithHistory(l.HistoryMessages, l.HistoryTTL),
