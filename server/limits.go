@@ -308,6 +308,7 @@ type limits struct {
 
 	maxUnfinished, maxUnfinishedPerAddr int64 // see unfinished.go; 0: not bounded
 	unfinishedReadRate                  int64 // see unfinishedpace.go; 0: not paced
+	requestFrameRate                    int   // see readpace.go; 0: not paced
 }
 
 func defaultLimits() limits {
@@ -353,6 +354,7 @@ func defaultLimits() limits {
 		maxUnfinished:        DefaultMaxUnfinishedBytes,
 		maxUnfinishedPerAddr: DefaultMaxUnfinishedBytesPerAddress,
 		unfinishedReadRate:   DefaultUnfinishedReadRate,
+		requestFrameRate:     DefaultRequestFrameRate,
 	}
 }
 

@@ -196,6 +196,7 @@ func (c *resetConn) dataFrame(id uint32, flags http2.Flags, n int) {
 	}
 	ending := flags.Has(http2.FlagDataEndStream)
 	padded := flags.Has(http2.FlagDataPadded)
+	c.countFrame(st.limit, n)
 	if st.ended || n == 0 || padded && n == 1 {
 		c.skip = n // nothing to read (a padded frame of one byte is all pad length)
 		if kept && ending {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"golang.org/x/net/http2"
+	"golang.org/x/time/rate"
 	"google.golang.org/grpc/credentials"
 )
 
@@ -90,6 +91,8 @@ type resetGuard struct {
 	messageLimits  map[string]uint32
 	maxKeptStreams int
 	unfinished     *unfinishedBudget // sums the connections' unfinished messages; nil: not bounded
+	frameRate      int               // request frames a second per connection (readpace.go); 0: not paced
+	framesPaced    atomic.Int64      // nanoseconds readers waited for it
 	closed         atomic.Uint64     // connections closed for their resets
 	lastLog        atomic.Int64      // when a closure was last logged, in Unix nanoseconds
 	unlogged       atomic.Uint64     // closures since then that were not logged
@@ -223,6 +226,14 @@ type resetConn struct {
 	joined         atomic.Bool  // share was called
 	budgetClosed   atomic.Bool  // the connection closed: it joins nothing after
 
+	// Paced reads (readpace.go): the request frames of this read, the
+	// connection's bucket for them (made at its first), what the address's
+	// unfinished requests owe, and where the reader waits.
+	frames         int
+	framePace      *rate.Limiter
+	unfinishedWait time.Duration
+	pause          readPause
+
 	// The write scanner's state (serverends.go).
 	w    writeScan
 	ends serverEnds
@@ -258,7 +269,7 @@ func (c *resetConn) Read(p []byte) (int, error) {
 // connection may go on; if not, c.err says why.
 func (c *resetConn) scan(p []byte) bool {
 	c.takeServerEnds()
-	return c.scanFrames(p) && c.settle()
+	return c.scanFrames(p) && c.settle() && c.pace()
 }
 
 // scanFrames is scan without the state it shares with other goroutines:

@@ -104,7 +104,8 @@ func New(opts ...Option) (_ *Server, err error) {
 	s.held.perSecond = cmp.Or(cfg.heldPerSecond, defaultHeldPerSecond)
 	s.jsonFragments = newFragmentCache(defaultFragmentCacheBytes)
 	s.resets = &resetGuard{rate: cfg.resetRate, burst: float64(cfg.resetBurst), maxHeaderBytes: uint32(cfg.maxHeaderBytes), log: cfg.log,
-		messageLimits: messageLimits(cfg.requestLimits()), maxKeptStreams: maxKeptStreamsPerConn * int(cfg.maxStreamsPerConn)}
+		messageLimits: messageLimits(cfg.requestLimits()), maxKeptStreams: maxKeptStreamsPerConn * int(cfg.maxStreamsPerConn),
+		frameRate: cfg.requestFrameRate}
 	creds := cfg.creds
 	if creds == nil {
 		creds = insecure.NewCredentials()

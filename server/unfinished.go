@@ -100,9 +100,6 @@ type budgetShare struct {
 	gone bool // released: the connection is closed or closing
 	addr *addrShare
 	conn *resetConn
-
-	released  chan struct{} // closed with gone; nil if pacing is off
-	paceTimer *time.Timer   // the reader's, for its paced waits
 }
 
 // share returns c's share, joining the budget at its first use; a closed
@@ -130,9 +127,6 @@ func (b *unfinishedBudget) share(c *resetConn) *budgetShare {
 	}
 	a.conns[s] = struct{}{}
 	s.addr = a
-	if a.pace != nil {
-		s.released = make(chan struct{})
-	}
 	return s
 }
 
@@ -257,9 +251,6 @@ func (b *unfinishedBudget) release(s *budgetShare) {
 	held := s.held
 	s.held, s.gone = 0, true
 	b.total.Add(-held)
-	if s.released != nil {
-		close(s.released)
-	}
 	if a := s.addr; a != nil {
 		a.live.Add(-held) // under s.mu, as add's
 	}
@@ -291,7 +282,9 @@ func (b *unfinishedBudget) leave(c *resetConn) {
 }
 
 // settle brings the budget up to date with c.held, and reports whether c
-// may go on. Called by c's reader at the end of each read's scan.
+// may go on; what its reader owes the address's pace is left in
+// unfinishedWait, for pace. Called by c's reader at the end of each
+// read's scan.
 func (c *resetConn) settle() bool {
 	b := c.guard.unfinished
 	if b == nil || c.held == c.reported {
@@ -304,9 +297,7 @@ func (c *resetConn) settle() bool {
 		c.err = errUnfinished
 		return false
 	}
-	if wait > 0 {
-		b.waitPaced(c.share, wait)
-	}
+	c.unfinishedWait = wait
 	return true
 }
 
@@ -316,6 +307,7 @@ func (c *resetConn) Close() error {
 	if b := c.guard.unfinished; b != nil {
 		b.leave(c)
 	}
+	c.pause.close()
 	return c.Conn.Close()
 }
 
@@ -324,6 +316,7 @@ func (c *resetConn) Close() error {
 // client that may not read. Its reader and writer then fail, and grpc-go
 // ends its streams.
 func (c *resetConn) closeNow() {
+	c.pause.close()
 	if c.raw != nil {
 		c.raw.Close()
 		return

@@ -59,14 +59,14 @@ func (b *unfinishedBudget) paceLimiter() *rate.Limiter {
 func (b *unfinishedBudget) paceFrom() int64 { return b.perAddr / 4 }
 
 // paceWait charges a's limiter for delta bytes added to what a holds,
-// which is now held, and returns how long the reader waits for it: 0
-// unless a holds more than paceFrom and delta adds to it. Called by add.
+// which is now held, and returns how long the reader waits for it (see
+// readpace.go): 0 unless a holds more than paceFrom and delta adds to it.
+// Called by add.
 func (b *unfinishedBudget) paceWait(a *addrShare, held, delta int64) time.Duration {
 	if a.pace == nil || delta <= 0 || held <= b.paceFrom() {
 		return 0
 	}
-	now := b.clock()
-	return a.pace.ReserveN(now, int(min(delta, int64(a.pace.Burst())))).DelayFrom(now)
+	return reserve(a.pace, b.clock(), int(delta))
 }
 
 // clock is the pacing's time: time.Now but in tests.
@@ -75,24 +75,6 @@ func (b *unfinishedBudget) clock() time.Time {
 		return b.now()
 	}
 	return time.Now()
-}
-
-// waitPaced waits d for s's reader, or until s is released (its connection
-// is closing, and its next read fails), and counts the wait. Called only
-// by s's reader, which owns the timer.
-func (b *unfinishedBudget) waitPaced(s *budgetShare, d time.Duration) {
-	start := time.Now()
-	if s.paceTimer == nil {
-		s.paceTimer = time.NewTimer(d)
-	} else {
-		s.paceTimer.Reset(d)
-	}
-	select {
-	case <-s.paceTimer.C:
-	case <-s.released:
-		s.paceTimer.Stop()
-	}
-	b.paced.Add(int64(time.Since(start)))
 }
 
 var unfinishedPacedDesc = prometheus.NewDesc("roomcast_unfinished_request_paced_seconds_total",

@@ -35,9 +35,9 @@ func TestUnfinishedPacing(t *testing.T) {
 		{"past it, within the burst", a1, mib, 0},
 		{"past the burst", a1, 2 * mib, perMiB},
 		{"the address's other connection", a2, mib, 2 * perMiB},
-		{"another address", other, 3 * mib, 0},
+		{"another address", other, 3 * mib, perMiB}, // 3 MiB past 1 MiB, against its own burst of 2
 		{"a finished request", a1, -mib, 0},
-		{"a read larger than the burst is charged the burst", a2, 3 * mib, 4 * perMiB},
+		{"a read larger than the burst is charged whole", a2, 3 * mib, 5 * perMiB},
 	} {
 		ok, wait := b.add(step.c, step.delta)
 		if !ok || wait != step.want {
@@ -61,34 +61,34 @@ func TestUnfinishedPacing(t *testing.T) {
 	}
 }
 
-// A reader waiting out its pace wakes when its connection closes, and the
-// wait is counted.
+// A reader waiting out its pace wakes when its connection closes, by
+// Close or by closeNow, and waits no more after.
 func TestPacedReaderWakesAtClose(t *testing.T) {
-	b := &unfinishedBudget{max: 1 << 30, perAddr: 1 << 20, paceRate: 1 << 20, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
-	c := &resetConn{Conn: &addrConn{remote: &net.TCPAddr{IP: net.IPv4(10, 0, 0, 1), Port: 1}}, guard: &resetGuard{unfinished: b}}
-	s := b.share(c)
-	if s.released == nil {
-		t.Fatal("a paced share has no channel to wake its reader")
+	for _, closeIt := range []struct {
+		name  string
+		close func(c *resetConn)
+	}{
+		{"Close", func(c *resetConn) { c.Close() }},
+		{"closeNow", func(c *resetConn) { c.closeNow() }},
+	} {
+		t.Run(closeIt.name, func(t *testing.T) {
+			c := &resetConn{Conn: &addrConn{remote: &net.TCPAddr{IP: net.IPv4(10, 0, 0, 1), Port: 1}}, guard: &resetGuard{}}
+			c.pause.wait(time.Millisecond) // the timer, made and spent
+			done := make(chan time.Duration)
+			go func() { done <- c.pause.wait(time.Hour) }()
+			closeIt.close(c)
+			closeIt.close(c) // again: nothing more to do
+			select {
+			case waited := <-done:
+				if waited >= time.Hour {
+					t.Fatalf("waited %v", waited)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("the paced reader did not wake when its connection closed")
+			}
+			if waited := c.pause.wait(time.Hour); waited != 0 {
+				t.Fatalf("a closed connection's reader waited %v", waited)
+			}
+		})
 	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		b.waitPaced(s, time.Hour)
-	}()
-	c.Close()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the paced reader did not wake when its connection closed")
-	}
-	if b.paced.Load() <= 0 {
-		t.Fatal("the wait was not counted")
-	}
-	// Without pacing a share has no channel, and nothing to close.
-	b2 := &unfinishedBudget{max: 1 << 30, perAddr: 1 << 20}
-	c2 := &resetConn{Conn: &addrConn{remote: &net.TCPAddr{IP: net.IPv4(10, 0, 0, 1), Port: 1}}, guard: &resetGuard{unfinished: b2}}
-	if s := b2.share(c2); s.released != nil || s.addr.pace != nil {
-		t.Fatal("an unpaced budget made a limiter or a channel")
-	}
-	c2.Close()
 }

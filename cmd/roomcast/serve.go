@@ -163,6 +163,8 @@ every message sent. Spans still buffered are flushed on shutdown.`,
 			"a client address's share of --max-unfinished-bytes: one that must give way for holding the most loses all its connections that hold any, and is penalised, only if it held more than `BYTES`; at least a request's receive limit (--max-message-bytes and 1 KiB)")
 		fs.Int64Var(&cfg.limits.UnfinishedReadRate, "unfinished-read-rate", d.UnfinishedReadRate,
 			"while a client address holds more than a quarter of --max-unfinished-bytes-per-address in unfinished requests, read what adds to it at `BYTES` a second over all its connections (bursts of a 32nd of that), its sends waiting in TCP flow control; 0 turns pacing off")
+		fs.IntVar(&cfg.limits.RequestFrameRate, "request-frame-rate", d.RequestFrameRate,
+			"read each client connection's DATA frames on calls other than the publishes (Subscribe commands, History, Presence, Watch, health), and its empty DATA frames, at `N` a second in bursts of as many: past it its reads wait, its sends waiting in TCP flow control; 0 turns pacing off")
 		fs.IntVar(&cfg.limits.ConnWindow, "conn-window", d.ConnWindow,
 			"let a client have at most `BYTES` in flight on a connection, over all its streams (the connection's HTTP/2 receive window); at least --stream-window")
 		fs.IntVar(&cfg.limits.MaxConns, "max-connections", d.MaxConns,

@@ -78,6 +78,7 @@ type Limits struct {
 	MaxUnfinishedBytes            int64 // over the server; 0: not bounded
 	MaxUnfinishedBytesPerAddress  int64
 	UnfinishedReadRate            int64 // bytes a second; 0: not paced
+	RequestFrameRate              int   // a connection's frames a second; 0: not paced
 }
 
 // Defaults are serve's defaults. MaxRetainedBytes depends on the machine
@@ -134,6 +135,7 @@ func Defaults() Limits {
 		MaxUnfinishedBytes:           server.DefaultMaxUnfinishedBytes,
 		MaxUnfinishedBytesPerAddress: server.DefaultMaxUnfinishedBytesPerAddress,
 		UnfinishedReadRate:           server.DefaultUnfinishedReadRate,
+		RequestFrameRate:             server.DefaultRequestFrameRate,
 	}
 }
 
@@ -172,6 +174,7 @@ func (l Limits) ServerOptions() []server.Option {
 		server.WithReceiveWindows(l.StreamWindow, l.ConnWindow),
 		server.WithMaxUnfinishedBytes(l.MaxUnfinishedBytes, l.MaxUnfinishedBytesPerAddress),
 		server.WithUnfinishedReadRate(l.UnfinishedReadRate),
+		server.WithRequestFrameRate(l.RequestFrameRate),
 		server.WithBrokerOptions(
 			broker.WithBacklog(l.BacklogMessages, l.BacklogBytes),
 			broker.WithHistory(l.HistoryMessages, l.HistoryTTL),
