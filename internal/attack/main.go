@@ -13,7 +13,10 @@
 // own) publishes a timestamped message every 4 ms and measures when it is
 // delivered: first for the baseline, then while the attack runs in a child
 // process (this program again), which stops by itself after --duration.
-// Every address it connects to is the server's, on 127.0.0.1.
+// Every address it connects to is the server's, on 127.0.0.1. With
+// --runs it runs the attacks several times and prints the median run with
+// every run's figures; with --against it alternates two builds, attack by
+// attack, and prints them side by side (runs.go, summary.go).
 //
 // The attacker lives in another process so that its CPU and garbage do
 // not count against the bystander's latency, pinned to one core (see
@@ -24,7 +27,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -49,11 +51,13 @@ func main() {
 	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
 }
 
-// config is what one run does.
+// config is what one invocation does.
 type config struct {
 	duration, baseline time.Duration
 	attacks            []*attack
+	runs               int      // how many times to run the attacks against each build
 	roomcast           string   // a built roomcast binary; "" to build one
+	against            string   // a second roomcast binary to alternate with the first; "" for none
 	serveArgs          []string // flags for every serve, after the attack's own
 	jsonOut            string   // where to write the results as JSON; "" for none
 	pin                pinning  // where the attacker, the server and the bystander run
@@ -68,6 +72,8 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.DurationVar(&cfg.baseline, "baseline", 2*time.Second, "measure the bystander alone for `D` before each attack")
 	names := fs.String("attacks", "", "run only these attacks (comma-separated `NAMES`: "+strings.Join(attackNames(), ",")+"); all by default")
 	fs.StringVar(&cfg.roomcast, "roomcast", "", "use the roomcast binary at `PATH` instead of building cmd/roomcast")
+	fs.IntVar(&cfg.runs, "runs", 1, "run the attacks `N` times, and print the median run's table and every run's p99 ratios and attack p99s")
+	fs.StringVar(&cfg.against, "against", "", "also run each attack against the roomcast binary at `PATH`, alternating with the first build (A, B, A, B, ...), and compare them")
 	fs.StringVar(&cfg.jsonOut, "json", "", "also write the results as JSON to `FILE`")
 	layout := fs.String("layout", layoutShared, "where the processes run (`L`): shared pins the attacker to the last core this process may use; isolated pins the server and the bystander to the others as well; none pins nothing")
 	serveArgs := fs.String("serve-args", "", "give every serve these `FLAGS` too (space-separated), such as \"--stream-reset-rate 0\" to see an attack without a defence")
@@ -88,6 +94,9 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	if cfg.duration <= 0 || cfg.baseline <= 0 {
 		return nil, errors.New("--duration and --baseline must be positive")
 	}
+	if cfg.runs < 1 {
+		return nil, errors.New("--runs must be at least 1")
+	}
 	cfg.serveArgs = strings.Fields(*serveArgs)
 	if cfg.pin, err = newPinning(*layout); err != nil {
 		return nil, err
@@ -106,8 +115,9 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	return cfg, nil
 }
 
-// run runs the attacks args ask for and prints the table on stdout,
-// progress on stderr. It returns the exit status.
+// run runs the attacks args ask for and prints the table on stdout (or,
+// with --runs or --against, the median run's and the runs' summary; see
+// summary.go), progress on stderr. It returns the exit status.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cfg, err := parseFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
@@ -117,12 +127,26 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	logf := func(format string, a ...any) { fmt.Fprintf(stderr, "attack: "+format+"\n", a...) }
-	env, err := prepare(ctx, cfg.roomcast, logf)
+	first, err := prepare(ctx, cfg.roomcast, logf)
 	if err != nil {
 		logf("%v", err)
 		return 1
 	}
-	defer env.close()
+	defer first.close()
+	envs, builds := []*env{first}, []string{cfg.roomcast}
+	if cfg.roomcast == "" {
+		wd, _ := os.Getwd()
+		builds[0] = "cmd/roomcast built in " + wd
+	}
+	if cfg.against != "" {
+		other, err := prepare(ctx, cfg.against, logf)
+		if err != nil {
+			logf("--against: %v", err)
+			return 1
+		}
+		defer other.close()
+		envs, builds = append(envs, other), append(builds, cfg.against)
+	}
 	unpin, err := cfg.pin.pinSelf() // after the build, which may use every core
 	if err != nil {
 		logf("%v", err)
@@ -130,20 +154,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	defer unpin()
 
-	var results []*result
-	for _, a := range cfg.attacks {
-		logf("%s: %s", a.label, a.about)
-		r := measure(ctx, env, a, cfg, logf)
-		results = append(results, r)
-		logf("%s: %s", a.label, r.line())
-		if ctx.Err() != nil {
-			break
-		}
-	}
-	writeTable(stdout, results, cfg)
+	runs := runRounds(ctx, cfg, builds, func(b int, a *attack) *result {
+		return measure(ctx, envs[b], a, cfg, logf)
+	}, logf)
+	single := writeReport(stdout, runs, builds, cfg)
 	if cfg.jsonOut != "" {
-		b, _ := json.MarshalIndent(results, "", "  ")
-		if err := os.WriteFile(cfg.jsonOut, append(b, '\n'), 0o644); err != nil {
+		if err := writeJSON(cfg.jsonOut, runs, single); err != nil {
 			logf("%v", err)
 			return 1
 		}
