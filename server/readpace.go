@@ -28,7 +28,15 @@ import (
 //   - an address's unfinished requests past a quarter of its share
 //     (unfinishedpace.go).
 //
-// A wait ends early when the connection closes: its next read fails.
+// A wait ends early when the server closes the connection (its next read
+// fails), not when the client does (its next read finds that). A wait is
+// at most maxReadWait, whatever the debt: the rest is owed by the next
+// reads, each of which waits too, so a paced connection is read at most
+// once a maxReadWait, and its PINGs are answered within that (grpc-go's
+// keepalive allows far longer).
+
+// maxReadWait bounds one paced wait.
+const maxReadWait = time.Second
 
 // DefaultRequestFrameRate is WithRequestFrameRate's default: twice
 // DefaultCredentialCommandRate.
@@ -74,7 +82,7 @@ func (c *resetConn) pace() bool {
 	c.frames = 0
 	unfinishedWait := c.unfinishedWait
 	c.unfinishedWait = 0
-	d := max(frameWait, unfinishedWait)
+	d := min(max(frameWait, unfinishedWait), maxReadWait)
 	if d <= 0 {
 		return true
 	}

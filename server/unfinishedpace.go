@@ -19,8 +19,8 @@ import (
 // of its connections that adds to what it holds is paced: the address may
 // add WithUnfinishedReadRate bytes a second, in bursts of a 32nd of that,
 // and a reader that overdrew waits before it hands what it read to
-// grpc-go, as long as the overdraft takes to pay back, so that the
-// client's sends wait in TCP flow control. Reads that finish requests,
+// grpc-go, as long as the overdraft takes to pay back (readpace.go), so
+// that the client's sends wait in TCP flow control. Reads that finish requests,
 // and so free what they held, are never charged. An honest client holds
 // that much only with many large publishes half-arrived at once (a grpc-go
 // client sends its streams' frames in turn); it is slowed to the rate,

@@ -36,7 +36,7 @@ func TestUnfinishedReadsArePacedPastAQuarterOfTheShare(t *testing.T) {
 				msg := publishBytes(t, "paced", msgSize)
 				c := tr.connectRaw(t, addr)
 				start := time.Now()
-				ids := holdPublishes(t, c, calls, msg, 1) // within the share: nothing is cut
+				ids := holdPublishes(t, c, calls, msg, 1) // within the budget: nothing is cut
 				took := time.Since(start)
 				held := calls * heldBy(len(msg)-1)
 				waited := counter(t, reg, "roomcast_unfinished_request_paced_seconds_total")

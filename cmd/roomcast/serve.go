@@ -162,7 +162,7 @@ every message sent. Spans still buffered are flushed on shutdown.`,
 		fs.Int64Var(&cfg.limits.MaxUnfinishedBytesPerAddress, "max-unfinished-bytes-per-address", d.MaxUnfinishedBytesPerAddress,
 			"a client address's share of --max-unfinished-bytes: one that must give way for holding the most loses all its connections that hold any, and is penalised, only if it held more than `BYTES`; at least a request's receive limit (--max-message-bytes and 1 KiB)")
 		fs.Int64Var(&cfg.limits.UnfinishedReadRate, "unfinished-read-rate", d.UnfinishedReadRate,
-			"while a client address holds more than a quarter of --max-unfinished-bytes-per-address in unfinished requests, read what adds to it at `BYTES` a second over all its connections (bursts of a 32nd of that), its sends waiting in TCP flow control; 0 turns pacing off")
+			"while a client address holds more than a quarter of --max-unfinished-bytes-per-address in unfinished requests, read what adds to it at `BYTES` a second over all its connections (bursts of a 32nd of that, at least 64 KiB), its sends waiting in TCP flow control; 0 turns pacing off")
 		fs.IntVar(&cfg.limits.RequestFrameRate, "request-frame-rate", d.RequestFrameRate,
 			"read each client connection's DATA frames on calls other than the publishes (Subscribe commands, History, Presence, Watch, health), and its empty DATA frames, at `N` a second in bursts of as many: past it its reads wait, its sends waiting in TCP flow control; 0 turns pacing off")
 		fs.IntVar(&cfg.limits.ConnWindow, "conn-window", d.ConnWindow,
@@ -277,7 +277,7 @@ func (cfg *serveConfig) run(ctx context.Context, _ []string, stdout, stderr io.W
 	}
 	defer func() {
 		if err := stopProfile(); err != nil {
-			log.Error("writing the profile", "err", err)
+			log.Error("writing the profile or trace", "err", err)
 		}
 	}()
 	setMemoryLimit(log, os.Getenv, serveconfig.DefaultMemoryLimit(), cfg.limits.MaxRetainedBytes)
