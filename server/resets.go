@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"golang.org/x/net/http2"
-	"golang.org/x/time/rate"
 	"google.golang.org/grpc/credentials"
 )
 
@@ -91,7 +90,7 @@ type resetGuard struct {
 	messageLimits  map[string]uint32
 	maxKeptStreams int
 	unfinished     *unfinishedBudget // sums the connections' unfinished messages; nil: not bounded
-	frameRate      int               // request frames a second per connection (readpace.go); 0: not paced
+	frames         *frameBuckets     // the request frame rate's buckets, per address (readpace.go); nil: not paced
 	framesPaced    atomic.Int64      // nanoseconds readers waited for it
 	closed         atomic.Uint64     // connections closed for their resets
 	lastLog        atomic.Int64      // when a closure was last logged, in Unix nanoseconds
@@ -226,11 +225,10 @@ type resetConn struct {
 	joined         atomic.Bool  // share was called
 	budgetClosed   atomic.Bool  // the connection closed: it joins nothing after
 
-	// Paced reads (readpace.go): the request frames of this read, the
-	// connection's bucket for them (made at its first), what the address's
-	// unfinished requests owe, and where the reader waits.
+	// Paced reads (readpace.go): the request frames of this read, what
+	// the address's unfinished requests owe for it, and where the reader
+	// waits.
 	frames         int
-	framePace      *rate.Limiter
 	unfinishedWait time.Duration
 	pause          readPause
 
@@ -329,6 +327,8 @@ func (c *resetConn) scanFrames(p []byte) bool {
 				c.err = cmp.Or(c.err, errHeaderFlood)
 				return false
 			}
+		case http2.FrameWindowUpdate, http2.FramePing, http2.FrameGoAway:
+			c.skip = n // not paced: a client may send one for each message it reads
 		case http2.FrameRSTStream:
 			c.skip = n
 			c.drop(id)
@@ -337,8 +337,9 @@ func (c *resetConn) scanFrames(p []byte) bool {
 				c.err = errResetFlood
 				return false
 			}
-		default:
+		default: // SETTINGS, PRIORITY, PUSH_PROMISE and unknown types: a gRPC client sends next to none
 			c.skip = n
+			c.frames++
 		}
 	}
 	return true

@@ -105,7 +105,7 @@ func New(opts ...Option) (_ *Server, err error) {
 	s.jsonFragments = newFragmentCache(defaultFragmentCacheBytes)
 	s.resets = &resetGuard{rate: cfg.resetRate, burst: float64(cfg.resetBurst), maxHeaderBytes: uint32(cfg.maxHeaderBytes), log: cfg.log,
 		messageLimits: messageLimits(cfg.requestLimits()), maxKeptStreams: maxKeptStreamsPerConn * int(cfg.maxStreamsPerConn),
-		frameRate: cfg.requestFrameRate}
+		frames: newFrameBuckets(cfg.requestFrameRate)}
 	creds := cfg.creds
 	if creds == nil {
 		creds = insecure.NewCredentials()

@@ -4,6 +4,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"runtime"
 	"testing"
 	"time"
 )
@@ -73,9 +74,17 @@ func TestPacedReaderWakesAtClose(t *testing.T) {
 	} {
 		t.Run(closeIt.name, func(t *testing.T) {
 			c := &resetConn{Conn: &addrConn{remote: &net.TCPAddr{IP: net.IPv4(10, 0, 0, 1), Port: 1}}, guard: &resetGuard{}}
-			c.pause.wait(time.Millisecond) // the timer, made and spent
+			if waited := c.pause.wait(time.Millisecond); waited < time.Millisecond { // the timer, made and spent
+				t.Fatalf("a wait of 1ms took %v", waited)
+			}
 			done := make(chan time.Duration)
 			go func() { done <- c.pause.wait(time.Hour) }()
+			for waiting := false; !waiting; { // until the reader waits: its timer runs again
+				c.pause.mu.Lock()
+				waiting = c.pause.timer != nil && c.pause.timer.Reset(time.Hour)
+				c.pause.mu.Unlock()
+				runtime.Gosched()
+			}
 			closeIt.close(c)
 			closeIt.close(c) // again: nothing more to do
 			select {
