@@ -289,6 +289,7 @@ var headerClosesDesc = prometheus.NewDesc("roomcast_header_flood_closes_total",
 func (g *resetGuard) Describe(ch chan<- *prometheus.Desc) {
 	ch <- headerClosesDesc
 	ch <- messageClosesDesc
+	ch <- framesPacedDesc
 	if g.unfinished != nil {
 		g.unfinished.describe(ch)
 	}
@@ -298,6 +299,7 @@ func (g *resetGuard) Describe(ch chan<- *prometheus.Desc) {
 func (g *resetGuard) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(headerClosesDesc, prometheus.CounterValue, float64(g.headers.closed.Load()))
 	ch <- prometheus.MustNewConstMetric(messageClosesDesc, prometheus.CounterValue, float64(g.messages.closed.Load()))
+	ch <- prometheus.MustNewConstMetric(framesPacedDesc, prometheus.CounterValue, time.Duration(g.framesPaced.Load()).Seconds())
 	if g.unfinished != nil {
 		g.unfinished.collect(ch)
 	}

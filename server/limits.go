@@ -307,6 +307,8 @@ type limits struct {
 	streamWindow, connWindow int // HTTP/2 receive windows (windows.go); 0: dynamic
 
 	maxUnfinished, maxUnfinishedPerAddr int64 // see unfinished.go; 0: not bounded
+	unfinishedReadRate                  int64 // see unfinishedpace.go; 0: not paced
+	requestFrameRate                    int   // see readpace.go; 0: not paced
 }
 
 func defaultLimits() limits {
@@ -351,6 +353,8 @@ func defaultLimits() limits {
 
 		maxUnfinished:        DefaultMaxUnfinishedBytes,
 		maxUnfinishedPerAddr: DefaultMaxUnfinishedBytesPerAddress,
+		unfinishedReadRate:   DefaultUnfinishedReadRate,
+		requestFrameRate:     DefaultRequestFrameRate,
 	}
 }
 

@@ -196,6 +196,9 @@ func (c *resetConn) dataFrame(id uint32, flags http2.Flags, n int) {
 	}
 	ending := flags.Has(http2.FlagDataEndStream)
 	padded := flags.Has(http2.FlagDataPadded)
+	if st.limit != unlimited || st.ended || n == 0 || padded && n == 1 {
+		c.frames++ // paced (readpace.go); a publish's frame is counted at its end, unless a message begins in it
+	}
 	if st.ended || n == 0 || padded && n == 1 {
 		c.skip = n // nothing to read (a padded frame of one byte is all pad length)
 		if kept && ending {
@@ -217,6 +220,7 @@ type dataScan struct {
 	ending    bool   // the frame ends the stream
 	cost      uint64 // what grpc-go holds of the frame: frameCost
 	completed bool   // a message ended within the frame
+	began     bool   // a message began within the frame: its prefix ended in it
 }
 
 // What grpc-go holds of a DATA frame of n bytes (its padding too): a
@@ -261,11 +265,12 @@ func (c *resetConn) scanData(p []byte) ([]byte, bool) {
 		return p, c.keep(d.stream, d.st)
 	}
 	k := min(len(p), d.rest-d.padLen)
-	completed, ok := d.st.read(p[:k])
+	completed, began, ok := d.st.read(p[:k])
 	if !ok {
 		return p, false
 	}
 	d.completed = d.completed || completed
+	d.began = d.began || began
 	d.rest -= k
 	p = p[k:]
 	if d.rest > d.padLen {
@@ -273,6 +278,9 @@ func (c *resetConn) scanData(p []byte) ([]byte, bool) {
 	}
 	c.inData = false
 	c.skip = d.rest // the padding
+	if d.st.limit == unlimited && !d.began {
+		c.frames++ // a publish's frame that begins no message: a piece, or nothing
+	}
 	// The frame is read: the message it ends in holds it, and the frames
 	// before it unless one ended within it.
 	got := d.st.got
@@ -299,9 +307,10 @@ func (c *resetConn) scanData(p []byte) ([]byte, bool) {
 }
 
 // read follows a stream's messages through b, the next bytes of its DATA,
-// and reports whether a message ended in it, and whether every prefix in
-// it was within the limit.
-func (s *streamState) read(b []byte) (completed, ok bool) {
+// and reports whether a message ended in it, whether one began in it (its
+// prefix ended there), and whether every prefix in it was within the
+// limit.
+func (s *streamState) read(b []byte) (completed, began, ok bool) {
 	for len(b) > 0 {
 		if s.need > 0 {
 			k := uint32(min(uint64(s.need), uint64(len(b))))
@@ -314,13 +323,14 @@ func (s *streamState) read(b []byte) (completed, ok bool) {
 		s.nhdr += uint8(k)
 		b = b[k:]
 		if s.nhdr < grpcPrefixLen {
-			return completed, true
+			return completed, began, true
 		}
 		s.nhdr = 0
+		began = true
 		if s.need = binary.BigEndian.Uint32(s.hdr[1:]); s.need > s.limit {
-			return completed, false
+			return completed, began, false
 		}
 		completed = completed || s.need == 0
 	}
-	return completed, true
+	return completed, began, true
 }

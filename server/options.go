@@ -260,6 +260,10 @@ func newConfig(opts []Option) (config, error) {
 	case c.maxUnfinished < 0 || c.maxUnfinished > 0 && (c.maxUnfinishedPerAddr < int64(c.maxMessageBytes+messageOverhead) || c.maxUnfinished < c.maxUnfinishedPerAddr):
 		return c, fmt.Errorf("server: max unfinished bytes must be 0 (off), or at least the bytes per address, which must be at least a request's receive limit (%d); got %d and %d per address",
 			c.maxMessageBytes+messageOverhead, c.maxUnfinished, c.maxUnfinishedPerAddr)
+	case c.requestFrameRate < 0:
+		return c, fmt.Errorf("server: request frame rate must be 0 (off) or a positive number of frames a second, got %d", c.requestFrameRate)
+	case c.unfinishedReadRate < 0:
+		return c, fmt.Errorf("server: unfinished read rate must be 0 (off) or a positive number of bytes a second, got %d", c.unfinishedReadRate)
 	case c.abusePenalty < 0:
 		return c, fmt.Errorf("server: abuse penalty must be 0 (off) or positive, got %v", c.abusePenalty)
 	case c.maxWriteHold < 0:

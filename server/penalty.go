@@ -26,8 +26,15 @@ import (
 // well-behaved client behind the same address (a NAT) keeps what it has.
 //
 // A penalty lasts firstPenalty; an address that abuses again within its
-// penalty's length after it ended gets twice as long, up to the most
-// configured (WithAbusePenalty); one that stays quiet that long starts over.
+// penalty's length after it ended, or within minRepeatWindow if that is
+// longer, gets twice as long, up to the most configured
+// (WithAbusePenalty); one that stays quiet that long starts over. The
+// floor is for abuse that takes a while to repeat: an attacker's redials
+// refill the budget of unfinished requests only at its pace
+// (unfinishedpace.go), about 1.7 s at the defaults, and with a window of
+// the first penalty's second alone its penalty never doubled (a review:
+// ten 1 s penalties in 30 s, holding 23 MiB of the budget on average,
+// against five doubling ones and 1.4 MiB unpaced).
 
 // DefaultAbusePenalty is the longest penalty of WithAbusePenalty.
 const DefaultAbusePenalty = time.Minute
@@ -38,6 +45,7 @@ const DefaultAbusePenalty = time.Minute
 // before the kernel's receive window closed (tens of KB of kernel memory).
 const (
 	firstPenalty      = time.Second
+	minRepeatWindow   = 10 * time.Second
 	maxPenalisedAddrs = 4096
 	maxHeldPerAddr    = 8
 	maxHeld           = 128
@@ -50,7 +58,8 @@ const (
 // see messageguard.go): new connections from that address (an IPv6 one by
 // its /64) are then held unread or closed at once, never served, until the
 // penalty ends. A penalty lasts a second at first and doubles, up to d,
-// while the address keeps at it. Connections the address already had are
+// while the address offends again within its length (at least 10 s) after
+// each one ends. Connections the address already had are
 // not affected. Every penalty is logged (at most once a second) and counted
 // in roomcast_abuse_penalties_total by reason, the connections it stopped
 // in roomcast_penalised_connections_total. Clients behind one NAT share an
@@ -150,7 +159,7 @@ func (p *penalties) penalise(addr net.Addr, why abuse) {
 		return
 	}
 	length := firstPenalty
-	if e != nil && now.Sub(e.until) < e.length { // again, soon after the last
+	if e != nil && now.Sub(e.until) < e.repeatWindow() { // again, soon after the last
 		length = 2 * e.length
 	}
 	length = min(length, p.longest)
@@ -175,13 +184,16 @@ func (p *penalties) penalise(addr net.Addr, why abuse) {
 	})
 }
 
+// repeatWindow is how long after e ends an offence doubles it.
+func (e *penalty) repeatWindow() time.Duration { return max(e.length, minRepeatWindow) }
+
 // forgetOld drops the addresses whose penalty and the time after it in
 // which an offence doubles it are over, then the least recently penalised
 // while the table is full. Caller holds p.mu.
 func (p *penalties) forgetOld(now time.Time) {
 	for f := p.order.Front(); f != nil; f = p.order.Front() {
 		e := f.Value.(*penalty)
-		if len(p.byKey) < p.maxAddrs && now.Before(e.until.Add(e.length)) {
+		if len(p.byKey) < p.maxAddrs && now.Before(e.until.Add(e.repeatWindow())) {
 			return
 		}
 		p.order.Remove(f)

@@ -59,9 +59,9 @@ func closedByServer(client net.Conn) bool {
 }
 
 // A penalty lasts a second, doubles while the address offends again soon
-// after each one ends, up to the longest, and starts over once it stays
-// quiet as long as its last penalty. Offences during a penalty change
-// nothing.
+// after each one ends (within its length, at least minRepeatWindow), up
+// to the longest, and starts over once it stays quiet that long. Offences
+// during a penalty change nothing.
 func TestPenaltiesExpireAndDouble(t *testing.T) {
 	p, clock := testPenalties(t, 4*time.Second)
 	lb := newLoopback(t)
@@ -90,7 +90,19 @@ func TestPenaltiesExpireAndDouble(t *testing.T) {
 			t.Fatalf("penalties lasted %v, want %v", lengths, want)
 		}
 	}
-	clock.Advance(4 * time.Second) // quiet for as long as the last penalty
+	// Again within the window but past the last penalty's length: doubled
+	// still (offences that take a while to repeat, such as a paced refill).
+	clock.Advance(minRepeatWindow - time.Second)
+	p.penalise(addr, abuseUnfinished)
+	clock.Advance(4*time.Second - 250*time.Millisecond)
+	if served() {
+		t.Fatal("an offence 9 s after a penalty ended started over")
+	}
+	clock.Advance(250 * time.Millisecond)
+	if !served() {
+		t.Fatal("not served once the doubled penalty, at the longest, ended")
+	}
+	clock.Advance(minRepeatWindow) // quiet for the window
 	p.penalise(addr, abuseRefused)
 	if served() {
 		t.Fatal("served at once after a new offence")
@@ -99,8 +111,8 @@ func TestPenaltiesExpireAndDouble(t *testing.T) {
 	if !served() {
 		t.Error("not served a second after an offence following a quiet spell: the penalty did not start over")
 	}
-	if got := p.given[abuseResets].Load() + p.given[abuseRefused].Load(); got != 6 {
-		t.Errorf("%d penalties counted, want 6", got)
+	if got := p.given[abuseResets].Load() + p.given[abuseRefused].Load() + p.given[abuseUnfinished].Load(); got != 7 {
+		t.Errorf("%d penalties counted, want 7", got)
 	}
 	if got := p.given[abuseHeaders].Load(); got != 0 {
 		t.Errorf("%d penalties counted for offences during a penalty, want 0", got)
@@ -125,7 +137,7 @@ func TestPenaltiesTableIsBounded(t *testing.T) {
 			t.Errorf("address %d remembered: %v, want %v", i, ok, i >= 6)
 		}
 	}
-	clock.Advance(2 * time.Second) // past the penalties and as long again
+	clock.Advance(firstPenalty + minRepeatWindow) // past the penalties and their windows
 	p.penalise(addr(100), abuseResets)
 	if n := len(p.byKey); n != 1 {
 		t.Errorf("%d addresses remembered after the others' penalties were over, want 1", n)

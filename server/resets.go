@@ -90,6 +90,8 @@ type resetGuard struct {
 	messageLimits  map[string]uint32
 	maxKeptStreams int
 	unfinished     *unfinishedBudget // sums the connections' unfinished messages; nil: not bounded
+	frames         *frameBuckets     // the request frame rate's buckets, per address (readpace.go); nil: not paced
+	framesPaced    atomic.Int64      // nanoseconds readers waited for it
 	closed         atomic.Uint64     // connections closed for their resets
 	lastLog        atomic.Int64      // when a closure was last logged, in Unix nanoseconds
 	unlogged       atomic.Uint64     // closures since then that were not logged
@@ -223,6 +225,13 @@ type resetConn struct {
 	joined         atomic.Bool  // share was called
 	budgetClosed   atomic.Bool  // the connection closed: it joins nothing after
 
+	// Paced reads (readpace.go): the request frames of this read, what
+	// the address's unfinished requests owe for it, and where the reader
+	// waits.
+	frames         int
+	unfinishedWait time.Duration
+	pause          readPause
+
 	// The write scanner's state (serverends.go).
 	w    writeScan
 	ends serverEnds
@@ -258,7 +267,7 @@ func (c *resetConn) Read(p []byte) (int, error) {
 // connection may go on; if not, c.err says why.
 func (c *resetConn) scan(p []byte) bool {
 	c.takeServerEnds()
-	return c.scanFrames(p) && c.settle()
+	return c.scanFrames(p) && c.settle() && c.pace()
 }
 
 // scanFrames is scan without the state it shares with other goroutines:
@@ -318,6 +327,8 @@ func (c *resetConn) scanFrames(p []byte) bool {
 				c.err = cmp.Or(c.err, errHeaderFlood)
 				return false
 			}
+		case http2.FrameWindowUpdate, http2.FramePing, http2.FrameGoAway:
+			c.skip = n // not paced: a client may send one for each message it reads
 		case http2.FrameRSTStream:
 			c.skip = n
 			c.drop(id)
@@ -326,8 +337,9 @@ func (c *resetConn) scanFrames(p []byte) bool {
 				c.err = errResetFlood
 				return false
 			}
-		default:
+		default: // SETTINGS, PRIORITY, PUSH_PROMISE and unknown types: a gRPC client sends next to none
 			c.skip = n
+			c.frames++
 		}
 	}
 	return true

@@ -104,7 +104,8 @@ func New(opts ...Option) (_ *Server, err error) {
 	s.held.perSecond = cmp.Or(cfg.heldPerSecond, defaultHeldPerSecond)
 	s.jsonFragments = newFragmentCache(defaultFragmentCacheBytes)
 	s.resets = &resetGuard{rate: cfg.resetRate, burst: float64(cfg.resetBurst), maxHeaderBytes: uint32(cfg.maxHeaderBytes), log: cfg.log,
-		messageLimits: messageLimits(cfg.requestLimits()), maxKeptStreams: maxKeptStreamsPerConn * int(cfg.maxStreamsPerConn)}
+		messageLimits: messageLimits(cfg.requestLimits()), maxKeptStreams: maxKeptStreamsPerConn * int(cfg.maxStreamsPerConn),
+		frames: newFrameBuckets(cfg.requestFrameRate)}
 	creds := cfg.creds
 	if creds == nil {
 		creds = insecure.NewCredentials()
@@ -113,7 +114,7 @@ func New(opts ...Option) (_ *Server, err error) {
 	s.paused = newPausedReaders(cfg.maxPaused, cfg.maxCredPaused)
 	s.resets.penalties = s.guard.penalties
 	if cfg.maxUnfinished > 0 {
-		s.resets.unfinished = &unfinishedBudget{max: cfg.maxUnfinished, perAddr: cfg.maxUnfinishedPerAddr, penalties: s.guard.penalties, log: cfg.log}
+		s.resets.unfinished = &unfinishedBudget{max: cfg.maxUnfinished, perAddr: cfg.maxUnfinishedPerAddr, paceRate: cfg.unfinishedReadRate, penalties: s.guard.penalties, log: cfg.log}
 	}
 
 	gopts := []grpc.ServerOption{

@@ -6,8 +6,10 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
 )
 
 // Unfinished requests: a publish's message may be as large as the receive
@@ -32,8 +34,10 @@ import (
 // publishes on one connection are all half-arrived at once), and only
 // when the budget is short does the largest holder give way.
 //
-// Lock order: unfinishedBudget.mu, then a budgetShare's mu. The penalties
-// and the log are called with neither held.
+// Lock order: unfinishedBudget.mu, then a budgetShare's mu, then an
+// address's pace limiter (its own lock; see unfinishedpace.go). The
+// penalties and the log are called with neither mu held, and a paced
+// reader waits with none held.
 
 // Defaults of WithMaxUnfinishedBytes.
 const (
@@ -68,9 +72,12 @@ var errUnfinished = errors.New("server: connection closed: the server's budget o
 // connections, and closes the largest holders' past max.
 type unfinishedBudget struct {
 	max, perAddr int64
-	penalties    *penalties // nil: none
+	paceRate     int64            // bytes a second an address may add past paceFrom; 0: not paced (unfinishedpace.go)
+	now          func() time.Time // the pacing's clock; nil: time.Now
+	penalties    *penalties       // nil: none
 	log          *slog.Logger
 	total        atomic.Int64
+	paced        atomic.Int64 // nanoseconds readers waited, paced
 	closes       closeCounter
 
 	mu    sync.Mutex
@@ -80,7 +87,9 @@ type unfinishedBudget struct {
 // addrShare is what one client address holds.
 type addrShare struct {
 	key   string
-	held  int64 // summed afresh by largest, under its budget's mu
+	held  int64         // summed afresh by largest, under its budget's mu
+	live  atomic.Int64  // kept by add and release, for the pacing
+	pace  *rate.Limiter // what its reads may add past paceFrom; nil: not paced
 	conns map[*budgetShare]struct{}
 }
 
@@ -110,7 +119,7 @@ func (b *unfinishedBudget) share(c *resetConn) *budgetShare {
 	key := clientKey(c.RemoteAddr())
 	a := b.addrs[key]
 	if a == nil {
-		a = &addrShare{key: key, conns: make(map[*budgetShare]struct{})}
+		a = &addrShare{key: key, conns: make(map[*budgetShare]struct{}), pace: b.paceLimiter()}
 		if b.addrs == nil {
 			b.addrs = make(map[string]*addrShare)
 		}
@@ -121,23 +130,24 @@ func (b *unfinishedBudget) share(c *resetConn) *budgetShare {
 	return s
 }
 
-// add counts delta more bytes held by c, and reports whether c may go on:
-// false if it was the one closed to bring the sum within the budget.
-// Called by c's reader.
-func (b *unfinishedBudget) add(c *resetConn, delta int64) bool {
+// add counts delta more bytes held by c, and reports whether c may go on
+// (false if it was the one closed to bring the sum within the budget) and
+// how long its reader waits first, paced. Called by c's reader.
+func (b *unfinishedBudget) add(c *resetConn, delta int64) (ok bool, wait time.Duration) {
 	s := b.share(c)
 	s.mu.Lock()
 	if s.gone { // being closed: its reads end at once anyway
 		s.mu.Unlock()
-		return true
+		return true, 0
 	}
 	s.held += delta
 	total := b.total.Add(delta) // under s.mu, so that release takes it whole
+	wait = b.paceWait(s.addr, s.addr.live.Add(delta), delta)
 	s.mu.Unlock()
 	if total <= b.max || delta <= 0 {
-		return true
+		return true, wait
 	}
-	return b.evict(c)
+	return b.evict(c), wait
 }
 
 // evict closes the largest holders until the sum is within the budget,
@@ -241,6 +251,9 @@ func (b *unfinishedBudget) release(s *budgetShare) {
 	held := s.held
 	s.held, s.gone = 0, true
 	b.total.Add(-held)
+	if a := s.addr; a != nil {
+		a.live.Add(-held) // under s.mu, as add's
+	}
 	s.mu.Unlock()
 	if a := s.addr; a != nil {
 		a.held -= held
@@ -269,7 +282,9 @@ func (b *unfinishedBudget) leave(c *resetConn) {
 }
 
 // settle brings the budget up to date with c.held, and reports whether c
-// may go on. Called by c's reader at the end of each read's scan.
+// may go on; what its reader owes the address's pace is left in
+// unfinishedWait, for pace. Called by c's reader at the end of each
+// read's scan.
 func (c *resetConn) settle() bool {
 	b := c.guard.unfinished
 	if b == nil || c.held == c.reported {
@@ -277,10 +292,12 @@ func (c *resetConn) settle() bool {
 	}
 	delta := c.held - c.reported
 	c.reported = c.held
-	if !b.add(c, delta) {
+	ok, wait := b.add(c, delta)
+	if !ok {
 		c.err = errUnfinished
 		return false
 	}
+	c.unfinishedWait = wait
 	return true
 }
 
@@ -290,6 +307,7 @@ func (c *resetConn) Close() error {
 	if b := c.guard.unfinished; b != nil {
 		b.leave(c)
 	}
+	c.pause.close()
 	return c.Conn.Close()
 }
 
@@ -298,6 +316,7 @@ func (c *resetConn) Close() error {
 // client that may not read. Its reader and writer then fail, and grpc-go
 // ends its streams.
 func (c *resetConn) closeNow() {
+	c.pause.close()
 	if c.raw != nil {
 		c.raw.Close()
 		return
@@ -315,9 +334,11 @@ var (
 func (b *unfinishedBudget) describe(ch chan<- *prometheus.Desc) {
 	ch <- unfinishedBytesDesc
 	ch <- unfinishedClosesDesc
+	ch <- unfinishedPacedDesc
 }
 
 func (b *unfinishedBudget) collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(unfinishedBytesDesc, prometheus.GaugeValue, float64(b.total.Load()))
 	ch <- prometheus.MustNewConstMetric(unfinishedClosesDesc, prometheus.CounterValue, float64(b.closes.closed.Load()))
+	ch <- prometheus.MustNewConstMetric(unfinishedPacedDesc, prometheus.CounterValue, time.Duration(b.paced.Load()).Seconds())
 }

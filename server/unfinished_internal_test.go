@@ -268,33 +268,39 @@ func TestUnfinishedBudget(t *testing.T) {
 }
 
 // Readers adding and taking away, evictions and closes, all at once, leave
-// the budget empty once every connection is closed.
+// the budget empty once every connection is closed, paced or not, and what
+// an address holds never counts below nothing.
 func TestUnfinishedBudgetUnderConcurrency(t *testing.T) {
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	cfg := config{abusePenalty: time.Minute, log: log}
-	b := &unfinishedBudget{max: 5000, perAddr: 2000, penalties: newPenalties(&cfg), log: log}
-	g := &resetGuard{unfinished: b}
-	var wg sync.WaitGroup
-	for w := range 8 {
-		wg.Go(func() {
-			r := rand.New(rand.NewPCG(uint64(w), 4))
-			for range 300 {
-				c := &resetConn{Conn: &addrConn{remote: &net.TCPAddr{IP: net.IPv4(10, 0, 0, byte(r.IntN(4))), Port: 1}}, guard: g}
-				var closing sync.WaitGroup
-				for i := range 6 {
-					if i == 3 {
-						closing.Go(func() { c.Close() })
+	for _, paceRate := range []int64{0, 1 << 20} {
+		log := slog.New(slog.NewTextHandler(io.Discard, nil))
+		cfg := config{abusePenalty: time.Minute, log: log}
+		b := &unfinishedBudget{max: 5000, perAddr: 2000, paceRate: paceRate, penalties: newPenalties(&cfg), log: log}
+		g := &resetGuard{unfinished: b}
+		var wg sync.WaitGroup
+		for w := range 8 {
+			wg.Go(func() {
+				r := rand.New(rand.NewPCG(uint64(w), 4))
+				for range 300 {
+					c := &resetConn{Conn: &addrConn{remote: &net.TCPAddr{IP: net.IPv4(10, 0, 0, byte(r.IntN(4))), Port: 1}}, guard: g}
+					var closing sync.WaitGroup
+					for i := range 6 {
+						if i == 3 {
+							closing.Go(func() { c.Close() })
+						}
+						c.held = max(0, c.held+int64(r.IntN(900))-300)
+						c.settle() // its wait, left for pace, is not waited here
+						if s := c.share; s != nil && s.addr != nil && s.addr.live.Load() < 0 {
+							t.Errorf("an address holds %d", s.addr.live.Load())
+						}
 					}
-					c.held = max(0, c.held+int64(r.IntN(900))-300)
-					c.settle()
+					closing.Wait()
 				}
-				closing.Wait()
-			}
-		})
-	}
-	wg.Wait()
-	if got, addrs := b.total.Load(), len(b.addrs); got != 0 || addrs != 0 {
-		t.Fatalf("total %d over %d addresses once all closed, want none", got, addrs)
+			})
+		}
+		wg.Wait()
+		if got, addrs := b.total.Load(), len(b.addrs); got != 0 || addrs != 0 {
+			t.Fatalf("pace %d: total %d over %d addresses once all closed, want none", paceRate, got, addrs)
+		}
 	}
 }
 

@@ -161,6 +161,10 @@ every message sent. Spans still buffered are flushed on shutdown.`,
 			"hold at most `BYTES` of request messages that clients have begun and not finished, over the server: past it, the client address holding the most gives way, losing all its connections that hold any and penalised (--abuse-penalty) if it held more than --max-unfinished-bytes-per-address, its largest connection if not; 0 turns the bound off")
 		fs.Int64Var(&cfg.limits.MaxUnfinishedBytesPerAddress, "max-unfinished-bytes-per-address", d.MaxUnfinishedBytesPerAddress,
 			"a client address's share of --max-unfinished-bytes: one that must give way for holding the most loses all its connections that hold any, and is penalised, only if it held more than `BYTES`; at least a request's receive limit (--max-message-bytes and 1 KiB)")
+		fs.Int64Var(&cfg.limits.UnfinishedReadRate, "unfinished-read-rate", d.UnfinishedReadRate,
+			"while a client address holds more than a quarter of --max-unfinished-bytes-per-address in unfinished requests, read what adds to it at `BYTES` a second over all its connections (bursts of a 32nd of that, at least 64 KiB), its sends waiting in TCP flow control; 0 turns pacing off")
+		fs.IntVar(&cfg.limits.RequestFrameRate, "request-frame-rate", d.RequestFrameRate,
+			"read each client address's frames that carry no publish (DATA frames on calls other than the publishes, such as Subscribe commands; a publish's DATA frames in which no message begins; SETTINGS, PRIORITY and unknown frames) at `N` a second over its connections, in bursts of as many: past it a connection's reads wait, with every call on it, its sends waiting in TCP flow control; 0 turns pacing off")
 		fs.IntVar(&cfg.limits.ConnWindow, "conn-window", d.ConnWindow,
 			"let a client have at most `BYTES` in flight on a connection, over all its streams (the connection's HTTP/2 receive window); at least --stream-window")
 		fs.IntVar(&cfg.limits.MaxConns, "max-connections", d.MaxConns,
@@ -273,7 +277,7 @@ func (cfg *serveConfig) run(ctx context.Context, _ []string, stdout, stderr io.W
 	}
 	defer func() {
 		if err := stopProfile(); err != nil {
-			log.Error("writing the profile", "err", err)
+			log.Error("writing the profile or trace", "err", err)
 		}
 	}()
 	setMemoryLimit(log, os.Getenv, serveconfig.DefaultMemoryLimit(), cfg.limits.MaxRetainedBytes)

@@ -162,6 +162,8 @@ func TestServeSecurityFlagDefaults(t *testing.T) {
 		"conn-window":                        fmt.Sprint(server.DefaultConnWindow),
 		"max-unfinished-bytes":               fmt.Sprint(server.DefaultMaxUnfinishedBytes),
 		"max-unfinished-bytes-per-address":   fmt.Sprint(server.DefaultMaxUnfinishedBytesPerAddress),
+		"unfinished-read-rate":               fmt.Sprint(server.DefaultUnfinishedReadRate),
+		"request-frame-rate":                 fmt.Sprint(server.DefaultRequestFrameRate),
 	}
 	fs, _ := serveCmd.flagSet()
 	for name, def := range want {
@@ -213,6 +215,8 @@ func TestServeFlagUsageErrors(t *testing.T) {
 		{[]string{"--max-unfinished-bytes-per-address", "1000"}, "max unfinished bytes"},
 		{[]string{"--max-unfinished-bytes", "1000000"}, "max unfinished bytes"},
 		{[]string{"--max-unfinished-bytes", "-1"}, "max unfinished bytes"},
+		{[]string{"--unfinished-read-rate", "-1"}, "unfinished read rate"},
+		{[]string{"--request-frame-rate", "-1"}, "request frame rate"},
 		{[]string{"--max-streams-per-credential", "0"}, "streams per credential"},
 		{[]string{"--max-publish-streams-per-credential", "0"}, "publish streams per credential"},
 		{[]string{"--max-paused-streams", "0"}, "paused streams must be positive"},

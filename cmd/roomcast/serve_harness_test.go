@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"os"
@@ -103,5 +104,28 @@ func TestServeWritesACPUProfile(t *testing.T) {
 	}
 	if len(b) < 2 || b[0] != 0x1f || b[1] != 0x8b { // a profile is gzipped protobuf
 		t.Fatalf("the profile is %d bytes, not gzipped: % x", len(b), b[:min(len(b), 8)])
+	}
+}
+
+// serve --trace writes an execution trace of the whole run, beside a CPU
+// profile when both are asked for.
+func TestServeWritesATrace(t *testing.T) {
+	dir := t.TempDir()
+	traceFile, cpuFile := filepath.Join(dir, "run.trace"), filepath.Join(dir, "cpu.pprof")
+	t.Run("serve", func(t *testing.T) {
+		s := startServe(t, "--trace", traceFile, "--cpuprofile", cpuFile)
+		if _, err := publish(testCtx(t), dialPlaintext(t, s.addr), "r", "x"); err != nil {
+			t.Fatal(err)
+		}
+	})
+	b, err := os.ReadFile(traceFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.HasPrefix(b, []byte("go 1.")) || !bytes.Contains(b[:min(len(b), 16)], []byte(" trace")) {
+		t.Fatalf("the trace is %d bytes, without a trace's header: %q", len(b), b[:min(len(b), 16)])
+	}
+	if info, err := os.Stat(cpuFile); err != nil || info.Size() == 0 {
+		t.Fatalf("the CPU profile beside it: %v, %v", info, err)
 	}
 }

@@ -276,6 +276,21 @@ func (c *Conn) Data(id uint32, msg []byte, endStream bool) error {
 // side of a call after DataBytes sent its messages.
 func (c *Conn) EndStream(id uint32) error { return c.fr.WriteData(id, true, nil) }
 
+// Frames has write send frames of any kind with the connection's framer,
+// unflushed: padded ones, PRIORITY, types HTTP/2 does not define.
+func (c *Conn) Frames(write func(fr *http2.Framer) error) error { return write(c.fr) }
+
+// EmptyData sends n empty DATA frames on stream id, without ending it:
+// frames that carry nothing, which a receiver still has to handle.
+func (c *Conn) EmptyData(id uint32, n int) error {
+	for range n {
+		if err := c.fr.WriteData(id, false, nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Ping sends a PING and flushes: once the server has read everything sent
 // before it, it answers, unless it closed the connection first.
 func (c *Conn) Ping() error {

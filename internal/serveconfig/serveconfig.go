@@ -77,6 +77,8 @@ type Limits struct {
 	ConnWindow                    int
 	MaxUnfinishedBytes            int64 // over the server; 0: not bounded
 	MaxUnfinishedBytesPerAddress  int64
+	UnfinishedReadRate            int64 // bytes a second; 0: not paced
+	RequestFrameRate              int   // a connection's frames a second; 0: not paced
 }
 
 // Defaults are serve's defaults. MaxRetainedBytes depends on the machine
@@ -132,6 +134,8 @@ func Defaults() Limits {
 		ConnWindow:                   server.DefaultConnWindow,
 		MaxUnfinishedBytes:           server.DefaultMaxUnfinishedBytes,
 		MaxUnfinishedBytesPerAddress: server.DefaultMaxUnfinishedBytesPerAddress,
+		UnfinishedReadRate:           server.DefaultUnfinishedReadRate,
+		RequestFrameRate:             server.DefaultRequestFrameRate,
 	}
 }
 
@@ -169,6 +173,8 @@ func (l Limits) ServerOptions() []server.Option {
 		server.WithAbusePenalty(l.AbusePenalty),
 		server.WithReceiveWindows(l.StreamWindow, l.ConnWindow),
 		server.WithMaxUnfinishedBytes(l.MaxUnfinishedBytes, l.MaxUnfinishedBytesPerAddress),
+		server.WithUnfinishedReadRate(l.UnfinishedReadRate),
+		server.WithRequestFrameRate(l.RequestFrameRate),
 		server.WithBrokerOptions(
 			broker.WithBacklog(l.BacklogMessages, l.BacklogBytes),
 			broker.WithHistory(l.HistoryMessages, l.HistoryTTL),
