@@ -46,8 +46,8 @@ func TestGCTunerRaisesGOGCUntilClosed(t *testing.T) {
 		t.Fatal("not active without GOGC or GOMEMLIMIT")
 	}
 	gctest.AwaitGOGCAbove(t, defaultGOGC, "after collections", func() {
-		gcSink = make([]byte, 1<<20) // busy: allocating faster than the headroom per gcIdlePeriod
-		runtime.GC()                 // the tuner's cleanup runs after it, on the runtime's goroutine
+		gcSink = make([]byte, 32<<20) // busy: allocating faster than the headroom per gcIdlePeriod, however long a collection takes on a loaded machine
+		runtime.GC()                  // the tuner's cleanup runs after it, on the runtime's goroutine
 	})
 	if err := tuner.Close(); err != nil {
 		t.Fatal(err)
