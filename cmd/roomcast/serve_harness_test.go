@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"io"
 	"os"
@@ -127,5 +128,33 @@ func TestServeWritesATrace(t *testing.T) {
 	}
 	if info, err := os.Stat(cpuFile); err != nil || info.Size() == 0 {
 		t.Fatalf("the CPU profile beside it: %v, %v", info, err)
+	}
+}
+
+// serve --memprofile writes the allocations of the whole run as it shuts
+// down.
+func TestServeWritesAMemProfile(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "mem.pprof")
+	t.Run("serve", func(t *testing.T) {
+		s := startServe(t, "--memprofile", file)
+		if _, err := publish(testCtx(t), dialPlaintext(t, s.addr), "r", "x"); err != nil {
+			t.Fatal(err)
+		}
+	})
+	f, err := os.Open(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	z, err := gzip.NewReader(f) // a profile is gzipped protobuf
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(z)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(b, []byte("alloc_space")) {
+		t.Fatalf("the profile's %d bytes name no alloc_space samples", len(b))
 	}
 }
