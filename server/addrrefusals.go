@@ -2,28 +2,22 @@ package server
 
 import "time"
 
-// freeAddressRefusedCalls is how many calls the tap may refuse within a
-// second over all the connections of one client address (see clientKey)
-// before it pauses each connection refused further: freeRefusedCalls is a
-// connection's, and a loop of refused Subscribe streams over 25
-// connections of one address had 25 of those, 2,500 refusals a second, the
-// garbage of whose stream set-ups set off a collection every second or so
-// (issue #13 (d)). Twice a connection's, so that two proxies, or a proxy
-// and its clients' direct connections, refusing lapsed credentials behind
-// one address are not held up for them.
-const freeAddressRefusedCalls = 2 * freeRefusedCalls
-
 // minAddressRefusalSweep is the fewest addresses that addressRefusals
-// holds before it drops those with no refusal within the last second.
+// holds before it drops those whose second is over.
 const minAddressRefusalSweep = 256
 
 // addressRefusals counts the calls refused before they ran (see
-// abusiveRefusal) of each client address within a second. Its counters
-// are dropped a second after their address's last refusal, once there are
-// enough of them (minAddressRefusalSweep, then twice as many as were
-// kept), so that it holds about as many as there are addresses refused
-// within a second. It is not safe for concurrent use: the connection
-// guard holds its lock around it.
+// abusiveRefusal) of each client address within a second, for
+// --address-refused-calls (DefaultAddressRefusedCalls): with an allowance
+// for each connection alone, a loop of refused Subscribe streams over 25
+// connections of one address was refused 2,500 times a second, and the
+// garbage of those stream set-ups set off a collection every second or so
+// (issue #13 (d)). A counter's second starts at its address's first
+// refusal; once the map holds minAddressRefusalSweep counters, then twice
+// as many as the last sweep kept, a new address sweeps out those whose
+// second is over, so that it holds at most about twice as many as there
+// are addresses refused within a second. It is not safe for concurrent
+// use: the connection guard holds its lock around it.
 type addressRefusals struct {
 	byAddr  map[string]*refusals
 	sweepAt int

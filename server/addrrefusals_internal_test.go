@@ -28,7 +28,6 @@ func TestAddressRefusalsCountWithinASecondAndAreDropped(t *testing.T) {
 		now = now.Add(time.Millisecond)
 		a.add(fmt.Appendf(nil, "10.1.%d.%d", i/256, i%256), now)
 		if len(a.byAddr) > 2*1000+2 { // twice a second's, after a sweep
-
 			t.Fatalf("%d addresses held after %d refused once each, a millisecond apart", len(a.byAddr), i+1)
 		}
 	}

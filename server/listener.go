@@ -48,11 +48,12 @@ import (
 //
 // It is safe for concurrent use.
 type connGuard struct {
-	max            int
-	authTimeout    time.Duration // 0: connections need not authenticate
-	maxRefused     int           // refused calls a connection may have within a second; 0: any number
-	maxCrowded     int           // crowded refusals a connection may have within a second unpaused
-	maxCredCrowded int           // crowded refusals of one rate a credential may have within a second unpaused
+	max             int
+	authTimeout     time.Duration // 0: connections need not authenticate
+	maxRefused      int           // refused calls a connection may have within a second; 0: any number
+	freeAddrRefused int           // refused calls an address may have within a second unpaused; 0: any number
+	maxCrowded      int           // crowded refusals a connection may have within a second unpaused
+	maxCredCrowded  int           // crowded refusals of one rate a credential may have within a second unpaused
 	// Bytes of crowded refusals' bodies a connection, and a credential,
 	// may have within a second unpaused (publishadvice.go).
 	maxCrowdedBodies, maxCredCrowdedBodies int
@@ -128,6 +129,7 @@ func newConnGuard(cfg *config) *connGuard {
 	g := &connGuard{
 		max:                  cfg.maxConns,
 		maxRefused:           cfg.maxRefusedCalls,
+		freeAddrRefused:      cfg.addressRefusedCalls,
 		maxCrowded:           freeCrowdedRefusals,
 		maxCredCrowded:       freeCredentialCrowdedRefusals,
 		maxCrowdedBodies:     freeCrowdedBodies,
@@ -392,8 +394,8 @@ func (g *connGuard) expire(t *tracked) {
 // connection at once (GracefulStop), and one written beside its own frames
 // could interleave with them. It returns how long the tap should pause the
 // connection's reading after this refusal: none within the connection's
-// first freeRefusedCalls and its address's first freeAddressRefusedCalls
-// within the second, then refusalPause's, doubling with the connection's
+// first freeRefusedCalls and its address's first freeAddrRefused
+// (--address-refused-calls) within the second, then refusalPause's, doubling with the connection's
 // refusals past its allowance, or past the address's (but never more than
 // its own, as crowdedCall's); 0 for a connection the guard does not track.
 func (g *connGuard) refusedCall(ctx context.Context) time.Duration {
@@ -401,8 +403,12 @@ func (g *connGuard) refusedCall(ctx context.Context) time.Duration {
 	if t == nil {
 		return 0
 	}
+	past := n - freeRefusedCalls
+	if g.freeAddrRefused > 0 {
+		past = max(past, min(n, addrN-g.freeAddrRefused))
+	}
 	var wait time.Duration
-	if past := max(n-freeRefusedCalls, min(n, addrN-freeAddressRefusedCalls)); past > 0 {
+	if past > 0 {
 		wait = refusalPause(past)
 	}
 	// Of the refusals counted at once, only the first past the limit closes.

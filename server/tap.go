@@ -106,7 +106,7 @@ const (
 	// owing bytes of its publish or read byte rate (a PublishStream, or a
 	// History or Presence call). It counts as the connection's refused
 	// call: past freeRefusedCalls within a second on the connection, or
-	// freeAddressRefusedCalls of its client address's, it pauses the
+	// --address-refused-calls of its client address's, it pauses the
 	// connection; past --max-refused-calls on it, it closes it.
 	abusiveRefusal
 	// crowdedRefusal: past a rate whose advice was crowded, so that its
@@ -166,7 +166,7 @@ const freeCredentialCrowdedRefusals = 2 * freeCrowdedRefusals
 
 // refusedInTap tells the connection guard of a call the tap refused, then,
 // past freeRefusedCalls abusive refusals within a second (or its
-// address's freeAddressRefusedCalls, or
+// address's --address-refused-calls, or
 // freeCrowdedRefusals crowded ones, or a crowded one past its credential's
 // freeCredentialCrowdedRefusals), pauses the connection's reading, on
 // whose goroutine the tap runs: 1 ms, doubled for each further refusal

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"runtime/pprof"
 	"runtime/trace"
 )
@@ -92,6 +93,7 @@ func startMemProfile(path string) (func() error, error) {
 		return nil, fmt.Errorf("--memprofile: %w", err)
 	}
 	return func() error {
+		runtime.GC() // the profile is as of the last collection: take in what was allocated since
 		err := pprof.Lookup("allocs").WriteTo(f, 0)
 		if cerr := f.Close(); err == nil {
 			err = cerr
