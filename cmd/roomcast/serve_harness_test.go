@@ -89,16 +89,21 @@ func writeFile(t *testing.T, dir, name string, data []byte) string {
 	return path
 }
 
-// serve --cpuprofile writes a CPU profile of the whole run, which it
-// completes as it shuts down.
-func TestServeWritesACPUProfile(t *testing.T) {
-	file := filepath.Join(t.TempDir(), "cpu.pprof")
+// serveAndPublish runs serve with args for one publish, and stops it.
+func serveAndPublish(t *testing.T, args ...string) {
 	t.Run("serve", func(t *testing.T) {
-		s := startServe(t, "--cpuprofile", file)
+		s := startServe(t, args...)
 		if _, err := publish(testCtx(t), dialPlaintext(t, s.addr), "r", "x"); err != nil {
 			t.Fatal(err)
 		}
 	})
+}
+
+// serve --cpuprofile writes a CPU profile of the whole run, which it
+// completes as it shuts down.
+func TestServeWritesACPUProfile(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "cpu.pprof")
+	serveAndPublish(t, "--cpuprofile", file)
 	b, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
@@ -113,12 +118,7 @@ func TestServeWritesACPUProfile(t *testing.T) {
 func TestServeWritesATrace(t *testing.T) {
 	dir := t.TempDir()
 	traceFile, cpuFile := filepath.Join(dir, "run.trace"), filepath.Join(dir, "cpu.pprof")
-	t.Run("serve", func(t *testing.T) {
-		s := startServe(t, "--trace", traceFile, "--cpuprofile", cpuFile)
-		if _, err := publish(testCtx(t), dialPlaintext(t, s.addr), "r", "x"); err != nil {
-			t.Fatal(err)
-		}
-	})
+	serveAndPublish(t, "--trace", traceFile, "--cpuprofile", cpuFile)
 	b, err := os.ReadFile(traceFile)
 	if err != nil {
 		t.Fatal(err)
@@ -135,12 +135,7 @@ func TestServeWritesATrace(t *testing.T) {
 // down.
 func TestServeWritesAMemProfile(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "mem.pprof")
-	t.Run("serve", func(t *testing.T) {
-		s := startServe(t, "--memprofile", file)
-		if _, err := publish(testCtx(t), dialPlaintext(t, s.addr), "r", "x"); err != nil {
-			t.Fatal(err)
-		}
-	})
+	serveAndPublish(t, "--memprofile", file)
 	f, err := os.Open(file)
 	if err != nil {
 		t.Fatal(err)
