@@ -93,6 +93,14 @@ const (
 	// those near 110 a second: the limit bounds the calls refused later,
 	// by a handler, which are not paused.
 	DefaultMaxRefusedCalls = 1000
+	// DefaultAddressRefusedCalls is how many calls the connections of one
+	// client address may have refused before they run within a second, in
+	// all, before the tap pauses each connection refused further (see
+	// addrrefusals.go): twice a connection's allowance, so that a loop
+	// spread over many connections of one address is read about 200 times
+	// a second and a dozen more for each connection, not a hundred for
+	// each.
+	DefaultAddressRefusedCalls = 2 * freeRefusedCalls
 	// DefaultPublishByteRate and DefaultPublishByteBurst bound the bytes of
 	// messages one credential may publish: 32 MiB a second, in bursts of 8
 	// MiB. That is 3,300 bytes a message at the default publish rate, 32
@@ -224,6 +232,19 @@ func WithMaxRefusedCommands(n int) Option { return func(c *config) { c.maxRefuse
 // DefaultMaxRefusedCalls (1000); 0 never closes a connection for it.
 func WithMaxRefusedCalls(n int) Option { return func(c *config) { c.maxRefusedCalls = n } }
 
+// WithAddressRefusedCalls pauses the reading of a connection whose call the
+// tap refused (as WithMaxRefusedCalls counts them) once its client address
+// (an IPv4 address, or an IPv6 /64) has had more than n refused within a
+// second over all its connections: 1 ms, doubled for each further refusal
+// of the connection's own within the second, at most a second, so that a
+// connection that shares the address with a loop and is refused once is
+// paused a millisecond. Each connection is also paused past its own 100
+// within a second, whatever n is. Behind a proxy or load balancer that
+// hides its clients' addresses, they all share one: raise n to what they
+// may be refused together, or turn it off. The default is
+// DefaultAddressRefusedCalls (200); 0 turns the address's allowance off.
+func WithAddressRefusedCalls(n int) Option { return func(c *config) { c.addressRefusedCalls = n } }
+
 // WithPublishByteRate limits the bytes of messages (as
 // WithMaxMessageBytes counts them) that each credential publishes to
 // perSecond, in bursts of burst. A publish is let through while its
@@ -303,6 +324,9 @@ type limits struct {
 
 	maxRefusedCommands int // per stream, within a second
 	maxRefusedCalls    int // per connection, within a second
+	// Refused calls of one client address within a second before its
+	// connections are paused; 0: none per address.
+	addressRefusedCalls int
 
 	streamWindow, connWindow int // HTTP/2 receive windows (windows.go); 0: dynamic
 
@@ -348,6 +372,8 @@ func defaultLimits() limits {
 		maxRefusedCommands: DefaultMaxRefusedCommands,
 		maxRefusedCalls:    DefaultMaxRefusedCalls,
 
+		addressRefusedCalls: DefaultAddressRefusedCalls,
+
 		streamWindow: DefaultStreamWindow,
 		connWindow:   DefaultConnWindow,
 
@@ -388,6 +414,8 @@ func (l *limits) validate() error {
 		return fmt.Errorf("server: max refused commands must not be negative, got %d", l.maxRefusedCommands)
 	case l.maxRefusedCalls < 0:
 		return fmt.Errorf("server: max refused calls must not be negative, got %d", l.maxRefusedCalls)
+	case l.addressRefusedCalls < 0:
+		return fmt.Errorf("server: refused calls per address must not be negative, got %d", l.addressRefusedCalls)
 	}
 	if err := l.validateAcceptPace(); err != nil {
 		return err

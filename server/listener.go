@@ -48,11 +48,12 @@ import (
 //
 // It is safe for concurrent use.
 type connGuard struct {
-	max            int
-	authTimeout    time.Duration // 0: connections need not authenticate
-	maxRefused     int           // refused calls a connection may have within a second; 0: any number
-	maxCrowded     int           // crowded refusals a connection may have within a second unpaused
-	maxCredCrowded int           // crowded refusals of one rate a credential may have within a second unpaused
+	max             int
+	authTimeout     time.Duration // 0: connections need not authenticate
+	maxRefused      int           // refused calls a connection may have within a second; 0: any number
+	freeAddrRefused int           // refused calls an address may have within a second unpaused; 0: any number
+	maxCrowded      int           // crowded refusals a connection may have within a second unpaused
+	maxCredCrowded  int           // crowded refusals of one rate a credential may have within a second unpaused
 	// Bytes of crowded refusals' bodies a connection, and a credential,
 	// may have within a second unpaused (publishadvice.go).
 	maxCrowdedBodies, maxCredCrowdedBodies int
@@ -78,6 +79,7 @@ type connGuard struct {
 	byKey         map[string]*tracked     // the same, by connKey
 	unauth        map[string]*tracked     // awaiting authentication, by connKey
 	pendingByAddr map[string]*addrPending // the same, by clientKey; only with maxPerAddr
+	refusedByAddr addressRefusals         // calls refused within the second, by clientKey
 	lastSweep     time.Time
 	sweepAt       int // sweep once conns has this many, so closed ones do not pile up
 	// lastUnauthSweep is when pendingNow last looked for closed
@@ -127,6 +129,7 @@ func newConnGuard(cfg *config) *connGuard {
 	g := &connGuard{
 		max:                  cfg.maxConns,
 		maxRefused:           cfg.maxRefusedCalls,
+		freeAddrRefused:      cfg.addressRefusedCalls,
 		maxCrowded:           freeCrowdedRefusals,
 		maxCredCrowded:       freeCredentialCrowdedRefusals,
 		maxCrowdedBodies:     freeCrowdedBodies,
@@ -390,17 +393,23 @@ func (g *connGuard) expire(t *tracked) {
 // closed rather than sent a GOAWAY: grpc-go sends one only to every
 // connection at once (GracefulStop), and one written beside its own frames
 // could interleave with them. It returns how long the tap should pause the
-// connection's reading after this refusal: none for its first
-// freeRefusedCalls within the second, then refusalPause's; 0 for a
-// connection the guard does not track.
+// connection's reading after this refusal: none within the connection's
+// first freeRefusedCalls and its address's first freeAddrRefused
+// (--address-refused-calls) within the second, then refusalPause's, doubling with the connection's
+// refusals past its allowance, or past the address's (but never more than
+// its own, as crowdedCall's); 0 for a connection the guard does not track.
 func (g *connGuard) refusedCall(ctx context.Context) time.Duration {
-	n, t, p := g.countRefusal(ctx, func(t *tracked) *refusals { return &t.refusedCalls }, 1)
+	n, addrN, t, p := g.countRefused(ctx)
 	if t == nil {
 		return 0
 	}
+	past := n - freeRefusedCalls
+	if g.freeAddrRefused > 0 {
+		past = max(past, min(n, addrN-g.freeAddrRefused))
+	}
 	var wait time.Duration
-	if n > freeRefusedCalls {
-		wait = refusalPause(n - freeRefusedCalls)
+	if past > 0 {
+		wait = refusalPause(past)
 	}
 	// Of the refusals counted at once, only the first past the limit closes.
 	if g.maxRefused <= 0 || n <= g.maxRefused || !t.closed.CompareAndSwap(false, true) {
@@ -414,6 +423,28 @@ func (g *connGuard) refusedCall(ctx context.Context) time.Duration {
 			"peer", p.Addr.String(), "max", g.maxRefused, "closed_so_far", g.refusalCloses.Load())
 	})
 	return 0
+}
+
+// countRefused counts a refused call of ctx's connection, and returns how
+// many the connection and its client address have had within the second,
+// the connection and its peer; a nil connection for one the guard does not
+// track, or closed.
+func (g *connGuard) countRefused(ctx context.Context) (n, addrN int, t *tracked, p *peer.Peer) {
+	p, ok := peer.FromContext(ctx)
+	if !ok || p.Addr == nil {
+		return 0, 0, nil, nil
+	}
+	var buf [128]byte
+	key := appendConnKey(buf[:0], p.Addr, p.LocalAddr)
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	t = g.byKey[string(key)]
+	if t == nil || t.closed.Load() {
+		return 0, 0, nil, nil
+	}
+	now := time.Now()
+	addrN = g.refusedByAddr.add(appendClientKey(buf[:0], p.Addr), now)
+	return t.refusedCalls.add(now), addrN, t, p
 }
 
 // crowdedCall counts a call of ctx's connection that the tap refused past a

@@ -105,8 +105,9 @@ const (
 	// abusiveRefusal: unauthenticated, past the credential's streams, or
 	// owing bytes of its publish or read byte rate (a PublishStream, or a
 	// History or Presence call). It counts as the connection's refused
-	// call: past freeRefusedCalls within a second it pauses the connection,
-	// past --max-refused-calls it closes it.
+	// call: past freeRefusedCalls within a second on the connection, or
+	// --address-refused-calls of its client address's, it pauses the
+	// connection; past --max-refused-calls on it, it closes it.
 	abusiveRefusal
 	// crowdedRefusal: past a rate whose advice was crowded, so that its
 	// callers are not waiting out their advice (or more of them wait at once
@@ -164,7 +165,8 @@ const freeCrowdedRefusals = 1000
 const freeCredentialCrowdedRefusals = 2 * freeCrowdedRefusals
 
 // refusedInTap tells the connection guard of a call the tap refused, then,
-// past freeRefusedCalls abusive refusals within a second (or
+// past freeRefusedCalls abusive refusals within a second (or its
+// address's --address-refused-calls, or
 // freeCrowdedRefusals crowded ones, or a crowded one past its credential's
 // freeCredentialCrowdedRefusals), pauses the connection's reading, on
 // whose goroutine the tap runs: 1 ms, doubled for each further refusal
@@ -173,7 +175,8 @@ const freeCredentialCrowdedRefusals = 2 * freeCrowdedRefusals
 // of its publish or read byte rate, past a rate without waiting) is then read about a
 // dozen times a second past its allowance rather than as fast as it can
 // write: a loop of refused Subscribe streams over 25 connections cost the
-// server most of a core (issue #13 (d)). The pause holds up only that
+// server most of a core (issue #13 (d)), and with an allowance for each
+// connection alone, a collection every second or so. The pause holds up only that
 // connection, but all of it: grpc-go runs the tap under the transport's
 // lock, which its writer also takes as streams end.
 func (s *Server) refusedInTap(ctx context.Context, r refusal) {

@@ -139,6 +139,8 @@ every message sent. Spans still buffered are flushed on shutdown.`,
 			"end a Subscribe stream with more than `N` commands refused by --command-rate or --credential-command-rate within a second; 0 never does")
 		fs.IntVar(&cfg.limits.MaxRefusedCalls, "max-refused-calls", d.MaxRefusedCalls,
 			"close a client connection with more than `N` calls refused before they run (unauthenticated, past --max-streams-per-credential or owing bytes of --publish-byte-rate or --read-byte-rate) within a second; 0 never does")
+		fs.IntVar(&cfg.limits.AddressRefusedCalls, "address-refused-calls", d.AddressRefusedCalls,
+			"past `N` calls refused before they run within a second over all the connections of one client address (an IPv6 one by its /64), pause the reading of each connection refused further, 1 ms doubling with its own refusals; raise it, or 0 to turn it off, behind a proxy that hides its clients' addresses (each connection is still paused past its own 100)")
 		fs.DurationVar(&cfg.limits.AbusePenalty, "abuse-penalty", d.AbusePenalty,
 			"after closing a connection for abuse (a header list past --max-header-bytes, resets past --stream-reset-rate, refused calls past --max-refused-calls, a request announced far over its method's limit, the most unfinished requests past --max-unfinished-bytes), serve no new connection from its address (an IPv6 one by its /64) for a second, doubling up to `DURATION` while it keeps at it; 0 turns it off")
 		fs.IntVar(&cfg.limits.MaxStreams, "max-streams", d.MaxStreams,

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"io"
 	"os"
@@ -88,16 +89,21 @@ func writeFile(t *testing.T, dir, name string, data []byte) string {
 	return path
 }
 
-// serve --cpuprofile writes a CPU profile of the whole run, which it
-// completes as it shuts down.
-func TestServeWritesACPUProfile(t *testing.T) {
-	file := filepath.Join(t.TempDir(), "cpu.pprof")
+// serveAndPublish runs serve with args for one publish, and stops it.
+func serveAndPublish(t *testing.T, args ...string) {
 	t.Run("serve", func(t *testing.T) {
-		s := startServe(t, "--cpuprofile", file)
+		s := startServe(t, args...)
 		if _, err := publish(testCtx(t), dialPlaintext(t, s.addr), "r", "x"); err != nil {
 			t.Fatal(err)
 		}
 	})
+}
+
+// serve --cpuprofile writes a CPU profile of the whole run, which it
+// completes as it shuts down.
+func TestServeWritesACPUProfile(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "cpu.pprof")
+	serveAndPublish(t, "--cpuprofile", file)
 	b, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
@@ -112,12 +118,7 @@ func TestServeWritesACPUProfile(t *testing.T) {
 func TestServeWritesATrace(t *testing.T) {
 	dir := t.TempDir()
 	traceFile, cpuFile := filepath.Join(dir, "run.trace"), filepath.Join(dir, "cpu.pprof")
-	t.Run("serve", func(t *testing.T) {
-		s := startServe(t, "--trace", traceFile, "--cpuprofile", cpuFile)
-		if _, err := publish(testCtx(t), dialPlaintext(t, s.addr), "r", "x"); err != nil {
-			t.Fatal(err)
-		}
-	})
+	serveAndPublish(t, "--trace", traceFile, "--cpuprofile", cpuFile)
 	b, err := os.ReadFile(traceFile)
 	if err != nil {
 		t.Fatal(err)
@@ -127,5 +128,28 @@ func TestServeWritesATrace(t *testing.T) {
 	}
 	if info, err := os.Stat(cpuFile); err != nil || info.Size() == 0 {
 		t.Fatalf("the CPU profile beside it: %v, %v", info, err)
+	}
+}
+
+// serve --memprofile writes the allocations of the whole run as it shuts
+// down.
+func TestServeWritesAMemProfile(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "mem.pprof")
+	serveAndPublish(t, "--memprofile", file)
+	f, err := os.Open(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	z, err := gzip.NewReader(f) // a profile is gzipped protobuf
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(z)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(b, []byte("alloc_space")) {
+		t.Fatalf("the profile's %d bytes name no alloc_space samples", len(b))
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"runtime/pprof"
 	"runtime/trace"
 )
@@ -13,6 +14,7 @@ import (
 type profileFlags struct {
 	cpu   string // --cpuprofile: a file for the CPU profile of the whole run
 	trace string // --trace: a file for the execution trace of the whole run
+	mem   string // --memprofile: a file for the allocations of the whole run
 }
 
 func (p *profileFlags) define(fs *flag.FlagSet) {
@@ -20,6 +22,8 @@ func (p *profileFlags) define(fs *flag.FlagSet) {
 		"write a CPU profile of the server, from its start to its shutdown, to `FILE` (read it with go tool pprof), to see where its CPU goes under a load; off by default")
 	fs.StringVar(&p.trace, "trace", "",
 		"write an execution trace of the server, from its start to its shutdown, to `FILE` (read it with go tool trace), to see what its goroutines wait for under a load; large (tens of MB a second under load); off by default")
+	fs.StringVar(&p.mem, "memprofile", "",
+		"write a profile of what the server allocated, from its start to its shutdown, to `FILE` (read it with go tool pprof -sample_index=alloc_space), to see what makes its garbage under a load; off by default")
 }
 
 // start starts what was asked for, and returns what stops it and writes
@@ -50,6 +54,14 @@ func (p *profileFlags) start() (stop func() error, err error) {
 		}
 		stops = append(stops, s)
 	}
+	if p.mem != "" {
+		s, err := startMemProfile(p.mem)
+		if err != nil {
+			stopAll()
+			return nil, err
+		}
+		stops = append(stops, s)
+	}
 	return stopAll, nil
 }
 
@@ -68,6 +80,26 @@ func startTo(path, flagName string, begin func(io.Writer) error, end func()) (fu
 		end()
 		if err := f.Close(); err != nil {
 			return fmt.Errorf("%s: %w", flagName, err)
+		}
+		return nil
+	}, nil
+}
+
+// startMemProfile creates path; what it returns writes the allocations
+// profile there, which the runtime samples all along.
+func startMemProfile(path string) (func() error, error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("--memprofile: %w", err)
+	}
+	return func() error {
+		runtime.GC() // the profile is as of the last collection: take in what was allocated since
+		err := pprof.Lookup("allocs").WriteTo(f, 0)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return fmt.Errorf("--memprofile: %w", err)
 		}
 		return nil
 	}, nil

@@ -64,6 +64,7 @@ type Limits struct {
 	CredCommandBurst              int
 	MaxRefusedCommands            int
 	MaxRefusedCalls               int
+	AddressRefusedCalls           int
 	AbusePenalty                  time.Duration
 	MaxRetainedBytes              int64
 	MaxRoomsPerCredential         int
@@ -123,6 +124,7 @@ func Defaults() Limits {
 		CredCommandBurst:             server.DefaultCredentialCommandBurst,
 		MaxRefusedCommands:           server.DefaultMaxRefusedCommands,
 		MaxRefusedCalls:              server.DefaultMaxRefusedCalls,
+		AddressRefusedCalls:          server.DefaultAddressRefusedCalls,
 		AbusePenalty:                 server.DefaultAbusePenalty,
 		MaxRetainedBytes:             DefaultRetainedBytes(),
 		HistoryMessages:              broker.DefaultHistoryMessages,
@@ -170,6 +172,7 @@ func (l Limits) ServerOptions() []server.Option {
 		server.WithCredentialCommandRate(l.CredCommandRate, l.CredCommandBurst),
 		server.WithMaxRefusedCommands(l.MaxRefusedCommands),
 		server.WithMaxRefusedCalls(l.MaxRefusedCalls),
+		server.WithAddressRefusedCalls(l.AddressRefusedCalls),
 		server.WithAbusePenalty(l.AbusePenalty),
 		server.WithReceiveWindows(l.StreamWindow, l.ConnWindow),
 		server.WithMaxUnfinishedBytes(l.MaxUnfinishedBytes, l.MaxUnfinishedBytesPerAddress),
