@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -18,7 +19,8 @@ import (
 // 2,500 times a second. Another address is not paused for them.
 func TestRefusedCallsArePausedPerAddress(t *testing.T) {
 	pauses := make(chan time.Duration, 1000)
-	addr := testjwt.StartServer(t, server.WithMaxRefusedCalls(0), server.WithTapPauseHook(func(d time.Duration) { pauses <- d }))
+	reg := prometheus.NewRegistry()
+	addr := testjwt.StartServer(t, server.WithMaxRefusedCalls(0), server.WithMetrics(reg), server.WithTapPauseHook(func(d time.Duration) { pauses <- d }))
 	ctx := testCtx(t)
 	conns := []roomcastv1.BrokerServiceClient{dialFrom(t, "127.0.0.1", addr), dialFrom(t, "127.0.0.1", addr), dialFrom(t, "127.0.0.1", addr)}
 	refuse := func(c roomcastv1.BrokerServiceClient) {
@@ -47,6 +49,21 @@ func TestRefusedCallsArePausedPerAddress(t *testing.T) {
 	}
 	if first != 201 { // the tap pauses before the client hears of its refusal
 		t.Fatalf("the first pause came at refusal %d over 3 connections, want the 201st, past the address's 200", first)
+	}
+	// A refusal past the allowance is answered once its connection's
+	// pause is over, and counted by then.
+	refuse(conns[0])
+	paused := func(kind string) float64 {
+		return counterOf(t, reg, "roomcast_refused_call_paused_seconds_total", map[string]string{"kind": kind})
+	}
+	if got := paused("refused"); got < 0.001 {
+		t.Errorf("roomcast_refused_call_paused_seconds_total{kind=refused} is %v, want the pause's 1 ms at least", got)
+	}
+	if got := paused("crowded"); got != 0 {
+		t.Errorf("roomcast_refused_call_paused_seconds_total{kind=crowded} is %v, want 0", got)
+	}
+	for len(pauses) > 0 {
+		<-pauses
 	}
 	// Another address has its own allowance.
 	other := dialFrom(t, "127.0.0.2", addr)

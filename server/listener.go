@@ -70,6 +70,8 @@ type connGuard struct {
 	refused       atomic.Uint64
 	timedOut      atomic.Uint64
 	refusalCloses atomic.Uint64 // connections closed for their refused calls
+	pausedRefused atomic.Int64  // nanoseconds connections were paused after abusive refusals (tap.go)
+	pausedCrowded atomic.Int64  // the same, after crowded ones
 	addrRefused   atomic.Uint64 // connections refused past maxPerAddr
 	penalties     *penalties    // addresses whose new connections are not served (penalty.go); nil: none
 	pending       atomic.Int64  // len(unauth), read without the lock
@@ -538,6 +540,7 @@ func (g *connGuard) Describe(ch chan<- *prometheus.Desc) {
 	ch <- pacedDesc
 	ch <- addrRefusedDesc
 	ch <- refusedHeldDesc
+	ch <- tapPausedDesc
 	if g.penalties != nil {
 		g.penalties.describe(ch)
 	}
@@ -557,6 +560,7 @@ func (g *connGuard) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(pacedDesc, prometheus.CounterValue, float64(g.pace.accepts()))
 	ch <- prometheus.MustNewConstMetric(addrRefusedDesc, prometheus.CounterValue, float64(g.addrRefused.Load()))
 	ch <- prometheus.MustNewConstMetric(refusedHeldDesc, prometheus.GaugeValue, float64(g.pit.held()))
+	g.collectTapPauses(ch)
 	if g.penalties != nil {
 		g.penalties.collect(ch)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc/tap"
 
 	"github.com/roomcast/roomcast/auth"
@@ -197,5 +198,30 @@ func (s *Server) refusedInTap(ctx context.Context, r refusal) {
 	}
 	// Not until the call's context ends: its deadline is the client's
 	// grpc-timeout, which would let it skip the pause. A stop ends it.
+	start := time.Now()
 	pause(s.drain, d)
+	s.guard.tapPaused(r.kind, min(time.Since(start), d))
+}
+
+// tapPaused counts a pause of d after a refusal of kind, in
+// roomcast_refused_call_paused_seconds_total.
+func (g *connGuard) tapPaused(kind refusalKind, d time.Duration) {
+	if kind == abusiveRefusal {
+		g.pausedRefused.Add(int64(d))
+	} else {
+		g.pausedCrowded.Add(int64(d))
+	}
+}
+
+// tapPausedDesc is roomcast_refused_call_paused_seconds_total: what an
+// operator behind a proxy or NAT looks for when its clients' calls are
+// slow for others' refusals.
+var tapPausedDesc = prometheus.NewDesc("roomcast_refused_call_paused_seconds_total",
+	"Seconds client connections' reading was paused after calls the server refused before they ran, by kind: refused (unauthenticated, past a credential's streams, owing bytes of a byte rate: past 100 of the connection's, or --address-refused-calls of its address's, within a second) or crowded (past a rate without waiting out its RetryInfo).",
+	[]string{"kind"}, nil)
+
+// collectTapPauses sends roomcast_refused_call_paused_seconds_total.
+func (g *connGuard) collectTapPauses(ch chan<- prometheus.Metric) {
+	ch <- prometheus.MustNewConstMetric(tapPausedDesc, prometheus.CounterValue, time.Duration(g.pausedRefused.Load()).Seconds(), "refused")
+	ch <- prometheus.MustNewConstMetric(tapPausedDesc, prometheus.CounterValue, time.Duration(g.pausedCrowded.Load()).Seconds(), "crowded")
 }
