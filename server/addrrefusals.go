@@ -16,8 +16,12 @@ const minAddressRefusalSweep = 256
 // refusal; once the map holds minAddressRefusalSweep counters, then twice
 // as many as the last sweep kept, a new address sweeps out those whose
 // second is over, so that it holds at most about twice as many as there
-// are addresses refused within a second. It is not safe for concurrent
-// use: the connection guard holds its lock around it.
+// are addresses refused within a second. Every refusal that counts
+// toward a connection's --max-refused-calls counts here too, those whose
+// calls are not paused as well (a stream refused in its handler past its
+// credential's streams, one ended past the paused readers' cap, a web
+// Watch): what is paused is the tap's next refusal. It is not safe for
+// concurrent use: the connection guard holds its lock around it.
 type addressRefusals struct {
 	byAddr  map[string]*refusals
 	sweepAt int

@@ -93,10 +93,10 @@ const (
 	// those near 110 a second: the limit bounds the calls refused later,
 	// by a handler, which are not paused.
 	DefaultMaxRefusedCalls = 1000
-	// DefaultAddressRefusedCalls is how many calls the connections of one
-	// client address may have refused before they run within a second, in
-	// all, before the tap pauses each connection refused further (see
-	// addrrefusals.go): twice a connection's allowance, so that a loop
+	// DefaultAddressRefusedCalls (200) is how many calls the connections of
+	// one client address may have refused before they run within a second,
+	// in all, before the tap pauses each connection refused further (see
+	// addrrefusals.go): twice a connection's allowance (100), so that a loop
 	// spread over many connections of one address is read about 200 times
 	// a second and a dozen more for each connection, not a hundred for
 	// each.

@@ -397,9 +397,10 @@ func (g *connGuard) expire(t *tracked) {
 // could interleave with them. It returns how long the tap should pause the
 // connection's reading after this refusal: none within the connection's
 // first freeRefusedCalls and its address's first freeAddrRefused
-// (--address-refused-calls) within the second, then refusalPause's, doubling with the connection's
-// refusals past its allowance, or past the address's (but never more than
-// its own, as crowdedCall's); 0 for a connection the guard does not track.
+// (--address-refused-calls) within the second, then refusalPause's,
+// doubling with the connection's refusals past its allowance, or past the
+// address's (but never more than its own, as crowdedCall's); 0 for a
+// connection the guard does not track.
 func (g *connGuard) refusedCall(ctx context.Context) time.Duration {
 	n, addrN, t, p := g.countRefused(ctx)
 	if t == nil {
@@ -445,7 +446,9 @@ func (g *connGuard) countRefused(ctx context.Context) (n, addrN int, t *tracked,
 		return 0, 0, nil, nil
 	}
 	now := time.Now()
-	addrN = g.refusedByAddr.add(appendClientKey(buf[:0], p.Addr), now)
+	if g.freeAddrRefused > 0 {
+		addrN = g.refusedByAddr.add(appendClientKey(buf[:0], p.Addr), now)
+	}
 	return t.refusedCalls.add(now), addrN, t, p
 }
 

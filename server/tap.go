@@ -217,7 +217,7 @@ func (g *connGuard) tapPaused(kind refusalKind, d time.Duration) {
 // operator behind a proxy or NAT looks for when its clients' calls are
 // slow for others' refusals.
 var tapPausedDesc = prometheus.NewDesc("roomcast_refused_call_paused_seconds_total",
-	"Seconds client connections' reading was paused after calls the server refused before they ran, by kind: refused (unauthenticated, past a credential's streams, owing bytes of a byte rate: past 100 of the connection's, or --address-refused-calls of its address's, within a second) or crowded (past a rate without waiting out its RetryInfo).",
+	"Seconds client connections' reading was paused after calls the server refused before they ran, summed over connections, by kind: refused (unauthenticated, past a credential's streams, or a PublishStream, History or Presence call owing bytes of its byte rate; past 100 of the connection's, or --address-refused-calls of its address's, within a second) or crowded (past --publish-rate, --read-rate or --publish-byte-rate without waiting out the RetryInfo; past 1000 of the connection's or 2000 of the credential's within a second).",
 	[]string{"kind"}, nil)
 
 // collectTapPauses sends roomcast_refused_call_paused_seconds_total.

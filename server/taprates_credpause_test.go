@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/roomcast/roomcast/internal/testsupport/testjwt"
 	"github.com/roomcast/roomcast/server"
 )
@@ -25,7 +27,8 @@ func TestCrowdedRefusalsArePausedPerCredential(t *testing.T) {
 	var mu sync.Mutex
 	var pauses []time.Duration
 	var paused atomic.Bool
-	addr := testjwt.StartServer(t, server.WithPublishRate(1, 1), server.WithCrowdedAllowance(perConn, perCredential),
+	reg := prometheus.NewRegistry()
+	addr := testjwt.StartServer(t, server.WithPublishRate(1, 1), server.WithCrowdedAllowance(perConn, perCredential), server.WithMetrics(reg),
 		server.WithTapPauseHook(func(d time.Duration) {
 			paused.Store(true)
 			mu.Lock()
@@ -56,6 +59,16 @@ func TestCrowdedRefusalsArePausedPerCredential(t *testing.T) {
 	}
 	if m := slices.Min(pauses); m != time.Millisecond {
 		t.Errorf("the shortest pause: %v, want 1ms, the first past the credential's allowance", m)
+	}
+	// Every call has had its answer, so every pause is over and counted.
+	pausedFor := func(kind string) float64 {
+		return counterOf(t, reg, "roomcast_refused_call_paused_seconds_total", map[string]string{"kind": kind})
+	}
+	if got, least := pausedFor("crowded"), slices.Min(pauses).Seconds(); got < least {
+		t.Errorf("roomcast_refused_call_paused_seconds_total{kind=crowded} is %v, want at least the shortest pause's %v", got, least)
+	}
+	if got := pausedFor("refused"); got != 0 {
+		t.Errorf("roomcast_refused_call_paused_seconds_total{kind=refused} is %v, want 0", got)
 	}
 	t.Logf("%d publishes refused, %d succeeded; pauses %v", tally.refused.Load(), tally.ok.Load(), pauses)
 }
