@@ -402,7 +402,11 @@ func (g *connGuard) expire(t *tracked) {
 // address's (but never more than its own, as crowdedCall's); 0 for a
 // connection the guard does not track.
 func (g *connGuard) refusedCall(ctx context.Context) time.Duration {
-	n, addrN, t, p := g.countRefused(ctx)
+	var byAddr *addressRefusals
+	if g.freeAddrRefused > 0 {
+		byAddr = &g.refusedByAddr
+	}
+	n, addrN, t, p := g.countRefusal(ctx, func(t *tracked) *refusals { return &t.refusedCalls }, 1, byAddr)
 	if t == nil {
 		return 0
 	}
@@ -428,30 +432,6 @@ func (g *connGuard) refusedCall(ctx context.Context) time.Duration {
 	return 0
 }
 
-// countRefused counts a refused call of ctx's connection, and returns how
-// many the connection and its client address have had within the second,
-// the connection and its peer; a nil connection for one the guard does not
-// track, or closed.
-func (g *connGuard) countRefused(ctx context.Context) (n, addrN int, t *tracked, p *peer.Peer) {
-	p, ok := peer.FromContext(ctx)
-	if !ok || p.Addr == nil {
-		return 0, 0, nil, nil
-	}
-	var buf [128]byte
-	key := appendConnKey(buf[:0], p.Addr, p.LocalAddr)
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	t = g.byKey[string(key)]
-	if t == nil || t.closed.Load() {
-		return 0, 0, nil, nil
-	}
-	now := time.Now()
-	if g.freeAddrRefused > 0 {
-		addrN = g.refusedByAddr.add(appendClientKey(buf[:0], p.Addr), now)
-	}
-	return t.refusedCalls.add(now), addrN, t, p
-}
-
 // crowdedCall counts a call of ctx's connection that the tap refused past a
 // rate whose advice was crowded (see crowdedRefusal), the credCrowded'th
 // of its credential within the second, and returns how long the tap should
@@ -466,7 +446,7 @@ func (g *connGuard) countRefused(ctx context.Context) (n, addrN int, t *tracked,
 // second), and a closing would penalise the client's address, and every
 // client behind it.
 func (g *connGuard) crowdedCall(ctx context.Context, credCrowded int) time.Duration {
-	n, t, _ := g.countRefusal(ctx, func(t *tracked) *refusals { return &t.crowdedCalls }, 1)
+	n, _, t, _ := g.countRefusal(ctx, func(t *tracked) *refusals { return &t.crowdedCalls }, 1, nil)
 	if t == nil {
 		return 0
 	}
@@ -481,23 +461,29 @@ func (g *connGuard) crowdedCall(ctx context.Context, credCrowded int) time.Durat
 }
 
 // countRefusal counts a refusal of ctx's connection, of weight n, in the
-// counter that which picks of it, and returns how many that counter holds within the
-// second, the connection and its peer; a nil connection for one the guard
+// counter that which picks of it, and with byAddr, one in its client
+// address's there too; it returns how many the connection's counter and
+// the address's hold within their seconds (0 for the address without
+// byAddr), the connection and its peer; a nil connection for one the guard
 // does not track, or closed (what is left are calls read before).
-func (g *connGuard) countRefusal(ctx context.Context, which func(*tracked) *refusals, n int) (int, *tracked, *peer.Peer) {
+func (g *connGuard) countRefusal(ctx context.Context, which func(*tracked) *refusals, n int, byAddr *addressRefusals) (connN, addrN int, t *tracked, p *peer.Peer) {
 	p, ok := peer.FromContext(ctx)
 	if !ok || p.Addr == nil {
-		return 0, nil, nil
+		return 0, 0, nil, nil
 	}
 	var buf [128]byte
 	key := appendConnKey(buf[:0], p.Addr, p.LocalAddr)
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	t := g.byKey[string(key)]
+	t = g.byKey[string(key)]
 	if t == nil || t.closed.Load() {
-		return 0, nil, nil
+		return 0, 0, nil, nil
 	}
-	return which(t).addN(time.Now(), n), t, p
+	now := time.Now()
+	if byAddr != nil {
+		addrN = byAddr.add(appendClientKey(buf[:0], p.Addr), now)
+	}
+	return which(t).addN(now, n), addrN, t, p
 }
 
 // stop stops every auth timer, once the server has stopped: the

@@ -154,7 +154,7 @@ func (s *Server) owingUnaryPublish(id *auth.Identity) (refusal, error) {
 func (g *connGuard) crowdedBodyCall(ctx context.Context, body, credCrowded, credBodies int) time.Duration {
 	d := g.crowdedCall(ctx, credCrowded)
 	body = max(body, 1)
-	n, t, _ := g.countRefusal(ctx, func(t *tracked) *refusals { return &t.crowdedBodies }, body)
+	n, _, t, _ := g.countRefusal(ctx, func(t *tracked) *refusals { return &t.crowdedBodies }, body, nil)
 	if t == nil {
 		return d
 	}
