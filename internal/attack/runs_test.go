@@ -225,16 +225,12 @@ func TestWriteRuns(t *testing.T) {
 	writeRuns(&out, runs, &config{})
 	got := out.String()
 	t.Logf("\n%s", got)
-	for _, want := range []string{
+	wantIn(t, got,
 		"| (a) | 0.0 ms | 1.0 ms | 0.0 ms | 4.0 ms | 2.0× |", // the median run's table: run 3's
 		"The table is run 3 of 3, the median by the geometric mean of its p99 ratios, leaving out cpu-burn (the means of runs 1 to 3: 1.50, 3.00, 2.00).",
 		"| (a) | 1.5×, 3.0×, 2.0× | 2.0× | 3.0, 6.0, 4.0 | 4.0 |\n",
 		"| (cpu-burn) | 9.0×, 0.5×, 1.0× | 1.0× | 9.0, 1.0, 2.0 | 2.0 |\n",
-	} {
-		if !strings.Contains(got, want) {
-			t.Errorf("the output lacks %q", want)
-		}
-	}
+	)
 	if strings.Count(got, "| Attack | Baseline p50") != 1 {
 		t.Errorf("not one table of the median run")
 	}
@@ -250,14 +246,10 @@ func TestWriteRunsControlOnly(t *testing.T) {
 	var out bytes.Buffer
 	writeRuns(&out, runs, &config{})
 	got := out.String()
-	for _, want := range []string{
+	wantIn(t, got,
 		"The table is run 1 of 2, the median by the geometric mean of its p99 ratios (the means of runs 1 to 2: 1.20, –).",
 		"| (cpu-burn) | 1.2×, – | 1.2× | 2.0, – | 2.0 |\n",
-	} {
-		if !strings.Contains(got, want) {
-			t.Errorf("the output lacks %q:\n%s", want, got)
-		}
-	}
+	)
 }
 
 func TestWriteAgainst(t *testing.T) {
@@ -276,18 +268,14 @@ func TestWriteAgainst(t *testing.T) {
 	writeAgainst(&out, runs, []string{"/a/roomcast", "/b/roomcast"}, &config{})
 	got := out.String()
 	t.Logf("\n%s", got)
-	for _, want := range []string{
+	wantIn(t, got,
 		"A is /a/roomcast; B is /b/roomcast. In each of the 3 rounds, each attack ran against A, then against B.",
 		"**A** (/a/roomcast): the table is run 1 of 3, the median by the geometric mean of its p99 ratios, leaving out cpu-burn (the means of runs 1 to 3: 2.00, 1.00, 3.00).",
 		"**B** (/b/roomcast): the table is run 3 of 3, the median by the geometric mean of its p99 ratios, leaving out cpu-burn (the means of runs 1 to 3: 4.00, 6.00, 5.00).",
 		"| (a) | 2.0×, 1.0×, 3.0× | 4.0×, 6.0×, 5.0× | 2.0× → 5.0× | 4.0, 2.0, 6.0 | 8.0, 12.0, 10.0 | 4.0 → 10.0 |\n",
 		"| (cpu-burn) | 1.0×, 1.0×, 1.0× | 2.0×, 1.0×, 1.0× | 1.0× → 1.0× |",
 		"| geometric mean of the p99 ratios (leaving out cpu-burn) | 2.00, 1.00, 3.00 | 4.00, 6.00, 5.00 | 2.00 → 5.00 | | | |\n",
-	} {
-		if !strings.Contains(got, want) {
-			t.Errorf("the output lacks %q", want)
-		}
-	}
+	)
 	if strings.Count(got, "| Attack | Baseline p50") != 2 {
 		t.Errorf("not one table of the median run for each build")
 	}
@@ -366,6 +354,16 @@ func TestWriteReport(t *testing.T) {
 		}
 		if !tc.single && (!strings.Contains(out.String(), tc.want) || !strings.Contains(out.String(), table.String()[1:])) {
 			t.Errorf("%s: printed\n%s\nwithout %q and the median run's table", tc.name, &out, tc.want)
+		}
+	}
+}
+
+// wantIn reports each of wants that got lacks.
+func wantIn(t *testing.T, got string, wants ...string) {
+	t.Helper()
+	for _, want := range wants {
+		if !strings.Contains(got, want) {
+			t.Errorf("the output lacks %q:\n%s", want, got)
 		}
 	}
 }
