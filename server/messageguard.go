@@ -129,6 +129,9 @@ var messageClosesDesc = prometheus.NewDesc("roomcast_message_size_closes_total",
 // on stream id, opening it (a request's headers) or ending it (trailers),
 // with the block's :path. It reports whether the connection may go on.
 func (c *resetConn) blockEnded(id uint32, endStream bool, path string) bool {
+	if c.web {
+		return true // no message is followed there
+	}
 	if _, ok := c.kept[id]; ok || endStream {
 		c.drop(id)
 		return true
@@ -186,6 +189,10 @@ func (c *resetConn) forgetOne() bool {
 // stream id: its payload is read through scanData if the stream is
 // followed, skipped otherwise.
 func (c *resetConn) dataFrame(id uint32, flags http2.Flags, n int) {
+	if c.web {
+		c.webDataFrame(flags, n)
+		return
+	}
 	if c.guard.messageLimits == nil || c.guard.maxHeaderBytes == 0 {
 		c.skip = n // not following messages: without the header blocks, no method is known
 		return

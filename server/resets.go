@@ -203,6 +203,13 @@ type resetConn struct {
 	last   time.Time   // when tokens was last topped up
 	err    error       // set once the connection is closed
 
+	// A web listener's connection (webguard.go): scanned at the frame
+	// level only, once the HTTP/2 preface has come (prefaceAt of its bytes
+	// so far); plain if it began with anything else (HTTP/1.1).
+	web       bool
+	plain     bool
+	prefaceAt int
+
 	// The header scanner's state (headerguard.go).
 	mirror       *headerMirror // made at the first HEADERS frame
 	inHeaders    bool          // reading the payload of a HEADERS or CONTINUATION frame
@@ -239,7 +246,7 @@ type resetConn struct {
 
 // Write writes p, noting the streams whose end it holds.
 func (c *resetConn) Write(p []byte) (int, error) {
-	if c.guard.followsMessages() {
+	if c.guard.followsMessages() && !c.web {
 		c.scanWrite(p)
 	}
 	return c.Conn.Write(p)
@@ -273,6 +280,14 @@ func (c *resetConn) scan(p []byte) bool {
 // scanFrames is scan without the state it shares with other goroutines:
 // the server's ends, and the budget.
 func (c *resetConn) scanFrames(p []byte) bool {
+	if c.plain {
+		return true
+	}
+	if c.web && c.prefaceAt < len(http2.ClientPreface) {
+		if p = c.sniff(p); c.plain {
+			return true
+		}
+	}
 	ok := true
 	for len(p) > 0 {
 		if c.inHeaders {

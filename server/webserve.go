@@ -50,12 +50,13 @@ func (s *Server) ServeWeb(lis net.Listener, opts ...WebOption) error {
 		Protocols:         new(http.Protocols),
 		ConnContext:       webConnContext,
 	}
+	// Over TLS too, net/http is handed plaintext (webListener terminates
+	// TLS beneath the scanner), HTTP/2 by prior knowledge after ALPN's h2.
 	hs.Protocols.SetHTTP1(true)
+	hs.Protocols.SetUnencryptedHTTP2(true)
+	var tlsCfg *tls.Config
 	if cfg.tls != nil {
-		hs.Protocols.SetHTTP2(true)
-		hs.TLSConfig = webTLS(cfg.tls)
-	} else {
-		hs.Protocols.SetUnencryptedHTTP2(true)
+		tlsCfg = webTLS(cfg.tls)
 	}
 	s.mu.Lock()
 	if s.draining {
@@ -64,12 +65,7 @@ func (s *Server) ServeWeb(lis net.Listener, opts ...WebOption) error {
 	}
 	s.webServers = append(s.webServers, hs)
 	s.mu.Unlock()
-	lis = s.guard.listener(lis)
-	if cfg.tls != nil {
-		err = hs.ServeTLS(lis, "", "")
-	} else {
-		err = hs.Serve(lis)
-	}
+	err = hs.Serve(s.resets.webListener(s.guard.listener(lis), tlsCfg))
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
 	}
@@ -79,11 +75,12 @@ func (s *Server) ServeWeb(lis net.Listener, opts ...WebOption) error {
 // webALPN are the protocols ServeWeb offers over TLS.
 var webALPN = []string{"h2", "http/1.1"}
 
-// webTLS is cfg for ServeWeb: net/http adds its ALPN protocols to cfg, but
-// not to the configurations a GetConfigForClient returns (as for mutual
-// TLS), whose handshakes would then fall back to HTTP/1.1, without gRPC.
+// webTLS is cfg for ServeWeb, offering webALPN: on cfg itself, and on the
+// configurations a GetConfigForClient returns (as for mutual TLS), whose
+// handshakes would otherwise fall back to HTTP/1.1, without gRPC.
 func webTLS(cfg *tls.Config) *tls.Config {
 	cfg = cfg.Clone()
+	cfg.NextProtos = webALPN
 	if get := cfg.GetConfigForClient; get != nil {
 		cfg.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
 			c, err := get(hello)
