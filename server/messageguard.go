@@ -129,14 +129,14 @@ var messageClosesDesc = prometheus.NewDesc("roomcast_message_size_closes_total",
 // on stream id, opening it (a request's headers) or ending it (trailers),
 // with the block's :path. It reports whether the connection may go on.
 func (c *resetConn) blockEnded(id uint32, endStream bool, path string) bool {
-	if c.web {
-		return true // no message is followed there
-	}
 	if _, ok := c.kept[id]; ok || endStream {
 		c.drop(id)
 		return true
 	}
 	limit, ok := c.guard.messageLimits[path]
+	if c.web {
+		limit, ok = unlimited, true // every request body counted, none followed (webguard.go)
+	}
 	if !ok {
 		return true // followed at announceSlack, with nothing kept
 	}
@@ -180,7 +180,7 @@ func (c *resetConn) forgetOne() bool {
 		}
 	}
 	if found {
-		delete(c.kept, oldest)
+		c.drop(oldest) // a web stream's entry may hold something (webguard.go)
 	}
 	return found
 }
@@ -190,7 +190,7 @@ func (c *resetConn) forgetOne() bool {
 // followed, skipped otherwise.
 func (c *resetConn) dataFrame(id uint32, flags http2.Flags, n int) {
 	if c.web {
-		c.webDataFrame(flags, n)
+		c.webDataFrame(id, flags, n)
 		return
 	}
 	if c.guard.messageLimits == nil || c.guard.maxHeaderBytes == 0 {

@@ -68,7 +68,9 @@ const DefaultRequestFrameRate = 4 * DefaultCredentialCommandRate
 // nothing is refused. A gRPC client sends a small request in one frame.
 // The wait is counted in roomcast_request_frames_paced_seconds_total. Like
 // the other scanner limits it applies to plaintext and to the credentials
-// of WithTransportCredentials. The default is DefaultRequestFrameRate
+// of WithTransportCredentials; and to ServeWeb's HTTP/2 connections, whose
+// messages it does not follow, so that of their DATA frames it counts
+// those that carry little (webguard.go). The default is DefaultRequestFrameRate
 // (8000); 0 turns it off.
 func WithRequestFrameRate(perSecond int) Option {
 	return func(c *config) { c.requestFrameRate = perSecond }

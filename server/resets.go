@@ -64,9 +64,9 @@ const resetsAtOpen = 10
 // connection opens and fills at perSecond up to burst. The client is sent
 // GOAWAY with ENHANCE_YOUR_CALM first, and the closure is logged and
 // counted in roomcast_reset_flood_closes_total. This is the defence against
-// HTTP/2 rapid reset (CVE-2023-44487). It applies to plaintext and to the
-// credentials of WithTransportCredentials, but not to credentials given
-// with WithGRPCOptions. The default is DefaultStreamResetRate (5000) a
+// HTTP/2 rapid reset (CVE-2023-44487). It applies to plaintext, to the
+// credentials of WithTransportCredentials and to ServeWeb's HTTP/2
+// connections, but not to credentials given with WithGRPCOptions. The default is DefaultStreamResetRate (5000) a
 // second with bursts of DefaultStreamResetBurst (2000); 0 means no limit.
 func WithStreamResetRate(perSecond float64, burst int) Option {
 	return func(c *config) { c.resetRate, c.resetBurst = perSecond, burst }
@@ -209,6 +209,7 @@ type resetConn struct {
 	web       bool
 	plain     bool
 	prefaceAt int
+	h2        atomic.Bool // a web connection's preface came whole: its writes are HTTP/2 frames
 
 	// The header scanner's state (headerguard.go).
 	mirror       *headerMirror // made at the first HEADERS frame
@@ -246,7 +247,7 @@ type resetConn struct {
 
 // Write writes p, noting the streams whose end it holds.
 func (c *resetConn) Write(p []byte) (int, error) {
-	if c.guard.followsMessages() && !c.web {
+	if c.guard.followsMessages() && (!c.web || c.h2.Load()) {
 		c.scanWrite(p)
 	}
 	return c.Conn.Write(p)

@@ -21,6 +21,12 @@ import (
 // What the scanner does not do there: follow messages. Connect's unary
 // bodies have no gRPC length prefix, so the message rules would misread
 // them; a web request's size is held by connect-go's read limit instead.
+// But it counts what each request body holds until the client ends it (or
+// resets it, or the server ends the stream: its writes are skimmed, as the
+// gRPC port's), toward the server's budget of unfinished requests
+// (unfinished.go): connect-go reads a unary request whole before it
+// decodes it, so 1000 publishes announced at 1 MiB and held short of their
+// end took 2.7 GB on the web listener (attack (m)).
 // The DATA frames it paces are those that carry little: padded ones, and
 // those under webDataFrameMin that do not end their stream (a browser's
 // request body comes in one DATA frame or in frames of 16 KiB, the last
@@ -79,17 +85,31 @@ func (c *resetConn) sniff(p []byte) []byte {
 		c.plain = true
 		return nil
 	}
-	c.prefaceAt += k
+	if c.prefaceAt += k; c.prefaceAt == len(http2.ClientPreface) {
+		c.h2.Store(true) // before net/http hears of it, so before its first write
+	}
 	return p[k:]
 }
 
-// webDataFrame is dataFrame for a web connection: it counts the frames
-// that carry little, and skips every payload.
-func (c *resetConn) webDataFrame(flags http2.Flags, n int) {
-	if flags.Has(http2.FlagDataPadded) || !flags.Has(http2.FlagDataEndStream) && n < webDataFrameMin {
+// webDataFrame is dataFrame for a web connection, on stream id: it counts
+// the frames that carry little, and what the stream's unfinished request
+// body holds; it skips every payload.
+func (c *resetConn) webDataFrame(id uint32, flags http2.Flags, n int) {
+	ending := flags.Has(http2.FlagDataEndStream)
+	if flags.Has(http2.FlagDataPadded) || !ending && n < webDataFrameMin {
 		c.frames++
 	}
 	c.skip = n
+	st, kept := c.kept[id]
+	switch {
+	case !kept:
+	case ending:
+		c.drop(id)
+	case !st.ended:
+		st.got += uint64(n)
+		c.held += int64(n)
+		c.kept[id] = st
+	}
 }
 
 // headerLimit is the header list limit the mirror holds the connection to.

@@ -37,14 +37,19 @@ func webTransports(t testing.TB) []webTransport {
 		{
 			name: "tls",
 			web:  []server.WebOption{server.WithWebTLS(&tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})},
-			raw: rawTransport{connect: func(addr string) (net.Conn, error) {
-				c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: ca.Pool(), NextProtos: []string{"h2"}})
-				if err == nil && c.ConnectionState().NegotiatedProtocol != "h2" {
-					c.Close()
-					return nil, fmt.Errorf("negotiated %q, want h2", c.ConnectionState().NegotiatedProtocol)
-				}
-				return c, err
-			}},
+			raw: rawTransport{
+				connect: func(addr string) (net.Conn, error) {
+					c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: ca.Pool(), NextProtos: []string{"h2"}})
+					if err == nil && c.ConnectionState().NegotiatedProtocol != "h2" {
+						c.Close()
+						return nil, fmt.Errorf("negotiated %q, want h2", c.ConnectionState().NegotiatedProtocol)
+					}
+					return c, err
+				},
+				wrap: func(c net.Conn) net.Conn {
+					return tls.Client(c, &tls.Config{RootCAs: ca.Pool(), NextProtos: []string{"h2"}, ServerName: "127.0.0.1"})
+				},
+			},
 		},
 	}
 }
@@ -179,6 +184,58 @@ func TestWebListenerPacesRequestFrames(t *testing.T) {
 			if w := counter(t, reg, "roomcast_request_frames_paced_seconds_total"); took < least || w <= 0 {
 				t.Fatalf("%d frames read in %v, with %v s counted paced; want at least %v, counted", frames, took, w, least)
 			}
+		})
+	}
+}
+
+// Request bodies begun and not finished on the web listener count toward
+// the server's budget of unfinished requests, as the gRPC port's
+// publishes do: past it, the connection of the address that holds the
+// most is closed with GOAWAY, while another address's calls finish. A
+// body counts from its first DATA frame until the client ends it. Before,
+// connect-go buffered every such body: 1000 publishes announced at 1 MiB
+// and held short of their end took 2.7 GB (attack (m) on the web
+// listener).
+func TestWebUnfinishedBodiesPastTheBudgetCloseTheLargest(t *testing.T) {
+	for _, tr := range webTransports(t) {
+		t.Run(tr.name, func(t *testing.T) {
+			reg := prometheus.NewRegistry()
+			addr, web := tr.serveWeb(t, server.WithMetrics(reg),
+				server.WithMaxMessageBytes(unfinishedMaxMessage),
+				server.WithMaxUnfinishedBytes(unfinishedBudget, unfinishedShare),
+				frozenPenalties())
+			ctx := within(t, 20*time.Second)
+			check := calmBystander(t, ctx, addr)
+			msg := publishBytes(t, "held", 60<<10)
+
+			other := tr.raw.from("127.0.0.4").connectRaw(t, web)
+			kept := holdPublishes(t, other, 2, msg, 30<<10)
+			if got, want := gaugeValue(t, reg, "roomcast_unfinished_request_bytes"), float64(2*(len(msg)-30<<10)); got != want {
+				t.Fatalf("roomcast_unfinished_request_bytes = %v, want %v", got, want)
+			}
+
+			attacker := tr.raw.from("127.0.0.3").connectRaw(t, web)
+			sendPublishes(attacker, 20, msg[:len(msg)-1]) // 1.2 MB; it fails once the server closes it
+			end, err := attacker.Wait(ctx)
+			if err != nil || end.GoAway == nil || *end.GoAway != http2.ErrCodeEnhanceYourCalm {
+				t.Fatalf("the attacker's connection: %+v, %v; want it closed with GOAWAY (ENHANCE_YOUR_CALM)", end, err)
+			}
+			if n := counter(t, reg, "roomcast_unfinished_request_closes_total"); n != 1 {
+				t.Errorf("roomcast_unfinished_request_closes_total = %v, want 1", n)
+			}
+
+			for _, id := range kept {
+				if err := finishRequest(other, id, msg[len(msg)-30<<10:]); err != nil {
+					t.Fatal(err)
+				}
+				if end, err := other.WaitStream(ctx, id); err != nil || end.Status != "0" {
+					t.Fatalf("the other address's publish ended %+v, %v; want OK", end, err)
+				}
+			}
+			if got := gaugeValue(t, reg, "roomcast_unfinished_request_bytes"); got != 0 {
+				t.Errorf("roomcast_unfinished_request_bytes = %v once every body ended, want 0", got)
+			}
+			check()
 		})
 	}
 }

@@ -29,7 +29,10 @@ const webReadHeaderTimeout = 10 * time.Second
 // against the server's connection limit, its auth timeout and its refused
 // calls per connection, as the gRPC port's do; its calls' headers are
 // bounded as theirs (WithMaxHeaderBytes), and an idle connection is closed
-// after WithMaxConnectionIdle. Like Serve, it returns nil after Shutdown or
+// after WithMaxConnectionIdle. Its HTTP/2 connections are held to
+// WithStreamResetRate and WithRequestFrameRate, as the gRPC port's are
+// (webguard.go). With WithWebTLS the server terminates TLS itself, so the
+// handler's requests have no Request.TLS. Like Serve, it returns nil after Shutdown or
 // Close, and at once if they have begun.
 func (s *Server) ServeWeb(lis net.Listener, opts ...WebOption) error {
 	var cfg webConfig
