@@ -77,8 +77,9 @@ func WithRequestFrameRate(perSecond int) Option {
 }
 
 // pace waits what this read owes before it goes to grpc-go: its request
-// frames, charged to its address's bucket, and (settle left it in
-// unfinishedWait) its address's unfinished requests; at most maxReadWait.
+// frames, charged to its address's bucket, (settle left it in
+// unfinishedWait) its address's unfinished requests, and a web
+// connection's hold after a refusal (holdReads); at most maxReadWait.
 // It reports true: a closed connection's next read fails on its own.
 func (c *resetConn) pace() bool {
 	var frameWait time.Duration
@@ -90,7 +91,11 @@ func (c *resetConn) pace() bool {
 	c.frames = 0
 	unfinishedWait := c.unfinishedWait
 	c.unfinishedWait = 0
-	d := min(max(frameWait, unfinishedWait), maxReadWait)
+	var heldWait time.Duration
+	if until := c.readsHeld.Load(); until != 0 {
+		heldWait = time.Until(time.Unix(0, until))
+	}
+	d := min(max(frameWait, unfinishedWait, heldWait), maxReadWait)
 	if d <= 0 {
 		return true
 	}

@@ -209,7 +209,8 @@ type resetConn struct {
 	web       bool
 	plain     bool
 	prefaceAt int
-	h2        atomic.Bool // a web connection's preface came whole: its writes are HTTP/2 frames
+	h2        atomic.Bool  // a web connection's preface came whole: its writes are HTTP/2 frames
+	readsHeld atomic.Int64 // until when holdReads holds its reads, in Unix nanoseconds
 
 	// The header scanner's state (headerguard.go).
 	mirror       *headerMirror // made at the first HEADERS frame

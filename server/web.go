@@ -100,10 +100,23 @@ func (s *Server) WebHandler(opts ...WebOption) (http.Handler, error) {
 	return cors.Handler(webContext(s.webAuthFirst(mux, connect.NewErrorWriter()))), nil
 }
 
+// webProcedures are the paths WebHandler serves. A request for any other
+// is refused as an unauthenticated call is, toward its connection's and
+// address's refused calls: a credential's loop of Subscribe calls, which
+// the web listener does not serve, cost the server 5 s of CPU in 5 s as
+// plain 404s (attack (d) on the web listener).
+var webProcedures = map[string]bool{
+	roomcastv1connect.BrokerServicePublishProcedure:  true,
+	roomcastv1connect.BrokerServiceHistoryProcedure:  true,
+	roomcastv1connect.BrokerServicePresenceProcedure: true,
+	roomcastv1connect.BrokerServiceWatchProcedure:    true,
+}
+
 // webAuthedKey marks a call's context as authenticated by webAuthFirst.
 type webAuthedKey struct{}
 
-// webAuthFirst authenticates each RPC before its request is read: connect-go
+// webAuthFirst refuses a request for a path it does not serve, and
+// authenticates each RPC before its request is read: connect-go
 // reads and decodes a unary call's request before its interceptors run, so
 // a refused caller could otherwise make the server read and decode a body
 // of up to the method's limit (issue #13 (c), 3.7 GB read and 7 s of CPU in
@@ -112,6 +125,15 @@ type webAuthedKey struct{}
 // connect-go to refuse.
 func (s *Server) webAuthFirst(next http.Handler, errs *connect.ErrorWriter) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !webProcedures[r.URL.Path] {
+			s.refusedInTap(r.Context(), abusive)
+			if errs.IsSupported(r) {
+				errs.Write(w, r, connect.NewError(connect.CodeUnimplemented, fmt.Errorf("%s is not served on this port", r.URL.Path)))
+			} else {
+				http.NotFound(w, r)
+			}
+			return
+		}
 		if s.tap == nil || !errs.IsSupported(r) {
 			next.ServeHTTP(w, r)
 			return
@@ -188,8 +210,12 @@ type webConnKey struct{}
 // callers' cache finds the connection's identity by it (callers.go), as
 // for a gRPC connection, rather than adding an address a request.
 func webConnContext(ctx context.Context, c net.Conn) context.Context {
-	return context.WithValue(ctx, webConnKey{}, c.RemoteAddr())
+	return context.WithValue(context.WithValue(ctx, webConnKey{}, c.RemoteAddr()), webConnValueKey{}, c)
 }
+
+// webConnValueKey keys a web request's connection itself, for the tap to
+// hold a watched connection's reads after a refusal (see holdReads).
+type webConnValueKey struct{}
 
 // httpAddr is a Request.RemoteAddr as the net.Addr a connection would give.
 func httpAddr(s string) net.Addr {

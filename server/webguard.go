@@ -112,6 +112,20 @@ func (c *resetConn) webDataFrame(id uint32, flags http2.Flags, n int) {
 	}
 }
 
+// holdReads holds the connection's reads for d from now (or longer, if
+// held longer already): the pause the tap gives a refused call, which on
+// the gRPC port holds the connection's reader, whose goroutine runs the
+// tap. Called from any goroutine; the reader waits it out in pace.
+func (c *resetConn) holdReads(d time.Duration) {
+	until := time.Now().Add(d).UnixNano()
+	for {
+		old := c.readsHeld.Load()
+		if old >= until || c.readsHeld.CompareAndSwap(old, until) {
+			return
+		}
+	}
+}
+
 // headerLimit is the header list limit the mirror holds the connection to.
 func (c *resetConn) headerLimit() uint32 {
 	if c.web {

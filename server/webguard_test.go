@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
 	"encoding/base64"
 	"fmt"
@@ -13,9 +14,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	roomcastv1 "github.com/roomcast/roomcast/gen/roomcast/v1"
+	"github.com/roomcast/roomcast/internal/rawh2"
+	"github.com/roomcast/roomcast/internal/servertest"
 	"github.com/roomcast/roomcast/internal/testsupport/testcert"
+	"github.com/roomcast/roomcast/internal/testsupport/testjwt"
 	"github.com/roomcast/roomcast/server"
 )
 
@@ -238,4 +244,99 @@ func TestWebUnfinishedBodiesPastTheBudgetCloseTheLargest(t *testing.T) {
 			check()
 		})
 	}
+}
+
+// A request for a path the web listener does not serve (a Subscribe call,
+// which only the gRPC port serves) fails with UNIMPLEMENTED and counts as
+// a refused call: past --max-refused-calls within a second its connection
+// is closed. Before, a credential's loop of them cost the server 5 s of
+// CPU in 5 s as plain 404s.
+func TestWebRequestsForOtherPathsAreRefusedCalls(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	srv, _ := start(t, server.WithMetrics(reg), server.WithMaxRefusedCalls(20))
+	web := strings.TrimPrefix(startWeb(t, srv), "http://")
+	ctx := testCtx(t)
+	c := roomcastv1.NewBrokerServiceClient(servertest.Dial(t, web))
+	var unimplemented, closed int
+	for range 100 {
+		s, err := c.Subscribe(ctx)
+		if err == nil {
+			_, err = s.Recv()
+		}
+		switch status.Code(err) {
+		case codes.Unimplemented:
+			unimplemented++
+		case codes.Unavailable:
+			closed++
+		default:
+			t.Fatalf("a Subscribe call on the web listener: %v; want UNIMPLEMENTED, or UNAVAILABLE once closed", err)
+		}
+		if closed > 0 {
+			break
+		}
+	}
+	if unimplemented < 20 || closed == 0 {
+		t.Fatalf("%d calls refused UNIMPLEMENTED, %d UNAVAILABLE; want 20 at least, then the connection closed", unimplemented, closed)
+	}
+	if n := counter(t, reg, "roomcast_connections_refusal_closes_total"); n != 1 {
+		t.Errorf("roomcast_connections_refusal_closes_total = %v, want 1", n)
+	}
+}
+
+// A web connection whose calls keep being refused has its reads held
+// while the tap pauses the refused call, as a gRPC connection's are (the
+// tap runs on a gRPC connection's reader, but on a web call's handler):
+// past its first hundred refusals within a second, a PING sent during a
+// pause is answered only once the pause is over.
+func TestWebRefusalsHoldTheConnectionsReads(t *testing.T) {
+	pauses := make(chan time.Duration, 1000)
+	srv, _ := servertest.Start(t, server.WithAuthenticator(testjwt.Authenticator(t)),
+		server.WithMaxRefusedCalls(0), server.WithTapPauseHook(func(d time.Duration) { pauses <- d }))
+	web := strings.TrimPrefix(startWeb(t, srv), "http://")
+	ctx := within(t, 20*time.Second)
+	h := dialRaw(t, web)
+	const long = 64 * time.Millisecond
+	var pause time.Duration
+	for i := 0; pause < long; i++ {
+		if i > 200 {
+			t.Fatalf("%d calls refused, no pause of %v", i, long)
+		}
+		id, err := rawCall(h, roomcastv1.BrokerService_Publish_FullMethodName, nil, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The hook runs once the reads are held, and the call is answered
+		// after the pause: the PING goes out during it.
+		select {
+		case pause = <-pauses:
+		case end := <-streamEnd(ctx, h, id):
+			if end.Status != "16" {
+				t.Fatalf("call %d ended %+v; want UNAUTHENTICATED", i, end)
+			}
+			continue
+		}
+		start := time.Now()
+		if err := h.Probe(uint64(i + 1)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := h.WaitProbe(ctx, uint64(i+1)); err != nil {
+			t.Fatal(err)
+		}
+		if took := time.Since(start); pause >= long && took < long/2 {
+			t.Fatalf("a PING during a pause of %v was answered in %v", pause, took)
+		}
+		if _, err := h.WaitStream(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// streamEnd waits for stream id of c to end, on a channel.
+func streamEnd(ctx context.Context, c *rawh2.Conn, id uint32) <-chan rawh2.StreamEnd {
+	ch := make(chan rawh2.StreamEnd, 1)
+	go func() {
+		end, _ := c.WaitStream(ctx, id)
+		ch <- end
+	}()
+	return ch
 }
