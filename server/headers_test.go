@@ -90,6 +90,14 @@ func TestHeaderListsUpToTheLimitAreServed(t *testing.T) {
 	served([]hpack.HeaderField{pad})
 
 	pad.Value += "p"
+	expectClosedForOneByteOver(t, ctx, h, reg, method, pad)
+}
+
+// expectClosedForOneByteOver sends a call whose header list is pad's, one
+// byte over the limit, and checks that it closes the connection, counted
+// once in roomcast_header_flood_closes_total.
+func expectClosedForOneByteOver(t *testing.T, ctx context.Context, h *rawh2.Conn, reg *prometheus.Registry, method string, pad hpack.HeaderField) {
+	t.Helper()
 	rawCall(h, method, []hpack.HeaderField{pad}, true)
 	h.Ping()
 	if end, err := h.Wait(ctx); err != nil || end.PingAcked {

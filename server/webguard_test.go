@@ -135,14 +135,7 @@ func TestWebListenerServesHeaderListsUpToNetHTTPsLimit(t *testing.T) {
 		t.Fatalf("a call with a list of %d bytes ended with %+v (%v); want a response", listSize(method, []hpack.HeaderField{pad}), end, err)
 	}
 	pad.Value += "p"
-	rawCall(h, method, []hpack.HeaderField{pad}, true)
-	h.Ping()
-	if end, err := h.Wait(ctx); err != nil || end.PingAcked {
-		t.Fatalf("a list one byte over the limit: the server sent %v; want the connection closed", end.Frames)
-	}
-	if got := counter(t, reg, "roomcast_header_flood_closes_total"); got != 1 {
-		t.Errorf("roomcast_header_flood_closes_total = %v, want 1", got)
-	}
+	expectClosedForOneByteOver(t, ctx, h, reg, method, pad)
 }
 
 // The web listener's request frames are paced in the address's bucket,
