@@ -101,12 +101,12 @@ func TestHeaderListsUpToTheLimitAreServed(t *testing.T) {
 	expectClosedForOneByteOver(t, ctx, h, reg, method, pad)
 }
 
-// expectClosedForOneByteOver sends a call whose header list is pad's, one
-// byte over the limit, and checks that it closes the connection, counted
-// once in roomcast_header_flood_closes_total.
-func expectClosedForOneByteOver(t *testing.T, ctx context.Context, h *rawh2.Conn, reg *prometheus.Registry, method string, pad hpack.HeaderField) {
+// expectClosedForOneByteOver sends a call with the extra fields, whose
+// header list is one byte over the limit, and checks that it closes the
+// connection, counted once in roomcast_header_flood_closes_total.
+func expectClosedForOneByteOver(t *testing.T, ctx context.Context, h *rawh2.Conn, reg *prometheus.Registry, method string, extra ...hpack.HeaderField) {
 	t.Helper()
-	rawCall(h, method, []hpack.HeaderField{pad}, true)
+	rawCall(h, method, extra, true)
 	h.Ping()
 	if end, err := h.Wait(ctx); err != nil || end.PingAcked {
 		t.Fatalf("a list one byte over the limit: the server sent %v; want the connection closed", end.Frames)

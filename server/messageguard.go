@@ -168,7 +168,10 @@ func (c *resetConn) keep(id uint32, st streamState) bool {
 // forgetOne forgets the ended stream of the lowest id, most likely one the
 // server ended and its client left (see above), or else the publisher's of
 // the lowest id that is between messages, and reports whether there was
-// one. Neither holds anything counted.
+// one. On the gRPC port neither holds anything counted; a web stream's
+// entry may (its body so far: webguard.go), which drop takes off, though
+// net/http's limit on streams, a quarter of maxKeptStreams, keeps a web
+// connection from reaching this.
 func (c *resetConn) forgetOne() bool {
 	oldest, found, ended := uint32(0), false, false
 	for id, st := range c.kept {

@@ -61,8 +61,8 @@ const DefaultRequestFrameRate = 4 * DefaultCredentialCommandRate
 // WithRequestFrameRate paces each client address's frames that carry no
 // publish: DATA frames on calls other than Publish and PublishStream
 // (Subscribe commands, History, Presence, Watch, health checks), a
-// publish's DATA frames in which no message begins, and SETTINGS, PRIORITY
-// and unknown frames; at perSecond over the address's connections, in
+// publish's DATA frames in which no message begins, and SETTINGS, PRIORITY,
+// CONTINUATION and unknown frames; at perSecond over the address's connections, in
 // bursts of as many. Past it a connection's reader waits before grpc-go
 // sees what it read, and its client's sends wait in TCP flow control;
 // nothing is refused. A gRPC client sends a small request in one frame.

@@ -335,6 +335,9 @@ func (c *resetConn) scanFrames(p []byte) bool {
 				c.stream = max(c.stream, id)
 				c.hdrStream, c.hdrEndStream = id, http2.Flags(h[4]).Has(http2.FlagHeadersEndStream)
 			}
+			if t == http2.FrameContinuation {
+				c.frames++ // paced: a client sends one only past 16 KiB of headers
+			}
 			if c.guard.maxHeaderBytes == 0 {
 				c.skip = n
 				continue

@@ -100,9 +100,10 @@ func (s *Server) WebHandler(opts ...WebOption) (http.Handler, error) {
 	return cors.Handler(webContext(s.webAuthFirst(mux, connect.NewErrorWriter()))), nil
 }
 
-// webProcedures are the paths WebHandler serves. A request for any other
-// is refused as an unauthenticated call is, toward its connection's and
-// address's refused calls: a credential's loop of Subscribe calls, which
+// webProcedures are the paths WebHandler serves. A request for any other,
+// or one of them that is no RPC connect-go serves (an unsupported content
+// type), is refused as an unauthenticated call is, toward its connection's
+// and address's refused calls: a credential's loop of Subscribe calls, which
 // the web listener does not serve, cost the server 5 s of CPU in 5 s as
 // plain 404s (attack (d) on the web listener).
 var webProcedures = map[string]bool{
@@ -134,7 +135,12 @@ func (s *Server) webAuthFirst(next http.Handler, errs *connect.ErrorWriter) http
 			}
 			return
 		}
-		if s.tap == nil || !errs.IsSupported(r) {
+		if !errs.IsSupported(r) { // connect-go refuses it (415), as a call refused before it runs
+			s.refusedInTap(r.Context(), abusive)
+			next.ServeHTTP(w, r)
+			return
+		}
+		if s.tap == nil {
 			next.ServeHTTP(w, r)
 			return
 		}

@@ -15,7 +15,8 @@ import (
 // 6.6 s of CPU in 5 s with no GOAWAY, the header bomb 8.9 s, and frames
 // that carry nothing 9.6 s, with a gRPC client's p99 18 to 474 times its
 // baseline. So a web connection that speaks HTTP/2 has its resets limited,
-// its header lists sized by the HPACK mirror, and its request frames paced
+// its header lists sized by the HPACK mirror (cut past twice net/http's
+// limit: webHeaderListCut), and its request frames paced
 // in its address's bucket, shared with its gRPC connections.
 //
 // What the scanner does not do there: follow messages. Connect's unary
@@ -26,9 +27,10 @@ import (
 // gRPC port's), toward the server's budget of unfinished requests
 // (unfinished.go): connect-go reads a unary request whole before it
 // decodes it, so 1000 publishes announced at 1 MiB and held short of their
-// end took 2.7 GB on the web listener (attack (m)).
-// The DATA frames it paces are those that carry little: padded ones, and
-// those under webDataFrameMin that do not end their stream (a browser's
+// end took about 2.6 GiB on the web listener (attack (m)).
+// The DATA frames it paces are those that carry little: padded ones,
+// those under webDataFrameMin that do not end their stream, and any on a
+// stream whose request body is not under way (a browser's
 // request body comes in one DATA frame or in frames of 16 KiB, the last
 // ending the stream). An HTTP/1.1 connection, which begins with anything
 // but the HTTP/2 preface, is not scanned: it carries one request at a time,
@@ -44,9 +46,16 @@ import (
 const webDataFrameMin = 1024
 
 // webHeaderListSlack is what net/http adds to MaxHeaderBytes for an
-// HTTP/2 header list's limit (10 fields of 32 bytes of overhead): the
-// mirror cuts a web connection only past the list net/http would take.
+// HTTP/2 header list's limit (10 fields of 32 bytes of overhead).
 const webHeaderListSlack = 10 * 32
+
+// webHeaderListCut is how many times net/http's limit a web header list
+// may reach before the mirror cuts the connection. net/http answers a list
+// over its limit with 431 and keeps the connection, and a browser's may go
+// over it (its cookies are the host's, whatever the port): such a client
+// should get the 431, not lose its connection and have its address
+// penalised. A bomb decodes to megabytes and is cut all the same.
+const webHeaderListCut = 2
 
 // webListener returns lis with each connection it accepts watched, beneath
 // TLS with cfg unless cfg is nil.
@@ -92,15 +101,19 @@ func (c *resetConn) sniff(p []byte) []byte {
 }
 
 // webDataFrame is dataFrame for a web connection, on stream id: it counts
-// the frames that carry little, and what the stream's unfinished request
+// the frames that carry little, and those on a stream whose body is not
+// under way, and what the stream's unfinished request
 // body holds; it skips every payload.
 func (c *resetConn) webDataFrame(id uint32, flags http2.Flags, n int) {
 	ending := flags.Has(http2.FlagDataEndStream)
-	if flags.Has(http2.FlagDataPadded) || !ending && n < webDataFrameMin {
+	st, kept := c.kept[id]
+	// A frame on a stream with no body under way (closed, never opened, or
+	// ended by the server) is counted whatever it holds: net/http answers
+	// each with RST_STREAM.
+	if !kept || st.ended || flags.Has(http2.FlagDataPadded) || !ending && n < webDataFrameMin {
 		c.frames++
 	}
 	c.skip = n
-	st, kept := c.kept[id]
 	switch {
 	case !kept:
 	case ending:
@@ -129,7 +142,7 @@ func (c *resetConn) holdReads(d time.Duration) {
 // headerLimit is the header list limit the mirror holds the connection to.
 func (c *resetConn) headerLimit() uint32 {
 	if c.web {
-		return uint32(min(uint64(c.guard.maxHeaderBytes)+webHeaderListSlack, 1<<32-1))
+		return uint32(min(webHeaderListCut*(uint64(c.guard.maxHeaderBytes)+webHeaderListSlack), 1<<32-1))
 	}
 	return c.guard.maxHeaderBytes
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -14,8 +15,10 @@ import (
 )
 
 // WithWebTLS makes ServeWeb serve HTTPS with cfg (HTTP/2 and HTTP/1.1 by
-// ALPN) instead of plaintext HTTP/1.1 and h2c. The default is plaintext.
-// WebHandler ignores it: the server it is mounted on decides.
+// ALPN, offered before cfg's own NextProtos; TLS 1.2 at least) instead of
+// plaintext HTTP/1.1 and h2c. The default is plaintext. ServeWeb
+// terminates TLS itself, so its requests have no Request.TLS. WebHandler
+// ignores it: the server it is mounted on decides.
 func WithWebTLS(cfg *tls.Config) WebOption { return func(c *webConfig) { c.tls = cfg } }
 
 // webReadHeaderTimeout bounds how long a client may take to send a
@@ -80,21 +83,35 @@ var webALPN = []string{"h2", "http/1.1"}
 
 // webTLS is cfg for ServeWeb, offering webALPN: on cfg itself, and on the
 // configurations a GetConfigForClient returns (as for mutual TLS), whose
-// handshakes would otherwise fall back to HTTP/1.1, without gRPC.
+// handshakes would otherwise fall back to HTTP/1.1, without gRPC. It holds
+// them to TLS 1.2 at least, as net/http's HTTP/2 server does (it no longer
+// sees the TLS connection: webListener terminates TLS beneath the scanner).
 func webTLS(cfg *tls.Config) *tls.Config {
-	cfg = cfg.Clone()
-	cfg.NextProtos = webALPN
+	cfg = withWebALPN(cfg)
 	if get := cfg.GetConfigForClient; get != nil {
 		cfg.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
 			c, err := get(hello)
 			if c == nil || err != nil {
 				return c, err
 			}
-			c = c.Clone()
-			c.NextProtos = webALPN
-			return c, nil
+			return withWebALPN(c), nil
 		}
 	}
+	return cfg
+}
+
+// withWebALPN is a copy of cfg offering webALPN first, then its own
+// protocols, at TLS 1.2 or later.
+func withWebALPN(cfg *tls.Config) *tls.Config {
+	cfg = cfg.Clone()
+	protos := slices.Clone(webALPN)
+	for _, p := range cfg.NextProtos {
+		if !slices.Contains(protos, p) {
+			protos = append(protos, p)
+		}
+	}
+	cfg.NextProtos = protos
+	cfg.MinVersion = max(cfg.MinVersion, tls.VersionTLS12)
 	return cfg
 }
 
