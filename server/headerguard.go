@@ -164,7 +164,7 @@ type headerFrame struct {
 // CONTINUATION frame of n bytes with flags.
 func (c *resetConn) startHeaders(t http2.FrameType, flags http2.Flags, n int) {
 	if c.mirror == nil {
-		c.mirror = newHeaderMirror(c.guard.maxHeaderBytes)
+		c.mirror = newHeaderMirror(c.headerLimit())
 	}
 	f := headerFrame{rest: n, frag: -1, endBlock: flags.Has(http2.FlagHeadersEndHeaders)}
 	f.whole = t == http2.FrameHeaders && f.endBlock

@@ -41,24 +41,32 @@ func TestHeaderBombClosesTheConnection(t *testing.T) {
 			bystanderGoesOn := calmBystander(t, ctx, addr, tc.dial...)
 
 			h := tc.connectRaw(t, addr)
-			value := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{0xa5}, 3000)) // 4000 bytes: one table entry
-			bomb := make([]hpack.HeaderField, 1000)
-			for i := range bomb {
-				bomb[i] = hpack.HeaderField{Name: "x-bomb-bin", Value: value}
-			}
-			if _, err := rawCall(h, roomcastv1.BrokerService_Publish_FullMethodName, bomb, false); err != nil {
-				t.Fatal(err)
-			}
-			h.Ping() // fails if the server has closed the connection already
-			expectCalmed(t, ctx, h, "a list of 4 MB of headers")
-			if got := counter(t, reg, "roomcast_header_flood_closes_total"); got != 1 {
-				t.Errorf("roomcast_header_flood_closes_total = %v, want 1", got)
-			}
+			sendHeaderBomb(t, ctx, h, reg)
 			if line := log.String(); !strings.Contains(line, "header list over the limit") || !strings.Contains(line, "peer="+h.LocalAddr().String()) {
 				t.Errorf("log %q does not say a header list from %s was cut off", line, h.LocalAddr())
 			}
 			bystanderGoesOn()
 		})
+	}
+}
+
+// sendHeaderBomb sends h a call whose 1000 header fields name one 4000-byte
+// table entry (4 MB of headers), and checks that the server closes the
+// connection with GOAWAY ENHANCE_YOUR_CALM, counted once.
+func sendHeaderBomb(t *testing.T, ctx context.Context, h *rawh2.Conn, reg *prometheus.Registry) {
+	t.Helper()
+	value := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{0xa5}, 3000)) // 4000 bytes: one table entry
+	bomb := make([]hpack.HeaderField, 1000)
+	for i := range bomb {
+		bomb[i] = hpack.HeaderField{Name: "x-bomb-bin", Value: value}
+	}
+	if _, err := rawCall(h, roomcastv1.BrokerService_Publish_FullMethodName, bomb, false); err != nil {
+		t.Fatal(err)
+	}
+	h.Ping() // fails if the server has closed the connection already
+	expectCalmed(t, ctx, h, "a list of 4 MB of headers")
+	if got := counter(t, reg, "roomcast_header_flood_closes_total"); got != 1 {
+		t.Errorf("roomcast_header_flood_closes_total = %v, want 1", got)
 	}
 }
 
@@ -90,7 +98,15 @@ func TestHeaderListsUpToTheLimitAreServed(t *testing.T) {
 	served([]hpack.HeaderField{pad})
 
 	pad.Value += "p"
-	rawCall(h, method, []hpack.HeaderField{pad}, true)
+	expectClosedForOneByteOver(t, ctx, h, reg, method, pad)
+}
+
+// expectClosedForOneByteOver sends a call with the extra fields, whose
+// header list is one byte over the limit, and checks that it closes the
+// connection, counted once in roomcast_header_flood_closes_total.
+func expectClosedForOneByteOver(t *testing.T, ctx context.Context, h *rawh2.Conn, reg *prometheus.Registry, method string, extra ...hpack.HeaderField) {
+	t.Helper()
+	rawCall(h, method, extra, true)
 	h.Ping()
 	if end, err := h.Wait(ctx); err != nil || end.PingAcked {
 		t.Fatalf("a list one byte over the limit: the server sent %v; want the connection closed", end.Frames)

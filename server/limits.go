@@ -137,7 +137,10 @@ const minHeaderBytes = 1 << 10
 // second and counted in roomcast_header_flood_closes_total. The check
 // applies to plaintext and to the credentials of WithTransportCredentials,
 // but not to credentials given with WithGRPCOptions, where gRPC alone
-// refuses the stream. The default is DefaultMaxHeaderBytes (16 KiB), enough
+// refuses the stream. ServeWeb gives net/http the limit as MaxHeaderBytes
+// (net/http answers a list past it with 431), and closes an HTTP/2
+// connection as above past twice net/http's own list limit for HTTP/2 (the
+// limit and 320 bytes). The default is DefaultMaxHeaderBytes (16 KiB), enough
 // for a bearer token of auth.MaxTokenLen (8 KiB); at least 1 KiB.
 func WithMaxHeaderBytes(n int) Option { return func(c *config) { c.maxHeaderBytes = n } }
 

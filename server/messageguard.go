@@ -134,6 +134,9 @@ func (c *resetConn) blockEnded(id uint32, endStream bool, path string) bool {
 		return true
 	}
 	limit, ok := c.guard.messageLimits[path]
+	if c.web {
+		limit, ok = unlimited, true // every request body counted, none followed (webguard.go)
+	}
 	if !ok {
 		return true // followed at announceSlack, with nothing kept
 	}
@@ -165,7 +168,10 @@ func (c *resetConn) keep(id uint32, st streamState) bool {
 // forgetOne forgets the ended stream of the lowest id, most likely one the
 // server ended and its client left (see above), or else the publisher's of
 // the lowest id that is between messages, and reports whether there was
-// one. Neither holds anything counted.
+// one. On the gRPC port neither holds anything counted; a web stream's
+// entry may (its body so far: webguard.go), which drop takes off, though
+// net/http's limit on streams, a quarter of maxKeptStreams, keeps a web
+// connection from reaching this.
 func (c *resetConn) forgetOne() bool {
 	oldest, found, ended := uint32(0), false, false
 	for id, st := range c.kept {
@@ -177,7 +183,7 @@ func (c *resetConn) forgetOne() bool {
 		}
 	}
 	if found {
-		delete(c.kept, oldest)
+		c.drop(oldest) // a web stream's entry may hold something (webguard.go)
 	}
 	return found
 }
@@ -186,6 +192,10 @@ func (c *resetConn) forgetOne() bool {
 // stream id: its payload is read through scanData if the stream is
 // followed, skipped otherwise.
 func (c *resetConn) dataFrame(id uint32, flags http2.Flags, n int) {
+	if c.web {
+		c.webDataFrame(id, flags, n)
+		return
+	}
 	if c.guard.messageLimits == nil || c.guard.maxHeaderBytes == 0 {
 		c.skip = n // not following messages: without the header blocks, no method is known
 		return

@@ -61,22 +61,25 @@ const DefaultRequestFrameRate = 4 * DefaultCredentialCommandRate
 // WithRequestFrameRate paces each client address's frames that carry no
 // publish: DATA frames on calls other than Publish and PublishStream
 // (Subscribe commands, History, Presence, Watch, health checks), a
-// publish's DATA frames in which no message begins, and SETTINGS, PRIORITY
-// and unknown frames; at perSecond over the address's connections, in
+// publish's DATA frames in which no message begins, and SETTINGS, PRIORITY,
+// CONTINUATION and unknown frames; at perSecond over the address's connections, in
 // bursts of as many. Past it a connection's reader waits before grpc-go
 // sees what it read, and its client's sends wait in TCP flow control;
 // nothing is refused. A gRPC client sends a small request in one frame.
 // The wait is counted in roomcast_request_frames_paced_seconds_total. Like
 // the other scanner limits it applies to plaintext and to the credentials
-// of WithTransportCredentials. The default is DefaultRequestFrameRate
+// of WithTransportCredentials; and to ServeWeb's HTTP/2 connections, whose
+// messages it does not follow, so that of their DATA frames it counts
+// those that carry little (webguard.go). The default is DefaultRequestFrameRate
 // (8000); 0 turns it off.
 func WithRequestFrameRate(perSecond int) Option {
 	return func(c *config) { c.requestFrameRate = perSecond }
 }
 
 // pace waits what this read owes before it goes to grpc-go: its request
-// frames, charged to its address's bucket, and (settle left it in
-// unfinishedWait) its address's unfinished requests; at most maxReadWait.
+// frames, charged to its address's bucket, (settle left it in
+// unfinishedWait) its address's unfinished requests, and a web
+// connection's hold after a refusal (holdReads); at most maxReadWait.
 // It reports true: a closed connection's next read fails on its own.
 func (c *resetConn) pace() bool {
 	var frameWait time.Duration
@@ -88,7 +91,11 @@ func (c *resetConn) pace() bool {
 	c.frames = 0
 	unfinishedWait := c.unfinishedWait
 	c.unfinishedWait = 0
-	d := min(max(frameWait, unfinishedWait), maxReadWait)
+	var heldWait time.Duration
+	if until := c.readsHeld.Load(); until != 0 {
+		heldWait = time.Until(time.Unix(0, until))
+	}
+	d := min(max(frameWait, unfinishedWait, heldWait), maxReadWait)
 	if d <= 0 {
 		return true
 	}

@@ -64,9 +64,9 @@ const resetsAtOpen = 10
 // connection opens and fills at perSecond up to burst. The client is sent
 // GOAWAY with ENHANCE_YOUR_CALM first, and the closure is logged and
 // counted in roomcast_reset_flood_closes_total. This is the defence against
-// HTTP/2 rapid reset (CVE-2023-44487). It applies to plaintext and to the
-// credentials of WithTransportCredentials, but not to credentials given
-// with WithGRPCOptions. The default is DefaultStreamResetRate (5000) a
+// HTTP/2 rapid reset (CVE-2023-44487). It applies to plaintext, to the
+// credentials of WithTransportCredentials and to ServeWeb's HTTP/2
+// connections, but not to credentials given with WithGRPCOptions. The default is DefaultStreamResetRate (5000) a
 // second with bursts of DefaultStreamResetBurst (2000); 0 means no limit.
 func WithStreamResetRate(perSecond float64, burst int) Option {
 	return func(c *config) { c.resetRate, c.resetBurst = perSecond, burst }
@@ -203,6 +203,15 @@ type resetConn struct {
 	last   time.Time   // when tokens was last topped up
 	err    error       // set once the connection is closed
 
+	// A web listener's connection (webguard.go): scanned at the frame
+	// level only, once the HTTP/2 preface has come (prefaceAt of its bytes
+	// so far); plain if it began with anything else (HTTP/1.1).
+	web       bool
+	plain     bool
+	prefaceAt int
+	h2        atomic.Bool  // a web connection's preface came whole: its writes are HTTP/2 frames
+	readsHeld atomic.Int64 // until when holdReads holds its reads, in Unix nanoseconds
+
 	// The header scanner's state (headerguard.go).
 	mirror       *headerMirror // made at the first HEADERS frame
 	inHeaders    bool          // reading the payload of a HEADERS or CONTINUATION frame
@@ -239,7 +248,7 @@ type resetConn struct {
 
 // Write writes p, noting the streams whose end it holds.
 func (c *resetConn) Write(p []byte) (int, error) {
-	if c.guard.followsMessages() {
+	if c.guard.followsMessages() && (!c.web || c.h2.Load()) {
 		c.scanWrite(p)
 	}
 	return c.Conn.Write(p)
@@ -273,6 +282,14 @@ func (c *resetConn) scan(p []byte) bool {
 // scanFrames is scan without the state it shares with other goroutines:
 // the server's ends, and the budget.
 func (c *resetConn) scanFrames(p []byte) bool {
+	if c.plain {
+		return true
+	}
+	if c.web && c.prefaceAt < len(http2.ClientPreface) {
+		if p = c.sniff(p); c.plain {
+			return true
+		}
+	}
 	ok := true
 	for len(p) > 0 {
 		if c.inHeaders {
@@ -317,6 +334,9 @@ func (c *resetConn) scanFrames(p []byte) bool {
 			if t == http2.FrameHeaders {
 				c.stream = max(c.stream, id)
 				c.hdrStream, c.hdrEndStream = id, http2.Flags(h[4]).Has(http2.FlagHeadersEndStream)
+			}
+			if t == http2.FrameContinuation {
+				c.frames++ // paced: a client sends one only past 16 KiB of headers
 			}
 			if c.guard.maxHeaderBytes == 0 {
 				c.skip = n

@@ -193,6 +193,11 @@ func (s *Server) refusedInTap(ctx context.Context, r refusal) {
 	if d <= 0 {
 		return
 	}
+	// A web call's tap runs on its handler's goroutine, not the reader's:
+	// its connection's reader is held too (webguard.go).
+	if c, ok := ctx.Value(webConnValueKey{}).(*resetConn); ok {
+		c.holdReads(d)
+	}
 	if hook := s.cfg.tapPauseHook; hook != nil {
 		hook(d)
 	}

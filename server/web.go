@@ -97,7 +97,60 @@ func (s *Server) WebHandler(opts ...WebOption) (http.Handler, error) {
 		connect.NewUnaryHandler(roomcastv1connect.BrokerServicePresenceProcedure, web.presence, common("Presence", maxQueryBytes)...))
 	mux.Handle(roomcastv1connect.BrokerServiceWatchProcedure,
 		connect.NewServerStreamHandler(roomcastv1connect.BrokerServiceWatchProcedure, web.watch, common("Watch", lim.watch)...))
-	return cors.Handler(webContext(mux)), nil
+	return cors.Handler(webContext(s.webAuthFirst(mux, connect.NewErrorWriter()))), nil
+}
+
+// webProcedures are the paths WebHandler serves. A request for any other,
+// or one of them that is no RPC connect-go serves (an unsupported content
+// type), is refused as an unauthenticated call is, toward its connection's
+// and address's refused calls: a credential's loop of Subscribe calls, which
+// the web listener does not serve, cost the server 5 s of CPU in 5 s as
+// plain 404s (attack (d) on the web listener).
+var webProcedures = map[string]bool{
+	roomcastv1connect.BrokerServicePublishProcedure:  true,
+	roomcastv1connect.BrokerServiceHistoryProcedure:  true,
+	roomcastv1connect.BrokerServicePresenceProcedure: true,
+	roomcastv1connect.BrokerServiceWatchProcedure:    true,
+}
+
+// webAuthedKey marks a call's context as authenticated by webAuthFirst.
+type webAuthedKey struct{}
+
+// webAuthFirst refuses a request for a path it does not serve, and
+// authenticates each RPC before its request is read: connect-go
+// reads and decodes a unary call's request before its interceptors run, so
+// a refused caller could otherwise make the server read and decode a body
+// of up to the method's limit (issue #13 (c), 3.7 GB read and 7 s of CPU in
+// 5 s on the web listener). A refusal is written in the call's own
+// protocol, with the body unread; a request that is no RPC passes on, for
+// connect-go to refuse.
+func (s *Server) webAuthFirst(next http.Handler, errs *connect.ErrorWriter) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !webProcedures[r.URL.Path] {
+			s.refusedInTap(r.Context(), abusive)
+			if errs.IsSupported(r) {
+				errs.Write(w, r, connect.NewError(connect.CodeUnimplemented, fmt.Errorf("%s is not served on this port", r.URL.Path)))
+			} else {
+				http.NotFound(w, r)
+			}
+			return
+		}
+		if !errs.IsSupported(r) { // connect-go refuses it (415), as a call refused before it runs
+			s.refusedInTap(r.Context(), abusive)
+			next.ServeHTTP(w, r)
+			return
+		}
+		if s.tap == nil {
+			next.ServeHTTP(w, r)
+			return
+		}
+		ctx, err := s.webAuth(r.Context(), r.URL.Path, r.Header)
+		if err != nil {
+			errs.Write(w, r, webError(err))
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(context.WithValue(ctx, webAuthedKey{}, true)))
+	})
 }
 
 // webService adapts the server's handlers to connect-go's.
@@ -163,8 +216,12 @@ type webConnKey struct{}
 // callers' cache finds the connection's identity by it (callers.go), as
 // for a gRPC connection, rather than adding an address a request.
 func webConnContext(ctx context.Context, c net.Conn) context.Context {
-	return context.WithValue(ctx, webConnKey{}, c.RemoteAddr())
+	return context.WithValue(context.WithValue(ctx, webConnKey{}, c.RemoteAddr()), webConnValueKey{}, c)
 }
+
+// webConnValueKey keys a web request's connection itself, for the tap to
+// hold a watched connection's reads after a refusal (see holdReads).
+type webConnValueKey struct{}
 
 // httpAddr is a Request.RemoteAddr as the net.Addr a connection would give.
 func httpAddr(s string) net.Addr {
@@ -180,7 +237,8 @@ type stringAddr string
 func (a stringAddr) Network() string { return "unknown" }
 func (a stringAddr) String() string  { return string(a) }
 
-// webInterceptor authenticates each call before its handler runs, counts it
+// webInterceptor authenticates each call that webAuthFirst let through
+// unauthenticated (none, as WebHandler mounts them), counts it
 // as in flight for Shutdown, and turns the handlers' gRPC statuses into
 // Connect errors.
 type webInterceptor struct{ s *Server }
@@ -191,7 +249,7 @@ func (i webInterceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
 			return nil, webError(errShuttingDown)
 		}
 		defer i.s.webCalls.Done()
-		ctx, err := i.s.webAuth(ctx, req.Spec().Procedure, req.Header())
+		ctx, err := i.s.webAuthOnce(ctx, req.Spec().Procedure, req.Header())
 		if err != nil {
 			return nil, webError(err)
 		}
@@ -210,7 +268,7 @@ func (i webInterceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) 
 			return webError(errShuttingDown)
 		}
 		defer i.s.webCalls.Done()
-		ctx, err := i.s.webAuth(ctx, conn.Spec().Procedure, conn.RequestHeader())
+		ctx, err := i.s.webAuthOnce(ctx, conn.Spec().Procedure, conn.RequestHeader())
 		if err != nil {
 			return webError(err)
 		}
@@ -247,6 +305,15 @@ func (s *Server) webAuth(ctx context.Context, procedure string, h http.Header) (
 		md["authorization"] = v
 	}
 	return s.tap(metadata.NewIncomingContext(ctx, md), &tap.Info{FullMethodName: procedure, Header: md})
+}
+
+// webAuthOnce is webAuth for a call that webAuthFirst has not
+// authenticated already.
+func (s *Server) webAuthOnce(ctx context.Context, procedure string, h http.Header) (context.Context, error) {
+	if ctx.Value(webAuthedKey{}) != nil {
+		return ctx, nil
+	}
+	return s.webAuth(ctx, procedure, h)
 }
 
 // webError is err, a gRPC status, as a Connect error with the same code,

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -14,8 +15,10 @@ import (
 )
 
 // WithWebTLS makes ServeWeb serve HTTPS with cfg (HTTP/2 and HTTP/1.1 by
-// ALPN) instead of plaintext HTTP/1.1 and h2c. The default is plaintext.
-// WebHandler ignores it: the server it is mounted on decides.
+// ALPN, offered before cfg's own NextProtos; TLS 1.2 at least) instead of
+// plaintext HTTP/1.1 and h2c. The default is plaintext. ServeWeb
+// terminates TLS itself, so its requests have no Request.TLS. WebHandler
+// ignores it: the server it is mounted on decides.
 func WithWebTLS(cfg *tls.Config) WebOption { return func(c *webConfig) { c.tls = cfg } }
 
 // webReadHeaderTimeout bounds how long a client may take to send a
@@ -29,7 +32,10 @@ const webReadHeaderTimeout = 10 * time.Second
 // against the server's connection limit, its auth timeout and its refused
 // calls per connection, as the gRPC port's do; its calls' headers are
 // bounded as theirs (WithMaxHeaderBytes), and an idle connection is closed
-// after WithMaxConnectionIdle. Like Serve, it returns nil after Shutdown or
+// after WithMaxConnectionIdle. Its HTTP/2 connections are held to
+// WithStreamResetRate and WithRequestFrameRate, as the gRPC port's are
+// (webguard.go). With WithWebTLS the server terminates TLS itself, so the
+// handler's requests have no Request.TLS. Like Serve, it returns nil after Shutdown or
 // Close, and at once if they have begun.
 func (s *Server) ServeWeb(lis net.Listener, opts ...WebOption) error {
 	var cfg webConfig
@@ -50,12 +56,13 @@ func (s *Server) ServeWeb(lis net.Listener, opts ...WebOption) error {
 		Protocols:         new(http.Protocols),
 		ConnContext:       webConnContext,
 	}
+	// Over TLS too, net/http is handed plaintext (webListener terminates
+	// TLS beneath the scanner), HTTP/2 by prior knowledge after ALPN's h2.
 	hs.Protocols.SetHTTP1(true)
+	hs.Protocols.SetUnencryptedHTTP2(true)
+	var tlsCfg *tls.Config
 	if cfg.tls != nil {
-		hs.Protocols.SetHTTP2(true)
-		hs.TLSConfig = webTLS(cfg.tls)
-	} else {
-		hs.Protocols.SetUnencryptedHTTP2(true)
+		tlsCfg = webTLS(cfg.tls)
 	}
 	s.mu.Lock()
 	if s.draining {
@@ -64,12 +71,7 @@ func (s *Server) ServeWeb(lis net.Listener, opts ...WebOption) error {
 	}
 	s.webServers = append(s.webServers, hs)
 	s.mu.Unlock()
-	lis = s.guard.listener(lis)
-	if cfg.tls != nil {
-		err = hs.ServeTLS(lis, "", "")
-	} else {
-		err = hs.Serve(lis)
-	}
+	err = hs.Serve(s.resets.webListener(s.guard.listener(lis), tlsCfg))
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
 	}
@@ -79,22 +81,37 @@ func (s *Server) ServeWeb(lis net.Listener, opts ...WebOption) error {
 // webALPN are the protocols ServeWeb offers over TLS.
 var webALPN = []string{"h2", "http/1.1"}
 
-// webTLS is cfg for ServeWeb: net/http adds its ALPN protocols to cfg, but
-// not to the configurations a GetConfigForClient returns (as for mutual
-// TLS), whose handshakes would then fall back to HTTP/1.1, without gRPC.
+// webTLS is cfg for ServeWeb, offering webALPN: on cfg itself, and on the
+// configurations a GetConfigForClient returns (as for mutual TLS), whose
+// handshakes would otherwise fall back to HTTP/1.1, without gRPC. It holds
+// them to TLS 1.2 at least, as net/http's HTTP/2 server does (it no longer
+// sees the TLS connection: webListener terminates TLS beneath the scanner).
 func webTLS(cfg *tls.Config) *tls.Config {
-	cfg = cfg.Clone()
+	cfg = withWebALPN(cfg)
 	if get := cfg.GetConfigForClient; get != nil {
 		cfg.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
 			c, err := get(hello)
 			if c == nil || err != nil {
 				return c, err
 			}
-			c = c.Clone()
-			c.NextProtos = webALPN
-			return c, nil
+			return withWebALPN(c), nil
 		}
 	}
+	return cfg
+}
+
+// withWebALPN is a copy of cfg offering webALPN first, then its own
+// protocols, at TLS 1.2 or later.
+func withWebALPN(cfg *tls.Config) *tls.Config {
+	cfg = cfg.Clone()
+	protos := slices.Clone(webALPN)
+	for _, p := range cfg.NextProtos {
+		if !slices.Contains(protos, p) {
+			protos = append(protos, p)
+		}
+	}
+	cfg.NextProtos = protos
+	cfg.MinVersion = max(cfg.MinVersion, tls.VersionTLS12)
 	return cfg
 }
 

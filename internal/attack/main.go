@@ -61,6 +61,7 @@ type config struct {
 	serveArgs          []string // flags for every serve, after the attack's own
 	jsonOut            string   // where to write the results as JSON; "" for none
 	pin                pinning  // where the attacker, the server and the bystander run
+	web                bool     // the attacker calls the web listener rather than the gRPC port
 }
 
 func parseFlags(args []string, stderr io.Writer) (*config, error) {
@@ -76,6 +77,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&cfg.against, "against", "", "also run each attack against the roomcast binary at `PATH`, alternating with the first build (A, B, A, B, ...), and compare them")
 	fs.StringVar(&cfg.jsonOut, "json", "", "also write the results as JSON to `FILE`")
 	layout := fs.String("layout", layoutShared, "where the processes run (`L`): shared pins the attacker to the last core this process may use; isolated pins the server and the bystander to the others as well; none pins nothing")
+	port := fs.String("port", "grpc", "the attacker's target (`P`): grpc, the gRPC port; or web, the web listener (--http-listen), which serve runs by default; the bystander stays on the gRPC port")
 	serveArgs := fs.String("serve-args", "", "give every serve these `FLAGS` too (space-separated), such as \"--stream-reset-rate 0\" to see an attack without a defence")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: go run ./internal/attack [flags]\n\nRuns the attacks of issue #13 against roomcast serve on 127.0.0.1 and prints a table.\n\n")
@@ -98,6 +100,13 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		return nil, errors.New("--runs must be at least 1")
 	}
 	cfg.serveArgs = strings.Fields(*serveArgs)
+	switch *port {
+	case "grpc":
+	case "web":
+		cfg.web = true
+	default:
+		return nil, fmt.Errorf("--port is grpc or web, not %q", *port)
+	}
 	if cfg.pin, err = newPinning(*layout); err != nil {
 		return nil, err
 	}

@@ -14,6 +14,7 @@ type result struct {
 	Name      string   `json:"name"`
 	Label     string   `json:"label"`
 	ServeArgs []string `json:"serve_args,omitempty"` // beyond the defaults
+	Web       bool     `json:"web,omitempty"`        // the attacker called the web listener
 	Baseline  latency  `json:"baseline"`
 	Attack    latency  `json:"attack"`
 	// P99Ratio is the attack's p99 over the baseline's; 0 when either has
@@ -66,8 +67,8 @@ type result struct {
 // measure runs attack a against a fresh server, with the bystander
 // measuring before and during it.
 func measure(ctx context.Context, e *env, a *attack, cfg *config, logf func(string, ...any)) *result {
-	r := &result{Name: a.name, Label: a.label, ServeArgs: append(slices.Clip(a.serveArgs), cfg.serveArgs...)}
-	srv, err := e.startServe(ctx, cfg.pin, r.ServeArgs)
+	r := &result{Name: a.name, Label: a.label, ServeArgs: append(slices.Clip(a.serveArgs), cfg.serveArgs...), Web: cfg.web}
+	srv, err := e.startServe(ctx, cfg.pin, r.ServeArgs, cfg.web)
 	if err != nil {
 		r.Err = err.Error()
 		return r
@@ -95,7 +96,7 @@ func measure(ctx context.Context, e *env, a *attack, cfg *config, logf func(stri
 	r.Load = loadAvg()
 	waits.mark()
 	by.setPhase(phaseAttack)
-	done, err := startChild(ctx, childSpec{Attack: a.name, Addr: srv.addr, Key: e.attacker, Duration: cfg.duration}, cfg.pin)
+	done, err := startChild(ctx, childSpec{Attack: a.name, Addr: srv.attackAddr(), Key: e.attacker, Duration: cfg.duration}, cfg.pin)
 	if err != nil {
 		r.Err = err.Error()
 		return r
@@ -199,6 +200,9 @@ func writeTable(w io.Writer, results []*result, cfg *config) {
 	for _, r := range results {
 		if len(r.ServeArgs) > 0 {
 			notes = append(notes, fmt.Sprintf("%s: serve also had %s.", r.Label, strings.Join(r.ServeArgs, " ")))
+		}
+		if r.Web {
+			notes = append(notes, fmt.Sprintf("%s: the attacker called the web listener (--http-listen), the bystander the gRPC port.", r.Label))
 		}
 		if len(r.Bystander) > 0 {
 			notes = append(notes, fmt.Sprintf("%s: the bystander saw %s.", r.Label, strings.Join(r.Bystander, "; ")))

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -66,6 +67,7 @@ type serveProc struct {
 	cmd     *exec.Cmd
 	addr    string
 	metrics string        // the metrics address
+	web     string        // the web listener's address; "" when it is off
 	exited  chan struct{} // closed once the process has exited
 	err     error         // how it exited; set before exited is closed
 	mu      sync.Mutex
@@ -75,13 +77,18 @@ type serveProc struct {
 var (
 	servingAddr = regexp.MustCompile(`msg="serving gRPC" addr=(\S+)`)
 	metricsAddr = regexp.MustCompile(`msg="serving metrics" addr=(\S+)`)
+	webAddr     = regexp.MustCompile(`msg="serving web clients" addr=(\S+)`)
 )
 
 // startServe starts serve with its default flags, on free ports of
 // 127.0.0.1, with the key file and extra, and returns once it serves.
-// It runs where pin puts the server.
-func (e *env) startServe(ctx context.Context, pin pinning, extra []string) (*serveProc, error) {
-	args := append([]string{"serve", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--http-listen", "", "--api-keys-file", e.keys}, extra...)
+// Its web listener is off unless web. It runs where pin puts the server.
+func (e *env) startServe(ctx context.Context, pin pinning, extra []string, web bool) (*serveProc, error) {
+	httpListen := ""
+	if web {
+		httpListen = "127.0.0.1:0"
+	}
+	args := append([]string{"serve", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--http-listen", httpListen, "--api-keys-file", e.keys}, extra...)
 	name, args := pin.serverCommand(e.roomcast, args)
 	cmd := exec.Command(name, args...)
 	stderr, err := cmd.StderrPipe()
@@ -92,7 +99,7 @@ func (e *env) startServe(ctx context.Context, pin pinning, extra []string) (*ser
 		return nil, err
 	}
 	p := &serveProc{cmd: cmd, exited: make(chan struct{})}
-	addr, maddr := make(chan string, 1), make(chan string, 1)
+	addr, maddr, waddr := make(chan string, 1), make(chan string, 1), make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		sc.Buffer(make([]byte, 64<<10), 1<<20)
@@ -103,6 +110,9 @@ func (e *env) startServe(ctx context.Context, pin pinning, extra []string) (*ser
 			}
 			if m := metricsAddr.FindStringSubmatch(line); m != nil {
 				maddr <- m[1]
+			}
+			if m := webAddr.FindStringSubmatch(line); m != nil {
+				waddr <- m[1]
 			}
 			p.mu.Lock()
 			if p.log.Len() > 64<<10 { // keep the tail
@@ -118,11 +128,13 @@ func (e *env) startServe(ctx context.Context, pin pinning, extra []string) (*ser
 		close(p.exited)
 	}()
 	timeout := time.After(30 * time.Second)
-	for p.addr == "" || p.metrics == "" {
+	for p.addr == "" || p.metrics == "" || web && p.web == "" {
 		select {
 		case p.addr = <-addr:
 			continue
 		case p.metrics = <-maddr:
+			continue
+		case p.web = <-waddr:
 			continue
 		case <-p.exited:
 			return nil, fmt.Errorf("serve exited before serving (%v):\n%s", p.err, p.logTail())
@@ -134,6 +146,10 @@ func (e *env) startServe(ctx context.Context, pin pinning, extra []string) (*ser
 	}
 	return p, nil
 }
+
+// attackAddr is where the attacker calls: the web listener if it is on,
+// else the gRPC port.
+func (p *serveProc) attackAddr() string { return cmp.Or(p.web, p.addr) }
 
 // scrape returns the server's metrics, each summed over its labels.
 func (p *serveProc) scrape(ctx context.Context) (map[string]float64, error) {
