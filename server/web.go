@@ -122,8 +122,9 @@ type webAuthedKey struct{}
 // a refused caller could otherwise make the server read and decode a body
 // of up to the method's limit (issue #13 (c), 3.7 GB read and 7 s of CPU in
 // 5 s on the web listener). A refusal is written in the call's own
-// protocol, with the body unread; a request that is no RPC passes on, for
-// connect-go to refuse.
+// protocol, with the body unread; a request to a served path that is no RPC
+// connect-go serves is counted as a refused call and passes on, for
+// connect-go to refuse (415).
 func (s *Server) webAuthFirst(next http.Handler, errs *connect.ErrorWriter) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !webProcedures[r.URL.Path] {
