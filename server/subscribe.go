@@ -160,14 +160,9 @@ func (ss *session) wait() error {
 func (ss *session) endWith(err error) {
 	select {
 	case ss.end <- err:
-		// Before the client hears, so that it may open another at once,
-		// and so that the ended session's id names nothing once it has
-		// (session_id, exclude_session).
+		// Before the client hears, so that it may open another at once.
 		ss.leave()
 		ss.credPlace.giveBack()
-		if ss.srv != nil {
-			ss.srv.access.removeSession(ss.id)
-		}
 		if ss.writeStatus != nil {
 			ss.writeStatus.WriteStatus(status.Convert(err))
 		}
