@@ -50,11 +50,6 @@ type serverEnds struct {
 func (c *resetConn) scanWrite(p []byte) {
 	w := &c.w
 	var answers int64
-	defer func() {
-		if answers > 0 {
-			c.served.Add(answers)
-		}
-	}()
 	for len(p) > 0 {
 		if w.skip > 0 {
 			k := min(w.skip, len(p))
@@ -64,20 +59,22 @@ func (c *resetConn) scanWrite(p []byte) {
 		}
 		var h []byte
 		if h, p = w.fh.next(p); h == nil {
-			return
+			break
 		}
 		w.skip = int(h[0])<<16 | int(h[1])<<8 | int(h[2])
 		t, flags := http2.FrameType(h[3]), http2.Flags(h[4])
-		switch {
-		case t == http2.FrameData:
+		if t == http2.FrameData {
 			answers += answerFrames
-		case t == http2.FramePing && !flags.Has(http2.FlagPingAck):
+		} else if t == http2.FramePing && !flags.Has(http2.FlagPingAck) {
 			answers++
 		}
 		// END_STREAM is the same bit on HEADERS and DATA.
 		if t == http2.FrameRSTStream || (t == http2.FrameHeaders || t == http2.FrameData) && flags.Has(http2.FlagHeadersEndStream) {
 			c.ends.add(uint32(h[5]&0x7f)<<24 | uint32(h[6])<<16 | uint32(h[7])<<8 | uint32(h[8]))
 		}
+	}
+	if answers > 0 {
+		c.served.Add(answers)
 	}
 }
 
