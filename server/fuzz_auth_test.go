@@ -93,8 +93,7 @@ func FuzzCommandAuthenticated(f *testing.F) {
 			t.Fatal(err)
 		}
 		ss := &session{srv: srv, id: "FUZZ", stream: contextOnly{ctx: ctx}, sub: srv.broker.NewSubscriber("FUZZ"), identity: id}
-		srv.access.addSession(ctx, ss.sub, id, func(error) {})
-		defer srv.access.removeSession(ss.id)
+		defer srv.access.removeSession(srv.access.addSession(ctx, ss.sub, id, func(error) {}))
 		for _, raw := range [][]byte{first, second, third} {
 			req := new(roomcastv1.SubscribeRequest)
 			if proto.Unmarshal(raw, req) != nil {

@@ -71,8 +71,9 @@ func TestPublishNamesOnlyItsOwnLiveSessions(t *testing.T) {
 		t.Errorf("an admin naming another subject's session: %v, %v; want OK", own, ex)
 	}
 
-	// A session that has ended names nothing: the client has its status
-	// only once the server's handler has returned and forgotten it.
+	// A session that has ended names nothing, from the moment its client
+	// has its status: one ended from outside its handler, here by its
+	// credential's expiry, is forgotten before the status is written.
 	soon := time.Now().Add(2 * time.Second).Truncate(time.Second).Add(time.Second)
 	ended := subscribe(t, bearer(ctx, testjwt.Token(t, "alice", soon, g)), c, "r")
 	ended.expectEnd(codes.Unauthenticated)

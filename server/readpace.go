@@ -30,12 +30,14 @@ import (
 //     frames a gRPC client sends next to none of (SETTINGS, PRIORITY,
 //     unknown types). A review flooded the uncounted ones of an earlier
 //     version (padded empty DATA on a publish, PRIORITY, unknown types,
-//     without a credential) and cost the server 8 s of CPU in 5. Not
-//     counted: a publish's frames that begin messages (a small publish is
-//     one), which the publish rates govern, RST_STREAM (rapid reset has its
-//     limit), and WINDOW_UPDATE and PING, which clients send as they read
-//     (grpcio a WINDOW_UPDATE for each message) and grpc-go answers
-//     cheaply. The rate is four times a credential's command rate.
+//     without a credential) and cost the server 8 s of CPU in 5; and
+//     WINDOW_UPDATE and PING past what the server's writes allow
+//     (controlframes.go). Not counted: a publish's frames that begin
+//     messages (a small publish is one), which the publish rates govern,
+//     RST_STREAM (rapid reset has its limit), and the WINDOW_UPDATE and
+//     PING frames that a client sends as it reads (grpcio a WINDOW_UPDATE
+//     for each message). The rate is four times a credential's command
+//     rate.
 //   - an address's unfinished requests past a quarter of its share
 //     (unfinishedpace.go).
 //
@@ -61,8 +63,10 @@ const DefaultRequestFrameRate = 4 * DefaultCredentialCommandRate
 // WithRequestFrameRate paces each client address's frames that carry no
 // publish: DATA frames on calls other than Publish and PublishStream
 // (Subscribe commands, History, Presence, Watch, health checks), a
-// publish's DATA frames in which no message begins, and SETTINGS, PRIORITY,
-// CONTINUATION and unknown frames; at perSecond over the address's connections, in
+// publish's DATA frames in which no message begins, SETTINGS, PRIORITY,
+// CONTINUATION and unknown frames, and WINDOW_UPDATE and PING frames past
+// three for each DATA frame the server wrote the connection (and 32 at its
+// start); at perSecond over the address's connections, in
 // bursts of as many. Past it a connection's reader waits before grpc-go
 // sees what it read, and its client's sends wait in TCP flow control;
 // nothing is refused. A gRPC client sends a small request in one frame.

@@ -15,8 +15,9 @@ import (
 // methods other than the publishes; a publish's DATA frame only if no
 // message begins in it (a piece of one, nothing, or all padding); frames
 // a gRPC client sends next to none of (PRIORITY, SETTINGS, unknown
-// types); not WINDOW_UPDATE, PING or RST_STREAM (which has its own
-// limit). Split reads count each frame once.
+// types); not RST_STREAM (which has its own limit), nor WINDOW_UPDATE and
+// PING within a connection's allowance (controlframes.go). Split reads
+// count each frame once.
 func TestRequestFrameCounting(t *testing.T) {
 	const publish, subscribe = roomcastv1.BrokerService_Publish_FullMethodName, roomcastv1.BrokerService_Subscribe_FullMethodName
 	msg := func(n int) []byte { return append([]byte{0, 0, 0, byte(n >> 8), byte(n)}, make([]byte, n)...) }
@@ -70,7 +71,7 @@ func TestRequestFrameCounting(t *testing.T) {
 			tc.frames(p)
 			in := bytes.Clone(p.in.Bytes())
 			for _, step := range []int{len(in), 7, 1} { // whole, and split
-				c := &resetConn{guard: p.c.guard, skip: len(http2.ClientPreface)}
+				c := &resetConn{guard: p.c.guard, skip: len(http2.ClientPreface), answers: answersAtOpen}
 				for b := in; len(b) > 0; b = b[min(step, len(b)):] {
 					if !c.scanFrames(b[:min(step, len(b))]) {
 						t.Fatalf("reads of %d: the scan failed: %v", step, c.err)

@@ -136,7 +136,7 @@ func (c *resetCreds) Clone() credentials.TransportCredentials {
 // watch returns conn, made by transport credentials from raw, with its
 // reads watched.
 func (g *resetGuard) watch(conn, raw net.Conn) net.Conn {
-	rc := &resetConn{Conn: conn, raw: raw, guard: g, skip: len(http2.ClientPreface), tokens: min(g.burst, resetsAtOpen), last: time.Now()}
+	rc := &resetConn{Conn: conn, raw: raw, guard: g, skip: len(http2.ClientPreface), tokens: min(g.burst, resetsAtOpen), last: time.Now(), answers: answersAtOpen}
 	if tcp, ok := conn.(*net.TCPConn); ok {
 		return watchTCP(rc, tcp)
 	}
@@ -241,14 +241,18 @@ type resetConn struct {
 	unfinishedWait time.Duration
 	pause          readPause
 
-	// The write scanner's state (serverends.go).
-	w    writeScan
-	ends serverEnds
+	// The write scanner's state (serverends.go), and the control frames
+	// its writes allow (controlframes.go): served, added by the writer,
+	// which the reader moves into answers.
+	w       writeScan
+	ends    serverEnds
+	served  atomic.Int64
+	answers int64
 }
 
 // Write writes p, noting the streams whose end it holds.
 func (c *resetConn) Write(p []byte) (int, error) {
-	if c.guard.followsMessages() && (!c.web || c.h2.Load()) {
+	if c.skimsWrites() {
 		c.scanWrite(p)
 	}
 	return c.Conn.Write(p)
@@ -347,8 +351,11 @@ func (c *resetConn) scanFrames(p []byte) bool {
 				c.err = cmp.Or(c.err, errHeaderFlood)
 				return false
 			}
-		case http2.FrameWindowUpdate, http2.FramePing, http2.FrameGoAway:
-			c.skip = n // not paced: a client may send one for each message it reads
+		case http2.FrameWindowUpdate, http2.FramePing:
+			c.skip = n
+			c.controlFrame() // paced past what the server's writes allow
+		case http2.FrameGoAway:
+			c.skip = n
 		case http2.FrameRSTStream:
 			c.skip = n
 			c.drop(id)

@@ -45,9 +45,11 @@ type serverEnds struct {
 }
 
 // scanWrite reads the frame headers of p, the next bytes the server
-// writes, and notes the streams they end.
+// writes, notes the streams they end, and adds to the control frames the
+// client may send in answer (controlframes.go).
 func (c *resetConn) scanWrite(p []byte) {
 	w := &c.w
+	var answers int64
 	for len(p) > 0 {
 		if w.skip > 0 {
 			k := min(w.skip, len(p))
@@ -57,14 +59,22 @@ func (c *resetConn) scanWrite(p []byte) {
 		}
 		var h []byte
 		if h, p = w.fh.next(p); h == nil {
-			return
+			break
 		}
 		w.skip = int(h[0])<<16 | int(h[1])<<8 | int(h[2])
 		t, flags := http2.FrameType(h[3]), http2.Flags(h[4])
+		if t == http2.FrameData {
+			answers += answerFrames
+		} else if t == http2.FramePing && !flags.Has(http2.FlagPingAck) {
+			answers++
+		}
 		// END_STREAM is the same bit on HEADERS and DATA.
 		if t == http2.FrameRSTStream || (t == http2.FrameHeaders || t == http2.FrameData) && flags.Has(http2.FlagHeadersEndStream) {
 			c.ends.add(uint32(h[5]&0x7f)<<24 | uint32(h[6])<<16 | uint32(h[7])<<8 | uint32(h[8]))
 		}
+	}
+	if answers > 0 {
+		c.served.Add(answers)
 	}
 }
 

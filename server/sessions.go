@@ -34,27 +34,34 @@ type liveSession struct {
 // identity tell who owns it, and end ends it. The credential is checked once more:
 // the keys may have changed since it was authenticated, before the session
 // was there for RecheckCredentials to find.
-func (a *access) addSession(ctx context.Context, sub *broker.Subscriber, id *auth.Identity, end func(error)) {
+func (a *access) addSession(ctx context.Context, sub *broker.Subscriber, id *auth.Identity, end func(error)) *liveSession {
 	session := sub.ID()
 	ls := &liveSession{id: session, owner: ownerOf(ctx, id), peer: peerAddr(ctx), end: end, identity: id, sub: sub, began: time.Now()}
 	a.sessions.Store(session, ls)
 	a.byIdentity.Store(id, ls)
 	a.register(ctx, ls)
 	a.recheck(ls)
+	return ls
 }
 
-// removeSession forgets a session once its stream has ended: its id names
-// no live session any more.
-func (a *access) removeSession(session string) {
-	if v, ok := a.sessions.LoadAndDelete(session); ok {
-		if a.dir != nil {
-			a.dir.EndSession(session)
-		}
-		ls := v.(*liveSession)
-		ls.mu.Lock()
-		a.byIdentity.Delete(ls.identity)
-		ls.mu.Unlock()
+// forgetSession makes session's id name no live session any more, here
+// and in the engine's directory. A stream ended from outside its handler
+// (an expiry, a recheck) is forgotten before its client hears, so that an
+// id the client saw end is refused at once. It takes no session's lock:
+// recheck ends a stream while holding one. Forgetting twice is harmless.
+func (a *access) forgetSession(session string) {
+	if _, ok := a.sessions.LoadAndDelete(session); ok && a.dir != nil {
+		a.dir.EndSession(session)
 	}
+}
+
+// removeSession forgets ls once its handler has returned, and with it the
+// credential by which its commands found it.
+func (a *access) removeSession(ls *liveSession) {
+	a.forgetSession(ls.id)
+	ls.mu.Lock()
+	a.byIdentity.Delete(ls.identity)
+	ls.mu.Unlock()
 }
 
 // sessionOf returns the live session whose current credential is id, if any.

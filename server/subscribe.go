@@ -125,8 +125,7 @@ func (s *Server) serve(stream subscribeStream, watch bool) error {
 	ss.sub = s.broker.NewNotifiedSubscriber(id, ss.wake)
 	ss.record = recordOf(stream.Context())
 	ss.record.stream(id, ss.sub)
-	s.access.addSession(stream.Context(), ss.sub, ss.identity, ss.endWith)
-	defer s.access.removeSession(id)
+	defer s.access.removeSession(s.access.addSession(stream.Context(), ss.sub, ss.identity, ss.endWith))
 	ss.setExpiry(ss.identity.Expiry)
 	s.live.Store(ss, struct{}{})
 	defer s.live.Delete(ss)
@@ -160,9 +159,13 @@ func (ss *session) wait() error {
 func (ss *session) endWith(err error) {
 	select {
 	case ss.end <- err:
-		// Before the client hears, so that it may open another at once.
+		// Before the client hears, so that it may open another at once,
+		// and finds the id it saw end refused.
 		ss.leave()
 		ss.credPlace.giveBack()
+		if ss.srv != nil {
+			ss.srv.access.forgetSession(ss.id)
+		}
 		if ss.writeStatus != nil {
 			ss.writeStatus.WriteStatus(status.Convert(err))
 		}

