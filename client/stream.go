@@ -245,16 +245,26 @@ func (s *Subscription) nextRead(c *conn) {
 // the rate may stage), and wakes a Next waiting for them. A Next that read
 // them takes them itself, and nextRead wakes the Next calls that wait to
 // read: only those waiting for another context need a wake-up then.
+//
+// A stream given up (a rejoin failed) delivers nothing: its staged
+// messages are dropped with it and the next stream resumes from the
+// positions before it, so a message it queued, even once every rejoin has
+// replied, would skip those staged before it without a Gap (and move the
+// room's position past them). Such a stream is read to its end, gRPC
+// handing over what it buffered before the cancel.
 func (s *Subscription) received(c *conn, msgs []*Event, byNext bool) {
 	if len(msgs) == 0 {
 		return
 	}
 	s.mu.Lock()
 	for _, ev := range msgs {
-		if c.rejoining > 0 {
+		switch {
+		case c.fatal != nil || c.retry != nil:
+			// Given up: dropped, as what it staged is.
+		case !c.ready: // rejoining
 			c.staged = append(c.staged, ev)
 			c.rateWait.stagedBytes += payloadSize(ev.Message)
-		} else {
+		default:
 			s.pushMessage(ev)
 		}
 	}
