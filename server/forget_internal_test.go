@@ -24,16 +24,24 @@ func (w statusSeen) WriteStatus(*status.Status) error {
 	return nil
 }
 
-// A session ended from outside its handler (its credential's expiry, a
-// recheck) is forgotten before its client hears: a publisher naming the id
-// it saw end is refused at once, not after the handler returns. Ending it
-// under the session's lock, as recheck does, must not wait on that lock.
-func TestASessionEndedFromOutsideIsForgottenBeforeItsStatus(t *testing.T) {
+// unservedSession is a session of a new server that no handler serves:
+// the test plays the handler's part.
+func unservedSession(t *testing.T) (*Server, *session) {
 	srv := newTestServer(t)
 	ctx := context.Background()
 	ss := &session{srv: srv, id: "S", stream: contextOnly{ctx: ctx}, end: make(chan error, 1)}
 	ss.sub = srv.broker.NewSubscriber(ss.id)
 	ss.identity = srv.access.identity(ctx)
+	return srv, ss
+}
+
+// A session ended from outside its handler (its credential's expiry, a
+// recheck) is forgotten before its client hears: a publisher naming the id
+// it saw end is refused at once, not after the handler returns. Ending it
+// under the session's lock, as recheck does, must not wait on that lock.
+func TestASessionEndedFromOutsideIsForgottenBeforeItsStatus(t *testing.T) {
+	srv, ss := unservedSession(t)
+	ctx := ss.stream.Context()
 	seen := statusSeen{a: srv.access, session: ss.id, live: make(chan bool, 1)}
 	ss.writeStatus = seen
 	ls := srv.access.addSession(ctx, ss.sub, ss.identity, ss.endWith)
@@ -97,11 +105,8 @@ func (d *sessionsKept) SessionOwner(context.Context, string) (string, bool, erro
 // leaves no entry there: forgetting it told the directory before the
 // directory had it, so it is told again once registered.
 func TestASessionEndedWhileItRegistersLeavesTheDirectory(t *testing.T) {
-	srv := newTestServer(t)
-	ctx := context.Background()
-	ss := &session{srv: srv, id: "S", stream: contextOnly{ctx: ctx}, end: make(chan error, 1)}
-	ss.sub = srv.broker.NewSubscriber(ss.id)
-	ss.identity = srv.access.identity(ctx)
+	srv, ss := unservedSession(t)
+	ctx := ss.stream.Context()
 	d := &sessionsKept{live: map[string]bool{}}
 	d.beforeRegister = func() {
 		for _, ls := range srv.access.sessionsWhere(func(*liveSession) bool { return true }) {
