@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 
@@ -23,20 +24,27 @@ func (w statusSeen) WriteStatus(*status.Status) error {
 	return nil
 }
 
-// A session ended from outside its handler (its credential's expiry, a
-// recheck) is forgotten before its client hears: a publisher naming the id
-// it saw end is refused at once, not after the handler returns. Ending it
-// under the session's lock, as recheck does, must not wait on that lock.
-func TestASessionEndedFromOutsideIsForgottenBeforeItsStatus(t *testing.T) {
+// unservedSession is a session of a new server that no handler serves:
+// the test plays the handler's part.
+func unservedSession(t *testing.T) (*Server, *session) {
 	srv := newTestServer(t)
 	ctx := context.Background()
 	ss := &session{srv: srv, id: "S", stream: contextOnly{ctx: ctx}, end: make(chan error, 1)}
 	ss.sub = srv.broker.NewSubscriber(ss.id)
 	ss.identity = srv.access.identity(ctx)
+	return srv, ss
+}
+
+// A session ended from outside its handler (its credential's expiry, a
+// recheck) is forgotten before its client hears: a publisher naming the id
+// it saw end is refused at once, not after the handler returns. Ending it
+// under the session's lock, as recheck does, must not wait on that lock.
+func TestASessionEndedFromOutsideIsForgottenBeforeItsStatus(t *testing.T) {
+	srv, ss := unservedSession(t)
+	ctx := ss.stream.Context()
 	seen := statusSeen{a: srv.access, session: ss.id, live: make(chan bool, 1)}
 	ss.writeStatus = seen
 	ls := srv.access.addSession(ctx, ss.sub, ss.identity, ss.endWith)
-	defer srv.access.removeSession(ls)
 	if err := srv.access.ownSession(ctx, ss.identity, "session_id", ss.id); err != nil {
 		t.Fatalf("the open session: %v", err)
 	}
@@ -51,8 +59,9 @@ func TestASessionEndedFromOutsideIsForgottenBeforeItsStatus(t *testing.T) {
 	select {
 	case <-ended:
 	case <-time.After(10 * time.Second):
-		t.Fatal("ending a session under its lock did not return")
+		t.Fatal("ending a session under its lock did not return") // and leaves the lock held
 	}
+	defer srv.access.removeSession(ls)
 	if <-seen.live {
 		t.Error("the session's id was still live when its status was written")
 	}
@@ -61,5 +70,52 @@ func TestASessionEndedFromOutsideIsForgottenBeforeItsStatus(t *testing.T) {
 	}
 	if _, ok := srv.access.sessionOf(ss.identity); !ok {
 		t.Error("the credential no longer finds its session before the handler returned")
+	}
+}
+
+// sessionsKept is a session directory that holds sessions as the Redis
+// engine's does: ending one it does not hold does nothing. beforeRegister
+// runs as a registration begins.
+type sessionsKept struct {
+	mu             sync.Mutex
+	live           map[string]bool
+	beforeRegister func()
+}
+
+func (d *sessionsKept) RegisterSession(_ context.Context, session, _ string) error {
+	d.beforeRegister()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.live[session] = true
+	return nil
+}
+
+func (d *sessionsKept) EndSession(session string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	delete(d.live, session)
+}
+
+func (d *sessionsKept) SessionOwner(context.Context, string) (string, bool, error) {
+	return "", false, nil
+}
+
+// A session ended while it registers in the cluster's directory (an
+// operator's disconnect, or a recheck, finds it among the sessions first)
+// leaves no entry there: forgetting it told the directory before the
+// directory had it, so it is told again once registered.
+func TestASessionEndedWhileItRegistersLeavesTheDirectory(t *testing.T) {
+	srv, ss := unservedSession(t)
+	ctx := ss.stream.Context()
+	d := &sessionsKept{live: map[string]bool{}}
+	d.beforeRegister = func() {
+		for _, ls := range srv.access.sessionsWhere(func(*liveSession) bool { return true }) {
+			ls.end(status.Error(codes.Unavailable, "disconnected by an operator"))
+		}
+	}
+	srv.access.dir = d
+	srv.access.removeSession(srv.access.addSession(ctx, ss.sub, ss.identity, ss.endWith))
+	if d.live[ss.id] {
+		t.Error("the ended session is still in the directory after its handler returned")
 	}
 }

@@ -35,9 +35,8 @@ import (
 //     (controlframes.go). Not counted: a publish's frames that begin
 //     messages (a small publish is one), which the publish rates govern,
 //     RST_STREAM (rapid reset has its limit), and the WINDOW_UPDATE and
-//     PING frames that a client sends as it reads (grpcio a WINDOW_UPDATE
-//     for each message). The rate is four times a credential's command
-//     rate.
+//     PING frames that a client sends as it reads. The rate is four times
+//     a credential's command rate.
 //   - an address's unfinished requests past a quarter of its share
 //     (unfinishedpace.go).
 //
@@ -64,9 +63,10 @@ const DefaultRequestFrameRate = 4 * DefaultCredentialCommandRate
 // publish: DATA frames on calls other than Publish and PublishStream
 // (Subscribe commands, History, Presence, Watch, health checks), a
 // publish's DATA frames in which no message begins, SETTINGS, PRIORITY,
-// CONTINUATION and unknown frames, and WINDOW_UPDATE and PING frames past
-// three for each DATA frame the server wrote the connection (and 32 at its
-// start); at perSecond over the address's connections, in
+// CONTINUATION, GOAWAY and unknown frames, and WINDOW_UPDATE and PING
+// frames past what the server's writes allow (two or three for each DATA
+// frame, and 32 at the start) or that open a window by less than 1 KiB;
+// at perSecond over the address's connections, in
 // bursts of as many. Past it a connection's reader waits before grpc-go
 // sees what it read, and its client's sends wait in TCP flow control;
 // nothing is refused. A gRPC client sends a small request in one frame.

@@ -61,10 +61,11 @@ func TestRequestFrameCounting(t *testing.T) {
 			p.client.WriteRawFrame(0xbb, 0, 0, []byte("x"))
 		}, 3},
 		{"flow control and pings", func(p *scanPlay) {
-			p.client.WriteWindowUpdate(0, 100)
+			p.client.WriteWindowUpdate(0, 1<<16)
+			p.client.WriteWindowUpdate(1, 100) // less than a reader opens its window by: counted
 			p.client.WritePing(false, [8]byte{})
 			p.client.WriteSettingsAck()
-		}, 1},
+		}, 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := newScanPlay(t, 1)

@@ -66,7 +66,7 @@ func TestRequestFramesArePaced(t *testing.T) {
 		{"window updates", func(t *testing.T, c *rawh2.Conn, n int) {
 			if err := c.Frames(func(fr *http2.Framer) error {
 				for range n {
-					if err := fr.WriteWindowUpdate(0, 1); err != nil {
+					if err := fr.WriteWindowUpdate(0, 1<<10); err != nil {
 						return err
 					}
 				}
@@ -160,16 +160,22 @@ func TestReadersControlFramesAreNotPaced(t *testing.T) {
 		}
 		read <- nil
 	}()
+	waited := func() float64 { return counter(t, reg, "roomcast_request_frames_paced_seconds_total") }
 	data := make([]byte, 1<<10)
 	for i := range messages {
 		if _, err := pub.Publish(ctx, &roomcastv1.PublishRequest{Room: "fast.reader", Payload: &roomcastv1.PublishRequest_Data{Data: data}}); err != nil {
-			t.Fatalf("publish %d: %v", i, err)
+			t.Fatalf("publish %d: %v (reads paced %v s)", i, err, waited())
+		}
+		if i%200 == 0 {
+			if w := waited(); w != 0 {
+				t.Fatalf("after %d messages, reads waited %v s", i, w)
+			}
 		}
 	}
 	if err := <-read; err != nil {
 		t.Fatal(err)
 	}
-	if w := counter(t, reg, "roomcast_request_frames_paced_seconds_total"); w != 0 {
+	if w := waited(); w != 0 {
 		t.Fatalf("a reader's frames waited %v s", w)
 	}
 }

@@ -248,6 +248,15 @@ type resetConn struct {
 	ends    serverEnds
 	served  atomic.Int64
 	answers int64
+
+	// A WINDOW_UPDATE frame's payload, split between reads, and the
+	// connection's send window less its initial size: the client's
+	// updates less the server's DATA (controlframes.go).
+	inWindow   bool
+	win        [4]byte
+	winAt      int
+	winStream  uint32
+	sendWindow atomic.Int64
 }
 
 // Write writes p, noting the streams whose end it holds.
@@ -310,6 +319,10 @@ func (c *resetConn) scanFrames(p []byte) bool {
 			}
 			continue
 		}
+		if c.inWindow {
+			p = c.windowUpdate(p)
+			continue
+		}
 		if c.skip > 0 {
 			k := min(c.skip, len(p))
 			c.skip -= k
@@ -351,11 +364,19 @@ func (c *resetConn) scanFrames(p []byte) bool {
 				c.err = cmp.Or(c.err, errHeaderFlood)
 				return false
 			}
-		case http2.FrameWindowUpdate, http2.FramePing:
+		case http2.FrameWindowUpdate:
+			if n != 4 { // a connection error for grpc-go
+				c.skip = n
+				continue
+			}
+			c.inWindow, c.winStream = true, id // counted once its increment is read (controlframes.go)
+			p = c.windowUpdate(p)
+		case http2.FramePing:
 			c.skip = n
 			c.controlFrame() // paced past what the server's writes allow
 		case http2.FrameGoAway:
 			c.skip = n
+			c.frames++ // grpc-go ignores it; a client sends one
 		case http2.FrameRSTStream:
 			c.skip = n
 			c.drop(id)

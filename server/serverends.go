@@ -49,7 +49,7 @@ type serverEnds struct {
 // client may send in answer (controlframes.go).
 func (c *resetConn) scanWrite(p []byte) {
 	w := &c.w
-	var answers int64
+	var answers, sent int64
 	for len(p) > 0 {
 		if w.skip > 0 {
 			k := min(w.skip, len(p))
@@ -64,7 +64,11 @@ func (c *resetConn) scanWrite(p []byte) {
 		w.skip = int(h[0])<<16 | int(h[1])<<8 | int(h[2])
 		t, flags := http2.FrameType(h[3]), http2.Flags(h[4])
 		if t == http2.FrameData {
-			answers += answerFrames
+			sent += int64(w.skip)
+			answers += answersPerSmallData
+			if w.skip >= minAnsweredBytes {
+				answers += answersPerData - answersPerSmallData
+			}
 		} else if t == http2.FramePing && !flags.Has(http2.FlagPingAck) {
 			answers++
 		}
@@ -75,6 +79,9 @@ func (c *resetConn) scanWrite(p []byte) {
 	}
 	if answers > 0 {
 		c.served.Add(answers)
+	}
+	if sent > 0 {
+		c.sendWindow.Add(-sent)
 	}
 }
 

@@ -40,6 +40,11 @@ func (a *access) addSession(ctx context.Context, sub *broker.Subscriber, id *aut
 	a.sessions.Store(session, ls)
 	a.byIdentity.Store(id, ls)
 	a.register(ctx, ls)
+	// Ended while it registered (an operator's disconnect, a recheck after
+	// a reload): forgetSession told the directory before it knew the id.
+	if _, ok := a.sessions.Load(session); !ok && a.dir != nil {
+		a.dir.EndSession(session)
+	}
 	a.recheck(ls)
 	return ls
 }

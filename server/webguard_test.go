@@ -175,7 +175,7 @@ func TestWebListenerPacesRequestFrames(t *testing.T) {
 		// answers every PING, and strikes none.
 		{"window updates and pings", func(fr *http2.Framer, id uint32, i int) error {
 			if i%2 == 0 {
-				return fr.WriteWindowUpdate(0, 1)
+				return fr.WriteWindowUpdate(0, 1<<10)
 			}
 			return fr.WritePing(false, [8]byte{byte(i), byte(i >> 8), 0xee})
 		}},

@@ -48,7 +48,8 @@ var attacks = []*attack{
 	{name: "announce", label: "(l) announced messages", about: "one credential, 1,000 Subscribe streams over 5 connections, each announcing a 1 MiB message and sending all of it but its last byte, then holding", run: announce},
 	{name: "announce-publish", label: "(m) announced publishes", about: "one credential, Publish calls over 5 connections of 200, each announcing a 1 MiB message and sending all of it but its last byte, then holding; each connection the server closes dialled again, never giving up", run: announcePublish},
 	{name: "frame-flood", label: "(n) frames that carry nothing", about: "no credential, 5 connections each opening a Publish call and sending padded DATA frames of no data on it, and PRIORITY frames, as fast as the server reads them; each connection the server closes dialled again", run: frameFlood},
-	{name: "control-flood", label: "(o) WINDOW_UPDATE and PING flood", about: "no credential, no call: 5 connections each sending WINDOW_UPDATE and PING frames as fast as the server reads them; each connection the server closes dialled again", run: controlFlood},
+	{name: "control-flood", label: "(o) WINDOW_UPDATE, PING and GOAWAY flood", about: "no credential, no call: 5 connections each sending WINDOW_UPDATE, PING and GOAWAY frames as fast as the server reads them; each connection the server closes dialled again", run: controlFlood},
+	{name: "window-dribble", label: "(p) windows opened a byte at a time", about: "one credential fills a room with history, then 2 connections each open 10 History calls on it with windows of nothing, and open each by one byte at a time (the connection's by as little), with a PING, for the one-byte DATA frames that answer; each connection dialled again when the server ends it or a call", run: windowDribble},
 }
 
 func attackNames() []string {
