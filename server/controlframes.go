@@ -42,7 +42,8 @@ import "encoding/binary"
 
 const (
 	// answersPerData is how many control frames a DATA frame the server
-	// writes allows, if it carries minAnsweredBytes or more; one less, one.
+	// writes allows if it carries minAnsweredBytes or more, and
+	// answersPerSmallData if less.
 	answersPerData      = 3
 	answersPerSmallData = 2
 	minAnsweredBytes    = 1 << 10
@@ -64,9 +65,14 @@ const (
 // controlFrame counts a WINDOW_UPDATE or PING frame the client sent
 // against its allowance, and past it as a request frame to pace.
 func (c *resetConn) controlFrame() {
-	if !c.skimsWrites() {
-		return
+	if c.skimsWrites() {
+		c.answer()
 	}
+}
+
+// answer spends one of the allowance's frames, or counts a request frame
+// once it is spent.
+func (c *resetConn) answer() {
 	if c.answers <= 0 {
 		c.answers = min(c.answers+c.served.Swap(0), maxAnswers)
 	}
@@ -110,7 +116,7 @@ func (c *resetConn) windowIncrement(inc uint32) {
 		c.frames++
 		return
 	}
-	c.controlFrame()
+	c.answer()
 }
 
 // skimsWrites reports whether the connection's writes are skimmed: with
