@@ -36,13 +36,18 @@ const DefaultMaxBuckets = 100_000
 // told that bound is Crowded, and each identity's crowded refusals are
 // counted by the second (Decision.CrowdedInSecond), so that a server can
 // hold back a credential that ignores its advice over many connections.
+// An identity stays crowded for twice the longest advice after its last
+// crowded refusal: its refusals are Crowded then even once its slots have
+// come free. A caller that ignores its advice and is held back (a server
+// pauses its connections) finds its slots free when it comes back, as the
+// horizon has receded meanwhile: without the memory it could fill them all
+// again, a second's worth of refusals at once, in every round.
 //
 // Memory is bounded: a bucket unused for the idle time is dropped (by
-// default the time an empty bucket takes to fill up, after which a new
-// bucket is indistinguishable from it), and past the maximum number of
-// buckets the least recently used one is dropped. A dropped bucket takes
-// its count of crowded refusals with it; at the default idle time (at
-// least a second), an idle one had none within the last second.
+// default twice the time an empty bucket takes to fill up, after which a
+// new bucket is indistinguishable from it, its crowding forgotten), and
+// past the maximum number of buckets the least recently used one is
+// dropped. A dropped bucket takes its count of crowded refusals with it.
 //
 // It is safe for concurrent use.
 type RateLimiter struct {
@@ -67,6 +72,7 @@ type bucket struct {
 
 	crowdedSince time.Time // when the second of crowded refusals began
 	crowded      int       // crowded refusals since crowdedSince
+	crowdedLast  time.Time // the last crowded refusal
 }
 
 // RateLimitOption configures NewRateLimiter.
@@ -84,9 +90,10 @@ type rateConfig struct {
 func WithMaxBuckets(n int) RateLimitOption { return func(c *rateConfig) { c.max = n } }
 
 // WithIdleEviction drops the bucket of an identity that has not published
-// for d. The default is the time an empty bucket takes to fill up
-// (burst/perSecond), but at least one second and at most 24 hours: dropping
-// a bucket that has filled up changes nothing.
+// for d. The default is twice the time an empty bucket takes to fill up
+// (burst/perSecond, but at least one second and at most 24 hours): dropping
+// a bucket that has filled up, and whose crowding is forgotten, changes
+// nothing.
 func WithIdleEviction(d time.Duration) RateLimitOption { return func(c *rateConfig) { c.idle = d } }
 
 // WithRateLimitClock sets the function that tells the limiter the current
@@ -116,7 +123,7 @@ func NewRateLimiter(perSecond float64, burst int, opts ...RateLimitOption) (*Rat
 	if secs := float64(burst) / perSecond; secs < refill.Seconds() {
 		refill = max(time.Second, time.Duration(secs*float64(time.Second)))
 	}
-	c := rateConfig{idle: refill, max: DefaultMaxBuckets, now: time.Now}
+	c := rateConfig{idle: 2 * refill, max: DefaultMaxBuckets, now: time.Now}
 	for _, o := range opts {
 		o(&c)
 	}
@@ -154,7 +161,9 @@ type Decision struct {
 	// within it than callers that each wait out their advice can be, unless
 	// more than rate × MaxRetryAfter of them wait at once. Callers that
 	// ignore their advice, calling again at once, make every refusal
-	// crowded once they have filled the slots.
+	// crowded once they have filled the slots. It is also set, with the
+	// advice of the slot reserved, for every refusal within twice
+	// MaxRetryAfter of the identity's last crowded one (see RateLimiter).
 	Crowded bool
 	// CrowdedInSecond is, for a Crowded refusal, how many crowded refusals
 	// the identity has had within the current second, this one included;
@@ -221,16 +230,26 @@ func (l *RateLimiter) Take(id *Identity) Decision {
 	// (or by more waiters than the rate serves in that time): the advice
 	// stops growing, and the horizon with it, so that it recedes as soon
 	// as the refusals slow down.
-	if bound := max(d, l.spread); slot.Sub(now) > bound {
+	bound := max(d, l.spread)
+	if slot.Sub(now) > bound {
 		b.slot = now.Add(bound)
-		if now.Sub(b.crowdedSince) > time.Second {
-			b.crowdedSince, b.crowded = now, 0
-		}
-		b.crowded++
-		return Decision{RetryAfter: bound, Crowded: true, CrowdedInSecond: b.crowded}
+		return b.crowd(now, bound)
 	}
 	b.slot = slot
+	if !b.crowdedLast.IsZero() && now.Sub(b.crowdedLast) <= 2*l.spread {
+		return b.crowd(now, slot.Sub(now))
+	}
 	return Decision{RetryAfter: slot.Sub(now)}
+}
+
+// crowd counts a crowded refusal of b at now, advised wait.
+func (b *bucket) crowd(now time.Time, wait time.Duration) Decision {
+	if now.Sub(b.crowdedSince) > time.Second {
+		b.crowdedSince, b.crowded = now, 0
+	}
+	b.crowded++
+	b.crowdedLast = now
+	return Decision{RetryAfter: wait, Crowded: true, CrowdedInSecond: b.crowded}
 }
 
 // tokenTime is how long a bucket takes to earn one token at perSecond,

@@ -76,3 +76,38 @@ func TestRateLimiterDoesNotCountCallersThatWait(t *testing.T) {
 		back[i] = d.RetryAfter // 0 after a token: it calls again at once
 	}
 }
+
+// A credential that filled its slots stays crowded for twice the longest
+// advice after its last crowded refusal: held back for a while (as a server
+// pauses its connections), it finds its slots free again, and without the
+// memory a loop would fill them all, a second's worth of uncounted
+// refusals, every time it came back. Its refusals then are told their
+// slots, not the longest advice; past the memory they are not crowded.
+func TestRateLimiterRemembersCallersThatIgnoredTheirAdvice(t *testing.T) {
+	clk := fakeclock.New(now)
+	l := newSpreadLimiter(t, clk, 100, 50) // the longest advice: 1s
+	alice := user("alice")
+	for range 50 + 100 { // the burst, then the slots up to 1s
+		l.Take(alice)
+	}
+	if d := l.Take(alice); !d.Crowded {
+		t.Fatalf("past the slots: %+v, want crowded", d)
+	}
+	clk.Advance(1500 * time.Millisecond) // held back: the horizon recedes, the bucket fills
+	for i := range 50 {
+		if d := l.Take(alice); !d.OK {
+			t.Fatalf("token %d of the full bucket: %+v", i, d)
+		}
+	}
+	d := l.Take(alice)
+	if !d.Crowded || d.CrowdedInSecond != 1 || d.RetryAfter >= time.Second {
+		t.Fatalf("back within twice the longest advice: %+v, want crowded, counted in a new second, told its slot", d)
+	}
+	clk.Advance(2*time.Second + time.Nanosecond)
+	for range 50 {
+		l.Take(alice)
+	}
+	if d := l.Take(alice); d.Crowded || d.CrowdedInSecond != 0 {
+		t.Fatalf("past twice the longest advice since the last crowded refusal: %+v, want not crowded", d)
+	}
+}

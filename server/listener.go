@@ -445,16 +445,20 @@ func (g *connGuard) refusedCall(ctx context.Context) time.Duration {
 // credential's connections (most pauses past its allowance are then a
 // second), and a closing would penalise the client's address, and every
 // client behind it.
-func (g *connGuard) crowdedCall(ctx context.Context, credCrowded int) time.Duration {
+func (g *connGuard) crowdedCall(ctx context.Context, credCrowded, credAllowance int) time.Duration {
 	n, _, t, _ := g.countRefusal(ctx, func(t *tracked) *refusals { return &t.crowdedCalls }, 1, nil)
 	if t == nil {
 		return 0
+	}
+	maxCred := g.maxCredCrowded
+	if credAllowance > 0 {
+		maxCred = min(maxCred, credAllowance)
 	}
 	// Past the credential's allowance, a connection's pause grows with its
 	// own crowded calls, not the credential's: a connection that shares the
 	// credential (clients behind one address, a fleet on one key) and made
 	// one is paused a millisecond, not the second a loop elsewhere earns.
-	if past := max(n-g.maxCrowded, min(n, credCrowded-g.maxCredCrowded)); past > 0 {
+	if past := max(n-g.maxCrowded, min(n, credCrowded-maxCred)); past > 0 {
 		return refusalPause(past)
 	}
 	return 0

@@ -85,6 +85,10 @@ type refusal struct {
 	// its rate its credential has had within the second, this one
 	// included, over all its connections (auth.Decision.CrowdedInSecond).
 	credCrowded int
+	// credAllowance is, for a crowdedRefusal, how many of those its
+	// credential may have before its connections are paused; 0: the
+	// guard's own (freeCredentialCrowdedRefusals).
+	credAllowance int
 	// body and credBodies are, for a crowdedBodyRefusal, the bytes its body
 	// may have sent, and its credential's crowded refusals' within the
 	// second.
@@ -186,7 +190,7 @@ func (s *Server) refusedInTap(ctx context.Context, r refusal) {
 	case abusiveRefusal:
 		d = s.guard.refusedCall(ctx)
 	case crowdedRefusal:
-		d = s.guard.crowdedCall(ctx, r.credCrowded)
+		d = s.guard.crowdedCall(ctx, r.credCrowded, r.credAllowance)
 	case crowdedBodyRefusal:
 		d = s.guard.crowdedBodyCall(ctx, r.body, r.credCrowded, r.credBodies)
 	}
