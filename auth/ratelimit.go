@@ -38,10 +38,12 @@ const DefaultMaxBuckets = 100_000
 // hold back a credential that ignores its advice over many connections.
 // An identity stays crowded for twice the longest advice after its last
 // crowded refusal: its refusals are Crowded then even once its slots have
-// come free. A caller that ignores its advice and is held back (a server
-// pauses its connections) finds its slots free when it comes back, as the
-// horizon has receded meanwhile: without the memory it could fill them all
-// again, a second's worth of refusals at once, in every round.
+// come free, and its bucket holds one token at most. A caller that ignores
+// its advice and is held back (a server pauses its connections) finds its
+// slots free when it comes back, as the horizon has receded meanwhile, and
+// its bucket full: without the memory it could fill the slots all again, a
+// second's worth of refusals at once, and take a burst's worth of tokens
+// at once, in every round. Once the memory ends the bucket fills again.
 //
 // Memory is bounded: a bucket unused for the idle time is dropped (by
 // default twice the time an empty bucket takes to fill up, after which a
@@ -213,6 +215,9 @@ func (l *RateLimiter) Take(id *Identity) Decision {
 		}
 	}
 	b.used = now
+	if b.lim.Burst() != l.burst && now.Sub(b.crowdedLast) > 2*l.spread {
+		b.lim.SetBurstAt(now, l.burst) // its crowding forgotten: the bucket fills again from here
+	}
 	r := b.lim.ReserveN(now, 1)
 	d := r.DelayFrom(now)
 	if d <= 0 {
@@ -249,6 +254,9 @@ func (b *bucket) crowd(now time.Time, wait time.Duration) Decision {
 	}
 	b.crowded++
 	b.crowdedLast = now
+	if b.lim.Burst() != 1 {
+		b.lim.SetBurstAt(now, 1)
+	}
 	return Decision{RetryAfter: wait, Crowded: true, CrowdedInSecond: b.crowded}
 }
 

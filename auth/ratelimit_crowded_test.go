@@ -82,7 +82,10 @@ func TestRateLimiterDoesNotCountCallersThatWait(t *testing.T) {
 // pauses its connections), it finds its slots free again, and without the
 // memory a loop would fill them all, a second's worth of uncounted
 // refusals, every time it came back. Its refusals then are told their
-// slots, not the longest advice; past the memory they are not crowded.
+// slots, not the longest advice. Nor does its bucket fill meanwhile: while
+// crowded it holds one token at most, so that a loop held back does not
+// come back to a burst's worth of calls served at once. Past the memory
+// its refusals are not crowded, and its bucket fills again.
 func TestRateLimiterRemembersCallersThatIgnoredTheirAdvice(t *testing.T) {
 	clk := fakeclock.New(now)
 	l := newSpreadLimiter(t, clk, 100, 50) // the longest advice: 1s
@@ -93,21 +96,32 @@ func TestRateLimiterRemembersCallersThatIgnoredTheirAdvice(t *testing.T) {
 	if d := l.Take(alice); !d.Crowded {
 		t.Fatalf("past the slots: %+v, want crowded", d)
 	}
-	clk.Advance(1500 * time.Millisecond) // held back: the horizon recedes, the bucket fills
-	for i := range 50 {
-		if d := l.Take(alice); !d.OK {
-			t.Fatalf("token %d of the full bucket: %+v", i, d)
-		}
+	clk.Advance(1500 * time.Millisecond) // held back: the horizon recedes
+	if d := l.Take(alice); !d.OK {
+		t.Fatalf("the one token a crowded bucket holds: %+v", d)
 	}
 	d := l.Take(alice)
 	if !d.Crowded || d.CrowdedInSecond != 1 || d.RetryAfter >= time.Second {
 		t.Fatalf("back within twice the longest advice: %+v, want crowded, counted in a new second, told its slot", d)
 	}
-	clk.Advance(2*time.Second + time.Nanosecond)
-	for range 50 {
-		l.Take(alice)
+	// Calls within the rate meanwhile, one token each, keep the bucket.
+	for i := range 105 {
+		clk.Advance(20 * time.Millisecond)
+		if d := l.Take(alice); !d.OK {
+			t.Fatalf("call %d at half the rate: %+v, want a token", i, d)
+		}
 	}
-	if d := l.Take(alice); d.Crowded || d.CrowdedInSecond != 0 {
-		t.Fatalf("past twice the longest advice since the last crowded refusal: %+v, want not crowded", d)
+	d = l.Take(alice)
+	for n := 1; d.OK && n < 50; n++ { // the bucket fills again from the memory's end: what it holds
+		d = l.Take(alice)
+	}
+	if d.OK || d.Crowded || d.CrowdedInSecond != 0 {
+		t.Fatalf("past twice the longest advice since the last crowded refusal: %+v, want refused, not crowded", d)
+	}
+	clk.Advance(500 * time.Millisecond)
+	for i := range 50 {
+		if d := l.Take(alice); !d.OK {
+			t.Fatalf("token %d of the bucket, full again: %+v", i, d)
+		}
 	}
 }
