@@ -124,7 +124,7 @@ func TestRateLimiterAdviceIsBounded(t *testing.T) {
 		}
 	}
 	clk.Advance(20 * time.Millisecond) // slower than one refusal per token
-	if ok, _ := l.Allow(alice); !ok { // a crowded bucket holds one token at most
+	if ok, _ := l.Allow(alice); !ok {  // a crowded bucket holds one token at most
 		t.Fatal("the token of 20ms refused")
 	}
 	if d := l.Take(alice); d.RetryAfter != time.Second-10*time.Millisecond {
