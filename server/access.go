@@ -189,7 +189,7 @@ func (a *access) publishCrowdedAllowance(id *auth.Identity) int {
 // address looping past its 1000 publishes a second was refused 2,000 times
 // a second within the credential's allowance, and cost the server twice
 // what the calls it served did (issue #13 (i)). Callers that wait out
-// their advice have no crowded refusals (see freeCrowdedRefusals), so a
+// their advice have few crowded refusals (see freeCrowdedRefusals), so a
 // smaller rate's loop is held to a smaller share. History and Presence
 // keep freeCredentialCrowdedRefusals: an honest client resyncing a
 // thousand rooms has about 600 crowded refusals of the read rate.

@@ -436,8 +436,9 @@ func (g *connGuard) refusedCall(ctx context.Context) time.Duration {
 // rate whose advice was crowded (see crowdedRefusal), the credCrowded'th
 // of its credential within the second, and returns how long the tap should
 // pause the connection's reading after it: none within the connection's
-// first freeCrowdedRefusals and the credential's first
-// freeCredentialCrowdedRefusals (tests may allow fewer), then
+// first freeCrowdedRefusals and the credential's first credAllowance (a
+// publish rate's crowdedAllowance) or freeCredentialCrowdedRefusals,
+// whichever is fewer (tests may allow fewer still), then
 // refusalPause's, doubling with the connection's refusals past its
 // allowance, or past the credential's (but never more than its own). It
 // never closes the connection: the pauses alone keep such refusals near

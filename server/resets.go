@@ -258,8 +258,8 @@ type resetConn struct {
 	winStream  uint32
 	sendWindow atomic.Int64
 
-	// A web HTTP/2 connection's reads, taken from the kernel webReadBuffer
-	// at a time (webreads.go).
+	// A plaintext web HTTP/2 connection's reads, taken from the kernel
+	// webReadBuffer at a time (webreads.go).
 	rbuf webReads
 }
 
@@ -281,7 +281,7 @@ func (c *resetConn) Read(p []byte) (int, error) {
 	if c.err != nil {
 		return 0, c.err
 	}
-	if c.web && c.h2.Load() {
+	if c.buffersReads() {
 		return c.readBuffered(p)
 	}
 	return c.readScanned(p)
