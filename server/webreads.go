@@ -9,8 +9,8 @@ import (
 // webReadBuffer is how much a plaintext web connection that speaks HTTP/2
 // reads from the kernel at once. net/http's HTTP/2 server reads each
 // frame's header and then its payload straight from the connection: two
-// system calls a frame, and a publish comes in two or three frames (8
-// reads a publish, client and server, against 2 with the buffer). On the
+// system calls a frame, and a publish comes in two or three frames (8.1
+// reads a publish, client and server, against 2.4 with the buffer). On the
 // gRPC port grpc-go reads through a buffer of its own; over TLS, crypto/tls
 // serves small reads from the record it decrypted. 4 KiB holds the frames
 // of a dozen small calls; a read as large goes straight through.
