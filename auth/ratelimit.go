@@ -36,13 +36,25 @@ const DefaultMaxBuckets = 100_000
 // told that bound is Crowded, and each identity's crowded refusals are
 // counted by the second (Decision.CrowdedInSecond), so that a server can
 // hold back a credential that ignores its advice over many connections.
+// An identity stays crowded for twice the longest advice after its last
+// refusal told that advice: its refusals are Crowded then even once its
+// slots have come free (told their own slots, and not making the memory
+// longer), and its bucket holds at most a twentieth of a second's tokens.
+// A caller that ignores its advice and is held back (a server pauses its
+// connections) finds its slots free when it comes back, as the horizon
+// has receded meanwhile, and its bucket full: without the memory it could
+// fill the slots all again, a second's worth of refusals at once, and
+// take a burst's worth of tokens at once, in every round. Callers that
+// wait out their advice after a crowd have their refusals counted for
+// that while too; the twentieth of a second's tokens absorbs their
+// spread-out returns coming a little early or late. Once the memory ends
+// the bucket fills again.
 //
 // Memory is bounded: a bucket unused for the idle time is dropped (by
-// default the time an empty bucket takes to fill up, after which a new
-// bucket is indistinguishable from it), and past the maximum number of
-// buckets the least recently used one is dropped. A dropped bucket takes
-// its count of crowded refusals with it; at the default idle time (at
-// least a second), an idle one had none within the last second.
+// default twice the time an empty bucket takes to fill up, after which a
+// new bucket is indistinguishable from it, its crowding forgotten), and
+// past the maximum number of buckets the least recently used one is
+// dropped. A dropped bucket takes its count of crowded refusals with it.
 //
 // It is safe for concurrent use.
 type RateLimiter struct {
@@ -53,6 +65,7 @@ type RateLimiter struct {
 	now    func() time.Time
 	spread time.Duration // the longest advice that spreads callers out
 	step   time.Duration // one token's time: the spacing of the slots
+	held   int           // a crowded bucket's burst: a twentieth of a second's tokens, at least 1
 
 	mu      sync.Mutex
 	buckets map[string]*list.Element // of *bucket
@@ -67,6 +80,7 @@ type bucket struct {
 
 	crowdedSince time.Time // when the second of crowded refusals began
 	crowded      int       // crowded refusals since crowdedSince
+	crowdedLast  time.Time // the last crowded refusal
 }
 
 // RateLimitOption configures NewRateLimiter.
@@ -84,9 +98,11 @@ type rateConfig struct {
 func WithMaxBuckets(n int) RateLimitOption { return func(c *rateConfig) { c.max = n } }
 
 // WithIdleEviction drops the bucket of an identity that has not published
-// for d. The default is the time an empty bucket takes to fill up
-// (burst/perSecond), but at least one second and at most 24 hours: dropping
-// a bucket that has filled up changes nothing.
+// for d. The default is twice the time an empty bucket takes to fill up
+// (burst/perSecond, but at least one second and at most 24 hours):
+// dropping a bucket that has filled up, and whose crowding is forgotten,
+// changes nothing. A shorter d forgets a crowded identity sooner (see
+// RateLimiter).
 func WithIdleEviction(d time.Duration) RateLimitOption { return func(c *rateConfig) { c.idle = d } }
 
 // WithRateLimitClock sets the function that tells the limiter the current
@@ -116,7 +132,7 @@ func NewRateLimiter(perSecond float64, burst int, opts ...RateLimitOption) (*Rat
 	if secs := float64(burst) / perSecond; secs < refill.Seconds() {
 		refill = max(time.Second, time.Duration(secs*float64(time.Second)))
 	}
-	c := rateConfig{idle: refill, max: DefaultMaxBuckets, now: time.Now}
+	c := rateConfig{idle: 2 * refill, max: DefaultMaxBuckets, now: time.Now}
 	for _, o := range opts {
 		o(&c)
 	}
@@ -136,6 +152,7 @@ func NewRateLimiter(perSecond float64, burst int, opts ...RateLimitOption) (*Rat
 		now:     c.now,
 		spread:  refill,
 		step:    tokenTime(perSecond, refill),
+		held:    max(1, min(burst, int(perSecond/20))),
 		buckets: make(map[string]*list.Element),
 	}, nil
 }
@@ -147,14 +164,17 @@ type Decision struct {
 	// RetryAfter is how long a refused caller should wait before it tries
 	// again: the time of the slot reserved for it (see RateLimiter).
 	RetryAfter time.Duration
-	// Crowded reports that a refused caller was advised the longest wait,
+	// Crowded reports that a refused caller was crowded: advised the longest wait,
 	// the larger of MaxRetryAfter and the time until the next token (which
 	// is no larger at the rates NewRateLimiter takes), because the slots
 	// within it were all advised to callers before: more were refused
 	// within it than callers that each wait out their advice can be, unless
 	// more than rate × MaxRetryAfter of them wait at once. Callers that
 	// ignore their advice, calling again at once, make every refusal
-	// crowded once they have filled the slots.
+	// crowded once they have filled the slots. It is also set, with the
+	// advice of the slot reserved, for every refusal within twice
+	// MaxRetryAfter of the identity's last refusal advised the longest
+	// wait (see RateLimiter), callers' that wait out their advice too.
 	Crowded bool
 	// CrowdedInSecond is, for a Crowded refusal, how many crowded refusals
 	// the identity has had within the current second, this one included;
@@ -204,6 +224,9 @@ func (l *RateLimiter) Take(id *Identity) Decision {
 		}
 	}
 	b.used = now
+	if b.lim.Burst() != l.burst && now.Sub(b.crowdedLast) > 2*l.spread {
+		b.lim.SetBurstAt(now, l.burst) // its crowding forgotten: the bucket fills again from here
+	}
 	r := b.lim.ReserveN(now, 1)
 	d := r.DelayFrom(now)
 	if d <= 0 {
@@ -221,16 +244,30 @@ func (l *RateLimiter) Take(id *Identity) Decision {
 	// (or by more waiters than the rate serves in that time): the advice
 	// stops growing, and the horizon with it, so that it recedes as soon
 	// as the refusals slow down.
-	if bound := max(d, l.spread); slot.Sub(now) > bound {
+	bound := max(d, l.spread)
+	if slot.Sub(now) > bound {
 		b.slot = now.Add(bound)
-		if now.Sub(b.crowdedSince) > time.Second {
-			b.crowdedSince, b.crowded = now, 0
-		}
-		b.crowded++
-		return Decision{RetryAfter: bound, Crowded: true, CrowdedInSecond: b.crowded}
+		b.crowdedLast = now
+		return b.crowd(now, bound, l.held)
 	}
 	b.slot = slot
+	if !b.crowdedLast.IsZero() && now.Sub(b.crowdedLast) <= 2*l.spread {
+		return b.crowd(now, slot.Sub(now), l.held)
+	}
 	return Decision{RetryAfter: slot.Sub(now)}
+}
+
+// crowd counts a crowded refusal of b at now, advised wait, and holds its
+// bucket's burst to held.
+func (b *bucket) crowd(now time.Time, wait time.Duration, held int) Decision {
+	if now.Sub(b.crowdedSince) > time.Second {
+		b.crowdedSince, b.crowded = now, 0
+	}
+	b.crowded++
+	if b.lim.Burst() > held {
+		b.lim.SetBurstAt(now, held)
+	}
+	return Decision{RetryAfter: wait, Crowded: true, CrowdedInSecond: b.crowded}
 }
 
 // tokenTime is how long a bucket takes to earn one token at perSecond,

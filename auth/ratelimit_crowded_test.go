@@ -76,3 +76,50 @@ func TestRateLimiterDoesNotCountCallersThatWait(t *testing.T) {
 		back[i] = d.RetryAfter // 0 after a token: it calls again at once
 	}
 }
+
+// A credential that filled its slots stays crowded for twice the longest
+// advice after its last refusal told that advice: held back for a while
+// (as a server pauses its connections), it finds its slots free again, and
+// without the memory a loop would fill them all, a second's worth of
+// uncounted refusals, every time it came back. Its refusals then are told
+// their slots, not the longest advice, and do not make the memory longer.
+// Nor does its bucket fill meanwhile: while crowded it holds a twentieth of
+// a second's tokens, so that a loop held back does not come back to a
+// burst's worth of calls served at once. Past the memory its refusals are
+// not crowded, and its bucket fills again.
+func TestRateLimiterRemembersCallersThatIgnoredTheirAdvice(t *testing.T) {
+	clk := fakeclock.New(now)
+	l := newSpreadLimiter(t, clk, 100, 50) // the longest advice: 1s; held: 5 tokens
+	alice := user("alice")
+	for range 50 + 100 { // the burst, then the slots up to 1s
+		l.Take(alice)
+	}
+	if d := l.Take(alice); !d.Crowded || d.RetryAfter != time.Second {
+		t.Fatalf("past the slots: %+v, want crowded, told the longest advice", d)
+	}
+	clk.Advance(1500 * time.Millisecond) // held back: the horizon recedes
+	for i := range 5 {
+		if d := l.Take(alice); !d.OK {
+			t.Fatalf("token %d of the 5 a crowded bucket holds: %+v", i, d)
+		}
+	}
+	d := l.Take(alice)
+	if !d.Crowded || d.CrowdedInSecond != 1 || d.RetryAfter >= time.Second {
+		t.Fatalf("back within twice the longest advice: %+v, want crowded, counted in a new second, told its slot", d)
+	}
+	clk.Advance(500*time.Millisecond + time.Nanosecond) // 2s after the last refusal told the longest advice
+	for i := range 5 {
+		if d := l.Take(alice); !d.OK {
+			t.Fatalf("token %d of 500ms, up to the crowded bucket's 5: %+v", i, d)
+		}
+	}
+	if d := l.Take(alice); d.OK || d.Crowded || d.CrowdedInSecond != 0 {
+		t.Fatalf("past twice the longest advice since the last refusal told it: %+v, want refused, not crowded", d)
+	}
+	clk.Advance(500 * time.Millisecond)
+	for i := range 50 {
+		if d := l.Take(alice); !d.OK {
+			t.Fatalf("token %d of the bucket, full again: %+v", i, d)
+		}
+	}
+}

@@ -64,8 +64,8 @@ func TestRateLimiter(t *testing.T) {
 
 func TestRateLimiterEviction(t *testing.T) {
 	clk := fakeclock.New(now)
-	// 1 per second, burst 5: an empty bucket fills up in 5s, the default
-	// idle eviction.
+	// 1 per second, burst 5: an empty bucket fills up in 5s; the default
+	// idle eviction is twice that.
 	l, err := auth.NewRateLimiter(1, 5, auth.WithRateLimitClock(clk.Now), auth.WithMaxBuckets(3))
 	if err != nil {
 		t.Fatal(err)
@@ -89,10 +89,16 @@ func TestRateLimiterEviction(t *testing.T) {
 			t.Fatalf("publish %d of the dropped identity refused", i)
 		}
 	}
-	// Idle buckets go once they would be full again.
+	// Idle buckets go once they would be full again, and their crowding
+	// forgotten.
 	clk.Advance(5 * time.Second)
 	l.Allow(user("4"))
-	if l.Len() != 1 {
+	if l.Len() != 4-1 {
+		t.Fatalf("Len = %d after idling half the idle time", l.Len())
+	}
+	clk.Advance(5 * time.Second)
+	l.Allow(user("5"))
+	if l.Len() != 2 {
 		t.Fatalf("Len = %d after idling", l.Len())
 	}
 

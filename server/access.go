@@ -39,6 +39,11 @@ type access struct {
 
 	publishRefusals, readRefusals, bytesRefusals, anonRefusals *retryStatuses // see retrystatus.go
 	readBytesRefusals                                          *retryStatuses
+
+	// The crowded refusals of the publish rate, and of the anonymous
+	// callers' publish rate, a credential may have within a second before
+	// its connections are paused (see crowdedAllowance); 0 without a rate.
+	publishCrowded, anonCrowded int
 }
 
 func newAccess(cfg *config) (*access, error) {
@@ -52,6 +57,7 @@ func newAccess(cfg *config) (*access, error) {
 	if a.publish, err = newRateLimiter("publish rate", cfg.publishRate, cfg.publishBurst); err != nil {
 		return nil, err
 	}
+	a.publishCrowded = crowdedAllowance(cfg.publishRate)
 	if cfg.authn != nil {
 		rate, burst := cfg.anonPublishRate, cfg.anonPublishBurst
 		if rate > 0 && cfg.publishRate > 0 { // strangers never get more than a credential
@@ -60,6 +66,7 @@ func newAccess(cfg *config) (*access, error) {
 		if a.anonPublish, err = newRateLimiter("anonymous publish rate", rate, burst); err != nil {
 			return nil, err
 		}
+		a.anonCrowded = crowdedAllowance(rate)
 	}
 	if a.reads, err = newRateLimiter("read rate", cfg.readRate, cfg.readBurst); err != nil {
 		return nil, err
@@ -161,6 +168,36 @@ func (a *access) takePublish(id *auth.Identity) (crowded int, err error) {
 		return takeToken(a.anonPublish, a.anonRefusals, id)
 	}
 	return takeToken(a.publish, a.publishRefusals, id)
+}
+
+// publishCrowdedAllowance is how many crowded refusals of its publish rate
+// id may have within a second before its connections are paused.
+func (a *access) publishCrowdedAllowance(id *auth.Identity) int {
+	if a.anonPublish != nil && (id == nil || id.Method == auth.MethodAnonymous) {
+		return a.anonCrowded
+	}
+	return a.publishCrowded
+}
+
+// crowdedAllowance is the crowded refusals of a publish rate of perSecond
+// that a credential may have within a second before its connections are
+// paused: a fifth of the rate, at least freeRefusedCalls and at most
+// freeCredentialCrowdedRefusals, which is a fifth of the default
+// --publish-rate; 0 without a limit. Refusals past
+// a rate cost the server about what the calls it serves do, and on the
+// web listener most of it is net/http's whichever the call: an anonymous
+// address looping past its 1000 publishes a second was refused 2,000 times
+// a second within the credential's allowance, and cost the server twice
+// what the calls it served did (issue #13 (i)). Callers that wait out
+// their advice have few crowded refusals (see freeCrowdedRefusals), so a
+// smaller rate's loop is held to a smaller share. History and Presence
+// keep freeCredentialCrowdedRefusals: an honest client resyncing a
+// thousand rooms has about 600 crowded refusals of the read rate.
+func crowdedAllowance(perSecond float64) int {
+	if perSecond <= 0 {
+		return 0
+	}
+	return min(freeCredentialCrowdedRefusals, max(freeRefusedCalls, int(perSecond/5)))
 }
 
 // limitsPublishes reports whether some caller's publishes have a rate.

@@ -436,8 +436,9 @@ func (g *connGuard) refusedCall(ctx context.Context) time.Duration {
 // rate whose advice was crowded (see crowdedRefusal), the credCrowded'th
 // of its credential within the second, and returns how long the tap should
 // pause the connection's reading after it: none within the connection's
-// first freeCrowdedRefusals and the credential's first
-// freeCredentialCrowdedRefusals (tests may allow fewer), then
+// first freeCrowdedRefusals and the credential's first credAllowance (a
+// publish rate's crowdedAllowance) or freeCredentialCrowdedRefusals,
+// whichever is fewer (tests may allow fewer still), then
 // refusalPause's, doubling with the connection's refusals past its
 // allowance, or past the credential's (but never more than its own). It
 // never closes the connection: the pauses alone keep such refusals near
@@ -445,16 +446,20 @@ func (g *connGuard) refusedCall(ctx context.Context) time.Duration {
 // credential's connections (most pauses past its allowance are then a
 // second), and a closing would penalise the client's address, and every
 // client behind it.
-func (g *connGuard) crowdedCall(ctx context.Context, credCrowded int) time.Duration {
+func (g *connGuard) crowdedCall(ctx context.Context, credCrowded, credAllowance int) time.Duration {
 	n, _, t, _ := g.countRefusal(ctx, func(t *tracked) *refusals { return &t.crowdedCalls }, 1, nil)
 	if t == nil {
 		return 0
+	}
+	maxCred := g.maxCredCrowded
+	if credAllowance > 0 {
+		maxCred = min(maxCred, credAllowance)
 	}
 	// Past the credential's allowance, a connection's pause grows with its
 	// own crowded calls, not the credential's: a connection that shares the
 	// credential (clients behind one address, a fleet on one key) and made
 	// one is paused a millisecond, not the second a loop elsewhere earns.
-	if past := max(n-g.maxCrowded, min(n, credCrowded-g.maxCredCrowded)); past > 0 {
+	if past := max(n-g.maxCrowded, min(n, credCrowded-maxCred)); past > 0 {
 		return refusalPause(past)
 	}
 	return 0

@@ -296,7 +296,7 @@ func withTapPauseHook(f func(d time.Duration)) Option { return func(c *config) {
 // a connection may have within a second before the tap pauses it
 // (freeCrowdedRefusals by default), and how many of one rate a credential
 // may have over all its connections (freeCredentialCrowdedRefusals by
-// default), so that a test need not make thousands within a second on a
+// default, and for a publish rate its crowdedAllowance if that is fewer), so that a test need not make thousands within a second on a
 // loaded machine. 0 keeps the default. Only tests set it, through
 // export_test.go.
 func withCrowdedAllowance(perConn, perCredential int) Option {

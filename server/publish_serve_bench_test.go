@@ -48,7 +48,7 @@ import (
 //	go test -run '^$' -bench BenchmarkPublishServe -benchmem -benchtime=20000x -count 6 ./server/
 func BenchmarkPublishServe(b *testing.B) {
 	payload := &roomcastv1.PublishRequest_Data{Data: make([]byte, 64)}
-	for _, mode := range []string{"open", "apikey"} {
+	for _, mode := range []string{"open", "apikey", "web-open", "web-apikey"} {
 		b.Run(mode, func(b *testing.B) {
 			child, ctx, c := startServeTarget(b, mode)
 			b.ReportAllocs()
@@ -132,8 +132,9 @@ func init() { serveChildRole.RunIfSelected(serveChildMain) }
 // serveChild is a server in a process of its own.
 type serveChild struct {
 	*childproc.Child
-	addr string
-	key  string // an API key it accepts, if it authenticates
+	addr    string
+	webAddr string // its web listener's, in the web modes
+	key     string // an API key it accepts, if it authenticates
 }
 
 // startServeTarget starts a server in mode in a process of its own (see
@@ -146,7 +147,11 @@ func startServeTarget(b *testing.B, mode string) (*serveChild, context.Context, 
 	if child.key != "" {
 		ctx = bearer(ctx, child.key)
 	}
-	c := dial(b, child.addr)
+	target := child.addr
+	if child.webAddr != "" {
+		target = child.webAddr
+	}
+	c := dial(b, target)
 	if os.Getenv(noSubscriberEnv) == "" {
 		b.Cleanup(subscribeAndDrain(b, ctx, child.addr))
 	}
@@ -162,6 +167,9 @@ func startServeChild(b *testing.B, mode string) *serveChild {
 		b.Fatal(err)
 	}
 	c.addr, c.key, _ = strings.Cut(strings.TrimSpace(line), " ")
+	if strings.HasPrefix(mode, "web-") {
+		c.webAddr, c.key, _ = strings.Cut(c.key, " ")
+	}
 	return c
 }
 
@@ -205,7 +213,8 @@ func serveChildMain(mode string) error {
 		opts = append(opts, server.WithCommandRate(0, 0), server.WithCredentialCommandRate(0, 0))
 	}
 	var key string
-	switch mode {
+	web := strings.HasPrefix(mode, "web-")
+	switch strings.TrimPrefix(mode, "web-") {
 	case "open":
 	case "apikey", "apikey-one-stream":
 		secret, entry, err := auth.NewAPIKey()
@@ -226,7 +235,7 @@ func serveChildMain(mode string) error {
 			return err
 		}
 		opts, key = append(opts, server.WithAuthenticator(a)), secret
-		if mode == "apikey-one-stream" { // every Subscribe stream past the first is refused in the tap
+		if strings.HasSuffix(mode, "apikey-one-stream") { // every Subscribe stream past the first is refused in the tap
 			opts = append(opts, server.WithMaxStreamsPerCredential(1))
 		}
 	default:
@@ -250,7 +259,16 @@ func serveChildMain(mode string) error {
 	}
 	defer stopProfiles()
 	return childproc.ServeLoopback(srv, func(addr net.Addr) error {
-		fmt.Printf("%s %s\n", addr, key)
+		if web {
+			lis, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				return err
+			}
+			go srv.ServeWeb(lis) //nolint:errcheck // ServeLoopback's Close stops it
+			fmt.Printf("%s %s %s\n", addr, lis.Addr(), key)
+		} else {
+			fmt.Printf("%s %s\n", addr, key)
+		}
 		in := bufio.NewScanner(os.Stdin)
 		for in.Scan() {
 			spent, err := childproc.Usage()

@@ -152,7 +152,7 @@ func (s *Server) owingUnaryPublish(id *auth.Identity) (refusal, error) {
 // whichever is longer. It never closes the connection, for crowdedCall's
 // reasons.
 func (g *connGuard) crowdedBodyCall(ctx context.Context, body, credCrowded, credBodies int) time.Duration {
-	d := g.crowdedCall(ctx, credCrowded)
+	d := g.crowdedCall(ctx, credCrowded, 0)
 	body = max(body, 1)
 	n, _, t, _ := g.countRefusal(ctx, func(t *tracked) *refusals { return &t.crowdedBodies }, body, nil)
 	if t == nil {

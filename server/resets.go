@@ -257,6 +257,10 @@ type resetConn struct {
 	winAt      int
 	winStream  uint32
 	sendWindow atomic.Int64
+
+	// A plaintext web HTTP/2 connection's reads, taken from the kernel
+	// webReadBuffer at a time (webreads.go).
+	rbuf webReads
 }
 
 // Write writes p, noting the streams whose end it holds.
@@ -277,6 +281,14 @@ func (c *resetConn) Read(p []byte) (int, error) {
 	if c.err != nil {
 		return 0, c.err
 	}
+	if c.buffersReads() {
+		return c.readBuffered(p)
+	}
+	return c.readScanned(p)
+}
+
+// readScanned reads into p from the connection and scans what it read.
+func (c *resetConn) readScanned(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
 	if n > 0 && !c.scan(p[:n]) {
 		return 0, c.cut()

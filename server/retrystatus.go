@@ -16,8 +16,8 @@ import (
 // a whole millisecond never comes back before the slot it was advised; see
 // auth.RateLimiter) for waits within maxSharedWait, and one for the rate's
 // longest advice (auth.RateLimiter.MaxRetryAfter), which every crowded
-// refusal is told: a flood that ignores its advice is refused with that
-// one, however long it is. Other longer waits, which a limiter advises
+// refusal that found the slots full is told: a flood that ignores its
+// advice is refused with that one, however long it is. Other longer waits, which a limiter advises
 // only at low rates and not to a flood, get statuses of their own.
 
 // maxSharedWait bounds the waits whose statuses are shared by millisecond:

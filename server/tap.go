@@ -85,6 +85,10 @@ type refusal struct {
 	// its rate its credential has had within the second, this one
 	// included, over all its connections (auth.Decision.CrowdedInSecond).
 	credCrowded int
+	// credAllowance is, for a crowdedRefusal, how many of those its
+	// credential may have before its connections are paused; 0: the
+	// guard's own (freeCredentialCrowdedRefusals).
+	credAllowance int
 	// body and credBodies are, for a crowdedBodyRefusal, the bytes its body
 	// may have sent, and its credential's crowded refusals' within the
 	// second.
@@ -135,7 +139,8 @@ const freeRefusedCalls = 100
 // freeCrowdedRefusals is how many crowded refusals (past a rate, see
 // crowdedRefusal) one connection may have within a second before the tap
 // pauses it. Callers that wait out their advice have none until more of
-// them wait at once than the rate serves in its longest advice (64
+// them wait at once than the rate serves in its longest advice, and for a
+// moment after that (see auth.RateLimiter) (64
 // callers publishing past a rate of 1000 a second, in
 // TestHonestPublishersAreNotPaused, were told at most 64 ms, where a
 // second's worth of slots would crowd them). What reaches it is a client
@@ -147,7 +152,8 @@ const freeRefusedCalls = 100
 const freeCrowdedRefusals = 1000
 
 // freeCredentialCrowdedRefusals is how many crowded refusals of one rate
-// (publish, or History and Presence) a credential may have within a second,
+// (History and Presence, or the publish byte rate; for a publish rate, a
+// fifth of the rate, at most this: crowdedAllowance) a credential may have within a second,
 // over all its connections, before the tap pauses the connection of each
 // further one: a loop over 20 connections, each within freeCrowdedRefusals,
 // could otherwise be refused 20,000 times a second unpaused. An anonymous
@@ -169,7 +175,7 @@ const freeCredentialCrowdedRefusals = 2 * freeCrowdedRefusals
 // past freeRefusedCalls abusive refusals within a second (or its
 // address's --address-refused-calls, or
 // freeCrowdedRefusals crowded ones, or a crowded one past its credential's
-// freeCredentialCrowdedRefusals), pauses the connection's reading, on
+// allowance of its rate's: r.credAllowance or freeCredentialCrowdedRefusals), pauses the connection's reading, on
 // whose goroutine the tap runs: 1 ms, doubled for each further refusal
 // within the second, at most a second (see refusalPause). A client whose
 // calls keep being refused (unauthenticated, past its streams, owing bytes
@@ -186,7 +192,7 @@ func (s *Server) refusedInTap(ctx context.Context, r refusal) {
 	case abusiveRefusal:
 		d = s.guard.refusedCall(ctx)
 	case crowdedRefusal:
-		d = s.guard.crowdedCall(ctx, r.credCrowded)
+		d = s.guard.crowdedCall(ctx, r.credCrowded, r.credAllowance)
 	case crowdedBodyRefusal:
 		d = s.guard.crowdedBodyCall(ctx, r.body, r.credCrowded, r.credBodies)
 	}
@@ -222,7 +228,7 @@ func (g *connGuard) tapPaused(kind refusalKind, d time.Duration) {
 // operator behind a proxy or NAT looks for when its clients' calls are
 // slow for others' refusals.
 var tapPausedDesc = prometheus.NewDesc("roomcast_refused_call_paused_seconds_total",
-	"Seconds client connections' reading was paused after calls the server refused before they ran, summed over connections, by kind: refused (unauthenticated, past a credential's streams, or a PublishStream, History or Presence call owing bytes of its byte rate; past 100 of the connection's, or --address-refused-calls of its address's, within a second) or crowded (past --publish-rate, --read-rate or --publish-byte-rate without waiting out the RetryInfo; past 1000 of the connection's or 2000 of the credential's within a second).",
+	"Seconds client connections' reading was paused after calls the server refused before they ran, summed over connections, by kind: refused (unauthenticated, past a credential's streams, or a PublishStream, History or Presence call owing bytes of its byte rate; past 100 of the connection's, or --address-refused-calls of its address's, within a second) or crowded (past --publish-rate, --read-rate or --publish-byte-rate without waiting out the RetryInfo; past 1000 of the connection's, or of the credential's past a fifth of its publish rate (100 to 2000) or 2000 of another rate, within a second).",
 	[]string{"kind"}, nil)
 
 // collectTapPauses sends roomcast_refused_call_paused_seconds_total.

@@ -61,6 +61,9 @@ func (s *Server) takeRateToken(method string, id *auth.Identity) (string, refusa
 		r := refusal{}
 		if crowded > 0 {
 			r = refusal{kind: crowdedRefusal, credCrowded: crowded}
+			if reason == reasonPublishRate {
+				r.credAllowance = s.access.publishCrowdedAllowance(id)
+			}
 		}
 		return reason, r, err
 	}
