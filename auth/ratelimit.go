@@ -80,7 +80,7 @@ type bucket struct {
 
 	crowdedSince time.Time // when the second of crowded refusals began
 	crowded      int       // crowded refusals since crowdedSince
-	crowdedLast  time.Time // the last crowded refusal
+	crowdedLast  time.Time // the last refusal told the longest advice: the memory runs from it
 }
 
 // RateLimitOption configures NewRateLimiter.
