@@ -30,7 +30,11 @@ import (
 // by default: metrics on, the access log on at info (written as text to a
 // discarding writer), with authentication off ("open") and on with an API
 // key ("apikey"); 64-byte messages to one room with one subscriber, 16
-// calls in flight on one connection. The server runs in a process of its
+// calls in flight on one connection. "web-open" and "web-apikey" make the
+// same calls on the server's web listener (ServeWeb: net/http and
+// connect-go), with the same grpc-go client speaking the gRPC protocol
+// over h2c, as attack (i) of issue #13 does; the subscriber stays on the
+// gRPC port. The server runs in a process of its
 // own (this test binary, started again as a server: see serveChild), so
 // that server-µs/publish is the server's CPU time alone, user and system,
 // per publish, and server-allocs/publish its heap allocations; ns/op and
