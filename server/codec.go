@@ -64,7 +64,7 @@ func (c codec) Unmarshal(data mem.BufferSlice, v any) error {
 	if !ok {
 		return fmt.Errorf("cannot decode into %T, which is not a protobuf message", req.msg)
 	}
-	if pr, ok := m.(*roomcastv1.PublishRequest); ok && data.Len() >= inPlaceMin {
+	if pr, ok := m.(*roomcastv1.PublishRequest); ok && inPlaceCandidate(data) {
 		raw := data.Materialize() // a slice of its own, copied frame by frame: see publishinplace.go
 		if req.err = precheck(raw, m, c.limits); req.err != nil {
 			return nil

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"runtime"
 	"strconv"
+	"strings"
 	"testing"
 	"unsafe"
 
@@ -89,15 +90,15 @@ func TestDecodePublishInPlaceLeavesTheRestAsUsual(t *testing.T) {
 	truncated := marshalPublish(t, data(big))
 	truncated = truncated[:len(truncated)-1]
 	for name, raw := range map[string][]byte{
-		"text":                      text,
-		"two payload fields":        twice,
-		"a payload under 15/16":     small,
-		"data of the wrong type":    wrongType,
-		"a truncated payload":       truncated,
-		"no payload":                marshalPublish(t, &roomcastv1.PublishRequest{Room: "r"}),
-		"nothing":                   nil,
-		"a tag cut short":           {0x80},
-		"a field with no value yet": {byte(publishData)<<3 | byte(protowire.BytesType)},
+		"text":               text,
+		"two payload fields": twice,
+		"more than inPlaceSlack besides the data": small,
+		"data of the wrong type":                  wrongType,
+		"a truncated payload":                     truncated,
+		"no payload":                              marshalPublish(t, &roomcastv1.PublishRequest{Room: "r"}),
+		"nothing":                                 nil,
+		"a tag cut short":                         {0x80},
+		"a field with no value yet":               {byte(publishData)<<3 | byte(protowire.BytesType)},
 	} {
 		req := &roomcastv1.PublishRequest{Room: "left alone"}
 		done, err := decodePublishInPlace(raw, req)
@@ -123,6 +124,11 @@ func FuzzDecodePublishInPlace(f *testing.F) {
 		f.Add(append(b, b...))
 	}
 	f.Fuzz(func(t *testing.T, raw []byte) {
+		var frames mem.BufferSlice
+		for b := raw; len(b) > 0; b = b[min(len(b), 7):] {
+			frames = append(frames, mem.SliceBuffer(b[:min(len(b), 7)]))
+		}
+		inPlaceCandidate(frames) // any bytes, in any frames: no panic
 		orig := bytes.Clone(raw)
 		got := new(roomcastv1.PublishRequest)
 		done, err := decodePublishInPlace(raw, got)
@@ -155,38 +161,84 @@ func allocated(f func()) uint64 {
 	return after.TotalAlloc - before.TotalAlloc
 }
 
-func TestTheCodecDecodesALargePublishWithOneCopy(t *testing.T) {
-	const size = 1 << 20
-	raw := marshalPublish(t, &roomcastv1.PublishRequest{Room: "r", Payload: &roomcastv1.PublishRequest_Data{Data: bytes.Repeat([]byte("d"), size)}})
-	var frames mem.BufferSlice // as grpc-go hands a request over: one buffer a DATA frame
+// framesOf splits raw into frames of 16 KiB, as grpc-go hands a request
+// over: one buffer a DATA frame.
+func framesOf(raw []byte) mem.BufferSlice {
+	var frames mem.BufferSlice
 	for b := raw; len(b) > 0; {
 		n := min(len(b), 16<<10)
 		frames = append(frames, mem.SliceBuffer(b[:n]))
 		b = b[n:]
 	}
-	c := newServerCodec(requestLimits{publish: size + messageOverhead})
-	var req roomcastv1.PublishRequest
-	var err error
-	n := allocated(func() {
-		ch := checked{msg: &req}
-		err = c.Unmarshal(frames, &ch)
-		if err == nil {
-			err = ch.err
+	return frames
+}
+
+func TestInPlaceCandidates(t *testing.T) {
+	big := bytes.Repeat([]byte("d"), 100<<10)
+	headers := map[string]string{"h": string(big[:2<<10])}
+	for _, c := range []struct {
+		name string
+		req  *roomcastv1.PublishRequest
+		want bool
+	}{
+		{"data", &roomcastv1.PublishRequest{Room: "r", SessionId: "s", Payload: &roomcastv1.PublishRequest_Data{Data: big}}, true},
+		{"text", &roomcastv1.PublishRequest{Room: "r", Payload: &roomcastv1.PublishRequest_Text{Text: string(big)}}, false},
+		{"data under inPlaceMin", &roomcastv1.PublishRequest{Room: "r", Payload: &roomcastv1.PublishRequest_Data{Data: big[:inPlaceMin-100]}}, false},
+		{"data with 2 KiB of headers", &roomcastv1.PublishRequest{Room: "r", Headers: headers, Payload: &roomcastv1.PublishRequest_Data{Data: big}}, false},
+	} {
+		if got := inPlaceCandidate(framesOf(marshalPublish(t, c.req))); got != c.want {
+			t.Errorf("%s: inPlaceCandidate = %v, want %v", c.name, got, c.want)
 		}
-	})
-	if err != nil {
-		t.Fatal(err)
 	}
-	if !bytes.Equal(req.GetData(), raw[len(raw)-size:]) {
-		t.Fatal("the data decoded is not the data sent")
+}
+
+func TestTheCodecDecodesALargePublishWithOneCopy(t *testing.T) {
+	const size = 1 << 20
+	c := newServerCodec(requestLimits{publish: size + 4<<10})
+	decode := func(frames mem.BufferSlice) (*roomcastv1.PublishRequest, uint64, error) {
+		var req roomcastv1.PublishRequest
+		var err error
+		n := allocated(func() {
+			ch := checked{msg: &req}
+			err = c.Unmarshal(frames, &ch)
+			if err == nil {
+				err = ch.err
+			}
+		})
+		return &req, n, err
 	}
-	// One copy of the request, from its frames into a slice of its own,
-	// which the data is left in: not a second for the data.
-	if n > size+size/2 {
-		t.Errorf("decoding a %d-byte publish allocated %d bytes; want one copy of it", len(raw), n)
+	for _, tc := range []struct {
+		name string
+		req  *roomcastv1.PublishRequest
+	}{
+		// Over 1 MiB, the request no pooled buffer holds: decoded in
+		// place, it is copied once, into a slice the data is left in.
+		{"1 MiB of data", &roomcastv1.PublishRequest{Room: "r", Payload: &roomcastv1.PublishRequest_Data{Data: bytes.Repeat([]byte("d"), size)}}},
+		// Text, and data after more than inPlaceSlack, are read into a
+		// pooled buffer as before (warmed by a first decode), and only
+		// what the request keeps is copied out of it.
+		{"512 KiB of text", &roomcastv1.PublishRequest{Room: "r", Payload: &roomcastv1.PublishRequest_Text{Text: strings.Repeat("t", size/2)}}},
+		{"512 KiB of data with 2 KiB of headers", &roomcastv1.PublishRequest{Room: "r", Headers: map[string]string{"h": strings.Repeat("h", 2<<10)}, Payload: &roomcastv1.PublishRequest_Data{Data: bytes.Repeat([]byte("d"), size/2)}}},
+	} {
+		raw := marshalPublish(t, tc.req)
+		frames := framesOf(raw)
+		if _, _, err := decode(frames); err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		req, n, err := decode(frames)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if !proto.Equal(req, tc.req) {
+			t.Fatalf("%s: the request decoded is not the request sent", tc.name)
+		}
+		if n > uint64(len(raw))+uint64(len(raw))/2 {
+			t.Errorf("%s: decoding %d bytes allocated %d; want one copy of them", tc.name, len(raw), n)
+		}
 	}
 
-	// The checks on a request's bytes hold for large ones too.
+	// The checks on a request's bytes hold for those decoded in place.
+	frames := framesOf(marshalPublish(t, &roomcastv1.PublishRequest{Room: "r", Payload: &roomcastv1.PublishRequest_Data{Data: bytes.Repeat([]byte("d"), size)}}))
 	tooBig := newServerCodec(requestLimits{publish: size / 2})
 	ch := checked{msg: new(roomcastv1.PublishRequest)}
 	if err := tooBig.Unmarshal(frames, &ch); err != nil || status.Code(ch.err) != codes.ResourceExhausted {
@@ -194,16 +246,19 @@ func TestTheCodecDecodesALargePublishWithOneCopy(t *testing.T) {
 	}
 	headers := make(map[string]string, maxHeaders+1)
 	for i := range maxHeaders + 1 {
-		headers[string(rune('a'+i%26))+string(rune('a'+i/26))] = "v"
+		headers[string(rune('a'+i%26))+string(rune('a'+i/26))] = ""
 	}
-	many := marshalPublish(t, &roomcastv1.PublishRequest{Room: "r", Headers: headers, Payload: &roomcastv1.PublishRequest_Data{Data: bytes.Repeat([]byte("d"), inPlaceMin)}})
+	many := marshalPublish(t, &roomcastv1.PublishRequest{Headers: headers, Payload: &roomcastv1.PublishRequest_Data{Data: bytes.Repeat([]byte("d"), inPlaceMin)}})
+	if !inPlaceCandidate(framesOf(many)) {
+		t.Fatal("the request with too many headers is not decoded in place: it tests nothing")
+	}
 	ch = checked{msg: new(roomcastv1.PublishRequest)}
-	if err := c.Unmarshal(mem.BufferSlice{mem.SliceBuffer(many)}, &ch); err != nil || status.Code(ch.err) != codes.InvalidArgument {
+	if err := c.Unmarshal(framesOf(many), &ch); err != nil || status.Code(ch.err) != codes.InvalidArgument {
 		t.Errorf("a large publish with %d headers: Unmarshal = %v, refusal %v; want nil and InvalidArgument", maxHeaders+1, err, ch.err)
 	}
 }
 
-// BenchmarkDecodePublish decodes Publish requests of three sizes through
+// BenchmarkDecodePublish decodes Publish requests of 1 KiB to 1 MiB through
 // the server's codec, from 16 KiB frames as grpc-go hands them over, into
 // a request that is then dropped (as a retained message is, in time):
 // B/op is the request's own memory, and the data decoded in place at 64
