@@ -64,6 +64,16 @@ func (c codec) Unmarshal(data mem.BufferSlice, v any) error {
 	if !ok {
 		return fmt.Errorf("cannot decode into %T, which is not a protobuf message", req.msg)
 	}
+	if pr, ok := m.(*roomcastv1.PublishRequest); ok && inPlaceCandidate(data) {
+		raw := data.Materialize() // a slice of its own, copied frame by frame: see publishinplace.go
+		if req.err = precheck(raw, m, c.limits); req.err != nil {
+			return nil
+		}
+		if done, err := decodePublishInPlace(raw, pr); done {
+			return err
+		}
+		return vtcodec.Unmarshal(raw, pr)
+	}
 	buf := data.MaterializeToBuffer(requestPool) // copied only if the request spans frames
 	defer buf.Free()
 	if req.err = precheck(buf.ReadOnlyData(), m, c.limits); req.err != nil {
