@@ -53,3 +53,6 @@ func DeferredRefusals(s *Server) uint64 { return s.deferred.Load() }
 
 // FrameCost is frameCost: what the scanner counts a DATA frame as holding.
 var FrameCost = frameCost
+
+// WithHandshakeTimeout is withHandshakeTimeout for the black-box tests.
+var WithHandshakeTimeout = withHandshakeTimeout

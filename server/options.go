@@ -66,6 +66,7 @@ type config struct {
 
 	maxWriteHold  time.Duration                           // see pacing.go
 	writerIdle    time.Duration                           // writerIdlePeriod; tests shorten it
+	handshake     time.Duration                           // handshakeTimeout; tests shorten it
 	clock         func() int64                            // tests only: the server's clock in ns (Server.now); nil: monotonic time
 	holdHook      func(d time.Duration)                   // tests only: called as a writer begins to hold before a pass
 	turnHook      func(sessionID string)                  // tests only: called as each turn begins
@@ -227,6 +228,7 @@ func newConfig(opts []Option) (config, error) {
 		accessLevel:       DefaultAccessLogLevel,
 		limits:            defaultLimits(),
 		writerIdle:        writerIdlePeriod,
+		handshake:         handshakeTimeout,
 		maxWriteHold:      DefaultMaxWriteHold,
 		abusePenalty:      DefaultAbusePenalty,
 	}
@@ -328,6 +330,10 @@ func withHeldTimers(n, perSecond int) Option {
 func withPublishPauseHook(f func(d time.Duration)) Option {
 	return func(c *config) { c.publishPauseHook = f }
 }
+
+// withHandshakeTimeout sets how long a new connection has to finish its
+// handshake, handshakeTimeout by default. Only tests set it.
+func withHandshakeTimeout(d time.Duration) Option { return func(c *config) { c.handshake = d } }
 
 // withWriterIdlePeriod sets how long a connection's writer waits without
 // work before it exits, writerIdlePeriod by default. Only tests set it,

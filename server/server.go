@@ -136,6 +136,7 @@ func New(opts ...Option) (_ *Server, err error) {
 		// a few busy publishers.
 		grpc.NumStreamWorkers(streamWorkers),
 		grpc.Creds(s.resets.credentials(creds)),
+		grpc.ConnectionTimeout(cfg.handshake), // see handshakeTimeout
 
 		grpc.KeepaliveParams(keepalive.ServerParameters{
 			Time:              cfg.keepaliveTime,     // ping a connection idle this long
@@ -287,6 +288,16 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.finish()
 	return err
 }
+
+// handshakeTimeout bounds a new connection's handshake: its TLS handshake,
+// if any, and the client's HTTP/2 preface and SETTINGS. grpc-go's default
+// is 120 s, and its Stop waits for every connection still in its
+// handshake: a client that connected and sent nothing (a port scan, a
+// load balancer's TCP check, a half-open connection) kept a server that
+// had no auth timeout to close it from stopping for up to two minutes
+// after its drain timeout. A client sends its preface as it connects;
+// 10 s is the default auth timeout too.
+const handshakeTimeout = 10 * time.Second
 
 // Close stops the server at once, closing every connection. It is idempotent.
 func (s *Server) Close() error {
