@@ -2,7 +2,9 @@ package server
 
 import (
 	"bytes"
+	"math"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"testing"
@@ -214,18 +216,31 @@ func TestTheCodecDecodesALargePublishWithOneCopy(t *testing.T) {
 		// Over 1 MiB, the request no pooled buffer holds: decoded in
 		// place, it is copied once, into a slice the data is left in.
 		{"1 MiB of data", &roomcastv1.PublishRequest{Room: "r", Payload: &roomcastv1.PublishRequest_Data{Data: bytes.Repeat([]byte("d"), size)}}},
-		// Text, and data after more than inPlaceSlack, are read into a
-		// pooled buffer as before (warmed by a first decode), and only
-		// what the request keeps is copied out of it.
+		// Text, and data with more than inPlaceSlack besides it, are read
+		// into a pooled buffer as before (warmed by the decodes before),
+		// and only what the request keeps is copied out of it.
 		{"512 KiB of text", &roomcastv1.PublishRequest{Room: "r", Payload: &roomcastv1.PublishRequest_Text{Text: strings.Repeat("t", size/2)}}},
 		{"512 KiB of data with 2 KiB of headers", &roomcastv1.PublishRequest{Room: "r", Headers: map[string]string{"h": strings.Repeat("h", 2<<10)}, Payload: &roomcastv1.PublishRequest_Data{Data: bytes.Repeat([]byte("d"), size/2)}}},
 	} {
 		raw := marshalPublish(t, tc.req)
 		frames := framesOf(raw)
-		if _, _, err := decode(frames); err != nil {
-			t.Fatalf("%s: %v", tc.name, err)
+		// The fewest bytes of several decodes, with no collection
+		// meanwhile: a pooled buffer may still be missed (the race
+		// detector drops a quarter of what sync.Pool is given, and a
+		// buffer put on one P is not always found from another), but not
+		// every time.
+		gc := debug.SetGCPercent(-1)
+		var req *roomcastv1.PublishRequest
+		var err error
+		n := uint64(math.MaxUint64)
+		for range 8 {
+			var m uint64
+			if req, m, err = decode(frames); err != nil {
+				break
+			}
+			n = min(n, m)
 		}
-		req, n, err := decode(frames)
+		debug.SetGCPercent(gc)
 		if err != nil {
 			t.Fatalf("%s: %v", tc.name, err)
 		}
