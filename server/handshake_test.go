@@ -12,7 +12,7 @@ import (
 
 // dialSilent connects to addr and sends nothing, once the server has begun
 // the connection's handshake: it has written its SETTINGS frame.
-func dialSilent(t *testing.T, addr string) net.Conn {
+func dialSilent(t *testing.T, addr string) {
 	t.Helper()
 	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
@@ -23,7 +23,6 @@ func dialSilent(t *testing.T, addr string) net.Conn {
 	if _, err := io.ReadFull(c, make([]byte, 9)); err != nil {
 		t.Fatalf("the server wrote no frame header: %v", err)
 	}
-	return c
 }
 
 // A client that connects and never sends its preface (a port scan, a

@@ -126,11 +126,7 @@ func FuzzDecodePublishInPlace(f *testing.F) {
 		f.Add(append(b, b...))
 	}
 	f.Fuzz(func(t *testing.T, raw []byte) {
-		var frames mem.BufferSlice
-		for b := raw; len(b) > 0; b = b[min(len(b), 7):] {
-			frames = append(frames, mem.SliceBuffer(b[:min(len(b), 7)]))
-		}
-		inPlaceCandidate(frames) // any bytes, in any frames: no panic
+		inPlaceCandidate(framesOf(raw, 7)) // any bytes, in any frames: no panic
 		orig := bytes.Clone(raw)
 		got := new(roomcastv1.PublishRequest)
 		done, err := decodePublishInPlace(raw, got)
@@ -163,12 +159,12 @@ func allocated(f func()) uint64 {
 	return after.TotalAlloc - before.TotalAlloc
 }
 
-// framesOf splits raw into frames of 16 KiB, as grpc-go hands a request
-// over: one buffer a DATA frame.
-func framesOf(raw []byte) mem.BufferSlice {
+// framesOf splits raw into frames of size bytes; grpc-go hands a request
+// over in frames of 16 KiB, one buffer a DATA frame.
+func framesOf(raw []byte, size int) mem.BufferSlice {
 	var frames mem.BufferSlice
 	for b := raw; len(b) > 0; {
-		n := min(len(b), 16<<10)
+		n := min(len(b), size)
 		frames = append(frames, mem.SliceBuffer(b[:n]))
 		b = b[n:]
 	}
@@ -188,7 +184,7 @@ func TestInPlaceCandidates(t *testing.T) {
 		{"data under inPlaceMin", &roomcastv1.PublishRequest{Room: "r", Payload: &roomcastv1.PublishRequest_Data{Data: big[:inPlaceMin-100]}}, false},
 		{"data with 2 KiB of headers", &roomcastv1.PublishRequest{Room: "r", Headers: headers, Payload: &roomcastv1.PublishRequest_Data{Data: big}}, false},
 	} {
-		if got := inPlaceCandidate(framesOf(marshalPublish(t, c.req))); got != c.want {
+		if got := inPlaceCandidate(framesOf(marshalPublish(t, c.req), 16<<10)); got != c.want {
 			t.Errorf("%s: inPlaceCandidate = %v, want %v", c.name, got, c.want)
 		}
 	}
@@ -223,7 +219,7 @@ func TestTheCodecDecodesALargePublishWithOneCopy(t *testing.T) {
 		{"512 KiB of data with 2 KiB of headers", &roomcastv1.PublishRequest{Room: "r", Headers: map[string]string{"h": strings.Repeat("h", 2<<10)}, Payload: &roomcastv1.PublishRequest_Data{Data: bytes.Repeat([]byte("d"), size/2)}}},
 	} {
 		raw := marshalPublish(t, tc.req)
-		frames := framesOf(raw)
+		frames := framesOf(raw, 16<<10)
 		// The fewest bytes of several decodes, with no collection
 		// meanwhile: a pooled buffer may still be missed (the race
 		// detector drops a quarter of what sync.Pool is given, and a
@@ -253,7 +249,7 @@ func TestTheCodecDecodesALargePublishWithOneCopy(t *testing.T) {
 	}
 
 	// The checks on a request's bytes hold for those decoded in place.
-	frames := framesOf(marshalPublish(t, &roomcastv1.PublishRequest{Room: "r", Payload: &roomcastv1.PublishRequest_Data{Data: bytes.Repeat([]byte("d"), size)}}))
+	frames := framesOf(marshalPublish(t, &roomcastv1.PublishRequest{Room: "r", Payload: &roomcastv1.PublishRequest_Data{Data: bytes.Repeat([]byte("d"), size)}}), 16<<10)
 	tooBig := newServerCodec(requestLimits{publish: size / 2})
 	ch := checked{msg: new(roomcastv1.PublishRequest)}
 	if err := tooBig.Unmarshal(frames, &ch); err != nil || status.Code(ch.err) != codes.ResourceExhausted {
@@ -264,11 +260,11 @@ func TestTheCodecDecodesALargePublishWithOneCopy(t *testing.T) {
 		headers[string(rune('a'+i%26))+string(rune('a'+i/26))] = ""
 	}
 	many := marshalPublish(t, &roomcastv1.PublishRequest{Headers: headers, Payload: &roomcastv1.PublishRequest_Data{Data: bytes.Repeat([]byte("d"), inPlaceMin)}})
-	if !inPlaceCandidate(framesOf(many)) {
+	if !inPlaceCandidate(framesOf(many, 16<<10)) {
 		t.Fatal("the request with too many headers is not decoded in place: it tests nothing")
 	}
 	ch = checked{msg: new(roomcastv1.PublishRequest)}
-	if err := c.Unmarshal(framesOf(many), &ch); err != nil || status.Code(ch.err) != codes.InvalidArgument {
+	if err := c.Unmarshal(framesOf(many, 16<<10), &ch); err != nil || status.Code(ch.err) != codes.InvalidArgument {
 		t.Errorf("a large publish with %d headers: Unmarshal = %v, refusal %v; want nil and InvalidArgument", maxHeaders+1, err, ch.err)
 	}
 }
@@ -284,12 +280,7 @@ func BenchmarkDecodePublish(b *testing.B) {
 	for _, size := range []int{1 << 10, 64 << 10, 128 << 10, 256 << 10, 1 << 20} {
 		b.Run(strconv.Itoa(size>>10)+"KiB", func(b *testing.B) {
 			raw := marshalPublish(b, &roomcastv1.PublishRequest{Room: "chat.lobby", Payload: &roomcastv1.PublishRequest_Data{Data: bytes.Repeat([]byte("d"), size)}})
-			var frames mem.BufferSlice
-			for r := raw; len(r) > 0; {
-				n := min(len(r), 16<<10)
-				frames = append(frames, mem.SliceBuffer(r[:n]))
-				r = r[n:]
-			}
+			frames := framesOf(raw, 16<<10)
 			c := newServerCodec(requestLimits{publish: size + messageOverhead})
 			b.SetBytes(int64(len(raw)))
 			b.ReportAllocs()
