@@ -30,15 +30,17 @@ type frame struct{ bufs mem.BufferSlice }
 type codec struct {
 	proto  vtcodec.Codec
 	limits requestLimits
+	turns  *largeTurns // nil: no request waits for a turn
 }
 
 func newCodec() codec { return codec{} }
 
 // newServerCodec returns the codec the server decodes requests with,
-// refusing requests past lim.
-func newServerCodec(lim requestLimits) codec {
+// refusing requests past lim, large ones each in a turn of turns (nil:
+// none waits).
+func newServerCodec(lim requestLimits, turns *largeTurns) codec {
 	c := newCodec()
-	c.limits = lim
+	c.limits, c.turns = lim, turns
 	return c
 }
 
@@ -63,6 +65,14 @@ func (c codec) Unmarshal(data mem.BufferSlice, v any) error {
 	m, ok := req.msg.(protoreflect.ProtoMessage)
 	if !ok {
 		return fmt.Errorf("cannot decode into %T, which is not a protobuf message", req.msg)
+	}
+	if c.turns.takes(data.Len()) {
+		done, err := c.turns.take(req.ctx)
+		if err != nil {
+			req.err = err // the call ended while it waited
+			return nil
+		}
+		defer done()
 	}
 	if pr, ok := m.(*roomcastv1.PublishRequest); ok && inPlaceCandidate(data) {
 		raw := data.Materialize() // a slice of its own, copied frame by frame: see publishinplace.go
