@@ -62,5 +62,5 @@ var WithHandshakeTimeout = withHandshakeTimeout
 // HoldLargeTurn takes the turn of the large requests of s, as a request
 // being decoded does, and returns the function that ends it.
 func HoldLargeTurn(s *Server) (release func(), err error) {
-	return s.largeTurns.take(context.Background())
+	return s.largeTurns.take(context.Background(), "the test", 0)
 }

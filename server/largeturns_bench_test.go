@@ -16,7 +16,7 @@ import (
 // publishes when nothing else competes for the server. The byte and
 // publish rates are off, so that the server, not a limit, is measured.
 //
-//	go test -run '^$' -bench BenchmarkLargePublishes -benchmem -count 6 ./server/
+//	go test -run '^$' -bench BenchmarkLargePublishes -benchmem -count 3 ./server/
 func BenchmarkLargePublishes(b *testing.B) {
 	for _, turns := range []bool{true, false} {
 		name := "turns"

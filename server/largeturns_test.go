@@ -41,16 +41,7 @@ func TestLargePublishesTakeTurns(t *testing.T) {
 	for i, req := range reqs {
 		wg.Go(func() { _, errs[i] = c.Publish(ctx, req) })
 	}
-	tick := time.NewTicker(time.Millisecond)
-	defer tick.Stop()
-	for metricValue(t, reg, "roomcast_large_requests_waiting", true) < float64(len(reqs)) {
-		select {
-		case <-ctx.Done():
-			release()
-			t.Fatalf("%v large publishes waiting for their turns, want %d", metricValue(t, reg, "roomcast_large_requests_waiting", true), len(reqs))
-		case <-tick.C:
-		}
-	}
+	pollMetric(t, ctx, reg, "roomcast_large_requests_waiting", true, float64(len(reqs)))
 	release()
 	wg.Wait()
 	for i, err := range errs {
@@ -103,9 +94,7 @@ func TestALargePublishWaitsForItsTurnWhileItsCallLasts(t *testing.T) {
 		t.Fatalf("publish while the turn is held: %v, want DEADLINE_EXCEEDED", err)
 	}
 	publishText(t, ctx, c, "small", "small publishes take no turn")
-	if got := metricValue(t, reg, "roomcast_large_request_turns_abandoned_total", false); got != 1 {
-		t.Errorf("roomcast_large_request_turns_abandoned_total = %v, want 1", got)
-	}
+	pollMetric(t, ctx, reg, "roomcast_large_request_turns_abandoned_total", false, 1)
 	release()
 	if _, err := c.Publish(ctx, &roomcastv1.PublishRequest{Room: "waits", Payload: &roomcastv1.PublishRequest_Data{Data: data}}); err != nil {
 		t.Fatalf("publish once the turn is free: %v", err)
@@ -116,6 +105,49 @@ func TestALargePublishWaitsForItsTurnWhileItsCallLasts(t *testing.T) {
 	}
 	if n := len(h.GetMessages()); n != 1 {
 		t.Fatalf("room holds %d messages, want 1: the publish past its deadline published nothing", n)
+	}
+}
+
+// A PublishStream's large request waits for its turn while its stream
+// lasts.
+func TestALargeStreamRequestWaitsWhileItsStreamLasts(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	s, addr := start(t, server.WithMetrics(reg))
+	c := dial(t, addr)
+	ctx := testCtx(t)
+	release, err := server.HoldLargeTurn(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := c.PublishStream(sctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := &roomcastv1.PublishStreamRequest{Id: "1", Publish: &roomcastv1.PublishRequest{Room: "streamed", Payload: &roomcastv1.PublishRequest_Data{Data: make([]byte, server.DefaultLargeRequestTurn)}}}
+	if err := stream.Send(req); err != nil {
+		t.Fatal(err)
+	}
+	pollMetric(t, ctx, reg, "roomcast_large_requests_waiting", true, 1)
+	cancel()
+	pollMetric(t, ctx, reg, "roomcast_large_request_turns_abandoned_total", false, 1)
+	pollMetric(t, ctx, reg, "roomcast_large_requests_waiting", true, 0)
+}
+
+// pollMetric waits until the metric name of reg reaches want, failing the
+// test when ctx ends first.
+func pollMetric(t *testing.T, ctx context.Context, reg *prometheus.Registry, name string, gauge bool, want float64) {
+	t.Helper()
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for metricValue(t, reg, name, gauge) != want {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("%s = %v, want %v", name, metricValue(t, reg, name, gauge), want)
+		case <-tick.C:
+		}
 	}
 }
 

@@ -118,7 +118,7 @@ func New(opts ...Option) (_ *Server, err error) {
 		s.resets.unfinished = &unfinishedBudget{max: cfg.maxUnfinished, perAddr: cfg.maxUnfinishedPerAddr, paceRate: cfg.unfinishedReadRate, penalties: s.guard.penalties, log: cfg.log}
 	}
 
-	s.largeTurns = newLargeTurns(cfg.largeTurn)
+	s.largeTurns = newLargeTurns(cfg.largeTurn, s.drain) // a stop ends the waits
 
 	gopts := []grpc.ServerOption{
 		grpc.ForceServerCodecV2(newServerCodec(cfg.requestLimits(), s.largeTurns)),
