@@ -1,10 +1,12 @@
 package server
 
 import (
+	"context"
 	"fmt"
 
 	"google.golang.org/grpc/encoding/proto"
 	"google.golang.org/grpc/mem"
+	"google.golang.org/grpc/peer"
 	protoapi "google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
@@ -30,15 +32,17 @@ type frame struct{ bufs mem.BufferSlice }
 type codec struct {
 	proto  vtcodec.Codec
 	limits requestLimits
+	turns  *largeTurns // nil: no request waits for a turn
 }
 
 func newCodec() codec { return codec{} }
 
 // newServerCodec returns the codec the server decodes requests with,
-// refusing requests past lim.
-func newServerCodec(lim requestLimits) codec {
+// refusing requests past lim, large ones each in a turn of turns (nil:
+// none waits).
+func newServerCodec(lim requestLimits, turns *largeTurns) codec {
 	c := newCodec()
-	c.limits = lim
+	c.limits, c.turns = lim, turns
 	return c
 }
 
@@ -64,6 +68,14 @@ func (c codec) Unmarshal(data mem.BufferSlice, v any) error {
 	if !ok {
 		return fmt.Errorf("cannot decode into %T, which is not a protobuf message", req.msg)
 	}
+	if c.takesTurn(data.Len(), m) {
+		done, err := c.turns.take(req.ctx, turnClient(req.ctx), data.Len())
+		if err != nil {
+			req.err = err // too much waits, or the call or the server ended while it waited
+			return nil
+		}
+		defer done()
+	}
 	if pr, ok := m.(*roomcastv1.PublishRequest); ok && inPlaceCandidate(data) {
 		raw := data.Materialize() // a slice of its own, copied frame by frame: see publishinplace.go
 		if req.err = precheck(raw, m, c.limits); req.err != nil {
@@ -83,6 +95,39 @@ func (c codec) Unmarshal(data mem.BufferSlice, v any) error {
 		return vtcodec.Unmarshal(buf.ReadOnlyData(), vm)
 	}
 	return protoapi.Unmarshal(buf.ReadOnlyData(), m)
+}
+
+// takesTurn reports whether a request of n bytes to be decoded into m
+// waits for a turn (largeturns.go): a large one of a method whose requests
+// may be that large, within its limit. Any other is refused by precheck,
+// or decoded, without waiting.
+func (c codec) takesTurn(n int, m any) bool {
+	if !c.turns.takes(n) {
+		return false
+	}
+	switch m.(type) {
+	case *roomcastv1.PublishRequest:
+		return n <= c.limits.publish
+	case *roomcastv1.PublishStreamRequest:
+		return n <= c.limits.publish+streamEnvelope
+	case *roomcastv1.WatchRequest:
+		return n <= c.limits.watch
+	}
+	return false
+}
+
+// turnClient is the client key of the call of ctx (its address, an IPv6
+// one by its /64), whose large requests wait for their turns one at a
+// time; "" if it has none.
+func turnClient(ctx context.Context) string {
+	if ctx == nil {
+		return ""
+	}
+	p, ok := peer.FromContext(ctx)
+	if !ok || p.Addr == nil {
+		return ""
+	}
+	return clientKey(p.Addr)
 }
 
 // Name is "proto": on the wire these are ordinary protobuf messages.

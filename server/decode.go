@@ -59,6 +59,7 @@ func fieldNumber(m protoreflect.ProtoMessage, name protoreflect.Name) protowire.
 type checked struct {
 	msg any
 	err error
+	ctx context.Context // the call's: a large request waits for its turn while it lasts
 }
 
 // requestLimits are the size limits of the requests whose limit depends on
@@ -74,6 +75,7 @@ type requestLimits struct {
 // bound once per pooled value rather than a closure made per call.
 type checkedCall struct {
 	c       checked
+	ctx     context.Context // the call's
 	dec     func(any) error // the call's, grpc-go's
 	decode  func(any) error // run, bound
 	refused error           // why dec failed, if it did
@@ -81,7 +83,7 @@ type checkedCall struct {
 
 // run decodes the call's request into v, unless it is over its limits.
 func (cc *checkedCall) run(v any) error {
-	cc.c.msg = v
+	cc.c.msg, cc.c.ctx = v, cc.ctx
 	err := cc.dec(&cc.c)
 	if err == nil {
 		err = cc.c.err
@@ -238,7 +240,7 @@ func checkRequests(desc *grpc.ServiceDesc) {
 			// A generated handler decodes before it returns, and keeps
 			// nothing of its decoding function: cc is free once it has.
 			cc := checkedCalls.Get().(*checkedCall)
-			cc.dec = dec
+			cc.dec, cc.ctx = dec, ctx
 			resp, err := handler(srv, ctx, cc.decode, interceptor)
 			if cc.refused != nil {
 				if s, ok := srv.(*Server); ok {
@@ -246,7 +248,7 @@ func checkRequests(desc *grpc.ServiceDesc) {
 				}
 				cc.refused = nil
 			}
-			cc.dec = nil
+			cc.dec, cc.ctx = nil, nil
 			checkedCalls.Put(cc)
 			return resp, err
 		}
@@ -274,7 +276,7 @@ type checkedStream struct {
 
 // RecvMsg receives the next request into m, unless it is over its limits.
 func (s *checkedStream) RecvMsg(m any) error {
-	s.c = checked{msg: m}
+	s.c = checked{msg: m, ctx: s.Context()}
 	err := s.ServerStream.RecvMsg(&s.c)
 	if err == nil {
 		err = s.c.err

@@ -83,6 +83,11 @@
 //   - No server lock is held across a call into the broker (a turn's
 //     Collect, Park, Commit, Join or Leave; finish's Close): the broker may
 //     call session.wake, for this session or another, from inside.
+//   - A large request's turn (largeturns.go) is taken in the codec with
+//     no lock held (RecvMsg, and so the codec, runs with none), and held
+//     while the request is decoded, which waits on nothing, and by the
+//     next taker through its rest, which waits on a timer and its call;
+//     largeTurns.mu is taken last, and never held while waiting.
 //   - No lock at all is held across SendMsg or RecvMsg, a wait on
 //     connWriter.signal or session.end, or a send on session.cmds. The channel
 //     sends that may run under a caller's lock never block: connWriter.poke,

@@ -1,5 +1,7 @@
 package server
 
+import "context"
+
 // WithTurnHook is withTurnHook for the black-box tests.
 var WithTurnHook = withTurnHook
 
@@ -56,3 +58,9 @@ var FrameCost = frameCost
 
 // WithHandshakeTimeout is withHandshakeTimeout for the black-box tests.
 var WithHandshakeTimeout = withHandshakeTimeout
+
+// HoldLargeTurn takes the turn of the large requests of s, as a request
+// being decoded does, and returns the function that ends it.
+func HoldLargeTurn(s *Server) (release func(), err error) {
+	return s.largeTurns.take(context.Background(), "the test", 0)
+}

@@ -341,6 +341,8 @@ type limits struct {
 	maxUnfinished, maxUnfinishedPerAddr int64 // see unfinished.go; 0: not bounded
 	unfinishedReadRate                  int64 // see unfinishedpace.go; 0: not paced
 	requestFrameRate                    int   // see readpace.go; 0: not paced
+
+	largeTurn int // the smallest request decoded in a turn (largeturns.go); 0: none is
 }
 
 func defaultLimits() limits {
@@ -389,6 +391,8 @@ func defaultLimits() limits {
 		maxUnfinishedPerAddr: DefaultMaxUnfinishedBytesPerAddress,
 		unfinishedReadRate:   DefaultUnfinishedReadRate,
 		requestFrameRate:     DefaultRequestFrameRate,
+
+		largeTurn: DefaultLargeRequestTurn,
 	}
 }
 
@@ -418,6 +422,8 @@ func (l *limits) validate() error {
 		return fmt.Errorf("server: publish byte rate needs a positive burst, got %v/s burst %d", l.publishByteRate, l.publishByteBurst)
 	case l.readByteRate < 0 || (l.readByteRate > 0 && l.readByteBurst < 1):
 		return fmt.Errorf("server: read byte rate needs a positive burst, got %v/s burst %d", l.readByteRate, l.readByteBurst)
+	case l.largeTurn < 0:
+		return fmt.Errorf("server: large request turn must not be negative, got %d", l.largeTurn)
 	case l.maxRefusedCommands < 0:
 		return fmt.Errorf("server: max refused commands must not be negative, got %d", l.maxRefusedCommands)
 	case l.maxRefusedCalls < 0:

@@ -44,7 +44,7 @@ func TestUnaryPublishAllocatesThreeFewer(t *testing.T) {
 	}
 	generated := roomcastv1.BrokerService_ServiceDesc
 	checkRequests(&generated)
-	c := newServerCodec(s.cfg.requestLimits())
+	c := newServerCodec(s.cfg.requestLimits(), nil)
 	allocs := func(h grpc.MethodHandler) float64 {
 		return testing.AllocsPerRun(200, func() {
 			resp, err := h(s, ctx, dec, pass)

@@ -192,7 +192,7 @@ func TestInPlaceCandidates(t *testing.T) {
 
 func TestTheCodecDecodesALargePublishWithOneCopy(t *testing.T) {
 	const size = 1 << 20
-	c := newServerCodec(requestLimits{publish: size + 4<<10})
+	c := newServerCodec(requestLimits{publish: size + 4<<10}, nil)
 	decode := func(frames mem.BufferSlice) (*roomcastv1.PublishRequest, uint64, error) {
 		var req roomcastv1.PublishRequest
 		var err error
@@ -250,7 +250,7 @@ func TestTheCodecDecodesALargePublishWithOneCopy(t *testing.T) {
 
 	// The checks on a request's bytes hold for those decoded in place.
 	frames := framesOf(marshalPublish(t, &roomcastv1.PublishRequest{Room: "r", Payload: &roomcastv1.PublishRequest_Data{Data: bytes.Repeat([]byte("d"), size)}}), 16<<10)
-	tooBig := newServerCodec(requestLimits{publish: size / 2})
+	tooBig := newServerCodec(requestLimits{publish: size / 2}, nil)
 	ch := checked{msg: new(roomcastv1.PublishRequest)}
 	if err := tooBig.Unmarshal(frames, &ch); err != nil || status.Code(ch.err) != codes.ResourceExhausted {
 		t.Errorf("a publish over the limit: Unmarshal = %v, refusal %v; want nil and ResourceExhausted", err, ch.err)
@@ -281,7 +281,7 @@ func BenchmarkDecodePublish(b *testing.B) {
 		b.Run(strconv.Itoa(size>>10)+"KiB", func(b *testing.B) {
 			raw := marshalPublish(b, &roomcastv1.PublishRequest{Room: "chat.lobby", Payload: &roomcastv1.PublishRequest_Data{Data: bytes.Repeat([]byte("d"), size)}})
 			frames := framesOf(raw, 16<<10)
-			c := newServerCodec(requestLimits{publish: size + messageOverhead})
+			c := newServerCodec(requestLimits{publish: size + messageOverhead}, nil)
 			b.SetBytes(int64(len(raw)))
 			b.ReportAllocs()
 			for b.Loop() {

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
@@ -21,13 +22,14 @@ import (
 
 // Reasons of early refusals: the values of the reason label.
 const (
-	reasonTooLarge        = "too_large"          // over its RPC's request size limit
-	reasonTooManyEntries  = "too_many_entries"   // over a map's entry or a batch's item limit
-	reasonMalformed       = "malformed"          // not a decodable request (invalid UTF-8 among them)
-	reasonUnauthenticated = "unauthenticated"    // a missing or bad credential, in the tap
-	reasonStreamLimit     = "stream_limit"       // the credential has its Subscribe or PublishStream streams open
-	reasonPublishBytes    = "publish_bytes_owed" // the credential owes bytes of its publish byte rate
-	reasonReadBytes       = "read_bytes_owed"    // the credential owes bytes of its read byte rate
+	reasonTooLarge        = "too_large"              // over its RPC's request size limit
+	reasonTooManyEntries  = "too_many_entries"       // over a map's entry or a batch's item limit
+	reasonMalformed       = "malformed"              // not a decodable request (invalid UTF-8 among them)
+	reasonUnauthenticated = "unauthenticated"        // a missing or bad credential, in the tap
+	reasonStreamLimit     = "stream_limit"           // the credential has its Subscribe or PublishStream streams open
+	reasonPublishBytes    = "publish_bytes_owed"     // the credential owes bytes of its publish byte rate
+	reasonReadBytes       = "read_bytes_owed"        // the credential owes bytes of its read byte rate
+	reasonLargeWaiting    = "large_requests_waiting" // too many large requests wait for turns (largeturns.go)
 )
 
 // otherMethod is the method label of a call to a method the server does not
@@ -94,6 +96,9 @@ func (l *failureLog) count(fullMethod, reason string) string {
 // decoded with err (by the codec's checks, or by grpc-go: over its receive
 // limit, or undecodable), or "" if err is no refusal (the client went away).
 func decodeRefusal(err error) string {
+	if errors.Is(err, errLargeWaiting) {
+		return reasonLargeWaiting
+	}
 	switch status.Code(err) {
 	case codes.ResourceExhausted:
 		return reasonTooLarge

@@ -57,6 +57,7 @@ type Server struct {
 	guard         *connGuard         // connection cap and auth timeout
 	tap           tap.ServerInHandle // authenticates a call from its headers; nil without an authenticator
 	publishCalls  publishCalls       // what a unary Publish hands the interceptors, made once (publishcall.go)
+	largeTurns    *largeTurns        // the turns large requests are decoded in; nil: none waits
 
 	services map[string]grpc.ServiceInfo // the services served, by name, for unknownMethod; set in New
 	unary    map[string]bool             // the full names of the unary methods served, for deferLongRefusals; set in New
@@ -117,8 +118,10 @@ func New(opts ...Option) (_ *Server, err error) {
 		s.resets.unfinished = &unfinishedBudget{max: cfg.maxUnfinished, perAddr: cfg.maxUnfinishedPerAddr, paceRate: cfg.unfinishedReadRate, penalties: s.guard.penalties, log: cfg.log}
 	}
 
+	s.largeTurns = newLargeTurns(cfg.largeTurn, s.drain) // a stop ends the waits
+
 	gopts := []grpc.ServerOption{
-		grpc.ForceServerCodecV2(newServerCodec(cfg.requestLimits())),
+		grpc.ForceServerCodecV2(newServerCodec(cfg.requestLimits(), s.largeTurns)),
 		// Requests a little over the message limit still reach Publish, which
 		// says what the limit is; far larger ones are refused by gRPC itself.
 		grpc.MaxRecvMsgSize(cfg.maxMessageBytes + messageOverhead),
@@ -168,6 +171,11 @@ func New(opts ...Option) (_ *Server, err error) {
 		}
 		if err := cfg.registry.Register(s.guard); err != nil {
 			return nil, fmt.Errorf("server: registering connection metrics: %w", err)
+		}
+		if s.largeTurns != nil {
+			if err := cfg.registry.Register(s.largeTurns); err != nil {
+				return nil, fmt.Errorf("server: registering large request metrics: %w", err)
+			}
 		}
 		gopts = append(gopts, grpc.ChainStreamInterceptor(s.refuseDeferredStreams(metricsStreams(m)))) // its unary interceptor heads unaryChain's
 		metrics = m

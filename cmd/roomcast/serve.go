@@ -167,6 +167,8 @@ every message sent. Spans still buffered are flushed on shutdown.`,
 			"while a client address holds more than a quarter of --max-unfinished-bytes-per-address in unfinished requests, read what adds to it at `BYTES` a second over all its connections (bursts of a 32nd of that, at least 64 KiB), its sends waiting in TCP flow control; 0 turns pacing off")
 		fs.IntVar(&cfg.limits.RequestFrameRate, "request-frame-rate", d.RequestFrameRate,
 			"read each client address's frames that carry no publish (DATA frames on calls other than the publishes, such as Subscribe commands; a publish's DATA frames in which no message begins; SETTINGS, PRIORITY and unknown frames) at `N` a second over its connections, in bursts of as many: past it a connection's reads wait, with every call on it, its sends waiting in TCP flow control; 0 turns pacing off")
+		fs.IntVar(&cfg.limits.LargeRequestTurn, "large-request-turn", d.LargeRequestTurn,
+			"decode requests of `BYTES` or more on the gRPC port one at a time over the server, each followed by a rest as long as it took (at most 50 ms), so that copying large messages into memory takes at most half of one core and the other clients' calls are read meanwhile; a client address's requests wait for its own turn, then the server's; a request waits while its call lasts, and is refused with RESOURCE_EXHAUSTED past 16 MiB of its address's waiting (its first excepted) or 256 MiB of the server's; 0 turns it off")
 		fs.IntVar(&cfg.limits.ConnWindow, "conn-window", d.ConnWindow,
 			"let a client have at most `BYTES` in flight on a connection, over all its streams (the connection's HTTP/2 receive window); at least --stream-window")
 		fs.IntVar(&cfg.limits.MaxConns, "max-connections", d.MaxConns,

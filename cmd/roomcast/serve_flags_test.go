@@ -164,6 +164,7 @@ func TestServeSecurityFlagDefaults(t *testing.T) {
 		"max-unfinished-bytes-per-address":   fmt.Sprint(server.DefaultMaxUnfinishedBytesPerAddress),
 		"unfinished-read-rate":               fmt.Sprint(server.DefaultUnfinishedReadRate),
 		"request-frame-rate":                 fmt.Sprint(server.DefaultRequestFrameRate),
+		"large-request-turn":                 fmt.Sprint(server.DefaultLargeRequestTurn),
 	}
 	fs, _ := serveCmd.flagSet()
 	for name, def := range want {
@@ -217,6 +218,7 @@ func TestServeFlagUsageErrors(t *testing.T) {
 		{[]string{"--max-unfinished-bytes", "-1"}, "max unfinished bytes"},
 		{[]string{"--unfinished-read-rate", "-1"}, "unfinished read rate"},
 		{[]string{"--request-frame-rate", "-1"}, "request frame rate"},
+		{[]string{"--large-request-turn", "-1"}, "large request turn"},
 		{[]string{"--max-streams-per-credential", "0"}, "streams per credential"},
 		{[]string{"--max-publish-streams-per-credential", "0"}, "publish streams per credential"},
 		{[]string{"--max-paused-streams", "0"}, "paused streams must be positive"},

@@ -80,6 +80,7 @@ type Limits struct {
 	MaxUnfinishedBytesPerAddress  int64
 	UnfinishedReadRate            int64 // bytes a second; 0: not paced
 	RequestFrameRate              int   // a connection's frames a second; 0: not paced
+	LargeRequestTurn              int   // the smallest request decoded in a turn; 0: none is
 }
 
 // Defaults are serve's defaults. MaxRetainedBytes depends on the machine
@@ -138,6 +139,7 @@ func Defaults() Limits {
 		MaxUnfinishedBytesPerAddress: server.DefaultMaxUnfinishedBytesPerAddress,
 		UnfinishedReadRate:           server.DefaultUnfinishedReadRate,
 		RequestFrameRate:             server.DefaultRequestFrameRate,
+		LargeRequestTurn:             server.DefaultLargeRequestTurn,
 	}
 }
 
@@ -178,6 +180,7 @@ func (l Limits) ServerOptions() []server.Option {
 		server.WithMaxUnfinishedBytes(l.MaxUnfinishedBytes, l.MaxUnfinishedBytesPerAddress),
 		server.WithUnfinishedReadRate(l.UnfinishedReadRate),
 		server.WithRequestFrameRate(l.RequestFrameRate),
+		server.WithLargeRequestTurns(l.LargeRequestTurn),
 		server.WithBrokerOptions(
 			broker.WithBacklog(l.BacklogMessages, l.BacklogBytes),
 			broker.WithHistory(l.HistoryMessages, l.HistoryTTL),
