@@ -144,7 +144,7 @@ func FuzzDecodePublishInPlace(f *testing.F) {
 		if err == nil && !proto.Equal(got, want) {
 			t.Fatalf("decoded in place:\n%v\nvtcodec decodes:\n%v", got, want)
 		}
-		if err == nil && !within(got.GetData(), raw) {
+		if err == nil && len(got.GetData()) > 0 && !within(got.GetData(), raw) { // empty data has no bytes to alias
 			t.Fatal("decoded in place, but the data was copied")
 		}
 	})
