@@ -33,6 +33,7 @@ type codec struct {
 	proto  vtcodec.Codec
 	limits requestLimits
 	turns  *largeTurns // nil: no request waits for a turn
+	hook   func(any)   // tests only: called before a checked request is decoded
 }
 
 func newCodec() codec { return codec{} }
@@ -68,6 +69,9 @@ func (c codec) Unmarshal(data mem.BufferSlice, v any) error {
 	if !ok {
 		return fmt.Errorf("cannot decode into %T, which is not a protobuf message", req.msg)
 	}
+	if c.hook != nil {
+		c.hook(m)
+	}
 	if c.takesTurn(data.Len(), m) {
 		done, err := c.turns.take(req.ctx, turnClient(req.ctx), data.Len())
 		if err != nil {
@@ -95,6 +99,13 @@ func (c codec) Unmarshal(data mem.BufferSlice, v any) error {
 		return vtcodec.Unmarshal(buf.ReadOnlyData(), vm)
 	}
 	return protoapi.Unmarshal(buf.ReadOnlyData(), m)
+}
+
+// codec returns the codec s decodes requests with.
+func (s *Server) codec() codec {
+	c := newServerCodec(s.cfg.requestLimits(), s.largeTurns)
+	c.hook = s.cfg.decodeHook
+	return c
 }
 
 // takesTurn reports whether a request of n bytes to be decoded into m

@@ -236,12 +236,13 @@ func checkRequests(desc *grpc.ServiceDesc) {
 	for i := range desc.Methods {
 		handler := desc.Methods[i].Handler
 		method := "/" + desc.ServiceName + "/" + desc.Methods[i].MethodName
-		desc.Methods[i].Handler = func(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
+		desc.Methods[i].Handler = func(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (resp any, err error) {
 			// A generated handler decodes before it returns, and keeps
 			// nothing of its decoding function: cc is free once it has.
 			cc := checkedCalls.Get().(*checkedCall)
 			cc.dec, cc.ctx = dec, ctx
-			resp, err := handler(srv, ctx, cc.decode, interceptor)
+			defer recoverDecode(srv, ctx, &resp, &err) // cc, which a panic left half-set, is not put back
+			resp, err = handler(srv, ctx, cc.decode, interceptor)
 			if cc.refused != nil {
 				if s, ok := srv.(*Server); ok {
 					s.refusedRequest(ctx, method, cc.refused)
@@ -262,6 +263,23 @@ func checkRequests(desc *grpc.ServiceDesc) {
 			return handler(srv, &checkedStream{ServerStream: stream, srv: s, method: method})
 		}
 	}
+}
+
+// recoverDecode, deferred by a unary call's checked handler, ends the call
+// with INTERNAL after a panic while its request was decoded, which comes
+// before the interceptors that recover the rest of the call (unaryCalls):
+// grpc-go recovers nothing, and the panic would end the process. It is
+// logged with its stack and counted, as any other.
+func recoverDecode(srv any, ctx context.Context, resp *any, err *error) {
+	p := recover()
+	if p == nil {
+		return
+	}
+	s, ok := srv.(*Server)
+	if !ok {
+		panic(p)
+	}
+	*resp, *err = nil, s.callPanicked(ctx, p)
 }
 
 // checkedStream hands every request it receives to the codec wrapped, and

@@ -64,3 +64,6 @@ var WithHandshakeTimeout = withHandshakeTimeout
 func HoldLargeTurn(s *Server) (release func(), err error) {
 	return s.largeTurns.take(context.Background(), "the test", 0)
 }
+
+// WithDecodeHook is withDecodeHook for the black-box tests.
+var WithDecodeHook = withDecodeHook

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -94,5 +95,44 @@ func TestAPanicInTheTapEndsOnlyItsCall(t *testing.T) {
 	}
 	if n := counter(t, reg, "roomcast_panics_total"); n != 1 {
 		t.Errorf("roomcast_panics_total is %v, want 1", n)
+	}
+}
+
+// A panic while a unary call's request is decoded, before any interceptor
+// runs, ends that call with INTERNAL, is logged and counted, and the
+// server goes on serving: grpc-go recovers nothing there.
+func TestAPanicWhileDecodingEndsOnlyItsCall(t *testing.T) {
+	var logs lockedBuffer
+	reg := prometheus.NewRegistry()
+	var armed atomic.Bool
+	_, addr := start(t, server.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))), server.WithMetrics(reg),
+		server.WithDecodeHook(func(msg any) {
+			if _, ok := msg.(*roomcastv1.PublishRequest); ok && armed.Load() {
+				panic("the test's decode hook panics")
+			}
+		}))
+	ctx := testCtx(t)
+	c := dial(t, addr)
+	sub := subscribe(t, ctx, c, "ok")
+	armed.Store(true)
+	for range 2 {
+		_, err := c.Publish(ctx, &roomcastv1.PublishRequest{Room: "ok", Payload: &roomcastv1.PublishRequest_Text{Text: "never published"}})
+		if st := status.Convert(err); st.Code() != codes.Internal || strings.Contains(st.Message(), "decode hook") {
+			t.Errorf("publish whose decoding panics: %v, want INTERNAL telling nothing of the panic", err)
+		}
+	}
+	armed.Store(false)
+	publishText(t, ctx, c, "ok", "still serving")
+	if m := sub.next(); m.GetText() != "still serving" {
+		t.Errorf("subscriber got %v, want only what was published after the panics", m)
+	}
+	log := logs.String()
+	for _, want := range []string{"recovered from a panic", "in=/roomcast.v1.BrokerService/Publish", `panic="the test's decode hook panics"`, "server.codec.Unmarshal"} {
+		if !strings.Contains(log, want) {
+			t.Errorf("log lacks %q:\n%s", want, log)
+		}
+	}
+	if n := counter(t, reg, "roomcast_panics_total"); n != 2 {
+		t.Errorf("roomcast_panics_total is %v, want 2", n)
 	}
 }

@@ -71,6 +71,7 @@ type config struct {
 	holdHook      func(d time.Duration)                   // tests only: called as a writer begins to hold before a pass
 	turnHook      func(sessionID string)                  // tests only: called as each turn begins
 	publishHook   func(req *roomcastv1.PublishRequest)    // tests only: called as each Publish begins
+	decodeHook    func(msg any)                           // tests only: called as the codec decodes a checked request
 	tapHook       func(method string)                     // tests only: called as the tap begins each call
 	readPauseHook func(sessionID string, d time.Duration) // tests only: called as a reader pauses after a refused command
 	tapPauseHook  func(d time.Duration)                   // tests only: called as the tap pauses a connection after a refused call
@@ -350,6 +351,13 @@ func withTapHook(f func(method string)) Option { return func(c *config) { c.tapH
 // export_test.go.
 func withPublishHook(f func(req *roomcastv1.PublishRequest)) Option {
 	return func(c *config) { c.publishHook = f }
+}
+
+// withDecodeHook makes the codec call f with each checked request's
+// message before it decodes it: tests make a decode panic with it. Only
+// tests set it, through export_test.go.
+func withDecodeHook(f func(msg any)) Option {
+	return func(c *config) { c.decodeHook = f }
 }
 
 // WithMaxWriteHold bounds how long a busy connection's writer lets

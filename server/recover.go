@@ -17,7 +17,8 @@ import (
 // log the panic with its stack, count it in roomcast_panics_total, and end
 // that one stream with INTERNAL. A call's handler is recovered the same way,
 // by unaryCalls for unary calls and streamCalls for streams, and ends that
-// call. A writer that panics hands its connection's lists to
+// call; a unary call's request is decoded before either runs, and is
+// recovered by recoverDecode. A writer that panics hands its connection's lists to
 // a successor first (see connWriter.recoverPanic), so the connection's
 // other streams go on.
 

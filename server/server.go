@@ -121,7 +121,7 @@ func New(opts ...Option) (_ *Server, err error) {
 	s.largeTurns = newLargeTurns(cfg.largeTurn, s.drain) // a stop ends the waits
 
 	gopts := []grpc.ServerOption{
-		grpc.ForceServerCodecV2(newServerCodec(cfg.requestLimits(), s.largeTurns)),
+		grpc.ForceServerCodecV2(s.codec()),
 		// Requests a little over the message limit still reach Publish, which
 		// says what the limit is; far larger ones are refused by gRPC itself.
 		grpc.MaxRecvMsgSize(cfg.maxMessageBytes + messageOverhead),
